@@ -1,0 +1,89 @@
+/**
+ * Time as the SDK sees it. Every timeout, backoff delay and background
+ * interval goes through a {@linkcode Clock}, so tests can swap in a virtual
+ * clock and check timing without sleeping.
+ *
+ * @module
+ */
+
+import { unrefTimer } from "./runtime/timers.ts";
+
+/** An opaque handle returned by {@linkcode Clock.setTimeout}. */
+export type TimerHandle = unknown;
+
+/**
+ * The source of time and timers.
+ *
+ * @example A clock that delegates to the real one
+ * ```ts
+ * import { type Clock, systemClock } from "@nodewire/client";
+ * const clock: Clock = systemClock;
+ * const handle = clock.setTimeout(() => console.log("tick"), 10);
+ * clock.clearTimeout(handle);
+ * ```
+ */
+export interface Clock {
+  /** Milliseconds on a monotonic scale; only differences are meaningful. */
+  now(): number;
+  /**
+   * Calls `fn` once after `ms` milliseconds. Timers never keep the process
+   * alive on their own.
+   */
+  setTimeout(fn: () => void, ms: number): TimerHandle;
+  /** Cancels a timer; unknown or spent handles are ignored. */
+  clearTimeout(handle: TimerHandle): void;
+}
+
+/**
+ * The real clock: `performance.now()` and unreferenced global timers.
+ *
+ * @example
+ * ```ts
+ * import { systemClock } from "@nodewire/client";
+ * const start = systemClock.now();
+ * console.log(systemClock.now() - start >= 0); // true
+ * ```
+ */
+export const systemClock: Clock = {
+  now: () => performance.now(),
+  setTimeout(fn: () => void, ms: number): TimerHandle {
+    const handle = setTimeout(fn, ms);
+    unrefTimer(handle);
+    return handle;
+  },
+  clearTimeout(handle: TimerHandle): void {
+    clearTimeout(handle as number);
+  },
+};
+
+/**
+ * Resolves after `ms` on `clock`, or rejects with the signal's reason when
+ * `signal` aborts first.
+ *
+ * @example
+ * ```ts
+ * import { sleep, systemClock } from "@nodewire/client";
+ * await sleep(systemClock, 5);
+ * ```
+ */
+export function sleep(
+  clock: Clock,
+  ms: number,
+  signal?: AbortSignal,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const onAbort = () => {
+      clock.clearTimeout(handle);
+      reject(signal!.reason);
+    };
+    const handle = clock.setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -1,0 +1,302 @@
+/**
+ * Frame encoding and incremental decoding.
+ *
+ * @module
+ */
+
+import { DEFAULT_MAX_FRAME_SIZE } from "../config.ts";
+import { ProtocolError } from "../errors.ts";
+import {
+  HEADER_SIZE,
+  isKnownMessageType,
+  KNOWN_FLAGS,
+  MAX_SEQUENCE,
+  type Message,
+  PROTOCOL_VERSION,
+} from "./frame.ts";
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Writes a frame header into `target` at `offset`. Validates the fields, so a
+ * bug upstream cannot put a malformed frame on the wire.
+ *
+ * @throws {ProtocolError} for an unknown type, reserved flags, or a sequence
+ * or length out of range.
+ * @example
+ * ```ts
+ * import { HEADER_SIZE, MessageType, writeHeader } from "@nodewire/client";
+ * const header = new Uint8Array(HEADER_SIZE);
+ * writeHeader(header, 0, MessageType.Ping, 0, 7, 0);
+ * ```
+ */
+export function writeHeader(
+  target: Uint8Array,
+  offset: number,
+  type: number,
+  flags: number,
+  sequence: number,
+  length: number,
+): void {
+  if (!isKnownMessageType(type)) {
+    throw new ProtocolError(`cannot encode unknown message type ${hex(type)}`);
+  }
+  if ((flags & ~KNOWN_FLAGS) !== 0 || flags < 0 || flags > 0xffff) {
+    throw new ProtocolError(`cannot encode reserved flag bits ${hex(flags)}`);
+  }
+  if (!Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
+    throw new ProtocolError(`sequence ${sequence} is out of range`);
+  }
+  const hi = Math.floor(sequence / TWO_32);
+  const lo = sequence >>> 0;
+  target[offset] = PROTOCOL_VERSION;
+  target[offset + 1] = type;
+  target[offset + 2] = flags >>> 8;
+  target[offset + 3] = flags & 0xff;
+  writeU32(target, offset + 4, hi);
+  writeU32(target, offset + 8, lo);
+  writeU32(target, offset + 12, length);
+}
+
+/**
+ * Encodes frames and decodes a byte stream into frames. One instance per
+ * connection: decoding is stateful, so frames may be split or coalesced
+ * across chunks in any way.
+ *
+ * Frames that arrive whole inside one chunk are handed out as views into
+ * that chunk; only a frame split across chunks is copied, once.
+ *
+ * @example Round trip
+ * ```ts
+ * import { MessageCodec, MessageType } from "@nodewire/client";
+ * const codec = new MessageCodec();
+ * const bytes = codec.encode({
+ *   type: MessageType.Request,
+ *   flags: 0,
+ *   sequence: 1,
+ *   payload: new TextEncoder().encode("hi"),
+ * });
+ * codec.decode(bytes, (message) => console.log(message.sequence)); // 1
+ * ```
+ */
+export class MessageCodec {
+  /** Largest payload accepted or produced, in bytes. */
+  readonly maxFrameSize: number;
+
+  #failure: ProtocolError | undefined;
+  // Partial frame state, used only while a frame spans chunks.
+  #header = new Uint8Array(HEADER_SIZE);
+  #headerFill = 0;
+  #pending: Message | undefined;
+  #payloadFill = 0;
+  // The header most recently parsed.
+  #type = 0;
+  #flags = 0;
+  #sequence = 0;
+
+  /** Creates a codec accepting payloads up to `maxFrameSize` bytes. */
+  constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
+    this.maxFrameSize = maxFrameSize;
+  }
+
+  /**
+   * Encodes one message into a new buffer.
+   *
+   * @throws {ProtocolError} when the payload exceeds `maxFrameSize` or a
+   * header field is invalid.
+   */
+  encode(message: Message): Uint8Array {
+    const length = message.payload.byteLength;
+    this.checkLength(length);
+    const out = new Uint8Array(HEADER_SIZE + length);
+    writeHeader(
+      out,
+      0,
+      message.type,
+      message.flags,
+      message.sequence,
+      length,
+    );
+    out.set(message.payload, HEADER_SIZE);
+    return out;
+  }
+
+  /**
+   * Throws when a payload of `length` bytes may not be sent.
+   *
+   * @throws {ProtocolError}
+   */
+  checkLength(length: number): void {
+    if (length > this.maxFrameSize) {
+      throw new ProtocolError(
+        `payload of ${length} bytes exceeds the maximum frame size of ${this.maxFrameSize} bytes`,
+      );
+    }
+  }
+
+  /**
+   * Feeds a chunk of the stream and calls `onMessage` for every frame it
+   * completes, in order. After a {@linkcode ProtocolError} the stream is
+   * unusable and every later call throws the same error.
+   *
+   * @throws {ProtocolError} for a bad version, an unknown type, reserved
+   * flags, an out-of-range sequence or an oversized length. The length is
+   * checked before anything of that size is allocated.
+   */
+  decode(chunk: Uint8Array, onMessage: (message: Message) => void): void {
+    if (this.#failure) throw this.#failure;
+    let offset = 0;
+    const end = chunk.byteLength;
+    while (offset < end) {
+      if (this.#headerFill > 0 || this.#pending) {
+        offset = this.#continuePartial(chunk, offset, onMessage);
+        continue;
+      }
+      if (end - offset < HEADER_SIZE) {
+        this.#header.set(chunk.subarray(offset, end), 0);
+        this.#headerFill = end - offset;
+        return;
+      }
+      const length = this.#readHeader(chunk, offset);
+      const start = offset + HEADER_SIZE;
+      if (end - start >= length) {
+        offset = start + length;
+        onMessage(this.#message(chunk.subarray(start, offset)));
+      } else {
+        const message = this.#message(new Uint8Array(length));
+        message.payload.set(chunk.subarray(start, end), 0);
+        this.#pending = message;
+        this.#payloadFill = end - start;
+        return;
+      }
+    }
+  }
+
+  /** Bytes of an incomplete frame held between chunks. */
+  get bufferedBytes(): number {
+    return this.#headerFill + this.#payloadFill;
+  }
+
+  /**
+   * Declares the end of the stream.
+   *
+   * @throws {ProtocolError} when the stream ended inside a frame.
+   */
+  end(): void {
+    if (this.#failure) throw this.#failure;
+    if (this.#headerFill > 0 && !this.#pending) {
+      throw this.#fail(
+        `stream ended inside a frame header (${this.#headerFill} of ${HEADER_SIZE} bytes)`,
+      );
+    }
+    if (this.#pending) {
+      throw this.#fail(
+        `stream ended inside a frame payload (${this.#payloadFill} of ${this.#pending.payload.byteLength} bytes)`,
+      );
+    }
+  }
+
+  #continuePartial(
+    chunk: Uint8Array,
+    offset: number,
+    onMessage: (message: Message) => void,
+  ): number {
+    const end = chunk.byteLength;
+    if (!this.#pending) {
+      const take = Math.min(HEADER_SIZE - this.#headerFill, end - offset);
+      this.#header.set(chunk.subarray(offset, offset + take), this.#headerFill);
+      this.#headerFill += take;
+      offset += take;
+      if (this.#headerFill < HEADER_SIZE) return offset;
+      const length = this.#readHeader(this.#header, 0);
+      this.#headerFill = 0;
+      if (length === 0) {
+        onMessage(this.#message(EMPTY));
+        return offset;
+      }
+      // Stay in partial mode; the payload arrives below or in later chunks.
+      this.#pending = this.#message(new Uint8Array(length));
+      this.#payloadFill = 0;
+    }
+    const pending = this.#pending;
+    const need = pending.payload.byteLength - this.#payloadFill;
+    const take = Math.min(need, end - offset);
+    pending.payload.set(chunk.subarray(offset, offset + take), this.#payloadFill);
+    this.#payloadFill += take;
+    offset += take;
+    if (this.#payloadFill === pending.payload.byteLength) {
+      this.#pending = undefined;
+      this.#payloadFill = 0;
+      onMessage(pending);
+    }
+    return offset;
+  }
+
+  /** Parses and validates a header into the fields below; returns the payload length. */
+  #readHeader(bytes: Uint8Array, at: number): number {
+    const version = bytes[at];
+    if (version !== PROTOCOL_VERSION) {
+      throw this.#fail(
+        `unsupported protocol version ${version} (expected ${PROTOCOL_VERSION})`,
+      );
+    }
+    const type = bytes[at + 1];
+    if (!isKnownMessageType(type)) {
+      throw this.#fail(`unknown message type ${hex(type)}`);
+    }
+    const flags = (bytes[at + 2] << 8) | bytes[at + 3];
+    if ((flags & ~KNOWN_FLAGS) !== 0) {
+      throw this.#fail(`reserved flag bits set: ${hex(flags)}`);
+    }
+    const hi = readU32(bytes, at + 4);
+    if (hi > 0x1f_ffff) {
+      throw this.#fail("sequence number above 2^53 - 1");
+    }
+    const sequence = hi * TWO_32 + readU32(bytes, at + 8);
+    const length = readU32(bytes, at + 12);
+    if (length > this.maxFrameSize) {
+      throw this.#fail(
+        `frame payload of ${length} bytes exceeds the maximum of ${this.maxFrameSize}`,
+      );
+    }
+    this.#type = type;
+    this.#flags = flags;
+    this.#sequence = sequence;
+    return length;
+  }
+
+  #message(payload: Uint8Array): Message {
+    return {
+      type: this.#type,
+      flags: this.#flags,
+      sequence: this.#sequence,
+      payload,
+    };
+  }
+
+  #fail(message: string): ProtocolError {
+    this.#failure = new ProtocolError(message);
+    this.#pending = undefined;
+    this.#headerFill = 0;
+    this.#payloadFill = 0;
+    return this.#failure;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
+    bytes[at + 3]) >>> 0;
+}
+
+function writeU32(bytes: Uint8Array, at: number, value: number): void {
+  bytes[at] = value >>> 24;
+  bytes[at + 1] = (value >>> 16) & 0xff;
+  bytes[at + 2] = (value >>> 8) & 0xff;
+  bytes[at + 3] = value & 0xff;
+}
+
+function hex(n: number): string {
+  return "0x" + n.toString(16).padStart(2, "0");
+}

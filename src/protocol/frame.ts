@@ -1,0 +1,131 @@
+/**
+ * The frame layout and message types of the wire protocol, as documented
+ * byte by byte in docs/PROTOCOL.md.
+ *
+ * ```
+ * offset size field
+ *  0     1    version        (1)
+ *  1     1    message type
+ *  2     2    flags          (u16, big-endian)
+ *  4     8    sequence       (u64, big-endian)
+ * 12     4    payload length (u32, big-endian)
+ * 16     n    payload
+ * ```
+ *
+ * @module
+ */
+
+/** The protocol version this SDK speaks. */
+export const PROTOCOL_VERSION = 1;
+
+/** Bytes in a frame header. */
+export const HEADER_SIZE = 16;
+
+/**
+ * Message types. Control messages are rare; PING/PONG and REQUEST/RESPONSE
+ * are the hot path.
+ *
+ * @example
+ * ```ts
+ * import { MessageType } from "@nodewire/client";
+ * console.log(MessageType.Request); // 32
+ * ```
+ */
+export const MessageType = {
+  /** Client → node, first frame on a connection: who the client is. */
+  Hello: 0x01,
+  /** Node → client: node id, limits, whether auth is required. */
+  HelloOk: 0x02,
+  /** Client → node: the transport protocols the client offers. */
+  Negotiate: 0x03,
+  /** Node → client: the protocols the node supports and its choice. */
+  NegotiateOk: 0x04,
+  /** Client → node: SCRAM client-first message. */
+  AuthStart: 0x05,
+  /** Node → client: SCRAM server-first message. */
+  AuthChallenge: 0x06,
+  /** Client → node: SCRAM client-final message. */
+  AuthFinal: 0x07,
+  /** Node → client: SCRAM server-final message; authenticated. */
+  AuthOk: 0x08,
+  /** Either side: liveness probe; the payload is echoed. */
+  Ping: 0x10,
+  /** Answer to a ping, same sequence number. */
+  Pong: 0x11,
+  /** Client → node: an application request. */
+  Request: 0x20,
+  /** Node → client: the answer to the request with the same sequence. */
+  Response: 0x21,
+  /** Node → client: the request (or the connection, sequence 0) failed. */
+  Error: 0x30,
+  /** Either side: I am closing or draining; send nothing new. */
+  Goodbye: 0x31,
+} as const;
+
+/** A message type value. */
+export type MessageTypeValue = typeof MessageType[keyof typeof MessageType];
+
+const KNOWN_TYPES = new Set<number>(Object.values(MessageType));
+
+/**
+ * Whether `type` is a message type this version knows.
+ *
+ * @example
+ * ```ts
+ * import { isKnownMessageType } from "@nodewire/client";
+ * isKnownMessageType(0x20); // true
+ * ```
+ */
+export function isKnownMessageType(type: number): type is MessageTypeValue {
+  return KNOWN_TYPES.has(type);
+}
+
+/**
+ * Frame flags. Bits not listed here are reserved and must be zero.
+ *
+ * @example
+ * ```ts
+ * import { FrameFlags } from "@nodewire/client";
+ * const flags = FrameFlags.Idempotent;
+ * ```
+ */
+export const FrameFlags = {
+  /** REQUEST: safe to execute more than once, so safe to retry after send. */
+  Idempotent: 0x0001,
+} as const;
+
+/** Every flag bit this version defines. */
+export const KNOWN_FLAGS = 0x0001;
+
+/**
+ * Largest sequence number: 2^53 − 1, so it fits a JavaScript number. A
+ * connection that sends a million messages a second takes 285 years to
+ * reach it.
+ */
+export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+
+/**
+ * One decoded or to-be-encoded frame. `payload` is a view into the bytes it
+ * was decoded from, valid as long as the caller keeps it.
+ *
+ * @example
+ * ```ts
+ * import { type Message, MessageType } from "@nodewire/client";
+ * const ping: Message = {
+ *   type: MessageType.Ping,
+ *   flags: 0,
+ *   sequence: 1,
+ *   payload: new Uint8Array(0),
+ * };
+ * ```
+ */
+export interface Message {
+  /** One of {@linkcode MessageType}. */
+  type: number;
+  /** Bit set of {@linkcode FrameFlags}. */
+  flags: number;
+  /** Sequence number; 0 for messages that answer nothing. */
+  sequence: number;
+  /** Payload bytes. */
+  payload: Uint8Array;
+}

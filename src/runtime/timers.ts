@@ -1,0 +1,32 @@
+/**
+ * Unreferencing a timer differs per runtime: Node and Bun return an object
+ * with `unref()`, Deno returns a number and offers `Deno.unrefTimer`. This is
+ * the only place that knows.
+ *
+ * @module
+ */
+
+interface DenoTimers {
+  unrefTimer(id: number): void;
+}
+
+/**
+ * Lets the process exit while `handle` is pending.
+ *
+ * @example
+ * ```ts
+ * import { unrefTimer } from "./timers.ts";
+ * unrefTimer(setTimeout(() => {}, 1000));
+ * ```
+ */
+export function unrefTimer(handle: unknown): void {
+  if (typeof handle === "object" && handle !== null) {
+    const unref = (handle as { unref?: () => void }).unref;
+    if (typeof unref === "function") unref.call(handle);
+    return;
+  }
+  if (typeof handle === "number") {
+    const deno = (globalThis as { Deno?: DenoTimers }).Deno;
+    deno?.unrefTimer(handle);
+  }
+}

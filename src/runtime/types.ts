@@ -1,0 +1,98 @@
+/**
+ * The contract between the runtime-neutral core and the code that touches
+ * sockets. Push-based and small on purpose: Web Streams would cost a promise
+ * per chunk on the hot path.
+ *
+ * @module
+ */
+
+/** Which adapter is in use. */
+export type RuntimeName = "deno" | "bun" | "node" | "memory";
+
+/** Options for {@linkcode RuntimeAdapter.connect}. */
+export interface ConnectOptions {
+  /** Host name or IP literal (IPv6 without brackets). */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+  /**
+   * Gives up when this fires: the adapter rejects with the signal's reason
+   * and releases the half-open socket.
+   */
+  signal?: AbortSignal;
+}
+
+/** Options for {@linkcode RuntimeAdapter.listen}. */
+export interface ListenOptions {
+  /** Address to bind; loopback by default. */
+  hostname?: string;
+  /** Port to bind; 0 picks a free one. */
+  port: number;
+}
+
+/**
+ * A connected, bidirectional byte stream: a TCP socket, or an in-memory
+ * pipe in tests.
+ *
+ * Contract:
+ * - `onData` chunks belong to the receiver: the adapter never writes into a
+ *   chunk after handing it over, so the codec may return views into it.
+ * - `onClose` fires exactly once, after the last `onData`, with the error
+ *   that ended the stream (already one of the SDK's error classes) or
+ *   without one for an orderly close by either side.
+ * - Callbacks registered late still see data and close that happen after
+ *   registration; register both before any await.
+ */
+export interface ByteChannel {
+  /** Sets the receiver of incoming chunks (one receiver). */
+  onData(fn: (chunk: Uint8Array) => void): void;
+  /** Sets the receiver of the close notification (one receiver). */
+  onClose(fn: (error?: Error) => void): void;
+  /**
+   * Queues `bytes` for sending. The caller must not modify `bytes` later.
+   * Returns false when the queue is above its high-water mark: stop writing
+   * and wait for {@linkcode ByteChannel.drained}. After close, the bytes are
+   * dropped and false is returned.
+   */
+  write(bytes: Uint8Array): boolean;
+  /** Resolves when the send queue is below its low-water mark, or closed. */
+  drained(): Promise<void>;
+  /** Flushes what is queued, then closes the stream. Idempotent. */
+  close(): void;
+  /** Closes at once, dropping what is queued. Idempotent. */
+  destroy(error?: Error): void;
+  /** Bytes accepted by `write` and not yet handed to the OS. */
+  readonly bufferedAmount: number;
+  /** The peer's address, when the runtime reports it. */
+  readonly remoteAddress: { hostname: string; port: number } | undefined;
+}
+
+/** A bound server socket that pushes accepted connections. */
+export interface Listener {
+  /** The bound address (with the real port when 0 was asked for). */
+  readonly hostname: string;
+  /** The bound port. */
+  readonly port: number;
+  /** Stops accepting; open channels stay open. Resolves once unbound. */
+  close(): Promise<void>;
+}
+
+/**
+ * Everything the SDK needs from a runtime. One implementation per runtime in
+ * `src/runtime/`, plus an in-memory one for deterministic tests.
+ */
+export interface RuntimeAdapter {
+  /** The runtime this adapter uses. */
+  readonly name: RuntimeName;
+  /**
+   * Opens a TCP connection with Nagle disabled. Rejects with
+   * `ConnectionRefusedError`, `HostNotFoundError` or another
+   * `ConnectionError`, never with a runtime-specific error.
+   */
+  connect(options: ConnectOptions): Promise<ByteChannel>;
+  /** Binds a TCP server and calls `onConnection` for each accepted socket. */
+  listen(
+    options: ListenOptions,
+    onConnection: (channel: ByteChannel) => void,
+  ): Promise<Listener>;
+}
