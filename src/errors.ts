@@ -178,7 +178,9 @@ export class ConnectTimeoutError extends ConnectionError {
   ) {
     super(
       "CONNECT_TIMEOUT",
-      `connecting to ${formatAddress(endpoint)} timed out after ${timeoutMs} ms`,
+      `connecting to ${
+        formatAddress(endpoint)
+      } timed out after ${timeoutMs} ms`,
       endpoint,
       options,
     );
@@ -425,7 +427,10 @@ export class NoHealthyNodesError extends NodewireError {
   readonly addresses: readonly string[];
 
   /** Creates the error listing the nodes that are down. */
-  constructor(addresses: readonly string[], options: NodewireErrorOptions = {}) {
+  constructor(
+    addresses: readonly string[],
+    options: NodewireErrorOptions = {},
+  ) {
     super(
       "NO_HEALTHY_NODES",
       `no healthy node among ${addresses.length}: ${addresses.join(", ")}`,
@@ -446,7 +451,10 @@ export class NoHealthyNodesError extends NodewireError {
  */
 export class ClientClosedError extends NodewireError {
   /** Creates the error. */
-  constructor(message = "the client is closed", options: NodewireErrorOptions = {}) {
+  constructor(
+    message = "the client is closed",
+    options: NodewireErrorOptions = {},
+  ) {
     super("CLIENT_CLOSED", message, { ...options, retryable: false });
   }
 }

@@ -12,7 +12,10 @@ interface VirtualTimer {
   fn: () => void;
 }
 
-/** Lets pending promise callbacks and I/O callbacks run. */
+/**
+ * Lets pending promise callbacks and I/O callbacks run: a macrotask, so
+ * socket reads that are ready get delivered too.
+ */
 function settle(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
@@ -89,10 +92,12 @@ export class VirtualClock implements Clock {
     const target = this.#now + ms;
     await settle();
     for (;;) {
-      const next = this.#takeDue(target);
-      if (next === undefined) break;
-      this.#now = next.at;
-      next.fn();
+      // Every timer due at the same instant fires in one batch, in creation
+      // order, before the code under test runs again.
+      const batch = this.#takeDue(target);
+      if (batch.length === 0) break;
+      this.#now = batch[0].at;
+      for (const timer of batch) timer.fn();
       await settle();
     }
     this.#now = target;
@@ -107,17 +112,15 @@ export class VirtualClock implements Clock {
     return true;
   }
 
-  #takeDue(target: number): VirtualTimer | undefined {
-    let best = -1;
-    for (let i = 0; i < this.#timers.length; i++) {
-      const t = this.#timers[i];
-      if (t.at > target) continue;
-      if (
-        best < 0 || t.at < this.#timers[best].at ||
-        (t.at === this.#timers[best].at && t.id < this.#timers[best].id)
-      ) best = i;
-    }
-    if (best < 0) return undefined;
-    return this.#timers.splice(best, 1)[0];
+  #takeDue(target: number): VirtualTimer[] {
+    let at = Infinity;
+    for (const t of this.#timers) if (t.at <= target && t.at < at) at = t.at;
+    if (at === Infinity) return [];
+    const due: VirtualTimer[] = [];
+    const rest: VirtualTimer[] = [];
+    // Timers are kept in creation order, so `due` is too.
+    for (const t of this.#timers) (t.at === at ? due : rest).push(t);
+    this.#timers = rest;
+    return due;
   }
 }

@@ -221,7 +221,10 @@ export class MessageCodec {
     const pending = this.#pending;
     const need = pending.payload.byteLength - this.#payloadFill;
     const take = Math.min(need, end - offset);
-    pending.payload.set(chunk.subarray(offset, offset + take), this.#payloadFill);
+    pending.payload.set(
+      chunk.subarray(offset, offset + take),
+      this.#payloadFill,
+    );
     this.#payloadFill += take;
     offset += take;
     if (this.#payloadFill === pending.payload.byteLength) {

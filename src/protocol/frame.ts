@@ -102,7 +102,7 @@ export const KNOWN_FLAGS = 0x0001;
  * connection that sends a million messages a second takes 285 years to
  * reach it.
  */
-export const MAX_SEQUENCE = Number.MAX_SAFE_INTEGER;
+export const MAX_SEQUENCE: number = Number.MAX_SAFE_INTEGER;
 
 /**
  * One decoded or to-be-encoded frame. `payload` is a view into the bytes it

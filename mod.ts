@@ -1,0 +1,91 @@
+/**
+ * nodewire: the connection layer of a client for a distributed database.
+ * One core in Web-standard TypeScript for Deno, Bun and Node: framed binary
+ * protocol, connections with many requests in flight, pools per node,
+ * health checks, load distribution, retries with backoff and graceful
+ * shutdown.
+ *
+ * @example A client for a cluster
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * const client = await Client.connect({
+ *   hosts: ["127.0.0.1:7000", "127.0.0.1:7001", "127.0.0.1:7002"],
+ * });
+ * const reply = await client.request(new Uint8Array([1, 104, 105]), { idempotent: true });
+ * await client.disconnect();
+ * ```
+ *
+ * @example Talk to one node over one connection
+ * ```ts
+ * import { Connection, getAdapter } from "@nodewire/client";
+ * const connection = await Connection.connect({
+ *   adapter: await getAdapter(),
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ * });
+ * console.log(await connection.ping(), "ms");
+ * await connection.close();
+ * ```
+ *
+ * @module
+ */
+
+export * from "./src/client.ts";
+export * from "./src/manager.ts";
+export * from "./src/pool.ts";
+export * from "./src/pool_events.ts";
+export * from "./src/retry.ts";
+export * from "./src/balancer.ts";
+export * from "./src/health.ts";
+export * from "./src/concurrency.ts";
+export * from "./src/errors.ts";
+export * from "./src/config.ts";
+export { Secret } from "./src/secret.ts";
+export {
+  type Clock,
+  sleep,
+  systemClock,
+  type TimerHandle,
+} from "./src/clock.ts";
+export {
+  Connection,
+  type ConnectionOptions,
+  type ConnectionStats,
+  type RequestOptions,
+} from "./src/connection.ts";
+export { MessageCodec, writeHeader } from "./src/protocol/codec.ts";
+export {
+  FrameFlags,
+  HEADER_SIZE,
+  isKnownMessageType,
+  KNOWN_FLAGS,
+  MAX_SEQUENCE,
+  type Message,
+  MessageType,
+  type MessageTypeValue,
+  PROTOCOL_VERSION,
+} from "./src/protocol/frame.ts";
+export {
+  decodeError,
+  decodeHelloOk,
+  decodeJson,
+  encodeError,
+  encodeJson,
+  type ErrorPayload,
+  type HelloOkPayload,
+  type HelloPayload,
+  RemoteErrorCode,
+} from "./src/protocol/messages.ts";
+export {
+  detectRuntime,
+  getAdapter,
+  type NativeRuntimeName,
+} from "./src/runtime/detect.ts";
+export type {
+  ByteChannel,
+  ConnectOptions,
+  Listener,
+  ListenOptions,
+  RuntimeAdapter,
+  RuntimeName,
+} from "./src/runtime/types.ts";

@@ -1,0 +1,190 @@
+#!/usr/bin/env node
+// The project's one test command: static checks, then the whole suite on
+// Deno, Bun and Node. It prints a summary per runtime and a last line
+// "N passed, N failed" totalled over the three runtimes. It fails when any
+// step fails or any runtime runs zero tests: a skipped runtime is a failure.
+import { spawn } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const STEP_TIMEOUT_MS = 20 * 60 * 1000;
+const env = { ...process.env, NO_COLOR: "1" };
+// Deno reads any FORCE_COLOR, even "0", as "use colour".
+delete env.FORCE_COLOR;
+// deno-lint-ignore no-control-regex
+const stripAnsi = (text) => text.replace(/\x1b\[[0-9;]*m/g, "");
+
+function run(label, command, args, options = {}) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    console.log(`\n=== ${label}: ${[command, ...args].join(" ")}`);
+    const child = spawn(command, args, {
+      cwd: root,
+      env: { ...env, ...options.env },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let output = "";
+    const take = (stream, sink) =>
+      stream.on("data", (chunk) => {
+        output += chunk;
+        sink.write(chunk);
+      });
+    take(child.stdout, process.stdout);
+    take(child.stderr, process.stderr);
+    const timer = setTimeout(() => {
+      console.log(`\n${label}: timed out after ${STEP_TIMEOUT_MS / 1000} s`);
+      child.kill("SIGKILL");
+    }, STEP_TIMEOUT_MS);
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      resolve({ label, code: code ?? 1, signal, output, seconds });
+    });
+    child.on("error", (error) => {
+      clearTimeout(timer);
+      resolve({ label, code: 1, output: String(error), seconds: "0" });
+    });
+  });
+}
+
+function testFiles() {
+  return readdirSync(join(root, "tests"))
+    .filter((f) => f.endsWith(".test.ts"))
+    .sort()
+    .map((f) => `tests/${f}`);
+}
+
+const lastNumber = (output, pattern) => {
+  const all = [...output.matchAll(pattern)];
+  return all.length ? Number(all[all.length - 1][1]) : undefined;
+};
+
+const parsers = {
+  deno(output) {
+    const m = [
+      ...output.matchAll(
+        /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/g,
+      ),
+    ].pop();
+    return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
+  },
+  bun(output) {
+    const passed = lastNumber(output, /^\s*(\d+) pass$/gm);
+    const failed = lastNumber(output, /^\s*(\d+) fail$/gm);
+    return passed === undefined ? undefined : { passed, failed: failed ?? 0 };
+  },
+  node(output) {
+    const passed = lastNumber(output, /^# pass (\d+)$/gm);
+    const failed = lastNumber(output, /^# fail (\d+)$/gm);
+    const cancelled = lastNumber(output, /^# cancelled (\d+)$/gm) ?? 0;
+    return passed === undefined
+      ? undefined
+      : { passed, failed: (failed ?? 0) + cancelled };
+  },
+};
+
+const only = process.argv.slice(2);
+const wants = (name) => only.length === 0 || only.includes(name);
+const results = [];
+const files = testFiles();
+
+if (wants("static")) {
+  const deno = bin("deno");
+  for (
+    const [label, args] of [
+      ["deno fmt", ["fmt", "--check"]],
+      ["deno lint", ["lint"]],
+      ["deno check", [
+        "check",
+        "mod.ts",
+        "testing/mod.ts",
+        "tests/",
+        "bench/",
+        "scripts/",
+      ]],
+      ["deno doc --lint", ["doc", "--lint", "mod.ts", "testing/mod.ts"]],
+      ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
+    ]
+  ) {
+    results.push({ kind: "check", ...(await run(label, deno, args)) });
+  }
+}
+
+const runtimes = [
+  ["deno", bin("deno"), ["test", "-A", "--unstable-net", ...files]],
+  ["bun", bin("bun"), [
+    "test",
+    "--timeout",
+    "60000",
+    ...files.map((f) => `./${f}`),
+  ]],
+  ["node", process.execPath, [
+    "--import",
+    "tsx",
+    "--test",
+    "--test-force-exit",
+    "--test-concurrency=1",
+    ...files,
+  ]],
+];
+for (const [name, command, args] of runtimes) {
+  if (!wants(name)) continue;
+  if (!existsSync(command)) {
+    results.push({
+      kind: "runtime",
+      label: name,
+      code: 1,
+      output: "",
+      missing: true,
+      seconds: "0",
+    });
+    continue;
+  }
+  const result = await run(`${name} tests`, command, args);
+  results.push({
+    kind: "runtime",
+    name,
+    counts: parsers[name](stripAnsi(result.output)),
+    ...result,
+    label: name,
+  });
+}
+
+console.log("\n=== summary");
+let passed = 0;
+let failed = 0;
+let ok = true;
+for (const r of results) {
+  if (r.kind === "check") {
+    console.log(
+      `${r.code === 0 ? "ok  " : "FAIL"} ${r.label} (${r.seconds} s)`,
+    );
+    if (r.code !== 0) ok = false;
+    continue;
+  }
+  const c = r.counts;
+  if (r.missing) {
+    console.log(`FAIL ${r.label}: runtime not installed (run npm ci)`);
+    ok = false;
+  } else if (!c) {
+    console.log(`FAIL ${r.label}: no test summary found (exit ${r.code})`);
+    ok = false;
+  } else {
+    const good = r.code === 0 && c.failed === 0 && c.passed > 0;
+    console.log(
+      `${
+        good ? "ok  " : "FAIL"
+      } ${r.label}: ${c.passed} passed, ${c.failed} failed (exit ${r.code}, ${r.seconds} s)` +
+        (c.passed === 0 ? " — ran zero tests" : ""),
+    );
+    passed += c.passed;
+    failed += c.failed;
+    if (!good) ok = false;
+  }
+}
+if (!ok && failed === 0) failed = 1; // a failed check or a silent runtime still fails
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,286 @@
+/**
+ * Choosing a node for a request among the healthy ones.
+ *
+ * The set of healthy nodes changes rarely (a health transition) while picks
+ * happen on every request, so the work is put on the change side: a
+ * {@linkcode HealthyNodeSet} keeps its members in a dense array with an
+ * index map, adds and removes in O(1) by swap-remove, and a balancer picks
+ * by indexing into that array. No pick builds, filters or scans a list.
+ *
+ * @module
+ */
+
+import type { LoadBalancing } from "./config.ts";
+
+/**
+ * A set of nodes with O(1) add, remove, membership and random access by
+ * position. The manager keeps one up to date as node health changes; the
+ * balancers read it on every pick.
+ *
+ * Positions are not stable: removing a node moves the last one into its
+ * place. That is what keeps removal O(1), and the balancers do not depend on
+ * order.
+ *
+ * @typeParam N the node type; compared by identity (`Map` semantics).
+ * @example
+ * ```ts
+ * import { HealthyNodeSet } from "./balancer.ts";
+ * const healthy = new HealthyNodeSet(["a:7000", "b:7000", "c:7000"]);
+ * healthy.delete("b:7000"); // b failed its health checks
+ * console.log(healthy.size, healthy.has("b:7000")); // 2 false
+ * healthy.add("b:7000"); // and came back
+ * ```
+ */
+export class HealthyNodeSet<N> {
+  readonly #nodes: N[] = [];
+  readonly #index = new Map<N, number>();
+
+  /** Creates a set holding `nodes` (duplicates are ignored). */
+  constructor(nodes: Iterable<N> = []) {
+    for (const node of nodes) this.add(node);
+  }
+
+  /** How many nodes the set holds. */
+  get size(): number {
+    return this.#nodes.length;
+  }
+
+  /** Adds `node`; returns false when it was already there. O(1). */
+  add(node: N): boolean {
+    if (this.#index.has(node)) return false;
+    this.#index.set(node, this.#nodes.length);
+    this.#nodes.push(node);
+    return true;
+  }
+
+  /** Removes `node`; returns false when it was not there. O(1). */
+  delete(node: N): boolean {
+    const i = this.#index.get(node);
+    if (i === undefined) return false;
+    const last = this.#nodes.pop()!;
+    this.#index.delete(node);
+    if (last !== node) {
+      // Fill the hole with the former last element.
+      this.#nodes[i] = last;
+      this.#index.set(last, i);
+    }
+    return true;
+  }
+
+  /** Whether `node` is in the set. O(1). */
+  has(node: N): boolean {
+    return this.#index.has(node);
+  }
+
+  /** Position of `node`, or -1. O(1). */
+  indexOf(node: N): number {
+    return this.#index.get(node) ?? -1;
+  }
+
+  /**
+   * The node at `position`, `0 <= position < size`; `undefined` outside.
+   * Positions change when nodes are removed.
+   */
+  at(position: number): N | undefined {
+    return this.#nodes[position];
+  }
+
+  /** Removes every node. */
+  clear(): void {
+    this.#nodes.length = 0;
+    this.#index.clear();
+  }
+
+  /** A copy of the members, in position order. */
+  toArray(): N[] {
+    return this.#nodes.slice();
+  }
+
+  /** Iterates over the members, in position order. */
+  [Symbol.iterator](): IterableIterator<N> {
+    return this.#nodes.values();
+  }
+}
+
+/**
+ * A node-choosing strategy bound to a {@linkcode HealthyNodeSet}.
+ *
+ * @example
+ * ```ts
+ * import { type Balancer, HealthyNodeSet, RoundRobinBalancer } from "./balancer.ts";
+ * const balancer: Balancer<string> = new RoundRobinBalancer(new HealthyNodeSet(["a", "b"]));
+ * balancer.pick(); // "a"
+ * ```
+ */
+export interface Balancer<N> {
+  /** The set this balancer picks from. */
+  readonly nodes: HealthyNodeSet<N>;
+  /**
+   * A node from the set, or `undefined` when the set is empty. With
+   * `exclude`, a different node is returned whenever the set holds one;
+   * the excluded node is returned only when it is the sole member, since a
+   * retry on the same node beats no retry.
+   */
+  pick(exclude?: N): N | undefined;
+}
+
+/**
+ * Cycles through the healthy nodes. Over `k × n` picks from an unchanging
+ * set of `n` nodes, each node is picked exactly `k` times.
+ *
+ * When the set changes the cycle continues from the same position, so a
+ * node may be picked once more or once less in the round of the change.
+ *
+ * @example
+ * ```ts
+ * import { HealthyNodeSet, RoundRobinBalancer } from "./balancer.ts";
+ * const balancer = new RoundRobinBalancer(new HealthyNodeSet(["a", "b", "c"]));
+ * [balancer.pick(), balancer.pick(), balancer.pick(), balancer.pick()]; // a b c a
+ * balancer.pick("b"); // "c": a retry that failed on b goes elsewhere
+ * ```
+ */
+export class RoundRobinBalancer<N> implements Balancer<N> {
+  /** The set this balancer picks from. */
+  readonly nodes: HealthyNodeSet<N>;
+  #next = 0;
+
+  /** Creates a balancer over `nodes`, which the caller keeps up to date. */
+  constructor(nodes: HealthyNodeSet<N>) {
+    this.nodes = nodes;
+  }
+
+  /** The next node in the cycle, skipping `exclude` when another exists. */
+  pick(exclude?: N): N | undefined {
+    const size = this.nodes.size;
+    if (size === 0) return undefined;
+    // `#next` stays below the size it was computed for; after removals it
+    // may be out of range, and the modulo brings it back.
+    let i = this.#next < size ? this.#next : this.#next % size;
+    let node = this.nodes.at(i)!;
+    if (exclude !== undefined && node === exclude && size > 1) {
+      i = i + 1 === size ? 0 : i + 1;
+      node = this.nodes.at(i)!;
+    }
+    this.#next = i + 1 === size ? 0 : i + 1;
+    return node;
+  }
+}
+
+/**
+ * Options for {@linkcode LeastInFlightBalancer}.
+ *
+ * @example
+ * ```ts
+ * import type { LeastInFlightOptions } from "./balancer.ts";
+ * const inFlight = new Map<string, number>();
+ * const options: LeastInFlightOptions<string> = {
+ *   inFlight: (node) => inFlight.get(node) ?? 0,
+ * };
+ * ```
+ */
+export interface LeastInFlightOptions<N> {
+  /**
+   * How many requests are in flight on `node` right now. Called at most
+   * twice per pick, so it should be a field read, not a computation.
+   */
+  inFlight: (node: N) => number;
+  /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * Power of two choices: samples two distinct healthy nodes at random and
+ * takes the one with fewer requests in flight (the first sampled on a
+ * tie). Nearly as good as scanning every node for the least loaded, at O(1)
+ * per pick, and without the herd effect of all clients converging on the
+ * same momentarily idle node.
+ *
+ * @example
+ * ```ts
+ * import { HealthyNodeSet, LeastInFlightBalancer } from "./balancer.ts";
+ * const load = new Map([["a", 5], ["b", 0]]);
+ * const balancer = new LeastInFlightBalancer(new HealthyNodeSet(["a", "b"]), {
+ *   inFlight: (node) => load.get(node) ?? 0,
+ * });
+ * balancer.pick(); // "b", the idle one
+ * ```
+ */
+export class LeastInFlightBalancer<N> implements Balancer<N> {
+  /** The set this balancer picks from. */
+  readonly nodes: HealthyNodeSet<N>;
+  readonly #inFlight: (node: N) => number;
+  readonly #random: () => number;
+
+  /** Creates a balancer over `nodes`, which the caller keeps up to date. */
+  constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
+    this.nodes = nodes;
+    this.#inFlight = options.inFlight;
+    this.#random = options.random ?? Math.random;
+  }
+
+  /** The less loaded of two random nodes, neither of them `exclude` when possible. */
+  pick(exclude?: N): N | undefined {
+    const size = this.nodes.size;
+    if (size === 0) return undefined;
+    // Sample among the positions other than the excluded one's by drawing
+    // from a range one shorter and stepping over the hole: no filtering.
+    const skip = exclude === undefined || size === 1
+      ? -1
+      : this.nodes.indexOf(exclude);
+    const range = skip < 0 ? size : size - 1;
+    if (range === 1) {
+      return this.nodes.at(skip === 0 ? 1 : 0);
+    }
+    const a = this.#draw(range);
+    let b = this.#draw(range - 1);
+    if (b >= a) b++; // distinct from a, still uniform
+    const first = this.nodes.at(skip >= 0 && a >= skip ? a + 1 : a)!;
+    const second = this.nodes.at(skip >= 0 && b >= skip ? b + 1 : b)!;
+    return this.#inFlight(second) < this.#inFlight(first) ? second : first;
+  }
+
+  /** A uniform integer in `[0, n)`, safe against a generator returning 1. */
+  #draw(n: number): number {
+    const i = Math.floor(this.#random() * n);
+    return i < n ? (i >= 0 ? i : 0) : n - 1;
+  }
+}
+
+/**
+ * Creates the balancer a {@linkcode LoadBalancing} setting names.
+ * `inFlight` is required for `"least-in-flight"`.
+ *
+ * @throws {TypeError} for `"least-in-flight"` without `inFlight`.
+ * @example
+ * ```ts
+ * import { createBalancer, HealthyNodeSet } from "./balancer.ts";
+ * const healthy = new HealthyNodeSet(["a:7000", "b:7000"]);
+ * const balancer = createBalancer("least-in-flight", healthy, { inFlight: () => 0 });
+ * balancer.pick();
+ * ```
+ */
+export function createBalancer<N>(
+  strategy: LoadBalancing,
+  nodes: HealthyNodeSet<N>,
+  options: Partial<LeastInFlightOptions<N>> = {},
+): Balancer<N> {
+  switch (strategy) {
+    case "round-robin":
+      return new RoundRobinBalancer(nodes);
+    case "least-in-flight": {
+      const { inFlight, random } = options;
+      if (inFlight === undefined) {
+        throw new TypeError(
+          'createBalancer: "least-in-flight" needs an inFlight(node) callback',
+        );
+      }
+      return new LeastInFlightBalancer(nodes, { inFlight, random });
+    }
+    default:
+      throw new TypeError(
+        `createBalancer: expected "round-robin" or "least-in-flight", got ${
+          JSON.stringify(strategy)
+        }`,
+      );
+  }
+}

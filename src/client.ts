@@ -1,0 +1,416 @@
+/**
+ * The Client: what an application holds. It spreads requests over healthy
+ * nodes, retries what is safe to retry, and shuts down leaving nothing
+ * behind.
+ *
+ * @module
+ */
+
+import { type Clock, sleep } from "./clock.ts";
+import {
+  type ConnectionConfig,
+  resolveConfig,
+  type ResolvedConfig,
+} from "./config.ts";
+import type { Connection, ConnectionOptions } from "./connection.ts";
+import {
+  AbortedError,
+  ClientClosedError,
+  NoHealthyNodesError,
+  RemoteError,
+} from "./errors.ts";
+import {
+  ConnectionManager,
+  type HealthCheckResult,
+  type ManagedNode,
+  NodeHealthEvent,
+} from "./manager.ts";
+import type { PoolStats } from "./pool.ts";
+import { executeWithRetry, isRetryable } from "./retry.ts";
+import { getAdapter } from "./runtime/detect.ts";
+
+/** Options of {@linkcode Client.request}. */
+export interface ClientRequestOptions {
+  /** Per-attempt timeout, in ms. Default `requestTimeoutMs`. */
+  timeoutMs?: number;
+  /** Cancels the request, including waits between retries. */
+  signal?: AbortSignal;
+  /**
+   * The request is safe to execute twice, so it may be retried even after
+   * it may have reached a node. Default false.
+   */
+  idempotent?: boolean;
+  /** Set false to make exactly one attempt. Default true. */
+  retry?: boolean;
+}
+
+/** Options of {@linkcode Client.disconnect}. */
+export interface DisconnectOptions {
+  /**
+   * How long requests in flight may take to finish before they are
+   * cancelled, in ms. Default `timeoutMs` of the config.
+   */
+  timeoutMs?: number;
+}
+
+/** A node's state, from {@linkcode Client.stats}. */
+export interface NodeStats {
+  /** `host:port`. */
+  address: string;
+  /** The node's id, once known. */
+  nodeId: string | undefined;
+  /** Whether requests go to it. */
+  healthy: boolean;
+  /** Consecutive failed checks or requests. */
+  consecutiveFailures: number;
+  /** Moving average of ping round trips, in ms. */
+  latencyMs: number | undefined;
+  /** Requests in flight to it through this client. */
+  inFlight: number;
+  /** The pool's counters. */
+  pool: PoolStats;
+}
+
+/** Counters of a client, from {@linkcode Client.stats}. */
+export interface ClientStats {
+  /** Requests that got a reply. */
+  succeeded: number;
+  /** Requests that failed for good. */
+  failed: number;
+  /** Retries made (attempts after the first). */
+  retries: number;
+  /** Requests in flight now. */
+  inFlight: number;
+  /** Per node. */
+  nodes: NodeStats[];
+}
+
+/** Detail of a `retry` event. */
+export interface RetryEventDetail {
+  /** The attempt about to be made (1 = first retry). */
+  attempt: number;
+  /** How long the client waits before it. */
+  delayMs: number;
+  /** The error that caused the retry. */
+  error: unknown;
+  /** The node the failed attempt went to. */
+  address: string | undefined;
+}
+
+/**
+ * Event dispatched by {@linkcode Client} before each retry.
+ *
+ * @example
+ * ```ts
+ * import type { RetryEvent } from "@nodewire/client";
+ * const log = (e: RetryEvent) => console.log(`retry ${e.detail.attempt} in ${e.detail.delayMs} ms`);
+ * ```
+ */
+export class RetryEvent extends Event {
+  /** What is retried and why. */
+  readonly detail: RetryEventDetail;
+
+  /** Creates the event. */
+  constructor(detail: RetryEventDetail) {
+    super("retry");
+    this.detail = detail;
+  }
+}
+
+/**
+ * A client for a cluster of nodes.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * await using client = await Client.connect({ hosts: ["127.0.0.1:7000", "127.0.0.1:7001"] });
+ * const reply = await client.request(new Uint8Array([1, 104, 105]), { idempotent: true });
+ * console.log(reply.byteLength);
+ * ```
+ */
+export class Client extends EventTarget {
+  /** The configuration in force, validated and with defaults filled in. */
+  readonly config: ResolvedConfig;
+  /** The manager of pools and node health. */
+  readonly manager: ConnectionManager;
+
+  readonly #clock: Clock;
+  #inFlight = 0;
+  #succeeded = 0;
+  #failed = 0;
+  #retries = 0;
+  #closing = false;
+  #cancelled: Error | undefined;
+  #disconnected: Promise<void> | undefined;
+  #onIdle: (() => void) | undefined;
+
+  /** @internal Use {@linkcode Client.connect}. */
+  constructor(config: ResolvedConfig, manager: ConnectionManager) {
+    super();
+    this.config = config;
+    this.manager = manager;
+    this.#clock = config.clock;
+    // Health changes are the client's events too.
+    manager.addEventListener(
+      "nodeHealthChanged",
+      (e) =>
+        this.dispatchEvent(new NodeHealthEvent((e as NodeHealthEvent).detail)),
+    );
+  }
+
+  /**
+   * Validates `config`, connects to every node at once and resolves when at
+   * least one answered.
+   *
+   * @throws {ConfigError} for a bad configuration, naming the field.
+   * @throws {ConnectFailedError} naming each host and why, when none answered.
+   */
+  static async connect(
+    config: ConnectionConfig,
+    options: { signal?: AbortSignal; connection?: Partial<ConnectionOptions> } =
+      {},
+  ): Promise<Client> {
+    const resolved = resolveConfig(config);
+    const adapter = await getAdapter(resolved.runtime);
+    const manager = new ConnectionManager(
+      resolved,
+      adapter,
+      options.connection,
+    );
+    try {
+      await manager.connect(options.signal);
+    } catch (error) {
+      await manager.close();
+      throw error;
+    }
+    return new Client(resolved, manager);
+  }
+
+  /** Whether `disconnect()` was called. */
+  get closed(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Sends a request to a healthy node and resolves with the reply payload.
+   * Retries by the retry policy: always when the request certainly never
+   * left the client, after it may have reached a node only when
+   * `idempotent`; a retry prefers another node.
+   *
+   * @throws {ClientClosedError} after `disconnect()`.
+   * @throws {RetriesExhaustedError} when every allowed attempt failed (the last error is its cause).
+   * @throws the first error itself when it is not retryable (`RemoteError`, `AbortedError`, ...).
+   */
+  async request(
+    payload: Uint8Array,
+    options: ClientRequestOptions = {},
+  ): Promise<Uint8Array> {
+    if (this.#closing) throw new ClientClosedError();
+    this.#inFlight++;
+    let node: ManagedNode | undefined;
+    try {
+      // The first attempt runs without the retry machinery: the common case
+      // pays for none of it.
+      try {
+        node = this.manager.pickNode();
+        const reply = await this.#attempt(node, payload, options);
+        this.#succeeded++;
+        return reply;
+      } catch (error) {
+        if (!this.#shouldRetry(error, options)) throw this.#final(error);
+        const first = error;
+        const reply = await executeWithRetry(
+          (attempt, signal) => {
+            if (attempt === 0) return Promise.reject(first);
+            node = this.manager.pickNode(node);
+            return this.#attempt(node, payload, { ...options, signal });
+          },
+          this.config.retryConfig,
+          {
+            clock: this.#clock,
+            signal: options.signal,
+            idempotent: options.idempotent,
+            isRetryable: (e) => this.#shouldRetry(e, options),
+            onRetry: (info) => {
+              this.#retries++;
+              this.dispatchEvent(
+                new RetryEvent({ ...info, address: node?.address }),
+              );
+            },
+          },
+        );
+        this.#succeeded++;
+        return reply;
+      }
+    } catch (error) {
+      this.#failed++;
+      throw this.#final(error);
+    } finally {
+      if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+    }
+  }
+
+  /**
+   * Pings one healthy node and resolves with where it went and how long it
+   * took.
+   */
+  async ping(
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<
+    { address: string; nodeId: string | undefined; latencyMs: number }
+  > {
+    if (this.#closing) throw new ClientClosedError();
+    const node = this.manager.pickNode();
+    const connection = node.pool.tryAcquireShared() ??
+      await node.pool.acquireShared(options);
+    const latencyMs = await connection.ping(options);
+    return { address: node.address, nodeId: connection.nodeId, latencyMs };
+  }
+
+  /**
+   * Pings every node and returns each one's result; updates node health.
+   */
+  healthCheckAllNodes(): Promise<HealthCheckResult[]> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.healthCheckAllNodes();
+  }
+
+  /**
+   * Lends `fn` a connection to a healthy node for its exclusive use, and
+   * takes it back when `fn` settles. The acquire is retried like a request;
+   * `fn` itself is not.
+   *
+   * @throws {ClientClosedError} after `disconnect()`.
+   */
+  async withConnection<T>(
+    fn: (connection: Connection) => Promise<T>,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<T> {
+    if (this.#closing) throw new ClientClosedError();
+    this.#inFlight++;
+    try {
+      let node: ManagedNode | undefined;
+      const connection = await executeWithRetry(
+        () => {
+          node = this.manager.pickNode(node);
+          return node.pool.getConnection(options);
+        },
+        this.config.retryConfig,
+        {
+          clock: this.#clock,
+          signal: options.signal,
+          isRetryable: (e) => !this.#closing && isRetryable(e),
+        },
+      ).catch((error) => {
+        throw this.#final(error);
+      });
+      try {
+        return await fn(connection);
+      } finally {
+        node!.pool.returnConnection(connection);
+      }
+    } finally {
+      if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+    }
+  }
+
+  /** Counters and per-node state, as plain data. */
+  stats(): ClientStats {
+    return {
+      succeeded: this.#succeeded,
+      failed: this.#failed,
+      retries: this.#retries,
+      inFlight: this.#inFlight,
+      nodes: this.manager.nodes.map((n) => ({
+        address: n.address,
+        nodeId: n.nodeId,
+        healthy: n.health.isHealthy,
+        consecutiveFailures: n.health.consecutiveFailures,
+        latencyMs: n.health.latencyMs,
+        inFlight: n.inFlight,
+        pool: n.pool.stats(),
+      })),
+    };
+  }
+
+  /**
+   * Shuts down: refuses new work at once with {@linkcode ClientClosedError},
+   * lets requests in flight finish for up to `timeoutMs`, then cancels the
+   * rest, fails waiters, closes every socket and stops every timer.
+   * Resolves when all of it is done. Calling it again returns the same
+   * promise.
+   */
+  disconnect(options: DisconnectOptions = {}): Promise<void> {
+    this.#disconnected ??= this.#shutdown(
+      options.timeoutMs ?? this.config.timeoutMs,
+    );
+    return this.#disconnected;
+  }
+
+  /** `await using client = await Client.connect(...)` disconnects at scope end. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.disconnect();
+  }
+
+  async #shutdown(timeoutMs: number): Promise<void> {
+    this.#closing = true;
+    this.manager.stopHealthLoop();
+    if (this.#inFlight > 0) {
+      const grace = new AbortController();
+      const idle = new Promise<void>((resolve) => (this.#onIdle = resolve));
+      await Promise.race([
+        idle,
+        sleep(this.#clock, timeoutMs, grace.signal).catch(() => {}),
+      ]);
+      grace.abort();
+      this.#onIdle = undefined;
+    }
+    if (this.#inFlight > 0) {
+      this.#cancelled = new ClientClosedError(
+        `disconnect cancelled the request after waiting ${timeoutMs} ms`,
+      );
+      this.manager.destroyConnections(this.#cancelled);
+    }
+    await this.manager.close();
+  }
+
+  async #attempt(
+    node: ManagedNode,
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    const pool = node.pool;
+    const connection = pool.tryAcquireShared() ??
+      await pool.acquireShared({ signal: options.signal });
+    node.inFlight++;
+    try {
+      const reply = await connection.sendRequest(payload, options);
+      this.manager.recordRequestSuccess(node);
+      return reply;
+    } catch (error) {
+      this.manager.recordRequestFailure(node, error);
+      throw error;
+    } finally {
+      node.inFlight--;
+    }
+  }
+
+  #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
+    // With no healthy node the client fails fast instead of backing off.
+    return options.retry !== false && !this.#closing &&
+      !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
+  }
+
+  /** Once the client is closing, failures say so. */
+  #final(error: unknown): unknown {
+    if (!this.#closing || error instanceof ClientClosedError) return error;
+    // A node's answer and the caller's own abort stay what they are.
+    if (error instanceof AbortedError || error instanceof RemoteError) {
+      return error;
+    }
+    return new ClientClosedError(
+      this.#cancelled?.message ?? "the client disconnected during the request",
+      { cause: error },
+    );
+  }
+}

@@ -1,0 +1,319 @@
+/**
+ * Node health: a small state machine per node fed by active pings and by
+ * the outcome of real requests.
+ *
+ * A node goes unhealthy after `unhealthyThreshold` consecutive failures and
+ * comes back after `healthyThreshold` consecutive successes. Requiring a run
+ * in both directions keeps one lost packet from taking a node out, and one
+ * lucky ping from putting a flapping node back in.
+ *
+ * @module
+ */
+
+import type { HealthConfig } from "./config.ts";
+import { ConfigError, NodewireError } from "./errors.ts";
+
+/**
+ * A plain copy of a node's health, for logs, metrics and `JSON.stringify`.
+ *
+ * @example
+ * ```ts
+ * import { NodeHealth, type NodeHealthSnapshot } from "./health.ts";
+ * const health = new NodeHealth("127.0.0.1:7000", { unhealthyThreshold: 3, healthyThreshold: 2 });
+ * const snapshot: NodeHealthSnapshot = health.toJSON();
+ * console.log(snapshot.isHealthy); // true
+ * ```
+ */
+export interface NodeHealthSnapshot {
+  /** The node's key: its canonical `host:port` address. */
+  nodeId: string;
+  /** Whether requests may be routed to the node. */
+  isHealthy: boolean;
+  /** Clock time of the last recorded success or failure, if any. */
+  lastCheck: number | undefined;
+  /** Failures since the last success. */
+  consecutiveFailures: number;
+  /** Successes since the last failure. */
+  consecutiveSuccesses: number;
+  /** Moving average of observed latency, in ms; undefined before the first sample. */
+  latencyMs: number | undefined;
+  /** Failures recorded over the node's lifetime. */
+  totalFailures: number;
+  /** Successes recorded over the node's lifetime. */
+  totalSuccesses: number;
+  /** The last failure, or the reason given to `markUnhealthy`. */
+  lastError: unknown;
+}
+
+/**
+ * Options for {@linkcode NodeHealth}.
+ *
+ * @example
+ * ```ts
+ * import type { NodeHealthOptions } from "./health.ts";
+ * const options: NodeHealthOptions = { healthy: false, latencyWeight: 0.5 };
+ * ```
+ */
+export interface NodeHealthOptions {
+  /**
+   * Initial state. Default true: a configured node is trusted until it
+   * fails, so the first requests need not wait for a health sweep.
+   */
+  healthy?: boolean;
+  /**
+   * Weight of a new latency sample in the moving average, in `(0, 1]`.
+   * Default 0.2: a sample's influence halves after about three more, so
+   * the average follows a real slowdown within a few requests without
+   * jumping on a single outlier.
+   */
+  latencyWeight?: number;
+}
+
+/** The default weight of a new latency sample; see {@linkcode NodeHealthOptions}. */
+const DEFAULT_LATENCY_WEIGHT = 0.2;
+
+/**
+ * The health of one node and the rules for changing it. All methods are
+ * O(1); the ones that can change the state return whether they did, so the
+ * caller (the connection manager) can update its set of healthy nodes only
+ * on a transition.
+ *
+ * @example
+ * ```ts
+ * import { NodeHealth } from "./health.ts";
+ * const health = new NodeHealth("127.0.0.1:7000", {
+ *   unhealthyThreshold: 2,
+ *   healthyThreshold: 1,
+ * });
+ * health.recordFailure(new Error("ping timed out"), 1000); // false, still healthy
+ * health.recordFailure(new Error("ping timed out"), 2000); // true: now unhealthy
+ * health.recordSuccess(3.5, 3000); // true: healthy again
+ * console.log(health.isHealthy, health.latencyMs); // true 3.5
+ * ```
+ */
+export class NodeHealth {
+  /** The node's key: its canonical `host:port` address. */
+  readonly nodeId: string;
+  readonly #unhealthyThreshold: number;
+  readonly #healthyThreshold: number;
+  readonly #latencyWeight: number;
+  #healthy: boolean;
+  #lastCheck: number | undefined;
+  #consecutiveFailures = 0;
+  #consecutiveSuccesses = 0;
+  #latencyMs: number | undefined;
+  #totalFailures = 0;
+  #totalSuccesses = 0;
+  #lastError: unknown;
+
+  /**
+   * Creates the health record of a node.
+   *
+   * @throws {ConfigError} when a threshold is not a positive integer or the
+   *   latency weight is outside `(0, 1]`.
+   */
+  constructor(
+    nodeId: string,
+    config: Pick<HealthConfig, "unhealthyThreshold" | "healthyThreshold">,
+    options: NodeHealthOptions = {},
+  ) {
+    this.nodeId = nodeId;
+    this.#unhealthyThreshold = threshold(
+      "healthConfig.unhealthyThreshold",
+      config.unhealthyThreshold,
+    );
+    this.#healthyThreshold = threshold(
+      "healthConfig.healthyThreshold",
+      config.healthyThreshold,
+    );
+    const weight = options.latencyWeight ?? DEFAULT_LATENCY_WEIGHT;
+    if (!(weight > 0 && weight <= 1)) {
+      throw new ConfigError(
+        "latencyWeight",
+        weight,
+        "expected a number in (0, 1]",
+      );
+    }
+    this.#latencyWeight = weight;
+    this.#healthy = options.healthy ?? true;
+  }
+
+  /** Whether requests may be routed to the node. */
+  get isHealthy(): boolean {
+    return this.#healthy;
+  }
+
+  /** Clock time of the last recorded success or failure, if any. */
+  get lastCheck(): number | undefined {
+    return this.#lastCheck;
+  }
+
+  /** Failures since the last success. */
+  get consecutiveFailures(): number {
+    return this.#consecutiveFailures;
+  }
+
+  /** Successes since the last failure. */
+  get consecutiveSuccesses(): number {
+    return this.#consecutiveSuccesses;
+  }
+
+  /**
+   * Exponentially weighted moving average of the latencies passed to
+   * {@linkcode NodeHealth.recordSuccess}, in ms; undefined before the first.
+   */
+  get latencyMs(): number | undefined {
+    return this.#latencyMs;
+  }
+
+  /** Failures recorded over the node's lifetime. */
+  get totalFailures(): number {
+    return this.#totalFailures;
+  }
+
+  /** Successes recorded over the node's lifetime. */
+  get totalSuccesses(): number {
+    return this.#totalSuccesses;
+  }
+
+  /** The last failure, or the reason given to `markUnhealthy`. */
+  get lastError(): unknown {
+    return this.#lastError;
+  }
+
+  /**
+   * Records a successful check or request that took `latencyMs`, at clock
+   * time `now`. A latency that is not a finite non-negative number still
+   * counts as a success but is left out of the average.
+   *
+   * @returns true when this success made the node healthy again.
+   */
+  recordSuccess(latencyMs: number, now: number): boolean {
+    this.#lastCheck = now;
+    this.#totalSuccesses++;
+    this.#consecutiveSuccesses++;
+    this.#consecutiveFailures = 0;
+    if (Number.isFinite(latencyMs) && latencyMs >= 0) {
+      this.#latencyMs = this.#latencyMs === undefined
+        ? latencyMs
+        : this.#latencyMs + this.#latencyWeight * (latencyMs - this.#latencyMs);
+    }
+    if (
+      !this.#healthy && this.#consecutiveSuccesses >= this.#healthyThreshold
+    ) {
+      this.#healthy = true;
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Records a failed check or request at clock time `now`.
+   *
+   * @returns true when this failure made the node unhealthy.
+   */
+  recordFailure(error: unknown, now: number): boolean {
+    this.#lastCheck = now;
+    this.#lastError = error;
+    this.#totalFailures++;
+    this.#consecutiveFailures++;
+    this.#consecutiveSuccesses = 0;
+    if (
+      this.#healthy && this.#consecutiveFailures >= this.#unhealthyThreshold
+    ) {
+      this.#healthy = false;
+      return true;
+    }
+    return false;
+  }
+
+  /**
+   * Takes the node out at once, whatever the counters say, for example after
+   * it announced a shutdown. It then needs `healthyThreshold` consecutive
+   * successes to come back.
+   *
+   * @returns true when the node was healthy before.
+   */
+  markUnhealthy(reason?: unknown): boolean {
+    if (reason !== undefined) this.#lastError = reason;
+    this.#consecutiveSuccesses = 0;
+    if (!this.#healthy) return false;
+    this.#healthy = false;
+    return true;
+  }
+
+  /**
+   * Puts the node back at once, for example on an operator's command. It
+   * then needs `unhealthyThreshold` fresh consecutive failures to go out.
+   *
+   * @returns true when the node was unhealthy before.
+   */
+  markHealthy(): boolean {
+    this.#consecutiveFailures = 0;
+    if (this.#healthy) return false;
+    this.#healthy = true;
+    return true;
+  }
+
+  /** A plain copy of the current state. */
+  toJSON(): NodeHealthSnapshot {
+    return {
+      nodeId: this.nodeId,
+      isHealthy: this.#healthy,
+      lastCheck: this.#lastCheck,
+      consecutiveFailures: this.#consecutiveFailures,
+      consecutiveSuccesses: this.#consecutiveSuccesses,
+      latencyMs: this.#latencyMs,
+      totalFailures: this.#totalFailures,
+      totalSuccesses: this.#totalSuccesses,
+      lastError: this.#lastError,
+    };
+  }
+}
+
+/**
+ * Error codes that say nothing about the node's health: the node answered
+ * (a remote error, even a failed login), the caller gave up, the client
+ * itself is the bottleneck (a pool wait) or misconfigured, or the request
+ * met a connection the client had already closed (whatever closed it was
+ * counted then).
+ */
+const NOT_THE_NODES_FAULT: ReadonlySet<string> = new Set([
+  "REMOTE_ERROR",
+  "CONNECTION_CLOSED",
+  "AUTH_FAILED",
+  "ABORTED",
+  "CLIENT_CLOSED",
+  "CONFIG_INVALID",
+  "POOL_TIMEOUT",
+  "POOL_CLOSED",
+  "POOL_CLEARED",
+  "NO_HEALTHY_NODES",
+  "RETRIES_EXHAUSTED",
+]);
+
+/**
+ * Whether a request's failure should count against the node as a passive
+ * health signal. Connection failures, timeouts and protocol violations do;
+ * errors the node answered with, aborts, pool waits and client-side errors
+ * do not, and neither does anything that is not a {@linkcode NodewireError}
+ * (most likely a bug in the caller's code, not in the node).
+ *
+ * @example
+ * ```ts
+ * import { isNodeFailure } from "./health.ts";
+ * import { ConnectionRefusedError, RemoteError } from "./errors.ts";
+ * isNodeFailure(new ConnectionRefusedError({ hostname: "127.0.0.1", port: 7000 })); // true
+ * isNodeFailure(new RemoteError(3, "key not found", false)); // false
+ * ```
+ */
+export function isNodeFailure(error: unknown): boolean {
+  return error instanceof NodewireError && !NOT_THE_NODES_FAULT.has(error.code);
+}
+
+function threshold(field: string, value: unknown): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new ConfigError(field, value, "expected a positive integer");
+  }
+  return value;
+}

@@ -1,0 +1,143 @@
+/**
+ * The FIFO queue of callers waiting for a pooled connection.
+ *
+ * @module
+ */
+
+/**
+ * One caller waiting for a connection. The pool settles it exactly once:
+ * served, timed out, aborted, or failed because the pool was cleared,
+ * closed or its node refused.
+ *
+ * @example
+ * ```ts
+ * import type { Waiter } from "./pool_queue.ts";
+ * const waiter: Waiter<string> = {
+ *   exclusive: true,
+ *   startedAt: 0,
+ *   resolve: (conn) => console.log(conn),
+ *   reject: (error) => console.error(error),
+ *   timer: undefined,
+ *   signal: undefined,
+ *   onAbort: undefined,
+ *   done: false,
+ * };
+ * ```
+ */
+export interface Waiter<C> {
+  /** Lent exclusively (`getConnection`) rather than shared (`acquireShared`). */
+  readonly exclusive: boolean;
+  /** When it started waiting, on the pool's clock. */
+  readonly startedAt: number;
+  /** Hands it the connection. */
+  readonly resolve: (conn: C) => void;
+  /** Fails it. */
+  readonly reject: (error: Error) => void;
+  /** Its acquire timeout: a `TimerHandle` of the pool's clock. */
+  timer: unknown;
+  /** The caller's signal, if any. */
+  signal: AbortSignal | undefined;
+  /** The listener registered on `signal`, removed once the waiter settles. */
+  onAbort: (() => void) | undefined;
+  /** Settled already; left in the array until the head passes it. */
+  done: boolean;
+}
+
+/**
+ * A FIFO of waiters with O(1) push, O(1) removal from anywhere (a timed-out
+ * or aborted waiter is only flagged, and skipped when the head reaches it),
+ * and counts per kind so the pool can tell at once whether a caller must
+ * queue behind someone.
+ *
+ * @example
+ * ```ts
+ * import { WaitQueue } from "./pool_queue.ts";
+ * const queue = new WaitQueue<string>();
+ * console.log(queue.size, queue.exclusive); // 0 0
+ * ```
+ */
+export class WaitQueue<C> {
+  #items: Waiter<C>[] = [];
+  #head = 0;
+  #exclusive = 0;
+  #shared = 0;
+  // Removal during a scan must not move items under the scanning loop.
+  #scanning = 0;
+
+  /** Waiters not yet settled. */
+  get size(): number {
+    return this.#exclusive + this.#shared;
+  }
+
+  /** Unsettled waiters asking for exclusive use. */
+  get exclusive(): number {
+    return this.#exclusive;
+  }
+
+  /** Unsettled waiters asking for shared use. */
+  get shared(): number {
+    return this.#shared;
+  }
+
+  /** Appends a waiter at the tail. */
+  push(waiter: Waiter<C>): void {
+    this.#items.push(waiter);
+    if (waiter.exclusive) this.#exclusive++;
+    else this.#shared++;
+  }
+
+  /**
+   * Marks a waiter settled and forgets it; false when it was settled
+   * already, so that a timeout racing a grant cannot settle it twice.
+   */
+  remove(waiter: Waiter<C>): boolean {
+    if (waiter.done) return false;
+    waiter.done = true;
+    if (waiter.exclusive) this.#exclusive--;
+    else this.#shared--;
+    if (this.#scanning === 0) this.#compact();
+    return true;
+  }
+
+  /**
+   * Visits the unsettled waiters oldest first until `visit` returns false.
+   * Waiters pushed during the scan are visited too; waiters settled during
+   * it are skipped.
+   */
+  scan(visit: (waiter: Waiter<C>) => boolean): void {
+    this.#scanning++;
+    try {
+      const items = this.#items;
+      for (let i = this.#head; i < items.length; i++) {
+        if (!items[i].done && !visit(items[i])) break;
+      }
+    } finally {
+      if (--this.#scanning === 0) this.#compact();
+    }
+  }
+
+  /** The unsettled waiters, oldest first, as a copy that settling does not disturb. */
+  snapshot(): Waiter<C>[] {
+    const out: Waiter<C>[] = [];
+    this.scan((waiter) => {
+      out.push(waiter);
+      return true;
+    });
+    return out;
+  }
+
+  #compact(): void {
+    if (this.size === 0) {
+      this.#items.length = 0;
+      this.#head = 0;
+      return;
+    }
+    const items = this.#items;
+    while (items[this.#head].done) this.#head++;
+    // Trim the settled prefix now and then, not on every removal.
+    if (this.#head > 64 && this.#head * 2 > items.length) {
+      this.#items = items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * Batches outgoing frames: each frame is encoded straight into a slab, and
+ * everything encoded in one tick goes to the socket in one write.
+ *
+ * @module
+ */
+
+import type { ByteChannel } from "../runtime/types.ts";
+import { writeHeader } from "./codec.ts";
+import { HEADER_SIZE } from "./frame.ts";
+
+const SLAB_SIZE = 64 * 1024;
+
+/**
+ * Encodes frames into a slab and flushes once per microtask. Bytes handed
+ * to the channel are never written again: the slab only grows forward and
+ * is replaced when full.
+ *
+ * @example
+ * ```ts ignore
+ * import { FrameWriter } from "./frame_writer.ts";
+ * import { MessageType } from "./frame.ts";
+ * const writer = new FrameWriter(channel, () => console.log("drained"));
+ * writer.push(MessageType.Ping, 0, 1, new Uint8Array(0));
+ * ```
+ */
+export class FrameWriter {
+  readonly #channel: ByteChannel;
+  readonly #onDrained: () => void;
+  #slab = new Uint8Array(SLAB_SIZE);
+  #start = 0;
+  #end = 0;
+  #scheduled = false;
+  #congested = false;
+
+  /**
+   * Writes to `channel`; calls `onDrained` when a congested channel has
+   * drained again.
+   */
+  constructor(channel: ByteChannel, onDrained: () => void = () => {}) {
+    this.#channel = channel;
+    this.#onDrained = onDrained;
+  }
+
+  /** Whether the channel asked us to stop writing until it drains. */
+  get congested(): boolean {
+    return this.#congested;
+  }
+
+  /** Bytes encoded but not yet handed to the channel. */
+  get pendingBytes(): number {
+    return this.#end - this.#start;
+  }
+
+  /** Encodes one frame for the next flush. */
+  push(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void {
+    const need = HEADER_SIZE + payload.byteLength;
+    if (this.#end + need > this.#slab.byteLength) {
+      this.flush();
+      // The old slab now belongs to the channel; start a fresh one.
+      this.#slab = new Uint8Array(Math.max(SLAB_SIZE, need));
+      this.#start = this.#end = 0;
+    }
+    writeHeader(
+      this.#slab,
+      this.#end,
+      type,
+      flags,
+      sequence,
+      payload.byteLength,
+    );
+    this.#slab.set(payload, this.#end + HEADER_SIZE);
+    this.#end += need;
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** Hands everything encoded so far to the channel now. */
+  flush = (): void => {
+    this.#scheduled = false;
+    if (this.#end === this.#start) return;
+    const bytes = this.#slab.subarray(this.#start, this.#end);
+    this.#start = this.#end;
+    if (!this.#channel.write(bytes) && !this.#congested) {
+      this.#congested = true;
+      this.#channel.drained().then(() => {
+        this.#congested = false;
+        this.#onDrained();
+      });
+    }
+  };
+}

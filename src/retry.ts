@@ -1,0 +1,330 @@
+/**
+ * Retries with exponential backoff, and the rule for what is safe to retry.
+ *
+ * The schedule is `delay(n) = min(initialBackoffMs * backoffMultiplier^n,
+ * maxBackoffMs)`, optionally jittered into `[delay/2, delay]` so that many
+ * clients failing at once do not come back in lockstep. Waits go through a
+ * {@linkcode Clock}, so tests drive them with a virtual clock.
+ *
+ * @module
+ */
+
+import type { Clock } from "./clock.ts";
+import { sleep, systemClock } from "./clock.ts";
+import type { RetryConfig } from "./config.ts";
+import {
+  AbortedError,
+  NodewireError,
+  RetriesExhaustedError,
+} from "./errors.ts";
+
+/**
+ * Longest wait a runtime timer can express (2^31 - 1 ms, about 24.8 days).
+ * Node and Bun fire a longer `setTimeout` at once instead of late, which
+ * would turn an absurdly large backoff into a retry storm.
+ */
+const MAX_TIMER_DELAY_MS = 2_147_483_647;
+
+/**
+ * The delay before retry number `attempt`, in milliseconds. `attempt` is
+ * 0-based: the first retry waits `initialBackoffMs`. With `config.jitter`
+ * the delay is drawn uniformly from `[delay/2, delay]` using `random`.
+ *
+ * The result is always a finite number in `[0, maxBackoffMs]`, however large
+ * `attempt` is: an overflowing power is capped rather than left as
+ * `Infinity` or `NaN`.
+ *
+ * @param attempt 0-based retry number, a non-negative number.
+ * @param config the retry schedule (a resolved {@linkcode RetryConfig}).
+ * @param random source of uniform numbers in `[0, 1)`; used only with jitter.
+ * @throws {RangeError} when `attempt` is negative or `NaN`.
+ * @example
+ * ```ts
+ * import { backoffDelay } from "./retry.ts";
+ * const config = {
+ *   maxRetries: 3,
+ *   initialBackoffMs: 100,
+ *   maxBackoffMs: 5000,
+ *   backoffMultiplier: 2,
+ *   jitter: false,
+ * };
+ * backoffDelay(0, config); // 100
+ * backoffDelay(3, config); // 800
+ * backoffDelay(1000, config); // 5000
+ * ```
+ */
+export function backoffDelay(
+  attempt: number,
+  config: RetryConfig,
+  random: () => number = Math.random,
+): number {
+  if (!(attempt >= 0)) {
+    throw new RangeError(
+      `backoffDelay: expected a non-negative attempt number, got ${attempt}`,
+    );
+  }
+  const { initialBackoffMs: initial, maxBackoffMs: max } = config;
+  // `0 * Infinity` and `1 ** Infinity` are NaN, so the cases where the
+  // power does not matter are answered before computing it.
+  let delay: number;
+  if (initial <= 0 || config.backoffMultiplier <= 1) {
+    delay = initial;
+  } else {
+    // May overflow to Infinity; the comparison below caps it at `max`.
+    delay = initial * Math.pow(config.backoffMultiplier, attempt);
+  }
+  if (!(delay < max)) delay = max;
+  if (!config.jitter) return delay;
+  // Clamped so that a generator returning exactly 1 (or more) stays in range.
+  const r = Math.min(Math.max(random(), 0), 1);
+  const jittered = delay / 2 + r * (delay / 2);
+  // Rounding (visible with tiny delays) could land one ulp above `delay`.
+  return jittered < delay ? jittered : delay;
+}
+
+/**
+ * Options for {@linkcode isRetryable}.
+ *
+ * @example
+ * ```ts
+ * import { isRetryable, type IsRetryableOptions } from "./retry.ts";
+ * import { RequestTimeoutError } from "./errors.ts";
+ * const options: IsRetryableOptions = { idempotent: true };
+ * isRetryable(new RequestTimeoutError("127.0.0.1:7000", 250), options); // true
+ * ```
+ */
+export interface IsRetryableOptions {
+  /**
+   * Whether running the request twice has the same effect as running it
+   * once. Only then is an error after which the request may have reached
+   * the node retried. Default false.
+   */
+  idempotent?: boolean;
+}
+
+/**
+ * Codes of errors raised before the request could have left the client:
+ * retrying them can never execute the request twice.
+ */
+const NEVER_SENT_CODES: ReadonlySet<string> = new Set([
+  "CONNECTION_REFUSED",
+  "CONNECT_TIMEOUT",
+  "HOST_NOT_FOUND",
+  "CONNECTION_CLOSED",
+  "POOL_TIMEOUT",
+  "POOL_CLEARED",
+  "NO_HEALTHY_NODES",
+]);
+
+/**
+ * Codes never retried, whatever their `retryable` flag says: retrying
+ * cannot fix them (bad config, bad credentials, a peer that breaks the
+ * protocol), the caller asked to stop, or a retry loop already gave up.
+ */
+const NEVER_RETRIED_CODES: ReadonlySet<string> = new Set([
+  "CONFIG_INVALID",
+  "PROTOCOL_ERROR",
+  "ABORTED",
+  "CLIENT_CLOSED",
+  "AUTH_FAILED",
+  "RETRIES_EXHAUSTED",
+  "POOL_CLOSED",
+]);
+
+/**
+ * Whether retrying after `error` is safe and may succeed.
+ *
+ * - Errors raised before the request left the client (refused, connect
+ *   timeout, unknown host, closed connection, pool timeout, cleared pool, no
+ *   healthy node, a lost connection with `sent === false`) are retried.
+ * - Errors after which the request may have reached the node (a lost
+ *   connection with `sent === true`, a request timeout) are retried only
+ *   when `options.idempotent` is true.
+ * - A {@linkcode RemoteError} is retried when the node flagged it retryable,
+ *   which means it did not execute the request.
+ * - Config, protocol, abort, client-closed, authentication (`AUTH_FAILED`)
+ *   and retries-exhausted errors, and anything that is not a
+ *   {@linkcode NodewireError}, are never retried.
+ *
+ * An error whose own `retryable` flag is false is never retried. A
+ * retryable SDK error with a code not listed above (such as the adapters'
+ * catch-all `CONNECTION_FAILED`) is treated like one that may have reached
+ * the node: retried only when idempotent, unless it carries `sent: false`
+ * as {@linkcode ConnectionLostError} does.
+ *
+ * The decision is made on the stable `code`, not on `instanceof` of the
+ * subclasses, so it holds even when two copies of the SDK are loaded.
+ *
+ * @example
+ * ```ts
+ * import { isRetryable } from "./retry.ts";
+ * import { ConnectionLostError, ConnectionRefusedError } from "./errors.ts";
+ * const node = { hostname: "127.0.0.1", port: 7000 };
+ * isRetryable(new ConnectionRefusedError(node)); // true
+ * isRetryable(new ConnectionLostError(node, "reset", { sent: true })); // false
+ * isRetryable(new ConnectionLostError(node, "reset", { sent: true }), {
+ *   idempotent: true,
+ * }); // true
+ * ```
+ */
+export function isRetryable(
+  error: unknown,
+  options: IsRetryableOptions = {},
+): boolean {
+  if (!(error instanceof NodewireError)) return false;
+  if (!error.retryable || NEVER_RETRIED_CODES.has(error.code)) return false;
+  if (NEVER_SENT_CODES.has(error.code)) return true;
+  // The node itself said it did not execute the request.
+  if (error.code === "REMOTE_ERROR") return true;
+  // A lost connection (or any other error) that says it never wrote the
+  // request is known to be safe. Everything else, REQUEST_TIMEOUT and
+  // codes we do not know included, may have reached the node.
+  if ((error as { sent?: unknown }).sent === false) return true;
+  return options.idempotent === true;
+}
+
+/**
+ * What {@linkcode executeWithRetry} reports before each retry.
+ *
+ * @example
+ * ```ts
+ * import type { RetryInfo } from "./retry.ts";
+ * const log = (info: RetryInfo) =>
+ *   console.log(`retry ${info.attempt} in ${info.delayMs} ms after`, info.error);
+ * ```
+ */
+export interface RetryInfo {
+  /**
+   * The attempt about to be made, as passed to the operation: 1 for the
+   * first retry.
+   */
+  attempt: number;
+  /** How long the loop waits before that attempt, in ms. */
+  delayMs: number;
+  /** The error that the previous attempt failed with. */
+  error: unknown;
+}
+
+/**
+ * Options for {@linkcode executeWithRetry}.
+ *
+ * @example
+ * ```ts
+ * import type { ExecuteWithRetryOptions } from "./retry.ts";
+ * const options: ExecuteWithRetryOptions = {
+ *   idempotent: true,
+ *   signal: AbortSignal.timeout(10_000),
+ *   onRetry: ({ attempt, delayMs }) => console.log(attempt, delayMs),
+ * };
+ * ```
+ */
+export interface ExecuteWithRetryOptions {
+  /**
+   * Decides whether to retry after `error` from attempt `attempt` (0-based).
+   * Replaces the default, `isRetryable(error, { idempotent })`.
+   */
+  isRetryable?: (error: unknown, attempt: number) => boolean;
+  /** Passed to the default {@linkcode isRetryable}. Default false. */
+  idempotent?: boolean;
+  /**
+   * Stops the loop: before an attempt or during a backoff wait the promise
+   * rejects with {@linkcode AbortedError} at once. The signal is also given
+   * to the operation so it can stop its own work.
+   */
+  signal?: AbortSignal;
+  /** Clock for the backoff waits. Default the system clock. */
+  clock?: Clock;
+  /**
+   * Called before each backoff wait. An exception thrown here ends the loop
+   * and becomes the result, so a hook can veto further retries.
+   */
+  onRetry?: (info: RetryInfo) => void;
+  /** Source of jitter, uniform in `[0, 1)`. Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * Runs `operation` and retries it with exponential backoff while it fails
+ * with a retryable error, at most `config.maxRetries` times.
+ *
+ * - A non-retryable error is rethrown as is, at once.
+ * - When the retries run out, the promise rejects with
+ *   {@linkcode RetriesExhaustedError}: `attempts` counts every attempt, the
+ *   first included, and `cause` is the last error. This holds for
+ *   `maxRetries: 0` too (one attempt, `attempts === 1`): a caller sees the
+ *   same error shape whatever the retry budget, and can tell from the code
+ *   alone that the failure was transient but the client gave up.
+ * - When `options.signal` aborts, the loop rejects with
+ *   {@linkcode AbortedError} (the signal's reason as `cause`) and cancels a
+ *   pending backoff wait. An {@linkcode AbortedError} thrown by the operation
+ *   itself is passed through unchanged.
+ *
+ * @param operation the work; receives the 0-based attempt number and the
+ *   caller's signal.
+ * @param config the retry schedule and budget.
+ * @param options predicate, idempotency, signal, clock, hook and randomness.
+ * @example
+ * ```ts
+ * import { executeWithRetry } from "./retry.ts";
+ * import { ConnectionRefusedError } from "./errors.ts";
+ * const config = {
+ *   maxRetries: 3,
+ *   initialBackoffMs: 1,
+ *   maxBackoffMs: 10,
+ *   backoffMultiplier: 2,
+ *   jitter: false,
+ * };
+ * const answer = await executeWithRetry((attempt) => {
+ *   if (attempt < 2) {
+ *     throw new ConnectionRefusedError({ hostname: "127.0.0.1", port: 7000 });
+ *   }
+ *   return Promise.resolve("ok");
+ * }, config);
+ * console.log(answer); // "ok", after two retries
+ * ```
+ */
+export async function executeWithRetry<T>(
+  operation: (attempt: number, signal: AbortSignal | undefined) => Promise<T>,
+  config: RetryConfig,
+  options: ExecuteWithRetryOptions = {},
+): Promise<T> {
+  const { signal, onRetry } = options;
+  const clock = options.clock ?? systemClock;
+  const random = options.random ?? Math.random;
+  const idempotent = options.idempotent ?? false;
+  const retryable = options.isRetryable ??
+    ((error: unknown) => isRetryable(error, { idempotent }));
+
+  for (let attempt = 0;; attempt++) {
+    if (signal?.aborted) throw aborted(signal);
+    try {
+      return await operation(attempt, signal);
+    } catch (error) {
+      if (error instanceof NodewireError && error.code === "ABORTED") {
+        throw error;
+      }
+      // The operation may have failed *because* of the abort, with some
+      // other error: the caller asked to stop, so say that.
+      if (signal?.aborted) throw aborted(signal);
+      if (!retryable(error, attempt)) throw error;
+      if (attempt >= config.maxRetries) {
+        throw new RetriesExhaustedError(attempt + 1, error);
+      }
+      const delayMs = Math.min(
+        backoffDelay(attempt, config, random),
+        MAX_TIMER_DELAY_MS,
+      );
+      onRetry?.({ attempt: attempt + 1, delayMs, error });
+      try {
+        await sleep(clock, delayMs, signal);
+      } catch (sleepError) {
+        if (signal?.aborted) throw aborted(signal);
+        throw sleepError;
+      }
+    }
+  }
+}
+
+function aborted(signal: AbortSignal): AbortedError {
+  return new AbortedError("the operation was aborted", signal.reason);
+}

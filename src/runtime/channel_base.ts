@@ -1,0 +1,123 @@
+/**
+ * The callback bookkeeping every {@linkcode ByteChannel} needs, written once
+ * so each adapter only deals with its runtime's socket.
+ *
+ * @module
+ */
+
+import type { Endpoint } from "../errors.ts";
+import type { ByteChannel } from "./types.ts";
+
+/**
+ * Base of the adapters' channels: one data receiver, one close receiver,
+ * `onClose` exactly once and never before a data chunk already delivered.
+ *
+ * Reading starts when `onData` is registered, not before. Until then the
+ * runtime leaves bytes in the kernel, which gives real TCP backpressure to
+ * a peer we are not ready for, and no chunk can be lost for lack of a
+ * receiver.
+ *
+ * @example A channel that never receives anything
+ * ```ts
+ * import { ChannelBase } from "./channel_base.ts";
+ * class Silent extends ChannelBase {
+ *   readonly bufferedAmount = 0;
+ *   readonly remoteAddress = undefined;
+ *   protected startReading(): void {}
+ *   write(): boolean { return false; }
+ *   drained(): Promise<void> { return Promise.resolve(); }
+ *   close(): void { this.finish(); }
+ *   destroy(error?: Error): void { this.finish(error); }
+ * }
+ * const channel = new Silent({ hostname: "127.0.0.1", port: 1 });
+ * channel.onClose((error) => console.log("closed", error));
+ * channel.close();
+ * ```
+ */
+export abstract class ChannelBase implements ByteChannel {
+  /** The peer, as named when connecting; used in error messages. */
+  readonly endpoint: Endpoint;
+  #onData: ((chunk: Uint8Array) => void) | undefined;
+  #onClose: ((error?: Error) => void) | undefined;
+  #reading = false;
+  #finished = false;
+  #closeError: Error | undefined;
+  #closeDelivered = false;
+
+  /** Creates the bookkeeping for a channel to `endpoint`. */
+  constructor(endpoint: Endpoint) {
+    this.endpoint = endpoint;
+  }
+
+  /** Bytes accepted by `write` and not yet handed to the OS. */
+  abstract readonly bufferedAmount: number;
+  /** The peer's address, when the runtime reports it. */
+  abstract readonly remoteAddress:
+    | { hostname: string; port: number }
+    | undefined;
+  /** Queues bytes; false means wait for `drained()`. */
+  abstract write(bytes: Uint8Array): boolean;
+  /** Resolves below the low-water mark or on close. */
+  abstract drained(): Promise<void>;
+  /** Flushes, then closes. */
+  abstract close(): void;
+  /** Closes now. */
+  abstract destroy(error?: Error): void;
+  /** Starts pulling or accepting pushed bytes; called once. */
+  protected abstract startReading(): void;
+
+  /** Whether the channel has finished (closed or failed). */
+  get finished(): boolean {
+    return this.#finished;
+  }
+
+  /** Sets the data receiver; the first call starts reading. */
+  onData(fn: (chunk: Uint8Array) => void): void {
+    this.#onData = fn;
+    if (!this.#reading && !this.#finished) {
+      this.#reading = true;
+      this.startReading();
+    }
+  }
+
+  /** Sets the close receiver; a close that already happened is delivered. */
+  onClose(fn: (error?: Error) => void): void {
+    this.#onClose = fn;
+    if (this.#finished) this.#scheduleClose();
+  }
+
+  /**
+   * Hands a chunk to the receiver. A receiver that throws has broken its
+   * own state, so the channel is destroyed with what it threw rather than
+   * letting the error escape into the runtime's event loop.
+   */
+  protected emitData(chunk: Uint8Array): void {
+    if (this.#finished || this.#onData === undefined) return;
+    try {
+      this.#onData(chunk);
+    } catch (error) {
+      this.destroy(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * Marks the channel finished; returns false when it already was. The
+   * close callback runs in a microtask so it never re-enters the code that
+   * called `close()` or `destroy()`.
+   */
+  protected finish(error?: Error): boolean {
+    if (this.#finished) return false;
+    this.#finished = true;
+    this.#closeError = error;
+    this.#scheduleClose();
+    return true;
+  }
+
+  #scheduleClose(): void {
+    if (this.#onClose === undefined || this.#closeDelivered) return;
+    this.#closeDelivered = true;
+    const fn = this.#onClose;
+    const error = this.#closeError;
+    queueMicrotask(() => fn(error));
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * The Deno adapter, on `Deno.connect` and `Deno.listen`. Kept native rather
+ * than going through `node:net`, which is 15-20% slower on ping-pong and
+ * half as fast on bulk transfers in Deno.
+ *
+ * @module
+ */
+
+import type { Endpoint } from "../errors.ts";
+import { ChannelBase } from "./channel_base.ts";
+import { toConnectionError, toListenError } from "./errors.ts";
+import type {
+  ByteChannel,
+  ConnectOptions,
+  Listener,
+  ListenOptions,
+  RuntimeAdapter,
+} from "./types.ts";
+import { WriteQueue } from "./write_queue.ts";
+
+/** Size of each read buffer. */
+const READ_SIZE = 64 * 1024;
+/**
+ * A read at least this large keeps the buffer it landed in (handed over as
+ * is, a new one is allocated); a smaller read is copied out so a 20-byte
+ * response does not pin 64 KiB.
+ */
+const KEEP_BUFFER_AT = 16 * 1024;
+
+class DenoChannel extends ChannelBase {
+  #conn: Deno.TcpConn;
+  #queue = new WriteQueue();
+  #pumping = false;
+  #closing = false;
+
+  constructor(conn: Deno.TcpConn, endpoint: Endpoint) {
+    super(endpoint);
+    this.#conn = conn;
+    // Deno leaves Nagle on; frames are small and latency matters.
+    conn.setNoDelay(true);
+  }
+
+  get bufferedAmount(): number {
+    return this.#queue.size;
+  }
+
+  get remoteAddress(): { hostname: string; port: number } | undefined {
+    const addr = this.#conn.remoteAddr;
+    return { hostname: addr.hostname, port: addr.port };
+  }
+
+  write(bytes: Uint8Array): boolean {
+    if (this.finished || this.#closing) return false;
+    const below = this.#queue.push(bytes);
+    if (!this.#pumping) {
+      this.#pumping = true;
+      // Waiting one microtask lets the rest of this tick's frames join the
+      // queue, so they leave in one write call (Deno has no writev).
+      queueMicrotask(() => this.#pump());
+    }
+    return below;
+  }
+
+  drained(): Promise<void> {
+    return this.finished ? Promise.resolve() : this.#queue.drained();
+  }
+
+  close(): void {
+    if (this.finished || this.#closing) return;
+    this.#closing = true;
+    if (!this.#pumping) this.#shutdown();
+  }
+
+  destroy(error?: Error): void {
+    if (this.finished) return;
+    this.#queue.clear();
+    this.#release();
+    this.finish(error);
+  }
+
+  protected startReading(): void {
+    void this.#readLoop();
+  }
+
+  async #readLoop(): Promise<void> {
+    let buffer = new Uint8Array(READ_SIZE);
+    try {
+      while (!this.finished) {
+        const n = await this.#conn.read(buffer);
+        if (this.finished) return;
+        if (n === null) {
+          // The peer finished sending; like Node without allowHalfOpen, we
+          // flush what we have and close too.
+          this.close();
+          return;
+        }
+        if (n === 0) continue;
+        let chunk: Uint8Array;
+        if (n >= KEEP_BUFFER_AT) {
+          chunk = buffer.subarray(0, n);
+          buffer = new Uint8Array(READ_SIZE);
+        } else {
+          chunk = buffer.slice(0, n);
+        }
+        this.emitData(chunk);
+      }
+    } catch (error) {
+      // After our own close the pending read fails with BadResource or
+      // Interrupted; that is not news.
+      if (!this.finished) this.#fail(error);
+    }
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#queue.size > 0 && !this.finished) {
+        const bytes = this.#queue.peek();
+        const written = await this.#conn.write(bytes);
+        this.#queue.consume(written);
+      }
+    } catch (error) {
+      if (!this.finished) this.#fail(error);
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#closing && !this.finished) this.#shutdown();
+  }
+
+  #shutdown(): void {
+    this.#release();
+    this.finish();
+  }
+
+  #fail(error: unknown): void {
+    this.#queue.clear();
+    this.#release();
+    this.finish(toConnectionError(error, this.endpoint));
+  }
+
+  #release(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // BadResource: already closed (by the peer's reset or by us).
+    }
+  }
+}
+
+/**
+ * The adapter for Deno, on `Deno.connect` / `Deno.listen` with Nagle off.
+ *
+ * Reads pull 64 KiB at a time; writes are queued, coalesced into one
+ * buffer per `conn.write` call and looped until done, since Deno's write
+ * may be partial.
+ *
+ * @example
+ * ```ts ignore
+ * import { denoAdapter } from "./deno.ts";
+ * const listener = await denoAdapter.listen({ port: 0 }, (channel) => {
+ *   channel.onData((chunk) => channel.write(chunk));
+ *   channel.onClose(() => {});
+ * });
+ * const channel = await denoAdapter.connect({ hostname: "127.0.0.1", port: listener.port });
+ * channel.onData((chunk) => console.log(chunk));
+ * channel.onClose(() => listener.close());
+ * channel.write(new Uint8Array([1, 2, 3]));
+ * ```
+ */
+export const denoAdapter: RuntimeAdapter = {
+  name: "deno",
+
+  async connect(options: ConnectOptions): Promise<ByteChannel> {
+    const { hostname, port, signal } = options;
+    signal?.throwIfAborted();
+    const started = performance.now();
+    let conn: Deno.TcpConn;
+    try {
+      conn = await Deno.connect({ hostname, port, transport: "tcp", signal });
+    } catch (error) {
+      if (signal?.aborted) throw signal.reason;
+      throw toConnectionError(error, { hostname, port }, {
+        phase: "connect",
+        elapsedMs: performance.now() - started,
+      });
+    }
+    if (signal?.aborted) {
+      conn.close();
+      throw signal.reason;
+    }
+    return new DenoChannel(conn, { hostname, port });
+  },
+
+  listen(
+    options: ListenOptions,
+    onConnection: (channel: ByteChannel) => void,
+  ): Promise<Listener> {
+    const hostname = options.hostname ?? "127.0.0.1";
+    let server: Deno.TcpListener;
+    try {
+      server = Deno.listen({ hostname, port: options.port, transport: "tcp" });
+    } catch (error) {
+      return Promise.reject(
+        toListenError(error, { hostname, port: options.port }),
+      );
+    }
+    const addr = server.addr;
+    let closed = false;
+    const accepting = (async () => {
+      while (!closed) {
+        let conn: Deno.TcpConn;
+        try {
+          conn = await server.accept();
+        } catch {
+          // Closing the listener ends the pending accept; other accept
+          // errors (EMFILE) would spin, so stop either way.
+          return;
+        }
+        const remote = conn.remoteAddr;
+        onConnection(
+          new DenoChannel(conn, {
+            hostname: remote.hostname,
+            port: remote.port,
+          }),
+        );
+      }
+    })();
+    return Promise.resolve({
+      hostname: addr.hostname,
+      port: addr.port,
+      async close(): Promise<void> {
+        if (!closed) {
+          closed = true;
+          try {
+            server.close();
+          } catch {
+            // Already closed.
+          }
+        }
+        // The socket is only released once the pending accept has failed;
+        // until then the kernel still completes handshakes on the port.
+        await accepting;
+      },
+    });
+  },
+};

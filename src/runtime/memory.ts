@@ -1,0 +1,285 @@
+/**
+ * An in-process network for tests: listeners and connections over pairs of
+ * in-memory channels, with no sockets and no timers. Everything happens in
+ * microtasks, so a test that awaits the right promises sees the same order
+ * of events on every run and every runtime.
+ *
+ * @module
+ */
+
+import {
+  ConnectionLostError,
+  ConnectionRefusedError,
+  type Endpoint,
+  HostNotFoundError,
+} from "../errors.ts";
+import { ChannelBase } from "./channel_base.ts";
+import { toListenError } from "./errors.ts";
+import type {
+  ByteChannel,
+  ConnectOptions,
+  Listener,
+  ListenOptions,
+  RuntimeAdapter,
+} from "./types.ts";
+import { WriteQueue } from "./write_queue.ts";
+
+/** Where port 0 and client-side ports start, as in the IANA dynamic range. */
+const FIRST_DYNAMIC_PORT = 49152;
+
+/**
+ * A {@linkcode RuntimeAdapter} over an in-memory network, plus handles for
+ * tests to inspect it and inject faults.
+ */
+export interface MemoryNetwork extends RuntimeAdapter {
+  /** Always `"memory"`. */
+  readonly name: "memory";
+  /** Channel ends not yet closed; 0 after a test that cleaned up. */
+  readonly openChannels: number;
+  /**
+   * Fails every open channel at once, both ends, with a
+   * `ConnectionLostError`: a network partition or a crashed switch.
+   */
+  breakAll(reason?: string): void;
+}
+
+interface Network {
+  readonly channels: Set<MemoryChannel>;
+}
+
+class MemoryChannel extends ChannelBase {
+  #network: Network;
+  #remote: { hostname: string; port: number };
+  // Bytes this end wrote that the other end has not read yet: the pipe.
+  #outbox = new WriteQueue();
+  #peer: MemoryChannel | undefined;
+  #reading = false;
+  #deliveryScheduled = false;
+  #closing = false;
+
+  constructor(
+    network: Network,
+    endpoint: Endpoint,
+    remote: { hostname: string; port: number },
+  ) {
+    super(endpoint);
+    this.#network = network;
+    this.#remote = remote;
+    network.channels.add(this);
+  }
+
+  /** Joins two fresh ends. */
+  static pair(a: MemoryChannel, b: MemoryChannel): void {
+    a.#peer = b;
+    b.#peer = a;
+  }
+
+  get bufferedAmount(): number {
+    return this.#outbox.size;
+  }
+
+  get remoteAddress(): { hostname: string; port: number } {
+    return this.#remote;
+  }
+
+  write(bytes: Uint8Array): boolean {
+    if (this.finished || this.#closing) return false;
+    const peer = this.#peer;
+    // The other end is gone but we have not read its EOF yet; TCP would
+    // swallow these bytes too.
+    if (peer === undefined || peer.finished) return true;
+    // Copied so the caller keeps its buffer and the reader owns its chunk.
+    const below = this.#outbox.push(bytes.slice());
+    peer.#scheduleDelivery();
+    return below;
+  }
+
+  drained(): Promise<void> {
+    return this.finished ? Promise.resolve() : this.#outbox.drained();
+  }
+
+  close(): void {
+    if (this.finished || this.#closing) return;
+    // The other end reads what is in flight, then sees the end of stream.
+    this.#closing = true;
+    const peer = this.#peer;
+    if (peer !== undefined) peer.#scheduleDelivery();
+    this.finish();
+  }
+
+  destroy(error?: Error): void {
+    if (this.finished) return;
+    this.#outbox.clear();
+    const peer = this.#peer;
+    this.finish(error);
+    if (peer !== undefined && !peer.finished) {
+      peer.#outbox.clear();
+      peer.finish(new ConnectionLostError(peer.endpoint, "reset by peer"));
+    }
+  }
+
+  /** Fails this end only; the network breaking under it. */
+  sever(reason: string): void {
+    if (this.finished) return;
+    this.#outbox.clear();
+    this.finish(new ConnectionLostError(this.endpoint, reason));
+  }
+
+  protected override startReading(): void {
+    this.#reading = true;
+    this.#scheduleDelivery();
+  }
+
+  protected override finish(error?: Error): boolean {
+    if (!super.finish(error)) return false;
+    this.#network.channels.delete(this);
+    // Whatever the peer sent that we never read is lost with us; releasing
+    // it wakes a peer waiting in drained().
+    const peer = this.#peer;
+    if (peer !== undefined) peer.#outbox.clear();
+    return true;
+  }
+
+  #scheduleDelivery(): void {
+    if (this.#deliveryScheduled || !this.#reading || this.finished) return;
+    this.#deliveryScheduled = true;
+    queueMicrotask(() => this.#deliver());
+  }
+
+  #deliver(): void {
+    this.#deliveryScheduled = false;
+    const source = this.#peer;
+    if (source === undefined) return;
+    while (!this.finished) {
+      const chunk = source.#outbox.shift();
+      if (chunk === undefined) break;
+      this.emitData(chunk);
+    }
+    // End of stream after the last byte; close our side too, like a TCP
+    // socket without half-open support.
+    if (source.#closing && source.#outbox.size === 0) this.close();
+  }
+}
+
+function isIpLiteral(hostname: string): boolean {
+  return hostname.includes(":") || /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname);
+}
+
+function canonicalHost(hostname: string): string {
+  return hostname === "localhost" ? "127.0.0.1" : hostname;
+}
+
+/**
+ * Creates an isolated in-memory network. Each call is a separate network:
+ * ports bound on one are not visible on another.
+ *
+ * - `listen({ port: 0 })` allocates a port from 49152 up.
+ * - `connect` to a port nobody listens on rejects with
+ *   `ConnectionRefusedError`; to a name that is neither an IP literal,
+ *   `localhost`, nor a name something listened on, with `HostNotFoundError`.
+ * - Written bytes are copied and delivered to the other end in a later
+ *   microtask, one chunk per write. `bufferedAmount` counts bytes the other
+ *   end has not read, so a reader that has not called `onData` yet holds
+ *   back the writer exactly like a full TCP window.
+ * - `close()` lets the other end read what is in flight, then closes it
+ *   cleanly; `destroy()` resets it with a `ConnectionLostError`.
+ *
+ * @example An echo server and a client on the same network
+ * ```ts
+ * import { createMemoryNetwork } from "./memory.ts";
+ * const network = createMemoryNetwork();
+ * const listener = await network.listen({ port: 0 }, (server) => {
+ *   server.onData((chunk) => server.write(chunk));
+ *   server.onClose(() => {});
+ * });
+ * const client = await network.connect({ hostname: "127.0.0.1", port: listener.port });
+ * const echoed = new Promise<Uint8Array>((resolve) => client.onData(resolve));
+ * client.onClose(() => {});
+ * client.write(new Uint8Array([1, 2, 3]));
+ * console.log(await echoed); // Uint8Array(3) [ 1, 2, 3 ]
+ * client.close();
+ * await listener.close();
+ * ```
+ */
+export function createMemoryNetwork(): MemoryNetwork {
+  const channels = new Set<MemoryChannel>();
+  const network: Network = { channels };
+  const listeners = new Map<string, (channel: ByteChannel) => void>();
+  const knownHosts = new Set<string>();
+  let nextPort = FIRST_DYNAMIC_PORT;
+  const key = (hostname: string, port: number) => `${hostname} ${port}`;
+  const allocatePort = (hostname: string): number => {
+    while (listeners.has(key(hostname, nextPort))) nextPort++;
+    return nextPort++;
+  };
+  const find = (hostname: string, port: number) =>
+    listeners.get(key(hostname, port)) ??
+      listeners.get(key(hostname.includes(":") ? "::" : "0.0.0.0", port));
+
+  return {
+    name: "memory",
+
+    get openChannels(): number {
+      return channels.size;
+    },
+
+    async connect(options: ConnectOptions): Promise<ByteChannel> {
+      const { port, signal } = options;
+      signal?.throwIfAborted();
+      // A real connect never completes synchronously; neither does this, so
+      // an abort right after the call is seen.
+      await Promise.resolve();
+      signal?.throwIfAborted();
+      const endpoint = { hostname: options.hostname, port };
+      const hostname = canonicalHost(options.hostname);
+      if (!isIpLiteral(hostname) && !knownHosts.has(hostname)) {
+        throw new HostNotFoundError(endpoint);
+      }
+      const onConnection = find(hostname, port);
+      if (onConnection === undefined) {
+        throw new ConnectionRefusedError(endpoint);
+      }
+      const clientAddress = {
+        hostname: hostname.includes(":") ? "::1" : "127.0.0.1",
+        port: allocatePort(""),
+      };
+      const client = new MemoryChannel(network, endpoint, { hostname, port });
+      const server = new MemoryChannel(network, clientAddress, clientAddress);
+      MemoryChannel.pair(client, server);
+      onConnection(server);
+      return client;
+    },
+
+    listen(
+      options: ListenOptions,
+      onConnection: (channel: ByteChannel) => void,
+    ): Promise<Listener> {
+      const hostname = canonicalHost(options.hostname ?? "127.0.0.1");
+      const port = options.port === 0 ? allocatePort(hostname) : options.port;
+      if (listeners.has(key(hostname, port))) {
+        return Promise.reject(toListenError(
+          new Error(`port ${port} is in use`),
+          { hostname, port },
+        ));
+      }
+      listeners.set(key(hostname, port), onConnection);
+      knownHosts.add(hostname);
+      let closed = false;
+      return Promise.resolve({
+        hostname,
+        port,
+        close(): Promise<void> {
+          if (!closed) {
+            closed = true;
+            listeners.delete(key(hostname, port));
+          }
+          return Promise.resolve();
+        },
+      });
+    },
+
+    breakAll(reason = "network failure"): void {
+      for (const channel of [...channels]) channel.sever(reason);
+    },
+  };
+}

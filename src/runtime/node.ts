@@ -1,0 +1,240 @@
+/**
+ * The Node adapter, on `node:net`. It also runs on Deno and Bun, which
+ * makes it the common reference in tests; those runtimes use their native
+ * adapters by default.
+ *
+ * `node:net` is loaded with a dynamic import on first use, so Deno and Bun
+ * users who never pick this adapter never pay for loading it.
+ *
+ * @module
+ */
+
+import type * as Net from "node:net";
+import type { Endpoint } from "../errors.ts";
+import { ChannelBase } from "./channel_base.ts";
+import { toConnectionError, toListenError } from "./errors.ts";
+import type {
+  ByteChannel,
+  ConnectOptions,
+  Listener,
+  ListenOptions,
+  RuntimeAdapter,
+} from "./types.ts";
+import { HIGH_WATER_MARK } from "./write_queue.ts";
+
+let netLoading: Promise<typeof Net> | undefined;
+let netModule: typeof Net | undefined;
+
+function loadNet(): Promise<typeof Net> {
+  netLoading ??= import("node:net").then((net) => netModule = net);
+  return netLoading;
+}
+
+class NodeChannel extends ChannelBase {
+  #socket: Net.Socket;
+  #error: Error | undefined;
+  #drainWaiters: (() => void)[] = [];
+
+  constructor(socket: Net.Socket, endpoint: Endpoint) {
+    super(endpoint);
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    // Registered before anything else can happen, so an error on an idle
+    // socket becomes a close with an SDK error instead of an uncaught
+    // exception that kills the process.
+    socket.on("error", (error: Error) => {
+      this.#error ??= toConnectionError(error, endpoint);
+    });
+    socket.on("close", () => {
+      this.#wakeDrainWaiters();
+      this.finish(this.#error);
+    });
+    socket.on("drain", () => this.#wakeDrainWaiters());
+  }
+
+  get bufferedAmount(): number {
+    return this.#socket.writableLength;
+  }
+
+  get remoteAddress(): { hostname: string; port: number } | undefined {
+    const { remoteAddress, remotePort } = this.#socket;
+    if (remoteAddress === undefined || remotePort === undefined) {
+      return undefined;
+    }
+    return { hostname: remoteAddress, port: remotePort };
+  }
+
+  write(bytes: Uint8Array): boolean {
+    const socket = this.#socket;
+    if (this.finished || socket.writableEnded || socket.destroyed) return false;
+    // Also checks the size: an accepted socket may have the runtime's
+    // default mark, and Bun's and Deno's node:net need not honour ours.
+    return socket.write(bytes) && socket.writableLength < HIGH_WATER_MARK;
+  }
+
+  drained(): Promise<void> {
+    const socket = this.#socket;
+    // 'drain' only comes after a write returned false; with nothing owed,
+    // there is nothing to wait for.
+    if (this.finished || !socket.writableNeedDrain) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  close(): void {
+    const socket = this.#socket;
+    if (this.finished || socket.writableEnded) return;
+    // end() flushes and sends FIN; then release the socket rather than wait
+    // for a peer that may never close its side.
+    socket.end(() => socket.destroy());
+  }
+
+  destroy(error?: Error): void {
+    if (this.finished) return;
+    const socket = this.#socket;
+    // Finish first so `error`, not the socket's own close, is reported.
+    this.finish(error);
+    this.#wakeDrainWaiters();
+    // A reset tells the peer at once that queued bytes were dropped.
+    if (typeof socket.resetAndDestroy === "function") {
+      try {
+        socket.resetAndDestroy();
+        return;
+      } catch {
+        // Not connected yet, or a runtime without resets: plain destroy.
+      }
+    }
+    socket.destroy();
+  }
+
+  protected startReading(): void {
+    this.#socket.on("data", (chunk: Uint8Array) => {
+      // Node allocates a fresh Buffer per read. The plain view keeps
+      // Uint8Array semantics (Buffer's slice() is a view, not a copy).
+      this.emitData(
+        new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      );
+    });
+  }
+
+  #wakeDrainWaiters(): void {
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+/**
+ * The adapter for Node, on `node:net` with Nagle off. Works on Deno and Bun
+ * too, through their Node compatibility.
+ *
+ * `write` returns false when the socket's buffer passes 1 MiB; `drained`
+ * waits for Node's `'drain'`. An abort during connect destroys the socket
+ * and rejects with the signal's reason.
+ *
+ * @example
+ * ```ts ignore
+ * import { nodeAdapter } from "./node.ts";
+ * const channel = await nodeAdapter.connect({ hostname: "127.0.0.1", port: 7000 });
+ * channel.onData((chunk) => console.log(chunk));
+ * channel.onClose((error) => console.log("closed", error));
+ * channel.write(new Uint8Array([1, 2, 3]));
+ * ```
+ */
+export const nodeAdapter: RuntimeAdapter = {
+  name: "node",
+
+  async connect(options: ConnectOptions): Promise<ByteChannel> {
+    const { hostname, port, signal } = options;
+    signal?.throwIfAborted();
+    // Once loaded, the socket is created without an await in between, so
+    // no microtask is spent and an abort right after the call meets a
+    // connecting socket.
+    const net = netModule ?? await loadNet();
+    signal?.throwIfAborted();
+    const endpoint = { hostname, port };
+    const started = performance.now();
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({
+        host: hostname,
+        port,
+        noDelay: true,
+        writableHighWaterMark: HIGH_WATER_MARK,
+      } as Net.NetConnectOpts);
+      let settled = false;
+      const settle = () => {
+        settled = true;
+        signal?.removeEventListener("abort", onAbort);
+        socket.off("connect", onConnect);
+      };
+      const onAbort = () => {
+        if (settled) return;
+        settle();
+        socket.destroy();
+        reject(signal?.reason);
+      };
+      const onConnect = () => {
+        if (settled) return;
+        settle();
+        resolve(new NodeChannel(socket, endpoint));
+      };
+      // Stays registered: a late error after an abort must not go uncaught.
+      socket.on("error", (error: Error) => {
+        if (settled) return;
+        settle();
+        socket.destroy();
+        reject(toConnectionError(error, endpoint, {
+          phase: "connect",
+          elapsedMs: performance.now() - started,
+        }));
+      });
+      socket.once("connect", onConnect);
+      signal?.addEventListener("abort", onAbort, { once: true });
+    });
+  },
+
+  async listen(
+    options: ListenOptions,
+    onConnection: (channel: ByteChannel) => void,
+  ): Promise<Listener> {
+    const net = netModule ?? await loadNet();
+    const hostname = options.hostname ?? "127.0.0.1";
+    const server = net.createServer({
+      noDelay: true,
+      highWaterMark: HIGH_WATER_MARK,
+    } as Net.ServerOpts, (socket) => {
+      const remote = {
+        hostname: socket.remoteAddress ?? "",
+        port: socket.remotePort ?? 0,
+      };
+      onConnection(new NodeChannel(socket, remote));
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error) => {
+        reject(toListenError(error, { hostname, port: options.port }));
+      };
+      server.once("error", onError);
+      server.listen({ host: hostname, port: options.port }, () => {
+        server.off("error", onError);
+        resolve();
+      });
+    });
+    // A server error after binding (EMFILE on accept) must not crash the
+    // process; the accepted channels report their own errors.
+    server.on("error", () => {});
+    const address = server.address() as Net.AddressInfo;
+    let closed = false;
+    return {
+      hostname: address.address,
+      port: address.port,
+      close(): Promise<void> {
+        if (closed) return Promise.resolve();
+        closed = true;
+        // server.close()'s callback waits for every accepted socket to end;
+        // the contract only asks that the port be unbound, which close()
+        // does at once. Open channels stay open.
+        server.close();
+        return Promise.resolve();
+      },
+    };
+  },
+};

@@ -1,0 +1,198 @@
+/**
+ * The reference node's small operation set, and helpers to build requests
+ * and read replies. A request payload is one op byte and its arguments; a
+ * reply payload starts with the id of the node that answered, so tests can
+ * see where every request went.
+ *
+ * ```
+ * request:  op (u8) | arguments
+ *   ECHO   0x01  data
+ *   GET    0x02  key (UTF-8)
+ *   PUT    0x03  key length (u16 BE) | key | value
+ *   DELETE 0x04  key
+ *   SLEEP  0x05  milliseconds (u32 BE) | data echoed after the sleep
+ *   FAIL   0x06  error code (u16 BE) | retryable (u8) | message (UTF-8)
+ * reply:    node id length (u8) | node id (UTF-8) | result
+ * ```
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../src/errors.ts";
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+/**
+ * Operation codes of the reference node.
+ *
+ * @example
+ * ```ts
+ * import { Op } from "@nodewire/client/testing";
+ * console.log(Op.Echo); // 1
+ * ```
+ */
+export const Op = {
+  /** Returns the data as is. */
+  Echo: 0x01,
+  /** Returns the value stored under a key, or error NotFound. */
+  Get: 0x02,
+  /** Stores a value under a key. */
+  Put: 0x03,
+  /** Removes a key; returns 1 if it existed, else 0. */
+  Delete: 0x04,
+  /** Waits, then returns the data. */
+  Sleep: 0x05,
+  /** Answers with the error given. */
+  Fail: 0x06,
+} as const;
+
+/** Builders for the reference node's request payloads. */
+export interface OpBuilders {
+  /** ECHO with `data` (bytes or text). */
+  echo(data?: Uint8Array | string): Uint8Array;
+  /** GET `key`. */
+  get(key: string): Uint8Array;
+  /** PUT `value` under `key`. */
+  put(key: string, value: Uint8Array | string): Uint8Array;
+  /** DELETE `key`. */
+  delete(key: string): Uint8Array;
+  /** SLEEP `ms`, then echo `data`. */
+  sleep(ms: number, data?: Uint8Array | string): Uint8Array;
+  /** FAIL with a node error `code`, flagged retryable or not. */
+  fail(code: number, retryable: boolean, message?: string): Uint8Array;
+}
+
+/**
+ * Builders for request payloads.
+ *
+ * @example
+ * ```ts
+ * import { ops } from "@nodewire/client/testing";
+ * const payload = ops.put("k", new TextEncoder().encode("v"));
+ * ```
+ */
+export const ops: OpBuilders = {
+  /** ECHO with `data` (bytes or text). */
+  echo(data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
+    return withOp(Op.Echo, toBytes(data));
+  },
+  /** GET `key`. */
+  get(key: string): Uint8Array {
+    return withOp(Op.Get, encoder.encode(key));
+  },
+  /** PUT `value` under `key`. */
+  put(key: string, value: Uint8Array | string): Uint8Array {
+    const k = encoder.encode(key);
+    const v = toBytes(value);
+    const out = new Uint8Array(3 + k.byteLength + v.byteLength);
+    out[0] = Op.Put;
+    out[1] = k.byteLength >>> 8;
+    out[2] = k.byteLength & 0xff;
+    out.set(k, 3);
+    out.set(v, 3 + k.byteLength);
+    return out;
+  },
+  /** DELETE `key`. */
+  delete(key: string): Uint8Array {
+    return withOp(Op.Delete, encoder.encode(key));
+  },
+  /** SLEEP `ms`, then echo `data`. */
+  sleep(ms: number, data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
+    const d = toBytes(data);
+    const out = new Uint8Array(5 + d.byteLength);
+    out[0] = Op.Sleep;
+    new DataView(out.buffer).setUint32(1, ms);
+    out.set(d, 5);
+    return out;
+  },
+  /** FAIL with a node error `code`, flagged retryable or not. */
+  fail(
+    code: number,
+    retryable: boolean,
+    message = "failed on request",
+  ): Uint8Array {
+    const m = encoder.encode(message);
+    const out = new Uint8Array(4 + m.byteLength);
+    out[0] = Op.Fail;
+    out[1] = code >>> 8;
+    out[2] = code & 0xff;
+    out[3] = retryable ? 1 : 0;
+    out.set(m, 4);
+    return out;
+  },
+};
+
+/** A reply from the reference node, split into who answered and what. */
+export interface Reply {
+  /** The id of the node that answered. */
+  nodeId: string;
+  /** The operation's result bytes (a view into the payload). */
+  data: Uint8Array;
+}
+
+/**
+ * Splits a reference node reply into node id and result.
+ *
+ * @throws {ProtocolError} for a payload too short to hold its node id.
+ * @example
+ * ```ts
+ * import { decodeReply, encodeReply } from "@nodewire/client/testing";
+ * decodeReply(encodeReply("n1", new Uint8Array([7]))).nodeId; // "n1"
+ * ```
+ */
+export function decodeReply(payload: Uint8Array): Reply {
+  const n = payload[0];
+  if (payload.byteLength < 1 || payload.byteLength < 1 + n) {
+    throw new ProtocolError("reply too short for its node id");
+  }
+  return {
+    nodeId: decoder.decode(payload.subarray(1, 1 + n)),
+    data: payload.subarray(1 + n),
+  };
+}
+
+/**
+ * Builds a reply payload: node id, then result.
+ *
+ * @example
+ * ```ts
+ * import { encodeReply } from "@nodewire/client/testing";
+ * encodeReply("n1", new Uint8Array([1, 2])).byteLength; // 5
+ * ```
+ */
+export function encodeReply(
+  nodeId: Uint8Array | string,
+  data: Uint8Array,
+): Uint8Array {
+  const id = toBytes(nodeId);
+  const out = new Uint8Array(1 + id.byteLength + data.byteLength);
+  out[0] = id.byteLength;
+  out.set(id, 1);
+  out.set(data, 1 + id.byteLength);
+  return out;
+}
+
+/**
+ * Reads the text of a reply's data.
+ *
+ * @example
+ * ```ts
+ * import { encodeReply, replyText } from "@nodewire/client/testing";
+ * replyText(encodeReply("n1", new TextEncoder().encode("hi"))); // "hi"
+ * ```
+ */
+export function replyText(payload: Uint8Array): string {
+  return decoder.decode(decodeReply(payload).data);
+}
+
+function withOp(op: number, args: Uint8Array): Uint8Array {
+  const out = new Uint8Array(1 + args.byteLength);
+  out[0] = op;
+  out.set(args, 1);
+  return out;
+}
+
+function toBytes(data: Uint8Array | string): Uint8Array {
+  return typeof data === "string" ? encoder.encode(data) : data;
+}

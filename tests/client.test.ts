@@ -1,0 +1,477 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { Client, type RetryEvent } from "../src/client.ts";
+import type { ConnectionConfig } from "../src/config.ts";
+import {
+  ClientClosedError,
+  ConfigError,
+  ConnectionLostError,
+  NoHealthyNodesError,
+  RemoteError,
+  RetriesExhaustedError,
+} from "../src/errors.ts";
+import { ConnectFailedError, type NodeHealthEvent } from "../src/manager.ts";
+import { RemoteErrorCode } from "../src/protocol/messages.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { startTestNode, type TestNode } from "../testing/node.ts";
+import { decodeReply, ops, replyText } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+
+const quietHealth = { intervalMs: 0 };
+
+async function cluster(
+  n: number,
+  options: { runtime?: RuntimeAdapter; clock?: VirtualClock } = {},
+): Promise<TestNode[]> {
+  return await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      startTestNode({
+        nodeId: `n${i}`,
+        runtime: options.runtime,
+        clock: options.clock,
+      })),
+  );
+}
+
+async function closeAll(nodes: TestNode[]) {
+  await Promise.all(nodes.map((n) => n.close()));
+}
+
+/** A port with nothing listening on it. */
+async function deadAddress(): Promise<string> {
+  const node = await startTestNode();
+  const address = node.address;
+  await node.close();
+  return address;
+}
+
+test("Property 1: Connection Establishment", async () => {
+  const nodes = await cluster(3);
+  const dead = [await deadAddress(), await deadAddress()];
+  try {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.subarray(nodes, { minLength: 1 }),
+        fc.subarray(dead),
+        fc.integer({ min: 0, max: 3 }),
+        fc.integer({ min: 1, max: 4 }),
+        fc.constantFrom("round-robin", "least-in-flight") as fc.Arbitrary<
+          "round-robin" | "least-in-flight"
+        >,
+        fc.integer({ min: 200, max: 5000 }),
+        async (live, down, min, extra, loadBalancing, timeoutMs) => {
+          const hosts = [...live.map((n) => n.address), ...down];
+          const config: ConnectionConfig = {
+            hosts: hosts.sort(),
+            timeoutMs,
+            loadBalancing,
+            poolConfig: { minConnections: min, maxConnections: min + extra },
+            healthConfig: quietHealth,
+          };
+          const client = await Client.connect(config);
+          try {
+            const open = client.stats().nodes.reduce(
+              (sum, n) => sum + n.pool.open,
+              0,
+            );
+            assert.ok(open >= 1, "at least one connection is established");
+            const healthy = client.stats().nodes.filter((n) => n.healthy);
+            assert.equal(healthy.length, live.length);
+            const reply = decodeReply(
+              await client.request(ops.echo("x"), { idempotent: true }),
+            );
+            assert.ok(live.some((n) => n.nodeId === reply.nodeId));
+          } finally {
+            await client.disconnect();
+          }
+        },
+      ),
+      { numRuns: 12 },
+    );
+  } finally {
+    await closeAll(nodes);
+  }
+});
+
+test("connect names every host and why when none can be reached", async () => {
+  const dead = [await deadAddress(), await deadAddress()];
+  await assert.rejects(
+    Client.connect({ hosts: dead, healthConfig: quietHealth }),
+    (e: unknown) => {
+      assert.ok(e instanceof ConnectFailedError);
+      assert.equal(e.code, "CONNECT_FAILED");
+      assert.equal(e.failures.length, 2);
+      for (const address of dead) assert.match(e.message, new RegExp(address));
+      assert.match(e.message, /refused/);
+      return true;
+    },
+  );
+});
+
+test("a bad configuration is refused before any socket is opened", async () => {
+  await assert.rejects(
+    Client.connect({ hosts: ["127.0.0.1:0"] }),
+    (e: unknown) => e instanceof ConfigError && e.field === "hosts[0]",
+  );
+});
+
+test("requests spread across every healthy node", async () => {
+  const nodes = await cluster(3);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 1 },
+  });
+  try {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 90; i++) {
+      const { nodeId } = decodeReply(await client.request(ops.echo()));
+      seen.set(nodeId, (seen.get(nodeId) ?? 0) + 1);
+    }
+    assert.deepEqual([...seen.keys()].sort(), ["n0", "n1", "n2"]);
+    for (const count of seen.values()) assert.equal(count, 30);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("an unhealthy node gets no requests; with none healthy the client fails fast", async () => {
+  const nodes = await cluster(3);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 1 },
+  });
+  try {
+    const changes: boolean[] = [];
+    client.addEventListener(
+      "nodeHealthChanged",
+      (e) => changes.push((e as NodeHealthEvent).detail.healthy),
+    );
+    assert.equal(client.manager.markNodeUnhealthy(nodes[1].address), true);
+    assert.equal(client.manager.markNodeUnhealthy(nodes[1].address), false);
+    for (let i = 0; i < 30; i++) {
+      const { nodeId } = decodeReply(await client.request(ops.echo()));
+      assert.notEqual(nodeId, "n1");
+    }
+    client.manager.markNodeUnhealthy(nodes[0].address);
+    client.manager.markNodeUnhealthy(nodes[2].address);
+    await assert.rejects(client.request(ops.echo()), NoHealthyNodesError);
+    client.manager.markNodeHealthy(nodes[1].address);
+    assert.equal(decodeReply(await client.request(ops.echo())).nodeId, "n1");
+    assert.deepEqual(changes, [false, false, false, true]);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("with tryAll, a cluster with no healthy node is still tried", async () => {
+  const nodes = await cluster(2);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    whenNoHealthyNodes: "tryAll",
+    poolConfig: { minConnections: 0 },
+  });
+  try {
+    for (const n of nodes) client.manager.markNodeUnhealthy(n.address);
+    const ids = new Set<string>();
+    for (let i = 0; i < 4; i++) {
+      ids.add(decodeReply(await client.request(ops.echo())).nodeId);
+    }
+    assert.deepEqual([...ids].sort(), ["n0", "n1"]);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("a request that never left is retried on a different node", async () => {
+  const nodes = await cluster(2);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 0 },
+    retryConfig: { initialBackoffMs: 1 },
+  });
+  try {
+    // Node 0 dies, but the client still believes in it. Once its socket's
+    // close has been seen, a request to it can only fail before it is sent.
+    await nodes[0].stop();
+    for (let i = 0; i < 100 && client.stats().nodes[0].pool.open > 0; i++) {
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(client.stats().nodes[0].pool.open, 0);
+    const retries: RetryEvent[] = [];
+    client.addEventListener("retry", (e) => retries.push(e as RetryEvent));
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      ids.push(decodeReply(await client.request(ops.echo())).nodeId);
+      client.manager.markNodeHealthy(nodes[0].address);
+    }
+    assert.deepEqual(ids, ["n1", "n1", "n1", "n1"]);
+    assert.ok(retries.length >= 1);
+    for (const r of retries) assert.equal(r.detail.address, nodes[0].address);
+    assert.ok(client.stats().retries >= 1);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("a request that may have reached the node is retried only when idempotent", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const nodes = await cluster(2, { runtime: network, clock });
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    runtime: network,
+    clock,
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 1 },
+    retryConfig: { initialBackoffMs: 10 },
+  });
+  try {
+    const plain = client.request(ops.sleep(100)).catch((e) => e);
+    const idempotent = client.request(ops.sleep(100, "again"), {
+      idempotent: true,
+    }).catch((e) => e);
+    await clock.advance(1);
+    network.breakAll("cable cut");
+    await clock.advance(10);
+    await clock.advance(100);
+    const plainError = await plain;
+    assert.ok(plainError instanceof ConnectionLostError, String(plainError));
+    assert.equal(plainError.sent, true);
+    assert.equal(replyText(await idempotent), "again");
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("a node's own error is not retried unless the node says so", async () => {
+  const nodes = await cluster(1);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 1 },
+    retryConfig: { initialBackoffMs: 1, maxRetries: 2 },
+  });
+  try {
+    await assert.rejects(
+      client.request(ops.fail(RemoteErrorCode.NotFound, false)),
+      RemoteError,
+    );
+    assert.equal(client.stats().retries, 0);
+    await assert.rejects(
+      client.request(ops.fail(RemoteErrorCode.Overloaded, true)),
+      (e: unknown) =>
+        e instanceof RetriesExhaustedError && e.attempts === 3 &&
+        e.cause instanceof RemoteError,
+    );
+    assert.equal(client.stats().retries, 2);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("a stopped node is found by the health loop and brought back after it returns", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const nodes = await cluster(2, { runtime: network, clock });
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    runtime: network,
+    clock,
+    healthConfig: {
+      intervalMs: 1000,
+      timeoutMs: 200,
+      unhealthyThreshold: 2,
+      healthyThreshold: 2,
+    },
+    poolConfig: { minConnections: 1 },
+  });
+  const changes: string[] = [];
+  client.addEventListener("nodeHealthChanged", (e) => {
+    const d = (e as NodeHealthEvent).detail;
+    changes.push(
+      `${d.address === nodes[0].address ? "n0" : "n1"}:${d.healthy}`,
+    );
+  });
+  try {
+    await nodes[0].stop();
+    await clock.advance(1000);
+    assert.equal(
+      client.stats().nodes[0].healthy,
+      true,
+      "one failure is not enough",
+    );
+    await clock.advance(1000);
+    assert.equal(client.stats().nodes[0].healthy, false);
+    for (let i = 0; i < 10; i++) {
+      assert.equal(decodeReply(await client.request(ops.echo())).nodeId, "n1");
+    }
+    await nodes[0].start();
+    await clock.advance(1000);
+    assert.equal(
+      client.stats().nodes[0].healthy,
+      false,
+      "one success is not enough",
+    );
+    await clock.advance(1000);
+    assert.equal(client.stats().nodes[0].healthy, true);
+    assert.deepEqual(changes, ["n0:false", "n0:true"]);
+    const results = await client.healthCheckAllNodes();
+    assert.deepEqual(results.map((r) => r.ok), [true, true]);
+    assert.ok(results.every((r) => typeof r.latencyMs === "number"));
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("Property 6: Graceful Shutdown", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.integer({ min: 0, max: 300 }), { maxLength: 25 }),
+      fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 0, max: 3 }),
+      fc.integer({ min: 50, max: 250 }),
+      async (sleeps, nodeCount, minConnections, graceMs) => {
+        const network = createMemoryNetwork();
+        const clock = new VirtualClock();
+        const nodes = await cluster(nodeCount, { runtime: network, clock });
+        const client = await Client.connect({
+          hosts: nodes.map((n) => n.address),
+          runtime: network,
+          clock,
+          healthConfig: { intervalMs: 100 },
+          poolConfig: { minConnections, maxConnections: 4 },
+          requestTimeoutMs: 10_000,
+        });
+        const outcomes = sleeps.map((ms) =>
+          client.request(ops.sleep(ms, String(ms))).then(
+            (r) => ({ ok: true as const, text: replyText(r), ms }),
+            (error) => ({ ok: false as const, error, ms }),
+          )
+        );
+        await clock.advance(1);
+        const done = client.disconnect({ timeoutMs: graceMs });
+        assert.equal(client.disconnect({ timeoutMs: graceMs }), done);
+        await assert.rejects(client.request(ops.echo()), ClientClosedError);
+        await clock.advance(graceMs + 10);
+        await done;
+        // Requests were sent at t=0 and disconnect began at t=1, so the
+        // grace period ends at t=1+graceMs; a reply due exactly then may
+        // land on either side.
+        for (const o of await Promise.all(outcomes)) {
+          if (o.ms <= graceMs) {
+            assert.ok(
+              o.ok,
+              `a ${o.ms} ms request within the grace period finished`,
+            );
+          } else if (o.ms > graceMs + 1) {
+            assert.ok(
+              !o.ok,
+              `a ${o.ms} ms request past the grace period was cancelled`,
+            );
+          }
+          if (!o.ok) {
+            assert.ok(o.error instanceof ClientClosedError, String(o.error));
+          }
+        }
+        const stats = client.stats();
+        assert.equal(stats.inFlight, 0);
+        for (const n of stats.nodes) {
+          assert.equal(n.pool.open, 0);
+          assert.equal(n.pool.waiting, 0);
+          assert.equal(n.pool.closed, true);
+        }
+        assert.equal(network.openChannels, 0, "every socket is closed");
+        // Only the nodes' own sleep timers may remain; the client has none.
+        await clock.advance(1000);
+        assert.equal(clock.pendingTimers, 0);
+        await closeAll(nodes);
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+test("disconnect fails callers waiting for a connection", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const nodes = await cluster(1, { runtime: network, clock });
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    runtime: network,
+    clock,
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 0, maxConnections: 1 },
+  });
+  const lent = client.withConnection(async () => {
+    await clock.advance(0);
+    return new Promise<void>(() => {}); // never finishes on its own
+  }).catch((e) => e);
+  await clock.advance(1);
+  const waiting = client.withConnection(() => Promise.resolve("never")).catch(
+    (e) => e,
+  );
+  await clock.advance(1);
+  const done = client.disconnect({ timeoutMs: 50 });
+  await clock.advance(60);
+  await done;
+  assert.ok((await waiting) instanceof ClientClosedError);
+  assert.equal(network.openChannels, 0);
+  void lent;
+  await closeAll(nodes);
+});
+
+test("withConnection lends a connection for exclusive use and takes it back", async () => {
+  const nodes = await cluster(1);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 0, maxConnections: 2 },
+  });
+  try {
+    const result = await client.withConnection(async (connection) => {
+      assert.equal(client.stats().nodes[0].pool.inUse, 1);
+      return replyText(await connection.sendRequest(ops.echo("mine")));
+    });
+    assert.equal(result, "mine");
+    assert.equal(client.stats().nodes[0].pool.inUse, 0);
+    await assert.rejects(
+      client.withConnection(() => Promise.reject(new Error("boom"))),
+      /boom/,
+    );
+    assert.equal(client.stats().nodes[0].pool.inUse, 0);
+  } finally {
+    await client[Symbol.asyncDispose]();
+    await closeAll(nodes);
+  }
+  assert.equal(client.closed, true);
+});
+
+test("ping reports the node and a round trip", async () => {
+  const nodes = await cluster(1);
+  const client = await Client.connect({
+    hosts: [nodes[0].address],
+    healthConfig: quietHealth,
+  });
+  try {
+    const result = await client.ping();
+    assert.equal(result.address, nodes[0].address);
+    assert.equal(result.nodeId, "n0");
+    assert.ok(result.latencyMs >= 0);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});

@@ -1,0 +1,440 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Connection } from "../src/connection.ts";
+import {
+  AbortedError,
+  ConnectionClosedError,
+  ConnectionLostError,
+  ConnectionRefusedError,
+  ConnectTimeoutError,
+  ProtocolError,
+  RemoteError,
+  RequestTimeoutError,
+} from "../src/errors.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+import { encodeJson, RemoteErrorCode } from "../src/protocol/messages.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
+import { startTestNode, type TestNode } from "../testing/node.ts";
+import { decodeReply, ops, replyText } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+
+const text = new TextDecoder();
+
+/**
+ * Runs `fn` against a reference node. With a virtual clock, both sides use
+ * the in-memory network, so message delivery is as deterministic as time;
+ * without one, a real loopback socket on the runtime's native adapter.
+ */
+async function withNode(
+  fn: (node: TestNode, adapter: RuntimeAdapter) => Promise<void>,
+  options: { clock?: VirtualClock } = {},
+) {
+  const adapter = options.clock ? createMemoryNetwork() : await getAdapter();
+  const node = await startTestNode({
+    nodeId: "n1",
+    clock: options.clock,
+    runtime: adapter,
+  });
+  try {
+    await fn(node, adapter);
+  } finally {
+    await node.close();
+  }
+}
+
+function connect(
+  node: TestNode,
+  adapter: RuntimeAdapter,
+  extra: Partial<Parameters<typeof Connection.connect>[0]> = {},
+) {
+  return Connection.connect({
+    adapter,
+    hostname: node.hostname,
+    port: node.port,
+    ...extra,
+  });
+}
+
+/** A listener whose connections are handled by `serve`, for hostile peers. */
+async function withFakeNode(
+  serve: (channel: ByteChannel) => void,
+  fn: (port: number, adapter: RuntimeAdapter) => Promise<void>,
+) {
+  const adapter = await getAdapter();
+  const channels: ByteChannel[] = [];
+  const listener = await adapter.listen(
+    { hostname: "127.0.0.1", port: 0 },
+    (c) => {
+      channels.push(c);
+      serve(c);
+    },
+  );
+  try {
+    await fn(listener.port, adapter);
+  } finally {
+    for (const c of channels) c.destroy();
+    await listener.close();
+  }
+}
+
+/** Serves HELLO_OK, then hands every later message to `onMessage`. */
+function helloThen(
+  onMessage: (channel: ByteChannel, type: number, sequence: number) => void,
+) {
+  return (channel: ByteChannel) => {
+    const codec = new MessageCodec();
+    let greeted = false;
+    channel.onClose(() => {});
+    channel.onData((chunk) =>
+      codec.decode(chunk, (m) => {
+        if (!greeted) {
+          greeted = true;
+          channel.write(codec.encode({
+            type: MessageType.HelloOk,
+            flags: 0,
+            sequence: m.sequence,
+            payload: encodeJson({
+              nodeId: "fake",
+              maxFrameSize: 1 << 20,
+              auth: "none",
+            }),
+          }));
+          return;
+        }
+        onMessage(channel, m.type, m.sequence);
+      })
+    );
+  };
+}
+
+test("connect completes the hello handshake and learns the node id", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter);
+    assert.equal(c.nodeId, "n1");
+    assert.equal(c.isOpen, true);
+    assert.equal(c.address, node.address);
+    await c.close();
+  });
+});
+
+test("connection ids increase monotonically", async () => {
+  await withNode(async (node, adapter) => {
+    const a = await connect(node, adapter);
+    const b = await connect(node, adapter);
+    assert.ok(b.id > a.id);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
+
+test("a request round-trips and the reply names the node", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter);
+    const reply = decodeReply(await c.sendRequest(ops.echo("hello")));
+    assert.equal(reply.nodeId, "n1");
+    assert.equal(text.decode(reply.data), "hello");
+    assert.ok((await c.ping()) >= 0);
+    await c.close();
+  });
+});
+
+test("many requests in flight on one connection are each matched to their own reply", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter);
+    const n = 2000;
+    const replies = await Promise.all(
+      Array.from({ length: n }, (_, i) => c.sendRequest(ops.echo(`r${i}`))),
+    );
+    replies.forEach((r, i) => assert.equal(replyText(r), `r${i}`));
+    assert.equal(c.inFlight, 0);
+    assert.equal(c.stats.received, n);
+    await c.close();
+  });
+});
+
+test("replies arriving out of order still reach the right request", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock });
+    const order: number[] = [];
+    const delays = [30, 10, 20, 0];
+    const all = delays.map((ms, i) =>
+      c.sendRequest(ops.sleep(ms, `d${i}`)).then((r) => {
+        order.push(i);
+        assert.equal(replyText(r), `d${i}`);
+      })
+    );
+    for (let t = 0; t < 4; t++) await clock.advance(10);
+    await Promise.all(all);
+    assert.deepEqual(order, [3, 1, 2, 0]);
+    await c.close();
+  }, { clock });
+});
+
+test("a timed-out request fails and its late reply is dropped, not handed on", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock, requestTimeoutMs: 50 });
+    const slow = c.sendRequest(ops.sleep(100, "late"));
+    const failed = assert.rejects(slow, (e: unknown) => {
+      assert.ok(e instanceof RequestTimeoutError);
+      assert.equal(e.timeoutMs, 50);
+      assert.equal(e.retryable, true);
+      return true;
+    });
+    await clock.advance(50);
+    await failed;
+    const next = c.sendRequest(ops.sleep(60, "mine"), { timeoutMs: 1000 });
+    await clock.advance(50); // the late reply to the first request arrives now
+    assert.equal(c.stats.dropped, 1);
+    await clock.advance(10);
+    assert.equal(replyText(await next), "mine");
+    await c.close();
+  }, { clock });
+});
+
+test("deadlines use one timer per connection, not one per request", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock, requestTimeoutMs: 1000 });
+    const before = clock.pendingTimers;
+    const all = Array.from(
+      { length: 5000 },
+      () => c.sendRequest(ops.sleep(10)).catch((e) => e),
+    );
+    // Only the connection's one deadline timer; the node's sleep timers come
+    // later, once the requests reach it.
+    assert.equal(clock.pendingTimers - before, 1);
+    assert.equal(c.timerArmed, true);
+    await clock.advance(10);
+    const results = await Promise.all(all);
+    assert.ok(results.every((r) => r instanceof Uint8Array));
+    await c.close();
+  }, { clock });
+});
+
+test("an aborted request rejects with AbortedError and its reply is dropped", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock });
+    const controller = new AbortController();
+    const p = c.sendRequest(ops.sleep(20), { signal: controller.signal });
+    controller.abort("user");
+    await assert.rejects(p, AbortedError);
+    await clock.advance(20);
+    assert.equal(c.stats.dropped, 1);
+    const already = new AbortController();
+    already.abort();
+    await assert.rejects(
+      c.sendRequest(ops.echo(), { signal: already.signal }),
+      AbortedError,
+    );
+    await c.close();
+  }, { clock });
+});
+
+test("a node error becomes a RemoteError with its code and retryable flag", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter);
+    await assert.rejects(
+      c.sendRequest(ops.fail(RemoteErrorCode.Overloaded, true, "busy")),
+      (e: unknown) => {
+        assert.ok(e instanceof RemoteError);
+        assert.equal(e.remoteCode, 4);
+        assert.equal(e.retryable, true);
+        assert.equal(e.nodeId, "n1");
+        assert.match(e.message, /busy/);
+        return true;
+      },
+    );
+    await assert.rejects(
+      c.sendRequest(ops.get("missing")),
+      (e: unknown) =>
+        e instanceof RemoteError && e.remoteCode === RemoteErrorCode.NotFound &&
+        !e.retryable,
+    );
+    await c.close();
+  });
+});
+
+test("when the node goes away every pending request fails exactly once, retryably", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock });
+    let settled = 0;
+    const all = Array.from(
+      { length: 50 },
+      () =>
+        c.sendRequest(ops.sleep(1000)).then(
+          () => assert.fail("should not succeed"),
+          (e) => {
+            settled++;
+            return e;
+          },
+        ),
+    );
+    await clock.advance(1);
+    await node.stop();
+    const errors = await Promise.all(all);
+    assert.equal(settled, 50);
+    for (const e of errors) {
+      assert.ok(e instanceof ConnectionLostError, String(e));
+      assert.equal(e.retryable, true);
+      assert.equal(e.sent, true);
+    }
+    const closedWith = await c.closed;
+    assert.ok(closedWith instanceof ConnectionLostError);
+    assert.equal(c.isOpen, false);
+    await assert.rejects(c.sendRequest(ops.echo()), ConnectionLostError);
+  }, { clock });
+});
+
+test("a protocol violation by the node fails pending requests and closes", async () => {
+  await withFakeNode(
+    helloThen((channel) => channel.write(new Uint8Array(16).fill(0xee))),
+    async (port, adapter) => {
+      const c = await Connection.connect({
+        adapter,
+        hostname: "127.0.0.1",
+        port,
+      });
+      await assert.rejects(c.sendRequest(ops.echo()), (e: unknown) => {
+        assert.ok(e instanceof ConnectionLostError);
+        assert.ok(e.cause instanceof ProtocolError);
+        assert.match(
+          e.message,
+          /protocol violation: unsupported protocol version 238/,
+        );
+        return true;
+      });
+      assert.ok(await c.closed);
+    },
+  );
+});
+
+test("a reply of the wrong type for its sequence is a protocol violation", async () => {
+  await withFakeNode(
+    helloThen((channel, _type, sequence) =>
+      channel.write(new MessageCodec().encode({
+        type: MessageType.Pong,
+        flags: 0,
+        sequence,
+        payload: new Uint8Array(0),
+      }))
+    ),
+    async (port, adapter) => {
+      const c = await Connection.connect({
+        adapter,
+        hostname: "127.0.0.1",
+        port,
+      });
+      await assert.rejects(
+        c.sendRequest(ops.echo()),
+        /answered with type 0x11/,
+      );
+    },
+  );
+});
+
+test("a peer that never answers hello times out the connect", async () => {
+  const clock = new VirtualClock();
+  await withFakeNode(
+    (channel) => channel.onClose(() => {}),
+    async (port, adapter) => {
+      const attempt = Connection.connect({
+        adapter,
+        hostname: "127.0.0.1",
+        port,
+        clock,
+        timeoutMs: 300,
+      });
+      const check = assert.rejects(attempt, (e: unknown) => {
+        assert.ok(e instanceof ConnectTimeoutError);
+        assert.equal(e.timeoutMs, 300);
+        return true;
+      });
+      await clock.advance(299);
+      let done = false;
+      check.then(() => (done = true));
+      await clock.advance(0);
+      assert.equal(done, false);
+      await clock.advance(1);
+      await check;
+    },
+  );
+});
+
+test("connecting to a closed port is refused", async () => {
+  const adapter = await getAdapter();
+  const node = await startTestNode();
+  const port = node.port;
+  await node.close();
+  await assert.rejects(
+    Connection.connect({ adapter, hostname: "127.0.0.1", port }),
+    ConnectionRefusedError,
+  );
+});
+
+test("close() lets requests in flight finish, then refuses new ones", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock });
+    const inFlight = c.sendRequest(ops.sleep(20, "finished"));
+    await clock.advance(1);
+    const closing = c.close();
+    assert.equal(c.isOpen, false);
+    await assert.rejects(c.sendRequest(ops.echo()), ConnectionClosedError);
+    await clock.advance(20);
+    assert.equal(replyText(await inFlight), "finished");
+    await closing;
+    assert.equal(await c.closed, undefined);
+    assert.equal(c.timerArmed, false);
+    await c.close(); // twice is fine
+  }, { clock });
+});
+
+test("a draining node's GOODBYE stops new work and lets in-flight finish", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { clock });
+    const inFlight = c.sendRequest(ops.sleep(20, "done"));
+    await clock.advance(1);
+    await node.stop({ graceful: true });
+    await clock.advance(1);
+    assert.equal(c.isOpen, false);
+    await clock.advance(20);
+    assert.equal(replyText(await inFlight), "done");
+    assert.equal(await c.closed, undefined);
+  }, { clock });
+});
+
+test("a payload over the frame limit fails locally without being sent", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter, { maxFrameSize: 2048 });
+    await assert.rejects(
+      c.sendRequest(new Uint8Array(4096)),
+      (e: unknown) =>
+        e instanceof ProtocolError && /4096 bytes exceeds/.test(e.message),
+    );
+    assert.equal(c.stats.sent, 0);
+    assert.equal(
+      replyText(await c.sendRequest(ops.echo("still fine"))),
+      "still fine",
+    );
+    await c.close();
+  });
+});
+
+test("a large payload crosses intact in both directions", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter);
+    const big = new Uint8Array(3 * 1024 * 1024).map((_, i) => i % 251);
+    const reply = decodeReply(await c.sendRequest(ops.echo(big)));
+    assert.equal(reply.data.byteLength, big.byteLength);
+    assert.deepEqual(reply.data.subarray(0, 1000), big.subarray(0, 1000));
+    assert.equal(reply.data[big.byteLength - 1], big[big.byteLength - 1]);
+    await c.close();
+  });
+});

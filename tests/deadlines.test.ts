@@ -1,0 +1,108 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { type DeadlineEntry, DeadlineTracker } from "../src/deadlines.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+
+interface Entry extends DeadlineEntry {
+  id: number;
+  timeoutMs: number;
+  added: number;
+}
+
+function entry(id: number, timeoutMs = 0, added = 0): Entry {
+  return {
+    id,
+    timeoutMs,
+    added,
+    deadline: 0,
+    prev: undefined,
+    next: undefined,
+    list: undefined,
+  };
+}
+
+test("entries expire at their deadline, each exactly once", async () => {
+  const clock = new VirtualClock();
+  const expired: number[] = [];
+  const tracker = new DeadlineTracker<Entry>(clock, (e) => expired.push(e.id));
+  tracker.add(entry(1), 100);
+  tracker.add(entry(2), 50);
+  tracker.add(entry(3), 100);
+  await clock.advance(49);
+  assert.deepEqual(expired, []);
+  await clock.advance(1);
+  assert.deepEqual(expired, [2]);
+  await clock.advance(50);
+  assert.deepEqual(expired, [2, 1, 3]);
+  await clock.advance(1000);
+  assert.deepEqual(expired, [2, 1, 3]);
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("removed entries never expire", async () => {
+  const clock = new VirtualClock();
+  const expired: number[] = [];
+  const tracker = new DeadlineTracker<Entry>(clock, (e) => expired.push(e.id));
+  const a = entry(1);
+  tracker.add(a, 10);
+  tracker.add(entry(2), 10);
+  tracker.remove(a);
+  tracker.remove(a); // twice is harmless
+  await clock.advance(20);
+  assert.deepEqual(expired, [2]);
+});
+
+test("one timer serves any number of entries", () => {
+  const clock = new VirtualClock();
+  const tracker = new DeadlineTracker<Entry>(clock, () => {});
+  for (let i = 0; i < 10_000; i++) tracker.add(entry(i), 5000);
+  assert.equal(clock.pendingTimers, 1);
+  tracker.stop();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("any mix of timeouts and removals expires exactly the live entries, on time", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          at: fc.integer({ min: 0, max: 200 }),
+          timeoutMs: fc.constantFrom(5, 10, 50, 100),
+          removeAfter: fc.option(fc.integer({ min: 0, max: 150 }), {
+            nil: undefined,
+          }),
+        }),
+        { maxLength: 30 },
+      ),
+      async (plan) => {
+        const clock = new VirtualClock();
+        const expiredAt = new Map<number, number>();
+        const tracker = new DeadlineTracker<Entry>(clock, (e) => {
+          assert.ok(!expiredAt.has(e.id), "expired twice");
+          expiredAt.set(e.id, clock.now());
+        });
+        const entries = plan.map((p, i) => ({
+          ...p,
+          e: entry(i, p.timeoutMs, p.at),
+        }));
+        for (const p of entries) {
+          clock.setTimeout(() => tracker.add(p.e, p.timeoutMs), p.at);
+          if (p.removeAfter !== undefined) {
+            clock.setTimeout(() => tracker.remove(p.e), p.at + p.removeAfter);
+          }
+        }
+        await clock.advance(1000);
+        for (const p of entries) {
+          const removedFirst = p.removeAfter !== undefined &&
+            p.removeAfter < p.timeoutMs;
+          if (removedFirst) assert.ok(!expiredAt.has(p.e.id));
+          else if (p.removeAfter === undefined || p.removeAfter > p.timeoutMs) {
+            assert.equal(expiredAt.get(p.e.id), p.at + p.timeoutMs);
+          }
+        }
+      },
+    ),
+    { numRuns: 100 },
+  );
+});
