@@ -4,7 +4,7 @@
 // "N passed, N failed" totalled over the three runtimes. It fails when any
 // step fails or any runtime runs zero tests: a skipped runtime is a failure.
 import { spawn } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -113,6 +113,23 @@ if (wants("static")) {
   }
 }
 
+// Node runs the suite against the JavaScript a Node user gets: the package
+// that `deno pack` builds, extracted, with the library's imports mapped to it.
+const dist = join(root, ".tmp", "dist");
+async function packForNode() {
+  rmSync(dist, { recursive: true, force: true });
+  mkdirSync(dist, { recursive: true });
+  const tgz = join(dist, "nodewire.tgz");
+  const pack = await run("deno pack", bin("deno"), [
+    "pack",
+    "--allow-dirty",
+    "-o",
+    tgz,
+  ]);
+  if (pack.code !== 0) return pack;
+  return await run("extract", "tar", ["xzf", tgz, "-C", dist]);
+}
+
 const runtimes = [
   ["deno", bin("deno"), ["test", "-A", "--unstable-net", ...files]],
   ["bun", bin("bun"), [
@@ -124,14 +141,22 @@ const runtimes = [
   ["node", process.execPath, [
     "--import",
     "tsx",
+    "--import",
+    "./scripts/dist-hooks.mjs",
     "--test",
     "--test-force-exit",
     "--test-concurrency=1",
     ...files,
-  ]],
+  ], { NODEWIRE_DIST: join(dist, "package") }],
 ];
-for (const [name, command, args] of runtimes) {
-  if (!wants(name)) continue;
+const packed = runtimes.some(([name]) => wants(name))
+  ? await packForNode()
+  : { code: 0 };
+if (packed.code !== 0) {
+  results.push({ kind: "check", ...packed, label: "deno pack" });
+}
+for (const [name, command, args, extraEnv] of runtimes) {
+  if (!wants(name) || packed.code !== 0) continue;
   if (!existsSync(command)) {
     results.push({
       kind: "runtime",
@@ -143,7 +168,9 @@ for (const [name, command, args] of runtimes) {
     });
     continue;
   }
-  const result = await run(`${name} tests`, command, args);
+  const result = await run(`${name} tests`, command, args, {
+    env: { NODEWIRE_TGZ: join(dist, "nodewire.tgz"), ...extraEnv },
+  });
   results.push({
     kind: "runtime",
     name,

@@ -94,6 +94,18 @@ test("after disconnect the runtime's active handles are back where they started"
   }
 });
 
+/** The parent's --import flags, so the probe loads what the suite loads. */
+function nodeImports(): string[] {
+  const argv = (globalThis as { process?: { execArgv: string[] } }).process
+    ?.execArgv ?? [];
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--import" && argv[i + 1]) out.push("--import", argv[++i]);
+    else if (argv[i].startsWith("--import=")) out.push(argv[i]);
+  }
+  return out.length > 0 ? out : ["--import", "tsx"];
+}
+
 test("a process that used the client exits on its own", async () => {
   const probe = fileURLToPath(
     new URL("./fixtures/exit_probe.ts", import.meta.url),
@@ -103,7 +115,7 @@ test("a process that used the client exits on its own", async () => {
     ? ["run", "-A", probe]
     : g.Bun
     ? [probe]
-    : ["--import", "tsx", probe];
+    : [...nodeImports(), probe];
   const child = spawn(exec, args, { stdio: ["ignore", "pipe", "pipe"] });
   let output = "";
   child.stdout.on("data", (d) => (output += d));

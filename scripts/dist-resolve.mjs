@@ -1,0 +1,27 @@
+// The resolve hook registered by dist-hooks.mjs.
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+let root = "";
+let dist = "";
+
+export function initialize(data) {
+  root = data.root;
+  dist = data.dist;
+}
+
+export async function resolve(specifier, context, next) {
+  const resolved = await next(specifier, context);
+  const url = resolved.url;
+  if (url.startsWith(root) && url.endsWith(".ts")) {
+    const rel = url.slice(root.length);
+    if (rel.startsWith("src/") || rel.startsWith("testing/")) {
+      const target = dist + rel.replace(/\.ts$/, ".js");
+      if (!existsSync(fileURLToPath(target))) {
+        throw new Error(`${rel} is not in the packed package (${target})`);
+      }
+      return { url: target, format: "module", shortCircuit: true };
+    }
+  }
+  return resolved;
+}
