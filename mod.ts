@@ -51,9 +51,15 @@ export {
   Connection,
   type ConnectionOptions,
   type ConnectionStats,
+  type ReplySink,
   type RequestOptions,
+  type RequestRoute,
 } from "./src/connection.ts";
-export { MessageCodec, writeHeader } from "./src/protocol/codec.ts";
+export {
+  MessageCodec,
+  writeHeader,
+  writeHeaderUnchecked,
+} from "./src/protocol/codec.ts";
 export {
   FrameFlags,
   HEADER_SIZE,
@@ -88,4 +94,48 @@ export type {
   ListenOptions,
   RuntimeAdapter,
   RuntimeName,
+  TlsOptions,
+  TlsServerOptions,
 } from "./src/runtime/types.ts";
+export * from "./src/tls.ts";
+export * from "./src/protocol/negotiation.ts";
+export * from "./src/handshake.ts";
+export {
+  DatagramTooLargeError,
+  type UdpStats,
+  udpStats,
+  udpTransport,
+  type UdpTransportOptions,
+} from "./src/udp.ts";
+export {
+  DATAGRAM_OVERHEAD,
+  decodeDatagram,
+  type DecodedDatagram,
+  DEFAULT_MAX_DATAGRAM_SIZE,
+  encodeDatagram,
+  formatUdpToken,
+  hasToken,
+  MAX_DATAGRAM_SIZE,
+  MIN_DATAGRAM_SIZE,
+  newUdpToken,
+  parseUdpToken,
+  UDP_TOKEN_SIZE,
+} from "./src/protocol/datagram.ts";
+export type {
+  DatagramChannel,
+  DatagramOpener,
+  DatagramOptions,
+  DatagramReceiver,
+} from "./src/runtime/datagram.ts";
+export {
+  escapeScramName,
+  parseScramAttributes,
+  SCRAM_MAX_ITERATIONS,
+  SCRAM_MIN_ITERATIONS,
+  SCRAM_SHA_256,
+  ScramClient,
+  type ScramClientOptions,
+  ScramKeyCache,
+  unescapeScramName,
+} from "./src/auth/scram.ts";
+export { saslprep, SaslprepError } from "./src/auth/saslprep.ts";

@@ -1,88 +1,191 @@
 /**
- * The main job: start a local reference node, connect, ping, send a burst
- * of requests and print round-trip figures.
+ * The main job: an embedded cluster of three reference nodes on loopback, a
+ * client spreading a steady load over them, one node stopped and started
+ * again, and a summary. About 20 seconds; exit code 0 when everything held.
+ *
+ *   npm run demo        (or: deno task demo)
  *
  * @module
  */
-import { Connection } from "../src/connection.ts";
+import { Client } from "../src/client.ts";
+import {
+  formatCount,
+  formatMs,
+  quantile,
+  renderTable,
+} from "../src/cli/format.ts";
+import { type LoadSnapshot, runLoad } from "../src/cli/load.ts";
+import { ProgressLine } from "../src/cli/progress.ts";
+import type { NodeHealthEvent } from "../src/manager.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
+import { exitProcess, readEnv } from "../src/runtime/process.ts";
 import { startTestNode } from "../testing/node.ts";
-import { ops, replyText } from "../testing/ops.ts";
+import { ops } from "../testing/ops.ts";
+
+// NODEWIRE_DEMO_FAST=1 shortens every phase, for the test suite's smoke run.
+const FAST = readEnv("NODEWIRE_DEMO_FAST") === "1";
+const PHASE_MS = FAST
+  ? { steady: 800, down: 1500, recovered: 800 }
+  : { steady: 5000, down: 6000, recovered: 5000 };
+const progress = new ProgressLine();
+const t0 = performance.now();
+const stamp = () =>
+  `[${((performance.now() - t0) / 1000).toFixed(1).padStart(4)} s]`;
 
 const adapter = await getAdapter();
-const node = await startTestNode({ nodeId: "demo-node" });
-console.log(
-  `runtime: ${adapter.name}; reference node ${node.nodeId} on ${node.address}`,
+const nodes = await Promise.all(
+  ["n1", "n2", "n3"].map((nodeId) =>
+    startTestNode({ nodeId, runtime: adapter })
+  ),
+);
+const idOf = new Map(nodes.map((n) => [n.address, n.nodeId]));
+progress.event(
+  `${stamp()} runtime ${adapter.name}; cluster: ${
+    nodes.map((n) => `${n.nodeId}=${n.address}`).join("  ")
+  }`,
 );
 
-const connection = await Connection.connect({
-  adapter,
-  hostname: node.hostname,
-  port: node.port,
+const client = await Client.connect({
+  hosts: nodes.map((n) => n.address),
+  healthConfig: {
+    intervalMs: 500,
+    timeoutMs: 300,
+    unhealthyThreshold: 2,
+    healthyThreshold: 2,
+  },
+  poolConfig: { minConnections: 2, maxConnections: 4 },
+  retryConfig: { initialBackoffMs: 20, maxBackoffMs: 500 },
 });
-console.log(`connected to ${connection.nodeId} (connection #${connection.id})`);
+progress.event(
+  `${stamp()} connected; ${client.manager.healthyCount} of 3 nodes healthy`,
+);
 
-const pings: number[] = [];
-for (let i = 0; i < 20; i++) pings.push(await connection.ping());
-console.log(`ping: ${summary(pings)}`);
+const healthLog: string[] = [];
+client.addEventListener("nodeHealthChanged", (e) => {
+  const d = (e as NodeHealthEvent).detail;
+  const line = `${stamp()} ${idOf.get(d.address)} marked ${
+    d.healthy ? "HEALTHY" : "UNHEALTHY"
+  } (${d.reason})`;
+  healthLog.push(line);
+  progress.event(line);
+});
 
-const sequential: number[] = [];
-for (let i = 0; i < 2000; i++) {
-  const start = performance.now();
-  await connection.sendRequest(ops.echo("x"));
-  sequential.push(performance.now() - start);
-}
-console.log(`2000 sequential requests: ${summary(sequential)}`);
-
-for (const inFlight of [16, 64, 256]) {
-  const total = 50_000;
-  const latencies: number[] = [];
-  const start = performance.now();
-  const counter = { sent: 0 };
-  await Promise.all(
-    Array.from(
-      { length: inFlight },
-      () => burstWorker(connection, counter, total, latencies),
-    ),
-  );
-  const seconds = (performance.now() - start) / 1000;
-  console.log(
-    `${total} requests, ${inFlight} in flight: ${
-      Math.round(total / seconds).toLocaleString("en-US")
-    } req/s; ${summary(latencies)}`,
-  );
-}
-
-const check = replyText(await connection.sendRequest(ops.echo("goodbye")));
-await connection.close();
-await node.close();
-console.log(`last reply "${check}"; closed cleanly`);
-
-async function burstWorker(
-  connection: Connection,
-  counter: { sent: number },
-  total: number,
-  latencies: number[],
-) {
-  while (counter.sent < total) {
-    counter.sent++;
-    const t = performance.now();
-    await connection.sendRequest(ops.echo("burst"));
-    latencies.push(performance.now() - t);
+let previous = new Map<string, number>();
+const onTick = (s: LoadSnapshot) => {
+  const delta = new Map<string, number>();
+  let total = 0;
+  for (const [id, n] of s.perNode) {
+    const d = n - (previous.get(id) ?? 0);
+    delta.set(id, d);
+    total += d;
   }
-}
+  previous = new Map(s.perNode);
+  const health = new Map(
+    client.stats().nodes.map((n) => [idOf.get(n.address), n.healthy]),
+  );
+  const shares = ["n1", "n2", "n3"].map((id) => {
+    const share = total > 0
+      ? Math.round(((delta.get(id) ?? 0) * 100) / total)
+      : 0;
+    return `${id} ${String(share).padStart(3)}% ${
+      health.get(id) ? "up" : "DOWN"
+    }`;
+  });
+  progress.update(
+    `${stamp()} ${formatCount(s.recentRate).padStart(7)} req/s  p50 ${
+      formatMs(quantile(s.recent, 0.5)).padStart(8)
+    }  p99 ${formatMs(quantile(s.recent, 0.99)).padStart(8)}  | ${
+      shares.join(" | ")
+    }  errors ${s.errors}`,
+  );
+};
 
-function summary(samples: number[]): string {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) =>
-    sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-  return `p50 ${ms(at(0.5))}, p99 ${ms(at(0.99))}, max ${
-    ms(sorted[sorted.length - 1])
-  }`;
-}
+const load = runLoad(client, {
+  concurrency: 32,
+  durationMs: PHASE_MS.steady + PHASE_MS.down + PHASE_MS.recovered +
+    (FAST ? 1000 : 2000),
+  payload: ops.echo("demo"),
+  idempotent: true,
+  onTick,
+  tickMs: 250,
+});
 
-function ms(value: number): string {
-  return value < 1
-    ? `${Math.round(value * 1000)} µs`
-    : `${value.toFixed(2)} ms`;
+const n2 = nodes[1];
+const sleepMs = (ms: number) => new Promise((r) => setTimeout(r, ms));
+await sleepMs(PHASE_MS.steady);
+progress.event(
+  `${stamp()} stopping n2 (like a crash: its connections drop, its port refuses)`,
+);
+await n2.stop();
+await sleepMs(PHASE_MS.down);
+progress.event(`${stamp()} starting n2 again on the same port`);
+await n2.start();
+const recoveredBy = performance.now() + PHASE_MS.recovered + 2000;
+while (!client.stats().nodes[1].healthy && performance.now() < recoveredBy) {
+  await sleepMs(100);
 }
+const result = await load;
+progress.done();
+
+const stats = client.stats();
+const total = [...result.perNode.values()].reduce((a, b) => a + b, 0);
+console.log("\nrequests per node");
+console.log(renderTable(
+  ["node", "address", "requests", "share", "healthy now", "ping avg"],
+  stats.nodes.map((n) => {
+    const id = idOf.get(n.address)!;
+    const count = result.perNode.get(id) ?? 0;
+    return [
+      id,
+      n.address,
+      count,
+      `${((count * 100) / Math.max(1, total)).toFixed(1)}%`,
+      n.healthy ? "yes" : "no",
+      formatMs(n.latencyMs),
+    ];
+  }),
+));
+const seconds = result.elapsedMs / 1000;
+console.log("\nsummary");
+console.log(renderTable(["measure", "value"], [
+  ["requests answered", formatCount(result.ok)],
+  [
+    "throughput",
+    `${formatCount(result.ok / seconds)} req/s over ${seconds.toFixed(1)} s`,
+  ],
+  ["retries", formatCount(stats.retries)],
+  [
+    "errors",
+    `${result.errors}${
+      result.errorKinds.size
+        ? ` (${
+          [...result.errorKinds].map(([k, v]) => `${k}: ${v}`).join(", ")
+        })`
+        : ""
+    }`,
+  ],
+  ["latency p50", formatMs(quantile(result.latencies, 0.5))],
+  ["latency p90", formatMs(quantile(result.latencies, 0.9))],
+  ["latency p99", formatMs(quantile(result.latencies, 0.99))],
+  ["latency max", formatMs(result.latencies[result.latencies.length - 1])],
+]));
+
+await client.disconnect();
+await Promise.all(nodes.map((n) => n.close()));
+
+// The demo holds up only if the failure was seen and healed and nothing
+// was lost: n2 went down and came back, and every request got an answer.
+const sawDown = healthLog.some((l) => l.includes("n2 marked UNHEALTHY"));
+const sawUp = healthLog.some((l) => l.includes("n2 marked HEALTHY"));
+const ok = sawDown && sawUp && result.errors === 0 &&
+  stats.nodes.every((n) => n.healthy);
+console.log(
+  `\n${ok ? "ok" : "NOT OK"}: n2 ${
+    sawDown ? "was marked unhealthy" : "was never marked unhealthy"
+  }, ${
+    sawUp ? "recovered" : "did not recover"
+  }; ${result.errors} failed requests; shut down cleanly in ${
+    ((performance.now() - t0) / 1000).toFixed(1)
+  } s`,
+);
+exitProcess(ok ? 0 : 1);

@@ -105,7 +105,13 @@ if (wants("static")) {
         "bench/",
         "scripts/",
       ]],
-      ["deno doc --lint", ["doc", "--lint", "mod.ts", "testing/mod.ts"]],
+      ["deno doc --lint", [
+        "doc",
+        "--lint",
+        "mod.ts",
+        "testing/mod.ts",
+        "cli.ts",
+      ]],
       ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
     ]
   ) {

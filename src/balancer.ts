@@ -7,6 +7,12 @@
  * index map, adds and removes in O(1) by swap-remove, and a balancer picks
  * by indexing into that array. No pick builds, filters or scans a list.
  *
+ * With thousands of nodes the cost of a pick is memory, not arithmetic:
+ * reading the load of two random node objects is two cache misses. So the
+ * set can also keep each member's slot (a small integer) in a typed array,
+ * and the least-in-flight balancer can read loads from a dense array by
+ * slot: a pick then touches two small arrays, whatever the cluster size.
+ *
  * @module
  */
 
@@ -34,10 +40,28 @@ import type { LoadBalancing } from "./config.ts";
 export class HealthyNodeSet<N> {
   readonly #nodes: N[] = [];
   readonly #index = new Map<N, number>();
+  readonly #slotOf: ((node: N) => number) | undefined;
+  // Each member's slot, by position; kept only when `slotOf` is given.
+  #slots: Int32Array | undefined;
 
-  /** Creates a set holding `nodes` (duplicates are ignored). */
-  constructor(nodes: Iterable<N> = []) {
+  /**
+   * Creates a set holding `nodes` (duplicates are ignored). With `slotOf`,
+   * the set also keeps each member's slot (a non-negative integer fixed
+   * for the node, such as its index in the configured hosts) by position,
+   * for {@linkcode HealthyNodeSet.slotAt}; it is called once per add.
+   */
+  constructor(
+    nodes: Iterable<N> = [],
+    options: { slotOf?: (node: N) => number } = {},
+  ) {
+    this.#slotOf = options.slotOf;
+    if (this.#slotOf) this.#slots = new Int32Array(8);
     for (const node of nodes) this.add(node);
+  }
+
+  /** Whether the set keeps slots (it was given `slotOf`). */
+  get hasSlots(): boolean {
+    return this.#slots !== undefined;
   }
 
   /** How many nodes the set holds. */
@@ -48,8 +72,17 @@ export class HealthyNodeSet<N> {
   /** Adds `node`; returns false when it was already there. O(1). */
   add(node: N): boolean {
     if (this.#index.has(node)) return false;
-    this.#index.set(node, this.#nodes.length);
+    const position = this.#nodes.length;
+    this.#index.set(node, position);
     this.#nodes.push(node);
+    if (this.#slots !== undefined) {
+      if (position === this.#slots.length) {
+        const grown = new Int32Array(this.#slots.length * 2);
+        grown.set(this.#slots);
+        this.#slots = grown;
+      }
+      this.#slots[position] = this.#slotOf!(node);
+    }
     return true;
   }
 
@@ -63,6 +96,7 @@ export class HealthyNodeSet<N> {
       // Fill the hole with the former last element.
       this.#nodes[i] = last;
       this.#index.set(last, i);
+      if (this.#slots) this.#slots[i] = this.#slots[this.#nodes.length];
     }
     return true;
   }
@@ -83,6 +117,18 @@ export class HealthyNodeSet<N> {
    */
   at(position: number): N | undefined {
     return this.#nodes[position];
+  }
+
+  /**
+   * The slot of the node at `position` (see the constructor's `slotOf`),
+   * read from a typed array without touching the node; -1 when the set
+   * keeps no slots or `position` is out of range.
+   */
+  slotAt(position: number): number {
+    return this.#slots !== undefined && position >= 0 &&
+        position < this.#nodes.length
+      ? this.#slots[position]
+      : -1;
   }
 
   /** Removes every node. */
@@ -184,6 +230,13 @@ export interface LeastInFlightOptions<N> {
    * twice per pick, so it should be a field read, not a computation.
    */
   inFlight: (node: N) => number;
+  /**
+   * The same loads by slot, for a set that keeps slots: when given, a pick
+   * reads `loads[set.slotAt(position)]` instead of calling `inFlight` on
+   * two node objects, which keeps it in cache among thousands of nodes.
+   * The caller keeps it up to date (it is read, never written).
+   */
+  loads?: ArrayLike<number>;
   /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
   random?: () => number;
 }
@@ -209,12 +262,14 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   /** The set this balancer picks from. */
   readonly nodes: HealthyNodeSet<N>;
   readonly #inFlight: (node: N) => number;
+  readonly #loads: ArrayLike<number> | undefined;
   readonly #random: () => number;
 
   /** Creates a balancer over `nodes`, which the caller keeps up to date. */
   constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
     this.nodes = nodes;
     this.#inFlight = options.inFlight;
+    this.#loads = nodes.hasSlots ? options.loads : undefined;
     this.#random = options.random ?? Math.random;
   }
 
@@ -234,9 +289,20 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     const a = this.#draw(range);
     let b = this.#draw(range - 1);
     if (b >= a) b++; // distinct from a, still uniform
-    const first = this.nodes.at(skip >= 0 && a >= skip ? a + 1 : a)!;
-    const second = this.nodes.at(skip >= 0 && b >= skip ? b + 1 : b)!;
-    return this.#inFlight(second) < this.#inFlight(first) ? second : first;
+    const first = skip >= 0 && a >= skip ? a + 1 : a;
+    const second = skip >= 0 && b >= skip ? b + 1 : b;
+    const loads = this.#loads;
+    if (loads !== undefined) {
+      const nodes = this.nodes;
+      return nodes.at(
+        loads[nodes.slotAt(second)] < loads[nodes.slotAt(first)]
+          ? second
+          : first,
+      );
+    }
+    const x = this.nodes.at(first)!;
+    const y = this.nodes.at(second)!;
+    return this.#inFlight(y) < this.#inFlight(x) ? y : x;
   }
 
   /** A uniform integer in `[0, n)`, safe against a generator returning 1. */
@@ -268,13 +334,13 @@ export function createBalancer<N>(
     case "round-robin":
       return new RoundRobinBalancer(nodes);
     case "least-in-flight": {
-      const { inFlight, random } = options;
+      const { inFlight, loads, random } = options;
       if (inFlight === undefined) {
         throw new TypeError(
           'createBalancer: "least-in-flight" needs an inFlight(node) callback',
         );
       }
-      return new LeastInFlightBalancer(nodes, { inFlight, random });
+      return new LeastInFlightBalancer(nodes, { inFlight, loads, random });
     }
     default:
       throw new TypeError(

@@ -9,10 +9,11 @@
 import { type Clock, sleep } from "./clock.ts";
 import {
   type ConnectionConfig,
+  type Logger,
   resolveConfig,
   type ResolvedConfig,
 } from "./config.ts";
-import type { Connection, ConnectionOptions } from "./connection.ts";
+import type { Connection, ConnectionOptions, ReplySink } from "./connection.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -24,10 +25,51 @@ import {
   type HealthCheckResult,
   type ManagedNode,
   NodeHealthEvent,
+  ProtocolSelectedEvent,
 } from "./manager.ts";
 import type { PoolStats } from "./pool.ts";
+import {
+  POOL_EVENT_NAMES,
+  PoolEvent,
+  type PoolEventName,
+} from "./pool_events.ts";
+import type { ProtocolType } from "./protocol/negotiation.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import { getAdapter } from "./runtime/detect.ts";
+
+const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
+
+// Shared, so a request without options allocates no options object.
+const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
+
+/** Where a request's outcome is booked; owned by its client. */
+interface RequestLedger {
+  succeeded(call: RequestCall, reply: Uint8Array): void;
+  failed(call: RequestCall, error: Error): void;
+}
+
+/**
+ * One request on the fast path: the connection's reply sink and the
+ * request's promise in one small record.
+ */
+class RequestCall implements ReplySink {
+  constructor(
+    readonly ledger: RequestLedger,
+    readonly node: ManagedNode,
+    readonly payload: Uint8Array,
+    readonly options: ClientRequestOptions,
+    readonly resolve: (reply: Uint8Array) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  onReply(payload: Uint8Array): void {
+    this.ledger.succeeded(this, payload);
+  }
+
+  onError(error: Error): void {
+    this.ledger.failed(this, error);
+  }
+}
 
 /** Options of {@linkcode Client.request}. */
 export interface ClientRequestOptions {
@@ -59,6 +101,8 @@ export interface NodeStats {
   address: string;
   /** The node's id, once known. */
   nodeId: string | undefined;
+  /** The protocol negotiated with it, once a connection was made. */
+  protocol: ProtocolType | undefined;
   /** Whether requests go to it. */
   healthy: boolean;
   /** Consecutive failed checks or requests. */
@@ -143,6 +187,8 @@ export class Client extends EventTarget {
   #cancelled: Error | undefined;
   #disconnected: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
+  readonly #log: Logger | undefined;
+  readonly #forwarding = new Set<string>();
 
   /** @internal Use {@linkcode Client.connect}. */
   constructor(config: ResolvedConfig, manager: ConnectionManager) {
@@ -156,6 +202,64 @@ export class Client extends EventTarget {
       (e) =>
         this.dispatchEvent(new NodeHealthEvent((e as NodeHealthEvent).detail)),
     );
+    manager.addEventListener(
+      "protocolSelected",
+      (e) =>
+        this.dispatchEvent(
+          new ProtocolSelectedEvent((e as ProtocolSelectedEvent).detail),
+        ),
+    );
+    this.#log = config.logger;
+    if (this.#log) {
+      const log = this.#log;
+      this.addEventListener("nodeHealthChanged", (e) => {
+        const d = (e as NodeHealthEvent).detail;
+        log({
+          level: d.healthy ? "info" : "warn",
+          message: `node ${d.address} is ${
+            d.healthy ? "healthy" : "unhealthy"
+          }: ${d.reason}`,
+          event: "nodeHealthChanged",
+          address: d.address,
+        });
+      });
+      this.addEventListener("retry", (e) => {
+        const d = (e as RetryEvent).detail;
+        log({
+          level: "debug",
+          message: `retry ${d.attempt} in ${d.delayMs} ms after: ${
+            d.error instanceof Error ? d.error.message : String(d.error)
+          }`,
+          event: "retry",
+          address: d.address,
+        });
+      });
+    }
+  }
+
+  /**
+   * Listens to the client's own events (`nodeHealthChanged`, `retry`,
+   * `protocolSelected`) and to every pool's events (`connectionCreated`,
+   * `checkoutFailed`, ...: see `PoolEventMap`), which the client
+   * forwards from all its nodes. Pool events are only built once somebody
+   * listens, so unobserved pools pay nothing.
+   */
+  override addEventListener(
+    type: string,
+    listener: EventListenerOrEventListenerObject | null,
+    options?: boolean | AddEventListenerOptions,
+  ): void {
+    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
+      this.#forwarding.add(type);
+      for (const node of this.manager.nodes) {
+        node.pool.addEventListener(type as PoolEventName, (e) => {
+          this.dispatchEvent(
+            new PoolEvent(type as PoolEventName, (e as PoolEvent).detail),
+          );
+        });
+      }
+    }
+    super.addEventListener(type, listener, options);
   }
 
   /**
@@ -201,53 +305,111 @@ export class Client extends EventTarget {
    * @throws {RetriesExhaustedError} when every allowed attempt failed (the last error is its cause).
    * @throws the first error itself when it is not retryable (`RemoteError`, `AbortedError`, ...).
    */
-  async request(
+  request(
     payload: Uint8Array,
-    options: ClientRequestOptions = {},
+    options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
-    if (this.#closing) throw new ClientClosedError();
-    this.#inFlight++;
-    let node: ManagedNode | undefined;
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    let node: ManagedNode;
     try {
-      // The first attempt runs without the retry machinery: the common case
-      // pays for none of it.
-      try {
-        node = this.manager.pickNode();
-        const reply = await this.#attempt(node, payload, options);
-        this.#succeeded++;
-        return reply;
-      } catch (error) {
-        if (!this.#shouldRetry(error, options)) throw this.#final(error);
-        const first = error;
-        const reply = await executeWithRetry(
-          (attempt, signal) => {
-            if (attempt === 0) return Promise.reject(first);
-            node = this.manager.pickNode(node);
-            return this.#attempt(node, payload, { ...options, signal });
-          },
-          this.config.retryConfig,
-          {
-            clock: this.#clock,
-            signal: options.signal,
-            idempotent: options.idempotent,
-            isRetryable: (e) => this.#shouldRetry(e, options),
-            onRetry: (info) => {
-              this.#retries++;
-              this.dispatchEvent(
-                new RetryEvent({ ...info, address: node?.address }),
-              );
-            },
-          },
-        );
-        this.#succeeded++;
-        return reply;
+      node = this.manager.pickNode();
+    } catch (error) {
+      // No healthy node: fail fast, without the retry machinery.
+      this.#failed++;
+      return Promise.reject(error);
+    }
+    this.#inFlight++;
+    const connection = node.pool.tryAcquireShared();
+    if (connection === undefined) {
+      return this.#attempt(node, payload, options).then(
+        (reply) => this.#succeed(reply),
+        (error) => this.#retryAfter(error, node, payload, options),
+      );
+    }
+    // The common case: a connection ready to share. The request's one
+    // promise is settled straight from the connection through a small
+    // record; retries only start after a failure.
+    return new Promise((resolve, reject) => {
+      node.inFlight++;
+      connection.submitRequest(
+        payload,
+        options,
+        new RequestCall(this.#ledger, node, payload, options, resolve, reject),
+      );
+    });
+  }
+
+  /** What a {@linkcode RequestCall} reports back to. */
+  readonly #ledger: RequestLedger = {
+    succeeded: (call, reply) => {
+      call.node.inFlight--;
+      this.manager.recordRequestSuccess(call.node);
+      call.resolve(this.#succeed(reply));
+    },
+    failed: (call, error) => {
+      call.node.inFlight--;
+      this.manager.recordRequestFailure(call.node, error);
+      if (!this.#shouldRetry(error, call.options)) {
+        // Settle now: no retry follows, so no async hop is needed.
+        this.#failed++;
+        this.#settled();
+        call.reject(this.#final(error));
+        return;
       }
+      this.#retryAfter(error, call.node, call.payload, call.options).then(
+        call.resolve,
+        call.reject,
+      );
+    },
+  };
+
+  #succeed(reply: Uint8Array): Uint8Array {
+    this.#succeeded++;
+    this.#settled();
+    return reply;
+  }
+
+  async #retryAfter(
+    first: unknown,
+    failedOn: ManagedNode,
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    let node = failedOn;
+    try {
+      if (!this.#shouldRetry(first, options)) throw first;
+      const reply = await executeWithRetry(
+        (attempt, signal) => {
+          if (attempt === 0) return Promise.reject(first);
+          node = this.manager.pickNode(node);
+          return this.#attempt(node, payload, { ...options, signal });
+        },
+        this.config.retryConfig,
+        {
+          clock: this.#clock,
+          signal: options.signal,
+          idempotent: options.idempotent,
+          isRetryable: (e) => this.#shouldRetry(e, options),
+          onRetry: (info) => {
+            this.#retries++;
+            this.dispatchEvent(
+              new RetryEvent({ ...info, address: node.address }),
+            );
+          },
+        },
+      );
+      this.#succeeded++;
+      return reply;
     } catch (error) {
       this.#failed++;
       throw this.#final(error);
     } finally {
-      if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+      this.#settled();
     }
+  }
+
+  #settled(): void {
+    if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
   }
 
   /**
@@ -324,6 +486,7 @@ export class Client extends EventTarget {
       nodes: this.manager.nodes.map((n) => ({
         address: n.address,
         nodeId: n.nodeId,
+        protocol: n.protocol,
         healthy: n.health.isHealthy,
         consecutiveFailures: n.health.consecutiveFailures,
         latencyMs: n.health.latencyMs,
@@ -379,20 +542,39 @@ export class Client extends EventTarget {
     payload: Uint8Array,
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
-    const pool = node.pool;
-    const connection = pool.tryAcquireShared() ??
-      await pool.acquireShared({ signal: options.signal });
-    node.inFlight++;
+    let connection: Connection;
     try {
-      const reply = await connection.sendRequest(payload, options);
-      this.manager.recordRequestSuccess(node);
-      return reply;
+      connection = node.pool.tryAcquireShared() ??
+        await node.pool.acquireShared({ signal: options.signal });
     } catch (error) {
+      // A node that refuses or cannot be reached is a node failure too:
+      // the passive signal must not wait for the health loop to notice.
       this.manager.recordRequestFailure(node, error);
       throw error;
-    } finally {
-      node.inFlight--;
     }
+    return this.#send(node, connection, payload, options);
+  }
+
+  /** Sends on `connection` and feeds the outcome into the node's health. */
+  #send(
+    node: ManagedNode,
+    connection: Connection,
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    node.inFlight++;
+    return connection.sendRequest(payload, options).then(
+      (reply) => {
+        node.inFlight--;
+        this.manager.recordRequestSuccess(node);
+        return reply;
+      },
+      (error) => {
+        node.inFlight--;
+        this.manager.recordRequestFailure(node, error);
+        throw error;
+      },
+    );
   }
 
   #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {

@@ -9,8 +9,24 @@
 import type { Clock } from "./clock.ts";
 import { systemClock } from "./clock.ts";
 import { ConfigError } from "./errors.ts";
+import {
+  DEFAULT_MAX_DATAGRAM_SIZE,
+  MAX_DATAGRAM_SIZE,
+  MIN_DATAGRAM_SIZE,
+} from "./protocol/datagram.ts";
+import {
+  isProtocolType,
+  PROTOCOL_PRIORITY,
+  type ProtocolType,
+  type TlsPolicy,
+} from "./protocol/negotiation.ts";
 import type { RuntimeAdapter, RuntimeName } from "./runtime/types.ts";
 import { Secret } from "./secret.ts";
+import {
+  type ResolvedTlsConfig,
+  resolveTlsConfig,
+  type TlsConfig,
+} from "./tls.ts";
 
 /** The port a host without one is assumed to listen on. */
 export const DEFAULT_PORT = 7000;
@@ -37,6 +53,19 @@ export interface PoolConfig {
   maxLifetimeMs: number;
   /** Connections being opened at once, at most. Default 2. */
   maxConnecting: number;
+  /**
+   * Idle heartbeat: a connection unused for this long is pinged, and
+   * replaced when no answer comes within `healthConfig.timeoutMs`, so a
+   * half-open socket is found before a request lands on it; in ms, 0 off.
+   * Default 30000.
+   */
+  heartbeatIntervalMs: number;
+  /**
+   * Requests in flight on one connection before shared requests spill onto
+   * the next connection (and the pool grows). Filling one connection first
+   * lets a tick's requests leave in one write. Default 128.
+   */
+  multiplexThreshold: number;
 }
 
 /**
@@ -83,6 +112,37 @@ export interface HealthConfig {
   maxConcurrentChecks: number;
 }
 
+/**
+ * One log record from the client. Records never contain credentials.
+ *
+ * @example
+ * ```ts
+ * import type { LogEntry } from "@nodewire/client";
+ * const entry: LogEntry = { level: "warn", message: "node 127.0.0.1:7000 is unhealthy" };
+ * ```
+ */
+export interface LogEntry {
+  /** Severity. */
+  level: "debug" | "info" | "warn" | "error";
+  /** Human-readable text. */
+  message: string;
+  /** The event that caused it, such as `nodeHealthChanged` or `retry`. */
+  event?: string;
+  /** The node concerned, `host:port`. */
+  address?: string;
+}
+
+/**
+ * Receives the client's log records.
+ *
+ * @example
+ * ```ts
+ * import type { Logger } from "@nodewire/client";
+ * const logger: Logger = (e) => console.log(`[${e.level}] ${e.message}`);
+ * ```
+ */
+export type Logger = (entry: LogEntry) => void;
+
 /** How a request picks among healthy nodes. */
 export type LoadBalancing = "round-robin" | "least-in-flight";
 
@@ -108,12 +168,36 @@ export interface ConnectionConfig {
   password?: string | Secret;
   /** Require TLS. Default false. */
   enableTls?: boolean;
+  /**
+   * TLS policy: `"require"` offers only TLS, `"prefer"` offers it first,
+   * `"disable"` never offers it. Default `"require"` when `enableTls`,
+   * else `"disable"`. A TLS failure never falls back to TCP or UDP.
+   */
+  tlsPolicy?: TlsPolicy;
+  /**
+   * Transport protocols the client may use; among those both sides have,
+   * negotiation picks by priority TLS > TCP > UDP. Default all three.
+   */
+  protocols?: ProtocolType[];
+  /**
+   * How nodes' certificates are checked: `ca`, `serverName`,
+   * `handshakeTimeoutMs`, `direct` and the unsafe `dangerouslySkipVerify`
+   * (see {@linkcode TlsConfig}). Only with TLS on.
+   */
+  tls?: TlsConfig;
   /** Connect and request timeout, in ms. Default 5000. */
   timeoutMs?: number;
   /** Per-request timeout, in ms. Default `timeoutMs`. */
   requestTimeoutMs?: number;
   /** Largest frame payload accepted or sent, in bytes. Default 16 MiB. */
   maxFrameSize?: number;
+  /**
+   * Largest UDP datagram sent when negotiation chose UDP, in bytes, the
+   * 32 bytes of session token and frame header included. Default 1200
+   * (no IP fragmentation on any path); 64 to 65507. A request that does
+   * not fit fails with `DatagramTooLargeError` before it is sent.
+   */
+  maxDatagramSize?: number;
   /** Pool settings per node. */
   poolConfig?: Partial<PoolConfig>;
   /** Retry settings. */
@@ -130,6 +214,8 @@ export interface ConnectionConfig {
   clock?: Clock;
   /** A name sent to nodes in the hello message. Default `"nodewire"`. */
   clientName?: string;
+  /** Receives log records (health changes, retries). Default: none. */
+  logger?: Logger;
 }
 
 /** A parsed host entry. */
@@ -161,12 +247,20 @@ export interface ResolvedConfig {
   password: Secret | undefined;
   /** Whether TLS is required. */
   enableTls: boolean;
+  /** TLS policy in force. */
+  tlsPolicy: TlsPolicy;
+  /** Protocols the client may use, best first. */
+  protocols: ProtocolType[];
+  /** Certificate checks and TLS timing. */
+  tls: ResolvedTlsConfig;
   /** Connect timeout, in ms. */
   timeoutMs: number;
   /** Request timeout, in ms. */
   requestTimeoutMs: number;
   /** Largest frame payload, in bytes. */
   maxFrameSize: number;
+  /** Largest UDP datagram sent, in bytes. */
+  maxDatagramSize: number;
   /** Pool settings. */
   poolConfig: PoolConfig;
   /** Retry settings. */
@@ -183,6 +277,8 @@ export interface ResolvedConfig {
   clock: Clock;
   /** Client name for hello. */
   clientName: string;
+  /** Log hook, if any. */
+  logger: Logger | undefined;
 }
 
 /**
@@ -201,6 +297,12 @@ export const DEFAULT_POOL_CONFIG: Readonly<PoolConfig> = Object.freeze({
   idleTimeoutMs: 60_000,
   maxLifetimeMs: 1_800_000,
   maxConnecting: 2,
+  // Well under the idle timeouts of common NATs and load balancers, and
+  // one small ping per idle connection every 30 s costs next to nothing.
+  heartbeatIntervalMs: 30_000,
+  // High enough that a busy node's requests batch into few writes, low
+  // enough that a burst still spreads over several sockets.
+  multiplexThreshold: 128,
 });
 
 /**
@@ -250,9 +352,13 @@ const CONFIG_KEYS = new Set<string>([
   "username",
   "password",
   "enableTls",
+  "tlsPolicy",
+  "protocols",
+  "tls",
   "timeoutMs",
   "requestTimeoutMs",
   "maxFrameSize",
+  "maxDatagramSize",
   "poolConfig",
   "retryConfig",
   "healthConfig",
@@ -261,6 +367,7 @@ const CONFIG_KEYS = new Set<string>([
   "runtime",
   "clock",
   "clientName",
+  "logger",
 ]);
 
 /**
@@ -302,17 +409,32 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     1024,
     MAX_FRAME_SIZE_LIMIT,
   );
+  const enableTls = optionalBoolean("enableTls", config.enableTls) ?? false;
+  const { tlsPolicy, protocols } = resolveProtocols(
+    enableTls,
+    config.tlsPolicy,
+    config.protocols,
+  );
   return {
     hosts,
     username,
     password,
-    enableTls: optionalBoolean("enableTls", config.enableTls) ?? false,
+    enableTls,
+    tlsPolicy,
+    protocols,
+    tls: resolveTlsConfig(config.tls, tlsPolicy),
     timeoutMs,
     requestTimeoutMs: positiveTime(
       "requestTimeoutMs",
       config.requestTimeoutMs ?? timeoutMs,
     ),
     maxFrameSize,
+    maxDatagramSize: integerIn(
+      "maxDatagramSize",
+      config.maxDatagramSize ?? DEFAULT_MAX_DATAGRAM_SIZE,
+      MIN_DATAGRAM_SIZE,
+      MAX_DATAGRAM_SIZE,
+    ),
     poolConfig: resolvePoolConfig(config.poolConfig),
     retryConfig: resolveRetryConfig(config.retryConfig),
     healthConfig: resolveHealthConfig(config.healthConfig),
@@ -329,6 +451,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     runtime: resolveRuntime(config.runtime),
     clock: resolveClock(config.clock),
     clientName: optionalString("clientName", config.clientName) ?? "nodewire",
+    logger: resolveLogger(config.logger),
   };
 }
 
@@ -369,6 +492,16 @@ export function resolvePoolConfig(
       p.maxConnecting,
       1,
       1000,
+    ),
+    heartbeatIntervalMs: nonNegativeTime(
+      "poolConfig.heartbeatIntervalMs",
+      p.heartbeatIntervalMs,
+    ),
+    multiplexThreshold: integerIn(
+      "poolConfig.multiplexThreshold",
+      p.multiplexThreshold,
+      1,
+      1_000_000,
     ),
   };
   if (resolved.minConnections > resolved.maxConnections) {
@@ -544,6 +677,64 @@ function parseHosts(hosts: unknown): HostAddress[] {
   });
 }
 
+function resolveProtocols(
+  enableTls: boolean,
+  policyValue: unknown,
+  protocolsValue: unknown,
+): { tlsPolicy: TlsPolicy; protocols: ProtocolType[] } {
+  const tlsPolicy = oneOf(
+    "tlsPolicy",
+    policyValue ?? (enableTls ? "require" : "disable"),
+    ["require", "prefer", "disable"] as const,
+  );
+  if (enableTls && tlsPolicy === "disable") {
+    throw new ConfigError(
+      "tlsPolicy",
+      tlsPolicy,
+      'cannot be "disable" when enableTls is true',
+    );
+  }
+  let protocols = [...PROTOCOL_PRIORITY];
+  if (protocolsValue !== undefined) {
+    if (!Array.isArray(protocolsValue) || protocolsValue.length === 0) {
+      throw new ConfigError(
+        "protocols",
+        protocolsValue,
+        'expected a non-empty array of "tls", "tcp", "udp"',
+      );
+    }
+    protocolsValue.forEach((p, i) => {
+      if (!isProtocolType(p)) {
+        throw new ConfigError(
+          `protocols[${i}]`,
+          p,
+          'expected "tls", "tcp" or "udp"',
+        );
+      }
+      if (protocolsValue.indexOf(p) !== i) {
+        throw new ConfigError(`protocols[${i}]`, p, "duplicate protocol");
+      }
+    });
+    // Priority is fixed by the protocol, not by the order given.
+    protocols = PROTOCOL_PRIORITY.filter((p) => protocolsValue.includes(p));
+  }
+  if (tlsPolicy === "require" && !protocols.includes("tls")) {
+    throw new ConfigError(
+      "protocols",
+      protocolsValue,
+      'must include "tls" when TLS is required',
+    );
+  }
+  if (tlsPolicy === "disable" && protocols.every((p) => p === "tls")) {
+    throw new ConfigError(
+      "protocols",
+      protocolsValue,
+      'must include "tcp" or "udp" when tlsPolicy is "disable"',
+    );
+  }
+  return { tlsPolicy, protocols };
+}
+
 function resolvePassword(value: unknown): Secret | undefined {
   if (value === undefined) return undefined;
   if (value instanceof Secret) return value;
@@ -572,6 +763,12 @@ function resolveRuntime(
     value,
     'expected "deno", "bun", "node", "memory" or a RuntimeAdapter',
   );
+}
+
+function resolveLogger(value: unknown): Logger | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === "function") return value as Logger;
+  throw new ConfigError("logger", value, "expected a function");
 }
 
 function resolveClock(value: unknown): Clock {

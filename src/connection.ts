@@ -11,6 +11,7 @@ import { type DeadlineEntry, DeadlineTracker } from "./deadlines.ts";
 import {
   AbortedError,
   ConnectionClosedError,
+  ConnectionError,
   ConnectionLostError,
   ConnectTimeoutError,
   type Endpoint,
@@ -29,7 +30,11 @@ import {
   encodeJson,
   type HelloOkPayload,
 } from "./protocol/messages.ts";
-import type { ByteChannel, RuntimeAdapter } from "./runtime/types.ts";
+import type {
+  ByteChannel,
+  RuntimeAdapter,
+  TlsOptions,
+} from "./runtime/types.ts";
 
 /** Options for {@linkcode Connection.connect}. */
 export interface ConnectionOptions {
@@ -62,6 +67,11 @@ export interface ConnectionOptions {
     hello: HelloOkPayload,
     signal: AbortSignal,
   ) => Promise<void>;
+  /**
+   * Speak TLS from the first byte (a node listening with TLS only). The
+   * usual way is a plaintext start upgraded by the handshake instead.
+   */
+  tls?: Omit<TlsOptions, "signal">;
 }
 
 /** Options for a single request. */
@@ -86,16 +96,71 @@ export interface ConnectionStats {
   timedOut: number;
 }
 
+/**
+ * Another way for a connection's requests and pings to travel, taken once
+ * the handshake chose it (UDP: `src/udp.ts`). The stream stays the
+ * connection's control channel: handshake, GOODBYE, errors about the
+ * whole connection.
+ *
+ * @example A route that loses everything (requests then time out)
+ * ```ts
+ * import type { RequestRoute } from "@nodewire/client";
+ * const blackHole: RequestRoute = {
+ *   maxPayload: 1024,
+ *   tooLarge: (length) => new RangeError(`${length} bytes do not fit`),
+ *   send: () => {},
+ *   close: () => {},
+ * };
+ * ```
+ */
+export interface RequestRoute {
+  /** The largest REQUEST or PING payload the route carries, in bytes. */
+  readonly maxPayload: number;
+  /** The error for a payload over `maxPayload`; such a request is not sent. */
+  tooLarge(length: number): Error;
+  /** Sends one REQUEST or PING. Loss shows up as the request's timeout. */
+  send(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void;
+  /** Releases the route; called once, when the connection closes. */
+  close(): void;
+}
+
+/**
+ * Receives the outcome of one request sent with
+ * {@linkcode Connection.submitRequest}: exactly one of the two methods is
+ * called, exactly once. Layers that already own a promise for the request
+ * (the Client does) use this instead of a second promise per request.
+ *
+ * @example
+ * ```ts
+ * import type { ReplySink } from "@nodewire/client";
+ * const sink: ReplySink = {
+ *   onReply: (payload) => console.log(payload.byteLength),
+ *   onError: (error) => console.error(error.message),
+ * };
+ * ```
+ */
+export interface ReplySink {
+  /** The node's response payload (a view into the received bytes). */
+  onReply(payload: Uint8Array): void;
+  /** Why the request failed: the same errors `sendRequest` rejects with. */
+  onError(error: Error): void;
+}
+
 interface Pending extends DeadlineEntry {
   sequence: number;
-  expect: number;
-  timeoutMs: number;
-  resolve: (payload: Uint8Array) => void;
-  reject: (error: Error) => void;
+  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
+  type: number;
+  sink: ReplySink;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
   // Frame not yet written because the socket was congested.
   queued: Uint8Array | undefined;
+  /** Frame flags, kept for a frame held back by congestion. */
   flags: number;
 }
 
@@ -142,7 +207,12 @@ export class Connection {
 
   #nodeId = "";
   #hello: HelloOkPayload | undefined;
-  readonly #channel: ByteChannel;
+  // Replaced once, by startTls().
+  #channel: ByteChannel;
+  #encrypted = false;
+  // Messages decoded after a pauseReading receive, while a TLS switch may
+  // follow: none are expected (see startTls).
+  #held: Message[] | undefined;
   readonly #codec: MessageCodec;
   readonly #clock: Clock;
   readonly #requestTimeoutMs: number;
@@ -159,9 +229,11 @@ export class Connection {
   #inbox: Message[] = [];
   #inboxWaiters: Array<(message: Message | Error) => void> = [];
 
-  readonly #writer: FrameWriter;
+  #writer: FrameWriter;
   // Requests held back while the socket is congested.
   #queued: Pending[] = [];
+  // Where requests and pings go instead of the stream, once routed.
+  #route: RequestRoute | undefined;
 
   /** @internal Use {@linkcode Connection.connect}. */
   constructor(
@@ -224,6 +296,7 @@ export class Connection {
       const channel = await options.adapter.connect({
         ...endpoint,
         signal: controller.signal,
+        tls: options.tls,
       });
       connection = new Connection(channel, endpoint, {
         id: options.id,
@@ -231,6 +304,7 @@ export class Connection {
         requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
         maxFrameSize: options.maxFrameSize,
       });
+      connection.#encrypted = options.tls !== undefined;
       await connection.#helloHandshake(
         options.clientName ?? "nodewire",
         controller.signal,
@@ -281,9 +355,109 @@ export class Connection {
     return this.#channel.bufferedAmount + this.#writer.pendingBytes;
   }
 
+  /** The node's IP address and port as the socket reports them. */
+  get remoteAddress(): { hostname: string; port: number } | undefined {
+    return this.#channel.remoteAddress;
+  }
+
+  /**
+   * From now on sends requests and pings over `route` instead of the
+   * stream, which stays the control channel. The returned function takes
+   * the replies the route receives (RESPONSE, PONG, ERROR); they are
+   * matched like replies on the stream, and an ERROR with sequence 0 ends
+   * the connection. The route is closed with the connection. Used by the
+   * UDP transport during the handshake.
+   *
+   * @throws {ConnectionClosedError} when the connection is already closed
+   *   (the route is closed too).
+   */
+  routeRequests(route: RequestRoute): (message: Message) => void {
+    if (this.#state === "closed") {
+      route.close();
+      throw new ConnectionClosedError(this);
+    }
+    this.#route?.close();
+    this.#route = route;
+    return this.#onRoutedMessage;
+  }
+
   /** Whether the single deadline timer is armed (for leak checks). */
   get timerArmed(): boolean {
     return this.#deadlines.armed;
+  }
+
+  /** Whether the stream is TLS (upgraded, or connected with TLS). */
+  get encrypted(): boolean {
+    return this.#encrypted;
+  }
+
+  /**
+   * Switches the open stream to TLS, client side: the last step of
+   * negotiating TLS, after NEGOTIATE_OK was taken with `pauseReading`.
+   * Resolves once the node's certificate is verified; the connection then
+   * carries everything over TLS. On failure the caller destroys the
+   * connection: no plaintext is ever sent again.
+   *
+   * @throws {TlsError} for a certificate, name or handshake failure.
+   * @throws {ProtocolError} when plaintext arrived after the switch point
+   *   or requests are in flight.
+   * @throws {ConnectionError} when the connection is gone or its adapter
+   *   has no TLS.
+   */
+  async startTls(options: TlsOptions): Promise<void> {
+    if (this.#state !== "open") throw this.#lostError(false);
+    const channel = this.#channel;
+    if (this.#encrypted) {
+      throw new ProtocolError("the connection is already encrypted");
+    }
+    if (channel.startTls === undefined) {
+      throw new ConnectionError(
+        "TLS_UNSUPPORTED",
+        `the runtime adapter of ${this.address} cannot speak TLS`,
+        this,
+        { retryable: false },
+      );
+    }
+    if (
+      this.#pending.size > 0 || this.#inbox.length > 0 ||
+      (this.#held?.length ?? 0) > 0 || this.#codec.bufferedBytes > 0 ||
+      this.#route !== undefined
+    ) {
+      // Bytes after NEGOTIATE_OK were plaintext the node had no business
+      // sending: a man in the middle would inject them here.
+      throw new ProtocolError(
+        "plaintext data arrived after the node agreed to switch to TLS",
+      );
+    }
+    this.#writer.flush();
+    const secure = await channel.startTls(options);
+    if (this.#state !== "open") {
+      secure.destroy();
+      throw this.#lostError(false);
+    }
+    this.#channel = secure;
+    this.#writer = new FrameWriter(secure, this.#onDrained);
+    this.#encrypted = true;
+    this.#held = undefined;
+    secure.onData(this.#onData);
+    secure.onClose(this.#onChannelClose);
+  }
+
+  /**
+   * Reads from the socket again after a `receiveMessage` with
+   * `pauseReading` when no TLS switch followed.
+   */
+  resumeReading(): void {
+    const held = this.#held;
+    this.#held = undefined;
+    this.#channel.resume?.();
+    // What came behind the pause point in the same chunk, in order.
+    for (const message of held ?? []) this.#onMessage(message);
+  }
+
+  #pauseReading(): void {
+    this.#held ??= [];
+    this.#channel.pause?.();
   }
 
   /**
@@ -317,15 +491,27 @@ export class Connection {
    * Waits for the next message that answers no pending request: control
    * messages during the handshake, or a node's GOODBYE.
    *
+   * With `pauseReading`, the socket is read no further once this message
+   * is taken (until {@linkcode Connection.startTls} or
+   * {@linkcode Connection.resumeReading}): the node's last plaintext
+   * message before a TLS switch.
+   *
    * @throws {ConnectionLostError} when the connection closes first.
    * @throws {RequestTimeoutError} after `timeoutMs`.
    * @throws {AbortedError} when `signal` aborts.
    */
   receiveMessage(
-    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+    options: {
+      timeoutMs?: number;
+      signal?: AbortSignal;
+      pauseReading?: boolean;
+    } = {},
   ): Promise<Message> {
     const next = this.#inbox.shift();
-    if (next) return Promise.resolve(next);
+    if (next) {
+      if (options.pauseReading) this.#pauseReading();
+      return Promise.resolve(next);
+    }
     if (this.#state === "closed") {
       return Promise.reject(this.#lostError(false));
     }
@@ -339,8 +525,11 @@ export class Connection {
       };
       const waiter = (message: Message | Error) => {
         cleanup();
-        if (message instanceof Error) reject(message);
-        else resolve(message);
+        if (message instanceof Error) return reject(message);
+        // Called while the chunk holding `message` is being delivered, so
+        // the adapter issues no further read.
+        if (options.pauseReading) this.#pauseReading();
+        resolve(message);
       };
       const onAbort = () => {
         cleanup();
@@ -372,12 +561,31 @@ export class Connection {
     payload: Uint8Array,
     options?: RequestOptions,
   ): Promise<Uint8Array> {
-    return this.#call(
+    return new Promise((resolve, reject) =>
+      this.submitRequest(payload, options, {
+        onReply: resolve,
+        onError: reject,
+      })
+    );
+  }
+
+  /**
+   * Sends a request like {@linkcode Connection.sendRequest}, but reports
+   * the outcome to `sink` instead of a promise, so a caller that already
+   * holds a promise per request does not pay for a second one. `sink` may
+   * be called before this returns (a closed connection, an aborted signal).
+   */
+  submitRequest(
+    payload: Uint8Array,
+    options: RequestOptions | undefined,
+    sink: ReplySink,
+  ): void {
+    this.#call(
       MessageType.Request,
-      MessageType.Response,
       payload,
       options?.idempotent ? FrameFlags.Idempotent : 0,
       options,
+      sink,
     );
   }
 
@@ -388,12 +596,11 @@ export class Connection {
    */
   async ping(options?: RequestOptions): Promise<number> {
     const start = this.#clock.now();
-    await this.#call(
-      MessageType.Ping,
-      MessageType.Pong,
-      EMPTY,
-      0,
-      options,
+    await new Promise((resolve, reject) =>
+      this.#call(MessageType.Ping, EMPTY, 0, options, {
+        onReply: resolve,
+        onError: reject,
+      })
     );
     return this.#clock.now() - start;
   }
@@ -455,69 +662,71 @@ export class Connection {
 
   #call(
     type: number,
-    expect: number,
     payload: Uint8Array,
     flags: number,
     options: RequestOptions | undefined,
-  ): Promise<Uint8Array> {
+    sink: ReplySink,
+  ): void {
     if (this.#state !== "open") {
-      return Promise.reject(
+      return sink.onError(
         this.#state === "closed"
           ? this.#lostError(false)
           : new ConnectionClosedError(this),
       );
     }
     if (payload.byteLength > this.#sendLimit) {
-      return Promise.reject(
+      return sink.onError(
         new ProtocolError(
           `request payload of ${payload.byteLength} bytes exceeds the limit of ${this.#sendLimit}`,
         ),
       );
     }
+    const route = this.#route;
+    if (route !== undefined && payload.byteLength > route.maxPayload) {
+      return sink.onError(route.tooLarge(payload.byteLength));
+    }
     const signal = options?.signal;
     if (signal?.aborted) {
-      return Promise.reject(
+      return sink.onError(
         new AbortedError("request aborted before it was sent", signal.reason),
       );
     }
     const sequence = this.#nextSequence++;
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
-    return new Promise<Uint8Array>((resolve, reject) => {
-      const pending: Pending = {
-        sequence,
-        expect,
-        timeoutMs,
-        resolve,
-        reject,
-        signal,
-        onAbort: undefined,
-        queued: undefined,
-        flags,
-        deadline: 0,
-        prev: undefined,
-        next: undefined,
-        list: undefined,
+    const pending: Pending = {
+      sequence,
+      type,
+      sink,
+      signal,
+      onAbort: undefined,
+      queued: undefined,
+      flags,
+      deadline: 0,
+      prev: undefined,
+      next: undefined,
+      list: undefined,
+    };
+    this.#pending.set(sequence, pending);
+    this.#deadlines.add(pending, timeoutMs);
+    if (signal) {
+      pending.onAbort = () => {
+        if (this.#settle(pending)) {
+          sink.onError(new AbortedError("request aborted", signal.reason));
+        }
       };
-      this.#pending.set(sequence, pending);
-      this.#deadlines.add(pending, timeoutMs);
-      if (signal) {
-        pending.onAbort = () => {
-          if (this.#settle(pending)) {
-            reject(new AbortedError("request aborted", signal.reason));
-          }
-        };
-        signal.addEventListener("abort", pending.onAbort, { once: true });
-      }
-      if (this.#writer.congested) {
-        // Keep the frame out of the socket's queue until it drains, so a
-        // slow reader cannot make the send buffer grow without bound.
-        pending.queued = payload;
-        this.#queued.push(pending);
-      } else {
-        this.#writer.push(type, flags, sequence, payload);
-      }
-      this.stats.sent++;
-    });
+      signal.addEventListener("abort", pending.onAbort, { once: true });
+    }
+    if (route !== undefined) {
+      route.send(type, flags, sequence, payload);
+    } else if (this.#writer.congested) {
+      // Keep the frame out of the socket's queue until it drains, so a
+      // slow reader cannot make the send buffer grow without bound.
+      pending.queued = payload;
+      this.#queued.push(pending);
+    } else {
+      this.#writer.push(type, flags, sequence, payload);
+    }
+    this.stats.sent++;
   }
 
   /** Removes a pending entry; false when it had already settled. */
@@ -536,13 +745,15 @@ export class Connection {
     return true;
   }
 
-  #expire = (pending: Pending): void => {
+  #expire = (pending: Pending, timeoutMs: number): void => {
     // The tracker already unlinked it; drop it from the map.
     if (this.#pending.get(pending.sequence) !== pending) return;
     pending.list = undefined;
     this.#settle(pending);
     this.stats.timedOut++;
-    pending.reject(new RequestTimeoutError(this.address, pending.timeoutMs));
+    pending.sink.onError(
+      new RequestTimeoutError(this.address, timeoutMs),
+    );
   };
 
   #whenIdle(): Promise<void> {
@@ -561,6 +772,12 @@ export class Connection {
   };
 
   #onMessage = (message: Message): void => {
+    if (this.#held !== undefined) {
+      // Behind the pause point: kept, not acted on (not even a PING's
+      // PONG), until resumeReading() or a refused startTls().
+      this.#held.push(message);
+      return;
+    }
     const type = message.type;
     if (
       type === MessageType.Response || type === MessageType.Pong ||
@@ -568,6 +785,13 @@ export class Connection {
     ) {
       const pending = this.#pending.get(message.sequence);
       if (pending === undefined) {
+        // An ERROR answering a control message (HELLO, NEGOTIATE, AUTH_*)
+        // goes to whoever waits in receiveMessage(), so a handshake fails
+        // at once instead of at its timeout.
+        const waiter = type === MessageType.Error
+          ? this.#inboxWaiters.shift()
+          : undefined;
+        if (waiter) return waiter(message);
         // Late (after a timeout or abort), duplicate or unknown: drop it.
         this.stats.dropped++;
         return;
@@ -576,12 +800,12 @@ export class Connection {
         const e = decodeError(message.payload);
         this.#settle(pending);
         this.stats.received++;
-        pending.reject(
+        pending.sink.onError(
           new RemoteError(e.code, e.message, e.retryable, this.#nodeId),
         );
         return;
       }
-      if (type !== pending.expect) {
+      if (type !== replyTypeOf(pending.type)) {
         throw new ProtocolError(
           `sequence ${message.sequence} answered with type 0x${
             type.toString(16)
@@ -590,7 +814,7 @@ export class Connection {
       }
       this.#settle(pending);
       this.stats.received++;
-      pending.resolve(message.payload);
+      pending.sink.onReply(message.payload);
       return;
     }
     if (type === MessageType.Ping) {
@@ -630,6 +854,19 @@ export class Connection {
     else this.#inbox.push(message);
   };
 
+  #onRoutedMessage = (message: Message): void => {
+    if (this.#state === "closed") return;
+    try {
+      this.#onMessage(message);
+    } catch (error) {
+      this.destroy(
+        new ConnectionLostError(this, `protocol violation: ${String(error)}`, {
+          cause: error,
+        }),
+      );
+    }
+  };
+
   #closeQuietly(): void {
     this.#finish(undefined);
     this.#channel.close();
@@ -653,10 +890,11 @@ export class Connection {
     this.#state = "closed";
     this.#closeError = error;
     this.#deadlines.stop();
+    this.#route?.close();
     const pending = [...this.#pending.values()];
     for (const p of pending) {
       this.#settle(p);
-      p.reject(this.#lostError(p.queued === undefined, error));
+      p.sink.onError(this.#lostError(p.queued === undefined, error));
     }
     this.#queued = [];
     for (const w of this.#inboxWaiters.splice(0)) {
@@ -687,9 +925,7 @@ export class Connection {
       if (this.#pending.get(p.sequence) !== p || this.#state === "closed") {
         continue;
       }
-      const type = p.expect === MessageType.Pong
-        ? MessageType.Ping
-        : MessageType.Request;
+      const type = p.type;
       this.#writer.push(type, p.flags, p.sequence, p.queued!);
       p.queued = undefined;
       if (this.#writer.congested) {
@@ -702,3 +938,8 @@ export class Connection {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
+function replyTypeOf(type: number): number {
+  return type === MessageType.Ping ? MessageType.Pong : MessageType.Response;
+}

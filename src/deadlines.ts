@@ -13,6 +13,7 @@
  */
 
 import type { Clock, TimerHandle } from "./clock.ts";
+import { TickClock } from "./tick_clock.ts";
 
 /**
  * An entry with a deadline, linked into its list. Callers extend it with
@@ -53,14 +54,20 @@ interface DeadlineList {
  */
 export class DeadlineTracker<E extends DeadlineEntry> {
   readonly #clock: Clock;
-  readonly #onExpire: (entry: E) => void;
+  readonly #onExpire: (entry: E, timeoutMs: number) => void;
   readonly #lists = new Map<number, DeadlineList>();
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
+  // Read once per tick, not per entry: a burst of requests shares it.
+  readonly #tick: TickClock;
 
-  /** Creates a tracker that reports expired entries to `onExpire`. */
-  constructor(clock: Clock, onExpire: (entry: E) => void) {
+  /**
+   * Creates a tracker that reports expired entries, with the timeout they
+   * were added with, to `onExpire`.
+   */
+  constructor(clock: Clock, onExpire: (entry: E, timeoutMs: number) => void) {
     this.#clock = clock;
+    this.#tick = new TickClock(clock);
     this.#onExpire = onExpire;
   }
 
@@ -71,7 +78,7 @@ export class DeadlineTracker<E extends DeadlineEntry> {
       list = { timeoutMs, head: undefined, tail: undefined };
       this.#lists.set(timeoutMs, list);
     }
-    entry.deadline = this.#clock.now() + timeoutMs;
+    entry.deadline = this.#tick.now() + timeoutMs;
     entry.list = list;
     entry.next = undefined;
     entry.prev = list.tail;
@@ -122,7 +129,7 @@ export class DeadlineTracker<E extends DeadlineEntry> {
       let head = list.head;
       while (head !== undefined && head.deadline <= now) {
         this.remove(head as E);
-        this.#onExpire(head as E);
+        this.#onExpire(head as E, timeoutMs);
         head = list.head;
       }
       if (head === undefined) this.#lists.delete(timeoutMs);

@@ -290,6 +290,8 @@ const NOT_THE_NODES_FAULT: ReadonlySet<string> = new Set([
   "POOL_CLEARED",
   "NO_HEALTHY_NODES",
   "RETRIES_EXHAUSTED",
+  // The request was too large to send over UDP; the node never saw it.
+  "DATAGRAM_TOO_LARGE",
 ]);
 
 /**

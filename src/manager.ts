@@ -11,13 +11,21 @@ import { runWithConcurrency } from "./concurrency.ts";
 import type { HostAddress, ResolvedConfig } from "./config.ts";
 import { Connection, type ConnectionOptions } from "./connection.ts";
 import {
+  AuthenticationError,
+  ConnectionLostError,
+  NegotiationError,
   NodewireError,
   type NodewireErrorOptions,
   NoHealthyNodesError,
+  TlsError,
 } from "./errors.ts";
+import { handshakeFromConfig, handshakeResult } from "./handshake.ts";
 import { isNodeFailure, NodeHealth } from "./health.ts";
 import { ConnectionPool } from "./pool.ts";
+import type { ProtocolType } from "./protocol/negotiation.ts";
 import type { RuntimeAdapter } from "./runtime/types.ts";
+import { tlsTransport } from "./tls.ts";
+import { udpTransport } from "./udp.ts";
 
 /** One node as the manager sees it. */
 export interface ManagedNode {
@@ -33,6 +41,8 @@ export interface ManagedNode {
   inFlight: number;
   /** The id the node gave in HELLO_OK, once a connection was made. */
   nodeId: string | undefined;
+  /** The protocol negotiated with the node, once a connection was made. */
+  protocol: ProtocolType | undefined;
 }
 
 /** The outcome of one node's health check. */
@@ -80,6 +90,40 @@ export class NodeHealthEvent extends Event {
   /** Creates the event. */
   constructor(detail: NodeHealthChange) {
     super("nodeHealthChanged");
+    this.detail = detail;
+  }
+}
+
+/** Detail of a `protocolSelected` event. */
+export interface ProtocolSelection {
+  /** `host:port` of the node. */
+  address: string;
+  /** The node's id. */
+  nodeId: string | undefined;
+  /** The protocol negotiated with the node. */
+  protocol: ProtocolType;
+  /** The protocol used before, `undefined` on the first connection. */
+  previous: ProtocolType | undefined;
+}
+
+/**
+ * Event dispatched by {@linkcode ConnectionManager} (and re-dispatched by
+ * the Client) when the protocol negotiated with a node is first known or
+ * changes.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolSelectedEvent } from "@nodewire/client";
+ * const log = (e: ProtocolSelectedEvent) => console.log(e.detail.address, e.detail.protocol);
+ * ```
+ */
+export class ProtocolSelectedEvent extends Event {
+  /** Which node and which protocol. */
+  readonly detail: ProtocolSelection;
+
+  /** Creates the event. */
+  constructor(detail: ProtocolSelection) {
+    super("protocolSelected");
     this.detail = detail;
   }
 }
@@ -156,17 +200,40 @@ export class ConnectionManager extends EventTarget {
     super();
     this.#config = config;
     this.#clock = config.clock;
-    const nodes = config.hosts.map((host): ManagedNode => {
+    // Negotiation and authentication, unless the caller brings its own.
+    const handshake = connectionOptions.handshake ??
+      handshakeFromConfig(config, {
+        udp: udpTransport({
+          adapter,
+          maxDatagramSize: config.maxDatagramSize,
+        }),
+        // Offered only when the adapter can do it (not the memory network).
+        tls: adapter.supportsTls
+          ? tlsTransport({ tls: config.tls, clock: config.clock })
+          : undefined,
+      });
+    // Loads live in one dense array, by slot (the host's index), so that
+    // choosing among thousands of nodes reads two numbers that stay in
+    // cache rather than two node objects scattered over the heap.
+    const loads = new Int32Array(config.hosts.length);
+    const nodes = config.hosts.map((host, slot): ManagedNode => {
       const node: ManagedNode = {
         address: host.address,
         host,
-        inFlight: 0,
+        get inFlight() {
+          return loads[slot];
+        },
+        set inFlight(value: number) {
+          loads[slot] = value;
+        },
         nodeId: undefined,
+        protocol: undefined,
         health: new NodeHealth(host.address, config.healthConfig),
         pool: new ConnectionPool<Connection>({
           address: host.address,
           config: config.poolConfig,
           clock: config.clock,
+          heartbeat: (connection) => heartbeat(connection, config),
           factory: async (signal) => {
             const connection = await Connection.connect({
               adapter,
@@ -177,10 +244,31 @@ export class ConnectionManager extends EventTarget {
               maxFrameSize: config.maxFrameSize,
               clock: config.clock,
               clientName: config.clientName,
+              tls: config.tls.direct
+                ? {
+                  serverName: config.tls.serverName ?? host.hostname,
+                  ca: config.tls.ca,
+                  dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
+                }
+                : undefined,
               ...connectionOptions,
+              handshake,
               signal,
             });
             node.nodeId = connection.nodeId;
+            const protocol = handshakeResult(connection)?.protocol;
+            if (protocol !== undefined && protocol !== node.protocol) {
+              const previous = node.protocol;
+              node.protocol = protocol;
+              this.dispatchEvent(
+                new ProtocolSelectedEvent({
+                  address: node.address,
+                  nodeId: node.nodeId,
+                  protocol,
+                  previous,
+                }),
+              );
+            }
             return connection;
           },
         }),
@@ -189,9 +277,13 @@ export class ConnectionManager extends EventTarget {
       return node;
     });
     this.nodes = nodes;
-    this.#healthy = new HealthyNodeSet(nodes);
+    const slots = new Map(nodes.map((node, slot) => [node, slot]));
+    this.#healthy = new HealthyNodeSet(nodes, {
+      slotOf: (node) => slots.get(node)!,
+    });
     this.#balancer = createBalancer(config.loadBalancing, this.#healthy, {
       inFlight: (node) => node.inFlight,
+      loads,
     });
   }
 
@@ -211,12 +303,18 @@ export class ConnectionManager extends EventTarget {
    * did not are marked unhealthy until a health check finds them.
    *
    * @throws {ConnectFailedError} naming every host and why, when none answered.
+   * @throws {AuthenticationError}, {@linkcode NegotiationError} or a
+   *   certificate {@linkcode TlsError} itself when every node failed that
+   *   way: never retried.
    */
   async connect(signal?: AbortSignal): Promise<void> {
+    // Each open is bounded by its own connect timeout and its failure is
+    // handed to the waiter; the wait only backs that up. With the same
+    // deadline the wait would fire first and a node that never finishes
+    // the handshake would be reported as a pool timeout.
+    const timeoutMs = 2 * this.#config.timeoutMs;
     const results = await Promise.allSettled(
-      this.nodes.map((node) =>
-        node.pool.acquireShared({ signal, timeoutMs: this.#config.timeoutMs })
-      ),
+      this.nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs })),
     );
     const failures: { address: string; error: Error }[] = [];
     results.forEach((result, i) => {
@@ -229,6 +327,14 @@ export class ConnectionManager extends EventTarget {
       this.markNodeUnhealthy(node.address, `connect failed: ${error.message}`);
     });
     if (failures.length === this.nodes.length) {
+      // Wrong credentials or a policy no node meets: say so plainly rather
+      // than as a retryable "could not connect".
+      const fatal = failures.every((f) =>
+        f.error instanceof AuthenticationError ||
+        f.error instanceof NegotiationError ||
+        (f.error instanceof TlsError && !f.error.retryable)
+      );
+      if (fatal) throw failures[0].error;
       throw new ConnectFailedError(failures);
     }
     for (const node of this.nodes) {
@@ -390,8 +496,10 @@ export class ConnectionManager extends EventTarget {
     }
     const start = this.#clock.now();
     try {
+      // A check is a deliberate probe, paced by the health interval: it
+      // tries to connect even while the pool backs off.
       const connection = node.pool.tryAcquireShared() ??
-        await node.pool.acquireShared({ timeoutMs });
+        await node.pool.acquireShared({ timeoutMs, ignoreBackoff: true });
       const left = Math.max(1, timeoutMs - (this.#clock.now() - start));
       const latency = await connection.ping({ timeoutMs: left });
       if (
@@ -446,6 +554,26 @@ export class ConnectionManager extends EventTarget {
         () => this.#scheduleHealthLoop(),
       );
     }, interval);
+  }
+}
+
+/**
+ * The idle heartbeat: a ping within the health timeout. A miss becomes the
+ * error the pool destroys the connection with, naming the heartbeat.
+ */
+async function heartbeat(
+  connection: Connection,
+  config: ResolvedConfig,
+): Promise<void> {
+  const timeoutMs = config.healthConfig.timeoutMs;
+  try {
+    await connection.ping({ timeoutMs });
+  } catch (error) {
+    throw new ConnectionLostError(
+      connection,
+      `no answer to a heartbeat within ${timeoutMs} ms (${describe(error)})`,
+      { cause: error },
+    );
   }
 }
 

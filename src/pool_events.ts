@@ -107,6 +107,32 @@ export interface PoolEventMap {
 export type PoolEventName = keyof PoolEventMap;
 
 /**
+ * Every pool event name, in lifecycle order.
+ *
+ * @example
+ * ```ts
+ * import { POOL_EVENT_NAMES } from "@nodewire/client";
+ * console.log(POOL_EVENT_NAMES.includes("checkedOut")); // true
+ * ```
+ */
+export const POOL_EVENT_NAMES: readonly PoolEventName[] = Object.freeze(
+  [
+    "poolCreated",
+    "poolReady",
+    "poolCleared",
+    "poolClosed",
+    "connectionCreated",
+    "connectionReady",
+    "connectionFailed",
+    "connectionClosed",
+    "checkoutStarted",
+    "checkoutFailed",
+    "checkedOut",
+    "checkedIn",
+  ] satisfies PoolEventName[],
+);
+
+/**
  * An event dispatched by a {@linkcode ConnectionPool}. Its payload is in
  * `detail`, typed by the event name.
  *

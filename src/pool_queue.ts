@@ -17,7 +17,8 @@
  *   startedAt: 0,
  *   resolve: (conn) => console.log(conn),
  *   reject: (error) => console.error(error),
- *   timer: undefined,
+ *   deadline: 5000,
+ *   timeoutMs: 5000,
  *   signal: undefined,
  *   onAbort: undefined,
  *   done: false,
@@ -33,8 +34,13 @@ export interface Waiter<C> {
   readonly resolve: (conn: C) => void;
   /** Fails it. */
   readonly reject: (error: Error) => void;
-  /** Its acquire timeout: a `TimerHandle` of the pool's clock. */
-  timer: unknown;
+  /**
+   * When it gives up, on the pool's clock. Expired by the pool's one
+   * maintenance timer, not a timer of its own.
+   */
+  readonly deadline: number;
+  /** The acquire timeout it was given, for the error message. */
+  readonly timeoutMs: number;
   /** The caller's signal, if any. */
   signal: AbortSignal | undefined;
   /** The listener registered on `signal`, removed once the waiter settles. */
@@ -77,6 +83,15 @@ export class WaitQueue<C> {
   /** Unsettled waiters asking for shared use. */
   get shared(): number {
     return this.#shared;
+  }
+
+  /** The oldest unsettled waiter, if any. */
+  peek(): Waiter<C> | undefined {
+    const items = this.#items;
+    for (let i = this.#head; i < items.length; i++) {
+      if (!items[i].done) return items[i];
+    }
+    return undefined;
   }
 
   /** Appends a waiter at the tail. */

@@ -7,6 +7,7 @@
  */
 
 import type { Clock, TimerHandle } from "../src/clock.ts";
+import type { DatagramChannel } from "../src/runtime/datagram.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 
 /**
@@ -60,7 +61,9 @@ export class CountingClock implements Clock {
 
 /**
  * Wraps an adapter and counts channels whose close the runtime has not yet
- * reported, on both the connecting and the accepting side.
+ * reported, on both the connecting and the accepting side, and datagram
+ * sockets not yet closed (`openDatagrams`; only when the adapter has
+ * `datagram`).
  *
  * @example
  * ```ts
@@ -72,8 +75,30 @@ export class CountingClock implements Clock {
  */
 export function countChannels(
   adapter: RuntimeAdapter,
-): RuntimeAdapter & { readonly openChannels: number } {
+): RuntimeAdapter & {
+  readonly openChannels: number;
+  readonly openDatagrams: number;
+} {
   let open = 0;
+  let openDatagrams = 0;
+  const trackDatagram = (socket: DatagramChannel): DatagramChannel => {
+    openDatagrams++;
+    let onClose: (error?: Error) => void = () => {};
+    socket.onClose((error) => {
+      openDatagrams--;
+      onClose(error);
+    });
+    return new Proxy(socket, {
+      get(target, key) {
+        if (key === "onClose") {
+          return (fn: (error?: Error) => void) => (onClose = fn);
+        }
+        const value = Reflect.get(target, key);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  };
+  const datagram = adapter.datagram?.bind(adapter);
   const track = (channel: ByteChannel): ByteChannel => {
     open++;
     let onClose: (error?: Error) => void = () => {};
@@ -98,8 +123,14 @@ export function countChannels(
     get openChannels() {
       return open;
     },
+    get openDatagrams() {
+      return openDatagrams;
+    },
     connect: async (options) => track(await adapter.connect(options)),
     listen: (options, onConnection) =>
       adapter.listen(options, (channel) => onConnection(track(channel))),
+    ...(datagram === undefined ? {} : {
+      datagram: async (options) => trackDatagram(await datagram(options)),
+    }),
   };
 }

@@ -30,3 +30,17 @@ export {
 } from "./ops.ts";
 export { VirtualClock } from "./virtual_clock.ts";
 export { countChannels, CountingClock } from "./counting.ts";
+export type { ReplyWriter, UdpServiceStats } from "./udp_service.ts";
+export {
+  type AddCredentialOptions,
+  CredentialStore,
+  ScramServer,
+  type ScramServerOptions,
+  type StoredCredential,
+} from "./auth.ts";
+export { FaultProxy, startFaultProxy } from "./proxy.ts";
+export type {
+  FaultProxyOptions,
+  FaultProxyStats,
+  ProxyFaults,
+} from "./proxy.ts";

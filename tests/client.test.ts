@@ -2,7 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Client, type RetryEvent } from "../src/client.ts";
-import type { ConnectionConfig } from "../src/config.ts";
+import {
+  type ConnectionConfig,
+  type LogEntry,
+  type Logger,
+  resolveConfig,
+} from "../src/config.ts";
+import type { PoolEvent } from "../src/pool_events.ts";
 import {
   ClientClosedError,
   ConfigError,
@@ -474,4 +480,64 @@ test("ping reports the node and a round trip", async () => {
     await client.disconnect();
     await closeAll(nodes);
   }
+});
+
+test("pool events of every node are forwarded through the client once someone listens", async () => {
+  const nodes = await cluster(2);
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 0, maxConnections: 2 },
+  });
+  try {
+    const seen: string[] = [];
+    client.addEventListener("checkedOut", (e) => {
+      const d = (e as PoolEvent<"checkedOut">).detail;
+      seen.push(`${d.address}:${d.mode}`);
+    });
+    client.addEventListener("checkedOut", () => {}); // a second listener adds no second forwarder
+    await client.withConnection(() => Promise.resolve());
+    await client.request(ops.echo());
+    assert.equal(seen.length, 2, seen.join(", "));
+    assert.ok(seen.some((s) => s.endsWith(":exclusive")));
+    assert.ok(seen.some((s) => s.endsWith(":shared")));
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+});
+
+test("the logger hook hears health changes and retries", async () => {
+  const nodes = await cluster(2);
+  const entries: LogEntry[] = [];
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    healthConfig: quietHealth,
+    poolConfig: { minConnections: 0 },
+    retryConfig: { initialBackoffMs: 1 },
+    logger: (e) => entries.push(e),
+  }).catch(() => undefined);
+  assert.ok(client);
+  try {
+    client.manager.markNodeUnhealthy(nodes[0].address, "maintenance");
+    await assert.rejects(
+      client.request(ops.fail(RemoteErrorCode.Overloaded, true)),
+      RetriesExhaustedError,
+    );
+    assert.ok(
+      entries.some((e) =>
+        e.level === "warn" && e.event === "nodeHealthChanged" &&
+        e.address === nodes[0].address && /maintenance/.test(e.message)
+      ),
+    );
+    assert.equal(entries.filter((e) => e.event === "retry").length, 3);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
+  assert.throws(
+    () =>
+      resolveConfig({ hosts: ["a"], logger: "console" as unknown as Logger }),
+    (e: unknown) => e instanceof ConfigError && e.field === "logger",
+  );
 });

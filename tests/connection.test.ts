@@ -13,7 +13,11 @@ import {
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
-import { encodeJson, RemoteErrorCode } from "../src/protocol/messages.ts";
+import {
+  encodeError,
+  encodeJson,
+  RemoteErrorCode,
+} from "../src/protocol/messages.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
@@ -436,5 +440,42 @@ test("a large payload crosses intact in both directions", async () => {
     assert.deepEqual(reply.data.subarray(0, 1000), big.subarray(0, 1000));
     assert.equal(reply.data[big.byteLength - 1], big[big.byteLength - 1]);
     await c.close();
+  });
+});
+
+test("an ERROR answering the hello fails the connect at once, not at its timeout", async () => {
+  const clock = new VirtualClock();
+  await withFakeNode((channel) => {
+    const codec = new MessageCodec();
+    channel.onClose(() => {});
+    channel.onData((chunk) =>
+      codec.decode(chunk, (m) =>
+        channel.write(codec.encode({
+          type: MessageType.Error,
+          flags: 0,
+          sequence: m.sequence,
+          payload: encodeError({
+            code: RemoteErrorCode.Unavailable,
+            retryable: true,
+            message: "starting up",
+          }),
+        })))
+    );
+  }, async (port, adapter) => {
+    const attempt = Connection.connect({
+      adapter,
+      hostname: "127.0.0.1",
+      port,
+      clock,
+      timeoutMs: 5000,
+    });
+    // No virtual time passes: the answer alone must settle it.
+    await assert.rejects(attempt, (e: unknown) => {
+      assert.ok(e instanceof RemoteError, String(e));
+      assert.equal(e.remoteCode, RemoteErrorCode.Unavailable);
+      assert.match(e.message, /starting up/);
+      return true;
+    });
+    assert.equal(clock.now(), 0);
   });
 });

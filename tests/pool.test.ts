@@ -15,6 +15,7 @@ import {
   PoolMisuseError,
 } from "../src/pool.ts";
 import {
+  POOL_EVENT_NAMES,
   PoolEvent,
   type PoolEventMap,
   type PoolEventName,
@@ -155,20 +156,7 @@ function watch<T>(promise: Promise<T>) {
 
 type Recorded = { type: PoolEventName; detail: PoolEventMap[PoolEventName] };
 
-const ALL_EVENTS: PoolEventName[] = [
-  "poolCreated",
-  "poolReady",
-  "poolCleared",
-  "poolClosed",
-  "connectionCreated",
-  "connectionReady",
-  "connectionFailed",
-  "connectionClosed",
-  "checkoutStarted",
-  "checkoutFailed",
-  "checkedOut",
-  "checkedIn",
-];
+const ALL_EVENTS: PoolEventName[] = [...POOL_EVENT_NAMES];
 
 function record(
   pool: ConnectionPool<FakeConnection>,
@@ -446,27 +434,48 @@ test("returning a connection from another pool or from acquireShared throws Pool
 
 // --------------------------------------------------------------- shared use
 
-test("acquireShared returns the connection with the fewest in flight and checks nothing out", async () => {
-  const { clock, node, pool } = setup({ minConnections: 3 });
+test("acquireShared fills the oldest connection below the threshold and checks nothing out", async () => {
+  const { clock, node, pool } = setup({
+    minConnections: 3,
+    multiplexThreshold: 4,
+  });
   pool.start();
   await clock.advance(0);
-  node.conn(1).inFlight = 2;
+  node.conn(1).inFlight = 3;
   node.conn(2).inFlight = 1;
-  node.conn(3).inFlight = 3;
-  assert.equal((await pool.acquireShared()).id, 2);
-  assert.equal((await pool.acquireShared()).id, 2, "shared, not checked out");
+  assert.equal((await pool.acquireShared()).id, 1, "oldest below 4 in flight");
+  assert.equal((await pool.acquireShared()).id, 1, "shared, not checked out");
   assert.equal(pool.stats().inUse, 0);
-  node.conn(3).inFlight = 0;
-  assert.equal((await pool.acquireShared()).id, 3);
-  assert.equal(pool.stats().inFlight, 3);
+  node.conn(1).inFlight = 4;
+  assert.equal(
+    (await pool.acquireShared()).id,
+    2,
+    "the first is full: spill over",
+  );
+  node.conn(2).inFlight = 4;
+  node.conn(3).inFlight = 5;
+  assert.equal(
+    (await pool.acquireShared()).id,
+    1,
+    "all at the threshold: the fewest in flight, oldest on ties",
+  );
+  node.conn(1).inFlight = 6;
+  assert.equal((await pool.acquireShared()).id, 2);
 });
 
-test("acquireShared opens one more connection when every one is busy, one at a time", async () => {
-  const { clock, node, pool } = setup({ minConnections: 1, maxConnections: 3 });
+test("acquireShared opens one more connection when every one is at the threshold, one at a time", async () => {
+  const { clock, node, pool } = setup({
+    minConnections: 1,
+    maxConnections: 3,
+    multiplexThreshold: 2,
+  });
   node.connectDelayMs = 10;
   pool.start();
   await clock.advance(10);
   node.conn(1).inFlight = 1;
+  assert.equal((await pool.acquireShared()).id, 1);
+  assert.equal(node.calls, 1, "below the threshold: no growth");
+  node.conn(1).inFlight = 2;
   const first = await pool.acquireShared();
   assert.equal(first.id, 1, "served at once by the busy connection");
   assert.equal(node.calls, 2, "and one more is on its way");
@@ -474,7 +483,11 @@ test("acquireShared opens one more connection when every one is busy, one at a t
   assert.equal(node.calls, 2, "not a second one while the first opens");
   await clock.advance(10);
   assert.equal((await pool.acquireShared()).id, 2);
-  assert.equal(node.calls, 2, "an idle connection exists: no growth");
+  assert.equal(
+    node.calls,
+    2,
+    "a connection below the threshold exists: no growth",
+  );
 });
 
 test("acquireShared does not grow past maxConnections", async () => {
@@ -1094,7 +1107,11 @@ test("no event is built when nobody listens, and removing a listener stops it", 
 // -------------------------------------------------------------------- stats
 
 test("stats() is a plain snapshot of the pool's counts", async () => {
-  const { clock, node, pool } = setup({ minConnections: 3, maxConnections: 4 });
+  const { clock, node, pool } = setup({
+    minConnections: 3,
+    maxConnections: 4,
+    multiplexThreshold: 1,
+  });
   pool.start();
   await clock.advance(0);
   const lent = await pool.getConnection();

@@ -47,6 +47,29 @@ export function writeHeader(
   if (!Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
     throw new ProtocolError(`sequence ${sequence} is out of range`);
   }
+  writeHeaderUnchecked(target, offset, type, flags, sequence, length);
+}
+
+/**
+ * Writes a frame header without validating the fields: for internal callers
+ * on the hot path whose type and flags are constants and whose sequence
+ * numbers they generated or decoded themselves.
+ *
+ * @example
+ * ```ts
+ * import { HEADER_SIZE, MessageType, writeHeaderUnchecked } from "@nodewire/client";
+ * const header = new Uint8Array(HEADER_SIZE);
+ * writeHeaderUnchecked(header, 0, MessageType.Pong, 0, 7, 0);
+ * ```
+ */
+export function writeHeaderUnchecked(
+  target: Uint8Array,
+  offset: number,
+  type: number,
+  flags: number,
+  sequence: number,
+  length: number,
+): void {
   const hi = Math.floor(sequence / TWO_32);
   const lo = sequence >>> 0;
   target[offset] = PROTOCOL_VERSION;

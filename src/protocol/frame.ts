@@ -65,7 +65,9 @@ export const MessageType = {
 /** A message type value. */
 export type MessageTypeValue = typeof MessageType[keyof typeof MessageType];
 
-const KNOWN_TYPES = new Set<number>(Object.values(MessageType));
+// A table, not a Set: this is checked for every frame in and out.
+const KNOWN_TYPES = new Uint8Array(256);
+for (const t of Object.values(MessageType)) KNOWN_TYPES[t] = 1;
 
 /**
  * Whether `type` is a message type this version knows.
@@ -77,7 +79,7 @@ const KNOWN_TYPES = new Set<number>(Object.values(MessageType));
  * ```
  */
 export function isKnownMessageType(type: number): type is MessageTypeValue {
-  return KNOWN_TYPES.has(type);
+  return KNOWN_TYPES[type & 0xff] === 1 && type >= 0 && type <= 0xff;
 }
 
 /**

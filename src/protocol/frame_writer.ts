@@ -6,7 +6,7 @@
  */
 
 import type { ByteChannel } from "../runtime/types.ts";
-import { writeHeader } from "./codec.ts";
+import { writeHeaderUnchecked } from "./codec.ts";
 import { HEADER_SIZE } from "./frame.ts";
 
 const SLAB_SIZE = 64 * 1024;
@@ -52,7 +52,11 @@ export class FrameWriter {
     return this.#end - this.#start;
   }
 
-  /** Encodes one frame for the next flush. */
+  /**
+   * Encodes one frame for the next flush. The fields are not validated:
+   * callers pass message-type constants and sequence numbers they made or
+   * decoded (`MessageCodec.encode` is the validating path).
+   */
   push(
     type: number,
     flags: number,
@@ -66,7 +70,7 @@ export class FrameWriter {
       this.#slab = new Uint8Array(Math.max(SLAB_SIZE, need));
       this.#start = this.#end = 0;
     }
-    writeHeader(
+    writeHeaderUnchecked(
       this.#slab,
       this.#end,
       type,

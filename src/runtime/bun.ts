@@ -8,6 +8,14 @@
 
 import { ChannelBase } from "./channel_base.ts";
 import { toConnectionError, toListenError } from "./errors.ts";
+import {
+  acceptTlsOn,
+  connectTls,
+  handshakeUnder,
+  type TlsOptions,
+  type TlsServerOptions,
+} from "./tls.ts";
+import { acceptTlsOver, startTlsOver } from "./tls_stream.ts";
 import type {
   ByteChannel,
   ConnectOptions,
@@ -29,6 +37,16 @@ interface BunSocket {
   readonly remoteAddress: string;
   readonly remotePort?: number;
   data: BunChannel | undefined;
+  /** Client-side TLS on this socket; returns `[raw, tls]` sockets. */
+  upgradeTLS(options: {
+    data?: BunChannel;
+    tls: {
+      ca?: string[];
+      serverName?: string;
+      rejectUnauthorized?: boolean;
+    };
+    socket: BunSocketHandlers;
+  }): [BunSocket, BunSocket];
 }
 
 interface BunSocketHandlers {
@@ -39,6 +57,11 @@ interface BunSocketHandlers {
   error?(socket: BunSocket, error: Error): void;
   connectError?(socket: BunSocket, error: Error): void;
   end?(socket: BunSocket): void;
+  handshake?(
+    socket: BunSocket,
+    success: boolean,
+    authorizationError: Error | null,
+  ): void;
 }
 
 interface BunListener {
@@ -69,6 +92,12 @@ class BunChannel extends ChannelBase {
   #socket: BunSocket | undefined;
   #queue = new WriteQueue();
   #closing = false;
+  #reading = false;
+  // Chunks that came before `onData`: a TLS socket ignores pause().
+  #early: Uint8Array[] = [];
+  #handshake:
+    | { skipVerify: boolean; resolve(): void; reject(e: unknown): void }
+    | undefined;
 
   get bufferedAmount(): number {
     return this.#queue.size;
@@ -129,12 +158,95 @@ class BunChannel extends ChannelBase {
   }
 
   protected startReading(): void {
+    this.#reading = true;
+    for (const chunk of this.#early.splice(0)) this.emitData(chunk);
     this.#socket?.resume();
+  }
+
+  /** Stops `data` callbacks (on a plain socket; a TLS one ignores it). */
+  pause(): void {
+    this.#socket?.pause();
+  }
+
+  /** Lets `data` callbacks come again. */
+  resume(): void {
+    if (this.#reading) this.#socket?.resume();
+  }
+
+  /**
+   * Client side of a TLS upgrade with `socket.upgradeTLS`. Bun keeps
+   * calling the old handlers with the raw ciphertext, so the old socket
+   * is cut loose from this channel first.
+   */
+  startTls(options: TlsOptions): Promise<ByteChannel> {
+    const socket = this.#socket;
+    if (socket === undefined || this.finished || this.#closing) {
+      return Promise.reject(
+        toConnectionError(
+          Object.assign(new Error("socket closed"), { code: "EPIPE" }),
+          this.endpoint,
+        ),
+      );
+    }
+    // Bytes still queued must go out before the ClientHello, in order;
+    // the bridge writes through this channel and keeps that order.
+    if (this.#queue.size > 0) {
+      return startTlsOver(this, this.endpoint, options);
+    }
+    socket.data = undefined;
+    this.retire();
+    const secure = new BunChannel(this.endpoint);
+    const skipVerify = options.dangerouslySkipVerify === true;
+    return handshakeUnder(
+      options.signal,
+      () => secure.destroy(),
+      this.endpoint,
+      options.serverName,
+      () =>
+        new Promise<ByteChannel>((resolve, reject) => {
+          secure.#handshake = {
+            skipVerify,
+            resolve: () => resolve(secure),
+            reject,
+          };
+          let tls: BunSocket;
+          try {
+            [, tls] = socket.upgradeTLS({
+              data: secure,
+              tls: {
+                ca: options.ca ? [...options.ca] : undefined,
+                serverName: options.serverName,
+                rejectUnauthorized: !skipVerify,
+              },
+              socket: handlers,
+            });
+          } catch (error) {
+            socket.terminate();
+            throw error;
+          }
+          secure.attach(tls);
+        }),
+    );
+  }
+
+  /** Server side of a TLS upgrade, through node:tls (see tls_stream.ts). */
+  acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
+    return acceptTlsOver(this, this.endpoint, options);
+  }
+
+  /** `handshake` handler (TLS sockets). */
+  handshaken(success: boolean, error: Error | null): void {
+    const pending = this.#handshake;
+    if (pending === undefined) return;
+    this.#handshake = undefined;
+    if (pending.skipVerify || (success && !error)) pending.resolve();
+    else pending.reject(error ?? new Error("the TLS handshake failed"));
   }
 
   /** `data` handler. Bun hands each callback a fresh buffer. */
   received(data: Uint8Array): void {
-    this.emitData(data);
+    if (this.#reading) this.emitData(data);
+    else this.#early.push(data);
   }
 
   /** `drain` handler: the socket has room again. */
@@ -156,6 +268,13 @@ class BunChannel extends ChannelBase {
 
   /** `close` handler: a reset arrives here with its error. */
   closed(error?: Error): void {
+    this.#handshake?.reject(
+      error ?? Object.assign(
+        new Error("the connection closed during the TLS handshake"),
+        { code: "ECONNRESET" },
+      ),
+    );
+    this.#handshake = undefined;
     this.#queue.clear();
     this.finish(
       error === undefined ? undefined : toConnectionError(error, this.endpoint),
@@ -164,6 +283,8 @@ class BunChannel extends ChannelBase {
 
   /** `error` handler. */
   failed(error: Error): void {
+    this.#handshake?.reject(error);
+    this.#handshake = undefined;
     if (this.finished) return;
     this.#queue.clear();
     this.finish(toConnectionError(error, this.endpoint));
@@ -208,6 +329,9 @@ const handlers: BunSocketHandlers = {
   // Connect failures arrive as the rejection of Bun.connect's promise;
   // the handler only has to exist.
   connectError() {},
+  handshake(socket, success, authorizationError) {
+    socket.data?.handshaken(success, authorizationError);
+  },
 };
 
 /**
@@ -228,8 +352,10 @@ const handlers: BunSocketHandlers = {
  */
 export const bunAdapter: RuntimeAdapter = {
   name: "bun",
+  supportsTls: true,
 
   connect(options: ConnectOptions): Promise<ByteChannel> {
+    if (options.tls) return connectTls(bunAdapter, options);
     const { hostname, port, signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
     const endpoint = { hostname, port };
@@ -273,6 +399,12 @@ export const bunAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
+    if (options.tls) {
+      return bunAdapter.listen(
+        { ...options, tls: undefined },
+        acceptTlsOn(options.tls, onConnection),
+      );
+    }
     const hostname = options.hostname ?? "127.0.0.1";
     let server: BunListener;
     try {

@@ -113,6 +113,18 @@ export abstract class ChannelBase implements ByteChannel {
     return true;
   }
 
+  /**
+   * Ends this channel without a close notification, because its socket
+   * now belongs to another channel (a TLS upgrade took it over): the
+   * receivers are dropped and nothing is delivered any more.
+   */
+  protected retire(): void {
+    this.#finished = true;
+    this.#closeDelivered = true;
+    this.#onData = undefined;
+    this.#onClose = undefined;
+  }
+
   #scheduleClose(): void {
     if (this.#onClose === undefined || this.#closeDelivered) return;
     this.#closeDelivered = true;

@@ -9,6 +9,13 @@
 import type { Endpoint } from "../errors.ts";
 import { ChannelBase } from "./channel_base.ts";
 import { toConnectionError, toListenError } from "./errors.ts";
+import {
+  acceptTlsOn,
+  connectTls,
+  type TlsOptions,
+  type TlsServerOptions,
+} from "./tls.ts";
+import { acceptTlsOver, startTlsOver } from "./tls_stream.ts";
 import type {
   ByteChannel,
   ConnectOptions,
@@ -32,6 +39,11 @@ class DenoChannel extends ChannelBase {
   #queue = new WriteQueue();
   #pumping = false;
   #closing = false;
+  // Pausing lets the read in flight finish and issues no other: nothing
+  // past the last plaintext message is read before TLS takes over.
+  #paused = false;
+  #looping = false;
+  #started = false;
 
   constructor(conn: Deno.TcpConn, endpoint: Endpoint) {
     super(endpoint);
@@ -79,13 +91,52 @@ class DenoChannel extends ChannelBase {
   }
 
   protected startReading(): void {
+    this.#looping = true;
     void this.#readLoop();
   }
 
+  /** Issues no read after the one in flight, until `resume()`. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Reads again. */
+  resume(): void {
+    this.#paused = false;
+    if (!this.#looping && !this.finished && this.#started) {
+      this.#looping = true;
+      void this.#readLoop();
+    }
+  }
+
+  /**
+   * Client side of a TLS upgrade, through node:tls over this socket
+   * (tls_stream.ts), not `Deno.startTls`: Deno cannot abandon a
+   * handshake, since closing a TlsConn whose handshake has not finished
+   * leaves the TCP socket open until the peer closes it (Deno finishes
+   * the handshake before it shuts down). A handshake timeout against a
+   * stalled node would leak a socket per attempt; this way the socket is
+   * ours to close. It also allows `dangerouslySkipVerify`, which
+   * Deno.startTls has no option for.
+   */
+  startTls(options: TlsOptions): Promise<ByteChannel> {
+    return startTlsOver(this, this.endpoint, options);
+  }
+
+  /** Server side of a TLS upgrade, through node:tls (Deno has no native one). */
+  acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
+    return acceptTlsOver(this, this.endpoint, options);
+  }
+
   async #readLoop(): Promise<void> {
+    this.#started = true;
     let buffer = new Uint8Array(READ_SIZE);
     try {
       while (!this.finished) {
+        if (this.#paused) {
+          this.#looping = false;
+          return;
+        }
         const n = await this.#conn.read(buffer);
         if (this.finished) return;
         if (n === null) {
@@ -168,8 +219,10 @@ class DenoChannel extends ChannelBase {
  */
 export const denoAdapter: RuntimeAdapter = {
   name: "deno",
+  supportsTls: true,
 
   async connect(options: ConnectOptions): Promise<ByteChannel> {
+    if (options.tls) return connectTls(denoAdapter, options);
     const { hostname, port, signal } = options;
     signal?.throwIfAborted();
     const started = performance.now();
@@ -194,6 +247,13 @@ export const denoAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
+    if (options.tls) {
+      // Not Deno.listenTls: its conns cannot turn Nagle off.
+      return denoAdapter.listen(
+        { ...options, tls: undefined },
+        acceptTlsOn(options.tls, onConnection),
+      );
+    }
     const hostname = options.hostname ?? "127.0.0.1";
     let server: Deno.TcpListener;
     try {

@@ -6,6 +6,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import type { DatagramOpener } from "./datagram.ts";
 import type { RuntimeAdapter, RuntimeName } from "./types.ts";
 
 /** A runtime with a native adapter. */
@@ -56,11 +57,20 @@ export async function getAdapter(
   const name = adapter ?? detectRuntime();
   switch (name) {
     case "deno":
-      return (await import("./deno.ts")).denoAdapter;
+      return withDatagram(
+        (await import("./deno.ts")).denoAdapter,
+        async () => (await import("./datagram_deno.ts")).openDenoDatagram,
+      );
     case "bun":
-      return (await import("./bun.ts")).bunAdapter;
+      return withDatagram(
+        (await import("./bun.ts")).bunAdapter,
+        async () => (await import("./datagram_bun.ts")).openBunDatagram,
+      );
     case "node":
-      return (await import("./node.ts")).nodeAdapter;
+      return withDatagram(
+        (await import("./node.ts")).nodeAdapter,
+        async () => (await import("./datagram_node.ts")).openNodeDatagram,
+      );
     case "memory":
       return (await import("./memory.ts")).createMemoryNetwork();
     default:
@@ -70,4 +80,20 @@ export async function getAdapter(
         'one of "deno", "bun", "node", "memory" or an adapter object',
       );
   }
+}
+
+/**
+ * Gives a native adapter its datagram sockets, loaded on first use so a
+ * program that never negotiates UDP never loads them (nor `node:dgram`).
+ * The adapter object keeps its identity.
+ */
+function withDatagram(
+  adapter: RuntimeAdapter,
+  load: () => Promise<DatagramOpener>,
+): RuntimeAdapter {
+  if (adapter.datagram === undefined) {
+    let opener: Promise<DatagramOpener> | undefined;
+    adapter.datagram = async (options) => (await (opener ??= load()))(options);
+  }
+  return adapter;
 }

@@ -10,9 +10,18 @@
  */
 
 import type * as Net from "node:net";
+import type * as Tls from "node:tls";
 import type { Endpoint } from "../errors.ts";
 import { ChannelBase } from "./channel_base.ts";
 import { toConnectionError, toListenError } from "./errors.ts";
+import {
+  acceptTlsOn,
+  connectTls,
+  handshakeUnder,
+  isIpLiteral,
+  type TlsOptions,
+  type TlsServerOptions,
+} from "./tls.ts";
 import type {
   ByteChannel,
   ConnectOptions,
@@ -30,27 +39,56 @@ function loadNet(): Promise<typeof Net> {
   return netLoading;
 }
 
-class NodeChannel extends ChannelBase {
+let tlsLoading: Promise<typeof Tls> | undefined;
+
+function loadTls(): Promise<typeof Tls> {
+  tlsLoading ??= import("node:tls");
+  return tlsLoading;
+}
+
+/**
+ * A {@linkcode ByteChannel} over a `node:net` socket, or over a
+ * `node:tls` one (a TLSSocket is a net.Socket). Used by the Node adapter,
+ * and by the TLS bridge of the other adapters (`tls_stream.ts`).
+ *
+ * @example
+ * ```ts ignore
+ * import { NodeChannel } from "./node.ts";
+ * const channel = new NodeChannel(socket, { hostname: "127.0.0.1", port: 7000 });
+ * channel.onData((chunk) => console.log(chunk));
+ * channel.onClose(() => {});
+ * ```
+ */
+export class NodeChannel extends ChannelBase {
   #socket: Net.Socket;
   #error: Error | undefined;
   #drainWaiters: (() => void)[] = [];
+  #onData: ((chunk: Uint8Array) => void) | undefined;
 
+  /** Takes over `socket`, already connected (or being connected). */
   constructor(socket: Net.Socket, endpoint: Endpoint) {
     super(endpoint);
     this.#socket = socket;
-    socket.setNoDelay(true);
+    // A TLSSocket over a stream that is not a socket has nothing to set.
+    socket.setNoDelay?.(true);
     // Registered before anything else can happen, so an error on an idle
     // socket becomes a close with an SDK error instead of an uncaught
     // exception that kills the process.
-    socket.on("error", (error: Error) => {
-      this.#error ??= toConnectionError(error, endpoint);
-    });
-    socket.on("close", () => {
-      this.#wakeDrainWaiters();
-      this.finish(this.#error);
-    });
-    socket.on("drain", () => this.#wakeDrainWaiters());
+    socket.on("error", this.#onError);
+    socket.on("close", this.#onSocketClose);
+    socket.on("drain", this.#onDrain);
   }
+
+  #onError = (error: Error): void => {
+    this.#error ??= toConnectionError(error, this.endpoint);
+  };
+
+  #onSocketClose = (): void => {
+    this.#wakeDrainWaiters();
+    this.finish(this.#error);
+  };
+
+  #onDrain = (): void => this.#wakeDrainWaiters();
 
   get bufferedAmount(): number {
     return this.#socket.writableLength;
@@ -107,13 +145,105 @@ class NodeChannel extends ChannelBase {
   }
 
   protected startReading(): void {
-    this.#socket.on("data", (chunk: Uint8Array) => {
+    this.#onData = (chunk: Uint8Array) => {
       // Node allocates a fresh Buffer per read. The plain view keeps
       // Uint8Array semantics (Buffer's slice() is a view, not a copy).
       this.emitData(
         new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
       );
-    });
+    };
+    this.#socket.on("data", this.#onData);
+  }
+
+  /** Stops `'data'` events until `resume()`. */
+  pause(): void {
+    this.#socket.pause();
+  }
+
+  /** Lets `'data'` events flow again. */
+  resume(): void {
+    if (this.#onData !== undefined) this.#socket.resume();
+  }
+
+  /**
+   * Client side of a TLS upgrade: `tls.connect({ socket })`. The TLS
+   * socket takes the socket's handle, so this channel lets go of it.
+   */
+  async startTls(options: TlsOptions): Promise<ByteChannel> {
+    const tls = await loadTls();
+    const socket = this.#release();
+    const { serverName } = options;
+    const skip = options.dangerouslySkipVerify === true;
+    let secure: Tls.TLSSocket | undefined;
+    return await handshakeUnder(
+      options.signal,
+      () => (secure ?? socket).destroy(),
+      this.endpoint,
+      serverName,
+      () =>
+        new Promise<ByteChannel>((resolve, reject) => {
+          secure = tls.connect({
+            socket,
+            // `host` is what the certificate is checked against; SNI
+            // carries DNS names only (RFC 6066).
+            host: serverName,
+            servername: isIpLiteral(serverName) ? undefined : serverName,
+            ca: options.ca ? [...options.ca] : undefined,
+            rejectUnauthorized: !skip,
+            // Node asserts it is a function when the key is present.
+            ...(skip ? { checkServerIdentity: () => undefined } : {}),
+          });
+          settleOnHandshake(
+            secure,
+            "secureConnect",
+            this.endpoint,
+            resolve,
+            reject,
+          );
+        }),
+    );
+  }
+
+  /** Server side of a TLS upgrade: `new tls.TLSSocket(socket, { isServer })`. */
+  async acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
+    const tls = await loadTls();
+    const socket = this.#release();
+    let secure: Tls.TLSSocket | undefined;
+    return await handshakeUnder(
+      options.signal,
+      () => (secure ?? socket).destroy(),
+      this.endpoint,
+      this.endpoint.hostname,
+      () =>
+        new Promise<ByteChannel>((resolve, reject) => {
+          secure = new tls.TLSSocket(socket, {
+            isServer: true,
+            cert: options.cert,
+            key: options.key,
+          });
+          settleOnHandshake(secure, "secure", this.endpoint, resolve, reject);
+        }),
+    );
+  }
+
+  /** Hands the socket over: our listeners go, an error sink stays. */
+  #release(): Net.Socket {
+    const socket = this.#socket;
+    if (this.finished || socket.destroyed) {
+      throw toConnectionError(
+        Object.assign(new Error("socket closed"), { code: "EPIPE" }),
+        this.endpoint,
+      );
+    }
+    socket.off("error", this.#onError);
+    socket.off("close", this.#onSocketClose);
+    socket.off("drain", this.#onDrain);
+    if (this.#onData) socket.off("data", this.#onData);
+    // The TLS socket reports errors itself; one here must not go uncaught.
+    socket.on("error", () => {});
+    this.#wakeDrainWaiters();
+    this.retire();
+    return socket;
   }
 
   #wakeDrainWaiters(): void {
@@ -121,6 +251,46 @@ class NodeChannel extends ChannelBase {
     this.#drainWaiters = [];
     for (const resolve of waiters) resolve();
   }
+}
+
+/**
+ * Resolves with a channel over `secure` once its handshake is done
+ * (`event`) and `verify` (if any) found nothing wrong; rejects with what
+ * broke it before, or with what `verify` returned.
+ *
+ * @example
+ * ```ts ignore
+ * import { settleOnHandshake } from "./node.ts";
+ * const channel = await new Promise((resolve, reject) =>
+ *   settleOnHandshake(secure, "secureConnect", endpoint, resolve, reject)
+ * );
+ * ```
+ */
+export function settleOnHandshake(
+  secure: Tls.TLSSocket,
+  event: "secureConnect" | "secure",
+  endpoint: Endpoint,
+  resolve: (channel: ByteChannel) => void,
+  reject: (error: unknown) => void,
+  verify?: (secure: Tls.TLSSocket) => Error | undefined,
+): void {
+  const onClose = () =>
+    reject(
+      Object.assign(
+        new Error("the connection closed during the TLS handshake"),
+        { code: "ECONNRESET" },
+      ),
+    );
+  secure.on("error", reject);
+  secure.once("close", onClose);
+  secure.once(event, () => {
+    const refused = verify?.(secure);
+    // Refused: the caller destroys the socket; its close reports nothing.
+    if (refused) return reject(refused);
+    secure.off("error", reject);
+    secure.off("close", onClose);
+    resolve(new NodeChannel(secure, endpoint));
+  });
 }
 
 /**
@@ -142,8 +312,10 @@ class NodeChannel extends ChannelBase {
  */
 export const nodeAdapter: RuntimeAdapter = {
   name: "node",
+  supportsTls: true,
 
   async connect(options: ConnectOptions): Promise<ByteChannel> {
+    if (options.tls) return connectTls(nodeAdapter, options);
     const { hostname, port, signal } = options;
     signal?.throwIfAborted();
     // Once loaded, the socket is created without an await in between, so
@@ -196,6 +368,12 @@ export const nodeAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
+    if (options.tls) {
+      return nodeAdapter.listen(
+        { ...options, tls: undefined },
+        acceptTlsOn(options.tls, onConnection),
+      );
+    }
     const net = netModule ?? await loadNet();
     const hostname = options.hostname ?? "127.0.0.1";
     const server = net.createServer({

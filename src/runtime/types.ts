@@ -6,6 +6,11 @@
  * @module
  */
 
+import type { DatagramChannel, DatagramOptions } from "./datagram.ts";
+import type { TlsOptions, TlsServerOptions } from "./tls.ts";
+
+export type { TlsOptions, TlsServerOptions } from "./tls.ts";
+
 /** Which adapter is in use. */
 export type RuntimeName = "deno" | "bun" | "node" | "memory";
 
@@ -20,6 +25,11 @@ export interface ConnectOptions {
    * and releases the half-open socket.
    */
   signal?: AbortSignal;
+  /**
+   * Speak TLS from the first byte (the channel resolves once the handshake
+   * verified the node). Only on adapters with `supportsTls`.
+   */
+  tls?: TlsOptions;
 }
 
 /** Options for {@linkcode RuntimeAdapter.listen}. */
@@ -28,6 +38,11 @@ export interface ListenOptions {
   hostname?: string;
   /** Port to bind; 0 picks a free one. */
   port: number;
+  /**
+   * Serve TLS from the first byte: `onConnection` gets channels whose
+   * handshake completed. Only on adapters with `supportsTls`.
+   */
+  tls?: TlsServerOptions;
 }
 
 /**
@@ -65,6 +80,29 @@ export interface ByteChannel {
   readonly bufferedAmount: number;
   /** The peer's address, when the runtime reports it. */
   readonly remoteAddress: { hostname: string; port: number } | undefined;
+  /**
+   * Stops reading once the chunk being delivered has been handed over,
+   * until `resume()` or a TLS upgrade. Called from inside `onData` when
+   * the last plaintext message before a TLS switch arrives, so that no
+   * byte after it (the peer's first TLS record) reaches the plaintext
+   * reader while the TLS layer is being set up, and no read is in flight
+   * when the socket changes hands.
+   */
+  pause?(): void;
+  /** Reads again after `pause()`. */
+  resume?(): void;
+  /**
+   * Client side of a TLS upgrade on this open stream: resolves with the
+   * encrypted channel once the node's certificate is verified. From then
+   * on this channel is spent: use the one returned (its callbacks start
+   * unset). Rejects with a `TlsError` (bad certificate, wrong name, a
+   * broken handshake), a `ConnectionLostError`, or the signal's reason,
+   * having destroyed the socket. Call only when the peer sends nothing
+   * until it sees the ClientHello.
+   */
+  startTls?(options: TlsOptions): Promise<ByteChannel>;
+  /** Server side of a TLS upgrade, for the reference node. */
+  acceptTls?(options: TlsServerOptions): Promise<ByteChannel>;
 }
 
 /** A bound server socket that pushes accepted connections. */
@@ -95,4 +133,17 @@ export interface RuntimeAdapter {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener>;
+  /**
+   * Binds a UDP socket (src/runtime/datagram.ts). Optional: an adapter
+   * without it cannot do UDP, and the client then never offers UDP.
+   * Rejects with a `ConnectionError` (`LISTEN_FAILED`) when the address
+   * cannot be bound.
+   */
+  datagram?(options: DatagramOptions): Promise<DatagramChannel>;
+  /**
+   * Whether this adapter speaks TLS: `connect({ tls })`, `listen({ tls })`
+   * and its channels' `startTls`/`acceptTls`. Without it the client never
+   * offers TLS.
+   */
+  readonly supportsTls?: boolean;
 }

@@ -1,0 +1,390 @@
+/**
+ * End-to-end throughput and latency of `Client.request` over a cluster of
+ * three reference nodes on loopback, beside the raw-socket baseline of
+ * raw_client.ts in the same run: ECHO requests with a 16-byte payload, 64
+ * and 256 in flight.
+ *
+ *   deno run -A bench/client.bench.ts
+ *   bun bench/client.bench.ts
+ *   node --import tsx bench/client.bench.ts
+ *
+ * Contenders, each over the same three nodes:
+ * - raw: one raw connection per node, requests spread round-robin over
+ *   them (what the client's default round-robin balancer does), nothing
+ *   else: no pool, no health, no retry, no timeouts.
+ * - client: `Client.connect({ hosts, healthConfig: { intervalMs: 0 } })`
+ *   with the default pool (min 5, max 20 connections per node).
+ * - client 1/node: the same with min = max = 1 per node, i.e. as many
+ *   sockets as raw.
+ *
+ * The health loop is off so that no background ping lands in one
+ * contender's round and not another's. The order of the contenders rotates
+ * every round, so drift on a busy machine hits all alike; each round is a
+ * fixed count of requests, cut short by a time limit. Reported: the median
+ * round's req/s, the ratio client/raw (target with 64 or more in flight:
+ * ≥ 70%), and p50/p99 latency over all measured rounds (every 8th request
+ * timed; a clock read on every request would add the same constant to
+ * each contender and flatter the ratio).
+ *
+ * By default the nodes run in this process (client and nodes share one
+ * thread, as in the test suite). BENCH_NODES=host:port,host:port,... targets
+ * nodes that run elsewhere instead (e.g. `deno task node --port 7000`),
+ * which takes the nodes' own cost off the client's thread. BENCH_IN_FLIGHT
+ * (e.g. `64`) and BENCH_CLIENTS (e.g. `client`) narrow a run, to profile
+ * one case alone. BENCH_QUICK=1 makes it a smoke run of a few seconds. The
+ * last line is one JSON object.
+ *
+ * @module
+ */
+
+import { Client } from "../src/client.ts";
+import { startTestNode, type TestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
+import {
+  env,
+  fixed,
+  int,
+  median,
+  now,
+  printTable,
+  quantile,
+  QUICK,
+  runtimeLabel,
+  runtimeName,
+  yieldToEventLoop,
+} from "./harness.ts";
+import { connectRaw, type RawClient } from "./raw_client.ts";
+
+type ContenderName = "raw" | "client" | "client-1";
+
+const NODE_COUNT = 3;
+const IN_FLIGHT = (env("BENCH_IN_FLIGHT") ?? "64,256").split(",").map(Number);
+const CONTENDERS = (env("BENCH_CLIENTS") ?? "raw,client,client-1").split(
+  ",",
+) as ContenderName[];
+const ROUNDS = QUICK ? 2 : 7;
+const WARMUP_ROUNDS = QUICK ? 1 : 2;
+/** Requests per round: roughly 0.5-1.5 s each at full size. */
+const REQUESTS_PER_ROUND = QUICK ? 4_000 : 100_000;
+/** A round stops early after this long, whatever its count. */
+const ROUND_LIMIT_MS = QUICK ? 1_000 : 4_000;
+/** Every 8th request is timed. */
+const SAMPLE_EVERY = 8;
+const PAYLOAD = ops.echo(new Uint8Array(16));
+
+const LABELS: Record<ContenderName, string> = {
+  raw: "raw, 1 conn/node",
+  client: "client, pool 5-20/node",
+  "client-1": "client, pool 1/node",
+};
+
+type Send = (payload: Uint8Array) => Promise<Uint8Array>;
+
+interface Round {
+  completed: number;
+  sampled: number;
+  seconds: number;
+  bad: number;
+}
+
+/**
+ * Runs `count` requests with `inFlight` workers, each awaiting its reply
+ * before the next. Sampled latencies go into `latencies` from `offset` on.
+ */
+async function runRound(
+  send: Send,
+  inFlight: number,
+  count: number,
+  expectBytes: number,
+  latencies: Float64Array,
+  offset: number,
+): Promise<Round> {
+  let issued = 0;
+  let completed = 0;
+  let sampled = 0;
+  let bad = 0;
+  let stop = false;
+  const started = now();
+  const deadline = started + ROUND_LIMIT_MS;
+  const worker = async () => {
+    while (!stop && issued < count) {
+      if (issued++ % SAMPLE_EVERY !== 0) {
+        const reply = await send(PAYLOAD);
+        completed++;
+        if (reply.byteLength !== expectBytes) bad++;
+        continue;
+      }
+      const t0 = now();
+      const reply = await send(PAYLOAD);
+      const t1 = now();
+      completed++;
+      latencies[offset + sampled++] = t1 - t0;
+      if (reply.byteLength !== expectBytes) bad++;
+      if (t1 > deadline) stop = true;
+    }
+  };
+  const workers: Promise<void>[] = [];
+  for (let i = 0; i < inFlight; i++) workers.push(worker());
+  await Promise.all(workers);
+  return { completed, sampled, seconds: (now() - started) / 1000, bad };
+}
+
+// --- the cluster
+
+const nodes: TestNode[] = [];
+let hosts: string[];
+const external = env("BENCH_NODES");
+if (external) {
+  hosts = external.split(",");
+} else {
+  // Ids of equal length, so every node's reply has the same size.
+  for (let i = 0; i < NODE_COUNT; i++) {
+    nodes.push(await startTestNode({ nodeId: `bench-node-${i}` }));
+  }
+  hosts = nodes.map((n) => n.address);
+}
+
+// --- the contenders
+
+const raws: RawClient[] = [];
+const clients: Client[] = [];
+const senders = {} as Record<ContenderName, Send>;
+for (const name of CONTENDERS) {
+  if (name === "raw") {
+    for (const host of hosts) {
+      const at = host.lastIndexOf(":");
+      raws.push(
+        await connectRaw(host.slice(0, at), Number(host.slice(at + 1))),
+      );
+    }
+    let next = 0;
+    senders.raw = (payload) => raws[next++ % raws.length].request(payload);
+  } else {
+    const client = await Client.connect({
+      hosts,
+      healthConfig: { intervalMs: 0 },
+      ...(name === "client-1"
+        ? { poolConfig: { minConnections: 1, maxConnections: 1 } }
+        : {}),
+    });
+    clients.push(client);
+    senders[name] = (payload) => client.request(payload);
+  }
+}
+
+// Reply = node id length (u8) + node id + echoed data: the same size from
+// every node and every contender, or something is wrong.
+const probe = await senders[CONTENDERS[0]](PAYLOAD);
+const expectBytes = probe.byteLength;
+for (const name of CONTENDERS) {
+  for (let i = 0; i < NODE_COUNT; i++) {
+    const reply = await senders[name](PAYLOAD);
+    if (reply.byteLength !== expectBytes) {
+      throw new Error(
+        `${name} reply is ${reply.byteLength} B, expected ${expectBytes} B`,
+      );
+    }
+  }
+}
+
+// --- the rounds
+
+interface Series {
+  name: ContenderName;
+  inFlight: number;
+  rates: number[];
+  latencies: Float64Array;
+  /** Latency samples recorded. */
+  filled: number;
+  requests: number;
+  bad: number;
+}
+
+/** One round of `s`; a failure names the contender, the round and the nodes' counters. */
+async function measure(
+  s: Series,
+  label: string,
+  latencies: Float64Array,
+  offset: number,
+): Promise<Round> {
+  try {
+    return await runRound(
+      senders[s.name],
+      s.inFlight,
+      REQUESTS_PER_ROUND,
+      expectBytes,
+      latencies,
+      offset,
+    );
+  } catch (error) {
+    const counters = nodes.map((n) => JSON.stringify(n.stats)).join(" ");
+    throw new Error(
+      `${LABELS[s.name]} failed at ${s.inFlight} in flight, ${label}: ` +
+        `${error instanceof Error ? error.message : String(error)}` +
+        (counters ? `; node counters ${counters}` : ""),
+      { cause: error },
+    );
+  }
+}
+
+const series: Series[] = [];
+const totalStarted = now();
+const scratch = new Float64Array(Math.ceil(REQUESTS_PER_ROUND / SAMPLE_EVERY));
+for (const inFlight of IN_FLIGHT) {
+  const group: Series[] = CONTENDERS.map((name) => ({
+    name,
+    inFlight,
+    rates: [],
+    latencies: new Float64Array(scratch.length * ROUNDS),
+    filled: 0,
+    requests: 0,
+    bad: 0,
+  }));
+  for (let w = 0; w < WARMUP_ROUNDS; w++) {
+    for (const s of group) {
+      await measure(s, `warm-up ${w + 1}`, scratch, 0);
+    }
+  }
+  for (let r = 0; r < ROUNDS; r++) {
+    // Rotate who goes first, so nobody always follows the same contender.
+    const order = group.map((_, i) => group[(i + r) % group.length]);
+    for (const s of order) {
+      await yieldToEventLoop();
+      const round = await measure(s, `round ${r + 1}`, s.latencies, s.filled);
+      s.filled += round.sampled;
+      s.requests += round.completed;
+      s.bad += round.bad;
+      s.rates.push(round.completed / round.seconds);
+    }
+  }
+  series.push(...group);
+}
+const totalSeconds = (now() - totalStarted) / 1000;
+
+/** Connections each client holds at the end, per node (pools may grow). */
+const openPerNode = clients.map((c) =>
+  c.stats().nodes.map((n) => n.pool.open).join("/")
+);
+for (const client of clients) await client.disconnect();
+for (const raw of raws) await raw.close();
+for (const node of nodes) await node.close();
+
+// --- the report
+
+interface Figures {
+  client: ContenderName;
+  inFlight: number;
+  rounds: number;
+  requests: number;
+  latencySamples: number;
+  reqPerSecond: number;
+  minReqPerSecond: number;
+  maxReqPerSecond: number;
+  p50Us: number;
+  p99Us: number;
+  badReplies: number;
+}
+
+const figures: Figures[] = series.map((s) => {
+  const sorted = s.latencies.subarray(0, s.filled).sort();
+  return {
+    client: s.name,
+    inFlight: s.inFlight,
+    rounds: s.rates.length,
+    requests: s.requests,
+    latencySamples: s.filled,
+    reqPerSecond: median(s.rates),
+    minReqPerSecond: Math.min(...s.rates),
+    maxReqPerSecond: Math.max(...s.rates),
+    p50Us: quantile(sorted, 0.5) * 1000,
+    p99Us: quantile(sorted, 0.99) * 1000,
+    badReplies: s.bad,
+  };
+});
+
+/** client/raw per client configuration and concurrency, e.g. "client@64". */
+const ratios: Record<string, number> = {};
+for (const f of figures) {
+  if (f.client === "raw") continue;
+  const raw = figures.find((r) =>
+    r.client === "raw" && r.inFlight === f.inFlight
+  );
+  if (raw !== undefined) {
+    ratios[`${f.client}@${f.inFlight}`] = f.reqPerSecond / raw.reqPerSecond;
+  }
+}
+
+console.log(
+  `Client.request vs raw sockets on ${runtimeLabel()}: ${hosts.length} nodes ` +
+    `${external ? `external at ${external}` : "in-process"}, ECHO of ${
+      PAYLOAD.byteLength - 1
+    } B` +
+    `${QUICK ? " (BENCH_QUICK: smoke run, figures not meaningful)" : ""}`,
+);
+console.log(
+  `${ROUNDS} rotating rounds per contender after ${WARMUP_ROUNDS} warm-up, ` +
+    `${int(REQUESTS_PER_ROUND)} requests per round; ` +
+    `${fixed(totalSeconds, 1)} s measured`,
+);
+printTable(
+  [
+    "contender",
+    "in flight",
+    "median req/s",
+    "min",
+    "max",
+    "p50 us",
+    "p99 us",
+    "vs raw",
+  ],
+  figures.map((f) => {
+    const ratio = ratios[`${f.client}@${f.inFlight}`];
+    return [
+      LABELS[f.client],
+      String(f.inFlight),
+      int(f.reqPerSecond),
+      int(f.minReqPerSecond),
+      int(f.maxReqPerSecond),
+      fixed(f.p50Us, 0),
+      fixed(f.p99Us, 0),
+      ratio === undefined ? "-" : `${fixed(ratio * 100, 1)}%`,
+    ];
+  }),
+);
+if (clients.length > 0) {
+  console.log(
+    `connections open per node at the end: ` +
+      CONTENDERS.filter((n) => n !== "raw").map((n, i) =>
+        `${LABELS[n]} ${openPerNode[i]}`
+      ).join("; "),
+  );
+}
+for (const [key, ratio] of Object.entries(ratios)) {
+  const [name, inFlight] = key.split("@") as [ContenderName, string];
+  if (Number(inFlight) < 64) continue;
+  console.log(
+    `target client/raw at ${inFlight} in flight >= 70%, ${LABELS[name]}: ` +
+      `${fixed(ratio * 100, 1)}% ${ratio >= 0.7 ? "(met)" : "(NOT met)"}`,
+  );
+}
+const bad = figures.reduce((sum, f) => sum + f.badReplies, 0);
+if (bad > 0) console.log(`WARNING: ${bad} replies had an unexpected size`);
+console.log(JSON.stringify({
+  bench: "client",
+  runtime: runtimeName(),
+  version: runtimeLabel(),
+  quick: QUICK,
+  nodes: external ?? `${nodes.length} in-process`,
+  payloadBytes: PAYLOAD.byteLength,
+  results: figures.map((f) => ({
+    ...f,
+    reqPerSecond: Math.round(f.reqPerSecond),
+    minReqPerSecond: Math.round(f.minReqPerSecond),
+    maxReqPerSecond: Math.round(f.maxReqPerSecond),
+    p50Us: Number(f.p50Us.toFixed(1)),
+    p99Us: Number(f.p99Us.toFixed(1)),
+  })),
+  ratios: Object.fromEntries(
+    Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))]),
+  ),
+}));

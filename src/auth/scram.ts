@@ -1,0 +1,357 @@
+/**
+ * The client side of SCRAM-SHA-256 (RFC 5802 with RFC 7677's hash): the
+ * client proves it knows the password without sending it, and the node
+ * proves it knows the password's salted verifier, so a forged node is
+ * caught too. Channel binding is not used (GS2 header `n,,`).
+ *
+ * @module
+ */
+
+import { AuthenticationError } from "../errors.ts";
+import type { Secret } from "../secret.ts";
+import { decodeBase64, encodeBase64 } from "./base64.ts";
+import {
+  deriveScramKeys,
+  hmacSha256,
+  randomNonce,
+  type ScramKeys,
+  timingSafeEqual,
+  xorBytes,
+} from "./crypto.ts";
+import { saslprep, SaslprepError } from "./saslprep.ts";
+
+/**
+ * The lowest iteration count the client accepts: RFC 7677's minimum. A node
+ * asking for fewer makes the stored verifier cheap to brute-force.
+ */
+export const SCRAM_MIN_ITERATIONS = 4096;
+
+/**
+ * The highest iteration count the client accepts, so that a hostile node
+ * cannot make every connect burn seconds of CPU. Above OWASP's 2023
+ * advice for PBKDF2-HMAC-SHA-256 (600 000).
+ */
+export const SCRAM_MAX_ITERATIONS = 1_000_000;
+
+/** The mechanism name, as HELLO_OK and AUTH_START spell it on the wire. */
+export const SCRAM_SHA_256 = "SCRAM-SHA-256";
+
+// The GS2 header for "no channel binding, no authorization identity".
+const GS2_HEADER = "n,,";
+// Printable ASCII except ",": RFC 5802's `printable`, what a nonce may hold.
+const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/;
+
+/**
+ * Escapes a (prepared) user name for a SCRAM message: `=` becomes `=3D`
+ * and `,` becomes `=2C`.
+ *
+ * @example
+ * ```ts
+ * import { escapeScramName } from "@nodewire/client";
+ * escapeScramName("a,b=c"); // "a=2Cb=3Dc"
+ * ```
+ */
+export function escapeScramName(name: string): string {
+  return name.replaceAll("=", "=3D").replaceAll(",", "=2C");
+}
+
+/**
+ * Reverses {@linkcode escapeScramName}; `undefined` for an `=` that starts
+ * neither escape.
+ *
+ * @example
+ * ```ts
+ * import { unescapeScramName } from "@nodewire/client";
+ * unescapeScramName("a=2Cb=3Dc"); // "a,b=c"
+ * unescapeScramName("a=b"); // undefined
+ * ```
+ */
+export function unescapeScramName(text: string): string | undefined {
+  if (/=(?!2C|3D)/.test(text)) return undefined;
+  return text.replaceAll("=2C", ",").replaceAll("=3D", "=");
+}
+
+/**
+ * Splits a SCRAM message into its `key=value` attributes, in order.
+ * Returns `undefined` when a part is not a single letter, `=`, and a value.
+ *
+ * @example
+ * ```ts
+ * import { parseScramAttributes } from "@nodewire/client";
+ * parseScramAttributes("r=abc,s=QSXCR+Q6sek8bf92,i=4096");
+ * // [["r", "abc"], ["s", "QSXCR+Q6sek8bf92"], ["i", "4096"]]
+ * ```
+ */
+export function parseScramAttributes(
+  message: string,
+): [string, string][] | undefined {
+  const out: [string, string][] = [];
+  for (const part of message.split(",")) {
+    if (!/^[A-Za-z]=/.test(part)) return undefined;
+    out.push([part[0], part.slice(2)]);
+  }
+  return out;
+}
+
+/**
+ * A cache of derived keys for one password, keyed by salt and iteration
+ * count. PBKDF2 is deliberately slow; a pool opening twenty connections to
+ * nodes that share a verifier runs it once. Its contents never print.
+ *
+ * @example
+ * ```ts
+ * import { ScramKeyCache } from "@nodewire/client";
+ * const cache = new ScramKeyCache();
+ * console.log(cache.size); // 0
+ * ```
+ */
+export class ScramKeyCache {
+  readonly #entries = new Map<string, Promise<ScramKeys>>();
+  readonly #limit: number;
+
+  /** Creates a cache holding at most `limit` salt/iteration pairs. */
+  constructor(limit = 8) {
+    this.#limit = limit;
+  }
+
+  /** How many salt/iteration pairs are cached. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** @internal The keys for `salt` and `iterations`, derived at most once. */
+  keys(
+    password: string,
+    salt: Uint8Array,
+    iterations: number,
+  ): Promise<ScramKeys> {
+    const id = `${iterations}:${encodeBase64(salt)}`;
+    let entry = this.#entries.get(id);
+    if (entry === undefined) {
+      if (this.#entries.size >= this.#limit) {
+        this.#entries.delete(this.#entries.keys().next().value!);
+      }
+      entry = deriveScramKeys(password, salt, iterations);
+      // A failure is not worth keeping.
+      entry.catch(() => this.#entries.delete(id));
+      this.#entries.set(id, entry);
+    }
+    return entry;
+  }
+}
+
+/** Options for {@linkcode ScramClient}. */
+export interface ScramClientOptions {
+  /** The user name, before SASLprep. */
+  username: string;
+  /** The password, before SASLprep. Revealed only to derive the keys. */
+  password: Secret;
+  /**
+   * The client nonce. Default: 18 bytes from `crypto.getRandomValues`, as
+   * base64. Only tests set it (RFC 7677's example uses a fixed one).
+   */
+  nonce?: string;
+  /** Shares derived keys between exchanges with the same password. */
+  cache?: ScramKeyCache;
+  /** Lowest acceptable iteration count. Default and minimum 4096. */
+  minIterations?: number;
+  /** Highest acceptable iteration count. Default 1 000 000. */
+  maxIterations?: number;
+}
+
+/**
+ * One SCRAM-SHA-256 exchange, client side: three steps, in order.
+ * Every failure is an {@linkcode AuthenticationError}; no message ever
+ * contains the password or a key.
+ *
+ * @example
+ * ```ts
+ * import { ScramClient, Secret } from "@nodewire/client";
+ * const scram = new ScramClient({ username: "user", password: new Secret("pencil") });
+ * const clientFirst = scram.clientFirstMessage(); // "n,,n=user,r=..."
+ * // send it, receive serverFirst, then:
+ * // const clientFinal = await scram.clientFinalMessage(serverFirst);
+ * // send it, receive serverFinal, then:
+ * // await scram.verifyServerFinal(serverFinal);
+ * ```
+ */
+export class ScramClient {
+  readonly #password: Secret;
+  readonly #nonce: string;
+  readonly #clientFirstBare: string;
+  readonly #cache: ScramKeyCache | undefined;
+  readonly #minIterations: number;
+  readonly #maxIterations: number;
+  #step: "first" | "final" | "verify" | "done" = "first";
+  #expectedServerSignature: Uint8Array | undefined;
+
+  /**
+   * Prepares the exchange.
+   *
+   * @throws {AuthenticationError} (`"invalid-credentials"`) when SASLprep
+   *   refuses the user name or password, or either is empty.
+   */
+  constructor(options: ScramClientOptions) {
+    this.#password = options.password;
+    this.#nonce = options.nonce ?? randomNonce();
+    if (!PRINTABLE.test(this.#nonce)) {
+      throw new RangeError("a SCRAM nonce must be printable ASCII without ,");
+    }
+    this.#cache = options.cache;
+    this.#minIterations = Math.max(
+      SCRAM_MIN_ITERATIONS,
+      options.minIterations ?? SCRAM_MIN_ITERATIONS,
+    );
+    this.#maxIterations = options.maxIterations ?? SCRAM_MAX_ITERATIONS;
+    const username = prepare(options.username, "username");
+    // Checked now so that a bad password fails before anything is sent.
+    prepare(options.password.reveal(), "password");
+    this.#clientFirstBare = `n=${escapeScramName(username)},r=${this.#nonce}`;
+  }
+
+  /** Step 1: the client-first message, `n,,n=<user>,r=<nonce>`. */
+  clientFirstMessage(): string {
+    this.#advance("first", "final");
+    return GS2_HEADER + this.#clientFirstBare;
+  }
+
+  /**
+   * Step 2: checks the server-first message and answers with the
+   * client-final message, which carries the proof.
+   *
+   * @throws {AuthenticationError} (`"bad-challenge"`) for a malformed
+   *   message, a nonce that does not extend ours, a bad salt, or an
+   *   iteration count outside the accepted bounds.
+   */
+  async clientFinalMessage(serverFirst: string): Promise<string> {
+    this.#advance("final", "verify");
+    const attrs = parseScramAttributes(serverFirst);
+    if (attrs === undefined || attrs.length < 3) {
+      throw challenge("the server-first message is malformed");
+    }
+    if (attrs[0][0] === "m") {
+      throw challenge("the node demands a SCRAM extension we do not support");
+    }
+    const [[rKey, nonce], [sKey, saltText], [iKey, iterationText]] = attrs;
+    if (rKey !== "r" || sKey !== "s" || iKey !== "i") {
+      throw challenge("the server-first message is not r=,s=,i=");
+    }
+    if (
+      !nonce.startsWith(this.#nonce) || nonce.length === this.#nonce.length ||
+      !PRINTABLE.test(nonce)
+    ) {
+      // A replayed or spliced exchange: the node did not answer our nonce.
+      throw challenge("the node's nonce does not extend the client nonce");
+    }
+    const salt = decodeBase64(saltText);
+    if (salt === undefined || salt.byteLength === 0) {
+      throw challenge("the salt is not non-empty base64");
+    }
+    const iterations = /^[1-9][0-9]{0,9}$/.test(iterationText)
+      ? Number(iterationText)
+      : NaN;
+    if (!(iterations >= this.#minIterations)) {
+      throw challenge(
+        `the iteration count ${iterationText} is below the minimum of ${this.#minIterations}`,
+      );
+    }
+    if (iterations > this.#maxIterations) {
+      throw challenge(
+        `the iteration count ${iterationText} is above the maximum of ${this.#maxIterations}`,
+      );
+    }
+    const password = saslprep(this.#password.reveal());
+    const keys = this.#cache
+      ? await this.#cache.keys(password, salt, iterations)
+      : await deriveScramKeys(password, salt, iterations);
+    const withoutProof = `c=${encodeBase64(gs2Bytes)},r=${nonce}`;
+    const authMessage =
+      `${this.#clientFirstBare},${serverFirst},${withoutProof}`;
+    const [clientSignature, serverSignature] = await Promise.all([
+      hmacSha256(keys.storedKey, authMessage),
+      hmacSha256(keys.serverKey, authMessage),
+    ]);
+    this.#expectedServerSignature = serverSignature;
+    const proof = xorBytes(keys.clientKey, clientSignature);
+    return `${withoutProof},p=${encodeBase64(proof)}`;
+  }
+
+  /**
+   * Step 3: checks the server-final message. Resolves when the node proved
+   * it knows the verifier.
+   *
+   * @throws {AuthenticationError} `"rejected"` for `e=<error>`,
+   *   `"server-signature"` when the signature does not match.
+   */
+  verifyServerFinal(serverFinal: string): Promise<void> {
+    this.#advance("verify", "done");
+    const attrs = parseScramAttributes(serverFinal);
+    if (attrs !== undefined && attrs[0][0] === "e") {
+      return Promise.reject(
+        new AuthenticationError(
+          `the node rejected the credentials (${attrs[0][1]})`,
+          { reason: "rejected" },
+        ),
+      );
+    }
+    const signature = attrs !== undefined && attrs[0][0] === "v"
+      ? decodeBase64(attrs[0][1])
+      : undefined;
+    if (
+      signature === undefined ||
+      !timingSafeEqual(signature, this.#expectedServerSignature!)
+    ) {
+      return Promise.reject(
+        new AuthenticationError(
+          "the node's SCRAM server signature does not verify: it does not " +
+            "know the credentials (a forged or misconfigured node)",
+          { reason: "server-signature" },
+        ),
+      );
+    }
+    return Promise.resolve();
+  }
+
+  #advance(
+    expected: "first" | "final" | "verify",
+    next: "final" | "verify" | "done",
+  ): void {
+    if (this.#step !== expected) {
+      throw new Error(`SCRAM step ${expected} called in step ${this.#step}`);
+    }
+    this.#step = next;
+  }
+}
+
+const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
+
+function challenge(message: string): AuthenticationError {
+  return new AuthenticationError(message, { reason: "bad-challenge" });
+}
+
+/**
+ * SASLprep for one credential; the error names which one, and for the
+ * password says nothing about its characters.
+ */
+function prepare(value: string, which: "username" | "password"): string {
+  let prepared: string;
+  try {
+    prepared = saslprep(value);
+  } catch (error) {
+    if (!(error instanceof SaslprepError)) throw error;
+    const detail = which === "username"
+      ? `: ${error.message}`
+      : " (a control, private-use or non-character code point, or " +
+        "mixed-direction text)";
+    throw new AuthenticationError(
+      `the ${which} is not allowed by SASLprep${detail}`,
+      { reason: "invalid-credentials" },
+    );
+  }
+  if (prepared.length === 0) {
+    throw new AuthenticationError(`the ${which} is empty after SASLprep`, {
+      reason: "invalid-credentials",
+    });
+  }
+  return prepared;
+}

@@ -1,0 +1,470 @@
+/**
+ * What runs on a connection after HELLO_OK and before it is handed out:
+ * protocol negotiation (NEGOTIATE / NEGOTIATE_OK), the transport switch it
+ * may call for, then SCRAM-SHA-256 authentication (AUTH_START to AUTH_OK).
+ * {@linkcode createHandshake} builds the function that `Connection.connect`
+ * takes as its `handshake` hook; the ConnectionManager passes one built
+ * from the client's configuration.
+ *
+ * @module
+ */
+
+import { SCRAM_SHA_256, ScramClient, ScramKeyCache } from "./auth/scram.ts";
+import type { ResolvedConfig } from "./config.ts";
+import type { Connection } from "./connection.ts";
+import {
+  AuthenticationError,
+  NegotiationError,
+  ProtocolError,
+  RemoteError,
+} from "./errors.ts";
+import { type Message, MessageType } from "./protocol/frame.ts";
+import {
+  decodeJson,
+  encodeJson,
+  type HelloOkPayload,
+  RemoteErrorCode,
+} from "./protocol/messages.ts";
+import {
+  allowedProtocols,
+  decodeNegotiateOk,
+  PROTOCOL_PRIORITY,
+  type ProtocolType,
+  selectProtocol,
+  sortProtocols,
+  type TlsPolicy,
+} from "./protocol/negotiation.ts";
+import type { Secret } from "./secret.ts";
+
+/** The outcome of negotiation on one connection. */
+export interface NegotiationResult {
+  /** The protocol both sides chose. */
+  protocol: ProtocolType;
+  /** What the client offered, best first. */
+  clientProtocols: ProtocolType[];
+  /** What the node serves, best first. */
+  nodeProtocols: ProtocolType[];
+  /** The node's UDP port, when it serves UDP. */
+  udpPort?: number;
+  /** The UDP session token (32 hex digits), when UDP was chosen. */
+  udpToken?: string;
+}
+
+/** What the handshake established on one connection. */
+export interface HandshakeResult extends NegotiationResult {
+  /** Whether SCRAM authentication ran and both sides proved themselves. */
+  authenticated: boolean;
+  /** The user name authenticated as, when `authenticated`. */
+  username?: string;
+}
+
+/**
+ * Switches a connection to a negotiated transport other than TCP. Runs
+ * right after NEGOTIATE_OK and before authentication, so that credentials
+ * are exchanged over the chosen transport. It must fail, never fall back.
+ *
+ * @example
+ * ```ts
+ * import type { TransportUpgrade } from "@nodewire/client";
+ * const refuse: TransportUpgrade = () => Promise.reject(new Error("no TLS here"));
+ * ```
+ */
+export type TransportUpgrade = (
+  connection: Connection,
+  negotiated: NegotiationResult,
+  signal: AbortSignal,
+) => Promise<void>;
+
+/**
+ * The transports, beyond TCP, that this client can switch to. The client
+ * offers only what it can do: a protocol with no upgrade here is never
+ * offered, whatever the policy allows.
+ */
+export interface TransportUpgrades {
+  /** Upgrades the open stream to TLS. */
+  tls?: TransportUpgrade;
+  /** Moves requests to the node's UDP port. */
+  udp?: TransportUpgrade;
+}
+
+/** Options for {@linkcode createHandshake}. */
+export interface HandshakeOptions {
+  /** User name for SCRAM. */
+  username?: string;
+  /** Password for SCRAM, revealed only inside the SCRAM computation. */
+  password?: Secret;
+  /** TLS policy. Default `"require"` with `enableTls`, else `"disable"`. */
+  tlsPolicy?: TlsPolicy;
+  /** Require TLS (the policy's default becomes `"require"`). */
+  enableTls?: boolean;
+  /** Protocols the client may use at all. Default all three. */
+  protocols?: readonly ProtocolType[];
+  /** The transports this client can switch to, besides TCP. */
+  transports?: TransportUpgrades;
+}
+
+/** The function `Connection.connect` runs after HELLO_OK. */
+export type Handshake = (
+  connection: Connection,
+  hello: HelloOkPayload,
+  signal: AbortSignal,
+) => Promise<void>;
+
+const results = new WeakMap<Connection, HandshakeResult>();
+
+/**
+ * What the handshake established on `connection`: the protocol chosen,
+ * both sides' sets, and whether it authenticated. `undefined` for a
+ * connection opened without {@linkcode createHandshake}'s hook.
+ *
+ * @example
+ * ```ts
+ * import { Connection, createHandshake, getAdapter, handshakeResult } from "@nodewire/client";
+ * const connection = await Connection.connect({
+ *   adapter: await getAdapter(),
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ *   handshake: createHandshake({}),
+ * });
+ * console.log(handshakeResult(connection)?.protocol); // "tcp"
+ * ```
+ */
+export function handshakeResult(
+  connection: Connection,
+): HandshakeResult | undefined {
+  return results.get(connection);
+}
+
+/**
+ * Builds the handshake hook: it checks credentials against what the node
+ * requires, negotiates the protocol, switches transport when the choice is
+ * not TCP, then authenticates when the node requires it. Derived SCRAM
+ * keys are cached inside the hook, so a pool opening many connections
+ * runs PBKDF2 once per salt.
+ *
+ * Credentials and a node that does not authenticate do not mix: the
+ * client refuses such a node ({@linkcode AuthenticationError},
+ * `"node-unauthenticated"`), since it cannot prove it is the node the
+ * credentials were meant for.
+ *
+ * @throws (from the hook) {@linkcode NegotiationError} when no protocol
+ *   can be agreed, {@linkcode AuthenticationError} when authentication
+ *   cannot or does not succeed.
+ * @example
+ * ```ts
+ * import { Connection, createHandshake, getAdapter, Secret } from "@nodewire/client";
+ * const connection = await Connection.connect({
+ *   adapter: await getAdapter(),
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ *   handshake: createHandshake({ username: "alice", password: new Secret("correct horse") }),
+ * });
+ * ```
+ */
+export function createHandshake(options: HandshakeOptions): Handshake {
+  const tlsPolicy = options.tlsPolicy ??
+    (options.enableTls ? "require" : "disable");
+  const allowed = allowedProtocols(
+    tlsPolicy,
+    options.protocols ?? PROTOCOL_PRIORITY,
+  );
+  const transports = options.transports ?? {};
+  const available = new Set<ProtocolType>(["tcp"]);
+  if (transports.tls) available.add("tls");
+  if (transports.udp) available.add("udp");
+  const offer = allowed.filter((p) => available.has(p));
+  const { username, password } = options;
+  const cache = new ScramKeyCache();
+
+  return async (connection, hello, signal) => {
+    const authRequired = hello.auth === "scram-sha-256";
+    if (authRequired && (username === undefined || password === undefined)) {
+      throw new AuthenticationError(
+        `node ${connection.address} (${hello.nodeId}) requires ` +
+          `authentication (SCRAM-SHA-256), but no ${
+            username === undefined ? "username and password are" : "password is"
+          } configured`,
+        { reason: "credentials-required", address: connection.address },
+      );
+    }
+    if (!authRequired && password !== undefined) {
+      throw new AuthenticationError(
+        `node ${connection.address} (${hello.nodeId}) does not authenticate, ` +
+          "but credentials are configured: refusing a node that cannot " +
+          "prove who it is",
+        { reason: "node-unauthenticated", address: connection.address },
+      );
+    }
+    const negotiated = await negotiateProtocol(connection, hello, {
+      offer,
+      allowed,
+      tlsPolicy,
+      signal,
+    });
+    if (negotiated.protocol !== "tcp") {
+      // Only offered when present, so the node cannot pick one we lack.
+      await transports[negotiated.protocol]!(connection, negotiated, signal);
+    }
+    if (authRequired) {
+      await authenticate(connection, {
+        username: username!,
+        password: password!,
+        cache,
+        signal,
+      });
+    }
+    // The UDP token admits datagrams to this session: the transport keeps
+    // it, the result (which callers may log) does not.
+    const { udpToken: _token, ...kept } = negotiated;
+    results.set(connection, {
+      ...kept,
+      authenticated: authRequired,
+      username: authRequired ? username : undefined,
+    });
+  };
+}
+
+/**
+ * {@linkcode createHandshake} with the options of a resolved
+ * configuration.
+ *
+ * @example
+ * ```ts
+ * import { handshakeFromConfig, resolveConfig } from "@nodewire/client";
+ * const handshake = handshakeFromConfig(resolveConfig({ hosts: ["127.0.0.1"] }));
+ * ```
+ */
+export function handshakeFromConfig(
+  config: ResolvedConfig,
+  transports?: TransportUpgrades,
+): Handshake {
+  return createHandshake({
+    username: config.username,
+    password: config.password,
+    enableTls: config.enableTls,
+    tlsPolicy: config.tlsPolicy,
+    protocols: config.protocols,
+    transports,
+  });
+}
+
+/**
+ * Runs NEGOTIATE / NEGOTIATE_OK on a connection that has completed HELLO.
+ * Both sides apply {@linkcode selectProtocol} to the offer and the node's
+ * set; a node whose choice differs from the client's is refused.
+ *
+ * A node that lists no `protocols` in HELLO_OK predates negotiation: it is
+ * not sent NEGOTIATE, and the stream already open counts as TCP.
+ *
+ * @throws {NegotiationError} when the client can offer nothing its policy
+ *   allows, when the sets share nothing, or when the choices differ.
+ * @throws {ProtocolError} when the node answers with something else.
+ * @example
+ * ```ts
+ * import { Connection, getAdapter, negotiateProtocol } from "@nodewire/client";
+ * const connection = await Connection.connect({ adapter: await getAdapter(), hostname: "127.0.0.1", port: 7000 });
+ * const result = await negotiateProtocol(connection, connection.hello!, {
+ *   offer: ["tcp"],
+ *   allowed: ["tcp"],
+ *   signal: AbortSignal.timeout(5000),
+ * });
+ * console.log(result.protocol); // "tcp"
+ * ```
+ */
+export async function negotiateProtocol(
+  connection: Connection,
+  hello: HelloOkPayload,
+  options: {
+    offer: readonly ProtocolType[];
+    allowed: readonly ProtocolType[];
+    tlsPolicy?: TlsPolicy;
+    signal: AbortSignal;
+  },
+): Promise<NegotiationResult> {
+  const offer = sortProtocols(options.offer);
+  const advertised = sortProtocols(hello.protocols ?? []);
+  const fail = (detail: string, nodeProtocols = advertised) =>
+    new NegotiationError({
+      address: connection.address,
+      clientProtocols: offer,
+      allowedProtocols: options.allowed,
+      nodeProtocols,
+      detail,
+    });
+  if (offer.length === 0) {
+    const missing = options.allowed.join(", ");
+    throw fail(
+      options.tlsPolicy === "require"
+        ? "TLS is required, but this client has no TLS transport, and it " +
+          "never falls back to a weaker protocol"
+        : `the client's policy allows only ${missing || "nothing"}, and ` +
+          "this client has no transport for it",
+    );
+  }
+  if (hello.protocols === undefined) {
+    if (!offer.includes("tcp")) {
+      throw fail("the node predates negotiation and serves only tcp", ["tcp"]);
+    }
+    return { protocol: "tcp", clientProtocols: offer, nodeProtocols: ["tcp"] };
+  }
+  connection.sendMessage(
+    MessageType.Negotiate,
+    encodeJson({ protocols: offer }),
+  );
+  // Should the node choose TLS, nothing may be read past NEGOTIATE_OK
+  // before the TLS handshake takes the socket (see Connection.startTls).
+  const mayUpgrade = offer.includes("tls") && !connection.encrypted;
+  const reply = await receive(connection, MessageType.NegotiateOk, {
+    signal: options.signal,
+    pauseReading: mayUpgrade,
+  });
+  const answer = decodeNegotiateOk(reply.payload);
+  const expected = selectProtocol(offer, answer.protocols);
+  if (expected === undefined && answer.selected === null) {
+    throw fail("no protocol in common", answer.protocols);
+  }
+  if (answer.selected !== (expected ?? null)) {
+    throw fail(
+      `the node chose ${answer.selected ?? "nothing"}, but the client's ` +
+        `rule gives ${expected ?? "nothing"}`,
+      answer.protocols,
+    );
+  }
+  const result: NegotiationResult = {
+    protocol: expected!,
+    clientProtocols: offer,
+    nodeProtocols: answer.protocols,
+  };
+  if (answer.udpPort !== undefined) result.udpPort = answer.udpPort;
+  if (answer.udpToken !== undefined) result.udpToken = answer.udpToken;
+  if (mayUpgrade && result.protocol !== "tls") connection.resumeReading();
+  return result;
+}
+
+/**
+ * Runs SCRAM-SHA-256 over AUTH_START, AUTH_CHALLENGE, AUTH_FINAL and
+ * AUTH_OK. Resolves once the node accepted the client's proof and proved
+ * itself with its signature.
+ *
+ * @throws {AuthenticationError} for rejected credentials, a node signature
+ *   that does not verify, or an unsafe or malformed challenge.
+ * @example
+ * ```ts
+ * import { authenticate, Connection, getAdapter, Secret } from "@nodewire/client";
+ * const connection = await Connection.connect({ adapter: await getAdapter(), hostname: "127.0.0.1", port: 7000 });
+ * await authenticate(connection, {
+ *   username: "alice",
+ *   password: new Secret("correct horse"),
+ *   signal: AbortSignal.timeout(5000),
+ * });
+ * ```
+ */
+export async function authenticate(
+  connection: Connection,
+  options: {
+    username: string;
+    password: Secret;
+    signal: AbortSignal;
+    cache?: ScramKeyCache;
+    nonce?: string;
+  },
+): Promise<void> {
+  const { address } = connection;
+  try {
+    const scram = new ScramClient({
+      username: options.username,
+      password: options.password,
+      cache: options.cache,
+      nonce: options.nonce,
+    });
+    connection.sendMessage(
+      MessageType.AuthStart,
+      encodeJson({
+        mechanism: SCRAM_SHA_256,
+        message: scram.clientFirstMessage(),
+      }),
+    );
+    const challenge = await receive(
+      connection,
+      MessageType.AuthChallenge,
+      options,
+    );
+    const clientFinal = await scram.clientFinalMessage(
+      scramText(challenge, "AUTH_CHALLENGE"),
+    );
+    connection.sendMessage(
+      MessageType.AuthFinal,
+      encodeJson({ message: clientFinal }),
+    );
+    const ok = await receive(connection, MessageType.AuthOk, options);
+    await scram.verifyServerFinal(scramText(ok, "AUTH_OK"));
+  } catch (error) {
+    throw asAuthError(error, address, options.username);
+  }
+}
+
+/** Waits for the reply of type `type`; anything else breaks the protocol. */
+async function receive(
+  connection: Connection,
+  type: number,
+  options: { signal: AbortSignal; pauseReading?: boolean },
+): Promise<Message> {
+  const message = await connection.receiveMessage({
+    signal: options.signal,
+    // The connect timeout bounds the whole handshake through `signal`.
+    timeoutMs: Infinity,
+    pauseReading: options.pauseReading,
+  });
+  if (message.type !== type) {
+    throw new ProtocolError(
+      `expected message type 0x${type.toString(16)}, got 0x${
+        message.type.toString(16)
+      }`,
+    );
+  }
+  return message;
+}
+
+function scramText(message: Message, what: string): string {
+  const v = decodeJson(message.payload, what);
+  if (typeof v.message !== "string") {
+    throw new ProtocolError(`${what} has no message string`);
+  }
+  return v.message;
+}
+
+/** The node's ERROR behind a lost connection, if that is what ended it. */
+function remoteCause(error: unknown): RemoteError | undefined {
+  for (let e = error, depth = 0; e instanceof Error && depth < 8; depth++) {
+    if (e instanceof RemoteError) return e;
+    e = e.cause;
+  }
+  return undefined;
+}
+
+function asAuthError(
+  error: unknown,
+  address: string,
+  username: string,
+): unknown {
+  const who = `authentication with ${address} as ${JSON.stringify(username)}`;
+  if (error instanceof AuthenticationError) {
+    return new AuthenticationError(`${who} failed: ${error.message}`, {
+      reason: error.reason,
+      address,
+      cause: error,
+    });
+  }
+  const remote = remoteCause(error);
+  if (
+    remote?.remoteCode === RemoteErrorCode.AuthFailed ||
+    remote?.remoteCode === RemoteErrorCode.AuthRequired
+  ) {
+    return new AuthenticationError(
+      `${who} failed: the node rejected the credentials (${remote.message})`,
+      { reason: "rejected", address, cause: error },
+    );
+  }
+  // Timeouts, aborts and lost connections keep their own class.
+  return error;
+}

@@ -1,0 +1,282 @@
+/**
+ * The UDP datagram layout (docs/PROTOCOL.md, "UDP"): a 16-byte session
+ * token, then exactly one frame with the usual 16-byte header. The token
+ * ties the datagram to the TCP connection that negotiated UDP (and
+ * authenticated); the frame is the same as on the stream.
+ *
+ * ```
+ * offset  size  field
+ * 0       16    session token (from NEGOTIATE_OK's udpToken)
+ * 16      16    frame header (version, type, flags, sequence, length)
+ * 32      n     payload; length must equal n exactly
+ * ```
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../errors.ts";
+import { writeHeaderUnchecked } from "./codec.ts";
+import {
+  HEADER_SIZE,
+  isKnownMessageType,
+  KNOWN_FLAGS,
+  type Message,
+  PROTOCOL_VERSION,
+} from "./frame.ts";
+
+/**
+ * Bytes in a UDP session token.
+ *
+ * @example
+ * ```ts
+ * import { UDP_TOKEN_SIZE } from "@nodewire/client";
+ * console.log(UDP_TOKEN_SIZE); // 16
+ * ```
+ */
+export const UDP_TOKEN_SIZE = 16;
+
+/**
+ * Bytes of every datagram that are not payload: the token and the frame
+ * header.
+ *
+ * @example
+ * ```ts
+ * import { DATAGRAM_OVERHEAD } from "@nodewire/client";
+ * console.log(DATAGRAM_OVERHEAD); // 32
+ * ```
+ */
+export const DATAGRAM_OVERHEAD: number = UDP_TOKEN_SIZE + HEADER_SIZE;
+
+/**
+ * The default largest datagram a client sends, in bytes (token, header and
+ * payload): 1200, which fits the 1280-byte minimum IPv6 MTU with room for
+ * the IP and UDP headers, so no datagram is ever fragmented (QUIC picks
+ * the same figure). That leaves 1168 bytes of request payload.
+ *
+ * @example
+ * ```ts
+ * import { DATAGRAM_OVERHEAD, DEFAULT_MAX_DATAGRAM_SIZE } from "@nodewire/client";
+ * console.log(DEFAULT_MAX_DATAGRAM_SIZE - DATAGRAM_OVERHEAD); // 1168
+ * ```
+ */
+export const DEFAULT_MAX_DATAGRAM_SIZE = 1200;
+
+/**
+ * The largest UDP payload over IPv4: 65 535 minus the 20-byte IP and
+ * 8-byte UDP headers. No datagram can be larger.
+ *
+ * @example
+ * ```ts
+ * import { MAX_DATAGRAM_SIZE } from "@nodewire/client";
+ * console.log(MAX_DATAGRAM_SIZE); // 65507
+ * ```
+ */
+export const MAX_DATAGRAM_SIZE = 65_507;
+
+/**
+ * The smallest `maxDatagramSize` accepted: room for the token, the header
+ * and a 32-byte payload. Anything smaller could not carry a useful request.
+ *
+ * @example
+ * ```ts
+ * import { MIN_DATAGRAM_SIZE } from "@nodewire/client";
+ * console.log(MIN_DATAGRAM_SIZE); // 64
+ * ```
+ */
+export const MIN_DATAGRAM_SIZE = 64;
+
+/**
+ * A datagram taken apart: its token (a view) and its one message.
+ *
+ * @example
+ * ```ts
+ * import type { DecodedDatagram } from "@nodewire/client";
+ * const show = (d: DecodedDatagram) => d.message.sequence;
+ * ```
+ */
+export interface DecodedDatagram {
+  /** The 16 token bytes, a view into the datagram. */
+  token: Uint8Array;
+  /** The frame; its payload is a view into the datagram. */
+  message: Message;
+}
+
+const TWO_32 = 0x1_0000_0000;
+
+/**
+ * Builds one datagram: `token`, then the frame. The fields are not
+ * validated (callers pass message-type constants and sequence numbers they
+ * made or decoded), as for `FrameWriter.push`.
+ *
+ * @example
+ * ```ts
+ * import { encodeDatagram, MessageType } from "@nodewire/client";
+ * const token = new Uint8Array(16);
+ * const datagram = encodeDatagram(token, MessageType.Ping, 0, 1, new Uint8Array(0));
+ * console.log(datagram.byteLength); // 32
+ * ```
+ */
+export function encodeDatagram(
+  token: Uint8Array,
+  type: number,
+  flags: number,
+  sequence: number,
+  payload: Uint8Array,
+): Uint8Array {
+  const out = new Uint8Array(DATAGRAM_OVERHEAD + payload.byteLength);
+  out.set(token, 0);
+  writeHeaderUnchecked(
+    out,
+    UDP_TOKEN_SIZE,
+    type,
+    flags,
+    sequence,
+    payload.byteLength,
+  );
+  out.set(payload, DATAGRAM_OVERHEAD);
+  return out;
+}
+
+/**
+ * Takes a datagram apart, checking the frame by the stream's rules plus
+ * one: the header's length must account for every byte after it (one
+ * frame per datagram, no trailing bytes, no truncation).
+ *
+ * @throws {ProtocolError} for a short datagram, a bad version, an unknown
+ *   type, reserved flags, an out-of-range sequence, or a length that does
+ *   not match the datagram.
+ * @example
+ * ```ts
+ * import { decodeDatagram, encodeDatagram, MessageType } from "@nodewire/client";
+ * const token = new Uint8Array(16).fill(7);
+ * const bytes = encodeDatagram(token, MessageType.Request, 1, 42, new Uint8Array([1, 104, 105]));
+ * const { message } = decodeDatagram(bytes);
+ * console.log(message.sequence, message.payload); // 42 Uint8Array(3) [ 1, 104, 105 ]
+ * ```
+ */
+export function decodeDatagram(bytes: Uint8Array): DecodedDatagram {
+  const size = bytes.byteLength;
+  if (size < DATAGRAM_OVERHEAD) {
+    throw new ProtocolError(
+      `datagram of ${size} bytes is shorter than a token and a frame header (${DATAGRAM_OVERHEAD})`,
+    );
+  }
+  const at = UDP_TOKEN_SIZE;
+  const version = bytes[at];
+  if (version !== PROTOCOL_VERSION) {
+    throw new ProtocolError(
+      `unsupported protocol version ${version} (expected ${PROTOCOL_VERSION})`,
+    );
+  }
+  const type = bytes[at + 1];
+  if (!isKnownMessageType(type)) {
+    throw new ProtocolError(`unknown message type 0x${type.toString(16)}`);
+  }
+  const flags = (bytes[at + 2] << 8) | bytes[at + 3];
+  if ((flags & ~KNOWN_FLAGS) !== 0) {
+    throw new ProtocolError(`reserved flag bits set: 0x${flags.toString(16)}`);
+  }
+  const hi = readU32(bytes, at + 4);
+  if (hi > 0x1f_ffff) throw new ProtocolError("sequence number above 2^53 - 1");
+  const sequence = hi * TWO_32 + readU32(bytes, at + 8);
+  const length = readU32(bytes, at + 12);
+  if (length !== size - DATAGRAM_OVERHEAD) {
+    throw new ProtocolError(
+      `frame length ${length} does not match the ${
+        size - DATAGRAM_OVERHEAD
+      } payload bytes of its datagram`,
+    );
+  }
+  return {
+    token: bytes.subarray(0, UDP_TOKEN_SIZE),
+    message: {
+      type,
+      flags,
+      sequence,
+      payload: bytes.subarray(DATAGRAM_OVERHEAD),
+    },
+  };
+}
+
+/**
+ * Whether `bytes` starts with `token`. A datagram without the right token
+ * is someone else's, or a forgery: the receiver drops it unread.
+ *
+ * @example
+ * ```ts
+ * import { hasToken } from "@nodewire/client";
+ * hasToken(new Uint8Array(40).fill(1), new Uint8Array(16).fill(1)); // true
+ * ```
+ */
+export function hasToken(bytes: Uint8Array, token: Uint8Array): boolean {
+  if (bytes.byteLength < UDP_TOKEN_SIZE) return false;
+  // Not constant-time: the token travels in clear in every datagram, so
+  // timing would reveal nothing a listener does not already see.
+  for (let i = 0; i < UDP_TOKEN_SIZE; i++) {
+    if (bytes[i] !== token[i]) return false;
+  }
+  return true;
+}
+
+/**
+ * A new random session token (`crypto.getRandomValues`), as 16 bytes.
+ *
+ * @example
+ * ```ts
+ * import { newUdpToken, formatUdpToken } from "@nodewire/client";
+ * console.log(formatUdpToken(newUdpToken()).length); // 32
+ * ```
+ */
+export function newUdpToken(): Uint8Array {
+  return crypto.getRandomValues(new Uint8Array(UDP_TOKEN_SIZE));
+}
+
+/**
+ * A token as NEGOTIATE_OK carries it: 32 lowercase hex digits.
+ *
+ * @example
+ * ```ts
+ * import { formatUdpToken } from "@nodewire/client";
+ * formatUdpToken(new Uint8Array(16).fill(171)); // "abababababababababababababababab"
+ * ```
+ */
+export function formatUdpToken(token: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < token.byteLength; i++) out += HEX[token[i]];
+  return out;
+}
+
+/**
+ * Reads NEGOTIATE_OK's `udpToken`.
+ *
+ * @throws {ProtocolError} unless `text` is exactly 32 hex digits.
+ * @example
+ * ```ts
+ * import { parseUdpToken } from "@nodewire/client";
+ * parseUdpToken("000102030405060708090a0b0c0d0e0f")[15]; // 15
+ * ```
+ */
+export function parseUdpToken(text: unknown): Uint8Array {
+  if (typeof text !== "string" || !/^[0-9a-fA-F]{32}$/.test(text)) {
+    throw new ProtocolError(
+      `udpToken ${
+        JSON.stringify(text) ?? "undefined"
+      } is not ${UDP_TOKEN_SIZE} bytes in hex`,
+    );
+  }
+  const token = new Uint8Array(UDP_TOKEN_SIZE);
+  for (let i = 0; i < UDP_TOKEN_SIZE; i++) {
+    token[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  }
+  return token;
+}
+
+const HEX = Array.from(
+  { length: 256 },
+  (_, i) => i.toString(16).padStart(2, "0"),
+);
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
+    bytes[at + 3]) >>> 0;
+}

@@ -1,0 +1,124 @@
+/**
+ * The few process facilities the CLI and the demo need — arguments, the
+ * exit code, whether stdout is a terminal, raw writes — behind one small
+ * interface, since each runtime spells them differently.
+ *
+ * @module
+ */
+
+interface DenoProcess {
+  args: string[];
+  exit(code: number): never;
+  stdout: { isTerminal(): boolean; writeSync(bytes: Uint8Array): number };
+}
+
+interface NodeProcess {
+  argv: string[];
+  exitCode?: number;
+  exit(code: number): never;
+  stdout: { isTTY?: boolean; write(text: string): boolean };
+}
+
+const g = globalThis as { Deno?: DenoProcess; process?: NodeProcess };
+const encoder = new TextEncoder();
+
+/**
+ * Command-line arguments after the script name.
+ *
+ * @example
+ * ```ts
+ * import { commandArgs } from "./process.ts";
+ * console.log(commandArgs());
+ * ```
+ */
+export function commandArgs(): string[] {
+  if (g.Deno) return [...g.Deno.args];
+  return g.process ? g.process.argv.slice(2) : [];
+}
+
+/**
+ * Whether standard output is an interactive terminal.
+ *
+ * @example
+ * ```ts
+ * import { stdoutIsTerminal } from "./process.ts";
+ * if (stdoutIsTerminal()) console.log("\x1b[1mbold\x1b[0m");
+ * ```
+ */
+export function stdoutIsTerminal(): boolean {
+  if (g.Deno) return g.Deno.stdout.isTerminal();
+  return g.process?.stdout.isTTY === true;
+}
+
+/**
+ * Writes text to standard output without a newline.
+ *
+ * @example
+ * ```ts
+ * import { writeStdout } from "./process.ts";
+ * writeStdout("\rprogress 50%");
+ * ```
+ */
+export function writeStdout(text: string): void {
+  if (g.Deno) g.Deno.stdout.writeSync(encoder.encode(text));
+  else g.process?.stdout.write(text);
+}
+
+/**
+ * Ends the process with `code` once output is flushed.
+ *
+ * @example
+ * ```ts ignore
+ * import { exitProcess } from "./process.ts";
+ * exitProcess(2);
+ * ```
+ */
+export function exitProcess(code: number): never {
+  if (g.Deno) return g.Deno.exit(code);
+  if (g.process) return g.process.exit(code);
+  throw new Error(`exit ${code}`);
+}
+
+/**
+ * Whether the module with this `import.meta` is the program's entry point.
+ * Deno and Bun say so in `import.meta.main`; Node 20 does not, so compare
+ * with the script path it was started with.
+ *
+ * @example
+ * ```ts ignore
+ * import { isMainModule } from "./process.ts";
+ * if (isMainModule(import.meta)) console.log("run directly");
+ * ```
+ */
+export function isMainModule(meta: { url: string; main?: boolean }): boolean {
+  if (typeof meta.main === "boolean") return meta.main;
+  const script = g.process?.argv[1];
+  if (!script || !meta.url.startsWith("file:")) return false;
+  const path = decodeURIComponent(new URL(meta.url).pathname);
+  return path === script || path.replace(/\.[cm]?[jt]s$/, "") === script;
+}
+
+/**
+ * Reads an environment variable; undefined when unset or not permitted.
+ *
+ * @example
+ * ```ts
+ * import { readEnv } from "./process.ts";
+ * const seconds = Number(readEnv("SOAK_SECONDS") ?? "10");
+ * ```
+ */
+export function readEnv(name: string): string | undefined {
+  try {
+    const deno = (globalThis as {
+      Deno?: { env: { get(name: string): string | undefined } };
+    }).Deno;
+    if (deno) return deno.env.get(name);
+    return (globalThis as {
+      process?: { env: Record<string, string | undefined> };
+    })
+      .process?.env[name];
+  } catch {
+    // Deno without --allow-env: behave as unset.
+    return undefined;
+  }
+}

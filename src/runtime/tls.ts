@@ -1,0 +1,332 @@
+/**
+ * What the adapters need to speak TLS: the options of each side, and the
+ * one place that turns each runtime's TLS failures into a
+ * {@linkcode TlsError} with a reason.
+ *
+ * What was seen on deno 2.9.6, bun 1.4.5 and node 20 for the fixtures of
+ * `scripts/gen-test-certs.sh`:
+ *
+ * | failure    | node:tls (`code`)              | Bun upgradeTLS (`code`)           | Deno node:tls (`authorizationError`)  | Deno.startTls (rustls message)            |
+ * | ---------- | ------------------------------ | --------------------------------- | ------------------------------------- | ----------------------------------------- |
+ * | unknown CA | `DEPTH_ZERO_SELF_SIGNED_CERT`  | `UNABLE_TO_VERIFY_LEAF_SIGNATURE` | `DEPTH_ZERO_SELF_SIGNED_CERT`         | "invalid peer certificate: UnknownIssuer" |
+ * | wrong name | `ERR_TLS_CERT_ALTNAME_INVALID` | `ERR_TLS_CERT_ALTNAME_INVALID`    | `ERR_TLS_CERT_ALTNAME_INVALID`        | "certificate not valid for name ..."      |
+ * | expired    | `CERT_HAS_EXPIRED`             | `CERT_HAS_EXPIRED`                | `UNABLE_TO_VERIFY_LEAF_SIGNATURE` (!) | "certificate expired: ..."                |
+ *
+ * The Deno adapter goes through node:tls (see `tls_stream.ts` for why),
+ * which calls an expired certificate unverifiable; the bridge reads the
+ * certificate's dates itself and says "expired". Rustls messages are still
+ * recognised, for an adapter that uses `Deno.startTls`.
+ *
+ * @module
+ */
+
+import {
+  ConnectionLostError,
+  type Endpoint,
+  formatAddress,
+  NodewireError,
+  TlsError,
+  type TlsFailureReason,
+} from "../errors.ts";
+import { unrefTimer } from "./timers.ts";
+import type { ByteChannel, ConnectOptions, RuntimeAdapter } from "./types.ts";
+
+/**
+ * The client side of a TLS session: for `ByteChannel.startTls` and for
+ * `RuntimeAdapter.connect({ tls })`.
+ */
+export interface TlsOptions {
+  /**
+   * The name the node's certificate must be valid for: a DNS name or an IP
+   * literal. Also sent as SNI when it is a DNS name.
+   */
+  serverName: string;
+  /**
+   * PEM certificates of the CAs to trust, one certificate per string.
+   * Node and Bun trust these instead of the system roots; Deno trusts them
+   * besides its root store, which it cannot leave out. Default: the
+   * system roots.
+   */
+  ca?: readonly string[];
+  /**
+   * Accepts any certificate, for any name: anyone on the path can read and
+   * change the traffic. For tests against a throwaway certificate only.
+   */
+  dangerouslySkipVerify?: boolean;
+  /**
+   * Gives up the handshake: the adapter destroys the socket and rejects
+   * with the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * The server side of a TLS session: for `ByteChannel.acceptTls` and for
+ * `RuntimeAdapter.listen({ tls })`. Used by the reference node.
+ */
+export interface TlsServerOptions {
+  /** The certificate chain, PEM, leaf first. */
+  cert: string;
+  /** The private key, PEM. Never logged. */
+  key: string;
+  /** Gives up the handshake, as in {@linkcode TlsOptions.signal}. */
+  signal?: AbortSignal;
+}
+
+const HOSTNAME_CODES = new Set([
+  "ERR_TLS_CERT_ALTNAME_INVALID",
+  "ERR_TLS_CERT_ALTNAME_FORMAT",
+]);
+const EXPIRED_CODES = new Set(["CERT_HAS_EXPIRED", "CERT_NOT_YET_VALID"]);
+const CERTIFICATE_CODES = new Set([
+  "UNABLE_TO_VERIFY_LEAF_SIGNATURE",
+  "DEPTH_ZERO_SELF_SIGNED_CERT",
+  "SELF_SIGNED_CERT_IN_CHAIN",
+  "UNABLE_TO_GET_ISSUER_CERT",
+  "UNABLE_TO_GET_ISSUER_CERT_LOCALLY",
+  "UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY",
+  "CERT_SIGNATURE_FAILURE",
+  "CERT_UNTRUSTED",
+  "CERT_REJECTED",
+  "CERT_REVOKED",
+  "INVALID_CA",
+  "INVALID_PURPOSE",
+  "PATH_LENGTH_EXCEEDED",
+  "CERT_CHAIN_TOO_LONG",
+  "ERR_TLS_CERT_SIGNATURE_ALGORITHM_UNSUPPORTED",
+]);
+/**
+ * The connection went away mid-handshake: that is a lost connection (the
+ * node restarting, a reset), not a verdict on its certificate.
+ */
+const LOST_CODES = new Set([
+  "ECONNRESET",
+  "ConnectionReset",
+  "EPIPE",
+  "BrokenPipe",
+  "UnexpectedEof",
+]);
+
+const WHY: Record<Exclude<TlsFailureReason, "handshake-timeout">, string> = {
+  certificate: "the node's certificate is not trusted",
+  hostname: "the node's certificate is not valid for",
+  expired: "the node's certificate is expired or not yet valid",
+  handshake: "the TLS handshake failed",
+};
+
+/**
+ * Maps what a runtime threw or reported during a TLS handshake to the
+ * SDK's error: a {@linkcode TlsError} with its reason, or a
+ * `ConnectionLostError` when the connection simply went away. SDK errors
+ * (an abort's reason, for one) pass through unchanged.
+ *
+ * @example
+ * ```ts
+ * import { toTlsError } from "./tls.ts";
+ * const raw = Object.assign(new Error("certificate has expired"), { code: "CERT_HAS_EXPIRED" });
+ * const error = toTlsError(raw, { hostname: "127.0.0.1", port: 7000 }, "127.0.0.1");
+ * console.log(error.code, (error as { reason?: string }).reason); // "TLS_FAILED" "expired"
+ * ```
+ */
+export function toTlsError(
+  error: unknown,
+  endpoint: Endpoint,
+  serverName: string,
+): NodewireError {
+  if (error instanceof NodewireError) return error;
+  const reason = tlsFailureReason(error);
+  if (reason === undefined) {
+    return new ConnectionLostError(
+      endpoint,
+      `closed during the TLS handshake (${describe(error)})`,
+      { cause: error, sent: false },
+    );
+  }
+  const address = formatAddress(endpoint);
+  const why = reason === "hostname"
+    ? `${WHY.hostname} ${JSON.stringify(serverName)}`
+    : WHY[reason];
+  return new TlsError(
+    `TLS with ${address} failed: ${why} (${describe(error)})`,
+    {
+      reason,
+      address,
+      serverName,
+      cause: error,
+    },
+  );
+}
+
+/**
+ * The reason for a TLS failure, or `undefined` when the error says the
+ * connection was lost rather than refused.
+ */
+function tlsFailureReason(
+  error: unknown,
+): Exclude<TlsFailureReason, "handshake-timeout"> | undefined {
+  const code = typeof error === "object" && error !== null
+    ? String((error as { code?: unknown }).code ?? "")
+    : "";
+  const name = error instanceof Error ? error.name : "";
+  const message = describe(error);
+  if (
+    HOSTNAME_CODES.has(code) || /not valid for name|altnames/i.test(message)
+  ) {
+    return "hostname";
+  }
+  if (
+    EXPIRED_CODES.has(code) ||
+    /certificate expired|not yet valid/i.test(message)
+  ) {
+    return "expired";
+  }
+  if (
+    CERTIFICATE_CODES.has(code) ||
+    /invalid peer certificate|unknown ?issuer|self[- ]signed|unable to verify|certificate verify failed/i
+      .test(message)
+  ) {
+    return "certificate";
+  }
+  if (
+    LOST_CODES.has(code) || LOST_CODES.has(name) ||
+    /socket disconnected before secure|handshake eof|connection reset|closed before/i
+      .test(message)
+  ) {
+    return undefined;
+  }
+  return "handshake";
+}
+
+/**
+ * Whether `hostname` is an IP literal: such a name is checked against the
+ * certificate's IP addresses and never sent as SNI (RFC 6066).
+ *
+ * @example
+ * ```ts
+ * import { isIpLiteral } from "./tls.ts";
+ * isIpLiteral("127.0.0.1"); // true
+ * isIpLiteral("db.example.com"); // false
+ * ```
+ */
+export function isIpLiteral(hostname: string): boolean {
+  return hostname.includes(":") || /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname);
+}
+
+/**
+ * Runs `start` (which begins a handshake) under `signal`: an abort calls
+ * `cancel` to destroy the socket and rejects with the signal's reason;
+ * a failure is mapped with {@linkcode toTlsError}.
+ *
+ * @example
+ * ```ts ignore
+ * import { handshakeUnder } from "./tls.ts";
+ * const channel = await handshakeUnder(options.signal, () => socket.destroy(), endpoint, name, () => upgrade());
+ * ```
+ */
+export async function handshakeUnder<T>(
+  signal: AbortSignal | undefined,
+  cancel: () => void,
+  endpoint: Endpoint,
+  serverName: string,
+  start: () => Promise<T>,
+): Promise<T> {
+  signal?.throwIfAborted();
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => {
+      cancel();
+      reject(signal!.reason);
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+  try {
+    const work = start();
+    // The loser of the race must not surface as an unhandled rejection.
+    work.catch(() => {});
+    aborted.catch(() => {});
+    return await (signal ? Promise.race([work, aborted]) : work);
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    cancel();
+    throw toTlsError(error, endpoint, serverName);
+  } finally {
+    if (onAbort) signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * `connect({ tls })` for adapters whose plain connect plus `startTls`
+ * does it: no plaintext is exchanged in between, so no read is pending
+ * when the handshake starts. The connect signal bounds the handshake too.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectTls } from "./tls.ts";
+ * const channel = await connectTls(adapter, { hostname: "127.0.0.1", port: 7000, tls: { serverName: "localhost" } });
+ * ```
+ */
+export async function connectTls(
+  adapter: RuntimeAdapter,
+  options: ConnectOptions,
+): Promise<ByteChannel> {
+  const { tls, ...plain } = options;
+  const channel = await adapter.connect(plain);
+  if (tls === undefined) return channel;
+  return await channel.startTls!({
+    ...tls,
+    signal: tls.signal ?? options.signal,
+  });
+}
+
+/**
+ * How long a server waits for a client to finish its handshake on a
+ * direct-TLS listener, in ms: a client that connects and stays silent
+ * must not hold a socket for ever.
+ */
+export const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * Wraps a listener's `onConnection` so each accepted channel first serves
+ * the TLS handshake; channels that fail it are dropped.
+ *
+ * @example
+ * ```ts ignore
+ * import { acceptTlsOn } from "./tls.ts";
+ * await adapter.listen({ port: 0 }, acceptTlsOn({ cert, key }, serve));
+ * ```
+ */
+export function acceptTlsOn(
+  tls: TlsServerOptions,
+  onConnection: (channel: ByteChannel) => void,
+): (channel: ByteChannel) => void {
+  return (channel) => {
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new Error("the TLS handshake timed out")),
+      SERVER_HANDSHAKE_TIMEOUT_MS,
+    );
+    unrefTimer(timer);
+    const onAbort = () => controller.abort(tls.signal?.reason);
+    tls.signal?.addEventListener("abort", onAbort, { once: true });
+    const done = () => {
+      clearTimeout(timer);
+      tls.signal?.removeEventListener("abort", onAbort);
+    };
+    channel.acceptTls!({ ...tls, signal: controller.signal }).then(
+      (secure) => {
+        done();
+        onConnection(secure);
+      },
+      () => {
+        // The handshake failed and took the channel with it; the client
+        // reports why on its side.
+        done();
+      },
+    );
+  };
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}

@@ -1,0 +1,317 @@
+/**
+ * TLS for the client: the `tls` section of the configuration, and the
+ * transport upgrade that switches a connection to TLS right after
+ * NEGOTIATE_OK chose it (docs/PROTOCOL.md, "TLS"). The handshake is
+ * bounded by `tls.handshakeTimeoutMs` on the client's clock, and a
+ * failure is final: the connection is closed with a {@linkcode TlsError}
+ * and nothing falls back to TCP or UDP.
+ *
+ * @module
+ */
+
+import type { Clock } from "./clock.ts";
+import type { Connection } from "./connection.ts";
+import { ConfigError, TlsError } from "./errors.ts";
+import type { TransportUpgrade } from "./handshake.ts";
+import type { TlsPolicy } from "./protocol/negotiation.ts";
+
+/**
+ * The `tls` section of the configuration: how the client checks nodes'
+ * certificates. TLS itself is switched on by `enableTls` or `tlsPolicy`.
+ *
+ * @example Trusting a private CA
+ * ```ts
+ * import type { TlsConfig } from "@nodewire/client";
+ * const tls: TlsConfig = {
+ *   ca: "-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+ *   serverName: "db.internal",
+ * };
+ * ```
+ */
+export interface TlsConfig {
+  /**
+   * PEM certificate(s) of the CA(s) that sign the nodes' certificates; one
+   * string may hold several. Default: the system's trusted roots. On Deno
+   * the given CAs are trusted besides its root store, which it cannot
+   * leave out; on Node and Bun instead of the system roots.
+   */
+  ca?: string | string[];
+  /**
+   * The name every node's certificate must be valid for (DNS name or IP).
+   * Default: the host name or IP each node is reached at.
+   */
+  serverName?: string;
+  /**
+   * Accept any certificate for any name. Unsafe: anyone on the network
+   * path can read and change the traffic, passwords excepted (SCRAM never
+   * sends them). For tests against throwaway certificates only. Default
+   * false.
+   */
+  dangerouslySkipVerify?: boolean;
+  /** Limit for the TLS handshake, in ms. Default 3000. */
+  handshakeTimeoutMs?: number;
+  /**
+   * Speak TLS from the first byte, for nodes that listen with TLS only
+   * (no plaintext HELLO). Needs `tlsPolicy: "require"`. Default false:
+   * the connection starts in plaintext and is upgraded when negotiation
+   * chooses TLS.
+   */
+  direct?: boolean;
+}
+
+/**
+ * The `tls` section after validation.
+ *
+ * @example
+ * ```ts
+ * import { resolveConfig } from "@nodewire/client";
+ * const { tls } = resolveConfig({ hosts: ["127.0.0.1"], enableTls: true });
+ * console.log(tls.handshakeTimeoutMs); // 3000
+ * ```
+ */
+export interface ResolvedTlsConfig {
+  /** Trusted CA certificates, one PEM block each; system roots when undefined. */
+  ca: string[] | undefined;
+  /** Name to verify; each host's own name when undefined. */
+  serverName: string | undefined;
+  /** Whether certificate checks are off (unsafe). */
+  dangerouslySkipVerify: boolean;
+  /** Handshake limit, in ms. */
+  handshakeTimeoutMs: number;
+  /** Whether connections start with TLS. */
+  direct: boolean;
+}
+
+/**
+ * Default `tls.handshakeTimeoutMs`: a TLS 1.3 handshake is one round trip
+ * plus a few milliseconds of crypto, so 3 s covers any real network, and
+ * it stays under the default connect timeout (5 s) so a stalled handshake
+ * is reported as one.
+ */
+export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 3000;
+
+const TLS_KEYS = new Set([
+  "ca",
+  "serverName",
+  "dangerouslySkipVerify",
+  "handshakeTimeoutMs",
+  "direct",
+]);
+
+const CERTIFICATE_BLOCK =
+  /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/**
+ * Validates the `tls` section against the TLS policy in force.
+ *
+ * @throws {ConfigError} naming the field. A value that looks like a
+ *   private key is never echoed.
+ * @example
+ * ```ts
+ * import { resolveTlsConfig } from "@nodewire/client";
+ * resolveTlsConfig({ serverName: "db.internal" }, "require").serverName; // "db.internal"
+ * ```
+ */
+export function resolveTlsConfig(
+  value: unknown,
+  tlsPolicy: TlsPolicy,
+): ResolvedTlsConfig {
+  if (value === undefined) {
+    return {
+      ca: undefined,
+      serverName: undefined,
+      dangerouslySkipVerify: false,
+      handshakeTimeoutMs: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+      direct: false,
+    };
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError("tls", value, "expected an object");
+  }
+  const tls = value as Record<string, unknown>;
+  for (const key of Object.keys(tls)) {
+    if (!TLS_KEYS.has(key)) {
+      throw new ConfigError(
+        `tls.${key}`,
+        "(unknown)",
+        `unknown option; expected one of ${[...TLS_KEYS].join(", ")}`,
+      );
+    }
+  }
+  if (tlsPolicy === "disable") {
+    throw new ConfigError(
+      "tls",
+      "an object",
+      'is set but TLS is off: set enableTls: true or a tlsPolicy of "require" or "prefer"',
+    );
+  }
+  const direct = booleanField("tls.direct", tls.direct);
+  if (direct && tlsPolicy !== "require") {
+    throw new ConfigError(
+      "tls.direct",
+      true,
+      `needs tlsPolicy "require" (a direct-TLS node cannot fall back), got "${tlsPolicy}"`,
+    );
+  }
+  const timeout = tls.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  if (
+    typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1 ||
+    timeout > 600_000
+  ) {
+    throw new ConfigError(
+      "tls.handshakeTimeoutMs",
+      timeout,
+      "expected an integer from 1 to 600000 (ms)",
+    );
+  }
+  return {
+    ca: resolveCa(tls.ca),
+    serverName: resolveServerName(tls.serverName),
+    dangerouslySkipVerify: booleanField(
+      "tls.dangerouslySkipVerify",
+      tls.dangerouslySkipVerify,
+    ),
+    handshakeTimeoutMs: timeout,
+    direct,
+  };
+}
+
+function booleanField(field: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") {
+    throw new ConfigError(field, value, "expected true or false");
+  }
+  return value;
+}
+
+function resolveCa(value: unknown): string[] | undefined {
+  if (value === undefined) return undefined;
+  const list = typeof value === "string" ? [value] : value;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new ConfigError(
+      "tls.ca",
+      Array.isArray(list) ? list : typeof value,
+      "expected a PEM string or a non-empty array of them",
+    );
+  }
+  const certificates: string[] = [];
+  list.forEach((pem, i) => {
+    const field = typeof value === "string" ? "tls.ca" : `tls.ca[${i}]`;
+    if (typeof pem !== "string") {
+      throw new ConfigError(field, pem, "expected a PEM string");
+    }
+    // A key pasted by mistake must not end up in an error message or log.
+    if (/PRIVATE KEY-----/.test(pem)) {
+      throw new ConfigError(
+        field,
+        "[redacted]",
+        "holds a private key; expected only CA certificates",
+      );
+    }
+    const blocks = pem.match(CERTIFICATE_BLOCK);
+    if (blocks === null) {
+      throw new ConfigError(
+        field,
+        `(${pem.length} characters)`,
+        'expected at least one "-----BEGIN CERTIFICATE-----" block',
+      );
+    }
+    certificates.push(...blocks.map((block) => block + "\n"));
+  });
+  return certificates;
+}
+
+function resolveServerName(value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !/^[^\s/]+$/.test(value)) {
+    throw new ConfigError(
+      "tls.serverName",
+      value,
+      "expected a DNS name or an IP address",
+    );
+  }
+  // "[::1]" names the IPv6 address ::1.
+  return value.startsWith("[") && value.endsWith("]")
+    ? value.slice(1, -1)
+    : value;
+}
+
+/**
+ * Switches `connection` to TLS within `tls.handshakeTimeoutMs` (on
+ * `clock`) or before `signal` fires, verifying the node's certificate
+ * against `tls.ca` (or the system roots) and `tls.serverName` (or the
+ * node's host name).
+ *
+ * @throws {TlsError} for a certificate, name, validity or handshake
+ *   failure, or `"handshake-timeout"`; the connection is then destroyed.
+ * @example
+ * ```ts ignore
+ * import { upgradeToTls, resolveTlsConfig } from "@nodewire/client";
+ * await upgradeToTls(connection, resolveTlsConfig({ ca }, "require"), systemClock, signal);
+ * ```
+ */
+export async function upgradeToTls(
+  connection: Connection,
+  tls: ResolvedTlsConfig,
+  clock: Clock,
+  signal: AbortSignal,
+): Promise<void> {
+  const serverName = tls.serverName ?? connection.hostname;
+  const ms = tls.handshakeTimeoutMs;
+  const controller = new AbortController();
+  const timer = clock.setTimeout(
+    () =>
+      controller.abort(
+        new TlsError(
+          `TLS with ${connection.address} failed: the handshake did not ` +
+            `finish within ${ms} ms`,
+          {
+            reason: "handshake-timeout",
+            address: connection.address,
+            serverName,
+          },
+        ),
+      ),
+    ms,
+  );
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await connection.startTls({
+      serverName,
+      ca: tls.ca,
+      dangerouslySkipVerify: tls.dangerouslySkipVerify,
+      signal: controller.signal,
+    });
+  } catch (error) {
+    connection.destroy(error instanceof Error ? error : undefined);
+    throw error;
+  } finally {
+    clock.clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * The TLS transport for {@linkcode createHandshake}'s `transports.tls`:
+ * upgrades the connection when negotiation chose TLS. A connection that
+ * was opened with TLS already (`tls.direct`) is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { createHandshake, resolveTlsConfig, systemClock, tlsTransport } from "@nodewire/client";
+ * const handshake = createHandshake({
+ *   tlsPolicy: "require",
+ *   transports: { tls: tlsTransport({ tls: resolveTlsConfig({}, "require"), clock: systemClock }) },
+ * });
+ * ```
+ */
+export function tlsTransport(
+  options: { tls: ResolvedTlsConfig; clock: Clock },
+): TransportUpgrade {
+  return async (connection, _negotiated, signal) => {
+    if (connection.encrypted) return;
+    await upgradeToTls(connection, options.tls, options.clock, signal);
+  };
+}

@@ -1,0 +1,285 @@
+/**
+ * The server side of SCRAM-SHA-256 for the reference node: a credential
+ * store that keeps only salted verifiers (salt, iteration count, StoredKey,
+ * ServerKey), never a password, and the verifier that runs one exchange.
+ *
+ * @module
+ */
+
+import { AuthenticationError } from "../src/errors.ts";
+import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
+import {
+  deriveScramKeys,
+  hmacSha256,
+  randomNonce,
+  sha256,
+  timingSafeEqual,
+  xorBytes,
+} from "../src/auth/crypto.ts";
+import { saslprep } from "../src/auth/saslprep.ts";
+import {
+  parseScramAttributes,
+  SCRAM_MIN_ITERATIONS,
+  unescapeScramName,
+} from "../src/auth/scram.ts";
+
+/** What the node keeps for one user: enough to verify, not to log in. */
+export interface StoredCredential {
+  /** The user's random salt. */
+  readonly salt: Uint8Array;
+  /** PBKDF2 iterations used to derive the keys. */
+  readonly iterations: number;
+  /** H(ClientKey): checks a client proof. */
+  readonly storedKey: Uint8Array;
+  /** Signs the server-final message. */
+  readonly serverKey: Uint8Array;
+}
+
+/** Options for {@linkcode CredentialStore.add}. */
+export interface AddCredentialOptions {
+  /** PBKDF2 iterations. Default 4096. */
+  iterations?: number;
+  /** The salt. Default 16 random bytes. RFC vectors set it. */
+  salt?: Uint8Array;
+}
+
+/**
+ * Salted SCRAM verifiers by user name. The passwords given to
+ * {@linkcode CredentialStore.add} are used once, to derive the keys, and
+ * not kept.
+ *
+ * @example
+ * ```ts
+ * import { CredentialStore } from "@nodewire/client/testing";
+ * const store = await CredentialStore.create({ alice: "correct horse" });
+ * console.log(store.has("alice")); // true
+ * ```
+ */
+export class CredentialStore {
+  readonly #users = new Map<string, StoredCredential>();
+  // Derives the fake salt of unknown users, so that they look like real
+  // ones and a prober cannot tell which names exist.
+  readonly #fakeSaltKey = crypto.getRandomValues(new Uint8Array(32));
+  readonly #defaultIterations: number;
+
+  /** Creates an empty store; `iterations` is the default for new users. */
+  constructor(options: { iterations?: number } = {}) {
+    this.#defaultIterations = options.iterations ?? SCRAM_MIN_ITERATIONS;
+  }
+
+  /** Creates a store holding `users` (name to password). */
+  static async create(
+    users: Record<string, string>,
+    options: { iterations?: number } = {},
+  ): Promise<CredentialStore> {
+    const store = new CredentialStore(options);
+    for (const [name, password] of Object.entries(users)) {
+      await store.add(name, password);
+    }
+    return store;
+  }
+
+  /** How many users the store holds. */
+  get size(): number {
+    return this.#users.size;
+  }
+
+  /** Adds or replaces a user; the password is not kept. */
+  async add(
+    username: string,
+    password: string,
+    options: AddCredentialOptions = {},
+  ): Promise<StoredCredential> {
+    const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(16));
+    const iterations = options.iterations ?? this.#defaultIterations;
+    const keys = await deriveScramKeys(saslprep(password), salt, iterations);
+    const stored: StoredCredential = Object.freeze({
+      salt: salt.slice(),
+      iterations,
+      storedKey: keys.storedKey,
+      serverKey: keys.serverKey,
+    });
+    this.#users.set(saslprep(username), stored);
+    return stored;
+  }
+
+  /** Removes a user. */
+  delete(username: string): boolean {
+    return this.#users.delete(saslprep(username));
+  }
+
+  /** Whether a user exists. */
+  has(username: string): boolean {
+    return this.#users.has(saslprep(username));
+  }
+
+  /** The stored verifier of a user. */
+  get(username: string): StoredCredential | undefined {
+    return this.#users.get(saslprep(username));
+  }
+
+  /** @internal A stand-in salt for a user that does not exist. */
+  async fakeSalt(username: string): Promise<Uint8Array> {
+    return (await hmacSha256(this.#fakeSaltKey, username)).slice(0, 16);
+  }
+
+  /** @internal The iteration count given to unknown users. */
+  get defaultIterations(): number {
+    return this.#defaultIterations;
+  }
+}
+
+/** Options for {@linkcode ScramServer}. */
+export interface ScramServerOptions {
+  /** The server's half of the nonce. Default 18 random bytes as base64. */
+  nonce?: string;
+}
+
+/**
+ * One SCRAM-SHA-256 exchange, node side. A wrong password, an unknown user
+ * and a malformed message all fail with {@linkcode AuthenticationError};
+ * an unknown user gets a plausible challenge first, so names cannot be
+ * probed.
+ *
+ * @example
+ * ```ts
+ * import { CredentialStore, ScramServer } from "@nodewire/client/testing";
+ * const server = new ScramServer(await CredentialStore.create({ user: "pencil" }));
+ * // const serverFirst = await server.serverFirstMessage(clientFirst);
+ * // const serverFinal = await server.serverFinalMessage(clientFinal);
+ * console.log(server.username); // undefined until the first message
+ * ```
+ */
+export class ScramServer {
+  readonly #store: CredentialStore;
+  readonly #serverNonce: string;
+  #step: "first" | "final" | "done" = "first";
+  #username: string | undefined;
+  #credential: StoredCredential | undefined;
+  #gs2Header = "";
+  #nonce = "";
+  #clientFirstBare = "";
+  #serverFirst = "";
+
+  /** Starts an exchange against `store`. */
+  constructor(store: CredentialStore, options: ScramServerOptions = {}) {
+    this.#store = store;
+    this.#serverNonce = options.nonce ?? randomNonce();
+  }
+
+  /** The user name the client gave, after step 1. */
+  get username(): string | undefined {
+    return this.#username;
+  }
+
+  /** Whether the exchange succeeded. */
+  get authenticated(): boolean {
+    return this.#step === "done";
+  }
+
+  /**
+   * Step 1: reads the client-first message and answers with the
+   * server-first message `r=<nonce>,s=<salt>,i=<iterations>`.
+   *
+   * @throws {AuthenticationError} for a malformed message or one that asks
+   *   for channel binding, an authorization identity or an extension.
+   */
+  async serverFirstMessage(clientFirst: string): Promise<string> {
+    if (this.#step !== "first") throw bad("the exchange already started");
+    this.#step = "final";
+    const match = /^([ny]|p=[^,]*),(a=[^,]*)?,(.*)$/.exec(clientFirst);
+    if (match === null) throw bad("the GS2 header is malformed");
+    if (match[1].startsWith("p")) throw bad("channel binding is unsupported");
+    if (match[2] !== undefined) throw bad("authorization ids are unsupported");
+    this.#gs2Header = `${match[1]},,`;
+    this.#clientFirstBare = match[3];
+    const attrs = parseScramAttributes(this.#clientFirstBare);
+    if (
+      attrs === undefined || attrs.length < 2 || attrs[0][0] !== "n" ||
+      attrs[1][0] !== "r"
+    ) {
+      throw bad("the client-first message is not n=,r=");
+    }
+    const name = unescapeScramName(attrs[0][1]);
+    if (name === undefined || name.length === 0) {
+      throw bad("the user name is malformed");
+    }
+    const clientNonce = attrs[1][1];
+    if (!/^[\x21-\x2b\x2d-\x7e]+$/.test(clientNonce)) {
+      throw bad("the client nonce is not printable");
+    }
+    let prepared: string;
+    try {
+      prepared = saslprep(name);
+    } catch {
+      throw bad("the user name is not allowed by SASLprep");
+    }
+    this.#username = prepared;
+    this.#credential = this.#store.get(prepared);
+    const salt = this.#credential?.salt ??
+      await this.#store.fakeSalt(prepared);
+    const iterations = this.#credential?.iterations ??
+      this.#store.defaultIterations;
+    this.#nonce = clientNonce + this.#serverNonce;
+    this.#serverFirst = `r=${this.#nonce},s=${
+      encodeBase64(salt)
+    },i=${iterations}`;
+    return this.#serverFirst;
+  }
+
+  /**
+   * Step 2: checks the client's proof and answers with the server-final
+   * message `v=<signature>`.
+   *
+   * @throws {AuthenticationError} (`"rejected"`) for a wrong proof, an
+   *   unknown user, or a message that does not continue this exchange.
+   */
+  async serverFinalMessage(clientFinal: string): Promise<string> {
+    if (this.#step !== "final") throw bad("the exchange is not at step 2");
+    this.#step = "first";
+    const proofAt = clientFinal.lastIndexOf(",p=");
+    if (proofAt < 0) throw bad("the client-final message has no proof");
+    const withoutProof = clientFinal.slice(0, proofAt);
+    const attrs = parseScramAttributes(withoutProof);
+    if (
+      attrs === undefined || attrs.length < 2 || attrs[0][0] !== "c" ||
+      attrs[1][0] !== "r"
+    ) {
+      throw bad("the client-final message is not c=,r=,p=");
+    }
+    const binding = decodeBase64(attrs[0][1]);
+    if (
+      binding === undefined ||
+      new TextDecoder().decode(binding) !== this.#gs2Header
+    ) {
+      throw bad("the channel binding does not repeat the GS2 header");
+    }
+    if (attrs[1][1] !== this.#nonce) throw bad("the nonce does not match");
+    const proof = decodeBase64(clientFinal.slice(proofAt + 3));
+    const credential = this.#credential;
+    if (proof === undefined || proof.byteLength !== 32 || !credential) {
+      throw rejected();
+    }
+    const authMessage =
+      `${this.#clientFirstBare},${this.#serverFirst},${withoutProof}`;
+    const clientSignature = await hmacSha256(credential.storedKey, authMessage);
+    const clientKey = xorBytes(proof, clientSignature);
+    if (!timingSafeEqual(await sha256(clientKey), credential.storedKey)) {
+      throw rejected();
+    }
+    this.#step = "done";
+    const signature = await hmacSha256(credential.serverKey, authMessage);
+    return `v=${encodeBase64(signature)}`;
+  }
+}
+
+function bad(message: string): AuthenticationError {
+  return new AuthenticationError(`SCRAM: ${message}`, { reason: "rejected" });
+}
+
+function rejected(): AuthenticationError {
+  // The same words for an unknown user and a wrong password.
+  return new AuthenticationError("invalid user name or password", {
+    reason: "rejected",
+  });
+}

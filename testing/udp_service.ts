@@ -1,0 +1,303 @@
+/**
+ * The reference node's UDP side: one datagram socket for every client,
+ * session tokens handed out at negotiation and revoked when their TCP
+ * connection closes, and replies sent back as datagrams to whoever asked.
+ * What a request does is up to the node; this file only checks that a
+ * datagram belongs to a live session and carries one valid frame.
+ *
+ * @module
+ */
+
+import {
+  DATAGRAM_OVERHEAD,
+  decodeDatagram,
+  encodeDatagram,
+  formatUdpToken,
+  MAX_DATAGRAM_SIZE,
+  newUdpToken,
+  UDP_TOKEN_SIZE,
+} from "../src/protocol/datagram.ts";
+import { type Message, MessageType } from "../src/protocol/frame.ts";
+import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
+import { type DatagramChannel, unmapIPv4 } from "../src/runtime/datagram.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
+
+/**
+ * Where a node's answers go: the TCP stream's frame writer, or one UDP
+ * client for the answers to a datagram.
+ *
+ * @example
+ * ```ts
+ * import type { ReplyWriter } from "@nodewire/client/testing";
+ * const sent: number[] = [];
+ * const writer: ReplyWriter = { push: (_type, _flags, sequence) => void sent.push(sequence) };
+ * ```
+ */
+export interface ReplyWriter {
+  /** Sends one frame. */
+  push(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void;
+}
+
+/**
+ * Counters of a node's UDP side.
+ *
+ * @example
+ * ```ts
+ * import type { UdpServiceStats } from "@nodewire/client/testing";
+ * const seen = (s: UdpServiceStats) => s.accepted + s.dropped + s.rejected;
+ * ```
+ */
+export interface UdpServiceStats {
+  /** REQUEST and PING datagrams handed to the node. */
+  accepted: number;
+  /** Valid datagrams thrown away on purpose (`dropEvery`). */
+  dropped: number;
+  /** Datagrams refused: unknown token, wrong source address, malformed. */
+  rejected: number;
+  /** Replies too large for a datagram, answered with ERROR 8 instead. */
+  oversized: number;
+}
+
+/** Options for {@linkcode UdpService}. */
+export interface UdpServiceOptions<S> {
+  /** The adapter whose `datagram()` binds the socket. */
+  adapter: RuntimeAdapter;
+  /** Throw away every Nth valid datagram (1-based), to simulate loss. */
+  dropEvery?: number;
+  /** Largest reply datagram, in bytes. Default 65507. */
+  maxDatagramSize?: number;
+  /** Handles a REQUEST or PING of `session`; answers go to `reply`. */
+  onMessage: (session: S, message: Message, reply: ReplyWriter) => void;
+}
+
+interface Binding<S> {
+  session: S;
+  token: Uint8Array;
+  key: string;
+  // The TCP peer's address: datagrams for this session must come from it.
+  ip: string | undefined;
+}
+
+/**
+ * A node's UDP endpoint.
+ *
+ * @example
+ * ```ts ignore
+ * import { UdpService } from "./udp_service.ts";
+ * import { getAdapter } from "@nodewire/client";
+ * const udp = new UdpService<string>({
+ *   adapter: await getAdapter(),
+ *   onMessage: (session, message, reply) => reply.push(0x11, 0, message.sequence, message.payload),
+ * });
+ * await udp.bind("127.0.0.1", 0);
+ * const token = udp.open("session-1", "127.0.0.1");
+ * await udp.close();
+ * ```
+ */
+export class UdpService<S> {
+  /** Counters. */
+  readonly stats: UdpServiceStats = {
+    accepted: 0,
+    dropped: 0,
+    rejected: 0,
+    oversized: 0,
+  };
+  readonly #adapter: RuntimeAdapter;
+  readonly #dropEvery: number;
+  readonly #maxDatagramSize: number;
+  readonly #onMessage: UdpServiceOptions<S>["onMessage"];
+  readonly #byKey = new Map<string, Binding<S>>();
+  readonly #bySession = new Map<S, Binding<S>>();
+  #channel: DatagramChannel | undefined;
+  #valid = 0;
+
+  /** Creates the endpoint; {@linkcode UdpService.bind} opens the socket. */
+  constructor(options: UdpServiceOptions<S>) {
+    this.#adapter = options.adapter;
+    this.#dropEvery = options.dropEvery ?? 0;
+    this.#maxDatagramSize = options.maxDatagramSize ?? MAX_DATAGRAM_SIZE;
+    this.#onMessage = options.onMessage;
+  }
+
+  /** Whether the socket is bound. */
+  get bound(): boolean {
+    return this.#channel !== undefined;
+  }
+
+  /** The bound port, once bound. */
+  get port(): number | undefined {
+    return this.#channel?.port;
+  }
+
+  /** Sessions holding a token. */
+  get sessions(): number {
+    return this.#bySession.size;
+  }
+
+  /** Binds the socket; a no-op when already bound. */
+  async bind(hostname: string, port: number): Promise<void> {
+    if (this.#channel) return;
+    const channel = await this.#adapter.datagram!({ hostname, port });
+    channel.onMessage(this.#onDatagram);
+    channel.onClose(() => {
+      if (this.#channel === channel) this.#channel = undefined;
+    });
+    this.#channel = channel;
+  }
+
+  /**
+   * Issues `session` its token (32 hex digits), replacing any it had.
+   * Datagrams with it are accepted from `ip` only, when given.
+   */
+  open(session: S, ip: string | undefined): string {
+    this.revoke(session);
+    const token = newUdpToken();
+    const key = keyOf(token);
+    const binding: Binding<S> = {
+      session,
+      token,
+      key,
+      ip: ip === undefined ? undefined : unmapIPv4(ip),
+    };
+    this.#byKey.set(key, binding);
+    this.#bySession.set(session, binding);
+    return formatUdpToken(token);
+  }
+
+  /** Forgets `session`'s token; later datagrams with it are refused. */
+  revoke(session: S): void {
+    const binding = this.#bySession.get(session);
+    if (binding === undefined) return;
+    this.#bySession.delete(session);
+    this.#byKey.delete(binding.key);
+  }
+
+  /**
+   * Closes the socket and forgets every token. Resolves once the runtime
+   * reports the socket closed, so the port can be bound again.
+   */
+  close(): Promise<void> {
+    this.#byKey.clear();
+    this.#bySession.clear();
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (channel === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      channel.onClose(() => resolve());
+      channel.close();
+    });
+  }
+
+  #onDatagram = (bytes: Uint8Array, ip: string, port: number): void => {
+    if (bytes.byteLength < UDP_TOKEN_SIZE) {
+      this.stats.rejected++;
+      return;
+    }
+    const binding = this.#byKey.get(keyOf(bytes));
+    if (binding === undefined) {
+      this.stats.rejected++;
+      // A client whose session ended (the node restarted, its TCP
+      // connection dropped) learns it at once, not at its timeout. The
+      // token is echoed: the client drops datagrams without its own. Only
+      // requests and pings are answered, so two endpoints can never keep
+      // answering each other's errors.
+      const type = bytes[UDP_TOKEN_SIZE + 1];
+      if (type !== MessageType.Request && type !== MessageType.Ping) return;
+      this.#send(
+        bytes.subarray(0, UDP_TOKEN_SIZE),
+        MessageType.Error,
+        0,
+        encodeError({
+          code: RemoteErrorCode.Unavailable,
+          retryable: true,
+          message: "unknown UDP session",
+        }),
+        ip,
+        port,
+      );
+      return;
+    }
+    // A token seen from another host is a copy, not the client: answering
+    // would let anyone aim our replies at a third party.
+    if (binding.ip !== undefined && unmapIPv4(ip) !== binding.ip) {
+      this.stats.rejected++;
+      return;
+    }
+    let message: Message;
+    try {
+      message = decodeDatagram(bytes).message;
+    } catch {
+      this.stats.rejected++;
+      return;
+    }
+    if (
+      message.type !== MessageType.Request && message.type !== MessageType.Ping
+    ) {
+      this.stats.rejected++;
+      return;
+    }
+    this.#valid++;
+    if (this.#dropEvery > 0 && this.#valid % this.#dropEvery === 0) {
+      this.stats.dropped++;
+      return;
+    }
+    this.stats.accepted++;
+    const token = binding.token;
+    this.#onMessage(binding.session, message, {
+      push: (type, flags, sequence, payload) =>
+        this.#reply(token, type, flags, sequence, payload, ip, port),
+    });
+  };
+
+  #reply(
+    token: Uint8Array,
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+    ip: string,
+    port: number,
+  ): void {
+    if (DATAGRAM_OVERHEAD + payload.byteLength > this.#maxDatagramSize) {
+      this.stats.oversized++;
+      type = MessageType.Error;
+      flags = 0;
+      payload = encodeError({
+        code: RemoteErrorCode.Unsupported,
+        retryable: false,
+        message: `the reply of ${payload.byteLength} bytes does not fit in ` +
+          `a ${this.#maxDatagramSize}-byte datagram; use TCP`,
+      });
+    }
+    this.#send(token, type, flags, payload, ip, port, sequence);
+  }
+
+  #send(
+    token: Uint8Array,
+    type: number,
+    flags: number,
+    payload: Uint8Array,
+    ip: string,
+    port: number,
+    sequence = 0,
+  ): void {
+    this.#channel?.send(
+      encodeDatagram(token, type, flags, sequence, payload),
+      ip,
+      port,
+    );
+  }
+}
+
+/** A map key for the token at the start of `bytes`. */
+function keyOf(bytes: Uint8Array): string {
+  return String.fromCharCode.apply(
+    null,
+    bytes.subarray(0, UDP_TOKEN_SIZE) as unknown as number[],
+  );
+}
