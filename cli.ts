@@ -118,13 +118,16 @@ async function ping(hosts: string[]): Promise<number> {
   const client = await connect(hosts);
   try {
     const results = await client.healthCheckAllNodes();
+    const protocols = new Map(
+      client.stats().nodes.map((n) => [n.address, n.protocol]),
+    );
     console.log(renderTable(
       ["node", "id", "round trip", "protocol", "result"],
       results.map((r) => [
         r.address,
         r.nodeId ?? "–",
         formatMs(r.latencyMs),
-        "tcp",
+        protocols.get(r.address) ?? "–",
         r.ok ? "ok" : `FAILED: ${r.error?.message}`,
       ]),
     ));

@@ -8,18 +8,7 @@ import {
   LeastInFlightBalancer,
   RoundRobinBalancer,
 } from "../src/balancer.ts";
-
-/** A small seeded generator (mulberry32), so a failing seed replays. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { seeded } from "./helpers.ts";
 
 function names(n: number): string[] {
   return Array.from({ length: n }, (_, i) => `node-${i}`);

@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Client, type RetryEvent } from "../src/client.ts";
+import type { Clock } from "../src/clock.ts";
 import {
   type ConnectionConfig,
   type LogEntry,
@@ -29,7 +30,7 @@ const quietHealth = { intervalMs: 0 };
 
 async function cluster(
   n: number,
-  options: { runtime?: RuntimeAdapter; clock?: VirtualClock } = {},
+  options: { runtime?: RuntimeAdapter; clock?: Clock } = {},
 ): Promise<TestNode[]> {
   return await Promise.all(
     Array.from({ length: n }, (_, i) =>
@@ -43,6 +44,33 @@ async function cluster(
 
 async function closeAll(nodes: TestNode[]) {
   await Promise.all(nodes.map((n) => n.close()));
+}
+
+/**
+ * Starts `n` nodes (on the config's runtime and clock) and a client of all
+ * of them, runs `body`, then disconnects and stops the nodes.
+ */
+async function withClient(
+  n: number,
+  config: Omit<Partial<ConnectionConfig>, "runtime"> & {
+    runtime?: RuntimeAdapter;
+  },
+  body: (client: Client, nodes: TestNode[]) => Promise<void>,
+): Promise<void> {
+  const nodes = await cluster(n, {
+    runtime: config.runtime,
+    clock: config.clock,
+  });
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    ...config,
+  });
+  try {
+    await body(client, nodes);
+  } finally {
+    await client.disconnect();
+    await closeAll(nodes);
+  }
 }
 
 /** A port with nothing listening on it. */
@@ -124,13 +152,10 @@ test("a bad configuration is refused before any socket is opened", async () => {
 });
 
 test("requests spread across every healthy node", async () => {
-  const nodes = await cluster(3);
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(3, {
     healthConfig: quietHealth,
     poolConfig: { minConnections: 1 },
-  });
-  try {
+  }, async (client) => {
     const seen = new Map<string, number>();
     for (let i = 0; i < 90; i++) {
       const { nodeId } = decodeReply(await client.request(ops.echo()));
@@ -138,20 +163,14 @@ test("requests spread across every healthy node", async () => {
     }
     assert.deepEqual([...seen.keys()].sort(), ["n0", "n1", "n2"]);
     for (const count of seen.values()) assert.equal(count, 30);
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("an unhealthy node gets no requests; with none healthy the client fails fast", async () => {
-  const nodes = await cluster(3);
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(3, {
     healthConfig: quietHealth,
     poolConfig: { minConnections: 1 },
-  });
-  try {
+  }, async (client, nodes) => {
     const changes: boolean[] = [];
     client.addEventListener(
       "nodeHealthChanged",
@@ -169,42 +188,30 @@ test("an unhealthy node gets no requests; with none healthy the client fails fas
     client.manager.markNodeHealthy(nodes[1].address);
     assert.equal(decodeReply(await client.request(ops.echo())).nodeId, "n1");
     assert.deepEqual(changes, [false, false, false, true]);
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("with tryAll, a cluster with no healthy node is still tried", async () => {
-  const nodes = await cluster(2);
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(2, {
     healthConfig: quietHealth,
     whenNoHealthyNodes: "tryAll",
     poolConfig: { minConnections: 0 },
-  });
-  try {
+  }, async (client, nodes) => {
     for (const n of nodes) client.manager.markNodeUnhealthy(n.address);
     const ids = new Set<string>();
     for (let i = 0; i < 4; i++) {
       ids.add(decodeReply(await client.request(ops.echo())).nodeId);
     }
     assert.deepEqual([...ids].sort(), ["n0", "n1"]);
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("a request that never left is retried on a different node", async () => {
-  const nodes = await cluster(2);
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(2, {
     healthConfig: quietHealth,
     poolConfig: { minConnections: 0 },
     retryConfig: { initialBackoffMs: 1 },
-  });
-  try {
+  }, async (client, nodes) => {
     // Node 0 dies, but the client still believes in it. Once its socket's
     // close has been seen, a request to it can only fail before it is sent.
     await nodes[0].stop();
@@ -223,25 +230,19 @@ test("a request that never left is retried on a different node", async () => {
     assert.ok(retries.length >= 1);
     for (const r of retries) assert.equal(r.detail.address, nodes[0].address);
     assert.ok(client.stats().retries >= 1);
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("a request that may have reached the node is retried only when idempotent", async () => {
   const network = createMemoryNetwork();
   const clock = new VirtualClock();
-  const nodes = await cluster(2, { runtime: network, clock });
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(2, {
     runtime: network,
     clock,
     healthConfig: quietHealth,
     poolConfig: { minConnections: 1 },
     retryConfig: { initialBackoffMs: 10 },
-  });
-  try {
+  }, async (client) => {
     const plain = client.request(ops.sleep(100)).catch((e) => e);
     const idempotent = client.request(ops.sleep(100, "again"), {
       idempotent: true,
@@ -254,21 +255,15 @@ test("a request that may have reached the node is retried only when idempotent",
     assert.ok(plainError instanceof ConnectionLostError, String(plainError));
     assert.equal(plainError.sent, true);
     assert.equal(replyText(await idempotent), "again");
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("a node's own error is not retried unless the node says so", async () => {
-  const nodes = await cluster(1);
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(1, {
     healthConfig: quietHealth,
     poolConfig: { minConnections: 1 },
     retryConfig: { initialBackoffMs: 1, maxRetries: 2 },
-  });
-  try {
+  }, async (client) => {
     await assert.rejects(
       client.request(ops.fail(RemoteErrorCode.NotFound, false)),
       RemoteError,
@@ -281,18 +276,13 @@ test("a node's own error is not retried unless the node says so", async () => {
         e.cause instanceof RemoteError,
     );
     assert.equal(client.stats().retries, 2);
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("a stopped node is found by the health loop and brought back after it returns", async () => {
   const network = createMemoryNetwork();
   const clock = new VirtualClock();
-  const nodes = await cluster(2, { runtime: network, clock });
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(2, {
     runtime: network,
     clock,
     healthConfig: {
@@ -302,15 +292,14 @@ test("a stopped node is found by the health loop and brought back after it retur
       healthyThreshold: 2,
     },
     poolConfig: { minConnections: 1 },
-  });
-  const changes: string[] = [];
-  client.addEventListener("nodeHealthChanged", (e) => {
-    const d = (e as NodeHealthEvent).detail;
-    changes.push(
-      `${d.address === nodes[0].address ? "n0" : "n1"}:${d.healthy}`,
-    );
-  });
-  try {
+  }, async (client, nodes) => {
+    const changes: string[] = [];
+    client.addEventListener("nodeHealthChanged", (e) => {
+      const d = (e as NodeHealthEvent).detail;
+      changes.push(
+        `${d.address === nodes[0].address ? "n0" : "n1"}:${d.healthy}`,
+      );
+    });
     await nodes[0].stop();
     await clock.advance(1000);
     assert.equal(
@@ -336,10 +325,7 @@ test("a stopped node is found by the health loop and brought back after it retur
     const results = await client.healthCheckAllNodes();
     assert.deepEqual(results.map((r) => r.ok), [true, true]);
     assert.ok(results.every((r) => typeof r.latencyMs === "number"));
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("Property 6: Graceful Shutdown", async () => {
@@ -466,30 +452,21 @@ test("withConnection lends a connection for exclusive use and takes it back", as
 });
 
 test("ping reports the node and a round trip", async () => {
-  const nodes = await cluster(1);
-  const client = await Client.connect({
-    hosts: [nodes[0].address],
+  await withClient(1, {
     healthConfig: quietHealth,
-  });
-  try {
+  }, async (client, nodes) => {
     const result = await client.ping();
     assert.equal(result.address, nodes[0].address);
     assert.equal(result.nodeId, "n0");
     assert.ok(result.latencyMs >= 0);
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("pool events of every node are forwarded through the client once someone listens", async () => {
-  const nodes = await cluster(2);
-  const client = await Client.connect({
-    hosts: nodes.map((n) => n.address),
+  await withClient(2, {
     healthConfig: quietHealth,
     poolConfig: { minConnections: 0, maxConnections: 2 },
-  });
-  try {
+  }, async (client) => {
     const seen: string[] = [];
     client.addEventListener("checkedOut", (e) => {
       const d = (e as PoolEvent<"checkedOut">).detail;
@@ -501,10 +478,7 @@ test("pool events of every node are forwarded through the client once someone li
     assert.equal(seen.length, 2, seen.join(", "));
     assert.ok(seen.some((s) => s.endsWith(":exclusive")));
     assert.ok(seen.some((s) => s.endsWith(":shared")));
-  } finally {
-    await client.disconnect();
-    await closeAll(nodes);
-  }
+  });
 });
 
 test("the logger hook hears health changes and retries", async () => {

@@ -9,18 +9,7 @@ import { ConnectFailedError } from "../src/manager.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { type Scene, startScene } from "../testing/fault_scene.ts";
-
-function assertClean(
-  result: { openChannels: number; liveTimers: number; escaped: unknown[] },
-): void {
-  assert.equal(
-    result.openChannels,
-    0,
-    "every channel the client opened is closed",
-  );
-  assert.equal(result.liveTimers, 0, "every timer the client set is gone");
-  assert.deepEqual(result.escaped, [], "no error escaped to the process");
-}
+import { assertClean, nodeOf, rowHealth } from "./helpers.ts";
 
 /** Sends `count` echo requests at once and waits for all of them. */
 async function burst(
@@ -47,21 +36,13 @@ async function burst(
   return tracked;
 }
 
-const nodeOf = (t: { value: unknown }) =>
-  decodeReply(t.value as Uint8Array).nodeId;
-
 test("row: connection refused — never sent, so retried on another node even when not idempotent; recovers", async () => {
   const s = await startScene({
     mode: "virtual",
     nodes: 2,
     config: {
       poolConfig: { minConnections: 1, maxConnections: 2 },
-      healthConfig: {
-        intervalMs: 1000,
-        timeoutMs: 300,
-        unhealthyThreshold: 2,
-        healthyThreshold: 1,
-      },
+      healthConfig: rowHealth,
     },
   });
   await s.proxies[1].setFaults({ down: true });
@@ -122,12 +103,7 @@ test("row: connect timeout — a peer that never completes the handshake fails w
     config: {
       timeoutMs: 2000,
       poolConfig: { minConnections: 1, maxConnections: 2 },
-      healthConfig: {
-        intervalMs: 1000,
-        timeoutMs: 300,
-        unhealthyThreshold: 2,
-        healthyThreshold: 1,
-      },
+      healthConfig: rowHealth,
     },
   });
   // Accepts TCP, never forwards HELLO nor answers it.
@@ -192,12 +168,7 @@ test("row: a host name that does not resolve, then does (memory network) — the
     nodes: 1,
     noClient: true,
     config: {
-      healthConfig: {
-        intervalMs: 1000,
-        timeoutMs: 300,
-        unhealthyThreshold: 2,
-        healthyThreshold: 1,
-      },
+      healthConfig: rowHealth,
     },
   });
   s.client = await s.connect({
@@ -248,12 +219,7 @@ test("row: all nodes down and then back — fail fast and typed, reconnects back
         maxConnections: 4,
         connectionTimeoutMs: 1000,
       },
-      healthConfig: {
-        intervalMs: 1000,
-        timeoutMs: 300,
-        unhealthyThreshold: 2,
-        healthyThreshold: 1,
-      },
+      healthConfig: rowHealth,
     },
   });
   let allDownAt = Infinity;

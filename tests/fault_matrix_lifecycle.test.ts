@@ -10,48 +10,11 @@ import {
   type NodewireError,
 } from "../src/errors.ts";
 import { eventually } from "../testing/fault_harness.ts";
-import { type Scene, startScene } from "../testing/fault_scene.ts";
-import { decodeReply, ops } from "../testing/ops.ts";
-
-function assertClean(
-  result: { openChannels: number; liveTimers: number; escaped: unknown[] },
-): void {
-  assert.equal(
-    result.openChannels,
-    0,
-    "every channel the client opened is closed",
-  );
-  assert.equal(result.liveTimers, 0, "every timer the client set is gone");
-  assert.deepEqual(result.escaped, [], "no error escaped to the process");
-}
+import { startScene } from "../testing/fault_scene.ts";
+import { ops } from "../testing/ops.ts";
+import { assertClean, send } from "./helpers.ts";
 
 const mixed = (i: number) => i % 4 < 2;
-
-function send(
-  s: Scene,
-  data: string,
-  options: { idempotent?: boolean; sleepMs?: number; timeoutMs?: number } = {},
-) {
-  const payload = options.sleepMs === undefined
-    ? ops.echo(data)
-    : ops.sleep(options.sleepMs, data);
-  const t = s.tracker.track(
-    data,
-    s.client.request(payload, {
-      idempotent: options.idempotent,
-      timeoutMs: options.timeoutMs,
-    }),
-  );
-  t.done.then(() => {
-    const got = t.ok
-      ? new TextDecoder().decode(decodeReply(t.value as Uint8Array).data)
-      : data;
-    if (got !== data) {
-      s.escapes.escaped.push(new Error(`${data} got the reply for ${got}`));
-    }
-  });
-  return t;
-}
 
 test("row: a node restarted on the same port — in-flight work lost typed, idempotent retried, old connections evicted", async () => {
   const s = await startScene({

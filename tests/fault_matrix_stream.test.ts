@@ -21,55 +21,9 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
 import { eventually, Tracker, watchEscapes } from "../testing/fault_harness.ts";
-import { type Scene, startScene } from "../testing/fault_scene.ts";
-import { decodeReply, ops } from "../testing/ops.ts";
+import { startScene } from "../testing/fault_scene.ts";
+import { assertClean, nodeOf, rowHealth, send } from "./helpers.ts";
 
-const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
-
-function assertClean(
-  result: { openChannels: number; liveTimers: number; escaped: unknown[] },
-): void {
-  assert.equal(
-    result.openChannels,
-    0,
-    "every channel the client opened is closed",
-  );
-  assert.equal(result.liveTimers, 0, "every timer the client set is gone");
-  assert.deepEqual(result.escaped, [], "no error escaped to the process");
-}
-
-/** Starts a request whose reply must echo `data`; checks it does. */
-function send(
-  s: Scene,
-  data: string,
-  options: { idempotent?: boolean; timeoutMs?: number; sleepMs?: number } = {},
-) {
-  const payload = options.sleepMs === undefined
-    ? ops.echo(data)
-    : ops.sleep(options.sleepMs, data);
-  const tracked = s.tracker.track(
-    data,
-    s.client.request(payload, {
-      idempotent: options.idempotent,
-      timeoutMs: options.timeoutMs,
-    }),
-  );
-  tracked.done.then(() => {
-    if (tracked.ok) {
-      const reply = decodeReply(tracked.value as Uint8Array);
-      // A reply handed to the wrong request would fail the test here.
-      if (text(reply.data) !== data) {
-        s.escapes.escaped.push(
-          new Error(`${data} got the reply for ${text(reply.data)}`),
-        );
-      }
-    }
-  });
-  return tracked;
-}
-
-const nodeOf = (t: { value: unknown }) =>
-  decodeReply(t.value as Uint8Array).nodeId;
 const code = (t: { error: unknown }) => (t.error as NodewireError).code;
 
 /** Idempotent for i % 4 in {0, 1}: with two nodes in strict turn, each gets both kinds. */
@@ -83,12 +37,7 @@ test("row: a node silent after connect (half-open) — timeouts, idempotent retr
       requestTimeoutMs: 500,
       poolConfig: { minConnections: 1, maxConnections: 1 },
       retryConfig: { initialBackoffMs: 50 },
-      healthConfig: {
-        intervalMs: 1000,
-        timeoutMs: 300,
-        unhealthyThreshold: 2,
-        healthyThreshold: 1,
-      },
+      healthConfig: rowHealth,
     },
   });
   await s.proxies[0].setFaults({ stall: true });

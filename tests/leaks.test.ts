@@ -8,19 +8,7 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-
-const g = globalThis as {
-  Deno?: {
-    test(t: {
-      name: string;
-      sanitizeOps: boolean;
-      sanitizeResources: boolean;
-      fn: () => Promise<void>;
-    }): void;
-  };
-  Bun?: unknown;
-  process?: { getActiveResourcesInfo?: () => string[]; execPath: string };
-};
+import { runtimeGlobals as g } from "./helpers.ts";
 
 /** Connects, does some of everything, disconnects; returns what it counted. */
 async function exercise() {

@@ -14,6 +14,7 @@ import {
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
 import type {
   ByteChannel,
+  ConnectOptions,
   Listener,
   RuntimeAdapter,
   RuntimeName,
@@ -23,6 +24,20 @@ const native = detectRuntime();
 const adapters: RuntimeName[] = native === "node"
   ? ["node", "memory"]
   : [native, "node", "memory"];
+
+/** Connects; returns the error, or undefined (closing the channel) if it connects. */
+function connectError(
+  adapter: RuntimeAdapter,
+  options: ConnectOptions,
+): Promise<unknown> {
+  return adapter.connect(options).then(
+    (channel) => {
+      channel.destroy();
+      return undefined;
+    },
+    (error: unknown) => error,
+  );
+}
 
 /** Fails instead of hanging when `promise` takes longer than `ms`. */
 async function within<T>(ms: number, what: string, promise: Promise<T>) {
@@ -273,13 +288,7 @@ for (const name of adapters) {
     const server = await Server.start(adapter);
     const port = server.port;
     await server.stop();
-    const error = await adapter.connect({ hostname: "127.0.0.1", port }).then(
-      (channel) => {
-        channel.destroy();
-        return undefined;
-      },
-      (error: unknown) => error,
-    );
+    const error = await connectError(adapter, { hostname: "127.0.0.1", port });
     assert.ok(error instanceof ConnectionRefusedError, `got ${error}`);
     assert.equal(error.code, "CONNECTION_REFUSED");
     assert.equal(error.address, `127.0.0.1:${port}`);
@@ -314,17 +323,11 @@ for (const name of adapters) {
     const adapter = await getAdapter(name);
     // A resolver that never answers must not hang the suite.
     const signal = AbortSignal.timeout(5000);
-    const error = await adapter.connect({
+    const error = await connectError(adapter, {
       hostname: "nonexistent.invalid",
       port: 7000,
       signal,
-    }).then(
-      (channel) => {
-        channel.destroy();
-        return undefined;
-      },
-      (error: unknown) => error,
-    );
+    });
     if (signal.aborted && error === signal.reason) {
       console.log(`${name}: DNS gave no answer within 5 s; cannot check`);
       return;
@@ -517,13 +520,7 @@ for (const name of adapters) {
       await server.stop();
     }
     const port = server.port;
-    const error = await adapter.connect({ hostname: "::1", port }).then(
-      (channel) => {
-        channel.destroy();
-        return undefined;
-      },
-      (error: unknown) => error,
-    );
+    const error = await connectError(adapter, { hostname: "::1", port });
     assert.ok(error instanceof ConnectionRefusedError, `got ${error}`);
     assert.equal(error.address, `[::1]:${port}`);
   });
@@ -531,14 +528,10 @@ for (const name of adapters) {
   test(`${name}: connect errors are SDK errors, never runtime ones`, async () => {
     const adapter = await getAdapter(name);
     // Port 0 cannot be connected to on any runtime.
-    const error = await adapter.connect({ hostname: "127.0.0.1", port: 0 })
-      .then(
-        (channel) => {
-          channel.destroy();
-          return undefined;
-        },
-        (error: unknown) => error,
-      );
+    const error = await connectError(adapter, {
+      hostname: "127.0.0.1",
+      port: 0,
+    });
     assert.ok(error instanceof ConnectionError, `got ${error}`);
   });
 }

@@ -17,6 +17,7 @@ import { eventually, watchEscapes } from "../testing/fault_harness.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { type ProxyFaults, startFaultProxy } from "../testing/proxy.ts";
+import { seeded } from "./helpers.ts";
 
 const g = globalThis as {
   process?: {
@@ -29,18 +30,6 @@ const g = globalThis as {
 const env = g.process?.env ?? {};
 const SECONDS = Math.max(8, Number(env.NODEWIRE_SOAK_SECONDS ?? 16));
 const SEED = Number(env.NODEWIRE_SOAK_SEED ?? Date.now() % 1_000_000);
-
-/** A small seeded generator, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -61,7 +50,7 @@ test(
     timeout: (SECONDS + 60) * 1000,
   },
   async () => {
-    const random = prng(SEED);
+    const random = seeded(SEED);
     const watch = watchEscapes();
     const base = await getAdapter();
     const adapter = countChannels(base);

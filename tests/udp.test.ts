@@ -59,6 +59,19 @@ async function connectUdp(
   });
 }
 
+/** A UDP-only node on its own virtual clock: the test decides when sleeps end. */
+async function heldUdpNode(): Promise<
+  { node: TestNode; nodeClock: VirtualClock }
+> {
+  const nodeClock = new VirtualClock();
+  const node = await startTestNode({
+    protocols: ["udp"],
+    udpPort: 0,
+    clock: nodeClock,
+  });
+  return { node, nodeClock };
+}
+
 /** A raw datagram socket on loopback that collects what it receives. */
 async function rawSocket(hostname = "127.0.0.1") {
   const socket: DatagramChannel = await (await getAdapter()).datagram!({
@@ -128,12 +141,7 @@ test("with TCP and UDP both common, TCP wins and no UDP session is opened", asyn
 });
 
 test("many requests in flight over UDP each get their own reply, matched by sequence number, whatever the order", async () => {
-  const nodeClock = new VirtualClock();
-  const node = await startTestNode({
-    protocols: ["udp"],
-    udpPort: 0,
-    clock: nodeClock,
-  });
+  const { node, nodeClock } = await heldUdpNode();
   const connection = await connectUdp(node);
   try {
     const n = 100;
@@ -287,12 +295,7 @@ test("a reply too large for the node's datagrams comes back as ERROR 8, not as s
 
 test("a reply that comes after its request timed out is dropped, never handed to another request", async () => {
   const clock = new VirtualClock();
-  const nodeClock = new VirtualClock();
-  const node = await startTestNode({
-    protocols: ["udp"],
-    udpPort: 0,
-    clock: nodeClock,
-  });
+  const { node, nodeClock } = await heldUdpNode();
   const connection = await connectUdp(node, { clock });
   try {
     const late = assert.rejects(
@@ -348,12 +351,7 @@ test("the node refuses datagrams it cannot place, and tells a client whose sessi
 });
 
 test("the client drops datagrams without its token, and closes the connection when the node disowns the session", async () => {
-  const nodeClock = new VirtualClock();
-  const held = await startTestNode({
-    protocols: ["udp"],
-    udpPort: 0,
-    clock: nodeClock,
-  });
+  const { node: held, nodeClock } = await heldUdpNode();
   let token: Uint8Array | undefined;
   const adapter = await getAdapter();
   const udp = udpTransport({ adapter })!;
@@ -498,12 +496,7 @@ test("over UDP the node serves only a session whose TCP connection authenticated
 });
 
 test("a node that drains still answers datagrams in flight, then closes its UDP socket", async () => {
-  const nodeClock = new VirtualClock();
-  const node = await startTestNode({
-    protocols: ["udp"],
-    udpPort: 0,
-    clock: nodeClock,
-  });
+  const { node, nodeClock } = await heldUdpNode();
   const connection = await connectUdp(node);
   try {
     const inFlight = connection.sendRequest(ops.sleep(500, "finished"));

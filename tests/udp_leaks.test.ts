@@ -13,30 +13,11 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { Secret } from "../src/secret.ts";
 import { udpTransport } from "../src/udp.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
+import { eventually } from "../testing/fault_harness.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
+import { runtimeGlobals as g } from "./helpers.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-
-const g = globalThis as {
-  Deno?: {
-    test(t: {
-      name: string;
-      sanitizeOps: boolean;
-      sanitizeResources: boolean;
-      fn: () => Promise<void>;
-    }): void;
-  };
-  Bun?: unknown;
-  process?: { getActiveResourcesInfo?: () => string[] };
-};
-
-/** Polls `check` until it holds, for at most `ms` of real time. */
-async function settle(check: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check() && Date.now() < end) {
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** Uses UDP every way there is, disconnects, and counts what is left. */
 async function exercise() {
@@ -72,10 +53,12 @@ async function exercise() {
   const late = client.request(ops.sleep(20)).catch(() => {});
   await client.disconnect({ timeoutMs: 1000 });
   await late;
-  await settle(() => node.udpSessions === 0);
+  await eventually(() => node.udpSessions === 0);
   const tokensLeft = node.udpSessions;
   await node.close();
-  await settle(() => adapter.openChannels === 0 && adapter.openDatagrams === 0);
+  await eventually(() =>
+    adapter.openChannels === 0 && adapter.openDatagrams === 0
+  );
   return {
     sessions,
     datagrams,
@@ -122,13 +105,13 @@ test("a connection destroyed mid-request fails it and closes its UDP socket", as
       connection.sendRequest(ops.sleep(1000)),
       ConnectionLostError,
     );
-    await settle(() => nodeClock.pendingTimers === 1);
+    await eventually(() => nodeClock.pendingTimers === 1);
     connection.destroy();
     await pending;
-    await settle(() => adapter.openDatagrams === 0);
+    await eventually(() => adapter.openDatagrams === 0);
     assert.equal(adapter.openDatagrams, 0);
     assert.equal(connection.timerArmed, false);
-    await settle(() => node.udpSessions === 0);
+    await eventually(() => node.udpSessions === 0);
     assert.equal(node.udpSessions, 0, "the node saw the stream close");
   } finally {
     await node.close();
@@ -157,7 +140,9 @@ test("a UDP handshake that fails authentication leaves no datagram socket behind
       AuthenticationError,
     );
     assert.equal(node.stats.authFailures, 1, "it got as far as SCRAM");
-    await settle(() => adapter.openDatagrams === 0 && node.udpSessions === 0);
+    await eventually(() =>
+      adapter.openDatagrams === 0 && node.udpSessions === 0
+    );
     assert.equal(adapter.openDatagrams, 0);
     assert.equal(node.udpSessions, 0);
   } finally {
@@ -177,7 +162,7 @@ test("after disconnect over UDP the runtime's UDP handles are back where they st
   const before = udpHandles();
   const r = await exercise();
   assert.ok(r.datagrams > 0);
-  await settle(() => udpHandles() <= before);
+  await eventually(() => udpHandles() <= before);
   assert.ok(udpHandles() <= before, `${before} before, ${udpHandles()} after`);
 });
 

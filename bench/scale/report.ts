@@ -483,12 +483,13 @@ request holds ${
 promise with its two resolving functions. Through \`Client.request\` it holds
 ${
         per((r) => bytes(memory(r)?.inFlight.client.js))
-      }: the Client wraps the connection's promise in a second chain
-(derived promises, callbacks and their context, or async frames) for its
-counters, passive health and retry. The fix is in \`src/client.ts\` and
-\`src/connection.ts\`: let the Connection report the outcome to the
-Client's own per-request record instead of creating a promise the Client
-then wraps, so a request holds one promise and two records.`,
+      }: the request's one promise with its executor context and resolving
+functions, the Client's request record (which the Connection reports to
+directly, so there is no second promise chain), the connection's pending
+record with its deadline links, and its slot in the pending map. Where this
+is above 512 B, the next steps are a sequence-indexed ring instead of the
+pending \`Map\` (about 40 B a request) and a pending record that keeps its
+rarely used fields (abort listener, congestion hold) in a side record.`,
     );
   }
   if (
@@ -520,11 +521,10 @@ per request at 256 vs 10,000 in flight: ${
       `**Buffers per idle connection.** Outside the JS heap each connection
 keeps ${
         per((r) => bytes(memory(r)?.idle.externalPerConnection))
-      }: the frame writer allocates its 64 KiB slab when the connection is
-made, used or not (\`src/protocol/frame_writer.ts\`), and the Deno
-adapter keeps a 64 KiB read buffer. A slab that starts small and grows
-with the traffic would make 1,000 idle connections cost a few MiB instead
-of 64–128 MiB.`,
+      }. The frame writer's slab starts at 1 KiB and grows with the traffic
+(\`src/protocol/frame_writer.ts\`); what remains on Deno is the adapter's
+64 KiB read buffer, kept because reading into a reused large buffer is what
+makes Deno's reads fast (\`src/runtime/deno.ts\`).`,
     );
   }
   // A cost per request that at 100,000 failing at once is several times

@@ -9,7 +9,11 @@ import type { ByteChannel } from "../runtime/types.ts";
 import { writeHeaderUnchecked } from "./codec.ts";
 import { HEADER_SIZE } from "./frame.ts";
 
-const SLAB_SIZE = 64 * 1024;
+// A slab starts small, so an idle connection costs next to nothing, and
+// doubles each time one fills, up to the size where a tick's burst of frames
+// fits in one write.
+const FIRST_SLAB = 1024;
+const MAX_SLAB = 64 * 1024;
 
 /**
  * Encodes frames into a slab and flushes once per microtask. Bytes handed
@@ -27,7 +31,7 @@ const SLAB_SIZE = 64 * 1024;
 export class FrameWriter {
   readonly #channel: ByteChannel;
   readonly #onDrained: () => void;
-  #slab = new Uint8Array(SLAB_SIZE);
+  #slab = new Uint8Array(FIRST_SLAB);
   #start = 0;
   #end = 0;
   #scheduled = false;
@@ -67,7 +71,8 @@ export class FrameWriter {
     if (this.#end + need > this.#slab.byteLength) {
       this.flush();
       // The old slab now belongs to the channel; start a fresh one.
-      this.#slab = new Uint8Array(Math.max(SLAB_SIZE, need));
+      const grown = Math.min(MAX_SLAB, this.#slab.byteLength * 2);
+      this.#slab = new Uint8Array(Math.max(grown, need));
       this.#start = this.#end = 0;
     }
     writeHeaderUnchecked(

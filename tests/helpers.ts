@@ -1,0 +1,92 @@
+// Helpers shared by several test files. Not a test file itself: the suite
+// finds tests by the `.test.ts` suffix, which this name does not have.
+import assert from "node:assert/strict";
+import type { Scene } from "../testing/fault_scene.ts";
+import type { Tracked } from "../testing/fault_harness.ts";
+import { decodeReply, ops } from "../testing/ops.ts";
+
+/** The runtime globals the leak tests look at, where the runtime has them. */
+export const runtimeGlobals = globalThis as {
+  Deno?: {
+    test(t: {
+      name: string;
+      sanitizeOps: boolean;
+      sanitizeResources: boolean;
+      fn: () => Promise<void>;
+    }): void;
+  };
+  Bun?: unknown;
+  process?: { getActiveResourcesInfo?: () => string[]; execPath: string };
+};
+
+/** A small seeded generator (mulberry32), so a failing seed replays. */
+export function seeded(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/**
+ * The fault rows' health loop: a ping a second, 300 ms to answer; a node is
+ * out after two misses and back after one answer.
+ */
+export const rowHealth = {
+  intervalMs: 1000,
+  timeoutMs: 300,
+  unhealthyThreshold: 2,
+  healthyThreshold: 1,
+};
+
+/** Checks what a fault scene's `finish()` counted: nothing left, nothing escaped. */
+export function assertClean(
+  result: { openChannels: number; liveTimers: number; escaped: unknown[] },
+): void {
+  assert.equal(
+    result.openChannels,
+    0,
+    "every channel the client opened is closed",
+  );
+  assert.equal(result.liveTimers, 0, "every timer the client set is gone");
+  assert.deepEqual(result.escaped, [], "no error escaped to the process");
+}
+
+/**
+ * Starts a tracked request in a fault scene whose reply must echo `data`;
+ * a reply handed to the wrong request is recorded as an escaped error, so
+ * the row's `assertClean` fails.
+ */
+export function send(
+  s: Scene,
+  data: string,
+  options: { idempotent?: boolean; sleepMs?: number; timeoutMs?: number } = {},
+): Tracked<Uint8Array> {
+  const payload = options.sleepMs === undefined
+    ? ops.echo(data)
+    : ops.sleep(options.sleepMs, data);
+  const tracked = s.tracker.track(
+    data,
+    s.client.request(payload, {
+      idempotent: options.idempotent,
+      timeoutMs: options.timeoutMs,
+    }),
+  );
+  tracked.done.then(() => {
+    if (!tracked.ok) return;
+    const got = new TextDecoder().decode(
+      decodeReply(tracked.value as Uint8Array).data,
+    );
+    if (got !== data) {
+      s.escapes.escaped.push(new Error(`${data} got the reply for ${got}`));
+    }
+  });
+  return tracked;
+}
+
+/** The node that answered a tracked request. */
+export const nodeOf = (t: { value: unknown }): string =>
+  decodeReply(t.value as Uint8Array).nodeId;
