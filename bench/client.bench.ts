@@ -41,26 +41,38 @@ import { Client } from "../src/client.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {
+  countFigures,
   env,
+  envList,
   fixed,
   int,
-  median,
+  newSeries,
   now,
   printTable,
-  quantile,
   QUICK,
+  quickNote,
+  RATE_HEADERS,
+  rateCells,
+  rateFigures,
+  type Round,
+  roundFigures,
+  roundRatios,
+  runRound,
+  runRounds,
   runtimeLabel,
   runtimeName,
-  yieldToEventLoop,
+  type Series,
+  splitHostPort,
 } from "./harness.ts";
 import { connectRaw, type RawClient } from "./raw_client.ts";
 
 type ContenderName = "raw" | "client" | "client-1";
 
 const NODE_COUNT = 3;
-const IN_FLIGHT = (env("BENCH_IN_FLIGHT") ?? "64,256").split(",").map(Number);
-const CONTENDERS = (env("BENCH_CLIENTS") ?? "raw,client,client-1").split(
-  ",",
+const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "64,256").map(Number);
+const CONTENDERS = envList(
+  "BENCH_CLIENTS",
+  "raw,client,client-1",
 ) as ContenderName[];
 const ROUNDS = QUICK ? 2 : 7;
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
@@ -79,55 +91,6 @@ const LABELS: Record<ContenderName, string> = {
 };
 
 type Send = (payload: Uint8Array) => Promise<Uint8Array>;
-
-interface Round {
-  completed: number;
-  sampled: number;
-  seconds: number;
-  bad: number;
-}
-
-/**
- * Runs `count` requests with `inFlight` workers, each awaiting its reply
- * before the next. Sampled latencies go into `latencies` from `offset` on.
- */
-async function runRound(
-  send: Send,
-  inFlight: number,
-  count: number,
-  expectBytes: number,
-  latencies: Float64Array,
-  offset: number,
-): Promise<Round> {
-  let issued = 0;
-  let completed = 0;
-  let sampled = 0;
-  let bad = 0;
-  let stop = false;
-  const started = now();
-  const deadline = started + ROUND_LIMIT_MS;
-  const worker = async () => {
-    while (!stop && issued < count) {
-      if (issued++ % SAMPLE_EVERY !== 0) {
-        const reply = await send(PAYLOAD);
-        completed++;
-        if (reply.byteLength !== expectBytes) bad++;
-        continue;
-      }
-      const t0 = now();
-      const reply = await send(PAYLOAD);
-      const t1 = now();
-      completed++;
-      latencies[offset + sampled++] = t1 - t0;
-      if (reply.byteLength !== expectBytes) bad++;
-      if (t1 > deadline) stop = true;
-    }
-  };
-  const workers: Promise<void>[] = [];
-  for (let i = 0; i < inFlight; i++) workers.push(worker());
-  await Promise.all(workers);
-  return { completed, sampled, seconds: (now() - started) / 1000, bad };
-}
 
 // --- the cluster
 
@@ -152,10 +115,8 @@ const senders = {} as Record<ContenderName, Send>;
 for (const name of CONTENDERS) {
   if (name === "raw") {
     for (const host of hosts) {
-      const at = host.lastIndexOf(":");
-      raws.push(
-        await connectRaw(host.slice(0, at), Number(host.slice(at + 1))),
-      );
+      const { hostname, port } = splitHostPort(host);
+      raws.push(await connectRaw(hostname, port));
     }
     let next = 0;
     senders.raw = (payload) => raws[next++ % raws.length].request(payload);
@@ -189,33 +150,34 @@ for (const name of CONTENDERS) {
 
 // --- the rounds
 
-interface Series {
+interface ContenderSeries extends Series {
   name: ContenderName;
-  inFlight: number;
-  rates: number[];
-  latencies: Float64Array;
-  /** Latency samples recorded. */
-  filled: number;
-  requests: number;
   bad: number;
 }
 
 /** One round of `s`; a failure names the contender, the round and the nodes' counters. */
 async function measure(
-  s: Series,
+  s: ContenderSeries,
   label: string,
   latencies: Float64Array,
   offset: number,
-): Promise<Round> {
+): Promise<Round & { bad: number }> {
+  const send = senders[s.name];
+  let bad = 0;
   try {
-    return await runRound(
-      senders[s.name],
-      s.inFlight,
-      REQUESTS_PER_ROUND,
-      expectBytes,
+    const round = await runRound(async () => {
+      const reply = await send(PAYLOAD);
+      if (reply.byteLength !== expectBytes) bad++;
+      return true;
+    }, {
+      inFlight: s.inFlight,
+      count: REQUESTS_PER_ROUND,
+      limitMs: ROUND_LIMIT_MS,
+      sampleEvery: SAMPLE_EVERY,
       latencies,
       offset,
-    );
+    });
+    return { ...round, bad };
   } catch (error) {
     const counters = nodes.map((n) => JSON.stringify(n.stats)).join(" ");
     throw new Error(
@@ -227,36 +189,28 @@ async function measure(
   }
 }
 
-const series: Series[] = [];
+const series: ContenderSeries[] = [];
 const totalStarted = now();
 const scratch = new Float64Array(Math.ceil(REQUESTS_PER_ROUND / SAMPLE_EVERY));
 for (const inFlight of IN_FLIGHT) {
-  const group: Series[] = CONTENDERS.map((name) => ({
+  const group: ContenderSeries[] = CONTENDERS.map((name) => ({
     name,
-    inFlight,
-    rates: [],
-    latencies: new Float64Array(scratch.length * ROUNDS),
-    filled: 0,
-    requests: 0,
+    ...newSeries(inFlight, scratch.length * ROUNDS),
     bad: 0,
   }));
-  for (let w = 0; w < WARMUP_ROUNDS; w++) {
-    for (const s of group) {
-      await measure(s, `warm-up ${w + 1}`, scratch, 0);
-    }
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    // Rotate who goes first, so nobody always follows the same contender.
-    const order = group.map((_, i) => group[(i + r) % group.length]);
-    for (const s of order) {
-      await yieldToEventLoop();
-      const round = await measure(s, `round ${r + 1}`, s.latencies, s.filled);
-      s.filled += round.sampled;
-      s.requests += round.completed;
+  // Rotate who goes first, so nobody always follows the same contender.
+  await runRounds(
+    group,
+    {
+      rounds: ROUNDS,
+      warmupRounds: WARMUP_ROUNDS,
+      scratch,
+    },
+    measure,
+    (s, round) => {
       s.bad += round.bad;
-      s.rates.push(round.completed / round.seconds);
-    }
-  }
+    },
+  );
   series.push(...group);
 }
 const totalSeconds = (now() - totalStarted) / 1000;
@@ -271,36 +225,13 @@ for (const node of nodes) await node.close();
 
 // --- the report
 
-interface Figures {
-  client: ContenderName;
-  inFlight: number;
-  rounds: number;
-  requests: number;
-  latencySamples: number;
-  reqPerSecond: number;
-  minReqPerSecond: number;
-  maxReqPerSecond: number;
-  p50Us: number;
-  p99Us: number;
-  badReplies: number;
-}
-
-const figures: Figures[] = series.map((s) => {
-  const sorted = s.latencies.subarray(0, s.filled).sort();
-  return {
-    client: s.name,
-    inFlight: s.inFlight,
-    rounds: s.rates.length,
-    requests: s.requests,
-    latencySamples: s.filled,
-    reqPerSecond: median(s.rates),
-    minReqPerSecond: Math.min(...s.rates),
-    maxReqPerSecond: Math.max(...s.rates),
-    p50Us: quantile(sorted, 0.5) * 1000,
-    p99Us: quantile(sorted, 0.99) * 1000,
-    badReplies: s.bad,
-  };
-});
+const figures = series.map((s) => ({
+  client: s.name,
+  ...countFigures(s),
+  latencySamples: s.filled,
+  ...rateFigures(s),
+  badReplies: s.bad,
+}));
 
 /** client/raw per client configuration and concurrency, e.g. "client@64". */
 const ratios: Record<string, number> = {};
@@ -319,7 +250,7 @@ console.log(
     `${external ? `external at ${external}` : "in-process"}, ECHO of ${
       PAYLOAD.byteLength - 1
     } B` +
-    `${QUICK ? " (BENCH_QUICK: smoke run, figures not meaningful)" : ""}`,
+    quickNote(),
 );
 console.log(
   `${ROUNDS} rotating rounds per contender after ${WARMUP_ROUNDS} warm-up, ` +
@@ -330,11 +261,7 @@ printTable(
   [
     "contender",
     "in flight",
-    "median req/s",
-    "min",
-    "max",
-    "p50 us",
-    "p99 us",
+    ...RATE_HEADERS,
     "vs raw",
   ],
   figures.map((f) => {
@@ -342,11 +269,7 @@ printTable(
     return [
       LABELS[f.client],
       String(f.inFlight),
-      int(f.reqPerSecond),
-      int(f.minReqPerSecond),
-      int(f.maxReqPerSecond),
-      fixed(f.p50Us, 0),
-      fixed(f.p99Us, 0),
+      ...rateCells(f),
       ratio === undefined ? "-" : `${fixed(ratio * 100, 1)}%`,
     ];
   }),
@@ -376,15 +299,6 @@ console.log(JSON.stringify({
   quick: QUICK,
   nodes: external ?? `${nodes.length} in-process`,
   payloadBytes: PAYLOAD.byteLength,
-  results: figures.map((f) => ({
-    ...f,
-    reqPerSecond: Math.round(f.reqPerSecond),
-    minReqPerSecond: Math.round(f.minReqPerSecond),
-    maxReqPerSecond: Math.round(f.maxReqPerSecond),
-    p50Us: Number(f.p50Us.toFixed(1)),
-    p99Us: Number(f.p99Us.toFixed(1)),
-  })),
-  ratios: Object.fromEntries(
-    Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))]),
-  ),
+  results: figures.map(roundFigures),
+  ratios: roundRatios(ratios),
 }));

@@ -28,27 +28,36 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {
+  countFigures,
   env,
+  envList,
   fixed,
   int,
-  median,
+  newSeries,
   now,
   printTable,
-  quantile,
   QUICK,
+  quickNote,
+  RATE_HEADERS,
+  rateCells,
+  rateFigures,
+  type Round,
+  roundFigures,
+  roundRatios,
+  runRound,
+  runRounds,
   runtimeLabel,
   runtimeName,
-  yieldToEventLoop,
+  type Series,
+  splitHostPort,
 } from "./harness.ts";
 import { connectRaw } from "./raw_client.ts";
 
 type ClientName = "raw" | "connection";
 // BENCH_IN_FLIGHT=64 and BENCH_CLIENTS=connection narrow a run, e.g. to
 // profile one configuration on its own.
-const IN_FLIGHT = (env("BENCH_IN_FLIGHT") ?? "1,64").split(",").map(Number);
-const CLIENTS = (env("BENCH_CLIENTS") ?? "raw,connection").split(
-  ",",
-) as ClientName[];
+const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "1,64").map(Number);
+const CLIENTS = envList("BENCH_CLIENTS", "raw,connection") as ClientName[];
 const ROUNDS = QUICK ? 2 : 9;
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
 /** Requests per round, by concurrency: roughly 0.3-1 s each at full size. */
@@ -62,13 +71,6 @@ const PAYLOAD = ops.echo(new Uint8Array(16));
 
 type Send = (payload: Uint8Array) => Promise<Uint8Array>;
 
-interface Round {
-  completed: number;
-  sampled: number;
-  seconds: number;
-  bad: number;
-}
-
 /**
  * With many in flight, only every 8th request is timed: a clock read costs
  * ~100 ns on Deno, and paying it twice per request for both clients would
@@ -78,57 +80,8 @@ function sampleEvery(inFlight: number): number {
   return inFlight === 1 ? 1 : 8;
 }
 
-/**
- * Runs `count` requests with `inFlight` workers, each awaiting its reply
- * before the next. Sampled latencies go into `latencies` from `offset` on.
- */
-async function runRound(
-  send: Send,
-  inFlight: number,
-  count: number,
-  expectBytes: number,
-  latencies: Float64Array,
-  offset: number,
-): Promise<Round> {
-  const every = sampleEvery(inFlight);
-  let issued = 0;
-  let completed = 0;
-  let sampled = 0;
-  let bad = 0;
-  let stop = false;
-  const started = now();
-  const deadline = started + ROUND_LIMIT_MS;
-  const worker = async () => {
-    while (!stop && issued < count) {
-      if (issued++ % every !== 0) {
-        const reply = await send(PAYLOAD);
-        completed++;
-        if (reply.byteLength !== expectBytes) bad++;
-        continue;
-      }
-      const t0 = now();
-      const reply = await send(PAYLOAD);
-      const t1 = now();
-      completed++;
-      latencies[offset + sampled++] = t1 - t0;
-      if (reply.byteLength !== expectBytes) bad++;
-      if (t1 > deadline) stop = true;
-    }
-  };
-  const workers: Promise<void>[] = [];
-  for (let i = 0; i < inFlight; i++) workers.push(worker());
-  await Promise.all(workers);
-  return { completed, sampled, seconds: (now() - started) / 1000, bad };
-}
-
-interface Series {
+interface ClientSeries extends Series {
   client: ClientName;
-  inFlight: number;
-  rates: number[];
-  latencies: Float64Array;
-  /** Latency samples recorded. */
-  filled: number;
-  requests: number;
   bad: number;
 }
 
@@ -137,9 +90,7 @@ let hostname = "127.0.0.1";
 let port: number;
 const external = env("BENCH_NODE");
 if (external) {
-  const at = external.lastIndexOf(":");
-  hostname = external.slice(0, at);
-  port = Number(external.slice(at + 1));
+  ({ hostname, port } = splitHostPort(external));
 } else {
   node = await startTestNode({ nodeId: "bench-node" });
   port = node.port;
@@ -168,53 +119,55 @@ if (check.byteLength !== expectBytes) {
   );
 }
 
-const series: Series[] = [];
+/** One round of `send`, counting replies of an unexpected size. */
+async function measure(
+  s: ClientSeries,
+  _label: string,
+  latencies: Float64Array,
+  offset: number,
+): Promise<Round & { bad: number }> {
+  const send = clients[s.client];
+  let bad = 0;
+  const round = await runRound(async () => {
+    const reply = await send(PAYLOAD);
+    if (reply.byteLength !== expectBytes) bad++;
+    return true;
+  }, {
+    inFlight: s.inFlight,
+    count: requestsPerRound(s.inFlight),
+    limitMs: ROUND_LIMIT_MS,
+    sampleEvery: sampleEvery(s.inFlight),
+    latencies,
+    offset,
+  });
+  return { ...round, bad };
+}
+
+const series: ClientSeries[] = [];
 const totalStarted = now();
 for (const inFlight of IN_FLIGHT) {
   const count = requestsPerRound(inFlight);
-  const pair: Series[] = CLIENTS.map((client) => ({
+  const pair: ClientSeries[] = CLIENTS.map((client) => ({
     client,
-    inFlight,
-    rates: [],
-    latencies: new Float64Array(
+    ...newSeries(
+      inFlight,
       Math.ceil(count / sampleEvery(inFlight)) * ROUNDS,
     ),
-    filled: 0,
-    requests: 0,
     bad: 0,
   }));
-  const scratch = new Float64Array(count);
-  for (let w = 0; w < WARMUP_ROUNDS; w++) {
-    for (const s of pair) {
-      await runRound(
-        clients[s.client],
-        inFlight,
-        count,
-        expectBytes,
-        scratch,
-        0,
-      );
-    }
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    // Alternate who goes first, so neither always follows the other.
-    const order = r % 2 === 0 ? pair : [...pair].reverse();
-    for (const s of order) {
-      await yieldToEventLoop();
-      const round = await runRound(
-        clients[s.client],
-        inFlight,
-        count,
-        expectBytes,
-        s.latencies,
-        s.filled,
-      );
-      s.filled += round.sampled;
-      s.requests += round.completed;
+  // Alternate who goes first, so neither always follows the other.
+  await runRounds(
+    pair,
+    {
+      rounds: ROUNDS,
+      warmupRounds: WARMUP_ROUNDS,
+      scratch: new Float64Array(count),
+    },
+    measure,
+    (s, round) => {
       s.bad += round.bad;
-      s.rates.push(round.completed / round.seconds);
-    }
-  }
+    },
+  );
   series.push(...pair);
 }
 const totalSeconds = (now() - totalStarted) / 1000;
@@ -223,36 +176,13 @@ await connection.close();
 await raw.close();
 await node?.close();
 
-interface Figures {
-  client: string;
-  inFlight: number;
-  rounds: number;
-  requests: number;
-  latencySamples: number;
-  reqPerSecond: number;
-  minReqPerSecond: number;
-  maxReqPerSecond: number;
-  p50Us: number;
-  p99Us: number;
-  badReplies: number;
-}
-
-const figures: Figures[] = series.map((s) => {
-  const sorted = s.latencies.subarray(0, s.filled).sort();
-  return {
-    client: s.client,
-    inFlight: s.inFlight,
-    rounds: s.rates.length,
-    requests: s.requests,
-    latencySamples: s.filled,
-    reqPerSecond: median(s.rates),
-    minReqPerSecond: Math.min(...s.rates),
-    maxReqPerSecond: Math.max(...s.rates),
-    p50Us: quantile(sorted, 0.5) * 1000,
-    p99Us: quantile(sorted, 0.99) * 1000,
-    badReplies: s.bad,
-  };
-});
+const figures = series.map((s) => ({
+  client: s.client,
+  ...countFigures(s),
+  latencySamples: s.filled,
+  ...rateFigures(s),
+  badReplies: s.bad,
+}));
 
 const ratios: Record<string, number> = {};
 for (const inFlight of IN_FLIGHT) {
@@ -270,7 +200,7 @@ console.log(
   `Connection vs raw socket on ${runtimeLabel()}, ECHO of ${
     PAYLOAD.byteLength - 1
   } B, node ${external ? `external at ${external}` : "in-process"}` +
-    `${QUICK ? " (BENCH_QUICK: smoke run, figures not meaningful)" : ""}`,
+    quickNote(),
 );
 console.log(
   `${ROUNDS} alternating rounds per client after ${WARMUP_ROUNDS} warm-up; ` +
@@ -281,22 +211,14 @@ printTable(
     "client",
     "in flight",
     "req/round",
-    "median req/s",
-    "min",
-    "max",
-    "p50 us",
-    "p99 us",
+    ...RATE_HEADERS,
     "vs raw",
   ],
   figures.map((f) => [
     f.client,
     String(f.inFlight),
     int(requestsPerRound(f.inFlight)),
-    int(f.reqPerSecond),
-    int(f.minReqPerSecond),
-    int(f.maxReqPerSecond),
-    fixed(f.p50Us, 0),
-    fixed(f.p99Us, 0),
+    ...rateCells(f),
     f.client === "raw" || ratios[f.inFlight] === undefined
       ? "-"
       : `${fixed(ratios[f.inFlight] * 100, 1)}%`,
@@ -319,15 +241,6 @@ console.log(JSON.stringify({
   quick: QUICK,
   node: external ?? "in-process",
   payloadBytes: PAYLOAD.byteLength,
-  results: figures.map((f) => ({
-    ...f,
-    reqPerSecond: Math.round(f.reqPerSecond),
-    minReqPerSecond: Math.round(f.minReqPerSecond),
-    maxReqPerSecond: Math.round(f.maxReqPerSecond),
-    p50Us: Number(f.p50Us.toFixed(1)),
-    p99Us: Number(f.p99Us.toFixed(1)),
-  })),
-  ratios: Object.fromEntries(
-    Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))]),
-  ),
+  results: figures.map(roundFigures),
+  ratios: roundRatios(ratios),
 }));

@@ -103,3 +103,212 @@ export const now = (): number => performance.now();
 export function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, 0));
 }
+
+/** Reads a comma-separated list from the environment, else `fallback`. */
+export function envList(name: string, fallback: string): string[] {
+  return (env(name) ?? fallback).split(",");
+}
+
+/** Splits "host:port" at the last colon. */
+export function splitHostPort(
+  address: string,
+): { hostname: string; port: number } {
+  const at = address.lastIndexOf(":");
+  return {
+    hostname: address.slice(0, at),
+    port: Number(address.slice(at + 1)),
+  };
+}
+
+/** Appended to a bench's heading line in quick mode. */
+export function quickNote(): string {
+  return QUICK ? " (BENCH_QUICK: smoke run, figures not meaningful)" : "";
+}
+
+/** What one round of `runRound` did. */
+export interface Round {
+  /** Calls that resolved `true`. */
+  completed: number;
+  /** Latencies recorded. */
+  sampled: number;
+  seconds: number;
+}
+
+/** How `runRound` drives its calls. */
+export interface RoundOptions {
+  inFlight: number;
+  /** Calls to issue at most. */
+  count: number;
+  /** The round stops early once a timed call ends after this long. */
+  limitMs: number;
+  /** Time every Nth call only: a clock read is not free. */
+  sampleEvery: number;
+  /** Sampled latencies (ms) go here from `offset` on, while there is room. */
+  latencies: Float64Array;
+  offset: number;
+}
+
+/**
+ * Runs up to `count` calls with `inFlight` workers, each awaiting its call
+ * before the next. A call resolving `false` is not counted as completed,
+ * nor timed (a lost request).
+ */
+export async function runRound(
+  call: () => Promise<boolean>,
+  options: RoundOptions,
+): Promise<Round> {
+  const { inFlight, count, sampleEvery, latencies, offset } = options;
+  let issued = 0;
+  let completed = 0;
+  let sampled = 0;
+  let stop = false;
+  const started = now();
+  const deadline = started + options.limitMs;
+  const worker = async () => {
+    while (!stop && issued < count) {
+      if (issued++ % sampleEvery !== 0) {
+        if (await call()) completed++;
+        continue;
+      }
+      const t0 = now();
+      const ok = await call();
+      const t1 = now();
+      if (!ok) continue;
+      completed++;
+      if (offset + sampled < latencies.length) {
+        latencies[offset + sampled++] = t1 - t0;
+      }
+      if (t1 > deadline) stop = true;
+    }
+  };
+  const workers: Promise<void>[] = [];
+  for (let i = 0; i < inFlight; i++) workers.push(worker());
+  await Promise.all(workers);
+  return { completed, sampled, seconds: (now() - started) / 1000 };
+}
+
+/** The measured rounds of one contender at one concurrency. */
+export interface Series {
+  inFlight: number;
+  /** req/s of each measured round. */
+  rates: number[];
+  latencies: Float64Array;
+  /** Latency samples recorded. */
+  filled: number;
+  requests: number;
+}
+
+/** A fresh `Series` with room for `samples` latencies. */
+export function newSeries(inFlight: number, samples: number): Series {
+  return {
+    inFlight,
+    rates: [],
+    latencies: new Float64Array(samples),
+    filled: 0,
+    requests: 0,
+  };
+}
+
+/**
+ * Warm-up rounds (into `scratch`), then measured rounds of every member of
+ * `group`, rotating who goes first each round so drift on a busy machine
+ * hits all alike. `measure` runs one round; `record` adds a measured
+ * round's own counters to its series.
+ */
+export async function runRounds<S extends Series, R extends Round>(
+  group: readonly S[],
+  counts: { rounds: number; warmupRounds: number; scratch: Float64Array },
+  measure: (
+    s: S,
+    label: string,
+    latencies: Float64Array,
+    offset: number,
+  ) => Promise<R>,
+  record?: (s: S, round: R) => void,
+): Promise<void> {
+  for (let w = 0; w < counts.warmupRounds; w++) {
+    for (const s of group) {
+      await measure(s, `warm-up ${w + 1}`, counts.scratch, 0);
+    }
+  }
+  for (let r = 0; r < counts.rounds; r++) {
+    const order = group.map((_, i) => group[(i + r) % group.length]);
+    for (const s of order) {
+      await yieldToEventLoop();
+      const round = await measure(s, `round ${r + 1}`, s.latencies, s.filled);
+      s.filled += round.sampled;
+      s.requests += round.completed;
+      record?.(s, round);
+      s.rates.push(round.completed / round.seconds);
+    }
+  }
+}
+
+/** Counts of a series: concurrency, measured rounds, requests. */
+export function countFigures(
+  s: Series,
+): { inFlight: number; rounds: number; requests: number } {
+  return { inFlight: s.inFlight, rounds: s.rates.length, requests: s.requests };
+}
+
+/** Rate and latency figures of a series. */
+export interface RateFigures {
+  reqPerSecond: number;
+  minReqPerSecond: number;
+  maxReqPerSecond: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+/** Median/min/max req/s and p50/p99 latency (us) of `s`. */
+export function rateFigures(s: Series): RateFigures {
+  const sorted = s.latencies.subarray(0, s.filled).sort();
+  return {
+    reqPerSecond: median(s.rates),
+    minReqPerSecond: Math.min(...s.rates),
+    maxReqPerSecond: Math.max(...s.rates),
+    p50Us: quantile(sorted, 0.5) * 1000,
+    p99Us: quantile(sorted, 0.99) * 1000,
+  };
+}
+
+/** Table headers for the cells of `rateCells`. */
+export const RATE_HEADERS: readonly string[] = [
+  "median req/s",
+  "min",
+  "max",
+  "p50 us",
+  "p99 us",
+];
+
+/** Table cells of `RateFigures`, under `RATE_HEADERS`. */
+export function rateCells(f: RateFigures): string[] {
+  return [
+    int(f.reqPerSecond),
+    int(f.minReqPerSecond),
+    int(f.maxReqPerSecond),
+    fixed(f.p50Us, 0),
+    fixed(f.p99Us, 0),
+  ];
+}
+
+/** `f` with rates rounded to integers and latencies to 0.1 us, for JSON. */
+export function roundFigures<F extends RateFigures>(f: F): F {
+  return {
+    ...f,
+    reqPerSecond: Math.round(f.reqPerSecond),
+    minReqPerSecond: Math.round(f.minReqPerSecond),
+    maxReqPerSecond: Math.round(f.maxReqPerSecond),
+    p50Us: Number(f.p50Us.toFixed(1)),
+    p99Us: Number(f.p99Us.toFixed(1)),
+  };
+}
+
+/** Ratios rounded to 3 decimals, for JSON. */
+export function roundRatios(
+  ratios: Record<string, number>,
+): Record<string, number> {
+  return Object.fromEntries(
+    Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))]),
+  );
+}

@@ -37,22 +37,31 @@ import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {
+  countFigures,
   env,
+  envList,
   fixed,
-  int,
   median,
+  newSeries,
   now,
   printTable,
-  quantile,
   QUICK,
+  quickNote,
+  RATE_HEADERS,
+  rateCells,
+  rateFigures,
+  type Round,
+  runRound,
+  runRounds,
   runtimeLabel,
   runtimeName,
-  yieldToEventLoop,
+  type Series,
+  splitHostPort,
 } from "./harness.ts";
 
 type Transport = "tcp" | "tls";
 const TRANSPORTS: Transport[] = ["tcp", "tls"];
-const IN_FLIGHT = (env("BENCH_IN_FLIGHT") ?? "64").split(",").map(Number);
+const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "64").map(Number);
 const ROUNDS = QUICK ? 2 : 9;
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
 const REQUESTS_PER_ROUND = QUICK ? 2_000 : 50_000;
@@ -68,43 +77,24 @@ const pem = (name: string) =>
   readFileSync(new URL(`../testing/certs/${name}`, import.meta.url), "utf8");
 const ca = pem("ca.pem");
 
-interface Round {
-  completed: number;
-  sampled: number;
-  seconds: number;
-}
-
-async function runRound(
+/** One round on `connection`. */
+function measure(
   connection: Connection,
   inFlight: number,
   latencies: Float64Array,
   offset: number,
 ): Promise<Round> {
-  let issued = 0;
-  let completed = 0;
-  let sampled = 0;
-  let stop = false;
-  const started = now();
-  const deadline = started + ROUND_LIMIT_MS;
-  const worker = async () => {
-    while (!stop && issued < REQUESTS_PER_ROUND) {
-      if (issued++ % SAMPLE_EVERY !== 0) {
-        await connection.sendRequest(PAYLOAD);
-        completed++;
-        continue;
-      }
-      const t0 = now();
-      await connection.sendRequest(PAYLOAD);
-      const t1 = now();
-      completed++;
-      latencies[offset + sampled++] = t1 - t0;
-      if (t1 > deadline) stop = true;
-    }
-  };
-  const workers: Promise<void>[] = [];
-  for (let i = 0; i < inFlight; i++) workers.push(worker());
-  await Promise.all(workers);
-  return { completed, sampled, seconds: (now() - started) / 1000 };
+  return runRound(async () => {
+    await connection.sendRequest(PAYLOAD);
+    return true;
+  }, {
+    inFlight,
+    count: REQUESTS_PER_ROUND,
+    limitMs: ROUND_LIMIT_MS,
+    sampleEvery: SAMPLE_EVERY,
+    latencies,
+    offset,
+  });
 }
 
 // BENCH_NODE=host:port targets a node running elsewhere (serving TLS with
@@ -112,11 +102,7 @@ async function runRound(
 // client's thread; `node.hostname`/`node.port` are all the bench uses.
 const external = env("BENCH_NODE");
 const node = external
-  ? {
-    hostname: external.slice(0, external.lastIndexOf(":")),
-    port: Number(external.slice(external.lastIndexOf(":") + 1)),
-    close: () => Promise.resolve(),
-  }
+  ? { ...splitHostPort(external), close: () => Promise.resolve() }
   : await startTestNode({
     nodeId: "bench-node",
     protocols: ["tls", "tcp"],
@@ -163,49 +149,30 @@ for (const transport of TRANSPORTS) {
   }
 }
 
-interface Series {
+interface TransportSeries extends Series {
   transport: Transport;
-  inFlight: number;
-  rates: number[];
-  latencies: Float64Array;
-  filled: number;
-  requests: number;
 }
 
-const series: Series[] = [];
+const series: TransportSeries[] = [];
 const totalStarted = now();
 for (const inFlight of IN_FLIGHT) {
-  const group: Series[] = TRANSPORTS.map((transport) => ({
+  const group: TransportSeries[] = TRANSPORTS.map((transport) => ({
     transport,
-    inFlight,
-    rates: [],
-    latencies: new Float64Array(
+    ...newSeries(
+      inFlight,
       Math.ceil(REQUESTS_PER_ROUND / SAMPLE_EVERY) * ROUNDS,
     ),
-    filled: 0,
-    requests: 0,
   }));
-  const scratch = new Float64Array(REQUESTS_PER_ROUND);
-  for (let w = 0; w < WARMUP_ROUNDS; w++) {
-    for (const s of group) {
-      await runRound(connections[s.transport], inFlight, scratch, 0);
-    }
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? group : [...group].reverse();
-    for (const s of order) {
-      await yieldToEventLoop();
-      const round = await runRound(
-        connections[s.transport],
-        inFlight,
-        s.latencies,
-        s.filled,
-      );
-      s.filled += round.sampled;
-      s.requests += round.completed;
-      s.rates.push(round.completed / round.seconds);
-    }
-  }
+  await runRounds(
+    group,
+    {
+      rounds: ROUNDS,
+      warmupRounds: WARMUP_ROUNDS,
+      scratch: new Float64Array(REQUESTS_PER_ROUND),
+    },
+    (s, _label, latencies, offset) =>
+      measure(connections[s.transport], s.inFlight, latencies, offset),
+  );
   series.push(...group);
 }
 const totalSeconds = (now() - totalStarted) / 1000;
@@ -213,21 +180,12 @@ const totalSeconds = (now() - totalStarted) / 1000;
 for (const transport of TRANSPORTS) await connections[transport].close();
 await node.close();
 
-const figures = series.map((s) => {
-  const sorted = s.latencies.subarray(0, s.filled).sort();
-  return {
-    transport: s.transport,
-    inFlight: s.inFlight,
-    rounds: s.rates.length,
-    requests: s.requests,
-    reqPerSecond: median(s.rates),
-    minReqPerSecond: Math.min(...s.rates),
-    maxReqPerSecond: Math.max(...s.rates),
-    p50Us: quantile(sorted, 0.5) * 1000,
-    p99Us: quantile(sorted, 0.99) * 1000,
-    openMs: openMs[s.transport],
-  };
-});
+const figures = series.map((s) => ({
+  transport: s.transport,
+  ...countFigures(s),
+  ...rateFigures(s),
+  openMs: openMs[s.transport],
+}));
 const tcpRate = (inFlight: number) =>
   figures.find((f) => f.transport === "tcp" && f.inFlight === inFlight)!
     .reqPerSecond;
@@ -245,7 +203,7 @@ console.log(
   `TLS vs TCP on ${runtimeLabel()} (client ${clientTls}), ECHO of ${
     PAYLOAD.byteLength - 1
   } B, node ${external ? `at ${external}` : "in-process"}` +
-    `${QUICK ? " (BENCH_QUICK: smoke run, figures not meaningful)" : ""}`,
+    quickNote(),
 );
 console.log(
   `${ROUNDS} alternating rounds per transport after ${WARMUP_ROUNDS} ` +
@@ -255,22 +213,14 @@ printTable(
   [
     "transport",
     "in flight",
-    "median req/s",
-    "min",
-    "max",
-    "p50 us",
-    "p99 us",
+    ...RATE_HEADERS,
     "open ms",
     "vs tcp",
   ],
   figures.map((f) => [
     f.transport,
     String(f.inFlight),
-    int(f.reqPerSecond),
-    int(f.minReqPerSecond),
-    int(f.maxReqPerSecond),
-    fixed(f.p50Us, 0),
-    fixed(f.p99Us, 0),
+    ...rateCells(f),
     fixed(f.openMs, 2),
     f.transport === "tcp" ? "-" : `${fixed(ratio(f) * 100, 1)}%`,
   ]),

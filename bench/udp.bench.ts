@@ -31,22 +31,31 @@ import { udpTransport } from "../src/udp.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {
-  env,
+  countFigures,
+  envList,
   fixed,
   int,
-  median,
+  newSeries,
   now,
   printTable,
-  quantile,
   QUICK,
+  quickNote,
+  RATE_HEADERS,
+  rateCells,
+  rateFigures,
+  type Round,
+  roundFigures,
+  roundRatios,
+  runRound,
+  runRounds,
   runtimeLabel,
   runtimeName,
-  yieldToEventLoop,
+  type Series,
 } from "./harness.ts";
 
 type Transport = "tcp" | "udp";
 const TRANSPORTS: Transport[] = ["tcp", "udp"];
-const IN_FLIGHT = (env("BENCH_IN_FLIGHT") ?? "64").split(",").map(Number);
+const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "64").map(Number);
 const ROUNDS = QUICK ? 2 : 9;
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
 const REQUESTS_PER_ROUND = QUICK ? 2_000 : 50_000;
@@ -58,50 +67,31 @@ const SAMPLE_EVERY = 8;
 const REQUEST_TIMEOUT_MS = 1_000;
 const PAYLOAD = ops.echo(new Uint8Array(16));
 
-interface Round {
-  completed: number;
-  lost: number;
-  sampled: number;
-  seconds: number;
-}
-
-async function runRound(
+/** One round on `connection`; a failed request counts as lost. */
+async function measure(
   connection: Connection,
   inFlight: number,
   latencies: Float64Array,
   offset: number,
-): Promise<Round> {
-  let issued = 0;
-  let completed = 0;
+): Promise<Round & { lost: number }> {
   let lost = 0;
-  let sampled = 0;
-  let stop = false;
-  const started = now();
-  const deadline = started + ROUND_LIMIT_MS;
-  const worker = async () => {
-    while (!stop && issued < REQUESTS_PER_ROUND) {
-      const timed = issued++ % SAMPLE_EVERY === 0;
-      const t0 = timed ? now() : 0;
-      try {
-        await connection.sendRequest(PAYLOAD, { idempotent: true });
-        completed++;
-      } catch {
-        lost++;
-        continue;
-      }
-      if (timed) {
-        const t1 = now();
-        if (offset + sampled < latencies.length) {
-          latencies[offset + sampled++] = t1 - t0;
-        }
-        if (t1 > deadline) stop = true;
-      }
+  const round = await runRound(async () => {
+    try {
+      await connection.sendRequest(PAYLOAD, { idempotent: true });
+      return true;
+    } catch {
+      lost++;
+      return false;
     }
-  };
-  const workers: Promise<void>[] = [];
-  for (let i = 0; i < inFlight; i++) workers.push(worker());
-  await Promise.all(workers);
-  return { completed, lost, sampled, seconds: (now() - started) / 1000 };
+  }, {
+    inFlight,
+    count: REQUESTS_PER_ROUND,
+    limitMs: ROUND_LIMIT_MS,
+    sampleEvery: SAMPLE_EVERY,
+    latencies,
+    offset,
+  });
+  return { ...round, lost };
 }
 
 const node = await startTestNode({
@@ -133,52 +123,35 @@ const connections: Record<Transport, Connection> = {
   udp: await open("udp"),
 };
 
-interface Series {
+interface TransportSeries extends Series {
   transport: Transport;
-  inFlight: number;
-  rates: number[];
-  latencies: Float64Array;
-  filled: number;
-  requests: number;
   lost: number;
 }
 
-const series: Series[] = [];
+const series: TransportSeries[] = [];
 const totalStarted = now();
 for (const inFlight of IN_FLIGHT) {
-  const pair: Series[] = TRANSPORTS.map((transport) => ({
+  const pair: TransportSeries[] = TRANSPORTS.map((transport) => ({
     transport,
-    inFlight,
-    rates: [],
-    latencies: new Float64Array(
+    ...newSeries(
+      inFlight,
       Math.ceil(REQUESTS_PER_ROUND / SAMPLE_EVERY + inFlight) * ROUNDS,
     ),
-    filled: 0,
-    requests: 0,
     lost: 0,
   }));
-  const scratch = new Float64Array(REQUESTS_PER_ROUND);
-  for (let w = 0; w < WARMUP_ROUNDS; w++) {
-    for (const s of pair) {
-      await runRound(connections[s.transport], inFlight, scratch, 0);
-    }
-  }
-  for (let r = 0; r < ROUNDS; r++) {
-    const order = r % 2 === 0 ? pair : [...pair].reverse();
-    for (const s of order) {
-      await yieldToEventLoop();
-      const round = await runRound(
-        connections[s.transport],
-        inFlight,
-        s.latencies,
-        s.filled,
-      );
-      s.filled += round.sampled;
-      s.requests += round.completed;
+  await runRounds(
+    pair,
+    {
+      rounds: ROUNDS,
+      warmupRounds: WARMUP_ROUNDS,
+      scratch: new Float64Array(REQUESTS_PER_ROUND),
+    },
+    (s, _label, latencies, offset) =>
+      measure(connections[s.transport], s.inFlight, latencies, offset),
+    (s, round) => {
       s.lost += round.lost;
-      s.rates.push(round.completed / round.seconds);
-    }
-  }
+    },
+  );
   series.push(...pair);
 }
 const totalSeconds = (now() - totalStarted) / 1000;
@@ -187,21 +160,12 @@ await connections.tcp.close();
 await connections.udp.close();
 await node.close();
 
-const figures = series.map((s) => {
-  const sorted = s.latencies.subarray(0, s.filled).sort();
-  return {
-    transport: s.transport,
-    inFlight: s.inFlight,
-    rounds: s.rates.length,
-    requests: s.requests,
-    lost: s.lost,
-    reqPerSecond: median(s.rates),
-    minReqPerSecond: Math.min(...s.rates),
-    maxReqPerSecond: Math.max(...s.rates),
-    p50Us: quantile(sorted, 0.5) * 1000,
-    p99Us: quantile(sorted, 0.99) * 1000,
-  };
-});
+const figures = series.map((s) => ({
+  transport: s.transport,
+  ...countFigures(s),
+  lost: s.lost,
+  ...rateFigures(s),
+}));
 const ratios: Record<string, number> = {};
 for (const inFlight of IN_FLIGHT) {
   const rate = (t: Transport) =>
@@ -220,7 +184,7 @@ console.log(
   `UDP vs TCP on ${runtimeLabel()} (${datagrams}), ECHO of ${
     PAYLOAD.byteLength - 1
   } B, node in-process` +
-    `${QUICK ? " (BENCH_QUICK: smoke run, figures not meaningful)" : ""}`,
+    quickNote(),
 );
 console.log(
   `${ROUNDS} alternating rounds per transport after ${WARMUP_ROUNDS} ` +
@@ -230,22 +194,14 @@ printTable(
   [
     "transport",
     "in flight",
-    "median req/s",
-    "min",
-    "max",
-    "p50 us",
-    "p99 us",
+    ...RATE_HEADERS,
     "lost",
     "vs tcp",
   ],
   figures.map((f) => [
     f.transport,
     String(f.inFlight),
-    int(f.reqPerSecond),
-    int(f.minReqPerSecond),
-    int(f.maxReqPerSecond),
-    fixed(f.p50Us, 0),
-    fixed(f.p99Us, 0),
+    ...rateCells(f),
     int(f.lost),
     f.transport === "tcp" ? "-" : `${fixed(ratios[f.inFlight] * 100, 1)}%`,
   ]),
@@ -257,15 +213,6 @@ console.log(JSON.stringify({
   datagrams,
   quick: QUICK,
   payloadBytes: PAYLOAD.byteLength,
-  results: figures.map((f) => ({
-    ...f,
-    reqPerSecond: Math.round(f.reqPerSecond),
-    minReqPerSecond: Math.round(f.minReqPerSecond),
-    maxReqPerSecond: Math.round(f.maxReqPerSecond),
-    p50Us: Number(f.p50Us.toFixed(1)),
-    p99Us: Number(f.p99Us.toFixed(1)),
-  })),
-  ratios: Object.fromEntries(
-    Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))]),
-  ),
+  results: figures.map(roundFigures),
+  ratios: roundRatios(ratios),
 }));
