@@ -732,6 +732,12 @@ export class Connection {
   /** Removes a pending entry; false when it had already settled. */
   #settle(pending: Pending): boolean {
     if (this.#pending.get(pending.sequence) !== pending) return false;
+    this.#release(pending);
+    return true;
+  }
+
+  /** Forgets a pending entry known to be in the map (just looked up). */
+  #release(pending: Pending): void {
     this.#pending.delete(pending.sequence);
     this.#deadlines.remove(pending);
     if (pending.onAbort) {
@@ -742,7 +748,6 @@ export class Connection {
       this.#drainWaiters = [];
       for (const w of waiters) w();
     }
-    return true;
   }
 
   #expire = (pending: Pending, timeoutMs: number): void => {
@@ -798,7 +803,7 @@ export class Connection {
       }
       if (type === MessageType.Error) {
         const e = decodeError(message.payload);
-        this.#settle(pending);
+        this.#release(pending);
         this.stats.received++;
         pending.sink.onError(
           new RemoteError(e.code, e.message, e.retryable, this.#nodeId),
@@ -812,7 +817,7 @@ export class Connection {
           }`,
         );
       }
-      this.#settle(pending);
+      this.#release(pending);
       this.stats.received++;
       pending.sink.onReply(message.payload);
       return;
