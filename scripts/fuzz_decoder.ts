@@ -29,6 +29,7 @@ import {
   PROTOCOL_VERSION,
 } from "../src/protocol/frame.ts";
 import { detectRuntime } from "../src/runtime/detect.ts";
+import { concatBytes } from "../testing/bytes.ts";
 
 const g = globalThis as {
   Deno?: { args: string[]; exit(code: number): never };
@@ -104,19 +105,7 @@ function validFrames(count: number): { bytes: Uint8Array; starts: number[] } {
     starts.push(at);
     at += frame.byteLength;
   }
-  return { bytes: concat(parts), starts };
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.byteLength;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
+  return { bytes: concatBytes(parts), starts };
 }
 
 const MUTATIONS = [
@@ -156,11 +145,11 @@ function mutate(
         bytes = bytes.slice(0, int(bytes.byteLength));
         break;
       case "append":
-        bytes = concat([bytes, randomBytes(1 + int(32))]);
+        bytes = concatBytes([bytes, randomBytes(1 + int(32))]);
         break;
       case "insert": {
         const at = int(bytes.byteLength);
-        bytes = concat([
+        bytes = concatBytes([
           bytes.subarray(0, at),
           randomBytes(1 + int(8)),
           bytes.subarray(at),

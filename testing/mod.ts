@@ -44,3 +44,4 @@ export type {
   FaultProxyStats,
   ProxyFaults,
 } from "./proxy.ts";
+export { concatBytes } from "./bytes.ts";

@@ -449,16 +449,6 @@ export class TestNode {
         session.writer.push(MessageType.Pong, 0, sequence, message.payload);
         return;
       case MessageType.Request:
-        if (this.#users && session.auth !== "done") {
-          this.#sendError(
-            session,
-            sequence,
-            RemoteErrorCode.AuthRequired,
-            false,
-            "authentication required",
-          );
-          return;
-        }
         this.#request(session, sequence, message.payload);
         return;
       case MessageType.Negotiate:
@@ -528,17 +518,6 @@ export class TestNode {
     if (type === MessageType.Ping) {
       this.stats.pings++;
       reply.push(MessageType.Pong, 0, sequence, message.payload);
-      return;
-    }
-    if (this.#users && session.auth !== "done") {
-      this.#sendError(
-        session,
-        sequence,
-        RemoteErrorCode.AuthRequired,
-        false,
-        "authentication required",
-        reply,
-      );
       return;
     }
     this.#request(session, sequence, message.payload, reply);
@@ -638,6 +617,18 @@ export class TestNode {
     payload: Uint8Array,
     out: ReplyWriter = session.writer,
   ): void {
+    // One gate for both transports: a request, by TCP or by datagram, is
+    // served only once its session has authenticated.
+    if (this.#users && session.auth !== "done") {
+      return this.#sendError(
+        session,
+        sequence,
+        RemoteErrorCode.AuthRequired,
+        false,
+        "authentication required",
+        out,
+      );
+    }
     const op = payload[0];
     const args = payload.subarray(1);
     switch (op) {

@@ -18,6 +18,7 @@ import type {
   RuntimeAdapter,
   RuntimeName,
 } from "../src/runtime/types.ts";
+import { concatBytes } from "./bytes.ts";
 
 /**
  * The faults a {@linkcode FaultProxy} can inject. Every field is optional;
@@ -121,19 +122,6 @@ type Held = Uint8Array | "end";
 function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
     bytes[at + 3]) >>> 0;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0];
-  let size = 0;
-  for (const p of parts) size += p.byteLength;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
 }
 
 /**
@@ -241,7 +229,7 @@ class Pipe {
 
   /** Schedules every complete frame twice; holds an incomplete one. */
   #duplicate(bytes: Uint8Array): void {
-    let buffer = concat([this.#partial, bytes]);
+    let buffer = concatBytes([this.#partial, bytes]);
     while (buffer.byteLength >= HEADER_SIZE) {
       const size = HEADER_SIZE + readU32(buffer, 12);
       if (buffer.byteLength < size) break;
@@ -387,7 +375,7 @@ class Pipe {
     let data: Uint8Array[] = [];
     const flush = (): boolean => {
       if (data.length === 0) return true;
-      const bytes = concat(data);
+      const bytes = concatBytes(data);
       data = [];
       return this.#send(bytes);
     };

@@ -8,6 +8,7 @@ import {
   MessageType,
 } from "../src/protocol/frame.ts";
 import { ProtocolError } from "../src/errors.ts";
+import { concatBytes } from "../testing/bytes.ts";
 
 const types = Object.values(MessageType) as number[];
 
@@ -36,16 +37,6 @@ function chunk(bytes: Uint8Array, cuts: number[]): Uint8Array[] {
   return chunks;
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 function header(type: number, flags: number, length: number, version = 1) {
   const h = new Uint8Array(HEADER_SIZE);
   h[0] = version;
@@ -63,7 +54,7 @@ test("messages round-trip through encode and decode under any chunking", () => {
       fc.array(fc.nat(), { maxLength: 40 }),
       (messages: Message[], cuts: number[]) => {
         const codec = new MessageCodec(1024);
-        const stream = concat(messages.map((m) => codec.encode(m)));
+        const stream = concatBytes(messages.map((m) => codec.encode(m)));
         const decoded: Message[] = [];
         for (const part of chunk(stream, cuts)) {
           codec.decode(
@@ -118,7 +109,7 @@ test("mutated valid streams raise nothing but ProtocolError", () => {
       }),
       (messages: Message[], flips: [number, number][]) => {
         const codec = new MessageCodec(512);
-        const stream = concat(messages.map((m) => codec.encode(m)));
+        const stream = concatBytes(messages.map((m) => codec.encode(m)));
         for (const [at, value] of flips) stream[at % stream.length] = value;
         try {
           codec.decode(stream, () => {});

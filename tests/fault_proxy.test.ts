@@ -14,19 +14,11 @@ import type {
 import { eventually } from "../testing/fault_harness.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { concatBytes } from "../testing/bytes.ts";
 
-const text = (bytes: Uint8Array[]) => new TextDecoder().decode(concat(bytes));
+const text = (bytes: Uint8Array[]) =>
+  new TextDecoder().decode(concatBytes(bytes));
 const bytes = (s: string) => new TextEncoder().encode(s);
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.byteLength;
-  }
-  return out;
-}
 
 /** One end as the test sees it: what arrived, and how it closed. */
 interface End {
@@ -240,7 +232,7 @@ test("closeMidFrame cuts the next frame from the node in half and closes cleanly
   s.srv.ends[0].channel.write(frame);
   await s.clock.advance(0);
   assert.equal(
-    concat(s.client.chunks).byteLength,
+    concatBytes(s.client.chunks).byteLength,
     16 + 5,
     "header and half the payload",
   );
@@ -269,10 +261,10 @@ test("closeMidFrame finds the frame boundary even when frames arrive split", asy
     sequence: 2,
     payload: new Uint8Array(40),
   });
-  s.srv.ends[0].channel.write(concat([first.subarray(10), second]));
+  s.srv.ends[0].channel.write(concatBytes([first.subarray(10), second]));
   await s.clock.advance(0);
   assert.equal(
-    concat(s.client.chunks).byteLength,
+    concatBytes(s.client.chunks).byteLength,
     first.byteLength + 16 + 20,
     "the frame in progress is whole; the next one is cut in its middle",
   );
@@ -381,12 +373,16 @@ test("duplicateFrames sends every complete frame from the node twice, holding pa
   });
   s.srv.ends[0].channel.write(frame.subarray(0, 5));
   await s.clock.advance(0);
-  assert.equal(concat(s.client.chunks).byteLength, 0, "half a frame is held");
+  assert.equal(
+    concatBytes(s.client.chunks).byteLength,
+    0,
+    "half a frame is held",
+  );
   s.srv.ends[0].channel.write(frame.subarray(5));
   await s.clock.advance(0);
   const got: number[] = [];
   new MessageCodec().decode(
-    concat(s.client.chunks),
+    concatBytes(s.client.chunks),
     (m) => got.push(m.sequence),
   );
   assert.deepEqual(got, [3, 3]);

@@ -20,6 +20,7 @@ import { systemClock } from "../src/clock.ts";
 import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
+import { concatBytes } from "../testing/bytes.ts";
 
 function pem(name: string): string {
   return readFileSync(
@@ -91,23 +92,13 @@ async function recordingRelay(adapter: RuntimeAdapter, target: TestNode) {
   });
   return {
     address: `127.0.0.1:${listener.port}`,
-    toNode: () => concat(toNode),
-    toClient: () => concat(toClient),
+    toNode: () => concatBytes(toNode),
+    toClient: () => concatBytes(toClient),
     async close() {
       await listener.close();
       for (const channel of open) channel.destroy();
     },
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.length, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.length;
-  }
-  return out;
 }
 
 /** Skips `count` frames and returns where the bytes after them start. */
