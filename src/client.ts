@@ -35,6 +35,7 @@ import {
 } from "./pool_events.ts";
 import type { ProtocolType } from "./protocol/negotiation.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
+import { rejection, type Resolve } from "./resolve_only.ts";
 import { getAdapter } from "./runtime/detect.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
@@ -58,8 +59,8 @@ class RequestCall implements ReplySink {
     readonly node: ManagedNode,
     readonly payload: Uint8Array,
     readonly options: ClientRequestOptions,
-    readonly resolve: (reply: Uint8Array) => void,
-    readonly reject: (error: unknown) => void,
+    // Failures too settle through it (see resolve_only.ts).
+    readonly resolve: Resolve<Uint8Array>,
   ) {}
 
   onReply(payload: Uint8Array): void {
@@ -329,12 +330,12 @@ export class Client extends EventTarget {
     // The common case: a connection ready to share. The request's one
     // promise is settled straight from the connection through a small
     // record; retries only start after a failure.
-    return new Promise((resolve, reject) => {
+    return new Promise((resolve) => {
       node.inFlight++;
       connection.submitRequest(
         payload,
         options,
-        new RequestCall(this.#ledger, node, payload, options, resolve, reject),
+        new RequestCall(this.#ledger, node, payload, options, resolve),
       );
     });
   }
@@ -353,12 +354,11 @@ export class Client extends EventTarget {
         // Settle now: no retry follows, so no async hop is needed.
         this.#failed++;
         this.#settled();
-        call.reject(this.#final(error));
+        call.resolve(rejection(this.#final(error)));
         return;
       }
-      this.#retryAfter(error, call.node, call.payload, call.options).then(
-        call.resolve,
-        call.reject,
+      call.resolve(
+        this.#retryAfter(error, call.node, call.payload, call.options),
       );
     },
   };

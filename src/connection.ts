@@ -21,9 +21,11 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "./errors.ts";
+import { PendingTable } from "./pending_table.ts";
 import { MessageCodec } from "./protocol/codec.ts";
 import { FrameWriter } from "./protocol/frame_writer.ts";
 import { FrameFlags, type Message, MessageType } from "./protocol/frame.ts";
+import { rejection, type Resolve } from "./resolve_only.ts";
 import {
   decodeError,
   decodeHelloOk,
@@ -151,17 +153,45 @@ export interface ReplySink {
   onError(error: Error): void;
 }
 
+/**
+ * One request in flight: a record of eight fields, since a connection may
+ * hold a hundred thousand of them. What only some requests need (an abort
+ * signal, a frame held back by congestion) lives elsewhere.
+ */
 interface Pending extends DeadlineEntry {
-  sequence: number;
-  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
-  type: number;
-  sink: ReplySink;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-  // Frame not yet written because the socket was congested.
-  queued: Uint8Array | undefined;
-  /** Frame flags, kept for a frame held back by congestion. */
-  flags: number;
+  readonly sequence: number;
+  /**
+   * The frame type sent (REQUEST or PING; the reply type follows from it),
+   * its flags shifted by {@linkcode FLAGS_SHIFT}, and {@linkcode HELD} while
+   * the frame waits for a congested socket to drain.
+   */
+  frame: number;
+  readonly sink: ReplySink;
+  abort: AbortHook | undefined;
+}
+
+/** A request's abort listener and the signal it listens to. */
+interface AbortHook {
+  readonly signal: AbortSignal;
+  readonly listener: () => void;
+}
+
+const TYPE_MASK = 0xff;
+const FLAGS_SHIFT = 8;
+// Above the type and its 8 flag bits.
+const HELD = 1 << 16;
+
+/** Settles a promise from a connection, keeping only its resolve function. */
+class PromiseSink implements ReplySink {
+  constructor(readonly resolve: Resolve<Uint8Array>) {}
+
+  onReply(payload: Uint8Array): void {
+    this.resolve(payload);
+  }
+
+  onError(error: Error): void {
+    this.resolve(rejection(error));
+  }
 }
 
 let nextConnectionId = 1;
@@ -216,7 +246,7 @@ export class Connection {
   readonly #codec: MessageCodec;
   readonly #clock: Clock;
   readonly #requestTimeoutMs: number;
-  readonly #pending = new Map<number, Pending>();
+  readonly #pending = new PendingTable<Pending>();
   readonly #deadlines: DeadlineTracker<Pending>;
   #nextSequence = 1;
   #sendLimit: number;
@@ -232,6 +262,8 @@ export class Connection {
   #writer: FrameWriter;
   // Requests held back while the socket is congested.
   #queued: Pending[] = [];
+  // Their frames' payloads, index for index.
+  #queuedPayloads: Uint8Array[] = [];
   // Where requests and pings go instead of the stream, once routed.
   #route: RequestRoute | undefined;
 
@@ -561,11 +593,8 @@ export class Connection {
     payload: Uint8Array,
     options?: RequestOptions,
   ): Promise<Uint8Array> {
-    return new Promise((resolve, reject) =>
-      this.submitRequest(payload, options, {
-        onReply: resolve,
-        onError: reject,
-      })
+    return new Promise((resolve) =>
+      this.submitRequest(payload, options, new PromiseSink(resolve))
     );
   }
 
@@ -596,11 +625,8 @@ export class Connection {
    */
   async ping(options?: RequestOptions): Promise<number> {
     const start = this.#clock.now();
-    await new Promise((resolve, reject) =>
-      this.#call(MessageType.Ping, EMPTY, 0, options, {
-        onReply: resolve,
-        onError: reject,
-      })
+    await new Promise((resolve) =>
+      this.#call(MessageType.Ping, EMPTY, 0, options, new PromiseSink(resolve))
     );
     return this.#clock.now() - start;
   }
@@ -695,34 +721,33 @@ export class Connection {
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
       sequence,
-      type,
+      frame: type | flags << FLAGS_SHIFT,
       sink,
-      signal,
-      onAbort: undefined,
-      queued: undefined,
-      flags,
+      abort: undefined,
       deadline: 0,
       prev: undefined,
       next: undefined,
       list: undefined,
     };
-    this.#pending.set(sequence, pending);
+    this.#pending.add(pending);
     this.#deadlines.add(pending, timeoutMs);
     if (signal) {
-      pending.onAbort = () => {
+      const listener = () => {
         if (this.#settle(pending)) {
           sink.onError(new AbortedError("request aborted", signal.reason));
         }
       };
-      signal.addEventListener("abort", pending.onAbort, { once: true });
+      pending.abort = { signal, listener };
+      signal.addEventListener("abort", listener, { once: true });
     }
     if (route !== undefined) {
       route.send(type, flags, sequence, payload);
     } else if (this.#writer.congested) {
       // Keep the frame out of the socket's queue until it drains, so a
       // slow reader cannot make the send buffer grow without bound.
-      pending.queued = payload;
+      pending.frame |= HELD;
       this.#queued.push(pending);
+      this.#queuedPayloads.push(payload);
     } else {
       this.#writer.push(type, flags, sequence, payload);
     }
@@ -731,17 +756,23 @@ export class Connection {
 
   /** Removes a pending entry; false when it had already settled. */
   #settle(pending: Pending): boolean {
-    if (this.#pending.get(pending.sequence) !== pending) return false;
-    this.#release(pending);
+    if (!this.#pending.delete(pending)) return false;
+    this.#forget(pending);
     return true;
   }
 
-  /** Forgets a pending entry known to be in the map (just looked up). */
+  /** Forgets a pending entry known to be in the table (just looked up). */
   #release(pending: Pending): void {
-    this.#pending.delete(pending.sequence);
+    this.#pending.delete(pending);
+    this.#forget(pending);
+  }
+
+  /** What follows an entry's removal from the table. */
+  #forget(pending: Pending): void {
     this.#deadlines.remove(pending);
-    if (pending.onAbort) {
-      pending.signal!.removeEventListener("abort", pending.onAbort);
+    const abort = pending.abort;
+    if (abort !== undefined) {
+      abort.signal.removeEventListener("abort", abort.listener);
     }
     if (this.#pending.size === 0 && this.#drainWaiters.length > 0) {
       const waiters = this.#drainWaiters;
@@ -810,7 +841,7 @@ export class Connection {
         );
         return;
       }
-      if (type !== replyTypeOf(pending.type)) {
+      if (type !== replyTypeOf(pending.frame & TYPE_MASK)) {
         throw new ProtocolError(
           `sequence ${message.sequence} answered with type 0x${
             type.toString(16)
@@ -896,12 +927,12 @@ export class Connection {
     this.#closeError = error;
     this.#deadlines.stop();
     this.#route?.close();
-    const pending = [...this.#pending.values()];
-    for (const p of pending) {
+    for (const p of this.#pending.values()) {
       this.#settle(p);
-      p.sink.onError(this.#lostError(p.queued === undefined, error));
+      p.sink.onError(this.#lostError((p.frame & HELD) === 0, error));
     }
     this.#queued = [];
+    this.#queuedPayloads = [];
     for (const w of this.#inboxWaiters.splice(0)) {
       w(this.#lostError(false, error));
     }
@@ -924,18 +955,28 @@ export class Connection {
 
   #onDrained = (): void => {
     const queued = this.#queued;
+    const payloads = this.#queuedPayloads;
     this.#queued = [];
+    this.#queuedPayloads = [];
     for (let i = 0; i < queued.length; i++) {
       const p = queued[i];
       if (this.#pending.get(p.sequence) !== p || this.#state === "closed") {
         continue;
       }
-      const type = p.type;
-      this.#writer.push(type, p.flags, p.sequence, p.queued!);
-      p.queued = undefined;
+      const frame = p.frame & ~HELD;
+      p.frame = frame;
+      this.#writer.push(
+        frame & TYPE_MASK,
+        frame >>> FLAGS_SHIFT,
+        p.sequence,
+        payloads[i],
+      );
       if (this.#writer.congested) {
         // Congested again: keep the rest, in order, for the next drain.
         this.#queued = queued.slice(i + 1).concat(this.#queued);
+        this.#queuedPayloads = payloads.slice(i + 1).concat(
+          this.#queuedPayloads,
+        );
         return;
       }
     }

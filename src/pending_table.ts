@@ -1,0 +1,123 @@
+/**
+ * The requests in flight on one connection, found by sequence number.
+ *
+ * @module
+ */
+
+/** What a {@linkcode PendingTable} holds: anything with a sequence number. */
+export interface Sequenced {
+  /** Unique on its connection, handed out in increasing order. */
+  readonly sequence: number;
+}
+
+// Small enough that an idle connection pays little for its table.
+const INITIAL_CAPACITY = 16;
+
+/**
+ * Pending entries by sequence number.
+ *
+ * A connection hands out sequence numbers in order, so what is in flight
+ * is nearly always a run of consecutive numbers. A ring indexed by the low
+ * bits of the sequence then holds each entry in one array slot, where a
+ * `Map` costs about 37 bytes an entry on V8, and a lookup is one index and
+ * one comparison. An entry still pending when the ring comes round to its
+ * slot again (one long timeout among many short requests) moves to an
+ * overflow map, and the ring doubles only while it is at least half full,
+ * so its size follows the number in flight (at most four times it), not
+ * the distance between the oldest and the newest sequence. Once empty, a
+ * grown ring goes back to its first size, so a burst does not leave an
+ * idle connection holding a large array.
+ *
+ * @example
+ * ```ts
+ * import { PendingTable } from "./pending_table.ts";
+ * const table = new PendingTable<{ sequence: number; name: string }>();
+ * const entry = { sequence: 1, name: "first" };
+ * table.add(entry);
+ * console.log(table.get(1)?.name, table.size); // "first" 1
+ * table.delete(entry);
+ * console.log(table.get(1), table.size); // undefined 0
+ * ```
+ */
+export class PendingTable<E extends Sequenced> {
+  #slots: Array<E | undefined> = new Array(INITIAL_CAPACITY).fill(undefined);
+  #mask = INITIAL_CAPACITY - 1;
+  // Entries displaced from the ring by a newer one; rarely more than none.
+  #overflow: Map<number, E> | undefined;
+  #size = 0;
+
+  /** How many entries are held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The entry with this sequence number, if held. */
+  get(sequence: number): E | undefined {
+    const entry = this.#slots[sequence & this.#mask];
+    if (entry !== undefined && entry.sequence === sequence) return entry;
+    return this.#overflow?.get(sequence);
+  }
+
+  /** Adds `entry`; its sequence number must not be held already. */
+  add(entry: E): void {
+    for (;;) {
+      const index = entry.sequence & this.#mask;
+      const occupant = this.#slots[index];
+      if (occupant === undefined) {
+        this.#slots[index] = entry;
+        break;
+      }
+      if (this.#size < this.#slots.length >>> 1) {
+        // A long-pending entry in the way: it moves aside, the ring stays.
+        (this.#overflow ??= new Map()).set(occupant.sequence, occupant);
+        this.#slots[index] = entry;
+        break;
+      }
+      this.#resize(this.#slots.length * 2);
+    }
+    this.#size++;
+  }
+
+  /** Removes `entry`; false when it was not held (already removed). */
+  delete(entry: E): boolean {
+    const index = entry.sequence & this.#mask;
+    if (this.#slots[index] === entry) {
+      this.#slots[index] = undefined;
+    } else if (this.#overflow?.get(entry.sequence) === entry) {
+      this.#overflow.delete(entry.sequence);
+      if (this.#overflow.size === 0) this.#overflow = undefined;
+    } else {
+      return false;
+    }
+    if (--this.#size === 0 && this.#slots.length > INITIAL_CAPACITY) {
+      this.#resize(INITIAL_CAPACITY);
+    }
+    return true;
+  }
+
+  /** Every entry held, in sequence order. */
+  values(): E[] {
+    const entries: E[] = [];
+    for (const entry of this.#slots) {
+      if (entry !== undefined) entries.push(entry);
+    }
+    if (this.#overflow) entries.push(...this.#overflow.values());
+    return entries.sort((a, b) => a.sequence - b.sequence);
+  }
+
+  /** The ring's length (for tests of how it grows and shrinks). */
+  get capacity(): number {
+    return this.#slots.length;
+  }
+
+  #resize(capacity: number): void {
+    const old = this.#slots;
+    this.#slots = new Array(capacity).fill(undefined);
+    this.#mask = capacity - 1;
+    // Distinct slots modulo n stay distinct modulo 2n, so growing never
+    // collides; shrinking only happens when the ring is empty.
+    for (const entry of old) {
+      if (entry !== undefined) this.#slots[entry.sequence & this.#mask] = entry;
+    }
+  }
+}
