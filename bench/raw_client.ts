@@ -135,15 +135,31 @@ class Framing {
 
   /** Parses replies out of `chunk`, which the caller will not reuse. */
   feed(chunk: Uint8Array): void {
-    let buf = chunk;
-    if (this.#rest !== undefined) {
-      buf = new Uint8Array(this.#rest.byteLength + chunk.byteLength);
-      buf.set(this.#rest, 0);
-      buf.set(chunk, this.#rest.byteLength);
-      this.#rest = undefined;
-    }
-    const end = buf.byteLength;
     let off = 0;
+    // A frame split across reads: copy only that frame together, never the
+    // whole new chunk (a fresh buffer per read would keep the GC busy).
+    while (this.#rest !== undefined && off < chunk.byteLength) {
+      const rest = this.#rest;
+      const take = Math.min(
+        frameSize(rest) - rest.byteLength,
+        chunk.byteLength - off,
+      );
+      const joined = new Uint8Array(rest.byteLength + take);
+      joined.set(rest, 0);
+      joined.set(chunk.subarray(off, off + take), rest.byteLength);
+      off += take;
+      this.#rest = joined;
+      if (joined.byteLength === frameSize(joined)) {
+        this.#rest = undefined;
+        this.#parse(joined, 0);
+      }
+    }
+    if (this.#rest === undefined) this.#parse(chunk, off);
+  }
+
+  /** Settles the replies of whole frames from `off`; keeps a partial one. */
+  #parse(buf: Uint8Array, off: number): void {
+    const end = buf.byteLength;
     while (end - off >= HEADER) {
       const length = ((buf[off + 12] << 24) | (buf[off + 13] << 16) |
         (buf[off + 14] << 8) | buf[off + 15]) >>> 0;
@@ -188,6 +204,13 @@ class Framing {
       });
     });
   }
+}
+
+/** Bytes of the frame starting `bytes`: the header until its length is in. */
+function frameSize(bytes: Uint8Array): number {
+  if (bytes.byteLength < HEADER) return HEADER;
+  return HEADER + (((bytes[12] << 24) | (bytes[13] << 16) |
+    (bytes[14] << 8) | bytes[15]) >>> 0);
 }
 
 async function handshake(framing: Framing): Promise<void> {
@@ -417,7 +440,15 @@ async function connectNode(hostname: string, port: number): Promise<RawClient> {
   const framing = new Framing((bytes) => {
     socket.write(bytes);
   });
-  socket.on("data", (chunk: Uint8Array) => framing.feed(chunk));
+  // A plain view per read: a Buffer's subarray() (one per reply) builds a
+  // Buffer through its species constructor, much slower than a view's.
+  socket.on(
+    "data",
+    (chunk: Uint8Array) =>
+      framing.feed(
+        new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+      ),
+  );
   socket.on("error", () => {});
   socket.on("close", () => framing.close());
   await handshake(framing);

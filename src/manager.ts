@@ -45,6 +45,43 @@ export interface ManagedNode {
   protocol: ProtocolType | undefined;
 }
 
+/**
+ * A node's record. Its in-flight count lives in the manager's dense array
+ * of loads; the accessor for it sits on the prototype, one function for
+ * every node, so the request path's `node.inFlight++` stays a monomorphic,
+ * inlined call (accessors made per node in an object literal are distinct
+ * functions, and a call site that meets several cannot be inlined).
+ */
+class NodeRecord implements ManagedNode {
+  readonly address: string;
+  readonly pool: ConnectionPool<Connection>;
+  nodeId: string | undefined = undefined;
+  protocol: ProtocolType | undefined = undefined;
+  readonly #loads: Int32Array;
+  readonly #slot: number;
+
+  constructor(
+    readonly host: HostAddress,
+    loads: Int32Array,
+    slot: number,
+    readonly health: NodeHealth,
+    makePool: (node: NodeRecord) => ConnectionPool<Connection>,
+  ) {
+    this.address = host.address;
+    this.#loads = loads;
+    this.#slot = slot;
+    this.pool = makePool(this);
+  }
+
+  get inFlight(): number {
+    return this.#loads[this.#slot];
+  }
+
+  set inFlight(value: number) {
+    this.#loads[this.#slot] = value;
+  }
+}
+
 /** The outcome of one node's health check. */
 export interface HealthCheckResult {
   /** `host:port` of the node. */
@@ -217,62 +254,56 @@ export class ConnectionManager extends EventTarget {
     // cache rather than two node objects scattered over the heap.
     const loads = new Int32Array(config.hosts.length);
     const nodes = config.hosts.map((host, slot): ManagedNode => {
-      const node: ManagedNode = {
-        address: host.address,
+      const node: ManagedNode = new NodeRecord(
         host,
-        get inFlight() {
-          return loads[slot];
-        },
-        set inFlight(value: number) {
-          loads[slot] = value;
-        },
-        nodeId: undefined,
-        protocol: undefined,
-        health: new NodeHealth(host.address, config.healthConfig),
-        pool: new ConnectionPool<Connection>({
-          address: host.address,
-          config: config.poolConfig,
-          clock: config.clock,
-          heartbeat: (connection) => heartbeat(connection, config),
-          factory: async (signal) => {
-            const connection = await Connection.connect({
-              adapter,
-              hostname: host.hostname,
-              port: host.port,
-              timeoutMs: config.timeoutMs,
-              requestTimeoutMs: config.requestTimeoutMs,
-              maxFrameSize: config.maxFrameSize,
-              clock: config.clock,
-              clientName: config.clientName,
-              tls: config.tls.direct
-                ? {
-                  serverName: config.tls.serverName ?? host.hostname,
-                  ca: config.tls.ca,
-                  dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
-                }
-                : undefined,
-              ...connectionOptions,
-              handshake,
-              signal,
-            });
-            node.nodeId = connection.nodeId;
-            const protocol = handshakeResult(connection)?.protocol;
-            if (protocol !== undefined && protocol !== node.protocol) {
-              const previous = node.protocol;
-              node.protocol = protocol;
-              this.dispatchEvent(
-                new ProtocolSelectedEvent({
-                  address: node.address,
-                  nodeId: node.nodeId,
-                  protocol,
-                  previous,
-                }),
-              );
-            }
-            return connection;
-          },
-        }),
-      };
+        loads,
+        slot,
+        new NodeHealth(host.address, config.healthConfig),
+        (node) =>
+          new ConnectionPool<Connection>({
+            address: host.address,
+            config: config.poolConfig,
+            clock: config.clock,
+            heartbeat: (connection) => heartbeat(connection, config),
+            factory: async (signal) => {
+              const connection = await Connection.connect({
+                adapter,
+                hostname: host.hostname,
+                port: host.port,
+                timeoutMs: config.timeoutMs,
+                requestTimeoutMs: config.requestTimeoutMs,
+                maxFrameSize: config.maxFrameSize,
+                clock: config.clock,
+                clientName: config.clientName,
+                tls: config.tls.direct
+                  ? {
+                    serverName: config.tls.serverName ?? host.hostname,
+                    ca: config.tls.ca,
+                    dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
+                  }
+                  : undefined,
+                ...connectionOptions,
+                handshake,
+                signal,
+              });
+              node.nodeId = connection.nodeId;
+              const protocol = handshakeResult(connection)?.protocol;
+              if (protocol !== undefined && protocol !== node.protocol) {
+                const previous = node.protocol;
+                node.protocol = protocol;
+                this.dispatchEvent(
+                  new ProtocolSelectedEvent({
+                    address: node.address,
+                    nodeId: node.nodeId,
+                    protocol,
+                    previous,
+                  }),
+                );
+              }
+              return connection;
+            },
+          }),
+      );
       this.#byAddress.set(node.address, node);
       return node;
     });

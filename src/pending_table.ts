@@ -12,6 +12,10 @@ export interface Sequenced {
 
 // Small enough that an idle connection pays little for its table.
 const INITIAL_CAPACITY = 16;
+// An empty ring up to this size (8 KiB of slots) is kept: a connection
+// whose load keeps dropping to zero between bursts would otherwise grow
+// and shrink it over and over.
+const KEEP_CAPACITY = 1024;
 
 /**
  * Pending entries by sequence number.
@@ -25,8 +29,8 @@ const INITIAL_CAPACITY = 16;
  * overflow map, and the ring doubles only while it is at least half full,
  * so its size follows the number in flight (at most four times it), not
  * the distance between the oldest and the newest sequence. Once empty, a
- * grown ring goes back to its first size, so a burst does not leave an
- * idle connection holding a large array.
+ * ring grown past 1,024 slots goes back to its first size, so a burst does
+ * not leave an idle connection holding a large array.
  *
  * @example
  * ```ts
@@ -89,7 +93,7 @@ export class PendingTable<E extends Sequenced> {
     } else {
       return false;
     }
-    if (--this.#size === 0 && this.#slots.length > INITIAL_CAPACITY) {
+    if (--this.#size === 0 && this.#slots.length > KEEP_CAPACITY) {
       this.#resize(INITIAL_CAPACITY);
     }
     return true;
