@@ -12,10 +12,6 @@ export interface Sequenced {
 
 // Small enough that an idle connection pays little for its table.
 const INITIAL_CAPACITY = 16;
-// An empty ring up to this size (8 KiB of slots) is kept: a connection
-// whose load keeps dropping to zero between bursts would otherwise grow
-// and shrink it over and over.
-const KEEP_CAPACITY = 1024;
 
 /**
  * Pending entries by sequence number.
@@ -28,9 +24,14 @@ const KEEP_CAPACITY = 1024;
  * slot again (one long timeout among many short requests) moves to an
  * overflow map, and the ring doubles only while it is at least half full,
  * so its size follows the number in flight (at most four times it), not
- * the distance between the oldest and the newest sequence. Once empty, a
- * ring grown past 1,024 slots goes back to its first size, so a burst does
- * not leave an idle connection holding a large array.
+ * the distance between the oldest and the newest sequence.
+ *
+ * It shrinks only when it empties after a busy period that used less than
+ * a quarter of it, and then to fit that period. Under load, replies often
+ * empty a connection's table for a moment before the next requests go out;
+ * shrinking at every such moment would regrow the ring slot-doubling by
+ * slot-doubling each time. A burst's ring stays until the next, quieter
+ * period (a heartbeat ping is enough) ends.
  *
  * @example
  * ```ts
@@ -49,6 +50,8 @@ export class PendingTable<E extends Sequenced> {
   // Entries displaced from the ring by a newer one; rarely more than none.
   #overflow: Map<number, E> | undefined;
   #size = 0;
+  // Most entries held at once since the table was last empty.
+  #peak = 0;
 
   /** How many entries are held. */
   get size(): number {
@@ -79,7 +82,7 @@ export class PendingTable<E extends Sequenced> {
       }
       this.#resize(this.#slots.length * 2);
     }
-    this.#size++;
+    if (++this.#size > this.#peak) this.#peak = this.#size;
   }
 
   /** Removes `entry`; false when it was not held (already removed). */
@@ -93,8 +96,14 @@ export class PendingTable<E extends Sequenced> {
     } else {
       return false;
     }
-    if (--this.#size === 0 && this.#slots.length > KEEP_CAPACITY) {
-      this.#resize(INITIAL_CAPACITY);
+    if (--this.#size === 0) {
+      const peak = this.#peak;
+      this.#peak = 0;
+      if (this.#slots.length > Math.max(INITIAL_CAPACITY, 4 * peak)) {
+        let fit = INITIAL_CAPACITY;
+        while (fit < 2 * peak) fit *= 2;
+        this.#resize(fit);
+      }
     }
     return true;
   }

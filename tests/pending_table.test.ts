@@ -70,22 +70,34 @@ test("one long-pending entry does not make the ring grow with the sequence", () 
   assert.equal(table.size, 5);
 });
 
-test("a ring grown past 1,024 slots goes back to its first size once empty", () => {
+test("a grown ring shrinks after a quieter period, not after every burst", () => {
   const table = new PendingTable<Entry>();
-  const entries = Array.from({ length: 10_000 }, (_, i) => ({ sequence: i }));
-  for (const e of entries) table.add(e);
-  assert.ok(table.capacity >= 10_000);
-  for (const e of entries) table.delete(e);
-  assert.equal(table.size, 0);
-  assert.equal(table.capacity, 16);
-  assert.equal(table.get(5), undefined);
-  // A small one stays as it is, ready for the next burst.
-  const burst = entries.slice(0, 100);
-  for (const e of burst) table.add(e);
+  let next = 1;
+  const burst = (count: number) => {
+    const entries = Array.from({ length: count }, () => ({
+      sequence: next++,
+    }));
+    for (const e of entries) table.add(e);
+    for (const e of entries) table.delete(e);
+  };
+  burst(10_000);
   const grown = table.capacity;
-  assert.ok(grown >= 100 && grown <= 1_024);
-  for (const e of burst) table.delete(e);
+  assert.ok(grown >= 10_000, `capacity ${grown}`);
+  // The same load again and again: the ring keeps its size.
+  for (let i = 0; i < 5; i++) burst(10_000);
   assert.equal(table.capacity, grown);
+  // One ping's worth of traffic: back to the first size.
+  burst(1);
+  assert.equal(table.capacity, 16);
+  // A period of 100 leaves a ring that fits 100, not the burst's.
+  burst(10_000);
+  burst(100);
+  assert.ok(
+    table.capacity >= 200 && table.capacity <= 256,
+    `${table.capacity}`,
+  );
+  assert.equal(table.size, 0);
+  assert.equal(table.get(5), undefined);
 });
 
 test("a sequence from the wire that matches nothing finds nothing", () => {
