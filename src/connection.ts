@@ -178,8 +178,8 @@ interface AbortHook {
 
 const TYPE_MASK = 0xff;
 const FLAGS_SHIFT = 8;
-// Above the type and its 8 flag bits.
-const HELD = 1 << 16;
+// Above the type (8 bits) and the frame's 16 flag bits.
+const HELD = 1 << 24;
 
 /** Settles a promise from a connection, keeping only its resolve function. */
 class PromiseSink implements ReplySink {

@@ -4,7 +4,15 @@
  * @module
  */
 
-/** What a {@linkcode PendingTable} holds: anything with a sequence number. */
+/**
+ * What a {@linkcode PendingTable} holds: anything with a sequence number.
+ *
+ * @example
+ * ```ts
+ * import type { Sequenced } from "./pending_table.ts";
+ * const entry: Sequenced & { name: string } = { sequence: 7, name: "get" };
+ * ```
+ */
 export interface Sequenced {
   /** Unique on its connection, handed out in increasing order. */
   readonly sequence: number;

@@ -12,7 +12,17 @@
  * @module
  */
 
-/** A promise's resolve function, which also accepts a thenable. */
+/**
+ * A promise's resolve function, which also accepts a thenable.
+ *
+ * @example
+ * ```ts
+ * import type { Resolve } from "./resolve_only.ts";
+ * let resolve!: Resolve<number>;
+ * const answer = new Promise<number>((r) => (resolve = r));
+ * resolve(42);
+ * ```
+ */
 export type Resolve<T> = (value: T | PromiseLike<T>) => void;
 
 /**

@@ -479,3 +479,80 @@ test("an ERROR answering the hello fails the connect at once, not at its timeout
     assert.equal(clock.now(), 0);
   });
 });
+
+/**
+ * A channel under the test's control: it records every write, and reports
+ * congestion from the first write on until `drain()` is called.
+ */
+function congestedChannel() {
+  const written: Uint8Array[] = [];
+  let congested = false;
+  let onDrained: (() => void) | undefined;
+  const channel: ByteChannel = {
+    onData: () => {},
+    onClose: () => {},
+    write(bytes) {
+      written.push(bytes.slice());
+      congested = true;
+      return false;
+    },
+    drained: () =>
+      congested ? new Promise((resolve) => (onDrained = resolve)) : (
+        Promise.resolve()
+      ),
+    close: () => {},
+    destroy: () => {},
+    bufferedAmount: 0,
+    remoteAddress: undefined,
+  };
+  return {
+    channel,
+    written,
+    drain() {
+      congested = false;
+      onDrained?.();
+    },
+  };
+}
+
+test("frames held back by congestion keep their order and flags, and count as never sent", async () => {
+  const fake = congestedChannel();
+  const c = new Connection(fake.channel, { hostname: "fake", port: 1 });
+  const codec = new MessageCodec();
+  const sent = () => {
+    const frames: Array<{ sequence: number; flags: number }> = [];
+    for (const bytes of fake.written) {
+      codec.decode(bytes, (m) => frames.push(m));
+    }
+    fake.written.length = 0;
+    return frames.map((m) => [m.sequence, m.flags]);
+  };
+  const outcome = (p: Promise<unknown>) =>
+    p.then(() => "reply", (e: ConnectionLostError) => e);
+  // Written at once; the write reports congestion.
+  const first = outcome(c.sendRequest(ops.echo()));
+  await Promise.resolve();
+  assert.deepEqual(sent(), [[1, 0]]);
+  // Held back: one plain, one idempotent, one aborted while held.
+  const abort = new AbortController();
+  const second = outcome(c.sendRequest(ops.echo()));
+  const third = outcome(c.sendRequest(ops.echo(), { idempotent: true }));
+  const aborted = outcome(c.sendRequest(ops.echo(), { signal: abort.signal }));
+  abort.abort();
+  assert.ok((await aborted) instanceof AbortedError);
+  await Promise.resolve();
+  assert.deepEqual(sent(), [], "nothing more is written while congested");
+  fake.drain();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  // In order, the idempotent flag kept, the aborted one never written.
+  assert.deepEqual(sent(), [[2, 0], [3, 1]]);
+  // Now held again: one more waits for the next drain.
+  const fifth = outcome(c.sendRequest(ops.echo()));
+  c.destroy(new Error("test: gone"));
+  const errors = await Promise.all([first, second, third, fifth]);
+  assert.deepEqual(
+    errors.map((e) => e instanceof ConnectionLostError && e.sent),
+    [true, true, true, false],
+    "only the frame still held back is known never to have left",
+  );
+});
