@@ -41,7 +41,11 @@ function settle(): Promise<void> {
 export class VirtualClock implements Clock {
   #now: number;
   #nextId = 1;
-  #timers: VirtualTimer[] = [];
+  // Pending timers by id; a cancelled timer leaves the heap lazily.
+  #live = new Map<number, VirtualTimer>();
+  // A binary min-heap by (at, id): thousands of timers (one per simulated
+  // node's pool, say) cost O(log n) to add, cancel and fire, not a scan.
+  #heap: VirtualTimer[] = [];
 
   /** Starts the clock at `start` milliseconds. */
   constructor(start = 0) {
@@ -60,28 +64,32 @@ export class VirtualClock implements Clock {
       at: this.#now + Math.max(0, ms),
       fn,
     };
-    this.#timers.push(timer);
+    this.#live.set(timer.id, timer);
+    this.#push(timer);
     return timer.id;
   }
 
   /** Cancels a pending timer. */
   clearTimeout(handle: TimerHandle): void {
-    const index = this.#timers.findIndex((t) => t.id === handle);
-    if (index >= 0) this.#timers.splice(index, 1);
+    this.#live.delete(handle as number);
+    // Keep the heap from filling with cancelled timers when many are
+    // armed and cancelled without time moving.
+    if (this.#heap.length > 64 && this.#heap.length > 2 * this.#live.size) {
+      // A sorted array is a valid heap.
+      this.#heap = [...this.#live.values()].sort((a, b) =>
+        a.at - b.at || a.id - b.id
+      );
+    }
   }
 
   /** How many timers are pending. */
   get pendingTimers(): number {
-    return this.#timers.length;
+    return this.#live.size;
   }
 
   /** The time of the earliest pending timer, or `undefined`. */
   nextTimerAt(): number | undefined {
-    let earliest: number | undefined;
-    for (const t of this.#timers) {
-      if (earliest === undefined || t.at < earliest) earliest = t.at;
-    }
-    return earliest;
+    return this.#peek()?.at;
   }
 
   /**
@@ -113,14 +121,62 @@ export class VirtualClock implements Clock {
   }
 
   #takeDue(target: number): VirtualTimer[] {
-    let at = Infinity;
-    for (const t of this.#timers) if (t.at <= target && t.at < at) at = t.at;
-    if (at === Infinity) return [];
+    const first = this.#peek();
+    if (first === undefined || first.at > target) return [];
     const due: VirtualTimer[] = [];
-    const rest: VirtualTimer[] = [];
-    // Timers are kept in creation order, so `due` is too.
-    for (const t of this.#timers) (t.at === at ? due : rest).push(t);
-    this.#timers = rest;
+    // The heap yields equal deadlines in id order, i.e. creation order.
+    let t: VirtualTimer | undefined = first;
+    while (t !== undefined && t.at === first.at) {
+      this.#pop();
+      this.#live.delete(t.id);
+      due.push(t);
+      t = this.#peek();
+    }
     return due;
   }
+
+  /** The earliest timer still pending, dropping cancelled ones on the way. */
+  #peek(): VirtualTimer | undefined {
+    const heap = this.#heap;
+    while (heap.length > 0 && this.#live.get(heap[0].id) !== heap[0]) {
+      this.#pop();
+    }
+    return heap[0];
+  }
+
+  #push(timer: VirtualTimer): void {
+    const heap = this.#heap;
+    let i = heap.push(timer) - 1;
+    while (i > 0) {
+      const parent = (i - 1) >> 1;
+      if (!before(timer, heap[parent])) break;
+      heap[i] = heap[parent];
+      i = parent;
+    }
+    heap[i] = timer;
+  }
+
+  #pop(): void {
+    const heap = this.#heap;
+    const last = heap.pop()!;
+    if (heap.length === 0) return;
+    let i = 0;
+    for (;;) {
+      const left = 2 * i + 1;
+      if (left >= heap.length) break;
+      const right = left + 1;
+      const child = right < heap.length && before(heap[right], heap[left])
+        ? right
+        : left;
+      if (!before(heap[child], last)) break;
+      heap[i] = heap[child];
+      i = child;
+    }
+    heap[i] = last;
+  }
+}
+
+/** Heap order: earlier deadline first, then earlier creation. */
+function before(a: VirtualTimer, b: VirtualTimer): boolean {
+  return a.at < b.at || (a.at === b.at && a.id < b.id);
 }

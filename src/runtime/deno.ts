@@ -25,12 +25,17 @@ import type {
 } from "./types.ts";
 import { WriteQueue } from "./write_queue.ts";
 
-/** Size of each read buffer. */
+/**
+ * Read buffers start small and double, up to the largest, each time a read
+ * fills one: an idle connection (a pool keeps many) holds 4 KiB, a busy
+ * one reads up to 64 KiB at a time, which is what makes Deno's reads fast.
+ */
+const FIRST_READ_SIZE = 4 * 1024;
 const READ_SIZE = 64 * 1024;
 /**
  * A read at least this large keeps the buffer it landed in (handed over as
  * is, a new one is allocated); a smaller read is copied out so a 20-byte
- * response does not pin 64 KiB.
+ * response does not pin a whole buffer.
  */
 const KEEP_BUFFER_AT = 16 * 1024;
 
@@ -130,7 +135,7 @@ class DenoChannel extends ChannelBase {
 
   async #readLoop(): Promise<void> {
     this.#started = true;
-    let buffer = new Uint8Array(READ_SIZE);
+    let buffer = new Uint8Array(FIRST_READ_SIZE);
     try {
       while (!this.finished) {
         if (this.#paused) {
@@ -147,11 +152,15 @@ class DenoChannel extends ChannelBase {
         }
         if (n === 0) continue;
         let chunk: Uint8Array;
+        const size = n === buffer.byteLength
+          ? Math.min(READ_SIZE, 2 * buffer.byteLength)
+          : buffer.byteLength;
         if (n >= KEEP_BUFFER_AT) {
           chunk = buffer.subarray(0, n);
-          buffer = new Uint8Array(READ_SIZE);
+          buffer = new Uint8Array(size);
         } else {
           chunk = buffer.slice(0, n);
+          if (size !== buffer.byteLength) buffer = new Uint8Array(size);
         }
         this.emitData(chunk);
       }
@@ -200,7 +209,7 @@ class DenoChannel extends ChannelBase {
 /**
  * The adapter for Deno, on `Deno.connect` / `Deno.listen` with Nagle off.
  *
- * Reads pull 64 KiB at a time; writes are queued, coalesced into one
+ * Reads pull up to 64 KiB at a time; writes are queued, coalesced into one
  * buffer per `conn.write` call and looped until done, since Deno's write
  * may be partial.
  *
