@@ -64,14 +64,20 @@ test("after disconnect no socket is open and no timer is pending", async () => {
   assert.equal(open, 0, "every channel reported closed by the runtime");
   assert.equal(timers, 0, "every timer fired or was cleared");
   if (info) {
-    await new Promise((r) => setTimeout(r, 20));
-    const after = tally(info());
-    for (const kind of ["TCPSocketWrap", "TCPServerWrap", "Timeout"]) {
-      assert.ok(
-        (after[kind] ?? 0) <= (before[kind] ?? 0),
-        `${kind}: ${before[kind] ?? 0} before, ${after[kind] ?? 0} after`,
+    // A socket's handle goes some time after its close was reported (Node
+    // frees it on a later turn of its loop; a busy machine stretches that),
+    // so wait for the counts to come back, within a bound.
+    const kinds = ["TCPSocketWrap", "TCPServerWrap", "Timeout"];
+    const leftover = () => {
+      const after = tally(info());
+      return kinds.filter((k) => (after[k] ?? 0) > (before[k] ?? 0)).map((k) =>
+        `${k}: ${before[k] ?? 0} before, ${after[k] ?? 0} after`
       );
+    };
+    for (let i = 0; i < 100 && leftover().length > 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
     }
+    assert.deepEqual(leftover(), [], "handles still held after 2 s");
   }
 });
 
