@@ -48,7 +48,8 @@
 
 import genericPool from "generic-pool";
 import tarn from "tarn";
-import { ConnectionPool, type PoolableConnection } from "../src/pool.ts";
+import { ConnectionPool } from "../src/pool.ts";
+import { FakeConnection } from "../testing/fake_connection.ts";
 import {
   env,
   fixed,
@@ -85,45 +86,24 @@ const OPS: Record<Scenario, number> = {
 const ROUND_LIMIT_MS = QUICK ? 1_000 : 5_000;
 
 /** The trivial resource every pool hands out. */
-class FakeConnection implements PoolableConnection {
-  static #nextId = 1;
-  readonly id = FakeConnection.#nextId++;
-  readonly inFlight = 0;
-  isOpen = true;
+class BenchConnection extends FakeConnection {
   /** Held by a caller right now (checked by the bench, not the pools). */
   held = false;
-  readonly closed: Promise<Error | undefined>;
-  #settle!: (error: Error | undefined) => void;
-
-  constructor() {
-    this.closed = new Promise((resolve) => (this.#settle = resolve));
-  }
-
-  close(): Promise<void> {
-    this.isOpen = false;
-    this.#settle(undefined);
-    return Promise.resolve();
-  }
-
-  destroy(error?: Error): void {
-    this.isOpen = false;
-    this.#settle(error);
-  }
 }
 
-const create = (): Promise<FakeConnection> =>
-  Promise.resolve(new FakeConnection());
+const create = (): Promise<BenchConnection> =>
+  Promise.resolve(new BenchConnection());
 
 /** One pool behind the same two calls, plus setup and teardown. */
 interface Contender {
   name: PoolName;
-  acquire(): Promise<FakeConnection>;
-  release(conn: FakeConnection): void;
+  acquire(): Promise<BenchConnection>;
+  release(conn: BenchConnection): void;
   close(): Promise<void>;
 }
 
 async function makeOurs(): Promise<Contender> {
-  const pool = new ConnectionPool<FakeConnection>({
+  const pool = new ConnectionPool<BenchConnection>({
     address: "bench:0",
     config: {
       minConnections: SIZE,
@@ -149,9 +129,9 @@ async function makeOurs(): Promise<Contender> {
 }
 
 async function makeGenericPool(): Promise<Contender> {
-  const pool = genericPool.createPool<FakeConnection>({
+  const pool = genericPool.createPool<BenchConnection>({
     create,
-    destroy: (conn: FakeConnection) => conn.close(),
+    destroy: (conn: BenchConnection) => conn.close(),
   }, {
     min: SIZE,
     max: SIZE,
@@ -175,9 +155,9 @@ async function makeGenericPool(): Promise<Contender> {
 }
 
 async function makeTarn(): Promise<Contender> {
-  const pool = new tarn.Pool<FakeConnection>({
+  const pool = new tarn.Pool<BenchConnection>({
     create,
-    destroy: (conn: FakeConnection) => conn.close(),
+    destroy: (conn: BenchConnection) => conn.close(),
     min: SIZE,
     max: SIZE,
     acquireTimeoutMillis: ACQUIRE_TIMEOUT_MS,
@@ -198,10 +178,10 @@ async function makeTarn(): Promise<Contender> {
 
 /** Checks out SIZE resources at once and gives them back: a full pool. */
 async function fill(
-  acquire: () => Promise<FakeConnection>,
-  release: (conn: FakeConnection) => void,
+  acquire: () => Promise<BenchConnection>,
+  release: (conn: BenchConnection) => void,
 ): Promise<void> {
-  const held: Promise<FakeConnection>[] = [];
+  const held: Promise<BenchConnection>[] = [];
   for (let i = 0; i < SIZE; i++) held.push(acquire());
   for (const conn of await Promise.all(held)) release(conn);
 }

@@ -27,6 +27,8 @@
  * @module
  */
 
+import { concatBytes } from "../testing/bytes.ts";
+
 const HEADER = 16;
 const SLAB_SIZE = 64 * 1024;
 const TYPE_HELLO = 0x01;
@@ -318,7 +320,7 @@ async function connectDeno(
   const pump = async () => {
     try {
       while (out.length > 0) {
-        let bytes = out.length === 1 ? out[0] : concat(out);
+        let bytes = concatBytes(out);
         out.length = 0;
         while (bytes.byteLength > 0) {
           bytes = bytes.subarray(await conn.write(bytes));
@@ -504,18 +506,6 @@ async function connectNode(hostname: string, port: number): Promise<RawClient> {
       socket.destroy();
     },
   };
-}
-
-function concat(chunks: Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const c of chunks) total += c.byteLength;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 /**

@@ -156,16 +156,12 @@ export interface ReplySink {
 /**
  * One request in flight: a record of eight fields, since a connection may
  * hold a hundred thousand of them. What only some requests need (an abort
- * signal, a frame held back by congestion) lives elsewhere.
+ * signal, a frame held back by congestion) lives in records of its own.
  */
 interface Pending extends DeadlineEntry {
   readonly sequence: number;
-  /**
-   * The frame type sent (REQUEST or PING; the reply type follows from it),
-   * its flags shifted by {@linkcode FLAGS_SHIFT}, and {@linkcode HELD} while
-   * the frame waits for a congested socket to drain.
-   */
-  frame: number;
+  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
+  readonly type: number;
   readonly sink: ReplySink;
   abort: AbortHook | undefined;
 }
@@ -176,10 +172,12 @@ interface AbortHook {
   readonly listener: () => void;
 }
 
-const TYPE_MASK = 0xff;
-const FLAGS_SHIFT = 8;
-// Above the type (8 bits) and the frame's 16 flag bits.
-const HELD = 1 << 24;
+/** A request whose frame waits for a congested socket to drain. */
+interface HeldFrame {
+  readonly pending: Pending;
+  readonly flags: number;
+  readonly payload: Uint8Array;
+}
 
 /** Settles a promise from a connection, keeping only its resolve function. */
 class PromiseSink implements ReplySink {
@@ -261,9 +259,7 @@ export class Connection {
 
   #writer: FrameWriter;
   // Requests held back while the socket is congested.
-  #queued: Pending[] = [];
-  // Their frames' payloads, index for index.
-  #queuedPayloads: Uint8Array[] = [];
+  #queued: HeldFrame[] = [];
   // Where requests and pings go instead of the stream, once routed.
   #route: RequestRoute | undefined;
 
@@ -721,7 +717,7 @@ export class Connection {
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
       sequence,
-      frame: type | flags << FLAGS_SHIFT,
+      type,
       sink,
       abort: undefined,
       deadline: 0,
@@ -745,9 +741,7 @@ export class Connection {
     } else if (this.#writer.congested) {
       // Keep the frame out of the socket's queue until it drains, so a
       // slow reader cannot make the send buffer grow without bound.
-      pending.frame |= HELD;
-      this.#queued.push(pending);
-      this.#queuedPayloads.push(payload);
+      this.#queued.push({ pending, flags, payload });
     } else {
       this.#writer.push(type, flags, sequence, payload);
     }
@@ -841,7 +835,7 @@ export class Connection {
         );
         return;
       }
-      if (type !== replyTypeOf(pending.frame & TYPE_MASK)) {
+      if (type !== replyTypeOf(pending.type)) {
         throw new ProtocolError(
           `sequence ${message.sequence} answered with type 0x${
             type.toString(16)
@@ -927,12 +921,13 @@ export class Connection {
     this.#closeError = error;
     this.#deadlines.stop();
     this.#route?.close();
+    // Only a frame still held back is known never to have left.
+    const held = new Set(this.#queued.map((h) => h.pending));
+    this.#queued = [];
     for (const p of this.#pending.values()) {
       this.#settle(p);
-      p.sink.onError(this.#lostError((p.frame & HELD) === 0, error));
+      p.sink.onError(this.#lostError(!held.has(p), error));
     }
-    this.#queued = [];
-    this.#queuedPayloads = [];
     for (const w of this.#inboxWaiters.splice(0)) {
       w(this.#lostError(false, error));
     }
@@ -955,28 +950,16 @@ export class Connection {
 
   #onDrained = (): void => {
     const queued = this.#queued;
-    const payloads = this.#queuedPayloads;
     this.#queued = [];
-    this.#queuedPayloads = [];
     for (let i = 0; i < queued.length; i++) {
-      const p = queued[i];
+      const { pending: p, flags, payload } = queued[i];
       if (this.#pending.get(p.sequence) !== p || this.#state === "closed") {
         continue;
       }
-      const frame = p.frame & ~HELD;
-      p.frame = frame;
-      this.#writer.push(
-        frame & TYPE_MASK,
-        frame >>> FLAGS_SHIFT,
-        p.sequence,
-        payloads[i],
-      );
+      this.#writer.push(p.type, flags, p.sequence, payload);
       if (this.#writer.congested) {
         // Congested again: keep the rest, in order, for the next drain.
         this.#queued = queued.slice(i + 1).concat(this.#queued);
-        this.#queuedPayloads = payloads.slice(i + 1).concat(
-          this.#queuedPayloads,
-        );
         return;
       }
     }

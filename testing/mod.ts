@@ -45,3 +45,4 @@ export type {
   ProxyFaults,
 } from "./proxy.ts";
 export { concatBytes } from "./bytes.ts";
+export { FakeConnection } from "./fake_connection.ts";

@@ -7,7 +7,8 @@ import {
   ConnectionLostError,
   RequestTimeoutError,
 } from "../src/errors.ts";
-import { ConnectionPool, type PoolableConnection } from "../src/pool.ts";
+import { ConnectionPool } from "../src/pool.ts";
+import { FakeConnection } from "../testing/fake_connection.ts";
 import type { PoolEventMap } from "../src/pool_events.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
@@ -18,29 +19,6 @@ import { startFaultProxy } from "../testing/proxy.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 // ------------------------------------------------------------ the pool alone
-
-class FakeConnection implements PoolableConnection {
-  static next = 1;
-  readonly id = FakeConnection.next++;
-  inFlight = 0;
-  isOpen = true;
-  readonly closed: Promise<Error | undefined>;
-  destroyedWith: Error | undefined;
-  #settle!: (error: Error | undefined) => void;
-  constructor() {
-    this.closed = new Promise((resolve) => (this.#settle = resolve));
-  }
-  close(): Promise<void> {
-    this.isOpen = false;
-    this.#settle(undefined);
-    return Promise.resolve();
-  }
-  destroy(error?: Error): void {
-    this.isOpen = false;
-    this.destroyedWith = error;
-    this.#settle(error);
-  }
-}
 
 function fakePool(
   config: Parameters<typeof resolvePoolConfig>[0],

@@ -4,6 +4,11 @@ import assert from "node:assert/strict";
 import type { Scene } from "../testing/fault_scene.ts";
 import type { Tracked } from "../testing/fault_harness.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+import { FrameWriter } from "../src/protocol/frame_writer.ts";
+import { encodeJson } from "../src/protocol/messages.ts";
+import type { ByteChannel } from "../src/runtime/types.ts";
 
 /** The runtime globals the leak tests look at, where the runtime has them. */
 export const runtimeGlobals = globalThis as {
@@ -90,3 +95,51 @@ export function send(
 /** The node that answered a tracked request. */
 export const nodeOf = (t: { value: unknown }): string =>
   decodeReply(t.value as Uint8Array).nodeId;
+
+/**
+ * Plays a node on `channel` that answers HELLO and agrees to TLS in its
+ * NEGOTIATE_OK, then leaves the channel to the test: `afterAgreeing` runs
+ * right after NEGOTIATE_OK is queued (to slip bytes in behind it), and
+ * every later chunk goes to `onSwitched` instead of the codec.
+ */
+export function agreeToTls(
+  channel: ByteChannel,
+  options: {
+    nodeId: string;
+    protocols: string[];
+    afterAgreeing?: (writer: FrameWriter) => void;
+    onSwitched?: (chunk: Uint8Array) => void;
+  },
+): void {
+  const codec = new MessageCodec();
+  const writer = new FrameWriter(channel);
+  const { protocols } = options;
+  let switched = false;
+  channel.onData((chunk) => {
+    if (switched) return options.onSwitched?.(chunk);
+    codec.decode(chunk, (m) => {
+      if (m.type === MessageType.Hello) {
+        writer.push(
+          MessageType.HelloOk,
+          0,
+          m.sequence,
+          encodeJson({
+            nodeId: options.nodeId,
+            maxFrameSize: 1 << 20,
+            auth: "none",
+            protocols,
+          }),
+        );
+      } else if (m.type === MessageType.Negotiate) {
+        writer.push(
+          MessageType.NegotiateOk,
+          0,
+          m.sequence,
+          encodeJson({ protocols, selected: "tls" }),
+        );
+        options.afterAgreeing?.(writer);
+        switched = true;
+      }
+    });
+  });
+}

@@ -11,7 +11,6 @@ import {
 import {
   type ConnectionFactory,
   ConnectionPool,
-  type PoolableConnection,
   PoolMisuseError,
 } from "../src/pool.ts";
 import {
@@ -21,54 +20,33 @@ import {
   type PoolEventName,
 } from "../src/pool_events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { FakeConnection } from "../testing/fake_connection.ts";
 
 const ADDRESS = "10.0.0.1:7000";
 
-/** A connection that only keeps the state the pool looks at. */
-class FakeConnection implements PoolableConnection {
-  inFlight = 0;
-  isOpen = true;
-  closeCalls = 0;
-  destroyed = false;
-  readonly closed: Promise<Error | undefined>;
-  #settle!: (error: Error | undefined) => void;
-
-  constructor(readonly id: number, private readonly node: FakeNode) {
-    this.closed = new Promise((resolve) => (this.#settle = resolve));
+/** A fake connection whose close takes its node's close delay. */
+class NodeConnection extends FakeConnection {
+  constructor(id: number, private readonly node: FakeNode) {
+    super(id);
   }
 
-  close(): Promise<void> {
+  override close(): Promise<void> {
+    const delay = this.node.closeDelayMs;
+    if (delay === 0) return super.close();
     this.closeCalls++;
     this.isOpen = false;
-    const delay = this.node.closeDelayMs;
-    if (delay === 0) {
-      this.#settle(undefined);
-      return Promise.resolve();
-    }
     return new Promise((resolve) => {
       this.node.clock.setTimeout(() => {
-        this.#settle(undefined);
+        this.markClosed(undefined);
         resolve();
       }, delay);
     });
-  }
-
-  destroy(error?: Error): void {
-    this.destroyed = true;
-    this.isOpen = false;
-    this.#settle(error);
-  }
-
-  /** The peer reset the connection. */
-  break(error = new Error("connection reset by peer")): void {
-    this.isOpen = false;
-    this.#settle(error);
   }
 }
 
 /** A database node as the factory sees it: it can be slow, refuse or hang. */
 class FakeNode {
-  readonly connections: FakeConnection[] = [];
+  readonly connections: NodeConnection[] = [];
   readonly callTimes: number[] = [];
   opening = 0;
   maxOpening = 0;
@@ -88,7 +66,7 @@ class FakeNode {
     return this.callTimes.length;
   }
 
-  factory: ConnectionFactory<FakeConnection> = (signal) => {
+  factory: ConnectionFactory<NodeConnection> = (signal) => {
     this.callTimes.push(this.clock.now());
     this.opening++;
     this.maxOpening = Math.max(this.maxOpening, this.opening);
@@ -101,7 +79,7 @@ class FakeNode {
           reject(this.refuse);
           return;
         }
-        const conn = new FakeConnection(this.#nextId++, this);
+        const conn = new NodeConnection(this.#nextId++, this);
         this.connections.push(conn);
         resolve(conn);
       };
@@ -121,7 +99,7 @@ class FakeNode {
     });
   };
 
-  conn(id: number): FakeConnection {
+  conn(id: number): NodeConnection {
     const conn = this.connections.find((c) => c.id === id);
     assert.ok(conn, `connection ${id} exists`);
     return conn;
@@ -134,7 +112,7 @@ function setup(
 ) {
   const clock = new VirtualClock();
   const node = new FakeNode(clock);
-  const pool = new ConnectionPool<FakeConnection>({
+  const pool = new ConnectionPool<NodeConnection>({
     address: ADDRESS,
     config: { minConnections: 0, maxConnections: 4, ...config },
     factory: node.factory,
@@ -159,7 +137,7 @@ type Recorded = { type: PoolEventName; detail: PoolEventMap[PoolEventName] };
 const ALL_EVENTS: PoolEventName[] = [...POOL_EVENT_NAMES];
 
 function record(
-  pool: ConnectionPool<FakeConnection>,
+  pool: ConnectionPool<NodeConnection>,
   types: PoolEventName[] = ALL_EVENTS,
 ): Recorded[] {
   const events: Recorded[] = [];

@@ -1,33 +1,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { ConnectionPool, type PoolableConnection } from "../src/pool.ts";
+import { ConnectionPool } from "../src/pool.ts";
+import { FakeConnection } from "../testing/fake_connection.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 const IDLE_TIMEOUT_MS = 1000;
-
-/** Just enough of a connection for the pool; requests only move `inFlight`. */
-class FakeConnection implements PoolableConnection {
-  inFlight = 0;
-  isOpen = true;
-  readonly closed: Promise<Error | undefined>;
-  #settle!: (error: Error | undefined) => void;
-
-  constructor(readonly id: number) {
-    this.closed = new Promise((resolve) => (this.#settle = resolve));
-  }
-
-  close(): Promise<void> {
-    this.isOpen = false;
-    this.#settle(undefined);
-    return Promise.resolve();
-  }
-
-  destroy(error?: Error): void {
-    this.isOpen = false;
-    this.#settle(error);
-  }
-}
 
 type Step =
   | { kind: "exclusive" }

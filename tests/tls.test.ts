@@ -10,14 +10,12 @@ import { type ConnectionConfig, resolveConfig } from "../src/config.ts";
 import { Connection } from "../src/connection.ts";
 import { NegotiationError, TlsError } from "../src/errors.ts";
 import { createHandshake, handshakeResult } from "../src/handshake.ts";
-import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
-import { encodeJson } from "../src/protocol/messages.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { systemClock } from "../src/clock.ts";
 import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
+import { agreeToTls } from "./helpers.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { concatBytes } from "../testing/bytes.ts";
@@ -380,40 +378,10 @@ test("a node that never completes the TLS handshake fails within handshakeTimeou
   const swallowed: number[] = [];
   let closed = 0;
   const listener = await adapter.listen({ port: 0 }, (channel) => {
-    const codec = new MessageCodec();
-    const writer = new FrameWriter(channel);
-    let switched = false;
-    channel.onData((chunk) => {
-      if (switched) {
-        swallowed.push(chunk.length);
-        return;
-      }
-      codec.decode(chunk, (m) => {
-        if (m.type === MessageType.Hello) {
-          writer.push(
-            MessageType.HelloOk,
-            0,
-            m.sequence,
-            encodeJson({
-              nodeId: "mute",
-              maxFrameSize: 1 << 20,
-              auth: "none",
-              protocols: ["tls", "tcp"],
-            }),
-          );
-        } else if (m.type === MessageType.Negotiate) {
-          writer.push(
-            MessageType.NegotiateOk,
-            0,
-            m.sequence,
-            encodeJson({
-              protocols: ["tls", "tcp"],
-              selected: "tls",
-            }),
-          );
-          switched = true;
-        }
-      });
+    agreeToTls(channel, {
+      nodeId: "mute",
+      protocols: ["tls", "tcp"],
+      onSwitched: (chunk) => swallowed.push(chunk.length),
     });
     channel.onClose(() => closed++);
   });

@@ -16,10 +16,7 @@ import {
   TlsError,
 } from "../src/errors.ts";
 import { createHandshake } from "../src/handshake.ts";
-import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
-import { encodeJson } from "../src/protocol/messages.ts";
 import { isRetryable } from "../src/retry.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { toTlsError } from "../src/runtime/tls.ts";
@@ -33,6 +30,7 @@ import {
   resolveTlsConfig,
   tlsTransport,
 } from "../src/tls.ts";
+import { agreeToTls } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
@@ -332,36 +330,12 @@ test("plaintext after NEGOTIATE_OK is refused before the TLS handshake starts", 
   // A node (or a man in the middle) that agrees to TLS and then slips a
   // plaintext frame in behind NEGOTIATE_OK, in the same write.
   const listener = await network.listen({ port: 0 }, (channel) => {
-    const codec = new MessageCodec();
-    const writer = new FrameWriter(channel);
-    channel.onData((chunk) =>
-      codec.decode(chunk, (m) => {
-        if (m.type === MessageType.Hello) {
-          writer.push(
-            MessageType.HelloOk,
-            0,
-            m.sequence,
-            encodeJson({
-              nodeId: "evil",
-              maxFrameSize: 1 << 20,
-              auth: "none",
-              protocols: ["tls", "tcp"],
-            }),
-          );
-        } else if (m.type === MessageType.Negotiate) {
-          writer.push(
-            MessageType.NegotiateOk,
-            0,
-            m.sequence,
-            encodeJson({
-              protocols: ["tls", "tcp"],
-              selected: "tls",
-            }),
-          );
-          writer.push(MessageType.Ping, 0, 99, new Uint8Array([1]));
-        }
-      })
-    );
+    agreeToTls(channel, {
+      nodeId: "evil",
+      protocols: ["tls", "tcp"],
+      afterAgreeing: (writer) =>
+        writer.push(MessageType.Ping, 0, 99, new Uint8Array([1])),
+    });
     channel.onClose(() => {});
   });
   const { adapter, calls } = stallingTls(network);

@@ -9,13 +9,10 @@ import { systemClock } from "../src/clock.ts";
 import { Connection } from "../src/connection.ts";
 import { TlsError } from "../src/errors.ts";
 import { createHandshake } from "../src/handshake.ts";
-import { MessageCodec } from "../src/protocol/codec.ts";
-import { MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
-import { encodeJson } from "../src/protocol/messages.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
 import { CountingClock } from "../testing/counting.ts";
+import { agreeToTls } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 
@@ -55,35 +52,7 @@ async function muteNode() {
   let open = 0;
   const listener = await adapter.listen({ port: 0 }, (channel) => {
     open++;
-    const codec = new MessageCodec();
-    const writer = new FrameWriter(channel);
-    let switched = false;
-    channel.onData((chunk) => {
-      if (switched) return;
-      codec.decode(chunk, (m) => {
-        if (m.type === MessageType.Hello) {
-          writer.push(
-            MessageType.HelloOk,
-            0,
-            m.sequence,
-            encodeJson({
-              nodeId: "mute",
-              maxFrameSize: 1 << 20,
-              auth: "none",
-              protocols: ["tls"],
-            }),
-          );
-        } else if (m.type === MessageType.Negotiate) {
-          writer.push(
-            MessageType.NegotiateOk,
-            0,
-            m.sequence,
-            encodeJson({ protocols: ["tls"], selected: "tls" }),
-          );
-          switched = true;
-        }
-      });
-    });
+    agreeToTls(channel, { nodeId: "mute", protocols: ["tls"] });
     channel.onClose(() => open--);
   });
   return {
