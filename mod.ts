@@ -30,16 +30,16 @@
  * @module
  */
 
-export * from "./src/client.ts";
-export * from "./src/manager.ts";
-export * from "./src/pool.ts";
-export * from "./src/pool_events.ts";
-export * from "./src/retry.ts";
-export * from "./src/balancer.ts";
-export * from "./src/health.ts";
-export * from "./src/concurrency.ts";
+export * from "./src/client/client.ts";
+export * from "./src/cluster/manager.ts";
+export * from "./src/pool/pool.ts";
+export * from "./src/pool/events.ts";
+export * from "./src/client/retry.ts";
+export * from "./src/cluster/balancer.ts";
+export * from "./src/cluster/health.ts";
+export * from "./src/cluster/concurrency.ts";
 export * from "./src/errors.ts";
-export * from "./src/config.ts";
+export * from "./src/config/config.ts";
 export { Secret } from "./src/secret.ts";
 export {
   type Clock,
@@ -54,7 +54,7 @@ export {
   type ReplySink,
   type RequestOptions,
   type RequestRoute,
-} from "./src/connection.ts";
+} from "./src/connection/connection.ts";
 export {
   MessageCodec,
   writeHeader,
@@ -97,16 +97,16 @@ export type {
   TlsOptions,
   TlsServerOptions,
 } from "./src/runtime/types.ts";
-export * from "./src/tls.ts";
+export * from "./src/handshake/tls.ts";
+export * from "./src/config/tls.ts";
 export * from "./src/protocol/negotiation.ts";
-export * from "./src/handshake.ts";
+export * from "./src/handshake/handshake.ts";
 export {
-  DatagramTooLargeError,
   type UdpStats,
   udpStats,
   udpTransport,
   type UdpTransportOptions,
-} from "./src/udp.ts";
+} from "./src/handshake/udp.ts";
 export {
   DATAGRAM_OVERHEAD,
   decodeDatagram,
@@ -138,4 +138,4 @@ export {
   ScramKeyCache,
   unescapeScramName,
 } from "./src/auth/scram.ts";
-export { saslprep, SaslprepError } from "./src/auth/saslprep.ts";
+export { saslprep } from "./src/auth/saslprep.ts";

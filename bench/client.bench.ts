@@ -37,7 +37,7 @@
  * @module
  */
 
-import { Client } from "../src/client.ts";
+import { Client } from "../src/client/client.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {

@@ -15,7 +15,7 @@
 
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import {
   fixed,

@@ -23,7 +23,7 @@
  * @module
  */
 
-import { Connection } from "../src/connection.ts";
+import { Connection } from "../src/connection/connection.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";

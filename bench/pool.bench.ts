@@ -48,7 +48,7 @@
 
 import genericPool from "generic-pool";
 import tarn from "tarn";
-import { ConnectionPool } from "../src/pool.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
 import { FakeConnection } from "../testing/fake_connection.ts";
 import {
   env,

@@ -30,10 +30,11 @@
 
 import { readFileSync } from "node:fs";
 import { systemClock } from "../src/clock.ts";
-import { Connection } from "../src/connection.ts";
-import { createHandshake, handshakeResult } from "../src/handshake.ts";
+import { Connection } from "../src/connection/connection.ts";
+import { createHandshake, handshakeResult } from "../src/handshake/handshake.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
+import { resolveTlsConfig } from "../src/config/tls.ts";
+import { tlsTransport } from "../src/handshake/tls.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {

@@ -23,11 +23,11 @@
  * @module
  */
 
-import { Connection } from "../src/connection.ts";
-import { createHandshake, handshakeResult } from "../src/handshake.ts";
+import { Connection } from "../src/connection/connection.ts";
+import { createHandshake, handshakeResult } from "../src/handshake/handshake.ts";
 import type { ProtocolType } from "../src/protocol/negotiation.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { udpTransport } from "../src/udp.ts";
+import { udpTransport } from "../src/handshake/udp.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {

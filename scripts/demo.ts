@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { Client } from "../src/client.ts";
+import { Client } from "../src/client/client.ts";
 import {
   formatCount,
   formatMs,
@@ -16,7 +16,7 @@ import {
 } from "../src/cli/format.ts";
 import { type LoadSnapshot, runLoad } from "../src/cli/load.ts";
 import { ProgressLine } from "../src/cli/progress.ts";
-import type { NodeHealthEvent } from "../src/manager.ts";
+import type { NodeHealthEvent } from "../src/cluster/manager.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { exitProcess, readEnv } from "../src/runtime/process.ts";
 import { startTestNode } from "../testing/node.ts";

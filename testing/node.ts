@@ -7,11 +7,11 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../src/clock.ts";
-import { DEFAULT_MAX_FRAME_SIZE } from "../src/config.ts";
+import { DEFAULT_MAX_FRAME_SIZE } from "../src/protocol/frame.ts";
 import { AuthenticationError, formatAddress } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
 import {
   decodeJson,
   encodeError,

@@ -3,19 +3,19 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { inspect } from "node:util";
-import { Client } from "../src/client.ts";
-import { type ConnectionConfig, resolveConfig } from "../src/config.ts";
-import { Connection } from "../src/connection.ts";
+import { Client } from "../src/client/client.ts";
+import { type ConnectionConfig, resolveConfig } from "../src/config/config.ts";
+import { Connection } from "../src/connection/connection.ts";
 import {
   AuthenticationError,
   NegotiationError,
   RemoteError,
 } from "../src/errors.ts";
-import { handshakeResult } from "../src/handshake.ts";
+import { handshakeResult } from "../src/handshake/handshake.ts";
 import {
   ConnectionManager,
   type ProtocolSelectedEvent,
-} from "../src/manager.ts";
+} from "../src/cluster/manager.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";

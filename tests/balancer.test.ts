@@ -7,7 +7,7 @@ import {
   HealthyNodeSet,
   LeastInFlightBalancer,
   RoundRobinBalancer,
-} from "../src/balancer.ts";
+} from "../src/cluster/balancer.ts";
 import { seeded } from "./helpers.ts";
 
 function names(n: number): string[] {

@@ -1,15 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Client, type RetryEvent } from "../src/client.ts";
+import { Client, type RetryEvent } from "../src/client/client.ts";
 import type { Clock } from "../src/clock.ts";
 import {
   type ConnectionConfig,
   type LogEntry,
   type Logger,
   resolveConfig,
-} from "../src/config.ts";
-import type { PoolEvent } from "../src/pool_events.ts";
+} from "../src/config/config.ts";
+import type { PoolEvent } from "../src/pool/events.ts";
 import {
   ClientClosedError,
   ConfigError,
@@ -18,7 +18,8 @@ import {
   RemoteError,
   RetriesExhaustedError,
 } from "../src/errors.ts";
-import { ConnectFailedError, type NodeHealthEvent } from "../src/manager.ts";
+import type { NodeHealthEvent } from "../src/cluster/manager.ts";
+import { ConnectFailedError } from "../src/errors.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";

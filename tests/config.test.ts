@@ -7,7 +7,7 @@ import {
   DEFAULT_RETRY_CONFIG,
   parseHost,
   resolveConfig,
-} from "../src/config.ts";
+} from "../src/config/config.ts";
 import { ConfigError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection } from "../src/connection.ts";
+import { Connection } from "../src/connection/connection.ts";
 import {
   AbortedError,
   ConnectionClosedError,

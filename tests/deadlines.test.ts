@@ -1,7 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { type DeadlineEntry, DeadlineTracker } from "../src/deadlines.ts";
+import {
+  type DeadlineEntry,
+  DeadlineTracker,
+} from "../src/connection/deadlines.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 interface Entry extends DeadlineEntry {

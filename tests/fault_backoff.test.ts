@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConnectionRefusedError } from "../src/errors.ts";
-import { ConnectionPool, type PoolableConnection } from "../src/pool.ts";
+import { ConnectionPool, type PoolableConnection } from "../src/pool/pool.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 function refusingPool() {

@@ -1,15 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client.ts";
-import { resolvePoolConfig } from "../src/config.ts";
+import { Client } from "../src/client/client.ts";
+import { resolvePoolConfig } from "../src/config/config.ts";
 import {
   ConfigError,
   ConnectionLostError,
   RequestTimeoutError,
 } from "../src/errors.ts";
-import { ConnectionPool } from "../src/pool.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
 import { FakeConnection } from "../testing/fake_connection.ts";
-import type { PoolEventMap } from "../src/pool_events.ts";
+import type { PoolEventMap } from "../src/pool/events.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
 import { drive, watchEscapes } from "../testing/fault_harness.ts";

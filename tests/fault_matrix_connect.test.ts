@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { NodewireError } from "../src/errors.ts";
-import { ConnectFailedError } from "../src/manager.ts";
+import { ConnectFailedError } from "../src/errors.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { type Scene, startScene } from "../testing/fault_scene.ts";

@@ -7,7 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { systemClock } from "../src/clock.ts";
-import { Connection } from "../src/connection.ts";
+import { Connection } from "../src/connection/connection.ts";
 import {
   ConnectionLostError,
   type NodewireError,
@@ -16,7 +16,7 @@ import {
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";

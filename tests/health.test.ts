@@ -1,9 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { isNodeFailure, NodeHealth } from "../src/health.ts";
-import { runWithConcurrency } from "../src/concurrency.ts";
-import { DEFAULT_HEALTH_CONFIG } from "../src/config.ts";
+import { isNodeFailure, NodeHealth } from "../src/cluster/health.ts";
+import { runWithConcurrency } from "../src/cluster/concurrency.ts";
+import { DEFAULT_HEALTH_CONFIG } from "../src/config/config.ts";
 import {
   AbortedError,
   ClientClosedError,

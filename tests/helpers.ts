@@ -6,7 +6,7 @@ import type { Tracked } from "../testing/fault_harness.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { Client } from "../src/client.ts";
+import { Client } from "../src/client/client.ts";
 import { systemClock } from "../src/clock.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";

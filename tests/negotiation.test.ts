@@ -1,18 +1,18 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { resolveConfig } from "../src/config.ts";
-import { Connection } from "../src/connection.ts";
+import { resolveConfig } from "../src/config/config.ts";
+import { Connection } from "../src/connection/connection.ts";
 import { ConfigError, NegotiationError } from "../src/errors.ts";
 import {
   createHandshake,
   type HandshakeOptions,
   handshakeResult,
   type TransportUpgrade,
-} from "../src/handshake.ts";
+} from "../src/handshake/handshake.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/protocol/frame_writer.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import {
   allowedProtocols,

@@ -10,7 +10,7 @@ const g = globalThis as {
 };
 
 test("each runtime loads the library from where its users get it", () => {
-  const resolved = import.meta.resolve("../src/config.ts");
+  const resolved = import.meta.resolve("../src/config/config.ts");
   if (g.Deno || g.Bun) {
     // Deno and Bun users import the TypeScript sources from JSR.
     assert.match(resolved, /\/src\/config\.ts$/);

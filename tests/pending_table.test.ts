@@ -1,8 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { PendingTable } from "../src/pending_table.ts";
-import { rejection } from "../src/resolve_only.ts";
+import { PendingTable } from "../src/connection/pending_table.ts";
+import { rejection } from "../src/connection/resolve_only.ts";
 
 interface Entry {
   sequence: number;

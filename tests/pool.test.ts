@@ -1,24 +1,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { PoolConfig } from "../src/config.ts";
+import type { PoolConfig } from "../src/config/config.ts";
 import {
   AbortedError,
   ConnectionRefusedError,
   NodewireError,
   PoolClosedError,
+  PoolMisuseError,
   PoolTimeoutError,
 } from "../src/errors.ts";
-import {
-  type ConnectionFactory,
-  ConnectionPool,
-  PoolMisuseError,
-} from "../src/pool.ts";
+import { type ConnectionFactory, ConnectionPool } from "../src/pool/pool.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
   type PoolEventMap,
   type PoolEventName,
-} from "../src/pool_events.ts";
+} from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { FakeConnection } from "../testing/fake_connection.ts";
 

@@ -7,9 +7,9 @@ import {
   type ExecuteWithRetryOptions,
   isRetryable,
   type RetryInfo,
-} from "../src/retry.ts";
-import type { RetryConfig } from "../src/config.ts";
-import { DEFAULT_RETRY_CONFIG } from "../src/config.ts";
+} from "../src/client/retry.ts";
+import type { RetryConfig } from "../src/config/config.ts";
+import { DEFAULT_RETRY_CONFIG } from "../src/config/config.ts";
 import {
   AbortedError,
   ClientClosedError,

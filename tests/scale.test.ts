@@ -4,13 +4,13 @@ import {
   type Balancer,
   createBalancer,
   HealthyNodeSet,
-} from "../src/balancer.ts";
-import { Client } from "../src/client.ts";
+} from "../src/cluster/balancer.ts";
+import { Client } from "../src/client/client.ts";
 import { sleep, systemClock } from "../src/clock.ts";
-import { resolveConfig } from "../src/config.ts";
-import type { Connection } from "../src/connection.ts";
+import { resolveConfig } from "../src/config/config.ts";
+import type { Connection } from "../src/connection/connection.ts";
 import { RequestTimeoutError } from "../src/errors.ts";
-import { ConnectionManager } from "../src/manager.ts";
+import { ConnectionManager } from "../src/cluster/manager.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { CountingClock } from "../testing/counting.ts";
 import { startTestNode } from "../testing/node.ts";

@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { inspect } from "node:util";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
-import { saslprep, SaslprepError } from "../src/auth/saslprep.ts";
+import { saslprep } from "../src/auth/saslprep.ts";
+import { SaslprepError } from "../src/errors.ts";
 import {
   escapeScramName,
   SCRAM_MAX_ITERATIONS,

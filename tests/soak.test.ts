@@ -8,7 +8,7 @@
 // a matching --timeout to bun test). NODEWIRE_SOAK_SEED replays a run.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client.ts";
+import { Client } from "../src/client/client.ts";
 import { systemClock } from "../src/clock.ts";
 import { NodewireError } from "../src/errors.ts";
 import { getAdapter } from "../src/runtime/detect.ts";

@@ -5,16 +5,20 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { Client } from "../src/client.ts";
-import { type ConnectionConfig, resolveConfig } from "../src/config.ts";
-import { Connection } from "../src/connection.ts";
+import { Client } from "../src/client/client.ts";
+import { type ConnectionConfig, resolveConfig } from "../src/config/config.ts";
+import { Connection } from "../src/connection/connection.ts";
 import { NegotiationError, TlsError } from "../src/errors.ts";
-import { createHandshake, handshakeResult } from "../src/handshake.ts";
+import {
+  createHandshake,
+  handshakeResult,
+} from "../src/handshake/handshake.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { systemClock } from "../src/clock.ts";
-import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
+import { resolveTlsConfig } from "../src/config/tls.ts";
+import { tlsTransport } from "../src/handshake/tls.ts";
 import { agreeToTls } from "./helpers.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";

@@ -5,9 +5,9 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { Client } from "../src/client.ts";
-import { resolveConfig } from "../src/config.ts";
-import { Connection } from "../src/connection.ts";
+import { Client } from "../src/client/client.ts";
+import { resolveConfig } from "../src/config/config.ts";
+import { Connection } from "../src/connection/connection.ts";
 import {
   ConfigError,
   ConnectionLostError,
@@ -15,9 +15,9 @@ import {
   ProtocolError,
   TlsError,
 } from "../src/errors.ts";
-import { createHandshake } from "../src/handshake.ts";
+import { createHandshake } from "../src/handshake/handshake.ts";
 import { MessageType } from "../src/protocol/frame.ts";
-import { isRetryable } from "../src/retry.ts";
+import { isRetryable } from "../src/client/retry.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { toTlsError } from "../src/runtime/tls.ts";
 import type {
@@ -28,8 +28,8 @@ import type {
 import {
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   resolveTlsConfig,
-  tlsTransport,
-} from "../src/tls.ts";
+} from "../src/config/tls.ts";
+import { tlsTransport } from "../src/handshake/tls.ts";
 import { agreeToTls } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";

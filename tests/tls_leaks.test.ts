@@ -4,13 +4,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { Client } from "../src/client.ts";
+import { Client } from "../src/client/client.ts";
 import { systemClock } from "../src/clock.ts";
-import { Connection } from "../src/connection.ts";
+import { Connection } from "../src/connection/connection.ts";
 import { TlsError } from "../src/errors.ts";
-import { createHandshake } from "../src/handshake.ts";
+import { createHandshake } from "../src/handshake/handshake.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { resolveTlsConfig, tlsTransport } from "../src/tls.ts";
+import { resolveTlsConfig } from "../src/config/tls.ts";
+import { tlsTransport } from "../src/handshake/tls.ts";
 import { CountingClock } from "../testing/counting.ts";
 import { agreeToTls } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client, type RetryEvent } from "../src/client.ts";
-import { Connection } from "../src/connection.ts";
+import { Client, type RetryEvent } from "../src/client/client.ts";
+import { Connection } from "../src/connection/connection.ts";
 import {
   ConnectionLostError,
   RemoteError,
@@ -12,7 +12,7 @@ import {
   handshakeResult,
   negotiateProtocol,
   type TransportUpgrade,
-} from "../src/handshake.ts";
+} from "../src/handshake/handshake.ts";
 import {
   decodeDatagram,
   encodeDatagram,
@@ -24,7 +24,8 @@ import { decodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
 import type { DatagramChannel } from "../src/runtime/datagram.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
-import { DatagramTooLargeError, udpStats, udpTransport } from "../src/udp.ts";
+import { udpStats, udpTransport } from "../src/handshake/udp.ts";
+import { DatagramTooLargeError } from "../src/errors.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
-import { resolveConfig } from "../src/config.ts";
+import { resolveConfig } from "../src/config/config.ts";
 import { ConfigError, ProtocolError } from "../src/errors.ts";
 import {
   DATAGRAM_OVERHEAD,
@@ -23,7 +23,7 @@ import {
 } from "../src/protocol/frame.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import { decodeNegotiateOk } from "../src/protocol/negotiation.ts";
-import { udpTransport } from "../src/udp.ts";
+import { udpTransport } from "../src/handshake/udp.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 

@@ -1,17 +1,20 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client.ts";
+import { Client } from "../src/client/client.ts";
 import { systemClock } from "../src/clock.ts";
-import { Connection } from "../src/connection.ts";
+import { Connection } from "../src/connection/connection.ts";
 import {
   AuthenticationError,
   ConnectionLostError,
   RequestTimeoutError,
 } from "../src/errors.ts";
-import { createHandshake, handshakeResult } from "../src/handshake.ts";
+import {
+  createHandshake,
+  handshakeResult,
+} from "../src/handshake/handshake.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { Secret } from "../src/secret.ts";
-import { udpTransport } from "../src/udp.ts";
+import { udpTransport } from "../src/handshake/udp.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
 import { eventually } from "../testing/fault_harness.ts";
 import { startTestNode } from "../testing/node.ts";

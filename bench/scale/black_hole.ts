@@ -10,7 +10,7 @@
 
 import { formatAddress } from "../../src/errors.ts";
 import { MessageCodec } from "../../src/protocol/codec.ts";
-import { FrameWriter } from "../../src/protocol/frame_writer.ts";
+import { FrameWriter } from "../../src/connection/frame_writer.ts";
 import { type Message, MessageType } from "../../src/protocol/frame.ts";
 import { encodeJson } from "../../src/protocol/messages.ts";
 import type { ByteChannel, RuntimeAdapter } from "../../src/runtime/types.ts";

@@ -23,7 +23,7 @@
  */
 
 import process from "node:process";
-import { Client } from "../../src/client.ts";
+import { Client } from "../../src/client/client.ts";
 import { startTestNode } from "../../testing/node.ts";
 import { ops } from "../../testing/ops.ts";
 import {

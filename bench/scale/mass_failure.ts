@@ -18,8 +18,8 @@
  * @module
  */
 
-import { Client } from "../../src/client.ts";
-import { Connection } from "../../src/connection.ts";
+import { Client } from "../../src/client/client.ts";
+import { Connection } from "../../src/connection/connection.ts";
 import { createMemoryNetwork } from "../../src/runtime/memory.ts";
 import { ops } from "../../testing/ops.ts";
 import { VirtualClock } from "../../testing/virtual_clock.ts";

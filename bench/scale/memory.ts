@@ -26,8 +26,8 @@
  * @module
  */
 
-import { Client } from "../../src/client.ts";
-import { Connection } from "../../src/connection.ts";
+import { Client } from "../../src/client/client.ts";
+import { Connection } from "../../src/connection/connection.ts";
 import { getAdapter } from "../../src/runtime/detect.ts";
 import { ops } from "../../testing/ops.ts";
 import { fixed, int, printTable, QUICK, runtimeLabel } from "../harness.ts";

@@ -23,8 +23,8 @@
  * @module
  */
 
-import { Client } from "../../src/client.ts";
-import { DEFAULT_POOL_CONFIG } from "../../src/config.ts";
+import { Client } from "../../src/client/client.ts";
+import { DEFAULT_POOL_CONFIG } from "../../src/config/config.ts";
 import {
   env,
   fixed,

@@ -26,9 +26,9 @@
  * @module
  */
 
-import { Client } from "../../src/client.ts";
-import { type LoadBalancing, resolveConfig } from "../../src/config.ts";
-import { ConnectionManager } from "../../src/manager.ts";
+import { Client } from "../../src/client/client.ts";
+import { type LoadBalancing, resolveConfig } from "../../src/config/config.ts";
+import { ConnectionManager } from "../../src/cluster/manager.ts";
 import { createMemoryNetwork } from "../../src/runtime/memory.ts";
 import { startTestNode, type TestNode } from "../../testing/node.ts";
 import { ops } from "../../testing/ops.ts";

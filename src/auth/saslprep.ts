@@ -21,6 +21,8 @@
  * @module
  */
 
+import { SaslprepError } from "../errors.ts";
+
 /** `[from, to]` code point ranges, inclusive. */
 type Ranges = readonly (readonly [number, number])[];
 
@@ -129,29 +131,6 @@ function inRanges(cp: number, ranges: Ranges): boolean {
 function isNonCharacter(cp: number): boolean {
   // C.4: U+FDD0–FDEF and the last two code points of every plane.
   return (cp >= 0xfdd0 && cp <= 0xfdef) || (cp & 0xfffe) === 0xfffe;
-}
-
-/**
- * SASLprep refused a string. The message names the offending code point by
- * its position and number, never the string itself, since it may be a
- * password.
- *
- * @example
- * ```ts
- * import { SaslprepError, saslprep } from "@nodewire/client";
- * try {
- *   saslprep("bell\u0007");
- * } catch (error) {
- *   console.log(error instanceof SaslprepError); // true
- * }
- * ```
- */
-export class SaslprepError extends Error {
-  /** Creates the error. */
-  constructor(message: string) {
-    super(message);
-    this.name = "SaslprepError";
-  }
 }
 
 /**

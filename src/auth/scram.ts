@@ -7,7 +7,7 @@
  * @module
  */
 
-import { AuthenticationError } from "../errors.ts";
+import { AuthenticationError, SaslprepError } from "../errors.ts";
 import type { Secret } from "../secret.ts";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import {
@@ -18,7 +18,7 @@ import {
   timingSafeEqual,
   xorBytes,
 } from "./crypto.ts";
-import { saslprep, SaslprepError } from "./saslprep.ts";
+import { saslprep } from "./saslprep.ts";
 
 /**
  * The lowest iteration count the client accepts: RFC 7677's minimum. A node

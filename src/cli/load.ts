@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Client } from "../client.ts";
+import type { Client } from "../client/client.ts";
 
 const decoder = new TextDecoder();
 

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { DEFAULT_MAX_FRAME_SIZE } from "../config.ts";
 import { ProtocolError } from "../errors.ts";
 import {
+  DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
   isKnownMessageType,
   KNOWN_FLAGS,

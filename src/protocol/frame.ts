@@ -131,3 +131,26 @@ export interface Message {
   /** Payload bytes. */
   payload: Uint8Array;
 }
+
+/**
+ * Default maximum frame payload: 16 MiB. A peer may agree on less or more,
+ * up to {@linkcode MAX_FRAME_SIZE_LIMIT}.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_MAX_FRAME_SIZE } from "@nodewire/client/protocol";
+ * console.log(DEFAULT_MAX_FRAME_SIZE); // 16777216
+ * ```
+ */
+export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
+
+/**
+ * The protocol's hard ceiling on a frame payload: 1 GiB.
+ *
+ * @example
+ * ```ts
+ * import { MAX_FRAME_SIZE_LIMIT } from "@nodewire/client/protocol";
+ * console.log(MAX_FRAME_SIZE_LIMIT); // 1073741824
+ * ```
+ */
+export const MAX_FRAME_SIZE_LIMIT = 1024 * 1024 * 1024;

@@ -9,43 +9,13 @@
 
 import { ProtocolError } from "../errors.ts";
 import { decodeJson } from "./messages.ts";
+import {
+  isProtocolType,
+  PROTOCOL_PRIORITY,
+  ProtocolType,
+} from "../protocol_type.ts";
 
-/**
- * The transport protocols a node may serve, by their wire names.
- *
- * @example
- * ```ts
- * import { ProtocolType } from "@nodewire/client";
- * console.log(ProtocolType.Tls); // "tls"
- * ```
- */
-export const ProtocolType = {
-  /** TLS over TCP: encrypted and authenticated by certificate. */
-  Tls: "tls",
-  /** Plain TCP. */
-  Tcp: "tcp",
-  /** UDP, one frame per datagram. */
-  Udp: "udp",
-} as const;
-
-/** One of the wire names in {@linkcode ProtocolType}. */
-export type ProtocolType = typeof ProtocolType[keyof typeof ProtocolType];
-
-/**
- * Every protocol, best first. The order is the selection priority: security
- * first (TLS), then reliable delivery (TCP), then UDP.
- *
- * @example
- * ```ts
- * import { PROTOCOL_PRIORITY } from "@nodewire/client";
- * console.log(PROTOCOL_PRIORITY); // ["tls", "tcp", "udp"]
- * ```
- */
-export const PROTOCOL_PRIORITY: readonly ProtocolType[] = Object.freeze([
-  "tls",
-  "tcp",
-  "udp",
-]);
+export { isProtocolType, PROTOCOL_PRIORITY, ProtocolType };
 
 /**
  * What the client does about TLS: `"require"` offers only TLS (the default
@@ -60,20 +30,6 @@ export const PROTOCOL_PRIORITY: readonly ProtocolType[] = Object.freeze([
  * ```
  */
 export type TlsPolicy = "require" | "prefer" | "disable";
-
-/**
- * Whether `value` is a protocol wire name.
- *
- * @example
- * ```ts
- * import { isProtocolType } from "@nodewire/client";
- * isProtocolType("tcp"); // true
- * isProtocolType("quic"); // false
- * ```
- */
-export function isProtocolType(value: unknown): value is ProtocolType {
-  return value === "tls" || value === "tcp" || value === "udp";
-}
 
 /**
  * Sorts protocols by priority, dropping duplicates and names that are not

@@ -58,18 +58,18 @@ export async function getAdapter(
   switch (name) {
     case "deno":
       return withDatagram(
-        (await import("./deno.ts")).denoAdapter,
-        async () => (await import("./datagram_deno.ts")).openDenoDatagram,
+        (await import("./deno/adapter.ts")).denoAdapter,
+        async () => (await import("./deno/datagram.ts")).openDenoDatagram,
       );
     case "bun":
       return withDatagram(
-        (await import("./bun.ts")).bunAdapter,
-        async () => (await import("./datagram_bun.ts")).openBunDatagram,
+        (await import("./bun/adapter.ts")).bunAdapter,
+        async () => (await import("./bun/datagram.ts")).openBunDatagram,
       );
     case "node":
       return withDatagram(
-        (await import("./node.ts")).nodeAdapter,
-        async () => (await import("./datagram_node.ts")).openNodeDatagram,
+        (await import("./node/adapter.ts")).nodeAdapter,
+        async () => (await import("./node/datagram.ts")).openNodeDatagram,
       );
     case "memory":
       return (await import("./memory.ts")).createMemoryNetwork();

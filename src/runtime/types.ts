@@ -7,9 +7,6 @@
  */
 
 import type { DatagramChannel, DatagramOptions } from "./datagram.ts";
-import type { TlsOptions, TlsServerOptions } from "./tls.ts";
-
-export type { TlsOptions, TlsServerOptions } from "./tls.ts";
 
 /** Which adapter is in use. */
 export type RuntimeName = "deno" | "bun" | "node" | "memory";
@@ -146,4 +143,46 @@ export interface RuntimeAdapter {
    * offers TLS.
    */
   readonly supportsTls?: boolean;
+}
+
+/**
+ * The client side of a TLS session: for `ByteChannel.startTls` and for
+ * `RuntimeAdapter.connect({ tls })`.
+ */
+export interface TlsOptions {
+  /**
+   * The name the node's certificate must be valid for: a DNS name or an IP
+   * literal. Also sent as SNI when it is a DNS name.
+   */
+  serverName: string;
+  /**
+   * PEM certificates of the CAs to trust, one certificate per string.
+   * Node and Bun trust these instead of the system roots; Deno trusts them
+   * besides its root store, which it cannot leave out. Default: the
+   * system roots.
+   */
+  ca?: readonly string[];
+  /**
+   * Accepts any certificate, for any name: anyone on the path can read and
+   * change the traffic. For tests against a throwaway certificate only.
+   */
+  dangerouslySkipVerify?: boolean;
+  /**
+   * Gives up the handshake: the adapter destroys the socket and rejects
+   * with the signal's reason.
+   */
+  signal?: AbortSignal;
+}
+
+/**
+ * The server side of a TLS session: for `ByteChannel.acceptTls` and for
+ * `RuntimeAdapter.listen({ tls })`. Used by the reference node.
+ */
+export interface TlsServerOptions {
+  /** The certificate chain, PEM, leaf first. */
+  cert: string;
+  /** The private key, PEM. Never logged. */
+  key: string;
+  /** Gives up the handshake, as in {@linkcode TlsOptions.signal}. */
+  signal?: AbortSignal;
 }

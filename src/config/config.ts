@@ -6,22 +6,26 @@
  * @module
  */
 
-import type { Clock } from "./clock.ts";
-import { systemClock } from "./clock.ts";
-import { ConfigError } from "./errors.ts";
+import type { Clock } from "../clock.ts";
+import { systemClock } from "../clock.ts";
+import { ConfigError } from "../errors.ts";
 import {
   DEFAULT_MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE,
   MIN_DATAGRAM_SIZE,
-} from "./protocol/datagram.ts";
+} from "../protocol/datagram.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
   type ProtocolType,
   type TlsPolicy,
-} from "./protocol/negotiation.ts";
-import type { RuntimeAdapter, RuntimeName } from "./runtime/types.ts";
-import { Secret } from "./secret.ts";
+} from "../protocol/negotiation.ts";
+import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
+import { Secret } from "../secret.ts";
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  MAX_FRAME_SIZE_LIMIT,
+} from "../protocol/frame.ts";
 import {
   type ResolvedTlsConfig,
   resolveTlsConfig,
@@ -342,10 +346,6 @@ export const DEFAULT_HEALTH_CONFIG: Readonly<HealthConfig> = Object.freeze({
 
 /** Default connect and request timeout, in ms. */
 export const DEFAULT_TIMEOUT_MS = 5000;
-/** Default maximum frame payload: 16 MiB. */
-export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
-/** The protocol's hard ceiling on a frame payload: 1 GiB. */
-export const MAX_FRAME_SIZE_LIMIT = 1024 * 1024 * 1024;
 
 const CONFIG_KEYS = new Set<string>([
   "hosts",

@@ -6,24 +6,20 @@
  * @module
  */
 
-import { ChannelBase } from "./channel_base.ts";
-import { toConnectionError, toListenError } from "./errors.ts";
-import {
-  acceptTlsOn,
-  connectTls,
-  handshakeUnder,
-  type TlsOptions,
-  type TlsServerOptions,
-} from "./tls.ts";
-import { acceptTlsOver, startTlsOver } from "./tls_stream.ts";
+import { ChannelBase } from "../channel_base.ts";
+import { toConnectionError, toListenError } from "../errors.ts";
+import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
+import { acceptTlsOver, startTlsOver } from "../node/tls_stream.ts";
 import type {
   ByteChannel,
   ConnectOptions,
   Listener,
   ListenOptions,
   RuntimeAdapter,
-} from "./types.ts";
-import { WriteQueue } from "./write_queue.ts";
+  TlsOptions,
+  TlsServerOptions,
+} from "../types.ts";
+import { WriteQueue } from "../write_queue.ts";
 
 /** The part of Bun's `Socket` this adapter uses. */
 interface BunSocket {
@@ -343,7 +339,7 @@ const handlers: BunSocketHandlers = {
  *
  * @example
  * ```ts ignore
- * import { bunAdapter } from "./bun.ts";
+ * import { bunAdapter } from "./adapter.ts";
  * const channel = await bunAdapter.connect({ hostname: "127.0.0.1", port: 7000 });
  * channel.onData((chunk) => console.log(chunk));
  * channel.onClose((error) => console.log("closed", error));

@@ -6,26 +6,34 @@
  */
 
 import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
-import type { Clock, TimerHandle } from "./clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 import { runWithConcurrency } from "./concurrency.ts";
-import type { HostAddress, ResolvedConfig } from "./config.ts";
-import { Connection, type ConnectionOptions } from "./connection.ts";
+import type { HostAddress, ResolvedConfig } from "../config/config.ts";
+import {
+  Connection,
+  type ConnectionOptions,
+} from "../connection/connection.ts";
 import {
   AuthenticationError,
+  ConnectFailedError,
   ConnectionLostError,
   NegotiationError,
+  NodeUnhealthyError,
   NodewireError,
   type NodewireErrorOptions,
   NoHealthyNodesError,
   TlsError,
-} from "./errors.ts";
-import { handshakeFromConfig, handshakeResult } from "./handshake.ts";
+} from "../errors.ts";
+import {
+  handshakeFromConfig,
+  handshakeResult,
+} from "../handshake/handshake.ts";
 import { isNodeFailure, NodeHealth } from "./health.ts";
-import { ConnectionPool } from "./pool.ts";
-import type { ProtocolType } from "./protocol/negotiation.ts";
-import type { RuntimeAdapter } from "./runtime/types.ts";
-import { tlsTransport } from "./tls.ts";
-import { udpTransport } from "./udp.ts";
+import { ConnectionPool } from "../pool/pool.ts";
+import type { ProtocolType } from "../protocol/negotiation.ts";
+import type { RuntimeAdapter } from "../runtime/types.ts";
+import { tlsTransport } from "../handshake/tls.ts";
+import { udpTransport } from "../handshake/udp.ts";
 
 /** One node as the manager sees it. */
 export interface ManagedNode {
@@ -162,36 +170,6 @@ export class ProtocolSelectedEvent extends Event {
   constructor(detail: ProtocolSelection) {
     super("protocolSelected");
     this.detail = detail;
-  }
-}
-
-/**
- * No node could be reached when the client connected. Lists every host and
- * why it failed.
- *
- * @example
- * ```ts
- * import { ConnectFailedError } from "@nodewire/client";
- * const e = new ConnectFailedError([{ address: "127.0.0.1:1", error: new Error("refused") }]);
- * console.log(e.message); // could not connect to any node: 127.0.0.1:1 (refused)
- * ```
- */
-export class ConnectFailedError extends NodewireError {
-  /** Each host and the error it failed with. */
-  readonly failures: readonly { address: string; error: Error }[];
-
-  /** Creates the error from the failure of every host. */
-  constructor(
-    failures: readonly { address: string; error: Error }[],
-    options: NodewireErrorOptions = {},
-  ) {
-    super(
-      "CONNECT_FAILED",
-      "could not connect to any node: " +
-        failures.map((f) => `${f.address} (${f.error.message})`).join(", "),
-      { retryable: true, cause: failures[0]?.error, ...options },
-    );
-    this.failures = failures;
   }
 }
 
@@ -490,7 +468,7 @@ export class ConnectionManager extends EventTarget {
       if (!this.#closed) node.pool.start();
     } else {
       this.#healthy.delete(node);
-      node.pool.clear(new NodewireError("NODE_UNHEALTHY", reason));
+      node.pool.clear(new NodeUnhealthyError(node.address, reason));
     }
     this.dispatchEvent(
       new NodeHealthEvent({

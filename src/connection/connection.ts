@@ -5,8 +5,9 @@
  * @module
  */
 
-import { type Clock, systemClock } from "./clock.ts";
-import { DEFAULT_MAX_FRAME_SIZE, DEFAULT_TIMEOUT_MS } from "./config.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
+import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
 import { type DeadlineEntry, DeadlineTracker } from "./deadlines.ts";
 import {
   AbortedError,
@@ -20,23 +21,23 @@ import {
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
-} from "./errors.ts";
+} from "../errors.ts";
 import { PendingTable } from "./pending_table.ts";
-import { MessageCodec } from "./protocol/codec.ts";
-import { FrameWriter } from "./protocol/frame_writer.ts";
-import { FrameFlags, type Message, MessageType } from "./protocol/frame.ts";
+import { MessageCodec } from "../protocol/codec.ts";
+import { FrameWriter } from "./frame_writer.ts";
+import { FrameFlags, type Message, MessageType } from "../protocol/frame.ts";
 import { rejection, type Resolve } from "./resolve_only.ts";
 import {
   decodeError,
   decodeHelloOk,
   encodeJson,
   type HelloOkPayload,
-} from "./protocol/messages.ts";
+} from "../protocol/messages.ts";
 import type {
   ByteChannel,
   RuntimeAdapter,
   TlsOptions,
-} from "./runtime/types.ts";
+} from "../runtime/types.ts";
 
 /** Options for {@linkcode Connection.connect}. */
 export interface ConnectionOptions {

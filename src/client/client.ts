@@ -6,37 +6,41 @@
  * @module
  */
 
-import { type Clock, sleep } from "./clock.ts";
+import { type Clock, sleep } from "../clock.ts";
 import {
   type ConnectionConfig,
   type Logger,
   resolveConfig,
   type ResolvedConfig,
-} from "./config.ts";
-import type { Connection, ConnectionOptions, ReplySink } from "./connection.ts";
+} from "../config/config.ts";
+import type {
+  Connection,
+  ConnectionOptions,
+  ReplySink,
+} from "../connection/connection.ts";
 import {
   AbortedError,
   ClientClosedError,
   NoHealthyNodesError,
   RemoteError,
-} from "./errors.ts";
+} from "../errors.ts";
 import {
   ConnectionManager,
   type HealthCheckResult,
   type ManagedNode,
   NodeHealthEvent,
   ProtocolSelectedEvent,
-} from "./manager.ts";
-import type { PoolStats } from "./pool.ts";
+} from "../cluster/manager.ts";
+import type { PoolStats } from "../pool/pool.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
   type PoolEventName,
-} from "./pool_events.ts";
-import type { ProtocolType } from "./protocol/negotiation.ts";
+} from "../pool/events.ts";
+import type { ProtocolType } from "../protocol/negotiation.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
-import { rejection, type Resolve } from "./resolve_only.ts";
-import { getAdapter } from "./runtime/detect.ts";
+import { rejection, type Resolve } from "../connection/resolve_only.ts";
+import { getAdapter } from "../runtime/detect.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 

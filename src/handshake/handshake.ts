@@ -9,22 +9,22 @@
  * @module
  */
 
-import { SCRAM_SHA_256, ScramClient, ScramKeyCache } from "./auth/scram.ts";
-import type { ResolvedConfig } from "./config.ts";
-import type { Connection } from "./connection.ts";
+import { SCRAM_SHA_256, ScramClient, ScramKeyCache } from "../auth/scram.ts";
+import type { ResolvedConfig } from "../config/config.ts";
+import type { Connection } from "../connection/connection.ts";
 import {
   AuthenticationError,
   NegotiationError,
   ProtocolError,
   RemoteError,
-} from "./errors.ts";
-import { type Message, MessageType } from "./protocol/frame.ts";
+} from "../errors.ts";
+import { type Message, MessageType } from "../protocol/frame.ts";
 import {
   decodeJson,
   encodeJson,
   type HelloOkPayload,
   RemoteErrorCode,
-} from "./protocol/messages.ts";
+} from "../protocol/messages.ts";
 import {
   allowedProtocols,
   decodeNegotiateOk,
@@ -33,8 +33,8 @@ import {
   selectProtocol,
   sortProtocols,
   type TlsPolicy,
-} from "./protocol/negotiation.ts";
-import type { Secret } from "./secret.ts";
+} from "../protocol/negotiation.ts";
+import type { Secret } from "../secret.ts";
 
 /** The outcome of negotiation on one connection. */
 export interface NegotiationResult {

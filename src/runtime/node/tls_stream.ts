@@ -23,15 +23,10 @@
 
 import type * as Stream from "node:stream";
 import type * as Tls from "node:tls";
-import type { Endpoint } from "../errors.ts";
-import { settleOnHandshake } from "./node.ts";
-import {
-  handshakeUnder,
-  isIpLiteral,
-  type TlsOptions,
-  type TlsServerOptions,
-} from "./tls.ts";
-import type { ByteChannel } from "./types.ts";
+import type { Endpoint } from "../../errors.ts";
+import { settleOnHandshake } from "./adapter.ts";
+import { handshakeUnder, isIpLiteral } from "../tls.ts";
+import type { ByteChannel, TlsOptions, TlsServerOptions } from "../types.ts";
 
 let modules: Promise<[typeof Tls, typeof Stream]> | undefined;
 

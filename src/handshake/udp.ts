@@ -15,13 +15,14 @@
  * @module
  */
 
-import type { Connection, RequestRoute } from "./connection.ts";
+import type { Connection, RequestRoute } from "../connection/connection.ts";
 import {
   ConfigError,
   ConnectionLostError,
+  DatagramTooLargeError,
   NodewireError,
   ProtocolError,
-} from "./errors.ts";
+} from "../errors.ts";
 import type { TransportUpgrade } from "./handshake.ts";
 import {
   DATAGRAM_OVERHEAD,
@@ -32,54 +33,14 @@ import {
   MAX_DATAGRAM_SIZE,
   MIN_DATAGRAM_SIZE,
   parseUdpToken,
-} from "./protocol/datagram.ts";
-import { type Message, MessageType } from "./protocol/frame.ts";
+} from "../protocol/datagram.ts";
+import { type Message, MessageType } from "../protocol/frame.ts";
 import {
   anyAddressFor,
   type DatagramChannel,
   unmapIPv4,
-} from "./runtime/datagram.ts";
-import type { RuntimeAdapter } from "./runtime/types.ts";
-
-/**
- * A request too large for one datagram. Raised before anything is sent,
- * and never retried: it would not fit the next time either.
- *
- * @example
- * ```ts
- * import { DatagramTooLargeError } from "@nodewire/client";
- * const e = new DatagramTooLargeError("127.0.0.1:7001", 2000, 1200);
- * console.log(e.code, e.maxPayload); // "DATAGRAM_TOO_LARGE" 1168
- * ```
- */
-export class DatagramTooLargeError extends NodewireError {
-  /** `host:port` the datagram would have gone to. */
-  readonly address: string;
-  /** The request payload's size, in bytes. */
-  readonly size: number;
-  /** The datagram limit in force (`maxDatagramSize`), in bytes. */
-  readonly maxDatagramSize: number;
-  /** The largest payload that fits: `maxDatagramSize` minus 32. */
-  readonly maxPayload: number;
-
-  /** Creates the error for a payload of `size` bytes against a limit. */
-  constructor(address: string, size: number, maxDatagramSize: number) {
-    const maxPayload = maxDatagramSize - DATAGRAM_OVERHEAD;
-    super(
-      "DATAGRAM_TOO_LARGE",
-      `request payload of ${size} bytes does not fit in one UDP datagram ` +
-        `to ${address}: at most ${maxPayload} bytes fit in maxDatagramSize ` +
-        `${maxDatagramSize} (${DATAGRAM_OVERHEAD} go to the session token ` +
-        `and frame header); raise maxDatagramSize (up to ${MAX_DATAGRAM_SIZE}) ` +
-        "or use TCP",
-      { retryable: false },
-    );
-    this.address = address;
-    this.size = size;
-    this.maxDatagramSize = maxDatagramSize;
-    this.maxPayload = maxPayload;
-  }
-}
+} from "../runtime/datagram.ts";
+import type { RuntimeAdapter } from "../runtime/types.ts";
 
 /**
  * Counters of one connection's UDP route.
@@ -264,6 +225,7 @@ class UdpRoute implements RequestRoute {
       this.stats.address,
       length,
       this.#maxDatagramSize,
+      this.maxPayload,
     );
   }
 

@@ -15,15 +15,16 @@
  * @module
  */
 
-import { type Clock, systemClock, type TimerHandle } from "./clock.ts";
-import { type PoolConfig, resolvePoolConfig } from "./config.ts";
+import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
+import { type PoolConfig, resolvePoolConfig } from "../config/config.ts";
 import {
   AbortedError,
   ConfigError,
   NodewireError,
   PoolClosedError,
+  PoolMisuseError,
   PoolTimeoutError,
-} from "./errors.ts";
+} from "../errors.ts";
 import {
   type CheckoutFailedReason,
   type CheckoutMode,
@@ -33,9 +34,9 @@ import {
   type PoolEventListener,
   type PoolEventMap,
   type PoolEventName,
-} from "./pool_events.ts";
-import { type Waiter, WaitQueue } from "./pool_queue.ts";
-import { TickClock } from "./tick_clock.ts";
+} from "./events.ts";
+import { type Waiter, WaitQueue } from "./wait_queue.ts";
+import { TickClock } from "../tick_clock.ts";
 
 /**
  * What the pool needs from a connection. The SDK's `Connection` implements
@@ -179,29 +180,6 @@ export interface PoolStats {
   consecutiveFailures: number;
   /** Whether `close()` was called. */
   closed: boolean;
-}
-
-/**
- * A connection was returned that the pool did not lend: returned twice,
- * obtained from `acquireShared()` (which does not check out), or from
- * another pool. A bug in the caller; never retried.
- *
- * @example
- * ```ts
- * import { PoolMisuseError } from "@nodewire/client";
- * const e = new PoolMisuseError("127.0.0.1:7000", "connection 3 is not checked out");
- * console.log(e.code); // "POOL_MISUSE"
- * ```
- */
-export class PoolMisuseError extends NodewireError {
-  /** `host:port` of the pool's node. */
-  readonly address: string;
-
-  /** Creates the error for a pool address, saying what was wrong. */
-  constructor(address: string, message: string) {
-    super("POOL_MISUSE", message, { retryable: false });
-    this.address = address;
-  }
 }
 
 /**

@@ -10,13 +10,13 @@
  */
 
 import type * as Dgram from "node:dgram";
-import { toConnectionError, toListenError } from "./errors.ts";
+import { toConnectionError, toListenError } from "../errors.ts";
 import {
   DatagramBase,
   type DatagramChannel,
   type DatagramOptions,
   isIPv6,
-} from "./datagram.ts";
+} from "../datagram.ts";
 
 let dgramLoading: Promise<typeof Dgram> | undefined;
 
@@ -86,7 +86,7 @@ class NodeDatagram extends DatagramBase {
  *   cannot be bound.
  * @example
  * ```ts ignore
- * import { openNodeDatagram } from "./datagram_node.ts";
+ * import { openNodeDatagram } from "./datagram.ts";
  * const socket = await openNodeDatagram({ hostname: "127.0.0.1", port: 0 });
  * socket.close();
  * ```

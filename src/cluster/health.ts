@@ -10,8 +10,8 @@
  * @module
  */
 
-import type { HealthConfig } from "./config.ts";
-import { ConfigError, NodewireError } from "./errors.ts";
+import type { HealthConfig } from "../config/config.ts";
+import { ConfigError, NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
 
 /**
  * A plain copy of a node's health, for logs, metrics and `JSON.stringify`.
@@ -272,29 +272,6 @@ export class NodeHealth {
 }
 
 /**
- * Error codes that say nothing about the node's health: the node answered
- * (a remote error, even a failed login), the caller gave up, the client
- * itself is the bottleneck (a pool wait) or misconfigured, or the request
- * met a connection the client had already closed (whatever closed it was
- * counted then).
- */
-const NOT_THE_NODES_FAULT: ReadonlySet<string> = new Set([
-  "REMOTE_ERROR",
-  "CONNECTION_CLOSED",
-  "AUTH_FAILED",
-  "ABORTED",
-  "CLIENT_CLOSED",
-  "CONFIG_INVALID",
-  "POOL_TIMEOUT",
-  "POOL_CLOSED",
-  "POOL_CLEARED",
-  "NO_HEALTHY_NODES",
-  "RETRIES_EXHAUSTED",
-  // The request was too large to send over UDP; the node never saw it.
-  "DATAGRAM_TOO_LARGE",
-]);
-
-/**
  * Whether a request's failure should count against the node as a passive
  * health signal. Connection failures, timeouts and protocol violations do;
  * errors the node answered with, aborts, pool waits and client-side errors
@@ -304,7 +281,7 @@ const NOT_THE_NODES_FAULT: ReadonlySet<string> = new Set([
  * @example
  * ```ts
  * import { isNodeFailure } from "./health.ts";
- * import { ConnectionRefusedError, RemoteError } from "./errors.ts";
+ * import { ConnectionRefusedError, RemoteError } from "../errors.ts";
  * isNodeFailure(new ConnectionRefusedError({ hostname: "127.0.0.1", port: 7000 })); // true
  * isNodeFailure(new RemoteError(3, "key not found", false)); // false
  * ```

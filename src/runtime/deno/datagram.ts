@@ -8,13 +8,13 @@
  * @module
  */
 
-import { toConnectionError, toListenError } from "./errors.ts";
+import { toConnectionError, toListenError } from "../errors.ts";
 import {
   DatagramBase,
   type DatagramChannel,
   type DatagramOptions,
-} from "./datagram.ts";
-import { openNodeDatagram } from "./datagram_node.ts";
+} from "../datagram.ts";
+import { openNodeDatagram } from "../node/datagram.ts";
 
 /** The part of `Deno.DatagramConn` used here. */
 interface DenoDatagramConn {
@@ -117,7 +117,7 @@ class DenoDatagram extends DatagramBase {
  *   cannot be bound.
  * @example
  * ```ts ignore
- * import { openDenoDatagram } from "./datagram_deno.ts";
+ * import { openDenoDatagram } from "./datagram.ts";
  * const socket = await openDenoDatagram({ hostname: "127.0.0.1", port: 0 });
  * socket.close();
  * ```
@@ -142,7 +142,7 @@ export function openDenoDatagram(
  *
  * @example
  * ```ts ignore
- * import { hasNativeDatagrams } from "./datagram_deno.ts";
+ * import { hasNativeDatagrams } from "./datagram.ts";
  * console.log(hasNativeDatagrams() ? "Deno.listenDatagram" : "node:dgram");
  * ```
  */

@@ -11,7 +11,7 @@
  *
  * @example
  * ```ts
- * import type { Waiter } from "./pool_queue.ts";
+ * import type { Waiter } from "./wait_queue.ts";
  * const waiter: Waiter<string> = {
  *   exclusive: true,
  *   startedAt: 0,
@@ -57,7 +57,7 @@ export interface Waiter<C> {
  *
  * @example
  * ```ts
- * import { WaitQueue } from "./pool_queue.ts";
+ * import { WaitQueue } from "./wait_queue.ts";
  * const queue = new WaitQueue<string>();
  * console.log(queue.size, queue.exclusive); // 0 0
  * ```

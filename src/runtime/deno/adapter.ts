@@ -6,24 +6,21 @@
  * @module
  */
 
-import type { Endpoint } from "../errors.ts";
-import { ChannelBase } from "./channel_base.ts";
-import { toConnectionError, toListenError } from "./errors.ts";
-import {
-  acceptTlsOn,
-  connectTls,
-  type TlsOptions,
-  type TlsServerOptions,
-} from "./tls.ts";
-import { acceptTlsOver, startTlsOver } from "./tls_stream.ts";
+import type { Endpoint } from "../../errors.ts";
+import { ChannelBase } from "../channel_base.ts";
+import { toConnectionError, toListenError } from "../errors.ts";
+import { acceptTlsOn, connectTls } from "../tls.ts";
+import { acceptTlsOver, startTlsOver } from "../node/tls_stream.ts";
 import type {
   ByteChannel,
   ConnectOptions,
   Listener,
   ListenOptions,
   RuntimeAdapter,
-} from "./types.ts";
-import { WriteQueue } from "./write_queue.ts";
+  TlsOptions,
+  TlsServerOptions,
+} from "../types.ts";
+import { WriteQueue } from "../write_queue.ts";
 
 /**
  * Read buffers start small and double, up to the largest, each time a read
@@ -215,7 +212,7 @@ class DenoChannel extends ChannelBase {
  *
  * @example
  * ```ts ignore
- * import { denoAdapter } from "./deno.ts";
+ * import { denoAdapter } from "./adapter.ts";
  * const listener = await denoAdapter.listen({ port: 0 }, (channel) => {
  *   channel.onData((chunk) => channel.write(chunk));
  *   channel.onClose(() => {});

@@ -7,12 +7,12 @@
  * @module
  */
 
-import { toConnectionError, toListenError } from "./errors.ts";
+import { toConnectionError, toListenError } from "../errors.ts";
 import {
   DatagramBase,
   type DatagramChannel,
   type DatagramOptions,
-} from "./datagram.ts";
+} from "../datagram.ts";
 
 /** The part of Bun's `UDPSocket` used here. */
 interface BunUdpSocket {
@@ -145,7 +145,7 @@ class BunDatagram extends DatagramBase {
  *   cannot be bound.
  * @example
  * ```ts ignore
- * import { openBunDatagram } from "./datagram_bun.ts";
+ * import { openBunDatagram } from "./datagram.ts";
  * const socket = await openBunDatagram({ hostname: "127.0.0.1", port: 0 });
  * socket.close();
  * ```

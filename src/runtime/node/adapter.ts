@@ -11,25 +11,25 @@
 
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
-import type { Endpoint } from "../errors.ts";
-import { ChannelBase } from "./channel_base.ts";
-import { toConnectionError, toListenError } from "./errors.ts";
+import type { Endpoint } from "../../errors.ts";
+import { ChannelBase } from "../channel_base.ts";
+import { toConnectionError, toListenError } from "../errors.ts";
 import {
   acceptTlsOn,
   connectTls,
   handshakeUnder,
   isIpLiteral,
-  type TlsOptions,
-  type TlsServerOptions,
-} from "./tls.ts";
+} from "../tls.ts";
 import type {
   ByteChannel,
   ConnectOptions,
   Listener,
   ListenOptions,
   RuntimeAdapter,
-} from "./types.ts";
-import { HIGH_WATER_MARK } from "./write_queue.ts";
+  TlsOptions,
+  TlsServerOptions,
+} from "../types.ts";
+import { HIGH_WATER_MARK } from "../write_queue.ts";
 
 let netLoading: Promise<typeof Net> | undefined;
 let netModule: typeof Net | undefined;
@@ -53,7 +53,7 @@ function loadTls(): Promise<typeof Tls> {
  *
  * @example
  * ```ts ignore
- * import { NodeChannel } from "./node.ts";
+ * import { NodeChannel } from "./adapter.ts";
  * const channel = new NodeChannel(socket, { hostname: "127.0.0.1", port: 7000 });
  * channel.onData((chunk) => console.log(chunk));
  * channel.onClose(() => {});
@@ -260,7 +260,7 @@ export class NodeChannel extends ChannelBase {
  *
  * @example
  * ```ts ignore
- * import { settleOnHandshake } from "./node.ts";
+ * import { settleOnHandshake } from "./adapter.ts";
  * const channel = await new Promise((resolve, reject) =>
  *   settleOnHandshake(secure, "secureConnect", endpoint, resolve, reject)
  * );
@@ -303,7 +303,7 @@ export function settleOnHandshake(
  *
  * @example
  * ```ts ignore
- * import { nodeAdapter } from "./node.ts";
+ * import { nodeAdapter } from "./adapter.ts";
  * const channel = await nodeAdapter.connect({ hostname: "127.0.0.1", port: 7000 });
  * channel.onData((chunk) => console.log(chunk));
  * channel.onClose((error) => console.log("closed", error));

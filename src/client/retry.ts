@@ -9,14 +9,16 @@
  * @module
  */
 
-import type { Clock } from "./clock.ts";
-import { sleep, systemClock } from "./clock.ts";
-import type { RetryConfig } from "./config.ts";
+import type { Clock } from "../clock.ts";
+import { sleep, systemClock } from "../clock.ts";
+import type { RetryConfig } from "../config/config.ts";
 import {
   AbortedError,
+  NEVER_RETRIED_CODES,
+  NEVER_SENT_CODES,
   NodewireError,
   RetriesExhaustedError,
-} from "./errors.ts";
+} from "../errors.ts";
 
 /**
  * Longest wait a runtime timer can express (2^31 - 1 ms, about 24.8 days).
@@ -88,7 +90,7 @@ export function backoffDelay(
  * @example
  * ```ts
  * import { isRetryable, type IsRetryableOptions } from "./retry.ts";
- * import { RequestTimeoutError } from "./errors.ts";
+ * import { RequestTimeoutError } from "../errors.ts";
  * const options: IsRetryableOptions = { idempotent: true };
  * isRetryable(new RequestTimeoutError("127.0.0.1:7000", 250), options); // true
  * ```
@@ -101,35 +103,6 @@ export interface IsRetryableOptions {
    */
   idempotent?: boolean;
 }
-
-/**
- * Codes of errors raised before the request could have left the client:
- * retrying them can never execute the request twice.
- */
-const NEVER_SENT_CODES: ReadonlySet<string> = new Set([
-  "CONNECTION_REFUSED",
-  "CONNECT_TIMEOUT",
-  "HOST_NOT_FOUND",
-  "CONNECTION_CLOSED",
-  "POOL_TIMEOUT",
-  "POOL_CLEARED",
-  "NO_HEALTHY_NODES",
-]);
-
-/**
- * Codes never retried, whatever their `retryable` flag says: retrying
- * cannot fix them (bad config, bad credentials, a peer that breaks the
- * protocol), the caller asked to stop, or a retry loop already gave up.
- */
-const NEVER_RETRIED_CODES: ReadonlySet<string> = new Set([
-  "CONFIG_INVALID",
-  "PROTOCOL_ERROR",
-  "ABORTED",
-  "CLIENT_CLOSED",
-  "AUTH_FAILED",
-  "RETRIES_EXHAUSTED",
-  "POOL_CLOSED",
-]);
 
 /**
  * Whether retrying after `error` is safe and may succeed.
@@ -158,7 +131,7 @@ const NEVER_RETRIED_CODES: ReadonlySet<string> = new Set([
  * @example
  * ```ts
  * import { isRetryable } from "./retry.ts";
- * import { ConnectionLostError, ConnectionRefusedError } from "./errors.ts";
+ * import { ConnectionLostError, ConnectionRefusedError } from "../errors.ts";
  * const node = { hostname: "127.0.0.1", port: 7000 };
  * isRetryable(new ConnectionRefusedError(node)); // true
  * isRetryable(new ConnectionLostError(node, "reset", { sent: true })); // false
@@ -266,7 +239,7 @@ export interface ExecuteWithRetryOptions {
  * @example
  * ```ts
  * import { executeWithRetry } from "./retry.ts";
- * import { ConnectionRefusedError } from "./errors.ts";
+ * import { ConnectionRefusedError } from "../errors.ts";
  * const config = {
  *   maxRetries: 3,
  *   initialBackoffMs: 1,

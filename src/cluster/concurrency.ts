@@ -7,7 +7,7 @@
  * @module
  */
 
-import { AbortedError } from "./errors.ts";
+import { AbortedError } from "../errors.ts";
 
 /**
  * Options for {@linkcode runWithConcurrency}.

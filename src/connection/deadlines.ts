@@ -12,8 +12,8 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "./clock.ts";
-import { TickClock } from "./tick_clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
+import { TickClock } from "../tick_clock.ts";
 
 /**
  * An entry with a deadline, linked into its list. Callers extend it with
@@ -44,7 +44,7 @@ interface DeadlineList {
  * @example
  * ```ts
  * import { DeadlineTracker, type DeadlineEntry } from "./deadlines.ts";
- * import { systemClock } from "./clock.ts";
+ * import { systemClock } from "../clock.ts";
  * const tracker = new DeadlineTracker(systemClock, (e) => console.log("expired", e));
  * const entry: DeadlineEntry = { deadline: 0, prev: undefined, next: undefined, list: undefined };
  * tracker.add(entry, 100);

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { PoolConfig } from "./config.ts";
+import type { PoolConfig } from "../config/config.ts";
 
 /** Why the pool let go of a connection. */
 export type ConnectionClosedReason =
@@ -174,7 +174,7 @@ const CAPTURE = 2;
  *
  * @example
  * ```ts
- * import { ListenerAwareEventTarget } from "./pool_events.ts";
+ * import { ListenerAwareEventTarget } from "./events.ts";
  * class Emitter extends ListenerAwareEventTarget {
  *   ping(): void {
  *     if (this.hasListeners("ping")) this.dispatchEvent(new Event("ping"));

@@ -6,8 +6,8 @@
  */
 
 import type { ByteChannel } from "../runtime/types.ts";
-import { writeHeaderUnchecked } from "./codec.ts";
-import { HEADER_SIZE } from "./frame.ts";
+import { writeHeaderUnchecked } from "../protocol/codec.ts";
+import { HEADER_SIZE } from "../protocol/frame.ts";
 
 // A slab starts small, so an idle connection costs next to nothing, and
 // doubles each time one fills, up to the size where a tick's burst of frames
@@ -23,7 +23,7 @@ const MAX_SLAB = 64 * 1024;
  * @example
  * ```ts ignore
  * import { FrameWriter } from "./frame_writer.ts";
- * import { MessageType } from "./frame.ts";
+ * import { MessageType } from "../protocol/frame.ts";
  * const writer = new FrameWriter(channel, () => console.log("drained"));
  * writer.push(MessageType.Ping, 0, 1, new Uint8Array(0));
  * ```

@@ -1,0 +1,115 @@
+/**
+ * The root of the SDK's errors: {@linkcode NodewireError}, which every
+ * error the SDK throws or rejects with extends, and the two errors about
+ * what the caller or the peer got wrong (config, protocol).
+ *
+ * @module
+ */
+
+import type { ErrorCode } from "./codes.ts";
+
+/** Options shared by every SDK error. */
+export interface NodewireErrorOptions {
+  /** The underlying error, kept for diagnostics. */
+  cause?: unknown;
+  /** Overrides the class's default retryability. */
+  retryable?: boolean;
+}
+
+/**
+ * Base class of every error the SDK throws or rejects with.
+ *
+ * @example Telling SDK errors apart from the rest
+ * ```ts
+ * import { NodewireError } from "@nodewire/client";
+ * try {
+ *   throw new NodewireError("NODEWIRE_ERROR", "something failed");
+ * } catch (error) {
+ *   if (error instanceof NodewireError) console.log(error.code, error.retryable);
+ * }
+ * ```
+ */
+export class NodewireError extends Error {
+  /** Stable machine-readable code, such as `CONNECTION_REFUSED`. */
+  readonly code: ErrorCode;
+  /** Whether trying the same operation again may succeed. */
+  readonly retryable: boolean;
+
+  /** Creates an error with a code, a message and options. */
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: NodewireErrorOptions = {},
+  ) {
+    super(
+      message,
+      options.cause === undefined ? undefined : { cause: options.cause },
+    );
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/**
+ * A configuration value is missing or out of range. Never retried.
+ *
+ * @example
+ * ```ts
+ * import { ConfigError } from "@nodewire/client";
+ * const error = new ConfigError("poolConfig.maxConnections", -1, "must be at least 1");
+ * console.log(error.field); // "poolConfig.maxConnections"
+ * ```
+ */
+export class ConfigError extends NodewireError {
+  /** Always `"CONFIG_INVALID"`. */
+  declare readonly code: "CONFIG_INVALID";
+  /** The path of the offending field, such as `hosts[0]`. */
+  readonly field: string;
+
+  /**
+   * Creates a config error. `value` is rendered into the message; pass
+   * `"[redacted]"` for secrets.
+   */
+  constructor(field: string, value: unknown, expected: string) {
+    super(
+      "CONFIG_INVALID",
+      `invalid ${field}: ${expected}, got ${renderValue(value)}`,
+    );
+    this.field = field;
+  }
+}
+
+/**
+ * The peer sent bytes that do not follow the wire protocol, or a frame
+ * breaks a limit. Never retried on its own: the connection that saw it is
+ * closed and its pending requests fail with {@linkcode ConnectionLostError}.
+ *
+ * @example
+ * ```ts
+ * import { ProtocolError } from "@nodewire/client";
+ * const error = new ProtocolError("unknown message type 0x7f");
+ * console.log(error.code); // "PROTOCOL_ERROR"
+ * ```
+ */
+export class ProtocolError extends NodewireError {
+  /** Always `"PROTOCOL_ERROR"`. */
+  declare readonly code: "PROTOCOL_ERROR";
+  /** Creates a protocol error saying what was wrong. */
+  constructor(message: string, options: NodewireErrorOptions = {}) {
+    super("PROTOCOL_ERROR", message, { ...options, retryable: false });
+  }
+}
+
+/** Renders a value for an error message, short and safe. */
+function renderValue(value: unknown): string {
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 80 ? value.slice(0, 80) + "…" : value);
+  }
+  if (typeof value === "number" || typeof value === "boolean") {
+    return String(value);
+  }
+  if (value === undefined || value === null) return String(value);
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  return `a value of type ${typeof value}`;
+}

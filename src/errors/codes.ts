@@ -1,0 +1,150 @@
+/**
+ * Every error code the SDK uses, and the tables that classify them. A new
+ * code is added here once: to {@linkcode ErrorCode} and to whichever
+ * tables it belongs in, beside the codes it resembles.
+ *
+ * @module
+ */
+
+/**
+ * The codes of a {@linkcode ConnectionError}: its subclasses' codes and
+ * the adapters' catch-alls (`CONNECTION_FAILED` for a socket error with no
+ * better name, `LISTEN_FAILED` for a listener that could not bind,
+ * `TLS_UNSUPPORTED` for a transport that cannot carry TLS).
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionErrorCode } from "@nodewire/client";
+ * const lost: ConnectionErrorCode = "CONNECTION_LOST";
+ * ```
+ */
+export type ConnectionErrorCode =
+  | "CONNECTION_REFUSED"
+  | "CONNECT_TIMEOUT"
+  | "HOST_NOT_FOUND"
+  | "CONNECTION_LOST"
+  | "CONNECTION_CLOSED"
+  | "CONNECTION_FAILED"
+  | "LISTEN_FAILED"
+  | "TLS_UNSUPPORTED";
+
+/**
+ * Every `code` a {@linkcode NodewireError} can carry. Each error class has
+ * one literal code (a few share a class), so a `switch` on `error.code`
+ * narrows the error's type and is checked for exhaustiveness.
+ *
+ * @example Handling errors by code
+ * ```ts
+ * import { type ErrorCode, NodewireError } from "@nodewire/client";
+ * function advice(code: ErrorCode): string {
+ *   switch (code) {
+ *     case "AUTH_FAILED":
+ *       return "check the username and password";
+ *     case "NO_HEALTHY_NODES":
+ *       return "every node is down";
+ *     default:
+ *       return "see the error's message";
+ *   }
+ * }
+ * try {
+ *   // ... a client call
+ * } catch (error) {
+ *   if (error instanceof NodewireError) console.log(advice(error.code));
+ * }
+ * ```
+ */
+export type ErrorCode =
+  | ConnectionErrorCode
+  | "CONFIG_INVALID"
+  | "PROTOCOL_ERROR"
+  | "CONNECT_FAILED"
+  | "NODE_UNHEALTHY"
+  | "REQUEST_TIMEOUT"
+  | "ABORTED"
+  | "REMOTE_ERROR"
+  | "NO_HEALTHY_NODES"
+  | "CLIENT_CLOSED"
+  | "RETRIES_EXHAUSTED"
+  | "DATAGRAM_TOO_LARGE"
+  | "POOL_TIMEOUT"
+  | "POOL_CLOSED"
+  | "POOL_CLEARED"
+  | "POOL_MISUSE"
+  | "TLS_FAILED"
+  | "NEGOTIATION_FAILED"
+  | "AUTH_FAILED"
+  | "SASLPREP_FAILED";
+
+/**
+ * Codes of errors raised before the request could have left the client:
+ * retrying them can never execute the request twice.
+ *
+ * @example
+ * ```ts
+ * import { NEVER_SENT_CODES } from "@nodewire/client/core";
+ * NEVER_SENT_CODES.has("CONNECTION_REFUSED"); // true
+ * ```
+ */
+export const NEVER_SENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "CONNECTION_REFUSED",
+  "CONNECT_TIMEOUT",
+  "HOST_NOT_FOUND",
+  "CONNECTION_CLOSED",
+  "POOL_TIMEOUT",
+  "POOL_CLEARED",
+  "NO_HEALTHY_NODES",
+]);
+
+/**
+ * Codes never retried, whatever their `retryable` flag says: retrying
+ * cannot fix them (bad config, bad credentials, a peer that breaks the
+ * protocol), the caller asked to stop, or a retry loop already gave up.
+ *
+ * @example
+ * ```ts
+ * import { NEVER_RETRIED_CODES } from "@nodewire/client/core";
+ * NEVER_RETRIED_CODES.has("AUTH_FAILED"); // true
+ * ```
+ */
+export const NEVER_RETRIED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "CONFIG_INVALID",
+  "PROTOCOL_ERROR",
+  "ABORTED",
+  "CLIENT_CLOSED",
+  "AUTH_FAILED",
+  "SASLPREP_FAILED",
+  "RETRIES_EXHAUSTED",
+  "POOL_CLOSED",
+  "POOL_MISUSE",
+]);
+
+/**
+ * Codes that say nothing about the node's health: the node answered (a
+ * remote error, even a failed login), the caller gave up, the client itself
+ * is the bottleneck (a pool wait) or misconfigured, or the request met a
+ * connection the client had already closed (whatever closed it was counted
+ * then).
+ *
+ * @example
+ * ```ts
+ * import { NOT_THE_NODES_FAULT } from "@nodewire/client/core";
+ * NOT_THE_NODES_FAULT.has("REMOTE_ERROR"); // true
+ * ```
+ */
+export const NOT_THE_NODES_FAULT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  "REMOTE_ERROR",
+  "CONNECTION_CLOSED",
+  "AUTH_FAILED",
+  "SASLPREP_FAILED",
+  "ABORTED",
+  "CLIENT_CLOSED",
+  "CONFIG_INVALID",
+  "POOL_TIMEOUT",
+  "POOL_CLOSED",
+  "POOL_CLEARED",
+  "POOL_MISUSE",
+  "NO_HEALTHY_NODES",
+  "RETRIES_EXHAUSTED",
+  // The request was too large to send over UDP; the node never saw it.
+  "DATAGRAM_TOO_LARGE",
+]);

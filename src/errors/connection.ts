@@ -1,0 +1,265 @@
+/**
+ * Errors about reaching or keeping a connection to a node. The runtime
+ * adapters translate each runtime's own socket errors into these.
+ *
+ * @module
+ */
+
+import { NodewireError, type NodewireErrorOptions } from "./base.ts";
+import type { ConnectionErrorCode } from "./codes.ts";
+
+/** Where a connection error comes from: a host and a port. */
+export interface Endpoint {
+  /** Host name or IP address. */
+  hostname: string;
+  /** TCP or UDP port. */
+  port: number;
+}
+
+/**
+ * Formats an endpoint as `host:port`, bracketing IPv6 literals.
+ *
+ * @example
+ * ```ts
+ * import { formatAddress } from "@nodewire/client";
+ * formatAddress({ hostname: "::1", port: 7000 }); // "[::1]:7000"
+ * ```
+ */
+export function formatAddress(endpoint: Endpoint): string {
+  return endpoint.hostname.includes(":")
+    ? `[${endpoint.hostname}]:${endpoint.port}`
+    : `${endpoint.hostname}:${endpoint.port}`;
+}
+
+/**
+ * Base class of errors about reaching or keeping a connection to a node.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionError } from "@nodewire/client";
+ * const error = new ConnectionError("CONNECTION_FAILED", "could not connect", {
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ * });
+ * console.log(error.address); // "127.0.0.1:7000"
+ * ```
+ */
+export class ConnectionError extends NodewireError {
+  /** Which connection failure this is. */
+  declare readonly code: ConnectionErrorCode;
+  /** `host:port` of the node, `[v6]:port` for IPv6. */
+  readonly address: string;
+
+  /** Creates a connection error for an endpoint. Retryable by default. */
+  constructor(
+    code: ConnectionErrorCode,
+    message: string,
+    endpoint: Endpoint,
+    options: NodewireErrorOptions = {},
+  ) {
+    super(code, message, { retryable: true, ...options });
+    this.address = formatAddress(endpoint);
+  }
+}
+
+/**
+ * The node actively refused the connection (nothing listens on the port).
+ *
+ * @example
+ * ```ts
+ * import { ConnectionRefusedError } from "@nodewire/client";
+ * const e = new ConnectionRefusedError({ hostname: "127.0.0.1", port: 1 });
+ * console.log(e.code); // "CONNECTION_REFUSED"
+ * ```
+ */
+export class ConnectionRefusedError extends ConnectionError {
+  /** Always `"CONNECTION_REFUSED"`. */
+  declare readonly code: "CONNECTION_REFUSED";
+  /** Creates the error for an endpoint. */
+  constructor(endpoint: Endpoint, options: NodewireErrorOptions = {}) {
+    super(
+      "CONNECTION_REFUSED",
+      `connection to ${formatAddress(endpoint)} refused`,
+      endpoint,
+      options,
+    );
+  }
+}
+
+/**
+ * Connecting (TCP, plus the hello handshake) took longer than allowed.
+ *
+ * @example
+ * ```ts
+ * import { ConnectTimeoutError } from "@nodewire/client";
+ * const e = new ConnectTimeoutError({ hostname: "127.0.0.1", port: 7000 }, 5000);
+ * console.log(e.timeoutMs); // 5000
+ * ```
+ */
+export class ConnectTimeoutError extends ConnectionError {
+  /** Always `"CONNECT_TIMEOUT"`. */
+  declare readonly code: "CONNECT_TIMEOUT";
+  /** The limit that was exceeded, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /** Creates the error for an endpoint and the limit that passed. */
+  constructor(
+    endpoint: Endpoint,
+    timeoutMs: number,
+    options: NodewireErrorOptions = {},
+  ) {
+    super(
+      "CONNECT_TIMEOUT",
+      `connecting to ${
+        formatAddress(endpoint)
+      } timed out after ${timeoutMs} ms`,
+      endpoint,
+      options,
+    );
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The host name could not be resolved. Retryable, since DNS failures are
+ * often transient and another node may resolve.
+ *
+ * @example
+ * ```ts
+ * import { HostNotFoundError } from "@nodewire/client";
+ * const e = new HostNotFoundError({ hostname: "nowhere.invalid", port: 7000 });
+ * console.log(e.message);
+ * ```
+ */
+export class HostNotFoundError extends ConnectionError {
+  /** Always `"HOST_NOT_FOUND"`. */
+  declare readonly code: "HOST_NOT_FOUND";
+  /** Creates the error for an endpoint. */
+  constructor(endpoint: Endpoint, options: NodewireErrorOptions = {}) {
+    super(
+      "HOST_NOT_FOUND",
+      `host ${endpoint.hostname} could not be resolved`,
+      endpoint,
+      options,
+    );
+  }
+}
+
+/**
+ * An open connection was lost: reset or closed by the peer, or closed by
+ * the client after a protocol violation. `sent` says whether the request it
+ * failed had already been written, in which case it may have reached the
+ * node and is retried only when idempotent.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionLostError } from "@nodewire/client";
+ * const e = new ConnectionLostError({ hostname: "127.0.0.1", port: 7000 }, "reset by peer");
+ * console.log(e.code, e.sent); // "CONNECTION_LOST" true
+ * ```
+ */
+export class ConnectionLostError extends ConnectionError {
+  /** Always `"CONNECTION_LOST"`. */
+  declare readonly code: "CONNECTION_LOST";
+  /** Whether the failed request had been written to the socket. */
+  readonly sent: boolean;
+
+  /** Creates the error; `reason` says how the connection was lost. */
+  constructor(
+    endpoint: Endpoint,
+    reason: string,
+    options: NodewireErrorOptions & { sent?: boolean } = {},
+  ) {
+    super(
+      "CONNECTION_LOST",
+      `connection to ${formatAddress(endpoint)} lost: ${reason}`,
+      endpoint,
+      options,
+    );
+    this.sent = options.sent ?? true;
+  }
+}
+
+/**
+ * The operation was attempted on a connection that is already closed.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionClosedError } from "@nodewire/client";
+ * const e = new ConnectionClosedError({ hostname: "127.0.0.1", port: 7000 });
+ * console.log(e.code); // "CONNECTION_CLOSED"
+ * ```
+ */
+export class ConnectionClosedError extends ConnectionError {
+  /** Always `"CONNECTION_CLOSED"`. */
+  declare readonly code: "CONNECTION_CLOSED";
+  /** Creates the error for an endpoint. */
+  constructor(endpoint: Endpoint, options: NodewireErrorOptions = {}) {
+    super(
+      "CONNECTION_CLOSED",
+      `connection to ${formatAddress(endpoint)} is closed`,
+      endpoint,
+      options,
+    );
+  }
+}
+
+/**
+ * No node could be reached when the client connected. Lists every host and
+ * why it failed.
+ *
+ * @example
+ * ```ts
+ * import { ConnectFailedError } from "@nodewire/client";
+ * const e = new ConnectFailedError([{ address: "127.0.0.1:1", error: new Error("refused") }]);
+ * console.log(e.message); // could not connect to any node: 127.0.0.1:1 (refused)
+ * ```
+ */
+export class ConnectFailedError extends NodewireError {
+  /** Always `"CONNECT_FAILED"`. */
+  declare readonly code: "CONNECT_FAILED";
+  /** Each host and the error it failed with. */
+  readonly failures: readonly { address: string; error: Error }[];
+
+  /** Creates the error from the failure of every host. */
+  constructor(
+    failures: readonly { address: string; error: Error }[],
+    options: NodewireErrorOptions = {},
+  ) {
+    super(
+      "CONNECT_FAILED",
+      "could not connect to any node: " +
+        failures.map((f) => `${f.address} (${f.error.message})`).join(", "),
+      { retryable: true, cause: failures[0]?.error, ...options },
+    );
+    this.failures = failures;
+  }
+}
+
+/**
+ * A node turned unhealthy; its pool was cleared with this as the reason,
+ * so requests that were waiting for it fail with a
+ * {@linkcode PoolClosedError} whose `cause` is this error.
+ *
+ * @example Telling why a pool wait failed
+ * ```ts
+ * import { NodeUnhealthyError, PoolClosedError } from "@nodewire/client";
+ * function why(error: unknown): string | undefined {
+ *   if (error instanceof PoolClosedError && error.cause instanceof NodeUnhealthyError) {
+ *     return `${error.cause.address} went down`;
+ *   }
+ * }
+ * ```
+ */
+export class NodeUnhealthyError extends NodewireError {
+  /** Always `"NODE_UNHEALTHY"`. */
+  declare readonly code: "NODE_UNHEALTHY";
+  /** `host:port` of the node. */
+  readonly address: string;
+
+  /** Creates the error for a node and the reason it was marked down. */
+  constructor(address: string, reason: string) {
+    super("NODE_UNHEALTHY", `node ${address} is unhealthy: ${reason}`);
+    this.address = address;
+  }
+}

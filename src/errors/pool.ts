@@ -1,0 +1,102 @@
+/**
+ * Errors of a connection pool: a wait that ran out, a pool closed or
+ * cleared under the caller, a connection returned that was not lent.
+ *
+ * @module
+ */
+
+import { NodewireError, type NodewireErrorOptions } from "./base.ts";
+
+/**
+ * `getConnection()` waited longer than `connectionTimeoutMs` for a
+ * connection. Retryable: it never reached a node.
+ *
+ * @example
+ * ```ts
+ * import { PoolTimeoutError } from "@nodewire/client";
+ * const e = new PoolTimeoutError("127.0.0.1:7000", 5000, { open: 20, inUse: 20, waiting: 7 });
+ * console.log(e.message);
+ * ```
+ */
+export class PoolTimeoutError extends NodewireError {
+  /** Always `"POOL_TIMEOUT"`. */
+  declare readonly code: "POOL_TIMEOUT";
+  /** `host:port` of the pool's node. */
+  readonly address: string;
+  /** The limit that was exceeded, in milliseconds. */
+  readonly timeoutMs: number;
+
+  /** Creates the error with the pool's counts at the moment it gave up. */
+  constructor(
+    address: string,
+    timeoutMs: number,
+    counts: { open: number; inUse: number; waiting: number },
+  ) {
+    super(
+      "POOL_TIMEOUT",
+      `no connection to ${address} within ${timeoutMs} ms ` +
+        `(${counts.open} open, ${counts.inUse} in use, ${counts.waiting} waiting)`,
+      { retryable: true },
+    );
+    this.address = address;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The pool was closed or cleared while the caller waited, or before it
+ * asked. Retryable when the pool was only cleared (its node turned
+ * unhealthy); not when it was closed for good.
+ *
+ * @example
+ * ```ts
+ * import { PoolClosedError } from "@nodewire/client";
+ * const e = new PoolClosedError("127.0.0.1:7000", "closed");
+ * console.log(e.retryable); // false
+ * ```
+ */
+export class PoolClosedError extends NodewireError {
+  /** `"POOL_CLOSED"` for good, `"POOL_CLEARED"` when its node turned unhealthy. */
+  declare readonly code: "POOL_CLOSED" | "POOL_CLEARED";
+  /** `host:port` of the pool's node. */
+  readonly address: string;
+
+  /** Creates the error; `how` is `"closed"` or `"cleared"`. */
+  constructor(
+    address: string,
+    how: "closed" | "cleared",
+    options: NodewireErrorOptions = {},
+  ) {
+    super(
+      how === "closed" ? "POOL_CLOSED" : "POOL_CLEARED",
+      `the pool for ${address} was ${how}`,
+      { retryable: how === "cleared", ...options },
+    );
+    this.address = address;
+  }
+}
+
+/**
+ * A connection was returned that the pool did not lend: returned twice,
+ * obtained from `acquireShared()` (which does not check out), or from
+ * another pool. A bug in the caller; never retried.
+ *
+ * @example
+ * ```ts
+ * import { PoolMisuseError } from "@nodewire/client";
+ * const e = new PoolMisuseError("127.0.0.1:7000", "connection 3 is not checked out");
+ * console.log(e.code); // "POOL_MISUSE"
+ * ```
+ */
+export class PoolMisuseError extends NodewireError {
+  /** Always `"POOL_MISUSE"`. */
+  declare readonly code: "POOL_MISUSE";
+  /** `host:port` of the pool's node. */
+  readonly address: string;
+
+  /** Creates the error for a pool address, saying what was wrong. */
+  constructor(address: string, message: string) {
+    super("POOL_MISUSE", message, { retryable: false });
+    this.address = address;
+  }
+}

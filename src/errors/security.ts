@@ -1,0 +1,219 @@
+/**
+ * Errors of the handshake's security steps: TLS, protocol negotiation and
+ * authentication. None of them falls back to a weaker setting.
+ *
+ * @module
+ */
+
+import { NodewireError } from "./base.ts";
+import type { ProtocolType } from "../protocol_type.ts";
+
+/**
+ * Why a TLS handshake failed, in {@linkcode TlsError.reason}:
+ * - `"certificate"`: the node's certificate does not chain to a trusted CA
+ *   (unknown issuer, self-signed, bad signature);
+ * - `"hostname"`: the certificate is valid but not for the name the client
+ *   connected to (`tls.serverName`, else the host);
+ * - `"expired"`: the certificate is outside its validity period (expired,
+ *   or not yet valid);
+ * - `"handshake-timeout"`: the handshake did not finish within
+ *   `tls.handshakeTimeoutMs`;
+ * - `"handshake"`: the handshake broke otherwise (the node does not speak
+ *   TLS, no common version or cipher, an alert).
+ */
+export type TlsFailureReason =
+  | "certificate"
+  | "hostname"
+  | "expired"
+  | "handshake-timeout"
+  | "handshake";
+
+/**
+ * A TLS handshake failed. The connection is closed and nothing falls back
+ * to plain TCP or UDP. Only `"handshake-timeout"` is retryable (a busy
+ * node may answer the next time); a certificate, hostname or validity
+ * failure is never retried, since it cannot fix itself and retrying
+ * elsewhere would only repeat it.
+ *
+ * @example
+ * ```ts
+ * import { TlsError } from "@nodewire/client";
+ * const e = new TlsError("certificate expired", {
+ *   reason: "expired",
+ *   address: "127.0.0.1:7000",
+ *   serverName: "127.0.0.1",
+ * });
+ * console.log(e.code, e.reason, e.retryable); // "TLS_FAILED" "expired" false
+ * ```
+ */
+export class TlsError extends NodewireError {
+  /** Always `"TLS_FAILED"`. */
+  declare readonly code: "TLS_FAILED";
+  /** Why it failed. */
+  readonly reason: TlsFailureReason;
+  /** `host:port` of the node. */
+  readonly address: string;
+  /** The name the certificate was checked against. */
+  readonly serverName: string | undefined;
+  /** No request was sent: the failure happened while connecting. */
+  readonly sent = false;
+
+  /** Creates the error; `reason` says why, and decides retryability. */
+  constructor(
+    message: string,
+    options: {
+      reason: TlsFailureReason;
+      address: string;
+      serverName?: string;
+      cause?: unknown;
+    },
+  ) {
+    super("TLS_FAILED", message, {
+      cause: options.cause,
+      retryable: options.reason === "handshake-timeout",
+    });
+    this.reason = options.reason;
+    this.address = options.address;
+    this.serverName = options.serverName;
+  }
+}
+
+/** What {@linkcode NegotiationError} reports about both sides. */
+export interface NegotiationFailure {
+  /** `host:port` of the node. */
+  address: string;
+  /** What the client offered (allowed by its policy and available to it). */
+  clientProtocols: readonly ProtocolType[];
+  /** What the client's policy allows, available or not. */
+  allowedProtocols: readonly ProtocolType[];
+  /** What the node said it serves. */
+  nodeProtocols: readonly ProtocolType[];
+  /** What went wrong, in words. */
+  detail: string;
+}
+
+/**
+ * The client and a node could not agree on a transport protocol: they
+ * share none that the client's policy allows, or the node's choice differs
+ * from the client's. Never retried and never answered by falling back to a
+ * weaker protocol. The message lists both sides' sets.
+ *
+ * @example
+ * ```ts
+ * import { NegotiationError } from "@nodewire/client";
+ * const e = new NegotiationError({
+ *   address: "127.0.0.1:7000",
+ *   clientProtocols: ["tls"],
+ *   allowedProtocols: ["tls"],
+ *   nodeProtocols: ["tcp"],
+ *   detail: "no protocol in common",
+ * });
+ * console.log(e.code, e.message);
+ * ```
+ */
+export class NegotiationError extends NodewireError {
+  /** Always `"NEGOTIATION_FAILED"`. */
+  declare readonly code: "NEGOTIATION_FAILED";
+  /** `host:port` of the node. */
+  readonly address: string;
+  /** What the client offered. */
+  readonly clientProtocols: readonly ProtocolType[];
+  /** What the client's policy allows. */
+  readonly allowedProtocols: readonly ProtocolType[];
+  /** What the node serves. */
+  readonly nodeProtocols: readonly ProtocolType[];
+
+  /** Creates the error from both sides' sets. */
+  constructor(failure: NegotiationFailure, options: { cause?: unknown } = {}) {
+    const list = (p: readonly string[]) => `[${p.join(", ")}]`;
+    super(
+      "NEGOTIATION_FAILED",
+      `protocol negotiation with ${failure.address} failed: ${failure.detail}` +
+        ` (client offers ${list(failure.clientProtocols)}, its policy allows ` +
+        `${list(failure.allowedProtocols)}; node supports ` +
+        `${list(failure.nodeProtocols)})`,
+      { cause: options.cause, retryable: false },
+    );
+    this.address = failure.address;
+    this.clientProtocols = Object.freeze([...failure.clientProtocols]);
+    this.allowedProtocols = Object.freeze([...failure.allowedProtocols]);
+    this.nodeProtocols = Object.freeze([...failure.nodeProtocols]);
+  }
+}
+
+/**
+ * Why authentication failed, in {@linkcode AuthenticationError.reason}:
+ * - `"credentials-required"`: the node requires authentication and the
+ *   client has no username and password;
+ * - `"rejected"`: the node rejected the proof (wrong user or password);
+ * - `"server-signature"`: the node's signature did not verify, so it does
+ *   not know the password: a forged or misconfigured node;
+ * - `"node-unauthenticated"`: the client has credentials but the node does
+ *   not authenticate, so it could not prove who it is;
+ * - `"bad-challenge"`: the node's SCRAM message was malformed or unsafe
+ *   (iteration count out of bounds, a nonce that does not extend ours);
+ * - `"invalid-credentials"`: the username or password is not allowed by
+ *   SASLprep (control characters, for example), or is empty.
+ */
+export type AuthFailureReason =
+  | "credentials-required"
+  | "rejected"
+  | "server-signature"
+  | "node-unauthenticated"
+  | "bad-challenge"
+  | "invalid-credentials";
+
+/**
+ * Authentication failed. Never retried: trying the same credentials again
+ * cannot succeed, and retrying could lock an account. The message never
+ * contains the password.
+ *
+ * @example
+ * ```ts
+ * import { AuthenticationError } from "@nodewire/client";
+ * const e = new AuthenticationError("the node rejected the credentials", { reason: "rejected" });
+ * console.log(e.code, e.reason, e.retryable); // "AUTH_FAILED" "rejected" false
+ * ```
+ */
+export class AuthenticationError extends NodewireError {
+  /** Always `"AUTH_FAILED"`. */
+  declare readonly code: "AUTH_FAILED";
+  /** Why it failed. */
+  readonly reason: AuthFailureReason;
+  /** `host:port` of the node, when known. */
+  readonly address: string | undefined;
+
+  /** Creates the error; `reason` says why. */
+  constructor(
+    message: string,
+    options: { reason: AuthFailureReason; address?: string; cause?: unknown },
+  ) {
+    super("AUTH_FAILED", message, { cause: options.cause, retryable: false });
+    this.reason = options.reason;
+    this.address = options.address;
+  }
+}
+
+/**
+ * SASLprep refused a string. The message names the offending code point by
+ * its position and number, never the string itself, since it may be a
+ * password.
+ *
+ * @example
+ * ```ts
+ * import { SaslprepError, saslprep } from "@nodewire/client";
+ * try {
+ *   saslprep("bell\u0007");
+ * } catch (error) {
+ *   console.log(error instanceof SaslprepError); // true
+ * }
+ * ```
+ */
+export class SaslprepError extends NodewireError {
+  /** Always `"SASLPREP_FAILED"`. */
+  declare readonly code: "SASLPREP_FAILED";
+  /** Creates the error. */
+  constructor(message: string) {
+    super("SASLPREP_FAILED", message, { retryable: false });
+  }
+}

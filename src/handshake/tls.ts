@@ -1,0 +1,95 @@
+/**
+ * The TLS upgrade that switches a connection to TLS right after
+ * NEGOTIATE_OK chose it (docs/PROTOCOL.md, "TLS"). The handshake is
+ * bounded by `tls.handshakeTimeoutMs` on the client's clock, and a
+ * failure is final: the connection is closed with a {@linkcode TlsError}
+ * and nothing falls back to TCP or UDP.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { ResolvedTlsConfig } from "../config/tls.ts";
+import type { Connection } from "../connection/connection.ts";
+import { TlsError } from "../errors.ts";
+import type { TransportUpgrade } from "./handshake.ts";
+
+/**
+ * Switches `connection` to TLS within `tls.handshakeTimeoutMs` (on
+ * `clock`) or before `signal` fires, verifying the node's certificate
+ * against `tls.ca` (or the system roots) and `tls.serverName` (or the
+ * node's host name).
+ *
+ * @throws {TlsError} for a certificate, name, validity or handshake
+ *   failure, or `"handshake-timeout"`; the connection is then destroyed.
+ * @example
+ * ```ts ignore
+ * import { upgradeToTls, resolveTlsConfig } from "@nodewire/client";
+ * await upgradeToTls(connection, resolveTlsConfig({ ca }, "require"), systemClock, signal);
+ * ```
+ */
+export async function upgradeToTls(
+  connection: Connection,
+  tls: ResolvedTlsConfig,
+  clock: Clock,
+  signal: AbortSignal,
+): Promise<void> {
+  const serverName = tls.serverName ?? connection.hostname;
+  const ms = tls.handshakeTimeoutMs;
+  const controller = new AbortController();
+  const timer = clock.setTimeout(
+    () =>
+      controller.abort(
+        new TlsError(
+          `TLS with ${connection.address} failed: the handshake did not ` +
+            `finish within ${ms} ms`,
+          {
+            reason: "handshake-timeout",
+            address: connection.address,
+            serverName,
+          },
+        ),
+      ),
+    ms,
+  );
+  const onAbort = () => controller.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener("abort", onAbort, { once: true });
+  try {
+    await connection.startTls({
+      serverName,
+      ca: tls.ca,
+      dangerouslySkipVerify: tls.dangerouslySkipVerify,
+      signal: controller.signal,
+    });
+  } catch (error) {
+    connection.destroy(error instanceof Error ? error : undefined);
+    throw error;
+  } finally {
+    clock.clearTimeout(timer);
+    signal.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * The TLS transport for {@linkcode createHandshake}'s `transports.tls`:
+ * upgrades the connection when negotiation chose TLS. A connection that
+ * was opened with TLS already (`tls.direct`) is left as it is.
+ *
+ * @example
+ * ```ts
+ * import { createHandshake, resolveTlsConfig, systemClock, tlsTransport } from "@nodewire/client";
+ * const handshake = createHandshake({
+ *   tlsPolicy: "require",
+ *   transports: { tls: tlsTransport({ tls: resolveTlsConfig({}, "require"), clock: systemClock }) },
+ * });
+ * ```
+ */
+export function tlsTransport(
+  options: { tls: ResolvedTlsConfig; clock: Clock },
+): TransportUpgrade {
+  return async (connection, _negotiated, signal) => {
+    if (connection.encrypted) return;
+    await upgradeToTls(connection, options.tls, options.clock, signal);
+  };
+}
