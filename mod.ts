@@ -50,11 +50,13 @@ export {
 export {
   Connection,
   type ConnectionOptions,
-  type ConnectionStats,
-  type ReplySink,
-  type RequestOptions,
-  type RequestRoute,
 } from "./src/connection/connection.ts";
+export type {
+  ConnectionStats,
+  ReplySink,
+  RequestOptions,
+  RequestRoute,
+} from "./src/connection/types.ts";
 export {
   MessageCodec,
   writeHeader,

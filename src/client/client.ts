@@ -16,8 +16,8 @@ import {
 import type {
   Connection,
   ConnectionOptions,
-  ReplySink,
 } from "../connection/connection.ts";
+import type { ReplySink } from "../connection/types.ts";
 import {
   AbortedError,
   ClientClosedError,

@@ -1,43 +1,61 @@
 /**
- * One connection to one node: the hello handshake, sequence-numbered
- * messages, and many requests in flight matched by sequence number.
+ * One connection to one node: sequence-numbered messages, and many
+ * requests in flight matched by sequence number. The request path and the
+ * reply dispatch live here; opening (open.ts), the control inbox
+ * (inbox.ts) and the in-flight records (in_flight.ts) are apart.
  *
  * @module
  */
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
-import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
-import { type DeadlineEntry, DeadlineTracker } from "./deadlines.ts";
 import {
   AbortedError,
   ConnectionClosedError,
-  ConnectionError,
   ConnectionLostError,
-  ConnectTimeoutError,
   type Endpoint,
   formatAddress,
-  NodewireError,
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { PendingTable } from "./pending_table.ts";
 import { MessageCodec } from "../protocol/codec.ts";
-import { FrameWriter } from "./frame_writer.ts";
-import { FrameFlags, type Message, MessageType } from "../protocol/frame.ts";
-import { rejection, type Resolve } from "./resolve_only.ts";
 import {
-  decodeError,
-  decodeHelloOk,
-  encodeJson,
-  type HelloOkPayload,
-} from "../protocol/messages.ts";
+  DEFAULT_MAX_FRAME_SIZE,
+  FrameFlags,
+  type Message,
+  MessageType,
+} from "../protocol/frame.ts";
+import { decodeError, type HelloOkPayload } from "../protocol/messages.ts";
 import type {
   ByteChannel,
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
+import { DeadlineTracker } from "./deadlines.ts";
+import { FrameWriter } from "./frame_writer.ts";
+import { ControlInbox } from "./inbox.ts";
+import {
+  type HeldFrame,
+  lostError,
+  type Pending,
+  PromiseSink,
+  replyTypeOf,
+  writeHeld,
+} from "./in_flight.ts";
+import {
+  checkTlsSwitch,
+  helloPayload,
+  openConnection,
+  readHelloOk,
+} from "./open.ts";
+import { PendingTable } from "./pending_table.ts";
+import type {
+  ConnectionStats,
+  ReplySink,
+  RequestOptions,
+  RequestRoute,
+} from "./types.ts";
 
 /** Options for {@linkcode Connection.connect}. */
 export interface ConnectionOptions {
@@ -75,122 +93,6 @@ export interface ConnectionOptions {
    * usual way is a plaintext start upgraded by the handshake instead.
    */
   tls?: Omit<TlsOptions, "signal">;
-}
-
-/** Options for a single request. */
-export interface RequestOptions {
-  /** Overrides the connection's request timeout, in ms. */
-  timeoutMs?: number;
-  /** Cancels the request; a late reply is dropped. */
-  signal?: AbortSignal;
-  /** Marks the request safe to execute twice, so safe to retry after send. */
-  idempotent?: boolean;
-}
-
-/** Counters of one connection. */
-export interface ConnectionStats {
-  /** Requests and pings written. */
-  sent: number;
-  /** Replies matched to a pending request. */
-  received: number;
-  /** Replies for no pending request (late after a timeout, or unknown). */
-  dropped: number;
-  /** Requests that timed out. */
-  timedOut: number;
-}
-
-/**
- * Another way for a connection's requests and pings to travel, taken once
- * the handshake chose it (UDP: `src/udp.ts`). The stream stays the
- * connection's control channel: handshake, GOODBYE, errors about the
- * whole connection.
- *
- * @example A route that loses everything (requests then time out)
- * ```ts
- * import type { RequestRoute } from "@nodewire/client";
- * const blackHole: RequestRoute = {
- *   maxPayload: 1024,
- *   tooLarge: (length) => new RangeError(`${length} bytes do not fit`),
- *   send: () => {},
- *   close: () => {},
- * };
- * ```
- */
-export interface RequestRoute {
-  /** The largest REQUEST or PING payload the route carries, in bytes. */
-  readonly maxPayload: number;
-  /** The error for a payload over `maxPayload`; such a request is not sent. */
-  tooLarge(length: number): Error;
-  /** Sends one REQUEST or PING. Loss shows up as the request's timeout. */
-  send(
-    type: number,
-    flags: number,
-    sequence: number,
-    payload: Uint8Array,
-  ): void;
-  /** Releases the route; called once, when the connection closes. */
-  close(): void;
-}
-
-/**
- * Receives the outcome of one request sent with
- * {@linkcode Connection.submitRequest}: exactly one of the two methods is
- * called, exactly once. Layers that already own a promise for the request
- * (the Client does) use this instead of a second promise per request.
- *
- * @example
- * ```ts
- * import type { ReplySink } from "@nodewire/client";
- * const sink: ReplySink = {
- *   onReply: (payload) => console.log(payload.byteLength),
- *   onError: (error) => console.error(error.message),
- * };
- * ```
- */
-export interface ReplySink {
-  /** The node's response payload (a view into the received bytes). */
-  onReply(payload: Uint8Array): void;
-  /** Why the request failed: the same errors `sendRequest` rejects with. */
-  onError(error: Error): void;
-}
-
-/**
- * One request in flight: a record of eight fields, since a connection may
- * hold a hundred thousand of them. What only some requests need (an abort
- * signal, a frame held back by congestion) lives in records of its own.
- */
-interface Pending extends DeadlineEntry {
-  readonly sequence: number;
-  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
-  readonly type: number;
-  readonly sink: ReplySink;
-  abort: AbortHook | undefined;
-}
-
-/** A request's abort listener and the signal it listens to. */
-interface AbortHook {
-  readonly signal: AbortSignal;
-  readonly listener: () => void;
-}
-
-/** A request whose frame waits for a congested socket to drain. */
-interface HeldFrame {
-  readonly pending: Pending;
-  readonly flags: number;
-  readonly payload: Uint8Array;
-}
-
-/** Settles a promise from a connection, keeping only its resolve function. */
-class PromiseSink implements ReplySink {
-  constructor(readonly resolve: Resolve<Uint8Array>) {}
-
-  onReply(payload: Uint8Array): void {
-    this.resolve(payload);
-  }
-
-  onError(error: Error): void {
-    this.resolve(rejection(error));
-  }
 }
 
 let nextConnectionId = 1;
@@ -234,6 +136,7 @@ export class Connection {
     timedOut: 0,
   };
 
+  // The node's own id from HELLO_OK; `address` says where it listens.
   #nodeId = "";
   #hello: HelloOkPayload | undefined;
   // Replaced once, by startTls().
@@ -253,12 +156,8 @@ export class Connection {
   #resolveClosed!: (error: Error | undefined) => void;
   #closeError: Error | undefined;
   #drainWaiters: Array<() => void> = [];
-
-  // Unsolicited and control messages, for receiveMessage().
-  #inbox: Message[] = [];
-  #inboxWaiters: Array<(message: Message | Error) => void> = [];
-
-  #writer: FrameWriter;
+  readonly #inbox = new ControlInbox();
+  #writer!: FrameWriter;
   // Requests held back while the socket is congested.
   #queued: HeldFrame[] = [];
   // Where requests and pings go instead of the stream, once routed.
@@ -289,9 +188,7 @@ export class Connection {
     this.createdAt = this.#clock.now();
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#deadlines = new DeadlineTracker(this.#clock, this.#expire);
-    this.#writer = new FrameWriter(channel, this.#onDrained);
-    channel.onData(this.#onData);
-    channel.onClose(this.#onChannelClose);
+    this.#attach(channel);
   }
 
   /**
@@ -302,61 +199,22 @@ export class Connection {
    * @throws {ConnectionError} when the node cannot be reached.
    * @throws {AbortedError} when `signal` aborts.
    */
-  static async connect(options: ConnectionOptions): Promise<Connection> {
-    const clock = options.clock ?? systemClock;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const endpoint = { hostname: options.hostname, port: options.port };
-    const controller = new AbortController();
-    const timer = clock.setTimeout(
-      () => controller.abort(new ConnectTimeoutError(endpoint, timeoutMs)),
-      timeoutMs,
+  static connect(options: ConnectionOptions): Promise<Connection> {
+    return openConnection(
+      options,
+      (channel, endpoint, clock, timeoutMs) => {
+        const connection = new Connection(channel, endpoint, {
+          id: options.id,
+          clock,
+          requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
+          maxFrameSize: options.maxFrameSize,
+        });
+        connection.#encrypted = options.tls !== undefined;
+        return connection;
+      },
+      (connection, signal) =>
+        connection.#helloHandshake(options.clientName ?? "nodewire", signal),
     );
-    const onAbort = () =>
-      controller.abort(
-        new AbortedError(
-          `connecting to ${formatAddress(endpoint)} was aborted`,
-          options.signal?.reason,
-        ),
-      );
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener("abort", onAbort, { once: true });
-    let connection: Connection | undefined;
-    try {
-      const channel = await options.adapter.connect({
-        ...endpoint,
-        signal: controller.signal,
-        tls: options.tls,
-      });
-      connection = new Connection(channel, endpoint, {
-        id: options.id,
-        clock,
-        requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
-        maxFrameSize: options.maxFrameSize,
-      });
-      connection.#encrypted = options.tls !== undefined;
-      await connection.#helloHandshake(
-        options.clientName ?? "nodewire",
-        controller.signal,
-      );
-      if (options.handshake) {
-        await options.handshake(
-          connection,
-          connection.#hello!,
-          controller.signal,
-        );
-      }
-      if (controller.signal.aborted) throw controller.signal.reason;
-      return connection;
-    } catch (error) {
-      const reason = controller.signal.aborted
-        ? controller.signal.reason
-        : error;
-      connection?.destroy(reason instanceof Error ? reason : undefined);
-      throw reason;
-    } finally {
-      clock.clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-    }
   }
 
   /** The node's id, from its HELLO_OK. */
@@ -436,40 +294,25 @@ export class Connection {
   async startTls(options: TlsOptions): Promise<void> {
     if (this.#state !== "open") throw this.#lostError(false);
     const channel = this.#channel;
-    if (this.#encrypted) {
-      throw new ProtocolError("the connection is already encrypted");
-    }
-    if (channel.startTls === undefined) {
-      throw new ConnectionError(
-        "TLS_UNSUPPORTED",
-        `the runtime adapter of ${this.address} cannot speak TLS`,
-        this,
-        { retryable: false },
-      );
-    }
-    if (
-      this.#pending.size > 0 || this.#inbox.length > 0 ||
-      (this.#held?.length ?? 0) > 0 || this.#codec.bufferedBytes > 0 ||
-      this.#route !== undefined
-    ) {
-      // Bytes after NEGOTIATE_OK were plaintext the node had no business
-      // sending: a man in the middle would inject them here.
-      throw new ProtocolError(
-        "plaintext data arrived after the node agreed to switch to TLS",
-      );
-    }
+    checkTlsSwitch(
+      this,
+      this.address,
+      this.#encrypted,
+      channel.startTls !== undefined,
+      this.#pending.size > 0 || this.#inbox.size > 0 ||
+        (this.#held?.length ?? 0) > 0 || this.#codec.bufferedBytes > 0 ||
+        this.#route !== undefined,
+    );
     this.#writer.flush();
-    const secure = await channel.startTls(options);
+    const secure = await channel.startTls!(options);
     if (this.#state !== "open") {
       secure.destroy();
       throw this.#lostError(false);
     }
     this.#channel = secure;
-    this.#writer = new FrameWriter(secure, this.#onDrained);
     this.#encrypted = true;
     this.#held = undefined;
-    secure.onData(this.#onData);
-    secure.onClose(this.#onChannelClose);
+    this.#attach(secure);
   }
 
   /**
@@ -536,7 +379,7 @@ export class Connection {
       pauseReading?: boolean;
     } = {},
   ): Promise<Message> {
-    const next = this.#inbox.shift();
+    const next = this.#inbox.take();
     if (next) {
       if (options.pauseReading) this.#pauseReading();
       return Promise.resolve(next);
@@ -544,36 +387,15 @@ export class Connection {
     if (this.#state === "closed") {
       return Promise.reject(this.#lostError(false));
     }
-    return new Promise((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
-      const cleanup = () => {
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-        const i = this.#inboxWaiters.indexOf(waiter);
-        if (i >= 0) this.#inboxWaiters.splice(i, 1);
-      };
-      const waiter = (message: Message | Error) => {
-        cleanup();
-        if (message instanceof Error) return reject(message);
-        // Called while the chunk holding `message` is being delivered, so
-        // the adapter issues no further read.
-        if (options.pauseReading) this.#pauseReading();
-        resolve(message);
-      };
-      const onAbort = () => {
-        cleanup();
-        reject(new AbortedError("receive aborted", options.signal?.reason));
-      };
-      const timer = timeoutMs === Infinity
-        ? undefined
-        : this.#clock.setTimeout(() => {
-          cleanup();
-          reject(new RequestTimeoutError(this.address, timeoutMs));
-        }, timeoutMs);
-      if (options.signal?.aborted) return onAbort();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      this.#inboxWaiters.push(waiter);
-    });
+    return this.#inbox.wait(
+      options,
+      options.timeoutMs ?? this.#requestTimeoutMs,
+      this.#clock,
+      this.address,
+      // Runs while the chunk holding the message is being delivered, so
+      // the adapter issues no further read.
+      options.pauseReading ? () => this.#pauseReading() : undefined,
+    );
   }
 
   /**
@@ -659,28 +481,27 @@ export class Connection {
     this.#channel.destroy(error);
   }
 
-  async #helloHandshake(clientName: string, signal: AbortSignal) {
+  async #helloHandshake(
+    clientName: string,
+    signal: AbortSignal,
+  ): Promise<HelloOkPayload> {
     this.sendMessage(
       MessageType.Hello,
-      encodeJson({
-        version: 1,
-        client: clientName,
-        maxFrameSize: this.#codec.maxFrameSize,
-      }),
+      helloPayload(clientName, this.#codec.maxFrameSize),
     );
     const reply = await this.receiveMessage({ signal, timeoutMs: Infinity });
-    if (reply.type === MessageType.Error) {
-      const e = decodeError(reply.payload);
-      throw new RemoteError(e.code, e.message, e.retryable);
-    }
-    if (reply.type !== MessageType.HelloOk) {
-      throw new ProtocolError(
-        `expected HELLO_OK, got message type 0x${reply.type.toString(16)}`,
-      );
-    }
-    this.#hello = decodeHelloOk(reply.payload);
-    this.#nodeId = this.#hello.nodeId;
-    this.#sendLimit = Math.min(this.#sendLimit, this.#hello.maxFrameSize);
+    const hello = readHelloOk(reply);
+    this.#hello = hello;
+    this.#nodeId = hello.nodeId;
+    this.#sendLimit = Math.min(this.#sendLimit, hello.maxFrameSize);
+    return hello;
+  }
+
+  /** Writes through `channel` and reads from it, from now on. */
+  #attach(channel: ByteChannel): void {
+    this.#writer = new FrameWriter(channel, this.#onDrained);
+    channel.onData(this.#onData);
+    channel.onClose(this.#onChannelClose);
   }
 
   #call(
@@ -819,10 +640,7 @@ export class Connection {
         // An ERROR answering a control message (HELLO, NEGOTIATE, AUTH_*)
         // goes to whoever waits in receiveMessage(), so a handshake fails
         // at once instead of at its timeout.
-        const waiter = type === MessageType.Error
-          ? this.#inboxWaiters.shift()
-          : undefined;
-        if (waiter) return waiter(message);
+        if (type === MessageType.Error && this.#inbox.answer(message)) return;
         // Late (after a timeout or abort), duplicate or unknown: drop it.
         this.stats.dropped++;
         return;
@@ -848,6 +666,12 @@ export class Connection {
       pending.sink.onReply(message.payload);
       return;
     }
+    this.#onControl(message);
+  };
+
+  /** A message that answers no request: the node speaks to the client. */
+  #onControl(message: Message): void {
+    const type = message.type;
     if (type === MessageType.Ping) {
       // A node may probe us; answer in kind.
       if (this.#state !== "closed") {
@@ -880,10 +704,8 @@ export class Connection {
       );
       return;
     }
-    const waiter = this.#inboxWaiters.shift();
-    if (waiter) waiter(message);
-    else this.#inbox.push(message);
-  };
+    this.#inbox.deliver(message);
+  }
 
   #onRoutedMessage = (message: Message): void => {
     if (this.#state === "closed") return;
@@ -929,47 +751,22 @@ export class Connection {
       this.#settle(p);
       p.sink.onError(this.#lostError(!held.has(p), error));
     }
-    for (const w of this.#inboxWaiters.splice(0)) {
-      w(this.#lostError(false, error));
-    }
+    this.#inbox.fail(() => this.#lostError(false, error));
     for (const w of this.#drainWaiters.splice(0)) w();
     this.#resolveClosed(error);
   }
 
   #lostError(sent: boolean, cause = this.#closeError): ConnectionLostError {
-    if (cause instanceof ConnectionLostError && cause.sent === sent) {
-      return cause;
-    }
-    const reason = cause instanceof NodewireError
-      ? cause.message
-      : "the connection was closed";
-    return new ConnectionLostError(this, reason, {
-      cause,
-      sent,
-    });
+    return lostError(this, sent, cause);
   }
 
   #onDrained = (): void => {
     const queued = this.#queued;
     this.#queued = [];
-    for (let i = 0; i < queued.length; i++) {
-      const { pending: p, flags, payload } = queued[i];
-      if (this.#pending.get(p.sequence) !== p || this.#state === "closed") {
-        continue;
-      }
-      this.#writer.push(p.type, flags, p.sequence, payload);
-      if (this.#writer.congested) {
-        // Congested again: keep the rest, in order, for the next drain.
-        this.#queued = queued.slice(i + 1).concat(this.#queued);
-        return;
-      }
-    }
+    const rest = writeHeld(queued, this.#writer, this.#pending);
+    // Congested again: keep the rest, in order, for the next drain.
+    if (rest !== undefined) this.#queued = rest.concat(this.#queued);
   };
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
-function replyTypeOf(type: number): number {
-  return type === MessageType.Ping ? MessageType.Pong : MessageType.Response;
-}
