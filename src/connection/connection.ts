@@ -1,8 +1,9 @@
 /**
  * One connection to one node: sequence-numbered messages, and many
- * requests in flight matched by sequence number. The request path and the
- * reply dispatch live here; opening (open.ts), the control inbox
- * (inbox.ts) and the in-flight records (in_flight.ts) are apart.
+ * requests in flight matched by sequence number. Here: the API, the
+ * request path and the connection's lifecycle. Apart: the reading side and
+ * the state the two share (core.ts), opening (open.ts), the control inbox
+ * (inbox.ts) and the in-flight records (in_flight.ts).
  *
  * @module
  */
@@ -16,40 +17,28 @@ import {
   type Endpoint,
   formatAddress,
   ProtocolError,
-  RemoteError,
-  RequestTimeoutError,
 } from "../errors.ts";
-import { MessageCodec } from "../protocol/codec.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameFlags,
   type Message,
   MessageType,
 } from "../protocol/frame.ts";
-import { decodeError, type HelloOkPayload } from "../protocol/messages.ts";
+import type { HelloOkPayload } from "../protocol/messages.ts";
 import type {
   ByteChannel,
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
-import { DeadlineTracker } from "./deadlines.ts";
-import { FrameWriter } from "./frame_writer.ts";
-import { ControlInbox } from "./inbox.ts";
-import {
-  type HeldFrame,
-  lostError,
-  type Pending,
-  PromiseSink,
-  replyTypeOf,
-  writeHeld,
-} from "./in_flight.ts";
+import { ConnectionCore } from "./core.ts";
+import { lostError, type Pending, PromiseSink } from "./in_flight.ts";
 import {
   checkTlsSwitch,
   helloPayload,
   openConnection,
   readHelloOk,
 } from "./open.ts";
-import { PendingTable } from "./pending_table.ts";
+import type { PendingTable } from "./pending_table.ts";
 import type {
   ConnectionStats,
   ReplySink,
@@ -136,30 +125,20 @@ export class Connection {
     timedOut: 0,
   };
 
-  // The node's own id from HELLO_OK; `address` says where it listens.
-  #nodeId = "";
-  #hello: HelloOkPayload | undefined;
-  // Replaced once, by startTls().
-  #channel: ByteChannel;
-  #encrypted = false;
-  // Messages decoded after a pauseReading receive, while a TLS switch may
-  // follow: none are expected (see startTls).
-  #held: Message[] | undefined;
-  readonly #codec: MessageCodec;
-  readonly #clock: Clock;
-  readonly #requestTimeoutMs: number;
-  readonly #pending = new PendingTable<Pending>();
-  readonly #deadlines: DeadlineTracker<Pending>;
-  #nextSequence = 1;
-  #sendLimit: number;
+  // The stream, the requests in flight and the reading side (core.ts).
+  readonly #core: ConnectionCore;
+  // The core's table, one hop shorter for inFlight, which pools read on
+  // every acquire.
+  readonly #pending: PendingTable<Pending>;
   #state: "open" | "closing" | "closed" = "open";
   #resolveClosed!: (error: Error | undefined) => void;
   #closeError: Error | undefined;
-  #drainWaiters: Array<() => void> = [];
-  readonly #inbox = new ControlInbox();
-  #writer!: FrameWriter;
-  // Requests held back while the socket is congested.
-  #queued: HeldFrame[] = [];
+  #hello: HelloOkPayload | undefined;
+  #encrypted = false;
+  readonly #clock: Clock;
+  readonly #requestTimeoutMs: number;
+  #nextSequence = 1;
+  #sendLimit: number;
   // Where requests and pings go instead of the stream, once routed.
   #route: RequestRoute | undefined;
 
@@ -178,17 +157,19 @@ export class Connection {
     this.hostname = endpoint.hostname;
     this.port = endpoint.port;
     this.address = formatAddress(endpoint);
-    this.#channel = channel;
     this.#clock = options.clock ?? systemClock;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#codec = new MessageCodec(
+    this.#core = new ConnectionCore(
+      this,
+      this.#clock,
       options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      this.#onGoodbye,
     );
-    this.#sendLimit = this.#codec.maxFrameSize;
+    this.#pending = this.#core.table;
+    this.#sendLimit = this.#core.codec.maxFrameSize;
     this.createdAt = this.#clock.now();
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#deadlines = new DeadlineTracker(this.#clock, this.#expire);
-    this.#attach(channel);
+    this.#core.attach(channel, this.#onChannelClose);
   }
 
   /**
@@ -219,7 +200,7 @@ export class Connection {
 
   /** The node's id, from its HELLO_OK. */
   get nodeId(): string {
-    return this.#nodeId;
+    return this.#core.nodeId;
   }
 
   /** What the node said about itself in HELLO_OK. */
@@ -239,12 +220,13 @@ export class Connection {
 
   /** Bytes queued but not yet handed to the operating system. */
   get bufferedAmount(): number {
-    return this.#channel.bufferedAmount + this.#writer.pendingBytes;
+    const core = this.#core;
+    return core.channel.bufferedAmount + core.writer.pendingBytes;
   }
 
   /** The node's IP address and port as the socket reports them. */
   get remoteAddress(): { hostname: string; port: number } | undefined {
-    return this.#channel.remoteAddress;
+    return this.#core.channel.remoteAddress;
   }
 
   /**
@@ -265,12 +247,12 @@ export class Connection {
     }
     this.#route?.close();
     this.#route = route;
-    return this.#onRoutedMessage;
+    return this.#core.onRouted;
   }
 
   /** Whether the single deadline timer is armed (for leak checks). */
   get timerArmed(): boolean {
-    return this.#deadlines.armed;
+    return this.#core.deadlines.armed;
   }
 
   /** Whether the stream is TLS (upgraded, or connected with TLS). */
@@ -293,26 +275,26 @@ export class Connection {
    */
   async startTls(options: TlsOptions): Promise<void> {
     if (this.#state !== "open") throw this.#lostError(false);
-    const channel = this.#channel;
+    const core = this.#core;
+    const channel = core.channel;
     checkTlsSwitch(
       this,
       this.address,
       this.#encrypted,
       channel.startTls !== undefined,
-      this.#pending.size > 0 || this.#inbox.size > 0 ||
-        (this.#held?.length ?? 0) > 0 || this.#codec.bufferedBytes > 0 ||
+      this.#pending.size > 0 || core.inbox.size > 0 ||
+        (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 ||
         this.#route !== undefined,
     );
-    this.#writer.flush();
+    core.writer.flush();
     const secure = await channel.startTls!(options);
     if (this.#state !== "open") {
       secure.destroy();
       throw this.#lostError(false);
     }
-    this.#channel = secure;
     this.#encrypted = true;
-    this.#held = undefined;
-    this.#attach(secure);
+    core.held = undefined;
+    core.attach(secure, this.#onChannelClose);
   }
 
   /**
@@ -320,16 +302,7 @@ export class Connection {
    * `pauseReading` when no TLS switch followed.
    */
   resumeReading(): void {
-    const held = this.#held;
-    this.#held = undefined;
-    this.#channel.resume?.();
-    // What came behind the pause point in the same chunk, in order.
-    for (const message of held ?? []) this.#onMessage(message);
-  }
-
-  #pauseReading(): void {
-    this.#held ??= [];
-    this.#channel.pause?.();
+    this.#core.resume();
   }
 
   /**
@@ -348,14 +321,15 @@ export class Connection {
     if (this.#state === "closed") {
       throw new ConnectionClosedError(this);
     }
-    this.#codec.checkLength(payload.byteLength);
+    const core = this.#core;
+    core.codec.checkLength(payload.byteLength);
     if (payload.byteLength > this.#sendLimit) {
       throw new ProtocolError(
         `payload of ${payload.byteLength} bytes exceeds the node's limit of ${this.#sendLimit}`,
       );
     }
     const sequence = options.sequence ?? this.#nextSequence++;
-    this.#writer.push(type, options.flags ?? 0, sequence, payload);
+    core.writer.push(type, options.flags ?? 0, sequence, payload);
     return sequence;
   }
 
@@ -379,22 +353,23 @@ export class Connection {
       pauseReading?: boolean;
     } = {},
   ): Promise<Message> {
-    const next = this.#inbox.take();
+    const core = this.#core;
+    const next = core.inbox.take();
     if (next) {
-      if (options.pauseReading) this.#pauseReading();
+      if (options.pauseReading) core.pause();
       return Promise.resolve(next);
     }
     if (this.#state === "closed") {
       return Promise.reject(this.#lostError(false));
     }
-    return this.#inbox.wait(
+    return core.inbox.wait(
       options,
       options.timeoutMs ?? this.#requestTimeoutMs,
       this.#clock,
       this.address,
       // Runs while the chunk holding the message is being delivered, so
       // the adapter issues no further read.
-      options.pauseReading ? () => this.#pauseReading() : undefined,
+      options.pauseReading ? () => core.pause() : undefined,
     );
   }
 
@@ -458,12 +433,13 @@ export class Connection {
   async close(): Promise<void> {
     if (this.#state === "open") {
       this.#state = "closing";
-      if (this.#pending.size > 0) await this.#whenIdle();
+      if (this.#pending.size > 0) await this.#core.whenIdle();
       if (this.#state === "closing") {
-        this.#writer.push(MessageType.Goodbye, 0, 0, EMPTY);
-        this.#writer.flush();
+        const writer = this.#core.writer;
+        writer.push(MessageType.Goodbye, 0, 0, EMPTY);
+        writer.flush();
         this.#finish(undefined);
-        this.#channel.close();
+        this.#core.channel.close();
       }
     }
     await this.closed;
@@ -478,7 +454,7 @@ export class Connection {
     this.#finish(
       error ?? new ConnectionClosedError(this, { retryable: true }),
     );
-    this.#channel.destroy(error);
+    this.#core.channel.destroy(error);
   }
 
   async #helloHandshake(
@@ -487,21 +463,14 @@ export class Connection {
   ): Promise<HelloOkPayload> {
     this.sendMessage(
       MessageType.Hello,
-      helloPayload(clientName, this.#codec.maxFrameSize),
+      helloPayload(clientName, this.#core.codec.maxFrameSize),
     );
     const reply = await this.receiveMessage({ signal, timeoutMs: Infinity });
     const hello = readHelloOk(reply);
     this.#hello = hello;
-    this.#nodeId = hello.nodeId;
+    this.#core.nodeId = hello.nodeId;
     this.#sendLimit = Math.min(this.#sendLimit, hello.maxFrameSize);
     return hello;
-  }
-
-  /** Writes through `channel` and reads from it, from now on. */
-  #attach(channel: ByteChannel): void {
-    this.#writer = new FrameWriter(channel, this.#onDrained);
-    channel.onData(this.#onData);
-    channel.onClose(this.#onChannelClose);
   }
 
   #call(
@@ -535,6 +504,7 @@ export class Connection {
         new AbortedError("request aborted before it was sent", signal.reason),
       );
     }
+    const core = this.#core;
     const sequence = this.#nextSequence++;
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
@@ -548,10 +518,10 @@ export class Connection {
       list: undefined,
     };
     this.#pending.add(pending);
-    this.#deadlines.add(pending, timeoutMs);
+    core.deadlines.add(pending, timeoutMs);
     if (signal) {
       const listener = () => {
-        if (this.#settle(pending)) {
+        if (core.settle(pending)) {
           sink.onError(new AbortedError("request aborted", signal.reason));
         }
       };
@@ -560,169 +530,33 @@ export class Connection {
     }
     if (route !== undefined) {
       route.send(type, flags, sequence, payload);
-    } else if (this.#writer.congested) {
-      // Keep the frame out of the socket's queue until it drains, so a
-      // slow reader cannot make the send buffer grow without bound.
-      this.#queued.push({ pending, flags, payload });
     } else {
-      this.#writer.push(type, flags, sequence, payload);
+      const writer = core.writer;
+      if (writer.congested) {
+        // Keep the frame out of the socket's queue until it drains, so a
+        // slow reader cannot make the send buffer grow without bound.
+        core.queued.push({ pending, flags, payload });
+      } else {
+        writer.push(type, flags, sequence, payload);
+      }
     }
     this.stats.sent++;
   }
 
-  /** Removes a pending entry; false when it had already settled. */
-  #settle(pending: Pending): boolean {
-    if (!this.#pending.delete(pending)) return false;
-    this.#forget(pending);
-    return true;
-  }
-
-  /** Forgets a pending entry known to be in the table (just looked up). */
-  #release(pending: Pending): void {
-    this.#pending.delete(pending);
-    this.#forget(pending);
-  }
-
-  /** What follows an entry's removal from the table. */
-  #forget(pending: Pending): void {
-    this.#deadlines.remove(pending);
-    const abort = pending.abort;
-    if (abort !== undefined) {
-      abort.signal.removeEventListener("abort", abort.listener);
-    }
-    if (this.#pending.size === 0 && this.#drainWaiters.length > 0) {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  #expire = (pending: Pending, timeoutMs: number): void => {
-    // The tracker already unlinked it; drop it from the map.
-    if (this.#pending.get(pending.sequence) !== pending) return;
-    pending.list = undefined;
-    this.#settle(pending);
-    this.stats.timedOut++;
-    pending.sink.onError(
-      new RequestTimeoutError(this.address, timeoutMs),
-    );
-  };
-
-  #whenIdle(): Promise<void> {
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
-  }
-
-  #onData = (chunk: Uint8Array): void => {
-    try {
-      this.#codec.decode(chunk, this.#onMessage);
-    } catch (error) {
-      const reason = error instanceof ProtocolError
-        ? `protocol violation: ${error.message}`
-        : `failed to handle a message: ${String(error)}`;
-      this.destroy(new ConnectionLostError(this, reason, { cause: error }));
-    }
-  };
-
-  #onMessage = (message: Message): void => {
-    if (this.#held !== undefined) {
-      // Behind the pause point: kept, not acted on (not even a PING's
-      // PONG), until resumeReading() or a refused startTls().
-      this.#held.push(message);
-      return;
-    }
-    const type = message.type;
-    if (
-      type === MessageType.Response || type === MessageType.Pong ||
-      (type === MessageType.Error && message.sequence !== 0)
-    ) {
-      const pending = this.#pending.get(message.sequence);
-      if (pending === undefined) {
-        // An ERROR answering a control message (HELLO, NEGOTIATE, AUTH_*)
-        // goes to whoever waits in receiveMessage(), so a handshake fails
-        // at once instead of at its timeout.
-        if (type === MessageType.Error && this.#inbox.answer(message)) return;
-        // Late (after a timeout or abort), duplicate or unknown: drop it.
-        this.stats.dropped++;
-        return;
-      }
-      if (type === MessageType.Error) {
-        const e = decodeError(message.payload);
-        this.#release(pending);
-        this.stats.received++;
-        pending.sink.onError(
-          new RemoteError(e.code, e.message, e.retryable, this.#nodeId),
-        );
-        return;
-      }
-      if (type !== replyTypeOf(pending.type)) {
-        throw new ProtocolError(
-          `sequence ${message.sequence} answered with type 0x${
-            type.toString(16)
-          }`,
-        );
-      }
-      this.#release(pending);
-      this.stats.received++;
-      pending.sink.onReply(message.payload);
-      return;
-    }
-    this.#onControl(message);
-  };
-
-  /** A message that answers no request: the node speaks to the client. */
-  #onControl(message: Message): void {
-    const type = message.type;
-    if (type === MessageType.Ping) {
-      // A node may probe us; answer in kind.
-      if (this.#state !== "closed") {
-        this.#writer.push(
-          MessageType.Pong,
-          0,
-          message.sequence,
-          message.payload,
-        );
-      }
-      return;
-    }
-    if (type === MessageType.Goodbye) {
-      // The node is draining: take no new work; what is in flight finishes.
-      if (this.#state === "open") this.#state = "closing";
-      if (this.#pending.size === 0) this.#closeQuietly();
-      else {
-        this.#whenIdle().then(() => {
-          if (this.#state !== "closed") this.#closeQuietly();
-        });
-      }
-      return;
-    }
-    if (type === MessageType.Error && message.sequence === 0) {
-      const e = decodeError(message.payload);
-      this.destroy(
-        new ConnectionLostError(this, `node error ${e.code}: ${e.message}`, {
-          cause: new RemoteError(e.code, e.message, e.retryable, this.#nodeId),
-        }),
-      );
-      return;
-    }
-    this.#inbox.deliver(message);
-  }
-
-  #onRoutedMessage = (message: Message): void => {
-    if (this.#state === "closed") return;
-    try {
-      this.#onMessage(message);
-    } catch (error) {
-      this.destroy(
-        new ConnectionLostError(this, `protocol violation: ${String(error)}`, {
-          cause: error,
-        }),
-      );
+  /** A node's GOODBYE: take no new work; what is in flight finishes. */
+  #onGoodbye = (): void => {
+    if (this.#state === "open") this.#state = "closing";
+    if (this.#pending.size === 0) this.#closeQuietly();
+    else {
+      this.#core.whenIdle().then(() => {
+        if (this.#state !== "closed") this.#closeQuietly();
+      });
     }
   };
 
   #closeQuietly(): void {
     this.#finish(undefined);
-    this.#channel.close();
+    this.#core.channel.close();
   }
 
   #onChannelClose = (error?: Error): void => {
@@ -742,31 +576,16 @@ export class Connection {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#closeError = error;
-    this.#deadlines.stop();
-    this.#route?.close();
-    // Only a frame still held back is known never to have left.
-    const held = new Set(this.#queued.map((h) => h.pending));
-    this.#queued = [];
-    for (const p of this.#pending.values()) {
-      this.#settle(p);
-      p.sink.onError(this.#lostError(!held.has(p), error));
-    }
-    this.#inbox.fail(() => this.#lostError(false, error));
-    for (const w of this.#drainWaiters.splice(0)) w();
+    this.#core.shutDown(
+      this.#route,
+      (sent) => this.#lostError(sent, error),
+    );
     this.#resolveClosed(error);
   }
 
   #lostError(sent: boolean, cause = this.#closeError): ConnectionLostError {
     return lostError(this, sent, cause);
   }
-
-  #onDrained = (): void => {
-    const queued = this.#queued;
-    this.#queued = [];
-    const rest = writeHeld(queued, this.#writer, this.#pending);
-    // Congested again: keep the rest, in order, for the next drain.
-    if (rest !== undefined) this.#queued = rest.concat(this.#queued);
-  };
 }
 
 const EMPTY = new Uint8Array(0);

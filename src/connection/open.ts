@@ -30,7 +30,15 @@ import type {
   TlsOptions,
 } from "../runtime/types.ts";
 
-/** What opening reads of {@linkcode ConnectionOptions}. */
+/**
+ * What opening reads of the connection options (`ConnectionOptions`, whose
+ * `handshake` takes a `Connection`: here the connection type is `C`).
+ *
+ * @example
+ * ```ts ignore
+ * const options: OpenOptions<Connection> = { adapter, hostname: "127.0.0.1", port: 7000 };
+ * ```
+ */
 export interface OpenOptions<C> {
   /** Opens the socket. */
   adapter: RuntimeAdapter;
@@ -177,8 +185,9 @@ export function readHelloOk(reply: Message): HelloOkPayload {
 
 /**
  * Throws when an open connection's stream may not switch to TLS now:
- * already encrypted, an adapter without TLS, or bytes that arrived after
- * the node agreed to switch.
+ * already encrypted, an adapter without TLS, or `plaintextArrived`: bytes
+ * after the node agreed to switch, or anything else under way on the
+ * stream (requests in flight, a request route).
  *
  * @throws {ProtocolError} when already encrypted or plaintext arrived.
  * @throws {ConnectionError} when the adapter cannot speak TLS.
