@@ -520,8 +520,10 @@ export class Connection {
     this.#pending.add(pending);
     core.deadlines.add(pending, timeoutMs);
     if (signal) {
+      // Captures what it did before the split (this, not core), so the
+      // request's context stays the same size.
       const listener = () => {
-        if (core.settle(pending)) {
+        if (this.#core.settle(pending)) {
           sink.onError(new AbortedError("request aborted", signal.reason));
         }
       };
