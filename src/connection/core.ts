@@ -24,12 +24,7 @@ import type { ByteChannel } from "../runtime/types.ts";
 import { DeadlineTracker } from "./deadlines.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { ControlInbox } from "./inbox.ts";
-import {
-  type HeldFrame,
-  type Pending,
-  replyTypeOf,
-  writeHeld,
-} from "./in_flight.ts";
+import { type HeldFrame, type Pending, writeHeld } from "./in_flight.ts";
 import { PendingTable } from "./pending_table.ts";
 import type { ConnectionStats, RequestRoute } from "./types.ts";
 
@@ -323,4 +318,9 @@ export class ConnectionCore {
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
+}
+
+/** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
+function replyTypeOf(type: number): number {
+  return type === MessageType.Ping ? MessageType.Pong : MessageType.Response;
 }

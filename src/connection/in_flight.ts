@@ -10,7 +10,6 @@ import type { FrameWriter } from "./frame_writer.ts";
 import type { PendingTable } from "./pending_table.ts";
 import type { ReplySink } from "./types.ts";
 import { rejection, type Resolve } from "./resolve_only.ts";
-import { MessageType } from "../protocol/frame.ts";
 import {
   ConnectionLostError,
   type Endpoint,
@@ -100,20 +99,6 @@ export class PromiseSink implements ReplySink {
   onError(error: Error): void {
     this.resolve(rejection(error));
   }
-}
-
-/**
- * The reply type for a request type: RESPONSE for REQUEST, PONG for PING.
- *
- * @example
- * ```ts
- * import { replyTypeOf } from "./in_flight.ts";
- * import { MessageType } from "../protocol/frame.ts";
- * console.log(replyTypeOf(MessageType.Ping) === MessageType.Pong); // true
- * ```
- */
-export function replyTypeOf(type: number): number {
-  return type === MessageType.Ping ? MessageType.Pong : MessageType.Response;
 }
 
 /**
