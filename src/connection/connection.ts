@@ -198,7 +198,10 @@ export class Connection {
     );
   }
 
-  /** The node's id, from its HELLO_OK. */
+  /**
+   * The node's own id, from its HELLO_OK (empty before it); where the node
+   * listens is {@linkcode Connection.address}.
+   */
   get nodeId(): string {
     return this.#core.nodeId;
   }
@@ -353,23 +356,11 @@ export class Connection {
       pauseReading?: boolean;
     } = {},
   ): Promise<Message> {
-    const core = this.#core;
-    const next = core.inbox.take();
-    if (next) {
-      if (options.pauseReading) core.pause();
-      return Promise.resolve(next);
-    }
-    if (this.#state === "closed") {
-      return Promise.reject(this.#lostError(false));
-    }
-    return core.inbox.wait(
+    return this.#core.receive(
       options,
       options.timeoutMs ?? this.#requestTimeoutMs,
       this.#clock,
-      this.address,
-      // Runs while the chunk holding the message is being delivered, so
-      // the adapter issues no further read.
-      options.pauseReading ? () => core.pause() : undefined,
+      this.#state === "closed" ? () => this.#lostError(false) : undefined,
     );
   }
 

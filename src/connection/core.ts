@@ -128,6 +128,34 @@ export class ConnectionCore {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
+  /**
+   * The next control message, now or once it arrives (see
+   * Connection.receiveMessage); with `pauseReading`, reading stops behind
+   * it. A closed connection's `lost` error fails the wait.
+   */
+  receive(
+    options: { signal?: AbortSignal; pauseReading?: boolean },
+    timeoutMs: number,
+    clock: Clock,
+    lost: (() => Error) | undefined,
+  ): Promise<Message> {
+    const next = this.inbox.take();
+    if (next) {
+      if (options.pauseReading) this.pause();
+      return Promise.resolve(next);
+    }
+    if (lost !== undefined) return Promise.reject(lost());
+    return this.inbox.wait(
+      options,
+      timeoutMs,
+      clock,
+      this.owner.address,
+      // Runs while the chunk holding the message is being delivered, so
+      // the adapter issues no further read.
+      options.pauseReading ? () => this.pause() : undefined,
+    );
+  }
+
   /** Reads no further until {@linkcode resume}; keeps what follows. */
   pause(): void {
     this.held ??= [];
