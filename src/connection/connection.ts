@@ -250,7 +250,7 @@ export class Connection {
     }
     this.#route?.close();
     this.#route = route;
-    return this.#core.onRouted;
+    return this.#core.routedReceiver();
   }
 
   /** Whether the single deadline timer is armed (for leak checks). */

@@ -87,6 +87,7 @@ export class ConnectionCore {
   closed = false;
   #idleWaiters: Array<() => void> = [];
   readonly #onGoodbye: () => void;
+  #onRouted: ((message: Message) => void) | undefined;
 
   /**
    * A core for `owner`, timing deadlines on `clock`, accepting payloads up
@@ -172,23 +173,26 @@ export class ConnectionCore {
   }
 
   /**
-   * Takes the replies a {@linkcode RequestRoute} receives, matched like
-   * replies on the stream; an error in one ends the connection.
+   * The function that takes the replies a {@linkcode RequestRoute}
+   * receives, matched like replies on the stream; an error in one ends the
+   * connection. Made on first use: only routed connections need one.
    */
-  readonly onRouted = (message: Message): void => {
-    if (this.closed) return;
-    try {
-      this.#onMessage(message);
-    } catch (error) {
-      this.owner.destroy(
-        new ConnectionLostError(
-          this.owner,
-          `protocol violation: ${String(error)}`,
-          { cause: error },
-        ),
-      );
-    }
-  };
+  routedReceiver(): (message: Message) => void {
+    return this.#onRouted ??= (message: Message): void => {
+      if (this.closed) return;
+      try {
+        this.#onMessage(message);
+      } catch (error) {
+        this.owner.destroy(
+          new ConnectionLostError(
+            this.owner,
+            `protocol violation: ${String(error)}`,
+            { cause: error },
+          ),
+        );
+      }
+    };
+  }
 
   /**
    * The connection has closed: stops the deadline timer and `route`, then

@@ -29,24 +29,26 @@ type Waiter = (message: Message | Error) => void;
  * ```
  */
 export class ControlInbox {
-  #messages: Message[] = [];
-  #waiters: Waiter[] = [];
+  // Made on first use: most connections see a handful of control messages
+  // at the start and none after.
+  #messages: Message[] | undefined;
+  #waiters: Waiter[] | undefined;
 
   /** Messages kept, not yet taken. */
   get size(): number {
-    return this.#messages.length;
+    return this.#messages?.length ?? 0;
   }
 
   /** The oldest kept message, removed, if any. */
   take(): Message | undefined {
-    return this.#messages.shift();
+    return this.#messages?.shift();
   }
 
   /** Hands `message` to the oldest waiter, or keeps it for the next one. */
   deliver(message: Message): void {
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters?.shift();
     if (waiter) waiter(message);
-    else this.#messages.push(message);
+    else (this.#messages ??= []).push(message);
   }
 
   /**
@@ -55,7 +57,7 @@ export class ControlInbox {
    * timeout. False when nobody waits.
    */
   answer(message: Message): boolean {
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters?.shift();
     if (waiter === undefined) return false;
     waiter(message);
     return true;
@@ -80,8 +82,8 @@ export class ControlInbox {
       const cleanup = () => {
         if (timer !== undefined) clock.clearTimeout(timer);
         options.signal?.removeEventListener("abort", onAbort);
-        const i = this.#waiters.indexOf(waiter);
-        if (i >= 0) this.#waiters.splice(i, 1);
+        const i = this.#waiters?.indexOf(waiter) ?? -1;
+        if (i >= 0) this.#waiters!.splice(i, 1);
       };
       const waiter = (message: Message | Error) => {
         cleanup();
@@ -101,12 +103,12 @@ export class ControlInbox {
         }, timeoutMs);
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.push(waiter);
+      (this.#waiters ??= []).push(waiter);
     });
   }
 
   /** Fails every waiter, each with an error from `error()`. */
   fail(error: () => Error): void {
-    for (const w of this.#waiters.splice(0)) w(error());
+    for (const w of this.#waiters?.splice(0) ?? []) w(error());
   }
 }
