@@ -31,9 +31,17 @@
  */
 
 export * from "./src/client/client.ts";
+export * from "./src/client/events.ts";
 export * from "./src/cluster/manager.ts";
+export * from "./src/cluster/events.ts";
 export * from "./src/pool/pool.ts";
 export * from "./src/pool/events.ts";
+export {
+  type EventMap,
+  type ListenerOptions,
+  TypedEventTarget,
+  type TypedListener,
+} from "./src/events.ts";
 export * from "./src/client/retry.ts";
 export * from "./src/cluster/balancer.ts";
 export * from "./src/cluster/health.ts";

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { Client, type RetryEvent } from "../src/client/client.ts";
+import { Client } from "../src/client/client.ts";
+import type { RetryEvent } from "../src/client/events.ts";
 import { type Clock, systemClock } from "../src/clock.ts";
 import type { ConnectionConfig } from "../src/config/config.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -154,7 +155,7 @@ export async function startScene(options: SceneOptions): Promise<Scene> {
     config,
     async connect(extra = {}) {
       const client = await run(Client.connect({ ...config, ...extra }));
-      client.addEventListener("retry", (e) => retries.push(e as RetryEvent));
+      client.addEventListener("retry", (e) => retries.push(e));
       return client;
     },
     run,

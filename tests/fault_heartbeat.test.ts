@@ -9,7 +9,7 @@ import {
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import { FakeConnection } from "../testing/fake_connection.ts";
-import type { PoolEventMap } from "../src/pool/events.ts";
+import type { PoolEventDetailMap } from "../src/pool/events.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { countChannels, CountingClock } from "../testing/counting.ts";
 import { drive, watchEscapes } from "../testing/fault_harness.ts";
@@ -88,7 +88,7 @@ test("a connection whose heartbeat fails is destroyed with that error and replac
         )
         : Promise.resolve(),
   );
-  const closed: PoolEventMap["connectionClosed"][] = [];
+  const closed: PoolEventDetailMap["connectionClosed"][] = [];
   pool.addEventListener("connectionClosed", (e) => closed.push(e.detail));
   pool.start();
   await clock.advance(0);

@@ -29,6 +29,12 @@ import {
   handshakeResult,
 } from "../handshake/handshake.ts";
 import { isNodeFailure, NodeHealth } from "./health.ts";
+import {
+  type ManagerEventMap,
+  NodeHealthEvent,
+  ProtocolSelectedEvent,
+} from "./events.ts";
+import { TypedEventTarget } from "../events.ts";
 import { ConnectionPool } from "../pool/pool.ts";
 import type { ProtocolType } from "../protocol/negotiation.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
@@ -106,79 +112,15 @@ export interface HealthCheckResult {
   healthy: boolean;
 }
 
-/** Detail of a `nodeHealthChanged` event. */
-export interface NodeHealthChange {
-  /** `host:port` of the node. */
-  address: string;
-  /** The node's id, when known. */
-  nodeId: string | undefined;
-  /** The new state. */
-  healthy: boolean;
-  /** What caused the change. */
-  reason: string;
-}
-
-/**
- * Event dispatched by {@linkcode ConnectionManager} when a node turns
- * healthy or unhealthy.
- *
- * @example
- * ```ts
- * import type { NodeHealthEvent } from "@nodewire/client";
- * const onChange = (e: NodeHealthEvent) => console.log(e.detail.address, e.detail.healthy);
- * ```
- */
-export class NodeHealthEvent extends Event {
-  /** What changed. */
-  readonly detail: NodeHealthChange;
-
-  /** Creates the event. */
-  constructor(detail: NodeHealthChange) {
-    super("nodeHealthChanged");
-    this.detail = detail;
-  }
-}
-
-/** Detail of a `protocolSelected` event. */
-export interface ProtocolSelection {
-  /** `host:port` of the node. */
-  address: string;
-  /** The node's id. */
-  nodeId: string | undefined;
-  /** The protocol negotiated with the node. */
-  protocol: ProtocolType;
-  /** The protocol used before, `undefined` on the first connection. */
-  previous: ProtocolType | undefined;
-}
-
-/**
- * Event dispatched by {@linkcode ConnectionManager} (and re-dispatched by
- * the Client) when the protocol negotiated with a node is first known or
- * changes.
- *
- * @example
- * ```ts
- * import type { ProtocolSelectedEvent } from "@nodewire/client";
- * const log = (e: ProtocolSelectedEvent) => console.log(e.detail.address, e.detail.protocol);
- * ```
- */
-export class ProtocolSelectedEvent extends Event {
-  /** Which node and which protocol. */
-  readonly detail: ProtocolSelection;
-
-  /** Creates the event. */
-  constructor(detail: ProtocolSelection) {
-    super("protocolSelected");
-    this.detail = detail;
-  }
-}
-
 /**
  * Owns a pool and a health record per node and decides where each request
  * goes: only to healthy nodes, spread by the configured balancer. When no
  * node is healthy it fails fast with {@linkcode NoHealthyNodesError}, or,
  * with `whenNoHealthyNodes: "tryAll"`, spreads over every node rather than
  * none.
+ *
+ * It dispatches `nodeHealthChanged` and `protocolSelected`, typed by name
+ * (see {@linkcode ManagerEventMap}).
  *
  * @example
  * ```ts
@@ -189,7 +131,7 @@ export class ProtocolSelectedEvent extends Event {
  * await manager.close();
  * ```
  */
-export class ConnectionManager extends EventTarget {
+export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /** Every node, in the order of the configured hosts. */
   readonly nodes: readonly ManagedNode[];
 
@@ -275,7 +217,7 @@ export class ConnectionManager extends EventTarget {
                     nodeId: node.nodeId,
                     protocol,
                     previous,
-                  }),
+                  }, this.#clock.now()),
                 );
               }
               return connection;
@@ -476,7 +418,7 @@ export class ConnectionManager extends EventTarget {
         nodeId: node.nodeId,
         healthy,
         reason,
-      }),
+      }, this.#clock.now()),
     );
   }
 
