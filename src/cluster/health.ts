@@ -26,7 +26,7 @@ import { ConfigError, NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
  */
 export interface NodeHealthSnapshot {
   /** The node's key: its canonical `host:port` address. */
-  nodeId: string;
+  address: string;
   /** Whether requests may be routed to the node. */
   isHealthy: boolean;
   /** Clock time of the last recorded success or failure, if any. */
@@ -93,7 +93,7 @@ const DEFAULT_LATENCY_WEIGHT = 0.2;
  */
 export class NodeHealth {
   /** The node's key: its canonical `host:port` address. */
-  readonly nodeId: string;
+  readonly address: string;
   readonly #unhealthyThreshold: number;
   readonly #healthyThreshold: number;
   readonly #latencyWeight: number;
@@ -113,11 +113,11 @@ export class NodeHealth {
    *   latency weight is outside `(0, 1]`.
    */
   constructor(
-    nodeId: string,
+    address: string,
     config: Pick<HealthConfig, "unhealthyThreshold" | "healthyThreshold">,
     options: NodeHealthOptions = {},
   ) {
-    this.nodeId = nodeId;
+    this.address = address;
     this.#unhealthyThreshold = threshold(
       "healthConfig.unhealthyThreshold",
       config.unhealthyThreshold,
@@ -258,7 +258,7 @@ export class NodeHealth {
   /** A plain copy of the current state. */
   toJSON(): NodeHealthSnapshot {
     return {
-      nodeId: this.nodeId,
+      address: this.address,
       isHealthy: this.#healthy,
       lastCheck: this.#lastCheck,
       consecutiveFailures: this.#consecutiveFailures,
