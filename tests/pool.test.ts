@@ -17,7 +17,7 @@ import {
   type PoolEventName,
 } from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 
 const ADDRESS = "10.0.0.1:7000";
 

@@ -12,7 +12,7 @@ import { createHandshake } from "../src/handshake/handshake.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { tlsTransport } from "../src/handshake/tls.ts";
-import { CountingClock } from "../testing/counting.ts";
+import { CountingClock } from "./support/counting.ts";
 import { agreeToTls } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";

@@ -19,8 +19,6 @@ import {
   ConnectionLostError,
   NegotiationError,
   NodeUnhealthyError,
-  NodewireError,
-  type NodewireErrorOptions,
   NoHealthyNodesError,
   TlsError,
 } from "../errors.ts";

@@ -20,7 +20,6 @@ import {
   ConfigError,
   ConnectionLostError,
   DatagramTooLargeError,
-  NodewireError,
   ProtocolError,
 } from "../errors.ts";
 import type { TransportUpgrade } from "./handshake.ts";

@@ -20,7 +20,6 @@ import { type PoolConfig, resolvePoolConfig } from "../config/config.ts";
 import {
   AbortedError,
   ConfigError,
-  NodewireError,
   PoolClosedError,
   PoolMisuseError,
   PoolTimeoutError,
