@@ -80,12 +80,9 @@ export {
   udpTransport,
   type UdpTransportOptions,
 } from "./src/handshake/udp.ts";
-export {
-  type HostAddress,
-  parseHost,
-  resolveConfig,
-  type ResolvedConfig,
-} from "./src/config/config.ts";
+export type { HostAddress, ResolvedConfig } from "./src/config/shapes.ts";
+export { parseHost } from "./src/config/hosts.ts";
+export { resolveConfig } from "./src/config/resolve.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
 export {

@@ -68,20 +68,22 @@ export {
 export { PoolEvent, type PoolEventMap } from "./src/pool/events.ts";
 
 // Configuration.
+export type {
+  ConnectionConfig,
+  HealthConfig,
+  LoadBalancing,
+  LogEntry,
+  Logger,
+  PoolConfig,
+  RetryConfig,
+} from "./src/config/shapes.ts";
 export {
-  type ConnectionConfig,
   DEFAULT_HEALTH_CONFIG,
   DEFAULT_POOL_CONFIG,
   DEFAULT_PORT,
   DEFAULT_RETRY_CONFIG,
   DEFAULT_TIMEOUT_MS,
-  type HealthConfig,
-  type LoadBalancing,
-  type LogEntry,
-  type Logger,
-  type PoolConfig,
-  type RetryConfig,
-} from "./src/config/config.ts";
+} from "./src/config/defaults.ts";
 export {
   DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
   type TlsConfig,

@@ -3,12 +3,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Client, type RetryEvent } from "../src/client/client.ts";
 import type { Clock } from "../src/clock.ts";
-import {
-  type ConnectionConfig,
-  type LogEntry,
-  type Logger,
-  resolveConfig,
-} from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type {
+  ConnectionConfig,
+  LogEntry,
+  Logger,
+} from "../src/config/shapes.ts";
 import type { PoolEvent } from "../src/pool/events.ts";
 import {
   ClientClosedError,

@@ -2,12 +2,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import {
-  type ConnectionConfig,
   DEFAULT_POOL_CONFIG,
   DEFAULT_RETRY_CONFIG,
-  parseHost,
-  resolveConfig,
-} from "../src/config/config.ts";
+} from "../src/config/defaults.ts";
+import { parseHost } from "../src/config/hosts.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { ConfigError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import { resolvePoolConfig } from "../src/config/config.ts";
+import { resolvePoolConfig } from "../src/config/resolve.ts";
 import {
   ConfigError,
   ConnectionLostError,

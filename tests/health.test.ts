@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { isNodeFailure, NodeHealth } from "../src/cluster/health.ts";
 import { runWithConcurrency } from "../src/cluster/concurrency.ts";
-import { DEFAULT_HEALTH_CONFIG } from "../src/config/config.ts";
+import { DEFAULT_HEALTH_CONFIG } from "../src/config/defaults.ts";
 import {
   AbortedError,
   ClientClosedError,

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { PoolConfig } from "../src/config/config.ts";
+import type { PoolConfig } from "../src/config/shapes.ts";
 import {
   AbortedError,
   ConnectionRefusedError,

@@ -7,7 +7,7 @@ import {
 } from "../src/cluster/balancer.ts";
 import { Client } from "../src/client/client.ts";
 import { sleep, systemClock } from "../src/clock.ts";
-import { resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import type { Connection } from "../src/connection/connection.ts";
 import { RequestTimeoutError } from "../src/errors.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";

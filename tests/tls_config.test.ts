@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
-import { resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   ConfigError,

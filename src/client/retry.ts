@@ -11,7 +11,7 @@
 
 import type { Clock } from "../clock.ts";
 import { sleep, systemClock } from "../clock.ts";
-import type { RetryConfig } from "../config/config.ts";
+import type { RetryConfig } from "../config/shapes.ts";
 import {
   AbortedError,
   NEVER_RETRIED_CODES,

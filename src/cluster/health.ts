@@ -10,7 +10,7 @@
  * @module
  */
 
-import type { HealthConfig } from "../config/config.ts";
+import type { HealthConfig } from "../config/shapes.ts";
 import { ConfigError, NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
 
 /**

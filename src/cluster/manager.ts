@@ -8,7 +8,7 @@
 import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { runWithConcurrency } from "./concurrency.ts";
-import type { HostAddress, ResolvedConfig } from "../config/config.ts";
+import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
 import {
   Connection,
   type ConnectionOptions,

@@ -57,7 +57,7 @@ export interface TlsConfig {
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@nodewire/client";
+ * import { resolveConfig } from "@nodewire/client/core";
  * const { tls } = resolveConfig({ hosts: ["127.0.0.1"], enableTls: true });
  * console.log(tls.handshakeTimeoutMs); // 3000
  * ```
@@ -101,7 +101,7 @@ const CERTIFICATE_BLOCK =
  *   private key is never echoed.
  * @example
  * ```ts
- * import { resolveTlsConfig } from "@nodewire/client";
+ * import { resolveTlsConfig } from "@nodewire/client/core";
  * resolveTlsConfig({ serverName: "db.internal" }, "require").serverName; // "db.internal"
  * ```
  */

@@ -16,7 +16,8 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
-import { type PoolConfig, resolvePoolConfig } from "../config/config.ts";
+import { resolvePoolConfig } from "../config/resolve.ts";
+import type { PoolConfig } from "../config/shapes.ts";
 import {
   AbortedError,
   ConfigError,

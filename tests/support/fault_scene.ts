@@ -9,7 +9,7 @@
 
 import { Client, type RetryEvent } from "../../src/client/client.ts";
 import { type Clock, systemClock } from "../../src/clock.ts";
-import type { ConnectionConfig } from "../../src/config/config.ts";
+import type { ConnectionConfig } from "../../src/config/shapes.ts";
 import { createMemoryNetwork } from "../../src/runtime/memory.ts";
 import { getAdapter } from "../../src/runtime/detect.ts";
 import type { RuntimeAdapter } from "../../src/runtime/types.ts";
