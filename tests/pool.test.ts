@@ -332,10 +332,10 @@ test("a per-call timeoutMs overrides connectionTimeoutMs", async () => {
   assert.equal(waiter.error.timeoutMs, 30);
 });
 
-test("a timeoutMs that is not a finite number of ms is refused, not waited on", async () => {
+test("a timeoutMs that is not a finite number of ms a timer can hold is refused, not waited on", async () => {
   const { pool } = setup({ maxConnections: 1 });
   await pool.getConnection();
-  for (const timeoutMs of [-1, Number.NaN, Infinity]) {
+  for (const timeoutMs of [-1, Number.NaN, Infinity, 2 ** 31]) {
     await assert.rejects(
       pool.getConnection({ timeoutMs }),
       (error: unknown) =>

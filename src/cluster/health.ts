@@ -11,7 +11,8 @@
  */
 
 import type { HealthConfig } from "../config/shapes.ts";
-import { ConfigError, NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
+import { finiteIn, integerIn } from "../config/validate.ts";
+import { NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
 
 /**
  * A plain copy of a node's health, for logs, metrics and `JSON.stringify`.
@@ -118,23 +119,23 @@ export class NodeHealth {
     options: NodeHealthOptions = {},
   ) {
     this.address = address;
-    this.#unhealthyThreshold = threshold(
+    this.#unhealthyThreshold = integerIn(
       "healthConfig.unhealthyThreshold",
       config.unhealthyThreshold,
+      1,
+      Infinity,
     );
-    this.#healthyThreshold = threshold(
+    this.#healthyThreshold = integerIn(
       "healthConfig.healthyThreshold",
       config.healthyThreshold,
+      1,
+      Infinity,
     );
-    const weight = options.latencyWeight ?? DEFAULT_LATENCY_WEIGHT;
-    if (!(weight > 0 && weight <= 1)) {
-      throw new ConfigError(
-        "latencyWeight",
-        weight,
-        "expected a number in (0, 1]",
-      );
-    }
-    this.#latencyWeight = weight;
+    this.#latencyWeight = finiteIn(
+      "latencyWeight",
+      options.latencyWeight ?? DEFAULT_LATENCY_WEIGHT,
+      { above: 0, atMost: 1 },
+    );
     this.#healthy = options.healthy ?? true;
   }
 
@@ -288,11 +289,4 @@ export class NodeHealth {
  */
 export function isNodeFailure(error: unknown): boolean {
   return error instanceof NodewireError && !NOT_THE_NODES_FAULT.has(error.code);
-}
-
-function threshold(field: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    throw new ConfigError(field, value, "expected a positive integer");
-  }
-  return value;
 }

@@ -43,13 +43,12 @@ import type {
 } from "./shapes.ts";
 import { resolveTlsConfig } from "./tls.ts";
 import {
-  finiteAtLeast,
+  duration,
+  finiteIn,
   integerIn,
-  nonNegativeTime,
   oneOf,
   optionalBoolean,
   optionalString,
-  positiveTime,
   rejectUnknownKeys,
   section,
 } from "./validate.ts";
@@ -107,7 +106,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
       "a username is required when a password is given",
     );
   }
-  const timeoutMs = positiveTime(
+  const timeoutMs = duration(
     "timeoutMs",
     config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
   );
@@ -132,7 +131,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     protocols,
     tls: resolveTlsConfig(config.tls, tlsPolicy),
     timeoutMs,
-    requestTimeoutMs: positiveTime(
+    requestTimeoutMs: duration(
       "requestTimeoutMs",
       config.requestTimeoutMs ?? timeoutMs,
     ),
@@ -189,21 +188,26 @@ export function resolvePoolConfig(
       1,
       10_000,
     ),
-    connectionTimeoutMs: positiveTime(
+    connectionTimeoutMs: duration(
       "poolConfig.connectionTimeoutMs",
       p.connectionTimeoutMs,
     ),
-    idleTimeoutMs: nonNegativeTime("poolConfig.idleTimeoutMs", p.idleTimeoutMs),
-    maxLifetimeMs: nonNegativeTime("poolConfig.maxLifetimeMs", p.maxLifetimeMs),
+    idleTimeoutMs: duration("poolConfig.idleTimeoutMs", p.idleTimeoutMs, {
+      allowZero: true,
+    }),
+    maxLifetimeMs: duration("poolConfig.maxLifetimeMs", p.maxLifetimeMs, {
+      allowZero: true,
+    }),
     maxConnecting: integerIn(
       "poolConfig.maxConnecting",
       p.maxConnecting,
       1,
       1000,
     ),
-    heartbeatIntervalMs: nonNegativeTime(
+    heartbeatIntervalMs: duration(
       "poolConfig.heartbeatIntervalMs",
       p.heartbeatIntervalMs,
+      { allowZero: true },
     ),
     multiplexThreshold: integerIn(
       "poolConfig.multiplexThreshold",
@@ -237,15 +241,18 @@ export function resolveRetryConfig(
   const r = section("retryConfig", retry, DEFAULT_RETRY_CONFIG);
   const resolved: RetryConfig = {
     maxRetries: integerIn("retryConfig.maxRetries", r.maxRetries, 0, 1000),
-    initialBackoffMs: nonNegativeTime(
+    initialBackoffMs: duration(
       "retryConfig.initialBackoffMs",
       r.initialBackoffMs,
+      { allowZero: true },
     ),
-    maxBackoffMs: nonNegativeTime("retryConfig.maxBackoffMs", r.maxBackoffMs),
-    backoffMultiplier: finiteAtLeast(
+    maxBackoffMs: duration("retryConfig.maxBackoffMs", r.maxBackoffMs, {
+      allowZero: true,
+    }),
+    backoffMultiplier: finiteIn(
       "retryConfig.backoffMultiplier",
       r.backoffMultiplier,
-      1,
+      { atLeast: 1 },
     ),
     jitter: optionalBoolean("retryConfig.jitter", r.jitter) ?? false,
   };
@@ -273,8 +280,10 @@ export function resolveHealthConfig(
 ): HealthConfig {
   const h = section("healthConfig", health, DEFAULT_HEALTH_CONFIG);
   return {
-    intervalMs: nonNegativeTime("healthConfig.intervalMs", h.intervalMs),
-    timeoutMs: positiveTime("healthConfig.timeoutMs", h.timeoutMs),
+    intervalMs: duration("healthConfig.intervalMs", h.intervalMs, {
+      allowZero: true,
+    }),
+    timeoutMs: duration("healthConfig.timeoutMs", h.timeoutMs),
     unhealthyThreshold: integerIn(
       "healthConfig.unhealthyThreshold",
       h.unhealthyThreshold,

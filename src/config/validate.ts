@@ -1,7 +1,8 @@
 /**
- * The validation helpers for user input: each checks one value, names the
- * field and the bad value in a {@linkcode ConfigError}, and returns the
- * value typed.
+ * The validation helpers every layer uses for user input: each checks one
+ * value, names the field and the bad value in a {@linkcode ConfigError},
+ * and returns the value typed. Durations and numbers are validated here
+ * and nowhere else, so one field means the same thing wherever it is read.
  *
  * @module
  */
@@ -9,7 +10,104 @@
 import { ConfigError } from "../errors.ts";
 
 /**
- * Validates an integer within `[min, max]`.
+ * The longest delay a runtime timer can hold: 2^31 - 1 ms, about 24.8 days.
+ * Deno, Bun and Node store `setTimeout` delays as signed 32-bit integers; a
+ * longer one overflows and fires at once (Node warns), which would turn a
+ * "wait a long time" into a busy loop.
+ *
+ * @example
+ * ```ts
+ * import { MAX_TIMER_DELAY_MS } from "./validate.ts";
+ * console.log(MAX_TIMER_DELAY_MS === 2 ** 31 - 1); // true
+ * ```
+ */
+export const MAX_TIMER_DELAY_MS = 2_147_483_647;
+
+/**
+ * What {@linkcode duration} accepts besides a finite number of milliseconds
+ * in `(0, MAX_TIMER_DELAY_MS]`.
+ *
+ * @example
+ * ```ts
+ * import type { DurationOptions } from "./validate.ts";
+ * const idleTimeout: DurationOptions = { allowZero: true };
+ * ```
+ */
+export interface DurationOptions {
+  /**
+   * Accept 0, for fields where 0 means "off" or "never" (an idle timeout,
+   * a lifetime, a heartbeat interval) or "at once" (a backoff, a wait).
+   * Default false: the value must be above 0.
+   */
+  allowZero?: boolean;
+}
+
+/**
+ * The problem with `value` as a duration, or `undefined` when it is one:
+ * a number (not a string, not `NaN`, not ±`Infinity`) of milliseconds,
+ * above 0 (or 0 with `allowZero`) and at most {@linkcode MAX_TIMER_DELAY_MS}.
+ * For callers that report the error rather than throw it (a rejected
+ * promise); the rest use {@linkcode duration}.
+ *
+ * @example
+ * ```ts
+ * import { invalidDuration } from "./validate.ts";
+ * invalidDuration("timeoutMs", 250); // undefined
+ * invalidDuration("timeoutMs", -1)?.field; // "timeoutMs"
+ * ```
+ */
+export function invalidDuration(
+  field: string,
+  value: unknown,
+  options: DurationOptions = {},
+): ConfigError | undefined {
+  const allowZero = options.allowZero === true;
+  if (
+    typeof value !== "number" || !Number.isFinite(value) ||
+    (allowZero ? value < 0 : value <= 0)
+  ) {
+    return new ConfigError(
+      field,
+      value,
+      `expected a finite number of milliseconds ${allowZero ? "≥" : ">"} 0`,
+    );
+  }
+  if (value > MAX_TIMER_DELAY_MS) {
+    return new ConfigError(
+      field,
+      value,
+      `expected at most ${MAX_TIMER_DELAY_MS} ms (2^31 - 1, the longest ` +
+        "delay a timer can hold; a longer one fires at once)",
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Validates a duration in milliseconds; see {@linkcode invalidDuration} for
+ * what is accepted.
+ *
+ * @throws {ConfigError} naming `field`, for anything else.
+ * @example
+ * ```ts
+ * import { duration } from "./validate.ts";
+ * duration("poolConfig.idleTimeoutMs", 0, { allowZero: true }); // 0
+ * duration("timeoutMs", 2 ** 31); // throws: at most 2147483647 ms
+ * ```
+ */
+export function duration(
+  field: string,
+  value: unknown,
+  options?: DurationOptions,
+): number {
+  const error = invalidDuration(field, value, options);
+  if (error !== undefined) throw error;
+  return value as number;
+}
+
+/**
+ * Validates an integer within `[min, max]`; `max` may be `Infinity` for
+ * no upper bound.
  *
  * @throws {ConfigError} naming `field`, for a non-number, a fraction, `NaN`
  *   or a value out of range.
@@ -29,69 +127,66 @@ export function integerIn(
     typeof value !== "number" || !Number.isInteger(value) || value < min ||
     value > max
   ) {
-    throw new ConfigError(field, value, `expected an integer in ${min}–${max}`);
-  }
-  return value;
-}
-
-/**
- * Validates a finite number of at least `min`.
- *
- * @throws {ConfigError} naming `field`.
- * @example
- * ```ts
- * import { finiteAtLeast } from "./validate.ts";
- * finiteAtLeast("retryConfig.backoffMultiplier", 1.5, 1); // 1.5
- * ```
- */
-export function finiteAtLeast(
-  field: string,
-  value: unknown,
-  min: number,
-): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < min) {
-    throw new ConfigError(field, value, `expected a finite number ≥ ${min}`);
-  }
-  return value;
-}
-
-/**
- * Validates a finite number of milliseconds ≥ 0.
- *
- * @throws {ConfigError} naming `field`.
- * @example
- * ```ts
- * import { nonNegativeTime } from "./validate.ts";
- * nonNegativeTime("poolConfig.idleTimeoutMs", 0); // 0
- * ```
- */
-export function nonNegativeTime(field: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value < 0) {
     throw new ConfigError(
       field,
       value,
-      "expected a finite number of milliseconds ≥ 0",
+      max === Infinity
+        ? `expected an integer ≥ ${min}`
+        : `expected an integer in ${min}–${max}`,
     );
   }
   return value;
 }
 
 /**
- * Validates a finite number of milliseconds > 0.
+ * Bounds for {@linkcode finiteIn}; each is optional.
  *
- * @throws {ConfigError} naming `field`.
  * @example
  * ```ts
- * import { positiveTime } from "./validate.ts";
- * positiveTime("timeoutMs", 250); // 250
+ * import type { Bounds } from "./validate.ts";
+ * const weight: Bounds = { above: 0, atMost: 1 };
  * ```
  */
-export function positiveTime(field: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isFinite(value) || value <= 0) {
+export interface Bounds {
+  /** Exclusive lower bound. */
+  above?: number;
+  /** Inclusive lower bound. */
+  atLeast?: number;
+  /** Inclusive upper bound. */
+  atMost?: number;
+}
+
+/**
+ * Validates a finite number (not `NaN`, not ±`Infinity`) within `bounds`.
+ *
+ * @throws {ConfigError} naming `field` and the bounds.
+ * @example
+ * ```ts
+ * import { finiteIn } from "./validate.ts";
+ * finiteIn("retryConfig.backoffMultiplier", 1.5, { atLeast: 1 }); // 1.5
+ * finiteIn("latencyWeight", 0.2, { above: 0, atMost: 1 }); // 0.2
+ * ```
+ */
+export function finiteIn(
+  field: string,
+  value: unknown,
+  bounds: Bounds,
+): number {
+  const { above, atLeast, atMost } = bounds;
+  if (
+    typeof value !== "number" || !Number.isFinite(value) ||
+    (above !== undefined && value <= above) ||
+    (atLeast !== undefined && value < atLeast) ||
+    (atMost !== undefined && value > atMost)
+  ) {
+    const parts: string[] = [];
+    if (above !== undefined) parts.push(`> ${above}`);
+    if (atLeast !== undefined) parts.push(`≥ ${atLeast}`);
+    if (atMost !== undefined) parts.push(`≤ ${atMost}`);
     throw new ConfigError(
       field,
       value,
-      "expected a finite number of milliseconds > 0",
+      `expected a finite number ${parts.join(" and ")}`.trimEnd(),
     );
   }
   return value;

@@ -18,9 +18,9 @@
 import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
 import { resolvePoolConfig } from "../config/resolve.ts";
 import type { PoolConfig } from "../config/shapes.ts";
+import { invalidDuration } from "../config/validate.ts";
 import {
   AbortedError,
-  ConfigError,
   PoolClosedError,
   PoolMisuseError,
   PoolTimeoutError,
@@ -858,16 +858,11 @@ export class ConnectionPool<C extends PoolableConnection>
 
   #wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
     const timeoutMs = options.timeoutMs ?? this.config.connectionTimeoutMs;
-    if (!(timeoutMs >= 0) || !Number.isFinite(timeoutMs)) {
-      return this.#rejectNow(
-        exclusive,
-        new ConfigError(
-          "timeoutMs",
-          timeoutMs,
-          "expected a finite number of milliseconds, at least 0",
-        ),
-        "timeout",
-      );
+    const invalid = invalidDuration("timeoutMs", timeoutMs, {
+      allowZero: true,
+    });
+    if (invalid !== undefined) {
+      return this.#rejectNow(exclusive, invalid, "timeout");
     }
     return new Promise<C>((resolve, reject) => {
       const startedAt = this.#tick.now();
