@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { inspect } from "node:util";
 import { Client } from "../src/client/client.ts";
-import { type ConnectionConfig, resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   AuthenticationError,

@@ -4,12 +4,12 @@ import fc from "fast-check";
 import { Client } from "../src/client/client.ts";
 import type { RetryEvent } from "../src/client/events.ts";
 import type { Clock } from "../src/clock.ts";
-import {
-  type ConnectionConfig,
-  type LogEntry,
-  type Logger,
-  resolveConfig,
-} from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type {
+  ConnectionConfig,
+  LogEntry,
+  Logger,
+} from "../src/config/shapes.ts";
 import {
   ClientClosedError,
   ConfigError,

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { Client } from "../src/client/client.ts";
 import type { ClientEventMap, RetryEvent } from "../src/client/events.ts";
-import { resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import type {
   NodeHealthEvent,
@@ -20,7 +20,7 @@ import { ConnectionPool } from "../src/pool/pool.ts";
 import { PoolEvent, type PoolEventMap } from "../src/pool/events.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { PoolConfig } from "../src/config/config.ts";
+import type { PoolConfig } from "../src/config/shapes.ts";
 import {
   AbortedError,
   ConnectionRefusedError,
@@ -17,7 +17,7 @@ import {
   type PoolEventName,
 } from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 
 const ADDRESS = "10.0.0.1:7000";
 
@@ -335,10 +335,10 @@ test("a per-call timeoutMs overrides connectionTimeoutMs", async () => {
   assert.equal(waiter.error.timeoutMs, 30);
 });
 
-test("a timeoutMs that is not a finite number of ms is refused, not waited on", async () => {
+test("a timeoutMs that is not a finite number of ms a timer can hold is refused, not waited on", async () => {
   const { pool } = setup({ maxConnections: 1 });
   await pool.getConnection();
-  for (const timeoutMs of [-1, Number.NaN, Infinity]) {
+  for (const timeoutMs of [-1, Number.NaN, Infinity, 2 ** 31]) {
     await assert.rejects(
       pool.getConnection({ timeoutMs }),
       (error: unknown) =>

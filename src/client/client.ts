@@ -7,12 +7,12 @@
  */
 
 import { type Clock, sleep } from "../clock.ts";
-import {
-  type ConnectionConfig,
-  type Logger,
-  resolveConfig,
-  type ResolvedConfig,
-} from "../config/config.ts";
+import { resolveConfig } from "../config/resolve.ts";
+import type {
+  ConnectionConfig,
+  Logger,
+  ResolvedConfig,
+} from "../config/shapes.ts";
 import type {
   Connection,
   ConnectionOptions,

@@ -8,7 +8,7 @@
 import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
 import type { Clock, TimerHandle } from "../clock.ts";
 import { runWithConcurrency } from "./concurrency.ts";
-import type { HostAddress, ResolvedConfig } from "../config/config.ts";
+import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
 import {
   Connection,
   type ConnectionOptions,
@@ -19,8 +19,6 @@ import {
   ConnectionLostError,
   NegotiationError,
   NodeUnhealthyError,
-  NodewireError,
-  type NodewireErrorOptions,
   NoHealthyNodesError,
   TlsError,
 } from "../errors.ts";

@@ -6,7 +6,7 @@
  */
 
 import { type Clock, systemClock } from "../clock.ts";
-import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
+import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
 import { type DeadlineEntry, DeadlineTracker } from "./deadlines.ts";
 import {

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { PoolConfig } from "../config/config.ts";
+import type { PoolConfig } from "../config/shapes.ts";
 
 /** Why the pool let go of a connection. */
 export type ConnectionClosedReason =

@@ -16,11 +16,11 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
-import { type PoolConfig, resolvePoolConfig } from "../config/config.ts";
+import { resolvePoolConfig } from "../config/resolve.ts";
+import type { PoolConfig } from "../config/shapes.ts";
+import { invalidDuration } from "../config/validate.ts";
 import {
   AbortedError,
-  ConfigError,
-  NodewireError,
   PoolClosedError,
   PoolMisuseError,
   PoolTimeoutError,
@@ -808,16 +808,11 @@ export class ConnectionPool<C extends PoolableConnection>
 
   #wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
     const timeoutMs = options.timeoutMs ?? this.config.connectionTimeoutMs;
-    if (!(timeoutMs >= 0) || !Number.isFinite(timeoutMs)) {
-      return this.#rejectNow(
-        exclusive,
-        new ConfigError(
-          "timeoutMs",
-          timeoutMs,
-          "expected a finite number of milliseconds, at least 0",
-        ),
-        "timeout",
-      );
+    const invalid = invalidDuration("timeoutMs", timeoutMs, {
+      allowZero: true,
+    });
+    if (invalid !== undefined) {
+      return this.#rejectNow(exclusive, invalid, "timeout");
     }
     return new Promise<C>((resolve, reject) => {
       const startedAt = this.#tick.now();
