@@ -53,7 +53,8 @@ export {
   TypedEventTarget,
   type TypedListener,
 } from "./src/events.ts";
-export { ConnectionManager, type ManagedNode } from "./src/cluster/manager.ts";
+export { ConnectionManager } from "./src/cluster/manager.ts";
+export type { ManagedNode } from "./src/cluster/node.ts";
 export type { ManagerEventMap } from "./src/cluster/events.ts";
 export {
   type Balancer,

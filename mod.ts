@@ -61,7 +61,7 @@ export {
   RetryEvent,
   type RetryEventDetail,
 } from "./src/client/events.ts";
-export type { HealthCheckResult } from "./src/cluster/manager.ts";
+export type { HealthCheckResult } from "./src/cluster/health_loop.ts";
 export {
   type NodeHealthChange,
   NodeHealthEvent,

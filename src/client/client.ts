@@ -24,11 +24,9 @@ import {
   NoHealthyNodesError,
   RemoteError,
 } from "../errors.ts";
-import {
-  ConnectionManager,
-  type HealthCheckResult,
-  type ManagedNode,
-} from "../cluster/manager.ts";
+import { ConnectionManager } from "../cluster/manager.ts";
+import type { HealthCheckResult } from "../cluster/health_loop.ts";
+import type { ManagedNode } from "../cluster/node.ts";
 import { NodeHealthEvent, ProtocolSelectedEvent } from "../cluster/events.ts";
 import type { PoolStats } from "../pool/pool.ts";
 import {
