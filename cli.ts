@@ -28,7 +28,7 @@ import {
 } from "./src/cli/format.ts";
 import { runLoad } from "./src/cli/load.ts";
 import { ProgressLine } from "./src/cli/progress.ts";
-import { parseHost } from "./src/config/config.ts";
+import { parseHost } from "./src/config/hosts.ts";
 import { NodewireError } from "./src/errors.ts";
 import {
   commandArgs,

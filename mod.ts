@@ -5,6 +5,13 @@
  * health checks, load distribution, retries with backoff and graceful
  * shutdown.
  *
+ * This root module is what an application needs: {@linkcode Client}, its
+ * options, stats and events, the configuration types and defaults, every
+ * error class with its {@linkcode ErrorCode}, and the retry helpers.
+ * Building blocks for composing a client of your own live in sub-paths:
+ * `@nodewire/client/core`, `/protocol`, `/auth`, `/runtime`, `/testing` and
+ * `/cli`.
+ *
  * @example A client for a cluster
  * ```ts
  * import { Client } from "@nodewire/client";
@@ -15,129 +22,118 @@
  * await client.disconnect();
  * ```
  *
- * @example Talk to one node over one connection
+ * @example Handling errors
  * ```ts
- * import { Connection, getAdapter } from "@nodewire/client";
- * const connection = await Connection.connect({
- *   adapter: await getAdapter(),
- *   hostname: "127.0.0.1",
- *   port: 7000,
- * });
- * console.log(await connection.ping(), "ms");
- * await connection.close();
+ * import { Client, NodewireError } from "@nodewire/client";
+ * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+ * try {
+ *   await client.request(new Uint8Array([1]), { timeoutMs: 250 });
+ * } catch (error) {
+ *   if (!(error instanceof NodewireError)) throw error;
+ *   switch (error.code) {
+ *     case "REQUEST_TIMEOUT":
+ *       console.log("slow node:", error.message);
+ *       break;
+ *     case "NO_HEALTHY_NODES":
+ *       console.log("the cluster is down");
+ *       break;
+ *     default:
+ *       throw error;
+ *   }
+ * } finally {
+ *   await client.disconnect();
+ * }
  * ```
  *
  * @module
  */
 
-export * from "./src/client/client.ts";
-export * from "./src/cluster/manager.ts";
-export * from "./src/pool/pool.ts";
-export * from "./src/pool/events.ts";
-export * from "./src/client/retry.ts";
-export * from "./src/cluster/balancer.ts";
-export * from "./src/cluster/health.ts";
-export * from "./src/cluster/concurrency.ts";
-export * from "./src/errors.ts";
-export * from "./src/config/config.ts";
+// The client.
+export {
+  Client,
+  type ClientRequestOptions,
+  type ClientStats,
+  type DisconnectOptions,
+  type NodeStats,
+} from "./src/client/client.ts";
+export {
+  type ClientEventMap,
+  RetryEvent,
+  type RetryEventDetail,
+} from "./src/client/events.ts";
+export type { HealthCheckResult } from "./src/cluster/health_loop.ts";
+export {
+  type NodeHealthChange,
+  NodeHealthEvent,
+  ProtocolSelectedEvent,
+  type ProtocolSelection,
+} from "./src/cluster/events.ts";
+export { PoolEvent, type PoolEventMap } from "./src/pool/events.ts";
+
+// Configuration.
+export type {
+  ConnectionConfig,
+  HealthConfig,
+  LoadBalancing,
+  LogEntry,
+  Logger,
+  PoolConfig,
+  RetryConfig,
+} from "./src/config/shapes.ts";
+export {
+  DEFAULT_HEALTH_CONFIG,
+  DEFAULT_POOL_CONFIG,
+  DEFAULT_PORT,
+  DEFAULT_RETRY_CONFIG,
+  DEFAULT_TIMEOUT_MS,
+} from "./src/config/defaults.ts";
+export {
+  DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  type TlsConfig,
+} from "./src/config/tls.ts";
+export type { TlsPolicy } from "./src/protocol/negotiation.ts";
+export { ProtocolType } from "./src/protocol_type.ts";
 export { Secret } from "./src/secret.ts";
+
+// Errors.
 export {
-  type Clock,
-  sleep,
-  systemClock,
-  type TimerHandle,
-} from "./src/clock.ts";
+  AbortedError,
+  AuthenticationError,
+  type AuthFailureReason,
+  ClientClosedError,
+  ConfigError,
+  ConnectFailedError,
+  ConnectionClosedError,
+  ConnectionError,
+  type ConnectionErrorCode,
+  ConnectionLostError,
+  ConnectionRefusedError,
+  ConnectTimeoutError,
+  DatagramTooLargeError,
+  type ErrorCode,
+  HostNotFoundError,
+  NegotiationError,
+  NodeUnhealthyError,
+  NodewireError,
+  NoHealthyNodesError,
+  PoolClosedError,
+  PoolMisuseError,
+  PoolTimeoutError,
+  ProtocolError,
+  RemoteError,
+  RequestTimeoutError,
+  RetriesExhaustedError,
+  SaslprepError,
+  TlsError,
+  type TlsFailureReason,
+} from "./src/errors.ts";
+export { RemoteErrorCode } from "./src/protocol/messages.ts";
+
+// Retry.
 export {
-  Connection,
-  type ConnectionOptions,
-} from "./src/connection/connection.ts";
-export type {
-  ConnectionStats,
-  ReplySink,
-  RequestOptions,
-  RequestRoute,
-} from "./src/connection/types.ts";
-export {
-  MessageCodec,
-  writeHeader,
-  writeHeaderUnchecked,
-} from "./src/protocol/codec.ts";
-export {
-  FrameFlags,
-  HEADER_SIZE,
-  isKnownMessageType,
-  KNOWN_FLAGS,
-  MAX_SEQUENCE,
-  type Message,
-  MessageType,
-  type MessageTypeValue,
-  PROTOCOL_VERSION,
-} from "./src/protocol/frame.ts";
-export {
-  decodeError,
-  decodeHelloOk,
-  decodeJson,
-  encodeError,
-  encodeJson,
-  type ErrorPayload,
-  type HelloOkPayload,
-  type HelloPayload,
-  RemoteErrorCode,
-} from "./src/protocol/messages.ts";
-export {
-  detectRuntime,
-  getAdapter,
-  type NativeRuntimeName,
-} from "./src/runtime/detect.ts";
-export type {
-  ByteChannel,
-  ConnectOptions,
-  Listener,
-  ListenOptions,
-  RuntimeAdapter,
-  RuntimeName,
-  TlsOptions,
-  TlsServerOptions,
-} from "./src/runtime/types.ts";
-export * from "./src/handshake/tls.ts";
-export * from "./src/config/tls.ts";
-export * from "./src/protocol/negotiation.ts";
-export * from "./src/handshake/handshake.ts";
-export {
-  type UdpStats,
-  udpStats,
-  udpTransport,
-  type UdpTransportOptions,
-} from "./src/handshake/udp.ts";
-export {
-  DATAGRAM_OVERHEAD,
-  decodeDatagram,
-  type DecodedDatagram,
-  DEFAULT_MAX_DATAGRAM_SIZE,
-  encodeDatagram,
-  formatUdpToken,
-  hasToken,
-  MAX_DATAGRAM_SIZE,
-  MIN_DATAGRAM_SIZE,
-  newUdpToken,
-  parseUdpToken,
-  UDP_TOKEN_SIZE,
-} from "./src/protocol/datagram.ts";
-export type {
-  DatagramChannel,
-  DatagramOpener,
-  DatagramOptions,
-  DatagramReceiver,
-} from "./src/runtime/datagram.ts";
-export {
-  escapeScramName,
-  parseScramAttributes,
-  SCRAM_MAX_ITERATIONS,
-  SCRAM_MIN_ITERATIONS,
-  SCRAM_SHA_256,
-  ScramClient,
-  type ScramClientOptions,
-  ScramKeyCache,
-  unescapeScramName,
-} from "./src/auth/scram.ts";
-export { saslprep } from "./src/auth/saslprep.ts";
+  executeWithRetry,
+  type ExecuteWithRetryOptions,
+  isRetryable,
+  type IsRetryableOptions,
+  type RetryInfo,
+} from "./src/client/retry.ts";

@@ -49,7 +49,7 @@
 import genericPool from "generic-pool";
 import tarn from "tarn";
 import { ConnectionPool } from "../src/pool/pool.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
+import { FakeConnection } from "../tests/support/fake_connection.ts";
 import {
   env,
   fixed,

@@ -31,7 +31,10 @@
 import { readFileSync } from "node:fs";
 import { systemClock } from "../src/clock.ts";
 import { Connection } from "../src/connection/connection.ts";
-import { createHandshake, handshakeResult } from "../src/handshake/handshake.ts";
+import {
+  createHandshake,
+  handshakeResult,
+} from "../src/handshake/handshake.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { tlsTransport } from "../src/handshake/tls.ts";

@@ -24,7 +24,10 @@
  */
 
 import { Connection } from "../src/connection/connection.ts";
-import { createHandshake, handshakeResult } from "../src/handshake/handshake.ts";
+import {
+  createHandshake,
+  handshakeResult,
+} from "../src/handshake/handshake.ts";
 import type { ProtocolType } from "../src/protocol/negotiation.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { udpTransport } from "../src/handshake/udp.ts";

@@ -16,7 +16,6 @@ import {
 } from "../src/cli/format.ts";
 import { type LoadSnapshot, runLoad } from "../src/cli/load.ts";
 import { ProgressLine } from "../src/cli/progress.ts";
-import type { NodeHealthEvent } from "../src/cluster/manager.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { exitProcess, readEnv } from "../src/runtime/process.ts";
 import { startTestNode } from "../testing/node.ts";
@@ -62,7 +61,7 @@ progress.event(
 
 const healthLog: string[] = [];
 client.addEventListener("nodeHealthChanged", (e) => {
-  const d = (e as NodeHealthEvent).detail;
+  const d = e.detail;
   const line = `${stamp()} ${idOf.get(d.address)} marked ${
     d.healthy ? "HEALTHY" : "UNHEALTHY"
   } (${d.reason})`;

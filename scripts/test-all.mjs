@@ -4,7 +4,13 @@
 // "N passed, N failed" totalled over the three runtimes. It fails when any
 // step fails or any runtime runs zero tests: a skipped runtime is a failure.
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+} from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -91,6 +97,12 @@ const wants = (name) => only.length === 0 || only.includes(name);
 const results = [];
 const files = testFiles();
 
+// Every entry point the package exports (deno.json), so a new sub-path is
+// checked and linted without anyone remembering to add it here.
+const entries = Object.values(
+  JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).exports,
+);
+
 if (wants("static")) {
   const deno = bin("deno");
   for (
@@ -99,19 +111,12 @@ if (wants("static")) {
       ["deno lint", ["lint"]],
       ["deno check", [
         "check",
-        "mod.ts",
-        "testing/mod.ts",
+        ...entries,
         "tests/",
         "bench/",
         "scripts/",
       ]],
-      ["deno doc --lint", [
-        "doc",
-        "--lint",
-        "mod.ts",
-        "testing/mod.ts",
-        "cli.ts",
-      ]],
+      ["deno doc --lint", ["doc", "--lint", ...entries]],
       ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
     ]
   ) {

@@ -29,7 +29,6 @@ export {
   replyText,
 } from "./ops.ts";
 export { VirtualClock } from "./virtual_clock.ts";
-export { countChannels, CountingClock } from "./counting.ts";
 export type { ReplyWriter, UdpServiceStats } from "./udp_service.ts";
 export {
   type AddCredentialOptions,
@@ -44,5 +43,3 @@ export type {
   FaultProxyStats,
   ProxyFaults,
 } from "./proxy.ts";
-export { concatBytes } from "./bytes.ts";
-export { FakeConnection } from "./fake_connection.ts";

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { inspect } from "node:util";
 import { Client } from "../src/client/client.ts";
-import { type ConnectionConfig, resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   AuthenticationError,
@@ -12,10 +13,8 @@ import {
   RemoteError,
 } from "../src/errors.ts";
 import { handshakeResult } from "../src/handshake/handshake.ts";
-import {
-  ConnectionManager,
-  type ProtocolSelectedEvent,
-} from "../src/cluster/manager.ts";
+import { ConnectionManager } from "../src/cluster/manager.ts";
+import type { ProtocolSelectedEvent } from "../src/cluster/events.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
@@ -225,7 +224,7 @@ test("negotiation picks TCP when TLS is not offered and the policy allows it; st
   const events: ProtocolSelectedEvent[] = [];
   manager.addEventListener(
     "protocolSelected",
-    (e) => events.push(e as ProtocolSelectedEvent),
+    (e) => events.push(e),
   );
   try {
     await manager.connect();

@@ -1,15 +1,15 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { Client, type RetryEvent } from "../src/client/client.ts";
+import { Client } from "../src/client/client.ts";
+import type { RetryEvent } from "../src/client/events.ts";
 import type { Clock } from "../src/clock.ts";
-import {
-  type ConnectionConfig,
-  type LogEntry,
-  type Logger,
-  resolveConfig,
-} from "../src/config/config.ts";
-import type { PoolEvent } from "../src/pool/events.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type {
+  ConnectionConfig,
+  LogEntry,
+  Logger,
+} from "../src/config/shapes.ts";
 import {
   ClientClosedError,
   ConfigError,
@@ -18,7 +18,6 @@ import {
   RemoteError,
   RetriesExhaustedError,
 } from "../src/errors.ts";
-import type { NodeHealthEvent } from "../src/cluster/manager.ts";
 import { ConnectFailedError } from "../src/errors.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -175,7 +174,7 @@ test("an unhealthy node gets no requests; with none healthy the client fails fas
     const changes: boolean[] = [];
     client.addEventListener(
       "nodeHealthChanged",
-      (e) => changes.push((e as NodeHealthEvent).detail.healthy),
+      (e) => changes.push(e.detail.healthy),
     );
     assert.equal(client.manager.markNodeUnhealthy(nodes[1].address), true);
     assert.equal(client.manager.markNodeUnhealthy(nodes[1].address), false);
@@ -221,7 +220,7 @@ test("a request that never left is retried on a different node", async () => {
     }
     assert.equal(client.stats().nodes[0].pool.open, 0);
     const retries: RetryEvent[] = [];
-    client.addEventListener("retry", (e) => retries.push(e as RetryEvent));
+    client.addEventListener("retry", (e) => retries.push(e));
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) {
       ids.push(decodeReply(await client.request(ops.echo())).nodeId);
@@ -296,7 +295,7 @@ test("a stopped node is found by the health loop and brought back after it retur
   }, async (client, nodes) => {
     const changes: string[] = [];
     client.addEventListener("nodeHealthChanged", (e) => {
-      const d = (e as NodeHealthEvent).detail;
+      const d = e.detail;
       changes.push(
         `${d.address === nodes[0].address ? "n0" : "n1"}:${d.healthy}`,
       );
@@ -470,7 +469,7 @@ test("pool events of every node are forwarded through the client once someone li
   }, async (client) => {
     const seen: string[] = [];
     client.addEventListener("checkedOut", (e) => {
-      const d = (e as PoolEvent<"checkedOut">).detail;
+      const d = e.detail;
       seen.push(`${d.address}:${d.mode}`);
     });
     client.addEventListener("checkedOut", () => {}); // a second listener adds no second forwarder

@@ -2,12 +2,12 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import {
-  type ConnectionConfig,
   DEFAULT_POOL_CONFIG,
   DEFAULT_RETRY_CONFIG,
-  parseHost,
-  resolveConfig,
-} from "../src/config/config.ts";
+} from "../src/config/defaults.ts";
+import { parseHost } from "../src/config/hosts.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type { ConnectionConfig, ResolvedConfig } from "../src/config/shapes.ts";
 import { ConfigError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 
@@ -114,6 +114,124 @@ test("numbers out of range are rejected with the field and value", () => {
     /at least retryConfig.initialBackoffMs/,
   );
   configError({ hosts, maxFrameSize: 10 }, "maxFrameSize", /1024–/);
+});
+
+/** The longest delay a runtime timer can hold; one more overflows. */
+const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/**
+ * Every duration field of the configuration: whether 0 is allowed (it
+ * means "off", "never" or "at once" there), and the other settings a
+ * value needs to be valid on its own.
+ */
+const DURATION_FIELDS: {
+  field: string;
+  zero: boolean;
+  base?: (value: unknown) => object;
+}[] = [
+  { field: "timeoutMs", zero: false },
+  { field: "requestTimeoutMs", zero: false },
+  { field: "poolConfig.connectionTimeoutMs", zero: false },
+  { field: "poolConfig.idleTimeoutMs", zero: true },
+  { field: "poolConfig.maxLifetimeMs", zero: true },
+  { field: "poolConfig.heartbeatIntervalMs", zero: true },
+  {
+    field: "retryConfig.initialBackoffMs",
+    zero: true,
+    // maxBackoffMs must not be below it.
+    base: () => ({ retryConfig: { maxBackoffMs: MAX_TIMER_DELAY_MS } }),
+  },
+  {
+    field: "retryConfig.maxBackoffMs",
+    zero: true,
+    base: () => ({ retryConfig: { initialBackoffMs: 0 } }),
+  },
+  { field: "healthConfig.intervalMs", zero: true },
+  { field: "healthConfig.timeoutMs", zero: false },
+  {
+    field: "tls.handshakeTimeoutMs",
+    zero: false,
+    base: () => ({ enableTls: true }),
+  },
+];
+
+/** `{ hosts, ...base }` with `value` set at the dotted `field`. */
+function withField(
+  field: string,
+  value: unknown,
+  base: object = {},
+): ConnectionConfig {
+  const config: Record<string, unknown> = {
+    hosts: ["127.0.0.1"],
+    ...structuredClone(base),
+  };
+  const [head, tail] = field.split(".");
+  if (tail === undefined) config[head] = value;
+  else {
+    config[head] = {
+      ...(config[head] as object | undefined),
+      [tail]: value,
+    };
+  }
+  return config as unknown as ConnectionConfig;
+}
+
+function readField(config: ResolvedConfig, field: string): unknown {
+  return field.split(".").reduce<unknown>(
+    (at, key) => (at as Record<string, unknown>)[key],
+    config,
+  );
+}
+
+test("every duration field refuses NaN, text, negatives, ±Infinity and anything above 2^31-1 ms", () => {
+  for (const { field, base } of DURATION_FIELDS) {
+    for (const bad of [NaN, "abc", -1, 2 ** 31, Infinity, -Infinity]) {
+      configError(
+        withField(field, bad, base?.(bad)),
+        field,
+        bad === 2 ** 31 ? /at most 2147483647 ms/ : /milliseconds/,
+      );
+    }
+  }
+});
+
+test("every duration field accepts 2^31-1 ms, the longest a timer can hold", () => {
+  for (const { field, base } of DURATION_FIELDS) {
+    const value = MAX_TIMER_DELAY_MS;
+    const resolved = resolveConfig(withField(field, value, base?.(value)));
+    assert.equal(readField(resolved, field), value, field);
+    // A fraction of a millisecond is a duration too.
+    const half = resolveConfig(withField(field, 0.5, base?.(0.5)));
+    assert.equal(readField(half, field), 0.5, field);
+  }
+});
+
+test("0 is accepted exactly where it means off, never or at once", () => {
+  for (const { field, zero, base } of DURATION_FIELDS) {
+    if (zero) {
+      const resolved = resolveConfig(withField(field, 0, base?.(0)));
+      assert.equal(readField(resolved, field), 0, field);
+    } else {
+      configError(withField(field, 0, base?.(0)), field, /> 0, got 0/);
+    }
+  }
+});
+
+test("the duration table covers every ...Ms field of the resolved config", () => {
+  const found: string[] = [];
+  const walk = (value: unknown, path: string) => {
+    if (typeof value !== "object" || value === null) return;
+    for (const [key, v] of Object.entries(value)) {
+      const at = path === "" ? key : `${path}.${key}`;
+      if (key.endsWith("Ms")) found.push(at);
+      else if (!Array.isArray(v) && key !== "clock") walk(v, at);
+    }
+  };
+  walk(resolveConfig({ hosts: ["127.0.0.1"], enableTls: true }), "");
+  assert.deepEqual(
+    found.sort(),
+    DURATION_FIELDS.map((d) => d.field).sort(),
+  );
 });
 
 test("unknown options are errors, not silently ignored", () => {

@@ -1,18 +1,18 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import { resolvePoolConfig } from "../src/config/config.ts";
+import { resolvePoolConfig } from "../src/config/resolve.ts";
 import {
   ConfigError,
   ConnectionLostError,
   RequestTimeoutError,
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
-import type { PoolEventMap } from "../src/pool/events.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
+import type { PoolEventDetailMap } from "../src/pool/events.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { countChannels, CountingClock } from "../testing/counting.ts";
-import { drive, watchEscapes } from "../testing/fault_harness.ts";
+import { countChannels, CountingClock } from "./support/counting.ts";
+import { drive, watchEscapes } from "./support/fault_harness.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
@@ -88,7 +88,7 @@ test("a connection whose heartbeat fails is destroyed with that error and replac
         )
         : Promise.resolve(),
   );
-  const closed: PoolEventMap["connectionClosed"][] = [];
+  const closed: PoolEventDetailMap["connectionClosed"][] = [];
   pool.addEventListener("connectionClosed", (e) => closed.push(e.detail));
   pool.start();
   await clock.advance(0);

@@ -8,7 +8,7 @@ import { NodewireError } from "../src/errors.ts";
 import { ConnectFailedError } from "../src/errors.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
-import { type Scene, startScene } from "../testing/fault_scene.ts";
+import { type Scene, startScene } from "./support/fault_scene.ts";
 import { assertClean, nodeOf, rowHealth } from "./helpers.ts";
 
 /** Sends `count` echo requests at once and waits for all of them. */

@@ -9,8 +9,8 @@ import {
   ConnectionLostError,
   type NodewireError,
 } from "../src/errors.ts";
-import { eventually } from "../testing/fault_harness.ts";
-import { startScene } from "../testing/fault_scene.ts";
+import { eventually } from "./support/fault_harness.ts";
+import { startScene } from "./support/fault_scene.ts";
 import { ops } from "../testing/ops.ts";
 import { assertClean, send } from "./helpers.ts";
 

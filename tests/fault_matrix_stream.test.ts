@@ -19,9 +19,9 @@ import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { FrameWriter } from "../src/connection/frame_writer.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
-import { countChannels, CountingClock } from "../testing/counting.ts";
-import { eventually, Tracker, watchEscapes } from "../testing/fault_harness.ts";
-import { startScene } from "../testing/fault_scene.ts";
+import { countChannels, CountingClock } from "./support/counting.ts";
+import { eventually, Tracker, watchEscapes } from "./support/fault_harness.ts";
+import { startScene } from "./support/fault_scene.ts";
 import { assertClean, nodeOf, rowHealth, send } from "./helpers.ts";
 
 const code = (t: { error: unknown }) => (t.error as NodewireError).code;

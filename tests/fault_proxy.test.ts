@@ -11,7 +11,7 @@ import type {
   Listener,
   RuntimeAdapter,
 } from "../src/runtime/types.ts";
-import { eventually } from "../testing/fault_harness.ts";
+import { eventually } from "./support/fault_harness.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { concatBytes } from "../testing/bytes.ts";

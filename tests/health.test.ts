@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { isNodeFailure, NodeHealth } from "../src/cluster/health.ts";
 import { runWithConcurrency } from "../src/cluster/concurrency.ts";
-import { DEFAULT_HEALTH_CONFIG } from "../src/config/config.ts";
+import { DEFAULT_HEALTH_CONFIG } from "../src/config/defaults.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -38,7 +38,7 @@ function health(unhealthyThreshold = 3, healthyThreshold = 2) {
 test("a new node is healthy, unchecked and has no latency yet", () => {
   const h = health();
   assert.deepEqual(h.toJSON(), {
-    nodeId: "127.0.0.1:7000",
+    address: "127.0.0.1:7000",
     isHealthy: true,
     lastCheck: undefined,
     consecutiveFailures: 0,

@@ -1,8 +1,8 @@
 // Helpers shared by several test files. Not a test file itself: the suite
 // finds tests by the `.test.ts` suffix, which this name does not have.
 import assert from "node:assert/strict";
-import type { Scene } from "../testing/fault_scene.ts";
-import type { Tracked } from "../testing/fault_harness.ts";
+import type { Scene } from "./support/fault_scene.ts";
+import type { Tracked } from "./support/fault_harness.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";

@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url";
 import { Client } from "../src/client/client.ts";
 import { systemClock } from "../src/clock.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { countChannels, CountingClock } from "../testing/counting.ts";
+import { countChannels, CountingClock } from "./support/counting.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import { runtimeGlobals as g } from "./helpers.ts";

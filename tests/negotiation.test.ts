@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import fc from "fast-check";
-import { resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { ConfigError, NegotiationError } from "../src/errors.ts";
 import {

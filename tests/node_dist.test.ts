@@ -10,15 +10,15 @@ const g = globalThis as {
 };
 
 test("each runtime loads the library from where its users get it", () => {
-  const resolved = import.meta.resolve("../src/config/config.ts");
+  const resolved = import.meta.resolve("../src/clock.ts");
   if (g.Deno || g.Bun) {
     // Deno and Bun users import the TypeScript sources from JSR.
-    assert.match(resolved, /\/src\/config\.ts$/);
+    assert.match(resolved, /\/src\/clock\.ts$/);
   } else {
     assert.ok(
       g.process?.env.NODEWIRE_DIST,
       "run Node through `npm test` (or set NODEWIRE_DIST and --import ./scripts/dist-hooks.mjs)",
     );
-    assert.match(resolved, /\/package\/src\/config\.js$/);
+    assert.match(resolved, /\/package\/src\/clock\.js$/);
   }
 });

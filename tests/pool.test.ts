@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { PoolConfig } from "../src/config/config.ts";
+import type { PoolConfig } from "../src/config/shapes.ts";
 import {
   AbortedError,
   ConnectionRefusedError,
@@ -13,11 +13,11 @@ import { type ConnectionFactory, ConnectionPool } from "../src/pool/pool.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
-  type PoolEventMap,
+  type PoolEventDetailMap,
   type PoolEventName,
 } from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 
 const ADDRESS = "10.0.0.1:7000";
 
@@ -129,7 +129,10 @@ function watch<T>(promise: Promise<T>) {
   return state;
 }
 
-type Recorded = { type: PoolEventName; detail: PoolEventMap[PoolEventName] };
+type Recorded = {
+  type: PoolEventName;
+  detail: PoolEventDetailMap[PoolEventName];
+};
 
 const ALL_EVENTS: PoolEventName[] = [...POOL_EVENT_NAMES];
 
@@ -151,7 +154,7 @@ function closedReasons(events: Recorded[]): string[] {
   return events
     .filter((e) => e.type === "connectionClosed")
     .map((e) => {
-      const d = e.detail as PoolEventMap["connectionClosed"];
+      const d = e.detail as PoolEventDetailMap["connectionClosed"];
       return `${d.connectionId}:${d.reason}`;
     });
 }
@@ -332,10 +335,10 @@ test("a per-call timeoutMs overrides connectionTimeoutMs", async () => {
   assert.equal(waiter.error.timeoutMs, 30);
 });
 
-test("a timeoutMs that is not a finite number of ms is refused, not waited on", async () => {
+test("a timeoutMs that is not a finite number of ms a timer can hold is refused, not waited on", async () => {
   const { pool } = setup({ maxConnections: 1 });
   await pool.getConnection();
-  for (const timeoutMs of [-1, Number.NaN, Infinity]) {
+  for (const timeoutMs of [-1, Number.NaN, Infinity, 2 ** 31]) {
     await assert.rejects(
       pool.getConnection({ timeoutMs }),
       (error: unknown) =>
@@ -571,7 +574,7 @@ test("when the node refuses and nothing else can serve, waiters fail at once wit
     "checkoutFailed",
     "checkoutFailed",
   ]);
-  const failed = events[2].detail as PoolEventMap["checkoutFailed"];
+  const failed = events[2].detail as PoolEventDetailMap["checkoutFailed"];
   assert.equal(failed.reason, "connectionError");
   assert.equal(failed.mode, "exclusive");
 });
@@ -603,7 +606,9 @@ test("background refilling backs off exponentially up to 5 s, and a success rese
     [0, 100, 300, 700, 1500, 3100, 6300, 11300, 16300],
   );
   assert.deepEqual(
-    events.map((e) => (e.detail as PoolEventMap["connectionFailed"]).backoffMs),
+    events.map((e) =>
+      (e.detail as PoolEventDetailMap["connectionFailed"]).backoffMs
+    ),
     [100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000],
   );
   assert.equal(pool.stats().consecutiveFailures, 9);
@@ -756,7 +761,7 @@ test("a connection that breaks while idle is evicted, reported with its error, a
   const error = new Error("reset");
   node.conn(1).break(error);
   await clock.advance(0);
-  const closed = events[0].detail as PoolEventMap["connectionClosed"];
+  const closed = events[0].detail as PoolEventDetailMap["connectionClosed"];
   assert.equal(closed.reason, "error");
   assert.equal(closed.error, error);
   assert.equal(closed.connectionId, 1);
@@ -861,7 +866,7 @@ test("clear() fails waiters with a retryable PoolClosedError and closes lent con
   const cleared = events.filter((e) => e.type === "poolCleared");
   assert.equal(cleared.length, 1);
   assert.equal(
-    (cleared[0].detail as PoolEventMap["poolCleared"]).reason,
+    (cleared[0].detail as PoolEventDetailMap["poolCleared"]).reason,
     cause,
   );
   const fresh = await pool.getConnection();
@@ -990,7 +995,7 @@ test("events trace a pool's life in order", async () => {
     "poolClosed",
   ]);
   for (const event of events) assert.equal(event.detail.address, ADDRESS);
-  const out = events[5].detail as PoolEventMap["checkedOut"];
+  const out = events[5].detail as PoolEventDetailMap["checkedOut"];
   assert.deepEqual(out, {
     address: ADDRESS,
     mode: "exclusive",
@@ -998,11 +1003,11 @@ test("events trace a pool's life in order", async () => {
     durationMs: 0,
   });
   assert.equal(
-    (events[8].detail as PoolEventMap["checkedOut"]).mode,
+    (events[8].detail as PoolEventDetailMap["checkedOut"]).mode,
     "shared",
   );
   assert.equal(
-    (events[9].detail as PoolEventMap["connectionClosed"]).reason,
+    (events[9].detail as PoolEventDetailMap["connectionClosed"]).reason,
     "poolClosed",
   );
 });
@@ -1029,7 +1034,7 @@ test("checkoutFailed says why: timeout, aborted, connectionError, poolClosed", a
   assert.ok(timedOut.error && aborted.error && refused.error && closed.error);
   assert.deepEqual(
     events.map((e) => {
-      const d = e.detail as PoolEventMap["checkoutFailed"];
+      const d = e.detail as PoolEventDetailMap["checkoutFailed"];
       return `${d.mode}:${d.reason}`;
     }),
     [
@@ -1045,7 +1050,7 @@ test("no event is built when nobody listens, and removing a listener stops it", 
   const { clock, pool } = setup({ minConnections: 1 });
   let dispatched = 0;
   const dispatch = pool.dispatchEvent.bind(pool);
-  pool.dispatchEvent = (event: Event) => {
+  pool.dispatchEvent = (event) => {
     dispatched++;
     return dispatch(event);
   };

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ConnectionPool } from "../src/pool/pool.ts";
-import { FakeConnection } from "../testing/fake_connection.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 const IDLE_TIMEOUT_MS = 1000;

@@ -8,8 +8,8 @@ import {
   isRetryable,
   type RetryInfo,
 } from "../src/client/retry.ts";
-import type { RetryConfig } from "../src/config/config.ts";
-import { DEFAULT_RETRY_CONFIG } from "../src/config/config.ts";
+import type { RetryConfig } from "../src/config/shapes.ts";
+import { DEFAULT_RETRY_CONFIG } from "../src/config/defaults.ts";
 import {
   AbortedError,
   ClientClosedError,

@@ -7,12 +7,12 @@ import {
 } from "../src/cluster/balancer.ts";
 import { Client } from "../src/client/client.ts";
 import { sleep, systemClock } from "../src/clock.ts";
-import { resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import type { Connection } from "../src/connection/connection.ts";
 import { RequestTimeoutError } from "../src/errors.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { CountingClock } from "../testing/counting.ts";
+import { CountingClock } from "./support/counting.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
-import { type ConnectionConfig, resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { NegotiationError, TlsError } from "../src/errors.ts";
 import {

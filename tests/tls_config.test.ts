@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
-import { resolveConfig } from "../src/config/config.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   ConfigError,
@@ -94,7 +94,8 @@ test("tls config: bad values name their field, and a private key is never echoed
     [{ serverName: "" }, "tls.serverName", "require"],
     [{ dangerouslySkipVerify: "yes" }, "tls.dangerouslySkipVerify", "require"],
     [{ handshakeTimeoutMs: 0 }, "tls.handshakeTimeoutMs", "require"],
-    [{ handshakeTimeoutMs: 1.5 }, "tls.handshakeTimeoutMs", "require"],
+    [{ handshakeTimeoutMs: -1 }, "tls.handshakeTimeoutMs", "require"],
+    [{ handshakeTimeoutMs: 2 ** 31 }, "tls.handshakeTimeoutMs", "require"],
     [{ handshakeTimeoutMs: "3000" }, "tls.handshakeTimeoutMs", "require"],
     [{ insecure: true }, "tls.insecure", "require"],
     [{ direct: true }, "tls.direct", "prefer"],

@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client, type RetryEvent } from "../src/client/client.ts";
+import { Client } from "../src/client/client.ts";
+import type { RetryEvent } from "../src/client/events.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   ConnectionLostError,
@@ -191,7 +192,7 @@ test("a lost datagram fails the request with RequestTimeoutError; only an idempo
     ...quiet,
   });
   const retries: RetryEvent[] = [];
-  client.addEventListener("retry", (e) => retries.push(e as RetryEvent));
+  client.addEventListener("retry", (e) => retries.push(e));
   try {
     assert.equal(replyText(await client.request(ops.echo("1"))), "1");
 

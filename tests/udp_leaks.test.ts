@@ -15,8 +15,8 @@ import {
 import { getAdapter } from "../src/runtime/detect.ts";
 import { Secret } from "../src/secret.ts";
 import { udpTransport } from "../src/handshake/udp.ts";
-import { countChannels, CountingClock } from "../testing/counting.ts";
-import { eventually } from "../testing/fault_harness.ts";
+import { countChannels, CountingClock } from "./support/counting.ts";
+import { eventually } from "./support/fault_harness.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import { runtimeGlobals as g } from "./helpers.ts";

@@ -24,7 +24,7 @@
  */
 
 import { Client } from "../../src/client/client.ts";
-import { DEFAULT_POOL_CONFIG } from "../../src/config/config.ts";
+import { DEFAULT_POOL_CONFIG } from "../../src/config/defaults.ts";
 import {
   env,
   fixed,

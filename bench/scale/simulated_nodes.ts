@@ -27,7 +27,8 @@
  */
 
 import { Client } from "../../src/client/client.ts";
-import { type LoadBalancing, resolveConfig } from "../../src/config/config.ts";
+import { resolveConfig } from "../../src/config/resolve.ts";
+import type { LoadBalancing } from "../../src/config/shapes.ts";
 import { ConnectionManager } from "../../src/cluster/manager.ts";
 import { createMemoryNetwork } from "../../src/runtime/memory.ts";
 import { startTestNode, type TestNode } from "../../testing/node.ts";

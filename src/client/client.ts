@@ -7,12 +7,12 @@
  */
 
 import { type Clock, sleep } from "../clock.ts";
-import {
-  type ConnectionConfig,
-  type Logger,
-  resolveConfig,
-  type ResolvedConfig,
-} from "../config/config.ts";
+import { resolveConfig } from "../config/resolve.ts";
+import type {
+  ConnectionConfig,
+  Logger,
+  ResolvedConfig,
+} from "../config/shapes.ts";
 import type {
   Connection,
   ConnectionOptions,
@@ -24,19 +24,22 @@ import {
   NoHealthyNodesError,
   RemoteError,
 } from "../errors.ts";
-import {
-  ConnectionManager,
-  type HealthCheckResult,
-  type ManagedNode,
-  NodeHealthEvent,
-  ProtocolSelectedEvent,
-} from "../cluster/manager.ts";
+import { ConnectionManager } from "../cluster/manager.ts";
+import type { HealthCheckResult } from "../cluster/health_loop.ts";
+import type { ManagedNode } from "../cluster/node.ts";
+import { NodeHealthEvent, ProtocolSelectedEvent } from "../cluster/events.ts";
 import type { PoolStats } from "../pool/pool.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
   type PoolEventName,
 } from "../pool/events.ts";
+import {
+  type ListenerOptions,
+  TypedEventTarget,
+  type TypedListener,
+} from "../events.ts";
+import { type ClientEventMap, RetryEvent } from "./events.ts";
 import type { ProtocolType } from "../protocol/negotiation.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
@@ -134,38 +137,6 @@ export interface ClientStats {
   nodes: NodeStats[];
 }
 
-/** Detail of a `retry` event. */
-export interface RetryEventDetail {
-  /** The attempt about to be made (1 = first retry). */
-  attempt: number;
-  /** How long the client waits before it. */
-  delayMs: number;
-  /** The error that caused the retry. */
-  error: unknown;
-  /** The node the failed attempt went to. */
-  address: string | undefined;
-}
-
-/**
- * Event dispatched by {@linkcode Client} before each retry.
- *
- * @example
- * ```ts
- * import type { RetryEvent } from "@nodewire/client";
- * const log = (e: RetryEvent) => console.log(`retry ${e.detail.attempt} in ${e.detail.delayMs} ms`);
- * ```
- */
-export class RetryEvent extends Event {
-  /** What is retried and why. */
-  readonly detail: RetryEventDetail;
-
-  /** Creates the event. */
-  constructor(detail: RetryEventDetail) {
-    super("retry");
-    this.detail = detail;
-  }
-}
-
 /**
  * A client for a cluster of nodes.
  *
@@ -177,7 +148,7 @@ export class RetryEvent extends Event {
  * console.log(reply.byteLength);
  * ```
  */
-export class Client extends EventTarget {
+export class Client extends TypedEventTarget<ClientEventMap> {
   /** The configuration in force, validated and with defaults filled in. */
   readonly config: ResolvedConfig;
   /** The manager of pools and node health. */
@@ -204,21 +175,17 @@ export class Client extends EventTarget {
     // Health changes are the client's events too.
     manager.addEventListener(
       "nodeHealthChanged",
-      (e) =>
-        this.dispatchEvent(new NodeHealthEvent((e as NodeHealthEvent).detail)),
+      (e) => this.dispatchEvent(new NodeHealthEvent(e.detail, e.at)),
     );
     manager.addEventListener(
       "protocolSelected",
-      (e) =>
-        this.dispatchEvent(
-          new ProtocolSelectedEvent((e as ProtocolSelectedEvent).detail),
-        ),
+      (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
     );
     this.#log = config.logger;
     if (this.#log) {
       const log = this.#log;
       this.addEventListener("nodeHealthChanged", (e) => {
-        const d = (e as NodeHealthEvent).detail;
+        const d = e.detail;
         log({
           level: d.healthy ? "info" : "warn",
           message: `node ${d.address} is ${
@@ -229,7 +196,7 @@ export class Client extends EventTarget {
         });
       });
       this.addEventListener("retry", (e) => {
-        const d = (e as RetryEvent).detail;
+        const d = e.detail;
         log({
           level: "debug",
           message: `retry ${d.attempt} in ${d.delayMs} ms after: ${
@@ -245,26 +212,33 @@ export class Client extends EventTarget {
   /**
    * Listens to the client's own events (`nodeHealthChanged`, `retry`,
    * `protocolSelected`) and to every pool's events (`connectionCreated`,
-   * `checkoutFailed`, ...: see `PoolEventMap`), which the client
-   * forwards from all its nodes. Pool events are only built once somebody
-   * listens, so unobserved pools pay nothing.
+   * `checkoutFailed`, ...), which the client forwards from all its nodes;
+   * see {@linkcode ClientEventMap}. The listener's event type follows from
+   * the name. Pool events are only built once somebody listens, so
+   * unobserved pools pay nothing.
    */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
+  override addEventListener<K extends keyof ClientEventMap & string>(
+    type: K,
+    listener: TypedListener<ClientEventMap[K]> | null,
+    options?: boolean | ListenerOptions,
   ): void {
     if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
       this.#forwarding.add(type);
-      for (const node of this.manager.nodes) {
-        node.pool.addEventListener(type as PoolEventName, (e) => {
-          this.dispatchEvent(
-            new PoolEvent(type as PoolEventName, (e as PoolEvent).detail),
-          );
-        });
-      }
+      this.#forward(type as PoolEventName);
     }
     super.addEventListener(type, listener, options);
+  }
+
+  /** Re-dispatches a pool event of every node as the client's own. */
+  #forward<K extends PoolEventName>(type: K): void {
+    const forward = (e: PoolEvent<K>): void => {
+      this.dispatchEvent(
+        new PoolEvent(type, e.detail, e.at) as ClientEventMap[K],
+      );
+    };
+    for (const node of this.manager.nodes) {
+      node.pool.addEventListener(type, forward);
+    }
   }
 
   /**
@@ -396,8 +370,12 @@ export class Client extends EventTarget {
           isRetryable: (e) => this.#shouldRetry(e, options),
           onRetry: (info) => {
             this.#retries++;
+            if (!this.hasListeners("retry")) return;
             this.dispatchEvent(
-              new RetryEvent({ ...info, address: node.address }),
+              new RetryEvent(
+                { ...info, address: node.address },
+                this.#clock.now(),
+              ),
             );
           },
         },

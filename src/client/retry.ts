@@ -11,7 +11,8 @@
 
 import type { Clock } from "../clock.ts";
 import { sleep, systemClock } from "../clock.ts";
-import type { RetryConfig } from "../config/config.ts";
+import type { RetryConfig } from "../config/shapes.ts";
+import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import {
   AbortedError,
   NEVER_RETRIED_CODES,
@@ -19,13 +20,6 @@ import {
   NodewireError,
   RetriesExhaustedError,
 } from "../errors.ts";
-
-/**
- * Longest wait a runtime timer can express (2^31 - 1 ms, about 24.8 days).
- * Node and Bun fire a longer `setTimeout` at once instead of late, which
- * would turn an absurdly large backoff into a retry storm.
- */
-const MAX_TIMER_DELAY_MS = 2_147_483_647;
 
 /**
  * The delay before retry number `attempt`, in milliseconds. `attempt` is
@@ -283,6 +277,9 @@ export async function executeWithRetry<T>(
       if (attempt >= config.maxRetries) {
         throw new RetriesExhaustedError(attempt + 1, error);
       }
+      // A config that did not go through resolveRetryConfig may ask for
+      // more than a timer can hold; a longer delay would fire at once and
+      // turn the backoff into a retry storm.
       const delayMs = Math.min(
         backoffDelay(attempt, config, random),
         MAX_TIMER_DELAY_MS,

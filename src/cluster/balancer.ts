@@ -16,7 +16,7 @@
  * @module
  */
 
-import type { LoadBalancing } from "../config/config.ts";
+import type { LoadBalancing } from "../config/shapes.ts";
 
 /**
  * A set of nodes with O(1) add, remove, membership and random access by

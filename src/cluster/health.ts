@@ -10,8 +10,9 @@
  * @module
  */
 
-import type { HealthConfig } from "../config/config.ts";
-import { ConfigError, NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
+import type { HealthConfig } from "../config/shapes.ts";
+import { finiteIn, integerIn } from "../config/validate.ts";
+import { NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
 
 /**
  * A plain copy of a node's health, for logs, metrics and `JSON.stringify`.
@@ -26,7 +27,7 @@ import { ConfigError, NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
  */
 export interface NodeHealthSnapshot {
   /** The node's key: its canonical `host:port` address. */
-  nodeId: string;
+  address: string;
   /** Whether requests may be routed to the node. */
   isHealthy: boolean;
   /** Clock time of the last recorded success or failure, if any. */
@@ -93,7 +94,7 @@ const DEFAULT_LATENCY_WEIGHT = 0.2;
  */
 export class NodeHealth {
   /** The node's key: its canonical `host:port` address. */
-  readonly nodeId: string;
+  readonly address: string;
   readonly #unhealthyThreshold: number;
   readonly #healthyThreshold: number;
   readonly #latencyWeight: number;
@@ -113,28 +114,28 @@ export class NodeHealth {
    *   latency weight is outside `(0, 1]`.
    */
   constructor(
-    nodeId: string,
+    address: string,
     config: Pick<HealthConfig, "unhealthyThreshold" | "healthyThreshold">,
     options: NodeHealthOptions = {},
   ) {
-    this.nodeId = nodeId;
-    this.#unhealthyThreshold = threshold(
+    this.address = address;
+    this.#unhealthyThreshold = integerIn(
       "healthConfig.unhealthyThreshold",
       config.unhealthyThreshold,
+      1,
+      Infinity,
     );
-    this.#healthyThreshold = threshold(
+    this.#healthyThreshold = integerIn(
       "healthConfig.healthyThreshold",
       config.healthyThreshold,
+      1,
+      Infinity,
     );
-    const weight = options.latencyWeight ?? DEFAULT_LATENCY_WEIGHT;
-    if (!(weight > 0 && weight <= 1)) {
-      throw new ConfigError(
-        "latencyWeight",
-        weight,
-        "expected a number in (0, 1]",
-      );
-    }
-    this.#latencyWeight = weight;
+    this.#latencyWeight = finiteIn(
+      "latencyWeight",
+      options.latencyWeight ?? DEFAULT_LATENCY_WEIGHT,
+      { above: 0, atMost: 1 },
+    );
     this.#healthy = options.healthy ?? true;
   }
 
@@ -258,7 +259,7 @@ export class NodeHealth {
   /** A plain copy of the current state. */
   toJSON(): NodeHealthSnapshot {
     return {
-      nodeId: this.nodeId,
+      address: this.address,
       isHealthy: this.#healthy,
       lastCheck: this.#lastCheck,
       consecutiveFailures: this.#consecutiveFailures,
@@ -288,11 +289,4 @@ export class NodeHealth {
  */
 export function isNodeFailure(error: unknown): boolean {
   return error instanceof NodewireError && !NOT_THE_NODES_FAULT.has(error.code);
-}
-
-function threshold(field: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
-    throw new ConfigError(field, value, "expected a positive integer");
-  }
-  return value;
 }

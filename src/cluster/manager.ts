@@ -5,173 +5,38 @@
  * @module
  */
 
-import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
-import type { Clock, TimerHandle } from "../clock.ts";
-import { runWithConcurrency } from "./concurrency.ts";
-import type { HostAddress, ResolvedConfig } from "../config/config.ts";
-import {
+import type { Clock } from "../clock.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
+import type {
   Connection,
-  type ConnectionOptions,
+  ConnectionOptions,
 } from "../connection/connection.ts";
 import {
   AuthenticationError,
   ConnectFailedError,
-  ConnectionLostError,
   NegotiationError,
   NodeUnhealthyError,
-  NodewireError,
-  type NodewireErrorOptions,
   NoHealthyNodesError,
   TlsError,
 } from "../errors.ts";
-import {
-  handshakeFromConfig,
-  handshakeResult,
-} from "../handshake/handshake.ts";
-import { isNodeFailure, NodeHealth } from "./health.ts";
-import { ConnectionPool } from "../pool/pool.ts";
-import type { ProtocolType } from "../protocol/negotiation.ts";
+import { TypedEventTarget } from "../events.ts";
+import { handshakeResult } from "../handshake/handshake.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
-import { tlsTransport } from "../handshake/tls.ts";
-import { udpTransport } from "../handshake/udp.ts";
-
-/** One node as the manager sees it. */
-export interface ManagedNode {
-  /** `host:port`, the node's key. */
-  readonly address: string;
-  /** Host and port. */
-  readonly host: HostAddress;
-  /** The node's pool. */
-  readonly pool: ConnectionPool<Connection>;
-  /** The node's health record. */
-  readonly health: NodeHealth;
-  /** Requests in flight to this node through the client. */
-  inFlight: number;
-  /** The id the node gave in HELLO_OK, once a connection was made. */
-  nodeId: string | undefined;
-  /** The protocol negotiated with the node, once a connection was made. */
-  protocol: ProtocolType | undefined;
-}
-
-/**
- * A node's record. Its in-flight count lives in the manager's dense array
- * of loads; the accessor for it sits on the prototype, one function for
- * every node, so the request path's `node.inFlight++` stays a monomorphic,
- * inlined call (accessors made per node in an object literal are distinct
- * functions, and a call site that meets several cannot be inlined).
- */
-class NodeRecord implements ManagedNode {
-  readonly address: string;
-  readonly pool: ConnectionPool<Connection>;
-  nodeId: string | undefined = undefined;
-  protocol: ProtocolType | undefined = undefined;
-  readonly #loads: Int32Array;
-  readonly #slot: number;
-
-  constructor(
-    readonly host: HostAddress,
-    loads: Int32Array,
-    slot: number,
-    readonly health: NodeHealth,
-    makePool: (node: NodeRecord) => ConnectionPool<Connection>,
-  ) {
-    this.address = host.address;
-    this.#loads = loads;
-    this.#slot = slot;
-    this.pool = makePool(this);
-  }
-
-  get inFlight(): number {
-    return this.#loads[this.#slot];
-  }
-
-  set inFlight(value: number) {
-    this.#loads[this.#slot] = value;
-  }
-}
-
-/** The outcome of one node's health check. */
-export interface HealthCheckResult {
-  /** `host:port` of the node. */
-  address: string;
-  /** The node's id, when known. */
-  nodeId: string | undefined;
-  /** Whether the ping succeeded within the health timeout. */
-  ok: boolean;
-  /** Round trip of the ping, in ms, when it succeeded. */
-  latencyMs: number | undefined;
-  /** Why it failed, when it did. */
-  error: Error | undefined;
-  /** Whether the node counts as healthy after this check. */
-  healthy: boolean;
-}
-
-/** Detail of a `nodeHealthChanged` event. */
-export interface NodeHealthChange {
-  /** `host:port` of the node. */
-  address: string;
-  /** The node's id, when known. */
-  nodeId: string | undefined;
-  /** The new state. */
-  healthy: boolean;
-  /** What caused the change. */
-  reason: string;
-}
-
-/**
- * Event dispatched by {@linkcode ConnectionManager} when a node turns
- * healthy or unhealthy.
- *
- * @example
- * ```ts
- * import type { NodeHealthEvent } from "@nodewire/client";
- * const onChange = (e: NodeHealthEvent) => console.log(e.detail.address, e.detail.healthy);
- * ```
- */
-export class NodeHealthEvent extends Event {
-  /** What changed. */
-  readonly detail: NodeHealthChange;
-
-  /** Creates the event. */
-  constructor(detail: NodeHealthChange) {
-    super("nodeHealthChanged");
-    this.detail = detail;
-  }
-}
-
-/** Detail of a `protocolSelected` event. */
-export interface ProtocolSelection {
-  /** `host:port` of the node. */
-  address: string;
-  /** The node's id. */
-  nodeId: string | undefined;
-  /** The protocol negotiated with the node. */
-  protocol: ProtocolType;
-  /** The protocol used before, `undefined` on the first connection. */
-  previous: ProtocolType | undefined;
-}
-
-/**
- * Event dispatched by {@linkcode ConnectionManager} (and re-dispatched by
- * the Client) when the protocol negotiated with a node is first known or
- * changes.
- *
- * @example
- * ```ts
- * import type { ProtocolSelectedEvent } from "@nodewire/client";
- * const log = (e: ProtocolSelectedEvent) => console.log(e.detail.address, e.detail.protocol);
- * ```
- */
-export class ProtocolSelectedEvent extends Event {
-  /** Which node and which protocol. */
-  readonly detail: ProtocolSelection;
-
-  /** Creates the event. */
-  constructor(detail: ProtocolSelection) {
-    super("protocolSelected");
-    this.detail = detail;
-  }
-}
+import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
+import {
+  createNodePool,
+  describe,
+  handshakeFor,
+  type NodePoolOptions,
+} from "./connector.ts";
+import {
+  type ManagerEventMap,
+  NodeHealthEvent,
+  ProtocolSelectedEvent,
+} from "./events.ts";
+import { isNodeFailure, NodeHealth } from "./health.ts";
+import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
+import { type ManagedNode, NodeRecord } from "./node.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -179,6 +44,9 @@ export class ProtocolSelectedEvent extends Event {
  * node is healthy it fails fast with {@linkcode NoHealthyNodesError}, or,
  * with `whenNoHealthyNodes: "tryAll"`, spreads over every node rather than
  * none.
+ *
+ * It dispatches `nodeHealthChanged` and `protocolSelected`, typed by name
+ * (see {@linkcode ManagerEventMap}).
  *
  * @example
  * ```ts
@@ -189,7 +57,7 @@ export class ProtocolSelectedEvent extends Event {
  * await manager.close();
  * ```
  */
-export class ConnectionManager extends EventTarget {
+export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /** Every node, in the order of the configured hosts. */
   readonly nodes: readonly ManagedNode[];
 
@@ -198,9 +66,8 @@ export class ConnectionManager extends EventTarget {
   readonly #byAddress = new Map<string, ManagedNode>();
   readonly #healthy: HealthyNodeSet<ManagedNode>;
   readonly #balancer: Balancer<ManagedNode>;
+  readonly #healthLoop: HealthLoop;
   #anyIndex = 0;
-  #healthTimer: TimerHandle | undefined;
-  #sweep: Promise<HealthCheckResult[]> | undefined;
   #closed = false;
 
   /**
@@ -217,70 +84,25 @@ export class ConnectionManager extends EventTarget {
     this.#clock = config.clock;
     // Negotiation and authentication, unless the caller brings its own.
     const handshake = connectionOptions.handshake ??
-      handshakeFromConfig(config, {
-        udp: udpTransport({
-          adapter,
-          maxDatagramSize: config.maxDatagramSize,
-        }),
-        // Offered only when the adapter can do it (not the memory network).
-        tls: adapter.supportsTls
-          ? tlsTransport({ tls: config.tls, clock: config.clock })
-          : undefined,
-      });
+      handshakeFor(config, adapter);
+    const poolOptions: NodePoolOptions = {
+      config,
+      adapter,
+      connectionOptions,
+      handshake,
+      onOpened: (node, connection) => this.#learn(node, connection),
+    };
     // Loads live in one dense array, by slot (the host's index), so that
     // choosing among thousands of nodes reads two numbers that stay in
     // cache rather than two node objects scattered over the heap.
     const loads = new Int32Array(config.hosts.length);
     const nodes = config.hosts.map((host, slot): ManagedNode => {
-      const node: ManagedNode = new NodeRecord(
+      const node = new NodeRecord(
         host,
         loads,
         slot,
         new NodeHealth(host.address, config.healthConfig),
-        (node) =>
-          new ConnectionPool<Connection>({
-            address: host.address,
-            config: config.poolConfig,
-            clock: config.clock,
-            heartbeat: (connection) => heartbeat(connection, config),
-            factory: async (signal) => {
-              const connection = await Connection.connect({
-                adapter,
-                hostname: host.hostname,
-                port: host.port,
-                timeoutMs: config.timeoutMs,
-                requestTimeoutMs: config.requestTimeoutMs,
-                maxFrameSize: config.maxFrameSize,
-                clock: config.clock,
-                clientName: config.clientName,
-                tls: config.tls.direct
-                  ? {
-                    serverName: config.tls.serverName ?? host.hostname,
-                    ca: config.tls.ca,
-                    dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
-                  }
-                  : undefined,
-                ...connectionOptions,
-                handshake,
-                signal,
-              });
-              node.nodeId = connection.nodeId;
-              const protocol = handshakeResult(connection)?.protocol;
-              if (protocol !== undefined && protocol !== node.protocol) {
-                const previous = node.protocol;
-                node.protocol = protocol;
-                this.dispatchEvent(
-                  new ProtocolSelectedEvent({
-                    address: node.address,
-                    nodeId: node.nodeId,
-                    protocol,
-                    previous,
-                  }),
-                );
-              }
-              return connection;
-            },
-          }),
+        (node) => createNodePool(node, poolOptions),
       );
       this.#byAddress.set(node.address, node);
       return node;
@@ -294,6 +116,15 @@ export class ConnectionManager extends EventTarget {
       inFlight: (node) => node.inFlight,
       loads,
     });
+    this.#healthLoop = new HealthLoop(
+      {
+        nodes,
+        isClosed: () => this.#closed,
+        onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
+      },
+      config.healthConfig,
+      config.clock,
+    );
   }
 
   /** The node for `address` (`host:port`), if configured. */
@@ -349,7 +180,7 @@ export class ConnectionManager extends EventTarget {
     for (const node of this.nodes) {
       if (node.health.isHealthy) node.pool.start();
     }
-    this.#scheduleHealthLoop();
+    this.#healthLoop.schedule();
   }
 
   /**
@@ -385,25 +216,25 @@ export class ConnectionManager extends EventTarget {
     }
   }
 
-  /** A request to `node` succeeded: its run of failures, if any, ends. */
-  recordRequestSuccess(node: ManagedNode): void {
-    if (node.health.consecutiveFailures > 0 && node.health.isHealthy) {
-      node.health.recordSuccess(NaN, this.#clock.now());
-    }
-  }
-
   /**
    * Pings every node at once (at most `healthConfig.maxConcurrentChecks`
    * at a time), each within `healthConfig.timeoutMs`, updates their health
    * and returns the results in host order. Concurrent calls share one sweep.
    */
   healthCheckAllNodes(): Promise<HealthCheckResult[]> {
-    if (this.#sweep) return this.#sweep;
-    const sweep = this.#runSweep().finally(() => {
-      if (this.#sweep === sweep) this.#sweep = undefined;
-    });
-    this.#sweep = sweep;
-    return sweep;
+    return this.#healthLoop.sweep();
+  }
+
+  /** Stops the health loop; requests still work. */
+  stopHealthLoop(): void {
+    this.#healthLoop.stop();
+  }
+
+  /** A request to `node` succeeded: its run of failures, if any, ends. */
+  recordRequestSuccess(node: ManagedNode): void {
+    if (node.health.consecutiveFailures > 0 && node.health.isHealthy) {
+      node.health.recordSuccess(NaN, this.#clock.now());
+    }
   }
 
   /**
@@ -433,14 +264,6 @@ export class ConnectionManager extends EventTarget {
     return true;
   }
 
-  /** Stops the health loop; requests still work. */
-  stopHealthLoop(): void {
-    if (this.#healthTimer !== undefined) {
-      this.#clock.clearTimeout(this.#healthTimer);
-    }
-    this.#healthTimer = undefined;
-  }
-
   /** Closes every connection at once, failing what is in flight. */
   destroyConnections(error: Error): void {
     for (const node of this.nodes) {
@@ -458,7 +281,24 @@ export class ConnectionManager extends EventTarget {
     this.#closed = true;
     this.stopHealthLoop();
     await Promise.all(this.nodes.map((node) => node.pool.close()));
-    await this.#sweep?.catch(() => {});
+    await this.#healthLoop.settled();
+  }
+
+  /** What a new connection taught about its node: its id and protocol. */
+  #learn(node: ManagedNode, connection: Connection): void {
+    node.nodeId = connection.nodeId;
+    const protocol = handshakeResult(connection)?.protocol;
+    if (protocol === undefined || protocol === node.protocol) return;
+    const previous = node.protocol;
+    node.protocol = protocol;
+    this.dispatchEvent(
+      new ProtocolSelectedEvent({
+        address: node.address,
+        nodeId: node.nodeId,
+        protocol,
+        previous,
+      }, this.#clock.now()),
+    );
   }
 
   #onHealthChanged(node: ManagedNode, reason: string): void {
@@ -476,116 +316,7 @@ export class ConnectionManager extends EventTarget {
         nodeId: node.nodeId,
         healthy,
         reason,
-      }),
+      }, this.#clock.now()),
     );
   }
-
-  async #runSweep(): Promise<HealthCheckResult[]> {
-    const { timeoutMs, maxConcurrentChecks } = this.#config.healthConfig;
-    const settled = await runWithConcurrency(
-      this.nodes,
-      maxConcurrentChecks,
-      (node) => this.#check(node, timeoutMs),
-    );
-    return settled.map((s, i) =>
-      s.status === "fulfilled" ? s.value : this.#result(
-        this.nodes[i],
-        undefined,
-        s.reason instanceof Error ? s.reason : new Error(String(s.reason)),
-      )
-    );
-  }
-
-  async #check(
-    node: ManagedNode,
-    timeoutMs: number,
-  ): Promise<HealthCheckResult> {
-    if (this.#closed) {
-      return this.#result(node, undefined, new Error("the manager is closed"));
-    }
-    const start = this.#clock.now();
-    try {
-      // A check is a deliberate probe, paced by the health interval: it
-      // tries to connect even while the pool backs off.
-      const connection = node.pool.tryAcquireShared() ??
-        await node.pool.acquireShared({ timeoutMs, ignoreBackoff: true });
-      const left = Math.max(1, timeoutMs - (this.#clock.now() - start));
-      const latency = await connection.ping({ timeoutMs: left });
-      if (
-        !this.#closed && node.health.recordSuccess(latency, this.#clock.now())
-      ) {
-        this.#onHealthChanged(
-          node,
-          `${node.health.consecutiveSuccesses} health checks passed`,
-        );
-      }
-      return this.#result(node, latency, undefined);
-    } catch (caught) {
-      const error = caught instanceof Error
-        ? caught
-        : new Error(String(caught));
-      if (
-        !this.#closed && node.health.recordFailure(error, this.#clock.now())
-      ) {
-        this.#onHealthChanged(
-          node,
-          `${node.health.consecutiveFailures} health checks failed: ${error.message}`,
-        );
-      }
-      return this.#result(node, undefined, error);
-    }
-  }
-
-  #result(
-    node: ManagedNode,
-    latencyMs: number | undefined,
-    error: Error | undefined,
-  ): HealthCheckResult {
-    return {
-      address: node.address,
-      nodeId: node.nodeId,
-      ok: error === undefined,
-      latencyMs,
-      error,
-      healthy: node.health.isHealthy,
-    };
-  }
-
-  #scheduleHealthLoop(): void {
-    const interval = this.#config.healthConfig.intervalMs;
-    if (interval <= 0 || this.#closed) return;
-    // The next sweep is scheduled after this one ends, so slow checks never
-    // pile up; the clock's timers never keep the process alive.
-    this.#healthTimer = this.#clock.setTimeout(() => {
-      this.#healthTimer = undefined;
-      this.healthCheckAllNodes().then(
-        () => this.#scheduleHealthLoop(),
-        () => this.#scheduleHealthLoop(),
-      );
-    }, interval);
-  }
-}
-
-/**
- * The idle heartbeat: a ping within the health timeout. A miss becomes the
- * error the pool destroys the connection with, naming the heartbeat.
- */
-async function heartbeat(
-  connection: Connection,
-  config: ResolvedConfig,
-): Promise<void> {
-  const timeoutMs = config.healthConfig.timeoutMs;
-  try {
-    await connection.ping({ timeoutMs });
-  } catch (error) {
-    throw new ConnectionLostError(
-      connection,
-      `no answer to a heartbeat within ${timeoutMs} ms (${describe(error)})`,
-      { cause: error },
-    );
-  }
-}
-
-function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

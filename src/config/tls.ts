@@ -7,6 +7,7 @@
 
 import { ConfigError } from "../errors.ts";
 import type { TlsPolicy } from "../protocol/negotiation.ts";
+import { duration, optionalBoolean, section } from "./validate.ts";
 
 /**
  * The `tls` section of the configuration: how the client checks nodes'
@@ -57,7 +58,7 @@ export interface TlsConfig {
  *
  * @example
  * ```ts
- * import { resolveConfig } from "@nodewire/client";
+ * import { resolveConfig } from "@nodewire/client/core";
  * const { tls } = resolveConfig({ hosts: ["127.0.0.1"], enableTls: true });
  * console.log(tls.handshakeTimeoutMs); // 3000
  * ```
@@ -83,13 +84,14 @@ export interface ResolvedTlsConfig {
  */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 3000;
 
-const TLS_KEYS = new Set([
-  "ca",
-  "serverName",
-  "dangerouslySkipVerify",
-  "handshakeTimeoutMs",
-  "direct",
-]);
+/** What an absent `tls` section, or an absent field of it, means. */
+const TLS_DEFAULTS: Readonly<ResolvedTlsConfig> = Object.freeze({
+  ca: undefined,
+  serverName: undefined,
+  dangerouslySkipVerify: false,
+  handshakeTimeoutMs: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
+  direct: false,
+});
 
 const CERTIFICATE_BLOCK =
   /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
@@ -101,7 +103,7 @@ const CERTIFICATE_BLOCK =
  *   private key is never echoed.
  * @example
  * ```ts
- * import { resolveTlsConfig } from "@nodewire/client";
+ * import { resolveTlsConfig } from "@nodewire/client/core";
  * resolveTlsConfig({ serverName: "db.internal" }, "require").serverName; // "db.internal"
  * ```
  */
@@ -109,28 +111,8 @@ export function resolveTlsConfig(
   value: unknown,
   tlsPolicy: TlsPolicy,
 ): ResolvedTlsConfig {
-  if (value === undefined) {
-    return {
-      ca: undefined,
-      serverName: undefined,
-      dangerouslySkipVerify: false,
-      handshakeTimeoutMs: DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS,
-      direct: false,
-    };
-  }
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ConfigError("tls", value, "expected an object");
-  }
-  const tls = value as Record<string, unknown>;
-  for (const key of Object.keys(tls)) {
-    if (!TLS_KEYS.has(key)) {
-      throw new ConfigError(
-        `tls.${key}`,
-        "(unknown)",
-        `unknown option; expected one of ${[...TLS_KEYS].join(", ")}`,
-      );
-    }
-  }
+  if (value === undefined) return { ...TLS_DEFAULTS };
+  const tls = section<TlsConfig>("tls", value as TlsConfig, TLS_DEFAULTS);
   if (tlsPolicy === "disable") {
     throw new ConfigError(
       "tls",
@@ -138,7 +120,7 @@ export function resolveTlsConfig(
       'is set but TLS is off: set enableTls: true or a tlsPolicy of "require" or "prefer"',
     );
   }
-  const direct = booleanField("tls.direct", tls.direct);
+  const direct = optionalBoolean("tls.direct", tls.direct) ?? false;
   if (direct && tlsPolicy !== "require") {
     throw new ConfigError(
       "tls.direct",
@@ -146,35 +128,20 @@ export function resolveTlsConfig(
       `needs tlsPolicy "require" (a direct-TLS node cannot fall back), got "${tlsPolicy}"`,
     );
   }
-  const timeout = tls.handshakeTimeoutMs ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
-  if (
-    typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1 ||
-    timeout > 600_000
-  ) {
-    throw new ConfigError(
-      "tls.handshakeTimeoutMs",
-      timeout,
-      "expected an integer from 1 to 600000 (ms)",
-    );
-  }
+  const handshakeTimeoutMs = duration(
+    "tls.handshakeTimeoutMs",
+    tls.handshakeTimeoutMs,
+  );
   return {
     ca: resolveCa(tls.ca),
     serverName: resolveServerName(tls.serverName),
-    dangerouslySkipVerify: booleanField(
+    dangerouslySkipVerify: optionalBoolean(
       "tls.dangerouslySkipVerify",
       tls.dangerouslySkipVerify,
-    ),
-    handshakeTimeoutMs: timeout,
+    ) ?? false,
+    handshakeTimeoutMs,
     direct,
   };
-}
-
-function booleanField(field: string, value: unknown): boolean {
-  if (value === undefined) return false;
-  if (typeof value !== "boolean") {
-    throw new ConfigError(field, value, "expected true or false");
-  }
-  return value;
 }
 
 function resolveCa(value: unknown): string[] | undefined {

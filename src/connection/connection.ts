@@ -9,7 +9,7 @@
  */
 
 import { type Clock, systemClock } from "../clock.ts";
-import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
+import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   AbortedError,
   ConnectionClosedError,

@@ -78,12 +78,10 @@ export interface HeldFrame {
  * (see resolve_only.ts for why).
  *
  * @example
- * ```ts
- * import { PromiseSink } from "./in_flight.ts";
- * const reply = new Promise<Uint8Array>((resolve) => {
- *   new PromiseSink(resolve).onReply(new Uint8Array([1]));
- * });
- * console.log((await reply).byteLength); // 1
+ * ```ts ignore
+ * const reply = new Promise<Uint8Array>((resolve) =>
+ *   connection.submitRequest(payload, options, new PromiseSink(resolve))
+ * );
  * ```
  */
 export class PromiseSink implements ReplySink {
@@ -134,10 +132,10 @@ export function writeHeld(
  * says the same.
  *
  * @example
- * ```ts
- * import { lostError } from "./in_flight.ts";
+ * ```ts ignore
  * const e = lostError({ hostname: "127.0.0.1", port: 7000 }, false, undefined);
- * console.log(e.sent, e.message); // false "connection to 127.0.0.1:7000 lost: the connection was closed"
+ * e.sent; // false
+ * e.message; // "connection to 127.0.0.1:7000 lost: the connection was closed"
  * ```
  */
 export function lostError(

@@ -19,13 +19,10 @@ type Waiter = (message: Message | Error) => void;
  * kept until someone asks.
  *
  * @example
- * ```ts
- * import { ControlInbox } from "./inbox.ts";
- * import { systemClock } from "../clock.ts";
+ * ```ts ignore
  * const inbox = new ControlInbox();
- * const next = inbox.wait({}, 1000, systemClock, "127.0.0.1:7000", undefined);
- * inbox.deliver({ type: 0x02, flags: 0, sequence: 1, payload: new Uint8Array(0) });
- * console.log((await next).type); // 2
+ * const next = inbox.wait({}, 1000, clock, "127.0.0.1:7000", undefined);
+ * inbox.deliver(helloOk); // `next` resolves with it
  * ```
  */
 export class ControlInbox {

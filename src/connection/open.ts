@@ -7,7 +7,7 @@
  */
 
 import { type Clock, systemClock } from "../clock.ts";
-import { DEFAULT_TIMEOUT_MS } from "../config/config.ts";
+import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   AbortedError,
   ConnectionError,
@@ -139,10 +139,8 @@ export async function openConnection<
  * payload this client accepts.
  *
  * @example
- * ```ts
- * import { helloPayload } from "./open.ts";
- * const payload = helloPayload("nodewire", 16 * 1024 * 1024);
- * console.log(new TextDecoder().decode(payload).includes('"version":1')); // true
+ * ```ts ignore
+ * connection.sendMessage(MessageType.Hello, helloPayload("nodewire", maxFrameSize));
  * ```
  */
 export function helloPayload(
@@ -158,16 +156,9 @@ export function helloPayload(
  * @throws {RemoteError} when the node answered with ERROR.
  * @throws {ProtocolError} for any other message, or a malformed HELLO_OK.
  * @example
- * ```ts
- * import { readHelloOk } from "./open.ts";
- * import { encodeJson } from "../protocol/messages.ts";
- * const hello = readHelloOk({
- *   type: 0x02,
- *   flags: 0,
- *   sequence: 0,
- *   payload: encodeJson({ nodeId: "n1", maxFrameSize: 1024, auth: "none" }),
- * });
- * console.log(hello.nodeId); // "n1"
+ * ```ts ignore
+ * const hello = readHelloOk(await connection.receiveMessage({ signal }));
+ * hello.nodeId; // the node's own id, e.g. "n1"
  * ```
  */
 export function readHelloOk(reply: Message): HelloOkPayload {
@@ -192,8 +183,7 @@ export function readHelloOk(reply: Message): HelloOkPayload {
  * @throws {ProtocolError} when already encrypted or plaintext arrived.
  * @throws {ConnectionError} when the adapter cannot speak TLS.
  * @example
- * ```ts
- * import { checkTlsSwitch } from "./open.ts";
+ * ```ts ignore
  * const endpoint = { hostname: "127.0.0.1", port: 7000 };
  * checkTlsSwitch(endpoint, "127.0.0.1:7000", false, true, false); // passes
  * ```

@@ -87,7 +87,8 @@ export class ConnectionRefusedError extends ConnectionError {
 }
 
 /**
- * Connecting (TCP, plus the hello handshake) took longer than allowed.
+ * Connecting (TCP, the HELLO exchange and the handshake) took longer than
+ * allowed.
  *
  * @example
  * ```ts

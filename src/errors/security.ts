@@ -16,9 +16,9 @@ import type { ProtocolType } from "../protocol_type.ts";
  *   connected to (`tls.serverName`, else the host);
  * - `"expired"`: the certificate is outside its validity period (expired,
  *   or not yet valid);
- * - `"handshake-timeout"`: the handshake did not finish within
+ * - `"handshake-timeout"`: the TLS handshake did not finish within
  *   `tls.handshakeTimeoutMs`;
- * - `"handshake"`: the handshake broke otherwise (the node does not speak
+ * - `"handshake"`: the TLS handshake broke otherwise (the node does not speak
  *   TLS, no common version or cipher, an alert).
  */
 export type TlsFailureReason =

@@ -10,7 +10,7 @@
  */
 
 import { SCRAM_SHA_256, ScramClient, ScramKeyCache } from "../auth/scram.ts";
-import type { ResolvedConfig } from "../config/config.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
 import {
   AuthenticationError,

@@ -17,11 +17,10 @@
 
 import type { Connection } from "../connection/connection.ts";
 import type { RequestRoute } from "../connection/types.ts";
+import { integerIn } from "../config/validate.ts";
 import {
-  ConfigError,
   ConnectionLostError,
   DatagramTooLargeError,
-  NodewireError,
   ProtocolError,
 } from "../errors.ts";
 import type { TransportUpgrade } from "./handshake.ts";
@@ -127,17 +126,12 @@ export function udpTransport(
 ): TransportUpgrade | undefined {
   const { adapter } = options;
   if (typeof adapter.datagram !== "function") return undefined;
-  const maxDatagramSize = options.maxDatagramSize ?? DEFAULT_MAX_DATAGRAM_SIZE;
-  if (
-    !Number.isInteger(maxDatagramSize) ||
-    maxDatagramSize < MIN_DATAGRAM_SIZE || maxDatagramSize > MAX_DATAGRAM_SIZE
-  ) {
-    throw new ConfigError(
-      "maxDatagramSize",
-      maxDatagramSize,
-      `expected an integer from ${MIN_DATAGRAM_SIZE} to ${MAX_DATAGRAM_SIZE}`,
-    );
-  }
+  const maxDatagramSize = integerIn(
+    "maxDatagramSize",
+    options.maxDatagramSize ?? DEFAULT_MAX_DATAGRAM_SIZE,
+    MIN_DATAGRAM_SIZE,
+    MAX_DATAGRAM_SIZE,
+  );
   return async (connection, negotiated, signal) => {
     const port = negotiated.udpPort;
     if (port === undefined) {

@@ -1,12 +1,10 @@
 /**
- * The events a {@linkcode ConnectionPool} dispatches, their payloads, and an
- * `EventTarget` that knows whether anyone listens, so that the pool builds no
- * event object at all on its hot path when nobody does.
+ * The events a {@linkcode ConnectionPool} dispatches and their payloads.
  *
  * @module
  */
 
-import type { PoolConfig } from "../config/config.ts";
+import type { PoolConfig } from "../config/shapes.ts";
 
 /** Why the pool let go of a connection. */
 export type ConnectionClosedReason =
@@ -44,12 +42,12 @@ export type CheckoutMode = "exclusive" | "shared";
  *
  * @example
  * ```ts
- * import type { PoolEventMap } from "@nodewire/client";
- * const onClosed = (detail: PoolEventMap["connectionClosed"]) =>
+ * import type { PoolEventDetailMap } from "@nodewire/client";
+ * const onClosed = (detail: PoolEventDetailMap["connectionClosed"]) =>
  *   console.log(`${detail.address} #${detail.connectionId} closed: ${detail.reason}`);
  * ```
  */
-export interface PoolEventMap {
+export interface PoolEventDetailMap {
   /** The pool exists (dispatched one microtask after construction, so listeners added right after `new` see it). */
   poolCreated: { address: string; config: Readonly<PoolConfig> };
   /** The pool reached `minConnections` open connections for the first time. */
@@ -104,7 +102,7 @@ export interface PoolEventMap {
 }
 
 /** The name of a pool event. */
-export type PoolEventName = keyof PoolEventMap;
+export type PoolEventName = keyof PoolEventDetailMap;
 
 /**
  * Every pool event name, in lifecycle order.
@@ -139,120 +137,37 @@ export const POOL_EVENT_NAMES: readonly PoolEventName[] = Object.freeze(
  * @example
  * ```ts
  * import { PoolEvent } from "@nodewire/client";
- * const event = new PoolEvent("checkedIn", { address: "127.0.0.1:7000", connectionId: 3 });
- * console.log(event.type, event.detail.connectionId); // "checkedIn" 3
+ * const event = new PoolEvent("checkedIn", { address: "127.0.0.1:7000", connectionId: 3 }, 1250);
+ * console.log(event.type, event.detail.connectionId, event.at); // "checkedIn" 3 1250
  * ```
  */
 export class PoolEvent<K extends PoolEventName = PoolEventName> extends Event {
   /** The typed payload of this event. */
-  readonly detail: PoolEventMap[K];
+  readonly detail: PoolEventDetailMap[K];
+  /**
+   * When it happened: ms on the pool's clock (its `clock` option,
+   * `performance.now()` by default). Compare it with other readings of
+   * that clock, not with `Date.now()`.
+   */
+  readonly at: number;
 
-  /** Creates an event named `type` carrying `detail`. */
-  constructor(type: K, detail: PoolEventMap[K]) {
+  /** Creates an event named `type` carrying `detail`, which happened at `at`. */
+  constructor(type: K, detail: PoolEventDetailMap[K], at: number) {
     super(type);
     this.detail = detail;
+    this.at = at;
   }
 }
 
-/** A listener for one pool event, as a function or an object with `handleEvent`. */
-export type PoolEventListener<K extends PoolEventName> =
-  | ((event: PoolEvent<K>) => void)
-  | { handleEvent(event: PoolEvent<K>): void };
-
-/** Bit per registration kind, because `capture` makes two registrations distinct. */
-const BUBBLE = 1;
-const CAPTURE = 2;
-
 /**
- * An `EventTarget` that tracks which event types have listeners, because
- * `EventTarget` offers no way to ask, and building an event nobody hears
- * would cost an allocation on every checkout.
- *
- * The count errs on the side of "someone listens": a `once` listener that
- * already fired still counts until it is removed explicitly, which only
- * costs a wasted event, never a missed one.
+ * The events of a {@linkcode ConnectionPool}, by name: what its
+ * `addEventListener` accepts and what each listener receives.
  *
  * @example
  * ```ts
- * import { ListenerAwareEventTarget } from "./events.ts";
- * class Emitter extends ListenerAwareEventTarget {
- *   ping(): void {
- *     if (this.hasListeners("ping")) this.dispatchEvent(new Event("ping"));
- *   }
- * }
- * const emitter = new Emitter();
- * emitter.addEventListener("ping", () => console.log("pong"));
- * emitter.ping();
+ * import type { PoolEventMap } from "@nodewire/client";
+ * const onClosed = (e: PoolEventMap["connectionClosed"]) =>
+ *   console.log(`#${e.detail.connectionId} closed at ${e.at}: ${e.detail.reason}`);
  * ```
  */
-export class ListenerAwareEventTarget extends EventTarget {
-  #listeners = new Map<
-    string,
-    Map<EventListenerOrEventListenerObject, number>
-  >();
-
-  /** Registers a listener, like `EventTarget.addEventListener`, and remembers the type is listened to. */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(type, listener, options);
-    if (listener === null) return;
-    const signal = typeof options === "object" ? options.signal : undefined;
-    if (signal?.aborted) return; // EventTarget ignores it too
-    const bit = captureBit(options);
-    let byListener = this.#listeners.get(type);
-    if (byListener === undefined) {
-      byListener = new Map();
-      this.#listeners.set(type, byListener);
-    }
-    byListener.set(listener, (byListener.get(listener) ?? 0) | bit);
-    // EventTarget drops the listener on abort without telling us; follow it.
-    signal?.addEventListener(
-      "abort",
-      () => this.#forget(type, listener, bit),
-      { once: true },
-    );
-  }
-
-  /** Removes a listener, like `EventTarget.removeEventListener`. */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(type, listener, options);
-    if (listener !== null) this.#forget(type, listener, captureBit(options));
-  }
-
-  /**
-   * Whether any listener is registered for `type`. Callers check this before
-   * building an event, which keeps unheard events free.
-   */
-  hasListeners(type: string): boolean {
-    return this.#listeners.size !== 0 && this.#listeners.has(type);
-  }
-
-  #forget(
-    type: string,
-    listener: EventListenerOrEventListenerObject,
-    bit: number,
-  ): void {
-    const byListener = this.#listeners.get(type);
-    const bits = byListener?.get(listener);
-    if (byListener === undefined || bits === undefined) return;
-    const left = bits & ~bit;
-    if (left !== 0) {
-      byListener.set(listener, left);
-      return;
-    }
-    byListener.delete(listener);
-    if (byListener.size === 0) this.#listeners.delete(type);
-  }
-}
-
-function captureBit(options?: boolean | EventListenerOptions): number {
-  const capture = typeof options === "boolean" ? options : options?.capture;
-  return capture === true ? CAPTURE : BUBBLE;
-}
+export type PoolEventMap = { [K in PoolEventName]: PoolEvent<K> };

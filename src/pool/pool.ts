@@ -16,11 +16,11 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../clock.ts";
-import { type PoolConfig, resolvePoolConfig } from "../config/config.ts";
+import { resolvePoolConfig } from "../config/resolve.ts";
+import type { PoolConfig } from "../config/shapes.ts";
+import { invalidDuration } from "../config/validate.ts";
 import {
   AbortedError,
-  ConfigError,
-  NodewireError,
   PoolClosedError,
   PoolMisuseError,
   PoolTimeoutError,
@@ -29,12 +29,12 @@ import {
   type CheckoutFailedReason,
   type CheckoutMode,
   type ConnectionClosedReason,
-  ListenerAwareEventTarget,
   PoolEvent,
-  type PoolEventListener,
+  type PoolEventDetailMap,
   type PoolEventMap,
   type PoolEventName,
 } from "./events.ts";
+import { TypedEventTarget } from "../events.ts";
 import { type Waiter, WaitQueue } from "./wait_queue.ts";
 import { TickClock } from "../tick_clock.ts";
 
@@ -280,7 +280,8 @@ function asError(value: unknown): Error {
  *   usable; `close()` ends it.
  *
  * Events (see {@linkcode PoolEventMap}) are dispatched as
- * {@linkcode PoolEvent}s, and only built when someone listens.
+ * {@linkcode PoolEvent}s, typed by name, and only built when someone
+ * listens.
  *
  * @example
  * ```ts
@@ -306,7 +307,7 @@ function asError(value: unknown): Error {
  * ```
  */
 export class ConnectionPool<C extends PoolableConnection>
-  extends ListenerAwareEventTarget {
+  extends TypedEventTarget<PoolEventMap> {
   /** The node, `host:port`. */
   readonly address: string;
   /** The resolved settings. */
@@ -368,57 +369,6 @@ export class ConnectionPool<C extends PoolableConnection>
     this.#heartbeat = options.heartbeat;
     // Deferred so that listeners added right after `new` hear it.
     queueMicrotask(() => this.#flushCreated());
-  }
-
-  /**
-   * Registers a listener for a pool event, typed by its name; see
-   * {@linkcode PoolEventMap} for the payloads.
-   */
-  override addEventListener<K extends PoolEventName>(
-    type: K,
-    listener: PoolEventListener<K> | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  /** Registers a listener for any event type, like `EventTarget`. */
-  override addEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | AddEventListenerOptions,
-  ): void;
-  override addEventListener(
-    type: string,
-    listener: unknown,
-    options?: boolean | AddEventListenerOptions,
-  ): void {
-    super.addEventListener(
-      type,
-      listener as EventListenerOrEventListenerObject | null,
-      options,
-    );
-  }
-
-  /** Removes a listener for a pool event. */
-  override removeEventListener<K extends PoolEventName>(
-    type: K,
-    listener: PoolEventListener<K> | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  /** Removes a listener for any event type, like `EventTarget`. */
-  override removeEventListener(
-    type: string,
-    listener: EventListenerOrEventListenerObject | null,
-    options?: boolean | EventListenerOptions,
-  ): void;
-  override removeEventListener(
-    type: string,
-    listener: unknown,
-    options?: boolean | EventListenerOptions,
-  ): void {
-    super.removeEventListener(
-      type,
-      listener as EventListenerOrEventListenerObject | null,
-      options,
-    );
   }
 
   /** Whether `close()` was called. */
@@ -858,16 +808,11 @@ export class ConnectionPool<C extends PoolableConnection>
 
   #wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
     const timeoutMs = options.timeoutMs ?? this.config.connectionTimeoutMs;
-    if (!(timeoutMs >= 0) || !Number.isFinite(timeoutMs)) {
-      return this.#rejectNow(
-        exclusive,
-        new ConfigError(
-          "timeoutMs",
-          timeoutMs,
-          "expected a finite number of milliseconds, at least 0",
-        ),
-        "timeout",
-      );
+    const invalid = invalidDuration("timeoutMs", timeoutMs, {
+      allowZero: true,
+    });
+    if (invalid !== undefined) {
+      return this.#rejectNow(exclusive, invalid, "timeout");
     }
     return new Promise<C>((resolve, reject) => {
       const startedAt = this.#tick.now();
@@ -1418,9 +1363,14 @@ export class ConnectionPool<C extends PoolableConnection>
 
   // ------------------------------------------------------------------ events
 
-  #emit<K extends PoolEventName>(type: K, detail: PoolEventMap[K]): void {
+  #emit<K extends PoolEventName>(
+    type: K,
+    detail: PoolEventDetailMap[K],
+  ): void {
     this.#flushCreated();
-    this.dispatchEvent(new PoolEvent(type, detail));
+    this.dispatchEvent(
+      new PoolEvent(type, detail, this.#clock.now()) as PoolEventMap[K],
+    );
   }
 
   /** Dispatches `poolCreated` first, once, whichever comes first. */
@@ -1432,7 +1382,7 @@ export class ConnectionPool<C extends PoolableConnection>
         new PoolEvent("poolCreated", {
           address: this.address,
           config: this.config,
-        }),
+        }, this.#clock.now()),
       );
     }
   }

@@ -33,7 +33,6 @@ import type {
   ByteChannel,
   ConnectOptions,
   RuntimeAdapter,
-  TlsOptions,
   TlsServerOptions,
 } from "./types.ts";
 

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../src/clock.ts";
-import type { DatagramChannel } from "../src/runtime/datagram.ts";
-import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
+import type { Clock, TimerHandle } from "../../src/clock.ts";
+import type { DatagramChannel } from "../../src/runtime/datagram.ts";
+import type { ByteChannel, RuntimeAdapter } from "../../src/runtime/types.ts";
 
 /**
  * A clock that delegates to another and counts timers set and not yet

@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { Clock } from "../src/clock.ts";
-import { NodewireError } from "../src/errors.ts";
-import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
-import type { VirtualClock } from "./virtual_clock.ts";
+import type { Clock } from "../../src/clock.ts";
+import { NodewireError } from "../../src/errors.ts";
+import type { ByteChannel, RuntimeAdapter } from "../../src/runtime/types.ts";
+import type { VirtualClock } from "../../testing/virtual_clock.ts";
 
 interface ProcessEvents {
   on(event: string, fn: (value: unknown) => void): void;

@@ -7,12 +7,13 @@
  * @module
  */
 
-import { Client, type RetryEvent } from "../src/client/client.ts";
-import { type Clock, systemClock } from "../src/clock.ts";
-import type { ConnectionConfig } from "../src/config/config.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { getAdapter } from "../src/runtime/detect.ts";
-import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { Client } from "../../src/client/client.ts";
+import type { RetryEvent } from "../../src/client/events.ts";
+import { type Clock, systemClock } from "../../src/clock.ts";
+import type { ConnectionConfig } from "../../src/config/shapes.ts";
+import { createMemoryNetwork } from "../../src/runtime/memory.ts";
+import { getAdapter } from "../../src/runtime/detect.ts";
+import type { RuntimeAdapter } from "../../src/runtime/types.ts";
 import { countChannels, CountingClock } from "./counting.ts";
 import {
   drive,
@@ -23,9 +24,9 @@ import {
   Tracker,
   watchEscapes,
 } from "./fault_harness.ts";
-import { startTestNode, type TestNode } from "./node.ts";
-import { type FaultProxy, startFaultProxy } from "./proxy.ts";
-import { VirtualClock } from "./virtual_clock.ts";
+import { startTestNode, type TestNode } from "../../testing/node.ts";
+import { type FaultProxy, startFaultProxy } from "../../testing/proxy.ts";
+import { VirtualClock } from "../../testing/virtual_clock.ts";
 
 /** Options of {@linkcode startScene}. */
 export interface SceneOptions {
@@ -154,7 +155,7 @@ export async function startScene(options: SceneOptions): Promise<Scene> {
     config,
     async connect(extra = {}) {
       const client = await run(Client.connect({ ...config, ...extra }));
-      client.addEventListener("retry", (e) => retries.push(e as RetryEvent));
+      client.addEventListener("retry", (e) => retries.push(e));
       return client;
     },
     run,

@@ -1,0 +1,109 @@
+/**
+ * Building blocks for composing a client of your own: one
+ * {@linkcode Connection} with many requests in flight, a
+ * {@linkcode ConnectionPool} per node, the {@linkcode ConnectionManager}
+ * that routes over healthy nodes, the balancers, {@linkcode NodeHealth},
+ * the handshake (negotiation, TLS and UDP transports, authentication) and
+ * the clock abstraction. An application normally needs only the root
+ * module's `Client`.
+ *
+ * @example One connection to one node
+ * ```ts
+ * import { Connection } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * const connection = await Connection.connect({
+ *   adapter: await getAdapter(),
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ * });
+ * console.log(await connection.ping(), "ms");
+ * await connection.close();
+ * ```
+ *
+ * @module
+ */
+
+export {
+  Connection,
+  type ConnectionOptions,
+} from "./src/connection/connection.ts";
+export type {
+  ConnectionStats,
+  ReplySink,
+  RequestOptions,
+  RequestRoute,
+} from "./src/connection/types.ts";
+export {
+  type AcquireOptions,
+  type ConnectionFactory,
+  ConnectionPool,
+  type ConnectionPoolOptions,
+  type PoolableConnection,
+  type PoolStats,
+} from "./src/pool/pool.ts";
+export {
+  type CheckoutFailedReason,
+  type CheckoutMode,
+  type ConnectionClosedReason,
+  POOL_EVENT_NAMES,
+  type PoolEventDetailMap,
+  type PoolEventName,
+} from "./src/pool/events.ts";
+export {
+  type EventMap,
+  type ListenerOptions,
+  TypedEventTarget,
+  type TypedListener,
+} from "./src/events.ts";
+export { ConnectionManager } from "./src/cluster/manager.ts";
+export type { ManagedNode } from "./src/cluster/node.ts";
+export type { ManagerEventMap } from "./src/cluster/events.ts";
+export {
+  type Balancer,
+  createBalancer,
+  HealthyNodeSet,
+  LeastInFlightBalancer,
+  type LeastInFlightOptions,
+  RoundRobinBalancer,
+} from "./src/cluster/balancer.ts";
+export {
+  isNodeFailure,
+  NodeHealth,
+  type NodeHealthOptions,
+  type NodeHealthSnapshot,
+} from "./src/cluster/health.ts";
+export {
+  createHandshake,
+  type Handshake,
+  type HandshakeOptions,
+  type HandshakeResult,
+  handshakeResult,
+  type NegotiationResult,
+  type TransportUpgrade,
+  type TransportUpgrades,
+} from "./src/handshake/handshake.ts";
+export { tlsTransport } from "./src/handshake/tls.ts";
+export {
+  type UdpStats,
+  udpStats,
+  udpTransport,
+  type UdpTransportOptions,
+} from "./src/handshake/udp.ts";
+export type { HostAddress, ResolvedConfig } from "./src/config/shapes.ts";
+export { parseHost } from "./src/config/hosts.ts";
+export { resolveConfig } from "./src/config/resolve.ts";
+export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
+export { backoffDelay } from "./src/client/retry.ts";
+export {
+  type Clock,
+  sleep,
+  systemClock,
+  type TimerHandle,
+} from "./src/clock.ts";
+export {
+  type Endpoint,
+  formatAddress,
+  NEVER_RETRIED_CODES,
+  NEVER_SENT_CODES,
+  NOT_THE_NODES_FAULT,
+} from "./src/errors.ts";

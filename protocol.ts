@@ -1,0 +1,67 @@
+/**
+ * The wire format, for tools and for nodes written in TypeScript: frame
+ * constants, the incremental {@linkcode MessageCodec}, control-message
+ * payloads, protocol negotiation and the UDP datagram codec. Byte by byte
+ * in docs/PROTOCOL.md.
+ *
+ * @example Encoding and decoding a frame
+ * ```ts
+ * import { HEADER_SIZE, MessageCodec, MessageType, writeHeader } from "@nodewire/client/protocol";
+ * const frame = new Uint8Array(HEADER_SIZE + 2);
+ * writeHeader(frame, 0, MessageType.Request, 0, 1, 2);
+ * frame.set([104, 105], HEADER_SIZE);
+ * const codec = new MessageCodec();
+ * console.log(codec.push(frame).length); // 1
+ * ```
+ *
+ * @module
+ */
+
+export {
+  DEFAULT_MAX_FRAME_SIZE,
+  FrameFlags,
+  HEADER_SIZE,
+  isKnownMessageType,
+  KNOWN_FLAGS,
+  MAX_FRAME_SIZE_LIMIT,
+  MAX_SEQUENCE,
+  type Message,
+  MessageType,
+  type MessageTypeValue,
+  PROTOCOL_VERSION,
+} from "./src/protocol/frame.ts";
+export { MessageCodec, writeHeader } from "./src/protocol/codec.ts";
+export {
+  decodeError,
+  decodeHelloOk,
+  decodeJson,
+  encodeError,
+  encodeJson,
+  type ErrorPayload,
+  type HelloOkPayload,
+  type HelloPayload,
+} from "./src/protocol/messages.ts";
+export {
+  allowedProtocols,
+  decodeNegotiate,
+  decodeNegotiateOk,
+  type NegotiateOkPayload,
+  type NegotiatePayload,
+  selectProtocol,
+  sortProtocols,
+} from "./src/protocol/negotiation.ts";
+export { isProtocolType, PROTOCOL_PRIORITY } from "./src/protocol_type.ts";
+export {
+  DATAGRAM_OVERHEAD,
+  decodeDatagram,
+  type DecodedDatagram,
+  DEFAULT_MAX_DATAGRAM_SIZE,
+  encodeDatagram,
+  formatUdpToken,
+  hasToken,
+  MAX_DATAGRAM_SIZE,
+  MIN_DATAGRAM_SIZE,
+  newUdpToken,
+  parseUdpToken,
+  UDP_TOKEN_SIZE,
+} from "./src/protocol/datagram.ts";

@@ -1,0 +1,120 @@
+/**
+ * How the manager opens connections to a node: the handshake built from the
+ * client's config (negotiation, the TLS and UDP transports this runtime
+ * can do, authentication), and a pool per node whose factory connects,
+ * runs the handshake and tells the manager what it learned (the node's id
+ * and the protocol chosen). Also the idle heartbeat the pools run.
+ *
+ * @module
+ */
+
+import type { ResolvedConfig } from "../config/shapes.ts";
+import {
+  Connection,
+  type ConnectionOptions,
+} from "../connection/connection.ts";
+import { ConnectionLostError } from "../errors.ts";
+import { type Handshake, handshakeFromConfig } from "../handshake/handshake.ts";
+import { tlsTransport } from "../handshake/tls.ts";
+import { udpTransport } from "../handshake/udp.ts";
+import { ConnectionPool } from "../pool/pool.ts";
+import type { RuntimeAdapter } from "../runtime/types.ts";
+import type { ManagedNode } from "./node.ts";
+
+/**
+ * The handshake for every connection of a client: negotiation and
+ * authentication from `config`, with the transports `adapter` can do.
+ */
+export function handshakeFor(
+  config: ResolvedConfig,
+  adapter: RuntimeAdapter,
+): Handshake {
+  return handshakeFromConfig(config, {
+    udp: udpTransport({
+      adapter,
+      maxDatagramSize: config.maxDatagramSize,
+    }),
+    // Offered only when the adapter can do it (not the memory network).
+    tls: adapter.supportsTls
+      ? tlsTransport({ tls: config.tls, clock: config.clock })
+      : undefined,
+  });
+}
+
+/** What {@linkcode createNodePool} needs besides the node. */
+export interface NodePoolOptions {
+  /** The client's resolved configuration. */
+  config: ResolvedConfig;
+  /** The runtime adapter that opens sockets. */
+  adapter: RuntimeAdapter;
+  /** Added to what each connection is opened with. */
+  connectionOptions: Partial<ConnectionOptions>;
+  /** Runs on every connection after HELLO_OK. */
+  handshake: Handshake;
+  /** Called with every connection the pool opens, before it is lent. */
+  onOpened(node: ManagedNode, connection: Connection): void;
+}
+
+/** The pool of `node`: it opens connections with the client's settings. */
+export function createNodePool(
+  node: ManagedNode,
+  options: NodePoolOptions,
+): ConnectionPool<Connection> {
+  const { config, adapter, connectionOptions, handshake, onOpened } = options;
+  const host = node.host;
+  return new ConnectionPool<Connection>({
+    address: host.address,
+    config: config.poolConfig,
+    clock: config.clock,
+    heartbeat: (connection) => heartbeat(connection, config),
+    factory: async (signal) => {
+      const connection = await Connection.connect({
+        adapter,
+        hostname: host.hostname,
+        port: host.port,
+        timeoutMs: config.timeoutMs,
+        requestTimeoutMs: config.requestTimeoutMs,
+        maxFrameSize: config.maxFrameSize,
+        clock: config.clock,
+        clientName: config.clientName,
+        tls: config.tls.direct
+          ? {
+            serverName: config.tls.serverName ?? host.hostname,
+            ca: config.tls.ca,
+            dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
+          }
+          : undefined,
+        ...connectionOptions,
+        handshake,
+        signal,
+      });
+      onOpened(node, connection);
+      return connection;
+    },
+  });
+}
+
+/**
+ * The idle heartbeat: a ping within the health timeout. A miss becomes the
+ * error the pool destroys the connection with, naming the heartbeat.
+ */
+async function heartbeat(
+  connection: Connection,
+  config: ResolvedConfig,
+): Promise<void> {
+  const timeoutMs = config.healthConfig.timeoutMs;
+  try {
+    await connection.ping({ timeoutMs });
+  } catch (error) {
+    throw new ConnectionLostError(
+      connection,
+      `no answer to a heartbeat within ${timeoutMs} ms (${describe(error)})`,
+      { cause: error },
+    );
+  }
+}
+
+/** An error's message, or the value as text when it is not an Error. */
+export function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

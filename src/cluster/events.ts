@@ -1,0 +1,106 @@
+/**
+ * The events a {@linkcode ConnectionManager} dispatches (and its Client
+ * re-dispatches) and their payloads.
+ *
+ * @module
+ */
+
+import type { ProtocolType } from "../protocol_type.ts";
+
+/** Detail of a `nodeHealthChanged` event. */
+export interface NodeHealthChange {
+  /** `host:port` of the node. */
+  address: string;
+  /** The node's id, when known. */
+  nodeId: string | undefined;
+  /** The new state. */
+  healthy: boolean;
+  /** What caused the change. */
+  reason: string;
+}
+
+/**
+ * Event dispatched by {@linkcode ConnectionManager} (and re-dispatched by
+ * the Client) when a node turns healthy or unhealthy.
+ *
+ * @example
+ * ```ts
+ * import type { NodeHealthEvent } from "@nodewire/client";
+ * const onChange = (e: NodeHealthEvent) => console.log(e.at, e.detail.address, e.detail.healthy);
+ * ```
+ */
+export class NodeHealthEvent extends Event {
+  /** What changed. */
+  readonly detail: NodeHealthChange;
+  /**
+   * When the node's state changed: ms on the manager's clock (the config's
+   * `clock`, `performance.now()` by default). Compare it with other
+   * readings of that clock, not with `Date.now()`.
+   */
+  readonly at: number;
+
+  /** Creates the event. */
+  constructor(detail: NodeHealthChange, at: number) {
+    super("nodeHealthChanged");
+    this.detail = detail;
+    this.at = at;
+  }
+}
+
+/** Detail of a `protocolSelected` event. */
+export interface ProtocolSelection {
+  /** `host:port` of the node. */
+  address: string;
+  /** The node's id. */
+  nodeId: string | undefined;
+  /** The protocol negotiated with the node. */
+  protocol: ProtocolType;
+  /** The protocol used before, `undefined` on the first connection. */
+  previous: ProtocolType | undefined;
+}
+
+/**
+ * Event dispatched by {@linkcode ConnectionManager} (and re-dispatched by
+ * the Client) when the protocol negotiated with a node is first known or
+ * changes.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolSelectedEvent } from "@nodewire/client";
+ * const log = (e: ProtocolSelectedEvent) => console.log(e.detail.address, e.detail.protocol);
+ * ```
+ */
+export class ProtocolSelectedEvent extends Event {
+  /** Which node and which protocol. */
+  readonly detail: ProtocolSelection;
+  /**
+   * When the connection that negotiated it was ready: ms on the manager's
+   * clock (the config's `clock`, `performance.now()` by default). Compare
+   * it with other readings of that clock, not with `Date.now()`.
+   */
+  readonly at: number;
+
+  /** Creates the event. */
+  constructor(detail: ProtocolSelection, at: number) {
+    super("protocolSelected");
+    this.detail = detail;
+    this.at = at;
+  }
+}
+
+/**
+ * The events of a {@linkcode ConnectionManager}, by name: what its
+ * `addEventListener` accepts and what each listener receives.
+ *
+ * @example
+ * ```ts
+ * import type { ManagerEventMap } from "@nodewire/client";
+ * const onHealth = (e: ManagerEventMap["nodeHealthChanged"]) => console.log(e.detail.healthy);
+ * ```
+ */
+export interface ManagerEventMap {
+  /** A node turned healthy or unhealthy. */
+  nodeHealthChanged: NodeHealthEvent;
+  /** The protocol negotiated with a node is first known, or changed. */
+  protocolSelected: ProtocolSelectedEvent;
+}

@@ -1,0 +1,172 @@
+/**
+ * The health loop: a sweep pings every node (a bounded number at a time),
+ * feeds the outcome into each node's health record, and the next sweep is
+ * scheduled when this one ends. The manager owns the nodes and reacts to
+ * health changes; this file owns the timer and the sweep in progress.
+ *
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../clock.ts";
+import type { HealthConfig } from "../config/shapes.ts";
+import { runWithConcurrency } from "./concurrency.ts";
+import type { ManagedNode } from "./node.ts";
+
+/** The outcome of one node's health check. */
+export interface HealthCheckResult {
+  /** `host:port` of the node. */
+  address: string;
+  /** The node's id, when known. */
+  nodeId: string | undefined;
+  /** Whether the ping succeeded within the health timeout. */
+  ok: boolean;
+  /** Round trip of the ping, in ms, when it succeeded. */
+  latencyMs: number | undefined;
+  /** Why it failed, when it did. */
+  error: Error | undefined;
+  /** Whether the node counts as healthy after this check. */
+  healthy: boolean;
+}
+
+/** What the health loop needs from the manager that owns the nodes. */
+export interface HealthLoopOwner {
+  /** Every node, in host order. */
+  readonly nodes: readonly ManagedNode[];
+  /** Whether the owner is closing: checks stop changing health then. */
+  isClosed(): boolean;
+  /** A check changed `node`'s health; `reason` says why. */
+  onHealthChanged(node: ManagedNode, reason: string): void;
+}
+
+/**
+ * Runs health sweeps on demand and, with a positive `intervalMs`, on a
+ * timer. Concurrent sweeps share one run.
+ */
+export class HealthLoop {
+  readonly #owner: HealthLoopOwner;
+  readonly #config: HealthConfig;
+  readonly #clock: Clock;
+  #healthTimer: TimerHandle | undefined;
+  #sweep: Promise<HealthCheckResult[]> | undefined;
+
+  constructor(owner: HealthLoopOwner, config: HealthConfig, clock: Clock) {
+    this.#owner = owner;
+    this.#config = config;
+    this.#clock = clock;
+  }
+
+  /**
+   * Pings every node (at most `maxConcurrentChecks` at a time), each within
+   * `timeoutMs`, and returns the results in host order. Calls made while a
+   * sweep runs share it.
+   */
+  sweep(): Promise<HealthCheckResult[]> {
+    if (this.#sweep) return this.#sweep;
+    const sweep = this.#runSweep().finally(() => {
+      if (this.#sweep === sweep) this.#sweep = undefined;
+    });
+    this.#sweep = sweep;
+    return sweep;
+  }
+
+  /** Schedules the next sweep after `intervalMs`; nothing when it is 0. */
+  schedule(): void {
+    const interval = this.#config.intervalMs;
+    if (interval <= 0 || this.#owner.isClosed()) return;
+    // The next sweep is scheduled after this one ends, so slow checks never
+    // pile up; the clock's timers never keep the process alive.
+    this.#healthTimer = this.#clock.setTimeout(() => {
+      this.#healthTimer = undefined;
+      this.sweep().then(
+        () => this.schedule(),
+        () => this.schedule(),
+      );
+    }, interval);
+  }
+
+  /** Cancels the next scheduled sweep; one in progress runs to its end. */
+  stop(): void {
+    if (this.#healthTimer !== undefined) {
+      this.#clock.clearTimeout(this.#healthTimer);
+    }
+    this.#healthTimer = undefined;
+  }
+
+  /** Resolves when the sweep in progress, if any, has ended. */
+  async settled(): Promise<void> {
+    await this.#sweep?.catch(() => {});
+  }
+
+  async #runSweep(): Promise<HealthCheckResult[]> {
+    const { timeoutMs, maxConcurrentChecks } = this.#config;
+    const settled = await runWithConcurrency(
+      this.#owner.nodes,
+      maxConcurrentChecks,
+      (node) => this.#check(node, timeoutMs),
+    );
+    return settled.map((s, i) =>
+      s.status === "fulfilled" ? s.value : this.#result(
+        this.#owner.nodes[i],
+        undefined,
+        s.reason instanceof Error ? s.reason : new Error(String(s.reason)),
+      )
+    );
+  }
+
+  async #check(
+    node: ManagedNode,
+    timeoutMs: number,
+  ): Promise<HealthCheckResult> {
+    if (this.#owner.isClosed()) {
+      return this.#result(node, undefined, new Error("the manager is closed"));
+    }
+    const start = this.#clock.now();
+    try {
+      // A check is a deliberate probe, paced by the health interval: it
+      // tries to connect even while the pool backs off.
+      const connection = node.pool.tryAcquireShared() ??
+        await node.pool.acquireShared({ timeoutMs, ignoreBackoff: true });
+      const left = Math.max(1, timeoutMs - (this.#clock.now() - start));
+      const latency = await connection.ping({ timeoutMs: left });
+      if (
+        !this.#owner.isClosed() &&
+        node.health.recordSuccess(latency, this.#clock.now())
+      ) {
+        this.#owner.onHealthChanged(
+          node,
+          `${node.health.consecutiveSuccesses} health checks passed`,
+        );
+      }
+      return this.#result(node, latency, undefined);
+    } catch (caught) {
+      const error = caught instanceof Error
+        ? caught
+        : new Error(String(caught));
+      if (
+        !this.#owner.isClosed() &&
+        node.health.recordFailure(error, this.#clock.now())
+      ) {
+        this.#owner.onHealthChanged(
+          node,
+          `${node.health.consecutiveFailures} health checks failed: ${error.message}`,
+        );
+      }
+      return this.#result(node, undefined, error);
+    }
+  }
+
+  #result(
+    node: ManagedNode,
+    latencyMs: number | undefined,
+    error: Error | undefined,
+  ): HealthCheckResult {
+    return {
+      address: node.address,
+      nodeId: node.nodeId,
+      ok: error === undefined,
+      latencyMs,
+      error,
+      healthy: node.health.isHealthy,
+    };
+  }
+}

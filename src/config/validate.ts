@@ -1,0 +1,321 @@
+/**
+ * The validation helpers every layer uses for user input: each checks one
+ * value, names the field and the bad value in a {@linkcode ConfigError},
+ * and returns the value typed. Durations and numbers are validated here
+ * and nowhere else, so one field means the same thing wherever it is read.
+ *
+ * @module
+ */
+
+import { ConfigError } from "../errors.ts";
+
+/**
+ * The longest delay a runtime timer can hold: 2^31 - 1 ms, about 24.8 days.
+ * Deno, Bun and Node store `setTimeout` delays as signed 32-bit integers; a
+ * longer one overflows and fires at once (Node warns), which would turn a
+ * "wait a long time" into a busy loop.
+ *
+ * @example
+ * ```ts
+ * import { MAX_TIMER_DELAY_MS } from "./validate.ts";
+ * console.log(MAX_TIMER_DELAY_MS === 2 ** 31 - 1); // true
+ * ```
+ */
+export const MAX_TIMER_DELAY_MS = 2_147_483_647;
+
+/**
+ * What {@linkcode duration} accepts besides a finite number of milliseconds
+ * in `(0, MAX_TIMER_DELAY_MS]`.
+ *
+ * @example
+ * ```ts
+ * import type { DurationOptions } from "./validate.ts";
+ * const idleTimeout: DurationOptions = { allowZero: true };
+ * ```
+ */
+export interface DurationOptions {
+  /**
+   * Accept 0, for fields where 0 means "off" or "never" (an idle timeout,
+   * a lifetime, a heartbeat interval) or "at once" (a backoff, a wait).
+   * Default false: the value must be above 0.
+   */
+  allowZero?: boolean;
+}
+
+/**
+ * The problem with `value` as a duration, or `undefined` when it is one:
+ * a number (not a string, not `NaN`, not ±`Infinity`) of milliseconds,
+ * above 0 (or 0 with `allowZero`) and at most {@linkcode MAX_TIMER_DELAY_MS}.
+ * For callers that report the error rather than throw it (a rejected
+ * promise); the rest use {@linkcode duration}.
+ *
+ * @example
+ * ```ts
+ * import { invalidDuration } from "./validate.ts";
+ * invalidDuration("timeoutMs", 250); // undefined
+ * invalidDuration("timeoutMs", -1)?.field; // "timeoutMs"
+ * ```
+ */
+export function invalidDuration(
+  field: string,
+  value: unknown,
+  options: DurationOptions = {},
+): ConfigError | undefined {
+  const allowZero = options.allowZero === true;
+  if (
+    typeof value !== "number" || !Number.isFinite(value) ||
+    (allowZero ? value < 0 : value <= 0)
+  ) {
+    return new ConfigError(
+      field,
+      value,
+      `expected a finite number of milliseconds ${allowZero ? "≥" : ">"} 0`,
+    );
+  }
+  if (value > MAX_TIMER_DELAY_MS) {
+    return new ConfigError(
+      field,
+      value,
+      `expected at most ${MAX_TIMER_DELAY_MS} ms (2^31 - 1, the longest ` +
+        "delay a timer can hold; a longer one fires at once)",
+    );
+  }
+  return undefined;
+}
+
+/**
+ * Validates a duration in milliseconds; see {@linkcode invalidDuration} for
+ * what is accepted.
+ *
+ * @throws {ConfigError} naming `field`, for anything else.
+ * @example
+ * ```ts
+ * import { duration } from "./validate.ts";
+ * duration("poolConfig.idleTimeoutMs", 0, { allowZero: true }); // 0
+ * duration("timeoutMs", 2 ** 31); // throws: at most 2147483647 ms
+ * ```
+ */
+export function duration(
+  field: string,
+  value: unknown,
+  options?: DurationOptions,
+): number {
+  const error = invalidDuration(field, value, options);
+  if (error !== undefined) throw error;
+  return value as number;
+}
+
+/**
+ * Validates an integer within `[min, max]`; `max` may be `Infinity` for
+ * no upper bound.
+ *
+ * @throws {ConfigError} naming `field`, for a non-number, a fraction, `NaN`
+ *   or a value out of range.
+ * @example
+ * ```ts
+ * import { integerIn } from "./validate.ts";
+ * integerIn("poolConfig.maxConnections", 8, 1, 10_000); // 8
+ * ```
+ */
+export function integerIn(
+  field: string,
+  value: unknown,
+  min: number,
+  max: number,
+): number {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < min ||
+    value > max
+  ) {
+    throw new ConfigError(
+      field,
+      value,
+      max === Infinity
+        ? `expected an integer ≥ ${min}`
+        : `expected an integer in ${min}–${max}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Bounds for {@linkcode finiteIn}; each is optional.
+ *
+ * @example
+ * ```ts
+ * import type { Bounds } from "./validate.ts";
+ * const weight: Bounds = { above: 0, atMost: 1 };
+ * ```
+ */
+export interface Bounds {
+  /** Exclusive lower bound. */
+  above?: number;
+  /** Inclusive lower bound. */
+  atLeast?: number;
+  /** Inclusive upper bound. */
+  atMost?: number;
+}
+
+/**
+ * Validates a finite number (not `NaN`, not ±`Infinity`) within `bounds`.
+ *
+ * @throws {ConfigError} naming `field` and the bounds.
+ * @example
+ * ```ts
+ * import { finiteIn } from "./validate.ts";
+ * finiteIn("retryConfig.backoffMultiplier", 1.5, { atLeast: 1 }); // 1.5
+ * finiteIn("latencyWeight", 0.2, { above: 0, atMost: 1 }); // 0.2
+ * ```
+ */
+export function finiteIn(
+  field: string,
+  value: unknown,
+  bounds: Bounds,
+): number {
+  const { above, atLeast, atMost } = bounds;
+  if (
+    typeof value !== "number" || !Number.isFinite(value) ||
+    (above !== undefined && value <= above) ||
+    (atLeast !== undefined && value < atLeast) ||
+    (atMost !== undefined && value > atMost)
+  ) {
+    const parts: string[] = [];
+    if (above !== undefined) parts.push(`> ${above}`);
+    if (atLeast !== undefined) parts.push(`≥ ${atLeast}`);
+    if (atMost !== undefined) parts.push(`≤ ${atMost}`);
+    throw new ConfigError(
+      field,
+      value,
+      `expected a finite number ${parts.join(" and ")}`.trimEnd(),
+    );
+  }
+  return value;
+}
+
+/**
+ * Validates an optional non-empty string.
+ *
+ * @throws {ConfigError} naming `field`, for anything but `undefined` or a
+ *   non-empty string.
+ * @example
+ * ```ts
+ * import { optionalString } from "./validate.ts";
+ * optionalString("clientName", undefined) ?? "nodewire"; // "nodewire"
+ * ```
+ */
+export function optionalString(
+  field: string,
+  value: unknown,
+): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || value.length === 0) {
+    throw new ConfigError(field, value, "expected a non-empty string");
+  }
+  return value;
+}
+
+/**
+ * Validates an optional boolean: `true`, `false` or `undefined`, nothing
+ * truthy or falsy in their place.
+ *
+ * @throws {ConfigError} naming `field`, for any other value.
+ * @example
+ * ```ts
+ * import { optionalBoolean } from "./validate.ts";
+ * optionalBoolean("enableTls", undefined) ?? false; // false
+ * ```
+ */
+export function optionalBoolean(
+  field: string,
+  value: unknown,
+): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "boolean") {
+    throw new ConfigError(field, value, "expected true or false");
+  }
+  return value;
+}
+
+/**
+ * Validates that `value` is one of `options`.
+ *
+ * @throws {ConfigError} naming `field` and listing the options.
+ * @example
+ * ```ts
+ * import { oneOf } from "./validate.ts";
+ * oneOf("whenNoHealthyNodes", "fail", ["fail", "tryAll"] as const); // "fail"
+ * ```
+ */
+export function oneOf<T extends string>(
+  field: string,
+  value: unknown,
+  options: readonly T[],
+): T {
+  if (!options.includes(value as T)) {
+    throw new ConfigError(
+      field,
+      value,
+      `expected one of ${options.map((o) => `"${o}"`).join(", ")}`,
+    );
+  }
+  return value as T;
+}
+
+/**
+ * Refuses any key of `value` that `known` does not hold: a misspelt option
+ * is an error, never silently ignored. `name` is the section's field path;
+ * `"config"` for the top level, whose keys are named bare.
+ *
+ * @throws {ConfigError} naming the first unknown key and listing the known.
+ * @example
+ * ```ts
+ * import { rejectUnknownKeys } from "./validate.ts";
+ * rejectUnknownKeys("poolConfig", { max: 5 }, new Set(["maxConnections"]));
+ * // throws: invalid poolConfig.max: unknown option (known: maxConnections)
+ * ```
+ */
+export function rejectUnknownKeys(
+  name: string,
+  value: object,
+  known: ReadonlySet<string>,
+): void {
+  for (const key of Object.keys(value)) {
+    if (!known.has(key)) {
+      throw new ConfigError(
+        name === "config" ? key : `${name}.${key}`,
+        key,
+        `unknown option (known: ${[...known].join(", ")})`,
+      );
+    }
+  }
+}
+
+/**
+ * Checks that a config section is an object with only the keys of
+ * `defaults`, and returns `defaults` overlaid with its defined values. The
+ * values themselves are left for the caller to validate.
+ *
+ * @throws {ConfigError} for a non-object or an unknown key.
+ * @example
+ * ```ts
+ * import { section } from "./validate.ts";
+ * section("retryConfig", { maxRetries: 5 }, { maxRetries: 3, jitter: false });
+ * // { maxRetries: 5, jitter: false }
+ * ```
+ */
+export function section<T extends object>(
+  name: string,
+  value: Partial<T> | undefined,
+  defaults: Readonly<T>,
+): T {
+  if (value === undefined) return { ...defaults };
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new ConfigError(name, value, "expected an object");
+  }
+  rejectUnknownKeys(name, value, new Set(Object.keys(defaults)));
+  const merged = { ...defaults } as Record<string, unknown>;
+  for (const [key, v] of Object.entries(value)) {
+    if (v !== undefined) merged[key] = v;
+  }
+  return merged as T;
+}

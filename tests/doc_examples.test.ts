@@ -1,0 +1,102 @@
+// Every code example a user can read (the `@example` blocks of the
+// sources, the README and docs/) imports by package specifier, so it can be
+// copied into a project as it is. That they also type-check is the static
+// step `deno check --doc` / `--doc-only` of scripts/test-all.mjs.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+const specifiers = Object.keys(
+  JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).exports,
+).map((key) =>
+  key === "." ? "@nodewire/client" : `@nodewire/client/${key.slice(2)}`
+);
+
+function walk(dir: string, ext: string): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(join(root, dir))) {
+    const path = `${dir}/${name}`;
+    if (statSync(join(root, path)).isDirectory()) out.push(...walk(path, ext));
+    else if (name.endsWith(ext)) out.push(path);
+  }
+  return out;
+}
+
+interface Block {
+  where: string;
+  code: string;
+}
+
+/** The fenced TypeScript blocks of JSDoc comments in a source file. */
+function sourceBlocks(file: string): Block[] {
+  const text = readFileSync(join(root, file), "utf8");
+  const blocks: Block[] = [];
+  for (const comment of text.matchAll(/\/\*\*[\s\S]*?\*\//g)) {
+    const lines = comment[0].split("\n").map((l) => l.replace(/^\s*\* ?/, ""));
+    fenced(lines.join("\n"), file, comment.index!, text, blocks);
+  }
+  return blocks;
+}
+
+/** The fenced TypeScript blocks of a Markdown file. */
+function markdownBlocks(file: string): Block[] {
+  const text = readFileSync(join(root, file), "utf8");
+  const blocks: Block[] = [];
+  fenced(text, file, 0, text, blocks);
+  return blocks;
+}
+
+function fenced(
+  text: string,
+  file: string,
+  offset: number,
+  whole: string,
+  into: Block[],
+): void {
+  for (const m of text.matchAll(/```(ts|typescript)([^\n]*)\n([\s\S]*?)```/g)) {
+    const line = whole.slice(0, offset).split("\n").length;
+    into.push({ where: `${file}:${line}`, code: m[3] });
+  }
+}
+
+const sources = [
+  ...walk("src", ".ts"),
+  ...walk("testing", ".ts"),
+  "mod.ts",
+  "core.ts",
+  "protocol.ts",
+  "auth.ts",
+  "runtime.ts",
+  "cli.ts",
+];
+const markdown = ["README.md", ...walk("docs", ".md")];
+const blocks = [
+  ...sources.flatMap(sourceBlocks),
+  ...markdown.flatMap(markdownBlocks),
+];
+
+test("the examples are found (a reader that finds none would pass anything)", () => {
+  assert.ok(blocks.length > 150, `only ${blocks.length} examples found`);
+});
+
+test("no example imports by relative path", () => {
+  const relative = blocks
+    .filter((b) => /\bfrom\s+["']\.\.?\//.test(b.code))
+    .map((b) => b.where);
+  assert.deepEqual(relative, []);
+});
+
+test("examples import only the package's own entry points (or node: built-ins)", () => {
+  const wrong: string[] = [];
+  for (const b of blocks) {
+    for (const m of b.code.matchAll(/\bfrom\s+["']([^"']+)["']/g)) {
+      const spec = m[1];
+      if (spec.startsWith("node:") || specifiers.includes(spec)) continue;
+      wrong.push(`${b.where}: ${spec}`);
+    }
+  }
+  assert.deepEqual(wrong, []);
+});
