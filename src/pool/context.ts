@@ -19,8 +19,8 @@ import {
 
 /**
  * Dispatches a pool's events on the pool, `poolCreated` always first.
- * Callers ask `has()` before building a payload, so that unheard events
- * cost nothing.
+ * Callers ask the pool's `hasListeners()` before building a payload, so
+ * that unheard events cost nothing.
  */
 export class PoolEmitter {
   readonly #target: TypedEventTarget<PoolEventMap>;
@@ -41,11 +41,6 @@ export class PoolEmitter {
     this.#address = address;
     this.#config = config;
     this.#clock = clock;
-  }
-
-  /** Whether anyone listens to `type`. */
-  has(type: PoolEventName): boolean {
-    return this.#target.hasListeners(type);
   }
 
   /** Dispatches an event (after `poolCreated`, if that is still due). */
@@ -85,7 +80,9 @@ export interface PoolContext {
   readonly clock: Clock;
   /** The clock read once per tick, for the per-request paths. */
   readonly tick: TickClock;
-  /** The pool's events. */
+  /** The pool, asked whether anyone listens before an event is built. */
+  readonly target: TypedEventTarget<PoolEventMap>;
+  /** Dispatches the pool's events. */
   readonly events: PoolEmitter;
   /** Serves waiters, then opens what is missing; safe to call from anywhere. */
   pump(): void;

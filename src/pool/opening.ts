@@ -214,7 +214,7 @@ export class Opener<C extends PoolableConnection> {
     this.#opening.delete(opening);
     this.#totalCreated++;
     const ctx = this.#ctx;
-    if (ctx.events.has("connectionCreated")) {
+    if (ctx.target.hasListeners("connectionCreated")) {
       ctx.events.emit("connectionCreated", {
         address: ctx.address,
         connectionId: conn.id,
@@ -240,7 +240,7 @@ export class Opener<C extends PoolableConnection> {
       ? now + lifetime * (1 + (this.#random() * 2 - 1) * LIFETIME_JITTER)
       : Infinity;
     this.#roster.admit(conn, now, expiresAt);
-    if (ctx.events.has("connectionReady")) {
+    if (ctx.target.hasListeners("connectionReady")) {
       ctx.events.emit("connectionReady", {
         address: ctx.address,
         connectionId: conn.id,
@@ -270,7 +270,7 @@ export class Opener<C extends PoolableConnection> {
     );
     this.#nextOpenAt = this.#clock.now() + backoffMs;
     const ctx = this.#ctx;
-    if (ctx.events.has("connectionFailed")) {
+    if (ctx.target.hasListeners("connectionFailed")) {
       ctx.events.emit("connectionFailed", {
         address: ctx.address,
         error,

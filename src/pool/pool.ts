@@ -136,6 +136,7 @@ export class ConnectionPool<C extends PoolableConnection>
       config: this.config,
       clock,
       tick: this.#tick,
+      target: this,
       events: this.#events,
       pump: () => this.#pump(),
       pumpSoon: () => this.#pumpSoon(),

@@ -241,7 +241,7 @@ export class Roster<C extends PoolableConnection> {
     if (initiate) this.#track(closeQuietly(entry.conn));
     const ctx = this.#ctx;
     ctx.pumpSoon();
-    if (ctx.events.has("connectionClosed")) {
+    if (ctx.target.hasListeners("connectionClosed")) {
       ctx.events.emit("connectionClosed", {
         address: ctx.address,
         connectionId: entry.conn.id,
@@ -257,7 +257,7 @@ export class Roster<C extends PoolableConnection> {
     conn.closed.then(noop, noop);
     this.#track(closeQuietly(conn));
     const ctx = this.#ctx;
-    if (ctx.events.has("connectionClosed")) {
+    if (ctx.target.hasListeners("connectionClosed")) {
       ctx.events.emit("connectionClosed", {
         address: ctx.address,
         connectionId: conn.id,

@@ -8,8 +8,14 @@
 
 import { invalidDuration } from "../config/validate.ts";
 import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
-import type { PoolContext, PoolEmitter } from "./context.ts";
-import type { CheckoutFailedReason, CheckoutMode } from "./events.ts";
+import type { TypedEventTarget } from "../events.ts";
+import type { TickClock } from "../tick_clock.ts";
+import type { PoolContext } from "./context.ts";
+import type {
+  CheckoutFailedReason,
+  CheckoutMode,
+  PoolEventMap,
+} from "./events.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import type { Entry, Roster } from "./roster.ts";
 import type { AcquireOptions, PoolableConnection } from "./types.ts";
@@ -26,7 +32,11 @@ export class Waiters<C extends PoolableConnection> {
   readonly queue: WaitQueue<C> = new WaitQueue<C>();
 
   readonly #ctx: PoolContext;
-  readonly #events: PoolEmitter;
+  /** Read on every wait and grant, so held here rather than through `#ctx`. */
+  readonly #tick: TickClock;
+  /** `connectionTimeoutMs`: how long a caller waits unless it says otherwise. */
+  readonly #timeoutMs: number;
+  readonly #target: TypedEventTarget<PoolEventMap>;
   readonly #roster: Roster<C>;
   readonly #keeper: Housekeeper<C>;
   /** Waiters that asked to `ignoreBackoff`. */
@@ -35,7 +45,9 @@ export class Waiters<C extends PoolableConnection> {
   /** Creates an empty set of waiters. */
   constructor(ctx: PoolContext, roster: Roster<C>, keeper: Housekeeper<C>) {
     this.#ctx = ctx;
-    this.#events = ctx.events;
+    this.#tick = ctx.tick;
+    this.#timeoutMs = ctx.config.connectionTimeoutMs;
+    this.#target = ctx.target;
     this.#roster = roster;
     this.#keeper = keeper;
   }
@@ -51,7 +63,7 @@ export class Waiters<C extends PoolableConnection> {
    * all.
    */
   wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
-    const timeoutMs = options.timeoutMs ?? this.#ctx.config.connectionTimeoutMs;
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
     const invalid = invalidDuration("timeoutMs", timeoutMs, {
       allowZero: true,
     });
@@ -59,7 +71,7 @@ export class Waiters<C extends PoolableConnection> {
       return this.rejectNow(exclusive, invalid, "timeout");
     }
     return new Promise<C>((resolve, reject) => {
-      const startedAt = this.#ctx.tick.now();
+      const startedAt = this.#tick.now();
       const waiter: Waiter<C> = {
         exclusive,
         startedAt,
@@ -127,7 +139,7 @@ export class Waiters<C extends PoolableConnection> {
     mode: CheckoutMode,
     waiter: Waiter<C> | undefined,
   ): void {
-    if (!this.#events.has("checkedOut")) return;
+    if (!this.#target.hasListeners("checkedOut")) return;
     const ctx = this.#ctx;
     ctx.events.emit("checkedOut", {
       address: ctx.address,
@@ -162,7 +174,7 @@ export class Waiters<C extends PoolableConnection> {
     reason: CheckoutFailedReason,
   ): Promise<C> {
     const ctx = this.#ctx;
-    if (ctx.events.has("checkoutFailed")) {
+    if (ctx.target.hasListeners("checkoutFailed")) {
       ctx.events.emit("checkoutFailed", {
         address: ctx.address,
         mode: exclusive ? "exclusive" : "shared",
@@ -197,7 +209,7 @@ export class Waiters<C extends PoolableConnection> {
   fail(waiter: Waiter<C>, error: Error, reason: CheckoutFailedReason): void {
     if (!this.settle(waiter)) return;
     const ctx = this.#ctx;
-    if (ctx.events.has("checkoutFailed")) {
+    if (ctx.target.hasListeners("checkoutFailed")) {
       ctx.events.emit("checkoutFailed", {
         address: ctx.address,
         mode: waiter.exclusive ? "exclusive" : "shared",
