@@ -33,14 +33,14 @@ export type {
   RequestOptions,
   RequestRoute,
 } from "./src/connection/types.ts";
-export {
-  type AcquireOptions,
-  type ConnectionFactory,
-  ConnectionPool,
-  type ConnectionPoolOptions,
-  type PoolableConnection,
-  type PoolStats,
-} from "./src/pool/pool.ts";
+export { ConnectionPool } from "./src/pool/pool.ts";
+export type {
+  AcquireOptions,
+  ConnectionFactory,
+  ConnectionPoolOptions,
+  PoolableConnection,
+  PoolStats,
+} from "./src/pool/types.ts";
 export {
   type CheckoutFailedReason,
   type CheckoutMode,
