@@ -1,47 +1,19 @@
-// What a Node user gets: the package `deno pack` builds is installed into a
-// fresh folder, a plain Node ESM program imports it and talks to a reference
-// node, and tsc type-checks a typed consumer with skipLibCheck off and no
-// Deno or Bun typings anywhere.
+// What a Node user gets: the package scripts/pack.mjs builds (`deno pack`
+// plus bin, engines, sideEffects) is installed into a fresh folder, a plain
+// Node ESM program imports it and talks to a reference node, and tsc
+// type-checks a typed consumer with skipLibCheck off and no Deno or Bun
+// typings anywhere.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import {
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
+  readdirSync,
+  readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
-const env =
-  (globalThis as { process: { env: Record<string, string | undefined> } })
-    .process.env;
-
-function sh(command: string, args: string[], cwd: string) {
-  const r = spawnSync(command, args, {
-    cwd,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  return { code: r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
-}
-
-/** The tarball: the one the test command built, or a fresh one. */
-function tarball(work: string): string {
-  if (env.NODEWIRE_TGZ && existsSync(env.NODEWIRE_TGZ)) return env.NODEWIRE_TGZ;
-  const tgz = join(work, "nodewire.tgz");
-  const r = sh(join(root, "node_modules/.bin/deno"), [
-    "pack",
-    "--allow-dirty",
-    "-o",
-    tgz,
-  ], root);
-  assert.equal(r.code, 0, r.out);
-  return tgz;
-}
+import { installPackage, root, sh } from "./package_install.ts";
 
 const program = `
 import { Client } from "@nodewire/client";
@@ -70,24 +42,8 @@ export const start: typeof startTestNode = startTestNode;
 `;
 
 test("the packed package installs and works from a plain Node ESM program, and type-checks with tsc", () => {
-  mkdirSync(join(root, ".tmp"), { recursive: true });
-  const work = mkdtempSync(join(root, ".tmp", "consumer-"));
+  const { work } = installPackage("consumer-");
   try {
-    const tgz = tarball(work);
-    writeFileSync(
-      join(work, "package.json"),
-      JSON.stringify({ name: "consumer", private: true, type: "module" }),
-    );
-    const install = sh("npm", [
-      "install",
-      "--offline",
-      "--no-audit",
-      "--no-fund",
-      "--ignore-scripts",
-      tgz,
-    ], work);
-    assert.equal(install.code, 0, install.out);
-
     writeFileSync(join(work, "index.mjs"), program);
     const run = sh("node", ["index.mjs"], work);
     assert.equal(run.code, 0, run.out);
@@ -131,6 +87,43 @@ test("the packed package installs and works from a plain Node ESM program, and t
       work,
     ], work);
     assert.notEqual(bad.code, 0, "tsc reports a deliberate type error");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+/** Every file under `dir`, as paths relative to it. */
+function filesUnder(dir: string, prefix = ""): string[] {
+  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory()
+      ? filesUnder(dir, join(prefix, e.name))
+      : [join(prefix, e.name)]
+  );
+}
+
+test("the npm tarball is lean and declares its bin, engines and sideEffects", () => {
+  const { work, tgz } = installPackage("lean-");
+  try {
+    // Inline source maps tripled it (566 KB); the target is 200 KB.
+    const size = statSync(tgz).size;
+    assert.ok(size <= 200_000, `the tarball is ${size} bytes, over 200,000`);
+    const dir = join(work, "node_modules/@nodewire/client");
+    const manifest = JSON.parse(
+      readFileSync(join(dir, "package.json"), "utf8"),
+    );
+    assert.deepEqual(manifest.bin, { nodewire: "./cli.js" });
+    assert.deepEqual(manifest.engines, { node: ">=20" });
+    assert.equal(manifest.sideEffects, false);
+    assert.match(
+      readFileSync(join(dir, "cli.js"), "utf8"),
+      /^#!\/usr\/bin\/env node\n/,
+      "the bin starts with a node shebang",
+    );
+    const mapped = filesUnder(dir).filter((f) =>
+      f.endsWith(".js") &&
+      readFileSync(join(dir, f), "utf8").includes("sourceMappingURL=")
+    );
+    assert.deepEqual(mapped, [], "no .js file carries a source map");
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
