@@ -128,3 +128,38 @@ test("the npm tarball is lean and declares its bin, engines and sideEffects", ()
     rmSync(work, { recursive: true, force: true });
   }
 });
+
+// A client that talked to a node and closed, then one that could not
+// connect, then the node closed: the node's sockets were reset after they
+// had ended, and Node kept the process spinning at 100% CPU, never exiting.
+const exits = `
+import { Client } from "@nodewire/client";
+import { startTestNode } from "@nodewire/client/testing";
+const node = await startTestNode();
+const dead = await startTestNode();
+const deadAddress = dead.address;
+await dead.close();
+const config = { healthConfig: { intervalMs: 0 }, poolConfig: { minConnections: 0 } };
+const client = await Client.connect({ ...config, hosts: [node.address] });
+await client.healthCheckAllNodes();
+await client.disconnect();
+await Client.connect({ ...config, hosts: [deadAddress] }).catch(() => {});
+await node.close();
+console.log("closed");
+`;
+
+test("a Node program using the package exits on its own once it closed everything", () => {
+  const { work } = installPackage("exits-");
+  try {
+    writeFileSync(join(work, "exits.mjs"), exits);
+    const run = sh("node", ["exits.mjs"], work, 20_000);
+    assert.equal(
+      run.code,
+      0,
+      `exit code (null: still running after 20 s)\n${run.out}`,
+    );
+    assert.match(run.out, /closed/);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
