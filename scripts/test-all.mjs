@@ -62,27 +62,39 @@ const lastNumber = (output, pattern) => {
   return all.length ? Number(all[all.length - 1][1]) : undefined;
 };
 
+// Each runner's closing counts. Skipped tests are counted too, so a test
+// that could not run (a Node version not installed) shows in the summary.
 const parsers = {
   deno(output) {
     const m = [
       ...output.matchAll(
-        /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed/g,
+        /(?:ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/g,
       ),
     ].pop();
-    return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
+    return m
+      ? {
+        passed: Number(m[1]),
+        failed: Number(m[2]),
+        skipped: Number(m[3] ?? 0),
+      }
+      : undefined;
   },
   bun(output) {
     const passed = lastNumber(output, /^\s*(\d+) pass$/gm);
     const failed = lastNumber(output, /^\s*(\d+) fail$/gm);
-    return passed === undefined ? undefined : { passed, failed: failed ?? 0 };
+    const skipped = lastNumber(output, /^\s*(\d+) skip$/gm) ?? 0;
+    return passed === undefined
+      ? undefined
+      : { passed, failed: failed ?? 0, skipped };
   },
   node(output) {
     const passed = lastNumber(output, /^# pass (\d+)$/gm);
     const failed = lastNumber(output, /^# fail (\d+)$/gm);
     const cancelled = lastNumber(output, /^# cancelled (\d+)$/gm) ?? 0;
+    const skipped = lastNumber(output, /^# skipped (\d+)$/gm) ?? 0;
     return passed === undefined
       ? undefined
-      : { passed, failed: (failed ?? 0) + cancelled };
+      : { passed, failed: (failed ?? 0) + cancelled, skipped };
   },
 };
 
@@ -190,7 +202,9 @@ for (const [name, command, args, extraEnv] of runtimes) {
 console.log("\n=== summary");
 let passed = 0;
 let failed = 0;
+let skipped = 0;
 let ok = true;
+const skips = (n) => (n > 0 ? `, ${n} skipped` : "");
 for (const r of results) {
   if (r.kind === "check") {
     console.log(
@@ -211,14 +225,17 @@ for (const r of results) {
     console.log(
       `${
         good ? "ok  " : "FAIL"
-      } ${r.label}: ${c.passed} passed, ${c.failed} failed (exit ${r.code}, ${r.seconds} s)` +
+      } ${r.label}: ${c.passed} passed, ${c.failed} failed${
+        skips(c.skipped)
+      } (exit ${r.code}, ${r.seconds} s)` +
         (c.passed === 0 ? " — ran zero tests" : ""),
     );
     passed += c.passed;
     failed += c.failed;
+    skipped += c.skipped;
     if (!good) ok = false;
   }
 }
 if (!ok && failed === 0) failed = 1; // a failed check or a silent runtime still fails
-console.log(`${passed} passed, ${failed} failed`);
+console.log(`${passed} passed, ${failed} failed${skips(skipped)}`);
 process.exit(ok ? 0 : 1);
