@@ -163,7 +163,6 @@ const runtimes = [
     "--import",
     "./scripts/dist-hooks.mjs",
     "--test",
-    "--test-force-exit",
     "--test-concurrency=1",
     ...files,
   ], { NODEWIRE_DIST: join(dist, "package") }],
