@@ -27,7 +27,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 
 /** What the generated package.json gains. */
-export const PACKAGE_FIELDS = {
+const PACKAGE_FIELDS = {
   bin: { nodewire: "./cli.js" },
   engines: { node: ">=20" },
   sideEffects: false,
@@ -40,7 +40,7 @@ const SHEBANG = "#!/usr/bin/env node\n";
  * to `deno pack` as they are. Returns the tarball's size in bytes; throws
  * when `deno pack` fails or the tarball is not what this script expects.
  */
-export function pack(output, args = []) {
+function pack(output, args) {
   mkdirSync(dirname(output), { recursive: true });
   const local = join(root, "node_modules", ".bin", "deno");
   const deno = existsSync(local) ? local : "deno";
@@ -137,26 +137,31 @@ function field(header, offset, length, value) {
   header.write(text, offset, length, "latin1");
 }
 
-if (
-  process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)
-) {
-  const args = process.argv.slice(2);
-  const at = args.findIndex((a) => a === "-o" || a === "--output");
-  const manifest = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
-  const fallback = `${
-    manifest.name.replace("@", "").replace("/", "-")
-  }-${manifest.version}.tgz`;
-  const output = resolve(at >= 0 ? args[at + 1] : fallback);
-  if (at >= 0) args.splice(at, 2);
-  try {
-    const size = pack(output, args);
-    console.log(
-      `${output}: ${
-        (size / 1024).toFixed(1)
-      } KiB, with bin, engines and sideEffects`,
-    );
-  } catch (error) {
-    console.error(`pack: ${error.message}`);
-    process.exitCode = 1;
+const args = process.argv.slice(2);
+const { name, version } = JSON.parse(
+  readFileSync(join(root, "deno.json"), "utf8"),
+);
+// deno pack's own default: @scope/name 1.0.0 -> ./scope-name-1.0.0.tgz
+let output = resolve(
+  `${name.replace("@", "").replace("/", "-")}-${version}.tgz`,
+);
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "-o" || args[i] === "--output") {
+    output = resolve(args[i + 1] ?? "");
+    args.splice(i--, 2);
+  } else if (args[i].startsWith("--output=")) {
+    output = resolve(args[i].slice("--output=".length));
+    args.splice(i--, 1);
   }
+}
+try {
+  const size = pack(output, args);
+  console.log(
+    `${output}: ${
+      (size / 1024).toFixed(1)
+    } KiB, with bin, engines and sideEffects`,
+  );
+} catch (error) {
+  console.error(`pack: ${error.message}`);
+  process.exitCode = 1;
 }
