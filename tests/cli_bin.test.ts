@@ -99,9 +99,12 @@ for (const node of [pathNode(), installedNode(22), installedNode(24)]) {
       symlinkSync(join(work, "node_modules/@nodewire/client/cli.js"), linked);
       const shim = join(work, "node_modules/.bin/nodewire");
       // This Node first on PATH, so the bin's `#!/usr/bin/env node` picks it.
-      const path = `${dirname(binary)}${delimiter}${env.PATH ?? ""}`;
+      const options = {
+        cwd: work,
+        path: `${dirname(binary)}${delimiter}${env.PATH ?? ""}`,
+      };
       const dead = await startTestNode();
-      const deadAddress = dead.address;
+      const closed = dead.address;
       await dead.close();
 
       for (
@@ -112,42 +115,25 @@ for (const node of [pathNode(), installedNode(22), installedNode(24)]) {
         ] as const
       ) {
         const at = `${version}, ${how}`;
-        const help = await run(command, [...prefix, "--help"], {
-          cwd: work,
-          path,
-        });
+        const help = await run(command, [...prefix, "--help"], options);
         assert.equal(help.code, 0, `${at}: --help\n${help.out}`);
         assert.match(help.out, /usage:\n\s+nodewire ping/, at);
 
-        const ping = await run(
-          command,
-          [...prefix, "ping", reference.address],
-          {
-            cwd: work,
-            path,
-          },
-        );
+        const up = reference.address;
+        const ping = await run(command, [...prefix, "ping", up], options);
         assert.equal(ping.code, 0, `${at}: ping\n${ping.out}`);
         assert.match(
           ping.out,
-          new RegExp(
-            `${reference.address}\\s+bin-n1\\s+\\S+ (µs|ms)\\s+tcp\\s+ok`,
-          ),
+          new RegExp(`${up}\\s+bin-n1\\s+\\S+ (µs|ms)\\s+tcp\\s+ok`),
           at,
         );
 
-        const down = await run(command, [...prefix, "ping", deadAddress], {
-          cwd: work,
-          path,
-        });
+        const down = await run(command, [...prefix, "ping", closed], options);
         assert.equal(down.code, 1, `${at}: ping a closed port\n${down.out}`);
         assert.match(down.out, /CONNECT_FAILED.*refused/, at);
       }
       // The bin's shebang ran this Node, not another one on PATH.
-      const viaEnv = await run("/usr/bin/env", ["node", "--version"], {
-        cwd: work,
-        path,
-      });
+      const viaEnv = await run("/usr/bin/env", ["node", "--version"], options);
       assert.equal(viaEnv.out.trim(), version);
     } finally {
       await reference.close();
