@@ -465,7 +465,7 @@ export class ConnectionPool<C extends PoolableConnection>
     return this.#roster.list.map((entry) => entry.conn);
   }
 
-  // ---------------------------------------------------------------- the rest
+  // ------------------------------------------- choosing, lending, the pump
 
   #takeShared(): C | undefined {
     if (!this.#filling) this.#startFilling();
