@@ -22,57 +22,25 @@ interface NodeProcess {
 const g = globalThis as { Deno?: DenoProcess; process?: NodeProcess };
 const encoder = new TextEncoder();
 
-/**
- * Command-line arguments after the script name.
- *
- * @example
- * ```ts
- * import { commandArgs } from "./process.ts";
- * console.log(commandArgs());
- * ```
- */
+/** Command-line arguments after the script name. */
 export function commandArgs(): string[] {
   if (g.Deno) return [...g.Deno.args];
   return g.process ? g.process.argv.slice(2) : [];
 }
 
-/**
- * Whether standard output is an interactive terminal.
- *
- * @example
- * ```ts
- * import { stdoutIsTerminal } from "./process.ts";
- * if (stdoutIsTerminal()) console.log("\x1b[1mbold\x1b[0m");
- * ```
- */
+/** Whether standard output is an interactive terminal. */
 export function stdoutIsTerminal(): boolean {
   if (g.Deno) return g.Deno.stdout.isTerminal();
   return g.process?.stdout.isTTY === true;
 }
 
-/**
- * Writes text to standard output without a newline.
- *
- * @example
- * ```ts
- * import { writeStdout } from "./process.ts";
- * writeStdout("\rprogress 50%");
- * ```
- */
+/** Writes text to standard output without a newline. */
 export function writeStdout(text: string): void {
   if (g.Deno) g.Deno.stdout.writeSync(encoder.encode(text));
   else g.process?.stdout.write(text);
 }
 
-/**
- * Ends the process with `code` once output is flushed.
- *
- * @example
- * ```ts ignore
- * import { exitProcess } from "./process.ts";
- * exitProcess(2);
- * ```
- */
+/** Ends the process with `code` once output is flushed. */
 export function exitProcess(code: number): never {
   if (g.Deno) return g.Deno.exit(code);
   if (g.process) return g.process.exit(code);
@@ -83,12 +51,6 @@ export function exitProcess(code: number): never {
  * Whether the module with this `import.meta` is the program's entry point.
  * Deno and Bun say so in `import.meta.main`; Node 20 does not, so compare
  * with the script path it was started with.
- *
- * @example
- * ```ts ignore
- * import { isMainModule } from "./process.ts";
- * if (isMainModule(import.meta)) console.log("run directly");
- * ```
  */
 export function isMainModule(meta: { url: string; main?: boolean }): boolean {
   if (typeof meta.main === "boolean") return meta.main;
@@ -98,15 +60,7 @@ export function isMainModule(meta: { url: string; main?: boolean }): boolean {
   return path === script || path.replace(/\.[cm]?[jt]s$/, "") === script;
 }
 
-/**
- * Reads an environment variable; undefined when unset or not permitted.
- *
- * @example
- * ```ts
- * import { readEnv } from "./process.ts";
- * const seconds = Number(readEnv("SOAK_SECONDS") ?? "10");
- * ```
- */
+/** Reads an environment variable; undefined when unset or not permitted. */
 export function readEnv(name: string): string | undefined {
   try {
     const deno = (globalThis as {
