@@ -148,12 +148,11 @@ export interface ScramClientOptions {
  * ```ts
  * import { Secret } from "@nodewire/client";
  * import { ScramClient } from "@nodewire/client/auth";
+ * declare function exchange(message: string): Promise<string>; // one round trip to the node
  * const scram = new ScramClient({ username: "user", password: new Secret("pencil") });
- * const clientFirst = scram.clientFirstMessage(); // "n,,n=user,r=..."
- * // send it, receive serverFirst, then:
- * // const clientFinal = await scram.clientFinalMessage(serverFirst);
- * // send it, receive serverFinal, then:
- * // await scram.verifyServerFinal(serverFinal);
+ * const serverFirst = await exchange(scram.clientFirstMessage()); // sends "n,,n=user,r=..."
+ * const serverFinal = await exchange(await scram.clientFinalMessage(serverFirst));
+ * await scram.verifyServerFinal(serverFinal); // rejects unless the node knows the password
  * ```
  */
 export class ScramClient {

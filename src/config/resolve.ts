@@ -87,7 +87,8 @@ const CONFIG_KEYS = new Set<string>([
  * try {
  *   resolveConfig({ hosts: ["127.0.0.1:99999"] });
  * } catch (error) {
- *   console.log(error instanceof ConfigError, (error as ConfigError).field); // true "hosts[0]"
+ *   if (error instanceof ConfigError) console.log(error.field); // "hosts[0]"
+ *   else throw error;
  * }
  * ```
  */

@@ -219,21 +219,23 @@ export class ConnectionLostError extends ConnectionError {
 }
 
 /**
- * The operation was attempted on a connection that is already closed.
+ * The operation was attempted on a connection that is closing or already
+ * closed.
  *
  * @example
  * ```ts
  * import { ConnectionClosedError } from "@nodewire/client";
  * import type { Connection } from "@nodewire/client/core";
  * declare const connection: Connection;
- * await connection.close();
+ * const closed = connection.close(); // lets requests in flight finish
  * try {
  *   await connection.sendRequest(new Uint8Array([1]));
  * } catch (error) {
  *   if (error instanceof ConnectionClosedError) {
- *     console.log(`the connection to ${error.address} is closed; open another`);
+ *     console.log(`the connection to ${error.address} is closing; use another`);
  *   } else throw error;
  * }
+ * await closed;
  * ```
  */
 export class ConnectionClosedError extends ConnectionError {

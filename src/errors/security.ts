@@ -111,10 +111,11 @@ export interface NegotiationFailure {
  * ```ts
  * import { Client, NegotiationError } from "@nodewire/client";
  * try {
- *   await Client.connect({ hosts: ["127.0.0.1:7000"], protocols: ["tls"] });
+ *   await Client.connect({ hosts: ["127.0.0.1:7000"], enableTls: true });
  * } catch (error) {
  *   if (!(error instanceof NegotiationError)) throw error;
- *   console.log(`${error.address} serves ${error.nodeProtocols.join(", ")};`, `we allow ${error.allowedProtocols.join(", ")}`);
+ *   // "127.0.0.1:7000 serves tcp; we allow tls"
+ *   console.log(`${error.address} serves ${error.nodeProtocols}; we allow ${error.allowedProtocols}`);
  * }
  * ```
  */
