@@ -32,8 +32,8 @@ import { parseHost } from "./src/config/hosts.ts";
 import { NodewireError } from "./src/errors.ts";
 import {
   commandArgs,
-  exitProcess,
   isMainModule,
+  setExitCode,
 } from "./src/runtime/process.ts";
 import { startTestNode } from "./testing/node.ts";
 import { ops } from "./testing/ops.ts";
@@ -267,4 +267,7 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
-if (isMainModule(import.meta)) exitProcess(await main(commandArgs()));
+// The exit code is set, not forced: once the client has disconnected nothing
+// is left open, so the process ends on its own, and a leak would show as a
+// process that does not end instead of being hidden by an exit.
+if (await isMainModule(import.meta)) setExitCode(await main(commandArgs()));

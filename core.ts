@@ -26,19 +26,21 @@
 export {
   Connection,
   type ConnectionOptions,
-  type ConnectionStats,
-  type ReplySink,
-  type RequestOptions,
-  type RequestRoute,
 } from "./src/connection/connection.ts";
-export {
-  type AcquireOptions,
-  type ConnectionFactory,
-  ConnectionPool,
-  type ConnectionPoolOptions,
-  type PoolableConnection,
-  type PoolStats,
-} from "./src/pool/pool.ts";
+export type {
+  ConnectionStats,
+  ReplySink,
+  RequestOptions,
+  RequestRoute,
+} from "./src/connection/types.ts";
+export { ConnectionPool } from "./src/pool/pool.ts";
+export type {
+  AcquireOptions,
+  ConnectionFactory,
+  ConnectionPoolOptions,
+  PoolableConnection,
+  PoolStats,
+} from "./src/pool/types.ts";
 export {
   type CheckoutFailedReason,
   type CheckoutMode,

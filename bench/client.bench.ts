@@ -28,7 +28,7 @@
  *
  * By default the nodes run in this process (client and nodes share one
  * thread, as in the test suite). BENCH_NODES=host:port,host:port,... targets
- * nodes that run elsewhere instead (e.g. `deno task node --port 7000`),
+ * nodes that run elsewhere instead (e.g. `npm run node -- --port 7000`),
  * which takes the nodes' own cost off the client's thread. BENCH_IN_FLIGHT
  * (e.g. `64`) and BENCH_CLIENTS (e.g. `client`) narrow a run, to profile
  * one case alone. BENCH_QUICK=1 makes it a smoke run of a few seconds. The

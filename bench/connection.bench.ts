@@ -16,7 +16,7 @@
  *
  * By default the node runs in this process (client and node share one
  * thread, as in the test suite). BENCH_NODE=host:port targets a node that
- * runs elsewhere instead (e.g. `deno task node --port 7000`), which takes
+ * runs elsewhere instead (e.g. `npm run node -- --port 7000`), which takes
  * the node's own cost off the client's thread. BENCH_QUICK=1 makes it a
  * smoke run of a few seconds. The last line is one JSON object.
  *

@@ -3,7 +3,7 @@
  * client spreading a steady load over them, one node stopped and started
  * again, and a summary. About 20 seconds; exit code 0 when everything held.
  *
- *   npm run demo        (or: deno task demo)
+ *   npm run demo        (or: deno run -A scripts/demo.ts)
  *
  * @module
  */

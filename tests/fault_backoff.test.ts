@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConnectionRefusedError } from "../src/errors.ts";
-import { ConnectionPool, type PoolableConnection } from "../src/pool/pool.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
+import type { PoolableConnection } from "../src/pool/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 function refusingPool() {

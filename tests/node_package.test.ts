@@ -1,52 +1,23 @@
-// What a Node (or Bun) user gets: the package `deno pack` builds is installed
-// into a fresh folder, a plain Node ESM program imports it and talks to a
-// reference node, and tsc type-checks a typed consumer, strict and with
-// skipLibCheck off, under the tsconfigs such projects start from: one like
-// @tsconfig/node20 and the one `bun init` writes. Neither has the DOM lib, so
-// the published types may name no DOM-only type; and a misspelled event name
-// must be a type error there too.
+// What a Node (or Bun) user gets: the package scripts/pack.mjs builds
+// (`deno pack` plus bin, engines, sideEffects) is installed into a fresh
+// folder, a plain Node ESM program imports it and talks to a reference node,
+// and tsc type-checks a typed consumer, strict and with skipLibCheck off,
+// under the tsconfigs such projects start from: one like @tsconfig/node20
+// and the one `bun init` writes. Neither has the DOM lib, so the published
+// types may name no DOM-only type; and a misspelled event name must be a
+// type error there too.
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
 import {
   existsSync,
-  mkdirSync,
-  mkdtempSync,
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = fileURLToPath(new URL("..", import.meta.url));
-const env =
-  (globalThis as { process: { env: Record<string, string | undefined> } })
-    .process.env;
-
-function sh(command: string, args: string[], cwd: string) {
-  const r = spawnSync(command, args, {
-    cwd,
-    encoding: "utf8",
-    timeout: 120_000,
-  });
-  return { code: r.status, out: `${r.stdout ?? ""}${r.stderr ?? ""}` };
-}
-
-/** The tarball: the one the test command built, or a fresh one. */
-function tarball(work: string): string {
-  if (env.NODEWIRE_TGZ && existsSync(env.NODEWIRE_TGZ)) return env.NODEWIRE_TGZ;
-  const tgz = join(work, "nodewire.tgz");
-  const r = sh(join(root, "node_modules/.bin/deno"), [
-    "pack",
-    "--allow-dirty",
-    "-o",
-    tgz,
-  ], root);
-  assert.equal(r.code, 0, r.out);
-  return tgz;
-}
+import { installPackage, root, sh } from "./package_install.ts";
 
 const program = `
 import { Client } from "@nodewire/client";
@@ -178,23 +149,8 @@ after(() => {
 /** A consumer folder with the packed package installed, made once. */
 function consumer(): string {
   if (work) return work;
-  mkdirSync(join(root, ".tmp"), { recursive: true });
-  const dir = mkdtempSync(join(root, ".tmp", "consumer-"));
+  const dir = installPackage("consumer-").work;
   work = dir;
-  const tgz = tarball(dir);
-  writeFileSync(
-    join(dir, "package.json"),
-    JSON.stringify({ name: "consumer", private: true, type: "module" }),
-  );
-  const install = sh("npm", [
-    "install",
-    "--offline",
-    "--no-audit",
-    "--no-fund",
-    "--ignore-scripts",
-    tgz,
-  ], dir);
-  assert.equal(install.code, 0, install.out);
   writeFileSync(join(dir, "index.ts"), typed);
   writeFileSync(join(dir, "misuse.ts"), misuse);
   return dir;
@@ -289,3 +245,75 @@ for (
     );
   });
 }
+
+/** Every file under `dir`, as paths relative to it. */
+function filesUnder(dir: string, prefix = ""): string[] {
+  return readdirSync(join(dir, prefix), { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory()
+      ? filesUnder(dir, join(prefix, e.name))
+      : [join(prefix, e.name)]
+  );
+}
+
+test("the npm tarball is lean and declares its bin, engines and sideEffects", () => {
+  const { work, tgz } = installPackage("lean-");
+  try {
+    // Inline source maps tripled it (566 KB); the target is 200 KB.
+    const size = statSync(tgz).size;
+    assert.ok(size <= 200_000, `the tarball is ${size} bytes, over 200,000`);
+    const dir = join(work, "node_modules/@nodewire/client");
+    const manifest = JSON.parse(
+      readFileSync(join(dir, "package.json"), "utf8"),
+    );
+    assert.deepEqual(manifest.bin, { nodewire: "./cli.js" });
+    assert.deepEqual(manifest.engines, { node: ">=20" });
+    assert.equal(manifest.sideEffects, false);
+    assert.match(
+      readFileSync(join(dir, "cli.js"), "utf8"),
+      /^#!\/usr\/bin\/env node\n/,
+      "the bin starts with a node shebang",
+    );
+    const mapped = filesUnder(dir).filter((f) =>
+      f.endsWith(".js") &&
+      readFileSync(join(dir, f), "utf8").includes("sourceMappingURL=")
+    );
+    assert.deepEqual(mapped, [], "no .js file carries a source map");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+// A client that talked to a node and closed, then one that could not
+// connect, then the node closed: the node's sockets were reset after they
+// had ended, and Node kept the process spinning at 100% CPU, never exiting.
+const exits = `
+import { Client } from "@nodewire/client";
+import { startTestNode } from "@nodewire/client/testing";
+const node = await startTestNode();
+const dead = await startTestNode();
+const deadAddress = dead.address;
+await dead.close();
+const config = { healthConfig: { intervalMs: 0 }, poolConfig: { minConnections: 0 } };
+const client = await Client.connect({ ...config, hosts: [node.address] });
+await client.healthCheckAllNodes();
+await client.disconnect();
+await Client.connect({ ...config, hosts: [deadAddress] }).catch(() => {});
+await node.close();
+console.log("closed");
+`;
+
+test("a Node program using the package exits on its own once it closed everything", () => {
+  const { work } = installPackage("exits-");
+  try {
+    writeFileSync(join(work, "exits.mjs"), exits);
+    const run = sh("node", ["exits.mjs"], work, 20_000);
+    assert.equal(
+      run.code,
+      0,
+      `exit code (null: still running after 20 s)\n${run.out}`,
+    );
+    assert.match(run.out, /closed/);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});

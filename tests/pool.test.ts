@@ -9,7 +9,8 @@ import {
   PoolMisuseError,
   PoolTimeoutError,
 } from "../src/errors.ts";
-import { type ConnectionFactory, ConnectionPool } from "../src/pool/pool.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
+import type { ConnectionFactory } from "../src/pool/types.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,

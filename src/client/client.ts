@@ -16,8 +16,8 @@ import type {
 import type {
   Connection,
   ConnectionOptions,
-  ReplySink,
 } from "../connection/connection.ts";
+import type { ReplySink } from "../connection/types.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -28,7 +28,7 @@ import { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import { NodeHealthEvent, ProtocolSelectedEvent } from "../cluster/events.ts";
-import type { PoolStats } from "../pool/pool.ts";
+import type { PoolStats } from "../pool/types.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,

@@ -1,43 +1,50 @@
 /**
- * One connection to one node: the hello handshake, sequence-numbered
- * messages, and many requests in flight matched by sequence number.
+ * One connection to one node: sequence-numbered messages, and many
+ * requests in flight matched by sequence number. Here: the API, the
+ * request path and the connection's lifecycle. Apart: the reading side and
+ * the state the two share (core.ts), opening (open.ts), the control inbox
+ * (inbox.ts) and the in-flight records (in_flight.ts).
  *
  * @module
  */
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { DEFAULT_MAX_FRAME_SIZE } from "../protocol/frame.ts";
-import { type DeadlineEntry, DeadlineTracker } from "./deadlines.ts";
 import {
   AbortedError,
   ConnectionClosedError,
-  ConnectionError,
   ConnectionLostError,
-  ConnectTimeoutError,
   type Endpoint,
   formatAddress,
-  NodewireError,
   ProtocolError,
-  RemoteError,
-  RequestTimeoutError,
 } from "../errors.ts";
-import { PendingTable } from "./pending_table.ts";
-import { MessageCodec } from "../protocol/codec.ts";
-import { FrameWriter } from "./frame_writer.ts";
-import { FrameFlags, type Message, MessageType } from "../protocol/frame.ts";
-import { rejection, type Resolve } from "./resolve_only.ts";
 import {
-  decodeError,
-  decodeHelloOk,
-  encodeJson,
-  type HelloOkPayload,
-} from "../protocol/messages.ts";
+  DEFAULT_MAX_FRAME_SIZE,
+  FrameFlags,
+  type Message,
+  MessageType,
+} from "../protocol/frame.ts";
+import type { HelloOkPayload } from "../protocol/messages.ts";
 import type {
   ByteChannel,
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
+import { ConnectionCore } from "./core.ts";
+import { lostError, type Pending, PromiseSink } from "./in_flight.ts";
+import {
+  checkTlsSwitch,
+  helloPayload,
+  openConnection,
+  readHelloOk,
+} from "./open.ts";
+import type { PendingTable } from "./pending_table.ts";
+import type {
+  ConnectionStats,
+  ReplySink,
+  RequestOptions,
+  RequestRoute,
+} from "./types.ts";
 
 /** Options for {@linkcode Connection.connect}. */
 export interface ConnectionOptions {
@@ -75,122 +82,6 @@ export interface ConnectionOptions {
    * usual way is a plaintext start upgraded by the handshake instead.
    */
   tls?: Omit<TlsOptions, "signal">;
-}
-
-/** Options for a single request. */
-export interface RequestOptions {
-  /** Overrides the connection's request timeout, in ms. */
-  timeoutMs?: number;
-  /** Cancels the request; a late reply is dropped. */
-  signal?: AbortSignal;
-  /** Marks the request safe to execute twice, so safe to retry after send. */
-  idempotent?: boolean;
-}
-
-/** Counters of one connection. */
-export interface ConnectionStats {
-  /** Requests and pings written. */
-  sent: number;
-  /** Replies matched to a pending request. */
-  received: number;
-  /** Replies for no pending request (late after a timeout, or unknown). */
-  dropped: number;
-  /** Requests that timed out. */
-  timedOut: number;
-}
-
-/**
- * Another way for a connection's requests and pings to travel, taken once
- * the handshake chose it (UDP: `src/udp.ts`). The stream stays the
- * connection's control channel: handshake, GOODBYE, errors about the
- * whole connection.
- *
- * @example A route that loses everything (requests then time out)
- * ```ts
- * import type { RequestRoute } from "@nodewire/client";
- * const blackHole: RequestRoute = {
- *   maxPayload: 1024,
- *   tooLarge: (length) => new RangeError(`${length} bytes do not fit`),
- *   send: () => {},
- *   close: () => {},
- * };
- * ```
- */
-export interface RequestRoute {
-  /** The largest REQUEST or PING payload the route carries, in bytes. */
-  readonly maxPayload: number;
-  /** The error for a payload over `maxPayload`; such a request is not sent. */
-  tooLarge(length: number): Error;
-  /** Sends one REQUEST or PING. Loss shows up as the request's timeout. */
-  send(
-    type: number,
-    flags: number,
-    sequence: number,
-    payload: Uint8Array,
-  ): void;
-  /** Releases the route; called once, when the connection closes. */
-  close(): void;
-}
-
-/**
- * Receives the outcome of one request sent with
- * {@linkcode Connection.submitRequest}: exactly one of the two methods is
- * called, exactly once. Layers that already own a promise for the request
- * (the Client does) use this instead of a second promise per request.
- *
- * @example
- * ```ts
- * import type { ReplySink } from "@nodewire/client";
- * const sink: ReplySink = {
- *   onReply: (payload) => console.log(payload.byteLength),
- *   onError: (error) => console.error(error.message),
- * };
- * ```
- */
-export interface ReplySink {
-  /** The node's response payload (a view into the received bytes). */
-  onReply(payload: Uint8Array): void;
-  /** Why the request failed: the same errors `sendRequest` rejects with. */
-  onError(error: Error): void;
-}
-
-/**
- * One request in flight: a record of eight fields, since a connection may
- * hold a hundred thousand of them. What only some requests need (an abort
- * signal, a frame held back by congestion) lives in records of its own.
- */
-interface Pending extends DeadlineEntry {
-  readonly sequence: number;
-  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
-  readonly type: number;
-  readonly sink: ReplySink;
-  abort: AbortHook | undefined;
-}
-
-/** A request's abort listener and the signal it listens to. */
-interface AbortHook {
-  readonly signal: AbortSignal;
-  readonly listener: () => void;
-}
-
-/** A request whose frame waits for a congested socket to drain. */
-interface HeldFrame {
-  readonly pending: Pending;
-  readonly flags: number;
-  readonly payload: Uint8Array;
-}
-
-/** Settles a promise from a connection, keeping only its resolve function. */
-class PromiseSink implements ReplySink {
-  constructor(readonly resolve: Resolve<Uint8Array>) {}
-
-  onReply(payload: Uint8Array): void {
-    this.resolve(payload);
-  }
-
-  onError(error: Error): void {
-    this.resolve(rejection(error));
-  }
 }
 
 let nextConnectionId = 1;
@@ -234,33 +125,20 @@ export class Connection {
     timedOut: 0,
   };
 
-  #nodeId = "";
-  #hello: HelloOkPayload | undefined;
-  // Replaced once, by startTls().
-  #channel: ByteChannel;
-  #encrypted = false;
-  // Messages decoded after a pauseReading receive, while a TLS switch may
-  // follow: none are expected (see startTls).
-  #held: Message[] | undefined;
-  readonly #codec: MessageCodec;
-  readonly #clock: Clock;
-  readonly #requestTimeoutMs: number;
-  readonly #pending = new PendingTable<Pending>();
-  readonly #deadlines: DeadlineTracker<Pending>;
-  #nextSequence = 1;
-  #sendLimit: number;
+  // The stream, the requests in flight and the reading side (core.ts).
+  readonly #core: ConnectionCore;
+  // The core's table, one hop shorter for inFlight, which pools read on
+  // every acquire.
+  readonly #pending: PendingTable<Pending>;
   #state: "open" | "closing" | "closed" = "open";
   #resolveClosed!: (error: Error | undefined) => void;
   #closeError: Error | undefined;
-  #drainWaiters: Array<() => void> = [];
-
-  // Unsolicited and control messages, for receiveMessage().
-  #inbox: Message[] = [];
-  #inboxWaiters: Array<(message: Message | Error) => void> = [];
-
-  #writer: FrameWriter;
-  // Requests held back while the socket is congested.
-  #queued: HeldFrame[] = [];
+  #hello: HelloOkPayload | undefined;
+  #encrypted = false;
+  readonly #clock: Clock;
+  readonly #requestTimeoutMs: number;
+  #nextSequence = 1;
+  #sendLimit: number;
   // Where requests and pings go instead of the stream, once routed.
   #route: RequestRoute | undefined;
 
@@ -279,19 +157,19 @@ export class Connection {
     this.hostname = endpoint.hostname;
     this.port = endpoint.port;
     this.address = formatAddress(endpoint);
-    this.#channel = channel;
     this.#clock = options.clock ?? systemClock;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#codec = new MessageCodec(
+    this.#core = new ConnectionCore(
+      this,
+      this.#clock,
       options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+      this.#onGoodbye,
     );
-    this.#sendLimit = this.#codec.maxFrameSize;
+    this.#pending = this.#core.table;
+    this.#sendLimit = this.#core.codec.maxFrameSize;
     this.createdAt = this.#clock.now();
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#deadlines = new DeadlineTracker(this.#clock, this.#expire);
-    this.#writer = new FrameWriter(channel, this.#onDrained);
-    channel.onData(this.#onData);
-    channel.onClose(this.#onChannelClose);
+    this.#core.attach(channel, this.#onChannelClose);
   }
 
   /**
@@ -302,66 +180,30 @@ export class Connection {
    * @throws {ConnectionError} when the node cannot be reached.
    * @throws {AbortedError} when `signal` aborts.
    */
-  static async connect(options: ConnectionOptions): Promise<Connection> {
-    const clock = options.clock ?? systemClock;
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    const endpoint = { hostname: options.hostname, port: options.port };
-    const controller = new AbortController();
-    const timer = clock.setTimeout(
-      () => controller.abort(new ConnectTimeoutError(endpoint, timeoutMs)),
-      timeoutMs,
+  static connect(options: ConnectionOptions): Promise<Connection> {
+    return openConnection(
+      options,
+      (channel, endpoint, clock, timeoutMs) => {
+        const connection = new Connection(channel, endpoint, {
+          id: options.id,
+          clock,
+          requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
+          maxFrameSize: options.maxFrameSize,
+        });
+        connection.#encrypted = options.tls !== undefined;
+        return connection;
+      },
+      (connection, signal) =>
+        connection.#helloHandshake(options.clientName ?? "nodewire", signal),
     );
-    const onAbort = () =>
-      controller.abort(
-        new AbortedError(
-          `connecting to ${formatAddress(endpoint)} was aborted`,
-          options.signal?.reason,
-        ),
-      );
-    if (options.signal?.aborted) onAbort();
-    else options.signal?.addEventListener("abort", onAbort, { once: true });
-    let connection: Connection | undefined;
-    try {
-      const channel = await options.adapter.connect({
-        ...endpoint,
-        signal: controller.signal,
-        tls: options.tls,
-      });
-      connection = new Connection(channel, endpoint, {
-        id: options.id,
-        clock,
-        requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
-        maxFrameSize: options.maxFrameSize,
-      });
-      connection.#encrypted = options.tls !== undefined;
-      await connection.#helloHandshake(
-        options.clientName ?? "nodewire",
-        controller.signal,
-      );
-      if (options.handshake) {
-        await options.handshake(
-          connection,
-          connection.#hello!,
-          controller.signal,
-        );
-      }
-      if (controller.signal.aborted) throw controller.signal.reason;
-      return connection;
-    } catch (error) {
-      const reason = controller.signal.aborted
-        ? controller.signal.reason
-        : error;
-      connection?.destroy(reason instanceof Error ? reason : undefined);
-      throw reason;
-    } finally {
-      clock.clearTimeout(timer);
-      options.signal?.removeEventListener("abort", onAbort);
-    }
   }
 
-  /** The node's id, from its HELLO_OK. */
+  /**
+   * The node's own id, from its HELLO_OK (empty before it); where the node
+   * listens is {@linkcode Connection.address}.
+   */
   get nodeId(): string {
-    return this.#nodeId;
+    return this.#core.nodeId;
   }
 
   /** What the node said about itself in HELLO_OK. */
@@ -381,12 +223,13 @@ export class Connection {
 
   /** Bytes queued but not yet handed to the operating system. */
   get bufferedAmount(): number {
-    return this.#channel.bufferedAmount + this.#writer.pendingBytes;
+    const core = this.#core;
+    return core.channel.bufferedAmount + core.writer.pendingBytes;
   }
 
   /** The node's IP address and port as the socket reports them. */
   get remoteAddress(): { hostname: string; port: number } | undefined {
-    return this.#channel.remoteAddress;
+    return this.#core.channel.remoteAddress;
   }
 
   /**
@@ -407,12 +250,12 @@ export class Connection {
     }
     this.#route?.close();
     this.#route = route;
-    return this.#onRoutedMessage;
+    return this.#core.routedReceiver();
   }
 
   /** Whether the single deadline timer is armed (for leak checks). */
   get timerArmed(): boolean {
-    return this.#deadlines.armed;
+    return this.#core.deadlines.armed;
   }
 
   /** Whether the stream is TLS (upgraded, or connected with TLS). */
@@ -435,41 +278,26 @@ export class Connection {
    */
   async startTls(options: TlsOptions): Promise<void> {
     if (this.#state !== "open") throw this.#lostError(false);
-    const channel = this.#channel;
-    if (this.#encrypted) {
-      throw new ProtocolError("the connection is already encrypted");
-    }
-    if (channel.startTls === undefined) {
-      throw new ConnectionError(
-        "TLS_UNSUPPORTED",
-        `the runtime adapter of ${this.address} cannot speak TLS`,
-        this,
-        { retryable: false },
-      );
-    }
-    if (
-      this.#pending.size > 0 || this.#inbox.length > 0 ||
-      (this.#held?.length ?? 0) > 0 || this.#codec.bufferedBytes > 0 ||
-      this.#route !== undefined
-    ) {
-      // Bytes after NEGOTIATE_OK were plaintext the node had no business
-      // sending: a man in the middle would inject them here.
-      throw new ProtocolError(
-        "plaintext data arrived after the node agreed to switch to TLS",
-      );
-    }
-    this.#writer.flush();
-    const secure = await channel.startTls(options);
+    const core = this.#core;
+    const channel = core.channel;
+    checkTlsSwitch(
+      this,
+      this.address,
+      this.#encrypted,
+      channel.startTls !== undefined,
+      this.#pending.size > 0 || core.inbox.size > 0 ||
+        (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 ||
+        this.#route !== undefined,
+    );
+    core.writer.flush();
+    const secure = await channel.startTls!(options);
     if (this.#state !== "open") {
       secure.destroy();
       throw this.#lostError(false);
     }
-    this.#channel = secure;
-    this.#writer = new FrameWriter(secure, this.#onDrained);
     this.#encrypted = true;
-    this.#held = undefined;
-    secure.onData(this.#onData);
-    secure.onClose(this.#onChannelClose);
+    core.held = undefined;
+    core.attach(secure, this.#onChannelClose);
   }
 
   /**
@@ -477,16 +305,7 @@ export class Connection {
    * `pauseReading` when no TLS switch followed.
    */
   resumeReading(): void {
-    const held = this.#held;
-    this.#held = undefined;
-    this.#channel.resume?.();
-    // What came behind the pause point in the same chunk, in order.
-    for (const message of held ?? []) this.#onMessage(message);
-  }
-
-  #pauseReading(): void {
-    this.#held ??= [];
-    this.#channel.pause?.();
+    this.#core.resume();
   }
 
   /**
@@ -505,14 +324,15 @@ export class Connection {
     if (this.#state === "closed") {
       throw new ConnectionClosedError(this);
     }
-    this.#codec.checkLength(payload.byteLength);
+    const core = this.#core;
+    core.codec.checkLength(payload.byteLength);
     if (payload.byteLength > this.#sendLimit) {
       throw new ProtocolError(
         `payload of ${payload.byteLength} bytes exceeds the node's limit of ${this.#sendLimit}`,
       );
     }
     const sequence = options.sequence ?? this.#nextSequence++;
-    this.#writer.push(type, options.flags ?? 0, sequence, payload);
+    core.writer.push(type, options.flags ?? 0, sequence, payload);
     return sequence;
   }
 
@@ -536,44 +356,12 @@ export class Connection {
       pauseReading?: boolean;
     } = {},
   ): Promise<Message> {
-    const next = this.#inbox.shift();
-    if (next) {
-      if (options.pauseReading) this.#pauseReading();
-      return Promise.resolve(next);
-    }
-    if (this.#state === "closed") {
-      return Promise.reject(this.#lostError(false));
-    }
-    return new Promise((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? this.#requestTimeoutMs;
-      const cleanup = () => {
-        if (timer !== undefined) this.#clock.clearTimeout(timer);
-        options.signal?.removeEventListener("abort", onAbort);
-        const i = this.#inboxWaiters.indexOf(waiter);
-        if (i >= 0) this.#inboxWaiters.splice(i, 1);
-      };
-      const waiter = (message: Message | Error) => {
-        cleanup();
-        if (message instanceof Error) return reject(message);
-        // Called while the chunk holding `message` is being delivered, so
-        // the adapter issues no further read.
-        if (options.pauseReading) this.#pauseReading();
-        resolve(message);
-      };
-      const onAbort = () => {
-        cleanup();
-        reject(new AbortedError("receive aborted", options.signal?.reason));
-      };
-      const timer = timeoutMs === Infinity
-        ? undefined
-        : this.#clock.setTimeout(() => {
-          cleanup();
-          reject(new RequestTimeoutError(this.address, timeoutMs));
-        }, timeoutMs);
-      if (options.signal?.aborted) return onAbort();
-      options.signal?.addEventListener("abort", onAbort, { once: true });
-      this.#inboxWaiters.push(waiter);
-    });
+    return this.#core.receive(
+      options,
+      options.timeoutMs ?? this.#requestTimeoutMs,
+      this.#clock,
+      this.#state === "closed" ? () => this.#lostError(false) : undefined,
+    );
   }
 
   /**
@@ -636,12 +424,13 @@ export class Connection {
   async close(): Promise<void> {
     if (this.#state === "open") {
       this.#state = "closing";
-      if (this.#pending.size > 0) await this.#whenIdle();
+      if (this.#pending.size > 0) await this.#core.whenIdle();
       if (this.#state === "closing") {
-        this.#writer.push(MessageType.Goodbye, 0, 0, EMPTY);
-        this.#writer.flush();
+        const writer = this.#core.writer;
+        writer.push(MessageType.Goodbye, 0, 0, EMPTY);
+        writer.flush();
         this.#finish(undefined);
-        this.#channel.close();
+        this.#core.channel.close();
       }
     }
     await this.closed;
@@ -656,31 +445,23 @@ export class Connection {
     this.#finish(
       error ?? new ConnectionClosedError(this, { retryable: true }),
     );
-    this.#channel.destroy(error);
+    this.#core.channel.destroy(error);
   }
 
-  async #helloHandshake(clientName: string, signal: AbortSignal) {
+  async #helloHandshake(
+    clientName: string,
+    signal: AbortSignal,
+  ): Promise<HelloOkPayload> {
     this.sendMessage(
       MessageType.Hello,
-      encodeJson({
-        version: 1,
-        client: clientName,
-        maxFrameSize: this.#codec.maxFrameSize,
-      }),
+      helloPayload(clientName, this.#core.codec.maxFrameSize),
     );
     const reply = await this.receiveMessage({ signal, timeoutMs: Infinity });
-    if (reply.type === MessageType.Error) {
-      const e = decodeError(reply.payload);
-      throw new RemoteError(e.code, e.message, e.retryable);
-    }
-    if (reply.type !== MessageType.HelloOk) {
-      throw new ProtocolError(
-        `expected HELLO_OK, got message type 0x${reply.type.toString(16)}`,
-      );
-    }
-    this.#hello = decodeHelloOk(reply.payload);
-    this.#nodeId = this.#hello.nodeId;
-    this.#sendLimit = Math.min(this.#sendLimit, this.#hello.maxFrameSize);
+    const hello = readHelloOk(reply);
+    this.#hello = hello;
+    this.#core.nodeId = hello.nodeId;
+    this.#sendLimit = Math.min(this.#sendLimit, hello.maxFrameSize);
+    return hello;
   }
 
   #call(
@@ -714,6 +495,7 @@ export class Connection {
         new AbortedError("request aborted before it was sent", signal.reason),
       );
     }
+    const core = this.#core;
     const sequence = this.#nextSequence++;
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
@@ -727,10 +509,12 @@ export class Connection {
       list: undefined,
     };
     this.#pending.add(pending);
-    this.#deadlines.add(pending, timeoutMs);
+    core.deadlines.add(pending, timeoutMs);
     if (signal) {
+      // Captures what it did before the split (this, not core), so the
+      // request's context stays the same size.
       const listener = () => {
-        if (this.#settle(pending)) {
+        if (this.#core.settle(pending)) {
           sink.onError(new AbortedError("request aborted", signal.reason));
         }
       };
@@ -739,168 +523,33 @@ export class Connection {
     }
     if (route !== undefined) {
       route.send(type, flags, sequence, payload);
-    } else if (this.#writer.congested) {
-      // Keep the frame out of the socket's queue until it drains, so a
-      // slow reader cannot make the send buffer grow without bound.
-      this.#queued.push({ pending, flags, payload });
     } else {
-      this.#writer.push(type, flags, sequence, payload);
+      const writer = core.writer;
+      if (writer.congested) {
+        // Keep the frame out of the socket's queue until it drains, so a
+        // slow reader cannot make the send buffer grow without bound.
+        core.queued.push({ pending, flags, payload });
+      } else {
+        writer.push(type, flags, sequence, payload);
+      }
     }
     this.stats.sent++;
   }
 
-  /** Removes a pending entry; false when it had already settled. */
-  #settle(pending: Pending): boolean {
-    if (!this.#pending.delete(pending)) return false;
-    this.#forget(pending);
-    return true;
-  }
-
-  /** Forgets a pending entry known to be in the table (just looked up). */
-  #release(pending: Pending): void {
-    this.#pending.delete(pending);
-    this.#forget(pending);
-  }
-
-  /** What follows an entry's removal from the table. */
-  #forget(pending: Pending): void {
-    this.#deadlines.remove(pending);
-    const abort = pending.abort;
-    if (abort !== undefined) {
-      abort.signal.removeEventListener("abort", abort.listener);
-    }
-    if (this.#pending.size === 0 && this.#drainWaiters.length > 0) {
-      const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
-      for (const w of waiters) w();
-    }
-  }
-
-  #expire = (pending: Pending, timeoutMs: number): void => {
-    // The tracker already unlinked it; drop it from the map.
-    if (this.#pending.get(pending.sequence) !== pending) return;
-    pending.list = undefined;
-    this.#settle(pending);
-    this.stats.timedOut++;
-    pending.sink.onError(
-      new RequestTimeoutError(this.address, timeoutMs),
-    );
-  };
-
-  #whenIdle(): Promise<void> {
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
-  }
-
-  #onData = (chunk: Uint8Array): void => {
-    try {
-      this.#codec.decode(chunk, this.#onMessage);
-    } catch (error) {
-      const reason = error instanceof ProtocolError
-        ? `protocol violation: ${error.message}`
-        : `failed to handle a message: ${String(error)}`;
-      this.destroy(new ConnectionLostError(this, reason, { cause: error }));
-    }
-  };
-
-  #onMessage = (message: Message): void => {
-    if (this.#held !== undefined) {
-      // Behind the pause point: kept, not acted on (not even a PING's
-      // PONG), until resumeReading() or a refused startTls().
-      this.#held.push(message);
-      return;
-    }
-    const type = message.type;
-    if (
-      type === MessageType.Response || type === MessageType.Pong ||
-      (type === MessageType.Error && message.sequence !== 0)
-    ) {
-      const pending = this.#pending.get(message.sequence);
-      if (pending === undefined) {
-        // An ERROR answering a control message (HELLO, NEGOTIATE, AUTH_*)
-        // goes to whoever waits in receiveMessage(), so a handshake fails
-        // at once instead of at its timeout.
-        const waiter = type === MessageType.Error
-          ? this.#inboxWaiters.shift()
-          : undefined;
-        if (waiter) return waiter(message);
-        // Late (after a timeout or abort), duplicate or unknown: drop it.
-        this.stats.dropped++;
-        return;
-      }
-      if (type === MessageType.Error) {
-        const e = decodeError(message.payload);
-        this.#release(pending);
-        this.stats.received++;
-        pending.sink.onError(
-          new RemoteError(e.code, e.message, e.retryable, this.#nodeId),
-        );
-        return;
-      }
-      if (type !== replyTypeOf(pending.type)) {
-        throw new ProtocolError(
-          `sequence ${message.sequence} answered with type 0x${
-            type.toString(16)
-          }`,
-        );
-      }
-      this.#release(pending);
-      this.stats.received++;
-      pending.sink.onReply(message.payload);
-      return;
-    }
-    if (type === MessageType.Ping) {
-      // A node may probe us; answer in kind.
-      if (this.#state !== "closed") {
-        this.#writer.push(
-          MessageType.Pong,
-          0,
-          message.sequence,
-          message.payload,
-        );
-      }
-      return;
-    }
-    if (type === MessageType.Goodbye) {
-      // The node is draining: take no new work; what is in flight finishes.
-      if (this.#state === "open") this.#state = "closing";
-      if (this.#pending.size === 0) this.#closeQuietly();
-      else {
-        this.#whenIdle().then(() => {
-          if (this.#state !== "closed") this.#closeQuietly();
-        });
-      }
-      return;
-    }
-    if (type === MessageType.Error && message.sequence === 0) {
-      const e = decodeError(message.payload);
-      this.destroy(
-        new ConnectionLostError(this, `node error ${e.code}: ${e.message}`, {
-          cause: new RemoteError(e.code, e.message, e.retryable, this.#nodeId),
-        }),
-      );
-      return;
-    }
-    const waiter = this.#inboxWaiters.shift();
-    if (waiter) waiter(message);
-    else this.#inbox.push(message);
-  };
-
-  #onRoutedMessage = (message: Message): void => {
-    if (this.#state === "closed") return;
-    try {
-      this.#onMessage(message);
-    } catch (error) {
-      this.destroy(
-        new ConnectionLostError(this, `protocol violation: ${String(error)}`, {
-          cause: error,
-        }),
-      );
+  /** A node's GOODBYE: take no new work; what is in flight finishes. */
+  #onGoodbye = (): void => {
+    if (this.#state === "open") this.#state = "closing";
+    if (this.#pending.size === 0) this.#closeQuietly();
+    else {
+      this.#core.whenIdle().then(() => {
+        if (this.#state !== "closed") this.#closeQuietly();
+      });
     }
   };
 
   #closeQuietly(): void {
     this.#finish(undefined);
-    this.#channel.close();
+    this.#core.channel.close();
   }
 
   #onChannelClose = (error?: Error): void => {
@@ -920,56 +569,16 @@ export class Connection {
     if (this.#state === "closed") return;
     this.#state = "closed";
     this.#closeError = error;
-    this.#deadlines.stop();
-    this.#route?.close();
-    // Only a frame still held back is known never to have left.
-    const held = new Set(this.#queued.map((h) => h.pending));
-    this.#queued = [];
-    for (const p of this.#pending.values()) {
-      this.#settle(p);
-      p.sink.onError(this.#lostError(!held.has(p), error));
-    }
-    for (const w of this.#inboxWaiters.splice(0)) {
-      w(this.#lostError(false, error));
-    }
-    for (const w of this.#drainWaiters.splice(0)) w();
+    this.#core.shutDown(
+      this.#route,
+      (sent) => this.#lostError(sent, error),
+    );
     this.#resolveClosed(error);
   }
 
   #lostError(sent: boolean, cause = this.#closeError): ConnectionLostError {
-    if (cause instanceof ConnectionLostError && cause.sent === sent) {
-      return cause;
-    }
-    const reason = cause instanceof NodewireError
-      ? cause.message
-      : "the connection was closed";
-    return new ConnectionLostError(this, reason, {
-      cause,
-      sent,
-    });
+    return lostError(this, sent, cause);
   }
-
-  #onDrained = (): void => {
-    const queued = this.#queued;
-    this.#queued = [];
-    for (let i = 0; i < queued.length; i++) {
-      const { pending: p, flags, payload } = queued[i];
-      if (this.#pending.get(p.sequence) !== p || this.#state === "closed") {
-        continue;
-      }
-      this.#writer.push(p.type, flags, p.sequence, payload);
-      if (this.#writer.congested) {
-        // Congested again: keep the rest, in order, for the next drain.
-        this.#queued = queued.slice(i + 1).concat(this.#queued);
-        return;
-      }
-    }
-  };
 }
 
 const EMPTY = new Uint8Array(0);
-
-/** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
-function replyTypeOf(type: number): number {
-  return type === MessageType.Ping ? MessageType.Pong : MessageType.Response;
-}

@@ -15,7 +15,8 @@
  * @module
  */
 
-import type { Connection, RequestRoute } from "../connection/connection.ts";
+import type { Connection } from "../connection/connection.ts";
+import type { RequestRoute } from "../connection/types.ts";
 import { integerIn } from "../config/validate.ts";
 import {
   ConnectionLostError,

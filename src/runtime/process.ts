@@ -8,6 +8,7 @@
 
 interface DenoProcess {
   args: string[];
+  exitCode: number;
   exit(code: number): never;
   stdout: { isTerminal(): boolean; writeSync(bytes: Uint8Array): number };
 }
@@ -40,6 +41,16 @@ export function writeStdout(text: string): void {
   else g.process?.stdout.write(text);
 }
 
+/**
+ * Sets the code the process exits with when it has nothing left to do, and
+ * lets it get there on its own: unlike {@link exitProcess}, a socket or timer
+ * left open shows as a process that does not end, instead of being cut off.
+ */
+export function setExitCode(code: number): void {
+  if (g.Deno) g.Deno.exitCode = code;
+  else if (g.process) g.process.exitCode = code;
+}
+
 /** Ends the process with `code` once output is flushed. */
 export function exitProcess(code: number): never {
   if (g.Deno) return g.Deno.exit(code);
@@ -49,15 +60,34 @@ export function exitProcess(code: number): never {
 
 /**
  * Whether the module with this `import.meta` is the program's entry point.
- * Deno and Bun say so in `import.meta.main`; Node 20 does not, so compare
- * with the script path it was started with.
+ * Deno, Bun and current Node 22 and 24 say so in `import.meta.main`; Node 20
+ * does not, so compare with the script the process was started with. Both
+ * sides go through `realpath`: Node loads the entry module by its real path,
+ * while `argv[1]` is the path it was given, often a symlink (an npm bin shim,
+ * an `npm link`).
  */
-export function isMainModule(meta: { url: string; main?: boolean }): boolean {
+export async function isMainModule(
+  meta: { url: string; main?: boolean },
+): Promise<boolean> {
   if (typeof meta.main === "boolean") return meta.main;
   const script = g.process?.argv[1];
   if (!script || !meta.url.startsWith("file:")) return false;
-  const path = decodeURIComponent(new URL(meta.url).pathname);
-  return path === script || path.replace(/\.[cm]?[jt]s$/, "") === script;
+  // Only Node gets here, so Deno and Bun never load these modules.
+  const { realpathSync } = await import("node:fs");
+  const { extname, resolve } = await import("node:path");
+  const { fileURLToPath } = await import("node:url");
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return undefined;
+    }
+  };
+  const self = real(fileURLToPath(meta.url));
+  const started = resolve(script);
+  // `node cli` starts cli.js too: also try the module's own extension.
+  return self !== undefined &&
+    [started, started + extname(self)].some((path) => real(path) === self);
 }
 
 /** Reads an environment variable; undefined when unset or not permitted. */

@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { PoolableConnection } from "../../src/pool/pool.ts";
+import type { PoolableConnection } from "../../src/pool/types.ts";
 
 let nextId = 1;
 

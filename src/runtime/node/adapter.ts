@@ -124,8 +124,12 @@ export class NodeChannel extends ChannelBase {
     // Finish first so `error`, not the socket's own close, is reported.
     this.finish(error);
     this.#wakeDrainWaiters();
-    // A reset tells the peer at once that queued bytes were dropped.
-    if (typeof socket.resetAndDestroy === "function") {
+    // A reset tells the peer at once that queued bytes were dropped. Not
+    // after end(): Node then can leave the process spinning at 100% CPU,
+    // never exiting, once everything else has closed.
+    if (
+      typeof socket.resetAndDestroy === "function" && !socket.writableEnded
+    ) {
       try {
         socket.resetAndDestroy();
         return;

@@ -1,0 +1,167 @@
+#!/usr/bin/env node
+// Builds the npm tarball a Node user installs: `deno pack` does the work
+// (TypeScript to JavaScript, .d.ts, the package.json exports), then this
+// script adds what `deno pack` cannot express (it writes package.json itself
+// and reads no field for these from deno.json):
+//
+// - "bin": { "nodewire": "./cli.js" }, with a `#!/usr/bin/env node` line on
+//   cli.js and its executable bit, so `npx nodewire` and `npm link` work
+//   (npm's Windows shims read that line too);
+// - "engines": { "node": ">=20" };
+// - "sideEffects": false: importing a module only defines things, so a
+//   bundler may drop what an application does not use.
+//
+// Source maps are left out with `--no-source-maps` (inline maps tripled the
+// tarball); the script checks none slipped in.
+//
+//   node scripts/pack.mjs [-o out.tgz] [deno pack options, e.g. --allow-dirty]
+//
+// The test command builds the Node leg's package with this script, so the
+// suite runs against exactly this tarball.
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { gunzipSync, gzipSync } from "node:zlib";
+
+const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+
+/** What the generated package.json gains. */
+const PACKAGE_FIELDS = {
+  bin: { nodewire: "./cli.js" },
+  engines: { node: ">=20" },
+  sideEffects: false,
+};
+const BIN_FILE = "package/cli.js";
+const SHEBANG = "#!/usr/bin/env node\n";
+
+/**
+ * Runs `deno pack` and rewrites its tarball in place at `output`. `args` go
+ * to `deno pack` as they are. Returns the tarball's size in bytes; throws
+ * when `deno pack` fails or the tarball is not what this script expects.
+ */
+function pack(output, args) {
+  mkdirSync(dirname(output), { recursive: true });
+  const local = join(root, "node_modules", ".bin", "deno");
+  const deno = existsSync(local) ? local : "deno";
+  const r = spawnSync(
+    deno,
+    ["pack", "--no-source-maps", ...args, "-o", output],
+    { cwd: root, stdio: "inherit" },
+  );
+  if (r.status !== 0) {
+    throw new Error(`deno pack failed (${r.error?.message ?? r.status})`);
+  }
+  const entries = readTar(gunzipSync(readFileSync(output)));
+  let sawBin = false;
+  let sawManifest = false;
+  for (const entry of entries) {
+    if (entry.name === "package/package.json") {
+      const manifest = JSON.parse(entry.data.toString("utf8"));
+      entry.data = Buffer.from(
+        JSON.stringify({ ...manifest, ...PACKAGE_FIELDS }, null, 2) + "\n",
+      );
+      sawManifest = true;
+    } else if (entry.name === BIN_FILE) {
+      const text = entry.data.toString("utf8");
+      if (!text.startsWith("#!")) entry.data = Buffer.from(SHEBANG + text);
+      entry.mode = 0o755;
+      sawBin = true;
+    }
+    if (
+      entry.name.endsWith(".js") &&
+      entry.data.includes("sourceMappingURL=data:")
+    ) {
+      throw new Error(`${entry.name} still has an inline source map`);
+    }
+  }
+  if (!sawManifest || !sawBin) {
+    throw new Error(`the tarball lacks package.json or ${BIN_FILE}`);
+  }
+  const packed = gzipSync(writeTar(entries), { level: 9 });
+  writeFileSync(output, packed);
+  return packed.length;
+}
+
+// A minimal tar reader and writer: enough to change two short-named regular
+// files of the (GNU-format) archive `deno pack` writes. Every other entry
+// keeps its header bytes as they are.
+
+function octal(header, offset, length) {
+  const text = header.subarray(offset, offset + length).toString("latin1");
+  return parseInt(text.replace(/\0.*$/s, "").trim() || "0", 8);
+}
+
+function readTar(buffer) {
+  const entries = [];
+  let offset = 0;
+  let extended = false; // a pax or GNU long-name header precedes this entry
+  while (offset + 512 <= buffer.length) {
+    const header = Buffer.from(buffer.subarray(offset, offset + 512));
+    if (header.every((b) => b === 0)) break;
+    const size = octal(header, 124, 12);
+    const type = String.fromCharCode(header[156] || 0x30);
+    const name = header.subarray(0, 100).toString("utf8").replace(/\0.*$/s, "");
+    const data = Buffer.from(
+      buffer.subarray(offset + 512, offset + 512 + size),
+    );
+    entries.push({ header, name, type, data, extended, mode: undefined });
+    extended = "xgL".includes(type);
+    offset += 512 + Math.ceil(size / 512) * 512;
+  }
+  return entries;
+}
+
+function writeTar(entries) {
+  const blocks = [];
+  for (const entry of entries) {
+    const { header, data } = entry;
+    if (entry.mode !== undefined || data.length !== octal(header, 124, 12)) {
+      if (entry.extended || entry.type !== "0") {
+        throw new Error(`cannot rewrite ${entry.name}: not a plain ustar file`);
+      }
+      if (entry.mode !== undefined) field(header, 100, 8, entry.mode);
+      field(header, 124, 12, data.length);
+      header.fill(0x20, 148, 156); // checksum is summed with its field blank
+      const sum = header.reduce((a, b) => a + b, 0);
+      header.write(sum.toString(8).padStart(6, "0") + "\0 ", 148, "latin1");
+    }
+    blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024)); // two zero blocks end the archive
+  return Buffer.concat(blocks);
+}
+
+function field(header, offset, length, value) {
+  const text = value.toString(8).padStart(length - 1, "0") + "\0";
+  header.write(text, offset, length, "latin1");
+}
+
+const args = process.argv.slice(2);
+const { name, version } = JSON.parse(
+  readFileSync(join(root, "deno.json"), "utf8"),
+);
+// deno pack's own default: @scope/name 1.0.0 -> ./scope-name-1.0.0.tgz
+let output = resolve(
+  `${name.replace("@", "").replace("/", "-")}-${version}.tgz`,
+);
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "-o" || args[i] === "--output") {
+    output = resolve(args[i + 1] ?? "");
+    args.splice(i--, 2);
+  } else if (args[i].startsWith("--output=")) {
+    output = resolve(args[i].slice("--output=".length));
+    args.splice(i--, 1);
+  }
+}
+try {
+  const size = pack(output, args);
+  console.log(
+    `${output}: ${
+      (size / 1024).toFixed(1)
+    } KiB, with bin, engines and sideEffects`,
+  );
+} catch (error) {
+  console.error(`pack: ${error.message}`);
+  process.exitCode = 1;
+}

@@ -1,0 +1,358 @@
+/**
+ * The side of a connection that runs on events rather than calls: the
+ * stream's bytes decoded, replies matched to the requests in flight,
+ * control messages handed on, deadlines expired, held frames written once
+ * the socket drains, and everything in flight failed when it ends. The
+ * Connection class (connection.ts) holds the API and the request path;
+ * both work on this object's state.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import {
+  ConnectionLostError,
+  type Endpoint,
+  ProtocolError,
+  RemoteError,
+  RequestTimeoutError,
+} from "../errors.ts";
+import { MessageCodec } from "../protocol/codec.ts";
+import { type Message, MessageType } from "../protocol/frame.ts";
+import { decodeError } from "../protocol/messages.ts";
+import type { ByteChannel } from "../runtime/types.ts";
+import { DeadlineTracker } from "./deadlines.ts";
+import { FrameWriter } from "./frame_writer.ts";
+import { ControlInbox } from "./inbox.ts";
+import { type HeldFrame, type Pending, writeHeld } from "./in_flight.ts";
+import { PendingTable } from "./pending_table.ts";
+import type { ConnectionStats, RequestRoute } from "./types.ts";
+
+/**
+ * The connection a core works for, as the core sees it: where errors say
+ * the node is, the counters, and the way to end it.
+ *
+ * @example
+ * ```ts ignore
+ * const owner: CoreOwner = connection; // a Connection is one
+ * ```
+ */
+export interface CoreOwner extends Endpoint {
+  /** `host:port` of the node. */
+  readonly address: string;
+  /** The connection's counters, updated by the core. */
+  readonly stats: ConnectionStats;
+  /** Ends the connection at once (a protocol violation, a node's ERROR). */
+  destroy(error?: Error): void;
+}
+
+/**
+ * A connection's stream, requests in flight and reading side. Fields are
+ * open to the Connection that owns it (nothing else holds a core); the
+ * reply path reads them exactly as it read the Connection's own fields.
+ *
+ * @example
+ * ```ts ignore
+ * const core = new ConnectionCore(connection, clock, maxFrameSize, onGoodbye);
+ * core.attach(channel, onClose);
+ * ```
+ */
+export class ConnectionCore {
+  /** The connection this core works for. */
+  readonly owner: CoreOwner;
+  /** The owner's counters (the same object, one hop shorter). */
+  readonly stats: ConnectionStats;
+  /** Decodes the stream; its limit is the largest payload accepted. */
+  readonly codec: MessageCodec;
+  /** Requests and pings in flight, by sequence number. */
+  readonly table: PendingTable<Pending> = new PendingTable<Pending>();
+  /** Their deadlines, on one timer. */
+  readonly deadlines: DeadlineTracker<Pending>;
+  /** Control messages nobody asked for yet, and who waits for them. */
+  readonly inbox: ControlInbox = new ControlInbox();
+  /** The stream; replaced once, by a TLS switch ({@linkcode attach}). */
+  channel!: ByteChannel;
+  /** Encodes frames for `channel`. */
+  writer!: FrameWriter;
+  /** Requests held back while the socket is congested. */
+  queued: HeldFrame[] = [];
+  /**
+   * Messages decoded after a pauseReading receive, while a TLS switch may
+   * follow: none are expected (see Connection.startTls).
+   */
+  held: Message[] | undefined;
+  /** The node's own id, from HELLO_OK; named in its RemoteErrors. */
+  nodeId = "";
+  /** Set once the connection has closed. */
+  closed = false;
+  #idleWaiters: Array<() => void> = [];
+  readonly #onGoodbye: () => void;
+  #onRouted: ((message: Message) => void) | undefined;
+
+  /**
+   * A core for `owner`, timing deadlines on `clock`, accepting payloads up
+   * to `maxFrameSize`; a node's GOODBYE goes to `onGoodbye`.
+   */
+  constructor(
+    owner: CoreOwner,
+    clock: Clock,
+    maxFrameSize: number,
+    onGoodbye: () => void,
+  ) {
+    this.owner = owner;
+    this.stats = owner.stats;
+    this.codec = new MessageCodec(maxFrameSize);
+    this.deadlines = new DeadlineTracker(clock, this.#expire);
+    this.#onGoodbye = onGoodbye;
+  }
+
+  /**
+   * Writes through `channel` and reads from it from now on; its close goes
+   * to `onClose`.
+   */
+  attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
+    this.channel = channel;
+    this.writer = new FrameWriter(channel, this.#onDrained);
+    channel.onData(this.#onData);
+    channel.onClose(onClose);
+  }
+
+  /** Removes a pending entry; false when it had already settled. */
+  settle(pending: Pending): boolean {
+    if (!this.table.delete(pending)) return false;
+    this.#forget(pending);
+    return true;
+  }
+
+  /** Resolves once nothing is in flight. */
+  whenIdle(): Promise<void> {
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  /**
+   * The next control message, now or once it arrives (see
+   * Connection.receiveMessage); with `pauseReading`, reading stops behind
+   * it. A closed connection's `lost` error fails the wait.
+   */
+  receive(
+    options: { signal?: AbortSignal; pauseReading?: boolean },
+    timeoutMs: number,
+    clock: Clock,
+    lost: (() => Error) | undefined,
+  ): Promise<Message> {
+    const next = this.inbox.take();
+    if (next) {
+      if (options.pauseReading) this.pause();
+      return Promise.resolve(next);
+    }
+    if (lost !== undefined) return Promise.reject(lost());
+    return this.inbox.wait(
+      options,
+      timeoutMs,
+      clock,
+      this.owner.address,
+      // Runs while the chunk holding the message is being delivered, so
+      // the adapter issues no further read.
+      options.pauseReading ? () => this.pause() : undefined,
+    );
+  }
+
+  /** Reads no further until {@linkcode resume}; keeps what follows. */
+  pause(): void {
+    this.held ??= [];
+    this.channel.pause?.();
+  }
+
+  /** Reads again, first acting on what was kept since the pause. */
+  resume(): void {
+    const held = this.held;
+    this.held = undefined;
+    this.channel.resume?.();
+    // What came behind the pause point in the same chunk, in order.
+    for (const message of held ?? []) this.#onMessage(message);
+  }
+
+  /**
+   * The function that takes the replies a {@linkcode RequestRoute}
+   * receives, matched like replies on the stream; an error in one ends the
+   * connection. Made on first use: only routed connections need one.
+   */
+  routedReceiver(): (message: Message) => void {
+    return this.#onRouted ??= (message: Message): void => {
+      if (this.closed) return;
+      try {
+        this.#onMessage(message);
+      } catch (error) {
+        this.owner.destroy(
+          new ConnectionLostError(
+            this.owner,
+            `protocol violation: ${String(error)}`,
+            { cause: error },
+          ),
+        );
+      }
+    };
+  }
+
+  /**
+   * The connection has closed: stops the deadline timer and `route`, then
+   * fails every request in flight with `lost(sent)` (only a frame still
+   * held back is known never to have left), every receiveMessage waiter
+   * with `lost(false)`, and releases whoever waits for idle.
+   */
+  shutDown(
+    route: RequestRoute | undefined,
+    lost: (sent: boolean) => Error,
+  ): void {
+    this.closed = true;
+    this.deadlines.stop();
+    route?.close();
+    const held = new Set(this.queued.map((h) => h.pending));
+    this.queued = [];
+    for (const p of this.table.values()) {
+      this.settle(p);
+      p.sink.onError(lost(!held.has(p)));
+    }
+    this.inbox.fail(() => lost(false));
+    for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /** Forgets a pending entry known to be in the table (just looked up). */
+  #release(pending: Pending): void {
+    this.table.delete(pending);
+    this.#forget(pending);
+  }
+
+  /** What follows an entry's removal from the table. */
+  #forget(pending: Pending): void {
+    this.deadlines.remove(pending);
+    const abort = pending.abort;
+    if (abort !== undefined) {
+      abort.signal.removeEventListener("abort", abort.listener);
+    }
+    if (this.table.size === 0 && this.#idleWaiters.length > 0) {
+      const waiters = this.#idleWaiters;
+      this.#idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #expire = (pending: Pending, timeoutMs: number): void => {
+    // The tracker already unlinked it; drop it from the map.
+    if (this.table.get(pending.sequence) !== pending) return;
+    pending.list = undefined;
+    this.settle(pending);
+    this.stats.timedOut++;
+    pending.sink.onError(
+      new RequestTimeoutError(this.owner.address, timeoutMs),
+    );
+  };
+
+  #onData = (chunk: Uint8Array): void => {
+    try {
+      this.codec.decode(chunk, this.#onMessage);
+    } catch (error) {
+      const reason = error instanceof ProtocolError
+        ? `protocol violation: ${error.message}`
+        : `failed to handle a message: ${String(error)}`;
+      this.owner.destroy(
+        new ConnectionLostError(this.owner, reason, { cause: error }),
+      );
+    }
+  };
+
+  #onMessage = (message: Message): void => {
+    if (this.held !== undefined) {
+      // Behind the pause point: kept, not acted on (not even a PING's
+      // PONG), until resumeReading() or a refused startTls().
+      this.held.push(message);
+      return;
+    }
+    const type = message.type;
+    if (
+      type === MessageType.Response || type === MessageType.Pong ||
+      (type === MessageType.Error && message.sequence !== 0)
+    ) {
+      const pending = this.table.get(message.sequence);
+      if (pending === undefined) {
+        // An ERROR answering a control message (HELLO, NEGOTIATE, AUTH_*)
+        // goes to whoever waits in receiveMessage(), so a handshake fails
+        // at once instead of at its timeout.
+        if (type === MessageType.Error && this.inbox.answer(message)) return;
+        // Late (after a timeout or abort), duplicate or unknown: drop it.
+        this.stats.dropped++;
+        return;
+      }
+      if (type === MessageType.Error) {
+        const e = decodeError(message.payload);
+        this.#release(pending);
+        this.stats.received++;
+        pending.sink.onError(
+          new RemoteError(e.code, e.message, e.retryable, this.nodeId),
+        );
+        return;
+      }
+      if (type !== replyTypeOf(pending.type)) {
+        throw new ProtocolError(
+          `sequence ${message.sequence} answered with type 0x${
+            type.toString(16)
+          }`,
+        );
+      }
+      this.#release(pending);
+      this.stats.received++;
+      pending.sink.onReply(message.payload);
+      return;
+    }
+    this.#onControl(message);
+  };
+
+  /** A message that answers no request: the node speaks to the client. */
+  #onControl(message: Message): void {
+    const type = message.type;
+    if (type === MessageType.Ping) {
+      // A node may probe us; answer in kind.
+      if (!this.closed) {
+        this.writer.push(
+          MessageType.Pong,
+          0,
+          message.sequence,
+          message.payload,
+        );
+      }
+      return;
+    }
+    if (type === MessageType.Goodbye) {
+      // The node is draining: take no new work; what is in flight finishes.
+      this.#onGoodbye();
+      return;
+    }
+    if (type === MessageType.Error && message.sequence === 0) {
+      const e = decodeError(message.payload);
+      this.owner.destroy(
+        new ConnectionLostError(
+          this.owner,
+          `node error ${e.code}: ${e.message}`,
+          {
+            cause: new RemoteError(e.code, e.message, e.retryable, this.nodeId),
+          },
+        ),
+      );
+      return;
+    }
+    this.inbox.deliver(message);
+  }
+
+  #onDrained = (): void => {
+    const queued = this.queued;
+    this.queued = [];
+    const rest = writeHeld(queued, this.writer, this.table);
+    // Congested again: keep the rest, in order, for the next drain.
+    if (rest !== undefined) this.queued = rest.concat(this.queued);
+  };
+}
+
+/** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
+function replyTypeOf(type: number): number {
+  return type === MessageType.Ping ? MessageType.Pong : MessageType.Response;
+}

@@ -1,0 +1,156 @@
+/**
+ * The records a connection keeps for its requests in flight, and what
+ * becomes of them when the socket is congested or the connection ends.
+ *
+ * @module
+ */
+
+import type { DeadlineEntry } from "./deadlines.ts";
+import type { FrameWriter } from "./frame_writer.ts";
+import type { PendingTable } from "./pending_table.ts";
+import type { ReplySink } from "./types.ts";
+import { rejection, type Resolve } from "./resolve_only.ts";
+import {
+  ConnectionLostError,
+  type Endpoint,
+  NodewireError,
+} from "../errors.ts";
+
+/**
+ * One request in flight: a record of eight fields, since a connection may
+ * hold a hundred thousand of them. What only some requests need (an abort
+ * signal, a frame held back by congestion) lives in records of its own.
+ *
+ * @example
+ * ```ts ignore
+ * const pending: Pending = {
+ *   sequence: 7, type: MessageType.Request, sink, abort: undefined,
+ *   deadline: 0, prev: undefined, next: undefined, list: undefined,
+ * };
+ * ```
+ */
+export interface Pending extends DeadlineEntry {
+  /** The request's sequence number, which its reply carries back. */
+  readonly sequence: number;
+  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
+  readonly type: number;
+  /** Where the outcome goes. */
+  readonly sink: ReplySink;
+  /** The abort listener to remove once the request settles. */
+  abort: AbortHook | undefined;
+}
+
+/**
+ * A request's abort listener and the signal it listens to.
+ *
+ * @example
+ * ```ts ignore
+ * pending.abort = { signal, listener };
+ * signal.addEventListener("abort", listener, { once: true });
+ * ```
+ */
+export interface AbortHook {
+  /** The request's signal. */
+  readonly signal: AbortSignal;
+  /** Fails the request when `signal` aborts. */
+  readonly listener: () => void;
+}
+
+/**
+ * A request whose frame waits for a congested socket to drain.
+ *
+ * @example
+ * ```ts ignore
+ * held.push({ pending, flags: 0, payload });
+ * ```
+ */
+export interface HeldFrame {
+  /** The request the frame belongs to. */
+  readonly pending: Pending;
+  /** The frame's flags. */
+  readonly flags: number;
+  /** The frame's payload, written once the socket drains. */
+  readonly payload: Uint8Array;
+}
+
+/**
+ * Settles a promise from a connection, keeping only its resolve function
+ * (see resolve_only.ts for why).
+ *
+ * @example
+ * ```ts ignore
+ * const reply = new Promise<Uint8Array>((resolve) =>
+ *   connection.submitRequest(payload, options, new PromiseSink(resolve))
+ * );
+ * ```
+ */
+export class PromiseSink implements ReplySink {
+  /** Settles the promise behind `resolve`. */
+  constructor(readonly resolve: Resolve<Uint8Array>) {}
+
+  /** Fulfils the promise with `payload`. */
+  onReply(payload: Uint8Array): void {
+    this.resolve(payload);
+  }
+
+  /** Rejects the promise with `error`. */
+  onError(error: Error): void {
+    this.resolve(rejection(error));
+  }
+}
+
+/**
+ * Writes held frames, in order, whose requests are still in `table` (a
+ * closed connection's table is empty), until `writer` is congested again.
+ * Returns the frames still held, those after the one that congested it,
+ * or undefined when none are left.
+ *
+ * @example
+ * ```ts ignore
+ * const rest = writeHeld(queued, writer, table);
+ * if (rest !== undefined) queued = rest.concat(queued);
+ * ```
+ */
+export function writeHeld(
+  held: readonly HeldFrame[],
+  writer: FrameWriter,
+  table: PendingTable<Pending>,
+): HeldFrame[] | undefined {
+  for (let i = 0; i < held.length; i++) {
+    const { pending: p, flags, payload } = held[i];
+    if (table.get(p.sequence) !== p) continue;
+    writer.push(p.type, flags, p.sequence, payload);
+    if (writer.congested) return held.slice(i + 1);
+  }
+  return undefined;
+}
+
+/**
+ * The error for work a lost connection fails. `sent` says whether the
+ * request had been written, so whether it may have reached the node;
+ * `cause` is what ended the connection, returned as is when it already
+ * says the same.
+ *
+ * @example
+ * ```ts ignore
+ * const e = lostError({ hostname: "127.0.0.1", port: 7000 }, false, undefined);
+ * e.sent; // false
+ * e.message; // "connection to 127.0.0.1:7000 lost: the connection was closed"
+ * ```
+ */
+export function lostError(
+  endpoint: Endpoint,
+  sent: boolean,
+  cause: Error | undefined,
+): ConnectionLostError {
+  if (cause instanceof ConnectionLostError && cause.sent === sent) {
+    return cause;
+  }
+  const reason = cause instanceof NodewireError
+    ? cause.message
+    : "the connection was closed";
+  return new ConnectionLostError(endpoint, reason, {
+    cause,
+    sent,
+  });
+}

@@ -1,0 +1,111 @@
+/**
+ * A connection's control inbox: the messages that answer no pending
+ * request (HELLO_OK, NEGOTIATE_OK, AUTH_*, anything unsolicited) and the
+ * callers of `receiveMessage` waiting for them. Only the handshake uses
+ * it, so it holds nothing on the request path.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import { AbortedError, RequestTimeoutError } from "../errors.ts";
+import type { Message } from "../protocol/frame.ts";
+
+/** Takes the next control message, or the error that ended the wait. */
+type Waiter = (message: Message | Error) => void;
+
+/**
+ * Control messages in arrival order, each handed to the oldest waiter or
+ * kept until someone asks.
+ *
+ * @example
+ * ```ts ignore
+ * const inbox = new ControlInbox();
+ * const next = inbox.wait({}, 1000, clock, "127.0.0.1:7000", undefined);
+ * inbox.deliver(helloOk); // `next` resolves with it
+ * ```
+ */
+export class ControlInbox {
+  // Made on first use: most connections see a handful of control messages
+  // at the start and none after.
+  #messages: Message[] | undefined;
+  #waiters: Waiter[] | undefined;
+
+  /** Messages kept, not yet taken. */
+  get size(): number {
+    return this.#messages?.length ?? 0;
+  }
+
+  /** The oldest kept message, removed, if any. */
+  take(): Message | undefined {
+    return this.#messages?.shift();
+  }
+
+  /** Hands `message` to the oldest waiter, or keeps it for the next one. */
+  deliver(message: Message): void {
+    const waiter = this.#waiters?.shift();
+    if (waiter) waiter(message);
+    else (this.#messages ??= []).push(message);
+  }
+
+  /**
+   * Hands `message` to the oldest waiter if one waits: an ERROR answering
+   * a control message, so a handshake fails at once instead of at its
+   * timeout. False when nobody waits.
+   */
+  answer(message: Message): boolean {
+    const waiter = this.#waiters?.shift();
+    if (waiter === undefined) return false;
+    waiter(message);
+    return true;
+  }
+
+  /**
+   * Waits for the next message, for at most `timeoutMs` (`Infinity`: no
+   * limit) on `clock`. `onTaken` runs as the message is handed over,
+   * while the chunk holding it is still being delivered.
+   *
+   * @throws {RequestTimeoutError} after `timeoutMs` (naming `address`).
+   * @throws {AbortedError} when `options.signal` aborts.
+   */
+  wait(
+    options: { signal?: AbortSignal },
+    timeoutMs: number,
+    clock: Clock,
+    address: string,
+    onTaken: (() => void) | undefined,
+  ): Promise<Message> {
+    return new Promise((resolve, reject) => {
+      const cleanup = () => {
+        if (timer !== undefined) clock.clearTimeout(timer);
+        options.signal?.removeEventListener("abort", onAbort);
+        const i = this.#waiters?.indexOf(waiter) ?? -1;
+        if (i >= 0) this.#waiters!.splice(i, 1);
+      };
+      const waiter = (message: Message | Error) => {
+        cleanup();
+        if (message instanceof Error) return reject(message);
+        onTaken?.();
+        resolve(message);
+      };
+      const onAbort = () => {
+        cleanup();
+        reject(new AbortedError("receive aborted", options.signal?.reason));
+      };
+      const timer = timeoutMs === Infinity
+        ? undefined
+        : clock.setTimeout(() => {
+          cleanup();
+          reject(new RequestTimeoutError(address, timeoutMs));
+        }, timeoutMs);
+      if (options.signal?.aborted) return onAbort();
+      options.signal?.addEventListener("abort", onAbort, { once: true });
+      (this.#waiters ??= []).push(waiter);
+    });
+  }
+
+  /** Fails every waiter, each with an error from `error()`. */
+  fail(error: () => Error): void {
+    for (const w of this.#waiters?.splice(0) ?? []) w(error());
+  }
+}

@@ -1,0 +1,216 @@
+/**
+ * Opening a connection: the limit on connect plus handshake, the HELLO
+ * exchange, and the checks before the stream switches to TLS. Runs once per
+ * connection, never on the request path.
+ *
+ * @module
+ */
+
+import { type Clock, systemClock } from "../clock.ts";
+import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
+import {
+  AbortedError,
+  ConnectionError,
+  ConnectTimeoutError,
+  type Endpoint,
+  formatAddress,
+  ProtocolError,
+  RemoteError,
+} from "../errors.ts";
+import { type Message, MessageType } from "../protocol/frame.ts";
+import {
+  decodeError,
+  decodeHelloOk,
+  encodeJson,
+  type HelloOkPayload,
+} from "../protocol/messages.ts";
+import type {
+  ByteChannel,
+  RuntimeAdapter,
+  TlsOptions,
+} from "../runtime/types.ts";
+
+/**
+ * What opening reads of the connection options (`ConnectionOptions`, whose
+ * `handshake` takes a `Connection`: here the connection type is `C`).
+ *
+ * @example
+ * ```ts ignore
+ * const options: OpenOptions<Connection> = { adapter, hostname: "127.0.0.1", port: 7000 };
+ * ```
+ */
+export interface OpenOptions<C> {
+  /** Opens the socket. */
+  adapter: RuntimeAdapter;
+  /** Node host name or IP literal. */
+  hostname: string;
+  /** Node port. */
+  port: number;
+  /** Limit for connect plus handshake, in ms. */
+  timeoutMs?: number;
+  /** Clock for the limit. */
+  clock?: Clock;
+  /** Cancels opening. */
+  signal?: AbortSignal;
+  /** Runs after HELLO_OK: negotiation and authentication. */
+  handshake?: (
+    connection: C,
+    hello: HelloOkPayload,
+    signal: AbortSignal,
+  ) => Promise<void>;
+  /** TLS from the first byte. */
+  tls?: Omit<TlsOptions, "signal">;
+}
+
+/**
+ * Opens a connection: connects the socket, lets `create` build the
+ * connection over it, `greet` exchange HELLO, and the handshake run, all
+ * within `timeoutMs` and until `signal` aborts. A failure destroys what
+ * was built and throws the timeout or abort once either happened,
+ * whatever it broke.
+ *
+ * @throws {ConnectTimeoutError} when connect plus handshake take too long.
+ * @throws {ConnectionError} when the node cannot be reached.
+ * @throws {AbortedError} when `signal` aborts.
+ * @example
+ * ```ts ignore
+ * const connection = await openConnection(
+ *   options,
+ *   (channel, endpoint, clock, timeoutMs) => new Connection(channel, endpoint, { clock }),
+ *   (connection, signal) => greet(connection, signal),
+ * );
+ * ```
+ */
+export async function openConnection<
+  C extends { destroy(error?: Error): void },
+>(
+  options: OpenOptions<C>,
+  create: (
+    channel: ByteChannel,
+    endpoint: Endpoint,
+    clock: Clock,
+    timeoutMs: number,
+  ) => C,
+  greet: (connection: C, signal: AbortSignal) => Promise<HelloOkPayload>,
+): Promise<C> {
+  const clock = options.clock ?? systemClock;
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const endpoint = { hostname: options.hostname, port: options.port };
+  const controller = new AbortController();
+  const timer = clock.setTimeout(
+    () => controller.abort(new ConnectTimeoutError(endpoint, timeoutMs)),
+    timeoutMs,
+  );
+  const onAbort = () =>
+    controller.abort(
+      new AbortedError(
+        `connecting to ${formatAddress(endpoint)} was aborted`,
+        options.signal?.reason,
+      ),
+    );
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
+  let connection: C | undefined;
+  try {
+    const channel = await options.adapter.connect({
+      ...endpoint,
+      signal: controller.signal,
+      tls: options.tls,
+    });
+    connection = create(channel, endpoint, clock, timeoutMs);
+    const hello = await greet(connection, controller.signal);
+    if (options.handshake) {
+      await options.handshake(connection, hello, controller.signal);
+    }
+    if (controller.signal.aborted) throw controller.signal.reason;
+    return connection;
+  } catch (error) {
+    const reason = controller.signal.aborted ? controller.signal.reason : error;
+    connection?.destroy(reason instanceof Error ? reason : undefined);
+    throw reason;
+  } finally {
+    clock.clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/**
+ * The HELLO payload: protocol version, client name, and the largest
+ * payload this client accepts.
+ *
+ * @example
+ * ```ts ignore
+ * connection.sendMessage(MessageType.Hello, helloPayload("nodewire", maxFrameSize));
+ * ```
+ */
+export function helloPayload(
+  clientName: string,
+  maxFrameSize: number,
+): Uint8Array {
+  return encodeJson({ version: 1, client: clientName, maxFrameSize });
+}
+
+/**
+ * Reads the node's answer to HELLO.
+ *
+ * @throws {RemoteError} when the node answered with ERROR.
+ * @throws {ProtocolError} for any other message, or a malformed HELLO_OK.
+ * @example
+ * ```ts ignore
+ * const hello = readHelloOk(await connection.receiveMessage({ signal }));
+ * hello.nodeId; // the node's own id, e.g. "n1"
+ * ```
+ */
+export function readHelloOk(reply: Message): HelloOkPayload {
+  if (reply.type === MessageType.Error) {
+    const e = decodeError(reply.payload);
+    throw new RemoteError(e.code, e.message, e.retryable);
+  }
+  if (reply.type !== MessageType.HelloOk) {
+    throw new ProtocolError(
+      `expected HELLO_OK, got message type 0x${reply.type.toString(16)}`,
+    );
+  }
+  return decodeHelloOk(reply.payload);
+}
+
+/**
+ * Throws when an open connection's stream may not switch to TLS now:
+ * already encrypted, an adapter without TLS, or `plaintextArrived`: bytes
+ * after the node agreed to switch, or anything else under way on the
+ * stream (requests in flight, a request route).
+ *
+ * @throws {ProtocolError} when already encrypted or plaintext arrived.
+ * @throws {ConnectionError} when the adapter cannot speak TLS.
+ * @example
+ * ```ts ignore
+ * const endpoint = { hostname: "127.0.0.1", port: 7000 };
+ * checkTlsSwitch(endpoint, "127.0.0.1:7000", false, true, false); // passes
+ * ```
+ */
+export function checkTlsSwitch(
+  endpoint: Endpoint,
+  address: string,
+  encrypted: boolean,
+  canStartTls: boolean,
+  plaintextArrived: boolean,
+): void {
+  if (encrypted) {
+    throw new ProtocolError("the connection is already encrypted");
+  }
+  if (!canStartTls) {
+    throw new ConnectionError(
+      "TLS_UNSUPPORTED",
+      `the runtime adapter of ${address} cannot speak TLS`,
+      endpoint,
+      { retryable: false },
+    );
+  }
+  if (plaintextArrived) {
+    // Bytes after NEGOTIATE_OK were plaintext the node had no business
+    // sending: a man in the middle would inject them here.
+    throw new ProtocolError(
+      "plaintext data arrived after the node agreed to switch to TLS",
+    );
+  }
+}

@@ -1,0 +1,84 @@
+/**
+ * The shapes a connection's users see: per-request options, counters, the
+ * receiver of one request's outcome, and the route requests may take
+ * instead of the stream.
+ *
+ * @module
+ */
+
+/** Options for a single request. */
+export interface RequestOptions {
+  /** Overrides the connection's request timeout, in ms. */
+  timeoutMs?: number;
+  /** Cancels the request; a late reply is dropped. */
+  signal?: AbortSignal;
+  /** Marks the request safe to execute twice, so safe to retry after send. */
+  idempotent?: boolean;
+}
+
+/** Counters of one connection. */
+export interface ConnectionStats {
+  /** Requests and pings written. */
+  sent: number;
+  /** Replies matched to a pending request. */
+  received: number;
+  /** Replies for no pending request (late after a timeout, or unknown). */
+  dropped: number;
+  /** Requests that timed out. */
+  timedOut: number;
+}
+
+/**
+ * Another way for a connection's requests and pings to travel, taken once
+ * the handshake chose it (UDP: `src/handshake/udp.ts`). The stream stays
+ * the connection's control channel: handshake, GOODBYE, errors about the
+ * whole connection.
+ *
+ * @example A route that loses everything (requests then time out)
+ * ```ts
+ * import type { RequestRoute } from "@nodewire/client";
+ * const blackHole: RequestRoute = {
+ *   maxPayload: 1024,
+ *   tooLarge: (length) => new RangeError(`${length} bytes do not fit`),
+ *   send: () => {},
+ *   close: () => {},
+ * };
+ * ```
+ */
+export interface RequestRoute {
+  /** The largest REQUEST or PING payload the route carries, in bytes. */
+  readonly maxPayload: number;
+  /** The error for a payload over `maxPayload`; such a request is not sent. */
+  tooLarge(length: number): Error;
+  /** Sends one REQUEST or PING. Loss shows up as the request's timeout. */
+  send(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void;
+  /** Releases the route; called once, when the connection closes. */
+  close(): void;
+}
+
+/**
+ * Receives the outcome of one request sent with
+ * {@linkcode Connection.submitRequest}: exactly one of the two methods is
+ * called, exactly once. Layers that already own a promise for the request
+ * (the Client does) use this instead of a second promise per request.
+ *
+ * @example
+ * ```ts
+ * import type { ReplySink } from "@nodewire/client";
+ * const sink: ReplySink = {
+ *   onReply: (payload) => console.log(payload.byteLength),
+ *   onError: (error) => console.error(error.message),
+ * };
+ * ```
+ */
+export interface ReplySink {
+  /** The node's response payload (a view into the received bytes). */
+  onReply(payload: Uint8Array): void;
+  /** Why the request failed: the same errors `sendRequest` rejects with. */
+  onError(error: Error): void;
+}

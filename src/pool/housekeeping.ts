@@ -1,0 +1,208 @@
+/**
+ * The pool's one maintenance timer and what it does when it fires: retire
+ * connections past their lifetime, close those idle too long, expire
+ * waiters, and check idle connections with a heartbeat.
+ *
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../clock.ts";
+import type { PoolConfig } from "../config/shapes.ts";
+import type { PoolContext } from "./context.ts";
+import { asError, destroyQuietly, type Entry, type Roster } from "./roster.ts";
+import type { PoolableConnection } from "./types.ts";
+
+/**
+ * A connection due to close while requests are in flight on it is looked at
+ * again after this long, because a connection does not announce that its
+ * last request finished.
+ */
+const BUSY_RECHECK_MS = 1000;
+/** The longest delay a timer accepts before it overflows and fires at once. */
+const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Owns the pool's one maintenance timer. Every deadline (a waiter's
+ * timeout, a lifetime, an idle timeout, a heartbeat, the end of a backoff)
+ * arms it for the earliest; when it fires it does all the work due and
+ * arms it for the next. No timer per waiter or per connection.
+ */
+export class Housekeeper<C extends PoolableConnection> {
+  readonly #ctx: PoolContext;
+  readonly #config: Readonly<PoolConfig>;
+  readonly #clock: Clock;
+  readonly #roster: Roster<C>;
+  readonly #heartbeat: ((conn: C) => Promise<unknown>) | undefined;
+  /** The timer, and when it fires (`Infinity` when unset). */
+  #timer: TimerHandle | undefined;
+  #timerAt = Infinity;
+  /** Set by `stop()`, when the pool closes: nothing is armed again. */
+  #stopped = false;
+
+  /** Creates a housekeeper; the timer is armed on the first deadline. */
+  constructor(
+    ctx: PoolContext,
+    roster: Roster<C>,
+    heartbeat: ((conn: C) => Promise<unknown>) | undefined,
+  ) {
+    this.#ctx = ctx;
+    this.#config = ctx.config;
+    this.#clock = ctx.clock;
+    this.#roster = roster;
+    this.#heartbeat = heartbeat;
+  }
+
+  /** Arms the timer for `at`, unless it fires sooner already. */
+  wakeAt(at: number): void {
+    if (this.#stopped || at === Infinity || at >= this.#timerAt) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timerAt = at;
+    const delay = Math.min(Math.max(0, at - this.#clock.now()), MAX_TIMER_MS);
+    this.#timer = this.#clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#timerAt = Infinity;
+      this.#maintain();
+    }, delay);
+  }
+
+  /**
+   * Arms the timer for a connection used at `now`: for its idle timeout
+   * when the pool holds more than the minimum, and for its heartbeat.
+   */
+  wakeAfterUse(now: number): void {
+    const config = this.#config;
+    if (config.idleTimeoutMs > 0 && this.#roster.live > config.minConnections) {
+      this.wakeAt(now + config.idleTimeoutMs);
+    }
+    this.wakeForHeartbeat(now);
+  }
+
+  /** Arms the timer for a heartbeat `heartbeatIntervalMs` from `now`. */
+  wakeForHeartbeat(now: number): void {
+    const interval = this.#config.heartbeatIntervalMs;
+    if (this.#heartbeat !== undefined && interval > 0) {
+      this.wakeAt(now + interval);
+    }
+  }
+
+  /** Stops the timer for good: the pool is closing. */
+  stop(): void {
+    this.#stopped = true;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  /** Closes a retiring connection now if idle, else looks again later. */
+  closeWhenIdle(entry: Entry<C>, now: number): void {
+    if (entry.removed || entry.lent) return; // a lent one closes on return
+    if (entry.conn.inFlight === 0) {
+      this.#roster.remove(entry, entry.retire ?? "stale", undefined, true);
+    } else {
+      this.wakeAt(now + BUSY_RECHECK_MS);
+    }
+  }
+
+  /**
+   * Retires connections past their lifetime, closes those idle too long
+   * above the minimum, drops broken ones, refills, and arms the timer for
+   * the next deadline.
+   */
+  #maintain(): void {
+    if (this.#stopped) return;
+    const now = this.#clock.now();
+    const roster = this.#roster;
+    const { idleTimeoutMs, minConnections } = this.#config;
+    let next = this.#ctx.expireWaiters(now);
+    for (const entry of roster.list.slice()) {
+      if (entry.removed) continue;
+      if (!entry.conn.isOpen) {
+        roster.remove(entry, "error", undefined, false);
+        continue;
+      }
+      if (entry.retire === undefined && now >= entry.expiresAt) {
+        roster.retire(entry, "lifetime");
+      }
+      if (entry.retire !== undefined) {
+        this.closeWhenIdle(entry, now);
+      } else if (entry.expiresAt < next) {
+        next = entry.expiresAt;
+      }
+    }
+    if (idleTimeoutMs > 0) {
+      let surplus = roster.live - minConnections;
+      for (const entry of roster.list.slice()) {
+        if (surplus <= 0) break;
+        if (entry.removed || entry.lent || entry.retire !== undefined) continue;
+        // Its own heartbeat ping is no sign of use; look again after it.
+        if (entry.probing) continue;
+        if (entry.conn.inFlight !== 0) {
+          // Busy now: its idle time starts no earlier than this.
+          entry.lastUsedAt = now;
+        } else if (now >= entry.lastUsedAt + idleTimeoutMs) {
+          roster.remove(entry, "idle", undefined, true);
+          surplus--;
+          continue;
+        }
+        next = Math.min(next, entry.lastUsedAt + idleTimeoutMs);
+      }
+    }
+    next = Math.min(next, this.#heartbeats(now));
+    this.#ctx.pump();
+    this.wakeAt(next);
+  }
+
+  /**
+   * Pings every idle connection that has been quiet for
+   * `heartbeatIntervalMs`, so that a half-open socket is found and
+   * replaced before a request lands on it. Returns when the next one is
+   * due. Busy connections are checked by their own requests' timeouts;
+   * lent ones are looked at again when returned.
+   */
+  #heartbeats(now: number): number {
+    const interval = this.#config.heartbeatIntervalMs;
+    if (this.#heartbeat === undefined || interval <= 0) return Infinity;
+    let next = Infinity;
+    for (const entry of this.#roster.list.slice()) {
+      if (
+        entry.removed || entry.lent || entry.retire !== undefined ||
+        entry.probing
+      ) continue;
+      const due = Math.max(entry.lastUsedAt, entry.checkedAt) + interval;
+      if (due > now) {
+        next = Math.min(next, due);
+      } else if (entry.conn.inFlight !== 0) {
+        next = Math.min(next, now + interval);
+      } else {
+        this.#probe(entry);
+      }
+    }
+    return next;
+  }
+
+  #probe(entry: Entry<C>): void {
+    entry.probing = true;
+    let check: Promise<unknown>;
+    try {
+      check = this.#heartbeat!(entry.conn);
+    } catch (error) {
+      check = Promise.reject(error);
+    }
+    check.then(
+      () => {
+        entry.probing = false;
+        if (entry.removed || this.#stopped) return;
+        entry.checkedAt = this.#clock.now();
+        this.wakeForHeartbeat(entry.checkedAt);
+      },
+      (reason) => {
+        entry.probing = false;
+        if (entry.removed || this.#stopped) return;
+        const error = asError(reason);
+        // Off the books first, so nothing is handed it while it closes.
+        this.#roster.remove(entry, "error", error, false);
+        destroyQuietly(entry.conn, error);
+      },
+    );
+  }
+}

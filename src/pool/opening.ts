@@ -1,0 +1,288 @@
+/**
+ * Opening a pool's connections: how many to open and when, the factory
+ * calls in progress, the backoff after failures, and taking in what the
+ * factory delivers.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { PoolConfig } from "../config/shapes.ts";
+import type { PoolContext } from "./context.ts";
+import type { Housekeeper } from "./housekeeping.ts";
+import { asError, type Roster } from "./roster.ts";
+import type { ConnectionFactory, PoolableConnection } from "./types.ts";
+import type { WaitQueue } from "./wait_queue.ts";
+import type { Waiters } from "./waiters.ts";
+
+/**
+ * First delay of background refilling after a factory failure, doubled on
+ * each further failure: the retry schedule's defaults, so a refusing node
+ * sees a handful of attempts, not a storm.
+ */
+const BACKOFF_INITIAL_MS = 100;
+/** Upper bound of that delay: a recovered node is noticed within 5 s. */
+const BACKOFF_MAX_MS = 5000;
+/** ±2% of `maxLifetimeMs`, so connections opened together do not all retire together. */
+const LIFETIME_JITTER = 0.02;
+
+/** A factory call in progress. */
+interface Opening {
+  readonly controller: AbortController;
+  readonly startedAt: number;
+  /** Settles after the pool has handled the outcome; never rejects. */
+  settled: Promise<void>;
+}
+
+/**
+ * Opens a pool's connections: enough to keep `minConnections` (while the
+ * pool is filling) and to serve its waiters, within `maxConnections` and
+ * `maxConnecting`. After failed opens it backs off (100 ms doubling to
+ * 5 s); while it does and nothing is held, waiters fail at once with the
+ * last failure rather than each forcing a connect.
+ */
+export class Opener<C extends PoolableConnection> {
+  readonly #ctx: PoolContext;
+  readonly #config: Readonly<PoolConfig>;
+  readonly #clock: Clock;
+  readonly #roster: Roster<C>;
+  readonly #waiters: Waiters<C>;
+  /** The waiters' queue, read on every pump. */
+  readonly #queue: WaitQueue<C>;
+  readonly #keeper: Housekeeper<C>;
+  readonly #factory: ConnectionFactory<C>;
+  readonly #random: () => number;
+
+  #opening = new Set<Opening>();
+  /** Set by `close()`: nothing is opened or taken in any more. */
+  #closed = false;
+  #consecutiveFailures = 0;
+  /** The error of the last failed open, until an open succeeds. */
+  #lastFailure: Error | undefined;
+  /** Background opens wait until this time after failures. */
+  #nextOpenAt = -Infinity;
+  #totalCreated = 0;
+  #totalFailed = 0;
+
+  /** Creates an opener; nothing is opened until asked. */
+  constructor(
+    ctx: PoolContext,
+    roster: Roster<C>,
+    waiters: Waiters<C>,
+    keeper: Housekeeper<C>,
+    factory: ConnectionFactory<C>,
+    random: () => number,
+  ) {
+    this.#ctx = ctx;
+    this.#config = ctx.config;
+    this.#clock = ctx.clock;
+    this.#roster = roster;
+    this.#waiters = waiters;
+    this.#queue = waiters.queue;
+    this.#keeper = keeper;
+    this.#factory = factory;
+    this.#random = random;
+  }
+
+  /** Connections being opened. */
+  get connecting(): number {
+    return this.#opening.size;
+  }
+
+  /** Connections the factory delivered over the pool's life. */
+  get totalCreated(): number {
+    return this.#totalCreated;
+  }
+
+  /** Factory failures over the pool's life. */
+  get totalFailed(): number {
+    return this.#totalFailed;
+  }
+
+  /** Factory failures since the last success. */
+  get consecutiveFailures(): number {
+    return this.#consecutiveFailures;
+  }
+
+  /**
+   * Whether waiting could bring a fresh connection: one is being opened,
+   * or the pool may grow and is not backing off.
+   */
+  wouldOpen(): boolean {
+    return this.#opening.size > 0 ||
+      (this.#roster.list.length < this.#config.maxConnections &&
+        this.#clock.now() >= this.#nextOpenAt);
+  }
+
+  /**
+   * Opens one more connection, at `now`, if none is being opened and the
+   * pool may grow and is not backing off: every connection is at the
+   * multiplexing threshold, so load spreads.
+   */
+  grow(now: number): void {
+    if (
+      this.#opening.size === 0 &&
+      this.#roster.list.length < this.#config.maxConnections &&
+      now >= this.#nextOpenAt
+    ) this.#start(now);
+  }
+
+  /**
+   * Opens what is missing: up to `minConnections` while `filling`, and one
+   * per exclusive waiter plus one for all shared waiters, counting those
+   * already being opened.
+   */
+  openAsNeeded(filling: boolean): void {
+    if (this.#closed) return;
+    const config = this.#config;
+    const live = this.#roster.live;
+    const queue = this.#queue;
+    const connecting = this.#opening.size;
+    const forMin = filling ? config.minConnections - live - connecting : 0;
+    const forWaiters = queue.exclusive + (queue.shared > 0 ? 1 : 0) -
+      connecting;
+    let count = Math.min(
+      Math.max(forMin, forWaiters),
+      config.maxConnecting - connecting,
+      config.maxConnections - this.#roster.list.length - connecting,
+    );
+    if (count <= 0) return;
+    const now = this.#clock.now();
+    if (now < this.#nextOpenAt) {
+      // Backing off after failures. Callers with nothing at all to wait for
+      // get one attempt now instead of sitting out the delay, but only
+      // after a single failure (a blip, a restart): once the node has
+      // failed repeatedly, an attempt per caller would be a reconnect
+      // storm, so they get the last failure at once and the pool keeps to
+      // its backoff.
+      const stranded = queue.size > 0 && live === 0 && connecting === 0;
+      const attempt = stranded &&
+        (this.#consecutiveFailures <= 1 || this.#waiters.probes > 0);
+      if (!attempt) {
+        if (stranded && this.#lastFailure) {
+          this.#waiters.failAll(this.#lastFailure, "connectionError");
+        }
+        this.#keeper.wakeAt(this.#nextOpenAt);
+        return;
+      }
+      count = 1;
+    }
+    while (count-- > 0) this.#start(now);
+  }
+
+  /** Aborts the opens in progress: their connections are no longer wanted. */
+  abort(error: Error): void {
+    for (const opening of this.#opening) opening.controller.abort(error);
+  }
+
+  /** Aborts the opens in progress and opens nothing more: the pool is closing. */
+  close(error: Error): void {
+    this.#closed = true;
+    this.abort(error);
+  }
+
+  /** Waits until every open and every close in progress has settled. */
+  async drain(): Promise<void> {
+    while (this.#opening.size > 0 || this.#roster.closing > 0) {
+      const pending = this.#roster.closes();
+      for (const opening of this.#opening) pending.push(opening.settled);
+      await Promise.all(pending);
+    }
+  }
+
+  #start(now: number): void {
+    const controller = new AbortController();
+    const opening: Opening = {
+      controller,
+      startedAt: now,
+      settled: Promise.resolve(),
+    };
+    this.#opening.add(opening);
+    let promise: Promise<C>;
+    try {
+      promise = this.#factory(controller.signal);
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    opening.settled = promise.then(
+      (conn) => this.#opened(opening, conn),
+      (error) => this.#failed(opening, error),
+    );
+  }
+
+  #opened(opening: Opening, conn: C): void {
+    this.#opening.delete(opening);
+    this.#totalCreated++;
+    const ctx = this.#ctx;
+    if (ctx.target.hasListeners("connectionCreated")) {
+      ctx.events.emit("connectionCreated", {
+        address: ctx.address,
+        connectionId: conn.id,
+      });
+    }
+    // Delivered although no longer wanted: the factory ignored the abort.
+    if (opening.controller.signal.aborted || this.#closed) {
+      this.#roster.discard(conn, this.#closed ? "poolClosed" : "stale");
+      ctx.pumpSoon();
+      return;
+    }
+    this.#consecutiveFailures = 0;
+    this.#lastFailure = undefined;
+    this.#nextOpenAt = -Infinity;
+    if (!conn.isOpen) {
+      this.#roster.discard(conn, "error");
+      ctx.pumpSoon();
+      return;
+    }
+    const now = this.#clock.now();
+    const lifetime = this.#config.maxLifetimeMs;
+    const expiresAt = lifetime > 0
+      ? now + lifetime * (1 + (this.#random() * 2 - 1) * LIFETIME_JITTER)
+      : Infinity;
+    this.#roster.admit(conn, now, expiresAt);
+    if (ctx.target.hasListeners("connectionReady")) {
+      ctx.events.emit("connectionReady", {
+        address: ctx.address,
+        connectionId: conn.id,
+        durationMs: now - opening.startedAt,
+      });
+    }
+    this.#keeper.wakeAt(expiresAt);
+    this.#keeper.wakeAfterUse(now);
+    ctx.checkReady();
+    ctx.pump();
+  }
+
+  #failed(opening: Opening, reason: unknown): void {
+    this.#opening.delete(opening);
+    // An open we aborted is no sign of the node's health.
+    if (opening.controller.signal.aborted) {
+      this.#ctx.pumpSoon();
+      return;
+    }
+    const error = asError(reason);
+    this.#totalFailed++;
+    const failures = ++this.#consecutiveFailures;
+    this.#lastFailure = error;
+    const backoffMs = Math.min(
+      BACKOFF_INITIAL_MS * 2 ** (failures - 1),
+      BACKOFF_MAX_MS,
+    );
+    this.#nextOpenAt = this.#clock.now() + backoffMs;
+    const ctx = this.#ctx;
+    if (ctx.target.hasListeners("connectionFailed")) {
+      ctx.events.emit("connectionFailed", {
+        address: ctx.address,
+        error,
+        consecutiveFailures: failures,
+        backoffMs,
+      });
+    }
+    // Nothing held and nothing on the way: waiting out the timeout would
+    // only delay the same answer.
+    if (this.#roster.live === 0 && this.#opening.size === 0) {
+      this.#waiters.failAll(error, "connectionError");
+    }
+    ctx.pump();
+  }
+}

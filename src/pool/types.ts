@@ -1,0 +1,154 @@
+/**
+ * The public shapes around {@linkcode ConnectionPool}: what it needs from a
+ * connection and a factory, what its constructor and acquires take, and the
+ * counters it reports.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { PoolConfig } from "../config/shapes.ts";
+
+/**
+ * What the pool needs from a connection. The SDK's `Connection` implements
+ * it; tests use fakes.
+ *
+ * @example A minimal fake
+ * ```ts
+ * import type { PoolableConnection } from "@nodewire/client";
+ * let settle!: (error: Error | undefined) => void;
+ * const conn: PoolableConnection = {
+ *   id: 1,
+ *   inFlight: 0,
+ *   isOpen: true,
+ *   closed: new Promise((resolve) => (settle = resolve)),
+ *   close: () => Promise.resolve(settle(undefined)),
+ *   destroy: (error) => settle(error),
+ * };
+ * ```
+ */
+export interface PoolableConnection {
+  /** Unique, assigned by the factory, increasing. */
+  readonly id: number;
+  /** Requests currently pending on it (multiplexed use). */
+  readonly inFlight: number;
+  /** False once closing, closed or broken. */
+  readonly isOpen: boolean;
+  /** Settles, never rejects, when the connection is gone; with the error if it broke. */
+  readonly closed: Promise<Error | undefined>;
+  /** Graceful: finishes the requests in flight, then closes. */
+  close(): Promise<void>;
+  /** Immediate. */
+  destroy(error?: Error): void;
+}
+
+/**
+ * Opens one connection to the pool's node. It must honour `signal`: the
+ * pool aborts opens that are no longer wanted (on `clear()` and `close()`)
+ * and `close()` waits for them to settle.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionFactory, PoolableConnection } from "@nodewire/client";
+ * declare function connect(signal: AbortSignal): Promise<PoolableConnection>;
+ * const factory: ConnectionFactory<PoolableConnection> = (signal) => connect(signal);
+ * ```
+ */
+export type ConnectionFactory<C> = (signal: AbortSignal) => Promise<C>;
+
+/**
+ * Options of {@linkcode ConnectionPool}'s constructor.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionPoolOptions, PoolableConnection } from "@nodewire/client";
+ * declare const factory: (signal: AbortSignal) => Promise<PoolableConnection>;
+ * const options: ConnectionPoolOptions<PoolableConnection> = {
+ *   address: "127.0.0.1:7000",
+ *   config: { minConnections: 1, maxConnections: 4 },
+ *   factory,
+ * };
+ * ```
+ */
+export interface ConnectionPoolOptions<C extends PoolableConnection> {
+  /** The node as `host:port`, named in errors and events. */
+  address: string;
+  /** Pool settings; missing fields take the defaults of `DEFAULT_POOL_CONFIG`. */
+  config?: Partial<PoolConfig>;
+  /** Opens a connection to the node. */
+  factory: ConnectionFactory<C>;
+  /** Time source. Default `systemClock`. */
+  clock?: Clock;
+  /**
+   * Random numbers in [0, 1) for the lifetime jitter. Default `Math.random`;
+   * tests pass a constant to get exact lifetimes.
+   */
+  random?: () => number;
+  /**
+   * Checks an idle connection is still alive, for the idle heartbeat
+   * (`heartbeatIntervalMs`): resolves when it answered, rejects when it did
+   * not in time. It must settle within a bounded time. A connection whose
+   * check fails is destroyed with the rejection and replaced. Without it,
+   * no heartbeat runs.
+   */
+  heartbeat?: (conn: C) => Promise<unknown>;
+}
+
+/**
+ * Options of {@linkcode ConnectionPool.getConnection} and
+ * {@linkcode ConnectionPool.acquireShared}.
+ *
+ * @example
+ * ```ts
+ * import type { AcquireOptions } from "@nodewire/client";
+ * const options: AcquireOptions = { signal: AbortSignal.timeout(1000), timeoutMs: 500 };
+ * ```
+ */
+export interface AcquireOptions {
+  /** Gives up waiting when it aborts; the promise rejects with `AbortedError`. */
+  signal?: AbortSignal;
+  /** How long to wait, in ms. Default `connectionTimeoutMs`. */
+  timeoutMs?: number;
+  /**
+   * When the pool holds no connection and is backing off after repeated
+   * failures, try one at once anyway instead of failing with the last
+   * failure. For health checks, whose own interval limits their rate.
+   */
+  ignoreBackoff?: boolean;
+}
+
+/**
+ * A snapshot of a pool's counters, as plain data.
+ *
+ * @example
+ * ```ts
+ * import type { PoolStats } from "@nodewire/client";
+ * const show = (s: PoolStats) => `${s.address}: ${s.inUse}/${s.open} in use, ${s.waiting} waiting`;
+ * ```
+ */
+export interface PoolStats {
+  /** The node, `host:port`. */
+  address: string;
+  /** Connections held and not yet closed: idle, busy, lent, or waiting to retire. */
+  open: number;
+  /** Open connections that could be lent right now: not lent, not retiring, nothing in flight. */
+  idle: number;
+  /** Connections lent exclusively. */
+  inUse: number;
+  /** Requests in flight over all open connections. */
+  inFlight: number;
+  /** Callers waiting for a connection. */
+  waiting: number;
+  /** Connections being opened. */
+  connecting: number;
+  /** Connections the factory delivered over the pool's life. */
+  totalCreated: number;
+  /** Connections the pool let go of over its life. */
+  totalClosed: number;
+  /** Factory failures over the pool's life. */
+  totalFailed: number;
+  /** Factory failures since the last success; background refilling backs off by it. */
+  consecutiveFailures: number;
+  /** Whether `close()` was called. */
+  closed: boolean;
+}

@@ -1,0 +1,253 @@
+/**
+ * Callers waiting for a pooled connection: how they join the queue, how
+ * they are served in order, and how they fail (timed out, aborted, pool
+ * cleared or closed, node refused).
+ *
+ * @module
+ */
+
+import { invalidDuration } from "../config/validate.ts";
+import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
+import type { TypedEventTarget } from "../events.ts";
+import type { TickClock } from "../tick_clock.ts";
+import type { PoolContext } from "./context.ts";
+import type {
+  CheckoutFailedReason,
+  CheckoutMode,
+  PoolEventMap,
+} from "./events.ts";
+import type { Housekeeper } from "./housekeeping.ts";
+import type { Entry, Roster } from "./roster.ts";
+import type { AcquireOptions, PoolableConnection } from "./types.ts";
+import { type Waiter, WaitQueue } from "./wait_queue.ts";
+
+/**
+ * The waiters of one pool: their FIFO queue, the ones that asked to
+ * `ignoreBackoff`, handing them connections, and every way a waiter
+ * fails. Each waiter is settled exactly once; its abort listener is
+ * dropped when it is.
+ */
+export class Waiters<C extends PoolableConnection> {
+  /** The callers waiting, oldest first. */
+  readonly queue: WaitQueue<C> = new WaitQueue<C>();
+
+  readonly #ctx: PoolContext;
+  /** Read on every wait and grant, so held here rather than through `#ctx`. */
+  readonly #tick: TickClock;
+  /** `connectionTimeoutMs`: how long a caller waits unless it says otherwise. */
+  readonly #timeoutMs: number;
+  readonly #target: TypedEventTarget<PoolEventMap>;
+  readonly #roster: Roster<C>;
+  readonly #keeper: Housekeeper<C>;
+  /** Waiters that asked to `ignoreBackoff`. */
+  #probes = new Set<Waiter<C>>();
+
+  /** Creates an empty set of waiters. */
+  constructor(ctx: PoolContext, roster: Roster<C>, keeper: Housekeeper<C>) {
+    this.#ctx = ctx;
+    this.#tick = ctx.tick;
+    this.#timeoutMs = ctx.config.connectionTimeoutMs;
+    this.#target = ctx.target;
+    this.#roster = roster;
+    this.#keeper = keeper;
+  }
+
+  /** How many waiters asked to `ignoreBackoff`. */
+  get probes(): number {
+    return this.#probes.size;
+  }
+
+  /**
+   * Queues a caller until the pool serves it, its timeout passes or its
+   * signal aborts. No timer per waiter: the maintenance timer expires them
+   * all.
+   */
+  wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
+    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const invalid = invalidDuration("timeoutMs", timeoutMs, {
+      allowZero: true,
+    });
+    if (invalid !== undefined) {
+      return this.rejectNow(exclusive, invalid, "timeout");
+    }
+    return new Promise<C>((resolve, reject) => {
+      const startedAt = this.#tick.now();
+      const waiter: Waiter<C> = {
+        exclusive,
+        startedAt,
+        deadline: startedAt + timeoutMs,
+        timeoutMs,
+        resolve,
+        reject,
+        signal: options.signal,
+        onAbort: undefined,
+        done: false,
+      };
+      this.#keeper.wakeAt(waiter.deadline);
+      const signal = options.signal;
+      if (signal !== undefined) {
+        waiter.onAbort = () =>
+          this.fail(waiter, this.#aborted(exclusive, signal), "aborted");
+        signal.addEventListener("abort", waiter.onAbort, { once: true });
+      }
+      this.queue.push(waiter);
+      if (options.ignoreBackoff) this.#probes.add(waiter);
+      this.#ctx.pump();
+    });
+  }
+
+  /**
+   * Serves waiters oldest first. Exclusive waiters are served strictly in
+   * order; a shared waiter is served whenever any usable connection exists,
+   * even behind a blocked exclusive waiter, because sharing takes nothing
+   * away from it.
+   */
+  serve(): void {
+    const queue = this.queue;
+    if (queue.size === 0) return;
+    const roster = this.#roster;
+    let exclusiveBlocked = false;
+    let sharedBlocked = false;
+    queue.scan((waiter) => {
+      if (waiter.exclusive) {
+        if (!exclusiveBlocked) {
+          const entry = roster.pickExclusive();
+          if (entry === undefined) exclusiveBlocked = true;
+          else this.grant(waiter, entry);
+        }
+      } else if (!sharedBlocked) {
+        const entry = roster.pickShared();
+        if (entry === undefined) sharedBlocked = true;
+        else this.grant(waiter, entry);
+      }
+      return !(exclusiveBlocked && (sharedBlocked || queue.shared === 0));
+    });
+  }
+
+  /** Hands a waiter a connection: lent when it asked for one to itself. */
+  grant(waiter: Waiter<C>, entry: Entry<C>): void {
+    this.settle(waiter);
+    if (waiter.exclusive) entry.lent = true;
+    else entry.lastUsedAt = this.#ctx.clock.now();
+    this.checkedOut(entry, waiter.exclusive ? "exclusive" : "shared", waiter);
+    waiter.resolve(entry.conn);
+  }
+
+  /** Dispatches `checkedOut` when anyone listens; `waiter` when it waited. */
+  checkedOut(
+    entry: Entry<C>,
+    mode: CheckoutMode,
+    waiter: Waiter<C> | undefined,
+  ): void {
+    if (!this.#target.hasListeners("checkedOut")) return;
+    const ctx = this.#ctx;
+    ctx.events.emit("checkedOut", {
+      address: ctx.address,
+      mode,
+      connectionId: entry.conn.id,
+      durationMs: waiter === undefined ? 0 : ctx.clock.now() - waiter.startedAt,
+    });
+  }
+
+  /**
+   * Fails a checkout at once, before it waited: the pool is closed
+   * (`closed`), or else the caller's signal has aborted already.
+   */
+  refuse(
+    closed: boolean,
+    exclusive: boolean,
+    signal?: AbortSignal,
+  ): Promise<C> {
+    return closed
+      ? this.rejectNow(
+        exclusive,
+        new PoolClosedError(this.#ctx.address, "closed"),
+        "poolClosed",
+      )
+      : this.rejectNow(exclusive, this.#aborted(exclusive, signal!), "aborted");
+  }
+
+  /** Fails a checkout at once, before it waited. */
+  rejectNow(
+    exclusive: boolean,
+    error: Error,
+    reason: CheckoutFailedReason,
+  ): Promise<C> {
+    const ctx = this.#ctx;
+    if (ctx.target.hasListeners("checkoutFailed")) {
+      ctx.events.emit("checkoutFailed", {
+        address: ctx.address,
+        mode: exclusive ? "exclusive" : "shared",
+        reason,
+        error,
+      });
+    }
+    return Promise.reject(error);
+  }
+
+  /** The error for a checkout whose signal aborted. */
+  #aborted(exclusive: boolean, signal: AbortSignal): AbortedError {
+    const what = exclusive ? "getConnection()" : "acquireShared()";
+    return new AbortedError(
+      `${what} for ${this.#ctx.address} aborted`,
+      signal.reason,
+    );
+  }
+
+  /** Takes a waiter off the queue and drops its abort listener. */
+  settle(waiter: Waiter<C>): boolean {
+    if (!this.queue.remove(waiter)) return false;
+    this.#probes.delete(waiter);
+    if (waiter.onAbort !== undefined) {
+      waiter.signal!.removeEventListener("abort", waiter.onAbort);
+      waiter.onAbort = undefined;
+    }
+    return true;
+  }
+
+  /** Settles a waiter with `error`, unless it is settled already. */
+  fail(waiter: Waiter<C>, error: Error, reason: CheckoutFailedReason): void {
+    if (!this.settle(waiter)) return;
+    const ctx = this.#ctx;
+    if (ctx.target.hasListeners("checkoutFailed")) {
+      ctx.events.emit("checkoutFailed", {
+        address: ctx.address,
+        mode: waiter.exclusive ? "exclusive" : "shared",
+        reason,
+        error,
+      });
+    }
+    waiter.reject(error);
+  }
+
+  /** Fails every waiter, oldest first. */
+  failAll(error: Error, reason: CheckoutFailedReason): void {
+    for (const waiter of this.queue.snapshot()) {
+      this.fail(waiter, error, reason);
+    }
+  }
+
+  /** Fails waiters past their deadline; returns the next deadline. */
+  expire(now: number): number {
+    let next = Infinity;
+    if (this.queue.size === 0) return next;
+    for (const waiter of this.queue.snapshot()) {
+      if (now >= waiter.deadline) this.#timeOut(waiter, waiter.timeoutMs);
+      else if (waiter.deadline < next) next = waiter.deadline;
+    }
+    return next;
+  }
+
+  #timeOut(waiter: Waiter<C>, timeoutMs: number): void {
+    if (waiter.done) return;
+    const list = this.#roster.list;
+    let inUse = 0;
+    for (const entry of list) if (entry.lent) inUse++;
+    const error = new PoolTimeoutError(this.#ctx.address, timeoutMs, {
+      open: list.length,
+      inUse,
+      waiting: this.queue.size,
+    });
+    this.fail(waiter, error, "timeout");
+  }
+}
