@@ -11,7 +11,7 @@
  * failed; 2 bad usage or a malformed address.
  *
  * @example Run the CLI from code
- * ```ts ignore
+ * ```ts
  * import { main } from "@nodewire/client/cli";
  * const code = await main(["ping", "127.0.0.1:7000"]);
  * ```
@@ -225,7 +225,7 @@ async function node(flags: Map<string, string>): Promise<number> {
  * Runs the CLI with `args` and resolves with the exit code; never throws.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "@nodewire/client/cli";
  * console.log(await main(["--help"])); // 0
  * ```

@@ -10,8 +10,9 @@
  * const frame = new Uint8Array(HEADER_SIZE + 2);
  * writeHeader(frame, 0, MessageType.Request, 0, 1, 2);
  * frame.set([104, 105], HEADER_SIZE);
- * const codec = new MessageCodec();
- * console.log(codec.push(frame).length); // 1
+ * new MessageCodec().decode(frame, (message) => {
+ *   console.log(message.type === MessageType.Request, message.payload); // true, [104, 105]
+ * });
  * ```
  *
  * @module

@@ -115,6 +115,28 @@ const entries = Object.values(
   JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).exports,
 );
 
+// Every example a user reads type-checks: the JSDoc blocks of the library
+// and the kit, and the TypeScript blocks of the Markdown docs.
+const sourceFiles = (dir) =>
+  readdirSync(join(root, dir), { recursive: true })
+    .map((f) => `${dir}/${f}`)
+    .filter((f) => f.endsWith(".ts") && !f.endsWith(".test.ts"))
+    .sort();
+const documentedFiles = [
+  ...new Set([
+    ...sourceFiles("src"),
+    ...sourceFiles("testing"),
+    ...entries.map((e) => e.replace(/^\.\//, "")),
+  ]),
+];
+const markdownFiles = [
+  "README.md",
+  ...readdirSync(join(root, "docs"))
+    .filter((f) => f.endsWith(".md"))
+    .sort()
+    .map((f) => `docs/${f}`),
+];
+
 if (wants("static")) {
   const deno = bin("deno");
   for (
@@ -128,6 +150,8 @@ if (wants("static")) {
         "bench/",
         "scripts/",
       ]],
+      ["deno check --doc", ["check", "--doc", ...documentedFiles]],
+      ["deno check --doc-only", ["check", "--doc-only", ...markdownFiles]],
       ["deno doc --lint", ["doc", "--lint", ...entries]],
       ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
     ]

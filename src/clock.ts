@@ -16,7 +16,7 @@ export type TimerHandle = unknown;
  *
  * @example A clock that delegates to the real one
  * ```ts
- * import { type Clock, systemClock } from "@nodewire/client";
+ * import { type Clock, systemClock } from "@nodewire/client/core";
  * const clock: Clock = systemClock;
  * const handle = clock.setTimeout(() => console.log("tick"), 10);
  * clock.clearTimeout(handle);
@@ -39,7 +39,7 @@ export interface Clock {
  *
  * @example
  * ```ts
- * import { systemClock } from "@nodewire/client";
+ * import { systemClock } from "@nodewire/client/core";
  * const start = systemClock.now();
  * console.log(systemClock.now() - start >= 0); // true
  * ```
@@ -62,7 +62,7 @@ export const systemClock: Clock = {
  *
  * @example
  * ```ts
- * import { sleep, systemClock } from "@nodewire/client";
+ * import { sleep, systemClock } from "@nodewire/client/core";
  * await sleep(systemClock, 5);
  * ```
  */

@@ -18,7 +18,7 @@
  *
  * @example
  * ```ts
- * import type { ListenerOptions } from "@nodewire/client";
+ * import type { ListenerOptions } from "@nodewire/client/core";
  * const controller = new AbortController();
  * const options: ListenerOptions = { once: true, signal: controller.signal };
  * ```
@@ -40,7 +40,8 @@ export interface ListenerOptions {
  *
  * @example
  * ```ts
- * import type { RetryEvent, TypedListener } from "@nodewire/client";
+ * import type { RetryEvent } from "@nodewire/client";
+ * import type { TypedListener } from "@nodewire/client/core";
  * const onRetry: TypedListener<RetryEvent> = (e) => console.log(e.detail.delayMs);
  * ```
  */
@@ -54,7 +55,7 @@ export type TypedListener<E> =
  *
  * @example
  * ```ts
- * import type { EventMap, TypedEventTarget } from "@nodewire/client";
+ * import type { EventMap, TypedEventTarget } from "@nodewire/client/core";
  * function logAll<M extends EventMap<M>>(target: TypedEventTarget<M>, types: (keyof M & string)[]): void {
  *   for (const type of types) target.addEventListener(type, (e) => console.log(e.type));
  * }
@@ -109,7 +110,7 @@ export interface TypedEventTarget<M extends EventMap<M>> {
  *
  * @example
  * ```ts
- * import { TypedEventTarget } from "@nodewire/client";
+ * import { TypedEventTarget } from "@nodewire/client/core";
  * class PingEvent extends Event {
  *   readonly at: number;
  *   constructor(at: number) {

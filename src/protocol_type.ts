@@ -33,7 +33,7 @@ export type ProtocolType = typeof ProtocolType[keyof typeof ProtocolType];
  *
  * @example
  * ```ts
- * import { PROTOCOL_PRIORITY } from "@nodewire/client";
+ * import { PROTOCOL_PRIORITY } from "@nodewire/client/protocol";
  * console.log(PROTOCOL_PRIORITY); // ["tls", "tcp", "udp"]
  * ```
  */
@@ -48,7 +48,7 @@ export const PROTOCOL_PRIORITY: readonly ProtocolType[] = Object.freeze([
  *
  * @example
  * ```ts
- * import { isProtocolType } from "@nodewire/client";
+ * import { isProtocolType } from "@nodewire/client/protocol";
  * isProtocolType("tcp"); // true
  * isProtocolType("quic"); // false
  * ```

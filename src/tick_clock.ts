@@ -11,14 +11,6 @@ import type { Clock } from "./clock.ts";
  * in one tick shares one reading. `performance.now()` costs ~100 ns in Deno,
  * as much as the rest of a pipelined request's bookkeeping, and nothing on
  * the hot path needs more precision than "this tick".
- *
- * @example
- * ```ts
- * import { systemClock } from "./clock.ts";
- * import { TickClock } from "./tick_clock.ts";
- * const tick = new TickClock(systemClock);
- * console.log(tick.now() === tick.now()); // true: same tick
- * ```
  */
 export class TickClock {
   readonly #clock: Clock;

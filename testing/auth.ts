@@ -143,11 +143,15 @@ export interface ScramServerOptions {
  *
  * @example
  * ```ts
+ * import { Secret } from "@nodewire/client";
+ * import { ScramClient } from "@nodewire/client/auth";
  * import { CredentialStore, ScramServer } from "@nodewire/client/testing";
  * const server = new ScramServer(await CredentialStore.create({ user: "pencil" }));
- * // const serverFirst = await server.serverFirstMessage(clientFirst);
- * // const serverFinal = await server.serverFinalMessage(clientFinal);
- * console.log(server.username); // undefined until the first message
+ * const client = new ScramClient({ username: "user", password: new Secret("pencil") });
+ * const serverFirst = await server.serverFirstMessage(client.clientFirstMessage());
+ * const serverFinal = await server.serverFinalMessage(await client.clientFinalMessage(serverFirst));
+ * await client.verifyServerFinal(serverFinal);
+ * console.log(server.username, server.authenticated); // "user" true
  * ```
  */
 export class ScramServer {

@@ -4,15 +4,7 @@
  * @module
  */
 
-/**
- * Joins chunks into one buffer (the chunk itself when there is one).
- *
- * @example
- * ```ts
- * import { concatBytes } from "@nodewire/client/testing";
- * concatBytes([new Uint8Array([1]), new Uint8Array([2, 3])]); // Uint8Array [1, 2, 3]
- * ```
- */
+/** Joins chunks into one buffer (the chunk itself when there is one). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   if (parts.length === 1) return parts[0];
   let size = 0;

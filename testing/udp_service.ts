@@ -83,22 +83,7 @@ interface Binding<S> {
   ip: string | undefined;
 }
 
-/**
- * A node's UDP endpoint.
- *
- * @example
- * ```ts ignore
- * import { UdpService } from "./udp_service.ts";
- * import { getAdapter } from "@nodewire/client";
- * const udp = new UdpService<string>({
- *   adapter: await getAdapter(),
- *   onMessage: (session, message, reply) => reply.push(0x11, 0, message.sequence, message.payload),
- * });
- * await udp.bind("127.0.0.1", 0);
- * const token = udp.open("session-1", "127.0.0.1");
- * await udp.close();
- * ```
- */
+/** A node's UDP endpoint. */
 export class UdpService<S> {
   /** Counters. */
   readonly stats: UdpServiceStats = {

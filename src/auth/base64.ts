@@ -9,15 +9,7 @@
 const BASE64 =
   /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
-/**
- * Encodes bytes as standard base64 with padding.
- *
- * @example
- * ```ts
- * import { encodeBase64 } from "./base64.ts";
- * encodeBase64(new TextEncoder().encode("n,,")); // "biws"
- * ```
- */
+/** Encodes bytes as standard base64 with padding. */
 export function encodeBase64(bytes: Uint8Array): string {
   let binary = "";
   // Chunked: String.fromCharCode(...big) would overflow the stack.
@@ -30,13 +22,6 @@ export function encodeBase64(bytes: Uint8Array): string {
 /**
  * Decodes standard base64 with padding, or returns `undefined` for text
  * that is not exactly that (whitespace, URL alphabet, missing padding).
- *
- * @example
- * ```ts
- * import { decodeBase64 } from "./base64.ts";
- * decodeBase64("biws"); // Uint8Array [110, 44, 44]
- * decodeBase64("biw"); // undefined
- * ```
  */
 export function decodeBase64(text: string): Uint8Array | undefined {
   if (!BASE64.test(text)) return undefined;

@@ -23,28 +23,12 @@ export interface ScramKeys {
   serverKey: Uint8Array;
 }
 
-/**
- * SHA-256 of `data`.
- *
- * @example
- * ```ts
- * import { sha256 } from "./crypto.ts";
- * (await sha256(new Uint8Array(0))).byteLength; // 32
- * ```
- */
+/** SHA-256 of `data`. */
 export async function sha256(data: Uint8Array): Promise<Uint8Array> {
   return new Uint8Array(await crypto.subtle.digest("SHA-256", source(data)));
 }
 
-/**
- * HMAC-SHA-256 of `data` (bytes or UTF-8 text) under `key`.
- *
- * @example
- * ```ts
- * import { hmacSha256 } from "./crypto.ts";
- * (await hmacSha256(new Uint8Array(32), "Client Key")).byteLength; // 32
- * ```
- */
+/** HMAC-SHA-256 of `data` (bytes or UTF-8 text) under `key`. */
 export async function hmacSha256(
   key: Uint8Array,
   data: Uint8Array | string,
@@ -63,12 +47,6 @@ export async function hmacSha256(
 /**
  * Hi(password, salt, i): PBKDF2-HMAC-SHA-256 with a 32-byte output, the
  * SaltedPassword. `password` is the SASLprep'd password.
- *
- * @example
- * ```ts
- * import { hi } from "./crypto.ts";
- * (await hi("pencil", new Uint8Array(16), 4096)).byteLength; // 32
- * ```
  */
 export async function hi(
   password: string,
@@ -90,16 +68,7 @@ export async function hi(
   return new Uint8Array(bits);
 }
 
-/**
- * Derives ClientKey, StoredKey and ServerKey from a prepared password.
- *
- * @example
- * ```ts
- * import { deriveScramKeys } from "./crypto.ts";
- * const keys = await deriveScramKeys("pencil", new Uint8Array(16), 4096);
- * console.log(keys.storedKey.byteLength); // 32
- * ```
- */
+/** Derives ClientKey, StoredKey and ServerKey from a prepared password. */
 export async function deriveScramKeys(
   password: string,
   salt: Uint8Array,
@@ -114,15 +83,7 @@ export async function deriveScramKeys(
   return { clientKey, storedKey: await sha256(clientKey), serverKey };
 }
 
-/**
- * `a XOR b`, for two arrays of the same length.
- *
- * @example
- * ```ts
- * import { xorBytes } from "./crypto.ts";
- * xorBytes(new Uint8Array([1, 2]), new Uint8Array([3, 2])); // Uint8Array [2, 0]
- * ```
- */
+/** `a XOR b`, for two arrays of the same length. */
 export function xorBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   if (a.byteLength !== b.byteLength) {
     throw new RangeError(`xor of ${a.byteLength} and ${b.byteLength} bytes`);
@@ -135,12 +96,6 @@ export function xorBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
 /**
  * Compares two byte arrays in time that depends only on their lengths, so
  * a forger learns nothing from how long a rejection took.
- *
- * @example
- * ```ts
- * import { timingSafeEqual } from "./crypto.ts";
- * timingSafeEqual(new Uint8Array([1]), new Uint8Array([1])); // true
- * ```
  */
 export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.byteLength !== b.byteLength) return false;
@@ -152,12 +107,6 @@ export function timingSafeEqual(a: Uint8Array, b: Uint8Array): boolean {
 /**
  * A fresh nonce: `bytes` random bytes from `crypto.getRandomValues`, as
  * base64 (printable and free of commas, as SCRAM requires).
- *
- * @example
- * ```ts
- * import { randomNonce } from "./crypto.ts";
- * randomNonce().length; // 24
- * ```
  */
 export function randomNonce(bytes = 18): string {
   const raw = crypto.getRandomValues(new Uint8Array(bytes));

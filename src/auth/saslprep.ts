@@ -143,7 +143,7 @@ function isNonCharacter(cp: number): boolean {
  *   message never contains the input.
  * @example
  * ```ts
- * import { saslprep } from "@nodewire/client";
+ * import { saslprep } from "@nodewire/client/auth";
  * saslprep("I\u00ADX"); // "IX"
  * saslprep("\u2168"); // "IX"
  * saslprep("user"); // "user"

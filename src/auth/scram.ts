@@ -44,12 +44,6 @@ const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/;
 /**
  * Escapes a (prepared) user name for a SCRAM message: `=` becomes `=3D`
  * and `,` becomes `=2C`.
- *
- * @example
- * ```ts
- * import { escapeScramName } from "@nodewire/client";
- * escapeScramName("a,b=c"); // "a=2Cb=3Dc"
- * ```
  */
 export function escapeScramName(name: string): string {
   return name.replaceAll("=", "=3D").replaceAll(",", "=2C");
@@ -58,13 +52,6 @@ export function escapeScramName(name: string): string {
 /**
  * Reverses {@linkcode escapeScramName}; `undefined` for an `=` that starts
  * neither escape.
- *
- * @example
- * ```ts
- * import { unescapeScramName } from "@nodewire/client";
- * unescapeScramName("a=2Cb=3Dc"); // "a,b=c"
- * unescapeScramName("a=b"); // undefined
- * ```
  */
 export function unescapeScramName(text: string): string | undefined {
   if (/=(?!2C|3D)/.test(text)) return undefined;
@@ -74,13 +61,6 @@ export function unescapeScramName(text: string): string | undefined {
 /**
  * Splits a SCRAM message into its `key=value` attributes, in order.
  * Returns `undefined` when a part is not a single letter, `=`, and a value.
- *
- * @example
- * ```ts
- * import { parseScramAttributes } from "@nodewire/client";
- * parseScramAttributes("r=abc,s=QSXCR+Q6sek8bf92,i=4096");
- * // [["r", "abc"], ["s", "QSXCR+Q6sek8bf92"], ["i", "4096"]]
- * ```
  */
 export function parseScramAttributes(
   message: string,
@@ -100,7 +80,7 @@ export function parseScramAttributes(
  *
  * @example
  * ```ts
- * import { ScramKeyCache } from "@nodewire/client";
+ * import { ScramKeyCache } from "@nodewire/client/auth";
  * const cache = new ScramKeyCache();
  * console.log(cache.size); // 0
  * ```
@@ -166,13 +146,13 @@ export interface ScramClientOptions {
  *
  * @example
  * ```ts
- * import { ScramClient, Secret } from "@nodewire/client";
+ * import { Secret } from "@nodewire/client";
+ * import { ScramClient } from "@nodewire/client/auth";
+ * declare function exchange(message: string): Promise<string>; // one round trip to the node
  * const scram = new ScramClient({ username: "user", password: new Secret("pencil") });
- * const clientFirst = scram.clientFirstMessage(); // "n,,n=user,r=..."
- * // send it, receive serverFirst, then:
- * // const clientFinal = await scram.clientFinalMessage(serverFirst);
- * // send it, receive serverFinal, then:
- * // await scram.verifyServerFinal(serverFinal);
+ * const serverFirst = await exchange(scram.clientFirstMessage()); // sends "n,,n=user,r=..."
+ * const serverFinal = await exchange(await scram.clientFinalMessage(serverFirst));
+ * await scram.verifyServerFinal(serverFinal); // rejects unless the node knows the password
  * ```
  */
 export class ScramClient {

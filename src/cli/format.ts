@@ -5,15 +5,7 @@
  * @module
  */
 
-/**
- * Formats milliseconds for people: µs below 1 ms, ms below 10 s, else s.
- *
- * @example
- * ```ts
- * import { formatMs } from "./format.ts";
- * formatMs(0.25); // "250 µs"
- * ```
- */
+/** Formats milliseconds for people: µs below 1 ms, ms below 10 s, else s. */
 export function formatMs(ms: number | undefined): string {
   if (ms === undefined || !Number.isFinite(ms)) return "–";
   if (ms < 1) return `${Math.round(ms * 1000)} µs`;
@@ -21,28 +13,12 @@ export function formatMs(ms: number | undefined): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-/**
- * Formats a count with thousands separators.
- *
- * @example
- * ```ts
- * import { formatCount } from "./format.ts";
- * formatCount(1234567); // "1,234,567"
- * ```
- */
+/** Formats a count with thousands separators. */
 export function formatCount(n: number): string {
   return Math.round(n).toLocaleString("en-US");
 }
 
-/**
- * The `q` quantile (0–1) of sorted samples; undefined when empty.
- *
- * @example
- * ```ts
- * import { quantile } from "./format.ts";
- * quantile([1, 2, 3, 4], 0.5); // 3
- * ```
- */
+/** The `q` quantile (0–1) of sorted samples; undefined when empty. */
 export function quantile(
   sorted: ArrayLike<number>,
   q: number,
@@ -51,15 +27,7 @@ export function quantile(
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-/**
- * Renders rows as an aligned plain-text table; numbers align right.
- *
- * @example
- * ```ts
- * import { renderTable } from "./format.ts";
- * console.log(renderTable(["node", "requests"], [["n1", 10], ["n2", 12]]));
- * ```
- */
+/** Renders rows as an aligned plain-text table; numbers align right. */
 export function renderTable(
   header: string[],
   rows: (string | number)[][],

@@ -56,16 +56,7 @@ export interface LoadResult extends LoadSnapshot {
 
 const SAMPLE_CAP = 2_000_000;
 
-/**
- * Runs a bounded load and resolves with its counters.
- *
- * @example
- * ```ts ignore
- * import { runLoad } from "./load.ts";
- * const result = await runLoad(client, { concurrency: 64, durationMs: 2000, payload });
- * console.log(result.ok, result.errors);
- * ```
- */
+/** Runs a bounded load and resolves with its counters. */
 export async function runLoad(
   client: Client,
   options: LoadOptions,

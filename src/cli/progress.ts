@@ -10,15 +10,6 @@ import { stdoutIsTerminal, writeStdout } from "../runtime/process.ts";
  * Shows progress: on a terminal, one line rewritten in place, with event
  * lines printed above it; elsewhere, a plain line at most every
  * `plainEveryMs`, so logs stay readable.
- *
- * @example
- * ```ts
- * import { ProgressLine } from "./progress.ts";
- * const progress = new ProgressLine();
- * progress.update("1,000 req/s");
- * progress.event("node n2 is down");
- * progress.done();
- * ```
  */
 export class ProgressLine {
   readonly #tty: boolean;

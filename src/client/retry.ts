@@ -36,7 +36,7 @@ import {
  * @throws {RangeError} when `attempt` is negative or `NaN`.
  * @example
  * ```ts
- * import { backoffDelay } from "./retry.ts";
+ * import { backoffDelay } from "@nodewire/client/core";
  * const config = {
  *   maxRetries: 3,
  *   initialBackoffMs: 100,
@@ -83,8 +83,7 @@ export function backoffDelay(
  *
  * @example
  * ```ts
- * import { isRetryable, type IsRetryableOptions } from "./retry.ts";
- * import { RequestTimeoutError } from "../errors.ts";
+ * import { isRetryable, type IsRetryableOptions, RequestTimeoutError } from "@nodewire/client";
  * const options: IsRetryableOptions = { idempotent: true };
  * isRetryable(new RequestTimeoutError("127.0.0.1:7000", 250), options); // true
  * ```
@@ -124,8 +123,7 @@ export interface IsRetryableOptions {
  *
  * @example
  * ```ts
- * import { isRetryable } from "./retry.ts";
- * import { ConnectionLostError, ConnectionRefusedError } from "../errors.ts";
+ * import { ConnectionLostError, ConnectionRefusedError, isRetryable } from "@nodewire/client";
  * const node = { hostname: "127.0.0.1", port: 7000 };
  * isRetryable(new ConnectionRefusedError(node)); // true
  * isRetryable(new ConnectionLostError(node, "reset", { sent: true })); // false
@@ -155,7 +153,7 @@ export function isRetryable(
  *
  * @example
  * ```ts
- * import type { RetryInfo } from "./retry.ts";
+ * import type { RetryInfo } from "@nodewire/client";
  * const log = (info: RetryInfo) =>
  *   console.log(`retry ${info.attempt} in ${info.delayMs} ms after`, info.error);
  * ```
@@ -177,7 +175,7 @@ export interface RetryInfo {
  *
  * @example
  * ```ts
- * import type { ExecuteWithRetryOptions } from "./retry.ts";
+ * import type { ExecuteWithRetryOptions } from "@nodewire/client";
  * const options: ExecuteWithRetryOptions = {
  *   idempotent: true,
  *   signal: AbortSignal.timeout(10_000),
@@ -232,8 +230,7 @@ export interface ExecuteWithRetryOptions {
  * @param options predicate, idempotency, signal, clock, hook and randomness.
  * @example
  * ```ts
- * import { executeWithRetry } from "./retry.ts";
- * import { ConnectionRefusedError } from "../errors.ts";
+ * import { ConnectionRefusedError, executeWithRetry } from "@nodewire/client";
  * const config = {
  *   maxRetries: 3,
  *   initialBackoffMs: 1,

@@ -30,7 +30,7 @@ import type { LoadBalancing } from "../config/shapes.ts";
  * @typeParam N the node type; compared by identity (`Map` semantics).
  * @example
  * ```ts
- * import { HealthyNodeSet } from "./balancer.ts";
+ * import { HealthyNodeSet } from "@nodewire/client/core";
  * const healthy = new HealthyNodeSet(["a:7000", "b:7000", "c:7000"]);
  * healthy.delete("b:7000"); // b failed its health checks
  * console.log(healthy.size, healthy.has("b:7000")); // 2 false
@@ -153,7 +153,7 @@ export class HealthyNodeSet<N> {
  *
  * @example
  * ```ts
- * import { type Balancer, HealthyNodeSet, RoundRobinBalancer } from "./balancer.ts";
+ * import { type Balancer, HealthyNodeSet, RoundRobinBalancer } from "@nodewire/client/core";
  * const balancer: Balancer<string> = new RoundRobinBalancer(new HealthyNodeSet(["a", "b"]));
  * balancer.pick(); // "a"
  * ```
@@ -179,7 +179,7 @@ export interface Balancer<N> {
  *
  * @example
  * ```ts
- * import { HealthyNodeSet, RoundRobinBalancer } from "./balancer.ts";
+ * import { HealthyNodeSet, RoundRobinBalancer } from "@nodewire/client/core";
  * const balancer = new RoundRobinBalancer(new HealthyNodeSet(["a", "b", "c"]));
  * [balancer.pick(), balancer.pick(), balancer.pick(), balancer.pick()]; // a b c a
  * balancer.pick("b"); // "c": a retry that failed on b goes elsewhere
@@ -217,7 +217,7 @@ export class RoundRobinBalancer<N> implements Balancer<N> {
  *
  * @example
  * ```ts
- * import type { LeastInFlightOptions } from "./balancer.ts";
+ * import type { LeastInFlightOptions } from "@nodewire/client/core";
  * const inFlight = new Map<string, number>();
  * const options: LeastInFlightOptions<string> = {
  *   inFlight: (node) => inFlight.get(node) ?? 0,
@@ -250,7 +250,7 @@ export interface LeastInFlightOptions<N> {
  *
  * @example
  * ```ts
- * import { HealthyNodeSet, LeastInFlightBalancer } from "./balancer.ts";
+ * import { HealthyNodeSet, LeastInFlightBalancer } from "@nodewire/client/core";
  * const load = new Map([["a", 5], ["b", 0]]);
  * const balancer = new LeastInFlightBalancer(new HealthyNodeSet(["a", "b"]), {
  *   inFlight: (node) => load.get(node) ?? 0,
@@ -319,7 +319,7 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
  * @throws {TypeError} for `"least-in-flight"` without `inFlight`.
  * @example
  * ```ts
- * import { createBalancer, HealthyNodeSet } from "./balancer.ts";
+ * import { createBalancer, HealthyNodeSet } from "@nodewire/client/core";
  * const healthy = new HealthyNodeSet(["a:7000", "b:7000"]);
  * const balancer = createBalancer("least-in-flight", healthy, { inFlight: () => 0 });
  * balancer.pick();

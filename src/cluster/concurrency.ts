@@ -9,16 +9,7 @@
 
 import { AbortedError } from "../errors.ts";
 
-/**
- * Options for {@linkcode runWithConcurrency}.
- *
- * @example
- * ```ts
- * import type { RunWithConcurrencyOptions } from "./concurrency.ts";
- * const stop = new AbortController();
- * const options: RunWithConcurrencyOptions = { signal: stop.signal };
- * ```
- */
+/** Options for {@linkcode runWithConcurrency}. */
 export interface RunWithConcurrencyOptions {
   /**
    * Once aborted, no further item is started; each item not yet started
@@ -41,16 +32,6 @@ export interface RunWithConcurrencyOptions {
  * @param options an abort signal.
  * @returns the settled results, in input order; rejects with `RangeError`
  *   when `limit` is not a positive integer or `Infinity`.
- * @example
- * ```ts
- * import { runWithConcurrency } from "./concurrency.ts";
- * const results = await runWithConcurrency(
- *   ["a:7000", "b:7000", "c:7000"],
- *   2,
- *   (address) => Promise.resolve(address.length),
- * );
- * console.log(results[0]); // { status: "fulfilled", value: 6 }
- * ```
  */
 export async function runWithConcurrency<T, R>(
   items: Iterable<T>,

@@ -94,7 +94,7 @@ export class ProtocolSelectedEvent extends Event {
  *
  * @example
  * ```ts
- * import type { ManagerEventMap } from "@nodewire/client";
+ * import type { ManagerEventMap } from "@nodewire/client/core";
  * const onHealth = (e: ManagerEventMap["nodeHealthChanged"]) => console.log(e.detail.healthy);
  * ```
  */

@@ -19,7 +19,7 @@ import { NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
  *
  * @example
  * ```ts
- * import { NodeHealth, type NodeHealthSnapshot } from "./health.ts";
+ * import { NodeHealth, type NodeHealthSnapshot } from "@nodewire/client/core";
  * const health = new NodeHealth("127.0.0.1:7000", { unhealthyThreshold: 3, healthyThreshold: 2 });
  * const snapshot: NodeHealthSnapshot = health.toJSON();
  * console.log(snapshot.isHealthy); // true
@@ -51,7 +51,7 @@ export interface NodeHealthSnapshot {
  *
  * @example
  * ```ts
- * import type { NodeHealthOptions } from "./health.ts";
+ * import type { NodeHealthOptions } from "@nodewire/client/core";
  * const options: NodeHealthOptions = { healthy: false, latencyWeight: 0.5 };
  * ```
  */
@@ -81,7 +81,7 @@ const DEFAULT_LATENCY_WEIGHT = 0.2;
  *
  * @example
  * ```ts
- * import { NodeHealth } from "./health.ts";
+ * import { NodeHealth } from "@nodewire/client/core";
  * const health = new NodeHealth("127.0.0.1:7000", {
  *   unhealthyThreshold: 2,
  *   healthyThreshold: 1,
@@ -281,8 +281,8 @@ export class NodeHealth {
  *
  * @example
  * ```ts
- * import { isNodeFailure } from "./health.ts";
- * import { ConnectionRefusedError, RemoteError } from "../errors.ts";
+ * import { isNodeFailure } from "@nodewire/client/core";
+ * import { ConnectionRefusedError, RemoteError } from "@nodewire/client";
  * isNodeFailure(new ConnectionRefusedError({ hostname: "127.0.0.1", port: 7000 })); // true
  * isNodeFailure(new RemoteError(3, "key not found", false)); // false
  * ```

@@ -50,7 +50,8 @@ import { type ManagedNode, NodeRecord } from "./node.ts";
  *
  * @example
  * ```ts
- * import { ConnectionManager, getAdapter, resolveConfig } from "@nodewire/client";
+ * import { ConnectionManager, resolveConfig } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const manager = new ConnectionManager(resolveConfig({ hosts: ["127.0.0.1:7000"] }), await getAdapter());
  * await manager.connect();
  * console.log(await manager.healthCheckAllNodes());

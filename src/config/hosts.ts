@@ -86,11 +86,6 @@ export function parseHost(entry: string, field = "host"): HostAddress {
  * entries, none twice (after canonicalisation, so `a` and `a:7000` clash).
  *
  * @throws {ConfigError} naming `hosts` or the bad entry, `hosts[i]`.
- * @example
- * ```ts
- * import { parseHosts } from "./hosts.ts";
- * parseHosts(["a", "b:7001"]).map((h) => h.address); // ["a:7000", "b:7001"]
- * ```
  */
 export function parseHosts(hosts: unknown): HostAddress[] {
   if (!Array.isArray(hosts)) {

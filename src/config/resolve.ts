@@ -87,7 +87,8 @@ const CONFIG_KEYS = new Set<string>([
  * try {
  *   resolveConfig({ hosts: ["127.0.0.1:99999"] });
  * } catch (error) {
- *   console.log(error instanceof ConfigError, (error as ConfigError).field); // true "hosts[0]"
+ *   if (error instanceof ConfigError) console.log(error.field); // "hosts[0]"
+ *   else throw error;
  * }
  * ```
  */
@@ -162,15 +163,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
   };
 }
 
-/**
- * Validates pool settings and fills in defaults.
- *
- * @example
- * ```ts
- * import { resolvePoolConfig } from "./resolve.ts";
- * resolvePoolConfig({ maxConnections: 4, minConnections: 1 }).idleTimeoutMs; // 60000
- * ```
- */
+/** Validates pool settings and fills in defaults. */
 export function resolvePoolConfig(
   pool: Partial<PoolConfig> | undefined = {},
 ): PoolConfig {
@@ -226,15 +219,7 @@ export function resolvePoolConfig(
   return resolved;
 }
 
-/**
- * Validates retry settings and fills in defaults.
- *
- * @example
- * ```ts
- * import { resolveRetryConfig } from "./resolve.ts";
- * resolveRetryConfig({ maxRetries: 0 }).backoffMultiplier; // 2
- * ```
- */
+/** Validates retry settings and fills in defaults. */
 export function resolveRetryConfig(
   retry: Partial<RetryConfig> | undefined = {},
 ): RetryConfig {
@@ -266,15 +251,7 @@ export function resolveRetryConfig(
   return resolved;
 }
 
-/**
- * Validates health settings and fills in defaults.
- *
- * @example
- * ```ts
- * import { resolveHealthConfig } from "./resolve.ts";
- * resolveHealthConfig({ intervalMs: 0 }).timeoutMs; // 2000
- * ```
- */
+/** Validates health settings and fills in defaults. */
 export function resolveHealthConfig(
   health: Partial<HealthConfig> | undefined = {},
 ): HealthConfig {

@@ -14,24 +14,12 @@ import { ConfigError } from "../errors.ts";
  * Deno, Bun and Node store `setTimeout` delays as signed 32-bit integers; a
  * longer one overflows and fires at once (Node warns), which would turn a
  * "wait a long time" into a busy loop.
- *
- * @example
- * ```ts
- * import { MAX_TIMER_DELAY_MS } from "./validate.ts";
- * console.log(MAX_TIMER_DELAY_MS === 2 ** 31 - 1); // true
- * ```
  */
 export const MAX_TIMER_DELAY_MS = 2_147_483_647;
 
 /**
  * What {@linkcode duration} accepts besides a finite number of milliseconds
  * in `(0, MAX_TIMER_DELAY_MS]`.
- *
- * @example
- * ```ts
- * import type { DurationOptions } from "./validate.ts";
- * const idleTimeout: DurationOptions = { allowZero: true };
- * ```
  */
 export interface DurationOptions {
   /**
@@ -48,13 +36,6 @@ export interface DurationOptions {
  * above 0 (or 0 with `allowZero`) and at most {@linkcode MAX_TIMER_DELAY_MS}.
  * For callers that report the error rather than throw it (a rejected
  * promise); the rest use {@linkcode duration}.
- *
- * @example
- * ```ts
- * import { invalidDuration } from "./validate.ts";
- * invalidDuration("timeoutMs", 250); // undefined
- * invalidDuration("timeoutMs", -1)?.field; // "timeoutMs"
- * ```
  */
 export function invalidDuration(
   field: string,
@@ -88,12 +69,6 @@ export function invalidDuration(
  * what is accepted.
  *
  * @throws {ConfigError} naming `field`, for anything else.
- * @example
- * ```ts
- * import { duration } from "./validate.ts";
- * duration("poolConfig.idleTimeoutMs", 0, { allowZero: true }); // 0
- * duration("timeoutMs", 2 ** 31); // throws: at most 2147483647 ms
- * ```
  */
 export function duration(
   field: string,
@@ -111,11 +86,6 @@ export function duration(
  *
  * @throws {ConfigError} naming `field`, for a non-number, a fraction, `NaN`
  *   or a value out of range.
- * @example
- * ```ts
- * import { integerIn } from "./validate.ts";
- * integerIn("poolConfig.maxConnections", 8, 1, 10_000); // 8
- * ```
  */
 export function integerIn(
   field: string,
@@ -138,15 +108,7 @@ export function integerIn(
   return value;
 }
 
-/**
- * Bounds for {@linkcode finiteIn}; each is optional.
- *
- * @example
- * ```ts
- * import type { Bounds } from "./validate.ts";
- * const weight: Bounds = { above: 0, atMost: 1 };
- * ```
- */
+/** Bounds for {@linkcode finiteIn}; each is optional. */
 export interface Bounds {
   /** Exclusive lower bound. */
   above?: number;
@@ -160,12 +122,6 @@ export interface Bounds {
  * Validates a finite number (not `NaN`, not ±`Infinity`) within `bounds`.
  *
  * @throws {ConfigError} naming `field` and the bounds.
- * @example
- * ```ts
- * import { finiteIn } from "./validate.ts";
- * finiteIn("retryConfig.backoffMultiplier", 1.5, { atLeast: 1 }); // 1.5
- * finiteIn("latencyWeight", 0.2, { above: 0, atMost: 1 }); // 0.2
- * ```
  */
 export function finiteIn(
   field: string,
@@ -197,11 +153,6 @@ export function finiteIn(
  *
  * @throws {ConfigError} naming `field`, for anything but `undefined` or a
  *   non-empty string.
- * @example
- * ```ts
- * import { optionalString } from "./validate.ts";
- * optionalString("clientName", undefined) ?? "nodewire"; // "nodewire"
- * ```
  */
 export function optionalString(
   field: string,
@@ -219,11 +170,6 @@ export function optionalString(
  * truthy or falsy in their place.
  *
  * @throws {ConfigError} naming `field`, for any other value.
- * @example
- * ```ts
- * import { optionalBoolean } from "./validate.ts";
- * optionalBoolean("enableTls", undefined) ?? false; // false
- * ```
  */
 export function optionalBoolean(
   field: string,
@@ -240,11 +186,6 @@ export function optionalBoolean(
  * Validates that `value` is one of `options`.
  *
  * @throws {ConfigError} naming `field` and listing the options.
- * @example
- * ```ts
- * import { oneOf } from "./validate.ts";
- * oneOf("whenNoHealthyNodes", "fail", ["fail", "tryAll"] as const); // "fail"
- * ```
  */
 export function oneOf<T extends string>(
   field: string,
@@ -267,12 +208,6 @@ export function oneOf<T extends string>(
  * `"config"` for the top level, whose keys are named bare.
  *
  * @throws {ConfigError} naming the first unknown key and listing the known.
- * @example
- * ```ts
- * import { rejectUnknownKeys } from "./validate.ts";
- * rejectUnknownKeys("poolConfig", { max: 5 }, new Set(["maxConnections"]));
- * // throws: invalid poolConfig.max: unknown option (known: maxConnections)
- * ```
  */
 export function rejectUnknownKeys(
   name: string,
@@ -296,12 +231,6 @@ export function rejectUnknownKeys(
  * values themselves are left for the caller to validate.
  *
  * @throws {ConfigError} for a non-object or an unknown key.
- * @example
- * ```ts
- * import { section } from "./validate.ts";
- * section("retryConfig", { maxRetries: 5 }, { maxRetries: 3, jitter: false });
- * // { maxRetries: 5, jitter: false }
- * ```
  */
 export function section<T extends object>(
   name: string,

@@ -93,8 +93,8 @@ let nextConnectionId = 1;
  *
  * @example
  * ```ts
- * import { Connection } from "@nodewire/client";
- * import { getAdapter } from "@nodewire/client";
+ * import { Connection } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const connection = await Connection.connect({
  *   adapter: await getAdapter(),
  *   hostname: "127.0.0.1",

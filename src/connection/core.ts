@@ -31,11 +31,6 @@ import type { ConnectionStats, RequestRoute } from "./types.ts";
 /**
  * The connection a core works for, as the core sees it: where errors say
  * the node is, the counters, and the way to end it.
- *
- * @example
- * ```ts ignore
- * const owner: CoreOwner = connection; // a Connection is one
- * ```
  */
 export interface CoreOwner extends Endpoint {
   /** `host:port` of the node. */
@@ -50,12 +45,6 @@ export interface CoreOwner extends Endpoint {
  * A connection's stream, requests in flight and reading side. Fields are
  * open to the Connection that owns it (nothing else holds a core); the
  * reply path reads them exactly as it read the Connection's own fields.
- *
- * @example
- * ```ts ignore
- * const core = new ConnectionCore(connection, clock, maxFrameSize, onGoodbye);
- * core.attach(channel, onClose);
- * ```
  */
 export class ConnectionCore {
   /** The connection this core works for. */

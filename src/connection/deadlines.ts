@@ -40,17 +40,6 @@ interface DeadlineList {
 /**
  * Tracks deadlines of entries and calls `onExpire` for each one whose
  * deadline passes, using a single timer on `clock`.
- *
- * @example
- * ```ts
- * import { DeadlineTracker, type DeadlineEntry } from "./deadlines.ts";
- * import { systemClock } from "../clock.ts";
- * const tracker = new DeadlineTracker(systemClock, (e) => console.log("expired", e));
- * const entry: DeadlineEntry = { deadline: 0, prev: undefined, next: undefined, list: undefined };
- * tracker.add(entry, 100);
- * tracker.remove(entry);
- * tracker.stop();
- * ```
  */
 export class DeadlineTracker<E extends DeadlineEntry> {
   readonly #clock: Clock;

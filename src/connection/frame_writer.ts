@@ -19,14 +19,6 @@ const MAX_SLAB = 64 * 1024;
  * Encodes frames into a slab and flushes once per microtask. Bytes handed
  * to the channel are never written again: the slab only grows forward and
  * is replaced when full.
- *
- * @example
- * ```ts ignore
- * import { FrameWriter } from "./frame_writer.ts";
- * import { MessageType } from "../protocol/frame.ts";
- * const writer = new FrameWriter(channel, () => console.log("drained"));
- * writer.push(MessageType.Ping, 0, 1, new Uint8Array(0));
- * ```
  */
 export class FrameWriter {
   readonly #channel: ByteChannel;

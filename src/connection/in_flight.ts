@@ -20,14 +20,6 @@ import {
  * One request in flight: a record of eight fields, since a connection may
  * hold a hundred thousand of them. What only some requests need (an abort
  * signal, a frame held back by congestion) lives in records of its own.
- *
- * @example
- * ```ts ignore
- * const pending: Pending = {
- *   sequence: 7, type: MessageType.Request, sink, abort: undefined,
- *   deadline: 0, prev: undefined, next: undefined, list: undefined,
- * };
- * ```
  */
 export interface Pending extends DeadlineEntry {
   /** The request's sequence number, which its reply carries back. */
@@ -40,15 +32,7 @@ export interface Pending extends DeadlineEntry {
   abort: AbortHook | undefined;
 }
 
-/**
- * A request's abort listener and the signal it listens to.
- *
- * @example
- * ```ts ignore
- * pending.abort = { signal, listener };
- * signal.addEventListener("abort", listener, { once: true });
- * ```
- */
+/** A request's abort listener and the signal it listens to. */
 export interface AbortHook {
   /** The request's signal. */
   readonly signal: AbortSignal;
@@ -56,14 +40,7 @@ export interface AbortHook {
   readonly listener: () => void;
 }
 
-/**
- * A request whose frame waits for a congested socket to drain.
- *
- * @example
- * ```ts ignore
- * held.push({ pending, flags: 0, payload });
- * ```
- */
+/** A request whose frame waits for a congested socket to drain. */
 export interface HeldFrame {
   /** The request the frame belongs to. */
   readonly pending: Pending;
@@ -76,13 +53,6 @@ export interface HeldFrame {
 /**
  * Settles a promise from a connection, keeping only its resolve function
  * (see resolve_only.ts for why).
- *
- * @example
- * ```ts ignore
- * const reply = new Promise<Uint8Array>((resolve) =>
- *   connection.submitRequest(payload, options, new PromiseSink(resolve))
- * );
- * ```
  */
 export class PromiseSink implements ReplySink {
   /** Settles the promise behind `resolve`. */
@@ -104,12 +74,6 @@ export class PromiseSink implements ReplySink {
  * closed connection's table is empty), until `writer` is congested again.
  * Returns the frames still held, those after the one that congested it,
  * or undefined when none are left.
- *
- * @example
- * ```ts ignore
- * const rest = writeHeld(queued, writer, table);
- * if (rest !== undefined) queued = rest.concat(queued);
- * ```
  */
 export function writeHeld(
   held: readonly HeldFrame[],
@@ -130,13 +94,6 @@ export function writeHeld(
  * request had been written, so whether it may have reached the node;
  * `cause` is what ended the connection, returned as is when it already
  * says the same.
- *
- * @example
- * ```ts ignore
- * const e = lostError({ hostname: "127.0.0.1", port: 7000 }, false, undefined);
- * e.sent; // false
- * e.message; // "connection to 127.0.0.1:7000 lost: the connection was closed"
- * ```
  */
 export function lostError(
   endpoint: Endpoint,

@@ -17,13 +17,6 @@ type Waiter = (message: Message | Error) => void;
 /**
  * Control messages in arrival order, each handed to the oldest waiter or
  * kept until someone asks.
- *
- * @example
- * ```ts ignore
- * const inbox = new ControlInbox();
- * const next = inbox.wait({}, 1000, clock, "127.0.0.1:7000", undefined);
- * inbox.deliver(helloOk); // `next` resolves with it
- * ```
  */
 export class ControlInbox {
   // Made on first use: most connections see a handful of control messages

@@ -33,11 +33,6 @@ import type {
 /**
  * What opening reads of the connection options (`ConnectionOptions`, whose
  * `handshake` takes a `Connection`: here the connection type is `C`).
- *
- * @example
- * ```ts ignore
- * const options: OpenOptions<Connection> = { adapter, hostname: "127.0.0.1", port: 7000 };
- * ```
  */
 export interface OpenOptions<C> {
   /** Opens the socket. */
@@ -72,14 +67,6 @@ export interface OpenOptions<C> {
  * @throws {ConnectTimeoutError} when connect plus handshake take too long.
  * @throws {ConnectionError} when the node cannot be reached.
  * @throws {AbortedError} when `signal` aborts.
- * @example
- * ```ts ignore
- * const connection = await openConnection(
- *   options,
- *   (channel, endpoint, clock, timeoutMs) => new Connection(channel, endpoint, { clock }),
- *   (connection, signal) => greet(connection, signal),
- * );
- * ```
  */
 export async function openConnection<
   C extends { destroy(error?: Error): void },
@@ -137,11 +124,6 @@ export async function openConnection<
 /**
  * The HELLO payload: protocol version, client name, and the largest
  * payload this client accepts.
- *
- * @example
- * ```ts ignore
- * connection.sendMessage(MessageType.Hello, helloPayload("nodewire", maxFrameSize));
- * ```
  */
 export function helloPayload(
   clientName: string,
@@ -155,11 +137,6 @@ export function helloPayload(
  *
  * @throws {RemoteError} when the node answered with ERROR.
  * @throws {ProtocolError} for any other message, or a malformed HELLO_OK.
- * @example
- * ```ts ignore
- * const hello = readHelloOk(await connection.receiveMessage({ signal }));
- * hello.nodeId; // the node's own id, e.g. "n1"
- * ```
  */
 export function readHelloOk(reply: Message): HelloOkPayload {
   if (reply.type === MessageType.Error) {
@@ -182,11 +159,6 @@ export function readHelloOk(reply: Message): HelloOkPayload {
  *
  * @throws {ProtocolError} when already encrypted or plaintext arrived.
  * @throws {ConnectionError} when the adapter cannot speak TLS.
- * @example
- * ```ts ignore
- * const endpoint = { hostname: "127.0.0.1", port: 7000 };
- * checkTlsSwitch(endpoint, "127.0.0.1:7000", false, true, false); // passes
- * ```
  */
 export function checkTlsSwitch(
   endpoint: Endpoint,

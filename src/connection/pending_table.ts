@@ -4,15 +4,7 @@
  * @module
  */
 
-/**
- * What a {@linkcode PendingTable} holds: anything with a sequence number.
- *
- * @example
- * ```ts
- * import type { Sequenced } from "./pending_table.ts";
- * const entry: Sequenced & { name: string } = { sequence: 7, name: "get" };
- * ```
- */
+/** What a {@linkcode PendingTable} holds: anything with a sequence number. */
 export interface Sequenced {
   /** Unique on its connection, handed out in increasing order. */
   readonly sequence: number;
@@ -40,17 +32,6 @@ const INITIAL_CAPACITY = 16;
  * shrinking at every such moment would regrow the ring slot-doubling by
  * slot-doubling each time. A burst's ring stays until the next, quieter
  * period (a heartbeat ping is enough) ends.
- *
- * @example
- * ```ts
- * import { PendingTable } from "./pending_table.ts";
- * const table = new PendingTable<{ sequence: number; name: string }>();
- * const entry = { sequence: 1, name: "first" };
- * table.add(entry);
- * console.log(table.get(1)?.name, table.size); // "first" 1
- * table.delete(entry);
- * console.log(table.get(1), table.size); // undefined 0
- * ```
  */
 export class PendingTable<E extends Sequenced> {
   #slots: Array<E | undefined> = new Array(INITIAL_CAPACITY).fill(undefined);

@@ -12,17 +12,7 @@
  * @module
  */
 
-/**
- * A promise's resolve function, which also accepts a thenable.
- *
- * @example
- * ```ts
- * import type { Resolve } from "./resolve_only.ts";
- * let resolve!: Resolve<number>;
- * const answer = new Promise<number>((r) => (resolve = r));
- * resolve(42);
- * ```
- */
+/** A promise's resolve function, which also accepts a thenable. */
 export type Resolve<T> = (value: T | PromiseLike<T>) => void;
 
 /**
@@ -31,15 +21,6 @@ export type Resolve<T> = (value: T | PromiseLike<T>) => void;
  *
  * It is not a promise, so it is never reported as an unhandled rejection
  * while the promise it settles adopts it.
- *
- * @example
- * ```ts
- * import { rejection } from "./resolve_only.ts";
- * const failed = new Promise<number>((resolve) =>
- *   resolve(rejection(new Error("no reply")))
- * );
- * failed.catch((error) => console.log(error.message)); // "no reply"
- * ```
  */
 export function rejection(error: unknown): PromiseLike<never> {
   return new Rejection(error);

@@ -36,7 +36,7 @@ export interface ConnectionStats {
  *
  * @example A route that loses everything (requests then time out)
  * ```ts
- * import type { RequestRoute } from "@nodewire/client";
+ * import type { RequestRoute } from "@nodewire/client/core";
  * const blackHole: RequestRoute = {
  *   maxPayload: 1024,
  *   tooLarge: (length) => new RangeError(`${length} bytes do not fit`),
@@ -69,7 +69,7 @@ export interface RequestRoute {
  *
  * @example
  * ```ts
- * import type { ReplySink } from "@nodewire/client";
+ * import type { ReplySink } from "@nodewire/client/core";
  * const sink: ReplySink = {
  *   onReply: (payload) => console.log(payload.byteLength),
  *   onError: (error) => console.error(error.message),

@@ -21,11 +21,14 @@ export interface NodewireErrorOptions {
  *
  * @example Telling SDK errors apart from the rest
  * ```ts
- * import { NodewireError } from "@nodewire/client";
+ * import { type Client, NodewireError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
  * try {
- *   throw new NodewireError("NODEWIRE_ERROR", "something failed");
+ *   await client.request(payload);
  * } catch (error) {
- *   if (error instanceof NodewireError) console.log(error.code, error.retryable);
+ *   if (!(error instanceof NodewireError)) throw error; // a bug, not the SDK
+ *   console.log(error.code, error.retryable, error.message);
  * }
  * ```
  */
@@ -56,9 +59,13 @@ export class NodewireError extends Error {
  *
  * @example
  * ```ts
- * import { ConfigError } from "@nodewire/client";
- * const error = new ConfigError("poolConfig.maxConnections", -1, "must be at least 1");
- * console.log(error.field); // "poolConfig.maxConnections"
+ * import { Client, ConfigError } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["127.0.0.1:7000"], poolConfig: { maxConnections: 0 } });
+ * } catch (error) {
+ *   if (error instanceof ConfigError) console.log(error.field); // "poolConfig.maxConnections"
+ *   else throw error;
+ * }
  * ```
  */
 export class ConfigError extends NodewireError {
@@ -87,9 +94,16 @@ export class ConfigError extends NodewireError {
  *
  * @example
  * ```ts
- * import { ProtocolError } from "@nodewire/client";
- * const error = new ProtocolError("unknown message type 0x7f");
- * console.log(error.code); // "PROTOCOL_ERROR"
+ * import { type Client, ConnectionLostError, ProtocolError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload);
+ * } catch (error) {
+ *   if (error instanceof ConnectionLostError && error.cause instanceof ProtocolError) {
+ *     console.log(`${error.address} broke the protocol: ${error.cause.message}`);
+ *   } else throw error;
+ * }
  * ```
  */
 export class ProtocolError extends NodewireError {

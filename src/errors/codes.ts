@@ -14,8 +14,25 @@
  *
  * @example
  * ```ts
- * import type { ConnectionErrorCode } from "@nodewire/client";
- * const lost: ConnectionErrorCode = "CONNECTION_LOST";
+ * import { Client, ConnectFailedError, ConnectionError } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["127.0.0.1:7000", "db.invalid:7000"] });
+ * } catch (error) {
+ *   if (!(error instanceof ConnectFailedError)) throw error;
+ *   for (const { error: failure } of error.failures) {
+ *     if (!(failure instanceof ConnectionError)) continue;
+ *     switch (failure.code) {
+ *       case "CONNECTION_REFUSED":
+ *         console.log(`${failure.address}: nothing listens there`);
+ *         break;
+ *       case "HOST_NOT_FOUND":
+ *         console.log(`${failure.address}: no such host`);
+ *         break;
+ *       default:
+ *         console.log(`${failure.address}: ${failure.message}`);
+ *     }
+ *   }
+ * }
  * ```
  */
 export type ConnectionErrorCode =
@@ -30,26 +47,31 @@ export type ConnectionErrorCode =
 
 /**
  * Every `code` a {@linkcode NodewireError} can carry. Each error class has
- * one literal code (a few share a class), so a `switch` on `error.code`
- * narrows the error's type and is checked for exhaustiveness.
+ * one literal code (a few share a class), so `error.code` names the
+ * failure; test the class with `instanceof` to read its own fields.
  *
  * @example Handling errors by code
  * ```ts
- * import { type ErrorCode, NodewireError } from "@nodewire/client";
- * function advice(code: ErrorCode): string {
- *   switch (code) {
- *     case "AUTH_FAILED":
- *       return "check the username and password";
- *     case "NO_HEALTHY_NODES":
- *       return "every node is down";
- *     default:
- *       return "see the error's message";
- *   }
- * }
+ * import { type Client, NodewireError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
  * try {
- *   // ... a client call
+ *   await client.request(payload, { timeoutMs: 250 });
  * } catch (error) {
- *   if (error instanceof NodewireError) console.log(advice(error.code));
+ *   if (!(error instanceof NodewireError)) throw error;
+ *   switch (error.code) {
+ *     case "REQUEST_TIMEOUT":
+ *       console.log("slow node:", error.message);
+ *       break;
+ *     case "AUTH_FAILED":
+ *       console.log("check the username and password");
+ *       break;
+ *     case "NO_HEALTHY_NODES":
+ *       console.log("every node is down");
+ *       break;
+ *     default:
+ *       throw error;
+ *   }
  * }
  * ```
  */

@@ -21,7 +21,7 @@ export interface Endpoint {
  *
  * @example
  * ```ts
- * import { formatAddress } from "@nodewire/client";
+ * import { formatAddress } from "@nodewire/client/core";
  * formatAddress({ hostname: "::1", port: 7000 }); // "[::1]:7000"
  * ```
  */
@@ -36,12 +36,15 @@ export function formatAddress(endpoint: Endpoint): string {
  *
  * @example
  * ```ts
- * import { ConnectionError } from "@nodewire/client";
- * const error = new ConnectionError("CONNECTION_FAILED", "could not connect", {
- *   hostname: "127.0.0.1",
- *   port: 7000,
- * });
- * console.log(error.address); // "127.0.0.1:7000"
+ * import { type Client, ConnectionError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload, { retry: false });
+ * } catch (error) {
+ *   if (!(error instanceof ConnectionError)) throw error;
+ *   console.log(`${error.address}: ${error.code}`, error.retryable ? "(safe to retry)" : "");
+ * }
  * ```
  */
 export class ConnectionError extends NodewireError {
@@ -68,8 +71,14 @@ export class ConnectionError extends NodewireError {
  * @example
  * ```ts
  * import { ConnectionRefusedError } from "@nodewire/client";
- * const e = new ConnectionRefusedError({ hostname: "127.0.0.1", port: 1 });
- * console.log(e.code); // "CONNECTION_REFUSED"
+ * import { Connection } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * try {
+ *   await Connection.connect({ adapter: await getAdapter(), hostname: "127.0.0.1", port: 7000 });
+ * } catch (error) {
+ *   if (error instanceof ConnectionRefusedError) console.log(`nothing listens on ${error.address}`);
+ *   else throw error;
+ * }
  * ```
  */
 export class ConnectionRefusedError extends ConnectionError {
@@ -93,8 +102,20 @@ export class ConnectionRefusedError extends ConnectionError {
  * @example
  * ```ts
  * import { ConnectTimeoutError } from "@nodewire/client";
- * const e = new ConnectTimeoutError({ hostname: "127.0.0.1", port: 7000 }, 5000);
- * console.log(e.timeoutMs); // 5000
+ * import { Connection } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * try {
+ *   await Connection.connect({
+ *     adapter: await getAdapter(),
+ *     hostname: "10.0.0.7",
+ *     port: 7000,
+ *     timeoutMs: 2000,
+ *   });
+ * } catch (error) {
+ *   if (error instanceof ConnectTimeoutError) {
+ *     console.log(`${error.address} did not answer within ${error.timeoutMs} ms`);
+ *   } else throw error;
+ * }
  * ```
  */
 export class ConnectTimeoutError extends ConnectionError {
@@ -127,9 +148,15 @@ export class ConnectTimeoutError extends ConnectionError {
  *
  * @example
  * ```ts
- * import { HostNotFoundError } from "@nodewire/client";
- * const e = new HostNotFoundError({ hostname: "nowhere.invalid", port: 7000 });
- * console.log(e.message);
+ * import { Client, ConnectFailedError, HostNotFoundError } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["db-1.internal:7000", "db-2.internal:7000"] });
+ * } catch (error) {
+ *   if (!(error instanceof ConnectFailedError)) throw error;
+ *   for (const { error: failure } of error.failures) {
+ *     if (failure instanceof HostNotFoundError) console.log(`check DNS for ${failure.address}`);
+ *   }
+ * }
  * ```
  */
 export class HostNotFoundError extends ConnectionError {
@@ -154,9 +181,19 @@ export class HostNotFoundError extends ConnectionError {
  *
  * @example
  * ```ts
- * import { ConnectionLostError } from "@nodewire/client";
- * const e = new ConnectionLostError({ hostname: "127.0.0.1", port: 7000 }, "reset by peer");
- * console.log(e.code, e.sent); // "CONNECTION_LOST" true
+ * import { type Client, ConnectionLostError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload); // not idempotent: not retried once sent
+ * } catch (error) {
+ *   if (!(error instanceof ConnectionLostError)) throw error;
+ *   console.log(
+ *     error.sent
+ *       ? `${error.address} went away; the request may have run there`
+ *       : `${error.address} went away before the request left`,
+ *   );
+ * }
  * ```
  */
 export class ConnectionLostError extends ConnectionError {
@@ -182,13 +219,23 @@ export class ConnectionLostError extends ConnectionError {
 }
 
 /**
- * The operation was attempted on a connection that is already closed.
+ * The operation was attempted on a connection that is closing or already
+ * closed.
  *
  * @example
  * ```ts
  * import { ConnectionClosedError } from "@nodewire/client";
- * const e = new ConnectionClosedError({ hostname: "127.0.0.1", port: 7000 });
- * console.log(e.code); // "CONNECTION_CLOSED"
+ * import type { Connection } from "@nodewire/client/core";
+ * declare const connection: Connection;
+ * const closed = connection.close(); // lets requests in flight finish
+ * try {
+ *   await connection.sendRequest(new Uint8Array([1]));
+ * } catch (error) {
+ *   if (error instanceof ConnectionClosedError) {
+ *     console.log(`the connection to ${error.address} is closing; use another`);
+ *   } else throw error;
+ * }
+ * await closed;
  * ```
  */
 export class ConnectionClosedError extends ConnectionError {
@@ -211,9 +258,15 @@ export class ConnectionClosedError extends ConnectionError {
  *
  * @example
  * ```ts
- * import { ConnectFailedError } from "@nodewire/client";
- * const e = new ConnectFailedError([{ address: "127.0.0.1:1", error: new Error("refused") }]);
- * console.log(e.message); // could not connect to any node: 127.0.0.1:1 (refused)
+ * import { Client, ConnectFailedError } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["127.0.0.1:7000", "127.0.0.1:7001"] });
+ * } catch (error) {
+ *   if (!(error instanceof ConnectFailedError)) throw error;
+ *   for (const { address, error: why } of error.failures) {
+ *     console.log(`${address}: ${why.message}`);
+ *   }
+ * }
  * ```
  */
 export class ConnectFailedError extends NodewireError {
@@ -244,11 +297,15 @@ export class ConnectFailedError extends NodewireError {
  *
  * @example Telling why a pool wait failed
  * ```ts
- * import { NodeUnhealthyError, PoolClosedError } from "@nodewire/client";
- * function why(error: unknown): string | undefined {
+ * import { type Client, NodeUnhealthyError, PoolClosedError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload, { retry: false });
+ * } catch (error) {
  *   if (error instanceof PoolClosedError && error.cause instanceof NodeUnhealthyError) {
- *     return `${error.cause.address} went down`;
- *   }
+ *     console.log(`${error.cause.address} went down: ${error.cause.message}`);
+ *   } else throw error;
  * }
  * ```
  */

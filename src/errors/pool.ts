@@ -13,9 +13,16 @@ import { NodewireError, type NodewireErrorOptions } from "./base.ts";
  *
  * @example
  * ```ts
- * import { PoolTimeoutError } from "@nodewire/client";
- * const e = new PoolTimeoutError("127.0.0.1:7000", 5000, { open: 20, inUse: 20, waiting: 7 });
- * console.log(e.message);
+ * import { type Client, PoolTimeoutError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload, { retry: false });
+ * } catch (error) {
+ *   if (error instanceof PoolTimeoutError) {
+ *     console.log(`no free connection to ${error.address} within ${error.timeoutMs} ms`);
+ *   } else throw error;
+ * }
  * ```
  */
 export class PoolTimeoutError extends NodewireError {
@@ -50,9 +57,22 @@ export class PoolTimeoutError extends NodewireError {
  *
  * @example
  * ```ts
- * import { PoolClosedError } from "@nodewire/client";
- * const e = new PoolClosedError("127.0.0.1:7000", "closed");
- * console.log(e.retryable); // false
+ * import { type Client, PoolClosedError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload, { retry: false });
+ * } catch (error) {
+ *   if (!(error instanceof PoolClosedError)) throw error;
+ *   switch (error.code) {
+ *     case "POOL_CLEARED": // its node turned unhealthy: another node may serve
+ *       console.log(`${error.address} was cleared; retryable: ${error.retryable}`);
+ *       break;
+ *     case "POOL_CLOSED":
+ *       console.log(`${error.address} is closed for good`);
+ *       break;
+ *   }
+ * }
  * ```
  */
 export class PoolClosedError extends NodewireError {
@@ -84,8 +104,16 @@ export class PoolClosedError extends NodewireError {
  * @example
  * ```ts
  * import { PoolMisuseError } from "@nodewire/client";
- * const e = new PoolMisuseError("127.0.0.1:7000", "connection 3 is not checked out");
- * console.log(e.code); // "POOL_MISUSE"
+ * import type { Connection, ConnectionPool } from "@nodewire/client/core";
+ * declare const pool: ConnectionPool<Connection>;
+ * const connection = await pool.getConnection();
+ * pool.returnConnection(connection);
+ * try {
+ *   pool.returnConnection(connection); // a second time: a bug
+ * } catch (error) {
+ *   if (error instanceof PoolMisuseError) console.log(error.address, error.message);
+ *   else throw error;
+ * }
  * ```
  */
 export class PoolMisuseError extends NodewireError {

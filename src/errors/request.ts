@@ -14,9 +14,16 @@ import { NodewireError, type NodewireErrorOptions } from "./base.ts";
  *
  * @example
  * ```ts
- * import { RequestTimeoutError } from "@nodewire/client";
- * const e = new RequestTimeoutError("127.0.0.1:7000", 250);
- * console.log(e.timeoutMs); // 250
+ * import { type Client, RequestTimeoutError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload, { timeoutMs: 250 }); // not idempotent: not retried
+ * } catch (error) {
+ *   if (error instanceof RequestTimeoutError) {
+ *     console.log(`${error.address} gave no answer within ${error.timeoutMs} ms`);
+ *   } else throw error;
+ * }
  * ```
  */
 export class RequestTimeoutError extends NodewireError {
@@ -44,9 +51,17 @@ export class RequestTimeoutError extends NodewireError {
  *
  * @example
  * ```ts
- * import { AbortedError } from "@nodewire/client";
- * const e = new AbortedError("request aborted", "user gave up");
- * console.log(e.code); // "ABORTED"
+ * import { AbortedError, type Client } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * const controller = new AbortController();
+ * setTimeout(() => controller.abort("the user went away"), 1000);
+ * try {
+ *   await client.request(payload, { signal: controller.signal, idempotent: true });
+ * } catch (error) {
+ *   if (error instanceof AbortedError) console.log("stopped:", error.cause); // "the user went away"
+ *   else throw error;
+ * }
  * ```
  */
 export class AbortedError extends NodewireError {
@@ -64,9 +79,16 @@ export class AbortedError extends NodewireError {
  *
  * @example
  * ```ts
- * import { RemoteError } from "@nodewire/client";
- * const e = new RemoteError(3, "key not found", false, "node-1");
- * console.log(e.remoteCode, e.retryable); // 3 false
+ * import { type Client, RemoteError, RemoteErrorCode } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload);
+ * } catch (error) {
+ *   if (!(error instanceof RemoteError)) throw error;
+ *   if (error.remoteCode === RemoteErrorCode.NotFound) console.log("no such key");
+ *   else console.log(`node ${error.nodeId} said ${error.remoteCode}: ${error.message}`);
+ * }
  * ```
  */
 export class RemoteError extends NodewireError {
@@ -100,9 +122,16 @@ export class RemoteError extends NodewireError {
  *
  * @example
  * ```ts
- * import { NoHealthyNodesError } from "@nodewire/client";
- * const e = new NoHealthyNodesError(["127.0.0.1:7000", "127.0.0.1:7001"]);
- * console.log(e.code); // "NO_HEALTHY_NODES"
+ * import { type Client, NoHealthyNodesError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload);
+ * } catch (error) {
+ *   if (error instanceof NoHealthyNodesError) {
+ *     console.log(`all ${error.addresses.length} nodes are down: ${error.addresses.join(", ")}`);
+ *   } else throw error;
+ * }
  * ```
  */
 export class NoHealthyNodesError extends NodewireError {
@@ -130,8 +159,18 @@ export class NoHealthyNodesError extends NodewireError {
  *
  * @example
  * ```ts
- * import { ClientClosedError } from "@nodewire/client";
- * console.log(new ClientClosedError().code); // "CLIENT_CLOSED"
+ * import { type Client, ClientClosedError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * const pending = client.request(payload);
+ * await client.disconnect({ timeoutMs: 100 });
+ * try {
+ *   await pending;
+ * } catch (error) {
+ *   // Cancelled by the shutdown; the failure that ended it, if any, is its cause.
+ *   if (error instanceof ClientClosedError) console.log(error.message, error.cause);
+ *   else throw error;
+ * }
  * ```
  */
 export class ClientClosedError extends NodewireError {
@@ -152,9 +191,16 @@ export class ClientClosedError extends NodewireError {
  *
  * @example
  * ```ts
- * import { RetriesExhaustedError } from "@nodewire/client";
- * const e = new RetriesExhaustedError(4, new Error("refused"));
- * console.log(e.attempts); // 4
+ * import { type Client, RetriesExhaustedError } from "@nodewire/client";
+ * declare const client: Client;
+ * declare const payload: Uint8Array;
+ * try {
+ *   await client.request(payload, { idempotent: true });
+ * } catch (error) {
+ *   if (error instanceof RetriesExhaustedError) {
+ *     console.log(`gave up after ${error.attempts} attempts; last:`, error.cause);
+ *   } else throw error;
+ * }
  * ```
  */
 export class RetriesExhaustedError extends NodewireError {
@@ -182,9 +228,15 @@ export class RetriesExhaustedError extends NodewireError {
  *
  * @example
  * ```ts
- * import { DatagramTooLargeError } from "@nodewire/client";
- * const e = new DatagramTooLargeError("127.0.0.1:7001", 2000, 1200);
- * console.log(e.code, e.maxPayload); // "DATAGRAM_TOO_LARGE" 1168
+ * import { type Client, DatagramTooLargeError } from "@nodewire/client";
+ * declare const client: Client; // connected with protocols: ["udp"]
+ * try {
+ *   await client.request(new Uint8Array(2000));
+ * } catch (error) {
+ *   if (error instanceof DatagramTooLargeError) {
+ *     console.log(`${error.size} bytes; at most ${error.maxPayload} fit (maxDatagramSize ${error.maxDatagramSize})`);
+ *   } else throw error;
+ * }
  * ```
  */
 export class DatagramTooLargeError extends NodewireError {

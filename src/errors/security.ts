@@ -37,13 +37,22 @@ export type TlsFailureReason =
  *
  * @example
  * ```ts
- * import { TlsError } from "@nodewire/client";
- * const e = new TlsError("certificate expired", {
- *   reason: "expired",
- *   address: "127.0.0.1:7000",
- *   serverName: "127.0.0.1",
- * });
- * console.log(e.code, e.reason, e.retryable); // "TLS_FAILED" "expired" false
+ * import { Client, TlsError } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["db.example.com:7000"], enableTls: true });
+ * } catch (error) {
+ *   if (!(error instanceof TlsError)) throw error;
+ *   switch (error.reason) {
+ *     case "hostname":
+ *       console.log(`the certificate of ${error.address} is not for ${error.serverName}`);
+ *       break;
+ *     case "expired":
+ *       console.log(`the certificate of ${error.address} has expired`);
+ *       break;
+ *     default:
+ *       console.log(`TLS with ${error.address} failed (${error.reason})`);
+ *   }
+ * }
  * ```
  */
 export class TlsError extends NodewireError {
@@ -100,15 +109,14 @@ export interface NegotiationFailure {
  *
  * @example
  * ```ts
- * import { NegotiationError } from "@nodewire/client";
- * const e = new NegotiationError({
- *   address: "127.0.0.1:7000",
- *   clientProtocols: ["tls"],
- *   allowedProtocols: ["tls"],
- *   nodeProtocols: ["tcp"],
- *   detail: "no protocol in common",
- * });
- * console.log(e.code, e.message);
+ * import { Client, NegotiationError } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["127.0.0.1:7000"], enableTls: true });
+ * } catch (error) {
+ *   if (!(error instanceof NegotiationError)) throw error;
+ *   // "127.0.0.1:7000 serves tcp; we allow tls"
+ *   console.log(`${error.address} serves ${error.nodeProtocols}; we allow ${error.allowedProtocols}`);
+ * }
  * ```
  */
 export class NegotiationError extends NodewireError {
@@ -170,9 +178,14 @@ export type AuthFailureReason =
  *
  * @example
  * ```ts
- * import { AuthenticationError } from "@nodewire/client";
- * const e = new AuthenticationError("the node rejected the credentials", { reason: "rejected" });
- * console.log(e.code, e.reason, e.retryable); // "AUTH_FAILED" "rejected" false
+ * import { AuthenticationError, Client } from "@nodewire/client";
+ * try {
+ *   await Client.connect({ hosts: ["127.0.0.1:7000"], username: "app", password: "wrong" });
+ * } catch (error) {
+ *   if (!(error instanceof AuthenticationError)) throw error;
+ *   if (error.reason === "rejected") console.log(`${error.address} rejected the credentials`);
+ *   else console.log(`authentication failed: ${error.reason}`);
+ * }
  * ```
  */
 export class AuthenticationError extends NodewireError {
@@ -201,11 +214,13 @@ export class AuthenticationError extends NodewireError {
  *
  * @example
  * ```ts
- * import { SaslprepError, saslprep } from "@nodewire/client";
+ * import { SaslprepError } from "@nodewire/client";
+ * import { saslprep } from "@nodewire/client/auth";
  * try {
  *   saslprep("bell\u0007");
  * } catch (error) {
- *   console.log(error instanceof SaslprepError); // true
+ *   if (error instanceof SaslprepError) console.log(error.code, error.message); // names the code point, not the string
+ *   else throw error;
  * }
  * ```
  */

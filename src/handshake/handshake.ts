@@ -65,7 +65,7 @@ export interface HandshakeResult extends NegotiationResult {
  *
  * @example
  * ```ts
- * import type { TransportUpgrade } from "@nodewire/client";
+ * import type { TransportUpgrade } from "@nodewire/client/core";
  * const refuse: TransportUpgrade = () => Promise.reject(new Error("no TLS here"));
  * ```
  */
@@ -119,7 +119,8 @@ const results = new WeakMap<Connection, HandshakeResult>();
  *
  * @example
  * ```ts
- * import { Connection, createHandshake, getAdapter, handshakeResult } from "@nodewire/client";
+ * import { Connection, createHandshake, handshakeResult } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const connection = await Connection.connect({
  *   adapter: await getAdapter(),
  *   hostname: "127.0.0.1",
@@ -152,7 +153,9 @@ export function handshakeResult(
  *   cannot or does not succeed.
  * @example
  * ```ts
- * import { Connection, createHandshake, getAdapter, Secret } from "@nodewire/client";
+ * import { Secret } from "@nodewire/client";
+ * import { Connection, createHandshake } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const connection = await Connection.connect({
  *   adapter: await getAdapter(),
  *   hostname: "127.0.0.1",
@@ -227,12 +230,6 @@ export function createHandshake(options: HandshakeOptions): Handshake {
 /**
  * {@linkcode createHandshake} with the options of a resolved
  * configuration.
- *
- * @example
- * ```ts
- * import { handshakeFromConfig, resolveConfig } from "@nodewire/client";
- * const handshake = handshakeFromConfig(resolveConfig({ hosts: ["127.0.0.1"] }));
- * ```
  */
 export function handshakeFromConfig(
   config: ResolvedConfig,
@@ -259,17 +256,6 @@ export function handshakeFromConfig(
  * @throws {NegotiationError} when the client can offer nothing its policy
  *   allows, when the sets share nothing, or when the choices differ.
  * @throws {ProtocolError} when the node answers with something else.
- * @example
- * ```ts
- * import { Connection, getAdapter, negotiateProtocol } from "@nodewire/client";
- * const connection = await Connection.connect({ adapter: await getAdapter(), hostname: "127.0.0.1", port: 7000 });
- * const result = await negotiateProtocol(connection, connection.hello!, {
- *   offer: ["tcp"],
- *   allowed: ["tcp"],
- *   signal: AbortSignal.timeout(5000),
- * });
- * console.log(result.protocol); // "tcp"
- * ```
  */
 export async function negotiateProtocol(
   connection: Connection,
@@ -348,16 +334,6 @@ export async function negotiateProtocol(
  *
  * @throws {AuthenticationError} for rejected credentials, a node signature
  *   that does not verify, or an unsafe or malformed challenge.
- * @example
- * ```ts
- * import { authenticate, Connection, getAdapter, Secret } from "@nodewire/client";
- * const connection = await Connection.connect({ adapter: await getAdapter(), hostname: "127.0.0.1", port: 7000 });
- * await authenticate(connection, {
- *   username: "alice",
- *   password: new Secret("correct horse"),
- *   signal: AbortSignal.timeout(5000),
- * });
- * ```
  */
 export async function authenticate(
   connection: Connection,

@@ -22,11 +22,6 @@ import type { TransportUpgrade } from "./handshake.ts";
  *
  * @throws {TlsError} for a certificate, name, validity or handshake
  *   failure, or `"handshake-timeout"`; the connection is then destroyed.
- * @example
- * ```ts ignore
- * import { upgradeToTls, resolveTlsConfig } from "@nodewire/client";
- * await upgradeToTls(connection, resolveTlsConfig({ ca }, "require"), systemClock, signal);
- * ```
  */
 export async function upgradeToTls(
   connection: Connection,
@@ -78,7 +73,7 @@ export async function upgradeToTls(
  *
  * @example
  * ```ts
- * import { createHandshake, resolveTlsConfig, systemClock, tlsTransport } from "@nodewire/client";
+ * import { createHandshake, resolveTlsConfig, systemClock, tlsTransport } from "@nodewire/client/core";
  * const handshake = createHandshake({
  *   tlsPolicy: "require",
  *   transports: { tls: tlsTransport({ tls: resolveTlsConfig({}, "require"), clock: systemClock }) },

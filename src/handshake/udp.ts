@@ -47,7 +47,7 @@ import type { RuntimeAdapter } from "../runtime/types.ts";
  *
  * @example
  * ```ts
- * import type { UdpStats } from "@nodewire/client";
+ * import type { UdpStats } from "@nodewire/client/core";
  * const lost = (s: UdpStats) => s.sent - s.received;
  * ```
  */
@@ -69,7 +69,8 @@ export interface UdpStats {
  *
  * @example
  * ```ts
- * import { getAdapter, type UdpTransportOptions } from "@nodewire/client";
+ * import type { UdpTransportOptions } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const options: UdpTransportOptions = { adapter: await getAdapter(), maxDatagramSize: 1400 };
  * ```
  */
@@ -90,9 +91,9 @@ const stats = new WeakMap<Connection, UdpStats>();
  * `undefined`.
  *
  * @example
- * ```ts ignore
- * import { udpStats } from "@nodewire/client";
- * declare const connection: import("@nodewire/client").Connection;
+ * ```ts
+ * import { type Connection, udpStats } from "@nodewire/client/core";
+ * declare const connection: Connection;
  * console.log(udpStats(connection)?.sent);
  * ```
  */
@@ -110,7 +111,8 @@ export function udpStats(connection: Connection): UdpStats | undefined {
  *
  * @example
  * ```ts
- * import { Connection, createHandshake, getAdapter, udpTransport } from "@nodewire/client";
+ * import { Connection, createHandshake, udpTransport } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const adapter = await getAdapter();
  * const connection = await Connection.connect({
  *   adapter,

@@ -42,7 +42,7 @@ export type CheckoutMode = "exclusive" | "shared";
  *
  * @example
  * ```ts
- * import type { PoolEventDetailMap } from "@nodewire/client";
+ * import type { PoolEventDetailMap } from "@nodewire/client/core";
  * const onClosed = (detail: PoolEventDetailMap["connectionClosed"]) =>
  *   console.log(`${detail.address} #${detail.connectionId} closed: ${detail.reason}`);
  * ```
@@ -109,7 +109,7 @@ export type PoolEventName = keyof PoolEventDetailMap;
  *
  * @example
  * ```ts
- * import { POOL_EVENT_NAMES } from "@nodewire/client";
+ * import { POOL_EVENT_NAMES } from "@nodewire/client/core";
  * console.log(POOL_EVENT_NAMES.includes("checkedOut")); // true
  * ```
  */

@@ -67,8 +67,7 @@ const CLOSED = 1;
  *
  * @example
  * ```ts
- * import { ConnectionPool } from "@nodewire/client";
- * import type { PoolableConnection } from "@nodewire/client";
+ * import { ConnectionPool, type PoolableConnection } from "@nodewire/client/core";
  * declare function connect(signal: AbortSignal): Promise<PoolableConnection>;
  *
  * const pool = new ConnectionPool({
@@ -192,7 +191,7 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {AbortedError} (rejects) when `signal` aborts first.
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * const conn = await pool.getConnection({ timeoutMs: 2000 });
    * try {
@@ -237,7 +236,7 @@ export class ConnectionPool<C extends PoolableConnection>
    * pool's counts are left as they were.
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * const conn = await pool.getConnection();
    * pool.returnConnection(conn);
@@ -302,7 +301,7 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {AbortedError} (rejects) when `signal` aborts first.
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * const conn = await pool.acquireShared();
    * console.log(`${conn.inFlight} requests already in flight on ${conn.id}`);
@@ -331,7 +330,7 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * const conn = pool.tryAcquireShared() ?? await pool.acquireShared();
    * console.log(conn.id);
@@ -352,7 +351,7 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * pool.clear(new Error("3 health checks failed"));
    * ```
@@ -385,7 +384,7 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * await pool.close();
    * console.log(pool.stats().open); // 0
@@ -414,7 +413,7 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * const { open, inUse, waiting } = pool.stats();
    * console.log(`${inUse}/${open} in use, ${waiting} waiting`);
@@ -456,7 +455,7 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @example
    * ```ts
-   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client";
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
    * declare const pool: ConnectionPool<PoolableConnection>;
    * for (const conn of pool.connections()) conn.destroy(new Error("shutting down"));
    * ```

@@ -15,7 +15,7 @@ import type { PoolConfig } from "../config/shapes.ts";
  *
  * @example A minimal fake
  * ```ts
- * import type { PoolableConnection } from "@nodewire/client";
+ * import type { PoolableConnection } from "@nodewire/client/core";
  * let settle!: (error: Error | undefined) => void;
  * const conn: PoolableConnection = {
  *   id: 1,
@@ -49,7 +49,7 @@ export interface PoolableConnection {
  *
  * @example
  * ```ts
- * import type { ConnectionFactory, PoolableConnection } from "@nodewire/client";
+ * import type { ConnectionFactory, PoolableConnection } from "@nodewire/client/core";
  * declare function connect(signal: AbortSignal): Promise<PoolableConnection>;
  * const factory: ConnectionFactory<PoolableConnection> = (signal) => connect(signal);
  * ```
@@ -61,7 +61,7 @@ export type ConnectionFactory<C> = (signal: AbortSignal) => Promise<C>;
  *
  * @example
  * ```ts
- * import type { ConnectionPoolOptions, PoolableConnection } from "@nodewire/client";
+ * import type { ConnectionPoolOptions, PoolableConnection } from "@nodewire/client/core";
  * declare const factory: (signal: AbortSignal) => Promise<PoolableConnection>;
  * const options: ConnectionPoolOptions<PoolableConnection> = {
  *   address: "127.0.0.1:7000",
@@ -100,7 +100,7 @@ export interface ConnectionPoolOptions<C extends PoolableConnection> {
  *
  * @example
  * ```ts
- * import type { AcquireOptions } from "@nodewire/client";
+ * import type { AcquireOptions } from "@nodewire/client/core";
  * const options: AcquireOptions = { signal: AbortSignal.timeout(1000), timeoutMs: 500 };
  * ```
  */
@@ -122,7 +122,7 @@ export interface AcquireOptions {
  *
  * @example
  * ```ts
- * import type { PoolStats } from "@nodewire/client";
+ * import type { PoolStats } from "@nodewire/client/core";
  * const show = (s: PoolStats) => `${s.address}: ${s.inUse}/${s.open} in use, ${s.waiting} waiting`;
  * ```
  */

@@ -8,22 +8,6 @@
  * One caller waiting for a connection. The pool settles it exactly once:
  * served, timed out, aborted, or failed because the pool was cleared,
  * closed or its node refused.
- *
- * @example
- * ```ts
- * import type { Waiter } from "./wait_queue.ts";
- * const waiter: Waiter<string> = {
- *   exclusive: true,
- *   startedAt: 0,
- *   resolve: (conn) => console.log(conn),
- *   reject: (error) => console.error(error),
- *   deadline: 5000,
- *   timeoutMs: 5000,
- *   signal: undefined,
- *   onAbort: undefined,
- *   done: false,
- * };
- * ```
  */
 export interface Waiter<C> {
   /** Lent exclusively (`getConnection`) rather than shared (`acquireShared`). */
@@ -54,13 +38,6 @@ export interface Waiter<C> {
  * or aborted waiter is only flagged, and skipped when the head reaches it),
  * and counts per kind so the pool can tell at once whether a caller must
  * queue behind someone.
- *
- * @example
- * ```ts
- * import { WaitQueue } from "./wait_queue.ts";
- * const queue = new WaitQueue<string>();
- * console.log(queue.size, queue.exclusive); // 0 0
- * ```
  */
 export class WaitQueue<C> {
   #items: Waiter<C>[] = [];

@@ -25,7 +25,7 @@ const TWO_32 = 0x1_0000_0000;
  * or length out of range.
  * @example
  * ```ts
- * import { HEADER_SIZE, MessageType, writeHeader } from "@nodewire/client";
+ * import { HEADER_SIZE, MessageType, writeHeader } from "@nodewire/client/protocol";
  * const header = new Uint8Array(HEADER_SIZE);
  * writeHeader(header, 0, MessageType.Ping, 0, 7, 0);
  * ```
@@ -54,13 +54,6 @@ export function writeHeader(
  * Writes a frame header without validating the fields: for internal callers
  * on the hot path whose type and flags are constants and whose sequence
  * numbers they generated or decoded themselves.
- *
- * @example
- * ```ts
- * import { HEADER_SIZE, MessageType, writeHeaderUnchecked } from "@nodewire/client";
- * const header = new Uint8Array(HEADER_SIZE);
- * writeHeaderUnchecked(header, 0, MessageType.Pong, 0, 7, 0);
- * ```
  */
 export function writeHeaderUnchecked(
   target: Uint8Array,
@@ -91,7 +84,7 @@ export function writeHeaderUnchecked(
  *
  * @example Round trip
  * ```ts
- * import { MessageCodec, MessageType } from "@nodewire/client";
+ * import { MessageCodec, MessageType } from "@nodewire/client/protocol";
  * const codec = new MessageCodec();
  * const bytes = codec.encode({
  *   type: MessageType.Request,

@@ -29,7 +29,7 @@ import {
  *
  * @example
  * ```ts
- * import { UDP_TOKEN_SIZE } from "@nodewire/client";
+ * import { UDP_TOKEN_SIZE } from "@nodewire/client/protocol";
  * console.log(UDP_TOKEN_SIZE); // 16
  * ```
  */
@@ -41,7 +41,7 @@ export const UDP_TOKEN_SIZE = 16;
  *
  * @example
  * ```ts
- * import { DATAGRAM_OVERHEAD } from "@nodewire/client";
+ * import { DATAGRAM_OVERHEAD } from "@nodewire/client/protocol";
  * console.log(DATAGRAM_OVERHEAD); // 32
  * ```
  */
@@ -55,7 +55,7 @@ export const DATAGRAM_OVERHEAD: number = UDP_TOKEN_SIZE + HEADER_SIZE;
  *
  * @example
  * ```ts
- * import { DATAGRAM_OVERHEAD, DEFAULT_MAX_DATAGRAM_SIZE } from "@nodewire/client";
+ * import { DATAGRAM_OVERHEAD, DEFAULT_MAX_DATAGRAM_SIZE } from "@nodewire/client/protocol";
  * console.log(DEFAULT_MAX_DATAGRAM_SIZE - DATAGRAM_OVERHEAD); // 1168
  * ```
  */
@@ -67,7 +67,7 @@ export const DEFAULT_MAX_DATAGRAM_SIZE = 1200;
  *
  * @example
  * ```ts
- * import { MAX_DATAGRAM_SIZE } from "@nodewire/client";
+ * import { MAX_DATAGRAM_SIZE } from "@nodewire/client/protocol";
  * console.log(MAX_DATAGRAM_SIZE); // 65507
  * ```
  */
@@ -79,7 +79,7 @@ export const MAX_DATAGRAM_SIZE = 65_507;
  *
  * @example
  * ```ts
- * import { MIN_DATAGRAM_SIZE } from "@nodewire/client";
+ * import { MIN_DATAGRAM_SIZE } from "@nodewire/client/protocol";
  * console.log(MIN_DATAGRAM_SIZE); // 64
  * ```
  */
@@ -90,7 +90,7 @@ export const MIN_DATAGRAM_SIZE = 64;
  *
  * @example
  * ```ts
- * import type { DecodedDatagram } from "@nodewire/client";
+ * import type { DecodedDatagram } from "@nodewire/client/protocol";
  * const show = (d: DecodedDatagram) => d.message.sequence;
  * ```
  */
@@ -110,7 +110,7 @@ const TWO_32 = 0x1_0000_0000;
  *
  * @example
  * ```ts
- * import { encodeDatagram, MessageType } from "@nodewire/client";
+ * import { encodeDatagram, MessageType } from "@nodewire/client/protocol";
  * const token = new Uint8Array(16);
  * const datagram = encodeDatagram(token, MessageType.Ping, 0, 1, new Uint8Array(0));
  * console.log(datagram.byteLength); // 32
@@ -147,7 +147,7 @@ export function encodeDatagram(
  *   not match the datagram.
  * @example
  * ```ts
- * import { decodeDatagram, encodeDatagram, MessageType } from "@nodewire/client";
+ * import { decodeDatagram, encodeDatagram, MessageType } from "@nodewire/client/protocol";
  * const token = new Uint8Array(16).fill(7);
  * const bytes = encodeDatagram(token, MessageType.Request, 1, 42, new Uint8Array([1, 104, 105]));
  * const { message } = decodeDatagram(bytes);
@@ -204,7 +204,7 @@ export function decodeDatagram(bytes: Uint8Array): DecodedDatagram {
  *
  * @example
  * ```ts
- * import { hasToken } from "@nodewire/client";
+ * import { hasToken } from "@nodewire/client/protocol";
  * hasToken(new Uint8Array(40).fill(1), new Uint8Array(16).fill(1)); // true
  * ```
  */
@@ -223,7 +223,7 @@ export function hasToken(bytes: Uint8Array, token: Uint8Array): boolean {
  *
  * @example
  * ```ts
- * import { newUdpToken, formatUdpToken } from "@nodewire/client";
+ * import { newUdpToken, formatUdpToken } from "@nodewire/client/protocol";
  * console.log(formatUdpToken(newUdpToken()).length); // 32
  * ```
  */
@@ -236,7 +236,7 @@ export function newUdpToken(): Uint8Array {
  *
  * @example
  * ```ts
- * import { formatUdpToken } from "@nodewire/client";
+ * import { formatUdpToken } from "@nodewire/client/protocol";
  * formatUdpToken(new Uint8Array(16).fill(171)); // "abababababababababababababababab"
  * ```
  */
@@ -252,7 +252,7 @@ export function formatUdpToken(token: Uint8Array): string {
  * @throws {ProtocolError} unless `text` is exactly 32 hex digits.
  * @example
  * ```ts
- * import { parseUdpToken } from "@nodewire/client";
+ * import { parseUdpToken } from "@nodewire/client/protocol";
  * parseUdpToken("000102030405060708090a0b0c0d0e0f")[15]; // 15
  * ```
  */

@@ -27,7 +27,7 @@ export const HEADER_SIZE = 16;
  *
  * @example
  * ```ts
- * import { MessageType } from "@nodewire/client";
+ * import { MessageType } from "@nodewire/client/protocol";
  * console.log(MessageType.Request); // 32
  * ```
  */
@@ -74,7 +74,7 @@ for (const t of Object.values(MessageType)) KNOWN_TYPES[t] = 1;
  *
  * @example
  * ```ts
- * import { isKnownMessageType } from "@nodewire/client";
+ * import { isKnownMessageType } from "@nodewire/client/protocol";
  * isKnownMessageType(0x20); // true
  * ```
  */
@@ -87,7 +87,7 @@ export function isKnownMessageType(type: number): type is MessageTypeValue {
  *
  * @example
  * ```ts
- * import { FrameFlags } from "@nodewire/client";
+ * import { FrameFlags } from "@nodewire/client/protocol";
  * const flags = FrameFlags.Idempotent;
  * ```
  */
@@ -112,7 +112,7 @@ export const MAX_SEQUENCE: number = Number.MAX_SAFE_INTEGER;
  *
  * @example
  * ```ts
- * import { type Message, MessageType } from "@nodewire/client";
+ * import { type Message, MessageType } from "@nodewire/client/protocol";
  * const ping: Message = {
  *   type: MessageType.Ping,
  *   flags: 0,

@@ -76,7 +76,7 @@ export interface ErrorPayload {
  *
  * @example
  * ```ts
- * import { encodeJson } from "@nodewire/client";
+ * import { encodeJson } from "@nodewire/client/protocol";
  * encodeJson({ reason: "draining" }).byteLength; // 21
  * ```
  */
@@ -90,7 +90,7 @@ export function encodeJson(value: object): Uint8Array {
  * @throws {ProtocolError} for bytes that are not UTF-8 JSON of an object.
  * @example
  * ```ts
- * import { decodeJson, encodeJson } from "@nodewire/client";
+ * import { decodeJson, encodeJson } from "@nodewire/client/protocol";
  * decodeJson(encodeJson({ a: 1 }), "test"); // { a: 1 }
  * ```
  */
@@ -116,7 +116,7 @@ export function decodeJson(
  * @throws {ProtocolError} when a field is missing or of the wrong type.
  * @example
  * ```ts
- * import { decodeHelloOk, encodeJson } from "@nodewire/client";
+ * import { decodeHelloOk, encodeJson } from "@nodewire/client/protocol";
  * const ok = decodeHelloOk(encodeJson({ nodeId: "n1", maxFrameSize: 1024, auth: "none" }));
  * console.log(ok.nodeId); // "n1"
  * ```
@@ -153,7 +153,8 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
  *
  * @example
  * ```ts
- * import { encodeError, RemoteErrorCode } from "@nodewire/client";
+ * import { RemoteErrorCode } from "@nodewire/client";
+ * import { encodeError } from "@nodewire/client/protocol";
  * encodeError({ code: RemoteErrorCode.NotFound, retryable: false, message: "no such key" });
  * ```
  */
@@ -173,7 +174,7 @@ export function encodeError(error: ErrorPayload): Uint8Array {
  * @throws {ProtocolError} when it is shorter than 3 bytes or not UTF-8.
  * @example
  * ```ts
- * import { decodeError, encodeError } from "@nodewire/client";
+ * import { decodeError, encodeError } from "@nodewire/client/protocol";
  * decodeError(encodeError({ code: 4, retryable: true, message: "busy" })).retryable; // true
  * ```
  */

@@ -37,7 +37,7 @@ export type TlsPolicy = "require" | "prefer" | "disable";
  *
  * @example
  * ```ts
- * import { sortProtocols } from "@nodewire/client";
+ * import { sortProtocols } from "@nodewire/client/protocol";
  * sortProtocols(["udp", "quic", "tls", "udp"]); // ["tls", "udp"]
  * ```
  */
@@ -53,7 +53,7 @@ export function sortProtocols(protocols: Iterable<unknown>): ProtocolType[] {
  *
  * @example
  * ```ts
- * import { selectProtocol } from "@nodewire/client";
+ * import { selectProtocol } from "@nodewire/client/protocol";
  * selectProtocol(["tcp", "udp"], ["tls", "tcp", "udp"]); // "tcp"
  * selectProtocol(["tls"], ["tcp"]); // undefined
  * ```
@@ -73,7 +73,7 @@ export function selectProtocol(
  *
  * @example
  * ```ts
- * import { allowedProtocols } from "@nodewire/client";
+ * import { allowedProtocols } from "@nodewire/client/protocol";
  * allowedProtocols("disable", ["tls", "tcp", "udp"]); // ["tcp", "udp"]
  * allowedProtocols("require", ["tls", "tcp"]); // ["tls"]
  * ```
@@ -93,7 +93,7 @@ export function allowedProtocols(
  *
  * @example
  * ```ts
- * import type { NegotiatePayload } from "@nodewire/client";
+ * import type { NegotiatePayload } from "@nodewire/client/protocol";
  * const offer: NegotiatePayload = { protocols: ["tcp"] };
  * ```
  */
@@ -107,7 +107,7 @@ export interface NegotiatePayload {
  *
  * @example
  * ```ts
- * import type { NegotiateOkPayload } from "@nodewire/client";
+ * import type { NegotiateOkPayload } from "@nodewire/client/protocol";
  * const answer: NegotiateOkPayload = { protocols: ["tcp", "udp"], selected: "tcp", udpPort: 7001 };
  * ```
  */
@@ -132,7 +132,7 @@ export interface NegotiateOkPayload {
  * @throws {ProtocolError} when `protocols` is not an array of strings.
  * @example
  * ```ts
- * import { decodeNegotiate, encodeJson } from "@nodewire/client";
+ * import { decodeNegotiate, encodeJson } from "@nodewire/client/protocol";
  * decodeNegotiate(encodeJson({ protocols: ["tcp", "quic"] })); // { protocols: ["tcp"] }
  * ```
  */
@@ -149,7 +149,7 @@ export function decodeNegotiate(payload: Uint8Array): NegotiatePayload {
  *   that is not 32 hex digits.
  * @example
  * ```ts
- * import { decodeNegotiateOk, encodeJson } from "@nodewire/client";
+ * import { decodeNegotiateOk, encodeJson } from "@nodewire/client/protocol";
  * decodeNegotiateOk(encodeJson({ protocols: ["tcp"], selected: "tcp" })).selected; // "tcp"
  * ```
  */

@@ -16,23 +16,6 @@ import type { ByteChannel } from "./types.ts";
  * runtime leaves bytes in the kernel, which gives real TCP backpressure to
  * a peer we are not ready for, and no chunk can be lost for lack of a
  * receiver.
- *
- * @example A channel that never receives anything
- * ```ts
- * import { ChannelBase } from "./channel_base.ts";
- * class Silent extends ChannelBase {
- *   readonly bufferedAmount = 0;
- *   readonly remoteAddress = undefined;
- *   protected startReading(): void {}
- *   write(): boolean { return false; }
- *   drained(): Promise<void> { return Promise.resolve(); }
- *   close(): void { this.finish(); }
- *   destroy(error?: Error): void { this.finish(error); }
- * }
- * const channel = new Silent({ hostname: "127.0.0.1", port: 1 });
- * channel.onClose((error) => console.log("closed", error));
- * channel.close();
- * ```
  */
 export abstract class ChannelBase implements ByteChannel {
   /** The peer, as named when connecting; used in error messages. */

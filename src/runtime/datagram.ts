@@ -20,7 +20,7 @@ import type { Endpoint } from "../errors.ts";
  *
  * @example
  * ```ts
- * import type { DatagramOptions } from "@nodewire/client";
+ * import type { DatagramOptions } from "@nodewire/client/runtime";
  * const options: DatagramOptions = { hostname: "127.0.0.1", port: 0 };
  * ```
  */
@@ -40,7 +40,7 @@ export interface DatagramOptions {
  *
  * @example
  * ```ts
- * import type { DatagramReceiver } from "@nodewire/client";
+ * import type { DatagramReceiver } from "@nodewire/client/runtime";
  * const log: DatagramReceiver = (bytes, hostname, port) =>
  *   console.log(`${bytes.byteLength} bytes from ${hostname}:${port}`);
  * ```
@@ -66,7 +66,7 @@ export type DatagramReceiver = (
  *
  * @example
  * ```ts
- * import { getAdapter } from "@nodewire/client";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const adapter = await getAdapter();
  * const socket = await adapter.datagram!({ hostname: "127.0.0.1" });
  * socket.onMessage((bytes, hostname, port) => console.log(bytes, hostname, port));
@@ -102,7 +102,7 @@ export interface DatagramChannel {
  *
  * @example
  * ```ts
- * import type { DatagramOpener } from "@nodewire/client";
+ * import type { DatagramOpener } from "@nodewire/client/runtime";
  * declare const open: DatagramOpener;
  * const socket = await open({ hostname: "127.0.0.1", port: 0 });
  * ```
@@ -115,15 +115,6 @@ export type DatagramOpener = (
  * The bookkeeping every datagram socket needs: one receiver, one close
  * receiver told exactly once, in a microtask so it never re-enters the
  * code that closed the socket.
- *
- * @example A socket that never receives anything
- * ```ts ignore
- * import { DatagramBase } from "./datagram.ts";
- * class Silent extends DatagramBase {
- *   send(): boolean { return false; }
- *   close(): void { this.finish(); }
- * }
- * ```
  */
 export abstract class DatagramBase implements DatagramChannel {
   /** The bound local address. */
@@ -200,13 +191,6 @@ export abstract class DatagramBase implements DatagramChannel {
  * The unspecified address of `ip`'s family, for binding a socket that
  * sends to `ip`: `"::"` for IPv6, `"0.0.0.0"` otherwise. An IPv4-mapped
  * IPv6 address (`::ffff:127.0.0.1`) counts as IPv4.
- *
- * @example
- * ```ts
- * import { anyAddressFor } from "./datagram.ts";
- * anyAddressFor("127.0.0.1"); // "0.0.0.0"
- * anyAddressFor("::1"); // "::"
- * ```
  */
 export function anyAddressFor(ip: string): string {
   return isIPv6(unmapIPv4(ip)) ? "::" : "0.0.0.0";
@@ -215,28 +199,12 @@ export function anyAddressFor(ip: string): string {
 /**
  * `ip` without the IPv4-mapped prefix some runtimes report for IPv4 peers
  * of a dual-stack socket (`::ffff:127.0.0.1` becomes `127.0.0.1`).
- *
- * @example
- * ```ts
- * import { unmapIPv4 } from "./datagram.ts";
- * unmapIPv4("::ffff:10.0.0.1"); // "10.0.0.1"
- * unmapIPv4("::1"); // "::1"
- * ```
  */
 export function unmapIPv4(ip: string): string {
   return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(ip) ? ip.slice(7) : ip;
 }
 
-/**
- * Whether `hostname` is an IPv6 literal (brackets allowed).
- *
- * @example
- * ```ts
- * import { isIPv6 } from "./datagram.ts";
- * isIPv6("::1"); // true
- * isIPv6("127.0.0.1"); // false
- * ```
- */
+/** Whether `hostname` is an IPv6 literal (brackets allowed). */
 export function isIPv6(hostname: string): boolean {
   return hostname.includes(":");
 }

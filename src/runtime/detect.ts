@@ -21,7 +21,7 @@ export type NativeRuntimeName = Exclude<RuntimeName, "memory">;
  *
  * @example
  * ```ts
- * import { detectRuntime } from "./detect.ts";
+ * import { detectRuntime } from "@nodewire/client/runtime";
  * console.log(detectRuntime()); // "deno" when run with deno
  * ```
  */
@@ -44,7 +44,7 @@ export function detectRuntime(): NativeRuntimeName {
  * @throws {ConfigError} for an unknown name.
  * @example
  * ```ts
- * import { getAdapter } from "./detect.ts";
+ * import { getAdapter } from "@nodewire/client/runtime";
  * const native = await getAdapter();
  * const memory = await getAdapter("memory");
  * console.log(native.name, memory.name);

@@ -73,14 +73,6 @@ const TIMED_OUT = new Set(["ETIMEDOUT", "TimedOut"]);
  * - ETIMEDOUT while connecting → `ConnectTimeoutError`; later (the kernel
  *   gave up retransmitting) → `ConnectionLostError`
  * - anything else → `ConnectionError` with code `CONNECTION_FAILED`
- *
- * @example
- * ```ts
- * import { toConnectionError } from "./errors.ts";
- * const raw = Object.assign(new Error("connect ECONNREFUSED"), { code: "ECONNREFUSED" });
- * const error = toConnectionError(raw, { hostname: "127.0.0.1", port: 1 }, { phase: "connect" });
- * console.log(error.code); // "CONNECTION_REFUSED"
- * ```
  */
 export function toConnectionError(
   error: unknown,
@@ -125,14 +117,6 @@ export function toConnectionError(
 /**
  * Maps a failure to bind a server socket. Not retryable: a port in use or
  * an address the host does not have stays that way.
- *
- * @example
- * ```ts
- * import { toListenError } from "./errors.ts";
- * const raw = Object.assign(new Error("in use"), { code: "EADDRINUSE" });
- * const error = toListenError(raw, { hostname: "127.0.0.1", port: 7000 });
- * console.log(error.code); // "LISTEN_FAILED"
- * ```
  */
 export function toListenError(
   error: unknown,

@@ -186,7 +186,7 @@ function canonicalHost(hostname: string): string {
  *
  * @example An echo server and a client on the same network
  * ```ts
- * import { createMemoryNetwork } from "./memory.ts";
+ * import { createMemoryNetwork } from "@nodewire/client/runtime";
  * const network = createMemoryNetwork();
  * const listener = await network.listen({ port: 0 }, (server) => {
  *   server.onData((chunk) => server.write(chunk));

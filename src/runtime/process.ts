@@ -23,43 +23,19 @@ interface NodeProcess {
 const g = globalThis as { Deno?: DenoProcess; process?: NodeProcess };
 const encoder = new TextEncoder();
 
-/**
- * Command-line arguments after the script name.
- *
- * @example
- * ```ts
- * import { commandArgs } from "./process.ts";
- * console.log(commandArgs());
- * ```
- */
+/** Command-line arguments after the script name. */
 export function commandArgs(): string[] {
   if (g.Deno) return [...g.Deno.args];
   return g.process ? g.process.argv.slice(2) : [];
 }
 
-/**
- * Whether standard output is an interactive terminal.
- *
- * @example
- * ```ts
- * import { stdoutIsTerminal } from "./process.ts";
- * if (stdoutIsTerminal()) console.log("\x1b[1mbold\x1b[0m");
- * ```
- */
+/** Whether standard output is an interactive terminal. */
 export function stdoutIsTerminal(): boolean {
   if (g.Deno) return g.Deno.stdout.isTerminal();
   return g.process?.stdout.isTTY === true;
 }
 
-/**
- * Writes text to standard output without a newline.
- *
- * @example
- * ```ts
- * import { writeStdout } from "./process.ts";
- * writeStdout("\rprogress 50%");
- * ```
- */
+/** Writes text to standard output without a newline. */
 export function writeStdout(text: string): void {
   if (g.Deno) g.Deno.stdout.writeSync(encoder.encode(text));
   else g.process?.stdout.write(text);
@@ -69,27 +45,13 @@ export function writeStdout(text: string): void {
  * Sets the code the process exits with when it has nothing left to do, and
  * lets it get there on its own: unlike {@link exitProcess}, a socket or timer
  * left open shows as a process that does not end, instead of being cut off.
- *
- * @example
- * ```ts ignore
- * import { setExitCode } from "./process.ts";
- * setExitCode(1);
- * ```
  */
 export function setExitCode(code: number): void {
   if (g.Deno) g.Deno.exitCode = code;
   else if (g.process) g.process.exitCode = code;
 }
 
-/**
- * Ends the process with `code` once output is flushed.
- *
- * @example
- * ```ts ignore
- * import { exitProcess } from "./process.ts";
- * exitProcess(2);
- * ```
- */
+/** Ends the process with `code` once output is flushed. */
 export function exitProcess(code: number): never {
   if (g.Deno) return g.Deno.exit(code);
   if (g.process) return g.process.exit(code);
@@ -103,12 +65,6 @@ export function exitProcess(code: number): never {
  * sides go through `realpath`: Node loads the entry module by its real path,
  * while `argv[1]` is the path it was given, often a symlink (an npm bin shim,
  * an `npm link`).
- *
- * @example
- * ```ts ignore
- * import { isMainModule } from "./process.ts";
- * if (await isMainModule(import.meta)) console.log("run directly");
- * ```
  */
 export async function isMainModule(
   meta: { url: string; main?: boolean },
@@ -134,15 +90,7 @@ export async function isMainModule(
     [started, started + extname(self)].some((path) => real(path) === self);
 }
 
-/**
- * Reads an environment variable; undefined when unset or not permitted.
- *
- * @example
- * ```ts
- * import { readEnv } from "./process.ts";
- * const seconds = Number(readEnv("SOAK_SECONDS") ?? "10");
- * ```
- */
+/** Reads an environment variable; undefined when unset or not permitted. */
 export function readEnv(name: string): string | undefined {
   try {
     const deno = (globalThis as {

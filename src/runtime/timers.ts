@@ -10,15 +10,7 @@ interface DenoTimers {
   unrefTimer(id: number): void;
 }
 
-/**
- * Lets the process exit while `handle` is pending.
- *
- * @example
- * ```ts
- * import { unrefTimer } from "./timers.ts";
- * unrefTimer(setTimeout(() => {}, 1000));
- * ```
- */
+/** Lets the process exit while `handle` is pending. */
 export function unrefTimer(handle: unknown): void {
   if (typeof handle === "object" && handle !== null) {
     const unref = (handle as { unref?: () => void }).unref;

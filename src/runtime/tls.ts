@@ -82,14 +82,6 @@ const WHY: Record<Exclude<TlsFailureReason, "handshake-timeout">, string> = {
  * SDK's error: a {@linkcode TlsError} with its reason, or a
  * `ConnectionLostError` when the connection simply went away. SDK errors
  * (an abort's reason, for one) pass through unchanged.
- *
- * @example
- * ```ts
- * import { toTlsError } from "./tls.ts";
- * const raw = Object.assign(new Error("certificate has expired"), { code: "CERT_HAS_EXPIRED" });
- * const error = toTlsError(raw, { hostname: "127.0.0.1", port: 7000 }, "127.0.0.1");
- * console.log(error.code, (error as { reason?: string }).reason); // "TLS_FAILED" "expired"
- * ```
  */
 export function toTlsError(
   error: unknown,
@@ -163,13 +155,6 @@ function tlsFailureReason(
 /**
  * Whether `hostname` is an IP literal: such a name is checked against the
  * certificate's IP addresses and never sent as SNI (RFC 6066).
- *
- * @example
- * ```ts
- * import { isIpLiteral } from "./tls.ts";
- * isIpLiteral("127.0.0.1"); // true
- * isIpLiteral("db.example.com"); // false
- * ```
  */
 export function isIpLiteral(hostname: string): boolean {
   return hostname.includes(":") || /^\d{1,3}(\.\d{1,3}){3}$/.test(hostname);
@@ -179,12 +164,6 @@ export function isIpLiteral(hostname: string): boolean {
  * Runs `start` (which begins a handshake) under `signal`: an abort calls
  * `cancel` to destroy the socket and rejects with the signal's reason;
  * a failure is mapped with {@linkcode toTlsError}.
- *
- * @example
- * ```ts ignore
- * import { handshakeUnder } from "./tls.ts";
- * const channel = await handshakeUnder(options.signal, () => socket.destroy(), endpoint, name, () => upgrade());
- * ```
  */
 export async function handshakeUnder<T>(
   signal: AbortSignal | undefined,
@@ -221,12 +200,6 @@ export async function handshakeUnder<T>(
  * `connect({ tls })` for adapters whose plain connect plus `startTls`
  * does it: no plaintext is exchanged in between, so no read is pending
  * when the handshake starts. The connect signal bounds the handshake too.
- *
- * @example
- * ```ts ignore
- * import { connectTls } from "./tls.ts";
- * const channel = await connectTls(adapter, { hostname: "127.0.0.1", port: 7000, tls: { serverName: "localhost" } });
- * ```
  */
 export async function connectTls(
   adapter: RuntimeAdapter,
@@ -251,12 +224,6 @@ export const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
 /**
  * Wraps a listener's `onConnection` so each accepted channel first serves
  * the TLS handshake; channels that fail it are dropped.
- *
- * @example
- * ```ts ignore
- * import { acceptTlsOn } from "./tls.ts";
- * await adapter.listen({ port: 0 }, acceptTlsOn({ cert, key }, serve));
- * ```
  */
 export function acceptTlsOn(
   tls: TlsServerOptions,

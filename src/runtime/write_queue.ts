@@ -29,16 +29,6 @@ export const COALESCE_LIMIT = 128 * 1024;
 /**
  * A FIFO of byte chunks with a byte count, high and low water marks and
  * waiters for the low mark.
- *
- * @example
- * ```ts
- * import { WriteQueue } from "./write_queue.ts";
- * const queue = new WriteQueue(8, 4);
- * queue.push(new Uint8Array(10)); // false: above the high mark
- * const waiting = queue.drained();
- * queue.consume(queue.peek().length);
- * await waiting;
- * ```
  */
 export class WriteQueue {
   /** Bytes above which `push` returns false. */

@@ -336,15 +336,6 @@ const handlers: BunSocketHandlers = {
  * Bun.connect takes no signal, so an abort rejects at once and the socket,
  * should it open later, is terminated. A short `write` queues the rest
  * until Bun's `drain`.
- *
- * @example
- * ```ts ignore
- * import { bunAdapter } from "./adapter.ts";
- * const channel = await bunAdapter.connect({ hostname: "127.0.0.1", port: 7000 });
- * channel.onData((chunk) => console.log(chunk));
- * channel.onClose((error) => console.log("closed", error));
- * channel.write(new Uint8Array([1, 2, 3]));
- * ```
  */
 export const bunAdapter: RuntimeAdapter = {
   name: "bun",

@@ -143,12 +143,6 @@ class BunDatagram extends DatagramBase {
  *
  * @throws {ConnectionError} with code `LISTEN_FAILED` when the address
  *   cannot be bound.
- * @example
- * ```ts ignore
- * import { openBunDatagram } from "./datagram.ts";
- * const socket = await openBunDatagram({ hostname: "127.0.0.1", port: 0 });
- * socket.close();
- * ```
  */
 export async function openBunDatagram(
   options: DatagramOptions,

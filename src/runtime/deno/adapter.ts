@@ -209,19 +209,6 @@ class DenoChannel extends ChannelBase {
  * Reads pull up to 64 KiB at a time; writes are queued, coalesced into one
  * buffer per `conn.write` call and looped until done, since Deno's write
  * may be partial.
- *
- * @example
- * ```ts ignore
- * import { denoAdapter } from "./adapter.ts";
- * const listener = await denoAdapter.listen({ port: 0 }, (channel) => {
- *   channel.onData((chunk) => channel.write(chunk));
- *   channel.onClose(() => {});
- * });
- * const channel = await denoAdapter.connect({ hostname: "127.0.0.1", port: listener.port });
- * channel.onData((chunk) => console.log(chunk));
- * channel.onClose(() => listener.close());
- * channel.write(new Uint8Array([1, 2, 3]));
- * ```
  */
 export const denoAdapter: RuntimeAdapter = {
   name: "deno",

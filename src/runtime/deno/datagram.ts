@@ -115,12 +115,6 @@ class DenoDatagram extends DatagramBase {
  *
  * @throws {ConnectionError} with code `LISTEN_FAILED` when the address
  *   cannot be bound.
- * @example
- * ```ts ignore
- * import { openDenoDatagram } from "./datagram.ts";
- * const socket = await openDenoDatagram({ hostname: "127.0.0.1", port: 0 });
- * socket.close();
- * ```
  */
 export function openDenoDatagram(
   options: DatagramOptions,
@@ -137,15 +131,7 @@ export function openDenoDatagram(
   }
 }
 
-/**
- * Whether `Deno.listenDatagram` is available (Deno with `--unstable-net`).
- *
- * @example
- * ```ts ignore
- * import { hasNativeDatagrams } from "./datagram.ts";
- * console.log(hasNativeDatagrams() ? "Deno.listenDatagram" : "node:dgram");
- * ```
- */
+/** Whether `Deno.listenDatagram` is available (Deno with `--unstable-net`). */
 export function hasNativeDatagrams(): boolean {
   const deno = (globalThis as { Deno?: DenoDatagramApi }).Deno;
   return typeof deno?.listenDatagram === "function";

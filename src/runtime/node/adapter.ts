@@ -50,14 +50,6 @@ function loadTls(): Promise<typeof Tls> {
  * A {@linkcode ByteChannel} over a `node:net` socket, or over a
  * `node:tls` one (a TLSSocket is a net.Socket). Used by the Node adapter,
  * and by the TLS bridge of the other adapters (`tls_stream.ts`).
- *
- * @example
- * ```ts ignore
- * import { NodeChannel } from "./adapter.ts";
- * const channel = new NodeChannel(socket, { hostname: "127.0.0.1", port: 7000 });
- * channel.onData((chunk) => console.log(chunk));
- * channel.onClose(() => {});
- * ```
  */
 export class NodeChannel extends ChannelBase {
   #socket: Net.Socket;
@@ -261,14 +253,6 @@ export class NodeChannel extends ChannelBase {
  * Resolves with a channel over `secure` once its handshake is done
  * (`event`) and `verify` (if any) found nothing wrong; rejects with what
  * broke it before, or with what `verify` returned.
- *
- * @example
- * ```ts ignore
- * import { settleOnHandshake } from "./adapter.ts";
- * const channel = await new Promise((resolve, reject) =>
- *   settleOnHandshake(secure, "secureConnect", endpoint, resolve, reject)
- * );
- * ```
  */
 export function settleOnHandshake(
   secure: Tls.TLSSocket,
@@ -304,15 +288,6 @@ export function settleOnHandshake(
  * `write` returns false when the socket's buffer passes 1 MiB; `drained`
  * waits for Node's `'drain'`. An abort during connect destroys the socket
  * and rejects with the signal's reason.
- *
- * @example
- * ```ts ignore
- * import { nodeAdapter } from "./adapter.ts";
- * const channel = await nodeAdapter.connect({ hostname: "127.0.0.1", port: 7000 });
- * channel.onData((chunk) => console.log(chunk));
- * channel.onClose((error) => console.log("closed", error));
- * channel.write(new Uint8Array([1, 2, 3]));
- * ```
  */
 export const nodeAdapter: RuntimeAdapter = {
   name: "node",

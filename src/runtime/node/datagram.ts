@@ -84,12 +84,6 @@ class NodeDatagram extends DatagramBase {
  *
  * @throws {ConnectionError} with code `LISTEN_FAILED` when the address
  *   cannot be bound.
- * @example
- * ```ts ignore
- * import { openNodeDatagram } from "./datagram.ts";
- * const socket = await openNodeDatagram({ hostname: "127.0.0.1", port: 0 });
- * socket.close();
- * ```
  */
 export async function openNodeDatagram(
   options: DatagramOptions,

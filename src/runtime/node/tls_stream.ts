@@ -79,11 +79,6 @@ function duplexOver(
  * `dangerouslySkipVerify`).
  *
  * @throws {TlsError} for a certificate, name or handshake failure.
- * @example
- * ```ts ignore
- * import { startTlsOver } from "./tls_stream.ts";
- * const secure = await startTlsOver(channel, endpoint, { serverName: "localhost", ca: [caPem] });
- * ```
  */
 export async function startTlsOver(
   channel: ByteChannel,
@@ -134,12 +129,6 @@ export async function startTlsOver(
  * Server side: serves TLS on `channel` with the given certificate and
  * resolves with the plaintext channel once the client finished the
  * handshake.
- *
- * @example
- * ```ts ignore
- * import { acceptTlsOver } from "./tls_stream.ts";
- * const secure = await acceptTlsOver(channel, endpoint, { cert, key });
- * ```
  */
 export async function acceptTlsOver(
   channel: ByteChannel,
