@@ -173,7 +173,7 @@ export class Connection {
   }
 
   /**
-   * Opens a connection and completes the hello handshake within
+   * Opens a connection and completes the HELLO exchange and the handshake within
    * `timeoutMs`.
    *
    * @throws {ConnectTimeoutError} when connect plus handshake take too long.
