@@ -28,7 +28,7 @@ import {
   createHandshake,
   handshakeResult,
 } from "../src/handshake/handshake.ts";
-import type { ProtocolType } from "../src/protocol/negotiation.ts";
+import type { ProtocolType } from "../src/protocol_type.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { udpTransport } from "../src/handshake/udp.ts";
 import { startTestNode } from "../testing/node.ts";

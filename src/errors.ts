@@ -11,6 +11,7 @@
 
 export {
   ConfigError,
+  messageOf,
   NodewireError,
   type NodewireErrorOptions,
   ProtocolError,

@@ -20,10 +20,10 @@ import {
 } from "../src/protocol/messages.ts";
 import {
   decodeNegotiate,
-  type ProtocolType,
   selectProtocol,
   sortProtocols,
 } from "../src/protocol/negotiation.ts";
+import { type ProtocolType } from "../src/protocol_type.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type {
   ByteChannel,

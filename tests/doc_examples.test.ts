@@ -4,26 +4,13 @@
 // step `deno check --doc` / `--doc-only` of scripts/test-all.mjs.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { entryFiles, packageExports, root, walk } from "./support/repo.ts";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const specifiers = Object.keys(
-  JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).exports,
-).map((key) =>
+const specifiers = Object.keys(packageExports()).map((key) =>
   key === "." ? "@nodewire/client" : `@nodewire/client/${key.slice(2)}`
 );
-
-function walk(dir: string, ext: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(root, dir))) {
-    const path = `${dir}/${name}`;
-    if (statSync(join(root, path)).isDirectory()) out.push(...walk(path, ext));
-    else if (name.endsWith(ext)) out.push(path);
-  }
-  return out;
-}
 
 interface Block {
   where: string;
@@ -63,14 +50,7 @@ function fenced(
 }
 
 const sources = [
-  ...walk("src", ".ts"),
-  ...walk("testing", ".ts"),
-  "mod.ts",
-  "core.ts",
-  "protocol.ts",
-  "auth.ts",
-  "runtime.ts",
-  "cli.ts",
+  ...new Set([...walk("src"), ...walk("testing"), ...entryFiles()]),
 ];
 const markdown = ["README.md", ...walk("docs", ".md")];
 const blocks = [

@@ -3,11 +3,9 @@
 // any import from one layer into a layer it may not use.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, normalize, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+import { entryFiles, root, walk } from "./support/repo.ts";
 
 /**
  * Each layer and the layers it may import (its own files are always
@@ -109,16 +107,6 @@ function layerOf(file: string): string | undefined {
   return best;
 }
 
-function walk(dir: string): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(root, dir))) {
-    const path = `${dir}/${name}`;
-    if (statSync(join(root, path)).isDirectory()) out.push(...walk(path));
-    else if (name.endsWith(".ts")) out.push(path);
-  }
-  return out;
-}
-
 /** Relative imports of a file, from code only (JSDoc examples are text). */
 function importsOf(file: string): string[] {
   const text = readFileSync(join(root, file), "utf8");
@@ -135,29 +123,11 @@ function importsOf(file: string): string[] {
   );
 }
 
-const ENTRY_POINTS = [
-  "mod.ts",
-  "core.ts",
-  "protocol.ts",
-  "auth.ts",
-  "runtime.ts",
-  "cli.ts",
-];
 const sources = walk("src");
 const graph = new Map<string, string[]>();
-for (
-  const file of [
-    ...sources,
-    ...ENTRY_POINTS.filter((f) => {
-      try {
-        return statSync(join(root, f)).isFile();
-      } catch {
-        return false;
-      }
-    }),
-    ...walk("testing"),
-  ]
-) graph.set(file, importsOf(file));
+for (const file of new Set([...sources, ...entryFiles(), ...walk("testing")])) {
+  graph.set(file, importsOf(file));
+}
 
 /** Every cycle, each as the list of files around it (Tarjan's SCCs). */
 function cycles(): string[][] {

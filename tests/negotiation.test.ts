@@ -18,12 +18,11 @@ import {
   allowedProtocols,
   decodeNegotiate,
   decodeNegotiateOk,
-  PROTOCOL_PRIORITY,
-  type ProtocolType,
   selectProtocol,
   sortProtocols,
   type TlsPolicy,
 } from "../src/protocol/negotiation.ts";
+import { PROTOCOL_PRIORITY, type ProtocolType } from "../src/protocol_type.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";

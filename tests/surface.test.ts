@@ -4,10 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
+import { join } from "node:path";
+import { packageExports, root } from "./support/repo.ts";
 
 /** The names an entry file exports: its `export { … }` lists and declarations. */
 function exportedNames(entry: string): { values: string[]; types: string[] } {
@@ -123,9 +121,7 @@ test("every listed root value is really exported at run time", async () => {
 });
 
 test("each sub-path entry in deno.json exists and names its exports", () => {
-  const exports: Record<string, string> = JSON.parse(
-    readFileSync(join(root, "deno.json"), "utf8"),
-  ).exports;
+  const exports = packageExports();
   assert.deepEqual(Object.keys(exports).sort(), [
     ".",
     "./auth",
@@ -142,9 +138,7 @@ test("each sub-path entry in deno.json exists and names its exports", () => {
 });
 
 test("no name is exported by two entry points", () => {
-  const exports: Record<string, string> = JSON.parse(
-    readFileSync(join(root, "deno.json"), "utf8"),
-  ).exports;
+  const exports = packageExports();
   const seen = new Map<string, string>();
   const twice: string[] = [];
   for (const entry of Object.values(exports)) {

@@ -21,6 +21,7 @@ import type { ReplySink } from "../connection/types.ts";
 import {
   AbortedError,
   ClientClosedError,
+  messageOf,
   NoHealthyNodesError,
   RemoteError,
 } from "../errors.ts";
@@ -40,7 +41,7 @@ import {
   type TypedListener,
 } from "../events.ts";
 import { type ClientEventMap, RetryEvent } from "./events.ts";
-import type { ProtocolType } from "../protocol/negotiation.ts";
+import type { ProtocolType } from "../protocol_type.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
 import { getAdapter } from "../runtime/detect.ts";
@@ -200,7 +201,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
         log({
           level: "debug",
           message: `retry ${d.attempt} in ${d.delayMs} ms after: ${
-            d.error instanceof Error ? d.error.message : String(d.error)
+            messageOf(d.error)
           }`,
           event: "retry",
           address: d.address,

@@ -13,7 +13,7 @@ import {
   Connection,
   type ConnectionOptions,
 } from "../connection/connection.ts";
-import { ConnectionLostError } from "../errors.ts";
+import { ConnectionLostError, messageOf } from "../errors.ts";
 import { type Handshake, handshakeFromConfig } from "../handshake/handshake.ts";
 import { tlsTransport } from "../handshake/tls.ts";
 import { udpTransport } from "../handshake/udp.ts";
@@ -108,13 +108,8 @@ async function heartbeat(
   } catch (error) {
     throw new ConnectionLostError(
       connection,
-      `no answer to a heartbeat within ${timeoutMs} ms (${describe(error)})`,
+      `no answer to a heartbeat within ${timeoutMs} ms (${messageOf(error)})`,
       { cause: error },
     );
   }
-}
-
-/** An error's message, or the value as text when it is not an Error. */
-export function describe(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

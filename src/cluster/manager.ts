@@ -14,6 +14,7 @@ import type {
 import {
   AuthenticationError,
   ConnectFailedError,
+  messageOf,
   NegotiationError,
   NodeUnhealthyError,
   NoHealthyNodesError,
@@ -25,7 +26,6 @@ import type { RuntimeAdapter } from "../runtime/types.ts";
 import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
 import {
   createNodePool,
-  describe,
   handshakeFor,
   type NodePoolOptions,
 } from "./connector.ts";
@@ -213,7 +213,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   recordRequestFailure(node: ManagedNode, error: unknown): void {
     if (!isNodeFailure(error)) return;
     if (node.health.recordFailure(error, this.#clock.now())) {
-      this.#onHealthChanged(node, `request failed: ${describe(error)}`);
+      this.#onHealthChanged(node, `request failed: ${messageOf(error)}`);
     }
   }
 

@@ -18,12 +18,12 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   MAX_FRAME_SIZE_LIMIT,
 } from "../protocol/frame.ts";
+import { type TlsPolicy } from "../protocol/negotiation.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
   type ProtocolType,
-  type TlsPolicy,
-} from "../protocol/negotiation.ts";
+} from "../protocol_type.ts";
 import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
 import { Secret } from "../secret.ts";
 import {

@@ -8,7 +8,8 @@
  */
 
 import type { Clock } from "../clock.ts";
-import type { ProtocolType, TlsPolicy } from "../protocol/negotiation.ts";
+import type { TlsPolicy } from "../protocol/negotiation.ts";
+import type { ProtocolType } from "../protocol_type.ts";
 import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
 import type { Secret } from "../secret.ts";
 import type { ResolvedTlsConfig, TlsConfig } from "./tls.ts";

@@ -115,6 +115,14 @@ export class ProtocolError extends NodewireError {
   }
 }
 
+/**
+ * A caught value's message: the `message` of an Error, else the value as
+ * text. For building messages that quote another failure.
+ */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 /** Renders a value for an error message, short and safe. */
 function renderValue(value: unknown): string {
   if (typeof value === "string") {

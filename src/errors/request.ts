@@ -6,7 +6,7 @@
  * @module
  */
 
-import { NodewireError, type NodewireErrorOptions } from "./base.ts";
+import { messageOf, NodewireError, type NodewireErrorOptions } from "./base.ts";
 
 /**
  * No response arrived within the request's timeout. The request may have
@@ -214,7 +214,7 @@ export class RetriesExhaustedError extends NodewireError {
     super(
       "RETRIES_EXHAUSTED",
       `gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${
-        lastError instanceof Error ? lastError.message : String(lastError)
+        messageOf(lastError)
       }`,
       { cause: lastError, retryable: false },
     );

@@ -28,12 +28,11 @@ import {
 import {
   allowedProtocols,
   decodeNegotiateOk,
-  PROTOCOL_PRIORITY,
-  type ProtocolType,
   selectProtocol,
   sortProtocols,
   type TlsPolicy,
 } from "../protocol/negotiation.ts";
+import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
 import type { Secret } from "../secret.ts";
 
 /** The outcome of negotiation on one connection. */

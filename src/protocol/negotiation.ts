@@ -12,10 +12,8 @@ import { decodeJson } from "./messages.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
-  ProtocolType,
+  type ProtocolType,
 } from "../protocol_type.ts";
-
-export { isProtocolType, PROTOCOL_PRIORITY, ProtocolType };
 
 /**
  * What the client does about TLS: `"require"` offers only TLS (the default
