@@ -23,7 +23,7 @@ import {
   selectProtocol,
   sortProtocols,
 } from "../src/protocol/negotiation.ts";
-import { type ProtocolType } from "../src/protocol_type.ts";
+import type { ProtocolType } from "../src/protocol_type.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type {
   ByteChannel,

@@ -18,7 +18,7 @@ import {
   DEFAULT_MAX_FRAME_SIZE,
   MAX_FRAME_SIZE_LIMIT,
 } from "../protocol/frame.ts";
-import { type TlsPolicy } from "../protocol/negotiation.ts";
+import type { TlsPolicy } from "../protocol/negotiation.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
