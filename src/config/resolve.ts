@@ -100,11 +100,21 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
   const hosts = parseHosts(config.hosts);
   const username = optionalString("username", config.username);
   const password = resolvePassword(config.password);
+  // Credentials come in pairs: half of them would connect without
+  // authentication (or fail late, at a node that requires it) without a
+  // word about the half that is missing.
   if (password !== undefined && username === undefined) {
     throw new ConfigError(
       "username",
       undefined,
       "a username is required when a password is given",
+    );
+  }
+  if (username !== undefined && password === undefined) {
+    throw new ConfigError(
+      "password",
+      undefined,
+      "a password is required when a username is given",
     );
   }
   const timeoutMs = duration(
