@@ -38,6 +38,7 @@ import {
   openConnection,
   readHelloOk,
 } from "./open.ts";
+import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
 import type {
   ConnectionStats,
@@ -315,12 +316,14 @@ export class Connection {
    * @returns the sequence number used.
    * @throws {ConnectionClosedError} after close.
    * @throws {ProtocolError} for a payload over the node's frame limit.
+   * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
    */
   sendMessage(
     type: number,
     payload: Uint8Array,
     options: { flags?: number; sequence?: number } = {},
   ): number {
+    if (!isPayload(payload)) throw invalidPayload(payload);
     if (this.#state === "closed") {
       throw new ConnectionClosedError(this);
     }
@@ -373,6 +376,8 @@ export class Connection {
    * @throws {ConnectionLostError} when the connection breaks first.
    * @throws {ConnectionClosedError} when the connection no longer takes work.
    * @throws {AbortedError} when `signal` aborts.
+   * @throws {InvalidArgumentError} for a payload that is not a Uint8Array
+   *   (refused before anything is queued).
    */
   sendRequest(
     payload: Uint8Array,
@@ -394,6 +399,7 @@ export class Connection {
     options: RequestOptions | undefined,
     sink: ReplySink,
   ): void {
+    if (!isPayload(payload)) return sink.onError(invalidPayload(payload));
     this.#call(
       MessageType.Request,
       payload,
