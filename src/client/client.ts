@@ -45,6 +45,16 @@ import type { ProtocolType } from "../protocol_type.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
 import { getAdapter } from "../runtime/detect.ts";
+import {
+  checkConnectOptions,
+  checkListenerArguments,
+  checkPingOptions,
+  checkWithConnectionArguments,
+  isValidDisconnect,
+  isValidRequest,
+  rejectDisconnect,
+  rejectRequest,
+} from "./arguments.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
@@ -223,6 +233,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | ListenerOptions,
   ): void {
+    checkListenerArguments(type, listener, options);
     if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
       this.#forwarding.add(type);
       this.#forward(type as PoolEventName);
@@ -254,6 +265,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: { signal?: AbortSignal; connection?: Partial<ConnectionOptions> } =
       {},
   ): Promise<Client> {
+    checkConnectOptions(options);
     const resolved = resolveConfig(config);
     const adapter = await getAdapter(resolved.runtime);
     const manager = new ConnectionManager(
@@ -289,6 +301,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payload: Uint8Array,
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
+    if (!isValidRequest(payload, options)) {
+      return rejectRequest(payload, options);
+    }
     if (this.#closing) return Promise.reject(new ClientClosedError());
     let node: ManagedNode;
     try {
@@ -404,6 +419,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
+    checkPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
     const node = this.manager.pickNode();
     const connection = node.pool.tryAcquireShared() ??
@@ -431,6 +447,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     fn: (connection: Connection) => Promise<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
+    checkWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
     this.#inFlight++;
     try {
@@ -487,6 +504,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * promise.
    */
   disconnect(options: DisconnectOptions = {}): Promise<void> {
+    if (!isValidDisconnect(options)) return rejectDisconnect(options);
     this.#disconnected ??= this.#shutdown(
       options.timeoutMs ?? this.config.timeoutMs,
     );
