@@ -20,6 +20,10 @@ import {
   NodewireError,
   RetriesExhaustedError,
 } from "../errors.ts";
+import {
+  checkExecuteWithRetryArguments,
+  checkIsRetryableOptions,
+} from "./retry_arguments.ts";
 
 /**
  * The delay before retry number `attempt`, in milliseconds. `attempt` is
@@ -136,6 +140,7 @@ export function isRetryable(
   error: unknown,
   options: IsRetryableOptions = {},
 ): boolean {
+  checkIsRetryableOptions(options);
   if (!(error instanceof NodewireError)) return false;
   if (!error.retryable || NEVER_RETRIED_CODES.has(error.code)) return false;
   if (NEVER_SENT_CODES.has(error.code)) return true;
@@ -252,6 +257,7 @@ export async function executeWithRetry<T>(
   config: RetryConfig,
   options: ExecuteWithRetryOptions = {},
 ): Promise<T> {
+  checkExecuteWithRetryArguments(operation, config, options);
   const { signal, onRetry } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;
