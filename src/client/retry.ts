@@ -22,7 +22,7 @@ import {
 } from "../errors.ts";
 import {
   checkExecuteWithRetryArguments,
-  checkIsRetryableOptions,
+  checkIsRetryableArguments,
 } from "./retry_arguments.ts";
 
 /**
@@ -140,7 +140,7 @@ export function isRetryable(
   error: unknown,
   options: IsRetryableOptions = {},
 ): boolean {
-  checkIsRetryableOptions(options);
+  checkIsRetryableArguments(error, options);
   if (!(error instanceof NodewireError)) return false;
   if (!error.retryable || NEVER_RETRIED_CODES.has(error.code)) return false;
   if (NEVER_SENT_CODES.has(error.code)) return true;

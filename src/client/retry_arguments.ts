@@ -88,12 +88,25 @@ export function checkExecuteWithRetryArguments(
 }
 
 /**
- * Checks the options of `isRetryable`: `idempotent`, and the rest of a
- * request's options, which callers pass along as they are.
+ * Checks the arguments of `isRetryable`: an error it can look at (any
+ * value, but not a revoked proxy), and the request options (`idempotent`,
+ * and the rest of a request's options, which callers pass along as they
+ * are).
  *
- * @throws {InvalidArgumentError} naming the bad option.
+ * @throws {InvalidArgumentError} naming the bad argument or option.
  */
-export function checkIsRetryableOptions(options: unknown): void {
+export function checkIsRetryableArguments(
+  error: unknown,
+  options: unknown,
+): void {
+  try {
+    void (error instanceof Error);
+  } catch (cause) {
+    throw new InvalidArgumentError("error", error, "could not be read", {
+      method: "isRetryable",
+      cause,
+    });
+  }
   const problem = optionsError("isRetryable", options, REQUEST_RULES);
   if (problem !== undefined) throw problem;
 }

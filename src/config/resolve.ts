@@ -8,7 +8,7 @@
 
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import {
   DEFAULT_MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE,
@@ -93,6 +93,23 @@ const CONFIG_KEYS = new Set<string>([
  * ```
  */
 export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
+  try {
+    return resolve(config);
+  } catch (error) {
+    if (error instanceof NodewireError) throw error;
+    // A getter that throws, a revoked proxy: what cannot be read is not a
+    // configuration, and the caller gets the typed error the contract
+    // promises, with what was thrown as its cause.
+    throw new ConfigError(
+      "config",
+      config,
+      `could not be read (${messageOf(error)})`,
+      { cause: error },
+    );
+  }
+}
+
+function resolve(config: ConnectionConfig): ResolvedConfig {
   if (typeof config !== "object" || config === null) {
     throw new ConfigError("config", config, "expected an object");
   }

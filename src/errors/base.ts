@@ -172,10 +172,17 @@ export class ProtocolError extends NodewireError {
 
 /**
  * A caught value's message: the `message` of an Error, else the value as
- * text. For building messages that quote another failure.
+ * text. For building messages that quote another failure; it never
+ * throws, whatever was caught.
  */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    // A revoked proxy, a throwing getter or toString, an object without
+    // a prototype: the message must not fail while reporting a failure.
+    return renderValue(error);
+  }
 }
 
 /**
