@@ -22,17 +22,23 @@ function refused(entry: unknown, pattern?: RegExp): void {
   );
 }
 
-test("the loose hosts of the issue are ConfigErrors naming the entry", () => {
-  refused("127.0.0.1:7000:1", /not a valid IPv6 address.*brackets/);
-  refused("[:::::]:7000", /not a valid IPv6 address/);
-  refused("1.2.3.4.5", /not a valid IPv4 address/);
-  refused("", /expected host/);
-  refused("   ", /expected host/);
-  refused("host:", /port is missing/);
-  refused(":7000", /host is missing/);
-  refused("[::1]x", /:port after \]/);
-  refused("[::1]:", /port is missing/);
-});
+// The issue's own examples, one test each, and their neighbours.
+const ISSUE_HOSTS: [string, RegExp][] = [
+  ["127.0.0.1:7000:1", /not a valid IPv6 address.*brackets/],
+  ["[:::::]:7000", /not a valid IPv6 address/],
+  ["1.2.3.4.5", /not a valid IPv4 address/],
+  ["", /expected host/],
+  ["   ", /expected host/],
+  ["host:", /port is missing/],
+  [":7000", /host is missing/],
+  ["[::1]x", /:port after \]/],
+  ["[::1]:", /port is missing/],
+];
+for (const [entry, pattern] of ISSUE_HOSTS) {
+  test(`${JSON.stringify(entry)} is a ConfigError naming the entry`, () => {
+    refused(entry, pattern);
+  });
+}
 
 test("IPv6 literals: at most eight groups, one ::, an IPv4 tail only at the end, a zone", () => {
   for (
