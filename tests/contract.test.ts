@@ -30,13 +30,13 @@ import { ops, replyText } from "../testing/ops.ts";
 
 /** Property runs per method. */
 const RUNS = {
-  request: 600,
+  request: 1000,
   ping: 200,
   withConnection: 200,
   listeners: 400,
   plain: 100,
   disconnect: 60,
-  connect: 150,
+  connect: 200,
   isRetryable: 500,
   executeWithRetry: 400,
   secret: 300,

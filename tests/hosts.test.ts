@@ -213,7 +213,10 @@ test("Property: any string or value parses or is a ConfigError, nothing else", (
           const parsed = parseHost(entry as string);
           assert.deepEqual(parseHost(parsed.address), parsed);
         } catch (error) {
-          assert.ok(error instanceof ConfigError, `${String(entry)}: ${error}`);
+          assert.ok(
+            error instanceof ConfigError,
+            `${fc.stringify(entry)}: ${error}`,
+          );
         }
       },
     ),
