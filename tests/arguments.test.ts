@@ -358,6 +358,11 @@ test("Client.connect's second argument: signal and connection, nothing else", as
         /did you mean "hostname"/,
       ],
       [{ connection: { port: 70000 } }, "options.connection.port"],
+      [
+        { connection: { signal: new AbortController().signal } },
+        "options.connection.signal",
+        /use options\.signal/,
+      ],
       [{ connection: { handshake: "none" } }, "options.connection.handshake"],
       [
         { connection: { tls: { serverNme: "a" } } },

@@ -82,6 +82,11 @@ const CONNECTION_RULES: Rules = {
   id: integer(0, Number.MAX_SAFE_INTEGER),
   handshake: func,
   tls: nested(TLS_RULES),
+  // Known to Connection.connect, but the pool gives every connection a
+  // signal of its own: one given here would be ignored without a word.
+  signal: () =>
+    "not taken here (each connection gets its pool's signal); use " +
+    "options.signal to cancel Client.connect",
 };
 
 const CONNECT_RULES: Rules = {
@@ -209,6 +214,19 @@ export function rejectDisconnect(options: unknown): Promise<never> {
   return Promise.reject(
     optionsError(method, options, DISCONNECT_RULES) ??
       changedWhileRead(method, options),
+  );
+}
+
+/**
+ * Checks the options of `Client.healthCheckAllNodes`, for when it takes a
+ * `signal` (issue 12, Deliver 2): call it first thing, as the other
+ * methods do.
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
+ */
+export function checkHealthCheckOptions(options: unknown): void {
+  throwIf(
+    optionsError("Client.healthCheckAllNodes", options, { signal }),
   );
 }
 

@@ -45,16 +45,8 @@ import type { ProtocolType } from "../protocol_type.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
 import { getAdapter } from "../runtime/detect.ts";
-import {
-  checkConnectOptions,
-  checkListenerArguments,
-  checkPingOptions,
-  checkWithConnectionArguments,
-  isValidDisconnect,
-  isValidRequest,
-  rejectDisconnect,
-  rejectRequest,
-} from "./arguments.ts";
+// The checks at the door of every public method (bad input fails its call).
+import * as door from "./arguments.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
@@ -233,7 +225,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | ListenerOptions,
   ): void {
-    checkListenerArguments(type, listener, options);
+    door.checkListenerArguments(type, listener, options);
     if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
       this.#forwarding.add(type);
       this.#forward(type as PoolEventName);
@@ -265,7 +257,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: { signal?: AbortSignal; connection?: Partial<ConnectionOptions> } =
       {},
   ): Promise<Client> {
-    checkConnectOptions(options);
+    door.checkConnectOptions(options);
     const resolved = resolveConfig(config);
     const adapter = await getAdapter(resolved.runtime);
     const manager = new ConnectionManager(
@@ -301,8 +293,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payload: Uint8Array,
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
-    if (!isValidRequest(payload, options)) {
-      return rejectRequest(payload, options);
+    if (!door.isValidRequest(payload, options)) {
+      return door.rejectRequest(payload, options);
     }
     if (this.#closing) return Promise.reject(new ClientClosedError());
     let node: ManagedNode;
@@ -419,7 +411,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
-    checkPingOptions(options);
+    door.checkPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
     const node = this.manager.pickNode();
     const connection = node.pool.tryAcquireShared() ??
@@ -447,7 +439,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     fn: (connection: Connection) => Promise<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
-    checkWithConnectionArguments(fn, options);
+    door.checkWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
     this.#inFlight++;
     try {
@@ -504,7 +496,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * promise.
    */
   disconnect(options: DisconnectOptions = {}): Promise<void> {
-    if (!isValidDisconnect(options)) return rejectDisconnect(options);
+    if (!door.isValidDisconnect(options)) return door.rejectDisconnect(options);
     this.#disconnected ??= this.#shutdown(
       options.timeoutMs ?? this.config.timeoutMs,
     );
