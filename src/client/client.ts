@@ -17,13 +17,12 @@ import type {
   Connection,
   ConnectionOptions,
 } from "../connection/connection.ts";
-import type { ReplySink } from "../connection/types.ts";
 import {
   AbortedError,
   ClientClosedError,
   messageOf,
-  NoHealthyNodesError,
   RemoteError,
+  RequestTimeoutError,
 } from "../errors.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
@@ -43,7 +42,11 @@ import {
 import { type ClientEventMap, RetryEvent } from "./events.ts";
 import type { ProtocolType } from "../protocol_type.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
-import { rejection, type Resolve } from "../connection/resolve_only.ts";
+import {
+  type ClientRequestOptions,
+  RequestPath,
+  type RequestPathOwner,
+} from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
@@ -51,49 +54,7 @@ const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
-/** Where a request's outcome is booked; owned by its client. */
-interface RequestLedger {
-  succeeded(call: RequestCall, reply: Uint8Array): void;
-  failed(call: RequestCall, error: Error): void;
-}
-
-/**
- * One request on the fast path: the connection's reply sink and the
- * request's promise in one small record.
- */
-class RequestCall implements ReplySink {
-  constructor(
-    readonly ledger: RequestLedger,
-    readonly node: ManagedNode,
-    readonly payload: Uint8Array,
-    readonly options: ClientRequestOptions,
-    // Failures too settle through it (see resolve_only.ts).
-    readonly resolve: Resolve<Uint8Array>,
-  ) {}
-
-  onReply(payload: Uint8Array): void {
-    this.ledger.succeeded(this, payload);
-  }
-
-  onError(error: Error): void {
-    this.ledger.failed(this, error);
-  }
-}
-
-/** Options of {@linkcode Client.request}. */
-export interface ClientRequestOptions {
-  /** Per-attempt timeout, in ms. Default `requestTimeoutMs`. */
-  timeoutMs?: number;
-  /** Cancels the request, including waits between retries. */
-  signal?: AbortSignal;
-  /**
-   * The request is safe to execute twice, so it may be retried even after
-   * it may have reached a node. Default false.
-   */
-  idempotent?: boolean;
-  /** Set false to make exactly one attempt. Default true. */
-  retry?: boolean;
-}
+export type { ClientRequestOptions };
 
 /** Options of {@linkcode Client.disconnect}. */
 export interface DisconnectOptions {
@@ -156,10 +117,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   readonly manager: ConnectionManager;
 
   readonly #clock: Clock;
-  #inFlight = 0;
-  #succeeded = 0;
-  #failed = 0;
-  #retries = 0;
+  readonly #path: RequestPath;
   #closing = false;
   #cancelled: Error | undefined;
   #disconnected: Promise<void> | undefined;
@@ -173,6 +131,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.config = config;
     this.manager = manager;
     this.#clock = config.clock;
+    this.#path = new RequestPath(this.#pathOwner, manager, config);
     // Health changes are the client's events too.
     manager.addEventListener(
       "nodeHealthChanged",
@@ -290,114 +249,25 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    let node: ManagedNode;
-    try {
-      node = this.manager.pickNode();
-    } catch (error) {
-      // No healthy node: fail fast, without the retry machinery.
-      this.#failed++;
-      return Promise.reject(error);
-    }
-    this.#inFlight++;
-    const connection = node.pool.tryAcquireShared();
-    if (connection === undefined) {
-      return this.#attempt(node, payload, options).then(
-        (reply) => this.#succeed(reply),
-        (error) => this.#retryAfter(error, node, payload, options),
-      );
-    }
-    // The common case: a connection ready to share. The request's one
-    // promise is settled straight from the connection through a small
-    // record; retries only start after a failure.
-    return new Promise((resolve) => {
-      node.inFlight++;
-      connection.submitRequest(
-        payload,
-        options,
-        new RequestCall(this.#ledger, node, payload, options, resolve),
-      );
-    });
+    return this.#path.request(payload, options);
   }
 
-  /** What a {@linkcode RequestCall} reports back to. */
-  readonly #ledger: RequestLedger = {
-    succeeded: (call, reply) => {
-      call.node.inFlight--;
-      this.manager.recordRequestSuccess(call.node);
-      call.resolve(this.#succeed(reply));
+  /** How the request path reaches back into the client. */
+  readonly #pathOwner: RequestPathOwner = {
+    closing: () => this.#closing,
+    retrying: (detail) => {
+      if (!this.hasListeners("retry")) return;
+      this.dispatchEvent(new RetryEvent(detail, this.#clock.now()));
     },
-    failed: (call, error) => {
-      call.node.inFlight--;
-      this.manager.recordRequestFailure(call.node, error);
-      if (!this.#shouldRetry(error, call.options)) {
-        // Settle now: no retry follows, so no async hop is needed.
-        this.#failed++;
-        this.#settled();
-        call.resolve(rejection(this.#final(error)));
-        return;
-      }
-      call.resolve(
-        this.#retryAfter(error, call.node, call.payload, call.options),
-      );
-    },
+    final: (error) => this.#final(error),
+    idle: () => this.#onIdle?.(),
   };
-
-  #succeed(reply: Uint8Array): Uint8Array {
-    this.#succeeded++;
-    this.#settled();
-    return reply;
-  }
-
-  async #retryAfter(
-    first: unknown,
-    failedOn: ManagedNode,
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    let node = failedOn;
-    try {
-      if (!this.#shouldRetry(first, options)) throw first;
-      const reply = await executeWithRetry(
-        (attempt, signal) => {
-          if (attempt === 0) return Promise.reject(first);
-          node = this.manager.pickNode(node);
-          return this.#attempt(node, payload, { ...options, signal });
-        },
-        this.config.retryConfig,
-        {
-          clock: this.#clock,
-          signal: options.signal,
-          idempotent: options.idempotent,
-          isRetryable: (e) => this.#shouldRetry(e, options),
-          onRetry: (info) => {
-            this.#retries++;
-            if (!this.hasListeners("retry")) return;
-            this.dispatchEvent(
-              new RetryEvent(
-                { ...info, address: node.address },
-                this.#clock.now(),
-              ),
-            );
-          },
-        },
-      );
-      this.#succeeded++;
-      return reply;
-    } catch (error) {
-      this.#failed++;
-      throw this.#final(error);
-    } finally {
-      this.#settled();
-    }
-  }
-
-  #settled(): void {
-    if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
-  }
 
   /**
    * Pings one healthy node and resolves with where it went and how long it
-   * took.
+   * took. `timeoutMs` (default `requestTimeoutMs`) bounds the wait for a
+   * connection and the round trip together; `signal` aborts it with
+   * {@linkcode AbortedError}. Not retried.
    */
   async ping(
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
@@ -406,18 +276,37 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   > {
     if (this.#closing) throw new ClientClosedError();
     const node = this.manager.pickNode();
+    const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
+    const started = this.#clock.now();
     const connection = node.pool.tryAcquireShared() ??
-      await node.pool.acquireShared(options);
-    const latencyMs = await connection.ping(options);
+      await node.pool.acquireShared({
+        signal: options.signal,
+        timeoutMs: Math.min(limit, this.config.poolConfig.connectionTimeoutMs),
+      });
+    const left = limit - (this.#clock.now() - started);
+    if (!(left > 0)) {
+      throw new RequestTimeoutError(node.address, limit, { sent: false });
+    }
+    const latencyMs = await connection.ping({
+      timeoutMs: left,
+      signal: options.signal,
+    });
     return { address: node.address, nodeId: connection.nodeId, latencyMs };
   }
 
   /**
    * Pings every node and returns each one's result; updates node health.
+   * `signal` ends the caller's wait with {@linkcode AbortedError}; the
+   * sweep itself, shared with the health loop, runs to its end within
+   * `healthConfig.timeoutMs`.
    */
-  healthCheckAllNodes(): Promise<HealthCheckResult[]> {
+  healthCheckAllNodes(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<HealthCheckResult[]> {
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    return this.manager.healthCheckAllNodes();
+    const signal = options.signal;
+    if (signal === undefined) return this.manager.healthCheckAllNodes();
+    return abortable(this.manager.healthCheckAllNodes(), signal);
   }
 
   /**
@@ -432,7 +321,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     if (this.#closing) throw new ClientClosedError();
-    this.#inFlight++;
+    const path = this.#path;
+    path.inFlight++;
     try {
       let node: ManagedNode | undefined;
       const connection = await executeWithRetry(
@@ -455,17 +345,17 @@ export class Client extends TypedEventTarget<ClientEventMap> {
         node!.pool.returnConnection(connection);
       }
     } finally {
-      if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+      if (--path.inFlight === 0 && this.#onIdle) this.#onIdle();
     }
   }
 
   /** Counters and per-node state, as plain data. */
   stats(): ClientStats {
     return {
-      succeeded: this.#succeeded,
-      failed: this.#failed,
-      retries: this.#retries,
-      inFlight: this.#inFlight,
+      succeeded: this.#path.succeededCount,
+      failed: this.#path.failedCount,
+      retries: this.#path.retryCount,
+      inFlight: this.#path.inFlight,
       nodes: this.manager.nodes.map((n) => ({
         address: n.address,
         nodeId: n.nodeId,
@@ -501,7 +391,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   async #shutdown(timeoutMs: number): Promise<void> {
     this.#closing = true;
     this.manager.stopHealthLoop();
-    if (this.#inFlight > 0) {
+    // A request waiting to be retried will not be: it ends now.
+    this.#path.stop();
+    if (this.#path.inFlight > 0) {
       const grace = new AbortController();
       const idle = new Promise<void>((resolve) => (this.#onIdle = resolve));
       await Promise.race([
@@ -511,59 +403,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       grace.abort();
       this.#onIdle = undefined;
     }
-    if (this.#inFlight > 0) {
+    if (this.#path.inFlight > 0) {
       this.#cancelled = new ClientClosedError(
         `disconnect cancelled the request after waiting ${timeoutMs} ms`,
       );
       this.manager.destroyConnections(this.#cancelled);
     }
     await this.manager.close();
-  }
-
-  async #attempt(
-    node: ManagedNode,
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    let connection: Connection;
-    try {
-      connection = node.pool.tryAcquireShared() ??
-        await node.pool.acquireShared({ signal: options.signal });
-    } catch (error) {
-      // A node that refuses or cannot be reached is a node failure too:
-      // the passive signal must not wait for the health loop to notice.
-      this.manager.recordRequestFailure(node, error);
-      throw error;
-    }
-    return this.#send(node, connection, payload, options);
-  }
-
-  /** Sends on `connection` and feeds the outcome into the node's health. */
-  #send(
-    node: ManagedNode,
-    connection: Connection,
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    node.inFlight++;
-    return connection.sendRequest(payload, options).then(
-      (reply) => {
-        node.inFlight--;
-        this.manager.recordRequestSuccess(node);
-        return reply;
-      },
-      (error) => {
-        node.inFlight--;
-        this.manager.recordRequestFailure(node, error);
-        throw error;
-      },
-    );
-  }
-
-  #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
-    // With no healthy node the client fails fast instead of backing off.
-    return options.retry !== false && !this.#closing &&
-      !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
   }
 
   /** Once the client is closing, failures say so. */
@@ -578,4 +424,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       { cause: error },
     );
   }
+}
+
+/** `work`, or an {@linkcode AbortedError} as soon as `signal` aborts. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(
+      new AbortedError("the operation was aborted", signal.reason),
+    );
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(new AbortedError("the operation was aborted", signal.reason));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
 }

@@ -7,11 +7,13 @@
 
 import type { Clock } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
+import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import type {
   Connection,
   ConnectionOptions,
 } from "../connection/connection.ts";
 import {
+  AbortedError,
   AuthenticationError,
   ConnectFailedError,
   messageOf,
@@ -147,16 +149,20 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * @throws {AuthenticationError}, {@linkcode NegotiationError} or a
    *   certificate {@linkcode TlsError} itself when every node failed that
    *   way: never retried.
+   * @throws {AbortedError} when `signal` aborts first, carrying its reason.
    */
   async connect(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw connectAborted(signal);
     // Each open is bounded by its own connect timeout and its failure is
     // handed to the waiter; the wait only backs that up. With the same
     // deadline the wait would fire first and a node that never finishes
     // the handshake would be reported as a pool timeout.
-    const timeoutMs = 2 * this.#config.timeoutMs;
+    const timeoutMs = Math.min(2 * this.#config.timeoutMs, MAX_TIMER_DELAY_MS);
     const results = await Promise.allSettled(
       this.nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs })),
     );
+    // The caller gave up: say that, whatever each node's wait failed with.
+    if (signal?.aborted) throw connectAborted(signal);
     const failures: { address: string; error: Error }[] = [];
     results.forEach((result, i) => {
       const node = this.nodes[i];
@@ -320,4 +326,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       }, this.#clock.now()),
     );
   }
+}
+
+function connectAborted(signal: AbortSignal): AbortedError {
+  return new AbortedError("the connect was aborted", signal.reason);
 }
