@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import {
   AbortedError,
+  ClientClosedError,
   NodewireError,
   PoolTimeoutError,
   RequestTimeoutError,
@@ -357,5 +358,30 @@ test("a request waiting for a pool connection counts as in flight on its node", 
     await held;
     assert.equal(replyText(await waiting), "late");
     assert.equal(client.stats().nodes[0].inFlight, 0);
+  });
+});
+
+test("disconnect ends a request waiting to be retried at once, with ClientClosedError", async () => {
+  await scene(1, {
+    retryConfig: {
+      maxRetries: 3,
+      initialBackoffMs: 60_000,
+      maxBackoffMs: 60_000,
+      jitter: false,
+    },
+  }, async ({ client, clock }) => {
+    const request = failure(client.request(ops.fail(100, true)));
+    await clock.advance(0);
+    assert.equal(client.stats().retries, 1, "waiting a minute to retry");
+    let done = false;
+    const closed = client.disconnect({ timeoutMs: 30_000 }).then(() => {
+      done = true;
+    });
+    const error = await request;
+    assert.ok(error instanceof ClientClosedError, String(error));
+    await clock.advance(0);
+    await closed;
+    assert.equal(done, true);
+    assert.equal(clock.now(), 0, "no virtual time had to pass");
   });
 });
