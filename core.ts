@@ -94,6 +94,15 @@ export { parseHost } from "./src/config/hosts.ts";
 export { resolveConfig } from "./src/config/resolve.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
+// The retry budget: configured through the root's ConnectionConfig and
+// heard through Client events, so an application needs none of these
+// names; they are here for those who type them out (the root stays small).
+export {
+  RetryBudgetEvent,
+  type RetryBudgetEventDetail,
+} from "./src/client/events.ts";
+export type { RetryBudgetConfig } from "./src/config/shapes.ts";
+export { DEFAULT_RETRY_BUDGET } from "./src/config/defaults.ts";
 export {
   type Clock,
   sleep,

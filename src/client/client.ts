@@ -39,7 +39,7 @@ import {
   TypedEventTarget,
   type TypedListener,
 } from "../events.ts";
-import { type ClientEventMap, RetryEvent } from "./events.ts";
+import { type ClientEventMap, RetryBudgetEvent, RetryEvent } from "./events.ts";
 import type { ProtocolType } from "../protocol_type.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import {
@@ -258,6 +258,18 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     retrying: (detail) => {
       if (!this.hasListeners("retry")) return;
       this.dispatchEvent(new RetryEvent(detail, this.#clock.now()));
+    },
+    budgetSpent: (detail) => {
+      this.#log?.({
+        level: "warn",
+        message: `not retried, the retry budget is spent: ${
+          messageOf(detail.error)
+        }`,
+        event: "retryBudgetExhausted",
+        address: detail.address,
+      });
+      if (!this.hasListeners("retryBudgetExhausted")) return;
+      this.dispatchEvent(new RetryBudgetEvent(detail, this.#clock.now()));
     },
     final: (error) => this.#final(error),
     idle: () => this.#onIdle?.(),

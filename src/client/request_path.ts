@@ -23,7 +23,8 @@ import {
   RetriesExhaustedError,
 } from "../errors.ts";
 import { backoffDelay, isRetryable } from "./retry.ts";
-import type { RetryEventDetail } from "./events.ts";
+import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
+import { RetryBudget } from "./retry_budget.ts";
 
 /** Options of {@linkcode Client.request}. */
 export interface ClientRequestOptions {
@@ -54,6 +55,8 @@ export interface RequestPathOwner {
   closing(): boolean;
   /** A retry was decided; the client tells its listeners. */
   retrying(detail: RetryEventDetail): void;
+  /** A retry was refused by the budget; the client tells its listeners. */
+  budgetSpent(detail: RetryBudgetEventDetail): void;
   /** The error a request finally fails with (the client may restate it). */
   final(error: unknown): unknown;
   /** The client's in-flight count reached zero. */
@@ -104,6 +107,8 @@ export class RequestPath {
   readonly #owner: RequestPathOwner;
   readonly #manager: ConnectionManager;
   readonly #config: ResolvedConfig;
+  /** Retries allowed by recent traffic; undefined when turned off. */
+  readonly #budget: RetryBudget | undefined;
   /** Requests waiting to be retried; woken at once by a shutdown. */
   readonly #sleeping = new Set<AbortController>();
 
@@ -115,6 +120,9 @@ export class RequestPath {
     this.#owner = owner;
     this.#manager = manager;
     this.#config = config;
+    this.#budget = config.retryBudget === undefined
+      ? undefined
+      : new RetryBudget(config.retryBudget, config.clock.now());
   }
 
   /** Starts a request; the promise settles with its reply or final error. */
@@ -122,6 +130,7 @@ export class RequestPath {
     payload: Uint8Array,
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
+    if (this.#budget !== undefined) this.#budget.requests++;
     return new Promise((resolve) => {
       this.inFlight++;
       this.#dispatch(new RequestCall(this, payload, options, resolve));
@@ -223,6 +232,19 @@ export class RequestPath {
         call,
         new RetriesExhaustedError(call.attempt + 1, error),
       );
+    }
+    const budget = this.#budget;
+    if (
+      budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())
+    ) {
+      // Retrying now would add load to a cluster that is failing more
+      // than the budget allows: the request fails with its own error.
+      this.#owner.budgetSpent({
+        attempt: call.attempt + 1,
+        error,
+        address: node.address,
+      });
+      return this.#end(call, error);
     }
     const delayMs = backoffDelay(call.attempt, retryConfig);
     call.attempt++;

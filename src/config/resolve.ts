@@ -29,6 +29,7 @@ import { Secret } from "../secret.ts";
 import {
   DEFAULT_HEALTH_CONFIG,
   DEFAULT_POOL_CONFIG,
+  DEFAULT_RETRY_BUDGET,
   DEFAULT_RETRY_CONFIG,
   DEFAULT_TIMEOUT_MS,
 } from "./defaults.ts";
@@ -39,6 +40,7 @@ import type {
   Logger,
   PoolConfig,
   ResolvedConfig,
+  RetryBudgetConfig,
   RetryConfig,
 } from "./shapes.ts";
 import { resolveTlsConfig } from "./tls.ts";
@@ -67,6 +69,7 @@ const CONFIG_KEYS = new Set<string>([
   "maxDatagramSize",
   "poolConfig",
   "retryConfig",
+  "retryBudget",
   "healthConfig",
   "loadBalancing",
   "whenNoHealthyNodes",
@@ -145,6 +148,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     ),
     poolConfig: resolvePoolConfig(config.poolConfig),
     retryConfig: resolveRetryConfig(config.retryConfig),
+    retryBudget: resolveRetryBudget(config.retryBudget),
     healthConfig: resolveHealthConfig(config.healthConfig),
     loadBalancing: oneOf(
       "loadBalancing",
@@ -249,6 +253,22 @@ export function resolveRetryConfig(
     );
   }
   return resolved;
+}
+
+/** Validates the retry budget and fills in defaults; `false` turns it off. */
+function resolveRetryBudget(
+  budget: Partial<RetryBudgetConfig> | false | undefined,
+): RetryBudgetConfig | undefined {
+  if (budget === false) return undefined;
+  const b = section("retryBudget", budget ?? {}, DEFAULT_RETRY_BUDGET);
+  return {
+    ratio: finiteIn("retryBudget.ratio", b.ratio, { atLeast: 0, atMost: 100 }),
+    minPerSecond: finiteIn("retryBudget.minPerSecond", b.minPerSecond, {
+      atLeast: 0,
+      atMost: 1e6,
+    }),
+    windowMs: duration("retryBudget.windowMs", b.windowMs),
+  };
 }
 
 /** Validates health settings and fills in defaults. */

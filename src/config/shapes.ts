@@ -74,6 +74,28 @@ export interface RetryConfig {
 }
 
 /**
+ * The retry budget: retries (and hedges) may add at most `ratio` of the
+ * requests sent over the last `windowMs`, plus `minPerSecond`, so that a
+ * failing cluster is not sent `(1 + maxRetries)` times its load. When the
+ * budget is spent, a request fails with its own error instead of being
+ * retried, and the client dispatches `retryBudgetExhausted`.
+ *
+ * @example
+ * ```ts
+ * import type { RetryBudgetConfig } from "@nodewire/client/core";
+ * const budget: Partial<RetryBudgetConfig> = { ratio: 0.1 };
+ * ```
+ */
+export interface RetryBudgetConfig {
+  /** Retries allowed per request sent in the window. Default 0.2. */
+  ratio: number;
+  /** Retries allowed per second whatever the traffic. Default 10. */
+  minPerSecond: number;
+  /** How far back requests and retries are counted, in ms. Default 10000. */
+  windowMs: number;
+}
+
+/**
  * Node health checking.
  *
  * @example
@@ -194,6 +216,11 @@ export interface ConnectionConfig {
   poolConfig?: Partial<PoolConfig>;
   /** Retry settings. */
   retryConfig?: Partial<RetryConfig>;
+  /**
+   * Limit on retries relative to recent traffic; `false` turns it off.
+   * Default on: 20% of the requests of the last 10 s plus 10 per second.
+   */
+  retryBudget?: Partial<RetryBudgetConfig> | false;
   /** Health check settings. */
   healthConfig?: Partial<HealthConfig>;
   /** Node choice among healthy nodes. Default `"round-robin"`. */
@@ -266,6 +293,8 @@ export interface ResolvedConfig {
   poolConfig: PoolConfig;
   /** Retry settings. */
   retryConfig: RetryConfig;
+  /** The retry budget, or undefined when turned off. */
+  retryBudget: RetryBudgetConfig | undefined;
   /** Health settings. */
   healthConfig: HealthConfig;
   /** Node choice. */
