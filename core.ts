@@ -101,8 +101,11 @@ export {
   RetryBudgetEvent,
   type RetryBudgetEventDetail,
 } from "./src/client/events.ts";
-export type { RetryBudgetConfig } from "./src/config/shapes.ts";
-export { DEFAULT_RETRY_BUDGET } from "./src/config/defaults.ts";
+export type { HedgingConfig, RetryBudgetConfig } from "./src/config/shapes.ts";
+export {
+  DEFAULT_HEDGING,
+  DEFAULT_RETRY_BUDGET,
+} from "./src/config/defaults.ts";
 export {
   type Clock,
   sleep,

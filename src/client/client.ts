@@ -93,6 +93,8 @@ export interface ClientStats {
   failed: number;
   /** Retries made (attempts after the first). */
   retries: number;
+  /** Hedged attempts sent (see `hedging` in the config). */
+  hedges: number;
   /** Requests in flight now. */
   inFlight: number;
   /** Per node. */
@@ -367,6 +369,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       succeeded: this.#path.succeededCount,
       failed: this.#path.failedCount,
       retries: this.#path.retryCount,
+      hedges: this.#path.hedgeCount,
       inFlight: this.#path.inFlight,
       nodes: this.manager.nodes.map((n) => ({
         address: n.address,

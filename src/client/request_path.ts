@@ -24,6 +24,8 @@ import {
 } from "../errors.ts";
 import { backoffDelay, isRetryable } from "./retry.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
+import { DEFAULT_HEDGING } from "../config/defaults.ts";
+import { type Hedge, Hedging } from "./hedging.ts";
 import { RetryBudget } from "./retry_budget.ts";
 
 /** Options of {@linkcode Client.request}. */
@@ -47,6 +49,13 @@ export interface ClientRequestOptions {
   idempotent?: boolean;
   /** Set false to make exactly one attempt. Default true. */
   retry?: boolean;
+  /**
+   * For an idempotent request: after the hedge delay without a reply, send
+   * a second attempt to another node and take whichever reply comes first
+   * (see `hedging` in the config). Default: on when the client's `hedging`
+   * is on. Never for a request that is not idempotent.
+   */
+  hedge?: boolean;
 }
 
 /** What the request path needs from the client that owns it. */
@@ -65,13 +74,20 @@ export interface RequestPathOwner {
 
 /**
  * One request, from its first attempt to its outcome: the connection's
- * reply sink and the request's promise in one small record.
+ * reply sink for its main attempt and the request's promise in one small
+ * record. Hedged attempts report through sinks of their own.
  */
-class RequestCall implements ReplySink {
-  /** The node of the current attempt; undefined before the first pick. */
+export class RequestCall implements ReplySink {
+  /** The node of the main attempt; undefined before the first pick. */
   node: ManagedNode | undefined = undefined;
   /** 0 for the first attempt, then one more per retry. */
   attempt = 0;
+  /** Attempts in flight: more than one only while hedged. */
+  outstanding = 0;
+  /** Whether the request has its outcome; later ones are only booked. */
+  done = false;
+  /** Hedging state, for a request that may be hedged. */
+  hedge: Hedge | undefined = undefined;
 
   constructor(
     readonly path: RequestPath,
@@ -82,11 +98,28 @@ class RequestCall implements ReplySink {
   ) {}
 
   onReply(payload: Uint8Array): void {
-    this.path.succeeded(this, payload);
+    this.path.succeeded(this, this.node!, payload);
   }
 
   onError(error: Error): void {
-    this.path.failed(this, error);
+    this.path.failed(this, this.node!, error);
+  }
+}
+
+/** The sink of one hedged attempt: which request, on which node. */
+class HedgeSink implements ReplySink {
+  constructor(
+    readonly call: RequestCall,
+    readonly node: ManagedNode,
+    readonly started: number,
+  ) {}
+
+  onReply(payload: Uint8Array): void {
+    this.call.path.hedgeAnswered(this, payload);
+  }
+
+  onError(error: Error): void {
+    this.call.path.failed(this.call, this.node, error);
   }
 }
 
@@ -101,6 +134,8 @@ export class RequestPath {
   failedCount = 0;
   /** Attempts after the first. */
   retryCount = 0;
+  /** Hedged attempts sent. */
+  hedgeCount = 0;
   /** Requests (and `withConnection` calls) not yet settled. */
   inFlight = 0;
 
@@ -111,6 +146,8 @@ export class RequestPath {
   readonly #budget: RetryBudget | undefined;
   /** Requests waiting to be retried; woken at once by a shutdown. */
   readonly #sleeping = new Set<AbortController>();
+  /** Hedging policy and per-node latencies; undefined when never used. */
+  #hedging: Hedging | undefined;
 
   constructor(
     owner: RequestPathOwner,
@@ -123,6 +160,9 @@ export class RequestPath {
     this.#budget = config.retryBudget === undefined
       ? undefined
       : new RetryBudget(config.retryBudget, config.clock.now());
+    if (config.hedging !== undefined) {
+      this.#hedging = new Hedging(config.hedging, config.clock);
+    }
   }
 
   /** Starts a request; the promise settles with its reply or final error. */
@@ -133,7 +173,15 @@ export class RequestPath {
     if (this.#budget !== undefined) this.#budget.requests++;
     return new Promise((resolve) => {
       this.inFlight++;
-      this.#dispatch(new RequestCall(this, payload, options, resolve));
+      const call = new RequestCall(this, payload, options, resolve);
+      if (
+        options.idempotent === true && options.hedge !== false &&
+        (this.#hedging !== undefined || options.hedge === true)
+      ) {
+        this.#hedging ??= new Hedging(DEFAULT_HEDGING, this.#config.clock);
+        call.hedge = this.#hedging.start(options, () => this.#hedgeNow(call));
+      }
+      this.#dispatch(call);
     });
   }
 
@@ -157,14 +205,54 @@ export class RequestPath {
     }
     call.node = node;
     node.inFlight++;
+    call.outstanding++;
+    const hedge = call.hedge;
+    if (hedge !== undefined) {
+      hedge.mainStarted = this.#config.clock.now();
+      hedge.arm(node);
+    }
     // The common case: a connection ready to share, and the request's one
     // promise settled straight from it through the record.
+    const options = hedge === undefined ? call.options : hedge.options;
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
-      connection.submitRequest(call.payload, call.options, call);
+      connection.submitRequest(call.payload, options, call);
     } else {
-      this.#waitThenSend(call, node);
+      this.#waitThenSend(call, node, options, call);
     }
+  }
+
+  /**
+   * The hedge delay passed with no reply: one more attempt, to another
+   * node, if the retry budget allows it.
+   */
+  #hedgeNow(call: RequestCall): void {
+    const hedge = call.hedge!;
+    if (call.done || call.outstanding === 0 || this.#owner.closing()) return;
+    let node: ManagedNode;
+    try {
+      node = this.#manager.pickNode(call.node);
+    } catch {
+      return; // No healthy node to hedge to.
+    }
+    // Another attempt to the same node would only add to its queue.
+    if (node === call.node) return;
+    const budget = this.#budget;
+    if (budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())) {
+      return;
+    }
+    this.hedgeCount++;
+    hedge.sent++;
+    node.inFlight++;
+    call.outstanding++;
+    const sink = new HedgeSink(call, node, this.#config.clock.now());
+    const connection = node.pool.tryAcquireShared();
+    if (connection !== undefined) {
+      connection.submitRequest(call.payload, hedge.options, sink);
+    } else {
+      this.#waitThenSend(call, node, hedge.options, sink);
+    }
+    hedge.rearm();
   }
 
   /**
@@ -172,8 +260,12 @@ export class RequestPath {
    * wait and the reply together: what the wait used is taken off the time
    * the reply may take.
    */
-  async #waitThenSend(call: RequestCall, node: ManagedNode): Promise<void> {
-    const options = call.options;
+  async #waitThenSend(
+    call: RequestCall,
+    node: ManagedNode,
+    options: ClientRequestOptions,
+    sink: ReplySink,
+  ): Promise<void> {
     const clock = this.#config.clock;
     const limit = options.timeoutMs ?? this.#config.requestTimeoutMs;
     const started = clock.now();
@@ -184,11 +276,11 @@ export class RequestPath {
         timeoutMs: Math.min(limit, this.#config.poolConfig.connectionTimeoutMs),
       });
     } catch (error) {
-      return call.onError(error as Error);
+      return sink.onError(error as Error);
     }
     const left = limit - (clock.now() - started);
     if (!(left > 0)) {
-      return call.onError(
+      return sink.onError(
         new RequestTimeoutError(node.address, limit, { sent: false }),
       );
     }
@@ -197,14 +289,41 @@ export class RequestPath {
       signal: options.signal,
       idempotent: options.idempotent,
     };
-    connection.submitRequest(call.payload, sendOptions, call);
+    connection.submitRequest(call.payload, sendOptions, sink);
   }
 
-  /** An attempt got its reply: the request is done. */
-  succeeded(call: RequestCall, reply: Uint8Array): void {
-    const node = call.node!;
+  /** An attempt got its reply: the request is done, unless it already was. */
+  succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
+    call.outstanding--;
+    const hedge = call.hedge;
+    if (hedge !== undefined) {
+      hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
+      if (call.done) return;
+      // Done first: cancelling the other attempts reports their failures
+      // at once, and they must find the request settled.
+      call.done = true;
+      hedge.finish();
+    }
+    call.done = true;
+    this.succeededCount++;
+    this.#settled();
+    call.resolve(reply);
+  }
+
+  /** A hedged attempt got its reply. */
+  hedgeAnswered(sink: HedgeSink, reply: Uint8Array): void {
+    const call = sink.call;
+    const node = sink.node;
+    node.inFlight--;
+    this.#manager.recordRequestSuccess(node);
+    call.outstanding--;
+    const hedge = call.hedge!;
+    hedge.answered(node, this.#config.clock.now() - sink.started);
+    if (call.done) return;
+    call.done = true;
+    hedge.finish();
     this.succeededCount++;
     this.#settled();
     call.resolve(reply);
@@ -214,10 +333,12 @@ export class RequestPath {
    * An attempt failed: the failure is booked against its node (when it was
    * the node's doing), then the request is retried or ends.
    */
-  failed(call: RequestCall, error: Error): void {
-    const node = call.node!;
+  failed(call: RequestCall, node: ManagedNode, error: Error): void {
     node.inFlight--;
     this.#manager.recordRequestFailure(node, error);
+    // Another attempt is still out (hedged), or the request already has
+    // its outcome: this failure decides nothing.
+    if (--call.outstanding > 0 || call.done) return;
     const options = call.options;
     const signal = options.signal;
     // The caller asked to stop; an attempt may have failed because of it
@@ -289,6 +410,8 @@ export class RequestPath {
 
   /** The request failed for good. */
   #end(call: RequestCall, error: unknown): void {
+    call.done = true;
+    call.hedge?.finish();
     this.failedCount++;
     this.#settled();
     call.resolve(rejection(this.#owner.final(error)));

@@ -8,6 +8,7 @@
 
 import type {
   HealthConfig,
+  HedgingConfig,
   PoolConfig,
   RetryBudgetConfig,
   RetryConfig,
@@ -107,6 +108,23 @@ export const DEFAULT_RETRY_BUDGET: Readonly<RetryBudgetConfig> = Object.freeze({
   ratio: 0.2,
   minPerSecond: 10,
   windowMs: 10_000,
+});
+
+/**
+ * Hedging's defaults: wait for the node's 95th percentile reply time, then
+ * send one hedge. Only about 5% of requests wait that long, so hedging
+ * adds about 5% to the traffic while cutting off the slowest tail.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HEDGING } from "@nodewire/client/core";
+ * console.log(DEFAULT_HEDGING.percentile); // 95
+ * ```
+ */
+export const DEFAULT_HEDGING: Readonly<HedgingConfig> = Object.freeze({
+  delayMs: undefined,
+  percentile: 95,
+  maxHedges: 1,
 });
 
 /**

@@ -28,6 +28,7 @@ import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
 import { Secret } from "../secret.ts";
 import {
   DEFAULT_HEALTH_CONFIG,
+  DEFAULT_HEDGING,
   DEFAULT_POOL_CONFIG,
   DEFAULT_RETRY_BUDGET,
   DEFAULT_RETRY_CONFIG,
@@ -37,6 +38,7 @@ import { parseHosts } from "./hosts.ts";
 import type {
   ConnectionConfig,
   HealthConfig,
+  HedgingConfig,
   Logger,
   PoolConfig,
   ResolvedConfig,
@@ -70,6 +72,7 @@ const CONFIG_KEYS = new Set<string>([
   "poolConfig",
   "retryConfig",
   "retryBudget",
+  "hedging",
   "healthConfig",
   "loadBalancing",
   "whenNoHealthyNodes",
@@ -149,6 +152,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     poolConfig: resolvePoolConfig(config.poolConfig),
     retryConfig: resolveRetryConfig(config.retryConfig),
     retryBudget: resolveRetryBudget(config.retryBudget),
+    hedging: resolveHedging(config.hedging),
     healthConfig: resolveHealthConfig(config.healthConfig),
     loadBalancing: oneOf(
       "loadBalancing",
@@ -268,6 +272,25 @@ function resolveRetryBudget(
       atMost: 1e6,
     }),
     windowMs: duration("retryBudget.windowMs", b.windowMs),
+  };
+}
+
+/** Validates the hedging policy; `false` or nothing means off. */
+function resolveHedging(
+  hedging: boolean | Partial<HedgingConfig> | undefined,
+): HedgingConfig | undefined {
+  if (hedging === undefined || hedging === false) return undefined;
+  if (hedging === true) return DEFAULT_HEDGING;
+  const h = section("hedging", hedging, DEFAULT_HEDGING);
+  return {
+    delayMs: h.delayMs === undefined
+      ? undefined
+      : duration("hedging.delayMs", h.delayMs),
+    percentile: finiteIn("hedging.percentile", h.percentile, {
+      atLeast: 50,
+      atMost: 99.9,
+    }),
+    maxHedges: integerIn("hedging.maxHedges", h.maxHedges, 1, 4),
   };
 }
 

@@ -96,6 +96,31 @@ export interface RetryBudgetConfig {
 }
 
 /**
+ * Hedged requests: an idempotent request without a reply after the hedge
+ * delay is sent again to another node, and the first reply wins. Cuts the
+ * tail latency a slow node (a GC pause, a busy disk) adds, for a few
+ * percent more requests; hedges draw on the retry budget.
+ *
+ * @example
+ * ```ts
+ * import type { HedgingConfig } from "@nodewire/client/core";
+ * const hedging: Partial<HedgingConfig> = { percentile: 99, maxHedges: 1 };
+ * ```
+ */
+export interface HedgingConfig {
+  /**
+   * A fixed delay before each hedge, in ms. When unset, the delay is the
+   * `percentile` of the node's recent reply times (and no hedge is sent
+   * before 16 of them are known).
+   */
+  delayMs: number | undefined;
+  /** Which percentile of a node's reply times to wait for, 50–99.9. Default 95. */
+  percentile: number;
+  /** Most hedged attempts per request, 1–4. Default 1. */
+  maxHedges: number;
+}
+
+/**
  * Node health checking.
  *
  * @example
@@ -221,6 +246,12 @@ export interface ConnectionConfig {
    * Default on: 20% of the requests of the last 10 s plus 10 per second.
    */
   retryBudget?: Partial<RetryBudgetConfig> | false;
+  /**
+   * Hedged requests, for idempotent requests only: `true` for the
+   * defaults (after the node's p95 reply time, one hedge), or settings.
+   * Default off; a request can also ask with `{ hedge: true }`.
+   */
+  hedging?: boolean | Partial<HedgingConfig>;
   /** Health check settings. */
   healthConfig?: Partial<HealthConfig>;
   /** Node choice among healthy nodes. Default `"round-robin"`. */
@@ -295,6 +326,8 @@ export interface ResolvedConfig {
   retryConfig: RetryConfig;
   /** The retry budget, or undefined when turned off. */
   retryBudget: RetryBudgetConfig | undefined;
+  /** The hedging policy, or undefined when off. */
+  hedging: HedgingConfig | undefined;
   /** Health settings. */
   healthConfig: HealthConfig;
   /** Node choice. */
