@@ -92,6 +92,7 @@ export {
 export type { HostAddress, ResolvedConfig } from "./src/config/shapes.ts";
 export { parseHost } from "./src/config/hosts.ts";
 export { resolveConfig } from "./src/config/resolve.ts";
+export { parseConnectionString } from "./src/config/url.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
 // The retry budget: configured through the root's ConnectionConfig and

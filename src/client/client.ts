@@ -8,6 +8,7 @@
 
 import { type Clock, sleep } from "../clock.ts";
 import { resolveConfig } from "../config/resolve.ts";
+import { configFromArguments } from "../config/sources.ts";
 import type {
   ConnectionConfig,
   Logger,
@@ -55,6 +56,12 @@ const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
 export type { ClientRequestOptions };
+
+/** The options argument of `Client.connect`, in either form. */
+interface ConnectCallOptions {
+  signal?: AbortSignal;
+  connection?: Partial<ConnectionOptions>;
+}
 
 /** Options of {@linkcode Client.disconnect}. */
 export interface DisconnectOptions {
@@ -205,16 +212,63 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /**
    * Validates `config`, connects to every node at once and resolves when at
-   * least one answered.
+   * least one answered. The object is the whole configuration: the
+   * environment is not read. `options.signal` gives up on connecting;
+   * `options.connection` tunes each connection (for tests and tools).
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
    */
-  static async connect(
+  static connect(
     config: ConnectionConfig,
-    options: { signal?: AbortSignal; connection?: Partial<ConnectionOptions> } =
-      {},
+    options?: {
+      signal?: AbortSignal;
+      connection?: Partial<ConnectionOptions>;
+    },
+  ): Promise<Client>;
+  /**
+   * Connects with a connection string,
+   * `nodewire://user:password@host1:port,host2/?option=value&...`
+   * (docs/CONNECTION_STRING.md), with `overrides` merged over it (field by
+   * field within the sections) for what text cannot hold: a `logger`, a
+   * `tls.ca`. Without `url`, the string comes from `NODEWIRE_URL` (on Deno
+   * only if `--allow-env` grants it: the client never prompts). `options`
+   * as for a config object.
+   *
+   * @throws {ConfigError} for a bad string, parameter or override, naming
+   *   it but never the password; or when `NODEWIRE_URL` is needed but unset
+   *   or not readable.
+   * @throws {ConnectFailedError} naming each host and why, when none answered.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect(
+   *   "nodewire://app:s%40cret@db1:7000,db2:7001/?tls=require&poolMax=50",
+   *   { logger: (entry) => console.log(entry.message) },
+   * );
+   * await client.disconnect();
+   * await (await Client.connect()).disconnect(); // from NODEWIRE_URL
+   * ```
+   */
+  static connect(
+    url?: string,
+    overrides?: Partial<ConnectionConfig>,
+    options?: {
+      signal?: AbortSignal;
+      connection?: Partial<ConnectionOptions>;
+    },
+  ): Promise<Client>;
+  static async connect(
+    first?: string | ConnectionConfig,
+    second?: Partial<ConnectionConfig> | ConnectCallOptions,
+    third?: ConnectCallOptions,
   ): Promise<Client> {
+    // A config object is followed by the options; a string (or nothing)
+    // by the overrides, then the options.
+    const byObject = typeof first === "object" && first !== null;
+    const config = configFromArguments(first, byObject ? undefined : second);
+    const options: ConnectCallOptions =
+      (byObject ? second as ConnectCallOptions : third) ?? {};
     const resolved = resolveConfig(config);
     const adapter = await getAdapter(resolved.runtime);
     const manager = new ConnectionManager(

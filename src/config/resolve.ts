@@ -46,6 +46,7 @@ import type {
   RetryConfig,
 } from "./shapes.ts";
 import { resolveTlsConfig } from "./tls.ts";
+import { rejectUrlsInHosts } from "./url.ts";
 import {
   duration,
   finiteIn,
@@ -103,6 +104,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     throw new ConfigError("config", config, "expected an object");
   }
   rejectUnknownKeys("config", config, CONFIG_KEYS);
+  rejectUrlsInHosts(config.hosts);
   const hosts = parseHosts(config.hosts);
   const username = optionalString("username", config.username);
   const password = resolvePassword(config.password);
