@@ -174,6 +174,14 @@ const EXAMPLES: Record<string, [text: string, value: unknown]> = {
   "healthConfig.unhealthyThreshold": ["4", 4],
   "healthConfig.healthyThreshold": ["1", 1],
   "healthConfig.maxConcurrentChecks": ["8", 8],
+  retryBudget: ["false", undefined],
+  "retryBudget.ratio": ["0.1", 0.1],
+  "retryBudget.minPerSecond": ["5", 5],
+  "retryBudget.windowMs": ["5000", 5000],
+  hedging: ["true", { delayMs: undefined, percentile: 95, maxHedges: 1 }],
+  "hedging.delayMs": ["20", 20],
+  "hedging.percentile": ["99", 99],
+  "hedging.maxHedges": ["2", 2],
 };
 
 /** The option at a dotted path of a resolved config. */
@@ -208,6 +216,39 @@ test("every option that text can express is a parameter, by its full dotted name
       name === "tlsPolicy" ? "" : tls
     }`;
     assert.deepEqual(optionOf(resolveUrl(url), name), value, url);
+  }
+});
+
+test("retryBudget and hedging: on or off as a whole, or field by field", () => {
+  const hedged = resolveUrl(
+    "nodewire://h1/?hedging=true&hedging.percentile=99",
+  );
+  assert.deepEqual(hedged.hedging, {
+    delayMs: undefined,
+    percentile: 99,
+    maxHedges: 1,
+  });
+  const fieldsFirst = resolveUrl(
+    "nodewire://h1/?hedging.maxHedges=2&hedging=true",
+  );
+  assert.equal(fieldsFirst.hedging?.maxHedges, 2);
+  assert.deepEqual(
+    resolveUrl("nodewire://h1/?retryBudget=true").retryBudget,
+    { ratio: 0.2, minPerSecond: 10, windowMs: 10_000 },
+  );
+  for (
+    const url of [
+      "nodewire://h1/?hedging=false&hedging.percentile=99",
+      "nodewire://h1/?hedging.percentile=99&hedging=false",
+      "nodewire://h1/?retryBudget=false&retryBudget.ratio=0.1",
+    ]
+  ) {
+    assert.throws(
+      () => parseConnectionString(url),
+      (e: unknown) =>
+        e instanceof ConfigError && /turns it off/.test(e.message),
+      url,
+    );
   }
 });
 

@@ -14,7 +14,11 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import type { ClientRequestOptions } from "./request_path.ts";
+
+/** What a hedge needs of a request's options: its signal. */
+interface WithSignal {
+  signal?: AbortSignal;
+}
 
 /** Reply times kept per node, the most recent ones. */
 const WINDOW = 128;
@@ -61,7 +65,7 @@ export class Hedging {
   }
 
   /** The state of one request that may be hedged. */
-  start(options: ClientRequestOptions, fire: () => void): Hedge {
+  start<O extends WithSignal>(options: O, fire: () => void): Hedge<O> {
     return new Hedge(this, options, fire);
   }
 
@@ -99,9 +103,9 @@ export class Hedging {
  * caller's, with a signal that cancels every attempt at once), the timer,
  * and how many hedges went out.
  */
-export class Hedge {
+export class Hedge<O extends WithSignal = WithSignal> {
   /** The options every attempt of the request is sent with. */
-  readonly options: ClientRequestOptions;
+  readonly options: O;
   /** When the main attempt was sent, on the client's clock. */
   mainStarted = 0;
   /** Hedged attempts sent so far. */
@@ -117,7 +121,7 @@ export class Hedge {
 
   constructor(
     policy: Hedging,
-    options: ClientRequestOptions,
+    options: O,
     fire: () => void,
   ) {
     this.#policy = policy;

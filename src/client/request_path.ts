@@ -87,7 +87,7 @@ export class RequestCall implements ReplySink {
   /** Whether the request has its outcome; later ones are only booked. */
   done = false;
   /** Hedging state, for a request that may be hedged. */
-  hedge: Hedge | undefined = undefined;
+  hedge: Hedge<ClientRequestOptions> | undefined = undefined;
 
   constructor(
     readonly path: RequestPath,

@@ -16,7 +16,14 @@ import { parseConnectionString } from "./url.ts";
 export const URL_VARIABLE = "NODEWIRE_URL";
 
 /** The sections an override merges into field by field. */
-const SECTIONS = new Set(["tls", "poolConfig", "retryConfig", "healthConfig"]);
+const SECTIONS = new Set([
+  "tls",
+  "poolConfig",
+  "retryConfig",
+  "retryBudget",
+  "hedging",
+  "healthConfig",
+]);
 
 /**
  * The configuration `Client.connect(first, overrides)` asks for, before

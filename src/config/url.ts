@@ -227,11 +227,31 @@ function setOption(
 ): void {
   const dot = option.indexOf(".");
   if (dot < 0) {
-    config[option] = value;
+    // `retryBudget=true` / `hedging=true` beside some of their fields:
+    // the fields say more, and they already turn it on.
+    if (typeof config[option] === "object") {
+      if (value === true) return;
+      if (value === false) {
+        throw new ConfigError(
+          option,
+          false,
+          `${option}=false turns it off, so its fields cannot be set as well`,
+        );
+      }
+    }
+    config[option] = value === true && option === "retryBudget" ? {} : value;
     return;
   }
   const section = option.slice(0, dot);
-  const fields = (config[section] ??= {}) as Record<string, unknown>;
+  if (config[section] === false) {
+    throw new ConfigError(
+      section,
+      false,
+      `${section}=false turns it off, so ${option} cannot be set as well`,
+    );
+  }
+  if (typeof config[section] !== "object") config[section] = {};
+  const fields = config[section] as Record<string, unknown>;
   fields[option.slice(dot + 1)] = value;
 }
 

@@ -11,7 +11,9 @@
 import { ConfigError } from "../errors.ts";
 import {
   DEFAULT_HEALTH_CONFIG,
+  DEFAULT_HEDGING,
   DEFAULT_POOL_CONFIG,
+  DEFAULT_RETRY_BUDGET,
   DEFAULT_RETRY_CONFIG,
 } from "./defaults.ts";
 import { closestName } from "./suggest.ts";
@@ -46,6 +48,12 @@ export const PARAMETERS: ReadonlyMap<string, ParameterKind> = new Map<
   ...sectionParameters("poolConfig", DEFAULT_POOL_CONFIG),
   ...sectionParameters("retryConfig", DEFAULT_RETRY_CONFIG),
   ...sectionParameters("healthConfig", DEFAULT_HEALTH_CONFIG),
+  // On or off as a whole (retryBudget=false, hedging=true), or field by
+  // field, which turns it on.
+  ["retryBudget", "boolean"],
+  ...sectionParameters("retryBudget", DEFAULT_RETRY_BUDGET),
+  ["hedging", "boolean"],
+  ...sectionParameters("hedging", { ...DEFAULT_HEDGING, delayMs: 0 }),
 ]);
 
 /**
