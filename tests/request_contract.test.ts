@@ -385,3 +385,47 @@ test("disconnect ends a request waiting to be retried at once, with ClientClosed
     assert.equal(clock.now(), 0, "no virtual time had to pass");
   });
 });
+
+// --- lazy connect (#13) ----------------------------------------------------------
+
+test("a lazy client resolves with no node up, connects on first use, and tries again after a failed connect", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  // Reserve an address, then free it: nothing listens there yet.
+  const probe = await startTestNode({ runtime: network, clock });
+  const port = probe.port;
+  await probe.close();
+  const client = await Client.connect(
+    {
+      hosts: [`127.0.0.1:${port}`],
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 0 },
+      retryConfig: { maxRetries: 0 },
+      poolConfig: { minConnections: 1 },
+    },
+    { lazy: true },
+  );
+  try {
+    // Two calls at once share one connect, which fails: nobody listens.
+    const [a, b] = await Promise.all([
+      failure(client.request(ops.echo())),
+      failure(client.ping()),
+    ]);
+    assert.ok(a instanceof NodewireError && b instanceof NodewireError);
+    assert.equal((a as NodewireError).code, "CONNECT_FAILED");
+    assert.equal(a, b, "one connect, one error for both");
+    // The node comes up; the next call connects and goes through.
+    const node = await startTestNode({ runtime: network, clock, port });
+    try {
+      await clock.advance(60_000); // past the pool's reconnect backoff
+      assert.equal(replyText(await client.request(ops.echo("up"))), "up");
+      assert.equal(client.stats().nodes[0].healthy, true);
+    } finally {
+      await client.disconnect();
+      await node.close();
+    }
+  } finally {
+    await client.disconnect();
+  }
+});

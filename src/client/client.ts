@@ -61,6 +61,7 @@ export type { ClientRequestOptions };
 interface ConnectCallOptions {
   signal?: AbortSignal;
   connection?: Partial<ConnectionOptions>;
+  lazy?: boolean;
 }
 
 /** Options of {@linkcode Client.disconnect}. */
@@ -128,6 +129,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   readonly #clock: Clock;
   readonly #path: RequestPath;
   #closing = false;
+  /** Created with `lazy: true` and not yet connected. */
+  #lazy = false;
+  #connecting: Promise<void> | undefined;
   #cancelled: Error | undefined;
   #disconnected: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
@@ -216,6 +220,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * environment is not read. `options.signal` gives up on connecting;
    * `options.connection` tunes each connection (for tests and tools).
    *
+   * With `options.lazy`, it resolves at once without needing any node up
+   * (the configuration is still validated): the first `request`, `ping`
+   * or `withConnection` connects, and calls made meanwhile wait for that
+   * one connect. If it fails they fail with its error, and the next call
+   * tries again. For programs that start before their database.
+   *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
    */
@@ -224,6 +234,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options?: {
       signal?: AbortSignal;
       connection?: Partial<ConnectionOptions>;
+      lazy?: boolean;
     },
   ): Promise<Client>;
   /**
@@ -256,6 +267,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options?: {
       signal?: AbortSignal;
       connection?: Partial<ConnectionOptions>;
+      lazy?: boolean;
     },
   ): Promise<Client>;
   static async connect(
@@ -276,6 +288,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       adapter,
       options.connection,
     );
+    if (options.lazy === true) {
+      // No node is needed yet: the first call connects.
+      const client = new Client(resolved, manager);
+      client.#lazy = true;
+      return client;
+    }
     try {
       await manager.connect(options.signal);
     } catch (error) {
@@ -305,7 +323,34 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
     if (this.#closing) return Promise.reject(new ClientClosedError());
+    if (this.#lazy) {
+      return this.#ready(options.signal).then(
+        () => this.request(payload, options),
+        (error) => {
+          throw this.#final(error);
+        },
+      );
+    }
     return this.#path.request(payload, options);
+  }
+
+  /**
+   * A lazy client's first connect, shared by every call that needs it; a
+   * failed one is tried again by the next call.
+   */
+  #ready(signal: AbortSignal | undefined): Promise<void> {
+    this.#connecting ??= this.manager.connect().then(
+      () => {
+        this.#lazy = false;
+      },
+      (error) => {
+        this.#connecting = undefined;
+        throw error;
+      },
+    );
+    return signal === undefined
+      ? this.#connecting
+      : abortable(this.#connecting, signal);
   }
 
   /** How the request path reaches back into the client. */
@@ -343,6 +388,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
     if (this.#closing) throw new ClientClosedError();
+    if (this.#lazy) await this.#ready(options.signal);
     const node = this.manager.pickNode();
     const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
     const started = this.#clock.now();
@@ -389,6 +435,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     if (this.#closing) throw new ClientClosedError();
+    if (this.#lazy) await this.#ready(options.signal);
     const path = this.#path;
     path.inFlight++;
     try {

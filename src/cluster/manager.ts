@@ -166,7 +166,12 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const failures: { address: string; error: Error }[] = [];
     results.forEach((result, i) => {
       const node = this.nodes[i];
-      if (result.status === "fulfilled") return;
+      if (result.status === "fulfilled") {
+        // Back in rotation if an earlier connect (a lazy client's) had
+        // found it down.
+        this.markNodeHealthy(node.address, "connected");
+        return;
+      }
       const error = result.reason instanceof Error
         ? result.reason
         : new Error(String(result.reason));
