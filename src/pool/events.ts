@@ -52,9 +52,12 @@ export interface PoolEventDetailMap {
   poolCreated: { address: string; config: Readonly<PoolConfig> };
   /** The pool reached `minConnections` open connections for the first time. */
   poolReady: { address: string; open: number };
-  /** `clear()` ran: idle connections closed, the rest marked stale, waiters failed. */
+  /**
+   * `clear()` ran. Dispatched first, before the `connectionClosed` of its
+   * stale connections and the `checkoutFailed` of its waiters.
+   */
   poolCleared: { address: string; reason: unknown };
-  /** `close()` finished: every connection is closed. */
+  /** `close()` finished: every connection is closed, lent ones once returned. */
   poolClosed: { address: string };
   /** The factory delivered a connection (it may still be discarded, see `connectionClosed`). */
   connectionCreated: { address: string; connectionId: number };
@@ -83,12 +86,16 @@ export interface PoolEventDetailMap {
   };
   /** A caller asked for a connection. */
   checkoutStarted: { address: string; mode: CheckoutMode };
-  /** A caller's request for a connection failed. */
+  /**
+   * A caller's request for a connection failed; `durationMs` is how long
+   * it waited (0 when it failed at once).
+   */
   checkoutFailed: {
     address: string;
     mode: CheckoutMode;
     reason: CheckoutFailedReason;
     error: Error;
+    durationMs: number;
   };
   /** A caller got a connection; `durationMs` is how long it waited. */
   checkedOut: {
