@@ -28,7 +28,7 @@ test("nothing is opened before start() or the first request", async () => {
   assert.equal(node.calls, 0);
 });
 
-test("start() fills to minConnections in the background, maxConnecting at a time", async () => {
+test("start() fills to minConnections in the background: the first connection alone, then maxConnecting at a time", async () => {
   const { clock, node, pool } = setup({
     minConnections: 5,
     maxConnections: 10,
@@ -37,10 +37,13 @@ test("start() fills to minConnections in the background, maxConnecting at a time
   node.connectDelayMs = 10;
   pool.start();
   await clock.advance(0);
+  assert.equal(node.opening, 1, "until one open succeeded");
+  await clock.advance(10);
+  assert.equal(pool.stats().open, 1);
   assert.equal(node.opening, 2);
   await clock.advance(10);
-  assert.equal(pool.stats().open, 2);
-  await clock.advance(20);
+  assert.equal(pool.stats().open, 3);
+  await clock.advance(10);
   assert.equal(pool.stats().open, 5);
   await clock.advance(1000);
   assert.equal(node.calls, 5);
@@ -432,16 +435,21 @@ test("when the node refuses and nothing else can serve, waiters fail at once wit
   assert.equal(exclusive.error, refused);
   assert.equal(shared.error, refused);
   assert.equal(pool.stats().waiting, 0);
-  assert.equal(node.calls, 2, "one for the exclusive caller, one to share");
+  assert.equal(node.calls, 1, "one attempt, alone, answers both");
   assert.deepEqual(events.map((e) => e.type), [
-    "connectionFailed",
     "connectionFailed",
     "checkoutFailed",
     "checkoutFailed",
   ]);
-  const failed = events[2].detail as PoolEventDetailMap["checkoutFailed"];
+  const failed = events[1].detail as PoolEventDetailMap["checkoutFailed"];
   assert.equal(failed.reason, "connectionError");
   assert.equal(failed.mode, "exclusive");
+  assert.equal(failed.durationMs, 5);
+  assert.equal(
+    (events[0].detail as PoolEventDetailMap["connectionFailed"]).blocked,
+    false,
+    "a refused connect is transient",
+  );
 });
 
 test("after a failed open, waiters keep waiting while a lent connection may come back", async () => {
@@ -986,6 +994,7 @@ test("stats() is a plain snapshot of the pool's counts", async () => {
     totalClosed: 0,
     totalFailed: 0,
     consecutiveFailures: 0,
+    blocked: false,
     closed: false,
   });
   assert.equal(lent.id, 1);

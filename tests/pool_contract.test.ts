@@ -1,9 +1,14 @@
 // The pool's contract where it meets CMAP and the caller's deadlines: event
 // order and payloads, close() and lent connections, the idle and lifetime
-// limits at checkout, the per-call timeoutMs. On a virtual clock.
+// limits at checkout, the per-call timeoutMs, and opening after a failure
+// that retrying cannot fix (rejected credentials). On a virtual clock.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { PoolTimeoutError } from "../src/errors.ts";
+import {
+  AuthenticationError,
+  ConnectionRefusedError,
+  PoolTimeoutError,
+} from "../src/errors.ts";
 import type { PoolEventDetailMap } from "../src/pool/events.ts";
 import {
   closedReasons,
@@ -271,4 +276,127 @@ test("a per-call timeoutMs bounds the wait exactly, shorter or longer than conne
     events.map((e) => (e.detail as Detail<"checkoutFailed">).durationMs),
     [30, 5000, 20_000],
   );
+});
+
+// ------------------------------------------------ failures retrying can't fix
+
+function authFailure(): AuthenticationError {
+  return new AuthenticationError(`authentication as "alice" failed`, {
+    reason: "rejected",
+    address: "10.0.0.1:7000",
+  });
+}
+
+test("rejected credentials are tried once, not maxConnecting times: the first open goes alone", async () => {
+  const { clock, node, pool } = setup({
+    minConnections: 3,
+    maxConnections: 10,
+    maxConnecting: 5,
+  });
+  const events = record(pool, ["connectionFailed", "checkoutFailed"]);
+  const rejected = authFailure();
+  node.refuse = rejected;
+  node.connectDelayMs = 5;
+  const callers = [
+    watch(pool.acquireShared()),
+    watch(pool.getConnection()),
+    watch(pool.getConnection()),
+  ];
+  await clock.advance(5);
+  assert.equal(node.calls, 1);
+  for (const caller of callers) assert.equal(caller.error, rejected);
+  const failed = events[0].detail as Detail<"connectionFailed">;
+  assert.equal(failed.blocked, true);
+  assert.equal(failed.backoffMs, 100);
+  assert.equal(pool.stats().blocked, true);
+  assert.deepEqual(
+    events.slice(1).map((e) => (e.detail as Detail<"checkoutFailed">).reason),
+    ["connectionError", "connectionError", "connectionError"],
+  );
+});
+
+test("after rejected credentials nothing is opened until the backoff ends, then one attempt; callers in between fail at once with the error", async () => {
+  const { clock, node, pool } = setup({
+    minConnections: 3,
+    maxConnections: 10,
+    maxConnecting: 5,
+  });
+  const rejected = authFailure();
+  node.refuse = rejected;
+  pool.start();
+  // A health check every 50 ms, which asks to ignore the backoff.
+  const probes: ReturnType<typeof watch>[] = [];
+  for (let t = 0; t < 20_000; t += 50) {
+    probes.push(
+      watch(pool.acquireShared({ ignoreBackoff: true, timeoutMs: 1000 })),
+    );
+    await clock.advance(50);
+  }
+  assert.deepEqual(
+    node.callTimes,
+    [0, 100, 300, 700, 1500, 3100, 6300, 11300, 16300],
+    "one attempt per backoff, none in between",
+  );
+  assert.equal(pool.stats().consecutiveFailures, 9);
+  for (const probe of probes) {
+    assert.equal(probe.done, true);
+    assert.equal(probe.error, rejected, "at once, not as a timeout");
+  }
+  // Nobody asks: no attempt, though the backoff is over, since refilling
+  // in the background would only fail the same way.
+  await clock.advance(30_000);
+  assert.equal(node.calls, 9);
+  assert.equal(pool.stats().blocked, true);
+  // The node takes the credentials again: the next caller's one attempt
+  // succeeds, and then the pool fans out to its minimum.
+  node.refuse = undefined;
+  node.connectDelayMs = 10;
+  const caller = watch(pool.acquireShared());
+  await clock.advance(0);
+  assert.equal(node.opening, 1);
+  await clock.advance(10);
+  assert.ok(caller.value);
+  assert.equal(pool.stats().blocked, false);
+  assert.equal(node.opening, 2);
+  await clock.advance(10);
+  assert.equal(pool.stats().open, 3);
+});
+
+test("a transient failure does not block: a caller with nothing to wait for still gets its attempt", async () => {
+  const { clock, node, pool } = setup({ minConnections: 1 });
+  const events = record(pool, ["connectionFailed"]);
+  node.refuse = new ConnectionRefusedError({
+    hostname: "10.0.0.1",
+    port: 7000,
+  });
+  pool.start();
+  await clock.advance(50);
+  assert.equal(
+    (events[0].detail as Detail<"connectionFailed">).blocked,
+    false,
+  );
+  assert.equal(pool.stats().blocked, false);
+  node.refuse = undefined;
+  const conn = await pool.acquireShared({ ignoreBackoff: true });
+  assert.deepEqual(node.callTimes, [0, 50]);
+  assert.equal(conn.id, 1);
+});
+
+test("while blocked, connections already held keep serving; only opening stops", async () => {
+  const { clock, node, pool } = setup({ minConnections: 1, maxConnections: 2 });
+  const held = await pool.getConnection();
+  node.refuse = authFailure();
+  const waiter = watch(pool.getConnection({ timeoutMs: 3000 }));
+  await clock.advance(0);
+  assert.equal(node.calls, 2);
+  assert.equal(pool.stats().blocked, true);
+  assert.equal(waiter.done, false, "a lent connection may come back");
+  await clock.advance(99);
+  assert.equal(node.calls, 2, "no attempt while blocked");
+  await clock.advance(1);
+  assert.equal(node.calls, 3, "one when the backoff ends");
+  assert.equal(waiter.done, false);
+  pool.returnConnection(held);
+  await clock.advance(0);
+  assert.equal(waiter.value, held);
 });

@@ -26,8 +26,9 @@ export type CheckoutFailedReason =
   /** The pool was closed before or while the caller waited. */
   | "poolClosed"
   /**
-   * Opening a connection failed while the pool had nothing else to offer,
-   * or the pool was cleared (its node turned unhealthy) while the caller waited.
+   * Opening a connection failed while the pool had nothing else to offer
+   * (or opening is blocked after a failure retrying cannot fix), or the
+   * pool was cleared (its node turned unhealthy) while the caller waited.
    */
   | "connectionError"
   /** The caller's `AbortSignal` fired. */
@@ -69,13 +70,18 @@ export interface PoolEventDetailMap {
   };
   /**
    * The factory failed. `backoffMs` is how long background refilling waits
-   * before the next attempt; `consecutiveFailures` counts since the last success.
+   * before the next attempt; `consecutiveFailures` counts since the last
+   * success. `blocked` when the error says retrying cannot help (it is a
+   * `NodewireError` with `retryable: false`, such as rejected credentials):
+   * then nothing at all is opened until `backoffMs` has passed, and callers
+   * with nothing else to wait for fail at once with `error`.
    */
   connectionFailed: {
     address: string;
     error: Error;
     consecutiveFailures: number;
     backoffMs: number;
+    blocked: boolean;
   };
   /** The pool let go of a connection; `error` is set when it broke. */
   connectionClosed: {

@@ -56,9 +56,14 @@ const CLOSED = 1;
  * - Broken connections are dropped and replaced. With a `heartbeat` hook,
  *   connections idle for `heartbeatIntervalMs` are checked, and dropped
  *   when the check fails, so a half-open socket is found before use.
+ * - Until an open has succeeded (at first, after a failure, after
+ *   `clear()`), connections are opened one at a time.
  * - After failed opens, opening backs off (100 ms doubling to 5 s). While
  *   it does and nothing is held, callers fail at once with the last
- *   failure rather than each forcing a connect.
+ *   failure rather than each forcing a connect. A failure retrying cannot
+ *   fix (rejected credentials: a `NodewireError` with `retryable: false`)
+ *   blocks opening until the backoff ends; then the next caller gets one
+ *   attempt (`stats().blocked`, `connectionFailed`'s `blocked`).
  * - `clear()` drops every connection (node unhealthy) but keeps the pool
  *   usable; `close()` ends it.
  *
@@ -408,15 +413,7 @@ export class ConnectionPool<C extends PoolableConnection>
     const error = new PoolClosedError(this.address, "closed");
     this.#opener.close(error);
     this.#waiters.failAll(error, "poolClosed");
-    const held: Promise<unknown>[] = [];
-    for (const entry of this.#roster.list.slice()) {
-      if (entry.lent) {
-        this.#roster.retire(entry, "poolClosed");
-        held.push(entry.conn.closed);
-      } else {
-        this.#roster.remove(entry, "poolClosed", undefined, true);
-      }
-    }
+    const held = this.#roster.closeAll();
     // A return starts a close that drain() then waits for.
     this.#closePromise = Promise.all(held).then(() => this.#opener.drain())
       .then(() => {

@@ -312,6 +312,24 @@ export class Roster<C extends PoolableConnection> {
     }
   }
 
+  /**
+   * Lets go of every connection as the pool closes: those not lent close
+   * gracefully now (what is in flight finishes); lent ones stay with their
+   * holders, retired, and close when returned. Returns their `closed`.
+   */
+  closeAll(): Promise<Error | undefined>[] {
+    const held: Promise<Error | undefined>[] = [];
+    for (const entry of this.list.slice()) {
+      if (entry.lent) {
+        this.retire(entry, "poolClosed");
+        held.push(entry.conn.closed);
+      } else {
+        this.remove(entry, "poolClosed", undefined, true);
+      }
+    }
+    return held;
+  }
+
   /** Closes a connection the factory delivered but the pool will not keep. */
   discard(conn: C, reason: ConnectionClosedReason): void {
     this.#totalClosed++;

@@ -45,6 +45,7 @@ export function poolStats<C extends PoolableConnection>(
     totalClosed: roster.totalClosed,
     totalFailed: opener.totalFailed,
     consecutiveFailures: opener.consecutiveFailures,
+    blocked: opener.blocked,
     closed,
   };
 }
