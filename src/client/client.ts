@@ -395,7 +395,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const connection = node.pool.tryAcquireShared() ??
       await node.pool.acquireShared({
         signal: options.signal,
-        timeoutMs: Math.min(limit, this.config.poolConfig.connectionTimeoutMs),
+        // The pool's own limit applies when it is the shorter one, and
+        // its timeout error then names that limit.
+        timeoutMs: limit < this.config.poolConfig.connectionTimeoutMs
+          ? limit
+          : undefined,
       });
     const left = limit - (this.#clock.now() - started);
     if (!(left > 0)) {

@@ -273,7 +273,11 @@ export class RequestPath {
     try {
       connection = await node.pool.acquireShared({
         signal: options.signal,
-        timeoutMs: Math.min(limit, this.#config.poolConfig.connectionTimeoutMs),
+        // The pool's own limit applies when it is the shorter one, and
+        // its timeout error then names that limit.
+        timeoutMs: limit < this.#config.poolConfig.connectionTimeoutMs
+          ? limit
+          : undefined,
       });
     } catch (error) {
       return sink.onError(error as Error);
