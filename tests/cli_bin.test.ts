@@ -52,33 +52,47 @@ function installedNode(major: number): NodeBinary {
   };
 }
 
-/** Runs `command` without blocking this process, whose node must answer. */
+/**
+ * Runs `command` without blocking this process, whose node must answer.
+ * `stdout` is what it printed there alone; `out` is both streams. With
+ * `signalAfter`, sends SIGTERM once stdout holds a line of its own.
+ */
 function run(
   command: string,
   args: string[],
-  options: { cwd: string; path: string },
-): Promise<{ code: number | string; out: string }> {
+  options: { cwd: string; path: string; stdin?: string; signalAfter?: boolean },
+): Promise<{ code: number | string; out: string; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...env, PATH: options.path },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    child.stdin.end(options.stdin ?? "");
     let out = "";
-    child.stdout.on("data", (d) => (out += d));
+    let stdout = "";
+    let signalled = false;
+    child.stdout.on("data", (d) => {
+      out += d;
+      stdout += d;
+      if (options.signalAfter && !signalled && stdout.includes("\n")) {
+        signalled = true;
+        child.kill("SIGTERM");
+      }
+    });
     child.stderr.on("data", (d) => (out += d));
     // The CLI must end on its own; 20 s means something kept it alive.
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      resolve({ code: "did not exit within 20 s", out });
+      resolve({ code: "did not exit within 20 s", out, stdout });
     }, 20_000);
     child.on("error", (error) => {
       clearTimeout(timer);
-      resolve({ code: String(error), out });
+      resolve({ code: String(error), out, stdout });
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? `killed by ${signal}`, out });
+      resolve({ code: code ?? `killed by ${signal}`, out, stdout });
     });
   });
 }
@@ -131,7 +145,44 @@ for (const node of [pathNode(), installedNode(22), installedNode(24)]) {
         const down = await run(command, [...prefix, "ping", closed], options);
         assert.equal(down.code, 1, `${at}: ping a closed port\n${down.out}`);
         assert.match(down.out, /CONNECT_FAILED.*refused/, at);
+
+        const json = await run(
+          command,
+          [...prefix, "health", up, "--json"],
+          options,
+        );
+        assert.equal(json.code, 0, `${at}: health --json\n${json.out}`);
+        assert.equal(JSON.parse(json.stdout).nodes[0].nodeId, "bin-n1", at);
+
+        const secret = await run(
+          command,
+          [...prefix, "ping", up, "--password", "hunter2"],
+          options,
+        );
+        assert.equal(secret.code, 2, `${at}: --password\n${secret.out}`);
+        assert.match(secret.out, /--password is not accepted/, at);
+        assert.ok(!secret.out.includes("hunter2"), at);
       }
+
+      // A node with authentication and TLS, stopped by SIGTERM: it exits 0
+      // on its own, having printed one JSON document on stdout.
+      const served = await run(shim, [
+        "node",
+        "--port",
+        "0",
+        "--user",
+        "app",
+        "--password-stdin",
+        "--tls",
+        "--json",
+      ], { ...options, stdin: "secret\n", signalAfter: true });
+      assert.equal(served.code, 0, `${version}: node + SIGTERM\n${served.out}`);
+      const started = JSON.parse(served.stdout);
+      assert.match(
+        started.url,
+        /^nodewire:\/\/app@127\.0\.0\.1:\d+\/\?tls=require$/,
+      );
+      assert.match(served.out, /stopped/);
       // The bin's shebang ran this Node, not another one on PATH.
       const viaEnv = await run("/usr/bin/env", ["node", "--version"], options);
       assert.equal(viaEnv.out.trim(), version);
