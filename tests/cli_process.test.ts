@@ -143,3 +143,18 @@ test("cluster --nodes 3 prints its URL, serves the cluster, and SIGINT stops it"
     cluster.kill();
   }
 });
+
+test("a SIGTERM sent the moment the ready line is read still ends the node cleanly with 0", async () => {
+  // A script waits for the line and tears the node down at once: the
+  // handlers must be in place before the line is printed.
+  for (let i = 0; i < 3; i++) {
+    const node = startCli(["node", "--port", "0", "--json"]);
+    try {
+      await node.firstLine();
+      assert.equal(await node.stop("SIGTERM"), 0, node.stderr);
+      assert.match(node.stderr, /stopped/);
+    } finally {
+      node.kill();
+    }
+  }
+});

@@ -121,36 +121,47 @@ export async function serve(
   const ids = command === "cluster"
     ? Array.from({ length: count }, (_, i) => `n${i + 1}`)
     : [optionText(parsed, "id")];
+  // Listening for the signals before anything is printed: a script that
+  // sends SIGTERM as soon as it reads the URL must not find the default
+  // action (an abrupt end) still in place.
+  const stop = new StopRequest(out, signal);
   const nodes: ServedNode[] = [];
   try {
-    for (const [i, nodeId] of ids.entries()) {
-      nodes.push(
-        await start({
-          port: port === 0 ? 0 : port + i,
-          hostname,
-          nodeId,
-          ...(credentials
-            ? { credentials: { [credentials.username]: credentials.password } }
-            : {}),
-          ...(material
-            ? {
-              protocols: ["tls"],
-              tls: { cert: material.cert, key: material.key },
-            }
-            : {}),
-        }),
-      );
+    try {
+      for (const [i, nodeId] of ids.entries()) {
+        nodes.push(
+          await start({
+            port: port === 0 ? 0 : port + i,
+            hostname,
+            nodeId,
+            ...(credentials
+              ? {
+                credentials: { [credentials.username]: credentials.password },
+              }
+              : {}),
+            ...(material
+              ? {
+                protocols: ["tls"],
+                tls: { cert: material.cert, key: material.key },
+              }
+              : {}),
+          }),
+        );
+      }
+    } catch (error) {
+      await Promise.all(nodes.map((n) => n.close()));
+      throw error;
     }
-  } catch (error) {
-    await Promise.all(nodes.map((n) => n.close()));
+    report(command, nodes, credentials, material, out);
+    out.note("running; stop with Ctrl-C (SIGINT) or SIGTERM");
+    await stop.requested();
+    await drain(nodes, stop);
+    out.note("stopped");
+    return ExitCode.Ok;
+  } finally {
+    stop.dispose();
     await material?.cleanup();
-    throw error;
   }
-  report(command, nodes, credentials, material, out);
-  out.note("running; stop with Ctrl-C (SIGINT) or SIGTERM");
-  await runUntilStopped(nodes, out, signal);
-  await material?.cleanup();
-  return ExitCode.Ok;
 }
 
 /** The certificate and key from files, or a throwaway one. */
@@ -253,46 +264,71 @@ function report(
 }
 
 /**
- * Waits for SIGINT, SIGTERM or `signal`, then stops the nodes: GOODBYE
- * to every client, up to {@linkcode DRAIN_MS} for them to finish (a
- * second signal cuts that short), then the rest dropped.
+ * SIGINT, SIGTERM or an abort of `signal`, counted from construction
+ * until {@linkcode StopRequest.dispose}: the first asks to stop, a second
+ * to stop waiting for clients.
  */
-async function runUntilStopped(
-  nodes: ServedNode[],
-  out: Output,
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  let signals = 0;
-  let wake = () => {};
-  const onSignal = (name: string) => {
-    signals++;
-    if (signals === 1) out.note(`stopping (${name})`);
-    wake();
-  };
-  const off = onTermination(onSignal);
-  const onAbort = () => onSignal("aborted");
-  signal?.addEventListener("abort", onAbort, { once: true });
-  if (signal?.aborted) signals++;
+class StopRequest {
+  count = 0;
+  #wake = () => {};
+  readonly #off: () => void;
+  readonly #signal: AbortSignal | undefined;
+  readonly #onAbort = () => this.#on("aborted");
   // The listeners alone may not hold the process open on every runtime.
-  const keepAlive = setInterval(() => {}, 1 << 30);
-  try {
-    if (signals === 0) await new Promise<void>((r) => (wake = r));
-    await Promise.all(nodes.map((n) => n.stop({ graceful: true })));
-    const until = performance.now() + DRAIN_MS;
-    while (
-      signals < 2 && performance.now() < until &&
-      nodes.some((n) => n.stats.open > 0)
-    ) {
-      await new Promise<void>((r) => {
-        wake = r;
-        setTimeout(r, 20);
-      });
-    }
-    await Promise.all(nodes.map((n) => n.close()));
-  } finally {
-    clearInterval(keepAlive);
-    signal?.removeEventListener("abort", onAbort);
-    off();
+  readonly #keepAlive = setInterval(() => {}, 1 << 30);
+
+  constructor(readonly out: Output, signal: AbortSignal | undefined) {
+    this.#off = onTermination((name) => this.#on(name));
+    this.#signal = signal;
+    if (signal?.aborted) this.count++;
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
   }
-  out.note("stopped");
+
+  #on(name: string): void {
+    this.count++;
+    if (this.count === 1) this.out.note(`stopping (${name})`);
+    this.#wake();
+  }
+
+  /** Resolves at the first request (at once if one came already). */
+  requested(): Promise<void> {
+    return this.count > 0
+      ? Promise.resolve()
+      : new Promise((resolve) => (this.#wake = resolve));
+  }
+
+  /** Resolves after `ms` or at the next request, whichever is first. */
+  pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+
+  /** Stops listening: the process may end, and signals act as usual. */
+  dispose(): void {
+    clearInterval(this.#keepAlive);
+    this.#signal?.removeEventListener("abort", this.#onAbort);
+    this.#off();
+  }
+}
+
+/**
+ * Stops the nodes: GOODBYE to every client, up to {@linkcode DRAIN_MS}
+ * for them to finish (a second signal cuts that short), then the rest
+ * dropped.
+ */
+async function drain(nodes: ServedNode[], stop: StopRequest): Promise<void> {
+  await Promise.all(nodes.map((n) => n.stop({ graceful: true })));
+  const until = performance.now() + DRAIN_MS;
+  while (
+    stop.count < 2 && performance.now() < until &&
+    nodes.some((n) => n.stats.open > 0)
+  ) {
+    await stop.pause(20);
+  }
+  await Promise.all(nodes.map((n) => n.close()));
 }
