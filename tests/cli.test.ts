@@ -423,3 +423,71 @@ test("node exits 1 when its port is taken", async () => {
     );
   });
 });
+
+test("node --tls-cert/--tls-key serves the given certificate; ping checks it with --ca and --servername", async () => {
+  const certs = new URL("../testing/certs/", import.meta.url);
+  const file = (name: string) => new URL(name, certs).pathname;
+  const stop = new AbortController();
+  const r = await cli(
+    [
+      "node",
+      "--port",
+      "0",
+      "--tls-cert",
+      file("server.pem"),
+      "--tls-key",
+      file("server-key.pem"),
+      "--json",
+    ],
+    async ({ stdout }) => {
+      const d = JSON.parse(await firstLine(stdout));
+      assert.deepEqual(d.tls, {
+        certificate: "file",
+        caFile: null,
+        names: null,
+      });
+      const address: string = d.nodes[0].address;
+      const ca = ["--ca", file("ca.pem")];
+
+      const good = await cli(["ping", address, ...ca, "--json"]);
+      assert.equal(good.code, 0, good.stderr);
+      assert.equal(doc(good).ok, true);
+      const named = await cli([
+        "ping",
+        address,
+        ...ca,
+        "--servername",
+        "localhost",
+      ]);
+      assert.equal(named.code, 0, named.stderr);
+      assert.match(named.stdout, /\btls\s+ok/);
+
+      // A certificate that does not vouch for the name, or that no CA
+      // given vouches for, is refused: exit 3, a retry cannot help.
+      const wrongName = await cli([
+        "ping",
+        address,
+        ...ca,
+        "--servername",
+        "wrong.invalid",
+        "--json",
+      ]);
+      assert.equal(wrongName.code, 3, wrongName.stderr);
+      assert.equal(
+        (doc(wrongName) as { ok: boolean; error: { code: string } }).error.code,
+        "TLS_FAILED",
+      );
+      const untrusted = await cli([
+        "ping",
+        address,
+        "--ca",
+        file("untrusted.pem"),
+      ]);
+      assert.equal(untrusted.code, 3, untrusted.stderr);
+      assert.match(untrusted.stderr, /TLS_FAILED/);
+      stop.abort();
+    },
+    stop.signal,
+  );
+  assert.equal(r.code, 0, r.stderr);
+});

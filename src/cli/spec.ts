@@ -65,7 +65,7 @@ const SERVE_OPTIONS: Record<string, OptionSpec> = {
   },
   tls: {
     help:
-      "serve TLS only; without --tls-cert, with a throwaway self-signed certificate",
+      "serve TLS only (a throwaway self-signed certificate unless --tls-cert)",
   },
   "tls-cert": {
     value: "<file>",
@@ -75,7 +75,7 @@ const SERVE_OPTIONS: Record<string, OptionSpec> = {
   "ca-out": {
     value: "<file>",
     help:
-      "write the throwaway certificate here, for clients to trust (default: a temporary file, removed at exit)",
+      "write the throwaway certificate here for clients (default: a temp file, removed at exit)",
   },
   json: JSON_OPTION,
   help: HELP_OPTION,
@@ -86,7 +86,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   ping: {
     name: "ping",
     positional: "<host:port>...",
-    summary: "round trip per node, the node's id and protocol",
+    summary: "round trip per node, with its id and protocol",
     options: CLIENT_OPTIONS,
   },
   health: {
@@ -98,8 +98,7 @@ export const COMMANDS: Record<string, CommandSpec> = {
   bench: {
     name: "bench",
     positional: "<host:port>...",
-    summary:
-      "a bounded ECHO load (reference op set), live on stderr, then a summary",
+    summary: "a bounded ECHO load, progress on stderr, then a summary",
     options: {
       duration: { value: "<s>", help: "how long, in seconds (default 5)" },
       concurrency: {
@@ -126,14 +125,13 @@ export const COMMANDS: Record<string, CommandSpec> = {
   cluster: {
     name: "cluster",
     positional: "",
-    summary:
-      "run a local cluster of reference nodes and print its URL, until SIGINT or SIGTERM",
+    summary: "run local reference nodes, print their URL, until SIGINT/SIGTERM",
     options: {
       nodes: { value: "<n>", help: "how many nodes (default 3)" },
       port: {
         value: "<n>",
         help:
-          "the first node's port; the others take the next ones (default 7000; 0 picks free ones)",
+          "the first node's port, the others follow (default 7000; 0: free ports)",
       },
       ...SERVE_OPTIONS,
     },
@@ -149,13 +147,13 @@ const EXIT_CODES = `exit codes:
 /** The overview `nodewire --help` prints. */
 export function overview(): string {
   const lines = Object.values(COMMANDS).map((c) =>
-    `  nodewire ${`${c.name} ${c.positional}`.trim().padEnd(28)} ${c.summary}`
+    `  nodewire ${`${c.name} ${c.positional}`.trim().padEnd(22)} ${c.summary}`
   );
   return `nodewire — talk to nodewire database nodes, or run local ones
 
 usage:
 ${lines.join("\n")}
-  nodewire help [command]               this text, or a command's options
+  nodewire help [command]         this text, or a command's options
 
 Every command takes --json (one JSON document on stdout) and --help.
 
