@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { startTestNode } from "../testing/node.ts";
 import { installPackage, root, sh } from "./package_install.ts";
+import { startProcess } from "./support/cli_process.ts";
 
 const env =
   (globalThis as { process: { env: Record<string, string | undefined> } })
@@ -54,31 +55,24 @@ function installedNode(major: number): NodeBinary {
 
 /**
  * Runs `command` without blocking this process, whose node must answer.
- * `stdout` is what it printed there alone; `out` is both streams. With
- * `signalAfter`, sends SIGTERM once stdout holds a line of its own.
+ * `stdout` is what it printed there alone; `out` is both streams.
  */
 function run(
   command: string,
   args: string[],
-  options: { cwd: string; path: string; stdin?: string; signalAfter?: boolean },
+  options: { cwd: string; path: string },
 ): Promise<{ code: number | string; out: string; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: { ...env, PATH: options.path },
-      stdio: ["pipe", "pipe", "pipe"],
+      stdio: ["ignore", "pipe", "pipe"],
     });
-    child.stdin.end(options.stdin ?? "");
     let out = "";
     let stdout = "";
-    let signalled = false;
     child.stdout.on("data", (d) => {
       out += d;
       stdout += d;
-      if (options.signalAfter && !signalled && stdout.includes("\n")) {
-        signalled = true;
-        child.kill("SIGTERM");
-      }
     });
     child.stderr.on("data", (d) => (out += d));
     // The CLI must end on its own; 20 s means something kept it alive.
@@ -164,9 +158,9 @@ for (const node of [pathNode(), installedNode(22), installedNode(24)]) {
         assert.ok(!secret.out.includes("hunter2"), at);
       }
 
-      // A node with authentication and TLS, stopped by SIGTERM: it exits 0
-      // on its own, having printed one JSON document on stdout.
-      const served = await run(shim, [
+      // A node with authentication and TLS, stopped by SIGTERM as soon as
+      // it is up: it exits 0 on its own, one JSON document on stdout.
+      const served = startProcess(shim, [
         "node",
         "--port",
         "0",
@@ -175,14 +169,20 @@ for (const node of [pathNode(), installedNode(22), installedNode(24)]) {
         "--password-stdin",
         "--tls",
         "--json",
-      ], { ...options, stdin: "secret\n", signalAfter: true });
-      assert.equal(served.code, 0, `${version}: node + SIGTERM\n${served.out}`);
-      const started = JSON.parse(served.stdout);
-      assert.match(
-        started.url,
-        /^nodewire:\/\/app@127\.0\.0\.1:\d+\/\?tls=require$/,
-      );
-      assert.match(served.out, /stopped/);
+      ], { cwd: work, env: { PATH: options.path }, stdin: "secret\n" });
+      try {
+        const started = JSON.parse(await served.firstLine());
+        assert.match(
+          started.url,
+          /^nodewire:\/\/app@127\.0\.0\.1:\d+\/\?tls=require$/,
+        );
+        const code = await served.stop("SIGTERM");
+        assert.equal(code, 0, `${version}: node + SIGTERM\n${served.stderr}`);
+        assert.equal(served.stdout.trimEnd().split("\n").length, 1);
+        assert.match(served.stderr, /stopped/);
+      } finally {
+        served.kill();
+      }
       // The bin's shebang ran this Node, not another one on PATH.
       const viaEnv = await run("/usr/bin/env", ["node", "--version"], options);
       assert.equal(viaEnv.out.trim(), version);

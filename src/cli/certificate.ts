@@ -176,7 +176,7 @@ function generalName(name: string): Uint8Array {
 }
 
 /** The bytes of an IPv4 or IPv6 literal; undefined for anything else. */
-export function ipBytes(text: string): Uint8Array | undefined {
+function ipBytes(text: string): Uint8Array | undefined {
   const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
   if (v4) {
     const parts = v4.slice(1).map(Number);

@@ -64,7 +64,14 @@ export type StartNode = (options: NodeStartOptions) => Promise<ServedNode>;
 
 /** How long a stop waits for clients to finish before dropping them. */
 const DRAIN_MS = 2000;
-const WILDCARDS = new Set(["0.0.0.0", "::", "localhost", "127.0.0.1", "::1"]);
+/** Bound hosts that add no name to a throwaway certificate. */
+const NO_EXTRA_NAME = new Set([
+  "0.0.0.0",
+  "::",
+  "localhost",
+  "127.0.0.1",
+  "::1",
+]);
 
 interface TlsMaterial {
   cert: string;
@@ -182,7 +189,7 @@ async function tlsMaterial(
     };
   }
   const generated = await selfSignedCertificate({
-    extraNames: WILDCARDS.has(hostname) ? [] : [hostname],
+    extraNames: NO_EXTRA_NAME.has(hostname) ? [] : [hostname],
   });
   // Only the certificate is written; the key never leaves this process.
   if (caOut !== undefined) {

@@ -89,6 +89,7 @@ interface DenoCommand {
  * `Deno.Command`, whose status is the real one.
  */
 function spawnDeno(
+  command: string,
   args: string[],
   options: SpawnOptions,
   onStdout: (text: string) => void,
@@ -100,7 +101,7 @@ function spawnDeno(
   for (const [k, v] of Object.entries(g.process.env)) {
     if (v !== undefined) env[k] = v;
   }
-  const child = new Command(g.process.execPath, {
+  const child = new Command(command, {
     args,
     cwd: options.cwd,
     env: { ...env, NO_COLOR: "1", ...options.env },
@@ -138,12 +139,13 @@ function spawnDeno(
 }
 
 function spawnNode(
+  command: string,
   args: string[],
   options: SpawnOptions,
   onStdout: (text: string) => void,
   onStderr: (text: string) => void,
 ): Spawned {
-  const child = spawn(g.process.execPath, args, {
+  const child = spawn(command, args, {
     cwd: options.cwd,
     env: { ...g.process.env, NO_COLOR: "1", ...options.env },
     stdio: ["pipe", "pipe", "pipe"],
@@ -163,7 +165,7 @@ function spawnNode(
   };
 }
 
-/** A child process running the CLI, with its output collected. */
+/** A child process (the CLI, usually), with its output collected. */
 export class Child {
   stdout = "";
   stderr = "";
@@ -173,6 +175,7 @@ export class Child {
   #lineWaiters: (() => void)[] = [];
 
   constructor(
+    command: string,
     args: string[],
     options: SpawnOptions & { timeoutMs: number },
   ) {
@@ -182,6 +185,7 @@ export class Child {
     };
     const onStderr = (text: string) => (this.stderr += text);
     this.#spawned = (g.Deno ? spawnDeno : spawnNode)(
+      command,
       args,
       options,
       onStdout,
@@ -255,7 +259,20 @@ export function startCli(
   args: string[],
   options: Partial<SpawnOptions> & { timeoutMs?: number; script?: string } = {},
 ): Child {
-  return new Child([...runtimeArgs(options.script ?? CLI_MAIN), ...args], {
+  return startProcess(
+    g.process.execPath,
+    [...runtimeArgs(options.script ?? CLI_MAIN), ...args],
+    options,
+  );
+}
+
+/** Starts `command` with `args`, writing `stdin` (if any) and closing it. */
+export function startProcess(
+  command: string,
+  args: string[],
+  options: Partial<SpawnOptions> & { timeoutMs?: number } = {},
+): Child {
+  return new Child(command, args, {
     stdin: options.stdin ?? "",
     cwd: options.cwd,
     env: options.env,
