@@ -30,10 +30,10 @@ import { parseArgs, type ParsedArgs, UsageError } from "./src/cli/args.ts";
 import {
   bench,
   benchOptions,
-  clientConfig,
   health,
   ping,
 } from "./src/cli/client_commands.ts";
+import { clientConfig } from "./src/cli/client_config.ts";
 import { Output } from "./src/cli/output.ts";
 import { serve } from "./src/cli/serve.ts";
 import { commandHelp, COMMANDS, ExitCode, overview } from "./src/cli/spec.ts";

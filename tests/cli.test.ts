@@ -11,6 +11,10 @@ import { COMMANDS } from "../src/cli/spec.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 
+const env =
+  (globalThis as { process: { env: Record<string, string | undefined> } })
+    .process.env;
+
 interface Run {
   code: number;
   stdout: string;
@@ -105,7 +109,22 @@ test("bad usage exits 2 with a message naming the problem, as text or JSON", asy
     [["frobnicate"], /unknown command "frobnicate"/],
     [["--timeout", "5"], /expected a command before options, got "--timeout"/],
     [["help", "nope"], /no command "nope"/],
-    [["ping"], /give at least one host:port/],
+    [
+      ["ping", "nodewire://127.0.0.1:7000", "127.0.0.1:7001"],
+      /give either one nodewire:\/\/ URL or host:port addresses, not both/,
+    ],
+    [
+      ["ping", "postgres://127.0.0.1:7000"],
+      /invalid url: expected a connection string starting with "nodewire:\/\/"/,
+    ],
+    [
+      ["health", "nodewire://127.0.0.1:7000/?poolMx=3"],
+      /invalid poolMx: unknown parameter \(did you mean "poolMax"\?\)/,
+    ],
+    [
+      ["ping", "nodewire://127.0.0.1:7000", "--password-stdin"],
+      /--password-stdin needs a user: --user <name>, or one in the URL/,
+    ],
     [["ping", "127.0.0.1:99999"], /port must be within 1–65535/],
     [
       ["ping", "127.0.0.1:7000", "--bogus"],
@@ -132,7 +151,10 @@ test("bad usage exits 2 with a message naming the problem, as text or JSON", asy
       ["ping", "127.0.0.1:7000", "--user", "app"],
       /--user needs --password-stdin/,
     ],
-    [["ping", "127.0.0.1:7000", "--password-stdin"], /needs --user <name>/],
+    [
+      ["ping", "127.0.0.1:7000", "--password-stdin"],
+      /--password-stdin needs a user: --user <name>/,
+    ],
     [
       ["ping", "127.0.0.1:7000", "--ca", "/nonexistent/ca.pem"],
       /--ca: cannot read "\/nonexistent\/ca.pem" \(ENOENT\)/,
@@ -152,6 +174,13 @@ test("bad usage exits 2 with a message naming the problem, as text or JSON", asy
     [["cluster", "--port", "65535"], /--port must be an integer in 0–65533/],
     [["cluster", "--id", "x"], /unknown option --id for "cluster"/],
   ];
+  // With no address and no NODEWIRE_URL there is nothing to connect to.
+  if (env.NODEWIRE_URL === undefined) {
+    cases.push([
+      ["ping"],
+      /give at least one host:port or a nodewire:\/\/ URL, or set NODEWIRE_URL/,
+    ]);
+  }
   for (const [args, message] of cases) {
     const text = await cli(args);
     assert.equal(text.code, 2, `${args.join(" ")}: ${text.stderr}`);
@@ -170,20 +199,21 @@ test("bad usage exits 2 with a message naming the problem, as text or JSON", asy
   }
 });
 
-test("--password is refused, says why and never repeats the password", async () => {
+test("--password, or a password in a URL argument, is refused, says why and never repeated", async () => {
   for (
     const args of [
       ["ping", "127.0.0.1:7000", "--password", "hunter2"],
       ["ping", "127.0.0.1:7000", "--password=hunter2"],
       ["node", "--user", "app", "--password", "hunter2", "--json"],
       ["cluster", "--password"],
+      ["ping", "nodewire://app:hunter2@127.0.0.1:7000", "--json"],
     ]
   ) {
     const r = await cli(args);
     assert.equal(r.code, 2, args.join(" "));
     assert.match(
       r.stderr,
-      /--password is not accepted: a password in the command line is visible to every user/,
+      /(--password is not accepted: a password in the command line|the URL in the arguments holds a password, which) (is visible to )?every user/,
     );
     assert.match(r.stderr, /--password-stdin/);
     assert.ok(!`${r.stdout}${r.stderr}`.includes("hunter2"), args.join(" "));
@@ -214,6 +244,27 @@ test("ping --json: one document with every node's round trip, id and protocol", 
     assert.equal(n.protocol, "tcp");
     assert.equal(n.error, null);
     assert.ok(n.latencyMs >= 0);
+  });
+});
+
+test("ping takes the nodes as a nodewire:// URL too, options winning over it", async () => {
+  await withNode(async (node) => {
+    const r = await cli([
+      "ping",
+      `nodewire://${node.address}/?timeoutMs=1&loadBalancing=least-in-flight`,
+      "--timeout",
+      "2000",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = doc(r) as {
+      ok: boolean;
+      nodes: { address: string; nodeId: string }[];
+    };
+    assert.deepEqual(
+      d.nodes.map((n) => [n.address, n.nodeId]),
+      [[node.address, "cli-n1"]],
+    );
   });
 });
 

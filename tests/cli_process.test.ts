@@ -77,6 +77,25 @@ test("a node with authentication and TLS: clients authenticate, ping reads the p
     assert.equal(pinged.nodes[0].nodeId, "secure-n1");
     assert.equal(pinged.nodes[0].protocol, "tls");
 
+    // The URL the node printed, as NODEWIRE_URL: it names the user and
+    // TLS; the password comes from stdin, the CA from --ca.
+    const fromEnv = await runCli(
+      ["health", "--password-stdin", "--ca", caFile, "--json"],
+      { stdin: PASSWORD, env: { NODEWIRE_URL: d.url } },
+    );
+    assert.equal(fromEnv.code, 0, fromEnv.stderr);
+    const healthy = JSON.parse(fromEnv.stdout);
+    assert.deepEqual(
+      healthy.nodes.map((
+        n: { address: string; healthy: boolean; protocol: string },
+      ) => [
+        n.address,
+        n.healthy,
+        n.protocol,
+      ]),
+      [[address, true, "tls"]],
+    );
+
     const wrong = await runCli(["health", address, ...common, "--json"], {
       stdin: "not it\n",
     });

@@ -9,73 +9,12 @@
 
 import { Client } from "../client/client.ts";
 import type { ConnectionConfig } from "../config/shapes.ts";
-import { parseHost } from "../config/hosts.ts";
-import {
-  durationOption,
-  hasOption,
-  numberOption,
-  optionText,
-  type ParsedArgs,
-  UsageError,
-} from "./args.ts";
-import { readCredentials, readOptionFile } from "./credentials.ts";
+import { numberOption, type ParsedArgs } from "./args.ts";
 import { formatCount, formatMs, quantile, renderTable } from "./format.ts";
 import { runLoad } from "./load.ts";
 import type { Output } from "./output.ts";
 import { ProgressLine } from "./progress.ts";
-import { DEFAULT_TIMEOUT_MS, ExitCode } from "./spec.ts";
-
-/**
- * The client configuration the options describe.
- *
- * TODO(NODEWIRE_URL): once the connection-string parser lands
- * (src/config/url.ts, `Client.connect(url, overrides)`), a `nodewire://`
- * URL as the first positional or, with no host given, `NODEWIRE_URL`
- * supplies the hosts, user and TLS settings; what this function builds
- * from the options (minus `hosts`) becomes the overrides, so an option
- * wins over the URL. `--password-stdin` may then come without `--user`
- * when the URL names the user.
- */
-export async function clientConfig(
-  parsed: ParsedArgs,
-  out: Output,
-): Promise<ConnectionConfig> {
-  const hosts = parsed.positionals;
-  if (hosts.length === 0) throw new UsageError("give at least one host:port");
-  hosts.forEach((h, i) => {
-    try {
-      parseHost(h, `host ${i + 1}`);
-    } catch (error) {
-      throw new UsageError((error as Error).message);
-    }
-  });
-  const timeoutMs = durationOption(parsed, "timeout", DEFAULT_TIMEOUT_MS);
-  const caFile = optionText(parsed, "ca");
-  const serverName = optionText(parsed, "servername");
-  const tls = hasOption(parsed, "tls") || caFile !== undefined ||
-    serverName !== undefined;
-  const credentials = await readCredentials(parsed, (t) => out.note(t));
-  return {
-    hosts,
-    ...credentials,
-    ...(tls
-      ? {
-        enableTls: true,
-        tls: {
-          ...(caFile === undefined
-            ? {}
-            : { ca: await readOptionFile("ca", caFile) }),
-          ...(serverName === undefined ? {} : { serverName }),
-          handshakeTimeoutMs: timeoutMs,
-        },
-      }
-      : {}),
-    timeoutMs,
-    // One sweep on demand, no background loop: a command lives seconds.
-    healthConfig: { intervalMs: 0, unhealthyThreshold: 1, timeoutMs },
-    poolConfig: { minConnections: 0, maxConnections: 8 },
-  };
-}
+import { ExitCode } from "./spec.ts";
 
 /** `ping`: a health check of every node, with its round trip. */
 export async function ping(

@@ -48,8 +48,21 @@ export async function readCredentials(
         "input, never from the command line",
     );
   }
+  return { username, password: await readPassword(username, note) };
+}
+
+/**
+ * Reads `username`'s password from standard input, to its end; one
+ * trailing newline (`echo secret |` adds it) is not part of it.
+ *
+ * @throws {UsageError} when stdin holds no password, or far too much.
+ */
+export async function readPassword(
+  username: string,
+  note: (text: string) => void,
+): Promise<string> {
   if (stdinIsTerminal()) {
-    note("password for " + username + " (then Enter and Ctrl-D):");
+    note(`password for ${username} (then Enter and Ctrl-D):`);
   }
   let text: string;
   try {
@@ -59,12 +72,11 @@ export async function readCredentials(
       `--password-stdin: ${error instanceof Error ? error.message : error}`,
     );
   }
-  // `echo secret |` adds a newline that is not part of the password.
   const password = text.replace(/\r?\n$/, "");
   if (password === "") {
     throw new UsageError("--password-stdin read an empty password");
   }
-  return { username, password };
+  return password;
 }
 
 /**

@@ -81,23 +81,26 @@ const SERVE_OPTIONS: Record<string, OptionSpec> = {
   help: HELP_OPTION,
 };
 
+/** What the client commands connect to. */
+const NODES = "[<host:port>... | <url>]";
+
 /** Every command, in the order help lists them. */
 export const COMMANDS: Record<string, CommandSpec> = {
   ping: {
     name: "ping",
-    positional: "<host:port>...",
+    positional: NODES,
     summary: "round trip per node, with its id and protocol",
     options: CLIENT_OPTIONS,
   },
   health: {
     name: "health",
-    positional: "<host:port>...",
+    positional: NODES,
     summary: "health table of a cluster",
     options: CLIENT_OPTIONS,
   },
   bench: {
     name: "bench",
-    positional: "<host:port>...",
+    positional: NODES,
     summary: "a bounded ECHO load, progress on stderr, then a summary",
     options: {
       duration: { value: "<s>", help: "how long, in seconds (default 5)" },
@@ -147,15 +150,18 @@ const EXIT_CODES = `exit codes:
 /** The overview `nodewire --help` prints. */
 export function overview(): string {
   const lines = Object.values(COMMANDS).map((c) =>
-    `  nodewire ${`${c.name} ${c.positional}`.trim().padEnd(22)} ${c.summary}`
+    `  nodewire ${`${c.name} ${c.positional}`.trim().padEnd(36)} ${c.summary}`
   );
   return `nodewire — talk to nodewire database nodes, or run local ones
 
 usage:
 ${lines.join("\n")}
-  nodewire help [command]         this text, or a command's options
+  nodewire help [command]                       this text, or a command's options
 
-Every command takes --json (one JSON document on stdout) and --help.
+ping, health and bench take the nodes as host:port addresses or one
+nodewire:// URL (without a password), or read NODEWIRE_URL when given none;
+options win over the URL. Every command takes --json (one JSON document on
+stdout) and --help.
 
 ${EXIT_CODES}`;
 }
