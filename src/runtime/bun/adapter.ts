@@ -1,22 +1,36 @@
 /**
- * The Bun adapter, on `Bun.connect` and `Bun.listen`. Bun's types are
- * declared here as small local interfaces, reached through `globalThis`, so
- * the package type-checks on Deno and Node without Bun's typings.
+ * The Bun adapter: `Bun.listen` for listening, `node:net` for connecting.
+ * Bun's types are declared here as small local interfaces, reached through
+ * `globalThis`, so the package type-checks on Deno and Node without Bun's
+ * typings.
+ *
+ * Why connects do not use `Bun.connect`: it takes no signal and hands out
+ * no socket until the peer accepts, so a connect to a peer that never
+ * accepts (a host that is down, a firewall that drops, a full backlog)
+ * cannot be abandoned. Bun keeps such a connect, and with it the process,
+ * alive until the kernel gives up on the handshake, about two minutes on
+ * Linux, long after the caller's timeout or abort: a program that tried
+ * such a node did not exit after its last line. Bun's `node:net` cancels a
+ * pending connect when the socket is destroyed, so the client side goes
+ * through it (the Node adapter's channel). That costs Bun 12-27% of its
+ * client request rate against nodes in the same process (CPU-bound, 64 and
+ * 256 in flight); accepted sockets, where nothing is ever abandoned, stay
+ * on `Bun.listen`.
  *
  * @module
  */
 
 import { ChannelBase } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
-import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
-import { acceptTlsOver, startTlsOver } from "../node/tls_stream.ts";
+import { nodeAdapter } from "../node/adapter.ts";
+import { acceptTlsOver } from "../node/tls_stream.ts";
+import { acceptTlsOn } from "../tls.ts";
 import type {
   ByteChannel,
   ConnectOptions,
   Listener,
   ListenOptions,
   RuntimeAdapter,
-  TlsOptions,
   TlsServerOptions,
 } from "../types.ts";
 import { WriteQueue } from "../write_queue.ts";
@@ -33,16 +47,6 @@ interface BunSocket {
   readonly remoteAddress: string;
   readonly remotePort?: number;
   data: BunChannel | undefined;
-  /** Client-side TLS on this socket; returns `[raw, tls]` sockets. */
-  upgradeTLS(options: {
-    data?: BunChannel;
-    tls: {
-      ca?: string[];
-      serverName?: string;
-      rejectUnauthorized?: boolean;
-    };
-    socket: BunSocketHandlers;
-  }): [BunSocket, BunSocket];
 }
 
 interface BunSocketHandlers {
@@ -51,13 +55,6 @@ interface BunSocketHandlers {
   drain?(socket: BunSocket): void;
   close?(socket: BunSocket, error?: Error): void;
   error?(socket: BunSocket, error: Error): void;
-  connectError?(socket: BunSocket, error: Error): void;
-  end?(socket: BunSocket): void;
-  handshake?(
-    socket: BunSocket,
-    success: boolean,
-    authorizationError: Error | null,
-  ): void;
 }
 
 interface BunListener {
@@ -67,12 +64,6 @@ interface BunListener {
 }
 
 interface BunLike {
-  connect(options: {
-    hostname: string;
-    port: number;
-    data?: BunChannel;
-    socket: BunSocketHandlers;
-  }): Promise<BunSocket>;
   listen(options: {
     hostname: string;
     port: number;
@@ -84,33 +75,20 @@ function bun(): BunLike {
   return (globalThis as unknown as { Bun: BunLike }).Bun;
 }
 
+/** A {@linkcode ByteChannel} over a socket `Bun.listen` accepted. */
 class BunChannel extends ChannelBase {
-  #socket: BunSocket | undefined;
+  #socket: BunSocket;
   #queue = new WriteQueue();
   #closing = false;
   #reading = false;
-  // Chunks that came before `onData`: a TLS socket ignores pause().
+  // Chunks that come before `onData` are kept rather than dropped:
+  // pause() asks Bun not to read, it does not promise that no callback
+  // is already on its way.
   #early: Uint8Array[] = [];
-  #handshake:
-    | { skipVerify: boolean; resolve(): void; reject(e: unknown): void }
-    | undefined;
 
-  get bufferedAmount(): number {
-    return this.#queue.size;
-  }
-
-  get remoteAddress(): { hostname: string; port: number } | undefined {
-    const socket = this.#socket;
-    if (socket?.remoteAddress === undefined) return undefined;
-    return {
-      hostname: socket.remoteAddress,
-      port: socket.remotePort ?? this.endpoint.port,
-    };
-  }
-
-  /** Takes over an open socket; reading waits for `onData`. */
-  attach(socket: BunSocket): void {
-    if (this.#socket === socket) return;
+  /** Takes over an accepted socket; reading waits for `onData`. */
+  constructor(socket: BunSocket) {
+    super({ hostname: socket.remoteAddress, port: socket.remotePort ?? 0 });
     this.#socket = socket;
     socket.data = this;
     socket.pause();
@@ -118,12 +96,24 @@ class BunChannel extends ChannelBase {
     socket.setNoDelay?.(true);
   }
 
-  write(bytes: Uint8Array): boolean {
+  get bufferedAmount(): number {
+    return this.#queue.size;
+  }
+
+  get remoteAddress(): { hostname: string; port: number } | undefined {
     const socket = this.#socket;
-    if (socket === undefined || this.finished || this.#closing) return false;
+    if (socket.remoteAddress === undefined) return undefined;
+    return {
+      hostname: socket.remoteAddress,
+      port: socket.remotePort ?? this.endpoint.port,
+    };
+  }
+
+  write(bytes: Uint8Array): boolean {
+    if (this.finished || this.#closing) return false;
     if (this.#queue.size === 0) {
       // Fast path: nothing waits, so the socket takes it without a copy.
-      const written = socket.write(bytes);
+      const written = this.#socket.write(bytes);
       if (written === bytes.length) return true;
       if (written < 0) {
         this.#lost();
@@ -150,93 +140,28 @@ class BunChannel extends ChannelBase {
     // Finish first: terminate() calls the close handler synchronously,
     // which would report a clean close instead of `error`.
     this.finish(error);
-    this.#socket?.terminate();
+    this.#socket.terminate();
   }
 
   protected startReading(): void {
     this.#reading = true;
     for (const chunk of this.#early.splice(0)) this.emitData(chunk);
-    this.#socket?.resume();
+    this.#socket.resume();
   }
 
-  /** Stops `data` callbacks (on a plain socket; a TLS one ignores it). */
+  /** Stops `data` callbacks. */
   pause(): void {
-    this.#socket?.pause();
+    this.#socket.pause();
   }
 
   /** Lets `data` callbacks come again. */
   resume(): void {
-    if (this.#reading) this.#socket?.resume();
-  }
-
-  /**
-   * Client side of a TLS upgrade with `socket.upgradeTLS`. Bun keeps
-   * calling the old handlers with the raw ciphertext, so the old socket
-   * is cut loose from this channel first.
-   */
-  startTls(options: TlsOptions): Promise<ByteChannel> {
-    const socket = this.#socket;
-    if (socket === undefined || this.finished || this.#closing) {
-      return Promise.reject(
-        toConnectionError(
-          Object.assign(new Error("socket closed"), { code: "EPIPE" }),
-          this.endpoint,
-        ),
-      );
-    }
-    // Bytes still queued must go out before the ClientHello, in order;
-    // the bridge writes through this channel and keeps that order.
-    if (this.#queue.size > 0) {
-      return startTlsOver(this, this.endpoint, options);
-    }
-    socket.data = undefined;
-    this.retire();
-    const secure = new BunChannel(this.endpoint);
-    const skipVerify = options.dangerouslySkipVerify === true;
-    return handshakeUnder(
-      options.signal,
-      () => secure.destroy(),
-      this.endpoint,
-      options.serverName,
-      () =>
-        new Promise<ByteChannel>((resolve, reject) => {
-          secure.#handshake = {
-            skipVerify,
-            resolve: () => resolve(secure),
-            reject,
-          };
-          let tls: BunSocket;
-          try {
-            [, tls] = socket.upgradeTLS({
-              data: secure,
-              tls: {
-                ca: options.ca ? [...options.ca] : undefined,
-                serverName: options.serverName,
-                rejectUnauthorized: !skipVerify,
-              },
-              socket: handlers,
-            });
-          } catch (error) {
-            socket.terminate();
-            throw error;
-          }
-          secure.attach(tls);
-        }),
-    );
+    if (this.#reading) this.#socket.resume();
   }
 
   /** Server side of a TLS upgrade, through node:tls (see tls_stream.ts). */
   acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
     return acceptTlsOver(this, this.endpoint, options);
-  }
-
-  /** `handshake` handler (TLS sockets). */
-  handshaken(success: boolean, error: Error | null): void {
-    const pending = this.#handshake;
-    if (pending === undefined) return;
-    this.#handshake = undefined;
-    if (pending.skipVerify || (success && !error)) pending.resolve();
-    else pending.reject(error ?? new Error("the TLS handshake failed"));
   }
 
   /** `data` handler. Bun hands each callback a fresh buffer. */
@@ -247,11 +172,10 @@ class BunChannel extends ChannelBase {
 
   /** `drain` handler: the socket has room again. */
   flush(): void {
-    const socket = this.#socket;
-    if (socket === undefined || this.finished) return;
+    if (this.finished) return;
     while (this.#queue.size > 0) {
       const bytes = this.#queue.peek();
-      const written = socket.write(bytes);
+      const written = this.#socket.write(bytes);
       if (written < 0) {
         this.#lost();
         return;
@@ -264,13 +188,6 @@ class BunChannel extends ChannelBase {
 
   /** `close` handler: a reset arrives here with its error. */
   closed(error?: Error): void {
-    this.#handshake?.reject(
-      error ?? Object.assign(
-        new Error("the connection closed during the TLS handshake"),
-        { code: "ECONNRESET" },
-      ),
-    );
-    this.#handshake = undefined;
     this.#queue.clear();
     this.finish(
       error === undefined ? undefined : toConnectionError(error, this.endpoint),
@@ -279,17 +196,15 @@ class BunChannel extends ChannelBase {
 
   /** `error` handler. */
   failed(error: Error): void {
-    this.#handshake?.reject(error);
-    this.#handshake = undefined;
     if (this.finished) return;
     this.#queue.clear();
     this.finish(toConnectionError(error, this.endpoint));
-    this.#socket?.terminate();
+    this.#socket.terminate();
   }
 
   #shutdown(): void {
     this.finish();
-    this.#socket?.end();
+    this.#socket.end();
   }
 
   #lost(): void {
@@ -298,88 +213,24 @@ class BunChannel extends ChannelBase {
       Object.assign(new Error("socket closed"), { code: "EPIPE" }),
       this.endpoint,
     ));
-    this.#socket?.terminate();
+    this.#socket.terminate();
   }
 }
 
-// One handler object for every socket: Bun recommends sharing, and the
-// channel rides on `socket.data`.
-const handlers: BunSocketHandlers = {
-  open(socket) {
-    // Attached here rather than when Bun.connect resolves, so the socket is
-    // paused before the event loop can deliver a single byte.
-    socket.data?.attach(socket);
-  },
-  data(socket, data) {
-    socket.data?.received(data);
-  },
-  drain(socket) {
-    socket.data?.flush();
-  },
-  close(socket, error) {
-    socket.data?.closed(error);
-  },
-  error(socket, error) {
-    socket.data?.failed(error);
-  },
-  // Connect failures arrive as the rejection of Bun.connect's promise;
-  // the handler only has to exist.
-  connectError() {},
-  handshake(socket, success, authorizationError) {
-    socket.data?.handshaken(success, authorizationError);
-  },
-};
-
 /**
- * The adapter for Bun, on `Bun.connect` / `Bun.listen` with Nagle off.
+ * The adapter for Bun: listens with `Bun.listen` (Nagle off), connects
+ * through `node:net` (the Node adapter), because only there can Bun
+ * abandon a connect the peer never answers (see the module doc).
  *
- * Bun.connect takes no signal, so an abort rejects at once and the socket,
- * should it open later, is terminated. A short `write` queues the rest
- * until Bun's `drain`.
+ * A short `write` on an accepted socket queues the rest until Bun's
+ * `drain`.
  */
 export const bunAdapter: RuntimeAdapter = {
   name: "bun",
   supportsTls: true,
 
   connect(options: ConnectOptions): Promise<ByteChannel> {
-    if (options.tls) return connectTls(bunAdapter, options);
-    const { hostname, port, signal } = options;
-    if (signal?.aborted) return Promise.reject(signal.reason);
-    const endpoint = { hostname, port };
-    const channel = new BunChannel(endpoint);
-    const started = performance.now();
-    return new Promise((resolve, reject) => {
-      let settled = false;
-      const onAbort = () => {
-        if (settled) return;
-        settled = true;
-        reject(signal?.reason);
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      bun().connect({ hostname, port, data: channel, socket: handlers }).then(
-        (socket) => {
-          signal?.removeEventListener("abort", onAbort);
-          if (settled) {
-            // Aborted while connecting: nobody will ever own this socket.
-            socket.data = undefined;
-            socket.terminate();
-            return;
-          }
-          settled = true;
-          channel.attach(socket);
-          resolve(channel);
-        },
-        (error: unknown) => {
-          signal?.removeEventListener("abort", onAbort);
-          if (settled) return;
-          settled = true;
-          reject(toConnectionError(error, endpoint, {
-            phase: "connect",
-            elapsedMs: performance.now() - started,
-          }));
-        },
-      );
-    });
+    return nodeAdapter.connect(options);
   },
 
   listen(
@@ -398,15 +249,23 @@ export const bunAdapter: RuntimeAdapter = {
       server = bun().listen({
         hostname,
         port: options.port,
+        // One handler object for every socket, as Bun recommends; the
+        // channel rides on `socket.data`.
         socket: {
-          ...handlers,
           open(socket) {
-            const channel = new BunChannel({
-              hostname: socket.remoteAddress,
-              port: socket.remotePort ?? 0,
-            });
-            channel.attach(socket);
-            onConnection(channel);
+            onConnection(new BunChannel(socket));
+          },
+          data(socket, data) {
+            socket.data?.received(data);
+          },
+          drain(socket) {
+            socket.data?.flush();
+          },
+          close(socket, error) {
+            socket.data?.closed(error);
+          },
+          error(socket, error) {
+            socket.data?.failed(error);
           },
         },
       });
