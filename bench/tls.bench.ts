@@ -20,8 +20,8 @@
  * node elsewhere instead. On Deno and Bun the node's side of the upgrade
  * goes through node:tls over the socket (src/runtime/tls_stream.ts: neither
  * has a native server-side upgrade); the client's side is node:tls over
- * the socket on Deno (Deno.startTls cannot abandon a handshake), and
- * node:tls on Bun (over node:net, see src/runtime/bun/adapter.ts) and Node. BENCH_IN_FLIGHT=1,64 adds other
+ * the socket on Deno (Deno.startTls cannot abandon a handshake), Bun's
+ * upgradeTLS, and node:tls on Node. BENCH_IN_FLIGHT=1,64 adds other
  * concurrencies; BENCH_QUICK=1 makes it a smoke run of a few seconds. The
  * last line is one JSON object.
  *
@@ -198,7 +198,7 @@ const ratio = (f: (typeof figures)[number]) =>
 
 const clientTls = {
   deno: "node:tls over Deno.connect",
-  bun: "node:tls over node:net",
+  bun: "Bun upgradeTLS",
   node: "node:tls",
 }[
   runtimeName()

@@ -14,9 +14,10 @@
  * | reset        | name `ConnectionReset`, `ECONNRESET`   | `ECONNRESET` in `close` | `ECONNRESET`    |
  * | write after reset | name `BrokenPipe`, `EPIPE`        | `write` returns -1 | `EPIPE`/`ECONNRESET` |
  *
- * Bun's adapter now connects through node:net (`Bun.connect` cannot be
- * abandoned, see bun/adapter.ts); its accepted sockets still report as in
- * the `Bun.connect` column.
+ * Bun's adapter connects through node:net (`Bun.connect` cannot be
+ * abandoned) and then drives Bun's native socket (see bun/adapter.ts):
+ * connect failures come as in the node:net column, later ones as in the
+ * `Bun.connect` column.
  *
  * @module
  */

@@ -12,10 +12,6 @@
  * | wrong name | `ERR_TLS_CERT_ALTNAME_INVALID` | `ERR_TLS_CERT_ALTNAME_INVALID`    | `ERR_TLS_CERT_ALTNAME_INVALID`        | "certificate not valid for name ..."      |
  * | expired    | `CERT_HAS_EXPIRED`             | `CERT_HAS_EXPIRED`                | `UNABLE_TO_VERIFY_LEAF_SIGNATURE` (!) | "certificate expired: ..."                |
  *
- * Bun's client side goes through node:tls too now (its adapter connects
- * through node:net, see bun/adapter.ts); the upgradeTLS column is what
- * Bun's native upgrade reported.
- *
  * The Deno adapter goes through node:tls (see `tls_stream.ts` for why),
  * which calls an expired certificate unverifiable; the bridge reads the
  * certificate's dates itself and says "expired". Rustls messages are still

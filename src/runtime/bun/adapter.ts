@@ -1,36 +1,45 @@
 /**
- * The Bun adapter: `Bun.listen` for listening, `node:net` for connecting.
- * Bun's types are declared here as small local interfaces, reached through
- * `globalThis`, so the package type-checks on Deno and Node without Bun's
- * typings.
+ * The Bun adapter: `Bun.listen` for listening; for connecting, `node:net`,
+ * whose native socket is then taken over and driven like one from
+ * `Bun.connect`. Bun's types are declared here as small local interfaces,
+ * reached through `globalThis`, so the package type-checks on Deno and
+ * Node without Bun's typings.
  *
- * Why connects do not use `Bun.connect`: it takes no signal and hands out
- * no socket until the peer accepts, so a connect to a peer that never
- * accepts (a host that is down, a firewall that drops, a full backlog)
- * cannot be abandoned. Bun keeps such a connect, and with it the process,
- * alive until the kernel gives up on the handshake, about two minutes on
- * Linux, long after the caller's timeout or abort: a program that tried
- * such a node did not exit after its last line. Bun's `node:net` cancels a
- * pending connect when the socket is destroyed, so the client side goes
- * through it (the Node adapter's channel). That costs Bun 12-27% of its
- * client request rate against nodes in the same process (CPU-bound, 64 and
- * 256 in flight); accepted sockets, where nothing is ever abandoned, stay
- * on `Bun.listen`.
+ * Why not `Bun.connect`: it takes no signal and hands out no socket until
+ * the peer accepts, so a connect to a peer that never accepts (a host that
+ * is down, a firewall that drops, a full backlog) cannot be abandoned. Bun
+ * keeps such a connect, and with it the process, alive until the kernel
+ * gives up on the handshake, about two minutes on Linux, long after the
+ * caller's timeout or abort. Bun's `node:net` cancels a pending connect
+ * when its socket is destroyed.
+ *
+ * Why the takeover: on Bun's `node:net` streams a request costs 11-20%
+ * more CPU (client and three in-process nodes, 64 and 256 in flight);
+ * taken over, the same as on a socket from `Bun.connect`. Once connected,
+ * a `node:net` socket's `_handle` is Bun's native socket, the kind
+ * `Bun.connect` resolves with; `reload()` gives it this adapter's
+ * handlers, after which `node:net` hears nothing more of it. `_handle` is
+ * not a documented API, so the takeover checks what it needs first and
+ * otherwise keeps the `node:net` socket (the Node adapter's channel):
+ * slower, never stuck. tests/runtime_bun.test.ts fails when that happens.
  *
  * @module
  */
 
+import type * as Net from "node:net";
+import type { Endpoint } from "../../errors.ts";
 import { ChannelBase } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
-import { nodeAdapter } from "../node/adapter.ts";
-import { acceptTlsOver } from "../node/tls_stream.ts";
-import { acceptTlsOn } from "../tls.ts";
+import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
+import { connectNet, NodeChannel } from "../node/adapter.ts";
+import { acceptTlsOver, startTlsOver } from "../node/tls_stream.ts";
 import type {
   ByteChannel,
   ConnectOptions,
   Listener,
   ListenOptions,
   RuntimeAdapter,
+  TlsOptions,
   TlsServerOptions,
 } from "../types.ts";
 import { WriteQueue } from "../write_queue.ts";
@@ -47,6 +56,20 @@ interface BunSocket {
   readonly remoteAddress: string;
   readonly remotePort?: number;
   data: BunChannel | undefined;
+  /** Replaces the socket's handlers. */
+  reload(options: { socket: BunSocketHandlers }): void;
+  /** Keeps the process alive while the socket is open (the default). */
+  ref(): void;
+  /** Client-side TLS on this socket; returns `[raw, tls]` sockets. */
+  upgradeTLS(options: {
+    data?: BunChannel;
+    tls: {
+      ca?: string[];
+      serverName?: string;
+      rejectUnauthorized?: boolean;
+    };
+    socket: BunSocketHandlers;
+  }): [BunSocket, BunSocket];
 }
 
 interface BunSocketHandlers {
@@ -55,6 +78,12 @@ interface BunSocketHandlers {
   drain?(socket: BunSocket): void;
   close?(socket: BunSocket, error?: Error): void;
   error?(socket: BunSocket, error: Error): void;
+  end?(socket: BunSocket): void;
+  handshake?(
+    socket: BunSocket,
+    success: boolean,
+    authorizationError: Error | null,
+  ): void;
 }
 
 interface BunListener {
@@ -75,26 +104,16 @@ function bun(): BunLike {
   return (globalThis as unknown as { Bun: BunLike }).Bun;
 }
 
-/** A {@linkcode ByteChannel} over a socket `Bun.listen` accepted. */
 class BunChannel extends ChannelBase {
-  #socket: BunSocket;
+  #socket: BunSocket | undefined;
   #queue = new WriteQueue();
   #closing = false;
   #reading = false;
-  // Chunks that come before `onData` are kept rather than dropped:
-  // pause() asks Bun not to read, it does not promise that no callback
-  // is already on its way.
+  // Chunks that came before `onData`: a TLS socket ignores pause().
   #early: Uint8Array[] = [];
-
-  /** Takes over an accepted socket; reading waits for `onData`. */
-  constructor(socket: BunSocket) {
-    super({ hostname: socket.remoteAddress, port: socket.remotePort ?? 0 });
-    this.#socket = socket;
-    socket.data = this;
-    socket.pause();
-    // Bun turns Nagle off already; saying so keeps that if it changes.
-    socket.setNoDelay?.(true);
-  }
+  #handshake:
+    | { skipVerify: boolean; resolve(): void; reject(e: unknown): void }
+    | undefined;
 
   get bufferedAmount(): number {
     return this.#queue.size;
@@ -102,18 +121,29 @@ class BunChannel extends ChannelBase {
 
   get remoteAddress(): { hostname: string; port: number } | undefined {
     const socket = this.#socket;
-    if (socket.remoteAddress === undefined) return undefined;
+    if (socket?.remoteAddress === undefined) return undefined;
     return {
       hostname: socket.remoteAddress,
       port: socket.remotePort ?? this.endpoint.port,
     };
   }
 
+  /** Takes over an open socket; reading waits for `onData`. */
+  attach(socket: BunSocket): void {
+    if (this.#socket === socket) return;
+    this.#socket = socket;
+    socket.data = this;
+    socket.pause();
+    // Bun turns Nagle off already; saying so keeps that if it changes.
+    socket.setNoDelay?.(true);
+  }
+
   write(bytes: Uint8Array): boolean {
-    if (this.finished || this.#closing) return false;
+    const socket = this.#socket;
+    if (socket === undefined || this.finished || this.#closing) return false;
     if (this.#queue.size === 0) {
       // Fast path: nothing waits, so the socket takes it without a copy.
-      const written = this.#socket.write(bytes);
+      const written = socket.write(bytes);
       if (written === bytes.length) return true;
       if (written < 0) {
         this.#lost();
@@ -140,28 +170,93 @@ class BunChannel extends ChannelBase {
     // Finish first: terminate() calls the close handler synchronously,
     // which would report a clean close instead of `error`.
     this.finish(error);
-    this.#socket.terminate();
+    this.#socket?.terminate();
   }
 
   protected startReading(): void {
     this.#reading = true;
     for (const chunk of this.#early.splice(0)) this.emitData(chunk);
-    this.#socket.resume();
+    this.#socket?.resume();
   }
 
-  /** Stops `data` callbacks. */
+  /** Stops `data` callbacks (on a plain socket; a TLS one ignores it). */
   pause(): void {
-    this.#socket.pause();
+    this.#socket?.pause();
   }
 
   /** Lets `data` callbacks come again. */
   resume(): void {
-    if (this.#reading) this.#socket.resume();
+    if (this.#reading) this.#socket?.resume();
+  }
+
+  /**
+   * Client side of a TLS upgrade with `socket.upgradeTLS`. Bun keeps
+   * calling the old handlers with the raw ciphertext, so the old socket
+   * is cut loose from this channel first.
+   */
+  startTls(options: TlsOptions): Promise<ByteChannel> {
+    const socket = this.#socket;
+    if (socket === undefined || this.finished || this.#closing) {
+      return Promise.reject(
+        toConnectionError(
+          Object.assign(new Error("socket closed"), { code: "EPIPE" }),
+          this.endpoint,
+        ),
+      );
+    }
+    // Bytes still queued must go out before the ClientHello, in order;
+    // the bridge writes through this channel and keeps that order.
+    if (this.#queue.size > 0) {
+      return startTlsOver(this, this.endpoint, options);
+    }
+    socket.data = undefined;
+    this.retire();
+    const secure = new BunChannel(this.endpoint);
+    const skipVerify = options.dangerouslySkipVerify === true;
+    return handshakeUnder(
+      options.signal,
+      () => secure.destroy(),
+      this.endpoint,
+      options.serverName,
+      () =>
+        new Promise<ByteChannel>((resolve, reject) => {
+          secure.#handshake = {
+            skipVerify,
+            resolve: () => resolve(secure),
+            reject,
+          };
+          let tls: BunSocket;
+          try {
+            [, tls] = socket.upgradeTLS({
+              data: secure,
+              tls: {
+                ca: options.ca ? [...options.ca] : undefined,
+                serverName: options.serverName,
+                rejectUnauthorized: !skipVerify,
+              },
+              socket: handlers,
+            });
+          } catch (error) {
+            socket.terminate();
+            throw error;
+          }
+          secure.attach(tls);
+        }),
+    );
   }
 
   /** Server side of a TLS upgrade, through node:tls (see tls_stream.ts). */
   acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
     return acceptTlsOver(this, this.endpoint, options);
+  }
+
+  /** `handshake` handler (TLS sockets). */
+  handshaken(success: boolean, error: Error | null): void {
+    const pending = this.#handshake;
+    if (pending === undefined) return;
+    this.#handshake = undefined;
+    if (pending.skipVerify || (success && !error)) pending.resolve();
+    else pending.reject(error ?? new Error("the TLS handshake failed"));
   }
 
   /** `data` handler. Bun hands each callback a fresh buffer. */
@@ -172,10 +267,11 @@ class BunChannel extends ChannelBase {
 
   /** `drain` handler: the socket has room again. */
   flush(): void {
-    if (this.finished) return;
+    const socket = this.#socket;
+    if (socket === undefined || this.finished) return;
     while (this.#queue.size > 0) {
       const bytes = this.#queue.peek();
-      const written = this.#socket.write(bytes);
+      const written = socket.write(bytes);
       if (written < 0) {
         this.#lost();
         return;
@@ -188,6 +284,13 @@ class BunChannel extends ChannelBase {
 
   /** `close` handler: a reset arrives here with its error. */
   closed(error?: Error): void {
+    this.#handshake?.reject(
+      error ?? Object.assign(
+        new Error("the connection closed during the TLS handshake"),
+        { code: "ECONNRESET" },
+      ),
+    );
+    this.#handshake = undefined;
     this.#queue.clear();
     this.finish(
       error === undefined ? undefined : toConnectionError(error, this.endpoint),
@@ -196,15 +299,17 @@ class BunChannel extends ChannelBase {
 
   /** `error` handler. */
   failed(error: Error): void {
+    this.#handshake?.reject(error);
+    this.#handshake = undefined;
     if (this.finished) return;
     this.#queue.clear();
     this.finish(toConnectionError(error, this.endpoint));
-    this.#socket.terminate();
+    this.#socket?.terminate();
   }
 
   #shutdown(): void {
     this.finish();
-    this.#socket.end();
+    this.#socket?.end();
   }
 
   #lost(): void {
@@ -213,24 +318,105 @@ class BunChannel extends ChannelBase {
       Object.assign(new Error("socket closed"), { code: "EPIPE" }),
       this.endpoint,
     ));
-    this.#socket.terminate();
+    this.#socket?.terminate();
   }
 }
 
+// One handler object for every socket: Bun recommends sharing, and the
+// channel rides on `socket.data`.
+const handlers: BunSocketHandlers = {
+  open(socket) {
+    // A TLS socket from upgradeTLS opens here; attaching at once pauses it
+    // before the event loop can deliver a single byte.
+    socket.data?.attach(socket);
+  },
+  data(socket, data) {
+    socket.data?.received(data);
+  },
+  drain(socket) {
+    socket.data?.flush();
+  },
+  // The peer sent FIN. node:net connects half-open (Bun then waits for our
+  // end() before closing), so a taken-over socket must end its side here.
+  end(socket) {
+    socket.data?.close();
+  },
+  close(socket, error) {
+    socket.data?.closed(error);
+  },
+  error(socket, error) {
+    socket.data?.failed(error);
+  },
+  handshake(socket, success, authorizationError) {
+    socket.data?.handshaken(success, authorizationError);
+  },
+};
+
 /**
- * The adapter for Bun: listens with `Bun.listen` (Nagle off), connects
- * through `node:net` (the Node adapter), because only there can Bun
- * abandon a connect the peer never answers (see the module doc).
+ * Bun's native socket under a connected `node:net` socket, when it has
+ * everything the takeover needs (see the module doc).
+ */
+function nativeSocketOf(socket: Net.Socket): BunSocket | undefined {
+  const handle = (socket as unknown as { _handle?: Partial<BunSocket> })
+    ._handle;
+  if (typeof handle !== "object" || handle === null) return undefined;
+  for (
+    const method of [
+      "reload",
+      "ref",
+      "write",
+      "end",
+      "terminate",
+      "pause",
+      "resume",
+      "upgradeTLS",
+    ] as const
+  ) {
+    if (typeof handle[method] !== "function") return undefined;
+  }
+  return handle as BunSocket;
+}
+
+/**
+ * Makes a channel of a socket `node:net` just connected: Bun's native
+ * socket under it, taken over, or the `node:net` socket itself.
+ */
+function takeOver(
+  socket: Net.Socket,
+  endpoint: Endpoint,
+): ByteChannel | Promise<ByteChannel> {
+  const native = nativeSocketOf(socket);
+  if (native === undefined) return new NodeChannel(socket, endpoint);
+  native.pause();
+  // node:net still does its own bookkeeping on `data` right after
+  // 'connect', in this turn; take over once it is done. No socket event
+  // can come in between.
+  return new Promise((resolve) =>
+    queueMicrotask(() => {
+      const channel = new BunChannel(endpoint);
+      native.reload({ socket: handlers });
+      channel.attach(native);
+      // node:net may have let go of the process while it was paused.
+      native.ref();
+      resolve(channel);
+    })
+  );
+}
+
+/**
+ * The adapter for Bun: `Bun.listen`, and `node:net` connects taken over
+ * (see the module doc), with Nagle off.
  *
- * A short `write` on an accepted socket queues the rest until Bun's
- * `drain`.
+ * A connect's abort or timeout destroys the `node:net` socket, which
+ * cancels it. A short `write` queues the rest until Bun's `drain`.
  */
 export const bunAdapter: RuntimeAdapter = {
   name: "bun",
   supportsTls: true,
 
   connect(options: ConnectOptions): Promise<ByteChannel> {
-    return nodeAdapter.connect(options);
+    if (options.tls) return connectTls(bunAdapter, options);
+    return connectNet(options, takeOver);
   },
 
   listen(
@@ -249,23 +435,15 @@ export const bunAdapter: RuntimeAdapter = {
       server = bun().listen({
         hostname,
         port: options.port,
-        // One handler object for every socket, as Bun recommends; the
-        // channel rides on `socket.data`.
         socket: {
+          ...handlers,
           open(socket) {
-            onConnection(new BunChannel(socket));
-          },
-          data(socket, data) {
-            socket.data?.received(data);
-          },
-          drain(socket) {
-            socket.data?.flush();
-          },
-          close(socket, error) {
-            socket.data?.closed(error);
-          },
-          error(socket, error) {
-            socket.data?.failed(error);
+            const channel = new BunChannel({
+              hostname: socket.remoteAddress,
+              port: socket.remotePort ?? 0,
+            });
+            channel.attach(socket);
+            onConnection(channel);
           },
         },
       });
