@@ -27,6 +27,8 @@ const KILL_AFTER_SPAWN_MS = 60_000;
 const PARALLEL = 3;
 /** Set to print every child's output (its notes), not only a failing one's. */
 const VERBOSE = process.env.NODEWIRE_EXIT_VERBOSE === "1";
+/** Scenario names, comma-separated, to run only those (when chasing one). */
+const ONLY = process.env.NODEWIRE_EXIT_ONLY?.split(",");
 
 interface Outcome {
   name: string;
@@ -98,7 +100,7 @@ function runScenario(
 
 /** Runs every scenario, `PARALLEL` at a time, in table order. */
 async function runAll(blackHole: string, slowNode: string) {
-  const names = Object.keys(scenarios);
+  const names = Object.keys(scenarios).filter((n) => ONLY?.includes(n) ?? true);
   const outcomes: Outcome[] = new Array(names.length);
   let next = 0;
   const worker = async () => {
