@@ -23,8 +23,8 @@ const EXIT_WITHIN_MS = 1000;
 const KILL_AFTER_MARK_MS = 10_000;
 /** A child that has not marked after this long is killed (start-up included). */
 const KILL_AFTER_SPAWN_MS = 60_000;
-/** Children at once: two cores, and a child mostly waits. */
-const PARALLEL = 3;
+/** Children at once, one per core: more only adds contention at exit. */
+const PARALLEL = 2;
 /** Set to print every child's output (its notes), not only a failing one's. */
 const VERBOSE = process.env.NODEWIRE_EXIT_VERBOSE === "1";
 /** Scenario names, comma-separated, to run only those (when chasing one). */
