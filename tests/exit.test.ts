@@ -128,6 +128,7 @@ test("every scenario's process exits on its own within 1 s of its last call", {
       `exit times on ${runtime} (ms from the last call to the exit): ` +
         outcomes.map((o) => `${o.name} ${o.exitMs ?? "-"}`).join(", "),
     );
+    assert.ok(hole.alive(), "the black hole's listener died during the run");
     const failed = outcomes.filter((o) => o.problems.length > 0);
     assert.deepEqual(
       failed.map((o) => `${o.name}: ${o.problems.join("; ")}`),

@@ -11,6 +11,11 @@ import { spawnScript } from "./spawn.ts";
 /** A running black hole; `close()` kills the stopped listener. */
 export interface BlackHole {
   readonly port: number;
+  /**
+   * Whether the stopped listener still exists. Once it is gone the port
+   * refuses, and a scenario meant for a black hole tests a refusal.
+   */
+  alive(): boolean;
   close(): void;
 }
 
@@ -71,7 +76,9 @@ export async function startBlackHole(): Promise<BlackHole> {
     process.kill(holder.pid!, "SIGSTOP");
     for (let i = 0; i < 2000; i++) {
       if (!(await tryConnect(port, 250, sockets))) {
-        return { port, close };
+        const alive = () =>
+          holder.exitCode === null && holder.signalCode === null;
+        return { port, alive, close };
       }
     }
     throw new Error("the black hole's backlog never filled");

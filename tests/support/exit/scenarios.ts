@@ -6,6 +6,7 @@
 import {
   Client,
   ConnectFailedError,
+  ConnectTimeoutError,
   NodewireError,
   RequestTimeoutError,
 } from "../../../mod.ts";
@@ -192,6 +193,14 @@ export const scenarios: Record<string, Scenario> = {
     }).then((client) => client.disconnect(), (error: unknown) => error);
     ctx.mark();
     expectErrors(ctx, "connect", [error], ConnectFailedError);
+    if (error instanceof ConnectFailedError) {
+      expectErrors(
+        ctx,
+        "the connect's failure",
+        error.failures.map((f) => f.error),
+        ConnectTimeoutError,
+      );
+    }
   },
 
   /** Client.connect to a node that never accepts, aborted by the caller. */
