@@ -169,7 +169,7 @@ test("a failing cluster receives a bounded multiple of its load, and the client 
   }
 });
 
-test("retryBudget: false turns it off; bad settings are ConfigErrors naming the field", async () => {
+test("retryBudget: false turns it off; bad settings are ConfigErrors naming the field", () => {
   assert.equal(
     resolveConfig({ hosts: ["a"], retryBudget: false }).retryBudget,
     undefined,

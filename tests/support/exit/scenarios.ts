@@ -4,10 +4,10 @@
 // second. What it still checks after `mark()` only reads outcomes that are
 // already settled (a call still pending then is itself a failure).
 import {
+  AbortedError,
   Client,
   ConnectFailedError,
   ConnectTimeoutError,
-  NodewireError,
   RequestTimeoutError,
 } from "../../../mod.ts";
 import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
@@ -212,7 +212,8 @@ export const scenarios: Record<string, Scenario> = {
       { signal: controller.signal },
     ).then((client) => client.disconnect(), (error: unknown) => error);
     ctx.mark();
-    expectErrors(ctx, "connect", [error], NodewireError);
+    // The caller's abort, said as such (issue #12, defect 4).
+    expectErrors(ctx, "connect", [error], AbortedError);
   },
 
   /**
@@ -257,10 +258,15 @@ export const scenarios: Record<string, Scenario> = {
       ),
     );
     notePools(ctx, client);
+    // The caller's own timeouts say nothing about the node (defect 2).
+    const healthy = client.stats().nodes[0].healthy;
     await client.disconnect();
     ctx.mark();
     ctx.note(calls.summary());
     expectErrors(ctx, "requests", outcomes, RequestTimeoutError);
+    if (!healthy) {
+      ctx.fail("the caller's own timeouts marked the node unhealthy");
+    }
   },
 
   /**
