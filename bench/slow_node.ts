@@ -73,10 +73,10 @@ import {
 } from "./harness.ts";
 
 const CALLERS = 32;
-const ROUNDS = QUICK ? 2 : 7;
+const ROUNDS = QUICK ? 2 : 11;
 const WARMUP_ROUNDS = 1;
 /** How long a round sends. */
-const ROUND_MS = QUICK ? 200 : 700;
+const ROUND_MS = QUICK ? 200 : 500;
 /** And at most this many requests. */
 const MAX_REQUESTS_PER_ROUND = 200_000;
 const PAYLOAD = ops.echo(new Uint8Array(16));
