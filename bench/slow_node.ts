@@ -474,6 +474,10 @@ function report(dir: string): string {
     "Target for the default in both degraded scenarios: throughput ≥ 90% " +
     "and p99 ≤ 2× of the all-healthy run.",
     "",
+    "The default is least-in-flight: its rows and the least-in-flight rows " +
+    "run the same balancer in different clients, so the differences " +
+    "between them show how noisy the machine was.",
+    "",
   ];
   for (const r of runs) {
     lines.push(
