@@ -242,11 +242,20 @@ export interface LeastInFlightOptions<N> {
 }
 
 /**
- * Power of two choices: samples two distinct healthy nodes at random and
- * takes the one with fewer requests in flight (the first sampled on a
- * tie). Nearly as good as scanning every node for the least loaded, at O(1)
- * per pick, and without the herd effect of all clients converging on the
- * same momentarily idle node.
+ * Power of two choices over requests in flight: of two distinct healthy
+ * nodes, takes the one with fewer requests in flight. O(1) per pick, and
+ * nearly as good as scanning every node for the least loaded: a node that
+ * answers slowly keeps its requests longer, so it stops being chosen while
+ * its load is above the others', without any timing or health signal.
+ *
+ * The two candidates are the next node in a rotation and a node drawn at
+ * random among the others; on a tie the rotation's candidate wins. So
+ * equal nodes with equal loads (an idle client, or one request at a time)
+ * are visited strictly in turn, every one of them, as round-robin would,
+ * rather than by coin flips that can leave a node without requests for a
+ * while; the rotation starts at a random node, so that many clients do not
+ * all begin with the same one. Under load the random candidate is what
+ * lets the pick steer away from a busy node.
  *
  * @example
  * ```ts
@@ -264,6 +273,8 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   readonly #inFlight: (node: N) => number;
   readonly #loads: ArrayLike<number> | undefined;
   readonly #random: () => number;
+  /** The rotation's next position; may exceed the size after removals. */
+  #next: number;
 
   /** Creates a balancer over `nodes`, which the caller keeps up to date. */
   constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
@@ -271,37 +282,40 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     this.#inFlight = options.inFlight;
     this.#loads = nodes.hasSlots ? options.loads : undefined;
     this.#random = options.random ?? Math.random;
+    this.#next = this.#draw(Math.max(1, nodes.size));
   }
 
-  /** The less loaded of two random nodes, neither of them `exclude` when possible. */
+  /** The less loaded of two nodes, neither of them `exclude` when possible. */
   pick(exclude?: N): N | undefined {
-    const size = this.nodes.size;
+    const nodes = this.nodes;
+    const size = nodes.size;
     if (size === 0) return undefined;
-    // Sample among the positions other than the excluded one's by drawing
-    // from a range one shorter and stepping over the hole: no filtering.
     const skip = exclude === undefined || size === 1
       ? -1
-      : this.nodes.indexOf(exclude);
-    const range = skip < 0 ? size : size - 1;
-    if (range === 1) {
-      return this.nodes.at(skip === 0 ? 1 : 0);
-    }
-    const a = this.#draw(range);
-    let b = this.#draw(range - 1);
-    if (b >= a) b++; // distinct from a, still uniform
-    const first = skip >= 0 && a >= skip ? a + 1 : a;
-    const second = skip >= 0 && b >= skip ? b + 1 : b;
+      : nodes.indexOf(exclude);
+    let first = this.#next < size ? this.#next : this.#next % size;
+    if (first === skip) first = first + 1 === size ? 0 : first + 1;
+    this.#next = first + 1 === size ? 0 : first + 1;
+    // The other candidate: uniform over the positions that are neither
+    // `first` nor `skip`, drawn from a range that short and stepped over
+    // the holes in increasing order, so nothing is filtered.
+    const others = skip < 0 ? size - 1 : size - 2;
+    if (others <= 0) return nodes.at(first);
+    let second = this.#draw(others);
+    const low = skip < 0 || first < skip ? first : skip;
+    const high = skip < 0 ? size : first < skip ? skip : first;
+    if (second >= low) second++;
+    if (second >= high) second++;
     const loads = this.#loads;
     if (loads !== undefined) {
-      const nodes = this.nodes;
       return nodes.at(
         loads[nodes.slotAt(second)] < loads[nodes.slotAt(first)]
           ? second
           : first,
       );
     }
-    const x = this.nodes.at(first)!;
-    const y = this.nodes.at(second)!;
+    const x = nodes.at(first)!;
+    const y = nodes.at(second)!;
     return this.#inFlight(y) < this.#inFlight(x) ? y : x;
   }
 

@@ -158,7 +158,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     healthConfig: resolveHealthConfig(config.healthConfig),
     loadBalancing: oneOf(
       "loadBalancing",
-      config.loadBalancing ?? "round-robin",
+      config.loadBalancing ?? "least-in-flight",
       ["round-robin", "least-in-flight"] as const,
     ),
     whenNoHealthyNodes: oneOf(

@@ -174,8 +174,16 @@ export interface LogEntry {
 export type Logger = (entry: LogEntry) => void;
 
 /**
- * How a request picks among healthy nodes: in turn, or the one with the
- * fewest requests in flight.
+ * How a request picks among healthy nodes.
+ *
+ * - `"least-in-flight"` (the default): of two nodes (the next in turn and
+ *   one at random), the one with fewer of this client's requests in
+ *   flight. A node that answers slowly holds its requests longer and so
+ *   gets fewer new ones; equal nodes get equal shares, in turn.
+ * - `"round-robin"`: strictly in turn, whatever each node's load. Unsafe
+ *   when nodes are uneven: one slow node (a GC pause, a busy disk) holds
+ *   every caller that lands on it, so all callers soon wait on it and the
+ *   whole client runs at that node's pace.
  *
  * @example
  * ```ts
@@ -254,7 +262,12 @@ export interface ConnectionConfig {
   hedging?: boolean | Partial<HedgingConfig>;
   /** Health check settings. */
   healthConfig?: Partial<HealthConfig>;
-  /** Node choice among healthy nodes. Default `"round-robin"`. */
+  /**
+   * Node choice among healthy nodes. Default `"least-in-flight"`, which
+   * steers requests away from a slow node; `"round-robin"` keeps sending
+   * each node its turn and is unsafe with uneven nodes (one slow node
+   * sets the pace of every caller). See {@linkcode LoadBalancing}.
+   */
   loadBalancing?: LoadBalancing;
   /** With no healthy node: fail fast (default) or try every node anyway. */
   whenNoHealthyNodes?: "fail" | "tryAll";
