@@ -78,7 +78,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   // Removed nodes whose pools are still draining, by address.
   readonly #leaving = new Map<
     string,
-    { node: NodeRecord; gone: Promise<void> }
+    { node: NodeRecord; connections: Connection[]; gone: Promise<void> }
   >();
   readonly #slots: SlotTable;
   readonly #makePool: (node: NodeRecord) => ConnectionPool<Connection>;
@@ -306,13 +306,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const slot = node.slot;
     node.moveLoads(new Int32Array(1), 0);
     this.#slots.release(slot);
+    // A closed pool lists its connections no more, but a disconnect may
+    // have to destroy them while they drain: keep them.
+    const connections = node.pool.connections();
     // Waiters were never sent: a retryable failure sends them elsewhere.
     node.pool.clear(new Error(`node ${key} was removed from the client`));
     const gone = node.pool.close().then(() => {
       if (this.#leaving.get(key)?.node === node) this.#leaving.delete(key);
       this.#announce("nodeRemoved", node);
     });
-    this.#leaving.set(key, { node, gone });
+    this.#leaving.set(key, { node, connections, gone });
     await gone;
   }
 
@@ -399,10 +402,13 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
 
   /** Closes every connection at once, failing what is in flight. */
   destroyConnections(error: Error): void {
-    for (const node of this.#allNodes()) {
+    for (const node of this.#nodes) {
       for (const connection of node.pool.connections()) {
         connection.destroy(error);
       }
+    }
+    for (const { connections } of this.#leaving.values()) {
+      for (const connection of connections) connection.destroy(error);
     }
   }
 
