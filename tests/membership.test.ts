@@ -283,8 +283,8 @@ test("requests waiting for a connection of a removed node are retried on another
     },
     async ({ client, nodes, clock }) => {
       const [n0, n1] = nodes;
-      // Take n1 out of the balancer's view: every request now goes to n1,
-      // where its single connection is lent away, so the requests queue.
+      // With n0 out of rotation every request goes to n1, whose single
+      // connection is lent away: the requests queue in its pool.
       client.manager.markNodeUnhealthy(n0.address, "test");
       const connection = await client.manager.node(n1.address)!.pool
         .getConnection();
@@ -299,7 +299,7 @@ test("requests waiting for a connection of a removed node are retried on another
       await clock.advance(1000); // the retries' backoff
       const replies = await Promise.all(waiting);
       assert.deepEqual([...answeredBy(replies)], [["n0", 3]]);
-      client.manager.nodes; // n1 is gone from the list already
+      assert.equal(client.manager.node(n1.address), undefined);
       connection.close();
       await removal;
     },
