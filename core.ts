@@ -57,7 +57,13 @@ export {
 } from "./src/events.ts";
 export { ConnectionManager } from "./src/cluster/manager.ts";
 export type { ManagedNode } from "./src/cluster/node.ts";
-export type { ManagerEventMap } from "./src/cluster/events.ts";
+// Membership events: heard through Client events too, so the root needs
+// none of these names (the root stays small).
+export {
+  type ManagerEventMap,
+  type NodeMembershipChange,
+  NodeMembershipEvent,
+} from "./src/cluster/events.ts";
 export {
   type Balancer,
   createBalancer,

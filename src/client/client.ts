@@ -28,8 +28,11 @@ import {
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { NodeHealthEvent, ProtocolSelectedEvent } from "../cluster/events.ts";
-import type { PoolStats } from "../pool/types.ts";
+import {
+  NodeHealthEvent,
+  NodeMembershipEvent,
+  ProtocolSelectedEvent,
+} from "../cluster/events.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
@@ -41,7 +44,6 @@ import {
   type TypedListener,
 } from "../events.ts";
 import { type ClientEventMap, RetryBudgetEvent, RetryEvent } from "./events.ts";
-import type { ProtocolType } from "../protocol_type.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import {
   type ClientRequestOptions,
@@ -49,13 +51,14 @@ import {
   type RequestPathOwner,
 } from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
+import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
-export type { ClientRequestOptions };
+export type { ClientRequestOptions, ClientStats, NodeStats };
 
 /** The options argument of `Client.connect`, in either form. */
 interface ConnectCallOptions {
@@ -71,42 +74,6 @@ export interface DisconnectOptions {
    * cancelled, in ms. Default `timeoutMs` of the config.
    */
   timeoutMs?: number;
-}
-
-/** A node's state, from {@linkcode Client.stats}. */
-export interface NodeStats {
-  /** `host:port`. */
-  address: string;
-  /** The node's id, once known. */
-  nodeId: string | undefined;
-  /** The protocol negotiated with it, once a connection was made. */
-  protocol: ProtocolType | undefined;
-  /** Whether requests go to it. */
-  healthy: boolean;
-  /** Consecutive failed checks or requests. */
-  consecutiveFailures: number;
-  /** Moving average of ping round trips, in ms. */
-  latencyMs: number | undefined;
-  /** Requests in flight to it through this client. */
-  inFlight: number;
-  /** The pool's counters. */
-  pool: PoolStats;
-}
-
-/** Counters of a client, from {@linkcode Client.stats}. */
-export interface ClientStats {
-  /** Requests that got a reply. */
-  succeeded: number;
-  /** Requests that failed for good. */
-  failed: number;
-  /** Retries made (attempts after the first). */
-  retries: number;
-  /** Hedged attempts sent (see `hedging` in the config). */
-  hedges: number;
-  /** Requests in flight now. */
-  inFlight: number;
-  /** Per node. */
-  nodes: NodeStats[];
 }
 
 /**
@@ -136,7 +103,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   #disconnected: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
   readonly #log: Logger | undefined;
-  readonly #forwarding = new Set<string>();
+  /** The pool events somebody listens to, and the listener that forwards each. */
+  readonly #forwarding = new Map<PoolEventName, (e: PoolEvent) => void>();
 
   /** @internal Use {@linkcode Client.connect}. */
   constructor(config: ResolvedConfig, manager: ConnectionManager) {
@@ -153,6 +121,21 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     manager.addEventListener(
       "protocolSelected",
       (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
+    );
+    manager.addEventListener("nodeAdded", (e) => {
+      // Before its first connection: listeners hear all of its pool.
+      const pool = manager.node(e.detail.address)?.pool;
+      for (const [type, forward] of this.#forwarding) {
+        pool?.addEventListener(type, forward);
+      }
+      this.dispatchEvent(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
+    });
+    manager.addEventListener(
+      "nodeRemoved",
+      (e) =>
+        this.dispatchEvent(
+          new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
+        ),
     );
     this.#log = config.logger;
     if (this.#log) {
@@ -195,20 +178,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | ListenerOptions,
   ): void {
-    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
-      this.#forwarding.add(type);
+    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type as PoolEventName)) {
       this.#forward(type as PoolEventName);
     }
     super.addEventListener(type, listener, options);
   }
 
-  /** Re-dispatches a pool event of every node as the client's own. */
+  /**
+   * Re-dispatches a pool event of every node as the client's own; nodes
+   * added later get the same listener (see the constructor).
+   */
   #forward<K extends PoolEventName>(type: K): void {
     const forward = (e: PoolEvent<K>): void => {
       this.dispatchEvent(
         new PoolEvent(type, e.detail, e.at) as ClientEventMap[K],
       );
     };
+    this.#forwarding.set(type, forward as (e: PoolEvent) => void);
     for (const node of this.manager.nodes) {
       node.pool.addEventListener(type, forward);
     }
@@ -468,6 +454,45 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     }
   }
 
+  /**
+   * Adds a node to the running client (see "Changing the cluster at run
+   * time" in the README). `host` is parsed like a configured host. The
+   * node takes requests once its first connection is made; the result
+   * says how that went (`healthy`, or the `error`, after which the health
+   * checks keep trying it). Emits `nodeAdded`, and pool events of the new
+   * node reach listeners already subscribed.
+   *
+   * @throws {ConfigError} (rejects) for a bad host or one already a node.
+   * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const { healthy } = await client.addNode("127.0.0.1:7001");
+   * console.log(healthy, client.stats().nodes.length); // true 2
+   * await client.removeNode("127.0.0.1:7000");
+   * await client.disconnect();
+   * ```
+   */
+  addNode(host: string): Promise<HealthCheckResult> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.addNode(host);
+  }
+
+  /**
+   * Removes a node from the running client: no new request goes to it at
+   * once, requests in flight on it finish, then its connections close.
+   * Resolves when it is gone (after `nodeRemoved`).
+   *
+   * @throws {ConfigError} (rejects) for something that is not an address,
+   *   an address that is not a node, or the last node.
+   * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   */
+  removeNode(address: string): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.removeNode(address);
+  }
+
   /** Counters and per-node state, as plain data. */
   stats(): ClientStats {
     return {
@@ -476,16 +501,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       retries: this.#path.retryCount,
       hedges: this.#path.hedgeCount,
       inFlight: this.#path.inFlight,
-      nodes: this.manager.nodes.map((n) => ({
-        address: n.address,
-        nodeId: n.nodeId,
-        protocol: n.protocol,
-        healthy: n.health.isHealthy,
-        consecutiveFailures: n.health.consecutiveFailures,
-        latencyMs: n.health.latencyMs,
-        inFlight: n.inFlight,
-        pool: n.pool.stats(),
-      })),
+      nodes: this.manager.nodes.map(nodeStats),
     };
   }
 

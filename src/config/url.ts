@@ -287,24 +287,31 @@ function decode(text: string, field: string, shown: string): string {
  */
 export function rejectUrlsInHosts(hosts: unknown): void {
   if (!Array.isArray(hosts)) return;
-  hosts.forEach((entry, i) => {
-    if (typeof entry !== "string") return;
-    const text = entry.trim();
-    if (text.slice(0, SCHEME.length).toLowerCase() === SCHEME) {
-      throw new ConfigError(
-        `hosts[${i}]`,
-        REDACTED,
-        "looks like a connection string: pass it as Client.connect's first " +
-          'argument, Client.connect("nodewire://…"), not inside hosts',
-      );
-    }
-    if (ANY_SCHEME.test(text) || text.includes("@")) {
-      throw new ConfigError(
-        `hosts[${i}]`,
-        REDACTED,
-        "expected host, host:port or [ipv6]:port: a host has no scheme and " +
-          "no user@ (credentials go in username and password)",
-      );
-    }
-  });
+  hosts.forEach((entry, i) => rejectUrlInHost(entry, `hosts[${i}]`));
+}
+
+/**
+ * The same check for one entry named `field` (a host given to `addNode`).
+ *
+ * @throws {ConfigError} naming `field`, without the entry's text.
+ */
+export function rejectUrlInHost(entry: unknown, field: string): void {
+  if (typeof entry !== "string") return;
+  const text = entry.trim();
+  if (text.slice(0, SCHEME.length).toLowerCase() === SCHEME) {
+    throw new ConfigError(
+      field,
+      REDACTED,
+      "looks like a connection string: pass it as Client.connect's first " +
+        'argument, Client.connect("nodewire://…"), not inside hosts',
+    );
+  }
+  if (ANY_SCHEME.test(text) || text.includes("@")) {
+    throw new ConfigError(
+      field,
+      REDACTED,
+      "expected host, host:port or [ipv6]:port: a host has no scheme and " +
+        "no user@ (credentials go in username and password)",
+    );
+  }
 }
