@@ -39,6 +39,7 @@ import {
 import { isNodeFailure, NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
+import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -70,6 +71,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   readonly #healthy: HealthyNodeSet<ManagedNode>;
   readonly #balancer: Balancer<ManagedNode>;
   readonly #healthLoop: HealthLoop;
+  /** Latency estimates by slot, kept only for `"peak-ewma"`. */
+  readonly #latency: PeakEwma | undefined;
   #anyIndex = 0;
   #closed = false;
 
@@ -115,9 +118,14 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#healthy = new HealthyNodeSet(nodes, {
       slotOf: (node) => slots.get(node)!,
     });
+    this.#latency = config.loadBalancing === "peak-ewma"
+      ? new PeakEwma(config.hosts.length)
+      : undefined;
     this.#balancer = createBalancer(config.loadBalancing, this.#healthy, {
       inFlight: (node) => node.inFlight,
       loads,
+      latency: this.#latency,
+      clock: config.clock,
     });
     this.#healthLoop = new HealthLoop(
       {
@@ -215,6 +223,36 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       return pick;
     }
     throw new NoHealthyNodesError(this.nodes.map((n) => n.address));
+  }
+
+  /**
+   * Whether the balancer weighs reply times (`"peak-ewma"`): only then
+   * does the request path read the clock to time each attempt and report
+   * it through {@linkcode ConnectionManager.recordLatency}.
+   */
+  get timesRequests(): boolean {
+    return this.#latency !== undefined;
+  }
+
+  /**
+   * Books an attempt on `node` that started at `started` and ended at
+   * `now` (the clock's scale): with its reply when `error` is undefined,
+   * else with that error (a failure the node is blamed for counts as a
+   * reply a second late; an abort counts for nothing). Does nothing
+   * unless {@linkcode ConnectionManager.timesRequests}.
+   */
+  recordLatency(
+    node: ManagedNode,
+    started: number,
+    now: number,
+    error?: unknown,
+  ): void {
+    const latency = this.#latency;
+    if (latency === undefined) return;
+    const ms = error === undefined
+      ? now - started
+      : peakEwmaFailureSample(now - started, error);
+    if (ms >= 0) latency.observe(node.slot, ms, now);
   }
 
   /**

@@ -23,6 +23,11 @@ export interface ManagedNode {
   readonly health: NodeHealth;
   /** Requests in flight to this node through the client. */
   inFlight: number;
+  /**
+   * The node's index in the manager's dense per-node arrays (loads,
+   * latency estimates); fixed for the node's life.
+   */
+  readonly slot: number;
   /** The id the node gave in HELLO_OK, once a connection was made. */
   nodeId: string | undefined;
   /** The protocol negotiated with the node, once a connection was made. */
@@ -55,6 +60,10 @@ export class NodeRecord implements ManagedNode {
     this.#loads = loads;
     this.#slot = slot;
     this.pool = makePool(this);
+  }
+
+  get slot(): number {
+    return this.#slot;
   }
 
   get inFlight(): number {
