@@ -70,8 +70,16 @@ export {
   HealthyNodeSet,
   LeastInFlightBalancer,
   type LeastInFlightOptions,
+  PeakEwmaBalancer,
+  type PeakEwmaOptions,
   RoundRobinBalancer,
 } from "./src/cluster/balancer.ts";
+export {
+  PEAK_EWMA_DECAY_MS,
+  PEAK_EWMA_FAILURE_MS,
+  PeakEwma,
+  peakEwmaFailureSample,
+} from "./src/cluster/peak_ewma.ts";
 export {
   isNodeFailure,
   NodeHealth,

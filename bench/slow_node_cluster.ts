@@ -1,10 +1,11 @@
 /**
  * Child-process entry of bench/slow_node.ts, so that neither the nodes
  * nor the proxies' forwarding take CPU from the client being measured.
- * `pair`: the first two reference nodes. `third`: the third node and three
+ * `pair`: the first two reference nodes. `third`: the third node and the
  * fault proxies in front of it (no fault; 50 ms stalls; every reply 20 ms
- * late), in a process apart so that the proxies' work does not slow the
- * other two nodes. Prints the addresses as one JSON line and runs until
+ * late; every reply 2 ms late; and, for bench/tail.ts, a proxy that turns
+ * every ECHO into a FAIL with a retryable error), in a process apart so
+ * that the proxies' work does not slow the other two nodes. Prints the addresses as one JSON line and runs until
  * its stdin closes (the parent went away) or 15 minutes pass.
  *
  *   node_modules/.bin/deno run -A bench/slow_node_cluster.ts pair
@@ -13,8 +14,10 @@
  * @module
  */
 
+import { createConnection, createServer, type Socket } from "node:net";
 import process from "node:process";
 import { startTestNode } from "../testing/node.ts";
+import { Op } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 
 /** What a child prints: where the client finds the nodes it runs. */
@@ -27,6 +30,75 @@ export interface SlowNodeCluster {
   gc?: string;
   /** The third node behind a proxy that delays every chunk 10 ms. */
   slow?: string;
+  /** Behind a proxy that delays every chunk 1 ms: about 10× the others. */
+  tenx?: string;
+  /** Behind a proxy that makes every ECHO fail (retryable error 100). */
+  failing?: string;
+}
+
+/** REQUEST frames' message type and header size (docs/PROTOCOL.md). */
+const REQUEST = 0x20;
+const HEADER = 16;
+
+/**
+ * A proxy that rewrites each REQUEST carrying an ECHO of 3 bytes or more,
+ * in place, into a FAIL with code 100, retryable: the node then answers
+ * every request with a retryable error, and everything else (handshake,
+ * pings) passes untouched, so health checks still pass.
+ */
+function startFailingProxy(target: string): Promise<string> {
+  const [host, port] = [
+    target.slice(0, target.lastIndexOf(":")),
+    Number(target.slice(target.lastIndexOf(":") + 1)),
+  ];
+  const server = createServer((client: Socket) => {
+    client.setNoDelay(true);
+    const upstream = createConnection({ port, host });
+    upstream.setNoDelay(true);
+    let pending: Uint8Array = new Uint8Array(0);
+    client.on("data", (chunk: Uint8Array) => {
+      const buf: Uint8Array = pending.byteLength === 0
+        ? new Uint8Array(chunk)
+        : concat(pending, chunk);
+      let at = 0;
+      while (buf.byteLength - at >= HEADER) {
+        const length = ((buf[at + 12] << 24) | (buf[at + 13] << 16) |
+          (buf[at + 14] << 8) | buf[at + 15]) >>> 0;
+        if (buf.byteLength - at < HEADER + length) break;
+        const p = at + HEADER;
+        if (buf[at + 1] === REQUEST && length >= 4 && buf[p] === Op.Echo) {
+          buf[p] = Op.Fail;
+          buf[p + 1] = 0;
+          buf[p + 2] = 100;
+          buf[p + 3] = 1;
+          buf.fill(0x78, p + 4, p + length); // "xxx…", the message
+        }
+        at = p + length;
+      }
+      if (at > 0) upstream.write(buf.subarray(0, at));
+      pending = buf.subarray(at);
+    });
+    upstream.on("data", (chunk: Uint8Array) => client.write(chunk));
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on("error", close).on("close", close);
+    upstream.on("error", close).on("close", close);
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address() as { port: number };
+      resolve(`127.0.0.1:${address.port}`);
+    });
+  });
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a);
+  out.set(b, a.byteLength);
+  return out;
 }
 
 /** mulberry32: the same stalls on every run and runtime. */
@@ -74,6 +146,13 @@ if (role === "third") {
     target: third,
     faults: { latencyMs: 10 },
   });
+  // 1 ms each way: about 10× the healthy nodes' reply time under load.
+  const tenx = await startFaultProxy({
+    target: third,
+    faults: { latencyMs: 1 },
+  });
+  cluster.tenx = tenx.address;
+  cluster.failing = await startFailingProxy(third.address);
   cluster.proxied = clean.address;
   cluster.gc = gc.address;
   cluster.slow = slow.address;

@@ -88,6 +88,8 @@ export class RequestCall implements ReplySink {
   done = false;
   /** Hedging state, for a request that may be hedged. */
   hedge: Hedge<ClientRequestOptions> | undefined = undefined;
+  /** When the main attempt was dispatched; read only when timed. */
+  sentAt = 0;
 
   constructor(
     readonly path: RequestPath,
@@ -119,7 +121,7 @@ class HedgeSink implements ReplySink {
   }
 
   onError(error: Error): void {
-    this.call.path.failed(this.call, this.node, error);
+    this.call.path.failed(this.call, this.node, error, this.started);
   }
 }
 
@@ -148,6 +150,11 @@ export class RequestPath {
   readonly #sleeping = new Set<AbortController>();
   /** Hedging policy and per-node latencies; undefined when never used. */
   #hedging: Hedging | undefined;
+  /**
+   * Whether the balancer weighs reply times: only then is each attempt
+   * timed, so the other balancers cost no clock reads per request.
+   */
+  readonly #timed: boolean;
 
   constructor(
     owner: RequestPathOwner,
@@ -157,6 +164,7 @@ export class RequestPath {
     this.#owner = owner;
     this.#manager = manager;
     this.#config = config;
+    this.#timed = manager.timesRequests;
     this.#budget = config.retryBudget === undefined
       ? undefined
       : new RetryBudget(config.retryBudget, config.clock.now());
@@ -206,6 +214,7 @@ export class RequestPath {
     call.node = node;
     node.inFlight++;
     call.outstanding++;
+    if (this.#timed) call.sentAt = this.#config.clock.now();
     const hedge = call.hedge;
     if (hedge !== undefined) {
       hedge.mainStarted = this.#config.clock.now();
@@ -300,6 +309,9 @@ export class RequestPath {
   succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, call.sentAt, this.#config.clock.now());
+    }
     call.outstanding--;
     const hedge = call.hedge;
     if (hedge !== undefined) {
@@ -322,6 +334,9 @@ export class RequestPath {
     const node = sink.node;
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, sink.started, this.#config.clock.now());
+    }
     call.outstanding--;
     const hedge = call.hedge!;
     hedge.answered(node, this.#config.clock.now() - sink.started);
@@ -337,9 +352,18 @@ export class RequestPath {
    * An attempt failed: the failure is booked against its node (when it was
    * the node's doing), then the request is retried or ends.
    */
-  failed(call: RequestCall, node: ManagedNode, error: Error): void {
+  failed(
+    call: RequestCall,
+    node: ManagedNode,
+    error: Error,
+    started: number = call.sentAt,
+  ): void {
     node.inFlight--;
     this.#manager.recordRequestFailure(node, error);
+    if (this.#timed) {
+      const now = this.#config.clock.now();
+      this.#manager.recordLatency(node, started, now, error);
+    }
     // Another attempt is still out (hedged), or the request already has
     // its outcome: this failure decides nothing.
     if (--call.outstanding > 0 || call.done) return;

@@ -44,6 +44,7 @@ import { isNodeFailure, NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
 import { parseNewHost, parseNodeAddress, SlotTable } from "./membership.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
+import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -85,6 +86,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   readonly #healthy: HealthyNodeSet<ManagedNode>;
   #balancer: Balancer<ManagedNode>;
   readonly #healthLoop: HealthLoop;
+  /** Latency estimates by slot, kept only for `"peak-ewma"`. */
+  readonly #latency: PeakEwma | undefined;
   #anyIndex = 0;
   #closed = false;
 
@@ -115,6 +118,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     // so that choosing among thousands of nodes reads two numbers that stay
     // in cache rather than two node objects scattered over the heap.
     this.#slots = new SlotTable(config.hosts.length);
+    this.#latency = config.loadBalancing === "peak-ewma"
+      ? new PeakEwma(this.#slots.loads.length)
+      : undefined;
     const nodes = config.hosts.map((host) => this.#register(host, true));
     this.#nodes = nodes;
     this.#healthy = new HealthyNodeSet<ManagedNode>(nodes, {
@@ -342,6 +348,39 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   }
 
   /**
+   * Whether the balancer weighs reply times (`"peak-ewma"`): only then
+   * does the request path read the clock to time each attempt and report
+   * it through {@linkcode ConnectionManager.recordLatency}.
+   */
+  get timesRequests(): boolean {
+    return this.#latency !== undefined;
+  }
+
+  /**
+   * Books an attempt on `node` that started at `started` and ended at
+   * `now` (the clock's scale): with its reply when `error` is undefined,
+   * else with that error (a failure the node is blamed for counts as a
+   * reply a second late; an abort counts for nothing). Does nothing
+   * unless {@linkcode ConnectionManager.timesRequests}.
+   */
+  recordLatency(
+    node: ManagedNode,
+    started: number,
+    now: number,
+    error?: unknown,
+  ): void {
+    const latency = this.#latency;
+    if (latency === undefined) return;
+    const ms = error === undefined
+      ? now - started
+      : peakEwmaFailureSample(now - started, error);
+    // A removed node's slot may already be another node's.
+    if (ms >= 0 && this.#byAddress.get(node.address) === node) {
+      latency.observe(node.slot, ms, now);
+    }
+  }
+
+  /**
    * Feeds the outcome of a real request into the node's health: failures
    * that point at the node count like failed pings.
    */
@@ -429,6 +468,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   #register(host: HostAddress, healthy: boolean): NodeRecord {
     const { slot, grew } = this.#slots.claim();
+    // A reused slot starts with nothing learned (PeakEwma grows by itself).
+    this.#latency?.reset(slot);
     const loads = this.#slots.loads;
     if (grew) {
       for (const node of this.#nodes) node.moveLoads(loads, node.slot);
@@ -451,6 +492,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     return createBalancer(this.#config.loadBalancing, this.#healthy, {
       inFlight: (node) => node.inFlight,
       loads: this.#slots.loads,
+      latency: this.#latency,
+      clock: this.#config.clock,
     });
   }
 

@@ -23,6 +23,11 @@ export interface ManagedNode {
   readonly health: NodeHealth;
   /** Requests in flight to this node through the client. */
   inFlight: number;
+  /**
+   * The node's index in the manager's dense per-node arrays (loads,
+   * latency estimates); fixed for the node's life.
+   */
+  readonly slot: number;
   /** The id the node gave in HELLO_OK, once a connection was made. */
   nodeId: string | undefined;
   /** The protocol negotiated with the node, once a connection was made. */

@@ -159,7 +159,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     loadBalancing: oneOf(
       "loadBalancing",
       config.loadBalancing ?? "least-in-flight",
-      ["round-robin", "least-in-flight"] as const,
+      ["round-robin", "least-in-flight", "peak-ewma"] as const,
     ),
     whenNoHealthyNodes: oneOf(
       "whenNoHealthyNodes",

@@ -184,6 +184,12 @@ export type Logger = (entry: LogEntry) => void;
  *   when nodes are uneven: one slow node (a GC pause, a busy disk) holds
  *   every caller that lands on it, so all callers soon wait on it and the
  *   whole client runs at that node's pace.
+ * - `"peak-ewma"`: of the same two nodes, the one with the lower
+ *   `latency × (in flight + 1)`, where latency is a peak-EWMA of the
+ *   node's reply times (it rises at once on a slow reply and decays over
+ *   a 10 s time constant). A node 40× slower than its peers then holds
+ *   about a fortieth of their requests, not as many. Costs a clock read
+ *   at each pick, dispatch and reply.
  *
  * @example
  * ```ts
@@ -191,7 +197,7 @@ export type Logger = (entry: LogEntry) => void;
  * const balancing: LoadBalancing = "least-in-flight";
  * ```
  */
-export type LoadBalancing = "round-robin" | "least-in-flight";
+export type LoadBalancing = "round-robin" | "least-in-flight" | "peak-ewma";
 
 /**
  * What the user passes to `Client.connect`. Only `hosts` is required.
@@ -266,7 +272,8 @@ export interface ConnectionConfig {
    * Node choice among healthy nodes. Default `"least-in-flight"`, which
    * steers requests away from a slow node; `"round-robin"` keeps sending
    * each node its turn and is unsafe with uneven nodes (one slow node
-   * sets the pace of every caller). See {@linkcode LoadBalancing}.
+   * sets the pace of every caller); `"peak-ewma"` weighs each node's
+   * recent latency as well. See {@linkcode LoadBalancing}.
    */
   loadBalancing?: LoadBalancing;
   /** With no healthy node: fail fast (default) or try every node anyway. */
