@@ -135,6 +135,7 @@ const DURATION_FIELDS: {
   { field: "poolConfig.idleTimeoutMs", zero: true },
   { field: "poolConfig.maxLifetimeMs", zero: true },
   { field: "poolConfig.heartbeatIntervalMs", zero: true },
+  { field: "retryBudget.windowMs", zero: false },
   {
     field: "retryConfig.initialBackoffMs",
     zero: true,

@@ -185,7 +185,9 @@ test("a timed-out request fails and its late reply is dropped, not handed on", a
     const failed = assert.rejects(slow, (e: unknown) => {
       assert.ok(e instanceof RequestTimeoutError);
       assert.equal(e.timeoutMs, 50);
-      assert.equal(e.retryable, true);
+      // Sent and not idempotent: retrying it is not known to be safe.
+      assert.equal(e.sent, true);
+      assert.equal(e.retryable, false);
       return true;
     });
     await clock.advance(50);
@@ -263,15 +265,15 @@ test("a node error becomes a RemoteError with its code and retryable flag", asyn
   });
 });
 
-test("when the node goes away every pending request fails exactly once, retryably", async () => {
+test("when the node goes away every pending request fails exactly once, retryable only when idempotent", async () => {
   const clock = new VirtualClock();
   await withNode(async (node, adapter) => {
     const c = await connect(node, adapter, { clock });
     let settled = 0;
     const all = Array.from(
       { length: 50 },
-      () =>
-        c.sendRequest(ops.sleep(1000)).then(
+      (_, i) =>
+        c.sendRequest(ops.sleep(1000), { idempotent: i % 2 === 0 }).then(
           () => assert.fail("should not succeed"),
           (e) => {
             settled++;
@@ -283,11 +285,13 @@ test("when the node goes away every pending request fails exactly once, retryabl
     await node.stop();
     const errors = await Promise.all(all);
     assert.equal(settled, 50);
-    for (const e of errors) {
+    errors.forEach((e, i) => {
       assert.ok(e instanceof ConnectionLostError, String(e));
-      assert.equal(e.retryable, true);
+      assert.equal(e.retryable, i % 2 === 0, `request ${i}`);
       assert.equal(e.sent, true);
-    }
+      assert.match(e.message, /^connection to \S+ lost: /);
+      assert.doesNotMatch(e.message, /lost: .*lost: /);
+    });
     const closedWith = await c.closed;
     assert.ok(closedWith instanceof ConnectionLostError);
     assert.equal(c.isOpen, false);

@@ -4,6 +4,7 @@ import fc from "fast-check";
 import { isNodeFailure, NodeHealth } from "../src/cluster/health.ts";
 import { runWithConcurrency } from "../src/cluster/concurrency.ts";
 import { DEFAULT_HEALTH_CONFIG } from "../src/config/defaults.ts";
+import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -289,11 +290,17 @@ test("failures that say something about the node count against it; others do not
     new ConnectTimeoutError(NODE, 100),
     new HostNotFoundError(NODE),
     new ConnectionLostError(NODE, "reset"),
-    new RequestTimeoutError("a:1", 100),
     new ProtocolError("garbage"),
+    // The node said it cannot serve now.
+    new RemoteError(RemoteErrorCode.Overloaded, "shedding load", true),
+    new RemoteError(RemoteErrorCode.Unavailable, "draining", true),
   ];
   const doesNot = [
+    // The caller's deadline: its own choice, not the node's fault.
+    new RequestTimeoutError("a:1", 100),
+    new RequestTimeoutError("a:1", 100, { retryable: true }),
     new RemoteError(3, "not found", false),
+    new RemoteError(RemoteErrorCode.Internal, "bug in the node", false),
     new NodewireError("AUTH_FAILED", "denied"),
     new AbortedError("aborted"),
     new ClientClosedError(),

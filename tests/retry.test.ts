@@ -234,13 +234,28 @@ test("errors after which the request may have reached the node are retried only 
   const maybeSent: NodewireError[] = [
     new ConnectionLostError(NODE, "reset", { sent: true }),
     new ConnectionLostError(NODE, "reset"),
-    new RequestTimeoutError("127.0.0.1:7000", 250),
+    // As the connection builds it for an idempotent request.
+    new RequestTimeoutError("127.0.0.1:7000", 250, { retryable: true }),
   ];
   for (const error of maybeSent) {
     assert.equal(isRetryable(error), false, error.code);
     assert.equal(isRetryable(error, { idempotent: false }), false, error.code);
     assert.equal(isRetryable(error, { idempotent: true }), true, error.code);
   }
+});
+
+test("a request timeout says itself whether retrying is safe: never when sent and not idempotent, always when never sent", () => {
+  const sentUnsafe = new RequestTimeoutError("127.0.0.1:7000", 250);
+  assert.equal(sentUnsafe.sent, true);
+  assert.equal(sentUnsafe.retryable, false);
+  assert.equal(isRetryable(sentUnsafe, { idempotent: true }), false);
+  const neverSent = new RequestTimeoutError("127.0.0.1:7000", 250, {
+    sent: false,
+  });
+  assert.equal(neverSent.retryable, true);
+  assert.match(neverSent.message, /before it was sent/);
+  assert.equal(isRetryable(neverSent), true);
+  assert.equal(isRetryable(neverSent, { idempotent: false }), true);
 });
 
 test("a remote error is retried exactly when the node flagged it retryable", () => {
@@ -635,7 +650,7 @@ function makeError(kind: ErrorKind): unknown {
     case "lostSent":
       return new ConnectionLostError(NODE, "reset", { sent: true });
     case "requestTimeout":
-      return new RequestTimeoutError("a:1", 100);
+      return new RequestTimeoutError("a:1", 100, { retryable: true });
     case "remoteRetryable":
       return new RemoteError(1, "busy", true);
     case "remoteFinal":

@@ -46,6 +46,7 @@ export const REQUEST_RULES: Rules = {
   signal,
   idempotent: boolean,
   retry: boolean,
+  hedge: boolean,
 };
 
 /** `ping` and `withConnection`. */
@@ -92,6 +93,7 @@ const CONNECTION_RULES: Rules = {
 const CONNECT_RULES: Rules = {
   signal,
   connection: nested(CONNECTION_RULES),
+  lazy: boolean,
 };
 
 // The client's shared default is a frozen empty object: once found valid,
@@ -125,17 +127,19 @@ export function isValidRequest(payload: unknown, options: unknown): boolean {
 function requestOptionNames(options: unknown): number {
   if (typeof options !== "object" || options === null) return -1;
   try {
-    const { timeoutMs, signal, idempotent, retry } = options as {
+    const { timeoutMs, signal, idempotent, retry, hedge } = options as {
       timeoutMs?: unknown;
       signal?: unknown;
       idempotent?: unknown;
       retry?: unknown;
+      hedge?: unknown;
     };
     if (timeoutMs !== undefined && !isDuration(timeoutMs)) return -1;
     if (idempotent !== undefined && typeof idempotent !== "boolean") {
       return -1;
     }
     if (retry !== undefined && typeof retry !== "boolean") return -1;
+    if (hedge !== undefined && typeof hedge !== "boolean") return -1;
     if (signal !== undefined && !isAbortSignal(signal)) return -1;
     // An unknown name is most likely a misspelt one, silently ignored
     // otherwise. `for...in` walks the names without building an array.
@@ -143,7 +147,7 @@ function requestOptionNames(options: unknown): number {
     for (const key in options) {
       if (
         key !== "timeoutMs" && key !== "idempotent" && key !== "signal" &&
-        key !== "retry"
+        key !== "retry" && key !== "hedge"
       ) return -1;
       names++;
     }
@@ -217,16 +221,22 @@ export function rejectDisconnect(options: unknown): Promise<never> {
   );
 }
 
+const HEALTH_CHECK_RULES: Rules = { signal };
+
+/** Whether the options of `Client.healthCheckAllNodes` are valid. */
+export function isValidHealthCheck(options: unknown): boolean {
+  return problemOf(options, HEALTH_CHECK_RULES, "options") === undefined;
+}
+
 /**
- * Checks the options of `Client.healthCheckAllNodes`, for when it takes a
- * `signal` (issue 12, Deliver 2): call it first thing, as the other
- * methods do.
- *
- * @throws {InvalidArgumentError} naming the bad option.
+ * The rejection of a `Client.healthCheckAllNodes` whose options
+ * {@linkcode isValidHealthCheck} refused.
  */
-export function checkHealthCheckOptions(options: unknown): void {
-  throwIf(
-    optionsError("Client.healthCheckAllNodes", options, { signal }),
+export function rejectHealthCheck(options: unknown): Promise<never> {
+  const method = "Client.healthCheckAllNodes";
+  return Promise.reject(
+    optionsError(method, options, HEALTH_CHECK_RULES) ??
+      changedWhileRead(method, options),
   );
 }
 
@@ -243,8 +253,11 @@ export function checkConnectOptions(options: unknown): void {
 // being added here fails to compile.
 const OWN_EVENTS: Record<Exclude<keyof ClientEventMap, PoolEventName>, true> = {
   retry: true,
+  retryBudgetExhausted: true,
   nodeHealthChanged: true,
   protocolSelected: true,
+  nodeAdded: true,
+  nodeRemoved: true,
 };
 
 /** Every event name a client dispatches: its own and its pools'. */

@@ -8,6 +8,7 @@
 
 import { type Clock, sleep } from "../clock.ts";
 import { resolveConfig } from "../config/resolve.ts";
+import { configFromArguments } from "../config/sources.ts";
 import type {
   ConnectionConfig,
   Logger,
@@ -17,19 +18,21 @@ import type {
   Connection,
   ConnectionOptions,
 } from "../connection/connection.ts";
-import type { ReplySink } from "../connection/types.ts";
 import {
   AbortedError,
   ClientClosedError,
   messageOf,
-  NoHealthyNodesError,
   RemoteError,
+  RequestTimeoutError,
 } from "../errors.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { NodeHealthEvent, ProtocolSelectedEvent } from "../cluster/events.ts";
-import type { PoolStats } from "../pool/types.ts";
+import {
+  NodeHealthEvent,
+  NodeMembershipEvent,
+  ProtocolSelectedEvent,
+} from "../cluster/events.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
@@ -40,61 +43,30 @@ import {
   TypedEventTarget,
   type TypedListener,
 } from "../events.ts";
-import { type ClientEventMap, RetryEvent } from "./events.ts";
-import type { ProtocolType } from "../protocol_type.ts";
+import { type ClientEventMap, RetryBudgetEvent, RetryEvent } from "./events.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
-import { rejection, type Resolve } from "../connection/resolve_only.ts";
+import {
+  type ClientRequestOptions,
+  RequestPath,
+  type RequestPathOwner,
+} from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
+import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
-/** Where a request's outcome is booked; owned by its client. */
-interface RequestLedger {
-  succeeded(call: RequestCall, reply: Uint8Array): void;
-  failed(call: RequestCall, error: Error): void;
-}
+export type { ClientRequestOptions, ClientStats, NodeStats };
 
-/**
- * One request on the fast path: the connection's reply sink and the
- * request's promise in one small record.
- */
-class RequestCall implements ReplySink {
-  constructor(
-    readonly ledger: RequestLedger,
-    readonly node: ManagedNode,
-    readonly payload: Uint8Array,
-    readonly options: ClientRequestOptions,
-    // Failures too settle through it (see resolve_only.ts).
-    readonly resolve: Resolve<Uint8Array>,
-  ) {}
-
-  onReply(payload: Uint8Array): void {
-    this.ledger.succeeded(this, payload);
-  }
-
-  onError(error: Error): void {
-    this.ledger.failed(this, error);
-  }
-}
-
-/** Options of {@linkcode Client.request}. */
-export interface ClientRequestOptions {
-  /** Per-attempt timeout, in ms. Default `requestTimeoutMs`. */
-  timeoutMs?: number;
-  /** Cancels the request, including waits between retries. */
+/** The options argument of `Client.connect`, in either form. */
+interface ConnectCallOptions {
   signal?: AbortSignal;
-  /**
-   * The request is safe to execute twice, so it may be retried even after
-   * it may have reached a node. Default false.
-   */
-  idempotent?: boolean;
-  /** Set false to make exactly one attempt. Default true. */
-  retry?: boolean;
+  connection?: Partial<ConnectionOptions>;
+  lazy?: boolean;
 }
 
 /** Options of {@linkcode Client.disconnect}. */
@@ -104,40 +76,6 @@ export interface DisconnectOptions {
    * cancelled, in ms. Default `timeoutMs` of the config.
    */
   timeoutMs?: number;
-}
-
-/** A node's state, from {@linkcode Client.stats}. */
-export interface NodeStats {
-  /** `host:port`. */
-  address: string;
-  /** The node's id, once known. */
-  nodeId: string | undefined;
-  /** The protocol negotiated with it, once a connection was made. */
-  protocol: ProtocolType | undefined;
-  /** Whether requests go to it. */
-  healthy: boolean;
-  /** Consecutive failed checks or requests. */
-  consecutiveFailures: number;
-  /** Moving average of ping round trips, in ms. */
-  latencyMs: number | undefined;
-  /** Requests in flight to it through this client. */
-  inFlight: number;
-  /** The pool's counters. */
-  pool: PoolStats;
-}
-
-/** Counters of a client, from {@linkcode Client.stats}. */
-export interface ClientStats {
-  /** Requests that got a reply. */
-  succeeded: number;
-  /** Requests that failed for good. */
-  failed: number;
-  /** Retries made (attempts after the first). */
-  retries: number;
-  /** Requests in flight now. */
-  inFlight: number;
-  /** Per node. */
-  nodes: NodeStats[];
 }
 
 /**
@@ -158,16 +96,17 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   readonly manager: ConnectionManager;
 
   readonly #clock: Clock;
-  #inFlight = 0;
-  #succeeded = 0;
-  #failed = 0;
-  #retries = 0;
+  readonly #path: RequestPath;
   #closing = false;
+  /** Created with `lazy: true` and not yet connected. */
+  #lazy = false;
+  #connecting: Promise<void> | undefined;
   #cancelled: Error | undefined;
   #disconnected: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
   readonly #log: Logger | undefined;
-  readonly #forwarding = new Set<string>();
+  /** The pool events somebody listens to, and the listener that forwards each. */
+  readonly #forwarding = new Map<PoolEventName, (e: PoolEvent) => void>();
 
   /** @internal Use {@linkcode Client.connect}. */
   constructor(config: ResolvedConfig, manager: ConnectionManager) {
@@ -175,6 +114,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.config = config;
     this.manager = manager;
     this.#clock = config.clock;
+    this.#path = new RequestPath(this.#pathOwner, manager, config);
     // Health changes are the client's events too.
     manager.addEventListener(
       "nodeHealthChanged",
@@ -183,6 +123,21 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     manager.addEventListener(
       "protocolSelected",
       (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
+    );
+    manager.addEventListener("nodeAdded", (e) => {
+      // Before its first connection: listeners hear all of its pool.
+      const pool = manager.node(e.detail.address)?.pool;
+      for (const [type, forward] of this.#forwarding) {
+        pool?.addEventListener(type, forward);
+      }
+      this.dispatchEvent(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
+    });
+    manager.addEventListener(
+      "nodeRemoved",
+      (e) =>
+        this.dispatchEvent(
+          new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
+        ),
     );
     this.#log = config.logger;
     if (this.#log) {
@@ -226,20 +181,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options?: boolean | ListenerOptions,
   ): void {
     door.checkListenerArguments(type, listener, options);
-    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
-      this.#forwarding.add(type);
+    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type as PoolEventName)) {
       this.#forward(type as PoolEventName);
     }
     super.addEventListener(type, listener, options);
   }
 
-  /** Re-dispatches a pool event of every node as the client's own. */
+  /**
+   * Re-dispatches a pool event of every node as the client's own; nodes
+   * added later get the same listener (see the constructor).
+   */
   #forward<K extends PoolEventName>(type: K): void {
     const forward = (e: PoolEvent<K>): void => {
       this.dispatchEvent(
         new PoolEvent(type, e.detail, e.at) as ClientEventMap[K],
       );
     };
+    this.#forwarding.set(type, forward as (e: PoolEvent) => void);
     for (const node of this.manager.nodes) {
       node.pool.addEventListener(type, forward);
     }
@@ -247,17 +205,72 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /**
    * Validates `config`, connects to every node at once and resolves when at
-   * least one answered.
+   * least one answered. The object is the whole configuration: the
+   * environment is not read. `options.signal` gives up on connecting;
+   * `options.connection` tunes each connection (for tests and tools).
+   *
+   * With `options.lazy`, it resolves at once without needing any node up
+   * (the configuration is still validated): the first `request`, `ping`
+   * or `withConnection` connects, and calls made meanwhile wait for that
+   * one connect. If it fails they fail with its error, and the next call
+   * tries again. For programs that start before their database.
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
    */
-  static async connect(
+  static connect(
     config: ConnectionConfig,
-    options: { signal?: AbortSignal; connection?: Partial<ConnectionOptions> } =
-      {},
+    options?: {
+      signal?: AbortSignal;
+      connection?: Partial<ConnectionOptions>;
+      lazy?: boolean;
+    },
+  ): Promise<Client>;
+  /**
+   * Connects with a connection string,
+   * `nodewire://user:password@host1:port,host2/?option=value&...`
+   * (docs/CONNECTION_STRING.md), with `overrides` merged over it (field by
+   * field within the sections) for what text cannot hold: a `logger`, a
+   * `tls.ca`. Without `url`, the string comes from `NODEWIRE_URL` (on Deno
+   * only if `--allow-env` grants it: the client never prompts). `options`
+   * as for a config object.
+   *
+   * @throws {ConfigError} for a bad string, parameter or override, naming
+   *   it but never the password; or when `NODEWIRE_URL` is needed but unset
+   *   or not readable.
+   * @throws {ConnectFailedError} naming each host and why, when none answered.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect(
+   *   "nodewire://app:s%40cret@db1:7000,db2:7001/?tls=require&poolMax=50",
+   *   { logger: (entry) => console.log(entry.message) },
+   * );
+   * await client.disconnect();
+   * await (await Client.connect()).disconnect(); // from NODEWIRE_URL
+   * ```
+   */
+  static connect(
+    url?: string,
+    overrides?: Partial<ConnectionConfig>,
+    options?: {
+      signal?: AbortSignal;
+      connection?: Partial<ConnectionOptions>;
+      lazy?: boolean;
+    },
+  ): Promise<Client>;
+  static async connect(
+    first?: string | ConnectionConfig,
+    second?: Partial<ConnectionConfig> | ConnectCallOptions,
+    third?: ConnectCallOptions,
   ): Promise<Client> {
-    door.checkConnectOptions(options);
+    // A config object is followed by the options; a string (or nothing)
+    // by the overrides, then the options.
+    const byObject = typeof first === "object" && first !== null;
+    const config = configFromArguments(first, byObject ? undefined : second);
+    door.checkConnectOptions(byObject ? second : third);
+    const options: ConnectCallOptions =
+      (byObject ? second as ConnectCallOptions : third) ?? {};
     const resolved = resolveConfig(config);
     const adapter = await getAdapter(resolved.runtime);
     const manager = new ConnectionManager(
@@ -265,6 +278,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       adapter,
       options.connection,
     );
+    if (options.lazy === true) {
+      // No node is needed yet: the first call connects.
+      const client = new Client(resolved, manager);
+      client.#lazy = true;
+      return client;
+    }
     try {
       await manager.connect(options.signal);
     } catch (error) {
@@ -297,114 +316,64 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       return door.rejectRequest(payload, options);
     }
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    let node: ManagedNode;
-    try {
-      node = this.manager.pickNode();
-    } catch (error) {
-      // No healthy node: fail fast, without the retry machinery.
-      this.#failed++;
-      return Promise.reject(error);
-    }
-    this.#inFlight++;
-    const connection = node.pool.tryAcquireShared();
-    if (connection === undefined) {
-      return this.#attempt(node, payload, options).then(
-        (reply) => this.#succeed(reply),
-        (error) => this.#retryAfter(error, node, payload, options),
-      );
-    }
-    // The common case: a connection ready to share. The request's one
-    // promise is settled straight from the connection through a small
-    // record; retries only start after a failure.
-    return new Promise((resolve) => {
-      node.inFlight++;
-      connection.submitRequest(
-        payload,
-        options,
-        new RequestCall(this.#ledger, node, payload, options, resolve),
-      );
-    });
-  }
-
-  /** What a {@linkcode RequestCall} reports back to. */
-  readonly #ledger: RequestLedger = {
-    succeeded: (call, reply) => {
-      call.node.inFlight--;
-      this.manager.recordRequestSuccess(call.node);
-      call.resolve(this.#succeed(reply));
-    },
-    failed: (call, error) => {
-      call.node.inFlight--;
-      this.manager.recordRequestFailure(call.node, error);
-      if (!this.#shouldRetry(error, call.options)) {
-        // Settle now: no retry follows, so no async hop is needed.
-        this.#failed++;
-        this.#settled();
-        call.resolve(rejection(this.#final(error)));
-        return;
-      }
-      call.resolve(
-        this.#retryAfter(error, call.node, call.payload, call.options),
-      );
-    },
-  };
-
-  #succeed(reply: Uint8Array): Uint8Array {
-    this.#succeeded++;
-    this.#settled();
-    return reply;
-  }
-
-  async #retryAfter(
-    first: unknown,
-    failedOn: ManagedNode,
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    let node = failedOn;
-    try {
-      if (!this.#shouldRetry(first, options)) throw first;
-      const reply = await executeWithRetry(
-        (attempt, signal) => {
-          if (attempt === 0) return Promise.reject(first);
-          node = this.manager.pickNode(node);
-          return this.#attempt(node, payload, { ...options, signal });
-        },
-        this.config.retryConfig,
-        {
-          clock: this.#clock,
-          signal: options.signal,
-          idempotent: options.idempotent,
-          isRetryable: (e) => this.#shouldRetry(e, options),
-          onRetry: (info) => {
-            this.#retries++;
-            if (!this.hasListeners("retry")) return;
-            this.dispatchEvent(
-              new RetryEvent(
-                { ...info, address: node.address },
-                this.#clock.now(),
-              ),
-            );
-          },
+    if (this.#lazy) {
+      return this.#ready(options.signal).then(
+        () => this.request(payload, options),
+        (error) => {
+          throw this.#final(error);
         },
       );
-      this.#succeeded++;
-      return reply;
-    } catch (error) {
-      this.#failed++;
-      throw this.#final(error);
-    } finally {
-      this.#settled();
     }
-  }
-
-  #settled(): void {
-    if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+    return this.#path.request(payload, options);
   }
 
   /**
+   * A lazy client's first connect, shared by every call that needs it; a
+   * failed one is tried again by the next call.
+   */
+  #ready(signal: AbortSignal | undefined): Promise<void> {
+    this.#connecting ??= this.manager.connect().then(
+      () => {
+        this.#lazy = false;
+      },
+      (error) => {
+        this.#connecting = undefined;
+        throw error;
+      },
+    );
+    return signal === undefined
+      ? this.#connecting
+      : abortable(this.#connecting, signal);
+  }
+
+  /** How the request path reaches back into the client. */
+  readonly #pathOwner: RequestPathOwner = {
+    closing: () => this.#closing,
+    retrying: (detail) => {
+      if (!this.hasListeners("retry")) return;
+      this.dispatchEvent(new RetryEvent(detail, this.#clock.now()));
+    },
+    budgetSpent: (detail) => {
+      this.#log?.({
+        level: "warn",
+        message: `not retried, the retry budget is spent: ${
+          messageOf(detail.error)
+        }`,
+        event: "retryBudgetExhausted",
+        address: detail.address,
+      });
+      if (!this.hasListeners("retryBudgetExhausted")) return;
+      this.dispatchEvent(new RetryBudgetEvent(detail, this.#clock.now()));
+    },
+    final: (error) => this.#final(error),
+    idle: () => this.#onIdle?.(),
+  };
+
+  /**
    * Pings one healthy node and resolves with where it went and how long it
-   * took.
+   * took. `timeoutMs` (default `requestTimeoutMs`) bounds the wait for a
+   * connection and the round trip together; `signal` aborts it with
+   * {@linkcode AbortedError}. Not retried.
    */
   async ping(
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
@@ -413,19 +382,46 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   > {
     door.checkPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
+    if (this.#lazy) await this.#ready(options.signal);
     const node = this.manager.pickNode();
+    const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
+    const started = this.#clock.now();
     const connection = node.pool.tryAcquireShared() ??
-      await node.pool.acquireShared(options);
-    const latencyMs = await connection.ping(options);
+      await node.pool.acquireShared({
+        signal: options.signal,
+        // The pool's own limit applies when it is the shorter one, and
+        // its timeout error then names that limit.
+        timeoutMs: limit < this.config.poolConfig.connectionTimeoutMs
+          ? limit
+          : undefined,
+      });
+    const left = limit - (this.#clock.now() - started);
+    if (!(left > 0)) {
+      throw new RequestTimeoutError(node.address, limit, { sent: false });
+    }
+    const latencyMs = await connection.ping({
+      timeoutMs: left,
+      signal: options.signal,
+    });
     return { address: node.address, nodeId: connection.nodeId, latencyMs };
   }
 
   /**
    * Pings every node and returns each one's result; updates node health.
+   * `signal` ends the caller's wait with {@linkcode AbortedError}; the
+   * sweep itself, shared with the health loop, runs to its end within
+   * `healthConfig.timeoutMs`.
    */
-  healthCheckAllNodes(): Promise<HealthCheckResult[]> {
+  healthCheckAllNodes(
+    options: { signal?: AbortSignal } = {},
+  ): Promise<HealthCheckResult[]> {
+    if (!door.isValidHealthCheck(options)) {
+      return door.rejectHealthCheck(options);
+    }
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    return this.manager.healthCheckAllNodes();
+    const signal = options.signal;
+    if (signal === undefined) return this.manager.healthCheckAllNodes();
+    return abortable(this.manager.healthCheckAllNodes(), signal);
   }
 
   /**
@@ -441,7 +437,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<T> {
     door.checkWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
-    this.#inFlight++;
+    if (this.#lazy) await this.#ready(options.signal);
+    const path = this.#path;
+    path.inFlight++;
     try {
       let node: ManagedNode | undefined;
       const connection = await executeWithRetry(
@@ -464,27 +462,58 @@ export class Client extends TypedEventTarget<ClientEventMap> {
         node!.pool.returnConnection(connection);
       }
     } finally {
-      if (--this.#inFlight === 0 && this.#onIdle) this.#onIdle();
+      if (--path.inFlight === 0 && this.#onIdle) this.#onIdle();
     }
+  }
+
+  /**
+   * Adds a node to the running client (see "Changing the cluster at run
+   * time" in the README). `host` is parsed like a configured host. The
+   * node takes requests once its first connection is made; the result
+   * says how that went (`healthy`, or the `error`, after which the health
+   * checks keep trying it). Emits `nodeAdded`, and pool events of the new
+   * node reach listeners already subscribed.
+   *
+   * @throws {ConfigError} (rejects) for a bad host or one already a node.
+   * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const { healthy } = await client.addNode("127.0.0.1:7001");
+   * console.log(healthy, client.stats().nodes.length); // true 2
+   * await client.removeNode("127.0.0.1:7000");
+   * await client.disconnect();
+   * ```
+   */
+  addNode(host: string): Promise<HealthCheckResult> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.addNode(host);
+  }
+
+  /**
+   * Removes a node from the running client: no new request goes to it at
+   * once, requests in flight on it finish, then its connections close.
+   * Resolves when it is gone (after `nodeRemoved`).
+   *
+   * @throws {ConfigError} (rejects) for something that is not an address,
+   *   an address that is not a node, or the last node.
+   * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   */
+  removeNode(address: string): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.removeNode(address);
   }
 
   /** Counters and per-node state, as plain data. */
   stats(): ClientStats {
     return {
-      succeeded: this.#succeeded,
-      failed: this.#failed,
-      retries: this.#retries,
-      inFlight: this.#inFlight,
-      nodes: this.manager.nodes.map((n) => ({
-        address: n.address,
-        nodeId: n.nodeId,
-        protocol: n.protocol,
-        healthy: n.health.isHealthy,
-        consecutiveFailures: n.health.consecutiveFailures,
-        latencyMs: n.health.latencyMs,
-        inFlight: n.inFlight,
-        pool: n.pool.stats(),
-      })),
+      succeeded: this.#path.succeededCount,
+      failed: this.#path.failedCount,
+      retries: this.#path.retryCount,
+      hedges: this.#path.hedgeCount,
+      inFlight: this.#path.inFlight,
+      nodes: this.manager.nodes.map(nodeStats),
     };
   }
 
@@ -511,7 +540,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   async #shutdown(timeoutMs: number): Promise<void> {
     this.#closing = true;
     this.manager.stopHealthLoop();
-    if (this.#inFlight > 0) {
+    // A request waiting to be retried will not be: it ends now.
+    this.#path.stop();
+    if (this.#path.inFlight > 0) {
       const grace = new AbortController();
       const idle = new Promise<void>((resolve) => (this.#onIdle = resolve));
       await Promise.race([
@@ -521,59 +552,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       grace.abort();
       this.#onIdle = undefined;
     }
-    if (this.#inFlight > 0) {
+    if (this.#path.inFlight > 0) {
       this.#cancelled = new ClientClosedError(
         `disconnect cancelled the request after waiting ${timeoutMs} ms`,
       );
       this.manager.destroyConnections(this.#cancelled);
     }
     await this.manager.close();
-  }
-
-  async #attempt(
-    node: ManagedNode,
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    let connection: Connection;
-    try {
-      connection = node.pool.tryAcquireShared() ??
-        await node.pool.acquireShared({ signal: options.signal });
-    } catch (error) {
-      // A node that refuses or cannot be reached is a node failure too:
-      // the passive signal must not wait for the health loop to notice.
-      this.manager.recordRequestFailure(node, error);
-      throw error;
-    }
-    return this.#send(node, connection, payload, options);
-  }
-
-  /** Sends on `connection` and feeds the outcome into the node's health. */
-  #send(
-    node: ManagedNode,
-    connection: Connection,
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    node.inFlight++;
-    return connection.sendRequest(payload, options).then(
-      (reply) => {
-        node.inFlight--;
-        this.manager.recordRequestSuccess(node);
-        return reply;
-      },
-      (error) => {
-        node.inFlight--;
-        this.manager.recordRequestFailure(node, error);
-        throw error;
-      },
-    );
-  }
-
-  #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
-    // With no healthy node the client fails fast instead of backing off.
-    return options.retry !== false && !this.#closing &&
-      !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
   }
 
   /** Once the client is closing, failures say so. */
@@ -588,4 +573,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       { cause: error },
     );
   }
+}
+
+/** `work`, or an {@linkcode AbortedError} as soon as `signal` aborts. */
+function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(
+      new AbortedError("the operation was aborted", signal.reason),
+    );
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(new AbortedError("the operation was aborted", signal.reason));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
 }

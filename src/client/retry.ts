@@ -89,7 +89,9 @@ export function backoffDelay(
  * ```ts
  * import { isRetryable, type IsRetryableOptions, RequestTimeoutError } from "@nodewire/client";
  * const options: IsRetryableOptions = { idempotent: true };
- * isRetryable(new RequestTimeoutError("127.0.0.1:7000", 250), options); // true
+ * // As the connection reports a timeout of an idempotent request:
+ * const timeout = new RequestTimeoutError("127.0.0.1:7000", 250, { retryable: true });
+ * isRetryable(timeout, options); // true
  * ```
  */
 export interface IsRetryableOptions {

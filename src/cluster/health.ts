@@ -13,6 +13,7 @@
 import type { HealthConfig } from "../config/shapes.ts";
 import { finiteIn, integerIn } from "../config/validate.ts";
 import { NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
+import { RemoteErrorCode } from "../protocol/messages.ts";
 
 /**
  * A plain copy of a node's health, for logs, metrics and `JSON.stringify`.
@@ -274,10 +275,14 @@ export class NodeHealth {
 
 /**
  * Whether a request's failure should count against the node as a passive
- * health signal. Connection failures, timeouts and protocol violations do;
- * errors the node answered with, aborts, pool waits and client-side errors
- * do not, and neither does anything that is not a {@linkcode NodewireError}
- * (most likely a bug in the caller's code, not in the node).
+ * health signal: only what the node did. Connection failures (refused,
+ * connect timeout, lost connection), protocol violations and a node
+ * answering Overloaded or Unavailable do. The caller's own deadlines do
+ * not (a request timeout says the caller chose a short limit or a slow
+ * operation, not that the node is sick: a silent node is still taken out,
+ * by the health checks' own timeouts), nor do aborts, other answers from
+ * the node, pool waits, client-side errors, or anything that is not a
+ * {@linkcode NodewireError} (most likely a bug in the caller's code).
  *
  * @example
  * ```ts
@@ -288,5 +293,12 @@ export class NodeHealth {
  * ```
  */
 export function isNodeFailure(error: unknown): boolean {
-  return error instanceof NodewireError && !NOT_THE_NODES_FAULT.has(error.code);
+  if (!(error instanceof NodewireError)) return false;
+  const code = error.code;
+  if (code === "REMOTE_ERROR") {
+    const remote = (error as { remoteCode?: unknown }).remoteCode;
+    return remote === RemoteErrorCode.Overloaded ||
+      remote === RemoteErrorCode.Unavailable;
+  }
+  return code !== "REQUEST_TIMEOUT" && !NOT_THE_NODES_FAULT.has(code);
 }

@@ -6,7 +6,13 @@
  * @module
  */
 
-import type { HealthConfig, PoolConfig, RetryConfig } from "./shapes.ts";
+import type {
+  HealthConfig,
+  HedgingConfig,
+  PoolConfig,
+  RetryBudgetConfig,
+  RetryConfig,
+} from "./shapes.ts";
 
 /**
  * The port a host without one is assumed to listen on: the one nodes and
@@ -83,6 +89,42 @@ export const DEFAULT_RETRY_CONFIG: Readonly<RetryConfig> = Object.freeze({
   // Off, so delays are exactly the documented schedule; turn it on when
   // many clients may fail at once and must not come back in lockstep.
   jitter: false,
+});
+
+/**
+ * The retry budget's defaults, those of Finagle's RetryBudget: retries may
+ * add 20% to the traffic of the last 10 s, plus 10 per second so that a
+ * client sending little can still retry. A failing cluster then receives
+ * at most about 1.2 times its offered load (plus the floor), where
+ * `maxRetries: 3` alone would allow 4 times.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RETRY_BUDGET } from "@nodewire/client/core";
+ * console.log(DEFAULT_RETRY_BUDGET.ratio); // 0.2
+ * ```
+ */
+export const DEFAULT_RETRY_BUDGET: Readonly<RetryBudgetConfig> = Object.freeze({
+  ratio: 0.2,
+  minPerSecond: 10,
+  windowMs: 10_000,
+});
+
+/**
+ * Hedging's defaults: wait for the node's 95th percentile reply time, then
+ * send one hedge. Only about 5% of requests wait that long, so hedging
+ * adds about 5% to the traffic while cutting off the slowest tail.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HEDGING } from "@nodewire/client/core";
+ * console.log(DEFAULT_HEDGING.percentile); // 95
+ * ```
+ */
+export const DEFAULT_HEDGING: Readonly<HedgingConfig> = Object.freeze({
+  delayMs: undefined,
+  percentile: 95,
+  maxHedges: 1,
 });
 
 /**

@@ -28,7 +28,9 @@ import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
 import { Secret } from "../secret.ts";
 import {
   DEFAULT_HEALTH_CONFIG,
+  DEFAULT_HEDGING,
   DEFAULT_POOL_CONFIG,
+  DEFAULT_RETRY_BUDGET,
   DEFAULT_RETRY_CONFIG,
   DEFAULT_TIMEOUT_MS,
 } from "./defaults.ts";
@@ -36,12 +38,15 @@ import { parseHosts } from "./hosts.ts";
 import type {
   ConnectionConfig,
   HealthConfig,
+  HedgingConfig,
   Logger,
   PoolConfig,
   ResolvedConfig,
+  RetryBudgetConfig,
   RetryConfig,
 } from "./shapes.ts";
 import { resolveTlsConfig } from "./tls.ts";
+import { rejectUrlsInHosts } from "./url.ts";
 import {
   duration,
   finiteIn,
@@ -67,6 +72,8 @@ const CONFIG_KEYS = new Set<string>([
   "maxDatagramSize",
   "poolConfig",
   "retryConfig",
+  "retryBudget",
+  "hedging",
   "healthConfig",
   "loadBalancing",
   "whenNoHealthyNodes",
@@ -114,6 +121,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     throw new ConfigError("config", config, "expected an object");
   }
   rejectUnknownKeys("config", config, CONFIG_KEYS);
+  rejectUrlsInHosts(config.hosts);
   const hosts = parseHosts(config.hosts);
   const username = optionalString("username", config.username);
   const password = resolvePassword(config.password);
@@ -172,11 +180,13 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     ),
     poolConfig: resolvePoolConfig(config.poolConfig),
     retryConfig: resolveRetryConfig(config.retryConfig),
+    retryBudget: resolveRetryBudget(config.retryBudget),
+    hedging: resolveHedging(config.hedging),
     healthConfig: resolveHealthConfig(config.healthConfig),
     loadBalancing: oneOf(
       "loadBalancing",
-      config.loadBalancing ?? "round-robin",
-      ["round-robin", "least-in-flight"] as const,
+      config.loadBalancing ?? "least-in-flight",
+      ["round-robin", "least-in-flight", "peak-ewma"] as const,
     ),
     whenNoHealthyNodes: oneOf(
       "whenNoHealthyNodes",
@@ -276,6 +286,41 @@ export function resolveRetryConfig(
     );
   }
   return resolved;
+}
+
+/** Validates the retry budget and fills in defaults; `false` turns it off. */
+function resolveRetryBudget(
+  budget: Partial<RetryBudgetConfig> | false | undefined,
+): RetryBudgetConfig | undefined {
+  if (budget === false) return undefined;
+  const b = section("retryBudget", budget ?? {}, DEFAULT_RETRY_BUDGET);
+  return {
+    ratio: finiteIn("retryBudget.ratio", b.ratio, { atLeast: 0, atMost: 100 }),
+    minPerSecond: finiteIn("retryBudget.minPerSecond", b.minPerSecond, {
+      atLeast: 0,
+      atMost: 1e6,
+    }),
+    windowMs: duration("retryBudget.windowMs", b.windowMs),
+  };
+}
+
+/** Validates the hedging policy; `false` or nothing means off. */
+function resolveHedging(
+  hedging: boolean | Partial<HedgingConfig> | undefined,
+): HedgingConfig | undefined {
+  if (hedging === undefined || hedging === false) return undefined;
+  if (hedging === true) return DEFAULT_HEDGING;
+  const h = section("hedging", hedging, DEFAULT_HEDGING);
+  return {
+    delayMs: h.delayMs === undefined
+      ? undefined
+      : duration("hedging.delayMs", h.delayMs),
+    percentile: finiteIn("hedging.percentile", h.percentile, {
+      atLeast: 50,
+      atMost: 99.9,
+    }),
+    maxHedges: integerIn("hedging.maxHedges", h.maxHedges, 1, 4),
+  };
 }
 
 /** Validates health settings and fills in defaults. */

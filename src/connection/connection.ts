@@ -31,7 +31,12 @@ import type {
   TlsOptions,
 } from "../runtime/types.ts";
 import { ConnectionCore } from "./core.ts";
-import { lostError, type Pending, PromiseSink } from "./in_flight.ts";
+import {
+  lostError,
+  type Pending,
+  PromiseSink,
+  SAFE_TO_REPEAT,
+} from "./in_flight.ts";
 import {
   checkTlsSwitch,
   helloPayload,
@@ -406,6 +411,7 @@ export class Connection {
       options?.idempotent ? FrameFlags.Idempotent : 0,
       options,
       sink,
+      options?.idempotent ? SAFE_TO_REPEAT : 0,
     );
   }
 
@@ -417,7 +423,14 @@ export class Connection {
   async ping(options?: RequestOptions): Promise<number> {
     const start = this.#clock.now();
     await new Promise((resolve) =>
-      this.#call(MessageType.Ping, EMPTY, 0, options, new PromiseSink(resolve))
+      this.#call(
+        MessageType.Ping,
+        EMPTY,
+        0,
+        options,
+        new PromiseSink(resolve),
+        SAFE_TO_REPEAT,
+      )
     );
     return this.#clock.now() - start;
   }
@@ -476,6 +489,7 @@ export class Connection {
     flags: number,
     options: RequestOptions | undefined,
     sink: ReplySink,
+    safe: number,
   ): void {
     if (this.#state !== "open") {
       return sink.onError(
@@ -506,7 +520,7 @@ export class Connection {
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
       sequence,
-      type,
+      type: type | safe,
       sink,
       abort: undefined,
       deadline: 0,
@@ -566,7 +580,11 @@ export class Connection {
       ? "closed by the node while draining"
       : "closed by the node";
     this.#finish(
-      new ConnectionLostError(this, reason, { cause: error }),
+      // The adapter's own "lost" already says it; wrapping it again would
+      // repeat "connection to ... lost:" in the message.
+      error instanceof ConnectionLostError
+        ? error
+        : new ConnectionLostError(this, reason, { cause: error }),
     );
   };
 
@@ -577,13 +595,17 @@ export class Connection {
     this.#closeError = error;
     this.#core.shutDown(
       this.#route,
-      (sent) => this.#lostError(sent, error),
+      (sent, retryable) => this.#lostError(sent, error, retryable),
     );
     this.#resolveClosed(error);
   }
 
-  #lostError(sent: boolean, cause = this.#closeError): ConnectionLostError {
-    return lostError(this, sent, cause);
+  #lostError(
+    sent: boolean,
+    cause = this.#closeError,
+    retryable = true,
+  ): ConnectionLostError {
+    return lostError(this, sent, cause, retryable);
   }
 }
 

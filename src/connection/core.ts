@@ -24,7 +24,13 @@ import type { ByteChannel } from "../runtime/types.ts";
 import { DeadlineTracker } from "./deadlines.ts";
 import { FrameWriter } from "./frame_writer.ts";
 import { ControlInbox } from "./inbox.ts";
-import { type HeldFrame, type Pending, writeHeld } from "./in_flight.ts";
+import {
+  FRAME_TYPE,
+  type HeldFrame,
+  type Pending,
+  SAFE_TO_REPEAT,
+  writeHeld,
+} from "./in_flight.ts";
 import { PendingTable } from "./pending_table.ts";
 import type { ConnectionStats, RequestRoute } from "./types.ts";
 
@@ -185,24 +191,28 @@ export class ConnectionCore {
 
   /**
    * The connection has closed: stops the deadline timer and `route`, then
-   * fails every request in flight with `lost(sent)` (only a frame still
+   * fails every request in flight with `lost(sent, retryable)` (only a frame still
    * held back is known never to have left), every receiveMessage waiter
    * with `lost(false)`, and releases whoever waits for idle.
    */
   shutDown(
     route: RequestRoute | undefined,
-    lost: (sent: boolean) => Error,
+    lost: (sent: boolean, retryable: boolean) => Error,
   ): void {
     this.closed = true;
     this.deadlines.stop();
     route?.close();
     const held = new Set(this.queued.map((h) => h.pending));
     this.queued = [];
+    // One error per kind of request, not one per request: a written
+    // request is safe to retry only when it may be repeated.
+    const errors: (Error | undefined)[] = [undefined, undefined, undefined];
     for (const p of this.table.values()) {
       this.settle(p);
-      p.sink.onError(lost(!held.has(p)));
+      const kind = held.has(p) ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
+      p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2));
     }
-    this.inbox.fail(() => lost(false));
+    this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
   }
 
@@ -232,8 +242,16 @@ export class ConnectionCore {
     pending.list = undefined;
     this.settle(pending);
     this.stats.timedOut++;
+    // A frame still held behind a congested socket never left; one that
+    // left may have been executed, so only a request safe to repeat may
+    // be retried (the rule of isRetryable, read from the error alone).
+    const sent = this.queued.length === 0 ||
+      !this.queued.some((h) => h.pending === pending);
     pending.sink.onError(
-      new RequestTimeoutError(this.owner.address, timeoutMs),
+      new RequestTimeoutError(this.owner.address, timeoutMs, {
+        sent,
+        retryable: !sent || (pending.type & SAFE_TO_REPEAT) !== 0,
+      }),
     );
   };
 
@@ -281,7 +299,7 @@ export class ConnectionCore {
         );
         return;
       }
-      if (type !== replyTypeOf(pending.type)) {
+      if (type !== replyTypeOf(pending.type & FRAME_TYPE)) {
         throw new ProtocolError(
           `sequence ${message.sequence} answered with type 0x${
             type.toString(16)

@@ -17,6 +17,16 @@ import {
 } from "../errors.ts";
 
 /**
+ * Marks a {@linkcode Pending}'s `type` for a request that is safe to
+ * repeat (idempotent, or a ping), above the frame type's byte: whether a
+ * timeout or a lost connection leaves it retryable.
+ */
+export const SAFE_TO_REPEAT = 0x100;
+
+/** The frame type's byte of a {@linkcode Pending}'s `type`. */
+export const FRAME_TYPE = 0xff;
+
+/**
  * One request in flight: a record of eight fields, since a connection may
  * hold a hundred thousand of them. What only some requests need (an abort
  * signal, a frame held back by congestion) lives in records of its own.
@@ -24,7 +34,10 @@ import {
 export interface Pending extends DeadlineEntry {
   /** The request's sequence number, which its reply carries back. */
   readonly sequence: number;
-  /** The frame type sent (REQUEST or PING); the reply type follows from it. */
+  /**
+   * The frame type sent (REQUEST or PING; the reply type follows from it),
+   * with {@linkcode SAFE_TO_REPEAT} set for a request safe to repeat.
+   */
   readonly type: number;
   /** Where the outcome goes. */
   readonly sink: ReplySink;
@@ -83,7 +96,7 @@ export function writeHeld(
   for (let i = 0; i < held.length; i++) {
     const { pending: p, flags, payload } = held[i];
     if (table.get(p.sequence) !== p) continue;
-    writer.push(p.type, flags, p.sequence, payload);
+    writer.push(p.type & FRAME_TYPE, flags, p.sequence, payload);
     if (writer.congested) return held.slice(i + 1);
   }
   return undefined;
@@ -91,7 +104,8 @@ export function writeHeld(
 
 /**
  * The error for work a lost connection fails. `sent` says whether the
- * request had been written, so whether it may have reached the node;
+ * request had been written, so whether it may have reached the node, and
+ * `retryable` whether retrying it is still safe;
  * `cause` is what ended the connection, returned as is when it already
  * says the same.
  */
@@ -99,9 +113,21 @@ export function lostError(
   endpoint: Endpoint,
   sent: boolean,
   cause: Error | undefined,
+  retryable = true,
 ): ConnectionLostError {
-  if (cause instanceof ConnectionLostError && cause.sent === sent) {
+  if (
+    cause instanceof ConnectionLostError && cause.sent === sent &&
+    cause.retryable === retryable
+  ) {
     return cause;
+  }
+  if (cause instanceof ConnectionLostError) {
+    // The same loss, told for a request of another kind.
+    return new ConnectionLostError(endpoint, cause.reason, {
+      cause: cause.cause,
+      sent,
+      retryable,
+    });
   }
   const reason = cause instanceof NodewireError
     ? cause.message
@@ -109,5 +135,6 @@ export function lostError(
   return new ConnectionLostError(endpoint, reason, {
     cause,
     sent,
+    retryable,
   });
 }

@@ -89,7 +89,11 @@ export class ControlInbox {
         ? undefined
         : clock.setTimeout(() => {
           cleanup();
-          reject(new RequestTimeoutError(address, timeoutMs));
+          // Waiting for a control message: whatever the caller retries (a
+          // connect, a handshake) starts over on a new connection, so safe.
+          reject(
+            new RequestTimeoutError(address, timeoutMs, { retryable: true }),
+          );
         }, timeoutMs);
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });

@@ -201,8 +201,14 @@ export class ConnectionLostError extends ConnectionError {
   declare readonly code: "CONNECTION_LOST";
   /** Whether the failed request had been written to the socket. */
   readonly sent: boolean;
+  /** How the connection was lost, as the message says after "lost:". */
+  readonly reason: string;
 
-  /** Creates the error; `reason` says how the connection was lost. */
+  /**
+   * Creates the error; `reason` says how the connection was lost.
+   * Retryable by default: the connection's requests pass `retryable: false`
+   * for a written request that is not safe to repeat.
+   */
   constructor(
     endpoint: Endpoint,
     reason: string,
@@ -215,6 +221,7 @@ export class ConnectionLostError extends ConnectionError {
       options,
     );
     this.sent = options.sent ?? true;
+    this.reason = reason;
   }
 }
 

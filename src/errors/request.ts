@@ -9,8 +9,10 @@
 import { messageOf, NodewireError, type NodewireErrorOptions } from "./base.ts";
 
 /**
- * No response arrived within the request's timeout. The request may have
- * reached the node, so it is retried only when marked idempotent.
+ * No response arrived within the request's timeout. Unless `sent` is
+ * false, the request may have reached the node, so `retryable` is true
+ * only for an idempotent request (or a ping): the same rule as
+ * `isRetryable`.
  *
  * @example
  * ```ts
@@ -33,16 +35,34 @@ export class RequestTimeoutError extends NodewireError {
   readonly timeoutMs: number;
   /** `host:port` of the node the request went to. */
   readonly address: string;
+  /**
+   * Whether the request had been written when time ran out, so whether it
+   * may have reached the node. False when the time went by in the wait for
+   * a connection or behind a congested socket.
+   */
+  readonly sent: boolean;
 
-  /** Creates the error for a node address and the limit that passed. */
-  constructor(address: string, timeoutMs: number) {
+  /**
+   * Creates the error for a node address and the limit that passed.
+   * `options.retryable` defaults to true for a request never sent, false
+   * otherwise (the caller knows whether it was idempotent).
+   */
+  constructor(
+    address: string,
+    timeoutMs: number,
+    options: NodewireErrorOptions & { sent?: boolean } = {},
+  ) {
+    const sent = options.sent ?? true;
     super(
       "REQUEST_TIMEOUT",
-      `request to ${address} timed out after ${timeoutMs} ms`,
-      { retryable: true },
+      `request to ${address} timed out after ${timeoutMs} ms${
+        sent ? "" : " before it was sent"
+      }`,
+      { retryable: !sent, ...options },
     );
     this.timeoutMs = timeoutMs;
     this.address = address;
+    this.sent = sent;
   }
 }
 

@@ -1,0 +1,461 @@
+/**
+ * The one path every attempt of `Client.request` takes: first tries,
+ * retries and (later) hedges alike. One record per request carries it from
+ * node choice through pool wait, send and reply to its retries, and the
+ * outcome of each attempt is booked in one place: the node's in-flight
+ * count, its passive health and the client's counters.
+ *
+ * @module
+ */
+
+import { sleep } from "../clock.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
+import type { Connection } from "../connection/connection.ts";
+import type { ReplySink, RequestOptions } from "../connection/types.ts";
+import { rejection, type Resolve } from "../connection/resolve_only.ts";
+import type { ConnectionManager } from "../cluster/manager.ts";
+import type { ManagedNode } from "../cluster/node.ts";
+import {
+  AbortedError,
+  ClientClosedError,
+  NoHealthyNodesError,
+  RequestTimeoutError,
+  RetriesExhaustedError,
+} from "../errors.ts";
+import { backoffDelay, isRetryable } from "./retry.ts";
+import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
+import { DEFAULT_HEDGING } from "../config/defaults.ts";
+import { type Hedge, Hedging } from "./hedging.ts";
+import { RetryBudget } from "./retry_budget.ts";
+
+/** Options of {@linkcode Client.request}. */
+export interface ClientRequestOptions {
+  /**
+   * Bounds each attempt end to end, in ms: the wait for a pool connection,
+   * the send and the reply. Default `requestTimeoutMs`. Waits between
+   * retries are not part of an attempt; `signal` bounds the whole call.
+   */
+  timeoutMs?: number;
+  /**
+   * Bounds the whole call, retries and the waits between them included:
+   * when it aborts, the request fails at once with a non-retryable
+   * `AbortedError` carrying the signal's reason.
+   */
+  signal?: AbortSignal;
+  /**
+   * The request is safe to execute twice, so it may be retried even after
+   * it may have reached a node. Default false.
+   */
+  idempotent?: boolean;
+  /** Set false to make exactly one attempt. Default true. */
+  retry?: boolean;
+  /**
+   * For an idempotent request: after the hedge delay without a reply, send
+   * a second attempt to another node and take whichever reply comes first
+   * (see `hedging` in the config). Default: on when the client's `hedging`
+   * is on. Never for a request that is not idempotent.
+   */
+  hedge?: boolean;
+}
+
+/** What the request path needs from the client that owns it. */
+export interface RequestPathOwner {
+  /** Whether the client is shutting down: no retry starts then. */
+  closing(): boolean;
+  /** A retry was decided; the client tells its listeners. */
+  retrying(detail: RetryEventDetail): void;
+  /** A retry was refused by the budget; the client tells its listeners. */
+  budgetSpent(detail: RetryBudgetEventDetail): void;
+  /** The error a request finally fails with (the client may restate it). */
+  final(error: unknown): unknown;
+  /** The client's in-flight count reached zero. */
+  idle(): void;
+}
+
+/**
+ * One request, from its first attempt to its outcome: the connection's
+ * reply sink for its main attempt and the request's promise in one small
+ * record. Hedged attempts report through sinks of their own.
+ */
+export class RequestCall implements ReplySink {
+  /** The node of the main attempt; undefined before the first pick. */
+  node: ManagedNode | undefined = undefined;
+  /** 0 for the first attempt, then one more per retry. */
+  attempt = 0;
+  /** Attempts in flight: more than one only while hedged. */
+  outstanding = 0;
+  /** Whether the request has its outcome; later ones are only booked. */
+  done = false;
+  /** Hedging state, for a request that may be hedged. */
+  hedge: Hedge<ClientRequestOptions> | undefined = undefined;
+  /** When the main attempt was dispatched; read only when timed. */
+  sentAt = 0;
+
+  constructor(
+    readonly path: RequestPath,
+    readonly payload: Uint8Array,
+    readonly options: ClientRequestOptions,
+    // Failures too settle through it (see resolve_only.ts).
+    readonly resolve: Resolve<Uint8Array>,
+  ) {}
+
+  onReply(payload: Uint8Array): void {
+    this.path.succeeded(this, this.node!, payload);
+  }
+
+  onError(error: Error): void {
+    this.path.failed(this, this.node!, error);
+  }
+}
+
+/** The sink of one hedged attempt: which request, on which node. */
+class HedgeSink implements ReplySink {
+  constructor(
+    readonly call: RequestCall,
+    readonly node: ManagedNode,
+    readonly started: number,
+  ) {}
+
+  onReply(payload: Uint8Array): void {
+    this.call.path.hedgeAnswered(this, payload);
+  }
+
+  onError(error: Error): void {
+    this.call.path.failed(this.call, this.node, error, this.started);
+  }
+}
+
+/**
+ * A client's request path and its counters. Not exported from any entry
+ * point: the client's `request()` and `stats()` are its interface.
+ */
+export class RequestPath {
+  /** Requests that got a reply. */
+  succeededCount = 0;
+  /** Requests that failed for good. */
+  failedCount = 0;
+  /** Attempts after the first. */
+  retryCount = 0;
+  /** Hedged attempts sent. */
+  hedgeCount = 0;
+  /** Requests (and `withConnection` calls) not yet settled. */
+  inFlight = 0;
+
+  readonly #owner: RequestPathOwner;
+  readonly #manager: ConnectionManager;
+  readonly #config: ResolvedConfig;
+  /** Retries allowed by recent traffic; undefined when turned off. */
+  readonly #budget: RetryBudget | undefined;
+  /** Requests waiting to be retried; woken at once by a shutdown. */
+  readonly #sleeping = new Set<AbortController>();
+  /** Hedging policy and per-node latencies; undefined when never used. */
+  #hedging: Hedging | undefined;
+  /**
+   * Whether the balancer weighs reply times: only then is each attempt
+   * timed, so the other balancers cost no clock reads per request.
+   */
+  readonly #timed: boolean;
+
+  constructor(
+    owner: RequestPathOwner,
+    manager: ConnectionManager,
+    config: ResolvedConfig,
+  ) {
+    this.#owner = owner;
+    this.#manager = manager;
+    this.#config = config;
+    this.#timed = manager.timesRequests;
+    this.#budget = config.retryBudget === undefined
+      ? undefined
+      : new RetryBudget(config.retryBudget, config.clock.now());
+    if (config.hedging !== undefined) {
+      this.#hedging = new Hedging(config.hedging, config.clock);
+    }
+  }
+
+  /** Starts a request; the promise settles with its reply or final error. */
+  request(
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    if (this.#budget !== undefined) this.#budget.requests++;
+    return new Promise((resolve) => {
+      this.inFlight++;
+      const call = new RequestCall(this, payload, options, resolve);
+      if (
+        options.idempotent === true && options.hedge !== false &&
+        (this.#hedging !== undefined || options.hedge === true)
+      ) {
+        this.#hedging ??= new Hedging(DEFAULT_HEDGING, this.#config.clock);
+        call.hedge = this.#hedging.start(options, () => this.#hedgeNow(call));
+      }
+      this.#dispatch(call);
+    });
+  }
+
+  /** Ends the waits between retries; called when the client shuts down. */
+  stop(): void {
+    for (const wake of this.#sleeping) wake.abort();
+  }
+
+  /**
+   * One attempt: picks a node (another than the last attempt's when there
+   * is one), counts the attempt against it at once, so that load-aware
+   * balancing sees it while it waits for a connection, and sends.
+   */
+  #dispatch(call: RequestCall): void {
+    let node: ManagedNode;
+    try {
+      node = this.#manager.pickNode(call.node);
+    } catch (error) {
+      // No healthy node: fail fast, without backing off.
+      return this.#end(call, error);
+    }
+    call.node = node;
+    node.inFlight++;
+    call.outstanding++;
+    if (this.#timed) call.sentAt = this.#config.clock.now();
+    const hedge = call.hedge;
+    if (hedge !== undefined) {
+      hedge.mainStarted = this.#config.clock.now();
+      hedge.arm(node);
+    }
+    // The common case: a connection ready to share, and the request's one
+    // promise settled straight from it through the record.
+    const options = hedge === undefined ? call.options : hedge.options;
+    const connection = node.pool.tryAcquireShared();
+    if (connection !== undefined) {
+      connection.submitRequest(call.payload, options, call);
+    } else {
+      this.#waitThenSend(call, node, options, call);
+    }
+  }
+
+  /**
+   * The hedge delay passed with no reply: one more attempt, to another
+   * node, if the retry budget allows it.
+   */
+  #hedgeNow(call: RequestCall): void {
+    const hedge = call.hedge!;
+    if (call.done || call.outstanding === 0 || this.#owner.closing()) return;
+    let node: ManagedNode;
+    try {
+      node = this.#manager.pickNode(call.node);
+    } catch {
+      return; // No healthy node to hedge to.
+    }
+    // Another attempt to the same node would only add to its queue.
+    if (node === call.node) return;
+    const budget = this.#budget;
+    if (budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())) {
+      return;
+    }
+    this.hedgeCount++;
+    hedge.sent++;
+    node.inFlight++;
+    call.outstanding++;
+    const sink = new HedgeSink(call, node, this.#config.clock.now());
+    const connection = node.pool.tryAcquireShared();
+    if (connection !== undefined) {
+      connection.submitRequest(call.payload, hedge.options, sink);
+    } else {
+      this.#waitThenSend(call, node, hedge.options, sink);
+    }
+    hedge.rearm();
+  }
+
+  /**
+   * The attempt waits for a pool connection. Its `timeoutMs` bounds the
+   * wait and the reply together: what the wait used is taken off the time
+   * the reply may take.
+   */
+  async #waitThenSend(
+    call: RequestCall,
+    node: ManagedNode,
+    options: ClientRequestOptions,
+    sink: ReplySink,
+  ): Promise<void> {
+    const clock = this.#config.clock;
+    const limit = options.timeoutMs ?? this.#config.requestTimeoutMs;
+    const started = clock.now();
+    let connection: Connection;
+    try {
+      connection = await node.pool.acquireShared({
+        signal: options.signal,
+        // The pool's own limit applies when it is the shorter one, and
+        // its timeout error then names that limit.
+        timeoutMs: limit < this.#config.poolConfig.connectionTimeoutMs
+          ? limit
+          : undefined,
+      });
+    } catch (error) {
+      return sink.onError(error as Error);
+    }
+    const left = limit - (clock.now() - started);
+    if (!(left > 0)) {
+      return sink.onError(
+        new RequestTimeoutError(node.address, limit, { sent: false }),
+      );
+    }
+    const sendOptions: RequestOptions = {
+      timeoutMs: left,
+      signal: options.signal,
+      idempotent: options.idempotent,
+    };
+    connection.submitRequest(call.payload, sendOptions, sink);
+  }
+
+  /** An attempt got its reply: the request is done, unless it already was. */
+  succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
+    node.inFlight--;
+    this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, call.sentAt, this.#config.clock.now());
+    }
+    call.outstanding--;
+    const hedge = call.hedge;
+    if (hedge !== undefined) {
+      hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
+      if (call.done) return;
+      // Done first: cancelling the other attempts reports their failures
+      // at once, and they must find the request settled.
+      call.done = true;
+      hedge.finish();
+    }
+    call.done = true;
+    this.succeededCount++;
+    this.#settled();
+    call.resolve(reply);
+  }
+
+  /** A hedged attempt got its reply. */
+  hedgeAnswered(sink: HedgeSink, reply: Uint8Array): void {
+    const call = sink.call;
+    const node = sink.node;
+    node.inFlight--;
+    this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, sink.started, this.#config.clock.now());
+    }
+    call.outstanding--;
+    const hedge = call.hedge!;
+    hedge.answered(node, this.#config.clock.now() - sink.started);
+    if (call.done) return;
+    call.done = true;
+    hedge.finish();
+    this.succeededCount++;
+    this.#settled();
+    call.resolve(reply);
+  }
+
+  /**
+   * An attempt failed: the failure is booked against its node (when it was
+   * the node's doing), then the request is retried or ends.
+   */
+  failed(
+    call: RequestCall,
+    node: ManagedNode,
+    error: Error,
+    started: number = call.sentAt,
+  ): void {
+    node.inFlight--;
+    this.#manager.recordRequestFailure(node, error);
+    if (this.#timed) {
+      const now = this.#config.clock.now();
+      this.#manager.recordLatency(node, started, now, error);
+    }
+    // Another attempt is still out (hedged), or the request already has
+    // its outcome: this failure decides nothing.
+    if (--call.outstanding > 0 || call.done) return;
+    const options = call.options;
+    const signal = options.signal;
+    // The caller asked to stop; an attempt may have failed because of it
+    // with some other error.
+    if (signal?.aborted && !(error instanceof AbortedError)) {
+      return this.#end(call, aborted(signal));
+    }
+    if (!this.#shouldRetry(error, options)) return this.#end(call, error);
+    const retryConfig = this.#config.retryConfig;
+    if (call.attempt >= retryConfig.maxRetries) {
+      return this.#end(
+        call,
+        new RetriesExhaustedError(call.attempt + 1, error),
+      );
+    }
+    const budget = this.#budget;
+    if (
+      budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())
+    ) {
+      // Retrying now would add load to a cluster that is failing more
+      // than the budget allows: the request fails with its own error.
+      this.#owner.budgetSpent({
+        attempt: call.attempt + 1,
+        error,
+        address: node.address,
+      });
+      return this.#end(call, error);
+    }
+    const delayMs = backoffDelay(call.attempt, retryConfig);
+    call.attempt++;
+    this.retryCount++;
+    this.#owner.retrying({
+      attempt: call.attempt,
+      delayMs,
+      error,
+      address: node.address,
+    });
+    this.#backOff(call, delayMs);
+  }
+
+  /** Waits `delayMs`, then makes the next attempt, unless told to stop. */
+  async #backOff(call: RequestCall, delayMs: number): Promise<void> {
+    const signal = call.options.signal;
+    // One controller ends the wait for either reason: the caller's abort
+    // or the client's shutdown (which aborts every sleeping one).
+    const wake = new AbortController();
+    const onAbort = () => wake.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.#sleeping.add(wake);
+    try {
+      await sleep(this.#config.clock, delayMs, wake.signal);
+    } catch {
+      // Woken early; the checks below say why.
+    } finally {
+      this.#sleeping.delete(wake);
+      signal?.removeEventListener("abort", onAbort);
+    }
+    if (signal?.aborted) return this.#end(call, aborted(signal));
+    if (this.#owner.closing()) {
+      return this.#end(
+        call,
+        new ClientClosedError(
+          "the client disconnected while the request waited to be retried",
+        ),
+      );
+    }
+    this.#dispatch(call);
+  }
+
+  /** The request failed for good. */
+  #end(call: RequestCall, error: unknown): void {
+    call.done = true;
+    call.hedge?.finish();
+    this.failedCount++;
+    this.#settled();
+    call.resolve(rejection(this.#owner.final(error)));
+  }
+
+  #settled(): void {
+    if (--this.inFlight === 0) this.#owner.idle();
+  }
+
+  #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
+    // With no healthy node the client fails fast instead of backing off.
+    return options.retry !== false && !this.#owner.closing() &&
+      !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
+  }
+}
+
+function aborted(signal: AbortSignal): AbortedError {
+  return new AbortedError("the request was aborted", signal.reason);
+}
