@@ -111,9 +111,19 @@ test("DNS names: labels of letters, digits, - and _, none empty or edged with -"
   ) refused(bad, /expected host/);
 });
 
-test("a URL among the hosts says that it is not a host", () => {
-  refused("nodewire://db.example:7000", /a URL is not a host.*host:port/);
-  refused("tcp://127.0.0.1:7000", /a URL is not a host/);
+test("a URL among the hosts says that it is not a host, and never quotes it", () => {
+  // In a config, the connection-string check names it first (src/config/url.ts).
+  refused("nodewire://u:pw@db.example:7000", /looks like a connection string/);
+  refused("tcp://127.0.0.1:7000", /a host has no scheme/);
+  // parseHost on its own says the same, and does not quote it either.
+  for (const url of ["nodewire://u:pw@db:7000", "tcp://db:7000", "u:pw@db"]) {
+    assert.throws(() => parseHost(url), (error) => {
+      assert.ok(error instanceof ConfigError);
+      assert.match(error.message, /a URL is not a host/);
+      assert.doesNotMatch(error.message, /pw|db/);
+      return true;
+    });
+  }
 });
 
 // --- properties --------------------------------------------------------------

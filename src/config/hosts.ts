@@ -44,10 +44,13 @@ export function parseHost(entry: string, field = "host"): HostAddress {
     throw new ConfigError(field, entry, expected);
   };
   if (text === "") fail("expected host, host:port or [ipv6]:port");
-  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) {
-    fail(
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text) || text.includes("@")) {
+    // Not quoted: a URL or user@ may hold a password.
+    throw new ConfigError(
+      field,
+      "[redacted]",
       "a URL is not a host: give the node as host:port (no scheme such as " +
-        '"nodewire://", no path)',
+        '"nodewire://", no user@, no path)',
     );
   }
   let hostname: string;
