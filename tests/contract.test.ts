@@ -35,6 +35,7 @@ const RUNS = {
   withConnection: 200,
   listeners: 400,
   plain: 100,
+  membership: 150,
   disconnect: 60,
   connect: 200,
   isRetryable: 500,
@@ -286,6 +287,7 @@ const requestOptions = optionsOf({
   signal: signalArb,
   idempotent: flag,
   retry: flag,
+  hedge: flag,
 });
 const callOptions = optionsOf({ timeoutMs: duration, signal: signalArb });
 
@@ -520,27 +522,80 @@ test(`Contract: client.addEventListener / removeEventListener (${RUNS.listeners}
   });
 });
 
-test(`Contract: healthCheckAllNodes and stats, with any arguments (${RUNS.plain} runs)`, async () => {
+test(`Contract: healthCheckAllNodes(options) and stats(...anything) (${RUNS.plain} runs)`, async () => {
   await withClient(async (client) => {
-    const call = client as unknown as Record<
-      string,
-      (...args: unknown[]) => unknown
-    >;
+    const stats = client.stats as (...args: unknown[]) => unknown;
+    const check = client.healthCheckAllNodes as (
+      ...args: unknown[]
+    ) => unknown;
     await fc.assert(
-      fc.asyncProperty(fc.array(anything, { maxLength: 3 }), async (args) => {
-        for (const method of ["healthCheckAllNodes", "stats"]) {
-          const what = `${method}(${describe(...args)})`;
+      fc.asyncProperty(
+        optionsOf({ signal: signalArb }),
+        fc.array(anything, { maxLength: 3 }),
+        async (o, args) => {
+          const made = args.map((a) => a.make());
           assertContract(
-            await run(() => call[method](...args.map((a) => a.make()))),
-            what,
+            await run(() => check.call(client, o.make(), ...made)),
+            `healthCheckAllNodes(${describe(o, ...args)})`,
           );
-        }
-        assert.equal(client.closed, false);
-        await assertStillWorks(client, "healthCheckAllNodes and stats");
-      }),
+          assertContract(
+            await run(() => stats.call(client, ...made)),
+            `stats(${describe(...args)})`,
+          );
+          assert.equal(client.closed, false);
+          await assertStillWorks(client, "healthCheckAllNodes and stats");
+        },
+      ),
       { numRuns: RUNS.plain, endOnFailure: true },
     );
   });
+});
+
+test(`Contract: client.addNode(host) and removeNode(address) (${RUNS.membership} runs)`, async () => {
+  const other = await startTestNode();
+  try {
+    await withClient(async (client, node) => {
+      const address = fc.oneof(
+        value(fc.constantFrom(
+          other.address,
+          node.address,
+          "127.0.0.1:1",
+          "127.0.0.1:7000:1",
+          "[:::::]:7000",
+          "",
+          "nodewire://127.0.0.1:7000",
+        )),
+        // Never a name to resolve (see the connect test).
+        value(fc.string().map((s) => `${s}@`)),
+        anything,
+      );
+      await fc.assert(
+        fc.asyncProperty(address, address, async (added, removed) => {
+          const before = client.stats().nodes.length;
+          const adding = await run(() => client.addNode(added.make() as never));
+          assertContract(adding, `addNode(${describe(added)})`);
+          const removing = await run(() =>
+            client.removeNode(removed.make() as never)
+          );
+          assertContract(removing, `removeNode(${describe(removed)})`);
+          // Back to the one node the run started with (which the run may
+          // have removed, when it had added another).
+          const addresses = () => client.stats().nodes.map((n) => n.address);
+          if (!addresses().includes(node.address)) {
+            await client.addNode(node.address);
+          }
+          for (const address of addresses()) {
+            if (address !== node.address) await client.removeNode(address);
+          }
+          assert.equal(client.stats().nodes.length, before);
+          await assertStillWorks(client, `addNode(${describe(added)})`);
+        }),
+        { numRuns: RUNS.membership, endOnFailure: true },
+      );
+    });
+  } finally {
+    await other.close();
+  }
 });
 
 test(`Contract: client.disconnect(options) (${RUNS.disconnect} runs)`, async () => {
@@ -582,7 +637,7 @@ test(`Contract: client.disconnect(options) (${RUNS.disconnect} runs)`, async () 
   }
 });
 
-test(`Contract: Client.connect(config, options) (${RUNS.connect} runs)`, async () => {
+test(`Contract: Client.connect(config, options) and Client.connect(url, overrides, options) (${RUNS.connect} runs)`, async () => {
   const node = await startTestNode();
   try {
     const hostEntry = fc.oneof(
@@ -657,8 +712,13 @@ test(`Contract: Client.connect(config, options) (${RUNS.connect} runs)`, async (
             unhealthyThreshold: small(5),
           }),
           loadBalancing: value(
-            fc.constantFrom("round-robin", "least-in-flight"),
+            fc.constantFrom("round-robin", "least-in-flight", "peak-ewma"),
           ),
+          hedging: fc.oneof(
+            flag,
+            optionsOf({ maxHedges: small(2), percentile: small(99) }),
+          ),
+          retryBudget: fc.oneof(value(fc.constant(false)), anything),
           whenNoHealthyNodes: value(fc.constantFrom("fail", "tryAll")),
           runtime: value(fc.constantFrom("deno", "bun", "node", "memory")),
           clientName: value(fc.string()),
@@ -668,6 +728,7 @@ test(`Contract: Client.connect(config, options) (${RUNS.connect} runs)`, async (
     );
     const options = optionsOf({
       signal: signalArb,
+      lazy: flag,
       connection: optionsOf({
         clientName: value(fc.string()),
         timeoutMs: value(fc.integer({ min: 50, max: 2000 })),
@@ -675,12 +736,35 @@ test(`Contract: Client.connect(config, options) (${RUNS.connect} runs)`, async (
         port: value(fc.constant(node.port)),
       }),
     });
+    // The other form: a connection string (or none: NODEWIRE_URL, unset
+    // here), overrides, then the options.
+    const url = fc.oneof(
+      value(fc.constantFrom(
+        undefined,
+        `nodewire://${node.address}`,
+        `nodewire://${node.address}/?timeoutMs=500&poolMax=2`,
+        `nodewire://app@${node.address}`,
+        `nodewire://app:pw@${node.address}/?tls=require`,
+        `nodewire://${node.address}/?timeoutMs=NaN`,
+        `nodewire://${node.address}/?bogus=1`,
+        "nodewire://",
+        "http://127.0.0.1:7000",
+        node.address,
+      )),
+      value(fc.string().map((s) => `nodewire://${s}@`)),
+      anything,
+    );
+    const form = fc.oneof(
+      fc.tuple(config, options).map(([c, o]) => [c, o]),
+      fc.tuple(url, config, options).map(([u, c, o]) => [u, c, o]),
+    );
     await noUnhandledRejections(async () => {
       await fc.assert(
-        fc.asyncProperty(config, options, async (c, o) => {
-          const what = `Client.connect(${describe(c, o)})`;
+        fc.asyncProperty(form, async (args) => {
+          const what = `Client.connect(${describe(...args)})`;
+          const connect = Client.connect as (...a: unknown[]) => unknown;
           const outcome = await run(() =>
-            Client.connect(c.make() as never, o.make() as never)
+            connect.apply(Client, args.map((a) => a.make()))
           );
           assertContract(outcome, what);
           if (outcome.ok) {
