@@ -39,6 +39,7 @@ interface Scene {
   client: Client;
   nodes: TestNode[];
   clock: VirtualClock;
+  network: ReturnType<typeof createMemoryNetwork>;
   /** Every `nodeHealthChanged`, as `n1:false ejected for ...`. */
   changes: string[];
 }
@@ -79,7 +80,7 @@ async function scene(
     changes.push(`${idOf.get(d.address)}:${d.healthy} ${d.reason}`);
   });
   try {
-    await body({ client, nodes, clock, changes });
+    await body({ client, nodes, clock, network, changes });
   } finally {
     await client.disconnect({ timeoutMs: 1 }).catch(() => {});
     await Promise.all(nodes.map((node) => node.close()));
@@ -473,6 +474,36 @@ test("outlierEjection: false leaves nodes to the health checks", async () => {
     for (let i = 0; i < 40; i++) await send(s.client, OVERLOADED);
     assert.equal(s.client.manager.healthyCount, 2);
     assert.deepEqual(s.changes, []);
+  });
+});
+
+test("ejection follows the membership: a removed node's ejection ends with it, and the share counts the nodes of the moment", async () => {
+  await scene(2, {}, async (s) => {
+    const { client, clock, changes } = s;
+    for (let i = 0; i < 5; i++) await sendTo(client, "n1", OVERLOADED);
+    assert.equal(changes.length, 1);
+    const removed = healthOf(s, "n1");
+    await client.removeNode(s.nodes[1].address);
+    await clock.advance(60_000);
+    assert.equal(changes.length, 1, "no return announced for a node gone");
+    assert.equal(removed.isEjected, true, "its ejection timer never fired");
+    // Two nodes again, then three: half of three is one at a time.
+    const extra = await Promise.all(
+      ["n2", "n3"].map((nodeId) =>
+        startTestNode({ nodeId, runtime: s.network, clock })
+      ),
+    );
+    try {
+      for (const node of extra) {
+        assert.equal((await client.addNode(node.address)).healthy, true);
+      }
+      for (let i = 0; i < 30; i++) await send(client, OVERLOADED);
+      assert.equal(client.manager.healthyCount, 2, "one of three ejected");
+      assert.equal(changes.filter((c) => /:false ejected/.test(c)).length, 2);
+    } finally {
+      await client.disconnect({ timeoutMs: 1 });
+      await Promise.all(extra.map((node) => node.close()));
+    }
   });
 });
 

@@ -18,7 +18,8 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { OutlierEjectionConfig } from "../config/shapes.ts";
-import { messageOf } from "../errors.ts";
+import { messageOf, RemoteError } from "../errors.ts";
+import { isNodeFailure } from "./health.ts";
 import type { ManagedNode } from "./node.ts";
 
 /**
@@ -32,7 +33,7 @@ export const EJECTION_JITTER = 0.1;
 /** What the ejector needs from the manager that owns the nodes. */
 export interface EjectionOwner {
   /** Every node now (the membership may change), in host order. */
-  readonly nodes: readonly ManagedNode[];
+  nodes(): readonly ManagedNode[];
   /** How many nodes are in rotation now. */
   healthyCount(): number;
   /** Whether the owner is closing: nothing is ejected or scheduled then. */
@@ -168,6 +169,26 @@ export function ejectionTime(
 }
 
 /**
+ * Books a failed request on `node`. A node failure ({@linkcode isNodeFailure})
+ * counts toward its outlier ejection (with ejection off, only on its health
+ * record); an ordinary answer from the node (a `RemoteError` such as
+ * NotFound) shows that it works, like a reply; anything else (the caller's
+ * timeouts and aborts, pool waits) says nothing about the node.
+ */
+export function recordFailedRequest(
+  ejector: OutlierEjector | undefined,
+  node: ManagedNode,
+  error: unknown,
+): void {
+  if (isNodeFailure(error)) {
+    if (ejector !== undefined) ejector.recordFailure(node, error);
+    else node.health.recordRequestFailure(error);
+  } else if (error instanceof RemoteError) {
+    node.health.recordRequestSuccess();
+  }
+}
+
+/**
  * Decides ejections for a manager's nodes and ends them when their time is
  * over. The manager calls {@linkcode OutlierEjector.recordFailure} for each
  * node failure of a request and {@linkcode OutlierEjector.stop} on close.
@@ -210,7 +231,7 @@ export class OutlierEjector {
     const minNodes = this.#config.successRateMinNodes;
     if (
       this.#window === undefined && minNodes >= 2 &&
-      this.#owner.nodes.length >= minNodes && !this.#owner.isClosed()
+      this.#owner.nodes().length >= minNodes && !this.#owner.isClosed()
     ) {
       this.#openWindow();
     }
@@ -248,7 +269,7 @@ export class OutlierEjector {
   }
 
   #openWindow(): void {
-    for (const node of this.#owner.nodes) node.health.resetRequestCounts();
+    for (const node of this.#owner.nodes()) node.health.resetRequestCounts();
     this.#window = this.#clock.setTimeout(
       () => this.#closeWindow(),
       this.#config.intervalMs,
@@ -259,7 +280,7 @@ export class OutlierEjector {
   #closeWindow(): void {
     this.#window = undefined;
     if (this.#owner.isClosed()) return;
-    const nodes = this.#owner.nodes;
+    const nodes = this.#owner.nodes();
     const counts = nodes.map((node) => ({
       successes: node.health.requestSuccesses,
       failures: node.health.requestFailures,
@@ -283,7 +304,7 @@ export class OutlierEjector {
     // At most the share at once (one always may be; the epsilon keeps
     // 0.29 × 100 from flooring to 28), and never the last node in
     // rotation: better a failing node than none.
-    const share = this.#config.maxEjectedShare * this.#owner.nodes.length;
+    const share = this.#config.maxEjectedShare * this.#owner.nodes().length;
     if (this.#ejected.size >= Math.max(1, Math.floor(share + 1e-9))) return;
     if (this.#owner.healthyCount() <= 1) return;
     const health = node.health;

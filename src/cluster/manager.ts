@@ -21,7 +21,6 @@ import {
   NegotiationError,
   NodeUnhealthyError,
   NoHealthyNodesError,
-  RemoteError,
   TlsError,
 } from "../errors.ts";
 import { TypedEventTarget } from "../events.ts";
@@ -34,14 +33,14 @@ import {
   handshakeFor,
   type NodePoolOptions,
 } from "./connector.ts";
-import { OutlierEjector } from "./ejection.ts";
+import { OutlierEjector, recordFailedRequest } from "./ejection.ts";
 import {
   type ManagerEventMap,
   NodeHealthEvent,
   NodeMembershipEvent,
   ProtocolSelectedEvent,
 } from "./events.ts";
-import { isNodeFailure, NodeHealth } from "./health.ts";
+import { NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
 import { parseNewHost, parseNodeAddress, SlotTable } from "./membership.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
@@ -146,21 +145,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       config.healthConfig,
       config.clock,
     );
-    this.#ejector = config.outlierEjection === undefined
-      ? undefined
-      : new OutlierEjector(
-        {
-          get nodes() {
-            return current();
-          },
-          healthyCount: () => this.#healthy.size,
-          isClosed: () => this.#closed,
-          onHealthChanged: (node, reason) =>
-            this.#onHealthChanged(node, reason),
-        },
-        config.outlierEjection,
-        config.clock,
-      );
+    this.#ejector = config.outlierEjection && new OutlierEjector(
+      {
+        nodes: current,
+        healthyCount: () => this.#healthy.size,
+        isClosed: () => this.#closed,
+        onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
+      },
+      config.outlierEjection,
+      config.clock,
+    );
     this.#panicBelow = config.panicThreshold * nodes.length;
   }
 
@@ -405,20 +399,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   }
 
   /**
-   * Feeds the failure of a real request into the node's health. A node
-   * failure ({@linkcode isNodeFailure}) counts toward its outlier
-   * ejection; an ordinary answer from the node (a `RemoteError` such as
-   * NotFound) shows that it works, like a reply; anything else (the
-   * caller's timeouts and aborts, pool waits) says nothing about it.
+   * Feeds the failure of a real request into the node's health and its
+   * outlier ejection: see {@linkcode recordFailedRequest} for what counts.
    */
   recordRequestFailure(node: ManagedNode, error: unknown): void {
-    if (isNodeFailure(error)) {
-      if (this.#ejector !== undefined) {
-        this.#ejector.recordFailure(node, error);
-      } else node.health.recordRequestFailure(error);
-    } else if (error instanceof RemoteError) {
-      node.health.recordRequestSuccess();
-    }
+    recordFailedRequest(this.#ejector, node, error);
   }
 
   /**
@@ -435,10 +420,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#healthLoop.stop();
   }
 
-  /**
-   * A request to `node` succeeded: its run of failed requests, if any,
-   * ends. Plain increments, no clock.
-   */
+  /** A request to `node` succeeded: plain increments, no clock. */
   recordRequestSuccess(node: ManagedNode): void {
     node.health.recordRequestSuccess();
   }
