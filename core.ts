@@ -109,16 +109,23 @@ export { resolveConfig } from "./src/config/resolve.ts";
 export { parseConnectionString } from "./src/config/url.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
-// The retry budget: configured through the root's ConnectionConfig and
-// heard through Client events, so an application needs none of these
-// names; they are here for those who type them out (the root stays small).
+// The retry budget, hedging and outlier ejection: configured through the
+// root's ConnectionConfig and heard through Client events, so an
+// application needs none of these names; they are here for those who type
+// them out (the root stays small).
 export {
   RetryBudgetEvent,
   type RetryBudgetEventDetail,
 } from "./src/client/events.ts";
-export type { HedgingConfig, RetryBudgetConfig } from "./src/config/shapes.ts";
+export type {
+  HedgingConfig,
+  OutlierEjectionConfig,
+  RetryBudgetConfig,
+} from "./src/config/shapes.ts";
 export {
   DEFAULT_HEDGING,
+  DEFAULT_OUTLIER_EJECTION,
+  DEFAULT_PANIC_THRESHOLD,
   DEFAULT_RETRY_BUDGET,
 } from "./src/config/defaults.ts";
 export {

@@ -148,6 +148,20 @@ const DURATION_FIELDS: {
     base: () => ({ retryConfig: { initialBackoffMs: 0 } }),
   },
   { field: "healthConfig.intervalMs", zero: true },
+  { field: "outlierEjection.intervalMs", zero: false },
+  {
+    field: "outlierEjection.baseEjectionTimeMs",
+    zero: false,
+    // maxEjectionTimeMs must not be below it.
+    base: () => ({
+      outlierEjection: { maxEjectionTimeMs: MAX_TIMER_DELAY_MS },
+    }),
+  },
+  {
+    field: "outlierEjection.maxEjectionTimeMs",
+    zero: false,
+    base: () => ({ outlierEjection: { baseEjectionTimeMs: 0.5 } }),
+  },
   { field: "healthConfig.timeoutMs", zero: false },
   {
     field: "tls.handshakeTimeoutMs",

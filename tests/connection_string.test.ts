@@ -160,6 +160,7 @@ const EXAMPLES: Record<string, [text: string, value: unknown]> = {
   maxDatagramSize: ["1400", 1400],
   loadBalancing: ["least-in-flight", "least-in-flight"],
   whenNoHealthyNodes: ["tryAll", "tryAll"],
+  panicThreshold: ["0.5", 0.5],
   runtime: ["memory", "memory"],
   clientName: ["batch-7", "batch-7"],
   "tls.serverName": ["db.internal", "db.internal"],
@@ -192,6 +193,16 @@ const EXAMPLES: Record<string, [text: string, value: unknown]> = {
   "hedging.delayMs": ["20", 20],
   "hedging.percentile": ["99", 99],
   "hedging.maxHedges": ["2", 2],
+  outlierEjection: ["false", undefined],
+  "outlierEjection.consecutiveFailures": ["3", 3],
+  "outlierEjection.intervalMs": ["5000", 5000],
+  "outlierEjection.baseEjectionTimeMs": ["1000", 1000],
+  "outlierEjection.maxEjectionTimeMs": ["60000", 60000],
+  "outlierEjection.maxEjectedShare": ["0.34", 0.34],
+  "outlierEjection.successRateMinNodes": ["0", 0],
+  "outlierEjection.successRateMinRequests": ["50", 50],
+  "outlierEjection.successRateStdevFactor": ["1", 1],
+  "outlierEjection.successRateMinGap": ["0.2", 0.2],
 };
 
 /** The option at a dotted path of a resolved config. */

@@ -85,11 +85,33 @@ test("a hedge goes to another node after the delay and the first reply wins", as
     const stats = client.stats();
     assert.equal(stats.hedges, 1);
     assert.equal(stats.succeeded, 1);
-    // The losing attempt was cancelled at once, not left to time out.
-    assert.deepEqual(stats.nodes.map((n) => n.inFlight), [0, 0]);
     assert.equal(stats.inFlight, 0);
+    // The losing attempt is left to finish: the slow node still carries it,
+    // and the balancer sees that load.
+    assert.deepEqual(stats.nodes.map((n) => n.inFlight), [1, 0]);
     await clock.advance(250); // the slow node's late reply is dropped
     assert.equal(client.stats().succeeded, 1);
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
+  });
+});
+
+test("one timer serves every request that may be hedged, not one each", async () => {
+  await scene({ hedging: { delayMs: 10 } }, async ({ client, clock }) => {
+    const before = clock.pendingTimers;
+    const calls = Array.from(
+      { length: 100 },
+      (_, i) => client.request(ops.echo(`r${i}`), { idempotent: true }),
+    );
+    await clock.advance(0);
+    // The hedging timer, plus at most the connections' own deadline timers
+    // and the proxy's delay timers.
+    assert.ok(
+      clock.pendingTimers - before <= 4,
+      `${clock.pendingTimers - before} timers for 100 requests`,
+    );
+    await clock.advance(250);
+    await Promise.all(calls);
+    assert.ok(client.stats().hedges > 0);
   });
 });
 

@@ -2,11 +2,12 @@
  * Hedged requests: for an idempotent request that has no reply after the
  * hedge delay (fixed, or a percentile of the node's recent reply times), a
  * second attempt goes to another node, and whichever reply comes first is
- * the request's; the other attempts are cancelled. Hedges draw on the
- * retry budget, so a slow cluster is not sent twice its load.
+ * the request's; a later reply is dropped. Hedges draw on the retry
+ * budget, so a slow cluster is not sent twice its load.
  *
- * Only requests that may be hedged pay for it (a timer, a controller, a
- * clock read); the others never reach this file.
+ * Only requests that may be hedged pay for it: a clock read and a small
+ * record each. One timer per client, armed for the earliest hedge due,
+ * serves them all: a timer per request cost more than the request itself.
  *
  * @module
  */
@@ -14,11 +15,6 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-
-/** What a hedge needs of a request's options: its signal. */
-interface WithSignal {
-  signal?: AbortSignal;
-}
 
 /** Reply times kept per node, the most recent ones. */
 const WINDOW = 128;
@@ -53,11 +49,24 @@ class LatencyWindow {
   }
 }
 
-/** A client's hedging policy and what it learned of each node. */
+/** A hedge waiting for its time; dropped once its request is done. */
+interface Due {
+  readonly hedge: Hedge;
+  readonly at: number;
+}
+
+/**
+ * A client's hedging policy, what it learned of each node, and the one
+ * timer that sends every due hedge.
+ */
 export class Hedging {
   readonly #config: HedgingConfig;
   readonly #clock: Clock;
   readonly #latency = new WeakMap<ManagedNode, LatencyWindow>();
+  /** Hedges not yet sent, in no particular order. */
+  #waiting: Due[] = [];
+  #timer: TimerHandle | undefined = undefined;
+  #timerAt = Infinity;
 
   constructor(config: HedgingConfig, clock: Clock) {
     this.#config = config;
@@ -65,8 +74,8 @@ export class Hedging {
   }
 
   /** The state of one request that may be hedged. */
-  start<O extends WithSignal>(options: O, fire: () => void): Hedge<O> {
-    return new Hedge(this, options, fire);
+  start(fire: () => void): Hedge {
+    return new Hedge(this, fire);
   }
 
   /** How long to wait for `node` before hedging, or undefined: do not. */
@@ -93,66 +102,101 @@ export class Hedging {
     return this.#config.maxHedges;
   }
 
-  get clock(): Clock {
-    return this.#clock;
+  /** Sends `hedge` after `delayMs`, unless it is done or re-armed first. */
+  schedule(hedge: Hedge, delayMs: number): Due {
+    const due: Due = { hedge, at: this.#clock.now() + delayMs };
+    this.#waiting.push(due);
+    if (due.at < this.#timerAt) this.#arm(due.at);
+    return due;
   }
+
+  /** Ends the timer: the client is shutting down. */
+  stop(): void {
+    this.#waiting = [];
+    this.#disarm();
+  }
+
+  #arm(at: number): void {
+    this.#disarm();
+    this.#timerAt = at;
+    this.#timer = this.#clock.setTimeout(
+      this.#fire,
+      Math.max(0, at - this.#clock.now()),
+    );
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  /** Sends every hedge that is due; keeps the rest for the next time. */
+  #fire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#clock.now();
+    const waiting = this.#waiting;
+    const kept: Due[] = [];
+    const fire: Due[] = [];
+    let next = Infinity;
+    for (const due of waiting) {
+      if (due.hedge.current !== due) continue; // done, or re-armed
+      if (due.at <= now) {
+        fire.push(due);
+      } else {
+        kept.push(due);
+        if (due.at < next) next = due.at;
+      }
+    }
+    this.#waiting = kept;
+    if (next !== Infinity) this.#arm(next);
+    for (const due of fire) due.hedge.fire(due);
+  };
 }
 
 /**
- * One request's hedging: the options its attempts are sent with (the
- * caller's, with a signal that cancels every attempt at once), the timer,
- * and how many hedges went out.
+ * One request's hedging: when its main attempt started, how many hedges
+ * went out, and the hedge waiting for its time (if any).
  */
-export class Hedge<O extends WithSignal = WithSignal> {
-  /** The options every attempt of the request is sent with. */
-  readonly options: O;
+export class Hedge {
   /** When the main attempt was sent, on the client's clock. */
   mainStarted = 0;
   /** Hedged attempts sent so far. */
   sent = 0;
+  /** The hedge waiting for its time; undefined when none is. */
+  current: Due | undefined = undefined;
 
   readonly #policy: Hedging;
   readonly #fire: () => void;
-  readonly #cancel = new AbortController();
-  readonly #callerSignal: AbortSignal | undefined;
-  #onCallerAbort: (() => void) | undefined;
-  #timer: TimerHandle | undefined = undefined;
   #node: ManagedNode | undefined = undefined;
 
-  constructor(
-    policy: Hedging,
-    options: O,
-    fire: () => void,
-  ) {
+  constructor(policy: Hedging, fire: () => void) {
     this.#policy = policy;
     this.#fire = fire;
-    const signal = options.signal;
-    this.#callerSignal = signal;
-    if (signal !== undefined) {
-      const cancel = this.#cancel;
-      this.#onCallerAbort = () => cancel.abort(signal.reason);
-      signal.addEventListener("abort", this.#onCallerAbort, { once: true });
-      if (signal.aborted) cancel.abort(signal.reason);
-    }
-    this.options = { ...options, signal: this.#cancel.signal };
   }
 
-  /** The main attempt went to `node`: the hedge timer starts over. */
+  /** The main attempt went to `node`: the hedge delay starts over. */
   arm(node: ManagedNode): void {
     this.#node = node;
-    this.#clear();
+    this.current = undefined;
     this.rearm();
   }
 
-  /** Sets the timer for the next hedge, if one is still allowed. */
+  /** Schedules the next hedge, if one is still allowed. */
   rearm(): void {
+    this.current = undefined;
     if (this.sent >= this.#policy.maxHedges || this.#node === undefined) return;
     const delay = this.#policy.delayFor(this.#node);
     if (delay === undefined) return;
-    this.#timer = this.#policy.clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#fire();
-    }, delay);
+    this.current = this.#policy.schedule(this, delay);
+  }
+
+  /** Called by the policy's timer when `due` is this hedge's time. */
+  fire(due: Due): void {
+    if (this.current !== due) return;
+    this.current = undefined;
+    this.#fire();
   }
 
   /** An attempt to `node` answered after `ms`: the node's latency learns it. */
@@ -161,22 +205,11 @@ export class Hedge<O extends WithSignal = WithSignal> {
   }
 
   /**
-   * The request has its outcome: the timer stops and the attempts still
-   * out are cancelled (their late replies are dropped).
+   * The request has its outcome: no further hedge is sent. Attempts still
+   * out are left to finish (their replies are dropped): they count in
+   * their nodes' load meanwhile, which is what those nodes really carry.
    */
   finish(): void {
-    this.#clear();
-    if (this.#onCallerAbort !== undefined) {
-      this.#callerSignal!.removeEventListener("abort", this.#onCallerAbort);
-      this.#onCallerAbort = undefined;
-    }
-    if (!this.#cancel.signal.aborted) this.#cancel.abort();
-  }
-
-  #clear(): void {
-    if (this.#timer !== undefined) {
-      this.#policy.clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
+    this.current = undefined;
   }
 }

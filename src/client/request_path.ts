@@ -87,7 +87,7 @@ export class RequestCall implements ReplySink {
   /** Whether the request has its outcome; later ones are only booked. */
   done = false;
   /** Hedging state, for a request that may be hedged. */
-  hedge: Hedge<ClientRequestOptions> | undefined = undefined;
+  hedge: Hedge | undefined = undefined;
   /** When the main attempt was dispatched; read only when timed. */
   sentAt = 0;
 
@@ -187,7 +187,7 @@ export class RequestPath {
         (this.#hedging !== undefined || options.hedge === true)
       ) {
         this.#hedging ??= new Hedging(DEFAULT_HEDGING, this.#config.clock);
-        call.hedge = this.#hedging.start(options, () => this.#hedgeNow(call));
+        call.hedge = this.#hedging.start(() => this.#hedgeNow(call));
       }
       this.#dispatch(call);
     });
@@ -196,6 +196,7 @@ export class RequestPath {
   /** Ends the waits between retries; called when the client shuts down. */
   stop(): void {
     for (const wake of this.#sleeping) wake.abort();
+    this.#hedging?.stop();
   }
 
   /**
@@ -222,7 +223,7 @@ export class RequestPath {
     }
     // The common case: a connection ready to share, and the request's one
     // promise settled straight from it through the record.
-    const options = hedge === undefined ? call.options : hedge.options;
+    const options = call.options;
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
       connection.submitRequest(call.payload, options, call);
@@ -257,9 +258,9 @@ export class RequestPath {
     const sink = new HedgeSink(call, node, this.#config.clock.now());
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
-      connection.submitRequest(call.payload, hedge.options, sink);
+      connection.submitRequest(call.payload, call.options, sink);
     } else {
-      this.#waitThenSend(call, node, hedge.options, sink);
+      this.#waitThenSend(call, node, call.options, sink);
     }
     hedge.rearm();
   }

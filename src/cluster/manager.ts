@@ -18,7 +18,6 @@ import {
   ClientClosedError,
   ConfigError,
   ConnectFailedError,
-  messageOf,
   NegotiationError,
   NodeUnhealthyError,
   NoHealthyNodesError,
@@ -34,13 +33,14 @@ import {
   handshakeFor,
   type NodePoolOptions,
 } from "./connector.ts";
+import { OutlierEjector, recordFailedRequest } from "./ejection.ts";
 import {
   type ManagerEventMap,
   NodeHealthEvent,
   NodeMembershipEvent,
   ProtocolSelectedEvent,
 } from "./events.ts";
-import { isNodeFailure, NodeHealth } from "./health.ts";
+import { NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
 import { parseNewHost, parseNodeAddress, SlotTable } from "./membership.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
@@ -51,7 +51,9 @@ import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
  * goes: only to healthy nodes, spread by the configured balancer. When no
  * node is healthy it fails fast with {@linkcode NoHealthyNodesError}, or,
  * with `whenNoHealthyNodes: "tryAll"`, spreads over every node rather than
- * none.
+ * none; with a `panicThreshold`, it does so as soon as fewer than that
+ * share of the nodes are healthy. Health checks and outlier ejection (what
+ * requests see) both take nodes out through the same health states.
  *
  * Nodes can be added and removed while it runs
  * ({@linkcode ConnectionManager.addNode}, {@linkcode ConnectionManager.removeNode}).
@@ -88,6 +90,10 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   readonly #healthLoop: HealthLoop;
   /** Latency estimates by slot, kept only for `"peak-ewma"`. */
   readonly #latency: PeakEwma | undefined;
+  /** Undefined when outlier ejection is off. */
+  readonly #ejector: OutlierEjector | undefined;
+  /** Panic below this many healthy nodes (0: never); follows membership. */
+  #panicBelow: number;
   #anyIndex = 0;
   #closed = false;
 
@@ -139,6 +145,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       config.healthConfig,
       config.clock,
     );
+    this.#ejector = config.outlierEjection && new OutlierEjector(
+      {
+        nodes: current,
+        healthyCount: () => this.#healthy.size,
+        isClosed: () => this.#closed,
+        onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
+      },
+      config.outlierEjection,
+      config.clock,
+    );
+    this.#panicBelow = config.panicThreshold * nodes.length;
   }
 
   /**
@@ -244,6 +261,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     }
     const node = this.#register(parsed, false);
     this.#nodes = [...this.#nodes, node];
+    this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
     this.#announce("nodeAdded", node);
     const timeoutMs = Math.min(2 * this.#config.timeoutMs, MAX_TIMER_DELAY_MS);
     let error: Error | undefined;
@@ -307,6 +325,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#byAddress.delete(key);
     this.#nodes = this.#nodes.filter((n) => n !== node);
     this.#healthy.delete(node);
+    this.#ejector?.forget(node);
+    this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
     // Its requests in flight count down in a cell of their own, so the
     // slot is free for the next node at once.
     const slot = node.slot;
@@ -328,21 +348,19 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /**
    * Picks the node for the next request: a healthy one, spread by the
    * balancer, preferring one other than `exclude` (the node a retry just
-   * failed on).
+   * failed on). Below the panic threshold, any node, in turn.
    *
    * @throws {NoHealthyNodesError} when no node is healthy and the policy is `"fail"`.
    */
   pickNode(exclude?: ManagedNode): ManagedNode {
+    // Too few healthy nodes to carry the load (or the marks are wrong):
+    // spread over all of them rather than swamp the few.
+    if (this.#healthy.size < this.#panicBelow) return this.#pickAny(exclude);
     const node = this.#balancer.pick(exclude);
     if (node !== undefined) return node;
     if (this.#config.whenNoHealthyNodes === "tryAll") {
       // Better to try a node that may have recovered than to try none.
-      const all = this.nodes;
-      let pick = all[this.#anyIndex++ % all.length];
-      if (pick === exclude && all.length > 1) {
-        pick = all[this.#anyIndex++ % all.length];
-      }
-      return pick;
+      return this.#pickAny(exclude);
     }
     throw new NoHealthyNodesError(this.nodes.map((n) => n.address));
   }
@@ -381,14 +399,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   }
 
   /**
-   * Feeds the outcome of a real request into the node's health: failures
-   * that point at the node count like failed pings.
+   * Feeds the failure of a real request into the node's health and its
+   * outlier ejection: see {@linkcode recordFailedRequest} for what counts.
    */
   recordRequestFailure(node: ManagedNode, error: unknown): void {
-    if (!isNodeFailure(error)) return;
-    if (node.health.recordFailure(error, this.#clock.now())) {
-      this.#onHealthChanged(node, `request failed: ${messageOf(error)}`);
-    }
+    recordFailedRequest(this.#ejector, node, error);
   }
 
   /**
@@ -405,18 +420,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#healthLoop.stop();
   }
 
-  /** A request to `node` succeeded: its run of failures, if any, ends. */
+  /** A request to `node` succeeded: plain increments, no clock. */
   recordRequestSuccess(node: ManagedNode): void {
-    if (node.health.consecutiveFailures > 0 && node.health.isHealthy) {
-      node.health.recordSuccess(NaN, this.#clock.now());
-    }
+    node.health.recordRequestSuccess();
   }
 
   /**
    * Takes a node out of rotation: requests stop going to it and its pool is
    * cleared (idle connections closed, waiters failed with a retryable error).
-   * It comes back after `healthyThreshold` successful health checks, or
-   * through {@linkcode ConnectionManager.markNodeHealthy}.
+   * It comes back after `healthyThreshold` successful health checks (and
+   * the end of its ejection, if ejected), or through
+   * {@linkcode ConnectionManager.markNodeHealthy}.
    *
    * @returns false when `address` is unknown or the node was already unhealthy.
    */
@@ -428,13 +442,15 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   }
 
   /**
-   * Puts a node back in rotation at once.
+   * Puts a node back in rotation at once, ending its ejection if it was
+   * ejected.
    *
    * @returns false when `address` is unknown or the node was already healthy.
    */
   markNodeHealthy(address: string, reason = "marked healthy"): boolean {
     const node = this.#byAddress.get(address);
     if (node === undefined || !node.health.markHealthy()) return false;
+    this.#ejector?.forget(node);
     this.#onHealthChanged(node, reason);
     return true;
   }
@@ -458,6 +474,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   async close(): Promise<void> {
     this.#closed = true;
     this.stopHealthLoop();
+    this.#ejector?.stop();
     await Promise.all(this.#allNodes().map((node) => node.pool.close()));
     await this.#healthLoop.settled();
   }
@@ -530,6 +547,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
         previous,
       }, this.#clock.now()),
     );
+  }
+
+  /** Any node, in turn, preferring one other than `exclude`. */
+  #pickAny(exclude: ManagedNode | undefined): ManagedNode {
+    const all = this.nodes;
+    let pick = all[this.#anyIndex++ % all.length];
+    if (pick === exclude && all.length > 1) {
+      pick = all[this.#anyIndex++ % all.length];
+    }
+    return pick;
   }
 
   #onHealthChanged(node: ManagedNode, reason: string): void {

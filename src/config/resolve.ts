@@ -35,6 +35,10 @@ import {
   DEFAULT_TIMEOUT_MS,
 } from "./defaults.ts";
 import { parseHosts } from "./hosts.ts";
+import {
+  resolveOutlierEjection,
+  resolvePanicThreshold,
+} from "./outlier_ejection.ts";
 import type {
   ConnectionConfig,
   HealthConfig,
@@ -75,6 +79,8 @@ const CONFIG_KEYS = new Set<string>([
   "retryBudget",
   "hedging",
   "healthConfig",
+  "outlierEjection",
+  "panicThreshold",
   "loadBalancing",
   "whenNoHealthyNodes",
   "runtime",
@@ -183,6 +189,11 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     retryBudget: resolveRetryBudget(config.retryBudget),
     hedging: resolveHedging(config.hedging),
     healthConfig: resolveHealthConfig(config.healthConfig),
+    outlierEjection: resolveOutlierEjection(config.outlierEjection),
+    panicThreshold: resolvePanicThreshold(
+      config.panicThreshold,
+      config.whenNoHealthyNodes,
+    ),
     loadBalancing: oneOf(
       "loadBalancing",
       config.loadBalancing ?? "least-in-flight",

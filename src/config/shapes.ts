@@ -121,6 +121,61 @@ export interface HedgingConfig {
 }
 
 /**
+ * Outlier ejection, after Envoy's outlier detection: a node whose requests
+ * fail `consecutiveFailures` times in a row, or whose success rate over an
+ * `intervalMs` falls well below its peers', is taken out of rotation (marked
+ * unhealthy, with a reason that starts with "ejected") for
+ * `baseEjectionTimeMs` × its ejection count, at most `maxEjectionTimeMs`,
+ * less up to 10% jitter. Only failures that are the node's doing count (see
+ * `isNodeFailure`); answers such as NotFound count as successes. At most
+ * `maxEjectedShare` of the nodes are ejected at once (always at least one),
+ * and never the last healthy node.
+ *
+ * @example
+ * ```ts
+ * import type { OutlierEjectionConfig } from "@nodewire/client/core";
+ * const ejection: Partial<OutlierEjectionConfig> = { consecutiveFailures: 3 };
+ * ```
+ */
+export interface OutlierEjectionConfig {
+  /** Node failures in a row, from requests, that eject a node; 0 off. Default 5. */
+  consecutiveFailures: number;
+  /**
+   * The window over which success rates are compared, in ms; also how
+   * long a node must stay in rotation for its ejection count to drop by
+   * one. Default 10000.
+   */
+  intervalMs: number;
+  /** A first ejection's length, in ms; the n-th lasts n times this. Default 30000. */
+  baseEjectionTimeMs: number;
+  /** Longest ejection, in ms; at least `baseEjectionTimeMs`. Default 300000. */
+  maxEjectionTimeMs: number;
+  /** Largest share of the nodes ejected at once, 0–1 (one node always may be). Default 0.5. */
+  maxEjectedShare: number;
+  /**
+   * Nodes with `successRateMinRequests` requests in the window needed to
+   * compare success rates; 0 turns the comparison off, else at least 2.
+   * Default 3.
+   */
+  successRateMinNodes: number;
+  /** Requests a node needs in the window for its success rate to count. Default 100. */
+  successRateMinRequests: number;
+  /**
+   * How many of its peers' standard deviations a node's success rate must
+   * fall below their mean for it to be an outlier (Envoy's factor). Its
+   * peers are the other nodes compared, so that one bad node among a few
+   * stands out. Default 1.9.
+   */
+  successRateStdevFactor: number;
+  /**
+   * How far below its peers' mean success rate a node must fall at the
+   * least, 0–1: peers that all succeed have no spread, and a node with one
+   * failure more than them must not be ejected. Default 0.1 (10 points).
+   */
+  successRateMinGap: number;
+}
+
+/**
  * Node health checking.
  *
  * @example
@@ -269,6 +324,19 @@ export interface ConnectionConfig {
   /** Health check settings. */
   healthConfig?: Partial<HealthConfig>;
   /**
+   * Outlier ejection from what requests see; `false` turns it off (then
+   * only health checks take nodes out). Default on (see
+   * {@linkcode OutlierEjectionConfig}).
+   */
+  outlierEjection?: boolean | Partial<OutlierEjectionConfig>;
+  /**
+   * When fewer than this share (0–1) of the nodes are healthy, requests
+   * spread over every node, healthy or not (Envoy's panic threshold): like
+   * `whenNoHealthyNodes: "tryAll"`, but before the last node is gone.
+   * Default 0 (off).
+   */
+  panicThreshold?: number;
+  /**
    * Node choice among healthy nodes. Default `"least-in-flight"`, which
    * steers requests away from a slow node; `"round-robin"` keeps sending
    * each node its turn and is unsafe with uneven nodes (one slow node
@@ -350,6 +418,10 @@ export interface ResolvedConfig {
   hedging: HedgingConfig | undefined;
   /** Health settings. */
   healthConfig: HealthConfig;
+  /** Outlier ejection, or undefined when turned off. */
+  outlierEjection: OutlierEjectionConfig | undefined;
+  /** Healthy share below which requests go to every node; 0 off. */
+  panicThreshold: number;
   /** Node choice. */
   loadBalancing: LoadBalancing;
   /** Behaviour with no healthy node. */

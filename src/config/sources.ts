@@ -23,6 +23,7 @@ const SECTIONS = new Set([
   "retryBudget",
   "hedging",
   "healthConfig",
+  "outlierEjection",
 ]);
 
 /**

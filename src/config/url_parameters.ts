@@ -12,6 +12,7 @@ import { ConfigError } from "../errors.ts";
 import {
   DEFAULT_HEALTH_CONFIG,
   DEFAULT_HEDGING,
+  DEFAULT_OUTLIER_EJECTION,
   DEFAULT_POOL_CONFIG,
   DEFAULT_RETRY_BUDGET,
   DEFAULT_RETRY_CONFIG,
@@ -39,6 +40,7 @@ export const PARAMETERS: ReadonlyMap<string, ParameterKind> = new Map<
   ["maxDatagramSize", "number"],
   ["loadBalancing", "text"],
   ["whenNoHealthyNodes", "text"],
+  ["panicThreshold", "number"],
   ["runtime", "text"],
   ["clientName", "text"],
   ["tls.serverName", "text"],
@@ -54,6 +56,8 @@ export const PARAMETERS: ReadonlyMap<string, ParameterKind> = new Map<
   ...sectionParameters("retryBudget", DEFAULT_RETRY_BUDGET),
   ["hedging", "boolean"],
   ...sectionParameters("hedging", { ...DEFAULT_HEDGING, delayMs: 0 }),
+  ["outlierEjection", "boolean"],
+  ...sectionParameters("outlierEjection", DEFAULT_OUTLIER_EJECTION),
 ]);
 
 /**
