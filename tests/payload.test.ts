@@ -10,6 +10,7 @@ import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { InvalidArgumentError, NodewireError } from "../src/errors.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 
@@ -185,6 +186,42 @@ test("a payload error is never retried and never counted against the node", asyn
     assert.equal(client.stats().nodes[0].consecutiveFailures, 0);
   } finally {
     await client.disconnect();
+    await node.close();
+  }
+});
+
+test("a Connection refuses a bad timeoutMs or signal given straight to it, before recording anything", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const connection = await Connection.connect({
+    adapter: network,
+    hostname: node.hostname,
+    port: node.port,
+  });
+  try {
+    for (
+      const options of [
+        { timeoutMs: NaN },
+        { timeoutMs: -1 },
+        { timeoutMs: 3e9 },
+        { timeoutMs: "100" },
+        { signal: {} },
+        { signal: "abort" },
+      ]
+    ) {
+      await assert.rejects(
+        connection.sendRequest(ops.echo(), options as never),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError &&
+          e.argument.startsWith("options."),
+        JSON.stringify(options),
+      );
+    }
+    assert.equal(connection.inFlight, 0);
+    assert.equal(connection.stats.sent, 0);
+    assert.ok(await connection.sendRequest(ops.echo()));
+  } finally {
+    await connection.close();
     await node.close();
   }
 });

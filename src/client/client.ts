@@ -305,6 +305,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * `idempotent`; a retry prefers another node.
    *
    * @throws {ClientClosedError} after `disconnect()`.
+   * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
    * @throws {RetriesExhaustedError} when every allowed attempt failed (the last error is its cause).
    * @throws the first error itself when it is not retryable (`RemoteError`, `AbortedError`, ...).
    */
@@ -430,6 +431,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * `fn` itself is not.
    *
    * @throws {ClientClosedError} after `disconnect()`.
+   * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
    */
   async withConnection<T>(
     fn: (connection: Connection) => Promise<T>,

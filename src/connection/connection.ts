@@ -10,12 +10,14 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
+import { durationProblem, isDuration } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionClosedError,
   ConnectionLostError,
   type Endpoint,
   formatAddress,
+  InvalidArgumentError,
   ProtocolError,
 } from "../errors.ts";
 import {
@@ -509,15 +511,36 @@ export class Connection {
     if (route !== undefined && payload.byteLength > route.maxPayload) {
       return sink.onError(route.tooLarge(payload.byteLength));
     }
+    // Each option is read once, and checked here, before anything is
+    // recorded: a value that changed since an earlier check (a getter) or
+    // one given straight to a Connection is refused, not half-applied.
     const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return sink.onError(
+        new InvalidArgumentError(
+          "options.signal",
+          signal,
+          "expected an AbortSignal",
+        ),
+      );
+    }
     if (signal?.aborted) {
       return sink.onError(
         new AbortedError("request aborted before it was sent", signal.reason),
       );
     }
+    const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
+    if (!isDuration(timeoutMs)) {
+      return sink.onError(
+        new InvalidArgumentError(
+          "options.timeoutMs",
+          timeoutMs,
+          durationProblem(timeoutMs) ?? "expected a duration in ms",
+        ),
+      );
+    }
     const core = this.#core;
     const sequence = this.#nextSequence++;
-    const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
       sequence,
       type: type | safe,
