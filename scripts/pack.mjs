@@ -103,7 +103,7 @@ function pack(output, args) {
 // harmless while no shipped .d.ts imports such a module; checkUntyped
 // proves it, failing the build otherwise, and replaces the notices with one
 // line.
-// deno-lint-ignore no-control-regex
+
 /**
  * The JavaScript of `entry` without its comments. The JSDoc (examples and
  * all) is for readers of the source and of the .d.ts files, which keep it;
@@ -122,6 +122,7 @@ function withoutComments(entry) {
   }).outputText;
 }
 
+// deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 const UNTYPED =
   /^Could not generate types for 'file:\/\/(.+?)'\. Types will not be included for this module\.$/;
