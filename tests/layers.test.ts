@@ -21,6 +21,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "src/clock": ["src/runtime"],
   "src/protocol": ["src/errors", "src/protocol_type.ts"],
   "src/auth": ["src/errors", "src/secret.ts"],
+  "src/diagnostics": ["src/runtime", "src/protocol_type.ts"],
   "src/config": [
     "src/errors",
     "src/protocol_type.ts",
@@ -62,6 +63,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "src/connection",
     "src/pool",
     "src/handshake",
+    "src/diagnostics",
   ],
   "src/client": [
     "src/errors",
@@ -76,6 +78,15 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "src/pool",
     "src/handshake",
     "src/cluster",
+    "src/diagnostics",
+  ],
+  "src/otel": [
+    "src/errors",
+    "src/clock",
+    "src/config",
+    "src/pool",
+    "src/diagnostics",
+    "src/client",
   ],
   "src/cli": [
     "src/errors",

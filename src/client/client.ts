@@ -48,6 +48,7 @@ import {
   type RequestPathOwner,
 } from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
+import { guardLogger, logConnectOutcome } from "../cluster/log.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
@@ -115,6 +116,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   readonly config: ResolvedConfig;
   /** The manager of pools and node health. */
   readonly manager: ConnectionManager;
+  /**
+   * A number unique within the process naming this client in the messages
+   * it publishes on `diagnostics_channel` (their `clientId`).
+   */
+  readonly id: number;
 
   readonly #clock: Clock;
   readonly #path: RequestPath;
@@ -130,6 +136,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     super();
     this.config = config;
     this.manager = manager;
+    this.id = manager.id;
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
     // Health changes are the client's events too.
@@ -141,20 +148,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       "protocolSelected",
       (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
     );
-    this.#log = config.logger;
+    // The manager logs what happens to the nodes; the client its retries.
+    this.#log = config.logger && guardLogger(config.logger);
     if (this.#log) {
       const log = this.#log;
-      this.addEventListener("nodeHealthChanged", (e) => {
-        const d = e.detail;
-        log({
-          level: d.healthy ? "info" : "warn",
-          message: `node ${d.address} is ${
-            d.healthy ? "healthy" : "unhealthy"
-          }: ${d.reason}`,
-          event: "nodeHealthChanged",
-          address: d.address,
-        });
-      });
       this.addEventListener("retry", (e) => {
         const d = e.detail;
         log({
@@ -164,6 +161,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
           }`,
           event: "retry",
           address: d.address,
+          error: d.error instanceof Error ? d.error : undefined,
         });
       });
     }
@@ -223,9 +221,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     try {
       await manager.connect(options.signal);
     } catch (error) {
+      logConnectOutcome(resolved.logger, manager.nodes, error);
       await manager.close();
       throw error;
     }
+    logConnectOutcome(resolved.logger, manager.nodes);
     return new Client(resolved, manager);
   }
 
@@ -278,11 +278,19 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const node = this.manager.pickNode();
     const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
     const started = this.#clock.now();
-    const connection = node.pool.tryAcquireShared() ??
-      await node.pool.acquireShared({
-        signal: options.signal,
-        timeoutMs: Math.min(limit, this.config.poolConfig.connectionTimeoutMs),
-      });
+    const connection = await this.#path.diagnostics.observeCheckout(
+      node.address,
+      "shared",
+      () =>
+        node.pool.tryAcquireShared() ??
+          node.pool.acquireShared({
+            signal: options.signal,
+            timeoutMs: Math.min(
+              limit,
+              this.config.poolConfig.connectionTimeoutMs,
+            ),
+          }),
+    );
     const left = limit - (this.#clock.now() - started);
     if (!(left > 0)) {
       throw new RequestTimeoutError(node.address, limit, { sent: false });
@@ -327,8 +335,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       let node: ManagedNode | undefined;
       const connection = await executeWithRetry(
         () => {
-          node = this.manager.pickNode(node);
-          return node.pool.getConnection(options);
+          const picked = node = this.manager.pickNode(node);
+          return this.#path.diagnostics.observeCheckout(
+            picked.address,
+            "exclusive",
+            () => picked.pool.getConnection(options),
+          );
         },
         this.config.retryConfig,
         {
@@ -410,6 +422,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       this.manager.destroyConnections(this.#cancelled);
     }
     await this.manager.close();
+    this.#log?.({
+      level: "info",
+      message: "disconnected",
+      event: "disconnected",
+    });
   }
 
   /** Once the client is closing, failures say so. */

@@ -24,6 +24,12 @@ import {
 } from "../errors.ts";
 import { backoffDelay, isRetryable } from "./retry.ts";
 import type { RetryEventDetail } from "./events.ts";
+import { channels, requestObserved } from "../diagnostics/channels.ts";
+import type { RequestMessage } from "../diagnostics/messages.ts";
+import {
+  type ObservedCall,
+  RequestDiagnostics,
+} from "./request_diagnostics.ts";
 
 /** Options of {@linkcode Client.request}. */
 export interface ClientRequestOptions {
@@ -64,11 +70,15 @@ export interface RequestPathOwner {
  * One request, from its first attempt to its outcome: the connection's
  * reply sink and the request's promise in one small record.
  */
-class RequestCall implements ReplySink {
+class RequestCall implements ReplySink, ObservedCall {
   /** The node of the current attempt; undefined before the first pick. */
   node: ManagedNode | undefined = undefined;
   /** 0 for the first attempt, then one more per retry. */
   attempt = 0;
+  /** The attempt's diagnostics message, only when someone subscribed. */
+  message: RequestMessage | undefined = undefined;
+  /** The request's number in diagnostics messages, once it has one. */
+  id = 0;
 
   constructor(
     readonly path: RequestPath,
@@ -106,6 +116,8 @@ export class RequestPath {
   readonly #config: ResolvedConfig;
   /** Requests waiting to be retried; woken at once by a shutdown. */
   readonly #sleeping = new Set<AbortController>();
+  /** Publishes on the diagnostics channels, when anyone listens. */
+  readonly diagnostics: RequestDiagnostics;
 
   constructor(
     owner: RequestPathOwner,
@@ -115,6 +127,7 @@ export class RequestPath {
     this.#owner = owner;
     this.#manager = manager;
     this.#config = config;
+    this.diagnostics = new RequestDiagnostics(manager.id, config.clock);
   }
 
   /** Starts a request; the promise settles with its reply or final error. */
@@ -148,10 +161,14 @@ export class RequestPath {
     }
     call.node = node;
     node.inFlight++;
+    if (requestObserved()) this.diagnostics.started(call, node.address);
     // The common case: a connection ready to share, and the request's one
     // promise settled straight from it through the record.
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
+      if (call.message !== undefined || channels.poolCheckout.hasSubscribers) {
+        this.diagnostics.checkedOut(call, node.address, connection.id, 0);
+      }
       connection.submitRequest(call.payload, call.options, call);
     } else {
       this.#waitThenSend(call, node);
@@ -175,7 +192,21 @@ export class RequestPath {
         timeoutMs: Math.min(limit, this.#config.poolConfig.connectionTimeoutMs),
       });
     } catch (error) {
+      if (channels.poolCheckout.hasSubscribers) {
+        const waitMs = clock.now() - started;
+        this.diagnostics.checkout(
+          node.address,
+          "shared",
+          undefined,
+          waitMs,
+          error,
+        );
+      }
       return call.onError(error as Error);
+    }
+    if (call.message !== undefined || channels.poolCheckout.hasSubscribers) {
+      const waitMs = clock.now() - started;
+      this.diagnostics.checkedOut(call, node.address, connection.id, waitMs);
     }
     const left = limit - (clock.now() - started);
     if (!(left > 0)) {
@@ -198,6 +229,8 @@ export class RequestPath {
     this.#manager.recordRequestSuccess(node);
     this.succeededCount++;
     this.#settled();
+    const message = call.message;
+    if (message !== undefined) this.diagnostics.replied(call, message, reply);
     call.resolve(reply);
   }
 
@@ -225,6 +258,7 @@ export class RequestPath {
       );
     }
     const delayMs = backoffDelay(call.attempt, retryConfig);
+    if (call.message !== undefined) this.diagnostics.retrying(call, error);
     call.attempt++;
     this.retryCount++;
     this.#owner.retrying({
@@ -269,7 +303,11 @@ export class RequestPath {
   #end(call: RequestCall, error: unknown): void {
     this.failedCount++;
     this.#settled();
-    call.resolve(rejection(this.#owner.final(error)));
+    const final = this.#owner.final(error);
+    if (call.message !== undefined || requestObserved()) {
+      this.diagnostics.ended(call, final);
+    }
+    call.resolve(rejection(final));
   }
 
   #settled(): void {

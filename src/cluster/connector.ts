@@ -20,6 +20,7 @@ import { udpTransport } from "../handshake/udp.ts";
 import { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 import type { ManagedNode } from "./node.ts";
+import { opened, openFailed } from "./connection_diagnostics.ts";
 
 /**
  * The handshake for every connection of a client: negotiation and
@@ -43,6 +44,8 @@ export function handshakeFor(
 
 /** What {@linkcode createNodePool} needs besides the node. */
 export interface NodePoolOptions {
+  /** The client's number in diagnostics messages. */
+  clientId: number;
   /** The client's resolved configuration. */
   config: ResolvedConfig;
   /** The runtime adapter that opens sockets. */
@@ -60,7 +63,8 @@ export function createNodePool(
   node: ManagedNode,
   options: NodePoolOptions,
 ): ConnectionPool<Connection> {
-  const { config, adapter, connectionOptions, handshake, onOpened } = options;
+  const { clientId, config, adapter, connectionOptions, handshake, onOpened } =
+    options;
   const host = node.host;
   return new ConnectionPool<Connection>({
     address: host.address,
@@ -68,6 +72,7 @@ export function createNodePool(
     clock: config.clock,
     heartbeat: (connection) => heartbeat(connection, config),
     factory: async (signal) => {
+      const started = config.clock.now();
       const connection = await Connection.connect({
         adapter,
         hostname: host.hostname,
@@ -87,8 +92,11 @@ export function createNodePool(
         ...connectionOptions,
         handshake,
         signal,
+      }).catch((error) => {
+        throw openFailed(clientId, node, config.clock, started, error);
       });
       onOpened(node, connection);
+      opened(clientId, node, config.clock, started, connection);
       return connection;
     },
   });

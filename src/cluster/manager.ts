@@ -39,6 +39,12 @@ import {
 import { isNodeFailure, NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
+import {
+  channels,
+  loadChannels,
+  nextClientId,
+} from "../diagnostics/channels.ts";
+import { logNodeEvents } from "./log.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -63,6 +69,11 @@ import { type ManagedNode, NodeRecord } from "./node.ts";
 export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /** Every node, in the order of the configured hosts. */
   readonly nodes: readonly ManagedNode[];
+  /**
+   * A number unique within the process, naming this manager's client in
+   * diagnostics messages (their `clientId`).
+   */
+  readonly id: number = nextClientId();
 
   readonly #config: ResolvedConfig;
   readonly #clock: Clock;
@@ -89,6 +100,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const handshake = connectionOptions.handshake ??
       handshakeFor(config, adapter);
     const poolOptions: NodePoolOptions = {
+      clientId: this.id,
       config,
       adapter,
       connectionOptions,
@@ -128,6 +140,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       config.healthConfig,
       config.clock,
     );
+    if (config.logger) logNodeEvents(config.logger, nodes, this);
   }
 
   /** The node for `address` (`host:port`), if configured. */
@@ -152,6 +165,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * @throws {AbortedError} when `signal` aborts first, carrying its reason.
    */
   async connect(signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw connectAborted(signal);
+    // Subscribers hear about the first connections too.
+    await loadChannels();
     if (signal?.aborted) throw connectAborted(signal);
     // Each open is bounded by its own connect timeout and its failure is
     // handed to the waiter; the wait only backs that up. With the same
@@ -325,6 +341,15 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
         reason,
       }, this.#clock.now()),
     );
+    if (channels.nodeHealth.hasSubscribers) {
+      channels.nodeHealth.publish({
+        clientId: this.id,
+        address: node.address,
+        nodeId: node.nodeId,
+        healthy,
+        reason,
+      });
+    }
   }
 }
 
