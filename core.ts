@@ -3,9 +3,10 @@
  * {@linkcode Connection} with many requests in flight, a
  * {@linkcode ConnectionPool} per node, the {@linkcode ConnectionManager}
  * that routes over healthy nodes, the balancers, {@linkcode NodeHealth},
- * the handshake (negotiation, TLS and UDP transports, authentication) and
- * the clock abstraction. An application normally needs only the root
- * module's `Client`.
+ * the handshake (negotiation, TLS and UDP transports, authentication),
+ * the clock abstraction, and the names and message shapes of the
+ * `diagnostics_channel` channels a client publishes on. An application
+ * normally needs only the root module's `Client`.
  *
  * @example One connection to one node
  * ```ts
@@ -94,6 +95,15 @@ export { parseHost } from "./src/config/hosts.ts";
 export { resolveConfig } from "./src/config/resolve.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
+export { DIAGNOSTICS_CHANNELS } from "./src/diagnostics/channels.ts";
+export type {
+  CheckoutMessage,
+  ConnectionCloseMessage,
+  ConnectionOpenMessage,
+  DiagnosticsMessages,
+  NodeHealthMessage,
+  RequestMessage,
+} from "./src/diagnostics/messages.ts";
 export {
   type Clock,
   sleep,

@@ -35,17 +35,30 @@ import type {
  * subscribe(DIAGNOSTICS_CHANNELS.nodeHealth, (message) => console.log(message));
  * ```
  */
-export const DIAGNOSTICS_CHANNELS = Object.freeze(
-  {
-    requestStart: "nodewire:request:start",
-    requestEnd: "nodewire:request:end",
-    requestError: "nodewire:request:error",
-    connectionOpen: "nodewire:connection:open",
-    connectionClose: "nodewire:connection:close",
-    poolCheckout: "nodewire:pool:checkout",
-    nodeHealth: "nodewire:node:health",
-  } as const,
-) satisfies Record<string, keyof DiagnosticsMessages>;
+export const DIAGNOSTICS_CHANNELS: {
+  /** An attempt of a request starts. */
+  readonly requestStart: "nodewire:request:start";
+  /** An attempt got its reply: the request succeeded. */
+  readonly requestEnd: "nodewire:request:end";
+  /** An attempt failed; the message says whether the request goes on. */
+  readonly requestError: "nodewire:request:error";
+  /** A connection opened, or failed to. */
+  readonly connectionOpen: "nodewire:connection:open";
+  /** A connection closed. */
+  readonly connectionClose: "nodewire:connection:close";
+  /** A checkout from a node's pool ended. */
+  readonly poolCheckout: "nodewire:pool:checkout";
+  /** A node turned healthy or unhealthy. */
+  readonly nodeHealth: "nodewire:node:health";
+} = Object.freeze({
+  requestStart: "nodewire:request:start",
+  requestEnd: "nodewire:request:end",
+  requestError: "nodewire:request:error",
+  connectionOpen: "nodewire:connection:open",
+  connectionClose: "nodewire:connection:close",
+  poolCheckout: "nodewire:pool:checkout",
+  nodeHealth: "nodewire:node:health",
+});
 
 /** A channel as the core publishes on it, typed by its message. */
 export interface Channel<T> {
