@@ -2,7 +2,7 @@
  * `node:diagnostics_channel`, which Deno, Bun and Node all provide, behind
  * the three calls the core needs. It is imported on first use, not at
  * start-up: Deno sets up its Node compatibility layer for the first `node:`
- * module a program loads, which costs some 20 ms.
+ * module a program loads, which costs milliseconds.
  *
  * @module
  */
