@@ -95,15 +95,15 @@ export { parseHost } from "./src/config/hosts.ts";
 export { resolveConfig } from "./src/config/resolve.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
-export { DIAGNOSTICS_CHANNELS } from "./src/diagnostics/channels.ts";
-export type {
-  CheckoutMessage,
-  ConnectionCloseMessage,
-  ConnectionOpenMessage,
-  DiagnosticsMessages,
-  NodeHealthMessage,
-  RequestMessage,
-} from "./src/diagnostics/messages.ts";
+export {
+  type CheckoutMessage,
+  type ConnectionCloseMessage,
+  type ConnectionOpenMessage,
+  DIAGNOSTICS_CHANNELS,
+  type DiagnosticsMessages,
+  type NodeHealthMessage,
+  type RequestMessage,
+} from "./src/diagnostics/channels.ts";
 export {
   type Clock,
   sleep,

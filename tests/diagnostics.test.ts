@@ -7,15 +7,15 @@ import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
-import { DIAGNOSTICS_CHANNELS } from "../src/diagnostics/channels.ts";
-import type {
-  CheckoutMessage,
-  ConnectionCloseMessage,
-  ConnectionOpenMessage,
-  DiagnosticsMessages,
-  NodeHealthMessage,
-  RequestMessage,
-} from "../src/diagnostics/messages.ts";
+import {
+  type CheckoutMessage,
+  type ConnectionCloseMessage,
+  type ConnectionOpenMessage,
+  DIAGNOSTICS_CHANNELS,
+  type DiagnosticsMessages,
+  type NodeHealthMessage,
+  type RequestMessage,
+} from "../src/diagnostics/channels.ts";
 import {
   AbortedError,
   AuthenticationError,

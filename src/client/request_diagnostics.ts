@@ -1,15 +1,12 @@
 /**
- * What the request path publishes on the diagnostics channels: an attempt
- * starting and ending, and its pool checkout. Kept out of the request path
- * itself, which only asks whether anyone listens (a property read) and
- * calls in here when someone does.
+ * What the request path publishes on the diagnostics channels, kept out of
+ * it: it only asks whether anyone listens, and calls in here if so.
  *
  * @module
  */
 
 import type { Clock } from "../clock.ts";
-import { channels } from "../diagnostics/channels.ts";
-import type { RequestMessage } from "../diagnostics/messages.ts";
+import { channels, type RequestMessage } from "../diagnostics/channels.ts";
 
 /** The parts of a request's record the messages are built from. */
 export interface ObservedCall {
@@ -99,10 +96,7 @@ export class RequestDiagnostics {
     });
   }
 
-  /**
-   * `acquire()`, a checkout outside the request path (`ping()`,
-   * `withConnection()`), published when it ends if anyone listens.
-   */
+  /** `acquire()`, a checkout of `ping()` or `withConnection()`, published. */
   observeCheckout<
     R extends Connected | Promise<Connected>,
   >(
@@ -146,10 +140,8 @@ export class RequestDiagnostics {
   }
 
   /**
-   * The request failed for good with `error`: the attempt under way ends
-   * with it, or, when none is (no node could be picked, or the request
-   * ended while it waited to be retried), an attempt that reached no node
-   * is published for it, so that every request ends with a message.
+   * The request failed for good: the attempt under way ends with `error`,
+   * or, when none is under way, one that reached no node says so.
    */
   ended(call: ObservedCall, error: unknown): void {
     let message = call.message;

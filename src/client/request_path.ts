@@ -24,8 +24,11 @@ import {
 } from "../errors.ts";
 import { backoffDelay, isRetryable } from "./retry.ts";
 import type { RetryEventDetail } from "./events.ts";
-import { channels, requestObserved } from "../diagnostics/channels.ts";
-import type { RequestMessage } from "../diagnostics/messages.ts";
+import {
+  channels,
+  type RequestMessage,
+  requestObserved,
+} from "../diagnostics/channels.ts";
 import {
   type ObservedCall,
   RequestDiagnostics,

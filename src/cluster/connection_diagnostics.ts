@@ -1,6 +1,5 @@
 /**
- * The connection messages of the diagnostics channels: a connection opened
- * or failed to, and later closed. Published by the pools' factory.
+ * The diagnostics messages of connections opening, failing, closing.
  *
  * @module
  */

@@ -1,10 +1,8 @@
 /**
- * The story the logger tells about a client's nodes: connections opened,
- * failed (TLS, negotiation, authentication called by name), lost and
- * closed; pools cleared; health changes; the protocol negotiated with each
- * node; and the outcome of connecting at all. Entries carry the error
- * object when there is one; messages are built from addresses, ids and
- * error messages, none of which ever hold a credential.
+ * What the logger tells about a client's nodes: connections opened, failed
+ * (TLS, negotiation, authentication by name), lost and closed, pools
+ * cleared, health, protocols, and the connect's outcome. Messages are made
+ * of addresses, ids and error messages, which never hold a credential.
  *
  * @module
  */
@@ -38,9 +36,8 @@ export function guardLogger(log: Logger): Logger {
 }
 
 /**
- * Logs what happens to `nodes` (their pools' connections and clears) and
- * what `manager` decides about them (health, protocol). Listening makes
- * the pools build these events; none of them is per request.
+ * Logs what happens to `nodes`' pools and what `manager` decides about
+ * them; none of these events is per request.
  */
 export function logNodeEvents(
   logger: Logger,
@@ -71,26 +68,16 @@ export function logNodeEvents(
     );
     pool.addEventListener("connectionClosed", (e) => {
       const d = e.detail;
-      if (d.error === undefined) {
-        log({
-          level: "debug",
-          message:
-            `connection #${d.connectionId} to ${d.address} closed (${d.reason})`,
-          event: "connectionClosed",
-          address: d.address,
-          connectionId: d.connectionId,
-        });
-        return;
-      }
+      const error = d.error;
       log({
-        level: "warn",
-        message: `connection #${d.connectionId} to ${d.address} lost: ${
-          messageOf(d.error)
+        level: error ? "warn" : "debug",
+        message: `connection #${d.connectionId} to ${d.address} ${
+          error ? `lost: ${error.message}` : `closed (${d.reason})`
         }`,
-        event: "connectionLost",
+        event: error ? "connectionLost" : "connectionClosed",
         address: d.address,
         connectionId: d.connectionId,
-        error: d.error,
+        error,
       });
     });
     pool.addEventListener("poolCleared", (e) => {

@@ -96,16 +96,8 @@ export interface HealthConfig {
 }
 
 /**
- * One log record from the client. Records never contain credentials: not
- * in `message`, not in `error` (nor its message), not in their JSON.
- *
- * The `event` names, by level (docs/OBSERVABILITY.md tells each one's
- * story): `error`: `connectFailed` (no node answered `Client.connect`),
- * `authenticationFailed`, `tlsFailed`, `negotiationFailed`; `warn`:
- * `connectionFailed` (one open failed), `connectionLost`, `poolCleared`,
- * `nodeHealthChanged` (down); `info`: `connected`, `protocolSelected`,
- * `nodeHealthChanged` (up), `disconnected`; `debug`: `connectionOpened`,
- * `retry`.
+ * One log record from the client (docs/OBSERVABILITY.md lists them).
+ * Records never contain credentials, in their text, errors or JSON.
  *
  * @example
  * ```ts

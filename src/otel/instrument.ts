@@ -8,9 +8,15 @@
 import { Client } from "../client/client.ts";
 import { rejectUnknownKeys } from "../config/validate.ts";
 import { ClientClosedError, ConfigError } from "../errors.ts";
-import { attachSink } from "./hub.ts";
+import {
+  type CheckoutMessage,
+  type ConnectionOpenMessage,
+  type DiagnosticsMessages,
+  type RequestMessage,
+  subscribeChannel,
+} from "../diagnostics/channels.ts";
 import { ClientMetrics } from "./metrics.ts";
-import { ClientTelemetry } from "./telemetry.ts";
+import { ClientTelemetry, type TelemetrySink } from "./telemetry.ts";
 import type { MeterProvider, TracerProvider } from "./types.ts";
 
 /** The instrumentation scope the meter and the tracer are named after. */
@@ -28,8 +34,7 @@ const OPTION_KEYS = new Set([
  *
  * @example
  * ```ts
- * import type { OtelOptions } from "@nodewire/client/otel";
- * import type { MeterProvider } from "@nodewire/client/otel";
+ * import type { MeterProvider, OtelOptions } from "@nodewire/client/otel";
  * declare const meterProvider: MeterProvider;
  * const options: OtelOptions = { meterProvider, poolName: (address) => `orders/${address}` };
  * ```
@@ -39,16 +44,12 @@ export interface OtelOptions {
   meterProvider?: MeterProvider;
   /** Records the spans: the application's (or the global) tracer provider. */
   tracerProvider?: TracerProvider;
-  /**
-   * `db.system.name` of every metric and span, and the spans' name. Default
-   * `"nodewire"`; name the database the nodes are, when it has a
-   * well-known value in the conventions.
-   */
+  /** `db.system.name`, also the spans' name. Default `"nodewire"`. */
   dbSystemName?: string;
   /**
-   * `db.client.connection.pool.name` of a node's pool. Default: the node's
-   * `host:port`. Give each client's pools their own names when the
-   * application instruments several clients of the same nodes.
+   * `db.client.connection.pool.name` of a node's pool. Default: its
+   * `host:port`; name them apart when several clients of the same nodes
+   * are instrumented.
    */
   poolName?: (address: string) => string;
 }
@@ -73,22 +74,14 @@ export interface ClientInstrumentation {
 }
 
 /**
- * Records OpenTelemetry metrics and spans for `client`, by the database
- * client conventions, through the application's providers; the package
- * itself depends on no `@opentelemetry` module. It listens on the client's
- * `diagnostics_channel` channels, so an uninstrumented client pays
- * nothing.
- *
- * Metrics: `db.client.operation.duration` (per request, retries included,
- * with `db.system.name`, `server.address`, `server.port` and, on failure,
- * `error.type`), and per node pool (`db.client.connection.pool.name`)
- * `db.client.connection.count` by `db.client.connection.state`
- * (`idle`, `used`), `.max`, `.pending_requests`, `.timeouts`,
- * `.create_time`, `.wait_time` and `.use_time`.
- *
- * Spans: one CLIENT span per request, the child of the caller's active
- * span, covering all its attempts, with the error recorded when it fails;
- * when it was retried, a child span per attempt.
+ * Records the database client metrics of the OpenTelemetry semantic
+ * conventions (`db.client.operation.duration`, and per node pool
+ * `db.client.connection.count`, `.max`, `.pending_requests`, `.timeouts`,
+ * `.create_time`, `.wait_time`, `.use_time`) and a CLIENT span per request
+ * (a child span per attempt when it was retried) for `client`, through the
+ * application's providers. It reads the client's `diagnostics_channel`
+ * channels, so an uninstrumented client pays nothing. docs/OBSERVABILITY.md
+ * lists the attributes.
  *
  * @throws {ConfigError} for an unknown option, a provider that is not
  *   one, or neither provider.
@@ -118,26 +111,27 @@ export function instrumentClient(
   }
   rejectUnknownKeys("options", options, OPTION_KEYS);
   const { meterProvider, tracerProvider } = options;
-  if (
-    meterProvider !== undefined &&
-    typeof meterProvider?.getMeter !== "function"
-  ) {
-    throw new ConfigError(
-      "options.meterProvider",
-      meterProvider,
-      "expected a MeterProvider (with getMeter)",
-    );
-  }
-  if (
-    tracerProvider !== undefined &&
-    typeof tracerProvider?.getTracer !== "function"
-  ) {
-    throw new ConfigError(
-      "options.tracerProvider",
-      tracerProvider,
-      "expected a TracerProvider (with getTracer)",
-    );
-  }
+  const check = (ok: boolean, field: string, expected: string) => {
+    if (!ok) {
+      throw new ConfigError(
+        `options.${field}`,
+        (options as Record<string, unknown>)[field],
+        expected,
+      );
+    }
+  };
+  check(
+    meterProvider === undefined ||
+      typeof meterProvider?.getMeter === "function",
+    "meterProvider",
+    "expected a MeterProvider (with getMeter)",
+  );
+  check(
+    tracerProvider === undefined ||
+      typeof tracerProvider?.getTracer === "function",
+    "tracerProvider",
+    "expected a TracerProvider (with getTracer)",
+  );
   if (meterProvider === undefined && tracerProvider === undefined) {
     throw new ConfigError(
       "options",
@@ -146,27 +140,24 @@ export function instrumentClient(
     );
   }
   const system = options.dbSystemName ?? "nodewire";
-  if (typeof system !== "string" || system === "") {
-    throw new ConfigError(
-      "options.dbSystemName",
-      system,
-      "expected a non-empty string",
-    );
-  }
+  check(
+    typeof system === "string" && system !== "",
+    "dbSystemName",
+    "expected a non-empty string",
+  );
   const poolName = options.poolName ?? ((address: string) => address);
-  if (typeof poolName !== "function") {
-    throw new ConfigError("options.poolName", poolName, "expected a function");
-  }
+  check(typeof poolName === "function", "poolName", "expected a function");
   if (client.closed) throw new ClientClosedError();
 
   const metrics = meterProvider === undefined
     ? undefined
     : new ClientMetrics(client, meterProvider.getMeter(SCOPE), poolName);
-  const telemetry = new ClientTelemetry(client, {
-    tracer: tracerProvider?.getTracer(SCOPE),
+  const telemetry = new ClientTelemetry(
+    client,
+    tracerProvider?.getTracer(SCOPE),
     metrics,
     system,
-  });
+  );
   const detach = attachSink(client.id, telemetry);
   let open = true;
   return {
@@ -177,4 +168,68 @@ export function instrumentClient(
       metrics?.close();
     },
   };
+}
+
+// One set of channel subscriptions serves every instrumented client: each
+// message goes to the telemetry of the client it names. They exist only
+// while some client is instrumented, so the request paths of the others
+// stay on their no-subscriber branch.
+
+type Route = (sink: TelemetrySink, message: never) => void;
+
+const ROUTES: Partial<Record<keyof DiagnosticsMessages, Route>> = {
+  "nodewire:request:start": (sink, m: RequestMessage) => sink.requestStarted(m),
+  "nodewire:request:end": (sink, m: RequestMessage) => sink.requestReplied(m),
+  "nodewire:request:error": (sink, m: RequestMessage) => sink.requestFailed(m),
+  "nodewire:connection:open": (sink, m: ConnectionOpenMessage) =>
+    sink.connectionOpened(m),
+  "nodewire:pool:checkout": (sink, m: CheckoutMessage) => sink.checkedOut(m),
+};
+
+const sinks = new Map<number, Set<TelemetrySink>>();
+let unsubscribers: (() => void)[] = [];
+
+/**
+ * Sends `clientId`'s messages to `sink` until the returned call. A sink
+ * that throws loses that message: a subscriber's exception would
+ * otherwise surface as an uncaught error of the process.
+ */
+export function attachSink(clientId: number, sink: TelemetrySink): () => void {
+  if (sinks.size === 0) subscribeAll();
+  let set = sinks.get(clientId);
+  if (set === undefined) sinks.set(clientId, set = new Set());
+  set.add(sink);
+  return () => {
+    if (!set.delete(sink)) return;
+    if (set.size === 0) sinks.delete(clientId);
+    if (sinks.size === 0) unsubscribeAll();
+  };
+}
+
+function subscribeAll(): void {
+  for (const [name, route] of Object.entries(ROUTES)) {
+    unsubscribers.push(
+      subscribeChannel(
+        name as keyof DiagnosticsMessages,
+        (message) => deliver(route, message),
+      ),
+    );
+  }
+}
+
+function unsubscribeAll(): void {
+  for (const unsubscribe of unsubscribers) unsubscribe();
+  unsubscribers = [];
+}
+
+function deliver(route: Route, message: unknown): void {
+  const set = sinks.get((message as { clientId: number }).clientId);
+  if (set === undefined) return;
+  for (const sink of set) {
+    try {
+      route(sink, message as never);
+    } catch {
+      // Telemetry never breaks the request it describes.
+    }
+  }
 }

@@ -9,14 +9,10 @@
 
 import type { Client } from "../client/client.ts";
 import type { PoolEvent } from "../pool/events.ts";
-import type {
-  Attributes,
-  BatchObservableResult,
-  Counter,
-  Histogram,
-  Meter,
-  Observable,
-} from "./types.ts";
+import type { Attributes, BatchObservableResult, Meter } from "./types.ts";
+
+type Histogram = ReturnType<Meter["createHistogram"]>;
+type Counter = ReturnType<Meter["createCounter"]>;
 
 /** The conventions' boundaries for `db.client.operation.duration`, in s. */
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
@@ -41,9 +37,9 @@ export class ClientMetrics {
   readonly #waitTime: Histogram;
   readonly #useTime: Histogram;
   readonly #timeouts: Counter;
-  readonly #count: Observable;
-  readonly #max: Observable;
-  readonly #pending: Observable;
+  readonly #count: object;
+  readonly #max: object;
+  readonly #pending: object;
   readonly #pools = new Map<string, PoolAttributes>();
   /** Exclusive lends in progress, by `address#connectionId`: when they began. */
   readonly #lends = new Map<string, number>();
@@ -82,20 +78,16 @@ export class ClientMetrics {
     );
     this.#useTime = meter.createHistogram(
       "db.client.connection.use_time",
-      seconds(
-        "The time between borrowing a connection and returning it to the pool.",
-      ),
+      seconds("The time a connection was used."),
     );
     this.#timeouts = meter.createCounter("db.client.connection.timeouts", {
-      description:
-        "The number of connection timeouts that have occurred trying to obtain a connection from the pool.",
+      description: "Checkouts from the pool that timed out.",
       unit: "{timeout}",
     });
     this.#count = meter.createObservableUpDownCounter(
       "db.client.connection.count",
       {
-        description:
-          "The number of connections that are currently in state described by the state attribute.",
+        description: "Open connections, by state.",
         unit: "{connection}",
       },
     );
@@ -109,8 +101,7 @@ export class ClientMetrics {
     this.#pending = meter.createObservableUpDownCounter(
       "db.client.connection.pending_requests",
       {
-        description:
-          "The number of current pending requests for an open connection.",
+        description: "Requests waiting for a connection.",
         unit: "{request}",
       },
     );

@@ -1,13 +1,7 @@
 /**
- * One instrumented client's telemetry, fed by its diagnostics messages:
- * a span per request (CLIENT kind, the caller's active span its parent)
- * covering all its attempts, child spans per attempt when there was more
- * than one, and the metrics of {@linkcode ClientMetrics}.
- *
- * A request that succeeds or fails on its first attempt has one span. Once
- * an attempt fails and the client retries, that attempt's span is made
- * after the fact (with its start time) and every later attempt gets its
- * own: the trace shows each try, and the common case costs one span.
+ * One instrumented client's spans and metrics, from its messages. Once an
+ * attempt fails and is retried, its span is made after the fact; later
+ * attempts get their own: the common case costs one span.
  *
  * @module
  */
@@ -17,14 +11,13 @@ import type {
   CheckoutMessage,
   ConnectionOpenMessage,
   RequestMessage,
-} from "../diagnostics/messages.ts";
+} from "../diagnostics/channels.ts";
 import {
   NodewireError,
   PoolTimeoutError,
   RemoteError,
   RetriesExhaustedError,
 } from "../errors.ts";
-import type { TelemetrySink } from "./hub.ts";
 import type { ClientMetrics } from "./metrics.ts";
 import type { Attributes, Context, Span, Tracer } from "./types.ts";
 
@@ -32,10 +25,7 @@ import type { Attributes, Context, Span, Tracer } from "./types.ts";
 const CLIENT = 2;
 /** `SpanStatusCode.ERROR` of the API. */
 const ERROR = 2;
-/**
- * The key under which the API keeps a context's span: `Symbol.for` of this
- * description in every version, so that copies of the API interoperate.
- */
+/** The API's key of a context's span: `Symbol.for`, so copies interoperate. */
 const SPAN_KEY = Symbol.for("OpenTelemetry Context Key SPAN");
 
 /** A request under way. */
@@ -52,30 +42,31 @@ interface RequestState {
   address: string | undefined;
 }
 
-/** What {@linkcode ClientTelemetry} is built from. */
-export interface TelemetryOptions {
-  /** Starts the spans; none without it. */
-  tracer: Tracer | undefined;
-  /** Records the metrics; none without it. */
-  metrics: ClientMetrics | undefined;
-  /** `db.system.name`, also the spans' name. */
-  system: string;
+/** What an instrumented client's telemetry hears, by message. */
+export interface TelemetrySink {
+  /** An attempt started. */
+  requestStarted(message: RequestMessage): void;
+  /** An attempt got its reply. */
+  requestReplied(message: RequestMessage): void;
+  /** An attempt failed. */
+  requestFailed(message: RequestMessage): void;
+  /** A connection opened, or failed to. */
+  connectionOpened(message: ConnectionOpenMessage): void;
+  /** A checkout ended. */
+  checkedOut(message: CheckoutMessage): void;
 }
 
 /** Turns one client's messages into spans and metrics. */
 export class ClientTelemetry implements TelemetrySink {
-  readonly #client: Client;
-  readonly #tracer: Tracer | undefined;
-  readonly #metrics: ClientMetrics | undefined;
-  readonly #system: string;
   readonly #requests = new Map<number, RequestState>();
 
-  constructor(client: Client, options: TelemetryOptions) {
-    this.#client = client;
-    this.#tracer = options.tracer;
-    this.#metrics = options.metrics;
-    this.#system = options.system;
-  }
+  /** `system` is `db.system.name`, also the spans' name. */
+  constructor(
+    readonly client: Client,
+    readonly tracer: Tracer | undefined,
+    readonly metrics: ClientMetrics | undefined,
+    readonly system: string,
+  ) {}
 
   requestStarted(m: RequestMessage): void {
     if (m.attempt === 0) {
@@ -84,9 +75,9 @@ export class ClientTelemetry implements TelemetrySink {
       this.#requests.set(m.requestId, {
         startedAt: m.startedAt,
         wallStart: wallNow(),
-        span: this.#tracer?.startSpan(this.#system, {
+        span: this.tracer?.startSpan(this.system, {
           kind: CLIENT,
-          attributes: { "db.system.name": this.#system },
+          attributes: { "db.system.name": this.system },
         }),
         attemptSpan: undefined,
         address: m.address,
@@ -131,11 +122,11 @@ export class ClientTelemetry implements TelemetrySink {
   }
 
   connectionOpened(m: ConnectionOpenMessage): void {
-    if (m.error === undefined) this.#metrics?.created(m.address, m.durationMs);
+    if (m.error === undefined) this.metrics?.created(m.address, m.durationMs);
   }
 
   checkedOut(m: CheckoutMessage): void {
-    const metrics = this.#metrics;
+    const metrics = this.metrics;
     if (metrics === undefined) return;
     if (m.error === undefined) {
       metrics.waited(
@@ -160,10 +151,10 @@ export class ClientTelemetry implements TelemetrySink {
   /** An attempt's time on its connection, once it had one. */
   #used(m: RequestMessage): void {
     if (
-      this.#metrics !== undefined && m.address !== undefined &&
+      this.metrics !== undefined && m.address !== undefined &&
       m.waitMs !== undefined && m.durationMs !== undefined
     ) {
-      this.#metrics.used(m.address, m.durationMs - m.waitMs);
+      this.metrics.used(m.address, m.durationMs - m.waitMs);
     }
   }
 
@@ -174,12 +165,12 @@ export class ClientTelemetry implements TelemetrySink {
     startTime: number | undefined,
   ): Span | undefined {
     const attributes: Attributes = {
-      "db.system.name": this.#system,
+      "db.system.name": this.system,
       "nodewire.attempt": m.attempt,
       ...this.#server(m.address),
     };
-    return this.#tracer?.startSpan(
-      `${this.#system} attempt`,
+    return this.tracer?.startSpan(
+      `${this.system} attempt`,
       { kind: CLIENT, attributes, startTime },
       contextOf(parent),
     );
@@ -189,11 +180,11 @@ export class ClientTelemetry implements TelemetrySink {
   #finish(state: RequestState, m: RequestMessage, error: unknown): void {
     const endedAt = m.startedAt + (m.durationMs ?? 0);
     const attributes: Attributes = {
-      "db.system.name": this.#system,
+      "db.system.name": this.system,
       ...this.#server(state.address),
     };
     if (error !== undefined) Object.assign(attributes, errorAttributes(error));
-    this.#metrics?.operation((endedAt - state.startedAt) / 1000, attributes);
+    this.metrics?.operation((endedAt - state.startedAt) / 1000, attributes);
     const span = state.span;
     if (span === undefined) return;
     for (const [key, value] of Object.entries(attributes)) {
@@ -208,7 +199,7 @@ export class ClientTelemetry implements TelemetrySink {
   #server(address: string | undefined): Attributes {
     const host = address === undefined
       ? undefined
-      : this.#client.manager.node(address)?.host;
+      : this.client.manager.node(address)?.host;
     return host === undefined
       ? {}
       : { "server.address": host.hostname, "server.port": host.port };
@@ -216,10 +207,9 @@ export class ClientTelemetry implements TelemetrySink {
 }
 
 /**
- * `error.type`: the node's status code for its own errors, else the stable
- * code of the SDK's error; the last attempt's error for a request that ran
- * out of retries, since the conventions prefer the original error to a
- * wrapper. `db.response.status_code` for a node's answer.
+ * `error.type`: a node's status code (also `db.response.status_code`), else
+ * the error's `code`; the last attempt's for `RetriesExhaustedError` (the
+ * conventions prefer the original error to a wrapper).
  */
 export function errorAttributes(error: unknown): Attributes {
   const original = attemptError(error);
@@ -241,6 +231,7 @@ function attemptError(error: unknown): unknown {
     : error;
 }
 
+/** Marks `span` failed with `error`. */
 function failed(span: Span, error: unknown): void {
   const e = error instanceof Error ? error : new Error(String(error));
   span.recordException(e);
@@ -256,27 +247,17 @@ function wallNow(): number {
 
 /** A context whose span is `span`: the parent of the spans started in it. */
 function contextOf(span: Span): Context {
-  return new SpanContextHolder(new Map([[SPAN_KEY, span]]));
+  return mapContext(new Map([[SPAN_KEY, span]]));
 }
 
-class SpanContextHolder implements Context {
-  readonly #values: ReadonlyMap<symbol, unknown>;
-
-  constructor(values: ReadonlyMap<symbol, unknown>) {
-    this.#values = values;
-  }
-
-  getValue(key: symbol): unknown {
-    return this.#values.get(key);
-  }
-
-  setValue(key: symbol, value: unknown): Context {
-    return new SpanContextHolder(new Map(this.#values).set(key, value));
-  }
-
-  deleteValue(key: symbol): Context {
-    const values = new Map(this.#values);
-    values.delete(key);
-    return new SpanContextHolder(values);
-  }
+function mapContext(values: Map<symbol, unknown>): Context {
+  return {
+    getValue: (key) => values.get(key),
+    setValue: (key, value) => mapContext(new Map(values).set(key, value)),
+    deleteValue: (key) => {
+      const copy = new Map(values);
+      copy.delete(key);
+      return mapContext(copy);
+    },
+  };
 }

@@ -1,264 +1,184 @@
 /**
- * The few parts of the OpenTelemetry API that `./otel` calls, declared
- * structurally so the package depends on no `@opentelemetry/*` module: the
- * application's `MeterProvider` and `TracerProvider` (from
- * `@opentelemetry/api` 1.x and any SDK) fit them as they are. Each is a
- * subset of the API's interface of the same name.
+ * The OpenTelemetry API as `./otel` calls it: subsets of the API's
+ * interfaces of the same names, so the application's providers fit.
  *
  * @module
  */
 
 /**
- * Attribute values, as the API's `Attributes`.
+ * Attributes, as the API's: `undefined` leaves one out.
  *
  * @example
  * ```ts
  * import type { Attributes } from "@nodewire/client/otel";
- * const attributes: Attributes = { "db.system.name": "nodewire", "server.port": 7000 };
+ * const attributes: Attributes = { "server.port": 7000 };
  * ```
  */
 export interface Attributes {
-  /** An attribute's value, by its name; `undefined` leaves it out. */
+  /** An attribute's value, by its name. */
   [key: string]: string | number | boolean | undefined;
 }
 
 /**
- * What creating an instrument takes, as the API's `MetricOptions`.
+ * Instrument options, as the API's `MetricOptions`.
  *
  * @example
  * ```ts
  * import type { MetricOptions } from "@nodewire/client/otel";
- * const options: MetricOptions = { unit: "s", advice: { explicitBucketBoundaries: [0.001, 0.01, 0.1, 1] } };
+ * const options: MetricOptions = { unit: "s" };
  * ```
  */
 export interface MetricOptions {
-  /** What the instrument measures. */
+  /** What it measures. */
   description?: string;
-  /** Its unit, in UCUM (`s`, `{connection}`). */
+  /** UCUM unit. */
   unit?: string;
-  /** Hints to the SDK, such as a histogram's bucket boundaries. */
+  /** Hints, such as bucket boundaries. */
   advice?: { explicitBucketBoundaries?: number[] };
 }
 
 /**
- * A histogram, as the API's `Histogram`.
+ * What a batch callback reports through, as the API's; an observable is
+ * what `createObservableUpDownCounter` returned.
  *
  * @example
  * ```ts
- * import type { Histogram } from "@nodewire/client/otel";
- * declare const histogram: Histogram;
- * histogram.record(0.004, { "db.system.name": "nodewire" });
- * ```
- */
-export interface Histogram {
-  /** Records one value. */
-  record(value: number, attributes?: Attributes): void;
-}
-
-/**
- * A monotonic counter, as the API's `Counter`.
- *
- * @example
- * ```ts
- * import type { Counter } from "@nodewire/client/otel";
- * declare const counter: Counter;
- * counter.add(1);
- * ```
- */
-export interface Counter {
-  /** Adds `value`. */
-  add(value: number, attributes?: Attributes): void;
-}
-
-/**
- * An asynchronous instrument, read by a callback when metrics are
- * collected; as the API's `Observable`.
- *
- * @example
- * ```ts
- * import type { Observable } from "@nodewire/client/otel";
- * declare const observable: Observable;
- * console.log(typeof observable);
- * ```
- */
-// deno-lint-ignore no-empty-interface
-export interface Observable {}
-
-/**
- * What a batch callback reports through, as the API's
- * `BatchObservableResult`.
- *
- * @example
- * ```ts
- * import type { BatchObservableResult, Observable } from "@nodewire/client/otel";
- * declare const count: Observable;
- * const callback = (result: BatchObservableResult) => result.observe(count, 3, { "db.client.connection.state": "idle" });
+ * import type { BatchObservableResult } from "@nodewire/client/otel";
+ * declare const result: BatchObservableResult;
+ * declare const count: object;
+ * result.observe(count, 3);
  * ```
  */
 export interface BatchObservableResult {
-  /** Reports `value` for `observable` with `attributes`. */
-  observe(observable: Observable, value: number, attributes?: Attributes): void;
+  /** Reports a value of `observable`. */
+  observe(observable: object, value: number, attributes?: Attributes): void;
 }
 
 /**
- * A meter, as the API's `Meter`: the instruments `./otel` creates.
+ * A meter, as the API's: the calls `./otel` makes.
  *
  * @example
  * ```ts
  * import type { Meter } from "@nodewire/client/otel";
  * declare const meter: Meter;
- * meter.createCounter("db.client.connection.timeouts", { unit: "{timeout}" }).add(1);
+ * meter.createCounter("db.client.connection.timeouts").add(1);
  * ```
  */
 export interface Meter {
-  /** A histogram named `name`. */
-  createHistogram(name: string, options?: MetricOptions): Histogram;
-  /** A monotonic counter named `name`. */
-  createCounter(name: string, options?: MetricOptions): Counter;
-  /** An asynchronous up-down counter named `name`. */
-  createObservableUpDownCounter(
+  /** A histogram. */
+  createHistogram(
     name: string,
     options?: MetricOptions,
-  ): Observable;
+  ): { record(value: number, attributes?: Attributes): void };
+  /** A counter. */
+  createCounter(
+    name: string,
+    options?: MetricOptions,
+  ): { add(value: number, attributes?: Attributes): void };
+  /** An asynchronous up-down counter. */
+  createObservableUpDownCounter(name: string, options?: MetricOptions): object;
   /** Reads `observables` through one callback at each collection. */
   addBatchObservableCallback(
     callback: (result: BatchObservableResult) => void,
-    observables: Observable[],
+    observables: object[],
   ): void;
   /** Undoes `addBatchObservableCallback`. */
   removeBatchObservableCallback(
     callback: (result: BatchObservableResult) => void,
-    observables: Observable[],
+    observables: object[],
   ): void;
 }
 
 /**
- * The application's meter provider, as the API's `MeterProvider` (an
- * SDK's `MeterProvider`, or `metrics.getMeterProvider()`).
+ * The application's meter provider, as the API's `MeterProvider`.
  *
  * @example
  * ```ts
  * import type { MeterProvider } from "@nodewire/client/otel";
  * declare const provider: MeterProvider;
- * const meter = provider.getMeter("@nodewire/client");
+ * const meter = provider.getMeter("app");
  * ```
  */
 export interface MeterProvider {
-  /** The meter of the instrumentation scope `name`. */
+  /** The meter of a scope. */
   getMeter(name: string, version?: string): Meter;
 }
 
 /**
- * A span's identity, as the API's `SpanContext`.
- *
- * @example
- * ```ts
- * import type { SpanContext } from "@nodewire/client/otel";
- * declare const context: SpanContext;
- * console.log(context.traceId, context.spanId);
- * ```
- */
-export interface SpanContext {
-  /** The trace, 32 hex digits. */
-  traceId: string;
-  /** The span, 16 hex digits. */
-  spanId: string;
-  /** Sampling flags. */
-  traceFlags: number;
-}
-
-/**
- * A span, as the API's `Span`: what `./otel` sets on its spans.
+ * A span, as the API's: the calls `./otel` makes.
  *
  * @example
  * ```ts
  * import type { Span } from "@nodewire/client/otel";
  * declare const span: Span;
- * span.setAttribute("server.port", 7000);
  * span.end();
  * ```
  */
 export interface Span {
-  /** The span's identity. */
-  spanContext(): SpanContext;
-  /** Sets one attribute. */
+  /** Sets an attribute. */
   setAttribute(key: string, value: string | number | boolean): unknown;
-  /** Sets the status: `code` 2 is ERROR. */
+  /** Sets the status; code 2 is ERROR. */
   setStatus(status: { code: number; message?: string }): unknown;
-  /** Adds an `exception` event for `exception`. */
+  /** Adds an `exception` event. */
   recordException(exception: Error): void;
-  /** Ends the span, now or at `endTime` (ms since the epoch). */
+  /** Ends it, now or at `endTime` (ms since the epoch). */
   end(endTime?: number): void;
 }
 
 /**
- * A context, as the API's `Context`: `./otel` passes one holding the
- * request's span as the parent of its attempts' spans.
+ * A context, as the API's: `./otel` passes one holding a request's span
+ * as the parent of its attempts' spans.
  *
  * @example
  * ```ts
  * import type { Context } from "@nodewire/client/otel";
  * declare const context: Context;
- * console.log(context.getValue(Symbol.for("OpenTelemetry Context Key SPAN")));
+ * context.getValue(Symbol.for("OpenTelemetry Context Key SPAN"));
  * ```
  */
 export interface Context {
   /** The value under `key`. */
   getValue(key: symbol): unknown;
-  /** A context with `value` under `key`. */
+  /** A copy with `value` under `key`. */
   setValue(key: symbol, value: unknown): Context;
-  /** A context without `key`. */
+  /** A copy without `key`. */
   deleteValue(key: symbol): Context;
 }
 
 /**
- * What starting a span takes, as the API's `SpanOptions`.
- *
- * @example
- * ```ts
- * import type { SpanOptions } from "@nodewire/client/otel";
- * const options: SpanOptions = { kind: 2, attributes: { "db.system.name": "nodewire" } };
- * ```
- */
-export interface SpanOptions {
-  /** The span kind: 2 is CLIENT. */
-  kind?: number;
-  /** Attributes known at the start. */
-  attributes?: Attributes;
-  /** When it started, ms since the epoch; default now. */
-  startTime?: number;
-}
-
-/**
- * A tracer, as the API's `Tracer`.
+ * A tracer, as the API's.
  *
  * @example
  * ```ts
  * import type { Tracer } from "@nodewire/client/otel";
  * declare const tracer: Tracer;
- * tracer.startSpan("nodewire", { kind: 2 }).end();
+ * tracer.startSpan("nodewire").end();
  * ```
  */
 export interface Tracer {
   /**
-   * Starts a span, the child of the span in `context` (default: the
-   * active context, the caller's).
+   * Starts a span of `kind` (2 is CLIENT) at `startTime` (ms since the
+   * epoch; default now), the child of the one in `context` (default: the
+   * active one).
    */
-  startSpan(name: string, options?: SpanOptions, context?: Context): Span;
+  startSpan(
+    name: string,
+    options?: { kind?: number; attributes?: Attributes; startTime?: number },
+    context?: Context,
+  ): Span;
 }
 
 /**
- * The application's tracer provider, as the API's `TracerProvider` (an
- * SDK's provider, or `trace.getTracerProvider()`).
+ * The application's tracer provider, as the API's `TracerProvider`.
  *
  * @example
  * ```ts
  * import type { TracerProvider } from "@nodewire/client/otel";
  * declare const provider: TracerProvider;
- * const tracer = provider.getTracer("@nodewire/client");
+ * const tracer = provider.getTracer("app");
  * ```
  */
 export interface TracerProvider {
-  /** The tracer of the instrumentation scope `name`. */
+  /** The tracer of a scope. */
   getTracer(name: string, version?: string): Tracer;
 }

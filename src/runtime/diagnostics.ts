@@ -1,8 +1,6 @@
 /**
- * `node:diagnostics_channel`, which Deno, Bun and Node all provide, behind
- * the three calls the core needs. It is imported on first use, not at
- * start-up: Deno sets up its Node compatibility layer for the first `node:`
- * module a program loads, which costs milliseconds.
+ * `node:diagnostics_channel` (Deno, Bun and Node have it), imported on
+ * first use: Deno's first `node:` import costs milliseconds.
  *
  * @module
  */
