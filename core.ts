@@ -58,15 +58,29 @@ export {
 } from "./src/events.ts";
 export { ConnectionManager } from "./src/cluster/manager.ts";
 export type { ManagedNode } from "./src/cluster/node.ts";
-export type { ManagerEventMap } from "./src/cluster/events.ts";
+// Membership events: heard through Client events too, so the root needs
+// none of these names (the root stays small).
+export {
+  type ManagerEventMap,
+  type NodeMembershipChange,
+  NodeMembershipEvent,
+} from "./src/cluster/events.ts";
 export {
   type Balancer,
   createBalancer,
   HealthyNodeSet,
   LeastInFlightBalancer,
   type LeastInFlightOptions,
+  PeakEwmaBalancer,
+  type PeakEwmaOptions,
   RoundRobinBalancer,
 } from "./src/cluster/balancer.ts";
+export {
+  PEAK_EWMA_DECAY_MS,
+  PEAK_EWMA_FAILURE_MS,
+  PeakEwma,
+  peakEwmaFailureSample,
+} from "./src/cluster/peak_ewma.ts";
 export {
   isNodeFailure,
   NodeHealth,
@@ -93,8 +107,28 @@ export {
 export type { HostAddress, ResolvedConfig } from "./src/config/shapes.ts";
 export { parseHost } from "./src/config/hosts.ts";
 export { resolveConfig } from "./src/config/resolve.ts";
+export { parseConnectionString } from "./src/config/url.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
+// The retry budget, hedging and outlier ejection: configured through the
+// root's ConnectionConfig and heard through Client events, so an
+// application needs none of these names; they are here for those who type
+// them out (the root stays small).
+export {
+  RetryBudgetEvent,
+  type RetryBudgetEventDetail,
+} from "./src/client/events.ts";
+export type {
+  HedgingConfig,
+  OutlierEjectionConfig,
+  RetryBudgetConfig,
+} from "./src/config/shapes.ts";
+export {
+  DEFAULT_HEDGING,
+  DEFAULT_OUTLIER_EJECTION,
+  DEFAULT_PANIC_THRESHOLD,
+  DEFAULT_RETRY_BUDGET,
+} from "./src/config/defaults.ts";
 export {
   type CheckoutMessage,
   type ConnectionCloseMessage,

@@ -16,6 +16,8 @@
  *   with the default pool (min 5, max 20 connections per node).
  * - client 1/node: the same with min = max = 1 per node, i.e. as many
  *   sockets as raw.
+ * - client-ewma (only when BENCH_CLIENTS names it): the default client
+ *   with `loadBalancing: "peak-ewma"`.
  *
  * The health loop is off so that no background ping lands in one
  * contender's round and not another's. The order of the contenders rotates
@@ -66,7 +68,7 @@ import {
 } from "./harness.ts";
 import { connectRaw, type RawClient } from "./raw_client.ts";
 
-type ContenderName = "raw" | "client" | "client-1";
+type ContenderName = "raw" | "client" | "client-1" | "client-ewma";
 
 const NODE_COUNT = 3;
 const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "64,256").map(Number);
@@ -88,6 +90,7 @@ const LABELS: Record<ContenderName, string> = {
   raw: "raw, 1 conn/node",
   client: "client, pool 5-20/node",
   "client-1": "client, pool 1/node",
+  "client-ewma": "client, peak-ewma",
 };
 
 type Send = (payload: Uint8Array) => Promise<Uint8Array>;
@@ -126,6 +129,11 @@ for (const name of CONTENDERS) {
       healthConfig: { intervalMs: 0 },
       ...(name === "client-1"
         ? { poolConfig: { minConnections: 1, maxConnections: 1 } }
+        : {}),
+      // Opt-in contender (BENCH_CLIENTS=raw,client,client-ewma): what the
+      // latency-aware balancer's clock reads cost per request.
+      ...(name === "client-ewma"
+        ? { loadBalancing: "peak-ewma" as const }
         : {}),
     });
     clients.push(client);

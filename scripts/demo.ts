@@ -54,6 +54,9 @@ const client = await Client.connect({
   },
   poolConfig: { minConnections: 2, maxConnections: 4 },
   retryConfig: { initialBackoffMs: 20, maxBackoffMs: 500 },
+  // The failing requests eject n2; short ejections (the default is 30 s)
+  // let the demo see it come back within its phases.
+  outlierEjection: { baseEjectionTimeMs: FAST ? 500 : 2000 },
 });
 progress.event(
   `${stamp()} connected; ${client.manager.healthyCount} of 3 nodes healthy`,

@@ -8,6 +8,7 @@ import {
   LeastInFlightBalancer,
   RoundRobinBalancer,
 } from "../src/cluster/balancer.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { seeded } from "./helpers.ts";
 
 function names(n: number): string[] {
@@ -176,7 +177,9 @@ test("either strategy returns undefined when no node is healthy", () => {
 
 test("least-in-flight takes the less loaded of the two sampled nodes", () => {
   const load = new Map([["a", 9], ["b", 1], ["c", 9]]);
-  const draws = [0.5, 0.9]; // samples position 1 ("b"), then position 2 ("c")
+  // The rotation starts at position 1 ("b"); the other candidate is
+  // position 2 ("c").
+  const draws = [0.5, 0.9];
   const balancer = new LeastInFlightBalancer(
     new HealthyNodeSet(["a", "b", "c"]),
     {
@@ -185,6 +188,39 @@ test("least-in-flight takes the less loaded of the two sampled nodes", () => {
     },
   );
   assert.equal(balancer.pick(), "b");
+});
+
+test("least-in-flight visits equal, idle nodes in turn, from a random start", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 16 }),
+      fc.integer(),
+      (n, seed) => {
+        const balancer = new LeastInFlightBalancer(
+          new HealthyNodeSet(names(n)),
+          { inFlight: () => 0, random: seeded(seed) },
+        );
+        const picks = Array.from({ length: 3 * n }, () => balancer.pick()!);
+        const start = names(n).indexOf(picks[0]);
+        assert.deepEqual(
+          picks,
+          Array.from({ length: 3 * n }, (_, i) => `node-${(start + i) % n}`),
+        );
+      },
+    ),
+  );
+});
+
+test("least-in-flight does not always start its rotation at the same node", () => {
+  const starts = new Set<string>();
+  for (let seed = 0; seed < 50; seed++) {
+    const balancer = new LeastInFlightBalancer(new HealthyNodeSet(names(4)), {
+      inFlight: () => 0,
+      random: seeded(seed),
+    });
+    starts.add(balancer.pick()!);
+  }
+  assert.equal(starts.size, 4);
 });
 
 test("least-in-flight never picks the most loaded node of three", () => {
@@ -280,7 +316,7 @@ test("createBalancer builds the strategy the config names", () => {
   assert.throws(() => createBalancer("least-in-flight", set), TypeError);
   assert.throws(
     () => createBalancer("random" as "round-robin", set),
-    /expected "round-robin" or "least-in-flight", got "random"/,
+    /expected "round-robin", "least-in-flight" or "peak-ewma", got "random"/,
   );
 });
 
@@ -313,6 +349,135 @@ test("Property 3: Load Distribution", () => {
       },
     ),
   );
+});
+
+test("the default configuration balances by load", () => {
+  assert.equal(
+    resolveConfig({ hosts: ["a"] }).loadBalancing,
+    "least-in-flight",
+  );
+});
+
+test("Property 3: Load Distribution, with the default configuration", () => {
+  // A harness over in-flight counts: the default is one of its strategies.
+  const strategy = resolveConfig({ hosts: ["a"] }).loadBalancing as Strategy;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 16 }),
+      fc.integer({ min: 1, max: 20 }),
+      fc.integer(),
+      (n, k, seed) => {
+        // One request at a time: nothing is ever in flight at a pick, so
+        // every pick is a tie, and ties must not leave a node out.
+        const set = new HealthyNodeSet(names(n));
+        const balancer = createBalancer(strategy, set, {
+          inFlight: () => 0,
+          random: seeded(seed),
+        });
+        const counts = new Map<string, number>();
+        for (let i = 0; i < k * n; i++) {
+          const node = balancer.pick()!;
+          counts.set(node, (counts.get(node) ?? 0) + 1);
+        }
+        assert.equal(counts.size, n, `only ${counts.size} of ${n} used`);
+        for (const count of counts.values()) assert.equal(count, k);
+      },
+    ),
+  );
+});
+
+test("Property 3 holds for equal nodes under load too, with the default configuration", () => {
+  // A harness over in-flight counts: the default is one of its strategies.
+  const strategy = resolveConfig({ hosts: ["a"] }).loadBalancing as Strategy;
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 2, max: 16 }),
+      fc.integer({ min: 1, max: 64 }),
+      fc.integer(),
+      (n, concurrency, seed) => {
+        const h = harness(
+          strategy,
+          new HealthyNodeSet(names(n)),
+          seed,
+          concurrency,
+        );
+        const counts = new Map<string, number>();
+        const requests = 20 * n;
+        for (let i = 0; i < requests; i++) {
+          const node = h.pick()!;
+          counts.set(node, (counts.get(node) ?? 0) + 1);
+        }
+        // Equal nodes finishing in order: in-flight counts stay within one
+        // of each other, so shares stay close to fair.
+        assert.equal(counts.size, n, `only ${counts.size} of ${n} used`);
+        const shares = [...counts.values()];
+        assert.ok(
+          Math.max(...shares) - Math.min(...shares) <= 2 + requests / (4 * n),
+          String(shares),
+        );
+      },
+    ),
+  );
+});
+
+/**
+ * 32 callers, each sending its next request as soon as the last one is
+ * answered, over `n` nodes of which the last answers in `slowTicks` ticks
+ * and the others in one. Returns the share of requests the slow node got.
+ */
+function slowNodeShare(
+  strategy: Strategy,
+  seed: number,
+  n = 3,
+  slowTicks = 40,
+  ticks = 2_000,
+): number {
+  const nodes = names(n);
+  const slow = nodes[n - 1];
+  const inFlight = new Map(nodes.map((node) => [node, 0]));
+  const balancer = createBalancer(strategy, new HealthyNodeSet(nodes), {
+    inFlight: (node) => inFlight.get(node)!,
+    random: seeded(seed),
+  });
+  // Callers by the tick their request is answered.
+  const due: { node: string; at: number }[] = [];
+  let total = 0;
+  let onSlow = 0;
+  const send = (now: number) => {
+    const node = balancer.pick()!;
+    inFlight.set(node, inFlight.get(node)! + 1);
+    due.push({ node, at: now + (node === slow ? slowTicks : 1) });
+    total++;
+    if (node === slow) onSlow++;
+  };
+  for (let i = 0; i < 32; i++) send(0);
+  for (let now = 1; now <= ticks; now++) {
+    for (let i = 0; i < due.length;) {
+      if (due[i].at !== now) {
+        i++;
+        continue;
+      }
+      const { node } = due.splice(i, 1)[0];
+      inFlight.set(node, inFlight.get(node)! - 1);
+      send(now);
+    }
+  }
+  return onSlow / total;
+}
+
+test("a node 40 times slower than its peers gets a small share under the default, its full turn under round-robin", () => {
+  // A harness over in-flight counts: the default is one of its strategies.
+  const strategy = resolveConfig({ hosts: ["a"] }).loadBalancing as Strategy;
+  fc.assert(
+    fc.property(fc.integer(), (seed) => {
+      // Equal in-flight counts mean a share of about 1 / (1 + 2 × 40).
+      const share = slowNodeShare(strategy, seed);
+      assert.ok(share < 0.03, `slow node share ${share}`);
+    }),
+    { numRuns: 20 },
+  );
+  const roundRobin = slowNodeShare("round-robin", 1);
+  assert.ok(Math.abs(roundRobin - 1 / 3) < 0.01, `${roundRobin}`);
 });
 
 test("Property 4: Unhealthy Node Avoidance", () => {

@@ -1,22 +1,57 @@
+// The CLI run in-process: help, usage errors and their exit codes, each
+// command's --json document, and the serving commands stopped from code.
+// What needs a process of its own (standard input, signals) is in
+// cli_process.test.ts.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
 import { main } from "../cli.ts";
+import { Client } from "../src/client/client.ts";
+import { COMMANDS } from "../src/cli/spec.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
+import { ops, replyText } from "../testing/ops.ts";
 
-/** Runs the CLI in-process and captures what it printed. */
-async function cli(...args: string[]) {
-  const out: string[] = [];
+const env =
+  (globalThis as { process: { env: Record<string, string | undefined> } })
+    .process.env;
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs the CLI in-process and captures what it printed, stdout and stderr
+ * apart. `during` runs while the command does (for the serving commands,
+ * which run until stopped), with a view of the output so far.
+ */
+async function cli(
+  args: string[],
+  during?: (so: { stdout: () => string }) => Promise<void>,
+  signal?: AbortSignal,
+): Promise<Run> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
   const log = console.log;
   const error = console.error;
-  console.log = (...a: unknown[]) => out.push(a.join(" "));
-  console.error = (...a: unknown[]) => out.push(a.join(" "));
+  console.log = (...a: unknown[]) => stdout.push(a.join(" "));
+  console.error = (...a: unknown[]) => stderr.push(a.join(" "));
   try {
-    const code = await main(args);
-    return { code, text: out.join("\n") };
+    const running = main(args, { signal });
+    await during?.({ stdout: () => stdout.join("\n") });
+    const code = await running;
+    return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
   } finally {
     console.log = log;
     console.error = error;
   }
+}
+
+/** The one JSON document on stdout (throws if there is anything else). */
+function doc(run: Run): Record<string, unknown> & { ok: boolean } {
+  assert.equal(run.stdout.split("\n").length, 1, `one line: ${run.stdout}`);
+  return JSON.parse(run.stdout);
 }
 
 async function withNode(fn: (node: TestNode) => Promise<void>) {
@@ -28,77 +63,482 @@ async function withNode(fn: (node: TestNode) => Promise<void>) {
   }
 }
 
-test("--help prints usage and exits 0", async () => {
-  const r = await cli("--help");
-  assert.equal(r.code, 0);
-  assert.match(r.text, /usage:/);
-  assert.match(r.text, /nodewire ping/);
+/** Waits until the command printed its first line, and returns it. */
+async function firstLine(read: () => string): Promise<string> {
+  for (let i = 0; i < 500 && read() === ""; i++) {
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const text = read();
+  assert.ok(text, "the command printed nothing");
+  return text.split("\n")[0];
+}
+
+test("--help prints the overview with every command and the exit codes", async () => {
+  for (const args of [["--help"], ["-h"], ["help"]]) {
+    const r = await cli(args);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, /usage:/);
+    for (const name of Object.keys(COMMANDS)) {
+      assert.match(r.stdout, new RegExp(`nodewire ${name}\\b`));
+    }
+    assert.match(r.stdout, /exit codes:[\s\S]*\b3 +refused/);
+    assert.equal(r.stderr, "");
+  }
 });
 
-test("bad usage and malformed addresses exit 2 with a clear message", async () => {
-  assert.deepEqual(
+test("each command has its own --help listing every option", async () => {
+  for (const [name, spec] of Object.entries(COMMANDS)) {
+    for (const args of [[name, "--help"], [name, "-h"], ["help", name]]) {
+      const r = await cli(args);
+      assert.equal(r.code, 0, args.join(" "));
+      assert.match(r.stdout, new RegExp(`^usage: nodewire ${name} `));
+      for (const option of Object.keys(spec.options)) {
+        assert.ok(r.stdout.includes(`--${option}`), `${name}: --${option}`);
+      }
+    }
+    const json = doc(await cli([name, "--help", "--json"]));
+    assert.equal(json.ok, true);
+    assert.equal(json.command, name);
+    assert.match(String(json.usage), /^usage: /);
+  }
+});
+
+test("bad usage exits 2 with a message naming the problem, as text or JSON", async () => {
+  const cases: [string[], RegExp][] = [
+    [[], /no command given/],
+    [["frobnicate"], /unknown command "frobnicate"/],
+    [["--timeout", "5"], /expected a command before options, got "--timeout"/],
+    [["help", "nope"], /no command "nope"/],
     [
-      (await cli()).code,
-      (await cli("frobnicate")).code,
-      (await cli("ping")).code,
+      ["ping", "nodewire://127.0.0.1:7000", "127.0.0.1:7001"],
+      /give either one nodewire:\/\/ URL or host:port addresses, not both/,
     ],
-    [2, 2, 2],
-  );
-  const bad = await cli("ping", "127.0.0.1:99999");
-  assert.equal(bad.code, 2);
-  assert.match(bad.text, /port must be within 1–65535, got "127.0.0.1:99999"/);
-  const flag = await cli("bench", "127.0.0.1:7000", "--concurrency", "zero");
-  assert.equal(flag.code, 2);
-  assert.match(flag.text, /--concurrency must be a number/);
+    [
+      ["ping", "postgres://127.0.0.1:7000"],
+      /invalid url: expected a connection string starting with "nodewire:\/\/"/,
+    ],
+    [
+      ["health", "nodewire://127.0.0.1:7000/?poolMx=3"],
+      /invalid poolMx: unknown parameter \(did you mean "poolMax"\?\)/,
+    ],
+    [
+      ["ping", "nodewire://127.0.0.1:7000", "--password-stdin"],
+      /--password-stdin needs a user: --user <name>, or one in the URL/,
+    ],
+    [["ping", "127.0.0.1:99999"], /port must be within 1–65535/],
+    [
+      ["ping", "127.0.0.1:7000", "--bogus"],
+      /unknown option --bogus for "ping"/,
+    ],
+    [["ping", "127.0.0.1:7000", "-x"], /unknown option -x for "ping"/],
+    [["ping", "127.0.0.1:7000", "--timeout"], /--timeout needs a value/],
+    [["health", "127.0.0.1:7000", "--ca"], /--ca needs a value: --ca <file>/],
+    [
+      ["ping", "127.0.0.1:7000", "--timeout", "0"],
+      /invalid --timeout: expected a finite number of milliseconds > 0, got 0/,
+    ],
+    [["ping", "127.0.0.1:7000", "--timeout", "1e3"], /got "1e3"/],
+    [
+      ["ping", "127.0.0.1:7000", "--timeout", "3000000000"],
+      /expected at most 2147483647 ms/,
+    ],
+    [["ping", "127.0.0.1:7000", "--tls=yes"], /--tls takes no value/],
+    [
+      ["ping", "127.0.0.1:7000", "--timeout", "1", "--timeout", "2"],
+      /--timeout is given more than once/,
+    ],
+    [
+      ["ping", "127.0.0.1:7000", "--user", "app"],
+      /--user needs --password-stdin/,
+    ],
+    [
+      ["ping", "127.0.0.1:7000", "--password-stdin"],
+      /--password-stdin needs a user: --user <name>/,
+    ],
+    [
+      ["ping", "127.0.0.1:7000", "--ca", "/nonexistent/ca.pem"],
+      /--ca: cannot read "\/nonexistent\/ca.pem" \(ENOENT\)/,
+    ],
+    [
+      ["bench", "127.0.0.1:7000", "--concurrency", "zero"],
+      /--concurrency must be an integer in 1–10000, got "zero"/,
+    ],
+    [["node", "extra"], /"node" takes no arguments, got "extra"/],
+    [["node", "--port", "70000"], /--port must be an integer in 0–65535/],
+    [["node", "--tls-cert", "c.pem"], /--tls-cert and --tls-key go together/],
+    [
+      ["node", "--ca-out", "ca.pem"],
+      /--ca-out writes the throwaway certificate/,
+    ],
+    [["cluster", "--nodes", "0"], /--nodes must be an integer in 1–64/],
+    [["cluster", "--port", "65535"], /--port must be an integer in 0–65533/],
+    [["cluster", "--id", "x"], /unknown option --id for "cluster"/],
+  ];
+  // With no address and no NODEWIRE_URL there is nothing to connect to.
+  if (env.NODEWIRE_URL === undefined) {
+    cases.push([
+      ["ping"],
+      /give at least one host:port or a nodewire:\/\/ URL, or set NODEWIRE_URL/,
+    ]);
+  }
+  for (const [args, message] of cases) {
+    const text = await cli(args);
+    assert.equal(text.code, 2, `${args.join(" ")}: ${text.stderr}`);
+    assert.match(text.stderr, message, args.join(" "));
+    assert.equal(text.stdout, "", `${args.join(" ")}: nothing on stdout`);
+
+    const json = await cli([...args, "--json"]);
+    assert.equal(json.code, 2, `${args.join(" ")} --json`);
+    const d = doc(json) as {
+      ok: boolean;
+      error: { code: string; message: string };
+    };
+    assert.equal(d.ok, false);
+    assert.equal(d.error.code, "USAGE");
+    assert.match(d.error.message, message);
+  }
 });
 
-test("ping shows each node's round trip and id", async () => {
-  await withNode(async (node) => {
-    const r = await cli("ping", node.address);
-    assert.equal(r.code, 0, r.text);
+test("--password, or a password in a URL argument, is refused, says why and never repeated", async () => {
+  for (
+    const args of [
+      ["ping", "127.0.0.1:7000", "--password", "hunter2"],
+      ["ping", "127.0.0.1:7000", "--password=hunter2"],
+      ["node", "--user", "app", "--password", "hunter2", "--json"],
+      ["cluster", "--password"],
+      ["ping", "nodewire://app:hunter2@127.0.0.1:7000", "--json"],
+    ]
+  ) {
+    const r = await cli(args);
+    assert.equal(r.code, 2, args.join(" "));
     assert.match(
-      r.text,
+      r.stderr,
+      /(--password is not accepted: a password in the command line|the URL in the arguments holds a password, which) (is visible to )?every user/,
+    );
+    assert.match(r.stderr, /--password-stdin/);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes("hunter2"), args.join(" "));
+  }
+});
+
+test("ping --json: one document with every node's round trip, id and protocol", async () => {
+  await withNode(async (node) => {
+    const r = await cli(["ping", node.address, "--json", "--timeout", "2000"]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = doc(r) as {
+      ok: boolean;
+      nodes: {
+        address: string;
+        nodeId: string;
+        ok: boolean;
+        latencyMs: number;
+        protocol: string;
+        error: unknown;
+      }[];
+    };
+    assert.equal(d.ok, true);
+    assert.equal(d.nodes.length, 1);
+    const [n] = d.nodes;
+    assert.equal(n.address, node.address);
+    assert.equal(n.nodeId, "cli-n1");
+    assert.equal(n.ok, true);
+    assert.equal(n.protocol, "tcp");
+    assert.equal(n.error, null);
+    assert.ok(n.latencyMs >= 0);
+  });
+});
+
+test("ping takes the nodes as a nodewire:// URL too, options winning over it", async () => {
+  await withNode(async (node) => {
+    const r = await cli([
+      "ping",
+      `nodewire://${node.address}/?timeoutMs=1&loadBalancing=least-in-flight`,
+      "--timeout",
+      "2000",
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = doc(r) as {
+      ok: boolean;
+      nodes: { address: string; nodeId: string }[];
+    };
+    assert.deepEqual(
+      d.nodes.map((n) => [n.address, n.nodeId]),
+      [[node.address, "cli-n1"]],
+    );
+  });
+});
+
+test("ping shows each node's round trip and id as a table", async () => {
+  await withNode(async (node) => {
+    const r = await cli(["ping", node.address]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
       new RegExp(`${node.address}\\s+cli-n1\\s+\\S+ (µs|ms)\\s+tcp\\s+ok`),
     );
   });
 });
 
-test("ping exits 1 when a node is unreachable and names why", async () => {
+test("ping exits 1 when a node is unreachable, and says why in JSON too", async () => {
   await withNode(async (node) => {
     const dead = await startTestNode();
     const deadAddress = dead.address;
     await dead.close();
-    const r = await cli("ping", node.address, deadAddress);
-    assert.equal(r.code, 1);
-    assert.match(r.text, new RegExp(`${deadAddress}.*FAILED: .*refused`));
-    const none = await cli("ping", deadAddress);
+
+    const text = await cli(["ping", node.address, deadAddress]);
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, new RegExp(`${deadAddress}.*FAILED: .*refused`));
+
+    const some = await cli(["ping", node.address, deadAddress, "--json"]);
+    assert.equal(some.code, 1);
+    const d = doc(some) as {
+      ok: boolean;
+      nodes: { ok: boolean; error: { code: string } | null }[];
+    };
+    assert.equal(d.ok, false);
+    assert.deepEqual(d.nodes.map((n) => n.ok), [true, false]);
+    assert.equal(typeof d.nodes[1].error?.code, "string");
+
+    const none = await cli(["ping", deadAddress, "--json"]);
     assert.equal(none.code, 1);
-    assert.match(none.text, /CONNECT_FAILED/);
+    const e = doc(none) as { ok: boolean; error: { code: string } };
+    assert.deepEqual([e.ok, e.error.code], [false, "CONNECT_FAILED"]);
+    assert.match(none.stderr, /CONNECT_FAILED/);
   });
 });
 
-test("health prints the health table", async () => {
+test("health --json: every node's health, latency and pool", async () => {
   await withNode(async (node) => {
-    const r = await cli("health", node.address);
-    assert.equal(r.code, 0, r.text);
-    assert.match(r.text, /healthy/);
-    assert.match(r.text, new RegExp(`${node.address}\\s+cli-n1\\s+yes`));
+    const text = await cli(["health", node.address]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, new RegExp(`${node.address}\\s+cli-n1\\s+yes`));
+
+    const r = await cli(["health", node.address, "--json"]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = doc(r) as {
+      ok: boolean;
+      nodes: {
+        address: string;
+        nodeId: string;
+        healthy: boolean;
+        consecutiveFailures: number;
+        pool: { open: number };
+      }[];
+    };
+    assert.equal(d.ok, true);
+    assert.equal(d.nodes[0].address, node.address);
+    assert.equal(d.nodes[0].nodeId, "cli-n1");
+    assert.equal(d.nodes[0].healthy, true);
+    assert.equal(d.nodes[0].consecutiveFailures, 0);
+    assert.equal(typeof d.nodes[0].pool.open, "number");
   });
 });
 
-test("bench runs a bounded load and summarises it", async () => {
+test("bench --json: a bounded load summarised in one document", async () => {
   await withNode(async (node) => {
-    const r = await cli(
+    const r = await cli([
       "bench",
       node.address,
       "--duration",
       "0.3",
       "--concurrency",
       "8",
-    );
-    assert.equal(r.code, 0, r.text);
-    assert.match(r.text, /throughput\s+[\d,]+ req\/s/);
-    assert.match(r.text, /errors\s+0/);
-    assert.ok(node.stats.requests > 0);
+      "--json",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const d = doc(r) as {
+      ok: boolean;
+      requests: number;
+      errors: number;
+      requestsPerSecond: number;
+      latencyMs: { p50: number; p99: number; max: number };
+      perNode: Record<string, number>;
+    };
+    assert.equal(d.ok, true);
+    assert.equal(d.errors, 0);
+    assert.ok(d.requests > 0);
+    assert.equal(d.perNode["cli-n1"], d.requests);
+    assert.ok(d.latencyMs.p50 <= d.latencyMs.p99);
+    assert.ok(d.latencyMs.p99 <= d.latencyMs.max);
+    assert.ok(node.stats.requests >= d.requests);
   });
+});
+
+test("bench prints a summary table; its progress goes to stderr", async () => {
+  await withNode(async (node) => {
+    const r = await cli(["bench", node.address, "--duration", "0.2"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /throughput\s+[\d,]+ req\/s/);
+    assert.match(r.stdout, /errors\s+0/);
+    assert.doesNotMatch(r.stdout, /req\/s {2}p50/);
+  });
+});
+
+test("cluster --json prints its nodes and URL, serves clients, and stops when told", async () => {
+  const stop = new AbortController();
+  let url = "";
+  let addresses: string[] = [];
+  const r = await cli(
+    ["cluster", "--nodes", "3", "--port", "0", "--json"],
+    async ({ stdout }) => {
+      const d = JSON.parse(await firstLine(stdout));
+      assert.equal(d.ok, true);
+      assert.equal(d.user, null);
+      assert.equal(d.tls, null);
+      assert.deepEqual(
+        d.nodes.map((n: { id: string }) => n.id),
+        ["n1", "n2", "n3"],
+      );
+      addresses = d.nodes.map((n: { address: string }) => n.address);
+      url = d.url;
+      const client = await Client.connect({
+        hosts: addresses,
+        healthConfig: { intervalMs: 0 },
+      });
+      try {
+        const results = await client.healthCheckAllNodes();
+        assert.deepEqual(results.map((x) => x.nodeId), ["n1", "n2", "n3"]);
+        assert.equal(
+          replyText(await client.request(ops.echo("to the cluster"))),
+          "to the cluster",
+        );
+      } finally {
+        await client.disconnect();
+      }
+      stop.abort();
+    },
+    stop.signal,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(new Set(addresses).size, 3);
+  assert.equal(url, `nodewire://${addresses.join(",")}`);
+  assert.match(r.stderr, /stopped/);
+  // Stopped means closed: the ports refuse now.
+  await assert.rejects(
+    Client.connect({ hosts: addresses, healthConfig: { intervalMs: 0 } }),
+  );
+});
+
+test("node --tls serves a throwaway certificate a client trusts from the file it names", async () => {
+  const stop = new AbortController();
+  let caFile = "";
+  const r = await cli(
+    ["node", "--port", "0", "--id", "tls-n1", "--tls", "--json"],
+    async ({ stdout }) => {
+      const d = JSON.parse(await firstLine(stdout));
+      assert.match(d.url, /^nodewire:\/\/127\.0\.0\.1:\d+\/\?tls=require$/);
+      assert.equal(d.tls.certificate, "self-signed");
+      assert.deepEqual(d.tls.names, ["localhost", "127.0.0.1", "::1"]);
+      caFile = d.tls.caFile;
+      const ca = readFileSync(caFile, "utf8");
+      assert.match(ca, /^-----BEGIN CERTIFICATE-----\n/);
+      assert.ok(!ca.includes("PRIVATE KEY"), "only the certificate is written");
+      const client = await Client.connect({
+        hosts: [d.nodes[0].address],
+        enableTls: true,
+        tls: { ca },
+        healthConfig: { intervalMs: 0 },
+      });
+      try {
+        assert.equal(replyText(await client.request(ops.echo("x"))), "x");
+        assert.equal(client.stats().nodes[0].protocol, "tls");
+        assert.equal(client.stats().nodes[0].nodeId, "tls-n1");
+      } finally {
+        await client.disconnect();
+      }
+      // TLS only: a client without TLS finds no protocol in common.
+      await assert.rejects(
+        Client.connect({
+          hosts: [d.nodes[0].address],
+          healthConfig: { intervalMs: 0 },
+        }),
+        { code: "NEGOTIATION_FAILED" },
+      );
+      stop.abort();
+    },
+    stop.signal,
+  );
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(!existsSync(caFile), "the temporary certificate is removed");
+});
+
+test("node exits 1 when its port is taken", async () => {
+  await withNode(async (node) => {
+    const r = await cli(["node", "--port", String(node.port), "--json"]);
+    assert.equal(r.code, 1);
+    const d = doc(r) as { ok: boolean; error: { message: string } };
+    assert.equal(d.ok, false);
+    assert.ok(
+      d.error.message.includes(`cannot listen on ${node.address}`),
+      d.error.message,
+    );
+  });
+});
+
+test("node --tls-cert/--tls-key serves the given certificate; ping checks it with --ca and --servername", async () => {
+  const certs = new URL("../testing/certs/", import.meta.url);
+  const file = (name: string) => new URL(name, certs).pathname;
+  const stop = new AbortController();
+  const r = await cli(
+    [
+      "node",
+      "--port",
+      "0",
+      "--tls-cert",
+      file("server.pem"),
+      "--tls-key",
+      file("server-key.pem"),
+      "--json",
+    ],
+    async ({ stdout }) => {
+      const d = JSON.parse(await firstLine(stdout));
+      assert.deepEqual(d.tls, {
+        certificate: "file",
+        caFile: null,
+        names: null,
+      });
+      const address: string = d.nodes[0].address;
+      const ca = ["--ca", file("ca.pem")];
+
+      const good = await cli(["ping", address, ...ca, "--json"]);
+      assert.equal(good.code, 0, good.stderr);
+      assert.equal(doc(good).ok, true);
+      const named = await cli([
+        "ping",
+        address,
+        ...ca,
+        "--servername",
+        "localhost",
+      ]);
+      assert.equal(named.code, 0, named.stderr);
+      assert.match(named.stdout, /\btls\s+ok/);
+
+      // A certificate that does not vouch for the name, or that no CA
+      // given vouches for, is refused: exit 3, a retry cannot help.
+      const wrongName = await cli([
+        "ping",
+        address,
+        ...ca,
+        "--servername",
+        "wrong.invalid",
+        "--json",
+      ]);
+      assert.equal(wrongName.code, 3, wrongName.stderr);
+      assert.equal(
+        (doc(wrongName) as { ok: boolean; error: { code: string } }).error.code,
+        "TLS_FAILED",
+      );
+      const untrusted = await cli([
+        "ping",
+        address,
+        "--ca",
+        file("untrusted.pem"),
+      ]);
+      assert.equal(untrusted.code, 3, untrusted.stderr);
+      assert.match(untrusted.stderr, /TLS_FAILED/);
+      stop.abort();
+    },
+    stop.signal,
+  );
+  assert.equal(r.code, 0, r.stderr);
 });

@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { startTestNode } from "../testing/node.ts";
 import { installPackage, root, sh } from "./package_install.ts";
+import { startProcess } from "./support/cli_process.ts";
 
 const env =
   (globalThis as { process: { env: Record<string, string | undefined> } })
@@ -52,12 +53,15 @@ function installedNode(major: number): NodeBinary {
   };
 }
 
-/** Runs `command` without blocking this process, whose node must answer. */
+/**
+ * Runs `command` without blocking this process, whose node must answer.
+ * `stdout` is what it printed there alone; `out` is both streams.
+ */
 function run(
   command: string,
   args: string[],
   options: { cwd: string; path: string },
-): Promise<{ code: number | string; out: string }> {
+): Promise<{ code: number | string; out: string; stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
@@ -65,20 +69,24 @@ function run(
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
-    child.stdout.on("data", (d) => (out += d));
+    let stdout = "";
+    child.stdout.on("data", (d) => {
+      out += d;
+      stdout += d;
+    });
     child.stderr.on("data", (d) => (out += d));
     // The CLI must end on its own; 20 s means something kept it alive.
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      resolve({ code: "did not exit within 20 s", out });
+      resolve({ code: "did not exit within 20 s", out, stdout });
     }, 20_000);
     child.on("error", (error) => {
       clearTimeout(timer);
-      resolve({ code: String(error), out });
+      resolve({ code: String(error), out, stdout });
     });
     child.on("close", (code, signal) => {
       clearTimeout(timer);
-      resolve({ code: code ?? `killed by ${signal}`, out });
+      resolve({ code: code ?? `killed by ${signal}`, out, stdout });
     });
   });
 }
@@ -131,6 +139,49 @@ for (const node of [pathNode(), installedNode(22), installedNode(24)]) {
         const down = await run(command, [...prefix, "ping", closed], options);
         assert.equal(down.code, 1, `${at}: ping a closed port\n${down.out}`);
         assert.match(down.out, /CONNECT_FAILED.*refused/, at);
+
+        const json = await run(
+          command,
+          [...prefix, "health", up, "--json"],
+          options,
+        );
+        assert.equal(json.code, 0, `${at}: health --json\n${json.out}`);
+        assert.equal(JSON.parse(json.stdout).nodes[0].nodeId, "bin-n1", at);
+
+        const secret = await run(
+          command,
+          [...prefix, "ping", up, "--password", "hunter2"],
+          options,
+        );
+        assert.equal(secret.code, 2, `${at}: --password\n${secret.out}`);
+        assert.match(secret.out, /--password is not accepted/, at);
+        assert.ok(!secret.out.includes("hunter2"), at);
+      }
+
+      // A node with authentication and TLS, stopped by SIGTERM as soon as
+      // it is up: it exits 0 on its own, one JSON document on stdout.
+      const served = startProcess(shim, [
+        "node",
+        "--port",
+        "0",
+        "--user",
+        "app",
+        "--password-stdin",
+        "--tls",
+        "--json",
+      ], { cwd: work, env: { PATH: options.path }, stdin: "secret\n" });
+      try {
+        const started = JSON.parse(await served.firstLine());
+        assert.match(
+          started.url,
+          /^nodewire:\/\/app@127\.0\.0\.1:\d+\/\?tls=require$/,
+        );
+        const code = await served.stop("SIGTERM");
+        assert.equal(code, 0, `${version}: node + SIGTERM\n${served.stderr}`);
+        assert.equal(served.stdout.trimEnd().split("\n").length, 1);
+        assert.match(served.stderr, /stopped/);
+      } finally {
+        served.kill();
       }
       // The bin's shebang ran this Node, not another one on PATH.
       const viaEnv = await run("/usr/bin/env", ["node", "--version"], options);

@@ -135,6 +135,7 @@ const DURATION_FIELDS: {
   { field: "poolConfig.idleTimeoutMs", zero: true },
   { field: "poolConfig.maxLifetimeMs", zero: true },
   { field: "poolConfig.heartbeatIntervalMs", zero: true },
+  { field: "retryBudget.windowMs", zero: false },
   {
     field: "retryConfig.initialBackoffMs",
     zero: true,
@@ -147,6 +148,20 @@ const DURATION_FIELDS: {
     base: () => ({ retryConfig: { initialBackoffMs: 0 } }),
   },
   { field: "healthConfig.intervalMs", zero: true },
+  { field: "outlierEjection.intervalMs", zero: false },
+  {
+    field: "outlierEjection.baseEjectionTimeMs",
+    zero: false,
+    // maxEjectionTimeMs must not be below it.
+    base: () => ({
+      outlierEjection: { maxEjectionTimeMs: MAX_TIMER_DELAY_MS },
+    }),
+  },
+  {
+    field: "outlierEjection.maxEjectionTimeMs",
+    zero: false,
+    base: () => ({ outlierEjection: { baseEjectionTimeMs: 0.5 } }),
+  },
   { field: "healthConfig.timeoutMs", zero: false },
   {
     field: "tls.handshakeTimeoutMs",

@@ -29,6 +29,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { hedgeScene } from "./support/hedge_scene.ts";
 
 type Name = keyof DiagnosticsMessages;
 const ALL = Object.values(DIAGNOSTICS_CHANNELS) as Name[];
@@ -117,6 +118,8 @@ test("a request publishes start then end on one message object: node, attempt, s
       assert.ok(m.durationMs! >= 0);
       assert.equal(m.error, undefined);
       assert.equal(m.retrying, false);
+      assert.equal(m.hedge, false);
+      assert.equal(m.settles, true, "its reply is the request's");
       // At start, the outcome was not known yet.
       assert.equal(start.seen.durationMs, undefined);
       assert.equal(start.seen.replyBytes, undefined);
@@ -152,16 +155,18 @@ test("every attempt of a retried request is published, and the last error says t
         h.name.startsWith("nodewire:request:")
       ).map((h) =>
         `${h.name.slice(17)} ${h.seen.attempt}${
-          h.name.endsWith("error") ? ` retrying=${h.seen.retrying}` : ""
+          h.name.endsWith("error")
+            ? ` retrying=${h.seen.retrying} settles=${h.seen.settles}`
+            : ""
         }`
       );
       assert.deepEqual(story, [
         "start 0",
-        "error 0 retrying=true",
+        "error 0 retrying=true settles=false",
         "start 1",
-        "error 1 retrying=true",
+        "error 1 retrying=true settles=false",
         "start 2",
-        "error 2 retrying=false",
+        "error 2 retrying=false settles=true",
       ]);
       const errors = channel.of(client.id, "nodewire:request:error").map((h) =>
         h.message as unknown as RequestMessage
@@ -203,6 +208,7 @@ test("a request that reaches no node still starts and ends: the attempt has no a
       const m = heard[1].message as unknown as RequestMessage;
       assert.equal(m.address, undefined);
       assert.equal(m.retrying, false);
+      assert.equal(m.settles, true);
       assert.ok(m.error instanceof NoHealthyNodesError);
     } finally {
       channel.stop();
@@ -244,6 +250,7 @@ test("a request aborted while it waits to be retried ends with a message of its 
       .message as unknown as RequestMessage;
     assert.ok(last.error instanceof AbortedError);
     assert.equal(last.retrying, false);
+    assert.equal(last.settles, true);
   } finally {
     channel.stop();
     await client.disconnect();
@@ -462,4 +469,72 @@ test("no message carries the password: not its fields, its JSON or its error's m
       }
     }
   }, { credentials: { alice: "right" } });
+});
+
+test("a hedge is an attempt of its own: the winner's outcome settles the request, the loser's comes later and does not", async () => {
+  const channel = listen([
+    "nodewire:request:start",
+    "nodewire:request:end",
+    "nodewire:request:error",
+  ]);
+  try {
+    await hedgeScene({}, async ({ client, clock, slow, fast }) => {
+      const reply = client.request(ops.echo("fast"), { idempotent: true });
+      await clock.advance(10);
+      await reply;
+      await clock.advance(250); // the slow node's late reply
+      const story = channel.of(client.id).map((h) =>
+        `${h.name.slice(17)} ${h.seen.hedge ? "hedge" : "main"} ${
+          h.seen.address === slow.address
+            ? "slow"
+            : h.seen.address === fast.address
+            ? "fast"
+            : "?"
+        }${h.name.endsWith("start") ? "" : ` settles=${h.seen.settles}`}`
+      );
+      assert.deepEqual(story, [
+        "start main slow",
+        "start hedge fast",
+        "end hedge fast settles=true",
+        "end main slow settles=false",
+      ]);
+      const ids = channel.of(client.id).map((h) => h.message.requestId);
+      assert.equal(new Set(ids).size, 1, "one request");
+      assert.ok(
+        channel.of(client.id).every((h) => h.message.attempt === 0),
+        "a hedge goes beside attempt 0",
+      );
+    });
+  } finally {
+    channel.stop();
+  }
+});
+
+test("a lazy client publishes from its first call: the connect and the request", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const channel = listen();
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+    ...quiet,
+  }, { lazy: true });
+  try {
+    assert.equal(
+      channel.of(client.id).length,
+      0,
+      "nothing before the first call",
+    );
+    await client.request(ops.echo("x"));
+    const names = channel.of(client.id).map((h) => h.name);
+    assert.ok(names.includes("nodewire:connection:open"));
+    assert.deepEqual(
+      names.filter((n) => n.startsWith("nodewire:request:")),
+      ["nodewire:request:start", "nodewire:request:end"],
+    );
+  } finally {
+    channel.stop();
+    await client.disconnect();
+    await node.close();
+  }
 });

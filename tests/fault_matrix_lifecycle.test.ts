@@ -25,6 +25,8 @@ test("row: a node restarted on the same port — in-flight work lost typed, idem
       poolConfig: { minConnections: 2, maxConnections: 4 },
       retryConfig: { initialBackoffMs: 50, maxRetries: 5 },
       healthConfig: { intervalMs: 0, unhealthyThreshold: 1000 },
+      // Requests take no node out here.
+      outlierEjection: false,
     },
   });
   const node = s.nodes[0];

@@ -91,6 +91,8 @@ test("row: the node closes mid-frame — CONNECTION_LOST after send, retried onl
       retryConfig: { initialBackoffMs: 5 },
       // Keep n0 in rotation so the row sees every request it gets.
       healthConfig: { intervalMs: 0, unhealthyThreshold: 1000 },
+      // Requests take no node out here.
+      outlierEjection: false,
     },
   });
   await s.proxies[0].setFaults({ closeMidFrame: true });
@@ -133,6 +135,8 @@ test("row: reset mid-request — in flight: lost after send; cut mid-frame on th
       poolConfig: { minConnections: 1, maxConnections: 1 },
       retryConfig: { initialBackoffMs: 5 },
       healthConfig: { intervalMs: 0, unhealthyThreshold: 1000 },
+      // Requests take no node out here.
+      outlierEjection: false,
     },
   });
   // The node holds the requests; the connection is reset under them.
@@ -309,6 +313,8 @@ test("row: oversized or garbage frames from the node — the connection is dropp
       poolConfig: { minConnections: 1, maxConnections: 1 },
       retryConfig: { initialBackoffMs: 10 },
       healthConfig: { intervalMs: 0, unhealthyThreshold: 1000 },
+      // Requests take no node out here.
+      outlierEjection: false,
     },
   });
   for (const [name, bytes] of GARBAGE) {
@@ -349,6 +355,8 @@ test("row: any bytes that break the frame header — every request settles typed
       poolConfig: { minConnections: 1, maxConnections: 1 },
       retryConfig: { initialBackoffMs: 10 },
       healthConfig: { intervalMs: 0, unhealthyThreshold: 1000 },
+      // Requests take no node out here.
+      outlierEjection: false,
     },
   });
   let run = 0;

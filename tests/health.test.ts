@@ -43,11 +43,15 @@ test("a new node is healthy, unchecked and has no latency yet", () => {
     isHealthy: true,
     lastCheck: undefined,
     consecutiveFailures: 0,
+    consecutiveRequestFailures: 0,
     consecutiveSuccesses: 0,
     latencyMs: undefined,
     totalFailures: 0,
     totalSuccesses: 0,
     lastError: undefined,
+    ejected: false,
+    ejectedUntil: undefined,
+    ejectionCount: 0,
   });
   const cold = new NodeHealth("b:7000", DEFAULT_HEALTH_CONFIG, {
     healthy: false,

@@ -30,6 +30,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { hedgeScene } from "./support/hedge_scene.ts";
 import {
   type Context,
   instrumentClient,
@@ -477,5 +478,69 @@ test("bad options are ConfigErrors naming the option", async () => {
     assert.equal(channels.requestStart.hasSubscribers, false);
   } finally {
     await s.close();
+  }
+});
+
+test("a hedged request: the main attempt's span from the request's start, the hedge's beside it, the request's ending with the winner", async () => {
+  const sdk = tracesSdk();
+  try {
+    await hedgeScene({}, async ({ client, clock, fast }) => {
+      const otel = instrumentClient(client, { tracerProvider: sdk.provider });
+      try {
+        const reply = client.request(ops.echo("fast"), { idempotent: true });
+        await clock.advance(10);
+        assert.equal(replyText(await reply), "fast");
+        const request = sdk.spans().find((x) => x.name === "nodewire")!;
+        assert.ok(request, "the request's span ends with the winning reply");
+        assert.equal(request.attributes["nodewire.attempts"], 2);
+        assert.equal(request.attributes["server.port"], fast.port);
+        const hedge = sdk.spans().find((x) =>
+          x.attributes["nodewire.hedge"] === true
+        );
+        assert.ok(hedge, "the hedge's span");
+        assert.equal(
+          hedge.parentSpanContext?.spanId,
+          request.spanContext().spanId,
+        );
+        await clock.advance(250); // the main attempt's late reply
+        const main = sdk.spans().find((x) =>
+          x.name === "nodewire attempt" &&
+          x.attributes["nodewire.hedge"] === undefined
+        );
+        assert.ok(main, "the main attempt's span ends with its late reply");
+        assert.equal(
+          main.parentSpanContext?.spanId,
+          request.spanContext().spanId,
+        );
+        const ms = (t: api.HrTime) => t[0] * 1000 + t[1] / 1e6;
+        assert.ok(Math.abs(ms(main.startTime) - ms(request.startTime)) < 5);
+        assert.equal(main.status.code, api.SpanStatusCode.UNSET);
+      } finally {
+        otel.close();
+      }
+    });
+  } finally {
+    await sdk.shutdown();
+  }
+});
+
+test("a lazy client can be instrumented before its first call", async () => {
+  const sdk = tracesSdk();
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+    healthConfig: { intervalMs: 0 },
+  }, { lazy: true });
+  const otel = instrumentClient(client, { tracerProvider: sdk.provider });
+  try {
+    await client.request(ops.echo("x"));
+    assert.equal(sdk.spans().filter((x) => x.name === "nodewire").length, 1);
+  } finally {
+    otel.close();
+    await client.disconnect();
+    await node.close();
+    await sdk.shutdown();
   }
 });

@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { PoolConfig } from "../src/config/shapes.ts";
 import {
   AbortedError,
   ConnectionRefusedError,
@@ -10,155 +9,16 @@ import {
   PoolTimeoutError,
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
-import type { ConnectionFactory } from "../src/pool/types.ts";
-import {
-  POOL_EVENT_NAMES,
-  PoolEvent,
-  type PoolEventDetailMap,
-  type PoolEventName,
-} from "../src/pool/events.ts";
+import type { PoolEvent, PoolEventDetailMap } from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-import { FakeConnection } from "./support/fake_connection.ts";
-
-const ADDRESS = "10.0.0.1:7000";
-
-/** A fake connection whose close takes its node's close delay. */
-class NodeConnection extends FakeConnection {
-  constructor(id: number, private readonly node: FakeNode) {
-    super(id);
-  }
-
-  override close(): Promise<void> {
-    const delay = this.node.closeDelayMs;
-    if (delay === 0) return super.close();
-    this.closeCalls++;
-    this.isOpen = false;
-    return new Promise((resolve) => {
-      this.node.clock.setTimeout(() => {
-        this.markClosed(undefined);
-        resolve();
-      }, delay);
-    });
-  }
-}
-
-/** A database node as the factory sees it: it can be slow, refuse or hang. */
-class FakeNode {
-  readonly connections: NodeConnection[] = [];
-  readonly callTimes: number[] = [];
-  opening = 0;
-  maxOpening = 0;
-  aborted = 0;
-  /** Virtual ms a connect takes; Infinity hangs until aborted. */
-  connectDelayMs = 0;
-  closeDelayMs = 0;
-  /** When set, connects fail with this. */
-  refuse: Error | undefined;
-  /** Deliver the connection even after the signal aborted (a sloppy factory). */
-  ignoreAbort = false;
-  #nextId = 1;
-
-  constructor(readonly clock: VirtualClock) {}
-
-  get calls(): number {
-    return this.callTimes.length;
-  }
-
-  factory: ConnectionFactory<NodeConnection> = (signal) => {
-    this.callTimes.push(this.clock.now());
-    this.opening++;
-    this.maxOpening = Math.max(this.maxOpening, this.opening);
-    return new Promise((resolve, reject) => {
-      let timer: unknown;
-      const finish = () => {
-        if (!this.ignoreAbort) signal.removeEventListener("abort", onAbort);
-        this.opening--;
-        if (this.refuse !== undefined) {
-          reject(this.refuse);
-          return;
-        }
-        const conn = new NodeConnection(this.#nextId++, this);
-        this.connections.push(conn);
-        resolve(conn);
-      };
-      const onAbort = () => {
-        this.clock.clearTimeout(timer);
-        this.opening--;
-        this.aborted++;
-        reject(signal.reason);
-      };
-      if (!this.ignoreAbort) {
-        signal.addEventListener("abort", onAbort, { once: true });
-      }
-      if (this.connectDelayMs === 0) queueMicrotask(finish);
-      else if (this.connectDelayMs !== Infinity) {
-        timer = this.clock.setTimeout(finish, this.connectDelayMs);
-      }
-    });
-  };
-
-  conn(id: number): NodeConnection {
-    const conn = this.connections.find((c) => c.id === id);
-    assert.ok(conn, `connection ${id} exists`);
-    return conn;
-  }
-}
-
-function setup(
-  config: Partial<PoolConfig> = {},
-  options: { random?: () => number } = {},
-) {
-  const clock = new VirtualClock();
-  const node = new FakeNode(clock);
-  const pool = new ConnectionPool<NodeConnection>({
-    address: ADDRESS,
-    config: { minConnections: 0, maxConnections: 4, ...config },
-    factory: node.factory,
-    clock,
-    random: options.random ?? (() => 0.5), // no jitter
-  });
-  return { clock, node, pool };
-}
-
-/** Follows a promise without letting a rejection go unhandled. */
-function watch<T>(promise: Promise<T>) {
-  const state: { done: boolean; value?: T; error?: unknown } = { done: false };
-  promise.then(
-    (value) => Object.assign(state, { done: true, value }),
-    (error) => Object.assign(state, { done: true, error }),
-  );
-  return state;
-}
-
-type Recorded = {
-  type: PoolEventName;
-  detail: PoolEventDetailMap[PoolEventName];
-};
-
-const ALL_EVENTS: PoolEventName[] = [...POOL_EVENT_NAMES];
-
-function record(
-  pool: ConnectionPool<NodeConnection>,
-  types: PoolEventName[] = ALL_EVENTS,
-): Recorded[] {
-  const events: Recorded[] = [];
-  for (const type of types) {
-    pool.addEventListener(type, (event) => {
-      assert.ok(event instanceof PoolEvent);
-      events.push({ type, detail: event.detail });
-    });
-  }
-  return events;
-}
-
-function closedReasons(events: Recorded[]): string[] {
-  return events
-    .filter((e) => e.type === "connectionClosed")
-    .map((e) => {
-      const d = e.detail as PoolEventDetailMap["connectionClosed"];
-      return `${d.connectionId}:${d.reason}`;
-    });
-}
+import {
+  ADDRESS,
+  closedReasons,
+  FakeNode,
+  record,
+  setup,
+  watch,
+} from "./support/pool_scene.ts";
 
 // ------------------------------------------------------------ min and max
 
@@ -168,7 +28,7 @@ test("nothing is opened before start() or the first request", async () => {
   assert.equal(node.calls, 0);
 });
 
-test("start() fills to minConnections in the background, maxConnecting at a time", async () => {
+test("start() fills to minConnections in the background: the first connection alone, then maxConnecting at a time", async () => {
   const { clock, node, pool } = setup({
     minConnections: 5,
     maxConnections: 10,
@@ -177,10 +37,13 @@ test("start() fills to minConnections in the background, maxConnecting at a time
   node.connectDelayMs = 10;
   pool.start();
   await clock.advance(0);
+  assert.equal(node.opening, 1, "until one open succeeded");
+  await clock.advance(10);
+  assert.equal(pool.stats().open, 1);
   assert.equal(node.opening, 2);
   await clock.advance(10);
-  assert.equal(pool.stats().open, 2);
-  await clock.advance(20);
+  assert.equal(pool.stats().open, 3);
+  await clock.advance(10);
   assert.equal(pool.stats().open, 5);
   await clock.advance(1000);
   assert.equal(node.calls, 5);
@@ -209,7 +72,9 @@ test("the defaults are 5 to 20 connections", async () => {
   assert.equal(pool.stats().open, 20);
   assert.equal(pool.stats().waiting, 5);
   assert.equal(node.calls, 20);
-  await pool.close();
+  const closing = pool.close();
+  for (const h of held) if (h.value) pool.returnConnection(h.value);
+  await closing;
 });
 
 test("the first request starts filling to the minimum, as start() does", async () => {
@@ -319,8 +184,10 @@ test("getConnection fails after connectionTimeoutMs naming the node and the coun
   assert.equal(waiter.error.address, ADDRESS);
   assert.equal(
     waiter.error.message,
-    `no connection to ${ADDRESS} within 100 ms (1 open, 1 in use, 1 waiting)`,
+    `no connection to ${ADDRESS} within 100 ms ` +
+      `(connectionTimeoutMs; 1 open, 1 in use, 1 waiting)`,
   );
+  assert.equal(waiter.error.limit, "connectionTimeoutMs");
   assert.equal(pool.stats().waiting, 0);
 });
 
@@ -568,16 +435,21 @@ test("when the node refuses and nothing else can serve, waiters fail at once wit
   assert.equal(exclusive.error, refused);
   assert.equal(shared.error, refused);
   assert.equal(pool.stats().waiting, 0);
-  assert.equal(node.calls, 2, "one for the exclusive caller, one to share");
+  assert.equal(node.calls, 1, "one attempt, alone, answers both");
   assert.deepEqual(events.map((e) => e.type), [
-    "connectionFailed",
     "connectionFailed",
     "checkoutFailed",
     "checkoutFailed",
   ]);
-  const failed = events[2].detail as PoolEventDetailMap["checkoutFailed"];
+  const failed = events[1].detail as PoolEventDetailMap["checkoutFailed"];
   assert.equal(failed.reason, "connectionError");
   assert.equal(failed.mode, "exclusive");
+  assert.equal(failed.durationMs, 5);
+  assert.equal(
+    (events[0].detail as PoolEventDetailMap["connectionFailed"]).blocked,
+    false,
+    "a refused connect is transient",
+  );
 });
 
 test("after a failed open, waiters keep waiting while a lent connection may come back", async () => {
@@ -913,13 +785,14 @@ test("clear() aborts opens in progress and does not count them as failures", asy
   assert.equal(pool.stats().totalFailed, 0);
 });
 
-test("close() refuses new requests, fails waiters, and resolves once every connection closed gracefully", async () => {
-  const { clock, node, pool } = setup({ maxConnections: 2 });
+test("close() refuses new requests, fails waiters, and resolves once every connection closed gracefully, lent ones once returned", async () => {
+  const { clock, node, pool } = setup({ maxConnections: 4 });
   node.closeDelayMs = 50;
   const lent = await pool.getConnection();
   const busy = await pool.acquireShared();
   busy.inFlight = 3;
   const other = await pool.getConnection();
+  node.connectDelayMs = Infinity;
   const waiter = watch(pool.getConnection());
   await clock.advance(0);
   const closing = watch(pool.close());
@@ -928,16 +801,24 @@ test("close() refuses new requests, fails waiters, and resolves once every conne
   assert.equal(waiter.error.code, "POOL_CLOSED");
   assert.equal(waiter.error.retryable, false);
   assert.equal(closing.done, false, "waits for the graceful closes");
-  assert.deepEqual(node.connections.map((c) => c.closeCalls), [1, 1]);
+  assert.deepEqual(
+    node.connections.map((c) => c.closeCalls),
+    [0, 1, 0],
+    "the lent ones stay with their holders",
+  );
   await clock.advance(50);
-  assert.equal(closing.done, true);
-  assert.equal(pool.stats().open, 0);
+  assert.equal(closing.done, false, "waits for the lent ones");
+  assert.equal(pool.stats().open, 2);
   await assert.rejects(pool.getConnection(), PoolClosedError);
   await assert.rejects(pool.acquireShared(), PoolClosedError);
   assert.equal(pool.tryAcquireShared(), undefined);
   assert.throws(() => pool.start(), PoolClosedError);
-  pool.returnConnection(lent); // accepted after close
+  pool.returnConnection(lent); // accepted after close, and closed
+  assert.equal(lent.closeCalls, 1);
   pool.returnConnection(other);
+  await clock.advance(50);
+  assert.equal(closing.done, true);
+  assert.equal(pool.stats().open, 0);
   assert.equal(clock.pendingTimers, 0);
 });
 
@@ -1113,6 +994,7 @@ test("stats() is a plain snapshot of the pool's counts", async () => {
     totalClosed: 0,
     totalFailed: 0,
     consecutiveFailures: 0,
+    blocked: false,
     closed: false,
   });
   assert.equal(lent.id, 1);
@@ -1120,7 +1002,7 @@ test("stats() is a plain snapshot of the pool's counts", async () => {
   assert.equal(pool.stats().open, 3, "a copy, not a view");
 });
 
-test("connections() lists every connection held, lent or not, and none after close", async () => {
+test("connections() lists every connection held, lent or not, and after close only the lent ones, until returned", async () => {
   const { clock, node, pool } = setup({ minConnections: 2, maxConnections: 3 });
   pool.start();
   await clock.advance(0);
@@ -1133,6 +1015,10 @@ test("connections() lists every connection held, lent or not, and none after clo
   node.conn(2).break();
   await clock.advance(0);
   assert.deepEqual(pool.connections().map((c) => c.id), [1, 3]);
-  await pool.close();
+  const closing = pool.close();
+  assert.deepEqual(pool.connections().map((c) => c.id), [1, 3]);
+  pool.returnConnection(lent);
+  pool.returnConnection(node.conn(3));
+  await closing;
   assert.deepEqual(pool.connections(), []);
 });

@@ -98,8 +98,12 @@ test("a caller's own short timeouts never take a healthy node out of rotation", 
 test("a node answering Overloaded counts against it; a node's ordinary errors do not", async () => {
   await scene(2, {
     retryConfig: { maxRetries: 0 },
-    healthConfig: { intervalMs: 0, unhealthyThreshold: 3 },
+    outlierEjection: { consecutiveFailures: 3 },
   }, async ({ client }) => {
+    const reasons: string[] = [];
+    client.addEventListener("nodeHealthChanged", (e) => {
+      reasons.push(e.detail.reason);
+    });
     for (let i = 0; i < 6; i++) {
       await failure(client.request(ops.fail(3, false))); // NotFound
     }
@@ -107,11 +111,15 @@ test("a node answering Overloaded counts against it; a node's ordinary errors do
     for (let i = 0; i < 6; i++) {
       await failure(client.request(ops.fail(4, false))); // Overloaded
     }
-    // Spread over both nodes: each one saw three in a row.
-    assert.deepEqual(client.stats().nodes.map((n) => n.healthy), [
-      false,
-      false,
-    ]);
+    // Spread over both nodes: each one saw three in a row, and the first
+    // to get there was ejected; the other is the last healthy node, which
+    // what requests see never takes out.
+    assert.equal(
+      client.stats().nodes.filter((n) => !n.healthy).length,
+      1,
+    );
+    assert.equal(reasons.length, 1);
+    assert.match(reasons[0], /^ejected .*3 requests in a row failed/);
   });
 });
 
@@ -384,4 +392,48 @@ test("disconnect ends a request waiting to be retried at once, with ClientClosed
     assert.equal(done, true);
     assert.equal(clock.now(), 0, "no virtual time had to pass");
   });
+});
+
+// --- lazy connect (#13) ----------------------------------------------------------
+
+test("a lazy client resolves with no node up, connects on first use, and tries again after a failed connect", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  // Reserve an address, then free it: nothing listens there yet.
+  const probe = await startTestNode({ runtime: network, clock });
+  const port = probe.port;
+  await probe.close();
+  const client = await Client.connect(
+    {
+      hosts: [`127.0.0.1:${port}`],
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 0 },
+      retryConfig: { maxRetries: 0 },
+      poolConfig: { minConnections: 1 },
+    },
+    { lazy: true },
+  );
+  try {
+    // Two calls at once share one connect, which fails: nobody listens.
+    const [a, b] = await Promise.all([
+      failure(client.request(ops.echo())),
+      failure(client.ping()),
+    ]);
+    assert.ok(a instanceof NodewireError && b instanceof NodewireError);
+    assert.equal((a as NodewireError).code, "CONNECT_FAILED");
+    assert.equal(a, b, "one connect, one error for both");
+    // The node comes up; the next call connects and goes through.
+    const node = await startTestNode({ runtime: network, clock, port });
+    try {
+      await clock.advance(60_000); // past the pool's reconnect backoff
+      assert.equal(replyText(await client.request(ops.echo("up"))), "up");
+      assert.equal(client.stats().nodes[0].healthy, true);
+    } finally {
+      await client.disconnect();
+      await node.close();
+    }
+  } finally {
+    await client.disconnect();
+  }
 });

@@ -8,6 +8,7 @@
 
 import { type Clock, sleep } from "../clock.ts";
 import { resolveConfig } from "../config/resolve.ts";
+import { configFromArguments } from "../config/sources.ts";
 import type {
   ConnectionConfig,
   Logger,
@@ -27,8 +28,11 @@ import {
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { NodeHealthEvent, ProtocolSelectedEvent } from "../cluster/events.ts";
-import type { PoolStats } from "../pool/types.ts";
+import {
+  NodeHealthEvent,
+  NodeMembershipEvent,
+  ProtocolSelectedEvent,
+} from "../cluster/events.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
@@ -39,8 +43,7 @@ import {
   TypedEventTarget,
   type TypedListener,
 } from "../events.ts";
-import { type ClientEventMap, RetryEvent } from "./events.ts";
-import type { ProtocolType } from "../protocol_type.ts";
+import { type ClientEventMap, RetryBudgetEvent, RetryEvent } from "./events.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import {
   type ClientRequestOptions,
@@ -48,6 +51,7 @@ import {
   type RequestPathOwner,
 } from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
+import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
 import { guardLogger, logConnectOutcome } from "../cluster/log.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
@@ -55,7 +59,14 @@ const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
-export type { ClientRequestOptions };
+export type { ClientRequestOptions, ClientStats, NodeStats };
+
+/** The options argument of `Client.connect`, in either form. */
+interface ConnectCallOptions {
+  signal?: AbortSignal;
+  connection?: Partial<ConnectionOptions>;
+  lazy?: boolean;
+}
 
 /** Options of {@linkcode Client.disconnect}. */
 export interface DisconnectOptions {
@@ -64,40 +75,6 @@ export interface DisconnectOptions {
    * cancelled, in ms. Default `timeoutMs` of the config.
    */
   timeoutMs?: number;
-}
-
-/** A node's state, from {@linkcode Client.stats}. */
-export interface NodeStats {
-  /** `host:port`. */
-  address: string;
-  /** The node's id, once known. */
-  nodeId: string | undefined;
-  /** The protocol negotiated with it, once a connection was made. */
-  protocol: ProtocolType | undefined;
-  /** Whether requests go to it. */
-  healthy: boolean;
-  /** Consecutive failed checks or requests. */
-  consecutiveFailures: number;
-  /** Moving average of ping round trips, in ms. */
-  latencyMs: number | undefined;
-  /** Requests in flight to it through this client. */
-  inFlight: number;
-  /** The pool's counters. */
-  pool: PoolStats;
-}
-
-/** Counters of a client, from {@linkcode Client.stats}. */
-export interface ClientStats {
-  /** Requests that got a reply. */
-  succeeded: number;
-  /** Requests that failed for good. */
-  failed: number;
-  /** Retries made (attempts after the first). */
-  retries: number;
-  /** Requests in flight now. */
-  inFlight: number;
-  /** Per node. */
-  nodes: NodeStats[];
 }
 
 /**
@@ -116,20 +93,21 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   readonly config: ResolvedConfig;
   /** The manager of pools and node health. */
   readonly manager: ConnectionManager;
-  /**
-   * A number unique within the process naming this client in the messages
-   * it publishes on `diagnostics_channel` (their `clientId`).
-   */
+  /** Names this client in its `diagnostics_channel` messages (`clientId`). */
   readonly id: number;
 
   readonly #clock: Clock;
   readonly #path: RequestPath;
   #closing = false;
+  /** Created with `lazy: true` and not yet connected. */
+  #lazy = false;
+  #connecting: Promise<void> | undefined;
   #cancelled: Error | undefined;
   #disconnected: Promise<void> | undefined;
   #onIdle: (() => void) | undefined;
   readonly #log: Logger | undefined;
-  readonly #forwarding = new Set<string>();
+  /** The pool events somebody listens to, and the listener that forwards each. */
+  readonly #forwarding = new Map<PoolEventName, (e: PoolEvent) => void>();
 
   /** @internal Use {@linkcode Client.connect}. */
   constructor(config: ResolvedConfig, manager: ConnectionManager) {
@@ -147,6 +125,21 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     manager.addEventListener(
       "protocolSelected",
       (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
+    );
+    manager.addEventListener("nodeAdded", (e) => {
+      // Before its first connection: listeners hear all of its pool.
+      const pool = manager.node(e.detail.address)?.pool;
+      for (const [type, forward] of this.#forwarding) {
+        pool?.addEventListener(type, forward);
+      }
+      this.dispatchEvent(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
+    });
+    manager.addEventListener(
+      "nodeRemoved",
+      (e) =>
+        this.dispatchEvent(
+          new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
+        ),
     );
     // The manager logs what happens to the nodes; the client its retries.
     this.#log = config.logger && guardLogger(config.logger);
@@ -180,20 +173,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | ListenerOptions,
   ): void {
-    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type)) {
-      this.#forwarding.add(type);
+    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type as PoolEventName)) {
       this.#forward(type as PoolEventName);
     }
     super.addEventListener(type, listener, options);
   }
 
-  /** Re-dispatches a pool event of every node as the client's own. */
+  /**
+   * Re-dispatches a pool event of every node as the client's own; nodes
+   * added later get the same listener (see the constructor).
+   */
   #forward<K extends PoolEventName>(type: K): void {
     const forward = (e: PoolEvent<K>): void => {
       this.dispatchEvent(
         new PoolEvent(type, e.detail, e.at) as ClientEventMap[K],
       );
     };
+    this.#forwarding.set(type, forward as (e: PoolEvent) => void);
     for (const node of this.manager.nodes) {
       node.pool.addEventListener(type, forward);
     }
@@ -201,16 +197,71 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /**
    * Validates `config`, connects to every node at once and resolves when at
-   * least one answered.
+   * least one answered. The object is the whole configuration: the
+   * environment is not read. `options.signal` gives up on connecting;
+   * `options.connection` tunes each connection (for tests and tools).
+   *
+   * With `options.lazy`, it resolves at once without needing any node up
+   * (the configuration is still validated): the first `request`, `ping`
+   * or `withConnection` connects, and calls made meanwhile wait for that
+   * one connect. If it fails they fail with its error, and the next call
+   * tries again. For programs that start before their database.
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
    */
-  static async connect(
+  static connect(
     config: ConnectionConfig,
-    options: { signal?: AbortSignal; connection?: Partial<ConnectionOptions> } =
-      {},
+    options?: {
+      signal?: AbortSignal;
+      connection?: Partial<ConnectionOptions>;
+      lazy?: boolean;
+    },
+  ): Promise<Client>;
+  /**
+   * Connects with a connection string,
+   * `nodewire://user:password@host1:port,host2/?option=value&...`
+   * (docs/CONNECTION_STRING.md), with `overrides` merged over it (field by
+   * field within the sections) for what text cannot hold: a `logger`, a
+   * `tls.ca`. Without `url`, the string comes from `NODEWIRE_URL` (on Deno
+   * only if `--allow-env` grants it: the client never prompts). `options`
+   * as for a config object.
+   *
+   * @throws {ConfigError} for a bad string, parameter or override, naming
+   *   it but never the password; or when `NODEWIRE_URL` is needed but unset
+   *   or not readable.
+   * @throws {ConnectFailedError} naming each host and why, when none answered.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect(
+   *   "nodewire://app:s%40cret@db1:7000,db2:7001/?tls=require&poolMax=50",
+   *   { logger: (entry) => console.log(entry.message) },
+   * );
+   * await client.disconnect();
+   * await (await Client.connect()).disconnect(); // from NODEWIRE_URL
+   * ```
+   */
+  static connect(
+    url?: string,
+    overrides?: Partial<ConnectionConfig>,
+    options?: {
+      signal?: AbortSignal;
+      connection?: Partial<ConnectionOptions>;
+      lazy?: boolean;
+    },
+  ): Promise<Client>;
+  static async connect(
+    first?: string | ConnectionConfig,
+    second?: Partial<ConnectionConfig> | ConnectCallOptions,
+    third?: ConnectCallOptions,
   ): Promise<Client> {
+    // A config object is followed by the options; a string (or nothing)
+    // by the overrides, then the options.
+    const byObject = typeof first === "object" && first !== null;
+    const config = configFromArguments(first, byObject ? undefined : second);
+    const options: ConnectCallOptions =
+      (byObject ? second as ConnectCallOptions : third) ?? {};
     const resolved = resolveConfig(config);
     const adapter = await getAdapter(resolved.runtime);
     const manager = new ConnectionManager(
@@ -218,6 +269,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       adapter,
       options.connection,
     );
+    if (options.lazy === true) {
+      // No node is needed yet: the first call connects.
+      const client = new Client(resolved, manager);
+      client.#lazy = true;
+      return client;
+    }
     try {
       await manager.connect(options.signal);
     } catch (error) {
@@ -249,7 +306,36 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
     if (this.#closing) return Promise.reject(new ClientClosedError());
+    if (this.#lazy) {
+      return this.#ready(options.signal).then(
+        () => this.request(payload, options),
+        (error) => {
+          throw this.#final(error);
+        },
+      );
+    }
     return this.#path.request(payload, options);
+  }
+
+  /**
+   * A lazy client's first connect, shared by every call that needs it; a
+   * failed one is tried again by the next call.
+   */
+  #ready(signal: AbortSignal | undefined): Promise<void> {
+    this.#connecting ??= this.manager.connect().then(
+      () => {
+        this.#lazy = false;
+        logConnectOutcome(this.config.logger, this.manager.nodes);
+      },
+      (error) => {
+        this.#connecting = undefined;
+        logConnectOutcome(this.config.logger, this.manager.nodes, error);
+        throw error;
+      },
+    );
+    return signal === undefined
+      ? this.#connecting
+      : abortable(this.#connecting, signal);
   }
 
   /** How the request path reaches back into the client. */
@@ -258,6 +344,18 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     retrying: (detail) => {
       if (!this.hasListeners("retry")) return;
       this.dispatchEvent(new RetryEvent(detail, this.#clock.now()));
+    },
+    budgetSpent: (detail) => {
+      this.#log?.({
+        level: "warn",
+        message: `not retried, the retry budget is spent: ${
+          messageOf(detail.error)
+        }`,
+        event: "retryBudgetExhausted",
+        address: detail.address,
+      });
+      if (!this.hasListeners("retryBudgetExhausted")) return;
+      this.dispatchEvent(new RetryBudgetEvent(detail, this.#clock.now()));
     },
     final: (error) => this.#final(error),
     idle: () => this.#onIdle?.(),
@@ -275,6 +373,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
     if (this.#closing) throw new ClientClosedError();
+    if (this.#lazy) await this.#ready(options.signal);
     const node = this.manager.pickNode();
     const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
     const started = this.#clock.now();
@@ -282,14 +381,14 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       node.address,
       "shared",
       () =>
-        node.pool.tryAcquireShared() ??
-          node.pool.acquireShared({
-            signal: options.signal,
-            timeoutMs: Math.min(
-              limit,
-              this.config.poolConfig.connectionTimeoutMs,
-            ),
-          }),
+        node.pool.tryAcquireShared() ?? node.pool.acquireShared({
+          signal: options.signal,
+          // The pool's own limit applies when it is the shorter one, and
+          // its timeout error then names that limit.
+          timeoutMs: limit < this.config.poolConfig.connectionTimeoutMs
+            ? limit
+            : undefined,
+        }),
     );
     const left = limit - (this.#clock.now() - started);
     if (!(left > 0)) {
@@ -329,6 +428,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
     if (this.#closing) throw new ClientClosedError();
+    if (this.#lazy) await this.#ready(options.signal);
     const path = this.#path;
     path.inFlight++;
     try {
@@ -361,23 +461,54 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     }
   }
 
+  /**
+   * Adds a node to the running client (see "Changing the cluster at run
+   * time" in the README). `host` is parsed like a configured host. The
+   * node takes requests once its first connection is made; the result
+   * says how that went (`healthy`, or the `error`, after which the health
+   * checks keep trying it). Emits `nodeAdded`, and pool events of the new
+   * node reach listeners already subscribed.
+   *
+   * @throws {ConfigError} (rejects) for a bad host or one already a node.
+   * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const { healthy } = await client.addNode("127.0.0.1:7001");
+   * console.log(healthy, client.stats().nodes.length); // true 2
+   * await client.removeNode("127.0.0.1:7000");
+   * await client.disconnect();
+   * ```
+   */
+  addNode(host: string): Promise<HealthCheckResult> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.addNode(host);
+  }
+
+  /**
+   * Removes a node from the running client: no new request goes to it at
+   * once, requests in flight on it finish, then its connections close.
+   * Resolves when it is gone (after `nodeRemoved`).
+   *
+   * @throws {ConfigError} (rejects) for something that is not an address,
+   *   an address that is not a node, or the last node.
+   * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   */
+  removeNode(address: string): Promise<void> {
+    if (this.#closing) return Promise.reject(new ClientClosedError());
+    return this.manager.removeNode(address);
+  }
+
   /** Counters and per-node state, as plain data. */
   stats(): ClientStats {
     return {
       succeeded: this.#path.succeededCount,
       failed: this.#path.failedCount,
       retries: this.#path.retryCount,
+      hedges: this.#path.hedgeCount,
       inFlight: this.#path.inFlight,
-      nodes: this.manager.nodes.map((n) => ({
-        address: n.address,
-        nodeId: n.nodeId,
-        protocol: n.protocol,
-        healthy: n.health.isHealthy,
-        consecutiveFailures: n.health.consecutiveFailures,
-        latencyMs: n.health.latencyMs,
-        inFlight: n.inFlight,
-        pool: n.pool.stats(),
-      })),
+      nodes: this.manager.nodes.map(nodeStats),
     };
   }
 

@@ -49,6 +49,41 @@ export class RetryEvent extends Event {
   }
 }
 
+/** Detail of a `retryBudgetExhausted` event. */
+export interface RetryBudgetEventDetail {
+  /** The attempt that would have been made (1 = first retry). */
+  attempt: number;
+  /** The error the request fails with instead of being retried. */
+  error: unknown;
+  /** The node the failed attempt went to. */
+  address: string | undefined;
+}
+
+/**
+ * Event dispatched by {@linkcode Client} when a request that could have
+ * been retried is not, because retries already used the retry budget
+ * (`retryBudget` in the config): the request fails with its own error.
+ *
+ * @example
+ * ```ts
+ * import type { RetryBudgetEvent } from "@nodewire/client/core";
+ * const warn = (e: RetryBudgetEvent) => console.warn(`not retried: ${e.detail.address}`);
+ * ```
+ */
+export class RetryBudgetEvent extends Event {
+  /** Which request was not retried, and its error. */
+  readonly detail: RetryBudgetEventDetail;
+  /** When: ms on the client's clock. */
+  readonly at: number;
+
+  /** Creates the event. */
+  constructor(detail: RetryBudgetEventDetail, at: number) {
+    super("retryBudgetExhausted");
+    this.detail = detail;
+    this.at = at;
+  }
+}
+
 /**
  * The events of a {@linkcode Client}, by name: what its `addEventListener`
  * accepts and what each listener receives. Pool events come from every
@@ -63,4 +98,6 @@ export class RetryEvent extends Event {
 export interface ClientEventMap extends PoolEventMap, ManagerEventMap {
   /** A failed attempt is about to be retried. */
   retry: RetryEvent;
+  /** A failed attempt is not retried: the retry budget is spent. */
+  retryBudgetExhausted: RetryBudgetEvent;
 }

@@ -14,7 +14,7 @@ export interface ObservedCall {
   id: number;
   /** The attempt under way (0 for the first). */
   readonly attempt: number;
-  /** The attempt's message, from its start until its outcome is published. */
+  /** The main attempt's message, from its start until its outcome. */
   message: RequestMessage | undefined;
   /** The request payload. */
   readonly payload: Uint8Array;
@@ -36,13 +36,21 @@ export class RequestDiagnostics {
     this.#clock = clock;
   }
 
-  /** An attempt starts on the node at `address` (undefined: none picked). */
-  started(call: ObservedCall, address: string | undefined): void {
+  /**
+   * An attempt starts on the node at `address` (undefined: none picked).
+   * The main attempt's message is kept on the call; a hedge's is returned.
+   */
+  started(
+    call: ObservedCall,
+    address: string | undefined,
+    hedge = false,
+  ): RequestMessage {
     if (call.id === 0) call.id = ++this.#lastRequestId;
     const message: RequestMessage = {
       clientId: this.#clientId,
       requestId: call.id,
       attempt: call.attempt,
+      hedge,
       address,
       idempotent: call.options.idempotent === true,
       payloadBytes: call.payload.byteLength,
@@ -53,22 +61,23 @@ export class RequestDiagnostics {
       replyBytes: undefined,
       error: undefined,
       retrying: false,
+      settles: false,
     };
-    call.message = message;
+    if (!hedge) call.message = message;
     channels.requestStart.publish(message);
+    return message;
   }
 
   /**
-   * The attempt has its connection after waiting `waitMs`: recorded on its
-   * message and published as a checkout.
+   * An attempt has its connection after waiting `waitMs`: recorded on its
+   * message, if it has one, and published as a checkout.
    */
   checkedOut(
-    call: ObservedCall,
+    message: RequestMessage | undefined,
     address: string,
     connectionId: number,
     waitMs: number,
   ): void {
-    const message = call.message;
     if (message !== undefined) {
       message.connectionId = connectionId;
       message.waitMs = waitMs;
@@ -122,38 +131,56 @@ export class RequestDiagnostics {
     })() as unknown as R;
   }
 
-  /** The attempt got its reply: the request is done. */
-  replied(call: ObservedCall, message: RequestMessage, reply: Uint8Array) {
-    call.message = undefined;
+  /**
+   * An attempt got its reply; `settles` says whether it is the request's
+   * (false for a hedge that lost the race).
+   */
+  replied(
+    call: ObservedCall,
+    message: RequestMessage,
+    reply: Uint8Array,
+    settles: boolean,
+  ): void {
+    if (call.message === message) call.message = undefined;
     message.durationMs = this.#clock.now() - message.startedAt;
     message.replyBytes = reply.byteLength;
+    message.settles = settles;
     channels.requestEnd.publish(message);
   }
 
-  /** The attempt failed and the request will be tried again. */
-  retrying(call: ObservedCall, error: unknown): void {
-    const message = call.message;
-    if (message === undefined) return;
-    call.message = undefined;
-    message.retrying = true;
-    this.#failed(message, error);
+  /**
+   * An attempt failed without ending the request: it is retried, another
+   * attempt is still out, or the request has its outcome already.
+   */
+  failed(
+    call: ObservedCall,
+    message: RequestMessage,
+    error: unknown,
+    retrying: boolean,
+  ): void {
+    if (call.message === message) call.message = undefined;
+    message.retrying = retrying;
+    this.#publishError(message, error);
   }
 
   /**
-   * The request failed for good: the attempt under way ends with `error`,
-   * or, when none is under way, one that reached no node says so.
+   * The request failed for good with `error`: so ends `message`, the
+   * attempt whose failure decided it; with none (no node could be picked,
+   * or the request ended between attempts), an attempt that reached no
+   * node is published for it.
    */
-  ended(call: ObservedCall, error: unknown): void {
-    let message = call.message;
-    if (message === undefined) {
-      this.started(call, undefined);
-      message = call.message!;
-    }
-    call.message = undefined;
-    this.#failed(message, error);
+  ended(
+    call: ObservedCall,
+    error: unknown,
+    message: RequestMessage | undefined,
+  ): void {
+    message ??= this.started(call, undefined);
+    if (call.message === message) call.message = undefined;
+    message.settles = true;
+    this.#publishError(message, error);
   }
 
-  #failed(message: RequestMessage, error: unknown): void {
+  #publishError(message: RequestMessage, error: unknown): void {
     message.durationMs = this.#clock.now() - message.startedAt;
     message.error = asError(error);
     channels.requestError.publish(message);

@@ -23,7 +23,10 @@ import {
   RetriesExhaustedError,
 } from "../errors.ts";
 import { backoffDelay, isRetryable } from "./retry.ts";
-import type { RetryEventDetail } from "./events.ts";
+import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
+import { DEFAULT_HEDGING } from "../config/defaults.ts";
+import { type Hedge, Hedging } from "./hedging.ts";
+import { RetryBudget } from "./retry_budget.ts";
 import {
   channels,
   type RequestMessage,
@@ -55,6 +58,13 @@ export interface ClientRequestOptions {
   idempotent?: boolean;
   /** Set false to make exactly one attempt. Default true. */
   retry?: boolean;
+  /**
+   * For an idempotent request: after the hedge delay without a reply, send
+   * a second attempt to another node and take whichever reply comes first
+   * (see `hedging` in the config). Default: on when the client's `hedging`
+   * is on. Never for a request that is not idempotent.
+   */
+  hedge?: boolean;
 }
 
 /** What the request path needs from the client that owns it. */
@@ -63,6 +73,8 @@ export interface RequestPathOwner {
   closing(): boolean;
   /** A retry was decided; the client tells its listeners. */
   retrying(detail: RetryEventDetail): void;
+  /** A retry was refused by the budget; the client tells its listeners. */
+  budgetSpent(detail: RetryBudgetEventDetail): void;
   /** The error a request finally fails with (the client may restate it). */
   final(error: unknown): unknown;
   /** The client's in-flight count reached zero. */
@@ -71,14 +83,23 @@ export interface RequestPathOwner {
 
 /**
  * One request, from its first attempt to its outcome: the connection's
- * reply sink and the request's promise in one small record.
+ * reply sink for its main attempt and the request's promise in one small
+ * record. Hedged attempts report through sinks of their own.
  */
-class RequestCall implements ReplySink, ObservedCall {
-  /** The node of the current attempt; undefined before the first pick. */
+export class RequestCall implements ReplySink, ObservedCall {
+  /** The node of the main attempt; undefined before the first pick. */
   node: ManagedNode | undefined = undefined;
   /** 0 for the first attempt, then one more per retry. */
   attempt = 0;
-  /** The attempt's diagnostics message, only when someone subscribed. */
+  /** Attempts in flight: more than one only while hedged. */
+  outstanding = 0;
+  /** Whether the request has its outcome; later ones are only booked. */
+  done = false;
+  /** Hedging state, for a request that may be hedged. */
+  hedge: Hedge | undefined = undefined;
+  /** When the main attempt was dispatched; read only when timed. */
+  sentAt = 0;
+  /** The main attempt's diagnostics message, only when someone listens. */
   message: RequestMessage | undefined = undefined;
   /** The request's number in diagnostics messages, once it has one. */
   id = 0;
@@ -92,11 +113,32 @@ class RequestCall implements ReplySink, ObservedCall {
   ) {}
 
   onReply(payload: Uint8Array): void {
-    this.path.succeeded(this, payload);
+    this.path.succeeded(this, this.node!, payload);
   }
 
   onError(error: Error): void {
-    this.path.failed(this, error);
+    this.path.failed(this, this.node!, error, this.sentAt, this.message);
+  }
+}
+
+/** The sink of one hedged attempt: which request, on which node. */
+class HedgeSink implements ReplySink {
+  /** The hedge's diagnostics message, only when someone listens. */
+  message: RequestMessage | undefined = undefined;
+
+  constructor(
+    readonly call: RequestCall,
+    readonly node: ManagedNode,
+    readonly started: number,
+  ) {}
+
+  onReply(payload: Uint8Array): void {
+    this.call.path.hedgeAnswered(this, payload);
+  }
+
+  onError(error: Error): void {
+    const call = this.call;
+    call.path.failed(call, this.node, error, this.started, this.message);
   }
 }
 
@@ -111,16 +153,27 @@ export class RequestPath {
   failedCount = 0;
   /** Attempts after the first. */
   retryCount = 0;
+  /** Hedged attempts sent. */
+  hedgeCount = 0;
   /** Requests (and `withConnection` calls) not yet settled. */
   inFlight = 0;
 
   readonly #owner: RequestPathOwner;
   readonly #manager: ConnectionManager;
   readonly #config: ResolvedConfig;
+  /** Retries allowed by recent traffic; undefined when turned off. */
+  readonly #budget: RetryBudget | undefined;
   /** Requests waiting to be retried; woken at once by a shutdown. */
   readonly #sleeping = new Set<AbortController>();
   /** Publishes on the diagnostics channels, when anyone listens. */
   readonly diagnostics: RequestDiagnostics;
+  /** Hedging policy and per-node latencies; undefined when never used. */
+  #hedging: Hedging | undefined;
+  /**
+   * Whether the balancer weighs reply times: only then is each attempt
+   * timed, so the other balancers cost no clock reads per request.
+   */
+  readonly #timed: boolean;
 
   constructor(
     owner: RequestPathOwner,
@@ -130,7 +183,14 @@ export class RequestPath {
     this.#owner = owner;
     this.#manager = manager;
     this.#config = config;
+    this.#timed = manager.timesRequests;
     this.diagnostics = new RequestDiagnostics(manager.id, config.clock);
+    this.#budget = config.retryBudget === undefined
+      ? undefined
+      : new RetryBudget(config.retryBudget, config.clock.now());
+    if (config.hedging !== undefined) {
+      this.#hedging = new Hedging(config.hedging, config.clock);
+    }
   }
 
   /** Starts a request; the promise settles with its reply or final error. */
@@ -138,15 +198,25 @@ export class RequestPath {
     payload: Uint8Array,
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
+    if (this.#budget !== undefined) this.#budget.requests++;
     return new Promise((resolve) => {
       this.inFlight++;
-      this.#dispatch(new RequestCall(this, payload, options, resolve));
+      const call = new RequestCall(this, payload, options, resolve);
+      if (
+        options.idempotent === true && options.hedge !== false &&
+        (this.#hedging !== undefined || options.hedge === true)
+      ) {
+        this.#hedging ??= new Hedging(DEFAULT_HEDGING, this.#config.clock);
+        call.hedge = this.#hedging.start(() => this.#hedgeNow(call));
+      }
+      this.#dispatch(call);
     });
   }
 
   /** Ends the waits between retries; called when the client shuts down. */
   stop(): void {
     for (const wake of this.#sleeping) wake.abort();
+    this.#hedging?.stop();
   }
 
   /**
@@ -164,18 +234,75 @@ export class RequestPath {
     }
     call.node = node;
     node.inFlight++;
+    call.outstanding++;
+    if (this.#timed) call.sentAt = this.#config.clock.now();
+    const hedge = call.hedge;
+    if (hedge !== undefined) {
+      hedge.mainStarted = this.#config.clock.now();
+      hedge.arm(node);
+    }
     if (requestObserved()) this.diagnostics.started(call, node.address);
     // The common case: a connection ready to share, and the request's one
     // promise settled straight from it through the record.
+    const options = call.options;
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
       if (call.message !== undefined || channels.poolCheckout.hasSubscribers) {
-        this.diagnostics.checkedOut(call, node.address, connection.id, 0);
+        this.diagnostics.checkedOut(
+          call.message,
+          node.address,
+          connection.id,
+          0,
+        );
       }
-      connection.submitRequest(call.payload, call.options, call);
+      connection.submitRequest(call.payload, options, call);
     } else {
-      this.#waitThenSend(call, node);
+      this.#waitThenSend(call, node, options, call);
     }
+  }
+
+  /**
+   * The hedge delay passed with no reply: one more attempt, to another
+   * node, if the retry budget allows it.
+   */
+  #hedgeNow(call: RequestCall): void {
+    const hedge = call.hedge!;
+    if (call.done || call.outstanding === 0 || this.#owner.closing()) return;
+    let node: ManagedNode;
+    try {
+      node = this.#manager.pickNode(call.node);
+    } catch {
+      return; // No healthy node to hedge to.
+    }
+    // Another attempt to the same node would only add to its queue.
+    if (node === call.node) return;
+    const budget = this.#budget;
+    if (budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())) {
+      return;
+    }
+    this.hedgeCount++;
+    hedge.sent++;
+    node.inFlight++;
+    call.outstanding++;
+    const sink = new HedgeSink(call, node, this.#config.clock.now());
+    if (requestObserved()) {
+      sink.message = this.diagnostics.started(call, node.address, true);
+    }
+    const connection = node.pool.tryAcquireShared();
+    if (connection !== undefined) {
+      if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
+        this.diagnostics.checkedOut(
+          sink.message,
+          node.address,
+          connection.id,
+          0,
+        );
+      }
+      connection.submitRequest(call.payload, call.options, sink);
+    } else {
+      this.#waitThenSend(call, node, call.options, sink);
+    }
+    hedge.rearm();
   }
 
   /**
@@ -183,8 +310,12 @@ export class RequestPath {
    * wait and the reply together: what the wait used is taken off the time
    * the reply may take.
    */
-  async #waitThenSend(call: RequestCall, node: ManagedNode): Promise<void> {
-    const options = call.options;
+  async #waitThenSend(
+    call: RequestCall,
+    node: ManagedNode,
+    options: ClientRequestOptions,
+    sink: RequestCall | HedgeSink,
+  ): Promise<void> {
     const clock = this.#config.clock;
     const limit = options.timeoutMs ?? this.#config.requestTimeoutMs;
     const started = clock.now();
@@ -192,7 +323,11 @@ export class RequestPath {
     try {
       connection = await node.pool.acquireShared({
         signal: options.signal,
-        timeoutMs: Math.min(limit, this.#config.poolConfig.connectionTimeoutMs),
+        // The pool's own limit applies when it is the shorter one, and
+        // its timeout error then names that limit.
+        timeoutMs: limit < this.#config.poolConfig.connectionTimeoutMs
+          ? limit
+          : undefined,
       });
     } catch (error) {
       if (channels.poolCheckout.hasSubscribers) {
@@ -205,15 +340,20 @@ export class RequestPath {
           error,
         );
       }
-      return call.onError(error as Error);
+      return sink.onError(error as Error);
     }
-    if (call.message !== undefined || channels.poolCheckout.hasSubscribers) {
+    if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
       const waitMs = clock.now() - started;
-      this.diagnostics.checkedOut(call, node.address, connection.id, waitMs);
+      this.diagnostics.checkedOut(
+        sink.message,
+        node.address,
+        connection.id,
+        waitMs,
+      );
     }
     const left = limit - (clock.now() - started);
     if (!(left > 0)) {
-      return call.onError(
+      return sink.onError(
         new RequestTimeoutError(node.address, limit, { sent: false }),
       );
     }
@@ -222,18 +362,56 @@ export class RequestPath {
       signal: options.signal,
       idempotent: options.idempotent,
     };
-    connection.submitRequest(call.payload, sendOptions, call);
+    connection.submitRequest(call.payload, sendOptions, sink);
   }
 
-  /** An attempt got its reply: the request is done. */
-  succeeded(call: RequestCall, reply: Uint8Array): void {
-    const node = call.node!;
+  /** An attempt got its reply: the request is done, unless it already was. */
+  succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, call.sentAt, this.#config.clock.now());
+    }
+    call.outstanding--;
+    const message = call.message;
+    if (message !== undefined) {
+      this.diagnostics.replied(call, message, reply, !call.done);
+    }
+    const hedge = call.hedge;
+    if (hedge !== undefined) {
+      hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
+      if (call.done) return;
+      // Done first: cancelling the other attempts reports their failures
+      // at once, and they must find the request settled.
+      call.done = true;
+      hedge.finish();
+    }
+    call.done = true;
     this.succeededCount++;
     this.#settled();
-    const message = call.message;
-    if (message !== undefined) this.diagnostics.replied(call, message, reply);
+    call.resolve(reply);
+  }
+
+  /** A hedged attempt got its reply. */
+  hedgeAnswered(sink: HedgeSink, reply: Uint8Array): void {
+    const call = sink.call;
+    const node = sink.node;
+    node.inFlight--;
+    this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, sink.started, this.#config.clock.now());
+    }
+    call.outstanding--;
+    if (sink.message !== undefined) {
+      this.diagnostics.replied(call, sink.message, reply, !call.done);
+    }
+    const hedge = call.hedge!;
+    hedge.answered(node, this.#config.clock.now() - sink.started);
+    if (call.done) return;
+    call.done = true;
+    hedge.finish();
+    this.succeededCount++;
+    this.#settled();
     call.resolve(reply);
   }
 
@@ -241,27 +419,58 @@ export class RequestPath {
    * An attempt failed: the failure is booked against its node (when it was
    * the node's doing), then the request is retried or ends.
    */
-  failed(call: RequestCall, error: Error): void {
-    const node = call.node!;
+  failed(
+    call: RequestCall,
+    node: ManagedNode,
+    error: Error,
+    started: number,
+    message: RequestMessage | undefined,
+  ): void {
     node.inFlight--;
     this.#manager.recordRequestFailure(node, error);
+    if (this.#timed) {
+      const now = this.#config.clock.now();
+      this.#manager.recordLatency(node, started, now, error);
+    }
+    // Another attempt is still out (hedged), or the request already has
+    // its outcome: this failure decides nothing.
+    if (--call.outstanding > 0 || call.done) {
+      if (message) this.diagnostics.failed(call, message, error, false);
+      return;
+    }
     const options = call.options;
     const signal = options.signal;
     // The caller asked to stop; an attempt may have failed because of it
     // with some other error.
     if (signal?.aborted && !(error instanceof AbortedError)) {
-      return this.#end(call, aborted(signal));
+      return this.#end(call, aborted(signal), message);
     }
-    if (!this.#shouldRetry(error, options)) return this.#end(call, error);
+    if (!this.#shouldRetry(error, options)) {
+      return this.#end(call, error, message);
+    }
     const retryConfig = this.#config.retryConfig;
     if (call.attempt >= retryConfig.maxRetries) {
       return this.#end(
         call,
         new RetriesExhaustedError(call.attempt + 1, error),
+        message,
       );
     }
+    const budget = this.#budget;
+    if (
+      budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())
+    ) {
+      // Retrying now would add load to a cluster that is failing more
+      // than the budget allows: the request fails with its own error.
+      this.#owner.budgetSpent({
+        attempt: call.attempt + 1,
+        error,
+        address: node.address,
+      });
+      return this.#end(call, error, message);
+    }
     const delayMs = backoffDelay(call.attempt, retryConfig);
-    if (call.message !== undefined) this.diagnostics.retrying(call, error);
+    if (message) this.diagnostics.failed(call, message, error, true);
     call.attempt++;
     this.retryCount++;
     this.#owner.retrying({
@@ -302,13 +511,18 @@ export class RequestPath {
     this.#dispatch(call);
   }
 
-  /** The request failed for good. */
-  #end(call: RequestCall, error: unknown): void {
+  /**
+   * The request failed for good, decided by the failure of the attempt of
+   * `message` (none: no attempt was under way).
+   */
+  #end(call: RequestCall, error: unknown, message?: RequestMessage): void {
+    call.done = true;
+    call.hedge?.finish();
     this.failedCount++;
     this.#settled();
     const final = this.#owner.final(error);
-    if (call.message !== undefined || requestObserved()) {
-      this.diagnostics.ended(call, final);
+    if (message !== undefined || requestObserved()) {
+      this.diagnostics.ended(call, final, message);
     }
     call.resolve(rejection(final));
   }

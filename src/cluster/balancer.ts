@@ -17,6 +17,8 @@
  */
 
 import type { LoadBalancing } from "../config/shapes.ts";
+import { systemClock } from "../clock.ts";
+import type { PeakEwma } from "./peak_ewma.ts";
 
 /**
  * A set of nodes with O(1) add, remove, membership and random access by
@@ -242,11 +244,20 @@ export interface LeastInFlightOptions<N> {
 }
 
 /**
- * Power of two choices: samples two distinct healthy nodes at random and
- * takes the one with fewer requests in flight (the first sampled on a
- * tie). Nearly as good as scanning every node for the least loaded, at O(1)
- * per pick, and without the herd effect of all clients converging on the
- * same momentarily idle node.
+ * Power of two choices over requests in flight: of two distinct healthy
+ * nodes, takes the one with fewer requests in flight. O(1) per pick, and
+ * nearly as good as scanning every node for the least loaded: a node that
+ * answers slowly keeps its requests longer, so it stops being chosen while
+ * its load is above the others', without any timing or health signal.
+ *
+ * The two candidates are the next node in a rotation and a node drawn at
+ * random among the others; on a tie the rotation's candidate wins. So
+ * equal nodes with equal loads (an idle client, or one request at a time)
+ * are visited strictly in turn, every one of them, as round-robin would,
+ * rather than by coin flips that can leave a node without requests for a
+ * while; the rotation starts at a random node, so that many clients do not
+ * all begin with the same one. Under load the random candidate is what
+ * lets the pick steer away from a busy node.
  *
  * @example
  * ```ts
@@ -264,6 +275,8 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   readonly #inFlight: (node: N) => number;
   readonly #loads: ArrayLike<number> | undefined;
   readonly #random: () => number;
+  /** The rotation's next position; may exceed the size after removals. */
+  #next: number;
 
   /** Creates a balancer over `nodes`, which the caller keeps up to date. */
   constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
@@ -271,37 +284,40 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     this.#inFlight = options.inFlight;
     this.#loads = nodes.hasSlots ? options.loads : undefined;
     this.#random = options.random ?? Math.random;
+    this.#next = this.#draw(Math.max(1, nodes.size));
   }
 
-  /** The less loaded of two random nodes, neither of them `exclude` when possible. */
+  /** The less loaded of two nodes, neither of them `exclude` when possible. */
   pick(exclude?: N): N | undefined {
-    const size = this.nodes.size;
+    const nodes = this.nodes;
+    const size = nodes.size;
     if (size === 0) return undefined;
-    // Sample among the positions other than the excluded one's by drawing
-    // from a range one shorter and stepping over the hole: no filtering.
     const skip = exclude === undefined || size === 1
       ? -1
-      : this.nodes.indexOf(exclude);
-    const range = skip < 0 ? size : size - 1;
-    if (range === 1) {
-      return this.nodes.at(skip === 0 ? 1 : 0);
-    }
-    const a = this.#draw(range);
-    let b = this.#draw(range - 1);
-    if (b >= a) b++; // distinct from a, still uniform
-    const first = skip >= 0 && a >= skip ? a + 1 : a;
-    const second = skip >= 0 && b >= skip ? b + 1 : b;
+      : nodes.indexOf(exclude);
+    let first = this.#next < size ? this.#next : this.#next % size;
+    if (first === skip) first = first + 1 === size ? 0 : first + 1;
+    this.#next = first + 1 === size ? 0 : first + 1;
+    // The other candidate: uniform over the positions that are neither
+    // `first` nor `skip`, drawn from a range that short and stepped over
+    // the holes in increasing order, so nothing is filtered.
+    const others = skip < 0 ? size - 1 : size - 2;
+    if (others <= 0) return nodes.at(first);
+    let second = this.#draw(others);
+    const low = skip < 0 || first < skip ? first : skip;
+    const high = skip < 0 ? size : first < skip ? skip : first;
+    if (second >= low) second++;
+    if (second >= high) second++;
     const loads = this.#loads;
     if (loads !== undefined) {
-      const nodes = this.nodes;
       return nodes.at(
         loads[nodes.slotAt(second)] < loads[nodes.slotAt(first)]
           ? second
           : first,
       );
     }
-    const x = this.nodes.at(first)!;
-    const y = this.nodes.at(second)!;
+    const x = nodes.at(first)!;
+    const y = nodes.at(second)!;
     return this.#inFlight(y) < this.#inFlight(x) ? y : x;
   }
 
@@ -313,10 +329,124 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
 }
 
 /**
- * Creates the balancer a {@linkcode LoadBalancing} setting names.
- * `inFlight` is required for `"least-in-flight"`.
+ * Options for {@linkcode PeakEwmaBalancer}.
  *
- * @throws {TypeError} for `"least-in-flight"` without `inFlight`.
+ * @example
+ * ```ts
+ * import { PeakEwma, type PeakEwmaOptions, systemClock } from "@nodewire/client/core";
+ * const options: PeakEwmaOptions = {
+ *   latency: new PeakEwma(3),
+ *   loads: new Int32Array(3),
+ *   clock: systemClock,
+ * };
+ * ```
+ */
+export interface PeakEwmaOptions {
+  /** The latency estimates by slot, which the caller feeds with replies. */
+  latency: PeakEwma;
+  /** Requests in flight by slot (read, never written). */
+  loads: ArrayLike<number>;
+  /** The clock the estimates are stamped with. */
+  clock: { now(): number };
+  /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
+  random?: () => number;
+}
+
+/**
+ * Power of two choices over peak-EWMA cost: of two distinct healthy
+ * nodes (the next in a rotation and one at random among the others, as
+ * {@linkcode LeastInFlightBalancer} draws them), takes the one with the
+ * lower `latency estimate × (in flight + 1)`; the rotation's on a tie.
+ * O(1) per pick. The set must keep slots (`slotOf`).
+ *
+ * @example
+ * ```ts
+ * import { HealthyNodeSet, PeakEwma, PeakEwmaBalancer, VirtualClock } from "@nodewire/client/core";
+ * const clock = new VirtualClock();
+ * const latency = new PeakEwma(2);
+ * latency.observe(0, 40, clock.now()); // a is slow
+ * latency.observe(1, 1, clock.now());
+ * const balancer = new PeakEwmaBalancer(
+ *   new HealthyNodeSet(["a", "b"], { slotOf: (n) => (n === "a" ? 0 : 1) }),
+ *   { latency, loads: new Int32Array(2), clock },
+ * );
+ * balancer.pick(); // "b"
+ * ```
+ */
+export class PeakEwmaBalancer<N> implements Balancer<N> {
+  /** The set this balancer picks from. */
+  readonly nodes: HealthyNodeSet<N>;
+  readonly #latency: PeakEwma;
+  readonly #loads: ArrayLike<number>;
+  readonly #clock: { now(): number };
+  readonly #random: () => number;
+  /** The rotation's next position; may exceed the size after removals. */
+  #next: number;
+
+  /**
+   * Creates a balancer over `nodes`, which the caller keeps up to date.
+   *
+   * @throws {TypeError} when `nodes` keeps no slots.
+   */
+  constructor(nodes: HealthyNodeSet<N>, options: PeakEwmaOptions) {
+    if (!nodes.hasSlots) {
+      throw new TypeError(
+        "PeakEwmaBalancer: the node set must keep slots (pass slotOf)",
+      );
+    }
+    this.nodes = nodes;
+    this.#latency = options.latency;
+    this.#loads = options.loads;
+    this.#clock = options.clock;
+    this.#random = options.random ?? Math.random;
+    this.#next = this.#draw(Math.max(1, nodes.size));
+  }
+
+  /** The cheaper of two nodes, neither of them `exclude` when possible. */
+  pick(exclude?: N): N | undefined {
+    const nodes = this.nodes;
+    const size = nodes.size;
+    if (size === 0) return undefined;
+    const skip = exclude === undefined || size === 1
+      ? -1
+      : nodes.indexOf(exclude);
+    let first = this.#next < size ? this.#next : this.#next % size;
+    if (first === skip) first = first + 1 === size ? 0 : first + 1;
+    this.#next = first + 1 === size ? 0 : first + 1;
+    const others = skip < 0 ? size - 1 : size - 2;
+    if (others <= 0) return nodes.at(first);
+    let second = this.#draw(others);
+    const low = skip < 0 || first < skip ? first : skip;
+    const high = skip < 0 ? size : first < skip ? skip : first;
+    if (second >= low) second++;
+    if (second >= high) second++;
+    const now = this.#clock.now();
+    const loads = this.#loads;
+    const latency = this.#latency;
+    const a = nodes.slotAt(first);
+    const b = nodes.slotAt(second);
+    return nodes.at(
+      latency.cost(b, loads[b], now) < latency.cost(a, loads[a], now)
+        ? second
+        : first,
+    );
+  }
+
+  /** A uniform integer in `[0, n)`, safe against a generator returning 1. */
+  #draw(n: number): number {
+    const i = Math.floor(this.#random() * n);
+    return i < n ? (i >= 0 ? i : 0) : n - 1;
+  }
+}
+
+/**
+ * Creates the balancer a {@linkcode LoadBalancing} setting names.
+ * `inFlight` is required for `"least-in-flight"`; `latency` and `loads`
+ * (and a set that keeps slots) for `"peak-ewma"`, whose `clock` defaults
+ * to the system clock.
+ *
+ * @throws {TypeError} for `"least-in-flight"` without `inFlight`, or
+ *   `"peak-ewma"` without `latency` and `loads`.
  * @example
  * ```ts
  * import { createBalancer, HealthyNodeSet } from "@nodewire/client/core";
@@ -328,7 +458,7 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
 export function createBalancer<N>(
   strategy: LoadBalancing,
   nodes: HealthyNodeSet<N>,
-  options: Partial<LeastInFlightOptions<N>> = {},
+  options: Partial<LeastInFlightOptions<N>> & Partial<PeakEwmaOptions> = {},
 ): Balancer<N> {
   switch (strategy) {
     case "round-robin":
@@ -342,9 +472,18 @@ export function createBalancer<N>(
       }
       return new LeastInFlightBalancer(nodes, { inFlight, loads, random });
     }
+    case "peak-ewma": {
+      const { latency, loads, random, clock = systemClock } = options;
+      if (latency === undefined || loads === undefined) {
+        throw new TypeError(
+          'createBalancer: "peak-ewma" needs latency (a PeakEwma) and loads',
+        );
+      }
+      return new PeakEwmaBalancer(nodes, { latency, loads, clock, random });
+    }
     default:
       throw new TypeError(
-        `createBalancer: expected "round-robin" or "least-in-flight", got ${
+        `createBalancer: expected "round-robin", "least-in-flight" or "peak-ewma", got ${
           JSON.stringify(strategy)
         }`,
       );

@@ -1,5 +1,6 @@
 /**
- * The diagnostics messages of connections opening, failing, closing.
+ * The diagnostics messages of connections opening, failing, closing, and
+ * of nodes' health.
  *
  * @module
  */
@@ -69,5 +70,21 @@ export function opened(
       durationMs: clock.now() - openedAt,
       error,
     });
+  });
+}
+
+/** `node`'s health changed: published, if anyone listens. */
+export function healthChanged(
+  clientId: number,
+  node: ManagedNode,
+  reason: string,
+): void {
+  if (!channels.nodeHealth.hasSubscribers) return;
+  channels.nodeHealth.publish({
+    clientId,
+    address: node.address,
+    nodeId: node.nodeId,
+    healthy: node.health.isHealthy,
+    reason,
   });
 }

@@ -21,6 +21,8 @@ import { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 import type { ManagedNode } from "./node.ts";
 import { opened, openFailed } from "./connection_diagnostics.ts";
+import { loadChannels } from "../diagnostics/channels.ts";
+import { logPoolEvents } from "./log.ts";
 
 /**
  * The handshake for every connection of a client: negotiation and
@@ -66,12 +68,15 @@ export function createNodePool(
   const { clientId, config, adapter, connectionOptions, handshake, onOpened } =
     options;
   const host = node.host;
-  return new ConnectionPool<Connection>({
+  const pool = new ConnectionPool<Connection>({
     address: host.address,
     config: config.poolConfig,
     clock: config.clock,
     heartbeat: (connection) => heartbeat(connection, config),
     factory: async (signal) => {
+      // Subscribers hear about the first connection too.
+      const loading = loadChannels();
+      if (loading) await loading;
       const started = config.clock.now();
       const connection = await Connection.connect({
         adapter,
@@ -100,6 +105,8 @@ export function createNodePool(
       return connection;
     },
   });
+  if (config.logger) logPoolEvents(config.logger, pool);
+  return pool;
 }
 
 /**

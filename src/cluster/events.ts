@@ -88,6 +88,50 @@ export class ProtocolSelectedEvent extends Event {
   }
 }
 
+/** Detail of a `nodeAdded` or `nodeRemoved` event. */
+export interface NodeMembershipChange {
+  /** `host:port` of the node. */
+  address: string;
+  /**
+   * The node's id, when known: never for `nodeAdded` (it is announced
+   * before its first connection), the id it last gave for `nodeRemoved`.
+   */
+  nodeId: string | undefined;
+}
+
+/**
+ * Event dispatched by {@linkcode ConnectionManager} (and re-dispatched by
+ * the Client) when a node joins the cluster at run time (`nodeAdded`, as
+ * `addNode` registers it, before its first connection) or has left it
+ * (`nodeRemoved`, once `removeNode` has drained and closed its pool).
+ *
+ * @example
+ * ```ts
+ * import type { NodeMembershipEvent } from "@nodewire/client/core";
+ * const log = (e: NodeMembershipEvent) => console.log(e.type, e.detail.address, e.at);
+ * ```
+ */
+export class NodeMembershipEvent extends Event {
+  /** Which node. */
+  readonly detail: NodeMembershipChange;
+  /**
+   * When the node joined or was gone: ms on the manager's clock (the
+   * config's `clock`, `performance.now()` by default).
+   */
+  readonly at: number;
+
+  /** Creates the event; `type` is `"nodeAdded"` or `"nodeRemoved"`. */
+  constructor(
+    type: "nodeAdded" | "nodeRemoved",
+    detail: NodeMembershipChange,
+    at: number,
+  ) {
+    super(type);
+    this.detail = detail;
+    this.at = at;
+  }
+}
+
 /**
  * The events of a {@linkcode ConnectionManager}, by name: what its
  * `addEventListener` accepts and what each listener receives.
@@ -103,4 +147,8 @@ export interface ManagerEventMap {
   nodeHealthChanged: NodeHealthEvent;
   /** The protocol negotiated with a node is first known, or changed. */
   protocolSelected: ProtocolSelectedEvent;
+  /** A node was added at run time (`addNode`). */
+  nodeAdded: NodeMembershipEvent;
+  /** A node removed at run time (`removeNode`) is gone: its pool is closed. */
+  nodeRemoved: NodeMembershipEvent;
 }

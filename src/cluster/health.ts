@@ -2,10 +2,15 @@
  * Node health: a small state machine per node fed by active pings and by
  * the outcome of real requests.
  *
- * A node goes unhealthy after `unhealthyThreshold` consecutive failures and
- * comes back after `healthyThreshold` consecutive successes. Requiring a run
- * in both directions keeps one lost packet from taking a node out, and one
- * lucky ping from putting a flapping node back in.
+ * Two things can hold a node out of rotation, and it is healthy only when
+ * neither does. Health checks (and an explicit `markUnhealthy`) take it
+ * down after `unhealthyThreshold` consecutive failed checks and bring it
+ * back after `healthyThreshold` consecutive successes: requiring a run in
+ * both directions keeps one lost packet from taking a node out, and one
+ * lucky ping from putting a flapping node back in. Outlier ejection (see
+ * `ejection.ts`) takes it out for a set time on what requests saw; passing
+ * health checks do not end an ejection early, since a node can answer
+ * pings and still fail requests.
  *
  * @module
  */
@@ -31,20 +36,28 @@ export interface NodeHealthSnapshot {
   address: string;
   /** Whether requests may be routed to the node. */
   isHealthy: boolean;
-  /** Clock time of the last recorded success or failure, if any. */
+  /** Clock time of the last health check recorded, if any. */
   lastCheck: number | undefined;
-  /** Failures since the last success. */
+  /** The longer of the current runs of failed checks and failed requests. */
   consecutiveFailures: number;
+  /** Requests that failed in a row through the node's fault. */
+  consecutiveRequestFailures: number;
   /** Successes since the last failure. */
   consecutiveSuccesses: number;
   /** Moving average of observed latency, in ms; undefined before the first sample. */
   latencyMs: number | undefined;
-  /** Failures recorded over the node's lifetime. */
+  /** Failed health checks over the node's lifetime. */
   totalFailures: number;
-  /** Successes recorded over the node's lifetime. */
+  /** Passed health checks over the node's lifetime. */
   totalSuccesses: number;
-  /** The last failure, or the reason given to `markUnhealthy`. */
+  /** The last failure, or the reason given to `markUnhealthy` or `eject`. */
   lastError: unknown;
+  /** Whether the node is ejected now (out of rotation until `ejectedUntil`). */
+  ejected: boolean;
+  /** When the current (or else the last) ejection ends, on the clock. */
+  ejectedUntil: number | undefined;
+  /** The last ejection's count: its length was the base time × this. */
+  ejectionCount: number;
 }
 
 /**
@@ -99,7 +112,13 @@ export class NodeHealth {
   readonly #unhealthyThreshold: number;
   readonly #healthyThreshold: number;
   readonly #latencyWeight: number;
+  /** In rotation: neither down nor ejected. */
   #healthy: boolean;
+  /** Held down by failed health checks or `markUnhealthy`. */
+  #down: boolean;
+  #ejected = false;
+  #ejectedUntil: number | undefined;
+  #ejectionCount = 0;
   #lastCheck: number | undefined;
   #consecutiveFailures = 0;
   #consecutiveSuccesses = 0;
@@ -107,6 +126,11 @@ export class NodeHealth {
   #totalFailures = 0;
   #totalSuccesses = 0;
   #lastError: unknown;
+  // What requests saw: a run of failures, and counts since the last
+  // `resetRequestCounts`, bumped by plain increments on every request.
+  #requestFailuresInRow = 0;
+  #requestSuccesses = 0;
+  #requestFailures = 0;
 
   /**
    * Creates the health record of a node.
@@ -138,6 +162,7 @@ export class NodeHealth {
       { above: 0, atMost: 1 },
     );
     this.#healthy = options.healthy ?? true;
+    this.#down = !this.#healthy;
   }
 
   /** Whether requests may be routed to the node. */
@@ -145,14 +170,50 @@ export class NodeHealth {
     return this.#healthy;
   }
 
-  /** Clock time of the last recorded success or failure, if any. */
+  /** Clock time of the last health check recorded, if any. */
   get lastCheck(): number | undefined {
     return this.#lastCheck;
   }
 
-  /** Failures since the last success. */
+  /**
+   * The longer of the current runs of failed health checks and of failed
+   * requests (node failures only): how long the node has been failing.
+   */
   get consecutiveFailures(): number {
-    return this.#consecutiveFailures;
+    return Math.max(this.#consecutiveFailures, this.#requestFailuresInRow);
+  }
+
+  /** Requests that failed in a row through the node's fault. */
+  get consecutiveRequestFailures(): number {
+    return this.#requestFailuresInRow;
+  }
+
+  /** Requests that succeeded since the counts were last reset. */
+  get requestSuccesses(): number {
+    return this.#requestSuccesses;
+  }
+
+  /** Requests that failed through the node's fault since the counts were last reset. */
+  get requestFailures(): number {
+    return this.#requestFailures;
+  }
+
+  /** Whether the node is ejected now: out of rotation until `ejectedUntil`. */
+  get isEjected(): boolean {
+    return this.#ejected;
+  }
+
+  /**
+   * When the current ejection ends, in ms on the clock; after it ended,
+   * when the last one did (or was due to); undefined before any.
+   */
+  get ejectedUntil(): number | undefined {
+    return this.#ejectedUntil;
+  }
+
+  /** The last ejection's count (its length was the base time × this); 0 before any. */
+  get ejectionCount(): number {
+    return this.#ejectionCount;
   }
 
   /** Successes since the last failure. */
@@ -168,25 +229,27 @@ export class NodeHealth {
     return this.#latencyMs;
   }
 
-  /** Failures recorded over the node's lifetime. */
+  /** Failed health checks over the node's lifetime. */
   get totalFailures(): number {
     return this.#totalFailures;
   }
 
-  /** Successes recorded over the node's lifetime. */
+  /** Passed health checks over the node's lifetime. */
   get totalSuccesses(): number {
     return this.#totalSuccesses;
   }
 
-  /** The last failure, or the reason given to `markUnhealthy`. */
+  /** The last failure, or the reason given to `markUnhealthy` or `eject`. */
   get lastError(): unknown {
     return this.#lastError;
   }
 
   /**
-   * Records a successful check or request that took `latencyMs`, at clock
-   * time `now`. A latency that is not a finite non-negative number still
-   * counts as a success but is left out of the average.
+   * Records a passed health check that took `latencyMs`, at clock time
+   * `now`. A latency that is not a finite non-negative number still counts
+   * as a success but is left out of the average. A node held down by
+   * checks is released after `healthyThreshold` of them in a row; an
+   * ejected one still waits for its ejection to end.
    *
    * @returns true when this success made the node healthy again.
    */
@@ -200,17 +263,17 @@ export class NodeHealth {
         ? latencyMs
         : this.#latencyMs + this.#latencyWeight * (latencyMs - this.#latencyMs);
     }
-    if (
-      !this.#healthy && this.#consecutiveSuccesses >= this.#healthyThreshold
-    ) {
-      this.#healthy = true;
-      return true;
+    if (this.#down && this.#consecutiveSuccesses >= this.#healthyThreshold) {
+      this.#down = false;
+      return this.#settle();
     }
     return false;
   }
 
   /**
-   * Records a failed check or request at clock time `now`.
+   * Records a failed health check at clock time `now`. After
+   * `unhealthyThreshold` in a row the node is held down, also past the end
+   * of an ejection, until checks pass again.
    *
    * @returns true when this failure made the node unhealthy.
    */
@@ -221,40 +284,99 @@ export class NodeHealth {
     this.#consecutiveFailures++;
     this.#consecutiveSuccesses = 0;
     if (
-      this.#healthy && this.#consecutiveFailures >= this.#unhealthyThreshold
+      !this.#down && this.#consecutiveFailures >= this.#unhealthyThreshold
     ) {
-      this.#healthy = false;
-      return true;
+      this.#down = true;
+      return this.#settle();
     }
     return false;
   }
 
   /**
+   * A request to the node got its answer (a reply, or an ordinary error
+   * such as NotFound): its run of failed requests ends. Plain increments,
+   * on every request.
+   */
+  recordRequestSuccess(): void {
+    this.#requestSuccesses++;
+    this.#requestFailuresInRow = 0;
+  }
+
+  /**
+   * A request failed through the node's fault (see
+   * {@linkcode isNodeFailure}). It changes no state: whether the node is
+   * ejected for it is the outlier ejection's call.
+   */
+  recordRequestFailure(error: unknown): void {
+    this.#lastError = error;
+    this.#requestFailures++;
+    this.#requestFailuresInRow++;
+  }
+
+  /** Starts a new window of request counts (not the run of failures). */
+  resetRequestCounts(): void {
+    this.#requestSuccesses = 0;
+    this.#requestFailures = 0;
+  }
+
+  /**
+   * Takes the node out of rotation until clock time `until` (the outlier
+   * ejection ends it with {@linkcode NodeHealth.endEjection}); `count` is
+   * the ejection's count, which set its length. The run of failed requests
+   * starts over, so a returning node needs a fresh run to go out again.
+   *
+   * @returns true when the node was healthy before.
+   */
+  eject(reason: unknown, until: number, count: number): boolean {
+    this.#lastError = reason;
+    this.#ejected = true;
+    this.#ejectedUntil = until;
+    this.#ejectionCount = count;
+    this.#requestFailuresInRow = 0;
+    return this.#settle();
+  }
+
+  /**
+   * Ends the ejection. The node is back in rotation unless health checks
+   * hold it down (`unhealthyThreshold` failed in a row meanwhile, or
+   * `markUnhealthy`); then it needs `healthyThreshold` passed checks.
+   *
+   * @returns true when the node is healthy again.
+   */
+  endEjection(): boolean {
+    if (!this.#ejected) return false;
+    this.#ejected = false;
+    return this.#settle();
+  }
+
+  /**
    * Takes the node out at once, whatever the counters say, for example after
    * it announced a shutdown. It then needs `healthyThreshold` consecutive
-   * successes to come back.
+   * successes to come back (and the end of its ejection, if ejected).
    *
    * @returns true when the node was healthy before.
    */
   markUnhealthy(reason?: unknown): boolean {
     if (reason !== undefined) this.#lastError = reason;
     this.#consecutiveSuccesses = 0;
-    if (!this.#healthy) return false;
-    this.#healthy = false;
-    return true;
+    this.#down = true;
+    return this.#settle();
   }
 
   /**
-   * Puts the node back at once, for example on an operator's command. It
-   * then needs `unhealthyThreshold` fresh consecutive failures to go out.
+   * Puts the node back at once, for example on an operator's command,
+   * ending an ejection too. It then needs `unhealthyThreshold` fresh
+   * consecutive failed checks (or a fresh run of failed requests) to go
+   * out.
    *
    * @returns true when the node was unhealthy before.
    */
   markHealthy(): boolean {
     this.#consecutiveFailures = 0;
-    if (this.#healthy) return false;
-    this.#healthy = true;
-    return true;
+    this.#requestFailuresInRow = 0;
+    this.#down = false;
+    this.#ejected = false;
+    return this.#settle();
   }
 
   /** A plain copy of the current state. */
@@ -263,13 +385,25 @@ export class NodeHealth {
       address: this.address,
       isHealthy: this.#healthy,
       lastCheck: this.#lastCheck,
-      consecutiveFailures: this.#consecutiveFailures,
+      consecutiveFailures: this.consecutiveFailures,
+      consecutiveRequestFailures: this.#requestFailuresInRow,
       consecutiveSuccesses: this.#consecutiveSuccesses,
       latencyMs: this.#latencyMs,
       totalFailures: this.#totalFailures,
       totalSuccesses: this.#totalSuccesses,
       lastError: this.#lastError,
+      ejected: this.#ejected,
+      ejectedUntil: this.#ejectedUntil,
+      ejectionCount: this.#ejectionCount,
     };
+  }
+
+  /** Derives the state from its two holds; true when it changed. */
+  #settle(): boolean {
+    const healthy = !this.#down && !this.#ejected;
+    if (healthy === this.#healthy) return false;
+    this.#healthy = healthy;
+    return true;
   }
 }
 

@@ -48,6 +48,10 @@ export class HealthLoop {
   readonly #clock: Clock;
   #healthTimer: TimerHandle | undefined;
   #sweep: Promise<HealthCheckResult[]> | undefined;
+  /** The nodes the sweep in progress checks. */
+  #sweeping: readonly ManagedNode[] | undefined;
+  /** Every sweep not yet ended (an older one may outlive its sharing). */
+  readonly #running = new Set<Promise<unknown>>();
 
   constructor(owner: HealthLoopOwner, config: HealthConfig, clock: Clock) {
     this.#owner = owner;
@@ -58,14 +62,19 @@ export class HealthLoop {
   /**
    * Pings every node (at most `maxConcurrentChecks` at a time), each within
    * `timeoutMs`, and returns the results in host order. Calls made while a
-   * sweep runs share it.
+   * sweep runs share it, unless a node joined or left since it started:
+   * the caller then gets a sweep of the nodes as they are.
    */
   sweep(): Promise<HealthCheckResult[]> {
-    if (this.#sweep) return this.#sweep;
-    const sweep = this.#runSweep().finally(() => {
+    const nodes = this.#owner.nodes;
+    if (this.#sweep && this.#sweeping === nodes) return this.#sweep;
+    this.#sweeping = nodes;
+    const sweep = this.#runSweep(nodes).finally(() => {
+      this.#running.delete(sweep);
       if (this.#sweep === sweep) this.#sweep = undefined;
     });
     this.#sweep = sweep;
+    this.#running.add(sweep);
     return sweep;
   }
 
@@ -92,21 +101,23 @@ export class HealthLoop {
     this.#healthTimer = undefined;
   }
 
-  /** Resolves when the sweep in progress, if any, has ended. */
+  /** Resolves when every sweep in progress, if any, has ended. */
   async settled(): Promise<void> {
-    await this.#sweep?.catch(() => {});
+    await Promise.all(Array.from(this.#running, (s) => s.catch(() => {})));
   }
 
-  async #runSweep(): Promise<HealthCheckResult[]> {
+  async #runSweep(
+    nodes: readonly ManagedNode[],
+  ): Promise<HealthCheckResult[]> {
     const { timeoutMs, maxConcurrentChecks } = this.#config;
     const settled = await runWithConcurrency(
-      this.#owner.nodes,
+      nodes,
       maxConcurrentChecks,
       (node) => this.#check(node, timeoutMs),
     );
     return settled.map((s, i) =>
       s.status === "fulfilled" ? s.value : this.#result(
-        this.#owner.nodes[i],
+        nodes[i],
         undefined,
         s.reason instanceof Error ? s.reason : new Error(String(s.reason)),
       )

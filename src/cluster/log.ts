@@ -18,6 +18,7 @@ import {
 import type { TypedEventTarget } from "../events.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
 import type { PoolEventDetailMap } from "../pool/events.ts";
+import type { ConnectionPool } from "../pool/pool.ts";
 import type { ManagerEventMap } from "./events.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -36,61 +37,60 @@ export function guardLogger(log: Logger): Logger {
 }
 
 /**
- * Logs what happens to `nodes`' pools and what `manager` decides about
- * them; none of these events is per request.
+ * Logs what happens to a node's pool: connections opened, failed, lost
+ * and closed, and clears; none of these events is per request.
  */
-export function logNodeEvents(
+export function logPoolEvents(
   logger: Logger,
-  nodes: readonly ManagedNode[],
+  pool: ConnectionPool<Connection>,
+): void {
+  const log = guardLogger(logger);
+  pool.addEventListener("connectionReady", (e) => {
+    const d = e.detail;
+    const connection = pool.connections().find((c) => c.id === d.connectionId);
+    log({
+      level: "debug",
+      message: `connection #${d.connectionId} to ${d.address} open in ${
+        Math.round(d.durationMs)
+      } ms${connection ? describe(connection) : ""}`,
+      event: "connectionOpened",
+      address: d.address,
+      connectionId: d.connectionId,
+    });
+  });
+  pool.addEventListener("connectionFailed", (e) => log(openFailure(e.detail)));
+  pool.addEventListener("connectionClosed", (e) => {
+    const d = e.detail;
+    const error = d.error;
+    log({
+      level: error ? "warn" : "debug",
+      message: `connection #${d.connectionId} to ${d.address} ${
+        error ? `lost: ${error.message}` : `closed (${d.reason})`
+      }`,
+      event: error ? "connectionLost" : "connectionClosed",
+      address: d.address,
+      connectionId: d.connectionId,
+      error,
+    });
+  });
+  pool.addEventListener("poolCleared", (e) => {
+    const d = e.detail;
+    log({
+      level: "warn",
+      message: `pool of ${d.address} cleared: ${messageOf(d.reason)}`,
+      event: "poolCleared",
+      address: d.address,
+      error: d.reason instanceof Error ? d.reason : undefined,
+    });
+  });
+}
+
+/** Logs what a manager decides about its nodes: health and protocols. */
+export function logManagerEvents(
+  logger: Logger,
   manager: TypedEventTarget<ManagerEventMap>,
 ): void {
   const log = guardLogger(logger);
-  for (const node of nodes) {
-    const pool = node.pool;
-    pool.addEventListener("connectionReady", (e) => {
-      const d = e.detail;
-      const connection = pool.connections().find((c) =>
-        c.id === d.connectionId
-      );
-      log({
-        level: "debug",
-        message: `connection #${d.connectionId} to ${d.address} open in ${
-          Math.round(d.durationMs)
-        } ms${connection ? describe(connection) : ""}`,
-        event: "connectionOpened",
-        address: d.address,
-        connectionId: d.connectionId,
-      });
-    });
-    pool.addEventListener(
-      "connectionFailed",
-      (e) => log(openFailure(e.detail)),
-    );
-    pool.addEventListener("connectionClosed", (e) => {
-      const d = e.detail;
-      const error = d.error;
-      log({
-        level: error ? "warn" : "debug",
-        message: `connection #${d.connectionId} to ${d.address} ${
-          error ? `lost: ${error.message}` : `closed (${d.reason})`
-        }`,
-        event: error ? "connectionLost" : "connectionClosed",
-        address: d.address,
-        connectionId: d.connectionId,
-        error,
-      });
-    });
-    pool.addEventListener("poolCleared", (e) => {
-      const d = e.detail;
-      log({
-        level: "warn",
-        message: `pool of ${d.address} cleared: ${messageOf(d.reason)}`,
-        event: "poolCleared",
-        address: d.address,
-        error: d.reason instanceof Error ? d.reason : undefined,
-      });
-    });
-  }
   manager.addEventListener("nodeHealthChanged", (e) => {
     const d = e.detail;
     log({

@@ -6,7 +6,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import type { ResolvedConfig } from "../config/shapes.ts";
+import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
 import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import type {
   Connection,
@@ -15,8 +15,9 @@ import type {
 import {
   AbortedError,
   AuthenticationError,
+  ClientClosedError,
+  ConfigError,
   ConnectFailedError,
-  messageOf,
   NegotiationError,
   NodeUnhealthyError,
   NoHealthyNodesError,
@@ -24,6 +25,7 @@ import {
 } from "../errors.ts";
 import { TypedEventTarget } from "../events.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
+import type { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
 import {
@@ -31,30 +33,36 @@ import {
   handshakeFor,
   type NodePoolOptions,
 } from "./connector.ts";
+import { OutlierEjector, recordFailedRequest } from "./ejection.ts";
 import {
   type ManagerEventMap,
   NodeHealthEvent,
+  NodeMembershipEvent,
   ProtocolSelectedEvent,
 } from "./events.ts";
-import { isNodeFailure, NodeHealth } from "./health.ts";
+import { NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
+import { parseNewHost, parseNodeAddress, SlotTable } from "./membership.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
-import {
-  channels,
-  loadChannels,
-  nextClientId,
-} from "../diagnostics/channels.ts";
-import { logNodeEvents } from "./log.ts";
+import { nextClientId } from "../diagnostics/channels.ts";
+import { healthChanged } from "./connection_diagnostics.ts";
+import { logManagerEvents } from "./log.ts";
+import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
  * goes: only to healthy nodes, spread by the configured balancer. When no
  * node is healthy it fails fast with {@linkcode NoHealthyNodesError}, or,
  * with `whenNoHealthyNodes: "tryAll"`, spreads over every node rather than
- * none.
+ * none; with a `panicThreshold`, it does so as soon as fewer than that
+ * share of the nodes are healthy. Health checks and outlier ejection (what
+ * requests see) both take nodes out through the same health states.
  *
- * It dispatches `nodeHealthChanged` and `protocolSelected`, typed by name
- * (see {@linkcode ManagerEventMap}).
+ * Nodes can be added and removed while it runs
+ * ({@linkcode ConnectionManager.addNode}, {@linkcode ConnectionManager.removeNode}).
+ *
+ * It dispatches `nodeHealthChanged`, `protocolSelected`, `nodeAdded` and
+ * `nodeRemoved`, typed by name (see {@linkcode ManagerEventMap}).
  *
  * @example
  * ```ts
@@ -67,20 +75,30 @@ import { logNodeEvents } from "./log.ts";
  * ```
  */
 export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
-  /** Every node, in the order of the configured hosts. */
-  readonly nodes: readonly ManagedNode[];
-  /**
-   * A number unique within the process, naming this manager's client in
-   * diagnostics messages (their `clientId`).
-   */
+  /** Names this manager's client in diagnostics messages (`clientId`). */
   readonly id: number = nextClientId();
-
   readonly #config: ResolvedConfig;
   readonly #clock: Clock;
-  readonly #byAddress = new Map<string, ManagedNode>();
+  // Replaced, never changed in place, when a node joins or leaves: a sweep
+  // or a connect that is iterating keeps the list it started with.
+  #nodes: readonly NodeRecord[] = [];
+  readonly #byAddress = new Map<string, NodeRecord>();
+  // Removed nodes whose pools are still draining, by address.
+  readonly #leaving = new Map<
+    string,
+    { node: NodeRecord; connections: Connection[]; gone: Promise<void> }
+  >();
+  readonly #slots: SlotTable;
+  readonly #makePool: (node: NodeRecord) => ConnectionPool<Connection>;
   readonly #healthy: HealthyNodeSet<ManagedNode>;
-  readonly #balancer: Balancer<ManagedNode>;
+  #balancer: Balancer<ManagedNode>;
   readonly #healthLoop: HealthLoop;
+  /** Latency estimates by slot, kept only for `"peak-ewma"`. */
+  readonly #latency: PeakEwma | undefined;
+  /** Undefined when outlier ejection is off. */
+  readonly #ejector: OutlierEjector | undefined;
+  /** Panic below this many healthy nodes (0: never); follows membership. */
+  #panicBelow: number;
   #anyIndex = 0;
   #closed = false;
 
@@ -107,43 +125,55 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       handshake,
       onOpened: (node, connection) => this.#learn(node, connection),
     };
-    // Loads live in one dense array, by slot (the host's index), so that
-    // choosing among thousands of nodes reads two numbers that stay in
-    // cache rather than two node objects scattered over the heap.
-    const loads = new Int32Array(config.hosts.length);
-    const nodes = config.hosts.map((host, slot): ManagedNode => {
-      const node = new NodeRecord(
-        host,
-        loads,
-        slot,
-        new NodeHealth(host.address, config.healthConfig),
-        (node) => createNodePool(node, poolOptions),
-      );
-      this.#byAddress.set(node.address, node);
-      return node;
+    this.#makePool = (node) => createNodePool(node, poolOptions);
+    // Loads live in one dense array, by slot (the host's index at first),
+    // so that choosing among thousands of nodes reads two numbers that stay
+    // in cache rather than two node objects scattered over the heap.
+    this.#slots = new SlotTable(config.hosts.length);
+    this.#latency = config.loadBalancing === "peak-ewma"
+      ? new PeakEwma(this.#slots.loads.length)
+      : undefined;
+    const nodes = config.hosts.map((host) => this.#register(host, true));
+    this.#nodes = nodes;
+    this.#healthy = new HealthyNodeSet<ManagedNode>(nodes, {
+      slotOf: (node) => (node as NodeRecord).slot,
     });
-    this.nodes = nodes;
-    const slots = new Map(nodes.map((node, slot) => [node, slot]));
-    this.#healthy = new HealthyNodeSet(nodes, {
-      slotOf: (node) => slots.get(node)!,
-    });
-    this.#balancer = createBalancer(config.loadBalancing, this.#healthy, {
-      inFlight: (node) => node.inFlight,
-      loads,
-    });
+    this.#balancer = this.#makeBalancer();
+    const current = () => this.#nodes;
     this.#healthLoop = new HealthLoop(
       {
-        nodes,
+        get nodes() {
+          return current();
+        },
         isClosed: () => this.#closed,
         onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
       },
       config.healthConfig,
       config.clock,
     );
-    if (config.logger) logNodeEvents(config.logger, nodes, this);
+    this.#ejector = config.outlierEjection && new OutlierEjector(
+      {
+        nodes: current,
+        healthyCount: () => this.#healthy.size,
+        isClosed: () => this.#closed,
+        onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
+      },
+      config.outlierEjection,
+      config.clock,
+    );
+    this.#panicBelow = config.panicThreshold * nodes.length;
+    if (config.logger) logManagerEvents(config.logger, this);
   }
 
-  /** The node for `address` (`host:port`), if configured. */
+  /**
+   * Every node, in the order of the configured hosts, then of `addNode`.
+   * A new array after each `addNode` or `removeNode`.
+   */
+  get nodes(): readonly ManagedNode[] {
+    return this.#nodes;
+  }
+
+  /** The node for `address` (`host:port`), if it is one of the nodes. */
   node(address: string): ManagedNode | undefined {
     return this.#byAddress.get(address);
   }
@@ -166,30 +196,33 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   async connect(signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw connectAborted(signal);
-    // Subscribers hear about the first connections too.
-    await loadChannels();
-    if (signal?.aborted) throw connectAborted(signal);
     // Each open is bounded by its own connect timeout and its failure is
     // handed to the waiter; the wait only backs that up. With the same
     // deadline the wait would fire first and a node that never finishes
     // the handshake would be reported as a pool timeout.
     const timeoutMs = Math.min(2 * this.#config.timeoutMs, MAX_TIMER_DELAY_MS);
+    const nodes = this.#nodes;
     const results = await Promise.allSettled(
-      this.nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs })),
+      nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs })),
     );
     // The caller gave up: say that, whatever each node's wait failed with.
     if (signal?.aborted) throw connectAborted(signal);
     const failures: { address: string; error: Error }[] = [];
     results.forEach((result, i) => {
-      const node = this.nodes[i];
-      if (result.status === "fulfilled") return;
+      const node = nodes[i];
+      if (result.status === "fulfilled") {
+        // Back in rotation if an earlier connect (a lazy client's) had
+        // found it down.
+        this.markNodeHealthy(node.address, "connected");
+        return;
+      }
       const error = result.reason instanceof Error
         ? result.reason
         : new Error(String(result.reason));
       failures.push({ address: node.address, error });
       this.markNodeUnhealthy(node.address, `connect failed: ${error.message}`);
     });
-    if (failures.length === this.nodes.length) {
+    if (failures.length === nodes.length) {
       // Wrong credentials or a policy no node meets: say so plainly rather
       // than as a retryable "could not connect".
       const fatal = failures.every((f) =>
@@ -200,43 +233,184 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       if (fatal) throw failures[0].error;
       throw new ConnectFailedError(failures);
     }
-    for (const node of this.nodes) {
-      if (node.health.isHealthy) node.pool.start();
+    for (const node of this.#nodes) {
+      if (node.health.isHealthy && !node.pool.isClosed) node.pool.start();
     }
     this.#healthLoop.schedule();
   }
 
   /**
+   * Adds a node while the manager runs. `host` is parsed like a configured
+   * host. The node is announced at once (`nodeAdded`), joins the health
+   * loop, and its pool opens a first connection; it takes requests only
+   * once that connection is made, as a node down at `connect()` does, so
+   * a node that is still starting never fails requests. The result says
+   * how that first connection went: `healthy` when the node takes
+   * requests, otherwise `error`, and the health checks keep trying it.
+   *
+   * @throws {ConfigError} (rejects) for a bad host, or one already a node.
+   * @throws {ClientClosedError} (rejects) once the manager is closed.
+   * @example
+   * ```ts
+   * import { ConnectionManager, resolveConfig } from "@nodewire/client/core";
+   * import { getAdapter } from "@nodewire/client/runtime";
+   * const manager = new ConnectionManager(resolveConfig({ hosts: ["127.0.0.1:7000"] }), await getAdapter());
+   * await manager.connect();
+   * const { healthy, error } = await manager.addNode("127.0.0.1:7001");
+   * console.log(healthy ? "serving" : `not yet: ${error?.message}`);
+   * ```
+   */
+  async addNode(host: string): Promise<HealthCheckResult> {
+    if (this.#closed) throw closedError();
+    const parsed = parseNewHost(host);
+    if (this.#byAddress.has(parsed.address)) {
+      throw new ConfigError("host", host, "already a node of this client");
+    }
+    const node = this.#register(parsed, false);
+    this.#nodes = [...this.#nodes, node];
+    this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
+    this.#announce("nodeAdded", node);
+    const timeoutMs = Math.min(2 * this.#config.timeoutMs, MAX_TIMER_DELAY_MS);
+    let error: Error | undefined;
+    try {
+      await node.pool.acquireShared({ timeoutMs });
+    } catch (caught) {
+      error = caught instanceof Error ? caught : new Error(String(caught));
+    }
+    if (this.#byAddress.get(node.address) === node && !this.#closed) {
+      if (error !== undefined) {
+        node.health.recordFailure(error, this.#clock.now());
+      } else if (node.health.markHealthy()) {
+        this.#onHealthChanged(node, "connected");
+      }
+    }
+    return {
+      address: node.address,
+      nodeId: node.nodeId,
+      ok: error === undefined,
+      latencyMs: undefined,
+      error,
+      healthy: node.health.isHealthy,
+    };
+  }
+
+  /**
+   * Removes a node while the manager runs. It leaves the balancer at once,
+   * so no new request goes to it; requests waiting for one of its
+   * connections fail with a retryable error (they were never sent) and
+   * are retried elsewhere; requests in flight on it finish, a connection
+   * lent for exclusive use closes when returned, and then its pool
+   * closes. Resolves when all of that is done, after `nodeRemoved`.
+   * Removing a node already leaving returns the same wait.
+   *
+   * @throws {ConfigError} (rejects) for something that is not an address,
+   *   an address that is not a node, or the last node (a client needs one).
+   * @throws {ClientClosedError} (rejects) once the manager is closed.
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * await manager.removeNode("127.0.0.1:7001");
+   * ```
+   */
+  async removeNode(address: string): Promise<void> {
+    if (this.#closed) throw closedError();
+    const key = parseNodeAddress(address);
+    const node = this.#byAddress.get(key);
+    if (node === undefined) {
+      const leaving = this.#leaving.get(key);
+      if (leaving !== undefined) return await leaving.gone;
+      throw new ConfigError("address", address, "not a node of this client");
+    }
+    if (this.#nodes.length === 1) {
+      throw new ConfigError(
+        "address",
+        address,
+        "the last node cannot be removed: a client needs at least one",
+      );
+    }
+    this.#byAddress.delete(key);
+    this.#nodes = this.#nodes.filter((n) => n !== node);
+    this.#healthy.delete(node);
+    this.#ejector?.forget(node);
+    this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
+    // Its requests in flight count down in a cell of their own, so the
+    // slot is free for the next node at once.
+    const slot = node.slot;
+    node.moveLoads(new Int32Array(1), 0);
+    this.#slots.release(slot);
+    // A closed pool lists its connections no more, but a disconnect may
+    // have to destroy them while they drain: keep them.
+    const connections = node.pool.connections();
+    // Waiters were never sent: a retryable failure sends them elsewhere.
+    node.pool.clear(new Error(`node ${key} was removed from the client`));
+    const gone = node.pool.close().then(() => {
+      if (this.#leaving.get(key)?.node === node) this.#leaving.delete(key);
+      this.#announce("nodeRemoved", node);
+    });
+    this.#leaving.set(key, { node, connections, gone });
+    await gone;
+  }
+
+  /**
    * Picks the node for the next request: a healthy one, spread by the
    * balancer, preferring one other than `exclude` (the node a retry just
-   * failed on).
+   * failed on). Below the panic threshold, any node, in turn.
    *
    * @throws {NoHealthyNodesError} when no node is healthy and the policy is `"fail"`.
    */
   pickNode(exclude?: ManagedNode): ManagedNode {
+    // Too few healthy nodes to carry the load (or the marks are wrong):
+    // spread over all of them rather than swamp the few.
+    if (this.#healthy.size < this.#panicBelow) return this.#pickAny(exclude);
     const node = this.#balancer.pick(exclude);
     if (node !== undefined) return node;
     if (this.#config.whenNoHealthyNodes === "tryAll") {
       // Better to try a node that may have recovered than to try none.
-      const all = this.nodes;
-      let pick = all[this.#anyIndex++ % all.length];
-      if (pick === exclude && all.length > 1) {
-        pick = all[this.#anyIndex++ % all.length];
-      }
-      return pick;
+      return this.#pickAny(exclude);
     }
     throw new NoHealthyNodesError(this.nodes.map((n) => n.address));
   }
 
   /**
-   * Feeds the outcome of a real request into the node's health: failures
-   * that point at the node count like failed pings.
+   * Whether the balancer weighs reply times (`"peak-ewma"`): only then
+   * does the request path read the clock to time each attempt and report
+   * it through {@linkcode ConnectionManager.recordLatency}.
+   */
+  get timesRequests(): boolean {
+    return this.#latency !== undefined;
+  }
+
+  /**
+   * Books an attempt on `node` that started at `started` and ended at
+   * `now` (the clock's scale): with its reply when `error` is undefined,
+   * else with that error (a failure the node is blamed for counts as a
+   * reply a second late; an abort counts for nothing). Does nothing
+   * unless {@linkcode ConnectionManager.timesRequests}.
+   */
+  recordLatency(
+    node: ManagedNode,
+    started: number,
+    now: number,
+    error?: unknown,
+  ): void {
+    const latency = this.#latency;
+    if (latency === undefined) return;
+    const ms = error === undefined
+      ? now - started
+      : peakEwmaFailureSample(now - started, error);
+    // A removed node's slot may already be another node's.
+    if (ms >= 0 && this.#byAddress.get(node.address) === node) {
+      latency.observe(node.slot, ms, now);
+    }
+  }
+
+  /**
+   * Feeds the failure of a real request into the node's health and its
+   * outlier ejection: see {@linkcode recordFailedRequest} for what counts.
    */
   recordRequestFailure(node: ManagedNode, error: unknown): void {
-    if (!isNodeFailure(error)) return;
-    if (node.health.recordFailure(error, this.#clock.now())) {
-      this.#onHealthChanged(node, `request failed: ${messageOf(error)}`);
-    }
+    recordFailedRequest(this.#ejector, node, error);
   }
 
   /**
@@ -253,18 +427,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#healthLoop.stop();
   }
 
-  /** A request to `node` succeeded: its run of failures, if any, ends. */
+  /** A request to `node` succeeded: plain increments, no clock. */
   recordRequestSuccess(node: ManagedNode): void {
-    if (node.health.consecutiveFailures > 0 && node.health.isHealthy) {
-      node.health.recordSuccess(NaN, this.#clock.now());
-    }
+    node.health.recordRequestSuccess();
   }
 
   /**
    * Takes a node out of rotation: requests stop going to it and its pool is
    * cleared (idle connections closed, waiters failed with a retryable error).
-   * It comes back after `healthyThreshold` successful health checks, or
-   * through {@linkcode ConnectionManager.markNodeHealthy}.
+   * It comes back after `healthyThreshold` successful health checks (and
+   * the end of its ejection, if ejected), or through
+   * {@linkcode ConnectionManager.markNodeHealthy}.
    *
    * @returns false when `address` is unknown or the node was already unhealthy.
    */
@@ -276,23 +449,28 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   }
 
   /**
-   * Puts a node back in rotation at once.
+   * Puts a node back in rotation at once, ending its ejection if it was
+   * ejected.
    *
    * @returns false when `address` is unknown or the node was already healthy.
    */
   markNodeHealthy(address: string, reason = "marked healthy"): boolean {
     const node = this.#byAddress.get(address);
     if (node === undefined || !node.health.markHealthy()) return false;
+    this.#ejector?.forget(node);
     this.#onHealthChanged(node, reason);
     return true;
   }
 
   /** Closes every connection at once, failing what is in flight. */
   destroyConnections(error: Error): void {
-    for (const node of this.nodes) {
+    for (const node of this.#nodes) {
       for (const connection of node.pool.connections()) {
         connection.destroy(error);
       }
+    }
+    for (const { connections } of this.#leaving.values()) {
+      for (const connection of connections) connection.destroy(error);
     }
   }
 
@@ -303,8 +481,62 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   async close(): Promise<void> {
     this.#closed = true;
     this.stopHealthLoop();
-    await Promise.all(this.nodes.map((node) => node.pool.close()));
+    this.#ejector?.stop();
+    await Promise.all(this.#allNodes().map((node) => node.pool.close()));
     await this.#healthLoop.settled();
+  }
+
+  /**
+   * A node record for `host` in a free slot. When the array of loads had
+   * to grow, the nodes and the balancer move to the new one.
+   */
+  #register(host: HostAddress, healthy: boolean): NodeRecord {
+    const { slot, grew } = this.#slots.claim();
+    // A reused slot starts with nothing learned (PeakEwma grows by itself).
+    this.#latency?.reset(slot);
+    const loads = this.#slots.loads;
+    if (grew) {
+      for (const node of this.#nodes) node.moveLoads(loads, node.slot);
+      this.#balancer = this.#makeBalancer();
+    }
+    const node = new NodeRecord(
+      host,
+      loads,
+      slot,
+      // A configured node is trusted until it fails; an added one only
+      // once it answered (addNode).
+      new NodeHealth(host.address, this.#config.healthConfig, { healthy }),
+      this.#makePool,
+    );
+    this.#byAddress.set(node.address, node);
+    return node;
+  }
+
+  #makeBalancer(): Balancer<ManagedNode> {
+    return createBalancer(this.#config.loadBalancing, this.#healthy, {
+      inFlight: (node) => node.inFlight,
+      loads: this.#slots.loads,
+      latency: this.#latency,
+      clock: this.#config.clock,
+    });
+  }
+
+  /** The nodes and those removed whose pools still drain. */
+  #allNodes(): NodeRecord[] {
+    return [
+      ...this.#nodes,
+      ...Array.from(this.#leaving.values(), (leaving) => leaving.node),
+    ];
+  }
+
+  #announce(type: "nodeAdded" | "nodeRemoved", node: ManagedNode): void {
+    if (!this.hasListeners(type)) return;
+    this.dispatchEvent(
+      new NodeMembershipEvent(type, {
+        address: node.address,
+        nodeId: node.nodeId,
+      }, this.#clock.now()),
+    );
   }
 
   /** What a new connection taught about its node: its id and protocol. */
@@ -324,7 +556,19 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     );
   }
 
+  /** Any node, in turn, preferring one other than `exclude`. */
+  #pickAny(exclude: ManagedNode | undefined): ManagedNode {
+    const all = this.nodes;
+    let pick = all[this.#anyIndex++ % all.length];
+    if (pick === exclude && all.length > 1) {
+      pick = all[this.#anyIndex++ % all.length];
+    }
+    return pick;
+  }
+
   #onHealthChanged(node: ManagedNode, reason: string): void {
+    // A node removed meanwhile: its pool drains, its health matters no more.
+    if (this.#byAddress.get(node.address) !== node) return;
     const healthy = node.health.isHealthy;
     if (healthy) {
       this.#healthy.add(node);
@@ -341,16 +585,12 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
         reason,
       }, this.#clock.now()),
     );
-    if (channels.nodeHealth.hasSubscribers) {
-      channels.nodeHealth.publish({
-        clientId: this.id,
-        address: node.address,
-        nodeId: node.nodeId,
-        healthy,
-        reason,
-      });
-    }
+    healthChanged(this.id, node, reason);
   }
+}
+
+function closedError(): ClientClosedError {
+  return new ClientClosedError("the connection manager is closed");
 }
 
 function connectAborted(signal: AbortSignal): AbortedError {

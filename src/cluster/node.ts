@@ -23,6 +23,11 @@ export interface ManagedNode {
   readonly health: NodeHealth;
   /** Requests in flight to this node through the client. */
   inFlight: number;
+  /**
+   * The node's index in the manager's dense per-node arrays (loads,
+   * latency estimates); fixed for the node's life.
+   */
+  readonly slot: number;
   /** The id the node gave in HELLO_OK, once a connection was made. */
   nodeId: string | undefined;
   /** The protocol negotiated with the node, once a connection was made. */
@@ -41,8 +46,11 @@ export class NodeRecord implements ManagedNode {
   readonly pool: ConnectionPool<Connection>;
   nodeId: string | undefined = undefined;
   protocol: ProtocolType | undefined = undefined;
-  readonly #loads: Int32Array;
-  readonly #slot: number;
+  // Not readonly: the manager moves a node's count when it grows the
+  // array (live membership) and into a cell of its own when the node is
+  // removed, so its slot can be reused while its last requests finish.
+  #loads: Int32Array;
+  #slot: number;
 
   constructor(
     readonly host: HostAddress,
@@ -55,6 +63,22 @@ export class NodeRecord implements ManagedNode {
     this.#loads = loads;
     this.#slot = slot;
     this.pool = makePool(this);
+  }
+
+  /** The node's slot: its index in the manager's array of loads. */
+  get slot(): number {
+    return this.#slot;
+  }
+
+  /**
+   * Moves the in-flight count to `loads[slot]`, keeping its value: to a
+   * grown array, or to a cell of its own once the node has left the
+   * registry (its requests in flight still count down there).
+   */
+  moveLoads(loads: Int32Array, slot: number): void {
+    loads[slot] = this.#loads[this.#slot];
+    this.#loads = loads;
+    this.#slot = slot;
   }
 
   get inFlight(): number {

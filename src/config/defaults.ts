@@ -6,7 +6,14 @@
  * @module
  */
 
-import type { HealthConfig, PoolConfig, RetryConfig } from "./shapes.ts";
+import type {
+  HealthConfig,
+  HedgingConfig,
+  OutlierEjectionConfig,
+  PoolConfig,
+  RetryBudgetConfig,
+  RetryConfig,
+} from "./shapes.ts";
 
 /**
  * The port a host without one is assumed to listen on: the one nodes and
@@ -86,6 +93,42 @@ export const DEFAULT_RETRY_CONFIG: Readonly<RetryConfig> = Object.freeze({
 });
 
 /**
+ * The retry budget's defaults, those of Finagle's RetryBudget: retries may
+ * add 20% to the traffic of the last 10 s, plus 10 per second so that a
+ * client sending little can still retry. A failing cluster then receives
+ * at most about 1.2 times its offered load (plus the floor), where
+ * `maxRetries: 3` alone would allow 4 times.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_RETRY_BUDGET } from "@nodewire/client/core";
+ * console.log(DEFAULT_RETRY_BUDGET.ratio); // 0.2
+ * ```
+ */
+export const DEFAULT_RETRY_BUDGET: Readonly<RetryBudgetConfig> = Object.freeze({
+  ratio: 0.2,
+  minPerSecond: 10,
+  windowMs: 10_000,
+});
+
+/**
+ * Hedging's defaults: wait for the node's 95th percentile reply time, then
+ * send one hedge. Only about 5% of requests wait that long, so hedging
+ * adds about 5% to the traffic while cutting off the slowest tail.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HEDGING } from "@nodewire/client/core";
+ * console.log(DEFAULT_HEDGING.percentile); // 95
+ * ```
+ */
+export const DEFAULT_HEDGING: Readonly<HedgingConfig> = Object.freeze({
+  delayMs: undefined,
+  percentile: 95,
+  maxHedges: 1,
+});
+
+/**
  * Health check defaults: a ping every 5 s with a 2 s limit; three misses in
  * a row (about 15 s of silence) take a node out, two answers bring it back.
  *
@@ -109,6 +152,66 @@ export const DEFAULT_HEALTH_CONFIG: Readonly<HealthConfig> = Object.freeze({
   // Bounds the sockets and timers a sweep over a large cluster opens at once.
   maxConcurrentChecks: 16,
 });
+
+/**
+ * Outlier ejection's defaults: Envoy's, except where a database cluster of
+ * a few nodes needs otherwise (the share, the minimum nodes and the gap).
+ * A node that fails five requests in a row is out for 30 s, then 60 s,
+ * 90 s... up to 5 minutes while it keeps failing on its return.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_OUTLIER_EJECTION } from "@nodewire/client/core";
+ * console.log(DEFAULT_OUTLIER_EJECTION.consecutiveFailures); // 5
+ * ```
+ */
+export const DEFAULT_OUTLIER_EJECTION: Readonly<OutlierEjectionConfig> = Object
+  .freeze({
+    // Envoy's consecutive_5xx: five node failures in a row is a node in
+    // trouble, not bad luck, and fewer would eject on a short blip that
+    // retries ride out.
+    consecutiveFailures: 5,
+    // Envoy's interval: long enough for a node to see 100 requests at a
+    // modest rate, short enough to react within seconds.
+    intervalMs: 10_000,
+    // Envoy's: a restart or a failover is usually over within 30 s, and a
+    // node that is not gets twice, three times as long.
+    baseEjectionTimeMs: 30_000,
+    // Envoy's: a node that keeps failing is still tried every 5 minutes.
+    maxEjectionTimeMs: 300_000,
+    // Envoy allows 10% of a large fleet; a database has a few nodes, and
+    // half of them is where passive signals are more likely a fault of the
+    // client or the network than of the nodes (and the rest would carry
+    // twice the load). Health checks may still take more out.
+    maxEjectedShare: 0.5,
+    // A rate is compared with at least two peers: the usual three-node
+    // cluster can single out its one bad node (Envoy needs 5 hosts).
+    successRateMinNodes: 3,
+    // Envoy's success_rate_request_volume: fewer requests make a rate too
+    // noisy to judge.
+    successRateMinRequests: 100,
+    // Envoy's success_rate_stdev_factor (1900 / 1000).
+    successRateStdevFactor: 1.9,
+    // Ten points below the peers: a node failing one request in ten more
+    // than they do is sick; one failing a few more is left to retries.
+    successRateMinGap: 0.1,
+  });
+
+/**
+ * The panic threshold's default: off. Nodes are mostly marked down for
+ * failing to connect or to answer pings, which are rarely false alarms, so
+ * spreading requests over them would only fail requests; and with no node
+ * healthy the client fails fast with `NoHealthyNodesError`, as documented.
+ * Ejections, the signal that can be wrong, are already bounded by
+ * `outlierEjection.maxEjectedShare`.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_PANIC_THRESHOLD } from "@nodewire/client/core";
+ * console.log(DEFAULT_PANIC_THRESHOLD); // 0
+ * ```
+ */
+export const DEFAULT_PANIC_THRESHOLD = 0;
 
 /**
  * Default connect and request timeout, in ms (the specification's): long

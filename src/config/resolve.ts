@@ -28,20 +28,29 @@ import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
 import { Secret } from "../secret.ts";
 import {
   DEFAULT_HEALTH_CONFIG,
+  DEFAULT_HEDGING,
   DEFAULT_POOL_CONFIG,
+  DEFAULT_RETRY_BUDGET,
   DEFAULT_RETRY_CONFIG,
   DEFAULT_TIMEOUT_MS,
 } from "./defaults.ts";
 import { parseHosts } from "./hosts.ts";
+import {
+  resolveOutlierEjection,
+  resolvePanicThreshold,
+} from "./outlier_ejection.ts";
 import type {
   ConnectionConfig,
   HealthConfig,
+  HedgingConfig,
   Logger,
   PoolConfig,
   ResolvedConfig,
+  RetryBudgetConfig,
   RetryConfig,
 } from "./shapes.ts";
 import { resolveTlsConfig } from "./tls.ts";
+import { rejectUrlsInHosts } from "./url.ts";
 import {
   duration,
   finiteIn,
@@ -67,7 +76,11 @@ const CONFIG_KEYS = new Set<string>([
   "maxDatagramSize",
   "poolConfig",
   "retryConfig",
+  "retryBudget",
+  "hedging",
   "healthConfig",
+  "outlierEjection",
+  "panicThreshold",
   "loadBalancing",
   "whenNoHealthyNodes",
   "runtime",
@@ -97,6 +110,7 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     throw new ConfigError("config", config, "expected an object");
   }
   rejectUnknownKeys("config", config, CONFIG_KEYS);
+  rejectUrlsInHosts(config.hosts);
   const hosts = parseHosts(config.hosts);
   const username = optionalString("username", config.username);
   const password = resolvePassword(config.password);
@@ -145,11 +159,18 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
     ),
     poolConfig: resolvePoolConfig(config.poolConfig),
     retryConfig: resolveRetryConfig(config.retryConfig),
+    retryBudget: resolveRetryBudget(config.retryBudget),
+    hedging: resolveHedging(config.hedging),
     healthConfig: resolveHealthConfig(config.healthConfig),
+    outlierEjection: resolveOutlierEjection(config.outlierEjection),
+    panicThreshold: resolvePanicThreshold(
+      config.panicThreshold,
+      config.whenNoHealthyNodes,
+    ),
     loadBalancing: oneOf(
       "loadBalancing",
-      config.loadBalancing ?? "round-robin",
-      ["round-robin", "least-in-flight"] as const,
+      config.loadBalancing ?? "least-in-flight",
+      ["round-robin", "least-in-flight", "peak-ewma"] as const,
     ),
     whenNoHealthyNodes: oneOf(
       "whenNoHealthyNodes",
@@ -249,6 +270,41 @@ export function resolveRetryConfig(
     );
   }
   return resolved;
+}
+
+/** Validates the retry budget and fills in defaults; `false` turns it off. */
+function resolveRetryBudget(
+  budget: Partial<RetryBudgetConfig> | false | undefined,
+): RetryBudgetConfig | undefined {
+  if (budget === false) return undefined;
+  const b = section("retryBudget", budget ?? {}, DEFAULT_RETRY_BUDGET);
+  return {
+    ratio: finiteIn("retryBudget.ratio", b.ratio, { atLeast: 0, atMost: 100 }),
+    minPerSecond: finiteIn("retryBudget.minPerSecond", b.minPerSecond, {
+      atLeast: 0,
+      atMost: 1e6,
+    }),
+    windowMs: duration("retryBudget.windowMs", b.windowMs),
+  };
+}
+
+/** Validates the hedging policy; `false` or nothing means off. */
+function resolveHedging(
+  hedging: boolean | Partial<HedgingConfig> | undefined,
+): HedgingConfig | undefined {
+  if (hedging === undefined || hedging === false) return undefined;
+  if (hedging === true) return DEFAULT_HEDGING;
+  const h = section("hedging", hedging, DEFAULT_HEDGING);
+  return {
+    delayMs: h.delayMs === undefined
+      ? undefined
+      : duration("hedging.delayMs", h.delayMs),
+    percentile: finiteIn("hedging.percentile", h.percentile, {
+      atLeast: 50,
+      atMost: 99.9,
+    }),
+    maxHedges: integerIn("hedging.maxHedges", h.maxHedges, 1, 4),
+  };
 }
 
 /** Validates health settings and fills in defaults. */

@@ -74,6 +74,108 @@ export interface RetryConfig {
 }
 
 /**
+ * The retry budget: retries (and hedges) may add at most `ratio` of the
+ * requests sent over the last `windowMs`, plus `minPerSecond`, so that a
+ * failing cluster is not sent `(1 + maxRetries)` times its load. When the
+ * budget is spent, a request fails with its own error instead of being
+ * retried, and the client dispatches `retryBudgetExhausted`.
+ *
+ * @example
+ * ```ts
+ * import type { RetryBudgetConfig } from "@nodewire/client/core";
+ * const budget: Partial<RetryBudgetConfig> = { ratio: 0.1 };
+ * ```
+ */
+export interface RetryBudgetConfig {
+  /** Retries allowed per request sent in the window. Default 0.2. */
+  ratio: number;
+  /** Retries allowed per second whatever the traffic. Default 10. */
+  minPerSecond: number;
+  /** How far back requests and retries are counted, in ms. Default 10000. */
+  windowMs: number;
+}
+
+/**
+ * Hedged requests: an idempotent request without a reply after the hedge
+ * delay is sent again to another node, and the first reply wins. Cuts the
+ * tail latency a slow node (a GC pause, a busy disk) adds, for a few
+ * percent more requests; hedges draw on the retry budget.
+ *
+ * @example
+ * ```ts
+ * import type { HedgingConfig } from "@nodewire/client/core";
+ * const hedging: Partial<HedgingConfig> = { percentile: 99, maxHedges: 1 };
+ * ```
+ */
+export interface HedgingConfig {
+  /**
+   * A fixed delay before each hedge, in ms. When unset, the delay is the
+   * `percentile` of the node's recent reply times (and no hedge is sent
+   * before 16 of them are known).
+   */
+  delayMs: number | undefined;
+  /** Which percentile of a node's reply times to wait for, 50–99.9. Default 95. */
+  percentile: number;
+  /** Most hedged attempts per request, 1–4. Default 1. */
+  maxHedges: number;
+}
+
+/**
+ * Outlier ejection, after Envoy's outlier detection: a node whose requests
+ * fail `consecutiveFailures` times in a row, or whose success rate over an
+ * `intervalMs` falls well below its peers', is taken out of rotation (marked
+ * unhealthy, with a reason that starts with "ejected") for
+ * `baseEjectionTimeMs` × its ejection count, at most `maxEjectionTimeMs`,
+ * less up to 10% jitter. Only failures that are the node's doing count (see
+ * `isNodeFailure`); answers such as NotFound count as successes. At most
+ * `maxEjectedShare` of the nodes are ejected at once (always at least one),
+ * and never the last healthy node.
+ *
+ * @example
+ * ```ts
+ * import type { OutlierEjectionConfig } from "@nodewire/client/core";
+ * const ejection: Partial<OutlierEjectionConfig> = { consecutiveFailures: 3 };
+ * ```
+ */
+export interface OutlierEjectionConfig {
+  /** Node failures in a row, from requests, that eject a node; 0 off. Default 5. */
+  consecutiveFailures: number;
+  /**
+   * The window over which success rates are compared, in ms; also how
+   * long a node must stay in rotation for its ejection count to drop by
+   * one. Default 10000.
+   */
+  intervalMs: number;
+  /** A first ejection's length, in ms; the n-th lasts n times this. Default 30000. */
+  baseEjectionTimeMs: number;
+  /** Longest ejection, in ms; at least `baseEjectionTimeMs`. Default 300000. */
+  maxEjectionTimeMs: number;
+  /** Largest share of the nodes ejected at once, 0–1 (one node always may be). Default 0.5. */
+  maxEjectedShare: number;
+  /**
+   * Nodes with `successRateMinRequests` requests in the window needed to
+   * compare success rates; 0 turns the comparison off, else at least 2.
+   * Default 3.
+   */
+  successRateMinNodes: number;
+  /** Requests a node needs in the window for its success rate to count. Default 100. */
+  successRateMinRequests: number;
+  /**
+   * How many of its peers' standard deviations a node's success rate must
+   * fall below their mean for it to be an outlier (Envoy's factor). Its
+   * peers are the other nodes compared, so that one bad node among a few
+   * stands out. Default 1.9.
+   */
+  successRateStdevFactor: number;
+  /**
+   * How far below its peers' mean success rate a node must fall at the
+   * least, 0–1: peers that all succeed have no spread, and a node with one
+   * failure more than them must not be ejected. Default 0.1 (10 points).
+   */
+  successRateMinGap: number;
+}
+
+/**
  * Node health checking.
  *
  * @example
@@ -132,8 +234,22 @@ export interface LogEntry {
 export type Logger = (entry: LogEntry) => void;
 
 /**
- * How a request picks among healthy nodes: in turn, or the one with the
- * fewest requests in flight.
+ * How a request picks among healthy nodes.
+ *
+ * - `"least-in-flight"` (the default): of two nodes (the next in turn and
+ *   one at random), the one with fewer of this client's requests in
+ *   flight. A node that answers slowly holds its requests longer and so
+ *   gets fewer new ones; equal nodes get equal shares, in turn.
+ * - `"round-robin"`: strictly in turn, whatever each node's load. Unsafe
+ *   when nodes are uneven: one slow node (a GC pause, a busy disk) holds
+ *   every caller that lands on it, so all callers soon wait on it and the
+ *   whole client runs at that node's pace.
+ * - `"peak-ewma"`: of the same two nodes, the one with the lower
+ *   `latency × (in flight + 1)`, where latency is a peak-EWMA of the
+ *   node's reply times (it rises at once on a slow reply and decays over
+ *   a 10 s time constant). A node 40× slower than its peers then holds
+ *   about a fortieth of their requests, not as many. Costs a clock read
+ *   at each pick, dispatch and reply.
  *
  * @example
  * ```ts
@@ -141,7 +257,7 @@ export type Logger = (entry: LogEntry) => void;
  * const balancing: LoadBalancing = "least-in-flight";
  * ```
  */
-export type LoadBalancing = "round-robin" | "least-in-flight";
+export type LoadBalancing = "round-robin" | "least-in-flight" | "peak-ewma";
 
 /**
  * What the user passes to `Client.connect`. Only `hosts` is required.
@@ -199,9 +315,39 @@ export interface ConnectionConfig {
   poolConfig?: Partial<PoolConfig>;
   /** Retry settings. */
   retryConfig?: Partial<RetryConfig>;
+  /**
+   * Limit on retries relative to recent traffic; `false` turns it off.
+   * Default on: 20% of the requests of the last 10 s plus 10 per second.
+   */
+  retryBudget?: Partial<RetryBudgetConfig> | false;
+  /**
+   * Hedged requests, for idempotent requests only: `true` for the
+   * defaults (after the node's p95 reply time, one hedge), or settings.
+   * Default off; a request can also ask with `{ hedge: true }`.
+   */
+  hedging?: boolean | Partial<HedgingConfig>;
   /** Health check settings. */
   healthConfig?: Partial<HealthConfig>;
-  /** Node choice among healthy nodes. Default `"round-robin"`. */
+  /**
+   * Outlier ejection from what requests see; `false` turns it off (then
+   * only health checks take nodes out). Default on (see
+   * {@linkcode OutlierEjectionConfig}).
+   */
+  outlierEjection?: boolean | Partial<OutlierEjectionConfig>;
+  /**
+   * When fewer than this share (0–1) of the nodes are healthy, requests
+   * spread over every node, healthy or not (Envoy's panic threshold): like
+   * `whenNoHealthyNodes: "tryAll"`, but before the last node is gone.
+   * Default 0 (off).
+   */
+  panicThreshold?: number;
+  /**
+   * Node choice among healthy nodes. Default `"least-in-flight"`, which
+   * steers requests away from a slow node; `"round-robin"` keeps sending
+   * each node its turn and is unsafe with uneven nodes (one slow node
+   * sets the pace of every caller); `"peak-ewma"` weighs each node's
+   * recent latency as well. See {@linkcode LoadBalancing}.
+   */
   loadBalancing?: LoadBalancing;
   /** With no healthy node: fail fast (default) or try every node anyway. */
   whenNoHealthyNodes?: "fail" | "tryAll";
@@ -275,8 +421,16 @@ export interface ResolvedConfig {
   poolConfig: PoolConfig;
   /** Retry settings. */
   retryConfig: RetryConfig;
+  /** The retry budget, or undefined when turned off. */
+  retryBudget: RetryBudgetConfig | undefined;
+  /** The hedging policy, or undefined when off. */
+  hedging: HedgingConfig | undefined;
   /** Health settings. */
   healthConfig: HealthConfig;
+  /** Outlier ejection, or undefined when turned off. */
+  outlierEjection: OutlierEjectionConfig | undefined;
+  /** Healthy share below which requests go to every node; 0 off. */
+  panicThreshold: number;
   /** Node choice. */
   loadBalancing: LoadBalancing;
   /** Behaviour with no healthy node. */

@@ -16,12 +16,13 @@ import {
 import type { ProtocolType } from "../protocol_type.ts";
 
 /**
- * One attempt of `Client.request`: the same object is published on
- * `nodewire:request:start`, then on exactly one of `nodewire:request:end`
- * or `nodewire:request:error` with its outcome filled in. A request is over
- * with an `end`, or an `error` whose `retrying` is false; when it ends
- * without reaching a node (none healthy, aborted between attempts), a
- * `start` and an `error` with no `address` say so.
+ * One attempt of `Client.request` (a retry or a hedge is one more): the
+ * same object is published on `nodewire:request:start`, then on exactly
+ * one of `nodewire:request:end` or `nodewire:request:error` with its
+ * outcome filled in. The outcome with `settles` set is the request's (one
+ * per request); when it ends without reaching a node (none healthy,
+ * aborted between attempts), a `start` and an `error` with no `address`
+ * say so.
  *
  * @example
  * ```ts
@@ -36,6 +37,8 @@ export interface RequestMessage {
   readonly requestId: number;
   /** 0 for the first attempt, 1 for the first retry, and so on. */
   readonly attempt: number;
+  /** Whether it is a hedge: sent beside the attempt `attempt`, to another node. */
+  readonly hedge: boolean;
   /** The node the attempt went to, `host:port`; undefined when none was picked. */
   readonly address: string | undefined;
   /** Whether the caller said the request is safe to execute twice. */
@@ -53,13 +56,15 @@ export interface RequestMessage {
   /** `end`: the reply's size in bytes. */
   replyBytes: number | undefined;
   /**
-   * `error`: why the attempt failed. When `retrying` is false this is the
-   * error the request fails with, which may wrap the attempt's own as its
-   * `cause` (`RetriesExhaustedError`, `ClientClosedError`).
+   * `error`: why the attempt failed; with `settles`, the error the request
+   * fails with, which may wrap the attempt's own as its `cause`
+   * (`RetriesExhaustedError`, `ClientClosedError`).
    */
   error: Error | undefined;
   /** `error`: whether the client retries the request after this attempt. */
   retrying: boolean;
+  /** `end` and `error`: this outcome is the request's: it is over. */
+  settles: boolean;
 }
 
 /**
@@ -267,14 +272,18 @@ export const channels: {
 
 let loaded: DiagnosticsModule | undefined;
 let loading: Promise<void> | undefined;
+let done = false;
 
 /**
  * Loads the runtime's `diagnostics_channel` and puts its channels in
- * {@linkcode channels}. Called before a client opens its first connection,
- * so that subscribers hear everything from the start. Idempotent.
+ * {@linkcode channels}, before a client opens its first connection so
+ * that subscribers hear everything from the start. Returns `undefined`
+ * once they are loaded, so that callers need not wait a tick then.
  */
-export function loadChannels(): Promise<void> {
+export function loadChannels(): Promise<void> | undefined {
+  if (done) return undefined;
   loading ??= loadDiagnosticsModule().then((dc) => {
+    done = true;
     if (dc === undefined) return;
     loaded = dc;
     for (const key of Object.keys(DIAGNOSTICS_CHANNELS)) {
@@ -286,22 +295,16 @@ export function loadChannels(): Promise<void> {
 }
 
 /**
- * Subscribes `listener` to the channel `name` and returns the call that
- * unsubscribes it.
- *
- * @throws {Error} when the channels are not loaded: this runtime has no
- *   `diagnostics_channel`, or no client connected yet.
+ * Subscribes `listener` to the channel `name`, once the channels are
+ * loaded, and returns the call that unsubscribes it. Where the runtime has
+ * no `diagnostics_channel`, nothing is ever published nor heard.
  */
 export function subscribeChannel(
   name: keyof DiagnosticsMessages,
   listener: ChannelListener,
 ): () => void {
   const dc = loaded;
-  if (dc === undefined) {
-    throw new Error(
-      "diagnostics_channel is not available: this runtime has none, or no client connected yet",
-    );
-  }
+  if (dc === undefined) return () => {};
   dc.subscribe(name, listener);
   return () => {
     dc.unsubscribe(name, listener);

@@ -8,8 +8,10 @@
 import { NodewireError, type NodewireErrorOptions } from "./base.ts";
 
 /**
- * `getConnection()` waited longer than `connectionTimeoutMs` for a
- * connection. Retryable: it never reached a node.
+ * `getConnection()` or `acquireShared()` waited longer than its limit for
+ * a connection: the caller's `timeoutMs`, else the pool's
+ * `connectionTimeoutMs` (`limit` says which). Retryable: it never reached
+ * a node.
  *
  * @example
  * ```ts
@@ -32,21 +34,31 @@ export class PoolTimeoutError extends NodewireError {
   readonly address: string;
   /** The limit that was exceeded, in milliseconds. */
   readonly timeoutMs: number;
+  /**
+   * Which limit it was: the caller's own `timeoutMs`, or the pool's
+   * `connectionTimeoutMs` (the default when the caller gave none).
+   */
+  readonly limit: "timeoutMs" | "connectionTimeoutMs";
 
   /** Creates the error with the pool's counts at the moment it gave up. */
   constructor(
     address: string,
     timeoutMs: number,
     counts: { open: number; inUse: number; waiting: number },
+    limit: "timeoutMs" | "connectionTimeoutMs" = "connectionTimeoutMs",
   ) {
     super(
       "POOL_TIMEOUT",
       `no connection to ${address} within ${timeoutMs} ms ` +
-        `(${counts.open} open, ${counts.inUse} in use, ${counts.waiting} waiting)`,
+        `(${
+          limit === "timeoutMs" ? "the call's timeoutMs" : "connectionTimeoutMs"
+        }; ` +
+        `${counts.open} open, ${counts.inUse} in use, ${counts.waiting} waiting)`,
       { retryable: true },
     );
     this.address = address;
     this.timeoutMs = timeoutMs;
+    this.limit = limit;
   }
 }
 

@@ -12,6 +12,7 @@ import {
   type CheckoutMessage,
   type ConnectionOpenMessage,
   type DiagnosticsMessages,
+  loadChannels,
   type RequestMessage,
   subscribeChannel,
 } from "../diagnostics/channels.ts";
@@ -195,10 +196,10 @@ let unsubscribers: (() => void)[] = [];
  * otherwise surface as an uncaught error of the process.
  */
 export function attachSink(clientId: number, sink: TelemetrySink): () => void {
-  if (sinks.size === 0) subscribeAll();
   let set = sinks.get(clientId);
   if (set === undefined) sinks.set(clientId, set = new Set());
   set.add(sink);
+  subscribeAll();
   return () => {
     if (!set.delete(sink)) return;
     if (set.size === 0) sinks.delete(clientId);
@@ -207,6 +208,13 @@ export function attachSink(clientId: number, sink: TelemetrySink): () => void {
 }
 
 function subscribeAll(): void {
+  // A lazy client may not have loaded the channels yet.
+  const loading = loadChannels();
+  if (loading !== undefined) {
+    loading.then(subscribeAll);
+    return;
+  }
+  if (sinks.size === 0 || unsubscribers.length > 0) return;
   for (const [name, route] of Object.entries(ROUTES)) {
     unsubscribers.push(
       subscribeChannel(

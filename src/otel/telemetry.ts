@@ -36,8 +36,12 @@ interface RequestState {
   readonly wallStart: number;
   /** The request's span, when tracing. */
   readonly span: Span | undefined;
-  /** The span of the attempt under way, once attempts have spans. */
-  attemptSpan: Span | undefined;
+  /** The first attempt, while it has no outcome. */
+  first: RequestMessage | undefined;
+  /** Whether its attempts have spans: it made more than one. */
+  split: boolean;
+  /** Attempts started (retries and hedges included). */
+  attempts: number;
   /** The node of the latest attempt that had one. */
   address: string | undefined;
 }
@@ -59,6 +63,8 @@ export interface TelemetrySink {
 /** Turns one client's messages into spans and metrics. */
 export class ClientTelemetry implements TelemetrySink {
   readonly #requests = new Map<number, RequestState>();
+  /** Attempt spans until their attempt's outcome. */
+  readonly #attempts = new Map<RequestMessage, Span>();
 
   /** `system` is `db.system.name`, also the spans' name. */
   constructor(
@@ -69,7 +75,7 @@ export class ClientTelemetry implements TelemetrySink {
   ) {}
 
   requestStarted(m: RequestMessage): void {
-    if (m.attempt === 0) {
+    if (m.attempt === 0 && !m.hedge) {
       // Started synchronously inside `client.request()`: the active
       // context, and so the parent, is the caller's.
       this.#requests.set(m.requestId, {
@@ -79,46 +85,60 @@ export class ClientTelemetry implements TelemetrySink {
           kind: CLIENT,
           attributes: { "db.system.name": this.system },
         }),
-        attemptSpan: undefined,
+        first: m,
+        split: false,
+        attempts: 1,
         address: m.address,
       });
       return;
     }
     const state = this.#requests.get(m.requestId);
     if (state === undefined) return;
+    state.attempts++;
     if (m.address !== undefined) state.address = m.address;
-    if (state.span !== undefined) {
-      state.attemptSpan = this.#attemptSpan(state.span, m, undefined);
+    if (state.span === undefined) return;
+    // A second attempt: from now on each has a span, the first one's
+    // (still out, beside a hedge) from the request's start.
+    if (!state.split && state.first !== undefined) {
+      this.#attemptSpan(state, state.first, state.wallStart);
     }
+    state.split = true;
+    this.#attemptSpan(state, m, undefined);
   }
 
   requestReplied(m: RequestMessage): void {
-    const state = this.#take(m);
-    if (state === undefined) return;
-    this.#used(m);
-    state.attemptSpan?.end();
-    this.#finish(state, m, undefined);
+    this.#outcome(m, undefined);
   }
 
   requestFailed(m: RequestMessage): void {
-    const state = m.retrying ? this.#requests.get(m.requestId) : this.#take(m);
-    if (state === undefined) return;
-    if (m.address !== undefined) state.address = m.address;
+    this.#outcome(m, m.error);
+  }
+
+  /** An attempt's outcome; with `settles`, the request's. */
+  #outcome(m: RequestMessage, error: Error | undefined): void {
     this.#used(m);
-    if (state.span !== undefined) {
+    const state = this.#requests.get(m.requestId);
+    if (state !== undefined) {
+      if (state.first === m) state.first = undefined;
+      if (m.address !== undefined) state.address = m.address;
       // The first failure that leads to a retry gives the first attempt
       // its span, after the fact.
-      const attempt = state.attemptSpan ??
-        (m.retrying
-          ? this.#attemptSpan(state.span, m, state.wallStart)
-          : undefined);
-      if (attempt !== undefined) {
-        failed(attempt, attemptError(m.error));
-        attempt.end();
+      if (m.retrying && !state.split && state.span !== undefined) {
+        state.split = true;
+        this.#attemptSpan(state, m, state.wallStart);
       }
-      state.attemptSpan = undefined;
     }
-    if (!m.retrying) this.#finish(state, m, m.error);
+    // Its span may outlive the request: a hedge that lost the race.
+    const span = this.#attempts.get(m);
+    if (span !== undefined) {
+      this.#attempts.delete(m);
+      if (error !== undefined) failed(span, attemptError(error));
+      span.end();
+    }
+    if (m.settles && state !== undefined) {
+      this.#requests.delete(m.requestId);
+      this.#finish(state, m, error);
+    }
   }
 
   connectionOpened(m: ConnectionOpenMessage): void {
@@ -139,15 +159,6 @@ export class ClientTelemetry implements TelemetrySink {
     }
   }
 
-  /** The request's state, forgotten: the request is over. */
-  #take(m: RequestMessage): RequestState | undefined {
-    const state = this.#requests.get(m.requestId);
-    if (state === undefined) return undefined;
-    this.#requests.delete(m.requestId);
-    if (m.address !== undefined) state.address = m.address;
-    return state;
-  }
-
   /** An attempt's time on its connection, once it had one. */
   #used(m: RequestMessage): void {
     if (
@@ -158,22 +169,24 @@ export class ClientTelemetry implements TelemetrySink {
     }
   }
 
-  /** A span for attempt `m`, the child of `parent`, started now or at `startTime`. */
+  /** A span for attempt `m`, started now or at `startTime`. */
   #attemptSpan(
-    parent: Span,
+    state: RequestState,
     m: RequestMessage,
     startTime: number | undefined,
-  ): Span | undefined {
+  ): void {
     const attributes: Attributes = {
       "db.system.name": this.system,
       "nodewire.attempt": m.attempt,
       ...this.#server(m.address),
     };
-    return this.tracer?.startSpan(
+    if (m.hedge) attributes["nodewire.hedge"] = true;
+    const span = this.tracer?.startSpan(
       `${this.system} attempt`,
       { kind: CLIENT, attributes, startTime },
-      contextOf(parent),
+      contextOf(state.span!),
     );
+    if (span !== undefined) this.#attempts.set(m, span);
   }
 
   /** The request is over: its duration is recorded and its span ends. */
@@ -190,7 +203,7 @@ export class ClientTelemetry implements TelemetrySink {
     for (const [key, value] of Object.entries(attributes)) {
       if (value !== undefined) span.setAttribute(key, value);
     }
-    span.setAttribute("nodewire.attempts", m.attempt + 1);
+    span.setAttribute("nodewire.attempts", state.attempts);
     if (error !== undefined) failed(span, error);
     span.end();
   }

@@ -26,8 +26,9 @@ export type CheckoutFailedReason =
   /** The pool was closed before or while the caller waited. */
   | "poolClosed"
   /**
-   * Opening a connection failed while the pool had nothing else to offer,
-   * or the pool was cleared (its node turned unhealthy) while the caller waited.
+   * Opening a connection failed while the pool had nothing else to offer
+   * (or opening is blocked after a failure retrying cannot fix), or the
+   * pool was cleared (its node turned unhealthy) while the caller waited.
    */
   | "connectionError"
   /** The caller's `AbortSignal` fired. */
@@ -52,9 +53,12 @@ export interface PoolEventDetailMap {
   poolCreated: { address: string; config: Readonly<PoolConfig> };
   /** The pool reached `minConnections` open connections for the first time. */
   poolReady: { address: string; open: number };
-  /** `clear()` ran: idle connections closed, the rest marked stale, waiters failed. */
+  /**
+   * `clear()` ran. Dispatched first, before the `connectionClosed` of its
+   * stale connections and the `checkoutFailed` of its waiters.
+   */
   poolCleared: { address: string; reason: unknown };
-  /** `close()` finished: every connection is closed. */
+  /** `close()` finished: every connection is closed, lent ones once returned. */
   poolClosed: { address: string };
   /** The factory delivered a connection (it may still be discarded, see `connectionClosed`). */
   connectionCreated: { address: string; connectionId: number };
@@ -66,13 +70,18 @@ export interface PoolEventDetailMap {
   };
   /**
    * The factory failed. `backoffMs` is how long background refilling waits
-   * before the next attempt; `consecutiveFailures` counts since the last success.
+   * before the next attempt; `consecutiveFailures` counts since the last
+   * success. `blocked` when the error says retrying cannot help (it is a
+   * `NodewireError` with `retryable: false`, such as rejected credentials):
+   * then nothing at all is opened until `backoffMs` has passed, and callers
+   * with nothing else to wait for fail at once with `error`.
    */
   connectionFailed: {
     address: string;
     error: Error;
     consecutiveFailures: number;
     backoffMs: number;
+    blocked: boolean;
   };
   /** The pool let go of a connection; `error` is set when it broke. */
   connectionClosed: {
@@ -83,12 +92,16 @@ export interface PoolEventDetailMap {
   };
   /** A caller asked for a connection. */
   checkoutStarted: { address: string; mode: CheckoutMode };
-  /** A caller's request for a connection failed. */
+  /**
+   * A caller's request for a connection failed; `durationMs` is how long
+   * it waited (0 when it failed at once).
+   */
   checkoutFailed: {
     address: string;
     mode: CheckoutMode;
     reason: CheckoutFailedReason;
     error: Error;
+    durationMs: number;
   };
   /** A caller got a connection; `durationMs` is how long it waited. */
   checkedOut: {

@@ -8,6 +8,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
+import { NodewireError } from "../errors.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import { asError, type Roster } from "./roster.ts";
@@ -37,9 +38,19 @@ interface Opening {
 /**
  * Opens a pool's connections: enough to keep `minConnections` (while the
  * pool is filling) and to serve its waiters, within `maxConnections` and
- * `maxConnecting`. After failed opens it backs off (100 ms doubling to
- * 5 s); while it does and nothing is held, waiters fail at once with the
- * last failure rather than each forcing a connect.
+ * `maxConnecting`.
+ *
+ * Until an open has succeeded (at first, and again after a failure or a
+ * `clear()`) it opens one connection at a time: a node that refuses, or
+ * rejects the credentials, sees one attempt rather than `maxConnecting`
+ * at once. After failed opens it backs off (100 ms doubling to 5 s);
+ * while it does and nothing is held, waiters fail at once with the last
+ * failure rather than each forcing a connect. A failure that says
+ * retrying cannot help (a `NodewireError` with `retryable: false`:
+ * rejected credentials, no common protocol, a refused certificate)
+ * blocks opening for the whole backoff, even for callers that asked to
+ * `ignoreBackoff`; after it, the next caller gets one attempt, and
+ * background refilling waits for an open to succeed.
  */
 export class Opener<C extends PoolableConnection> {
   readonly #ctx: PoolContext;
@@ -59,6 +70,10 @@ export class Opener<C extends PoolableConnection> {
   #consecutiveFailures = 0;
   /** The error of the last failed open, until an open succeeds. */
   #lastFailure: Error | undefined;
+  /** An open succeeded since the last failure or abort: opens may fan out. */
+  #proven = false;
+  /** The last failure, when retrying cannot fix it: no open until `#nextOpenAt`. */
+  #blocked: Error | undefined;
   /** Background opens wait until this time after failures. */
   #nextOpenAt = -Infinity;
   #totalCreated = 0;
@@ -105,6 +120,14 @@ export class Opener<C extends PoolableConnection> {
   }
 
   /**
+   * Whether the last open failed in a way retrying cannot fix, with no
+   * success since: one attempt per backoff period at most.
+   */
+  get blocked(): boolean {
+    return this.#blocked !== undefined;
+  }
+
+  /**
    * Whether waiting could bring a fresh connection: one is being opened,
    * or the pool may grow and is not backing off.
    */
@@ -128,9 +151,9 @@ export class Opener<C extends PoolableConnection> {
   }
 
   /**
-   * Opens what is missing: up to `minConnections` while `filling`, and one
-   * per exclusive waiter plus one for all shared waiters, counting those
-   * already being opened.
+   * Opens what is missing: up to `minConnections` while `filling` (unless
+   * blocked), and one per exclusive waiter plus one for all shared
+   * waiters, counting those already being opened.
    */
   openAsNeeded(filling: boolean): void {
     if (this.#closed) return;
@@ -138,7 +161,11 @@ export class Opener<C extends PoolableConnection> {
     const live = this.#roster.live;
     const queue = this.#queue;
     const connecting = this.#opening.size;
-    const forMin = filling ? config.minConnections - live - connecting : 0;
+    // Blocked, only a caller's demand earns the attempt after the backoff:
+    // refilling in the background would keep failing the same way.
+    const forMin = filling && this.#blocked === undefined
+      ? config.minConnections - live - connecting
+      : 0;
     const forWaiters = queue.exclusive + (queue.shared > 0 ? 1 : 0) -
       connecting;
     let count = Math.min(
@@ -147,6 +174,11 @@ export class Opener<C extends PoolableConnection> {
       config.maxConnections - this.#roster.list.length - connecting,
     );
     if (count <= 0) return;
+    // Not known to work: one open alone, and more only once it succeeded.
+    if (!this.#proven) {
+      if (connecting > 0) return;
+      count = 1;
+    }
     const now = this.#clock.now();
     if (now < this.#nextOpenAt) {
       // Backing off after failures. Callers with nothing at all to wait for
@@ -154,9 +186,9 @@ export class Opener<C extends PoolableConnection> {
       // after a single failure (a blip, a restart): once the node has
       // failed repeatedly, an attempt per caller would be a reconnect
       // storm, so they get the last failure at once and the pool keeps to
-      // its backoff.
+      // its backoff. A failure retrying cannot fix gets no early attempt.
       const stranded = queue.size > 0 && live === 0 && connecting === 0;
-      const attempt = stranded &&
+      const attempt = stranded && this.#blocked === undefined &&
         (this.#consecutiveFailures <= 1 || this.#waiters.probes > 0);
       if (!attempt) {
         if (stranded && this.#lastFailure) {
@@ -170,8 +202,13 @@ export class Opener<C extends PoolableConnection> {
     while (count-- > 0) this.#start(now);
   }
 
-  /** Aborts the opens in progress: their connections are no longer wanted. */
+  /**
+   * Aborts the opens in progress: their connections are no longer wanted
+   * (the node turned unhealthy, or the pool closes). The next open goes
+   * alone again.
+   */
   abort(error: Error): void {
+    this.#proven = false;
     for (const opening of this.#opening) opening.controller.abort(error);
   }
 
@@ -228,6 +265,8 @@ export class Opener<C extends PoolableConnection> {
     }
     this.#consecutiveFailures = 0;
     this.#lastFailure = undefined;
+    this.#blocked = undefined;
+    this.#proven = true;
     this.#nextOpenAt = -Infinity;
     if (!conn.isOpen) {
       this.#roster.discard(conn, "error");
@@ -264,6 +303,9 @@ export class Opener<C extends PoolableConnection> {
     this.#totalFailed++;
     const failures = ++this.#consecutiveFailures;
     this.#lastFailure = error;
+    this.#proven = false;
+    const blocked = error instanceof NodewireError && !error.retryable;
+    this.#blocked = blocked ? error : undefined;
     const backoffMs = Math.min(
       BACKOFF_INITIAL_MS * 2 ** (failures - 1),
       BACKOFF_MAX_MS,
@@ -276,6 +318,7 @@ export class Opener<C extends PoolableConnection> {
         error,
         consecutiveFailures: failures,
         backoffMs,
+        blocked,
       });
     }
     // Nothing held and nothing on the way: waiting out the timeout would

@@ -26,6 +26,7 @@ import type { PoolEventMap } from "./events.ts";
 import { Housekeeper } from "./housekeeping.ts";
 import { Opener } from "./opening.ts";
 import { type Entry, Roster } from "./roster.ts";
+import { poolStats } from "./stats.ts";
 import type {
   AcquireOptions,
   ConnectionPoolOptions,
@@ -55,9 +56,14 @@ const CLOSED = 1;
  * - Broken connections are dropped and replaced. With a `heartbeat` hook,
  *   connections idle for `heartbeatIntervalMs` are checked, and dropped
  *   when the check fails, so a half-open socket is found before use.
+ * - Until an open has succeeded (at first, after a failure, after
+ *   `clear()`), connections are opened one at a time.
  * - After failed opens, opening backs off (100 ms doubling to 5 s). While
  *   it does and nothing is held, callers fail at once with the last
- *   failure rather than each forcing a connect.
+ *   failure rather than each forcing a connect. A failure retrying cannot
+ *   fix (rejected credentials: a `NodewireError` with `retryable: false`)
+ *   blocks opening until the backoff ends; then the next caller gets one
+ *   attempt (`stats().blocked`, `connectionFailed`'s `blocked`).
  * - `clear()` drops every connection (node unhealthy) but keeps the pool
  *   usable; `close()` ends it.
  *
@@ -213,7 +219,7 @@ export class ConnectionPool<C extends PoolableConnection>
     if (!this.#filling) this.#startFilling();
     // Only when nobody queues ahead: an exclusive waiter means nothing is lendable.
     if (this.#queue.exclusive === 0) {
-      const entry = this.#roster.pickExclusive();
+      const entry = this.#roster.pickExclusive(this.#tick.now());
       if (entry !== undefined) {
         entry.lent = true;
         if (this.hasListeners("checkedOut")) {
@@ -227,9 +233,8 @@ export class ConnectionPool<C extends PoolableConnection>
 
   /**
    * Takes back a connection lent by `getConnection()`. A connection that
-   * broke meanwhile, or that is due to retire, is closed instead of reused.
-   * After `close()`, returning is still accepted (the connection is already
-   * closing).
+   * broke meanwhile, or that is due to retire, is closed instead of reused;
+   * so is every connection returned after `close()`.
    *
    * @throws {PoolMisuseError} when the connection is not lent by this pool:
    * returned twice, from `acquireShared()`, or from another pool. The
@@ -261,7 +266,15 @@ export class ConnectionPool<C extends PoolableConnection>
       roster.remove(entry, "error", undefined, false);
       return;
     }
+    if (this.#state !== OPEN) {
+      // Its graceful close lets what is in flight on it finish.
+      roster.remove(entry, "poolClosed", undefined, true);
+      return;
+    }
     const now = this.#tick.now();
+    if (entry.retire === undefined && now >= entry.expiresAt) {
+      roster.retire(entry, "lifetime");
+    }
     if (entry.retire !== undefined) {
       this.#keeper.closeWhenIdle(entry, now);
       return;
@@ -359,6 +372,10 @@ export class ConnectionPool<C extends PoolableConnection>
   clear(reason?: unknown): void {
     if (this.#state !== OPEN) return;
     this.#filling = false;
+    // First, as CMAP orders it: what follows is its consequence.
+    if (this.hasListeners("poolCleared")) {
+      this.#events.emit("poolCleared", { address: this.address, reason });
+    }
     const error = new PoolClosedError(this.address, "cleared", {
       cause: reason,
     });
@@ -369,17 +386,16 @@ export class ConnectionPool<C extends PoolableConnection>
       this.#keeper.closeWhenIdle(entry, now);
     }
     this.#waiters.failAll(error, "connectionError");
-    if (this.hasListeners("poolCleared")) {
-      this.#events.emit("poolCleared", { address: this.address, reason });
-    }
   }
 
   /**
    * Closes the pool: new requests fail with {@linkcode PoolClosedError},
    * waiters fail, opens in progress are aborted, the maintenance timer
-   * stops, and every connection is closed gracefully (requests in flight
-   * finish; a connection still lent is closed too, and may still be
-   * returned). Resolves once every connection is closed. Calling it again
+   * stops, and every connection not lent is closed gracefully (requests in
+   * flight finish). A connection lent by `getConnection()` stays with its
+   * holder and is closed when returned, or when it closes on its own
+   * (`destroy()` it to end a holder's work; `connections()` still lists
+   * it). Resolves once every connection is closed. Calling it again
    * returns the same promise.
    *
    * @example
@@ -397,14 +413,14 @@ export class ConnectionPool<C extends PoolableConnection>
     const error = new PoolClosedError(this.address, "closed");
     this.#opener.close(error);
     this.#waiters.failAll(error, "poolClosed");
-    for (const entry of this.#roster.list.slice()) {
-      this.#roster.remove(entry, "poolClosed", undefined, true);
-    }
-    this.#closePromise = this.#opener.drain().then(() => {
-      if (this.hasListeners("poolClosed")) {
-        this.#events.emit("poolClosed", { address: this.address });
-      }
-    });
+    const held = this.#roster.closeAll();
+    // A return starts a close that drain() then waits for.
+    this.#closePromise = Promise.all(held).then(() => this.#opener.drain())
+      .then(() => {
+        if (this.hasListeners("poolClosed")) {
+          this.#events.emit("poolClosed", { address: this.address });
+        }
+      });
     return this.#closePromise;
   }
 
@@ -420,32 +436,13 @@ export class ConnectionPool<C extends PoolableConnection>
    * ```
    */
   stats(): PoolStats {
-    let idle = 0;
-    let inUse = 0;
-    let inFlight = 0;
-    const list = this.#roster.list;
-    for (const entry of list) {
-      const load = entry.conn.inFlight;
-      inFlight += load;
-      if (entry.lent) inUse++;
-      else if (
-        entry.retire === undefined && load === 0 && entry.conn.isOpen
-      ) idle++;
-    }
-    return {
-      address: this.address,
-      open: list.length,
-      idle,
-      inUse,
-      inFlight,
-      waiting: this.#queue.size,
-      connecting: this.#opener.connecting,
-      totalCreated: this.#opener.totalCreated,
-      totalClosed: this.#roster.totalClosed,
-      totalFailed: this.#opener.totalFailed,
-      consecutiveFailures: this.#opener.consecutiveFailures,
-      closed: this.#state !== OPEN,
-    };
+    return poolStats(
+      this.address,
+      this.#roster,
+      this.#queue,
+      this.#opener,
+      this.#state !== OPEN,
+    );
   }
 
   /**
@@ -468,9 +465,9 @@ export class ConnectionPool<C extends PoolableConnection>
 
   #takeShared(): C | undefined {
     if (!this.#filling) this.#startFilling();
-    const entry = this.#roster.pickShared();
-    if (entry === undefined) return undefined;
     const now = this.#tick.now();
+    const entry = this.#roster.pickShared(now);
+    if (entry === undefined) return undefined;
     entry.lastUsedAt = now;
     // Every connection is at the threshold: grow by one (one open at a
     // time) so load spreads.

@@ -82,6 +82,9 @@ export class Roster<C extends PoolableConnection> {
 
   readonly #ctx: PoolContext;
   readonly #threshold: number;
+  /** `idleTimeoutMs`, or `Infinity` when idle connections never close. */
+  readonly #idleMs: number;
+  readonly #min: number;
   /** Every connection this pool ever admitted, to tell "returned twice" from "another pool's". */
   #known = new WeakSet<C>();
   /** Held connections that may still be handed out (neither retiring nor removed). */
@@ -93,6 +96,10 @@ export class Roster<C extends PoolableConnection> {
   constructor(ctx: PoolContext) {
     this.#ctx = ctx;
     this.#threshold = ctx.config.multiplexThreshold;
+    this.#idleMs = ctx.config.idleTimeoutMs > 0
+      ? ctx.config.idleTimeoutMs
+      : Infinity;
+    this.#min = ctx.config.minConnections;
   }
 
   /** Held connections that may still be handed out (neither retiring nor removed). */
@@ -146,9 +153,11 @@ export class Roster<C extends PoolableConnection> {
   /**
    * The usable connection with the fewest requests in flight, oldest first
    * on ties; stops at the first one with none, so the common case looks at
-   * one or two entries. Drops connections found broken on the way.
+   * one or two entries. Drops connections found broken on the way, and
+   * retires the one it would choose if that is past its limits at `now`
+   * (see {@linkcode Roster.pickShared}).
    */
-  leastLoaded(): Entry<C> | undefined {
+  leastLoaded(now: number): Entry<C> | undefined {
     const list = this.list;
     let best: Entry<C> | undefined;
     let bestLoad = Infinity;
@@ -165,11 +174,26 @@ export class Roster<C extends PoolableConnection> {
         continue;
       }
       const load = conn.inFlight;
-      if (load === 0) return entry;
+      if (load === 0) {
+        if (
+          (now < entry.expiresAt && now < entry.lastUsedAt + this.#idleMs) ||
+          !this.#expire(entry, now)
+        ) return entry;
+        i = -1;
+        best = undefined;
+        bestLoad = Infinity;
+        continue;
+      }
       if (load < bestLoad) {
         best = entry;
         bestLoad = load;
       }
+    }
+    // Busy, so never idle; only its lifetime can have run out.
+    if (
+      best !== undefined && now >= best.expiresAt && this.#expire(best, now)
+    ) {
+      return this.leastLoaded(now);
     }
     return best;
   }
@@ -179,8 +203,8 @@ export class Roster<C extends PoolableConnection> {
    * only when waiting could not bring a fresh one (no open in progress and
    * none allowed now), since exclusive work is better off alone.
    */
-  pickExclusive(): Entry<C> | undefined {
-    const entry = this.leastLoaded();
+  pickExclusive(now: number): Entry<C> | undefined {
+    const entry = this.leastLoaded(now);
     if (entry === undefined || entry.conn.inFlight === 0) return entry;
     return this.#ctx.wouldOpen() ? undefined : entry;
   }
@@ -192,8 +216,14 @@ export class Roster<C extends PoolableConnection> {
    * tick's frames together in one write, which is what makes multiplexing
    * pay: spreading 64 requests over 20 sockets costs 20 writes instead of
    * one, and measured at a tenth of the throughput.
+   *
+   * A connection past its lifetime, or idle past `idleTimeoutMs` while the
+   * pool holds more than the minimum, is retired instead of chosen, as the
+   * housekeeper would have done had its timer fired on time (a busy event
+   * loop delays it). The check costs two comparisons with `now`, the tick's
+   * clock reading the caller has at hand.
    */
-  pickShared(): Entry<C> | undefined {
+  pickShared(now: number): Entry<C> | undefined {
     const list = this.list;
     const threshold = this.#threshold;
     for (let i = 0; i < list.length; i++) {
@@ -204,9 +234,40 @@ export class Roster<C extends PoolableConnection> {
         i--;
         continue;
       }
-      if (entry.conn.inFlight < threshold) return entry;
+      if (entry.conn.inFlight < threshold) {
+        if (now < entry.expiresAt && now < entry.lastUsedAt + this.#idleMs) {
+          return entry;
+        }
+        if (!this.#expire(entry, now)) return entry;
+        i = -1; // retired, perhaps removed: look again (rare)
+      }
     }
-    return this.leastLoaded();
+    return this.leastLoaded(now);
+  }
+
+  /**
+   * Retires `entry` if it is past its lifetime at `now`, or idle (nothing in
+   * flight) longer than `idleTimeoutMs` while the pool holds more than the
+   * minimum; closes it now when nothing is in flight on it. Returns whether
+   * it did. The limits the housekeeper applies, checked at checkout.
+   */
+  #expire(entry: Entry<C>, now: number): boolean {
+    if (now >= entry.expiresAt) {
+      this.retire(entry, "lifetime");
+      if (entry.conn.inFlight === 0) {
+        this.remove(entry, "lifetime", undefined, true);
+      }
+      // Else its housekeeper's timer is due already (armed for its
+      // lifetime) and closes it once idle.
+      return true;
+    }
+    if (
+      entry.conn.inFlight === 0 && !entry.probing && this.#live > this.#min
+    ) {
+      this.remove(entry, "idle", undefined, true);
+      return true;
+    }
+    return false;
   }
 
   // ----------------------------------------------------------------- closing
@@ -249,6 +310,24 @@ export class Roster<C extends PoolableConnection> {
         error,
       });
     }
+  }
+
+  /**
+   * Lets go of every connection as the pool closes: those not lent close
+   * gracefully now (what is in flight finishes); lent ones stay with their
+   * holders, retired, and close when returned. Returns their `closed`.
+   */
+  closeAll(): Promise<Error | undefined>[] {
+    const held: Promise<Error | undefined>[] = [];
+    for (const entry of this.list.slice()) {
+      if (entry.lent) {
+        this.retire(entry, "poolClosed");
+        held.push(entry.conn.closed);
+      } else {
+        this.remove(entry, "poolClosed", undefined, true);
+      }
+    }
+    return held;
   }
 
   /** Closes a connection the factory delivered but the pool will not keep. */

@@ -149,6 +149,14 @@ export interface PoolStats {
   totalFailed: number;
   /** Factory failures since the last success; background refilling backs off by it. */
   consecutiveFailures: number;
+  /**
+   * The last open failed in a way retrying cannot fix (its error is a
+   * `NodewireError` with `retryable: false`, such as rejected credentials)
+   * and none succeeded since: nothing is opened until the backoff ends,
+   * then one attempt, and callers with nothing else to wait for fail at
+   * once with that error.
+   */
+  blocked: boolean;
   /** Whether `close()` was called. */
   closed: boolean;
 }

@@ -25,6 +25,8 @@ export interface Waiter<C> {
   readonly deadline: number;
   /** The acquire timeout it was given, for the error message. */
   readonly timeoutMs: number;
+  /** Whether `timeoutMs` is the caller's own rather than `connectionTimeoutMs`. */
+  readonly ownTimeout: boolean;
   /** The caller's signal, if any. */
   signal: AbortSignal | undefined;
   /** The listener registered on `signal`, removed once the waiter settles. */

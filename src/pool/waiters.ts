@@ -63,7 +63,8 @@ export class Waiters<C extends PoolableConnection> {
    * all.
    */
   wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
-    const timeoutMs = options.timeoutMs ?? this.#timeoutMs;
+    const own = options.timeoutMs !== undefined;
+    const timeoutMs = own ? options.timeoutMs! : this.#timeoutMs;
     const invalid = invalidDuration("timeoutMs", timeoutMs, {
       allowZero: true,
     });
@@ -77,6 +78,7 @@ export class Waiters<C extends PoolableConnection> {
         startedAt,
         deadline: startedAt + timeoutMs,
         timeoutMs,
+        ownTimeout: own,
         resolve,
         reject,
         signal: options.signal,
@@ -106,17 +108,18 @@ export class Waiters<C extends PoolableConnection> {
     const queue = this.queue;
     if (queue.size === 0) return;
     const roster = this.#roster;
+    const now = this.#tick.now();
     let exclusiveBlocked = false;
     let sharedBlocked = false;
     queue.scan((waiter) => {
       if (waiter.exclusive) {
         if (!exclusiveBlocked) {
-          const entry = roster.pickExclusive();
+          const entry = roster.pickExclusive(now);
           if (entry === undefined) exclusiveBlocked = true;
           else this.grant(waiter, entry);
         }
       } else if (!sharedBlocked) {
-        const entry = roster.pickShared();
+        const entry = roster.pickShared(now);
         if (entry === undefined) sharedBlocked = true;
         else this.grant(waiter, entry);
       }
@@ -180,6 +183,7 @@ export class Waiters<C extends PoolableConnection> {
         mode: exclusive ? "exclusive" : "shared",
         reason,
         error,
+        durationMs: 0,
       });
     }
     return Promise.reject(error);
@@ -215,6 +219,7 @@ export class Waiters<C extends PoolableConnection> {
         mode: waiter.exclusive ? "exclusive" : "shared",
         reason,
         error,
+        durationMs: ctx.clock.now() - waiter.startedAt,
       });
     }
     waiter.reject(error);
@@ -232,22 +237,23 @@ export class Waiters<C extends PoolableConnection> {
     let next = Infinity;
     if (this.queue.size === 0) return next;
     for (const waiter of this.queue.snapshot()) {
-      if (now >= waiter.deadline) this.#timeOut(waiter, waiter.timeoutMs);
+      if (now >= waiter.deadline) this.#timeOut(waiter);
       else if (waiter.deadline < next) next = waiter.deadline;
     }
     return next;
   }
 
-  #timeOut(waiter: Waiter<C>, timeoutMs: number): void {
+  #timeOut(waiter: Waiter<C>): void {
     if (waiter.done) return;
     const list = this.#roster.list;
     let inUse = 0;
     for (const entry of list) if (entry.lent) inUse++;
-    const error = new PoolTimeoutError(this.#ctx.address, timeoutMs, {
-      open: list.length,
-      inUse,
-      waiting: this.queue.size,
-    });
+    const error = new PoolTimeoutError(
+      this.#ctx.address,
+      waiter.timeoutMs,
+      { open: list.length, inUse, waiting: this.queue.size },
+      waiter.ownTimeout ? "timeoutMs" : "connectionTimeoutMs",
+    );
     this.fail(waiter, error, "timeout");
   }
 }

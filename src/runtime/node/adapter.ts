@@ -282,6 +282,68 @@ export function settleOnHandshake(
 }
 
 /**
+ * Connects a `node:net` socket to `options`' host and port (plain TCP), and
+ * hands it to `wrap` the moment it is connected, in the same turn, so no
+ * event can come before its listeners. An abort destroys the socket, which
+ * cancels a connect still pending (on Bun too, unlike `Bun.connect`), and
+ * rejects with the signal's reason.
+ */
+export async function connectNet(
+  options: ConnectOptions,
+  wrap: (
+    socket: Net.Socket,
+    endpoint: Endpoint,
+  ) => ByteChannel | Promise<ByteChannel>,
+): Promise<ByteChannel> {
+  const { hostname, port, signal } = options;
+  signal?.throwIfAborted();
+  // Once loaded, the socket is created without an await in between, so
+  // no microtask is spent and an abort right after the call meets a
+  // connecting socket.
+  const net = netModule ?? await loadNet();
+  signal?.throwIfAborted();
+  const endpoint = { hostname, port };
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const socket = net.connect({
+      host: hostname,
+      port,
+      noDelay: true,
+      writableHighWaterMark: HIGH_WATER_MARK,
+    } as Net.NetConnectOpts);
+    let settled = false;
+    const settle = () => {
+      settled = true;
+      signal?.removeEventListener("abort", onAbort);
+      socket.off("connect", onConnect);
+    };
+    const onAbort = () => {
+      if (settled) return;
+      settle();
+      socket.destroy();
+      reject(signal?.reason);
+    };
+    const onConnect = () => {
+      if (settled) return;
+      settle();
+      resolve(wrap(socket, endpoint));
+    };
+    // Stays registered: a late error after an abort must not go uncaught.
+    socket.on("error", (error: Error) => {
+      if (settled) return;
+      settle();
+      socket.destroy();
+      reject(toConnectionError(error, endpoint, {
+        phase: "connect",
+        elapsedMs: performance.now() - started,
+      }));
+    });
+    socket.once("connect", onConnect);
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+/**
  * The adapter for Node, on `node:net` with Nagle off. Works on Deno and Bun
  * too, through their Node compatibility.
  *
@@ -293,54 +355,12 @@ export const nodeAdapter: RuntimeAdapter = {
   name: "node",
   supportsTls: true,
 
-  async connect(options: ConnectOptions): Promise<ByteChannel> {
+  connect(options: ConnectOptions): Promise<ByteChannel> {
     if (options.tls) return connectTls(nodeAdapter, options);
-    const { hostname, port, signal } = options;
-    signal?.throwIfAborted();
-    // Once loaded, the socket is created without an await in between, so
-    // no microtask is spent and an abort right after the call meets a
-    // connecting socket.
-    const net = netModule ?? await loadNet();
-    signal?.throwIfAborted();
-    const endpoint = { hostname, port };
-    const started = performance.now();
-    return new Promise((resolve, reject) => {
-      const socket = net.connect({
-        host: hostname,
-        port,
-        noDelay: true,
-        writableHighWaterMark: HIGH_WATER_MARK,
-      } as Net.NetConnectOpts);
-      let settled = false;
-      const settle = () => {
-        settled = true;
-        signal?.removeEventListener("abort", onAbort);
-        socket.off("connect", onConnect);
-      };
-      const onAbort = () => {
-        if (settled) return;
-        settle();
-        socket.destroy();
-        reject(signal?.reason);
-      };
-      const onConnect = () => {
-        if (settled) return;
-        settle();
-        resolve(new NodeChannel(socket, endpoint));
-      };
-      // Stays registered: a late error after an abort must not go uncaught.
-      socket.on("error", (error: Error) => {
-        if (settled) return;
-        settle();
-        socket.destroy();
-        reject(toConnectionError(error, endpoint, {
-          phase: "connect",
-          elapsedMs: performance.now() - started,
-        }));
-      });
-      socket.once("connect", onConnect);
-      signal?.addEventListener("abort", onAbort, { once: true });
-    });
+    return connectNet(
+      options,
+      (socket, endpoint) => new NodeChannel(socket, endpoint),
+    );
   },
 
   async listen(

@@ -1,0 +1,215 @@
+/**
+ * Hedged requests: for an idempotent request that has no reply after the
+ * hedge delay (fixed, or a percentile of the node's recent reply times), a
+ * second attempt goes to another node, and whichever reply comes first is
+ * the request's; a later reply is dropped. Hedges draw on the retry
+ * budget, so a slow cluster is not sent twice its load.
+ *
+ * Only requests that may be hedged pay for it: a clock read and a small
+ * record each. One timer per client, armed for the earliest hedge due,
+ * serves them all: a timer per request cost more than the request itself.
+ *
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../clock.ts";
+import type { HedgingConfig } from "../config/shapes.ts";
+import type { ManagedNode } from "../cluster/node.ts";
+
+/** Reply times kept per node, the most recent ones. */
+const WINDOW = 128;
+/** No percentile is trusted before this many samples. */
+const MIN_SAMPLES = 16;
+/** The percentile is computed again after this many new samples. */
+const REFRESH = 16;
+
+/** A node's recent reply times, and a percentile of them. */
+class LatencyWindow {
+  readonly #samples = new Float64Array(WINDOW);
+  #count = 0;
+  #sinceSorted = 0;
+  #cached: number | undefined = undefined;
+
+  add(ms: number): void {
+    this.#samples[this.#count % WINDOW] = ms;
+    this.#count++;
+    this.#sinceSorted++;
+  }
+
+  /** The `p`-th percentile (0–100), or undefined with too few samples. */
+  percentile(p: number): number | undefined {
+    const n = Math.min(this.#count, WINDOW);
+    if (n < MIN_SAMPLES) return undefined;
+    if (this.#cached === undefined || this.#sinceSorted >= REFRESH) {
+      const sorted = this.#samples.slice(0, n).sort();
+      this.#cached = sorted[Math.min(n - 1, Math.ceil((p / 100) * n) - 1)];
+      this.#sinceSorted = 0;
+    }
+    return this.#cached;
+  }
+}
+
+/** A hedge waiting for its time; dropped once its request is done. */
+interface Due {
+  readonly hedge: Hedge;
+  readonly at: number;
+}
+
+/**
+ * A client's hedging policy, what it learned of each node, and the one
+ * timer that sends every due hedge.
+ */
+export class Hedging {
+  readonly #config: HedgingConfig;
+  readonly #clock: Clock;
+  readonly #latency = new WeakMap<ManagedNode, LatencyWindow>();
+  /** Hedges not yet sent, in no particular order. */
+  #waiting: Due[] = [];
+  #timer: TimerHandle | undefined = undefined;
+  #timerAt = Infinity;
+
+  constructor(config: HedgingConfig, clock: Clock) {
+    this.#config = config;
+    this.#clock = clock;
+  }
+
+  /** The state of one request that may be hedged. */
+  start(fire: () => void): Hedge {
+    return new Hedge(this, fire);
+  }
+
+  /** How long to wait for `node` before hedging, or undefined: do not. */
+  delayFor(node: ManagedNode): number | undefined {
+    const fixed = this.#config.delayMs;
+    if (fixed !== undefined) return fixed;
+    const p = this.#latency.get(node)?.percentile(this.#config.percentile);
+    // At least a millisecond: a node answering in microseconds is not
+    // worth a second attempt.
+    return p === undefined ? undefined : Math.max(1, p);
+  }
+
+  /** Learns one reply time of `node`. */
+  record(node: ManagedNode, ms: number): void {
+    let window = this.#latency.get(node);
+    if (window === undefined) {
+      window = new LatencyWindow();
+      this.#latency.set(node, window);
+    }
+    window.add(ms);
+  }
+
+  get maxHedges(): number {
+    return this.#config.maxHedges;
+  }
+
+  /** Sends `hedge` after `delayMs`, unless it is done or re-armed first. */
+  schedule(hedge: Hedge, delayMs: number): Due {
+    const due: Due = { hedge, at: this.#clock.now() + delayMs };
+    this.#waiting.push(due);
+    if (due.at < this.#timerAt) this.#arm(due.at);
+    return due;
+  }
+
+  /** Ends the timer: the client is shutting down. */
+  stop(): void {
+    this.#waiting = [];
+    this.#disarm();
+  }
+
+  #arm(at: number): void {
+    this.#disarm();
+    this.#timerAt = at;
+    this.#timer = this.#clock.setTimeout(
+      this.#fire,
+      Math.max(0, at - this.#clock.now()),
+    );
+  }
+
+  #disarm(): void {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+  }
+
+  /** Sends every hedge that is due; keeps the rest for the next time. */
+  #fire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = this.#clock.now();
+    const waiting = this.#waiting;
+    const kept: Due[] = [];
+    const fire: Due[] = [];
+    let next = Infinity;
+    for (const due of waiting) {
+      if (due.hedge.current !== due) continue; // done, or re-armed
+      if (due.at <= now) {
+        fire.push(due);
+      } else {
+        kept.push(due);
+        if (due.at < next) next = due.at;
+      }
+    }
+    this.#waiting = kept;
+    if (next !== Infinity) this.#arm(next);
+    for (const due of fire) due.hedge.fire(due);
+  };
+}
+
+/**
+ * One request's hedging: when its main attempt started, how many hedges
+ * went out, and the hedge waiting for its time (if any).
+ */
+export class Hedge {
+  /** When the main attempt was sent, on the client's clock. */
+  mainStarted = 0;
+  /** Hedged attempts sent so far. */
+  sent = 0;
+  /** The hedge waiting for its time; undefined when none is. */
+  current: Due | undefined = undefined;
+
+  readonly #policy: Hedging;
+  readonly #fire: () => void;
+  #node: ManagedNode | undefined = undefined;
+
+  constructor(policy: Hedging, fire: () => void) {
+    this.#policy = policy;
+    this.#fire = fire;
+  }
+
+  /** The main attempt went to `node`: the hedge delay starts over. */
+  arm(node: ManagedNode): void {
+    this.#node = node;
+    this.current = undefined;
+    this.rearm();
+  }
+
+  /** Schedules the next hedge, if one is still allowed. */
+  rearm(): void {
+    this.current = undefined;
+    if (this.sent >= this.#policy.maxHedges || this.#node === undefined) return;
+    const delay = this.#policy.delayFor(this.#node);
+    if (delay === undefined) return;
+    this.current = this.#policy.schedule(this, delay);
+  }
+
+  /** Called by the policy's timer when `due` is this hedge's time. */
+  fire(due: Due): void {
+    if (this.current !== due) return;
+    this.current = undefined;
+    this.#fire();
+  }
+
+  /** An attempt to `node` answered after `ms`: the node's latency learns it. */
+  answered(node: ManagedNode, ms: number): void {
+    this.#policy.record(node, ms);
+  }
+
+  /**
+   * The request has its outcome: no further hedge is sent. Attempts still
+   * out are left to finish (their replies are dropped): they count in
+   * their nodes' load meanwhile, which is what those nodes really carry.
+   */
+  finish(): void {
+    this.current = undefined;
+  }
+}

@@ -1,0 +1,176 @@
+/**
+ * The latency estimates behind the `"peak-ewma"` balancer (power of two
+ * choices over a peak-EWMA cost, as in Finagle, linkerd and tower; the
+ * balancer itself is in balancer.ts).
+ *
+ * Each node has a latency estimate that jumps to a reply's time at once
+ * when the reply is slower than the estimate (the peak), and otherwise
+ * moves toward new replies with a time constant, so one slow reply is
+ * remembered for seconds while a run of fast ones is needed to forget it.
+ * When a node gets no replies (it is being passed over) its estimate
+ * decays toward zero with the same time constant, so it is tried again
+ * sooner or later: a node that was slow once is not shunned for ever.
+ *
+ * A pick compares `estimate × (in flight + 1)` of two candidates: the
+ * latency says how fast the node answers, the in-flight count how many
+ * requests would queue ahead of this one. Counting requests alone lets a
+ * node 40× slower hold as many requests as each of its peers (so a good
+ * share of the callers wait on it); weighting them by latency keeps it
+ * at about a fortieth.
+ *
+ * The state is two dense `Float64Array`s by slot beside the manager's
+ * `Int32Array` of loads: a pick reads three numbers per candidate and
+ * computes one `Math.exp`, whatever the cluster size.
+ *
+ * @module
+ */
+
+import { NodewireError } from "../errors.ts";
+import { isNodeFailure } from "./health.ts";
+
+/**
+ * The time constant of the latency estimate, in ms: after this long a
+ * sample's weight has fallen to 1/e. Finagle's and linkerd's default;
+ * long enough that a node with occasional 50 ms stalls stays out of the
+ * way between them, short enough that a node that recovered is back in
+ * rotation within tens of seconds.
+ */
+export const PEAK_EWMA_DECAY_MS = 10_000;
+
+/**
+ * What a failed attempt counts as, in ms, when the node was at fault (a
+ * lost connection, Overloaded or Unavailable) or answered with an error
+ * it marked retryable: a reply this late. A node that fails fast would
+ * otherwise look like the fastest node of all and draw the most requests;
+ * a second is far above any healthy node's latency, and it decays like
+ * any other sample, so the node is tried again when the others are busy
+ * or some tens of seconds later.
+ */
+export const PEAK_EWMA_FAILURE_MS = 1_000;
+
+/**
+ * The cost of a node that has not answered yet but has requests in
+ * flight: above any measured cost, so a new node gets one request at a
+ * time until it answers rather than a burst (Finagle's penalty).
+ */
+const UNKNOWN_PENALTY = 1e12;
+
+/**
+ * A sample's floor, in ms: a reply timed at 0 (a coarse or virtual clock)
+ * still marks the node as measured.
+ */
+const MIN_SAMPLE_MS = 0.001;
+
+/**
+ * Per-node latency estimates by slot, updated from reply times.
+ *
+ * @example
+ * ```ts
+ * import { PeakEwma } from "@nodewire/client/core";
+ * const latency = new PeakEwma(2);
+ * latency.observe(0, 1, 0); // node 0 answered in 1 ms at t = 0
+ * latency.observe(1, 40, 0); // node 1 in 40 ms
+ * latency.estimate(1, 10_000); // ≈ 14.7: 40 ms decayed for one time constant
+ * ```
+ */
+export class PeakEwma {
+  /** The time constant in ms (see {@linkcode PEAK_EWMA_DECAY_MS}). */
+  readonly decayMs: number;
+  /** The estimate by slot, in ms, as of `#stamps`; 0: never measured. */
+  #estimates: Float64Array;
+  /** When each estimate was last updated, on the clock's scale. */
+  #stamps: Float64Array;
+
+  /** Creates estimates for `slots` nodes, none of them measured yet. */
+  constructor(slots: number, decayMs: number = PEAK_EWMA_DECAY_MS) {
+    if (!(decayMs > 0)) {
+      throw new RangeError(
+        `PeakEwma: decayMs must be a positive number, got ${decayMs}`,
+      );
+    }
+    this.decayMs = decayMs;
+    this.#estimates = new Float64Array(Math.max(1, slots));
+    this.#stamps = new Float64Array(Math.max(1, slots));
+  }
+
+  /** How many slots are kept; grows with {@linkcode PeakEwma.observe}. */
+  get slots(): number {
+    return this.#estimates.length;
+  }
+
+  /**
+   * Books a reply from the node in `slot` that took `ms`, at time `now`:
+   * above the estimate it becomes the estimate (the peak); below, the
+   * estimate moves toward it by the share of the time constant elapsed
+   * since the last update.
+   */
+  observe(slot: number, ms: number, now: number): void {
+    if (slot >= this.#estimates.length) this.#grow(slot + 1);
+    const sample = ms > MIN_SAMPLE_MS ? ms : MIN_SAMPLE_MS;
+    const previous = this.#estimates[slot];
+    const elapsed = now - this.#stamps[slot];
+    this.#stamps[slot] = now;
+    if (sample >= previous) {
+      this.#estimates[slot] = sample;
+    } else {
+      const w = elapsed > 0 ? Math.exp(-elapsed / this.decayMs) : 1;
+      this.#estimates[slot] = previous * w + sample * (1 - w);
+    }
+  }
+
+  /** The estimate for `slot` at `now`, in ms; 0 when never measured. */
+  estimate(slot: number, now: number): number {
+    const e = slot < this.#estimates.length ? this.#estimates[slot] : 0;
+    if (e === 0) return 0;
+    const elapsed = now - this.#stamps[slot];
+    return elapsed > 0 ? e * Math.exp(-elapsed / this.decayMs) : e;
+  }
+
+  /**
+   * The cost of sending one more request to `slot` with `load` requests
+   * in flight: `estimate × (load + 1)`. A node never measured costs 0
+   * when idle (try it) and more than any measured node when busy.
+   */
+  cost(slot: number, load: number, now: number): number {
+    const e = this.estimate(slot, now);
+    if (e === 0) return load > 0 ? UNKNOWN_PENALTY + load : 0;
+    return e * (load + 1);
+  }
+
+  /** Forgets what was learned of `slot` (a node removed or replaced). */
+  reset(slot: number): void {
+    if (slot < this.#estimates.length) {
+      this.#estimates[slot] = 0;
+      this.#stamps[slot] = 0;
+    }
+  }
+
+  #grow(slots: number): void {
+    const size = Math.max(slots, this.#estimates.length * 2);
+    const estimates = new Float64Array(size);
+    estimates.set(this.#estimates);
+    const stamps = new Float64Array(size);
+    stamps.set(this.#stamps);
+    this.#estimates = estimates;
+    this.#stamps = stamps;
+  }
+}
+
+/**
+ * What an attempt that ended with `error` after `ms` counts as for the
+ * latency estimate, or -1 when it says nothing about the node (the
+ * caller aborted).
+ *
+ * @example
+ * ```ts
+ * import { AbortedError, peakEwmaFailureSample } from "@nodewire/client/core";
+ * peakEwmaFailureSample(2, new AbortedError("gave up")); // -1
+ * ```
+ */
+export function peakEwmaFailureSample(ms: number, error: unknown): number {
+  if (!(error instanceof NodewireError)) return ms;
+  if (error.code === "ABORTED") return -1;
+  const blamed = isNodeFailure(error) ||
+    (error.code === "REMOTE_ERROR" && error.retryable);
+  return blamed && ms < PEAK_EWMA_FAILURE_MS ? PEAK_EWMA_FAILURE_MS : ms;
+}

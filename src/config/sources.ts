@@ -1,0 +1,128 @@
+/**
+ * Where a client's configuration comes from: a config object, a connection
+ * string with an object of overrides merged over it, or, when neither is
+ * given, the connection string in `NODEWIRE_URL`. The precedence is
+ * documented in docs/CONNECTION_STRING.md.
+ *
+ * @module
+ */
+
+import { ConfigError } from "../errors.ts";
+import { type EnvReader, readEnvVariable } from "../runtime/env.ts";
+import type { ConnectionConfig } from "./shapes.ts";
+import { parseConnectionString } from "./url.ts";
+
+/** The environment variable `Client.connect()` reads without arguments. */
+export const URL_VARIABLE = "NODEWIRE_URL";
+
+/** The sections an override merges into field by field. */
+const SECTIONS = new Set([
+  "tls",
+  "poolConfig",
+  "retryConfig",
+  "retryBudget",
+  "hedging",
+  "healthConfig",
+  "outlierEjection",
+]);
+
+/**
+ * The configuration `Client.connect(first, overrides)` asks for, before
+ * validation:
+ *
+ * - a config object: itself, complete on its own (the environment is not
+ *   read: a stray `NODEWIRE_URL` must not redirect or add credentials to a
+ *   configuration written out in code);
+ * - a string: the connection string, with `overrides` merged over it;
+ * - `undefined`: the connection string in `NODEWIRE_URL`, with `overrides`
+ *   merged over it.
+ *
+ * `readEnv` is for tests.
+ *
+ * @throws {ConfigError} for a bad connection string or overrides, and when
+ *   `NODEWIRE_URL` is needed but unset, empty or not readable.
+ */
+export function configFromArguments(
+  first: unknown,
+  overrides: unknown,
+  readEnv: EnvReader = readEnvVariable,
+): ConnectionConfig {
+  if (typeof first === "string") {
+    return mergeConfig(parseConnectionString(first, "url"), overrides);
+  }
+  if (first === undefined) {
+    const reading = readEnv(URL_VARIABLE);
+    if (reading.state === "set") {
+      return mergeConfig(
+        parseConnectionString(reading.value, URL_VARIABLE),
+        overrides,
+      );
+    }
+    throw new ConfigError(
+      URL_VARIABLE,
+      undefined,
+      `no configuration given, and ${
+        reading.state === "unset"
+          ? `${URL_VARIABLE} is not set`
+          : reading.reason
+      }: pass Client.connect a connection string or a config object, or ` +
+        `set ${URL_VARIABLE}`,
+    );
+  }
+  if (typeof first !== "object" || first === null || Array.isArray(first)) {
+    throw new ConfigError(
+      "config",
+      first,
+      "expected a connection string or a config object",
+    );
+  }
+  if (!("hosts" in first)) {
+    throw new ConfigError(
+      "hosts",
+      undefined,
+      "expected an array of host strings (a config object is complete on " +
+        `its own; to take the rest from ${URL_VARIABLE}, pass the object ` +
+        "as overrides: Client.connect(undefined, overrides))",
+    );
+  }
+  return first as ConnectionConfig;
+}
+
+/**
+ * `overrides` merged over `base`: each option given in `overrides` replaces
+ * the base's, except the sections (`tls`, `poolConfig`, `retryConfig`,
+ * `healthConfig`), which merge field by field. An option set to
+ * `undefined` is not given. Unknown options pass through, for
+ * `resolveConfig` to refuse by name.
+ *
+ * @throws {ConfigError} when `overrides` is not an object.
+ */
+export function mergeConfig(
+  base: ConnectionConfig,
+  overrides: unknown,
+): ConnectionConfig {
+  if (overrides === undefined) return base;
+  if (!isPlainObject(overrides)) {
+    throw new ConfigError("overrides", overrides, "expected an object");
+  }
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value === undefined) continue;
+    const under = merged[key];
+    merged[key] = SECTIONS.has(key) && isPlainObject(under) &&
+        isPlainObject(value)
+      ? { ...under, ...definedFields(value) }
+      : value;
+  }
+  return merged as unknown as ConnectionConfig;
+}
+
+function definedFields(value: object): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(value).filter(([, v]) => v !== undefined),
+  );
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}

@@ -1,0 +1,51 @@
+/**
+ * The snapshot behind {@linkcode ConnectionPool.stats}: counts read off
+ * the pool's parts.
+ *
+ * @module
+ */
+
+import type { Opener } from "./opening.ts";
+import type { Roster } from "./roster.ts";
+import type { PoolableConnection, PoolStats } from "./types.ts";
+import type { WaitQueue } from "./wait_queue.ts";
+
+/**
+ * The pool's counters now, as plain data: one pass over the connections
+ * held, plus the opener's and the queue's counts.
+ */
+export function poolStats<C extends PoolableConnection>(
+  address: string,
+  roster: Roster<C>,
+  queue: WaitQueue<C>,
+  opener: Opener<C>,
+  closed: boolean,
+): PoolStats {
+  let idle = 0;
+  let inUse = 0;
+  let inFlight = 0;
+  const list = roster.list;
+  for (const entry of list) {
+    const load = entry.conn.inFlight;
+    inFlight += load;
+    if (entry.lent) inUse++;
+    else if (
+      entry.retire === undefined && load === 0 && entry.conn.isOpen
+    ) idle++;
+  }
+  return {
+    address,
+    open: list.length,
+    idle,
+    inUse,
+    inFlight,
+    waiting: queue.size,
+    connecting: opener.connecting,
+    totalCreated: opener.totalCreated,
+    totalClosed: roster.totalClosed,
+    totalFailed: opener.totalFailed,
+    consecutiveFailures: opener.consecutiveFailures,
+    blocked: opener.blocked,
+    closed,
+  };
+}

@@ -1,0 +1,77 @@
+// A connection lent by Client.withConnection and Client.disconnect: the
+// holder keeps its connection through the disconnect grace, it closes when
+// returned, and a holder that never returns cannot hold shutdown past the
+// grace. On the memory network and a virtual clock.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
+import { ops, replyText } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { watch } from "./support/pool_scene.ts";
+
+async function scene() {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const node = await startTestNode({ runtime: network, clock });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+    clock,
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 2 },
+  });
+  return { network, clock, node, client };
+}
+
+test("a connection lent by withConnection serves its holder through the disconnect grace, and closes when returned", async () => {
+  const { network, clock, node, client } = await scene();
+  let lent: Connection | undefined;
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const work = watch(client.withConnection(async (connection) => {
+    lent = connection;
+    await gate;
+    return replyText(await connection.sendRequest(ops.echo("still mine")));
+  }));
+  await clock.advance(0);
+  assert.ok(lent);
+  const disconnected = watch(client.disconnect({ timeoutMs: 1000 }));
+  await clock.advance(500);
+  assert.equal(disconnected.done, false);
+  assert.equal(lent.isOpen, true, "not closed under its holder");
+  release();
+  await clock.advance(0);
+  assert.equal(work.value, "still mine");
+  await clock.advance(0);
+  assert.equal(lent.isOpen, false, "closed once returned");
+  assert.equal(disconnected.done, true);
+  assert.equal(disconnected.error, undefined);
+  assert.equal(clock.now(), 500, "without waiting out the grace");
+  assert.equal(network.openChannels, 0);
+  await node.close();
+});
+
+test("a holder that never returns its connection is cut off when the disconnect grace ends", async () => {
+  const { network, clock, node, client } = await scene();
+  let lent: Connection | undefined;
+  const work = watch(client.withConnection((connection) => {
+    lent = connection;
+    return new Promise<never>(() => {}); // never settles
+  }));
+  await clock.advance(0);
+  const disconnected = watch(client.disconnect({ timeoutMs: 100 }));
+  await clock.advance(99);
+  assert.equal(disconnected.done, false);
+  assert.equal(lent?.isOpen, true);
+  await clock.advance(1);
+  await clock.advance(0);
+  assert.equal(disconnected.done, true);
+  assert.equal(disconnected.error, undefined);
+  assert.equal(lent?.isOpen, false);
+  assert.equal(work.done, false, "its own work is its own business");
+  assert.equal(network.openChannels, 0);
+  await node.close();
+});

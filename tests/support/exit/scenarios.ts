@@ -1,0 +1,422 @@
+// The exit test's scenarios, each run alone in a child process by child.ts.
+// A scenario calls `mark()` right after its last call returned; from then
+// on nothing may keep the process alive: it must exit on its own within a
+// second. What it still checks after `mark()` only reads outcomes that are
+// already settled (a call still pending then is itself a failure).
+import {
+  AbortedError,
+  Client,
+  ConnectFailedError,
+  ConnectTimeoutError,
+  RequestTimeoutError,
+} from "../../../mod.ts";
+import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
+
+/** What the parent provides, and how a scenario reports. */
+export interface ExitContext {
+  /** A loopback port that never accepts (a stopped listener, full backlog). */
+  readonly blackHole: string;
+  /** A reference node in the parent, which goes on working after we leave. */
+  readonly slowNode: string;
+  /** Says the last call returned: the exit clock starts now. */
+  mark(): void;
+  /** Reports a broken expectation; the process still has to exit by itself. */
+  fail(message: string): void;
+  /** Says what happened, for the parent's report when the scenario fails. */
+  note(message: string): void;
+}
+
+type Scenario = (ctx: ExitContext) => Promise<void>;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Tracks calls, to tell which are still pending when the scenario ends. */
+class Calls {
+  #pending = 0;
+  readonly outcomes: unknown[] = [];
+
+  add<T>(promise: Promise<T>): Promise<unknown> {
+    this.#pending++;
+    return promise.then(
+      (value) => value,
+      (error: unknown) => error,
+    ).then((outcome) => {
+      this.#pending--;
+      this.outcomes.push(outcome);
+      return outcome;
+    });
+  }
+
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** The outcomes so far by kind, e.g. "3 RequestTimeoutError, 1 ok". */
+  summary(): string {
+    const counts = new Map<string, number>();
+    for (const outcome of this.outcomes) {
+      const kind = outcome instanceof Error ? outcome.name : "ok";
+      counts.set(kind, (counts.get(kind) ?? 0) + 1);
+    }
+    if (this.#pending > 0) counts.set("pending", this.#pending);
+    return [...counts].map(([kind, n]) => `${n} ${kind}`).join(", ");
+  }
+}
+
+/** Fails unless every outcome is an error of one of `kinds`. */
+function expectErrors(
+  ctx: ExitContext,
+  what: string,
+  outcomes: unknown[],
+  // deno-lint-ignore no-explicit-any
+  ...kinds: (abstract new (...args: any[]) => Error)[]
+): void {
+  for (const outcome of outcomes) {
+    if (!kinds.some((kind) => outcome instanceof kind)) {
+      ctx.fail(`${what}: expected ${kinds.map((k) => k.name)}, got ${outcome}`);
+      return;
+    }
+  }
+}
+
+/** Polls until `done()` holds (true), or gives up after `ms` (false). */
+async function until(done: () => boolean, ms = 3000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) return false;
+    await sleep(10);
+  }
+  return true;
+}
+
+/** The pool counters of the node at `address`. */
+function poolOf(client: Client, address: string) {
+  const node = client.stats().nodes.find((n) => n.address === address);
+  if (node === undefined) throw new Error(`no node ${address}`);
+  return node.pool;
+}
+
+/** Notes each node's pool: what is open, lent, waiting, connecting. */
+function notePools(ctx: ExitContext, client: Client): void {
+  for (const node of client.stats().nodes) {
+    const p = node.pool;
+    ctx.note(
+      `${node.address}: healthy ${node.healthy}, open ${p.open}, ` +
+        `in use ${p.inUse}, in flight ${p.inFlight}, waiting ${p.waiting}, ` +
+        `connecting ${p.connecting}, failed ${p.totalFailed}`,
+    );
+  }
+}
+
+/** Fails when calls made before the last one are still pending. */
+function expectSettled(ctx: ExitContext, calls: Calls): void {
+  ctx.note(calls.summary());
+  if (calls.pending > 0) {
+    ctx.fail(`${calls.pending} calls still pending after the last call`);
+  }
+}
+
+/** The scenarios by name; child.ts runs one. */
+export const scenarios: Record<string, Scenario> = {
+  /** A client that only connects, sends one request and disconnects. */
+  async "connect-disconnect"(ctx) {
+    const node = await startTestNode();
+    const client = await Client.connect({ hosts: [node.address] });
+    await client.request(ops.echo("x"));
+    await client.disconnect();
+    await node.close();
+    ctx.mark();
+  },
+
+  /**
+   * A client that closed, then a failed connect, then the node closed:
+   * the node's sockets, already ended, were reset, which left Node
+   * spinning at 100% CPU, never exiting.
+   */
+  async "ended-then-reset"(ctx) {
+    const node = await startTestNode();
+    const gone = await startTestNode();
+    const refused = gone.address;
+    await gone.close();
+    const config = {
+      healthConfig: { intervalMs: 0 },
+      poolConfig: { minConnections: 0 },
+    };
+    const client = await Client.connect({ ...config, hosts: [node.address] });
+    await client.healthCheckAllNodes();
+    await client.disconnect();
+    const error = await Client.connect({ ...config, hosts: [refused] }).then(
+      (client) => client.disconnect(),
+      (error: unknown) => error,
+    );
+    await node.close();
+    ctx.mark();
+    expectErrors(ctx, "connect", [error], ConnectFailedError);
+  },
+
+  /** Client.connect fails: the only node refuses the connection. */
+  async "connect-refused"(ctx) {
+    const gone = await startTestNode();
+    const address = gone.address;
+    await gone.close();
+    const error = await Client.connect({ hosts: [address] }).then(
+      (client) => client.disconnect(),
+      (error: unknown) => error,
+    );
+    ctx.mark();
+    expectErrors(ctx, "connect", [error], ConnectFailedError);
+  },
+
+  /** One node refuses while the client works with another, health loop on. */
+  async "refused-in-cluster"(ctx) {
+    const node = await startTestNode();
+    const gone = await startTestNode();
+    const refused = gone.address;
+    await gone.close();
+    const client = await Client.connect({
+      hosts: [node.address, refused],
+      healthConfig: { intervalMs: 50 },
+    });
+    for (let i = 0; i < 10; i++) await client.request(ops.echo(`r${i}`));
+    // A few health checks and reconnects meet the refusing port meanwhile.
+    await sleep(200);
+    await client.disconnect();
+    await node.close();
+    ctx.mark();
+  },
+
+  /** Client.connect fails: the only node never accepts (connect timeout). */
+  async "black-hole-connect"(ctx) {
+    const error = await Client.connect({
+      hosts: [ctx.blackHole],
+      timeoutMs: 300,
+    }).then((client) => client.disconnect(), (error: unknown) => error);
+    ctx.mark();
+    expectErrors(ctx, "connect", [error], ConnectFailedError);
+    if (error instanceof ConnectFailedError) {
+      expectErrors(
+        ctx,
+        "the connect's failure",
+        error.failures.map((f) => f.error),
+        ConnectTimeoutError,
+      );
+    }
+  },
+
+  /** Client.connect to a node that never accepts, aborted by the caller. */
+  async "black-hole-abort"(ctx) {
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(new Error("gave up")), 100);
+    const error = await Client.connect(
+      { hosts: [ctx.blackHole], timeoutMs: 10_000 },
+      { signal: controller.signal },
+    ).then((client) => client.disconnect(), (error: unknown) => error);
+    ctx.mark();
+    // The caller's abort, said as such (issue #12, defect 4).
+    expectErrors(ctx, "connect", [error], AbortedError);
+  },
+
+  /**
+   * Disconnect while connects to a node that never accepts are pending:
+   * the health loop keeps trying it while the other node serves requests.
+   */
+  async "black-hole-in-cluster"(ctx) {
+    const node = await startTestNode();
+    const client = await Client.connect({
+      hosts: [node.address, ctx.blackHole],
+      // The live node's connect and HELLO must fit too, on a busy machine.
+      timeoutMs: 1000,
+      healthConfig: { intervalMs: 50, timeoutMs: 5000 },
+    });
+    for (let i = 0; i < 10; i++) await client.request(ops.echo(`r${i}`));
+    if (!await until(() => poolOf(client, ctx.blackHole).connecting > 0)) {
+      ctx.fail("no connect to the black hole was pending");
+    }
+    notePools(ctx, client);
+    await client.disconnect();
+    await node.close();
+    ctx.mark();
+  },
+
+  /**
+   * Requests cut by their timeouts while the node (in the parent) goes on
+   * working on them; the client disconnects before any reply comes.
+   */
+  async "request-timeouts"(ctx) {
+    const client = await Client.connect({ hosts: [ctx.slowNode] });
+    const calls = new Calls();
+    const outcomes = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) =>
+          calls.add(
+            client.request(ops.sleep(5000, `t${i}`), {
+              timeoutMs: 100,
+              retry: false,
+            }),
+          ),
+      ),
+    );
+    notePools(ctx, client);
+    // The caller's own timeouts say nothing about the node (defect 2).
+    const healthy = client.stats().nodes[0].healthy;
+    await client.disconnect();
+    ctx.mark();
+    ctx.note(calls.summary());
+    expectErrors(ctx, "requests", outcomes, RequestTimeoutError);
+    if (!healthy) {
+      ctx.fail("the caller's own timeouts marked the node unhealthy");
+    }
+  },
+
+  /**
+   * Disconnect with a request in flight on a connection lent exclusively
+   * (the node takes 5 s over it) and callers queued for that connection,
+   * the pool's only one: the grace period runs out and everything ends.
+   */
+  async "disconnect-in-flight"(ctx) {
+    const client = await Client.connect({
+      hosts: [ctx.slowNode],
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+    });
+    const calls = new Calls();
+    let lent!: () => void;
+    const holding = new Promise<void>((resolve) => (lent = resolve));
+    calls.add(client.withConnection(async (connection) => {
+      lent();
+      await connection.sendRequest(ops.sleep(5000, "held"));
+    }));
+    await holding;
+    for (let i = 0; i < 5; i++) {
+      calls.add(client.request(ops.echo(`w${i}`), { retry: false }));
+    }
+    calls.add(client.withConnection(() => Promise.resolve()));
+    const pool = () => poolOf(client, ctx.slowNode);
+    if (!await until(() => pool().waiting >= 6 && pool().inFlight > 0)) {
+      ctx.fail("the callers were not queued behind a request in flight");
+    }
+    notePools(ctx, client);
+    await client.disconnect({ timeoutMs: 100 });
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /** The node (in this process) is closed under live sessions. */
+  async "node-closed-live-sessions"(ctx) {
+    const node = await startTestNode();
+    const client = await Client.connect({
+      hosts: [node.address],
+      poolConfig: { minConnections: 3 },
+      healthConfig: { intervalMs: 50 },
+    });
+    const calls = new Calls();
+    for (let i = 0; i < 10; i++) {
+      calls.add(client.request(ops.sleep(5000, `s${i}`), { retry: false }));
+    }
+    if (!await until(() => poolOf(client, node.address).inFlight >= 10)) {
+      ctx.fail("the requests were not in flight");
+    }
+    await node.close();
+    await sleep(100);
+    await client.disconnect();
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /** The node stops gracefully (GOODBYE) with requests in flight. */
+  async "node-stopped-gracefully"(ctx) {
+    const node = await startTestNode();
+    const client = await Client.connect({
+      hosts: [node.address],
+      poolConfig: { minConnections: 2 },
+      healthConfig: { intervalMs: 50 },
+    });
+    const calls = new Calls();
+    for (let i = 0; i < 10; i++) {
+      calls.add(client.request(ops.sleep(100, `g${i}`), { retry: false }));
+    }
+    await sleep(20);
+    await node.stop({ graceful: true });
+    if (!await until(() => calls.pending === 0)) {
+      ctx.fail("the node did not finish its requests after GOODBYE");
+    }
+    await client.disconnect();
+    await node.close();
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /**
+   * The node stops gracefully and is closed at once: its idle sessions
+   * were ended (FIN sent) and are then dropped before the client answered.
+   */
+  async "node-stopped-then-closed"(ctx) {
+    const node = await startTestNode();
+    const client = await Client.connect({
+      hosts: [node.address],
+      poolConfig: { minConnections: 3 },
+      healthConfig: { intervalMs: 0 },
+    });
+    await client.request(ops.echo("x"));
+    await node.stop({ graceful: true });
+    await node.close();
+    await client.disconnect();
+    ctx.mark();
+  },
+
+  /** A fault proxy between client and node is closed mid-stream. */
+  async "proxy-closed-mid-stream"(ctx) {
+    const node = await startTestNode();
+    const proxy = await startFaultProxy({
+      target: node,
+      faults: { latencyMs: 5 },
+    });
+    const client = await Client.connect({
+      hosts: [proxy.address],
+      healthConfig: { intervalMs: 50 },
+    });
+    const calls = new Calls();
+    const payload = ops.echo(new Uint8Array(32 * 1024));
+    for (let i = 0; i < 50; i++) {
+      calls.add(client.request(payload, { retry: false }));
+    }
+    if (!await until(() => proxy.stats.bytesToClient > 0)) {
+      ctx.fail("no reply started through the proxy");
+    }
+    await proxy.close();
+    await sleep(100);
+    await client.disconnect();
+    await node.close();
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /** The path to the node goes silent (a stalled proxy) with requests in flight. */
+  async "silent-peer"(ctx) {
+    const node = await startTestNode();
+    const proxy = await startFaultProxy({ target: node });
+    const client = await Client.connect({
+      hosts: [proxy.address],
+      healthConfig: { intervalMs: 50, timeoutMs: 100 },
+    });
+    await client.request(ops.echo("before"));
+    await proxy.setFaults({ stall: true });
+    const calls = new Calls();
+    for (let i = 0; i < 10; i++) {
+      calls.add(client.request(ops.echo(`q${i}`), { retry: false }));
+    }
+    if (!await until(() => poolOf(client, proxy.address).inFlight >= 10)) {
+      ctx.fail("the requests were not in flight");
+    }
+    await client.disconnect({ timeoutMs: 100 });
+    await proxy.close();
+    await node.close();
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+};

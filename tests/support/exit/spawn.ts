@@ -1,0 +1,41 @@
+// Runs a TypeScript file as a child process of the runtime running the
+// tests: `deno run -A`, `bun`, or `node` with the parent's --import hooks
+// (tsx, and on the suite's Node leg the hook that maps the library to the
+// packed JavaScript, whose folder the child finds in the inherited env).
+import { type ChildProcess, spawn } from "node:child_process";
+import process from "node:process";
+import { root } from "../repo.ts";
+
+const g = globalThis as { Deno?: unknown; Bun?: unknown };
+
+/** "deno", "bun" or "node": the runtime running this code. */
+export const runtime: "deno" | "bun" | "node" = g.Deno
+  ? "deno"
+  : g.Bun
+  ? "bun"
+  : "node";
+
+/** The parent's --import flags, so a Node child loads what the suite loads. */
+function nodeImports(): string[] {
+  const argv = process.execArgv;
+  const out: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === "--import" && argv[i + 1]) out.push("--import", argv[++i]);
+    else if (argv[i].startsWith("--import=")) out.push(argv[i]);
+  }
+  return out.length > 0 ? out : ["--import", "tsx"];
+}
+
+/** Starts `script` with `args` on this runtime, from the repository root. */
+export function spawnScript(script: string, args: string[]): ChildProcess {
+  const argv = runtime === "deno"
+    ? ["run", "-A", "--unstable-net", script, ...args]
+    : runtime === "bun"
+    ? [script, ...args]
+    : [...nodeImports(), script, ...args];
+  return spawn(process.execPath, argv, {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+}
