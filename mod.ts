@@ -112,6 +112,7 @@ export {
   DatagramTooLargeError,
   type ErrorCode,
   HostNotFoundError,
+  InvalidArgumentError,
   NegotiationError,
   NodeUnhealthyError,
   NodewireError,

@@ -11,6 +11,7 @@
 
 export {
   ConfigError,
+  InvalidArgumentError,
   messageOf,
   NodewireError,
   type NodewireErrorOptions,

@@ -197,7 +197,15 @@ export const TypedEventTarget: new <
     options?: boolean | Pick<ListenerOptions, "capture">,
   ): void {
     if (listener === null) return;
-    const capture = isCapture(options);
+    let capture: boolean;
+    try {
+      capture = isCapture(options);
+    } catch {
+      // Options that cannot be read (a revoked proxy, a throwing getter)
+      // match no registration, and removing nothing is what
+      // removeEventListener does for anything it does not know.
+      return;
+    }
     const slots = this.#listeners.get(type)?.get(listener);
     const registration = capture ? slots?.capture : slots?.bubble;
     if (registration !== undefined) {

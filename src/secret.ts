@@ -6,7 +6,19 @@
  * @module
  */
 
+import { InvalidArgumentError } from "./errors/base.ts";
+
 const REDACTED = "[redacted]";
+
+function notAString(value: unknown): InvalidArgumentError {
+  // Only the kind of value, never the value: it may be the secret.
+  return new InvalidArgumentError(
+    "value",
+    `[redacted ${value === null ? "null" : typeof value}]`,
+    "expected a string",
+    { method: "Secret" },
+  );
+}
 
 /**
  * Holds a secret, such as a password, so that it is only readable through
@@ -24,8 +36,14 @@ export class Secret {
   // A private field is invisible to inspectors and to JSON.stringify.
   readonly #value: string;
 
-  /** Wraps `value`. */
+  /**
+   * Wraps `value`.
+   *
+   * @throws {InvalidArgumentError} when `value` is not a string (it is
+   *   not rendered in the message).
+   */
   constructor(value: string) {
+    if (typeof value !== "string") throw notAString(value);
     this.#value = value;
   }
 

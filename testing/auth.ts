@@ -22,6 +22,7 @@ import {
   SCRAM_MIN_ITERATIONS,
   unescapeScramName,
 } from "../src/auth/scram.ts";
+import { checkOptions } from "./options.ts";
 
 /** What the node keeps for one user: enough to verify, not to log in. */
 export interface StoredCredential {
@@ -64,6 +65,7 @@ export class CredentialStore {
 
   /** Creates an empty store; `iterations` is the default for new users. */
   constructor(options: { iterations?: number } = {}) {
+    checkOptions("CredentialStore options", options, { iterations: true });
     this.#defaultIterations = options.iterations ?? SCRAM_MIN_ITERATIONS;
   }
 
@@ -90,6 +92,7 @@ export class CredentialStore {
     password: string,
     options: AddCredentialOptions = {},
   ): Promise<StoredCredential> {
+    checkOptions("add options", options, { iterations: true, salt: true });
     const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(16));
     const iterations = options.iterations ?? this.#defaultIterations;
     const keys = await deriveScramKeys(saslprep(password), salt, iterations);
@@ -167,6 +170,7 @@ export class ScramServer {
 
   /** Starts an exchange against `store`. */
   constructor(store: CredentialStore, options: ScramServerOptions = {}) {
+    checkOptions("ScramServer options", options, { nonce: true });
     this.#store = store;
     this.#serverNonce = options.nonce ?? randomNonce();
   }

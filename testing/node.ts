@@ -34,6 +34,7 @@ import type {
 import { SCRAM_SHA_256 } from "../src/auth/scram.ts";
 import { CredentialStore, ScramServer } from "./auth.ts";
 import { encodeReply, Op } from "./ops.ts";
+import { checkOptions, type OptionNames } from "./options.ts";
 import {
   type ReplyWriter,
   UdpService,
@@ -90,6 +91,26 @@ export interface TestNodeOptions {
    */
   tls?: { cert: string; key: string; direct?: boolean };
 }
+
+const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
+  port: true,
+  hostname: true,
+  nodeId: true,
+  runtime: true,
+  maxFrameSize: true,
+  clock: true,
+  credentials: true,
+  protocols: true,
+  udpPort: true,
+  udpDropEvery: true,
+  udpMaxDatagramSize: true,
+  tls: true,
+};
+const TLS_OPTIONS: OptionNames<NonNullable<TestNodeOptions["tls"]>> = {
+  cert: true,
+  key: true,
+  direct: true,
+};
 
 /** Counters of a reference node. */
 export interface TestNodeStats {
@@ -298,6 +319,7 @@ export class TestNode {
    * flight and then closes them.
    */
   async stop(options: { graceful?: boolean } = {}): Promise<void> {
+    checkOptions("stop options", options, { graceful: true });
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.close();
@@ -746,6 +768,7 @@ export class TestNode {
 /**
  * Starts a reference node and resolves once it listens.
  *
+ * @throws {ConfigError} for an unknown option.
  * @example
  * ```ts
  * import { startTestNode } from "@nodewire/client/testing";
@@ -758,6 +781,8 @@ export class TestNode {
 export async function startTestNode(
   options: TestNodeOptions = {},
 ): Promise<TestNode> {
+  checkOptions("startTestNode options", options, TEST_NODE_OPTIONS);
+  checkOptions("startTestNode options.tls", options.tls, TLS_OPTIONS);
   const adapter = await getAdapter(options.runtime);
   const node = new TestNode(adapter, options);
   await node.start();

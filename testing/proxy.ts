@@ -19,6 +19,7 @@ import type {
   RuntimeName,
 } from "../src/runtime/types.ts";
 import { concatBytes } from "./bytes.ts";
+import { checkOptions, type OptionNames, optionsRejection } from "./options.ts";
 
 /**
  * The faults a {@linkcode FaultProxy} can inject. Every field is optional;
@@ -94,6 +95,28 @@ export interface FaultProxyOptions {
   /** Faults on from the start. */
   faults?: ProxyFaults;
 }
+
+const FAULT_PROXY_OPTIONS: OptionNames<FaultProxyOptions> = {
+  target: true,
+  runtime: true,
+  clock: true,
+  hostname: true,
+  port: true,
+  random: true,
+  faults: true,
+};
+const PROXY_FAULTS: OptionNames<ProxyFaults> = {
+  latencyMs: true,
+  jitterMs: true,
+  chunkSize: true,
+  chunkIntervalMs: true,
+  stall: true,
+  resetAfterBytes: true,
+  closeMidFrame: true,
+  dataLimit: true,
+  duplicateFrames: true,
+  down: true,
+};
 
 /** Counters of a {@linkcode FaultProxy}. */
 export interface FaultProxyStats {
@@ -662,6 +685,15 @@ export class FaultProxy {
    * down or up binds or unbinds the port).
    */
   setFaults(changes: ProxyFaults): Promise<void> {
+    const refused = optionsRejection(
+      "setFaults faults",
+      changes,
+      PROXY_FAULTS,
+      {
+        required: true,
+      },
+    );
+    if (refused) return refused;
     const before = this.#faults;
     const next: ProxyFaults = { ...before };
     for (const [key, value] of Object.entries(changes)) {
@@ -796,6 +828,8 @@ export class FaultProxy {
 export async function startFaultProxy(
   options: FaultProxyOptions,
 ): Promise<FaultProxy> {
+  checkOptions("startFaultProxy options", options, FAULT_PROXY_OPTIONS);
+  checkOptions("startFaultProxy options.faults", options.faults, PROXY_FAULTS);
   const adapter = await getAdapter(options.runtime);
   const proxy = new FaultProxy(adapter, options);
   await proxy.start();

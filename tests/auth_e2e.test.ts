@@ -9,10 +9,14 @@ import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   AuthenticationError,
+  ConfigError,
   NegotiationError,
   RemoteError,
 } from "../src/errors.ts";
-import { handshakeResult } from "../src/handshake/handshake.ts";
+import {
+  createHandshake,
+  handshakeResult,
+} from "../src/handshake/handshake.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import type { ProtocolSelectedEvent } from "../src/cluster/events.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
@@ -163,13 +167,34 @@ test("a client with no credentials against a node that requires them gets a clea
       assert.match(error.message, /no username and password are configured/);
       return true;
     });
+    // A username alone is refused before connecting (issue 12, defect 7).
     await assert.rejects(
       Client.connect(config(node, { username: "alice" })),
+      (error) =>
+        error instanceof ConfigError && error.field === "password" &&
+        /a password is required when a username is given/.test(error.message),
+    );
+    // Refused before a single SCRAM message was sent.
+    assert.equal(node.stats.authAttempts, 0);
+  } finally {
+    await node.close();
+  }
+});
+
+test("the /core handshake given a username alone refuses before any SCRAM message", async () => {
+  const node = await startTestNode({ credentials: USERS });
+  try {
+    await assert.rejects(
+      Connection.connect({
+        adapter: await getAdapter(),
+        hostname: node.hostname,
+        port: node.port,
+        handshake: createHandshake({ username: "alice" }),
+      }),
       (error) =>
         error instanceof AuthenticationError &&
         /no password is configured/.test(error.message),
     );
-    // Refused before a single SCRAM message was sent.
     assert.equal(node.stats.authAttempts, 0);
   } finally {
     await node.close();

@@ -119,7 +119,17 @@ test("valid strings: what each form of the grammar reads as", () => {
   ];
   for (const [url, expected] of cases) {
     assert.deepEqual(parseConnectionString(url), expected, url);
-    resolveConfig(parseConnectionString(url)); // and valid as a whole
+    const config = parseConnectionString(url);
+    if (config.username !== undefined && config.password === undefined) {
+      // A user alone leaves the password to the overrides; without them,
+      // credentials are half given, which resolving refuses (issue 12).
+      assert.throws(
+        () => resolveConfig(config),
+        (error) => error instanceof ConfigError && error.field === "password",
+        url,
+      );
+      resolveConfig({ ...config, password: "from the overrides" });
+    } else resolveConfig(config); // and valid as a whole
   }
 });
 

@@ -14,9 +14,10 @@ import { entryFiles, root, walk } from "./support/repo.ts";
  */
 const MAY_IMPORT: Record<string, readonly string[]> = {
   "src/protocol_type.ts": [],
-  "src/secret.ts": [],
   "src/events.ts": [],
   "src/errors": ["src/protocol_type.ts"],
+  // Refuses a value that is not a string with an InvalidArgumentError.
+  "src/secret.ts": ["src/errors"],
   "src/runtime": ["src/errors"],
   "src/clock": ["src/runtime"],
   "src/protocol": ["src/errors", "src/protocol_type.ts"],

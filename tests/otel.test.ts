@@ -21,7 +21,7 @@ import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { channels } from "../src/diagnostics/channels.ts";
 import {
-  ConfigError,
+  InvalidArgumentError,
   RemoteError,
   RetriesExhaustedError,
 } from "../src/errors.ts";
@@ -455,23 +455,26 @@ test("closing the instrumentation stops it and leaves the channels unheard", asy
   }
 });
 
-test("bad options are ConfigErrors naming the option", async () => {
+test("bad options are InvalidArgumentErrors naming the option", async () => {
   const s = await setup();
   try {
+    // Refused before a provider is used: stand-ins will do.
+    const meterProvider = { getMeter: () => assert.fail("not used") };
+    const tracerProvider = { getTracer: () => assert.fail("not used") };
     const bad: [unknown, string][] = [
+      [undefined, "options"],
       [{}, "options"],
       [{ meterProvider: {} }, "options.meterProvider"],
       [{ tracerProvider: 3 }, "options.tracerProvider"],
-      [{ tracerProvider: tracesSdk().provider, tracer: 1 }, "options.tracer"],
-      [
-        { meterProvider: metricsSdk().provider, dbSystemName: "" },
-        "options.dbSystemName",
-      ],
+      [{ tracerProvider, tracer: 1 }, "options.tracer"],
+      [{ meterProvider, dbSystemName: "" }, "options.dbSystemName"],
+      [{ meterProvider, poolName: "orders" }, "options.poolName"],
     ];
     for (const [options, field] of bad) {
       assert.throws(
         () => instrumentClient(s.client, options as never),
-        (e: unknown) => e instanceof ConfigError && e.field === field,
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === field,
         field,
       );
     }

@@ -52,6 +52,7 @@ const ROOT_VALUES = [
   "DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS",
   "DatagramTooLargeError",
   "HostNotFoundError",
+  "InvalidArgumentError",
   "NegotiationError",
   "NoHealthyNodesError",
   "NodeHealthEvent",

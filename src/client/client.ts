@@ -51,8 +51,10 @@ import {
   type RequestPathOwner,
 } from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
+// The checks at the door of every public method (bad input fails its call).
+import * as door from "./arguments.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
-import { guardLogger, logConnectOutcome } from "../cluster/log.ts";
+import { connectLogged, disconnected, guardLogger } from "../cluster/log.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
@@ -141,7 +143,6 @@ export class Client extends TypedEventTarget<ClientEventMap> {
           new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
         ),
     );
-    // The manager logs what happens to the nodes; the client its retries.
     this.#log = config.logger && guardLogger(config.logger);
     if (this.#log) {
       const log = this.#log;
@@ -173,6 +174,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | ListenerOptions,
   ): void {
+    door.checkListenerArguments(type, listener, options);
     if (POOL_EVENTS.has(type) && !this.#forwarding.has(type as PoolEventName)) {
       this.#forward(type as PoolEventName);
     }
@@ -260,6 +262,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     // by the overrides, then the options.
     const byObject = typeof first === "object" && first !== null;
     const config = configFromArguments(first, byObject ? undefined : second);
+    door.checkConnectOptions(byObject ? second : third);
     const options: ConnectCallOptions =
       (byObject ? second as ConnectCallOptions : third) ?? {};
     const resolved = resolveConfig(config);
@@ -276,13 +279,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       return client;
     }
     try {
-      await manager.connect(options.signal);
+      await connectLogged(manager, resolved.logger, options.signal);
     } catch (error) {
-      logConnectOutcome(resolved.logger, manager.nodes, error);
       await manager.close();
       throw error;
     }
-    logConnectOutcome(resolved.logger, manager.nodes);
     return new Client(resolved, manager);
   }
 
@@ -298,6 +299,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * `idempotent`; a retry prefers another node.
    *
    * @throws {ClientClosedError} after `disconnect()`.
+   * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
    * @throws {RetriesExhaustedError} when every allowed attempt failed (the last error is its cause).
    * @throws the first error itself when it is not retryable (`RemoteError`, `AbortedError`, ...).
    */
@@ -305,6 +307,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payload: Uint8Array,
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
+    if (!door.isValidRequest(payload, options)) {
+      return door.rejectRequest(payload, options);
+    }
     if (this.#closing) return Promise.reject(new ClientClosedError());
     if (this.#lazy) {
       return this.#ready(options.signal).then(
@@ -322,14 +327,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * failed one is tried again by the next call.
    */
   #ready(signal: AbortSignal | undefined): Promise<void> {
-    this.#connecting ??= this.manager.connect().then(
+    this.#connecting ??= connectLogged(this.manager, this.config.logger).then(
       () => {
         this.#lazy = false;
-        logConnectOutcome(this.config.logger, this.manager.nodes);
       },
       (error) => {
         this.#connecting = undefined;
-        logConnectOutcome(this.config.logger, this.manager.nodes, error);
         throw error;
       },
     );
@@ -372,6 +375,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
+    door.checkPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
     if (this.#lazy) await this.#ready(options.signal);
     const node = this.manager.pickNode();
@@ -410,6 +414,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   healthCheckAllNodes(
     options: { signal?: AbortSignal } = {},
   ): Promise<HealthCheckResult[]> {
+    if (!door.isValidHealthCheck(options)) {
+      return door.rejectHealthCheck(options);
+    }
     if (this.#closing) return Promise.reject(new ClientClosedError());
     const signal = options.signal;
     if (signal === undefined) return this.manager.healthCheckAllNodes();
@@ -422,11 +429,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * `fn` itself is not.
    *
    * @throws {ClientClosedError} after `disconnect()`.
+   * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
    */
   async withConnection<T>(
     fn: (connection: Connection) => Promise<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
+    door.checkWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
     if (this.#lazy) await this.#ready(options.signal);
     const path = this.#path;
@@ -520,6 +529,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * promise.
    */
   disconnect(options: DisconnectOptions = {}): Promise<void> {
+    if (!door.isValidDisconnect(options)) return door.rejectDisconnect(options);
     this.#disconnected ??= this.#shutdown(
       options.timeoutMs ?? this.config.timeoutMs,
     );
@@ -553,11 +563,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       this.manager.destroyConnections(this.#cancelled);
     }
     await this.manager.close();
-    this.#log?.({
-      level: "info",
-      message: "disconnected",
-      event: "disconnected",
-    });
+    this.#log?.(disconnected());
   }
 
   /** Once the client is closing, failures say so. */

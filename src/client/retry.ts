@@ -20,6 +20,10 @@ import {
   NodewireError,
   RetriesExhaustedError,
 } from "../errors.ts";
+import {
+  checkExecuteWithRetryArguments,
+  checkIsRetryableArguments,
+} from "./retry_arguments.ts";
 
 /**
  * The delay before retry number `attempt`, in milliseconds. `attempt` is
@@ -138,6 +142,7 @@ export function isRetryable(
   error: unknown,
   options: IsRetryableOptions = {},
 ): boolean {
+  checkIsRetryableArguments(error, options);
   if (!(error instanceof NodewireError)) return false;
   if (!error.retryable || NEVER_RETRIED_CODES.has(error.code)) return false;
   if (NEVER_SENT_CODES.has(error.code)) return true;
@@ -254,6 +259,7 @@ export async function executeWithRetry<T>(
   config: RetryConfig,
   options: ExecuteWithRetryOptions = {},
 ): Promise<T> {
+  checkExecuteWithRetryArguments(operation, config, options);
   const { signal, onRetry } = options;
   const clock = options.clock ?? systemClock;
   const random = options.random ?? Math.random;

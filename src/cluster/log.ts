@@ -155,8 +155,34 @@ function openFailure(d: PoolEventDetailMap["connectionFailed"]): LogEntry {
   };
 }
 
+/** The client's last entry, once `disconnect()` finished. */
+export function disconnected(): LogEntry {
+  return { level: "info", message: "disconnected", event: "disconnected" };
+}
+
+/**
+ * `manager.connect(signal)`, its outcome logged: how many nodes answered,
+ * or why none did.
+ */
+export async function connectLogged(
+  manager: {
+    connect(signal?: AbortSignal): Promise<void>;
+    nodes: readonly ManagedNode[];
+  },
+  logger: Logger | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
+  try {
+    await manager.connect(signal);
+  } catch (error) {
+    logConnectOutcome(logger, manager.nodes, error);
+    throw error;
+  }
+  logConnectOutcome(logger, manager.nodes);
+}
+
 /** The outcome of `Client.connect`: how many nodes answered, or why none did. */
-export function logConnectOutcome(
+function logConnectOutcome(
   logger: Logger | undefined,
   nodes: readonly ManagedNode[],
   error?: unknown,

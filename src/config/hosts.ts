@@ -10,12 +10,23 @@ import { ConfigError } from "../errors.ts";
 import { DEFAULT_PORT } from "./defaults.ts";
 import type { HostAddress } from "./shapes.ts";
 
-const HOSTNAME = /^[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})$/;
-const IPV6 = /^[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?$/;
+// A DNS name: dot-separated labels of letters, digits, `-` and `_` (for
+// service names such as `my_db` in a container network), none empty, none
+// starting or ending with `-`; a final dot (a fully qualified name) is
+// allowed.
+const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
+const IPV4_LOOKING = /^[0-9.]+$/;
+const OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
+const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
+const ZONE = /^[A-Za-z0-9_.~-]+$/;
+const PORT = /^[0-9]{1,5}$/;
 
 /**
  * Parses one host entry: `host`, `host:port`, `[ipv6]`, `[ipv6]:port` or a
- * bare IPv6 literal. `field` names the entry in errors.
+ * bare IPv6 literal. `field` names the entry in errors. Parsing is strict:
+ * a DNS name is made of valid labels, an IPv4 address is a dotted quad of
+ * 0–255, an IPv6 address has at most eight groups and one `::` (with an
+ * optional IPv4 tail and `%zone`), and nothing may follow the port.
  *
  * @throws {ConfigError} for a malformed host or a port outside 1–65535.
  * @example
@@ -29,56 +40,111 @@ export function parseHost(entry: string, field = "host"): HostAddress {
     throw new ConfigError(field, entry, "expected a string host");
   }
   const text = entry.trim();
+  const fail = (expected: string): never => {
+    throw new ConfigError(field, entry, expected);
+  };
+  if (text === "") fail("expected host, host:port or [ipv6]:port");
+  if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text) || text.includes("@")) {
+    // Not quoted: a URL or user@ may hold a password.
+    throw new ConfigError(
+      field,
+      "[redacted]",
+      "a URL is not a host: give the node as host:port (no scheme such as " +
+        '"nodewire://", no user@, no path)',
+    );
+  }
   let hostname: string;
   let portText: string | undefined;
   if (text.startsWith("[")) {
     const close = text.indexOf("]");
-    if (close < 0) {
-      throw new ConfigError(field, entry, "an IPv6 address needs a closing ]");
-    }
+    if (close < 0) fail("an IPv6 address needs a closing ]");
     hostname = text.slice(1, close);
     const rest = text.slice(close + 1);
     if (rest !== "") {
-      if (!rest.startsWith(":")) {
-        throw new ConfigError(field, entry, "expected :port after ]");
-      }
+      if (!rest.startsWith(":")) fail("expected :port after ]");
       portText = rest.slice(1);
     }
-    if (!IPV6.test(hostname) || !hostname.includes(":")) {
-      throw new ConfigError(field, entry, "not a valid IPv6 address");
-    }
-  } else if ((text.match(/:/g) ?? []).length > 1) {
+    if (!isIPv6(hostname)) fail("not a valid IPv6 address");
+  } else if (text.indexOf(":") !== text.lastIndexOf(":")) {
     // More than one colon and no brackets: a bare IPv6 literal, no port.
     hostname = text;
-    if (!IPV6.test(hostname)) {
-      throw new ConfigError(field, entry, "not a valid IPv6 address");
+    if (!isIPv6(hostname)) {
+      fail(
+        "not a valid IPv6 address (with a port, an IPv6 address goes in " +
+          "brackets: [::1]:7000)",
+      );
     }
   } else {
     const colon = text.indexOf(":");
     hostname = colon < 0 ? text : text.slice(0, colon);
     portText = colon < 0 ? undefined : text.slice(colon + 1);
-    if (!HOSTNAME.test(hostname) || hostname.includes("..")) {
-      throw new ConfigError(
-        field,
-        entry,
-        "expected host, host:port or [ipv6]:port",
-      );
+    if (hostname === "") fail("the host is missing before :port");
+    if (IPV4_LOOKING.test(hostname)) {
+      if (!isIPv4(hostname)) {
+        fail("not a valid IPv4 address (four numbers 0–255, a.b.c.d)");
+      }
+    } else if (!isDnsName(hostname)) {
+      fail("expected host, host:port or [ipv6]:port");
     }
   }
   let port = DEFAULT_PORT;
   if (portText !== undefined) {
-    if (!/^[0-9]{1,5}$/.test(portText)) {
-      throw new ConfigError(field, entry, "the port must be a number");
-    }
+    if (portText === "") fail("the port is missing after :");
+    if (!PORT.test(portText)) fail("the port must be a number");
     port = Number(portText);
-    if (port < 1 || port > 65535) {
-      throw new ConfigError(field, entry, "the port must be within 1–65535");
-    }
+    if (port < 1 || port > 65535) fail("the port must be within 1–65535");
   }
   const address = hostname.includes(":")
     ? `[${hostname}]:${port}`
     : `${hostname}:${port}`;
   return { hostname, port, address };
+}
+
+/** A dotted quad, each part 0–255 in decimal without leading zeros. */
+function isIPv4(text: string): boolean {
+  const parts = text.split(".");
+  return parts.length === 4 &&
+    parts.every((part) => OCTET.test(part) && Number(part) <= 255);
+}
+
+/** A DNS name of at most 253 characters (a final dot aside). */
+function isDnsName(text: string): boolean {
+  const name = text.endsWith(".") ? text.slice(0, -1) : text;
+  return name.length > 0 && name.length <= 253 &&
+    name.split(".").every((label) => LABEL.test(label));
+}
+
+/**
+ * An IPv6 address as RFC 4291 writes it: eight groups of 1–4 hex digits,
+ * or fewer with one `::` standing for the missing ones; the last two may be
+ * an IPv4 dotted quad; an optional `%zone` (RFC 4007) follows.
+ */
+function isIPv6(text: string): boolean {
+  let address = text;
+  const percent = text.indexOf("%");
+  if (percent >= 0) {
+    if (!ZONE.test(text.slice(percent + 1))) return false;
+    address = text.slice(0, percent);
+  }
+  const halves = address.split("::");
+  if (halves.length > 2) return false;
+  const compressed = halves.length === 2;
+  const groups: string[] = [];
+  for (const half of halves) {
+    if (half !== "") groups.push(...half.split(":"));
+  }
+  let count = groups.length;
+  const last = groups[groups.length - 1];
+  // Only the address's very end may be IPv4, never a group before "::".
+  if (halves[halves.length - 1] !== "" && last.includes(".")) {
+    // An IPv4 tail takes the place of the last two groups.
+    if (!isIPv4(last)) return false;
+    groups.pop();
+    count++;
+  }
+  if (!groups.every((group) => HEX_GROUP.test(group))) return false;
+  // "::" stands for at least one group of zeros.
+  return compressed ? count <= 7 : count === 8;
 }
 
 /**

@@ -8,7 +8,7 @@
 
 import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import {
   DEFAULT_MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE,
@@ -106,6 +106,23 @@ const CONFIG_KEYS = new Set<string>([
  * ```
  */
 export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
+  try {
+    return resolve(config);
+  } catch (error) {
+    if (error instanceof NodewireError) throw error;
+    // A getter that throws, a revoked proxy: what cannot be read is not a
+    // configuration, and the caller gets the typed error the contract
+    // promises, with what was thrown as its cause.
+    throw new ConfigError(
+      "config",
+      config,
+      `could not be read (${messageOf(error)})`,
+      { cause: error },
+    );
+  }
+}
+
+function resolve(config: ConnectionConfig): ResolvedConfig {
   if (typeof config !== "object" || config === null) {
     throw new ConfigError("config", config, "expected an object");
   }
@@ -114,11 +131,21 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
   const hosts = parseHosts(config.hosts);
   const username = optionalString("username", config.username);
   const password = resolvePassword(config.password);
+  // Credentials come in pairs: half of them would connect without
+  // authentication (or fail late, at a node that requires it) without a
+  // word about the half that is missing.
   if (password !== undefined && username === undefined) {
     throw new ConfigError(
       "username",
       undefined,
       "a username is required when a password is given",
+    );
+  }
+  if (username !== undefined && password === undefined) {
+    throw new ConfigError(
+      "password",
+      undefined,
+      "a password is required when a username is given",
     );
   }
   const timeoutMs = duration(

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import { type EnvReader, readEnvVariable } from "../runtime/env.ts";
 import type { ConnectionConfig } from "./shapes.ts";
 import { parseConnectionString } from "./url.ts";
@@ -46,6 +46,26 @@ export function configFromArguments(
   first: unknown,
   overrides: unknown,
   readEnv: EnvReader = readEnvVariable,
+): ConnectionConfig {
+  try {
+    return fromArguments(first, overrides, readEnv);
+  } catch (error) {
+    if (error instanceof NodewireError) throw error;
+    // A revoked proxy or a getter that throws: what cannot be read is
+    // not a configuration (as in resolveConfig).
+    throw new ConfigError(
+      "config",
+      first,
+      `could not be read (${messageOf(error)})`,
+      { cause: error },
+    );
+  }
+}
+
+function fromArguments(
+  first: unknown,
+  overrides: unknown,
+  readEnv: EnvReader,
 ): ConnectionConfig {
   if (typeof first === "string") {
     return mergeConfig(parseConnectionString(first, "url"), overrides);

@@ -8,6 +8,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { unknownOption } from "./suggest.ts";
 
 /**
  * The longest delay a runtime timer can hold: 2^31 - 1 ms, about 24.8 days.
@@ -31,37 +32,55 @@ export interface DurationOptions {
 }
 
 /**
- * The problem with `value` as a duration, or `undefined` when it is one:
- * a number (not a string, not `NaN`, not ±`Infinity`) of milliseconds,
- * above 0 (or 0 with `allowZero`) and at most {@linkcode MAX_TIMER_DELAY_MS}.
- * For callers that report the error rather than throw it (a rejected
- * promise); the rest use {@linkcode duration}.
+ * Whether `value` is a duration: a number (not a string, not `NaN`, not
+ * ±`Infinity`) of milliseconds above 0 (or 0 with `allowZero`) and at
+ * most {@linkcode MAX_TIMER_DELAY_MS}. The one rule for every duration,
+ * in the config and per call; it allocates nothing, for the request path.
+ */
+export function isDuration(
+  value: unknown,
+  allowZero = false,
+): value is number {
+  return typeof value === "number" &&
+    (allowZero ? value >= 0 : value > 0) && value <= MAX_TIMER_DELAY_MS;
+}
+
+/**
+ * What a duration is expected to be, as the `expected` text of an error
+ * about `value`, or `undefined` when `value` is one (by
+ * {@linkcode isDuration}). Errors of any class use it, so a config field
+ * and a per-call option are refused in the same words.
+ */
+export function durationProblem(
+  value: unknown,
+  options: DurationOptions = {},
+): string | undefined {
+  const allowZero = options.allowZero === true;
+  if (isDuration(value, allowZero)) return undefined;
+  if (
+    typeof value === "number" && Number.isFinite(value) &&
+    value > MAX_TIMER_DELAY_MS
+  ) {
+    return `expected at most ${MAX_TIMER_DELAY_MS} ms (2^31 - 1, the longest ` +
+      "delay a timer can hold; a longer one fires at once)";
+  }
+  return `expected a finite number of milliseconds ${allowZero ? "≥" : ">"} 0`;
+}
+
+/**
+ * The problem with `value` as a duration, or `undefined` when it is one
+ * (see {@linkcode isDuration}). For callers that report the error rather
+ * than throw it (a rejected promise); the rest use {@linkcode duration}.
  */
 export function invalidDuration(
   field: string,
   value: unknown,
   options: DurationOptions = {},
 ): ConfigError | undefined {
-  const allowZero = options.allowZero === true;
-  if (
-    typeof value !== "number" || !Number.isFinite(value) ||
-    (allowZero ? value < 0 : value <= 0)
-  ) {
-    return new ConfigError(
-      field,
-      value,
-      `expected a finite number of milliseconds ${allowZero ? "≥" : ">"} 0`,
-    );
-  }
-  if (value > MAX_TIMER_DELAY_MS) {
-    return new ConfigError(
-      field,
-      value,
-      `expected at most ${MAX_TIMER_DELAY_MS} ms (2^31 - 1, the longest ` +
-        "delay a timer can hold; a longer one fires at once)",
-    );
-  }
-  return undefined;
+  const problem = durationProblem(value, options);
+  return problem === undefined
+    ? undefined
+    : new ConfigError(field, value, problem);
 }
 
 /**
@@ -207,7 +226,8 @@ export function oneOf<T extends string>(
  * is an error, never silently ignored. `name` is the section's field path;
  * `"config"` for the top level, whose keys are named bare.
  *
- * @throws {ConfigError} naming the first unknown key and listing the known.
+ * @throws {ConfigError} naming the first unknown key, the known one it
+ *   most likely misspells, and listing the known.
  */
 export function rejectUnknownKeys(
   name: string,
@@ -219,7 +239,7 @@ export function rejectUnknownKeys(
       throw new ConfigError(
         name === "config" ? key : `${name}.${key}`,
         key,
-        `unknown option (known: ${[...known].join(", ")})`,
+        unknownOption(key, known),
       );
     }
   }

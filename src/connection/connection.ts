@@ -10,12 +10,14 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
+import { durationProblem, isDuration } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionClosedError,
   ConnectionLostError,
   type Endpoint,
   formatAddress,
+  InvalidArgumentError,
   ProtocolError,
 } from "../errors.ts";
 import {
@@ -43,6 +45,7 @@ import {
   openConnection,
   readHelloOk,
 } from "./open.ts";
+import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
 import type {
   ConnectionStats,
@@ -320,12 +323,14 @@ export class Connection {
    * @returns the sequence number used.
    * @throws {ConnectionClosedError} after close.
    * @throws {ProtocolError} for a payload over the node's frame limit.
+   * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
    */
   sendMessage(
     type: number,
     payload: Uint8Array,
     options: { flags?: number; sequence?: number } = {},
   ): number {
+    if (!isPayload(payload)) throw invalidPayload(payload);
     if (this.#state === "closed") {
       throw new ConnectionClosedError(this);
     }
@@ -378,6 +383,8 @@ export class Connection {
    * @throws {ConnectionLostError} when the connection breaks first.
    * @throws {ConnectionClosedError} when the connection no longer takes work.
    * @throws {AbortedError} when `signal` aborts.
+   * @throws {InvalidArgumentError} for a payload that is not a Uint8Array
+   *   (refused before anything is queued).
    */
   sendRequest(
     payload: Uint8Array,
@@ -399,6 +406,7 @@ export class Connection {
     options: RequestOptions | undefined,
     sink: ReplySink,
   ): void {
+    if (!isPayload(payload)) return sink.onError(invalidPayload(payload));
     this.#call(
       MessageType.Request,
       payload,
@@ -503,15 +511,36 @@ export class Connection {
     if (route !== undefined && payload.byteLength > route.maxPayload) {
       return sink.onError(route.tooLarge(payload.byteLength));
     }
+    // Each option is read once, and checked here, before anything is
+    // recorded: a value that changed since an earlier check (a getter) or
+    // one given straight to a Connection is refused, not half-applied.
     const signal = options?.signal;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      return sink.onError(
+        new InvalidArgumentError(
+          "options.signal",
+          signal,
+          "expected an AbortSignal",
+        ),
+      );
+    }
     if (signal?.aborted) {
       return sink.onError(
         new AbortedError("request aborted before it was sent", signal.reason),
       );
     }
+    const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
+    if (!isDuration(timeoutMs)) {
+      return sink.onError(
+        new InvalidArgumentError(
+          "options.timeoutMs",
+          timeoutMs,
+          durationProblem(timeoutMs) ?? "expected a duration in ms",
+        ),
+      );
+    }
     const core = this.#core;
     const sequence = this.#nextSequence++;
-    const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     const pending: Pending = {
       sequence,
       type: type | safe,

@@ -1,7 +1,7 @@
 /**
  * The root of the SDK's errors: {@linkcode NodewireError}, which every
- * error the SDK throws or rejects with extends, and the two errors about
- * what the caller or the peer got wrong (config, protocol).
+ * error the SDK throws or rejects with extends, and the errors about what
+ * the caller or the peer got wrong (config, an argument, protocol).
  *
  * @module
  */
@@ -76,14 +76,69 @@ export class ConfigError extends NodewireError {
 
   /**
    * Creates a config error. `value` is rendered into the message; pass
-   * `"[redacted]"` for secrets.
+   * `"[redacted]"` for secrets. `options.cause` keeps what reading the
+   * value threw, if it did.
    */
-  constructor(field: string, value: unknown, expected: string) {
+  constructor(
+    field: string,
+    value: unknown,
+    expected: string,
+    options: { cause?: unknown } = {},
+  ) {
     super(
       "CONFIG_INVALID",
       `invalid ${field}: ${expected}, got ${renderValue(value)}`,
+      options,
     );
     this.field = field;
+  }
+}
+
+/**
+ * An argument or per-call option of a method is of the wrong type, out of
+ * range or unknown: a bug in the calling code, refused before the call
+ * changed anything. Never retried, and never counted against a node.
+ *
+ * @example
+ * ```ts
+ * import { type Client, InvalidArgumentError } from "@nodewire/client";
+ * declare const client: Client;
+ * try {
+ *   await client.request(new Uint8Array([1]), { timeoutMs: Number.NaN });
+ * } catch (error) {
+ *   if (error instanceof InvalidArgumentError) console.log(error.argument); // "options.timeoutMs"
+ *   else throw error;
+ * }
+ * ```
+ */
+export class InvalidArgumentError extends NodewireError {
+  /** Always `"INVALID_ARGUMENT"`. */
+  declare readonly code: "INVALID_ARGUMENT";
+  /**
+   * What was wrong: the parameter, or the option's path within it, such
+   * as `payload` or `options.timeoutMs`.
+   */
+  readonly argument: string;
+
+  /**
+   * Creates the error. `value` is rendered into the message, short and
+   * without its contents (never pass a secret itself); `options.method`
+   * names the method called, `options.cause` what reading the value threw.
+   */
+  constructor(
+    argument: string,
+    value: unknown,
+    expected: string,
+    options: { method?: string; cause?: unknown } = {},
+  ) {
+    super(
+      "INVALID_ARGUMENT",
+      `${
+        options.method === undefined ? "" : `${options.method}: `
+      }invalid ${argument}: ${expected}, got ${renderValue(value)}`,
+      { cause: options.cause },
+    );
+    this.argument = argument;
   }
 }
 
@@ -117,21 +172,51 @@ export class ProtocolError extends NodewireError {
 
 /**
  * A caught value's message: the `message` of an Error, else the value as
- * text. For building messages that quote another failure.
+ * text. For building messages that quote another failure; it never
+ * throws, whatever was caught.
  */
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    // A revoked proxy, a throwing getter or toString, an object without
+    // a prototype: the message must not fail while reporting a failure.
+    return renderValue(error);
+  }
 }
 
-/** Renders a value for an error message, short and safe. */
+/**
+ * Renders a value for an error message, short and safe: a string or a
+ * number as itself, anything else by its kind (an object's contents are
+ * never shown, and rendering never throws, even for a revoked proxy).
+ */
 function renderValue(value: unknown): string {
-  if (typeof value === "string") {
-    return JSON.stringify(value.length > 80 ? value.slice(0, 80) + "…" : value);
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(
+        value.length > 80 ? value.slice(0, 80) + "…" : value,
+      );
+    case "number":
+      return Object.is(value, -0) ? "-0" : String(value);
+    case "boolean":
+    case "undefined":
+      return String(value);
+    case "bigint":
+      return `${value}n`;
+    case "symbol":
+      return "a symbol";
+    case "function":
+      return "a function";
   }
-  if (typeof value === "number" || typeof value === "boolean") {
-    return String(value);
+  if (value === null) return "null";
+  try {
+    if (Array.isArray(value)) return `an array of ${value.length}`;
+    // The built-in tag names what a view or buffer is (Uint16Array,
+    // DataView, ArrayBuffer), without reading anything of its contents.
+    const tag = Object.prototype.toString.call(value).slice(8, -1);
+    if (tag !== "Object") return `${/^[AEIO]/.test(tag) ? "an" : "a"} ${tag}`;
+  } catch {
+    // A revoked proxy, or a getter that throws: say no more.
   }
-  if (value === undefined || value === null) return String(value);
-  if (Array.isArray(value)) return `an array of ${value.length}`;
-  return `a value of type ${typeof value}`;
+  return "an object";
 }

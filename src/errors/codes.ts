@@ -78,6 +78,7 @@ export type ConnectionErrorCode =
 export type ErrorCode =
   | ConnectionErrorCode
   | "CONFIG_INVALID"
+  | "INVALID_ARGUMENT"
   | "PROTOCOL_ERROR"
   | "CONNECT_FAILED"
   | "NODE_UNHEALTHY"
@@ -130,6 +131,7 @@ export const NEVER_SENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
  */
 export const NEVER_RETRIED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CONFIG_INVALID",
+  "INVALID_ARGUMENT",
   "PROTOCOL_ERROR",
   "ABORTED",
   "CLIENT_CLOSED",
@@ -143,7 +145,8 @@ export const NEVER_RETRIED_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 /**
  * Codes that say nothing about the node's health: the node answered (a
  * remote error, even a failed login), the caller gave up, the client itself
- * is the bottleneck (a pool wait) or misconfigured, or the request met a
+ * is the bottleneck (a pool wait) or misconfigured or misused (a bad
+ * argument is refused before any node sees it), or the request met a
  * connection the client had already closed (whatever closed it was counted
  * then).
  *
@@ -161,6 +164,7 @@ export const NOT_THE_NODES_FAULT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "ABORTED",
   "CLIENT_CLOSED",
   "CONFIG_INVALID",
+  "INVALID_ARGUMENT",
   "POOL_TIMEOUT",
   "POOL_CLOSED",
   "POOL_CLEARED",

@@ -6,8 +6,14 @@
  */
 
 import { Client } from "../client/client.ts";
-import { rejectUnknownKeys } from "../config/validate.ts";
-import { ClientClosedError, ConfigError } from "../errors.ts";
+import {
+  func,
+  objectWith,
+  optionsError,
+  type Rules,
+  text,
+} from "../client/option_rules.ts";
+import { ClientClosedError, InvalidArgumentError } from "../errors.ts";
 import {
   type CheckoutMessage,
   type ConnectionOpenMessage,
@@ -23,12 +29,12 @@ import type { MeterProvider, TracerProvider } from "./types.ts";
 /** The instrumentation scope the meter and the tracer are named after. */
 const SCOPE = "@nodewire/client";
 
-const OPTION_KEYS = new Set([
-  "meterProvider",
-  "tracerProvider",
-  "dbSystemName",
-  "poolName",
-]);
+const RULES: Rules = {
+  meterProvider: objectWith("getMeter"),
+  tracerProvider: objectWith("getTracer"),
+  dbSystemName: text,
+  poolName: func,
+};
 
 /**
  * Options of {@linkcode instrumentClient}: at least one provider.
@@ -84,8 +90,8 @@ export interface ClientInstrumentation {
  * channels, so an uninstrumented client pays nothing. docs/OBSERVABILITY.md
  * lists the attributes.
  *
- * @throws {ConfigError} for an unknown option, a provider that is not
- *   one, or neither provider.
+ * @throws {InvalidArgumentError} for an unknown option, a provider that
+ *   is not one, or neither provider.
  * @throws {ClientClosedError} when the client is disconnected.
  * @example
  * ```ts
@@ -104,50 +110,25 @@ export function instrumentClient(
   client: Client,
   options: OtelOptions,
 ): ClientInstrumentation {
+  const method = "instrumentClient";
   if (!(client instanceof Client)) {
-    throw new ConfigError("client", client, "expected a Client");
+    throw new InvalidArgumentError("client", client, "expected a Client", {
+      method,
+    });
   }
-  if (typeof options !== "object" || options === null) {
-    throw new ConfigError("options", options, "expected an object");
-  }
-  rejectUnknownKeys("options", options, OPTION_KEYS);
-  const { meterProvider, tracerProvider } = options;
-  const check = (ok: boolean, field: string, expected: string) => {
-    if (!ok) {
-      throw new ConfigError(
-        `options.${field}`,
-        (options as Record<string, unknown>)[field],
-        expected,
-      );
-    }
-  };
-  check(
-    meterProvider === undefined ||
-      typeof meterProvider?.getMeter === "function",
-    "meterProvider",
-    "expected a MeterProvider (with getMeter)",
-  );
-  check(
-    tracerProvider === undefined ||
-      typeof tracerProvider?.getTracer === "function",
-    "tracerProvider",
-    "expected a TracerProvider (with getTracer)",
-  );
+  const problem = optionsError(method, options, RULES);
+  if (problem !== undefined) throw problem;
+  const { meterProvider, tracerProvider } = options ?? {};
   if (meterProvider === undefined && tracerProvider === undefined) {
-    throw new ConfigError(
+    throw new InvalidArgumentError(
       "options",
       options,
       "a meterProvider, a tracerProvider or both",
+      { method },
     );
   }
   const system = options.dbSystemName ?? "nodewire";
-  check(
-    typeof system === "string" && system !== "",
-    "dbSystemName",
-    "expected a non-empty string",
-  );
   const poolName = options.poolName ?? ((address: string) => address);
-  check(typeof poolName === "function", "poolName", "expected a function");
   if (client.closed) throw new ClientClosedError();
 
   const metrics = meterProvider === undefined

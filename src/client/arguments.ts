@@ -1,0 +1,323 @@
+/**
+ * The checks at the door of the Client's methods: every argument and
+ * per-call option is refused with an {@linkcode InvalidArgumentError}
+ * before the call changes anything, so a caller's bug fails that one call
+ * and never a connection, a pool or a node's health that other calls share.
+ *
+ * Unknown option names are errors, with a "did you mean" when a known name
+ * is close; durations follow the config's one rule (`isDuration`).
+ * Reading an option that throws (a getter, a revoked proxy) is refused the
+ * same way, with what it threw as the cause. Values are read once, here;
+ * an object whose getters answer differently on a second read is beyond
+ * what a check at the door can catch.
+ *
+ * `Client.request` is the hot path: {@linkcode isValidRequest} allocates
+ * nothing and reads each option once; the error is built only on the
+ * rare way out ({@linkcode rejectRequest}).
+ *
+ * @module
+ */
+
+import { durationProblem, isDuration } from "../config/validate.ts";
+import { invalidPayload, isPayload } from "../connection/payload.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
+import { MAX_FRAME_SIZE_LIMIT } from "../protocol/frame.ts";
+import type { ClientEventMap } from "./events.ts";
+import {
+  boolean,
+  changedWhileRead,
+  duration,
+  func,
+  integer,
+  isAbortSignal,
+  nested,
+  objectWith,
+  optionsError,
+  problemOf,
+  type Rules,
+  signal,
+  text,
+} from "./option_rules.ts";
+
+/** Options of `Client.request`; `isRetryable` takes them too. */
+export const REQUEST_RULES: Rules = {
+  timeoutMs: duration,
+  signal,
+  idempotent: boolean,
+  retry: boolean,
+  hedge: boolean,
+};
+
+/** `ping` and `withConnection`. */
+const CALL_RULES: Rules = { timeoutMs: duration, signal };
+
+const DISCONNECT_RULES: Rules = {
+  // 0 is a grace period too: cancel what is in flight at once.
+  timeoutMs: (value) => durationProblem(value, { allowZero: true }),
+};
+
+const TLS_RULES: Rules = {
+  serverName: text,
+  ca: (value) =>
+    Array.isArray(value) && value.every((c) => typeof c === "string")
+      ? undefined
+      : "expected an array of PEM strings",
+  dangerouslySkipVerify: boolean,
+};
+
+/**
+ * What `Client.connect({...}, { connection })` may override in every
+ * connection the pools open (a power user's hook: the handshake, most
+ * often).
+ */
+const CONNECTION_RULES: Rules = {
+  adapter: objectWith("connect"),
+  hostname: text,
+  port: integer(1, 65535),
+  timeoutMs: duration,
+  requestTimeoutMs: duration,
+  maxFrameSize: integer(1024, MAX_FRAME_SIZE_LIMIT),
+  clock: objectWith("now", "setTimeout", "clearTimeout"),
+  clientName: text,
+  id: integer(0, Number.MAX_SAFE_INTEGER),
+  handshake: func,
+  tls: nested(TLS_RULES),
+  // Known to Connection.connect, but the pool gives every connection a
+  // signal of its own: one given here would be ignored without a word.
+  signal: () =>
+    "not taken here (each connection gets its pool's signal); use " +
+    "options.signal to cancel Client.connect",
+};
+
+const CONNECT_RULES: Rules = {
+  signal,
+  connection: nested(CONNECTION_RULES),
+  lazy: boolean,
+};
+
+// The client's shared default is a frozen empty object: once found valid,
+// it is known by identity. Frozen, empty and with Object.prototype (or no
+// prototype), an object has nothing that could change.
+let emptyDefault: object | undefined;
+
+/**
+ * Whether `Client.request(payload, options)` may go ahead: a real
+ * `Uint8Array` and valid options. Allocates nothing and reads each option
+ * once; the client's no-options call costs one comparison after the first.
+ */
+export function isValidRequest(payload: unknown, options: unknown): boolean {
+  if (!isPayload(payload)) return false;
+  if (options === emptyDefault) return true;
+  const names = requestOptionNames(options);
+  if (names < 0) return false;
+  if (names === 0 && Object.isFrozen(options)) {
+    const proto = Object.getPrototypeOf(options);
+    if (proto === Object.prototype || proto === null) {
+      emptyDefault = options as object;
+    }
+  }
+  return true;
+}
+
+/**
+ * How many option names valid request `options` have, or -1 when they are
+ * not valid.
+ */
+function requestOptionNames(options: unknown): number {
+  if (typeof options !== "object" || options === null) return -1;
+  try {
+    const { timeoutMs, signal, idempotent, retry, hedge } = options as {
+      timeoutMs?: unknown;
+      signal?: unknown;
+      idempotent?: unknown;
+      retry?: unknown;
+      hedge?: unknown;
+    };
+    if (timeoutMs !== undefined && !isDuration(timeoutMs)) return -1;
+    if (idempotent !== undefined && typeof idempotent !== "boolean") {
+      return -1;
+    }
+    if (retry !== undefined && typeof retry !== "boolean") return -1;
+    if (hedge !== undefined && typeof hedge !== "boolean") return -1;
+    if (signal !== undefined && !isAbortSignal(signal)) return -1;
+    // An unknown name is most likely a misspelt one, silently ignored
+    // otherwise. `for...in` walks the names without building an array.
+    let names = 0;
+    for (const key in options) {
+      if (
+        key !== "timeoutMs" && key !== "idempotent" && key !== "signal" &&
+        key !== "retry" && key !== "hedge"
+      ) return -1;
+      names++;
+    }
+    return Array.isArray(options) ? -1 : names;
+  } catch {
+    return -1;
+  }
+}
+
+/**
+ * The rejection of a `Client.request` that {@linkcode isValidRequest}
+ * refused, naming the argument and the bad value.
+ */
+export function rejectRequest(
+  payload: unknown,
+  options: unknown,
+): Promise<never> {
+  const method = "Client.request";
+  return Promise.reject(
+    isPayload(payload)
+      ? optionsError(method, options, REQUEST_RULES) ??
+        changedWhileRead(method, options)
+      : invalidPayload(payload, method),
+  );
+}
+
+/**
+ * Checks the options of `Client.ping`.
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
+ */
+export function checkPingOptions(options: unknown): void {
+  throwIf(optionsError("Client.ping", options, CALL_RULES));
+}
+
+/**
+ * Checks the arguments of `Client.withConnection`.
+ *
+ * @throws {InvalidArgumentError} naming the bad argument or option.
+ */
+export function checkWithConnectionArguments(
+  fn: unknown,
+  options: unknown,
+): void {
+  const method = "Client.withConnection";
+  if (typeof fn !== "function") {
+    throw new InvalidArgumentError(
+      "fn",
+      fn,
+      "expected a function that takes the connection",
+      { method },
+    );
+  }
+  throwIf(optionsError(method, options, CALL_RULES));
+}
+
+/** Whether the options of `Client.disconnect` are valid. */
+export function isValidDisconnect(options: unknown): boolean {
+  return problemOf(options, DISCONNECT_RULES, "options") === undefined;
+}
+
+/**
+ * The rejection of a `Client.disconnect` whose options
+ * {@linkcode isValidDisconnect} refused.
+ */
+export function rejectDisconnect(options: unknown): Promise<never> {
+  const method = "Client.disconnect";
+  return Promise.reject(
+    optionsError(method, options, DISCONNECT_RULES) ??
+      changedWhileRead(method, options),
+  );
+}
+
+const HEALTH_CHECK_RULES: Rules = { signal };
+
+/** Whether the options of `Client.healthCheckAllNodes` are valid. */
+export function isValidHealthCheck(options: unknown): boolean {
+  return problemOf(options, HEALTH_CHECK_RULES, "options") === undefined;
+}
+
+/**
+ * The rejection of a `Client.healthCheckAllNodes` whose options
+ * {@linkcode isValidHealthCheck} refused.
+ */
+export function rejectHealthCheck(options: unknown): Promise<never> {
+  const method = "Client.healthCheckAllNodes";
+  return Promise.reject(
+    optionsError(method, options, HEALTH_CHECK_RULES) ??
+      changedWhileRead(method, options),
+  );
+}
+
+/**
+ * Checks `Client.connect`'s second argument (`signal`, `connection`).
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
+ */
+export function checkConnectOptions(options: unknown): void {
+  throwIf(optionsError("Client.connect", options, CONNECT_RULES));
+}
+
+// Typed as a record so that a client event added to the map without
+// being added here fails to compile.
+const OWN_EVENTS: Record<Exclude<keyof ClientEventMap, PoolEventName>, true> = {
+  retry: true,
+  retryBudgetExhausted: true,
+  nodeHealthChanged: true,
+  protocolSelected: true,
+  nodeAdded: true,
+  nodeRemoved: true,
+};
+
+/** Every event name a client dispatches: its own and its pools'. */
+const CLIENT_EVENT_NAMES: ReadonlySet<string> = new Set([
+  ...Object.keys(OWN_EVENTS),
+  ...POOL_EVENT_NAMES,
+]);
+
+/**
+ * Checks the arguments of `Client.addEventListener`: an event name the
+ * client dispatches, a function or `handleEvent` object (or `null`, a
+ * no-op as for `EventTarget`), and `boolean` or known options.
+ *
+ * @throws {InvalidArgumentError} naming the bad argument.
+ */
+export function checkListenerArguments(
+  type: unknown,
+  listener: unknown,
+  options: unknown,
+): void {
+  const method = "Client.addEventListener";
+  if (typeof type !== "string" || !CLIENT_EVENT_NAMES.has(type)) {
+    throw new InvalidArgumentError(
+      "type",
+      type,
+      `expected an event name: ${[...CLIENT_EVENT_NAMES].join(", ")}`,
+      { method },
+    );
+  }
+  let callable: boolean;
+  try {
+    callable = listener === null || typeof listener === "function" ||
+      (typeof listener === "object" &&
+        typeof (listener as { handleEvent?: unknown }).handleEvent ===
+          "function");
+  } catch (error) {
+    throw new InvalidArgumentError("listener", listener, "could not be read", {
+      method,
+      cause: error,
+    });
+  }
+  if (!callable) {
+    throw new InvalidArgumentError(
+      "listener",
+      listener,
+      "expected a function or an object with a handleEvent method",
+      { method },
+    );
+  }
+  if (typeof options === "boolean") return;
+  throwIf(optionsError(method, options, LISTENER_RULES));
+}
+
+const LISTENER_RULES: Rules = {
+  once: boolean,
+  capture: boolean,
+  passive: boolean,
+  signal,
+};
+
+function throwIf(error: InvalidArgumentError | undefined): void {
+  if (error !== undefined) throw error;
+}

@@ -1,0 +1,589 @@
+// Per-call arguments are checked at the door (issue 12, defect 7 and
+// Deliver 2, 3 and 5): an unknown option is an error with a "did you mean",
+// a duration follows the config's one rule, a signal is an AbortSignal and
+// a flag a boolean; every refusal is an InvalidArgumentError naming the
+// option, and changes nothing. The test kit's entry points refuse unknown
+// options too, and a username needs a password.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import { executeWithRetry, isRetryable } from "../src/client/retry.ts";
+import { DEFAULT_RETRY_CONFIG } from "../src/config/defaults.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import {
+  ConfigError,
+  ConnectionRefusedError,
+  InvalidArgumentError,
+  NEVER_RETRIED_CODES,
+  NOT_THE_NODES_FAULT,
+  RequestTimeoutError,
+} from "../src/errors.ts";
+import { Secret } from "../src/secret.ts";
+import { CredentialStore, ScramServer } from "../testing/auth.ts";
+import { startTestNode, type TestNode } from "../testing/node.ts";
+import { ops, replyText } from "../testing/ops.ts";
+import { startFaultProxy } from "../testing/proxy.ts";
+
+const echo = ops.echo("ok");
+
+async function withClient(
+  body: (client: Client, node: TestNode) => Promise<void>,
+): Promise<void> {
+  const node = await startTestNode();
+  const client = await Client.connect({
+    hosts: [node.address],
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1 },
+  });
+  try {
+    await body(client, node);
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+}
+
+/** Checks an InvalidArgumentError: its argument and message. */
+function invalid(argument: string, pattern?: RegExp) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.argument, argument, error.message);
+    assert.equal(error.retryable, false);
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  };
+}
+
+/** Runs `call`, which must be refused with `check`, and changes nothing. */
+async function refusedCleanly(
+  client: Client,
+  call: () => Promise<unknown>,
+  check: (error: unknown) => boolean,
+): Promise<void> {
+  const before = client.stats();
+  await assert.rejects(call, check);
+  const after = client.stats();
+  assert.equal(after.inFlight, 0);
+  assert.equal(after.failed, before.failed);
+  assert.equal(after.retries, before.retries);
+  assert.equal(after.nodes[0].healthy, true);
+  assert.equal(after.nodes[0].consecutiveFailures, 0);
+  assert.equal(replyText(await client.request(echo)), "ok");
+}
+
+test("the error class: code INVALID_ARGUMENT, never retried, not the node's fault", () => {
+  const error = new InvalidArgumentError(
+    "options.timeoutMs",
+    NaN,
+    "expected x",
+    {
+      method: "Client.request",
+    },
+  );
+  assert.equal(error.code, "INVALID_ARGUMENT");
+  assert.equal(error.name, "InvalidArgumentError");
+  assert.equal(
+    error.message,
+    "Client.request: invalid options.timeoutMs: expected x, got NaN",
+  );
+  assert.ok(NEVER_RETRIED_CODES.has("INVALID_ARGUMENT"));
+  assert.ok(NOT_THE_NODES_FAULT.has("INVALID_ARGUMENT"));
+  assert.equal(isRetryable(error, { idempotent: true }), false);
+});
+
+test("{ idempotnet: true } is refused with a did-you-mean, not ignored", async () => {
+  await withClient(async (client) => {
+    await refusedCleanly(
+      client,
+      () => client.request(echo, { idempotnet: true } as never),
+      invalid(
+        "options.idempotnet",
+        /^Client\.request: invalid options\.idempotnet: unknown option \(did you mean "idempotent"\?\)/,
+      ),
+    );
+  });
+});
+
+test("{ timeoutMS: 5 } is refused with a did-you-mean, not ignored", async () => {
+  await withClient(async (client) => {
+    await refusedCleanly(
+      client,
+      () => client.request(echo, { timeoutMS: 5 } as never),
+      invalid("options.timeoutMS", /did you mean "timeoutMs"\?/),
+    );
+  });
+});
+
+test("other unknown request options: a swap, a stranger, an inherited name", async () => {
+  await withClient(async (client) => {
+    await refusedCleanly(
+      client,
+      () => client.request(echo, { retyr: false } as never),
+      invalid("options.retyr", /did you mean "retry"\?/),
+    );
+    await refusedCleanly(
+      client,
+      () => client.request(echo, { flavour: "x" } as never),
+      (error) =>
+        invalid("options.flavour")(error) &&
+        !/did you mean/.test((error as Error).message) &&
+        /known: timeoutMs, signal, idempotent, retry/.test(
+          (error as Error).message,
+        ),
+    );
+    // Inherited names are read like own ones, so they are checked too.
+    await refusedCleanly(
+      client,
+      () => client.request(echo, Object.create({ idempotnet: true })),
+      invalid("options.idempotnet"),
+    );
+  });
+});
+
+test("request timeoutMs follows the duration rule: finite, > 0, ≤ 2^31-1", async () => {
+  await withClient(async (client) => {
+    for (
+      const bad of [
+        NaN,
+        "5",
+        "abc",
+        -1,
+        0,
+        -0,
+        Infinity,
+        -Infinity,
+        3e9,
+        2 ** 31,
+        null,
+        true,
+        10n,
+      ]
+    ) {
+      await refusedCleanly(
+        client,
+        () => client.request(echo, { timeoutMs: bad as number }),
+        invalid("options.timeoutMs", /timeoutMs: expected/),
+      );
+    }
+    for (const good of [1000, 2500.5, 2 ** 31 - 1]) {
+      assert.equal(
+        replyText(await client.request(echo, { timeoutMs: good })),
+        "ok",
+      );
+    }
+    // Tiny ones are valid too; on a real clock they may expire first.
+    for (const tiny of [0.5, 1]) {
+      const outcome = await client.request(echo, { timeoutMs: tiny }).then(
+        replyText,
+        (error) => error,
+      );
+      assert.ok(
+        outcome === "ok" || outcome instanceof RequestTimeoutError,
+        String(outcome),
+      );
+    }
+  });
+});
+
+test("request signal must be an AbortSignal, idempotent and retry booleans, options an object", async () => {
+  await withClient(async (client) => {
+    const fakeSignal = Object.create(AbortSignal.prototype);
+    for (const bad of [{}, "signal", true, fakeSignal, new AbortController()]) {
+      await refusedCleanly(
+        client,
+        () => client.request(echo, { signal: bad as AbortSignal }),
+        invalid("options.signal", /expected an AbortSignal/),
+      );
+    }
+    for (const bad of ["yes", 1, 0, null, {}]) {
+      await refusedCleanly(
+        client,
+        () => client.request(echo, { idempotent: bad as boolean }),
+        invalid("options.idempotent", /expected true or false/),
+      );
+      await refusedCleanly(
+        client,
+        () => client.request(echo, { retry: bad as boolean }),
+        invalid("options.retry", /expected true or false/),
+      );
+    }
+    for (const bad of [null, "fast", 5, [], [1], true, () => {}]) {
+      await refusedCleanly(
+        client,
+        () => client.request(echo, bad as never),
+        invalid("options", /expected an object of options/),
+      );
+    }
+    // Valid ones, and undefined for the defaults.
+    const signal = new AbortController().signal;
+    for (
+      const good of [
+        undefined,
+        {},
+        { idempotent: true },
+        { retry: false, idempotent: false },
+        { signal, timeoutMs: 1000, idempotent: true, retry: true },
+        { timeoutMs: undefined, signal: undefined },
+        Object.freeze({ idempotent: true }),
+        Object.assign(Object.create(null), { idempotent: true }),
+      ]
+    ) {
+      assert.equal(replyText(await client.request(echo, good)), "ok");
+    }
+  });
+});
+
+test("an option whose getter throws is refused, with what it threw as the cause", async () => {
+  await withClient(async (client) => {
+    const boom = new Error("boom");
+    const options = {
+      get timeoutMs(): number {
+        throw boom;
+      },
+    };
+    await refusedCleanly(
+      client,
+      () => client.request(echo, options),
+      (error) =>
+        invalid("options.timeoutMs", /could not be read \(boom\)/)(error) &&
+        (error as Error).cause === boom,
+    );
+    const trap = new Proxy({}, {
+      ownKeys() {
+        throw boom;
+      },
+    });
+    await refusedCleanly(
+      client,
+      () => client.request(echo, trap),
+      invalid("options", /could not be read/),
+    );
+    const { proxy, revoke } = Proxy.revocable({}, {});
+    revoke();
+    await refusedCleanly(
+      client,
+      () => client.request(echo, proxy),
+      invalid("options", /could not be read/),
+    );
+  });
+});
+
+test("ping and withConnection check timeoutMs and signal, and withConnection its callback", async () => {
+  await withClient(async (client) => {
+    for (const method of ["ping", "withConnection"] as const) {
+      const call = (options: unknown) =>
+        method === "ping"
+          ? client.ping(options as never)
+          : client.withConnection(() => Promise.resolve(1), options as never);
+      const name = method === "ping" ? "Client.ping" : "Client.withConnection";
+      for (const bad of [NaN, "5", -1, 0, Infinity, 3e9]) {
+        await refusedCleanly(
+          client,
+          () => call({ timeoutMs: bad }),
+          invalid("options.timeoutMs", new RegExp(`^${name}: `)),
+        );
+      }
+      await refusedCleanly(
+        client,
+        () => call({ signal: "stop" }),
+        invalid("options.signal"),
+      );
+      await refusedCleanly(
+        client,
+        () => call({ idempotent: true }),
+        invalid("options.idempotent", /unknown option/),
+      );
+      await refusedCleanly(
+        client,
+        () => call({ timeotMs: 5 }),
+        invalid("options.timeotMs", /did you mean "timeoutMs"/),
+      );
+      await refusedCleanly(client, () => call(null), invalid("options"));
+      await call(undefined);
+      await call({ timeoutMs: 1000, signal: new AbortController().signal });
+    }
+    for (const bad of [undefined, null, "fn", {}, { handleEvent() {} }]) {
+      await refusedCleanly(
+        client,
+        () => client.withConnection(bad as never),
+        invalid("fn", /expected a function/),
+      );
+    }
+  });
+});
+
+test("unknown or bad disconnect options are refused and leave the client open", async () => {
+  await withClient(async (client) => {
+    for (
+      const [bad, argument] of [
+        [{ timeoutMS: 5 }, "options.timeoutMS"],
+        [{ grace: 5 }, "options.grace"],
+        [{ timeoutMs: NaN }, "options.timeoutMs"],
+        [{ timeoutMs: -1 }, "options.timeoutMs"],
+        [{ timeoutMs: 3e9 }, "options.timeoutMs"],
+        [{ timeoutMs: "5" }, "options.timeoutMs"],
+        ["now", "options"],
+        [null, "options"],
+      ] as const
+    ) {
+      await assert.rejects(
+        client.disconnect(bad as never),
+        invalid(argument, /^Client\.disconnect: /),
+      );
+      assert.equal(client.closed, false);
+      assert.equal(replyText(await client.request(echo)), "ok");
+    }
+    // 0 is a grace period: cancel what is in flight at once.
+    await client.disconnect({ timeoutMs: 0 });
+    assert.equal(client.closed, true);
+  });
+});
+
+test("Client.connect's second argument: signal and connection, nothing else", async () => {
+  const node = await startTestNode();
+  const config = { hosts: [node.address], healthConfig: { intervalMs: 0 } };
+  try {
+    const cases: [unknown, string, RegExp?][] = [
+      [
+        { sgnal: new AbortController().signal },
+        "options.sgnal",
+        /did you mean "signal"/,
+      ],
+      [{ signal: "abort" }, "options.signal"],
+      [{ connection: "x" }, "options.connection", /expected an object/],
+      [{ connection: { timeoutMs: NaN } }, "options.connection.timeoutMs"],
+      [
+        { connection: { hostnme: "x" } },
+        "options.connection.hostnme",
+        /did you mean "hostname"/,
+      ],
+      [{ connection: { port: 70000 } }, "options.connection.port"],
+      [
+        { connection: { signal: new AbortController().signal } },
+        "options.connection.signal",
+        /use options\.signal/,
+      ],
+      [{ connection: { handshake: "none" } }, "options.connection.handshake"],
+      [
+        { connection: { tls: { serverNme: "a" } } },
+        "options.connection.tls.serverNme",
+      ],
+      [{ connection: { tls: { ca: "pem" } } }, "options.connection.tls.ca"],
+      ["fast", "options"],
+      [null, "options"],
+    ];
+    for (const [options, argument, pattern] of cases) {
+      await assert.rejects(
+        Client.connect(config, options as never),
+        invalid(argument, pattern),
+      );
+    }
+    assert.equal(node.stats.accepted, 0, "refused before connecting");
+    const client = await Client.connect(config, {
+      signal: new AbortController().signal,
+      connection: { clientName: "contract" },
+    });
+    await client.disconnect();
+  } finally {
+    await node.close();
+  }
+});
+
+test("Client.addEventListener refuses unknown event names, non-listeners and bad options", async () => {
+  await withClient((client) => {
+    const add = (...args: unknown[]) =>
+      (client.addEventListener as (...a: unknown[]) => void)(...args);
+    assert.throws(() => add("retyr", () => {}), invalid("type", /retry/));
+    assert.throws(() => add(42, () => {}), invalid("type"));
+    assert.throws(() => add("retry", "listener"), invalid("listener"));
+    assert.throws(() => add("retry", {}), invalid("listener"));
+    assert.throws(
+      () => add("retry", () => {}, { once: "yes" }),
+      invalid("options.once"),
+    );
+    assert.throws(
+      () => add("retry", () => {}, { onse: true }),
+      invalid("options.onse", /did you mean "once"/),
+    );
+    assert.throws(
+      () => add("retry", () => {}, { signal: {} }),
+      invalid("options.signal"),
+    );
+    add("retry", null);
+    add("checkedOut", { handleEvent() {} }, true);
+    add("retry", () => {}, {
+      once: true,
+      signal: new AbortController().signal,
+    });
+    return Promise.resolve();
+  });
+});
+
+test("the retry helpers check their arguments", async () => {
+  await assert.rejects(
+    executeWithRetry("op" as never, DEFAULT_RETRY_CONFIG),
+    invalid("operation", /^executeWithRetry: /),
+  );
+  const op = () => Promise.resolve(1);
+  for (
+    const [config, argument] of [
+      [undefined, "config"],
+      [{}, "config.maxRetries"],
+      [{ ...DEFAULT_RETRY_CONFIG, maxRetries: NaN }, "config.maxRetries"],
+      [{ ...DEFAULT_RETRY_CONFIG, maxRetries: undefined }, "config.maxRetries"],
+      [
+        { ...DEFAULT_RETRY_CONFIG, initialBackoffMs: -1 },
+        "config.initialBackoffMs",
+      ],
+      [
+        { ...DEFAULT_RETRY_CONFIG, backoffMultiplier: 0.5 },
+        "config.backoffMultiplier",
+      ],
+      [{ ...DEFAULT_RETRY_CONFIG, jitter: "no" }, "config.jitter"],
+      [{ ...DEFAULT_RETRY_CONFIG, maxRetry: 3 }, "config.maxRetry"],
+    ] as const
+  ) {
+    await assert.rejects(
+      executeWithRetry(op, config as never),
+      invalid(argument),
+    );
+  }
+  await assert.rejects(
+    executeWithRetry(op, DEFAULT_RETRY_CONFIG, { idempotnet: true } as never),
+    invalid("options.idempotnet", /did you mean "idempotent"/),
+  );
+  await assert.rejects(
+    executeWithRetry(op, DEFAULT_RETRY_CONFIG, { onRetry: 5 } as never),
+    invalid("options.onRetry"),
+  );
+  assert.equal(await executeWithRetry(op, DEFAULT_RETRY_CONFIG), 1);
+  const refused = new ConnectionRefusedError({ hostname: "h", port: 1 });
+  assert.throws(
+    () => isRetryable(refused, { idempotent: "yes" } as never),
+    invalid("options.idempotent"),
+  );
+  assert.throws(() => isRetryable(refused, null as never), invalid("options"));
+  assert.equal(isRetryable(refused), true);
+  assert.equal(isRetryable("not an error"), false);
+});
+
+test("Secret holds a string; anything else is refused without being shown", () => {
+  for (const bad of [undefined, null, 1234, ["pw"], { pw: 1 }]) {
+    assert.throws(
+      () => new Secret(bad as never),
+      (error) =>
+        invalid("value", /^Secret: .*expected a string/)(error) &&
+        !/1234|pw/.test((error as Error).message),
+    );
+  }
+  assert.equal(new Secret("").reveal(), "");
+});
+
+test("a username without a password is a ConfigError", () => {
+  assert.throws(
+    () => resolveConfig({ hosts: ["a"], username: "alice" }),
+    (error) =>
+      error instanceof ConfigError && error.field === "password" &&
+      /a password is required when a username is given/.test(error.message),
+  );
+});
+
+test("a password without a username is a ConfigError that does not show it", () => {
+  assert.throws(
+    () => resolveConfig({ hosts: ["a"], password: "secret-pw" }),
+    (error) =>
+      error instanceof ConfigError && error.field === "username" &&
+      !error.message.includes("secret-pw"),
+  );
+  assert.equal(
+    resolveConfig({ hosts: ["a"], username: "u", password: "p" }).username,
+    "u",
+  );
+});
+
+/** Starts what `start` starts; a refusal is the expected outcome. */
+async function refusedToStart(
+  start: () => Promise<{ close(): Promise<void> }>,
+  field: string,
+  pattern?: RegExp,
+): Promise<void> {
+  const outcome = await start().then(
+    async (started) => {
+      await started.close();
+      return undefined;
+    },
+    (error) => error,
+  );
+  assert.ok(outcome instanceof ConfigError, `${field}: ${outcome}`);
+  assert.equal(outcome.field, field);
+  if (pattern) assert.match(outcome.message, pattern);
+}
+
+test("startTestNode refuses an unknown option", async () => {
+  await refusedToStart(
+    () => startTestNode({ prot: 0 } as never),
+    "startTestNode options.prot",
+    /did you mean "port"/,
+  );
+});
+
+test("the test kit's other entry points refuse unknown options", async () => {
+  await refusedToStart(
+    () => startTestNode({ tls: { cert: "", key: "", drect: true } } as never),
+    "startTestNode options.tls.drect",
+  );
+  await refusedToStart(
+    () => startTestNode("fast" as never),
+    "startTestNode options",
+  );
+  const node = await startTestNode();
+  try {
+    await refusedToStart(
+      () => startFaultProxy({ target: node, latencyMs: 5 } as never),
+      "startFaultProxy options.latencyMs",
+    );
+    await refusedToStart(
+      () => startFaultProxy({ target: node, faults: { stal: true } } as never),
+      "startFaultProxy options.faults.stal",
+      /did you mean "stall"/,
+    );
+    const proxy = await startFaultProxy({ target: node });
+    try {
+      await assert.rejects(
+        proxy.setFaults({ latncyMs: 5 } as never),
+        (error) =>
+          error instanceof ConfigError &&
+          error.field === "setFaults faults.latncyMs",
+      );
+      await assert.rejects(
+        proxy.setFaults(undefined as never),
+        (error) => error instanceof ConfigError,
+      );
+      assert.deepEqual(proxy.faults, {});
+    } finally {
+      await proxy.close();
+    }
+    await assert.rejects(
+      node.stop({ gracefull: true } as never),
+      (error) =>
+        error instanceof ConfigError &&
+        /did you mean "graceful"/.test(error.message),
+    );
+    assert.equal(node.running, true);
+  } finally {
+    await node.close();
+  }
+  assert.throws(
+    () => new CredentialStore({ iteration: 4096 } as never),
+    (error) => error instanceof ConfigError,
+  );
+  const store = new CredentialStore();
+  await assert.rejects(
+    store.add("u", "p", { sallt: new Uint8Array(16) } as never),
+    (error) => error instanceof ConfigError,
+  );
+  assert.throws(
+    () => new ScramServer(store, { nonse: "x" } as never),
+    (error) => error instanceof ConfigError,
+  );
+});
