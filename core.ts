@@ -3,9 +3,10 @@
  * {@linkcode Connection} with many requests in flight, a
  * {@linkcode ConnectionPool} per node, the {@linkcode ConnectionManager}
  * that routes over healthy nodes, the balancers, {@linkcode NodeHealth},
- * the handshake (negotiation, TLS and UDP transports, authentication) and
- * the clock abstraction. An application normally needs only the root
- * module's `Client`.
+ * the handshake (negotiation, TLS and UDP transports, authentication),
+ * the clock abstraction, and the names and message shapes of the
+ * `diagnostics_channel` channels a client publishes on. An application
+ * normally needs only the root module's `Client`.
  *
  * @example One connection to one node
  * ```ts
@@ -128,6 +129,15 @@ export {
   DEFAULT_PANIC_THRESHOLD,
   DEFAULT_RETRY_BUDGET,
 } from "./src/config/defaults.ts";
+export {
+  type CheckoutMessage,
+  type ConnectionCloseMessage,
+  type ConnectionOpenMessage,
+  DIAGNOSTICS_CHANNELS,
+  type DiagnosticsMessages,
+  type NodeHealthMessage,
+  type RequestMessage,
+} from "./src/diagnostics/channels.ts";
 export {
   type Clock,
   sleep,

@@ -22,6 +22,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
   "src/clock": ["src/runtime"],
   "src/protocol": ["src/errors", "src/protocol_type.ts"],
   "src/auth": ["src/errors", "src/secret.ts"],
+  "src/diagnostics": ["src/runtime", "src/protocol_type.ts"],
   "src/config": [
     "src/errors",
     "src/protocol_type.ts",
@@ -63,6 +64,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "src/connection",
     "src/pool",
     "src/handshake",
+    "src/diagnostics",
   ],
   "src/client": [
     "src/errors",
@@ -77,6 +79,15 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "src/pool",
     "src/handshake",
     "src/cluster",
+    "src/diagnostics",
+  ],
+  "src/otel": [
+    "src/errors",
+    "src/clock",
+    "src/config",
+    "src/pool",
+    "src/diagnostics",
+    "src/client",
   ],
   "src/cli": [
     "src/errors",

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { packageExports, root } from "./support/repo.ts";
+import { packageExports, root, walk } from "./support/repo.ts";
 
 /** The names an entry file exports: its `export { … }` lists and declarations. */
 function exportedNames(entry: string): { values: string[]; types: string[] } {
@@ -128,6 +128,7 @@ test("each sub-path entry in deno.json exists and names its exports", () => {
     "./auth",
     "./cli",
     "./core",
+    "./otel",
     "./protocol",
     "./runtime",
     "./testing",
@@ -151,4 +152,40 @@ test("no name is exported by two entry points", () => {
     }
   }
   assert.deepEqual(twice, []);
+});
+
+const OTEL_VALUES = ["instrumentClient"];
+const OTEL_TYPES = [
+  "Attributes",
+  "BatchObservableResult",
+  "ClientInstrumentation",
+  "Context",
+  "Meter",
+  "MeterProvider",
+  "MetricOptions",
+  "OtelOptions",
+  "Span",
+  "Tracer",
+  "TracerProvider",
+];
+
+test("the ./otel entry exports exactly the listed names", () => {
+  const { values, types } = exportedNames("otel.ts");
+  assert.deepEqual([...values].sort(), [...OTEL_VALUES].sort());
+  assert.deepEqual([...types].sort(), [...OTEL_TYPES].sort());
+});
+
+test("nothing the package ships imports @opentelemetry: the providers come from the application", () => {
+  const shipped = [
+    ...Object.values(packageExports()).map((f) => f.replace(/^\.\//, "")),
+    ...walk("src"),
+  ];
+  const importing = shipped.filter((file) =>
+    /(?:from|import)\s*\(?\s*["']@opentelemetry\//.test(
+      readFileSync(join(root, file), "utf8")
+        .replace(/\/\*[\s\S]*?\*\//g, "")
+        .replace(/^\s*\/\/.*$/gm, ""),
+    )
+  );
+  assert.deepEqual(importing, []);
 });

@@ -54,6 +54,7 @@ import { getAdapter } from "../runtime/detect.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
+import { connectLogged, disconnected, guardLogger } from "../cluster/log.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
@@ -94,6 +95,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   readonly config: ResolvedConfig;
   /** The manager of pools and node health. */
   readonly manager: ConnectionManager;
+  /** Names this client in its `diagnostics_channel` messages (`clientId`). */
+  readonly id: number;
 
   readonly #clock: Clock;
   readonly #path: RequestPath;
@@ -113,6 +116,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     super();
     this.config = config;
     this.manager = manager;
+    this.id = manager.id;
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
     // Health changes are the client's events too.
@@ -139,20 +143,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
           new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
         ),
     );
-    this.#log = config.logger;
+    this.#log = config.logger && guardLogger(config.logger);
     if (this.#log) {
       const log = this.#log;
-      this.addEventListener("nodeHealthChanged", (e) => {
-        const d = e.detail;
-        log({
-          level: d.healthy ? "info" : "warn",
-          message: `node ${d.address} is ${
-            d.healthy ? "healthy" : "unhealthy"
-          }: ${d.reason}`,
-          event: "nodeHealthChanged",
-          address: d.address,
-        });
-      });
       this.addEventListener("retry", (e) => {
         const d = e.detail;
         log({
@@ -162,6 +155,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
           }`,
           event: "retry",
           address: d.address,
+          error: d.error instanceof Error ? d.error : undefined,
         });
       });
     }
@@ -285,7 +279,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       return client;
     }
     try {
-      await manager.connect(options.signal);
+      await connectLogged(manager, resolved.logger, options.signal);
     } catch (error) {
       await manager.close();
       throw error;
@@ -333,7 +327,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * failed one is tried again by the next call.
    */
   #ready(signal: AbortSignal | undefined): Promise<void> {
-    this.#connecting ??= this.manager.connect().then(
+    this.#connecting ??= connectLogged(this.manager, this.config.logger).then(
       () => {
         this.#lazy = false;
       },
@@ -387,15 +381,19 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const node = this.manager.pickNode();
     const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
     const started = this.#clock.now();
-    const connection = node.pool.tryAcquireShared() ??
-      await node.pool.acquireShared({
-        signal: options.signal,
-        // The pool's own limit applies when it is the shorter one, and
-        // its timeout error then names that limit.
-        timeoutMs: limit < this.config.poolConfig.connectionTimeoutMs
-          ? limit
-          : undefined,
-      });
+    const connection = await this.#path.diagnostics.observeCheckout(
+      node.address,
+      "shared",
+      () =>
+        node.pool.tryAcquireShared() ?? node.pool.acquireShared({
+          signal: options.signal,
+          // The pool's own limit applies when it is the shorter one, and
+          // its timeout error then names that limit.
+          timeoutMs: limit < this.config.poolConfig.connectionTimeoutMs
+            ? limit
+            : undefined,
+        }),
+    );
     const left = limit - (this.#clock.now() - started);
     if (!(left > 0)) {
       throw new RequestTimeoutError(node.address, limit, { sent: false });
@@ -446,8 +444,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       let node: ManagedNode | undefined;
       const connection = await executeWithRetry(
         () => {
-          node = this.manager.pickNode(node);
-          return node.pool.getConnection(options);
+          const picked = node = this.manager.pickNode(node);
+          return this.#path.diagnostics.observeCheckout(
+            picked.address,
+            "exclusive",
+            () => picked.pool.getConnection(options),
+          );
         },
         this.config.retryConfig,
         {
@@ -561,6 +563,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       this.manager.destroyConnections(this.#cancelled);
     }
     await this.manager.close();
+    this.#log?.(disconnected());
   }
 
   /** Once the client is closing, failures say so. */

@@ -27,6 +27,15 @@ import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import { DEFAULT_HEDGING } from "../config/defaults.ts";
 import { type Hedge, Hedging } from "./hedging.ts";
 import { RetryBudget } from "./retry_budget.ts";
+import {
+  channels,
+  type RequestMessage,
+  requestObserved,
+} from "../diagnostics/channels.ts";
+import {
+  type ObservedCall,
+  RequestDiagnostics,
+} from "./request_diagnostics.ts";
 
 /** Options of {@linkcode Client.request}. */
 export interface ClientRequestOptions {
@@ -77,7 +86,7 @@ export interface RequestPathOwner {
  * reply sink for its main attempt and the request's promise in one small
  * record. Hedged attempts report through sinks of their own.
  */
-export class RequestCall implements ReplySink {
+export class RequestCall implements ReplySink, ObservedCall {
   /** The node of the main attempt; undefined before the first pick. */
   node: ManagedNode | undefined = undefined;
   /** 0 for the first attempt, then one more per retry. */
@@ -90,6 +99,10 @@ export class RequestCall implements ReplySink {
   hedge: Hedge | undefined = undefined;
   /** When the main attempt was dispatched; read only when timed. */
   sentAt = 0;
+  /** The main attempt's diagnostics message, only when someone listens. */
+  message: RequestMessage | undefined = undefined;
+  /** The request's number in diagnostics messages, once it has one. */
+  id = 0;
 
   constructor(
     readonly path: RequestPath,
@@ -104,12 +117,15 @@ export class RequestCall implements ReplySink {
   }
 
   onError(error: Error): void {
-    this.path.failed(this, this.node!, error);
+    this.path.failed(this, this.node!, error, this.sentAt, this.message);
   }
 }
 
 /** The sink of one hedged attempt: which request, on which node. */
 class HedgeSink implements ReplySink {
+  /** The hedge's diagnostics message, only when someone listens. */
+  message: RequestMessage | undefined = undefined;
+
   constructor(
     readonly call: RequestCall,
     readonly node: ManagedNode,
@@ -121,7 +137,8 @@ class HedgeSink implements ReplySink {
   }
 
   onError(error: Error): void {
-    this.call.path.failed(this.call, this.node, error, this.started);
+    const call = this.call;
+    call.path.failed(call, this.node, error, this.started, this.message);
   }
 }
 
@@ -148,6 +165,8 @@ export class RequestPath {
   readonly #budget: RetryBudget | undefined;
   /** Requests waiting to be retried; woken at once by a shutdown. */
   readonly #sleeping = new Set<AbortController>();
+  /** Publishes on the diagnostics channels, when anyone listens. */
+  readonly diagnostics: RequestDiagnostics;
   /** Hedging policy and per-node latencies; undefined when never used. */
   #hedging: Hedging | undefined;
   /**
@@ -165,6 +184,7 @@ export class RequestPath {
     this.#manager = manager;
     this.#config = config;
     this.#timed = manager.timesRequests;
+    this.diagnostics = new RequestDiagnostics(manager.id, config.clock);
     this.#budget = config.retryBudget === undefined
       ? undefined
       : new RetryBudget(config.retryBudget, config.clock.now());
@@ -221,11 +241,20 @@ export class RequestPath {
       hedge.mainStarted = this.#config.clock.now();
       hedge.arm(node);
     }
+    if (requestObserved()) this.diagnostics.started(call, node.address);
     // The common case: a connection ready to share, and the request's one
     // promise settled straight from it through the record.
     const options = call.options;
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
+      if (call.message !== undefined || channels.poolCheckout.hasSubscribers) {
+        this.diagnostics.checkedOut(
+          call.message,
+          node.address,
+          connection.id,
+          0,
+        );
+      }
       connection.submitRequest(call.payload, options, call);
     } else {
       this.#waitThenSend(call, node, options, call);
@@ -256,8 +285,19 @@ export class RequestPath {
     node.inFlight++;
     call.outstanding++;
     const sink = new HedgeSink(call, node, this.#config.clock.now());
+    if (requestObserved()) {
+      sink.message = this.diagnostics.started(call, node.address, true);
+    }
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
+      if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
+        this.diagnostics.checkedOut(
+          sink.message,
+          node.address,
+          connection.id,
+          0,
+        );
+      }
       connection.submitRequest(call.payload, call.options, sink);
     } else {
       this.#waitThenSend(call, node, call.options, sink);
@@ -274,7 +314,7 @@ export class RequestPath {
     call: RequestCall,
     node: ManagedNode,
     options: ClientRequestOptions,
-    sink: ReplySink,
+    sink: RequestCall | HedgeSink,
   ): Promise<void> {
     const clock = this.#config.clock;
     const limit = options.timeoutMs ?? this.#config.requestTimeoutMs;
@@ -290,7 +330,26 @@ export class RequestPath {
           : undefined,
       });
     } catch (error) {
+      if (channels.poolCheckout.hasSubscribers) {
+        const waitMs = clock.now() - started;
+        this.diagnostics.checkout(
+          node.address,
+          "shared",
+          undefined,
+          waitMs,
+          error,
+        );
+      }
       return sink.onError(error as Error);
+    }
+    if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
+      const waitMs = clock.now() - started;
+      this.diagnostics.checkedOut(
+        sink.message,
+        node.address,
+        connection.id,
+        waitMs,
+      );
     }
     const left = limit - (clock.now() - started);
     if (!(left > 0)) {
@@ -314,6 +373,10 @@ export class RequestPath {
       this.#manager.recordLatency(node, call.sentAt, this.#config.clock.now());
     }
     call.outstanding--;
+    const message = call.message;
+    if (message !== undefined) {
+      this.diagnostics.replied(call, message, reply, !call.done);
+    }
     const hedge = call.hedge;
     if (hedge !== undefined) {
       hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
@@ -339,6 +402,9 @@ export class RequestPath {
       this.#manager.recordLatency(node, sink.started, this.#config.clock.now());
     }
     call.outstanding--;
+    if (sink.message !== undefined) {
+      this.diagnostics.replied(call, sink.message, reply, !call.done);
+    }
     const hedge = call.hedge!;
     hedge.answered(node, this.#config.clock.now() - sink.started);
     if (call.done) return;
@@ -357,7 +423,8 @@ export class RequestPath {
     call: RequestCall,
     node: ManagedNode,
     error: Error,
-    started: number = call.sentAt,
+    started: number,
+    message: RequestMessage | undefined,
   ): void {
     node.inFlight--;
     this.#manager.recordRequestFailure(node, error);
@@ -367,20 +434,26 @@ export class RequestPath {
     }
     // Another attempt is still out (hedged), or the request already has
     // its outcome: this failure decides nothing.
-    if (--call.outstanding > 0 || call.done) return;
+    if (--call.outstanding > 0 || call.done) {
+      if (message) this.diagnostics.failed(call, message, error, false);
+      return;
+    }
     const options = call.options;
     const signal = options.signal;
     // The caller asked to stop; an attempt may have failed because of it
     // with some other error.
     if (signal?.aborted && !(error instanceof AbortedError)) {
-      return this.#end(call, aborted(signal));
+      return this.#end(call, aborted(signal), message);
     }
-    if (!this.#shouldRetry(error, options)) return this.#end(call, error);
+    if (!this.#shouldRetry(error, options)) {
+      return this.#end(call, error, message);
+    }
     const retryConfig = this.#config.retryConfig;
     if (call.attempt >= retryConfig.maxRetries) {
       return this.#end(
         call,
         new RetriesExhaustedError(call.attempt + 1, error),
+        message,
       );
     }
     const budget = this.#budget;
@@ -394,9 +467,10 @@ export class RequestPath {
         error,
         address: node.address,
       });
-      return this.#end(call, error);
+      return this.#end(call, error, message);
     }
     const delayMs = backoffDelay(call.attempt, retryConfig);
+    if (message) this.diagnostics.failed(call, message, error, true);
     call.attempt++;
     this.retryCount++;
     this.#owner.retrying({
@@ -437,13 +511,20 @@ export class RequestPath {
     this.#dispatch(call);
   }
 
-  /** The request failed for good. */
-  #end(call: RequestCall, error: unknown): void {
+  /**
+   * The request failed for good, decided by the failure of the attempt of
+   * `message` (none: no attempt was under way).
+   */
+  #end(call: RequestCall, error: unknown, message?: RequestMessage): void {
     call.done = true;
     call.hedge?.finish();
     this.failedCount++;
     this.#settled();
-    call.resolve(rejection(this.#owner.final(error)));
+    const final = this.#owner.final(error);
+    if (message !== undefined || requestObserved()) {
+      this.diagnostics.ended(call, final, message);
+    }
+    call.resolve(rejection(final));
   }
 
   #settled(): void {

@@ -20,6 +20,9 @@ import { udpTransport } from "../handshake/udp.ts";
 import { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 import type { ManagedNode } from "./node.ts";
+import { opened, openFailed } from "./connection_diagnostics.ts";
+import { loadChannels } from "../diagnostics/channels.ts";
+import { logPoolEvents } from "./log.ts";
 
 /**
  * The handshake for every connection of a client: negotiation and
@@ -43,6 +46,8 @@ export function handshakeFor(
 
 /** What {@linkcode createNodePool} needs besides the node. */
 export interface NodePoolOptions {
+  /** The client's number in diagnostics messages. */
+  clientId: number;
   /** The client's resolved configuration. */
   config: ResolvedConfig;
   /** The runtime adapter that opens sockets. */
@@ -60,14 +65,19 @@ export function createNodePool(
   node: ManagedNode,
   options: NodePoolOptions,
 ): ConnectionPool<Connection> {
-  const { config, adapter, connectionOptions, handshake, onOpened } = options;
+  const { clientId, config, adapter, connectionOptions, handshake, onOpened } =
+    options;
   const host = node.host;
-  return new ConnectionPool<Connection>({
+  const pool = new ConnectionPool<Connection>({
     address: host.address,
     config: config.poolConfig,
     clock: config.clock,
     heartbeat: (connection) => heartbeat(connection, config),
     factory: async (signal) => {
+      // Subscribers hear about the first connection too.
+      const loading = loadChannels();
+      if (loading) await loading;
+      const started = config.clock.now();
       const connection = await Connection.connect({
         adapter,
         hostname: host.hostname,
@@ -87,11 +97,16 @@ export function createNodePool(
         ...connectionOptions,
         handshake,
         signal,
+      }).catch((error) => {
+        throw openFailed(clientId, node, config.clock, started, error);
       });
       onOpened(node, connection);
+      opened(clientId, node, config.clock, started, connection);
       return connection;
     },
   });
+  if (config.logger) logPoolEvents(config.logger, pool);
+  return pool;
 }
 
 /**

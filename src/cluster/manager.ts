@@ -44,6 +44,9 @@ import { NodeHealth } from "./health.ts";
 import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
 import { parseNewHost, parseNodeAddress, SlotTable } from "./membership.ts";
 import { type ManagedNode, NodeRecord } from "./node.ts";
+import { nextClientId } from "../diagnostics/channels.ts";
+import { healthChanged } from "./connection_diagnostics.ts";
+import { logManagerEvents } from "./log.ts";
 import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
 
 /**
@@ -72,6 +75,8 @@ import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
  * ```
  */
 export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
+  /** Names this manager's client in diagnostics messages (`clientId`). */
+  readonly id: number = nextClientId();
   readonly #config: ResolvedConfig;
   readonly #clock: Clock;
   // Replaced, never changed in place, when a node joins or leaves: a sweep
@@ -113,6 +118,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const handshake = connectionOptions.handshake ??
       handshakeFor(config, adapter);
     const poolOptions: NodePoolOptions = {
+      clientId: this.id,
       config,
       adapter,
       connectionOptions,
@@ -156,6 +162,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       config.clock,
     );
     this.#panicBelow = config.panicThreshold * nodes.length;
+    if (config.logger) logManagerEvents(config.logger, this);
   }
 
   /**
@@ -578,6 +585,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
         reason,
       }, this.#clock.now()),
     );
+    healthChanged(this.id, node, reason);
   }
 }
 

@@ -198,7 +198,8 @@ export interface HealthConfig {
 }
 
 /**
- * One log record from the client. Records never contain credentials.
+ * One log record from the client (docs/OBSERVABILITY.md lists them).
+ * Records never contain credentials, in their text, errors or JSON.
  *
  * @example
  * ```ts
@@ -211,10 +212,14 @@ export interface LogEntry {
   level: "debug" | "info" | "warn" | "error";
   /** Human-readable text. */
   message: string;
-  /** The event that caused it, such as `nodeHealthChanged` or `retry`. */
+  /** What happened, such as `nodeHealthChanged`, `retry` or `tlsFailed`. */
   event?: string;
   /** The node concerned, `host:port`. */
   address?: string;
+  /** The connection concerned. */
+  connectionId?: number;
+  /** The error behind the record, when there is one: its class, code and cause. */
+  error?: Error;
 }
 
 /**
@@ -352,7 +357,11 @@ export interface ConnectionConfig {
   clock?: Clock;
   /** A name sent to nodes in the hello message. Default `"nodewire"`. */
   clientName?: string;
-  /** Receives log records (health changes, retries). Default: none. */
+  /**
+   * Receives log records: connects and their failures, TLS, negotiation
+   * and authentication outcomes, lost connections, pool clears, health
+   * changes and retries (see {@linkcode LogEntry}). Default: none.
+   */
   logger?: Logger;
 }
 

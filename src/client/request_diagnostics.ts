@@ -1,0 +1,192 @@
+/**
+ * What the request path publishes on the diagnostics channels, kept out of
+ * it: it only asks whether anyone listens, and calls in here if so.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import { channels, type RequestMessage } from "../diagnostics/channels.ts";
+
+/** The parts of a request's record the messages are built from. */
+export interface ObservedCall {
+  /** The request's number in messages; 0 until the first is published. */
+  id: number;
+  /** The attempt under way (0 for the first). */
+  readonly attempt: number;
+  /** The main attempt's message, from its start until its outcome. */
+  message: RequestMessage | undefined;
+  /** The request payload. */
+  readonly payload: Uint8Array;
+  /** Whether the caller marked it idempotent. */
+  readonly options: { readonly idempotent?: boolean };
+}
+
+/** What a checkout hands out, as far as its message goes. */
+type Connected = { readonly id: number };
+
+/** Publishes one client's request and checkout messages. */
+export class RequestDiagnostics {
+  readonly #clientId: number;
+  readonly #clock: Clock;
+  #lastRequestId = 0;
+
+  constructor(clientId: number, clock: Clock) {
+    this.#clientId = clientId;
+    this.#clock = clock;
+  }
+
+  /**
+   * An attempt starts on the node at `address` (undefined: none picked).
+   * The main attempt's message is kept on the call; a hedge's is returned.
+   */
+  started(
+    call: ObservedCall,
+    address: string | undefined,
+    hedge = false,
+  ): RequestMessage {
+    if (call.id === 0) call.id = ++this.#lastRequestId;
+    const message: RequestMessage = {
+      clientId: this.#clientId,
+      requestId: call.id,
+      attempt: call.attempt,
+      hedge,
+      address,
+      idempotent: call.options.idempotent === true,
+      payloadBytes: call.payload.byteLength,
+      startedAt: this.#clock.now(),
+      connectionId: undefined,
+      waitMs: undefined,
+      durationMs: undefined,
+      replyBytes: undefined,
+      error: undefined,
+      retrying: false,
+      settles: false,
+    };
+    if (!hedge) call.message = message;
+    channels.requestStart.publish(message);
+    return message;
+  }
+
+  /**
+   * An attempt has its connection after waiting `waitMs`: recorded on its
+   * message, if it has one, and published as a checkout.
+   */
+  checkedOut(
+    message: RequestMessage | undefined,
+    address: string,
+    connectionId: number,
+    waitMs: number,
+  ): void {
+    if (message !== undefined) {
+      message.connectionId = connectionId;
+      message.waitMs = waitMs;
+    }
+    if (channels.poolCheckout.hasSubscribers) {
+      this.checkout(address, "shared", connectionId, waitMs, undefined);
+    }
+  }
+
+  /** Publishes a checkout that ended, with a connection or an error. */
+  checkout(
+    address: string,
+    mode: "shared" | "exclusive",
+    connectionId: number | undefined,
+    waitMs: number,
+    error: unknown,
+  ): void {
+    channels.poolCheckout.publish({
+      clientId: this.#clientId,
+      address,
+      mode,
+      connectionId,
+      waitMs,
+      error: error === undefined ? undefined : asError(error),
+    });
+  }
+
+  /** `acquire()`, a checkout of `ping()` or `withConnection()`, published. */
+  observeCheckout<
+    R extends Connected | Promise<Connected>,
+  >(
+    address: string,
+    mode: "shared" | "exclusive",
+    acquire: () => R,
+  ): R {
+    if (!channels.poolCheckout.hasSubscribers) return acquire();
+    const started = this.#clock.now();
+    const done = (connection: Connected | undefined, error: unknown): void => {
+      const waitMs = this.#clock.now() - started;
+      this.checkout(address, mode, connection?.id, waitMs, error);
+    };
+    return (async () => {
+      try {
+        const connection = await acquire();
+        done(connection, undefined);
+        return connection;
+      } catch (error) {
+        done(undefined, error);
+        throw error;
+      }
+    })() as unknown as R;
+  }
+
+  /**
+   * An attempt got its reply; `settles` says whether it is the request's
+   * (false for a hedge that lost the race).
+   */
+  replied(
+    call: ObservedCall,
+    message: RequestMessage,
+    reply: Uint8Array,
+    settles: boolean,
+  ): void {
+    if (call.message === message) call.message = undefined;
+    message.durationMs = this.#clock.now() - message.startedAt;
+    message.replyBytes = reply.byteLength;
+    message.settles = settles;
+    channels.requestEnd.publish(message);
+  }
+
+  /**
+   * An attempt failed without ending the request: it is retried, another
+   * attempt is still out, or the request has its outcome already.
+   */
+  failed(
+    call: ObservedCall,
+    message: RequestMessage,
+    error: unknown,
+    retrying: boolean,
+  ): void {
+    if (call.message === message) call.message = undefined;
+    message.retrying = retrying;
+    this.#publishError(message, error);
+  }
+
+  /**
+   * The request failed for good with `error`: so ends `message`, the
+   * attempt whose failure decided it; with none (no node could be picked,
+   * or the request ended between attempts), an attempt that reached no
+   * node is published for it.
+   */
+  ended(
+    call: ObservedCall,
+    error: unknown,
+    message: RequestMessage | undefined,
+  ): void {
+    message ??= this.started(call, undefined);
+    if (call.message === message) call.message = undefined;
+    message.settles = true;
+    this.#publishError(message, error);
+  }
+
+  #publishError(message: RequestMessage, error: unknown): void {
+    message.durationMs = this.#clock.now() - message.startedAt;
+    message.error = asError(error);
+    channels.requestError.publish(message);
+  }
+}
+
+function asError(error: unknown): Error {
+  return error instanceof Error ? error : new Error(String(error));
+}

@@ -1,0 +1,224 @@
+/**
+ * {@linkcode instrumentClient}: OpenTelemetry metrics and spans for a
+ * client, from the application's own providers.
+ *
+ * @module
+ */
+
+import { Client } from "../client/client.ts";
+import {
+  func,
+  objectWith,
+  optionsError,
+  type Rules,
+  text,
+} from "../client/option_rules.ts";
+import { ClientClosedError, InvalidArgumentError } from "../errors.ts";
+import {
+  type CheckoutMessage,
+  type ConnectionOpenMessage,
+  type DiagnosticsMessages,
+  loadChannels,
+  type RequestMessage,
+  subscribeChannel,
+} from "../diagnostics/channels.ts";
+import { ClientMetrics } from "./metrics.ts";
+import { ClientTelemetry, type TelemetrySink } from "./telemetry.ts";
+import type { MeterProvider, TracerProvider } from "./types.ts";
+
+/** The instrumentation scope the meter and the tracer are named after. */
+const SCOPE = "@nodewire/client";
+
+const RULES: Rules = {
+  meterProvider: objectWith("getMeter"),
+  tracerProvider: objectWith("getTracer"),
+  dbSystemName: text,
+  poolName: func,
+};
+
+/**
+ * Options of {@linkcode instrumentClient}: at least one provider.
+ *
+ * @example
+ * ```ts
+ * import type { MeterProvider, OtelOptions } from "@nodewire/client/otel";
+ * declare const meterProvider: MeterProvider;
+ * const options: OtelOptions = { meterProvider, poolName: (address) => `orders/${address}` };
+ * ```
+ */
+export interface OtelOptions {
+  /** Records the metrics: the application's (or the global) meter provider. */
+  meterProvider?: MeterProvider;
+  /** Records the spans: the application's (or the global) tracer provider. */
+  tracerProvider?: TracerProvider;
+  /** `db.system.name`, also the spans' name. Default `"nodewire"`. */
+  dbSystemName?: string;
+  /**
+   * `db.client.connection.pool.name` of a node's pool. Default: its
+   * `host:port`; name them apart when several clients of the same nodes
+   * are instrumented.
+   */
+  poolName?: (address: string) => string;
+}
+
+/**
+ * A client's instrumentation, from {@linkcode instrumentClient}.
+ *
+ * @example
+ * ```ts
+ * import type { ClientInstrumentation } from "@nodewire/client/otel";
+ * declare const instrumentation: ClientInstrumentation;
+ * instrumentation.close();
+ * ```
+ */
+export interface ClientInstrumentation {
+  /**
+   * Stops recording: no new spans or metric points, and the pools are no
+   * longer read at collection. Spans of requests in flight are not ended.
+   * Idempotent.
+   */
+  close(): void;
+}
+
+/**
+ * Records the database client metrics of the OpenTelemetry semantic
+ * conventions (`db.client.operation.duration`, and per node pool
+ * `db.client.connection.count`, `.max`, `.pending_requests`, `.timeouts`,
+ * `.create_time`, `.wait_time`, `.use_time`) and a CLIENT span per request
+ * (a child span per attempt when it was retried) for `client`, through the
+ * application's providers. It reads the client's `diagnostics_channel`
+ * channels, so an uninstrumented client pays nothing. docs/OBSERVABILITY.md
+ * lists the attributes.
+ *
+ * @throws {InvalidArgumentError} for an unknown option, a provider that
+ *   is not one, or neither provider.
+ * @throws {ClientClosedError} when the client is disconnected.
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { instrumentClient, type MeterProvider, type TracerProvider } from "@nodewire/client/otel";
+ * declare const meterProvider: MeterProvider;
+ * declare const tracerProvider: TracerProvider;
+ * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+ * const instrumentation = instrumentClient(client, { meterProvider, tracerProvider });
+ * await client.request(new Uint8Array([1, 104, 105]));
+ * instrumentation.close();
+ * await client.disconnect();
+ * ```
+ */
+export function instrumentClient(
+  client: Client,
+  options: OtelOptions,
+): ClientInstrumentation {
+  const method = "instrumentClient";
+  if (!(client instanceof Client)) {
+    throw new InvalidArgumentError("client", client, "expected a Client", {
+      method,
+    });
+  }
+  const problem = optionsError(method, options, RULES);
+  if (problem !== undefined) throw problem;
+  const { meterProvider, tracerProvider } = options ?? {};
+  if (meterProvider === undefined && tracerProvider === undefined) {
+    throw new InvalidArgumentError(
+      "options",
+      options,
+      "a meterProvider, a tracerProvider or both",
+      { method },
+    );
+  }
+  const system = options.dbSystemName ?? "nodewire";
+  const poolName = options.poolName ?? ((address: string) => address);
+  if (client.closed) throw new ClientClosedError();
+
+  const metrics = meterProvider === undefined
+    ? undefined
+    : new ClientMetrics(client, meterProvider.getMeter(SCOPE), poolName);
+  const telemetry = new ClientTelemetry(
+    client,
+    tracerProvider?.getTracer(SCOPE),
+    metrics,
+    system,
+  );
+  const detach = attachSink(client.id, telemetry);
+  let open = true;
+  return {
+    close(): void {
+      if (!open) return;
+      open = false;
+      detach();
+      metrics?.close();
+    },
+  };
+}
+
+// One set of channel subscriptions serves every instrumented client: each
+// message goes to the telemetry of the client it names. They exist only
+// while some client is instrumented, so the request paths of the others
+// stay on their no-subscriber branch.
+
+type Route = (sink: TelemetrySink, message: never) => void;
+
+const ROUTES: Partial<Record<keyof DiagnosticsMessages, Route>> = {
+  "nodewire:request:start": (sink, m: RequestMessage) => sink.requestStarted(m),
+  "nodewire:request:end": (sink, m: RequestMessage) => sink.requestReplied(m),
+  "nodewire:request:error": (sink, m: RequestMessage) => sink.requestFailed(m),
+  "nodewire:connection:open": (sink, m: ConnectionOpenMessage) =>
+    sink.connectionOpened(m),
+  "nodewire:pool:checkout": (sink, m: CheckoutMessage) => sink.checkedOut(m),
+};
+
+const sinks = new Map<number, Set<TelemetrySink>>();
+let unsubscribers: (() => void)[] = [];
+
+/**
+ * Sends `clientId`'s messages to `sink` until the returned call. A sink
+ * that throws loses that message: a subscriber's exception would
+ * otherwise surface as an uncaught error of the process.
+ */
+export function attachSink(clientId: number, sink: TelemetrySink): () => void {
+  let set = sinks.get(clientId);
+  if (set === undefined) sinks.set(clientId, set = new Set());
+  set.add(sink);
+  subscribeAll();
+  return () => {
+    if (!set.delete(sink)) return;
+    if (set.size === 0) sinks.delete(clientId);
+    if (sinks.size === 0) unsubscribeAll();
+  };
+}
+
+function subscribeAll(): void {
+  // A lazy client may not have loaded the channels yet.
+  const loading = loadChannels();
+  if (loading !== undefined) {
+    loading.then(subscribeAll);
+    return;
+  }
+  if (sinks.size === 0 || unsubscribers.length > 0) return;
+  for (const [name, route] of Object.entries(ROUTES)) {
+    unsubscribers.push(
+      subscribeChannel(
+        name as keyof DiagnosticsMessages,
+        (message) => deliver(route, message),
+      ),
+    );
+  }
+}
+
+function unsubscribeAll(): void {
+  for (const unsubscribe of unsubscribers) unsubscribe();
+  unsubscribers = [];
+}
+
+function deliver(route: Route, message: unknown): void {
+  const set = sinks.get((message as { clientId: number }).clientId);
+  if (set === undefined) return;
+  for (const sink of set) {
+    try {
+      route(sink, message as never);
+    } catch {
+      // Telemetry never breaks the request it describes.
+    }
+  }
+}

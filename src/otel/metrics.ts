@@ -1,0 +1,194 @@
+/**
+ * The database client metrics of the OpenTelemetry semantic conventions,
+ * for one client: the operation duration, and per node pool the
+ * connection counts (read from the pools when metrics are collected) and
+ * the connection create, wait and use times and timeouts.
+ *
+ * @module
+ */
+
+import type { Client } from "../client/client.ts";
+import type { PoolEvent } from "../pool/events.ts";
+import type { Attributes, BatchObservableResult, Meter } from "./types.ts";
+
+type Histogram = ReturnType<Meter["createHistogram"]>;
+type Counter = ReturnType<Meter["createCounter"]>;
+
+/** The conventions' boundaries for `db.client.operation.duration`, in s. */
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
+
+/** The attribute naming a pool. */
+export const POOL_NAME = "db.client.connection.pool.name";
+const STATE = "db.client.connection.state";
+
+/** A pool's attribute sets, made once. */
+interface PoolAttributes {
+  pool: Attributes;
+  idle: Attributes;
+  used: Attributes;
+}
+
+/** One client's metric instruments and what feeds them. */
+export class ClientMetrics {
+  readonly #client: Client;
+  readonly #meter: Meter;
+  readonly #operation: Histogram;
+  readonly #createTime: Histogram;
+  readonly #waitTime: Histogram;
+  readonly #useTime: Histogram;
+  readonly #timeouts: Counter;
+  readonly #count: object;
+  readonly #max: object;
+  readonly #pending: object;
+  readonly #pools = new Map<string, PoolAttributes>();
+  /** Exclusive lends in progress, by `address#connectionId`: when they began. */
+  readonly #lends = new Map<string, number>();
+
+  constructor(
+    client: Client,
+    meter: Meter,
+    poolName: (address: string) => string,
+  ) {
+    this.#client = client;
+    this.#meter = meter;
+    for (const node of client.manager.nodes) {
+      const pool = { [POOL_NAME]: poolName(node.address) };
+      this.#pools.set(node.address, {
+        pool,
+        idle: { ...pool, [STATE]: "idle" },
+        used: { ...pool, [STATE]: "used" },
+      });
+    }
+    const seconds = (description: string) => ({
+      description,
+      unit: "s",
+      advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+    });
+    this.#operation = meter.createHistogram(
+      "db.client.operation.duration",
+      seconds("Duration of database client operations."),
+    );
+    this.#createTime = meter.createHistogram(
+      "db.client.connection.create_time",
+      seconds("The time it took to create a new connection."),
+    );
+    this.#waitTime = meter.createHistogram(
+      "db.client.connection.wait_time",
+      seconds("The time it took to obtain an open connection from the pool."),
+    );
+    this.#useTime = meter.createHistogram(
+      "db.client.connection.use_time",
+      seconds("The time a connection was used."),
+    );
+    this.#timeouts = meter.createCounter("db.client.connection.timeouts", {
+      description: "Checkouts from the pool that timed out.",
+      unit: "{timeout}",
+    });
+    this.#count = meter.createObservableUpDownCounter(
+      "db.client.connection.count",
+      {
+        description: "Open connections, by state.",
+        unit: "{connection}",
+      },
+    );
+    this.#max = meter.createObservableUpDownCounter(
+      "db.client.connection.max",
+      {
+        description: "The maximum number of open connections allowed.",
+        unit: "{connection}",
+      },
+    );
+    this.#pending = meter.createObservableUpDownCounter(
+      "db.client.connection.pending_requests",
+      {
+        description: "Requests waiting for a connection.",
+        unit: "{request}",
+      },
+    );
+    meter.addBatchObservableCallback(this.#observe, [
+      this.#count,
+      this.#max,
+      this.#pending,
+    ]);
+    client.addEventListener("checkedIn", this.#returned);
+  }
+
+  /** A request ended after `seconds`, its attempts and waits included. */
+  operation(seconds: number, attributes: Attributes): void {
+    this.#operation.record(seconds, attributes);
+  }
+
+  /** A connection to `address` opened in `ms`. */
+  created(address: string, ms: number): void {
+    const attributes = this.#pools.get(address)?.pool;
+    if (attributes) this.#createTime.record(ms / 1000, attributes);
+  }
+
+  /**
+   * A checkout from `address`'s pool got a connection after `ms`; an
+   * exclusive one is used until it comes back.
+   */
+  waited(
+    address: string,
+    ms: number,
+    exclusive: number | undefined,
+  ): void {
+    const attributes = this.#pools.get(address)?.pool;
+    if (attributes) this.#waitTime.record(ms / 1000, attributes);
+    if (exclusive !== undefined) {
+      this.#lends.set(
+        `${address}#${exclusive}`,
+        this.#client.config.clock.now(),
+      );
+    }
+  }
+
+  /** A checkout from `address`'s pool timed out. */
+  timedOut(address: string): void {
+    const attributes = this.#pools.get(address)?.pool;
+    if (attributes) this.#timeouts.add(1, attributes);
+  }
+
+  /** A connection to `address` served one request attempt for `ms`. */
+  used(address: string, ms: number): void {
+    const attributes = this.#pools.get(address)?.pool;
+    if (attributes) this.#useTime.record(ms / 1000, attributes);
+  }
+
+  /** Stops reading the pools and hearing returns. */
+  close(): void {
+    this.#meter.removeBatchObservableCallback(this.#observe, [
+      this.#count,
+      this.#max,
+      this.#pending,
+    ]);
+    this.#client.removeEventListener("checkedIn", this.#returned);
+    this.#lends.clear();
+  }
+
+  /** A connection lent exclusively came back: its use ends. */
+  readonly #returned = (e: PoolEvent<"checkedIn">): void => {
+    const key = `${e.detail.address}#${e.detail.connectionId}`;
+    const since = this.#lends.get(key);
+    if (since === undefined) return;
+    this.#lends.delete(key);
+    this.used(e.detail.address, e.at - since);
+  };
+
+  /** Reads every pool's counts, at each collection. */
+  readonly #observe = (result: BatchObservableResult): void => {
+    for (const node of this.#client.manager.nodes) {
+      const attributes = this.#pools.get(node.address);
+      if (attributes === undefined) continue;
+      const stats = node.pool.stats();
+      result.observe(this.#count, stats.idle, attributes.idle);
+      result.observe(this.#count, stats.open - stats.idle, attributes.used);
+      result.observe(
+        this.#max,
+        node.pool.config.maxConnections,
+        attributes.pool,
+      );
+      result.observe(this.#pending, stats.waiting, attributes.pool);
+    }
+  };
+}

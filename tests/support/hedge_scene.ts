@@ -1,0 +1,54 @@
+// Two nodes on the in-memory network and a virtual clock, the first behind
+// a fault proxy that answers 200 ms late (100 ms each way), and a
+// round-robin client that hedges after 10 ms: a request's main attempt goes
+// to the slow node and its hedge to the other, which wins.
+import { Client } from "../../src/client/client.ts";
+import type { ConnectionConfig } from "../../src/config/shapes.ts";
+import { createMemoryNetwork } from "../../src/runtime/memory.ts";
+import { startTestNode, type TestNode } from "../../testing/node.ts";
+import { type FaultProxy, startFaultProxy } from "../../testing/proxy.ts";
+import { VirtualClock } from "../../testing/virtual_clock.ts";
+
+export interface HedgeScene {
+  client: Client;
+  clock: VirtualClock;
+  slow: FaultProxy;
+  fast: TestNode;
+}
+
+export async function hedgeScene(
+  config: Partial<ConnectionConfig>,
+  body: (s: HedgeScene) => Promise<void>,
+): Promise<void> {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const nodes = await Promise.all(
+    [0, 1].map((i) =>
+      startTestNode({ nodeId: `h${i}`, runtime: network, clock })
+    ),
+  );
+  const slow = await startFaultProxy({
+    target: nodes[0],
+    runtime: network,
+    clock,
+  });
+  const client = await Client.connect({
+    hosts: [slow.address, nodes[1].address],
+    runtime: network,
+    clock,
+    loadBalancing: "round-robin",
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    hedging: { delayMs: 10 },
+    ...config,
+  });
+  // Only now: the handshake went through at full speed.
+  await slow.setFaults({ latencyMs: 100 });
+  try {
+    await body({ client, clock, slow, fast: nodes[1] });
+  } finally {
+    await client.disconnect({ timeoutMs: 1 });
+    await slow.close();
+    await Promise.all(nodes.map((n) => n.close()));
+  }
+}
