@@ -37,6 +37,8 @@ const PACKAGE_FIELDS = {
   sideEffects: false,
 };
 const BIN_FILE = "package/cli.js";
+const README = "package/README.md";
+const DOCS_DIR = "package/docs/";
 const SHEBANG = "#!/usr/bin/env node\n";
 
 /**
@@ -62,11 +64,16 @@ function pack(output, args) {
   if (r.status !== 0) {
     throw new Error(`deno pack failed (${r.error?.message ?? r.status})`);
   }
-  const entries = readTar(gunzipSync(readFileSync(output)));
+  const entries = readTar(gunzipSync(readFileSync(output)))
+    // The long documents stay on JSR, where the README's links lead.
+    .filter((entry) => !entry.name.startsWith(DOCS_DIR));
   checkUntyped(entries, untyped);
   let sawBin = false;
   let sawManifest = false;
   for (const entry of entries) {
+    if (entry.name === README) {
+      entry.data = Buffer.from(linksToJsr(entry.data.toString("utf8")));
+    }
     if (entry.name.endsWith(".js")) {
       entry.data = Buffer.from(withoutComments(entry));
     }
@@ -103,7 +110,7 @@ function pack(output, args) {
 // harmless while no shipped .d.ts imports such a module; checkUntyped
 // proves it, failing the build otherwise, and replaces the notices with one
 // line.
-// deno-lint-ignore no-control-regex
+
 /**
  * The JavaScript of `entry` without its comments. The JSDoc (examples and
  * all) is for readers of the source and of the .d.ts files, which keep it;
@@ -122,6 +129,22 @@ function withoutComments(entry) {
   }).outputText;
 }
 
+/**
+ * The README with its links to docs/ pointing at the same files on JSR,
+ * which publishes them (deno.json's publish.include): the npm tarball
+ * leaves them out to stay lean, so a relative link would lead nowhere.
+ */
+function linksToJsr(text) {
+  const { name, version } = JSON.parse(
+    readFileSync(join(root, "deno.json"), "utf8"),
+  );
+  return text.replaceAll(
+    "](docs/",
+    `](https://jsr.io/${name}/${version}/docs/`,
+  );
+}
+
+// deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-9;]*m/g;
 const UNTYPED =
   /^Could not generate types for 'file:\/\/(.+?)'\. Types will not be included for this module\.$/;

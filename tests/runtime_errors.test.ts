@@ -143,3 +143,12 @@ test("listen failures are LISTEN_FAILED and not retryable", () => {
   assert.equal(mapped.retryable, false);
   assert.equal(mapped.cause, error);
 });
+
+test("an error about a peer whose address could not be read is still built", () => {
+  const error = new ConnectionLostError(
+    { hostname: undefined as unknown as string, port: 0 },
+    "socket closed",
+  );
+  assert.match(error.message, /undefined:0 lost: socket closed/);
+  assert.equal(error.address, "undefined:0");
+});

@@ -361,7 +361,8 @@ export interface PeakEwmaOptions {
  *
  * @example
  * ```ts
- * import { HealthyNodeSet, PeakEwma, PeakEwmaBalancer, VirtualClock } from "@nodewire/client/core";
+ * import { HealthyNodeSet, PeakEwma, PeakEwmaBalancer } from "@nodewire/client/core";
+ * import { VirtualClock } from "@nodewire/client/testing";
  * const clock = new VirtualClock();
  * const latency = new PeakEwma(2);
  * latency.observe(0, 40, clock.now()); // a is slow

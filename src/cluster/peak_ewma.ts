@@ -163,7 +163,8 @@ export class PeakEwma {
  *
  * @example
  * ```ts
- * import { AbortedError, peakEwmaFailureSample } from "@nodewire/client/core";
+ * import { AbortedError } from "@nodewire/client";
+ * import { peakEwmaFailureSample } from "@nodewire/client/core";
  * peakEwmaFailureSample(2, new AbortedError("gave up")); // -1
  * ```
  */

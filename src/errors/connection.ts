@@ -26,9 +26,13 @@ export interface Endpoint {
  * ```
  */
 export function formatAddress(endpoint: Endpoint): string {
-  return endpoint.hostname.includes(":")
-    ? `[${endpoint.hostname}]:${endpoint.port}`
-    : `${endpoint.hostname}:${endpoint.port}`;
+  // An error must never fail to be built: a hostname an adapter could
+  // not read is shown as what it is.
+  const hostname = String(endpoint?.hostname);
+  const port = endpoint?.port;
+  return hostname.includes(":")
+    ? `[${hostname}]:${port}`
+    : `${hostname}:${port}`;
 }
 
 /**

@@ -438,8 +438,9 @@ export const bunAdapter: RuntimeAdapter = {
         socket: {
           ...handlers,
           open(socket) {
+            // A peer that is already gone may leave no address to read.
             const channel = new BunChannel({
-              hostname: socket.remoteAddress,
+              hostname: socket.remoteAddress ?? "unknown peer",
               port: socket.remotePort ?? 0,
             });
             channel.attach(socket);
