@@ -26,7 +26,6 @@ export type {
   Context,
   Meter,
   MeterProvider,
-  MetricOptions,
   Span,
   Tracer,
   TracerProvider,

@@ -162,7 +162,6 @@ const OTEL_TYPES = [
   "Context",
   "Meter",
   "MeterProvider",
-  "MetricOptions",
   "OtelOptions",
   "Span",
   "Tracer",

@@ -16,13 +16,9 @@ import {
 import type { ProtocolType } from "../protocol_type.ts";
 
 /**
- * One attempt of `Client.request` (a retry or a hedge is one more): the
- * same object is published on `nodewire:request:start`, then on exactly
- * one of `nodewire:request:end` or `nodewire:request:error` with its
- * outcome filled in. The outcome with `settles` set is the request's (one
- * per request); when it ends without reaching a node (none healthy,
- * aborted between attempts), a `start` and an `error` with no `address`
- * say so.
+ * One attempt of `Client.request` (retries and hedges are attempts too):
+ * published on `nodewire:request:start`, then the same object on `:end` or
+ * `:error` with its outcome. The outcome with `settles` is the request's.
  *
  * @example
  * ```ts
@@ -33,13 +29,13 @@ import type { ProtocolType } from "../protocol_type.ts";
 export interface RequestMessage {
   /** The client's `id`. */
   readonly clientId: number;
-  /** The request's number within its client: the same for all its attempts. */
+  /** The request's number in its client, the same for all its attempts. */
   readonly requestId: number;
   /** 0 for the first attempt, 1 for the first retry, and so on. */
   readonly attempt: number;
   /** Whether it is a hedge: sent beside the attempt `attempt`, to another node. */
   readonly hedge: boolean;
-  /** The node the attempt went to, `host:port`; undefined when none was picked. */
+  /** The node, `host:port`; undefined when none was picked. */
   readonly address: string | undefined;
   /** Whether the caller said the request is safe to execute twice. */
   readonly idempotent: boolean;
@@ -49,17 +45,13 @@ export interface RequestMessage {
   readonly startedAt: number;
   /** The connection that carried the attempt, once it had one. */
   connectionId: number | undefined;
-  /** How long the attempt waited for a pool connection, in ms, once it had one. */
+  /** Its wait for a pool connection, in ms, once it had one. */
   waitMs: number | undefined;
   /** `end` and `error`: how long the attempt took, in ms, its wait included. */
   durationMs: number | undefined;
   /** `end`: the reply's size in bytes. */
   replyBytes: number | undefined;
-  /**
-   * `error`: why the attempt failed; with `settles`, the error the request
-   * fails with, which may wrap the attempt's own as its `cause`
-   * (`RetriesExhaustedError`, `ClientClosedError`).
-   */
+  /** `error`: why; with `settles`, the error the request fails with. */
   error: Error | undefined;
   /** `error`: whether the client retries the request after this attempt. */
   retrying: boolean;
@@ -94,9 +86,8 @@ export interface CheckoutMessage {
 }
 
 /**
- * An attempt to open a connection ended, on `nodewire:connection:open`:
- * the connection is open (TCP or TLS, HELLO exchange and handshake done)
- * and `connectionId` is set, or the attempt failed and `error` says why.
+ * Opening a connection ended, on `nodewire:connection:open`: it is open
+ * (HELLO and handshake done) with a `connectionId`, or failed with `error`.
  *
  * @example
  * ```ts
@@ -185,9 +176,9 @@ export interface NodeHealthMessage {
 export interface DiagnosticsMessages {
   /** An attempt of a request starts. */
   "nodewire:request:start": RequestMessage;
-  /** An attempt got its reply: the request succeeded. */
+  /** An attempt got its reply. */
   "nodewire:request:end": RequestMessage;
-  /** An attempt failed; `retrying` says whether the request goes on. */
+  /** An attempt failed. */
   "nodewire:request:error": RequestMessage;
   /** A connection opened, or failed to. */
   "nodewire:connection:open": ConnectionOpenMessage;
@@ -200,10 +191,9 @@ export interface DiagnosticsMessages {
 }
 
 /**
- * The name of every channel a client publishes on, by what it reports.
- * The names are stable; subscribe with `node:diagnostics_channel`'s
- * `subscribe(name, listener)` on Deno, Bun or Node. The message shapes
- * are in {@linkcode DiagnosticsMessages}.
+ * The names of a client's channels, for `node:diagnostics_channel`'s
+ * `subscribe` (Deno, Bun, Node); {@linkcode DiagnosticsMessages} has
+ * their messages.
  *
  * @example
  * ```ts
@@ -295,9 +285,9 @@ export function loadChannels(): Promise<void> | undefined {
 }
 
 /**
- * Subscribes `listener` to the channel `name`, once the channels are
- * loaded, and returns the call that unsubscribes it. Where the runtime has
- * no `diagnostics_channel`, nothing is ever published nor heard.
+ * Subscribes `listener` to the channel `name` (the channels are loaded)
+ * and returns the call that unsubscribes it. Where the runtime has no
+ * `diagnostics_channel`, nothing is ever published nor heard.
  */
 export function subscribeChannel(
   name: keyof DiagnosticsMessages,

@@ -81,29 +81,23 @@ export interface ClientInstrumentation {
 }
 
 /**
- * Records the database client metrics of the OpenTelemetry semantic
- * conventions (`db.client.operation.duration`, and per node pool
- * `db.client.connection.count`, `.max`, `.pending_requests`, `.timeouts`,
- * `.create_time`, `.wait_time`, `.use_time`) and a CLIENT span per request
- * (a child span per attempt when it was retried) for `client`, through the
- * application's providers. It reads the client's `diagnostics_channel`
- * channels, so an uninstrumented client pays nothing. docs/OBSERVABILITY.md
- * lists the attributes.
+ * Records the OpenTelemetry database client metrics (operation duration,
+ * connection pool metrics) and a CLIENT span per request (a child span per
+ * attempt when it made several) for `client`, through the application's
+ * providers, from its `diagnostics_channel` messages. docs/OBSERVABILITY.md
+ * lists the metrics and attributes.
  *
  * @throws {InvalidArgumentError} for an unknown option, a provider that
  *   is not one, or neither provider.
  * @throws {ClientClosedError} when the client is disconnected.
  * @example
  * ```ts
- * import { Client } from "@nodewire/client";
- * import { instrumentClient, type MeterProvider, type TracerProvider } from "@nodewire/client/otel";
- * declare const meterProvider: MeterProvider;
- * declare const tracerProvider: TracerProvider;
- * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
- * const instrumentation = instrumentClient(client, { meterProvider, tracerProvider });
- * await client.request(new Uint8Array([1, 104, 105]));
+ * import type { Client } from "@nodewire/client";
+ * import { instrumentClient, type TracerProvider } from "@nodewire/client/otel";
+ * declare const client: Client;
+ * declare const tracerProvider: TracerProvider; // e.g. trace.getTracerProvider()
+ * const instrumentation = instrumentClient(client, { tracerProvider });
  * instrumentation.close();
- * await client.disconnect();
  * ```
  */
 export function instrumentClient(

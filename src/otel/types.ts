@@ -20,24 +20,6 @@ export interface Attributes {
 }
 
 /**
- * Instrument options, as the API's `MetricOptions`.
- *
- * @example
- * ```ts
- * import type { MetricOptions } from "@nodewire/client/otel";
- * const options: MetricOptions = { unit: "s" };
- * ```
- */
-export interface MetricOptions {
-  /** What it measures. */
-  description?: string;
-  /** UCUM unit. */
-  unit?: string;
-  /** Hints, such as bucket boundaries. */
-  advice?: { explicitBucketBoundaries?: number[] };
-}
-
-/**
  * What a batch callback reports through, as the API's; an observable is
  * what `createObservableUpDownCounter` returned.
  *
@@ -55,7 +37,8 @@ export interface BatchObservableResult {
 }
 
 /**
- * A meter, as the API's: the calls `./otel` makes.
+ * A meter, as the API's: the calls `./otel` makes (`options` as the API's
+ * `MetricOptions`).
  *
  * @example
  * ```ts
@@ -68,15 +51,15 @@ export interface Meter {
   /** A histogram. */
   createHistogram(
     name: string,
-    options?: MetricOptions,
+    options?: object,
   ): { record(value: number, attributes?: Attributes): void };
   /** A counter. */
   createCounter(
     name: string,
-    options?: MetricOptions,
+    options?: object,
   ): { add(value: number, attributes?: Attributes): void };
   /** An asynchronous up-down counter. */
-  createObservableUpDownCounter(name: string, options?: MetricOptions): object;
+  createObservableUpDownCounter(name: string, options?: object): object;
   /** Reads `observables` through one callback at each collection. */
   addBatchObservableCallback(
     callback: (result: BatchObservableResult) => void,
