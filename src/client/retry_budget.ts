@@ -1,6 +1,7 @@
 /**
  * The retry budget: retries (and hedges) together may add at most a fixed
- * share of the requests sent recently, plus a small floor per second, so
+ * share of the requests sent recently (or a small floor per second, when
+ * that is more: a client sending little can still retry), so
  * that a failing cluster receives a bounded multiple of its offered load
  * instead of `(1 + maxRetries)` times it.
  *
@@ -53,7 +54,11 @@ export class RetryBudget {
     this.#rotate(now);
     const oldest = (this.#current + 1) % SLOTS;
     const recent = this.requests - this.#stamps[oldest];
-    if (this.#retriesInWindow + 1 > this.#ratio * recent + this.#floor) {
+    // The floor lets a client that sends little still retry; under load
+    // the share alone applies, so retries never add more than `ratio`.
+    if (
+      this.#retriesInWindow + 1 > Math.max(this.#ratio * recent, this.#floor)
+    ) {
       return false;
     }
     this.#retries[this.#current]++;

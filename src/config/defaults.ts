@@ -93,11 +93,12 @@ export const DEFAULT_RETRY_CONFIG: Readonly<RetryConfig> = Object.freeze({
 });
 
 /**
- * The retry budget's defaults, those of Finagle's RetryBudget: retries may
- * add 20% to the traffic of the last 10 s, plus 10 per second so that a
- * client sending little can still retry. A failing cluster then receives
- * at most about 1.2 times its offered load (plus the floor), where
- * `maxRetries: 3` alone would allow 4 times.
+ * The retry budget's defaults, Finagle's RetryBudget's numbers: retries may
+ * add 20% to the traffic of the last 10 s, or 10 per second when that is
+ * more, so that a client sending little can still retry. A failing
+ * cluster under load then receives at most 1.2 times its offered load,
+ * where `maxRetries: 3` alone would allow 4 times. (Finagle adds the floor
+ * to the share; taking the larger keeps the 1.2 bound under load.)
  *
  * @example
  * ```ts

@@ -75,7 +75,8 @@ export interface RetryConfig {
 
 /**
  * The retry budget: retries (and hedges) may add at most `ratio` of the
- * requests sent over the last `windowMs`, plus `minPerSecond`, so that a
+ * requests sent over the last `windowMs` (or `minPerSecond` when that is
+ * more: a quiet client can still retry), so that a
  * failing cluster is not sent `(1 + maxRetries)` times its load. When the
  * budget is spent, a request fails with its own error instead of being
  * retried, and the client dispatches `retryBudgetExhausted`.
@@ -317,7 +318,8 @@ export interface ConnectionConfig {
   retryConfig?: Partial<RetryConfig>;
   /**
    * Limit on retries relative to recent traffic; `false` turns it off.
-   * Default on: 20% of the requests of the last 10 s plus 10 per second.
+   * Default on: 20% of the requests of the last 10 s, or 10 per second
+   * when that is more.
    */
   retryBudget?: Partial<RetryBudgetConfig> | false;
   /**
