@@ -51,6 +51,7 @@ import {
   type RequestPathOwner,
 } from "./request_path.ts";
 import { getAdapter } from "../runtime/detect.ts";
+import { loadChannels } from "../diagnostics/channels.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
@@ -266,7 +267,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const options: ConnectCallOptions =
       (byObject ? second as ConnectCallOptions : third) ?? {};
     const resolved = resolveConfig(config);
-    const adapter = await getAdapter(resolved.runtime);
+    // Channels load before any timer runs (a virtual clock may not wait).
+    const [adapter] = await Promise.all([
+      getAdapter(resolved.runtime),
+      loadChannels(),
+    ]);
     const manager = new ConnectionManager(
       resolved,
       adapter,
