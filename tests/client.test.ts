@@ -73,17 +73,19 @@ async function withClient(
   }
 }
 
-/** A port with nothing listening on it. */
-async function deadAddress(): Promise<string> {
-  const node = await startTestNode();
-  const address = node.address;
-  await node.close();
-  return address;
+/** Addresses with nothing listening on them, all different. */
+async function deadAddresses(count: number): Promise<string[]> {
+  // All up at once, then closed: a port closed and reopened could come back
+  // the same, and a host given twice is a ConfigError.
+  const up = [];
+  for (let i = 0; i < count; i++) up.push(await startTestNode());
+  await Promise.all(up.map((n) => n.close()));
+  return up.map((n) => n.address);
 }
 
 test("Property 1: Connection Establishment", async () => {
   const nodes = await cluster(3);
-  const dead = [await deadAddress(), await deadAddress()];
+  const dead = await deadAddresses(2);
   try {
     await fc.assert(
       fc.asyncProperty(
@@ -130,7 +132,7 @@ test("Property 1: Connection Establishment", async () => {
 });
 
 test("connect names every host and why when none can be reached", async () => {
-  const dead = [await deadAddress(), await deadAddress()];
+  const dead = await deadAddresses(2);
   await assert.rejects(
     Client.connect({ hosts: dead, healthConfig: quietHealth }),
     (e: unknown) => {
