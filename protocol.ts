@@ -31,7 +31,11 @@ export {
   type MessageTypeValue,
   PROTOCOL_VERSION,
 } from "./src/protocol/frame.ts";
-export { MessageCodec, writeHeader } from "./src/protocol/codec.ts";
+export {
+  type FrameHandler,
+  MessageCodec,
+  writeHeader,
+} from "./src/protocol/codec.ts";
 export {
   decodeError,
   decodeHelloOk,

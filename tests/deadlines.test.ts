@@ -9,26 +9,50 @@ import { VirtualClock } from "../testing/virtual_clock.ts";
 
 interface Entry extends DeadlineEntry {
   id: number;
-  timeoutMs: number;
   added: number;
 }
 
 function entry(id: number, timeoutMs = 0, added = 0): Entry {
-  return {
-    id,
-    timeoutMs,
-    added,
-    deadline: 0,
-    prev: undefined,
-    next: undefined,
-    list: undefined,
-  };
+  return { id, timeoutMs, added, deadline: 0 };
+}
+
+/**
+ * A tracker over a set of entries, as a connection's table holds them:
+ * `remove` takes an entry out of the set, so the tracker no longer sees it.
+ */
+class Tracked {
+  readonly held = new Set<Entry>();
+  readonly tracker: DeadlineTracker<Entry>;
+
+  constructor(clock: VirtualClock, onExpire: (e: Entry) => void) {
+    this.tracker = new DeadlineTracker<Entry>(
+      clock,
+      (visit) => this.held.forEach(visit),
+      (e) => {
+        this.held.delete(e);
+        onExpire(e);
+      },
+    );
+  }
+
+  add(e: Entry, timeoutMs: number): void {
+    this.held.add(e);
+    this.tracker.add(e, timeoutMs);
+  }
+
+  remove(e: Entry): void {
+    this.held.delete(e);
+  }
+
+  stop(): void {
+    this.tracker.stop();
+  }
 }
 
 test("entries expire at their deadline, each exactly once", async () => {
   const clock = new VirtualClock();
   const expired: number[] = [];
-  const tracker = new DeadlineTracker<Entry>(clock, (e) => expired.push(e.id));
+  const tracker = new Tracked(clock, (e) => expired.push(e.id));
   tracker.add(entry(1), 100);
   tracker.add(entry(2), 50);
   tracker.add(entry(3), 100);
@@ -46,7 +70,7 @@ test("entries expire at their deadline, each exactly once", async () => {
 test("removed entries never expire", async () => {
   const clock = new VirtualClock();
   const expired: number[] = [];
-  const tracker = new DeadlineTracker<Entry>(clock, (e) => expired.push(e.id));
+  const tracker = new Tracked(clock, (e) => expired.push(e.id));
   const a = entry(1);
   tracker.add(a, 10);
   tracker.add(entry(2), 10);
@@ -58,7 +82,7 @@ test("removed entries never expire", async () => {
 
 test("one timer serves any number of entries", () => {
   const clock = new VirtualClock();
-  const tracker = new DeadlineTracker<Entry>(clock, () => {});
+  const tracker = new Tracked(clock, () => {});
   for (let i = 0; i < 10_000; i++) tracker.add(entry(i), 5000);
   assert.equal(clock.pendingTimers, 1);
   tracker.stop();
@@ -81,7 +105,7 @@ test("any mix of timeouts and removals expires exactly the live entries, on time
       async (plan) => {
         const clock = new VirtualClock();
         const expiredAt = new Map<number, number>();
-        const tracker = new DeadlineTracker<Entry>(clock, (e) => {
+        const tracker = new Tracked(clock, (e) => {
           assert.ok(!expiredAt.has(e.id), "expired twice");
           expiredAt.set(e.id, clock.now());
         });
@@ -108,4 +132,32 @@ test("any mix of timeouts and removals expires exactly the live entries, on time
     ),
     { numRuns: 100 },
   );
+});
+
+test("with one timeout for every entry, the timer fires about once per timeout period, whatever the rate", async () => {
+  const clock = new VirtualClock();
+  const t = new Tracked(clock, () => {});
+  let fired = 0;
+  const setTimeout = clock.setTimeout.bind(clock);
+  clock.setTimeout = (fn: () => void, ms: number) =>
+    setTimeout(() => {
+      fired++;
+      fn();
+    }, ms);
+  // 100 entries every 10 ms for 10 s, each answered 10 ms later: the
+  // steady state of a busy connection with a 1000 ms timeout.
+  let live: Entry[] = [];
+  for (let step = 0; step < 1000; step++) {
+    for (const e of live) t.remove(e);
+    live = [];
+    for (let i = 0; i < 100; i++) {
+      const e = entry(step * 100 + i);
+      t.add(e, 1000);
+      live.push(e);
+    }
+    await clock.advance(10);
+  }
+  assert.ok(fired <= 11, `fired ${fired} times in 10 s`);
+  assert.ok(fired >= 9, `fired ${fired} times in 10 s`);
+  t.stop();
 });

@@ -108,9 +108,13 @@ export class RequestCall implements ReplySink, ObservedCall {
     readonly path: RequestPath,
     readonly payload: Uint8Array,
     readonly options: ClientRequestOptions,
-    // Failures too settle through it (see resolve_only.ts).
-    readonly resolve: Resolve<Uint8Array>,
   ) {}
+
+  /**
+   * Settles the request's promise; failures too settle through it (see
+   * resolve_only.ts). Set by the promise's executor.
+   */
+  resolve: Resolve<Uint8Array> = noResolve;
 
   onReply(payload: Uint8Array): void {
     this.path.succeeded(this, this.node!, payload);
@@ -199,9 +203,12 @@ export class RequestPath {
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
     if (this.#budget !== undefined) this.#budget.requests++;
-    return new Promise((resolve) => {
-      this.inFlight++;
-      const call = new RequestCall(this, payload, options, resolve);
+    this.inFlight++;
+    const call = new RequestCall(this, payload, options);
+    this.#opening = call;
+    const promise = new Promise<Uint8Array>(this.#executor);
+    this.#opening = undefined;
+    try {
       if (
         options.idempotent === true && options.hedge !== false &&
         (this.#hedging !== undefined || options.hedge === true)
@@ -210,8 +217,20 @@ export class RequestPath {
         call.hedge = this.#hedging.start(() => this.#hedgeNow(call));
       }
       this.#dispatch(call);
-    });
+    } catch (error) {
+      // A bug below must still settle the request, never throw to the
+      // caller or leave it counted in flight.
+      if (!call.done) this.#end(call, error);
+    }
+    return promise;
   }
+
+  // One executor for every request's promise, so a request allocates no
+  // closure for it: it takes the record being opened.
+  #opening: RequestCall | undefined = undefined;
+  readonly #executor = (resolve: Resolve<Uint8Array>): void => {
+    this.#opening!.resolve = resolve;
+  };
 
   /** Ends the waits between retries; called when the client shuts down. */
   stop(): void {
@@ -537,6 +556,8 @@ export class RequestPath {
       !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
   }
 }
+
+function noResolve(): void {}
 
 function aborted(signal: AbortSignal): AbortedError {
   return new AbortedError("the request was aborted", signal.reason);

@@ -547,9 +547,7 @@ export class Connection {
       sink,
       abort: undefined,
       deadline: 0,
-      prev: undefined,
-      next: undefined,
-      list: undefined,
+      timeoutMs: 0,
     };
     this.#pending.add(pending);
     core.deadlines.add(pending, timeoutMs);

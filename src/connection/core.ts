@@ -97,7 +97,11 @@ export class ConnectionCore {
     this.owner = owner;
     this.stats = owner.stats;
     this.codec = new MessageCodec(maxFrameSize);
-    this.deadlines = new DeadlineTracker(clock, this.#expire);
+    this.deadlines = new DeadlineTracker(
+      clock,
+      (visit) => this.table.forEach(visit),
+      this.#expire,
+    );
     this.#onGoodbye = onGoodbye;
   }
 
@@ -224,7 +228,6 @@ export class ConnectionCore {
 
   /** What follows an entry's removal from the table. */
   #forget(pending: Pending): void {
-    this.deadlines.remove(pending);
     const abort = pending.abort;
     if (abort !== undefined) {
       abort.signal.removeEventListener("abort", abort.listener);
@@ -237,9 +240,8 @@ export class ConnectionCore {
   }
 
   #expire = (pending: Pending, timeoutMs: number): void => {
-    // The tracker already unlinked it; drop it from the map.
+    // An earlier expiry's callback may have settled it since the scan.
     if (this.table.get(pending.sequence) !== pending) return;
-    pending.list = undefined;
     this.settle(pending);
     this.stats.timedOut++;
     // A frame still held behind a congested socket never left; one that
@@ -257,7 +259,7 @@ export class ConnectionCore {
 
   #onData = (chunk: Uint8Array): void => {
     try {
-      this.codec.decode(chunk, this.#onMessage);
+      this.codec.decodeFrames(chunk, this.#onFrame);
     } catch (error) {
       const reason = error instanceof ProtocolError
         ? `protocol violation: ${error.message}`
@@ -269,29 +271,46 @@ export class ConnectionCore {
   };
 
   #onMessage = (message: Message): void => {
+    this.#onFrame(
+      message.type,
+      message.flags,
+      message.sequence,
+      message.payload,
+    );
+  };
+
+  // The fields, not a message object: no allocation per reply.
+  #onFrame = (
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void => {
     if (this.held !== undefined) {
       // Behind the pause point: kept, not acted on (not even a PING's
       // PONG), until resumeReading() or a refused startTls().
-      this.held.push(message);
+      this.held.push({ type, flags, sequence, payload });
       return;
     }
-    const type = message.type;
     if (
       type === MessageType.Response || type === MessageType.Pong ||
-      (type === MessageType.Error && message.sequence !== 0)
+      (type === MessageType.Error && sequence !== 0)
     ) {
-      const pending = this.table.get(message.sequence);
+      const pending = this.table.get(sequence);
       if (pending === undefined) {
         // An ERROR answering a control message (HELLO, NEGOTIATE, AUTH_*)
         // goes to whoever waits in receiveMessage(), so a handshake fails
         // at once instead of at its timeout.
-        if (type === MessageType.Error && this.inbox.answer(message)) return;
+        if (
+          type === MessageType.Error &&
+          this.inbox.answer({ type, flags, sequence, payload })
+        ) return;
         // Late (after a timeout or abort), duplicate or unknown: drop it.
         this.stats.dropped++;
         return;
       }
       if (type === MessageType.Error) {
-        const e = decodeError(message.payload);
+        const e = decodeError(payload);
         this.#release(pending);
         this.stats.received++;
         pending.sink.onError(
@@ -301,17 +320,15 @@ export class ConnectionCore {
       }
       if (type !== replyTypeOf(pending.type & FRAME_TYPE)) {
         throw new ProtocolError(
-          `sequence ${message.sequence} answered with type 0x${
-            type.toString(16)
-          }`,
+          `sequence ${sequence} answered with type 0x${type.toString(16)}`,
         );
       }
       this.#release(pending);
       this.stats.received++;
-      pending.sink.onReply(message.payload);
+      pending.sink.onReply(payload);
       return;
     }
-    this.#onControl(message);
+    this.#onControl({ type, flags, sequence, payload });
   };
 
   /** A message that answers no request: the node speaks to the client. */

@@ -27,7 +27,7 @@ export const SAFE_TO_REPEAT = 0x100;
 export const FRAME_TYPE = 0xff;
 
 /**
- * One request in flight: a record of eight fields, since a connection may
+ * One request in flight: a record of six fields, since a connection may
  * hold a hundred thousand of them. What only some requests need (an abort
  * signal, a frame held back by congestion) lives in records of its own.
  */

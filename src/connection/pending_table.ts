@@ -97,6 +97,19 @@ export class PendingTable<E extends Sequenced> {
     return true;
   }
 
+  /**
+   * Calls `visit` for every entry held, in no particular order, without
+   * allocating; `visit` must not add or remove entries.
+   */
+  forEach(visit: (entry: E) => void): void {
+    const slots = this.#slots;
+    for (let i = 0; i < slots.length; i++) {
+      const entry = slots[i];
+      if (entry !== undefined) visit(entry);
+    }
+    this.#overflow?.forEach(visit);
+  }
+
   /** Every entry held, in sequence order. */
   values(): E[] {
     const entries: E[] = [];

@@ -75,6 +75,24 @@ export function writeHeaderUnchecked(
 }
 
 /**
+ * Takes one decoded frame's fields; `payload` is a view into the chunk
+ * when the frame arrived whole in it.
+ *
+ * @example
+ * ```ts
+ * import type { FrameHandler } from "@nodewire/client/protocol";
+ * const log: FrameHandler = (type, _flags, sequence, payload) =>
+ *   console.log(type, sequence, payload.byteLength);
+ * ```
+ */
+export type FrameHandler = (
+  type: number,
+  flags: number,
+  sequence: number,
+  payload: Uint8Array,
+) => void;
+
+/**
  * Encodes frames and decodes a byte stream into frames. One instance per
  * connection: decoding is stateful, so frames may be split or coalesced
  * across chunks in any way.
@@ -160,12 +178,40 @@ export class MessageCodec {
    * checked before anything of that size is allocated.
    */
   decode(chunk: Uint8Array, onMessage: (message: Message) => void): void {
+    this.decodeFrames(
+      chunk,
+      (type, flags, sequence, payload) =>
+        onMessage({ type, flags, sequence, payload }),
+    );
+  }
+
+  /**
+   * {@linkcode MessageCodec.decode} without a message object per frame:
+   * `onFrame` gets the fields, which spares a connection an allocation
+   * per reply.
+   *
+   * @throws {ProtocolError} as {@linkcode MessageCodec.decode} does.
+   *
+   * @example
+   * ```ts
+   * import { MessageCodec, MessageType } from "@nodewire/client/protocol";
+   * const codec = new MessageCodec();
+   * const bytes = codec.encode({
+   *   type: MessageType.Ping,
+   *   flags: 0,
+   *   sequence: 7,
+   *   payload: new Uint8Array(0),
+   * });
+   * codec.decodeFrames(bytes, (type, _flags, sequence) => console.log(type, sequence)); // 16 7
+   * ```
+   */
+  decodeFrames(chunk: Uint8Array, onFrame: FrameHandler): void {
     if (this.#failure) throw this.#failure;
     let offset = 0;
     const end = chunk.byteLength;
     while (offset < end) {
       if (this.#headerFill > 0 || this.#pending) {
-        offset = this.#continuePartial(chunk, offset, onMessage);
+        offset = this.#continuePartial(chunk, offset, onFrame);
         continue;
       }
       if (end - offset < HEADER_SIZE) {
@@ -177,7 +223,12 @@ export class MessageCodec {
       const start = offset + HEADER_SIZE;
       if (end - start >= length) {
         offset = start + length;
-        onMessage(this.#message(chunk.subarray(start, offset)));
+        onFrame(
+          this.#type,
+          this.#flags,
+          this.#sequence,
+          chunk.subarray(start, offset),
+        );
       } else {
         const message = this.#message(new Uint8Array(length));
         message.payload.set(chunk.subarray(start, end), 0);
@@ -215,7 +266,7 @@ export class MessageCodec {
   #continuePartial(
     chunk: Uint8Array,
     offset: number,
-    onMessage: (message: Message) => void,
+    onFrame: FrameHandler,
   ): number {
     const end = chunk.byteLength;
     if (!this.#pending) {
@@ -227,7 +278,7 @@ export class MessageCodec {
       const length = this.#readHeader(this.#header, 0);
       this.#headerFill = 0;
       if (length === 0) {
-        onMessage(this.#message(EMPTY));
+        onFrame(this.#type, this.#flags, this.#sequence, EMPTY);
         return offset;
       }
       // Stay in partial mode; the payload arrives below or in later chunks.
@@ -246,7 +297,7 @@ export class MessageCodec {
     if (this.#payloadFill === pending.payload.byteLength) {
       this.#pending = undefined;
       this.#payloadFill = 0;
-      onMessage(pending);
+      onFrame(pending.type, pending.flags, pending.sequence, pending.payload);
     }
     return offset;
   }
