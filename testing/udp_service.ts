@@ -71,7 +71,10 @@ export interface UdpServiceStats {
   rejected: number;
   /** Replies too large for a datagram, answered with ERROR 8 instead. */
   oversized: number;
-  /** Datagrams of a live session that decoded, dropped or not. */
+  /**
+   * Datagrams of a live session that decoded (whatever became of their
+   * frames, `dropEvery` included).
+   */
   datagramsReceived: number;
   /** Datagrams sent: replies, and ERROR 5 to unknown sessions. */
   datagramsSent: number;
@@ -249,11 +252,11 @@ export class UdpService<S> {
       this.stats.rejected++;
       return;
     }
+    this.stats.datagramsReceived++;
     if (!isRequest(message.type)) {
       this.stats.rejected++;
       return;
     }
-    this.stats.datagramsReceived++;
     if (this.#dropNow()) return;
     this.stats.accepted++;
     const token = binding.token;
