@@ -37,14 +37,19 @@ export {
   writeHeader,
 } from "./src/protocol/codec.ts";
 export {
+  agreeFeatures,
   decodeError,
+  decodeHello,
   decodeHelloOk,
   decodeJson,
   encodeError,
+  encodeHello,
   encodeJson,
   type ErrorPayload,
   type HelloOkPayload,
   type HelloPayload,
+  PROTOCOL_FEATURES,
+  type ProtocolFeature,
 } from "./src/protocol/messages.ts";
 export {
   allowedProtocols,
@@ -58,10 +63,14 @@ export {
 export { isProtocolType, PROTOCOL_PRIORITY } from "./src/protocol_type.ts";
 export {
   DATAGRAM_OVERHEAD,
+  type DatagramFrame,
   decodeDatagram,
+  decodeDatagramFrames,
   type DecodedDatagram,
+  type DecodedDatagramFrames,
   DEFAULT_MAX_DATAGRAM_SIZE,
   encodeDatagram,
+  encodeDatagramFrames,
   formatUdpToken,
   hasToken,
   MAX_DATAGRAM_SIZE,
@@ -70,3 +79,4 @@ export {
   parseUdpToken,
   UDP_TOKEN_SIZE,
 } from "./src/protocol/datagram.ts";
+export { DatagramPacker } from "./src/protocol/datagram_packer.ts";

@@ -17,8 +17,11 @@
  *
  * The node runs in this process, so client and node share one thread, as
  * in the test suite. BENCH_IN_FLIGHT=1,64 adds other concurrencies;
- * BENCH_QUICK=1 makes it a smoke run of a few seconds. The last line is
- * one JSON object.
+ * BENCH_ROUNDS=3 measures fewer rounds (on a shared machine);
+ * BENCH_QUICK=1 makes it a smoke run of a few seconds; BENCH_UDP_BATCH=0
+ * runs the node without "udp-batch" (one frame per datagram, as before
+ * it). Also reported: frames per datagram each way, from the client's UDP
+ * counters. The last line is one JSON object.
  *
  * @module
  */
@@ -30,11 +33,12 @@ import {
 } from "../src/handshake/handshake.ts";
 import type { ProtocolType } from "../src/protocol_type.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { udpTransport } from "../src/handshake/udp.ts";
+import { udpStats, udpTransport } from "../src/handshake/udp.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import {
   countFigures,
+  env,
   envList,
   fixed,
   int,
@@ -59,7 +63,8 @@ import {
 type Transport = "tcp" | "udp";
 const TRANSPORTS: Transport[] = ["tcp", "udp"];
 const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "64").map(Number);
-const ROUNDS = QUICK ? 2 : 9;
+const ROUNDS = Number(env("BENCH_ROUNDS") ?? (QUICK ? 2 : 9));
+const UDP_BATCH = env("BENCH_UDP_BATCH") !== "0";
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
 const REQUESTS_PER_ROUND = QUICK ? 2_000 : 50_000;
 /** A round stops early after this long, whatever its count. */
@@ -101,6 +106,7 @@ const node = await startTestNode({
   nodeId: "bench-node",
   protocols: ["tcp", "udp"],
   udpPort: 0,
+  udpBatch: UDP_BATCH,
 });
 const adapter = await getAdapter();
 const open = async (protocol: ProtocolType) => {
@@ -158,6 +164,11 @@ for (const inFlight of IN_FLIGHT) {
   series.push(...pair);
 }
 const totalSeconds = (now() - totalStarted) / 1000;
+const udpCounters = udpStats(connections.udp)!;
+const framesPerDatagram = {
+  sent: udpCounters.sent / Math.max(1, udpCounters.datagramsSent),
+  received: udpCounters.received / Math.max(1, udpCounters.datagramsReceived),
+};
 
 await connections.tcp.close();
 await connections.udp.close();
@@ -193,6 +204,11 @@ console.log(
   `${ROUNDS} alternating rounds per transport after ${WARMUP_ROUNDS} ` +
     `warm-up; ${fixed(totalSeconds, 1)} s measured`,
 );
+console.log(
+  `udp-batch ${udpCounters.batching ? "agreed" : "not agreed"}: ` +
+    `${fixed(framesPerDatagram.sent, 1)} frames per datagram sent, ` +
+    `${fixed(framesPerDatagram.received, 1)} per datagram received`,
+);
 printTable(
   [
     "transport",
@@ -214,6 +230,11 @@ console.log(JSON.stringify({
   runtime: runtimeName(),
   version: runtimeLabel(),
   datagrams,
+  udpBatch: udpCounters.batching,
+  framesPerDatagram: {
+    sent: Number(fixed(framesPerDatagram.sent, 2)),
+    received: Number(fixed(framesPerDatagram.received, 2)),
+  },
   quick: QUICK,
   payloadBytes: PAYLOAD.byteLength,
   results: figures.map(roundFigures),

@@ -13,9 +13,12 @@ import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { FrameWriter } from "../src/connection/frame_writer.ts";
 import {
+  agreeFeatures,
+  decodeHello,
   decodeJson,
   encodeError,
   encodeJson,
+  type ProtocolFeature,
   RemoteErrorCode,
 } from "../src/protocol/messages.ts";
 import {
@@ -82,6 +85,12 @@ export interface TestNodeOptions {
   /** Largest UDP reply datagram, in bytes. Default 65507. */
   udpMaxDatagramSize?: number;
   /**
+   * Whether the node supports `"udp-batch"` (several frames per datagram)
+   * and agrees to it when a client offers it in HELLO. Default true; false
+   * plays a node from before the feature: HELLO_OK carries no `features`.
+   */
+  udpBatch?: boolean;
+  /**
    * Serve TLS with this certificate and key (PEM). When `protocols` lists
    * tls and negotiation selects it, the node answers NEGOTIATE_OK and
    * then runs the server side of the TLS handshake on the same stream;
@@ -104,6 +113,7 @@ const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
   udpPort: true,
   udpDropEvery: true,
   udpMaxDatagramSize: true,
+  udpBatch: true,
   tls: true,
 };
 const TLS_OPTIONS: OptionNames<NonNullable<TestNodeOptions["tls"]>> = {
@@ -141,6 +151,8 @@ interface Session {
   writer: FrameWriter;
   codec: MessageCodec;
   greeted: boolean;
+  // What HELLO / HELLO_OK agreed.
+  features: readonly ProtocolFeature[];
   inFlight: number;
   negotiated: boolean;
   // SCRAM progress: "challenging" and "finishing" wait on crypto.
@@ -194,6 +206,7 @@ export class TestNode {
   // Set by a graceful stop: UDP closes once no session holds a token.
   #udpDraining = false;
   readonly #tls: { cert: string; key: string; direct?: boolean } | undefined;
+  readonly #features: readonly ProtocolFeature[];
   readonly #dropped = new WeakSet<Session>();
 
   /** @internal Use {@linkcode startTestNode}. */
@@ -211,6 +224,7 @@ export class TestNode {
     this.#protocols = sortProtocols(options.protocols ?? ["tcp"]);
     this.#udpPort = options.udpPort;
     this.#tls = options.tls;
+    this.#features = options.udpBatch === false ? [] : ["udp-batch"];
     if (this.#protocols.includes("udp") && adapter.datagram) {
       this.#udp = new UdpService<Session>({
         adapter,
@@ -363,6 +377,7 @@ export class TestNode {
       writer: new FrameWriter(channel),
       codec: new MessageCodec(this.#maxFrameSize),
       greeted: false,
+      features: [],
       inFlight: 0,
       negotiated: false,
       auth: "none",
@@ -452,6 +467,13 @@ export class TestNode {
         throw new Error("the first message must be HELLO");
       }
       session.greeted = true;
+      // Only what the client offered, so a client from before a feature
+      // gets the HELLO_OK it always got.
+      const features = agreeFeatures(
+        decodeHello(message.payload).features,
+        this.#features,
+      );
+      session.features = features;
       session.writer.push(
         MessageType.HelloOk,
         0,
@@ -461,6 +483,7 @@ export class TestNode {
           maxFrameSize: this.#maxFrameSize,
           auth: this.#users ? "scram-sha-256" : "none",
           protocols: this.#protocols,
+          ...(features.length > 0 ? { features } : {}),
         }),
       );
       return;
@@ -506,7 +529,11 @@ export class TestNode {
     // The token admits this session's datagrams; it is tied to this TCP
     // connection (and its authentication, which follows) until it closes.
     const udpToken = selected === "udp" && this.#udp?.bound
-      ? this.#udp.open(session, session.channel.remoteAddress?.hostname)
+      ? this.#udp.open(
+        session,
+        session.channel.remoteAddress?.hostname,
+        session.features.includes("udp-batch"),
+      )
       : undefined;
     session.writer.push(
       MessageType.NegotiateOk,

@@ -3,7 +3,11 @@
  * session tokens handed out at negotiation and revoked when their TCP
  * connection closes, and replies sent back as datagrams to whoever asked.
  * What a request does is up to the node; this file only checks that a
- * datagram belongs to a live session and carries one valid frame.
+ * datagram belongs to a live session and carries valid frames: exactly
+ * one, or, for a session that agreed `"udp-batch"` in HELLO / HELLO_OK,
+ * one or more back to back. Such a session's replies are packed the same
+ * way, those produced while handling one received datagram (and any
+ * produced in the same microtask) sharing datagrams.
  *
  * @module
  */
@@ -11,12 +15,14 @@
 import {
   DATAGRAM_OVERHEAD,
   decodeDatagram,
+  decodeDatagramFrames,
   encodeDatagram,
   formatUdpToken,
   MAX_DATAGRAM_SIZE,
   newUdpToken,
   UDP_TOKEN_SIZE,
 } from "../src/protocol/datagram.ts";
+import { DatagramPacker } from "../src/protocol/datagram_packer.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
 import { type DatagramChannel, unmapIPv4 } from "../src/runtime/datagram.ts";
@@ -53,14 +59,25 @@ export interface ReplyWriter {
  * ```
  */
 export interface UdpServiceStats {
-  /** REQUEST and PING datagrams handed to the node. */
+  /** REQUEST and PING frames handed to the node. */
   accepted: number;
   /** Valid datagrams thrown away on purpose (`dropEvery`). */
   dropped: number;
-  /** Datagrams refused: unknown token, wrong source address, malformed. */
+  /**
+   * Refused: datagrams with an unknown token, from the wrong address, or
+   * malformed (each dropped whole), and frames of a type a client may not
+   * send by UDP.
+   */
   rejected: number;
   /** Replies too large for a datagram, answered with ERROR 8 instead. */
   oversized: number;
+  /**
+   * Datagrams of a live session that decoded (whatever became of their
+   * frames, `dropEvery` included).
+   */
+  datagramsReceived: number;
+  /** Datagrams sent: replies, and ERROR 5 to unknown sessions. */
+  datagramsSent: number;
 }
 
 /** Options for {@linkcode UdpService}. */
@@ -69,7 +86,10 @@ export interface UdpServiceOptions<S> {
   adapter: RuntimeAdapter;
   /** Throw away every Nth valid datagram (1-based), to simulate loss. */
   dropEvery?: number;
-  /** Largest reply datagram, in bytes. Default 65507. */
+  /**
+   * Largest reply datagram, in bytes. Default 65507. A batching session's
+   * replies are packed up to it.
+   */
   maxDatagramSize?: number;
   /** Handles a REQUEST or PING of `session`; answers go to `reply`. */
   onMessage: (session: S, message: Message, reply: ReplyWriter) => void;
@@ -81,6 +101,11 @@ interface Binding<S> {
   key: string;
   // The TCP peer's address: datagrams for this session must come from it.
   ip: string | undefined;
+  // Whether the session agreed "udp-batch".
+  batch: boolean;
+  // The reply packer for the last address and port the session's
+  // datagrams came from (batching sessions only).
+  replies: ReplyBatch | undefined;
 }
 
 /** A node's UDP endpoint. */
@@ -91,6 +116,8 @@ export class UdpService<S> {
     dropped: 0,
     rejected: 0,
     oversized: 0,
+    datagramsReceived: 0,
+    datagramsSent: 0,
   };
   readonly #adapter: RuntimeAdapter;
   readonly #dropEvery: number;
@@ -137,9 +164,11 @@ export class UdpService<S> {
 
   /**
    * Issues `session` its token (32 hex digits), replacing any it had.
-   * Datagrams with it are accepted from `ip` only, when given.
+   * Datagrams with it are accepted from `ip` only, when given. With
+   * `batch` (the session agreed `"udp-batch"`) its datagrams may carry
+   * several frames, and so may the replies.
    */
-  open(session: S, ip: string | undefined): string {
+  open(session: S, ip: string | undefined, batch = false): string {
     this.revoke(session);
     const token = newUdpToken();
     const key = keyOf(token);
@@ -148,6 +177,8 @@ export class UdpService<S> {
       token,
       key,
       ip: ip === undefined ? undefined : unmapIPv4(ip),
+      batch,
+      replies: undefined,
     };
     this.#byKey.set(key, binding);
     this.#bySession.set(session, binding);
@@ -213,6 +244,7 @@ export class UdpService<S> {
       this.stats.rejected++;
       return;
     }
+    if (binding.batch) return this.#onBatch(binding, bytes, ip, port);
     let message: Message;
     try {
       message = decodeDatagram(bytes).message;
@@ -220,23 +252,79 @@ export class UdpService<S> {
       this.stats.rejected++;
       return;
     }
-    if (
-      message.type !== MessageType.Request && message.type !== MessageType.Ping
-    ) {
+    this.stats.datagramsReceived++;
+    if (!isRequest(message.type)) {
       this.stats.rejected++;
       return;
     }
-    this.#valid++;
-    if (this.#dropEvery > 0 && this.#valid % this.#dropEvery === 0) {
-      this.stats.dropped++;
-      return;
-    }
+    if (this.#dropNow()) return;
     this.stats.accepted++;
     const token = binding.token;
     this.#onMessage(binding.session, message, {
       push: (type, flags, sequence, payload) =>
         this.#reply(token, type, flags, sequence, payload, ip, port),
     });
+  };
+
+  /** A datagram of a session that agreed "udp-batch". */
+  #onBatch(binding: Binding<S>, bytes: Uint8Array, ip: string, port: number) {
+    // Every frame is checked before any is served: one bad or truncated
+    // frame drops the datagram whole.
+    let messages: Message[];
+    try {
+      messages = decodeDatagramFrames(bytes).messages;
+    } catch {
+      this.stats.rejected++;
+      return;
+    }
+    this.stats.datagramsReceived++;
+    if (this.#dropNow()) return;
+    let replies = binding.replies;
+    if (replies === undefined || replies.ip !== ip || replies.port !== port) {
+      // Replies go where the datagram came from; those already packed for
+      // an earlier address still go there.
+      replies?.flush();
+      replies = binding.replies = new ReplyBatch(
+        binding.token,
+        this.#maxDatagramSize,
+        ip,
+        port,
+        this.#sendPacked,
+        this.#oversized,
+      );
+    }
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      // A frame a client may not send is skipped on its own; the others
+      // are served.
+      if (!isRequest(message.type)) {
+        this.stats.rejected++;
+        continue;
+      }
+      this.stats.accepted++;
+      this.#onMessage(binding.session, message, replies);
+    }
+  }
+
+  /** Whether `dropEvery` throws this valid datagram away. */
+  #dropNow(): boolean {
+    this.#valid++;
+    if (this.#dropEvery > 0 && this.#valid % this.#dropEvery === 0) {
+      this.stats.dropped++;
+      return true;
+    }
+    return false;
+  }
+
+  #sendPacked = (datagram: Uint8Array, ip: string, port: number): void => {
+    this.stats.datagramsSent++;
+    this.#channel?.send(datagram, ip, port);
+  };
+
+  /** The ERROR 8 that replaces a reply too large for any datagram. */
+  #oversized = (size: number): Uint8Array => {
+    this.stats.oversized++;
+    return oversizedError(size, this.#maxDatagramSize);
   };
 
   #reply(
@@ -249,15 +337,9 @@ export class UdpService<S> {
     port: number,
   ): void {
     if (DATAGRAM_OVERHEAD + payload.byteLength > this.#maxDatagramSize) {
-      this.stats.oversized++;
       type = MessageType.Error;
       flags = 0;
-      payload = encodeError({
-        code: RemoteErrorCode.Unsupported,
-        retryable: false,
-        message: `the reply of ${payload.byteLength} bytes does not fit in ` +
-          `a ${this.#maxDatagramSize}-byte datagram; use TCP`,
-      });
+      payload = this.#oversized(payload.byteLength);
     }
     this.#send(token, type, flags, payload, ip, port, sequence);
   }
@@ -271,12 +353,85 @@ export class UdpService<S> {
     port: number,
     sequence = 0,
   ): void {
+    this.stats.datagramsSent++;
     this.#channel?.send(
       encodeDatagram(token, type, flags, sequence, payload),
       ip,
       port,
     );
   }
+}
+
+/**
+ * The replies of one batching session to one address and port: packed
+ * into datagrams, sent once per microtask (so the replies to one received
+ * datagram, produced while it is handled, travel together).
+ */
+class ReplyBatch implements ReplyWriter {
+  readonly ip: string;
+  readonly port: number;
+  readonly #limit: number;
+  readonly #packer: DatagramPacker;
+  readonly #oversized: (size: number) => Uint8Array;
+  #scheduled = false;
+
+  constructor(
+    token: Uint8Array,
+    limit: number,
+    ip: string,
+    port: number,
+    send: (datagram: Uint8Array, ip: string, port: number) => void,
+    oversized: (size: number) => Uint8Array,
+  ) {
+    this.ip = ip;
+    this.port = port;
+    this.#limit = limit;
+    this.#oversized = oversized;
+    this.#packer = new DatagramPacker(
+      token,
+      limit,
+      (datagram) => send(datagram, ip, port),
+    );
+  }
+
+  push(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void {
+    if (DATAGRAM_OVERHEAD + payload.byteLength > this.#limit) {
+      type = MessageType.Error;
+      flags = 0;
+      payload = this.#oversized(payload.byteLength);
+    }
+    this.#packer.push(type, flags, sequence, payload);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.flush);
+    }
+  }
+
+  /** Sends what is packed now. */
+  flush = (): void => {
+    this.#scheduled = false;
+    this.#packer.flush();
+  };
+}
+
+/** Whether a client may send `type` by UDP: REQUEST or PING. */
+function isRequest(type: number): boolean {
+  return type === MessageType.Request || type === MessageType.Ping;
+}
+
+/** ERROR 8 (Unsupported) for a reply of `size` bytes over `limit`. */
+function oversizedError(size: number, limit: number): Uint8Array {
+  return encodeError({
+    code: RemoteErrorCode.Unsupported,
+    retryable: false,
+    message: `the reply of ${size} bytes does not fit in ` +
+      `a ${limit}-byte datagram; use TCP`,
+  });
 }
 
 /** A map key for the token at the start of `bytes`. */

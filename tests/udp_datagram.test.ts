@@ -6,9 +6,12 @@ import { resolveConfig } from "../src/config/resolve.ts";
 import { ConfigError, ProtocolError } from "../src/errors.ts";
 import {
   DATAGRAM_OVERHEAD,
+  type DatagramFrame,
   decodeDatagram,
+  decodeDatagramFrames,
   DEFAULT_MAX_DATAGRAM_SIZE,
   encodeDatagram,
+  encodeDatagramFrames,
   formatUdpToken,
   hasToken,
   MAX_DATAGRAM_SIZE,
@@ -16,18 +19,27 @@ import {
   parseUdpToken,
   UDP_TOKEN_SIZE,
 } from "../src/protocol/datagram.ts";
+import { DatagramPacker } from "../src/protocol/datagram_packer.ts";
 import {
   FrameFlags,
+  HEADER_SIZE,
   MAX_SEQUENCE,
   MessageType,
 } from "../src/protocol/frame.ts";
-import { encodeJson } from "../src/protocol/messages.ts";
+import {
+  agreeFeatures,
+  decodeHello,
+  decodeHelloOk,
+  encodeHello,
+  encodeJson,
+} from "../src/protocol/messages.ts";
 import { decodeNegotiateOk } from "../src/protocol/negotiation.ts";
 import { udpTransport } from "../src/handshake/udp.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 
 function fromHex(text: string): Uint8Array {
+  if (text.trim() === "(empty)") return new Uint8Array(0);
   const clean = text.replace(/\s+/g, "");
   return Uint8Array.from(
     { length: clean.length / 2 },
@@ -54,36 +66,74 @@ test("a datagram is the token, then one frame with the stream's 16-byte header",
   assert.equal(DATAGRAM_OVERHEAD, 32);
 });
 
-test("the UDP vector in docs/PROTOCOL.md encodes and decodes as documented", () => {
+test("the UDP vectors in docs/PROTOCOL.md encode and decode as documented, one frame or several", () => {
   const doc = readFileSync(
     new URL("../docs/PROTOCOL.md", import.meta.url),
     "utf8",
   );
   const blocks = [...doc.matchAll(/```text datagram\n([\s\S]*?)```/g)];
-  assert.ok(blocks.length >= 2, "PROTOCOL.md has datagram vectors");
+  assert.ok(blocks.length >= 6, "PROTOCOL.md has datagram vectors");
+  let batched = 0;
+  let dropped = 0;
   for (const [, body] of blocks) {
+    const all = (name: string) =>
+      [...body.matchAll(new RegExp(`^${name}: (.*)$`, "gm"))].map((m) => m[1]);
     const field = (name: string) => {
-      const m = body.match(new RegExp(`^${name}: (.*)$`, "m"));
-      assert.ok(m, `datagram vector is missing ${name}:\n${body}`);
-      return m[1];
+      const values = all(name);
+      assert.equal(
+        values.length,
+        1,
+        `datagram vector needs one ${name}:\n${body}`,
+      );
+      return values[0];
     };
+    const name = field("name");
     const datagram = fromHex(body.slice(body.indexOf("datagram:") + 9));
     const token = fromHex(field("token"));
-    const payload = fromHex(field("payload"));
-    const type = parseInt(field("type"), 16);
-    const flags = parseInt(field("flags"), 16);
-    const sequence = Number(field("sequence"));
-    assert.deepEqual(
-      encodeDatagram(token, type, flags, sequence, payload),
-      datagram,
-      field("name"),
-    );
-    const decoded = decodeDatagram(datagram);
+    if (all("result")[0] === "dropped") {
+      dropped++;
+      assert.throws(() => decodeDatagramFrames(datagram), ProtocolError, name);
+      assert.throws(() => decodeDatagram(datagram), ProtocolError, name);
+      continue;
+    }
+    const types = all("type");
+    const flags = all("flags");
+    const sequences = all("sequence");
+    const payloads = all("payload");
+    assert.ok(types.length >= 1, name);
+    for (const list of [flags, sequences, payloads]) {
+      assert.equal(list.length, types.length, `${name}: a field per frame`);
+    }
+    const frames: DatagramFrame[] = types.map((type, i) => ({
+      type: parseInt(type, 16),
+      flags: parseInt(flags[i], 16),
+      sequence: Number(sequences[i]),
+      payload: fromHex(payloads[i]),
+    }));
+    assert.deepEqual(encodeDatagramFrames(token, frames), datagram, name);
+    const decoded = decodeDatagramFrames(datagram);
     assert.deepEqual(decoded.token, token);
-    assert.equal(decoded.message.type, type);
-    assert.equal(decoded.message.sequence, sequence);
-    assert.deepEqual(decoded.message.payload, payload);
+    assert.deepEqual(decoded.messages, frames, name);
+    if (frames.length === 1) {
+      // One frame: the same bytes with or without "udp-batch".
+      const [{ type, flags, sequence, payload }] = frames;
+      assert.deepEqual(
+        encodeDatagram(token, type, flags, sequence, payload),
+        datagram,
+        name,
+      );
+      assert.deepEqual(decodeDatagram(datagram).message, frames[0], name);
+    } else {
+      batched++;
+      assert.throws(
+        () => decodeDatagram(datagram),
+        ProtocolError,
+        `${name}: refused by a session without "udp-batch"`,
+      );
+    }
   }
+  assert.ok(batched >= 2, "a request and a reply datagram of several frames");
+  assert.ok(dropped >= 1, "a datagram dropped whole");
 });
 
 test("property: decodeDatagram inverts encodeDatagram for every valid message", () => {
@@ -228,4 +278,252 @@ test("an adapter without datagram sockets has no UDP transport, so UDP is never 
     () => udpTransport({ adapter: native, maxDatagramSize: 65508 }),
     ConfigError,
   );
+});
+
+const frameArbitrary: fc.Arbitrary<DatagramFrame> = fc.record({
+  type: fc.constantFrom(...Object.values(MessageType)),
+  flags: fc.constantFrom(0, FrameFlags.Idempotent),
+  sequence: fc.integer({ min: 0, max: MAX_SEQUENCE }),
+  payload: fc.uint8Array({ maxLength: 80 }),
+}).map((f) => ({ ...f })); // a plain object, as the decoder makes
+
+test("property: decodeDatagramFrames inverts encodeDatagramFrames for every list of valid frames", () => {
+  fc.assert(
+    fc.property(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }),
+      fc.array(frameArbitrary, { minLength: 1, maxLength: 12 }),
+      (token, frames) => {
+        const bytes = encodeDatagramFrames(token, frames);
+        const { token: t, messages } = decodeDatagramFrames(bytes);
+        assert.deepEqual(t, token);
+        assert.deepEqual(messages, frames);
+      },
+    ),
+  );
+});
+
+test("property: a multi-frame datagram cut anywhere short is dropped whole, with a ProtocolError and nothing else", () => {
+  fc.assert(
+    fc.property(
+      fc.array(frameArbitrary, { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      (frames, cut) => {
+        const bytes = encodeDatagramFrames(new Uint8Array(16), frames);
+        // Every frame boundary is a valid end; any other length is not.
+        const ends = new Set<number>();
+        let at = UDP_TOKEN_SIZE;
+        for (const f of frames) {
+          ends.add(at += HEADER_SIZE + f.payload.byteLength);
+        }
+        const size = cut % bytes.byteLength;
+        const short = bytes.subarray(0, size);
+        if (ends.has(size)) {
+          assert.ok(decodeDatagramFrames(short).messages.length >= 1);
+        } else {
+          assert.throws(() => decodeDatagramFrames(short), ProtocolError);
+        }
+      },
+    ),
+  );
+});
+
+test("property: corrupting any byte of a multi-frame datagram never throws anything but ProtocolError, and what decodes is whole frames", () => {
+  fc.assert(
+    fc.property(
+      fc.array(frameArbitrary, { minLength: 1, maxLength: 6 }),
+      fc.nat(),
+      fc.integer({ min: 1, max: 255 }),
+      fc.uint8Array({ maxLength: 40 }),
+      (frames, where, xor, tail) => {
+        const bytes = encodeDatagramFrames(new Uint8Array(16), frames);
+        const changed = new Uint8Array(bytes.byteLength + tail.byteLength);
+        changed.set(bytes);
+        changed.set(tail, bytes.byteLength);
+        const at = UDP_TOKEN_SIZE +
+          where % (changed.byteLength - UDP_TOKEN_SIZE);
+        changed[at] ^= xor;
+        let messages;
+        try {
+          messages = decodeDatagramFrames(changed).messages;
+        } catch (error) {
+          assert.ok(error instanceof ProtocolError, String(error));
+          return;
+        }
+        // Accepted: the frames account for every byte after the token.
+        const total = messages.reduce(
+          (sum, m) => sum + HEADER_SIZE + m.payload.byteLength,
+          UDP_TOKEN_SIZE,
+        );
+        assert.equal(total, changed.byteLength);
+      },
+    ),
+  );
+});
+
+test("a multi-frame datagram with one bad frame anywhere is refused whole, saying why", () => {
+  const token = new Uint8Array(16);
+  const ping = (sequence: number): DatagramFrame => ({
+    type: MessageType.Ping,
+    flags: 0,
+    sequence,
+    payload: new Uint8Array(0),
+  });
+  const good = encodeDatagramFrames(token, [ping(1), ping(2), ping(3)]);
+  const broken = (at: number, value: number) => {
+    const copy = good.slice();
+    copy[at] = value;
+    return copy;
+  };
+  const second = UDP_TOKEN_SIZE + HEADER_SIZE;
+  const cases: [Uint8Array, RegExp][] = [
+    [broken(second, 2), /unsupported protocol version 2/],
+    [broken(second + 1, 0x7f), /unknown message type 0x7f/],
+    [broken(second + 3, 0x80), /reserved flag bits/],
+    [broken(second + 12, 1), /frame length 16777216 runs past/],
+    [
+      good.subarray(0, good.byteLength - 1),
+      /ends 15 bytes into a frame header/,
+    ],
+    [good.subarray(0, 31), /shorter than a token and a frame header/],
+  ];
+  for (const [bytes, message] of cases) {
+    assert.throws(() => decodeDatagramFrames(bytes), (error) => {
+      assert.ok(error instanceof ProtocolError);
+      assert.match(error.message, message);
+      return true;
+    });
+  }
+});
+
+test("the packer fills each datagram up to its limit, in order, and starts a new one only when the next frame would not fit", () => {
+  const token = new Uint8Array(16).fill(9);
+  const sent: Uint8Array[] = [];
+  // 33 bytes a frame: 3 fit a 115-byte datagram (16 + 99), not 4.
+  const packer = new DatagramPacker(token, 115, (d) => sent.push(d.slice()));
+  const payload = new Uint8Array(17);
+  for (let i = 1; i <= 7; i++) packer.push(MessageType.Request, 0, i, payload);
+  assert.equal(sent.length, 2, "two full datagrams went as the third began");
+  assert.equal(packer.pending, 1);
+  packer.flush();
+  packer.flush();
+  assert.equal(sent.length, 3, "a flush with nothing packed sends nothing");
+  const sequences = sent.map((d) =>
+    decodeDatagramFrames(d).messages.map((m) => m.sequence)
+  );
+  assert.deepEqual(sequences, [[1, 2, 3], [4, 5, 6], [7]]);
+  for (const d of sent) {
+    assert.ok(d.byteLength <= 115);
+    assert.ok(hasToken(d, token));
+  }
+  assert.throws(() => new DatagramPacker(token, 31, () => {}), RangeError);
+});
+
+test("property: packed datagrams carry every frame once, in order, each within the limit, and never change after they are handed out", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 64, max: 2000 }),
+      fc.array(
+        fc.tuple(frameArbitrary, fc.boolean()),
+        { minLength: 1, maxLength: 200 },
+      ),
+      (limit, steps) => {
+        const handed: { view: Uint8Array; copy: Uint8Array }[] = [];
+        const packer = new DatagramPacker(
+          new Uint8Array(16).fill(1),
+          limit,
+          (view) => handed.push({ view, copy: view.slice() }),
+        );
+        const frames = steps.map(([f]) => f).filter((f) =>
+          DATAGRAM_OVERHEAD + f.payload.byteLength <= limit
+        );
+        for (const [frame, flushAfter] of steps) {
+          if (DATAGRAM_OVERHEAD + frame.payload.byteLength > limit) continue;
+          packer.push(frame.type, frame.flags, frame.sequence, frame.payload);
+          if (flushAfter) packer.flush();
+        }
+        packer.flush();
+        const decoded = handed.flatMap(({ view, copy }) => {
+          assert.deepEqual(view, copy, "bytes handed out were written again");
+          assert.ok(view.byteLength <= limit);
+          return decodeDatagramFrames(view).messages;
+        });
+        assert.deepEqual(decoded, frames);
+      },
+    ),
+  );
+});
+
+test("HELLO and HELLO_OK carry features: unknown names are ignored, a wrong type is refused, and none means none", () => {
+  const hello = decodeHello(
+    encodeJson({
+      version: 1,
+      client: "c",
+      maxFrameSize: 1024,
+      features: ["future-thing", "udp-batch"],
+    }),
+  );
+  assert.deepEqual(hello.features, ["udp-batch"]);
+  assert.equal(
+    decodeHello(encodeJson({ version: 1, client: "c", maxFrameSize: 1 }))
+      .features,
+    undefined,
+  );
+  const round = encodeHello({
+    version: 1,
+    client: "c",
+    maxFrameSize: 1024,
+    features: ["udp-batch"],
+  });
+  assert.deepEqual(decodeHello(round).features, ["udp-batch"]);
+  // Offering nothing sends what a client from before features sent.
+  assert.deepEqual(
+    encodeHello({ version: 1, client: "c", maxFrameSize: 9, features: [] }),
+    encodeJson({ version: 1, client: "c", maxFrameSize: 9 }),
+  );
+  for (const bad of ["udp-batch", [1], { a: 1 }, null]) {
+    assert.throws(
+      () =>
+        decodeHello(
+          encodeJson({
+            version: 1,
+            client: "c",
+            maxFrameSize: 1,
+            features: bad,
+          }),
+        ),
+      /HELLO features is not an array of strings/,
+    );
+    assert.throws(
+      () =>
+        decodeHelloOk(
+          encodeJson({
+            nodeId: "n",
+            maxFrameSize: 1,
+            auth: "none",
+            features: bad,
+          }),
+        ),
+      /HELLO_OK features is not an array of strings/,
+    );
+  }
+  for (const bad of [{}, { version: 0, client: "c", maxFrameSize: 1 }]) {
+    assert.throws(() => decodeHello(encodeJson(bad)), ProtocolError);
+  }
+  const ok = decodeHelloOk(
+    encodeJson({
+      nodeId: "n",
+      maxFrameSize: 1,
+      auth: "none",
+      features: ["udp-batch", "x"],
+    }),
+  );
+  assert.deepEqual(ok.features, ["udp-batch"]);
+  assert.equal(
+    decodeHelloOk(encodeJson({ nodeId: "n", maxFrameSize: 1, auth: "none" }))
+      .features,
+    undefined,
+  );
+  assert.deepEqual(agreeFeatures(["udp-batch"], ["udp-batch"]), ["udp-batch"]);
+  assert.deepEqual(agreeFeatures(["udp-batch"], []), []);
+  assert.deepEqual(agreeFeatures(undefined, ["udp-batch"]), []);
 });

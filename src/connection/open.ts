@@ -21,8 +21,9 @@ import { type Message, MessageType } from "../protocol/frame.ts";
 import {
   decodeError,
   decodeHelloOk,
-  encodeJson,
+  encodeHello,
   type HelloOkPayload,
+  PROTOCOL_FEATURES,
 } from "../protocol/messages.ts";
 import type {
   ByteChannel,
@@ -122,14 +123,20 @@ export async function openConnection<
 }
 
 /**
- * The HELLO payload: protocol version, client name, and the largest
- * payload this client accepts.
+ * The HELLO payload: protocol version, client name, the largest payload
+ * this client accepts, and every optional feature it implements (a node
+ * agrees to those it has; "udp-batch" matters only if UDP is chosen).
  */
 export function helloPayload(
   clientName: string,
   maxFrameSize: number,
 ): Uint8Array {
-  return encodeJson({ version: 1, client: clientName, maxFrameSize });
+  return encodeHello({
+    version: 1,
+    client: clientName,
+    maxFrameSize,
+    features: PROTOCOL_FEATURES,
+  });
 }
 
 /**

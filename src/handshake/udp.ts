@@ -1,9 +1,12 @@
 /**
  * The client side of UDP (docs/PROTOCOL.md, "UDP"). When negotiation
  * chooses `"udp"`, {@linkcode udpTransport}'s upgrade opens a datagram
- * socket and routes the connection's requests and pings over it: one
- * message per datagram, each led by the session token from NEGOTIATE_OK,
- * replies matched by sequence number like on the stream. The TCP
+ * socket and routes the connection's requests and pings over it, each
+ * datagram led by the session token from NEGOTIATE_OK, replies matched by
+ * sequence number like on the stream. When HELLO_OK agreed `"udp-batch"`,
+ * the frames submitted in one microtask go out together, as few datagrams
+ * as fit `maxDatagramSize`, and a datagram received may carry several
+ * replies; otherwise it is one frame per datagram. The TCP
  * connection stays open as the control channel: it carries the handshake
  * and authentication, GOODBYE, and its life is the session's life (the
  * node forgets the token when it closes).
@@ -27,6 +30,7 @@ import type { TransportUpgrade } from "./handshake.ts";
 import {
   DATAGRAM_OVERHEAD,
   decodeDatagram,
+  decodeDatagramFrames,
   DEFAULT_MAX_DATAGRAM_SIZE,
   encodeDatagram,
   hasToken,
@@ -34,6 +38,7 @@ import {
   MIN_DATAGRAM_SIZE,
   parseUdpToken,
 } from "../protocol/datagram.ts";
+import { DatagramPacker } from "../protocol/datagram_packer.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import {
   anyAddressFor,
@@ -56,11 +61,23 @@ export interface UdpStats {
   address: string;
   /** The local port of the connection's UDP socket. */
   localPort: number;
-  /** Datagrams sent. */
+  /**
+   * Whether the node agreed `"udp-batch"` in HELLO_OK: several frames per
+   * datagram, both ways.
+   */
+  batching: boolean;
+  /** Frames (requests and pings) sent. */
   sent: number;
-  /** Datagrams received with this session's token and a valid frame. */
+  /** Frames (replies) received with this session's token, valid. */
   received: number;
-  /** Datagrams dropped unread: wrong token, malformed, or an unexpected type. */
+  /** Datagrams sent; fewer than `sent` when frames shared datagrams. */
+  datagramsSent: number;
+  /** Datagrams received with this session's token, valid. */
+  datagramsReceived: number;
+  /**
+   * Dropped unread: datagrams without the token or malformed (dropped
+   * whole), and frames of a type a node may not send (each on its own).
+   */
   rejected: number;
 }
 
@@ -157,6 +174,7 @@ export function udpTransport(
       port,
       token,
       maxDatagramSize,
+      batching: connection.hello?.features?.includes("udp-batch") ?? false,
     });
     stats.set(connection, route.stats);
   };
@@ -183,6 +201,10 @@ class UdpRoute implements RequestRoute {
   readonly #port: number;
   readonly #token: Uint8Array;
   readonly #maxDatagramSize: number;
+  // Set when the session agreed "udp-batch": frames wait here for the
+  // microtask that sends them.
+  readonly #packer: DatagramPacker | undefined;
+  #scheduled = false;
   #closed = false;
 
   constructor(
@@ -193,6 +215,7 @@ class UdpRoute implements RequestRoute {
       port: number;
       token: Uint8Array;
       maxDatagramSize: number;
+      batching: boolean;
     },
   ) {
     this.#connection = connection;
@@ -202,16 +225,28 @@ class UdpRoute implements RequestRoute {
     this.#token = options.token;
     this.#maxDatagramSize = options.maxDatagramSize;
     this.maxPayload = options.maxDatagramSize - DATAGRAM_OVERHEAD;
+    if (options.batching) {
+      this.#packer = new DatagramPacker(
+        options.token,
+        options.maxDatagramSize,
+        this.#sendDatagram,
+      );
+    }
     this.stats = {
       address: options.ip.includes(":")
         ? `[${options.ip}]:${options.port}`
         : `${options.ip}:${options.port}`,
       localPort: channel.port,
+      batching: options.batching,
       sent: 0,
       received: 0,
+      datagramsSent: 0,
+      datagramsReceived: 0,
       rejected: 0,
     };
-    channel.onMessage(this.#onDatagram);
+    channel.onMessage(
+      options.batching ? this.#onBatchDatagram : this.#onDatagram,
+    );
     channel.onClose(this.#onChannelClose);
     // Last: a connection already closed closes this route at once.
     this.#deliver = connection.routeRequests(this);
@@ -233,11 +268,20 @@ class UdpRoute implements RequestRoute {
     payload: Uint8Array,
   ): void {
     this.stats.sent++;
-    this.#channel.send(
-      encodeDatagram(this.#token, type, flags, sequence, payload),
-      this.#ip,
-      this.#port,
-    );
+    const packer = this.#packer;
+    if (packer === undefined) {
+      this.#sendDatagram(
+        encodeDatagram(this.#token, type, flags, sequence, payload),
+      );
+      return;
+    }
+    // The connection checked the payload against maxPayload: the frame
+    // fits a datagram on its own.
+    packer.push(type, flags, sequence, payload);
+    if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(this.#flush);
+    }
   }
 
   close(): void {
@@ -245,6 +289,16 @@ class UdpRoute implements RequestRoute {
     this.#closed = true;
     this.#channel.close();
   }
+
+  #flush = (): void => {
+    this.#scheduled = false;
+    this.#packer!.flush();
+  };
+
+  #sendDatagram = (datagram: Uint8Array): void => {
+    this.stats.datagramsSent++;
+    this.#channel.send(datagram, this.#ip, this.#port);
+  };
 
   #onDatagram = (bytes: Uint8Array): void => {
     // Anyone can send to this port: a datagram without the session's
@@ -261,16 +315,41 @@ class UdpRoute implements RequestRoute {
       this.stats.rejected++;
       return;
     }
-    const type = message.type;
-    if (
-      type !== MessageType.Response && type !== MessageType.Pong &&
-      type !== MessageType.Error
-    ) {
+    if (!isReply(message.type)) {
       this.stats.rejected++;
       return;
     }
+    this.stats.datagramsReceived++;
     this.stats.received++;
     this.#deliver(message);
+  };
+
+  #onBatchDatagram = (bytes: Uint8Array): void => {
+    if (!hasToken(bytes, this.#token)) {
+      this.stats.rejected++;
+      return;
+    }
+    // Every frame is checked before any is delivered: a datagram with a
+    // bad or truncated frame is dropped whole.
+    let messages: Message[];
+    try {
+      messages = decodeDatagramFrames(bytes).messages;
+    } catch {
+      this.stats.rejected++;
+      return;
+    }
+    this.stats.datagramsReceived++;
+    for (let i = 0; i < messages.length; i++) {
+      const message = messages[i];
+      // A type a node may not send is skipped on its own, as the node
+      // skips a frame it may not receive.
+      if (!isReply(message.type)) {
+        this.stats.rejected++;
+        continue;
+      }
+      this.stats.received++;
+      this.#deliver(message);
+    }
   };
 
   #onChannelClose = (error?: Error): void => {
@@ -286,4 +365,10 @@ class UdpRoute implements RequestRoute {
       ),
     );
   };
+}
+
+/** Whether a node may send `type` by UDP: RESPONSE, PONG or ERROR. */
+function isReply(type: number): boolean {
+  return type === MessageType.Response || type === MessageType.Pong ||
+    type === MessageType.Error;
 }

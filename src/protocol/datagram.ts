@@ -1,8 +1,10 @@
 /**
  * The UDP datagram layout (docs/PROTOCOL.md, "UDP"): a 16-byte session
- * token, then exactly one frame with the usual 16-byte header. The token
- * ties the datagram to the TCP connection that negotiated UDP (and
- * authenticated); the frame is the same as on the stream.
+ * token, then exactly one frame with the usual 16-byte header, or, on a
+ * connection that agreed `"udp-batch"` in HELLO / HELLO_OK, one or more
+ * frames back to back. The token ties the datagram to the TCP connection
+ * that negotiated UDP (and authenticated); each frame is the same as on
+ * the stream.
  *
  * ```
  * offset  size  field
@@ -155,13 +157,135 @@ export function encodeDatagram(
  * ```
  */
 export function decodeDatagram(bytes: Uint8Array): DecodedDatagram {
+  checkSize(bytes.byteLength);
+  const message = readFrame(bytes, UDP_TOKEN_SIZE);
+  const end = DATAGRAM_OVERHEAD + message.payload.byteLength;
+  if (end !== bytes.byteLength) {
+    throw new ProtocolError(
+      `frame length ${message.payload.byteLength} does not match the ${
+        bytes.byteLength - DATAGRAM_OVERHEAD
+      } payload bytes of its datagram`,
+    );
+  }
+  return { token: bytes.subarray(0, UDP_TOKEN_SIZE), message };
+}
+
+/**
+ * A datagram of a session that agreed `"udp-batch"`, taken apart: its
+ * token (a view) and its frames, in order.
+ *
+ * @example
+ * ```ts
+ * import type { DecodedDatagramFrames } from "@nodewire/client/protocol";
+ * const count = (d: DecodedDatagramFrames) => d.messages.length;
+ * ```
+ */
+export interface DecodedDatagramFrames {
+  /** The 16 token bytes, a view into the datagram. */
+  token: Uint8Array;
+  /** The frames, at least one; each payload is a view into the datagram. */
+  messages: Message[];
+}
+
+/**
+ * One frame to put in a datagram with {@linkcode encodeDatagramFrames}.
+ *
+ * @example
+ * ```ts
+ * import { type DatagramFrame, MessageType } from "@nodewire/client/protocol";
+ * const ping: DatagramFrame = { type: MessageType.Ping, flags: 0, sequence: 1, payload: new Uint8Array(0) };
+ * ```
+ */
+export type DatagramFrame = Message;
+
+/**
+ * Builds one datagram carrying several frames back to back after the
+ * token: the layout of a session that agreed `"udp-batch"`. The fields
+ * are not validated, and nothing checks the size against a limit (see
+ * {@linkcode DatagramPacker} for that). With one frame the bytes are those
+ * of {@linkcode encodeDatagram}.
+ *
+ * @example
+ * ```ts
+ * import { encodeDatagramFrames, MessageType } from "@nodewire/client/protocol";
+ * const bytes = encodeDatagramFrames(new Uint8Array(16), [
+ *   { type: MessageType.Ping, flags: 0, sequence: 1, payload: new Uint8Array(0) },
+ *   { type: MessageType.Ping, flags: 0, sequence: 2, payload: new Uint8Array(0) },
+ * ]);
+ * console.log(bytes.byteLength); // 48
+ * ```
+ */
+export function encodeDatagramFrames(
+  token: Uint8Array,
+  frames: readonly DatagramFrame[],
+): Uint8Array {
+  let size = UDP_TOKEN_SIZE;
+  for (const frame of frames) size += HEADER_SIZE + frame.payload.byteLength;
+  const out = new Uint8Array(size);
+  out.set(token, 0);
+  let at = UDP_TOKEN_SIZE;
+  for (const { type, flags, sequence, payload } of frames) {
+    writeHeaderUnchecked(out, at, type, flags, sequence, payload.byteLength);
+    out.set(payload, at + HEADER_SIZE);
+    at += HEADER_SIZE + payload.byteLength;
+  }
+  return out;
+}
+
+/**
+ * Takes apart a datagram of a session that agreed `"udp-batch"`: the
+ * token, then one or more frames back to back, the last ending exactly at
+ * the datagram's end. Every frame is checked before any is returned, so a
+ * datagram with one bad frame, or a partial frame at its end, is refused
+ * whole: the receiver drops it and acts on none of its frames. Which
+ * types a direction allows is the receiver's check, frame by frame.
+ *
+ * @throws {ProtocolError} for a datagram shorter than a token and a
+ *   header, any frame breaking a rule of the stream (version, type,
+ *   flags, sequence), or a last frame cut short.
+ * @example
+ * ```ts
+ * import { decodeDatagramFrames, encodeDatagramFrames, MessageType } from "@nodewire/client/protocol";
+ * const bytes = encodeDatagramFrames(new Uint8Array(16), [
+ *   { type: MessageType.Request, flags: 0, sequence: 3, payload: new Uint8Array([1]) },
+ *   { type: MessageType.Ping, flags: 0, sequence: 4, payload: new Uint8Array(0) },
+ * ]);
+ * console.log(decodeDatagramFrames(bytes).messages.map((m) => m.sequence)); // [ 3, 4 ]
+ * ```
+ */
+export function decodeDatagramFrames(
+  bytes: Uint8Array,
+): DecodedDatagramFrames {
   const size = bytes.byteLength;
+  checkSize(size);
+  const messages: Message[] = [];
+  let at = UDP_TOKEN_SIZE;
+  while (at < size) {
+    if (size - at < HEADER_SIZE) {
+      throw new ProtocolError(
+        `datagram ends ${size - at} bytes into a frame header at offset ${at}`,
+      );
+    }
+    const message = readFrame(bytes, at);
+    messages.push(message);
+    at += HEADER_SIZE + message.payload.byteLength;
+  }
+  return { token: bytes.subarray(0, UDP_TOKEN_SIZE), messages };
+}
+
+function checkSize(size: number): void {
   if (size < DATAGRAM_OVERHEAD) {
     throw new ProtocolError(
       `datagram of ${size} bytes is shorter than a token and a frame header (${DATAGRAM_OVERHEAD})`,
     );
   }
-  const at = UDP_TOKEN_SIZE;
+}
+
+/**
+ * The frame whose header starts at `at` (there are at least HEADER_SIZE
+ * bytes from `at`), checked by the stream's rules; its payload is a view.
+ */
+function readFrame(bytes: Uint8Array, at: number): Message {
   const version = bytes[at];
   if (version !== PROTOCOL_VERSION) {
     throw new ProtocolError(
@@ -180,21 +304,19 @@ export function decodeDatagram(bytes: Uint8Array): DecodedDatagram {
   if (hi > 0x1f_ffff) throw new ProtocolError("sequence number above 2^53 - 1");
   const sequence = hi * TWO_32 + readU32(bytes, at + 8);
   const length = readU32(bytes, at + 12);
-  if (length !== size - DATAGRAM_OVERHEAD) {
+  const start = at + HEADER_SIZE;
+  if (length > bytes.byteLength - start) {
     throw new ProtocolError(
-      `frame length ${length} does not match the ${
-        size - DATAGRAM_OVERHEAD
-      } payload bytes of its datagram`,
+      `frame length ${length} runs past the ${
+        bytes.byteLength - start
+      } bytes left in its datagram`,
     );
   }
   return {
-    token: bytes.subarray(0, UDP_TOKEN_SIZE),
-    message: {
-      type,
-      flags,
-      sequence,
-      payload: bytes.subarray(DATAGRAM_OVERHEAD),
-    },
+    type,
+    flags,
+    sequence,
+    payload: bytes.subarray(start, start + length),
   };
 }
 

@@ -39,6 +39,33 @@ export const RemoteErrorCode = {
   Unsupported: 8,
 } as const;
 
+/**
+ * An optional protocol feature, agreed in HELLO / HELLO_OK (docs/PROTOCOL.md,
+ * "Features"): `"udp-batch"` lets a UDP datagram carry several frames.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolFeature } from "@nodewire/client/protocol";
+ * const wanted: ProtocolFeature[] = ["udp-batch"];
+ * ```
+ */
+export type ProtocolFeature = "udp-batch";
+
+/**
+ * Every feature this package implements, in the order it offers them. A
+ * name outside this list, in either message, is ignored: a peer may know
+ * features this version does not.
+ *
+ * @example
+ * ```ts
+ * import { PROTOCOL_FEATURES } from "@nodewire/client/protocol";
+ * console.log(PROTOCOL_FEATURES.includes("udp-batch")); // true
+ * ```
+ */
+export const PROTOCOL_FEATURES: readonly ProtocolFeature[] = Object.freeze([
+  "udp-batch",
+]);
+
 /** The client's HELLO payload. */
 export interface HelloPayload {
   /** Highest protocol version the client speaks. */
@@ -47,6 +74,11 @@ export interface HelloPayload {
   client: string;
   /** Largest payload the client accepts. */
   maxFrameSize: number;
+  /**
+   * Optional features the client offers; absent means none. Decoding
+   * keeps only the names this package knows.
+   */
+  features?: readonly ProtocolFeature[];
 }
 
 /** The node's HELLO_OK payload. */
@@ -59,6 +91,12 @@ export interface HelloOkPayload {
   auth: "none" | "scram-sha-256";
   /** Transport protocols the node supports, when it advertises them. */
   protocols?: string[];
+  /**
+   * The features agreed for this connection: those the node supports out
+   * of the client's offer, never one the client did not offer. Absent
+   * means none. Decoding keeps only the names this package knows.
+   */
+  features?: readonly ProtocolFeature[];
 }
 
 /** A decoded ERROR payload. */
@@ -111,6 +149,74 @@ export function decodeJson(
 }
 
 /**
+ * Encodes a HELLO payload; `features` is left out when empty, so a client
+ * that offers none sends what a client from before features sent.
+ *
+ * @example
+ * ```ts
+ * import { decodeHello, encodeHello } from "@nodewire/client/protocol";
+ * const bytes = encodeHello({ version: 1, client: "app", maxFrameSize: 1024, features: ["udp-batch"] });
+ * console.log(decodeHello(bytes).features); // [ "udp-batch" ]
+ * ```
+ */
+export function encodeHello(hello: HelloPayload): Uint8Array {
+  const { features, ...rest } = hello;
+  return encodeJson(
+    features !== undefined && features.length > 0
+      ? { ...rest, features }
+      : rest,
+  );
+}
+
+/**
+ * Decodes and checks a HELLO payload (the node's side).
+ *
+ * @throws {ProtocolError} when a field is missing or of the wrong type.
+ * @example
+ * ```ts
+ * import { decodeHello, encodeJson } from "@nodewire/client/protocol";
+ * const hello = decodeHello(encodeJson({ version: 1, client: "app", maxFrameSize: 1024, features: ["udp-batch", "future"] }));
+ * console.log(hello.features); // [ "udp-batch" ]
+ * ```
+ */
+export function decodeHello(payload: Uint8Array): HelloPayload {
+  const v = decodeJson(payload, "HELLO");
+  if (!isPositiveInteger(v.version)) {
+    throw new ProtocolError("HELLO has no valid version");
+  }
+  if (typeof v.client !== "string") {
+    throw new ProtocolError("HELLO has no client string");
+  }
+  if (!isPositiveInteger(v.maxFrameSize)) {
+    throw new ProtocolError("HELLO has no valid maxFrameSize");
+  }
+  return {
+    version: v.version,
+    client: v.client,
+    maxFrameSize: v.maxFrameSize,
+    features: decodeFeatures(v.features, "HELLO"),
+  };
+}
+
+/**
+ * The features of `offered` that `supported` also has, in the offer's
+ * order: what a node puts in HELLO_OK, so it never announces a feature
+ * the client did not offer.
+ *
+ * @example
+ * ```ts
+ * import { agreeFeatures } from "@nodewire/client/protocol";
+ * agreeFeatures(["udp-batch"], []); // []
+ * ```
+ */
+export function agreeFeatures(
+  offered: readonly ProtocolFeature[] | undefined,
+  supported: readonly ProtocolFeature[],
+): ProtocolFeature[] {
+  return (offered ?? []).filter((f) => supported.includes(f));
+}
+
+/**
  * Decodes and checks a HELLO_OK payload.
  *
  * @throws {ProtocolError} when a field is missing or of the wrong type.
@@ -126,10 +232,7 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
   if (typeof v.nodeId !== "string" || v.nodeId.length === 0) {
     throw new ProtocolError("HELLO_OK has no nodeId string");
   }
-  if (
-    typeof v.maxFrameSize !== "number" || !Number.isInteger(v.maxFrameSize) ||
-    v.maxFrameSize < 1
-  ) {
+  if (!isPositiveInteger(v.maxFrameSize)) {
     throw new ProtocolError("HELLO_OK has no valid maxFrameSize");
   }
   if (v.auth !== "none" && v.auth !== "scram-sha-256") {
@@ -139,12 +242,33 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
       v.protocols.every((p) => typeof p === "string")
     ? v.protocols as string[]
     : undefined;
+  const features = decodeFeatures(v.features, "HELLO_OK");
   return {
     nodeId: v.nodeId,
     maxFrameSize: v.maxFrameSize,
     auth: v.auth,
     protocols,
+    ...(features === undefined ? {} : { features }),
   };
+}
+
+function isPositiveInteger(value: unknown): value is number {
+  return typeof value === "number" && Number.isInteger(value) && value >= 1;
+}
+
+/**
+ * A `features` field: absent stays absent; otherwise it must be an array
+ * of strings, of which the names this package knows are kept (once each).
+ */
+function decodeFeatures(
+  value: unknown,
+  what: string,
+): ProtocolFeature[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((f) => typeof f === "string")) {
+    throw new ProtocolError(`${what} features is not an array of strings`);
+  }
+  return PROTOCOL_FEATURES.filter((f) => value.includes(f));
 }
 
 /**
