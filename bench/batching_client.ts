@@ -98,7 +98,11 @@ class Batcher {
   /** Sends HELLO and resolves once any reply came; fails unless HELLO_OK. */
   async hello(): Promise<void> {
     const body = new TextEncoder().encode(
-      JSON.stringify({ version: 1, client: "raw-batching", maxFrameSize: 16777216 }),
+      JSON.stringify({
+        version: 1,
+        client: "raw-batching",
+        maxFrameSize: 16777216,
+      }),
     );
     const frame = new Uint8Array(HEADER + body.byteLength);
     encodeHeader(frame, 0, TYPE_HELLO, this.#sequence++, body.byteLength);
@@ -137,7 +141,11 @@ class Batcher {
       encodeHeader(this.#slab, o, TYPE_REQUEST, 0, payload.byteLength);
       this.#slab.set(payload, o + HEADER);
     }
-    this.#issued = this.#replies = this.#errors = this.#owed = 0;
+    this.#issued =
+      this.#replies =
+      this.#errors =
+      this.#owed =
+        0;
     this.#count = count;
     this.#started = performance.now();
     this.#deadline = this.#started + deadlineMs;

@@ -127,7 +127,8 @@ async function startTarget(): Promise<Target> {
   let started = await startNativeNode({ tls: true });
   let note = "native C node, out of process";
   if ("unavailable" in started) {
-    note = `TypeScript reference node out of process: native node ${started.unavailable}`;
+    note =
+      `TypeScript reference node out of process: native node ${started.unavailable}`;
     console.error(`WARNING: native node ${started.unavailable}`);
     console.error(
       "WARNING: falling back to the TypeScript reference node in a child process; " +
@@ -144,7 +145,11 @@ async function startTarget(): Promise<Target> {
     udp: node.udpPort > 0,
     tls: node.tls,
     note,
-    close: () => node.close(),
+    close: async () => {
+      if (await node.close() === "killed") {
+        console.error("WARNING: the node did not exit by itself; killed");
+      }
+    },
   };
 }
 

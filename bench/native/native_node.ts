@@ -25,13 +25,7 @@
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
-import {
-  mkdirSync,
-  readFileSync,
-  renameSync,
-  rmSync,
-  statSync,
-} from "node:fs";
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
@@ -74,8 +68,11 @@ export interface BenchNode {
   readonly address: string;
   /** The CA that signed the node's certificate (PEM), for `tls.ca`. */
   readonly ca: string;
-  /** Ends the node's stdin and waits (bounded) for it to exit. */
-  close(): Promise<void>;
+  /**
+   * Ends the node's stdin and waits (bounded) for it to exit: `"exited"`
+   * when it did so by itself, `"killed"` when it had to be killed.
+   */
+  close(): Promise<"exited" | "killed">;
 }
 
 /** Why the native node cannot run here. */
@@ -238,7 +235,7 @@ function launch(
     if (child.exitCode !== null || child.signalCode !== null) resolve();
     else child.once("exit", () => resolve());
   });
-  const close = async () => {
+  const close = async (): Promise<"exited" | "killed"> => {
     child.stdin?.end();
     let timer: ReturnType<typeof setTimeout> | undefined;
     const late = new Promise<boolean>((resolve) => {
@@ -251,6 +248,7 @@ function launch(
       await exited;
     }
     child.stdout?.destroy();
+    return slow ? "killed" : "exited";
   };
   return new Promise<BenchNode>((resolve, reject) => {
     let text = "";
@@ -268,8 +266,10 @@ function launch(
       START_TIMEOUT_MS,
     );
     child.on("error", (error) => fail(String(error)));
-    child.once("exit", (code, signal) =>
-      fail(`exited (${code ?? signal}) before listening`));
+    child.once(
+      "exit",
+      (code, signal) => fail(`exited (${code ?? signal}) before listening`),
+    );
     child.stdout?.setEncoding("utf8");
     child.stdout?.on("data", (chunk: string) => {
       if (done) return;

@@ -36,7 +36,9 @@ const node = await startTestNode({
   nodeId: "script-1",
   protocols,
   ...(cert && key
-    ? { tls: { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") } }
+    ? {
+      tls: { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") },
+    }
     : {}),
 });
 console.log(
