@@ -68,6 +68,8 @@ export interface BenchNode {
   readonly address: string;
   /** The CA that signed the node's certificate (PEM), for `tls.ca`. */
   readonly ca: string;
+  /** The child's process id (to read its CPU or memory from outside). */
+  readonly pid: number | undefined;
   /**
    * Ends the node's stdin and waits (bounded) for it to exit: `"exited"`
    * when it did so by itself, `"killed"` when it had to be killed.
@@ -287,6 +289,7 @@ function launch(
         udpPort: Number(m[2]),
         tls: m[3] === "1",
         address: `${host}:${port}`,
+        pid: child.pid,
         // Lazy: most benches never ask for the CA.
         get ca() {
           return readText(TEST_CERT.ca);
