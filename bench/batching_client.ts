@@ -1,0 +1,500 @@
+/**
+ * The raw batching client: what the wire and the runtime can carry on one
+ * connection, the ceiling a batch API is measured against (issue #15).
+ * No promise, no object and no resolver per request: one slab of
+ * pre-encoded REQUEST frames; whenever a read completes k replies, k new
+ * frames leave in one write. Replies are counted, not handed out: a
+ * streaming parser only tracks where each frame ends.
+ *
+ * Like raw_client.ts (the promise-per-request baseline), this is one of
+ * the few files outside `src/runtime/` allowed to touch runtime sockets
+ * (`Deno.connect`, `Bun.connect`, `node:net`): a baseline that went
+ * through the SDK would measure the SDK against itself. One write is in
+ * flight at a time, so the slab is only rewritten once the runtime is done
+ * with it; frames owed meanwhile leave together in the next write.
+ *
+ * @example
+ * ```ts ignore
+ * import { connectBatching } from "./batching_client.ts";
+ * const raw = await connectBatching("127.0.0.1", 7000);
+ * const { requests, ms } = await raw.run(100_000, 256, new Uint8Array([1]), 2_000);
+ * console.log(`${Math.round(requests / ms * 1000)} req/s`);
+ * await raw.close();
+ * ```
+ *
+ * @module
+ */
+
+const HEADER = 16;
+const TYPE_HELLO = 0x01;
+const TYPE_HELLO_OK = 0x02;
+const TYPE_REQUEST = 0x20;
+const TYPE_RESPONSE = 0x21;
+const TWO_32 = 0x1_0000_0000;
+const HANDSHAKE_TIMEOUT_MS = 5_000;
+const CLOSE_TIMEOUT_MS = 2_000;
+/** A run with no reply for this long fails instead of hanging. */
+const STALL_MS = 10_000;
+
+/** What one `run` did. */
+export interface BatchingRun {
+  /** Replies received (RESPONSE or not). */
+  requests: number;
+  /** Replies that were not RESPONSE frames. */
+  errors: number;
+  /** Wall time from the first write to the last reply. */
+  ms: number;
+}
+
+/** A connected batching client. */
+export interface BatchingClient {
+  /** Which socket API it runs on. */
+  readonly runtime: "deno" | "bun" | "node";
+  /**
+   * Sends up to `count` REQUESTs carrying `payload`, keeping `inFlight`
+   * outstanding, and resolves once every request sent has its reply. No
+   * new request leaves after `deadlineMs` (from the start).
+   */
+  run(
+    count: number,
+    inFlight: number,
+    payload: Uint8Array,
+    deadlineMs: number,
+  ): Promise<BatchingRun>;
+  /** Half-closes, waits (bounded) for the node to close, then releases. */
+  close(): Promise<void>;
+}
+
+/** The socket under the batcher: a write whose buffer is free at `done`. */
+interface Wire {
+  write(bytes: Uint8Array, done: () => void): void;
+}
+
+class Batcher {
+  wire: Wire | undefined;
+  closed = false;
+  #onClosed: (() => void)[] = [];
+  #sequence = 1;
+  // The streaming parser: header bytes seen of the current frame, and
+  // payload bytes still to skip.
+  #header = new Uint8Array(HEADER);
+  #headerHave = 0;
+  #skip = 0;
+  #type = 0;
+  // The run.
+  #slab = new Uint8Array(0);
+  #frameSize = 0;
+  #writing = false;
+  #owed = 0;
+  #issued = 0;
+  #replies = 0;
+  #errors = 0;
+  #count = 0;
+  #deadline = 0;
+  #started = 0;
+  #settle: ((error?: Error) => void) | undefined;
+  #onFirst: ((type: number) => void) | undefined;
+
+  /** Sends HELLO and resolves once any reply came; fails unless HELLO_OK. */
+  async hello(): Promise<void> {
+    const body = new TextEncoder().encode(
+      JSON.stringify({
+        version: 1,
+        client: "raw-batching",
+        maxFrameSize: 16777216,
+      }),
+    );
+    const frame = new Uint8Array(HEADER + body.byteLength);
+    encodeHeader(frame, 0, TYPE_HELLO, this.#sequence++, body.byteLength);
+    frame.set(body, HEADER);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const type = await new Promise<number>((resolve, reject) => {
+      this.#onFirst = resolve;
+      timer = setTimeout(
+        () => reject(new Error("no HELLO_OK within 5 s")),
+        HANDSHAKE_TIMEOUT_MS,
+      );
+      this.#onClosed.push(() => reject(new Error("closed during HELLO")));
+      this.wire!.write(frame, () => {});
+    }).finally(() => clearTimeout(timer));
+    if (type !== TYPE_HELLO_OK) {
+      throw new Error(`expected HELLO_OK, got type ${type}`);
+    }
+  }
+
+  run(
+    count: number,
+    inFlight: number,
+    payload: Uint8Array,
+    deadlineMs: number,
+  ): Promise<BatchingRun> {
+    if (this.closed) return Promise.reject(new Error("batching client closed"));
+    if (this.#settle !== undefined) {
+      return Promise.reject(new Error("one run at a time"));
+    }
+    const width = Math.max(1, Math.min(inFlight, count));
+    this.#frameSize = HEADER + payload.byteLength;
+    const size = width * this.#frameSize;
+    if (this.#slab.byteLength < size) this.#slab = new Uint8Array(size);
+    for (let i = 0; i < width; i++) {
+      const o = i * this.#frameSize;
+      encodeHeader(this.#slab, o, TYPE_REQUEST, 0, payload.byteLength);
+      this.#slab.set(payload, o + HEADER);
+    }
+    this.#issued =
+      this.#replies =
+      this.#errors =
+      this.#owed =
+        0;
+    this.#count = count;
+    this.#started = performance.now();
+    this.#deadline = this.#started + deadlineMs;
+    return new Promise<BatchingRun>((resolve, reject) => {
+      let last = -1;
+      // No timer per request: one watchdog per run.
+      const watchdog = setInterval(() => {
+        if (this.#replies === last) {
+          this.#settle?.(new Error(`no reply for ${STALL_MS} ms`));
+        }
+        last = this.#replies;
+      }, STALL_MS);
+      this.#settle = (error) => {
+        clearInterval(watchdog);
+        this.#settle = undefined;
+        if (error) reject(error);
+        else {
+          resolve({
+            requests: this.#replies,
+            errors: this.#errors,
+            ms: performance.now() - this.#started,
+          });
+        }
+      };
+      this.#issue(width);
+    });
+  }
+
+  #issue(k: number): void {
+    this.#owed += k;
+    this.#issued += k;
+    if (!this.#writing) this.#pump();
+  }
+
+  #pump = (): void => {
+    this.#writing = false;
+    const k = this.#owed;
+    if (k === 0 || this.closed) return;
+    this.#owed = 0;
+    const b = this.#slab;
+    const step = this.#frameSize;
+    for (let i = 0, o = 0; i < k; i++, o += step) {
+      const sequence = this.#sequence++;
+      const hi = sequence >= TWO_32 ? Math.floor(sequence / TWO_32) : 0;
+      b[o + 4] = hi >>> 24;
+      b[o + 5] = hi >>> 16;
+      b[o + 6] = hi >>> 8;
+      b[o + 7] = hi;
+      b[o + 8] = sequence >>> 24;
+      b[o + 9] = sequence >>> 16;
+      b[o + 10] = sequence >>> 8;
+      b[o + 11] = sequence;
+    }
+    this.#writing = true;
+    this.wire!.write(b.subarray(0, k * step), this.#pump);
+  };
+
+  /** Counts the replies completed in `chunk`, which may split frames anywhere. */
+  feed(chunk: Uint8Array): void {
+    const end = chunk.byteLength;
+    let off = 0;
+    let replies = 0;
+    while (off < end) {
+      if (this.#headerHave < HEADER) {
+        let b = chunk;
+        let at = off;
+        if (this.#headerHave === 0 && end - off >= HEADER) {
+          off += HEADER;
+        } else {
+          const take = Math.min(HEADER - this.#headerHave, end - off);
+          this.#header.set(chunk.subarray(off, off + take), this.#headerHave);
+          this.#headerHave += take;
+          off += take;
+          if (this.#headerHave < HEADER) break;
+          b = this.#header;
+          at = 0;
+        }
+        this.#headerHave = HEADER;
+        this.#type = b[at + 1];
+        this.#skip = ((b[at + 12] << 24) | (b[at + 13] << 16) |
+          (b[at + 14] << 8) | b[at + 15]) >>> 0;
+      }
+      const n = Math.min(this.#skip, end - off);
+      this.#skip -= n;
+      off += n;
+      if (this.#skip > 0) break;
+      this.#headerHave = 0;
+      if (this.#onFirst !== undefined) {
+        const first = this.#onFirst;
+        this.#onFirst = undefined;
+        first(this.#type);
+        continue;
+      }
+      if (this.#type !== TYPE_RESPONSE) this.#errors++;
+      replies++;
+    }
+    if (replies > 0 && this.#settle !== undefined) this.#replied(replies);
+  }
+
+  #replied(k: number): void {
+    this.#replies += k;
+    const left = this.#count - this.#issued;
+    if (left > 0 && performance.now() < this.#deadline) {
+      this.#issue(Math.min(k, left));
+    } else if (this.#replies >= this.#issued) {
+      this.#settle!();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#settle?.(new Error("batching client connection closed"));
+    for (const fn of this.#onClosed.splice(0)) fn();
+  }
+
+  whenClosed(ms: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.#onClosed.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+function encodeHeader(
+  b: Uint8Array,
+  o: number,
+  type: number,
+  sequence: number,
+  length: number,
+): void {
+  const hi = Math.floor(sequence / TWO_32);
+  b[o] = 1;
+  b[o + 1] = type;
+  b[o + 2] = 0;
+  b[o + 3] = 0;
+  b[o + 4] = hi >>> 24;
+  b[o + 5] = hi >>> 16;
+  b[o + 6] = hi >>> 8;
+  b[o + 7] = hi;
+  b[o + 8] = sequence >>> 24;
+  b[o + 9] = sequence >>> 16;
+  b[o + 10] = sequence >>> 8;
+  b[o + 11] = sequence;
+  b[o + 12] = length >>> 24;
+  b[o + 13] = length >>> 16;
+  b[o + 14] = length >>> 8;
+  b[o + 15] = length;
+}
+
+function client(
+  runtime: BatchingClient["runtime"],
+  batcher: Batcher,
+  halfClose: () => void | Promise<void>,
+  release: () => void,
+): BatchingClient {
+  return {
+    runtime,
+    run: (count, inFlight, payload, deadlineMs) =>
+      batcher.run(count, inFlight, payload, deadlineMs),
+    async close() {
+      if (!batcher.closed) {
+        try {
+          await halfClose();
+        } catch {
+          // Already gone.
+        }
+        await batcher.whenClosed(CLOSE_TIMEOUT_MS);
+      }
+      batcher.close();
+      release();
+    },
+  };
+}
+
+// --- Deno: pull reads into one reused buffer (replies are only counted).
+
+interface DenoConn {
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(bytes: Uint8Array): Promise<number>;
+  setNoDelay(noDelay?: boolean): void;
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
+interface DenoNet {
+  connect(options: {
+    hostname: string;
+    port: number;
+    transport: "tcp";
+  }): Promise<DenoConn>;
+}
+
+async function connectDeno(
+  deno: DenoNet,
+  hostname: string,
+  port: number,
+): Promise<BatchingClient> {
+  const conn = await deno.connect({ hostname, port, transport: "tcp" });
+  conn.setNoDelay(true);
+  const batcher = new Batcher();
+  const release = () => {
+    try {
+      conn.close();
+    } catch {
+      // Deno throws BadResource on a second close.
+    }
+  };
+  batcher.wire = {
+    write(bytes, done) {
+      void (async () => {
+        try {
+          while (bytes.byteLength > 0) {
+            bytes = bytes.subarray(await conn.write(bytes));
+          }
+          done();
+        } catch {
+          batcher.close();
+          release();
+        }
+      })();
+    },
+  };
+  void (async () => {
+    const buffer = new Uint8Array(256 * 1024);
+    try {
+      while (true) {
+        const n = await conn.read(buffer);
+        if (n === null) break;
+        batcher.feed(buffer.subarray(0, n));
+      }
+    } catch {
+      // Reset, or our own close() ended the pending read.
+    }
+    batcher.close();
+    release();
+  })();
+  await batcher.hello();
+  return client("deno", batcher, () => conn.closeWrite(), release);
+}
+
+// --- Bun: push handlers; a short write finishes at `drain`.
+
+interface BunSocket {
+  write(bytes: Uint8Array): number;
+  end(): void;
+  terminate(): void;
+  setNoDelay?(noDelay?: boolean): boolean;
+}
+
+interface BunNet {
+  connect(options: {
+    hostname: string;
+    port: number;
+    socket: {
+      data(socket: BunSocket, data: Uint8Array): void;
+      drain(socket: BunSocket): void;
+      close(socket: BunSocket, error?: Error): void;
+      error(socket: BunSocket, error: Error): void;
+      connectError(socket: BunSocket, error: Error): void;
+    };
+  }): Promise<BunSocket>;
+}
+
+async function connectBun(
+  bun: BunNet,
+  hostname: string,
+  port: number,
+): Promise<BatchingClient> {
+  const batcher = new Batcher();
+  let rest: Uint8Array | undefined;
+  let restDone: (() => void) | undefined;
+  const send = (s: BunSocket, bytes: Uint8Array, done: () => void) => {
+    const n = s.write(bytes);
+    if (n < 0) return;
+    if (n < bytes.byteLength) {
+      rest = bytes.subarray(n);
+      restDone = done;
+      return;
+    }
+    done();
+  };
+  const socket = await bun.connect({
+    hostname,
+    port,
+    socket: {
+      data: (_s, data) => batcher.feed(data),
+      drain(s) {
+        const bytes = rest;
+        const done = restDone;
+        rest = restDone = undefined;
+        if (bytes !== undefined && done !== undefined) send(s, bytes, done);
+      },
+      close: () => batcher.close(),
+      error: () => batcher.close(),
+      connectError() {},
+    },
+  });
+  socket.setNoDelay?.(true);
+  batcher.wire = { write: (bytes, done) => send(socket, bytes, done) };
+  await batcher.hello();
+  return client("bun", batcher, () => socket.end(), () => socket.terminate());
+}
+
+// --- Node: node:net; a write's buffer is free once its callback ran.
+
+async function connectNode(
+  hostname: string,
+  port: number,
+): Promise<BatchingClient> {
+  const net = await import("node:net");
+  const socket = net.connect({ host: hostname, port, noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    socket.once("connect", () => {
+      socket.off("error", reject);
+      resolve();
+    });
+    socket.once("error", reject);
+  });
+  socket.setNoDelay(true);
+  const batcher = new Batcher();
+  batcher.wire = {
+    write(bytes, done) {
+      socket.write(bytes, () => done());
+    },
+  };
+  socket.on("data", (chunk: Uint8Array) => batcher.feed(chunk));
+  socket.on("error", () => {});
+  socket.on("close", () => batcher.close());
+  await batcher.hello();
+  return client("node", batcher, () => void socket.end(), () => {
+    socket.destroy();
+  });
+}
+
+/**
+ * Connects to a node with the current runtime's native socket API and
+ * completes the HELLO handshake.
+ */
+export function connectBatching(
+  hostname: string,
+  port: number,
+): Promise<BatchingClient> {
+  const g = globalThis as unknown as { Deno?: DenoNet; Bun?: BunNet };
+  if (g.Deno) return connectDeno(g.Deno, hostname, port);
+  if (g.Bun) return connectBun(g.Bun, hostname, port);
+  return connectNode(hostname, port);
+}

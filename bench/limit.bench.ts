@@ -1,0 +1,689 @@
+/**
+ * How close `Client.request` comes to the physical limit (issue #15's
+ * must-show table): one connection to one node, the node in its own
+ * process, and in the same run the least a promise-per-request client can
+ * do (bench/raw_client.ts) and what the wire and the runtime can carry
+ * (bench/batching_client.ts).
+ *
+ *   deno run -A --unstable-net bench/limit.bench.ts
+ *   bun bench/limit.bench.ts
+ *   node --import tsx bench/limit.bench.ts
+ *
+ * The node is the native C node of bench/native/ (built on first use with
+ * the system compiler). Without a compiler the bench says so on stderr and
+ * in every table header, and runs the TypeScript reference node in a child
+ * process of the same runtime instead. BENCH_IN_PROCESS=1 runs the
+ * reference node in this process (the old mode: half the CPU is then the
+ * node's).
+ *
+ * Sections (BENCH_SECTIONS, default all the node serves):
+ * - `tcp`: contenders `client` (Client.request with a pool of exactly one
+ *   connection, health loop off, N callers awaiting in a loop), `batch`
+ *   (`client.requestMany`, when the client has it: one call of N requests
+ *   awaited at a time), `promise` (raw promise-per-request client) and
+ *   `batching` (raw batching client), at 1, 64 and 256 in flight
+ *   (BENCH_IN_FLIGHT), ECHO of 16 B and 1 KiB. Per cell: median req/s,
+ *   client CPU us per request (process CPU time / requests: the node is
+ *   elsewhere), p50 latency for the contenders that await each request,
+ *   and client/promise, batch/batching.
+ * - `udp`: the client over UDP against the client over TCP, 64 in flight.
+ * - `tls`: the client over TLS against the client over TCP, 64 in flight.
+ * - `large`: 1 KiB, 64 KiB and 1 MiB ECHO, MB/s of payload each way,
+ *   client against the raw promise client, 16 in flight
+ *   (BENCH_LARGE_IN_FLIGHT).
+ *
+ * Rounds rotate who goes first and figures are medians of the measured
+ * rounds; every round is bounded in count and in time. BENCH_QUICK=1 makes
+ * it a smoke run of a few seconds. Output: a table per section, then one
+ * JSON object as the last line; BENCH_OUT=path.json writes it to a file.
+ *
+ * @module
+ */
+
+import { readFileSync, writeFileSync } from "node:fs";
+import { Client } from "../src/client/client.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
+import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
+import { type BatchingClient, connectBatching } from "./batching_client.ts";
+import {
+  cpuMicros,
+  env,
+  envList,
+  fixed,
+  int,
+  median,
+  newSeries,
+  now,
+  printTable,
+  QUICK,
+  quickNote,
+  rateFigures,
+  type Round,
+  roundRatios,
+  runRound,
+  runRounds,
+  runtimeLabel,
+  runtimeName,
+  type Series,
+} from "./harness.ts";
+import {
+  startNativeNode,
+  startScriptNode,
+  TEST_CERT,
+} from "./native/native_node.ts";
+import { connectRaw, type RawClient } from "./raw_client.ts";
+
+const SECTIONS = envList("BENCH_SECTIONS", "tcp,udp,tls,large");
+const GRID_IN_FLIGHT = envList("BENCH_IN_FLIGHT", "1,64,256").map(Number);
+const GRID_SIZES = [16, 1024];
+const LARGE_SIZES = [1024, 64 * 1024, 1024 * 1024];
+const LARGE_IN_FLIGHT = Number(env("BENCH_LARGE_IN_FLIGHT") ?? 16);
+const ROUNDS = QUICK ? 2 : 7;
+const WARMUP_ROUNDS = QUICK ? 1 : 2;
+const REQUESTS_PER_ROUND = QUICK ? 3_000 : 200_000;
+/** Payload bytes per round in the large section. */
+const LARGE_BYTES_PER_ROUND = QUICK ? 4 << 20 : 512 << 20;
+const ROUND_LIMIT_MS = QUICK ? 300 : 3_000;
+const SAMPLE_EVERY = 8;
+/** UDP may lose a datagram: a lost request must not stall a round for 5 s. */
+const UDP_REQUEST_TIMEOUT_MS = 1_000;
+
+// --- the node
+
+interface Target {
+  kind: "native" | "script" | "in-process";
+  address: string;
+  host: string;
+  port: number;
+  udp: boolean;
+  tls: boolean;
+  /** Said in every header: which node, and why when it is not the native one. */
+  note: string;
+  close(): Promise<void>;
+}
+
+async function startTarget(): Promise<Target> {
+  if (env("BENCH_IN_PROCESS") === "1") {
+    const node = await startTestNode({
+      nodeId: "inproc-1",
+      protocols: ["tls", "tcp", "udp"],
+      tls: {
+        cert: readFileSync(TEST_CERT.cert, "utf8"),
+        key: readFileSync(TEST_CERT.key, "utf8"),
+      },
+    });
+    return {
+      kind: "in-process",
+      address: node.address,
+      host: node.hostname,
+      port: node.port,
+      udp: node.udpPort !== undefined,
+      tls: true,
+      note: "reference node IN THIS PROCESS (BENCH_IN_PROCESS=1)",
+      close: () => node.close(),
+    };
+  }
+  let started = await startNativeNode({ tls: true });
+  let note = "native C node, out of process";
+  if ("unavailable" in started) {
+    note =
+      `TypeScript reference node out of process: native node ${started.unavailable}`;
+    console.error(`WARNING: native node ${started.unavailable}`);
+    console.error(
+      "WARNING: falling back to the TypeScript reference node in a child process; " +
+        "its own cost now limits the figures",
+    );
+    started = await startScriptNode({ tls: true });
+  }
+  const node = started;
+  return {
+    kind: node.kind,
+    address: node.address,
+    host: node.host,
+    port: node.port,
+    udp: node.udpPort > 0,
+    tls: node.tls,
+    note,
+    close: async () => {
+      if (await node.close() === "killed") {
+        console.error("WARNING: the node did not exit by itself; killed");
+      }
+    },
+  };
+}
+
+// --- contenders
+
+interface Contender {
+  name: string;
+  /** Whether its rounds time requests (those that await each one). */
+  timed: boolean;
+  round(
+    inFlight: number,
+    payload: Uint8Array,
+    count: number,
+    latencies: Float64Array,
+    offset: number,
+  ): Promise<Round & { failed: number }>;
+  close(): Promise<void>;
+}
+
+/** Id length of the node's replies, learnt from a probe. */
+let replyOverhead = 0;
+
+function awaitingRound(
+  send: (payload: Uint8Array) => Promise<Uint8Array>,
+  inFlight: number,
+  payload: Uint8Array,
+  count: number,
+  latencies: Float64Array,
+  offset: number,
+): Promise<Round & { failed: number }> {
+  let failed = 0;
+  const expect = payload.byteLength - 1 + replyOverhead;
+  return runRound(async () => {
+    try {
+      const reply = await send(payload);
+      if (reply.byteLength === expect) return true;
+    } catch {
+      // Counted below: a lost UDP datagram, or a broken run.
+    }
+    failed++;
+    return false;
+  }, {
+    inFlight,
+    count,
+    limitMs: ROUND_LIMIT_MS,
+    sampleEvery: SAMPLE_EVERY,
+    latencies,
+    offset,
+  }).then((round) => ({ ...round, failed }));
+}
+
+async function clientContender(
+  name: string,
+  target: Target,
+  extra: Partial<ConnectionConfig> = {},
+): Promise<Contender & { client: Client }> {
+  const client = await Client.connect({
+    hosts: [target.address],
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    healthConfig: { intervalMs: 0 },
+    ...extra,
+  });
+  return {
+    name,
+    client,
+    timed: true,
+    round: (inFlight, payload, count, latencies, offset) =>
+      awaitingRound(
+        (p) => client.request(p),
+        inFlight,
+        payload,
+        count,
+        latencies,
+        offset,
+      ),
+    close: () => client.disconnect(),
+  };
+}
+
+type RequestMany = (payloads: Uint8Array[]) => Promise<unknown[]>;
+
+/** `client.requestMany`, once another branch has added it. */
+function requestManyOf(client: Client): RequestMany | undefined {
+  const method = (Client.prototype as unknown as Record<string, unknown>)
+    .requestMany;
+  if (typeof method !== "function") return undefined;
+  return (payloads) => method.call(client, payloads) as Promise<unknown[]>;
+}
+
+function failedResult(result: unknown): boolean {
+  if (result instanceof Error) return true;
+  if (typeof result !== "object" || result === null) return false;
+  const r = result as { ok?: unknown; error?: unknown };
+  return r.ok === false || r.error !== undefined;
+}
+
+function batchContender(requestMany: RequestMany): Contender {
+  return {
+    name: "batch",
+    timed: false,
+    async round(inFlight, payload, count) {
+      const list = new Array<Uint8Array>(inFlight).fill(payload);
+      const started = now();
+      const deadline = started + ROUND_LIMIT_MS;
+      let completed = 0;
+      let failed = 0;
+      while (completed + failed < count && now() < deadline) {
+        for (const result of await requestMany(list)) {
+          if (failedResult(result)) failed++;
+          else completed++;
+        }
+      }
+      return {
+        completed,
+        failed,
+        sampled: 0,
+        seconds: (now() - started) / 1000,
+      };
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+async function promiseContender(target: Target): Promise<Contender> {
+  const raw: RawClient = await connectRaw(target.host, target.port);
+  return {
+    name: "promise",
+    timed: true,
+    round: (inFlight, payload, count, latencies, offset) =>
+      awaitingRound(
+        (p) => raw.request(p),
+        inFlight,
+        payload,
+        count,
+        latencies,
+        offset,
+      ),
+    close: () => raw.close(),
+  };
+}
+
+async function batchingContender(target: Target): Promise<Contender> {
+  const raw: BatchingClient = await connectBatching(target.host, target.port);
+  return {
+    name: "batching",
+    timed: false,
+    async round(inFlight, payload, count) {
+      const run = await raw.run(count, inFlight, payload, ROUND_LIMIT_MS);
+      return {
+        completed: run.requests - run.errors,
+        failed: run.errors,
+        sampled: 0,
+        seconds: run.ms / 1000,
+      };
+    },
+    close: () => raw.close(),
+  };
+}
+
+// --- measuring
+
+interface Cell extends Series {
+  contender: Contender;
+  payload: Uint8Array;
+  cpu: number[];
+  failed: number;
+}
+
+interface CellFigures {
+  contender: string;
+  inFlight: number;
+  payloadBytes: number;
+  rounds: number;
+  requests: number;
+  failed: number;
+  reqPerSecond: number;
+  minReqPerSecond: number;
+  maxReqPerSecond: number;
+  mbPerSecond: number;
+  cpuUsPerRequest: number;
+  p50Us: number | null;
+  p99Us: number | null;
+}
+
+/** Rotating rounds of every contender at one in-flight count and payload. */
+async function measureCells(
+  contenders: readonly Contender[],
+  inFlight: number,
+  size: number,
+  count: number,
+): Promise<CellFigures[]> {
+  const payload = ops.echo(new Uint8Array(size));
+  const samples = Math.ceil(count / SAMPLE_EVERY);
+  const scratch = new Float64Array(samples);
+  const group: Cell[] = contenders.map((contender) => ({
+    contender,
+    payload,
+    cpu: [],
+    failed: 0,
+    ...newSeries(inFlight, contender.timed ? samples * ROUNDS : 0),
+  }));
+  await runRounds(
+    group,
+    { rounds: ROUNDS, warmupRounds: WARMUP_ROUNDS, scratch },
+    async (cell, label, latencies, offset) => {
+      const cpu0 = cpuMicros();
+      try {
+        const round = await cell.contender.round(
+          inFlight,
+          payload,
+          count,
+          latencies,
+          offset,
+        );
+        return { ...round, cpuUs: cpuMicros() - cpu0 };
+      } catch (error) {
+        throw new Error(
+          `${cell.contender.name} failed at ${inFlight} in flight, ` +
+            `${size} B, ${label}: ${String(error)}`,
+          { cause: error },
+        );
+      }
+    },
+    (cell, round) => {
+      cell.cpu.push(round.cpuUs / Math.max(1, round.completed));
+      cell.failed += round.failed;
+    },
+  );
+  return group.map((cell) => {
+    const f = rateFigures(cell);
+    const timed = cell.contender.timed && cell.filled > 0;
+    return {
+      contender: cell.contender.name,
+      inFlight,
+      payloadBytes: size,
+      rounds: cell.rates.length,
+      requests: cell.requests,
+      failed: cell.failed,
+      reqPerSecond: Math.round(f.reqPerSecond),
+      minReqPerSecond: Math.round(f.minReqPerSecond),
+      maxReqPerSecond: Math.round(f.maxReqPerSecond),
+      mbPerSecond: Number((f.reqPerSecond * size / 1e6).toFixed(2)),
+      cpuUsPerRequest: Number(median(cell.cpu).toFixed(3)),
+      p50Us: timed ? Number(f.p50Us.toFixed(1)) : null,
+      p99Us: timed ? Number(f.p99Us.toFixed(1)) : null,
+    };
+  });
+}
+
+/** Checks a contender's reply size once before measuring it. */
+async function probe(contender: Contender): Promise<void> {
+  const round = await contender.round(
+    1,
+    ops.echo(new Uint8Array(16)),
+    1,
+    new Float64Array(1),
+    0,
+  );
+  if (round.completed !== 1) {
+    throw new Error(`${contender.name}: the probe request failed`);
+  }
+}
+
+async function learnReplyOverhead(target: Target): Promise<void> {
+  const raw = await connectRaw(target.host, target.port);
+  const reply = await raw.request(ops.echo(new Uint8Array(0)));
+  replyOverhead = reply.byteLength;
+  await raw.close();
+}
+
+const dash = (v: number | null, digits: number) =>
+  v === null || !Number.isFinite(v) ? "-" : fixed(v, digits);
+const pct = (v: number | undefined) =>
+  v === undefined || !Number.isFinite(v) ? "-" : `${fixed(v * 100, 1)}%`;
+const sizeLabel = (bytes: number) =>
+  bytes >= 1 << 20
+    ? `${bytes >> 20} MiB`
+    : bytes >= 1024
+    ? `${bytes >> 10} KiB`
+    : `${bytes} B`;
+
+function ratio(
+  figures: readonly CellFigures[],
+  a: string,
+  b: string,
+  inFlight: number,
+  size: number,
+): number | undefined {
+  const find = (name: string) =>
+    figures.find((f) =>
+      f.contender === name && f.inFlight === inFlight &&
+      f.payloadBytes === size
+    );
+  const x = find(a);
+  const y = find(b);
+  return x && y ? x.reqPerSecond / y.reqPerSecond : undefined;
+}
+
+// --- the sections
+
+const target = await startTarget();
+await learnReplyOverhead(target);
+const heading = (what: string) =>
+  console.log(
+    `\n${what} on ${runtimeLabel()}, one connection to ${target.address} ` +
+      `(${target.note})${quickNote()}`,
+  );
+const results: Record<string, unknown> = {};
+const ratios: Record<string, number> = {};
+const skipped: Record<string, string> = {};
+const started = now();
+
+try {
+  if (SECTIONS.includes("tcp")) {
+    const client = await clientContender("client", target);
+    const requestMany = requestManyOf(client.client);
+    const contenders: Contender[] = [
+      client,
+      ...(requestMany ? [batchContender(requestMany)] : []),
+      await promiseContender(target),
+      await batchingContender(target),
+    ];
+    try {
+      for (const c of contenders) await probe(c);
+      const figures: CellFigures[] = [];
+      for (const size of GRID_SIZES) {
+        for (const inFlight of GRID_IN_FLIGHT) {
+          figures.push(
+            ...await measureCells(
+              contenders,
+              inFlight,
+              size,
+              REQUESTS_PER_ROUND,
+            ),
+          );
+          ratios[`client/promise@${inFlight}/${size}`] = ratio(
+            figures,
+            "client",
+            "promise",
+            inFlight,
+            size,
+          )!;
+          const b = ratio(figures, "batch", "batching", inFlight, size);
+          if (b !== undefined) ratios[`batch/batching@${inFlight}/${size}`] = b;
+        }
+      }
+      heading("tcp: Client.request against the raw clients");
+      if (!requestMany) {
+        console.log(
+          "batch: Client.prototype.requestMany does not exist yet; no batch row",
+        );
+      }
+      printTable(
+        [
+          "contender",
+          "in flight",
+          "payload",
+          "median req/s",
+          "min",
+          "max",
+          "CPU us/req",
+          "p50 us",
+          "of baseline",
+        ],
+        figures.map((f) => {
+          const base = f.contender === "client"
+            ? ratios[`client/promise@${f.inFlight}/${f.payloadBytes}`]
+            : f.contender === "batch"
+            ? ratios[`batch/batching@${f.inFlight}/${f.payloadBytes}`]
+            : undefined;
+          return [
+            f.contender,
+            String(f.inFlight),
+            sizeLabel(f.payloadBytes),
+            int(f.reqPerSecond),
+            int(f.minReqPerSecond),
+            int(f.maxReqPerSecond),
+            dash(f.cpuUsPerRequest, 2),
+            dash(f.p50Us, 0),
+            pct(base),
+          ];
+        }),
+      );
+      console.log(
+        "of baseline: client as a share of promise, batch of batching (req/s)",
+      );
+      results.tcp = figures;
+    } finally {
+      for (const c of contenders) await c.close();
+    }
+  }
+
+  /** Client over `name`'s transport against the client over TCP. */
+  const versusTcp = async (
+    section: "udp" | "tls",
+    extra: Partial<ConnectionConfig>,
+  ) => {
+    const contenders = [
+      await clientContender("client tcp", target),
+      await clientContender(`client ${section}`, target, extra),
+    ];
+    try {
+      for (const c of contenders) await probe(c);
+      const figures = await measureCells(
+        contenders,
+        64,
+        16,
+        REQUESTS_PER_ROUND,
+      );
+      ratios[`${section}/tcp@64`] = figures[1].reqPerSecond /
+        figures[0].reqPerSecond;
+      heading(`${section}: the client over ${section} against TCP`);
+      printTable(
+        [
+          "contender",
+          "in flight",
+          "median req/s",
+          "min",
+          "max",
+          "CPU us/req",
+          "p50 us",
+          "p99 us",
+          "failed",
+        ],
+        figures.map((f) => [
+          f.contender,
+          String(f.inFlight),
+          int(f.reqPerSecond),
+          int(f.minReqPerSecond),
+          int(f.maxReqPerSecond),
+          dash(f.cpuUsPerRequest, 2),
+          dash(f.p50Us, 0),
+          dash(f.p99Us, 0),
+          String(f.failed),
+        ]),
+      );
+      console.log(`${section}/tcp: ${pct(ratios[`${section}/tcp@64`])}`);
+      results[section] = figures;
+    } finally {
+      for (const c of contenders) await c.close();
+    }
+  };
+
+  if (SECTIONS.includes("udp")) {
+    if (target.udp) {
+      await versusTcp("udp", {
+        protocols: ["udp"],
+        requestTimeoutMs: UDP_REQUEST_TIMEOUT_MS,
+      });
+    } else skipped.udp = "the node serves no UDP";
+  }
+
+  if (SECTIONS.includes("tls")) {
+    if (target.tls) {
+      await versusTcp("tls", {
+        tlsPolicy: "require",
+        tls: { ca: readFileSync(TEST_CERT.ca, "utf8") },
+      });
+    } else skipped.tls = "the node serves no TLS (built without OpenSSL)";
+  }
+
+  if (SECTIONS.includes("large")) {
+    const contenders = [
+      await clientContender("client", target),
+      await promiseContender(target),
+    ];
+    try {
+      const figures: CellFigures[] = [];
+      for (const size of LARGE_SIZES) {
+        const count = Math.max(
+          LARGE_IN_FLIGHT * 4,
+          Math.ceil(LARGE_BYTES_PER_ROUND / size),
+        );
+        figures.push(
+          ...await measureCells(contenders, LARGE_IN_FLIGHT, size, count),
+        );
+        ratios[`large client/promise@${size}`] = ratio(
+          figures,
+          "client",
+          "promise",
+          LARGE_IN_FLIGHT,
+          size,
+        )!;
+      }
+      heading("large: MB/s of ECHO payload each way");
+      printTable(
+        [
+          "contender",
+          "in flight",
+          "payload",
+          "MB/s",
+          "median req/s",
+          "CPU us/req",
+          "p50 us",
+          "of promise",
+        ],
+        figures.map((f) => [
+          f.contender,
+          String(f.inFlight),
+          sizeLabel(f.payloadBytes),
+          fixed(f.mbPerSecond, 1),
+          int(f.reqPerSecond),
+          dash(f.cpuUsPerRequest, 1),
+          dash(f.p50Us, 0),
+          f.contender === "client"
+            ? pct(ratios[`large client/promise@${f.payloadBytes}`])
+            : "-",
+        ]),
+      );
+      results.large = figures;
+    } finally {
+      for (const c of contenders) await c.close();
+    }
+  }
+} finally {
+  await target.close();
+}
+
+for (const [section, why] of Object.entries(skipped)) {
+  console.log(`\n${section}: skipped, ${why}`);
+}
+console.log(`\n${fixed((now() - started) / 1000, 1)} s`);
+const report = {
+  bench: "limit",
+  runtime: runtimeName(),
+  version: runtimeLabel(),
+  quick: QUICK,
+  node: { kind: target.kind, address: target.address, note: target.note },
+  rounds: ROUNDS,
+  sections: results,
+  skipped,
+  ratios: roundRatios(ratios),
+};
+const json = JSON.stringify(report);
+const out = env("BENCH_OUT");
+if (out) writeFileSync(out, json + "\n");
+console.log(json);
