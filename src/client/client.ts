@@ -7,8 +7,6 @@
  */
 
 import { type Clock, sleep } from "../clock.ts";
-import { resolveConfig } from "../config/resolve.ts";
-import { configFromArguments } from "../config/sources.ts";
 import type {
   ConnectionConfig,
   Logger,
@@ -25,7 +23,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { ConnectionManager } from "../cluster/manager.ts";
+import type { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import {
@@ -50,8 +48,7 @@ import {
   RequestPath,
   type RequestPathOwner,
 } from "./request_path.ts";
-import { getAdapter } from "../runtime/detect.ts";
-import { loadChannels } from "../diagnostics/channels.ts";
+import { abortable, type ConnectCallOptions, openClient } from "./connect.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
@@ -63,13 +60,6 @@ const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
 export type { ClientRequestOptions, ClientStats, NodeStats };
-
-/** The options argument of `Client.connect`, in either form. */
-interface ConnectCallOptions {
-  signal?: AbortSignal;
-  connection?: Partial<ConnectionOptions>;
-  lazy?: boolean;
-}
 
 /** Options of {@linkcode Client.disconnect}. */
 export interface DisconnectOptions {
@@ -254,42 +244,16 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       lazy?: boolean;
     },
   ): Promise<Client>;
-  static async connect(
+  static connect(
     first?: string | ConnectionConfig,
     second?: Partial<ConnectionConfig> | ConnectCallOptions,
     third?: ConnectCallOptions,
   ): Promise<Client> {
-    // A config object is followed by the options; a string (or nothing)
-    // by the overrides, then the options.
-    const byObject = typeof first === "object" && first !== null;
-    const config = configFromArguments(first, byObject ? undefined : second);
-    door.checkConnectOptions(byObject ? second : third);
-    const options: ConnectCallOptions =
-      (byObject ? second as ConnectCallOptions : third) ?? {};
-    const resolved = resolveConfig(config);
-    // Channels load before any timer runs (a virtual clock may not wait).
-    const [adapter] = await Promise.all([
-      getAdapter(resolved.runtime),
-      loadChannels(),
-    ]);
-    const manager = new ConnectionManager(
-      resolved,
-      adapter,
-      options.connection,
-    );
-    if (options.lazy === true) {
-      // No node is needed yet: the first call connects.
-      const client = new Client(resolved, manager);
-      client.#lazy = true;
+    return openClient(first, second, third, (config, manager, lazy) => {
+      const client = new Client(config, manager);
+      client.#lazy = lazy;
       return client;
-    }
-    try {
-      await connectLogged(manager, resolved.logger, options.signal);
-    } catch (error) {
-      await manager.close();
-      throw error;
-    }
-    return new Client(resolved, manager);
+    });
   }
 
   /** Whether `disconnect()` was called. */
@@ -583,23 +547,4 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       { cause: error },
     );
   }
-}
-
-/** `work`, or an {@linkcode AbortedError} as soon as `signal` aborts. */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => {});
-    return Promise.reject(
-      new AbortedError("the operation was aborted", signal.reason),
-    );
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      reject(new AbortedError("the operation was aborted", signal.reason));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
-    );
-  });
 }
