@@ -265,7 +265,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * Sends a request to a healthy node and resolves with the reply payload.
    * Retries by the retry policy: always when the request certainly never
    * left the client, after it may have reached a node only when
-   * `idempotent`; a retry prefers another node.
+   * `idempotent`; a retry prefers another node. The payload is not copied
+   * (a large one is written as it is, and a retry sends it again): do not
+   * change it until the promise settles. The reply is a view into the
+   * bytes received, never into `payload`.
    *
    * @throws {ClientClosedError} after `disconnect()`.
    * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).

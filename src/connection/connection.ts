@@ -376,7 +376,8 @@ export class Connection {
 
   /**
    * Sends a request and resolves with the node's response payload (a view
-   * into the received bytes).
+   * into the received bytes). A large `payload` is written as it is, not
+   * copied: it must not be changed until the promise settles.
    *
    * @throws {RequestTimeoutError} when no reply arrives in time.
    * @throws {RemoteError} when the node answers with an error.
