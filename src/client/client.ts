@@ -26,11 +26,7 @@ import {
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import {
-  NodeHealthEvent,
-  NodeMembershipEvent,
-  ProtocolSelectedEvent,
-} from "../cluster/events.ts";
+import { forwardManagerEvents } from "./forwarding.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
@@ -110,29 +106,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.id = manager.id;
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
-    // Health changes are the client's events too.
-    manager.addEventListener(
-      "nodeHealthChanged",
-      (e) => this.dispatchEvent(new NodeHealthEvent(e.detail, e.at)),
-    );
-    manager.addEventListener(
-      "protocolSelected",
-      (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
-    );
-    manager.addEventListener("nodeAdded", (e) => {
-      // Before its first connection: listeners hear all of its pool.
-      const pool = manager.node(e.detail.address)?.pool;
-      for (const [type, forward] of this.#forwarding) {
-        pool?.addEventListener(type, forward);
-      }
-      this.dispatchEvent(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
-    });
-    manager.addEventListener(
-      "nodeRemoved",
-      (e) =>
-        this.dispatchEvent(
-          new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
-        ),
+    // Health and membership changes are the client's events too.
+    forwardManagerEvents(
+      manager,
+      (event) => this.dispatchEvent(event),
+      this.#forwarding,
     );
     this.#log = config.logger && guardLogger(config.logger);
     if (this.#log) {
