@@ -47,7 +47,9 @@ import {
 } from "./open.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
+import { cancelRun, submitRun } from "./batch.ts";
 import type {
+  BatchReplySink,
   ConnectionStats,
   ReplySink,
   RequestOptions,
@@ -416,6 +418,53 @@ export class Connection {
       sink,
       options?.idempotent ? SAFE_TO_REPEAT : 0,
     );
+  }
+
+  /**
+   * Sends `payloads[from]` to `payloads[to - 1]` as consecutive requests
+   * with the same options, for a batch: the connection is checked once,
+   * the frames are encoded in one go and `sink` takes every outcome, with
+   * the request's sequence number (the first one's is `sink.first`). A
+   * payload over the node's limit fails alone, at once. The options are
+   * taken as valid (checked at the Client's door); there is no signal:
+   * {@linkcode Connection.cancelBatch} ends a run.
+   *
+   * @returns undefined, or the error that refused the whole run (the
+   *   connection no longer takes work), when nothing was sent.
+   */
+  submitBatch(
+    payloads: readonly Uint8Array[],
+    from: number,
+    to: number,
+    options: { timeoutMs?: number; idempotent?: boolean },
+    sink: BatchReplySink,
+  ): Error | undefined {
+    if (this.#state !== "open") {
+      return this.#state === "closed"
+        ? this.#lostError(false)
+        : new ConnectionClosedError(this);
+    }
+    const first = this.#nextSequence;
+    this.#nextSequence += to - from;
+    this.stats.sent += submitRun(
+      { core: this.#core, route: this.#route, sendLimit: this.#sendLimit },
+      first,
+      payloads,
+      from,
+      to,
+      options.timeoutMs ?? this.#requestTimeoutMs,
+      options.idempotent === true,
+      sink,
+    );
+    return undefined;
+  }
+
+  /**
+   * Fails with `error` every request of the run of `count` sent to `sink`
+   * by {@linkcode Connection.submitBatch} that is still in flight.
+   */
+  cancelBatch(sink: BatchReplySink, count: number, error: Error): void {
+    cancelRun(this.#core, sink, count, error);
   }
 
   /**

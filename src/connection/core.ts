@@ -210,7 +210,7 @@ export class ConnectionCore {
     for (const p of this.table.values()) {
       this.settle(p);
       const kind = held.has(p) ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
-      p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2));
+      p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2), p.sequence);
     }
     this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
@@ -252,6 +252,7 @@ export class ConnectionCore {
         sent,
         retryable: !sent || (pending.type & SAFE_TO_REPEAT) !== 0,
       }),
+      pending.sequence,
     );
   };
 
@@ -296,6 +297,7 @@ export class ConnectionCore {
         this.stats.received++;
         pending.sink.onError(
           new RemoteError(e.code, e.message, e.retryable, this.nodeId),
+          pending.sequence,
         );
         return;
       }
@@ -308,7 +310,7 @@ export class ConnectionCore {
       }
       this.#release(pending);
       this.stats.received++;
-      pending.sink.onReply(message.payload);
+      pending.sink.onReply(message.payload, pending.sequence);
       return;
     }
     this.#onControl(message);
