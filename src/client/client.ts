@@ -47,6 +47,12 @@ import {
 import { abortable, type ConnectCallOptions, openClient } from "./connect.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
+import {
+  type BatchHost,
+  type BatchResult,
+  failedBatch,
+  runBatch,
+} from "./batch.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
 import { connectLogged, disconnected, guardLogger } from "../cluster/log.ts";
 
@@ -55,7 +61,7 @@ const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
-export type { ClientRequestOptions, ClientStats, NodeStats };
+export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
 
 /** Options of {@linkcode Client.disconnect}. */
 export interface DisconnectOptions {
@@ -87,6 +93,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   readonly #clock: Clock;
   readonly #path: RequestPath;
+  readonly #batchHost: BatchHost;
   #closing = false;
   /** Created with `lazy: true` and not yet connected. */
   #lazy = false;
@@ -106,6 +113,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.id = manager.id;
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
+    this.#batchHost = { path: this.#path, manager, config };
     // Health and membership changes are the client's events too.
     forwardManagerEvents(
       manager,
@@ -270,6 +278,56 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       );
     }
     return this.#path.request(payload, options);
+  }
+
+  /**
+   * Sends many independent requests with one call and one promise, and
+   * resolves with one {@linkcode BatchResult} per payload, in order: the
+   * reply, or the typed error that request failed with. It never rejects
+   * for a request's failure (only for a bad argument, with
+   * `InvalidArgumentError`, before anything is sent).
+   *
+   * `options` apply to every request, as for `request`: `timeoutMs` bounds
+   * each attempt, `signal` the whole call (once it aborts, every request
+   * still unsettled fails with `AbortedError`), `idempotent` and `retry`
+   * say what may be retried. Each request is retried on its own, by the
+   * rules of `request`. For a multi-get and the like: requests that do not
+   * depend on one another. Payloads must not be changed until the promise
+   * settles.
+   *
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const keys = ["a", "b", "c"].map((k) => new TextEncoder().encode(k));
+   * const results = await client.requestMany(keys, { idempotent: true });
+   * for (const r of results) {
+   *   if (r.ok) console.log(r.value.byteLength);
+   *   else console.log(r.error.code);
+   * }
+   * await client.disconnect();
+   * ```
+   */
+  requestMany(
+    payloads: readonly Uint8Array[],
+    options: ClientRequestOptions = NO_OPTIONS,
+  ): Promise<BatchResult[]> {
+    let list: Uint8Array[];
+    try {
+      list = door.checkRequestManyArguments(payloads, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#closing) {
+      return Promise.resolve(failedBatch(list.length, new ClientClosedError()));
+    }
+    if (this.#lazy) {
+      return this.#ready(options.signal).then(
+        () => this.requestMany(list, options),
+        (error) => failedBatch(list.length, this.#final(error)),
+      );
+    }
+    return runBatch(this.#batchHost, list, options);
   }
 
   /**
