@@ -32,19 +32,13 @@ import { channels, requestObserved } from "../diagnostics/channels.ts";
 import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
 
 /**
- * The outcome of one request of {@linkcode Client.requestMany}: its reply,
- * or the error it failed with (what `Client.request` would have thrown
- * for it, always a `NodewireError`).
+ * One request's outcome in `Client.requestMany`: its reply, or the error
+ * `Client.request` would have thrown for it.
  *
  * @example
  * ```ts
  * import type { BatchResult } from "@nodewire/client/core";
- * function replies(results: BatchResult[]): Uint8Array[] {
- *   return results.map((r) => {
- *     if (r.ok) return r.value;
- *     throw r.error;
- *   });
- * }
+ * const value = (r: BatchResult) => r.ok ? r.value : undefined;
  * ```
  */
 export type BatchResult =

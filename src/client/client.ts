@@ -26,7 +26,6 @@ import {
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { forwardManagerEvents } from "./forwarding.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
@@ -44,7 +43,12 @@ import {
   RequestPath,
   type RequestPathOwner,
 } from "./request_path.ts";
-import { abortable, type ConnectCallOptions, openClient } from "./connect.ts";
+import {
+  abortable,
+  type ConnectCallOptions,
+  forwardManagerEvents,
+  openClient,
+} from "./connect.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
 import {
@@ -281,31 +285,21 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   }
 
   /**
-   * Sends many independent requests with one call and one promise, and
-   * resolves with one {@linkcode BatchResult} per payload, in order: the
-   * reply, or the typed error that request failed with. It never rejects
-   * for a request's failure (only for a bad argument, with
-   * `InvalidArgumentError`, before anything is sent).
-   *
-   * `options` apply to every request, as for `request`: `timeoutMs` bounds
-   * each attempt, `signal` the whole call (once it aborts, every request
-   * still unsettled fails with `AbortedError`), `idempotent` and `retry`
-   * say what may be retried. Each request is retried on its own, by the
-   * rules of `request`. For a multi-get and the like: requests that do not
-   * depend on one another. Payloads must not be changed until the promise
-   * settles.
+   * Sends many independent requests (a multi-get) with one call and one
+   * promise; resolves with one {@linkcode BatchResult} per payload, in
+   * order. Rejects only for a bad argument (`InvalidArgumentError`). The
+   * options apply to each request as in `request` (`signal` to the whole
+   * call), and each is retried on its own. Payloads must not change until
+   * the promise settles.
    *
    * @example
    * ```ts
    * import { Client } from "@nodewire/client";
    * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
-   * const keys = ["a", "b", "c"].map((k) => new TextEncoder().encode(k));
-   * const results = await client.requestMany(keys, { idempotent: true });
-   * for (const r of results) {
-   *   if (r.ok) console.log(r.value.byteLength);
-   *   else console.log(r.error.code);
+   * const keys = [new Uint8Array([2, 97]), new Uint8Array([2, 98])];
+   * for (const r of await client.requestMany(keys, { idempotent: true })) {
+   *   console.log(r.ok ? r.value.byteLength : r.error.code);
    * }
-   * await client.disconnect();
    * ```
    */
   requestMany(

@@ -1,8 +1,9 @@
 /**
  * How a Client comes to be: the arguments of `Client.connect` in either
  * form, the configuration resolved, the adapter and the diagnostics
- * channels loaded, then the first connect (or none yet, when lazy). Cold
- * code, apart from the client's request path.
+ * channels loaded, then the first connect (or none yet, when lazy); and
+ * the manager's events the client re-dispatches as its own. Cold code,
+ * apart from the client's request path.
  *
  * @module
  */
@@ -13,6 +14,12 @@ import type { ConnectionConfig, ResolvedConfig } from "../config/shapes.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { AbortedError } from "../errors.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
+import {
+  NodeHealthEvent,
+  NodeMembershipEvent,
+  ProtocolSelectedEvent,
+} from "../cluster/events.ts";
+import type { PoolEvent, PoolEventName } from "../pool/events.ts";
 import { getAdapter } from "../runtime/detect.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
 import { connectLogged } from "../cluster/log.ts";
@@ -91,4 +98,38 @@ export function abortable<T>(
       signal.removeEventListener("abort", onAbort)
     );
   });
+}
+
+/**
+ * Re-dispatches `manager`'s events through `dispatch`, and adds the
+ * listeners in `forwarding` (pool event name to forwarder) to the pool of
+ * every node added from now on, before its first connection.
+ */
+export function forwardManagerEvents(
+  manager: ConnectionManager,
+  dispatch: (
+    event: NodeHealthEvent | ProtocolSelectedEvent | NodeMembershipEvent,
+  ) => void,
+  forwarding: ReadonlyMap<PoolEventName, (e: PoolEvent) => void>,
+): void {
+  manager.addEventListener(
+    "nodeHealthChanged",
+    (e) => dispatch(new NodeHealthEvent(e.detail, e.at)),
+  );
+  manager.addEventListener(
+    "protocolSelected",
+    (e) => dispatch(new ProtocolSelectedEvent(e.detail, e.at)),
+  );
+  manager.addEventListener("nodeAdded", (e) => {
+    // Before its first connection: listeners hear all of its pool.
+    const pool = manager.node(e.detail.address)?.pool;
+    for (const [type, forward] of forwarding) {
+      pool?.addEventListener(type, forward);
+    }
+    dispatch(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
+  });
+  manager.addEventListener(
+    "nodeRemoved",
+    (e) => dispatch(new NodeMembershipEvent("nodeRemoved", e.detail, e.at)),
+  );
 }

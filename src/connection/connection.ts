@@ -421,16 +421,12 @@ export class Connection {
   }
 
   /**
-   * Sends `payloads[from]` to `payloads[to - 1]` as consecutive requests
-   * with the same options, for a batch: the connection is checked once,
-   * the frames are encoded in one go and `sink` takes every outcome, with
-   * the request's sequence number (the first one's is `sink.first`). A
-   * payload over the node's limit fails alone, at once. The options are
-   * taken as valid (checked at the Client's door); there is no signal:
-   * {@linkcode Connection.cancelBatch} ends a run.
+   * Sends `payloads[from..to)` as consecutive requests, checked and encoded
+   * in one go (a Client batch's chunk); `sink` takes each outcome with its
+   * sequence number, the first being `sink.first`. No signal: see
+   * {@linkcode Connection.cancelBatch}.
    *
-   * @returns undefined, or the error that refused the whole run (the
-   *   connection no longer takes work), when nothing was sent.
+   * @returns the error that refused the whole run, when nothing was sent.
    */
   submitBatch(
     payloads: readonly Uint8Array[],
@@ -459,10 +455,7 @@ export class Connection {
     return undefined;
   }
 
-  /**
-   * Fails with `error` every request of the run of `count` sent to `sink`
-   * by {@linkcode Connection.submitBatch} that is still in flight.
-   */
+  /** Fails with `error` what is still in flight of a `submitBatch` run. */
   cancelBatch(sink: BatchReplySink, count: number, error: Error): void {
     cancelRun(this.#core, sink, count, error);
   }

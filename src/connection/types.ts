@@ -77,44 +77,28 @@ export interface RequestRoute {
  * ```
  */
 export interface ReplySink {
-  /**
-   * The node's response payload (a view into the received bytes), and the
-   * request's sequence number: one sink may take the outcomes of many
-   * requests (a batch's, see `Connection.submitBatch`).
-   */
+  /** The node's response payload (a view into the received bytes). */
   onReply(payload: Uint8Array, sequence?: number): void;
-  /**
-   * Why the request failed: the same errors `sendRequest` rejects with;
-   * with the request's sequence number once it had one.
-   */
+  /** Why the request failed: the same errors `sendRequest` rejects with. */
   onError(error: Error, sequence?: number): void;
 }
 
 /**
- * The sink of a run of requests sent with `Connection.submitBatch`: the
- * connection tells it the first one's sequence number, and every outcome
- * comes with its own, so the record needs no field per request.
+ * The one sink of a run sent with `Connection.submitBatch`: each outcome
+ * comes with its request's sequence number.
  *
- * @example Replies of a run, in the order they were sent
+ * @example
  * ```ts
- * import type { BatchReplySink, Connection } from "@nodewire/client/core";
- * declare const connection: Connection;
- * const payloads = [new Uint8Array([1, 97]), new Uint8Array([1, 98])];
+ * import type { BatchReplySink } from "@nodewire/client/core";
  * const replies: Uint8Array[] = [];
  * const sink: BatchReplySink = {
  *   first: 0,
- *   onReply(payload, sequence) {
- *     replies[sequence! - sink.first] = payload;
- *   },
+ *   onReply: (payload, sequence) => replies[sequence! - sink.first] = payload,
  *   onError: (error) => console.error(error.message),
  * };
- * connection.submitBatch(payloads, 0, payloads.length, {}, sink);
  * ```
  */
 export interface BatchReplySink extends ReplySink {
-  /**
-   * The sequence number of the run's first request, set by the connection
-   * before any outcome is reported; the others follow in order.
-   */
+  /** The run's first sequence number, set by the connection. */
   first: number;
 }
