@@ -5,6 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { Client } from "../src/client/client.ts";
 import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
 import { MAX_BATCH_ITEMS } from "../src/client/arguments.ts";
@@ -410,6 +411,36 @@ test("a lazy client connects on its first batch, the batch waiting for a connect
     );
     results.forEach((r, i) => assert.equal(textOf(r), `${i}`));
   }, { lazy: true });
+});
+
+test("a hedged batch goes request by request, with the same results", async () => {
+  await scene(3, { hedging: true }, async ({ client }) => {
+    const results = await client.requestMany(
+      Array.from({ length: 300 }, (_, i) => ops.echo(`${i}`)),
+      { idempotent: true },
+    );
+    results.forEach((r, i) => assert.equal(textOf(r), `${i}`));
+    assert.equal(client.stats().inFlight, 0);
+  });
+});
+
+test("with a subscriber following requests, every item of a batch is observed", async () => {
+  await scene(2, {}, async ({ client }) => {
+    let ended = 0;
+    const onEnd = () => ended++;
+    subscribe("nodewire:request:end", onEnd);
+    try {
+      const results = await client.requestMany([
+        ops.echo("a"),
+        ops.fail(3, false),
+        ops.echo("b"),
+      ]);
+      assert.deepEqual(results.map((r) => r.ok), [true, false, true]);
+      assert.equal(ended, 2);
+    } finally {
+      unsubscribe("nodewire:request:end", onEnd);
+    }
+  });
 });
 
 test("requestMany(ps) gives what ps.map(request) gives, item by item", async () => {
