@@ -29,6 +29,7 @@ export {
   type ConnectionOptions,
 } from "./src/connection/connection.ts";
 export type {
+  BatchReplySink,
   ConnectionStats,
   ReplySink,
   RequestOptions,
@@ -110,6 +111,9 @@ export { resolveConfig } from "./src/config/resolve.ts";
 export { parseConnectionString } from "./src/config/url.ts";
 export { type ResolvedTlsConfig, resolveTlsConfig } from "./src/config/tls.ts";
 export { backoffDelay } from "./src/client/retry.ts";
+// What Client.requestMany resolves with, for those who name it: the
+// method's return type carries it, so the root need not.
+export type { BatchResult } from "./src/client/batch.ts";
 // The retry budget, hedging and outlier ejection: configured through the
 // root's ConnectionConfig and heard through Client events, so an
 // application needs none of these names; they are here for those who type

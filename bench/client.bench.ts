@@ -18,6 +18,12 @@
  *   sockets as raw.
  * - client-ewma (only when BENCH_CLIENTS names it): the default client
  *   with `loadBalancing: "peak-ewma"`.
+ * - batch: the default client's `requestMany`. To keep N requests in
+ *   flight as the others do, BENCH_BATCH_CALLERS (default 4) callers each
+ *   loop over `requestMany` of N / callers payloads: a caller's next batch
+ *   goes out when its last one has settled, so between N(1 - 1/callers)
+ *   and N are outstanding (one caller would leave the pipe empty between
+ *   batches). Its latency columns are a whole batch's round trip.
  *
  * The health loop is off so that no background ping lands in one
  * contender's round and not another's. The order of the contenders rotates
@@ -68,14 +74,16 @@ import {
 } from "./harness.ts";
 import { connectRaw, type RawClient } from "./raw_client.ts";
 
-type ContenderName = "raw" | "client" | "client-1" | "client-ewma";
+type ContenderName = "raw" | "client" | "client-1" | "client-ewma" | "batch";
 
 const NODE_COUNT = 3;
 const IN_FLIGHT = envList("BENCH_IN_FLIGHT", "64,256").map(Number);
 const CONTENDERS = envList(
   "BENCH_CLIENTS",
-  "raw,client,client-1",
+  "raw,client,client-1,batch",
 ) as ContenderName[];
+/** Concurrent `requestMany` callers of the batch contender. */
+const BATCH_CALLERS = Number(env("BENCH_BATCH_CALLERS") ?? 4);
 const ROUNDS = QUICK ? 2 : 7;
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
 /** Requests per round: roughly 0.5-1.5 s each at full size. */
@@ -91,6 +99,7 @@ const LABELS: Record<ContenderName, string> = {
   client: "client, pool 5-20/node",
   "client-1": "client, pool 1/node",
   "client-ewma": "client, peak-ewma",
+  batch: "requestMany, pool 5-20/node",
 };
 
 type Send = (payload: Uint8Array) => Promise<Uint8Array>;
@@ -115,6 +124,7 @@ if (external) {
 const raws: RawClient[] = [];
 const clients: Client[] = [];
 const senders = {} as Record<ContenderName, Send>;
+let batchClient: Client | undefined;
 for (const name of CONTENDERS) {
   if (name === "raw") {
     for (const host of hosts) {
@@ -138,6 +148,7 @@ for (const name of CONTENDERS) {
     });
     clients.push(client);
     senders[name] = (payload) => client.request(payload);
+    if (name === "batch") batchClient = client;
   }
 }
 
@@ -164,6 +175,47 @@ interface ContenderSeries extends Series {
 }
 
 /** One round of `s`; a failure names the contender, the round and the nodes' counters. */
+/**
+ * One round of the batch contender: BATCH_CALLERS loops of `requestMany`,
+ * each batch N / callers payloads, until the round's count or time limit.
+ */
+async function batchRound(
+  client: Client,
+  inFlight: number,
+  latencies: Float64Array,
+  offset: number,
+): Promise<Round & { bad: number }> {
+  const size = Math.max(1, Math.floor(inFlight / BATCH_CALLERS));
+  const batch = new Array<Uint8Array>(size).fill(PAYLOAD);
+  let issued = 0;
+  let completed = 0;
+  let sampled = 0;
+  let bad = 0;
+  let stop = false;
+  const started = now();
+  const deadline = started + ROUND_LIMIT_MS;
+  const caller = async () => {
+    while (!stop && issued < REQUESTS_PER_ROUND) {
+      issued += size;
+      const t0 = now();
+      const results = await client.requestMany(batch);
+      const t1 = now();
+      for (const r of results) {
+        if (r.ok && r.value.byteLength === expectBytes) completed++;
+        else bad++;
+      }
+      if (offset + sampled < latencies.length) {
+        latencies[offset + sampled++] = t1 - t0;
+      }
+      if (t1 > deadline) stop = true;
+    }
+  };
+  const callers: Promise<void>[] = [];
+  for (let i = 0; i < BATCH_CALLERS; i++) callers.push(caller());
+  await Promise.all(callers);
+  return { completed, sampled, seconds: (now() - started) / 1000, bad };
+}
+
 async function measure(
   s: ContenderSeries,
   label: string,
@@ -173,6 +225,9 @@ async function measure(
   const send = senders[s.name];
   let bad = 0;
   try {
+    if (s.name === "batch") {
+      return await batchRound(batchClient!, s.inFlight, latencies, offset);
+    }
     const round = await runRound(async () => {
       const reply = await send(PAYLOAD);
       if (reply.byteLength !== expectBytes) bad++;

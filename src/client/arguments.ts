@@ -175,6 +175,79 @@ export function rejectRequest(
 }
 
 /**
+ * Most payloads one `Client.requestMany` call takes. A batch is held in
+ * memory whole, with a record per request in flight, and every item's
+ * timeout starts when the batch is sent: past this, a caller is better
+ * served by batches in sequence.
+ */
+export const MAX_BATCH_ITEMS = 100_000;
+
+/**
+ * Checks the arguments of `Client.requestMany` and returns a copy of the
+ * payload list, read once: later changes to the caller's array do not
+ * reach the batch or its retries.
+ *
+ * @throws {InvalidArgumentError} for something that is not an array, one
+ *   over {@linkcode MAX_BATCH_ITEMS} long, a hole or an item that is not
+ *   a Uint8Array (named by its index), or bad options.
+ */
+export function checkRequestManyArguments(
+  payloads: unknown,
+  options: unknown,
+): Uint8Array[] {
+  const method = "Client.requestMany";
+  if (!Array.isArray(payloads)) {
+    throw new InvalidArgumentError(
+      "payloads",
+      payloads,
+      "expected an array of Uint8Array payloads",
+      { method },
+    );
+  }
+  const count = payloads.length;
+  if (count > MAX_BATCH_ITEMS) {
+    throw new InvalidArgumentError(
+      "payloads",
+      payloads,
+      `expected at most ${MAX_BATCH_ITEMS} payloads in one call (send a larger batch in parts)`,
+      { method },
+    );
+  }
+  const list = new Array<Uint8Array>(count);
+  for (let i = 0; i < count; i++) {
+    let payload: unknown;
+    let present: boolean;
+    try {
+      payload = payloads[i];
+      present = payload !== undefined || i in payloads;
+    } catch (cause) {
+      throw new InvalidArgumentError(
+        `payloads[${i}]`,
+        undefined,
+        "could not be read",
+        { method, cause },
+      );
+    }
+    if (!isPayload(payload)) {
+      throw new InvalidArgumentError(
+        `payloads[${i}]`,
+        payload,
+        present
+          ? "expected a Uint8Array (a Buffer is one)"
+          : "expected a Uint8Array, not a hole in the array",
+        { method },
+      );
+    }
+    list[i] = payload;
+  }
+  if (requestOptionNames(options) < 0) {
+    throw optionsError(method, options, REQUEST_RULES) ??
+      changedWhileRead(method, options);
+  }
+  return list;
+}
+
+/**
  * Checks the options of `Client.ping`.
  *
  * @throws {InvalidArgumentError} naming the bad option.

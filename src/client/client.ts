@@ -7,8 +7,6 @@
  */
 
 import { type Clock, sleep } from "../clock.ts";
-import { resolveConfig } from "../config/resolve.ts";
-import { configFromArguments } from "../config/sources.ts";
 import type {
   ConnectionConfig,
   Logger,
@@ -25,14 +23,9 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { ConnectionManager } from "../cluster/manager.ts";
+import type { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import {
-  NodeHealthEvent,
-  NodeMembershipEvent,
-  ProtocolSelectedEvent,
-} from "../cluster/events.ts";
 import {
   POOL_EVENT_NAMES,
   PoolEvent,
@@ -50,10 +43,20 @@ import {
   RequestPath,
   type RequestPathOwner,
 } from "./request_path.ts";
-import { getAdapter } from "../runtime/detect.ts";
-import { loadChannels } from "../diagnostics/channels.ts";
+import {
+  abortable,
+  type ConnectCallOptions,
+  forwardManagerEvents,
+  openClient,
+} from "./connect.ts";
 // The checks at the door of every public method (bad input fails its call).
 import * as door from "./arguments.ts";
+import {
+  type BatchHost,
+  type BatchResult,
+  failedBatch,
+  runBatch,
+} from "./batch.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
 import { connectLogged, disconnected, guardLogger } from "../cluster/log.ts";
 
@@ -62,14 +65,7 @@ const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
 
-export type { ClientRequestOptions, ClientStats, NodeStats };
-
-/** The options argument of `Client.connect`, in either form. */
-interface ConnectCallOptions {
-  signal?: AbortSignal;
-  connection?: Partial<ConnectionOptions>;
-  lazy?: boolean;
-}
+export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
 
 /** Options of {@linkcode Client.disconnect}. */
 export interface DisconnectOptions {
@@ -101,6 +97,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   readonly #clock: Clock;
   readonly #path: RequestPath;
+  readonly #batchHost: BatchHost;
   #closing = false;
   /** Created with `lazy: true` and not yet connected. */
   #lazy = false;
@@ -120,29 +117,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.id = manager.id;
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
-    // Health changes are the client's events too.
-    manager.addEventListener(
-      "nodeHealthChanged",
-      (e) => this.dispatchEvent(new NodeHealthEvent(e.detail, e.at)),
-    );
-    manager.addEventListener(
-      "protocolSelected",
-      (e) => this.dispatchEvent(new ProtocolSelectedEvent(e.detail, e.at)),
-    );
-    manager.addEventListener("nodeAdded", (e) => {
-      // Before its first connection: listeners hear all of its pool.
-      const pool = manager.node(e.detail.address)?.pool;
-      for (const [type, forward] of this.#forwarding) {
-        pool?.addEventListener(type, forward);
-      }
-      this.dispatchEvent(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
-    });
-    manager.addEventListener(
-      "nodeRemoved",
-      (e) =>
-        this.dispatchEvent(
-          new NodeMembershipEvent("nodeRemoved", e.detail, e.at),
-        ),
+    this.#batchHost = { path: this.#path, manager, config };
+    // Health and membership changes are the client's events too.
+    forwardManagerEvents(
+      manager,
+      (event) => this.dispatchEvent(event),
+      this.#forwarding,
     );
     this.#log = config.logger && guardLogger(config.logger);
     if (this.#log) {
@@ -254,42 +234,16 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       lazy?: boolean;
     },
   ): Promise<Client>;
-  static async connect(
+  static connect(
     first?: string | ConnectionConfig,
     second?: Partial<ConnectionConfig> | ConnectCallOptions,
     third?: ConnectCallOptions,
   ): Promise<Client> {
-    // A config object is followed by the options; a string (or nothing)
-    // by the overrides, then the options.
-    const byObject = typeof first === "object" && first !== null;
-    const config = configFromArguments(first, byObject ? undefined : second);
-    door.checkConnectOptions(byObject ? second : third);
-    const options: ConnectCallOptions =
-      (byObject ? second as ConnectCallOptions : third) ?? {};
-    const resolved = resolveConfig(config);
-    // Channels load before any timer runs (a virtual clock may not wait).
-    const [adapter] = await Promise.all([
-      getAdapter(resolved.runtime),
-      loadChannels(),
-    ]);
-    const manager = new ConnectionManager(
-      resolved,
-      adapter,
-      options.connection,
-    );
-    if (options.lazy === true) {
-      // No node is needed yet: the first call connects.
-      const client = new Client(resolved, manager);
-      client.#lazy = true;
+    return openClient(first, second, third, (config, manager, lazy) => {
+      const client = new Client(config, manager);
+      client.#lazy = lazy;
       return client;
-    }
-    try {
-      await connectLogged(manager, resolved.logger, options.signal);
-    } catch (error) {
-      await manager.close();
-      throw error;
-    }
-    return new Client(resolved, manager);
+    });
   }
 
   /** Whether `disconnect()` was called. */
@@ -301,7 +255,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * Sends a request to a healthy node and resolves with the reply payload.
    * Retries by the retry policy: always when the request certainly never
    * left the client, after it may have reached a node only when
-   * `idempotent`; a retry prefers another node.
+   * `idempotent`; a retry prefers another node. The payload is not copied
+   * (a large one is written as it is, and a retry sends it again): do not
+   * change it until the promise settles. The reply is a view into the
+   * bytes received, never into `payload`.
    *
    * @throws {ClientClosedError} after `disconnect()`.
    * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
@@ -325,6 +282,46 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       );
     }
     return this.#path.request(payload, options);
+  }
+
+  /**
+   * Sends many independent requests (a multi-get) with one call and one
+   * promise; resolves with one {@linkcode BatchResult} per payload, in
+   * order. Rejects only for a bad argument (`InvalidArgumentError`). The
+   * options apply to each request as in `request` (`signal` to the whole
+   * call), and each is retried on its own. Payloads must not change until
+   * the promise settles.
+   *
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const keys = [new Uint8Array([2, 97]), new Uint8Array([2, 98])];
+   * for (const r of await client.requestMany(keys, { idempotent: true })) {
+   *   console.log(r.ok ? r.value.byteLength : r.error.code);
+   * }
+   * ```
+   */
+  requestMany(
+    payloads: readonly Uint8Array[],
+    options: ClientRequestOptions = NO_OPTIONS,
+  ): Promise<BatchResult[]> {
+    let list: Uint8Array[];
+    try {
+      list = door.checkRequestManyArguments(payloads, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (this.#closing) {
+      return Promise.resolve(failedBatch(list.length, new ClientClosedError()));
+    }
+    if (this.#lazy) {
+      return this.#ready(options.signal).then(
+        () => this.requestMany(list, options),
+        (error) => failedBatch(list.length, this.#final(error)),
+      );
+    }
+    return runBatch(this.#batchHost, list, options);
   }
 
   /**
@@ -583,23 +580,4 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       { cause: error },
     );
   }
-}
-
-/** `work`, or an {@linkcode AbortedError} as soon as `signal` aborts. */
-function abortable<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) {
-    work.catch(() => {});
-    return Promise.reject(
-      new AbortedError("the operation was aborted", signal.reason),
-    );
-  }
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      reject(new AbortedError("the operation was aborted", signal.reason));
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
-    );
-  });
 }

@@ -555,6 +555,61 @@ export class RequestPath {
     return options.retry !== false && !this.#owner.closing() &&
       !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
   }
+
+  // Batches (batch.ts): an item's first attempt goes out with its chunk,
+  // without a RequestCall; these book it as an attempt is booked here, and
+  // a failed item carries on from here as a single request.
+
+  /** A batch of `count` requests starts: counted as that many requests. */
+  batchStarted(count: number): void {
+    if (this.#budget !== undefined) this.#budget.requests += count;
+    this.inFlight += count;
+  }
+
+  /** A batch item's first attempt, sent at `sentAt`, got its reply. */
+  batchReplied(node: ManagedNode, sentAt: number): void {
+    node.inFlight--;
+    this.#manager.recordRequestSuccess(node);
+    if (this.#timed) {
+      this.#manager.recordLatency(node, sentAt, this.#config.clock.now());
+    }
+    this.succeededCount++;
+    this.#settled();
+  }
+
+  /**
+   * A batch item's first attempt on `node` failed: from here it is a
+   * single request, retried or ended by the usual rules, whose outcome
+   * goes to `resolve`.
+   */
+  batchFailed(
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+    node: ManagedNode,
+    error: Error,
+    sentAt: number,
+    resolve: Resolve<Uint8Array>,
+  ): void {
+    const call = new RequestCall(this, payload, options);
+    call.resolve = resolve;
+    call.node = node;
+    call.outstanding = 1;
+    call.sentAt = sentAt;
+    this.failed(call, node, error, sentAt, undefined);
+  }
+
+  /**
+   * `count` batch items that made no attempt (no healthy node, an aborted
+   * signal): they fail, as a request would. Returns the error they fail
+   * with.
+   */
+  batchRefused(count: number, error: unknown): unknown {
+    const final = this.#owner.final(error);
+    this.failedCount += count;
+    this.inFlight -= count;
+    if (count > 0 && this.inFlight === 0) this.#owner.idle();
+    return final;
+  }
 }
 
 function noResolve(): void {}

@@ -47,7 +47,9 @@ import {
 } from "./open.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
+import { cancelRun, submitRun } from "./batch.ts";
 import type {
+  BatchReplySink,
   ConnectionStats,
   ReplySink,
   RequestOptions,
@@ -376,7 +378,8 @@ export class Connection {
 
   /**
    * Sends a request and resolves with the node's response payload (a view
-   * into the received bytes).
+   * into the received bytes). A large `payload` is written as it is, not
+   * copied: it must not be changed until the promise settles.
    *
    * @throws {RequestTimeoutError} when no reply arrives in time.
    * @throws {RemoteError} when the node answers with an error.
@@ -415,6 +418,46 @@ export class Connection {
       sink,
       options?.idempotent ? SAFE_TO_REPEAT : 0,
     );
+  }
+
+  /**
+   * Sends `payloads[from..to)` as consecutive requests, checked and encoded
+   * in one go (a Client batch's chunk); `sink` takes each outcome with its
+   * sequence number, the first being `sink.first`. No signal: see
+   * {@linkcode Connection.cancelBatch}.
+   *
+   * @returns the error that refused the whole run, when nothing was sent.
+   */
+  submitBatch(
+    payloads: readonly Uint8Array[],
+    from: number,
+    to: number,
+    options: { timeoutMs?: number; idempotent?: boolean },
+    sink: BatchReplySink,
+  ): Error | undefined {
+    if (this.#state !== "open") {
+      return this.#state === "closed"
+        ? this.#lostError(false)
+        : new ConnectionClosedError(this);
+    }
+    const first = this.#nextSequence;
+    this.#nextSequence += to - from;
+    this.stats.sent += submitRun(
+      { core: this.#core, route: this.#route, sendLimit: this.#sendLimit },
+      first,
+      payloads,
+      from,
+      to,
+      options.timeoutMs ?? this.#requestTimeoutMs,
+      options.idempotent === true,
+      sink,
+    );
+    return undefined;
+  }
+
+  /** Fails with `error` what is still in flight of a `submitBatch` run. */
+  cancelBatch(sink: BatchReplySink, count: number, error: Error): void {
+    cancelRun(this.#core, sink, count, error);
   }
 
   /**

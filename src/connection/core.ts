@@ -214,7 +214,7 @@ export class ConnectionCore {
     for (const p of this.table.values()) {
       this.settle(p);
       const kind = held.has(p) ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
-      p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2));
+      p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2), p.sequence);
     }
     this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
@@ -254,6 +254,7 @@ export class ConnectionCore {
         sent,
         retryable: !sent || (pending.type & SAFE_TO_REPEAT) !== 0,
       }),
+      pending.sequence,
     );
   };
 
@@ -315,6 +316,7 @@ export class ConnectionCore {
         this.stats.received++;
         pending.sink.onError(
           new RemoteError(e.code, e.message, e.retryable, this.nodeId),
+          pending.sequence,
         );
         return;
       }
@@ -325,7 +327,7 @@ export class ConnectionCore {
       }
       this.#release(pending);
       this.stats.received++;
-      pending.sink.onReply(payload);
+      pending.sink.onReply(payload, pending.sequence);
       return;
     }
     this.#onControl({ type, flags, sequence, payload });

@@ -1,6 +1,8 @@
 /**
  * Batches outgoing frames: each frame is encoded straight into a slab, and
- * everything encoded in one tick goes to the socket in one write.
+ * everything encoded in one tick goes to the socket in one write. A large
+ * payload is not copied: its header ends the slab, which goes at once, and
+ * the payload follows as a chunk of its own.
  *
  * @module
  */
@@ -14,6 +16,15 @@ import { HEADER_SIZE } from "../protocol/frame.ts";
 // fits in one write.
 const FIRST_SLAB = 1024;
 const MAX_SLAB = 64 * 1024;
+
+/**
+ * Payloads at least this large are handed to the channel as they are,
+ * after their header, instead of being copied into the slab. Below it a
+ * copy is cheaper than a write of its own; above it the copy is the cost
+ * (a 1 MiB payload would be copied whole to gain nothing). The same size
+ * as the write queue's `COPY_BELOW`, which then does not copy it either.
+ */
+export const DIRECT_PAYLOAD_BYTES = 16 * 1024;
 
 /**
  * Encodes frames into a slab and flushes once per microtask. Bytes handed
@@ -59,6 +70,9 @@ export class FrameWriter {
     sequence: number,
     payload: Uint8Array,
   ): void {
+    if (payload.byteLength >= DIRECT_PAYLOAD_BYTES) {
+      return this.#pushDirect(type, flags, sequence, payload);
+    }
     const need = HEADER_SIZE + payload.byteLength;
     if (this.#end + need > this.#slab.byteLength) {
       this.flush();
@@ -89,6 +103,40 @@ export class FrameWriter {
     if (this.#end === this.#start) return;
     const bytes = this.#slab.subarray(this.#start, this.#end);
     this.#start = this.#end;
+    this.#write(bytes);
+  };
+
+  /**
+   * A large payload: the header goes into the slab, the slab to the
+   * channel at once (keeping the frames' order), and the payload after it
+   * as the caller's own bytes, which is why a caller must not change a
+   * payload until its request settles.
+   */
+  #pushDirect(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void {
+    if (this.#end + HEADER_SIZE > this.#slab.byteLength) {
+      this.flush();
+      this.#slab = new Uint8Array(this.#slab.byteLength);
+      this.#start = this.#end = 0;
+    }
+    writeHeaderUnchecked(
+      this.#slab,
+      this.#end,
+      type,
+      flags,
+      sequence,
+      payload.byteLength,
+    );
+    this.#end += HEADER_SIZE;
+    this.flush();
+    this.#write(payload);
+  }
+
+  #write(bytes: Uint8Array): void {
     if (!this.#channel.write(bytes) && !this.#congested) {
       this.#congested = true;
       this.#channel.drained().then(() => {
@@ -96,5 +144,5 @@ export class FrameWriter {
         this.#onDrained();
       });
     }
-  };
+  }
 }

@@ -78,7 +78,27 @@ export interface RequestRoute {
  */
 export interface ReplySink {
   /** The node's response payload (a view into the received bytes). */
-  onReply(payload: Uint8Array): void;
+  onReply(payload: Uint8Array, sequence?: number): void;
   /** Why the request failed: the same errors `sendRequest` rejects with. */
-  onError(error: Error): void;
+  onError(error: Error, sequence?: number): void;
+}
+
+/**
+ * The one sink of a run sent with `Connection.submitBatch`: each outcome
+ * comes with its request's sequence number.
+ *
+ * @example
+ * ```ts
+ * import type { BatchReplySink } from "@nodewire/client/core";
+ * const replies: Uint8Array[] = [];
+ * const sink: BatchReplySink = {
+ *   first: 0,
+ *   onReply: (payload, sequence) => replies[sequence! - sink.first] = payload,
+ *   onError: (error) => console.error(error.message),
+ * };
+ * ```
+ */
+export interface BatchReplySink extends ReplySink {
+  /** The run's first sequence number, set by the connection. */
+  first: number;
 }

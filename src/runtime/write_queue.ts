@@ -27,6 +27,15 @@ export const LOW_WATER_MARK = 256 * 1024;
 export const COALESCE_LIMIT = 128 * 1024;
 
 /**
+ * Chunks at least this large are never copied by
+ * {@linkcode WriteQueue.peek}: they leave in a write of their own. Copying
+ * pays for itself only by turning many small writes into one syscall; a
+ * large payload the connection handed over as its own chunk (see
+ * `FrameWriter`) would be copied for nothing.
+ */
+export const COPY_BELOW = 16 * 1024;
+
+/**
  * A FIFO of byte chunks with a byte count, high and low water marks and
  * waiters for the low mark.
  */
@@ -75,18 +84,23 @@ export class WriteQueue {
   }
 
   /**
-   * The bytes to send next, without removing them. Small leading chunks are
-   * copied into one buffer of at most `limit` bytes, which replaces them in
-   * the queue, so a partial write can resume from it.
+   * The bytes to send next, without removing them. Small leading chunks
+   * (each under {@linkcode COPY_BELOW} bytes) are copied into one buffer of
+   * at most `limit` bytes, which replaces them in the queue, so a partial
+   * write can resume from it; a large chunk is returned as it was pushed.
    */
   peek(limit: number = COALESCE_LIMIT): Uint8Array {
     const chunks = this.#chunks;
     const head = this.#head;
     if (head === chunks.length) return new Uint8Array(0);
     const first = chunks[head];
+    if (first.length >= COPY_BELOW) return first;
     let end = head + 1;
     let total = first.length;
-    while (end < chunks.length && total + chunks[end].length <= limit) {
+    while (
+      end < chunks.length && chunks[end].length < COPY_BELOW &&
+      total + chunks[end].length <= limit
+    ) {
       total += chunks[end].length;
       end++;
     }

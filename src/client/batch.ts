@@ -1,0 +1,363 @@
+/**
+ * `Client.requestMany`: many requests, one call, one promise. The first
+ * attempt of every item goes out by chunk: a run of consecutive items to
+ * one node (one balancer pick, its in-flight count raised by the chunk's
+ * size) on one connection, their frames encoded in one go, their replies
+ * landing in the batch's one record through the chunk's sink, indexed by
+ * sequence number. No promise, closure or per-request record is made for
+ * an item that succeeds at once; an item whose first attempt fails
+ * carries on as a single request on the request path (retried there by the
+ * usual rules, on another node when it can) and lands in the same record.
+ *
+ * Chunks: at most {@linkcode CHUNK_ITEMS} items and about
+ * {@linkcode CHUNK_BYTES} of payload each, so a large batch is spread by
+ * the balancer over nodes (and by each pool over its connections) chunk
+ * by chunk, and no single connection takes a whole large batch.
+ *
+ * @module
+ */
+
+import type { ResolvedConfig } from "../config/shapes.ts";
+import type { Connection } from "../connection/connection.ts";
+import type { BatchReplySink } from "../connection/types.ts";
+import type { Resolve } from "../connection/resolve_only.ts";
+import type { ConnectionManager } from "../cluster/manager.ts";
+import type { ManagedNode } from "../cluster/node.ts";
+import {
+  AbortedError,
+  type NodewireError,
+  RequestTimeoutError,
+} from "../errors.ts";
+import { channels, requestObserved } from "../diagnostics/channels.ts";
+import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
+
+/**
+ * One request's outcome in `Client.requestMany`: its reply, or the error
+ * `Client.request` would have thrown for it.
+ *
+ * @example
+ * ```ts
+ * import type { BatchResult } from "@nodewire/client/core";
+ * const value = (r: BatchResult) => r.ok ? r.value : undefined;
+ * ```
+ */
+export type BatchResult =
+  | { readonly ok: true; readonly value: Uint8Array }
+  | { readonly ok: false; readonly error: NodewireError };
+
+/**
+ * Most items in one chunk. Enough that a chunk's bookkeeping (a balancer
+ * pick, a connection, one sink) is shared by many requests; few enough
+ * that a batch of thousands spreads over nodes and connections.
+ */
+export const CHUNK_ITEMS = 256;
+
+/**
+ * A chunk ends once its payloads reach this many bytes (the frame
+ * writer's largest slab), so a batch of large payloads is spread too.
+ */
+export const CHUNK_BYTES = 64 * 1024;
+
+/** What a batch works with: the client's request path, nodes and config. */
+export interface BatchHost {
+  /** The client's request path (counters, retries). */
+  readonly path: RequestPath;
+  /** The nodes and their pools. */
+  readonly manager: ConnectionManager;
+  /** The client's configuration. */
+  readonly config: ResolvedConfig;
+}
+
+/**
+ * Sends every payload and resolves with one result per payload, in
+ * order, once all have settled. Never rejects: each item's failure is its
+ * result. `payloads` is the caller's array already checked and copied.
+ */
+export function runBatch(
+  host: BatchHost,
+  payloads: Uint8Array[],
+  options: ClientRequestOptions,
+): Promise<BatchResult[]> {
+  if (payloads.length === 0) return Promise.resolve([]);
+  return new Promise((resolve) =>
+    new Batch(host, payloads, options, resolve).start()
+  );
+}
+
+/** `count` results that all failed with `error`, for a batch never started. */
+export function failedBatch(count: number, error: unknown): BatchResult[] {
+  const result: BatchResult = { ok: false, error: error as NodewireError };
+  return new Array<BatchResult>(count).fill(result);
+}
+
+/** One call of `requestMany`: its results and what is left to settle. */
+class Batch {
+  readonly results: BatchResult[];
+  /** Items not settled yet. */
+  left: number;
+  /** The chunks sent, for an abort to cancel (only kept with a signal). */
+  readonly chunks: Chunk[] = [];
+  #onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly host: BatchHost,
+    readonly payloads: Uint8Array[],
+    readonly options: ClientRequestOptions,
+    readonly resolve: (results: BatchResult[]) => void,
+  ) {
+    this.results = new Array<BatchResult>(payloads.length);
+    this.left = payloads.length;
+  }
+
+  start(): void {
+    const { path, manager, config } = this.host;
+    const payloads = this.payloads;
+    const n = payloads.length;
+    const options = this.options;
+    if (bySingles(options, config)) return this.#bySingles();
+    path.batchStarted(n);
+    const signal = options.signal;
+    if (signal?.aborted) {
+      return this.#refuse(
+        0,
+        new AbortedError("request aborted before it was sent", signal.reason),
+      );
+    }
+    if (signal !== undefined) {
+      this.#onAbort = () => this.#abort(signal);
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
+    const timed = manager.timesRequests;
+    const clock = config.clock;
+    for (let from = 0; from < n;) {
+      let node: ManagedNode;
+      try {
+        node = manager.pickNode();
+      } catch (error) {
+        // No healthy node: fail fast, like a single request.
+        return this.#refuse(from, error);
+      }
+      const to = chunkEnd(payloads, from);
+      const chunk = new Chunk(this, node, from, to);
+      if (signal !== undefined) this.chunks.push(chunk);
+      node.inFlight += to - from;
+      if (timed) chunk.sentAt = clock.now();
+      from = to;
+      const connection = node.pool.tryAcquireShared();
+      if (connection !== undefined) {
+        if (channels.poolCheckout.hasSubscribers) {
+          path.diagnostics.checkedOut(
+            undefined,
+            node.address,
+            connection.id,
+            0,
+          );
+        }
+        chunk.send(connection, options.timeoutMs);
+      } else {
+        void chunk.waitThenSend();
+      }
+    }
+  }
+
+  /**
+   * Hedged, or someone follows every request on the diagnostics channels:
+   * each item is a request of its own, whole.
+   */
+  #bySingles(): void {
+    const { path } = this.host;
+    this.payloads.forEach((payload, i) => {
+      path.request(payload, this.options).then(
+        (value) => this.settle(i, { ok: true, value }),
+        (error) => this.settle(i, { ok: false, error }),
+      );
+    });
+  }
+
+  /** Item `index`'s first attempt failed: it goes on as a single request. */
+  failed(chunk: Chunk, index: number, error: Error): void {
+    this.host.path.batchFailed(
+      this.payloads[index],
+      this.options,
+      chunk.node,
+      error,
+      chunk.sentAt,
+      this.#resolver(index),
+    );
+  }
+
+  /** Item `index` has its result. */
+  settle(index: number, result: BatchResult): void {
+    this.results[index] = result;
+    if (--this.left === 0) this.#finish();
+  }
+
+  /** Where the single request that item `index` became settles. */
+  #resolver(index: number): Resolve<Uint8Array> {
+    return (value) => {
+      if (value instanceof Uint8Array) {
+        this.settle(index, { ok: true, value });
+      } else {
+        // The path fails a request with a thenable that rejects at once
+        // (resolve_only.ts).
+        value.then(undefined, (error: unknown) => {
+          this.settle(index, { ok: false, error: error as NodewireError });
+        });
+      }
+    };
+  }
+
+  /** Items `from` on made no attempt and fail with `error`. */
+  #refuse(from: number, error: unknown): void {
+    const count = this.payloads.length - from;
+    const result: BatchResult = {
+      ok: false,
+      error: this.host.path.batchRefused(count, error) as NodewireError,
+    };
+    for (let i = from; i < this.payloads.length; i++) this.settle(i, result);
+  }
+
+  /**
+   * The signal aborted: every first attempt still in flight fails with an
+   * AbortedError, and so each item (see `RequestPath.failed`); chunks
+   * waiting for a connection and items being retried hear the signal
+   * themselves.
+   */
+  #abort(signal: AbortSignal): void {
+    const error = new AbortedError("request aborted", signal.reason);
+    for (const chunk of this.chunks) {
+      chunk.connection?.cancelBatch(chunk, chunk.to - chunk.from, error);
+    }
+  }
+
+  #finish(): void {
+    if (this.#onAbort !== undefined) {
+      this.options.signal!.removeEventListener("abort", this.#onAbort);
+    }
+    this.resolve(this.results);
+  }
+}
+
+/**
+ * Items `from` to `to - 1` of a batch, sent to one node on one
+ * connection: the sink of all their first attempts.
+ */
+class Chunk implements BatchReplySink {
+  /** The first item's sequence number, set by the connection. */
+  first = 0;
+  /** When the chunk was sent; read only when attempts are timed. */
+  sentAt = 0;
+  /** The connection it went out on, once it has one. */
+  connection: Connection | undefined = undefined;
+
+  constructor(
+    readonly batch: Batch,
+    readonly node: ManagedNode,
+    readonly from: number,
+    readonly to: number,
+  ) {}
+
+  onReply(payload: Uint8Array, sequence: number): void {
+    const batch = this.batch;
+    batch.host.path.batchReplied(this.node, this.sentAt);
+    batch.settle(this.from + sequence - this.first, {
+      ok: true,
+      value: payload,
+    });
+  }
+
+  onError(error: Error, sequence: number): void {
+    this.batch.failed(this, this.from + sequence - this.first, error);
+  }
+
+  /** Sends the chunk's items on `connection`, each attempt within `timeoutMs`. */
+  send(connection: Connection, timeoutMs: number | undefined): void {
+    this.connection = connection;
+    const batch = this.batch;
+    const refused = connection.submitBatch(batch.payloads, this.from, this.to, {
+      timeoutMs,
+      idempotent: batch.options.idempotent,
+    }, this);
+    if (refused !== undefined) this.#failAll(refused);
+  }
+
+  /**
+   * No connection ready: waits for one. `timeoutMs` bounds the wait and
+   * the replies together, as for a single request.
+   */
+  async waitThenSend(): Promise<void> {
+    const batch = this.batch;
+    const { path, config } = batch.host;
+    const clock = config.clock;
+    const options = batch.options;
+    const limit = options.timeoutMs ?? config.requestTimeoutMs;
+    const started = clock.now();
+    let connection: Connection;
+    try {
+      connection = await this.node.pool.acquireShared({
+        signal: options.signal,
+        timeoutMs: limit < config.poolConfig.connectionTimeoutMs
+          ? limit
+          : undefined,
+      });
+    } catch (error) {
+      if (channels.poolCheckout.hasSubscribers) {
+        const waitMs = clock.now() - started;
+        path.diagnostics.checkout(
+          this.node.address,
+          "shared",
+          undefined,
+          waitMs,
+          error,
+        );
+      }
+      return this.#failAll(error as Error);
+    }
+    const waitMs = clock.now() - started;
+    if (channels.poolCheckout.hasSubscribers) {
+      path.diagnostics.checkedOut(
+        undefined,
+        this.node.address,
+        connection.id,
+        waitMs,
+      );
+    }
+    const left = limit - waitMs;
+    if (!(left > 0)) {
+      return this.#failAll(
+        new RequestTimeoutError(this.node.address, limit, { sent: false }),
+      );
+    }
+    this.send(connection, left);
+  }
+
+  /** Every item of the chunk failed its first attempt with `error`. */
+  #failAll(error: Error): void {
+    for (let i = this.from; i < this.to; i++) this.batch.failed(this, i, error);
+  }
+}
+
+/**
+ * Whether a batch's items are sent as single requests: when they are
+ * hedged (by the rule of `RequestPath.request`) or observed.
+ */
+function bySingles(
+  options: ClientRequestOptions,
+  config: ResolvedConfig,
+): boolean {
+  return (options.idempotent === true && options.hedge !== false &&
+    (config.hedging !== undefined || options.hedge === true)) ||
+    requestObserved();
+}
+
+/** Where the chunk starting at item `from` ends (exclusive). */
+function chunkEnd(payloads: readonly Uint8Array[], from: number): number {
+  const last = Math.min(payloads.length, from + CHUNK_ITEMS);
+  let bytes = 0;
+  let i = from;
+  while (i < last) {
+    bytes += payloads[i++].byteLength;
+    if (bytes >= CHUNK_BYTES) break;
+  }
+  return i;
+}

@@ -1,0 +1,135 @@
+/**
+ * How a Client comes to be: the arguments of `Client.connect` in either
+ * form, the configuration resolved, the adapter and the diagnostics
+ * channels loaded, then the first connect (or none yet, when lazy); and
+ * the manager's events the client re-dispatches as its own. Cold code,
+ * apart from the client's request path.
+ *
+ * @module
+ */
+
+import { resolveConfig } from "../config/resolve.ts";
+import { configFromArguments } from "../config/sources.ts";
+import type { ConnectionConfig, ResolvedConfig } from "../config/shapes.ts";
+import type { ConnectionOptions } from "../connection/connection.ts";
+import { AbortedError } from "../errors.ts";
+import { ConnectionManager } from "../cluster/manager.ts";
+import {
+  NodeHealthEvent,
+  NodeMembershipEvent,
+  ProtocolSelectedEvent,
+} from "../cluster/events.ts";
+import type { PoolEvent, PoolEventName } from "../pool/events.ts";
+import { getAdapter } from "../runtime/detect.ts";
+import { loadChannels } from "../diagnostics/channels.ts";
+import { connectLogged } from "../cluster/log.ts";
+import * as door from "./arguments.ts";
+
+/** The options argument of `Client.connect`, in either form. */
+export interface ConnectCallOptions {
+  /** Gives up on connecting. */
+  signal?: AbortSignal;
+  /** Tunes each connection (for tests and tools). */
+  connection?: Partial<ConnectionOptions>;
+  /** Resolve at once; the first call connects. */
+  lazy?: boolean;
+}
+
+/**
+ * `Client.connect`'s work, whichever form it was called in: a config
+ * object followed by the options, or a string (or nothing) followed by
+ * the overrides, then the options. `make` builds the client (lazy: not
+ * yet connected).
+ */
+export async function openClient<C>(
+  first: string | ConnectionConfig | undefined,
+  second: Partial<ConnectionConfig> | ConnectCallOptions | undefined,
+  third: ConnectCallOptions | undefined,
+  make: (
+    config: ResolvedConfig,
+    manager: ConnectionManager,
+    lazy: boolean,
+  ) => C,
+): Promise<C> {
+  const byObject = typeof first === "object" && first !== null;
+  const config = configFromArguments(first, byObject ? undefined : second);
+  door.checkConnectOptions(byObject ? second : third);
+  const options: ConnectCallOptions =
+    (byObject ? second as ConnectCallOptions : third) ?? {};
+  const resolved = resolveConfig(config);
+  // Channels load before any timer runs (a virtual clock may not wait).
+  const [adapter] = await Promise.all([
+    getAdapter(resolved.runtime),
+    loadChannels(),
+  ]);
+  const manager = new ConnectionManager(
+    resolved,
+    adapter,
+    options.connection,
+  );
+  // No node is needed yet: the first call connects.
+  if (options.lazy === true) return make(resolved, manager, true);
+  try {
+    await connectLogged(manager, resolved.logger, options.signal);
+  } catch (error) {
+    await manager.close();
+    throw error;
+  }
+  return make(resolved, manager, false);
+}
+
+/** `work`, or an {@linkcode AbortedError} as soon as `signal` aborts. */
+export function abortable<T>(
+  work: Promise<T>,
+  signal: AbortSignal,
+): Promise<T> {
+  if (signal.aborted) {
+    work.catch(() => {});
+    return Promise.reject(
+      new AbortedError("the operation was aborted", signal.reason),
+    );
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(new AbortedError("the operation was aborted", signal.reason));
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+    work.then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
+}
+
+/**
+ * Re-dispatches `manager`'s events through `dispatch`, and adds the
+ * listeners in `forwarding` (pool event name to forwarder) to the pool of
+ * every node added from now on, before its first connection.
+ */
+export function forwardManagerEvents(
+  manager: ConnectionManager,
+  dispatch: (
+    event: NodeHealthEvent | ProtocolSelectedEvent | NodeMembershipEvent,
+  ) => void,
+  forwarding: ReadonlyMap<PoolEventName, (e: PoolEvent) => void>,
+): void {
+  manager.addEventListener(
+    "nodeHealthChanged",
+    (e) => dispatch(new NodeHealthEvent(e.detail, e.at)),
+  );
+  manager.addEventListener(
+    "protocolSelected",
+    (e) => dispatch(new ProtocolSelectedEvent(e.detail, e.at)),
+  );
+  manager.addEventListener("nodeAdded", (e) => {
+    // Before its first connection: listeners hear all of its pool.
+    const pool = manager.node(e.detail.address)?.pool;
+    for (const [type, forward] of forwarding) {
+      pool?.addEventListener(type, forward);
+    }
+    dispatch(new NodeMembershipEvent("nodeAdded", e.detail, e.at));
+  });
+  manager.addEventListener(
+    "nodeRemoved",
+    (e) => dispatch(new NodeMembershipEvent("nodeRemoved", e.detail, e.at)),
+  );
+}

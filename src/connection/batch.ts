@@ -1,0 +1,108 @@
+/**
+ * A run of requests sent at once on one connection (a Client batch's
+ * chunk): one check of the connection for the whole run, consecutive
+ * sequence numbers, frames encoded in one go, and one sink for all of them.
+ * Kept apart from the single-request path of connection.ts, which it
+ * mirrors record for record.
+ *
+ * @module
+ */
+
+import { ProtocolError } from "../errors.ts";
+import { FrameFlags, MessageType } from "../protocol/frame.ts";
+import type { ConnectionCore } from "./core.ts";
+import { type Pending, SAFE_TO_REPEAT } from "./in_flight.ts";
+import type { BatchReplySink, RequestRoute } from "./types.ts";
+
+/** How a run is sent: where, under which limits, with which options. */
+export interface RunTarget {
+  /** The connection's core (its table, deadlines and writer). */
+  readonly core: ConnectionCore;
+  /** The route requests take instead of the stream, if any. */
+  readonly route: RequestRoute | undefined;
+  /** The largest payload the node takes. */
+  readonly sendLimit: number;
+}
+
+/**
+ * Sends `payloads[from]` to `payloads[to - 1]` with sequence numbers from
+ * `first` on. A payload over a limit is reported to `sink` at once and not
+ * sent; the others each get the usual in-flight record (the same shape as
+ * a single request's) and deadline.
+ */
+export function submitRun(
+  target: RunTarget,
+  first: number,
+  payloads: readonly Uint8Array[],
+  from: number,
+  to: number,
+  timeoutMs: number,
+  idempotent: boolean,
+  sink: BatchReplySink,
+): number {
+  const { core, route, sendLimit } = target;
+  const table = core.table;
+  const deadlines = core.deadlines;
+  const writer = core.writer;
+  const flags = idempotent ? FrameFlags.Idempotent : 0;
+  const type = MessageType.Request | (idempotent ? SAFE_TO_REPEAT : 0);
+  sink.first = first;
+  let sent = 0;
+  for (let i = from, sequence = first; i < to; i++, sequence++) {
+    const payload = payloads[i];
+    const length = payload.byteLength;
+    if (length > sendLimit) {
+      sink.onError(
+        new ProtocolError(
+          `request payload of ${length} bytes exceeds the limit of ${sendLimit}`,
+        ),
+        sequence,
+      );
+      continue;
+    }
+    if (route !== undefined && length > route.maxPayload) {
+      sink.onError(route.tooLarge(length), sequence);
+      continue;
+    }
+    const pending: Pending = {
+      sequence,
+      type,
+      sink,
+      abort: undefined,
+      deadline: 0,
+      timeoutMs: 0,
+    };
+    table.add(pending);
+    deadlines.add(pending, timeoutMs);
+    if (route !== undefined) {
+      route.send(MessageType.Request, flags, sequence, payload);
+    } else if (writer.congested) {
+      core.queued.push({ pending, flags, payload });
+    } else {
+      writer.push(MessageType.Request, flags, sequence, payload);
+    }
+    sent++;
+  }
+  return sent;
+}
+
+/**
+ * Fails with `error` the requests of the run of `count` sent to `sink`
+ * that are still in flight; a late reply to one of them is then dropped.
+ */
+export function cancelRun(
+  core: ConnectionCore,
+  sink: BatchReplySink,
+  count: number,
+  error: Error,
+): void {
+  const end = sink.first + count;
+  for (let sequence = sink.first; sequence < end; sequence++) {
+    const pending = core.table.get(sequence);
+    if (
+      pending !== undefined && pending.sink === sink && core.settle(pending)
+    ) {
+      sink.onError(error, sequence);
+    }
+  }
+}

@@ -1,0 +1,208 @@
+// Large payloads (issue #15, point 6): a payload at or above the direct
+// threshold leaves as the caller's own bytes after its header, never copied
+// into the writer's slab nor merged by the write queue; frames of every size
+// around the threshold arrive intact and in order over the memory channel
+// and a real socket; replies are views of what was read, not of the request.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  DIRECT_PAYLOAD_BYTES,
+  FrameWriter,
+} from "../src/connection/frame_writer.ts";
+import { Connection } from "../src/connection/connection.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { HEADER_SIZE, type Message } from "../src/protocol/frame.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
+import { COPY_BELOW, WriteQueue } from "../src/runtime/write_queue.ts";
+import { startTestNode } from "../testing/node.ts";
+import { decodeReply, ops } from "../testing/ops.ts";
+
+/** A channel that keeps every chunk written to it, as handed over. */
+function recordingChannel(): ByteChannel & { chunks: Uint8Array[] } {
+  const chunks: Uint8Array[] = [];
+  return {
+    chunks,
+    bufferedAmount: 0,
+    remoteAddress: undefined,
+    onData() {},
+    onClose() {},
+    write(bytes: Uint8Array) {
+      chunks.push(bytes);
+      return true;
+    },
+    drained: () => Promise.resolve(),
+    close() {},
+    destroy() {},
+  } as unknown as ByteChannel & { chunks: Uint8Array[] };
+}
+
+/** A payload of `size` bytes whose content says which frame it is. */
+function payloadOf(size: number, tag: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  for (let i = 0; i < size; i++) bytes[i] = (tag * 31 + i) & 0xff;
+  return bytes;
+}
+
+/**
+ * Byte-wise equality, whatever the view's class (Bun reads into Buffers).
+ */
+function assertBytes(actual: Uint8Array, expected: Uint8Array): void {
+  assert.equal(actual.byteLength, expected.byteLength);
+  for (let i = 0; i < actual.byteLength; i++) {
+    if (actual[i] !== expected[i]) {
+      assert.fail(`byte ${i}: ${actual[i]} !== ${expected[i]}`);
+    }
+  }
+}
+
+/** Sizes near the threshold, small ones and a few large. */
+const sizeArb = fc.oneof(
+  fc.integer({ min: 0, max: 64 }),
+  fc.integer({
+    min: DIRECT_PAYLOAD_BYTES - HEADER_SIZE - 8,
+    max: DIRECT_PAYLOAD_BYTES + 8,
+  }),
+  fc.integer({ min: 0, max: 3 * DIRECT_PAYLOAD_BYTES }),
+);
+
+test("a large payload is handed to the channel as the caller's own buffer, after its header", async () => {
+  const channel = recordingChannel();
+  const writer = new FrameWriter(channel);
+  const small = payloadOf(10, 1);
+  const large = payloadOf(DIRECT_PAYLOAD_BYTES, 2);
+  writer.push(0x20, 0, 1, small);
+  writer.push(0x20, 0, 2, large);
+  writer.push(0x20, 0, 3, small);
+  await Promise.resolve();
+  // The slab with the first frame and the large one's header, then the
+  // payload itself, then the slab with the third frame.
+  assert.equal(channel.chunks.length, 3);
+  assert.equal(channel.chunks[0].byteLength, 2 * HEADER_SIZE + 10);
+  assert.equal(channel.chunks[1], large);
+  assert.equal(channel.chunks[2].byteLength, HEADER_SIZE + 10);
+  // One byte under the threshold is still copied into the slab.
+  const below = payloadOf(DIRECT_PAYLOAD_BYTES - 1, 3);
+  writer.push(0x20, 0, 4, below);
+  await Promise.resolve();
+  assert.equal(channel.chunks.length, 4);
+  assert.notEqual(channel.chunks[3], below);
+  assert.equal(channel.chunks[3].byteLength, HEADER_SIZE + below.byteLength);
+});
+
+test("the write queue never copies a large chunk, and still merges small ones", () => {
+  const queue = new WriteQueue();
+  const header = new Uint8Array(HEADER_SIZE);
+  const large = new Uint8Array(COPY_BELOW);
+  queue.push(new Uint8Array(5));
+  queue.push(header);
+  queue.push(large);
+  queue.push(new Uint8Array(3));
+  const first = queue.peek();
+  assert.equal(first.byteLength, 5 + HEADER_SIZE);
+  queue.consume(first.byteLength);
+  assert.equal(queue.peek(), large);
+  queue.consume(large.byteLength);
+  assert.equal(queue.peek().byteLength, 3);
+});
+
+test("frames of any size around the threshold leave whole and in order", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.array(sizeArb, { minLength: 1, maxLength: 6 }), {
+        minLength: 1,
+        maxLength: 6,
+      }),
+      async (ticks) => {
+        const channel = recordingChannel();
+        const writer = new FrameWriter(channel);
+        const sent: Uint8Array[] = [];
+        for (const sizes of ticks) {
+          for (const size of sizes) {
+            const payload = payloadOf(size, sent.length);
+            sent.push(payload);
+            writer.push(0x20, 0, sent.length, payload);
+          }
+          await Promise.resolve();
+        }
+        const codec = new MessageCodec(1 << 20);
+        const got: Message[] = [];
+        for (const chunk of channel.chunks) {
+          codec.decode(chunk, (m) => got.push(m));
+        }
+        assert.equal(got.length, sent.length);
+        got.forEach((m, i) => {
+          assert.equal(m.sequence, i + 1);
+          assertBytes(m.payload, sent[i]);
+        });
+      },
+    ),
+    { numRuns: 40 },
+  );
+});
+
+for (const kind of ["memory", "socket"] as const) {
+  test(`echoes of random sizes around the threshold arrive intact and in order (${kind})`, async () => {
+    const adapter: RuntimeAdapter = kind === "memory"
+      ? createMemoryNetwork()
+      : await getAdapter();
+    const node = await startTestNode({ nodeId: "n", runtime: adapter });
+    const connection = await Connection.connect({
+      adapter,
+      hostname: "127.0.0.1",
+      port: node.port,
+    });
+    try {
+      await fc.assert(
+        fc.asyncProperty(
+          fc.array(sizeArb, { minLength: 1, maxLength: 12 }),
+          async (sizes) => {
+            const payloads = sizes.map((size, i) =>
+              ops.echo(payloadOf(size, i))
+            );
+            // All in flight at once, so frames of mixed sizes interleave.
+            const replies = await Promise.all(
+              payloads.map((p) => connection.sendRequest(p)),
+            );
+            replies.forEach((reply, i) => {
+              assertBytes(decodeReply(reply).data, payloads[i].subarray(1));
+            });
+          },
+        ),
+        { numRuns: 15 },
+      );
+    } finally {
+      await connection.close();
+      await node.close();
+    }
+  });
+}
+
+test("1 KiB, 64 KiB and 1 MiB payloads round-trip; the reply is not a view of the request", async () => {
+  const adapter = await getAdapter();
+  const node = await startTestNode({ nodeId: "n", runtime: adapter });
+  const connection = await Connection.connect({
+    adapter,
+    hostname: "127.0.0.1",
+    port: node.port,
+  });
+  try {
+    for (const size of [1024, 64 * 1024, 1024 * 1024]) {
+      const payload = ops.echo(payloadOf(size, size));
+      const reply = await connection.sendRequest(payload);
+      const data = decodeReply(reply).data;
+      assertBytes(data, payload.subarray(1));
+      // Once the request settled the payload is the caller's again:
+      // changing it changes nothing already received.
+      const before = data.slice();
+      payload.fill(0);
+      assertBytes(data, before);
+      assert.notEqual(data.buffer, payload.buffer);
+    }
+  } finally {
+    await connection.close();
+    await node.close();
+  }
+});
