@@ -19,8 +19,9 @@
  * Sections (BENCH_SECTIONS, default all the node serves):
  * - `tcp`: contenders `client` (Client.request with a pool of exactly one
  *   connection, health loop off, N callers awaiting in a loop), `batch`
- *   (`client.requestMany`, when the client has it: one call of N requests
- *   awaited at a time), `promise` (raw promise-per-request client) and
+ *   (`client.requestMany`: BENCH_BATCH_CALLERS callers, default 4, each
+ *   awaiting batches of its share of N in a loop), `promise` (raw
+ *   promise-per-request client) and
  *   `batching` (raw batching client), at 1, 64 and 256 in flight
  *   (BENCH_IN_FLIGHT), ECHO of 16 B and 1 KiB. Per cell: median req/s,
  *   client CPU us per request (process CPU time / requests: the node is
@@ -86,6 +87,8 @@ const REQUESTS_PER_ROUND = QUICK ? 3_000 : 200_000;
 const LARGE_BYTES_PER_ROUND = QUICK ? 4 << 20 : 512 << 20;
 const ROUND_LIMIT_MS = QUICK ? 300 : 3_000;
 const SAMPLE_EVERY = 8;
+/** Concurrent requestMany callers in the batch row (BENCH_BATCH_CALLERS). */
+const BATCH_CALLERS = Number(env("BENCH_BATCH_CALLERS") ?? 4);
 /** UDP may lose a datagram: a lost request must not stall a round for 5 s. */
 const UDP_REQUEST_TIMEOUT_MS = 1_000;
 
@@ -251,17 +254,31 @@ function batchContender(requestMany: RequestMany): Contender {
     name: "batch",
     timed: false,
     async round(inFlight, payload, count) {
-      const list = new Array<Uint8Array>(inFlight).fill(payload);
+      // Several callers, each looping over batches of its share, so that
+      // between 3/4 and all of `inFlight` are out at any moment, as with
+      // the raw batching client (one caller would leave the connection
+      // idle for a round trip between batches).
+      const callers = Math.min(inFlight, BATCH_CALLERS);
       const started = now();
       const deadline = started + ROUND_LIMIT_MS;
       let completed = 0;
       let failed = 0;
-      while (completed + failed < count && now() < deadline) {
-        for (const result of await requestMany(list)) {
-          if (failedResult(result)) failed++;
-          else completed++;
+      const caller = async (share: number) => {
+        const list = new Array<Uint8Array>(share).fill(payload);
+        while (completed + failed < count && now() < deadline) {
+          for (const result of await requestMany(list)) {
+            if (failedResult(result)) failed++;
+            else completed++;
+          }
         }
+      };
+      const running: Promise<void>[] = [];
+      for (let i = 0; i < callers; i++) {
+        const share = Math.floor(inFlight / callers) +
+          (i < inFlight % callers ? 1 : 0);
+        running.push(caller(share));
       }
+      await Promise.all(running);
       return {
         completed,
         failed,
