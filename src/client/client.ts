@@ -273,15 +273,22 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       return door.rejectRequest(payload, options);
     }
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    if (this.#lazy) {
-      return this.#ready(options.signal).then(
-        () => this.request(payload, options),
-        (error) => {
-          throw this.#final(error);
-        },
-      );
-    }
+    if (this.#lazy) return this.#requestWhenReady(payload, options);
     return this.#path.request(payload, options);
+  }
+
+  // Apart from request(): a closure there would capture its arguments,
+  // and V8 would then allocate a context on every call, lazy or not.
+  #requestWhenReady(
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    return this.#ready(options.signal).then(
+      () => this.request(payload, options),
+      (error) => {
+        throw this.#final(error);
+      },
+    );
   }
 
   /**

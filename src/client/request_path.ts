@@ -214,7 +214,7 @@ export class RequestPath {
         (this.#hedging !== undefined || options.hedge === true)
       ) {
         this.#hedging ??= new Hedging(DEFAULT_HEDGING, this.#config.clock);
-        call.hedge = this.#hedging.start(() => this.#hedgeNow(call));
+        call.hedge = this.#startHedge(this.#hedging, call);
       }
       this.#dispatch(call);
     } catch (error) {
@@ -223,6 +223,12 @@ export class RequestPath {
       if (!call.done) this.#end(call, error);
     }
     return promise;
+  }
+
+  // Apart from request(): a closure there would capture `call`, and V8
+  // would then allocate a context for every request, hedged or not.
+  #startHedge(hedging: Hedging, call: RequestCall): Hedge {
+    return hedging.start(() => this.#hedgeNow(call));
   }
 
   // One executor for every request's promise, so a request allocates no

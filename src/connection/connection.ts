@@ -594,17 +594,7 @@ export class Connection {
     };
     this.#pending.add(pending);
     core.deadlines.add(pending, timeoutMs);
-    if (signal) {
-      // Captures what it did before the split (this, not core), so the
-      // request's context stays the same size.
-      const listener = () => {
-        if (this.#core.settle(pending)) {
-          sink.onError(new AbortedError("request aborted", signal.reason));
-        }
-      };
-      pending.abort = { signal, listener };
-      signal.addEventListener("abort", listener, { once: true });
-    }
+    if (signal) this.#listenForAbort(pending, signal);
     if (route !== undefined) {
       route.send(type, flags, sequence, payload);
     } else {
@@ -618,6 +608,20 @@ export class Connection {
       }
     }
     this.stats.sent++;
+  }
+
+  // Apart from #call: a closure there would capture its variables, and V8
+  // would then allocate a context for every request, with a signal or not.
+  #listenForAbort(pending: Pending, signal: AbortSignal): void {
+    const listener = () => {
+      if (this.#core.settle(pending)) {
+        pending.sink.onError(
+          new AbortedError("request aborted", signal.reason),
+        );
+      }
+    };
+    pending.abort = { signal, listener };
+    signal.addEventListener("abort", listener, { once: true });
   }
 
   /** A node's GOODBYE: take no new work; what is in flight finishes. */
