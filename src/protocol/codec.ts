@@ -209,33 +209,39 @@ export class MessageCodec {
     if (this.#failure) throw this.#failure;
     let offset = 0;
     const end = chunk.byteLength;
-    while (offset < end) {
-      if (this.#headerFill > 0 || this.#pending) {
-        offset = this.#continuePartial(chunk, offset, onFrame);
-        continue;
+    // What a previous chunk left unfinished comes first.
+    while (offset < end && (this.#headerFill > 0 || this.#pending)) {
+      offset = this.#continuePartial(chunk, offset, onFrame);
+    }
+    // Then whole headers, parsed into locals: the hot loop of every read.
+    const max = this.maxFrameSize;
+    while (end - offset >= HEADER_SIZE) {
+      const type = chunk[offset + 1];
+      const flags = (chunk[offset + 2] << 8) | chunk[offset + 3];
+      const hi = readU32(chunk, offset + 4);
+      const length = readU32(chunk, offset + 12);
+      if (
+        chunk[offset] !== PROTOCOL_VERSION || !isKnownMessageType(type) ||
+        (flags & ~KNOWN_FLAGS) !== 0 || hi > 0x1f_ffff || length > max
+      ) {
+        // The full check, which throws the error that names the fault.
+        this.#readHeader(chunk, offset);
       }
-      if (end - offset < HEADER_SIZE) {
-        this.#header.set(chunk.subarray(offset, end), 0);
-        this.#headerFill = end - offset;
-        return;
-      }
-      const length = this.#readHeader(chunk, offset);
+      const sequence = hi * TWO_32 + readU32(chunk, offset + 8);
       const start = offset + HEADER_SIZE;
-      if (end - start >= length) {
-        offset = start + length;
-        onFrame(
-          this.#type,
-          this.#flags,
-          this.#sequence,
-          chunk.subarray(start, offset),
-        );
-      } else {
-        const message = this.#message(new Uint8Array(length));
-        message.payload.set(chunk.subarray(start, end), 0);
-        this.#pending = message;
+      if (end - start < length) {
+        const payload = new Uint8Array(length);
+        payload.set(chunk.subarray(start, end), 0);
+        this.#pending = { type, flags, sequence, payload };
         this.#payloadFill = end - start;
         return;
       }
+      offset = start + length;
+      onFrame(type, flags, sequence, chunk.subarray(start, offset));
+    }
+    if (offset < end) {
+      this.#header.set(chunk.subarray(offset, end), 0);
+      this.#headerFill = end - offset;
     }
   }
 
