@@ -218,7 +218,13 @@ class Framing {
         const type = buf[off + 1];
         this.#lastType = type;
         if (type === TYPE_ERROR) waiter.reject(new Error("node error reply"));
-        else waiter.resolve(buf.subarray(off + HEADER, stop));
+        // The constructor, not subarray() (which looks up the species
+        // first): the baseline takes the same shortcut as the client.
+        else {
+          waiter.resolve(
+            new Uint8Array(buf.buffer, buf.byteOffset + off + HEADER, length),
+          );
+        }
       }
       off = stop;
     }
