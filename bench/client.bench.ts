@@ -34,10 +34,13 @@
  * timed; a clock read on every request would add the same constant to
  * each contender and flatter the ratio).
  *
- * By default the nodes run in this process (client and nodes share one
- * thread, as in the test suite). BENCH_NODES=host:port,host:port,... targets
- * nodes that run elsewhere instead (e.g. `npm run node -- --port 7000`),
- * which takes the nodes' own cost off the client's thread. BENCH_IN_FLIGHT
+ * By default the nodes are native C nodes (bench/native/), each in its own
+ * process, so the client's thread does only the client's work; without a
+ * C compiler the bench says so and falls back to in-process nodes.
+ * BENCH_IN_PROCESS=1 runs the TypeScript reference nodes in this process
+ * (client and nodes share one thread, as in the test suite), and
+ * BENCH_NODES=host:port,host:port,... targets nodes that run elsewhere
+ * (e.g. `npm run node -- --port 7000`). BENCH_IN_FLIGHT
  * (e.g. `64`) and BENCH_CLIENTS (e.g. `client`) narrow a run, to profile
  * one case alone. BENCH_QUICK=1 makes it a smoke run of a few seconds. The
  * last line is one JSON object.
@@ -73,6 +76,7 @@ import {
   splitHostPort,
 } from "./harness.ts";
 import { connectRaw, type RawClient } from "./raw_client.ts";
+import { type BenchNode, startNativeNode } from "./native/native_node.ts";
 
 type ContenderName = "raw" | "client" | "client-1" | "client-ewma" | "batch";
 
@@ -107,16 +111,38 @@ type Send = (payload: Uint8Array) => Promise<Uint8Array>;
 // --- the cluster
 
 const nodes: TestNode[] = [];
+const natives: BenchNode[] = [];
 let hosts: string[];
+let where: string;
 const external = env("BENCH_NODES");
 if (external) {
   hosts = external.split(",");
+  where = external;
 } else {
-  // Ids of equal length, so every node's reply has the same size.
-  for (let i = 0; i < NODE_COUNT; i++) {
-    nodes.push(await startTestNode({ nodeId: `bench-node-${i}` }));
+  if (env("BENCH_IN_PROCESS") !== "1") {
+    for (let i = 0; i < NODE_COUNT; i++) {
+      const node = await startNativeNode({ udp: false });
+      if ("unavailable" in node) {
+        console.error(
+          `WARNING: native node ${node.unavailable}; the nodes run in this process`,
+        );
+        break;
+      }
+      natives.push(node);
+    }
   }
-  hosts = nodes.map((n) => n.address);
+  if (natives.length === NODE_COUNT) {
+    hosts = natives.map((n) => n.address);
+    where = `${NODE_COUNT} native, out of process`;
+  } else {
+    for (const node of natives.splice(0)) await node.close();
+    // Ids of equal length, so every node's reply has the same size.
+    for (let i = 0; i < NODE_COUNT; i++) {
+      nodes.push(await startTestNode({ nodeId: `bench-node-${i}` }));
+    }
+    hosts = nodes.map((n) => n.address);
+    where = `${NODE_COUNT} in-process`;
+  }
 }
 
 // --- the contenders
@@ -285,6 +311,7 @@ const openPerNode = clients.map((c) =>
 for (const client of clients) await client.disconnect();
 for (const raw of raws) await raw.close();
 for (const node of nodes) await node.close();
+for (const node of natives) await node.close();
 
 // --- the report
 
@@ -309,8 +336,8 @@ for (const f of figures) {
 }
 
 console.log(
-  `Client.request vs raw sockets on ${runtimeLabel()}: ${hosts.length} nodes ` +
-    `${external ? `external at ${external}` : "in-process"}, ECHO of ${
+  `Client.request vs raw sockets on ${runtimeLabel()}: nodes ` +
+    `${external ? `external at ${external}` : `(${where})`}, ECHO of ${
       PAYLOAD.byteLength - 1
     } B` +
     quickNote(),
@@ -360,7 +387,7 @@ console.log(JSON.stringify({
   runtime: runtimeName(),
   version: runtimeLabel(),
   quick: QUICK,
-  nodes: external ?? `${nodes.length} in-process`,
+  nodes: where,
   payloadBytes: PAYLOAD.byteLength,
   results: figures.map(roundFigures),
   ratios: roundRatios(ratios),
