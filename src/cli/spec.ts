@@ -7,7 +7,7 @@
 
 import type { CommandSpec, OptionSpec } from "./args.ts";
 
-/** Exit codes, as the README documents them. */
+/** Exit codes, as docs/CLI.md documents them. */
 export const ExitCode = {
   /** Everything asked for worked. */
   Ok: 0,
