@@ -34,7 +34,9 @@
  *   (BENCH_LARGE_IN_FLIGHT).
  *
  * Rounds rotate who goes first and figures are medians of the measured
- * rounds; every round is bounded in count and in time. BENCH_QUICK=1 makes
+ * rounds; every round is bounded in count and in time (BENCH_ROUNDS
+ * measured rounds, default 7; BENCH_ROUND_MS per round, default 3000).
+ * BENCH_QUICK=1 makes
  * it a smoke run of a few seconds. Output: a table per section, then one
  * JSON object as the last line; BENCH_OUT=path.json writes it to a file.
  *
@@ -80,12 +82,14 @@ const GRID_IN_FLIGHT = envList("BENCH_IN_FLIGHT", "1,64,256").map(Number);
 const GRID_SIZES = [16, 1024];
 const LARGE_SIZES = [1024, 64 * 1024, 1024 * 1024];
 const LARGE_IN_FLIGHT = Number(env("BENCH_LARGE_IN_FLIGHT") ?? 16);
-const ROUNDS = QUICK ? 2 : 7;
+const ROUNDS = Number(env("BENCH_ROUNDS") ?? (QUICK ? 2 : 7));
 const WARMUP_ROUNDS = QUICK ? 1 : 2;
 const REQUESTS_PER_ROUND = QUICK ? 3_000 : 200_000;
 /** Payload bytes per round in the large section. */
 const LARGE_BYTES_PER_ROUND = QUICK ? 4 << 20 : 512 << 20;
-const ROUND_LIMIT_MS = QUICK ? 300 : 3_000;
+const ROUND_LIMIT_MS = Number(
+  env("BENCH_ROUND_MS") ?? (QUICK ? 300 : 3_000),
+);
 const SAMPLE_EVERY = 8;
 /** Concurrent requestMany callers in the batch row (BENCH_BATCH_CALLERS). */
 const BATCH_CALLERS = Number(env("BENCH_BATCH_CALLERS") ?? 4);
