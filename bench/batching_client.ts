@@ -6,12 +6,13 @@
  * frames leave in one write. Replies are counted, not handed out: a
  * streaming parser only tracks where each frame ends.
  *
- * Like raw_client.ts (the promise-per-request baseline), this is one of
- * the few files outside `src/runtime/` allowed to touch runtime sockets
- * (`Deno.connect`, `Bun.connect`, `node:net`): a baseline that went
- * through the SDK would measure the SDK against itself. One write is in
- * flight at a time, so the slab is only rewritten once the runtime is done
- * with it; frames owed meanwhile leave together in the next write.
+ * With raw_client.ts (the promise-per-request baseline) and the sockets
+ * under both (`raw_socket.ts`), this is the one place outside
+ * `src/runtime/` allowed to touch runtime sockets (`Deno.connect`,
+ * `Bun.connect`, `node:net`): a baseline that went through the SDK would
+ * measure the SDK against itself. One write is in flight at a time, so the
+ * slab is only rewritten once the runtime is done with it; frames owed
+ * meanwhile leave together in the next write.
  *
  * @example
  * ```ts ignore
@@ -24,6 +25,8 @@
  *
  * @module
  */
+
+import { openRawSocket, type RawSocket } from "./raw_socket.ts";
 
 const HEADER = 16;
 const TYPE_HELLO = 0x01;
@@ -65,13 +68,9 @@ export interface BatchingClient {
   close(): Promise<void>;
 }
 
-/** The socket under the batcher: a write whose buffer is free at `done`. */
-interface Wire {
-  write(bytes: Uint8Array, done: () => void): void;
-}
-
 class Batcher {
-  wire: Wire | undefined;
+  /** Set once the socket is open, before `hello`. */
+  socket: RawSocket | undefined;
   closed = false;
   #onClosed: (() => void)[] = [];
   #sequence = 1;
@@ -115,7 +114,7 @@ class Batcher {
         HANDSHAKE_TIMEOUT_MS,
       );
       this.#onClosed.push(() => reject(new Error("closed during HELLO")));
-      this.wire!.write(frame, () => {});
+      this.socket!.write(frame);
     }).finally(() => clearTimeout(timer));
     if (type !== TYPE_HELLO_OK) {
       throw new Error(`expected HELLO_OK, got type ${type}`);
@@ -200,7 +199,7 @@ class Batcher {
       b[o + 11] = sequence;
     }
     this.#writing = true;
-    this.wire!.write(b.subarray(0, k * step), this.#pump);
+    this.socket!.write(b.subarray(0, k * step), this.#pump);
   };
 
   /** Counts the replies completed in `chunk`, which may split frames anywhere. */
@@ -300,201 +299,30 @@ function encodeHeader(
   b[o + 15] = length;
 }
 
-function client(
-  runtime: BatchingClient["runtime"],
-  batcher: Batcher,
-  halfClose: () => void | Promise<void>,
-  release: () => void,
-): BatchingClient {
-  return {
-    runtime,
-    run: (count, inFlight, payload, deadlineMs) =>
-      batcher.run(count, inFlight, payload, deadlineMs),
-    async close() {
-      if (!batcher.closed) {
-        try {
-          await halfClose();
-        } catch {
-          // Already gone.
-        }
-        await batcher.whenClosed(CLOSE_TIMEOUT_MS);
-      }
-      batcher.close();
-      release();
-    },
-  };
-}
-
-// --- Deno: pull reads into one reused buffer (replies are only counted).
-
-interface DenoConn {
-  read(buffer: Uint8Array): Promise<number | null>;
-  write(bytes: Uint8Array): Promise<number>;
-  setNoDelay(noDelay?: boolean): void;
-  closeWrite(): Promise<void>;
-  close(): void;
-}
-
-interface DenoNet {
-  connect(options: {
-    hostname: string;
-    port: number;
-    transport: "tcp";
-  }): Promise<DenoConn>;
-}
-
-async function connectDeno(
-  deno: DenoNet,
-  hostname: string,
-  port: number,
-): Promise<BatchingClient> {
-  const conn = await deno.connect({ hostname, port, transport: "tcp" });
-  conn.setNoDelay(true);
-  const batcher = new Batcher();
-  const release = () => {
-    try {
-      conn.close();
-    } catch {
-      // Deno throws BadResource on a second close.
-    }
-  };
-  batcher.wire = {
-    write(bytes, done) {
-      void (async () => {
-        try {
-          while (bytes.byteLength > 0) {
-            bytes = bytes.subarray(await conn.write(bytes));
-          }
-          done();
-        } catch {
-          batcher.close();
-          release();
-        }
-      })();
-    },
-  };
-  void (async () => {
-    const buffer = new Uint8Array(256 * 1024);
-    try {
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        batcher.feed(buffer.subarray(0, n));
-      }
-    } catch {
-      // Reset, or our own close() ended the pending read.
-    }
-    batcher.close();
-    release();
-  })();
-  await batcher.hello();
-  return client("deno", batcher, () => conn.closeWrite(), release);
-}
-
-// --- Bun: push handlers; a short write finishes at `drain`.
-
-interface BunSocket {
-  write(bytes: Uint8Array): number;
-  end(): void;
-  terminate(): void;
-  setNoDelay?(noDelay?: boolean): boolean;
-}
-
-interface BunNet {
-  connect(options: {
-    hostname: string;
-    port: number;
-    socket: {
-      data(socket: BunSocket, data: Uint8Array): void;
-      drain(socket: BunSocket): void;
-      close(socket: BunSocket, error?: Error): void;
-      error(socket: BunSocket, error: Error): void;
-      connectError(socket: BunSocket, error: Error): void;
-    };
-  }): Promise<BunSocket>;
-}
-
-async function connectBun(
-  bun: BunNet,
-  hostname: string,
-  port: number,
-): Promise<BatchingClient> {
-  const batcher = new Batcher();
-  let rest: Uint8Array | undefined;
-  let restDone: (() => void) | undefined;
-  const send = (s: BunSocket, bytes: Uint8Array, done: () => void) => {
-    const n = s.write(bytes);
-    if (n < 0) return;
-    if (n < bytes.byteLength) {
-      rest = bytes.subarray(n);
-      restDone = done;
-      return;
-    }
-    done();
-  };
-  const socket = await bun.connect({
-    hostname,
-    port,
-    socket: {
-      data: (_s, data) => batcher.feed(data),
-      drain(s) {
-        const bytes = rest;
-        const done = restDone;
-        rest = restDone = undefined;
-        if (bytes !== undefined && done !== undefined) send(s, bytes, done);
-      },
-      close: () => batcher.close(),
-      error: () => batcher.close(),
-      connectError() {},
-    },
-  });
-  socket.setNoDelay?.(true);
-  batcher.wire = { write: (bytes, done) => send(socket, bytes, done) };
-  await batcher.hello();
-  return client("bun", batcher, () => socket.end(), () => socket.terminate());
-}
-
-// --- Node: node:net; a write's buffer is free once its callback ran.
-
-async function connectNode(
-  hostname: string,
-  port: number,
-): Promise<BatchingClient> {
-  const net = await import("node:net");
-  const socket = net.connect({ host: hostname, port, noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", () => {
-      socket.off("error", reject);
-      resolve();
-    });
-    socket.once("error", reject);
-  });
-  socket.setNoDelay(true);
-  const batcher = new Batcher();
-  batcher.wire = {
-    write(bytes, done) {
-      socket.write(bytes, () => done());
-    },
-  };
-  socket.on("data", (chunk: Uint8Array) => batcher.feed(chunk));
-  socket.on("error", () => {});
-  socket.on("close", () => batcher.close());
-  await batcher.hello();
-  return client("node", batcher, () => void socket.end(), () => {
-    socket.destroy();
-  });
-}
-
 /**
  * Connects to a node with the current runtime's native socket API and
  * completes the HELLO handshake.
  */
-export function connectBatching(
+export async function connectBatching(
   hostname: string,
   port: number,
 ): Promise<BatchingClient> {
-  const g = globalThis as unknown as { Deno?: DenoNet; Bun?: BunNet };
-  if (g.Deno) return connectDeno(g.Deno, hostname, port);
-  if (g.Bun) return connectBun(g.Bun, hostname, port);
-  return connectNode(hostname, port);
+  const batcher = new Batcher();
+  // Replies are only counted, so a read buffer can be reused.
+  const socket = await openRawSocket(hostname, port, batcher, "borrowed");
+  batcher.socket = socket;
+  await batcher.hello();
+  return {
+    runtime: socket.runtime,
+    run: (count, inFlight, payload, deadlineMs) =>
+      batcher.run(count, inFlight, payload, deadlineMs),
+    async close() {
+      if (!batcher.closed) {
+        await socket.end();
+        await batcher.whenClosed(CLOSE_TIMEOUT_MS);
+      }
+      batcher.close();
+      socket.release();
+    },
+  };
 }

@@ -3,15 +3,14 @@
  * runtime's native socket API: the honest baseline that
  * `connection.bench.ts` measures the SDK's `Connection` against.
  *
- * This file is the one place outside `src/runtime/` allowed to touch
- * runtime sockets (`Deno.connect`, `Bun.connect`, `node:net`): a baseline
- * that went through the SDK's adapters or `Connection` would measure them
- * against themselves. It is deliberately bare: no validation, no timers on
- * the request path, no error classes, resolvers in a fixed ring indexed
- * by sequence number, and frames encoded into a slab that is written once
- * per tick. Deno and Bun are reached through `globalThis` with small local
- * interfaces so `deno check` passes without Bun's typings; `node:net` is
- * imported only when running on Node.
+ * With `batching_client.ts` and the sockets under both
+ * (`raw_socket.ts`), this is the one place outside `src/runtime/` allowed
+ * to touch runtime sockets (`Deno.connect`, `Bun.connect`, `node:net`): a
+ * baseline that went through the SDK's adapters or `Connection` would
+ * measure them against themselves. It is deliberately bare: no
+ * validation, no timers on the request path, no error classes, resolvers
+ * in a fixed ring indexed by sequence number, and frames encoded into a
+ * slab that is written once per tick.
  *
  * Framing (docs/PROTOCOL.md): a 16-byte header — version 1, type, flags
  * (u16 BE), sequence (u64 BE), payload length (u32 BE) — then the payload.
@@ -27,7 +26,7 @@
  * @module
  */
 
-import { concatBytes } from "../testing/bytes.ts";
+import { openRawSocket, type RawSocket } from "./raw_socket.ts";
 
 const HEADER = 16;
 const SLAB_SIZE = 64 * 1024;
@@ -36,8 +35,6 @@ const TYPE_HELLO_OK = 0x02;
 const TYPE_REQUEST = 0x20;
 const TYPE_ERROR = 0x30;
 const TWO_32 = 0x1_0000_0000;
-/** Reads at least this large keep their buffer; smaller ones are copied. */
-const KEEP_BUFFER_AT = 16 * 1024;
 const HANDSHAKE_TIMEOUT_MS = 5_000;
 const CLOSE_TIMEOUT_MS = 2_000;
 
@@ -102,7 +99,8 @@ class WaiterRing {
  * into a slab flushed once per microtask, and parsing replies.
  */
 class Framing {
-  #send: (bytes: Uint8Array) => void;
+  /** Set once the socket is open, before the first `call`. */
+  socket: RawSocket | undefined;
   #slab = new Uint8Array(SLAB_SIZE);
   #start = 0;
   #end = 0;
@@ -113,10 +111,6 @@ class Framing {
   #lastType = 0;
   #closed = false;
   #onClosed: (() => void)[] = [];
-
-  constructor(send: (bytes: Uint8Array) => void) {
-    this.#send = send;
-  }
 
   get closed(): boolean {
     return this.#closed;
@@ -173,7 +167,7 @@ class Framing {
     if (this.#end === this.#start || this.#closed) return;
     const bytes = this.#slab.subarray(this.#start, this.#end);
     this.#start = this.#end;
-    this.#send(bytes);
+    this.socket!.write(bytes);
   };
 
   /** Parses replies out of `chunk`, which the caller will not reuse. */
@@ -287,240 +281,30 @@ function request(framing: Framing) {
   return (payload: Uint8Array) => framing.call(TYPE_REQUEST, payload);
 }
 
-// --- Deno: pull reads into a reused buffer, a write pump for partial writes.
-
-interface DenoConn {
-  read(buffer: Uint8Array): Promise<number | null>;
-  write(bytes: Uint8Array): Promise<number>;
-  setNoDelay(noDelay?: boolean): void;
-  closeWrite(): Promise<void>;
-  close(): void;
-}
-
-interface DenoNet {
-  connect(options: {
-    hostname: string;
-    port: number;
-    transport: "tcp";
-  }): Promise<DenoConn>;
-}
-
-async function connectDeno(
-  deno: DenoNet,
-  hostname: string,
-  port: number,
-): Promise<RawClient> {
-  const conn = await deno.connect({ hostname, port, transport: "tcp" });
-  conn.setNoDelay(true);
-  const out: Uint8Array[] = [];
-  let pumping = false;
-  const release = () => {
-    try {
-      conn.close();
-    } catch {
-      // Already closed: Deno throws BadResource on a second close.
-    }
-  };
-  // One tick's frames arrive as one send(); bytes that pile up while a
-  // write is in flight leave together in the next one.
-  const pump = async () => {
-    try {
-      while (out.length > 0) {
-        let bytes = concatBytes(out);
-        out.length = 0;
-        while (bytes.byteLength > 0) {
-          bytes = bytes.subarray(await conn.write(bytes));
-        }
-      }
-    } catch {
-      framing.close();
-      release();
-    } finally {
-      pumping = false;
-    }
-  };
-  const framing = new Framing((bytes) => {
-    out.push(bytes);
-    if (!pumping) {
-      pumping = true;
-      void pump();
-    }
-  });
-  void (async () => {
-    let buffer = new Uint8Array(64 * 1024);
-    try {
-      while (true) {
-        const n = await conn.read(buffer);
-        if (n === null) break;
-        let chunk: Uint8Array;
-        if (n >= KEEP_BUFFER_AT) {
-          chunk = buffer.subarray(0, n);
-          buffer = new Uint8Array(64 * 1024);
-        } else {
-          // Replies are views, so the read buffer cannot be reused under
-          // them; one copy per read is cheaper than one per reply.
-          chunk = buffer.slice(0, n);
-        }
-        framing.feed(chunk);
-      }
-    } catch {
-      // Reset, or our own close() ended the pending read.
-    }
-    framing.close();
-    release();
-  })();
-  await handshake(framing);
-  return {
-    runtime: "deno",
-    request: request(framing),
-    async close() {
-      framing.flush();
-      if (!framing.closed) {
-        try {
-          await conn.closeWrite();
-        } catch {
-          // Already gone.
-        }
-        await framing.whenClosed(CLOSE_TIMEOUT_MS);
-      }
-      framing.close();
-      release();
-    },
-  };
-}
-
-// --- Bun: push handlers; a short write keeps the rest until `drain`.
-
-interface BunSocket {
-  write(bytes: Uint8Array): number;
-  end(): void;
-  terminate(): void;
-  setNoDelay?(noDelay?: boolean): boolean;
-}
-
-interface BunNet {
-  connect(options: {
-    hostname: string;
-    port: number;
-    socket: {
-      data(socket: BunSocket, data: Uint8Array): void;
-      drain(socket: BunSocket): void;
-      close(socket: BunSocket, error?: Error): void;
-      error(socket: BunSocket, error: Error): void;
-      connectError(socket: BunSocket, error: Error): void;
-    };
-  }): Promise<BunSocket>;
-}
-
-async function connectBun(
-  bun: BunNet,
-  hostname: string,
-  port: number,
-): Promise<RawClient> {
-  const queue: Uint8Array[] = [];
-  const drain = (s: BunSocket) => {
-    while (queue.length > 0) {
-      const bytes = queue[0];
-      const n = s.write(bytes);
-      if (n < 0) return;
-      if (n < bytes.byteLength) {
-        queue[0] = bytes.subarray(n);
-        return;
-      }
-      queue.shift();
-    }
-  };
-  // The handlers use `framing`, created right after connect resolves and
-  // before anything is sent, so no callback can run before it exists.
-  const connected = await bun.connect({
-    hostname,
-    port,
-    socket: {
-      // Bun hands each callback a fresh buffer, so replies may be views.
-      data: (_s, data) => framing.feed(data),
-      drain,
-      close: () => framing.close(),
-      error: () => framing.close(),
-      connectError() {},
-    },
-  });
-  connected.setNoDelay?.(true);
-  const framing = new Framing((bytes) => {
-    if (queue.length > 0) {
-      queue.push(bytes);
-      return;
-    }
-    const n = connected.write(bytes);
-    if (n >= 0 && n < bytes.byteLength) queue.push(bytes.subarray(n));
-  });
-  await handshake(framing);
-  return {
-    runtime: "bun",
-    request: request(framing),
-    async close() {
-      framing.flush();
-      if (!framing.closed) {
-        connected.end();
-        await framing.whenClosed(CLOSE_TIMEOUT_MS);
-      }
-      framing.close();
-      connected.terminate();
-    },
-  };
-}
-
-// --- Node: node:net with Nagle off; 'data' delivers a fresh Buffer per read.
-// (`onread` with a reused buffer plus one copy per read measured within 1%
-// of this on Node 20, so the simpler form stays.)
-
-async function connectNode(hostname: string, port: number): Promise<RawClient> {
-  const net = await import("node:net");
-  const socket = net.connect({ host: hostname, port, noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    socket.once("connect", () => {
-      socket.off("error", reject);
-      resolve();
-    });
-    socket.once("error", reject);
-  });
-  socket.setNoDelay(true);
-  const framing = new Framing((bytes) => {
-    socket.write(bytes);
-  });
-  // A plain view per read: a Buffer's subarray() (one per reply) builds a
-  // Buffer through its species constructor, much slower than a view's.
-  socket.on(
-    "data",
-    (chunk: Uint8Array) =>
-      framing.feed(
-        new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
-      ),
-  );
-  socket.on("error", () => {});
-  socket.on("close", () => framing.close());
-  await handshake(framing);
-  return {
-    runtime: "node",
-    request: request(framing),
-    async close() {
-      framing.flush();
-      if (!framing.closed) {
-        socket.end();
-        await framing.whenClosed(CLOSE_TIMEOUT_MS);
-      }
-      framing.close();
-      socket.destroy();
-    },
-  };
-}
-
 /**
  * Connects to a node with the current runtime's native socket API and
  * completes the HELLO handshake.
  */
-export function connectRaw(hostname: string, port: number): Promise<RawClient> {
-  const g = globalThis as unknown as { Deno?: DenoNet; Bun?: BunNet };
-  if (g.Deno) return connectDeno(g.Deno, hostname, port);
-  if (g.Bun) return connectBun(g.Bun, hostname, port);
-  return connectNode(hostname, port);
+export async function connectRaw(
+  hostname: string,
+  port: number,
+): Promise<RawClient> {
+  const framing = new Framing();
+  // Replies are views into what was read, so the chunks must be kept.
+  const socket = await openRawSocket(hostname, port, framing, "kept");
+  framing.socket = socket;
+  await handshake(framing);
+  return {
+    runtime: socket.runtime,
+    request: request(framing),
+    async close() {
+      framing.flush();
+      if (!framing.closed) {
+        await socket.end();
+        await framing.whenClosed(CLOSE_TIMEOUT_MS);
+      }
+      framing.close();
+      socket.release();
+    },
+  };
 }
