@@ -6,57 +6,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import type { NodeMembershipEvent } from "../src/cluster/events.ts";
-import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { ClientClosedError, ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ConnectOptions, RuntimeAdapter } from "../src/runtime/types.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-
-interface Scene {
-  client: Client;
-  nodes: TestNode[];
-  clock: VirtualClock;
-  network: RuntimeAdapter;
-  /** Starts one more node on the scene's network (closed at the end). */
-  spare(nodeId: string, port?: number): Promise<TestNode>;
-}
-
-/** `n` nodes and a client of them on one virtual clock and memory network. */
-async function scene(
-  n: number,
-  config: Partial<ConnectionConfig>,
-  body: (s: Scene) => Promise<void>,
-): Promise<void> {
-  const network = createMemoryNetwork();
-  const clock = new VirtualClock();
-  const nodes = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) => startTestNode({ nodeId: `n${i}`, runtime: network, clock }),
-    ),
-  );
-  const extra: TestNode[] = [];
-  const spare = async (nodeId: string, port?: number) => {
-    const node = await startTestNode({ nodeId, runtime: network, clock, port });
-    extra.push(node);
-    return node;
-  };
-  const client = await Client.connect({
-    hosts: nodes.map((node) => node.address),
-    runtime: network,
-    clock,
-    healthConfig: { intervalMs: 0 },
-    ...config,
-  });
-  try {
-    await body({ client, nodes, clock, network, spare });
-  } finally {
-    await client.disconnect({ timeoutMs: 1 }).catch(() => {});
-    await Promise.all([...nodes, ...extra].map((node) => node.close()));
-  }
-}
+import { memoryScene as scene } from "./support/memory_scene.ts";
 
 /** Rejects with what `promise` rejects with, or fails when it resolves. */
 async function failure(promise: Promise<unknown>): Promise<unknown> {

@@ -28,18 +28,14 @@ import {
 } from "../src/errors.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode, type TestNode } from "../testing/node.ts";
+import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { CountingClock } from "./support/counting.ts";
+import { type MemoryScene, memoryScene } from "./support/memory_scene.ts";
 
 const OVERLOADED = ops.fail(RemoteErrorCode.Overloaded, false, "busy");
 
-interface Scene {
-  client: Client;
-  nodes: TestNode[];
-  clock: VirtualClock;
-  network: ReturnType<typeof createMemoryNetwork>;
+interface Scene extends MemoryScene {
   /** Every `nodeHealthChanged`, as `n1:false ejected for ...`. */
   changes: string[];
 }
@@ -55,36 +51,20 @@ async function scene(
   config: Partial<ConnectionConfig>,
   body: (s: Scene) => Promise<void>,
 ): Promise<void> {
-  const network = createMemoryNetwork();
-  const clock = new VirtualClock();
-  const nodes = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) => startTestNode({ nodeId: `n${i}`, runtime: network, clock }),
-    ),
-  );
-  const client = await Client.connect({
-    hosts: nodes.map((node) => node.address),
-    runtime: network,
-    clock,
+  await memoryScene(n, {
     loadBalancing: "round-robin",
     retryConfig: { maxRetries: 0 },
     poolConfig: { minConnections: 1 },
-    healthConfig: { intervalMs: 0 },
     ...config,
+  }, async (s) => {
+    const changes: string[] = [];
+    const idOf = new Map(s.nodes.map((node) => [node.address, node.nodeId]));
+    s.client.addEventListener("nodeHealthChanged", (e) => {
+      const d = e.detail;
+      changes.push(`${idOf.get(d.address)}:${d.healthy} ${d.reason}`);
+    });
+    await body({ ...s, changes });
   });
-  const changes: string[] = [];
-  const idOf = new Map(nodes.map((node) => [node.address, node.nodeId]));
-  client.addEventListener("nodeHealthChanged", (e) => {
-    const d = e.detail;
-    changes.push(`${idOf.get(d.address)}:${d.healthy} ${d.reason}`);
-  });
-  try {
-    await body({ client, nodes, clock, network, changes });
-  } finally {
-    await client.disconnect({ timeoutMs: 1 }).catch(() => {});
-    await Promise.all(nodes.map((node) => node.close()));
-  }
 }
 
 /** Sends `payload` once; the id of the node that answered, and how. */

@@ -14,48 +14,11 @@ import {
   RetriesExhaustedError,
 } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import type { RuntimeAdapter } from "../src/runtime/types.ts";
-import { startTestNode, type TestNode } from "../testing/node.ts";
+import { startTestNode } from "../testing/node.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-import type { ConnectionConfig } from "../src/config/shapes.ts";
-
-interface Scene {
-  client: Client;
-  nodes: TestNode[];
-  clock: VirtualClock;
-  network: RuntimeAdapter;
-}
-
-/** `n` nodes and a client of them on one virtual clock and memory network. */
-async function scene(
-  n: number,
-  config: Partial<ConnectionConfig>,
-  body: (s: Scene) => Promise<void>,
-): Promise<void> {
-  const network = createMemoryNetwork();
-  const clock = new VirtualClock();
-  const nodes = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) => startTestNode({ nodeId: `n${i}`, runtime: network, clock }),
-    ),
-  );
-  const client = await Client.connect({
-    hosts: nodes.map((node) => node.address),
-    runtime: network,
-    clock,
-    healthConfig: { intervalMs: 0 },
-    ...config,
-  });
-  try {
-    await body({ client, nodes, clock, network });
-  } finally {
-    await client.disconnect({ timeoutMs: 1 }).catch(() => {});
-    await Promise.all(nodes.map((node) => node.close()));
-  }
-}
+import { memoryScene as scene } from "./support/memory_scene.ts";
 
 /** A promise and its resolve (Node 20 has no Promise.withResolvers). */
 function gate(): { promise: Promise<void>; resolve: () => void } {

@@ -6,7 +6,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import { Client } from "../src/client/client.ts";
 import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
 import { MAX_BATCH_ITEMS } from "../src/client/arguments.ts";
 import {
@@ -19,53 +18,9 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode, type TestNode } from "../testing/node.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
-import type { ConnectionConfig } from "../src/config/shapes.ts";
-
-interface Scene {
-  client: Client;
-  nodes: TestNode[];
-  clock: VirtualClock;
-}
-
-/** `n` nodes and a client of them on one virtual clock and memory network. */
-async function scene(
-  n: number,
-  config: Partial<ConnectionConfig>,
-  body: (s: Scene) => Promise<void>,
-  options: { lazy?: boolean; maxFrameSize?: number } = {},
-): Promise<void> {
-  const network = createMemoryNetwork();
-  const clock = new VirtualClock();
-  const nodes = await Promise.all(
-    Array.from(
-      { length: n },
-      (_, i) =>
-        startTestNode({
-          nodeId: `n${i}`,
-          runtime: network,
-          clock,
-          maxFrameSize: options.maxFrameSize,
-        }),
-    ),
-  );
-  const client = await Client.connect({
-    hosts: nodes.map((node) => node.address),
-    runtime: network,
-    clock,
-    healthConfig: { intervalMs: 0 },
-    ...config,
-  }, { lazy: options.lazy });
-  try {
-    await body({ client, nodes, clock });
-  } finally {
-    await client.disconnect({ timeoutMs: 1 }).catch(() => {});
-    await Promise.all(nodes.map((node) => node.close()));
-  }
-}
+import type { VirtualClock } from "../testing/virtual_clock.ts";
+import { memoryScene as scene } from "./support/memory_scene.ts";
 
 /** Lets the memory network and every settled promise run. */
 async function settle(clock: VirtualClock): Promise<void> {
