@@ -9,10 +9,8 @@ import {
   RequestTimeoutError,
 } from "../src/errors.ts";
 import {
-  createHandshake,
   handshakeResult,
   negotiateProtocol,
-  type TransportUpgrade,
 } from "../src/handshake/handshake.ts";
 import {
   decodeDatagram,
@@ -22,44 +20,13 @@ import {
 } from "../src/protocol/datagram.ts";
 import { FrameFlags, MessageType } from "../src/protocol/frame.ts";
 import { decodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
-import type { DatagramChannel } from "../src/runtime/datagram.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { udpStats, udpTransport } from "../src/handshake/udp.ts";
 import { DatagramTooLargeError } from "../src/errors.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-
-/** Polls `check` until it holds, for at most `ms` of real time. */
-async function waitFor(check: () => boolean, what: string, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-/** One connection to `node` whose handshake may choose UDP. */
-async function connectUdp(
-  node: TestNode,
-  options: {
-    adapter?: RuntimeAdapter;
-    clock?: VirtualClock;
-    udp?: TransportUpgrade;
-  } = {},
-): Promise<Connection> {
-  const adapter = options.adapter ?? await getAdapter();
-  return await Connection.connect({
-    adapter,
-    hostname: "127.0.0.1",
-    port: node.port,
-    clock: options.clock,
-    handshake: createHandshake({
-      transports: { udp: options.udp ?? udpTransport({ adapter }) },
-    }),
-  });
-}
+import { connectUdp, rawSocket, waitFor } from "./support/udp_scene.ts";
 
 /** A UDP-only node on its own virtual clock: the test decides when sleeps end. */
 async function heldUdpNode(): Promise<
@@ -72,16 +39,6 @@ async function heldUdpNode(): Promise<
     clock: nodeClock,
   });
   return { node, nodeClock };
-}
-
-/** A raw datagram socket on loopback that collects what it receives. */
-async function rawSocket(hostname = "127.0.0.1") {
-  const socket: DatagramChannel = await (await getAdapter()).datagram!({
-    hostname,
-  });
-  const received: Uint8Array[] = [];
-  socket.onMessage((bytes) => received.push(bytes));
-  return { socket, received };
 }
 
 const quiet = {

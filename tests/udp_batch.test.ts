@@ -1,8 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection } from "../src/connection/connection.ts";
-import { createHandshake } from "../src/handshake/handshake.ts";
-import { udpStats, udpTransport } from "../src/handshake/udp.ts";
+import type { Connection } from "../src/connection/connection.ts";
+import { udpStats } from "../src/handshake/udp.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import {
   type DatagramFrame,
@@ -15,53 +14,14 @@ import {
 } from "../src/protocol/datagram.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { decodeJson, encodeJson } from "../src/protocol/messages.ts";
-import type { DatagramChannel } from "../src/runtime/datagram.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
+import { connectUdp, rawSocket, waitFor } from "./support/udp_scene.ts";
 
-/** Polls `check` until it holds, for at most `ms` of real time. */
-async function waitFor(check: () => boolean, what: string, ms = 5000) {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
-/** An SDK connection (which offers "udp-batch") negotiated to UDP. */
-async function connectUdp(
-  node: TestNode,
-  udpPort?: number,
-): Promise<Connection> {
-  const adapter = await getAdapter();
-  const udp = udpTransport({ adapter })!;
-  return await Connection.connect({
-    adapter,
-    hostname: "127.0.0.1",
-    port: node.port,
-    handshake: createHandshake({
-      protocols: ["udp"],
-      transports: {
-        udp: (c, negotiated, signal) =>
-          udp(
-            c,
-            { ...negotiated, udpPort: udpPort ?? negotiated.udpPort },
-            signal,
-          ),
-      },
-    }),
-  });
-}
-
-/** A raw datagram socket on loopback that collects what it receives. */
-async function rawSocket() {
-  const socket: DatagramChannel = await (await getAdapter()).datagram!({
-    hostname: "127.0.0.1",
-  });
-  const received: Uint8Array[] = [];
-  socket.onMessage((bytes) => received.push(bytes));
-  return { socket, received };
+/** An SDK connection (which offers "udp-batch") negotiated to UDP only. */
+function connectUdpOnly(node: TestNode, udpPort?: number) {
+  return connectUdp(node, { protocols: ["udp"], udpPort });
 }
 
 /**
@@ -140,7 +100,7 @@ const expected = (n: number) => Array.from({ length: n }, (_, i) => text(i));
 
 test("client and node with udp-batch: the requests of one tick share a datagram, and so do their replies", async () => {
   const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
-  const connection = await connectUdp(node);
+  const connection = await connectUdpOnly(node);
   try {
     assert.deepEqual(connection.hello?.features, ["udp-batch"]);
     const before = { ...node.udpStats! };
@@ -179,7 +139,7 @@ test("client with udp-batch, node without: HELLO_OK agrees nothing, and every fr
     udpPort: 0,
     udpBatch: false,
   });
-  const connection = await connectUdp(node);
+  const connection = await connectUdpOnly(node);
   try {
     assert.equal(connection.hello?.features, undefined);
     assert.deepEqual(await echoes(connection, 20), expected(20));
@@ -318,7 +278,7 @@ test("the client skips a frame a node may not send, and drops a reply datagram w
     const { token, messages } = decodeDatagramFrames(bytes);
     for (const message of messages) requests.push({ token, message, port });
   });
-  const connection = await connectUdp(node, fake.socket.port);
+  const connection = await connectUdpOnly(node, fake.socket.port);
   const answer = (frames: DatagramFrame[], cut = 0) => {
     const { token, port } = requests[0];
     const bytes = encodeDatagramFrames(token, frames);
