@@ -66,12 +66,15 @@ async function startCluster(
   assert.ok(!args.includes("--port"), "the README uses the default ports");
   for (let attempt = 0;; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 40_000);
+    // Bounds that add up to less than a test runner's 60 s, so a stall
+    // fails here, with the children's output, instead of as a hang.
     const cluster = startCli([...args, "--port", String(base)], {
       stdin: password,
       cwd,
+      timeoutMs: 50_000,
     });
     try {
-      await cluster.until(/^url: .*$/m);
+      await cluster.until(/^url: .*$/m, 15_000);
       return { cluster, ports: [base, base + 1, base + 2] };
     } catch (error) {
       if (attempt >= 4 || !/cannot listen/.test(cluster.stderr)) throw error;
@@ -106,8 +109,13 @@ test("the README's tour runs end to end against the cluster its CLI command star
       script,
       cwd: dir,
       env: { NODEWIRE_PASSWORD: password },
+      timeoutMs: 25_000,
     });
-    assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
+    assert.equal(
+      r.code,
+      0,
+      `${r.stdout}\n${r.stderr}\ncluster stderr: ${cluster.stderr}`,
+    );
     const lines = r.stdout.split("\n");
     assert.ok(lines.includes("hello"), r.stdout);
     assert.ok(lines.includes("hi"), r.stdout);

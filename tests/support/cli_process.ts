@@ -222,20 +222,34 @@ export class Child {
     return this.stdout.slice(0, this.stdout.indexOf("\n"));
   }
 
-  /** Waits until stdout matches `pattern` (throws if the child ends first). */
-  async until(pattern: RegExp): Promise<RegExpMatchArray> {
+  /**
+   * Waits until stdout matches `pattern`; throws, with what the child wrote,
+   * if it ends first or (with `withinMs`) takes longer.
+   */
+  async until(pattern: RegExp, withinMs?: number): Promise<RegExpMatchArray> {
     let ended = false;
+    let late = false;
     this.exited.then(() => (ended = true));
-    for (;;) {
-      const match = this.stdout.match(pattern);
-      if (match) return match;
-      if (ended) {
-        throw new Error(
-          `the CLI ended (${await this.exited}) before printing ${pattern}\n` +
-            `stdout: ${this.stdout}\nstderr: ${this.stderr}`,
-        );
+    const timer = withinMs === undefined ? undefined : setTimeout(() => {
+      late = true;
+      for (const w of this.#lineWaiters.splice(0)) w();
+    }, withinMs);
+    try {
+      for (;;) {
+        const match = this.stdout.match(pattern);
+        if (match) return match;
+        if (ended || late) {
+          const how = late
+            ? `did not print ${pattern} within ${withinMs} ms`
+            : `ended (${await this.exited}) before printing ${pattern}`;
+          throw new Error(
+            `the CLI ${how}\nstdout: ${this.stdout}\nstderr: ${this.stderr}`,
+          );
+        }
+        await new Promise<void>((r) => this.#lineWaiters.push(r));
       }
-      await new Promise<void>((r) => this.#lineWaiters.push(r));
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -283,7 +297,7 @@ export function startProcess(
 /** Runs the CLI (or `script`) to its end. */
 export async function runCli(
   args: string[],
-  options: Partial<SpawnOptions> & { script?: string } = {},
+  options: Partial<SpawnOptions> & { timeoutMs?: number; script?: string } = {},
 ): Promise<{ code: number | string; stdout: string; stderr: string }> {
   const child = startCli(args, options);
   const code = await child.exited;
