@@ -600,15 +600,30 @@ async function connectNode(
   });
   // A plain view per read: a Buffer's subarray() (one per reply) builds a
   // Buffer through its species constructor, much slower than a view's.
-  socket.on(
-    "data",
-    (chunk: Uint8Array) =>
-      framing.feed(
-        new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
-      ),
-  );
+  const view = (chunk: Uint8Array) =>
+    new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  // node:tls calls back once per record and runs the microtasks in
+  // between; handing the records of one read over together keeps one
+  // write per read (as the Node adapter does).
+  let gathered: Uint8Array[] | undefined;
+  const deliver = () => {
+    const chunks = gathered!;
+    gathered = undefined;
+    for (const chunk of chunks) framing.feed(chunk);
+  };
+  if (tls) {
+    socket.on("data", (chunk: Uint8Array) => {
+      if (gathered === undefined) {
+        gathered = [view(chunk)];
+        setImmediate(deliver);
+      } else gathered.push(view(chunk));
+    });
+  } else socket.on("data", (chunk: Uint8Array) => framing.feed(view(chunk)));
   socket.on("error", () => {});
-  socket.on("close", () => framing.close());
+  socket.on("close", () => {
+    if (gathered !== undefined) deliver();
+    framing.close();
+  });
   if (!tls) await handshake(framing);
   return {
     runtime: "node",
