@@ -28,7 +28,10 @@
  *   elsewhere), p50 latency for the contenders that await each request,
  *   and client/promise, batch/batching.
  * - `udp`: the client over UDP against the client over TCP, 64 in flight.
- * - `tls`: the client over TLS against the client over TCP, 64 in flight.
+ * - `tls`: the client over TLS against the client over TCP, 64 in flight,
+ *   beside `raw tcp` and `raw tls`: the raw promise client over TCP and
+ *   over the runtime's own TLS (Deno.startTls, Bun's upgradeTLS,
+ *   node:tls), whose ratio is the most TLS leaves on that runtime.
  * - `large`: 1 KiB, 64 KiB and 1 MiB ECHO, MB/s of payload each way,
  *   client against the raw promise client, 16 in flight
  *   (BENCH_LARGE_IN_FLIGHT).
@@ -74,7 +77,7 @@ import {
   startScriptNode,
   TEST_CERT,
 } from "./native/native_node.ts";
-import { connectRaw, type RawClient } from "./raw_client.ts";
+import { connectRaw, type RawClient, type RawTls } from "./raw_client.ts";
 
 const SECTIONS = envList("BENCH_SECTIONS", "tcp,udp,tls,large");
 const GRID_IN_FLIGHT = envList("BENCH_IN_FLIGHT", "1,64,256").map(Number);
@@ -318,10 +321,14 @@ function batchContender(requestMany: RequestMany): Contender {
   };
 }
 
-async function promiseContender(target: Target): Promise<Contender> {
-  const raw: RawClient = await connectRaw(target.host, target.port);
+async function promiseContender(
+  target: Target,
+  name = "promise",
+  tls?: RawTls,
+): Promise<Contender> {
+  const raw: RawClient = await connectRaw(target.host, target.port, tls);
   return {
-    name: "promise",
+    name,
     timed: true,
     round: (inFlight, payload, count, latencies, offset) =>
       awaitingRound(
@@ -353,6 +360,13 @@ async function batchingContender(target: Target): Promise<Contender> {
     close: () => raw.close(),
   };
 }
+
+/** What the `raw tls` contender runs on, by runtime. */
+const RAW_TLS_API = runtimeName() === "deno"
+  ? "Deno.startTls (rustls)"
+  : runtimeName() === "bun"
+  ? "Bun upgradeTLS"
+  : "node:tls";
 
 // --- measuring
 
@@ -591,10 +605,12 @@ try {
   const versusTcp = async (
     section: "udp" | "tls",
     extra: Partial<ConnectionConfig>,
+    baselines: Contender[] = [],
   ) => {
     const contenders = [
       await clientContender("client tcp", target),
       await clientContender(`client ${section}`, target, extra),
+      ...baselines,
     ];
     try {
       for (const c of contenders) await probe(c);
@@ -632,6 +648,17 @@ try {
         ]),
       );
       console.log(`${section}/tcp: ${pct(ratios[`${section}/tcp@64`])}`);
+      if (baselines.length === 2) {
+        // The raw promise client over the runtime's own TLS against itself
+        // over TCP: what the runtime's TLS stack leaves at best.
+        ratios[`raw ${section}/raw tcp@64`] = figures[3].reqPerSecond /
+          figures[2].reqPerSecond;
+        console.log(
+          `raw ${section}/raw tcp: ${
+            pct(ratios[`raw ${section}/raw tcp@64`])
+          } (the runtime's own TLS: ${RAW_TLS_API})`,
+        );
+      }
       results[section] = figures;
     } finally {
       for (const c of contenders) await c.close();
@@ -649,10 +676,14 @@ try {
 
   if (SECTIONS.includes("tls")) {
     if (target.tls) {
-      await versusTcp("tls", {
-        tlsPolicy: "require",
-        tls: { ca: readFileSync(TEST_CERT.ca, "utf8") },
-      });
+      const ca = readFileSync(TEST_CERT.ca, "utf8");
+      await versusTcp("tls", { tlsPolicy: "require", tls: { ca } }, [
+        await promiseContender(target, "raw tcp"),
+        await promiseContender(target, "raw tls", {
+          ca,
+          serverName: target.host,
+        }),
+      ]);
     } else skipped.tls = "the node serves no TLS (built without OpenSSL)";
   }
 

@@ -1,8 +1,8 @@
 /**
- * The native sockets under the raw baselines (`raw_client.ts`, one promise
- * per request, and `batching_client.ts`, none): opening, reading and
- * writing a TCP connection straight on each runtime's own API, written
- * once for both.
+ * The native sockets under the raw batching baseline (`batching_client.ts`:
+ * no promise per request): opening, reading and writing a TCP connection
+ * straight on each runtime's own API. (`raw_client.ts` keeps its own,
+ * since it also upgrades to each runtime's TLS for the TLS ceiling.)
  *
  * These three files are the one place outside `src/runtime/` allowed to
  * touch runtime sockets (`Deno.connect`, `Bun.connect`, `node:net`): a

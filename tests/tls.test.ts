@@ -425,3 +425,81 @@ test("a node that never completes the TLS handshake fails within handshakeTimeou
     await listener.close();
   }
 });
+
+test("the Node adapter hands over the TLS records of one read together, before their microtasks", async () => {
+  // Node's TLSSocket calls back once per record and runs the microtasks
+  // in between: the client then answered each record with a write of its
+  // own, and its batches only ever split (bench/limit.bench.ts, tls).
+  const [net, tls] = await Promise.all([
+    import("node:net"),
+    import("node:tls"),
+  ]);
+  const { nodeAdapter } = await import("../src/runtime/node/adapter.ts");
+  const { Duplex } = await import("node:stream");
+  const records = [
+    new TextEncoder().encode("first record"),
+    new TextEncoder().encode("second record"),
+  ];
+  const server = net.createServer((socket) => {
+    // Ciphertext passes through, except the two records, held back and
+    // written to the socket at once: they arrive in one read.
+    let held: Uint8Array[] | undefined;
+    const wire = new Duplex({
+      read() {},
+      write(chunk, _encoding, callback) {
+        if (held === undefined) socket.write(chunk);
+        else {
+          held.push(chunk);
+          if (held.length === records.length) socket.write(concatBytes(held));
+        }
+        callback();
+      },
+    });
+    socket.on("data", (chunk) => wire.push(chunk));
+    socket.on("error", () => {});
+    const secure = new tls.TLSSocket(wire, {
+      isServer: true,
+      cert: pem("server.pem"),
+      key: pem("server-key.pem"),
+    });
+    secure.on("error", () => {});
+    secure.once("secure", () => {
+      held = [];
+      for (const record of records) secure.write(record);
+    });
+    socket.on("close", () => secure.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  const channel = await nodeAdapter.connect({
+    hostname: "127.0.0.1",
+    port,
+    tls: { serverName: "localhost", ca: [CA] },
+  });
+  try {
+    const seen: string[] = [];
+    let text = "";
+    const expected = "first recordsecond record";
+    await new Promise<void>((resolve) => {
+      channel.onClose(() => resolve());
+      channel.onData((chunk) => {
+        seen.push("data");
+        queueMicrotask(() => seen.push("microtask"));
+        text += new TextDecoder().decode(chunk);
+        if (text.length >= expected.length) resolve();
+      });
+    });
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    assert.equal(text, expected);
+    // However the runtime cuts them (one callback per record, or both in
+    // one), no microtask runs before the last of them.
+    const firstMicrotask = seen.indexOf("microtask");
+    assert.ok(
+      firstMicrotask > 0 && seen.lastIndexOf("data") < firstMicrotask,
+      seen.join(", "),
+    );
+  } finally {
+    channel.destroy();
+    await new Promise((resolve) => server.close(resolve));
+  }
+});

@@ -56,11 +56,19 @@ export class NodeChannel extends ChannelBase {
   #error: Error | undefined;
   #drainWaiters: (() => void)[] = [];
   #onData: ((chunk: Uint8Array) => void) | undefined;
+  readonly #gatherRecords: boolean;
+  #gathered: Uint8Array[] | undefined;
 
-  /** Takes over `socket`, already connected (or being connected). */
-  constructor(socket: Net.Socket, endpoint: Endpoint) {
+  /**
+   * Takes over `socket`, already connected (or being connected).
+   * `gatherRecords`: `socket` is Node's own TLSSocket, which hands out
+   * each TLS record of a read as a callback of its own (see
+   * `#deliverGathered`).
+   */
+  constructor(socket: Net.Socket, endpoint: Endpoint, gatherRecords = false) {
     super(endpoint);
     this.#socket = socket;
+    this.#gatherRecords = gatherRecords;
     // A TLSSocket over a stream that is not a socket has nothing to set.
     socket.setNoDelay?.(true);
     // Registered before anything else can happen, so an error on an idle
@@ -76,6 +84,8 @@ export class NodeChannel extends ChannelBase {
   };
 
   #onSocketClose = (): void => {
+    // Chunks still gathered come before the close.
+    this.#deliverGathered();
     this.#wakeDrainWaiters();
     this.finish(this.#error);
   };
@@ -141,15 +151,46 @@ export class NodeChannel extends ChannelBase {
   }
 
   protected startReading(): void {
-    this.#onData = (chunk: Uint8Array) => {
-      // Node allocates a fresh Buffer per read. The plain view keeps
-      // Uint8Array semantics (Buffer's slice() is a view, not a copy).
-      this.emitData(
-        new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
-      );
-    };
+    this.#onData = this.#gatherRecords
+      ? (chunk: Uint8Array) => {
+        const view = new Uint8Array(
+          chunk.buffer,
+          chunk.byteOffset,
+          chunk.byteLength,
+        );
+        if (this.#gathered === undefined) {
+          this.#gathered = [view];
+          setImmediate(this.#deliverGathered);
+        } else this.#gathered.push(view);
+      }
+      : (chunk: Uint8Array) => {
+        // Node allocates a fresh Buffer per read. The plain view keeps
+        // Uint8Array semantics (Buffer's slice() is a view, not a copy).
+        this.emitData(
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+        );
+      };
     this.#socket.on("data", this.#onData);
   }
+
+  /**
+   * Node's TLSSocket calls back once per TLS record, and runs the
+   * microtasks after each: the replies of one record are answered in a
+   * write of their own before the next record of the same read is even
+   * decrypted. Once a node's replies came in two records, the client's
+   * next requests leave in two writes and the node answers in two
+   * records again: batches only ever split, and at 64 in flight settled
+   * near 22 requests a write instead of 62 (TCP's reads merge what the
+   * node wrote apart). Handing the records of one read over together,
+   * in one callback after the read, keeps one write per read. The cost
+   * is one `setImmediate` per read, no copy.
+   */
+  #deliverGathered = (): void => {
+    const gathered = this.#gathered;
+    if (gathered === undefined) return;
+    this.#gathered = undefined;
+    for (let i = 0; i < gathered.length; i++) this.emitData(gathered[i]);
+  };
 
   /** Stops `'data'` events until `resume()`. */
   pause(): void {
@@ -195,6 +236,8 @@ export class NodeChannel extends ChannelBase {
             this.endpoint,
             resolve,
             reject,
+            undefined,
+            true,
           );
         }),
     );
@@ -261,6 +304,7 @@ export function settleOnHandshake(
   resolve: (channel: ByteChannel) => void,
   reject: (error: unknown) => void,
   verify?: (secure: Tls.TLSSocket) => Error | undefined,
+  gatherRecords = false,
 ): void {
   const onClose = () =>
     reject(
@@ -277,7 +321,7 @@ export function settleOnHandshake(
     if (refused) return reject(refused);
     secure.off("error", reject);
     secure.off("close", onClose);
-    resolve(new NodeChannel(secure, endpoint));
+    resolve(new NodeChannel(secure, endpoint, gatherRecords));
   });
 }
 

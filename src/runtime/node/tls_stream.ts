@@ -11,10 +11,15 @@
  *   abandoned (closing its TlsConn before the handshake finished leaves
  *   the TCP socket open until the peer closes it, because Deno completes
  *   the handshake before it shuts down), so a handshake timeout against a
- *   stalled node would leak a socket per attempt. Here the socket stays
- *   the channel's, to close at any time. It also allows skipping
- *   verification, which Deno.startTls has no option for. Measured against
- *   an out-of-process node, it costs about 15% of Deno's TLS request rate.
+ *   stalled node would leak a socket per attempt, and keep the process
+ *   from exiting (checked again on deno 2.9.6: a `deno test` run whose
+ *   handshake was abandoned never exited). Here the socket stays the
+ *   channel's, to close at any time. It also allows skipping verification,
+ *   which Deno.startTls has no option for. The price, measured with
+ *   bench/limit.bench.ts (tls section, native node out of process, 64 in
+ *   flight, deno 2.9.6): the client's TLS/TCP is 61-71% through here and
+ *   was 71.5% with Deno.startTls; the raw promise client on Deno.startTls
+ *   reaches 72-76%: Deno's own TLS keeps it below 85% either way.
  *
  * `node:tls` and `node:stream` are loaded on first use only.
  *
