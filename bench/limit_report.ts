@@ -216,6 +216,16 @@ const TARGETS: Target[] = [
       return r === undefined ? undefined : [pct(r), r >= 0.85];
     },
   },
+  {
+    name: "(the ceiling: the runtime's own TLS, raw TLS/raw TCP)",
+    check(run) {
+      const r = ratio(
+        cell(run, "tls", "raw tls"),
+        cell(run, "tls", "raw tcp"),
+      );
+      return r === undefined ? undefined : [pct(r), r >= 0.85];
+    },
+  },
 ];
 
 function targetTable(): string {
@@ -296,6 +306,20 @@ function transportTable(run: LimitRun): string {
       dash(other.cpuUsPerRequest, 2),
       String(other.failed),
     ]);
+    const rawTcp = cell(run, section, "raw tcp");
+    const rawOther = cell(run, section, `raw ${section}`);
+    if (rawTcp && rawOther) {
+      rows.push([
+        `raw ${section.toUpperCase()}/raw TCP`,
+        pct(ratio(rawOther, rawTcp)),
+        int(rawTcp.reqPerSecond),
+        int(rawOther.reqPerSecond),
+        dash(rawTcp.p50Us, 1),
+        dash(rawOther.p50Us, 1),
+        dash(rawOther.cpuUsPerRequest, 2),
+        String(rawOther.failed),
+      ]);
+    }
   }
   return table(
     [
