@@ -274,17 +274,14 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   readonly nodes: HealthyNodeSet<N>;
   readonly #inFlight: (node: N) => number;
   readonly #loads: ArrayLike<number> | undefined;
-  readonly #random: () => number;
-  /** The rotation's next position; may exceed the size after removals. */
-  #next: number;
+  readonly #candidates: Candidates;
 
   /** Creates a balancer over `nodes`, which the caller keeps up to date. */
   constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
     this.nodes = nodes;
     this.#inFlight = options.inFlight;
     this.#loads = nodes.hasSlots ? options.loads : undefined;
-    this.#random = options.random ?? Math.random;
-    this.#next = this.#draw(Math.max(1, nodes.size));
+    this.#candidates = new Candidates(options.random, nodes.size);
   }
 
   /** The less loaded of two nodes, neither of them `exclude` when possible. */
@@ -292,22 +289,14 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     const nodes = this.nodes;
     const size = nodes.size;
     if (size === 0) return undefined;
-    const skip = exclude === undefined || size === 1
-      ? -1
-      : nodes.indexOf(exclude);
-    let first = this.#next < size ? this.#next : this.#next % size;
-    if (first === skip) first = first + 1 === size ? 0 : first + 1;
-    this.#next = first + 1 === size ? 0 : first + 1;
-    // The other candidate: uniform over the positions that are neither
-    // `first` nor `skip`, drawn from a range that short and stepped over
-    // the holes in increasing order, so nothing is filtered.
-    const others = skip < 0 ? size - 1 : size - 2;
-    if (others <= 0) return nodes.at(first);
-    let second = this.#draw(others);
-    const low = skip < 0 || first < skip ? first : skip;
-    const high = skip < 0 ? size : first < skip ? skip : first;
-    if (second >= low) second++;
-    if (second >= high) second++;
+    const c = this.#candidates;
+    c.draw(
+      size,
+      exclude === undefined || size === 1 ? -1 : nodes.indexOf(exclude),
+    );
+    const first = c.first;
+    const second = c.second;
+    if (second < 0) return nodes.at(first);
     const loads = this.#loads;
     if (loads !== undefined) {
       return nodes.at(
@@ -319,12 +308,6 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     const x = nodes.at(first)!;
     const y = nodes.at(second)!;
     return this.#inFlight(y) < this.#inFlight(x) ? y : x;
-  }
-
-  /** A uniform integer in `[0, n)`, safe against a generator returning 1. */
-  #draw(n: number): number {
-    const i = Math.floor(this.#random() * n);
-    return i < n ? (i >= 0 ? i : 0) : n - 1;
   }
 }
 
@@ -380,9 +363,7 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
   readonly #latency: PeakEwma;
   readonly #loads: ArrayLike<number>;
   readonly #clock: { now(): number };
-  readonly #random: () => number;
-  /** The rotation's next position; may exceed the size after removals. */
-  #next: number;
+  readonly #candidates: Candidates;
 
   /**
    * Creates a balancer over `nodes`, which the caller keeps up to date.
@@ -399,8 +380,7 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     this.#latency = options.latency;
     this.#loads = options.loads;
     this.#clock = options.clock;
-    this.#random = options.random ?? Math.random;
-    this.#next = this.#draw(Math.max(1, nodes.size));
+    this.#candidates = new Candidates(options.random, nodes.size);
   }
 
   /** The cheaper of two nodes, neither of them `exclude` when possible. */
@@ -408,19 +388,14 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     const nodes = this.nodes;
     const size = nodes.size;
     if (size === 0) return undefined;
-    const skip = exclude === undefined || size === 1
-      ? -1
-      : nodes.indexOf(exclude);
-    let first = this.#next < size ? this.#next : this.#next % size;
-    if (first === skip) first = first + 1 === size ? 0 : first + 1;
-    this.#next = first + 1 === size ? 0 : first + 1;
-    const others = skip < 0 ? size - 1 : size - 2;
-    if (others <= 0) return nodes.at(first);
-    let second = this.#draw(others);
-    const low = skip < 0 || first < skip ? first : skip;
-    const high = skip < 0 ? size : first < skip ? skip : first;
-    if (second >= low) second++;
-    if (second >= high) second++;
+    const c = this.#candidates;
+    c.draw(
+      size,
+      exclude === undefined || size === 1 ? -1 : nodes.indexOf(exclude),
+    );
+    const first = c.first;
+    const second = c.second;
+    if (second < 0) return nodes.at(first);
     const now = this.#clock.now();
     const loads = this.#loads;
     const latency = this.#latency;
@@ -432,9 +407,52 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
         : first,
     );
   }
+}
+
+/**
+ * The two candidates of a power-of-two-choices pick, shared by the
+ * balancers that weigh them: the next position in rotation (so equal nodes
+ * are visited strictly in turn) and one other drawn uniformly at random.
+ * The result is left in two fields, so a pick allocates nothing.
+ */
+class Candidates {
+  /** The rotation's candidate of the last draw. */
+  first = 0;
+  /** The random candidate of the last draw; -1 when there was none. */
+  second = -1;
+  readonly #random: () => number;
+  /** The rotation's next position; may exceed the size after removals. */
+  #next: number;
+
+  constructor(random: (() => number) | undefined, size: number) {
+    this.#random = random ?? Math.random;
+    this.#next = this.#uniform(Math.max(1, size));
+  }
+
+  /** Draws two positions below `size`, neither of them `skip` (-1: none). */
+  draw(size: number, skip: number): void {
+    let first = this.#next < size ? this.#next : this.#next % size;
+    if (first === skip) first = first + 1 === size ? 0 : first + 1;
+    this.#next = first + 1 === size ? 0 : first + 1;
+    this.first = first;
+    // The other candidate: uniform over the positions that are neither
+    // `first` nor `skip`, drawn from a range that short and stepped over
+    // the holes in increasing order, so nothing is filtered.
+    const others = skip < 0 ? size - 1 : size - 2;
+    if (others <= 0) {
+      this.second = -1;
+      return;
+    }
+    let second = this.#uniform(others);
+    const low = skip < 0 || first < skip ? first : skip;
+    const high = skip < 0 ? size : first < skip ? skip : first;
+    if (second >= low) second++;
+    if (second >= high) second++;
+    this.second = second;
+  }
 
   /** A uniform integer in `[0, n)`, safe against a generator returning 1. */
-  #draw(n: number): number {
+  #uniform(n: number): number {
     const i = Math.floor(this.#random() * n);
     return i < n ? (i >= 0 ? i : 0) : n - 1;
   }
