@@ -74,13 +74,7 @@ export class FrameWriter {
       return this.#pushDirect(type, flags, sequence, payload);
     }
     const need = HEADER_SIZE + payload.byteLength;
-    if (this.#end + need > this.#slab.byteLength) {
-      this.flush();
-      // The old slab now belongs to the channel; start a fresh one.
-      const grown = Math.min(MAX_SLAB, this.#slab.byteLength * 2);
-      this.#slab = new Uint8Array(Math.max(grown, need));
-      this.#start = this.#end = 0;
-    }
+    if (this.#end + need > this.#slab.byteLength) this.#renew(need);
     writeHeaderUnchecked(
       this.#slab,
       this.#end,
@@ -119,9 +113,7 @@ export class FrameWriter {
     payload: Uint8Array,
   ): void {
     if (this.#end + HEADER_SIZE > this.#slab.byteLength) {
-      this.flush();
-      this.#slab = new Uint8Array(this.#slab.byteLength);
-      this.#start = this.#end = 0;
+      this.#renew(HEADER_SIZE);
     }
     writeHeaderUnchecked(
       this.#slab,
@@ -134,6 +126,18 @@ export class FrameWriter {
     this.#end += HEADER_SIZE;
     this.flush();
     this.#write(payload);
+  }
+
+  /**
+   * The slab has no room for `need` more bytes: what it holds goes to the
+   * channel, which now owns it, and a fresh one (grown, up to the largest
+   * size) takes its place.
+   */
+  #renew(need: number): void {
+    this.flush();
+    const grown = Math.min(MAX_SLAB, this.#slab.byteLength * 2);
+    this.#slab = new Uint8Array(Math.max(grown, need));
+    this.#start = this.#end = 0;
   }
 
   #write(bytes: Uint8Array): void {
