@@ -5,63 +5,11 @@
 // sits behind a fault proxy that delays its replies.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
-import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode, type TestNode } from "../testing/node.ts";
-import { type FaultProxy, startFaultProxy } from "../testing/proxy.ts";
 import { ops, replyText } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
-
-interface Scene {
-  client: Client;
-  clock: VirtualClock;
-  slow: FaultProxy;
-  nodes: TestNode[];
-}
-
-/**
- * Two nodes; the first one in host order answers 200 ms late (100 ms
- * each way). Round-robin,
- * so the first request's main attempt goes to the slow node.
- */
-async function scene(
-  config: Partial<ConnectionConfig>,
-  body: (s: Scene) => Promise<void>,
-): Promise<void> {
-  const network = createMemoryNetwork();
-  const clock = new VirtualClock();
-  const nodes = await Promise.all(
-    [0, 1].map((i) =>
-      startTestNode({ nodeId: `n${i}`, runtime: network, clock })
-    ),
-  );
-  const slow = await startFaultProxy({
-    target: nodes[0],
-    runtime: network,
-    clock,
-  });
-  const client = await Client.connect({
-    hosts: [slow.address, nodes[1].address],
-    runtime: network,
-    clock,
-    loadBalancing: "round-robin",
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1, maxConnections: 1 },
-    ...config,
-  });
-  // Only now: the handshake went through at full speed.
-  await slow.setFaults({ latencyMs: 100 });
-  try {
-    await body({ client, clock, slow, nodes });
-  } finally {
-    await client.disconnect({ timeoutMs: 1 });
-    await slow.close();
-    await Promise.all(nodes.map((n) => n.close()));
-  }
-}
+import type { VirtualClock } from "../testing/virtual_clock.ts";
+import { twoNodeScene } from "./support/hedge_scene.ts";
 
 /** Settles `promise` and reports when, on the virtual clock. */
 function timed<T>(
@@ -72,80 +20,92 @@ function timed<T>(
 }
 
 test("a hedge goes to another node after the delay and the first reply wins", async () => {
-  await scene({ hedging: { delayMs: 10 } }, async ({ client, clock }) => {
-    const start = clock.now();
-    const reply = timed(
-      clock,
-      client.request(ops.echo("fast"), { idempotent: true }),
-    );
-    await clock.advance(10);
-    const { value, at } = await reply;
-    assert.equal(replyText(value), "fast");
-    assert.ok(at - start < 100, `answered after ${at - start} ms`);
-    const stats = client.stats();
-    assert.equal(stats.hedges, 1);
-    assert.equal(stats.succeeded, 1);
-    assert.equal(stats.inFlight, 0);
-    // The losing attempt is left to finish: the slow node still carries it,
-    // and the balancer sees that load.
-    assert.deepEqual(stats.nodes.map((n) => n.inFlight), [1, 0]);
-    await clock.advance(250); // the slow node's late reply is dropped
-    assert.equal(client.stats().succeeded, 1);
-    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
-  });
+  await twoNodeScene(
+    { hedging: { delayMs: 10 } },
+    async ({ client, clock }) => {
+      const start = clock.now();
+      const reply = timed(
+        clock,
+        client.request(ops.echo("fast"), { idempotent: true }),
+      );
+      await clock.advance(10);
+      const { value, at } = await reply;
+      assert.equal(replyText(value), "fast");
+      assert.ok(at - start < 100, `answered after ${at - start} ms`);
+      const stats = client.stats();
+      assert.equal(stats.hedges, 1);
+      assert.equal(stats.succeeded, 1);
+      assert.equal(stats.inFlight, 0);
+      // The losing attempt is left to finish: the slow node still carries it,
+      // and the balancer sees that load.
+      assert.deepEqual(stats.nodes.map((n) => n.inFlight), [1, 0]);
+      await clock.advance(250); // the slow node's late reply is dropped
+      assert.equal(client.stats().succeeded, 1);
+      assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
+    },
+  );
 });
 
 test("one timer serves every request that may be hedged, not one each", async () => {
-  await scene({ hedging: { delayMs: 10 } }, async ({ client, clock }) => {
-    const before = clock.pendingTimers;
-    const calls = Array.from(
-      { length: 100 },
-      (_, i) => client.request(ops.echo(`r${i}`), { idempotent: true }),
-    );
-    await clock.advance(0);
-    // The hedging timer, plus at most the connections' own deadline timers
-    // and the proxy's delay timers.
-    assert.ok(
-      clock.pendingTimers - before <= 4,
-      `${clock.pendingTimers - before} timers for 100 requests`,
-    );
-    await clock.advance(250);
-    await Promise.all(calls);
-    assert.ok(client.stats().hedges > 0);
-  });
+  await twoNodeScene(
+    { hedging: { delayMs: 10 } },
+    async ({ client, clock }) => {
+      const before = clock.pendingTimers;
+      const calls = Array.from(
+        { length: 100 },
+        (_, i) => client.request(ops.echo(`r${i}`), { idempotent: true }),
+      );
+      await clock.advance(0);
+      // The hedging timer, plus at most the connections' own deadline timers
+      // and the proxy's delay timers.
+      assert.ok(
+        clock.pendingTimers - before <= 4,
+        `${clock.pendingTimers - before} timers for 100 requests`,
+      );
+      await clock.advance(250);
+      await Promise.all(calls);
+      assert.ok(client.stats().hedges > 0);
+    },
+  );
 });
 
 test("a request that is not idempotent is never hedged", async () => {
-  await scene({ hedging: { delayMs: 10 } }, async ({ client, clock }) => {
-    const start = clock.now();
-    const reply = timed(clock, client.request(ops.echo("slow")));
-    await clock.advance(250);
-    const { at } = await reply;
-    assert.ok(at - start >= 100);
-    assert.equal(client.stats().hedges, 0);
-    // Not even when asked for.
-    const asked = timed(
-      clock,
-      client.request(ops.echo("x"), { hedge: true }),
-    );
-    await clock.advance(0);
-    await clock.advance(250);
-    await asked;
-    assert.equal(client.stats().hedges, 0);
-  });
+  await twoNodeScene(
+    { hedging: { delayMs: 10 } },
+    async ({ client, clock }) => {
+      const start = clock.now();
+      const reply = timed(clock, client.request(ops.echo("slow")));
+      await clock.advance(250);
+      const { at } = await reply;
+      assert.ok(at - start >= 100);
+      assert.equal(client.stats().hedges, 0);
+      // Not even when asked for.
+      const asked = timed(
+        clock,
+        client.request(ops.echo("x"), { hedge: true }),
+      );
+      await clock.advance(0);
+      await clock.advance(250);
+      await asked;
+      assert.equal(client.stats().hedges, 0);
+    },
+  );
 });
 
 test("hedge: false opts a request out; without client hedging, hedge: true opts in", async () => {
-  await scene({ hedging: { delayMs: 10 } }, async ({ client, clock }) => {
-    const reply = client.request(ops.echo(), {
-      idempotent: true,
-      hedge: false,
-    });
-    await clock.advance(250);
-    await reply;
-    assert.equal(client.stats().hedges, 0);
-  });
-  await scene({}, async ({ client, clock }) => {
+  await twoNodeScene(
+    { hedging: { delayMs: 10 } },
+    async ({ client, clock }) => {
+      const reply = client.request(ops.echo(), {
+        idempotent: true,
+        hedge: false,
+      });
+      await clock.advance(250);
+      await reply;
+      assert.equal(client.stats().hedges, 0);
+    },
+  );
+  await twoNodeScene({}, async ({ client, clock }) => {
     // Off by default.
     const plain = client.request(ops.echo(), { idempotent: true });
     await clock.advance(250);
@@ -163,7 +123,7 @@ test("hedge: false opts a request out; without client hedging, hedge: true opts 
 });
 
 test("the hedge delay follows the slow node's own percentile", async () => {
-  await scene(
+  await twoNodeScene(
     { hedging: { percentile: 50 } },
     async ({ client, clock, slow }) => {
       // Teach both nodes: 16+ replies each (round-robin alternates). The slow
@@ -194,7 +154,7 @@ test("the hedge delay follows the slow node's own percentile", async () => {
 });
 
 test("hedges draw on the retry budget: none when it is empty", async () => {
-  await scene({
+  await twoNodeScene({
     hedging: { delayMs: 10 },
     retryBudget: { ratio: 0, minPerSecond: 0 },
   }, async ({ client, clock }) => {
@@ -210,23 +170,26 @@ test("hedges draw on the retry budget: none when it is empty", async () => {
 });
 
 test("aborting a hedged request cancels every attempt with the caller's reason", async () => {
-  await scene({ hedging: { delayMs: 10 } }, async ({ client, clock, slow }) => {
-    await slow.setFaults({ latencyMs: 100 });
-    const controller = new AbortController();
-    // Both nodes slow now: the second sleeps in the op itself.
-    const reply = client.request(ops.sleep(100), {
-      idempotent: true,
-      signal: controller.signal,
-    }).catch((e) => e);
-    await clock.advance(10);
-    assert.equal(client.stats().hedges, 1);
-    controller.abort("enough");
-    const error = await reply;
-    assert.equal(error.code, "ABORTED");
-    assert.equal(error.cause, "enough");
-    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
-    await clock.advance(200);
-  });
+  await twoNodeScene(
+    { hedging: { delayMs: 10 } },
+    async ({ client, clock, slow }) => {
+      await slow.setFaults({ latencyMs: 100 });
+      const controller = new AbortController();
+      // Both nodes slow now: the second sleeps in the op itself.
+      const reply = client.request(ops.sleep(100), {
+        idempotent: true,
+        signal: controller.signal,
+      }).catch((e) => e);
+      await clock.advance(10);
+      assert.equal(client.stats().hedges, 1);
+      controller.abort("enough");
+      const error = await reply;
+      assert.equal(error.code, "ABORTED");
+      assert.equal(error.cause, "enough");
+      assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
+      await clock.advance(200);
+    },
+  );
 });
 
 test("hedging settings are validated", () => {

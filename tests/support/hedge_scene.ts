@@ -1,7 +1,7 @@
 // Two nodes on the in-memory network and a virtual clock, the first behind
 // a fault proxy that answers 200 ms late (100 ms each way), and a
-// round-robin client that hedges after 10 ms: a request's main attempt goes
-// to the slow node and its hedge to the other, which wins.
+// round-robin client (hedging after 10 ms in `hedgeScene`): a request's main
+// attempt goes to the slow node and its hedge to the other, which wins.
 import { Client } from "../../src/client/client.ts";
 import type { ConnectionConfig } from "../../src/config/shapes.ts";
 import { createMemoryNetwork } from "../../src/runtime/memory.ts";
@@ -16,7 +16,16 @@ export interface HedgeScene {
   fast: TestNode;
 }
 
-export async function hedgeScene(
+/** The scene with a client that hedges after 10 ms unless `config` says otherwise. */
+export function hedgeScene(
+  config: Partial<ConnectionConfig>,
+  body: (s: HedgeScene) => Promise<void>,
+): Promise<void> {
+  return twoNodeScene({ hedging: { delayMs: 10 }, ...config }, body);
+}
+
+/** The two nodes, the slow proxy and a client configured by `config` alone. */
+export async function twoNodeScene(
   config: Partial<ConnectionConfig>,
   body: (s: HedgeScene) => Promise<void>,
 ): Promise<void> {
@@ -39,7 +48,6 @@ export async function hedgeScene(
     loadBalancing: "round-robin",
     healthConfig: { intervalMs: 0 },
     poolConfig: { minConnections: 1, maxConnections: 1 },
-    hedging: { delayMs: 10 },
     ...config,
   });
   // Only now: the handshake went through at full speed.
