@@ -39,14 +39,12 @@
  * @module
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import process from "node:process";
 import { fileURLToPath } from "node:url";
 import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { ops } from "../testing/ops.ts";
-import type { SlowNodeCluster } from "./slow_node_cluster.ts";
+import { startChild, stopChild } from "./slow_node_launch.ts";
 import {
   env,
   fixed,
@@ -108,53 +106,6 @@ const POLICIES: {
 ];
 
 // --- the cluster, in two child processes (as bench/slow_node.ts)
-
-const CLUSTER = fileURLToPath(
-  new URL("./slow_node_cluster.ts", import.meta.url),
-);
-
-function startChild(
-  role: "pair" | "third",
-): Promise<{ child: ChildProcess; cluster: SlowNodeCluster }> {
-  const args = runtimeName() === "deno"
-    ? ["run", "-A", CLUSTER, role]
-    : runtimeName() === "bun"
-    ? [CLUSTER, role]
-    : ["--import", "tsx", CLUSTER, role];
-  const child = spawn(process.execPath, args, {
-    stdio: ["pipe", "pipe", "inherit"],
-  });
-  return new Promise((resolve, reject) => {
-    let output = "";
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL");
-      reject(new Error(`${role} did not start in 60 s: ${output}`));
-    }, 60_000);
-    child.stdout!.on("data", (chunk) => {
-      output += chunk;
-      const line = output.split("\n").find((l) => l.startsWith("{"));
-      if (line === undefined || !output.includes("\n")) return;
-      clearTimeout(timer);
-      resolve({ child, cluster: JSON.parse(line) });
-    });
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${role} exited with ${code}: ${output}`));
-    });
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) return resolve();
-    const kill = setTimeout(() => child.kill("SIGKILL"), 5_000);
-    child.once("exit", () => {
-      clearTimeout(kill);
-      resolve();
-    });
-    child.stdin!.end();
-  });
-}
 
 const [pair, third] = await Promise.all([
   startChild("pair"),
