@@ -377,7 +377,8 @@ interface Cell extends Series {
   failed: number;
 }
 
-interface CellFigures {
+/** One cell of the output, as written to the JSON (read by limit_report.ts). */
+export interface CellFigures {
   contender: string;
   inFlight: number;
   payloadBytes: number;

@@ -19,23 +19,12 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { env, fixed, int, QUICK } from "./harness.ts";
+import type { CellFigures } from "./limit.bench.ts";
 import { type Runtime, RUNTIMES } from "./scale/results.ts";
 import { type Chart, type Series, svgDocument } from "./scale/svg.ts";
 
-/** One cell of bench/limit.bench.ts's output (the fields read here). */
-interface Cell {
-  contender: string;
-  inFlight: number;
-  payloadBytes: number;
-  failed: number;
-  reqPerSecond: number;
-  minReqPerSecond: number;
-  maxReqPerSecond: number;
-  mbPerSecond: number;
-  cpuUsPerRequest: number;
-  p50Us: number | null;
-  p99Us: number | null;
-}
+/** One cell of bench/limit.bench.ts's output. */
+type Cell = CellFigures;
 
 interface LimitRun {
   runtime: Runtime;
