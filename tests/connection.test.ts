@@ -7,6 +7,7 @@ import {
   ConnectionLostError,
   ConnectionRefusedError,
   ConnectTimeoutError,
+  InvalidArgumentError,
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
@@ -559,4 +560,51 @@ test("frames held back by congestion keep their order and flags, and count as ne
     [true, true, true, false],
     "only the frame still held back is known never to have left",
   );
+});
+
+test("submitBatch refuses a range outside the payloads or a bad timeout, and fails a payload that is no Uint8Array alone", async () => {
+  await withNode(async (node, adapter) => {
+    const conn = await connect(node, adapter);
+    try {
+      const outcomes: (string | Error)[] = [];
+      let settled = 0;
+      let done: () => void = () => {};
+      const all = new Promise<void>((resolve) => (done = resolve));
+      const sink = {
+        first: 0,
+        onReply(payload: Uint8Array, sequence?: number) {
+          outcomes[sequence! - sink.first] = replyText(payload);
+          if (++settled === 3) done();
+        },
+        onError(error: Error, sequence?: number) {
+          outcomes[sequence! - sink.first] = error;
+          if (++settled === 3) done();
+        },
+      };
+      const payloads = [ops.echo("a"), ops.echo("b"), ops.echo("c")];
+      for (
+        const [from, to] of [[-1, 2], [2, 1], [0, 4], [0.5, 2], [NaN, 1]]
+      ) {
+        const refused = conn.submitBatch(payloads, from, to, {}, sink);
+        assert.ok(refused instanceof InvalidArgumentError, `${from}, ${to}`);
+      }
+      for (const timeoutMs of [0, -1, NaN, 3e9]) {
+        const refused = conn.submitBatch(payloads, 0, 3, { timeoutMs }, sink);
+        assert.ok(refused instanceof InvalidArgumentError, String(timeoutMs));
+      }
+      assert.equal(settled, 0, "a refused run reports nothing to the sink");
+      const mixed = [
+        ops.echo("a"),
+        "b" as unknown as Uint8Array,
+        ops.echo("c"),
+      ];
+      assert.equal(conn.submitBatch(mixed, 0, 3, {}, sink), undefined);
+      await all;
+      assert.equal(outcomes[0], "a");
+      assert.ok(outcomes[1] instanceof InvalidArgumentError);
+      assert.equal(outcomes[2], "c");
+    } finally {
+      await conn.close();
+    }
+  });
 });

@@ -8,7 +8,9 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
+import { durationProblem, isDuration } from "../config/validate.ts";
+import { invalidPayload, isPayload } from "./payload.ts";
 import { FrameFlags, MessageType } from "../protocol/frame.ts";
 import type { ConnectionCore } from "./core.ts";
 import { type Pending, SAFE_TO_REPEAT } from "./in_flight.ts";
@@ -22,6 +24,40 @@ export interface RunTarget {
   readonly route: RequestRoute | undefined;
   /** The largest payload the node takes. */
   readonly sendLimit: number;
+}
+
+/**
+ * Why a run given straight to `Connection.submitBatch` cannot be sent: a
+ * range outside `payloads` or a bad timeout (the Client checked its own at
+ * the door); undefined when it can.
+ */
+export function runProblem(
+  payloads: readonly Uint8Array[],
+  from: number,
+  to: number,
+  timeoutMs: number | undefined,
+): InvalidArgumentError | undefined {
+  if (!Array.isArray(payloads)) {
+    return new InvalidArgumentError("payloads", payloads, "expected an array");
+  }
+  if (
+    !Number.isInteger(from) || !Number.isInteger(to) || from < 0 ||
+    to < from || to > payloads.length
+  ) {
+    return new InvalidArgumentError(
+      "from, to",
+      `${from}, ${to}`,
+      `expected 0 <= from <= to <= ${payloads.length}`,
+    );
+  }
+  if (timeoutMs !== undefined && !isDuration(timeoutMs)) {
+    return new InvalidArgumentError(
+      "options.timeoutMs",
+      timeoutMs,
+      durationProblem(timeoutMs) ?? "expected a duration in ms",
+    );
+  }
+  return undefined;
 }
 
 /**
@@ -50,6 +86,10 @@ export function submitRun(
   let sent = 0;
   for (let i = from, sequence = first; i < to; i++, sequence++) {
     const payload = payloads[i];
+    if (!isPayload(payload)) {
+      sink.onError(invalidPayload(payload), sequence);
+      continue;
+    }
     const length = payload.byteLength;
     if (length > sendLimit) {
       sink.onError(

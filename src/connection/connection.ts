@@ -47,7 +47,7 @@ import {
 } from "./open.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
-import { cancelRun, submitRun } from "./batch.ts";
+import { cancelRun, runProblem, submitRun } from "./batch.ts";
 import type {
   BatchReplySink,
   ConnectionStats,
@@ -370,7 +370,7 @@ export class Connection {
   ): Promise<Message> {
     return this.#core.receive(
       options,
-      options.timeoutMs ?? this.#requestTimeoutMs,
+      options?.timeoutMs ?? this.#requestTimeoutMs,
       this.#clock,
       this.#state === "closed" ? () => this.#lostError(false) : undefined,
     );
@@ -426,7 +426,11 @@ export class Connection {
    * sequence number, the first being `sink.first`. No signal: see
    * {@linkcode Connection.cancelBatch}.
    *
-   * @returns the error that refused the whole run, when nothing was sent.
+   * A payload that is not a `Uint8Array` fails alone, through `sink`.
+   *
+   * @returns the error that refused the whole run, when nothing was sent:
+   * an `InvalidArgumentError` for a range outside `payloads` or a bad
+   * `timeoutMs`, or the closed connection's error.
    */
   submitBatch(
     payloads: readonly Uint8Array[],
@@ -435,6 +439,8 @@ export class Connection {
     options: { timeoutMs?: number; idempotent?: boolean },
     sink: BatchReplySink,
   ): Error | undefined {
+    const problem = runProblem(payloads, from, to, options?.timeoutMs);
+    if (problem !== undefined) return problem;
     if (this.#state !== "open") {
       return this.#state === "closed"
         ? this.#lostError(false)
@@ -448,8 +454,8 @@ export class Connection {
       payloads,
       from,
       to,
-      options.timeoutMs ?? this.#requestTimeoutMs,
-      options.idempotent === true,
+      options?.timeoutMs ?? this.#requestTimeoutMs,
+      options?.idempotent === true,
       sink,
     );
     return undefined;
