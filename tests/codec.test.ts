@@ -52,8 +52,10 @@ test("messages round-trip through encode and decode under any chunking", () => {
     fc.property(
       fc.array(messageArb, { minLength: 1, maxLength: 20 }),
       fc.array(fc.nat(), { maxLength: 40 }),
-      (messages: Message[], cuts: number[]) => {
+      fc.integer({ min: 0, max: 400 }),
+      (messages: Message[], cuts: number[], copyBelow: number) => {
         const codec = new MessageCodec(1024);
+        codec.copyBelow = copyBelow;
         const stream = concatBytes(messages.map((m) => codec.encode(m)));
         const decoded: Message[] = [];
         for (const part of chunk(stream, cuts)) {
@@ -135,6 +137,28 @@ test("payloads of whole frames are views into the chunk, not copies", () => {
   codec.decode(bytes, (m) => (payload = m.payload));
   assert.equal(payload!.buffer, bytes.buffer);
   assert.equal(payload!.byteOffset, HEADER_SIZE);
+});
+
+test("payloads shorter than copyBelow are copies, the rest views", () => {
+  const codec = new MessageCodec();
+  codec.copyBelow = 4;
+  const frame = (sequence: number, length: number) =>
+    codec.encode({
+      type: MessageType.Response,
+      flags: 0,
+      sequence,
+      payload: new Uint8Array(length).fill(sequence),
+    });
+  const bytes = concatBytes([frame(1, 3), frame(2, 4), frame(3, 0)]);
+  const payloads: Uint8Array[] = [];
+  codec.decodeFrames(bytes, (_type, _flags, _sequence, p) => payloads.push(p));
+  assert.notEqual(payloads[0].buffer, bytes.buffer);
+  assert.equal(payloads[1].buffer, bytes.buffer);
+  assert.equal(payloads[2].byteLength, 0);
+  // A copy keeps its bytes when the chunk is reused.
+  bytes.fill(0);
+  assert.deepEqual([...payloads[0]], [1, 1, 1]);
+  assert.deepEqual([...payloads[1]], [0, 0, 0, 0]);
 });
 
 test("an oversized length is rejected from the header alone", () => {

@@ -436,6 +436,41 @@ test("a payload over the frame limit fails locally without being sent", async ()
   });
 });
 
+/** Whether `bytes` owns its buffer (a copy) rather than viewing a chunk. */
+const ownsBuffer = (bytes: Uint8Array) =>
+  bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength;
+
+test("replies are views, except small ones where the channel asks for copies (Bun)", async () => {
+  await withNode(async (node, adapter) => {
+    const c = await connect(node, adapter);
+    const copyBelow = adapter.name === "bun" ? 48 : 0;
+    const small = await c.sendRequest(ops.echo("x"));
+    const large = await c.sendRequest(ops.echo("x".repeat(200)));
+    assert.ok(small.byteLength < 48 && large.byteLength >= 48);
+    assert.equal(ownsBuffer(small), small.byteLength < copyBelow);
+    assert.equal(ownsBuffer(large), false);
+    assert.equal(replyText(small), "x");
+    await c.close();
+  });
+});
+
+test("a channel's copyBelow reaches the decoder: shorter replies are copies", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, memory) => {
+    const adapter: RuntimeAdapter = {
+      ...memory,
+      name: memory.name,
+      connect: async (options) =>
+        Object.assign(await memory.connect(options), { copyBelow: 1000 }),
+    };
+    const c = await connect(node, adapter, { clock });
+    const reply = await c.sendRequest(ops.echo("x".repeat(100)));
+    assert.equal(ownsBuffer(reply), true);
+    assert.equal(replyText(reply), "x".repeat(100));
+    await c.close();
+  }, { clock });
+});
+
 test("a large payload crosses intact in both directions", async () => {
   await withNode(async (node, adapter) => {
     const c = await connect(node, adapter);

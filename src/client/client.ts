@@ -258,7 +258,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * `idempotent`; a retry prefers another node. The payload is not copied
    * (a large one is written as it is, and a retry sends it again): do not
    * change it until the promise settles. The reply is a view into the
-   * bytes received, never into `payload`.
+   * bytes received (a small one may be a copy), never into `payload`.
    *
    * @throws {ClientClosedError} after `disconnect()`.
    * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).

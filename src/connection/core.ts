@@ -111,6 +111,7 @@ export class ConnectionCore {
    */
   attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
     this.channel = channel;
+    this.codec.copyBelow = channel.copyBelow ?? 0;
     this.writer = new FrameWriter(channel, this.#onDrained);
     channel.onData(this.#onData);
     channel.onClose(onClose);

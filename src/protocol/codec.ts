@@ -98,7 +98,8 @@ export type FrameHandler = (
  * across chunks in any way.
  *
  * Frames that arrive whole inside one chunk are handed out as views into
- * that chunk; only a frame split across chunks is copied, once.
+ * that chunk (a payload shorter than {@linkcode MessageCodec.copyBelow} as
+ * a copy); only a frame split across chunks is copied, once.
  *
  * @example Round trip
  * ```ts
@@ -116,6 +117,14 @@ export type FrameHandler = (
 export class MessageCodec {
   /** Largest payload accepted or produced, in bytes. */
   readonly maxFrameSize: number;
+  /**
+   * Payloads shorter than this many bytes are copied out of their chunk
+   * instead of handed out as views into it. 0 (the default) never copies.
+   * A connection sets it from its channel: on Bun a small fresh array
+   * costs less than a view, and a copy does not keep the whole chunk
+   * alive for as long as the caller keeps the payload.
+   */
+  copyBelow = 0;
 
   #failure: ProtocolError | undefined;
   // Partial frame state, used only while a frame spans chunks.
@@ -219,6 +228,7 @@ export class MessageCodec {
     // species constructor first: 30-50 ns a reply on V8.
     const buffer = chunk.buffer;
     const base = chunk.byteOffset;
+    const copyBelow = this.copyBelow;
     while (end - offset >= HEADER_SIZE) {
       const type = chunk[offset + 1];
       const flags = (chunk[offset + 2] << 8) | chunk[offset + 3];
@@ -241,12 +251,18 @@ export class MessageCodec {
         return;
       }
       offset = start + length;
-      onFrame(
-        type,
-        flags,
-        sequence,
-        new Uint8Array(buffer, base + start, length),
-      );
+      if (length < copyBelow) {
+        const copy = new Uint8Array(length);
+        for (let i = 0; i < length; i++) copy[i] = chunk[start + i];
+        onFrame(type, flags, sequence, copy);
+      } else {
+        onFrame(
+          type,
+          flags,
+          sequence,
+          new Uint8Array(buffer, base + start, length),
+        );
+      }
     }
     if (offset < end) {
       this.#header.set(chunk.subarray(offset, end), 0);

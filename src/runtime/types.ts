@@ -78,6 +78,13 @@ export interface ByteChannel {
   /** The peer's address, when the runtime reports it. */
   readonly remoteAddress: { hostname: string; port: number } | undefined;
   /**
+   * Payloads shorter than this many bytes are copied out of a chunk
+   * rather than handed out as views into it, on a runtime where a small
+   * fresh array costs less than a view (see `MessageCodec.copyBelow`).
+   * Unset: always views.
+   */
+  readonly copyBelow?: number;
+  /**
    * Stops reading once the chunk being delivered has been handed over,
    * until `resume()` or a TLS upgrade. Called from inside `onData` when
    * the last plaintext message before a TLS switch arrives, so that no
