@@ -67,6 +67,35 @@ test("entries expire at their deadline, each exactly once", async () => {
   assert.equal(clock.pendingTimers, 0);
 });
 
+test("entries stamped with deadlineFor expire with the others, in deadline order", async () => {
+  const clock = new VirtualClock();
+  const expired: number[] = [];
+  const tracker = new Tracked(clock, (e) => expired.push(e.id));
+  tracker.add(entry(1), 100);
+  // A run of three sharing one deadline, earlier than the entry above:
+  // the timer moves up for it.
+  const deadline = tracker.tracker.deadlineFor(40);
+  assert.equal(deadline, clock.now() + 40);
+  for (const id of [2, 3, 4]) {
+    tracker.held.add({ id, added: 0, deadline, timeoutMs: 40 });
+  }
+  await clock.advance(39);
+  assert.deepEqual(expired, []);
+  await clock.advance(1);
+  assert.deepEqual(expired, [2, 3, 4]);
+  // One later than the armed timer leaves it where it is.
+  tracker.add(entry(5), 10);
+  const later = tracker.tracker.deadlineFor(500);
+  tracker.held.add({ id: 6, added: 0, deadline: later, timeoutMs: 500 });
+  await clock.advance(10);
+  assert.deepEqual(expired, [2, 3, 4, 5]);
+  await clock.advance(50);
+  assert.deepEqual(expired, [2, 3, 4, 5, 1]);
+  await clock.advance(440);
+  assert.deepEqual(expired, [2, 3, 4, 5, 1, 6]);
+  assert.equal(clock.pendingTimers, 0);
+});
+
 test("removed entries never expire", async () => {
   const clock = new VirtualClock();
   const expired: number[] = [];

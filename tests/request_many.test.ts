@@ -67,6 +67,33 @@ test("results come back in order, each with its own reply or typed error", async
   });
 });
 
+for (const loadBalancing of ["round-robin", "peak-ewma"] as const) {
+  test(`a batch books its replies as single requests would (${loadBalancing})`, async () => {
+    await scene(2, { loadBalancing }, async ({ client }) => {
+      const payloads = Array.from(
+        { length: 600 },
+        (_, i) => i % 7 === 3 ? ops.fail(3, false, "no") : ops.echo(`v${i}`),
+      );
+      const before = client.manager.nodes.map((n) => n.health.requestSuccesses);
+      const results = await client.requestMany(payloads);
+      const failed = results.filter((r) => !r.ok).length;
+      assert.equal(failed, 86);
+      const stats = client.stats();
+      assert.equal(stats.succeeded, 514);
+      assert.equal(stats.failed, 86);
+      assert.equal(stats.inFlight, 0);
+      for (const node of stats.nodes) assert.equal(node.inFlight, 0);
+      // Each node's health heard of every answer it gave (a RemoteError is
+      // an answer too), whether booked per chunk or, when timed, per reply.
+      const answered = client.manager.nodes.reduce(
+        (sum, n, i) => sum + n.health.requestSuccesses - before[i],
+        0,
+      );
+      assert.equal(answered, 600);
+    });
+  });
+}
+
 test("a large batch is spread over the nodes chunk by chunk", async () => {
   await scene(3, {}, async ({ client, nodes }) => {
     const count = 10 * CHUNK_ITEMS;

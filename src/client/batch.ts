@@ -249,6 +249,10 @@ class Chunk implements BatchReplySink {
   sentAt = 0;
   /** The connection it went out on, once it has one. */
   connection: Connection | undefined = undefined;
+  /** Items whose first attempt has reported (a reply or an error). */
+  reported = 0;
+  /** Replies not booked yet: they are booked together (see `#book`). */
+  unbooked = 0;
 
   constructor(
     readonly batch: Batch,
@@ -259,7 +263,10 @@ class Chunk implements BatchReplySink {
 
   onReply(payload: Uint8Array, sequence: number): void {
     const batch = this.batch;
-    batch.host.path.batchReplied(this.node, this.sentAt);
+    const path = batch.host.path;
+    if (path.timed) path.batchReplied(this.node, this.sentAt, 1);
+    else this.unbooked++;
+    if (++this.reported === this.to - this.from) this.#book();
     batch.settle(this.from + sequence - this.first, {
       ok: true,
       value: payload,
@@ -267,7 +274,22 @@ class Chunk implements BatchReplySink {
   }
 
   onError(error: Error, sequence: number): void {
+    if (++this.reported === this.to - this.from) this.#book();
     this.batch.failed(this, this.from + sequence - this.first, error);
+  }
+
+  /**
+   * Every item has reported: the replies are booked in one go (the node's
+   * in-flight count, its health, the client's counters) instead of one by
+   * one, which a chunk's replies, arriving in a read or two, barely
+   * notice. A failure is booked at once, as it carries on as a request.
+   */
+  #book(): void {
+    const count = this.unbooked;
+    this.unbooked = 0;
+    if (count > 0) {
+      this.batch.host.path.batchReplied(this.node, this.sentAt, count);
+    }
   }
 
   /** Sends the chunk's items on `connection`, each attempt within `timeoutMs`. */

@@ -572,15 +572,25 @@ export class RequestPath {
     this.inFlight += count;
   }
 
-  /** A batch item's first attempt, sent at `sentAt`, got its reply. */
-  batchReplied(node: ManagedNode, sentAt: number): void {
-    node.inFlight--;
-    this.#manager.recordRequestSuccess(node);
+  /**
+   * `count` first attempts of batch items on `node`, sent at `sentAt`, got
+   * their replies: booked together, a chunk's replies at once unless
+   * attempts are timed (then one by one, each with its latency).
+   */
+  batchReplied(node: ManagedNode, sentAt: number, count: number): void {
+    node.inFlight -= count;
+    this.#manager.recordRequestSuccess(node, count);
     if (this.#timed) {
       this.#manager.recordLatency(node, sentAt, this.#config.clock.now());
     }
-    this.succeededCount++;
-    this.#settled();
+    this.succeededCount += count;
+    this.inFlight -= count;
+    if (this.inFlight === 0) this.#owner.idle();
+  }
+
+  /** Whether each attempt is timed (see `ConnectionManager.timesRequests`). */
+  get timed(): boolean {
+    return this.#timed;
   }
 
   /**

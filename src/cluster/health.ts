@@ -295,10 +295,10 @@ export class NodeHealth {
   /**
    * A request to the node got its answer (a reply, or an ordinary error
    * such as NotFound): its run of failed requests ends. Plain increments,
-   * on every request.
+   * on every request; `count` books that many answered at once.
    */
-  recordRequestSuccess(): void {
-    this.#requestSuccesses++;
+  recordRequestSuccess(count = 1): void {
+    this.#requestSuccesses += count;
     this.#requestFailuresInRow = 0;
   }
 

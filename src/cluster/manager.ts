@@ -427,9 +427,12 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#healthLoop.stop();
   }
 
-  /** A request to `node` succeeded: plain increments, no clock. */
-  recordRequestSuccess(node: ManagedNode): void {
-    node.health.recordRequestSuccess();
+  /**
+   * A request to `node` succeeded (`count` of them): plain increments, no
+   * clock.
+   */
+  recordRequestSuccess(node: ManagedNode, count = 1): void {
+    node.health.recordRequestSuccess(count);
   }
 
   /**

@@ -78,8 +78,10 @@ export function submitRun(
 ): number {
   const { core, route, sendLimit } = target;
   const table = core.table;
-  const deadlines = core.deadlines;
   const writer = core.writer;
+  // One clock reading and timer check for the run; the timer fires only
+  // once the entries are in the table.
+  const deadline = core.deadlines.deadlineFor(timeoutMs);
   const flags = idempotent ? FrameFlags.Idempotent : 0;
   const type = MessageType.Request | (idempotent ? SAFE_TO_REPEAT : 0);
   sink.first = first;
@@ -109,11 +111,10 @@ export function submitRun(
       type,
       sink,
       abort: undefined,
-      deadline: 0,
-      timeoutMs: 0,
+      deadline,
+      timeoutMs,
     };
     table.add(pending);
-    deadlines.add(pending, timeoutMs);
     if (route !== undefined) {
       route.send(MessageType.Request, flags, sequence, payload);
     } else if (writer.congested) {

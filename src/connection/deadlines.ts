@@ -77,6 +77,17 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     if (deadline < this.#timerAt) this.#arm(deadline);
   }
 
+  /**
+   * The deadline `timeoutMs` from now, for entries the caller stamps
+   * itself (a run of requests sent together shares one reading of the
+   * clock): as {@linkcode DeadlineTracker.add} for each of them.
+   */
+  deadlineFor(timeoutMs: number): number {
+    const deadline = this.#tick.now() + timeoutMs;
+    if (deadline < this.#timerAt) this.#arm(deadline);
+    return deadline;
+  }
+
   /** Cancels the timer. Entries never expire unless added again. */
   stop(): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
