@@ -7,7 +7,7 @@ import {
   type Message,
   MessageType,
 } from "../src/protocol/frame.ts";
-import { ProtocolError } from "../src/errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../src/errors.ts";
 import { concatBytes } from "../testing/bytes.ts";
 
 const types = Object.values(MessageType) as number[];
@@ -159,6 +159,22 @@ test("payloads shorter than copyBelow are copies, the rest views", () => {
   bytes.fill(0);
   assert.deepEqual([...payloads[0]], [1, 1, 1]);
   assert.deepEqual([...payloads[1]], [0, 0, 0, 0]);
+});
+
+test("copyBelow takes an integer from 0 to 1024 and refuses anything else by name", () => {
+  const codec = new MessageCodec();
+  for (const bad of [-1, 1.5, NaN, Infinity, 1025, "8", null, undefined]) {
+    assert.throws(
+      () => (codec.copyBelow = bad as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "copyBelow" &&
+        /0 to 1024/.test(e.message),
+      String(bad),
+    );
+    assert.equal(codec.copyBelow, 0, "unchanged");
+  }
+  codec.copyBelow = 1024;
+  assert.equal(codec.copyBelow, 1024);
 });
 
 test("an oversized length is rejected from the header alone", () => {

@@ -471,6 +471,34 @@ test("a channel's copyBelow reaches the decoder: shorter replies are copies", as
   }, { clock });
 });
 
+test("a channel with a bad copyBelow fails the connect with InvalidArgumentError, and is destroyed", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, memory) => {
+    const opened: ByteChannel[] = [];
+    for (const copyBelow of [-1, NaN, "48", 1e9]) {
+      const adapter: RuntimeAdapter = {
+        ...memory,
+        name: memory.name,
+        connect: async (options) => {
+          const channel = await memory.connect(options);
+          opened.push(channel);
+          return Object.assign(channel, { copyBelow });
+        },
+      };
+      await assert.rejects(
+        connect(node, adapter, { clock }),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === "copyBelow",
+        String(copyBelow),
+      );
+    }
+    assert.equal(opened.length, 4);
+    for (const channel of opened) {
+      assert.equal(channel.write(new Uint8Array(1)), false, "destroyed");
+    }
+  }, { clock });
+});
+
 test("a large payload crosses intact in both directions", async () => {
   await withNode(async (node, adapter) => {
     const c = await connect(node, adapter);

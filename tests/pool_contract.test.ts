@@ -213,6 +213,25 @@ test("a connection past maxLifetimeMs is retired at shared checkout, even before
   assert.equal(closedReasons(events)[0], `${first.id}:lifetime`);
 });
 
+test("a saturated connection past maxLifetimeMs is retired at shared checkout too, the next least loaded taking over", async () => {
+  let late!: LateClock;
+  const { clock, pool } = setup(
+    { minConnections: 2, maxLifetimeMs: 10_000, multiplexThreshold: 2 },
+    { poolClock: (inner) => (late = new LateClock(inner)) },
+  );
+  pool.start();
+  await clock.advance(0);
+  const [a, b] = pool.connections();
+  a.inFlight = 3;
+  b.inFlight = 5;
+  assert.equal(pool.tryAcquireShared(), a, "both at the threshold: the fewer");
+  late.lag = 10_500; // both past their lifetime (±2%); no timer fired yet
+  await clock.advance(0);
+  const next = pool.tryAcquireShared();
+  assert.ok(next !== a && next !== b, "neither is handed out again");
+  assert.equal(a.closeCalls + b.closeCalls, 0, "their requests finish first");
+});
+
 test("a connection past maxLifetimeMs is retired at exclusive checkout and on return, even before the pool's timer fired", async () => {
   let late!: LateClock;
   const { clock, pool } = setup(

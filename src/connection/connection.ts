@@ -307,7 +307,12 @@ export class Connection {
     }
     this.#encrypted = true;
     core.held = undefined;
-    core.attach(secure, this.#onChannelClose);
+    try {
+      core.attach(secure, this.#onChannelClose);
+    } catch (error) {
+      secure.destroy();
+      throw error;
+    }
   }
 
   /**

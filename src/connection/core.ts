@@ -110,8 +110,10 @@ export class ConnectionCore {
    * to `onClose`.
    */
   attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
-    this.channel = channel;
+    // First: a bad value (a custom adapter's) throws before anything is
+    // attached.
     this.codec.copyBelow = channel.copyBelow ?? 0;
+    this.channel = channel;
     this.writer = new FrameWriter(channel, this.#onDrained);
     channel.onData(this.#onData);
     channel.onClose(onClose);

@@ -98,9 +98,10 @@ export async function openConnection<
     );
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener("abort", onAbort, { once: true });
+  let channel: ByteChannel | undefined;
   let connection: C | undefined;
   try {
-    const channel = await options.adapter.connect({
+    channel = await options.adapter.connect({
       ...endpoint,
       signal: controller.signal,
       tls: options.tls,
@@ -114,7 +115,11 @@ export async function openConnection<
     return connection;
   } catch (error) {
     const reason = controller.signal.aborted ? controller.signal.reason : error;
-    connection?.destroy(reason instanceof Error ? reason : undefined);
+    // A channel the connection refused (a custom adapter's bad copyBelow)
+    // is not the connection's to destroy: it never took it.
+    (connection ?? channel)?.destroy(
+      reason instanceof Error ? reason : undefined,
+    );
     throw reason;
   } finally {
     clock.clearTimeout(timer);

@@ -226,23 +226,40 @@ export class Roster<C extends PoolableConnection> {
   pickShared(now: number): Entry<C> | undefined {
     const list = this.list;
     const threshold = this.#threshold;
+    // The least loaded seen, for when every one is at the threshold (a
+    // saturated pool, where each request would otherwise scan twice).
+    let best: Entry<C> | undefined;
+    let bestLoad = Infinity;
     for (let i = 0; i < list.length; i++) {
       const entry = list[i];
       if (entry.lent || entry.retire !== undefined) continue;
-      if (!entry.conn.isOpen) {
+      const conn = entry.conn;
+      if (!conn.isOpen) {
         this.remove(entry, "error", undefined, false);
         i--;
         continue;
       }
-      if (entry.conn.inFlight < threshold) {
+      const load = conn.inFlight;
+      if (load < threshold) {
         if (now < entry.expiresAt && now < entry.lastUsedAt + this.#idleMs) {
           return entry;
         }
         if (!this.#expire(entry, now)) return entry;
         i = -1; // retired, perhaps removed: look again (rare)
+        best = undefined;
+        bestLoad = Infinity;
+      } else if (load < bestLoad) {
+        best = entry;
+        bestLoad = load;
       }
     }
-    return this.leastLoaded(now);
+    // Busy, so never idle; only its lifetime can have run out.
+    if (
+      best !== undefined && now >= best.expiresAt && this.#expire(best, now)
+    ) {
+      return this.leastLoaded(now);
+    }
+    return best;
   }
 
   /**

@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
@@ -92,6 +92,10 @@ export type FrameHandler = (
   payload: Uint8Array,
 ) => void;
 
+// The largest `copyBelow`: copying is for small payloads, where it beats
+// making a view; a larger copy only costs.
+const MAX_COPY_BELOW = 1024;
+
 /**
  * Encodes frames and decodes a byte stream into frames. One instance per
  * connection: decoding is stateful, so frames may be split or coalesced
@@ -117,14 +121,7 @@ export type FrameHandler = (
 export class MessageCodec {
   /** Largest payload accepted or produced, in bytes. */
   readonly maxFrameSize: number;
-  /**
-   * Payloads shorter than this many bytes are copied out of their chunk
-   * instead of handed out as views into it. 0 (the default) never copies.
-   * A connection sets it from its channel: on Bun a small fresh array
-   * costs less than a view, and a copy does not keep the whole chunk
-   * alive for as long as the caller keeps the payload.
-   */
-  copyBelow = 0;
+  #copyBelow = 0;
 
   #failure: ProtocolError | undefined;
   // Partial frame state, used only while a frame spans chunks.
@@ -140,6 +137,33 @@ export class MessageCodec {
   /** Creates a codec accepting payloads up to `maxFrameSize` bytes. */
   constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
     this.maxFrameSize = maxFrameSize;
+  }
+
+  /**
+   * Payloads shorter than this many bytes are copied out of their chunk
+   * instead of handed out as views into it: an integer from 0 (the
+   * default: never) to 1024. A connection sets it
+   * from its channel: on Bun a small fresh array costs less than a view,
+   * and a copy does not keep the whole chunk alive for as long as the
+   * caller keeps the payload.
+   *
+   * @throws {InvalidArgumentError} when set to anything else.
+   */
+  get copyBelow(): number {
+    return this.#copyBelow;
+  }
+
+  set copyBelow(value: number) {
+    if (
+      !Number.isInteger(value) || value < 0 || value > MAX_COPY_BELOW
+    ) {
+      throw new InvalidArgumentError(
+        "copyBelow",
+        value,
+        `expected an integer from 0 to ${MAX_COPY_BELOW}`,
+      );
+    }
+    this.#copyBelow = value;
   }
 
   /**
@@ -228,7 +252,7 @@ export class MessageCodec {
     // species constructor first: 30-50 ns a reply on V8.
     const buffer = chunk.buffer;
     const base = chunk.byteOffset;
-    const copyBelow = this.copyBelow;
+    const copyBelow = this.#copyBelow;
     while (end - offset >= HEADER_SIZE) {
       const type = chunk[offset + 1];
       const flags = (chunk[offset + 2] << 8) | chunk[offset + 3];
