@@ -158,44 +158,7 @@ export class Roster<C extends PoolableConnection> {
    * (see {@linkcode Roster.pickShared}).
    */
   leastLoaded(now: number): Entry<C> | undefined {
-    const list = this.list;
-    let best: Entry<C> | undefined;
-    let bestLoad = Infinity;
-    for (let i = 0; i < list.length; i++) {
-      const entry = list[i];
-      if (entry.lent || entry.retire !== undefined) continue;
-      const conn = entry.conn;
-      if (!conn.isOpen) {
-        this.remove(entry, "error", undefined, false);
-        // The list changed under us; start over (rare).
-        i = -1;
-        best = undefined;
-        bestLoad = Infinity;
-        continue;
-      }
-      const load = conn.inFlight;
-      if (load === 0) {
-        if (
-          (now < entry.expiresAt && now < entry.lastUsedAt + this.#idleMs) ||
-          !this.#expire(entry, now)
-        ) return entry;
-        i = -1;
-        best = undefined;
-        bestLoad = Infinity;
-        continue;
-      }
-      if (load < bestLoad) {
-        best = entry;
-        bestLoad = load;
-      }
-    }
-    // Busy, so never idle; only its lifetime can have run out.
-    if (
-      best !== undefined && now >= best.expiresAt && this.#expire(best, now)
-    ) {
-      return this.leastLoaded(now);
-    }
-    return best;
+    return this.#pick(now, 1);
   }
 
   /**
@@ -224,10 +187,17 @@ export class Roster<C extends PoolableConnection> {
    * clock reading the caller has at hand.
    */
   pickShared(now: number): Entry<C> | undefined {
+    return this.#pick(now, this.#threshold);
+  }
+
+  /**
+   * The oldest usable entry with fewer than `below` requests in flight,
+   * else the least loaded, found in one pass (a saturated pool would
+   * otherwise scan twice per request). An entry past its limits at `now`
+   * is retired instead of chosen, and the search starts over (rare).
+   */
+  #pick(now: number, below: number): Entry<C> | undefined {
     const list = this.list;
-    const threshold = this.#threshold;
-    // The least loaded seen, for when every one is at the threshold (a
-    // saturated pool, where each request would otherwise scan twice).
     let best: Entry<C> | undefined;
     let bestLoad = Infinity;
     for (let i = 0; i < list.length; i++) {
@@ -240,12 +210,12 @@ export class Roster<C extends PoolableConnection> {
         continue;
       }
       const load = conn.inFlight;
-      if (load < threshold) {
+      if (load < below) {
         if (now < entry.expiresAt && now < entry.lastUsedAt + this.#idleMs) {
           return entry;
         }
         if (!this.#expire(entry, now)) return entry;
-        i = -1; // retired, perhaps removed: look again (rare)
+        i = -1; // retired, perhaps removed: look again
         best = undefined;
         bestLoad = Infinity;
       } else if (load < bestLoad) {
@@ -257,7 +227,7 @@ export class Roster<C extends PoolableConnection> {
     if (
       best !== undefined && now >= best.expiresAt && this.#expire(best, now)
     ) {
-      return this.leastLoaded(now);
+      return this.#pick(now, below);
     }
     return best;
   }
