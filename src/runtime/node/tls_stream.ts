@@ -11,15 +11,19 @@
  *   abandoned (closing its TlsConn before the handshake finished leaves
  *   the TCP socket open until the peer closes it, because Deno completes
  *   the handshake before it shuts down), so a handshake timeout against a
- *   stalled node would leak a socket per attempt, and keep the process
- *   from exiting (checked again on deno 2.9.6: a `deno test` run whose
- *   handshake was abandoned never exited). Here the socket stays the
- *   channel's, to close at any time. It also allows skipping verification,
- *   which Deno.startTls has no option for. The price, measured with
- *   bench/limit.bench.ts (tls section, native node out of process, 64 in
- *   flight, deno 2.9.6): the client's TLS/TCP is 61-71% through here and
- *   was 71.5% with Deno.startTls; the raw promise client on Deno.startTls
- *   reaches 72-76%: Deno's own TLS keeps it below 85% either way.
+ *   stalled node would leak a socket per attempt, and the stalled node
+ *   never learns that the client gave up (checked again on deno 2.9.6,
+ *   2026-12-05: five handshakes abandoned against a node that never
+ *   answers left five more sockets open in the process two seconds
+ *   later; a `deno test` run whose in-process node kept its side open
+ *   never exited). Here the socket stays the channel's, to close at any
+ *   time. It also allows skipping verification, which Deno.startTls has
+ *   no option for. The price, measured with bench/limit.bench.ts (tls
+ *   section, native node out of process, 64 in flight, deno 2.9.6): the
+ *   client's TLS/TCP is 41-71% through here (3-4.4 µs of CPU a request,
+ *   most of it in Deno's node:tls stream layer) and was 71.5% with
+ *   Deno.startTls in a trial; the raw promise client on Deno.startTls
+ *   reaches 72-83%.
  *
  * `node:tls` and `node:stream` are loaded on first use only.
  *
