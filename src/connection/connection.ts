@@ -39,12 +39,8 @@ import {
   PromiseSink,
   SAFE_TO_REPEAT,
 } from "./in_flight.ts";
-import {
-  checkTlsSwitch,
-  helloPayload,
-  openConnection,
-  readHelloOk,
-} from "./open.ts";
+import { helloPayload, openConnection, readHelloOk } from "./open.ts";
+import { checkMessage, switchToTls } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
@@ -144,7 +140,6 @@ export class Connection {
   #resolveClosed!: (error: Error | undefined) => void;
   #closeError: Error | undefined;
   #hello: HelloOkPayload | undefined;
-  #encrypted = false;
   readonly #clock: Clock;
   readonly #requestTimeoutMs: number;
   #nextSequence = 1;
@@ -200,7 +195,7 @@ export class Connection {
           requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
           maxFrameSize: options.maxFrameSize,
         });
-        connection.#encrypted = options.tls !== undefined;
+        connection.#core.encrypted = options.tls !== undefined;
         return connection;
       },
       (connection, signal) =>
@@ -270,7 +265,7 @@ export class Connection {
 
   /** Whether the stream is TLS (upgraded, or connected with TLS). */
   get encrypted(): boolean {
-    return this.#encrypted;
+    return this.#core.encrypted;
   }
 
   /**
@@ -286,33 +281,15 @@ export class Connection {
    * @throws {ConnectionError} when the connection is gone or its adapter
    *   has no TLS.
    */
-  async startTls(options: TlsOptions): Promise<void> {
-    if (this.#state !== "open") throw this.#lostError(false);
-    const core = this.#core;
-    const channel = core.channel;
-    checkTlsSwitch(
+  startTls(options: TlsOptions): Promise<void> {
+    return switchToTls(
       this,
-      this.address,
-      this.#encrypted,
-      channel.startTls !== undefined,
-      this.#pending.size > 0 || core.inbox.size > 0 ||
-        (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 ||
-        this.#route !== undefined,
+      this.#core,
+      this.#route !== undefined,
+      options,
+      () => this.#lostError(false),
+      this.#onChannelClose,
     );
-    core.writer.flush();
-    const secure = await channel.startTls!(options);
-    if (this.#state !== "open") {
-      secure.destroy();
-      throw this.#lostError(false);
-    }
-    this.#encrypted = true;
-    core.held = undefined;
-    try {
-      core.attach(secure, this.#onChannelClose);
-    } catch (error) {
-      secure.destroy();
-      throw error;
-    }
   }
 
   /**
@@ -337,17 +314,14 @@ export class Connection {
     payload: Uint8Array,
     options: { flags?: number; sequence?: number } = {},
   ): number {
-    if (!isPayload(payload)) throw invalidPayload(payload);
-    if (this.#state === "closed") {
-      throw new ConnectionClosedError(this);
-    }
     const core = this.#core;
-    core.codec.checkLength(payload.byteLength);
-    if (payload.byteLength > this.#sendLimit) {
-      throw new ProtocolError(
-        `payload of ${payload.byteLength} bytes exceeds the node's limit of ${this.#sendLimit}`,
-      );
-    }
+    checkMessage(
+      this,
+      payload,
+      this.#state === "closed",
+      core.codec,
+      this.#sendLimit,
+    );
     const sequence = options.sequence ?? this.#nextSequence++;
     core.writer.push(type, options.flags ?? 0, sequence, payload);
     return sequence;

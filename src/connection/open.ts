@@ -1,7 +1,6 @@
 /**
- * Opening a connection: the limit on connect plus handshake, the HELLO
- * exchange, and the checks before the stream switches to TLS. Runs once per
- * connection, never on the request path.
+ * Opening a connection: the limit on connect plus handshake, and the HELLO
+ * exchange. Runs once per connection, never on the request path.
  *
  * @module
  */
@@ -10,7 +9,6 @@ import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   AbortedError,
-  ConnectionError,
   ConnectTimeoutError,
   type Endpoint,
   formatAddress,
@@ -161,40 +159,4 @@ export function readHelloOk(reply: Message): HelloOkPayload {
     );
   }
   return decodeHelloOk(reply.payload);
-}
-
-/**
- * Throws when an open connection's stream may not switch to TLS now:
- * already encrypted, an adapter without TLS, or `plaintextArrived`: bytes
- * after the node agreed to switch, or anything else under way on the
- * stream (requests in flight, a request route).
- *
- * @throws {ProtocolError} when already encrypted or plaintext arrived.
- * @throws {ConnectionError} when the adapter cannot speak TLS.
- */
-export function checkTlsSwitch(
-  endpoint: Endpoint,
-  address: string,
-  encrypted: boolean,
-  canStartTls: boolean,
-  plaintextArrived: boolean,
-): void {
-  if (encrypted) {
-    throw new ProtocolError("the connection is already encrypted");
-  }
-  if (!canStartTls) {
-    throw new ConnectionError(
-      "TLS_UNSUPPORTED",
-      `the runtime adapter of ${address} cannot speak TLS`,
-      endpoint,
-      { retryable: false },
-    );
-  }
-  if (plaintextArrived) {
-    // Bytes after NEGOTIATE_OK were plaintext the node had no business
-    // sending: a man in the middle would inject them here.
-    throw new ProtocolError(
-      "plaintext data arrived after the node agreed to switch to TLS",
-    );
-  }
 }
