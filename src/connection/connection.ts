@@ -14,7 +14,7 @@ import { durationProblem, isDuration } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionClosedError,
-  ConnectionLostError,
+  type ConnectionLostError,
   type Endpoint,
   formatAddress,
   InvalidArgumentError,
@@ -40,6 +40,7 @@ import {
   SAFE_TO_REPEAT,
 } from "./in_flight.ts";
 import { helloPayload, openConnection, readHelloOk } from "./open.ts";
+import { sayGoodbye, streamClosedError } from "./closing.ts";
 import { checkMessage, switchToTls } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
@@ -474,13 +475,7 @@ export class Connection {
     if (this.#state === "open") {
       this.#state = "closing";
       if (this.#pending.size > 0) await this.#core.whenIdle();
-      if (this.#state === "closing") {
-        const writer = this.#core.writer;
-        writer.push(MessageType.Goodbye, 0, 0, EMPTY);
-        writer.flush();
-        this.#finish(undefined);
-        this.#core.channel.close();
-      }
+      if (this.#state === "closing") this.#closeStream(true);
     }
     await this.closed;
   }
@@ -612,33 +607,24 @@ export class Connection {
   /** A node's GOODBYE: take no new work; what is in flight finishes. */
   #onGoodbye = (): void => {
     if (this.#state === "open") this.#state = "closing";
-    if (this.#pending.size === 0) this.#closeQuietly();
+    if (this.#pending.size === 0) this.#closeStream(false);
     else {
       this.#core.whenIdle().then(() => {
-        if (this.#state !== "closed") this.#closeQuietly();
+        if (this.#state !== "closed") this.#closeStream(false);
       });
     }
   };
 
-  #closeQuietly(): void {
+  /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
+  #closeStream(bye: boolean): void {
+    if (bye) sayGoodbye(this.#core.writer);
     this.#finish(undefined);
     this.#core.channel.close();
   }
 
   #onChannelClose = (error?: Error): void => {
     if (this.#state === "closed") return;
-    const reason = error
-      ? error.message
-      : this.#state === "closing"
-      ? "closed by the node while draining"
-      : "closed by the node";
-    this.#finish(
-      // The adapter's own "lost" already says it; wrapping it again would
-      // repeat "connection to ... lost:" in the message.
-      error instanceof ConnectionLostError
-        ? error
-        : new ConnectionLostError(this, reason, { cause: error }),
-    );
+    this.#finish(streamClosedError(this, error, this.#state === "closing"));
   };
 
   /** Moves to closed and fails everything pending exactly once. */
