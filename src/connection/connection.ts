@@ -39,7 +39,7 @@ import {
   PromiseSink,
   SAFE_TO_REPEAT,
 } from "./in_flight.ts";
-import { helloPayload, openConnection, readHelloOk } from "./open.ts";
+import { openConnection } from "./open.ts";
 import { sayGoodbye, streamClosedError } from "./closing.ts";
 import { checkMessage, switchToTls } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
@@ -199,8 +199,7 @@ export class Connection {
         connection.#core.encrypted = options.tls !== undefined;
         return connection;
       },
-      (connection, signal) =>
-        connection.#helloHandshake(options.clientName ?? "nodewire", signal),
+      (connection, hello) => connection.#greeted(hello),
     );
   }
 
@@ -492,20 +491,11 @@ export class Connection {
     this.#core.channel.destroy(error);
   }
 
-  async #helloHandshake(
-    clientName: string,
-    signal: AbortSignal,
-  ): Promise<HelloOkPayload> {
-    this.sendMessage(
-      MessageType.Hello,
-      helloPayload(clientName, this.#core.codec.maxFrameSize),
-    );
-    const reply = await this.receiveMessage({ signal, timeoutMs: Infinity });
-    const hello = readHelloOk(reply);
+  /** What the node told of itself in HELLO_OK (see open.ts). */
+  #greeted(hello: HelloOkPayload): void {
     this.#hello = hello;
     this.#core.nodeId = hello.nodeId;
     this.#sendLimit = Math.min(this.#sendLimit, hello.maxFrameSize);
-    return hello;
   }
 
   #call(

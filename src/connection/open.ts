@@ -15,7 +15,11 @@ import {
   ProtocolError,
   RemoteError,
 } from "../errors.ts";
-import { type Message, MessageType } from "../protocol/frame.ts";
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  type Message,
+  MessageType,
+} from "../protocol/frame.ts";
 import {
   decodeError,
   decodeHelloOk,
@@ -54,22 +58,36 @@ export interface OpenOptions<C> {
   ) => Promise<void>;
   /** TLS from the first byte. */
   tls?: Omit<TlsOptions, "signal">;
+  /** Name sent in HELLO. Default `"nodewire"`. */
+  clientName?: string;
+  /** Largest payload the connection accepts, offered in HELLO. */
+  maxFrameSize?: number;
+}
+
+/** What opening uses of the connection it builds (a `Connection`). */
+export interface OpenedConnection {
+  /** Sends HELLO. */
+  sendMessage(type: number, payload: Uint8Array): number;
+  /** Takes the node's answer. */
+  receiveMessage(
+    options: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<Message>;
+  /** Ends it when opening fails. */
+  destroy(error?: Error): void;
 }
 
 /**
  * Opens a connection: connects the socket, lets `create` build the
- * connection over it, `greet` exchange HELLO, and the handshake run, all
- * within `timeoutMs` and until `signal` aborts. A failure destroys what
- * was built and throws the timeout or abort once either happened,
- * whatever it broke.
+ * connection over it, exchanges HELLO on it (`greeted` takes the node's
+ * HELLO_OK), and runs the handshake, all within `timeoutMs` and until
+ * `signal` aborts. A failure destroys what was built and throws the
+ * timeout or abort once either happened, whatever it broke.
  *
  * @throws {ConnectTimeoutError} when connect plus handshake take too long.
  * @throws {ConnectionError} when the node cannot be reached.
  * @throws {AbortedError} when `signal` aborts.
  */
-export async function openConnection<
-  C extends { destroy(error?: Error): void },
->(
+export async function openConnection<C extends OpenedConnection>(
   options: OpenOptions<C>,
   create: (
     channel: ByteChannel,
@@ -77,7 +95,7 @@ export async function openConnection<
     clock: Clock,
     timeoutMs: number,
   ) => C,
-  greet: (connection: C, signal: AbortSignal) => Promise<HelloOkPayload>,
+  greeted: (connection: C, hello: HelloOkPayload) => void,
 ): Promise<C> {
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -105,7 +123,8 @@ export async function openConnection<
       tls: options.tls,
     });
     connection = create(channel, endpoint, clock, timeoutMs);
-    const hello = await greet(connection, controller.signal);
+    const hello = await exchangeHello(connection, options, controller.signal);
+    greeted(connection, hello);
     if (options.handshake) {
       await options.handshake(connection, hello, controller.signal);
     }
@@ -123,6 +142,31 @@ export async function openConnection<
     clock.clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * The HELLO exchange: sends HELLO on `connection` and reads the node's
+ * answer. The wait has no timeout of its own: `signal`, the opening's,
+ * bounds it.
+ */
+async function exchangeHello(
+  connection: OpenedConnection,
+  options: { clientName?: string; maxFrameSize?: number },
+  signal: AbortSignal,
+): Promise<HelloOkPayload> {
+  connection.sendMessage(
+    MessageType.Hello,
+    helloPayload(
+      options.clientName ?? "nodewire",
+      // The connection's own default (its constructor's): what it accepts.
+      options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    ),
+  );
+  const reply = await connection.receiveMessage({
+    signal,
+    timeoutMs: Infinity,
+  });
+  return readHelloOk(reply);
 }
 
 /**
