@@ -2,8 +2,10 @@
  * One connection to one node: sequence-numbered messages, and many
  * requests in flight matched by sequence number. Here: the API, the
  * request path and the connection's lifecycle. Apart: the reading side and
- * the state the two share (core.ts), opening (open.ts), the control inbox
- * (inbox.ts) and the in-flight records (in_flight.ts).
+ * the state the two share (core.ts), opening and the HELLO exchange
+ * (open.ts), the control channel's checks and TLS switch (control.ts), the
+ * GOODBYE and the error a closed stream ends with (closing.ts), the control
+ * inbox (inbox.ts) and the in-flight records (in_flight.ts).
  *
  * @module
  */
