@@ -2,8 +2,10 @@
  * One connection to one node: sequence-numbered messages, and many
  * requests in flight matched by sequence number. Here: the API, the
  * request path and the connection's lifecycle. Apart: the reading side and
- * the state the two share (core.ts), opening (open.ts), the control inbox
- * (inbox.ts) and the in-flight records (in_flight.ts).
+ * the state the two share (core.ts), opening and the HELLO exchange
+ * (open.ts), the control channel's checks and TLS switch (control.ts), the
+ * GOODBYE and the error a closed stream ends with (closing.ts), the control
+ * inbox (inbox.ts) and the in-flight records (in_flight.ts).
  *
  * @module
  */
@@ -14,7 +16,7 @@ import { durationProblem, isDuration } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionClosedError,
-  ConnectionLostError,
+  type ConnectionLostError,
   type Endpoint,
   formatAddress,
   InvalidArgumentError,
@@ -39,12 +41,9 @@ import {
   PromiseSink,
   SAFE_TO_REPEAT,
 } from "./in_flight.ts";
-import {
-  checkTlsSwitch,
-  helloPayload,
-  openConnection,
-  readHelloOk,
-} from "./open.ts";
+import { openConnection } from "./open.ts";
+import { sayGoodbye, streamClosedError } from "./closing.ts";
+import { checkMessage, switchToTls } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
@@ -144,7 +143,6 @@ export class Connection {
   #resolveClosed!: (error: Error | undefined) => void;
   #closeError: Error | undefined;
   #hello: HelloOkPayload | undefined;
-  #encrypted = false;
   readonly #clock: Clock;
   readonly #requestTimeoutMs: number;
   #nextSequence = 1;
@@ -200,11 +198,10 @@ export class Connection {
           requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
           maxFrameSize: options.maxFrameSize,
         });
-        connection.#encrypted = options.tls !== undefined;
+        connection.#core.encrypted = options.tls !== undefined;
         return connection;
       },
-      (connection, signal) =>
-        connection.#helloHandshake(options.clientName ?? "nodewire", signal),
+      (connection, hello) => connection.#greeted(hello),
     );
   }
 
@@ -270,7 +267,7 @@ export class Connection {
 
   /** Whether the stream is TLS (upgraded, or connected with TLS). */
   get encrypted(): boolean {
-    return this.#encrypted;
+    return this.#core.encrypted;
   }
 
   /**
@@ -286,33 +283,15 @@ export class Connection {
    * @throws {ConnectionError} when the connection is gone or its adapter
    *   has no TLS.
    */
-  async startTls(options: TlsOptions): Promise<void> {
-    if (this.#state !== "open") throw this.#lostError(false);
-    const core = this.#core;
-    const channel = core.channel;
-    checkTlsSwitch(
+  startTls(options: TlsOptions): Promise<void> {
+    return switchToTls(
       this,
-      this.address,
-      this.#encrypted,
-      channel.startTls !== undefined,
-      this.#pending.size > 0 || core.inbox.size > 0 ||
-        (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 ||
-        this.#route !== undefined,
+      this.#core,
+      this.#route !== undefined,
+      options,
+      () => this.#lostError(false),
+      this.#onChannelClose,
     );
-    core.writer.flush();
-    const secure = await channel.startTls!(options);
-    if (this.#state !== "open") {
-      secure.destroy();
-      throw this.#lostError(false);
-    }
-    this.#encrypted = true;
-    core.held = undefined;
-    try {
-      core.attach(secure, this.#onChannelClose);
-    } catch (error) {
-      secure.destroy();
-      throw error;
-    }
   }
 
   /**
@@ -337,17 +316,14 @@ export class Connection {
     payload: Uint8Array,
     options: { flags?: number; sequence?: number } = {},
   ): number {
-    if (!isPayload(payload)) throw invalidPayload(payload);
-    if (this.#state === "closed") {
-      throw new ConnectionClosedError(this);
-    }
     const core = this.#core;
-    core.codec.checkLength(payload.byteLength);
-    if (payload.byteLength > this.#sendLimit) {
-      throw new ProtocolError(
-        `payload of ${payload.byteLength} bytes exceeds the node's limit of ${this.#sendLimit}`,
-      );
-    }
+    checkMessage(
+      this,
+      payload,
+      this.#state === "closed",
+      core.codec,
+      this.#sendLimit,
+    );
     const sequence = options.sequence ?? this.#nextSequence++;
     core.writer.push(type, options.flags ?? 0, sequence, payload);
     return sequence;
@@ -500,13 +476,7 @@ export class Connection {
     if (this.#state === "open") {
       this.#state = "closing";
       if (this.#pending.size > 0) await this.#core.whenIdle();
-      if (this.#state === "closing") {
-        const writer = this.#core.writer;
-        writer.push(MessageType.Goodbye, 0, 0, EMPTY);
-        writer.flush();
-        this.#finish(undefined);
-        this.#core.channel.close();
-      }
+      if (this.#state === "closing") this.#closeStream(true);
     }
     await this.closed;
   }
@@ -523,20 +493,11 @@ export class Connection {
     this.#core.channel.destroy(error);
   }
 
-  async #helloHandshake(
-    clientName: string,
-    signal: AbortSignal,
-  ): Promise<HelloOkPayload> {
-    this.sendMessage(
-      MessageType.Hello,
-      helloPayload(clientName, this.#core.codec.maxFrameSize),
-    );
-    const reply = await this.receiveMessage({ signal, timeoutMs: Infinity });
-    const hello = readHelloOk(reply);
+  /** What the node told of itself in HELLO_OK (see open.ts). */
+  #greeted(hello: HelloOkPayload): void {
     this.#hello = hello;
     this.#core.nodeId = hello.nodeId;
     this.#sendLimit = Math.min(this.#sendLimit, hello.maxFrameSize);
-    return hello;
   }
 
   #call(
@@ -638,33 +599,24 @@ export class Connection {
   /** A node's GOODBYE: take no new work; what is in flight finishes. */
   #onGoodbye = (): void => {
     if (this.#state === "open") this.#state = "closing";
-    if (this.#pending.size === 0) this.#closeQuietly();
+    if (this.#pending.size === 0) this.#closeStream(false);
     else {
       this.#core.whenIdle().then(() => {
-        if (this.#state !== "closed") this.#closeQuietly();
+        if (this.#state !== "closed") this.#closeStream(false);
       });
     }
   };
 
-  #closeQuietly(): void {
+  /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
+  #closeStream(bye: boolean): void {
+    if (bye) sayGoodbye(this.#core.writer);
     this.#finish(undefined);
     this.#core.channel.close();
   }
 
   #onChannelClose = (error?: Error): void => {
     if (this.#state === "closed") return;
-    const reason = error
-      ? error.message
-      : this.#state === "closing"
-      ? "closed by the node while draining"
-      : "closed by the node";
-    this.#finish(
-      // The adapter's own "lost" already says it; wrapping it again would
-      // repeat "connection to ... lost:" in the message.
-      error instanceof ConnectionLostError
-        ? error
-        : new ConnectionLostError(this, reason, { cause: error }),
-    );
+    this.#finish(streamClosedError(this, error, this.#state === "closing"));
   };
 
   /** Moves to closed and fails everything pending exactly once. */

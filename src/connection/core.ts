@@ -67,6 +67,8 @@ export class ConnectionCore {
   readonly inbox: ControlInbox = new ControlInbox();
   /** The stream; replaced once, by a TLS switch ({@linkcode attach}). */
   channel!: ByteChannel;
+  /** Whether `channel` is TLS (connected with TLS, or switched to it). */
+  encrypted = false;
   /** Encodes frames for `channel`. */
   writer!: FrameWriter;
   /** Requests held back while the socket is congested. */

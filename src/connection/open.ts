@@ -1,7 +1,6 @@
 /**
- * Opening a connection: the limit on connect plus handshake, the HELLO
- * exchange, and the checks before the stream switches to TLS. Runs once per
- * connection, never on the request path.
+ * Opening a connection: the limit on connect plus handshake, and the HELLO
+ * exchange. Runs once per connection, never on the request path.
  *
  * @module
  */
@@ -10,14 +9,17 @@ import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   AbortedError,
-  ConnectionError,
   ConnectTimeoutError,
   type Endpoint,
   formatAddress,
   ProtocolError,
   RemoteError,
 } from "../errors.ts";
-import { type Message, MessageType } from "../protocol/frame.ts";
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  type Message,
+  MessageType,
+} from "../protocol/frame.ts";
 import {
   decodeError,
   decodeHelloOk,
@@ -56,22 +58,36 @@ export interface OpenOptions<C> {
   ) => Promise<void>;
   /** TLS from the first byte. */
   tls?: Omit<TlsOptions, "signal">;
+  /** Name sent in HELLO. Default `"nodewire"`. */
+  clientName?: string;
+  /** Largest payload the connection accepts, offered in HELLO. */
+  maxFrameSize?: number;
+}
+
+/** What opening uses of the connection it builds (a `Connection`). */
+export interface OpenedConnection {
+  /** Sends HELLO. */
+  sendMessage(type: number, payload: Uint8Array): number;
+  /** Takes the node's answer. */
+  receiveMessage(
+    options: { signal?: AbortSignal; timeoutMs?: number },
+  ): Promise<Message>;
+  /** Ends it when opening fails. */
+  destroy(error?: Error): void;
 }
 
 /**
  * Opens a connection: connects the socket, lets `create` build the
- * connection over it, `greet` exchange HELLO, and the handshake run, all
- * within `timeoutMs` and until `signal` aborts. A failure destroys what
- * was built and throws the timeout or abort once either happened,
- * whatever it broke.
+ * connection over it, exchanges HELLO on it (`greeted` takes the node's
+ * HELLO_OK), and runs the handshake, all within `timeoutMs` and until
+ * `signal` aborts. A failure destroys what was built and throws the
+ * timeout or abort once either happened, whatever it broke.
  *
  * @throws {ConnectTimeoutError} when connect plus handshake take too long.
  * @throws {ConnectionError} when the node cannot be reached.
  * @throws {AbortedError} when `signal` aborts.
  */
-export async function openConnection<
-  C extends { destroy(error?: Error): void },
->(
+export async function openConnection<C extends OpenedConnection>(
   options: OpenOptions<C>,
   create: (
     channel: ByteChannel,
@@ -79,7 +95,7 @@ export async function openConnection<
     clock: Clock,
     timeoutMs: number,
   ) => C,
-  greet: (connection: C, signal: AbortSignal) => Promise<HelloOkPayload>,
+  greeted: (connection: C, hello: HelloOkPayload) => void,
 ): Promise<C> {
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -107,7 +123,8 @@ export async function openConnection<
       tls: options.tls,
     });
     connection = create(channel, endpoint, clock, timeoutMs);
-    const hello = await greet(connection, controller.signal);
+    const hello = await exchangeHello(connection, options, controller.signal);
+    greeted(connection, hello);
     if (options.handshake) {
       await options.handshake(connection, hello, controller.signal);
     }
@@ -125,6 +142,31 @@ export async function openConnection<
     clock.clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * The HELLO exchange: sends HELLO on `connection` and reads the node's
+ * answer. The wait has no timeout of its own: `signal`, the opening's,
+ * bounds it.
+ */
+async function exchangeHello(
+  connection: OpenedConnection,
+  options: { clientName?: string; maxFrameSize?: number },
+  signal: AbortSignal,
+): Promise<HelloOkPayload> {
+  connection.sendMessage(
+    MessageType.Hello,
+    helloPayload(
+      options.clientName ?? "nodewire",
+      // The connection's own default (its constructor's): what it accepts.
+      options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    ),
+  );
+  const reply = await connection.receiveMessage({
+    signal,
+    timeoutMs: Infinity,
+  });
+  return readHelloOk(reply);
 }
 
 /**
@@ -161,40 +203,4 @@ export function readHelloOk(reply: Message): HelloOkPayload {
     );
   }
   return decodeHelloOk(reply.payload);
-}
-
-/**
- * Throws when an open connection's stream may not switch to TLS now:
- * already encrypted, an adapter without TLS, or `plaintextArrived`: bytes
- * after the node agreed to switch, or anything else under way on the
- * stream (requests in flight, a request route).
- *
- * @throws {ProtocolError} when already encrypted or plaintext arrived.
- * @throws {ConnectionError} when the adapter cannot speak TLS.
- */
-export function checkTlsSwitch(
-  endpoint: Endpoint,
-  address: string,
-  encrypted: boolean,
-  canStartTls: boolean,
-  plaintextArrived: boolean,
-): void {
-  if (encrypted) {
-    throw new ProtocolError("the connection is already encrypted");
-  }
-  if (!canStartTls) {
-    throw new ConnectionError(
-      "TLS_UNSUPPORTED",
-      `the runtime adapter of ${address} cannot speak TLS`,
-      endpoint,
-      { retryable: false },
-    );
-  }
-  if (plaintextArrived) {
-    // Bytes after NEGOTIATE_OK were plaintext the node had no business
-    // sending: a man in the middle would inject them here.
-    throw new ProtocolError(
-      "plaintext data arrived after the node agreed to switch to TLS",
-    );
-  }
 }

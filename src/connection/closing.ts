@@ -1,0 +1,46 @@
+/**
+ * How a connection ends, apart from the state it keeps: the GOODBYE it
+ * says when it closes itself, and the error it ends with when the stream
+ * closes under it (the node closed it, cleanly or while the connection was
+ * draining, or the network broke it). Runs once per connection, never on
+ * the request path.
+ *
+ * @module
+ */
+
+import { ConnectionLostError, type Endpoint } from "../errors.ts";
+import { MessageType } from "../protocol/frame.ts";
+import type { FrameWriter } from "./frame_writer.ts";
+
+/**
+ * Says GOODBYE through `writer` and hands it to the socket at once: the
+ * last frame of a connection closing gracefully.
+ */
+export function sayGoodbye(writer: FrameWriter): void {
+  writer.push(MessageType.Goodbye, 0, 0, NO_BYTES);
+  writer.flush();
+}
+
+/**
+ * The error a connection to `endpoint` ends with when its stream closed
+ * without the client asking: `error` is the adapter's, if the stream
+ * broke; `draining`, whether the connection was finishing its work after
+ * a GOODBYE or `close()`.
+ */
+export function streamClosedError(
+  endpoint: Endpoint,
+  error: Error | undefined,
+  draining: boolean,
+): ConnectionLostError {
+  // The adapter's own "lost" already says it; wrapping it again would
+  // repeat "connection to ... lost:" in the message.
+  if (error instanceof ConnectionLostError) return error;
+  const reason = error
+    ? error.message
+    : draining
+    ? "closed by the node while draining"
+    : "closed by the node";
+  return new ConnectionLostError(endpoint, reason, { cause: error });
+}
+
+const NO_BYTES = new Uint8Array(0);

@@ -1,0 +1,133 @@
+/**
+ * The stream as the control channel, the cold side of a connection's API:
+ * the checks on a control message before it is sent
+ * (`Connection.sendMessage`), and switching the stream to TLS, client side
+ * (`Connection.startTls`). Used by the handshake, never on the request
+ * path.
+ *
+ * @module
+ */
+
+import {
+  ConnectionClosedError,
+  ConnectionError,
+  type Endpoint,
+  ProtocolError,
+} from "../errors.ts";
+import type { MessageCodec } from "../protocol/codec.ts";
+import type { TlsOptions } from "../runtime/types.ts";
+import type { ConnectionCore } from "./core.ts";
+import { invalidPayload, isPayload } from "./payload.ts";
+
+/**
+ * Throws unless `payload` may be sent as a control message now: a
+ * `Uint8Array`, on a connection not yet `closed`, within both the frame
+ * limit of `codec` and `sendLimit`, the node's.
+ *
+ * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
+ * @throws {ConnectionClosedError} after close.
+ * @throws {ProtocolError} for a payload over either limit.
+ */
+export function checkMessage(
+  owner: Endpoint,
+  payload: Uint8Array,
+  closed: boolean,
+  codec: MessageCodec,
+  sendLimit: number,
+): void {
+  if (!isPayload(payload)) throw invalidPayload(payload);
+  if (closed) throw new ConnectionClosedError(owner);
+  codec.checkLength(payload.byteLength);
+  if (payload.byteLength > sendLimit) {
+    throw new ProtocolError(
+      `payload of ${payload.byteLength} bytes exceeds the node's limit of ${sendLimit}`,
+    );
+  }
+}
+
+/** What a TLS switch reads of the connection whose stream it switches. */
+export interface TlsSwitchOwner extends Endpoint {
+  /** `host:port` of the node. */
+  readonly address: string;
+  /** Whether the connection still takes work. */
+  readonly isOpen: boolean;
+}
+
+/**
+ * Throws when an open connection's stream may not switch to TLS now:
+ * already encrypted, an adapter without TLS, or `plaintextArrived`: bytes
+ * after the node agreed to switch, or anything else under way on the
+ * stream (requests in flight, a request route).
+ *
+ * @throws {ProtocolError} when already encrypted or plaintext arrived.
+ * @throws {ConnectionError} when the adapter cannot speak TLS.
+ */
+export function checkTlsSwitch(
+  endpoint: Endpoint,
+  address: string,
+  encrypted: boolean,
+  canStartTls: boolean,
+  plaintextArrived: boolean,
+): void {
+  if (encrypted) {
+    throw new ProtocolError("the connection is already encrypted");
+  }
+  if (!canStartTls) {
+    throw new ConnectionError(
+      "TLS_UNSUPPORTED",
+      `the runtime adapter of ${address} cannot speak TLS`,
+      endpoint,
+      { retryable: false },
+    );
+  }
+  if (plaintextArrived) {
+    // Bytes after NEGOTIATE_OK were plaintext the node had no business
+    // sending: a man in the middle would inject them here.
+    throw new ProtocolError(
+      "plaintext data arrived after the node agreed to switch to TLS",
+    );
+  }
+}
+
+/**
+ * Switches `core`'s stream to TLS for `owner` once the checks pass
+ * (`routed`: the connection has a request route): flushes what is queued,
+ * upgrades the stream, and from then on reads and writes only the secure
+ * one, whose close goes to `onClose`. `lost` makes the error for a
+ * connection that is no longer open, before the switch or once it ends.
+ *
+ * @throws the errors of `Connection.startTls`.
+ */
+export async function switchToTls(
+  owner: TlsSwitchOwner,
+  core: ConnectionCore,
+  routed: boolean,
+  options: TlsOptions,
+  lost: () => Error,
+  onClose: (error?: Error) => void,
+): Promise<void> {
+  if (!owner.isOpen) throw lost();
+  const channel = core.channel;
+  checkTlsSwitch(
+    owner,
+    owner.address,
+    core.encrypted,
+    channel.startTls !== undefined,
+    core.table.size > 0 || core.inbox.size > 0 ||
+      (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 || routed,
+  );
+  core.writer.flush();
+  const secure = await channel.startTls!(options);
+  if (!owner.isOpen) {
+    secure.destroy();
+    throw lost();
+  }
+  core.encrypted = true;
+  core.held = undefined;
+  try {
+    core.attach(secure, onClose);
+  } catch (error) {
+    secure.destroy();
+    throw error;
+  }
+}
