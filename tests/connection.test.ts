@@ -499,6 +499,162 @@ test("a channel with a bad copyBelow fails the connect with InvalidArgumentError
   }, { clock });
 });
 
+/**
+ * Hostile custom-adapter channels: what each does to `copyBelow`, and
+ * whether its `destroy` throws too. `raw` is the memory channel behind it.
+ */
+const hostileChannels: Array<{
+  what: string;
+  wrap: (raw: ByteChannel) => ByteChannel;
+  /** What the error's message must say. */
+  message: RegExp;
+}> = [
+  {
+    what: "a copyBelow getter that throws",
+    wrap: (raw) =>
+      Object.defineProperty(raw, "copyBelow", {
+        get() {
+          throw new Error("adapter bug");
+        },
+      }),
+    message: /runtime adapter's channel: invalid copyBelow: could not be read/,
+  },
+  {
+    what: "a copyBelow getter that throws a string",
+    wrap: (raw) =>
+      Object.defineProperty(raw, "copyBelow", {
+        get() {
+          throw "adapter bug";
+        },
+      }),
+    message: /could not be read/,
+  },
+  {
+    what: "a Proxy whose copyBelow and destroy throw",
+    wrap: (raw) =>
+      new Proxy(raw, {
+        get(target, key) {
+          if (key === "copyBelow" || key === "destroy") {
+            throw new TypeError(`no ${String(key)}`);
+          }
+          const value = Reflect.get(target, key);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      }),
+    message: /could not be read/,
+  },
+  {
+    what: "a string copyBelow and a destroy that throws",
+    wrap: (raw) =>
+      Object.assign(raw, {
+        copyBelow: "48",
+        destroy: () => {
+          throw new Error("cannot destroy");
+        },
+      }),
+    message:
+      /runtime adapter's channel: invalid copyBelow: expected an integer from 0 to 1024, got "48"/,
+  },
+];
+
+for (const { what, wrap, message } of hostileChannels) {
+  test(`a channel with ${what} fails the connect with InvalidArgumentError naming the channel, leaking nothing`, async () => {
+    const clock = new VirtualClock();
+    await withNode(async (node, memory) => {
+      const raws: ByteChannel[] = [];
+      const adapter: RuntimeAdapter = {
+        ...memory,
+        name: memory.name,
+        connect: async (options) => {
+          const raw = await memory.connect(options);
+          raws.push(raw);
+          return wrap(raw);
+        },
+      };
+      await assert.rejects(
+        connect(node, adapter, { clock }),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === "copyBelow" &&
+          message.test(e.message),
+      );
+      assert.equal(raws.length, 1);
+      assert.equal(clock.pendingTimers, 0, "the connect timer is cleared");
+    }, { clock });
+  });
+}
+
+test("a copyBelow that changes between reads is read once", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, memory) => {
+    let reads = 0;
+    const adapter: RuntimeAdapter = {
+      ...memory,
+      name: memory.name,
+      connect: async (options) =>
+        Object.defineProperty(await memory.connect(options), "copyBelow", {
+          get: () => reads++ === 0 ? 1000 : Number.NaN,
+        }),
+    };
+    const c = await connect(node, adapter, { clock });
+    const reply = await c.sendRequest(ops.echo("x".repeat(100)));
+    assert.equal(ownsBuffer(reply), true, "the first reading holds");
+    assert.equal(reads, 1);
+    await c.close();
+  }, { clock });
+});
+
+for (
+  const [what, copyBelow] of [["NaN", Number.NaN], [
+    "a throwing getter",
+    undefined,
+  ]] as const
+) {
+  test(`a TLS channel with ${what} for copyBelow fails startTls with InvalidArgumentError and is destroyed`, async () => {
+    const clock = new VirtualClock();
+    await withNode(async (node, memory) => {
+      let secureDestroyed = 0;
+      const adapter: RuntimeAdapter = {
+        ...memory,
+        name: memory.name,
+        connect: async (options) => {
+          const plain = await memory.connect(options);
+          return Object.assign(plain, {
+            startTls: () => {
+              const secure = {
+                ...plain,
+                destroy: () => {
+                  secureDestroyed++;
+                  throw new Error("destroy throws too");
+                },
+              } as ByteChannel;
+              Object.defineProperty(secure, "copyBelow", {
+                get: () => {
+                  if (copyBelow === undefined) throw new RangeError("bad");
+                  return copyBelow;
+                },
+              });
+              return Promise.resolve(secure);
+            },
+          });
+        },
+      };
+      const c = await connect(node, adapter, { clock });
+      await assert.rejects(
+        c.startTls({ serverName: "n1" }),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === "copyBelow" &&
+          /runtime adapter's channel/.test(e.message),
+      );
+      assert.equal(secureDestroyed, 1);
+      // As the TLS transport does after any failed switch.
+      c.destroy();
+      await c.closed;
+      assert.equal(c.isOpen, false);
+      assert.equal(clock.pendingTimers, 0);
+    }, { clock });
+  });
+}
+
 test("a large payload crosses intact in both directions", async () => {
   await withNode(async (node, adapter) => {
     const c = await connect(node, adapter);

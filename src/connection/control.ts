@@ -127,7 +127,13 @@ export async function switchToTls(
   try {
     core.attach(secure, onClose);
   } catch (error) {
-    secure.destroy();
+    // Refused (a custom adapter's bad copyBelow): the error says why,
+    // whatever the channel's own destroy does.
+    try {
+      secure.destroy(error instanceof Error ? error : undefined);
+    } catch {
+      // Nothing more can be done for that channel.
+    }
     throw error;
   }
 }

@@ -13,11 +13,12 @@ import type { Clock } from "../clock.ts";
 import {
   ConnectionLostError,
   type Endpoint,
+  InvalidArgumentError,
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { MessageCodec } from "../protocol/codec.ts";
+import { MAX_COPY_BELOW, MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError } from "../protocol/messages.ts";
 import type { ByteChannel } from "../runtime/types.ts";
@@ -114,7 +115,7 @@ export class ConnectionCore {
   attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
     // First: a bad value (a custom adapter's) throws before anything is
     // attached.
-    this.codec.copyBelow = channel.copyBelow ?? 0;
+    this.codec.copyBelow = channelCopyBelow(channel);
     this.channel = channel;
     this.writer = new FrameWriter(channel, this.#onDrained);
     channel.onData(this.#onData);
@@ -381,6 +382,37 @@ export class ConnectionCore {
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
+}
+
+/**
+ * A channel's `copyBelow`, read once (a getter may change its mind) and
+ * checked here, so that a custom runtime adapter's mistake is an
+ * InvalidArgumentError that says whose value it was.
+ */
+function channelCopyBelow(channel: ByteChannel): number {
+  const method = "the runtime adapter's channel";
+  let value: unknown;
+  try {
+    value = channel.copyBelow;
+  } catch (cause) {
+    throw new InvalidArgumentError("copyBelow", channel, "could not be read", {
+      method,
+      cause,
+    });
+  }
+  if (value === undefined || value === null) return 0;
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 0 ||
+    value > MAX_COPY_BELOW
+  ) {
+    throw new InvalidArgumentError(
+      "copyBelow",
+      value,
+      `expected an integer from 0 to ${MAX_COPY_BELOW}`,
+      { method },
+    );
+  }
+  return value;
 }
 
 /** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */

@@ -133,10 +133,15 @@ export async function openConnection<C extends OpenedConnection>(
   } catch (error) {
     const reason = controller.signal.aborted ? controller.signal.reason : error;
     // A channel the connection refused (a custom adapter's bad copyBelow)
-    // is not the connection's to destroy: it never took it.
-    (connection ?? channel)?.destroy(
-      reason instanceof Error ? reason : undefined,
-    );
+    // is not the connection's to destroy: it never took it. A custom
+    // channel's destroy may throw: the caller needs the reason, not that.
+    try {
+      (connection ?? channel)?.destroy(
+        reason instanceof Error ? reason : undefined,
+      );
+    } catch {
+      // Nothing more can be done for that channel.
+    }
     throw reason;
   } finally {
     clock.clearTimeout(timer);

@@ -92,9 +92,11 @@ export type FrameHandler = (
   payload: Uint8Array,
 ) => void;
 
-// The largest `copyBelow`: copying is for small payloads, where it beats
-// making a view; a larger copy only costs.
-const MAX_COPY_BELOW = 1024;
+/**
+ * The largest {@linkcode MessageCodec.copyBelow}: copying is for small
+ * payloads, where it beats making a view; a larger copy only costs.
+ */
+export const MAX_COPY_BELOW = 1024;
 
 /**
  * Encodes frames and decodes a byte stream into frames. One instance per
