@@ -17,6 +17,7 @@ import {
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
+  RetriesExhaustedError,
 } from "../src/errors.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
@@ -470,4 +471,119 @@ test("requestMany(ps) gives what ps.map(request) gives, item by item", async () 
       { numRuns: 25 },
     );
   });
+});
+
+test("a chunk whose node failures alternate with replies does not eject its node (no run of failures)", async () => {
+  await scene(3, { retryConfig: { maxRetries: 0 } }, async ({ client }) => {
+    const payloads = Array.from(
+      { length: 40 },
+      (_, i) => i % 2 === 1 ? ops.fail(4, true, "busy") : ops.echo(`v${i}`),
+    );
+    const results = await client.requestMany(payloads);
+    assert.equal(results.filter((r) => r.ok).length, 20);
+    // One chunk, one node: every failure came right after a reply.
+    assert.equal(client.manager.healthyCount, 3);
+    for (const node of client.manager.nodes) {
+      assert.ok(node.health.consecutiveRequestFailures <= 1);
+    }
+  });
+});
+
+test("after any batch settles the counts add up: nothing in flight, succeeded + failed = items, health heard every answer", async () => {
+  const itemArb = fc.oneof(
+    { weight: 4, arbitrary: fc.constant("echo" as const) },
+    { weight: 1, arbitrary: fc.constant("notFound" as const) },
+    { weight: 1, arbitrary: fc.constant("overloaded" as const) },
+    { weight: 1, arbitrary: fc.integer({ min: 1, max: 40 }) }, // sleeps ms
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(itemArb, { minLength: 1, maxLength: 700 }),
+      fc.constantFrom("round-robin", "least-in-flight", "peak-ewma"),
+      fc.constantFrom(0, 2),
+      fc.option(fc.integer({ min: 1, max: 50 }), { nil: undefined }),
+      fc.option(fc.integer({ min: 0, max: 60 }), { nil: undefined }),
+      fc.option(
+        fc.record({
+          at: fc.integer({ min: 0, max: 60 }),
+          how: fc.constantFrom("break", "disconnect"),
+        }),
+        { nil: undefined },
+      ),
+      async (items, loadBalancing, maxRetries, timeoutMs, abortAt, fault) => {
+        await scene(3, {
+          loadBalancing,
+          retryConfig: { maxRetries, initialBackoffMs: 1 },
+          // Ejection's windows reset the request counts compared below.
+          outlierEjection: false,
+        }, async ({ client, clock, network }) => {
+          const payloads = items.map((item) =>
+            item === "echo"
+              ? ops.echo("x")
+              : item === "notFound"
+              ? ops.fail(3, false, "no")
+              : item === "overloaded"
+              ? ops.fail(4, true, "busy")
+              : ops.sleep(item, "late")
+          );
+          const nodes = client.manager.nodes;
+          const successes = () =>
+            nodes.reduce((sum, n) => sum + n.health.requestSuccesses, 0);
+          const failures = () =>
+            nodes.reduce((sum, n) => sum + n.health.requestFailures, 0);
+          const before = client.stats();
+          const [s0, f0] = [successes(), failures()];
+          const controller = new AbortController();
+          let done = false;
+          const call = client.requestMany(payloads, {
+            timeoutMs,
+            signal: abortAt === undefined ? undefined : controller.signal,
+          }).finally(() => done = true);
+          for (let t = 0; t <= 200 && !done; t++) {
+            if (t === abortAt) controller.abort(new Error("stop"));
+            if (fault !== undefined && t === fault.at) {
+              if (fault.how === "break") network.breakAll("cut");
+              else void client.disconnect({ timeoutMs: 5 });
+            }
+            await clock.advance(1);
+            for (let i = 0; i < 5; i++) await Promise.resolve();
+          }
+          while (!done) await clock.advance(100);
+          const results = await call;
+          const stats = client.stats();
+          assert.equal(results.length, payloads.length);
+          assert.equal(stats.inFlight, 0);
+          for (const node of stats.nodes) assert.equal(node.inFlight, 0);
+          const ok = results.filter((r) => r.ok).length;
+          assert.equal(stats.succeeded - before.succeeded, ok);
+          assert.equal(stats.failed - before.failed, payloads.length - ok);
+          // (A disconnect's forced close is booked as it always was,
+          // whatever the final error says.)
+          if (maxRetries === 0 && fault?.how !== "disconnect") {
+            // One attempt each: a reply or an ordinary RemoteError is an
+            // answer; Overloaded and a lost connection are the node's fault.
+            // (A retryable failure out of retries is wrapped.)
+            const why = (r: BatchResult) =>
+              r.ok
+                ? undefined
+                : r.error instanceof RetriesExhaustedError
+                ? r.error.cause
+                : r.error;
+            const answered = results.filter((r) =>
+              r.ok || (why(r) instanceof RemoteError &&
+                (why(r) as RemoteError).remoteCode === 3)
+            ).length;
+            const nodeFaults = results.filter((r) =>
+              (why(r) instanceof RemoteError &&
+                (why(r) as RemoteError).remoteCode === 4) ||
+              why(r) instanceof ConnectionLostError
+            ).length;
+            assert.equal(successes() - s0, answered);
+            assert.equal(failures() - f0, nodeFaults);
+          }
+        });
+      },
+    ),
+    { numRuns: 40 },
+  );
 });

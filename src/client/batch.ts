@@ -274,7 +274,11 @@ class Chunk implements BatchReplySink {
   }
 
   onError(error: Error, sequence: number): void {
-    if (++this.reported === this.to - this.from) this.#book();
+    this.reported++;
+    // The replies that came before it first: a reply between two node
+    // failures ends their run, as it did when each was booked on arrival
+    // (outlier ejection counts failures in a row).
+    if (this.unbooked > 0) this.#book();
     this.batch.failed(this, this.from + sequence - this.first, error);
   }
 
@@ -282,7 +286,8 @@ class Chunk implements BatchReplySink {
    * Every item has reported: the replies are booked in one go (the node's
    * in-flight count, its health, the client's counters) instead of one by
    * one, which a chunk's replies, arriving in a read or two, barely
-   * notice. A failure is booked at once, as it carries on as a request.
+   * notice. A failure is booked at once, as it carries on as a request,
+   * after the replies that came before it.
    */
   #book(): void {
     const count = this.unbooked;
