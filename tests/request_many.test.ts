@@ -587,3 +587,31 @@ test("after any batch settles the counts add up: nothing in flight, succeeded + 
     { numRuns: 40 },
   );
 });
+
+test("replies are booked as they are read: a slow item does not hold its chunk's answered items in flight", async () => {
+  await scene(
+    2,
+    { loadBalancing: "least-in-flight" },
+    async ({ client, clock }) => {
+      const payloads = Array.from(
+        { length: 10 },
+        (_, i) => i === 4 ? ops.sleep(1000, "slow") : ops.echo(`v${i}`),
+      );
+      const call = client.requestMany(payloads);
+      await settle(clock);
+      await clock.advance(10);
+      await settle(clock);
+      const during = {
+        inFlight: client.stats().inFlight,
+        succeeded: client.stats().succeeded,
+        nodes: client.manager.nodes.map((n) => n.inFlight).sort(),
+      };
+      await clock.advance(1000);
+      const results = await call;
+      // Nine replies were in; one request was still out.
+      assert.deepEqual(during, { inFlight: 1, succeeded: 9, nodes: [0, 1] });
+      assert.equal(textOf(results[4]), "slow");
+      assert.equal(client.stats().inFlight, 0);
+    },
+  );
+});

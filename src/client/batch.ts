@@ -253,6 +253,8 @@ class Chunk implements BatchReplySink {
   reported = 0;
   /** Replies not booked yet: they are booked together (see `#book`). */
   unbooked = 0;
+  /** Books the replies of one read, in a microtask; made on first use. */
+  #flush: (() => void) | undefined = undefined;
 
   constructor(
     readonly batch: Batch,
@@ -265,7 +267,11 @@ class Chunk implements BatchReplySink {
     const batch = this.batch;
     const path = batch.host.path;
     if (path.timed) path.batchReplied(this.node, this.sentAt, 1);
-    else this.unbooked++;
+    else if (this.unbooked++ === 0) {
+      // Booked once this read is delivered: a slow item must not hold
+      // the items already answered in flight (least-in-flight, stats).
+      queueMicrotask(this.#flush ??= () => this.#book());
+    }
     if (++this.reported === this.to - this.from) this.#book();
     batch.settle(this.from + sequence - this.first, {
       ok: true,
@@ -283,11 +289,11 @@ class Chunk implements BatchReplySink {
   }
 
   /**
-   * Every item has reported: the replies are booked in one go (the node's
-   * in-flight count, its health, the client's counters) instead of one by
-   * one, which a chunk's replies, arriving in a read or two, barely
-   * notice. A failure is booked at once, as it carries on as a request,
-   * after the replies that came before it.
+   * The replies of one read (or every item has reported): booked in one go
+   * (the node's in-flight count, its health, the client's counters)
+   * instead of one by one, which a chunk's replies, arriving in a read or
+   * two, barely notice. A failure is booked at once, as it carries on as a
+   * request, after the replies that came before it.
    */
   #book(): void {
     const count = this.unbooked;
