@@ -827,3 +827,67 @@ test("submitBatch refuses a range outside the payloads or a bad timeout, and fai
     }
   });
 });
+
+test("runs and single requests mixed on one connection: each run shares its deadline, aborts and cancels touch only their own, the timer ends with them", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const conn = await connect(node, adapter, { clock });
+    const outcomes = new Map<string, { at: number; what: string }>();
+    const record = (key: string) => (what: string) =>
+      outcomes.set(key, { at: clock.now(), what });
+    const kind = (e: Error) => e.constructor.name;
+    const run = (name: string) => {
+      const sink = {
+        first: 0,
+        onReply: (p: Uint8Array, s?: number) =>
+          record(`${name}${s! - sink.first}`)(replyText(p)),
+        onError: (e: Error, s?: number) =>
+          record(`${name}${s! - sink.first}`)(kind(e)),
+      };
+      return sink;
+    };
+    const single = (name: string, p: Promise<Uint8Array>) =>
+      p.then((v) => record(name)(replyText(v)), (e) => record(name)(kind(e)));
+    const slow = ops.sleep(1000);
+    // A run of slow items (50 ms), a fast one in the middle.
+    const a = run("a");
+    conn.submitBatch([slow, ops.echo("fast"), slow], 0, 3, {
+      timeoutMs: 50,
+    }, a);
+    // A single request with an earlier deadline, one with a later one.
+    single("s30", conn.sendRequest(slow, { timeoutMs: 30 }));
+    const controller = new AbortController();
+    single(
+      "s200",
+      conn.sendRequest(slow, { timeoutMs: 200, signal: controller.signal }),
+    );
+    await clock.advance(10);
+    // A second run, later deadline, then cancelled in part by time.
+    const b = run("b");
+    conn.submitBatch([slow, slow], 0, 2, { timeoutMs: 100 }, b);
+    await clock.advance(5);
+    // A run that was entirely refused item by item: nothing to time.
+    const c = run("c");
+    conn.submitBatch(["x" as unknown as Uint8Array], 0, 1, {
+      timeoutMs: 5,
+    }, c);
+    controller.abort();
+    await clock.advance(0);
+    conn.cancelBatch(b, 2, new AbortedError("chunk cancelled"));
+    await clock.advance(300);
+    assert.deepEqual(Object.fromEntries(outcomes), {
+      a0: { at: 50, what: "RequestTimeoutError" },
+      a1: { at: 0, what: "fast" },
+      a2: { at: 50, what: "RequestTimeoutError" },
+      s30: { at: 30, what: "RequestTimeoutError" },
+      s200: { at: 15, what: "AbortedError" },
+      b0: { at: 15, what: "AbortedError" },
+      b1: { at: 15, what: "AbortedError" },
+      c0: { at: 15, what: "InvalidArgumentError" },
+    });
+    assert.equal(conn.inFlight, 0);
+    assert.equal(conn.stats.timedOut, 3);
+    assert.equal(conn.timerArmed, false, "nothing left to time");
+    conn.destroy();
+  }, { clock });
+});

@@ -163,6 +163,104 @@ test("any mix of timeouts and removals expires exactly the live entries, on time
   );
 });
 
+test("runs stamped by deadlineFor mixed with single entries, removals and re-adds from expiry callbacks expire exactly the live entries, on time", async () => {
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(
+        fc.record({
+          at: fc.integer({ min: 0, max: 200 }),
+          // 0 entries: a run whose every item was refused.
+          size: fc.oneof(fc.constant(1), fc.integer({ min: 0, max: 5 })),
+          run: fc.boolean(),
+          timeoutMs: fc.constantFrom(0, 1, 5, 10, 50, 100, Infinity),
+          removeAfter: fc.option(fc.integer({ min: 0, max: 150 }), {
+            nil: undefined,
+          }),
+          // On expiry of its first entry, a run of this timeout is added.
+          chained: fc.option(fc.constantFrom(0, 3, 40), { nil: undefined }),
+        }),
+        { maxLength: 25 },
+      ),
+      async (plan) => {
+        const clock = new VirtualClock();
+        const due = new Map<number, number>(); // id -> expected expiry
+        const expiredAt = new Map<number, number>();
+        let nextId = 0;
+        const addGroup = (
+          timeoutMs: number,
+          size: number,
+          run: boolean,
+          removeAfter: number | undefined,
+          chained: number | undefined,
+        ) => {
+          const ids: Entry[] = [];
+          const deadline = run
+            ? tracker.tracker.deadlineFor(timeoutMs)
+            : undefined;
+          for (let k = 0; k < size; k++) {
+            const e = entry(nextId++, timeoutMs, clock.now());
+            ids.push(e);
+            if (deadline === undefined) tracker.add(e, timeoutMs);
+            else {
+              e.deadline = deadline;
+              e.timeoutMs = timeoutMs;
+              tracker.held.add(e);
+            }
+            if (removeAfter === undefined || removeAfter >= timeoutMs) {
+              due.set(e.id, clock.now() + timeoutMs);
+            }
+          }
+          if (removeAfter !== undefined) {
+            clock.setTimeout(
+              () => ids.forEach((e) => tracker.remove(e)),
+              removeAfter,
+            );
+          }
+          if (chained !== undefined && ids.length > 0) {
+            chains.set(ids[0].id, chained);
+          }
+        };
+        const chains = new Map<number, number>();
+        const tracker = new Tracked(clock, (e) => {
+          assert.ok(!expiredAt.has(e.id), "expired twice");
+          assert.ok(due.has(e.id), `entry ${e.id} should not expire`);
+          expiredAt.set(e.id, clock.now());
+          const chained = chains.get(e.id);
+          if (chained !== undefined) {
+            addGroup(chained, 3, true, undefined, undefined);
+          }
+        });
+        for (const p of plan) {
+          clock.setTimeout(
+            () =>
+              addGroup(p.timeoutMs, p.size, p.run, p.removeAfter, p.chained),
+            p.at,
+          );
+        }
+        await clock.advance(1000);
+        // A removal at the very deadline may come first or second.
+        for (const [id, at] of due) {
+          if (Number.isFinite(at) && !expiredAt.has(id)) {
+            const removedAtDeadline = plan.some((p) =>
+              p.removeAfter === p.timeoutMs
+            );
+            assert.ok(removedAtDeadline, `entry ${id} never expired`);
+          } else if (expiredAt.has(id)) {
+            assert.equal(
+              expiredAt.get(id),
+              at,
+              `entry ${id} expired late or early`,
+            );
+          }
+        }
+        tracker.stop();
+        assert.equal(clock.pendingTimers, 0);
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
 test("with one timeout for every entry, the timer fires about once per timeout period, whatever the rate", async () => {
   const clock = new VirtualClock();
   const t = new Tracked(clock, () => {});
