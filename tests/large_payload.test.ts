@@ -19,6 +19,8 @@ import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { COPY_BELOW, WriteQueue } from "../src/runtime/write_queue.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
+import { concatBytes } from "../testing/bytes.ts";
+import { Buffer } from "node:buffer";
 
 /** A channel that keeps every chunk written to it, as handed over. */
 function recordingChannel(): ByteChannel & { chunks: Uint8Array[] } {
@@ -140,6 +142,63 @@ test("frames of any size around the threshold leave whole and in order", async (
       },
     ),
     { numRuns: 40 },
+  );
+});
+
+test("small payloads copied by the loop put the same bytes on the wire as MessageCodec.encode: Buffers, odd-offset views, 0, 32 and 33 bytes", async () => {
+  // How the payload is held: its own buffer, a Buffer (a Uint8Array
+  // subclass whose pooled buffer starts anywhere), or a view at an odd
+  // offset into a larger buffer with bytes either side.
+  const holderArb = fc.constantFrom("own", "buffer", "view");
+  const frameArb = fc.record({
+    type: fc.constantFrom(0x10, 0x11, 0x20, 0x21),
+    flags: fc.constantFrom(0, 1),
+    sequence: fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }),
+    size: fc.oneof(
+      fc.constantFrom(0, 1, 31, 32, 33, 34),
+      fc.integer({ min: 0, max: 80 }),
+    ),
+    holder: holderArb,
+    offset: fc.integer({ min: 1, max: 9 }).map((n) => 2 * n - 1),
+    seed: fc.nat(255),
+  });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(fc.array(frameArb, { minLength: 1, maxLength: 8 }), {
+        minLength: 1,
+        maxLength: 5,
+      }),
+      async (ticks) => {
+        const channel = recordingChannel();
+        const writer = new FrameWriter(channel);
+        const codec = new MessageCodec(1 << 20);
+        const expected: Uint8Array[] = [];
+        for (const frames of ticks) {
+          for (const f of frames) {
+            const bytes = payloadOf(f.size, f.seed);
+            let payload: Uint8Array;
+            if (f.holder === "buffer") payload = Buffer.from(bytes);
+            else if (f.holder === "view") {
+              const backing = new Uint8Array(f.offset + f.size + 7).fill(0xee);
+              backing.set(bytes, f.offset);
+              payload = backing.subarray(f.offset, f.offset + f.size);
+            } else payload = bytes;
+            writer.push(f.type, f.flags, f.sequence, payload);
+            expected.push(
+              codec.encode({
+                type: f.type,
+                flags: f.flags,
+                sequence: f.sequence,
+                payload: bytes,
+              }),
+            );
+          }
+          await Promise.resolve();
+        }
+        assertBytes(concatBytes(channel.chunks), concatBytes(expected));
+      },
+    ),
+    { numRuns: 200 },
   );
 });
 
