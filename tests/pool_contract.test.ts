@@ -4,6 +4,7 @@
 // that retrying cannot fix (rejected credentials). On a virtual clock.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   AuthenticationError,
   ConnectionRefusedError,
@@ -230,6 +231,96 @@ test("a saturated connection past maxLifetimeMs is retired at shared checkout to
   const next = pool.tryAcquireShared();
   assert.ok(next !== a && next !== b, "neither is handed out again");
   assert.equal(a.closeCalls + b.closeCalls, 0, "their requests finish first");
+});
+
+test("shared checkout with connections closed, lent, saturated or past their lifetime anywhere in the list picks what a plain two-pass search picks, and retires what it passes over", async () => {
+  // Lifetimes 9,800, 10,000 and 10,200 ms (the pool's ±2% jitter at its
+  // ends and middle), so a late clock finds some past and some not.
+  const jitters = [0, 0.5, 0.999_999];
+  const lifetimeOf = (j: number) => 10_000 * (1 + (j * 2 - 1) * 0.02);
+  const connArb = fc.record({
+    load: fc.integer({ min: 0, max: 5 }),
+    open: fc.oneof(
+      { weight: 3, arbitrary: fc.constant(true) },
+      { weight: 1, arbitrary: fc.constant(false) },
+    ),
+    lent: fc.boolean(),
+    jitter: fc.constantFrom(...jitters),
+  });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(connArb, { minLength: 1, maxLength: 6 }),
+      fc.integer({ min: 1, max: 4 }),
+      fc.constantFrom(0, 9_900, 10_100, 10_300),
+      async (specs, threshold, lag) => {
+        let late!: LateClock;
+        let draw = 0;
+        const n = specs.length;
+        const { clock, pool } = setup(
+          {
+            minConnections: n,
+            maxConnections: n,
+            maxLifetimeMs: 10_000,
+            multiplexThreshold: threshold,
+          },
+          {
+            poolClock: (inner) => (late = new LateClock(inner)),
+            random: () => specs[draw++ % n].jitter,
+          },
+        );
+        pool.start();
+        await clock.advance(0);
+        const conns = pool.connections();
+        assert.equal(conns.length, n);
+        // Lend them all, then give back those not meant to stay lent.
+        const lent = [];
+        for (let i = 0; i < n; i++) lent.push(await pool.getConnection());
+        for (const conn of lent) {
+          if (!specs[conns.indexOf(conn)].lent) pool.returnConnection(conn);
+        }
+        specs.forEach((spec, i) => {
+          conns[i].inFlight = spec.load;
+          conns[i].isOpen = spec.open;
+        });
+        late.lag = lag;
+        await clock.advance(0); // a new tick: the pool reads its clock again
+        // The model: usable ones in age order; the first under the
+        // threshold and within its lifetime, else the least loaded (oldest
+        // on ties) within its lifetime.
+        const past = (i: number) => lag >= lifetimeOf(specs[i].jitter);
+        const usable = specs.map((_, i) => i).filter((i) =>
+          specs[i].open && !specs[i].lent
+        );
+        const below = usable.filter((i) => specs[i].load < threshold);
+        const saturated = usable.filter((i) => specs[i].load >= threshold)
+          .sort((a, b) => specs[a].load - specs[b].load || a - b);
+        const firstBelow = below.find((i) => !past(i));
+        const expected = firstBelow ??
+          (below.every(past) ? saturated.find((i) => !past(i)) : undefined);
+        const got = pool.tryAcquireShared();
+        assert.equal(
+          got === undefined ? undefined : conns.indexOf(got),
+          expected,
+        );
+        // Whatever it passed over as past its lifetime stays retired: the
+        // next pick picks the same (unless that one was retired too).
+        const again = pool.tryAcquireShared();
+        if (expected !== undefined) assert.equal(again, got);
+        // The ones marked closed finish closing, as a real one does.
+        conns.forEach((conn, i) => {
+          conn.inFlight = 0;
+          if (!specs[i].open) conn.destroy();
+        });
+        const closed = pool.close();
+        conns.forEach((conn, i) => {
+          if (specs[i].lent) pool.returnConnection(conn);
+        });
+        await clock.advance(0);
+        await closed;
+      },
+    ),
+    { numRuns: 150 },
+  );
 });
 
 test("a connection past maxLifetimeMs is retired at exclusive checkout and on return, even before the pool's timer fired", async () => {
