@@ -8,8 +8,9 @@
  * @module
  */
 
-import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { durationProblem, isDuration } from "../config/validate.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import { isDuration } from "../config/validate.ts";
+import { badTimeout, payloadTooLarge } from "./refusals.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { FrameFlags, MessageType } from "../protocol/frame.ts";
 import type { ConnectionCore } from "./core.ts";
@@ -51,11 +52,7 @@ export function runProblem(
     );
   }
   if (timeoutMs !== undefined && !isDuration(timeoutMs)) {
-    return new InvalidArgumentError(
-      "options.timeoutMs",
-      timeoutMs,
-      durationProblem(timeoutMs) ?? "expected a duration in ms",
-    );
+    return badTimeout(timeoutMs);
   }
   return undefined;
 }
@@ -94,12 +91,7 @@ export function submitRun(
     }
     const length = payload.byteLength;
     if (length > sendLimit) {
-      sink.onError(
-        new ProtocolError(
-          `request payload of ${length} bytes exceeds the limit of ${sendLimit}`,
-        ),
-        sequence,
-      );
+      sink.onError(payloadTooLarge(length, sendLimit), sequence);
       continue;
     }
     if (route !== undefined && length > route.maxPayload) {

@@ -12,15 +12,13 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { durationProblem, isDuration } from "../config/validate.ts";
+import { isDuration } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionClosedError,
   type ConnectionLostError,
   type Endpoint,
   formatAddress,
-  InvalidArgumentError,
-  ProtocolError,
 } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -45,6 +43,12 @@ import { openConnection } from "./open.ts";
 import { sayGoodbye, streamClosedError } from "./closing.ts";
 import { checkMessage, switchToTls } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
+import {
+  abortedBeforeSent,
+  badSignal,
+  badTimeout,
+  payloadTooLarge,
+} from "./refusals.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
 import type {
@@ -422,11 +426,7 @@ export class Connection {
   ): Error | undefined {
     const problem = runProblem(payloads, from, to, options?.timeoutMs);
     if (problem !== undefined) return problem;
-    if (this.#state !== "open") {
-      return this.#state === "closed"
-        ? this.#lostError(false)
-        : new ConnectionClosedError(this);
-    }
+    if (this.#state !== "open") return this.#refusal();
     const first = this.#nextSequence;
     this.#nextSequence += to - from;
     this.stats.sent += submitRun(
@@ -508,19 +508,9 @@ export class Connection {
     sink: ReplySink,
     safe: number,
   ): void {
-    if (this.#state !== "open") {
-      return sink.onError(
-        this.#state === "closed"
-          ? this.#lostError(false)
-          : new ConnectionClosedError(this),
-      );
-    }
+    if (this.#state !== "open") return sink.onError(this.#refusal());
     if (payload.byteLength > this.#sendLimit) {
-      return sink.onError(
-        new ProtocolError(
-          `request payload of ${payload.byteLength} bytes exceeds the limit of ${this.#sendLimit}`,
-        ),
-      );
+      return sink.onError(payloadTooLarge(payload.byteLength, this.#sendLimit));
     }
     const route = this.#route;
     if (route !== undefined && payload.byteLength > route.maxPayload) {
@@ -531,29 +521,11 @@ export class Connection {
     // one given straight to a Connection is refused, not half-applied.
     const signal = options?.signal;
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      return sink.onError(
-        new InvalidArgumentError(
-          "options.signal",
-          signal,
-          "expected an AbortSignal",
-        ),
-      );
+      return sink.onError(badSignal(signal));
     }
-    if (signal?.aborted) {
-      return sink.onError(
-        new AbortedError("request aborted before it was sent", signal.reason),
-      );
-    }
+    if (signal?.aborted) return sink.onError(abortedBeforeSent(signal));
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
-    if (!isDuration(timeoutMs)) {
-      return sink.onError(
-        new InvalidArgumentError(
-          "options.timeoutMs",
-          timeoutMs,
-          durationProblem(timeoutMs) ?? "expected a duration in ms",
-        ),
-      );
-    }
+    if (!isDuration(timeoutMs)) return sink.onError(badTimeout(timeoutMs));
     const core = this.#core;
     const sequence = this.#nextSequence++;
     const pending: Pending = {
@@ -629,6 +601,13 @@ export class Connection {
       (sent, retryable) => this.#lostError(sent, error, retryable),
     );
     this.#resolveClosed(error);
+  }
+
+  /** Why a connection no longer open refuses a request. */
+  #refusal(): Error {
+    return this.#state === "closed"
+      ? this.#lostError(false)
+      : new ConnectionClosedError(this);
   }
 
   #lostError(

@@ -1,0 +1,45 @@
+/**
+ * The errors a connection refuses a request with before sending it: a
+ * payload over the node's limit, a bad timeout or signal, a signal that
+ * already aborted. Built only on the way out, so the request path keeps
+ * its checks inline and its text here, shared with batch.ts's runs.
+ *
+ * @module
+ */
+
+import { durationProblem } from "../config/validate.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  ProtocolError,
+} from "../errors.ts";
+
+/** A payload of `length` bytes over the `limit` the node takes. */
+export function payloadTooLarge(length: number, limit: number): ProtocolError {
+  return new ProtocolError(
+    `request payload of ${length} bytes exceeds the limit of ${limit}`,
+  );
+}
+
+/** A `timeoutMs` that is not a duration in ms. */
+export function badTimeout(timeoutMs: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(
+    "options.timeoutMs",
+    timeoutMs,
+    durationProblem(timeoutMs) ?? "expected a duration in ms",
+  );
+}
+
+/** A `signal` that is not an AbortSignal. */
+export function badSignal(signal: unknown): InvalidArgumentError {
+  return new InvalidArgumentError(
+    "options.signal",
+    signal,
+    "expected an AbortSignal",
+  );
+}
+
+/** A request whose signal had aborted before it was sent. */
+export function abortedBeforeSent(signal: AbortSignal): AbortedError {
+  return new AbortedError("request aborted before it was sent", signal.reason);
+}
