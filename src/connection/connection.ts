@@ -4,7 +4,8 @@
  * request path and the connection's lifecycle. Apart: the reading side and
  * the state the two share (core.ts), opening and the HELLO exchange
  * (open.ts), the control channel's checks and TLS switch (control.ts), the
- * GOODBYE and the error a closed stream ends with (closing.ts), the control
+ * GOODBYE and the error a closed stream ends with (closing.ts), the errors
+ * a request is refused with before it is sent (refusals.ts), the control
  * inbox (inbox.ts) and the in-flight records (in_flight.ts).
  *
  * @module
