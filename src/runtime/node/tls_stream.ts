@@ -13,10 +13,10 @@
  *   the handshake before it shuts down), so a handshake timeout against a
  *   stalled node would leak a socket per attempt, and the stalled node
  *   never learns that the client gave up (checked again on deno 2.9.6,
- *   2026-12-05: five handshakes abandoned against a node that never
- *   answers left five more sockets open in the process two seconds
- *   later; a `deno test` run whose in-process node kept its side open
- *   never exited). Here the socket stays the channel's, to close at any
+ *   2026-12-05: after five handshakes abandoned against a node that
+ *   never answers, the process held seven more socket descriptors, still
+ *   two seconds later, and the node never saw a close; a `deno test` run
+ *   whose in-process node kept its side open never exited). Here the socket stays the channel's, to close at any
  *   time. It also allows skipping verification, which Deno.startTls has
  *   no option for. The price, measured with bench/limit.bench.ts (tls
  *   section, native node out of process, 64 in flight, deno 2.9.6): the
