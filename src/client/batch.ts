@@ -23,11 +23,8 @@ import type { BatchReplySink } from "../connection/types.ts";
 import type { Resolve } from "../connection/resolve_only.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import {
-  AbortedError,
-  type NodewireError,
-  RequestTimeoutError,
-} from "../errors.ts";
+import { AbortedError, type NodewireError } from "../errors.ts";
+import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
 import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
 
@@ -118,10 +115,7 @@ class Batch {
     path.batchStarted(n);
     const signal = options.signal;
     if (signal?.aborted) {
-      return this.#refuse(
-        0,
-        new AbortedError("request aborted before it was sent", signal.reason),
-      );
+      return this.#refuse(0, abortedBeforeSent(signal));
     }
     if (signal !== undefined) {
       this.#onAbort = () => this.#abort(signal);
@@ -320,48 +314,13 @@ class Chunk implements BatchReplySink {
    */
   async waitThenSend(): Promise<void> {
     const batch = this.batch;
-    const { path, config } = batch.host;
-    const clock = config.clock;
-    const options = batch.options;
-    const limit = options.timeoutMs ?? config.requestTimeoutMs;
-    const started = clock.now();
-    let connection: Connection;
-    try {
-      connection = await this.node.pool.acquireShared({
-        signal: options.signal,
-        timeoutMs: limit < config.poolConfig.connectionTimeoutMs
-          ? limit
-          : undefined,
-      });
-    } catch (error) {
-      if (channels.poolCheckout.hasSubscribers) {
-        const waitMs = clock.now() - started;
-        path.diagnostics.checkout(
-          this.node.address,
-          "shared",
-          undefined,
-          waitMs,
-          error,
-        );
-      }
-      return this.#failAll(error as Error);
-    }
-    const waitMs = clock.now() - started;
-    if (channels.poolCheckout.hasSubscribers) {
-      path.diagnostics.checkedOut(
-        undefined,
-        this.node.address,
-        connection.id,
-        waitMs,
-      );
-    }
-    const left = limit - waitMs;
-    if (!(left > 0)) {
-      return this.#failAll(
-        new RequestTimeoutError(this.node.address, limit, { sent: false }),
-      );
-    }
-    this.send(connection, left);
+    const waited = await batch.host.path.acquireWithin(
+      this.node,
+      batch.options,
+      undefined,
+    );
+    if (waited instanceof Error) return this.#failAll(waited);
+    this.send(waited.connection, waited.leftMs);
   }
 
   /** Every item of the chunk failed its first attempt with `error`. */

@@ -67,6 +67,14 @@ export interface ClientRequestOptions {
   hedge?: boolean;
 }
 
+/** A connection that {@linkcode RequestPath.acquireWithin} waited for. */
+export interface Waited {
+  /** The pool's connection, shared. */
+  readonly connection: Connection;
+  /** What is left of the attempt's time for its reply, in ms. */
+  readonly leftMs: number;
+}
+
 /** What the request path needs from the client that owns it. */
 export interface RequestPathOwner {
   /** Whether the client is shutting down: no retry starts then. */
@@ -177,7 +185,7 @@ export class RequestPath {
    * Whether the balancer weighs reply times: only then is each attempt
    * timed, so the other balancers cost no clock reads per request.
    */
-  readonly #timed: boolean;
+  readonly timed: boolean;
 
   constructor(
     owner: RequestPathOwner,
@@ -187,7 +195,7 @@ export class RequestPath {
     this.#owner = owner;
     this.#manager = manager;
     this.#config = config;
-    this.#timed = manager.timesRequests;
+    this.timed = manager.timesRequests;
     this.diagnostics = new RequestDiagnostics(manager.id, config.clock);
     this.#budget = config.retryBudget === undefined
       ? undefined
@@ -260,7 +268,7 @@ export class RequestPath {
     call.node = node;
     node.inFlight++;
     call.outstanding++;
-    if (this.#timed) call.sentAt = this.#config.clock.now();
+    if (this.timed) call.sentAt = this.#config.clock.now();
     const hedge = call.hedge;
     if (hedge !== undefined) {
       hedge.mainStarted = this.#config.clock.now();
@@ -341,6 +349,30 @@ export class RequestPath {
     options: ClientRequestOptions,
     sink: RequestCall | HedgeSink,
   ): Promise<void> {
+    const waited = await this.acquireWithin(node, options, sink.message);
+    if (waited instanceof Error) return sink.onError(waited);
+    const sendOptions: RequestOptions = {
+      timeoutMs: waited.leftMs,
+      signal: options.signal,
+      idempotent: options.idempotent,
+    };
+    waited.connection.submitRequest(call.payload, sendOptions, sink);
+  }
+
+  /**
+   * Waits for a shared connection of `node` for an attempt that
+   * `options.timeoutMs` bounds, the wait and the reply together, and tells
+   * the diagnostics channels (with `message` when the attempt is
+   * observed). Resolves with the connection and the ms left for the
+   * reply, or with the error the attempt fails with: the pool's, or a
+   * RequestTimeoutError when the wait used all of the time. Single
+   * requests and batch chunks (batch.ts) both wait here.
+   */
+  async acquireWithin(
+    node: ManagedNode,
+    options: ClientRequestOptions,
+    message: RequestMessage | undefined,
+  ): Promise<Waited | Error> {
     const clock = this.#config.clock;
     const limit = options.timeoutMs ?? this.#config.requestTimeoutMs;
     const started = clock.now();
@@ -365,36 +397,23 @@ export class RequestPath {
           error,
         );
       }
-      return sink.onError(error as Error);
+      return error as Error;
     }
-    if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
-      const waitMs = clock.now() - started;
-      this.diagnostics.checkedOut(
-        sink.message,
-        node.address,
-        connection.id,
-        waitMs,
-      );
+    const waitMs = clock.now() - started;
+    if (message !== undefined || channels.poolCheckout.hasSubscribers) {
+      this.diagnostics.checkedOut(message, node.address, connection.id, waitMs);
     }
-    const left = limit - (clock.now() - started);
-    if (!(left > 0)) {
-      return sink.onError(
-        new RequestTimeoutError(node.address, limit, { sent: false }),
-      );
-    }
-    const sendOptions: RequestOptions = {
-      timeoutMs: left,
-      signal: options.signal,
-      idempotent: options.idempotent,
-    };
-    connection.submitRequest(call.payload, sendOptions, sink);
+    const leftMs = limit - waitMs;
+    return leftMs > 0
+      ? { connection, leftMs }
+      : new RequestTimeoutError(node.address, limit, { sent: false });
   }
 
   /** An attempt got its reply: the request is done, unless it already was. */
   succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
-    if (this.#timed) {
+    if (this.timed) {
       this.#manager.recordLatency(node, call.sentAt, this.#config.clock.now());
     }
     call.outstanding--;
@@ -423,7 +442,7 @@ export class RequestPath {
     const node = sink.node;
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
-    if (this.#timed) {
+    if (this.timed) {
       this.#manager.recordLatency(node, sink.started, this.#config.clock.now());
     }
     call.outstanding--;
@@ -453,7 +472,7 @@ export class RequestPath {
   ): void {
     node.inFlight--;
     this.#manager.recordRequestFailure(node, error);
-    if (this.#timed) {
+    if (this.timed) {
       const now = this.#config.clock.now();
       this.#manager.recordLatency(node, started, now, error);
     }
@@ -552,8 +571,8 @@ export class RequestPath {
     call.resolve(rejection(final));
   }
 
-  #settled(): void {
-    if (--this.inFlight === 0) this.#owner.idle();
+  #settled(count = 1): void {
+    if ((this.inFlight -= count) === 0) this.#owner.idle();
   }
 
   #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
@@ -580,17 +599,11 @@ export class RequestPath {
   batchReplied(node: ManagedNode, sentAt: number, count: number): void {
     node.inFlight -= count;
     this.#manager.recordRequestSuccess(node, count);
-    if (this.#timed) {
+    if (this.timed) {
       this.#manager.recordLatency(node, sentAt, this.#config.clock.now());
     }
     this.succeededCount += count;
-    this.inFlight -= count;
-    if (this.inFlight === 0) this.#owner.idle();
-  }
-
-  /** Whether each attempt is timed (see `ConnectionManager.timesRequests`). */
-  get timed(): boolean {
-    return this.#timed;
+    this.#settled(count);
   }
 
   /**
@@ -622,8 +635,7 @@ export class RequestPath {
   batchRefused(count: number, error: unknown): unknown {
     const final = this.#owner.final(error);
     this.failedCount += count;
-    this.inFlight -= count;
-    if (count > 0 && this.inFlight === 0) this.#owner.idle();
+    if (count > 0) this.#settled(count);
     return final;
   }
 }

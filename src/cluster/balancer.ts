@@ -287,13 +287,8 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   /** The less loaded of two nodes, neither of them `exclude` when possible. */
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
-    const size = nodes.size;
-    if (size === 0) return undefined;
     const c = this.#candidates;
-    c.draw(
-      size,
-      exclude === undefined || size === 1 ? -1 : nodes.indexOf(exclude),
-    );
+    if (!c.drawFrom(nodes, exclude)) return undefined;
     const first = c.first;
     const second = c.second;
     if (second < 0) return nodes.at(first);
@@ -386,13 +381,8 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
   /** The cheaper of two nodes, neither of them `exclude` when possible. */
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
-    const size = nodes.size;
-    if (size === 0) return undefined;
     const c = this.#candidates;
-    c.draw(
-      size,
-      exclude === undefined || size === 1 ? -1 : nodes.indexOf(exclude),
-    );
+    if (!c.drawFrom(nodes, exclude)) return undefined;
     const first = c.first;
     const second = c.second;
     if (second < 0) return nodes.at(first);
@@ -427,6 +417,20 @@ class Candidates {
   constructor(random: (() => number) | undefined, size: number) {
     this.#random = random ?? Math.random;
     this.#next = this.#uniform(Math.max(1, size));
+  }
+
+  /**
+   * Draws two positions of `nodes`, neither of them `exclude`'s when
+   * another is there; false when `nodes` is empty.
+   */
+  drawFrom<N>(nodes: HealthyNodeSet<N>, exclude: N | undefined): boolean {
+    const size = nodes.size;
+    if (size === 0) return false;
+    this.draw(
+      size,
+      exclude === undefined || size === 1 ? -1 : nodes.indexOf(exclude),
+    );
+    return true;
   }
 
   /** Draws two positions below `size`, neither of them `skip` (-1: none). */

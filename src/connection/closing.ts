@@ -2,8 +2,8 @@
  * How a connection ends, apart from the state it keeps: the GOODBYE it
  * says when it closes itself, and the error it ends with when the stream
  * closes under it (the node closed it, cleanly or while the connection was
- * draining, or the network broke it). Runs once per connection, never on
- * the request path.
+ * draining, or the network broke it), and destroying a channel whose own
+ * destroy may throw. Runs once per connection, never on the request path.
  *
  * @module
  */
@@ -44,3 +44,19 @@ export function streamClosedError(
 }
 
 const NO_BYTES = new Uint8Array(0);
+
+/**
+ * Destroys a channel (or what holds one) that failed `reason`'s way. A
+ * custom channel's destroy may throw: the caller needs the reason, not
+ * that, and nothing more can be done for the channel.
+ */
+export function destroyQuietly(
+  target: { destroy(error?: Error): void },
+  reason: unknown,
+): void {
+  try {
+    target.destroy(reason instanceof Error ? reason : undefined);
+  } catch {
+    // See above.
+  }
+}

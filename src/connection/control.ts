@@ -18,6 +18,7 @@ import type { MessageCodec } from "../protocol/codec.ts";
 import type { TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
+import { destroyQuietly } from "./closing.ts";
 
 /**
  * Throws unless `payload` may be sent as a control message now: a
@@ -129,11 +130,7 @@ export async function switchToTls(
   } catch (error) {
     // Refused (a custom adapter's bad copyBelow): the error says why,
     // whatever the channel's own destroy does.
-    try {
-      secure.destroy(error instanceof Error ? error : undefined);
-    } catch {
-      // Nothing more can be done for that channel.
-    }
+    destroyQuietly(secure, error);
     throw error;
   }
 }

@@ -18,7 +18,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { MAX_COPY_BELOW, MessageCodec } from "../protocol/codec.ts";
+import { checkCopyBelow, MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError } from "../protocol/messages.ts";
 import type { ByteChannel } from "../runtime/types.ts";
@@ -400,19 +400,9 @@ function channelCopyBelow(channel: ByteChannel): number {
       cause,
     });
   }
-  if (value === undefined || value === null) return 0;
-  if (
-    typeof value !== "number" || !Number.isInteger(value) || value < 0 ||
-    value > MAX_COPY_BELOW
-  ) {
-    throw new InvalidArgumentError(
-      "copyBelow",
-      value,
-      `expected an integer from 0 to ${MAX_COPY_BELOW}`,
-      { method },
-    );
-  }
-  return value;
+  return value === undefined || value === null
+    ? 0
+    : checkCopyBelow(value, method);
 }
 
 /** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */

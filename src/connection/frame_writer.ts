@@ -8,6 +8,7 @@
  */
 
 import type { ByteChannel } from "../runtime/types.ts";
+import { COPY_BELOW } from "../runtime/write_queue.ts";
 import { writeHeaderUnchecked } from "../protocol/codec.ts";
 import { HEADER_SIZE } from "../protocol/frame.ts";
 
@@ -21,10 +22,10 @@ const MAX_SLAB = 64 * 1024;
  * Payloads at least this large are handed to the channel as they are,
  * after their header, instead of being copied into the slab. Below it a
  * copy is cheaper than a write of its own; above it the copy is the cost
- * (a 1 MiB payload would be copied whole to gain nothing). The same size
- * as the write queue's `COPY_BELOW`, which then does not copy it either.
+ * (a 1 MiB payload would be copied whole to gain nothing). The write
+ * queue's `COPY_BELOW`, so that it does not copy such a payload either.
  */
-export const DIRECT_PAYLOAD_BYTES = 16 * 1024;
+export const DIRECT_PAYLOAD_BYTES = COPY_BELOW;
 
 /**
  * Payloads up to this size are copied by a loop, not `set()`, whose fixed
@@ -77,28 +78,15 @@ export class FrameWriter {
     sequence: number,
     payload: Uint8Array,
   ): void {
-    if (payload.byteLength >= DIRECT_PAYLOAD_BYTES) {
+    const length = payload.byteLength;
+    if (length >= DIRECT_PAYLOAD_BYTES) {
       return this.#pushDirect(type, flags, sequence, payload);
     }
-    const need = HEADER_SIZE + payload.byteLength;
-    if (this.#end + need > this.#slab.byteLength) this.#renew(need);
-    writeHeaderUnchecked(
-      this.#slab,
-      this.#end,
-      type,
-      flags,
-      sequence,
-      payload.byteLength,
-    );
-    const length = payload.byteLength;
-    if (length > COPY_LOOP_BYTES) {
-      this.#slab.set(payload, this.#end + HEADER_SIZE);
-    } else {
-      const slab = this.#slab;
-      const at = this.#end + HEADER_SIZE;
-      for (let i = 0; i < length; i++) slab[at + i] = payload[i];
-    }
-    this.#end += need;
+    const at = this.#header(type, flags, sequence, length, length);
+    const slab = this.#slab;
+    if (length > COPY_LOOP_BYTES) slab.set(payload, at);
+    else for (let i = 0; i < length; i++) slab[at + i] = payload[i];
+    this.#end = at + length;
     if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(this.flush);
@@ -126,20 +114,27 @@ export class FrameWriter {
     sequence: number,
     payload: Uint8Array,
   ): void {
-    if (this.#end + HEADER_SIZE > this.#slab.byteLength) {
-      this.#renew(HEADER_SIZE);
-    }
-    writeHeaderUnchecked(
-      this.#slab,
-      this.#end,
-      type,
-      flags,
-      sequence,
-      payload.byteLength,
-    );
-    this.#end += HEADER_SIZE;
+    this.#end = this.#header(type, flags, sequence, payload.byteLength, 0);
     this.flush();
     this.#write(payload);
+  }
+
+  /**
+   * Writes a frame's header at the slab's end, with room for `room` bytes
+   * of payload after it (a fresh slab when there is not), and returns
+   * where the payload goes; the caller then moves the end past it.
+   */
+  #header(
+    type: number,
+    flags: number,
+    sequence: number,
+    length: number,
+    room: number,
+  ): number {
+    const need = HEADER_SIZE + room;
+    if (this.#end + need > this.#slab.byteLength) this.#renew(need);
+    writeHeaderUnchecked(this.#slab, this.#end, type, flags, sequence, length);
+    return this.#end + HEADER_SIZE;
   }
 
   /**

@@ -32,6 +32,7 @@ import type {
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
+import { destroyQuietly } from "./closing.ts";
 
 /**
  * What opening reads of the connection options (`ConnectionOptions`, whose
@@ -133,15 +134,9 @@ export async function openConnection<C extends OpenedConnection>(
   } catch (error) {
     const reason = controller.signal.aborted ? controller.signal.reason : error;
     // A channel the connection refused (a custom adapter's bad copyBelow)
-    // is not the connection's to destroy: it never took it. A custom
-    // channel's destroy may throw: the caller needs the reason, not that.
-    try {
-      (connection ?? channel)?.destroy(
-        reason instanceof Error ? reason : undefined,
-      );
-    } catch {
-      // Nothing more can be done for that channel.
-    }
+    // is not the connection's to destroy: it never took it.
+    const taken = connection ?? channel;
+    if (taken !== undefined) destroyQuietly(taken, reason);
     throw reason;
   } finally {
     clock.clearTimeout(timer);

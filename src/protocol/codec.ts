@@ -92,11 +92,29 @@ export type FrameHandler = (
   payload: Uint8Array,
 ) => void;
 
+// The largest `copyBelow`: copying is for small payloads, where it beats
+// making a view; a larger copy only costs.
+const MAX_COPY_BELOW = 1024;
+
 /**
- * The largest {@linkcode MessageCodec.copyBelow}: copying is for small
- * payloads, where it beats making a view; a larger copy only costs.
+ * `value` as a {@linkcode MessageCodec.copyBelow}: an integer from 0 to
+ * 1024. Anything else throws an InvalidArgumentError naming `copyBelow`
+ * (and `method`, whose value it was, when given).
  */
-export const MAX_COPY_BELOW = 1024;
+export function checkCopyBelow(value: unknown, method?: string): number {
+  if (
+    typeof value !== "number" || !Number.isInteger(value) || value < 0 ||
+    value > MAX_COPY_BELOW
+  ) {
+    throw new InvalidArgumentError(
+      "copyBelow",
+      value,
+      `expected an integer from 0 to ${MAX_COPY_BELOW}`,
+      { method },
+    );
+  }
+  return value;
+}
 
 /**
  * Encodes frames and decodes a byte stream into frames. One instance per
@@ -156,16 +174,7 @@ export class MessageCodec {
   }
 
   set copyBelow(value: number) {
-    if (
-      !Number.isInteger(value) || value < 0 || value > MAX_COPY_BELOW
-    ) {
-      throw new InvalidArgumentError(
-        "copyBelow",
-        value,
-        `expected an integer from 0 to ${MAX_COPY_BELOW}`,
-      );
-    }
-    this.#copyBelow = value;
+    this.#copyBelow = checkCopyBelow(value);
   }
 
   /**
