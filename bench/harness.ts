@@ -77,6 +77,32 @@ export function fixed(value: number, digits = 1): string {
   return Number.isFinite(value) ? value.toFixed(digits) : String(value);
 }
 
+/** `value` with `digits` decimals, or "-" when there is none. */
+export function orDash(
+  value: number | null | undefined,
+  digits: number,
+): string {
+  return value === null || value === undefined || !Number.isFinite(value)
+    ? "-"
+    : fixed(value, digits);
+}
+
+/** A ratio as a percentage with one decimal, or "-" when there is none. */
+export function percent(ratio: number | undefined): string {
+  return ratio === undefined || !Number.isFinite(ratio)
+    ? "-"
+    : `${fixed(ratio * 100, 1)}%`;
+}
+
+/** A payload size in B, KiB or MiB. */
+export function sizeLabel(bytes: number): string {
+  return bytes >= 1 << 20
+    ? `${bytes >> 20} MiB`
+    : bytes >= 1024
+    ? `${bytes >> 10} KiB`
+    : `${bytes} B`;
+}
+
 /** Prints rows as a left/right aligned text table (numbers right). */
 export function printTable(
   headers: readonly string[],

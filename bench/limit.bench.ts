@@ -61,6 +61,8 @@ import {
   median,
   newSeries,
   now,
+  orDash,
+  percent,
   printTable,
   QUICK,
   quickNote,
@@ -71,6 +73,7 @@ import {
   runtimeLabel,
   runtimeName,
   type Series,
+  sizeLabel,
 } from "./harness.ts";
 import {
   startNativeNode,
@@ -480,17 +483,6 @@ async function learnReplyOverhead(target: Target): Promise<void> {
   await raw.close();
 }
 
-const dash = (v: number | null, digits: number) =>
-  v === null || !Number.isFinite(v) ? "-" : fixed(v, digits);
-const pct = (v: number | undefined) =>
-  v === undefined || !Number.isFinite(v) ? "-" : `${fixed(v * 100, 1)}%`;
-const sizeLabel = (bytes: number) =>
-  bytes >= 1 << 20
-    ? `${bytes >> 20} MiB`
-    : bytes >= 1024
-    ? `${bytes >> 10} KiB`
-    : `${bytes} B`;
-
 function ratio(
   figures: readonly CellFigures[],
   a: string,
@@ -587,9 +579,9 @@ try {
             int(f.reqPerSecond),
             int(f.minReqPerSecond),
             int(f.maxReqPerSecond),
-            dash(f.cpuUsPerRequest, 2),
-            dash(f.p50Us, 0),
-            pct(base),
+            orDash(f.cpuUsPerRequest, 2),
+            orDash(f.p50Us, 0),
+            percent(base),
           ];
         }),
       );
@@ -642,13 +634,13 @@ try {
           int(f.reqPerSecond),
           int(f.minReqPerSecond),
           int(f.maxReqPerSecond),
-          dash(f.cpuUsPerRequest, 2),
-          dash(f.p50Us, 0),
-          dash(f.p99Us, 0),
+          orDash(f.cpuUsPerRequest, 2),
+          orDash(f.p50Us, 0),
+          orDash(f.p99Us, 0),
           String(f.failed),
         ]),
       );
-      console.log(`${section}/tcp: ${pct(ratios[`${section}/tcp@64`])}`);
+      console.log(`${section}/tcp: ${percent(ratios[`${section}/tcp@64`])}`);
       if (baselines.length === 2) {
         // The raw promise client over the runtime's own TLS against itself
         // over TCP: what the runtime's TLS stack leaves at best.
@@ -656,7 +648,7 @@ try {
           figures[2].reqPerSecond;
         console.log(
           `raw ${section}/raw tcp: ${
-            pct(ratios[`raw ${section}/raw tcp@64`])
+            percent(ratios[`raw ${section}/raw tcp@64`])
           } (the runtime's own TLS: ${RAW_TLS_API})`,
         );
       }
@@ -729,10 +721,10 @@ try {
           sizeLabel(f.payloadBytes),
           fixed(f.mbPerSecond, 1),
           int(f.reqPerSecond),
-          dash(f.cpuUsPerRequest, 1),
-          dash(f.p50Us, 0),
+          orDash(f.cpuUsPerRequest, 1),
+          orDash(f.p50Us, 0),
           f.contender === "client"
-            ? pct(ratios[`large client/promise@${f.payloadBytes}`])
+            ? percent(ratios[`large client/promise@${f.payloadBytes}`])
             : "-",
         ]),
       );

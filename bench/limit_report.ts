@@ -18,7 +18,15 @@
 
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { env, fixed, int, QUICK } from "./harness.ts";
+import {
+  env,
+  fixed,
+  int,
+  orDash,
+  percent,
+  QUICK,
+  sizeLabel,
+} from "./harness.ts";
 import type { CellFigures } from "./limit.bench.ts";
 import { type Runtime, RUNTIMES } from "./scale/results.ts";
 import { type Chart, type Series, svgDocument } from "./scale/svg.ts";
@@ -120,18 +128,8 @@ function versusTcp(run: LimitRun, section: "udp" | "tls") {
 
 // --- formatting
 
-const dash = (v: number | null | undefined, digits: number) =>
-  v === null || v === undefined || !Number.isFinite(v) ? "-" : fixed(v, digits);
 const count = (v: number | undefined) =>
   v === undefined || !Number.isFinite(v) ? "-" : int(v);
-const pct = (v: number | undefined) =>
-  v === undefined || !Number.isFinite(v) ? "-" : `${fixed(v * 100, 1)}%`;
-const sizeLabel = (bytes: number) =>
-  bytes >= 1 << 20
-    ? `${bytes >> 20} MiB`
-    : bytes >= 1024
-    ? `${bytes >> 10} KiB`
-    : `${bytes} B`;
 
 /** A markdown table, the first column left-aligned and the rest right. */
 function table(headers: string[], rows: string[][]): string {
@@ -160,7 +158,7 @@ const shareTarget = (
       cell(run, "tcp", a, inFlight, 16),
       cell(run, "tcp", b, inFlight, 16),
     );
-    return r === undefined ? undefined : [pct(r), r >= least];
+    return r === undefined ? undefined : [percent(r), r >= least];
   },
 });
 
@@ -188,7 +186,7 @@ const TARGETS: Target[] = [
     name: "UDP ≥ 50% of TCP req/s, 64 in flight",
     check(run) {
       const r = versusTcp(run, "udp").ratio;
-      return r === undefined ? undefined : [pct(r), r >= 0.5];
+      return r === undefined ? undefined : [percent(r), r >= 0.5];
     },
   },
   {
@@ -202,7 +200,7 @@ const TARGETS: Target[] = [
     name: "TLS ≥ 85% of TCP req/s, 64 in flight",
     check(run) {
       const r = versusTcp(run, "tls").ratio;
-      return r === undefined ? undefined : [pct(r), r >= 0.85];
+      return r === undefined ? undefined : [percent(r), r >= 0.85];
     },
   },
   {
@@ -212,7 +210,7 @@ const TARGETS: Target[] = [
         cell(run, "tls", "raw tls"),
         cell(run, "tls", "raw tcp"),
       );
-      return r === undefined ? undefined : [pct(r), r >= 0.85];
+      return r === undefined ? undefined : [percent(r), r >= 0.85];
     },
   },
 ];
@@ -247,10 +245,10 @@ function tcpTable(run: LimitRun): string {
           sizeLabel(size),
           int(c.reqPerSecond),
           `${int(c.minReqPerSecond)}–${int(c.maxReqPerSecond)}`,
-          dash(c.cpuUsPerRequest, 2),
-          dash(c.p50Us, 1),
+          orDash(c.cpuUsPerRequest, 2),
+          orDash(c.p50Us, 1),
           BASELINE[contender]
-            ? `${pct(ofBaseline(run, c))} of ${BASELINE[contender]}`
+            ? `${percent(ofBaseline(run, c))} of ${BASELINE[contender]}`
             : "-",
         ]);
       }
@@ -287,12 +285,12 @@ function transportTable(run: LimitRun): string {
     }
     rows.push([
       `${section.toUpperCase()}/TCP`,
-      pct(r),
+      percent(r),
       int(tcp.reqPerSecond),
       int(other.reqPerSecond),
-      dash(tcp.p50Us, 1),
-      dash(other.p50Us, 1),
-      dash(other.cpuUsPerRequest, 2),
+      orDash(tcp.p50Us, 1),
+      orDash(other.p50Us, 1),
+      orDash(other.cpuUsPerRequest, 2),
       String(other.failed),
     ]);
     const rawTcp = cell(run, section, "raw tcp");
@@ -300,12 +298,12 @@ function transportTable(run: LimitRun): string {
     if (rawTcp && rawOther) {
       rows.push([
         `raw ${section.toUpperCase()}/raw TCP`,
-        pct(ratio(rawOther, rawTcp)),
+        percent(ratio(rawOther, rawTcp)),
         int(rawTcp.reqPerSecond),
         int(rawOther.reqPerSecond),
-        dash(rawTcp.p50Us, 1),
-        dash(rawOther.p50Us, 1),
-        dash(rawOther.cpuUsPerRequest, 2),
+        orDash(rawTcp.p50Us, 1),
+        orDash(rawOther.p50Us, 1),
+        orDash(rawOther.cpuUsPerRequest, 2),
         String(rawOther.failed),
       ]);
     }
@@ -332,11 +330,11 @@ function largeTable(run: LimitRun): string {
     if (!c && !p) return [];
     return [[
       sizeLabel(size),
-      dash(c?.mbPerSecond, 1),
-      dash(p?.mbPerSecond, 1),
-      pct(ratio(c, p)),
-      dash(c?.cpuUsPerRequest, 1),
-      dash(p?.cpuUsPerRequest, 1),
+      orDash(c?.mbPerSecond, 1),
+      orDash(p?.mbPerSecond, 1),
+      percent(ratio(c, p)),
+      orDash(c?.cpuUsPerRequest, 1),
+      orDash(p?.cpuUsPerRequest, 1),
       count(c?.inFlight ?? p?.inFlight),
     ]];
   });

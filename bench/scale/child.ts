@@ -24,7 +24,7 @@ const SERVE = fileURLToPath(new URL("./serve_nodes.ts", import.meta.url));
  * The command line that runs `script` on this runtime. BENCH_CHILD_FLAGS
  * adds runtime flags, e.g. "--cpu-prof" to profile the node on Node.
  */
-function commandFor(script: string): string[] {
+export function commandFor(script: string): string[] {
   const flags = env("BENCH_CHILD_FLAGS")?.split(" ").filter(Boolean) ?? [];
   switch (runtimeName()) {
     case "deno":
@@ -36,30 +36,68 @@ function commandFor(script: string): string[] {
   }
 }
 
-function startOne(
-  count: number,
-): Promise<{ child: ChildProcess; addresses: string[] }> {
-  const child = spawn(process.execPath, [...commandFor(SERVE), String(count)], {
+/**
+ * Runs `script` with `args` in a child process of this runtime and
+ * resolves with it and the first JSON line it prints (what it serves),
+ * once it printed it; `what` names the child in errors. Fails after 60 s,
+ * or if the child exits first.
+ */
+export function spawnReporting(
+  script: string,
+  args: string[],
+  what: string,
+): Promise<{ child: ChildProcess; report: unknown }> {
+  const child = spawn(process.execPath, [...commandFor(script), ...args], {
     stdio: ["pipe", "pipe", "inherit"],
   });
   return new Promise((resolve, reject) => {
     let output = "";
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`node process did not start in 60 s: ${output}`));
+      reject(new Error(`${what} did not start in 60 s: ${output}`));
     }, 60_000);
     child.stdout!.on("data", (chunk) => {
       output += chunk;
       const line = output.split("\n").find((l) => l.startsWith("{"));
       if (line === undefined || !output.includes("\n")) return;
       clearTimeout(timer);
-      resolve({ child, addresses: JSON.parse(line).addresses });
+      resolve({ child, report: JSON.parse(line) });
     });
     child.on("exit", (code) => {
       clearTimeout(timer);
-      reject(new Error(`node process exited with ${code}: ${output}`));
+      reject(new Error(`${what} exited with ${code}: ${output}`));
     });
   });
+}
+
+/**
+ * Stops a child started by {@linkcode spawnReporting}: closing its stdin
+ * lets it exit on its own (and write a profile if it was asked to);
+ * signals follow if it does not.
+ */
+export function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    const term = setTimeout(() => child.kill("SIGTERM"), 3_000);
+    const kill = setTimeout(() => child.kill("SIGKILL"), 6_000);
+    child.once("exit", () => {
+      clearTimeout(term);
+      clearTimeout(kill);
+      resolve();
+    });
+    child.stdin!.end();
+  });
+}
+
+async function startOne(
+  count: number,
+): Promise<{ child: ChildProcess; addresses: string[] }> {
+  const { child, report } = await spawnReporting(
+    SERVE,
+    [String(count)],
+    "node process",
+  );
+  return { child, addresses: (report as { addresses: string[] }).addresses };
 }
 
 /**
@@ -87,23 +125,7 @@ export async function startNodeProcesses(
   return {
     addresses: started.flatMap((s) => s.addresses),
     async stop() {
-      await Promise.all(
-        started.map(({ child }) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null) return resolve();
-            // Closing stdin lets the child exit on its own (and write a
-            // profile if it was asked to); signals follow if it does not.
-            const term = setTimeout(() => child.kill("SIGTERM"), 3_000);
-            const kill = setTimeout(() => child.kill("SIGKILL"), 6_000);
-            child.once("exit", () => {
-              clearTimeout(term);
-              clearTimeout(kill);
-              resolve();
-            });
-            child.stdin!.end();
-          })
-        ),
-      );
+      await Promise.all(started.map(({ child }) => stopChild(child)));
     },
   };
 }
