@@ -119,6 +119,20 @@ test("hedge: false opts a request out; without client hedging, hedge: true opts 
       await r;
     }
     assert.ok(client.stats().hedges > 0, "hedged once the p95 is known");
+    // Opting one request in leaves the client's default as it was: a plain
+    // idempotent request is still not hedged, alone or in a batch.
+    const before = client.stats().hedges;
+    for (let i = 0; i < 10; i++) {
+      const r = client.request(ops.echo(), { idempotent: true });
+      await clock.advance(250);
+      await r;
+    }
+    const batch = client.requestMany([ops.echo(), ops.echo()], {
+      idempotent: true,
+    });
+    await clock.advance(250);
+    await batch;
+    assert.equal(client.stats().hedges, before, "no hedge without opting in");
   });
 });
 

@@ -27,6 +27,7 @@ import { AbortedError, type NodewireError } from "../errors.ts";
 import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
 import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
+import { mayHedge } from "./hedging.ts";
 
 /**
  * One request's outcome in `Client.requestMany`: its reply, or the error
@@ -337,9 +338,7 @@ function bySingles(
   options: ClientRequestOptions,
   config: ResolvedConfig,
 ): boolean {
-  return (options.idempotent === true && options.hedge !== false &&
-    (config.hedging !== undefined || options.hedge === true)) ||
-    requestObserved();
+  return mayHedge(options, config.hedging !== undefined) || requestObserved();
 }
 
 /** Where the chunk starting at item `from` ends (exclusive). */

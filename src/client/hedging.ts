@@ -16,6 +16,20 @@ import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
+/**
+ * Whether a request may be hedged: it is idempotent and not opted out, and
+ * either the client hedges by default (`hedging` in its config) or the
+ * request opts in. One rule for single requests and batches, so opting one
+ * request in never turns hedging on for the others.
+ */
+export function mayHedge(
+  options: { readonly idempotent?: boolean; readonly hedge?: boolean },
+  clientHedges: boolean,
+): boolean {
+  return options.idempotent === true && options.hedge !== false &&
+    (clientHedges || options.hedge === true);
+}
+
 /** Reply times kept per node, the most recent ones. */
 const WINDOW = 128;
 /** No percentile is trusted before this many samples. */

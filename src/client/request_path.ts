@@ -25,7 +25,7 @@ import {
 import { backoffDelay, isRetryable } from "./retry.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import { DEFAULT_HEDGING } from "../config/defaults.ts";
-import { type Hedge, Hedging } from "./hedging.ts";
+import { type Hedge, Hedging, mayHedge } from "./hedging.ts";
 import { RetryBudget } from "./retry_budget.ts";
 import {
   channels,
@@ -217,10 +217,7 @@ export class RequestPath {
     const promise = new Promise<Uint8Array>(this.#executor);
     this.#opening = undefined;
     try {
-      if (
-        options.idempotent === true && options.hedge !== false &&
-        (this.#hedging !== undefined || options.hedge === true)
-      ) {
+      if (mayHedge(options, this.#config.hedging !== undefined)) {
         this.#hedging ??= new Hedging(DEFAULT_HEDGING, this.#config.clock);
         call.hedge = this.#startHedge(this.#hedging, call);
       }
