@@ -44,6 +44,26 @@ export type BatchResult =
   | { readonly ok: false; readonly error: NodewireError };
 
 /**
+ * The results are made by these classes, not object literals: V8 (in
+ * Deno 2.9, V8 15) pretenures a literal's allocation site once many of
+ * its objects live on, as results do until the whole batch settles, and
+ * then allocates each in the old generation. A result literal cost Deno
+ * 0.23 µs of CPU an item at 256 in flight (0.83 against 0.60, one
+ * process, alternating rounds); `new` did not. Node and Bun were
+ * unchanged.
+ */
+class ReplyResult {
+  readonly ok = true as const;
+  constructor(readonly value: Uint8Array) {}
+}
+
+/** A failed item's result (see {@linkcode ReplyResult}). */
+class ErrorResult {
+  readonly ok = false as const;
+  constructor(readonly error: NodewireError) {}
+}
+
+/**
  * Most items in one chunk. Enough that a chunk's bookkeeping (a balancer
  * pick, a connection, one sink) is shared by many requests; few enough
  * that a batch of thousands spreads over nodes and connections.
@@ -84,7 +104,7 @@ export function runBatch(
 
 /** `count` results that all failed with `error`, for a batch never started. */
 export function failedBatch(count: number, error: unknown): BatchResult[] {
-  const result: BatchResult = { ok: false, error: error as NodewireError };
+  const result: BatchResult = new ErrorResult(error as NodewireError);
   return new Array<BatchResult>(count).fill(result);
 }
 
@@ -163,8 +183,8 @@ class Batch {
     const { path } = this.host;
     this.payloads.forEach((payload, i) => {
       path.request(payload, this.options).then(
-        (value) => this.settle(i, { ok: true, value }),
-        (error) => this.settle(i, { ok: false, error }),
+        (value) => this.settle(i, new ReplyResult(value)),
+        (error) => this.settle(i, new ErrorResult(error)),
       );
     });
   }
@@ -191,12 +211,12 @@ class Batch {
   #resolver(index: number): Resolve<Uint8Array> {
     return (value) => {
       if (value instanceof Uint8Array) {
-        this.settle(index, { ok: true, value });
+        this.settle(index, new ReplyResult(value));
       } else {
         // The path fails a request with a thenable that rejects at once
         // (resolve_only.ts).
         value.then(undefined, (error: unknown) => {
-          this.settle(index, { ok: false, error: error as NodewireError });
+          this.settle(index, new ErrorResult(error as NodewireError));
         });
       }
     };
@@ -205,10 +225,9 @@ class Batch {
   /** Items `from` on made no attempt and fail with `error`. */
   #refuse(from: number, error: unknown): void {
     const count = this.payloads.length - from;
-    const result: BatchResult = {
-      ok: false,
-      error: this.host.path.batchRefused(count, error) as NodewireError,
-    };
+    const result: BatchResult = new ErrorResult(
+      this.host.path.batchRefused(count, error) as NodewireError,
+    );
     for (let i = from; i < this.payloads.length; i++) this.settle(i, result);
   }
 
@@ -268,10 +287,7 @@ class Chunk implements BatchReplySink {
       queueMicrotask(this.#flush ??= () => this.#book());
     }
     if (++this.reported === this.to - this.from) this.#book();
-    batch.settle(this.from + sequence - this.first, {
-      ok: true,
-      value: payload,
-    });
+    batch.settle(this.from + sequence - this.first, new ReplyResult(payload));
   }
 
   onError(error: Error, sequence: number): void {
