@@ -103,8 +103,8 @@ class Batcher {
         maxFrameSize: 16777216,
       }),
     );
-    const frame = new Uint8Array(HEADER + body.byteLength);
-    encodeHeader(frame, 0, TYPE_HELLO, this.#sequence++, body.byteLength);
+    const frame = new Uint8Array(HEADER + body.length);
+    encodeHeader(frame, 0, TYPE_HELLO, this.#sequence++, body.length);
     frame.set(body, HEADER);
     let timer: ReturnType<typeof setTimeout> | undefined;
     const type = await new Promise<number>((resolve, reject) => {
@@ -132,12 +132,12 @@ class Batcher {
       return Promise.reject(new Error("one run at a time"));
     }
     const width = Math.max(1, Math.min(inFlight, count));
-    this.#frameSize = HEADER + payload.byteLength;
+    this.#frameSize = HEADER + payload.length;
     const size = width * this.#frameSize;
-    if (this.#slab.byteLength < size) this.#slab = new Uint8Array(size);
+    if (this.#slab.length < size) this.#slab = new Uint8Array(size);
     for (let i = 0; i < width; i++) {
       const o = i * this.#frameSize;
-      encodeHeader(this.#slab, o, TYPE_REQUEST, 0, payload.byteLength);
+      encodeHeader(this.#slab, o, TYPE_REQUEST, 0, payload.length);
       this.#slab.set(payload, o + HEADER);
     }
     this.#issued =
@@ -204,7 +204,7 @@ class Batcher {
 
   /** Counts the replies completed in `chunk`, which may split frames anywhere. */
   feed(chunk: Uint8Array): void {
-    const end = chunk.byteLength;
+    const end = chunk.length;
     let off = 0;
     let replies = 0;
     while (off < end) {

@@ -22,7 +22,7 @@
  * ```ts ignore
  * import { openRawSocket } from "./raw_socket.ts";
  * const receiver = {
- *   feed: (chunk: Uint8Array) => console.log(chunk.byteLength, "bytes"),
+ *   feed: (chunk: Uint8Array) => console.log(chunk.length, "bytes"),
  *   close: () => console.log("closed"),
  * };
  * const socket = await openRawSocket("127.0.0.1", 7000, receiver, "borrowed");
@@ -146,7 +146,7 @@ async function openDeno(
       while (out.length > 0) {
         let bytes = concatBytes(out);
         out.length = 0;
-        while (bytes.byteLength > 0) {
+        while (bytes.length > 0) {
           bytes = bytes.subarray(await conn.write(bytes));
         }
       }
@@ -258,7 +258,7 @@ async function openBun(
           const bytes = queue[0];
           const n = s.write(bytes);
           if (n < 0) return;
-          if (n < bytes.byteLength) {
+          if (n < bytes.length) {
             queue[0] = bytes.subarray(n);
             return;
           }
@@ -282,7 +282,7 @@ async function openBun(
       }
       const n = socket.write(bytes);
       if (n < 0) return;
-      if (n < bytes.byteLength) {
+      if (n < bytes.length) {
         queue.push(bytes.subarray(n));
         return;
       }
@@ -325,7 +325,7 @@ async function openNode(
       "data",
       (chunk: Uint8Array) =>
         receiver.feed(
-          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length),
         ),
     );
   } else {

@@ -363,7 +363,7 @@ function chunkEnd(payloads: readonly Uint8Array[], from: number): number {
   let bytes = 0;
   let i = from;
   while (i < last) {
-    bytes += payloads[i++].byteLength;
+    bytes += payloads[i++].length;
     if (bytes >= CHUNK_BYTES) break;
   }
   return i;

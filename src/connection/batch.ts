@@ -89,7 +89,7 @@ export function submitRun(
       sink.onError(invalidPayload(payload), sequence);
       continue;
     }
-    const length = payload.byteLength;
+    const length = payload.length; // not byteLength: see frame_writer.ts
     if (length > sendLimit) {
       sink.onError(payloadTooLarge(length, sendLimit), sequence);
       continue;

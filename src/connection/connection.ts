@@ -510,12 +510,15 @@ export class Connection {
     safe: number,
   ): void {
     if (this.#state !== "open") return sink.onError(this.#refusal());
-    if (payload.byteLength > this.#sendLimit) {
-      return sink.onError(payloadTooLarge(payload.byteLength, this.#sendLimit));
+    // `length`, not `byteLength` (the same for a Uint8Array): see
+    // frame_writer.ts.
+    const length = payload.length;
+    if (length > this.#sendLimit) {
+      return sink.onError(payloadTooLarge(length, this.#sendLimit));
     }
     const route = this.#route;
-    if (route !== undefined && payload.byteLength > route.maxPayload) {
-      return sink.onError(route.tooLarge(payload.byteLength));
+    if (route !== undefined && length > route.maxPayload) {
+      return sink.onError(route.tooLarge(length));
     }
     // Each option is read once, and checked here, before anything is
     // recorded: a value that changed since an earlier check (a getter) or

@@ -252,7 +252,7 @@ export class MessageCodec {
   decodeFrames(chunk: Uint8Array, onFrame: FrameHandler): void {
     if (this.#failure) throw this.#failure;
     let offset = 0;
-    const end = chunk.byteLength;
+    const end = chunk.length; // byteLength is slower on Node 20's V8
     // What a previous chunk left unfinished comes first.
     while (offset < end && (this.#headerFill > 0 || this.#pending)) {
       offset = this.#continuePartial(chunk, offset, onFrame);

@@ -167,7 +167,7 @@ export class NodeChannel extends ChannelBase {
         // Node allocates a fresh Buffer per read. The plain view keeps
         // Uint8Array semantics (Buffer's slice() is a view, not a copy).
         this.emitData(
-          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength),
+          new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.length),
         );
       };
     this.#socket.on("data", this.#onData);
