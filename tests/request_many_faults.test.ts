@@ -5,9 +5,13 @@
 // runs. Every test runs on the virtual clock over the in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { BatchResult } from "../src/client/batch.ts";
+import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
 import type { Client } from "../src/client/client.ts";
-import { type NodewireError, ProtocolError } from "../src/errors.ts";
+import {
+  AbortedError,
+  type NodewireError,
+  ProtocolError,
+} from "../src/errors.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
@@ -120,4 +124,52 @@ test("a chunk whose first items get its node ejected (oversized payloads) still 
     assert.equal(ejected, 1);
     assertBooked(client, 7);
   }, { maxFrameSize: 1024 });
+});
+
+test("a signal that aborts after the pool hands a waiting chunk its connection, before the chunk is sent, stops the chunk", async () => {
+  // Items sent after the abort were never cancelled: the batch waited for
+  // their replies (here a second) and reported them as successes.
+  await scene(1, {}, async ({ client, clock }) => {
+    client.manager.nodes[0].pool.clear();
+    await settle(clock);
+    const controller = new AbortController();
+    client.addEventListener("checkedOut", () => {
+      controller.abort(new Error("stop"));
+    });
+    const call = client.requestMany(
+      [ops.sleep(1000, "a"), ops.sleep(1000, "b")],
+      { signal: controller.signal },
+    );
+    assert.ok(await settledWithin(clock, call, 10), "the abort was ignored");
+    for (const r of await call) {
+      const error = errorOf(r);
+      assert.ok(error instanceof AbortedError, String(error));
+      assert.equal((error.cause as Error).message, "stop");
+    }
+    assertBooked(client, 2);
+  });
+});
+
+test("a signal that aborts while the batch is being handed out stops the chunks handed out after it", async () => {
+  // The first chunk that has to wait for a connection starts a checkout
+  // (its event runs at once); the abort there reached the chunks sent
+  // before it, but the chunks after it went out regardless.
+  await scene(2, {}, async ({ client, clock }) => {
+    client.manager.nodes[0].pool.clear();
+    await settle(clock);
+    const controller = new AbortController();
+    client.addEventListener("checkoutStarted", () => {
+      controller.abort(new Error("stop"));
+    });
+    const count = 4 * CHUNK_ITEMS;
+    const call = client.requestMany(
+      Array.from({ length: count }, () => ops.sleep(1000)),
+      { signal: controller.signal },
+    );
+    assert.ok(await settledWithin(clock, call, 10), "the abort was ignored");
+    for (const r of await call) {
+      assert.ok(errorOf(r) instanceof AbortedError, String(r));
+    }
+    assertBooked(client, count);
+  });
 });
