@@ -9,6 +9,7 @@ import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
 import type { Client } from "../src/client/client.ts";
 import {
   AbortedError,
+  InvalidArgumentError,
   type NodewireError,
   ProtocolError,
 } from "../src/errors.ts";
@@ -171,5 +172,85 @@ test("a signal that aborts while the batch is being handed out stops the chunks 
       assert.ok(errorOf(r) instanceof AbortedError, String(r));
     }
     assertBooked(client, count);
+  });
+});
+
+/** A getter that answers `value` once and throws on any later read. */
+function readOnce<T>(value: T): PropertyDescriptor {
+  let read = false;
+  return {
+    enumerable: true,
+    get() {
+      if (read) throw new Error("read a second time");
+      read = true;
+      return value;
+    },
+  };
+}
+
+test("options are read once, at the door: getters that would throw later change nothing, retries included", async () => {
+  // The batch read its options again (the signal when it started, the
+  // others per chunk and per failure): a getter that threw then rejected
+  // the call with a raw Error and left the batch counted in flight.
+  await scene(2, {
+    retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+    retryBudget: false,
+  }, async ({ client, clock, nodes }) => {
+    const controller = new AbortController();
+    const options = Object.defineProperties({}, {
+      idempotent: readOnce(true),
+      timeoutMs: readOnce(5000),
+      retry: readOnce(true),
+      hedge: readOnce(false),
+      signal: readOnce(controller.signal),
+    });
+    const payloads = Array.from(
+      { length: 2 * CHUNK_ITEMS },
+      (_, i) => ops.sleep(50, `${i}`),
+    );
+    const call = client.requestMany(payloads, options);
+    await settle(clock);
+    // Half the batch fails on n0 and is retried on n1.
+    await nodes[0].stop();
+    assert.ok(await settledWithin(clock, call, 500), "the batch never settled");
+    const results = await call;
+    results.forEach((r, i) => assert.equal(textOf(r), `${i}`));
+    assert.ok(client.stats().retries > 0);
+    assertBooked(client, payloads.length);
+  });
+});
+
+test("an array whose length is not a length, or a revoked one (proxies), is refused with InvalidArgumentError", async () => {
+  await scene(1, {}, async ({ client, nodes }) => {
+    const lengths: unknown[] = [NaN, -1, 2.5, "2", Infinity];
+    const proxies: unknown[] = lengths.map((length) =>
+      new Proxy([ops.echo("a"), ops.echo("b")], {
+        get: (target, key) =>
+          key === "length" ? length : Reflect.get(target, key),
+      })
+    );
+    proxies.push(
+      new Proxy([ops.echo("a")], {
+        get: (target, key) => {
+          if (key === "length") throw new Error("no length");
+          return Reflect.get(target, key);
+        },
+      }),
+    );
+    const revocable = Proxy.revocable([ops.echo("a")], {});
+    revocable.revoke();
+    proxies.push(revocable.proxy);
+    for (const payloads of proxies) {
+      await assert.rejects(
+        client.requestMany(payloads as Uint8Array[]),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidArgumentError, String(error));
+          assert.match(error.message, /Client\.requestMany/);
+          return true;
+        },
+      );
+    }
+    assert.equal(nodes[0].stats.requests, 0);
+    assert.equal(client.stats().inFlight, 0);
   });
 });
