@@ -9,19 +9,26 @@ import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
 import type { Client } from "../src/client/client.ts";
 import {
   AbortedError,
+  ClientClosedError,
+  ConnectionLostError,
   InvalidArgumentError,
   type NodewireError,
   ProtocolError,
 } from "../src/errors.ts";
-import { ops, replyText } from "../testing/ops.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+import { encodeError } from "../src/protocol/messages.ts";
+import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
+import { startScene } from "./support/fault_scene.ts";
 import {
   type MemoryScene,
   memoryScene,
   type MemorySceneOptions,
 } from "./support/memory_scene.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
+
 /** Lets the memory network and every settled promise run. */
 async function settle(clock: VirtualClock): Promise<void> {
   await clock.advance(0);
@@ -253,4 +260,202 @@ test("an array whose length is not a length, or a revoked one (proxies), is refu
     assert.equal(nodes[0].stats.requests, 0);
     assert.equal(client.stats().inFlight, 0);
   });
+});
+
+/** A real signal that counts the listeners added to it and not removed. */
+function countedSignal(): { signal: AbortSignal; live: () => number } {
+  const signal = new AbortController().signal;
+  const live = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  Object.assign(signal, {
+    addEventListener(type: string, fn: () => void, options?: unknown) {
+      live.add(fn);
+      add(type, fn, options as AddEventListenerOptions);
+    },
+    removeEventListener(type: string, fn: () => void, options?: unknown) {
+      live.delete(fn);
+      remove(type, fn, options as EventListenerOptions);
+    },
+  });
+  return { signal, live: () => live.size };
+}
+
+test("a batch leaves no listener on its signal, whatever became of its items", async () => {
+  await scene(3, {
+    retryConfig: { maxRetries: 2, initialBackoffMs: 5, jitter: false },
+    retryBudget: false,
+    poolConfig: { minConnections: 1, maxConnections: 2 },
+  }, async ({ client, clock, nodes }) => {
+    const { signal, live } = countedSignal();
+    const run = async (
+      name: string,
+      payloads: Uint8Array[],
+      options: Record<string, unknown> = {},
+    ) => {
+      const call = client.requestMany(payloads, { signal, ...options });
+      assert.ok(await settledWithin(clock, call, 2000), `${name}: settled`);
+      await settle(clock);
+      assert.equal(live(), 0, `${name}: listeners left on the signal`);
+      return call;
+    };
+    await run("replies", Array.from({ length: 600 }, () => ops.echo("x")));
+    await run("node errors, retried", [
+      ops.fail(5, true, "busy"),
+      ops.echo("x"),
+      ops.fail(3, false, "no"),
+    ], { idempotent: true });
+    await run("timeouts", [ops.sleep(100), ops.echo("x")], {
+      timeoutMs: 10,
+      retry: false,
+    });
+    for (const node of client.manager.nodes) node.pool.clear();
+    await run("chunks that wait for a connection", [ops.echo("x")]);
+    await run("hedged, item by item", [ops.echo("x"), ops.echo("y")], {
+      idempotent: true,
+      hedge: true,
+    });
+    await nodes[0].stop();
+    await nodes[1].stop();
+    await run(
+      "a node gone",
+      Array.from({ length: 3 * CHUNK_ITEMS }, () => ops.echo("x")),
+    );
+    await nodes[2].stop();
+    await settle(clock);
+    for (const node of client.manager.nodes) {
+      client.manager.markNodeUnhealthy(node.address);
+    }
+    await run("no healthy node", [ops.echo("x")]);
+    assert.equal(client.stats().inFlight, 0);
+  });
+});
+
+test("a node saying GOODBYE mid-chunk: its items in flight finish there; later chunks get through", async () => {
+  await scene(2, {
+    retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+    retryBudget: false,
+  }, async ({ client, clock, nodes }) => {
+    const count = 2 * CHUNK_ITEMS;
+    const first = client.requestMany(
+      Array.from({ length: count }, (_, i) => ops.sleep(50, `${i}`)),
+    );
+    await settle(clock);
+    await nodes[0].stop({ graceful: true });
+    // Sent while n0 drains: its pool has no connection to give any more.
+    const second = client.requestMany(
+      Array.from({ length: count }, (_, i) => ops.echo(`${i}`)),
+    );
+    assert.ok(await settledWithin(clock, first, 100), "first settled");
+    assert.ok(await settledWithin(clock, second, 100), "second settled");
+    const byNode = new Set<string>();
+    for (const call of [first, second]) {
+      (await call).forEach((r, i) => {
+        assert.equal(textOf(r), `${i}`);
+        if (r.ok) byNode.add(decodeReply(r.value).nodeId);
+      });
+    }
+    assert.deepEqual([...byNode].sort(), ["n0", "n1"]);
+    for (const r of await second) {
+      assert.equal(r.ok && decodeReply(r.value).nodeId, "n1");
+    }
+    assertBooked(client, 2 * count);
+  });
+});
+
+test("disconnect while chunks wait for a connection and items wait to be retried: every item settles, once", async () => {
+  await scene(2, {
+    retryConfig: { maxRetries: 5, initialBackoffMs: 100, jitter: false },
+    retryBudget: false,
+  }, async ({ client, clock }) => {
+    for (const node of client.manager.nodes) node.pool.clear();
+    const call = client.requestMany([
+      ...Array.from({ length: 2 * CHUNK_ITEMS }, () => ops.sleep(1000)),
+      ops.fail(5, true, "busy"),
+    ], { idempotent: true });
+    await clock.advance(0);
+    const closing = client.disconnect({ timeoutMs: 50 });
+    assert.ok(await settledWithin(clock, call, 100), "the batch never settled");
+    await closing;
+    const results = await call;
+    assert.equal(results.length, 2 * CHUNK_ITEMS + 1);
+    for (const r of results) {
+      const error = errorOf(r);
+      assert.ok(error instanceof ClientClosedError, String(error));
+    }
+    assertBooked(client, results.length);
+  });
+});
+
+/** An ERROR frame for the whole connection (sequence 0). */
+function connectionError(): Uint8Array {
+  return new MessageCodec(1 << 20).encode({
+    type: MessageType.Error,
+    flags: 0,
+    sequence: 0,
+    payload: encodeError({ code: 5, retryable: true, message: "going away" }),
+  });
+}
+
+test("a node that answers twice, or ends the connection mid-chunk (an ERROR, garbage): one result per item, in order", async () => {
+  const s = await startScene({
+    mode: "virtual",
+    nodes: 2,
+    config: {
+      retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+      retryBudget: false,
+      outlierEjection: false,
+    },
+  });
+  try {
+    const clock = s.virtual!;
+    const batch = (idempotent: boolean) =>
+      s.client.requestMany(
+        Array.from(
+          { length: 2 * CHUNK_ITEMS },
+          (_, i) => ops.sleep(20, `${i}`),
+        ),
+        { idempotent },
+      );
+    await s.proxies[0].setFaults({ duplicateFrames: true });
+    await s.proxies[1].setFaults({ duplicateFrames: true });
+    const call = batch(false);
+    assert.ok(await settledWithin(clock, call, 100), "settled");
+    (await call).forEach((r, i) => assert.equal(textOf(r), `${i}`));
+    assertBooked(s.client, 2 * CHUNK_ITEMS);
+    await s.proxies[0].clearFaults();
+    await s.proxies[1].clearFaults();
+    for (
+      const fault of [
+        () => s.proxies[0].inject(connectionError()),
+        () => s.proxies[0].inject(new Uint8Array([0xff, 0, 1, 2, 3])),
+      ]
+    ) {
+      for (const idempotent of [true, false]) {
+        const before = s.client.stats();
+        const call = batch(idempotent);
+        await clock.advance(5);
+        fault();
+        assert.ok(await settledWithin(clock, call, 200), "settled");
+        const results = await call;
+        let lost = 0;
+        results.forEach((r, i) => {
+          if (r.ok) return assert.equal(textOf(r), `${i}`);
+          // Sent, so only an idempotent item may be retried.
+          assert.ok(!idempotent, String(r.error));
+          assert.ok(r.error instanceof ConnectionLostError, String(r.error));
+          lost++;
+        });
+        assert.ok(idempotent || lost > 0);
+        assertBooked(
+          s.client,
+          results.length,
+          before.succeeded + before.failed,
+        );
+      }
+    }
+  } finally {
+    const { escaped } = await s.finish();
+    assert.deepEqual(escaped, []);
+  }
 });
