@@ -16,7 +16,7 @@ import {
   ProtocolError,
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
-import { MessageType } from "../src/protocol/frame.ts";
+import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { encodeError } from "../src/protocol/messages.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
@@ -428,7 +428,8 @@ test("a node that answers twice, or ends the connection mid-chunk (an ERROR, gar
     for (
       const fault of [
         () => s.proxies[0].inject(connectionError()),
-        () => s.proxies[0].inject(new Uint8Array([0xff, 0, 1, 2, 3])),
+        // A whole header's worth, so idle connections drop at once too.
+        () => s.proxies[0].inject(new Uint8Array(HEADER_SIZE).fill(0xff)),
       ]
     ) {
       for (const idempotent of [true, false]) {
