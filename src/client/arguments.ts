@@ -183,9 +183,38 @@ export function rejectRequest(
 export const MAX_BATCH_ITEMS = 100_000;
 
 /**
- * Checks the arguments of `Client.requestMany` and returns a copy of the
- * payload list, read once: later changes to the caller's array do not
- * reach the batch or its retries.
+ * The options of `Client.request` and `Client.requestMany`: the shape of
+ * request_path.ts's `ClientRequestOptions`, declared again here because
+ * request_path.ts imports this file (through retry.ts), and a type import
+ * back would make a cycle.
+ */
+export interface RequestOptionValues {
+  /** Bounds each attempt, in ms. */
+  timeoutMs?: number;
+  /** Bounds the whole call. */
+  signal?: AbortSignal;
+  /** Safe to execute twice. */
+  idempotent?: boolean;
+  /** false: exactly one attempt. */
+  retry?: boolean;
+  /** Hedging opted in or out. */
+  hedge?: boolean;
+}
+
+/** The arguments of `Client.requestMany`, checked and read once. */
+export interface RequestManyArguments {
+  /** A copy of the caller's payload list. */
+  readonly payloads: Uint8Array[];
+  /** A copy of the caller's options, each read once. */
+  readonly options: RequestOptionValues;
+}
+
+/**
+ * Checks the arguments of `Client.requestMany` and returns copies of the
+ * payload list and the options, each read once: later changes to the
+ * caller's array do not reach the batch or its retries, and an option's
+ * getter is not asked again (a batch reads its options per chunk and per
+ * failure, long after the call).
  *
  * @throws {InvalidArgumentError} for something that is not an array, one
  *   over {@linkcode MAX_BATCH_ITEMS} long, a hole or an item that is not
@@ -194,9 +223,16 @@ export const MAX_BATCH_ITEMS = 100_000;
 export function checkRequestManyArguments(
   payloads: unknown,
   options: unknown,
-): Uint8Array[] {
+): RequestManyArguments {
   const method = "Client.requestMany";
-  if (!Array.isArray(payloads)) {
+  let count: unknown;
+  try {
+    // A proxy's length may be anything, or throw; an array's is a length.
+    count = Array.isArray(payloads) ? payloads.length : undefined;
+  } catch {
+    count = undefined;
+  }
+  if (!Number.isSafeInteger(count) || (count as number) < 0) {
     throw new InvalidArgumentError(
       "payloads",
       payloads,
@@ -204,8 +240,7 @@ export function checkRequestManyArguments(
       { method },
     );
   }
-  const count = payloads.length;
-  if (count > MAX_BATCH_ITEMS) {
+  if ((count as number) > MAX_BATCH_ITEMS) {
     throw new InvalidArgumentError(
       "payloads",
       payloads,
@@ -213,13 +248,14 @@ export function checkRequestManyArguments(
       { method },
     );
   }
-  const list = new Array<Uint8Array>(count);
-  for (let i = 0; i < count; i++) {
+  const list = new Array<Uint8Array>(count as number);
+  const array = payloads as unknown[];
+  for (let i = 0; i < list.length; i++) {
     let payload: unknown;
     let present: boolean;
     try {
-      payload = payloads[i];
-      present = payload !== undefined || i in payloads;
+      payload = array[i];
+      present = payload !== undefined || i in array;
     } catch (cause) {
       throw new InvalidArgumentError(
         `payloads[${i}]`,
@@ -240,11 +276,37 @@ export function checkRequestManyArguments(
     }
     list[i] = payload;
   }
-  if (requestOptionNames(options) < 0) {
+  const copy = requestOptionsCopy(options);
+  if (copy === undefined) {
     throw optionsError(method, options, REQUEST_RULES) ??
       changedWhileRead(method, options);
   }
-  return list;
+  return { payloads: list, options: copy };
+}
+
+/**
+ * Request `options` (undefined: none) copied into a plain object, each
+ * read once, or undefined when they are not valid.
+ */
+function requestOptionsCopy(
+  options: unknown,
+): RequestOptionValues | undefined {
+  let copy: RequestOptionValues;
+  try {
+    if (options === undefined) return {};
+    if (
+      typeof options !== "object" || options === null || Array.isArray(options)
+    ) return undefined;
+    for (const key in options) {
+      if (!Object.hasOwn(REQUEST_RULES, key)) return undefined;
+    }
+    const { timeoutMs, signal, idempotent, retry, hedge } =
+      options as RequestOptionValues;
+    copy = { timeoutMs, signal, idempotent, retry, hedge };
+  } catch {
+    return undefined; // a getter or a proxy's trap threw
+  }
+  return requestOptionNames(copy) < 0 ? undefined : copy;
 }
 
 /**

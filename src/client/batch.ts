@@ -314,10 +314,17 @@ class Chunk implements BatchReplySink {
     }
   }
 
-  /** Sends the chunk's items on `connection`, each attempt within `timeoutMs`. */
+  /**
+   * Sends the chunk's items on `connection`, each attempt within
+   * `timeoutMs`; none when the signal has aborted since the batch started
+   * (while the chunk waited for its connection, or in a listener run while
+   * the batch was handed out): `#abort` only cancels chunks already sent.
+   */
   send(connection: Connection, timeoutMs: number | undefined): void {
-    this.connection = connection;
     const batch = this.batch;
+    const signal = batch.options.signal;
+    if (signal?.aborted) return this.#failAll(abortedBeforeSent(signal));
+    this.connection = connection;
     const refused = connection.submitBatch(batch.payloads, this.from, this.to, {
       timeoutMs,
       idempotent: batch.options.idempotent,

@@ -297,7 +297,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * order. Rejects only for a bad argument (`InvalidArgumentError`). The
    * options apply to each request as in `request` (`signal` to the whole
    * call), and each is retried on its own. Payloads must not change until
-   * the promise settles.
+   * the promise settles; the array and the options are read once, here.
    *
    * @example
    * ```ts
@@ -313,22 +313,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payloads: readonly Uint8Array[],
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<BatchResult[]> {
-    let list: Uint8Array[];
+    let args: door.RequestManyArguments;
     try {
-      list = door.checkRequestManyArguments(payloads, options);
+      args = door.checkRequestManyArguments(payloads, options);
     } catch (error) {
       return Promise.reject(error);
     }
+    const list = args.payloads;
     if (this.#closing) {
       return Promise.resolve(failedBatch(list.length, new ClientClosedError()));
     }
     if (this.#lazy) {
-      return this.#ready(options.signal).then(
-        () => this.requestMany(list, options),
+      return this.#ready(args.options.signal).then(
+        () => this.requestMany(list, args.options),
         (error) => failedBatch(list.length, this.#final(error)),
       );
     }
-    return runBatch(this.#batchHost, list, options);
+    return runBatch(this.#batchHost, list, args.options);
   }
 
   /**

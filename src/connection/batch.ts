@@ -59,9 +59,14 @@ export function runProblem(
 
 /**
  * Sends `payloads[from]` to `payloads[to - 1]` with sequence numbers from
- * `first` on. A payload over a limit is reported to `sink` at once and not
- * sent; the others each get the usual in-flight record (the same shape as
- * a single request's) and deadline.
+ * `first` on. A payload over a limit is not sent, and is reported to `sink`
+ * once the whole run is in flight; the others each get the usual in-flight
+ * record (the same shape as a single request's) and deadline.
+ *
+ * Reporting a refusal runs the caller's code (a Client books it against
+ * the node, which may eject the node and close this very connection), so
+ * none runs while the run is half sent: the rest of the run would go into
+ * a closed connection's table, and never settle.
  */
 export function submitRun(
   target: RunTarget,
@@ -83,19 +88,21 @@ export function submitRun(
   const type = MessageType.Request | (idempotent ? SAFE_TO_REPEAT : 0);
   sink.first = first;
   let sent = 0;
+  // Sequence numbers and errors of the payloads refused; made only for one.
+  let refused: (number | Error)[] | undefined;
   for (let i = from, sequence = first; i < to; i++, sequence++) {
     const payload = payloads[i];
     if (!isPayload(payload)) {
-      sink.onError(invalidPayload(payload), sequence);
+      (refused ??= []).push(sequence, invalidPayload(payload));
       continue;
     }
     const length = payload.length; // not byteLength: see frame_writer.ts
     if (length > sendLimit) {
-      sink.onError(payloadTooLarge(length, sendLimit), sequence);
+      (refused ??= []).push(sequence, payloadTooLarge(length, sendLimit));
       continue;
     }
     if (route !== undefined && length > route.maxPayload) {
-      sink.onError(route.tooLarge(length), sequence);
+      (refused ??= []).push(sequence, route.tooLarge(length));
       continue;
     }
     const pending: Pending = {
@@ -115,6 +122,11 @@ export function submitRun(
       writer.push(MessageType.Request, flags, sequence, payload);
     }
     sent++;
+  }
+  if (refused !== undefined) {
+    for (let i = 0; i < refused.length; i += 2) {
+      sink.onError(refused[i + 1] as Error, refused[i] as number);
+    }
   }
   return sent;
 }

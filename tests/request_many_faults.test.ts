@@ -1,0 +1,462 @@
+// Client.requestMany under faults and hostile arguments: every batch
+// settles exactly once, every item gets one result, the counts add up and
+// nothing is left behind (listeners, requests in flight, escaped errors),
+// whatever happens to its nodes, connections, signal or arguments while it
+// runs. Every test runs on the virtual clock over the in-memory network.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
+import type { Client } from "../src/client/client.ts";
+import {
+  AbortedError,
+  ClientClosedError,
+  ConnectionLostError,
+  InvalidArgumentError,
+  type NodewireError,
+  ProtocolError,
+} from "../src/errors.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
+import { encodeError } from "../src/protocol/messages.ts";
+import { decodeReply, ops, replyText } from "../testing/ops.ts";
+import type { VirtualClock } from "../testing/virtual_clock.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+import { startScene } from "./support/fault_scene.ts";
+import {
+  type MemoryScene,
+  memoryScene,
+  type MemorySceneOptions,
+} from "./support/memory_scene.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
+
+/** Lets the memory network and every settled promise run. */
+async function settle(clock: VirtualClock): Promise<void> {
+  await clock.advance(0);
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+/** The error of a failed result; fails the test for a success. */
+function errorOf(result: BatchResult): NodewireError {
+  if (result.ok) assert.fail("expected the request to fail");
+  return result.error;
+}
+
+/** The reply text of a successful result; fails the test for a failure. */
+function textOf(result: BatchResult): string {
+  if (!result.ok) throw result.error;
+  return replyText(result.value);
+}
+
+/**
+ * Whether `call` has settled once the network has run and the clock has
+ * moved `ms` on, without waiting for it otherwise: a batch that never
+ * settles fails the test instead of hanging it.
+ */
+async function settledWithin(
+  clock: VirtualClock,
+  call: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let done = false;
+  call.then(() => done = true, () => done = true);
+  await settle(clock);
+  for (let t = 0; t < ms && !done; t++) {
+    await clock.advance(1);
+    await settle(clock);
+  }
+  return done;
+}
+
+/**
+ * The memory scene, with the client disconnected by the test itself while
+ * the clock runs: a failed check that leaves requests in flight then ends
+ * the test instead of leaving the scene's disconnect waiting on a clock
+ * nobody moves. Errors escaping to the process fail the test too.
+ */
+async function scene(
+  n: number,
+  config: Partial<ConnectionConfig>,
+  body: (s: MemoryScene) => Promise<void>,
+  options?: MemorySceneOptions,
+): Promise<void> {
+  const escapes = watchEscapes();
+  await memoryScene(n, config, async (s) => {
+    try {
+      await body(s);
+    } finally {
+      const closing = s.client.disconnect({ timeoutMs: 1 });
+      for (let i = 0; i < 5; i++) await s.clock.advance(1);
+      await closing;
+    }
+  }, options);
+  assert.deepEqual(await escapes.stop(), []);
+}
+
+/** The client's counts once a batch of `items` settled: nothing left over. */
+function assertBooked(client: Client, items: number, before = 0): void {
+  const stats = client.stats();
+  assert.equal(stats.inFlight, 0, "client inFlight");
+  for (const node of stats.nodes) {
+    assert.equal(node.inFlight, 0, `${node.address} inFlight`);
+  }
+  assert.equal(stats.succeeded + stats.failed - before, items);
+}
+
+test("a chunk whose first items get its node ejected (oversized payloads) still sends and settles the rest", async () => {
+  // Five payloads over the node's frame limit fail as they are sent, and
+  // five failures in a row eject the node; ejection clears its pool, which
+  // closed the chunk's idle connection while the chunk was being sent:
+  // the items after it went into a closed connection and never settled.
+  await scene(2, {}, async ({ client, clock }) => {
+    let ejected = 0;
+    client.addEventListener("nodeHealthChanged", (e) => {
+      if (!e.detail.healthy) ejected++;
+    });
+    const big = ops.echo(new Uint8Array(4096));
+    const call = client.requestMany([
+      big,
+      big,
+      big,
+      big,
+      big,
+      ops.echo("small"),
+      ops.echo("last"),
+    ]);
+    assert.ok(await settledWithin(clock, call, 100), "the batch never settled");
+    const results = await call;
+    for (const r of results.slice(0, 5)) {
+      assert.ok(errorOf(r) instanceof ProtocolError, String(r));
+    }
+    assert.equal(textOf(results[5]), "small");
+    assert.equal(textOf(results[6]), "last");
+    assert.equal(ejected, 1);
+    assertBooked(client, 7);
+  }, { maxFrameSize: 1024 });
+});
+
+test("a signal that aborts after the pool hands a waiting chunk its connection, before the chunk is sent, stops the chunk", async () => {
+  // Items sent after the abort were never cancelled: the batch waited for
+  // their replies (here a second) and reported them as successes.
+  await scene(1, {}, async ({ client, clock }) => {
+    client.manager.nodes[0].pool.clear();
+    await settle(clock);
+    const controller = new AbortController();
+    client.addEventListener("checkedOut", () => {
+      controller.abort(new Error("stop"));
+    });
+    const call = client.requestMany(
+      [ops.sleep(1000, "a"), ops.sleep(1000, "b")],
+      { signal: controller.signal },
+    );
+    assert.ok(await settledWithin(clock, call, 10), "the abort was ignored");
+    for (const r of await call) {
+      const error = errorOf(r);
+      assert.ok(error instanceof AbortedError, String(error));
+      assert.equal((error.cause as Error).message, "stop");
+    }
+    assertBooked(client, 2);
+  });
+});
+
+test("a signal that aborts while the batch is being handed out stops the chunks handed out after it", async () => {
+  // The first chunk that has to wait for a connection starts a checkout
+  // (its event runs at once); the abort there reached the chunks sent
+  // before it, but the chunks after it went out regardless.
+  await scene(2, {}, async ({ client, clock }) => {
+    client.manager.nodes[0].pool.clear();
+    await settle(clock);
+    const controller = new AbortController();
+    client.addEventListener("checkoutStarted", () => {
+      controller.abort(new Error("stop"));
+    });
+    const count = 4 * CHUNK_ITEMS;
+    const call = client.requestMany(
+      Array.from({ length: count }, () => ops.sleep(1000)),
+      { signal: controller.signal },
+    );
+    assert.ok(await settledWithin(clock, call, 10), "the abort was ignored");
+    for (const r of await call) {
+      assert.ok(errorOf(r) instanceof AbortedError, String(r));
+    }
+    assertBooked(client, count);
+  });
+});
+
+/** A getter that answers `value` once and throws on any later read. */
+function readOnce<T>(value: T): PropertyDescriptor {
+  let read = false;
+  return {
+    enumerable: true,
+    get() {
+      if (read) throw new Error("read a second time");
+      read = true;
+      return value;
+    },
+  };
+}
+
+test("options are read once, at the door: getters that would throw later change nothing, retries included", async () => {
+  // The batch read its options again (the signal when it started, the
+  // others per chunk and per failure): a getter that threw then rejected
+  // the call with a raw Error and left the batch counted in flight.
+  await scene(2, {
+    retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+    retryBudget: false,
+  }, async ({ client, clock, nodes }) => {
+    const controller = new AbortController();
+    const options = Object.defineProperties({}, {
+      idempotent: readOnce(true),
+      timeoutMs: readOnce(5000),
+      retry: readOnce(true),
+      hedge: readOnce(false),
+      signal: readOnce(controller.signal),
+    });
+    const payloads = Array.from(
+      { length: 2 * CHUNK_ITEMS },
+      (_, i) => ops.sleep(50, `${i}`),
+    );
+    const call = client.requestMany(payloads, options);
+    await settle(clock);
+    // Half the batch fails on n0 and is retried on n1.
+    await nodes[0].stop();
+    assert.ok(await settledWithin(clock, call, 500), "the batch never settled");
+    const results = await call;
+    results.forEach((r, i) => assert.equal(textOf(r), `${i}`));
+    assert.ok(client.stats().retries > 0);
+    assertBooked(client, payloads.length);
+  });
+});
+
+test("an array whose length is not a length, or a revoked one (proxies), is refused with InvalidArgumentError", async () => {
+  await scene(1, {}, async ({ client, nodes }) => {
+    const lengths: unknown[] = [NaN, -1, 2.5, "2", Infinity];
+    const proxies: unknown[] = lengths.map((length) =>
+      new Proxy([ops.echo("a"), ops.echo("b")], {
+        get: (target, key) =>
+          key === "length" ? length : Reflect.get(target, key),
+      })
+    );
+    proxies.push(
+      new Proxy([ops.echo("a")], {
+        get: (target, key) => {
+          if (key === "length") throw new Error("no length");
+          return Reflect.get(target, key);
+        },
+      }),
+    );
+    const revocable = Proxy.revocable([ops.echo("a")], {});
+    revocable.revoke();
+    proxies.push(revocable.proxy);
+    for (const payloads of proxies) {
+      await assert.rejects(
+        client.requestMany(payloads as Uint8Array[]),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidArgumentError, String(error));
+          assert.match(error.message, /Client\.requestMany/);
+          return true;
+        },
+      );
+    }
+    assert.equal(nodes[0].stats.requests, 0);
+    assert.equal(client.stats().inFlight, 0);
+  });
+});
+
+/** A real signal that counts the listeners added to it and not removed. */
+function countedSignal(): { signal: AbortSignal; live: () => number } {
+  const signal = new AbortController().signal;
+  const live = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  Object.assign(signal, {
+    addEventListener(type: string, fn: () => void, options?: unknown) {
+      live.add(fn);
+      add(type, fn, options as AddEventListenerOptions);
+    },
+    removeEventListener(type: string, fn: () => void, options?: unknown) {
+      live.delete(fn);
+      remove(type, fn, options as EventListenerOptions);
+    },
+  });
+  return { signal, live: () => live.size };
+}
+
+test("a batch leaves no listener on its signal, whatever became of its items", async () => {
+  await scene(3, {
+    retryConfig: { maxRetries: 2, initialBackoffMs: 5, jitter: false },
+    retryBudget: false,
+    poolConfig: { minConnections: 1, maxConnections: 2 },
+  }, async ({ client, clock, nodes }) => {
+    const { signal, live } = countedSignal();
+    const run = async (
+      name: string,
+      payloads: Uint8Array[],
+      options: Record<string, unknown> = {},
+    ) => {
+      const call = client.requestMany(payloads, { signal, ...options });
+      assert.ok(await settledWithin(clock, call, 2000), `${name}: settled`);
+      await settle(clock);
+      assert.equal(live(), 0, `${name}: listeners left on the signal`);
+      return call;
+    };
+    await run("replies", Array.from({ length: 600 }, () => ops.echo("x")));
+    await run("node errors, retried", [
+      ops.fail(5, true, "busy"),
+      ops.echo("x"),
+      ops.fail(3, false, "no"),
+    ], { idempotent: true });
+    await run("timeouts", [ops.sleep(100), ops.echo("x")], {
+      timeoutMs: 10,
+      retry: false,
+    });
+    for (const node of client.manager.nodes) node.pool.clear();
+    await run("chunks that wait for a connection", [ops.echo("x")]);
+    await run("hedged, item by item", [ops.echo("x"), ops.echo("y")], {
+      idempotent: true,
+      hedge: true,
+    });
+    await nodes[0].stop();
+    await nodes[1].stop();
+    await run(
+      "a node gone",
+      Array.from({ length: 3 * CHUNK_ITEMS }, () => ops.echo("x")),
+    );
+    await nodes[2].stop();
+    await settle(clock);
+    for (const node of client.manager.nodes) {
+      client.manager.markNodeUnhealthy(node.address);
+    }
+    await run("no healthy node", [ops.echo("x")]);
+    assert.equal(client.stats().inFlight, 0);
+  });
+});
+
+test("a node saying GOODBYE mid-chunk: its items in flight finish there; later chunks get through", async () => {
+  await scene(2, {
+    retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+    retryBudget: false,
+  }, async ({ client, clock, nodes }) => {
+    const count = 2 * CHUNK_ITEMS;
+    const first = client.requestMany(
+      Array.from({ length: count }, (_, i) => ops.sleep(50, `${i}`)),
+    );
+    await settle(clock);
+    await nodes[0].stop({ graceful: true });
+    // Sent while n0 drains: its pool has no connection to give any more.
+    const second = client.requestMany(
+      Array.from({ length: count }, (_, i) => ops.echo(`${i}`)),
+    );
+    assert.ok(await settledWithin(clock, first, 100), "first settled");
+    assert.ok(await settledWithin(clock, second, 100), "second settled");
+    const byNode = new Set<string>();
+    for (const call of [first, second]) {
+      (await call).forEach((r, i) => {
+        assert.equal(textOf(r), `${i}`);
+        if (r.ok) byNode.add(decodeReply(r.value).nodeId);
+      });
+    }
+    assert.deepEqual([...byNode].sort(), ["n0", "n1"]);
+    for (const r of await second) {
+      assert.equal(r.ok && decodeReply(r.value).nodeId, "n1");
+    }
+    assertBooked(client, 2 * count);
+  });
+});
+
+test("disconnect while chunks wait for a connection and items wait to be retried: every item settles, once", async () => {
+  await scene(2, {
+    retryConfig: { maxRetries: 5, initialBackoffMs: 100, jitter: false },
+    retryBudget: false,
+  }, async ({ client, clock }) => {
+    for (const node of client.manager.nodes) node.pool.clear();
+    const call = client.requestMany([
+      ...Array.from({ length: 2 * CHUNK_ITEMS }, () => ops.sleep(1000)),
+      ops.fail(5, true, "busy"),
+    ], { idempotent: true });
+    await clock.advance(0);
+    const closing = client.disconnect({ timeoutMs: 50 });
+    assert.ok(await settledWithin(clock, call, 100), "the batch never settled");
+    await closing;
+    const results = await call;
+    assert.equal(results.length, 2 * CHUNK_ITEMS + 1);
+    for (const r of results) {
+      const error = errorOf(r);
+      assert.ok(error instanceof ClientClosedError, String(error));
+    }
+    assertBooked(client, results.length);
+  });
+});
+
+/** An ERROR frame for the whole connection (sequence 0). */
+function connectionError(): Uint8Array {
+  return new MessageCodec(1 << 20).encode({
+    type: MessageType.Error,
+    flags: 0,
+    sequence: 0,
+    payload: encodeError({ code: 5, retryable: true, message: "going away" }),
+  });
+}
+
+test("a node that answers twice, or ends the connection mid-chunk (an ERROR, garbage): one result per item, in order", async () => {
+  const s = await startScene({
+    mode: "virtual",
+    nodes: 2,
+    config: {
+      retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+      retryBudget: false,
+      outlierEjection: false,
+    },
+  });
+  try {
+    const clock = s.virtual!;
+    const batch = (idempotent: boolean) =>
+      s.client.requestMany(
+        Array.from(
+          { length: 2 * CHUNK_ITEMS },
+          (_, i) => ops.sleep(20, `${i}`),
+        ),
+        { idempotent },
+      );
+    await s.proxies[0].setFaults({ duplicateFrames: true });
+    await s.proxies[1].setFaults({ duplicateFrames: true });
+    const call = batch(false);
+    assert.ok(await settledWithin(clock, call, 100), "settled");
+    (await call).forEach((r, i) => assert.equal(textOf(r), `${i}`));
+    assertBooked(s.client, 2 * CHUNK_ITEMS);
+    await s.proxies[0].clearFaults();
+    await s.proxies[1].clearFaults();
+    for (
+      const fault of [
+        () => s.proxies[0].inject(connectionError()),
+        // A whole header's worth, so idle connections drop at once too.
+        () => s.proxies[0].inject(new Uint8Array(HEADER_SIZE).fill(0xff)),
+      ]
+    ) {
+      for (const idempotent of [true, false]) {
+        const before = s.client.stats();
+        const call = batch(idempotent);
+        await clock.advance(5);
+        fault();
+        assert.ok(await settledWithin(clock, call, 200), "settled");
+        const results = await call;
+        let lost = 0;
+        results.forEach((r, i) => {
+          if (r.ok) return assert.equal(textOf(r), `${i}`);
+          // Sent, so only an idempotent item may be retried.
+          assert.ok(!idempotent, String(r.error));
+          assert.ok(r.error instanceof ConnectionLostError, String(r.error));
+          lost++;
+        });
+        assert.ok(idempotent || lost > 0);
+        assertBooked(
+          s.client,
+          results.length,
+          before.succeeded + before.failed,
+        );
+      }
+    }
+  } finally {
+    const { escaped } = await s.finish();
+    assert.deepEqual(escaped, []);
+  }
+});
