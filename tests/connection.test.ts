@@ -425,7 +425,8 @@ test("a payload over the frame limit fails locally without being sent", async ()
     await assert.rejects(
       c.sendRequest(new Uint8Array(4096)),
       (e: unknown) =>
-        e instanceof ProtocolError && /4096 bytes exceeds/.test(e.message),
+        e instanceof InvalidArgumentError && e.argument === "payload" &&
+        /at most 2048 bytes .*got 4096/.test(e.message),
     );
     assert.equal(c.stats.sent, 0);
     assert.equal(

@@ -13,7 +13,6 @@ import {
   ConnectionLostError,
   InvalidArgumentError,
   type NodewireError,
-  ProtocolError,
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
@@ -102,11 +101,42 @@ function assertBooked(client: Client, items: number, before = 0): void {
   assert.equal(stats.succeeded + stats.failed - before, items);
 }
 
-test("a chunk whose first items get its node ejected (oversized payloads) still sends and settles the rest", async () => {
-  // Five payloads over the node's frame limit fail as they are sent, and
-  // five failures in a row eject the node; ejection clears its pool, which
-  // closed the chunk's idle connection while the chunk was being sent:
-  // the items after it went into a closed connection and never settled.
+test("payloads over the node's frame limit fail alone with InvalidArgumentError and are not the node's fault: no ejection, single or batched", async () => {
+  // As a ProtocolError, a refused payload counted as a node failure: five
+  // in a row ejected a healthy node, and its pool was cleared.
+  await scene(2, {}, async ({ client, clock }) => {
+    let ejected = 0;
+    client.addEventListener("nodeHealthChanged", (e) => {
+      if (!e.detail.healthy) ejected++;
+    });
+    const big = ops.echo(new Uint8Array(4096));
+    for (let i = 0; i < 10; i++) {
+      const refused = assert.rejects(
+        client.request(big),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === "payload" &&
+          /at most 1024 bytes .*got 4\d{3}/.test(e.message),
+      );
+      await settle(clock);
+      await refused;
+    }
+    const batch = client.requestMany(new Array(10).fill(big));
+    await settle(clock);
+    for (const r of await batch) {
+      assert.ok(errorOf(r) instanceof InvalidArgumentError, String(r));
+    }
+    assert.equal(ejected, 0);
+    assert.equal(replyText(await client.request(ops.echo("ok"))), "ok");
+    assertBooked(client, 21);
+  }, { maxFrameSize: 1024 });
+});
+
+test("a chunk whose first items are refused (oversized payloads) still sends and settles the rest", async () => {
+  // Refusals are reported once the whole run is in flight. When an
+  // oversized payload still counted as a node failure, five in a row
+  // ejected the node while the chunk was being sent; ejection cleared its
+  // pool and closed the chunk's idle connection, and the items after them
+  // went into a closed connection and never settled.
   await scene(2, {}, async ({ client, clock }) => {
     let ejected = 0;
     client.addEventListener("nodeHealthChanged", (e) => {
@@ -125,11 +155,11 @@ test("a chunk whose first items get its node ejected (oversized payloads) still 
     assert.ok(await settledWithin(clock, call, 100), "the batch never settled");
     const results = await call;
     for (const r of results.slice(0, 5)) {
-      assert.ok(errorOf(r) instanceof ProtocolError, String(r));
+      assert.ok(errorOf(r) instanceof InvalidArgumentError, String(r));
     }
     assert.equal(textOf(results[5]), "small");
     assert.equal(textOf(results[6]), "last");
-    assert.equal(ejected, 1);
+    assert.equal(ejected, 0);
     assertBooked(client, 7);
   }, { maxFrameSize: 1024 });
 });

@@ -8,16 +8,23 @@
  */
 
 import { durationProblem } from "../config/validate.ts";
-import {
-  AbortedError,
-  InvalidArgumentError,
-  ProtocolError,
-} from "../errors.ts";
+import { AbortedError, InvalidArgumentError } from "../errors.ts";
 
-/** A payload of `length` bytes over the `limit` the node takes. */
-export function payloadTooLarge(length: number, limit: number): ProtocolError {
-  return new ProtocolError(
-    `request payload of ${length} bytes exceeds the limit of ${limit}`,
+/**
+ * A payload of `length` bytes over the `limit` the node takes: the
+ * caller's argument, refused before anything is sent, so an
+ * InvalidArgumentError, which is not the node's fault. As a ProtocolError
+ * it counted against the node: ten oversized requests ejected a healthy
+ * one.
+ */
+export function payloadTooLarge(
+  length: number,
+  limit: number,
+): InvalidArgumentError {
+  return new InvalidArgumentError(
+    "payload",
+    length,
+    `expected at most ${limit} bytes (the node's frame limit)`,
   );
 }
 
