@@ -1,6 +1,12 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Connection } from "../src/connection/connection.ts";
+import {
+  type HeldFrame,
+  isHeld,
+  type Pending,
+} from "../src/connection/in_flight.ts";
 import {
   AbortedError,
   ConnectionClosedError,
@@ -779,6 +785,74 @@ test("frames held back by congestion keep their order and flags, and count as ne
     errors.map((e) => e instanceof ConnectionLostError && e.sent),
     [true, true, true, false],
     "only the frame still held back is known never to have left",
+  );
+});
+
+test("requests held back by congestion that time out fail as never sent (retryable), the one written as sent, however many are held", async () => {
+  const clock = new VirtualClock();
+  const fake = congestedChannel();
+  const c = new Connection(fake.channel, { hostname: "fake", port: 1 }, {
+    clock,
+    requestTimeoutMs: 100,
+  });
+  const outcome = (p: Promise<unknown>) =>
+    p.then(() => "reply", (e: RequestTimeoutError) => e);
+  const first = outcome(c.sendRequest(ops.echo()));
+  await Promise.resolve();
+  // Thousands held: each expiry asks whether its frame is still held,
+  // which a scan of the held list made quadratic.
+  const held = Array.from(
+    { length: 3000 },
+    () => outcome(c.sendRequest(ops.echo())),
+  );
+  await clock.advance(100);
+  const [written, ...rest] = await Promise.all([first, ...held]);
+  assert.ok(written instanceof RequestTimeoutError && written.sent);
+  assert.equal(written.retryable, false, "it may have been executed");
+  assert.ok(
+    rest.every((e) =>
+      e instanceof RequestTimeoutError && !e.sent && e.retryable
+    ),
+  );
+  c.destroy();
+});
+
+test("isHeld finds a request among held frames in sequence order exactly when it is there", () => {
+  fc.assert(
+    fc.property(
+      fc.uniqueArray(fc.integer({ min: 1, max: 10_000 }), { maxLength: 200 }),
+      fc.integer({ min: 0, max: 10_001 }),
+      fc.option(fc.nat()),
+      fc.boolean(),
+      (sequences, other, pick, sameObject) => {
+        sequences.sort((a, b) => a - b);
+        // Mostly a number that is held, else any number.
+        const probe = pick !== null && sequences.length > 0
+          ? sequences[pick % sequences.length]
+          : other;
+        const record = (sequence: number): Pending => ({
+          sequence,
+          type: MessageType.Request,
+          sink: { onReply() {}, onError() {} },
+          abort: undefined,
+          deadline: 0,
+          timeoutMs: 0,
+        });
+        const held: HeldFrame[] = sequences.map((sequence) => ({
+          pending: record(sequence),
+          flags: 0,
+          payload: new Uint8Array(0),
+        }));
+        const found = held.find((h) => h.pending.sequence === probe);
+        // Either the held record itself, or another with its number (a
+        // request that is not the held one must not be taken for it).
+        const pending = found && sameObject ? found.pending : record(probe);
+        assert.equal(
+          isHeld(held, pending),
+          held.some((h) => h.pending === pending),
+        );
+      },
+    ),
   );
 });
 

@@ -28,6 +28,7 @@ import { ControlInbox } from "./inbox.ts";
 import {
   FRAME_TYPE,
   type HeldFrame,
+  isHeld,
   type Pending,
   SAFE_TO_REPEAT,
   writeHeld,
@@ -253,8 +254,7 @@ export class ConnectionCore {
     // A frame still held behind a congested socket never left; one that
     // left may have been executed, so only a request safe to repeat may
     // be retried (the rule of isRetryable, read from the error alone).
-    const sent = this.queued.length === 0 ||
-      !this.queued.some((h) => h.pending === pending);
+    const sent = !isHeld(this.queued, pending);
     pending.sink.onError(
       new RequestTimeoutError(this.owner.address, timeoutMs, {
         sent,

@@ -64,6 +64,25 @@ export interface HeldFrame {
 }
 
 /**
+ * Whether `pending`'s frame is among `held`, which is in sequence order
+ * (frames are held as they are sent, and a drain keeps the rest ahead of
+ * what was held meanwhile). A binary search: a timeout asks this for each
+ * request that expires, and a linear scan made the expiry of n held
+ * requests take n² steps (80,000 held: 28 s of blocked event loop).
+ */
+export function isHeld(held: readonly HeldFrame[], pending: Pending): boolean {
+  const sequence = pending.sequence;
+  let low = 0;
+  let high = held.length;
+  while (low < high) {
+    const mid = (low + high) >>> 1;
+    if (held[mid].pending.sequence < sequence) low = mid + 1;
+    else high = mid;
+  }
+  return low < held.length && held[low].pending === pending;
+}
+
+/**
  * Settles a promise from a connection, keeping only its resolve function
  * (see resolve_only.ts for why).
  */
