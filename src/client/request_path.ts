@@ -526,19 +526,24 @@ export class RequestPath {
   /** Waits `delayMs`, then makes the next attempt, unless told to stop. */
   async #backOff(call: RequestCall, delayMs: number): Promise<void> {
     const signal = call.options.signal;
-    // One controller ends the wait for either reason: the caller's abort
-    // or the client's shutdown (which aborts every sleeping one).
-    const wake = new AbortController();
-    const onAbort = () => wake.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#sleeping.add(wake);
-    try {
-      await sleep(this.#config.clock, delayMs, wake.signal);
-    } catch {
-      // Woken early; the checks below say why.
-    } finally {
-      this.#sleeping.delete(wake);
-      signal?.removeEventListener("abort", onAbort);
+    // A `retry` listener may already have aborted the signal or
+    // disconnected the client: neither would wake a wait that starts
+    // after it, so there is none.
+    if (!signal?.aborted && !this.#owner.closing()) {
+      // One controller ends the wait for either reason: the caller's abort
+      // or the client's shutdown (which aborts every sleeping one).
+      const wake = new AbortController();
+      const onAbort = () => wake.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#sleeping.add(wake);
+      try {
+        await sleep(this.#config.clock, delayMs, wake.signal);
+      } catch {
+        // Woken early; the checks below say why.
+      } finally {
+        this.#sleeping.delete(wake);
+        signal?.removeEventListener("abort", onAbort);
+      }
     }
     if (signal?.aborted) return this.#end(call, aborted(signal));
     if (this.#owner.closing()) {
