@@ -5,13 +5,19 @@
 // network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { AbortedError, ClientClosedError } from "../src/errors.ts";
+import {
+  AbortedError,
+  ClientClosedError,
+  RemoteError,
+  RetriesExhaustedError,
+} from "../src/errors.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
 import { type MemoryScene, memoryScene } from "./support/memory_scene.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import type { Client } from "../src/client/client.ts";
+import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
 
 /** Lets the memory network and every settled promise run. */
 async function settle(clock: VirtualClock): Promise<void> {
@@ -84,7 +90,7 @@ test("a disconnect from a retry listener ends the request at once and leaves no 
   await scene(1, { retryConfig: RETRY }, async ({ client, clock }) => {
     let closing: Promise<void> | undefined;
     client.addEventListener("retry", () => {
-      closing = client.disconnect({ timeoutMs: 10_000 });
+      closing = client.disconnect({ timeoutMs: 1 });
     });
     const call = client.request(ops.fail(100, true));
     call.catch(() => {});
@@ -94,4 +100,69 @@ test("a disconnect from a retry listener ends the request at once and leaves no 
     await closing;
     assert.equal(clock.pendingTimers, 0);
   });
+});
+
+/** The hedge scene, with escaped errors checked at the end. */
+async function hedged(
+  config: Partial<ConnectionConfig>,
+  body: (s: HedgeScene) => Promise<void>,
+): Promise<void> {
+  const escapes = watchEscapes();
+  await hedgeScene(config, body);
+  assert.deepEqual(await escapes.stop(), []);
+}
+
+test("a hedged request ends with the first node's refusal, not after the slower attempt says it again", async () => {
+  // The hedge's node answered "not found" at 10 ms; the request waited for
+  // the slow node's own answer, 190 ms later.
+  await hedged({}, async ({ client, clock }) => {
+    const start = clock.now();
+    const call = client.request(ops.fail(404, false, "not found"), {
+      idempotent: true,
+    }).then(
+      () => assert.fail("expected the node's error"),
+      (error: unknown) => ({ error, at: clock.now() - start }),
+    );
+    await clock.advance(10);
+    await settle(clock);
+    assert.ok(await settledNow(clock, call), "settled on the first answer");
+    const { error, at } = await call;
+    assert.ok(error instanceof RemoteError && error.remoteCode === 404);
+    assert.equal(error.nodeId, "h1");
+    assert.ok(at < 20, `settled after ${at} ms`);
+    // The slow attempt is still out, and booked when it ends.
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [1, 0]);
+    await clock.advance(250);
+    const stats = client.stats();
+    assert.equal(stats.failed, 1);
+    assert.equal(stats.succeeded, 0);
+    assert.equal(stats.hedges, 1);
+    assert.equal(stats.retries, 0);
+    assertBooked(client);
+  });
+});
+
+test("a retryable refusal from a hedged attempt waits for the other attempt", async () => {
+  // "Overloaded, try elsewhere" is no answer: the slow attempt may still
+  // succeed, so the request waits for it (here it fails the same way).
+  await hedged(
+    { retryConfig: { maxRetries: 0 } },
+    async ({ client, clock }) => {
+      const call = client.request(ops.fail(503, true), { idempotent: true });
+      call.catch(() => {});
+      await clock.advance(10);
+      await clock.advance(10);
+      assert.equal(await settledNow(clock, call), false);
+      await clock.advance(250);
+      await assert.rejects(
+        call,
+        (e: unknown) =>
+          e instanceof RetriesExhaustedError &&
+          e.cause instanceof RemoteError &&
+          e.cause.nodeId === "h0",
+      );
+      assert.equal(client.stats().hedges, 1);
+      assertBooked(client);
+    },
+  );
 });

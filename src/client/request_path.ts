@@ -19,6 +19,7 @@ import {
   AbortedError,
   ClientClosedError,
   NoHealthyNodesError,
+  RemoteError,
   RequestTimeoutError,
   RetriesExhaustedError,
 } from "../errors.ts";
@@ -474,8 +475,15 @@ export class RequestPath {
       this.#manager.recordLatency(node, started, now, error);
     }
     // Another attempt is still out (hedged), or the request already has
-    // its outcome: this failure decides nothing.
-    if (--call.outstanding > 0 || call.done) {
+    // its outcome: this failure decides nothing. Unless it is a node's
+    // answer that it will not do the request: the first answer is the
+    // request's, an error as much as a reply, so the request does not
+    // wait for a slower attempt to say so again.
+    const others = --call.outstanding;
+    if (
+      call.done ||
+      (others > 0 && !(error instanceof RemoteError && !error.retryable))
+    ) {
       if (message) this.diagnostics.failed(call, message, error, false);
       return;
     }
