@@ -166,3 +166,107 @@ test("a retryable refusal from a hedged attempt waits for the other attempt", as
     },
   );
 });
+
+test("a disconnect wakes every request waiting to be retried: each fails at once with ClientClosedError, and no timer is left", async () => {
+  await scene(2, { retryConfig: RETRY }, async ({ client, clock }) => {
+    let retries = 0;
+    client.addEventListener("retry", () => retries++);
+    const calls = Array.from(
+      { length: 20 },
+      () => client.request(ops.fail(100, true)).catch((e) => e),
+    );
+    await settle(clock);
+    assert.equal(retries, 20, "every request waits to be retried");
+    const closing = client.disconnect({ timeoutMs: 10_000 });
+    await settle(clock);
+    for (const outcome of await Promise.all(calls)) {
+      assert.ok(outcome instanceof ClientClosedError, String(outcome));
+    }
+    await settle(clock);
+    await closing;
+    assert.equal(clock.pendingTimers, 0);
+    const stats = client.stats();
+    assert.equal(stats.failed, 20);
+    assert.equal(stats.retries, 20);
+    assertBooked(client);
+  });
+});
+
+test("an abort during the backoff ends the request at once and leaves no listener on the signal", async () => {
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock }) => {
+    const controller = new AbortController();
+    const { signal, live } = countedSignal(controller);
+    const call = client.request(ops.fail(100, true), { signal });
+    call.catch(() => {});
+    await settle(clock);
+    assert.equal(client.stats().retries, 1);
+    controller.abort("stop");
+    assert.ok(await settledNow(clock, call));
+    await assert.rejects(
+      call,
+      (e: unknown) => e instanceof AbortedError && e.cause === "stop",
+    );
+    assert.equal(live(), 0);
+    assertBooked(client);
+  });
+});
+
+test("a request leaves no listener on its signal: after a reply, retries, a timeout, a hedge and no healthy node", async () => {
+  await scene(2, {
+    retryConfig: { maxRetries: 2, initialBackoffMs: 10, jitter: false },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    hedging: { delayMs: 10 },
+  }, async ({ client, clock, nodes }) => {
+    const { signal, live } = countedSignal(new AbortController());
+    const run = async (payload: Uint8Array, options = {}) => {
+      const call = client.request(payload, { signal, ...options }).catch((
+        e,
+      ) => e);
+      for (let t = 0; t < 40; t++) await clock.advance(10);
+      return await call;
+    };
+    assert.equal(replyText(await run(ops.echo("a"))), "a");
+    assert.ok(await run(ops.fail(100, true)) instanceof RetriesExhaustedError);
+    await run(ops.sleep(300), { timeoutMs: 50, retry: false });
+    await run(ops.sleep(30), { idempotent: true });
+    assert.equal(client.stats().hedges, 1);
+    // Two waiting for the one connection of each node.
+    await Promise.all([run(ops.sleep(5)), run(ops.sleep(5))]);
+    for (const node of nodes) client.manager.markNodeUnhealthy(node.address);
+    await run(ops.echo());
+    assert.equal(live(), 0);
+    assertBooked(client);
+  });
+});
+
+test("with one healthy node a request is not hedged to the node it already waits on", async () => {
+  await hedged({}, async ({ client, clock, fast }) => {
+    client.manager.markNodeUnhealthy(fast.address);
+    const call = client.request(ops.echo("x"), { idempotent: true });
+    await clock.advance(250);
+    assert.equal(replyText(await call), "x");
+    assert.equal(client.stats().hedges, 0);
+    assertBooked(client);
+  });
+});
+
+/** A real signal that counts the listeners added to it and not removed. */
+function countedSignal(
+  controller: AbortController,
+): { signal: AbortSignal; live: () => number } {
+  const signal = controller.signal;
+  const live = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  Object.assign(signal, {
+    addEventListener(type: string, fn: () => void, options?: unknown) {
+      live.add(fn);
+      add(type, fn, options as AddEventListenerOptions);
+    },
+    removeEventListener(type: string, fn: () => void, options?: unknown) {
+      live.delete(fn);
+      remove(type, fn, options as EventListenerOptions);
+    },
+  });
+  return { signal, live: () => live.size };
+}
