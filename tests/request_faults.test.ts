@@ -5,6 +5,7 @@
 // network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   AbortedError,
   ClientClosedError,
@@ -13,6 +14,9 @@ import {
 } from "../src/errors.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
+import type { Clock, TimerHandle } from "../src/clock.ts";
+import { type Hedge, Hedging } from "../src/client/hedging.ts";
+import type { ManagedNode } from "../src/cluster/node.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
 import { type MemoryScene, memoryScene } from "./support/memory_scene.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
@@ -270,3 +274,155 @@ function countedSignal(
   });
   return { signal, live: () => live.size };
 }
+
+/**
+ * A clock the test moves by hand, synchronously, with at most one timer
+ * (all the hedging policy uses): fast enough for thousands of steps.
+ */
+function handClock() {
+  let now = 0;
+  let timer: { fn: () => void; at: number } | undefined;
+  const clock: Clock = {
+    now: () => now,
+    setTimeout(fn, ms) {
+      assert.equal(timer, undefined, "one timer at a time");
+      timer = { fn, at: now + ms };
+      return timer as unknown as TimerHandle;
+    },
+    clearTimeout(handle) {
+      if (handle === (timer as unknown)) timer = undefined;
+    },
+  };
+  return {
+    clock,
+    pending: () => timer !== undefined,
+    /** Moves time on by `ms`, one ms at a time, firing what is due. */
+    advance(ms: number) {
+      for (let i = 0; i < ms; i++) {
+        now++;
+        while (timer !== undefined && timer.at <= now) {
+          const { fn } = timer;
+          timer = undefined;
+          fn();
+        }
+      }
+    },
+  };
+}
+
+test("the hedging timer looks at each waiting hedge a few times, not once per firing: steady traffic with a long hedge delay", () => {
+  // Every firing scanned every hedge still waiting: with the delay at
+  // 1000 ms and a request each ms, each hedge was looked at hundreds of
+  // times (630,000 looks for 3,000 requests).
+  const hand = handClock();
+  const hedging = new Hedging(
+    { delayMs: 1000, percentile: 95, maxHedges: 1 },
+    hand.clock,
+  );
+  const node = {} as ManagedNode;
+  let looks = 0;
+  let fired = 0;
+  const n = 3000;
+  for (let i = 0; i < n; i++) {
+    const hedge = hedging.start(() => fired++);
+    let current: unknown = undefined;
+    Object.defineProperty(hedge, "current", {
+      get() {
+        looks++;
+        return current;
+      },
+      set(value) {
+        current = value;
+      },
+    });
+    hedge.arm(node);
+    // Half the requests get their reply before their hedge is due.
+    if (i % 2 === 0) hedge.finish();
+    hand.advance(1);
+  }
+  hand.advance(1000);
+  assert.equal(fired, n / 2);
+  assert.ok(looks < 10 * n, `${looks} looks for ${n} hedges`);
+  assert.equal(hand.pending(), false);
+});
+
+test("property: the hedging timer sends each live hedge once, at its time, whatever the delays and whichever requests finish or re-arm first", () => {
+  const step = fc.oneof(
+    fc.record({
+      kind: fc.constant("start"),
+      delay: fc.integer({ min: 1, max: 60 }),
+    }),
+    fc.record({ kind: fc.constant("finish"), pick: fc.nat() }),
+    fc.record({
+      kind: fc.constant("rearm"),
+      pick: fc.nat(),
+      delay: fc.integer({ min: 1, max: 60 }),
+    }),
+    fc.record({
+      kind: fc.constant("wait"),
+      ms: fc.integer({ min: 0, max: 30 }),
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 80 }), (steps) => {
+      const hand = handClock();
+      const hedging = new Hedging(
+        { delayMs: 1, percentile: 95, maxHedges: 1 },
+        hand.clock,
+      );
+      // The model: when each hedge is due (undefined: not any more), and
+      // when it was sent.
+      const hedges: {
+        hedge: Hedge;
+        due: number | undefined;
+        sent: number[];
+        scheduled: number;
+      }[] = [];
+      const schedule = (h: (typeof hedges)[number], delay: number) => {
+        h.hedge.current = hedging.schedule(h.hedge, delay);
+        h.scheduled++;
+        h.due = hand.clock.now() + delay;
+      };
+      for (const s of steps) {
+        if (s.kind === "start") {
+          const h = {
+            hedge: undefined as unknown as Hedge,
+            due: undefined as number | undefined,
+            sent: [] as number[],
+            scheduled: 0,
+          };
+          h.hedge = hedging.start(() => {
+            assert.equal(hand.clock.now(), h.due, "sent at its time");
+            h.sent.push(hand.clock.now());
+            h.due = undefined;
+          });
+          hedges.push(h);
+          schedule(h, s.delay);
+        } else if (hedges.length > 0 && s.kind !== "wait") {
+          const h = hedges[s.pick % hedges.length];
+          if (s.kind === "finish") {
+            h.hedge.finish();
+            h.due = undefined;
+          } else schedule(h, s.delay);
+        } else if (s.kind === "wait") {
+          // Nothing due may be left unsent.
+          hand.advance(s.ms);
+        }
+        for (const h of hedges) {
+          if (h.due !== undefined) {
+            assert.ok(h.due > hand.clock.now(), "a due hedge was not sent");
+          }
+        }
+      }
+      hand.advance(100);
+      for (const h of hedges) {
+        assert.equal(h.due, undefined);
+        assert.ok(
+          h.sent.length <= h.scheduled,
+          `sent ${h.sent.length} times, scheduled ${h.scheduled}`,
+        );
+      }
+      assert.equal(hand.pending(), false, "a timer with nothing to send");
+    }),
+  );
+});
