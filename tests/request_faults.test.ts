@@ -13,6 +13,10 @@ import {
   RetriesExhaustedError,
 } from "../src/errors.ts";
 import { ops, replyText } from "../testing/ops.ts";
+import { startTestNode } from "../testing/node.ts";
+import { Client } from "../src/client/client.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
 import type { Clock, TimerHandle } from "../src/clock.ts";
 import { type Hedge, Hedging } from "../src/client/hedging.ts";
@@ -20,7 +24,6 @@ import type { ManagedNode } from "../src/cluster/node.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
 import { type MemoryScene, memoryScene } from "./support/memory_scene.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
-import type { Client } from "../src/client/client.ts";
 import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
 
 /** Lets the memory network and every settled promise run. */
@@ -425,4 +428,60 @@ test("property: the hedging timer sends each live hedge once, at its time, whate
       assert.equal(hand.pending(), false, "a timer with nothing to send");
     }),
   );
+});
+
+/** The runtime's adapter, with every datagram received delivered twice, the copy later. */
+async function duplicatingAdapter(): Promise<RuntimeAdapter> {
+  const adapter = await getAdapter();
+  return {
+    ...adapter,
+    name: adapter.name,
+    connect: adapter.connect.bind(adapter),
+    listen: adapter.listen.bind(adapter),
+    async datagram(options) {
+      const channel = await adapter.datagram!(options);
+      const onMessage = channel.onMessage.bind(channel);
+      channel.onMessage = (fn) =>
+        onMessage((bytes, hostname, port) => {
+          const copy = bytes.slice();
+          fn(bytes, hostname, port);
+          setTimeout(() => fn(copy, hostname, port), 1);
+        });
+      return channel;
+    },
+  };
+}
+
+test("over UDP a duplicated reply is dropped, never handed to another request, and the connection stays", async () => {
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: await duplicatingAdapter(),
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  });
+  try {
+    for (let round = 0; round < 3; round++) {
+      const replies = await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, i) => client.request(ops.echo(`r${round}.${i}`)),
+        ),
+      );
+      replies.forEach((reply, i) => {
+        assert.equal(replyText(reply), `r${round}.${i}`);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const dropped = await client.withConnection((c) =>
+      Promise.resolve(c.stats.dropped)
+    );
+    assert.equal(dropped, 60, "every copy dropped");
+    const pool = client.stats().nodes[0].pool;
+    assert.equal(pool.totalCreated, 1, "the one connection stayed");
+    assert.equal(client.stats().succeeded, 60);
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
 });
