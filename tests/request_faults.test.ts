@@ -17,7 +17,9 @@ import { startTestNode } from "../testing/node.ts";
 import { Client } from "../src/client/client.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
-import type { VirtualClock } from "../testing/virtual_clock.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { CountingClock } from "./support/counting.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { Clock, TimerHandle } from "../src/clock.ts";
 import { type Hedge, Hedging } from "../src/client/hedging.ts";
 import type { ManagedNode } from "../src/cluster/node.ts";
@@ -484,4 +486,50 @@ test("over UDP a duplicated reply is dropped, never handed to another request, a
     await client.disconnect();
     await node.close();
   }
+});
+
+test("a disconnect from a listener while a hedge is sent leaves no hedging timer behind", async () => {
+  // The hedge re-armed itself for a second hedge after disconnect had
+  // stopped the hedging timer: a new timer outlived the client.
+  const escapes = watchEscapes();
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const counting = new CountingClock(clock);
+  const nodes = await Promise.all(
+    [0, 1].map((i) =>
+      startTestNode({ nodeId: `n${i}`, runtime: network, clock })
+    ),
+  );
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    runtime: network,
+    clock: counting,
+    loadBalancing: "round-robin",
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    hedging: { delayMs: 10, maxHedges: 2 },
+  });
+  try {
+    await clock.advance(0);
+    let closing: Promise<void> | undefined;
+    client.addEventListener("checkedOut", () => {
+      // The main attempt's checkout is the first, the hedge's the second.
+      if (client.stats().hedges === 1) {
+        closing ??= client.disconnect({ timeoutMs: 1 });
+      }
+    });
+    const call = client.request(ops.sleep(100), { idempotent: true });
+    call.catch(() => {});
+    await clock.advance(10);
+    assert.ok(closing !== undefined, "disconnected during the hedge");
+    for (let i = 0; i < 5; i++) await clock.advance(1);
+    await closing;
+    await assert.rejects(call, ClientClosedError);
+    assert.equal(counting.liveTimers, 0, "client timers left");
+  } finally {
+    await client.disconnect();
+    await clock.advance(200);
+    await Promise.all(nodes.map((n) => n.close()));
+  }
+  assert.deepEqual(await escapes.stop(), []);
 });

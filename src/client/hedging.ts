@@ -87,6 +87,7 @@ export class Hedging {
   #waiting: Due[] = [];
   #timer: TimerHandle | undefined = undefined;
   #timerAt = Infinity;
+  #stopped = false;
 
   constructor(config: HedgingConfig, clock: Clock) {
     this.#config = config;
@@ -125,6 +126,9 @@ export class Hedging {
   /** Sends `hedge` after `delayMs`, unless it is done or re-armed first. */
   schedule(hedge: Hedge, delayMs: number): Due {
     const due: Due = { hedge, at: this.#clock.now() + delayMs };
+    // A listener may shut the client down while a hedge is being sent,
+    // and the hedge then re-arms: no timer may outlive the client.
+    if (this.#stopped) return due;
     push(this.#waiting, due);
     if (due.at < this.#timerAt) this.#arm(due.at);
     return due;
@@ -132,6 +136,7 @@ export class Hedging {
 
   /** Ends the timer: the client is shutting down. */
   stop(): void {
+    this.#stopped = true;
     this.#waiting = [];
     this.#disarm();
   }
