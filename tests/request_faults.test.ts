@@ -55,17 +55,24 @@ async function scene(
     try {
       await body(s);
     } finally {
-      // A failed check may leave a request waiting on a timer: the clock
-      // runs until the disconnect is through, so the test fails, not hangs.
-      const closing = s.client.disconnect({ timeoutMs: 1 });
-      let closed = false;
-      closing.then(() => closed = true);
-      for (let i = 0; i < 5; i++) await s.clock.advance(1);
-      for (let i = 0; i < 100 && !closed; i++) await s.clock.advance(1000);
-      await closing;
+      await closeDriven(s.client, s.clock);
     }
   });
   assert.deepEqual(await escapes.stop(), []);
+}
+
+/**
+ * Disconnects with the clock running until the disconnect is through: a
+ * failed check may leave a request waiting on a timer, and the test then
+ * fails instead of hanging.
+ */
+async function closeDriven(client: Client, clock: VirtualClock) {
+  const closing = client.disconnect({ timeoutMs: 1 });
+  let closed = false;
+  closing.then(() => closed = true);
+  for (let i = 0; i < 5; i++) await clock.advance(1);
+  for (let i = 0; i < 100 && !closed; i++) await clock.advance(1000);
+  await closing;
 }
 
 function assertBooked(client: Client): void {
@@ -117,7 +124,13 @@ async function hedged(
   body: (s: HedgeScene) => Promise<void>,
 ): Promise<void> {
   const escapes = watchEscapes();
-  await hedgeScene(config, body);
+  await hedgeScene(config, async (s) => {
+    try {
+      await body(s);
+    } finally {
+      await closeDriven(s.client, s.clock);
+    }
+  });
   assert.deepEqual(await escapes.stop(), []);
 }
 
