@@ -77,10 +77,17 @@ export class Hedging {
   readonly #config: HedgingConfig;
   readonly #clock: Clock;
   readonly #latency = new WeakMap<ManagedNode, LatencyWindow>();
-  /** Hedges not yet sent, in no particular order. */
+  /**
+   * Hedges not yet sent, a binary min-heap by due time. A hedge whose
+   * request is done stays until it reaches the top: a firing looks only
+   * at the top, so each hedge is looked at a few times, not at every
+   * firing while it waits (a scan of all of them made steady traffic with
+   * a long hedge delay cost delay-in-ms looks per request).
+   */
   #waiting: Due[] = [];
   #timer: TimerHandle | undefined = undefined;
   #timerAt = Infinity;
+  #stopped = false;
 
   constructor(config: HedgingConfig, clock: Clock) {
     this.#config = config;
@@ -119,13 +126,17 @@ export class Hedging {
   /** Sends `hedge` after `delayMs`, unless it is done or re-armed first. */
   schedule(hedge: Hedge, delayMs: number): Due {
     const due: Due = { hedge, at: this.#clock.now() + delayMs };
-    this.#waiting.push(due);
+    // A listener may shut the client down while a hedge is being sent,
+    // and the hedge then re-arms: no timer may outlive the client.
+    if (this.#stopped) return due;
+    push(this.#waiting, due);
     if (due.at < this.#timerAt) this.#arm(due.at);
     return due;
   }
 
   /** Ends the timer: the client is shutting down. */
   stop(): void {
+    this.#stopped = true;
     this.#waiting = [];
     this.#disarm();
   }
@@ -151,22 +162,49 @@ export class Hedging {
     this.#timerAt = Infinity;
     const now = this.#clock.now();
     const waiting = this.#waiting;
-    const kept: Due[] = [];
     const fire: Due[] = [];
-    let next = Infinity;
-    for (const due of waiting) {
-      if (due.hedge.current !== due) continue; // done, or re-armed
-      if (due.at <= now) {
-        fire.push(due);
-      } else {
-        kept.push(due);
-        if (due.at < next) next = due.at;
-      }
+    while (waiting.length > 0) {
+      const top = waiting[0];
+      // Done or re-armed: dropped, so the timer never waits for it.
+      if (top.hedge.current !== top) pop(waiting);
+      else if (top.at <= now) fire.push(pop(waiting));
+      else break;
     }
-    this.#waiting = kept;
-    if (next !== Infinity) this.#arm(next);
+    if (waiting.length > 0) this.#arm(waiting[0].at);
     for (const due of fire) due.hedge.fire(due);
   };
+}
+
+/** Adds `due` to the min-heap `heap`. */
+function push(heap: Due[], due: Due): void {
+  let i = heap.length;
+  heap.push(due);
+  while (i > 0) {
+    const parent = (i - 1) >> 1;
+    if (heap[parent].at <= due.at) break;
+    heap[i] = heap[parent];
+    i = parent;
+  }
+  heap[i] = due;
+}
+
+/** Removes and returns the earliest of the non-empty min-heap `heap`. */
+function pop(heap: Due[]): Due {
+  const top = heap[0];
+  const last = heap.pop()!;
+  const n = heap.length;
+  if (n === 0) return top;
+  let i = 0;
+  for (;;) {
+    let child = 2 * i + 1;
+    if (child >= n) break;
+    if (child + 1 < n && heap[child + 1].at < heap[child].at) child++;
+    if (heap[child].at >= last.at) break;
+    heap[i] = heap[child];
+    i = child;
+  }
+  heap[i] = last;
+  return top;
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   AbortedError,
   ClientClosedError,
   NoHealthyNodesError,
+  RemoteError,
   RequestTimeoutError,
   RetriesExhaustedError,
 } from "../errors.ts";
@@ -474,8 +475,15 @@ export class RequestPath {
       this.#manager.recordLatency(node, started, now, error);
     }
     // Another attempt is still out (hedged), or the request already has
-    // its outcome: this failure decides nothing.
-    if (--call.outstanding > 0 || call.done) {
+    // its outcome: this failure decides nothing. Unless it is a node's
+    // answer that it will not do the request: the first answer is the
+    // request's, an error as much as a reply, so the request does not
+    // wait for a slower attempt to say so again.
+    const others = --call.outstanding;
+    if (
+      call.done ||
+      (others > 0 && !(error instanceof RemoteError && !error.retryable))
+    ) {
       if (message) this.diagnostics.failed(call, message, error, false);
       return;
     }
@@ -526,19 +534,24 @@ export class RequestPath {
   /** Waits `delayMs`, then makes the next attempt, unless told to stop. */
   async #backOff(call: RequestCall, delayMs: number): Promise<void> {
     const signal = call.options.signal;
-    // One controller ends the wait for either reason: the caller's abort
-    // or the client's shutdown (which aborts every sleeping one).
-    const wake = new AbortController();
-    const onAbort = () => wake.abort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    this.#sleeping.add(wake);
-    try {
-      await sleep(this.#config.clock, delayMs, wake.signal);
-    } catch {
-      // Woken early; the checks below say why.
-    } finally {
-      this.#sleeping.delete(wake);
-      signal?.removeEventListener("abort", onAbort);
+    // A `retry` listener may already have aborted the signal or
+    // disconnected the client: neither would wake a wait that starts
+    // after it, so there is none.
+    if (!signal?.aborted && !this.#owner.closing()) {
+      // One controller ends the wait for either reason: the caller's abort
+      // or the client's shutdown (which aborts every sleeping one).
+      const wake = new AbortController();
+      const onAbort = () => wake.abort();
+      signal?.addEventListener("abort", onAbort, { once: true });
+      this.#sleeping.add(wake);
+      try {
+        await sleep(this.#config.clock, delayMs, wake.signal);
+      } catch {
+        // Woken early; the checks below say why.
+      } finally {
+        this.#sleeping.delete(wake);
+        signal?.removeEventListener("abort", onAbort);
+      }
     }
     if (signal?.aborted) return this.#end(call, aborted(signal));
     if (this.#owner.closing()) {

@@ -1,0 +1,548 @@
+// Client.request under faults and hostile timing: every request settles
+// exactly once, the counts add up and nothing is left behind (timers,
+// requests in flight, escaped errors), whatever happens to its nodes, its
+// signal, the client or its hedges while it runs. Virtual clock, in-memory
+// network.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import {
+  AbortedError,
+  ClientClosedError,
+  RemoteError,
+  RetriesExhaustedError,
+} from "../src/errors.ts";
+import { ops, replyText } from "../testing/ops.ts";
+import { startTestNode } from "../testing/node.ts";
+import { Client } from "../src/client/client.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { CountingClock } from "./support/counting.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import type { Clock, TimerHandle } from "../src/clock.ts";
+import { type Hedge, Hedging } from "../src/client/hedging.ts";
+import type { ManagedNode } from "../src/cluster/node.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+import { type MemoryScene, memoryScene } from "./support/memory_scene.ts";
+import type { ConnectionConfig } from "../src/config/shapes.ts";
+import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
+
+/** Lets the memory network and every settled promise run. */
+async function settle(clock: VirtualClock): Promise<void> {
+  await clock.advance(0);
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+/** Whether `call` settled once the network ran, without moving the clock. */
+async function settledNow(
+  clock: VirtualClock,
+  call: Promise<unknown>,
+): Promise<boolean> {
+  let done = false;
+  call.then(() => done = true, () => done = true);
+  await settle(clock);
+  return done;
+}
+
+async function scene(
+  n: number,
+  config: Partial<ConnectionConfig>,
+  body: (s: MemoryScene) => Promise<void>,
+): Promise<void> {
+  const escapes = watchEscapes();
+  await memoryScene(n, config, async (s) => {
+    try {
+      await body(s);
+    } finally {
+      await closeDriven(s.client, s.clock);
+    }
+  });
+  assert.deepEqual(await escapes.stop(), []);
+}
+
+/**
+ * Disconnects with the clock running until the disconnect is through: a
+ * failed check may leave a request waiting on a timer, and the test then
+ * fails instead of hanging.
+ */
+async function closeDriven(client: Client, clock: VirtualClock) {
+  const closing = client.disconnect({ timeoutMs: 1 });
+  let closed = false;
+  closing.then(() => closed = true);
+  for (let i = 0; i < 5; i++) await clock.advance(1);
+  for (let i = 0; i < 100 && !closed; i++) await clock.advance(1000);
+  await closing;
+}
+
+function assertBooked(client: Client): void {
+  const stats = client.stats();
+  assert.equal(stats.inFlight, 0, "client inFlight");
+  for (const node of stats.nodes) {
+    assert.equal(node.inFlight, 0, `${node.address} inFlight`);
+  }
+}
+
+const RETRY = { maxRetries: 3, initialBackoffMs: 5000, jitter: false };
+
+test("a signal aborted by a retry listener ends the request at once, not after the backoff", async () => {
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock }) => {
+    const controller = new AbortController();
+    client.addEventListener("retry", () => controller.abort("stop"));
+    const call = client.request(ops.fail(100, true), {
+      signal: controller.signal,
+    });
+    call.catch(() => {});
+    assert.ok(await settledNow(clock, call), "settled without the backoff");
+    await assert.rejects(
+      call,
+      (e: unknown) => e instanceof AbortedError && e.cause === "stop",
+    );
+    assertBooked(client);
+  });
+});
+
+test("a disconnect from a retry listener ends the request at once and leaves no timer", async () => {
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock }) => {
+    let closing: Promise<void> | undefined;
+    client.addEventListener("retry", () => {
+      closing = client.disconnect({ timeoutMs: 1 });
+    });
+    const call = client.request(ops.fail(100, true));
+    call.catch(() => {});
+    assert.ok(await settledNow(clock, call), "settled without the backoff");
+    await assert.rejects(call, ClientClosedError);
+    await settle(clock);
+    await closing;
+    assert.equal(clock.pendingTimers, 0);
+  });
+});
+
+/** The hedge scene, with escaped errors checked at the end. */
+async function hedged(
+  config: Partial<ConnectionConfig>,
+  body: (s: HedgeScene) => Promise<void>,
+): Promise<void> {
+  const escapes = watchEscapes();
+  await hedgeScene(config, async (s) => {
+    try {
+      await body(s);
+    } finally {
+      await closeDriven(s.client, s.clock);
+    }
+  });
+  assert.deepEqual(await escapes.stop(), []);
+}
+
+test("a hedged request ends with the first node's refusal, not after the slower attempt says it again", async () => {
+  // The hedge's node answered "not found" at 10 ms; the request waited for
+  // the slow node's own answer, 190 ms later.
+  await hedged({}, async ({ client, clock }) => {
+    const start = clock.now();
+    const call = client.request(ops.fail(404, false, "not found"), {
+      idempotent: true,
+    }).then(
+      () => assert.fail("expected the node's error"),
+      (error: unknown) => ({ error, at: clock.now() - start }),
+    );
+    await clock.advance(10);
+    await settle(clock);
+    assert.ok(await settledNow(clock, call), "settled on the first answer");
+    const { error, at } = await call;
+    assert.ok(error instanceof RemoteError && error.remoteCode === 404);
+    assert.equal(error.nodeId, "h1");
+    assert.ok(at < 20, `settled after ${at} ms`);
+    // The slow attempt is still out, and booked when it ends.
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [1, 0]);
+    await clock.advance(250);
+    const stats = client.stats();
+    assert.equal(stats.failed, 1);
+    assert.equal(stats.succeeded, 0);
+    assert.equal(stats.hedges, 1);
+    assert.equal(stats.retries, 0);
+    assertBooked(client);
+  });
+});
+
+test("a retryable refusal from a hedged attempt waits for the other attempt", async () => {
+  // "Overloaded, try elsewhere" is no answer: the slow attempt may still
+  // succeed, so the request waits for it (here it fails the same way).
+  await hedged(
+    { retryConfig: { maxRetries: 0 } },
+    async ({ client, clock }) => {
+      const call = client.request(ops.fail(503, true), { idempotent: true });
+      call.catch(() => {});
+      await clock.advance(10);
+      await clock.advance(10);
+      assert.equal(await settledNow(clock, call), false);
+      await clock.advance(250);
+      await assert.rejects(
+        call,
+        (e: unknown) =>
+          e instanceof RetriesExhaustedError &&
+          e.cause instanceof RemoteError &&
+          e.cause.nodeId === "h0",
+      );
+      assert.equal(client.stats().hedges, 1);
+      assertBooked(client);
+    },
+  );
+});
+
+test("a disconnect wakes every request waiting to be retried: each fails at once with ClientClosedError, and no timer is left", async () => {
+  await scene(2, { retryConfig: RETRY }, async ({ client, clock }) => {
+    let retries = 0;
+    client.addEventListener("retry", () => retries++);
+    const calls = Array.from(
+      { length: 20 },
+      () => client.request(ops.fail(100, true)).catch((e) => e),
+    );
+    await settle(clock);
+    assert.equal(retries, 20, "every request waits to be retried");
+    const closing = client.disconnect({ timeoutMs: 10_000 });
+    await settle(clock);
+    for (const outcome of await Promise.all(calls)) {
+      assert.ok(outcome instanceof ClientClosedError, String(outcome));
+    }
+    await settle(clock);
+    await closing;
+    assert.equal(clock.pendingTimers, 0);
+    const stats = client.stats();
+    assert.equal(stats.failed, 20);
+    assert.equal(stats.retries, 20);
+    assertBooked(client);
+  });
+});
+
+test("an abort during the backoff ends the request at once and leaves no listener on the signal", async () => {
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock }) => {
+    const controller = new AbortController();
+    const { signal, live } = countedSignal(controller);
+    const call = client.request(ops.fail(100, true), { signal });
+    call.catch(() => {});
+    await settle(clock);
+    assert.equal(client.stats().retries, 1);
+    controller.abort("stop");
+    assert.ok(await settledNow(clock, call));
+    await assert.rejects(
+      call,
+      (e: unknown) => e instanceof AbortedError && e.cause === "stop",
+    );
+    assert.equal(live(), 0);
+    assertBooked(client);
+  });
+});
+
+test("a request leaves no listener on its signal: after a reply, retries, a timeout, a hedge and no healthy node", async () => {
+  await scene(2, {
+    retryConfig: { maxRetries: 2, initialBackoffMs: 10, jitter: false },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    hedging: { delayMs: 10 },
+  }, async ({ client, clock, nodes }) => {
+    const { signal, live } = countedSignal(new AbortController());
+    const run = async (payload: Uint8Array, options = {}) => {
+      const call = client.request(payload, { signal, ...options }).catch((
+        e,
+      ) => e);
+      for (let t = 0; t < 40; t++) await clock.advance(10);
+      return await call;
+    };
+    assert.equal(replyText(await run(ops.echo("a"))), "a");
+    assert.ok(await run(ops.fail(100, true)) instanceof RetriesExhaustedError);
+    await run(ops.sleep(300), { timeoutMs: 50, retry: false });
+    await run(ops.sleep(30), { idempotent: true });
+    assert.equal(client.stats().hedges, 1);
+    // Two waiting for the one connection of each node.
+    await Promise.all([run(ops.sleep(5)), run(ops.sleep(5))]);
+    for (const node of nodes) client.manager.markNodeUnhealthy(node.address);
+    await run(ops.echo());
+    assert.equal(live(), 0);
+    assertBooked(client);
+  });
+});
+
+test("with one healthy node a request is not hedged to the node it already waits on", async () => {
+  await hedged({}, async ({ client, clock, fast }) => {
+    client.manager.markNodeUnhealthy(fast.address);
+    const call = client.request(ops.echo("x"), { idempotent: true });
+    await clock.advance(250);
+    assert.equal(replyText(await call), "x");
+    assert.equal(client.stats().hedges, 0);
+    assertBooked(client);
+  });
+});
+
+/** A real signal that counts the listeners added to it and not removed. */
+function countedSignal(
+  controller: AbortController,
+): { signal: AbortSignal; live: () => number } {
+  const signal = controller.signal;
+  const live = new Set<unknown>();
+  const add = signal.addEventListener.bind(signal);
+  const remove = signal.removeEventListener.bind(signal);
+  Object.assign(signal, {
+    addEventListener(type: string, fn: () => void, options?: unknown) {
+      live.add(fn);
+      add(type, fn, options as AddEventListenerOptions);
+    },
+    removeEventListener(type: string, fn: () => void, options?: unknown) {
+      live.delete(fn);
+      remove(type, fn, options as EventListenerOptions);
+    },
+  });
+  return { signal, live: () => live.size };
+}
+
+/**
+ * A clock the test moves by hand, synchronously, with at most one timer
+ * (all the hedging policy uses): fast enough for thousands of steps.
+ */
+function handClock() {
+  let now = 0;
+  let timer: { fn: () => void; at: number } | undefined;
+  const clock: Clock = {
+    now: () => now,
+    setTimeout(fn, ms) {
+      assert.equal(timer, undefined, "one timer at a time");
+      timer = { fn, at: now + ms };
+      return timer as unknown as TimerHandle;
+    },
+    clearTimeout(handle) {
+      if (handle === (timer as unknown)) timer = undefined;
+    },
+  };
+  return {
+    clock,
+    pending: () => timer !== undefined,
+    /** Moves time on by `ms`, one ms at a time, firing what is due. */
+    advance(ms: number) {
+      for (let i = 0; i < ms; i++) {
+        now++;
+        while (timer !== undefined && timer.at <= now) {
+          const { fn } = timer;
+          timer = undefined;
+          fn();
+        }
+      }
+    },
+  };
+}
+
+test("the hedging timer looks at each waiting hedge a few times, not once per firing: steady traffic with a long hedge delay", () => {
+  // Every firing scanned every hedge still waiting: with the delay at
+  // 1000 ms and a request each ms, each hedge was looked at hundreds of
+  // times (630,000 looks for 3,000 requests).
+  const hand = handClock();
+  const hedging = new Hedging(
+    { delayMs: 1000, percentile: 95, maxHedges: 1 },
+    hand.clock,
+  );
+  const node = {} as ManagedNode;
+  let looks = 0;
+  let fired = 0;
+  const n = 3000;
+  for (let i = 0; i < n; i++) {
+    const hedge = hedging.start(() => fired++);
+    let current: unknown = undefined;
+    Object.defineProperty(hedge, "current", {
+      get() {
+        looks++;
+        return current;
+      },
+      set(value) {
+        current = value;
+      },
+    });
+    hedge.arm(node);
+    // Half the requests get their reply before their hedge is due.
+    if (i % 2 === 0) hedge.finish();
+    hand.advance(1);
+  }
+  hand.advance(1000);
+  assert.equal(fired, n / 2);
+  assert.ok(looks < 10 * n, `${looks} looks for ${n} hedges`);
+  assert.equal(hand.pending(), false);
+});
+
+test("property: the hedging timer sends each live hedge once, at its time, whatever the delays and whichever requests finish or re-arm first", () => {
+  const step = fc.oneof(
+    fc.record({
+      kind: fc.constant("start"),
+      delay: fc.integer({ min: 1, max: 60 }),
+    }),
+    fc.record({ kind: fc.constant("finish"), pick: fc.nat() }),
+    fc.record({
+      kind: fc.constant("rearm"),
+      pick: fc.nat(),
+      delay: fc.integer({ min: 1, max: 60 }),
+    }),
+    fc.record({
+      kind: fc.constant("wait"),
+      ms: fc.integer({ min: 0, max: 30 }),
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 80 }), (steps) => {
+      const hand = handClock();
+      const hedging = new Hedging(
+        { delayMs: 1, percentile: 95, maxHedges: 1 },
+        hand.clock,
+      );
+      // The model: when each hedge is due (undefined: not any more), and
+      // when it was sent.
+      const hedges: {
+        hedge: Hedge;
+        due: number | undefined;
+        sent: number[];
+        scheduled: number;
+      }[] = [];
+      const schedule = (h: (typeof hedges)[number], delay: number) => {
+        h.hedge.current = hedging.schedule(h.hedge, delay);
+        h.scheduled++;
+        h.due = hand.clock.now() + delay;
+      };
+      for (const s of steps) {
+        if (s.kind === "start") {
+          const h = {
+            hedge: undefined as unknown as Hedge,
+            due: undefined as number | undefined,
+            sent: [] as number[],
+            scheduled: 0,
+          };
+          h.hedge = hedging.start(() => {
+            assert.equal(hand.clock.now(), h.due, "sent at its time");
+            h.sent.push(hand.clock.now());
+            h.due = undefined;
+          });
+          hedges.push(h);
+          schedule(h, s.delay);
+        } else if (hedges.length > 0 && s.kind !== "wait") {
+          const h = hedges[s.pick % hedges.length];
+          if (s.kind === "finish") {
+            h.hedge.finish();
+            h.due = undefined;
+          } else schedule(h, s.delay);
+        } else if (s.kind === "wait") {
+          // Nothing due may be left unsent.
+          hand.advance(s.ms);
+        }
+        for (const h of hedges) {
+          if (h.due !== undefined) {
+            assert.ok(h.due > hand.clock.now(), "a due hedge was not sent");
+          }
+        }
+      }
+      hand.advance(100);
+      for (const h of hedges) {
+        assert.equal(h.due, undefined);
+        assert.ok(
+          h.sent.length <= h.scheduled,
+          `sent ${h.sent.length} times, scheduled ${h.scheduled}`,
+        );
+      }
+      assert.equal(hand.pending(), false, "a timer with nothing to send");
+    }),
+  );
+});
+
+/** The runtime's adapter, with every datagram received delivered twice, the copy later. */
+async function duplicatingAdapter(): Promise<RuntimeAdapter> {
+  const adapter = await getAdapter();
+  return {
+    ...adapter,
+    name: adapter.name,
+    connect: adapter.connect.bind(adapter),
+    listen: adapter.listen.bind(adapter),
+    async datagram(options) {
+      const channel = await adapter.datagram!(options);
+      const onMessage = channel.onMessage.bind(channel);
+      channel.onMessage = (fn) =>
+        onMessage((bytes, hostname, port) => {
+          const copy = bytes.slice();
+          fn(bytes, hostname, port);
+          setTimeout(() => fn(copy, hostname, port), 1);
+        });
+      return channel;
+    },
+  };
+}
+
+test("over UDP a duplicated reply is dropped, never handed to another request, and the connection stays", async () => {
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: await duplicatingAdapter(),
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  });
+  try {
+    for (let round = 0; round < 3; round++) {
+      const replies = await Promise.all(
+        Array.from(
+          { length: 20 },
+          (_, i) => client.request(ops.echo(`r${round}.${i}`)),
+        ),
+      );
+      replies.forEach((reply, i) => {
+        assert.equal(replyText(reply), `r${round}.${i}`);
+      });
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    const dropped = await client.withConnection((c) =>
+      Promise.resolve(c.stats.dropped)
+    );
+    assert.equal(dropped, 60, "every copy dropped");
+    const pool = client.stats().nodes[0].pool;
+    assert.equal(pool.totalCreated, 1, "the one connection stayed");
+    assert.equal(client.stats().succeeded, 60);
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+});
+
+test("a disconnect from a listener while a hedge is sent leaves no hedging timer behind", async () => {
+  // The hedge re-armed itself for a second hedge after disconnect had
+  // stopped the hedging timer: a new timer outlived the client.
+  const escapes = watchEscapes();
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const counting = new CountingClock(clock);
+  const nodes = await Promise.all(
+    [0, 1].map((i) =>
+      startTestNode({ nodeId: `n${i}`, runtime: network, clock })
+    ),
+  );
+  const client = await Client.connect({
+    hosts: nodes.map((n) => n.address),
+    runtime: network,
+    clock: counting,
+    loadBalancing: "round-robin",
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    hedging: { delayMs: 10, maxHedges: 2 },
+  });
+  try {
+    await clock.advance(0);
+    let closing: Promise<void> | undefined;
+    client.addEventListener("checkedOut", () => {
+      // The main attempt's checkout is the first, the hedge's the second.
+      if (client.stats().hedges === 1) {
+        closing ??= client.disconnect({ timeoutMs: 1 });
+      }
+    });
+    const call = client.request(ops.sleep(100), { idempotent: true });
+    call.catch(() => {});
+    await clock.advance(10);
+    assert.ok(closing !== undefined, "disconnected during the hedge");
+    for (let i = 0; i < 5; i++) await clock.advance(1);
+    await closing;
+    await assert.rejects(call, ClientClosedError);
+    assert.equal(counting.liveTimers, 0, "client timers left");
+  } finally {
+    await client.disconnect();
+    await clock.advance(200);
+    await Promise.all(nodes.map((n) => n.close()));
+  }
+  assert.deepEqual(await escapes.stop(), []);
+});
