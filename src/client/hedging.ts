@@ -17,10 +17,9 @@ import type { HedgingConfig } from "../config/shapes.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
 /**
- * Whether a request may be hedged: it is idempotent and not opted out, and
- * either the client hedges by default (`hedging` in its config) or the
- * request opts in. One rule for single requests and batches, so opting one
- * request in never turns hedging on for the others.
+ * Whether a request may be hedged: idempotent, not opted out, and the
+ * client hedges (`hedging`) or it opts in. One rule for requests and
+ * batches: opting one in never turns hedging on for the others.
  */
 export function mayHedge(
   options: { readonly idempotent?: boolean; readonly hedge?: boolean },
@@ -78,11 +77,9 @@ export class Hedging {
   readonly #clock: Clock;
   readonly #latency = new WeakMap<ManagedNode, LatencyWindow>();
   /**
-   * Hedges not yet sent, a binary min-heap by due time. A hedge whose
-   * request is done stays until it reaches the top: a firing looks only
-   * at the top, so each hedge is looked at a few times, not at every
-   * firing while it waits (a scan of all of them made steady traffic with
-   * a long hedge delay cost delay-in-ms looks per request).
+   * Hedges not yet sent, a min-heap by due time: a firing looks only at
+   * the top (a scan cost a look per request per ms of hedge delay). A
+   * finished hedge is dropped when it reaches the top.
    */
   #waiting: Due[] = [];
   #timer: TimerHandle | undefined = undefined;

@@ -78,9 +78,8 @@ export class FrameWriter {
     sequence: number,
     payload: Uint8Array,
   ): void {
-    // `length` rather than `byteLength`, here and on every request path:
-    // the same for a Uint8Array, but Node 20's V8 (11.3) reads byteLength
-    // through a slower path, 10-18 ns more a read (2 ns on Deno's V8 15).
+    // `length`, not `byteLength`, on every request path: Node 20's V8
+    // reads byteLength 10-18 ns slower.
     const length = payload.length;
     if (length >= DIRECT_PAYLOAD_BYTES) {
       return this.#pushDirect(type, flags, sequence, payload);

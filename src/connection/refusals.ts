@@ -11,11 +11,8 @@ import { durationProblem } from "../config/validate.ts";
 import { AbortedError, InvalidArgumentError } from "../errors.ts";
 
 /**
- * A payload of `length` bytes over the `limit` the node takes: the
- * caller's argument, refused before anything is sent, so an
- * InvalidArgumentError, which is not the node's fault. As a ProtocolError
- * it counted against the node: ten oversized requests ejected a healthy
- * one.
+ * A payload over the node's `limit`: the caller's argument, not the
+ * node's fault (as a ProtocolError it counted against the node).
  */
 export function payloadTooLarge(
   length: number,
