@@ -24,15 +24,15 @@ import type { Clock, TimerHandle } from "../src/clock.ts";
 import { type Hedge, Hedging } from "../src/client/hedging.ts";
 import type { ManagedNode } from "../src/cluster/node.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
-import { type MemoryScene, memoryScene } from "./support/memory_scene.ts";
+import {
+  assertNothingInFlight,
+  closeDriven,
+  countedSignal,
+  guardedScene as scene,
+  settle,
+} from "./support/fault_checks.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
-
-/** Lets the memory network and every settled promise run. */
-async function settle(clock: VirtualClock): Promise<void> {
-  await clock.advance(0);
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
 
 /** Whether `call` settled once the network ran, without moving the clock. */
 async function settledNow(
@@ -43,44 +43,6 @@ async function settledNow(
   call.then(() => done = true, () => done = true);
   await settle(clock);
   return done;
-}
-
-async function scene(
-  n: number,
-  config: Partial<ConnectionConfig>,
-  body: (s: MemoryScene) => Promise<void>,
-): Promise<void> {
-  const escapes = watchEscapes();
-  await memoryScene(n, config, async (s) => {
-    try {
-      await body(s);
-    } finally {
-      await closeDriven(s.client, s.clock);
-    }
-  });
-  assert.deepEqual(await escapes.stop(), []);
-}
-
-/**
- * Disconnects with the clock running until the disconnect is through: a
- * failed check may leave a request waiting on a timer, and the test then
- * fails instead of hanging.
- */
-async function closeDriven(client: Client, clock: VirtualClock) {
-  const closing = client.disconnect({ timeoutMs: 1 });
-  let closed = false;
-  closing.then(() => closed = true);
-  for (let i = 0; i < 5; i++) await clock.advance(1);
-  for (let i = 0; i < 100 && !closed; i++) await clock.advance(1000);
-  await closing;
-}
-
-function assertBooked(client: Client): void {
-  const stats = client.stats();
-  assert.equal(stats.inFlight, 0, "client inFlight");
-  for (const node of stats.nodes) {
-    assert.equal(node.inFlight, 0, `${node.address} inFlight`);
-  }
 }
 
 const RETRY = { maxRetries: 3, initialBackoffMs: 5000, jitter: false };
@@ -98,7 +60,7 @@ test("a signal aborted by a retry listener ends the request at once, not after t
       call,
       (e: unknown) => e instanceof AbortedError && e.cause === "stop",
     );
-    assertBooked(client);
+    assertNothingInFlight(client);
   });
 });
 
@@ -160,7 +122,7 @@ test("a hedged request ends with the first node's refusal, not after the slower 
     assert.equal(stats.succeeded, 0);
     assert.equal(stats.hedges, 1);
     assert.equal(stats.retries, 0);
-    assertBooked(client);
+    assertNothingInFlight(client);
   });
 });
 
@@ -184,7 +146,7 @@ test("a retryable refusal from a hedged attempt waits for the other attempt", as
           e.cause.nodeId === "h0",
       );
       assert.equal(client.stats().hedges, 1);
-      assertBooked(client);
+      assertNothingInFlight(client);
     },
   );
 });
@@ -210,7 +172,7 @@ test("a disconnect wakes every request waiting to be retried: each fails at once
     const stats = client.stats();
     assert.equal(stats.failed, 20);
     assert.equal(stats.retries, 20);
-    assertBooked(client);
+    assertNothingInFlight(client);
   });
 });
 
@@ -229,7 +191,7 @@ test("an abort during the backoff ends the request at once and leaves no listene
       (e: unknown) => e instanceof AbortedError && e.cause === "stop",
     );
     assert.equal(live(), 0);
-    assertBooked(client);
+    assertNothingInFlight(client);
   });
 });
 
@@ -257,7 +219,7 @@ test("a request leaves no listener on its signal: after a reply, retries, a time
     for (const node of nodes) client.manager.markNodeUnhealthy(node.address);
     await run(ops.echo());
     assert.equal(live(), 0);
-    assertBooked(client);
+    assertNothingInFlight(client);
   });
 });
 
@@ -268,30 +230,9 @@ test("with one healthy node a request is not hedged to the node it already waits
     await clock.advance(250);
     assert.equal(replyText(await call), "x");
     assert.equal(client.stats().hedges, 0);
-    assertBooked(client);
+    assertNothingInFlight(client);
   });
 });
-
-/** A real signal that counts the listeners added to it and not removed. */
-function countedSignal(
-  controller: AbortController,
-): { signal: AbortSignal; live: () => number } {
-  const signal = controller.signal;
-  const live = new Set<unknown>();
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  Object.assign(signal, {
-    addEventListener(type: string, fn: () => void, options?: unknown) {
-      live.add(fn);
-      add(type, fn, options as AddEventListenerOptions);
-    },
-    removeEventListener(type: string, fn: () => void, options?: unknown) {
-      live.delete(fn);
-      remove(type, fn, options as EventListenerOptions);
-    },
-  });
-  return { signal, live: () => live.size };
-}
 
 /**
  * A clock the test moves by hand, synchronously, with at most one timer

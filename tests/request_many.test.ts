@@ -13,32 +13,13 @@ import {
   ClientClosedError,
   ConnectionLostError,
   InvalidArgumentError,
-  type NodewireError,
   RemoteError,
   RequestTimeoutError,
   RetriesExhaustedError,
 } from "../src/errors.ts";
-import { decodeReply, ops, replyText } from "../testing/ops.ts";
-import type { VirtualClock } from "../testing/virtual_clock.ts";
+import { decodeReply, ops } from "../testing/ops.ts";
 import { memoryScene as scene } from "./support/memory_scene.ts";
-
-/** Lets the memory network and every settled promise run. */
-async function settle(clock: VirtualClock): Promise<void> {
-  await clock.advance(0);
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
-
-/** The error of a failed result; fails the test for a success. */
-function errorOf(result: BatchResult): NodewireError {
-  if (result.ok) assert.fail("expected the request to fail");
-  return result.error;
-}
-
-/** The reply text of a successful result; fails the test for a failure. */
-function textOf(result: BatchResult): string {
-  if (!result.ok) throw result.error;
-  return replyText(result.value);
-}
+import { errorOf, settle, textOf } from "./support/fault_checks.ts";
 
 test("results come back in order, each with its own reply or typed error", async () => {
   await scene(3, {}, async ({ client }) => {

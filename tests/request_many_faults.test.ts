@@ -5,46 +5,28 @@
 // runs. Every test runs on the virtual clock over the in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
+import { CHUNK_ITEMS } from "../src/client/batch.ts";
 import type { Client } from "../src/client/client.ts";
 import {
   AbortedError,
   ClientClosedError,
   ConnectionLostError,
   InvalidArgumentError,
-  type NodewireError,
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { encodeError } from "../src/protocol/messages.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { startScene } from "./support/fault_scene.ts";
 import {
-  type MemoryScene,
-  memoryScene,
-  type MemorySceneOptions,
-} from "./support/memory_scene.ts";
-import type { ConnectionConfig } from "../src/config/shapes.ts";
-
-/** Lets the memory network and every settled promise run. */
-async function settle(clock: VirtualClock): Promise<void> {
-  await clock.advance(0);
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-}
-
-/** The error of a failed result; fails the test for a success. */
-function errorOf(result: BatchResult): NodewireError {
-  if (result.ok) assert.fail("expected the request to fail");
-  return result.error;
-}
-
-/** The reply text of a successful result; fails the test for a failure. */
-function textOf(result: BatchResult): string {
-  if (!result.ok) throw result.error;
-  return replyText(result.value);
-}
+  assertNothingInFlight,
+  countedSignal,
+  errorOf,
+  guardedScene as scene,
+  settle,
+  textOf,
+} from "./support/fault_checks.ts";
+import { startScene } from "./support/fault_scene.ts";
 
 /**
  * Whether `call` has settled once the network has run and the clock has
@@ -66,38 +48,10 @@ async function settledWithin(
   return done;
 }
 
-/**
- * The memory scene, with the client disconnected by the test itself while
- * the clock runs: a failed check that leaves requests in flight then ends
- * the test instead of leaving the scene's disconnect waiting on a clock
- * nobody moves. Errors escaping to the process fail the test too.
- */
-async function scene(
-  n: number,
-  config: Partial<ConnectionConfig>,
-  body: (s: MemoryScene) => Promise<void>,
-  options?: MemorySceneOptions,
-): Promise<void> {
-  const escapes = watchEscapes();
-  await memoryScene(n, config, async (s) => {
-    try {
-      await body(s);
-    } finally {
-      const closing = s.client.disconnect({ timeoutMs: 1 });
-      for (let i = 0; i < 5; i++) await s.clock.advance(1);
-      await closing;
-    }
-  }, options);
-  assert.deepEqual(await escapes.stop(), []);
-}
-
 /** The client's counts once a batch of `items` settled: nothing left over. */
 function assertBooked(client: Client, items: number, before = 0): void {
+  assertNothingInFlight(client);
   const stats = client.stats();
-  assert.equal(stats.inFlight, 0, "client inFlight");
-  for (const node of stats.nodes) {
-    assert.equal(node.inFlight, 0, `${node.address} inFlight`);
-  }
   assert.equal(stats.succeeded + stats.failed - before, items);
 }
 
@@ -291,25 +245,6 @@ test("an array whose length is not a length, or a revoked one (proxies), is refu
     assert.equal(client.stats().inFlight, 0);
   });
 });
-
-/** A real signal that counts the listeners added to it and not removed. */
-function countedSignal(): { signal: AbortSignal; live: () => number } {
-  const signal = new AbortController().signal;
-  const live = new Set<unknown>();
-  const add = signal.addEventListener.bind(signal);
-  const remove = signal.removeEventListener.bind(signal);
-  Object.assign(signal, {
-    addEventListener(type: string, fn: () => void, options?: unknown) {
-      live.add(fn);
-      add(type, fn, options as AddEventListenerOptions);
-    },
-    removeEventListener(type: string, fn: () => void, options?: unknown) {
-      live.delete(fn);
-      remove(type, fn, options as EventListenerOptions);
-    },
-  });
-  return { signal, live: () => live.size };
-}
 
 test("a batch leaves no listener on its signal, whatever became of its items", async () => {
   await scene(3, {

@@ -24,6 +24,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
 import { MAX_FRAME_SIZE_LIMIT } from "../protocol/frame.ts";
 import type { ClientEventMap } from "./events.ts";
+import type { ClientRequestOptions } from "./request_options.ts";
 import {
   boolean,
   changedWhileRead,
@@ -182,31 +183,12 @@ export function rejectRequest(
  */
 export const MAX_BATCH_ITEMS = 100_000;
 
-/**
- * The options of `Client.request` and `Client.requestMany`: the shape of
- * request_path.ts's `ClientRequestOptions`, declared again here because
- * request_path.ts imports this file (through retry.ts), and a type import
- * back would make a cycle.
- */
-export interface RequestOptionValues {
-  /** Bounds each attempt, in ms. */
-  timeoutMs?: number;
-  /** Bounds the whole call. */
-  signal?: AbortSignal;
-  /** Safe to execute twice. */
-  idempotent?: boolean;
-  /** false: exactly one attempt. */
-  retry?: boolean;
-  /** Hedging opted in or out. */
-  hedge?: boolean;
-}
-
 /** The arguments of `Client.requestMany`, checked and read once. */
 export interface RequestManyArguments {
   /** A copy of the caller's payload list. */
   readonly payloads: Uint8Array[];
   /** A copy of the caller's options, each read once. */
-  readonly options: RequestOptionValues;
+  readonly options: ClientRequestOptions;
 }
 
 /**
@@ -290,8 +272,8 @@ export function checkRequestManyArguments(
  */
 function requestOptionsCopy(
   options: unknown,
-): RequestOptionValues | undefined {
-  let copy: RequestOptionValues;
+): ClientRequestOptions | undefined {
+  let copy: ClientRequestOptions;
   try {
     if (options === undefined) return {};
     if (
@@ -301,7 +283,7 @@ function requestOptionsCopy(
       if (!Object.hasOwn(REQUEST_RULES, key)) return undefined;
     }
     const { timeoutMs, signal, idempotent, retry, hedge } =
-      options as RequestOptionValues;
+      options as ClientRequestOptions;
     copy = { timeoutMs, signal, idempotent, retry, hedge };
   } catch {
     return undefined; // a getter or a proxy's trap threw

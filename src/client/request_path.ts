@@ -38,35 +38,10 @@ import {
   RequestDiagnostics,
 } from "./request_diagnostics.ts";
 
-/** Options of {@linkcode Client.request}. */
-export interface ClientRequestOptions {
-  /**
-   * Bounds each attempt end to end, in ms: the wait for a pool connection,
-   * the send and the reply. Default `requestTimeoutMs`. Waits between
-   * retries are not part of an attempt; `signal` bounds the whole call.
-   */
-  timeoutMs?: number;
-  /**
-   * Bounds the whole call, retries and the waits between them included:
-   * when it aborts, the request fails at once with a non-retryable
-   * `AbortedError` carrying the signal's reason.
-   */
-  signal?: AbortSignal;
-  /**
-   * The request is safe to execute twice, so it may be retried even after
-   * it may have reached a node. Default false.
-   */
-  idempotent?: boolean;
-  /** Set false to make exactly one attempt. Default true. */
-  retry?: boolean;
-  /**
-   * For an idempotent request: after the hedge delay without a reply, send
-   * a second attempt to another node and take whichever reply comes first
-   * (see `hedging` in the config). Default: on when the client's `hedging`
-   * is on. Never for a request that is not idempotent.
-   */
-  hedge?: boolean;
-}
+// Its own file, so that arguments.ts (which this file reaches through
+// retry.ts) can name it without an import cycle.
+export type { ClientRequestOptions } from "./request_options.ts";
+import type { ClientRequestOptions } from "./request_options.ts";
 
 /** A connection that {@linkcode RequestPath.acquireWithin} waited for. */
 export interface Waited {
