@@ -75,7 +75,7 @@ function pack(output, args) {
       entry.data = Buffer.from(linksToJsr(entry.data.toString("utf8")));
     }
     if (entry.name.endsWith(".js")) {
-      entry.data = Buffer.from(withoutComments(entry));
+      entry.data = Buffer.from(halfIndented(withoutComments(entry)));
     }
     if (entry.name === "package/package.json") {
       const manifest = JSON.parse(entry.data.toString("utf8"));
@@ -127,6 +127,35 @@ function withoutComments(entry) {
       module: ts.ModuleKind.ESNext,
     },
   }).outputText;
+}
+
+/**
+ * `code` with each line's leading indentation halved (TypeScript's printer
+ * indents by four spaces): 3 KB less in the tarball. Lines that begin
+ * inside a string or template literal keep theirs, which is part of the
+ * value; anywhere else JavaScript ignores indentation.
+ */
+function halfIndented(code) {
+  const file = ts.createSourceFile("x.js", code, ts.ScriptTarget.ESNext);
+  const literals = [];
+  const visit = (node) => {
+    if (
+      ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node) ||
+      ts.isTemplateExpression(node)
+    ) {
+      literals.push([node.getStart(file), node.end]);
+    } else ts.forEachChild(node, visit);
+  };
+  visit(file);
+  const inLiteral = (at) => literals.some(([s, e]) => s < at && at < e);
+  let at = 0;
+  return code.split("\n").map((line) => {
+    const start = at;
+    at += line.length + 1;
+    if (inLiteral(start)) return line;
+    const spaces = line.length - line.trimStart().length;
+    return line.slice(0, spaces >> 1) + line.slice(spaces);
+  }).join("\n");
 }
 
 /**
