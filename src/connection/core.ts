@@ -11,6 +11,7 @@
 
 import type { Clock } from "../clock.ts";
 import {
+  AbortedError,
   ConnectionLostError,
   type Endpoint,
   InvalidArgumentError,
@@ -75,6 +76,8 @@ export class ConnectionCore {
   writer!: FrameWriter;
   /** Requests held back while the socket is congested. */
   queued: HeldFrame[] = [];
+  /** Where requests and pings go instead of the stream, once routed. */
+  route: RequestRoute | undefined;
   /**
    * Messages decoded after a pauseReading receive, while a TLS switch may
    * follow: none are expected (see Connection.startTls).
@@ -128,6 +131,24 @@ export class ConnectionCore {
     if (!this.table.delete(pending)) return false;
     this.#forget(pending);
     return true;
+  }
+
+  /**
+   * Fails `pending` with an AbortedError when `signal` aborts. Apart from
+   * the request path:
+   * a closure there would capture its variables, and V8 would then
+   * allocate a context for every request, with a signal or not.
+   */
+  listenForAbort(pending: Pending, signal: AbortSignal): void {
+    const listener = () => {
+      if (this.settle(pending)) {
+        pending.sink.onError(
+          new AbortedError("request aborted", signal.reason),
+        );
+      }
+    };
+    pending.abort = { signal, listener };
+    signal.addEventListener("abort", listener, { once: true });
   }
 
   /** Resolves once nothing is in flight. */
@@ -201,18 +222,16 @@ export class ConnectionCore {
   }
 
   /**
-   * The connection has closed: stops the deadline timer and `route`, then
-   * fails every request in flight with `lost(sent, retryable)` (only a frame still
-   * held back is known never to have left), every receiveMessage waiter
-   * with `lost(false)`, and releases whoever waits for idle.
+   * The connection has closed: stops the deadline timer and the route,
+   * then fails every request in flight with `lost(sent, retryable)` (only
+   * a frame still held back is known never to have left), every
+   * receiveMessage waiter with `lost(false)`, and releases whoever waits
+   * for idle.
    */
-  shutDown(
-    route: RequestRoute | undefined,
-    lost: (sent: boolean, retryable: boolean) => Error,
-  ): void {
+  shutDown(lost: (sent: boolean, retryable: boolean) => Error): void {
     this.closed = true;
     this.deadlines.stop();
-    route?.close();
+    this.route?.close();
     const held = new Set(this.queued.map((h) => h.pending));
     this.queued = [];
     // One error per kind of request, not one per request: a written
