@@ -1,12 +1,12 @@
 /**
  * One connection to one node: sequence-numbered messages, and many
  * requests in flight matched by sequence number. Here: the API, the
- * request path and the connection's lifecycle. Apart: the reading side and
- * the state the two share (core.ts), opening and the HELLO exchange
- * (open.ts), the control channel's checks and TLS switch (control.ts), how
- * it ends (lifecycle.ts, closing.ts), the errors
- * a request is refused with before it is sent (refusals.ts), the control
- * inbox (inbox.ts) and the in-flight records (in_flight.ts).
+ * request path and the connection's state. Apart: the reading side and the
+ * state the two share (core.ts), opening and the HELLO exchange (open.ts),
+ * the control channel's checks and TLS switch (control.ts), how it ends
+ * (lifecycle.ts, closing.ts), the errors a request is refused with before
+ * it is sent (refusals.ts), the control inbox (inbox.ts) and the in-flight
+ * records (in_flight.ts).
  *
  * @module
  */
@@ -14,11 +14,7 @@
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import { isDuration } from "../config/validate.ts";
-import {
-  ConnectionClosedError,
-  type Endpoint,
-  formatAddress,
-} from "../errors.ts";
+import { type Endpoint, formatAddress } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameFlags,
@@ -177,9 +173,7 @@ export class Connection {
     this.createdAt = this.#clock.now();
     this.#end = new ConnectionLifecycle(this, core, {
       get: () => this.#state,
-      set: (state) => {
-        this.#state = state;
-      },
+      set: (state) => (this.#state = state),
     });
     this.closed = this.#end.closed;
     core.attach(channel, this.#end.onChannelClose);
@@ -256,14 +250,7 @@ export class Connection {
    *   (the route is closed too).
    */
   routeRequests(route: RequestRoute): (message: Message) => void {
-    const core = this.#core;
-    if (this.#state === "closed") {
-      route.close();
-      throw new ConnectionClosedError(this);
-    }
-    core.route?.close();
-    core.route = route;
-    return core.routedReceiver();
+    return this.#end.route(route);
   }
 
   /** Whether the single deadline timer is armed (for leak checks). */
@@ -290,14 +277,13 @@ export class Connection {
    *   has no TLS.
    */
   startTls(options: TlsOptions): Promise<void> {
-    const end = this.#end;
     return switchToTls(
       this,
       this.#core,
       this.#core.route !== undefined,
       options,
-      () => end.lostError(false),
-      end.onChannelClose,
+      () => this.#end.lostError(false),
+      this.#end.onChannelClose,
     );
   }
 

@@ -1,18 +1,23 @@
 /**
  * How a connection ends: closing gracefully, destroying, the node's
- * GOODBYE, the stream closing under it, and the errors a connection no
- * longer open fails work with. Runs a few times per connection, never per
+ * GOODBYE, the stream closing under it, the request route it closes, and
+ * the errors a connection no longer open fails work with. Runs a few times per connection, never per
  * request; the state it moves stays in the Connection, whose request path
  * and pools read it on every request.
  *
  * @module
  */
 
-import { ConnectionClosedError, type ConnectionLostError } from "../errors.ts";
-import type { Endpoint } from "../errors.ts";
+import {
+  ConnectionClosedError,
+  type ConnectionLostError,
+  type Endpoint,
+} from "../errors.ts";
+import type { Message } from "../protocol/frame.ts";
 import { sayGoodbye, streamClosedError } from "./closing.ts";
 import type { ConnectionCore } from "./core.ts";
 import { lostError } from "./in_flight.ts";
+import type { RequestRoute } from "./types.ts";
 
 /** Where a connection is in its life. */
 export type ConnectionState = "open" | "closing" | "closed";
@@ -87,6 +92,22 @@ export class ConnectionLifecycle {
     if (state === "closed") return;
     this.#finish(streamClosedError(this.#endpoint, error, state === "closing"));
   };
+
+  /**
+   * Sends requests over `route` from now on, closing the route before it,
+   * and returns the receiver of its replies (see Connection.routeRequests).
+   * Once the connection is closed, `route` is closed at once, and refused.
+   */
+  route(route: RequestRoute): (message: Message) => void {
+    const core = this.#core;
+    if (this.#state.get() === "closed") {
+      route.close();
+      throw new ConnectionClosedError(this.#endpoint);
+    }
+    core.route?.close();
+    core.route = route;
+    return core.routedReceiver();
+  }
 
   /** Why a connection no longer open refuses a request. */
   refusal(): Error {
