@@ -7,21 +7,15 @@
 
 import type { Clock } from "../clock.ts";
 import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
-import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import type {
   Connection,
   ConnectionOptions,
 } from "../connection/connection.ts";
 import {
-  AbortedError,
-  AuthenticationError,
   ClientClosedError,
   ConfigError,
-  ConnectFailedError,
-  NegotiationError,
   NodeUnhealthyError,
   NoHealthyNodesError,
-  TlsError,
 } from "../errors.ts";
 import { TypedEventTarget } from "../events.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
@@ -34,6 +28,11 @@ import {
   type NodePoolOptions,
 } from "./connector.ts";
 import { OutlierEjector, recordFailedRequest } from "./ejection.ts";
+import {
+  connectAdded,
+  connectNodes,
+  firstConnectWaitMs,
+} from "./first_connect.ts";
 import {
   type ManagerEventMap,
   NodeHealthEvent,
@@ -195,44 +194,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * @throws {AbortedError} when `signal` aborts first, carrying its reason.
    */
   async connect(signal?: AbortSignal): Promise<void> {
-    if (signal?.aborted) throw connectAborted(signal);
-    // Each open is bounded by its own connect timeout and its failure is
-    // handed to the waiter; the wait only backs that up. With the same
-    // deadline the wait would fire first and a node that never finishes
-    // the handshake would be reported as a pool timeout.
-    const timeoutMs = Math.min(2 * this.#config.timeoutMs, MAX_TIMER_DELAY_MS);
-    const nodes = this.#nodes;
-    const results = await Promise.allSettled(
-      nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs })),
-    );
-    // The caller gave up: say that, whatever each node's wait failed with.
-    if (signal?.aborted) throw connectAborted(signal);
-    const failures: { address: string; error: Error }[] = [];
-    results.forEach((result, i) => {
-      const node = nodes[i];
-      if (result.status === "fulfilled") {
-        // Back in rotation if an earlier connect (a lazy client's) had
-        // found it down.
-        this.markNodeHealthy(node.address, "connected");
-        return;
-      }
-      const error = result.reason instanceof Error
-        ? result.reason
-        : new Error(String(result.reason));
-      failures.push({ address: node.address, error });
-      this.markNodeUnhealthy(node.address, `connect failed: ${error.message}`);
-    });
-    if (failures.length === nodes.length) {
-      // Wrong credentials or a policy no node meets: say so plainly rather
-      // than as a retryable "could not connect".
-      const fatal = failures.every((f) =>
-        f.error instanceof AuthenticationError ||
-        f.error instanceof NegotiationError ||
-        (f.error instanceof TlsError && !f.error.retryable)
-      );
-      if (fatal) throw failures[0].error;
-      throw new ConnectFailedError(failures);
-    }
+    const waitMs = firstConnectWaitMs(this.#config);
+    await connectNodes(this.#nodes, waitMs, signal, this);
     for (const node of this.#nodes) {
       if (node.health.isHealthy && !node.pool.isClosed) node.pool.start();
     }
@@ -270,28 +233,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#nodes = [...this.#nodes, node];
     this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
     this.#announce("nodeAdded", node);
-    const timeoutMs = Math.min(2 * this.#config.timeoutMs, MAX_TIMER_DELAY_MS);
-    let error: Error | undefined;
-    try {
-      await node.pool.acquireShared({ timeoutMs });
-    } catch (caught) {
-      error = caught instanceof Error ? caught : new Error(String(caught));
-    }
-    if (this.#byAddress.get(node.address) === node && !this.#closed) {
+    const waitMs = firstConnectWaitMs(this.#config);
+    return await connectAdded(node, waitMs, (error) => {
+      // Removed meanwhile, or the manager closed: its health matters no more.
+      if (this.#byAddress.get(node.address) !== node || this.#closed) return;
       if (error !== undefined) {
         node.health.recordFailure(error, this.#clock.now());
       } else if (node.health.markHealthy()) {
         this.#onHealthChanged(node, "connected");
       }
-    }
-    return {
-      address: node.address,
-      nodeId: node.nodeId,
-      ok: error === undefined,
-      latencyMs: undefined,
-      error,
-      healthy: node.health.isHealthy,
-    };
+    });
   }
 
   /**
@@ -594,8 +545,4 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
 
 function closedError(): ClientClosedError {
   return new ClientClosedError("the connection manager is closed");
-}
-
-function connectAborted(signal: AbortSignal): AbortedError {
-  return new AbortedError("the connect was aborted", signal.reason);
 }

@@ -1,12 +1,12 @@
 /**
  * One connection to one node: sequence-numbered messages, and many
  * requests in flight matched by sequence number. Here: the API, the
- * request path and the connection's lifecycle. Apart: the reading side and
- * the state the two share (core.ts), opening and the HELLO exchange
- * (open.ts), the control channel's checks and TLS switch (control.ts), the
- * GOODBYE and the error a closed stream ends with (closing.ts), the errors
- * a request is refused with before it is sent (refusals.ts), the control
- * inbox (inbox.ts) and the in-flight records (in_flight.ts).
+ * request path and the connection's state. Apart: the reading side and the
+ * state the two share (core.ts), opening and the HELLO exchange (open.ts),
+ * the control channel's checks and TLS switch (control.ts), how it ends
+ * (lifecycle.ts, closing.ts), the errors a request is refused with before
+ * it is sent (refusals.ts), the control inbox (inbox.ts) and the in-flight
+ * records (in_flight.ts).
  *
  * @module
  */
@@ -14,13 +14,7 @@
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import { isDuration } from "../config/validate.ts";
-import {
-  AbortedError,
-  ConnectionClosedError,
-  type ConnectionLostError,
-  type Endpoint,
-  formatAddress,
-} from "../errors.ts";
+import { type Endpoint, formatAddress } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   FrameFlags,
@@ -34,14 +28,9 @@ import type {
   TlsOptions,
 } from "../runtime/types.ts";
 import { ConnectionCore } from "./core.ts";
-import {
-  lostError,
-  type Pending,
-  PromiseSink,
-  SAFE_TO_REPEAT,
-} from "./in_flight.ts";
+import { type Pending, PromiseSink, SAFE_TO_REPEAT } from "./in_flight.ts";
+import { ConnectionLifecycle, type ConnectionState } from "./lifecycle.ts";
 import { openConnection } from "./open.ts";
-import { sayGoodbye, streamClosedError } from "./closing.ts";
 import { checkMessage, switchToTls } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import {
@@ -144,16 +133,16 @@ export class Connection {
   // The core's table, one hop shorter for inFlight, which pools read on
   // every acquire.
   readonly #pending: PendingTable<Pending>;
-  #state: "open" | "closing" | "closed" = "open";
-  #resolveClosed!: (error: Error | undefined) => void;
-  #closeError: Error | undefined;
+  // Here, not in the lifecycle: the request path and pools read it on
+  // every request.
+  #state: ConnectionState = "open";
+  // Closing, destroying and the errors that follow (lifecycle.ts).
+  readonly #end: ConnectionLifecycle;
   #hello: HelloOkPayload | undefined;
   readonly #clock: Clock;
   readonly #requestTimeoutMs: number;
   #nextSequence = 1;
   #sendLimit: number;
-  // Where requests and pings go instead of the stream, once routed.
-  #route: RequestRoute | undefined;
 
   /** @internal Use {@linkcode Connection.connect}. */
   constructor(
@@ -172,17 +161,22 @@ export class Connection {
     this.address = formatAddress(endpoint);
     this.#clock = options.clock ?? systemClock;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.#core = new ConnectionCore(
+    const core = new ConnectionCore(
       this,
       this.#clock,
       options.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
-      this.#onGoodbye,
+      () => this.#end.onGoodbye(),
     );
-    this.#pending = this.#core.table;
-    this.#sendLimit = this.#core.codec.maxFrameSize;
+    this.#core = core;
+    this.#pending = core.table;
+    this.#sendLimit = core.codec.maxFrameSize;
     this.createdAt = this.#clock.now();
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    this.#core.attach(channel, this.#onChannelClose);
+    this.#end = new ConnectionLifecycle(this, core, {
+      get: () => this.#state,
+      set: (state) => (this.#state = state),
+    });
+    this.closed = this.#end.closed;
+    core.attach(channel, this.#end.onChannelClose);
   }
 
   /**
@@ -256,13 +250,7 @@ export class Connection {
    *   (the route is closed too).
    */
   routeRequests(route: RequestRoute): (message: Message) => void {
-    if (this.#state === "closed") {
-      route.close();
-      throw new ConnectionClosedError(this);
-    }
-    this.#route?.close();
-    this.#route = route;
-    return this.#core.routedReceiver();
+    return this.#end.route(route);
   }
 
   /** Whether the single deadline timer is armed (for leak checks). */
@@ -292,10 +280,10 @@ export class Connection {
     return switchToTls(
       this,
       this.#core,
-      this.#route !== undefined,
+      this.#core.route !== undefined,
       options,
-      () => this.#lostError(false),
-      this.#onChannelClose,
+      () => this.#end.lostError(false),
+      this.#end.onChannelClose,
     );
   }
 
@@ -358,7 +346,7 @@ export class Connection {
       options,
       options?.timeoutMs ?? this.#requestTimeoutMs,
       this.#clock,
-      this.#state === "closed" ? () => this.#lostError(false) : undefined,
+      this.#state === "closed" ? () => this.#end.lostError(false) : undefined,
     );
   }
 
@@ -427,11 +415,12 @@ export class Connection {
   ): Error | undefined {
     const problem = runProblem(payloads, from, to, options?.timeoutMs);
     if (problem !== undefined) return problem;
-    if (this.#state !== "open") return this.#refusal();
+    if (this.#state !== "open") return this.#end.refusal();
     const first = this.#nextSequence;
     this.#nextSequence += to - from;
+    const core = this.#core;
     this.stats.sent += submitRun(
-      { core: this.#core, route: this.#route, sendLimit: this.#sendLimit },
+      { core, route: core.route, sendLimit: this.#sendLimit },
       first,
       payloads,
       from,
@@ -473,13 +462,8 @@ export class Connection {
    * (each is bounded by its own timeout), says GOODBYE and closes the
    * socket. Resolves when the socket is closed. Idempotent.
    */
-  async close(): Promise<void> {
-    if (this.#state === "open") {
-      this.#state = "closing";
-      if (this.#pending.size > 0) await this.#core.whenIdle();
-      if (this.#state === "closing") this.#closeStream(true);
-    }
-    await this.closed;
+  close(): Promise<void> {
+    return this.#end.close();
   }
 
   /**
@@ -487,11 +471,7 @@ export class Connection {
    * {@linkcode ConnectionLostError} carrying `error` as cause.
    */
   destroy(error?: Error): void {
-    if (this.#state === "closed") return;
-    this.#finish(
-      error ?? new ConnectionClosedError(this, { retryable: true }),
-    );
-    this.#core.channel.destroy(error);
+    this.#end.destroy(error);
   }
 
   /** What the node told of itself in HELLO_OK (see open.ts). */
@@ -509,14 +489,15 @@ export class Connection {
     sink: ReplySink,
     safe: number,
   ): void {
-    if (this.#state !== "open") return sink.onError(this.#refusal());
+    if (this.#state !== "open") return sink.onError(this.#end.refusal());
     // `length`, not `byteLength` (the same for a Uint8Array): see
     // frame_writer.ts.
     const length = payload.length;
     if (length > this.#sendLimit) {
       return sink.onError(payloadTooLarge(length, this.#sendLimit));
     }
-    const route = this.#route;
+    const core = this.#core;
+    const route = core.route;
     if (route !== undefined && length > route.maxPayload) {
       return sink.onError(route.tooLarge(length));
     }
@@ -530,7 +511,6 @@ export class Connection {
     if (signal?.aborted) return sink.onError(abortedBeforeSent(signal));
     const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
     if (!isDuration(timeoutMs)) return sink.onError(badTimeout(timeoutMs));
-    const core = this.#core;
     const sequence = this.#nextSequence++;
     const pending: Pending = {
       sequence,
@@ -542,7 +522,7 @@ export class Connection {
     };
     this.#pending.add(pending);
     core.deadlines.add(pending, timeoutMs);
-    if (signal) this.#listenForAbort(pending, signal);
+    if (signal) core.listenForAbort(pending, signal);
     if (route !== undefined) {
       route.send(type, flags, sequence, payload);
     } else {
@@ -556,70 +536,6 @@ export class Connection {
       }
     }
     this.stats.sent++;
-  }
-
-  // Apart from #call: a closure there would capture its variables, and V8
-  // would then allocate a context for every request, with a signal or not.
-  #listenForAbort(pending: Pending, signal: AbortSignal): void {
-    const listener = () => {
-      if (this.#core.settle(pending)) {
-        pending.sink.onError(
-          new AbortedError("request aborted", signal.reason),
-        );
-      }
-    };
-    pending.abort = { signal, listener };
-    signal.addEventListener("abort", listener, { once: true });
-  }
-
-  /** A node's GOODBYE: take no new work; what is in flight finishes. */
-  #onGoodbye = (): void => {
-    if (this.#state === "open") this.#state = "closing";
-    if (this.#pending.size === 0) this.#closeStream(false);
-    else {
-      this.#core.whenIdle().then(() => {
-        if (this.#state !== "closed") this.#closeStream(false);
-      });
-    }
-  };
-
-  /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
-  #closeStream(bye: boolean): void {
-    if (bye) sayGoodbye(this.#core.writer);
-    this.#finish(undefined);
-    this.#core.channel.close();
-  }
-
-  #onChannelClose = (error?: Error): void => {
-    if (this.#state === "closed") return;
-    this.#finish(streamClosedError(this, error, this.#state === "closing"));
-  };
-
-  /** Moves to closed and fails everything pending exactly once. */
-  #finish(error: Error | undefined): void {
-    if (this.#state === "closed") return;
-    this.#state = "closed";
-    this.#closeError = error;
-    this.#core.shutDown(
-      this.#route,
-      (sent, retryable) => this.#lostError(sent, error, retryable),
-    );
-    this.#resolveClosed(error);
-  }
-
-  /** Why a connection no longer open refuses a request. */
-  #refusal(): Error {
-    return this.#state === "closed"
-      ? this.#lostError(false)
-      : new ConnectionClosedError(this);
-  }
-
-  #lostError(
-    sent: boolean,
-    cause = this.#closeError,
-    retryable = true,
-  ): ConnectionLostError {
-    return lostError(this, sent, cause, retryable);
   }
 }
 

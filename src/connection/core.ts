@@ -11,6 +11,7 @@
 
 import type { Clock } from "../clock.ts";
 import {
+  AbortedError,
   ConnectionLostError,
   type Endpoint,
   InvalidArgumentError,
@@ -75,6 +76,8 @@ export class ConnectionCore {
   writer!: FrameWriter;
   /** Requests held back while the socket is congested. */
   queued: HeldFrame[] = [];
+  /** Where requests and pings go instead of the stream, once routed. */
+  route: RequestRoute | undefined;
   /**
    * Messages decoded after a pauseReading receive, while a TLS switch may
    * follow: none are expected (see Connection.startTls).
@@ -128,6 +131,25 @@ export class ConnectionCore {
     if (!this.table.delete(pending)) return false;
     this.#forget(pending);
     return true;
+  }
+
+  /**
+   * Fails `pending` with an AbortedError when `signal` aborts; a frame not
+   * flushed yet is taken back, never written. Apart from the request path:
+   * a closure there would capture its variables, and V8 would then
+   * allocate a context for every request, with a signal or not.
+   */
+  listenForAbort(pending: Pending, signal: AbortSignal): void {
+    const listener = () => {
+      if (this.settle(pending)) {
+        this.writer.withdraw(pending.sequence);
+        pending.sink.onError(
+          new AbortedError("request aborted", signal.reason),
+        );
+      }
+    };
+    pending.abort = { signal, listener };
+    signal.addEventListener("abort", listener, { once: true });
   }
 
   /** Resolves once nothing is in flight. */
@@ -201,26 +223,29 @@ export class ConnectionCore {
   }
 
   /**
-   * The connection has closed: stops the deadline timer and `route`, then
-   * fails every request in flight with `lost(sent, retryable)` (only a frame still
-   * held back is known never to have left), every receiveMessage waiter
-   * with `lost(false)`, and releases whoever waits for idle.
+   * The connection has closed: stops the deadline timer and the route,
+   * drops the frames not yet handed to the socket, then fails every
+   * request in flight with `lost(sent, retryable)`, every receiveMessage
+   * waiter with `lost(false)`, and releases whoever waits for idle. A
+   * request is `sent` once its frame went to the socket: one held back by
+   * congestion or dropped here never left, so it is safe to retry.
    */
-  shutDown(
-    route: RequestRoute | undefined,
-    lost: (sent: boolean, retryable: boolean) => Error,
-  ): void {
+  shutDown(lost: (sent: boolean, retryable: boolean) => Error): void {
     this.closed = true;
     this.deadlines.stop();
-    route?.close();
-    const held = new Set(this.queued.map((h) => h.pending));
+    this.route?.close();
+    // Dropped, not flushed later: a request failed as never sent must not
+    // reach the node after all (a retry may be running it elsewhere).
+    const unflushed = this.writer.discard();
+    const held = this.queued;
     this.queued = [];
     // One error per kind of request, not one per request: a written
     // request is safe to retry only when it may be repeated.
     const errors: (Error | undefined)[] = [undefined, undefined, undefined];
     for (const p of this.table.values()) {
       this.settle(p);
-      const kind = held.has(p) ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
+      const unsent = isHeld(held, p) || unflushed?.has(p.sequence) === true;
+      const kind = unsent ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
       p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2), p.sequence);
     }
     this.inbox.fail(() => lost(false, true));
@@ -251,10 +276,13 @@ export class ConnectionCore {
     if (this.table.get(pending.sequence) !== pending) return;
     this.settle(pending);
     this.stats.timedOut++;
-    // A frame still held behind a congested socket never left; one that
-    // left may have been executed, so only a request safe to repeat may
-    // be retried (the rule of isRetryable, read from the error alone).
-    const sent = !isHeld(this.queued, pending);
+    // A frame still held behind a congested socket never left, nor one
+    // still waiting for the flush (taken back here, so it never will);
+    // one that left may have been executed, so only a request safe to
+    // repeat may be retried (the rule of isRetryable, read from the error
+    // alone).
+    const sent = !isHeld(this.queued, pending) &&
+      !this.writer.withdraw(pending.sequence);
     pending.sink.onError(
       new RequestTimeoutError(this.owner.address, timeoutMs, {
         sent,

@@ -10,7 +10,7 @@
 import type { ByteChannel } from "../runtime/types.ts";
 import { COPY_BELOW } from "../runtime/write_queue.ts";
 import { writeHeaderUnchecked } from "../protocol/codec.ts";
-import { HEADER_SIZE } from "../protocol/frame.ts";
+import { HEADER_SIZE, MessageType } from "../protocol/frame.ts";
 
 // A slab starts small, so an idle connection costs next to nothing, and
 // doubles each time one fills, up to the size where a tick's burst of frames
@@ -37,7 +37,9 @@ const COPY_LOOP_BYTES = 32;
 /**
  * Encodes frames into a slab and flushes once per microtask. Bytes handed
  * to the channel are never written again: the slab only grows forward and
- * is replaced when full.
+ * is replaced when full. Until the flush, the slab's unflushed part holds
+ * whole frames (header and payload; a large payload is never in it), which
+ * is what lets a request that fails before the flush be taken back.
  */
 export class FrameWriter {
   readonly #channel: ByteChannel;
@@ -105,6 +107,47 @@ export class FrameWriter {
   };
 
   /**
+   * Takes the REQUEST or PING frame with `sequence` back out of what is
+   * not yet handed to the channel, so that it is never written: its request
+   * failed first (a timeout, an abort). False when it is not there: already
+   * handed to the channel, held back by congestion, or never pushed. Walks
+   * the unflushed frames, so only for a request that fails.
+   */
+  withdraw(sequence: number): boolean {
+    const slab = this.#slab;
+    const end = this.#end;
+    for (let at = this.#start; at < end;) {
+      const next = at + HEADER_SIZE + u32(slab, at + 12);
+      if (isRequestAt(slab, at) && sequenceAt(slab, at) === sequence) {
+        slab.copyWithin(at, next, end);
+        this.#end = end - (next - at);
+        return true;
+      }
+      at = next;
+    }
+    return false;
+  }
+
+  /**
+   * Drops every frame not yet handed to the channel, so that none is ever
+   * written: the connection has ended. Returns the sequence numbers of the
+   * REQUEST and PING frames dropped (their requests never left), or
+   * undefined when there were none.
+   */
+  discard(): Set<number> | undefined {
+    const slab = this.#slab;
+    let dropped: Set<number> | undefined;
+    for (let at = this.#start; at < this.#end;) {
+      if (isRequestAt(slab, at)) {
+        (dropped ??= new Set()).add(sequenceAt(slab, at));
+      }
+      at += HEADER_SIZE + u32(slab, at + 12);
+    }
+    this.#start = this.#end;
+    return dropped;
+  }
+
+  /**
    * A large payload: the header goes into the slab, the slab to the
    * channel at once (keeping the frames' order), and the payload after it
    * as the caller's own bytes, which is why a caller must not change a
@@ -160,4 +203,23 @@ export class FrameWriter {
       });
     }
   }
+}
+
+// Reading back the headers writeHeaderUnchecked wrote (see
+// docs/PROTOCOL.md): type at byte 1, sequence at 4 (64 bits), payload
+// length at 12, big-endian.
+
+function u32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
+    bytes[at + 3]) >>> 0;
+}
+
+function sequenceAt(slab: Uint8Array, at: number): number {
+  return u32(slab, at + 4) * 0x1_0000_0000 + u32(slab, at + 8);
+}
+
+/** Whether the frame at `at` is one a request in flight waits on. */
+function isRequestAt(slab: Uint8Array, at: number): boolean {
+  const type = slab[at + 1];
+  return type === MessageType.Request || type === MessageType.Ping;
 }

@@ -1,0 +1,123 @@
+/**
+ * A manager's first connections: to every node at once in `connect()`,
+ * and to a node `addNode` brings in, with how long each may take and what
+ * the failures add up to. Runs once per node, never on the request path.
+ *
+ * @module
+ */
+
+import type { ResolvedConfig } from "../config/shapes.ts";
+import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
+import {
+  AbortedError,
+  AuthenticationError,
+  ConnectFailedError,
+  NegotiationError,
+  TlsError,
+} from "../errors.ts";
+import type { HealthCheckResult } from "./health_loop.ts";
+import type { ManagedNode } from "./node.ts";
+
+/** The manager's marks that a first connection sets. */
+export interface ConnectMarks {
+  /** The node answered: back in rotation. */
+  markNodeHealthy(address: string, reason: string): boolean;
+  /** The node did not answer: out of rotation until a check finds it. */
+  markNodeUnhealthy(address: string, reason: string): boolean;
+}
+
+/**
+ * How long the wait for a node's first connection may take. Each open is
+ * bounded by its own connect timeout and its failure is handed to the
+ * waiter; the wait only backs that up. With the same deadline the wait
+ * would fire first, and a node that never finishes the handshake would be
+ * reported as a pool timeout.
+ */
+export function firstConnectWaitMs(config: ResolvedConfig): number {
+  return Math.min(2 * config.timeoutMs, MAX_TIMER_DELAY_MS);
+}
+
+/**
+ * Opens a first connection to every one of `nodes` at once, waiting
+ * `waitMs` at most for each, and marks each healthy or unhealthy through
+ * `marks` by how it went. Resolves when at least one node answered.
+ *
+ * @throws {ConnectFailedError} naming every host and why, when none answered.
+ * @throws {AuthenticationError}, {@linkcode NegotiationError} or a
+ *   certificate {@linkcode TlsError} itself when every node failed that
+ *   way: never retried.
+ * @throws {AbortedError} when `signal` aborts first, carrying its reason.
+ */
+export async function connectNodes(
+  nodes: readonly ManagedNode[],
+  waitMs: number,
+  signal: AbortSignal | undefined,
+  marks: ConnectMarks,
+): Promise<void> {
+  if (signal?.aborted) throw connectAborted(signal);
+  const results = await Promise.allSettled(
+    nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs: waitMs })),
+  );
+  // The caller gave up: say that, whatever each node's wait failed with.
+  if (signal?.aborted) throw connectAborted(signal);
+  const failures: { address: string; error: Error }[] = [];
+  results.forEach((result, i) => {
+    const node = nodes[i];
+    if (result.status === "fulfilled") {
+      // Back in rotation if an earlier connect (a lazy client's) had
+      // found it down.
+      marks.markNodeHealthy(node.address, "connected");
+      return;
+    }
+    const error = asError(result.reason);
+    failures.push({ address: node.address, error });
+    marks.markNodeUnhealthy(node.address, `connect failed: ${error.message}`);
+  });
+  if (failures.length === nodes.length) {
+    // Wrong credentials or a policy no node meets: say so plainly rather
+    // than as a retryable "could not connect".
+    const fatal = failures.every((f) =>
+      f.error instanceof AuthenticationError ||
+      f.error instanceof NegotiationError ||
+      (f.error instanceof TlsError && !f.error.retryable)
+    );
+    if (fatal) throw failures[0].error;
+    throw new ConnectFailedError(failures);
+  }
+}
+
+/**
+ * Opens the first connection to `node`, added while the manager runs,
+ * waiting `waitMs` at most; hands the error it failed with (undefined once
+ * it is open) to `book`, which updates the node's health, and resolves
+ * with how it went, as `addNode` reports it.
+ */
+export async function connectAdded(
+  node: ManagedNode,
+  waitMs: number,
+  book: (error: Error | undefined) => void,
+): Promise<HealthCheckResult> {
+  let error: Error | undefined;
+  try {
+    await node.pool.acquireShared({ timeoutMs: waitMs });
+  } catch (caught) {
+    error = asError(caught);
+  }
+  book(error);
+  return {
+    address: node.address,
+    nodeId: node.nodeId,
+    ok: error === undefined,
+    latencyMs: undefined,
+    error,
+    healthy: node.health.isHealthy,
+  };
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
+function connectAborted(signal: AbortSignal): AbortedError {
+  return new AbortedError("the connect was aborted", signal.reason);
+}

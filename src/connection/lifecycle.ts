@@ -1,0 +1,148 @@
+/**
+ * How a connection ends: closing gracefully, destroying, the node's
+ * GOODBYE, the stream closing under it, the request route it closes, and
+ * the errors a connection no longer open fails work with. Runs a few times per connection, never per
+ * request; the state it moves stays in the Connection, whose request path
+ * and pools read it on every request.
+ *
+ * @module
+ */
+
+import {
+  ConnectionClosedError,
+  type ConnectionLostError,
+  type Endpoint,
+} from "../errors.ts";
+import type { Message } from "../protocol/frame.ts";
+import { sayGoodbye, streamClosedError } from "./closing.ts";
+import type { ConnectionCore } from "./core.ts";
+import { lostError } from "./in_flight.ts";
+import type { RequestRoute } from "./types.ts";
+
+/** Where a connection is in its life. */
+export type ConnectionState = "open" | "closing" | "closed";
+
+/** Reads and moves the state a connection keeps in a field of its own. */
+export interface StateAccess {
+  /** The state now. */
+  get(): ConnectionState;
+  /** Moves to `state`. */
+  set(state: ConnectionState): void;
+}
+
+/**
+ * The end of one connection's life: what `close()` and `destroy()` do,
+ * what a GOODBYE and a closed stream do, and the errors that follow.
+ */
+export class ConnectionLifecycle {
+  /** Settles when the connection is gone: with the error if it broke. */
+  readonly closed: Promise<Error | undefined>;
+  readonly #endpoint: Endpoint;
+  readonly #core: ConnectionCore;
+  readonly #state: StateAccess;
+  #resolveClosed!: (error: Error | undefined) => void;
+  #closeError: Error | undefined;
+
+  /** The lifecycle of the connection to `endpoint` that `core` serves. */
+  constructor(endpoint: Endpoint, core: ConnectionCore, state: StateAccess) {
+    this.#endpoint = endpoint;
+    this.#core = core;
+    this.#state = state;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  /**
+   * Stops taking requests, lets those in flight finish, says GOODBYE and
+   * closes the stream; resolves once closed.
+   */
+  async close(): Promise<void> {
+    const state = this.#state;
+    if (state.get() === "open") {
+      state.set("closing");
+      if (this.#core.table.size > 0) await this.#core.whenIdle();
+      if (state.get() === "closing") this.#closeStream(true);
+    }
+    await this.closed;
+  }
+
+  /** Ends the connection at once; `error` is the cause its requests get. */
+  destroy(error?: Error): void {
+    if (this.#state.get() === "closed") return;
+    this.#finish(
+      error ?? new ConnectionClosedError(this.#endpoint, { retryable: true }),
+    );
+    this.#core.channel.destroy(error);
+  }
+
+  /** A node's GOODBYE: take no new work; what is in flight finishes. */
+  onGoodbye = (): void => {
+    const state = this.#state;
+    if (state.get() === "open") state.set("closing");
+    if (this.#core.table.size === 0) this.#closeStream(false);
+    else {
+      this.#core.whenIdle().then(() => {
+        if (state.get() !== "closed") this.#closeStream(false);
+      });
+    }
+  };
+
+  /** The stream closed under the connection, with `error` if it broke. */
+  onChannelClose = (error?: Error): void => {
+    const state = this.#state.get();
+    if (state === "closed") return;
+    this.#finish(streamClosedError(this.#endpoint, error, state === "closing"));
+  };
+
+  /**
+   * Sends requests over `route` from now on, closing the route before it,
+   * and returns the receiver of its replies (see Connection.routeRequests).
+   * Once the connection is closed, `route` is closed at once, and refused.
+   */
+  route(route: RequestRoute): (message: Message) => void {
+    const core = this.#core;
+    if (this.#state.get() === "closed") {
+      route.close();
+      throw new ConnectionClosedError(this.#endpoint);
+    }
+    core.route?.close();
+    core.route = route;
+    return core.routedReceiver();
+  }
+
+  /** Why a connection no longer open refuses a request. */
+  refusal(): Error {
+    return this.#state.get() === "closed"
+      ? this.lostError(false)
+      : new ConnectionClosedError(this.#endpoint);
+  }
+
+  /**
+   * The error for work the ended connection fails: `sent` and `retryable`
+   * as {@linkcode lostError} takes them, for the loss `cause`.
+   */
+  lostError(
+    sent: boolean,
+    cause: Error | undefined = this.#closeError,
+    retryable = true,
+  ): ConnectionLostError {
+    return lostError(this.#endpoint, sent, cause, retryable);
+  }
+
+  /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
+  #closeStream(bye: boolean): void {
+    if (bye) sayGoodbye(this.#core.writer);
+    this.#finish(undefined);
+    this.#core.channel.close();
+  }
+
+  /** Moves to closed and fails everything pending exactly once. */
+  #finish(error: Error | undefined): void {
+    if (this.#state.get() === "closed") return;
+    this.#state.set("closed");
+    this.#closeError = error;
+    this.#core.shutDown((sent, retryable) =>
+      this.lostError(sent, error, retryable)
+    );
+    this.#resolveClosed(error);
+  }
+}
