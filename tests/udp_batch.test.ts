@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Connection } from "../src/connection/connection.ts";
+import { ConnectionLostError } from "../src/errors.ts";
 import { udpStats } from "../src/handshake/udp.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import {
@@ -321,6 +322,34 @@ test("the client skips a frame a node may not send, and drops a reply datagram w
     assert.equal(stats.datagramsSent, 1, "the two requests went together");
   } finally {
     fake.socket.close();
+    await connection.close();
+    await node.close();
+  }
+});
+
+test("requests packed for a datagram that never went out, because the connection ended in the same run, fail as never sent", async () => {
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  const connection = await connectUdpOnly(node);
+  try {
+    // One that went out first: its datagram left, so it counts as sent.
+    const stats = udpStats(connection)!;
+    const first = connection.sendRequest(ops.sleep(60_000)).catch((e) => e);
+    await waitFor(() => stats.datagramsSent === 1, "the first datagram");
+    const late = [1, 2, 3].map((i) =>
+      connection.sendRequest(ops.echo(`late ${i}`)).catch((e) => e)
+    );
+    connection.destroy(new Error("gone"));
+    const errors = await Promise.all(late);
+    for (const error of errors) {
+      assert.ok(error instanceof ConnectionLostError, String(error));
+      assert.equal(error.sent, false, "packed, never sent");
+      assert.equal(error.retryable, true);
+    }
+    const sent = await first;
+    assert.ok(sent instanceof ConnectionLostError, String(sent));
+    assert.equal(sent.sent, true, "its datagram left");
+    assert.equal(stats.datagramsSent, 1, "the packed datagram was dropped");
+  } finally {
     await connection.close();
     await node.close();
   }

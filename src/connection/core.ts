@@ -233,7 +233,7 @@ export class ConnectionCore {
   shutDown(lost: (sent: boolean, retryable: boolean) => Error): void {
     this.closed = true;
     this.deadlines.stop();
-    this.route?.close();
+    const unrouted = this.route?.close();
     // Dropped, not flushed later: a request failed as never sent must not
     // reach the node after all (a retry may be running it elsewhere).
     const unflushed = this.writer.discard();
@@ -244,7 +244,8 @@ export class ConnectionCore {
     const errors: (Error | undefined)[] = [undefined, undefined, undefined];
     for (const p of this.table.values()) {
       this.settle(p);
-      const unsent = isHeld(held, p) || unflushed?.has(p.sequence) === true;
+      const unsent = isHeld(held, p) || unflushed?.has(p.sequence) === true ||
+        (unrouted !== undefined && unrouted.has(p.sequence));
       const kind = unsent ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
       p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2), p.sequence);
     }

@@ -57,8 +57,12 @@ export interface RequestRoute {
     sequence: number,
     payload: Uint8Array,
   ): void;
-  /** Releases the route; called once, when the connection closes. */
-  close(): void;
+  /**
+   * Releases the route; called once, when the connection closes. Returns
+   * the sequence numbers of the requests it took but never sent (held for
+   * a datagram not yet out), whose failures then say `sent: false`.
+   */
+  close(): ReadonlySet<number> | void;
 }
 
 /**

@@ -284,10 +284,13 @@ class UdpRoute implements RequestRoute {
     }
   }
 
-  close(): void {
+  close(): ReadonlySet<number> | undefined {
     if (this.#closed) return;
     this.#closed = true;
+    // The datagram being built never goes out: its requests were not sent.
+    const unsent = this.#packer?.discard();
     this.#channel.close();
+    return unsent;
   }
 
   #flush = (): void => {

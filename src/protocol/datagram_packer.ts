@@ -117,6 +117,26 @@ export class DatagramPacker {
     this.#emit(datagram);
   }
 
+  /**
+   * Drops the datagram being built, which is then never emitted, and
+   * returns its frames' sequence numbers (undefined when it is empty).
+   */
+  discard(): Set<number> | undefined {
+    if (this.#frames === 0) return undefined;
+    const slab = this.#slab!;
+    const view = new DataView(slab.buffer, slab.byteOffset);
+    const sequences = new Set<number>();
+    for (let at = this.#start + UDP_TOKEN_SIZE; at < this.#end;) {
+      sequences.add(
+        view.getUint32(at + 4) * 0x1_0000_0000 + view.getUint32(at + 8),
+      );
+      at += HEADER_SIZE + view.getUint32(at + 12);
+    }
+    this.#start = this.#end;
+    this.#frames = 0;
+    return sequences;
+  }
+
   /** Starts a datagram whose first frame takes `need` bytes. */
   #begin(need: number): void {
     const size = UDP_TOKEN_SIZE + need;
