@@ -75,7 +75,10 @@ function pack(output, args) {
       entry.data = Buffer.from(linksToJsr(entry.data.toString("utf8")));
     }
     if (entry.name.endsWith(".js")) {
-      entry.data = Buffer.from(halfIndented(withoutComments(entry)));
+      entry.data = Buffer.from(tabIndented(withoutComments(entry), "x.js"));
+    } else if (entry.name.endsWith(".d.ts")) {
+      const types = entry.data.toString("utf8");
+      entry.data = Buffer.from(tabIndented(types, "x.d.ts"));
     }
     if (entry.name === "package/package.json") {
       const manifest = JSON.parse(entry.data.toString("utf8"));
@@ -130,18 +133,19 @@ function withoutComments(entry) {
 }
 
 /**
- * `code` with each line's leading indentation halved (TypeScript's printer
- * indents by four spaces): 3 KB less in the tarball. Lines that begin
- * inside a string or template literal keep theirs, which is part of the
- * value; anywhere else JavaScript ignores indentation.
+ * `code` indented by tabs instead of TypeScript's four spaces a level:
+ * 5 KB less in the tarball, as readable. Lines that begin inside a string
+ * or template literal keep their spaces, which are part of the value;
+ * anywhere else JavaScript ignores indentation, and the .d.ts files'
+ * comments are read from the `*` on.
  */
-function halfIndented(code) {
-  const file = ts.createSourceFile("x.js", code, ts.ScriptTarget.ESNext);
+function tabIndented(code, name) {
+  const file = ts.createSourceFile(name, code, ts.ScriptTarget.ESNext);
   const literals = [];
   const visit = (node) => {
     if (
       ts.isStringLiteral(node) || ts.isNoSubstitutionTemplateLiteral(node) ||
-      ts.isTemplateExpression(node)
+      ts.isTemplateExpression(node) || ts.isTemplateLiteralTypeNode(node)
     ) {
       literals.push([node.getStart(file), node.end]);
     } else ts.forEachChild(node, visit);
@@ -154,7 +158,9 @@ function halfIndented(code) {
     at += line.length + 1;
     if (inLiteral(start)) return line;
     const spaces = line.length - line.trimStart().length;
-    return line.slice(0, spaces >> 1) + line.slice(spaces);
+    if (line.slice(0, spaces).trim() !== "" || spaces < 4) return line;
+    return "\t".repeat(spaces >> 2) + " ".repeat(spaces & 3) +
+      line.slice(spaces);
   }).join("\n");
 }
 
