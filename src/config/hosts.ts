@@ -203,9 +203,10 @@ export function parseHosts(hosts: unknown): HostAddress[] {
 /**
  * The same for every spelling of one node (DNS case and final dot, IPv6
  * case, zeros and `::`, as the URL parser writes a host); the address as
- * written stays its name.
+ * written stays its name. For duplicate checks (`ConnectionManager.addNode`
+ * may use it too).
  */
-function sameNodeKey({ hostname, port }: HostAddress): string {
+export function sameNodeKey({ hostname, port }: HostAddress): string {
   const name = hostname.endsWith(".") ? hostname.slice(0, -1) : hostname;
   const host = name.includes(":") ? `[${name}]` : name;
   try {
