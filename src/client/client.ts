@@ -6,7 +6,7 @@
  * @module
  */
 
-import { type Clock, sleep } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type {
   ConnectionConfig,
   Logger,
@@ -16,19 +16,12 @@ import type {
   Connection,
   ConnectionOptions,
 } from "../connection/connection.ts";
-import {
-  AbortedError,
-  ClientClosedError,
-  messageOf,
-  RemoteError,
-  RequestTimeoutError,
-} from "../errors.ts";
+import { AbortedError, ClientClosedError, RemoteError } from "../errors.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
-import type { ManagedNode } from "../cluster/node.ts";
 import {
   POOL_EVENT_NAMES,
-  PoolEvent,
+  type PoolEvent,
   type PoolEventName,
 } from "../pool/events.ts";
 import {
@@ -37,7 +30,6 @@ import {
   type TypedListener,
 } from "../events.ts";
 import { type ClientEventMap, RetryBudgetEvent, RetryEvent } from "./events.ts";
-import { executeWithRetry, isRetryable } from "./retry.ts";
 import {
   type ClientRequestOptions,
   RequestPath,
@@ -47,6 +39,7 @@ import {
   abortable,
   type ConnectCallOptions,
   forwardManagerEvents,
+  forwardPoolEvent,
   openClient,
 } from "./connect.ts";
 // The checks at the door of every public method (bad input fails its call).
@@ -59,6 +52,17 @@ import {
 } from "./batch.ts";
 import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
 import { connectLogged, disconnected, guardLogger } from "../cluster/log.ts";
+import {
+  checkClientConstruction,
+  Grace,
+  graceOf,
+  lazyPoolTimeout,
+  lazyRequestTimeout,
+  lendConnection,
+  logBudgetSpent,
+  logRetries,
+  pingNode,
+} from "./client_support.ts";
 
 const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
@@ -104,6 +108,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   #connecting: Promise<void> | undefined;
   #cancelled: Error | undefined;
   #disconnected: Promise<void> | undefined;
+  /** The grace period of a disconnect, while it runs. */
+  #grace: Grace | undefined;
   #onIdle: (() => void) | undefined;
   readonly #log: Logger | undefined;
   /** The pool events somebody listens to, and the listener that forwards each. */
@@ -112,6 +118,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   /** @internal Use {@linkcode Client.connect}. */
   constructor(config: ResolvedConfig, manager: ConnectionManager) {
     super();
+    checkClientConstruction(manager);
     this.config = config;
     this.manager = manager;
     this.id = manager.id;
@@ -125,21 +132,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       this.#forwarding,
     );
     this.#log = config.logger && guardLogger(config.logger);
-    if (this.#log) {
-      const log = this.#log;
-      this.addEventListener("retry", (e) => {
-        const d = e.detail;
-        log({
-          level: "debug",
-          message: `retry ${d.attempt} in ${d.delayMs} ms after: ${
-            messageOf(d.error)
-          }`,
-          event: "retry",
-          address: d.address,
-          error: d.error instanceof Error ? d.error : undefined,
-        });
-      });
-    }
+    if (this.#log) logRetries(this, this.#log);
   }
 
   /**
@@ -157,25 +150,14 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): void {
     door.checkListenerArguments(type, listener, options);
     if (POOL_EVENTS.has(type) && !this.#forwarding.has(type as PoolEventName)) {
-      this.#forward(type as PoolEventName);
+      forwardPoolEvent(
+        this.manager,
+        type as PoolEventName,
+        (event) => this.dispatchEvent(event as ClientEventMap[K]),
+        this.#forwarding,
+      );
     }
     super.addEventListener(type, listener, options);
-  }
-
-  /**
-   * Re-dispatches a pool event of every node as the client's own; nodes
-   * added later get the same listener (see the constructor).
-   */
-  #forward<K extends PoolEventName>(type: K): void {
-    const forward = (e: PoolEvent<K>): void => {
-      this.dispatchEvent(
-        new PoolEvent(type, e.detail, e.at) as ClientEventMap[K],
-      );
-    };
-    this.#forwarding.set(type, forward as (e: PoolEvent) => void);
-    for (const node of this.manager.nodes) {
-      node.pool.addEventListener(type, forward);
-    }
   }
 
   /**
@@ -187,8 +169,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * With `options.lazy`, it resolves at once without needing any node up
    * (the configuration is still validated): the first `request`, `ping`
    * or `withConnection` connects, and calls made meanwhile wait for that
-   * one connect. If it fails they fail with its error, and the next call
-   * tries again. For programs that start before their database.
+   * one connect, each within its own `timeoutMs` and `signal`. If it fails
+   * they fail with its error, and the next call tries again. For programs
+   * that start before their database.
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
@@ -283,11 +266,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payload: Uint8Array,
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
-    return this.#ready(options.signal).then(
-      () => this.request(payload, options),
-      (error) => {
-        throw this.#final(error);
-      },
+    return this.#afterConnect(
+      options,
+      () => this.#path.request(payload, options),
+      (error) => Promise.reject(error),
     );
   }
 
@@ -324,19 +306,48 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       return Promise.resolve(failedBatch(list.length, new ClientClosedError()));
     }
     if (this.#lazy) {
-      return this.#ready(args.options.signal).then(
-        () => this.requestMany(list, args.options),
-        (error) => failedBatch(list.length, this.#final(error)),
+      return this.#afterConnect(
+        args.options,
+        () => runBatch(this.#batchHost, list, args.options),
+        (error) => Promise.resolve(failedBatch(list.length, error)),
       );
     }
     return runBatch(this.#batchHost, list, args.options);
   }
 
   /**
-   * A lazy client's first connect, shared by every call that needs it; a
-   * failed one is tried again by the next call.
+   * Runs a request of a lazy client once it is connected (`failed` with
+   * the error when it could not be, in the request's time). In flight
+   * from the call: a disconnect meanwhile gives it its grace.
    */
-  #ready(signal: AbortSignal | undefined): Promise<void> {
+  #afterConnect<T>(
+    options: ClientRequestOptions,
+    run: () => Promise<T>,
+    failed: (error: unknown) => Promise<T>,
+  ): Promise<T> {
+    const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
+    const path = this.#path;
+    path.inFlight++;
+    return this.#ready(options.signal, limit).then(() => {
+      path.inFlight--;
+      return run();
+    }, (error) => {
+      if (--path.inFlight === 0) this.#onIdle?.();
+      return failed(this.#final(error));
+    });
+  }
+
+  /**
+   * A lazy client's first connect, shared by every call that needs it; a
+   * failed one is tried again by the next call. Each call waits within its
+   * own `signal` and time limit, then fails as a request would, or as a
+   * wait for a pool connection (`pool`, the limit's name) would.
+   */
+  #ready(
+    signal: AbortSignal | undefined,
+    limitMs: number,
+    pool?: "timeoutMs" | "connectionTimeoutMs",
+  ): Promise<void> {
     this.#connecting ??= connectLogged(this.manager, this.config.logger).then(
       () => {
         this.#lazy = false;
@@ -346,9 +357,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
         throw error;
       },
     );
-    return signal === undefined
-      ? this.#connecting
-      : abortable(this.#connecting, signal);
+    const nodes = this.manager.nodes;
+    const timedOut = pool === undefined
+      ? () => lazyRequestTimeout(nodes, limitMs)
+      : () => lazyPoolTimeout(nodes, limitMs, pool === "timeoutMs");
+    const limit = { clock: this.#clock, ms: limitMs, error: timedOut };
+    return abortable(this.#connecting, signal, limit);
   }
 
   /** How the request path reaches back into the client. */
@@ -359,14 +373,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       this.dispatchEvent(new RetryEvent(detail, this.#clock.now()));
     },
     budgetSpent: (detail) => {
-      this.#log?.({
-        level: "warn",
-        message: `not retried, the retry budget is spent: ${
-          messageOf(detail.error)
-        }`,
-        event: "retryBudgetExhausted",
-        address: detail.address,
-      });
+      if (this.#log) logBudgetSpent(this.#log, detail);
       if (!this.hasListeners("retryBudgetExhausted")) return;
       this.dispatchEvent(new RetryBudgetEvent(detail, this.#clock.now()));
     },
@@ -387,32 +394,25 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   > {
     door.checkPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
-    if (this.#lazy) await this.#ready(options.signal);
-    const node = this.manager.pickNode();
-    const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
-    const started = this.#clock.now();
-    const connection = await this.#path.diagnostics.observeCheckout(
-      node.address,
-      "shared",
-      () =>
-        node.pool.tryAcquireShared() ?? node.pool.acquireShared({
-          signal: options.signal,
-          // The pool's own limit applies when it is the shorter one, and
-          // its timeout error then names that limit.
-          timeoutMs: limit < this.config.poolConfig.connectionTimeoutMs
-            ? limit
-            : undefined,
-        }),
-    );
-    const left = limit - (this.#clock.now() - started);
-    if (!(left > 0)) {
-      throw new RequestTimeoutError(node.address, limit, { sent: false });
+    const { signal, timeoutMs } = options;
+    const limit = timeoutMs ?? this.config.requestTimeoutMs;
+    // In flight like a request: a disconnect lets it finish, and a
+    // failure because of the disconnect says so.
+    const path = this.#path;
+    path.inFlight++;
+    try {
+      const started = this.#clock.now();
+      if (this.#lazy) await this.#ready(signal, limit);
+      return await pingNode(this.manager, this.config, path.diagnostics, {
+        clock: this.#clock,
+        started,
+        limit,
+      }, signal);
+    } catch (error) {
+      throw this.#final(error);
+    } finally {
+      if (--path.inFlight === 0 && this.#onIdle) this.#onIdle();
     }
-    const latencyMs = await connection.ping({
-      timeoutMs: left,
-      signal: options.signal,
-    });
-    return { address: node.address, nodeId: connection.nodeId, latencyMs };
   }
 
   /**
@@ -447,34 +447,30 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<T> {
     door.checkWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
-    if (this.#lazy) await this.#ready(options.signal);
+    // Read once: the pool is asked again on every retry.
+    const { timeoutMs, signal } = options;
+    const acquire = { timeoutMs, signal };
     const path = this.#path;
     path.inFlight++;
     try {
-      let node: ManagedNode | undefined;
-      const connection = await executeWithRetry(
-        () => {
-          const picked = node = this.manager.pickNode(node);
-          return this.#path.diagnostics.observeCheckout(
-            picked.address,
-            "exclusive",
-            () => picked.pool.getConnection(options),
-          );
-        },
-        this.config.retryConfig,
-        {
-          clock: this.#clock,
-          signal: options.signal,
-          isRetryable: (e) => !this.#closing && isRetryable(e),
-        },
-      ).catch((error) => {
-        throw this.#final(error);
-      });
-      try {
-        return await fn(connection);
-      } finally {
-        node!.pool.returnConnection(connection);
+      if (this.#lazy) {
+        const limit = timeoutMs ?? this.config.poolConfig.connectionTimeoutMs;
+        const name = timeoutMs === undefined
+          ? "connectionTimeoutMs"
+          : "timeoutMs";
+        await this.#ready(signal, limit, name).catch((error) => {
+          throw this.#final(error);
+        });
       }
+      return await lendConnection(
+        this.manager,
+        this.config,
+        path.diagnostics,
+        () => this.#closing,
+        (error) => this.#final(error),
+        fn,
+        acquire,
+      );
     } finally {
       if (--path.inFlight === 0 && this.#onIdle) this.#onIdle();
     }
@@ -536,13 +532,18 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * lets requests in flight finish for up to `timeoutMs`, then cancels the
    * rest, fails waiters, closes every socket and stops every timer.
    * Resolves when all of it is done. Calling it again returns the same
-   * promise.
+   * promise; a shorter `timeoutMs` then ends the wait sooner.
    */
   disconnect(options: DisconnectOptions = {}): Promise<void> {
     if (!door.isValidDisconnect(options)) return door.rejectDisconnect(options);
-    this.#disconnected ??= this.#shutdown(
-      options.timeoutMs ?? this.config.timeoutMs,
-    );
+    const timeoutMs = graceOf(options, this.config.timeoutMs);
+    if (typeof timeoutMs !== "number") return Promise.reject(timeoutMs);
+    if (this.#disconnected === undefined) {
+      this.#disconnected = this.#shutdown(timeoutMs);
+    } else {
+      // A more urgent call: what is still in flight gets less time.
+      this.#grace?.shorten(timeoutMs);
+    }
     return this.#disconnected;
   }
 
@@ -556,19 +557,18 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.manager.stopHealthLoop();
     // A request waiting to be retried will not be: it ends now.
     this.#path.stop();
+    let waitedMs = 0;
     if (this.#path.inFlight > 0) {
-      const grace = new AbortController();
-      const idle = new Promise<void>((resolve) => (this.#onIdle = resolve));
-      await Promise.race([
-        idle,
-        sleep(this.#clock, timeoutMs, grace.signal).catch(() => {}),
-      ]);
-      grace.abort();
+      const grace = this.#grace = new Grace(this.#clock, timeoutMs);
+      this.#onIdle = grace.end;
+      await grace.done;
       this.#onIdle = undefined;
+      this.#grace = undefined;
+      waitedMs = grace.elapsedMs;
     }
     if (this.#path.inFlight > 0) {
       this.#cancelled = new ClientClosedError(
-        `disconnect cancelled the request after waiting ${timeoutMs} ms`,
+        `disconnect cancelled the request after waiting ${waitedMs} ms`,
       );
       this.manager.destroyConnections(this.#cancelled);
     }

@@ -8,6 +8,7 @@
  * @module
  */
 
+import type { Clock } from "../clock.ts";
 import { resolveConfig } from "../config/resolve.ts";
 import { configFromArguments } from "../config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../config/shapes.ts";
@@ -19,11 +20,12 @@ import {
   NodeMembershipEvent,
   ProtocolSelectedEvent,
 } from "../cluster/events.ts";
-import type { PoolEvent, PoolEventName } from "../pool/events.ts";
+import { PoolEvent, type PoolEventName } from "../pool/events.ts";
 import { getAdapter } from "../runtime/detect.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
 import { connectLogged } from "../cluster/log.ts";
 import * as door from "./arguments.ts";
+import { changedWhileRead } from "./option_rules.ts";
 
 /** The options argument of `Client.connect`, in either form. */
 export interface ConnectCallOptions {
@@ -53,10 +55,13 @@ export async function openClient<C>(
 ): Promise<C> {
   const byObject = typeof first === "object" && first !== null;
   const config = configFromArguments(first, byObject ? undefined : second);
-  door.checkConnectOptions(byObject ? second : third);
-  const options: ConnectCallOptions =
-    (byObject ? second as ConnectCallOptions : third) ?? {};
+  const options = readConnectOptions(byObject ? second : third);
   const resolved = resolveConfig(config);
+  // Given up before it began, lazy or not: no client.
+  const signal = options.signal;
+  if (signal?.aborted) {
+    throw new AbortedError("the connect was aborted", signal.reason);
+  }
   // Channels load before any timer runs (a virtual clock may not wait).
   const [adapter] = await Promise.all([
     getAdapter(resolved.runtime),
@@ -70,7 +75,7 @@ export async function openClient<C>(
   // No node is needed yet: the first call connects.
   if (options.lazy === true) return make(resolved, manager, true);
   try {
-    await connectLogged(manager, resolved.logger, options.signal);
+    await connectLogged(manager, resolved.logger, signal);
   } catch (error) {
     await manager.close();
     throw error;
@@ -78,24 +83,59 @@ export async function openClient<C>(
   return make(resolved, manager, false);
 }
 
-/** `work`, or an {@linkcode AbortedError} as soon as `signal` aborts. */
+/**
+ * The options of `Client.connect`, checked and read once into a copy: a
+ * getter or proxy is not asked again later (a second answer is checked
+ * like the first).
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
+ */
+function readConnectOptions(options: unknown): ConnectCallOptions {
+  door.checkConnectOptions(options);
+  if (options === undefined) return {};
+  let copy: ConnectCallOptions;
+  try {
+    const { signal, connection, lazy } = options as ConnectCallOptions;
+    copy = { signal, connection, lazy };
+  } catch {
+    throw changedWhileRead("Client.connect", options);
+  }
+  door.checkConnectOptions(copy);
+  return copy;
+}
+
+/**
+ * `work`, or an {@linkcode AbortedError} as soon as `signal` aborts, or
+ * `limit.error()` once `limit.ms` passed on `limit.clock`. `work` goes on
+ * either way.
+ */
 export function abortable<T>(
   work: Promise<T>,
-  signal: AbortSignal,
+  signal: AbortSignal | undefined,
+  limit?: { clock: Clock; ms: number; error: () => Error },
 ): Promise<T> {
-  if (signal.aborted) {
+  const aborted = () =>
+    new AbortedError("the operation was aborted", signal!.reason);
+  if (signal?.aborted) {
     work.catch(() => {});
-    return Promise.reject(
-      new AbortedError("the operation was aborted", signal.reason),
-    );
+    return Promise.reject(aborted());
   }
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => {
-      reject(new AbortedError("the operation was aborted", signal.reason));
+    // Whichever comes first settles it and stops the other two.
+    const end = (settle: () => void) => {
+      signal?.removeEventListener("abort", onAbort);
+      if (limit) limit.clock.clearTimeout(timer);
+      settle();
     };
-    signal.addEventListener("abort", onAbort, { once: true });
-    work.then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
+    const onAbort = () => end(() => reject(aborted()));
+    const timer = limit?.clock.setTimeout(() => {
+      work.catch(() => {});
+      end(() => reject(limit.error()));
+    }, limit.ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
+    work.then(
+      (value) => end(() => resolve(value)),
+      (error) => end(() => reject(error)),
     );
   });
 }
@@ -132,4 +172,24 @@ export function forwardManagerEvents(
     "nodeRemoved",
     (e) => dispatch(new NodeMembershipEvent("nodeRemoved", e.detail, e.at)),
   );
+}
+
+/**
+ * Re-dispatches the pool event `type` of every node through `dispatch`
+ * as the client's own, and records the forwarder in `forwarding`, so
+ * nodes added later get it too (see {@linkcode forwardManagerEvents}).
+ */
+export function forwardPoolEvent<K extends PoolEventName>(
+  manager: ConnectionManager,
+  type: K,
+  dispatch: (event: PoolEvent<K>) => void,
+  forwarding: Map<PoolEventName, (e: PoolEvent) => void>,
+): void {
+  const forward = (e: PoolEvent<K>): void => {
+    dispatch(new PoolEvent(type, e.detail, e.at));
+  };
+  forwarding.set(type, forward as (e: PoolEvent) => void);
+  for (const node of manager.nodes) {
+    node.pool.addEventListener(type, forward);
+  }
 }

@@ -148,25 +148,71 @@ function isIPv6(text: string): boolean {
 }
 
 /**
- * Parses the `hosts` list of a configuration: a non-empty array of host
- * entries, none twice (after canonicalisation, so `a` and `a:7000` clash).
+ * The `hosts` list read once into a plain array of strings, entry by
+ * index: a hole is a missing entry, not one skipped (as `map` would), and
+ * a proxy's odd length is refused, not read as 0.
+ *
+ * @throws {ConfigError} naming `hosts`, or the entry `hosts[i]`.
+ */
+export function readHostList(hosts: unknown): unknown[] {
+  if (!Array.isArray(hosts)) {
+    throw new ConfigError("hosts", hosts, "expected an array of host strings");
+  }
+  const length: unknown = hosts.length;
+  if (
+    typeof length !== "number" || !Number.isSafeInteger(length) || length < 0
+  ) {
+    throw new ConfigError("hosts", hosts, "expected an array of host strings");
+  }
+  if (length === 0) {
+    throw new ConfigError("hosts", hosts, "at least one host is required");
+  }
+  const list: unknown[] = [];
+  for (let i = 0; i < length; i++) {
+    const entry: unknown = hosts[i];
+    // The first hole ends it, whatever the length claims.
+    if (typeof entry !== "string") {
+      throw new ConfigError(`hosts[${i}]`, entry, "expected a string host");
+    }
+    list.push(entry);
+  }
+  return list;
+}
+
+/**
+ * Parses the `hosts` list of a configuration (see
+ * {@linkcode readHostList}): none twice, however spelt (`a` and `a:7000`,
+ * `DB1` and `db1.`, `[::1]` and `[0::1]`).
  *
  * @throws {ConfigError} naming `hosts` or the bad entry, `hosts[i]`.
  */
 export function parseHosts(hosts: unknown): HostAddress[] {
-  if (!Array.isArray(hosts)) {
-    throw new ConfigError("hosts", hosts, "expected an array of host strings");
-  }
-  if (hosts.length === 0) {
-    throw new ConfigError("hosts", hosts, "at least one host is required");
-  }
+  const list = readHostList(hosts);
   const seen = new Set<string>();
-  return hosts.map((entry, i) => {
-    const parsed = parseHost(entry, `hosts[${i}]`);
-    if (seen.has(parsed.address)) {
+  return list.map((entry, i) => {
+    const parsed = parseHost(entry as string, `hosts[${i}]`);
+    const key = sameNodeKey(parsed);
+    if (seen.has(key)) {
       throw new ConfigError(`hosts[${i}]`, entry, "duplicate host");
     }
-    seen.add(parsed.address);
+    seen.add(key);
     return parsed;
   });
+}
+
+/**
+ * The same for every spelling of one node (DNS case and final dot, IPv6
+ * case, zeros and `::`, as the URL parser writes a host); the address as
+ * written stays its name. For duplicate checks (`ConnectionManager.addNode`
+ * may use it too).
+ */
+export function sameNodeKey({ hostname, port }: HostAddress): string {
+  const name = hostname.endsWith(".") ? hostname.slice(0, -1) : hostname;
+  const host = name.includes(":") ? `[${name}]` : name;
+  try {
+    return `${new URL(`http://${host}/`).hostname}:${port}`;
+  } catch {
+    // An IPv6 zone, which URLs cannot hold.
+    return `${host.toLowerCase()}:${port}`;
+  }
 }

@@ -12,7 +12,13 @@ import {
   DEFAULT_PANIC_THRESHOLD,
 } from "./defaults.ts";
 import type { OutlierEjectionConfig } from "./shapes.ts";
-import { duration, finiteIn, integerIn, section } from "./validate.ts";
+import {
+  duration,
+  finiteIn,
+  integerIn,
+  orDefault,
+  section,
+} from "./validate.ts";
 
 /**
  * Validates outlier ejection and fills in defaults; `false` turns it off
@@ -105,7 +111,7 @@ export function resolvePanicThreshold(
 ): number {
   const threshold = finiteIn(
     "panicThreshold",
-    value ?? DEFAULT_PANIC_THRESHOLD,
+    orDefault(value, DEFAULT_PANIC_THRESHOLD),
     { atLeast: 0, atMost: 1 },
   );
   if (threshold > 0 && whenNoHealthyNodes === "fail") {

@@ -34,7 +34,7 @@ import {
   DEFAULT_RETRY_CONFIG,
   DEFAULT_TIMEOUT_MS,
 } from "./defaults.ts";
-import { parseHosts } from "./hosts.ts";
+import { parseHosts, readHostList } from "./hosts.ts";
 import {
   resolveOutlierEjection,
   resolvePanicThreshold,
@@ -58,6 +58,7 @@ import {
   oneOf,
   optionalBoolean,
   optionalString,
+  orDefault,
   rejectUnknownKeys,
   section,
 } from "./validate.ts";
@@ -127,8 +128,10 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     throw new ConfigError("config", config, "expected an object");
   }
   rejectUnknownKeys("config", config, CONFIG_KEYS);
-  rejectUrlsInHosts(config.hosts);
-  const hosts = parseHosts(config.hosts);
+  // Read once: a getter or proxy may answer differently each time.
+  const hostList = readHostList(config.hosts);
+  rejectUrlsInHosts(hostList);
+  const hosts = parseHosts(hostList);
   const username = optionalString("username", config.username);
   const password = resolvePassword(config.password);
   // Credentials come in pairs: half of them would connect without
@@ -150,11 +153,11 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
   }
   const timeoutMs = duration(
     "timeoutMs",
-    config.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    orDefault(config.timeoutMs, DEFAULT_TIMEOUT_MS),
   );
   const maxFrameSize = integerIn(
     "maxFrameSize",
-    config.maxFrameSize ?? DEFAULT_MAX_FRAME_SIZE,
+    orDefault(config.maxFrameSize, DEFAULT_MAX_FRAME_SIZE),
     1024,
     MAX_FRAME_SIZE_LIMIT,
   );
@@ -175,12 +178,12 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     timeoutMs,
     requestTimeoutMs: duration(
       "requestTimeoutMs",
-      config.requestTimeoutMs ?? timeoutMs,
+      orDefault(config.requestTimeoutMs, timeoutMs),
     ),
     maxFrameSize,
     maxDatagramSize: integerIn(
       "maxDatagramSize",
-      config.maxDatagramSize ?? DEFAULT_MAX_DATAGRAM_SIZE,
+      orDefault(config.maxDatagramSize, DEFAULT_MAX_DATAGRAM_SIZE),
       MIN_DATAGRAM_SIZE,
       MAX_DATAGRAM_SIZE,
     ),
@@ -196,12 +199,12 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     ),
     loadBalancing: oneOf(
       "loadBalancing",
-      config.loadBalancing ?? "least-in-flight",
+      orDefault(config.loadBalancing, "least-in-flight"),
       ["round-robin", "least-in-flight", "peak-ewma"] as const,
     ),
     whenNoHealthyNodes: oneOf(
       "whenNoHealthyNodes",
-      config.whenNoHealthyNodes ?? "fail",
+      orDefault(config.whenNoHealthyNodes, "fail"),
       ["fail", "tryAll"] as const,
     ),
     runtime: resolveRuntime(config.runtime),
@@ -304,7 +307,7 @@ function resolveRetryBudget(
   budget: Partial<RetryBudgetConfig> | false | undefined,
 ): RetryBudgetConfig | undefined {
   if (budget === false) return undefined;
-  const b = section("retryBudget", budget ?? {}, DEFAULT_RETRY_BUDGET);
+  const b = section("retryBudget", budget, DEFAULT_RETRY_BUDGET);
   return {
     ratio: finiteIn("retryBudget.ratio", b.ratio, { atLeast: 0, atMost: 100 }),
     minPerSecond: finiteIn("retryBudget.minPerSecond", b.minPerSecond, {
@@ -372,7 +375,7 @@ function resolveProtocols(
 ): { tlsPolicy: TlsPolicy; protocols: ProtocolType[] } {
   const tlsPolicy = oneOf(
     "tlsPolicy",
-    policyValue ?? (enableTls ? "require" : "disable"),
+    orDefault(policyValue, enableTls ? "require" : "disable"),
     ["require", "prefer", "disable"] as const,
   );
   if (enableTls && tlsPolicy === "disable") {
@@ -437,6 +440,15 @@ function resolveRuntime(
   value: unknown,
 ): RuntimeName | RuntimeAdapter | undefined {
   if (value === undefined) return undefined;
+  if (value === "deno" && !denoCanConnect()) {
+    // Not Deno: every connect would fail, late and as the nodes' fault.
+    throw new ConfigError(
+      "runtime",
+      value,
+      'expected the runtime this program runs on ("deno" needs Deno): ' +
+        'leave runtime out to detect it, or use "node"',
+    );
+  }
   if (
     value === "deno" || value === "bun" || value === "node" ||
     value === "memory"
@@ -451,6 +463,11 @@ function resolveRuntime(
     value,
     'expected "deno", "bun", "node", "memory" or a RuntimeAdapter',
   );
+}
+
+function denoCanConnect(): boolean {
+  const deno = (globalThis as { Deno?: { connect?: unknown } }).Deno;
+  return typeof deno?.connect === "function";
 }
 
 function resolveLogger(value: unknown): Logger | undefined {

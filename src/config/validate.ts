@@ -100,6 +100,14 @@ export function duration(
 }
 
 /**
+ * `value`, or `fallback` when it is `undefined`. Unlike `??` it keeps
+ * `null` for the check to refuse: a default would hide the mistake.
+ */
+export function orDefault(value: unknown, fallback: unknown): unknown {
+  return value === undefined ? fallback : value;
+}
+
+/**
  * Validates an integer within `[min, max]`; `max` may be `Infinity` for
  * no upper bound.
  *
