@@ -26,8 +26,13 @@ import type { ManagedNode } from "../cluster/node.ts";
 import { AbortedError, type NodewireError } from "../errors.ts";
 import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
-import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
+import {
+  type ClientRequestOptions,
+  RequestCall,
+  type RequestPath,
+} from "./request_path.ts";
 import { mayHedge } from "./hedging.ts";
+import { acquireWithin } from "./waits.ts";
 
 /**
  * One request's outcome in `Client.requestMany`: its reply, or the error
@@ -184,16 +189,18 @@ class Batch {
     });
   }
 
-  /** Item `index`'s first attempt failed: it goes on as a single request. */
+  /**
+   * Item `index`'s first attempt failed: from here it is a single request,
+   * retried or ended by the usual rules, whose outcome lands in the batch.
+   */
   failed(chunk: Chunk, index: number, error: Error): void {
-    this.host.path.batchFailed(
-      this.payloads[index],
-      this.options,
-      chunk.node,
-      error,
-      chunk.sentAt,
-      this.#resolver(index),
-    );
+    const path = this.host.path;
+    const call = new RequestCall(path, this.payloads[index], this.options);
+    call.resolve = this.#resolver(index);
+    call.node = chunk.node;
+    call.outstanding = 1;
+    call.sentAt = chunk.sentAt;
+    path.failed(call, chunk.node, error, chunk.sentAt, undefined);
   }
 
   /** Item `index` has its result. */
@@ -217,12 +224,16 @@ class Batch {
     };
   }
 
-  /** Items `from` on made no attempt and fail with `error`. */
+  /**
+   * Items `from` on made no attempt (no healthy node, an aborted signal):
+   * they fail with `error`, as a request would.
+   */
   #refuse(from: number, error: unknown): void {
+    const path = this.host.path;
     const count = this.payloads.length - from;
-    const result: BatchResult = new ErrorResult(
-      this.host.path.batchRefused(count, error) as NodewireError,
-    );
+    const result = new ErrorResult(path.final(error) as NodewireError);
+    path.failedCount += count;
+    if (count > 0) path.settle(count);
     for (let i = from; i < this.payloads.length; i++) this.settle(i, result);
   }
 
@@ -274,8 +285,7 @@ class Chunk implements BatchReplySink {
 
   onReply(payload: Uint8Array, sequence: number): void {
     const batch = this.batch;
-    const path = batch.host.path;
-    if (path.timed) path.batchReplied(this.node, this.sentAt, 1);
+    if (batch.host.path.timed) this.#booked(1);
     else if (this.unbooked++ === 0) {
       // Booked once this read is delivered: a slow item must not hold
       // the items already answered in flight (least-in-flight, stats).
@@ -304,9 +314,24 @@ class Chunk implements BatchReplySink {
   #book(): void {
     const count = this.unbooked;
     this.unbooked = 0;
-    if (count > 0) {
-      this.batch.host.path.batchReplied(this.node, this.sentAt, count);
+    if (count > 0) this.#booked(count);
+  }
+
+  /**
+   * `count` first attempts got their replies: booked as requests are (the
+   * node's in-flight count and health, the client's counters), together
+   * unless attempts are timed (then one by one, each with its latency).
+   */
+  #booked(count: number): void {
+    const { path, manager, config } = this.batch.host;
+    const node = this.node;
+    node.inFlight -= count;
+    manager.recordRequestSuccess(node, count);
+    if (path.timed) {
+      manager.recordLatency(node, this.sentAt, config.clock.now());
     }
+    path.succeededCount += count;
+    path.settle(count);
   }
 
   /**
@@ -333,7 +358,10 @@ class Chunk implements BatchReplySink {
    */
   async waitThenSend(): Promise<void> {
     const batch = this.batch;
-    const waited = await batch.host.path.acquireWithin(
+    const { config, path } = batch.host;
+    const waited = await acquireWithin(
+      config,
+      path.diagnostics,
       this.node,
       batch.options,
       undefined,
