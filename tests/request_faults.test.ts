@@ -9,6 +9,7 @@ import fc from "fast-check";
 import {
   AbortedError,
   ClientClosedError,
+  NoHealthyNodesError,
   RemoteError,
   RetriesExhaustedError,
 } from "../src/errors.ts";
@@ -486,4 +487,36 @@ test("a disconnect from a listener while a hedge is sent leaves no hedging timer
     await Promise.all(nodes.map((n) => n.close()));
   }
   assert.deepEqual(await escapes.stop(), []);
+});
+
+test("a retry that finds no healthy node fails with NoHealthyNodesError whose cause is the failed attempt's error; a first attempt's has none", async () => {
+  // The retry's NoHealthyNodesError had no cause: why the node went away
+  // (the attempt's own failure) was lost.
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock, nodes }) => {
+    const address = nodes[0].address;
+    client.addEventListener("retry", () => {
+      client.manager.markNodeUnhealthy(address);
+    });
+    const call = client.request(ops.fail(100, true));
+    call.catch(() => {});
+    await settle(clock);
+    await clock.advance(RETRY.initialBackoffMs);
+    await assert.rejects(call, (e: unknown) => {
+      assert.ok(e instanceof NoHealthyNodesError, String(e));
+      assert.equal(e.code, "NO_HEALTHY_NODES");
+      assert.equal(e.message, `no healthy node among 1: ${address}`);
+      assert.deepEqual(e.addresses, [address]);
+      assert.ok(e.cause instanceof RemoteError, `cause: ${e.cause}`);
+      assert.equal(e.cause.remoteCode, 100);
+      return true;
+    });
+    await assert.rejects(
+      client.request(ops.echo()),
+      (e: unknown) => e instanceof NoHealthyNodesError && e.cause === undefined,
+    );
+    const stats = client.stats();
+    assert.equal(stats.retries, 1);
+    assert.equal(stats.failed, 2);
+    assertNothingInFlight(client);
+  });
 });

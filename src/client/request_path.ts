@@ -78,6 +78,8 @@ export class RequestCall implements ReplySink, ObservedCall {
   message: RequestMessage | undefined = undefined;
   /** The request's number in diagnostics messages, once it has one. */
   id = 0;
+  /** The error of the last attempt that was retried; set only then. */
+  retriedError: unknown = undefined;
 
   constructor(
     readonly path: RequestPath,
@@ -227,7 +229,7 @@ export class RequestPath {
       node = this.#manager.pickNode(call.node);
     } catch (error) {
       // No healthy node: fail fast, without backing off.
-      return this.#end(call, error);
+      return this.#end(call, noNodeAfter(error, call.retriedError));
     }
     call.node = node;
     node.inFlight++;
@@ -442,6 +444,7 @@ export class RequestPath {
     }
     const delayMs = backoffDelay(call.attempt, retryConfig);
     if (message) this.diagnostics.failed(call, message, error, true);
+    call.retriedError = error;
     call.attempt++;
     this.retryCount++;
     this.#owner.retrying({
@@ -521,4 +524,17 @@ function noResolve(): void {}
 
 function aborted(signal: AbortSignal): AbortedError {
   return new AbortedError("the request was aborted", signal.reason);
+}
+
+/**
+ * What a request fails with when no node could be picked: `error`, or on a
+ * retry the same NoHealthyNodesError with the error of the attempt that
+ * was retried as its cause, which says why the node went away.
+ */
+function noNodeAfter(error: unknown, retried: unknown): unknown {
+  if (
+    retried === undefined || !(error instanceof NoHealthyNodesError) ||
+    error.cause !== undefined
+  ) return error;
+  return new NoHealthyNodesError(error.addresses, { cause: retried });
 }
