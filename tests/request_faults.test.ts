@@ -24,7 +24,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { Clock, TimerHandle } from "../src/clock.ts";
 import { type Hedge, Hedging } from "../src/client/hedging.ts";
 import type { ManagedNode } from "../src/cluster/node.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
+import { drive, watchEscapes } from "./support/fault_harness.ts";
 import {
   assertNothingInFlight,
   closeDriven,
@@ -517,6 +517,53 @@ test("a retry that finds no healthy node fails with NoHealthyNodesError whose ca
     const stats = client.stats();
     assert.equal(stats.retries, 1);
     assert.equal(stats.failed, 2);
+    assertNothingInFlight(client);
+  });
+});
+
+test("an attempt that waited for a pool connection is not sent once its request has its outcome: neither the main attempt nor a hedge", async () => {
+  // Once the connection came, the waiting attempt was sent anyway: load
+  // on a node for a request already answered, booked as an attempt.
+  await hedged({}, async ({ client, clock, slow, behind, fast }) => {
+    const slowNode = client.manager.nodes.find((n) =>
+      n.address === slow.address
+    )!;
+    const health = () =>
+      client.stats().nodes.map((n) => [n.healthy, n.consecutiveFailures]);
+    // The main attempt waits for the slow node's pool to open a connection
+    // (200 ms through the proxy); the hedge, 10 ms later, is answered.
+    slowNode.pool.clear();
+    const first = client.request(ops.echo("a"), { idempotent: true });
+    await clock.advance(10);
+    await settle(clock);
+    assert.ok(await settledNow(clock, first), "the hedge answered");
+    assert.equal(replyText(await first), "a");
+    await clock.advance(1000);
+    assert.equal(behind.stats.requests, 0, "the main attempt was sent");
+    assert.equal(fast.stats.requests, 1);
+    assertNothingInFlight(client);
+    // One plain request moves the round robin on: the next request's main
+    // attempt goes to the fast node, its hedge to the slow one.
+    assert.equal(
+      replyText(await drive(clock, client.request(ops.echo("b")))),
+      "b",
+    );
+    assert.equal(behind.stats.requests, 1);
+    slowNode.pool.clear();
+    const second = client.request(ops.sleep(30, "c"), { idempotent: true });
+    await clock.advance(10);
+    await settle(clock);
+    assert.equal(client.stats().hedges, 2, "hedged to the slow node");
+    await clock.advance(30);
+    await settle(clock);
+    assert.equal(replyText(await second), "c");
+    await clock.advance(1000);
+    assert.equal(behind.stats.requests, 1, "the hedge was sent");
+    assert.equal(fast.stats.requests, 2);
+    const stats = client.stats();
+    assert.equal(stats.succeeded, 3);
+    assert.equal(stats.failed, 0);
+    assert.deepEqual(health(), [[true, 0], [true, 0]]);
     assertNothingInFlight(client);
   });
 });

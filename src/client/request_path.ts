@@ -323,6 +323,15 @@ export class RequestPath {
       sink.message,
     );
     if (waited instanceof Error) return sink.onError(waited);
+    if (call.done) {
+      // Another attempt answered, or the request ended, meanwhile: this
+      // one is booked as never made, and the node not charged for it.
+      node.inFlight--;
+      call.outstanding--;
+      if (sink.message === undefined) return;
+      const why = new AbortedError("not sent: the request had its outcome");
+      return this.diagnostics.failed(call, sink.message, why, false);
+    }
     const sendOptions: RequestOptions = {
       timeoutMs: waited.leftMs,
       signal: options.signal,
