@@ -6,9 +6,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { Buffer } from "node:buffer";
 import {
   AbortedError,
   ClientClosedError,
+  InvalidArgumentError,
   NoHealthyNodesError,
   RemoteError,
   RetriesExhaustedError,
@@ -564,6 +566,72 @@ test("an attempt that waited for a pool connection is not sent once its request 
     assert.equal(stats.succeeded, 3);
     assert.equal(stats.failed, 0);
     assert.deepEqual(health(), [[true, 0], [true, 0]]);
+    assertNothingInFlight(client);
+  });
+});
+
+/** A Uint8Array whose `length` getter says `length`, or throws. */
+function lyingLength(bytes: Uint8Array, length: number | Error): Uint8Array {
+  class Lying extends Uint8Array {
+    override get length(): number {
+      if (length instanceof Error) throw length;
+      return length;
+    }
+  }
+  return new Lying(bytes);
+}
+
+test("a payload whose length getter lies or throws is refused with InvalidArgumentError naming it; nothing is sent and the connection stays good", async () => {
+  // It passed the check: the writer framed `length` bytes and wrote the
+  // array's real ones (a stream out of step for every request on it), or
+  // threw inside the connection.
+  await scene(1, {
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  }, async ({ client, clock, nodes }) => {
+    const echo = ops.echo("abc");
+    const big = ops.echo(new Uint8Array(20_000));
+    const ownLength = ops.echo("abc");
+    Object.defineProperty(ownLength, "length", { get: () => 3 });
+    const shifted = (key: string, value: unknown) => {
+      const payload = lyingLength(big, big.length);
+      Object.defineProperty(payload, key, { get: () => value });
+      return payload;
+    };
+    const liars: [string, Uint8Array][] = [
+      ["shorter", lyingLength(echo, 3)],
+      ["longer", lyingLength(echo, echo.length + 100)],
+      ["throwing", lyingLength(echo, new Error("no length"))],
+      ["own property", ownLength],
+      ["large, byteLength", shifted("byteLength", 7)],
+      ["large, byteOffset", shifted("byteOffset", 1)],
+      ["large, buffer", shifted("buffer", new ArrayBuffer(big.length))],
+    ];
+    for (const [name, payload] of liars) {
+      await assert.rejects(client.request(payload), (e: unknown) => {
+        assert.ok(e instanceof InvalidArgumentError, `${name}: ${e}`);
+        assert.equal(e.argument, "payload", name);
+        assert.match(e.message, /^Client\.request: invalid payload/, name);
+        if (name === "throwing") {
+          assert.equal((e.cause as Error).message, "no length");
+        }
+        return true;
+      });
+    }
+    assert.equal(nodes[0].stats.requests, 0);
+    assert.equal(client.stats().failed, 0, "refused at the door");
+    // A Buffer, a subclass that overrides nothing, and large ones: sent.
+    class Plain extends Uint8Array {}
+    const good = [
+      Buffer.from(echo),
+      new Plain(echo),
+      Buffer.from(big),
+      new Plain(big),
+    ];
+    for (const payload of good) {
+      const reply = await drive(clock, client.request(payload));
+      assert.equal(replyText(reply).length, payload.length - 1);
+    }
+    assert.equal(client.stats().nodes[0].pool.totalCreated, 1);
     assertNothingInFlight(client);
   });
 });

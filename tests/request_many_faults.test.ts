@@ -425,3 +425,35 @@ test("a node that answers twice, or ends the connection mid-chunk (an ERROR, gar
     assert.deepEqual(escaped, []);
   }
 });
+
+test("a payload whose length getter lies or throws is refused at the door, named by its index", async () => {
+  await scene(1, {}, async ({ client, nodes }) => {
+    class Shorter extends Uint8Array {
+      override get length(): number {
+        return 1;
+      }
+    }
+    class Throwing extends Uint8Array {
+      override get length(): number {
+        throw new Error("no length");
+      }
+    }
+    const liars = [new Shorter(ops.echo("b")), new Throwing(ops.echo("b"))];
+    for (const liar of liars) {
+      await assert.rejects(
+        client.requestMany([ops.echo("a"), liar, ops.echo("c")]),
+        (e: unknown) => {
+          assert.ok(e instanceof InvalidArgumentError, String(e));
+          assert.equal(e.argument, "payloads[1]");
+          assert.match(
+            e.message,
+            /^Client\.requestMany: invalid payloads\[1\]/,
+          );
+          return true;
+        },
+      );
+    }
+    assert.equal(nodes[0].stats.requests, 0);
+    assertNothingInFlight(client);
+  });
+});
