@@ -23,7 +23,11 @@ import type { BatchReplySink } from "../connection/types.ts";
 import type { Resolve } from "../connection/resolve_only.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { AbortedError, type NodewireError } from "../errors.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  type NodewireError,
+} from "../errors.ts";
 import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
 import {
@@ -146,13 +150,15 @@ class Batch {
     const clock = config.clock;
     for (let from = 0; from < n;) {
       let node: ManagedNode;
+      let to: number;
       try {
         node = manager.pickNode();
+        to = chunkEnd(payloads, from);
       } catch (error) {
-        // No healthy node: fail fast, like a single request.
+        // No healthy node: fail fast, like a single request. Or a payload
+        // that cannot be read: the items not handed out fail with it.
         return this.#refuse(from, error);
       }
-      const to = chunkEnd(payloads, from);
       const chunk = new Chunk(this, node, from, to);
       if (signal !== undefined) this.chunks.push(chunk);
       node.inFlight += to - from;
@@ -275,6 +281,8 @@ class Chunk implements BatchReplySink {
   unbooked = 0;
   /** Books the replies of one read, in a microtask; made on first use. */
   #flush: (() => void) | undefined = undefined;
+  /** While a throw is cleaned up: which items the connection cancelled. */
+  #cancelled: Uint8Array | undefined = undefined;
 
   constructor(
     readonly batch: Batch,
@@ -297,6 +305,9 @@ class Chunk implements BatchReplySink {
 
   onError(error: Error, sequence: number): void {
     this.reported++;
+    if (this.#cancelled !== undefined) {
+      this.#cancelled[sequence - this.first] = 1;
+    }
     // The replies that came before it first: a reply between two node
     // failures ends their run, as it did when each was booked on arrival
     // (outlier ejection counts failures in a row).
@@ -345,11 +356,37 @@ class Chunk implements BatchReplySink {
     const signal = batch.options.signal;
     if (signal?.aborted) return this.#failAll(abortedBeforeSent(signal));
     this.connection = connection;
-    const refused = connection.submitBatch(batch.payloads, this.from, this.to, {
-      timeoutMs,
-      idempotent: batch.options.idempotent,
-    }, this);
+    let refused: Error | undefined;
+    try {
+      refused = connection.submitBatch(batch.payloads, this.from, this.to, {
+        timeoutMs,
+        idempotent: batch.options.idempotent,
+      }, this);
+    } catch (error) {
+      return this.#thrown(connection, error);
+    }
     if (refused !== undefined) this.#failAll(refused);
+  }
+
+  /**
+   * Sending threw part way: a payload getter that throws on a later read
+   * than the door's. What went into the connection's table is cancelled,
+   * the rest fails here: every item once, with the same error.
+   */
+  #thrown(connection: Connection, cause: unknown): void {
+    const error = new InvalidArgumentError(
+      "payloads",
+      undefined,
+      "one could not be read as the batch was sent (a getter that throws)",
+      { method: "Client.requestMany", cause },
+    );
+    const count = this.to - this.from;
+    const cancelled = this.#cancelled = new Uint8Array(count);
+    connection.cancelBatch(this, count, error);
+    this.#cancelled = undefined;
+    for (let k = 0; k < count; k++) {
+      if (cancelled[k] === 0) this.batch.failed(this, this.from + k, error);
+    }
   }
 
   /**
@@ -387,14 +424,29 @@ function bySingles(
   return mayHedge(options, config.hedging !== undefined) || requestObserved();
 }
 
-/** Where the chunk starting at item `from` ends (exclusive). */
+/**
+ * Where the chunk starting at item `from` ends (exclusive).
+ *
+ * @throws {InvalidArgumentError} naming an item whose `length` throws: the
+ *   door read it once, and a getter may answer differently later.
+ */
 function chunkEnd(payloads: readonly Uint8Array[], from: number): number {
   const last = Math.min(payloads.length, from + CHUNK_ITEMS);
   let bytes = 0;
   let i = from;
-  while (i < last) {
-    bytes += payloads[i++].length;
-    if (bytes >= CHUNK_BYTES) break;
+  try {
+    while (i < last) {
+      bytes += payloads[i].length;
+      i++;
+      if (bytes >= CHUNK_BYTES) break;
+    }
+  } catch (cause) {
+    throw new InvalidArgumentError(
+      `payloads[${i}]`,
+      undefined,
+      "its length could not be read as the batch was sent (a getter that throws)",
+      { method: "Client.requestMany", cause },
+    );
   }
   return i;
 }
