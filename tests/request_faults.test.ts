@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { fileURLToPath } from "node:url";
 import { Buffer } from "node:buffer";
 import {
   AbortedError,
@@ -36,6 +37,7 @@ import {
 } from "./support/fault_checks.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
+import { spawnScript } from "./support/exit/spawn.ts";
 
 /** Whether `call` settled once the network ran, without moving the clock. */
 async function settledNow(
@@ -633,5 +635,33 @@ test("a payload whose length getter lies or throws is refused with InvalidArgume
     }
     assert.equal(client.stats().nodes[0].pool.totalCreated, 1);
     assertNothingInFlight(client);
+  });
+});
+
+test("a retry or retryBudgetExhausted listener that throws changes nothing for the request; its error is reported to the process, as any EventTarget listener's", async () => {
+  // In a child process: `bun test` fails the running test on any
+  // uncaught error, whatever handler is installed (see the child).
+  const child = spawnScript(
+    fileURLToPath(
+      new URL("./support/throwing_listeners.ts", import.meta.url),
+    ),
+    [],
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk) => stdout += chunk);
+  child.stderr!.on("data", (chunk) => stderr += chunk);
+  const code = await new Promise((resolve) => child.on("close", resolve));
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trim().split("\n");
+  assert.deepEqual(JSON.parse(lines[lines.length - 1]), {
+    outcome: "REMOTE_ERROR",
+    retries: 1,
+    failed: 1,
+    inFlight: 0,
+    nodesInFlight: [0],
+    later: { retry: 1, retryBudgetExhausted: 1 },
+    next: true,
+    reported: ["retry listener bug", "budget listener bug"],
   });
 });
