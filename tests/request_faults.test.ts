@@ -6,9 +6,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { fileURLToPath } from "node:url";
+import { Buffer } from "node:buffer";
 import {
   AbortedError,
   ClientClosedError,
+  InvalidArgumentError,
+  NoHealthyNodesError,
   RemoteError,
   RetriesExhaustedError,
 } from "../src/errors.ts";
@@ -23,7 +27,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { Clock, TimerHandle } from "../src/clock.ts";
 import { type Hedge, Hedging } from "../src/client/hedging.ts";
 import type { ManagedNode } from "../src/cluster/node.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
+import { drive, watchEscapes } from "./support/fault_harness.ts";
 import {
   assertNothingInFlight,
   closeDriven,
@@ -33,6 +37,7 @@ import {
 } from "./support/fault_checks.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
+import { spawnScript } from "./support/exit/spawn.ts";
 
 /** Whether `call` settled once the network ran, without moving the clock. */
 async function settledNow(
@@ -486,4 +491,177 @@ test("a disconnect from a listener while a hedge is sent leaves no hedging timer
     await Promise.all(nodes.map((n) => n.close()));
   }
   assert.deepEqual(await escapes.stop(), []);
+});
+
+test("a retry that finds no healthy node fails with NoHealthyNodesError whose cause is the failed attempt's error; a first attempt's has none", async () => {
+  // The retry's NoHealthyNodesError had no cause: why the node went away
+  // (the attempt's own failure) was lost.
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock, nodes }) => {
+    const address = nodes[0].address;
+    client.addEventListener("retry", () => {
+      client.manager.markNodeUnhealthy(address);
+    });
+    const call = client.request(ops.fail(100, true));
+    call.catch(() => {});
+    await settle(clock);
+    await clock.advance(RETRY.initialBackoffMs);
+    await assert.rejects(call, (e: unknown) => {
+      assert.ok(e instanceof NoHealthyNodesError, String(e));
+      assert.equal(e.code, "NO_HEALTHY_NODES");
+      assert.equal(e.message, `no healthy node among 1: ${address}`);
+      assert.deepEqual(e.addresses, [address]);
+      assert.ok(e.cause instanceof RemoteError, `cause: ${e.cause}`);
+      assert.equal(e.cause.remoteCode, 100);
+      return true;
+    });
+    await assert.rejects(
+      client.request(ops.echo()),
+      (e: unknown) => e instanceof NoHealthyNodesError && e.cause === undefined,
+    );
+    const stats = client.stats();
+    assert.equal(stats.retries, 1);
+    assert.equal(stats.failed, 2);
+    assertNothingInFlight(client);
+  });
+});
+
+test("an attempt that waited for a pool connection is not sent once its request has its outcome: neither the main attempt nor a hedge", async () => {
+  // Once the connection came, the waiting attempt was sent anyway: load
+  // on a node for a request already answered, booked as an attempt.
+  await hedged({}, async ({ client, clock, slow, behind, fast }) => {
+    const slowNode = client.manager.nodes.find((n) =>
+      n.address === slow.address
+    )!;
+    const health = () =>
+      client.stats().nodes.map((n) => [n.healthy, n.consecutiveFailures]);
+    // The main attempt waits for the slow node's pool to open a connection
+    // (200 ms through the proxy); the hedge, 10 ms later, is answered.
+    slowNode.pool.clear();
+    const first = client.request(ops.echo("a"), { idempotent: true });
+    await clock.advance(10);
+    await settle(clock);
+    assert.ok(await settledNow(clock, first), "the hedge answered");
+    assert.equal(replyText(await first), "a");
+    await clock.advance(1000);
+    assert.equal(behind.stats.requests, 0, "the main attempt was sent");
+    assert.equal(fast.stats.requests, 1);
+    assertNothingInFlight(client);
+    // One plain request moves the round robin on: the next request's main
+    // attempt goes to the fast node, its hedge to the slow one.
+    assert.equal(
+      replyText(await drive(clock, client.request(ops.echo("b")))),
+      "b",
+    );
+    assert.equal(behind.stats.requests, 1);
+    slowNode.pool.clear();
+    const second = client.request(ops.sleep(30, "c"), { idempotent: true });
+    await clock.advance(10);
+    await settle(clock);
+    assert.equal(client.stats().hedges, 2, "hedged to the slow node");
+    await clock.advance(30);
+    await settle(clock);
+    assert.equal(replyText(await second), "c");
+    await clock.advance(1000);
+    assert.equal(behind.stats.requests, 1, "the hedge was sent");
+    assert.equal(fast.stats.requests, 2);
+    const stats = client.stats();
+    assert.equal(stats.succeeded, 3);
+    assert.equal(stats.failed, 0);
+    assert.deepEqual(health(), [[true, 0], [true, 0]]);
+    assertNothingInFlight(client);
+  });
+});
+
+/** A Uint8Array whose `length` getter says `length`, or throws. */
+function lyingLength(bytes: Uint8Array, length: number | Error): Uint8Array {
+  class Lying extends Uint8Array {
+    override get length(): number {
+      if (length instanceof Error) throw length;
+      return length;
+    }
+  }
+  return new Lying(bytes);
+}
+
+test("a payload whose length getter lies or throws is refused with InvalidArgumentError naming it; nothing is sent and the connection stays good", async () => {
+  // It passed the check: the writer framed `length` bytes and wrote the
+  // array's real ones (a stream out of step for every request on it), or
+  // threw inside the connection.
+  await scene(1, {
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  }, async ({ client, clock, nodes }) => {
+    const echo = ops.echo("abc");
+    const big = ops.echo(new Uint8Array(20_000));
+    const ownLength = ops.echo("abc");
+    Object.defineProperty(ownLength, "length", { get: () => 3 });
+    const shifted = (key: string, value: unknown) => {
+      const payload = lyingLength(big, big.length);
+      Object.defineProperty(payload, key, { get: () => value });
+      return payload;
+    };
+    const liars: [string, Uint8Array][] = [
+      ["shorter", lyingLength(echo, 3)],
+      ["longer", lyingLength(echo, echo.length + 100)],
+      ["throwing", lyingLength(echo, new Error("no length"))],
+      ["own property", ownLength],
+      ["large, byteLength", shifted("byteLength", 7)],
+      ["large, byteOffset", shifted("byteOffset", 1)],
+      ["large, buffer", shifted("buffer", new ArrayBuffer(big.length))],
+    ];
+    for (const [name, payload] of liars) {
+      await assert.rejects(client.request(payload), (e: unknown) => {
+        assert.ok(e instanceof InvalidArgumentError, `${name}: ${e}`);
+        assert.equal(e.argument, "payload", name);
+        assert.match(e.message, /^Client\.request: invalid payload/, name);
+        if (name === "throwing") {
+          assert.equal((e.cause as Error).message, "no length");
+        }
+        return true;
+      });
+    }
+    assert.equal(nodes[0].stats.requests, 0);
+    assert.equal(client.stats().failed, 0, "refused at the door");
+    // A Buffer, a subclass that overrides nothing, and large ones: sent.
+    class Plain extends Uint8Array {}
+    const good = [
+      Buffer.from(echo),
+      new Plain(echo),
+      Buffer.from(big),
+      new Plain(big),
+    ];
+    for (const payload of good) {
+      const reply = await drive(clock, client.request(payload));
+      assert.equal(replyText(reply).length, payload.length - 1);
+    }
+    assert.equal(client.stats().nodes[0].pool.totalCreated, 1);
+    assertNothingInFlight(client);
+  });
+});
+
+test("a retry or retryBudgetExhausted listener that throws changes nothing for the request; its error is reported to the process, as any EventTarget listener's", async () => {
+  // In a child process: `bun test` fails the running test on any
+  // uncaught error, whatever handler is installed (see the child).
+  const child = spawnScript(
+    fileURLToPath(
+      new URL("./support/throwing_listeners.ts", import.meta.url),
+    ),
+    [],
+  );
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk) => stdout += chunk);
+  child.stderr!.on("data", (chunk) => stderr += chunk);
+  const code = await new Promise((resolve) => child.on("close", resolve));
+  assert.equal(code, 0, stderr);
+  const lines = stdout.trim().split("\n");
+  assert.deepEqual(JSON.parse(lines[lines.length - 1]), {
+    outcome: "REMOTE_ERROR",
+    retries: 1,
+    failed: 1,
+    inFlight: 0,
+    nodesInFlight: [0],
+    later: { retry: 1, retryBudgetExhausted: 1 },
+    next: true,
+    reported: ["retry listener bug", "budget listener bug"],
+  });
 });

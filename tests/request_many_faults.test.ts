@@ -425,3 +425,83 @@ test("a node that answers twice, or ends the connection mid-chunk (an ERROR, gar
     assert.deepEqual(escaped, []);
   }
 });
+
+test("a payload whose length getter lies or throws is refused at the door, named by its index", async () => {
+  await scene(1, {}, async ({ client, nodes }) => {
+    class Shorter extends Uint8Array {
+      override get length(): number {
+        return 1;
+      }
+    }
+    class Throwing extends Uint8Array {
+      override get length(): number {
+        throw new Error("no length");
+      }
+    }
+    const liars = [new Shorter(ops.echo("b")), new Throwing(ops.echo("b"))];
+    for (const liar of liars) {
+      await assert.rejects(
+        client.requestMany([ops.echo("a"), liar, ops.echo("c")]),
+        (e: unknown) => {
+          assert.ok(e instanceof InvalidArgumentError, String(e));
+          assert.equal(e.argument, "payloads[1]");
+          assert.match(
+            e.message,
+            /^Client\.requestMany: invalid payloads\[1\]/,
+          );
+          return true;
+        },
+      );
+    }
+    assert.equal(nodes[0].stats.requests, 0);
+    assertNothingInFlight(client);
+  });
+});
+
+for (
+  const [read, where, argument] of [
+    [2, "as the batch is handed out", (bad: number) => `payloads[${bad}]`],
+    [3, "as its chunk is sent", () => "payloads"],
+  ] as const
+) {
+  test(`a payload whose length getter throws after the door read it, ${where}: the batch settles, every item has a result and nothing is left in flight`, async () => {
+    // The throw escaped the batch: the call rejected with the raw error
+    // and stayed counted in flight, so disconnect() waited out its grace.
+    await scene(2, {}, async ({ client, clock }) => {
+      let reads = 0;
+      class Flaky extends Uint8Array {
+        override get length(): number {
+          if (++reads === read) throw new Error(`read ${read}`);
+          return super.length;
+        }
+      }
+      const payloads = Array.from(
+        { length: 2 * CHUNK_ITEMS },
+        (_, i) => ops.echo(`${i}`),
+      );
+      const bad = CHUNK_ITEMS + 3;
+      payloads[bad] = new Flaky(ops.echo("bad"));
+      const call = client.requestMany(payloads);
+      assert.ok(await settledWithin(clock, call, 100), "never settled");
+      const results = await call;
+      assert.equal(results.length, payloads.length);
+      // The first chunk went out before the bad item was found; every item
+      // of the second fails with it.
+      for (let i = 0; i < CHUNK_ITEMS; i++) {
+        assert.equal(textOf(results[i]), `${i}`);
+      }
+      for (let i = CHUNK_ITEMS; i < payloads.length; i++) {
+        const error = errorOf(results[i]);
+        assert.ok(error instanceof InvalidArgumentError, String(error));
+        assert.equal(error.argument, argument(bad));
+        assert.equal((error.cause as Error).message, `read ${read}`);
+      }
+      assertBooked(client, payloads.length);
+      for (const node of client.stats().nodes) {
+        assert.equal(node.consecutiveFailures, 0, "not the node's fault");
+      }
+      const closing = client.disconnect({ timeoutMs: 10_000 });
+      assert.ok(await settledWithin(clock, closing, 0), "disconnect waited");
+    });
+  });
+}

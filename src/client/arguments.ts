@@ -15,10 +15,16 @@
  * nothing and reads each option once; the error is built only on the
  * rare way out ({@linkcode rejectRequest}).
  *
+ * A payload must be what it says it is: a subclass (or the array itself)
+ * may put getters in front of `length` and the other view accessors, and
+ * the writer frames a payload by its `length` but copies its real bytes,
+ * so a lie would put the shared connection out of step.
+ *
  * @module
  */
 
 import { durationProblem, isDuration } from "../config/validate.ts";
+import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload } from "../connection/payload.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
@@ -102,13 +108,80 @@ const CONNECT_RULES: Rules = {
 // prototype), an object has nothing that could change.
 let emptyDefault: object | undefined;
 
+// The typed array's own accessors, read once: what a payload really is,
+// whatever getters stand in front of them.
+const TYPED_ARRAY: object = Object.getPrototypeOf(Uint8Array.prototype);
+const REAL = {
+  length: intrinsic("length"),
+  byteLength: intrinsic("byteLength"),
+  byteOffset: intrinsic("byteOffset"),
+  buffer: intrinsic("buffer"),
+};
+const realLength = REAL.length;
+
+function intrinsic(name: string): (this: Uint8Array) => unknown {
+  return Object.getOwnPropertyDescriptor(TYPED_ARRAY, name)!.get!;
+}
+
+/**
+ * Whether a Uint8Array `payload` is what it says: its `length`, which the
+ * writer frames it by, is its real one, and so are the other accessors of
+ * a payload the writer hands to the runtime as it is (Node's socket reads
+ * them of a Uint8Array that is not a Buffer). A getter that throws fails
+ * it too. Every payload's `length` is checked: cheaper on V8 than telling
+ * a plain Uint8Array by its prototype, and it catches a getter on the
+ * array itself.
+ */
+function isTruthful(payload: Uint8Array): boolean {
+  try {
+    const length = payload.length;
+    if (length !== realLength.call(payload)) return false;
+    return length < DIRECT_PAYLOAD_BYTES ||
+      (payload.byteLength === REAL.byteLength.call(payload) &&
+        payload.byteOffset === REAL.byteOffset.call(payload) &&
+        payload.buffer === REAL.buffer.call(payload));
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The error for a Uint8Array `payload` that {@linkcode isTruthful}
+ * refused, naming `argument` and the accessor that lied or threw.
+ */
+function untruthfulPayload(
+  payload: Uint8Array,
+  argument: string,
+  method: string,
+): InvalidArgumentError {
+  let problem = "its length changed while being read (a getter that " +
+    "answers differently each time)";
+  let cause: unknown;
+  for (const name of Object.keys(REAL) as (keyof typeof REAL)[]) {
+    try {
+      if (payload[name] === REAL[name].call(payload)) continue;
+      problem =
+        `expected a Uint8Array whose ${name} is its own, not a getter's`;
+    } catch (error) {
+      problem = `its ${name} could not be read (a getter threw)`;
+      cause = error;
+    }
+    break;
+  }
+  return new InvalidArgumentError(argument, payload, problem, {
+    method,
+    cause,
+  });
+}
+
 /**
  * Whether `Client.request(payload, options)` may go ahead: a real
- * `Uint8Array` and valid options. Allocates nothing and reads each option
- * once; the client's no-options call costs one comparison after the first.
+ * `Uint8Array` that is what it says (see {@linkcode isTruthful}) and valid
+ * options. Allocates nothing and reads each option once; the client's
+ * no-options call costs one comparison after the first.
  */
 export function isValidRequest(payload: unknown, options: unknown): boolean {
-  if (!isPayload(payload)) return false;
+  if (!isPayload(payload) || !isTruthful(payload)) return false;
   if (options === emptyDefault) return true;
   const names = requestOptionNames(options);
   if (names < 0) return false;
@@ -168,10 +241,12 @@ export function rejectRequest(
 ): Promise<never> {
   const method = "Client.request";
   return Promise.reject(
-    isPayload(payload)
-      ? optionsError(method, options, REQUEST_RULES) ??
-        changedWhileRead(method, options)
-      : invalidPayload(payload, method),
+    !isPayload(payload)
+      ? invalidPayload(payload, method)
+      : !isTruthful(payload)
+      ? untruthfulPayload(payload, "payload", method)
+      : optionsError(method, options, REQUEST_RULES) ??
+        changedWhileRead(method, options),
   );
 }
 
@@ -200,7 +275,7 @@ export interface RequestManyArguments {
  *
  * @throws {InvalidArgumentError} for something that is not an array, one
  *   over {@linkcode MAX_BATCH_ITEMS} long, a hole or an item that is not
- *   a Uint8Array (named by its index), or bad options.
+ *   a Uint8Array or not what it says (named by its index), or bad options.
  */
 export function checkRequestManyArguments(
   payloads: unknown,
@@ -255,6 +330,9 @@ export function checkRequestManyArguments(
           : "expected a Uint8Array, not a hole in the array",
         { method },
       );
+    }
+    if (!isTruthful(payload)) {
+      throw untruthfulPayload(payload, `payloads[${i}]`, method);
     }
     list[i] = payload;
   }

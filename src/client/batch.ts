@@ -23,11 +23,20 @@ import type { BatchReplySink } from "../connection/types.ts";
 import type { Resolve } from "../connection/resolve_only.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { AbortedError, type NodewireError } from "../errors.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  type NodewireError,
+} from "../errors.ts";
 import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
-import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
+import {
+  type ClientRequestOptions,
+  RequestCall,
+  type RequestPath,
+} from "./request_path.ts";
 import { mayHedge } from "./hedging.ts";
+import { acquireWithin } from "./waits.ts";
 
 /**
  * One request's outcome in `Client.requestMany`: its reply, or the error
@@ -141,13 +150,15 @@ class Batch {
     const clock = config.clock;
     for (let from = 0; from < n;) {
       let node: ManagedNode;
+      let to: number;
       try {
         node = manager.pickNode();
+        to = chunkEnd(payloads, from);
       } catch (error) {
-        // No healthy node: fail fast, like a single request.
+        // No healthy node: fail fast, like a single request. Or a payload
+        // that cannot be read: the items not handed out fail with it.
         return this.#refuse(from, error);
       }
-      const to = chunkEnd(payloads, from);
       const chunk = new Chunk(this, node, from, to);
       if (signal !== undefined) this.chunks.push(chunk);
       node.inFlight += to - from;
@@ -184,16 +195,18 @@ class Batch {
     });
   }
 
-  /** Item `index`'s first attempt failed: it goes on as a single request. */
+  /**
+   * Item `index`'s first attempt failed: from here it is a single request,
+   * retried or ended by the usual rules, whose outcome lands in the batch.
+   */
   failed(chunk: Chunk, index: number, error: Error): void {
-    this.host.path.batchFailed(
-      this.payloads[index],
-      this.options,
-      chunk.node,
-      error,
-      chunk.sentAt,
-      this.#resolver(index),
-    );
+    const path = this.host.path;
+    const call = new RequestCall(path, this.payloads[index], this.options);
+    call.resolve = this.#resolver(index);
+    call.node = chunk.node;
+    call.outstanding = 1;
+    call.sentAt = chunk.sentAt;
+    path.failed(call, chunk.node, error, chunk.sentAt, undefined);
   }
 
   /** Item `index` has its result. */
@@ -217,12 +230,16 @@ class Batch {
     };
   }
 
-  /** Items `from` on made no attempt and fail with `error`. */
+  /**
+   * Items `from` on made no attempt (no healthy node, an aborted signal):
+   * they fail with `error`, as a request would.
+   */
   #refuse(from: number, error: unknown): void {
+    const path = this.host.path;
     const count = this.payloads.length - from;
-    const result: BatchResult = new ErrorResult(
-      this.host.path.batchRefused(count, error) as NodewireError,
-    );
+    const result = new ErrorResult(path.final(error) as NodewireError);
+    path.failedCount += count;
+    if (count > 0) path.settle(count);
     for (let i = from; i < this.payloads.length; i++) this.settle(i, result);
   }
 
@@ -264,6 +281,8 @@ class Chunk implements BatchReplySink {
   unbooked = 0;
   /** Books the replies of one read, in a microtask; made on first use. */
   #flush: (() => void) | undefined = undefined;
+  /** While a throw is cleaned up: which items the connection cancelled. */
+  #cancelled: Uint8Array | undefined = undefined;
 
   constructor(
     readonly batch: Batch,
@@ -274,8 +293,7 @@ class Chunk implements BatchReplySink {
 
   onReply(payload: Uint8Array, sequence: number): void {
     const batch = this.batch;
-    const path = batch.host.path;
-    if (path.timed) path.batchReplied(this.node, this.sentAt, 1);
+    if (batch.host.path.timed) this.#booked(1);
     else if (this.unbooked++ === 0) {
       // Booked once this read is delivered: a slow item must not hold
       // the items already answered in flight (least-in-flight, stats).
@@ -287,6 +305,9 @@ class Chunk implements BatchReplySink {
 
   onError(error: Error, sequence: number): void {
     this.reported++;
+    if (this.#cancelled !== undefined) {
+      this.#cancelled[sequence - this.first] = 1;
+    }
     // The replies that came before it first: a reply between two node
     // failures ends their run, as it did when each was booked on arrival
     // (outlier ejection counts failures in a row).
@@ -304,9 +325,24 @@ class Chunk implements BatchReplySink {
   #book(): void {
     const count = this.unbooked;
     this.unbooked = 0;
-    if (count > 0) {
-      this.batch.host.path.batchReplied(this.node, this.sentAt, count);
+    if (count > 0) this.#booked(count);
+  }
+
+  /**
+   * `count` first attempts got their replies: booked as requests are (the
+   * node's in-flight count and health, the client's counters), together
+   * unless attempts are timed (then one by one, each with its latency).
+   */
+  #booked(count: number): void {
+    const { path, manager, config } = this.batch.host;
+    const node = this.node;
+    node.inFlight -= count;
+    manager.recordRequestSuccess(node, count);
+    if (path.timed) {
+      manager.recordLatency(node, this.sentAt, config.clock.now());
     }
+    path.succeededCount += count;
+    path.settle(count);
   }
 
   /**
@@ -320,11 +356,37 @@ class Chunk implements BatchReplySink {
     const signal = batch.options.signal;
     if (signal?.aborted) return this.#failAll(abortedBeforeSent(signal));
     this.connection = connection;
-    const refused = connection.submitBatch(batch.payloads, this.from, this.to, {
-      timeoutMs,
-      idempotent: batch.options.idempotent,
-    }, this);
+    let refused: Error | undefined;
+    try {
+      refused = connection.submitBatch(batch.payloads, this.from, this.to, {
+        timeoutMs,
+        idempotent: batch.options.idempotent,
+      }, this);
+    } catch (error) {
+      return this.#thrown(connection, error);
+    }
     if (refused !== undefined) this.#failAll(refused);
+  }
+
+  /**
+   * Sending threw part way: a payload getter that throws on a later read
+   * than the door's. What went into the connection's table is cancelled,
+   * the rest fails here: every item once, with the same error.
+   */
+  #thrown(connection: Connection, cause: unknown): void {
+    const error = new InvalidArgumentError(
+      "payloads",
+      undefined,
+      "one could not be read as the batch was sent (a getter that throws)",
+      { method: "Client.requestMany", cause },
+    );
+    const count = this.to - this.from;
+    const cancelled = this.#cancelled = new Uint8Array(count);
+    connection.cancelBatch(this, count, error);
+    this.#cancelled = undefined;
+    for (let k = 0; k < count; k++) {
+      if (cancelled[k] === 0) this.batch.failed(this, this.from + k, error);
+    }
   }
 
   /**
@@ -333,7 +395,10 @@ class Chunk implements BatchReplySink {
    */
   async waitThenSend(): Promise<void> {
     const batch = this.batch;
-    const waited = await batch.host.path.acquireWithin(
+    const { config, path } = batch.host;
+    const waited = await acquireWithin(
+      config,
+      path.diagnostics,
       this.node,
       batch.options,
       undefined,
@@ -359,14 +424,29 @@ function bySingles(
   return mayHedge(options, config.hedging !== undefined) || requestObserved();
 }
 
-/** Where the chunk starting at item `from` ends (exclusive). */
+/**
+ * Where the chunk starting at item `from` ends (exclusive).
+ *
+ * @throws {InvalidArgumentError} naming an item whose `length` throws: the
+ *   door read it once, and a getter may answer differently later.
+ */
 function chunkEnd(payloads: readonly Uint8Array[], from: number): number {
   const last = Math.min(payloads.length, from + CHUNK_ITEMS);
   let bytes = 0;
   let i = from;
-  while (i < last) {
-    bytes += payloads[i++].length;
-    if (bytes >= CHUNK_BYTES) break;
+  try {
+    while (i < last) {
+      bytes += payloads[i].length;
+      i++;
+      if (bytes >= CHUNK_BYTES) break;
+    }
+  } catch (cause) {
+    throw new InvalidArgumentError(
+      `payloads[${i}]`,
+      undefined,
+      "its length could not be read as the batch was sent (a getter that throws)",
+      { method: "Client.requestMany", cause },
+    );
   }
   return i;
 }

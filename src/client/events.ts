@@ -3,6 +3,16 @@
  * manager's health and protocol events, and every pool's events, which it
  * re-dispatches from all its nodes.
  *
+ * A client is an `EventTarget`, and a listener that throws is treated as
+ * any `EventTarget` listener's throw: the other listeners still run, the
+ * client carries on as if the listener had returned (a request being
+ * retried is still retried, one the budget refused still fails with its
+ * own error), and the error is reported as an uncaught exception (Node
+ * and Bun: `process`'s `uncaughtException`; Deno: an `error` event on
+ * `globalThis`), which ends the process unless the application handles
+ * it. The client neither hides a listener's bug nor lets it change a
+ * request: catch inside a listener what it may throw.
+ *
  * @module
  */
 
@@ -22,7 +32,9 @@ export interface RetryEventDetail {
 }
 
 /**
- * Event dispatched by {@linkcode Client} before each retry.
+ * Event dispatched by {@linkcode Client} before each retry. A listener
+ * that throws does not stop the retry; its error is reported as any
+ * `EventTarget` listener's (an uncaught exception: see the module doc).
  *
  * @example
  * ```ts
@@ -62,7 +74,9 @@ export interface RetryBudgetEventDetail {
 /**
  * Event dispatched by {@linkcode Client} when a request that could have
  * been retried is not, because retries already used the retry budget
- * (`retryBudget` in the config): the request fails with its own error.
+ * (`retryBudget` in the config): the request fails with its own error. A
+ * listener that throws changes nothing for the request; its error is
+ * reported as any `EventTarget` listener's (see the module doc).
  *
  * @example
  * ```ts
@@ -87,7 +101,9 @@ export class RetryBudgetEvent extends Event {
 /**
  * The events of a {@linkcode Client}, by name: what its `addEventListener`
  * accepts and what each listener receives. Pool events come from every
- * node's pool; `detail.address` names the node.
+ * node's pool; `detail.address` names the node. A listener's throw is
+ * reported as an uncaught exception, as for any `EventTarget`, and changes
+ * nothing for the client's work.
  *
  * @example
  * ```ts

@@ -1,16 +1,15 @@
 /**
  * The one path every attempt of `Client.request` takes: first tries,
- * retries and (later) hedges alike. One record per request carries it from
+ * retries and hedges alike. One record per request carries it from
  * node choice through pool wait, send and reply to its retries, and the
- * outcome of each attempt is booked in one place: the node's in-flight
- * count, its passive health and the client's counters.
+ * outcome of each attempt is booked here: the node's in-flight count, its
+ * passive health and the client's counters (a batch books its items'
+ * first attempts the same way, in batch.ts).
  *
  * @module
  */
 
-import { sleep } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
-import type { Connection } from "../connection/connection.ts";
 import type { ReplySink, RequestOptions } from "../connection/types.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
@@ -20,7 +19,6 @@ import {
   ClientClosedError,
   NoHealthyNodesError,
   RemoteError,
-  RequestTimeoutError,
   RetriesExhaustedError,
 } from "../errors.ts";
 import { backoffDelay, isRetryable } from "./retry.ts";
@@ -37,19 +35,12 @@ import {
   type ObservedCall,
   RequestDiagnostics,
 } from "./request_diagnostics.ts";
+import { acquireWithin, waitToRetry } from "./waits.ts";
 
 // Its own file, so that arguments.ts (which this file reaches through
 // retry.ts) can name it without an import cycle.
 export type { ClientRequestOptions } from "./request_options.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
-
-/** A connection that {@linkcode RequestPath.acquireWithin} waited for. */
-export interface Waited {
-  /** The pool's connection, shared. */
-  readonly connection: Connection;
-  /** What is left of the attempt's time for its reply, in ms. */
-  readonly leftMs: number;
-}
 
 /** What the request path needs from the client that owns it. */
 export interface RequestPathOwner {
@@ -87,6 +78,8 @@ export class RequestCall implements ReplySink, ObservedCall {
   message: RequestMessage | undefined = undefined;
   /** The request's number in diagnostics messages, once it has one. */
   id = 0;
+  /** The error of the last attempt that was retried; set only then. */
+  retriedError: unknown = undefined;
 
   constructor(
     readonly path: RequestPath,
@@ -236,7 +229,7 @@ export class RequestPath {
       node = this.#manager.pickNode(call.node);
     } catch (error) {
       // No healthy node: fail fast, without backing off.
-      return this.#end(call, error);
+      return this.#end(call, noNodeAfter(error, call.retriedError));
     }
     call.node = node;
     node.inFlight++;
@@ -322,64 +315,29 @@ export class RequestPath {
     options: ClientRequestOptions,
     sink: RequestCall | HedgeSink,
   ): Promise<void> {
-    const waited = await this.acquireWithin(node, options, sink.message);
+    const waited = await acquireWithin(
+      this.#config,
+      this.diagnostics,
+      node,
+      options,
+      sink.message,
+    );
     if (waited instanceof Error) return sink.onError(waited);
+    if (call.done) {
+      // Another attempt answered, or the request ended, meanwhile: this
+      // one is booked as never made, and the node not charged for it.
+      node.inFlight--;
+      call.outstanding--;
+      if (sink.message === undefined) return;
+      const why = new AbortedError("not sent: the request had its outcome");
+      return this.diagnostics.failed(call, sink.message, why, false);
+    }
     const sendOptions: RequestOptions = {
       timeoutMs: waited.leftMs,
       signal: options.signal,
       idempotent: options.idempotent,
     };
     waited.connection.submitRequest(call.payload, sendOptions, sink);
-  }
-
-  /**
-   * Waits for a shared connection of `node` for an attempt that
-   * `options.timeoutMs` bounds, the wait and the reply together, and tells
-   * the diagnostics channels (with `message` when the attempt is
-   * observed). Resolves with the connection and the ms left for the
-   * reply, or with the error the attempt fails with: the pool's, or a
-   * RequestTimeoutError when the wait used all of the time. Single
-   * requests and batch chunks (batch.ts) both wait here.
-   */
-  async acquireWithin(
-    node: ManagedNode,
-    options: ClientRequestOptions,
-    message: RequestMessage | undefined,
-  ): Promise<Waited | Error> {
-    const clock = this.#config.clock;
-    const limit = options.timeoutMs ?? this.#config.requestTimeoutMs;
-    const started = clock.now();
-    let connection: Connection;
-    try {
-      connection = await node.pool.acquireShared({
-        signal: options.signal,
-        // The pool's own limit applies when it is the shorter one, and
-        // its timeout error then names that limit.
-        timeoutMs: limit < this.#config.poolConfig.connectionTimeoutMs
-          ? limit
-          : undefined,
-      });
-    } catch (error) {
-      if (channels.poolCheckout.hasSubscribers) {
-        const waitMs = clock.now() - started;
-        this.diagnostics.checkout(
-          node.address,
-          "shared",
-          undefined,
-          waitMs,
-          error,
-        );
-      }
-      return error as Error;
-    }
-    const waitMs = clock.now() - started;
-    if (message !== undefined || channels.poolCheckout.hasSubscribers) {
-      this.diagnostics.checkedOut(message, node.address, connection.id, waitMs);
-    }
-    const leftMs = limit - waitMs;
-    return leftMs > 0
-      ? { connection, leftMs }
-      : new RequestTimeoutError(node.address, limit, { sent: false });
   }
 
   /** An attempt got its reply: the request is done, unless it already was. */
@@ -405,7 +363,7 @@ export class RequestPath {
     }
     call.done = true;
     this.succeededCount++;
-    this.#settled();
+    this.settle();
     call.resolve(reply);
   }
 
@@ -428,7 +386,7 @@ export class RequestPath {
     call.done = true;
     hedge.finish();
     this.succeededCount++;
-    this.#settled();
+    this.settle();
     call.resolve(reply);
   }
 
@@ -495,6 +453,7 @@ export class RequestPath {
     }
     const delayMs = backoffDelay(call.attempt, retryConfig);
     if (message) this.diagnostics.failed(call, message, error, true);
+    call.retriedError = error;
     call.attempt++;
     this.retryCount++;
     this.#owner.retrying({
@@ -513,20 +472,7 @@ export class RequestPath {
     // disconnected the client: neither would wake a wait that starts
     // after it, so there is none.
     if (!signal?.aborted && !this.#owner.closing()) {
-      // One controller ends the wait for either reason: the caller's abort
-      // or the client's shutdown (which aborts every sleeping one).
-      const wake = new AbortController();
-      const onAbort = () => wake.abort();
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#sleeping.add(wake);
-      try {
-        await sleep(this.#config.clock, delayMs, wake.signal);
-      } catch {
-        // Woken early; the checks below say why.
-      } finally {
-        this.#sleeping.delete(wake);
-        signal?.removeEventListener("abort", onAbort);
-      }
+      await waitToRetry(this.#config.clock, delayMs, signal, this.#sleeping);
     }
     if (signal?.aborted) return this.#end(call, aborted(signal));
     if (this.#owner.closing()) {
@@ -548,7 +494,7 @@ export class RequestPath {
     call.done = true;
     call.hedge?.finish();
     this.failedCount++;
-    this.#settled();
+    this.settle();
     const final = this.#owner.final(error);
     if (message !== undefined || requestObserved()) {
       this.diagnostics.ended(call, final, message);
@@ -556,7 +502,8 @@ export class RequestPath {
     call.resolve(rejection(final));
   }
 
-  #settled(count = 1): void {
+  /** `count` requests settled (a batch's items have no RequestCall). */
+  settle(count = 1): void {
     if ((this.inFlight -= count) === 0) this.#owner.idle();
   }
 
@@ -567,8 +514,8 @@ export class RequestPath {
   }
 
   // Batches (batch.ts): an item's first attempt goes out with its chunk,
-  // without a RequestCall; these book it as an attempt is booked here, and
-  // a failed item carries on from here as a single request.
+  // without a RequestCall, and is booked there; a failed item carries on
+  // from here as a single request.
 
   /** A batch of `count` requests starts: counted as that many requests. */
   batchStarted(count: number): void {
@@ -576,52 +523,9 @@ export class RequestPath {
     this.inFlight += count;
   }
 
-  /**
-   * `count` first attempts of batch items on `node`, sent at `sentAt`, got
-   * their replies: booked together, a chunk's replies at once unless
-   * attempts are timed (then one by one, each with its latency).
-   */
-  batchReplied(node: ManagedNode, sentAt: number, count: number): void {
-    node.inFlight -= count;
-    this.#manager.recordRequestSuccess(node, count);
-    if (this.timed) {
-      this.#manager.recordLatency(node, sentAt, this.#config.clock.now());
-    }
-    this.succeededCount += count;
-    this.#settled(count);
-  }
-
-  /**
-   * A batch item's first attempt on `node` failed: from here it is a
-   * single request, retried or ended by the usual rules, whose outcome
-   * goes to `resolve`.
-   */
-  batchFailed(
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-    node: ManagedNode,
-    error: Error,
-    sentAt: number,
-    resolve: Resolve<Uint8Array>,
-  ): void {
-    const call = new RequestCall(this, payload, options);
-    call.resolve = resolve;
-    call.node = node;
-    call.outstanding = 1;
-    call.sentAt = sentAt;
-    this.failed(call, node, error, sentAt, undefined);
-  }
-
-  /**
-   * `count` batch items that made no attempt (no healthy node, an aborted
-   * signal): they fail, as a request would. Returns the error they fail
-   * with.
-   */
-  batchRefused(count: number, error: unknown): unknown {
-    const final = this.#owner.final(error);
-    this.failedCount += count;
-    if (count > 0) this.#settled(count);
-    return final;
+  /** The error a request finally fails with, as the client states it. */
+  final(error: unknown): unknown {
+    return this.#owner.final(error);
   }
 }
 
@@ -629,4 +533,17 @@ function noResolve(): void {}
 
 function aborted(signal: AbortSignal): AbortedError {
   return new AbortedError("the request was aborted", signal.reason);
+}
+
+/**
+ * What a request fails with when no node could be picked: `error`, or on a
+ * retry the same NoHealthyNodesError with the error of the attempt that
+ * was retried as its cause, which says why the node went away.
+ */
+function noNodeAfter(error: unknown, retried: unknown): unknown {
+  if (
+    retried === undefined || !(error instanceof NoHealthyNodesError) ||
+    error.cause !== undefined
+  ) return error;
+  return new NoHealthyNodesError(error.addresses, { cause: retried });
 }

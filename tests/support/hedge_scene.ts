@@ -13,6 +13,8 @@ export interface HedgeScene {
   client: Client;
   clock: VirtualClock;
   slow: FaultProxy;
+  /** The node behind `slow`: what it received. */
+  behind: TestNode;
   fast: TestNode;
 }
 
@@ -53,7 +55,7 @@ export async function twoNodeScene(
   // Only now: the handshake went through at full speed.
   await slow.setFaults({ latencyMs: 100 });
   try {
-    await body({ client, clock, slow, fast: nodes[1] });
+    await body({ client, clock, slow, behind: nodes[0], fast: nodes[1] });
   } finally {
     await client.disconnect({ timeoutMs: 1 });
     await slow.close();

@@ -1,0 +1,99 @@
+/**
+ * The two waits of the request path, kept out of it: an attempt's wait for
+ * a pool connection within its time (single requests and batch chunks
+ * alike), and the wait before a retry, which the caller's signal or the
+ * client's shutdown ends early. Neither is on the way of a request that
+ * finds a connection ready.
+ *
+ * @module
+ */
+
+import { type Clock, sleep } from "../clock.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
+import type { Connection } from "../connection/connection.ts";
+import type { ManagedNode } from "../cluster/node.ts";
+import { RequestTimeoutError } from "../errors.ts";
+import { channels, type RequestMessage } from "../diagnostics/channels.ts";
+import type { RequestDiagnostics } from "./request_diagnostics.ts";
+import type { ClientRequestOptions } from "./request_options.ts";
+
+/** A connection that {@linkcode acquireWithin} waited for. */
+export interface Waited {
+  /** The pool's connection, shared. */
+  readonly connection: Connection;
+  /** What is left of the attempt's time for its reply, in ms. */
+  readonly leftMs: number;
+}
+
+/**
+ * Waits for a shared connection of `node` for an attempt that
+ * `options.timeoutMs` bounds, the wait and the reply together, and tells
+ * the diagnostics channels (with `message` when the attempt is observed).
+ * Resolves with the connection and the ms left for the reply, or with the
+ * error the attempt fails with: the pool's, or a RequestTimeoutError when
+ * the wait used all of the time. A shared connection is not checked out:
+ * an attempt that does not use it has nothing to give back.
+ */
+export async function acquireWithin(
+  config: ResolvedConfig,
+  diagnostics: RequestDiagnostics,
+  node: ManagedNode,
+  options: ClientRequestOptions,
+  message: RequestMessage | undefined,
+): Promise<Waited | Error> {
+  const clock = config.clock;
+  const limit = options.timeoutMs ?? config.requestTimeoutMs;
+  const started = clock.now();
+  let connection: Connection;
+  try {
+    connection = await node.pool.acquireShared({
+      signal: options.signal,
+      // The pool's own limit applies when it is the shorter one, and its
+      // timeout error then names that limit.
+      timeoutMs: limit < config.poolConfig.connectionTimeoutMs
+        ? limit
+        : undefined,
+    });
+  } catch (error) {
+    if (channels.poolCheckout.hasSubscribers) {
+      const waitMs = clock.now() - started;
+      diagnostics.checkout(node.address, "shared", undefined, waitMs, error);
+    }
+    return error as Error;
+  }
+  const waitMs = clock.now() - started;
+  if (message !== undefined || channels.poolCheckout.hasSubscribers) {
+    diagnostics.checkedOut(message, node.address, connection.id, waitMs);
+  }
+  const leftMs = limit - waitMs;
+  return leftMs > 0
+    ? { connection, leftMs }
+    : new RequestTimeoutError(node.address, limit, { sent: false });
+}
+
+/**
+ * Waits `delayMs` before a retry, or less: `signal` aborting ends the
+ * wait, and so does the client's shutdown, which aborts every controller
+ * in `sleeping` (the wait's own is there meanwhile). Never rejects: the
+ * caller checks why it woke.
+ */
+export async function waitToRetry(
+  clock: Clock,
+  delayMs: number,
+  signal: AbortSignal | undefined,
+  sleeping: Set<AbortController>,
+): Promise<void> {
+  // One controller ends the wait for either reason.
+  const wake = new AbortController();
+  const onAbort = () => wake.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  sleeping.add(wake);
+  try {
+    await sleep(clock, delayMs, wake.signal);
+  } catch {
+    // Woken early.
+  } finally {
+    sleeping.delete(wake);
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
