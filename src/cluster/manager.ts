@@ -6,6 +6,7 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { sameNodeKey } from "../config/hosts.ts";
 import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
 import type {
   Connection,
@@ -82,7 +83,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   // or a connect that is iterating keeps the list it started with.
   #nodes: readonly NodeRecord[] = [];
   readonly #byAddress = new Map<string, NodeRecord>();
-  // Removed nodes whose pools are still draining, by address.
+  // The same nodes by sameNodeKey, so that no spelling adds one twice.
+  readonly #byKey = new Map<string, NodeRecord>();
+  // Removed nodes whose pools are still draining, by sameNodeKey.
   readonly #leaving = new Map<
     string,
     { node: NodeRecord; connections: Connection[]; gone: Promise<void> }
@@ -187,7 +190,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * the health loop. Resolves when at least one node answered; nodes that
    * did not are marked unhealthy until a health check finds them.
    *
-   * @throws {ConnectFailedError} naming every host and why, when none answered.
+   * @throws {ConnectFailedError} when none answered, with every host and why
+   *   in `failures`.
    * @throws {AuthenticationError}, {@linkcode NegotiationError} or a
    *   certificate {@linkcode TlsError} itself when every node failed that
    *   way: never retried.
@@ -211,7 +215,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * how that first connection went: `healthy` when the node takes
    * requests, otherwise `error`, and the health checks keep trying it.
    *
-   * @throws {ConfigError} (rejects) for a bad host, or one already a node.
+   * @throws {ConfigError} (rejects) for a bad host, or one already a node
+   *   however spelt (`DB1.:7000` beside `db1:7000`).
    * @throws {ClientClosedError} (rejects) once the manager is closed.
    * @example
    * ```ts
@@ -226,7 +231,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   async addNode(host: string): Promise<HealthCheckResult> {
     if (this.#closed) throw closedError();
     const parsed = parseNewHost(host);
-    if (this.#byAddress.has(parsed.address)) {
+    if (this.#byKey.has(sameNodeKey(parsed))) {
       throw new ConfigError("host", host, "already a node of this client");
     }
     const node = this.#register(parsed, false);
@@ -252,7 +257,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * are retried elsewhere; requests in flight on it finish, a connection
    * lent for exclusive use closes when returned, and then its pool
    * closes. Resolves when all of that is done, after `nodeRemoved`.
-   * Removing a node already leaving returns the same wait.
+   * Removing a node already leaving returns the same wait. Any spelling
+   * of its address finds it (`DB1.:7000` for `db1:7000`).
    *
    * @throws {ConfigError} (rejects) for something that is not an address,
    *   an address that is not a node, or the last node (a client needs one).
@@ -267,7 +273,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   async removeNode(address: string): Promise<void> {
     if (this.#closed) throw closedError();
     const key = parseNodeAddress(address);
-    const node = this.#byAddress.get(key);
+    const node = this.#byKey.get(key);
     if (node === undefined) {
       const leaving = this.#leaving.get(key);
       if (leaving !== undefined) return await leaving.gone;
@@ -280,7 +286,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
         "the last node cannot be removed: a client needs at least one",
       );
     }
-    this.#byAddress.delete(key);
+    this.#byAddress.delete(node.address);
+    this.#byKey.delete(key);
     this.#nodes = this.#nodes.filter((n) => n !== node);
     this.#healthy.delete(node);
     this.#ejector?.forget(node);
@@ -294,7 +301,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     // have to destroy them while they drain: keep them.
     const connections = node.pool.connections();
     // Waiters were never sent: a retryable failure sends them elsewhere.
-    node.pool.clear(new Error(`node ${key} was removed from the client`));
+    node.pool.clear(
+      new Error(`node ${node.address} was removed from the client`),
+    );
     const gone = node.pool.close().then(() => {
       if (this.#leaving.get(key)?.node === node) this.#leaving.delete(key);
       this.#announce("nodeRemoved", node);
@@ -463,6 +472,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       this.#makePool,
     );
     this.#byAddress.set(node.address, node);
+    this.#byKey.set(sameNodeKey(host), node);
     return node;
   }
 

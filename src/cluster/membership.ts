@@ -6,7 +6,7 @@
  * @module
  */
 
-import { parseHost } from "../config/hosts.ts";
+import { parseHost, sameNodeKey } from "../config/hosts.ts";
 import type { HostAddress } from "../config/shapes.ts";
 import { rejectUrlInHost } from "../config/url.ts";
 import { ConfigError } from "../errors.ts";
@@ -71,8 +71,8 @@ export function parseNewHost(entry: unknown): HostAddress {
 }
 
 /**
- * The canonical address of what `removeNode` is given, so that `db:7000`,
- * `db` (the default port) and ` db:7000 ` name the same node.
+ * The {@linkcode sameNodeKey} of what `removeNode` is given, so that
+ * `db:7000`, `db` (the default port), ` DB.:7000 ` name the same node.
  *
  * @throws {ConfigError} naming `address` for something that is no address.
  */
@@ -81,5 +81,5 @@ export function parseNodeAddress(entry: unknown): string {
     throw new ConfigError("address", entry, "expected a node's address string");
   }
   rejectUrlInHost(entry, "address");
-  return parseHost(entry, "address").address;
+  return sameNodeKey(parseHost(entry, "address"));
 }
