@@ -402,9 +402,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * the end of its ejection, if ejected), or through
    * {@linkcode ConnectionManager.markNodeHealthy}.
    *
-   * @returns false when `address` is unknown or the node was already unhealthy.
+   * @returns false when `address` is unknown, the node was already
+   *   unhealthy, or the manager is closed (then nothing changes).
    */
   markNodeUnhealthy(address: string, reason = "marked unhealthy"): boolean {
+    if (this.#closed) return false;
     const node = this.#byAddress.get(address);
     if (node === undefined || !node.health.markUnhealthy(reason)) return false;
     this.#onHealthChanged(node, reason);
@@ -415,9 +417,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * Puts a node back in rotation at once, ending its ejection if it was
    * ejected.
    *
-   * @returns false when `address` is unknown or the node was already healthy.
+   * @returns false when `address` is unknown, the node was already
+   *   healthy, or the manager is closed (then nothing changes).
    */
   markNodeHealthy(address: string, reason = "marked healthy"): boolean {
+    if (this.#closed) return false;
     const node = this.#byAddress.get(address);
     if (node === undefined || !node.health.markHealthy()) return false;
     this.#ejector?.forget(node);
