@@ -42,7 +42,8 @@ export function firstConnectWaitMs(config: ResolvedConfig): number {
  * `waitMs` at most for each, and marks each healthy or unhealthy through
  * `marks` by how it went. Resolves when at least one node answered.
  *
- * @throws {ConnectFailedError} naming every host and why, when none answered.
+ * @throws {ConnectFailedError} when none answered, with every host and why
+ *   in `failures`.
  * @throws {AuthenticationError}, {@linkcode NegotiationError} or a
  *   certificate {@linkcode TlsError} itself when every node failed that
  *   way: never retried.

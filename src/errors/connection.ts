@@ -264,8 +264,10 @@ export class ConnectionClosedError extends ConnectionError {
 }
 
 /**
- * No node could be reached when the client connected. Lists every host and
- * why it failed.
+ * No node could be reached when the client connected. `failures` holds
+ * every host and why it failed; the message names the first ten (each
+ * reason cut at 200 characters), so that it stays readable in a log
+ * whatever the number of hosts.
  *
  * @example
  * ```ts
@@ -293,12 +295,22 @@ export class ConnectFailedError extends NodewireError {
   ) {
     super(
       "CONNECT_FAILED",
-      "could not connect to any node: " +
-        failures.map((f) => `${f.address} (${f.error.message})`).join(", "),
+      "could not connect to any node: " + listFailures(failures),
       { retryable: true, cause: failures[0]?.error, ...options },
     );
     this.failures = failures;
   }
+}
+
+function listFailures(
+  failures: readonly { address: string; error: Error }[],
+): string {
+  const named = failures.slice(0, 10).map(({ address, error }) => {
+    const why = String(error?.message);
+    return `${address} (${why.length > 200 ? why.slice(0, 200) + "…" : why})`;
+  }).join(", ");
+  const more = failures.length - 10;
+  return more > 0 ? `${named}, and ${more} more` : named;
 }
 
 /**
