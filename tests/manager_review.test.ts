@@ -1,0 +1,254 @@
+// What an adversarial review of the ConnectionManager found: marks that
+// still acted on a closed manager, nodes that joined twice under another
+// spelling, and a ConnectFailedError whose message grew with the number
+// of hosts. Virtual clock over the in-memory network; nothing real.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import {
+  ClientClosedError,
+  ConfigError,
+  ConnectFailedError,
+  ConnectionRefusedError,
+} from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode, type TestNode } from "../testing/node.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { memoryScene as scene } from "./support/memory_scene.ts";
+
+/** Rejects with what `promise` rejects with, or fails when it resolves. */
+async function failure(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected the call to fail");
+}
+
+/** Lets the memory network and every settled promise run. */
+async function settle(clock: VirtualClock): Promise<void> {
+  await clock.advance(0);
+  for (let i = 0; i < 20; i++) await Promise.resolve();
+}
+
+// --- a closed manager --------------------------------------------------------
+
+test("after disconnect, markNodeHealthy and markNodeUnhealthy return false and change, restart or dispatch nothing", async () => {
+  await scene(2, {}, async ({ client, clock, nodes }) => {
+    // One node down, one up: each mark has something it could change.
+    assert.equal(client.manager.markNodeUnhealthy(nodes[1].address), true);
+    await client.disconnect();
+    await settle(clock);
+    const heard: string[] = [];
+    client.addEventListener("nodeHealthChanged", (e) => {
+      heard.push(`client: ${e.detail.address} ${e.detail.healthy}`);
+    });
+    client.manager.addEventListener("nodeHealthChanged", (e) => {
+      heard.push(`manager: ${e.detail.address} ${e.detail.healthy}`);
+    });
+    for (const node of client.manager.nodes) {
+      node.pool.addEventListener("poolCleared", () => heard.push("cleared"));
+      node.pool.addEventListener("connectionCreated", () => heard.push("open"));
+    }
+    const timers = clock.pendingTimers;
+    assert.equal(client.manager.markNodeUnhealthy(nodes[0].address), false);
+    assert.equal(client.manager.markNodeHealthy(nodes[1].address), false);
+    assert.equal(
+      client.manager.markNodeUnhealthy(nodes[0].address, "x"),
+      false,
+    );
+    await settle(clock);
+    assert.deepEqual(heard, []);
+    assert.deepEqual(client.stats().nodes.map((n) => n.healthy), [true, false]);
+    assert.equal(client.manager.healthyCount, 1);
+    assert.equal(clock.pendingTimers, timers);
+    assert.deepEqual(nodes.map((n) => n.stats.open), [0, 0]);
+  });
+});
+
+test("after disconnect, addNode and removeNode refuse on the client and the manager, opening no socket and no timer", async () => {
+  await scene(2, {}, async ({ client, clock, nodes, spare }) => {
+    const n2 = await spare("n2");
+    await client.disconnect();
+    await settle(clock);
+    const timers = clock.pendingTimers;
+    const calls = [
+      () => client.addNode(n2.address),
+      () => client.manager.addNode(n2.address),
+      () => client.removeNode(nodes[0].address),
+      () => client.manager.removeNode(nodes[0].address),
+    ];
+    for (const call of calls) {
+      assert.ok(await failure(call()) instanceof ClientClosedError);
+    }
+    await settle(clock);
+    assert.equal(n2.stats.accepted, 0);
+    assert.equal(clock.pendingTimers, timers);
+    assert.deepEqual(
+      client.stats().nodes.map((n) => n.address),
+      nodes.map((n) => n.address),
+    );
+  });
+});
+
+// --- one node, many spellings ------------------------------------------------
+
+test("addNode refuses a node already present under another spelling; removeNode finds it by any spelling", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const started: TestNode[] = await Promise.all([
+    startTestNode({
+      nodeId: "db1",
+      hostname: "db1",
+      port: 7000,
+      runtime: network,
+      clock,
+    }),
+    startTestNode({
+      nodeId: "v6",
+      hostname: "::1",
+      port: 7000,
+      runtime: network,
+      clock,
+    }),
+    startTestNode({
+      nodeId: "v4",
+      hostname: "127.0.0.1",
+      port: 7000,
+      runtime: network,
+      clock,
+    }),
+  ]);
+  const client = await Client.connect({
+    hosts: ["db1:7000", "[::1]:7000", "127.0.0.1"],
+    runtime: network,
+    clock,
+    healthConfig: { intervalMs: 0 },
+  });
+  try {
+    const before = client.stats().nodes.map((n) => n.address);
+    assert.deepEqual(before, ["db1:7000", "[::1]:7000", "127.0.0.1:7000"]);
+    const added: string[] = [];
+    client.addEventListener("nodeAdded", (e) => added.push(e.detail.address));
+    const spellings = [
+      "DB1:7000",
+      "db1.:7000",
+      "Db1.",
+      "[0:0:0:0:0:0:0:1]:7000",
+      "[0:0:0:0:0:0:0:1]",
+      "0:0::1",
+      "127.0.0.1:7000",
+    ];
+    for (const host of spellings) {
+      const error = await failure(client.addNode(host));
+      assert.ok(error instanceof ConfigError, `${host}: ${error}`);
+      assert.equal(error.field, "host");
+      assert.match(error.message, /already a node/);
+    }
+    await settle(clock);
+    assert.deepEqual(added, []);
+    assert.deepEqual(client.stats().nodes.map((n) => n.address), before);
+    // Another port is another node: still welcome.
+    const other = await startTestNode({
+      nodeId: "db1b",
+      hostname: "db1",
+      port: 7001,
+      runtime: network,
+      clock,
+    });
+    started.push(other);
+    assert.equal((await client.addNode("db1:7001")).healthy, true);
+    // Removal by any spelling; the node keeps the name it was given, and
+    // removing it again while it leaves waits for the same removal.
+    const removed: string[] = [];
+    client.addEventListener(
+      "nodeRemoved",
+      (e) => removed.push(e.detail.address),
+    );
+    const removal = client.removeNode("DB1.:7000");
+    const again = client.removeNode("db1");
+    await Promise.all([removal, again]);
+    await client.removeNode("[0:0:0:0:0:0:0:1]");
+    await client.removeNode("DB1:7001");
+    assert.deepEqual(removed, ["db1:7000", "[::1]:7000", "db1:7001"]);
+    assert.deepEqual(client.stats().nodes.map((n) => n.address), [
+      "127.0.0.1:7000",
+    ]);
+    await settle(clock);
+    assert.deepEqual(started.map((n) => n.stats.open > 0), [
+      false,
+      false,
+      true,
+      false,
+    ]);
+    // Gone, so welcome back under any spelling (the memory network knows
+    // the name only as it was listened on: no answer there).
+    assert.equal((await client.addNode("DB1.:7000")).address, "DB1.:7000");
+    assert.deepEqual(client.stats().nodes.map((n) => n.address), [
+      "127.0.0.1:7000",
+      "DB1.:7000",
+    ]);
+  } finally {
+    await client.disconnect({ timeoutMs: 1 });
+    await Promise.all(started.map((node) => node.close()));
+  }
+});
+
+// --- the message of a failed connect -----------------------------------------
+
+test("ConnectFailedError names the first ten hosts in its message and keeps every failure in `failures`", () => {
+  const failures = Array.from({ length: 5000 }, (_, i) => ({
+    address: `db-${i}.example.internal:7000`,
+    error: new ConnectionRefusedError({
+      hostname: `db-${i}.example.internal`,
+      port: 7000,
+    }),
+  }));
+  const error = new ConnectFailedError(failures);
+  assert.ok(error.message.length < 2000, `${error.message.length} chars`);
+  for (let i = 0; i < 10; i++) {
+    assert.ok(
+      error.message.includes(
+        `db-${i}.example.internal:7000 (connection to db-${i}.example.internal:7000 refused)`,
+      ),
+      error.message,
+    );
+  }
+  assert.ok(!error.message.includes("db-10.example"), error.message);
+  assert.match(error.message, /and 4990 more/);
+  assert.equal(error.failures.length, 5000);
+  assert.deepEqual(error.failures, failures);
+  assert.equal(error.cause, failures[0].error);
+  assert.equal(error.retryable, true);
+  // A reason a node made long is shortened in the message, not in `failures`.
+  const long = new ConnectFailedError([
+    { address: "a:1", error: new Error("x".repeat(100_000)) },
+  ]);
+  assert.ok(long.message.length < 1000, `${long.message.length} chars`);
+  assert.equal(long.failures[0].error.message.length, 100_000);
+  // Ten or fewer: all named, nothing "more".
+  const few = new ConnectFailedError(failures.slice(0, 10));
+  assert.doesNotMatch(few.message, /more/);
+  assert.ok(few.message.includes("db-9.example.internal:7000"));
+});
+
+test("a client of many unreachable hosts fails with a bounded message that holds no password", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const hosts = Array.from({ length: 300 }, (_, i) => `127.0.0.1:${2000 + i}`);
+  const error = await failure(Client.connect({
+    hosts,
+    runtime: network,
+    clock,
+    username: "app",
+    password: "hunter2-secret",
+    healthConfig: { intervalMs: 0 },
+  }));
+  assert.ok(error instanceof ConnectFailedError, String(error));
+  assert.ok(error.message.length < 2000, `${error.message.length} chars`);
+  assert.match(error.message, /and 290 more/);
+  assert.doesNotMatch(error.message, /hunter2/);
+  assert.deepEqual(error.failures.map((f) => f.address), hosts);
+  assert.equal(clock.pendingTimers, 0);
+});
