@@ -10,6 +10,7 @@ import {
   ConfigError,
   ConnectFailedError,
   ConnectionRefusedError,
+  NoHealthyNodesError,
 } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
@@ -251,4 +252,17 @@ test("a client of many unreachable hosts fails with a bounded message that holds
   assert.doesNotMatch(error.message, /hunter2/);
   assert.deepEqual(error.failures.map((f) => f.address), hosts);
   assert.equal(clock.pendingTimers, 0);
+});
+
+test("NoHealthyNodesError names the first ten nodes in its message and keeps every address", () => {
+  const addresses = Array.from({ length: 5000 }, (_, i) => `db${i}:7000`);
+  const error = new NoHealthyNodesError(addresses);
+  assert.ok(error.message.length < 300, `${error.message.length} chars`);
+  assert.match(
+    error.message,
+    /^no healthy node among 5000: db0:7000, .*db9:7000, and 4990 more$/,
+  );
+  assert.deepEqual(error.addresses, addresses);
+  const few = new NoHealthyNodesError(["a:1", "b:2"]);
+  assert.equal(few.message, "no healthy node among 2: a:1, b:2");
 });

@@ -186,6 +186,19 @@ export function messageOf(error: unknown): string {
 }
 
 /**
+ * `items` (of `total`) for an error message: the first ten, then how many
+ * more, so a message stays readable in a log however large the cluster.
+ */
+export function listed(
+  items: readonly string[],
+  total: number = items.length,
+): string {
+  const more = total - 10;
+  const named = items.slice(0, 10).join(", ");
+  return more > 0 ? `${named}, and ${more} more` : named;
+}
+
+/**
  * Renders a value for an error message, short and safe: a string or a
  * number as itself, anything else by its kind (an object's contents are
  * never shown, and rendering never throws, even for a revoked proxy).

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { NodewireError, type NodewireErrorOptions } from "./base.ts";
+import { listed, NodewireError, type NodewireErrorOptions } from "./base.ts";
 import type { ConnectionErrorCode } from "./codes.ts";
 
 /** Where a connection error comes from: a host and a port. */
@@ -308,9 +308,8 @@ function listFailures(
   const named = failures.slice(0, 10).map(({ address, error }) => {
     const why = String(error?.message);
     return `${address} (${why.length > 200 ? why.slice(0, 200) + "…" : why})`;
-  }).join(", ");
-  const more = failures.length - 10;
-  return more > 0 ? `${named}, and ${more} more` : named;
+  });
+  return listed(named, failures.length);
 }
 
 /**

@@ -6,7 +6,12 @@
  * @module
  */
 
-import { messageOf, NodewireError, type NodewireErrorOptions } from "./base.ts";
+import {
+  listed,
+  messageOf,
+  NodewireError,
+  type NodewireErrorOptions,
+} from "./base.ts";
 
 /**
  * No response arrived within the request's timeout. Unless `sent` is
@@ -157,7 +162,10 @@ export class RemoteError extends NodewireError {
 export class NoHealthyNodesError extends NodewireError {
   /** Always `"NO_HEALTHY_NODES"`. */
   declare readonly code: "NO_HEALTHY_NODES";
-  /** The addresses of every known node, all unhealthy. */
+  /**
+   * The addresses of every known node, all unhealthy (the message names
+   * the first ten).
+   */
   readonly addresses: readonly string[];
 
   /** Creates the error listing the nodes that are down. */
@@ -167,7 +175,7 @@ export class NoHealthyNodesError extends NodewireError {
   ) {
     super(
       "NO_HEALTHY_NODES",
-      `no healthy node among ${addresses.length}: ${addresses.join(", ")}`,
+      `no healthy node among ${addresses.length}: ${listed(addresses)}`,
       { retryable: true, ...options },
     );
     this.addresses = addresses;
