@@ -16,16 +16,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene as scene } from "./support/memory_scene.ts";
-
-/** Rejects with what `promise` rejects with, or fails when it resolves. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected the call to fail");
-}
+import { failure } from "./support/fault_checks.ts";
 
 /** Lets the memory network and every settled promise run. */
 async function settle(clock: VirtualClock): Promise<void> {

@@ -13,16 +13,7 @@ import { decodeReply, ops } from "../testing/ops.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene as scene } from "./support/memory_scene.ts";
-
-/** Rejects with what `promise` rejects with, or fails when it resolves. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected the call to fail");
-}
+import { failure } from "./support/fault_checks.ts";
 
 /** Lets pending promise callbacks run (no time passes). */
 async function settle(rounds = 20): Promise<void> {

@@ -19,22 +19,13 @@ import { startFaultProxy } from "../testing/proxy.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene as scene } from "./support/memory_scene.ts";
+import { failure } from "./support/fault_checks.ts";
 
 /** A promise and its resolve (Node 20 has no Promise.withResolvers). */
 function gate(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
   const promise = new Promise<void>((r) => (resolve = r));
   return { promise, resolve };
-}
-
-/** Rejects with what `promise` rejects with, or fails when it resolves. */
-async function failure(promise: Promise<unknown>): Promise<unknown> {
-  try {
-    await promise;
-  } catch (error) {
-    return error;
-  }
-  assert.fail("expected the call to fail");
 }
 
 // --- health counts only what the node did -----------------------------------

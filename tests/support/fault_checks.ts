@@ -107,3 +107,13 @@ export function countedSignal(
   });
   return { signal, live: () => live.size };
 }
+
+/** Rejects with what `promise` rejects with, or fails when it resolves. */
+export async function failure(promise: Promise<unknown>): Promise<unknown> {
+  try {
+    await promise;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("expected the call to fail");
+}
