@@ -11,7 +11,7 @@
 
 import type { Clock } from "../clock.ts";
 import {
-  AbortedError,
+  type AbortedError,
   ConnectionLostError,
   type Endpoint,
   InvalidArgumentError,
@@ -36,6 +36,7 @@ import {
 } from "./in_flight.ts";
 import { PendingTable } from "./pending_table.ts";
 import type { ConnectionStats, RequestRoute } from "./types.ts";
+import { AbortGroups } from "./abort_groups.ts";
 
 /**
  * The connection a core works for, as the core sees it: where errors say
@@ -135,22 +136,20 @@ export class ConnectionCore {
 
   /**
    * Fails `pending` with an AbortedError when `signal` aborts; a frame not
-   * flushed yet is taken back, never written. Apart from the request path:
-   * a closure there would capture its variables, and V8 would then
-   * allocate a context for every request, with a signal or not.
+   * flushed yet is taken back, never written.
    */
   listenForAbort(pending: Pending, signal: AbortSignal): void {
-    const listener = () => {
-      if (this.settle(pending)) {
-        this.writer.withdraw(pending.sequence);
-        pending.sink.onError(
-          new AbortedError("request aborted", signal.reason),
-        );
-      }
-    };
-    pending.abort = { signal, listener };
-    signal.addEventListener("abort", listener, { once: true });
+    (this.#aborts ??= new AbortGroups(this.#abort)).add(pending, signal);
   }
+
+  #aborts: AbortGroups | undefined;
+
+  #abort = (pending: Pending, error: AbortedError): void => {
+    if (this.settle(pending)) {
+      this.writer.withdraw(pending.sequence);
+      pending.sink.onError(error);
+    }
+  };
 
   /** Resolves once nothing is in flight. */
   whenIdle(): Promise<void> {
@@ -261,10 +260,7 @@ export class ConnectionCore {
 
   /** What follows an entry's removal from the table. */
   #forget(pending: Pending): void {
-    const abort = pending.abort;
-    if (abort !== undefined) {
-      abort.signal.removeEventListener("abort", abort.listener);
-    }
+    if (pending.abort !== undefined) this.#aborts!.remove(pending);
     if (this.table.size === 0 && this.#idleWaiters.length > 0) {
       const waiters = this.#idleWaiters;
       this.#idleWaiters = [];

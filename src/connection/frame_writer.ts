@@ -49,6 +49,10 @@ export class FrameWriter {
   #end = 0;
   #scheduled = false;
   #congested = false;
+  // Frames taken back since the flush (marked, removed by the flush), and
+  // where a search for the next one starts: before it all are taken back.
+  #withdrawn = 0;
+  #scanFrom = 0;
 
   /**
    * Writes to `channel`; calls `onDrained` when a congested channel has
@@ -100,6 +104,8 @@ export class FrameWriter {
   /** Hands everything encoded so far to the channel now. */
   flush = (): void => {
     this.#scheduled = false;
+    if (this.#withdrawn > 0) this.#compact();
+    this.#scanFrom = this.#end;
     if (this.#end === this.#start) return;
     const bytes = this.#slab.subarray(this.#start, this.#end);
     this.#start = this.#end;
@@ -110,22 +116,46 @@ export class FrameWriter {
    * Takes the REQUEST or PING frame with `sequence` back out of what is
    * not yet handed to the channel, so that it is never written: its request
    * failed first (a timeout, an abort). False when it is not there: already
-   * handed to the channel, held back by congestion, or never pushed. Walks
-   * the unflushed frames, so only for a request that fails.
+   * handed to the channel, held back by congestion, never pushed, or not
+   * among the first {@linkcode WITHDRAW_LOOKS} frames still in (then it
+   * goes out, and its request counts as sent: the cautious answer). The
+   * frame is marked and the flush removes it, so that thousands taken
+   * back in one tick (a signal many requests share) cost a pass each, not
+   * a move of the slab each.
    */
   withdraw(sequence: number): boolean {
     const slab = this.#slab;
     const end = this.#end;
-    for (let at = this.#start; at < end;) {
+    let at = this.#scanFrom;
+    for (let looks = 0; at < end && looks < WITHDRAW_LOOKS; looks++) {
       const next = at + HEADER_SIZE + u32(slab, at + 12);
       if (isRequestAt(slab, at) && sequenceAt(slab, at) === sequence) {
-        slab.copyWithin(at, next, end);
-        this.#end = end - (next - at);
+        slab[at + 1] = WITHDRAWN;
+        this.#withdrawn++;
+        if (at === this.#scanFrom) {
+          this.#scanFrom = skipWithdrawn(slab, at, end);
+        }
         return true;
       }
       at = next;
     }
     return false;
+  }
+
+  /** Removes the frames taken back from the unflushed part of the slab. */
+  #compact(): void {
+    const slab = this.#slab;
+    let to = this.#start;
+    for (let at = this.#start; at < this.#end;) {
+      const next = at + HEADER_SIZE + u32(slab, at + 12);
+      if (slab[at + 1] !== WITHDRAWN) {
+        if (to !== at) slab.copyWithin(to, at, next);
+        to += next - at;
+      }
+      at = next;
+    }
+    this.#end = to;
+    this.#withdrawn = 0;
   }
 
   /**
@@ -143,7 +173,8 @@ export class FrameWriter {
       }
       at += HEADER_SIZE + u32(slab, at + 12);
     }
-    this.#start = this.#end;
+    this.#start = this.#scanFrom = this.#end;
+    this.#withdrawn = 0;
     return dropped;
   }
 
@@ -191,7 +222,7 @@ export class FrameWriter {
     this.flush();
     const grown = Math.min(MAX_SLAB, this.#slab.length * 2);
     this.#slab = new Uint8Array(Math.max(grown, need));
-    this.#start = this.#end = 0;
+    this.#start = this.#end = this.#scanFrom = 0;
   }
 
   #write(bytes: Uint8Array): void {
@@ -216,6 +247,24 @@ function u32(bytes: Uint8Array, at: number): number {
 
 function sequenceAt(slab: Uint8Array, at: number): number {
   return u32(slab, at + 4) * 0x1_0000_0000 + u32(slab, at + 8);
+}
+
+/**
+ * How many unflushed frames {@linkcode FrameWriter.withdraw} looks at, at
+ * most, for the one to take back: a bound on its cost when many are taken
+ * back out of order.
+ */
+const WITHDRAW_LOOKS = 1024;
+
+/** The type a frame taken back is marked with: no message has it. */
+const WITHDRAWN = 0;
+
+/** Where the first frame from `at` on that is not taken back starts. */
+function skipWithdrawn(slab: Uint8Array, at: number, end: number): number {
+  while (at < end && slab[at + 1] === WITHDRAWN) {
+    at += HEADER_SIZE + u32(slab, at + 12);
+  }
+  return at;
 }
 
 /** Whether the frame at `at` is one a request in flight waits on. */

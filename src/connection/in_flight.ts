@@ -41,16 +41,8 @@ export interface Pending extends DeadlineEntry {
   readonly type: number;
   /** Where the outcome goes. */
   readonly sink: ReplySink;
-  /** The abort listener to remove once the request settles. */
-  abort: AbortHook | undefined;
-}
-
-/** A request's abort listener and the signal it listens to. */
-export interface AbortHook {
-  /** The request's signal. */
-  readonly signal: AbortSignal;
-  /** Fails the request when `signal` aborts. */
-  readonly listener: () => void;
+  /** The signal listened to for it, until the request settles. */
+  abort: AbortSignal | undefined;
 }
 
 /** A request whose frame waits for a congested socket to drain. */
