@@ -154,7 +154,7 @@ async function exchangeHello(
   options: { clientName?: string; maxFrameSize?: number },
   signal: AbortSignal,
 ): Promise<HelloOkPayload> {
-  connection.sendMessage(
+  const sent = connection.sendMessage(
     MessageType.Hello,
     helloPayload(
       options.clientName ?? "nodewire",
@@ -166,7 +166,7 @@ async function exchangeHello(
     signal,
     timeoutMs: Infinity,
   });
-  return readHelloOk(reply);
+  return readHelloOk(reply, sent);
 }
 
 /**
@@ -187,20 +187,43 @@ export function helloPayload(
 }
 
 /**
- * Reads the node's answer to HELLO.
+ * Reads the node's answer to HELLO (sent with sequence `sent`).
  *
  * @throws {RemoteError} when the node answered with ERROR.
  * @throws {ProtocolError} for any other message, or a malformed HELLO_OK.
  */
-export function readHelloOk(reply: Message): HelloOkPayload {
-  if (reply.type === MessageType.Error) {
+export function readHelloOk(reply: Message, sent: number): HelloOkPayload {
+  expectReply(reply, sent, MessageType.HelloOk, "HELLO_OK");
+  return decodeHelloOk(reply.payload);
+}
+
+/**
+ * Checks a node's answer to the control message sent with sequence
+ * `sent`: it must be `type` (named `name`) with that sequence. An ERROR
+ * with it is the node's own refusal, a {@linkcode RemoteError} that keeps
+ * its code and text (`AuthFailed` becomes an authentication failure);
+ * anything else, or another sequence, breaks the protocol.
+ *
+ * @throws {RemoteError} for the node's ERROR.
+ * @throws {ProtocolError} for another message type or sequence.
+ */
+export function expectReply(
+  reply: Message,
+  sent: number,
+  type: number,
+  name: string,
+  nodeId?: string,
+): void {
+  const { sequence } = reply;
+  if (sequence === sent && reply.type === MessageType.Error) {
     const e = decodeError(reply.payload);
-    throw new RemoteError(e.code, e.message, e.retryable);
+    throw new RemoteError(e.code, e.message, e.retryable, nodeId);
   }
-  if (reply.type !== MessageType.HelloOk) {
+  if (sequence !== sent || reply.type !== type) {
     throw new ProtocolError(
-      `expected HELLO_OK, got message type 0x${reply.type.toString(16)}`,
+      `expected ${name} with sequence ${sent}, got message type 0x${
+        reply.type.toString(16)
+      } with sequence ${sequence}`,
     );
   }
-  return decodeHelloOk(reply.payload);
 }
