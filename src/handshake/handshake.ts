@@ -148,9 +148,13 @@ export function handshakeResult(
  * `"node-unauthenticated"`), since it cannot prove it is the node the
  * credentials were meant for.
  *
+ * @throws {AuthenticationError} (`"invalid-credentials"`), at once, when
+ *   SASLprep refuses the username or password or either is empty.
  * @throws (from the hook) {@linkcode NegotiationError} when no protocol
  *   can be agreed, {@linkcode AuthenticationError} when authentication
- *   cannot or does not succeed.
+ *   cannot or does not succeed, the node's {@linkcode RemoteError} when it
+ *   refuses a step, {@linkcode ProtocolError} for a reply of another type
+ *   or sequence.
  * @example
  * ```ts
  * import { Secret } from "@nodewire/client";
@@ -177,6 +181,11 @@ export function createHandshake(options: HandshakeOptions): Handshake {
   if (transports.udp) available.add("udp");
   const offer = allowed.filter((p) => available.has(p));
   const { username, password } = options;
+  // SASLprep now: an empty or refused password fails here, before any
+  // socket, not on every connect (AuthenticationError, invalid-credentials).
+  if (username !== undefined && password !== undefined) {
+    new ScramClient({ username, password });
+  }
   const cache = new ScramKeyCache();
 
   return async (connection, hello, signal) => {
