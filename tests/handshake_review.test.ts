@@ -217,6 +217,18 @@ test("a HELLO_OK whose protocols is not an array of strings is refused, not take
   }
 });
 
+test("a HELLO_OK nodeId over 256 characters is refused: every error from the node would carry it", async () => {
+  const error = await attempt(
+    helloScript({ ...HELLO_OK, nodeId: "n".repeat(100_000) }),
+  );
+  assert.ok(error instanceof ProtocolError, String(error));
+  assert.match(error.message, /nodeId has 100000 characters, more than 256/);
+  const fine = await attempt(
+    helloScript({ ...HELLO_OK, nodeId: "n".repeat(256) }),
+  );
+  assert.ok(fine instanceof Connection, String(fine));
+});
+
 test("a reply with a sequence the client never used, or another message's, is a protocol violation", async () => {
   const negotiating = { ...HELLO_OK, protocols: ["tcp"] };
   const negotiated = { protocols: ["tcp"], selected: "tcp" };

@@ -83,7 +83,7 @@ export interface HelloPayload {
 
 /** The node's HELLO_OK payload. */
 export interface HelloOkPayload {
-  /** The node's stable id. */
+  /** The node's stable id: 1 to 256 characters. */
   nodeId: string;
   /** Largest payload the node accepts. */
   maxFrameSize: number;
@@ -231,6 +231,12 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
   const v = decodeJson(payload, "HELLO_OK");
   if (typeof v.nodeId !== "string" || v.nodeId.length === 0) {
     throw new ProtocolError("HELLO_OK has no nodeId string");
+  }
+  // It goes into every RemoteError message and event of the connection.
+  if (v.nodeId.length > 256) {
+    throw new ProtocolError(
+      `HELLO_OK nodeId has ${v.nodeId.length} characters, more than 256`,
+    );
   }
   if (!isPositiveInteger(v.maxFrameSize)) {
     throw new ProtocolError("HELLO_OK has no valid maxFrameSize");
