@@ -634,7 +634,7 @@ test("overrides merge over the string: options replaced, sections field by field
   assert.equal(replaced.username, "u");
   assert.equal(replaced.password?.reveal(), "from-the-vault");
 
-  const ca = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+  const ca = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
   assert.deepEqual(
     resolveUrl("nodewire://h1/?tls=require", { tls: { ca } }).tls.ca,
     [ca],

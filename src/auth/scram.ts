@@ -33,6 +33,13 @@ export const SCRAM_MIN_ITERATIONS = 4096;
  */
 export const SCRAM_MAX_ITERATIONS = 1_000_000;
 
+/**
+ * The longest server-first message the client reads, in characters: real
+ * ones are under 200, and a salt or nonce of megabytes would be kept in
+ * the key cache and echoed in AUTH_FINAL.
+ */
+const MAX_SERVER_FIRST = 4096;
+
 /** The mechanism name, as HELLO_OK and AUTH_START spell it on the wire. */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
 
@@ -205,6 +212,12 @@ export class ScramClient {
    */
   async clientFinalMessage(serverFirst: string): Promise<string> {
     this.#advance("final", "verify");
+    if (serverFirst.length > MAX_SERVER_FIRST) {
+      throw challenge(
+        `the server-first message has ${serverFirst.length} characters, ` +
+          `more than ${MAX_SERVER_FIRST}`,
+      );
+    }
     const attrs = parseScramAttributes(serverFirst);
     if (attrs === undefined || attrs.length < 3) {
       throw challenge("the server-first message is malformed");
@@ -227,17 +240,24 @@ export class ScramClient {
     if (salt === undefined || salt.byteLength === 0) {
       throw challenge("the salt is not non-empty base64");
     }
-    const iterations = /^[1-9][0-9]{0,9}$/.test(iterationText)
-      ? Number(iterationText)
-      : NaN;
-    if (!(iterations >= this.#minIterations)) {
+    if (!/^[1-9][0-9]*$/.test(iterationText)) {
       throw challenge(
-        `the iteration count ${iterationText} is below the minimum of ${this.#minIterations}`,
+        `the iteration count ${
+          quoted(iterationText)
+        } is not a positive integer`,
+      );
+    }
+    const iterations = Number(iterationText); // 400 digits: Infinity
+    if (iterations < this.#minIterations) {
+      throw challenge(
+        `the iteration count ${iterations} is below the minimum of ${this.#minIterations}`,
       );
     }
     if (iterations > this.#maxIterations) {
       throw challenge(
-        `the iteration count ${iterationText} is above the maximum of ${this.#maxIterations}`,
+        `the iteration count ${
+          quoted(iterationText)
+        } is above the maximum of ${this.#maxIterations}`,
       );
     }
     const password = saslprep(this.#password.reveal());
@@ -269,7 +289,7 @@ export class ScramClient {
     if (attrs !== undefined && attrs[0][0] === "e") {
       return Promise.reject(
         new AuthenticationError(
-          `the node rejected the credentials (${attrs[0][1]})`,
+          `the node rejected the credentials (${quoted(attrs[0][1])})`,
           { reason: "rejected" },
         ),
       );
@@ -304,6 +324,11 @@ export class ScramClient {
 }
 
 const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
+
+/** The node's text, quoted on one line and cut to 64 characters. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+}
 
 function challenge(message: string): AuthenticationError {
   return new AuthenticationError(message, { reason: "bad-challenge" });

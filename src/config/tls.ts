@@ -150,8 +150,10 @@ function resolveCa(value: unknown): string[] | undefined {
   if (!Array.isArray(list) || list.length === 0) {
     throw new ConfigError(
       "tls.ca",
-      Array.isArray(list) ? list : typeof value,
-      "expected a PEM string or a non-empty array of them",
+      value,
+      "expected a PEM string or a non-empty array of them" +
+        // readFileSync(path) without "utf8" gives a Buffer.
+        (value instanceof Uint8Array ? " (read the file as text)" : ""),
     );
   }
   const certificates: string[] = [];
@@ -173,21 +175,50 @@ function resolveCa(value: unknown): string[] | undefined {
       throw new ConfigError(
         field,
         `(${pem.length} characters)`,
-        'expected at least one "-----BEGIN CERTIFICATE-----" block',
+        'expected at least one "-----BEGIN CERTIFICATE-----" block (the ' +
+          "file's text, not its path)",
       );
     }
+    // A block that is not base64 DER (a PEM with literal "\n"s from an
+    // environment variable, a truncated paste) fails each runtime
+    // differently at connect: Deno retries it as a lost connection.
+    blocks.forEach((block, j) => {
+      if (!isDer(block)) {
+        throw new ConfigError(
+          field,
+          `(certificate ${j + 1} of ${blocks.length})`,
+          "expected base64 DER between the BEGIN and END lines",
+        );
+      }
+    });
     certificates.push(...blocks.map((block) => block + "\n"));
   });
   return certificates;
 }
 
+function isDer(block: string): boolean {
+  try {
+    // The first byte of a DER certificate: a SEQUENCE.
+    return atob(block.slice(27, -25).replace(/\s+/g, "")).charCodeAt(0) ===
+      0x30;
+  } catch {
+    return false;
+  }
+}
+
 function resolveServerName(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  if (typeof value !== "string" || !/^[^\s/]+$/.test(value)) {
+  // No "*" (a pattern, not a name), no port ("db:7000": one colon is no
+  // IPv6 address), brackets only around an IPv6 address.
+  if (
+    typeof value !== "string" ||
+    !/^([^\s/*[\]]+|\[[^\s/*[\]]+\])$/.test(value) ||
+    value.split(":").length === 2
+  ) {
     throw new ConfigError(
       "tls.serverName",
       value,
-      "expected a DNS name or an IP address",
+      "expected a DNS name or an IP address, without a port",
     );
   }
   // "[::1]" names the IPv6 address ::1.

@@ -7,16 +7,19 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
+import { durationProblem } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectTimeoutError,
   type Endpoint,
   formatAddress,
+  InvalidArgumentError,
   ProtocolError,
   RemoteError,
 } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
+  MAX_FRAME_SIZE_LIMIT,
   type Message,
   MessageType,
 } from "../protocol/frame.ts";
@@ -87,6 +90,7 @@ export interface OpenedConnection {
  * @throws {ConnectTimeoutError} when connect plus handshake take too long.
  * @throws {ConnectionError} when the node cannot be reached.
  * @throws {AbortedError} when `signal` aborts.
+ * @throws {InvalidArgumentError} for a bad option, before any socket.
  */
 export async function openConnection<C extends OpenedConnection>(
   options: OpenOptions<C>,
@@ -98,6 +102,7 @@ export async function openConnection<C extends OpenedConnection>(
   ) => C,
   greeted: (connection: C, hello: HelloOkPayload) => void,
 ): Promise<C> {
+  checkOpenOptions(options);
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const endpoint = { hostname: options.hostname, port: options.port };
@@ -145,6 +150,53 @@ export async function openConnection<C extends OpenedConnection>(
 }
 
 /**
+ * Refuses what the runtimes would take wrongly (an empty host is
+ * localhost on Bun and Node, a timer of Infinity or NaN fires at once)
+ * or refuse untyped (a port out of range is a RangeError).
+ */
+function checkOpenOptions(
+  options: Pick<OpenOptions<never>, "timeoutMs" | "signal" | "maxFrameSize"> & {
+    hostname: unknown;
+    port: unknown;
+  },
+): void {
+  const { hostname, port, timeoutMs, signal, maxFrameSize } = options;
+  const bad = (name: string, value: unknown, expected: string) => {
+    throw new InvalidArgumentError(`options.${name}`, value, expected, {
+      method: "Connection.connect",
+    });
+  };
+  if (typeof hostname !== "string" || hostname === "") {
+    bad("hostname", hostname, "expected a host name or IP address");
+  }
+  if (!isIntegerIn(port, 1, 65535)) {
+    bad("port", port, "expected an integer in 1–65535");
+  }
+  const problem = timeoutMs === undefined
+    ? undefined
+    : durationProblem(timeoutMs);
+  if (problem !== undefined) bad("timeoutMs", timeoutMs, problem);
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    bad("signal", signal, "expected an AbortSignal");
+  }
+  if (
+    maxFrameSize !== undefined &&
+    !isIntegerIn(maxFrameSize, 1024, MAX_FRAME_SIZE_LIMIT)
+  ) {
+    bad(
+      "maxFrameSize",
+      maxFrameSize,
+      `expected an integer in 1024–${MAX_FRAME_SIZE_LIMIT}`,
+    );
+  }
+}
+
+function isIntegerIn(value: unknown, min: number, max: number): boolean {
+  return Number.isInteger(value) && (value as number) >= min &&
+    (value as number) <= max;
+}
+
+/**
  * The HELLO exchange: sends HELLO on `connection` and reads the node's
  * answer. The wait has no timeout of its own: `signal`, the opening's,
  * bounds it.
@@ -154,7 +206,7 @@ async function exchangeHello(
   options: { clientName?: string; maxFrameSize?: number },
   signal: AbortSignal,
 ): Promise<HelloOkPayload> {
-  connection.sendMessage(
+  const sent = connection.sendMessage(
     MessageType.Hello,
     helloPayload(
       options.clientName ?? "nodewire",
@@ -166,7 +218,7 @@ async function exchangeHello(
     signal,
     timeoutMs: Infinity,
   });
-  return readHelloOk(reply);
+  return readHelloOk(reply, sent);
 }
 
 /**
@@ -187,20 +239,43 @@ export function helloPayload(
 }
 
 /**
- * Reads the node's answer to HELLO.
+ * Reads the node's answer to HELLO (sent with sequence `sent`).
  *
  * @throws {RemoteError} when the node answered with ERROR.
  * @throws {ProtocolError} for any other message, or a malformed HELLO_OK.
  */
-export function readHelloOk(reply: Message): HelloOkPayload {
-  if (reply.type === MessageType.Error) {
+export function readHelloOk(reply: Message, sent: number): HelloOkPayload {
+  expectReply(reply, sent, MessageType.HelloOk, "HELLO_OK");
+  return decodeHelloOk(reply.payload);
+}
+
+/**
+ * Checks a node's answer to the control message sent with sequence
+ * `sent`: it must be `type` (named `name`) with that sequence. An ERROR
+ * with it is the node's own refusal, a {@linkcode RemoteError} that keeps
+ * its code and text (`AuthFailed` becomes an authentication failure);
+ * anything else, or another sequence, breaks the protocol.
+ *
+ * @throws {RemoteError} for the node's ERROR.
+ * @throws {ProtocolError} for another message type or sequence.
+ */
+export function expectReply(
+  reply: Message,
+  sent: number,
+  type: number,
+  name: string,
+  nodeId?: string,
+): void {
+  const { sequence } = reply;
+  if (sequence === sent && reply.type === MessageType.Error) {
     const e = decodeError(reply.payload);
-    throw new RemoteError(e.code, e.message, e.retryable);
+    throw new RemoteError(e.code, e.message, e.retryable, nodeId);
   }
-  if (reply.type !== MessageType.HelloOk) {
+  if (sequence !== sent || reply.type !== type) {
     throw new ProtocolError(
-      `expected HELLO_OK, got message type 0x${reply.type.toString(16)}`,
+      `expected ${name} with sequence ${sent}, got message type 0x${
+        reply.type.toString(16)
+      } with sequence ${sequence}`,
     );
   }
-  return decodeHelloOk(reply.payload);
 }

@@ -12,6 +12,7 @@
 import { SCRAM_SHA_256, ScramClient, ScramKeyCache } from "../auth/scram.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
+import { expectReply } from "../connection/open.ts";
 import {
   AuthenticationError,
   NegotiationError,
@@ -147,9 +148,13 @@ export function handshakeResult(
  * `"node-unauthenticated"`), since it cannot prove it is the node the
  * credentials were meant for.
  *
+ * @throws {AuthenticationError} (`"invalid-credentials"`), at once, when
+ *   SASLprep refuses the username or password or either is empty.
  * @throws (from the hook) {@linkcode NegotiationError} when no protocol
  *   can be agreed, {@linkcode AuthenticationError} when authentication
- *   cannot or does not succeed.
+ *   cannot or does not succeed, the node's {@linkcode RemoteError} when it
+ *   refuses a step, {@linkcode ProtocolError} for a reply of another type
+ *   or sequence.
  * @example
  * ```ts
  * import { Secret } from "@nodewire/client";
@@ -176,6 +181,11 @@ export function createHandshake(options: HandshakeOptions): Handshake {
   if (transports.udp) available.add("udp");
   const offer = allowed.filter((p) => available.has(p));
   const { username, password } = options;
+  // SASLprep now: an empty or refused password fails here, before any
+  // socket, not on every connect (AuthenticationError, invalid-credentials).
+  if (username !== undefined && password !== undefined) {
+    new ScramClient({ username, password });
+  }
   const cache = new ScramKeyCache();
 
   return async (connection, hello, signal) => {
@@ -292,14 +302,14 @@ export async function negotiateProtocol(
     }
     return { protocol: "tcp", clientProtocols: offer, nodeProtocols: ["tcp"] };
   }
-  connection.sendMessage(
+  const sent = connection.sendMessage(
     MessageType.Negotiate,
     encodeJson({ protocols: offer }),
   );
   // Should the node choose TLS, nothing may be read past NEGOTIATE_OK
   // before the TLS handshake takes the socket (see Connection.startTls).
   const mayUpgrade = offer.includes("tls") && !connection.encrypted;
-  const reply = await receive(connection, MessageType.NegotiateOk, {
+  const reply = await receive(connection, sent, MessageType.NegotiateOk, {
     signal: options.signal,
     pauseReading: mayUpgrade,
   });
@@ -352,7 +362,7 @@ export async function authenticate(
       cache: options.cache,
       nonce: options.nonce,
     });
-    connection.sendMessage(
+    const started = connection.sendMessage(
       MessageType.AuthStart,
       encodeJson({
         mechanism: SCRAM_SHA_256,
@@ -361,26 +371,31 @@ export async function authenticate(
     );
     const challenge = await receive(
       connection,
+      started,
       MessageType.AuthChallenge,
       options,
     );
     const clientFinal = await scram.clientFinalMessage(
       scramText(challenge, "AUTH_CHALLENGE"),
     );
-    connection.sendMessage(
+    const final = connection.sendMessage(
       MessageType.AuthFinal,
       encodeJson({ message: clientFinal }),
     );
-    const ok = await receive(connection, MessageType.AuthOk, options);
+    const ok = await receive(connection, final, MessageType.AuthOk, options);
     await scram.verifyServerFinal(scramText(ok, "AUTH_OK"));
   } catch (error) {
     throw asAuthError(error, address, options.username);
   }
 }
 
-/** Waits for the reply of type `type`; anything else breaks the protocol. */
+/**
+ * Waits for the reply of type `type` to the message sent with sequence
+ * `sent` (see expectReply: an ERROR is the node's RemoteError).
+ */
 async function receive(
   connection: Connection,
+  sent: number,
   type: number,
   options: { signal: AbortSignal; pauseReading?: boolean },
 ): Promise<Message> {
@@ -390,15 +405,15 @@ async function receive(
     timeoutMs: Infinity,
     pauseReading: options.pauseReading,
   });
-  if (message.type !== type) {
-    throw new ProtocolError(
-      `expected message type 0x${type.toString(16)}, got 0x${
-        message.type.toString(16)
-      }`,
-    );
-  }
+  expectReply(message, sent, type, TYPE_NAMES[type], connection.nodeId);
   return message;
 }
+
+const TYPE_NAMES: Record<number, string> = {
+  [MessageType.NegotiateOk]: "NEGOTIATE_OK",
+  [MessageType.AuthChallenge]: "AUTH_CHALLENGE",
+  [MessageType.AuthOk]: "AUTH_OK",
+};
 
 function scramText(message: Message, what: string): string {
   const v = decodeJson(message.payload, what);

@@ -83,7 +83,7 @@ export interface HelloPayload {
 
 /** The node's HELLO_OK payload. */
 export interface HelloOkPayload {
-  /** The node's stable id. */
+  /** The node's stable id: 1 to 256 characters. */
   nodeId: string;
   /** Largest payload the node accepts. */
   maxFrameSize: number;
@@ -232,24 +232,46 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
   if (typeof v.nodeId !== "string" || v.nodeId.length === 0) {
     throw new ProtocolError("HELLO_OK has no nodeId string");
   }
+  // It goes into every RemoteError message and event of the connection.
+  if (v.nodeId.length > 256) {
+    throw new ProtocolError(
+      `HELLO_OK nodeId has ${v.nodeId.length} characters, more than 256`,
+    );
+  }
   if (!isPositiveInteger(v.maxFrameSize)) {
     throw new ProtocolError("HELLO_OK has no valid maxFrameSize");
   }
   if (v.auth !== "none" && v.auth !== "scram-sha-256") {
-    throw new ProtocolError(`HELLO_OK names unknown auth ${String(v.auth)}`);
+    throw new ProtocolError(`HELLO_OK names unknown auth ${shown(v.auth)}`);
   }
-  const protocols = Array.isArray(v.protocols) &&
-      v.protocols.every((p) => typeof p === "string")
-    ? v.protocols as string[]
-    : undefined;
+  const protocols = v.protocols;
+  // Not "absent": a node that lists its protocols wrongly must not pass
+  // for one that predates negotiation (whose stream counts as TCP).
+  if (
+    protocols !== undefined &&
+    !(Array.isArray(protocols) && protocols.every((p) => typeof p === "string"))
+  ) {
+    throw new ProtocolError(
+      `HELLO_OK protocols ${shown(protocols)} is not an array of strings`,
+    );
+  }
   const features = decodeFeatures(v.features, "HELLO_OK");
   return {
     nodeId: v.nodeId,
     maxFrameSize: v.maxFrameSize,
     auth: v.auth,
-    protocols,
+    protocols: protocols as string[] | undefined,
     ...(features === undefined ? {} : { features }),
   };
+}
+
+/**
+ * A peer's value in an error message: JSON (so one line, quoted), cut to
+ * 64 characters. Never throws: `String()` does on `{"toString": 1}`.
+ */
+export function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? "undefined";
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 function isPositiveInteger(value: unknown): value is number {

@@ -8,7 +8,7 @@
  */
 
 import { ProtocolError } from "../errors.ts";
-import { decodeJson } from "./messages.ts";
+import { decodeJson, shown } from "./messages.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
@@ -160,7 +160,7 @@ export function decodeNegotiateOk(payload: Uint8Array): NegotiateOkPayload {
   else {
     throw new ProtocolError(
       `NEGOTIATE_OK selected ${
-        JSON.stringify(v.selected) ?? "undefined"
+        shown(v.selected)
       }, expected "tls", "tcp", "udp" or null`,
     );
   }
@@ -171,7 +171,7 @@ export function decodeNegotiateOk(payload: Uint8Array): NegotiateOkPayload {
       v.udpPort < 1 || v.udpPort > 65535
     ) {
       throw new ProtocolError(
-        `NEGOTIATE_OK udpPort ${String(v.udpPort)} is not a port in 1–65535`,
+        `NEGOTIATE_OK udpPort ${shown(v.udpPort)} is not a port in 1–65535`,
       );
     }
     out.udpPort = v.udpPort;

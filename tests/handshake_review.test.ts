@@ -1,0 +1,513 @@
+// The handshake as a hostile or broken node drives it, and its options as
+// a careless user gives them (the review of src/handshake/, src/auth/,
+// src/config/tls.ts and src/connection/open.ts). Scripted nodes run on the
+// in-memory network with a virtual clock, so every outcome is deterministic;
+// the one real-socket test spawns a client process and watches it exit.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { inspect } from "node:util";
+import { Client } from "../src/client/client.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import { Connection } from "../src/connection/connection.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
+import {
+  AuthenticationError,
+  ConfigError,
+  ConnectTimeoutError,
+  InvalidArgumentError,
+  ProtocolError,
+  RemoteError,
+} from "../src/errors.ts";
+import {
+  createHandshake,
+  type HandshakeOptions,
+} from "../src/handshake/handshake.ts";
+import { ScramClient } from "../src/auth/scram.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { type Message, MessageType } from "../src/protocol/frame.ts";
+import {
+  encodeError,
+  encodeJson,
+  RemoteErrorCode,
+} from "../src/protocol/messages.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import { Secret } from "../src/secret.ts";
+import { startTestNode } from "../testing/node.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { agreeToTls } from "./helpers.ts";
+import { spawnScript } from "./support/exit/spawn.ts";
+
+const PASSWORD = "Tr0ub4dor&3-never-shown";
+const HELLO_OK = { nodeId: "n1", maxFrameSize: 1 << 20, auth: "none" };
+const SALT = "W22ZaJ0SNY7soEsUEjb6gQ==";
+
+type Reply = (
+  type: number,
+  payload: object | string | Uint8Array,
+  sequence?: number,
+) => void;
+
+/** What a scripted node does with each message; `reply` answers it. */
+type Script = (message: Message, reply: Reply) => void;
+
+/**
+ * Opens one connection to a node that plays `script`, on a fresh memory
+ * network and virtual clock; `advanceMs` of virtual time pass while it
+ * opens. Returns what the connect threw (or the connection), after
+ * checking that nothing is left: no channel, no timer.
+ */
+async function attempt(
+  script: Script,
+  options: { handshake?: HandshakeOptions; advanceMs?: number } = {},
+): Promise<unknown> {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const listener = await network.listen({ port: 0 }, (channel) => {
+    const codec = new MessageCodec(1 << 24);
+    const writer = new FrameWriter(channel);
+    channel.onData((chunk) =>
+      codec.decode(
+        chunk,
+        (m) =>
+          script(m, (type, payload, sequence = m.sequence) =>
+            writer.push(
+              type,
+              0,
+              sequence,
+              payload instanceof Uint8Array
+                ? payload
+                : typeof payload === "string"
+                ? new TextEncoder().encode(payload)
+                : encodeJson(payload),
+            )),
+      )
+    );
+    channel.onClose(() => {});
+  });
+  const opening = Connection.connect({
+    adapter: network,
+    hostname: "127.0.0.1",
+    port: listener.port,
+    clock,
+    timeoutMs: 1000,
+    handshake: createHandshake(options.handshake ?? {}),
+  }).then((c) => c, (error: unknown) => error);
+  await clock.advance(options.advanceMs ?? 0);
+  const outcome = await opening;
+  if (outcome instanceof Connection) outcome.destroy();
+  await listener.close();
+  await clock.advance(0);
+  assert.equal(network.openChannels, 0, "every channel is closed");
+  assert.equal(clock.pendingTimers, 0, "no timer is left");
+  return outcome;
+}
+
+/** A node that answers HELLO with `hello` (and NEGOTIATE with `negotiated`). */
+function helloScript(hello: unknown, negotiated?: unknown): Script {
+  return (m, reply) => {
+    if (m.type === MessageType.Hello) {
+      reply(MessageType.HelloOk, hello as object);
+    }
+    if (m.type === MessageType.Negotiate && negotiated !== undefined) {
+      reply(MessageType.NegotiateOk, negotiated as object);
+    }
+  };
+}
+
+/**
+ * A node that requires SCRAM and answers AUTH_START with `serverFirst(r)`
+ * (`r`: the client's nonce) and AUTH_FINAL with `final`.
+ */
+function scramScript(
+  serverFirst: (clientNonce: string) => string,
+  final: (m: Message, reply: Reply) => void = () => {},
+): Script {
+  return (m, reply) => {
+    if (m.type === MessageType.Hello) {
+      reply(MessageType.HelloOk, { ...HELLO_OK, auth: "scram-sha-256" });
+    } else if (m.type === MessageType.AuthStart) {
+      const first = JSON.parse(new TextDecoder().decode(m.payload)).message;
+      const nonce = first.split(",r=")[1];
+      reply(MessageType.AuthChallenge, { message: serverFirst(nonce) });
+    } else if (m.type === MessageType.AuthFinal) final(m, reply);
+  };
+}
+
+const CREDENTIALS: HandshakeOptions = {
+  username: "alice",
+  password: new Secret(PASSWORD),
+};
+
+function assertQuiet(error: unknown): void {
+  const texts = [
+    String(error),
+    inspect(error, { depth: 10 }),
+    (error as Error).stack ?? "",
+  ];
+  for (const text of texts) {
+    assert.ok(!text.includes(PASSWORD), `the password leaked: ${text}`);
+  }
+}
+
+test("a node value that String() cannot render is a ProtocolError, not a TypeError", async () => {
+  // JSON.parse gives `{"toString": 1}` an own toString that is no function:
+  // String() of it throws a TypeError.
+  const hostile = { toString: 1 };
+  const cases = [
+    helloScript({ ...HELLO_OK, auth: hostile }),
+    helloScript({ ...HELLO_OK, protocols: ["tcp", "udp"] }, {
+      protocols: ["tcp", "udp"],
+      selected: "tcp",
+      udpPort: hostile,
+    }),
+  ];
+  for (const script of cases) {
+    const error = await attempt(script);
+    assert.ok(error instanceof ProtocolError, String(error));
+    assert.match(error.message, /\{"toString":1\}/);
+  }
+});
+
+test("text a node chooses is cut short and kept on one line in handshake errors", async () => {
+  const huge = "x\n".repeat(50_000);
+  const cases: [Script, HandshakeOptions?][] = [
+    [helloScript({ ...HELLO_OK, auth: huge })],
+    [
+      helloScript({ ...HELLO_OK, protocols: ["tcp"] }, {
+        protocols: ["tcp"],
+        selected: huge,
+      }),
+    ],
+    [
+      scramScript((r) => `r=${r}X,s=${SALT},i=${"9".repeat(100_000)}`),
+      CREDENTIALS,
+    ],
+    [
+      scramScript(
+        (r) => `r=${r}X,s=${SALT},i=4096`,
+        (_m, reply) => reply(MessageType.AuthOk, { message: `e=${huge}` }),
+      ),
+      CREDENTIALS,
+    ],
+  ];
+  for (const [script, handshake] of cases) {
+    const error = await attempt(script, { handshake });
+    assert.ok(
+      error instanceof ProtocolError || error instanceof AuthenticationError,
+      String(error),
+    );
+    assert.ok(error.message.length < 400, `${error.message.length} characters`);
+    assert.ok(!error.message.includes("\n"), "one line");
+    assertQuiet(error);
+  }
+});
+
+test("a HELLO_OK whose protocols is not an array of strings is refused, not taken for a node without negotiation", async () => {
+  for (const protocols of ["tcp", [1], { tcp: true }, null]) {
+    const error = await attempt(helloScript({ ...HELLO_OK, protocols }));
+    assert.ok(
+      error instanceof ProtocolError,
+      `${inspect(protocols)}: ${error}`,
+    );
+    assert.match(
+      error.message,
+      /HELLO_OK protocols .* not an array of strings/,
+    );
+  }
+});
+
+test("a HELLO_OK nodeId over 256 characters is refused: every error from the node would carry it", async () => {
+  const error = await attempt(
+    helloScript({ ...HELLO_OK, nodeId: "n".repeat(100_000) }),
+  );
+  assert.ok(error instanceof ProtocolError, String(error));
+  assert.match(error.message, /nodeId has 100000 characters, more than 256/);
+  const fine = await attempt(
+    helloScript({ ...HELLO_OK, nodeId: "n".repeat(256) }),
+  );
+  assert.ok(fine instanceof Connection, String(fine));
+});
+
+test("a reply with a sequence the client never used, or another message's, is a protocol violation", async () => {
+  const negotiating = { ...HELLO_OK, protocols: ["tcp"] };
+  const negotiated = { protocols: ["tcp"], selected: "tcp" };
+  const cases: [string, Script, HandshakeOptions?][] = [
+    ["HELLO_OK with 77", (m, reply) => {
+      if (m.type === MessageType.Hello) {
+        reply(MessageType.HelloOk, HELLO_OK, 77);
+      }
+    }],
+    ["HELLO_OK with 0", (m, reply) => {
+      if (m.type === MessageType.Hello) reply(MessageType.HelloOk, HELLO_OK, 0);
+    }],
+    ["NEGOTIATE_OK with HELLO's 1", (m, reply) => {
+      if (m.type === MessageType.Hello) reply(MessageType.HelloOk, negotiating);
+      if (m.type === MessageType.Negotiate) {
+        reply(MessageType.NegotiateOk, negotiated, 1);
+      }
+    }],
+    ["NEGOTIATE_OK with 99", (m, reply) => {
+      if (m.type === MessageType.Hello) reply(MessageType.HelloOk, negotiating);
+      if (m.type === MessageType.Negotiate) {
+        reply(MessageType.NegotiateOk, negotiated, 99);
+      }
+    }],
+    [
+      "AUTH_OK with AUTH_START's",
+      scramScript(
+        (r) => `r=${r}X,s=${SALT},i=4096`,
+        (m, reply) =>
+          reply(MessageType.AuthOk, { message: "v=AAAA" }, m.sequence - 1),
+      ),
+      CREDENTIALS,
+    ],
+  ];
+  for (const [what, script, handshake] of cases) {
+    const error = await attempt(script, { handshake });
+    assert.ok(error instanceof ProtocolError, `${what}: ${error}`);
+    assert.match(error.message, /with sequence \d+, got .* with sequence \d+/);
+    assertQuiet(error);
+  }
+});
+
+test("a node's ERROR answering NEGOTIATE or AUTH_FINAL keeps its code: AuthFailed is an authentication failure", async () => {
+  const refused = await attempt((m, reply) => {
+    if (m.type === MessageType.Hello) {
+      reply(MessageType.HelloOk, { ...HELLO_OK, protocols: ["tcp"] });
+    }
+    if (m.type === MessageType.Negotiate) {
+      reply(
+        MessageType.Error,
+        encodeError({
+          code: RemoteErrorCode.Unavailable,
+          retryable: true,
+          message: "starting",
+        }),
+      );
+    }
+  });
+  assert.ok(refused instanceof RemoteError, String(refused));
+  assert.equal(refused.remoteCode, RemoteErrorCode.Unavailable);
+  assert.match(refused.message, /node n1 answered error 5: starting/);
+
+  const rejected = await attempt(
+    scramScript(
+      (r) => `r=${r}X,s=${SALT},i=4096`,
+      (_m, reply) =>
+        reply(
+          MessageType.Error,
+          encodeError({
+            code: RemoteErrorCode.AuthFailed,
+            retryable: false,
+            message: "authentication failed",
+          }),
+        ),
+    ),
+    { handshake: CREDENTIALS },
+  );
+  assert.ok(rejected instanceof AuthenticationError, String(rejected));
+  assert.equal(rejected.reason, "rejected");
+  assert.equal(rejected.retryable, false);
+  assert.match(rejected.message, /authentication failed/);
+  assertQuiet(rejected);
+});
+
+test("SCRAM: a count that is no number says so, and a server-first over 4096 characters is refused unread", async () => {
+  const client = () => {
+    const c = new ScramClient({
+      username: "user",
+      password: new Secret(PASSWORD),
+      nonce: "abc",
+    });
+    c.clientFirstMessage();
+    return c;
+  };
+  for (const count of ["1e9", "abc", "-5", "4096.0"]) {
+    await assert.rejects(
+      client().clientFinalMessage(`r=abcX,s=${SALT},i=${count}`),
+      (e) =>
+        e instanceof AuthenticationError && e.reason === "bad-challenge" &&
+        e.message.includes(`"${count}" is not a positive integer`),
+      count,
+    );
+  }
+  // A well-formed message with a 6 KB salt: the key cache would keep it,
+  // and AUTH_FINAL would echo a nonce as long.
+  const salt = btoa("s".repeat(4500));
+  await assert.rejects(
+    client().clientFinalMessage(`r=abcX,s=${salt},i=4096`),
+    (e) =>
+      e instanceof AuthenticationError && e.reason === "bad-challenge" &&
+      /more than 4096/.test(e.message),
+  );
+  // At the bound, a real exchange still goes through.
+  const ok = `r=abcX,s=${btoa("s".repeat(3000))},i=4096`;
+  assert.ok(ok.length <= 4096);
+  assert.match(await client().clientFinalMessage(ok), /,p=/);
+});
+
+test("an empty or SASLprep-refused password fails when the client is built, before any socket", async () => {
+  for (const password of ["", "\u00ad", `bell\u0007${PASSWORD}`]) {
+    assert.throws(
+      () => createHandshake({ username: "u", password: new Secret(password) }),
+      (e) =>
+        e instanceof AuthenticationError && e.reason === "invalid-credentials",
+    );
+  }
+  const network = createMemoryNetwork();
+  const node = await startTestNode({
+    runtime: network,
+    credentials: { u: PASSWORD },
+  });
+  try {
+    const error = await Client.connect({
+      hosts: [node.address],
+      runtime: network,
+      username: "u",
+      password: `bell\u0007${PASSWORD}`,
+      healthConfig: { intervalMs: 0 },
+    }).then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof AuthenticationError, String(error));
+    assert.equal(error.reason, "invalid-credentials");
+    assertQuiet(error);
+    assert.equal(node.stats.accepted, 0, "no connection was opened");
+  } finally {
+    await node.close();
+  }
+});
+
+test("Connection.connect refuses bad options before opening a socket", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const base = { adapter: network, hostname: "127.0.0.1", port: node.port };
+  const cases: [string, Record<string, unknown>][] = [
+    ["timeoutMs", { timeoutMs: Infinity }],
+    ["timeoutMs", { timeoutMs: NaN }],
+    ["timeoutMs", { timeoutMs: -1 }],
+    ["timeoutMs", { timeoutMs: 2 ** 40 }],
+    ["port", { port: 70_000 }],
+    ["port", { port: 0 }],
+    ["port", { port: String(node.port) }],
+    ["hostname", { hostname: "" }],
+    ["signal", { signal: {} }],
+    ["maxFrameSize", { maxFrameSize: 0 }],
+  ];
+  try {
+    for (const [field, bad] of cases) {
+      const error = await Connection.connect({ ...base, ...bad } as never)
+        .then((c) => (c.destroy(), undefined), (e: unknown) => e);
+      assert.ok(
+        error instanceof InvalidArgumentError,
+        `${inspect(bad)}: ${error}`,
+      );
+      assert.equal(error.argument, `options.${field}`);
+    }
+    assert.equal(node.stats.accepted, 0, "no connection was opened");
+  } finally {
+    await node.close();
+  }
+});
+
+test("tls: a CA given as bytes, a path or a broken PEM, and a server name with a port or a pattern, are config errors", () => {
+  const pem = (body: string) =>
+    `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
+  const tlsError = (tls: object) => {
+    try {
+      resolveConfig({ hosts: ["127.0.0.1:7000"], enableTls: true, tls });
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, String(error));
+      return error;
+    }
+    assert.fail(`accepted ${inspect(tls)}`);
+  };
+  // readFileSync(path) without "utf8".
+  assert.match(
+    tlsError({ ca: new TextEncoder().encode(pem("MIIB")) }).message,
+    /read the file as text.*got a Uint8Array/,
+  );
+  assert.match(tlsError({ ca: "./certs/ca.pem" }).message, /not its path/);
+  // A PEM from an environment variable, its newlines still "\n" escapes;
+  // a block that is base64 but no certificate.
+  for (const ca of [pem("MIIB").replaceAll("\n", "\\n"), pem("AAAA")]) {
+    assert.equal(tlsError({ ca }).field, "tls.ca");
+  }
+  for (const serverName of ["db.internal:7000", "*.internal", "[::1"]) {
+    assert.equal(tlsError({ serverName }).field, "tls.serverName");
+  }
+  // Still fine: IPv6 with and without brackets, a DNS name.
+  for (const serverName of ["::1", "[::1]", "db.internal"]) {
+    resolveConfig({ hosts: ["h:1"], enableTls: true, tls: { serverName } });
+  }
+});
+
+test("held: a node that goes silent mid-SCRAM is cut off by the connect timeout; PING is answered and GOODBYE ends it", async () => {
+  const silent = await attempt(
+    scramScript((r) => `r=${r}X,s=${SALT},i=4096`),
+    { handshake: CREDENTIALS, advanceMs: 1000 },
+  );
+  assert.ok(silent instanceof ConnectTimeoutError, String(silent));
+  assertQuiet(silent);
+
+  const pinged = await attempt((m, reply) => {
+    if (m.type !== MessageType.Hello) return;
+    reply(MessageType.Ping, "are you there", 9);
+    reply(MessageType.HelloOk, HELLO_OK);
+  });
+  assert.ok(pinged instanceof Connection, String(pinged));
+
+  const left = await attempt((m, reply) => {
+    if (m.type === MessageType.Hello) reply(MessageType.Goodbye, "", 0);
+  });
+  assert.equal((left as Error).name, "ConnectionLostError", String(left));
+});
+
+test("held: against a node that never answers the TLS handshake, the client process fails in time and exits on its own", async () => {
+  const adapter = await getAdapter();
+  let accepted = 0;
+  let closed = 0;
+  const listener = await adapter.listen({ port: 0 }, (channel) => {
+    accepted++;
+    agreeToTls(channel, {
+      nodeId: "mute",
+      protocols: ["tls", "tcp"],
+      onSwitched: () => {},
+    });
+    channel.onClose(() => closed++);
+  });
+  try {
+    for (
+      const [mode, expected] of [
+        ["tls", "TlsError TLS_FAILED handshake-timeout"],
+        ["connect", "ConnectTimeoutError CONNECT_TIMEOUT -"],
+      ]
+    ) {
+      const child = spawnScript("tests/support/exit/mute_tls.ts", [
+        String(listener.port),
+        mode,
+      ]);
+      let out = "";
+      child.stdout!.on("data", (d) => (out += d));
+      child.stderr!.on("data", (d) => (out += d));
+      // A child that hangs is killed, and the test fails on its late exit.
+      const kill = setTimeout(() => child.kill("SIGKILL"), 20_000);
+      const code = await new Promise((resolve) => child.on("exit", resolve));
+      const exited = Date.now();
+      clearTimeout(kill);
+      assert.equal(code, 0, out);
+      assert.match(out, new RegExp(`^error ${expected}$`, "m"), out);
+      const mark = Number(/^mark (\d+)$/m.exec(out)?.[1]);
+      assert.ok(
+        exited - mark < 2000,
+        `exited ${exited - mark} ms after its last call`,
+      );
+    }
+    // The client closed each socket it opened.
+    for (let i = 0; i < 100 && closed < accepted; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    assert.equal(closed, accepted);
+  } finally {
+    await listener.close();
+  }
+});
