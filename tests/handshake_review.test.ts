@@ -13,6 +13,7 @@ import { FrameWriter } from "../src/connection/frame_writer.ts";
 import {
   AuthenticationError,
   ConfigError,
+  ConnectionLostError,
   ConnectTimeoutError,
   InvalidArgumentError,
   ProtocolError,
@@ -510,4 +511,88 @@ test("held: against a node that never answers the TLS handshake, the client proc
   } finally {
     await listener.close();
   }
+});
+
+/** A channel the test feeds: whatever the node "sends" arrives at once. */
+function fedChannel() {
+  let onData: (chunk: Uint8Array) => void = () => {};
+  const channel = {
+    onData: (fn: (chunk: Uint8Array) => void) => (onData = fn),
+    onClose: () => {},
+    write: () => true,
+    drained: () => Promise.resolve(),
+    close: () => {},
+    destroy: () => {},
+    bufferedAmount: 0,
+    remoteAddress: undefined,
+  };
+  const codec = new MessageCodec();
+  return {
+    channel,
+    send: (type: number, payload = new Uint8Array(0)) =>
+      onData(codec.encode({ type, flags: 0, sequence: 0, payload })),
+  };
+}
+
+test("control messages nobody receives are kept up to 64, then the connection fails: a node cannot grow the inbox without end", async () => {
+  const fed = fedChannel();
+  const c = new Connection(fed.channel, { hostname: "fake", port: 1 });
+  for (let i = 0; i < 64; i++) fed.send(MessageType.AuthOk);
+  assert.equal(c.isOpen, true, "64 kept");
+  fed.send(MessageType.AuthOk);
+  const error = await c.closed;
+  assert.ok(error instanceof ConnectionLostError, String(error));
+  assert.ok(error.cause instanceof ProtocolError, String(error.cause));
+  assert.match(error.message, /65 control messages \(type 0x8 last\)/);
+
+  // Or 1 MiB of them, whatever their number.
+  const big = fedChannel();
+  const d = new Connection(big.channel, { hostname: "fake", port: 1 });
+  for (let i = 0; i < 3; i++) {
+    big.send(MessageType.NegotiateOk, new Uint8Array(400_000));
+  }
+  assert.equal(d.isOpen, false);
+  assert.ok((await d.closed)?.cause instanceof ProtocolError);
+
+  // Received ones do not count.
+  const taken = fedChannel();
+  const e = new Connection(taken.channel, { hostname: "fake", port: 1 });
+  for (let i = 0; i < 200; i++) {
+    taken.send(MessageType.AuthOk);
+    await e.receiveMessage();
+  }
+  assert.equal(e.isOpen, true);
+  e.destroy();
+});
+
+test("a node's ERROR text is cut at 1,024 characters in the RemoteError's message", () => {
+  const long = new RemoteError(7, "x".repeat(100_000), false, "n1");
+  assert.equal(long.message, `node n1 answered error 7: ${"x".repeat(1024)}…`);
+  const short = new RemoteError(7, "not found", false, "n1");
+  assert.equal(short.message, "node n1 answered error 7: not found");
+});
+
+test("enableTls and tlsPolicy that contradict each other are refused, either way round", () => {
+  for (
+    const [enableTls, tlsPolicy] of [
+      [true, "disable"],
+      [false, "require"],
+      [false, "prefer"],
+    ] as const
+  ) {
+    assert.throws(
+      () => resolveConfig({ hosts: ["db:7000"], enableTls, tlsPolicy }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.field === "tlsPolicy" &&
+        e.message.includes(`when enableTls is ${enableTls}`),
+    );
+  }
+  assert.equal(
+    resolveConfig({ hosts: ["db:7000"], enableTls: false }).tlsPolicy,
+    "disable",
+  );
+  assert.equal(
+    resolveConfig({ hosts: ["db:7000"], tlsPolicy: "prefer" }).tlsPolicy,
+    "prefer",
+  );
 });

@@ -163,7 +163,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
   );
   const enableTls = optionalBoolean("enableTls", config.enableTls) ?? false;
   const { tlsPolicy, protocols } = resolveProtocols(
-    enableTls,
+    config.enableTls === false ? false : enableTls || undefined,
     config.tlsPolicy,
     config.protocols,
   );
@@ -369,7 +369,7 @@ export function resolveHealthConfig(
 }
 
 function resolveProtocols(
-  enableTls: boolean,
+  enableTls: boolean | undefined, // undefined: not given
   policyValue: unknown,
   protocolsValue: unknown,
 ): { tlsPolicy: TlsPolicy; protocols: ProtocolType[] } {
@@ -378,11 +378,11 @@ function resolveProtocols(
     orDefault(policyValue, enableTls ? "require" : "disable"),
     ["require", "prefer", "disable"] as const,
   );
-  if (enableTls && tlsPolicy === "disable") {
+  if (enableTls !== undefined && (tlsPolicy === "disable") === enableTls) {
     throw new ConfigError(
       "tlsPolicy",
       tlsPolicy,
-      'cannot be "disable" when enableTls is true',
+      `cannot be "${tlsPolicy}" when enableTls is ${enableTls}`,
     );
   }
   let protocols = [...PROTOCOL_PRIORITY];

@@ -186,6 +186,7 @@ export class Connection {
    * @throws {ConnectTimeoutError} when connect plus handshake take too long.
    * @throws {ConnectionError} when the node cannot be reached.
    * @throws {AbortedError} when `signal` aborts.
+   * @throws {InvalidArgumentError} for a bad option (before anything opens).
    */
   static connect(options: ConnectionOptions): Promise<Connection> {
     return openConnection(
@@ -330,6 +331,9 @@ export class Connection {
    * is taken (until {@linkcode Connection.startTls} or
    * {@linkcode Connection.resumeReading}): the node's last plaintext
    * message before a TLS switch.
+   *
+   * Up to 64 such messages (1 MiB) are kept for later calls; a node that
+   * sends more that nobody receives breaks the connection (ProtocolError).
    *
    * @throws {ConnectionLostError} when the connection closes first.
    * @throws {RequestTimeoutError} after `timeoutMs`.

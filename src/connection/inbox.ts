@@ -8,11 +8,18 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { AbortedError, RequestTimeoutError } from "../errors.ts";
+import { AbortedError, ProtocolError, RequestTimeoutError } from "../errors.ts";
 import type { Message } from "../protocol/frame.ts";
 
 /** Takes the next control message, or the error that ended the wait. */
 type Waiter = (message: Message | Error) => void;
+
+/**
+ * Control messages kept for `receiveMessage` before the connection fails
+ * with a ProtocolError: a handshake takes its replies as they come.
+ */
+const MAX_KEPT = 64;
+const MAX_KEPT_BYTES = 1 << 20;
 
 /**
  * Control messages in arrival order, each handed to the oldest waiter or
@@ -23,6 +30,8 @@ export class ControlInbox {
   // at the start and none after.
   #messages: Message[] | undefined;
   #waiters: Waiter[] | undefined;
+  // Payload bytes kept: with their number, bounded (see deliver).
+  #bytes = 0;
 
   /** Messages kept, not yet taken. */
   get size(): number {
@@ -31,14 +40,27 @@ export class ControlInbox {
 
   /** The oldest kept message, removed, if any. */
   take(): Message | undefined {
-    return this.#messages?.shift();
+    const message = this.#messages?.shift();
+    if (message !== undefined) this.#bytes -= message.payload.length;
+    return message;
   }
 
   /** Hands `message` to the oldest waiter, or keeps it for the next one. */
   deliver(message: Message): void {
     const waiter = this.#waiters?.shift();
-    if (waiter) waiter(message);
-    else (this.#messages ??= []).push(message);
+    if (waiter) return waiter(message);
+    const kept = this.#messages ??= [];
+    // A node that keeps sending messages nobody asked for (AUTH_OK after
+    // the handshake, say) would otherwise grow this without end.
+    const bytes = this.#bytes + message.payload.length;
+    if (kept.length >= MAX_KEPT || bytes > MAX_KEPT_BYTES) {
+      throw new ProtocolError(
+        `the node sent ${kept.length + 1} control messages (type ` +
+          `0x${message.type.toString(16)} last) that nobody received`,
+      );
+    }
+    kept.push(message);
+    this.#bytes = bytes;
   }
 
   /**

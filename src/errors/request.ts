@@ -100,7 +100,8 @@ export class AbortedError extends NodewireError {
 
 /**
  * The node answered the request with an error frame. The node decides
- * whether it is retryable.
+ * whether it is retryable. The message quotes the node's text, cut at
+ * 1,024 characters.
  *
  * @example
  * ```ts
@@ -133,7 +134,9 @@ export class RemoteError extends NodewireError {
   ) {
     super(
       "REMOTE_ERROR",
-      `node ${nodeId ?? "?"} answered error ${remoteCode}: ${message}`,
+      `node ${nodeId ?? "?"} answered error ${remoteCode}: ${
+        // The node's text, as much as a log line can take.
+        message.length > 1024 ? message.slice(0, 1024) + "…" : message}`,
       { retryable },
     );
     this.remoteCode = remoteCode;
