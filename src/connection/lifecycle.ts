@@ -77,7 +77,10 @@ export class ConnectionLifecycle {
   /** A node's GOODBYE: take no new work; what is in flight finishes. */
   onGoodbye = (): void => {
     const state = this.#state;
-    if (state.get() === "open") state.set("closing");
+    // Closing already (a GOODBYE or close() before): that close finishes
+    // it. Each further GOODBYE must not add a wait of its own.
+    if (state.get() !== "open") return;
+    state.set("closing");
     if (this.#core.table.size === 0) this.#closeStream(false);
     else {
       this.#core.whenIdle().then(() => {
