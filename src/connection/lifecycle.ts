@@ -68,6 +68,10 @@ export class ConnectionLifecycle {
   /** Ends the connection at once; `error` is the cause its requests get. */
   destroy(error?: Error): void {
     if (this.#state.get() === "closed") return;
+    // `closed` settles with an Error or nothing, whatever a caller passed.
+    if (error !== undefined && !(error instanceof Error)) {
+      error = new Error(String(error));
+    }
     this.#finish(
       error ?? new ConnectionClosedError(this.#endpoint, { retryable: true }),
     );
