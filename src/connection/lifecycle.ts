@@ -137,9 +137,14 @@ export class ConnectionLifecycle {
 
   /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
   #closeStream(bye: boolean): void {
-    if (bye) sayGoodbye(this.#core.writer);
+    const core = this.#core;
+    if (bye) sayGoodbye(core.writer);
     this.#finish(undefined);
-    this.#core.channel.close();
+    // A peer that reads nothing would hold a graceful close open for good
+    // (it waits to flush), and the process with it; nothing is owed to it
+    // now that every request has settled.
+    if (core.writer.congested) core.channel.destroy();
+    else core.channel.close();
   }
 
   /** Moves to closed and fails everything pending exactly once. */
