@@ -21,6 +21,7 @@ import { type Message, MessageType } from "../src/protocol/frame.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { spawnScript } from "./support/exit/spawn.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
 
 const codec = new MessageCodec();
 const ENDPOINT = { hostname: "fake", port: 1 };
@@ -167,6 +168,68 @@ test("requests that time out while held back by a peer that reads nothing let go
   assert.ok(
     [...outcomes.values()].every((o) => o === "RequestTimeoutError"),
   );
+});
+
+test("a connection closed while a node reads nothing lets its process exit on its own: a graceful close waited for it to read, for good", async () => {
+  // The node: answers HELLO, then reads nothing more.
+  const adapter = await getAdapter();
+  const channels: ByteChannel[] = [];
+  const listener = await adapter.listen(
+    { hostname: "127.0.0.1", port: 0 },
+    (channel) => {
+      channels.push(channel);
+      channel.onClose(() => {});
+      let greeted = false;
+      channel.onData((chunk) => {
+        if (greeted) return;
+        codec.decode(chunk, (m) => {
+          if (greeted) return;
+          greeted = true;
+          channel.write(codec.encode({
+            type: MessageType.HelloOk,
+            flags: 0,
+            sequence: m.sequence,
+            payload: new TextEncoder().encode(JSON.stringify({
+              nodeId: "deaf",
+              maxFrameSize: 1 << 20,
+              auth: "none",
+            })),
+          }));
+          channel.pause?.();
+        });
+      });
+    },
+  );
+  try {
+    const child = spawnScript(
+      fileURLToPath(
+        new URL("./support/congested_close.ts", import.meta.url),
+      ),
+      [String(listener.port)],
+    );
+    let stdout = "";
+    let stderr = "";
+    child.stdout!.on("data", (chunk) => stdout += chunk);
+    child.stderr!.on("data", (chunk) => stderr += chunk);
+    const exited = new Promise((resolve) => child.on("exit", resolve));
+    // It must exit within 10 s of closing; 60 s for the whole scene.
+    const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const marked = new Promise<void>((resolve) =>
+      child.stdout!.on("data", () => {
+        if (stdout.includes("closed")) resolve();
+      })
+    );
+    await Promise.race([marked, exited]);
+    clearTimeout(killer);
+    const late = setTimeout(() => child.kill("SIGKILL"), 10_000);
+    const code = await exited;
+    clearTimeout(late);
+    assert.equal(code, 0, `exit ${code}: ${stdout} ${stderr}`);
+    assert.match(stdout, /closed congested/, "the scene congested the socket");
+  } finally {
+    for (const channel of channels) channel.destroy();
+    await listener.close();
+  }
 });
 
 test("a peer that reads nothing gets no PONG for its PINGs: each would wait in memory for it", async () => {
