@@ -31,11 +31,17 @@ import { ConnectionCore } from "./core.ts";
 import { type Pending, PromiseSink, SAFE_TO_REPEAT } from "./in_flight.ts";
 import { ConnectionLifecycle, type ConnectionState } from "./lifecycle.ts";
 import { openConnection } from "./open.ts";
-import { checkMessage, switchToTls } from "./control.ts";
+import {
+  checkMessage,
+  readConnectOptions,
+  readFrameFields,
+  readReceiveOptions,
+  switchToTls,
+} from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import {
   abortedBeforeSent,
-  badSignal,
+  badOption,
   badTimeout,
   payloadTooLarge,
 } from "./refusals.ts";
@@ -186,19 +192,25 @@ export class Connection {
    * @throws {ConnectTimeoutError} when connect plus handshake take too long.
    * @throws {ConnectionError} when the node cannot be reached.
    * @throws {AbortedError} when `signal` aborts.
-   * @throws {InvalidArgumentError} for a bad option (before anything opens).
+   * @throws {InvalidArgumentError} for a bad option (before anything starts).
    */
   static connect(options: ConnectionOptions): Promise<Connection> {
+    let o: ConnectionOptions;
+    try {
+      o = readConnectOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return openConnection(
-      options,
+      o,
       (channel, endpoint, clock, timeoutMs) => {
         const connection = new Connection(channel, endpoint, {
-          id: options.id,
+          id: o.id,
           clock,
-          requestTimeoutMs: options.requestTimeoutMs ?? timeoutMs,
-          maxFrameSize: options.maxFrameSize,
+          requestTimeoutMs: o.requestTimeoutMs ?? timeoutMs,
+          maxFrameSize: o.maxFrameSize,
         });
-        connection.#core.encrypted = options.tls !== undefined;
+        connection.#core.encrypted = o.tls !== undefined;
         return connection;
       },
       (connection, hello) => connection.#greeted(hello),
@@ -303,14 +315,16 @@ export class Connection {
    * @returns the sequence number used.
    * @throws {ConnectionClosedError} after close.
    * @throws {ProtocolError} for a payload over the node's frame limit.
-   * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
+   * @throws {InvalidArgumentError} for a payload that is not a Uint8Array,
+   *   an unknown type or flag, a sequence not in 0 to 2^53 - 1.
    */
   sendMessage(
     type: number,
     payload: Uint8Array,
-    options: { flags?: number; sequence?: number } = {},
+    options?: { flags?: number; sequence?: number },
   ): number {
     const core = this.#core;
+    const { flags, sequence: given } = readFrameFields(type, options);
     checkMessage(
       this,
       payload,
@@ -318,8 +332,8 @@ export class Connection {
       core.codec,
       this.#sendLimit,
     );
-    const sequence = options.sequence ?? this.#nextSequence++;
-    core.writer.push(type, options.flags ?? 0, sequence, payload);
+    const sequence = given ?? this.#nextSequence++;
+    core.writer.push(type, flags ?? 0, sequence, payload);
     return sequence;
   }
 
@@ -338,17 +352,25 @@ export class Connection {
    * @throws {ConnectionLostError} when the connection closes first.
    * @throws {RequestTimeoutError} after `timeoutMs`.
    * @throws {AbortedError} when `signal` aborts.
+   * @throws {InvalidArgumentError} for a bad option (`timeoutMs` may be
+   *   `Infinity`: no limit).
    */
   receiveMessage(
-    options: {
+    options?: {
       timeoutMs?: number;
       signal?: AbortSignal;
       pauseReading?: boolean;
-    } = {},
+    },
   ): Promise<Message> {
+    let o: NonNullable<typeof options>;
+    try {
+      o = readReceiveOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#core.receive(
-      options,
-      options?.timeoutMs ?? this.#requestTimeoutMs,
+      o,
+      o.timeoutMs ?? this.#requestTimeoutMs,
       this.#clock,
       this.#state === "closed" ? () => this.#end.lostError(false) : undefined,
     );
@@ -388,14 +410,7 @@ export class Connection {
     sink: ReplySink,
   ): void {
     if (!isPayload(payload)) return sink.onError(invalidPayload(payload));
-    this.#call(
-      MessageType.Request,
-      payload,
-      options?.idempotent ? FrameFlags.Idempotent : 0,
-      options,
-      sink,
-      options?.idempotent ? SAFE_TO_REPEAT : 0,
-    );
+    this.#call(MessageType.Request, payload, options, sink);
   }
 
   /**
@@ -449,14 +464,7 @@ export class Connection {
   async ping(options?: RequestOptions): Promise<number> {
     const start = this.#clock.now();
     await new Promise((resolve) =>
-      this.#call(
-        MessageType.Ping,
-        EMPTY,
-        0,
-        options,
-        new PromiseSink(resolve),
-        SAFE_TO_REPEAT,
-      )
+      this.#call(MessageType.Ping, EMPTY, options, new PromiseSink(resolve))
     );
     return this.#clock.now() - start;
   }
@@ -488,10 +496,8 @@ export class Connection {
   #call(
     type: number,
     payload: Uint8Array,
-    flags: number,
     options: RequestOptions | undefined,
     sink: ReplySink,
-    safe: number,
   ): void {
     if (this.#state !== "open") return sink.onError(this.#end.refusal());
     // `length`, not `byteLength` (the same for a Uint8Array): see
@@ -508,17 +514,47 @@ export class Connection {
     // Each option is read once, and checked here, before anything is
     // recorded: a value that changed since an earlier check (a getter) or
     // one given straight to a Connection is refused, not half-applied.
-    const signal = options?.signal;
+    let signal: AbortSignal | undefined;
+    let timeoutMs: number | undefined;
+    let idempotent: boolean | undefined;
+    if (options !== undefined) {
+      if (typeof options !== "object" || options === null) {
+        return sink.onError(
+          badOption("", options, "expected an object of options"),
+        );
+      }
+      try {
+        ({ signal, timeoutMs, idempotent } = options);
+      } catch (cause) {
+        return sink.onError(
+          badOption("", options, "could not be read", cause),
+        );
+      }
+      if (idempotent !== undefined && typeof idempotent !== "boolean") {
+        return sink.onError(
+          badOption(".idempotent", idempotent, "expected true or false"),
+        );
+      }
+    }
     if (signal !== undefined && !(signal instanceof AbortSignal)) {
-      return sink.onError(badSignal(signal));
+      return sink.onError(
+        badOption(".signal", signal, "expected an AbortSignal"),
+      );
     }
     if (signal?.aborted) return sink.onError(abortedBeforeSent(signal));
-    const timeoutMs = options?.timeoutMs ?? this.#requestTimeoutMs;
+    // Only undefined means the default: null is refused.
+    if (timeoutMs === undefined) timeoutMs = this.#requestTimeoutMs;
     if (!isDuration(timeoutMs)) return sink.onError(badTimeout(timeoutMs));
+    // A ping is always safe to repeat; a request when marked idempotent.
+    const flags = idempotent === true && type === MessageType.Request
+      ? FrameFlags.Idempotent
+      : 0;
     const sequence = this.#nextSequence++;
     const pending: Pending = {
       sequence,
-      type: type | safe,
+      type: flags !== 0 || type === MessageType.Ping
+        ? type | SAFE_TO_REPEAT
+        : type,
       sink,
       abort: undefined,
       deadline: 0,

@@ -1,19 +1,39 @@
 /**
  * The stream as the control channel, the cold side of a connection's API:
  * the checks on a control message before it is sent
- * (`Connection.sendMessage`), and switching the stream to TLS, client side
- * (`Connection.startTls`). Used by the handshake, never on the request
- * path.
+ * (`Connection.sendMessage`), switching the stream to TLS, client side
+ * (`Connection.startTls`), and the options of `Connection.connect` and
+ * `receiveMessage`, each read once and refused with an
+ * `InvalidArgumentError` naming it before anything starts. Never on the
+ * request path.
  *
  * @module
  */
 
 import {
+  bool,
+  duration,
+  func,
+  integer,
+  is,
+  methods,
+  readOptions,
+  type Rule,
+  signal,
+  text,
+} from "../config/options.ts";
+import {
   ConnectionClosedError,
   ConnectionError,
   type Endpoint,
+  InvalidArgumentError,
   ProtocolError,
 } from "../errors.ts";
+import {
+  isKnownMessageType,
+  KNOWN_FLAGS,
+  MAX_FRAME_SIZE_LIMIT,
+} from "../protocol/frame.ts";
 import type { MessageCodec } from "../protocol/codec.ts";
 import type { TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
@@ -133,4 +153,71 @@ export async function switchToTls(
     destroyQuietly(secure, error);
     throw error;
   }
+}
+
+const sequence = integer(0, Number.MAX_SAFE_INTEGER);
+
+const CONNECT: Record<string, Rule> = {
+  adapter: methods("connect"),
+  hostname: text,
+  port: integer(1, 65535),
+  timeoutMs: duration,
+  requestTimeoutMs: duration,
+  maxFrameSize: integer(1024, MAX_FRAME_SIZE_LIMIT),
+  clock: methods("now", "setTimeout", "clearTimeout"),
+  clientName: text,
+  id: sequence,
+  signal,
+  handshake: func,
+  tls: is((v) => typeof v === "object" && v !== null, "expected an object"),
+};
+
+const RECEIVE: Record<string, Rule> = {
+  // Infinity: no limit of its own (the handshake's, bounded by its signal).
+  timeoutMs: (value) => value === Infinity ? undefined : duration(value),
+  signal,
+  pauseReading: bool,
+};
+
+const MESSAGE: Record<string, Rule> = {
+  flags: integer(0, KNOWN_FLAGS),
+  sequence,
+};
+
+/** `Connection.connect`'s options, read once and checked. */
+export function readConnectOptions<T>(options: unknown): T {
+  return readOptions("Connection.connect()", options, CONNECT, [
+    "adapter",
+    "hostname",
+    "port",
+  ]);
+}
+
+/** `receiveMessage`'s options (none: `{}`), read once and checked. */
+export function readReceiveOptions<T>(options: unknown): T {
+  return readOptions(
+    "receiveMessage()",
+    options === undefined ? {} : options,
+    RECEIVE,
+  );
+}
+
+/**
+ * `sendMessage`'s options, read once, after checking that `type` is a
+ * message type a node can read: known flags, a sequence of up to 53 bits.
+ */
+export function readFrameFields(
+  type: unknown,
+  options: unknown,
+): { flags?: number; sequence?: number } {
+  if (typeof type !== "number" || !isKnownMessageType(type)) {
+    throw new InvalidArgumentError("type", type, "expected a message type", {
+      method: "sendMessage()",
+    });
+  }
+  return readOptions(
+    "sendMessage()",
+    options === undefined ? {} : options,
+    MESSAGE,
+  );
 }

@@ -31,7 +31,9 @@ import {
   type HeldFrame,
   isHeld,
   type Pending,
+  reportThrow,
   SAFE_TO_REPEAT,
+  tellError,
   writeHeld,
 } from "./in_flight.ts";
 import { PendingTable } from "./pending_table.ts";
@@ -89,6 +91,8 @@ export class ConnectionCore {
   /** Set once the connection has closed. */
   closed = false;
   #idleWaiters: Array<() => void> = [];
+  /** Requests settled whose frames may still be in `queued`. */
+  #heldDone = 0;
   readonly #onGoodbye: () => void;
   #onRouted: ((message: Message) => void) | undefined;
 
@@ -146,8 +150,11 @@ export class ConnectionCore {
 
   #abort = (pending: Pending, error: AbortedError): void => {
     if (this.settle(pending)) {
-      this.writer.withdraw(pending.sequence);
-      pending.sink.onError(error);
+      if (
+        !this.writer.withdraw(pending.sequence) &&
+        isHeld(this.queued, pending)
+      ) this.#heldSettled();
+      tellError(pending.sink, error, pending.sequence);
     }
   };
 
@@ -238,6 +245,7 @@ export class ConnectionCore {
     const unflushed = this.writer.discard();
     const held = this.queued;
     this.queued = [];
+    this.#heldDone = 0;
     // One error per kind of request, not one per request: a written
     // request is safe to retry only when it may be repeated.
     const errors: (Error | undefined)[] = [undefined, undefined, undefined];
@@ -246,7 +254,11 @@ export class ConnectionCore {
       const unsent = isHeld(held, p) || unflushed?.has(p.sequence) === true ||
         (unrouted !== undefined && unrouted.has(p.sequence));
       const kind = unsent ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
-      p.sink.onError(errors[kind] ??= lost(kind !== 0, kind !== 2), p.sequence);
+      tellError(
+        p.sink,
+        errors[kind] ??= lost(kind !== 0, kind !== 2),
+        p.sequence,
+      );
     }
     this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
@@ -278,9 +290,11 @@ export class ConnectionCore {
     // one that left may have been executed, so only a request safe to
     // repeat may be retried (the rule of isRetryable, read from the error
     // alone).
-    const sent = !isHeld(this.queued, pending) &&
-      !this.writer.withdraw(pending.sequence);
-    pending.sink.onError(
+    const held = isHeld(this.queued, pending);
+    const sent = !held && !this.writer.withdraw(pending.sequence);
+    if (held) this.#heldSettled();
+    tellError(
+      pending.sink,
       new RequestTimeoutError(this.owner.address, timeoutMs, {
         sent,
         retryable: !sent || (pending.type & SAFE_TO_REPEAT) !== 0,
@@ -288,6 +302,19 @@ export class ConnectionCore {
       pending.sequence,
     );
   };
+
+  /**
+   * A request whose frame is held back by congestion settled. Such frames
+   * are dropped once they are half of those held: a peer that never reads
+   * must not keep every failed request's payload alive.
+   */
+  #heldSettled(): void {
+    if (++this.#heldDone * 2 <= this.queued.length) return;
+    this.queued = this.queued.filter((h) =>
+      this.table.get(h.pending.sequence) === h.pending
+    );
+    this.#heldDone = 0;
+  }
 
   #onData = (chunk: Uint8Array): void => {
     try {
@@ -345,7 +372,8 @@ export class ConnectionCore {
         const e = decodeError(payload);
         this.#release(pending);
         this.stats.received++;
-        pending.sink.onError(
+        tellError(
+          pending.sink,
           new RemoteError(e.code, e.message, e.retryable, this.nodeId),
           pending.sequence,
         );
@@ -358,7 +386,12 @@ export class ConnectionCore {
       }
       this.#release(pending);
       this.stats.received++;
-      pending.sink.onReply(payload, pending.sequence);
+      // A sink that throws is the caller's bug, not a broken stream.
+      try {
+        pending.sink.onReply(payload, pending.sequence);
+      } catch (thrown) {
+        reportThrow(thrown);
+      }
       return;
     }
     this.#onControl({ type, flags, sequence, payload });
@@ -368,8 +401,9 @@ export class ConnectionCore {
   #onControl(message: Message): void {
     const type = message.type;
     if (type === MessageType.Ping) {
-      // A node may probe us; answer in kind.
-      if (!this.closed) {
+      // A node may probe us; answer in kind, unless it reads nothing: each
+      // answer would wait in memory for a peer that may never read.
+      if (!this.closed && !this.writer.congested) {
         this.writer.push(
           MessageType.Pong,
           0,
@@ -403,6 +437,7 @@ export class ConnectionCore {
   #onDrained = (): void => {
     const queued = this.queued;
     this.queued = [];
+    this.#heldDone = 0;
     const rest = writeHeld(queued, this.writer, this.table);
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);

@@ -190,6 +190,15 @@ export class FrameWriter {
     sequence: number,
     payload: Uint8Array,
   ): void {
+    // A view whose length can change after the call (over a resizable or
+    // growable buffer) is copied: the header fixes the length now, and a
+    // view that shrank or grew in the queue would put the stream out of
+    // step for every request behind it.
+    const buffer = payload.buffer as {
+      resizable?: boolean;
+      growable?: boolean;
+    };
+    if (buffer.resizable || buffer.growable) payload = payload.slice();
     this.#end = this.#header(type, flags, sequence, payload.length, 0);
     this.flush();
     this.#write(payload);

@@ -72,6 +72,30 @@ export function isHeld(held: readonly HeldFrame[], pending: Pending): boolean {
 }
 
 /**
+ * Hands `error` to `sink`. A sink that throws is its caller's bug, not the
+ * node's: the throw is reported as uncaught (as a throwing event
+ * listener's is), and the connection and its other requests carry on.
+ */
+export function tellError(
+  sink: ReplySink,
+  error: Error,
+  sequence: number,
+): void {
+  try {
+    sink.onError(error, sequence);
+  } catch (thrown) {
+    reportThrow(thrown);
+  }
+}
+
+/** Reports what a caller's sink threw as uncaught, after the current work. */
+export function reportThrow(thrown: unknown): void {
+  queueMicrotask(() => {
+    throw thrown;
+  });
+}
+
+/**
  * Settles a promise from a connection, keeping only its resolve function
  * (see resolve_only.ts for why).
  */

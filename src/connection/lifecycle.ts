@@ -68,6 +68,10 @@ export class ConnectionLifecycle {
   /** Ends the connection at once; `error` is the cause its requests get. */
   destroy(error?: Error): void {
     if (this.#state.get() === "closed") return;
+    // `closed` settles with an Error or nothing, whatever a caller passed.
+    if (error !== undefined && !(error instanceof Error)) {
+      error = new Error(String(error));
+    }
     this.#finish(
       error ?? new ConnectionClosedError(this.#endpoint, { retryable: true }),
     );
@@ -77,7 +81,10 @@ export class ConnectionLifecycle {
   /** A node's GOODBYE: take no new work; what is in flight finishes. */
   onGoodbye = (): void => {
     const state = this.#state;
-    if (state.get() === "open") state.set("closing");
+    // Closing already (a GOODBYE or close() before): that close finishes
+    // it. Each further GOODBYE must not add a wait of its own.
+    if (state.get() !== "open") return;
+    state.set("closing");
     if (this.#core.table.size === 0) this.#closeStream(false);
     else {
       this.#core.whenIdle().then(() => {
@@ -130,9 +137,14 @@ export class ConnectionLifecycle {
 
   /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
   #closeStream(bye: boolean): void {
-    if (bye) sayGoodbye(this.#core.writer);
+    const core = this.#core;
+    if (bye) sayGoodbye(core.writer);
     this.#finish(undefined);
-    this.#core.channel.close();
+    // A peer that reads nothing would hold a graceful close open for good
+    // (it waits to flush), and the process with it; nothing is owed to it
+    // now that every request has settled.
+    if (core.writer.congested) core.channel.destroy();
+    else core.channel.close();
   }
 
   /** Moves to closed and fails everything pending exactly once. */

@@ -7,19 +7,16 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { durationProblem } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectTimeoutError,
   type Endpoint,
   formatAddress,
-  InvalidArgumentError,
   ProtocolError,
   RemoteError,
 } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
-  MAX_FRAME_SIZE_LIMIT,
   type Message,
   MessageType,
 } from "../protocol/frame.ts";
@@ -102,7 +99,6 @@ export async function openConnection<C extends OpenedConnection>(
   ) => C,
   greeted: (connection: C, hello: HelloOkPayload) => void,
 ): Promise<C> {
-  checkOpenOptions(options);
   const clock = options.clock ?? systemClock;
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const endpoint = { hostname: options.hostname, port: options.port };
@@ -147,53 +143,6 @@ export async function openConnection<C extends OpenedConnection>(
     clock.clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
-}
-
-/**
- * Refuses what the runtimes would take wrongly (an empty host is
- * localhost on Bun and Node, a timer of Infinity or NaN fires at once)
- * or refuse untyped (a port out of range is a RangeError).
- */
-function checkOpenOptions(
-  options: Pick<OpenOptions<never>, "timeoutMs" | "signal" | "maxFrameSize"> & {
-    hostname: unknown;
-    port: unknown;
-  },
-): void {
-  const { hostname, port, timeoutMs, signal, maxFrameSize } = options;
-  const bad = (name: string, value: unknown, expected: string) => {
-    throw new InvalidArgumentError(`options.${name}`, value, expected, {
-      method: "Connection.connect",
-    });
-  };
-  if (typeof hostname !== "string" || hostname === "") {
-    bad("hostname", hostname, "expected a host name or IP address");
-  }
-  if (!isIntegerIn(port, 1, 65535)) {
-    bad("port", port, "expected an integer in 1–65535");
-  }
-  const problem = timeoutMs === undefined
-    ? undefined
-    : durationProblem(timeoutMs);
-  if (problem !== undefined) bad("timeoutMs", timeoutMs, problem);
-  if (signal !== undefined && !(signal instanceof AbortSignal)) {
-    bad("signal", signal, "expected an AbortSignal");
-  }
-  if (
-    maxFrameSize !== undefined &&
-    !isIntegerIn(maxFrameSize, 1024, MAX_FRAME_SIZE_LIMIT)
-  ) {
-    bad(
-      "maxFrameSize",
-      maxFrameSize,
-      `expected an integer in 1024–${MAX_FRAME_SIZE_LIMIT}`,
-    );
-  }
-}
-
-function isIntegerIn(value: unknown, min: number, max: number): boolean {
-  return Number.isInteger(value) && (value as number) >= min &&
-    (value as number) <= max;
 }
 
 /**

@@ -34,13 +34,17 @@ export function badTimeout(timeoutMs: unknown): InvalidArgumentError {
   );
 }
 
-/** A `signal` that is not an AbortSignal. */
-export function badSignal(signal: unknown): InvalidArgumentError {
-  return new InvalidArgumentError(
-    "options.signal",
-    signal,
-    "expected an AbortSignal",
-  );
+/**
+ * A request's option `name` (`""`: the options themselves) that is not
+ * what it should be, or whose reading threw `cause`.
+ */
+export function badOption(
+  name: string,
+  value: unknown,
+  expected: string,
+  cause?: unknown,
+): InvalidArgumentError {
+  return new InvalidArgumentError(`options${name}`, value, expected, { cause });
 }
 
 /** A request whose signal had aborted before it was sent. */

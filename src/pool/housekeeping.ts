@@ -164,45 +164,62 @@ export class Housekeeper<C extends PoolableConnection> {
     if (this.#heartbeat === undefined || interval <= 0) return Infinity;
     let next = Infinity;
     for (const entry of this.#roster.list.slice()) {
-      if (
-        entry.removed || entry.lent || entry.retire !== undefined ||
-        entry.probing
-      ) continue;
+      if (entry.removed || entry.lent || entry.retire !== undefined) continue;
+      if (entry.probing) {
+        // A check is given until the next one would be due (checkedAt is
+        // when it started): one that never settles would keep its
+        // connection from ever being checked or idled out again.
+        const end = entry.checkedAt + interval;
+        if (now < end) next = Math.min(next, end);
+        else {
+          this.#probeFailed(
+            entry,
+            new Error(`heartbeat did not settle within ${interval} ms`),
+          );
+        }
+        continue;
+      }
       const due = Math.max(entry.lastUsedAt, entry.checkedAt) + interval;
       if (due > now) {
         next = Math.min(next, due);
       } else if (entry.conn.inFlight !== 0) {
         next = Math.min(next, now + interval);
       } else {
-        this.#probe(entry);
+        this.#probe(entry, now);
+        next = Math.min(next, now + interval);
       }
     }
     return next;
   }
 
-  #probe(entry: Entry<C>): void {
+  #probe(entry: Entry<C>, now: number): void {
     entry.probing = true;
+    entry.checkedAt = now;
     let check: Promise<unknown>;
     try {
-      check = this.#heartbeat!(entry.conn);
+      // A hook that returns no promise answered at once.
+      check = Promise.resolve(this.#heartbeat!(entry.conn));
     } catch (error) {
       check = Promise.reject(error);
     }
     check.then(
       () => {
+        if (!entry.probing) return; // failed already: it took too long
         entry.probing = false;
         if (entry.removed || this.#stopped) return;
         entry.checkedAt = this.#clock.now();
         this.wakeForHeartbeat(entry.checkedAt);
       },
-      (reason) => {
-        entry.probing = false;
-        if (entry.removed || this.#stopped) return;
-        const error = asError(reason);
-        // Off the books first, so nothing is handed it while it closes.
-        this.#roster.remove(entry, "error", error, false);
-        destroyQuietly(entry.conn, error);
-      },
+      (reason) => this.#probeFailed(entry, asError(reason)),
     );
+  }
+
+  #probeFailed(entry: Entry<C>, error: Error): void {
+    if (!entry.probing) return;
+    entry.probing = false;
+    if (entry.removed || this.#stopped) return;
+    // Off the books first, so nothing is handed it while it closes.
+    this.#roster.remove(entry, "error", error, false);
+    destroyQuietly(entry.conn, error);
   }
 }

@@ -8,10 +8,10 @@
 
 import type { Clock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
-import { NodewireError } from "../errors.ts";
+import { InvalidArgumentError, NodewireError } from "../errors.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
-import { asError, type Roster } from "./roster.ts";
+import { asError, destroyQuietly, type Roster } from "./roster.ts";
 import type { ConnectionFactory, PoolableConnection } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 import type { Waiters } from "./waiters.ts";
@@ -237,7 +237,9 @@ export class Opener<C extends PoolableConnection> {
     this.#opening.add(opening);
     let promise: Promise<C>;
     try {
-      promise = this.#factory(controller.signal);
+      // A factory that returns a connection rather than a promise of one
+      // is taken at its word; anything else fails the open (#opened).
+      promise = Promise.resolve(this.#factory(controller.signal));
     } catch (error) {
       promise = Promise.reject(error);
     }
@@ -248,6 +250,15 @@ export class Opener<C extends PoolableConnection> {
   }
 
   #opened(opening: Opening, conn: C): void {
+    // Checked first: a throw here would leave `settled` rejected, unhandled.
+    const bad = unpoolable(conn, this.#roster.entries.has(conn));
+    if (bad !== undefined) return this.#failed(opening, bad);
+    const lifetime = this.#config.maxLifetimeMs;
+    const random = lifetime > 0 ? draw(this.#random) : 0.5;
+    if (typeof random !== "number") {
+      destroyQuietly(conn, random);
+      return this.#failed(opening, random);
+    }
     this.#opening.delete(opening);
     this.#totalCreated++;
     const ctx = this.#ctx;
@@ -274,9 +285,8 @@ export class Opener<C extends PoolableConnection> {
       return;
     }
     const now = this.#clock.now();
-    const lifetime = this.#config.maxLifetimeMs;
     const expiresAt = lifetime > 0
-      ? now + lifetime * (1 + (this.#random() * 2 - 1) * LIFETIME_JITTER)
+      ? now + lifetime * (1 + (random * 2 - 1) * LIFETIME_JITTER)
       : Infinity;
     this.#roster.admit(conn, now, expiresAt);
     if (ctx.target.hasListeners("connectionReady")) {
@@ -328,4 +338,45 @@ export class Opener<C extends PoolableConnection> {
     }
     ctx.pump();
   }
+}
+
+/**
+ * Why a factory's delivery cannot be pooled (no `PoolableConnection`, or
+ * one the pool `held` already), or `undefined`.
+ */
+function unpoolable(conn: unknown, held: boolean): Error | undefined {
+  let ok = false;
+  try {
+    const c = conn as Record<keyof PoolableConnection, unknown>;
+    ok = typeof c.id === "number" && typeof c.inFlight === "number" &&
+      typeof c.isOpen === "boolean" && typeof c.close === "function" &&
+      typeof c.destroy === "function" &&
+      typeof (c.closed as Promise<unknown>).then === "function";
+  } catch {
+    // Nothing to rely on: null, or a getter threw.
+  }
+  return ok && !held ? undefined : invalid(
+    "factory",
+    conn,
+    "expected to resolve with a PoolableConnection the pool does not hold",
+  );
+}
+
+/** `random()`'s number in [0, 1), or the error for what it gave or threw. */
+function draw(random: () => number): number | Error {
+  let value: unknown;
+  try {
+    value = random();
+  } catch (cause) {
+    value = cause;
+  }
+  return typeof value === "number" && value >= 0 && value < 1
+    ? value
+    : invalid("random", value, "expected a function returning [0, 1)");
+}
+
+function invalid(option: string, value: unknown, expected: string): Error {
+  return new InvalidArgumentError(`options.${option}`, value, expected, {
+    method: "ConnectionPool",
+  });
 }

@@ -19,6 +19,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { resolvePoolConfig } from "../config/resolve.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
+import { readAcquireOptions, readPoolOptions } from "./arguments.ts";
 import { TickClock } from "../tick_clock.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";
 import { TypedEventTarget } from "../events.ts";
@@ -124,15 +125,20 @@ export class ConnectionPool<C extends PoolableConnection>
   #pumpAgain = false;
   #pumpQueued = false;
 
-  /** Creates a pool; nothing is opened until `start()` or the first request. */
+  /**
+   * Creates a pool; nothing is opened until `start()` or the first request.
+   *
+   * @throws {InvalidArgumentError} for a bad option; `ConfigError` for a bad `config`.
+   */
   constructor(options: ConnectionPoolOptions<C>) {
     super();
-    this.address = options.address;
-    this.config = Object.freeze(resolvePoolConfig(options.config));
-    const factory = options.factory;
-    const clock = options.clock ?? systemClock;
-    const random = options.random ?? Math.random;
-    const heartbeat = options.heartbeat;
+    const o = readPoolOptions<C>(options);
+    this.address = o.address;
+    this.config = Object.freeze(resolvePoolConfig(o.config));
+    const factory = o.factory;
+    const clock = o.clock ?? systemClock;
+    const random = o.random ?? Math.random;
+    const heartbeat = o.heartbeat;
     this.#clock = clock;
     this.#tick = new TickClock(clock);
     this.#events = new PoolEmitter(this, this.address, this.config, clock);
@@ -195,6 +201,8 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
    * @throws {AbortedError} (rejects) when `signal` aborts first.
+   * @throws {InvalidArgumentError} (rejects) for a bad option; `ConfigError`
+   * for a `timeoutMs` that is no duration.
    * @example
    * ```ts
    * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
@@ -207,14 +215,16 @@ export class ConnectionPool<C extends PoolableConnection>
    * }
    * ```
    */
-  getConnection(options: AcquireOptions = {}): Promise<C> {
+  getConnection(options?: AcquireOptions): Promise<C> {
+    const o = readAcquireOptions("getConnection()", options);
+    if (o instanceof Error) return Promise.reject(o);
     if (this.hasListeners("checkoutStarted")) {
       this.#events.emit("checkoutStarted", {
         address: this.address,
         mode: "exclusive",
       });
     }
-    const refused = this.#refuse(true, options.signal);
+    const refused = this.#refuse(true, o.signal);
     if (refused !== undefined) return refused;
     if (!this.#filling) this.#startFilling();
     // Only when nobody queues ahead: an exclusive waiter means nothing is lendable.
@@ -228,7 +238,7 @@ export class ConnectionPool<C extends PoolableConnection>
         return Promise.resolve(entry.conn);
       }
     }
-    return this.#waiters.wait(true, options);
+    return this.#waiters.wait(true, o);
   }
 
   /**
@@ -312,6 +322,7 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
    * @throws {AbortedError} (rejects) when `signal` aborts first.
+   * @throws {InvalidArgumentError} (rejects) as `getConnection()` does.
    * @example
    * ```ts
    * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
@@ -320,18 +331,20 @@ export class ConnectionPool<C extends PoolableConnection>
    * console.log(`${conn.inFlight} requests already in flight on ${conn.id}`);
    * ```
    */
-  acquireShared(options: AcquireOptions = {}): Promise<C> {
+  acquireShared(options?: AcquireOptions): Promise<C> {
+    const o = readAcquireOptions("acquireShared()", options);
+    if (o instanceof Error) return Promise.reject(o);
     if (this.hasListeners("checkoutStarted")) {
       this.#events.emit("checkoutStarted", {
         address: this.address,
         mode: "shared",
       });
     }
-    const refused = this.#refuse(false, options.signal);
+    const refused = this.#refuse(false, o.signal);
     if (refused !== undefined) return refused;
     const conn = this.#takeShared();
     return conn === undefined
-      ? this.#waiters.wait(false, options)
+      ? this.#waiters.wait(false, o)
       : Promise.resolve(conn);
   }
 
@@ -408,19 +421,23 @@ export class ConnectionPool<C extends PoolableConnection>
    */
   close(): Promise<void> {
     if (this.#closePromise !== undefined) return this.#closePromise;
-    this.#state = CLOSED;
-    this.#keeper.stop();
-    const error = new PoolClosedError(this.address, "closed");
-    this.#opener.close(error);
-    this.#waiters.failAll(error, "poolClosed");
-    const held = this.#roster.closeAll();
-    // A return starts a close that drain() then waits for.
-    this.#closePromise = Promise.all(held).then(() => this.#opener.drain())
+    let held: Promise<unknown>[] = [];
+    // Set before anything runs: a listener that calls close() from here
+    // on gets this same promise, and poolClosed comes once.
+    this.#closePromise = Promise.resolve().then(() => Promise.all(held))
+      // A return starts a close that drain() then waits for.
+      .then(() => this.#opener.drain())
       .then(() => {
         if (this.hasListeners("poolClosed")) {
           this.#events.emit("poolClosed", { address: this.address });
         }
       });
+    this.#state = CLOSED;
+    this.#keeper.stop();
+    const error = new PoolClosedError(this.address, "closed");
+    this.#opener.close(error);
+    this.#waiters.failAll(error, "poolClosed");
+    held = this.#roster.closeAll();
     return this.#closePromise;
   }
 

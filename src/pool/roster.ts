@@ -23,7 +23,7 @@ export interface Entry<C> {
   lent: boolean;
   /** Set once it must not be handed out again; it closes as soon as it is idle. */
   retire: ConnectionClosedReason | undefined;
-  /** Last time it answered a heartbeat (or was opened). */
+  /** Last time it answered a heartbeat, or the one in flight started (or it opened). */
   checkedAt: number;
   /** A heartbeat is in flight on it. */
   probing: boolean;

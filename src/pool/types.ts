@@ -45,7 +45,9 @@ export interface PoolableConnection {
 /**
  * Opens one connection to the pool's node. It must honour `signal`: the
  * pool aborts opens that are no longer wanted (on `clear()` and `close()`)
- * and `close()` waits for them to settle.
+ * and `close()` waits for them to settle. It must settle in bounded time
+ * (a connect timeout of its own): until an open has succeeded, the pool
+ * opens nothing else while one is in progress.
  *
  * @example
  * ```ts
@@ -87,9 +89,10 @@ export interface ConnectionPoolOptions<C extends PoolableConnection> {
   /**
    * Checks an idle connection is still alive, for the idle heartbeat
    * (`heartbeatIntervalMs`): resolves when it answered, rejects when it did
-   * not in time. It must settle within a bounded time. A connection whose
-   * check fails is destroyed with the rejection and replaced. Without it,
-   * no heartbeat runs.
+   * not in time; one that has not settled after `heartbeatIntervalMs`
+   * fails. A connection whose check fails is destroyed with the rejection
+   * and replaced. A result that is no promise counts as an answer. Without
+   * it, no heartbeat runs.
    */
   heartbeat?: (conn: C) => Promise<unknown>;
 }

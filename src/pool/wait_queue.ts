@@ -48,6 +48,8 @@ export class WaitQueue<C> {
   #shared = 0;
   // Removal during a scan must not move items under the scanning loop.
   #scanning = 0;
+  #lastDeadline = -Infinity;
+  #sorted = true;
 
   /** Waiters not yet settled. */
   get size(): number {
@@ -64,6 +66,11 @@ export class WaitQueue<C> {
     return this.#shared;
   }
 
+  /** Whether the waiters' deadlines never decrease from oldest to newest. */
+  get sorted(): boolean {
+    return this.#sorted;
+  }
+
   /** The oldest unsettled waiter, if any. */
   peek(): Waiter<C> | undefined {
     const items = this.#items;
@@ -75,6 +82,8 @@ export class WaitQueue<C> {
 
   /** Appends a waiter at the tail. */
   push(waiter: Waiter<C>): void {
+    if (waiter.deadline < this.#lastDeadline) this.#sorted = false;
+    else this.#lastDeadline = waiter.deadline;
     this.#items.push(waiter);
     if (waiter.exclusive) this.#exclusive++;
     else this.#shared++;
@@ -124,6 +133,8 @@ export class WaitQueue<C> {
     if (this.size === 0) {
       this.#items.length = 0;
       this.#head = 0;
+      this.#lastDeadline = -Infinity;
+      this.#sorted = true;
       return;
     }
     const items = this.#items;

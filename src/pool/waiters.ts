@@ -6,7 +6,6 @@
  * @module
  */
 
-import { invalidDuration } from "../config/validate.ts";
 import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { TickClock } from "../tick_clock.ts";
@@ -60,17 +59,11 @@ export class Waiters<C extends PoolableConnection> {
   /**
    * Queues a caller until the pool serves it, its timeout passes or its
    * signal aborts. No timer per waiter: the maintenance timer expires them
-   * all.
+   * all. `options` are checked already (arguments.ts).
    */
   wait(exclusive: boolean, options: AcquireOptions): Promise<C> {
     const own = options.timeoutMs !== undefined;
     const timeoutMs = own ? options.timeoutMs! : this.#timeoutMs;
-    const invalid = invalidDuration("timeoutMs", timeoutMs, {
-      allowZero: true,
-    });
-    if (invalid !== undefined) {
-      return this.rejectNow(exclusive, invalid, "timeout");
-    }
     return new Promise<C>((resolve, reject) => {
       const startedAt = this.#tick.now();
       const waiter: Waiter<C> = {
@@ -109,6 +102,9 @@ export class Waiters<C extends PoolableConnection> {
     if (queue.size === 0) return;
     const roster = this.#roster;
     const now = this.#tick.now();
+    // Nothing usable, nobody served: return before visiting anyone, or
+    // each of n callers queueing behind costs a walk of the queue (n²).
+    if (roster.leastLoaded(now) === undefined) return;
     let exclusiveBlocked = false;
     let sharedBlocked = false;
     queue.scan((waiter) => {
@@ -123,7 +119,8 @@ export class Waiters<C extends PoolableConnection> {
         if (entry === undefined) sharedBlocked = true;
         else this.grant(waiter, entry);
       }
-      return !(exclusiveBlocked && (sharedBlocked || queue.shared === 0));
+      // A shared waiter finds nothing only when nothing is usable at all.
+      return !(sharedBlocked || (exclusiveBlocked && queue.shared === 0));
     });
   }
 
@@ -235,11 +232,14 @@ export class Waiters<C extends PoolableConnection> {
   /** Fails waiters past their deadline; returns the next deadline. */
   expire(now: number): number {
     let next = Infinity;
-    if (this.queue.size === 0) return next;
-    for (const waiter of this.queue.snapshot()) {
+    // In deadline order (the usual case: one timeout for all), the first
+    // waiter not due ends the walk, so a firing costs what it expires.
+    const sorted = this.queue.sorted;
+    this.queue.scan((waiter) => {
       if (now >= waiter.deadline) this.#timeOut(waiter);
       else if (waiter.deadline < next) next = waiter.deadline;
-    }
+      return !sorted || next === Infinity;
+    });
     return next;
   }
 

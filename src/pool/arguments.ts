@@ -1,0 +1,70 @@
+/**
+ * A pool's options and an acquire's (`tryAcquireShared` takes none), read
+ * once and refused with an `InvalidArgumentError` naming the option
+ * before anything changes.
+ *
+ * @module
+ */
+
+import {
+  bool,
+  func,
+  methods,
+  readOptions,
+  signal,
+  text,
+} from "../config/options.ts";
+import { invalidDuration } from "../config/validate.ts";
+import type { ConfigError, InvalidArgumentError } from "../errors.ts";
+import type {
+  AcquireOptions,
+  ConnectionPoolOptions,
+  PoolableConnection,
+} from "./types.ts";
+
+const POOL = {
+  address: text,
+  config: () => undefined, // resolvePoolConfig's to check
+  factory: func,
+  clock: methods("now", "setTimeout", "clearTimeout"),
+  random: func,
+  heartbeat: func,
+};
+// timeoutMs: checked apart, a ConfigError as the config's own durations.
+const ACQUIRE = { signal, timeoutMs: () => undefined, ignoreBackoff: bool };
+const NO_OPTIONS: AcquireOptions = Object.freeze({});
+
+/**
+ * `new ConnectionPool()`'s options, read once and checked.
+ *
+ * @throws {InvalidArgumentError} naming the option.
+ */
+export function readPoolOptions<C extends PoolableConnection>(
+  options: unknown,
+): ConnectionPoolOptions<C> {
+  return readOptions("new ConnectionPool()", options, POOL, [
+    "address",
+    "factory",
+  ]);
+}
+
+/**
+ * An acquire's options (of `method`), read once and checked; or the error
+ * to reject with.
+ */
+export function readAcquireOptions(
+  method: string,
+  options: unknown,
+): AcquireOptions | InvalidArgumentError | ConfigError {
+  if (options === undefined) return NO_OPTIONS;
+  try {
+    const o = readOptions<AcquireOptions>(method, options, ACQUIRE);
+    return (o.timeoutMs === undefined ? undefined : invalidDuration(
+      "timeoutMs",
+      o.timeoutMs,
+      { allowZero: true },
+    )) ?? o;
+  } catch (error) {
+    return error as InvalidArgumentError;
+  }
+}

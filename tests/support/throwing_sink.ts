@@ -1,0 +1,138 @@
+// A child process of connection_review.test.ts: a Connection over a
+// scripted channel, with one request whose ReplySink throws (on its reply,
+// on its timeout, and when the connection ends) beside plain requests, in
+// a process that handles uncaught errors the way its runtime offers. Its
+// own process because `bun test` fails the running test on any uncaught
+// error, whatever handler is installed. Prints one JSON line: how the
+// other requests ended, whether the connection stayed open, its timer,
+// and what was reported to the process; then exits on its own.
+import process from "node:process";
+import { Connection } from "../../src/connection/connection.ts";
+import type { ReplySink } from "../../src/connection/types.ts";
+import { MessageCodec } from "../../src/protocol/codec.ts";
+import { MessageType } from "../../src/protocol/frame.ts";
+import type { ByteChannel } from "../../src/runtime/types.ts";
+import { VirtualClock } from "../../testing/virtual_clock.ts";
+
+const reported: string[] = [];
+const g = globalThis as {
+  Deno?: unknown;
+  addEventListener?: (type: string, fn: (e: Event) => void) => void;
+};
+if (g.Deno !== undefined) {
+  g.addEventListener!("error", (event) => {
+    event.preventDefault();
+    reported.push(String((event as ErrorEvent).error?.message));
+  });
+  g.addEventListener!("unhandledrejection", (event) => {
+    event.preventDefault();
+    reported.push(String((event as PromiseRejectionEvent).reason));
+  });
+} else {
+  process.on("uncaughtException", (error: Error) => {
+    reported.push(error.message);
+  });
+  process.on("unhandledRejection", (reason: unknown) => {
+    reported.push(String(reason));
+  });
+}
+
+const codec = new MessageCodec();
+
+/** A connection over a channel the scene feeds by hand. */
+function scene() {
+  const clock = new VirtualClock();
+  let deliver!: (chunk: Uint8Array) => void;
+  const channel: ByteChannel = {
+    onData: (fn) => (deliver = fn),
+    onClose: () => {},
+    write: () => true,
+    drained: () => Promise.resolve(),
+    close: () => {},
+    destroy: () => {},
+    bufferedAmount: 0,
+    remoteAddress: undefined,
+  };
+  const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
+    clock,
+    requestTimeoutMs: 100,
+  });
+  const reply = (sequence: number) =>
+    deliver(codec.encode({
+      type: MessageType.Response,
+      flags: 0,
+      sequence,
+      payload: new Uint8Array([1]),
+    }));
+  return { clock, connection, reply };
+}
+
+const throwing = (what: string): ReplySink => ({
+  onReply() {
+    throw new Error(`${what}: onReply bug`);
+  },
+  onError() {
+    throw new Error(`${what}: onError bug`);
+  },
+});
+
+const outcome = (promise: Promise<unknown>) =>
+  promise.then(
+    () => "reply",
+    (error: Error) => error.constructor.name,
+  );
+
+const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+const result: Record<string, unknown> = {};
+
+{
+  // Its reply: the next request on the connection still gets its own.
+  const { connection, reply } = scene();
+  connection.submitRequest(new Uint8Array([1]), undefined, throwing("reply"));
+  const other = outcome(connection.sendRequest(new Uint8Array([2])));
+  await Promise.resolve();
+  reply(1);
+  reply(2);
+  result.reply = { other: await other, open: connection.isOpen };
+  connection.destroy();
+}
+{
+  // Its timeout: the others time out too, and the timer ends with them.
+  const { clock, connection } = scene();
+  const first = outcome(connection.sendRequest(new Uint8Array([1])));
+  connection.submitRequest(new Uint8Array([2]), undefined, throwing("timeout"));
+  const last = outcome(connection.sendRequest(new Uint8Array([3])));
+  let advanced = "ok";
+  await clock.advance(100).catch((error) => (advanced = String(error)));
+  const settled = await Promise.race([
+    Promise.all([first, last]),
+    tick().then(() => "unsettled"),
+  ]);
+  result.timeout = {
+    advanced,
+    others: settled,
+    inFlight: connection.inFlight,
+    timerArmed: connection.timerArmed,
+  };
+  connection.destroy();
+}
+{
+  // The connection's end: destroy() returns, and every request settles.
+  const { connection } = scene();
+  connection.submitRequest(new Uint8Array([1]), undefined, throwing("end"));
+  const other = outcome(connection.sendRequest(new Uint8Array([2])));
+  let destroyed = "ok";
+  try {
+    connection.destroy(new Error("test: gone"));
+  } catch (error) {
+    destroyed = String(error);
+  }
+  result.end = {
+    destroyed,
+    other: await Promise.race([other, tick().then(() => "unsettled")]),
+  };
+}
+await tick();
+result.reported = reported.sort();
+console.log(JSON.stringify(result));
