@@ -10,16 +10,15 @@ import { Connection } from "../src/connection/connection.ts";
 import { AbortedError } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
-import type { ByteChannel } from "../src/runtime/types.ts";
 import { ops } from "../testing/ops.ts";
+import { stubChannel } from "./support/stub_channel.ts";
 
 /** A channel that decodes what is written: REQUEST sequence and payload. */
 function recordingChannel() {
   const frames: Array<{ sequence: number; payload: string }> = [];
   const decoder = new MessageCodec(1 << 24);
-  const channel: ByteChannel = {
+  const channel = stubChannel({
     onData: () => {},
-    onClose: () => {},
     write(bytes) {
       decoder.decode(bytes.slice(), (m) => {
         if (m.type === MessageType.Request) {
@@ -31,12 +30,7 @@ function recordingChannel() {
       });
       return true;
     },
-    drained: () => Promise.resolve(),
-    close: () => {},
-    destroy: () => {},
-    bufferedAmount: 0,
-    remoteAddress: undefined,
-  };
+  });
   return { channel, frames };
 }
 

@@ -22,6 +22,7 @@ import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { spawnScript } from "./support/exit/spawn.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
+import { stubChannel } from "./support/stub_channel.ts";
 
 const codec = new MessageCodec();
 const ENDPOINT = { hostname: "fake", port: 1 };
@@ -37,9 +38,8 @@ function scriptedChannel(congest = false) {
   let onData!: (chunk: Uint8Array) => void;
   let congested = false;
   let drained: (() => void) | undefined;
-  const channel: ByteChannel = {
+  const channel = stubChannel({
     onData: (fn) => (onData = fn),
-    onClose: () => {},
     write(bytes) {
       written.push(bytes);
       if (congest) congested = true;
@@ -49,11 +49,7 @@ function scriptedChannel(congest = false) {
       congested
         ? new Promise((resolve) => (drained = resolve))
         : Promise.resolve(),
-    close: () => {},
-    destroy: () => {},
-    bufferedAmount: 0,
-    remoteAddress: undefined,
-  };
+  });
   return {
     channel,
     written,

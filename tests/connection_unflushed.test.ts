@@ -17,10 +17,10 @@ import {
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
-import type { ByteChannel } from "../src/runtime/types.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import { drive } from "./support/fault_harness.ts";
 import { memoryScene } from "./support/memory_scene.ts";
+import { stubChannel } from "./support/stub_channel.ts";
 
 const codec = new MessageCodec();
 
@@ -34,19 +34,14 @@ function scriptedChannel() {
   let onData: (chunk: Uint8Array) => void = () => {};
   let onClose: (error?: Error) => void = () => {};
   const decoder = new MessageCodec(1 << 24);
-  const channel: ByteChannel = {
+  const channel = stubChannel({
     onData: (fn) => (onData = fn),
     onClose: (fn) => (onClose = fn),
     write(bytes) {
       decoder.decode(bytes.slice(), (m) => frames.push([m.type, m.sequence]));
       return true;
     },
-    drained: () => Promise.resolve(),
-    close: () => {},
-    destroy: () => {},
-    bufferedAmount: 0,
-    remoteAddress: undefined,
-  };
+  });
   return {
     channel,
     /** Sequence numbers of the REQUEST and PING frames written so far. */

@@ -38,6 +38,7 @@ import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { agreeToTls } from "./helpers.ts";
 import { spawnScript } from "./support/exit/spawn.ts";
+import { stubChannel } from "./support/stub_channel.ts";
 
 const PASSWORD = "Tr0ub4dor&3-never-shown";
 const HELLO_OK = { nodeId: "n1", maxFrameSize: 1 << 20, auth: "none" };
@@ -516,16 +517,9 @@ test("held: against a node that never answers the TLS handshake, the client proc
 /** A channel the test feeds: whatever the node "sends" arrives at once. */
 function fedChannel() {
   let onData: (chunk: Uint8Array) => void = () => {};
-  const channel = {
+  const channel = stubChannel({
     onData: (fn: (chunk: Uint8Array) => void) => (onData = fn),
-    onClose: () => {},
-    write: () => true,
-    drained: () => Promise.resolve(),
-    close: () => {},
-    destroy: () => {},
-    bufferedAmount: 0,
-    remoteAddress: undefined,
-  };
+  });
   const codec = new MessageCodec();
   return {
     channel,

@@ -8,6 +8,7 @@
  */
 
 import { AuthenticationError, SaslprepError } from "../errors.ts";
+import { clipped } from "../errors/base.ts";
 import type { Secret } from "../secret.ts";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import {
@@ -327,7 +328,7 @@ const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
 
 /** The node's text, quoted on one line and cut to 64 characters. */
 function quoted(text: string): string {
-  return JSON.stringify(text.length > 64 ? `${text.slice(0, 64)}…` : text);
+  return JSON.stringify(clipped(text, 64));
 }
 
 function challenge(message: string): AuthenticationError {

@@ -9,7 +9,11 @@
 
 import type { ByteChannel } from "../runtime/types.ts";
 import { COPY_BELOW } from "../runtime/write_queue.ts";
-import { writeHeaderUnchecked } from "../protocol/codec.ts";
+import {
+  readSequence,
+  readU32,
+  writeHeaderUnchecked,
+} from "../protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../protocol/frame.ts";
 
 // A slab starts small, so an idle connection costs next to nothing, and
@@ -128,8 +132,8 @@ export class FrameWriter {
     const end = this.#end;
     let at = this.#scanFrom;
     for (let looks = 0; at < end && looks < WITHDRAW_LOOKS; looks++) {
-      const next = at + HEADER_SIZE + u32(slab, at + 12);
-      if (isRequestAt(slab, at) && sequenceAt(slab, at) === sequence) {
+      const next = at + HEADER_SIZE + readU32(slab, at + 12);
+      if (isRequestAt(slab, at) && readSequence(slab, at) === sequence) {
         slab[at + 1] = WITHDRAWN;
         this.#withdrawn++;
         if (at === this.#scanFrom) {
@@ -147,7 +151,7 @@ export class FrameWriter {
     const slab = this.#slab;
     let to = this.#start;
     for (let at = this.#start; at < this.#end;) {
-      const next = at + HEADER_SIZE + u32(slab, at + 12);
+      const next = at + HEADER_SIZE + readU32(slab, at + 12);
       if (slab[at + 1] !== WITHDRAWN) {
         if (to !== at) slab.copyWithin(to, at, next);
         to += next - at;
@@ -169,9 +173,9 @@ export class FrameWriter {
     let dropped: Set<number> | undefined;
     for (let at = this.#start; at < this.#end;) {
       if (isRequestAt(slab, at)) {
-        (dropped ??= new Set()).add(sequenceAt(slab, at));
+        (dropped ??= new Set()).add(readSequence(slab, at));
       }
-      at += HEADER_SIZE + u32(slab, at + 12);
+      at += HEADER_SIZE + readU32(slab, at + 12);
     }
     this.#start = this.#scanFrom = this.#end;
     this.#withdrawn = 0;
@@ -246,17 +250,7 @@ export class FrameWriter {
 }
 
 // Reading back the headers writeHeaderUnchecked wrote (see
-// docs/PROTOCOL.md): type at byte 1, sequence at 4 (64 bits), payload
-// length at 12, big-endian.
-
-function u32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
-    bytes[at + 3]) >>> 0;
-}
-
-function sequenceAt(slab: Uint8Array, at: number): number {
-  return u32(slab, at + 4) * 0x1_0000_0000 + u32(slab, at + 8);
-}
+// docs/PROTOCOL.md): type at byte 1, payload length at 12.
 
 /**
  * How many unflushed frames {@linkcode FrameWriter.withdraw} looks at, at
@@ -271,7 +265,7 @@ const WITHDRAWN = 0;
 /** Where the first frame from `at` on that is not taken back starts. */
 function skipWithdrawn(slab: Uint8Array, at: number, end: number): number {
   while (at < end && slab[at + 1] === WITHDRAWN) {
-    at += HEADER_SIZE + u32(slab, at + 12);
+    at += HEADER_SIZE + readU32(slab, at + 12);
   }
   return at;
 }

@@ -199,6 +199,14 @@ export function listed(
 }
 
 /**
+ * `text` cut at `max` characters, with "…" when it was longer: for text
+ * from elsewhere (a node, a caller) quoted in a message or a log line.
+ */
+export function clipped(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, max)}…` : text;
+}
+
+/**
  * Renders a value for an error message, short and safe: a string or a
  * number as itself, anything else by its kind (an object's contents are
  * never shown, and rendering never throws, even for a revoked proxy).
@@ -207,7 +215,7 @@ function renderValue(value: unknown): string {
   switch (typeof value) {
     case "string":
       return JSON.stringify(
-        value.length > 80 ? value.slice(0, 80) + "…" : value,
+        clipped(value, 80),
       );
     case "number":
       return Object.is(value, -0) ? "-0" : String(value);

@@ -5,7 +5,12 @@
  * @module
  */
 
-import { listed, NodewireError, type NodewireErrorOptions } from "./base.ts";
+import {
+  clipped,
+  listed,
+  NodewireError,
+  type NodewireErrorOptions,
+} from "./base.ts";
 import type { ConnectionErrorCode } from "./codes.ts";
 
 /** Where a connection error comes from: a host and a port. */
@@ -307,7 +312,7 @@ function listFailures(
 ): string {
   const named = failures.slice(0, 10).map(({ address, error }) => {
     const why = String(error?.message);
-    return `${address} (${why.length > 200 ? why.slice(0, 200) + "…" : why})`;
+    return `${address} (${clipped(why, 200)})`;
   });
   return listed(named, failures.length);
 }

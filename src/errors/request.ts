@@ -7,6 +7,7 @@
  */
 
 import {
+  clipped,
   listed,
   messageOf,
   NodewireError,
@@ -136,7 +137,7 @@ export class RemoteError extends NodewireError {
       "REMOTE_ERROR",
       `node ${nodeId ?? "?"} answered error ${remoteCode}: ${
         // The node's text, as much as a log line can take.
-        message.length > 1024 ? message.slice(0, 1024) + "…" : message}`,
+        clipped(message, 1024)}`,
       { retryable },
     );
     this.remoteCode = remoteCode;

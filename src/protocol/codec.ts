@@ -421,7 +421,13 @@ export class MessageCodec {
 
 const EMPTY = new Uint8Array(0);
 
-function readU32(bytes: Uint8Array, at: number): number {
+/** The sequence number of the frame header at `at` (64 bits, big-endian). */
+export function readSequence(bytes: Uint8Array, at: number): number {
+  return readU32(bytes, at + 4) * TWO_32 + readU32(bytes, at + 8);
+}
+
+/** The big-endian u32 at `at` (the header's fields: see docs/PROTOCOL.md). */
+export function readU32(bytes: Uint8Array, at: number): number {
   return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
     bytes[at + 3]) >>> 0;
 }

@@ -17,7 +17,7 @@
  */
 
 import { ProtocolError } from "../errors.ts";
-import { writeHeaderUnchecked } from "./codec.ts";
+import { readU32, writeHeaderUnchecked } from "./codec.ts";
 import {
   HEADER_SIZE,
   isKnownMessageType,
@@ -397,8 +397,3 @@ const HEX = Array.from(
   { length: 256 },
   (_, i) => i.toString(16).padStart(2, "0"),
 );
-
-function readU32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
-    bytes[at + 3]) >>> 0;
-}

@@ -14,7 +14,7 @@
  * @module
  */
 
-import { writeHeaderUnchecked } from "./codec.ts";
+import { readSequence, readU32, writeHeaderUnchecked } from "./codec.ts";
 import { DATAGRAM_OVERHEAD, UDP_TOKEN_SIZE } from "./datagram.ts";
 import { HEADER_SIZE } from "./frame.ts";
 
@@ -124,13 +124,10 @@ export class DatagramPacker {
   discard(): Set<number> | undefined {
     if (this.#frames === 0) return undefined;
     const slab = this.#slab!;
-    const view = new DataView(slab.buffer, slab.byteOffset);
     const sequences = new Set<number>();
     for (let at = this.#start + UDP_TOKEN_SIZE; at < this.#end;) {
-      sequences.add(
-        view.getUint32(at + 4) * 0x1_0000_0000 + view.getUint32(at + 8),
-      );
-      at += HEADER_SIZE + view.getUint32(at + 12);
+      sequences.add(readSequence(slab, at));
+      at += HEADER_SIZE + readU32(slab, at + 12);
     }
     this.#start = this.#end;
     this.#frames = 0;

@@ -7,6 +7,7 @@
  */
 
 import { ProtocolError } from "../errors.ts";
+import { clipped } from "../errors/base.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -270,8 +271,7 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
  * 64 characters. Never throws: `String()` does on `{"toString": 1}`.
  */
 export function shown(value: unknown): string {
-  const text = JSON.stringify(value) ?? "undefined";
-  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
+  return clipped(JSON.stringify(value) ?? "undefined", 64);
 }
 
 function isPositiveInteger(value: unknown): value is number {

@@ -5,28 +5,12 @@
 // any uncaught error, whatever handler is installed. Prints one JSON line:
 // how the request ended, the counts, what the later listeners saw, and
 // what was reported to the process, then exits on its own.
-import process from "node:process";
 import { NodewireError } from "../../src/errors.ts";
 import { ops } from "../../testing/ops.ts";
 import { memoryScene } from "./memory_scene.ts";
+import { recordUncaught } from "./uncaught.ts";
 
-const reported: string[] = [];
-const g = globalThis as {
-  Deno?: unknown;
-  addEventListener?: (type: string, fn: (e: Event) => void) => void;
-};
-if (g.Deno !== undefined) {
-  // Deno reports a listener's throw as an "error" event on globalThis;
-  // not cancelled, it ends the process.
-  g.addEventListener!("error", (event) => {
-    event.preventDefault();
-    reported.push(String((event as ErrorEvent).error?.message));
-  });
-} else {
-  process.on("uncaughtException", (error: Error) => {
-    reported.push(error.message);
-  });
-}
+const reported = recordUncaught();
 
 const result: Record<string, unknown> = {};
 await memoryScene(1, {

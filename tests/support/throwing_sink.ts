@@ -6,36 +6,15 @@
 // error, whatever handler is installed. Prints one JSON line: how the
 // other requests ended, whether the connection stayed open, its timer,
 // and what was reported to the process; then exits on its own.
-import process from "node:process";
 import { Connection } from "../../src/connection/connection.ts";
 import type { ReplySink } from "../../src/connection/types.ts";
 import { MessageCodec } from "../../src/protocol/codec.ts";
 import { MessageType } from "../../src/protocol/frame.ts";
-import type { ByteChannel } from "../../src/runtime/types.ts";
 import { VirtualClock } from "../../testing/virtual_clock.ts";
+import { recordUncaught } from "./uncaught.ts";
+import { stubChannel } from "./stub_channel.ts";
 
-const reported: string[] = [];
-const g = globalThis as {
-  Deno?: unknown;
-  addEventListener?: (type: string, fn: (e: Event) => void) => void;
-};
-if (g.Deno !== undefined) {
-  g.addEventListener!("error", (event) => {
-    event.preventDefault();
-    reported.push(String((event as ErrorEvent).error?.message));
-  });
-  g.addEventListener!("unhandledrejection", (event) => {
-    event.preventDefault();
-    reported.push(String((event as PromiseRejectionEvent).reason));
-  });
-} else {
-  process.on("uncaughtException", (error: Error) => {
-    reported.push(error.message);
-  });
-  process.on("unhandledRejection", (reason: unknown) => {
-    reported.push(String(reason));
-  });
-}
+const reported = recordUncaught(true);
 
 const codec = new MessageCodec();
 
@@ -43,16 +22,9 @@ const codec = new MessageCodec();
 function scene() {
   const clock = new VirtualClock();
   let deliver!: (chunk: Uint8Array) => void;
-  const channel: ByteChannel = {
+  const channel = stubChannel({
     onData: (fn) => (deliver = fn),
-    onClose: () => {},
-    write: () => true,
-    drained: () => Promise.resolve(),
-    close: () => {},
-    destroy: () => {},
-    bufferedAmount: 0,
-    remoteAddress: undefined,
-  };
+  });
   const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
     clock,
     requestTimeoutMs: 100,
