@@ -15,6 +15,7 @@ import {
   writeHeaderUnchecked,
 } from "../protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../protocol/frame.ts";
+import { fixedView } from "./payload.ts";
 
 // A slab starts small, so an idle connection costs next to nothing, and
 // doubles each time one fills, up to the size where a tick's burst of frames
@@ -194,15 +195,9 @@ export class FrameWriter {
     sequence: number,
     payload: Uint8Array,
   ): void {
-    // A view whose length can change after the call (over a resizable or
-    // growable buffer) is copied: the header fixes the length now, and a
-    // view that shrank or grew in the queue would put the stream out of
-    // step for every request behind it.
-    const buffer = payload.buffer as {
-      resizable?: boolean;
-      growable?: boolean;
-    };
-    if (buffer.resizable || buffer.growable) payload = payload.slice();
+    // The header states the length the bytes written after it really
+    // have, whatever the payload's getters say now or said before.
+    payload = fixedView(payload);
     this.#end = this.#header(type, flags, sequence, payload.length, 0);
     this.flush();
     this.#write(payload);

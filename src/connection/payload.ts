@@ -48,6 +48,46 @@ export function invalidPayload(
   );
 }
 
+// The typed array's own accessors, read once: what a view really is,
+// whatever getters a subclass or the view itself puts in front of them.
+const TYPED_ARRAY: object = Object.getPrototypeOf(Uint8Array.prototype);
+
+/**
+ * `Uint8Array.prototype`'s real `length`, `byteLength`, `byteOffset` and
+ * `buffer` getters, to call on a payload: what it is, not what it says.
+ */
+export const REAL = {
+  length: intrinsic("length") as (this: Uint8Array) => number,
+  byteLength: intrinsic("byteLength") as (this: Uint8Array) => number,
+  byteOffset: intrinsic("byteOffset") as (this: Uint8Array) => number,
+  buffer: intrinsic("buffer") as (this: Uint8Array) => ArrayBufferLike,
+};
+
+function intrinsic(name: string): (this: Uint8Array) => unknown {
+  return Object.getOwnPropertyDescriptor(TYPED_ARRAY, name)!.get!;
+}
+
+/**
+ * A plain view of `payload`'s real bytes, whose length cannot change
+ * after this call (a copy when its buffer can resize or grow), for a
+ * payload handed to the runtime as it is after a header that states its
+ * length: a getter answering differently than at the door, or a buffer
+ * resized in the queue, would put the stream out of step for every
+ * request behind it.
+ */
+export function fixedView(payload: Uint8Array): Uint8Array {
+  const buffer = REAL.buffer.call(payload) as ArrayBufferLike & {
+    resizable?: boolean;
+    growable?: boolean;
+  };
+  const view = new Uint8Array(
+    buffer,
+    REAL.byteOffset.call(payload),
+    REAL.length.call(payload),
+  );
+  return buffer.resizable || buffer.growable ? view.slice() : view;
+}
+
 function isArrayBuffer(value: unknown): boolean {
   try {
     return value instanceof ArrayBuffer;
