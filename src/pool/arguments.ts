@@ -8,6 +8,7 @@
 
 import {
   bool,
+  duration,
   func,
   methods,
   readOptions,
@@ -29,6 +30,7 @@ const POOL = {
   clock: methods("now", "setTimeout", "clearTimeout"),
   random: func,
   heartbeat: func,
+  createTimeoutMs: duration,
 };
 // timeoutMs: checked apart, a ConfigError as the config's own durations.
 const ACQUIRE = { signal, timeoutMs: () => undefined, ignoreBackoff: bool };
