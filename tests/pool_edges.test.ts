@@ -1,9 +1,11 @@
-// Edges of ConnectionPool a production pool must hold: a factory call
+// Two edges of ConnectionPool a production pool must hold: a factory call
 // that never settles must not wedge the pool (it is given up after the
-// create timeout, like tarn's createTimeoutMillis). Virtual clock
-// throughout.
+// create timeout, like tarn's createTimeoutMillis), and a bad acquire
+// `timeoutMs` is the caller's argument, refused with InvalidArgumentError
+// like every other bad acquire option. Virtual clock throughout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { Client } from "../src/client/client.ts";
 import {
   ConnectTimeoutError,
@@ -22,6 +24,7 @@ import {
   ADDRESS,
   FakeNode,
   type NodeConnection,
+  setup,
   watch,
 } from "./support/pool_scene.ts";
 
@@ -304,4 +307,93 @@ test("a client's pools bound a factory call by the client's connect timeout plus
     await client.disconnect({ timeoutMs: 1 }).catch(() => {});
     await node.close();
   }
+});
+
+// ------------------------------------------------------------- acquire timeoutMs
+
+test('a bad acquire timeoutMs (NaN, -1, "5", Infinity, 2^31) is refused with InvalidArgumentError naming options.timeoutMs, its value and the accepted range', async () => {
+  const { clock, pool } = setup({ maxConnections: 1 });
+  const cases: [unknown, RegExp][] = [
+    [Number.NaN, /got NaN/],
+    [-1, /got -1/],
+    ["5", /got "5"/],
+    [Infinity, /got Infinity/],
+    [2 ** 31, /at most 2147483647/],
+  ];
+  for (const [timeoutMs, shown] of cases) {
+    for (const method of ["getConnection", "acquireShared"] as const) {
+      await assert.rejects(
+        pool[method]({ timeoutMs } as never),
+        (error: unknown) => {
+          assert.ok(error instanceof InvalidArgumentError, String(error));
+          assert.equal(error.argument, "options.timeoutMs");
+          assert.equal(error.code, "INVALID_ARGUMENT");
+          assert.match(
+            error.message,
+            new RegExp(`^${method}\\(\\): invalid options\\.timeoutMs: `),
+          );
+          // The accepted range, in the words of every duration.
+          assert.match(
+            error.message,
+            /expected (a finite number of milliseconds ≥ 0|at most 2147483647 ms)/,
+          );
+          assert.match(error.message, shown);
+          return true;
+        },
+      );
+    }
+  }
+  assert.equal(pool.stats().waiting, 0);
+  assert.equal(pool.stats().totalCreated, 0, "nothing was opened for them");
+  await pool.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("property: any timeoutMs that is not a duration a timer can hold rejects with InvalidArgumentError at once, never a hang or another class", async () => {
+  const { clock, pool } = setup({ maxConnections: 1 });
+  // One connection lent, so a wrongly accepted option would wait.
+  const lent = await pool.getConnection();
+  const bad = fc.oneof(
+    fc.double().filter((v) => !(v >= 0 && v <= 2 ** 31 - 1)),
+    fc.integer({ min: 2 ** 31, max: Number.MAX_SAFE_INTEGER }),
+    fc.integer({ max: -1 }),
+    fc.constantFrom(
+      Number.NaN,
+      Infinity,
+      -Infinity,
+      -0.5,
+      null,
+      true,
+      "5",
+      "",
+      10n,
+    ),
+    fc.string(),
+    fc.object(),
+    fc.array(fc.nat()),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      bad,
+      fc.constantFrom("getConnection", "acquireShared") as fc.Arbitrary<
+        "getConnection" | "acquireShared"
+      >,
+      async (timeoutMs, method) => {
+        const outcome = watch(pool[method]({ timeoutMs } as never));
+        // Settled without time passing: refused, not queued.
+        await clock.advance(0);
+        assert.equal(outcome.done, true, `${method}: not settled`);
+        assert.ok(
+          outcome.error instanceof InvalidArgumentError,
+          `${method}(${String(timeoutMs)}): ${outcome.error}`,
+        );
+        assert.equal(outcome.error.argument, "options.timeoutMs");
+        assert.equal(pool.stats().waiting, 0);
+      },
+    ),
+    { numRuns: 200 },
+  );
+  pool.returnConnection(lent);
+  await pool.close();
+  assert.equal(clock.pendingTimers, 0);
 });

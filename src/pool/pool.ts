@@ -210,8 +210,8 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
    * @throws {AbortedError} (rejects) when `signal` aborts first.
-   * @throws {InvalidArgumentError} (rejects) for a bad option; `ConfigError`
-   * for a `timeoutMs` that is no duration.
+   * @throws {InvalidArgumentError} (rejects) for a bad option, naming it
+   * (`timeoutMs`: 0 to 2^31 - 1 ms).
    * @example
    * ```ts
    * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
