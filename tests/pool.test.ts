@@ -210,7 +210,7 @@ test("a timeoutMs that is not a finite number of ms a timer can hold is refused,
     await assert.rejects(
       pool.getConnection({ timeoutMs }),
       (error: unknown) =>
-        error instanceof NodewireError && error.code === "CONFIG_INVALID",
+        error instanceof NodewireError && error.code === "INVALID_ARGUMENT",
     );
   }
   assert.equal(pool.stats().waiting, 0);

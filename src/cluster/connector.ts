@@ -9,6 +9,7 @@
  */
 
 import type { ResolvedConfig } from "../config/shapes.ts";
+import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import {
   Connection,
   type ConnectionOptions,
@@ -73,6 +74,10 @@ export function createNodePool(
     config: config.poolConfig,
     clock: config.clock,
     heartbeat: (connection) => heartbeat(connection, config),
+    // A backstop for a connect stuck past its own timeout (an adapter or
+    // handshake deaf to the signal); the second lets that timeout's error
+    // come first.
+    createTimeoutMs: Math.min(config.timeoutMs + 1000, MAX_TIMER_DELAY_MS),
     factory: async (signal) => {
       // Subscribers hear about the first connection too.
       const loading = loadChannels();

@@ -8,14 +8,15 @@
 
 import {
   bool,
+  duration,
   func,
   methods,
   readOptions,
   signal,
   text,
 } from "../config/options.ts";
-import { invalidDuration } from "../config/validate.ts";
-import type { ConfigError, InvalidArgumentError } from "../errors.ts";
+import { durationProblem } from "../config/validate.ts";
+import type { InvalidArgumentError } from "../errors.ts";
 import type {
   AcquireOptions,
   ConnectionPoolOptions,
@@ -29,9 +30,14 @@ const POOL = {
   clock: methods("now", "setTimeout", "clearTimeout"),
   random: func,
   heartbeat: func,
+  createTimeoutMs: duration,
 };
-// timeoutMs: checked apart, a ConfigError as the config's own durations.
-const ACQUIRE = { signal, timeoutMs: () => undefined, ignoreBackoff: bool };
+const ACQUIRE = {
+  signal,
+  // 0 allowed: a connection only if one is free at once.
+  timeoutMs: (value: unknown) => durationProblem(value, { allowZero: true }),
+  ignoreBackoff: bool,
+};
 const NO_OPTIONS: AcquireOptions = Object.freeze({});
 
 /**
@@ -55,15 +61,10 @@ export function readPoolOptions<C extends PoolableConnection>(
 export function readAcquireOptions(
   method: string,
   options: unknown,
-): AcquireOptions | InvalidArgumentError | ConfigError {
+): AcquireOptions | InvalidArgumentError {
   if (options === undefined) return NO_OPTIONS;
   try {
-    const o = readOptions<AcquireOptions>(method, options, ACQUIRE);
-    return (o.timeoutMs === undefined ? undefined : invalidDuration(
-      "timeoutMs",
-      o.timeoutMs,
-      { allowZero: true },
-    )) ?? o;
+    return readOptions<AcquireOptions>(method, options, ACQUIRE);
   } catch (error) {
     return error as InvalidArgumentError;
   }

@@ -92,6 +92,8 @@ export interface PoolContext {
   checkReady(): void;
   /** Fails waiters past their deadline; returns the next deadline. */
   expireWaiters(now: number): number;
+  /** Gives up on opens past the create timeout; returns the next deadline. */
+  expireOpens(now: number): number;
   /**
    * Whether waiting could bring a fresh connection: one is being opened,
    * or the pool may grow and is not backing off.

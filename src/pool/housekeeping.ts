@@ -113,7 +113,9 @@ export class Housekeeper<C extends PoolableConnection> {
     const now = this.#clock.now();
     const roster = this.#roster;
     const { idleTimeoutMs, minConnections } = this.#config;
+    // Waiters first: a caller's own wait ends as it always did.
     let next = this.#ctx.expireWaiters(now);
+    next = Math.min(next, this.#ctx.expireOpens(now));
     for (const entry of roster.list.slice()) {
       if (entry.removed) continue;
       if (!entry.conn.isOpen) {

@@ -6,9 +6,14 @@
  * @module
  */
 
-import type { Clock } from "../clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
-import { InvalidArgumentError, NodewireError } from "../errors.ts";
+import {
+  ConnectTimeoutError,
+  type Endpoint,
+  InvalidArgumentError,
+  NodewireError,
+} from "../errors.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import { asError, destroyQuietly, type Roster } from "./roster.ts";
@@ -50,7 +55,8 @@ interface Opening {
  * rejected credentials, no common protocol, a refused certificate)
  * blocks opening for the whole backoff, even for callers that asked to
  * `ignoreBackoff`; after it, the next caller gets one attempt, and
- * background refilling waits for an open to succeed.
+ * background refilling waits for an open to succeed. A factory call that
+ * has not settled after `createTimeoutMs` is given up (see `expire`).
  */
 export class Opener<C extends PoolableConnection> {
   readonly #ctx: PoolContext;
@@ -63,6 +69,7 @@ export class Opener<C extends PoolableConnection> {
   readonly #keeper: Housekeeper<C>;
   readonly #factory: ConnectionFactory<C>;
   readonly #random: () => number;
+  readonly #createTimeoutMs: number;
 
   #opening = new Set<Opening>();
   /** Set by `close()`: nothing is opened or taken in any more. */
@@ -87,6 +94,7 @@ export class Opener<C extends PoolableConnection> {
     keeper: Housekeeper<C>,
     factory: ConnectionFactory<C>,
     random: () => number,
+    createTimeoutMs: number,
   ) {
     this.#ctx = ctx;
     this.#config = ctx.config;
@@ -97,6 +105,7 @@ export class Opener<C extends PoolableConnection> {
     this.#keeper = keeper;
     this.#factory = factory;
     this.#random = random;
+    this.#createTimeoutMs = createTimeoutMs;
   }
 
   /** Connections being opened. */
@@ -218,12 +227,53 @@ export class Opener<C extends PoolableConnection> {
     this.abort(error);
   }
 
-  /** Waits until every open and every close in progress has settled. */
+  /**
+   * Gives up on factory calls started `createTimeoutMs` ago or more: each
+   * is aborted with a `ConnectTimeoutError` and stops counting against
+   * `maxConnections`, so a call that never settles cannot wedge the pool.
+   * One the pool had not aborted itself fails like a factory failure
+   * (`connectionFailed`, backoff); what it delivers later is closed
+   * (`#opened`). Returns the next deadline.
+   */
+  expire(now: number): number {
+    let next = Infinity;
+    for (const opening of this.#opening) {
+      const end = opening.startedAt + this.#createTimeoutMs;
+      if (now < end) {
+        next = Math.min(next, end);
+        continue;
+      }
+      this.#opening.delete(opening);
+      const ours = opening.controller.signal.aborted;
+      const error = new ConnectTimeoutError(
+        endpointOf(this.#ctx.address),
+        this.#createTimeoutMs,
+      );
+      opening.controller.abort(error);
+      if (ours) this.#ctx.pumpSoon();
+      else this.#report(error);
+    }
+    return next;
+  }
+
+  /**
+   * Waits until every open and every close in progress has settled, an
+   * open at most until its create timeout.
+   */
   async drain(): Promise<void> {
+    const clock = this.#clock;
     while (this.#opening.size > 0 || this.#roster.closing > 0) {
-      const pending = this.#roster.closes();
+      // The maintenance timer has stopped: a factory deaf to the abort
+      // would otherwise hold close() for good.
+      const due = this.expire(clock.now());
+      const pending: Promise<unknown>[] = this.#roster.closes();
       for (const opening of this.#opening) pending.push(opening.settled);
-      await Promise.all(pending);
+      let timer: TimerHandle | undefined;
+      await new Promise<void>((wake) => {
+        Promise.all(pending).then(() => wake());
+        if (due < Infinity) timer = clock.setTimeout(wake, due - clock.now());
+      });
+      if (timer !== undefined) clock.clearTimeout(timer);
     }
   }
 
@@ -235,6 +285,7 @@ export class Opener<C extends PoolableConnection> {
       settled: Promise.resolve(),
     };
     this.#opening.add(opening);
+    this.#keeper.wakeAt(now + this.#createTimeoutMs);
     let promise: Promise<C>;
     try {
       // A factory that returns a connection rather than a promise of one
@@ -304,12 +355,16 @@ export class Opener<C extends PoolableConnection> {
 
   #failed(opening: Opening, reason: unknown): void {
     this.#opening.delete(opening);
-    // An open we aborted is no sign of the node's health.
+    // An open we aborted (or gave up on) is no sign of the node's health.
     if (opening.controller.signal.aborted) {
       this.#ctx.pumpSoon();
       return;
     }
-    const error = asError(reason);
+    this.#report(asError(reason));
+  }
+
+  /** Counts a failed open, backs off, and tells listeners and waiters. */
+  #report(error: Error): void {
     this.#totalFailed++;
     const failures = ++this.#consecutiveFailures;
     this.#lastFailure = error;
@@ -360,6 +415,15 @@ function unpoolable(conn: unknown, held: boolean): Error | undefined {
     conn,
     "expected to resolve with a PoolableConnection the pool does not hold",
   );
+}
+
+/** The pool's `host:port` (`[v6]:port`) as the endpoint of its errors. */
+function endpointOf(address: string): Endpoint {
+  const at = address.lastIndexOf(":");
+  return {
+    hostname: address.slice(0, at).replace(/^\[|\]$/g, ""),
+    port: +address.slice(at + 1),
+  };
 }
 
 /** `random()`'s number in [0, 1), or the error for what it gave or threw. */

@@ -153,6 +153,7 @@ export class ConnectionPool<C extends PoolableConnection>
       pumpSoon: () => this.#pumpSoon(),
       checkReady: () => this.#checkReady(),
       expireWaiters: (now) => this.#waiters.expire(now),
+      expireOpens: (now) => this.#opener.expire(now),
       wouldOpen: () => this.#opener.wouldOpen(),
     };
     const roster = new Roster<C>(ctx);
@@ -163,7 +164,15 @@ export class ConnectionPool<C extends PoolableConnection>
     this.#keeper = keeper;
     this.#waiters = waiters;
     this.#queue = waiters.queue;
-    this.#opener = new Opener<C>(ctx, roster, waiters, keeper, factory, random);
+    this.#opener = new Opener<C>(
+      ctx,
+      roster,
+      waiters,
+      keeper,
+      factory,
+      random,
+      o.createTimeoutMs ?? this.config.connectionTimeoutMs,
+    );
     // Deferred so that listeners added right after `new` hear it.
     queueMicrotask(() => this.#events.flushCreated());
   }
@@ -201,8 +210,8 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
    * @throws {AbortedError} (rejects) when `signal` aborts first.
-   * @throws {InvalidArgumentError} (rejects) for a bad option; `ConfigError`
-   * for a `timeoutMs` that is no duration.
+   * @throws {InvalidArgumentError} (rejects) for a bad option, naming it
+   * (`timeoutMs`: 0 to 2^31 - 1 ms).
    * @example
    * ```ts
    * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";

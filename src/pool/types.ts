@@ -95,6 +95,14 @@ export interface ConnectionPoolOptions<C extends PoolableConnection> {
    * it, no heartbeat runs.
    */
   heartbeat?: (conn: C) => Promise<unknown>;
+  /**
+   * How long a factory call may take, in ms: then its signal aborts with
+   * `ConnectTimeoutError`, it fails like a factory failure, and what it
+   * delivers later is closed. Default `connectionTimeoutMs`, as long as a
+   * caller waits (HikariCP bounds a connect so). The client gives its
+   * pools `timeoutMs` + 1 s, so a connect's own timeout comes first.
+   */
+  createTimeoutMs?: number;
 }
 
 /**
