@@ -262,7 +262,9 @@ class BunChannel extends ChannelBase {
     const pending = this.#handshake;
     if (pending === undefined) return;
     this.#handshake = undefined;
-    if (pending.skipVerify || (success && !error)) pending.resolve();
+    // Skipping verification forgives `error`, never a failed handshake
+    // (a peer that answered with bytes that are not TLS).
+    if (success && (pending.skipVerify || !error)) pending.resolve();
     else pending.reject(error ?? new Error("the TLS handshake failed"));
   }
 
