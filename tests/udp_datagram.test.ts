@@ -498,7 +498,7 @@ test("HELLO and HELLO_OK carry features: unknown names are ignored, a wrong type
         decodeHelloOk(
           encodeJson({
             nodeId: "n",
-            maxFrameSize: 1,
+            maxFrameSize: 1024,
             auth: "none",
             features: bad,
           }),
@@ -512,14 +512,16 @@ test("HELLO and HELLO_OK carry features: unknown names are ignored, a wrong type
   const ok = decodeHelloOk(
     encodeJson({
       nodeId: "n",
-      maxFrameSize: 1,
+      maxFrameSize: 1024,
       auth: "none",
       features: ["udp-batch", "x"],
     }),
   );
   assert.deepEqual(ok.features, ["udp-batch"]);
   assert.equal(
-    decodeHelloOk(encodeJson({ nodeId: "n", maxFrameSize: 1, auth: "none" }))
+    decodeHelloOk(
+      encodeJson({ nodeId: "n", maxFrameSize: 1024, auth: "none" }),
+    )
       .features,
     undefined,
   );

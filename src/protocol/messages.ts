@@ -9,6 +9,9 @@
 import { ProtocolError } from "../errors.ts";
 import { clipped } from "../errors/base.ts";
 
+/** The least `maxFrameSize` a node may announce: the client's own floor. */
+const MIN_FRAME_SIZE = 1024;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 
@@ -220,7 +223,8 @@ export function agreeFeatures(
 /**
  * Decodes and checks a HELLO_OK payload.
  *
- * @throws {ProtocolError} when a field is missing or of the wrong type.
+ * @throws {ProtocolError} when a field is missing or of the wrong type, or
+ *   `maxFrameSize` is below 1024.
  * @example
  * ```ts
  * import { decodeHelloOk, encodeJson } from "@nodewire/client/protocol";
@@ -239,8 +243,14 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
       `HELLO_OK nodeId has ${v.nodeId.length} characters, more than 256`,
     );
   }
-  if (!isPositiveInteger(v.maxFrameSize)) {
-    throw new ProtocolError("HELLO_OK has no valid maxFrameSize");
+  // A node that takes less could take neither the client's handshake
+  // messages nor most requests: refused now, not request by request.
+  if (!isPositiveInteger(v.maxFrameSize) || v.maxFrameSize < MIN_FRAME_SIZE) {
+    throw new ProtocolError(
+      `HELLO_OK maxFrameSize is ${
+        shown(v.maxFrameSize)
+      }, expected an integer of at least ${MIN_FRAME_SIZE} (the least accepted)`,
+    );
   }
   if (v.auth !== "none" && v.auth !== "scram-sha-256") {
     throw new ProtocolError(`HELLO_OK names unknown auth ${shown(v.auth)}`);

@@ -5,8 +5,17 @@
  * @module
  */
 
-import type { Endpoint } from "../errors.ts";
+import { ConnectionLostError, type Endpoint } from "../errors.ts";
+import { unrefTimer } from "./timers.ts";
 import type { ByteChannel } from "./types.ts";
+
+/**
+ * How long, in ms, a closing channel waits for its peer to take any of the
+ * bytes still queued before it drops them and destroys the socket: a peer
+ * that reads nothing would hold the close, and the process, open for
+ * good. Any progress restarts the wait: a slow reader gets everything.
+ */
+export const CLOSE_STALL_MS = 500;
 
 /**
  * Base of the adapters' channels: one data receiver, one close receiver,
@@ -26,6 +35,7 @@ export abstract class ChannelBase implements ByteChannel {
   #finished = false;
   #closeError: Error | undefined;
   #closeDelivered = false;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Creates the bookkeeping for a channel to `endpoint`. */
   constructor(endpoint: Endpoint) {
@@ -91,6 +101,7 @@ export abstract class ChannelBase implements ByteChannel {
   protected finish(error?: Error): boolean {
     if (this.#finished) return false;
     this.#finished = true;
+    clearTimeout(this.#closeTimer);
     this.#closeError = error;
     this.#scheduleClose();
     return true;
@@ -103,9 +114,37 @@ export abstract class ChannelBase implements ByteChannel {
    */
   protected retire(): void {
     this.#finished = true;
+    clearTimeout(this.#closeTimer);
     this.#closeDelivered = true;
     this.#onData = undefined;
     this.#onClose = undefined;
+  }
+
+  /**
+   * Bounds a graceful close that has bytes to flush: called by `close()`,
+   * it destroys the channel, with a `ConnectionLostError`, once
+   * {@linkcode CLOSE_STALL_MS} pass without `bufferedAmount` going down.
+   */
+  protected closeWithin(): void {
+    let left = this.bufferedAmount;
+    const check = () => {
+      const now = this.bufferedAmount;
+      if (now < left) {
+        left = now;
+        return arm();
+      }
+      this.destroy(
+        new ConnectionLostError(
+          this.endpoint,
+          `closing, the peer took none of ${now} queued bytes in ` +
+            `${CLOSE_STALL_MS} ms; they were dropped`,
+        ),
+      );
+    };
+    // Unreferenced: the socket keeps the process alive while it is open.
+    const arm = () =>
+      unrefTimer(this.#closeTimer = setTimeout(check, CLOSE_STALL_MS));
+    arm();
   }
 
   #scheduleClose(): void {

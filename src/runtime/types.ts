@@ -69,7 +69,12 @@ export interface ByteChannel {
   write(bytes: Uint8Array): boolean;
   /** Resolves when the send queue is below its low-water mark, or closed. */
   drained(): Promise<void>;
-  /** Flushes what is queued, then closes the stream. Idempotent. */
+  /**
+   * Flushes what is queued, then closes the stream. Idempotent. Bounded:
+   * a peer that takes none of the queued bytes for 500 ms (restarted by
+   * any progress) gets them dropped and the socket destroyed; `onClose`
+   * then has a `ConnectionLostError`.
+   */
   close(): void;
   /** Closes at once, dropping what is queued. Idempotent. */
   destroy(error?: Error): void;

@@ -28,9 +28,10 @@
 
 import type * as Net from "node:net";
 import type { Endpoint } from "../../errors.ts";
-import { ChannelBase } from "../channel_base.ts";
+import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
+import { unrefTimer } from "../timers.ts";
 import { connectNet, NodeChannel } from "../node/adapter.ts";
 import { acceptTlsOver, startTlsOver } from "../node/tls_stream.ts";
 import type {
@@ -113,6 +114,8 @@ class BunChannel extends ChannelBase {
    */
   readonly copyBelow = 48;
   #socket: BunSocket | undefined;
+  // Under a TLS socket: the TCP one, which outlives the TLS one's end().
+  #raw: BunSocket | undefined;
   #queue = new WriteQueue();
   #closing = false;
   #reading = false;
@@ -169,6 +172,7 @@ class BunChannel extends ChannelBase {
     if (this.finished || this.#closing) return;
     this.#closing = true;
     if (this.#queue.size === 0) this.#shutdown();
+    else this.closeWithin();
   }
 
   destroy(error?: Error): void {
@@ -234,7 +238,7 @@ class BunChannel extends ChannelBase {
           };
           let tls: BunSocket;
           try {
-            [, tls] = socket.upgradeTLS({
+            [secure.#raw, tls] = socket.upgradeTLS({
               data: secure,
               tls: {
                 ca: options.ca ? [...options.ca] : undefined,
@@ -262,7 +266,9 @@ class BunChannel extends ChannelBase {
     const pending = this.#handshake;
     if (pending === undefined) return;
     this.#handshake = undefined;
-    if (pending.skipVerify || (success && !error)) pending.resolve();
+    // Skipping verification forgives `error`, never a failed handshake
+    // (a peer that answered with bytes that are not TLS).
+    if (success && (pending.skipVerify || !error)) pending.resolve();
     else pending.reject(error ?? new Error("the TLS handshake failed"));
   }
 
@@ -316,7 +322,14 @@ class BunChannel extends ChannelBase {
 
   #shutdown(): void {
     this.finish();
-    this.#socket?.end();
+    const socket = this.#socket;
+    socket?.end();
+    // Ended, a TLS socket stays open, and the process with it, until the
+    // peer closes too (a plain one closes at once): one that reads
+    // nothing never does. Terminating the TCP socket under it ends both;
+    // terminating a closed socket does nothing.
+    const last = this.#raw ?? socket;
+    if (last) unrefTimer(setTimeout(() => last.terminate(), CLOSE_STALL_MS));
   }
 
   #lost(): void {

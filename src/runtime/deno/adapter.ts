@@ -83,6 +83,7 @@ class DenoChannel extends ChannelBase {
     if (this.finished || this.#closing) return;
     this.#closing = true;
     if (!this.#pumping) this.#shutdown();
+    else this.closeWithin();
   }
 
   destroy(error?: Error): void {

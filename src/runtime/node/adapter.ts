@@ -126,6 +126,7 @@ export class NodeChannel extends ChannelBase {
     // end() flushes and sends FIN; then release the socket rather than wait
     // for a peer that may never close its side.
     socket.end(() => socket.destroy());
+    if (socket.writableLength > 0) this.closeWithin();
   }
 
   destroy(error?: Error): void {

@@ -73,6 +73,10 @@ function duplexOver(
   });
   channel.onData((chunk) => duplex.push(chunk));
   channel.onClose((error) => {
+    // Destroyed from above: the TLS socket gave up and says why itself.
+    // Deno's destroys this stream before it reports a record that is not
+    // TLS, which a close here would have turned into a lost connection.
+    if (duplex.destroyed) return;
     if (error) duplex.destroy(error);
     else duplex.push(null);
     onEnd();
