@@ -47,16 +47,25 @@ function load(): Promise<[typeof Tls, typeof Stream]> {
 /**
  * A Duplex whose writes go to `channel` and whose reads are what `channel`
  * receives. Takes over the channel's callbacks; `onEnd` hears the channel
- * close too.
+ * close too. `above()` is the TLS socket over it, once made: while its
+ * reader is paused and its buffer full, the channel stops reading.
  */
 function duplexOver(
   stream: typeof Stream,
   channel: ByteChannel,
   onEnd: () => void,
+  above: () => Tls.TLSSocket | undefined,
 ): Stream.Duplex {
+  const held = () => {
+    const tls = above();
+    return tls !== undefined && tls.isPaused() &&
+      tls.readableLength >= tls.readableHighWaterMark;
+  };
   const duplex = new stream.Duplex({
     read() {
-      // Pushed as it arrives; TLS records are consumed at once.
+      // The TLS socket wants more: read again, unless it is the one whose
+      // reader is paused (Deno's asks for more regardless).
+      if (!held()) channel.resume?.();
     },
     write(chunk: Uint8Array, _encoding, callback) {
       if (channel.write(chunk)) callback();
@@ -71,7 +80,13 @@ function duplexOver(
       callback(error);
     },
   });
-  channel.onData((chunk) => duplex.push(chunk));
+  // The TLS socket above stopped reading (its own reader paused): the
+  // channel stops too, and the peer's sends queue behind it instead of in
+  // memory here. Node's TLS socket stops taking from this stream, whose
+  // buffer fills; Deno's takes every byte and fills its own.
+  channel.onData((chunk) => {
+    if (!duplex.push(chunk) || held()) channel.pause?.();
+  });
   channel.onClose((error) => {
     // Destroyed from above: the TLS socket gave up and says why itself.
     // Deno's destroys this stream before it reports a record that is not
@@ -114,7 +129,12 @@ export async function startTlsOver(
     () =>
       new Promise<ByteChannel>((resolve, reject) => {
         const secure = tls.connect({
-          socket: duplexOver(stream, channel, () => reject(closedEarly())),
+          socket: duplexOver(
+            stream,
+            channel,
+            () => reject(closedEarly()),
+            () => socket,
+          ),
           host: serverName,
           servername: isIpLiteral(serverName) ? undefined : serverName,
           ca: options.ca ? [...options.ca] : undefined,
@@ -126,6 +146,7 @@ export async function startTlsOver(
           ...(skip ? { checkServerIdentity: () => undefined } : {}),
         });
         socket = secure;
+        secure.on("resume", () => channel.resume?.());
         settleOnHandshake(
           secure,
           "secureConnect",
@@ -164,13 +185,19 @@ export async function acceptTlsOver(
         // Deno's TLSSocket over a stream misses the stream's end while
         // it handshakes: a client that hangs up then would hold the
         // handshake for ever, so the channel's close settles it.
-        const duplex = duplexOver(stream, channel, () => reject(closedEarly()));
+        const duplex = duplexOver(
+          stream,
+          channel,
+          () => reject(closedEarly()),
+          () => socket,
+        );
         const secure = new tls.TLSSocket(duplex, {
           isServer: true,
           cert: options.cert,
           key: options.key,
         });
         socket = secure;
+        secure.on("resume", () => channel.resume?.());
         settleOnHandshake(secure, "secure", endpoint, resolve, reject);
       }),
   );
