@@ -259,9 +259,11 @@ export class MessageCodec {
     }
     // Then whole headers, parsed into locals: the hot loop of every read.
     const max = this.maxFrameSize;
-    // A view made with the constructor, not subarray(), which looks up the
-    // species constructor first: 30-50 ns a reply on V8.
-    const buffer = chunk.buffer;
+    // Views are made with the constructor, not subarray(), which looks up
+    // the species constructor first: 30-50 ns a reply on V8. The chunk's
+    // buffer is read only for a view: on Bun a read's chunk has no buffer
+    // object until one is asked for, and making it cost 3 µs a read.
+    let buffer: ArrayBufferLike | undefined;
     const base = chunk.byteOffset;
     const copyBelow = this.#copyBelow;
     while (end - offset >= HEADER_SIZE) {
@@ -295,7 +297,7 @@ export class MessageCodec {
           type,
           flags,
           sequence,
-          new Uint8Array(buffer, base + start, length),
+          new Uint8Array(buffer ??= chunk.buffer, base + start, length),
         );
       }
     }
