@@ -64,14 +64,16 @@ export const is =
   ) => ok(value) ? undefined : expected;
 
 /**
- * The duration check (see {@linkcode isDuration}), 0 allowed only when
- * `allowZero` is `true`. Errors of any class use it, so a config field
- * and a per-call option are refused in the same words.
+ * The duration check (see {@linkcode isDuration}): what a duration is
+ * expected to be, as the `expected` text of an error about `value`, or
+ * `undefined` when `value` is one. Errors of any class use it, so a
+ * config field and a per-call option are refused in the same words.
  */
 export function durationProblem(
   value: unknown,
-  allowZero?: boolean,
+  options: DurationOptions = {},
 ): string | undefined {
+  const allowZero = options.allowZero === true;
   return isDuration(value, allowZero)
     ? undefined
     : typeof value === "number" && value > MAX_TIMER_DELAY_MS &&
@@ -84,8 +86,10 @@ export function durationProblem(
 /** A duration above 0 (see {@linkcode isDuration}). */
 export const ms: Check = (value) => durationProblem(value);
 
+const ZERO_ALLOWED: DurationOptions = Object.freeze({ allowZero: true });
+
 /** A duration of 0 or more: 0 for "off", "never" or "at once". */
-export const msOrZero: Check = (value) => durationProblem(value, true);
+export const msOrZero: Check = (value) => durationProblem(value, ZERO_ALLOWED);
 
 /** `true` or `false`, nothing truthy or falsy in their place. */
 export const bool: Check = is(
@@ -210,7 +214,7 @@ export function invalidDuration(
   value: unknown,
   options: DurationOptions = {},
 ): ConfigError | undefined {
-  const expected = durationProblem(value, options.allowZero);
+  const expected = durationProblem(value, options);
   return expected === undefined
     ? undefined
     : new ConfigError(field, value, expected);
