@@ -577,12 +577,12 @@ test("outlierEjection and panicThreshold: defaults, on and off, and ConfigErrors
     ["intervalMs", 0, /> 0/],
     ["baseEjectionTimeMs", "30s", /milliseconds/],
     ["maxEjectionTimeMs", 2 ** 31, /at most 2147483647 ms/],
-    ["maxEjectedShare", 1.5, /≤ 1/],
+    ["maxEjectedShare", 1.5, /finite number in 0–1, got 1.5/],
     ["maxEjectedShare", NaN, /finite/],
     ["successRateMinNodes", 1, /0 \(off\) or at least 2/],
     ["successRateMinRequests", 0, /integer in 1–/],
-    ["successRateStdevFactor", -1, /≥ 0/],
-    ["successRateMinGap", 2, /≤ 1/],
+    ["successRateStdevFactor", -1, /in 0–100, got -1/],
+    ["successRateMinGap", 2, /in 0–1, got 2/],
   ];
   for (const [field, value, pattern] of bad) {
     configError(
@@ -611,7 +611,7 @@ test("outlierEjection and panicThreshold: defaults, on and off, and ConfigErrors
     "outlierEjection",
     /expected an object/,
   );
-  configError({ panicThreshold: 1.5 }, "panicThreshold", /≤ 1/);
+  configError({ panicThreshold: 1.5 }, "panicThreshold", /in 0–1, got 1.5/);
   configError({ panicThreshold: "half" }, "panicThreshold", /finite number/);
   configError(
     { panicThreshold: 0.5, whenNoHealthyNodes: "fail" },

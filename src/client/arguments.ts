@@ -1,11 +1,14 @@
 /**
- * The checks at the door of the Client's methods: every argument and
+ * The checks at the door of the Client's methods and of the retry helpers
+ * the root exports (`executeWithRetry`, `isRetryable`): every argument and
  * per-call option is refused with an {@linkcode InvalidArgumentError}
  * before the call changes anything, so a caller's bug fails that one call
  * and never a connection, a pool or a node's health that other calls share.
  *
- * Unknown option names are errors, with a "did you mean" when a known name
- * is close; durations follow the config's one rule (`isDuration`).
+ * The rules are tables of the shared checks (`src/config/validate.ts`),
+ * read by the shared walk (`src/config/options.ts`). Unknown option names
+ * are errors, with a "did you mean" when a known name is close; durations
+ * follow the config's one rule (`isDuration`).
  * Reading an option that throws (a getter, a revoked proxy) is refused the
  * same way, with what it threw as the cause. Values are read once, here;
  * an object whose getters answer differently on a second read is beyond
@@ -23,37 +26,43 @@
  * @module
  */
 
-import { durationProblem, isDuration } from "../config/validate.ts";
-import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
-import { invalidPayload, isPayload } from "../connection/payload.ts";
-import { InvalidArgumentError } from "../errors.ts";
-import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
-import { MAX_FRAME_SIZE_LIMIT } from "../protocol/frame.ts";
-import type { ClientEventMap } from "./events.ts";
-import type { ClientRequestOptions } from "./request_options.ts";
 import {
-  boolean,
-  changedWhileRead,
+  bool,
   duration,
   func,
-  integer,
-  isAbortSignal,
+  is,
+  methods,
   nested,
-  objectWith,
   optionsError,
-  problemOf,
+  readOptions,
+  refusal,
+  refuse,
   type Rules,
   signal,
   text,
-} from "./option_rules.ts";
+} from "../config/options.ts";
+import {
+  integer,
+  isAbortSignal,
+  isDuration,
+  msOrZero,
+  numberIn,
+} from "../config/validate.ts";
+import { CONNECT as CONNECTION } from "../connection/control.ts";
+import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
+import { invalidPayload, isPayload } from "../connection/payload.ts";
+import type { InvalidArgumentError } from "../errors.ts";
+import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
+import type { ClientEventMap } from "./events.ts";
+import type { ClientRequestOptions } from "./request_options.ts";
 
 /** Options of `Client.request`; `isRetryable` takes them too. */
-export const REQUEST_RULES: Rules = {
+const REQUEST_RULES: Rules = {
   timeoutMs: duration,
   signal,
-  idempotent: boolean,
-  retry: boolean,
-  hedge: boolean,
+  idempotent: bool,
+  retry: bool,
+  hedge: bool,
 };
 
 /** `ping` and `withConnection`. */
@@ -61,46 +70,42 @@ const CALL_RULES: Rules = { timeoutMs: duration, signal };
 
 const DISCONNECT_RULES: Rules = {
   // 0 is a grace period too: cancel what is in flight at once.
-  timeoutMs: (value) => durationProblem(value, { allowZero: true }),
+  timeoutMs: msOrZero,
 };
+
+const HEALTH_CHECK_RULES: Rules = { signal };
 
 const TLS_RULES: Rules = {
   serverName: text,
-  ca: (value) =>
-    Array.isArray(value) && value.every((c) => typeof c === "string")
-      ? undefined
-      : "expected an array of PEM strings",
-  dangerouslySkipVerify: boolean,
-};
-
-/**
- * What `Client.connect({...}, { connection })` may override in every
- * connection the pools open (a power user's hook: the handshake, most
- * often).
- */
-const CONNECTION_RULES: Rules = {
-  adapter: objectWith("connect"),
-  hostname: text,
-  port: integer(1, 65535),
-  timeoutMs: duration,
-  requestTimeoutMs: duration,
-  maxFrameSize: integer(1024, MAX_FRAME_SIZE_LIMIT),
-  clock: objectWith("now", "setTimeout", "clearTimeout"),
-  clientName: text,
-  id: integer(0, Number.MAX_SAFE_INTEGER),
-  handshake: func,
-  tls: nested(TLS_RULES),
-  // Known to Connection.connect, but the pool gives every connection a
-  // signal of its own: one given here would be ignored without a word.
-  signal: () =>
-    "not taken here (each connection gets its pool's signal); use " +
-    "options.signal to cancel Client.connect",
+  ca: is(
+    (v) => Array.isArray(v) && v.every((c) => typeof c === "string"),
+    "expected an array of PEM strings",
+  ),
+  dangerouslySkipVerify: bool,
 };
 
 const CONNECT_RULES: Rules = {
   signal,
-  connection: nested(CONNECTION_RULES),
-  lazy: boolean,
+  // What `Client.connect({...}, { connection })` may override in every
+  // connection the pools open (a power user's hook: the handshake, most
+  // often): Connection.connect's own options, by its own rules.
+  connection: nested({
+    ...CONNECTION,
+    tls: nested(TLS_RULES),
+    // The pool gives every connection a signal of its own: one given here
+    // would be ignored without a word.
+    signal: () =>
+      "not taken here (each connection gets its pool's signal); use " +
+      "options.signal to cancel Client.connect",
+  }),
+  lazy: bool,
+};
+
+const LISTENER_RULES: Rules = {
+  once: bool,
+  capture: bool,
+  passive: bool,
+  signal,
 };
 
 // The client's shared default is a frozen empty object: once found valid,
@@ -168,10 +173,7 @@ function untruthfulPayload(
     }
     break;
   }
-  return new InvalidArgumentError(argument, payload, problem, {
-    method,
-    cause,
-  });
+  return refuse(method, argument, payload, problem, cause);
 }
 
 /**
@@ -245,8 +247,7 @@ export function rejectRequest(
       ? invalidPayload(payload, method)
       : !isTruthful(payload)
       ? untruthfulPayload(payload, "payload", method)
-      : optionsError(method, options, REQUEST_RULES) ??
-        changedWhileRead(method, options),
+      : refusal(method, options, REQUEST_RULES),
   );
 }
 
@@ -290,19 +291,19 @@ export function checkRequestManyArguments(
     count = undefined;
   }
   if (!Number.isSafeInteger(count) || (count as number) < 0) {
-    throw new InvalidArgumentError(
+    throw refuse(
+      method,
       "payloads",
       payloads,
       "expected an array of Uint8Array payloads",
-      { method },
     );
   }
   if ((count as number) > MAX_BATCH_ITEMS) {
-    throw new InvalidArgumentError(
+    throw refuse(
+      method,
       "payloads",
       payloads,
       `expected at most ${MAX_BATCH_ITEMS} payloads in one call (send a larger batch in parts)`,
-      { method },
     );
   }
   const list = new Array<Uint8Array>(count as number);
@@ -314,21 +315,22 @@ export function checkRequestManyArguments(
       payload = array[i];
       present = payload !== undefined || i in array;
     } catch (cause) {
-      throw new InvalidArgumentError(
+      throw refuse(
+        method,
         `payloads[${i}]`,
         undefined,
         "could not be read",
-        { method, cause },
+        cause,
       );
     }
     if (!isPayload(payload)) {
-      throw new InvalidArgumentError(
+      throw refuse(
+        method,
         `payloads[${i}]`,
         payload,
         present
           ? "expected a Uint8Array (a Buffer is one)"
           : "expected a Uint8Array, not a hole in the array",
-        { method },
       );
     }
     if (!isTruthful(payload)) {
@@ -338,8 +340,7 @@ export function checkRequestManyArguments(
   }
   const copy = requestOptionsCopy(options);
   if (copy === undefined) {
-    throw optionsError(method, options, REQUEST_RULES) ??
-      changedWhileRead(method, options);
+    throw refusal(method, options, REQUEST_RULES);
   }
   return { payloads: list, options: copy };
 }
@@ -375,7 +376,7 @@ function requestOptionsCopy(
  * @throws {InvalidArgumentError} naming the bad option.
  */
 export function checkPingOptions(options: unknown): void {
-  throwIf(optionsError("Client.ping", options, CALL_RULES));
+  readOptions("Client.ping", options, CALL_RULES);
 }
 
 /**
@@ -389,19 +390,19 @@ export function checkWithConnectionArguments(
 ): void {
   const method = "Client.withConnection";
   if (typeof fn !== "function") {
-    throw new InvalidArgumentError(
+    throw refuse(
+      method,
       "fn",
       fn,
       "expected a function that takes the connection",
-      { method },
     );
   }
-  throwIf(optionsError(method, options, CALL_RULES));
+  readOptions(method, options, CALL_RULES);
 }
 
 /** Whether the options of `Client.disconnect` are valid. */
 export function isValidDisconnect(options: unknown): boolean {
-  return problemOf(options, DISCONNECT_RULES, "options") === undefined;
+  return isValid(options, DISCONNECT_RULES);
 }
 
 /**
@@ -409,18 +410,14 @@ export function isValidDisconnect(options: unknown): boolean {
  * {@linkcode isValidDisconnect} refused.
  */
 export function rejectDisconnect(options: unknown): Promise<never> {
-  const method = "Client.disconnect";
   return Promise.reject(
-    optionsError(method, options, DISCONNECT_RULES) ??
-      changedWhileRead(method, options),
+    refusal("Client.disconnect", options, DISCONNECT_RULES),
   );
 }
 
-const HEALTH_CHECK_RULES: Rules = { signal };
-
 /** Whether the options of `Client.healthCheckAllNodes` are valid. */
 export function isValidHealthCheck(options: unknown): boolean {
-  return problemOf(options, HEALTH_CHECK_RULES, "options") === undefined;
+  return isValid(options, HEALTH_CHECK_RULES);
 }
 
 /**
@@ -428,20 +425,19 @@ export function isValidHealthCheck(options: unknown): boolean {
  * {@linkcode isValidHealthCheck} refused.
  */
 export function rejectHealthCheck(options: unknown): Promise<never> {
-  const method = "Client.healthCheckAllNodes";
   return Promise.reject(
-    optionsError(method, options, HEALTH_CHECK_RULES) ??
-      changedWhileRead(method, options),
+    refusal("Client.healthCheckAllNodes", options, HEALTH_CHECK_RULES),
   );
 }
 
 /**
- * Checks `Client.connect`'s second argument (`signal`, `connection`).
+ * `Client.connect`'s options (`signal`, `connection`, `lazy`), checked
+ * and read once into a copy: a getter or proxy is not asked again later.
  *
  * @throws {InvalidArgumentError} naming the bad option.
  */
-export function checkConnectOptions(options: unknown): void {
-  throwIf(optionsError("Client.connect", options, CONNECT_RULES));
+export function readConnectOptions<T>(options: unknown): T {
+  return readOptions("Client.connect", options, CONNECT_RULES);
 }
 
 // Typed as a record so that a client event added to the map without
@@ -475,11 +471,11 @@ export function checkListenerArguments(
 ): void {
   const method = "Client.addEventListener";
   if (typeof type !== "string" || !CLIENT_EVENT_NAMES.has(type)) {
-    throw new InvalidArgumentError(
+    throw refuse(
+      method,
       "type",
       type,
       `expected an event name: ${[...CLIENT_EVENT_NAMES].join(", ")}`,
-      { method },
     );
   }
   let callable: boolean;
@@ -489,30 +485,95 @@ export function checkListenerArguments(
         typeof (listener as { handleEvent?: unknown }).handleEvent ===
           "function");
   } catch (error) {
-    throw new InvalidArgumentError("listener", listener, "could not be read", {
-      method,
-      cause: error,
-    });
+    throw refuse(method, "listener", listener, "could not be read", error);
   }
   if (!callable) {
-    throw new InvalidArgumentError(
+    throw refuse(
+      method,
       "listener",
       listener,
       "expected a function or an object with a handleEvent method",
-      { method },
     );
   }
   if (typeof options === "boolean") return;
-  throwIf(optionsError(method, options, LISTENER_RULES));
+  readOptions(method, options, LISTENER_RULES);
 }
 
-const LISTENER_RULES: Rules = {
-  once: boolean,
-  capture: boolean,
-  passive: boolean,
+/** Whether `options` pass `rules`: the first look, before an error. */
+function isValid(options: unknown, rules: Rules): boolean {
+  return optionsError("", options, rules) === undefined;
+}
+
+const EXECUTE_RULES: Rules = {
+  isRetryable: func,
+  idempotent: bool,
   signal,
+  clock: methods("now", "setTimeout", "clearTimeout"),
+  onRetry: func,
+  random: func,
 };
 
-function throwIf(error: InvalidArgumentError | undefined): void {
-  if (error !== undefined) throw error;
+// Any number (but NaN, which no range takes): a backoff beyond what a
+// timer can hold is capped by the loop.
+const anyNumber = () => true;
+const notNegative = numberIn(
+  0,
+  Infinity,
+  anyNumber,
+  "a number of milliseconds",
+);
+
+/**
+ * What `executeWithRetry` needs of a schedule to run and to stop (a bad
+ * argument must never be a `TypeError` from inside the loop): every
+ * field, with a type and sign that the backoff formula can use. Looser
+ * than the config's resolver on purpose: a backoff beyond what a timer
+ * can hold is capped by the loop, not refused.
+ */
+const RETRY_CONFIG_RULES: Rules = {
+  maxRetries: integer(0),
+  initialBackoffMs: notNegative,
+  maxBackoffMs: notNegative,
+  backoffMultiplier: numberIn(1, Infinity, anyNumber, "a number"),
+  jitter: bool,
+};
+
+/**
+ * Checks the arguments of `executeWithRetry`: a function, a complete and
+ * valid retry schedule (a missing `maxRetries` would retry for ever), and
+ * known options.
+ *
+ * @throws {InvalidArgumentError} for a bad operation, schedule or option.
+ */
+export function checkExecuteWithRetryArguments(
+  operation: unknown,
+  config: unknown,
+  options: unknown,
+): void {
+  const method = "executeWithRetry";
+  const expected = func(operation);
+  if (expected) throw refuse(method, "operation", operation, expected);
+  // Every field: a schedule without `maxRetries` would retry for ever.
+  readOptions(method, config, RETRY_CONFIG_RULES, true, "config");
+  readOptions(method, options, EXECUTE_RULES);
+}
+
+/**
+ * Checks the arguments of `isRetryable`: an error it can look at (any
+ * value, but not a revoked proxy), and the request options (`idempotent`,
+ * and the rest of a request's options, which callers pass along as they
+ * are).
+ *
+ * @throws {InvalidArgumentError} naming the bad argument or option.
+ */
+export function checkIsRetryableArguments(
+  error: unknown,
+  options: unknown,
+): void {
+  try {
+    void (error instanceof Error);
+  } catch (cause) {
+    throw refuse("isRetryable", "error", error, "could not be read", cause);
+  }
+  readOptions("isRetryable", options, REQUEST_RULES);
 }

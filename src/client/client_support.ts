@@ -13,7 +13,7 @@ import type { Logger, ResolvedConfig } from "../config/shapes.ts";
 import { isDuration } from "../config/validate.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
-import { changedWhileRead } from "./option_rules.ts";
+import { changedWhileRead } from "../config/options.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import type { Connection } from "../connection/connection.ts";

@@ -25,7 +25,6 @@ import { getAdapter } from "../runtime/detect.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
 import { connectLogged } from "../cluster/log.ts";
 import * as door from "./arguments.ts";
-import { changedWhileRead } from "./option_rules.ts";
 
 /** The options argument of `Client.connect`, in either form. */
 export interface ConnectCallOptions {
@@ -55,7 +54,9 @@ export async function openClient<C>(
 ): Promise<C> {
   const byObject = typeof first === "object" && first !== null;
   const config = configFromArguments(first, byObject ? undefined : second);
-  const options = readConnectOptions(byObject ? second : third);
+  const options = door.readConnectOptions<ConnectCallOptions>(
+    byObject ? second : third,
+  );
   const resolved = resolveConfig(config);
   // Given up before it began, lazy or not: no client.
   const signal = options.signal;
@@ -81,27 +82,6 @@ export async function openClient<C>(
     throw error;
   }
   return make(resolved, manager, false);
-}
-
-/**
- * The options of `Client.connect`, checked and read once into a copy: a
- * getter or proxy is not asked again later (a second answer is checked
- * like the first).
- *
- * @throws {InvalidArgumentError} naming the bad option.
- */
-function readConnectOptions(options: unknown): ConnectCallOptions {
-  door.checkConnectOptions(options);
-  if (options === undefined) return {};
-  let copy: ConnectCallOptions;
-  try {
-    const { signal, connection, lazy } = options as ConnectCallOptions;
-    copy = { signal, connection, lazy };
-  } catch {
-    throw changedWhileRead("Client.connect", options);
-  }
-  door.checkConnectOptions(copy);
-  return copy;
 }
 
 /**

@@ -23,7 +23,7 @@ import {
 import {
   checkExecuteWithRetryArguments,
   checkIsRetryableArguments,
-} from "./retry_arguments.ts";
+} from "./arguments.ts";
 
 /**
  * The delay before retry number `attempt`, in milliseconds. `attempt` is

@@ -1,113 +1,164 @@
 /**
- * Reading a method's options object once, by a rule per option, for the
- * cold calls of the layers below the client (a pool's constructor and
- * acquires, `Connection.connect`, `receiveMessage`, `sendMessage`): the
- * first problem (not an object, an unknown name, a bad value, a read that
- * threw) is an `InvalidArgumentError` naming the method and the option.
+ * A method's options object, read once by a rule per option: the one walk
+ * behind every argument check, from the client's door down to a pool's
+ * constructor and `Connection.connect`. The first problem (not an object,
+ * an unknown name with a "did you mean", a bad value, a read that threw)
+ * is an {@linkcode InvalidArgumentError} naming the method and the
+ * option's path, in the words of the checks in `validate.ts`. Cold paths
+ * only: `Client.request` keeps its own allocation-free check.
  *
  * @module
  */
 
-import { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError, messageOf } from "../errors.ts";
 import { unknownOption } from "./suggest.ts";
-import { durationProblem } from "./validate.ts";
-
-/** What is wrong with a value, or `undefined` when nothing is. */
-export type Rule = (value: unknown) => string | undefined;
-
-/** A rule from a test and the words for a value that fails it. */
-export const is = (ok: (value: unknown) => boolean, expected: string): Rule =>
-(
-  value,
-) => ok(value) ? undefined : expected;
-
-/** A duration above 0, by the config's one rule. */
-export const duration: Rule = (value) => durationProblem(value);
-/** A function. */
-export const func: Rule = is(
-  (v) => typeof v === "function",
-  "expected a function",
-);
-/** A non-empty string. */
-export const text: Rule = is(
-  (v) => typeof v === "string" && v !== "",
-  "expected a non-empty string",
-);
-/** `true` or `false`. */
-export const bool: Rule = is(
-  (v) => typeof v === "boolean",
-  "expected true or false",
-);
-/** A real `AbortSignal`. */
-export const signal: Rule = is((v) => {
-  try {
-    return v instanceof AbortSignal;
-  } catch {
-    return false; // a revoked proxy
-  }
-}, "expected an AbortSignal");
-
-/** An integer in `[min, max]`. */
-export const integer = (min: number, max: number): Rule =>
-  is(
-    (v) => Number.isInteger(v) && (v as number) >= min && (v as number) <= max,
-    `expected an integer in ${min}–${max}`,
-  );
-
-/** An object with these methods (a clock, an adapter). */
-export const methods = (...names: string[]): Rule =>
-  is(
-    (v) =>
-      typeof v === "object" && v !== null &&
-      names.every((m) =>
-        typeof (v as Record<string, unknown>)[m] === "function"
-      ),
-    `expected an object with ${names.join(", ")}`,
-  );
+// The checks the rule tables of every layer use; `duration` is a
+// duration above 0, by the config's one rule.
+export {
+  bool,
+  func,
+  integer,
+  is,
+  methods,
+  ms as duration,
+  signal,
+  text,
+} from "./validate.ts";
 
 /**
- * `options` read once by `rules`, as a copy: each value read once
- * (inherited ones too) and checked unless `undefined`, which `required`
- * names refuse.
+ * A rule for one option at `path` of a `method`'s options: a check of
+ * `validate.ts`, or a nested object's rule that builds its own error.
+ */
+export type Rule = (
+  value: unknown,
+  path: string,
+  method: string,
+) => string | InvalidArgumentError | undefined;
+
+/** The options a method takes, by name. */
+export type Rules = Readonly<Record<string, Rule>>;
+
+/** A nested options object, checked by its own `rules`. */
+export const nested = (rules: Rules): Rule => (value, path, method) =>
+  optionsError(method, value, rules, undefined, path);
+
+/**
+ * The first problem with `options` (at `path`) by `rules`, as the error of
+ * `method`: not an object, an unknown name (own or inherited, as a read
+ * would find it), a bad value, or a read that threw; `undefined` when
+ * there is none. `undefined` options mean the defaults unless `required`
+ * is given: then the object must be there, and so must the options it
+ * names (`true`: every one). Each value read lands in `copy`.
+ */
+export function optionsError(
+  method: string,
+  options: unknown,
+  rules: Rules,
+  required?: readonly string[] | true,
+  path = "options",
+  copy: Record<string, unknown> = {},
+): InvalidArgumentError | undefined {
+  if (options === undefined && required === undefined) return;
+  let at = path;
+  let value = options;
+  let expected: ReturnType<Rule>;
+  let cause: unknown;
+  try {
+    // Inside the try: even Array.isArray throws for a revoked proxy.
+    if (
+      typeof options !== "object" || options === null ||
+      Array.isArray(options)
+    ) {
+      expected = "expected an object of options";
+    } else {
+      for (const key in options) {
+        if (!Object.hasOwn(rules, key)) {
+          at = `${path}.${key}`;
+          value = key;
+          expected = unknownOption(key, Object.keys(rules));
+          break;
+        }
+      }
+      // `in`, not Object.keys: no array per call for a pool's acquire.
+      for (const key in rules) {
+        if (expected !== undefined) break;
+        at = `${path}.${key}`;
+        value = copy[key] = (options as Record<string, unknown>)[key];
+        expected = value !== undefined
+          ? rules[key](value, at, method)
+          : required === true || required?.includes(key)
+          ? "required"
+          : undefined;
+      }
+    }
+  } catch (error) {
+    value = options;
+    expected = `could not be read (${messageOf(error)})`;
+    cause = error;
+  }
+  return typeof expected === "string"
+    ? refuse(method, at, value, expected, cause)
+    : expected;
+}
+
+/**
+ * The error of `method` about its `argument` (a parameter, or an option's
+ * path): `value` is not what was `expected`, or reading it threw `cause`.
+ */
+export const refuse = (
+  method: string,
+  argument: string,
+  value: unknown,
+  expected: string,
+  cause?: unknown,
+): InvalidArgumentError =>
+  new InvalidArgumentError(argument, value, expected, { method, cause });
+
+/**
+ * `options` (at `path`) read once by `rules`, as a copy: each value read
+ * once, inherited ones too, and checked unless `undefined` (see
+ * {@linkcode optionsError} for `required`).
  *
  * @throws {InvalidArgumentError} naming `method` and the first problem.
  */
 export function readOptions<T>(
   method: string,
   options: unknown,
-  rules: Record<string, Rule>,
-  required: string[] = [],
+  rules: Rules,
+  required?: readonly string[] | true,
+  path?: string,
 ): T {
-  let path = "options";
-  let value: unknown = options;
-  let expected: string | undefined;
-  let cause: unknown;
-  const copy: Record<string, unknown> = {};
-  try {
-    if (typeof options !== "object" || options === null) {
-      expected = "expected an object of options";
-    } else {
-      for (const key in options) {
-        if (!Object.hasOwn(rules, key)) {
-          path = `options.${key}`;
-          value = key;
-          expected = unknownOption(key, Object.keys(rules));
-          break;
-        }
-      }
-      for (const key in rules) {
-        if (expected !== undefined) break;
-        path = `options.${key}`;
-        value = copy[key] = (options as Record<string, unknown>)[key];
-        if (value !== undefined) expected = rules[key](value);
-        else if (required.includes(key)) expected = "required";
-      }
-    }
-  } catch (error) {
-    value = options;
-    expected = "could not be read";
-    cause = error;
-  }
-  if (expected === undefined) return copy as T;
-  throw new InvalidArgumentError(path, value, expected, { method, cause });
+  const copy = {};
+  const error = optionsError(method, options, rules, required, path, copy);
+  if (error) throw error;
+  return copy as T;
+}
+
+/**
+ * The error of `method` for `options` that a first look refused: the
+ * problem `rules` find, or, when a second look finds none, a getter or
+ * proxy that answers differently each time.
+ */
+export const refusal = (
+  method: string,
+  options: unknown,
+  rules: Rules,
+): InvalidArgumentError =>
+  optionsError(method, options, rules) ?? changedWhileRead(method, options);
+
+/**
+ * Options valid on a second look though the first refused them: a getter
+ * or proxy that answers differently each time.
+ */
+export function changedWhileRead(
+  method: string,
+  options: unknown,
+): InvalidArgumentError {
+  return refuse(
+    method,
+    "options",
+    options,
+    "its values changed while being read (a getter or proxy that answers " +
+      "differently each time)",
+  );
 }

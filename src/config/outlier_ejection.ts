@@ -12,13 +12,10 @@ import {
   DEFAULT_PANIC_THRESHOLD,
 } from "./defaults.ts";
 import type { OutlierEjectionConfig } from "./shapes.ts";
-import {
-  duration,
-  finiteIn,
-  integerIn,
-  orDefault,
-  section,
-} from "./validate.ts";
+import { integer, ms, numberIn, optional, section } from "./validate.ts";
+
+/** A share: a finite number in 0–1. */
+const share = numberIn(0, 1);
 
 /**
  * Validates outlier ejection and fills in defaults; `false` turns it off
@@ -30,55 +27,22 @@ export function resolveOutlierEjection(
   value: boolean | Partial<OutlierEjectionConfig> | undefined,
 ): OutlierEjectionConfig | undefined {
   if (value === false) return undefined;
-  const o = section(
+  const resolved = section(
     "outlierEjection",
     value === true ? undefined : value,
     DEFAULT_OUTLIER_EJECTION,
+    {
+      consecutiveFailures: integer(0, 1_000_000),
+      intervalMs: ms,
+      baseEjectionTimeMs: ms,
+      maxEjectionTimeMs: ms,
+      maxEjectedShare: share,
+      successRateMinNodes: integer(0, 1_000_000),
+      successRateMinRequests: integer(1, 1_000_000_000),
+      successRateStdevFactor: numberIn(0, 100),
+      successRateMinGap: share,
+    },
   );
-  const resolved: OutlierEjectionConfig = {
-    consecutiveFailures: integerIn(
-      "outlierEjection.consecutiveFailures",
-      o.consecutiveFailures,
-      0,
-      1_000_000,
-    ),
-    intervalMs: duration("outlierEjection.intervalMs", o.intervalMs),
-    baseEjectionTimeMs: duration(
-      "outlierEjection.baseEjectionTimeMs",
-      o.baseEjectionTimeMs,
-    ),
-    maxEjectionTimeMs: duration(
-      "outlierEjection.maxEjectionTimeMs",
-      o.maxEjectionTimeMs,
-    ),
-    maxEjectedShare: finiteIn(
-      "outlierEjection.maxEjectedShare",
-      o.maxEjectedShare,
-      { atLeast: 0, atMost: 1 },
-    ),
-    successRateMinNodes: integerIn(
-      "outlierEjection.successRateMinNodes",
-      o.successRateMinNodes,
-      0,
-      1_000_000,
-    ),
-    successRateMinRequests: integerIn(
-      "outlierEjection.successRateMinRequests",
-      o.successRateMinRequests,
-      1,
-      1_000_000_000,
-    ),
-    successRateStdevFactor: finiteIn(
-      "outlierEjection.successRateStdevFactor",
-      o.successRateStdevFactor,
-      { atLeast: 0, atMost: 100 },
-    ),
-    successRateMinGap: finiteIn(
-      "outlierEjection.successRateMinGap",
-      o.successRateMinGap,
-      { atLeast: 0, atMost: 1 },
-    ),
-  };
   if (resolved.successRateMinNodes === 1) {
     throw new ConfigError(
       "outlierEjection.successRateMinNodes",
@@ -109,10 +73,11 @@ export function resolvePanicThreshold(
   value: unknown,
   whenNoHealthyNodes: unknown,
 ): number {
-  const threshold = finiteIn(
+  const threshold = optional(
     "panicThreshold",
-    orDefault(value, DEFAULT_PANIC_THRESHOLD),
-    { atLeast: 0, atMost: 1 },
+    value,
+    share,
+    DEFAULT_PANIC_THRESHOLD,
   );
   if (threshold > 0 && whenNoHealthyNodes === "fail") {
     throw new ConfigError(

@@ -6,7 +6,6 @@
  * @module
  */
 
-import type { Clock } from "../clock.ts";
 import { systemClock } from "../clock.ts";
 import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import {
@@ -43,6 +42,7 @@ import type {
   ConnectionConfig,
   HealthConfig,
   HedgingConfig,
+  LoadBalancing,
   Logger,
   PoolConfig,
   ResolvedConfig,
@@ -52,15 +52,18 @@ import type {
 import { resolveTlsConfig } from "./tls.ts";
 import { rejectUrlsInHosts } from "./url.ts";
 import {
-  duration,
-  finiteIn,
-  integerIn,
+  bool,
+  func,
+  integer,
+  methods,
+  ms,
+  msOrZero,
+  numberIn,
   oneOf,
-  optionalBoolean,
-  optionalString,
-  orDefault,
+  optional,
   rejectUnknownKeys,
   section,
+  text,
 } from "./validate.ts";
 
 const CONFIG_KEYS = new Set<string>([
@@ -132,7 +135,11 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
   const hostList = readHostList(config.hosts);
   rejectUrlsInHosts(hostList);
   const hosts = parseHosts(hostList);
-  const username = optionalString("username", config.username);
+  const username = optional<string | undefined>(
+    "username",
+    config.username,
+    text,
+  );
   const password = resolvePassword(config.password);
   // Credentials come in pairs: half of them would connect without
   // authentication (or fail late, at a node that requires it) without a
@@ -151,17 +158,19 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
       "a password is required when a username is given",
     );
   }
-  const timeoutMs = duration(
+  const timeoutMs = optional(
     "timeoutMs",
-    orDefault(config.timeoutMs, DEFAULT_TIMEOUT_MS),
+    config.timeoutMs,
+    ms,
+    DEFAULT_TIMEOUT_MS,
   );
-  const maxFrameSize = integerIn(
+  const maxFrameSize = optional(
     "maxFrameSize",
-    orDefault(config.maxFrameSize, DEFAULT_MAX_FRAME_SIZE),
-    1024,
-    MAX_FRAME_SIZE_LIMIT,
+    config.maxFrameSize,
+    integer(1024, MAX_FRAME_SIZE_LIMIT),
+    DEFAULT_MAX_FRAME_SIZE,
   );
-  const enableTls = optionalBoolean("enableTls", config.enableTls) ?? false;
+  const enableTls = optional("enableTls", config.enableTls, bool, false);
   const { tlsPolicy, protocols } = resolveProtocols(
     config.enableTls === false ? false : enableTls || undefined,
     config.tlsPolicy,
@@ -176,16 +185,18 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     protocols,
     tls: resolveTlsConfig(config.tls, tlsPolicy),
     timeoutMs,
-    requestTimeoutMs: duration(
+    requestTimeoutMs: optional(
       "requestTimeoutMs",
-      orDefault(config.requestTimeoutMs, timeoutMs),
+      config.requestTimeoutMs,
+      ms,
+      timeoutMs,
     ),
     maxFrameSize,
-    maxDatagramSize: integerIn(
+    maxDatagramSize: optional(
       "maxDatagramSize",
-      orDefault(config.maxDatagramSize, DEFAULT_MAX_DATAGRAM_SIZE),
-      MIN_DATAGRAM_SIZE,
-      MAX_DATAGRAM_SIZE,
+      config.maxDatagramSize,
+      integer(MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE),
+      DEFAULT_MAX_DATAGRAM_SIZE,
     ),
     poolConfig: resolvePoolConfig(config.poolConfig),
     retryConfig: resolveRetryConfig(config.retryConfig),
@@ -197,20 +208,27 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
       config.panicThreshold,
       config.whenNoHealthyNodes,
     ),
-    loadBalancing: oneOf(
+    loadBalancing: optional<LoadBalancing>(
       "loadBalancing",
-      orDefault(config.loadBalancing, "least-in-flight"),
-      ["round-robin", "least-in-flight", "peak-ewma"] as const,
+      config.loadBalancing,
+      oneOf(["round-robin", "least-in-flight", "peak-ewma"]),
+      "least-in-flight",
     ),
-    whenNoHealthyNodes: oneOf(
+    whenNoHealthyNodes: optional<"fail" | "tryAll">(
       "whenNoHealthyNodes",
-      orDefault(config.whenNoHealthyNodes, "fail"),
-      ["fail", "tryAll"] as const,
+      config.whenNoHealthyNodes,
+      oneOf(["fail", "tryAll"]),
+      "fail",
     ),
     runtime: resolveRuntime(config.runtime),
-    clock: resolveClock(config.clock),
-    clientName: optionalString("clientName", config.clientName) ?? "nodewire",
-    logger: resolveLogger(config.logger),
+    clock: optional(
+      "clock",
+      config.clock,
+      methods("now", "setTimeout", "clearTimeout"),
+      systemClock,
+    ),
+    clientName: optional("clientName", config.clientName, text, "nodewire"),
+    logger: optional<Logger | undefined>("logger", config.logger, func),
   };
 }
 
@@ -218,48 +236,16 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
 export function resolvePoolConfig(
   pool: Partial<PoolConfig> | undefined = {},
 ): PoolConfig {
-  const p = section("poolConfig", pool, DEFAULT_POOL_CONFIG);
-  const resolved: PoolConfig = {
-    minConnections: integerIn(
-      "poolConfig.minConnections",
-      p.minConnections,
-      0,
-      10_000,
-    ),
-    maxConnections: integerIn(
-      "poolConfig.maxConnections",
-      p.maxConnections,
-      1,
-      10_000,
-    ),
-    connectionTimeoutMs: duration(
-      "poolConfig.connectionTimeoutMs",
-      p.connectionTimeoutMs,
-    ),
-    idleTimeoutMs: duration("poolConfig.idleTimeoutMs", p.idleTimeoutMs, {
-      allowZero: true,
-    }),
-    maxLifetimeMs: duration("poolConfig.maxLifetimeMs", p.maxLifetimeMs, {
-      allowZero: true,
-    }),
-    maxConnecting: integerIn(
-      "poolConfig.maxConnecting",
-      p.maxConnecting,
-      1,
-      1000,
-    ),
-    heartbeatIntervalMs: duration(
-      "poolConfig.heartbeatIntervalMs",
-      p.heartbeatIntervalMs,
-      { allowZero: true },
-    ),
-    multiplexThreshold: integerIn(
-      "poolConfig.multiplexThreshold",
-      p.multiplexThreshold,
-      1,
-      1_000_000,
-    ),
-  };
+  const resolved = section("poolConfig", pool, DEFAULT_POOL_CONFIG, {
+    minConnections: integer(0, 10_000),
+    maxConnections: integer(1, 10_000),
+    connectionTimeoutMs: ms,
+    idleTimeoutMs: msOrZero,
+    maxLifetimeMs: msOrZero,
+    maxConnecting: integer(1, 1000),
+    heartbeatIntervalMs: msOrZero,
+    multiplexThreshold: integer(1, 1_000_000),
+  });
   if (resolved.minConnections > resolved.maxConnections) {
     throw new ConfigError(
       "poolConfig.minConnections",
@@ -274,24 +260,13 @@ export function resolvePoolConfig(
 export function resolveRetryConfig(
   retry: Partial<RetryConfig> | undefined = {},
 ): RetryConfig {
-  const r = section("retryConfig", retry, DEFAULT_RETRY_CONFIG);
-  const resolved: RetryConfig = {
-    maxRetries: integerIn("retryConfig.maxRetries", r.maxRetries, 0, 1000),
-    initialBackoffMs: duration(
-      "retryConfig.initialBackoffMs",
-      r.initialBackoffMs,
-      { allowZero: true },
-    ),
-    maxBackoffMs: duration("retryConfig.maxBackoffMs", r.maxBackoffMs, {
-      allowZero: true,
-    }),
-    backoffMultiplier: finiteIn(
-      "retryConfig.backoffMultiplier",
-      r.backoffMultiplier,
-      { atLeast: 1 },
-    ),
-    jitter: optionalBoolean("retryConfig.jitter", r.jitter) ?? false,
-  };
+  const resolved = section("retryConfig", retry, DEFAULT_RETRY_CONFIG, {
+    maxRetries: integer(0, 1000),
+    initialBackoffMs: msOrZero,
+    maxBackoffMs: msOrZero,
+    backoffMultiplier: numberIn(1),
+    jitter: bool,
+  });
   if (resolved.maxBackoffMs < resolved.initialBackoffMs) {
     throw new ConfigError(
       "retryConfig.maxBackoffMs",
@@ -306,16 +281,13 @@ export function resolveRetryConfig(
 function resolveRetryBudget(
   budget: Partial<RetryBudgetConfig> | false | undefined,
 ): RetryBudgetConfig | undefined {
-  if (budget === false) return undefined;
-  const b = section("retryBudget", budget, DEFAULT_RETRY_BUDGET);
-  return {
-    ratio: finiteIn("retryBudget.ratio", b.ratio, { atLeast: 0, atMost: 100 }),
-    minPerSecond: finiteIn("retryBudget.minPerSecond", b.minPerSecond, {
-      atLeast: 0,
-      atMost: 1e6,
-    }),
-    windowMs: duration("retryBudget.windowMs", b.windowMs),
-  };
+  return budget === false
+    ? undefined
+    : section("retryBudget", budget, DEFAULT_RETRY_BUDGET, {
+      ratio: numberIn(0, 100),
+      minPerSecond: numberIn(0, 1e6),
+      windowMs: ms,
+    });
 }
 
 /** Validates the hedging policy; `false` or nothing means off. */
@@ -324,48 +296,24 @@ function resolveHedging(
 ): HedgingConfig | undefined {
   if (hedging === undefined || hedging === false) return undefined;
   if (hedging === true) return DEFAULT_HEDGING;
-  const h = section("hedging", hedging, DEFAULT_HEDGING);
-  return {
-    delayMs: h.delayMs === undefined
-      ? undefined
-      : duration("hedging.delayMs", h.delayMs),
-    percentile: finiteIn("hedging.percentile", h.percentile, {
-      atLeast: 50,
-      atMost: 99.9,
-    }),
-    maxHedges: integerIn("hedging.maxHedges", h.maxHedges, 1, 4),
-  };
+  return section("hedging", hedging, DEFAULT_HEDGING, {
+    delayMs: ms,
+    percentile: numberIn(50, 99.9),
+    maxHedges: integer(1, 4),
+  });
 }
 
 /** Validates health settings and fills in defaults. */
 export function resolveHealthConfig(
   health: Partial<HealthConfig> | undefined = {},
 ): HealthConfig {
-  const h = section("healthConfig", health, DEFAULT_HEALTH_CONFIG);
-  return {
-    intervalMs: duration("healthConfig.intervalMs", h.intervalMs, {
-      allowZero: true,
-    }),
-    timeoutMs: duration("healthConfig.timeoutMs", h.timeoutMs),
-    unhealthyThreshold: integerIn(
-      "healthConfig.unhealthyThreshold",
-      h.unhealthyThreshold,
-      1,
-      1000,
-    ),
-    healthyThreshold: integerIn(
-      "healthConfig.healthyThreshold",
-      h.healthyThreshold,
-      1,
-      1000,
-    ),
-    maxConcurrentChecks: integerIn(
-      "healthConfig.maxConcurrentChecks",
-      h.maxConcurrentChecks,
-      1,
-      10_000,
-    ),
-  };
+  return section("healthConfig", health, DEFAULT_HEALTH_CONFIG, {
+    intervalMs: msOrZero,
+    timeoutMs: ms,
+    unhealthyThreshold: integer(1, 1000),
+    healthyThreshold: integer(1, 1000),
+    maxConcurrentChecks: integer(1, 10_000),
+  });
 }
 
 function resolveProtocols(
@@ -373,10 +321,11 @@ function resolveProtocols(
   policyValue: unknown,
   protocolsValue: unknown,
 ): { tlsPolicy: TlsPolicy; protocols: ProtocolType[] } {
-  const tlsPolicy = oneOf(
+  const tlsPolicy = optional<TlsPolicy>(
     "tlsPolicy",
-    orDefault(policyValue, enableTls ? "require" : "disable"),
-    ["require", "prefer", "disable"] as const,
+    policyValue,
+    oneOf(["require", "prefer", "disable"]),
+    enableTls ? "require" : "disable",
   );
   if (enableTls !== undefined && (tlsPolicy === "disable") === enableTls) {
     throw new ConfigError(
@@ -453,11 +402,9 @@ function resolveRuntime(
     value === "deno" || value === "bun" || value === "node" ||
     value === "memory"
   ) return value;
-  if (
-    typeof value === "object" && value !== null &&
-    typeof (value as RuntimeAdapter).connect === "function" &&
-    typeof (value as RuntimeAdapter).listen === "function"
-  ) return value as RuntimeAdapter;
+  if (methods("connect", "listen")(value) === undefined) {
+    return value as RuntimeAdapter;
+  }
   throw new ConfigError(
     "runtime",
     value,
@@ -468,24 +415,4 @@ function resolveRuntime(
 function denoCanConnect(): boolean {
   const deno = (globalThis as { Deno?: { connect?: unknown } }).Deno;
   return typeof deno?.connect === "function";
-}
-
-function resolveLogger(value: unknown): Logger | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value === "function") return value as Logger;
-  throw new ConfigError("logger", value, "expected a function");
-}
-
-function resolveClock(value: unknown): Clock {
-  if (value === undefined) return systemClock;
-  const c = value as Clock;
-  if (
-    typeof c === "object" && c !== null && typeof c.now === "function" &&
-    typeof c.setTimeout === "function" && typeof c.clearTimeout === "function"
-  ) return c;
-  throw new ConfigError(
-    "clock",
-    value,
-    "expected an object with now, setTimeout and clearTimeout",
-  );
 }

@@ -7,7 +7,7 @@
 
 import { ConfigError } from "../errors.ts";
 import type { TlsPolicy } from "../protocol/negotiation.ts";
-import { duration, optionalBoolean, section } from "./validate.ts";
+import { bool, checked, duration, section } from "./validate.ts";
 
 /**
  * The `tls` section of the configuration: how the client checks nodes'
@@ -120,7 +120,7 @@ export function resolveTlsConfig(
       'is set but TLS is off: set enableTls: true or a tlsPolicy of "require" or "prefer"',
     );
   }
-  const direct = optionalBoolean("tls.direct", tls.direct) ?? false;
+  const direct: boolean = checked("tls.direct", tls.direct, bool);
   if (direct && tlsPolicy !== "require") {
     throw new ConfigError(
       "tls.direct",
@@ -135,10 +135,11 @@ export function resolveTlsConfig(
   return {
     ca: resolveCa(tls.ca),
     serverName: resolveServerName(tls.serverName),
-    dangerouslySkipVerify: optionalBoolean(
+    dangerouslySkipVerify: checked(
       "tls.dangerouslySkipVerify",
       tls.dangerouslySkipVerify,
-    ) ?? false,
+      bool,
+    ),
     handshakeTimeoutMs,
     direct,
   };

@@ -1,8 +1,13 @@
 /**
- * The validation helpers every layer uses for user input: each checks one
- * value, names the field and the bad value in a {@linkcode ConfigError},
- * and returns the value typed. Durations and numbers are validated here
- * and nowhere else, so one field means the same thing wherever it is read.
+ * The one vocabulary of checks on user input, and the configuration's use
+ * of it. A {@linkcode Check} turns a value into what it was expected to be
+ * (the `expected` text of an error) or `undefined` when the value passes,
+ * so a rule is written once and says the same words wherever it runs: here
+ * for the client's configuration, thrown as a {@linkcode ConfigError}
+ * naming the field; in `options.ts` for a method's options, as an
+ * `InvalidArgumentError` naming the option. Durations and numbers are
+ * validated here and nowhere else, so one field means the same thing
+ * wherever it is read.
  *
  * @module
  */
@@ -46,25 +51,157 @@ export function isDuration(
 }
 
 /**
- * What a duration is expected to be, as the `expected` text of an error
- * about `value`, or `undefined` when `value` is one (by
- * {@linkcode isDuration}). Errors of any class use it, so a config field
- * and a per-call option are refused in the same words.
+ * What is wrong with a value, as the `expected` text of an error about
+ * it, or `undefined` when nothing is.
+ */
+export type Check = (value: unknown) => string | undefined;
+
+/** A check from a test and the words for a value that fails it. */
+export const is =
+  (ok: (value: unknown) => boolean, expected: string): Check =>
+  (
+    value,
+  ) => ok(value) ? undefined : expected;
+
+/**
+ * The duration check (see {@linkcode isDuration}): what a duration is
+ * expected to be, as the `expected` text of an error about `value`, or
+ * `undefined` when `value` is one. Errors of any class use it, so a
+ * config field and a per-call option are refused in the same words.
  */
 export function durationProblem(
   value: unknown,
   options: DurationOptions = {},
 ): string | undefined {
   const allowZero = options.allowZero === true;
-  if (isDuration(value, allowZero)) return undefined;
-  if (
-    typeof value === "number" && Number.isFinite(value) &&
-    value > MAX_TIMER_DELAY_MS
-  ) {
-    return `expected at most ${MAX_TIMER_DELAY_MS} ms (2^31 - 1, the longest ` +
-      "delay a timer can hold; a longer one fires at once)";
+  return isDuration(value, allowZero)
+    ? undefined
+    : typeof value === "number" && value > MAX_TIMER_DELAY_MS &&
+        value < Infinity
+    ? `expected at most ${MAX_TIMER_DELAY_MS} ms (2^31 - 1, the longest ` +
+      "delay a timer can hold; a longer one fires at once)"
+    : `expected a finite number of milliseconds ${allowZero ? "≥" : ">"} 0`;
+}
+
+/** A duration above 0 (see {@linkcode isDuration}). */
+export const ms: Check = (value) => durationProblem(value);
+
+const ZERO_ALLOWED: DurationOptions = Object.freeze({ allowZero: true });
+
+/** A duration of 0 or more: 0 for "off", "never" or "at once". */
+export const msOrZero: Check = (value) => durationProblem(value, ZERO_ALLOWED);
+
+/** `true` or `false`, nothing truthy or falsy in their place. */
+export const bool: Check = is(
+  (v) => typeof v === "boolean",
+  "expected true or false",
+);
+
+/** A function. */
+export const func: Check = is(
+  (v) => typeof v === "function",
+  "expected a function",
+);
+
+/** A non-empty string. */
+export const text: Check = is(
+  (v) => typeof v === "string" && v !== "",
+  "expected a non-empty string",
+);
+
+/**
+ * A real `AbortSignal`: `instanceof` for the type, and its own `aborted`
+ * getter, which throws for an object that only borrowed the prototype.
+ */
+export function isAbortSignal(value: unknown): value is AbortSignal {
+  try {
+    return value instanceof AbortSignal &&
+      typeof (value as AbortSignal).aborted === "boolean";
+  } catch {
+    // The getter's brand check refused it (or a proxy's trap threw).
+    return false;
   }
-  return `expected a finite number of milliseconds ${allowZero ? "≥" : ">"} 0`;
+}
+
+/** A real `AbortSignal` (see {@linkcode isAbortSignal}). */
+export const signal: Check = is(isAbortSignal, "expected an AbortSignal");
+
+/**
+ * A number in `[min, max]` (`(min, max]` when `above`) that passes `ok`
+ * (by default a finite one), `kind` saying what it is in the error: every
+ * numeric rule, integers included, so that a range reads the same
+ * everywhere (`in 1–65535`, `≥ 0`, `> 0 and ≤ 1`). `NaN` never passes.
+ */
+export function numberIn(
+  min = -Infinity,
+  max = Infinity,
+  ok: (value: number) => boolean = Number.isFinite,
+  kind = "a finite number",
+  above = false,
+): Check {
+  const upper = max === Infinity ? "" : `≤ ${max}`;
+  return is(
+    (v) =>
+      typeof v === "number" && ok(v) && (above ? v > min : v >= min) &&
+      v <= max,
+    `expected ${kind} ${
+      min === -Infinity
+        ? upper
+        : above
+        ? `> ${min}${upper && ` and ${upper}`}`
+        : upper
+        ? `in ${min}–${max}`
+        : `≥ ${min}`
+    }`.trimEnd(),
+  );
+}
+
+/** An integer in `[min, max]`; no upper bound by default. */
+export const integer = (min: number, max?: number): Check =>
+  numberIn(min, max, Number.isInteger, "an integer");
+
+/** One of `options`, listed in the error. */
+export const oneOf = (options: readonly string[]): Check =>
+  is(
+    (v) => options.includes(v as string),
+    `expected one of "${options.join('", "')}"`,
+  );
+
+/** An object with these methods (a clock, an adapter). */
+export const methods = (...names: string[]): Check =>
+  is(
+    (v) =>
+      typeof v === "object" && v !== null &&
+      names.every((m) =>
+        typeof (v as Record<string, unknown>)[m] === "function"
+      ),
+    `expected an object with ${names.join(", ")}`,
+  );
+
+/**
+ * `value`, typed, when `check` passes it.
+ *
+ * @throws {ConfigError} naming `field`, the value and what was expected.
+ */
+export function checked<T>(field: string, value: unknown, check: Check): T {
+  const expected = check(value);
+  if (expected === undefined) return value as T;
+  throw new ConfigError(field, value, expected);
+}
+
+/**
+ * `value` checked by `check`, or `fallback` when it is `undefined`. A
+ * `null` is checked, and refused: a default would hide the mistake.
+ *
+ * @throws {ConfigError} naming `field`, the value and what was expected.
+ */
+export function optional<T>(
+  field: string,
+  value: unknown,
+  check: Check,
+  fallback?: T,
+): T {
+  return value === undefined ? fallback as T : checked(field, value, check);
 }
 
 /**
@@ -77,14 +214,14 @@ export function invalidDuration(
   value: unknown,
   options: DurationOptions = {},
 ): ConfigError | undefined {
-  const problem = durationProblem(value, options);
-  return problem === undefined
+  const expected = durationProblem(value, options);
+  return expected === undefined
     ? undefined
-    : new ConfigError(field, value, problem);
+    : new ConfigError(field, value, expected);
 }
 
 /**
- * Validates a duration in milliseconds; see {@linkcode invalidDuration} for
+ * Validates a duration in milliseconds; see {@linkcode isDuration} for
  * what is accepted.
  *
  * @throws {ConfigError} naming `field`, for anything else.
@@ -92,19 +229,9 @@ export function invalidDuration(
 export function duration(
   field: string,
   value: unknown,
-  options?: DurationOptions,
+  options: DurationOptions = {},
 ): number {
-  const error = invalidDuration(field, value, options);
-  if (error !== undefined) throw error;
-  return value as number;
-}
-
-/**
- * `value`, or `fallback` when it is `undefined`. Unlike `??` it keeps
- * `null` for the check to refuse: a default would hide the mistake.
- */
-export function orDefault(value: unknown, fallback: unknown): unknown {
-  return value === undefined ? fallback : value;
+  return checked(field, value, options.allowZero ? msOrZero : ms);
 }
 
 /**
@@ -120,19 +247,7 @@ export function integerIn(
   min: number,
   max: number,
 ): number {
-  if (
-    typeof value !== "number" || !Number.isInteger(value) || value < min ||
-    value > max
-  ) {
-    throw new ConfigError(
-      field,
-      value,
-      max === Infinity
-        ? `expected an integer ≥ ${min}`
-        : `expected an integer in ${min}–${max}`,
-    );
-  }
-  return value;
+  return checked(field, value, integer(min, max));
 }
 
 /** Bounds for {@linkcode finiteIn}; each is optional. */
@@ -153,80 +268,19 @@ export interface Bounds {
 export function finiteIn(
   field: string,
   value: unknown,
-  bounds: Bounds,
+  { above, atLeast, atMost }: Bounds,
 ): number {
-  const { above, atLeast, atMost } = bounds;
-  if (
-    typeof value !== "number" || !Number.isFinite(value) ||
-    (above !== undefined && value <= above) ||
-    (atLeast !== undefined && value < atLeast) ||
-    (atMost !== undefined && value > atMost)
-  ) {
-    const parts: string[] = [];
-    if (above !== undefined) parts.push(`> ${above}`);
-    if (atLeast !== undefined) parts.push(`≥ ${atLeast}`);
-    if (atMost !== undefined) parts.push(`≤ ${atMost}`);
-    throw new ConfigError(
-      field,
-      value,
-      `expected a finite number ${parts.join(" and ")}`.trimEnd(),
-    );
-  }
-  return value;
-}
-
-/**
- * Validates an optional non-empty string.
- *
- * @throws {ConfigError} naming `field`, for anything but `undefined` or a
- *   non-empty string.
- */
-export function optionalString(
-  field: string,
-  value: unknown,
-): string | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "string" || value.length === 0) {
-    throw new ConfigError(field, value, "expected a non-empty string");
-  }
-  return value;
-}
-
-/**
- * Validates an optional boolean: `true`, `false` or `undefined`, nothing
- * truthy or falsy in their place.
- *
- * @throws {ConfigError} naming `field`, for any other value.
- */
-export function optionalBoolean(
-  field: string,
-  value: unknown,
-): boolean | undefined {
-  if (value === undefined) return undefined;
-  if (typeof value !== "boolean") {
-    throw new ConfigError(field, value, "expected true or false");
-  }
-  return value;
-}
-
-/**
- * Validates that `value` is one of `options`.
- *
- * @throws {ConfigError} naming `field` and listing the options.
- */
-export function oneOf<T extends string>(
-  field: string,
-  value: unknown,
-  options: readonly T[],
-): T {
-  if (!options.includes(value as T)) {
-    throw new ConfigError(
-      field,
-      value,
-      `expected one of ${options.map((o) => `"${o}"`).join(", ")}`,
-    );
-  }
-  return value as T;
+  return checked(
+    field,
+    value,
+    numberIn(
+      above ?? atLeast,
+      atMost,
+      undefined,
+      undefined,
+      above !== undefined,
+    ),
+  );
 }
 
 /**
@@ -255,24 +309,32 @@ export function rejectUnknownKeys(
 
 /**
  * Checks that a config section is an object with only the keys of
- * `defaults`, and returns `defaults` overlaid with its defined values. The
- * values themselves are left for the caller to validate.
+ * `defaults`, and returns `defaults` overlaid with its defined values,
+ * each checked by its rule in `rules` (in their order) unless it is
+ * `undefined` (a field without a default).
  *
- * @throws {ConfigError} for a non-object or an unknown key.
+ * @throws {ConfigError} for a non-object, an unknown key or a bad value,
+ *   naming the field as `name.key`.
  */
 export function section<T extends object>(
   name: string,
   value: Partial<T> | undefined,
   defaults: Readonly<T>,
+  rules: { readonly [K in keyof T]?: Check } = {},
 ): T {
-  if (value === undefined) return { ...defaults };
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    throw new ConfigError(name, value, "expected an object");
-  }
-  rejectUnknownKeys(name, value, new Set(Object.keys(defaults)));
   const merged = { ...defaults } as Record<string, unknown>;
-  for (const [key, v] of Object.entries(value)) {
-    if (v !== undefined) merged[key] = v;
+  if (value !== undefined) {
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new ConfigError(name, value, "expected an object");
+    }
+    rejectUnknownKeys(name, value, new Set(Object.keys(defaults)));
+    for (const [key, v] of Object.entries(value)) {
+      if (v !== undefined) merged[key] = v;
+    }
+  }
+  for (const [key, check] of Object.entries(rules)) {
+    const v = merged[key];
+    if (v !== undefined) checked(`${name}.${key}`, v, check as Check);
   }
   return merged as T;
 }

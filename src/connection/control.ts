@@ -157,7 +157,11 @@ export async function switchToTls(
 
 const sequence = integer(0, Number.MAX_SAFE_INTEGER);
 
-const CONNECT: Record<string, Rule> = {
+/**
+ * The options of `Connection.connect`, by name; the client's door checks
+ * its `connection` overrides by them too.
+ */
+export const CONNECT: Record<string, Rule> = {
   adapter: methods("connect"),
   hostname: text,
   port: integer(1, 65535),

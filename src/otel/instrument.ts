@@ -8,11 +8,11 @@
 import { Client } from "../client/client.ts";
 import {
   func,
-  objectWith,
+  methods as objectWith,
   optionsError,
   type Rules,
   text,
-} from "../client/option_rules.ts";
+} from "../config/options.ts";
 import { ClientClosedError, InvalidArgumentError } from "../errors.ts";
 import {
   type CheckoutMessage,
