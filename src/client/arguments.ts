@@ -50,7 +50,7 @@ import {
 } from "../config/validate.ts";
 import { CONNECT as CONNECTION } from "../connection/control.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
-import { invalidPayload, isPayload } from "../connection/payload.ts";
+import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
 import type { InvalidArgumentError } from "../errors.ts";
 import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
 import type { ClientEventMap } from "./events.ts";
@@ -113,20 +113,7 @@ const LISTENER_RULES: Rules = {
 // prototype), an object has nothing that could change.
 let emptyDefault: object | undefined;
 
-// The typed array's own accessors, read once: what a payload really is,
-// whatever getters stand in front of them.
-const TYPED_ARRAY: object = Object.getPrototypeOf(Uint8Array.prototype);
-const REAL = {
-  length: intrinsic("length"),
-  byteLength: intrinsic("byteLength"),
-  byteOffset: intrinsic("byteOffset"),
-  buffer: intrinsic("buffer"),
-};
 const realLength = REAL.length;
-
-function intrinsic(name: string): (this: Uint8Array) => unknown {
-  return Object.getOwnPropertyDescriptor(TYPED_ARRAY, name)!.get!;
-}
 
 /**
  * Whether a Uint8Array `payload` is what it says: its `length`, which the

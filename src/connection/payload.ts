@@ -57,10 +57,10 @@ const TYPED_ARRAY: object = Object.getPrototypeOf(Uint8Array.prototype);
  * `buffer` getters, to call on a payload: what it is, not what it says.
  */
 export const REAL = {
-  length: intrinsic("length") as (this: Uint8Array) => number,
-  byteLength: intrinsic("byteLength") as (this: Uint8Array) => number,
-  byteOffset: intrinsic("byteOffset") as (this: Uint8Array) => number,
-  buffer: intrinsic("buffer") as (this: Uint8Array) => ArrayBufferLike,
+  length: intrinsic("length"),
+  byteLength: intrinsic("byteLength"),
+  byteOffset: intrinsic("byteOffset"),
+  buffer: intrinsic("buffer"),
 };
 
 function intrinsic(name: string): (this: Uint8Array) => unknown {
@@ -82,8 +82,8 @@ export function fixedView(payload: Uint8Array): Uint8Array {
   };
   const view = new Uint8Array(
     buffer,
-    REAL.byteOffset.call(payload),
-    REAL.length.call(payload),
+    REAL.byteOffset.call(payload) as number,
+    REAL.length.call(payload) as number,
   );
   return buffer.resizable || buffer.growable ? view.slice() : view;
 }
