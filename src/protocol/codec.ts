@@ -5,11 +5,13 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
+import { shown } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
   isKnownMessageType,
   KNOWN_FLAGS,
+  MAX_FRAME_SIZE_LIMIT,
   MAX_SEQUENCE,
   type Message,
   PROTOCOL_VERSION,
@@ -23,6 +25,8 @@ const TWO_32 = 0x1_0000_0000;
  *
  * @throws {ProtocolError} for an unknown type, reserved flags, or a sequence
  * or length out of range.
+ * @throws {InvalidArgumentError} when the header does not fit `target` at
+ * `offset`.
  * @example
  * ```ts
  * import { HEADER_SIZE, MessageType, writeHeader } from "@nodewire/client/protocol";
@@ -41,11 +45,28 @@ export function writeHeader(
   if (!isKnownMessageType(type)) {
     throw new ProtocolError(`cannot encode unknown message type ${hex(type)}`);
   }
-  if ((flags & ~KNOWN_FLAGS) !== 0 || flags < 0 || flags > 0xffff) {
+  // Equal only for an integer with no bit outside KNOWN_FLAGS.
+  if ((flags & KNOWN_FLAGS) !== flags) {
     throw new ProtocolError(`cannot encode reserved flag bits ${hex(flags)}`);
   }
   if (!Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
     throw new ProtocolError(`sequence ${sequence} is out of range`);
+  }
+  // A length that wrapped would frame bytes that are not the payload.
+  if (length >>> 0 !== length) {
+    throw new ProtocolError(`payload length ${length} is out of range`);
+  }
+  const room = target instanceof Uint8Array;
+  if (
+    !room || !Number.isInteger(offset) || offset < 0 ||
+    offset > target.length - HEADER_SIZE
+  ) {
+    throw new InvalidArgumentError(
+      room ? "offset" : "target",
+      room ? offset : target,
+      `expected room for a ${HEADER_SIZE}-byte header in a Uint8Array`,
+      { method: "writeHeader" },
+    );
   }
   writeHeaderUnchecked(target, offset, type, flags, sequence, length);
 }
@@ -102,18 +123,26 @@ const MAX_COPY_BELOW = 1024;
  * (and `method`, whose value it was, when given).
  */
 export function checkCopyBelow(value: unknown, method?: string): number {
+  return integerIn("copyBelow", value, MAX_COPY_BELOW, method);
+}
+
+function integerIn(
+  argument: string,
+  value: unknown,
+  max: number,
+  method?: string,
+): number {
   if (
-    typeof value !== "number" || !Number.isInteger(value) || value < 0 ||
-    value > MAX_COPY_BELOW
+    !Number.isInteger(value) || (value as number) < 0 || (value as number) > max
   ) {
     throw new InvalidArgumentError(
-      "copyBelow",
+      argument,
       value,
-      `expected an integer from 0 to ${MAX_COPY_BELOW}`,
+      `expected an integer from 0 to ${max}`,
       { method },
     );
   }
-  return value;
+  return value as number;
 }
 
 /**
@@ -154,9 +183,20 @@ export class MessageCodec {
   #flags = 0;
   #sequence = 0;
 
-  /** Creates a codec accepting payloads up to `maxFrameSize` bytes. */
+  /**
+   * Creates a codec accepting payloads up to `maxFrameSize` bytes.
+   *
+   * @throws {InvalidArgumentError} unless it is an integer from 0 to
+   * {@linkcode MAX_FRAME_SIZE_LIMIT}: NaN would let a peer's header make
+   * it allocate 4 GiB.
+   */
   constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
-    this.maxFrameSize = maxFrameSize;
+    this.maxFrameSize = integerIn(
+      "maxFrameSize",
+      maxFrameSize,
+      MAX_FRAME_SIZE_LIMIT,
+      "MessageCodec",
+    );
   }
 
   /**
@@ -220,12 +260,16 @@ export class MessageCodec {
    * @throws {ProtocolError} for a bad version, an unknown type, reserved
    * flags, an out-of-range sequence or an oversized length. The length is
    * checked before anything of that size is allocated.
+   * @throws {InvalidArgumentError} unless `chunk` is a Uint8Array and
+   * `onMessage` a function.
    */
   decode(chunk: Uint8Array, onMessage: (message: Message) => void): void {
     this.decodeFrames(
       chunk,
-      (type, flags, sequence, payload) =>
-        onMessage({ type, flags, sequence, payload }),
+      typeof onMessage === "function"
+        ? (type, flags, sequence, payload) =>
+          onMessage({ type, flags, sequence, payload })
+        : onMessage,
     );
   }
 
@@ -251,6 +295,11 @@ export class MessageCodec {
    */
   decodeFrames(chunk: Uint8Array, onFrame: FrameHandler): void {
     if (this.#failure) throw this.#failure;
+    if (!(chunk instanceof Uint8Array) || typeof onFrame !== "function") {
+      throw chunk instanceof Uint8Array
+        ? new InvalidArgumentError("onMessage", onFrame, "expected a function")
+        : new InvalidArgumentError("chunk", chunk, "expected a Uint8Array");
+    }
     let offset = 0;
     const end = chunk.length; // byteLength is slower on Node 20's V8
     // What a previous chunk left unfinished comes first.
@@ -439,6 +488,11 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 3] = value & 0xff;
 }
 
-function hex(n: number): string {
-  return "0x" + n.toString(16).padStart(2, "0");
+/** A field in a message: hex when it is an integer; never throws. */
+function hex(n: unknown): string {
+  return Number.isInteger(n)
+    ? "0x" + (n as number).toString(16).padStart(2, "0")
+    : typeof n === "number"
+    ? String(n)
+    : shown(n);
 }
