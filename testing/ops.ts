@@ -18,7 +18,7 @@
  * @module
  */
 
-import { ProtocolError } from "../src/errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../src/errors.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -75,16 +75,17 @@ export interface OpBuilders {
 export const ops: OpBuilders = {
   /** ECHO with `data` (bytes or text). */
   echo(data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    return withOp(Op.Echo, toBytes(data));
+    return withOp(Op.Echo, toBytes(data, "data", "ops.echo"));
   },
   /** GET `key`. */
   get(key: string): Uint8Array {
-    return withOp(Op.Get, encoder.encode(key));
+    return withOp(Op.Get, toBytes(key, "key", "ops.get"));
   },
   /** PUT `value` under `key`. */
   put(key: string, value: Uint8Array | string): Uint8Array {
-    const k = encoder.encode(key);
-    const v = toBytes(value);
+    const k = toBytes(key, "key", "ops.put");
+    const v = toBytes(value, "value", "ops.put");
+    fits(k.byteLength, 2, "key's length", "ops.put");
     const out = new Uint8Array(3 + k.byteLength + v.byteLength);
     out[0] = Op.Put;
     out[1] = k.byteLength >>> 8;
@@ -95,14 +96,15 @@ export const ops: OpBuilders = {
   },
   /** DELETE `key`. */
   delete(key: string): Uint8Array {
-    return withOp(Op.Delete, encoder.encode(key));
+    return withOp(Op.Delete, toBytes(key, "key", "ops.delete"));
   },
   /** SLEEP `ms`, then echo `data`. */
   sleep(ms: number, data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    const d = toBytes(data);
+    const d = toBytes(data, "data", "ops.sleep");
     const out = new Uint8Array(5 + d.byteLength);
     out[0] = Op.Sleep;
-    new DataView(out.buffer).setUint32(1, ms);
+    // -1 would have slept for 49 days.
+    new DataView(out.buffer).setUint32(1, fits(ms, 4, "ms", "ops.sleep"));
     out.set(d, 5);
     return out;
   },
@@ -112,7 +114,8 @@ export const ops: OpBuilders = {
     retryable: boolean,
     message = "failed on request",
   ): Uint8Array {
-    const m = encoder.encode(message);
+    const m = toBytes(message, "message", "ops.fail");
+    fits(code, 2, "code", "ops.fail");
     const out = new Uint8Array(4 + m.byteLength);
     out[0] = Op.Fail;
     out[1] = code >>> 8;
@@ -142,6 +145,16 @@ export interface Reply {
  * ```
  */
 export function decodeReply(payload: Uint8Array): Reply {
+  if (!(payload instanceof Uint8Array)) {
+    throw new InvalidArgumentError(
+      "payload",
+      payload,
+      "expected a Uint8Array",
+      {
+        method: "decodeReply",
+      },
+    );
+  }
   const n = payload[0];
   if (payload.byteLength < 1 || payload.byteLength < 1 + n) {
     throw new ProtocolError("reply too short for its node id");
@@ -165,11 +178,13 @@ export function encodeReply(
   nodeId: Uint8Array | string,
   data: Uint8Array,
 ): Uint8Array {
-  const id = toBytes(nodeId);
-  const out = new Uint8Array(1 + id.byteLength + data.byteLength);
+  const id = toBytes(nodeId, "nodeId", "encodeReply");
+  fits(id.byteLength, 1, "nodeId's length", "encodeReply");
+  const d = toBytes(data, "data", "encodeReply");
+  const out = new Uint8Array(1 + id.byteLength + d.byteLength);
   out[0] = id.byteLength;
   out.set(id, 1);
-  out.set(data, 1 + id.byteLength);
+  out.set(d, 1 + id.byteLength);
   return out;
 }
 
@@ -193,6 +208,32 @@ function withOp(op: number, args: Uint8Array): Uint8Array {
   return out;
 }
 
-function toBytes(data: Uint8Array | string): Uint8Array {
-  return typeof data === "string" ? encoder.encode(data) : data;
+/** Text as UTF-8, bytes as they are; anything else is refused. */
+function toBytes(
+  data: Uint8Array | string,
+  argument: string,
+  method: string,
+): Uint8Array {
+  if (typeof data === "string") return encoder.encode(data);
+  if (data instanceof Uint8Array) return data;
+  throw new InvalidArgumentError(argument, data, "expected bytes or text", {
+    method,
+  });
+}
+
+/** `value` when it fits an unsigned field of `bytes` bytes. */
+function fits(
+  value: number,
+  bytes: number,
+  argument: string,
+  method: string,
+): number {
+  const max = 2 ** (8 * bytes) - 1;
+  if (Number.isInteger(value) && value >= 0 && value <= max) return value;
+  throw new InvalidArgumentError(
+    argument,
+    value,
+    `expected an integer from 0 to ${max}`,
+    { method },
+  );
 }
