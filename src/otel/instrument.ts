@@ -29,6 +29,15 @@ import type { MeterProvider, TracerProvider } from "./types.ts";
 /** The instrumentation scope the meter and the tracer are named after. */
 const SCOPE = "@nodewire/client";
 
+const TRACER = objectWith("startSpan");
+const METER = objectWith(
+  "createHistogram",
+  "createCounter",
+  "createObservableUpDownCounter",
+  "addBatchObservableCallback",
+  "removeBatchObservableCallback",
+);
+
 const RULES: Rules = {
   meterProvider: objectWith("getMeter"),
   tracerProvider: objectWith("getTracer"),
@@ -88,7 +97,7 @@ export interface ClientInstrumentation {
  * lists the metrics and attributes.
  *
  * @throws {InvalidArgumentError} for an unknown option, a provider that
- *   is not one, or neither provider.
+ *   is not one or gives no tracer or meter, or neither provider.
  * @throws {ClientClosedError} when the client is disconnected.
  * @example
  * ```ts
@@ -125,15 +134,30 @@ export function instrumentClient(
   const poolName = options.poolName ?? ((address: string) => address);
   if (client.closed) throw new ClientClosedError();
 
-  const metrics = meterProvider === undefined
+  // Both before anything is registered: a provider that throws, or gives
+  // what is no tracer or meter, leaves nothing behind.
+  const tracer = tracerProvider?.getTracer(SCOPE);
+  const meter = meterProvider?.getMeter(SCOPE);
+  for (
+    const [provider, call, made, rule] of [
+      ["tracerProvider", "getTracer", tracer, TRACER],
+      ["meterProvider", "getMeter", meter, METER],
+    ] as const
+  ) {
+    const problem = options[provider] && rule(made, "");
+    if (problem) {
+      throw new InvalidArgumentError(
+        `options.${provider}`,
+        made,
+        `${call}() returned no ${call.slice(3).toLowerCase()}: ${problem}`,
+        { method },
+      );
+    }
+  }
+  const metrics = meter === undefined
     ? undefined
-    : new ClientMetrics(client, meterProvider.getMeter(SCOPE), poolName);
-  const telemetry = new ClientTelemetry(
-    client,
-    tracerProvider?.getTracer(SCOPE),
-    metrics,
-    system,
-  );
+    : new ClientMetrics(client, meter, poolName);
+  const telemetry = new ClientTelemetry(client, tracer, metrics, system);
   const detach = attachSink(client.id, telemetry);
   let open = true;
   return {
