@@ -27,7 +27,32 @@ import {
   parseUdpToken,
   writeHeader,
 } from "../protocol.ts";
-import { InvalidArgumentError, ProtocolError } from "../src/errors.ts";
+import { Client } from "../src/client/client.ts";
+import {
+  ClientClosedError,
+  ConfigError,
+  InvalidArgumentError,
+  ProtocolError,
+} from "../src/errors.ts";
+import { channels } from "../src/diagnostics/channels.ts";
+import { TypedEventTarget } from "../src/events.ts";
+import {
+  type BatchObservableResult,
+  instrumentClient,
+  type Meter,
+  type OtelOptions,
+} from "../otel.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import {
+  CredentialStore,
+  decodeReply,
+  encodeReply,
+  ops,
+  type ProxyFaults,
+  startFaultProxy,
+  startTestNode,
+  VirtualClock,
+} from "../testing/mod.ts";
 
 interface Run {
   code: number;
@@ -325,5 +350,518 @@ test("held: arbitrary bytes given to every decoder of ./protocol raise nothing b
         }
       },
     ),
+  );
+});
+
+// ---- ./testing: the virtual clock ----------------------------------------
+
+test("a VirtualClock timer that throws no longer takes the timers due at the same instant down with it: they fire, then advance rejects with the error", async () => {
+  const clock = new VirtualClock();
+  const fired: string[] = [];
+  clock.setTimeout(() => fired.push("a"), 5);
+  clock.setTimeout(() => {
+    throw new Error("boom");
+  }, 5);
+  clock.setTimeout(() => fired.push("b"), 5);
+  clock.setTimeout(() => fired.push("later"), 8);
+  await assert.rejects(clock.advance(10), /boom/);
+  assert.deepEqual(fired, ["a", "b"]);
+  assert.equal(clock.now(), 5, "the clock stops where the error was");
+  assert.equal(clock.pendingTimers, 1, "the later timer is still pending");
+  await clock.advance(5);
+  assert.deepEqual(fired, ["a", "b", "later"]);
+});
+
+test('a VirtualClock refuses time that is not a finite number, and advance refuses to go backwards: never a clock at NaN, at "010" or in the past', async () => {
+  for (const start of [NaN, Infinity, "5", null]) {
+    assert.throws(
+      () => new VirtualClock(start as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "start",
+    );
+  }
+  const clock = new VirtualClock(100);
+  for (const ms of [-5, NaN, Infinity, "10", undefined]) {
+    await assert.rejects(
+      clock.advance(ms as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        /VirtualClock\.advance: invalid ms: expected a finite number ≥ 0/
+          .test(e.message),
+      String(ms),
+    );
+    assert.equal(clock.now(), 100);
+  }
+  for (
+    const [fn, ms, argument] of [
+      [() => {}, NaN, "ms"],
+      [() => {}, Infinity, "ms"],
+      [() => {}, "5", "ms"],
+      [null, 5, "fn"],
+      ["fn", 5, "fn"],
+    ] as const
+  ) {
+    assert.throws(
+      () => clock.setTimeout(fn as () => void, ms as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument,
+    );
+  }
+  assert.equal(clock.pendingTimers, 0);
+  assert.equal(clock.nextTimerAt(), undefined);
+  let fired = 0;
+  clock.setTimeout(() => fired++, -20);
+  await clock.advance(0);
+  assert.equal(fired, 1, "a negative delay fires now, as a real timer's");
+});
+
+// ---- ./testing: the fault proxy, the node, the ops, the credential store --
+
+/** A ConfigError (sync or rejected) whose field is `field`. */
+function configError(field: string, secret?: string) {
+  return (e: unknown) => {
+    assert.ok(e instanceof ConfigError, String(e));
+    assert.equal(e.field, field, e.message);
+    if (secret !== undefined) assert.ok(!e.message.includes(secret));
+    return true;
+  };
+}
+
+test('the fault proxy refuses fault values no timer can take (NaN, Infinity, -1, "20") and counts that are not integers, at start and in setFaults: NaN latency re-armed a timer forever and delivered nothing', async () => {
+  const network = createMemoryNetwork();
+  const target = { hostname: "node", port: 7000 };
+  const bad: [keyof ProxyFaults, unknown][] = [
+    ["latencyMs", NaN],
+    ["latencyMs", "20"],
+    ["jitterMs", Infinity],
+    ["chunkIntervalMs", -1],
+    ["latencyMs", 2 ** 31],
+    ["chunkSize", 0.5],
+    ["resetAfterBytes", NaN],
+    ["dataLimit", -1],
+    ["stall", "no"],
+    ["down", 1],
+  ];
+  for (const [key, value] of bad) {
+    await assert.rejects(
+      startFaultProxy({ target, runtime: network, faults: { [key]: value } }),
+      configError(`startFaultProxy options.faults.${key}`),
+      `${key}: ${String(value)}`,
+    );
+  }
+  const proxy = await startFaultProxy({ target, runtime: network });
+  try {
+    for (const [key, value] of bad) {
+      await assert.rejects(
+        proxy.setFaults({ [key]: value }),
+        configError(`setFaults faults.${key}`),
+      );
+    }
+    assert.deepEqual(proxy.faults, {}, "nothing was applied");
+    await proxy.setFaults({ latencyMs: 0, jitterMs: 5, chunkSize: 1 });
+    await proxy.setFaults({ latencyMs: undefined });
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("startFaultProxy needs its options and a target of { hostname, port }, and inject takes bytes and a side: ConfigErrors and InvalidArgumentErrors, not TypeErrors from inside", async () => {
+  const network = createMemoryNetwork();
+  for (
+    const [options, field] of [
+      [undefined, "startFaultProxy options"],
+      [{}, "startFaultProxy options.target"],
+      [{ target: null }, "startFaultProxy options.target"],
+      [
+        { target: { hostname: "n", port: "x" } },
+        "startFaultProxy options.target",
+      ],
+      [{ target: { hostname: "", port: 1 } }, "startFaultProxy options.target"],
+      [
+        { target: { hostname: "n", port: 1 }, port: -1 },
+        "startFaultProxy options.port",
+      ],
+      [
+        { target: { hostname: "n", port: 1 }, clock: {} },
+        "startFaultProxy options.clock",
+      ],
+      [
+        { target: { hostname: "n", port: 1 }, runtime: {} },
+        "startFaultProxy options.runtime",
+      ],
+      [
+        { target: { hostname: "n", port: 1 }, random: 0.5 },
+        "startFaultProxy options.random",
+      ],
+    ] as const
+  ) {
+    await assert.rejects(
+      startFaultProxy(options as never),
+      configError(field),
+      JSON.stringify(options),
+    );
+  }
+  const proxy = await startFaultProxy({
+    target: { hostname: "n", port: 1 },
+    runtime: network,
+  });
+  try {
+    assert.throws(
+      () => proxy.inject("garbage" as never),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "bytes",
+    );
+    assert.throws(
+      () => proxy.inject(new Uint8Array(1), "nodes" as never),
+      (e: unknown) => e instanceof InvalidArgumentError && e.argument === "to",
+    );
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("startTestNode refuses option values of the wrong kind with a ConfigError naming the option, before it listens; a password is never shown", async () => {
+  const network = createMemoryNetwork();
+  const bad: [Record<string, unknown>, string][] = [
+    [{ nodeId: "x".repeat(256) }, "nodeId"],
+    [{ nodeId: "é".repeat(128) }, "nodeId"],
+    [{ nodeId: "" }, "nodeId"],
+    [{ nodeId: 5 }, "nodeId"],
+    [{ maxFrameSize: NaN }, "maxFrameSize"],
+    [{ maxFrameSize: -1 }, "maxFrameSize"],
+    [{ port: "0" }, "port"],
+    [{ port: 70000 }, "port"],
+    [{ hostname: 5 }, "hostname"],
+    [{ protocols: "tcp" }, "protocols"],
+    [{ protocols: ["quic"] }, "protocols"],
+    [{ clock: {} }, "clock"],
+    [{ runtime: {} }, "runtime"],
+    [{ udpBatch: "no" }, "udpBatch"],
+    [{ udpDropEvery: -1 }, "udpDropEvery"],
+    [{ udpMaxDatagramSize: 5 }, "udpMaxDatagramSize"],
+    [{ credentials: "hunter2" }, "credentials"],
+    [{ credentials: { app: 123456 } }, "credentials"],
+    [{ credentials: null }, "credentials"],
+  ];
+  for (const [options, key] of bad) {
+    await assert.rejects(
+      startTestNode({ runtime: network, ...options }),
+      configError(`startTestNode options.${key}`),
+      JSON.stringify(options),
+    );
+  }
+  for (
+    const [tls, key] of [[{ cert: 5, key: "k" }, "cert"], [{
+      cert: "c",
+      key: "hunter2",
+      direct: "yes",
+    }, "direct"], [{ cert: "c", key: 7 }, "key"]] as const
+  ) {
+    await assert.rejects(
+      startTestNode({ runtime: network, tls: tls as never }),
+      configError(`startTestNode options.tls.${key}`, "hunter2"),
+    );
+  }
+  await assert.rejects(
+    startTestNode({ runtime: network, credentials: "hunter2" as never }),
+    configError("startTestNode options.credentials", "hunter2"),
+  );
+  const node = await startTestNode({
+    runtime: network,
+    nodeId: "é".repeat(127),
+  });
+  try {
+    await assert.rejects(
+      node.stop({ graceful: "no" as never }),
+      configError("stop options.graceful"),
+    );
+    assert.equal(node.running, true);
+  } finally {
+    await node.close();
+  }
+});
+
+test("held: a node id of 255 UTF-8 bytes reaches the client whole, in HELLO_OK and in every reply", async () => {
+  const network = createMemoryNetwork();
+  const nodeId = "é".repeat(127) + "x";
+  const node = await startTestNode({ runtime: network, nodeId });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+  });
+  try {
+    const reply = decodeReply(await client.request(ops.echo("hi")));
+    assert.equal(reply.nodeId, nodeId);
+    assert.equal(new TextDecoder().decode(reply.data), "hi");
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+});
+
+test("the ops builders and encodeReply refuse what their one-, two- and four-byte fields cannot hold: no 49-day SLEEP from -1, no wrapped code, key or node id", () => {
+  const bad: [() => unknown, string][] = [
+    [() => ops.sleep(-1), "ms"],
+    [() => ops.sleep(NaN), "ms"],
+    [() => ops.sleep(2 ** 32), "ms"],
+    [() => ops.sleep("5" as never), "ms"],
+    [() => ops.fail(70000, false), "code"],
+    [() => ops.fail(-1, false), "code"],
+    [() => ops.put("k".repeat(65536), "v"), "key's length"],
+    [() => ops.echo(5 as never), "data"],
+    [() => ops.echo(null as never), "data"],
+    [() => ops.get(5 as never), "key"],
+    [() => encodeReply("x".repeat(256), new Uint8Array(0)), "nodeId's length"],
+    [() => decodeReply(null as never), "payload"],
+  ];
+  for (const [build, argument] of bad) {
+    assert.throws(
+      build,
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument,
+      argument,
+    );
+  }
+  assert.equal(ops.sleep(2 ** 32 - 1).byteLength, 5);
+  assert.equal(ops.put("k".repeat(65535), "v").byteLength, 3 + 65535 + 1);
+  assert.equal(
+    decodeReply(encodeReply("x".repeat(255), new Uint8Array([7]))).nodeId
+      .length,
+    255,
+  );
+});
+
+test("a CredentialStore refuses users that are not names to passwords, iterations no client would take and a salt that is not bytes, never showing a password", async () => {
+  await assert.rejects(
+    CredentialStore.create("hunter2" as never),
+    configError("CredentialStore users", "hunter2"),
+  );
+  await assert.rejects(
+    CredentialStore.create({ app: 123456 } as never),
+    configError("CredentialStore users", "123456"),
+  );
+  for (const iterations of [NaN, "4096", 0, 1e9]) {
+    assert.throws(
+      () => new CredentialStore({ iterations: iterations as number }),
+      configError("CredentialStore options.iterations"),
+    );
+  }
+  const store = new CredentialStore();
+  await assert.rejects(
+    store.add("app", 123456 as never),
+    (e: unknown) =>
+      e instanceof InvalidArgumentError && e.argument === "password" &&
+      !e.message.includes("123456"),
+  );
+  await assert.rejects(
+    store.add("app", "pw", { salt: "abc" as never }),
+    configError("add options.salt"),
+  );
+  await assert.rejects(
+    store.add("app", "pw", { iterations: -1 }),
+    configError("add options.iterations"),
+  );
+  assert.equal(store.size, 0);
+});
+
+// ---- ./otel --------------------------------------------------------------
+
+/** A meter that keeps what it records, and its batch callbacks. */
+function recordingMeter() {
+  const recorded: [string, unknown][] = [];
+  const callbacks = new Set<(r: BatchObservableResult) => void>();
+  const meter: Meter = {
+    createHistogram: (name) => ({
+      record: (_v, a) => recorded.push([name, a?.[POOL_NAME]]),
+    }),
+    createCounter: (name) => ({
+      add: (_v, a) => recorded.push([name, a?.[POOL_NAME]]),
+    }),
+    createObservableUpDownCounter: (name) => ({ name }),
+    addBatchObservableCallback: (cb) => void callbacks.add(cb),
+    removeBatchObservableCallback: (cb) => void callbacks.delete(cb),
+  };
+  /** The pools each metric was recorded or observed for. */
+  const pools = (name: string) => {
+    const seen = recorded.filter(([n]) => n === name).map(([, p]) => p);
+    for (const cb of callbacks) {
+      cb({
+        observe: (o, _v, a) => {
+          if ((o as { name: string }).name === name) seen.push(a?.[POOL_NAME]);
+        },
+      });
+    }
+    return [...new Set(seen)].sort();
+  };
+  return { meter, callbacks, pools };
+}
+
+const POOL_NAME = "db.client.connection.pool.name";
+
+test("a node added after instrumentClient (client.addNode) has its pool metrics too: before, every metric of its pool was dropped", async () => {
+  const network = createMemoryNetwork();
+  const a = await startTestNode({ runtime: network, nodeId: "a" });
+  const b = await startTestNode({ runtime: network, nodeId: "b" });
+  const client = await Client.connect({
+    hosts: [a.address],
+    runtime: network,
+    healthConfig: { intervalMs: 0 },
+  });
+  const { meter, pools } = recordingMeter();
+  const otel = instrumentClient(client, {
+    meterProvider: { getMeter: () => meter },
+    poolName: (address) => `p/${address}`,
+  });
+  try {
+    await client.addNode(b.address);
+    for (let i = 0; i < 8; i++) await client.request(ops.echo("x"));
+    const both = [`p/${a.address}`, `p/${b.address}`].sort();
+    assert.deepEqual(pools("db.client.connection.count"), both);
+    assert.deepEqual(pools("db.client.connection.max"), both);
+    assert.deepEqual(pools("db.client.connection.create_time"), both);
+    assert.deepEqual(pools("db.client.connection.use_time"), both);
+  } finally {
+    otel.close();
+    await client.disconnect();
+    await a.close();
+    await b.close();
+  }
+});
+
+test("instrumentClient with a provider that throws, or gives no tracer or meter, fails with nothing left behind: no listener on the client, no batch callback, no channel subscription", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+  });
+  const { meter, callbacks } = recordingMeter();
+  const meterProvider = { getMeter: () => meter };
+  try {
+    const bad: [OtelOptions, RegExp][] = [
+      [
+        {
+          meterProvider,
+          tracerProvider: {
+            getTracer: () => {
+              throw new Error("no tracer today");
+            },
+          },
+        },
+        /no tracer today/,
+      ],
+      [
+        { meterProvider, tracerProvider: { getTracer: () => null as never } },
+        /invalid options\.tracerProvider: getTracer\(\) returned no tracer/,
+      ],
+      [
+        { meterProvider: { getMeter: () => ({}) as never } },
+        /invalid options\.meterProvider: getMeter\(\) returned no meter/,
+      ],
+    ];
+    for (const [options, message] of bad) {
+      assert.throws(() => instrumentClient(client, options), message);
+      assert.equal(callbacks.size, 0, "no batch callback left");
+      assert.equal(client.hasListeners("checkedIn"), false);
+      assert.equal(channels.requestStart.hasSubscribers, false);
+    }
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+});
+
+test("held: instrumentClient's options are checked by name before any provider is called, and it refuses a closed client", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+  });
+  let calls = 0;
+  const meterProvider = { getMeter: () => (calls++, recordingMeter().meter) };
+  try {
+    for (
+      const options of [
+        { meterProvider, poolName: "x" },
+        { meterProvider, dbSystemName: 5 },
+        { meterProvider, meterprovider: meterProvider },
+        null,
+        Object.freeze({}),
+      ]
+    ) {
+      assert.throws(
+        () => instrumentClient(client, options as never),
+        InvalidArgumentError,
+      );
+    }
+    assert.throws(
+      () => instrumentClient({} as never, { meterProvider }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "client",
+    );
+    assert.equal(calls, 0);
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+  assert.throws(
+    () => instrumentClient(client, { meterProvider }),
+    ClientClosedError,
+  );
+});
+
+// ---- the typed event target (./core) -------------------------------------
+
+test("TypedEventTarget: a signal that is not an AbortSignal throws before anything is registered, as EventTarget's does; before, the listener stayed and ran", () => {
+  for (const signal of ["x", {}, { aborted: false }, null]) {
+    const target = new TypedEventTarget<{ ping: Event }>();
+    let calls = 0;
+    assert.throws(
+      () =>
+        target.addEventListener("ping", () => calls++, {
+          signal: signal as never,
+        }),
+      TypeError,
+    );
+    target.dispatchEvent(new Event("ping"));
+    assert.equal(calls, 0, String(signal));
+    assert.equal(target.hasListeners("ping"), false);
+  }
+});
+
+test('TypedEventTarget converts options and the name as EventTarget does: once: "yes" runs once, capture: 1 is removed with capture true, null options are none, a name object is its string', () => {
+  const target = new TypedEventTarget<{ ping: Event }>();
+  const native = new EventTarget();
+  const counts = [0, 0];
+  for (const [i, t] of [target, native].entries()) {
+    t.addEventListener("ping", () => counts[i]++, { once: "yes" } as never);
+    t.dispatchEvent(new Event("ping"));
+    t.dispatchEvent(new Event("ping"));
+  }
+  assert.deepEqual(counts, [1, 1], "once as EventTarget reads it");
+  assert.equal(target.hasListeners("ping"), false);
+
+  let captured = 0;
+  const listener = () => captured++;
+  target.addEventListener("ping", listener, { capture: 1 } as never);
+  target.removeEventListener("ping", listener, true);
+  target.dispatchEvent(new Event("ping"));
+  assert.equal(captured, 0);
+  assert.equal(target.hasListeners("ping"), false);
+
+  target.addEventListener("ping", listener, null as never);
+  target.dispatchEvent(new Event("ping"));
+  assert.equal(captured, 1);
+  target.removeEventListener("ping", listener);
+
+  const name = { toString: () => "ping" };
+  target.addEventListener(name as never, listener);
+  assert.equal(target.hasListeners("ping"), true, "counted under its string");
+  target.removeEventListener(name as never, listener);
+  assert.equal(target.hasListeners("ping"), false);
+  assert.throws(
+    () => target.addEventListener(Symbol("ping") as never, listener),
+    TypeError,
   );
 });
