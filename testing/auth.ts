@@ -6,11 +6,7 @@
  * @module
  */
 
-import {
-  AuthenticationError,
-  ConfigError,
-  InvalidArgumentError,
-} from "../src/errors.ts";
+import { AuthenticationError, ConfigError } from "../src/errors.ts";
 import { integer, is, type Rule } from "../src/config/options.ts";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
 import {
@@ -116,16 +112,6 @@ export class CredentialStore {
     password: string,
     options: AddCredentialOptions = {},
   ): Promise<StoredCredential> {
-    if (typeof username !== "string" || typeof password !== "string") {
-      // Only the kind of a password, never its value.
-      throw typeof username !== "string"
-        ? new InvalidArgumentError("username", username, "expected a string")
-        : new InvalidArgumentError(
-          "password",
-          `[redacted ${password === null ? "null" : typeof password}]`,
-          "expected a string",
-        );
-    }
     checkOptions("add options", options, {
       iterations: ITERATIONS,
       salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),

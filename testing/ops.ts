@@ -75,17 +75,17 @@ export interface OpBuilders {
 export const ops: OpBuilders = {
   /** ECHO with `data` (bytes or text). */
   echo(data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    return withOp(Op.Echo, toBytes(data, "data", "ops.echo"));
+    return withOp(Op.Echo, toBytes(data));
   },
   /** GET `key`. */
   get(key: string): Uint8Array {
-    return withOp(Op.Get, toBytes(key, "key", "ops.get"));
+    return withOp(Op.Get, encoder.encode(key));
   },
   /** PUT `value` under `key`. */
   put(key: string, value: Uint8Array | string): Uint8Array {
-    const k = toBytes(key, "key", "ops.put");
-    const v = toBytes(value, "value", "ops.put");
-    fits(k.byteLength, 2, "key's length", "ops.put");
+    const k = encoder.encode(key);
+    const v = toBytes(value);
+    fits(k.byteLength, 2, "key's length");
     const out = new Uint8Array(3 + k.byteLength + v.byteLength);
     out[0] = Op.Put;
     out[1] = k.byteLength >>> 8;
@@ -96,15 +96,15 @@ export const ops: OpBuilders = {
   },
   /** DELETE `key`. */
   delete(key: string): Uint8Array {
-    return withOp(Op.Delete, toBytes(key, "key", "ops.delete"));
+    return withOp(Op.Delete, encoder.encode(key));
   },
   /** SLEEP `ms`, then echo `data`. */
   sleep(ms: number, data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    const d = toBytes(data, "data", "ops.sleep");
+    const d = toBytes(data);
     const out = new Uint8Array(5 + d.byteLength);
     out[0] = Op.Sleep;
     // -1 would have slept for 49 days.
-    new DataView(out.buffer).setUint32(1, fits(ms, 4, "ms", "ops.sleep"));
+    new DataView(out.buffer).setUint32(1, fits(ms, 4, "ms"));
     out.set(d, 5);
     return out;
   },
@@ -114,8 +114,8 @@ export const ops: OpBuilders = {
     retryable: boolean,
     message = "failed on request",
   ): Uint8Array {
-    const m = toBytes(message, "message", "ops.fail");
-    fits(code, 2, "code", "ops.fail");
+    const m = encoder.encode(message);
+    fits(code, 2, "code");
     const out = new Uint8Array(4 + m.byteLength);
     out[0] = Op.Fail;
     out[1] = code >>> 8;
@@ -178,13 +178,12 @@ export function encodeReply(
   nodeId: Uint8Array | string,
   data: Uint8Array,
 ): Uint8Array {
-  const id = toBytes(nodeId, "nodeId", "encodeReply");
-  fits(id.byteLength, 1, "nodeId's length", "encodeReply");
-  const d = toBytes(data, "data", "encodeReply");
-  const out = new Uint8Array(1 + id.byteLength + d.byteLength);
+  const id = toBytes(nodeId);
+  fits(id.byteLength, 1, "nodeId's length");
+  const out = new Uint8Array(1 + id.byteLength + data.byteLength);
   out[0] = id.byteLength;
   out.set(id, 1);
-  out.set(d, 1 + id.byteLength);
+  out.set(data, 1 + id.byteLength);
   return out;
 }
 
@@ -208,32 +207,13 @@ function withOp(op: number, args: Uint8Array): Uint8Array {
   return out;
 }
 
-/** Text as UTF-8, bytes as they are; anything else is refused. */
-function toBytes(
-  data: Uint8Array | string,
-  argument: string,
-  method: string,
-): Uint8Array {
-  if (typeof data === "string") return encoder.encode(data);
-  if (data instanceof Uint8Array) return data;
-  throw new InvalidArgumentError(argument, data, "expected bytes or text", {
-    method,
-  });
+function toBytes(data: Uint8Array | string): Uint8Array {
+  return typeof data === "string" ? encoder.encode(data) : data;
 }
 
 /** `value` when it fits an unsigned field of `bytes` bytes. */
-function fits(
-  value: number,
-  bytes: number,
-  argument: string,
-  method: string,
-): number {
+function fits(value: number, bytes: number, argument: string): number {
   const max = 2 ** (8 * bytes) - 1;
   if (Number.isInteger(value) && value >= 0 && value <= max) return value;
-  throw new InvalidArgumentError(
-    argument,
-    value,
-    `expected an integer from 0 to ${max}`,
-    { method },
-  );
+  throw new InvalidArgumentError(argument, value, `expected 0 to ${max}`);
 }

@@ -10,6 +10,7 @@
 
 import { type Clock, systemClock, type TimerHandle } from "../src/clock.ts";
 import { formatAddress, InvalidArgumentError } from "../src/errors.ts";
+import { readU32 } from "../src/protocol/codec.ts";
 import { HEADER_SIZE } from "../src/protocol/frame.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type {
@@ -158,11 +159,6 @@ type Item =
   | { kind: "end" | "reset" | "close"; at: number };
 
 type Held = Uint8Array | "end";
-
-function readU32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
-    bytes[at + 3]) >>> 0;
-}
 
 /**
  * Follows frame boundaries in a byte stream without decoding it, so the

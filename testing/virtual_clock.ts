@@ -48,14 +48,9 @@ export class VirtualClock implements Clock {
   // node's pool, say) cost O(log n) to add, cancel and fire, not a scan.
   #heap: VirtualTimer[] = [];
 
-  /**
-   * Starts the clock at `start` milliseconds.
-   *
-   * @throws {InvalidArgumentError} unless `start` is a finite number: a
-   * clock at NaN would stay there.
-   */
+  /** Starts the clock at `start` (finite) milliseconds. */
   constructor(start = 0) {
-    this.#now = finite(start, "start", "VirtualClock");
+    this.#now = finite(start, "start");
   }
 
   /** The current virtual time. */
@@ -65,22 +60,15 @@ export class VirtualClock implements Clock {
 
   /**
    * Schedules `fn` at `now() + ms` virtual milliseconds (now when `ms` is
-   * negative).
-   *
-   * @throws {InvalidArgumentError} unless `fn` is a function and `ms` a
-   * finite number: the code under test has a bug the real clock would
-   * hide (it fires a NaN delay at once), and a timer at NaN would never
-   * fire.
+   * negative). A NaN delay is a bug the real clock hides: refused here.
    */
   setTimeout(fn: () => void, ms: number): TimerHandle {
     if (typeof fn !== "function") {
-      throw new InvalidArgumentError("fn", fn, "expected a function", {
-        method: "VirtualClock.setTimeout",
-      });
+      throw new InvalidArgumentError("fn", fn, "expected a function");
     }
     const timer = {
       id: this.#nextId++,
-      at: this.#now + Math.max(0, finite(ms, "ms", "VirtualClock.setTimeout")),
+      at: this.#now + Math.max(0, finite(ms, "ms")),
       fn,
     };
     this.#live.set(timer.id, timer);
@@ -114,15 +102,11 @@ export class VirtualClock implements Clock {
   /**
    * Moves time forward by `ms`, firing every timer that falls due on the
    * way, in order, and letting the code under test run after each one.
-   * A timer that throws does not keep the others due at the same instant
-   * from firing; the first error then rejects, with the clock at that
-   * instant and later timers still pending.
-   *
-   * @throws {InvalidArgumentError} unless `ms` is a finite number ≥ 0:
-   * time never runs backwards, and Infinity would never end.
+   * Timers due together all fire even if one throws; its error then
+   * rejects, the clock at that instant. `ms` is finite and ≥ 0.
    */
   async advance(ms: number): Promise<void> {
-    const target = this.#now + finite(ms, "ms", "VirtualClock.advance", 0);
+    const target = this.#now + finite(ms, "ms", 0);
     await settle();
     for (;;) {
       // Every timer due at the same instant fires in one batch, in creation
@@ -210,18 +194,12 @@ export class VirtualClock implements Clock {
 }
 
 /** `value` when it is a finite number from `min`, else an InvalidArgumentError. */
-function finite(
-  value: number,
-  argument: string,
-  method: string,
-  min = -Infinity,
-): number {
+function finite(value: number, argument: string, min = -Infinity): number {
   if (Number.isFinite(value) && value >= min) return value;
   throw new InvalidArgumentError(
     argument,
     value,
     `expected a finite number${min === 0 ? " ≥ 0" : ""}`,
-    { method },
   );
 }
 

@@ -29,14 +29,11 @@ import type { MeterProvider, TracerProvider } from "./types.ts";
 /** The instrumentation scope the meter and the tracer are named after. */
 const SCOPE = "@nodewire/client";
 
-const TRACER = objectWith("startSpan");
-const METER = objectWith(
-  "createHistogram",
-  "createCounter",
-  "createObservableUpDownCounter",
-  "addBatchObservableCallback",
-  "removeBatchObservableCallback",
-);
+/** What the providers gave; `undefined` stands for no provider. */
+const MADE: Rules = {
+  tracer: objectWith("startSpan"),
+  meter: objectWith("createHistogram", "addBatchObservableCallback"),
+};
 
 const RULES: Rules = {
   meterProvider: objectWith("getMeter"),
@@ -134,26 +131,12 @@ export function instrumentClient(
   const poolName = options.poolName ?? ((address: string) => address);
   if (client.closed) throw new ClientClosedError();
 
-  // Both before anything is registered: a provider that throws, or gives
-  // what is no tracer or meter, leaves nothing behind.
+  // Both first: a provider that throws or gives no tracer or meter
+  // leaves nothing registered.
   const tracer = tracerProvider?.getTracer(SCOPE);
   const meter = meterProvider?.getMeter(SCOPE);
-  for (
-    const [provider, call, made, rule] of [
-      ["tracerProvider", "getTracer", tracer, TRACER],
-      ["meterProvider", "getMeter", meter, METER],
-    ] as const
-  ) {
-    const problem = options[provider] && rule(made, "");
-    if (problem) {
-      throw new InvalidArgumentError(
-        `options.${provider}`,
-        made,
-        `${call}() returned no ${call.slice(3).toLowerCase()}: ${problem}`,
-        { method },
-      );
-    }
-  }
+  const made = optionsError(method, { tracer, meter }, MADE, "provider");
+  if (made !== undefined) throw made;
   const metrics = meter === undefined
     ? undefined
     : new ClientMetrics(client, meter, poolName);
