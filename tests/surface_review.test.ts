@@ -32,6 +32,7 @@ import {
 } from "../protocol.ts";
 import { Client } from "../src/client/client.ts";
 import {
+  AuthenticationError,
   ClientClosedError,
   ConfigError,
   InvalidArgumentError,
@@ -52,6 +53,7 @@ import {
   encodeReply,
   ops,
   type ProxyFaults,
+  ScramServer,
   startFaultProxy,
   startTestNode,
   VirtualClock,
@@ -902,4 +904,59 @@ test('allowedProtocols refuses a TLS policy it does not know: "requir" was taken
   assert.deepEqual(allowedProtocols("require", ["tcp", "tls"]), ["tls"]);
   assert.deepEqual(allowedProtocols("prefer", ["tcp", "tls"]), ["tls", "tcp"]);
   assert.deepEqual(allowedProtocols("disable", ["tcp", "tls"]), ["tcp"]);
+});
+
+// ---- held ----------------------------------------------------------------
+
+test("held: a password in NODEWIRE_URL never appears in what the CLI prints, whether the URL is malformed, names an unknown parameter, or the connect fails", async () => {
+  const env =
+    (globalThis as { process: { env: Record<string, string | undefined> } })
+      .process.env;
+  const saved = env.NODEWIRE_URL;
+  try {
+    for (
+      const url of [
+        "nodewire://app:hunter2@127.0.0.1:1/?timeoutMs=100",
+        "nodewire://app:hun%ZZter2@127.0.0.1:1",
+        "nodewire://app:hunter2@127.0.0.1:99999",
+        "nodewire://app:hunter2@127.0.0.1:1/?pooolMax=3",
+      ]
+    ) {
+      env.NODEWIRE_URL = url;
+      for (const command of ["ping", "health"]) {
+        const r = await cli([command, "--json", "--timeout", "200"]);
+        assert.notEqual(r.code, 0, url);
+        const printed = `${r.stdout}\n${r.stderr}`;
+        assert.ok(!/hunter2|hun%ZZter2/.test(printed), `${url}: ${printed}`);
+        assert.equal(JSON.parse(r.stdout).ok, false);
+      }
+    }
+  } finally {
+    if (saved === undefined) delete env.NODEWIRE_URL;
+    else env.NODEWIRE_URL = saved;
+  }
+});
+
+test("held: whatever a broken client sends, the test kit's SCRAM server fails with AuthenticationError only, and never authenticates", async () => {
+  const store = await CredentialStore.create({ app: "pencil" });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(
+        fc.string(),
+        fc.constantFrom("n,,n=app,r=abc", "n,,n=nobody,r=x", "y,,n=app,r=,"),
+      ),
+      fc.string(),
+      async (first, final) => {
+        const server = new ScramServer(store);
+        try {
+          await server.serverFirstMessage(first);
+          await server.serverFinalMessage(final);
+        } catch (error) {
+          assert.ok(error instanceof AuthenticationError, String(error));
+        }
+        assert.equal(server.authenticated, false);
+      },
+    ),
+    { numRuns: 60 },
+  );
 });
