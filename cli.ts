@@ -42,6 +42,8 @@ import {
   isMainModule,
   setExitCode,
 } from "./src/runtime/process.ts";
+import { readOptions, signal as signalRule } from "./src/config/options.ts";
+import { InvalidArgumentError } from "./src/errors.ts";
 import { startTestNode } from "./testing/node.ts";
 import { ops } from "./testing/ops.ts";
 
@@ -55,7 +57,8 @@ export interface MainOptions {
 }
 
 /**
- * Runs the CLI with `args` and resolves with the exit code; never throws.
+ * Runs the CLI with `args` and resolves with the exit code; never throws
+ * (`args` that are not strings, or unknown options, resolve with 2).
  * `node` and `cluster` resolve once stopped by SIGINT, SIGTERM or
  * `options.signal`.
  *
@@ -81,15 +84,33 @@ export async function main(
   args: string[],
   options: MainOptions = {},
 ): Promise<number> {
-  const out = new Output(args.includes("--json"));
-  const [name, ...rest] = args;
-  const spec = name === undefined ? undefined : COMMANDS[name];
+  const listed = Array.isArray(args) &&
+    args.every((a) => typeof a === "string");
+  const out = new Output(listed && args.includes("--json"));
+  const [name, ...rest] = listed ? args : [];
+  // Own names only: `toString` is no command, and must not run one.
+  const spec = name === undefined || !Object.hasOwn(COMMANDS, name)
+    ? undefined
+    : COMMANDS[name];
   try {
+    if (!listed) {
+      throw new InvalidArgumentError(
+        "args",
+        args,
+        "expected an array of strings",
+        {
+          method: "main",
+        },
+      );
+    }
+    const { signal } = readOptions<MainOptions>("main", options, {
+      signal: signalRule,
+    });
     if (name === "--help" || name === "-h" || name === "help") {
       const topic = name === "help"
         ? rest.find((a) => a !== "--json")
         : undefined;
-      if (topic !== undefined && COMMANDS[topic] === undefined) {
+      if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) {
         throw new UsageError(`no command "${topic}" to explain`);
       }
       return help(out, topic);
@@ -106,7 +127,7 @@ export async function main(
     }
     const parsed = parseArgs(rest, spec);
     if (parsed.options.has("help")) return help(out, spec.name);
-    return await run(spec.name, parsed, out, options);
+    return await run(spec.name, parsed, out, signal);
   } catch (error) {
     if (error instanceof UsageError) {
       const command = error.command ?? spec?.name;
@@ -133,7 +154,7 @@ async function run(
   command: string,
   parsed: ParsedArgs,
   out: Output,
-  options: MainOptions,
+  signal: AbortSignal | undefined,
 ): Promise<number> {
   switch (command) {
     case "ping":
@@ -150,7 +171,7 @@ async function run(
         parsed,
         out,
         startTestNode,
-        options.signal,
+        signal,
       );
   }
 }

@@ -151,17 +151,25 @@ export const TypedEventTarget: new <
       super.addEventListener(type, listener as never, options);
       return;
     }
+    // As EventTarget converts them: the name to a string (a symbol throws),
+    // the options to booleans; a signal that is none throws before
+    // anything is registered.
+    type = `${type}`;
     const capture = isCapture(options);
-    const { once, signal, passive } = typeof options === "object"
+    const { once, signal, passive } = typeof options === "object" &&
+        options !== null
       ? options
       : NO_OPTIONS;
+    if (signal !== undefined && !(signal instanceof AbortSignal)) {
+      throw new TypeError("options.signal must be an AbortSignal");
+    }
     if (signal?.aborted) return; // EventTarget ignores it too
     let byListener = this.#listeners.get(type);
     const slots = byListener?.get(listener);
     // EventTarget ignores a second registration, whatever its options.
     if ((capture ? slots?.capture : slots?.bubble) !== undefined) return;
     const registration: Registration = { callback: listener };
-    if (once === true) {
+    if (once) {
       // Removed before it runs, as EventTarget does with `once`.
       registration.callback = (event: Event): void => {
         this.#drop(type, listener, capture, registration);
@@ -170,7 +178,10 @@ export const TypedEventTarget: new <
         else listener.handleEvent(event);
       };
     }
-    super.addEventListener(type, registration.callback, { capture, passive });
+    super.addEventListener(type, registration.callback, {
+      capture,
+      passive: !!passive,
+    });
     if (byListener === undefined) {
       byListener = new Map();
       this.#listeners.set(type, byListener);
@@ -199,6 +210,7 @@ export const TypedEventTarget: new <
     if (listener === null) return;
     let capture: boolean;
     try {
+      type = `${type}`;
       capture = isCapture(options);
     } catch {
       // Options that cannot be read (a revoked proxy, a throwing getter)
@@ -257,5 +269,7 @@ interface Slots {
 const NO_OPTIONS: ListenerOptions = Object.freeze({});
 
 function isCapture(options?: boolean | { capture?: boolean }): boolean {
-  return (typeof options === "boolean" ? options : options?.capture) === true;
+  return !!(typeof options === "object" && options !== null
+    ? options.capture
+    : options);
 }

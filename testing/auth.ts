@@ -6,7 +6,8 @@
  * @module
  */
 
-import { AuthenticationError } from "../src/errors.ts";
+import { AuthenticationError, ConfigError } from "../src/errors.ts";
+import { integer, is, type Rule } from "../src/config/options.ts";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
 import {
   deriveScramKeys,
@@ -19,10 +20,23 @@ import {
 import { saslprep } from "../src/auth/saslprep.ts";
 import {
   parseScramAttributes,
+  SCRAM_MAX_ITERATIONS,
   SCRAM_MIN_ITERATIONS,
   unescapeScramName,
 } from "../src/auth/scram.ts";
 import { checkOptions } from "./options.ts";
+
+// Below the SCRAM minimum is allowed: a test may check that a client
+// refuses it. Above the client's maximum would only take long.
+const ITERATIONS = integer(1, SCRAM_MAX_ITERATIONS);
+
+/** User names to passwords, as `startTestNode`'s `credentials` take them. */
+export const users: Rule = is(
+  (v) =>
+    typeof v === "object" && v !== null && !Array.isArray(v) &&
+    Object.values(v).every((p) => typeof p === "string"),
+  "expected user names to passwords",
+);
 
 /** What the node keeps for one user: enough to verify, not to log in. */
 export interface StoredCredential {
@@ -65,17 +79,23 @@ export class CredentialStore {
 
   /** Creates an empty store; `iterations` is the default for new users. */
   constructor(options: { iterations?: number } = {}) {
-    checkOptions("CredentialStore options", options, { iterations: true });
+    checkOptions("CredentialStore options", options, {
+      iterations: ITERATIONS,
+    });
     this.#defaultIterations = options.iterations ?? SCRAM_MIN_ITERATIONS;
   }
 
   /** Creates a store holding `users` (name to password). */
   static async create(
-    users: Record<string, string>,
+    names: Record<string, string>,
     options: { iterations?: number } = {},
   ): Promise<CredentialStore> {
     const store = new CredentialStore(options);
-    for (const [name, password] of Object.entries(users)) {
+    const problem = users(names);
+    if (problem !== undefined) {
+      throw new ConfigError("CredentialStore users", "[redacted]", problem);
+    }
+    for (const [name, password] of Object.entries(names)) {
       await store.add(name, password);
     }
     return store;
@@ -92,7 +112,10 @@ export class CredentialStore {
     password: string,
     options: AddCredentialOptions = {},
   ): Promise<StoredCredential> {
-    checkOptions("add options", options, { iterations: true, salt: true });
+    checkOptions("add options", options, {
+      iterations: ITERATIONS,
+      salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),
+    });
     const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(16));
     const iterations = options.iterations ?? this.#defaultIterations;
     const keys = await deriveScramKeys(saslprep(password), salt, iterations);

@@ -7,7 +7,10 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../src/clock.ts";
-import { DEFAULT_MAX_FRAME_SIZE } from "../src/protocol/frame.ts";
+import {
+  DEFAULT_MAX_FRAME_SIZE,
+  MAX_FRAME_SIZE_LIMIT,
+} from "../src/protocol/frame.ts";
 import { AuthenticationError, formatAddress } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
@@ -35,9 +38,22 @@ import type {
   RuntimeName,
 } from "../src/runtime/types.ts";
 import { SCRAM_SHA_256 } from "../src/auth/scram.ts";
-import { CredentialStore, ScramServer } from "./auth.ts";
+import { CredentialStore, ScramServer, users } from "./auth.ts";
 import { encodeReply, Op } from "./ops.ts";
-import { checkOptions, type OptionNames } from "./options.ts";
+import { bool, integer, is, text } from "../src/config/options.ts";
+import {
+  MAX_DATAGRAM_SIZE,
+  MIN_DATAGRAM_SIZE,
+} from "../src/protocol/datagram.ts";
+import { isProtocolType } from "../src/protocol_type.ts";
+import {
+  checkOptions,
+  clock,
+  count,
+  type OptionNames,
+  port,
+  runtime,
+} from "./options.ts";
 import {
   type ReplyWriter,
   UdpService,
@@ -102,24 +118,34 @@ export interface TestNodeOptions {
 }
 
 const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
-  port: true,
-  hostname: true,
-  nodeId: true,
-  runtime: true,
-  maxFrameSize: true,
-  clock: true,
-  credentials: true,
-  protocols: true,
-  udpPort: true,
-  udpDropEvery: true,
-  udpMaxDatagramSize: true,
-  udpBatch: true,
+  port,
+  hostname: text,
+  // Every reply starts with the id's length in one byte.
+  nodeId: is(
+    (v) => typeof v === "string" && v !== "" && encoder.encode(v).length < 256,
+    "expected a non-empty string of at most 255 UTF-8 bytes",
+  ),
+  runtime,
+  maxFrameSize: integer(1, MAX_FRAME_SIZE_LIMIT),
+  clock,
+  credentials: (v) =>
+    v instanceof CredentialStore
+      ? undefined
+      : users(v) && `${users(v)} or a CredentialStore`,
+  protocols: is(
+    (v) => Array.isArray(v) && v.every(isProtocolType),
+    'expected an array of "tls", "tcp" and "udp"',
+  ),
+  udpPort: port,
+  udpDropEvery: count,
+  udpMaxDatagramSize: integer(MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE),
+  udpBatch: bool,
   tls: true,
 };
 const TLS_OPTIONS: OptionNames<NonNullable<TestNodeOptions["tls"]>> = {
-  cert: true,
-  key: true,
-  direct: true,
+  cert: text,
+  key: text,
+  direct: bool,
 };
 
 /** Counters of a reference node. */
@@ -333,7 +359,7 @@ export class TestNode {
    * flight and then closes them.
    */
   async stop(options: { graceful?: boolean } = {}): Promise<void> {
-    checkOptions("stop options", options, { graceful: true });
+    checkOptions("stop options", options, { graceful: bool });
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.close();

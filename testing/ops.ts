@@ -18,7 +18,7 @@
  * @module
  */
 
-import { ProtocolError } from "../src/errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../src/errors.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -85,6 +85,7 @@ export const ops: OpBuilders = {
   put(key: string, value: Uint8Array | string): Uint8Array {
     const k = encoder.encode(key);
     const v = toBytes(value);
+    fits(k.byteLength, 2, "key's length");
     const out = new Uint8Array(3 + k.byteLength + v.byteLength);
     out[0] = Op.Put;
     out[1] = k.byteLength >>> 8;
@@ -102,7 +103,8 @@ export const ops: OpBuilders = {
     const d = toBytes(data);
     const out = new Uint8Array(5 + d.byteLength);
     out[0] = Op.Sleep;
-    new DataView(out.buffer).setUint32(1, ms);
+    // -1 would have slept for 49 days.
+    new DataView(out.buffer).setUint32(1, fits(ms, 4, "ms"));
     out.set(d, 5);
     return out;
   },
@@ -113,6 +115,7 @@ export const ops: OpBuilders = {
     message = "failed on request",
   ): Uint8Array {
     const m = encoder.encode(message);
+    fits(code, 2, "code");
     const out = new Uint8Array(4 + m.byteLength);
     out[0] = Op.Fail;
     out[1] = code >>> 8;
@@ -142,6 +145,16 @@ export interface Reply {
  * ```
  */
 export function decodeReply(payload: Uint8Array): Reply {
+  if (!(payload instanceof Uint8Array)) {
+    throw new InvalidArgumentError(
+      "payload",
+      payload,
+      "expected a Uint8Array",
+      {
+        method: "decodeReply",
+      },
+    );
+  }
   const n = payload[0];
   if (payload.byteLength < 1 || payload.byteLength < 1 + n) {
     throw new ProtocolError("reply too short for its node id");
@@ -166,6 +179,7 @@ export function encodeReply(
   data: Uint8Array,
 ): Uint8Array {
   const id = toBytes(nodeId);
+  fits(id.byteLength, 1, "nodeId's length");
   const out = new Uint8Array(1 + id.byteLength + data.byteLength);
   out[0] = id.byteLength;
   out.set(id, 1);
@@ -195,4 +209,11 @@ function withOp(op: number, args: Uint8Array): Uint8Array {
 
 function toBytes(data: Uint8Array | string): Uint8Array {
   return typeof data === "string" ? encoder.encode(data) : data;
+}
+
+/** `value` when it fits an unsigned field of `bytes` bytes. */
+function fits(value: number, bytes: number, argument: string): number {
+  const max = 2 ** (8 * bytes) - 1;
+  if (Number.isInteger(value) && value >= 0 && value <= max) return value;
+  throw new InvalidArgumentError(argument, value, `expected 0 to ${max}`);
 }

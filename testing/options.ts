@@ -1,34 +1,55 @@
 /**
  * Option checks for the test kit's entry points: an unknown name (a typo
- * such as `prot` for `port`) is a {@linkcode ConfigError}, as it is in a
+ * such as `prot` for `port`) or a value of the wrong kind (NaN for a
+ * delay, a string for a port) is a {@linkcode ConfigError}, as it is in a
  * client's configuration, never silently ignored.
  *
  * @module
  */
 
-import { rejectUnknownKeys } from "../src/config/validate.ts";
+import { integer, methods, type Rule } from "../src/config/options.ts";
+import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
 import { ConfigError } from "../src/errors.ts";
 
 /**
  * The names an options type takes, as a record keyed by every one of them,
  * so that the compiler refuses a list that misses one:
- * `const NAMES: OptionNames<TestNodeOptions> = { port: true, ... }`.
+ * `const NAMES: OptionNames<TestNodeOptions> = { port: integer(0, 65535), ... }`.
+ * `true` takes any value; a rule checks one that is not `undefined`.
  */
-export type OptionNames<T> = Readonly<Record<keyof T, true>>;
+export type OptionNames<T> = Readonly<Record<keyof T, true | Rule>>;
+
+/** A port number, 0 for a free one. */
+export const port: Rule = integer(0, 65535);
+/** The runtime's name, or an adapter. */
+export const runtime: Rule = (v) =>
+  typeof v === "string" ? undefined : methods("listen", "connect")(v);
+/** A clock. */
+export const clock: Rule = methods("now", "setTimeout", "clearTimeout");
+/** A delay in ms: 0 is none. */
+export const delay: Rule = (v) => durationProblem(v, { allowZero: true });
+/** A count of bytes or things: 0 is none. */
+export const count: Rule = integer(0, Number.MAX_SAFE_INTEGER);
+/** Options whose value is never shown in an error. */
+const SECRETS = new Set(["credentials", "key"]);
 
 /**
  * Checks that `options` is `undefined` or an object whose names are all in
- * `known` (with `required`, `undefined` is refused too). `name` says whose
- * options they are, in the error.
+ * `known` and whose values pass their rules (with `required`, `undefined`
+ * is refused too, and so is an option in `needs` left out). `name` says
+ * whose options they are, in the error.
  *
  * @throws {ConfigError} naming the first unknown option and the known one
- *   it most likely misspells.
+ *   it most likely misspells, or the first bad value.
  */
 export function checkOptions(
   name: string,
   options: unknown,
-  known: Readonly<Record<string, true>>,
-  { required = false }: { required?: boolean } = {},
+  known: Readonly<Record<string, true | Rule>>,
+  { required = false, needs = [] }: {
+    required?: boolean;
+    needs?: readonly string[];
+  } = {},
 ): void {
   if (options === undefined && !required) return;
   try {
@@ -40,6 +61,18 @@ export function checkOptions(
       throw new ConfigError(name, options, "expected an object of options");
     }
     rejectUnknownKeys(name, options, new Set(Object.keys(known)));
+    for (const [key, rule] of Object.entries(known)) {
+      const value = (options as Record<string, unknown>)[key];
+      const problem = value === undefined
+        ? needs.includes(key) ? "required" : undefined
+        : rule === true
+        ? undefined
+        : rule(value);
+      if (problem !== undefined) {
+        const shown = SECRETS.has(key) ? "[redacted]" : value;
+        throw new ConfigError(`${name}.${key}`, shown, problem);
+      }
+    }
   } catch (error) {
     if (error instanceof ConfigError) throw error;
     throw new ConfigError(name, options, "could not be read", {
@@ -52,7 +85,7 @@ export function checkOptions(
 export function optionsRejection(
   name: string,
   options: unknown,
-  known: Readonly<Record<string, true>>,
+  known: Readonly<Record<string, true | Rule>>,
   settings: { required?: boolean } = {},
 ): Promise<never> | undefined {
   try {

@@ -9,7 +9,8 @@
  */
 
 import { type Clock, systemClock, type TimerHandle } from "../src/clock.ts";
-import { formatAddress } from "../src/errors.ts";
+import { formatAddress, InvalidArgumentError } from "../src/errors.ts";
+import { readU32 } from "../src/protocol/codec.ts";
 import { HEADER_SIZE } from "../src/protocol/frame.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type {
@@ -19,7 +20,17 @@ import type {
   RuntimeName,
 } from "../src/runtime/types.ts";
 import { concatBytes } from "./bytes.ts";
-import { checkOptions, type OptionNames, optionsRejection } from "./options.ts";
+import { bool, func, is, text } from "../src/config/options.ts";
+import {
+  checkOptions,
+  clock,
+  count,
+  delay,
+  type OptionNames,
+  optionsRejection,
+  port,
+  runtime,
+} from "./options.ts";
 
 /**
  * The faults a {@linkcode FaultProxy} can inject. Every field is optional;
@@ -97,25 +108,32 @@ export interface FaultProxyOptions {
 }
 
 const FAULT_PROXY_OPTIONS: OptionNames<FaultProxyOptions> = {
-  target: true,
-  runtime: true,
-  clock: true,
-  hostname: true,
-  port: true,
-  random: true,
+  target: is((v) => {
+    const t = v as { hostname?: unknown; port?: unknown } | null;
+    return typeof t === "object" && t !== null &&
+      text(t.hostname) === undefined && port(t.port) === undefined &&
+      t.port !== 0;
+  }, "expected { hostname, port } with a port in 1–65535"),
+  runtime,
+  clock,
+  hostname: text,
+  port,
+  random: func,
   faults: true,
 };
+// NaN or Infinity as a delay armed a timer that never delivered and
+// re-armed itself forever; a string was concatenated into the delay.
 const PROXY_FAULTS: OptionNames<ProxyFaults> = {
-  latencyMs: true,
-  jitterMs: true,
-  chunkSize: true,
-  chunkIntervalMs: true,
-  stall: true,
-  resetAfterBytes: true,
-  closeMidFrame: true,
-  dataLimit: true,
-  duplicateFrames: true,
-  down: true,
+  latencyMs: delay,
+  jitterMs: delay,
+  chunkSize: count,
+  chunkIntervalMs: delay,
+  stall: bool,
+  resetAfterBytes: count,
+  closeMidFrame: bool,
+  dataLimit: count,
+  duplicateFrames: bool,
+  down: bool,
 };
 
 /** Counters of a {@linkcode FaultProxy}. */
@@ -141,11 +159,6 @@ type Item =
   | { kind: "end" | "reset" | "close"; at: number };
 
 type Held = Uint8Array | "end";
-
-function readU32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
-    bytes[at + 3]) >>> 0;
-}
 
 /**
  * Follows frame boundaries in a byte stream without decoding it, so the
@@ -750,8 +763,16 @@ export class FaultProxy {
    * Sends `bytes` to the client side (default) or the node side of every
    * open connection, after what is already queued: for garbage, unknown or
    * duplicate frames. Frame-aligned only if the stream is quiet.
+   *
+   * @throws {InvalidArgumentError} for bytes that are not a Uint8Array or
+   * a side that is neither.
    */
   inject(bytes: Uint8Array, to: "client" | "node" = "client"): void {
+    if (!(bytes instanceof Uint8Array) || (to !== "client" && to !== "node")) {
+      throw bytes instanceof Uint8Array
+        ? new InvalidArgumentError("to", to, 'expected "client" or "node"')
+        : new InvalidArgumentError("bytes", bytes, "expected a Uint8Array");
+    }
     for (const session of this.#sessions) {
       (to === "client" ? session.toClient : session.toNode).inject(bytes);
     }
@@ -828,7 +849,10 @@ export class FaultProxy {
 export async function startFaultProxy(
   options: FaultProxyOptions,
 ): Promise<FaultProxy> {
-  checkOptions("startFaultProxy options", options, FAULT_PROXY_OPTIONS);
+  checkOptions("startFaultProxy options", options, FAULT_PROXY_OPTIONS, {
+    required: true,
+    needs: ["target"],
+  });
   checkOptions("startFaultProxy options.faults", options.faults, PROXY_FAULTS);
   const adapter = await getAdapter(options.runtime);
   const proxy = new FaultProxy(adapter, options);

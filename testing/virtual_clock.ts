@@ -5,6 +5,7 @@
  */
 
 import type { Clock, TimerHandle } from "../src/clock.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
 
 interface VirtualTimer {
   id: number;
@@ -47,9 +48,9 @@ export class VirtualClock implements Clock {
   // node's pool, say) cost O(log n) to add, cancel and fire, not a scan.
   #heap: VirtualTimer[] = [];
 
-  /** Starts the clock at `start` milliseconds. */
+  /** Starts the clock at `start` (finite) milliseconds. */
   constructor(start = 0) {
-    this.#now = start;
+    this.#now = finite(start, "start");
   }
 
   /** The current virtual time. */
@@ -57,11 +58,17 @@ export class VirtualClock implements Clock {
     return this.#now;
   }
 
-  /** Schedules `fn` at `now() + ms` virtual milliseconds. */
+  /**
+   * Schedules `fn` at `now() + ms` virtual milliseconds (now when `ms` is
+   * negative). A NaN delay is a bug the real clock hides: refused here.
+   */
   setTimeout(fn: () => void, ms: number): TimerHandle {
+    if (typeof fn !== "function") {
+      throw new InvalidArgumentError("fn", fn, "expected a function");
+    }
     const timer = {
       id: this.#nextId++,
-      at: this.#now + Math.max(0, ms),
+      at: this.#now + Math.max(0, finite(ms, "ms")),
       fn,
     };
     this.#live.set(timer.id, timer);
@@ -95,9 +102,11 @@ export class VirtualClock implements Clock {
   /**
    * Moves time forward by `ms`, firing every timer that falls due on the
    * way, in order, and letting the code under test run after each one.
+   * Timers due together all fire even if one throws; its error then
+   * rejects, the clock at that instant. `ms` is finite and ≥ 0.
    */
   async advance(ms: number): Promise<void> {
-    const target = this.#now + ms;
+    const target = this.#now + finite(ms, "ms", 0);
     await settle();
     for (;;) {
       // Every timer due at the same instant fires in one batch, in creation
@@ -105,8 +114,16 @@ export class VirtualClock implements Clock {
       const batch = this.#takeDue(target);
       if (batch.length === 0) break;
       this.#now = batch[0].at;
-      for (const timer of batch) timer.fn();
+      let failure: [unknown] | undefined;
+      for (const timer of batch) {
+        try {
+          timer.fn();
+        } catch (error) {
+          failure ??= [error];
+        }
+      }
       await settle();
+      if (failure) throw failure[0];
     }
     this.#now = target;
     await settle();
@@ -174,6 +191,16 @@ export class VirtualClock implements Clock {
     }
     heap[i] = last;
   }
+}
+
+/** `value` when it is a finite number from `min`, else an InvalidArgumentError. */
+function finite(value: number, argument: string, min = -Infinity): number {
+  if (Number.isFinite(value) && value >= min) return value;
+  throw new InvalidArgumentError(
+    argument,
+    value,
+    `expected a finite number${min === 0 ? " ≥ 0" : ""}`,
+  );
 }
 
 /** Heap order: earlier deadline first, then earlier creation. */

@@ -3,7 +3,11 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
 import { resolveConfig } from "../src/config/resolve.ts";
-import { ConfigError, ProtocolError } from "../src/errors.ts";
+import {
+  ConfigError,
+  InvalidArgumentError,
+  ProtocolError,
+} from "../src/errors.ts";
 import {
   DATAGRAM_OVERHEAD,
   type DatagramFrame,
@@ -415,7 +419,10 @@ test("the packer fills each datagram up to its limit, in order, and starts a new
     assert.ok(d.byteLength <= 115);
     assert.ok(hasToken(d, token));
   }
-  assert.throws(() => new DatagramPacker(token, 31, () => {}), RangeError);
+  assert.throws(
+    () => new DatagramPacker(token, 31, () => {}),
+    InvalidArgumentError,
+  );
 });
 
 test("property: packed datagrams carry every frame once, in order, each within the limit, and never change after they are handed out", () => {

@@ -93,7 +93,9 @@ export function parseArgs(args: string[], spec: CommandSpec): ParsedArgs {
     const name = arg.slice(2, eq < 0 ? undefined : eq);
     // Checked before anything else, and the value is never repeated.
     if (name === "password") throw fail(PASSWORD_IN_ARGV);
-    const option = spec.options[name];
+    const option = Object.hasOwn(spec.options, name)
+      ? spec.options[name]
+      : undefined;
     if (option === undefined) {
       throw fail(
         `unknown option --${name} for "${spec.name}"`,

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ConfigError, NodewireError } from "../errors.ts";
+import { ConfigError, InvalidArgumentError, NodewireError } from "../errors.ts";
 import { UsageError } from "./args.ts";
 import { ExitCode } from "./spec.ts";
 
@@ -19,7 +19,10 @@ const REFUSED = new Set([
 
 /** The exit code an error ends the CLI with. */
 export function exitCodeOf(error: unknown): number {
-  if (error instanceof UsageError || error instanceof ConfigError) {
+  if (
+    error instanceof UsageError || error instanceof ConfigError ||
+    error instanceof InvalidArgumentError
+  ) {
     return ExitCode.Usage;
   }
   if (error instanceof NodewireError) {

@@ -29,6 +29,12 @@ import type { MeterProvider, TracerProvider } from "./types.ts";
 /** The instrumentation scope the meter and the tracer are named after. */
 const SCOPE = "@nodewire/client";
 
+/** What the providers gave; `undefined` stands for no provider. */
+const MADE: Rules = {
+  tracer: objectWith("startSpan"),
+  meter: objectWith("createHistogram", "addBatchObservableCallback"),
+};
+
 const RULES: Rules = {
   meterProvider: objectWith("getMeter"),
   tracerProvider: objectWith("getTracer"),
@@ -88,7 +94,7 @@ export interface ClientInstrumentation {
  * lists the metrics and attributes.
  *
  * @throws {InvalidArgumentError} for an unknown option, a provider that
- *   is not one, or neither provider.
+ *   is not one or gives no tracer or meter, or neither provider.
  * @throws {ClientClosedError} when the client is disconnected.
  * @example
  * ```ts
@@ -125,15 +131,16 @@ export function instrumentClient(
   const poolName = options.poolName ?? ((address: string) => address);
   if (client.closed) throw new ClientClosedError();
 
-  const metrics = meterProvider === undefined
+  // Both first: a provider that throws or gives no tracer or meter
+  // leaves nothing registered.
+  const tracer = tracerProvider?.getTracer(SCOPE);
+  const meter = meterProvider?.getMeter(SCOPE);
+  const made = optionsError(method, { tracer, meter }, MADE, "provider");
+  if (made !== undefined) throw made;
+  const metrics = meter === undefined
     ? undefined
-    : new ClientMetrics(client, meterProvider.getMeter(SCOPE), poolName);
-  const telemetry = new ClientTelemetry(
-    client,
-    tracerProvider?.getTracer(SCOPE),
-    metrics,
-    system,
-  );
+    : new ClientMetrics(client, meter, poolName);
+  const telemetry = new ClientTelemetry(client, tracer, metrics, system);
   const detach = attachSink(client.id, telemetry);
   let open = true;
   return {

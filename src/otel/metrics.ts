@@ -41,6 +41,7 @@ export class ClientMetrics {
   readonly #max: object;
   readonly #pending: object;
   readonly #pools = new Map<string, PoolAttributes>();
+  readonly #poolName: (address: string) => string;
   /** Exclusive lends in progress, by `address#connectionId`: when they began. */
   readonly #lends = new Map<string, number>();
 
@@ -51,14 +52,9 @@ export class ClientMetrics {
   ) {
     this.#client = client;
     this.#meter = meter;
-    for (const node of client.manager.nodes) {
-      const pool = { [POOL_NAME]: poolName(node.address) };
-      this.#pools.set(node.address, {
-        pool,
-        idle: { ...pool, [STATE]: "idle" },
-        used: { ...pool, [STATE]: "used" },
-      });
-    }
+    this.#poolName = poolName;
+    // Now, so that a poolName that throws fails instrumentClient.
+    for (const node of client.manager.nodes) this.#of(node.address);
     const seconds = (description: string) => ({
       description,
       unit: "s",
@@ -118,10 +114,27 @@ export class ClientMetrics {
     this.#operation.record(seconds, attributes);
   }
 
+  /**
+   * The attributes of `address`'s pool, made on first use: a node added
+   * after the client was instrumented has its metrics too.
+   */
+  #of(address: string): PoolAttributes {
+    let attributes = this.#pools.get(address);
+    if (attributes === undefined) {
+      const pool = { [POOL_NAME]: this.#poolName(address) };
+      attributes = {
+        pool,
+        idle: { ...pool, [STATE]: "idle" },
+        used: { ...pool, [STATE]: "used" },
+      };
+      this.#pools.set(address, attributes);
+    }
+    return attributes;
+  }
+
   /** A connection to `address` opened in `ms`. */
   created(address: string, ms: number): void {
-    const attributes = this.#pools.get(address)?.pool;
-    if (attributes) this.#createTime.record(ms / 1000, attributes);
+    this.#createTime.record(ms / 1000, this.#of(address).pool);
   }
 
   /**
@@ -133,8 +146,7 @@ export class ClientMetrics {
     ms: number,
     exclusive: number | undefined,
   ): void {
-    const attributes = this.#pools.get(address)?.pool;
-    if (attributes) this.#waitTime.record(ms / 1000, attributes);
+    this.#waitTime.record(ms / 1000, this.#of(address).pool);
     if (exclusive !== undefined) {
       this.#lends.set(
         `${address}#${exclusive}`,
@@ -145,14 +157,12 @@ export class ClientMetrics {
 
   /** A checkout from `address`'s pool timed out. */
   timedOut(address: string): void {
-    const attributes = this.#pools.get(address)?.pool;
-    if (attributes) this.#timeouts.add(1, attributes);
+    this.#timeouts.add(1, this.#of(address).pool);
   }
 
   /** A connection to `address` served one request attempt for `ms`. */
   used(address: string, ms: number): void {
-    const attributes = this.#pools.get(address)?.pool;
-    if (attributes) this.#useTime.record(ms / 1000, attributes);
+    this.#useTime.record(ms / 1000, this.#of(address).pool);
   }
 
   /** Stops reading the pools and hearing returns. */
@@ -178,8 +188,7 @@ export class ClientMetrics {
   /** Reads every pool's counts, at each collection. */
   readonly #observe = (result: BatchObservableResult): void => {
     for (const node of this.#client.manager.nodes) {
-      const attributes = this.#pools.get(node.address);
-      if (attributes === undefined) continue;
+      const attributes = this.#of(node.address);
       const stats = node.pool.stats();
       result.observe(this.#count, stats.idle, attributes.idle);
       result.observe(this.#count, stats.open - stats.idle, attributes.used);

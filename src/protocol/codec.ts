@@ -5,11 +5,13 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
+import { shown } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
   isKnownMessageType,
   KNOWN_FLAGS,
+  MAX_FRAME_SIZE_LIMIT,
   MAX_SEQUENCE,
   type Message,
   PROTOCOL_VERSION,
@@ -23,6 +25,7 @@ const TWO_32 = 0x1_0000_0000;
  *
  * @throws {ProtocolError} for an unknown type, reserved flags, or a sequence
  * or length out of range.
+ * @throws {InvalidArgumentError} when it does not fit `target`.
  * @example
  * ```ts
  * import { HEADER_SIZE, MessageType, writeHeader } from "@nodewire/client/protocol";
@@ -41,11 +44,23 @@ export function writeHeader(
   if (!isKnownMessageType(type)) {
     throw new ProtocolError(`cannot encode unknown message type ${hex(type)}`);
   }
-  if ((flags & ~KNOWN_FLAGS) !== 0 || flags < 0 || flags > 0xffff) {
+  // Equal only for an integer with no bit outside KNOWN_FLAGS.
+  if ((flags & KNOWN_FLAGS) !== flags) {
     throw new ProtocolError(`cannot encode reserved flag bits ${hex(flags)}`);
   }
   if (!Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
     throw new ProtocolError(`sequence ${sequence} is out of range`);
+  }
+  // A length that wrapped would frame bytes that are not the payload.
+  if (length >>> 0 !== length) {
+    throw new ProtocolError(`payload length ${length} is out of range`);
+  }
+  // A header cut short at the end of `target` would go unnoticed.
+  if (
+    !(target instanceof Uint8Array) || offset >>> 0 !== offset ||
+    offset > target.length - HEADER_SIZE
+  ) {
+    throw new InvalidArgumentError("offset", offset, "expected room for it");
   }
   writeHeaderUnchecked(target, offset, type, flags, sequence, length);
 }
@@ -102,18 +117,26 @@ const MAX_COPY_BELOW = 1024;
  * (and `method`, whose value it was, when given).
  */
 export function checkCopyBelow(value: unknown, method?: string): number {
+  return integerIn("copyBelow", value, MAX_COPY_BELOW, method);
+}
+
+function integerIn(
+  argument: string,
+  value: unknown,
+  max: number,
+  method?: string,
+): number {
   if (
-    typeof value !== "number" || !Number.isInteger(value) || value < 0 ||
-    value > MAX_COPY_BELOW
+    !Number.isInteger(value) || (value as number) < 0 || (value as number) > max
   ) {
     throw new InvalidArgumentError(
-      "copyBelow",
+      argument,
       value,
-      `expected an integer from 0 to ${MAX_COPY_BELOW}`,
+      `expected an integer from 0 to ${max}`,
       { method },
     );
   }
-  return value;
+  return value as number;
 }
 
 /**
@@ -154,9 +177,19 @@ export class MessageCodec {
   #flags = 0;
   #sequence = 0;
 
-  /** Creates a codec accepting payloads up to `maxFrameSize` bytes. */
+  /**
+   * Creates a codec accepting payloads up to `maxFrameSize` bytes.
+   *
+   * @throws {InvalidArgumentError} unless it is an integer from 0 to
+   * {@linkcode MAX_FRAME_SIZE_LIMIT}.
+   */
   constructor(maxFrameSize: number = DEFAULT_MAX_FRAME_SIZE) {
-    this.maxFrameSize = maxFrameSize;
+    this.maxFrameSize = integerIn(
+      "maxFrameSize",
+      maxFrameSize,
+      MAX_FRAME_SIZE_LIMIT,
+      "MessageCodec",
+    );
   }
 
   /**
@@ -220,6 +253,7 @@ export class MessageCodec {
    * @throws {ProtocolError} for a bad version, an unknown type, reserved
    * flags, an out-of-range sequence or an oversized length. The length is
    * checked before anything of that size is allocated.
+   * @throws {InvalidArgumentError} for a chunk that is no Uint8Array.
    */
   decode(chunk: Uint8Array, onMessage: (message: Message) => void): void {
     this.decodeFrames(
@@ -251,6 +285,9 @@ export class MessageCodec {
    */
   decodeFrames(chunk: Uint8Array, onFrame: FrameHandler): void {
     if (this.#failure) throw this.#failure;
+    if (!(chunk instanceof Uint8Array)) {
+      throw new InvalidArgumentError("chunk", chunk, "expected a Uint8Array");
+    }
     let offset = 0;
     const end = chunk.length; // byteLength is slower on Node 20's V8
     // What a previous chunk left unfinished comes first.
@@ -372,35 +409,12 @@ export class MessageCodec {
 
   /** Parses and validates a header into the fields below; returns the payload length. */
   #readHeader(bytes: Uint8Array, at: number): number {
-    const version = bytes[at];
-    if (version !== PROTOCOL_VERSION) {
-      throw this.#fail(
-        `unsupported protocol version ${version} (expected ${PROTOCOL_VERSION})`,
-      );
-    }
-    const type = bytes[at + 1];
-    if (!isKnownMessageType(type)) {
-      throw this.#fail(`unknown message type ${hex(type)}`);
-    }
-    const flags = (bytes[at + 2] << 8) | bytes[at + 3];
-    if ((flags & ~KNOWN_FLAGS) !== 0) {
-      throw this.#fail(`reserved flag bits set: ${hex(flags)}`);
-    }
-    const hi = readU32(bytes, at + 4);
-    if (hi > 0x1f_ffff) {
-      throw this.#fail("sequence number above 2^53 - 1");
-    }
-    const sequence = hi * TWO_32 + readU32(bytes, at + 8);
-    const length = readU32(bytes, at + 12);
-    if (length > this.maxFrameSize) {
-      throw this.#fail(
-        `frame payload of ${length} bytes exceeds the maximum of ${this.maxFrameSize}`,
-      );
-    }
-    this.#type = type;
-    this.#flags = flags;
-    this.#sequence = sequence;
-    return length;
+    const fault = headerFault(bytes, at, this.maxFrameSize);
+    if (fault !== undefined) throw this.#fail(fault);
+    this.#type = bytes[at + 1];
+    this.#flags = (bytes[at + 2] << 8) | bytes[at + 3];
+    this.#sequence = readSequence(bytes, at);
+    return readU32(bytes, at + 12);
   }
 
   #message(payload: Uint8Array): Message {
@@ -423,6 +437,32 @@ export class MessageCodec {
 
 const EMPTY = new Uint8Array(0);
 
+/**
+ * What is wrong with the frame header at `at` by the stream's rules (a
+ * payload over `max` bytes included), or `undefined`: the one check of
+ * the stream's decoder and the datagram's.
+ */
+export function headerFault(
+  bytes: Uint8Array,
+  at: number,
+  max: number,
+): string | undefined {
+  const type = bytes[at + 1];
+  const flags = (bytes[at + 2] << 8) | bytes[at + 3];
+  const length = readU32(bytes, at + 12);
+  return bytes[at] !== PROTOCOL_VERSION
+    ? `unsupported protocol version ${bytes[at]} (expected ${PROTOCOL_VERSION})`
+    : !isKnownMessageType(type)
+    ? `unknown message type ${hex(type)}`
+    : (flags & ~KNOWN_FLAGS) !== 0
+    ? `reserved flag bits set: ${hex(flags)}`
+    : readU32(bytes, at + 4) > 0x1f_ffff
+    ? "sequence number above 2^53 - 1"
+    : length > max
+    ? `frame payload of ${length} bytes exceeds the maximum of ${max}`
+    : undefined;
+}
+
 /** The sequence number of the frame header at `at` (64 bits, big-endian). */
 export function readSequence(bytes: Uint8Array, at: number): number {
   return readU32(bytes, at + 4) * TWO_32 + readU32(bytes, at + 8);
@@ -441,6 +481,9 @@ function writeU32(bytes: Uint8Array, at: number, value: number): void {
   bytes[at + 3] = value & 0xff;
 }
 
-function hex(n: number): string {
-  return "0x" + n.toString(16).padStart(2, "0");
+/** A field in a message: hex when it is a number; never throws. */
+function hex(n: unknown): string {
+  return typeof n === "number"
+    ? "0x" + n.toString(16).padStart(2, "0")
+    : shown(n);
 }

@@ -17,14 +17,13 @@
  */
 
 import { ProtocolError } from "../errors.ts";
-import { readU32, writeHeaderUnchecked } from "./codec.ts";
 import {
-  HEADER_SIZE,
-  isKnownMessageType,
-  KNOWN_FLAGS,
-  type Message,
-  PROTOCOL_VERSION,
-} from "./frame.ts";
+  headerFault,
+  readSequence,
+  readU32,
+  writeHeaderUnchecked,
+} from "./codec.ts";
+import { HEADER_SIZE, type Message } from "./frame.ts";
 
 /**
  * Bytes in a UDP session token.
@@ -102,8 +101,6 @@ export interface DecodedDatagram {
   /** The frame; its payload is a view into the datagram. */
   message: Message;
 }
-
-const TWO_32 = 0x1_0000_0000;
 
 /**
  * Builds one datagram: `token`, then the frame. The fields are not
@@ -286,23 +283,8 @@ function checkSize(size: number): void {
  * bytes from `at`), checked by the stream's rules; its payload is a view.
  */
 function readFrame(bytes: Uint8Array, at: number): Message {
-  const version = bytes[at];
-  if (version !== PROTOCOL_VERSION) {
-    throw new ProtocolError(
-      `unsupported protocol version ${version} (expected ${PROTOCOL_VERSION})`,
-    );
-  }
-  const type = bytes[at + 1];
-  if (!isKnownMessageType(type)) {
-    throw new ProtocolError(`unknown message type 0x${type.toString(16)}`);
-  }
-  const flags = (bytes[at + 2] << 8) | bytes[at + 3];
-  if ((flags & ~KNOWN_FLAGS) !== 0) {
-    throw new ProtocolError(`reserved flag bits set: 0x${flags.toString(16)}`);
-  }
-  const hi = readU32(bytes, at + 4);
-  if (hi > 0x1f_ffff) throw new ProtocolError("sequence number above 2^53 - 1");
-  const sequence = hi * TWO_32 + readU32(bytes, at + 8);
+  const fault = headerFault(bytes, at, Infinity);
+  if (fault !== undefined) throw new ProtocolError(fault);
   const length = readU32(bytes, at + 12);
   const start = at + HEADER_SIZE;
   if (length > bytes.byteLength - start) {
@@ -313,9 +295,9 @@ function readFrame(bytes: Uint8Array, at: number): Message {
     );
   }
   return {
-    type,
-    flags,
-    sequence,
+    type: bytes[at + 1],
+    flags: (bytes[at + 2] << 8) | bytes[at + 3],
+    sequence: readSequence(bytes, at),
     payload: bytes.subarray(start, start + length),
   };
 }

@@ -15,7 +15,12 @@
  */
 
 import { readSequence, readU32, writeHeaderUnchecked } from "./codec.ts";
-import { DATAGRAM_OVERHEAD, UDP_TOKEN_SIZE } from "./datagram.ts";
+import { InvalidArgumentError } from "../errors.ts";
+import {
+  DATAGRAM_OVERHEAD,
+  MAX_DATAGRAM_SIZE,
+  UDP_TOKEN_SIZE,
+} from "./datagram.ts";
 import { HEADER_SIZE } from "./frame.ts";
 
 /**
@@ -55,16 +60,35 @@ export class DatagramPacker {
   /**
    * Packs for the session of `token` (16 bytes) into datagrams of at most
    * `limit` bytes, token and headers included.
+   *
+   * @throws {InvalidArgumentError} for a token of another size, a limit
+   * that is no integer from 32 to 65507, or an `emit` that is no function.
    */
   constructor(
     token: Uint8Array,
     limit: number,
     emit: (datagram: Uint8Array) => void,
   ) {
-    if (!(limit >= DATAGRAM_OVERHEAD)) {
-      throw new RangeError(
-        `a datagram limit of ${limit} bytes leaves no room for a frame`,
+    // Checked before a slab of `limit` bytes (1e12?) is ever allocated.
+    const refuse = (argument: string, value: unknown, expected: string) =>
+      new InvalidArgumentError(argument, value, expected, {
+        method: "DatagramPacker",
+      });
+    if (!(token instanceof Uint8Array) || token.length !== UDP_TOKEN_SIZE) {
+      throw refuse("token", token, `expected ${UDP_TOKEN_SIZE} bytes`);
+    }
+    if (
+      !Number.isInteger(limit) || limit < DATAGRAM_OVERHEAD ||
+      limit > MAX_DATAGRAM_SIZE
+    ) {
+      throw refuse(
+        "limit",
+        limit,
+        `expected an integer from ${DATAGRAM_OVERHEAD} to ${MAX_DATAGRAM_SIZE}`,
       );
+    }
+    if (typeof emit !== "function") {
+      throw refuse("emit", emit, "expected a function");
     }
     this.#token = token;
     this.#limit = limit;

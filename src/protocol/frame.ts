@@ -79,7 +79,8 @@ for (const t of Object.values(MessageType)) KNOWN_TYPES[t] = 1;
  * ```
  */
 export function isKnownMessageType(type: number): type is MessageTypeValue {
-  return KNOWN_TYPES[type & 0xff] === 1 && type >= 0 && type <= 0xff;
+  // Not 16.5, nor "16": only a byte is a type.
+  return (type & 0xff) === type && KNOWN_TYPES[type] === 1;
 }
 
 /**

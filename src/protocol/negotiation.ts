@@ -7,7 +7,7 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { decodeJson, shown } from "./messages.ts";
 import {
   isProtocolType,
@@ -69,6 +69,7 @@ export function selectProtocol(
  * The protocols a client's policy allows, best first: `protocols` narrowed
  * by the TLS policy (`"require"` keeps only TLS, `"disable"` drops it).
  *
+ * @throws {InvalidArgumentError} for any other policy.
  * @example
  * ```ts
  * import { allowedProtocols } from "@nodewire/client/protocol";
@@ -83,7 +84,13 @@ export function allowedProtocols(
   const sorted = sortProtocols(protocols);
   if (tlsPolicy === "require") return sorted.filter((p) => p === "tls");
   if (tlsPolicy === "disable") return sorted.filter((p) => p !== "tls");
-  return sorted;
+  // Not a silent "prefer" for "requir": TLS would no longer be required.
+  if (tlsPolicy === "prefer") return sorted;
+  throw new InvalidArgumentError(
+    "tlsPolicy",
+    tlsPolicy,
+    'expected "require", "prefer" or "disable"',
+  );
 }
 
 /**
