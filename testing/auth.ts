@@ -7,7 +7,8 @@
  */
 
 import { AuthenticationError, ConfigError } from "../src/errors.ts";
-import { integer, is, type Rule } from "../src/config/options.ts";
+import { integer, is } from "../src/config/options.ts";
+import type { Check as Rule } from "../src/config/validate.ts";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
 import {
   deriveScramKeys,

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { integer, methods, type Rule } from "../src/config/options.ts";
+import { integer, methods } from "../src/config/options.ts";
+import type { Check as Rule } from "../src/config/validate.ts";
 import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
 import { ConfigError } from "../src/errors.ts";
 

@@ -135,7 +135,13 @@ export function instrumentClient(
   // leaves nothing registered.
   const tracer = tracerProvider?.getTracer(SCOPE);
   const meter = meterProvider?.getMeter(SCOPE);
-  const made = optionsError(method, { tracer, meter }, MADE, "provider");
+  const made = optionsError(
+    method,
+    { tracer, meter },
+    MADE,
+    undefined,
+    "provider",
+  );
   if (made !== undefined) throw made;
   const metrics = meter === undefined
     ? undefined
