@@ -39,6 +39,8 @@ const PACKAGE_FIELDS = {
 const BIN_FILE = "package/cli.js";
 const README = "package/README.md";
 const DOCS_DIR = "package/docs/";
+// Modules no package user can import: only the entry points are exported.
+const INTERNAL_DIR = "package/src/";
 const SHEBANG = "#!/usr/bin/env node\n";
 
 /**
@@ -77,7 +79,8 @@ function pack(output, args) {
     if (entry.name.endsWith(".js")) {
       entry.data = Buffer.from(tabIndented(withoutComments(entry), "x.js"));
     } else if (entry.name.endsWith(".d.ts")) {
-      const types = entry.data.toString("utf8");
+      let types = entry.data.toString("utf8");
+      if (entry.name.startsWith(INTERNAL_DIR)) types = withoutModuleDoc(types);
       entry.data = Buffer.from(tabIndented(types, "x.d.ts"));
     }
     if (entry.name === "package/package.json") {
@@ -159,6 +162,20 @@ function withoutComments(entry) {
       module: ts.ModuleKind.ESNext,
     },
   }).outputText;
+}
+
+/**
+ * The types of a module under src/ without its module comment (the one
+ * with `@module`): it says how the source is organised, for whoever works
+ * on it. No package user imports such a module (the exports map names
+ * only the entry points), so no editor shows it; the declarations keep
+ * their own comments. 4.6 KB less in the tarball.
+ */
+function withoutModuleDoc(types) {
+  const doc = /^\/\*\*(?:(?!\*\/)[\s\S])*@module(?:(?!\*\/)[\s\S])*\*\/ ?/.exec(
+    types,
+  );
+  return doc ? types.slice(doc[0].length) : types;
 }
 
 /**

@@ -205,22 +205,6 @@ export function optional<T>(
 }
 
 /**
- * The problem with `value` as a duration, or `undefined` when it is one
- * (see {@linkcode isDuration}). For callers that report the error rather
- * than throw it (a rejected promise); the rest use {@linkcode duration}.
- */
-export function invalidDuration(
-  field: string,
-  value: unknown,
-  options: DurationOptions = {},
-): ConfigError | undefined {
-  const expected = durationProblem(value, options);
-  return expected === undefined
-    ? undefined
-    : new ConfigError(field, value, expected);
-}
-
-/**
  * Validates a duration in milliseconds; see {@linkcode isDuration} for
  * what is accepted.
  *
