@@ -538,3 +538,39 @@ test("a lazy client publishes from its first call: the connect and the request",
     await node.close();
   }
 });
+
+test("a subscriber that freezes the message, or puts a throwing setter on it, fails no request: replies and the node's own errors come through as they are", async () => {
+  // The client wrote the outcome into the published object; a frozen one
+  // threw a TypeError inside the request path, and every request observed
+  // that way failed with it.
+  await withNodes(1, async ([node]) => {
+    const tamper = [
+      (m: Record<string, unknown>) => Object.freeze(m),
+      (m: Record<string, unknown>) =>
+        Object.defineProperty(m, "durationMs", {
+          set() {
+            throw new Error("no writes here");
+          },
+        }),
+    ];
+    for (const spoil of tamper) {
+      const listener = (message: unknown) =>
+        spoil(message as Record<string, unknown>);
+      subscribe("nodewire:request:start", listener);
+      const client = await Client.connect({ hosts: [node.address], ...quiet });
+      try {
+        const reply = await client.request(ops.echo("abc"));
+        assert.equal(reply.byteLength, 1 + "d0".length + 3);
+        await assert.rejects(
+          client.request(ops.fail(RemoteErrorCode.NotFound, false, "gone")),
+          (e: unknown) => e instanceof RemoteError && /gone/.test(e.message),
+        );
+        assert.equal(client.stats().succeeded, 1);
+        assert.equal(client.stats().failed, 1);
+      } finally {
+        unsubscribe("nodewire:request:start", listener);
+        await client.disconnect();
+      }
+    }
+  });
+});

@@ -79,8 +79,7 @@ export class RequestDiagnostics {
     waitMs: number,
   ): void {
     if (message !== undefined) {
-      message.connectionId = connectionId;
-      message.waitMs = waitMs;
+      write(message, { connectionId, waitMs });
     }
     if (channels.poolCheckout.hasSubscribers) {
       this.checkout(address, "shared", connectionId, waitMs, undefined);
@@ -142,9 +141,11 @@ export class RequestDiagnostics {
     settles: boolean,
   ): void {
     if (call.message === message) call.message = undefined;
-    message.durationMs = this.#clock.now() - message.startedAt;
-    message.replyBytes = reply.byteLength;
-    message.settles = settles;
+    write(message, {
+      durationMs: this.#clock.now() - message.startedAt,
+      replyBytes: reply.byteLength,
+      settles,
+    });
     channels.requestEnd.publish(message);
   }
 
@@ -159,7 +160,7 @@ export class RequestDiagnostics {
     retrying: boolean,
   ): void {
     if (call.message === message) call.message = undefined;
-    message.retrying = retrying;
+    write(message, { retrying });
     this.#publishError(message, error);
   }
 
@@ -176,14 +177,29 @@ export class RequestDiagnostics {
   ): void {
     message ??= this.started(call, undefined);
     if (call.message === message) call.message = undefined;
-    message.settles = true;
+    write(message, { settles: true });
     this.#publishError(message, error);
   }
 
   #publishError(message: RequestMessage, error: unknown): void {
-    message.durationMs = this.#clock.now() - message.startedAt;
-    message.error = asError(error);
+    write(message, {
+      durationMs: this.#clock.now() - message.startedAt,
+      error: asError(error),
+    });
     channels.requestError.publish(message);
+  }
+}
+
+/**
+ * Records `fields` on a message already published: a subscriber may have
+ * frozen it or put a throwing setter on it, and the request must not fail
+ * for what an observer did to its copy of the news.
+ */
+function write(message: RequestMessage, fields: Partial<RequestMessage>): void {
+  try {
+    Object.assign(message, fields);
+  } catch {
+    // The message stays as the subscriber left it.
   }
 }
 
