@@ -81,7 +81,7 @@ export interface ClientInstrumentation {
   /**
    * Stops recording: no new spans or metric points, and the pools are no
    * longer read at collection. Spans of requests in flight are not ended.
-   * Idempotent.
+   * Idempotent. The client's disconnect does it too, once finished.
    */
   close(): void;
 }
@@ -149,14 +149,25 @@ export function instrumentClient(
   const telemetry = new ClientTelemetry(client, tracer, metrics, system);
   const detach = attachSink(client.id, telemetry);
   let open = true;
-  return {
-    close(): void {
-      if (!open) return;
-      open = false;
-      detach();
-      metrics?.close();
-    },
+  const close = (): void => {
+    if (!open) return;
+    open = false;
+    detach();
+    client.removeEventListener("poolClosed", ended);
+    metrics?.close();
   };
+  // It ends with the client: once a disconnect has closed every pool
+  // (after the messages of the requests it cancelled), not when a
+  // removed node's pool closes. A pool's close() is then its promise.
+  const ended = (): void => {
+    const pools = client.manager.nodes.map((node) => node.pool);
+    if (client.closed && pools.every((pool) => pool.isClosed)) {
+      Promise.all(pools.map((pool) => pool.close())).then(close)
+        .catch(() => {});
+    }
+  };
+  client.addEventListener("poolClosed", ended);
+  return { close };
 }
 
 // One set of channel subscriptions serves every instrumented client: each
