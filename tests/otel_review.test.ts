@@ -6,9 +6,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import { channels } from "../src/diagnostics/channels.ts";
+import { RemoteError, RetriesExhaustedError } from "../src/errors.ts";
+import { attachSink } from "../src/otel/instrument.ts";
+import { ClientMetrics } from "../src/otel/metrics.ts";
+import { ClientTelemetry } from "../src/otel/telemetry.ts";
+import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
-import { ops } from "../testing/ops.ts";
+import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import {
   instrumentClient,
@@ -176,4 +181,80 @@ test("a lazy client disconnected before its first call ends its instrumentation"
     await client.disconnect();
     await node.close();
   }
+});
+
+test("a tracer or meter that throws loses its telemetry, never a request nor the bridge's bookkeeping", async () => {
+  // Node's and Bun's runners fail the test on an uncaught error; Deno's
+  // only reports it on globalThis.
+  const uncaught: unknown[] = [];
+  const onError = (e: Event) => uncaught.push((e as ErrorEvent).error);
+  const deno = "Deno" in globalThis;
+  if (deno) globalThis.addEventListener("error", onError);
+  const broken: SpanMethod[][] = [
+    ["end"],
+    ["setAttribute"],
+    ["setStatus"],
+    ["recordException"],
+    ["end", "setAttribute", "setStatus", "recordException"],
+  ];
+  for (const throwing of broken) {
+    for (const meterThrows of [false, true]) {
+      const label = `${throwing.join("+")}${meterThrows ? ", meter" : ""}`;
+      const s = await cluster(1);
+      const tracer = fakeTracer(throwing);
+      // All but wait_time, so that a lend is followed until it comes back.
+      const meter = fakeMeter((name) =>
+        meterThrows && name !== "db.client.connection.wait_time"
+      );
+      const metrics = new ClientMetrics(s.client, meter.meter, String);
+      const telemetry = new ClientTelemetry(
+        s.client,
+        tracer.tracer,
+        metrics,
+        "nodewire",
+      );
+      const detach = attachSink(s.client.id, telemetry);
+      try {
+        const ok = Array.from(
+          { length: 4 },
+          (_, i) => s.client.request(ops.echo(`ok${i}`)).then(replyText),
+        );
+        const notFound = Array.from(
+          { length: 3 },
+          () =>
+            s.client.request(ops.fail(RemoteErrorCode.NotFound, false))
+              .catch((e) => e),
+        );
+        const overloaded = Array.from(
+          { length: 3 },
+          () =>
+            s.client.request(ops.fail(RemoteErrorCode.Overloaded, true))
+              .catch((e) => e),
+        );
+        // A lend's use time is recorded when the connection comes back.
+        const lend = s.client.withConnection(async () => {});
+        // The backoff waits, 10 then 20 ms.
+        await s.clock.advance(10);
+        await s.clock.advance(20);
+        assert.deepEqual(await Promise.all(ok), ["ok0", "ok1", "ok2", "ok3"]);
+        for (const e of await Promise.all(notFound)) {
+          assert.ok(e instanceof RemoteError, label);
+        }
+        for (const e of await Promise.all(overloaded)) {
+          assert.ok(e instanceof RetriesExhaustedError, label);
+        }
+        await lend;
+        assert.equal(telemetry.size, 0, `${label}: nothing kept`);
+        // 10 requests, 3 attempt spans for each retried one.
+        assert.equal(tracer.spans.started, 19, label);
+        assert.equal(tracer.spans.ended, 19, `${label}: every span ended`);
+      } finally {
+        detach();
+        metrics.close();
+        await s.close();
+      }
+    }
+  }
+  if (deno) globalThis.removeEventListener("error", onError);
+  assert.deepEqual(uncaught, [], "nothing reported as uncaught");
 });

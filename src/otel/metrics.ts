@@ -176,13 +176,18 @@ export class ClientMetrics {
     this.#lends.clear();
   }
 
-  /** A connection lent exclusively came back: its use ends. */
+  /**
+   * A connection lent exclusively came back: its use ends. A throw of the
+   * meter's here would be the process's uncaught error, as any listener's.
+   */
   readonly #returned = (e: PoolEvent<"checkedIn">): void => {
     const key = `${e.detail.address}#${e.detail.connectionId}`;
     const since = this.#lends.get(key);
     if (since === undefined) return;
     this.#lends.delete(key);
-    this.used(e.detail.address, e.at - since);
+    try {
+      this.used(e.detail.address, e.at - since);
+    } catch { /* the meter's own loss */ }
   };
 
   /** Reads every pool's counts, at each collection. */

@@ -74,6 +74,11 @@ export class ClientTelemetry implements TelemetrySink {
     readonly system: string,
   ) {}
 
+  /** @internal Requests and attempt spans under way, for tests. */
+  get size(): number {
+    return this.#requests.size + this.#attempts.size;
+  }
+
   requestStarted(m: RequestMessage): void {
     if (m.attempt === 0 && !m.hedge) {
       // Started synchronously inside `client.request()`: the active
@@ -81,7 +86,7 @@ export class ClientTelemetry implements TelemetrySink {
       this.#requests.set(m.requestId, {
         startedAt: m.startedAt,
         wallStart: wallNow(),
-        span: this.tracer?.startSpan(this.system, {
+        span: this.#start(this.system, {
           kind: CLIENT,
           attributes: { "db.system.name": this.system },
         }),
@@ -116,7 +121,6 @@ export class ClientTelemetry implements TelemetrySink {
 
   /** An attempt's outcome; with `settles`, the request's. */
   #outcome(m: RequestMessage, error: Error | undefined): void {
-    this.#used(m);
     const state = this.#requests.get(m.requestId);
     if (state !== undefined) {
       if (state.first === m) state.first = undefined;
@@ -130,15 +134,13 @@ export class ClientTelemetry implements TelemetrySink {
     }
     // Its span may outlive the request: a hedge that lost the race.
     const span = this.#attempts.get(m);
-    if (span !== undefined) {
-      this.#attempts.delete(m);
-      if (error !== undefined) failed(span, attemptError(error));
-      span.end();
-    }
-    if (m.settles && state !== undefined) {
-      this.#requests.delete(m.requestId);
-      this.#finish(state, m, error);
-    }
+    this.#attempts.delete(m);
+    if (m.settles) this.#requests.delete(m.requestId);
+    // The maps are done with before the application's meter and tracer
+    // run: what they throw loses their own telemetry, nothing else.
+    this.#used(m);
+    if (span !== undefined) end(span, attemptError(error));
+    if (m.settles && state !== undefined) this.#finish(state, m, error);
   }
 
   connectionOpened(m: ConnectionOpenMessage): void {
@@ -165,7 +167,9 @@ export class ClientTelemetry implements TelemetrySink {
       this.metrics !== undefined && m.address !== undefined &&
       m.waitMs !== undefined && m.durationMs !== undefined
     ) {
-      this.metrics.used(m.address, m.durationMs - m.waitMs);
+      try {
+        this.metrics.used(m.address, m.durationMs - m.waitMs);
+      } catch { /* the meter's own loss */ }
     }
   }
 
@@ -181,12 +185,21 @@ export class ClientTelemetry implements TelemetrySink {
       ...this.#server(m.address),
     };
     if (m.hedge) attributes["nodewire.hedge"] = true;
-    const span = this.tracer?.startSpan(
+    const span = this.#start(
       `${this.system} attempt`,
       { kind: CLIENT, attributes, startTime },
       contextOf(state.span!),
     );
     if (span !== undefined) this.#attempts.set(m, span);
+  }
+
+  /** A span from the tracer, if any and if it did not throw. */
+  #start(...args: Parameters<Tracer["startSpan"]>): Span | undefined {
+    try {
+      return this.tracer?.startSpan(...args);
+    } catch {
+      return undefined;
+    }
   }
 
   /** The request is over: its duration is recorded and its span ends. */
@@ -197,15 +210,14 @@ export class ClientTelemetry implements TelemetrySink {
       ...this.#server(state.address),
     };
     if (error !== undefined) Object.assign(attributes, errorAttributes(error));
-    this.metrics?.operation((endedAt - state.startedAt) / 1000, attributes);
-    const span = state.span;
-    if (span === undefined) return;
-    for (const [key, value] of Object.entries(attributes)) {
-      if (value !== undefined) span.setAttribute(key, value);
-    }
-    span.setAttribute("nodewire.attempts", state.attempts);
-    if (error !== undefined) failed(span, error);
-    span.end();
+    try {
+      this.metrics?.operation((endedAt - state.startedAt) / 1000, attributes);
+    } catch { /* the meter's own loss */ }
+    if (state.span === undefined) return;
+    end(state.span, error, {
+      ...attributes,
+      "nodewire.attempts": state.attempts,
+    });
   }
 
   /** `server.address` and `server.port` of the node at `address`. */
@@ -244,13 +256,29 @@ function attemptError(error: unknown): unknown {
     : error;
 }
 
-/** Marks `span` failed with `error`. */
-function failed(span: Span, error: unknown): void {
-  const e = error instanceof Error ? error : new Error(String(error));
-  span.recordException(e);
-  span.setStatus({ code: ERROR, message: e.message });
-  const type = errorAttributes(error)["error.type"];
-  if (type !== undefined) span.setAttribute("error.type", type);
+/**
+ * Ends `span` with `attributes`, failed when there is an `error`. Each
+ * call is the application's tracer code: one that throws loses what it
+ * was to record, and the others are still made.
+ */
+function end(span: Span, error: unknown, attributes: Attributes = {}): void {
+  if (error !== undefined) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    call(span, "recordException", e);
+    call(span, "setStatus", { code: ERROR, message: e.message });
+    attributes["error.type"] = errorAttributes(error)["error.type"];
+  }
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value !== undefined) call(span, "setAttribute", key, value);
+  }
+  call(span, "end");
+}
+
+/** `span[method](a, b)`, whose throw is the tracer's own loss. */
+function call(span: Span, method: keyof Span, a?: unknown, b?: unknown): void {
+  try {
+    (span[method] as (a: unknown, b: unknown) => unknown).call(span, a, b);
+  } catch { /* swallowed, as a sink's throw is (attachSink) */ }
 }
 
 /** Now, in ms since the epoch, finer than `Date.now()`. */
