@@ -30,6 +30,7 @@
  */
 
 import { concatBytes } from "../testing/bytes.ts";
+import { isIpLiteral } from "../src/runtime/tls.ts";
 
 const HEADER = 16;
 const SLAB_SIZE = 64 * 1024;
@@ -596,7 +597,8 @@ async function connectNode(
     socket = await new Promise((resolve, reject) => {
       const secure = connect({
         socket: tcp,
-        servername: tls.serverName,
+        // SNI carries host names only: Node warns (DEP0123) for an address.
+        servername: isIpLiteral(tls.serverName) ? undefined : tls.serverName,
         ca: [tls.ca],
       });
       secure.once("secureConnect", () => resolve(secure));

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { Client } from "../src/client/client.ts";
 import type { RetryEvent } from "../src/client/events.ts";
 import type { Clock } from "../src/clock.ts";

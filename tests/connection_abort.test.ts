@@ -5,7 +5,7 @@
 // intact and in order.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { AbortedError } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";

@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { configFromArguments } from "../src/config/sources.ts";
 

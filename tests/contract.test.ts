@@ -14,7 +14,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import process from "node:process";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import * as root from "../mod.ts";
 import {
   Client,

@@ -5,7 +5,7 @@
 // `@ts-expect-error` lines below fail `deno check` if they ever type-check).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { Client } from "../src/client/client.ts";
 import type { ClientEventMap, RetryEvent } from "../src/client/events.ts";
 import { resolveConfig } from "../src/config/resolve.ts";

@@ -5,7 +5,7 @@
 // clears; and that nothing leaks.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { systemClock } from "../src/clock.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { isNodeFailure, NodeHealth } from "../src/cluster/health.ts";
 import { runWithConcurrency } from "../src/cluster/concurrency.ts";
 import { DEFAULT_HEALTH_CONFIG } from "../src/config/defaults.ts";

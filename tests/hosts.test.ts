@@ -4,7 +4,7 @@
 // later with a retryable connect error.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { parseHost } from "../src/config/hosts.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { ConfigError } from "../src/errors.ts";

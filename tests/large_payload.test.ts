@@ -5,7 +5,7 @@
 // and a real socket; replies are views of what was read, not of the request.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,

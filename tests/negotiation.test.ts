@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { ConfigError, NegotiationError } from "../src/errors.ts";

@@ -4,7 +4,7 @@
 // that retrying cannot fix (rejected credentials). On a virtual clock.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import {
   AuthenticationError,
   ConnectionRefusedError,

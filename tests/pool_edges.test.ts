@@ -5,7 +5,7 @@
 // like every other bad acquire option. Virtual clock throughout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { Client } from "../src/client/client.ts";
 import {
   ConnectTimeoutError,

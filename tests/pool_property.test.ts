@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";

@@ -5,7 +5,7 @@
 // network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { fileURLToPath } from "node:url";
 import { Buffer } from "node:buffer";
 import {

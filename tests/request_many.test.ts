@@ -4,7 +4,7 @@
 // Every test runs on the virtual clock over the in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { type BatchResult, CHUNK_ITEMS } from "../src/client/batch.ts";
 import { MAX_BATCH_ITEMS } from "../src/client/arguments.ts";

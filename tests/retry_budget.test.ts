@@ -3,7 +3,7 @@
 // own error and the client says so.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { Client } from "../src/client/client.ts";
 import type { RetryBudgetEvent } from "../src/client/events.ts";
 import { RetryBudget } from "../src/client/retry_budget.ts";

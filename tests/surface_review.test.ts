@@ -7,7 +7,7 @@
 // Tests named "held: ..." pin behaviours that were already right.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { main } from "../cli.ts";
 import {
   allowedProtocols,

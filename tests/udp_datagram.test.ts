@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import {
   ConfigError,

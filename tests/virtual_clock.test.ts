@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import { fc } from "./support/fc.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
 test("timers fire in deadline order, ties in creation order, cancelled never", async () => {
