@@ -6,7 +6,7 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { clipped } from "../errors/base.ts";
 import { MIN_FRAME_SIZE } from "./frame.ts";
 
@@ -311,6 +311,8 @@ function decodeFeatures(
  * Encodes an ERROR payload: flags (u8, bit 0 = retryable), code (u16 BE),
  * then the UTF-8 message.
  *
+ * @throws {InvalidArgumentError} for a code that is not an integer in
+ *   0–65535 (it would wrap).
  * @example
  * ```ts
  * import { RemoteErrorCode } from "@nodewire/client";
@@ -319,11 +321,19 @@ function decodeFeatures(
  * ```
  */
 export function encodeError(error: ErrorPayload): Uint8Array {
+  const { code } = error;
+  if (!Number.isInteger(code) || code < 0 || code > 0xffff) {
+    throw new InvalidArgumentError(
+      "error.code",
+      code,
+      "expected an integer in 0–65535",
+    );
+  }
   const text = encoder.encode(error.message);
   const out = new Uint8Array(3 + text.byteLength);
   out[0] = error.retryable ? 1 : 0;
-  out[1] = (error.code >>> 8) & 0xff;
-  out[2] = error.code & 0xff;
+  out[1] = code >>> 8;
+  out[2] = code & 0xff;
   out.set(text, 3);
   return out;
 }
