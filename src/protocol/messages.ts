@@ -213,7 +213,10 @@ export function agreeFeatures(
   offered: readonly ProtocolFeature[] | undefined,
   supported: readonly ProtocolFeature[],
 ): ProtocolFeature[] {
-  return (offered ?? []).filter((f) => supported.includes(f));
+  const agreed = strings(supported, "supported");
+  return strings(offered ?? [], "offered").filter((f) =>
+    agreed.includes(f)
+  ) as ProtocolFeature[];
 }
 
 /**
@@ -287,6 +290,21 @@ function frameSize(value: unknown, what: string): number {
       `${what} maxFrameSize is ${
         shown(value)
       }, expected an integer of at least ${MIN_FRAME_SIZE} (the least accepted)`,
+    );
+  }
+  return value;
+}
+
+/**
+ * An argument that must be an array of strings: a string would be read
+ * as a list of its letters, anything else throws a TypeError from inside.
+ */
+export function strings(value: unknown, argument: string): string[] {
+  if (!Array.isArray(value) || !value.every((s) => typeof s === "string")) {
+    throw new InvalidArgumentError(
+      argument,
+      value,
+      "expected an array of strings",
     );
   }
   return value;

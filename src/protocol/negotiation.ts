@@ -8,7 +8,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { decodeJson, shown } from "./messages.ts";
+import { decodeJson, shown, strings } from "./messages.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
@@ -33,14 +33,18 @@ export type TlsPolicy = "require" | "prefer" | "disable";
  * Sorts protocols by priority, dropping duplicates and names that are not
  * protocols (a newer peer may know transports this one does not).
  *
+ * @throws {InvalidArgumentError} when `protocols` is not an array of
+ *   strings (`"tcp"` alone, say).
  * @example
  * ```ts
  * import { sortProtocols } from "@nodewire/client/protocol";
  * sortProtocols(["udp", "quic", "tls", "udp"]); // ["tls", "udp"]
  * ```
  */
-export function sortProtocols(protocols: Iterable<unknown>): ProtocolType[] {
-  const set = new Set<unknown>(protocols);
+export function sortProtocols(
+  protocols: readonly string[],
+): ProtocolType[] {
+  const set = new Set<unknown>(strings(protocols, "protocols"));
   return PROTOCOL_PRIORITY.filter((p) => set.has(p));
 }
 
@@ -69,7 +73,8 @@ export function selectProtocol(
  * The protocols a client's policy allows, best first: `protocols` narrowed
  * by the TLS policy (`"require"` keeps only TLS, `"disable"` drops it).
  *
- * @throws {InvalidArgumentError} for any other policy.
+ * @throws {InvalidArgumentError} for any other policy, or `protocols`
+ *   that are not an array of strings.
  * @example
  * ```ts
  * import { allowedProtocols } from "@nodewire/client/protocol";
@@ -79,7 +84,7 @@ export function selectProtocol(
  */
 export function allowedProtocols(
   tlsPolicy: TlsPolicy,
-  protocols: Iterable<ProtocolType>,
+  protocols: readonly ProtocolType[],
 ): ProtocolType[] {
   const sorted = sortProtocols(protocols);
   if (tlsPolicy === "require") return sorted.filter((p) => p === "tls");
