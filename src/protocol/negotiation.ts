@@ -9,11 +9,7 @@
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { decodeJson, shown, strings } from "./messages.ts";
-import {
-  isProtocolType,
-  PROTOCOL_PRIORITY,
-  type ProtocolType,
-} from "../protocol_type.ts";
+import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
 
 /**
  * What the client does about TLS: `"require"` offers only TLS (the default
@@ -154,9 +150,9 @@ export function decodeNegotiate(payload: Uint8Array): NegotiatePayload {
 /**
  * Decodes and checks a NEGOTIATE_OK payload (client side).
  *
- * @throws {ProtocolError} for a missing or ill-typed field, a
- *   `udpPort` outside 1–65535 while the node lists UDP, or a `udpToken`
- *   that is not 32 hex digits.
+ * @throws {ProtocolError} for a missing or ill-typed field, a `selected`
+ *   that is not among the listed `protocols`, a `udpPort` outside 1–65535
+ *   while the node lists UDP, or a `udpToken` that is not 32 hex digits.
  * @example
  * ```ts
  * import { decodeNegotiateOk, encodeJson } from "@nodewire/client/protocol";
@@ -166,14 +162,15 @@ export function decodeNegotiate(payload: Uint8Array): NegotiatePayload {
 export function decodeNegotiateOk(payload: Uint8Array): NegotiateOkPayload {
   const v = decodeJson(payload, "NEGOTIATE_OK");
   const protocols = protocolList(v.protocols, "NEGOTIATE_OK");
-  let selected: ProtocolType | null;
-  if (v.selected === null) selected = null;
-  else if (isProtocolType(v.selected)) selected = v.selected;
-  else {
+  // A choice the node does not list is no choice of its own.
+  const selected = v.selected === null
+    ? null
+    : protocols.find((p) => p === v.selected);
+  if (selected === undefined) {
     throw new ProtocolError(
-      `NEGOTIATE_OK selected ${
-        shown(v.selected)
-      }, expected "tls", "tcp", "udp" or null`,
+      `NEGOTIATE_OK selected ${shown(v.selected)}, expected one of ${
+        shown(protocols)
+      } or null`,
     );
   }
   const out: NegotiateOkPayload = { protocols, selected };
