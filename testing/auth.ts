@@ -6,7 +6,11 @@
  * @module
  */
 
-import { AuthenticationError, ConfigError } from "../src/errors.ts";
+import {
+  AuthenticationError,
+  ConfigError,
+  InvalidArgumentError,
+} from "../src/errors.ts";
 import { integer, is } from "../src/config/options.ts";
 import type { Check as Rule } from "../src/config/validate.ts";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
@@ -113,6 +117,14 @@ export class CredentialStore {
     password: string,
     options: AddCredentialOptions = {},
   ): Promise<StoredCredential> {
+    // saslprep would take a number, or an object's toString, as the password.
+    if (typeof password !== "string") {
+      throw new InvalidArgumentError(
+        "password",
+        "[redacted]",
+        "expected a string",
+      );
+    }
     checkOptions("add options", options, {
       iterations: ITERATIONS,
       salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),

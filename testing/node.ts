@@ -10,6 +10,7 @@ import { type Clock, systemClock, type TimerHandle } from "../src/clock.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   MAX_FRAME_SIZE_LIMIT,
+  MIN_FRAME_SIZE,
 } from "../src/protocol/frame.ts";
 import { AuthenticationError, formatAddress } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
@@ -73,7 +74,7 @@ export interface TestNodeOptions {
   nodeId?: string;
   /** Adapter to listen with. Default: the runtime's native one. */
   runtime?: RuntimeName | RuntimeAdapter;
-  /** Largest payload accepted. Default 16 MiB. */
+  /** Largest payload accepted: 1024 bytes to 1 GiB. Default 16 MiB. */
   maxFrameSize?: number;
   /** Clock for SLEEP. Default the system clock. */
   clock?: Clock;
@@ -126,7 +127,7 @@ const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
     "expected a non-empty string of at most 255 UTF-8 bytes",
   ),
   runtime,
-  maxFrameSize: integer(1, MAX_FRAME_SIZE_LIMIT),
+  maxFrameSize: integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
   clock,
   credentials: (v) =>
     v instanceof CredentialStore

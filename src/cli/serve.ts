@@ -181,8 +181,8 @@ async function tlsMaterial(
   const nothing = () => Promise.resolve();
   if (certFile !== undefined && keyFile !== undefined) {
     return {
-      cert: await readOptionFile("tls-cert", certFile),
-      key: await readOptionFile("tls-key", keyFile),
+      cert: await pemFile("tls-cert", certFile, "CERTIFICATE"),
+      key: await pemFile("tls-key", keyFile, "PRIVATE KEY"),
       caFile: undefined,
       names: undefined,
       cleanup: nothing,
@@ -209,6 +209,25 @@ async function tlsMaterial(
   const caFile = `${dir.path}/ca.pem`;
   await writeTextFile(caFile, generated.cert);
   return { ...generated, caFile, cleanup: () => dir.remove() };
+}
+
+/**
+ * A file's text, refused unless it holds a PEM block of `label`: a node
+ * served with anything else would fail every TLS handshake. The message
+ * names the file, never what it holds (it may be a key).
+ */
+async function pemFile(
+  option: string,
+  path: string,
+  label: string,
+): Promise<string> {
+  const text = await readOptionFile(option, path);
+  if (!new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text)) {
+    throw new UsageError(
+      `--${option}: "${path}" holds no PEM ${label.toLowerCase()} (no "-----BEGIN ...${label}-----" line)`,
+    );
+  }
+  return text;
 }
 
 /** The URL of the served nodes: hosts, user name, TLS; never a password. */

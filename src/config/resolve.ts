@@ -16,6 +16,7 @@ import {
 import {
   DEFAULT_MAX_FRAME_SIZE,
   MAX_FRAME_SIZE_LIMIT,
+  MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
 import type { TlsPolicy } from "../protocol/negotiation.ts";
 import {
@@ -167,7 +168,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
   const maxFrameSize = optional(
     "maxFrameSize",
     config.maxFrameSize,
-    integer(1024, MAX_FRAME_SIZE_LIMIT),
+    integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
     DEFAULT_MAX_FRAME_SIZE,
   );
   const enableTls = optional("enableTls", config.enableTls, bool, false);

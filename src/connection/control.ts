@@ -33,6 +33,7 @@ import {
   isKnownMessageType,
   KNOWN_FLAGS,
   MAX_FRAME_SIZE_LIMIT,
+  MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
 import type { MessageCodec } from "../protocol/codec.ts";
 import type { TlsOptions } from "../runtime/types.ts";
@@ -167,7 +168,7 @@ export const CONNECT: Record<string, Rule> = {
   port: integer(1, 65535),
   timeoutMs: duration,
   requestTimeoutMs: duration,
-  maxFrameSize: integer(1024, MAX_FRAME_SIZE_LIMIT),
+  maxFrameSize: integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
   clock: methods("now", "setTimeout", "clearTimeout"),
   clientName: text,
   id: sequence,

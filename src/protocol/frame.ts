@@ -155,3 +155,10 @@ export const DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024;
  * ```
  */
 export const MAX_FRAME_SIZE_LIMIT = 1024 * 1024 * 1024;
+
+/**
+ * The least `maxFrameSize` either side may announce, and the floor of
+ * every `maxFrameSize` option: below it a peer could take neither the
+ * handshake's messages nor most requests.
+ */
+export const MIN_FRAME_SIZE = 1024;

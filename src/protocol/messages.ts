@@ -6,11 +6,9 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { clipped } from "../errors/base.ts";
-
-/** The least `maxFrameSize` a node may announce: the client's own floor. */
-const MIN_FRAME_SIZE = 1024;
+import { MIN_FRAME_SIZE } from "./frame.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -175,7 +173,8 @@ export function encodeHello(hello: HelloPayload): Uint8Array {
 /**
  * Decodes and checks a HELLO payload (the node's side).
  *
- * @throws {ProtocolError} when a field is missing or of the wrong type.
+ * @throws {ProtocolError} when a field is missing or of the wrong type, or
+ *   `maxFrameSize` is below 1024.
  * @example
  * ```ts
  * import { decodeHello, encodeJson } from "@nodewire/client/protocol";
@@ -191,13 +190,10 @@ export function decodeHello(payload: Uint8Array): HelloPayload {
   if (typeof v.client !== "string") {
     throw new ProtocolError("HELLO has no client string");
   }
-  if (!isPositiveInteger(v.maxFrameSize)) {
-    throw new ProtocolError("HELLO has no valid maxFrameSize");
-  }
   return {
     version: v.version,
     client: v.client,
-    maxFrameSize: v.maxFrameSize,
+    maxFrameSize: frameSize(v.maxFrameSize, "HELLO"),
     features: decodeFeatures(v.features, "HELLO"),
   };
 }
@@ -217,7 +213,10 @@ export function agreeFeatures(
   offered: readonly ProtocolFeature[] | undefined,
   supported: readonly ProtocolFeature[],
 ): ProtocolFeature[] {
-  return (offered ?? []).filter((f) => supported.includes(f));
+  const agreed = strings(supported, "supported");
+  return strings(offered ?? [], "offered").filter((f) =>
+    agreed.includes(f)
+  ) as ProtocolFeature[];
 }
 
 /**
@@ -243,15 +242,7 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
       `HELLO_OK nodeId has ${v.nodeId.length} characters, more than 256`,
     );
   }
-  // A node that takes less could take neither the client's handshake
-  // messages nor most requests: refused now, not request by request.
-  if (!isPositiveInteger(v.maxFrameSize) || v.maxFrameSize < MIN_FRAME_SIZE) {
-    throw new ProtocolError(
-      `HELLO_OK maxFrameSize is ${
-        shown(v.maxFrameSize)
-      }, expected an integer of at least ${MIN_FRAME_SIZE} (the least accepted)`,
-    );
-  }
+  const maxFrameSize = frameSize(v.maxFrameSize, "HELLO_OK");
   if (v.auth !== "none" && v.auth !== "scram-sha-256") {
     throw new ProtocolError(`HELLO_OK names unknown auth ${shown(v.auth)}`);
   }
@@ -269,7 +260,7 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
   const features = decodeFeatures(v.features, "HELLO_OK");
   return {
     nodeId: v.nodeId,
-    maxFrameSize: v.maxFrameSize,
+    maxFrameSize,
     auth: v.auth,
     protocols: protocols as string[] | undefined,
     ...(features === undefined ? {} : { features }),
@@ -286,6 +277,37 @@ export function shown(value: unknown): string {
 
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 1;
+}
+
+/**
+ * A peer's `maxFrameSize`. One that takes less than the floor could take
+ * neither the handshake's messages nor most requests: refused now, not
+ * request by request.
+ */
+function frameSize(value: unknown, what: string): number {
+  if (!isPositiveInteger(value) || value < MIN_FRAME_SIZE) {
+    throw new ProtocolError(
+      `${what} maxFrameSize is ${
+        shown(value)
+      }, expected an integer of at least ${MIN_FRAME_SIZE} (the least accepted)`,
+    );
+  }
+  return value;
+}
+
+/**
+ * An argument that must be an array of strings: a string would be read
+ * as a list of its letters, anything else throws a TypeError from inside.
+ */
+export function strings(value: unknown, argument: string): string[] {
+  if (!Array.isArray(value) || !value.every((s) => typeof s === "string")) {
+    throw new InvalidArgumentError(
+      argument,
+      value,
+      "expected an array of strings",
+    );
+  }
+  return value;
 }
 
 /**
@@ -307,6 +329,8 @@ function decodeFeatures(
  * Encodes an ERROR payload: flags (u8, bit 0 = retryable), code (u16 BE),
  * then the UTF-8 message.
  *
+ * @throws {InvalidArgumentError} for a code that is not an integer in
+ *   0–65535 (it would wrap).
  * @example
  * ```ts
  * import { RemoteErrorCode } from "@nodewire/client";
@@ -315,11 +339,19 @@ function decodeFeatures(
  * ```
  */
 export function encodeError(error: ErrorPayload): Uint8Array {
+  const { code } = error;
+  if (!Number.isInteger(code) || code < 0 || code > 0xffff) {
+    throw new InvalidArgumentError(
+      "error.code",
+      code,
+      "expected an integer in 0–65535",
+    );
+  }
   const text = encoder.encode(error.message);
   const out = new Uint8Array(3 + text.byteLength);
   out[0] = error.retryable ? 1 : 0;
-  out[1] = (error.code >>> 8) & 0xff;
-  out[2] = error.code & 0xff;
+  out[1] = code >>> 8;
+  out[2] = code & 0xff;
   out.set(text, 3);
   return out;
 }

@@ -8,12 +8,8 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { decodeJson, shown } from "./messages.ts";
-import {
-  isProtocolType,
-  PROTOCOL_PRIORITY,
-  type ProtocolType,
-} from "../protocol_type.ts";
+import { decodeJson, shown, strings } from "./messages.ts";
+import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
 
 /**
  * What the client does about TLS: `"require"` offers only TLS (the default
@@ -33,14 +29,18 @@ export type TlsPolicy = "require" | "prefer" | "disable";
  * Sorts protocols by priority, dropping duplicates and names that are not
  * protocols (a newer peer may know transports this one does not).
  *
+ * @throws {InvalidArgumentError} when `protocols` is not an array of
+ *   strings (`"tcp"` alone, say).
  * @example
  * ```ts
  * import { sortProtocols } from "@nodewire/client/protocol";
  * sortProtocols(["udp", "quic", "tls", "udp"]); // ["tls", "udp"]
  * ```
  */
-export function sortProtocols(protocols: Iterable<unknown>): ProtocolType[] {
-  const set = new Set<unknown>(protocols);
+export function sortProtocols(
+  protocols: readonly string[],
+): ProtocolType[] {
+  const set = new Set<unknown>(strings(protocols, "protocols"));
   return PROTOCOL_PRIORITY.filter((p) => set.has(p));
 }
 
@@ -69,7 +69,8 @@ export function selectProtocol(
  * The protocols a client's policy allows, best first: `protocols` narrowed
  * by the TLS policy (`"require"` keeps only TLS, `"disable"` drops it).
  *
- * @throws {InvalidArgumentError} for any other policy.
+ * @throws {InvalidArgumentError} for any other policy, or `protocols`
+ *   that are not an array of strings.
  * @example
  * ```ts
  * import { allowedProtocols } from "@nodewire/client/protocol";
@@ -79,7 +80,7 @@ export function selectProtocol(
  */
 export function allowedProtocols(
   tlsPolicy: TlsPolicy,
-  protocols: Iterable<ProtocolType>,
+  protocols: readonly ProtocolType[],
 ): ProtocolType[] {
   const sorted = sortProtocols(protocols);
   if (tlsPolicy === "require") return sorted.filter((p) => p === "tls");
@@ -149,9 +150,9 @@ export function decodeNegotiate(payload: Uint8Array): NegotiatePayload {
 /**
  * Decodes and checks a NEGOTIATE_OK payload (client side).
  *
- * @throws {ProtocolError} for a missing or ill-typed field, a
- *   `udpPort` outside 1–65535 while the node lists UDP, or a `udpToken`
- *   that is not 32 hex digits.
+ * @throws {ProtocolError} for a missing or ill-typed field, a `selected`
+ *   that is not among the listed `protocols`, a `udpPort` outside 1–65535
+ *   while the node lists UDP, or a `udpToken` that is not 32 hex digits.
  * @example
  * ```ts
  * import { decodeNegotiateOk, encodeJson } from "@nodewire/client/protocol";
@@ -161,14 +162,15 @@ export function decodeNegotiate(payload: Uint8Array): NegotiatePayload {
 export function decodeNegotiateOk(payload: Uint8Array): NegotiateOkPayload {
   const v = decodeJson(payload, "NEGOTIATE_OK");
   const protocols = protocolList(v.protocols, "NEGOTIATE_OK");
-  let selected: ProtocolType | null;
-  if (v.selected === null) selected = null;
-  else if (isProtocolType(v.selected)) selected = v.selected;
-  else {
+  // A choice the node does not list is no choice of its own.
+  const selected = v.selected === null
+    ? null
+    : protocols.find((p) => p === v.selected);
+  if (selected === undefined) {
     throw new ProtocolError(
-      `NEGOTIATE_OK selected ${
-        shown(v.selected)
-      }, expected "tls", "tcp", "udp" or null`,
+      `NEGOTIATE_OK selected ${shown(v.selected)}, expected one of ${
+        shown(protocols)
+      } or null`,
     );
   }
   const out: NegotiateOkPayload = { protocols, selected };
