@@ -6,6 +6,7 @@
  */
 
 import { ConnectionLostError, type Endpoint } from "../errors.ts";
+import { checkReceiver } from "./arguments.ts";
 import { unrefTimer } from "./timers.ts";
 import type { ByteChannel } from "./types.ts";
 
@@ -66,6 +67,7 @@ export abstract class ChannelBase implements ByteChannel {
 
   /** Sets the data receiver; the first call starts reading. */
   onData(fn: (chunk: Uint8Array) => void): void {
+    checkReceiver("onData()", fn);
     this.#onData = fn;
     if (!this.#reading && !this.#finished) {
       this.#reading = true;
@@ -75,6 +77,7 @@ export abstract class ChannelBase implements ByteChannel {
 
   /** Sets the close receiver; a close that already happened is delivered. */
   onClose(fn: (error?: Error) => void): void {
+    checkReceiver("onClose()", fn);
     this.#onClose = fn;
     if (this.#finished) this.#scheduleClose();
   }

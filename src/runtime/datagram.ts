@@ -13,6 +13,7 @@
  */
 
 import type { Endpoint } from "../errors.ts";
+import { checkReceiver } from "./arguments.ts";
 
 /**
  * Options for {@linkcode RuntimeAdapter.datagram}: the local address to
@@ -140,11 +141,13 @@ export abstract class DatagramBase implements DatagramChannel {
 
   /** Sets the datagram receiver. */
   onMessage(fn: DatagramReceiver): void {
+    checkReceiver("onMessage()", fn);
     this.#onMessage = fn;
   }
 
   /** Sets the close receiver; a close that already happened is delivered. */
   onClose(fn: (error?: Error) => void): void {
+    checkReceiver("onClose()", fn);
     this.#onClose = fn;
     if (this.#closed) this.#scheduleClose();
   }

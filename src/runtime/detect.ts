@@ -6,6 +6,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { checkDatagram } from "./arguments.ts";
 import type { DatagramOpener } from "./datagram.ts";
 import type { RuntimeAdapter, RuntimeName } from "./types.ts";
 
@@ -53,8 +54,14 @@ export function detectRuntime(): NativeRuntimeName {
 export async function getAdapter(
   adapter?: RuntimeName | RuntimeAdapter,
 ): Promise<RuntimeAdapter> {
-  if (typeof adapter === "object" && adapter !== null) return adapter;
-  const name = adapter ?? detectRuntime();
+  if (
+    typeof adapter === "object" && adapter !== null &&
+    typeof adapter.connect === "function" &&
+    typeof adapter.listen === "function"
+  ) {
+    return adapter;
+  }
+  const name = adapter === undefined ? detectRuntime() : adapter;
   switch (name) {
     case "deno":
       return withDatagram(
@@ -93,7 +100,10 @@ function withDatagram(
 ): RuntimeAdapter {
   if (adapter.datagram === undefined) {
     let opener: Promise<DatagramOpener> | undefined;
-    adapter.datagram = async (options) => (await (opener ??= load()))(options);
+    adapter.datagram = async (options) => {
+      checkDatagram(options);
+      return (await (opener ??= load()))(options);
+    };
   }
   return adapter;
 }

@@ -13,6 +13,7 @@ import {
   type Endpoint,
   HostNotFoundError,
 } from "../errors.ts";
+import { checkConnect, checkListen } from "./arguments.ts";
 import { ChannelBase } from "./channel_base.ts";
 import { toListenError } from "./errors.ts";
 import type {
@@ -224,6 +225,7 @@ export function createMemoryNetwork(): MemoryNetwork {
     },
 
     async connect(options: ConnectOptions): Promise<ByteChannel> {
+      checkConnect(options);
       const { port, signal } = options;
       signal?.throwIfAborted();
       // A real connect never completes synchronously; neither does this, so
@@ -250,22 +252,25 @@ export function createMemoryNetwork(): MemoryNetwork {
       return client;
     },
 
-    listen(
+    // async so that a bad argument rejects rather than throws.
+    // deno-lint-ignore require-await
+    async listen(
       options: ListenOptions,
       onConnection: (channel: ByteChannel) => void,
     ): Promise<Listener> {
+      checkListen(options, onConnection);
       const hostname = canonicalHost(options.hostname ?? "127.0.0.1");
       const port = options.port === 0 ? allocatePort(hostname) : options.port;
       if (listeners.has(key(hostname, port))) {
-        return Promise.reject(toListenError(
+        throw toListenError(
           new Error(`port ${port} is in use`),
           { hostname, port },
-        ));
+        );
       }
       listeners.set(key(hostname, port), onConnection);
       knownHosts.add(hostname);
       let closed = false;
-      return Promise.resolve({
+      return {
         hostname,
         port,
         close(): Promise<void> {
@@ -275,7 +280,7 @@ export function createMemoryNetwork(): MemoryNetwork {
           }
           return Promise.resolve();
         },
-      });
+      };
     },
 
     breakAll(reason = "network failure"): void {

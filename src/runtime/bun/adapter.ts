@@ -28,6 +28,7 @@
 
 import type * as Net from "node:net";
 import type { Endpoint } from "../../errors.ts";
+import { checkConnect, checkListen } from "../arguments.ts";
 import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
@@ -434,15 +435,21 @@ export const bunAdapter: RuntimeAdapter = {
   name: "bun",
   supportsTls: true,
 
-  connect(options: ConnectOptions): Promise<ByteChannel> {
+  // async so that a bad argument rejects rather than throws.
+  // deno-lint-ignore require-await
+  async connect(options: ConnectOptions): Promise<ByteChannel> {
+    checkConnect(options);
     if (options.tls) return connectTls(bunAdapter, options);
     return connectNet(options, takeOver);
   },
 
-  listen(
+  // async so that a bad argument rejects rather than throws.
+  // deno-lint-ignore require-await
+  async listen(
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
+    checkListen(options, onConnection);
     if (options.tls) {
       return bunAdapter.listen(
         { ...options, tls: undefined },
@@ -469,12 +476,10 @@ export const bunAdapter: RuntimeAdapter = {
         },
       });
     } catch (error) {
-      return Promise.reject(
-        toListenError(error, { hostname, port: options.port }),
-      );
+      throw toListenError(error, { hostname, port: options.port });
     }
     let closed = false;
-    return Promise.resolve({
+    return {
       hostname: server.hostname,
       port: server.port,
       close(): Promise<void> {
@@ -485,6 +490,6 @@ export const bunAdapter: RuntimeAdapter = {
         }
         return Promise.resolve();
       },
-    });
+    };
   },
 };

@@ -7,6 +7,7 @@
  */
 
 import type { Endpoint } from "../../errors.ts";
+import { checkConnect, checkListen } from "../arguments.ts";
 import { ChannelBase } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls } from "../tls.ts";
@@ -216,6 +217,7 @@ export const denoAdapter: RuntimeAdapter = {
   supportsTls: true,
 
   async connect(options: ConnectOptions): Promise<ByteChannel> {
+    checkConnect(options);
     if (options.tls) return connectTls(denoAdapter, options);
     const { hostname, port, signal } = options;
     signal?.throwIfAborted();
@@ -237,10 +239,13 @@ export const denoAdapter: RuntimeAdapter = {
     return new DenoChannel(conn, { hostname, port });
   },
 
-  listen(
+  // async so that a bad argument rejects rather than throws.
+  // deno-lint-ignore require-await
+  async listen(
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
+    checkListen(options, onConnection);
     if (options.tls) {
       // Not Deno.listenTls: its conns cannot turn Nagle off.
       return denoAdapter.listen(
@@ -253,9 +258,7 @@ export const denoAdapter: RuntimeAdapter = {
     try {
       server = Deno.listen({ hostname, port: options.port, transport: "tcp" });
     } catch (error) {
-      return Promise.reject(
-        toListenError(error, { hostname, port: options.port }),
-      );
+      throw toListenError(error, { hostname, port: options.port });
     }
     const addr = server.addr;
     let closed = false;
@@ -278,7 +281,7 @@ export const denoAdapter: RuntimeAdapter = {
         );
       }
     })();
-    return Promise.resolve({
+    return {
       hostname: addr.hostname,
       port: addr.port,
       async close(): Promise<void> {
@@ -294,6 +297,6 @@ export const denoAdapter: RuntimeAdapter = {
         // until then the kernel still completes handshakes on the port.
         await accepting;
       },
-    });
+    };
   },
 };

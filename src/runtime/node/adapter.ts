@@ -12,6 +12,7 @@
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
+import { checkConnect, checkListen } from "../arguments.ts";
 import { ChannelBase } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import {
@@ -400,7 +401,10 @@ export const nodeAdapter: RuntimeAdapter = {
   name: "node",
   supportsTls: true,
 
-  connect(options: ConnectOptions): Promise<ByteChannel> {
+  // async so that a bad argument rejects rather than throws.
+  // deno-lint-ignore require-await
+  async connect(options: ConnectOptions): Promise<ByteChannel> {
+    checkConnect(options);
     if (options.tls) return connectTls(nodeAdapter, options);
     return connectNet(
       options,
@@ -412,6 +416,7 @@ export const nodeAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
+    checkListen(options, onConnection);
     if (options.tls) {
       return nodeAdapter.listen(
         { ...options, tls: undefined },

@@ -1,0 +1,124 @@
+/**
+ * Argument checks at the adapters' entries: an `InvalidArgumentError`
+ * before any socket exists, not a runtime's TypeError, a port nobody
+ * asked for, or a listener that throws on its first connection.
+ *
+ * @module
+ */
+
+import { InvalidArgumentError } from "../errors.ts";
+
+type Rule = readonly [ok: (value: unknown) => boolean, expected: string];
+
+const host: Rule = [
+  (v) =>
+    typeof v === "string" && v !== "" && v.length < 256 && !v.includes("\0"),
+  "expected a host name or IP, 1-255 chars",
+];
+// 0 included: connecting to it fails as a ConnectionError on every runtime.
+const port: Rule = [
+  (v) => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 65536,
+  "expected an integer port in 0-65535",
+];
+const pem: Rule = [
+  (v) => typeof v === "string" && v.includes("-----BEGIN "),
+  "expected a PEM string",
+];
+const signal: Rule = [
+  (v) => v instanceof AbortSignal,
+  "expected an AbortSignal",
+];
+// Checked on its own, as an object of its own options.
+const nested: Rule = [() => true, ""];
+
+/** Throws unless `fn` is a function: a receiver called later must be one. */
+export function checkReceiver(method: string, fn: unknown): void {
+  if (typeof fn !== "function") {
+    throw new InvalidArgumentError("fn", fn, "expected a function", { method });
+  }
+}
+
+/** Throws unless every key of `options` is in `rules` and passes it. */
+function check(
+  method: string,
+  options: unknown,
+  rules: Record<string, Rule>,
+  required: readonly string[],
+  name = "options",
+): void {
+  if (typeof options !== "object" || options === null) {
+    throw new InvalidArgumentError(name, options, "expected an object", {
+      method,
+    });
+  }
+  const values = options as Record<string, unknown>;
+  for (const key of [...required, ...Object.keys(values)]) {
+    const value = values[key];
+    const [ok, expected] = Object.hasOwn(rules, key)
+      ? rules[key]
+      : [() => false, `a known option (${Object.keys(rules).join(", ")})`];
+    if (value === undefined ? required.includes(key) : !ok(value)) {
+      throw new InvalidArgumentError(`${name}.${key}`, value, expected, {
+        method,
+      });
+    }
+  }
+}
+
+/** Checks `adapter.connect()`'s options, its `tls` included. */
+export function checkConnect(options: unknown): void {
+  const method = "connect()";
+  check(
+    method,
+    options,
+    { hostname: host, port, signal, tls: nested },
+    [
+      "hostname",
+      "port",
+    ],
+  );
+  const client = (options as { tls?: unknown }).tls;
+  if (client === undefined) return;
+  check(
+    method,
+    client,
+    {
+      serverName: host,
+      ca: [
+        (v) => Array.isArray(v) && v.every(pem[0]),
+        "expected an array of PEM strings",
+      ],
+      dangerouslySkipVerify: [
+        (v) => typeof v === "boolean",
+        "expected a boolean",
+      ],
+      signal,
+    },
+    ["serverName"],
+    "options.tls",
+  );
+}
+
+/** Checks `adapter.listen()`'s options, `tls` included, and receiver. */
+export function checkListen(options: unknown, onConnection: unknown): void {
+  const method = "listen()";
+  check(method, options, { hostname: host, port, tls: nested }, [
+    "port",
+  ]);
+  const server = (options as { tls?: unknown }).tls;
+  if (server !== undefined) {
+    check(
+      method,
+      server,
+      { cert: pem, key: pem, signal },
+      ["cert", "key"],
+      "options.tls",
+    );
+  }
+  checkReceiver(method, onConnection);
+}
+
+/** Checks `adapter.datagram()`'s options. */
+export function checkDatagram(options: unknown): void {
+  check("datagram()", options, { hostname: host, port: port }, []);
+}
