@@ -347,3 +347,66 @@ test(`${native}: datagram receivers must be functions; held: send never throws`,
     socket.close();
   }
 });
+
+for (const name of names.filter((n) => n !== "memory")) {
+  test(`${name}: startTls() and acceptTls() refuse options of the wrong shape with an InvalidArgumentError, leaving the channel as it was`, async () => {
+    // They went into the TLS layer as given: a TlsError around a runtime's
+    // TypeError, after the channel had been handed over to TLS.
+    const adapter = await getAdapter(name);
+    const server = await counting(adapter);
+    const channel = await adapter.connect({
+      hostname: "127.0.0.1",
+      port: server.listener.port,
+    });
+    let closed = false;
+    channel.onData(() => {});
+    channel.onClose(() => closed = true);
+    try {
+      const client: [unknown, string][] = [
+        [undefined, "options"],
+        [{}, "options.serverName"],
+        [{ serverName: 42 }, "options.serverName"],
+        [{ serverName: "localhost", ca: PEM }, "options.ca"],
+        [
+          { serverName: "localhost", dangerouslySkipVerify: 1 },
+          "options.dangerouslySkipVerify",
+        ],
+        [{ serverName: "localhost", signal: {} }, "options.signal"],
+        [{ serverName: "localhost", bogus: true }, "options.bogus"],
+      ];
+      for (const [options, argument] of client) {
+        await refused(
+          channel.startTls!(options as never),
+          argument,
+          `${name} startTls(${JSON.stringify(options)})`,
+        );
+      }
+      await settle();
+      assert.equal(server.accepted.length, 1);
+      const accepted = server.accepted[0];
+      const serverCases: [unknown, string][] = [
+        [{}, "options.cert"],
+        [{ cert: PEM }, "options.key"],
+        [{ cert: "nope", key: PEM }, "options.cert"],
+        [{ cert: PEM, key: PEM, extra: 1 }, "options.extra"],
+      ];
+      for (const [options, argument] of serverCases) {
+        await refused(
+          accepted.acceptTls!(options as never),
+          argument,
+          `${name} acceptTls(${JSON.stringify(options)})`,
+        );
+      }
+      // Still the plain channel it was: bytes go through.
+      const got = new Promise<number>((resolve) =>
+        accepted.onData((chunk) => resolve(chunk.length))
+      );
+      assert.equal(channel.write(new Uint8Array(3)), true);
+      assert.equal(await got, 3);
+      assert.equal(closed, false);
+    } finally {
+      channel.destroy();
+      await server.close();
+    }
+  });
+}

@@ -65,6 +65,36 @@ function check(
   }
 }
 
+const CLIENT_TLS: Record<string, Rule> = {
+  serverName: host,
+  ca: [
+    (v) => Array.isArray(v) && v.every(pem[0]),
+    "expected an array of PEM strings",
+  ],
+  dangerouslySkipVerify: [(v) => typeof v === "boolean", "expected a boolean"],
+  signal,
+};
+const SERVER_TLS: Record<string, Rule> = { cert: pem, key: pem, signal };
+
+/**
+ * Checks TLS options: a client's (`connect`'s `tls`, `startTls`) or, with
+ * `server`, a server's (`listen`'s `tls`, `acceptTls`).
+ */
+export function checkTls(
+  method: string,
+  options: unknown,
+  server: boolean,
+  name?: string,
+): void {
+  check(
+    method,
+    options,
+    server ? SERVER_TLS : CLIENT_TLS,
+    server ? ["cert", "key"] : ["serverName"],
+    name,
+  );
+}
+
 /** Checks `adapter.connect()`'s options, its `tls` included. */
 export function checkConnect(options: unknown): void {
   const method = "connect()";
@@ -78,25 +108,7 @@ export function checkConnect(options: unknown): void {
     ],
   );
   const client = (options as { tls?: unknown }).tls;
-  if (client === undefined) return;
-  check(
-    method,
-    client,
-    {
-      serverName: host,
-      ca: [
-        (v) => Array.isArray(v) && v.every(pem[0]),
-        "expected an array of PEM strings",
-      ],
-      dangerouslySkipVerify: [
-        (v) => typeof v === "boolean",
-        "expected a boolean",
-      ],
-      signal,
-    },
-    ["serverName"],
-    "options.tls",
-  );
+  if (client !== undefined) checkTls(method, client, false, "options.tls");
 }
 
 /** Checks `adapter.listen()`'s options, `tls` included, and receiver. */
@@ -106,15 +118,7 @@ export function checkListen(options: unknown, onConnection: unknown): void {
     "port",
   ]);
   const server = (options as { tls?: unknown }).tls;
-  if (server !== undefined) {
-    check(
-      method,
-      server,
-      { cert: pem, key: pem, signal },
-      ["cert", "key"],
-      "options.tls",
-    );
-  }
+  if (server !== undefined) checkTls(method, server, true, "options.tls");
   checkReceiver(method, onConnection);
 }
 

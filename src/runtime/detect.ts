@@ -42,7 +42,8 @@ export function detectRuntime(): NativeRuntimeName {
  *
  * `"memory"` creates a fresh, isolated in-memory network on every call.
  *
- * @throws {ConfigError} for an unknown name.
+ * @throws {ConfigError} for an unknown name, or an object without
+ *   `connect` and `listen` functions.
  * @example
  * ```ts
  * import { getAdapter } from "@nodewire/client/runtime";

@@ -64,7 +64,8 @@ export interface ByteChannel {
    * Queues `bytes` for sending. The caller must not modify `bytes` later.
    * Returns false when the queue is above its high-water mark: stop writing
    * and wait for {@linkcode ByteChannel.drained}. After close, the bytes are
-   * dropped and false is returned.
+   * dropped and false is returned. Only a `Uint8Array` is checked for:
+   * anything else does what the runtime makes of it.
    */
   write(bytes: Uint8Array): boolean;
   /** Resolves when the send queue is below its low-water mark, or closed. */
@@ -134,10 +135,14 @@ export interface RuntimeAdapter {
   /**
    * Opens a TCP connection with Nagle disabled. Rejects with
    * `ConnectionRefusedError`, `HostNotFoundError` or another
-   * `ConnectionError`, never with a runtime-specific error.
+   * `ConnectionError`, never with a runtime-specific error; with
+   * `InvalidArgumentError`, before any socket, for bad options.
    */
   connect(options: ConnectOptions): Promise<ByteChannel>;
-  /** Binds a TCP server and calls `onConnection` for each accepted socket. */
+  /**
+   * Binds a TCP server and calls `onConnection` for each accepted socket.
+   * Rejects with `InvalidArgumentError` for bad options or receiver.
+   */
   listen(
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
@@ -146,7 +151,7 @@ export interface RuntimeAdapter {
    * Binds a UDP socket (src/runtime/datagram.ts). Optional: an adapter
    * without it cannot do UDP, and the client then never offers UDP.
    * Rejects with a `ConnectionError` (`LISTEN_FAILED`) when the address
-   * cannot be bound.
+   * cannot be bound, `InvalidArgumentError` for bad options.
    */
   datagram?(options: DatagramOptions): Promise<DatagramChannel>;
   /**

@@ -28,7 +28,7 @@
 
 import type * as Net from "node:net";
 import type { Endpoint } from "../../errors.ts";
-import { checkConnect, checkListen } from "../arguments.ts";
+import { checkConnect, checkListen, checkTls } from "../arguments.ts";
 import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
@@ -207,6 +207,11 @@ class BunChannel extends ChannelBase {
    * is cut loose from this channel first.
    */
   startTls(options: TlsOptions): Promise<ByteChannel> {
+    try {
+      checkTls("startTls()", options, false);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const socket = this.#socket;
     if (socket === undefined || this.finished || this.#closing) {
       return Promise.reject(

@@ -12,7 +12,7 @@
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
-import { checkConnect, checkListen } from "../arguments.ts";
+import { checkConnect, checkListen, checkTls } from "../arguments.ts";
 import { ChannelBase } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import {
@@ -209,6 +209,7 @@ export class NodeChannel extends ChannelBase {
    * socket takes the socket's handle, so this channel lets go of it.
    */
   async startTls(options: TlsOptions): Promise<ByteChannel> {
+    checkTls("startTls()", options, false);
     const tls = await loadTls();
     const socket = this.#release();
     const { serverName } = options;
@@ -247,6 +248,7 @@ export class NodeChannel extends ChannelBase {
 
   /** Server side of a TLS upgrade: `new tls.TLSSocket(socket, { isServer })`. */
   async acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
+    checkTls("acceptTls()", options, true);
     const tls = await loadTls();
     const socket = this.#release();
     let secure: Tls.TLSSocket | undefined;

@@ -35,6 +35,7 @@ import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
 import { settleOnHandshake } from "./adapter.ts";
 import { handshakeUnder, isIpLiteral } from "../tls.ts";
+import { checkTls } from "../arguments.ts";
 import type { ByteChannel, TlsOptions, TlsServerOptions } from "../types.ts";
 
 let modules: Promise<[typeof Tls, typeof Stream]> | undefined;
@@ -113,6 +114,7 @@ export async function startTlsOver(
   endpoint: Endpoint,
   options: TlsOptions,
 ): Promise<ByteChannel> {
+  checkTls("startTls()", options, false);
   const [tls, stream] = await load();
   const { serverName } = options;
   const skip = options.dangerouslySkipVerify === true;
@@ -169,6 +171,7 @@ export async function acceptTlsOver(
   endpoint: Endpoint,
   options: TlsServerOptions,
 ): Promise<ByteChannel> {
+  checkTls("acceptTls()", options, true);
   const [tls, stream] = await load();
   let socket: Tls.TLSSocket | undefined;
   return await handshakeUnder(
