@@ -20,7 +20,7 @@ import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-import { spawnScript } from "./support/exit/spawn.ts";
+import { childReport, spawnScript } from "./support/exit/spawn.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 
@@ -77,18 +77,10 @@ const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
 test("a ReplySink that throws harms nothing else: the connection stays open, the other requests settle, the timer goes on, and the throw is reported to the process", async () => {
   // In a child process: `bun test` fails the running test on any
   // uncaught error, whatever handler is installed (see the child).
-  const child = spawnScript(
+  const report = await childReport(
     fileURLToPath(new URL("./support/throwing_sink.ts", import.meta.url)),
-    [],
   );
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk) => stdout += chunk);
-  child.stderr!.on("data", (chunk) => stderr += chunk);
-  const code = await new Promise((resolve) => child.on("close", resolve));
-  assert.equal(code, 0, stderr);
-  const lines = stdout.trim().split("\n");
-  assert.deepEqual(JSON.parse(lines[lines.length - 1]), {
+  assert.deepEqual(report, {
     // Before: the connection was destroyed as a protocol violation, and
     // the other request failed with ConnectionLostError.
     reply: { other: "reply", open: true },

@@ -37,7 +37,7 @@ import {
 } from "./support/fault_checks.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { type HedgeScene, hedgeScene } from "./support/hedge_scene.ts";
-import { spawnScript } from "./support/exit/spawn.ts";
+import { childReport } from "./support/exit/spawn.ts";
 
 /** Whether `call` settled once the network ran, without moving the clock. */
 async function settledNow(
@@ -641,20 +641,10 @@ test("a payload whose length getter lies or throws is refused with InvalidArgume
 test("a retry or retryBudgetExhausted listener that throws changes nothing for the request; its error is reported to the process, as any EventTarget listener's", async () => {
   // In a child process: `bun test` fails the running test on any
   // uncaught error, whatever handler is installed (see the child).
-  const child = spawnScript(
-    fileURLToPath(
-      new URL("./support/throwing_listeners.ts", import.meta.url),
-    ),
-    [],
+  const report = await childReport(
+    fileURLToPath(new URL("./support/throwing_listeners.ts", import.meta.url)),
   );
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk) => stdout += chunk);
-  child.stderr!.on("data", (chunk) => stderr += chunk);
-  const code = await new Promise((resolve) => child.on("close", resolve));
-  assert.equal(code, 0, stderr);
-  const lines = stdout.trim().split("\n");
-  assert.deepEqual(JSON.parse(lines[lines.length - 1]), {
+  assert.deepEqual(report, {
     outcome: "REMOTE_ERROR",
     retries: 1,
     failed: 1,

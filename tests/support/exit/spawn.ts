@@ -39,3 +39,21 @@ export function spawnScript(script: string, args: string[]): ChildProcess {
     stdio: ["ignore", "pipe", "pipe"],
   });
 }
+
+/**
+ * Runs `script` to its end and returns the JSON of the last line it
+ * printed: the report of a child that checks what the parent cannot (an
+ * uncaught error fails a `bun test` test whatever handler is installed).
+ * A child that exits other than with 0 fails, with its stderr.
+ */
+export async function childReport(script: string): Promise<unknown> {
+  const child = spawnScript(script, []);
+  let stdout = "";
+  let stderr = "";
+  child.stdout!.on("data", (chunk) => stdout += chunk);
+  child.stderr!.on("data", (chunk) => stderr += chunk);
+  const code = await new Promise((resolve) => child.on("close", resolve));
+  if (code !== 0) throw new Error(`${script} exited with ${code}: ${stderr}`);
+  const lines = stdout.trim().split("\n");
+  return JSON.parse(lines[lines.length - 1]);
+}
