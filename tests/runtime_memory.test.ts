@@ -5,7 +5,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionLostError, HostNotFoundError } from "../src/errors.ts";
+import {
+  ConnectionLostError,
+  HostNotFoundError,
+  InvalidArgumentError,
+} from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 
@@ -103,6 +107,38 @@ test("networks are isolated and port 0 gives distinct ports", async () => {
   } finally {
     await one.close();
     await two.close();
+  }
+});
+
+test("tls is refused, not ignored: the memory network has no TLS", async () => {
+  const network = createMemoryNetwork();
+  assert.equal(network.supportsTls, undefined);
+  const listener = await network.listen({ port: 0 }, () => {});
+  try {
+    await assert.rejects(
+      network.connect({
+        hostname: "127.0.0.1",
+        port: listener.port,
+        tls: { serverName: "node.test" },
+      }),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError &&
+        error.argument === "options.tls" &&
+        /connect\(\).*does not speak TLS/.test(error.message),
+    );
+    await assert.rejects(
+      network.listen(
+        { port: 0, tls: { cert: "c", key: "secret-key" } },
+        () => {},
+      ),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError &&
+        /listen\(\)/.test(error.message) && !error.message.includes("secret"),
+    );
+    // Nothing was opened by either refusal.
+    assert.equal(network.openChannels, 0);
+  } finally {
+    await listener.close();
   }
 });
 

@@ -12,6 +12,7 @@ import {
   ConnectionRefusedError,
   type Endpoint,
   HostNotFoundError,
+  InvalidArgumentError,
 } from "../errors.ts";
 import { checkConnect, checkListen } from "./arguments.ts";
 import { ChannelBase } from "./channel_base.ts";
@@ -30,7 +31,8 @@ const FIRST_DYNAMIC_PORT = 49152;
 
 /**
  * A {@linkcode RuntimeAdapter} over an in-memory network, plus handles for
- * tests to inspect it and inject faults.
+ * tests to inspect it and inject faults. It has no TLS: `connect` and
+ * `listen` refuse a `tls` option with an `InvalidArgumentError`.
  */
 export interface MemoryNetwork extends RuntimeAdapter {
   /** Always `"memory"`. */
@@ -226,6 +228,7 @@ export function createMemoryNetwork(): MemoryNetwork {
 
     async connect(options: ConnectOptions): Promise<ByteChannel> {
       checkConnect(options);
+      refuseTls("connect()", options.tls);
       const { port, signal } = options;
       signal?.throwIfAborted();
       // A real connect never completes synchronously; neither does this, so
@@ -259,6 +262,7 @@ export function createMemoryNetwork(): MemoryNetwork {
       onConnection: (channel: ByteChannel) => void,
     ): Promise<Listener> {
       checkListen(options, onConnection);
+      refuseTls("listen()", options.tls);
       const hostname = canonicalHost(options.hostname ?? "127.0.0.1");
       const port = options.port === 0 ? allocatePort(hostname) : options.port;
       if (listeners.has(key(hostname, port))) {
@@ -287,4 +291,19 @@ export function createMemoryNetwork(): MemoryNetwork {
       for (const channel of [...channels]) channel.sever(reason);
     },
   };
+}
+
+/**
+ * The memory network has no TLS (`supportsTls` is unset, so a client never
+ * asks it for TLS): a caller that does gets an error, not a plaintext
+ * channel it would take for an encrypted one.
+ */
+function refuseTls(method: string, tls: unknown): void {
+  if (tls === undefined) return;
+  throw new InvalidArgumentError(
+    "options.tls",
+    tls,
+    "the memory network does not speak TLS (supportsTls is not set)",
+    { method },
+  );
 }
