@@ -6,18 +6,21 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import type { Connection } from "../src/connection/connection.ts";
+import { Connection } from "../src/connection/connection.ts";
 import { DatagramTooLargeError, RequestTimeoutError } from "../src/errors.ts";
-import { udpStats } from "../src/handshake/udp.ts";
+import { createHandshake } from "../src/handshake/handshake.ts";
+import { udpStats, udpTransport } from "../src/handshake/udp.ts";
 import {
   type DatagramFrame,
   decodeDatagramFrames,
   encodeDatagram,
   encodeDatagramFrames,
+  parseUdpToken,
 } from "../src/protocol/datagram.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
 import { startTestNode } from "../testing/node.ts";
-import { ops } from "../testing/ops.ts";
+import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { spawnScript } from "./support/exit/spawn.ts";
 import { connectUdp, rawSocket, waitFor } from "./support/udp_scene.ts";
@@ -325,4 +328,50 @@ test("closing clients with datagrams in flight and packed: no unhandled rejectio
     closed: ["RequestTimeoutError"],
     udpSessionsLeft: 0,
   });
+});
+
+test("over IPv6 loopback (::1) replies are taken from the node, and a forged one from another port is not", async () => {
+  const node = await startTestNode({
+    hostname: "::1",
+    protocols: ["udp"],
+    udpPort: 0,
+  });
+  const adapter = await getAdapter();
+  let token: Uint8Array | undefined;
+  const udp = udpTransport({ adapter })!;
+  const connection = await Connection.connect({
+    adapter,
+    hostname: "::1",
+    port: node.port,
+    handshake: createHandshake({
+      protocols: ["udp"],
+      transports: {
+        udp: (c, negotiated, signal) => {
+          token = parseUdpToken(negotiated.udpToken);
+          return udp(c, negotiated, signal);
+        },
+      },
+    }),
+  });
+  const other = await rawSocket("::1");
+  try {
+    const stats = udpStats(connection)!;
+    assert.equal(stats.address, `[::1]:${node.udpPort}`);
+    assert.equal(
+      replyText(await connection.sendRequest(ops.echo("six"))),
+      "six",
+    );
+    other.socket.send(
+      encodeDatagram(token!, MessageType.Response, 0, 1, bytesOf("x")),
+      "::1",
+      stats.localPort,
+    );
+    await waitFor(() => stats.rejected === 1, "the forged datagram dropped");
+    assert.equal(replyText(await connection.sendRequest(ops.echo("v6"))), "v6");
+    assert.equal(stats.received, 2);
+  } finally {
+    other.socket.close();
+    await connection.close();
+    await node.close();
+  }
 });
