@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
+import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { DatagramTooLargeError, RequestTimeoutError } from "../src/errors.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
@@ -372,6 +373,76 @@ test("over IPv6 loopback (::1) replies are taken from the node, and a forged one
   } finally {
     other.socket.close();
     await connection.close();
+    await node.close();
+  }
+});
+
+test("requestMany over UDP: a payload too large for a datagram fails alone with DatagramTooLargeError, unretried; the rest are answered", async () => {
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  const client = await Client.connect({
+    hosts: [node.address],
+    healthConfig: { intervalMs: 0 },
+    retryConfig: { maxRetries: 3, initialBackoffMs: 1 },
+    poolConfig: {
+      minConnections: 1,
+      maxConnections: 1,
+      heartbeatIntervalMs: 0,
+    },
+  });
+  try {
+    const results = await client.requestMany(
+      [ops.echo("a"), ops.echo("x".repeat(2000)), ops.echo("b")],
+      { idempotent: true },
+    );
+    assert.equal(results[0].ok && replyText(results[0].value), "a");
+    assert.equal(results[2].ok && replyText(results[2].value), "b");
+    const failed = results[1];
+    assert.ok(!failed.ok);
+    assert.ok(
+      failed.error instanceof DatagramTooLargeError,
+      String(failed.error),
+    );
+    assert.equal(failed.error.maxPayload, 1168);
+    assert.equal(client.stats().retries, 0);
+    assert.equal(client.stats().nodes[0].consecutiveFailures, 0);
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+});
+
+test("the node answers an unknown session only for a well-formed REQUEST or PING: a short or malformed datagram gets no (larger) answer", async () => {
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  const { socket, received } = await rawSocket();
+  try {
+    const [a, b, c, d] = [0xa1, 0xb2, 0xc3, 0xd4].map((n) =>
+      new Uint8Array(16).fill(n)
+    );
+    const request = encodeDatagram(d, MessageType.Request, 0, 1, ops.echo("?"));
+    const send = (bytes: Uint8Array) =>
+      socket.send(bytes, "127.0.0.1", node.udpPort!);
+    // 18 bytes, a version and a REQUEST type after the token: no frame.
+    send(new Uint8Array([...a, 1, MessageType.Request]));
+    // A header whose length runs past the datagram.
+    const overrun = encodeDatagram(b, MessageType.Request, 0, 1, ops.echo("?"));
+    overrun[31] = 200;
+    send(overrun);
+    // A REQUEST, then junk.
+    send(
+      new Uint8Array([
+        ...encodeDatagram(c, MessageType.Ping, 0, 1, new Uint8Array(0)),
+        9,
+      ]),
+    );
+    send(request);
+    await waitFor(
+      () => received.some((r) => r[0] === 0xd4),
+      "the answer to the well-formed one",
+    );
+    await waitFor(() => node.udpStats!.rejected === 4, "four refusals");
+    assert.deepEqual(received.map((r) => r[0]), [0xd4], "only it was answered");
+  } finally {
+    socket.close();
     await node.close();
   }
 });
