@@ -73,11 +73,12 @@ async function scene(batch: boolean, clock?: VirtualClock) {
   const ask = async (n: number, options?: { idempotent?: boolean }) => {
     const before = requests.length;
     const settled: (string | Error | undefined)[] = [];
+    const raw: Uint8Array[] = [];
     const promises = Array.from(
       { length: n },
       (_, i) =>
         connection.sendRequest(ops.echo(`q${i}`), options).then(
-          (r) => settled[i] = text(r),
+          (r) => settled[i] = text(raw[i] = r),
           (e) => settled[i] = e,
         ),
     );
@@ -85,7 +86,7 @@ async function scene(batch: boolean, clock?: VirtualClock) {
     // Submission order: without udp-batch, datagrams may land in any order.
     const sequences = requests.slice(before).map((r) => r.message.sequence)
       .sort((x, y) => x - y);
-    return { sequences, settled, promises };
+    return { sequences, settled, raw, promises };
   };
   const close = async () => {
     fake.socket.close();
@@ -174,6 +175,13 @@ for (const batch of [false, true]) {
         new Uint8Array([...good, ...new Uint8Array(16).fill(0xee)]),
         encodeDatagram(token, 0x7f, 0, a, bytesOf("A")), // unknown type
         unknownType, // a good frame, then one of an unknown type
+        // Two good replies packed, where HELLO_OK agreed no "udp-batch".
+        ...(batch ? [] : [
+          encodeDatagramFrames(token, [
+            s.frame(a, bytesOf("A")),
+            s.frame(b, bytesOf("B")),
+          ]),
+        ]),
       ];
       for (const bytes of garbage) s.send(bytes);
       await waitFor(
@@ -446,3 +454,20 @@ test("the node answers an unknown session only for a well-formed REQUEST or PING
     await node.close();
   }
 });
+
+for (const batch of [false, true]) {
+  const mode = batch ? "with udp-batch" : "without udp-batch";
+  test(`${mode}: a reply's bytes stay its own after later datagrams arrive (no receive buffer is reused under them)`, async () => {
+    const s = await scene(batch);
+    try {
+      const n = 50;
+      const { sequences, raw, promises } = await s.ask(n);
+      const body = (i: number) => `reply ${i}`.padEnd(40, String(i % 10));
+      for (let i = 0; i < n; i++) s.reply(sequences[i], body(i));
+      await Promise.all(promises);
+      raw.forEach((bytes, i) => assert.equal(text(bytes), body(i)));
+    } finally {
+      await s.close();
+    }
+  });
+}
