@@ -221,9 +221,15 @@ export class UdpService<S> {
       // connection dropped) learns it at once, not at its timeout. The
       // token is echoed: the client drops datagrams without its own. Only
       // requests and pings are answered, so two endpoints can never keep
-      // answering each other's errors.
-      const type = bytes[UDP_TOKEN_SIZE + 1];
-      if (type !== MessageType.Request && type !== MessageType.Ping) return;
+      // answering each other's errors; and only well-formed ones, or 18
+      // forged bytes would draw a 54-byte answer at whoever they name.
+      let first: Message;
+      try {
+        first = decodeDatagramFrames(bytes).messages[0];
+      } catch {
+        return;
+      }
+      if (!isRequest(first.type)) return;
       this.#send(
         bytes.subarray(0, UDP_TOKEN_SIZE),
         MessageType.Error,

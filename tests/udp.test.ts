@@ -310,21 +310,24 @@ test("the node refuses datagrams it cannot place, and tells a client whose sessi
 });
 
 test("the client drops datagrams without its token, and closes the connection when the node disowns the session", async () => {
-  const { node: held, nodeClock } = await heldUdpNode();
+  const { node: held } = await heldUdpNode();
   let token: Uint8Array | undefined;
   const adapter = await getAdapter();
   const udp = udpTransport({ adapter })!;
+  // The raw socket plays the node's UDP side: the client takes datagrams
+  // only from where it sends its own.
+  const { socket, received } = await rawSocket();
   const connection = await connectUdp(held, {
+    udpPort: socket.port,
     udp: (c, negotiated, signal) => {
       token = parseUdpToken(negotiated.udpToken);
       return udp(c, negotiated, signal);
     },
   });
-  const { socket } = await rawSocket();
   try {
     const port = udpStats(connection)!.localPort;
     const pending = connection.sendRequest(ops.sleep(1000));
-    await waitFor(() => nodeClock.pendingTimers === 1, "the request");
+    await waitFor(() => received.length === 1, "the request");
     // Someone else's token: dropped, the connection carries on.
     socket.send(
       encodeDatagram(newUdpToken(), MessageType.Response, 0, 1, ops.echo("x")),

@@ -75,8 +75,8 @@ export interface UdpStats {
   /** Datagrams received with this session's token, valid. */
   datagramsReceived: number;
   /**
-   * Dropped unread: datagrams without the token or malformed (dropped
-   * whole), and frames of a type a node may not send (each on its own).
+   * Dropped unread: datagrams not from the node's address and UDP port,
+   * without the token or malformed (dropped whole), and frames of a type a node may not send (each on its own).
    */
   rejected: number;
 }
@@ -303,11 +303,21 @@ class UdpRoute implements RequestRoute {
     this.#channel.send(datagram, this.#ip, this.#port);
   };
 
-  #onDatagram = (bytes: Uint8Array): void => {
-    // Anyone can send to this port: a datagram without the session's
-    // token, or one that does not parse, is dropped, never allowed to
-    // break the connection.
-    if (!hasToken(bytes, this.#token)) {
+  /**
+   * Whether a datagram is the node's: from where ours go, with the token.
+   * Anyone can send to this port, and a token is seen by whoever reads one
+   * datagram; the node answers from the port it was sent to.
+   */
+  #fromNode(bytes: Uint8Array, hostname: string, port: number): boolean {
+    return port === this.#port &&
+      (hostname === this.#ip || unmapIPv4(hostname) === this.#ip) &&
+      hasToken(bytes, this.#token);
+  }
+
+  #onDatagram = (bytes: Uint8Array, hostname: string, port: number): void => {
+    // A datagram that is not the node's, or does not parse, is dropped,
+    // never allowed to break the connection.
+    if (!this.#fromNode(bytes, hostname, port)) {
       this.stats.rejected++;
       return;
     }
@@ -327,8 +337,12 @@ class UdpRoute implements RequestRoute {
     this.#deliver(message);
   };
 
-  #onBatchDatagram = (bytes: Uint8Array): void => {
-    if (!hasToken(bytes, this.#token)) {
+  #onBatchDatagram = (
+    bytes: Uint8Array,
+    hostname: string,
+    port: number,
+  ): void => {
+    if (!this.#fromNode(bytes, hostname, port)) {
       this.stats.rejected++;
       return;
     }
