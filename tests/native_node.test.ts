@@ -228,7 +228,7 @@ test("a first message other than HELLO gets ERROR 2 and a close; an unknown op g
   await within("close", raw.closed);
 });
 
-test("udp-batch: agreed in HELLO, several frames per datagram each way; an unknown token gets ERROR 5", async () => {
+test("udp-batch: agreed in HELLO, several frames per datagram each way; an unknown token gets ERROR 5, if well-formed", async () => {
   const raw = await rawConnection();
   raw.channel.write(frame(
     MessageType.Hello,
@@ -307,6 +307,19 @@ test("udp-batch: agreed in HELLO, several frames per datagram each way; an unkno
     );
     assert.equal(decoder.decode(frames[2].payload.subarray(9)), "b");
 
+    // Malformed datagrams of an unknown session draw no answer (forged
+    // bytes must not draw a larger reply): a header cut short, a length
+    // past the end, junk after a frame. Sent first: the first answer that
+    // comes must be the one to the well-formed datagram after them.
+    const forged = new Uint8Array(16).fill(0xcd);
+    const request = frame(MessageType.Request, 1, ops.echo("x"));
+    for (
+      const bad of [
+        join(forged, request.subarray(0, 2)),
+        join(forged, request.subarray(0, request.length - 1)),
+        join(forged, request, new Uint8Array([1, 2])),
+      ]
+    ) socket.send(bad, "127.0.0.1", node.udpPort);
     const stranger = new Uint8Array(16).fill(0xab);
     socket.send(
       join(

@@ -956,12 +956,28 @@ static void udp_frame(struct conn *c, const struct sockaddr_in *from, const uint
   memcpy(o + HEADER + 1 + NODE_ID_LEN, p + 1, len - 1);
 }
 
+/* Whether the frames after the token fill the datagram exactly, each with
+   a sound header; one frame only unless `batch`. */
+static bool datagram_ok(const uint8_t *d, size_t len, bool batch) {
+  size_t pos = TOKEN;
+  while (pos < len) {
+    if (len - pos < HEADER || header_problem(d + pos) != NULL) return false;
+    size_t frame_len = HEADER + get32(d + pos + 12);
+    if (frame_len > len - pos) return false;
+    pos += frame_len;
+    if (!batch && pos != len) return false;
+  }
+  return true;
+}
+
 static void udp_datagram(const uint8_t *d, size_t len, const struct sockaddr_in *from) {
   if (len < TOKEN + HEADER) return;
   int slot = token_find(d);
   if (slot < 0) {
+    /* Only a well-formed REQUEST or PING is told its session is gone:
+       forged bytes must not draw a larger answer at whoever they name. */
     int type = d[TOKEN + 1];
-    if (type == T_REQUEST || type == T_PING) {
+    if ((type == T_REQUEST || type == T_PING) && datagram_ok(d, len, true)) {
       udp_error(from, d, false, 0, E_UNAVAILABLE, true, "unknown UDP session");
     }
     return;
@@ -969,15 +985,8 @@ static void udp_datagram(const uint8_t *d, size_t len, const struct sockaddr_in 
   struct conn *c = &conns[slot];
   if (from->sin_addr.s_addr != c->peer_ip.s_addr) return;
   /* The whole datagram is checked before any frame of it is answered. */
-  size_t pos = TOKEN;
-  while (pos < len) {
-    if (len - pos < HEADER || header_problem(d + pos) != NULL) return;
-    size_t frame_len = HEADER + get32(d + pos + 12);
-    if (frame_len > len - pos) return;
-    pos += frame_len;
-    if (!c->batch && pos != len) return;
-  }
-  for (pos = TOKEN; pos < len; pos += HEADER + get32(d + pos + 12)) {
+  if (!datagram_ok(d, len, c->batch)) return;
+  for (size_t pos = TOKEN; pos < len; pos += HEADER + get32(d + pos + 12)) {
     udp_frame(c, from, d + pos);
   }
 }

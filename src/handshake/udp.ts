@@ -76,7 +76,8 @@ export interface UdpStats {
   datagramsReceived: number;
   /**
    * Dropped unread: datagrams not from the node's address and UDP port,
-   * without the token or malformed (dropped whole), and frames of a type a node may not send (each on its own).
+   * without the token or malformed (dropped whole), and frames of a type
+   * a node may not send (each on its own).
    */
   rejected: number;
 }
