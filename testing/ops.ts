@@ -75,16 +75,16 @@ export interface OpBuilders {
 export const ops: OpBuilders = {
   /** ECHO with `data` (bytes or text). */
   echo(data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    return withOp(Op.Echo, toBytes(data));
+    return withOp(Op.Echo, toBytes(data, "data"));
   },
   /** GET `key`. */
   get(key: string): Uint8Array {
-    return withOp(Op.Get, encoder.encode(key));
+    return withOp(Op.Get, encoder.encode(checkText(key, "key")));
   },
   /** PUT `value` under `key`. */
   put(key: string, value: Uint8Array | string): Uint8Array {
-    const k = encoder.encode(key);
-    const v = toBytes(value);
+    const k = encoder.encode(checkText(key, "key"));
+    const v = toBytes(value, "value");
     fits(k.byteLength, 2, "key's length");
     const out = new Uint8Array(3 + k.byteLength + v.byteLength);
     out[0] = Op.Put;
@@ -96,15 +96,16 @@ export const ops: OpBuilders = {
   },
   /** DELETE `key`. */
   delete(key: string): Uint8Array {
-    return withOp(Op.Delete, encoder.encode(key));
+    return withOp(Op.Delete, encoder.encode(checkText(key, "key")));
   },
   /** SLEEP `ms`, then echo `data`. */
   sleep(ms: number, data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    const d = toBytes(data);
+    // -1 would have slept for 49 days.
+    const delay = fits(ms, 4, "ms");
+    const d = toBytes(data, "data");
     const out = new Uint8Array(5 + d.byteLength);
     out[0] = Op.Sleep;
-    // -1 would have slept for 49 days.
-    new DataView(out.buffer).setUint32(1, fits(ms, 4, "ms"));
+    new DataView(out.buffer).setUint32(1, delay);
     out.set(d, 5);
     return out;
   },
@@ -114,8 +115,15 @@ export const ops: OpBuilders = {
     retryable: boolean,
     message = "failed on request",
   ): Uint8Array {
-    const m = encoder.encode(message);
     fits(code, 2, "code");
+    if (typeof retryable !== "boolean") {
+      throw new InvalidArgumentError(
+        "retryable",
+        retryable,
+        "expected true or false",
+      );
+    }
+    const m = encoder.encode(checkText(message, "message"));
     const out = new Uint8Array(4 + m.byteLength);
     out[0] = Op.Fail;
     out[1] = code >>> 8;
@@ -178,7 +186,10 @@ export function encodeReply(
   nodeId: Uint8Array | string,
   data: Uint8Array,
 ): Uint8Array {
-  const id = toBytes(nodeId);
+  const id = toBytes(nodeId, "nodeId");
+  if (!(data instanceof Uint8Array)) {
+    throw new InvalidArgumentError("data", data, "expected a Uint8Array");
+  }
   fits(id.byteLength, 1, "nodeId's length");
   const out = new Uint8Array(1 + id.byteLength + data.byteLength);
   out[0] = id.byteLength;
@@ -207,8 +218,21 @@ function withOp(op: number, args: Uint8Array): Uint8Array {
   return out;
 }
 
-function toBytes(data: Uint8Array | string): Uint8Array {
-  return typeof data === "string" ? encoder.encode(data) : data;
+// A number or an object would otherwise be coerced ("5") or end in a
+// RangeError from inside the builder, far from the argument at fault.
+function toBytes(data: unknown, argument: string): Uint8Array {
+  if (typeof data === "string") return encoder.encode(data);
+  if (data instanceof Uint8Array) return data;
+  throw new InvalidArgumentError(
+    argument,
+    data,
+    "expected a Uint8Array or a string",
+  );
+}
+
+function checkText(value: unknown, argument: string): string {
+  if (typeof value === "string") return value;
+  throw new InvalidArgumentError(argument, value, "expected a string");
 }
 
 /** `value` when it fits an unsigned field of `bytes` bytes. */

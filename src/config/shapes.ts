@@ -280,7 +280,10 @@ export interface ConnectionConfig {
   username?: string;
   /** Password for authentication; never rendered in errors, logs or JSON. */
   password?: string | Secret;
-  /** Require TLS. Default false. */
+  /**
+   * Turn TLS on: `tlsPolicy` then defaults to `"require"` (an explicit
+   * `"prefer"` is allowed, `"disable"` refused). Default false.
+   */
   enableTls?: boolean;
   /**
    * TLS policy: `"require"` offers only TLS, `"prefer"` offers it first,

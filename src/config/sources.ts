@@ -111,7 +111,8 @@ function fromArguments(
 /**
  * `overrides` merged over `base`: each option given in `overrides` replaces
  * the base's, except the sections (`tls`, `poolConfig`, `retryConfig`,
- * `healthConfig`), which merge field by field. An option set to
+ * `retryBudget`, `hedging`, `healthConfig`, `outlierEjection`), which
+ * merge field by field when both are objects. An option set to
  * `undefined` is not given. Unknown options pass through, for
  * `resolveConfig` to refuse by name.
  *

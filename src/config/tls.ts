@@ -125,7 +125,7 @@ export function resolveTlsConfig(
     throw new ConfigError(
       "tls.direct",
       true,
-      `needs tlsPolicy "require" (a direct-TLS node cannot fall back), got "${tlsPolicy}"`,
+      `needs tlsPolicy "require" (a direct-TLS node cannot fall back; tlsPolicy is "${tlsPolicy}")`,
     );
   }
   const handshakeTimeoutMs = duration(
