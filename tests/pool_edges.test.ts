@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fc } from "./support/fc.ts";
 import { Client } from "../src/client/client.ts";
+import { parseHost } from "../src/config/hosts.ts";
 import {
   ConnectTimeoutError,
   InvalidArgumentError,
@@ -225,6 +226,49 @@ test("what a factory deaf to close()'s abort delivers after poolClosed is closed
   assert.deepEqual(order, ["poolClosed"], "no event after poolClosed");
   assert.deepEqual(pool.connections(), []);
   assert.equal(clock.pendingTimers, 0);
+});
+
+/** The `ConnectTimeoutError` a pool at `address` gives a factory deaf to its signal. */
+async function createTimeoutOf(address: string): Promise<ConnectTimeoutError> {
+  const clock = new VirtualClock();
+  let signal!: AbortSignal;
+  const pool = new ConnectionPool<FakeConnection>({
+    address,
+    config: { minConnections: 1 },
+    clock,
+    createTimeoutMs: 10,
+    factory: (s) => new Promise(() => (signal = s)),
+  });
+  pool.start();
+  await clock.advance(10);
+  await pool.close();
+  return signal.reason;
+}
+
+test("the create timeout's ConnectTimeoutError names the pool's address as given, an IPv6 literal in brackets too", async () => {
+  for (const address of ["[::1]:7000", "[fe80::1%eth0]:7001"]) {
+    const error = await createTimeoutOf(address);
+    assert.ok(error instanceof ConnectTimeoutError);
+    assert.equal(error.address, address);
+    assert.equal(
+      error.message,
+      `connecting to ${address} timed out after 10 ms`,
+    );
+  }
+  // Whatever a client's pool is given (a host parseHost made canonical).
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(fc.ipV6(), fc.ipV4(), fc.domain()),
+      fc.integer({ min: 1, max: 65535 }),
+      async (hostname, port) => {
+        const { address } = parseHost(
+          `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+        );
+        assert.equal((await createTimeoutOf(address)).address, address);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 test("new ConnectionPool() refuses a createTimeoutMs that is no duration with InvalidArgumentError naming it", () => {
