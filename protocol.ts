@@ -29,6 +29,7 @@ export {
   type Message,
   MessageType,
   type MessageTypeValue,
+  MIN_FRAME_SIZE,
   PROTOCOL_VERSION,
 } from "./src/protocol/frame.ts";
 export {

@@ -7,6 +7,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fc } from "./support/fc.ts";
 import { Client } from "../src/client/client.ts";
+import { parseHost } from "../src/config/hosts.ts";
 import {
   ConnectTimeoutError,
   InvalidArgumentError,
@@ -188,28 +189,86 @@ test("an open aborted by clear() whose factory ignores the abort stops counting 
   assert.equal(clock.pendingTimers, 0);
 });
 
-test("close() during a factory call that never settles, even once aborted, resolves at the create timeout and leaves no timer; a delivery after that is closed", async () => {
+test("close() during a factory call that never settles and ignores its signal aborts it and resolves at once, not at the create timeout, leaving no timer", async () => {
   const s = wedgeOnce({ minConnections: 1, connectionTimeoutMs: 1000 });
   const { clock, pool, signals } = s;
   pool.start();
-  await clock.advance(0);
   await clock.advance(10);
+  assert.equal(pool.stats().connecting, 1);
   const closing = watch(pool.close());
   await clock.advance(0);
   assert.equal(signals[0].aborted, true, "close() aborts it");
-  await clock.advance(989);
-  assert.equal(closing.done, false, "close() waits for it until its deadline");
-  await clock.advance(1);
-  assert.equal(closing.done, true, "and no longer");
+  assert.equal(closing.done, true, "close() does not wait for it");
   assert.equal(closing.error, undefined);
+  assert.equal(clock.now(), 10, "no virtual time passed");
   assert.equal(clock.pendingTimers, 0, "no timer after close");
+  assert.equal(pool.stats().connecting, 0, "nothing left being opened");
   assert.equal(s.failed.length, 0, "an open close() aborted is no failure");
+});
+
+test("what a factory deaf to close()'s abort delivers after poolClosed is closed, and no event follows poolClosed", async () => {
+  const s = wedgeOnce({ minConnections: 1, connectionTimeoutMs: 1000 });
+  const { clock, pool } = s;
+  const order: string[] = [];
+  for (const type of ["connectionCreated", "connectionClosed", "poolClosed"]) {
+    pool.addEventListener(type as "poolClosed", () => order.push(type));
+  }
+  pool.start();
+  await clock.advance(10);
+  const closing = watch(pool.close());
+  await clock.advance(1000); // past the create timeout, whatever close() waits for
+  assert.equal(closing.done, true);
+  assert.deepEqual(order, ["poolClosed"]);
   const late = new FakeConnection();
   s.deliverLate(late);
   await clock.advance(0);
-  assert.equal(late.closeCalls, 1);
-  assert.deepEqual(s.closed.map((c) => c.reason), ["poolClosed"]);
-  assert.equal(pool.stats().open, 0);
+  assert.equal(late.closeCalls, 1, "what it delivers later is closed");
+  assert.deepEqual(order, ["poolClosed"], "no event after poolClosed");
+  assert.deepEqual(pool.connections(), []);
+  assert.equal(clock.pendingTimers, 0);
+});
+
+/** The `ConnectTimeoutError` a pool at `address` gives a factory deaf to its signal. */
+async function createTimeoutOf(address: string): Promise<ConnectTimeoutError> {
+  const clock = new VirtualClock();
+  let signal!: AbortSignal;
+  const pool = new ConnectionPool<FakeConnection>({
+    address,
+    config: { minConnections: 1 },
+    clock,
+    createTimeoutMs: 10,
+    factory: (s) => new Promise(() => (signal = s)),
+  });
+  pool.start();
+  await clock.advance(10);
+  await pool.close();
+  return signal.reason;
+}
+
+test("the create timeout's ConnectTimeoutError names the pool's address as given, an IPv6 literal in brackets too", async () => {
+  for (const address of ["[::1]:7000", "[fe80::1%eth0]:7001"]) {
+    const error = await createTimeoutOf(address);
+    assert.ok(error instanceof ConnectTimeoutError);
+    assert.equal(error.address, address);
+    assert.equal(
+      error.message,
+      `connecting to ${address} timed out after 10 ms`,
+    );
+  }
+  // Whatever a client's pool is given (a host parseHost made canonical).
+  await fc.assert(
+    fc.asyncProperty(
+      fc.oneof(fc.ipV6(), fc.ipV4(), fc.domain()),
+      fc.integer({ min: 1, max: 65535 }),
+      async (hostname, port) => {
+        const { address } = parseHost(
+          `${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+        );
+        assert.equal((await createTimeoutOf(address)).address, address);
+      },
+    ),
+    { numRuns: 200 },
+  );
 });
 
 test("new ConnectionPool() refuses a createTimeoutMs that is no duration with InvalidArgumentError naming it", () => {

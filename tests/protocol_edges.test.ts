@@ -5,7 +5,9 @@
 // from inside and sortProtocols("tcp") answered []; a NEGOTIATE_OK could
 // select a protocol it did not list; CredentialStore.add coerced a
 // password that is no string; and `nodewire node --tls-cert` took a file
-// that is not PEM and served a node no TLS handshake could reach.
+// that is not PEM and served a node no TLS handshake could reach;
+// selectProtocol("tcp", ...) read the string as its letters, and the
+// entry did not export MIN_FRAME_SIZE.
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -13,6 +15,7 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { main } from "../cli.ts";
+import * as entry from "../protocol.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
@@ -157,6 +160,42 @@ test("agreeFeatures and sortProtocols refuse what is not an array of strings, na
     "tls",
     "udp",
   ]);
+});
+
+test("selectProtocol refuses what is not an array of strings, naming the argument, as its siblings do: a string was read as its letters and answered undefined", () => {
+  for (const bad of ["tcp", new Set(["tcp"]), {}, [1, "tcp"], null]) {
+    assert.throws(
+      () => entry.selectProtocol(bad as never, ["tcp"]),
+      invalid("a", /expected an array of strings/),
+      String(bad),
+    );
+    assert.throws(
+      () => entry.selectProtocol(["tcp"], bad as never),
+      invalid("b", /expected an array of strings/),
+      String(bad),
+    );
+  }
+  assert.equal(
+    entry.selectProtocol(["tcp", "quic", "udp"], ["udp", "tcp"]),
+    "tcp",
+  );
+  assert.equal(entry.selectProtocol(["tls"], ["tcp"]), undefined);
+});
+
+test("the ./protocol entry exports MIN_FRAME_SIZE beside DEFAULT_MAX_FRAME_SIZE and MAX_FRAME_SIZE_LIMIT: the least maxFrameSize a HELLO_OK may announce", () => {
+  assert.equal(entry.MIN_FRAME_SIZE, MIN_FRAME_SIZE);
+  const ok = (maxFrameSize: number) =>
+    encodeJson({ nodeId: "n", maxFrameSize, auth: "none" });
+  assert.equal(
+    entry.decodeHelloOk(ok(entry.MIN_FRAME_SIZE)).maxFrameSize,
+    entry.MIN_FRAME_SIZE,
+  );
+  assert.throws(
+    () => entry.decodeHelloOk(ok(entry.MIN_FRAME_SIZE - 1)),
+    ProtocolError,
+  );
+  assert.ok(entry.MIN_FRAME_SIZE <= entry.DEFAULT_MAX_FRAME_SIZE);
+  assert.ok(entry.DEFAULT_MAX_FRAME_SIZE <= entry.MAX_FRAME_SIZE_LIMIT);
 });
 
 // --------------------------------------------------- NEGOTIATE_OK choice

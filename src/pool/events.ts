@@ -58,7 +58,11 @@ export interface PoolEventDetailMap {
    * stale connections and the `checkoutFailed` of its waiters.
    */
   poolCleared: { address: string; reason: unknown };
-  /** `close()` finished: every connection is closed, lent ones once returned. */
+  /**
+   * `close()` finished: every connection is closed, lent ones once
+   * returned. No connection event follows (one delivered later is closed
+   * unannounced).
+   */
   poolClosed: { address: string };
   /** The factory delivered a connection (it may still be discarded, see `connectionClosed`). */
   connectionCreated: { address: string; connectionId: number };

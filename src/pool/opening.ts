@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import {
   ConnectTimeoutError,
@@ -16,7 +16,13 @@ import {
 } from "../errors.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
-import { asError, destroyQuietly, type Roster } from "./roster.ts";
+import {
+  asError,
+  closeQuietly,
+  destroyQuietly,
+  noop,
+  type Roster,
+} from "./roster.ts";
 import type { ConnectionFactory, PoolableConnection } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 import type { Waiters } from "./waiters.ts";
@@ -36,8 +42,6 @@ const LIFETIME_JITTER = 0.02;
 interface Opening {
   readonly controller: AbortController;
   readonly startedAt: number;
-  /** Settles after the pool has handled the outcome; never rejects. */
-  settled: Promise<void>;
 }
 
 /**
@@ -221,10 +225,16 @@ export class Opener<C extends PoolableConnection> {
     for (const opening of this.#opening) opening.controller.abort(error);
   }
 
-  /** Aborts the opens in progress and opens nothing more: the pool is closing. */
+  /**
+   * Aborts the opens in progress and opens nothing more: the pool is
+   * closing. It does not wait for them (a factory deaf to the abort would
+   * hold `close()`); what one delivers later is closed unannounced, since
+   * no event may follow `poolClosed`.
+   */
   close(error: Error): void {
     this.#closed = true;
     this.abort(error);
+    this.#opening.clear();
   }
 
   /**
@@ -256,34 +266,14 @@ export class Opener<C extends PoolableConnection> {
     return next;
   }
 
-  /**
-   * Waits until every open and every close in progress has settled, an
-   * open at most until its create timeout.
-   */
+  /** Waits until every close in progress has settled. */
   async drain(): Promise<void> {
-    const clock = this.#clock;
-    while (this.#opening.size > 0 || this.#roster.closing > 0) {
-      // The maintenance timer has stopped: a factory deaf to the abort
-      // would otherwise hold close() for good.
-      const due = this.expire(clock.now());
-      const pending: Promise<unknown>[] = this.#roster.closes();
-      for (const opening of this.#opening) pending.push(opening.settled);
-      let timer: TimerHandle | undefined;
-      await new Promise<void>((wake) => {
-        Promise.all(pending).then(() => wake());
-        if (due < Infinity) timer = clock.setTimeout(wake, due - clock.now());
-      });
-      if (timer !== undefined) clock.clearTimeout(timer);
-    }
+    while (this.#roster.closing > 0) await Promise.all(this.#roster.closes());
   }
 
   #start(now: number): void {
     const controller = new AbortController();
-    const opening: Opening = {
-      controller,
-      startedAt: now,
-      settled: Promise.resolve(),
-    };
+    const opening: Opening = { controller, startedAt: now };
     this.#opening.add(opening);
     this.#keeper.wakeAt(now + this.#createTimeoutMs);
     let promise: Promise<C>;
@@ -294,16 +284,21 @@ export class Opener<C extends PoolableConnection> {
     } catch (error) {
       promise = Promise.reject(error);
     }
-    opening.settled = promise.then(
+    promise.then(
       (conn) => this.#opened(opening, conn),
       (error) => this.#failed(opening, error),
     );
   }
 
   #opened(opening: Opening, conn: C): void {
-    // Checked first: a throw here would leave `settled` rejected, unhandled.
+    // Checked first: a throw here would be an unhandled rejection.
     const bad = unpoolable(conn, this.#roster.entries.has(conn));
     if (bad !== undefined) return this.#failed(opening, bad);
+    if (this.#closed) {
+      conn.closed.then(noop, noop);
+      closeQuietly(conn);
+      return;
+    }
     const lifetime = this.#config.maxLifetimeMs;
     const random = lifetime > 0 ? draw(this.#random) : 0.5;
     if (typeof random !== "number") {
@@ -320,8 +315,8 @@ export class Opener<C extends PoolableConnection> {
       });
     }
     // Delivered although no longer wanted: the factory ignored the abort.
-    if (opening.controller.signal.aborted || this.#closed) {
-      this.#roster.discard(conn, this.#closed ? "poolClosed" : "stale");
+    if (opening.controller.signal.aborted) {
+      this.#roster.discard(conn, "stale");
       ctx.pumpSoon();
       return;
     }

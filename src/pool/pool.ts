@@ -412,7 +412,9 @@ export class ConnectionPool<C extends PoolableConnection>
 
   /**
    * Closes the pool: new requests fail with {@linkcode PoolClosedError},
-   * waiters fail, opens in progress are aborted, the maintenance timer
+   * waiters fail, opens in progress are aborted and not waited for (what
+   * a factory delivers later is closed, with no event after `poolClosed`),
+   * the maintenance timer
    * stops, and every connection not lent is closed gracefully (requests in
    * flight finish). A connection lent by `getConnection()` stays with its
    * holder and is closed when returned, or when it closes on its own

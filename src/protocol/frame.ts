@@ -160,5 +160,11 @@ export const MAX_FRAME_SIZE_LIMIT = 1024 * 1024 * 1024;
  * The least `maxFrameSize` either side may announce, and the floor of
  * every `maxFrameSize` option: below it a peer could take neither the
  * handshake's messages nor most requests.
+ *
+ * @example
+ * ```ts
+ * import { MIN_FRAME_SIZE } from "@nodewire/client/protocol";
+ * console.log(MIN_FRAME_SIZE); // 1024
+ * ```
  */
 export const MIN_FRAME_SIZE = 1024;

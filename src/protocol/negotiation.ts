@@ -49,6 +49,8 @@ export function sortProtocols(
  * is in both sets, or `undefined` when they share none. It is symmetric, so
  * the client and the node reach the same answer from the same two sets.
  *
+ * @throws {InvalidArgumentError} when `a` or `b` is not an array of
+ *   strings (`"tcp"` alone, say).
  * @example
  * ```ts
  * import { selectProtocol } from "@nodewire/client/protocol";
@@ -57,11 +59,11 @@ export function sortProtocols(
  * ```
  */
 export function selectProtocol(
-  a: Iterable<unknown>,
-  b: Iterable<unknown>,
+  a: readonly string[],
+  b: readonly string[],
 ): ProtocolType | undefined {
-  const inA = new Set<unknown>(a);
-  const inB = new Set<unknown>(b);
+  const inA = new Set<unknown>(strings(a, "a"));
+  const inB = new Set<unknown>(strings(b, "b"));
   return PROTOCOL_PRIORITY.find((p) => inA.has(p) && inB.has(p));
 }
 
