@@ -189,8 +189,8 @@ test("an open aborted by clear() whose factory ignores the abort stops counting 
   assert.equal(clock.pendingTimers, 0);
 });
 
-test("close() during a factory call that never settles and ignores its signal aborts it and resolves at once, not at the create timeout, leaving no timer", async () => {
-  const s = wedgeOnce({ minConnections: 1, connectionTimeoutMs: 1000 });
+test("close() during a factory call that never settles and ignores its signal aborts it and waits 500 ms for it at most, not until the create timeout, leaving no timer", async () => {
+  const s = wedgeOnce({ minConnections: 1, connectionTimeoutMs: 5000 });
   const { clock, pool, signals } = s;
   pool.start();
   await clock.advance(10);
@@ -198,12 +198,43 @@ test("close() during a factory call that never settles and ignores its signal ab
   const closing = watch(pool.close());
   await clock.advance(0);
   assert.equal(signals[0].aborted, true, "close() aborts it");
-  assert.equal(closing.done, true, "close() does not wait for it");
+  await clock.advance(499);
+  assert.equal(closing.done, false, "close() gives it a moment to settle");
+  await clock.advance(1);
+  assert.equal(closing.done, true, "and no more");
   assert.equal(closing.error, undefined);
-  assert.equal(clock.now(), 10, "no virtual time passed");
   assert.equal(clock.pendingTimers, 0, "no timer after close");
   assert.equal(pool.stats().connecting, 0, "nothing left being opened");
   assert.equal(s.failed.length, 0, "an open close() aborted is no failure");
+});
+
+test("close() resolves only once an open it aborted has settled, so that a factory heeding its signal has released its socket by then", async () => {
+  const clock = new VirtualClock();
+  const torn: string[] = [];
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 1 },
+    clock,
+    // Heeds the abort, but its teardown takes a while (a TLS socket's).
+    factory: (signal) =>
+      new Promise((_, reject) =>
+        signal.addEventListener("abort", () => {
+          clock.setTimeout(() => {
+            torn.push("socket released");
+            reject(signal.reason);
+          }, 100);
+        })
+      ),
+  });
+  pool.start();
+  await clock.advance(10);
+  const closing = watch(pool.close().then(() => torn.push("close resolved")));
+  await clock.advance(99);
+  assert.equal(closing.done, false);
+  await clock.advance(1);
+  assert.equal(closing.done, true);
+  assert.deepEqual(torn, ["socket released", "close resolved"]);
+  assert.equal(clock.pendingTimers, 0);
 });
 
 test("what a factory deaf to close()'s abort delivers after poolClosed is closed, and no event follows poolClosed", async () => {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Clock } from "../clock.ts";
+import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import {
   ConnectTimeoutError,
@@ -42,7 +42,17 @@ const LIFETIME_JITTER = 0.02;
 interface Opening {
   readonly controller: AbortController;
   readonly startedAt: number;
+  /** Settles after the pool has handled the outcome; never rejects. */
+  settled: Promise<void>;
 }
+
+/**
+ * How long `close()` waits for the opens it aborted to settle. A factory
+ * that heeds its signal tears its socket down within a few ticks, so
+ * `close()` resolves with every socket released; one deaf to the signal
+ * holds it this long at most, not until its create timeout.
+ */
+const ABORTED_OPEN_GRACE_MS = 500;
 
 /**
  * Opens a pool's connections: enough to keep `minConnections` (while the
@@ -227,14 +237,11 @@ export class Opener<C extends PoolableConnection> {
 
   /**
    * Aborts the opens in progress and opens nothing more: the pool is
-   * closing. It does not wait for them (a factory deaf to the abort would
-   * hold `close()`); what one delivers later is closed unannounced, since
-   * no event may follow `poolClosed`.
+   * closing. `drain` waits a little for them to settle.
    */
   close(error: Error): void {
     this.#closed = true;
     this.abort(error);
-    this.#opening.clear();
   }
 
   /**
@@ -266,14 +273,34 @@ export class Opener<C extends PoolableConnection> {
     return next;
   }
 
-  /** Waits until every close in progress has settled. */
+  /**
+   * Waits until the opens `close` aborted have settled, for at most
+   * {@linkcode ABORTED_OPEN_GRACE_MS}, then until every close in progress
+   * has. An open still going after that is forgotten: what it delivers is
+   * closed unannounced, as no event may follow `poolClosed`.
+   */
   async drain(): Promise<void> {
+    if (this.#opening.size > 0) {
+      const clock = this.#clock;
+      const opens = [...this.#opening].map((opening) => opening.settled);
+      let timer: TimerHandle | undefined;
+      await new Promise<void>((wake) => {
+        Promise.all(opens).then(() => wake());
+        timer = clock.setTimeout(wake, ABORTED_OPEN_GRACE_MS);
+      });
+      clock.clearTimeout(timer!);
+      this.#opening.clear();
+    }
     while (this.#roster.closing > 0) await Promise.all(this.#roster.closes());
   }
 
   #start(now: number): void {
     const controller = new AbortController();
-    const opening: Opening = { controller, startedAt: now };
+    const opening: Opening = {
+      controller,
+      startedAt: now,
+      settled: Promise.resolve(),
+    };
     this.#opening.add(opening);
     this.#keeper.wakeAt(now + this.#createTimeoutMs);
     let promise: Promise<C>;
@@ -284,7 +311,7 @@ export class Opener<C extends PoolableConnection> {
     } catch (error) {
       promise = Promise.reject(error);
     }
-    promise.then(
+    opening.settled = promise.then(
       (conn) => this.#opened(opening, conn),
       (error) => this.#failed(opening, error),
     );
@@ -294,7 +321,8 @@ export class Opener<C extends PoolableConnection> {
     // Checked first: a throw here would be an unhandled rejection.
     const bad = unpoolable(conn, this.#roster.entries.has(conn));
     if (bad !== undefined) return this.#failed(opening, bad);
-    if (this.#closed) {
+    if (this.#closed && !this.#opening.has(opening)) {
+      // Forgotten by drain: poolClosed may have been dispatched.
       conn.closed.then(noop, noop);
       closeQuietly(conn);
       return;
@@ -316,7 +344,7 @@ export class Opener<C extends PoolableConnection> {
     }
     // Delivered although no longer wanted: the factory ignored the abort.
     if (opening.controller.signal.aborted) {
-      this.#roster.discard(conn, "stale");
+      this.#roster.discard(conn, this.#closed ? "poolClosed" : "stale");
       ctx.pumpSoon();
       return;
     }

@@ -412,11 +412,10 @@ export class ConnectionPool<C extends PoolableConnection>
 
   /**
    * Closes the pool: new requests fail with {@linkcode PoolClosedError},
-   * waiters fail, opens in progress are aborted and not waited for (what
-   * a factory delivers later is closed, with no event after `poolClosed`),
-   * the maintenance timer
-   * stops, and every connection not lent is closed gracefully (requests in
-   * flight finish). A connection lent by `getConnection()` stays with its
+   * waiters fail, opens in progress are aborted and waited for 500 ms at
+   * most (what a factory deaf to the abort delivers later is closed, with
+   * no event after `poolClosed`), the maintenance timer stops, and every
+   * connection not lent is closed gracefully (requests in flight finish). A connection lent by `getConnection()` stays with its
    * holder and is closed when returned, or when it closes on its own
    * (`destroy()` it to end a holder's work; `connections()` still lists
    * it). Resolves once every connection is closed. Calling it again
