@@ -445,9 +445,11 @@ const CLIENT_EVENT_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Checks the arguments of `Client.addEventListener`: an event name the
- * client dispatches, a function or `handleEvent` object (or `null`, a
- * no-op as for `EventTarget`), and `boolean` or known options.
+ * Checks the arguments of `Client.addEventListener` and
+ * `removeEventListener` (`method`): an event name the client dispatches,
+ * a function or `handleEvent` object (or `null`, a no-op as for
+ * `EventTarget`), and `boolean` or known options (on removal too, so the
+ * options given to the add can be given again).
  *
  * @throws {InvalidArgumentError} naming the bad argument.
  */
@@ -455,8 +457,8 @@ export function checkListenerArguments(
   type: unknown,
   listener: unknown,
   options: unknown,
+  method = "Client.addEventListener",
 ): void {
-  const method = "Client.addEventListener";
   if (typeof type !== "string" || !CLIENT_EVENT_NAMES.has(type)) {
     throw refuse(
       method,

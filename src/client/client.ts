@@ -161,6 +161,28 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   }
 
   /**
+   * Removes a listener added with the same `type`, `listener` and
+   * `capture`. Its arguments are checked as `addEventListener`'s: a
+   * misspelt name or a wrong listener would otherwise remove nothing,
+   * silently.
+   *
+   * @throws {InvalidArgumentError} naming the bad argument.
+   */
+  override removeEventListener<K extends keyof ClientEventMap & string>(
+    type: K,
+    listener: TypedListener<ClientEventMap[K]> | null,
+    options?: boolean | Pick<ListenerOptions, "capture">,
+  ): void {
+    door.checkListenerArguments(
+      type,
+      listener,
+      options,
+      "Client.removeEventListener",
+    );
+    super.removeEventListener(type, listener, options);
+  }
+
+  /**
    * Validates `config`, connects to every node at once and resolves when at
    * least one answered. The object is the whole configuration: the
    * environment is not read. `options.signal` gives up on connecting;
