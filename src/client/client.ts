@@ -144,9 +144,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /**
    * Removes a listener added with the same `type`, `listener` and
-   * `capture`. Its arguments are checked as `addEventListener`'s: a
-   * misspelt name or a wrong listener would otherwise remove nothing,
-   * silently.
+   * `capture`, checking its arguments as `addEventListener` does.
    *
    * @throws {InvalidArgumentError} naming the bad argument.
    */
