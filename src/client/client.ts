@@ -51,13 +51,15 @@ import { guardLogger } from "../cluster/log.ts";
 import {
   checkClientConstruction,
   clientStats,
+  closingError,
+  graceOf,
+  LazyStart,
   lendConnection,
   logBudgetSpent,
   logRetries,
   pingNode,
+  Shutdown,
 } from "./client_support.ts";
-import { LazyStart } from "./lazy_start.ts";
-import { closingError, graceOf, Shutdown } from "./shutdown.ts";
 
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});

@@ -1,24 +1,37 @@
 /**
  * The Client's cold code, apart from its request path: the check that
- * `Client.connect` built it, `ping`'s round trip, `withConnection`'s
- * loan, `stats()`, and its log lines.
+ * `Client.connect` built it, a lazy client's first connect (`LazyStart`,
+ * held only by a lazy client), `ping`'s round trip, `withConnection`'s
+ * loan, `stats()`, `disconnect()`'s shutdown and grace period
+ * (`Shutdown`), and its log lines. One file rather than several: each
+ * module costs the npm tarball its import lines.
  *
  * @module
  */
 
+import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
+import { changedWhileRead } from "../config/options.ts";
+import { isDuration } from "../config/validate.ts";
+import { connectLogged, disconnected } from "../cluster/log.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import type { Connection } from "../connection/connection.ts";
 import type { BatchHost } from "./batch.ts";
+import { abortable } from "./connect.ts";
+import type { ClientRequestOptions } from "./request_options.ts";
 import { type ClientStats, nodeStats } from "./stats.ts";
 import type { RequestPathOwner } from "./request_path.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import {
+  AbortedError,
+  ClientClosedError,
   InvalidArgumentError,
   messageOf,
+  PoolTimeoutError,
+  RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
 
@@ -166,4 +179,262 @@ export function clientStats(
     inFlight: path.inFlight,
     nodes: manager.nodes.map(nodeStats),
   };
+}
+
+/** Until its first connect succeeds, what a lazy client's calls wait on. */
+export class LazyStart {
+  readonly #client: BatchHost;
+  readonly #owner: RequestPathOwner;
+  readonly #connected: () => void;
+  #connecting: Promise<void> | undefined;
+
+  /** `connected` runs once the connect succeeded: the client is eager from then on. */
+  constructor(
+    client: BatchHost,
+    owner: RequestPathOwner,
+    connected: () => void,
+  ) {
+    this.#client = client;
+    this.#owner = owner;
+    this.#connected = connected;
+  }
+
+  /**
+   * Runs a request of a lazy client once it is connected (`failed` with
+   * the error when it could not be, in the request's time). In flight
+   * from the call: a disconnect meanwhile gives it its grace.
+   */
+  after<T>(
+    options: ClientRequestOptions,
+    run: () => Promise<T>,
+    failed: (error: unknown) => Promise<T>,
+  ): Promise<T> {
+    const limit = options.timeoutMs ?? this.#client.config.requestTimeoutMs;
+    const path = this.#client.path;
+    path.inFlight++;
+    return this.ready(options.signal, limit).then(() => {
+      path.inFlight--;
+      return run();
+    }, (error) => {
+      if (--path.inFlight === 0) this.#owner.idle();
+      return failed(this.#owner.final(error));
+    });
+  }
+
+  /**
+   * Waits for the connect as `withConnection` waits for a pool connection
+   * (within its own `timeoutMs`, or the pool's), failing as that would.
+   */
+  readyToLend(
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<void> {
+    const own = timeoutMs !== undefined;
+    const limit = timeoutMs ??
+      this.#client.config.poolConfig.connectionTimeoutMs;
+    const name = own ? "timeoutMs" : "connectionTimeoutMs";
+    return this.ready(signal, limit, name).catch((error) => {
+      throw this.#owner.final(error);
+    });
+  }
+
+  /**
+   * The first connect, shared by every call that needs it; a failed one
+   * is tried again by the next call. Each call waits within its own
+   * `signal` and time limit, then fails as a request would, or as a wait
+   * for a pool connection (`pool`, the limit's name) would.
+   */
+  ready(
+    signal: AbortSignal | undefined,
+    limitMs: number,
+    pool?: "timeoutMs" | "connectionTimeoutMs",
+  ): Promise<void> {
+    const { manager, config } = this.#client;
+    this.#connecting ??= connectLogged(manager, config.logger).then(
+      this.#connected,
+      (error) => {
+        this.#connecting = undefined;
+        throw error;
+      },
+    );
+    const nodes = manager.nodes;
+    const timedOut = pool === undefined
+      ? () => lazyRequestTimeout(nodes, limitMs)
+      : () => lazyPoolTimeout(nodes, limitMs, pool === "timeoutMs");
+    const limit = { clock: config.clock, ms: limitMs, error: timedOut };
+    return abortable(this.#connecting, signal, limit);
+  }
+}
+
+/** Every node's address: the lazy connect went to all of them. */
+function addressesOf(nodes: readonly ManagedNode[]): string {
+  return nodes.map((node) => node.address).join(",");
+}
+
+/** A request or ping whose limit passed during a lazy client's connect. */
+export function lazyRequestTimeout(
+  nodes: readonly ManagedNode[],
+  limitMs: number,
+): RequestTimeoutError {
+  return new RequestTimeoutError(addressesOf(nodes), limitMs, { sent: false });
+}
+
+/**
+ * A `withConnection` whose limit (its own `timeoutMs` when `own`) passed
+ * during a lazy client's connect: a wait for a pool connection.
+ */
+export function lazyPoolTimeout(
+  nodes: readonly ManagedNode[],
+  limitMs: number,
+  own: boolean,
+): PoolTimeoutError {
+  const counts = { open: 0, inUse: 0, waiting: 0 };
+  for (const node of nodes) {
+    const stats = node.pool.stats();
+    counts.open += stats.open;
+    counts.inUse += stats.inUse;
+    counts.waiting += stats.waiting;
+  }
+  const limit = own ? "timeoutMs" : "connectionTimeoutMs";
+  return new PoolTimeoutError(addressesOf(nodes), limitMs, counts, limit);
+}
+
+/**
+ * The error a call of a closing client fails with: `error` restated as a
+ * {@linkcode ClientClosedError}, saying why when it was `cancelled`.
+ */
+export function closingError(
+  error: unknown,
+  cancelled: Error | undefined,
+): unknown {
+  if (error instanceof ClientClosedError) return error;
+  // A node's answer and the caller's own abort stay what they are.
+  if (error instanceof AbortedError || error instanceof RemoteError) {
+    return error;
+  }
+  return new ClientClosedError(
+    cancelled?.message ?? "the client disconnected during the request",
+    { cause: error },
+  );
+}
+
+/** One client's shutdown, from the first `disconnect()` on. */
+export class Shutdown {
+  /** Resolves when all of it is done. */
+  readonly done: Promise<void>;
+  #grace: Grace | undefined;
+  #cancelled: Error | undefined;
+
+  /** Starts shutting down, with `timeoutMs` of grace. */
+  constructor(client: BatchHost, log: Logger | undefined, timeoutMs: number) {
+    this.done = this.#run(client, log, timeoutMs);
+  }
+
+  /** Why requests still in flight after the grace period were cancelled. */
+  get cancelled(): Error | undefined {
+    return this.#cancelled;
+  }
+
+  /** The client is idle: the grace period, if one runs, is over. */
+  idle(): void {
+    this.#grace?.end();
+  }
+
+  /** A more urgent `disconnect()`: what is still in flight gets less time. */
+  shorten(timeoutMs: number): void {
+    this.#grace?.shorten(timeoutMs);
+  }
+
+  async #run(
+    { manager, path, config }: BatchHost,
+    log: Logger | undefined,
+    timeoutMs: number,
+  ): Promise<void> {
+    manager.stopHealthLoop();
+    // A request waiting to be retried will not be: it ends now.
+    path.stop();
+    let waitedMs = 0;
+    if (path.inFlight > 0) {
+      const grace = this.#grace = new Grace(config.clock, timeoutMs);
+      await grace.done;
+      this.#grace = undefined;
+      waitedMs = grace.elapsedMs;
+    }
+    if (path.inFlight > 0) {
+      this.#cancelled = new ClientClosedError(
+        `disconnect cancelled the request after waiting ${waitedMs} ms`,
+      );
+      manager.destroyConnections(this.#cancelled);
+    }
+    await manager.close();
+    log?.(disconnected());
+  }
+}
+
+/**
+ * A disconnect's grace period: over (`done`) when the client is idle
+ * (`end()`) or at the deadline, which a later, more urgent disconnect may
+ * bring forward (a second Ctrl-C must not wait out the first's grace).
+ */
+export class Grace {
+  readonly #clock: Clock;
+  readonly #started: number;
+  #deadline: number;
+  #timer: TimerHandle | undefined;
+  #resolve!: () => void;
+  /** Resolves when the grace period is over. */
+  readonly done: Promise<void>;
+
+  /** Starts a grace period of `timeoutMs` on `clock`. */
+  constructor(clock: Clock, timeoutMs: number) {
+    this.#clock = clock;
+    this.#started = clock.now();
+    this.#deadline = this.#started + timeoutMs;
+    this.done = new Promise<void>((resolve) => (this.#resolve = resolve));
+    this.#arm(timeoutMs);
+  }
+
+  /** How long it has lasted, in ms. */
+  get elapsedMs(): number {
+    return this.#clock.now() - this.#started;
+  }
+
+  /** Ends it now. */
+  readonly end = (): void => {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#resolve();
+  };
+
+  /** Ends it `timeoutMs` from now, if that is sooner. */
+  shorten(timeoutMs: number): void {
+    const deadline = this.#clock.now() + timeoutMs;
+    if (this.#timer === undefined || deadline >= this.#deadline) return;
+    this.#deadline = deadline;
+    this.#clock.clearTimeout(this.#timer);
+    this.#arm(timeoutMs);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = this.#clock.setTimeout(this.end, ms);
+  }
+}
+
+/**
+ * The grace a checked `disconnect(options)` asks for (`fallback` when not
+ * given), read once more and checked again: a getter may answer otherwise.
+ */
+export function graceOf(
+  options: { timeoutMs?: number },
+  fallback: number,
+): number | InvalidArgumentError {
+  let timeoutMs: unknown;
+  try {
+    timeoutMs = options.timeoutMs ?? fallback;
+  } catch {
+    // Refused below.
+  }
+  return isDuration(timeoutMs, true)
+    ? timeoutMs
+    : changedWhileRead("Client.disconnect", options);
 }
