@@ -208,9 +208,15 @@ export const TypedEventTarget: new <
     options?: boolean | Pick<ListenerOptions, "capture">,
   ): void {
     if (listener === null) return;
+    // Refused as addEventListener refuses them (the pool's and the
+    // manager's callers would otherwise never learn of the mistake).
+    if (typeof listener !== "function" && typeof listener !== "object") {
+      super.removeEventListener(type, listener as never, options);
+      return;
+    }
+    type = `${type}`; // a symbol throws
     let capture: boolean;
     try {
-      type = `${type}`;
       capture = isCapture(options);
     } catch {
       // Options that cannot be read (a revoked proxy, a throwing getter)

@@ -419,6 +419,35 @@ test("Client.addEventListener refuses unknown event names, non-listeners and bad
   });
 });
 
+test("Client.removeEventListener refuses what addEventListener refuses, and still removes", async () => {
+  await withClient((client) => {
+    const remove = (...args: unknown[]) =>
+      (client.removeEventListener as (...a: unknown[]) => void)(...args);
+    const method = /^Client\.removeEventListener: /;
+    assert.throws(() => remove("retyr", () => {}), invalid("type", /retry/));
+    assert.throws(() => remove(Symbol("retry"), () => {}), invalid("type"));
+    assert.throws(() => remove("retry", "listener"), invalid("listener"));
+    assert.throws(() => remove("retry", {}), invalid("listener", method));
+    assert.throws(
+      () => remove("retry", () => {}, { capture: "yes" }),
+      invalid("options.capture"),
+    );
+    assert.throws(
+      () => remove("retry", () => {}, { captrue: true }),
+      invalid("options.captrue", /did you mean "capture"/),
+    );
+    let heard = 0;
+    const listener = () => heard++;
+    const options = { capture: true, once: true };
+    client.addEventListener("checkedOut", listener, options);
+    remove("checkedOut", listener, options);
+    remove("retry", null);
+    assert.equal(client.hasListeners("checkedOut"), false);
+    assert.equal(heard, 0);
+    return Promise.resolve();
+  });
+});
+
 test("the retry helpers check their arguments", async () => {
   await assert.rejects(
     executeWithRetry("op" as never, DEFAULT_RETRY_CONFIG),

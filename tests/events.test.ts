@@ -173,6 +173,33 @@ test("hasListeners is per type, and false again once the last listener is remove
   assert.equal(ticker.hasListeners("tock"), true);
 });
 
+test("removeEventListener refuses a symbol type and a non-listener as addEventListener does (the pool and the manager are such targets)", () => {
+  const ticker = new Ticker();
+  const add = ticker.addEventListener.bind(ticker) as (...a: unknown[]) => void;
+  const remove = ticker.removeEventListener.bind(ticker) as (
+    ...a: unknown[]
+  ) => void;
+  const outcome = (call: () => void) => {
+    try {
+      call();
+      return "accepted";
+    } catch (error) {
+      return (error as Error).name;
+    }
+  };
+  assert.equal(outcome(() => add(Symbol("tick"), () => {})), "TypeError");
+  assert.equal(outcome(() => remove(Symbol("tick"), () => {})), "TypeError");
+  // EventTarget's own answer, which differs by runtime (Deno accepts it).
+  for (const listener of [42, "listener", true]) {
+    assert.equal(
+      outcome(() => remove("tick", listener)),
+      outcome(() => add("tick", listener)),
+      String(listener),
+    );
+  }
+  assert.equal(ticker.hasListeners("tick"), false);
+});
+
 test("a listener removed by an earlier one in the same dispatch does not run", () => {
   const ticker = new Ticker();
   const calls: string[] = [];

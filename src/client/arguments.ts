@@ -1,6 +1,6 @@
 /**
- * The checks at the door of the Client's methods and of the retry helpers
- * the root exports (`executeWithRetry`, `isRetryable`): every argument and
+ * The checks at the door of the Client's methods (and, in
+ * `retry_arguments.ts`, of the retry helpers the root exports): every argument and
  * per-call option is refused with an {@linkcode InvalidArgumentError}
  * before the call changes anything, so a caller's bug fails that one call
  * and never a connection, a pool or a node's health that other calls share.
@@ -29,9 +29,7 @@
 import {
   bool,
   duration,
-  func,
   is,
-  methods,
   nested,
   optionsError,
   readOptions,
@@ -41,13 +39,7 @@ import {
   signal,
   text,
 } from "../config/options.ts";
-import {
-  integer,
-  isAbortSignal,
-  isDuration,
-  msOrZero,
-  numberIn,
-} from "../config/validate.ts";
+import { isAbortSignal, isDuration, msOrZero } from "../config/validate.ts";
 import { CONNECT as CONNECTION } from "../connection/control.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
@@ -57,7 +49,7 @@ import type { ClientEventMap } from "./events.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
 
 /** Options of `Client.request`; `isRetryable` takes them too. */
-const REQUEST_RULES: Rules = {
+export const REQUEST_RULES: Rules = {
   timeoutMs: duration,
   signal,
   idempotent: bool,
@@ -445,9 +437,11 @@ const CLIENT_EVENT_NAMES: ReadonlySet<string> = new Set([
 ]);
 
 /**
- * Checks the arguments of `Client.addEventListener`: an event name the
- * client dispatches, a function or `handleEvent` object (or `null`, a
- * no-op as for `EventTarget`), and `boolean` or known options.
+ * Checks the arguments of `Client.addEventListener` and
+ * `removeEventListener` (`method`): an event name the client dispatches,
+ * a function or `handleEvent` object (or `null`, a no-op as for
+ * `EventTarget`), and `boolean` or known options (on removal too, so the
+ * options given to the add can be given again).
  *
  * @throws {InvalidArgumentError} naming the bad argument.
  */
@@ -455,8 +449,8 @@ export function checkListenerArguments(
   type: unknown,
   listener: unknown,
   options: unknown,
+  method = "Client.addEventListener",
 ): void {
-  const method = "Client.addEventListener";
   if (typeof type !== "string" || !CLIENT_EVENT_NAMES.has(type)) {
     throw refuse(
       method,
@@ -489,78 +483,4 @@ export function checkListenerArguments(
 /** Whether `options` pass `rules`: the first look, before an error. */
 function isValid(options: unknown, rules: Rules): boolean {
   return optionsError("", options, rules) === undefined;
-}
-
-const EXECUTE_RULES: Rules = {
-  isRetryable: func,
-  idempotent: bool,
-  signal,
-  clock: methods("now", "setTimeout", "clearTimeout"),
-  onRetry: func,
-  random: func,
-};
-
-// Any number (but NaN, which no range takes): a backoff beyond what a
-// timer can hold is capped by the loop.
-const anyNumber = () => true;
-const notNegative = numberIn(
-  0,
-  Infinity,
-  anyNumber,
-  "a number of milliseconds",
-);
-
-/**
- * What `executeWithRetry` needs of a schedule to run and to stop (a bad
- * argument must never be a `TypeError` from inside the loop): every
- * field, with a type and sign that the backoff formula can use. Looser
- * than the config's resolver on purpose: a backoff beyond what a timer
- * can hold is capped by the loop, not refused.
- */
-const RETRY_CONFIG_RULES: Rules = {
-  maxRetries: integer(0),
-  initialBackoffMs: notNegative,
-  maxBackoffMs: notNegative,
-  backoffMultiplier: numberIn(1, Infinity, anyNumber, "a number"),
-  jitter: bool,
-};
-
-/**
- * Checks the arguments of `executeWithRetry`: a function, a complete and
- * valid retry schedule (a missing `maxRetries` would retry for ever), and
- * known options.
- *
- * @throws {InvalidArgumentError} for a bad operation, schedule or option.
- */
-export function checkExecuteWithRetryArguments(
-  operation: unknown,
-  config: unknown,
-  options: unknown,
-): void {
-  const method = "executeWithRetry";
-  const expected = func(operation);
-  if (expected) throw refuse(method, "operation", operation, expected);
-  // Every field: a schedule without `maxRetries` would retry for ever.
-  readOptions(method, config, RETRY_CONFIG_RULES, true, "config");
-  readOptions(method, options, EXECUTE_RULES);
-}
-
-/**
- * Checks the arguments of `isRetryable`: an error it can look at (any
- * value, but not a revoked proxy), and the request options (`idempotent`,
- * and the rest of a request's options, which callers pass along as they
- * are).
- *
- * @throws {InvalidArgumentError} naming the bad argument or option.
- */
-export function checkIsRetryableArguments(
-  error: unknown,
-  options: unknown,
-): void {
-  try {
-    void (error instanceof Error);
-  } catch (cause) {
-    throw refuse("isRetryable", "error", error, "could not be read", cause);
-  }
-  readOptions("isRetryable", options, REQUEST_RULES);
 }

@@ -16,14 +16,10 @@ import type {
   Connection,
   ConnectionOptions,
 } from "../connection/connection.ts";
-import { AbortedError, ClientClosedError, RemoteError } from "../errors.ts";
+import { ClientClosedError } from "../errors.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { HealthCheckResult } from "../cluster/health_loop.ts";
-import {
-  POOL_EVENT_NAMES,
-  type PoolEvent,
-  type PoolEventName,
-} from "../pool/events.ts";
+import type { PoolEvent, PoolEventName } from "../pool/events.ts";
 import {
   type ListenerOptions,
   TypedEventTarget,
@@ -50,21 +46,20 @@ import {
   failedBatch,
   runBatch,
 } from "./batch.ts";
-import { type ClientStats, type NodeStats, nodeStats } from "./stats.ts";
-import { connectLogged, disconnected, guardLogger } from "../cluster/log.ts";
+import type { ClientStats, NodeStats } from "./stats.ts";
+import { guardLogger } from "../cluster/log.ts";
 import {
   checkClientConstruction,
-  Grace,
+  clientStats,
+  closingError,
   graceOf,
-  lazyPoolTimeout,
-  lazyRequestTimeout,
+  LazyStart,
   lendConnection,
   logBudgetSpent,
   logRetries,
   pingNode,
+  Shutdown,
 } from "./client_support.ts";
-
-const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
 // Shared, so a request without options allocates no options object.
 const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
@@ -101,16 +96,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   readonly #clock: Clock;
   readonly #path: RequestPath;
-  readonly #batchHost: BatchHost;
+  /** What a batch, a lazy start and the shutdown work with. */
+  readonly #parts: BatchHost;
   #closing = false;
-  /** Created with `lazy: true` and not yet connected. */
-  #lazy = false;
-  #connecting: Promise<void> | undefined;
-  #cancelled: Error | undefined;
-  #disconnected: Promise<void> | undefined;
-  /** The grace period of a disconnect, while it runs. */
-  #grace: Grace | undefined;
-  #onIdle: (() => void) | undefined;
+  /** Set while a client created with `lazy: true` is not yet connected. */
+  #lazy: LazyStart | undefined;
+  #shutdown: Shutdown | undefined;
   readonly #log: Logger | undefined;
   /** The pool events somebody listens to, and the listener that forwards each. */
   readonly #forwarding = new Map<PoolEventName, (e: PoolEvent) => void>();
@@ -124,7 +115,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.id = manager.id;
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
-    this.#batchHost = { path: this.#path, manager, config };
+    this.#parts = { path: this.#path, manager, config };
     // Health and membership changes are the client's events too.
     forwardManagerEvents(
       manager,
@@ -149,15 +140,28 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     options?: boolean | ListenerOptions,
   ): void {
     door.checkListenerArguments(type, listener, options);
-    if (POOL_EVENTS.has(type) && !this.#forwarding.has(type as PoolEventName)) {
-      forwardPoolEvent(
-        this.manager,
-        type as PoolEventName,
-        (event) => this.dispatchEvent(event as ClientEventMap[K]),
-        this.#forwarding,
-      );
-    }
+    forwardPoolEvent(this.manager, type, this, this.#forwarding);
     super.addEventListener(type, listener, options);
+  }
+
+  /**
+   * Removes a listener added with the same `type`, `listener` and
+   * `capture`, checking its arguments as `addEventListener` does.
+   *
+   * @throws {InvalidArgumentError} naming the bad argument.
+   */
+  override removeEventListener<K extends keyof ClientEventMap & string>(
+    type: K,
+    listener: TypedListener<ClientEventMap[K]> | null,
+    options?: boolean | Pick<ListenerOptions, "capture">,
+  ): void {
+    door.checkListenerArguments(
+      type,
+      listener,
+      options,
+      "Client.removeEventListener",
+    );
+    super.removeEventListener(type, listener, options);
   }
 
   /**
@@ -224,7 +228,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<Client> {
     return openClient(first, second, third, (config, manager, lazy) => {
       const client = new Client(config, manager);
-      client.#lazy = lazy;
+      if (lazy) {
+        client.#lazy = new LazyStart(client.#parts, client.#pathOwner, () => {
+          client.#lazy = undefined;
+        });
+      }
       return client;
     });
   }
@@ -266,7 +274,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payload: Uint8Array,
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
-    return this.#afterConnect(
+    return this.#lazy!.after(
       options,
       () => this.#path.request(payload, options),
       (error) => Promise.reject(error),
@@ -306,63 +314,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       return Promise.resolve(failedBatch(list.length, new ClientClosedError()));
     }
     if (this.#lazy) {
-      return this.#afterConnect(
+      return this.#lazy.after(
         args.options,
-        () => runBatch(this.#batchHost, list, args.options),
+        () => runBatch(this.#parts, list, args.options),
         (error) => Promise.resolve(failedBatch(list.length, error)),
       );
     }
-    return runBatch(this.#batchHost, list, args.options);
-  }
-
-  /**
-   * Runs a request of a lazy client once it is connected (`failed` with
-   * the error when it could not be, in the request's time). In flight
-   * from the call: a disconnect meanwhile gives it its grace.
-   */
-  #afterConnect<T>(
-    options: ClientRequestOptions,
-    run: () => Promise<T>,
-    failed: (error: unknown) => Promise<T>,
-  ): Promise<T> {
-    const limit = options.timeoutMs ?? this.config.requestTimeoutMs;
-    const path = this.#path;
-    path.inFlight++;
-    return this.#ready(options.signal, limit).then(() => {
-      path.inFlight--;
-      return run();
-    }, (error) => {
-      if (--path.inFlight === 0) this.#onIdle?.();
-      return failed(this.#final(error));
-    });
-  }
-
-  /**
-   * A lazy client's first connect, shared by every call that needs it; a
-   * failed one is tried again by the next call. Each call waits within its
-   * own `signal` and time limit, then fails as a request would, or as a
-   * wait for a pool connection (`pool`, the limit's name) would.
-   */
-  #ready(
-    signal: AbortSignal | undefined,
-    limitMs: number,
-    pool?: "timeoutMs" | "connectionTimeoutMs",
-  ): Promise<void> {
-    this.#connecting ??= connectLogged(this.manager, this.config.logger).then(
-      () => {
-        this.#lazy = false;
-      },
-      (error) => {
-        this.#connecting = undefined;
-        throw error;
-      },
-    );
-    const nodes = this.manager.nodes;
-    const timedOut = pool === undefined
-      ? () => lazyRequestTimeout(nodes, limitMs)
-      : () => lazyPoolTimeout(nodes, limitMs, pool === "timeoutMs");
-    const limit = { clock: this.#clock, ms: limitMs, error: timedOut };
-    return abortable(this.#connecting, signal, limit);
+    return runBatch(this.#parts, list, args.options);
   }
 
   /** How the request path reaches back into the client. */
@@ -378,7 +336,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       this.dispatchEvent(new RetryBudgetEvent(detail, this.#clock.now()));
     },
     final: (error) => this.#final(error),
-    idle: () => this.#onIdle?.(),
+    idle: () => this.#shutdown?.idle(),
   };
 
   /**
@@ -402,16 +360,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     path.inFlight++;
     try {
       const started = this.#clock.now();
-      if (this.#lazy) await this.#ready(signal, limit);
-      return await pingNode(this.manager, this.config, path.diagnostics, {
-        clock: this.#clock,
-        started,
-        limit,
-      }, signal);
+      if (this.#lazy) await this.#lazy.ready(signal, limit);
+      return await pingNode(this.#parts, started, limit, signal);
     } catch (error) {
       throw this.#final(error);
     } finally {
-      if (--path.inFlight === 0 && this.#onIdle) this.#onIdle();
+      if (--path.inFlight === 0) this.#shutdown?.idle();
     }
   }
 
@@ -453,26 +407,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const path = this.#path;
     path.inFlight++;
     try {
-      if (this.#lazy) {
-        const limit = timeoutMs ?? this.config.poolConfig.connectionTimeoutMs;
-        const name = timeoutMs === undefined
-          ? "connectionTimeoutMs"
-          : "timeoutMs";
-        await this.#ready(signal, limit, name).catch((error) => {
-          throw this.#final(error);
-        });
-      }
-      return await lendConnection(
-        this.manager,
-        this.config,
-        path.diagnostics,
-        () => this.#closing,
-        (error) => this.#final(error),
-        fn,
-        acquire,
-      );
+      if (this.#lazy) await this.#lazy.readyToLend(signal, timeoutMs);
+      return await lendConnection(this.#parts, this.#pathOwner, fn, acquire);
     } finally {
-      if (--path.inFlight === 0 && this.#onIdle) this.#onIdle();
+      if (--path.inFlight === 0) this.#shutdown?.idle();
     }
   }
 
@@ -517,14 +455,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /** Counters and per-node state, as plain data. */
   stats(): ClientStats {
-    return {
-      succeeded: this.#path.succeededCount,
-      failed: this.#path.failedCount,
-      retries: this.#path.retryCount,
-      hedges: this.#path.hedgeCount,
-      inFlight: this.#path.inFlight,
-      nodes: this.manager.nodes.map(nodeStats),
-    };
+    return clientStats(this.#parts);
   }
 
   /**
@@ -538,13 +469,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     if (!door.isValidDisconnect(options)) return door.rejectDisconnect(options);
     const timeoutMs = graceOf(options, this.config.timeoutMs);
     if (typeof timeoutMs !== "number") return Promise.reject(timeoutMs);
-    if (this.#disconnected === undefined) {
-      this.#disconnected = this.#shutdown(timeoutMs);
+    if (this.#shutdown === undefined) {
+      this.#closing = true;
+      this.#shutdown = new Shutdown(this.#parts, this.#log, timeoutMs);
     } else {
-      // A more urgent call: what is still in flight gets less time.
-      this.#grace?.shorten(timeoutMs);
+      this.#shutdown.shorten(timeoutMs);
     }
-    return this.#disconnected;
+    return this.#shutdown.done;
   }
 
   /** `await using client = await Client.connect(...)` disconnects at scope end. */
@@ -552,40 +483,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     return this.disconnect();
   }
 
-  async #shutdown(timeoutMs: number): Promise<void> {
-    this.#closing = true;
-    this.manager.stopHealthLoop();
-    // A request waiting to be retried will not be: it ends now.
-    this.#path.stop();
-    let waitedMs = 0;
-    if (this.#path.inFlight > 0) {
-      const grace = this.#grace = new Grace(this.#clock, timeoutMs);
-      this.#onIdle = grace.end;
-      await grace.done;
-      this.#onIdle = undefined;
-      this.#grace = undefined;
-      waitedMs = grace.elapsedMs;
-    }
-    if (this.#path.inFlight > 0) {
-      this.#cancelled = new ClientClosedError(
-        `disconnect cancelled the request after waiting ${waitedMs} ms`,
-      );
-      this.manager.destroyConnections(this.#cancelled);
-    }
-    await this.manager.close();
-    this.#log?.(disconnected());
-  }
-
   /** Once the client is closing, failures say so. */
   #final(error: unknown): unknown {
-    if (!this.#closing || error instanceof ClientClosedError) return error;
-    // A node's answer and the caller's own abort stay what they are.
-    if (error instanceof AbortedError || error instanceof RemoteError) {
-      return error;
-    }
-    return new ClientClosedError(
-      this.#cancelled?.message ?? "the client disconnected during the request",
-      { cause: error },
-    );
+    return this.#closing
+      ? closingError(error, this.#shutdown?.cancelled)
+      : error;
   }
 }

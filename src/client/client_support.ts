@@ -1,28 +1,37 @@
 /**
  * The Client's cold code, apart from its request path: the check that
- * `Client.connect` built it, the errors of a lazy client's calls that time
- * out waiting for its first connect, `ping`'s round trip and
- * `withConnection`'s loan, the grace period of `disconnect()`, and its log
- * lines.
+ * `Client.connect` built it, a lazy client's first connect (`LazyStart`,
+ * held only by a lazy client), `ping`'s round trip, `withConnection`'s
+ * loan, `stats()`, `disconnect()`'s shutdown and grace period
+ * (`Shutdown`), and its log lines. One file rather than several: each
+ * module costs the npm tarball its import lines.
  *
  * @module
  */
 
 import type { Clock, TimerHandle } from "../clock.ts";
-import type { Logger, ResolvedConfig } from "../config/shapes.ts";
+import type { Logger } from "../config/shapes.ts";
+import { changedWhileRead } from "../config/options.ts";
 import { isDuration } from "../config/validate.ts";
+import { connectLogged, disconnected } from "../cluster/log.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
-import { changedWhileRead } from "../config/options.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import type { Connection } from "../connection/connection.ts";
-import type { RequestDiagnostics } from "./request_diagnostics.ts";
+import type { BatchHost } from "./batch.ts";
+import { abortable } from "./connect.ts";
+import type { ClientRequestOptions } from "./request_options.ts";
+import { type ClientStats, nodeStats } from "./stats.ts";
+import type { RequestPathOwner } from "./request_path.ts";
 import { executeWithRetry, isRetryable } from "./retry.ts";
 import {
+  AbortedError,
+  ClientClosedError,
   InvalidArgumentError,
   messageOf,
   PoolTimeoutError,
+  RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
 
@@ -40,6 +49,221 @@ export function checkClientConstruction(manager: unknown): void {
     "call Client.connect(config) (with { lazy: true } to connect on first use)",
     { method: "new Client" },
   );
+}
+
+/**
+ * Pings a node the balancer picks: the wait for a connection and the
+ * round trip within `limit` ms from `started` (a lazy connect's time is
+ * spent already).
+ *
+ * @throws {RequestTimeoutError} when the time runs out before the send.
+ */
+export async function pingNode(
+  { manager, config, path }: BatchHost,
+  started: number,
+  limit: number,
+  signal: AbortSignal | undefined,
+): Promise<
+  { address: string; nodeId: string | undefined; latencyMs: number }
+> {
+  const { clock } = config;
+  const diagnostics = path.diagnostics;
+  const node = manager.pickNode();
+  const waitMs = limit - (clock.now() - started);
+  if (!(waitMs > 0)) {
+    throw new RequestTimeoutError(node.address, limit, { sent: false });
+  }
+  const connection = await diagnostics.observeCheckout(
+    node.address,
+    "shared",
+    () =>
+      node.pool.tryAcquireShared() ?? node.pool.acquireShared({
+        signal,
+        // The pool's own limit applies when it is the shorter one, and
+        // its timeout error then names that limit.
+        timeoutMs: waitMs < config.poolConfig.connectionTimeoutMs
+          ? waitMs
+          : undefined,
+      }),
+  );
+  const left = limit - (clock.now() - started);
+  if (!(left > 0)) {
+    throw new RequestTimeoutError(node.address, limit, { sent: false });
+  }
+  const latencyMs = await connection.ping({ timeoutMs: left, signal });
+  return { address: node.address, nodeId: connection.nodeId, latencyMs };
+}
+
+/**
+ * Lends `fn` a connection for its exclusive use until it settles. The
+ * checkout is retried (on another node if any) unless the client is
+ * `closing()`, and its final error goes through `final`; `fn` is not
+ * retried.
+ */
+export async function lendConnection<T>(
+  { manager, config, path }: BatchHost,
+  { closing, final }: RequestPathOwner,
+  fn: (connection: Connection) => Promise<T>,
+  acquire: { timeoutMs: number | undefined; signal: AbortSignal | undefined },
+): Promise<T> {
+  const diagnostics = path.diagnostics;
+  let node: ManagedNode | undefined;
+  const connection = await executeWithRetry(
+    () => {
+      const picked = node = manager.pickNode(node);
+      return diagnostics.observeCheckout(
+        picked.address,
+        "exclusive",
+        () => picked.pool.getConnection(acquire),
+      );
+    },
+    config.retryConfig,
+    {
+      clock: config.clock,
+      signal: acquire.signal,
+      isRetryable: (e) => !closing() && isRetryable(e),
+    },
+  ).catch((error) => {
+    throw final(error);
+  });
+  try {
+    return await fn(connection);
+  } finally {
+    node!.pool.returnConnection(connection);
+  }
+}
+
+/** Tells `log` of every retry `client` dispatches. */
+export function logRetries(
+  client: TypedEventTarget<ClientEventMap>,
+  log: Logger,
+): void {
+  client.addEventListener("retry", (e) => {
+    const d = e.detail;
+    log({
+      level: "debug",
+      message: `retry ${d.attempt} in ${d.delayMs} ms after: ${
+        messageOf(d.error)
+      }`,
+      event: "retry",
+      address: d.address,
+      error: d.error instanceof Error ? d.error : undefined,
+    });
+  });
+}
+
+/** Tells `log` that a request was not retried: the budget is spent. */
+export function logBudgetSpent(
+  log: Logger,
+  detail: RetryBudgetEventDetail,
+): void {
+  log({
+    level: "warn",
+    message: `not retried, the retry budget is spent: ${
+      messageOf(detail.error)
+    }`,
+    event: "retryBudgetExhausted",
+    address: detail.address,
+  });
+}
+
+/** `Client.stats()`: the counters of the client's `path`, and each node's state. */
+export function clientStats(
+  { path, manager }: BatchHost,
+): ClientStats {
+  return {
+    succeeded: path.succeededCount,
+    failed: path.failedCount,
+    retries: path.retryCount,
+    hedges: path.hedgeCount,
+    inFlight: path.inFlight,
+    nodes: manager.nodes.map(nodeStats),
+  };
+}
+
+/** Until its first connect succeeds, what a lazy client's calls wait on. */
+export class LazyStart {
+  readonly #client: BatchHost;
+  readonly #owner: RequestPathOwner;
+  readonly #connected: () => void;
+  #connecting: Promise<void> | undefined;
+
+  /** `connected` runs once the connect succeeded: the client is eager from then on. */
+  constructor(
+    client: BatchHost,
+    owner: RequestPathOwner,
+    connected: () => void,
+  ) {
+    this.#client = client;
+    this.#owner = owner;
+    this.#connected = connected;
+  }
+
+  /**
+   * Runs a request of a lazy client once it is connected (`failed` with
+   * the error when it could not be, in the request's time). In flight
+   * from the call: a disconnect meanwhile gives it its grace.
+   */
+  after<T>(
+    options: ClientRequestOptions,
+    run: () => Promise<T>,
+    failed: (error: unknown) => Promise<T>,
+  ): Promise<T> {
+    const limit = options.timeoutMs ?? this.#client.config.requestTimeoutMs;
+    const path = this.#client.path;
+    path.inFlight++;
+    return this.ready(options.signal, limit).then(() => {
+      path.inFlight--;
+      return run();
+    }, (error) => {
+      if (--path.inFlight === 0) this.#owner.idle();
+      return failed(this.#owner.final(error));
+    });
+  }
+
+  /**
+   * Waits for the connect as `withConnection` waits for a pool connection
+   * (within its own `timeoutMs`, or the pool's), failing as that would.
+   */
+  readyToLend(
+    signal: AbortSignal | undefined,
+    timeoutMs: number | undefined,
+  ): Promise<void> {
+    const own = timeoutMs !== undefined;
+    const limit = timeoutMs ??
+      this.#client.config.poolConfig.connectionTimeoutMs;
+    const name = own ? "timeoutMs" : "connectionTimeoutMs";
+    return this.ready(signal, limit, name).catch((error) => {
+      throw this.#owner.final(error);
+    });
+  }
+
+  /**
+   * The first connect, shared by every call that needs it; a failed one
+   * is tried again by the next call. Each call waits within its own
+   * `signal` and time limit, then fails as a request would, or as a wait
+   * for a pool connection (`pool`, the limit's name) would.
+   */
+  ready(
+    signal: AbortSignal | undefined,
+    limitMs: number,
+    pool?: "timeoutMs" | "connectionTimeoutMs",
+  ): Promise<void> {
+    const { manager, config } = this.#client;
+    this.#connecting ??= connectLogged(manager, config.logger).then(
+      this.#connected,
+      (error) => {
+        this.#connecting = undefined;
+        throw error;
+      },
+    );
+    const nodes = manager.nodes;
+    const timedOut = pool === undefined
+      ? () => lazyRequestTimeout(nodes, limitMs)
+      : () => lazyPoolTimeout(nodes, limitMs, pool === "timeoutMs");
+    const limit = { clock: config.clock, ms: limitMs, error: timedOut };
+    return abortable(this.#connecting, signal, limit);
+  }
 }
 
 /** Every node's address: the lazy connect went to all of them. */
@@ -76,85 +300,74 @@ export function lazyPoolTimeout(
 }
 
 /**
- * Pings a node the balancer picks: the wait for a connection and the
- * round trip within `limit` ms from `started` (a lazy connect's time is
- * spent already).
- *
- * @throws {RequestTimeoutError} when the time runs out before the send.
+ * The error a call of a closing client fails with: `error` restated as a
+ * {@linkcode ClientClosedError}, saying why when it was `cancelled`.
  */
-export async function pingNode(
-  manager: ConnectionManager,
-  config: ResolvedConfig,
-  diagnostics: RequestDiagnostics,
-  timing: { clock: Clock; started: number; limit: number },
-  signal: AbortSignal | undefined,
-): Promise<
-  { address: string; nodeId: string | undefined; latencyMs: number }
-> {
-  const { clock, started, limit } = timing;
-  const node = manager.pickNode();
-  const waitMs = limit - (clock.now() - started);
-  if (!(waitMs > 0)) {
-    throw new RequestTimeoutError(node.address, limit, { sent: false });
+export function closingError(
+  error: unknown,
+  cancelled: Error | undefined,
+): unknown {
+  if (error instanceof ClientClosedError) return error;
+  // A node's answer and the caller's own abort stay what they are.
+  if (error instanceof AbortedError || error instanceof RemoteError) {
+    return error;
   }
-  const connection = await diagnostics.observeCheckout(
-    node.address,
-    "shared",
-    () =>
-      node.pool.tryAcquireShared() ?? node.pool.acquireShared({
-        signal,
-        // The pool's own limit applies when it is the shorter one, and
-        // its timeout error then names that limit.
-        timeoutMs: waitMs < config.poolConfig.connectionTimeoutMs
-          ? waitMs
-          : undefined,
-      }),
+  return new ClientClosedError(
+    cancelled?.message ?? "the client disconnected during the request",
+    { cause: error },
   );
-  const left = limit - (clock.now() - started);
-  if (!(left > 0)) {
-    throw new RequestTimeoutError(node.address, limit, { sent: false });
-  }
-  const latencyMs = await connection.ping({ timeoutMs: left, signal });
-  return { address: node.address, nodeId: connection.nodeId, latencyMs };
 }
 
-/**
- * Lends `fn` a connection for its exclusive use until it settles. The
- * checkout is retried (on another node if any) unless `closing()`, and
- * its final error goes through `final`; `fn` is not retried.
- */
-export async function lendConnection<T>(
-  manager: ConnectionManager,
-  config: ResolvedConfig,
-  diagnostics: RequestDiagnostics,
-  closing: () => boolean,
-  final: (error: unknown) => unknown,
-  fn: (connection: Connection) => Promise<T>,
-  acquire: { timeoutMs: number | undefined; signal: AbortSignal | undefined },
-): Promise<T> {
-  let node: ManagedNode | undefined;
-  const connection = await executeWithRetry(
-    () => {
-      const picked = node = manager.pickNode(node);
-      return diagnostics.observeCheckout(
-        picked.address,
-        "exclusive",
-        () => picked.pool.getConnection(acquire),
+/** One client's shutdown, from the first `disconnect()` on. */
+export class Shutdown {
+  /** Resolves when all of it is done. */
+  readonly done: Promise<void>;
+  #grace: Grace | undefined;
+  #cancelled: Error | undefined;
+
+  /** Starts shutting down, with `timeoutMs` of grace. */
+  constructor(client: BatchHost, log: Logger | undefined, timeoutMs: number) {
+    this.done = this.#run(client, log, timeoutMs);
+  }
+
+  /** Why requests still in flight after the grace period were cancelled. */
+  get cancelled(): Error | undefined {
+    return this.#cancelled;
+  }
+
+  /** The client is idle: the grace period, if one runs, is over. */
+  idle(): void {
+    this.#grace?.end();
+  }
+
+  /** A more urgent `disconnect()`: what is still in flight gets less time. */
+  shorten(timeoutMs: number): void {
+    this.#grace?.shorten(timeoutMs);
+  }
+
+  async #run(
+    { manager, path, config }: BatchHost,
+    log: Logger | undefined,
+    timeoutMs: number,
+  ): Promise<void> {
+    manager.stopHealthLoop();
+    // A request waiting to be retried will not be: it ends now.
+    path.stop();
+    let waitedMs = 0;
+    if (path.inFlight > 0) {
+      const grace = this.#grace = new Grace(config.clock, timeoutMs);
+      await grace.done;
+      this.#grace = undefined;
+      waitedMs = grace.elapsedMs;
+    }
+    if (path.inFlight > 0) {
+      this.#cancelled = new ClientClosedError(
+        `disconnect cancelled the request after waiting ${waitedMs} ms`,
       );
-    },
-    config.retryConfig,
-    {
-      clock: config.clock,
-      signal: acquire.signal,
-      isRetryable: (e) => !closing() && isRetryable(e),
-    },
-  ).catch((error) => {
-    throw final(error);
-  });
-  try {
-    return await fn(connection);
-  } finally {
-    node!.pool.returnConnection(connection);
+      manager.destroyConnections(this.#cancelled);
+    }
+    await manager.close();
+    log?.(disconnected());
   }
 }
 
@@ -224,38 +437,4 @@ export function graceOf(
   return isDuration(timeoutMs, true)
     ? timeoutMs
     : changedWhileRead("Client.disconnect", options);
-}
-
-/** Tells `log` of every retry `client` dispatches. */
-export function logRetries(
-  client: TypedEventTarget<ClientEventMap>,
-  log: Logger,
-): void {
-  client.addEventListener("retry", (e) => {
-    const d = e.detail;
-    log({
-      level: "debug",
-      message: `retry ${d.attempt} in ${d.delayMs} ms after: ${
-        messageOf(d.error)
-      }`,
-      event: "retry",
-      address: d.address,
-      error: d.error instanceof Error ? d.error : undefined,
-    });
-  });
-}
-
-/** Tells `log` that a request was not retried: the budget is spent. */
-export function logBudgetSpent(
-  log: Logger,
-  detail: RetryBudgetEventDetail,
-): void {
-  log({
-    level: "warn",
-    message: `not retried, the retry budget is spent: ${
-      messageOf(detail.error)
-    }`,
-    event: "retryBudgetExhausted",
-    address: detail.address,
-  });
 }

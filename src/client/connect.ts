@@ -14,13 +14,19 @@ import { configFromArguments } from "../config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../config/shapes.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { AbortedError } from "../errors.ts";
+import type { TypedEventTarget } from "../events.ts";
+import type { ClientEventMap } from "./events.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
 import {
   NodeHealthEvent,
   NodeMembershipEvent,
   ProtocolSelectedEvent,
 } from "../cluster/events.ts";
-import { PoolEvent, type PoolEventName } from "../pool/events.ts";
+import {
+  POOL_EVENT_NAMES,
+  PoolEvent,
+  type PoolEventName,
+} from "../pool/events.ts";
 import { getAdapter } from "../runtime/detect.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
 import { connectLogged } from "../cluster/log.ts";
@@ -154,22 +160,28 @@ export function forwardManagerEvents(
   );
 }
 
+const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
+
 /**
- * Re-dispatches the pool event `type` of every node through `dispatch`
- * as the client's own, and records the forwarder in `forwarding`, so
- * nodes added later get it too (see {@linkcode forwardManagerEvents}).
+ * Re-dispatches the pool event `type` of every node through `client` as
+ * its own, unless `type` is not a pool event or is forwarded already;
+ * records the forwarder in `forwarding`, so nodes added later get it too
+ * (see {@linkcode forwardManagerEvents}).
  */
-export function forwardPoolEvent<K extends PoolEventName>(
+export function forwardPoolEvent(
   manager: ConnectionManager,
-  type: K,
-  dispatch: (event: PoolEvent<K>) => void,
+  type: string,
+  client: TypedEventTarget<ClientEventMap>,
   forwarding: Map<PoolEventName, (e: PoolEvent) => void>,
 ): void {
-  const forward = (e: PoolEvent<K>): void => {
-    dispatch(new PoolEvent(type, e.detail, e.at));
+  if (!POOL_EVENTS.has(type) || forwarding.has(type as PoolEventName)) return;
+  const name = type as PoolEventName;
+  const forward = (e: PoolEvent): void => {
+    const event = new PoolEvent(name, e.detail, e.at);
+    client.dispatchEvent(event as ClientEventMap[PoolEventName]);
   };
-  forwarding.set(type, forward as (e: PoolEvent) => void);
+  forwarding.set(name, forward);
   for (const node of manager.nodes) {
-    node.pool.addEventListener(type, forward);
+    node.pool.addEventListener(name, forward);
   }
 }

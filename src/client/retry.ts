@@ -23,7 +23,7 @@ import {
 import {
   checkExecuteWithRetryArguments,
   checkIsRetryableArguments,
-} from "./arguments.ts";
+} from "./retry_arguments.ts";
 
 /**
  * The delay before retry number `attempt`, in milliseconds. `attempt` is

@@ -1,0 +1,475 @@
+/**
+ * One proxied connection of a fault proxy, and the faults acting on its
+ * bytes in each direction.
+ *
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../src/clock.ts";
+import { readU32 } from "../src/protocol/codec.ts";
+import { HEADER_SIZE } from "../src/protocol/frame.ts";
+import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
+import { concatBytes } from "./bytes.ts";
+import type { ProxyFaults } from "./proxy_faults.ts";
+
+/** What a session uses of its proxy (a `FaultProxy`). */
+export interface ProxyHost {
+  /** Where bytes are forwarded. */
+  readonly target: { hostname: string; port: number };
+  /** For latency, jitter and chunk spacing. */
+  readonly clock: Clock;
+  /** Jitter source. */
+  readonly random: () => number;
+  /** The faults in force. */
+  readonly faults: Readonly<ProxyFaults>;
+  /** The proxy's counters that sessions count in. */
+  readonly stats: {
+    bytesToNode: number;
+    bytesToClient: number;
+    resets: number;
+    closes: number;
+    upstreamFailures: number;
+  };
+}
+
+type Item =
+  | { kind: "data"; bytes: Uint8Array; at: number }
+  | { kind: "end" | "reset" | "close"; at: number };
+
+type Held = Uint8Array | "end";
+
+/**
+ * Follows frame boundaries in a byte stream without decoding it, so the
+ * proxy knows where "the middle of a frame" is.
+ */
+class FrameTracker {
+  /** Absolute offset of the next byte. */
+  offset = 0;
+  #header = new Uint8Array(HEADER_SIZE);
+  #headerFill = 0;
+  #payloadLeft = 0;
+
+  /**
+   * Walks `chunk`; for each frame that starts in it, calls `onStart` with
+   * the frame's absolute start offset and its payload length when the
+   * whole header is inside this chunk (else `undefined`).
+   */
+  walk(
+    chunk: Uint8Array,
+    onStart: (start: number, length: number | undefined) => void,
+  ): void {
+    const base = this.offset;
+    let i = 0;
+    while (i < chunk.byteLength) {
+      if (this.#payloadLeft > 0) {
+        const take = Math.min(this.#payloadLeft, chunk.byteLength - i);
+        this.#payloadLeft -= take;
+        i += take;
+        continue;
+      }
+      if (this.#headerFill === 0) {
+        const whole = chunk.byteLength - i >= HEADER_SIZE;
+        onStart(base + i, whole ? readU32(chunk, i + 12) : undefined);
+      }
+      const take = Math.min(
+        HEADER_SIZE - this.#headerFill,
+        chunk.byteLength - i,
+      );
+      this.#header.set(chunk.subarray(i, i + take), this.#headerFill);
+      this.#headerFill += take;
+      i += take;
+      if (this.#headerFill === HEADER_SIZE) {
+        this.#headerFill = 0;
+        this.#payloadLeft = readU32(this.#header, 12);
+      }
+    }
+    this.offset = base + chunk.byteLength;
+  }
+}
+
+/** One direction of one proxied connection. */
+class Pipe {
+  readonly #session: Session;
+  readonly #toClient: boolean;
+  #held: Held[] = [];
+  #queue: Item[] = [];
+  #timer: TimerHandle | undefined;
+  #lastAt = -Infinity;
+  readonly tracker = new FrameTracker();
+  /** Absolute offset where `closeMidFrame` cuts, once known. */
+  #cutAt: number | undefined;
+  /** Bytes written before the destination existed (node side connecting). */
+  #early: Uint8Array[] = [];
+  #endEarly = false;
+  /** An incomplete frame held while `duplicateFrames` is on. */
+  #partial: Uint8Array = new Uint8Array(0);
+
+  constructor(session: Session, toClient: boolean) {
+    this.#session = session;
+    this.#toClient = toClient;
+  }
+
+  get #proxy(): ProxyHost {
+    return this.#session.proxy;
+  }
+
+  get #destination(): ByteChannel | undefined {
+    return this.#toClient ? this.#session.client : this.#session.node;
+  }
+
+  /** Bytes from the source side. */
+  input(chunk: Uint8Array): void {
+    if (this.#session.doomed) return;
+    if (this.#proxy.faults.stall) {
+      this.#held.push(chunk);
+      return;
+    }
+    this.#admit(chunk);
+  }
+
+  /** The source side closed cleanly. */
+  end(): void {
+    if (this.#session.doomed) return;
+    if (this.#proxy.faults.stall) this.#held.push("end");
+    else this.#schedule({ kind: "end", at: 0 });
+  }
+
+  /** Bytes the test wants the destination to see, after what is queued. */
+  inject(bytes: Uint8Array): void {
+    if (this.#session.doomed) return;
+    if (this.#proxy.faults.stall) this.#held.push(bytes);
+    else this.#schedule({ kind: "data", bytes, at: 0 });
+  }
+
+  /** Schedules every complete frame twice; holds an incomplete one. */
+  #duplicate(bytes: Uint8Array): void {
+    let buffer = concatBytes([this.#partial, bytes]);
+    while (buffer.byteLength >= HEADER_SIZE) {
+      const size = HEADER_SIZE + readU32(buffer, 12);
+      if (buffer.byteLength < size) break;
+      const frame = buffer.subarray(0, size);
+      this.#schedule({ kind: "data", bytes: frame, at: 0 });
+      this.#schedule({ kind: "data", bytes: frame, at: 0 });
+      buffer = buffer.subarray(size);
+    }
+    this.#partial = buffer.slice();
+  }
+
+  /** `duplicateFrames` was switched off: what was held goes on as is. */
+  flushPartial(): void {
+    const held = this.#partial;
+    this.#partial = new Uint8Array(0);
+    if (held.byteLength > 0 && !this.#session.doomed) {
+      this.#schedule({ kind: "data", bytes: held, at: 0 });
+    }
+  }
+
+  /** The stall was cleared: let held bytes through, in order. */
+  release(): void {
+    const held = this.#held;
+    this.#held = [];
+    for (const item of held) {
+      if (this.#session.doomed) return;
+      if (item === "end") this.#schedule({ kind: "end", at: 0 });
+      else this.#admit(item);
+    }
+  }
+
+  /** `closeMidFrame` was switched on. */
+  armCut(): void {
+    this.#cutAt = undefined;
+  }
+
+  /** The node side connected: flush what waited for it. */
+  connected(): void {
+    const node = this.#session.node!;
+    for (const bytes of this.#early) this.#write(node, bytes);
+    this.#early = [];
+    if (this.#endEarly) node.close();
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) this.#proxy.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#queue = [];
+    this.#held = [];
+    this.#early = [];
+  }
+
+  /** Applies the byte budgets and the mid-frame cut, then schedules. */
+  #admit(chunk: Uint8Array): void {
+    const session = this.#session;
+    const faults = this.#proxy.faults;
+    let keep = chunk.byteLength;
+    let action: "reset" | "close" | undefined;
+    if (this.#toClient) {
+      const start = this.tracker.offset;
+      if (faults.closeMidFrame) {
+        this.tracker.walk(chunk, (frameStart, length) => {
+          if (this.#cutAt !== undefined && this.#cutAt >= start) return;
+          this.#cutAt = frameStart +
+            (length !== undefined && length >= 2
+              ? HEADER_SIZE + Math.floor(length / 2)
+              : HEADER_SIZE / 2);
+        });
+        if (this.#cutAt !== undefined && this.#cutAt < start + keep) {
+          keep = Math.max(0, this.#cutAt - start);
+          action = "close";
+        }
+      } else {
+        this.tracker.walk(chunk, () => {});
+      }
+    }
+    const resetLeft = session.budgetLeft(faults.resetAfterBytes);
+    if (resetLeft !== undefined && keep > resetLeft) {
+      keep = resetLeft;
+      action = "reset";
+    }
+    const limitLeft = session.budgetLeft(faults.dataLimit);
+    if (limitLeft !== undefined && keep > limitLeft && action === undefined) {
+      keep = limitLeft;
+      action = "close";
+    }
+    session.used += keep;
+    const bytes = keep === chunk.byteLength ? chunk : chunk.subarray(0, keep);
+    if (this.#toClient && faults.duplicateFrames) {
+      this.#duplicate(bytes);
+    } else if (keep > 0) {
+      this.#schedule({ kind: "data", bytes, at: 0 });
+    }
+    if (action !== undefined) {
+      // Nothing more gets through either way; the action runs once what
+      // was let through has been delivered.
+      session.doomed = true;
+      this.#schedule({ kind: action, at: 0 });
+    }
+  }
+
+  #schedule(item: Item): void {
+    const proxy = this.#proxy;
+    const { latencyMs = 0, jitterMs = 0, chunkSize = 0 } = proxy.faults;
+    const delay = latencyMs + (jitterMs > 0 ? proxy.random() * jitterMs : 0);
+    const now = proxy.clock.now();
+    // Never before an earlier chunk: jitter must not reorder the stream.
+    item.at = Math.max(now + delay, this.#lastAt);
+    this.#lastAt = item.at;
+    const spaced = chunkSize > 0 && (proxy.faults.chunkIntervalMs ?? 0) > 0;
+    if (delay === 0 && this.#queue.length === 0 && !spaced) {
+      this.#run([item]);
+      return;
+    }
+    this.#queue.push(item);
+    this.#arm();
+  }
+
+  #arm(): void {
+    if (this.#timer !== undefined || this.#queue.length === 0) return;
+    const clock = this.#proxy.clock;
+    const wait = Math.max(0, this.#queue[0].at - clock.now());
+    this.#timer = clock.setTimeout(() => {
+      this.#timer = undefined;
+      this.#deliverDue();
+    }, wait);
+  }
+
+  #deliverDue(): void {
+    const now = this.#proxy.clock.now();
+    let n = 0;
+    while (n < this.#queue.length && this.#queue[n].at <= now) n++;
+    const due = this.#queue.splice(0, n);
+    this.#run(due);
+    this.#arm();
+  }
+
+  /**
+   * Delivers items in order. Data due at the same time goes out as one
+   * write, so frames that queued up arrive together in one chunk.
+   */
+  #run(items: Item[]): void {
+    let data: Uint8Array[] = [];
+    const flush = (): boolean => {
+      if (data.length === 0) return true;
+      const bytes = concatBytes(data);
+      data = [];
+      return this.#send(bytes);
+    };
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i];
+      if (this.#session.finished) return;
+      if (item.kind === "data") {
+        data.push(item.bytes);
+        continue;
+      }
+      if (!flush()) {
+        // Spaced pieces are still going out; the rest waits behind them.
+        this.#queue.unshift(...items.slice(i));
+        return;
+      }
+      if (item.kind === "end") {
+        this.#sendEnd();
+      } else if (item.kind === "reset") {
+        this.#proxy.stats.resets++;
+        const session = this.#session;
+        // The bytes just written reach the other end first, as they would
+        // on the wire; a reset in the same turn would discard them.
+        setTimeout(() => session.reset(), 0);
+        return;
+      } else {
+        this.#proxy.stats.closes++;
+        this.#session.closeBoth();
+      }
+    }
+    flush();
+  }
+
+  /** Writes bytes, cut into pieces; false when pieces wait for later. */
+  #send(bytes: Uint8Array): boolean {
+    const { chunkSize = 0, chunkIntervalMs = 0 } = this.#proxy.faults;
+    const destination = this.#destination;
+    if (chunkSize <= 0 || bytes.byteLength <= chunkSize) {
+      this.#deliver(destination, bytes);
+      return true;
+    }
+    if (chunkIntervalMs <= 0) {
+      for (let at = 0; at < bytes.byteLength; at += chunkSize) {
+        this.#deliver(destination, bytes.subarray(at, at + chunkSize));
+      }
+      return true;
+    }
+    this.#deliver(destination, bytes.subarray(0, chunkSize));
+    const rest = bytes.subarray(chunkSize);
+    const at = this.#proxy.clock.now() + chunkIntervalMs;
+    this.#queue.unshift({ kind: "data", bytes: rest, at });
+    this.#lastAt = Math.max(this.#lastAt, at);
+    return false;
+  }
+
+  #deliver(destination: ByteChannel | undefined, bytes: Uint8Array): void {
+    if (destination === undefined) {
+      this.#early.push(bytes);
+      return;
+    }
+    this.#write(destination, bytes);
+  }
+
+  #write(destination: ByteChannel, bytes: Uint8Array): void {
+    // The proxy reads everything and buffers what the destination has not
+    // taken: it is not a slow reader itself.
+    destination.write(bytes);
+    const stats = this.#proxy.stats;
+    if (this.#toClient) stats.bytesToClient += bytes.byteLength;
+    else stats.bytesToNode += bytes.byteLength;
+  }
+
+  #sendEnd(): void {
+    const destination = this.#destination;
+    if (destination === undefined) this.#endEarly = true;
+    else destination.close();
+  }
+}
+
+/** One client connection and its forward connection to the node. */
+export class Session {
+  readonly proxy: ProxyHost;
+  readonly client: ByteChannel;
+  node: ByteChannel | undefined;
+  readonly toNode: Pipe;
+  readonly toClient: Pipe;
+  /** Bytes let through since the budgets were last set. */
+  used = 0;
+  /** A budget ran out: nothing more is let through. */
+  doomed = false;
+  finished = false;
+  #clientClosed = false;
+  #nodeClosed = false;
+  readonly #connecting = new AbortController();
+  readonly #onFinish: (session: Session) => void;
+
+  constructor(
+    proxy: ProxyHost,
+    client: ByteChannel,
+    onFinish: (session: Session) => void,
+  ) {
+    this.proxy = proxy;
+    this.client = client;
+    this.#onFinish = onFinish;
+    this.toNode = new Pipe(this, false);
+    this.toClient = new Pipe(this, true);
+    client.onData((chunk) => this.toNode.input(chunk));
+    client.onClose((error) => {
+      this.#clientClosed = true;
+      if (error) this.reset();
+      else this.toNode.end();
+      this.#checkDone();
+    });
+  }
+
+  /** How many more bytes `limit` lets through, or `undefined` without one. */
+  budgetLeft(limit: number | undefined): number | undefined {
+    return limit === undefined ? undefined : Math.max(0, limit - this.used);
+  }
+
+  async connect(adapter: RuntimeAdapter): Promise<void> {
+    const target = this.proxy.target;
+    let node: ByteChannel;
+    try {
+      node = await adapter.connect({
+        hostname: target.hostname,
+        port: target.port,
+        signal: this.#connecting.signal,
+      });
+    } catch {
+      if (this.finished) return;
+      this.proxy.stats.upstreamFailures++;
+      // What a client of a proxy sees when the node behind it is gone.
+      this.reset();
+      return;
+    }
+    if (this.finished) {
+      node.destroy();
+      return;
+    }
+    this.node = node;
+    node.onData((chunk) => this.toClient.input(chunk));
+    node.onClose((error) => {
+      this.#nodeClosed = true;
+      if (error) this.reset();
+      else this.toClient.end();
+      this.#checkDone();
+    });
+    this.toNode.connected();
+  }
+
+  /** Drops both sides at once with a reset. */
+  reset(): void {
+    if (this.finished) return;
+    this.doomed = true;
+    this.#finish();
+    this.client.destroy();
+    this.node?.destroy();
+  }
+
+  /** Closes both sides cleanly (FIN), dropping what is still queued. */
+  closeBoth(): void {
+    if (this.finished) return;
+    this.doomed = true;
+    this.#finish();
+    this.client.close();
+    this.node?.close();
+  }
+
+  #checkDone(): void {
+    if (this.#clientClosed && (this.#nodeClosed || this.node === undefined)) {
+      this.#finish();
+    }
+  }
+
+  #finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.#connecting.abort();
+    this.toNode.stop();
+    this.toClient.stop();
+    this.#onFinish(this);
+  }
+}
