@@ -20,6 +20,7 @@ import {
   ConnectionRefusedError,
   ConnectTimeoutError,
   HostNotFoundError,
+  InvalidArgumentError,
   NodewireError,
   NoHealthyNodesError,
   PoolClosedError,
@@ -157,9 +158,32 @@ test("backoffDelay stays finite and capped for huge attempt numbers", () => {
   assert.equal(backoffDelay(Infinity, flat), 100);
 });
 
-test("backoffDelay rejects a negative or NaN attempt", () => {
-  assert.throws(() => backoffDelay(-1, retryConfig()), RangeError);
-  assert.throws(() => backoffDelay(NaN, retryConfig()), RangeError);
+test("backoffDelay refuses a bad attempt, schedule or random with InvalidArgumentError naming it", () => {
+  const refused = (argument: string, call: () => unknown) =>
+    assert.throws(
+      call,
+      (error: unknown) =>
+        error instanceof InvalidArgumentError &&
+        error.argument === argument &&
+        error.message.startsWith("backoffDelay: "),
+    );
+  const config = retryConfig();
+  refused("attempt", () => backoffDelay(-1, config));
+  refused("attempt", () => backoffDelay(NaN, config));
+  refused("attempt", () => backoffDelay("1" as never, config));
+  // It answered undefined, promised "always a finite number".
+  refused("config.maxRetries", () => backoffDelay(0, {} as never));
+  refused("config", () => backoffDelay(0, null as never));
+  refused(
+    "config.backoffMultiplier",
+    () => backoffDelay(0, { ...config, backoffMultiplier: "2" as never }),
+  );
+  refused(
+    "config.jitter",
+    () => backoffDelay(0, { ...config, jitter: 1 as never }),
+  );
+  refused("random", () => backoffDelay(0, config, 0.5 as never));
+  assert.equal(backoffDelay(Infinity, config), config.maxBackoffMs);
 });
 
 test("backoffDelay with jitter stays within [delay/2, delay]", () => {

@@ -21,7 +21,7 @@ import {
   RemoteError,
   RetriesExhaustedError,
 } from "../errors.ts";
-import { backoffDelay, isRetryable } from "./retry.ts";
+import { delayFor, isRetryable } from "./retry.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import { DEFAULT_HEDGING } from "../config/defaults.ts";
 import { type Hedge, Hedging, mayHedge } from "./hedging.ts";
@@ -451,7 +451,7 @@ export class RequestPath {
       });
       return this.#end(call, error, message);
     }
-    const delayMs = backoffDelay(call.attempt, retryConfig);
+    const delayMs = delayFor(call.attempt, retryConfig);
     if (message) this.diagnostics.failed(call, message, error, true);
     call.retriedError = error;
     call.attempt++;

@@ -21,6 +21,7 @@ import {
   RetriesExhaustedError,
 } from "../errors.ts";
 import {
+  checkBackoffDelayArguments,
   checkExecuteWithRetryArguments,
   checkIsRetryableArguments,
 } from "./retry_arguments.ts";
@@ -37,7 +38,9 @@ import {
  * @param attempt 0-based retry number, a non-negative number.
  * @param config the retry schedule (a resolved {@linkcode RetryConfig}).
  * @param random source of uniform numbers in `[0, 1)`; used only with jitter.
- * @throws {RangeError} when `attempt` is negative or `NaN`.
+ * @throws {InvalidArgumentError} naming `attempt` (negative, `NaN`, not a
+ *   number), a field of `config` (missing or of the wrong kind), or
+ *   `random`.
  * @example
  * ```ts
  * import { backoffDelay } from "@nodewire/client/core";
@@ -58,11 +61,16 @@ export function backoffDelay(
   config: RetryConfig,
   random: () => number = Math.random,
 ): number {
-  if (!(attempt >= 0)) {
-    throw new RangeError(
-      `backoffDelay: expected a non-negative attempt number, got ${attempt}`,
-    );
-  }
+  checkBackoffDelayArguments(attempt, config, random);
+  return delayFor(attempt, config, random);
+}
+
+/** {@linkcode backoffDelay} for a schedule and attempt already checked. */
+export function delayFor(
+  attempt: number,
+  config: RetryConfig,
+  random: () => number = Math.random,
+): number {
   const { initialBackoffMs: initial, maxBackoffMs: max } = config;
   // `0 * Infinity` and `1 ** Infinity` are NaN, so the cases where the
   // power does not matter are answered before computing it.
@@ -286,7 +294,7 @@ export async function executeWithRetry<T>(
       // more than a timer can hold; a longer delay would fire at once and
       // turn the backoff into a retry storm.
       const delayMs = Math.min(
-        backoffDelay(attempt, config, random),
+        delayFor(attempt, config, random),
         MAX_TIMER_DELAY_MS,
       );
       onRetry?.({ attempt: attempt + 1, delayMs, error });

@@ -72,6 +72,25 @@ export function checkExecuteWithRetryArguments(
 }
 
 /**
+ * Checks the arguments of `backoffDelay`: an attempt number `≥ 0`, a
+ * whole retry schedule (as `executeWithRetry` takes), and `random`.
+ *
+ * @throws {InvalidArgumentError} naming the bad argument or field.
+ */
+export function checkBackoffDelayArguments(
+  attempt: unknown,
+  config: unknown,
+  random: unknown,
+): void {
+  const method = "backoffDelay";
+  let expected = numberIn(0, Infinity, anyNumber, "a number")(attempt);
+  if (expected) throw refuse(method, "attempt", attempt, expected);
+  readOptions(method, config, RETRY_CONFIG_RULES, true, "config");
+  expected = func(random);
+  if (expected) throw refuse(method, "random", random, expected);
+}
+
+/**
  * Checks the arguments of `isRetryable`: an error it can look at (any
  * value, but not a revoked proxy), and the request options (`idempotent`,
  * and the rest of a request's options, which callers pass along as they
