@@ -385,6 +385,46 @@ test("over IPv6 loopback (::1) replies are taken from the node, and a forged one
   }
 });
 
+test(
+  "a node bound to 0.0.0.0 and reached at 127.0.0.2 answers from 127.0.0.1: its replies are taken",
+  {
+    // 127.0.0.2 is loopback on Linux only.
+    skip: (globalThis as { process?: { platform?: string } }).process
+      ?.platform !== "linux",
+  },
+  async () => {
+    // The kernel picks a reply's source address by route: to the client's
+    // 127.0.0.1 it is 127.0.0.1, not the 127.0.0.2 the request went to.
+    const node = await startTestNode({
+      hostname: "0.0.0.0",
+      protocols: ["udp"],
+      udpPort: 0,
+    });
+    const adapter = await getAdapter();
+    const connection = await Connection.connect({
+      adapter,
+      hostname: "127.0.0.2",
+      port: node.port,
+      handshake: createHandshake({
+        protocols: ["udp"],
+        transports: { udp: udpTransport({ adapter }) },
+      }),
+    });
+    try {
+      const stats = udpStats(connection)!;
+      assert.equal(stats.address, `127.0.0.2:${node.udpPort}`);
+      const reply = await connection.sendRequest(ops.echo("lo"), {
+        timeoutMs: 2000,
+      });
+      assert.equal(replyText(reply), "lo");
+      assert.equal(stats.rejected, 0);
+    } finally {
+      await connection.close();
+      await node.close();
+    }
+  },
+);
+
 test("requestMany over UDP: a payload too large for a datagram fails alone with DatagramTooLargeError, unretried; the rest are answered", async () => {
   const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
   const client = await Client.connect({

@@ -311,7 +311,11 @@ class UdpRoute implements RequestRoute {
    */
   #fromNode(bytes: Uint8Array, hostname: string, port: number): boolean {
     return port === this.#port &&
-      (hostname === this.#ip || unmapIPv4(hostname) === this.#ip) &&
+      (hostname === this.#ip || unmapIPv4(hostname) === this.#ip ||
+        // A node bound to 0.0.0.0 answers 127.0.0.1 from 127.0.0.1,
+        // whichever 127.x.y.z it was sent to.
+        this.#ip.startsWith("127.") &&
+          unmapIPv4(hostname).startsWith("127.")) &&
       hasToken(bytes, this.#token);
   }
 

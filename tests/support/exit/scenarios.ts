@@ -419,4 +419,75 @@ export const scenarios: Record<string, Scenario> = {
     await Promise.resolve();
     expectSettled(ctx, calls);
   },
+
+  /** Disconnect while a lazy client's first connect meets a node that never accepts. */
+  async "lazy-connect-black-hole"(ctx) {
+    const client = await Client.connect({
+      hosts: [ctx.blackHole],
+      timeoutMs: 10_000,
+    }, { lazy: true });
+    const calls = new Calls();
+    calls.add(client.request(ops.echo("x")));
+    calls.add(client.ping());
+    if (!await until(() => poolOf(client, ctx.blackHole).connecting > 0)) {
+      ctx.fail("no connect to the black hole was pending");
+    }
+    await client.disconnect({ timeoutMs: 50 });
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /**
+   * Disconnect at once, and a few ms later, while a lazy client's first
+   * connect to a live node is under way (TCP connect, HELLO).
+   */
+  async "lazy-connect-disconnect"(ctx) {
+    const calls = new Calls();
+    for (const delay of [-1, 0, 1, 3, 10]) {
+      const client = await Client.connect({
+        hosts: [ctx.slowNode],
+        poolConfig: { minConnections: 3 },
+      }, { lazy: true });
+      calls.add(client.request(ops.echo("x")));
+      calls.add(client.withConnection(() => Promise.resolve()));
+      if (delay >= 0) await sleep(delay);
+      await client.disconnect({ timeoutMs: 0 });
+    }
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /** Disconnect while the pool still opens its minimum of connections. */
+  async "disconnect-while-filling"(ctx) {
+    for (const delay of [-1, 0, 1, 3]) {
+      const client = await Client.connect({
+        hosts: [ctx.slowNode],
+        poolConfig: { minConnections: 8, maxConnecting: 8 },
+      });
+      if (delay >= 0) await sleep(delay);
+      ctx.note(`connecting ${poolOf(client, ctx.slowNode).connecting}`);
+      await client.disconnect();
+    }
+    ctx.mark();
+  },
+
+  /** The same over UDP: opens cut during the datagram socket's set-up. */
+  async "udp-disconnect-while-filling"(ctx) {
+    const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+    for (const delay of [-1, 0, 1, 3]) {
+      const client = await Client.connect({
+        hosts: [node.address],
+        protocols: ["udp"],
+        poolConfig: { minConnections: 8, maxConnecting: 8 },
+      });
+      await client.request(ops.echo("x"));
+      if (delay >= 0) await sleep(delay);
+      ctx.note(`connecting ${poolOf(client, node.address).connecting}`);
+      await client.disconnect();
+    }
+    await node.close();
+    ctx.mark();
+  },
 };
