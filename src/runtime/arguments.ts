@@ -10,10 +10,13 @@ import { InvalidArgumentError } from "../errors.ts";
 
 type Rule = readonly [ok: (value: unknown) => boolean, expected: string];
 
+// "[::1]" is an address's spelling, not a host: Deno took it, Bun and
+// Node could not resolve it.
 const host: Rule = [
   (v) =>
-    typeof v === "string" && v !== "" && v.length < 256 && !v.includes("\0"),
-  "expected a host name or IP, 1-255 chars",
+    typeof v === "string" && v !== "" && v.length < 256 &&
+    !v.includes("\0") && v[0] !== "[",
+  "expected a host name or IP (no brackets), 1-255 chars",
 ];
 // 0 included: connecting to it fails as a ConnectionError on every runtime.
 const port: Rule = [
