@@ -165,9 +165,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   }
 
   /**
-   * Validates `config`, connects to every node at once and resolves when at
-   * least one answered. The object is the whole configuration: the
-   * environment is not read. `options.signal` gives up on connecting;
+   * Validates `config`, connects to every node at once and resolves once
+   * each answered or failed (in `timeoutMs`), if one answered. The object
+   * is the whole configuration: the environment is not read.
+   * `options.signal` gives up on connecting;
    * `options.connection` tunes each connection (for tests and tools).
    *
    * With `options.lazy`, it resolves at once without needing any node up
