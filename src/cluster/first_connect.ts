@@ -40,7 +40,7 @@ export function firstConnectWaitMs(config: ResolvedConfig): number {
 /**
  * Opens a first connection to every one of `nodes` at once, waiting
  * `waitMs` at most for each, and marks each healthy or unhealthy through
- * `marks` by how it went. Resolves when at least one node answered.
+ * `marks` by how it went. Resolves once all have settled, if one answered.
  *
  * @throws {ConnectFailedError} when none answered, with every host and why
  *   in `failures`.

@@ -187,8 +187,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
 
   /**
    * Opens a first connection to every node at once and starts the pools and
-   * the health loop. Resolves when at least one node answered; nodes that
-   * did not are marked unhealthy until a health check finds them.
+   * the health loop. Resolves once each node answered or failed (within
+   * `timeoutMs`), if one answered; nodes that did not are marked unhealthy
+   * until a health check finds them.
    *
    * @throws {ConnectFailedError} when none answered, with every host and why
    *   in `failures`.
