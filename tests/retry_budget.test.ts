@@ -169,12 +169,16 @@ test("a failing cluster receives a bounded multiple of its load, and the client 
   }
 });
 
-test("retryBudget: false turns it off; bad settings are ConfigErrors naming the field", () => {
+test("retryBudget: false turns it off, true is the default (as hedging: true); bad settings are ConfigErrors naming the field", () => {
   assert.equal(
     resolveConfig({ hosts: ["a"], retryBudget: false }).retryBudget,
     undefined,
   );
   assert.deepEqual(resolveConfig({ hosts: ["a"] }).retryBudget, BUDGET);
+  assert.deepEqual(
+    resolveConfig({ hosts: ["a"], retryBudget: true }).retryBudget,
+    BUDGET,
+  );
   for (
     const [field, value] of [
       ["ratio", -1],

@@ -278,17 +278,23 @@ export function resolveRetryConfig(
   return resolved;
 }
 
-/** Validates the retry budget and fills in defaults; `false` turns it off. */
+/**
+ * Validates the retry budget and fills in defaults; `false` turns it off,
+ * `true` is the defaults (as for hedging and outlier ejection).
+ */
 function resolveRetryBudget(
-  budget: Partial<RetryBudgetConfig> | false | undefined,
+  budget: boolean | Partial<RetryBudgetConfig> | undefined,
 ): RetryBudgetConfig | undefined {
-  return budget === false
-    ? undefined
-    : section("retryBudget", budget, DEFAULT_RETRY_BUDGET, {
+  return budget === false ? undefined : section(
+    "retryBudget",
+    budget === true ? undefined : budget,
+    DEFAULT_RETRY_BUDGET,
+    {
       ratio: numberIn(0, 100),
       minPerSecond: numberIn(0, 1e6),
       windowMs: ms,
-    });
+    },
+  );
 }
 
 /** Validates the hedging policy; `false` or nothing means off. */

@@ -320,11 +320,11 @@ export interface ConnectionConfig {
   /** Retry settings. */
   retryConfig?: Partial<RetryConfig>;
   /**
-   * Limit on retries relative to recent traffic; `false` turns it off.
-   * Default on: 20% of the requests of the last 10 s, or 10 per second
-   * when that is more.
+   * Limit on retries relative to recent traffic; `false` turns it off,
+   * `true` is the default: 20% of the requests of the last 10 s, or 10
+   * per second when that is more.
    */
-  retryBudget?: Partial<RetryBudgetConfig> | false;
+  retryBudget?: boolean | Partial<RetryBudgetConfig>;
   /**
    * Hedged requests, for idempotent requests only: `true` for the
    * defaults (after the node's p95 reply time, one hedge), or settings.
@@ -406,7 +406,7 @@ export interface ResolvedConfig {
   username: string | undefined;
   /** Password, wrapped so that it never prints. */
   password: Secret | undefined;
-  /** Whether TLS is required. */
+  /** Whether TLS is on (`tlsPolicy` says how). */
   enableTls: boolean;
   /** TLS policy in force. */
   tlsPolicy: TlsPolicy;
