@@ -228,14 +228,27 @@ test("a stream that ends inside a header or payload is truncated", () => {
 
 test("after a protocol error the decoder keeps failing", () => {
   const codec = new MessageCodec();
-  assert.throws(() => codec.decode(header(0x7f, 0, 0), () => {}));
+  let first: unknown;
+  assert.throws(() => codec.decode(header(0x7f, 0, 0), () => {}), (error) => {
+    assert.ok(error instanceof ProtocolError, String(error));
+    first = error;
+    return true;
+  });
   const valid = codec.encode({
     type: MessageType.Ping,
     flags: 0,
     sequence: 1,
     payload: new Uint8Array(0),
   });
-  assert.throws(() => codec.decode(valid, () => {}), ProtocolError);
+  // The same error, as decode's documentation says: not a new one that a
+  // valid frame could not have caused.
+  let frames = 0;
+  assert.throws(() => codec.decode(valid, () => frames++), (error) => {
+    assert.equal(error, first);
+    return true;
+  });
+  assert.throws(() => codec.end(), (error) => error === first);
+  assert.equal(frames, 0);
 });
 
 test("encode refuses payloads above the maximum and bad header fields", () => {
