@@ -18,6 +18,7 @@ import { resolveConfig } from "../src/config/resolve.ts";
 import { parseConnectionString } from "../src/config/url.ts";
 import {
   AbortedError,
+  ConfigError,
   ConnectionLostError,
   RemoteError,
   RequestTimeoutError,
@@ -268,11 +269,18 @@ test('loadBalancing accepts "peak-ewma", in the config and the connection string
     resolveConfig({ hosts: ["a:1"] }).loadBalancing,
     "least-in-flight",
   );
-  assert.throws(() =>
-    resolveConfig({
-      hosts: ["a:1"],
-      loadBalancing: "fastest" as "peak-ewma",
-    })
+  assert.throws(
+    () =>
+      resolveConfig({
+        hosts: ["a:1"],
+        loadBalancing: "fastest" as "peak-ewma",
+      }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.equal(error.field, "loadBalancing");
+      assert.match(error.message, /fastest/);
+      return true;
+    },
   );
   const parsed = parseConnectionString(
     "nodewire://a:1/?loadBalancing=peak-ewma",
