@@ -101,6 +101,10 @@ function runScenario(
 /** Runs every scenario, `PARALLEL` at a time, in table order. */
 async function runAll(blackHole: string, slowNode: string) {
   const names = Object.keys(scenarios).filter((n) => ONLY?.includes(n) ?? true);
+  // A misspelt NODEWIRE_EXIT_ONLY ran nothing, and nothing has no problems.
+  const unknown = ONLY?.filter((n) => !(n in scenarios)) ?? [];
+  assert.deepEqual(unknown, [], "NODEWIRE_EXIT_ONLY names no such scenario");
+  assert.ok(names.length > 0, "no scenario to run");
   const outcomes: Outcome[] = new Array(names.length);
   let next = 0;
   const worker = async () => {
