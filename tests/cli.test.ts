@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { main } from "../cli.ts";
 import { Client } from "../src/client/client.ts";
 import { COMMANDS } from "../src/cli/spec.ts";
+import { ConnectFailedError } from "../src/errors.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 
@@ -413,9 +414,18 @@ test("cluster --json prints its nodes and URL, serves clients, and stops when to
   assert.equal(new Set(addresses).size, 3);
   assert.equal(url, `nodewire://${addresses.join(",")}`);
   assert.match(r.stderr, /stopped/);
-  // Stopped means closed: the ports refuse now.
+  // Stopped means closed: the ports refuse now (refuse, not hang or fail
+  // some other way, which any rejection would have let pass).
   await assert.rejects(
     Client.connect({ hosts: addresses, healthConfig: { intervalMs: 0 } }),
+    (error: unknown) => {
+      assert.ok(error instanceof ConnectFailedError, String(error));
+      assert.deepEqual(
+        error.failures.map(({ address, error }) => [address, error.name]),
+        addresses.map((address) => [address, "ConnectionRefusedError"]),
+      );
+      return true;
+    },
   );
 });
 
