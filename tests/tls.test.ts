@@ -9,7 +9,12 @@ import { Client } from "../src/client/client.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { Connection } from "../src/connection/connection.ts";
-import { NegotiationError, TlsError } from "../src/errors.ts";
+import {
+  ConnectFailedError,
+  ConnectionLostError,
+  NegotiationError,
+  TlsError,
+} from "../src/errors.ts";
 import {
   createHandshake,
   handshakeResult,
@@ -368,8 +373,16 @@ test("direct TLS: the stream is encrypted from the first byte", async () => {
     tls: { cert: pem("server.pem"), key: pem("server-key.pem"), direct: true },
   });
   try {
+    // Turned away (the node drops a plaintext hello), not a connect that
+    // merely timed out or failed some other way.
     await assert.rejects(
       Client.connect(config(again.address, { timeoutMs: 1000 })),
+      (error: unknown) => {
+        assert.ok(error instanceof ConnectFailedError, String(error));
+        const why = error.failures[0]?.error;
+        assert.ok(why instanceof ConnectionLostError, String(why));
+        return true;
+      },
     );
     assert.equal(again.stats.requests, 0);
   } finally {
