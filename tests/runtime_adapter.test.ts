@@ -5,6 +5,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
 import {
   ConnectionError,
   ConnectionLostError,
@@ -177,6 +178,17 @@ const encode = (text: string) => new TextEncoder().encode(text);
 /** Lets pending socket events run, to catch a second close. */
 const settle = (name: RuntimeName) =>
   name === "memory" ? Promise.resolve() : pause(30);
+
+/** Whether this machine has an IPv6 loopback, asked of node:net. */
+function bindsIpv6Loopback(): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once("error", () => resolve(false));
+    server.listen({ host: "::1", port: 0 }, () => {
+      server.close(() => resolve(true));
+    });
+  });
+}
 
 for (const name of adapters) {
   test(`${name}: echo round trip over 127.0.0.1`, async () => {
@@ -495,13 +507,20 @@ for (const name of adapters) {
     }
   });
 
-  test(`${name}: IPv6 loopback ::1`, async () => {
+  test(`${name}: IPv6 loopback ::1`, async (t) => {
     const adapter = await getAdapter(name);
     let server: Server;
     try {
       server = await Server.start(adapter, echo, "::1");
     } catch (error) {
-      console.log(`${name}: skipping IPv6, cannot bind ::1: ${error}`);
+      // Skipped only on a machine without ::1: an adapter that cannot bind
+      // it where node:net can has a defect, which a silent return passed.
+      assert.equal(
+        await bindsIpv6Loopback(),
+        false,
+        `${name} cannot bind ::1, though node:net can: ${error}`,
+      );
+      t.skip(`${name}: no IPv6 loopback on this machine: ${error}`);
       return;
     }
     let client: Probe | undefined;
