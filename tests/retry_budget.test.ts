@@ -199,8 +199,15 @@ test("retryBudget: false turns it off, true is the default (as hedging: true); b
       `${field}: ${String(value)}`,
     );
   }
+  // A misspelt option is named, with the one it meant: not just any
+  // ConfigError (a budget refused whole would have passed).
   assert.throws(
     () => resolveConfig({ hosts: ["a"], retryBudget: { ratoi: 1 } as never }),
-    ConfigError,
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError, String(e));
+      assert.equal(e.field, "retryBudget.ratoi");
+      assert.match(e.message, /did you mean "ratio"/);
+      return true;
+    },
   );
 });
