@@ -395,11 +395,19 @@ export class Session {
     this.#onFinish = onFinish;
     this.toNode = new Pipe(this, false);
     this.toClient = new Pipe(this, true);
-    client.onData((chunk) => this.toNode.input(chunk));
-    client.onClose((error) => {
-      this.#clientClosed = true;
+    this.#attach(client, this.toNode, () => (this.#clientClosed = true));
+  }
+
+  /**
+   * Feeds what `channel` reads into `pipe`: its end ends the pipe, its
+   * failure resets the session.
+   */
+  #attach(channel: ByteChannel, pipe: Pipe, closed: () => void): void {
+    channel.onData((chunk) => pipe.input(chunk));
+    channel.onClose((error) => {
+      closed();
       if (error) this.reset();
-      else this.toNode.end();
+      else pipe.end();
       this.#checkDone();
     });
   }
@@ -430,13 +438,7 @@ export class Session {
       return;
     }
     this.node = node;
-    node.onData((chunk) => this.toClient.input(chunk));
-    node.onClose((error) => {
-      this.#nodeClosed = true;
-      if (error) this.reset();
-      else this.toClient.end();
-      this.#checkDone();
-    });
+    this.#attach(node, this.toClient, () => (this.#nodeClosed = true));
     this.toNode.connected();
   }
 

@@ -602,6 +602,18 @@ test("held: a node id of 255 UTF-8 bytes reaches the client whole, in HELLO_OK a
   }
 });
 
+/** Each builder call throws an InvalidArgumentError naming its argument. */
+function refusedAll(bad: [() => unknown, string][]): void {
+  for (const [build, argument] of bad) {
+    assert.throws(
+      build,
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument,
+      argument,
+    );
+  }
+}
+
 test("the ops builders and encodeReply refuse what their one-, two- and four-byte fields cannot hold: no 49-day SLEEP from -1, no wrapped code, key or node id", () => {
   const bad: [() => unknown, string][] = [
     [() => ops.sleep(-1), "ms"],
@@ -613,20 +625,45 @@ test("the ops builders and encodeReply refuse what their one-, two- and four-byt
     [() => ops.put("k".repeat(65536), "v"), "key's length"],
     [() => encodeReply("x".repeat(256), new Uint8Array(0)), "nodeId's length"],
   ];
-  for (const [build, argument] of bad) {
-    assert.throws(
-      build,
-      (e: unknown) =>
-        e instanceof InvalidArgumentError && e.argument === argument,
-      argument,
-    );
-  }
+  refusedAll(bad);
   assert.equal(ops.sleep(2 ** 32 - 1).byteLength, 5);
   assert.equal(ops.put("k".repeat(65535), "v").byteLength, 3 + 65535 + 1);
   assert.equal(
     decodeReply(encodeReply("x".repeat(255), new Uint8Array([7]))).nodeId
       .length,
     255,
+  );
+});
+
+test('docs/TESTING.md: the ops builders and encodeReply refuse a value of the wrong kind with InvalidArgumentError, never coercing it (a number key became "5") or failing with a RangeError from inside', () => {
+  const bad: [() => unknown, string][] = [
+    [() => ops.echo(5 as never), "data"],
+    [() => ops.echo(new ArrayBuffer(2) as never), "data"],
+    [() => ops.get(5 as never), "key"],
+    [() => ops.get(undefined as never), "key"],
+    [() => ops.delete({} as never), "key"],
+    [() => ops.put(5 as never, "v"), "key"],
+    [() => ops.put("k", 5 as never), "value"],
+    [() => ops.put("k", [1, 2] as never), "value"],
+    [() => ops.sleep(10, 5 as never), "data"],
+    [() => ops.fail(4, "yes" as never), "retryable"],
+    [() => ops.fail(4, 1 as never), "retryable"],
+    [() => ops.fail(4, true, 5 as never), "message"],
+    [() => encodeReply(5 as never, new Uint8Array(0)), "nodeId"],
+    [() => encodeReply("n1", "hi" as never), "data"],
+  ];
+  refusedAll(bad);
+  // What they take still builds the same bytes.
+  assert.deepEqual([...ops.echo("hi")], [1, 0x68, 0x69]);
+  assert.deepEqual([...ops.echo(new Uint8Array([7]))], [1, 7]);
+  assert.deepEqual([...ops.get("k")], [2, 0x6b]);
+  assert.deepEqual([...ops.put("k", "v")], [3, 0, 1, 0x6b, 0x76]);
+  assert.deepEqual([...ops.delete("k")], [4, 0x6b]);
+  assert.deepEqual([...ops.sleep(1, "x")], [5, 0, 0, 0, 1, 0x78]);
+  assert.deepEqual([...ops.fail(4, true, "b")], [6, 0, 4, 1, 0x62]);
+  assert.equal(
+    decodeReply(encodeReply("n1", new Uint8Array([9]))).nodeId,
+    "n1",
   );
 });
 

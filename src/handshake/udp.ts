@@ -310,13 +310,13 @@ class UdpRoute implements RequestRoute {
    * datagram; the node answers from the port it was sent to.
    */
   #fromNode(bytes: Uint8Array, hostname: string, port: number): boolean {
-    return port === this.#port &&
-      (hostname === this.#ip || unmapIPv4(hostname) === this.#ip ||
-        // A node bound to 0.0.0.0 answers 127.0.0.1 from 127.0.0.1,
-        // whichever 127.x.y.z it was sent to.
-        this.#ip.startsWith("127.") &&
-          unmapIPv4(hostname).startsWith("127.")) &&
-      hasToken(bytes, this.#token);
+    if (port !== this.#port || !hasToken(bytes, this.#token)) return false;
+    if (hostname === this.#ip) return true;
+    const from = unmapIPv4(hostname);
+    // A node bound to 0.0.0.0 answers 127.0.0.1 from 127.0.0.1, whichever
+    // 127.x.y.z it was sent to.
+    return from === this.#ip ||
+      (from.startsWith("127.") && this.#ip.startsWith("127."));
   }
 
   #onDatagram = (bytes: Uint8Array, hostname: string, port: number): void => {
