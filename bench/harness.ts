@@ -6,6 +6,8 @@
  * @module
  */
 
+import { cpus, release, type } from "node:os";
+
 interface RuntimeGlobals {
   Deno?: {
     version: { deno: string };
@@ -46,6 +48,18 @@ export function runtimeLabel(): string {
   if (globals.Deno) return `deno ${globals.Deno.version.deno}`;
   if (globals.Bun) return `bun ${globals.Bun.version}`;
   return `node ${globals.process?.version ?? "?"}`;
+}
+
+/**
+ * The machine a run measured: CPU model and count, kernel, and the date.
+ * Ratios move with it (how a core's time splits between the runtime's
+ * JavaScript and its syscalls), so every result file names it.
+ */
+export function machineLabel(): string {
+  const list = cpus();
+  const model = list[0]?.model?.trim() || "unknown CPU";
+  const day = new Date().toISOString().slice(0, 10);
+  return `${list.length} x ${model}, ${type()} ${release()}, ${day}`;
 }
 
 /** Median of `values` (mean of the middle two for an even count). */

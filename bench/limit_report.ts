@@ -37,6 +37,8 @@ type Cell = CellFigures;
 interface LimitRun {
   runtime: Runtime;
   version: string;
+  /** CPU, kernel and date of the run (machineLabel); older files lack it. */
+  machine?: string;
   quick: boolean;
   node: { kind: string; address: string; note: string };
   rounds: number;
@@ -364,8 +366,8 @@ ${
       ? "> **Warning: a quick smoke run (BENCH_QUICK=1), not a measurement.**\n\n"
       : ""
   }Node: ${run.node.note} (${run.node.kind}, ${run.node.address}); ${run.rounds} measured rounds per cell.${
-    skipped.length ? ` ${skipped.join("; ")}.` : ""
-  }
+    run.machine ? ` Machine: ${run.machine}.` : ""
+  }${skipped.length ? ` ${skipped.join("; ")}.` : ""}
 
 ### TCP: Client.request against the raw clients
 
@@ -476,10 +478,11 @@ const versions = runs.map((r) => r.version).join(", ");
 const notes = [
   ...new Set(runs.map((r) => r.node.note)),
 ].join("; ");
+const machines = [...new Set(runs.map((r) => r.machine ?? "not recorded"))];
 const header = [
   `Node: ${notes}. Runtimes: ${versions}; ${
     runs.map((r) => `${r.runtime} ${r.rounds} rounds`).join(", ")
-  } per cell.`,
+  } per cell. Machine: ${machines.join("; ")}.`,
   "Figures are medians of alternating rounds (each round rotates which " +
   "contender goes first) from one run per runtime; one connection to one " +
   "node.",

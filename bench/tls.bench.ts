@@ -197,7 +197,7 @@ const ratio = (f: (typeof figures)[number]) =>
   f.reqPerSecond / tcpRate(f.inFlight);
 
 const clientTls = {
-  deno: "node:tls over Deno.connect",
+  deno: "node:tls over node:net",
   bun: "Bun upgradeTLS",
   node: "node:tls",
 }[

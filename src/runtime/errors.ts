@@ -14,10 +14,11 @@
  * | reset        | name `ConnectionReset`, `ECONNRESET`   | `ECONNRESET` in `close` | `ECONNRESET`    |
  * | write after reset | name `BrokenPipe`, `EPIPE`        | `write` returns -1 | `EPIPE`/`ECONNRESET` |
  *
- * Bun's adapter connects through node:net (`Bun.connect` cannot be
- * abandoned) and then drives Bun's native socket (see bun/adapter.ts):
- * connect failures come as in the node:net column, later ones as in the
- * `Bun.connect` column.
+ * Deno's adapter is on node:net (the Deno.connect column stays for
+ * adapters written on it). Bun's adapter connects through node:net
+ * (`Bun.connect` cannot be abandoned) and then drives Bun's native socket
+ * (see bun/adapter.ts): connect failures come as in the node:net column,
+ * later ones as in the `Bun.connect` column.
  *
  * @module
  */

@@ -12,10 +12,10 @@
  * | wrong name | `ERR_TLS_CERT_ALTNAME_INVALID` | `ERR_TLS_CERT_ALTNAME_INVALID`    | `ERR_TLS_CERT_ALTNAME_INVALID`        | "certificate not valid for name ..."      |
  * | expired    | `CERT_HAS_EXPIRED`             | `CERT_HAS_EXPIRED`                | `UNABLE_TO_VERIFY_LEAF_SIGNATURE` (!) | "certificate expired: ..."                |
  *
- * The Deno adapter goes through node:tls (see `tls_stream.ts` for why),
- * which calls an expired certificate unverifiable; the bridge reads the
- * certificate's dates itself and says "expired". Rustls messages are still
- * recognised, for an adapter that uses `Deno.startTls`.
+ * Deno's node:tls calls an expired certificate unverifiable; the Node
+ * adapter, which Deno's builds on, reads the certificate's dates itself and
+ * says "expired". Rustls messages are still recognised, for an adapter
+ * that uses `Deno.startTls`.
  *
  * @module
  */
@@ -228,6 +228,8 @@ export const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
 export function acceptTlsOn(
   tls: TlsServerOptions,
   onConnection: (channel: ByteChannel) => void,
+  accept = (channel: ByteChannel, options: TlsServerOptions) =>
+    channel.acceptTls!(options),
 ): (channel: ByteChannel) => void {
   return (channel) => {
     const controller = new AbortController();
@@ -242,7 +244,7 @@ export function acceptTlsOn(
       clearTimeout(timer);
       tls.signal?.removeEventListener("abort", onAbort);
     };
-    channel.acceptTls!({ ...tls, signal: controller.signal }).then(
+    accept(channel, { ...tls, signal: controller.signal }).then(
       (secure) => {
         done();
         onConnection(secure);

@@ -1,10 +1,10 @@
 /**
- * The Node adapter, on `node:net`. It also runs on Deno and Bun, which
- * makes it the common reference in tests; those runtimes use their native
- * adapters by default.
+ * The Node adapter, on `node:net`. Deno's adapter is this one under
+ * another name; it also runs on Bun, which makes it the common reference
+ * in tests, though Bun uses its native adapter by default.
  *
- * `node:net` is loaded with a dynamic import on first use, so Deno and Bun
- * users who never pick this adapter never pay for loading it.
+ * `node:net` is loaded with a dynamic import on first use, so Bun users
+ * who never pick this adapter never pay for loading it.
  *
  * @module
  */
@@ -229,7 +229,9 @@ export class NodeChannel extends ChannelBase {
             host: serverName,
             servername: isIpLiteral(serverName) ? undefined : serverName,
             ca: options.ca ? [...options.ca] : undefined,
-            rejectUnauthorized: !skip,
+            // Verified on `secureConnect`, where the certificate can still
+            // be read (see verificationFailure).
+            rejectUnauthorized: false,
             // Node asserts it is a function when the key is present.
             ...(skip ? { checkServerIdentity: () => undefined } : {}),
           });
@@ -239,7 +241,7 @@ export class NodeChannel extends ChannelBase {
             this.endpoint,
             resolve,
             reject,
-            undefined,
+            skip ? undefined : verificationFailure,
             true,
           );
         }),
@@ -327,6 +329,29 @@ export function settleOnHandshake(
     secure.off("close", onClose);
     resolve(new NodeChannel(secure, endpoint, gatherRecords));
   });
+}
+
+/**
+ * Why `secure` is not to be trusted, or `undefined` when it verified. No
+ * application data has been sent yet when this runs. An unverified
+ * certificate outside its validity period is reported as expired (or not
+ * yet valid), whatever code the runtime chose.
+ */
+export function verificationFailure(secure: Tls.TLSSocket): Error | undefined {
+  if (secure.authorized) return undefined;
+  let code = String(secure.authorizationError ?? "CERT_UNTRUSTED");
+  if (code !== "ERR_TLS_CERT_ALTNAME_INVALID") {
+    const cert = secure.getPeerCertificate();
+    const now = Date.now();
+    if (cert && Date.parse(cert.valid_to) < now) code = "CERT_HAS_EXPIRED";
+    else if (cert && Date.parse(cert.valid_from) > now) {
+      code = "CERT_NOT_YET_VALID";
+    }
+  }
+  return Object.assign(
+    new Error(`the certificate did not verify: ${code}`),
+    { code },
+  );
 }
 
 /**

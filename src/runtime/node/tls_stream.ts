@@ -4,26 +4,18 @@
  * returned channel plaintext. All three runtimes run it.
  *
  * It covers what the native APIs cannot do:
- * - the server side of an upgrade on Deno (`Deno.startTls` is client-only)
- *   and on Bun (`upgradeTLS` on an accepted socket starts a client
- *   handshake);
- * - the client side on Deno: a `Deno.startTls` handshake cannot be
- *   abandoned (closing its TlsConn before the handshake finished leaves
- *   the TCP socket open until the peer closes it, because Deno completes
- *   the handshake before it shuts down), so a handshake timeout against a
- *   stalled node would leak a socket per attempt, and the stalled node
- *   never learns that the client gave up (checked again on deno 2.9.6,
- *   2026-12-05: after five handshakes abandoned against a node that
- *   never answers, the process held seven more socket descriptors, still
- *   two seconds later, and the node never saw a close; a `deno test` run
- *   whose in-process node kept its side open never exited). Here the socket stays the channel's, to close at any
- *   time. It also allows skipping verification, which Deno.startTls has
- *   no option for. The price, measured with bench/limit.bench.ts (tls
- *   section, native node out of process, 64 in flight, deno 2.9.6): the
- *   client's TLS/TCP is 41-71% through here (3-4.4 µs of CPU a request,
- *   most of it in Deno's node:tls stream layer) and was 71.5% with
- *   Deno.startTls in a trial; the raw promise client on Deno.startTls
- *   reaches 72-83%.
+ * - the server side of an upgrade on Deno (its TLSSocket over a socket
+ *   takes in all its peer sends, even while paused, where the channel
+ *   here stops reading) and on Bun (`upgradeTLS` on an accepted socket
+ *   starts a client handshake);
+ * - the client side on Bun while bytes are still queued (see there).
+ *
+ * Not the client side on a `Deno.Conn`, which went through here because
+ * a `Deno.startTls` handshake cannot be abandoned: closing its TlsConn
+ * before the handshake finished leaves the TCP socket open until the
+ * peer closes it, as Deno completes the handshake first (seen again on
+ * deno 2.9.6, 2026-12-05). Deno's adapter is on `node:net` now, whose
+ * sockets `node:tls` takes over directly, 79% of TCP against 67% here.
  *
  * `node:tls` and `node:stream` are loaded on first use only.
  *
@@ -33,7 +25,7 @@
 import type * as Stream from "node:stream";
 import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
-import { settleOnHandshake } from "./adapter.ts";
+import { settleOnHandshake, verificationFailure } from "./adapter.ts";
 import { handshakeUnder, isIpLiteral } from "../tls.ts";
 import { checkTls } from "../arguments.ts";
 import type { ByteChannel, TlsOptions, TlsServerOptions } from "../types.ts";
@@ -203,29 +195,6 @@ export async function acceptTlsOver(
         secure.on("resume", () => channel.resume?.());
         settleOnHandshake(secure, "secure", endpoint, resolve, reject);
       }),
-  );
-}
-
-/**
- * Why `secure` is not to be trusted, or `undefined` when it verified. No
- * application data has been sent yet when this runs. An unverified
- * certificate outside its validity period is reported as expired (or not
- * yet valid), whatever code the runtime chose.
- */
-function verificationFailure(secure: Tls.TLSSocket): Error | undefined {
-  if (secure.authorized) return undefined;
-  let code = String(secure.authorizationError ?? "CERT_UNTRUSTED");
-  if (code !== "ERR_TLS_CERT_ALTNAME_INVALID") {
-    const cert = secure.getPeerCertificate();
-    const now = Date.now();
-    if (cert && Date.parse(cert.valid_to) < now) code = "CERT_HAS_EXPIRED";
-    else if (cert && Date.parse(cert.valid_from) > now) {
-      code = "CERT_NOT_YET_VALID";
-    }
-  }
-  return Object.assign(
-    new Error(`the certificate did not verify: ${code}`),
-    { code },
   );
 }
 
