@@ -10,8 +10,6 @@ import { channels, type RequestMessage } from "../diagnostics/channels.ts";
 
 /** The parts of a request's record the messages are built from. */
 export interface ObservedCall {
-  /** The request's number in messages; 0 until the first is published. */
-  id: number;
   /** The attempt under way (0 for the first). */
   readonly attempt: number;
   /** The main attempt's message, from its start until its outcome. */
@@ -30,6 +28,11 @@ export class RequestDiagnostics {
   readonly #clientId: number;
   readonly #clock: Clock;
   #lastRequestId = 0;
+  /**
+   * Each observed request's number, kept here rather than on every call
+   * (a field each request in flight would carry, observed or not).
+   */
+  readonly #ids = new WeakMap<ObservedCall, number>();
 
   constructor(clientId: number, clock: Clock) {
     this.#clientId = clientId;
@@ -45,10 +48,11 @@ export class RequestDiagnostics {
     address: string | undefined,
     hedge = false,
   ): RequestMessage {
-    if (call.id === 0) call.id = ++this.#lastRequestId;
+    let id = this.#ids.get(call);
+    if (id === undefined) this.#ids.set(call, id = ++this.#lastRequestId);
     const message: RequestMessage = {
       clientId: this.#clientId,
-      requestId: call.id,
+      requestId: id,
       attempt: call.attempt,
       hedge,
       address,

@@ -76,10 +76,6 @@ export class RequestCall implements ReplySink, ObservedCall {
   sentAt = 0;
   /** The main attempt's diagnostics message, only when someone listens. */
   message: RequestMessage | undefined = undefined;
-  /** The request's number in diagnostics messages, once it has one. */
-  id = 0;
-  /** The error of the last attempt that was retried; set only then. */
-  retriedError: unknown = undefined;
 
   constructor(
     readonly path: RequestPath,
@@ -223,13 +219,13 @@ export class RequestPath {
    * is one), counts the attempt against it at once, so that load-aware
    * balancing sees it while it waits for a connection, and sends.
    */
-  #dispatch(call: RequestCall): void {
+  #dispatch(call: RequestCall, retriedError?: unknown): void {
     let node: ManagedNode;
     try {
       node = this.#manager.pickNode(call.node);
     } catch (error) {
       // No healthy node: fail fast, without backing off.
-      return this.#end(call, noNodeAfter(error, call.retriedError));
+      return this.#end(call, noNodeAfter(error, retriedError));
     }
     call.node = node;
     node.inFlight++;
@@ -453,7 +449,6 @@ export class RequestPath {
     }
     const delayMs = delayFor(call.attempt, retryConfig);
     if (message) this.diagnostics.failed(call, message, error, true);
-    call.retriedError = error;
     call.attempt++;
     this.retryCount++;
     this.#owner.retrying({
@@ -462,11 +457,19 @@ export class RequestPath {
       error,
       address: node.address,
     });
-    this.#backOff(call, delayMs);
+    this.#backOff(call, delayMs, error);
   }
 
-  /** Waits `delayMs`, then makes the next attempt, unless told to stop. */
-  async #backOff(call: RequestCall, delayMs: number): Promise<void> {
+  /**
+   * Waits `delayMs`, then makes the next attempt, unless told to stop;
+   * `error` is the last attempt's (carried here, not on the call, which
+   * every request in flight holds).
+   */
+  async #backOff(
+    call: RequestCall,
+    delayMs: number,
+    error: unknown,
+  ): Promise<void> {
     const signal = call.options.signal;
     // A `retry` listener may already have aborted the signal or
     // disconnected the client: neither would wake a wait that starts
@@ -483,7 +486,7 @@ export class RequestPath {
         ),
       );
     }
-    this.#dispatch(call);
+    this.#dispatch(call, error);
   }
 
   /**
