@@ -41,8 +41,9 @@ const COPY_LOOP_BYTES = 32;
 
 /**
  * Encodes frames into a slab and flushes once per microtask. Bytes handed
- * to the channel are never written again: the slab only grows forward and
- * is replaced when full. Until the flush, the slab's unflushed part holds
+ * to the channel are not written again while it may hold them: the slab
+ * grows forward and is replaced when full, or starts over once a channel
+ * that `releasesWrites` has none buffered. Until the flush, the slab's unflushed part holds
  * whole frames (header and payload; a large payload is never in it), which
  * is what lets a request that fails before the flush be taken back.
  */
@@ -58,6 +59,11 @@ export class FrameWriter {
   // where a search for the next one starts: before it all are taken back.
   #withdrawn = 0;
   #scanFrom = 0;
+  // The channel lets go of written bytes once it has none buffered: the
+  // slab then starts over instead of moving on to a fresh one, whose
+  // allocation, first-touch page faults and collection cost more than
+  // the frames it holds (Node, Bun: 7-25% of CPU per request).
+  #reuse = false;
 
   /**
    * Writes to `channel`; calls `onDrained` when a congested channel has
@@ -66,6 +72,11 @@ export class FrameWriter {
   constructor(channel: ByteChannel, onDrained: () => void = () => {}) {
     this.#channel = channel;
     this.#onDrained = onDrained;
+    try {
+      this.#reuse = channel.releasesWrites === true;
+    } catch {
+      // A custom channel's getter that throws: it keeps its writes.
+    }
   }
 
   /** Whether the channel asked us to stop writing until it drains. */
@@ -115,6 +126,9 @@ export class FrameWriter {
     const bytes = this.#slab.subarray(this.#start, this.#end);
     this.#start = this.#end;
     this.#write(bytes);
+    if (this.#reuse && this.#channel.bufferedAmount === 0) {
+      this.#start = this.#end = this.#scanFrom = 0;
+    }
   };
 
   /**
@@ -198,6 +212,9 @@ export class FrameWriter {
     // The header states the length the bytes written after it really
     // have, whatever the payload's getters say now or said before.
     payload = fixedView(payload);
+    // Frames taken back go first: the compaction walks frames by the
+    // length their headers state, and this header's payload is not here.
+    if (this.#withdrawn > 0) this.#compact();
     this.#end = this.#header(type, flags, sequence, payload.length, 0);
     this.flush();
     this.#write(payload);

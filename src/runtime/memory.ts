@@ -77,6 +77,9 @@ class MemoryChannel extends ChannelBase {
     b.#peer = a;
   }
 
+  /** `write` copies. */
+  readonly releasesWrites = true;
+
   get bufferedAmount(): number {
     return this.#outbox.size;
   }

@@ -91,6 +91,12 @@ export interface ByteChannel {
    */
   readonly copyBelow?: number;
   /**
+   * True when, once `bufferedAmount` reads 0, the channel holds none of the
+   * bytes earlier `write` calls gave it (it copied them, or the OS took
+   * them): the writer may then fill the same buffer again. Unset: never.
+   */
+  readonly releasesWrites?: boolean;
+  /**
    * Stops reading once the chunk being delivered has been handed over,
    * until `resume()` or a TLS upgrade. Called from inside `onData` when
    * the last plaintext message before a TLS switch arrives, so that no

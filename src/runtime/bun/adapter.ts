@@ -114,6 +114,8 @@ class BunChannel extends ChannelBase {
    * copied, which also frees the read's chunk sooner.
    */
   readonly copyBelow = 48;
+  /** `socket.write` takes what it can at once; the queue holds the rest. */
+  readonly releasesWrites = true;
   #socket: BunSocket | undefined;
   // Under a TLS socket: the TCP one, which outlives the TLS one's end().
   #raw: BunSocket | undefined;

@@ -47,12 +47,21 @@ function loadTls(): Promise<typeof Tls> {
   return tlsLoading;
 }
 
+const runtimes = globalThis as { Deno?: unknown; Bun?: unknown };
+const ON_NODE = runtimes.Deno === undefined && runtimes.Bun === undefined;
+
 /**
  * A {@linkcode ByteChannel} over a `node:net` socket, or over a
  * `node:tls` one (a TLSSocket is a net.Socket). Used by the Node adapter,
  * and by the TLS bridge of the other adapters (`tls_stream.ts`).
  */
 export class NodeChannel extends ChannelBase {
+  /**
+   * On Node, `writableLength` reads 0 only once no write holds its bytes
+   * (a write the OS did not take at once is async, and counted). Deno's
+   * and Bun's node:net read 0 right after a 1 MB write still under way.
+   */
+  readonly releasesWrites = ON_NODE;
   #socket: Net.Socket;
   #error: Error | undefined;
   #drainWaiters: (() => void)[] = [];
