@@ -412,3 +412,43 @@ for (const name of names.filter((n) => n !== "memory")) {
     }
   });
 }
+
+for (const name of names.filter((n) => n !== "memory")) {
+  test(`${name}: startTls() with a signal already aborted rejects with its reason and closes the socket`, async () => {
+    // The channel had handed its socket to the TLS layer before the check
+    // of the signal threw, so nothing closed it: the node held a socket
+    // that no one owned, and the process could not exit.
+    const adapter = await getAdapter(name);
+    const closedAt: number[] = [];
+    const listener = await adapter.listen(
+      { hostname: "127.0.0.1", port: 0 },
+      (accepted) => {
+        accepted.onData(() => {});
+        accepted.onClose(() => closedAt.push(performance.now()));
+      },
+    );
+    const channel = await adapter.connect({
+      hostname: "127.0.0.1",
+      port: listener.port,
+    });
+    channel.onData(() => {});
+    channel.onClose(() => {});
+    const reason = new Error("given up");
+    try {
+      await assert.rejects(
+        channel.startTls!({
+          serverName: "localhost",
+          signal: AbortSignal.abort(reason),
+        }),
+        (error) => error === reason,
+      );
+      for (let i = 0; i < 200 && closedAt.length === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(closedAt.length, 1, `${name}: the node saw no close`);
+    } finally {
+      channel.destroy();
+      await listener.close();
+    }
+  });
+}

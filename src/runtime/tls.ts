@@ -161,8 +161,9 @@ export function isIpLiteral(hostname: string): boolean {
 }
 
 /**
- * Runs `start` (which begins a handshake) under `signal`: an abort calls
- * `cancel` to destroy the socket and rejects with the signal's reason;
+ * Runs `start` (which begins a handshake) under `signal`: an abort, or a
+ * signal aborted already, calls `cancel` to destroy the socket and rejects
+ * with the signal's reason;
  * a failure is mapped with {@linkcode toTlsError}.
  */
 export async function handshakeUnder<T>(
@@ -172,7 +173,12 @@ export async function handshakeUnder<T>(
   serverName: string,
   start: () => Promise<T>,
 ): Promise<T> {
-  signal?.throwIfAborted();
+  // The socket is the TLS layer's by now: the caller's channel no longer
+  // closes it, so giving up must.
+  if (signal?.aborted) {
+    cancel();
+    throw signal.reason;
+  }
   let onAbort: (() => void) | undefined;
   const aborted = new Promise<never>((_, reject) => {
     onAbort = () => {

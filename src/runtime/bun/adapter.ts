@@ -228,6 +228,11 @@ class BunChannel extends ChannelBase {
     if (this.#queue.size > 0) {
       return startTlsOver(this, this.endpoint, options);
     }
+    if (options.signal?.aborted) {
+      // Given up before the socket changed hands: it is still ours.
+      this.destroy();
+      return Promise.reject(options.signal.reason);
+    }
     socket.data = undefined;
     this.retire();
     const secure = new BunChannel(this.endpoint);
