@@ -59,7 +59,8 @@ export class NodeChannel extends ChannelBase {
   /**
    * On Node, `writableLength` reads 0 only once no write holds its bytes
    * (a write the OS did not take at once is async, and counted). Deno's
-   * and Bun's node:net read 0 right after a 1 MB write still under way.
+   * node:net reads 0 right after a write whose async operation still holds
+   * its bytes; Bun's read 0 after a 1 MB write too, and is not relied on.
    */
   readonly releasesWrites = ON_NODE;
   #socket: Net.Socket;
