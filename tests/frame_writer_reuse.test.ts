@@ -13,9 +13,8 @@ import {
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
-import { Connection } from "../src/connection/connection.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { startTestNode } from "../testing/node.ts";
+import { openTestConnection } from "./support/test_connection.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 
 /** A channel that keeps what it is given, as given, and a copy of it. */
@@ -220,12 +219,7 @@ test("property: whatever is pushed, withdrawn and flushed, and whatever the chan
 
 test("over this runtime's sockets, thousands of requests in waves each get their own bytes back", async () => {
   const adapter = await getAdapter();
-  const node = await startTestNode({ nodeId: "n", runtime: adapter });
-  const connection = await Connection.connect({
-    adapter,
-    hostname: "127.0.0.1",
-    port: node.port,
-  });
+  const { node, connection, close } = await openTestConnection(adapter);
   try {
     // Whether the writer starts its buffer over here: on Node and Bun
     // their sockets say so; Deno's node:net must not (see NodeChannel).
@@ -259,7 +253,6 @@ test("over this runtime's sockets, thousands of requests in waves each get their
       });
     }
   } finally {
-    await connection.close();
-    await node.close();
+    await close();
   }
 });

@@ -10,14 +10,13 @@ import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,
 } from "../src/connection/frame_writer.ts";
-import { Connection } from "../src/connection/connection.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, type Message } from "../src/protocol/frame.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { COPY_BELOW, WriteQueue } from "../src/runtime/write_queue.ts";
-import { startTestNode } from "../testing/node.ts";
+import { openTestConnection } from "./support/test_connection.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 import { concatBytes } from "../testing/bytes.ts";
 import { Buffer } from "node:buffer";
@@ -210,12 +209,7 @@ for (const kind of ["memory", "socket"] as const) {
     const adapter: RuntimeAdapter = kind === "memory"
       ? createMemoryNetwork()
       : await getAdapter();
-    const node = await startTestNode({ nodeId: "n", runtime: adapter });
-    const connection = await Connection.connect({
-      adapter,
-      hostname: "127.0.0.1",
-      port: node.port,
-    });
+    const { connection, close } = await openTestConnection(adapter);
     try {
       await fc.assert(
         fc.asyncProperty(
@@ -236,20 +230,14 @@ for (const kind of ["memory", "socket"] as const) {
         { numRuns: 15 },
       );
     } finally {
-      await connection.close();
-      await node.close();
+      await close();
     }
   });
 }
 
 test("1 KiB, 64 KiB and 1 MiB payloads round-trip; the reply is not a view of the request", async () => {
   const adapter = await getAdapter();
-  const node = await startTestNode({ nodeId: "n", runtime: adapter });
-  const connection = await Connection.connect({
-    adapter,
-    hostname: "127.0.0.1",
-    port: node.port,
-  });
+  const { connection, close } = await openTestConnection(adapter);
   try {
     for (const size of [1024, 64 * 1024, 1024 * 1024]) {
       const payload = ops.echo(payloadOf(size, size));
@@ -264,8 +252,7 @@ test("1 KiB, 64 KiB and 1 MiB payloads round-trip; the reply is not a view of th
       assert.notEqual(data.buffer, payload.buffer);
     }
   } finally {
-    await connection.close();
-    await node.close();
+    await close();
   }
 });
 

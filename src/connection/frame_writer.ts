@@ -43,9 +43,10 @@ const COPY_LOOP_BYTES = 32;
  * Encodes frames into a slab and flushes once per microtask. Bytes handed
  * to the channel are not written again while it may hold them: the slab
  * grows forward and is replaced when full, or starts over once a channel
- * that `releasesWrites` has none buffered. Until the flush, the slab's unflushed part holds
- * whole frames (header and payload; a large payload is never in it), which
- * is what lets a request that fails before the flush be taken back.
+ * that `releasesWrites` has none buffered. Until the flush, the slab's
+ * unflushed part holds whole frames (header and payload; a large payload
+ * is never in it), which is what lets a request that fails before the
+ * flush be taken back.
  */
 export class FrameWriter {
   readonly #channel: ByteChannel;

@@ -1,6 +1,6 @@
 /**
  * Picks the adapter for the runtime the code runs on. Adapters are imported
- * lazily, so a Deno or Bun program never loads `node:net`.
+ * lazily, so a Bun program never loads `node:net`.
  *
  * @module
  */
@@ -9,31 +9,9 @@ import { ConfigError } from "../errors.ts";
 import { checkDatagram } from "./arguments.ts";
 import type { DatagramOpener } from "./datagram.ts";
 import type { RuntimeAdapter, RuntimeName } from "./types.ts";
+import { detectRuntime } from "./runtime_name.ts";
 
-/** A runtime with a native adapter. */
-export type NativeRuntimeName = Exclude<RuntimeName, "memory">;
-
-/**
- * Names the runtime this code runs on.
- *
- * The order matters: Deno 2 and Bun both define `process` for Node
- * compatibility, so Deno is recognised by `globalThis.Deno` and Bun by
- * `globalThis.Bun` before anything is taken to be Node.
- *
- * @example
- * ```ts
- * import { detectRuntime } from "@nodewire/client/runtime";
- * console.log(detectRuntime()); // "deno" when run with deno
- * ```
- */
-export function detectRuntime(): NativeRuntimeName {
-  const global = globalThis as { Deno?: { version?: unknown }; Bun?: unknown };
-  if (typeof global.Deno === "object" && global.Deno?.version !== undefined) {
-    return "deno";
-  }
-  if (typeof global.Bun === "object" && global.Bun !== null) return "bun";
-  return "node";
-}
+export { detectRuntime, type NativeRuntimeName } from "./runtime_name.ts";
 
 /**
  * Returns the adapter to use: the native one of the current runtime by

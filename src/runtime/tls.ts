@@ -163,8 +163,8 @@ export function isIpLiteral(hostname: string): boolean {
 /**
  * Runs `start` (which begins a handshake) under `signal`: an abort, or a
  * signal aborted already, calls `cancel` to destroy the socket and rejects
- * with the signal's reason;
- * a failure is mapped with {@linkcode toTlsError}.
+ * with the signal's reason; a failure is mapped with
+ * {@linkcode toTlsError}.
  */
 export async function handshakeUnder<T>(
   signal: AbortSignal | undefined,

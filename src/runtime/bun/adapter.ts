@@ -228,18 +228,16 @@ class BunChannel extends ChannelBase {
     if (this.#queue.size > 0) {
       return startTlsOver(this, this.endpoint, options);
     }
-    if (options.signal?.aborted) {
-      // Given up before the socket changed hands: it is still ours.
-      this.destroy();
-      return Promise.reject(options.signal.reason);
-    }
     socket.data = undefined;
     this.retire();
     const secure = new BunChannel(this.endpoint);
     const skipVerify = options.dangerouslySkipVerify === true;
     return handshakeUnder(
       options.signal,
-      () => secure.destroy(),
+      // Before upgradeTLS took it (a signal aborted already, or a throw),
+      // the socket is still the plain one.
+      () =>
+        secure.#socket === undefined ? socket.terminate() : secure.destroy(),
       this.endpoint,
       options.serverName,
       () =>
@@ -249,21 +247,17 @@ class BunChannel extends ChannelBase {
             resolve: () => resolve(secure),
             reject,
           };
+          // A throw here rejects, and the cancel terminates the socket.
           let tls: BunSocket;
-          try {
-            [secure.#raw, tls] = socket.upgradeTLS({
-              data: secure,
-              tls: {
-                ca: options.ca ? [...options.ca] : undefined,
-                serverName: options.serverName,
-                rejectUnauthorized: !skipVerify,
-              },
-              socket: handlers,
-            });
-          } catch (error) {
-            socket.terminate();
-            throw error;
-          }
+          [secure.#raw, tls] = socket.upgradeTLS({
+            data: secure,
+            tls: {
+              ca: options.ca ? [...options.ca] : undefined,
+              serverName: options.serverName,
+              rejectUnauthorized: !skipVerify,
+            },
+            socket: handlers,
+          });
           secure.attach(tls);
         }),
     );

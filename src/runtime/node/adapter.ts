@@ -31,6 +31,10 @@ import type {
   TlsServerOptions,
 } from "../types.ts";
 import { HIGH_WATER_MARK } from "../write_queue.ts";
+import { detectRuntime } from "../runtime_name.ts";
+
+/** See `NodeChannel.releasesWrites`. */
+const ON_NODE = detectRuntime() === "node";
 
 let netLoading: Promise<typeof Net> | undefined;
 let netModule: typeof Net | undefined;
@@ -46,9 +50,6 @@ function loadTls(): Promise<typeof Tls> {
   tlsLoading ??= import("node:tls");
   return tlsLoading;
 }
-
-const runtimes = globalThis as { Deno?: unknown; Bun?: unknown };
-const ON_NODE = runtimes.Deno === undefined && runtimes.Bun === undefined;
 
 /**
  * A {@linkcode ByteChannel} over a `node:net` socket, or over a
