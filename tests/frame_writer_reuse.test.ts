@@ -73,6 +73,51 @@ test("a channel that releases its writes gets the same buffer again once it has 
   );
 });
 
+test("a releasing channel takes a tick's frames beyond the largest slab in the same buffer, not a fresh one per 64 KiB", () => {
+  const { channel, kept, copies } = recorder({ releases: true });
+  const writer = new FrameWriter(channel);
+  // 200 frames of 1 KiB in one tick: 200 KiB, three slabs' worth.
+  for (let sequence = 1; sequence <= 200; sequence++) {
+    writer.push(MessageType.Request, 0, sequence, payloadOf(sequence, 1024));
+  }
+  writer.flush();
+  assert.ok(kept.length >= 4, `${kept.length} writes`);
+  // The slab grew up to the largest size once, then started over each
+  // time the channel had let go of it.
+  const largest = kept.filter((bytes) => bytes.buffer.byteLength >= 64 * 1024);
+  assert.ok(largest.length >= 3, `${largest.length} writes from a 64 KiB slab`);
+  for (const bytes of largest) assert.equal(bytes.buffer, largest[0].buffer);
+  assert.deepEqual(
+    framesIn(copies).map(([s, p]) => [s, p.length]),
+    Array.from({ length: 200 }, (_, i) => [i + 1, 1024]),
+  );
+});
+
+test("a releasing channel that still buffers gets a fresh slab once the largest is full, its bytes untouched", () => {
+  const { channel, kept, copies } = recorder({
+    releases: true,
+    buffered: () => 1,
+  });
+  const writer = new FrameWriter(channel);
+  for (let sequence = 1; sequence <= 200; sequence++) {
+    writer.push(MessageType.Request, 0, sequence, payloadOf(sequence, 1024));
+  }
+  writer.flush();
+  const largest = kept.filter((bytes) => bytes.buffer.byteLength >= 64 * 1024);
+  assert.ok(largest.length >= 3, `${largest.length} writes from a 64 KiB slab`);
+  assert.equal(
+    new Set(largest.map((bytes) => bytes.buffer)).size,
+    largest.length,
+  );
+  for (let i = 0; i < kept.length; i++) {
+    assert.deepEqual([...kept[i]], [...copies[i]], `write ${i} changed`);
+  }
+  assert.deepEqual(
+    framesIn(copies).map(([s, p]) => [s, p.length]),
+    Array.from({ length: 200 }, (_, i) => [i + 1, 1024]),
+  );
+});
+
 test("a channel that does not say it releases its writes keeps every byte it was given", () => {
   for (const releases of [undefined, false]) {
     const { channel, kept, copies } = recorder({ releases });
@@ -154,15 +199,21 @@ test("a releasesWrites getter that throws means no reuse, and no throw", () => {
 });
 
 test("property: whatever is pushed, withdrawn and flushed, and whatever the channel buffers, the stream is the frames not withdrawn, in order", () => {
+  // Pushes outweigh the rest, so that between two flushes the slab now
+  // and then fills up to the largest size and past it.
   const step = fc.oneof(
-    fc.record({
-      kind: fc.constant("push" as const),
-      length: fc.oneof(
-        fc.integer({ min: 0, max: 64 }),
-        fc.integer({ min: 65, max: 3000 }),
-        fc.constant(DIRECT_PAYLOAD_BYTES),
-      ),
-    }),
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        kind: fc.constant("push" as const),
+        length: fc.oneof(
+          fc.integer({ min: 0, max: 64 }),
+          fc.integer({ min: 65, max: 3000 }),
+          fc.integer({ min: 3001, max: DIRECT_PAYLOAD_BYTES - 1 }),
+          fc.constant(DIRECT_PAYLOAD_BYTES),
+        ),
+      }),
+    },
     fc.record({
       kind: fc.constant("withdraw" as const),
       back: fc.integer({ min: 0, max: 5 }),
@@ -176,7 +227,7 @@ test("property: whatever is pushed, withdrawn and flushed, and whatever the chan
   fc.assert(
     fc.property(
       fc.boolean(),
-      fc.array(step, { maxLength: 120 }),
+      fc.array(step, { maxLength: 200 }),
       (releases, steps) => {
         let buffered = 0;
         const { channel, kept, copies } = recorder({

@@ -262,6 +262,10 @@ export class FrameWriter {
   #renew(need: number): void {
     this.flush();
     const grown = Math.min(MAX_SLAB, this.#slab.length * 2);
+    // The largest slab, which the channel let go of (the flush started it
+    // over): there is room again, and a fresh one would only cost an
+    // allocation (64 KiB a time, at 1 KiB requests every 64 of them).
+    if (grown === this.#slab.length && this.#end + need <= grown) return;
     this.#slab = new Uint8Array(Math.max(grown, need));
     this.#words = new DataView(this.#slab.buffer);
     this.#start = this.#end = this.#scanFrom = 0;
