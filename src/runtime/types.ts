@@ -96,6 +96,8 @@ export interface ByteChannel {
    * them): the writer may then fill the same buffer again. Unset: never.
    */
   readonly releasesWrites?: boolean;
+  /** How many `write` calls, in order, no longer hold their bytes. */
+  readonly releasedWrites?: number;
   /**
    * Stops reading once the chunk being delivered has been handed over,
    * until `resume()` or a TLS upgrade. Called from inside `onData` when
