@@ -12,6 +12,7 @@ import {
 } from "../src/connection/frame_writer.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { FrameFlags, MessageType } from "../src/protocol/frame.ts";
+import { concatBytes } from "../testing/bytes.ts";
 
 const TYPES = [
   MessageType.Request,
@@ -54,17 +55,7 @@ test("FrameWriter writes each frame exactly as MessageCodec.encode does", () => 
       writer.flush();
       const codec = new MessageCodec();
       const expected = frames.map((f) => codec.encode(f));
-      assert.deepEqual(concat(written), concat(expected));
+      assert.deepEqual(concatBytes(written), concatBytes(expected));
     }),
   );
 });
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
-}

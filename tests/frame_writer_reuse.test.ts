@@ -17,8 +17,15 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { openTestConnection } from "./support/test_connection.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
 
-/** A channel that keeps what it is given, as given, and a copy of it. */
-function recorder(options: { releases?: boolean; buffered?: () => number }) {
+/**
+ * A channel that keeps what it is given, as given, and a copy of it;
+ * `released`, when given, is its count of released writes.
+ */
+function recorder(options: {
+  releases?: boolean;
+  buffered?: () => number;
+  released?: () => number;
+}) {
   const kept: Uint8Array[] = [];
   const copies: Uint8Array[] = [];
   const channel: ByteChannel = stubChannel({
@@ -36,8 +43,20 @@ function recorder(options: { releases?: boolean; buffered?: () => number }) {
   Object.defineProperty(channel, "bufferedAmount", {
     get: () => options.buffered?.() ?? 0,
   });
+  if (options.released !== undefined) {
+    Object.defineProperty(channel, "releasedWrites", {
+      get: options.released,
+    });
+  }
   return { channel, kept, copies };
 }
+
+/** Payload lengths that go into the slab, up to ones that fill it fast. */
+const slabLengths = fc.oneof(
+  fc.integer({ min: 0, max: 64 }),
+  fc.integer({ min: 65, max: 3000 }),
+  fc.integer({ min: 3001, max: DIRECT_PAYLOAD_BYTES - 1 }),
+);
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
@@ -127,18 +146,8 @@ test("a releasing channel that still buffers gets a fresh slab once the largest 
 });
 
 test("a channel that counts released writes gets a slab taken up again only once it let go of every write from it", () => {
-  const kept: Uint8Array[] = [];
-  const copies: Uint8Array[] = [];
   let released = 0;
-  const channel = stubChannel({
-    onData: () => {},
-    write(bytes) {
-      kept.push(bytes);
-      copies.push(bytes.slice());
-      return true;
-    },
-  });
-  Object.defineProperty(channel, "releasedWrites", { get: () => released });
+  const { channel, kept, copies } = recorder({ released: () => released });
   const writer = new FrameWriter(channel);
   let sequence = 0;
   const tick = (count: number) => {
@@ -275,12 +284,7 @@ test("property: whatever is pushed, withdrawn and flushed, and whatever the chan
       weight: 6,
       arbitrary: fc.record({
         kind: fc.constant("push" as const),
-        length: fc.oneof(
-          fc.integer({ min: 0, max: 64 }),
-          fc.integer({ min: 65, max: 3000 }),
-          fc.integer({ min: 3001, max: DIRECT_PAYLOAD_BYTES - 1 }),
-          fc.constant(DIRECT_PAYLOAD_BYTES),
-        ),
+        length: fc.oneof(slabLengths, fc.constant(DIRECT_PAYLOAD_BYTES)),
       }),
     },
     fc.record({
@@ -343,11 +347,7 @@ test("property: a channel that counts released writes never sees a write it stil
       weight: 6,
       arbitrary: fc.record({
         kind: fc.constant("push" as const),
-        length: fc.oneof(
-          fc.integer({ min: 0, max: 64 }),
-          fc.integer({ min: 65, max: 3000 }),
-          fc.integer({ min: 3001, max: DIRECT_PAYLOAD_BYTES - 1 }),
-        ),
+        length: slabLengths,
       }),
     },
     fc.record({ kind: fc.constant("flush" as const) }),
@@ -360,20 +360,8 @@ test("property: a channel that counts released writes never sees a write it stil
     // Long runs (fast-check's default size keeps arrays short): the slab
     // must grow to its largest and fill, many times, for spares to matter.
     fc.property(fc.array(step, { minLength: 100, maxLength: 300 }), (steps) => {
-      const kept: Uint8Array[] = [];
-      const copies: Uint8Array[] = [];
       let released = 0;
-      const channel = stubChannel({
-        onData: () => {},
-        write(bytes) {
-          kept.push(bytes);
-          copies.push(bytes.slice());
-          return true;
-        },
-      });
-      Object.defineProperty(channel, "releasedWrites", {
-        get: () => released,
-      });
+      const { channel, kept, copies } = recorder({ released: () => released });
       const writer = new FrameWriter(channel);
       const expected: [number, number][] = [];
       let sequence = 0;

@@ -246,9 +246,8 @@ export class FrameWriter {
   ): number {
     const need = HEADER_SIZE + room;
     if (this.#end + need > this.#slab.length) this.#renew(need);
-    const at = this.#end;
-    writeHeaderUnchecked(this.#slab, at, type, flags, sequence, length);
-    return at + HEADER_SIZE;
+    writeHeaderUnchecked(this.#slab, this.#end, type, flags, sequence, length);
+    return this.#end + HEADER_SIZE;
   }
 
   /**
@@ -259,9 +258,9 @@ export class FrameWriter {
   #renew(need: number): void {
     this.flush();
     const grown = Math.min(MAX_SLAB, this.#slab.length * 2);
-    // The largest slab, which the channel let go of (the flush started it
-    // over): there is room again, and a fresh one would only cost an
-    // allocation (64 KiB a time, at 1 KiB requests every 64 of them).
+    // At the largest size, a slab the channel let go of is taken up again
+    // (this one, if the flush started it over, or the spare): a fresh one
+    // would only cost an allocation (at 1 KiB requests, every 64 of them).
     if (
       grown === this.#slab.length &&
       (this.#end + need <= grown || this.#takeSpare())
