@@ -95,9 +95,17 @@ test("a ReplySink that throws harms nothing else: the connection stays open, the
     // Before: destroy() threw the sink's error and the other request
     // never settled.
     end: { destroyed: "ok", other: "ConnectionLostError" },
+    route: {
+      aborted: "AbortedError",
+      timedOut: "RequestTimeoutError",
+      sent: true,
+      open: true,
+    },
     reported: [
       "end: onError bug",
       "reply: onReply bug",
+      "route: withdraw bug",
+      "route: withdraw bug",
       "timeout: onError bug",
     ],
   });

@@ -290,6 +290,49 @@ test("a request aborted before its frame was flushed is never written; the other
   c.destroy();
 });
 
+test("a request a route still holds when it times out or aborts is taken back from it and fails as never sent; one the route sent counts as sent", async () => {
+  const fake = scriptedChannel();
+  const time = manualClock();
+  const c = new Connection(fake.channel, { hostname: "fake", port: 1 }, {
+    clock: time.clock,
+    requestTimeoutMs: 100,
+  });
+  // A route that holds what it is given until the test says it went out.
+  const held: number[] = [];
+  const withdrawn: number[] = [];
+  c.routeRequests({
+    maxPayload: 1024,
+    tooLarge: (length) => new RangeError(`${length} bytes`),
+    send: (_type, _flags, sequence) => void held.push(sequence),
+    withdraw(sequence) {
+      withdrawn.push(sequence);
+      const at = held.indexOf(sequence);
+      if (at >= 0) held.splice(at, 1);
+      return at >= 0;
+    },
+    close: () => new Set(held),
+  });
+  const abort = new AbortController();
+  const kept = failure(c.sendRequest(ops.echo("kept")));
+  const out = failure(c.sendRequest(ops.echo("out")));
+  const aborted = failure(
+    c.sendRequest(ops.echo("aborted"), { signal: abort.signal }),
+  );
+  assert.deepEqual(held, [1, 2, 3]);
+  abort.abort();
+  assert.ok((await aborted) instanceof AbortedError);
+  assert.deepEqual(held, [1, 2], "the aborted one was taken back");
+  held.splice(held.indexOf(2), 1); // 2 goes out
+  time.advanceTo(100);
+  const [k, o] = await Promise.all([kept, out]);
+  assert.ok(k instanceof RequestTimeoutError && !k.sent && k.retryable);
+  assert.ok(o instanceof RequestTimeoutError && o.sent && !o.retryable);
+  assert.deepEqual(held, []);
+  assert.deepEqual(withdrawn.sort(), [1, 2, 3]);
+  assert.deepEqual(fake.written(), [], "nothing went by the stream");
+  c.destroy();
+});
+
 test("a request the client sent into a connection destroyed in the same run is retried on the other node, though not idempotent, and runs once", async () => {
   await memoryScene(2, {}, async ({ client, nodes, clock }) => {
     const retries: unknown[] = [];

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import type { Connection } from "../src/connection/connection.ts";
-import { ConnectionLostError } from "../src/errors.ts";
+import { AbortedError, ConnectionLostError } from "../src/errors.ts";
 import { udpStats } from "../src/handshake/udp.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import {
@@ -349,6 +349,53 @@ test("requests packed for a datagram that never went out, because the connection
     assert.ok(sent instanceof ConnectionLostError, String(sent));
     assert.equal(sent.sent, true, "its datagram left");
     assert.equal(stats.datagramsSent, 1, "the packed datagram was dropped");
+  } finally {
+    await connection.close();
+    await node.close();
+  }
+});
+
+test("a request aborted in the tick it was packed never goes out: its datagram carries the others, and one left empty is not sent", async () => {
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  const connection = await connectUdpOnly(node);
+  try {
+    const stats = udpStats(connection)!;
+    const accepted = node.udpStats!.accepted;
+    const abort = new AbortController();
+    const first = connection.sendRequest(ops.echo("first"));
+    const aborted = connection.sendRequest(ops.echo("aborted"), {
+      signal: abort.signal,
+    }).catch((e) => e);
+    const third = connection.sendRequest(ops.echo("third"));
+    abort.abort();
+    assert.ok((await aborted) instanceof AbortedError);
+    assert.deepEqual(
+      [replyText(await first), replyText(await third)],
+      ["first", "third"],
+    );
+    assert.equal(stats.sent, 2, "the aborted frame was taken back");
+    assert.equal(stats.datagramsSent, 1);
+    assert.equal(
+      node.udpStats!.accepted - accepted,
+      2,
+      "the node never saw it",
+    );
+
+    // Alone in its tick: the datagram it emptied never goes out, and the
+    // next one is whole (token first).
+    const alone = new AbortController();
+    const lone = connection.sendRequest(ops.echo("alone"), {
+      signal: alone.signal,
+    }).catch((e) => e);
+    alone.abort();
+    assert.ok((await lone) instanceof AbortedError);
+    assert.equal(
+      replyText(await connection.sendRequest(ops.echo("after"))),
+      "after",
+    );
+    assert.equal(stats.datagramsSent, 2, "no datagram for the aborted one");
+    assert.equal(stats.rejected, 0);
+    assert.equal(node.udpStats!.accepted - accepted, 3);
   } finally {
     await connection.close();
     await node.close();

@@ -150,13 +150,30 @@ export class ConnectionCore {
 
   #abort = (pending: Pending, error: AbortedError): void => {
     if (this.settle(pending)) {
+      const sequence = pending.sequence;
       if (
-        !this.writer.withdraw(pending.sequence) &&
+        !this.writer.withdraw(sequence) && !this.#unroute(sequence) &&
         isHeld(this.queued, pending)
       ) this.#heldSettled();
-      tellError(pending.sink, error, pending.sequence);
+      tellError(pending.sink, error, sequence);
     }
   };
+
+  /**
+   * Takes a request back from the route, if it holds it unsent (see
+   * `RequestRoute.withdraw`). A route that throws is its author's bug,
+   * reported as uncaught; the request then counts as sent.
+   */
+  #unroute(sequence: number): boolean {
+    const route = this.route;
+    if (route === undefined) return false;
+    try {
+      return route.withdraw?.(sequence) === true;
+    } catch (thrown) {
+      reportThrow(thrown);
+      return false;
+    }
+  }
 
   /** Resolves once nothing is in flight. */
   whenIdle(): Promise<void> {
@@ -291,7 +308,8 @@ export class ConnectionCore {
     // repeat may be retried (the rule of isRetryable, read from the error
     // alone).
     const held = isHeld(this.queued, pending);
-    const sent = !held && !this.writer.withdraw(pending.sequence);
+    const sent = !held && !this.writer.withdraw(pending.sequence) &&
+      !this.#unroute(pending.sequence);
     if (held) this.#heldSettled();
     tellError(
       pending.sink,

@@ -58,6 +58,13 @@ export interface RequestRoute {
     payload: Uint8Array,
   ): void;
   /**
+   * Takes back a REQUEST or PING it holds unsent (packed for a datagram
+   * not yet out), whose request failed first (an abort, a timeout): true
+   * when it will never be sent, which the request's error then says.
+   * Optional: without it, every request handed over counts as sent.
+   */
+  withdraw?(sequence: number): boolean;
+  /**
    * Releases the route; called once, when the connection closes. Returns
    * the sequence numbers of the requests it took but never sent (held for
    * a datagram not yet out), whose failures then say `sent: false`.

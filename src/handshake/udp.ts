@@ -285,6 +285,12 @@ class UdpRoute implements RequestRoute {
     }
   }
 
+  withdraw(sequence: number): boolean {
+    if (this.#packer?.withdraw(sequence) !== true) return false;
+    this.stats.sent--;
+    return true;
+  }
+
   close(): ReadonlySet<number> | undefined {
     if (this.#closed) return;
     this.#closed = true;

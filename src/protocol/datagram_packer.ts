@@ -142,6 +142,29 @@ export class DatagramPacker {
   }
 
   /**
+   * Takes the frame with `sequence` back out of the datagram being built,
+   * so that it is never sent (its request was aborted before the flush);
+   * false when it is not there (already emitted, or never pushed). A
+   * datagram left with no frame is not emitted.
+   */
+  withdraw(sequence: number): boolean {
+    if (this.#frames === 0) return false;
+    const slab = this.#slab!;
+    for (let at = this.#start + UDP_TOKEN_SIZE; at < this.#end;) {
+      const next = at + HEADER_SIZE + readU32(slab, at + 12);
+      if (readSequence(slab, at) === sequence) {
+        slab.copyWithin(at, next, this.#end);
+        this.#end -= next - at;
+        // Without a frame, the token goes too: the next push starts over.
+        if (--this.#frames === 0) this.#end = this.#start;
+        return true;
+      }
+      at = next;
+    }
+    return false;
+  }
+
+  /**
    * Drops the datagram being built, which is then never emitted, and
    * returns its frames' sequence numbers (undefined when it is empty).
    */

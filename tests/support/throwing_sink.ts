@@ -1,9 +1,10 @@
 // A child process of connection_review.test.ts: a Connection over a
 // scripted channel, with one request whose ReplySink throws (on its reply,
 // on its timeout, and when the connection ends) beside plain requests, in
-// a process that handles uncaught errors the way its runtime offers. Its
-// own process because `bun test` fails the running test on any uncaught
-// error, whatever handler is installed. Prints one JSON line: how the
+// a process that handles uncaught errors the way its runtime offers; and
+// a request route whose withdraw throws. Its own process because `bun
+// test` fails the running test on any uncaught error, whatever handler is
+// installed. Prints one JSON line: how the
 // other requests ended, whether the connection stayed open, its timer,
 // and what was reported to the process; then exits on its own.
 import { Connection } from "../../src/connection/connection.ts";
@@ -104,6 +105,36 @@ const result: Record<string, unknown> = {};
     destroyed,
     other: await Promise.race([other, tick().then(() => "unsettled")]),
   };
+}
+{
+  // A route whose withdraw throws: the request fails as it would have,
+  // counted as sent (the route may have sent it), and the throw is
+  // reported.
+  const { clock, connection } = scene();
+  connection.routeRequests({
+    maxPayload: 1024,
+    tooLarge: (length) => new RangeError(`${length} bytes`),
+    send() {},
+    withdraw() {
+      throw new Error("route: withdraw bug");
+    },
+    close() {},
+  });
+  const abort = new AbortController();
+  const aborted = outcome(
+    connection.sendRequest(new Uint8Array([1]), { signal: abort.signal }),
+  );
+  abort.abort();
+  const late = connection.sendRequest(new Uint8Array([2])).catch((e) => e);
+  await clock.advance(100);
+  const timedOut = await late;
+  result.route = {
+    aborted: await aborted,
+    timedOut: timedOut.constructor.name,
+    sent: timedOut.sent,
+    open: connection.isOpen,
+  };
+  connection.destroy();
 }
 await tick();
 result.reported = reported.sort();
