@@ -8,7 +8,11 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
-import { DatagramTooLargeError, RequestTimeoutError } from "../src/errors.ts";
+import {
+  ConnectionError,
+  DatagramTooLargeError,
+  RequestTimeoutError,
+} from "../src/errors.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import { udpStats, udpTransport } from "../src/handshake/udp.ts";
 import {
@@ -20,6 +24,7 @@ import {
 } from "../src/protocol/datagram.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
+import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
@@ -511,3 +516,91 @@ for (const batch of [false, true]) {
     }
   });
 }
+
+/**
+ * The runtime's adapter, but its channels do not report the peer's
+ * address (as a custom adapter's may not).
+ */
+async function addresslessAdapter(): Promise<RuntimeAdapter> {
+  const adapter = await getAdapter();
+  const hide = (channel: ByteChannel): ByteChannel =>
+    new Proxy(channel, {
+      get(target, key) {
+        if (key === "remoteAddress") return undefined;
+        const value = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  return {
+    ...adapter,
+    connect: async (options) => hide(await adapter.connect(options)),
+  };
+}
+
+test("a channel that does not report the node's address: UDP goes to the host configured by IP address, and for a host name the upgrade fails saying why, before it opens a socket", async () => {
+  const adapter = await addresslessAdapter();
+  const node = await startTestNode({ protocols: ["udp"], udpPort: 0 });
+  try {
+    const connection = await connectUdp(node, {
+      adapter,
+      protocols: ["udp"],
+    });
+    try {
+      assert.equal(connection.remoteAddress, undefined);
+      assert.equal(
+        replyText(
+          await connection.sendRequest(ops.echo("by ip"), { timeoutMs: 5000 }),
+        ),
+        "by ip",
+      );
+      assert.equal(udpStats(connection)?.received, 1);
+      assert.equal(udpStats(connection)?.rejected, 0);
+    } finally {
+      await connection.close();
+    }
+  } finally {
+    await node.close();
+  }
+
+  // By name: refused at once, naming the node and what to do.
+  let opened = 0;
+  const upgrade = udpTransport({
+    adapter: {
+      ...adapter,
+      datagram: (options) => {
+        opened++;
+        return adapter.datagram!(options);
+      },
+    },
+  })!;
+  const named = {
+    hostname: "db.internal",
+    port: 7000,
+    address: "db.internal:7000",
+    remoteAddress: undefined,
+    hello: undefined,
+  } as unknown as Connection;
+  await assert.rejects(
+    upgrade(
+      named,
+      {
+        protocol: "udp",
+        clientProtocols: ["udp"],
+        nodeProtocols: ["udp"],
+        udpPort: 7001,
+        udpToken: "00".repeat(16),
+      },
+      new AbortController().signal,
+    ),
+    (error: unknown) => {
+      assert.ok(error instanceof ConnectionError, String(error));
+      assert.equal(error.code, "CONNECTION_FAILED");
+      assert.equal(error.retryable, false);
+      assert.equal(error.address, "db.internal:7000");
+      assert.match(error.message, /no remoteAddress/);
+      assert.match(error.message, /by its IP address/);
+      return true;
+    },
+  );
+  assert.equal(opened, 0, "no datagram socket was opened");
+});

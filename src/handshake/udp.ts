@@ -22,6 +22,7 @@ import type { Connection } from "../connection/connection.ts";
 import type { RequestRoute } from "../connection/types.ts";
 import { integerIn } from "../config/validate.ts";
 import {
+  ConnectionError,
   ConnectionLostError,
   DatagramTooLargeError,
   ProtocolError,
@@ -45,6 +46,7 @@ import {
   type DatagramChannel,
   unmapIPv4,
 } from "../runtime/datagram.ts";
+import { isIpLiteral } from "../runtime/tls.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 
 /**
@@ -125,7 +127,9 @@ export function udpStats(connection: Connection): UdpStats | undefined {
  * UDP). The upgrade sends datagrams to the node's `udpPort` at the IP
  * address the TCP connection reached, not to the configured host name: a
  * name could resolve to another machine, and would be resolved again for
- * every datagram.
+ * every datagram. A channel that does not report that address (a custom
+ * adapter's) needs a node configured by IP address; for a name the upgrade
+ * fails with a ConnectionError saying so.
  *
  * @example
  * ```ts
@@ -162,7 +166,7 @@ export function udpTransport(
     }
     const token = parseUdpToken(negotiated.udpToken);
     const ip = unmapIPv4(
-      connection.remoteAddress?.hostname ?? connection.hostname,
+      connection.remoteAddress?.hostname ?? ipOf(connection),
     );
     signal.throwIfAborted();
     const channel = await adapter.datagram!({ hostname: bindAddressFor(ip) });
@@ -179,6 +183,24 @@ export function udpTransport(
     });
     stats.set(connection, route.stats);
   };
+}
+
+/**
+ * The node's IP address when the channel does not say it (a custom
+ * adapter's): the configured host, if it is one. A name would do for
+ * sending, but not for telling the node's replies by where they come
+ * from: every reply would be dropped and every request time out.
+ */
+function ipOf(connection: Connection): string {
+  if (isIpLiteral(connection.hostname)) return connection.hostname;
+  throw new ConnectionError(
+    "CONNECTION_FAILED",
+    `UDP to ${connection.address} needs the node's IP address, and this ` +
+      "adapter's channel gives no remoteAddress: configure the node by its " +
+      "IP address",
+    connection,
+    { retryable: false },
+  );
 }
 
 /**

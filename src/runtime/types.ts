@@ -81,7 +81,11 @@ export interface ByteChannel {
   destroy(error?: Error): void;
   /** Bytes accepted by `write` and not yet handed to the OS. */
   readonly bufferedAmount: number;
-  /** The peer's address, when the runtime reports it. */
+  /**
+   * The peer's address, when the runtime reports it. UDP sends to, and
+   * takes replies only from, this IP address; without it, only a node
+   * configured by IP address can be reached over UDP.
+   */
   readonly remoteAddress: { hostname: string; port: number } | undefined;
   /**
    * Payloads shorter than this many bytes are copied out of a chunk
