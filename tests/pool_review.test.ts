@@ -308,6 +308,15 @@ test("new ConnectionPool() refuses options missing, of the wrong type or unknown
     [{ address: ADDRESS, factory: 5 }, "options.factory"],
     [{ address: 7000, factory }, "options.address"],
     [{ address: "", factory }, "options.address"],
+    // Not host:port: no port, a port out of range or not a number, IPv6
+    // without brackets, nothing before the port.
+    [{ address: "orders-pool", factory }, "options.address"],
+    [{ address: "db:65536", factory }, "options.address"],
+    [{ address: "db:70a", factory }, "options.address"],
+    [{ address: "db:", factory }, "options.address"],
+    [{ address: "::1:7000", factory }, "options.address"],
+    [{ address: ":7000", factory }, "options.address"],
+    [{ address: "db:7000\n", factory }, "options.address"],
     [{ address: ADDRESS, factory, hearbeat: () => 0 }, "options.hearbeat"],
     [{ address: ADDRESS, factory, heartbeat: 5 }, "options.heartbeat"],
     [{ address: ADDRESS, factory, random: 0.5 }, "options.random"],
@@ -323,6 +332,10 @@ test("new ConnectionPool() refuses options missing, of the wrong type or unknown
       "options.factory",
     ],
   ];
+  assert.throws(
+    () => new ConnectionPool({ address: "orders-pool", factory }),
+    /options\.address.*expected the node as host:port \(\[ipv6\]:port for IPv6\)/,
+  );
   for (const [options, argument] of cases) {
     assert.throws(
       () => new ConnectionPool(options as never),

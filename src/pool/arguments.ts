@@ -10,10 +10,10 @@ import {
   bool,
   duration,
   func,
+  is,
   methods,
   readOptions,
   signal,
-  text,
 } from "../config/options.ts";
 import { durationProblem } from "../config/validate.ts";
 import type { InvalidArgumentError } from "../errors.ts";
@@ -23,8 +23,20 @@ import type {
   PoolableConnection,
 } from "./types.ts";
 
+/**
+ * The node as `host:port` (`[v6]:port`), as the pool's errors and events
+ * name it: a label without a port showed as `labe:NaN` in a
+ * ConnectTimeoutError.
+ */
+const hostPort = is(
+  (v) =>
+    typeof v === "string" && /^(\[[^\]]+\]|[^:[\]]+):\d{1,5}$/.test(v) &&
+    +v.slice(v.lastIndexOf(":") + 1) <= 65535,
+  "expected the node as host:port ([ipv6]:port for IPv6), port 0 to 65535",
+);
+
 const POOL = {
-  address: text,
+  address: hostPort,
   config: () => undefined, // resolvePoolConfig's to check
   factory: func,
   clock: methods("now", "setTimeout", "clearTimeout"),

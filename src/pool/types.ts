@@ -73,7 +73,10 @@ export type ConnectionFactory<C> = (signal: AbortSignal) => Promise<C>;
  * ```
  */
 export interface ConnectionPoolOptions<C extends PoolableConnection> {
-  /** The node as `host:port`, named in errors and events. */
+  /**
+   * The node as `host:port` (`[v6]:port` for IPv6), named in errors and
+   * events; anything else is refused with an InvalidArgumentError.
+   */
   address: string;
   /** Pool settings; missing fields take the defaults of `DEFAULT_POOL_CONFIG`. */
   config?: Partial<PoolConfig>;
