@@ -586,7 +586,10 @@ test("the test kit's other entry points refuse unknown options", async () => {
       );
       await assert.rejects(
         proxy.setFaults(undefined as never),
-        (error) => error instanceof ConfigError,
+        (error) =>
+          error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+          error.field === "setFaults faults" &&
+          /expected an object of options, got undefined/.test(error.message),
       );
       assert.deepEqual(proxy.faults, {});
     } finally {
@@ -604,15 +607,24 @@ test("the test kit's other entry points refuse unknown options", async () => {
   }
   assert.throws(
     () => new CredentialStore({ iteration: 4096 } as never),
-    (error) => error instanceof ConfigError,
+    (error) =>
+      error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+      error.field === "CredentialStore options.iteration" &&
+      /unknown option \(did you mean "iterations"\?\)/.test(error.message),
   );
   const store = new CredentialStore();
   await assert.rejects(
     store.add("u", "p", { sallt: new Uint8Array(16) } as never),
-    (error) => error instanceof ConfigError,
+    (error) =>
+      error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+      error.field === "add options.sallt" &&
+      /unknown option \(did you mean "salt"\?\)/.test(error.message),
   );
   assert.throws(
     () => new ScramServer(store, { nonse: "x" } as never),
-    (error) => error instanceof ConfigError,
+    (error) =>
+      error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+      error.field === "ScramServer options.nonse" &&
+      /unknown option \(did you mean "nonce"\?\)/.test(error.message),
   );
 });

@@ -313,7 +313,12 @@ test("createBalancer builds the strategy the config names", () => {
   const p2c = createBalancer("least-in-flight", set, { inFlight: () => 0 });
   assert.ok(p2c instanceof LeastInFlightBalancer);
   assert.equal(p2c.nodes, set);
-  assert.throws(() => createBalancer("least-in-flight", set), TypeError);
+  assert.throws(
+    () => createBalancer("least-in-flight", set),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      /"least-in-flight" needs an inFlight\(node\) callback/.test(e.message),
+  );
   assert.throws(
     () => createBalancer("random" as "round-robin", set),
     /expected "round-robin", "least-in-flight" or "peak-ewma", got "random"/,

@@ -186,7 +186,13 @@ test("an unhealthy node gets no requests; with none healthy the client fails fas
     }
     client.manager.markNodeUnhealthy(nodes[0].address);
     client.manager.markNodeUnhealthy(nodes[2].address);
-    await assert.rejects(client.request(ops.echo()), NoHealthyNodesError);
+    await assert.rejects(
+      client.request(ops.echo()),
+      (e: unknown) =>
+        e instanceof NoHealthyNodesError && e.code === "NO_HEALTHY_NODES" &&
+        /no healthy node among 3: /.test(e.message) &&
+        nodes.every((n) => e.message.includes(n.address)),
+    );
     client.manager.markNodeHealthy(nodes[1].address);
     assert.equal(decodeReply(await client.request(ops.echo())).nodeId, "n1");
     assert.deepEqual(changes, [false, false, false, true]);
@@ -268,7 +274,10 @@ test("a node's own error is not retried unless the node says so", async () => {
   }, async (client) => {
     await assert.rejects(
       client.request(ops.fail(RemoteErrorCode.NotFound, false)),
-      RemoteError,
+      (e: unknown) =>
+        e instanceof RemoteError && e.code === "REMOTE_ERROR" &&
+        e.remoteCode === RemoteErrorCode.NotFound &&
+        /node n0 answered error 3: failed on request/.test(e.message),
     );
     assert.equal(client.stats().retries, 0);
     await assert.rejects(
@@ -358,7 +367,12 @@ test("Property 6: Graceful Shutdown", async () => {
         await clock.advance(1);
         const done = client.disconnect({ timeoutMs: graceMs });
         assert.equal(client.disconnect({ timeoutMs: graceMs }), done);
-        await assert.rejects(client.request(ops.echo()), ClientClosedError);
+        await assert.rejects(
+          client.request(ops.echo()),
+          (e: unknown) =>
+            e instanceof ClientClosedError && e.code === "CLIENT_CLOSED" &&
+            /the client is closed/.test(e.message),
+        );
         await clock.advance(graceMs + 10);
         await done;
         // Requests were sent at t=0 and disconnect began at t=1, so the
@@ -500,7 +514,10 @@ test("the logger hook hears health changes and retries", async () => {
     // would count against it and take it out after a few).
     await assert.rejects(
       client.request(ops.fail(100, true)),
-      RetriesExhaustedError,
+      (e: unknown) =>
+        e instanceof RetriesExhaustedError &&
+        e.code === "RETRIES_EXHAUSTED" &&
+        /gave up after 4 attempts: node n1 answered error 100/.test(e.message),
     );
     assert.ok(
       entries.some((e) =>

@@ -238,14 +238,21 @@ test("an aborted request rejects with AbortedError and its reply is dropped", as
     // (tests/connection_unflushed.test.ts), so no reply would come.
     await Promise.resolve();
     controller.abort("user");
-    await assert.rejects(p, AbortedError);
+    await assert.rejects(
+      p,
+      (e: unknown) =>
+        e instanceof AbortedError && e.code === "ABORTED" &&
+        /request aborted/.test(e.message),
+    );
     await clock.advance(20);
     assert.equal(c.stats.dropped, 1);
     const already = new AbortController();
     already.abort();
     await assert.rejects(
       c.sendRequest(ops.echo(), { signal: already.signal }),
-      AbortedError,
+      (e: unknown) =>
+        e instanceof AbortedError && e.code === "ABORTED" &&
+        /request aborted before it was sent/.test(e.message),
     );
     await c.close();
   }, { clock });
@@ -305,7 +312,12 @@ test("when the node goes away every pending request fails exactly once, retryabl
     const closedWith = await c.closed;
     assert.ok(closedWith instanceof ConnectionLostError);
     assert.equal(c.isOpen, false);
-    await assert.rejects(c.sendRequest(ops.echo()), ConnectionLostError);
+    await assert.rejects(
+      c.sendRequest(ops.echo()),
+      (e: unknown) =>
+        e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
+        /^connection to \S+ lost: reset by peer/.test(e.message),
+    );
   }, { clock });
 });
 
@@ -391,7 +403,10 @@ test("connecting to a closed port is refused", async () => {
   await node.close();
   await assert.rejects(
     Connection.connect({ adapter, hostname: "127.0.0.1", port }),
-    ConnectionRefusedError,
+    (e: unknown) =>
+      e instanceof ConnectionRefusedError &&
+      e.code === "CONNECTION_REFUSED" &&
+      e.message.includes(`127.0.0.1:${port}`) && /refused/.test(e.message),
   );
 });
 
@@ -403,7 +418,13 @@ test("close() lets requests in flight finish, then refuses new ones", async () =
     await clock.advance(1);
     const closing = c.close();
     assert.equal(c.isOpen, false);
-    await assert.rejects(c.sendRequest(ops.echo()), ConnectionClosedError);
+    await assert.rejects(
+      c.sendRequest(ops.echo()),
+      (e: unknown) =>
+        e instanceof ConnectionClosedError &&
+        e.code === "CONNECTION_CLOSED" &&
+        /^connection to \S+ is closed/.test(e.message),
+    );
     await clock.advance(20);
     assert.equal(replyText(await inFlight), "finished");
     await closing;

@@ -363,7 +363,10 @@ test("sendRequest and submitRequest refuse options that are no object, whose rea
   // A ping reads the same options, and an idempotent request is flagged.
   await assert.rejects(
     c.ping({ idempotent: "yes" } as never),
-    (e: unknown) => e instanceof InvalidArgumentError,
+    (e: unknown) =>
+      e instanceof InvalidArgumentError && e.code === "INVALID_ARGUMENT" &&
+      e.argument === "options.idempotent" &&
+      /expected true or false, got "yes"/.test(e.message),
   );
   c.sendRequest(new Uint8Array([1]), { idempotent: true }).catch(() => {});
   await tick();
@@ -409,7 +412,12 @@ test("receiveMessage refuses bad options with InvalidArgumentError before it arm
     payload: new Uint8Array(0),
   });
   c.destroy();
-  await assert.rejects(waiting, ConnectionLostError);
+  await assert.rejects(
+    waiting,
+    (e: unknown) =>
+      e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
+      /lost: the connection was closed/.test(e.message),
+  );
 });
 
 test("sendMessage refuses an unknown message type, unknown flags and a sequence that is no integer in 0 to 2^53 - 1, and writes nothing", async () => {
@@ -585,7 +593,12 @@ test("held: replies with unknown or duplicate sequences are dropped, a reply of 
     sequence: 1,
     payload: new Uint8Array(0),
   });
-  await assert.rejects(pinged, ConnectionLostError);
+  await assert.rejects(
+    pinged,
+    (e: unknown) =>
+      e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
+      /protocol violation: sequence 1 answered with type 0x21/.test(e.message),
+  );
 });
 
 test("held: a node's GOODBYE lets what is in flight finish, then closes; whatever it sends after is dropped or refused", async () => {
@@ -631,7 +644,9 @@ test("held: a node's GOODBYE lets what is in flight finish, then closes; whateve
   assert.ok(c.stats.dropped >= 1);
   await assert.rejects(
     c.sendRequest(new Uint8Array([3])),
-    (e: unknown) => e instanceof ConnectionLostError,
+    (e: unknown) =>
+      e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
+      /lost: the connection was closed/.test(e.message),
   );
   await assert.rejects(
     c.sendRequest(new Uint8Array([3]), { timeoutMs: 1 }),

@@ -96,7 +96,9 @@ test("overrides supply what the string leaves out, and the options argument come
       Client.connect(`nodewire://${node.address}/?${QUIET}`, undefined, {
         signal: aborted.signal,
       }),
-      AbortedError,
+      (e: unknown) =>
+        e instanceof AbortedError && e.code === "ABORTED" &&
+        /the connect was aborted/.test(e.message),
     );
   } finally {
     await node.close();
@@ -120,7 +122,9 @@ test("the config-object form is unchanged: the options argument comes second", a
     aborted.abort();
     await assert.rejects(
       Client.connect({ hosts: [node.address] }, { signal: aborted.signal }),
-      AbortedError,
+      (e: unknown) =>
+        e instanceof AbortedError && e.code === "ABORTED" &&
+        /the connect was aborted/.test(e.message),
     );
   } finally {
     await node.close();

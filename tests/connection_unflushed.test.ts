@@ -268,7 +268,12 @@ test("a request that times out before its frame was flushed fails as never sent,
   await turn();
   assert.deepEqual(fake.written(), [1, 3], "the late frame was taken back");
   c.destroy();
-  await assert.rejects(kept, ConnectionLostError);
+  await assert.rejects(
+    kept,
+    (e: unknown) =>
+      e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
+      /^connection to fake:1 lost: .*closed/.test(e.message),
+  );
 });
 
 test("a request aborted before its frame was flushed is never written; the others in the same flush are", async () => {

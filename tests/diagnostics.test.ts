@@ -149,7 +149,10 @@ test("every attempt of a retried request is published, and the last error says t
     try {
       await assert.rejects(
         client.request(ops.fail(RemoteErrorCode.Overloaded, true)),
-        RetriesExhaustedError,
+        (e: unknown) =>
+          e instanceof RetriesExhaustedError &&
+          e.code === "RETRIES_EXHAUSTED" &&
+          /gave up after 3 attempts: .*answered error 4/.test(e.message),
       );
       const story = channel.of(client.id).filter((h) =>
         h.name.startsWith("nodewire:request:")
@@ -199,7 +202,13 @@ test("a request that reaches no node still starts and ends: the attempt has no a
     const client = await Client.connect({ hosts: [node.address], ...quiet });
     try {
       client.manager.markNodeUnhealthy(node.address, "maintenance");
-      await assert.rejects(client.request(ops.echo()), NoHealthyNodesError);
+      await assert.rejects(
+        client.request(ops.echo()),
+        (e: unknown) =>
+          e instanceof NoHealthyNodesError &&
+          e.code === "NO_HEALTHY_NODES" &&
+          e.message === `no healthy node among 1: ${node.address}`,
+      );
       const heard = channel.of(client.id);
       assert.deepEqual(heard.map((h) => h.name), [
         "nodewire:request:start",
@@ -436,7 +445,9 @@ test("no message carries the password: not its fields, its JSON or its error's m
         username: "alice",
         password,
       }),
-      AuthenticationError,
+      (e: unknown) =>
+        e instanceof AuthenticationError && e.code === "AUTH_FAILED" &&
+        /as "alice" failed: the node rejected the credentials/.test(e.message),
     );
     const client = await Client.connect({
       hosts: [node.address],

@@ -292,7 +292,10 @@ test("down refuses new connections and resets open ones; clearing it binds the s
   assert.ok(s.client.error instanceof ConnectionLostError);
   await assert.rejects(
     s.network.connect({ hostname: "127.0.0.1", port }),
-    ConnectionRefusedError,
+    (e: unknown) =>
+      e instanceof ConnectionRefusedError &&
+      e.code === "CONNECTION_REFUSED" &&
+      e.message.includes(`127.0.0.1:${port}`) && /refused/.test(e.message),
   );
   await s.proxy.clearFaults();
   assert.equal(s.proxy.port, port);
@@ -350,7 +353,10 @@ test("on loopback sockets: byte by byte with spacing, and down then up on the sa
   assert.ok(await eventually(() => client.closed));
   await assert.rejects(
     adapter.connect({ hostname: "127.0.0.1", port }),
-    ConnectionRefusedError,
+    (e: unknown) =>
+      e instanceof ConnectionRefusedError &&
+      e.code === "CONNECTION_REFUSED" &&
+      e.message.includes(`127.0.0.1:${port}`) && /refused/.test(e.message),
   );
   await proxy.clearFaults();
   const again = watch(await adapter.connect({ hostname: "127.0.0.1", port }));

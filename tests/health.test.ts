@@ -148,14 +148,25 @@ test("thresholds and latency weight are validated", () => {
     assert.throws(
       () =>
         new NodeHealth("a:1", { unhealthyThreshold: 1, healthyThreshold: bad }),
-      ConfigError,
+      (e: unknown) =>
+        e instanceof ConfigError && e.code === "CONFIG_INVALID" &&
+        e.field === "healthConfig.healthyThreshold" &&
+        /invalid healthConfig\.healthyThreshold: expected an integer ≥ 1/
+          .test(e.message) &&
+        e.message.endsWith(`got ${bad}`),
     );
   }
   for (const bad of [0, -0.1, 1.1, NaN]) {
     assert.throws(
       () =>
         new NodeHealth("a:1", DEFAULT_HEALTH_CONFIG, { latencyWeight: bad }),
-      ConfigError,
+      (e: unknown) =>
+        e instanceof ConfigError && e.code === "CONFIG_INVALID" &&
+        e.field === "latencyWeight" &&
+        /invalid latencyWeight: expected a finite number > 0 and ≤ 1/.test(
+          e.message,
+        ) &&
+        e.message.endsWith(`got ${bad}`),
     );
   }
 });
@@ -416,6 +427,14 @@ test("runWithConcurrency starts nothing more after an abort", async () => {
 
 test("runWithConcurrency rejects a limit that is not a positive integer", async () => {
   for (const bad of [0, -1, 1.5, NaN]) {
-    await assert.rejects(runWithConcurrency([1], bad, () => 1), RangeError);
+    await assert.rejects(
+      runWithConcurrency([1], bad, () => 1),
+      (e: unknown) =>
+        e instanceof RangeError &&
+        /runWithConcurrency: expected a positive integer limit/.test(
+          e.message,
+        ) &&
+        e.message.endsWith(`got ${bad}`),
+    );
   }
 });

@@ -237,6 +237,9 @@ test("hedging settings are validated", () => {
   }
   assert.throws(
     () => resolveConfig({ hosts: ["a"], hedging: "yes" as never }),
-    ConfigError,
+    (e: unknown) =>
+      e instanceof ConfigError && e.code === "CONFIG_INVALID" &&
+      e.field === "hedging" &&
+      /invalid hedging: expected an object, got "yes"/.test(e.message),
   );
 });

@@ -167,7 +167,12 @@ test('runtime "deno" is refused where there is no Deno, not failed at every conn
   const error = refusal(config);
   assert.equal(error.field, "runtime");
   assert.match(error.message, /"deno" needs Deno/);
-  await assert.rejects(Client.connect(config, { lazy: true }), ConfigError);
+  await assert.rejects(
+    Client.connect(config, { lazy: true }),
+    (e: unknown) =>
+      e instanceof ConfigError && e.code === "CONFIG_INVALID" &&
+      e.field === "runtime" && /"deno" needs Deno/.test(e.message),
+  );
 });
 
 // ---- Client.connect and new Client ----
@@ -381,7 +386,13 @@ test("disconnect reads timeoutMs once: a getter that throws or changes the secon
       };
       let outcome: Promise<void> | undefined;
       assert.doesNotThrow(() => outcome = client.disconnect(options));
-      await assert.rejects(outcome!, InvalidArgumentError);
+      await assert.rejects(
+        outcome!,
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.code === "INVALID_ARGUMENT" &&
+          /Client\.disconnect: invalid options: its values changed while being read/
+            .test(e.message),
+      );
       assert.equal(client.closed, false);
     }
     assert.equal(

@@ -425,7 +425,11 @@ test("a node that predates negotiation is not sent NEGOTIATE and counts as TCP",
       enableTls: true,
       transports: { tls: noop },
     }),
-    NegotiationError,
+    (e: unknown) =>
+      e instanceof NegotiationError && e.code === "NEGOTIATION_FAILED" &&
+      /failed: the node predates negotiation and serves only tcp/.test(
+        e.message,
+      ),
   );
   await node.close();
 });

@@ -214,7 +214,10 @@ test("the pool and operation metrics of the conventions are recorded and read ba
     // A node's own error.
     await assert.rejects(
       s.client.request(ops.fail(RemoteErrorCode.NotFound, false)),
-      RemoteError,
+      (e: unknown) =>
+        e instanceof RemoteError && e.code === "REMOTE_ERROR" &&
+        e.remoteCode === RemoteErrorCode.NotFound &&
+        /answered error 3: failed on request/.test(e.message),
     );
 
     const read = await sdk.collect();

@@ -384,7 +384,10 @@ test("at most maxEjectedShare of the nodes are ejected at once, and never the la
     assert.equal(s.client.manager.healthyCount, 0);
     await assert.rejects(
       s.client.request(ops.echo()),
-      NoHealthyNodesError,
+      (e: unknown) =>
+        e instanceof NoHealthyNodesError && e.code === "NO_HEALTHY_NODES" &&
+        /no healthy node among 2: /.test(e.message) &&
+        e.message.includes(last.address),
     );
   });
 });
@@ -548,7 +551,13 @@ test("panic threshold: below it requests spread over every node; at or above it 
     for (const node of s.nodes) {
       s.client.manager.markNodeUnhealthy(node.address, "test");
     }
-    await assert.rejects(s.client.request(ops.echo()), NoHealthyNodesError);
+    await assert.rejects(
+      s.client.request(ops.echo()),
+      (e: unknown) =>
+        e instanceof NoHealthyNodesError && e.code === "NO_HEALTHY_NODES" &&
+        /no healthy node among 2: /.test(e.message) &&
+        s.nodes.every((n) => e.message.includes(n.address)),
+    );
   });
 });
 

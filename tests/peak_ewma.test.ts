@@ -75,8 +75,18 @@ test("the time constant can be set, and must be positive", () => {
   const ewma = new PeakEwma(1, 100);
   ewma.observe(0, 10, 0);
   close(ewma.estimate(0, 100), 10 * Math.exp(-1), "tau 100 ms");
-  assert.throws(() => new PeakEwma(1, 0), RangeError);
-  assert.throws(() => new PeakEwma(1, NaN), RangeError);
+  assert.throws(
+    () => new PeakEwma(1, 0),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      /PeakEwma: decayMs must be a positive number, got 0/.test(e.message),
+  );
+  assert.throws(
+    () => new PeakEwma(1, NaN),
+    (e: unknown) =>
+      e instanceof RangeError &&
+      /PeakEwma: decayMs must be a positive number, got NaN/.test(e.message),
+  );
 });
 
 test("cost is estimate × (in flight + 1); an unmeasured node is free when idle and last when busy", () => {
@@ -144,7 +154,12 @@ test("createBalancer builds a peak-EWMA balancer, and needs its estimates, loads
   const { balancer } = balancerOver(2);
   assert.ok(balancer instanceof PeakEwmaBalancer);
   const set = new HealthyNodeSet(["a"], { slotOf: () => 0 });
-  assert.throws(() => createBalancer("peak-ewma", set), TypeError);
+  assert.throws(
+    () => createBalancer("peak-ewma", set),
+    (e: unknown) =>
+      e instanceof TypeError &&
+      /"peak-ewma" needs latency \(a PeakEwma\) and loads/.test(e.message),
+  );
   assert.throws(
     () =>
       new PeakEwmaBalancer(new HealthyNodeSet(["a"]), {
@@ -152,7 +167,11 @@ test("createBalancer builds a peak-EWMA balancer, and needs its estimates, loads
         loads: new Int32Array(1),
         clock: new VirtualClock(),
       }),
-    TypeError,
+    (e: unknown) =>
+      e instanceof TypeError &&
+      /PeakEwmaBalancer: the node set must keep slots \(pass slotOf\)/.test(
+        e.message,
+      ),
   );
 });
 

@@ -273,7 +273,13 @@ test("returning a connection from another pool or from acquireShared throws Pool
     /connection 1 does not belong to the pool for 10\.0\.0\.1:7000/,
   );
   const shared = await one.pool.acquireShared();
-  assert.throws(() => one.pool.returnConnection(shared), PoolMisuseError);
+  assert.throws(
+    () => one.pool.returnConnection(shared),
+    (e: unknown) =>
+      e instanceof PoolMisuseError && e.code === "POOL_MISUSE" &&
+      /connection 1 was returned to the pool for 10\.0\.0\.1:7000 but is not checked out/
+        .test(e.message),
+  );
   assert.equal(one.pool.stats().inUse, 0);
   assert.equal(one.pool.stats().idle, 1);
 });
@@ -667,7 +673,13 @@ test("a connection that broke while lent is discarded when returned, never lent 
   const next = await pool.getConnection();
   assert.notEqual(next, conn);
   assert.equal(next.id, 2);
-  assert.throws(() => pool.returnConnection(conn), PoolMisuseError);
+  assert.throws(
+    () => pool.returnConnection(conn),
+    (e: unknown) =>
+      e instanceof PoolMisuseError && e.code === "POOL_MISUSE" &&
+      /connection 1 was returned to the pool for 10\.0\.0\.1:7000 but is not checked out/
+        .test(e.message),
+  );
   assert.deepEqual(
     { open: pool.stats().open, inUse: pool.stats().inUse },
     { open: 1, inUse: 1 },
@@ -809,10 +821,25 @@ test("close() refuses new requests, fails waiters, and resolves once every conne
   await clock.advance(50);
   assert.equal(closing.done, false, "waits for the lent ones");
   assert.equal(pool.stats().open, 2);
-  await assert.rejects(pool.getConnection(), PoolClosedError);
-  await assert.rejects(pool.acquireShared(), PoolClosedError);
+  await assert.rejects(
+    pool.getConnection(),
+    (e: unknown) =>
+      e instanceof PoolClosedError && e.code === "POOL_CLOSED" &&
+      /the pool for 10\.0\.0\.1:7000 was closed/.test(e.message),
+  );
+  await assert.rejects(
+    pool.acquireShared(),
+    (e: unknown) =>
+      e instanceof PoolClosedError && e.code === "POOL_CLOSED" &&
+      /the pool for 10\.0\.0\.1:7000 was closed/.test(e.message),
+  );
   assert.equal(pool.tryAcquireShared(), undefined);
-  assert.throws(() => pool.start(), PoolClosedError);
+  assert.throws(
+    () => pool.start(),
+    (e: unknown) =>
+      e instanceof PoolClosedError && e.code === "POOL_CLOSED" &&
+      /the pool for 10\.0\.0\.1:7000 was closed/.test(e.message),
+  );
   pool.returnConnection(lent); // accepted after close, and closed
   assert.equal(lent.closeCalls, 1);
   pool.returnConnection(other);

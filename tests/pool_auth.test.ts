@@ -78,7 +78,11 @@ for (
             healthConfig: { intervalMs: 0 },
             poolConfig,
           }),
-          AuthenticationError,
+          (e: unknown) =>
+            e instanceof AuthenticationError && e.code === "AUTH_FAILED" &&
+            /as "alice" failed: the node rejected the credentials/.test(
+              e.message,
+            ),
         );
         await quiet([], nodes);
         for (const node of nodes) {

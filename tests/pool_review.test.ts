@@ -462,10 +462,25 @@ test("held: a closed pool refuses every checkout with PoolClosedError, and a con
   const { clock, pool } = setup({ maxConnections: 2 });
   const conn = await pool.getConnection();
   const closing = pool.close();
-  await assert.rejects(pool.acquireShared(), PoolClosedError);
-  await assert.rejects(pool.getConnection({ timeoutMs: 10 }), PoolClosedError);
+  await assert.rejects(
+    pool.acquireShared(),
+    (e: unknown) =>
+      e instanceof PoolClosedError && e.code === "POOL_CLOSED" &&
+      /the pool for 10\.0\.0\.1:7000 was closed/.test(e.message),
+  );
+  await assert.rejects(
+    pool.getConnection({ timeoutMs: 10 }),
+    (e: unknown) =>
+      e instanceof PoolClosedError && e.code === "POOL_CLOSED" &&
+      /the pool for 10\.0\.0\.1:7000 was closed/.test(e.message),
+  );
   assert.equal(pool.tryAcquireShared(), undefined);
-  assert.throws(() => pool.start(), PoolClosedError);
+  assert.throws(
+    () => pool.start(),
+    (e: unknown) =>
+      e instanceof PoolClosedError && e.code === "POOL_CLOSED" &&
+      /the pool for 10\.0\.0\.1:7000 was closed/.test(e.message),
+  );
   pool.returnConnection(conn);
   await clock.advance(0);
   await closing;

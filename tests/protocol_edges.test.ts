@@ -93,7 +93,11 @@ test("one least frame size: HELLO, HELLO_OK, the client's config and a test node
     );
     assert.throws(
       () => resolveConfig({ hosts: ["127.0.0.1:7000"], maxFrameSize: bad }),
-      ConfigError,
+      (e: unknown) =>
+        e instanceof ConfigError && e.code === "CONFIG_INVALID" &&
+        e.field === "maxFrameSize" &&
+        e.message.includes(`expected an integer in ${MIN_FRAME_SIZE}–`) &&
+        e.message.endsWith(`got ${bad}`),
     );
   }
   const node = await startTestNode({
@@ -192,7 +196,10 @@ test("the ./protocol entry exports MIN_FRAME_SIZE beside DEFAULT_MAX_FRAME_SIZE 
   );
   assert.throws(
     () => entry.decodeHelloOk(ok(entry.MIN_FRAME_SIZE - 1)),
-    ProtocolError,
+    (e: unknown) =>
+      e instanceof ProtocolError && e.code === "PROTOCOL_ERROR" &&
+      /HELLO_OK maxFrameSize is 1023, expected an integer of at least 1024/
+        .test(e.message),
   );
   assert.ok(entry.MIN_FRAME_SIZE <= entry.DEFAULT_MAX_FRAME_SIZE);
   assert.ok(entry.DEFAULT_MAX_FRAME_SIZE <= entry.MAX_FRAME_SIZE_LIMIT);

@@ -78,7 +78,14 @@ test("a disconnect from a retry listener ends the request at once and leaves no 
     const call = client.request(ops.fail(100, true));
     call.catch(() => {});
     assert.ok(await settledNow(clock, call), "settled without the backoff");
-    await assert.rejects(call, ClientClosedError);
+    await assert.rejects(
+      call,
+      (e: unknown) =>
+        e instanceof ClientClosedError && e.code === "CLIENT_CLOSED" &&
+        /the client disconnected while the request waited to be retried/.test(
+          e.message,
+        ),
+    );
     await settle(clock);
     await closing;
     assert.equal(clock.pendingTimers, 0);
@@ -483,7 +490,12 @@ test("a disconnect from a listener while a hedge is sent leaves no hedging timer
     assert.ok(closing !== undefined, "disconnected during the hedge");
     for (let i = 0; i < 5; i++) await clock.advance(1);
     await closing;
-    await assert.rejects(call, ClientClosedError);
+    await assert.rejects(
+      call,
+      (e: unknown) =>
+        e instanceof ClientClosedError && e.code === "CLIENT_CLOSED" &&
+        /disconnect cancelled the request after waiting 1 ms/.test(e.message),
+    );
     assert.equal(counting.liveTimers, 0, "client timers left");
   } finally {
     await client.disconnect();

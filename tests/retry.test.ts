@@ -540,7 +540,9 @@ test("an already aborted signal never runs the operation", async () => {
       retryConfig(),
       { signal: controller.signal, clock: new VirtualClock() },
     ),
-    AbortedError,
+    (e: unknown) =>
+      e instanceof AbortedError && e.code === "ABORTED" &&
+      /the operation was aborted/.test(e.message),
   );
   assert.equal(calls, 0);
 });

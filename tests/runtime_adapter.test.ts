@@ -320,7 +320,11 @@ for (const name of adapters) {
       await server.listener.close();
       await assert.rejects(
         adapter.connect({ hostname: "127.0.0.1", port: server.port }),
-        ConnectionRefusedError,
+        (e: unknown) =>
+          e instanceof ConnectionRefusedError &&
+          e.code === "CONNECTION_REFUSED" &&
+          e.message.includes(`127.0.0.1:${server.port}`) &&
+          /refused/.test(e.message),
       );
       client.channel.write(encode("still here"));
       await client.until("echo", () => client!.received >= 10);

@@ -146,7 +146,9 @@ test("names resolve once something listens on them; localhost is 127.0.0.1", asy
   const network = createMemoryNetwork();
   await assert.rejects(
     network.connect({ hostname: "db.test", port: 1 }),
-    HostNotFoundError,
+    (e: unknown) =>
+      e instanceof HostNotFoundError && e.code === "HOST_NOT_FOUND" &&
+      /host db\.test could not be resolved/.test(e.message),
   );
   const named = await network.listen(
     { hostname: "db.test", port: 7000 },

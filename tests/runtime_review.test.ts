@@ -199,9 +199,18 @@ for (const name of names) {
         // channel closed, an uncaught error that ends the process.
         assert.throws(
           () => channel.onClose(bad as never),
-          InvalidArgumentError,
+          (e: unknown) =>
+            e instanceof InvalidArgumentError &&
+            e.code === "INVALID_ARGUMENT" && e.argument === "fn" &&
+            /onClose\(\): invalid fn: expected a function/.test(e.message),
         );
-        assert.throws(() => channel.onData(bad as never), InvalidArgumentError);
+        assert.throws(
+          () => channel.onData(bad as never),
+          (e: unknown) =>
+            e instanceof InvalidArgumentError &&
+            e.code === "INVALID_ARGUMENT" && e.argument === "fn" &&
+            /onData\(\): invalid fn: expected a function/.test(e.message),
+        );
       }
       const closed = new Promise<Error | undefined>((resolve) =>
         channel.onClose(resolve)
@@ -319,8 +328,20 @@ test(`${native}: datagram receivers must be functions; held: send never throws`,
   const socket = await adapter.datagram!({ hostname: "127.0.0.1" });
   try {
     for (const bad of [42, "x", null, undefined]) {
-      assert.throws(() => socket.onMessage(bad as never), InvalidArgumentError);
-      assert.throws(() => socket.onClose(bad as never), InvalidArgumentError);
+      assert.throws(
+        () => socket.onMessage(bad as never),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.code === "INVALID_ARGUMENT" &&
+          e.argument === "fn" &&
+          /onMessage\(\): invalid fn: expected a function/.test(e.message),
+      );
+      assert.throws(
+        () => socket.onClose(bad as never),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.code === "INVALID_ARGUMENT" &&
+          e.argument === "fn" &&
+          /onClose\(\): invalid fn: expected a function/.test(e.message),
+      );
     }
     socket.onMessage(() => {});
     const closed = new Promise<Error | undefined>((resolve) =>

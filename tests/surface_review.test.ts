@@ -812,17 +812,31 @@ test("held: instrumentClient's options are checked by name before any provider i
   const meterProvider = { getMeter: () => (calls++, recordingMeter().meter) };
   try {
     for (
-      const options of [
-        { meterProvider, poolName: "x" },
-        { meterProvider, dbSystemName: 5 },
-        { meterProvider, meterprovider: meterProvider },
-        null,
-        Object.freeze({}),
-      ]
+      const [options, named] of [
+        [
+          { meterProvider, poolName: "x" },
+          /options\.poolName: expected a function/,
+        ],
+        [
+          { meterProvider, dbSystemName: 5 },
+          /options\.dbSystemName: expected a non-empty string, got 5/,
+        ],
+        [
+          { meterProvider, meterprovider: meterProvider },
+          /options\.meterprovider: unknown option \(did you mean "meterProvider"\?\)/,
+        ],
+        [null, /invalid options: expected an object of options, got null/],
+        [
+          Object.freeze({}),
+          /invalid options: a meterProvider, a tracerProvider or both/,
+        ],
+      ] as const
     ) {
       assert.throws(
         () => instrumentClient(client, options as never),
-        InvalidArgumentError,
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.code === "INVALID_ARGUMENT" &&
+          /^instrumentClient: /.test(e.message) && named.test(e.message),
       );
     }
     assert.throws(
@@ -837,7 +851,9 @@ test("held: instrumentClient's options are checked by name before any provider i
   }
   assert.throws(
     () => instrumentClient(client, { meterProvider }),
-    ClientClosedError,
+    (e: unknown) =>
+      e instanceof ClientClosedError && e.code === "CLIENT_CLOSED" &&
+      /the client is closed/.test(e.message),
   );
 });
 
@@ -852,7 +868,9 @@ test("TypedEventTarget: a signal that is not an AbortSignal throws before anythi
         target.addEventListener("ping", () => calls++, {
           signal: signal as never,
         }),
-      TypeError,
+      (e: unknown) =>
+        e instanceof TypeError &&
+        /options\.signal must be an AbortSignal/.test(e.message),
     );
     target.dispatchEvent(new Event("ping"));
     assert.equal(calls, 0, String(signal));
@@ -892,7 +910,7 @@ test('TypedEventTarget converts options and the name as EventTarget does: once: 
   assert.equal(target.hasListeners("ping"), false);
   assert.throws(
     () => target.addEventListener(Symbol("ping") as never, listener),
-    TypeError,
+    (e: unknown) => e instanceof TypeError && /symbol/i.test(e.message),
   );
 });
 

@@ -259,7 +259,9 @@ test("a reply that comes after its request timed out is dropped, never handed to
   try {
     const late = assert.rejects(
       connection.sendRequest(ops.sleep(1000, "late"), { timeoutMs: 100 }),
-      RequestTimeoutError,
+      (e: unknown) =>
+        e instanceof RequestTimeoutError && e.code === "REQUEST_TIMEOUT" &&
+        /timed out after 100 ms$/.test(e.message),
     );
     await waitFor(() => nodeClock.pendingTimers === 1, "the node holds it");
     await clock.advance(100);

@@ -96,8 +96,23 @@ test("the UDP vectors in docs/PROTOCOL.md encode and decode as documented, one f
     const token = fromHex(field("token"));
     if (all("result")[0] === "dropped") {
       dropped++;
-      assert.throws(() => decodeDatagramFrames(datagram), ProtocolError, name);
-      assert.throws(() => decodeDatagram(datagram), ProtocolError, name);
+      assert.throws(
+        () => decodeDatagramFrames(datagram),
+        (error) =>
+          error instanceof ProtocolError && error.code === "PROTOCOL_ERROR" &&
+          /frame length \d+ runs past the \d+ bytes left in its datagram/
+            .test(error.message),
+        name,
+      );
+      assert.throws(
+        () => decodeDatagram(datagram),
+        (error) =>
+          error instanceof ProtocolError && error.code === "PROTOCOL_ERROR" &&
+          /frame length \d+ does not match the \d+ payload bytes/.test(
+            error.message,
+          ),
+        name,
+      );
       continue;
     }
     const types = all("type");
@@ -131,7 +146,13 @@ test("the UDP vectors in docs/PROTOCOL.md encode and decode as documented, one f
       batched++;
       assert.throws(
         () => decodeDatagram(datagram),
-        ProtocolError,
+        (error) =>
+          error instanceof ProtocolError && error.code === "PROTOCOL_ERROR" &&
+          error.message.includes(
+            `does not match the ${
+              datagram.byteLength - DATAGRAM_OVERHEAD
+            } payload bytes of its datagram`,
+          ),
         `${name}: refused by a session without "udp-batch"`,
       );
     }
@@ -178,7 +199,19 @@ test("property: a datagram whose length field disagrees with its size is refused
         const size = Math.max(0, bytes.byteLength + delta);
         const changed = new Uint8Array(size);
         changed.set(bytes.subarray(0, Math.min(size, bytes.byteLength)));
-        assert.throws(() => decodeDatagram(changed), ProtocolError);
+        assert.throws(
+          () => decodeDatagram(changed),
+          (error) =>
+            error instanceof ProtocolError &&
+            error.code === "PROTOCOL_ERROR" &&
+            error.message.includes(
+              size < DATAGRAM_OVERHEAD
+                ? `datagram of ${size} bytes is shorter than a token and a frame header`
+                : `frame length ${payload.byteLength} ${
+                  delta < 0 ? "runs past the" : "does not match the"
+                } ${size - DATAGRAM_OVERHEAD} `,
+            ),
+        );
       },
     ),
   );
@@ -221,7 +254,12 @@ test("tokens are 16 random bytes written as 32 hex digits, and only that parses"
   assert.deepEqual(parseUdpToken(formatUdpToken(a)), a);
   assert.equal(formatUdpToken(new Uint8Array(16).fill(0xab)), "ab".repeat(16));
   for (const bad of ["ab".repeat(15), "zz".repeat(16), 42, undefined, ""]) {
-    assert.throws(() => parseUdpToken(bad), ProtocolError);
+    assert.throws(
+      () => parseUdpToken(bad),
+      (error) =>
+        error instanceof ProtocolError && error.code === "PROTOCOL_ERROR" &&
+        /^udpToken .* is not 16 bytes in hex$/.test(error.message),
+    );
   }
   assert.ok(!hasToken(new Uint8Array(8), a), "too short to carry a token");
 });
@@ -280,7 +318,10 @@ test("an adapter without datagram sockets has no UDP transport, so UDP is never 
   assert.equal(typeof udpTransport({ adapter: native }), "function");
   assert.throws(
     () => udpTransport({ adapter: native, maxDatagramSize: 65508 }),
-    ConfigError,
+    (error) =>
+      error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+      error.field === "maxDatagramSize" &&
+      /expected an integer in 64–65507, got 65508/.test(error.message),
   );
 });
 
@@ -324,7 +365,18 @@ test("property: a multi-frame datagram cut anywhere short is dropped whole, with
         if (ends.has(size)) {
           assert.ok(decodeDatagramFrames(short).messages.length >= 1);
         } else {
-          assert.throws(() => decodeDatagramFrames(short), ProtocolError);
+          assert.throws(
+            () => decodeDatagramFrames(short),
+            (error) =>
+              error instanceof ProtocolError &&
+              error.code === "PROTOCOL_ERROR" &&
+              (size < DATAGRAM_OVERHEAD
+                ? error.message.includes(
+                  `datagram of ${size} bytes is shorter than a token and a frame header`,
+                )
+                : /ends \d+ bytes into a frame header|runs past the \d+ bytes left/
+                  .test(error.message)),
+          );
         }
       },
     ),
@@ -421,7 +473,10 @@ test("the packer fills each datagram up to its limit, in order, and starts a new
   }
   assert.throws(
     () => new DatagramPacker(token, 31, () => {}),
-    InvalidArgumentError,
+    (error) =>
+      error instanceof InvalidArgumentError &&
+      error.code === "INVALID_ARGUMENT" && error.argument === "limit" &&
+      /expected an integer from 32 to 65507, got 31/.test(error.message),
   );
 });
 
@@ -514,7 +569,12 @@ test("HELLO and HELLO_OK carry features: unknown names are ignored, a wrong type
     );
   }
   for (const bad of [{}, { version: 0, client: "c", maxFrameSize: 1 }]) {
-    assert.throws(() => decodeHello(encodeJson(bad)), ProtocolError);
+    assert.throws(
+      () => decodeHello(encodeJson(bad)),
+      (error) =>
+        error instanceof ProtocolError && error.code === "PROTOCOL_ERROR" &&
+        /HELLO has no valid version/.test(error.message),
+    );
   }
   const ok = decodeHelloOk(
     encodeJson({

@@ -49,7 +49,9 @@ async function exercise() {
   // A reply that comes after its request gave up.
   await assert.rejects(
     client.request(ops.sleep(100), { timeoutMs: 10, retry: false }),
-    RequestTimeoutError,
+    (e: unknown) =>
+      e instanceof RequestTimeoutError && e.code === "REQUEST_TIMEOUT" &&
+      /timed out after 10 ms$/.test(e.message),
   );
   const sessions = node.udpSessions;
   const datagrams = adapter.openDatagrams;
@@ -106,7 +108,9 @@ test("a connection destroyed mid-request fails it and closes its UDP socket", as
     assert.equal(adapter.openDatagrams, 1);
     const pending = assert.rejects(
       connection.sendRequest(ops.sleep(1000)),
-      ConnectionLostError,
+      (e: unknown) =>
+        e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
+        /^connection to 127\.0\.0\.1:\d+ lost: .*closed/.test(e.message),
     );
     await eventually(() => nodeClock.pendingTimers === 1);
     connection.destroy();
@@ -140,7 +144,9 @@ test("a UDP handshake that fails authentication leaves no datagram socket behind
           transports: { udp: udpTransport({ adapter }) },
         }),
       }),
-      AuthenticationError,
+      (e: unknown) =>
+        e instanceof AuthenticationError && e.code === "AUTH_FAILED" &&
+        /as "alice" failed: the node rejected the credentials/.test(e.message),
     );
     assert.equal(node.stats.authFailures, 1, "it got as far as SCRAM");
     await eventually(() =>
