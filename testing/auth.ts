@@ -125,7 +125,7 @@ export class CredentialStore {
         "expected a string",
       );
     }
-    checkOptions("add options", options, {
+    checkOptions("CredentialStore.add options", options, {
       iterations: ITERATIONS,
       salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),
     });
@@ -246,7 +246,11 @@ export class ScramServer {
     }
     const name = unescapeScramName(attrs[0][1]);
     if (name === undefined || name.length === 0) {
-      throw bad("the user name is malformed");
+      throw bad(
+        name === undefined
+          ? 'the user name has an "=" not escaped as =3D or =2C (RFC 5802)'
+          : "the user name is empty",
+      );
     }
     const clientNonce = attrs[1][1];
     if (!/^[\x21-\x2b\x2d-\x7e]+$/.test(clientNonce)) {

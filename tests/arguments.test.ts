@@ -617,7 +617,7 @@ test("the test kit's other entry points refuse unknown options", async () => {
     store.add("u", "p", { sallt: new Uint8Array(16) } as never),
     (error) =>
       error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
-      error.field === "add options.sallt" &&
+      error.field === "CredentialStore.add options.sallt" &&
       /unknown option \(did you mean "salt"\?\)/.test(error.message),
   );
   assert.throws(

@@ -416,7 +416,7 @@ test("receiveMessage refuses bad options with InvalidArgumentError before it arm
     waiting,
     (e: unknown) =>
       e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
-      /lost: the connection was closed/.test(e.message),
+      /lost: closed by the node \(it said GOODBYE\)$/.test(e.message),
   );
 });
 
@@ -555,6 +555,46 @@ test("destroy() with a reason that is no Error settles closed with an Error sayi
 
 // ------------------------------------------------------------- what held
 
+test("a request on a connection that ended says how it ended: closed by this client, destroyed by it, or closed by the node's GOODBYE, the address said once", async () => {
+  const ended = async (
+    end: (c: Connection, s: ReturnType<typeof scriptedChannel>) => unknown,
+  ) => {
+    const scripted = scriptedChannel();
+    const c = new Connection(scripted.channel, ENDPOINT, {
+      clock: new VirtualClock(),
+    });
+    await end(c, scripted);
+    assert.equal(c.isOpen, false);
+    const error = await c.sendRequest(new Uint8Array([1])).catch((e) => e);
+    assert.ok(error instanceof ConnectionLostError, String(error));
+    assert.equal(error.sent, false);
+    return error.message;
+  };
+  assert.equal(
+    await ended((c) => c.close()),
+    "connection to fake:1 lost: closed by this client",
+  );
+  assert.equal(
+    await ended((c) => c.destroy()),
+    "connection to fake:1 lost: destroyed by this client",
+  );
+  assert.equal(
+    await ended((c) => c.destroy(new Error("test: gone"))),
+    "connection to fake:1 lost: destroyed by this client",
+  );
+  assert.equal(
+    await ended((_, scripted) =>
+      scripted.deliver({
+        type: MessageType.Goodbye,
+        flags: 0,
+        sequence: 0,
+        payload: new Uint8Array(0),
+      })
+    ),
+    "connection to fake:1 lost: closed by the node (it said GOODBYE)",
+  );
+});
+
 test("held: replies with unknown or duplicate sequences are dropped, a reply of the wrong type or a frame over maxFrameSize ends the connection with typed errors", async () => {
   const scripted = scriptedChannel();
   const c = new Connection(scripted.channel, ENDPOINT, { maxFrameSize: 1024 });
@@ -646,7 +686,7 @@ test("held: a node's GOODBYE lets what is in flight finish, then closes; whateve
     c.sendRequest(new Uint8Array([3])),
     (e: unknown) =>
       e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
-      /lost: the connection was closed/.test(e.message),
+      /lost: closed by the node \(it said GOODBYE\)$/.test(e.message),
   );
   await assert.rejects(
     c.sendRequest(new Uint8Array([3]), { timeoutMs: 1 }),

@@ -475,7 +475,8 @@ test("the node refuses channel binding, authorization ids and a replayed nonce",
       ["n,a=admin,n=user,r=abc", /authorization ids are unsupported/],
       ["x,,n=user,r=abc", /the GS2 header is malformed/],
       ["n,,r=abc,n=user", /the client-first message is not n=,r=/],
-      ["n,,n=us=er,r=abc", /the user name is malformed/],
+      ["n,,n=us=er,r=abc", /the user name has an "=" not escaped as =3D/],
+      ["n,,n=,r=abc", /the user name is empty/],
     ] as const
   ) {
     await assert.rejects(

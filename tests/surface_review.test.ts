@@ -685,11 +685,11 @@ test("a CredentialStore refuses users that are not names to passwords, iteration
   const store = new CredentialStore();
   await assert.rejects(
     store.add("app", "pw", { salt: "abc" as never }),
-    configError("add options.salt"),
+    configError("CredentialStore.add options.salt"),
   );
   await assert.rejects(
     store.add("app", "pw", { iterations: -1 }),
-    configError("add options.iterations"),
+    configError("CredentialStore.add options.iterations"),
   );
   assert.equal(store.size, 0);
 });

@@ -568,12 +568,23 @@ test("HELLO and HELLO_OK carry features: unknown names are ignored, a wrong type
       /HELLO_OK features is not an array of strings/,
     );
   }
-  for (const bad of [{}, { version: 0, client: "c", maxFrameSize: 1 }]) {
+  for (
+    const [bad, said] of [
+      [{}, /HELLO has no valid version/],
+      [{ version: 0, client: "c", maxFrameSize: 1024 }, /no valid version/],
+      [{ version: 1, maxFrameSize: 1024 }, /HELLO has no client string/],
+      [
+        { version: 1, client: "c", maxFrameSize: 1 },
+        /HELLO maxFrameSize is 1, expected an integer of at least \d+/,
+      ],
+    ] as const
+  ) {
     assert.throws(
       () => decodeHello(encodeJson(bad)),
       (error) =>
         error instanceof ProtocolError && error.code === "PROTOCOL_ERROR" &&
-        /HELLO has no valid version/.test(error.message),
+        said.test(error.message),
+      String(said),
     );
   }
   const ok = decodeHelloOk(

@@ -110,7 +110,8 @@ test("a connection destroyed mid-request fails it and closes its UDP socket", as
       connection.sendRequest(ops.sleep(1000)),
       (e: unknown) =>
         e instanceof ConnectionLostError && e.code === "CONNECTION_LOST" &&
-        /^connection to 127\.0\.0\.1:\d+ lost: .*closed/.test(e.message),
+        /^connection to 127\.0\.0\.1:\d+ lost: destroyed by this client$/
+          .test(e.message),
     );
     await eventually(() => nodeClock.pendingTimers === 1);
     connection.destroy();

@@ -11,7 +11,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
-import { changedWhileRead } from "../config/options.ts";
+import { changedWhileRead, refuse } from "../config/options.ts";
 import { isDuration } from "../config/validate.ts";
 import { connectLogged, disconnected } from "../cluster/log.ts";
 import type { TypedEventTarget } from "../events.ts";
@@ -431,8 +431,14 @@ export function graceOf(
   let timeoutMs: unknown;
   try {
     timeoutMs = options.timeoutMs ?? fallback;
-  } catch {
-    // Refused below.
+  } catch (error) {
+    return refuse(
+      "Client.disconnect",
+      "options.timeoutMs",
+      options,
+      `could not be read (${messageOf(error)})`,
+      error,
+    );
   }
   return isDuration(timeoutMs, true)
     ? timeoutMs

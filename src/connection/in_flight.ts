@@ -11,6 +11,7 @@ import type { PendingTable } from "./pending_table.ts";
 import type { ReplySink } from "./types.ts";
 import { rejection, type Resolve } from "./resolve_only.ts";
 import {
+  ConnectionClosedError,
   ConnectionLostError,
   type Endpoint,
   NodewireError,
@@ -139,13 +140,16 @@ export function writeHeld(
  * request had been written, so whether it may have reached the node, and
  * `retryable` whether retrying it is still safe;
  * `cause` is what ended the connection, returned as is when it already
- * says the same.
+ * says the same; `closedHow` is the reason when the cause does not say one
+ * (none, not a NodewireError, or a ConnectionClosedError, whose message
+ * would name the address again).
  */
 export function lostError(
   endpoint: Endpoint,
   sent: boolean,
   cause: Error | undefined,
   retryable = true,
+  closedHow = "the connection was closed",
 ): ConnectionLostError {
   if (
     cause instanceof ConnectionLostError && cause.sent === sent &&
@@ -161,9 +165,10 @@ export function lostError(
       retryable,
     });
   }
-  const reason = cause instanceof NodewireError
-    ? cause.message
-    : "the connection was closed";
+  const reason =
+    cause instanceof NodewireError && !(cause instanceof ConnectionClosedError)
+      ? cause.message
+      : closedHow;
   return new ConnectionLostError(endpoint, reason, {
     cause,
     sent,

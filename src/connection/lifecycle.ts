@@ -1,8 +1,8 @@
 /**
  * How a connection ends: closing gracefully, destroying, the node's
  * GOODBYE, the stream closing under it, the request route it closes, and
- * the errors a connection no longer open fails work with. Runs a few times per connection, never per
- * request; the state it moves stays in the Connection, whose request path
+ * the errors a connection no longer open fails work with. Runs a few
+ * times per connection, never per request; the state it moves stays in the Connection, whose request path
  * and pools read it on every request.
  *
  * @module
@@ -42,6 +42,8 @@ export class ConnectionLifecycle {
   readonly #state: StateAccess;
   #resolveClosed!: (error: Error | undefined) => void;
   #closeError: Error | undefined;
+  /** How it ended when no error says it (a lost error's reason). */
+  #closedHow = "the connection was closed";
 
   /** The lifecycle of the connection to `endpoint` that `core` serves. */
   constructor(endpoint: Endpoint, core: ConnectionCore, state: StateAccess) {
@@ -72,6 +74,7 @@ export class ConnectionLifecycle {
     if (error !== undefined && !(error instanceof Error)) {
       error = new Error(String(error));
     }
+    this.#closedHow = "destroyed by this client";
     this.#finish(
       error ?? new ConnectionClosedError(this.#endpoint, { retryable: true }),
     );
@@ -132,13 +135,16 @@ export class ConnectionLifecycle {
     cause: Error | undefined = this.#closeError,
     retryable = true,
   ): ConnectionLostError {
-    return lostError(this.#endpoint, sent, cause, retryable);
+    return lostError(this.#endpoint, sent, cause, retryable, this.#closedHow);
   }
 
   /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
   #closeStream(bye: boolean): void {
     const core = this.#core;
     if (bye) sayGoodbye(core.writer);
+    this.#closedHow = bye
+      ? "closed by this client"
+      : "closed by the node (it said GOODBYE)";
     this.#finish(undefined);
     // A peer that reads nothing would hold a graceful close open for good
     // (it waits to flush), and the process with it; nothing is owed to it
