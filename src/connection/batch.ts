@@ -12,6 +12,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { isDuration } from "../config/validate.ts";
 import { badTimeout, payloadTooLarge } from "./refusals.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
+import { lengthOf } from "../protocol/codec.ts";
 import { FrameFlags, MessageType } from "../protocol/frame.ts";
 import type { ConnectionCore } from "./core.ts";
 import { type Pending, SAFE_TO_REPEAT } from "./in_flight.ts";
@@ -96,7 +97,7 @@ export function submitRun(
       (refused ??= []).push(sequence, invalidPayload(payload));
       continue;
     }
-    const length = payload.length; // not byteLength: see frame_writer.ts
+    const length = lengthOf(payload); // its real one: see codec.ts
     if (length > sendLimit) {
       (refused ??= []).push(sequence, payloadTooLarge(length, sendLimit));
       continue;
@@ -119,7 +120,7 @@ export function submitRun(
     } else if (writer.congested) {
       core.queued.push({ pending, flags, payload });
     } else {
-      writer.push(MessageType.Request, flags, sequence, payload);
+      writer.push(MessageType.Request, flags, sequence, payload, length);
     }
     sent++;
   }

@@ -39,6 +39,7 @@ import {
   switchToTls,
 } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
+import { lengthOf } from "../protocol/codec.ts";
 import {
   abortedBeforeSent,
   badOption,
@@ -500,9 +501,7 @@ export class Connection {
     sink: ReplySink,
   ): void {
     if (this.#state !== "open") return sink.onError(this.#end.refusal());
-    // `length`, not `byteLength` (the same for a Uint8Array): see
-    // frame_writer.ts.
-    const length = payload.length;
+    const length = lengthOf(payload); // its real one: see codec.ts
     if (length > this.#sendLimit) {
       return sink.onError(payloadTooLarge(length, this.#sendLimit));
     }
@@ -572,7 +571,7 @@ export class Connection {
         // slow reader cannot make the send buffer grow without bound.
         core.queued.push({ pending, flags, payload });
       } else {
-        writer.push(type, flags, sequence, payload);
+        writer.push(type, flags, sequence, payload, length);
       }
     }
     this.stats.sent++;

@@ -35,7 +35,7 @@ import {
   MAX_FRAME_SIZE_LIMIT,
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
-import type { MessageCodec } from "../protocol/codec.ts";
+import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
 import type { TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
@@ -59,10 +59,11 @@ export function checkMessage(
 ): void {
   if (!isPayload(payload)) throw invalidPayload(payload);
   if (closed) throw new ConnectionClosedError(owner);
-  codec.checkLength(payload.byteLength);
-  if (payload.byteLength > sendLimit) {
+  const length = lengthOf(payload); // what frames it: see codec.ts
+  codec.checkLength(length);
+  if (length > sendLimit) {
     throw new ProtocolError(
-      `payload of ${payload.byteLength} bytes exceeds the node's limit of ${sendLimit}`,
+      `payload of ${length} bytes exceeds the node's limit of ${sendLimit}`,
     );
   }
 }

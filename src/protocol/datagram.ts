@@ -19,6 +19,7 @@
 import { ProtocolError } from "../errors.ts";
 import {
   headerFault,
+  lengthOf,
   readSequence,
   readU32,
   writeHeaderUnchecked,
@@ -122,16 +123,10 @@ export function encodeDatagram(
   sequence: number,
   payload: Uint8Array,
 ): Uint8Array {
-  const out = new Uint8Array(DATAGRAM_OVERHEAD + payload.byteLength);
+  const length = lengthOf(payload); // the real one: see codec.ts
+  const out = new Uint8Array(DATAGRAM_OVERHEAD + length);
   out.set(token, 0);
-  writeHeaderUnchecked(
-    out,
-    UDP_TOKEN_SIZE,
-    type,
-    flags,
-    sequence,
-    payload.byteLength,
-  );
+  writeHeaderUnchecked(out, UDP_TOKEN_SIZE, type, flags, sequence, length);
   out.set(payload, DATAGRAM_OVERHEAD);
   return out;
 }

@@ -14,7 +14,12 @@
  * @module
  */
 
-import { readSequence, readU32, writeHeaderUnchecked } from "./codec.ts";
+import {
+  lengthOf,
+  readSequence,
+  readU32,
+  writeHeaderUnchecked,
+} from "./codec.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import {
   DATAGRAM_OVERHEAD,
@@ -112,7 +117,8 @@ export class DatagramPacker {
     sequence: number,
     payload: Uint8Array,
   ): void {
-    const need = HEADER_SIZE + payload.byteLength;
+    const length = lengthOf(payload); // the real one: see codec.ts
+    const need = HEADER_SIZE + length;
     if (this.#frames > 0 && this.#end + need - this.#start > this.#limit) {
       this.flush();
     }
@@ -125,7 +131,7 @@ export class DatagramPacker {
       type,
       flags,
       sequence,
-      payload.byteLength,
+      length,
     );
     slab.set(payload, this.#end + HEADER_SIZE);
     this.#end += need;
