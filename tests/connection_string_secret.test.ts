@@ -218,6 +218,15 @@ test("the slips that matter most, one by one", () => {
     `nodewire://db1/?password=${secret}`,
     `nodewire://db1/?passwrd=${secret}`,
     `nodewire://db1/?pass%20word=${secret}`,
+    // ... with a "%" that starts no escape, decoded before the name was
+    // known (the value was quoted); a known parameter's value still is.
+    `nodewire://db1/?password=${secret}%`,
+    `nodewire://db1/?pwd=${secret}%zz`,
+    `nodewire://db1/?passwrd=${secret}%`,
+    // The @ forgotten with a "?" in the password: its end is a parameter
+    // with no value (the name was quoted).
+    `nodewire://app:12345?${secret}`,
+    `nodewire://app:12345/?${secret}`,
     `postgres://app:${secret}@db1`,
     `nodewire:/app:${secret}@db1`,
     `app:${secret}@db1`,

@@ -18,7 +18,12 @@ import { ConfigError } from "../errors.ts";
 import { Secret } from "../secret.ts";
 import { parseHost } from "./hosts.ts";
 import type { ConnectionConfig } from "./shapes.ts";
-import { ALIASES, convertParameter, PLAIN_NAME } from "./url_parameters.ts";
+import {
+  ALIASES,
+  convertParameter,
+  isParameter,
+  PLAIN_NAME,
+} from "./url_parameters.ts";
 
 const SCHEME = "nodewire://";
 const ANY_SCHEME = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//;
@@ -190,17 +195,25 @@ function readParameters(
     const rawName = equals < 0 ? pair : pair.slice(0, equals);
     const name = decode(rawName, source, REDACTED);
     if (equals < 0) {
-      const plain = PLAIN_NAME.test(name);
+      // Shown only when it is a parameter: `nodewire://bob:pass?word`
+      // (no `@host`) makes the end of a password a name with no value.
+      const shown = isParameter(name);
       throw new ConfigError(
-        plain ? name : source,
-        plain ? name : REDACTED,
+        shown ? name : source,
+        shown ? name : REDACTED,
         "expected name=value (a parameter with no value)",
       );
     }
     const rawValue = pair.slice(equals + 1);
     const { option, value } = convertParameter(
       name,
-      decode(rawValue, name, rawValue),
+      // Decoded first, so its error shows the value only for a parameter:
+      // `?password=...%` must not quote the password.
+      decode(
+        rawValue,
+        PLAIN_NAME.test(name) ? name : source,
+        isParameter(name) ? rawValue : REDACTED,
+      ),
       source,
     );
     const before = given.get(option);

@@ -115,6 +115,16 @@ const NOT_PARAMETERS: ReadonlyMap<string, string> = new Map([
  */
 export const PLAIN_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
 
+/**
+ * Whether `name` is a parameter (an option's or an alias): only then may
+ * errors show its value or, given without one, its name. A password put in
+ * the query by mistake (`?password=...`, or `bob:pass?word` without
+ * `@host`) is neither.
+ */
+export function isParameter(name: string): boolean {
+  return PARAMETERS.has(ALIASES.get(name) ?? name);
+}
+
 /** A number as a person writes one: digits, a sign, a decimal point. */
 const NUMBER = /^-?[0-9]+(\.[0-9]+)?$/;
 
