@@ -6,7 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { CHUNK_ITEMS } from "../src/client/batch.ts";
-import type { Client } from "../src/client/client.ts";
+import { Client } from "../src/client/client.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -16,6 +16,7 @@ import {
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { encodeError } from "../src/protocol/messages.ts";
+import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 import type { VirtualClock } from "../testing/virtual_clock.ts";
 import {
@@ -458,10 +459,38 @@ test("a payload whose length getter lies or throws is refused at the door, named
   });
 });
 
+test("a payload whose length getter would throw as its chunk is sent is not asked: it goes as its real bytes, and every item is answered", async () => {
+  // The door reads the getter once, handing out the batch twice; sending
+  // reads the array's own length (see lengthOf), never the getter again.
+  await scene(2, {}, async ({ client, clock }) => {
+    let reads = 0;
+    class Flaky extends Uint8Array {
+      override get length(): number {
+        if (++reads === 3) throw new Error("read 3");
+        return super.length;
+      }
+    }
+    const payloads = Array.from(
+      { length: 2 * CHUNK_ITEMS },
+      (_, i) => ops.echo(`${i}`),
+    );
+    const bad = CHUNK_ITEMS + 3;
+    payloads[bad] = new Flaky(ops.echo("bad"));
+    const call = client.requestMany(payloads);
+    assert.ok(await settledWithin(clock, call, 100), "never settled");
+    const results = await call;
+    assert.equal(reads, 2);
+    assert.deepEqual(
+      results.map(textOf),
+      payloads.map((_, i) => i === bad ? "bad" : `${i}`),
+    );
+    assertBooked(client, payloads.length);
+  });
+});
+
 for (
   const [read, where, argument] of [
     [2, "as the batch is handed out", (bad: number) => `payloads[${bad}]`],
-    [3, "as its chunk is sent", () => "payloads"],
   ] as const
 ) {
   test(`a payload whose length getter throws after the door read it, ${where}: the batch settles, every item has a result and nothing is left in flight`, async () => {
@@ -503,5 +532,59 @@ for (
       const closing = client.disconnect({ timeoutMs: 10_000 });
       assert.ok(await settledWithin(clock, closing, 0), "disconnect waited");
     });
+  });
+}
+
+for (const protocol of ["tcp", "udp"] as const) {
+  test(`a batch aborted in the tick it was sent never reaches the node, over ${protocol}: its frames are taken back, as a single request's are`, async () => {
+    const node = await startTestNode({
+      nodeId: "n1",
+      protocols: ["tcp", "udp"],
+    });
+    try {
+      const client = await Client.connect({
+        hosts: [node.address],
+        protocols: [protocol],
+        poolConfig: { minConnections: 1, maxConnections: 1 },
+        healthConfig: { intervalMs: 0 },
+      });
+      try {
+        await client.request(ops.echo("warm"), { idempotent: true });
+        const before = node.stats.requests;
+        // Few enough that no frame leaves during the call: a frame that
+        // fills the write buffer or a datagram sends what is before it at
+        // once, and what left cannot be taken back (as for single
+        // requests, its item still fails with AbortedError).
+        const count = 5;
+        const abort = new AbortController();
+        const pending = client.requestMany(
+          Array.from({ length: count }, (_, i) => ops.put(`k${i}`, "v")),
+          { signal: abort.signal },
+        );
+        abort.abort();
+        const results = await pending;
+        assert.equal(results.length, count);
+        for (const result of results) {
+          assert.ok(
+            !result.ok && result.error instanceof AbortedError,
+            String(result.ok || result.error),
+          );
+        }
+        // Whatever went out would be answered by now.
+        assert.equal(
+          replyText(await client.request(ops.echo("after"))),
+          "after",
+        );
+        assert.equal(node.stats.requests - before, 1, "only the echo ran");
+        const found = await client.requestMany(
+          [0, 4].map((i) => ops.get(`k${i}`)),
+        );
+        assert.deepEqual(found.map((r) => r.ok), [false, false]);
+      } finally {
+        await client.disconnect();
+      }
+    } finally {
+      await node.close();
+    }
   });
 }

@@ -134,7 +134,9 @@ export function submitRun(
 
 /**
  * Fails with `error` the requests of the run of `count` sent to `sink`
- * that are still in flight; a late reply to one of them is then dropped.
+ * that are still in flight; a late reply to one of them is then dropped,
+ * and a frame not yet sent is taken back, never sent (as for a single
+ * request's abort).
  */
 export function cancelRun(
   core: ConnectionCore,
@@ -148,6 +150,7 @@ export function cancelRun(
     if (
       pending !== undefined && pending.sink === sink && core.settle(pending)
     ) {
+      core.takeBack(pending);
       sink.onError(error, sequence);
     }
   }

@@ -150,14 +150,23 @@ export class ConnectionCore {
 
   #abort = (pending: Pending, error: AbortedError): void => {
     if (this.settle(pending)) {
-      const sequence = pending.sequence;
-      if (
-        !this.writer.withdraw(sequence) && !this.#unroute(sequence) &&
-        isHeld(this.queued, pending)
-      ) this.#heldSettled();
-      tellError(pending.sink, error, sequence);
+      this.takeBack(pending);
+      tellError(pending.sink, error, pending.sequence);
     }
   };
+
+  /**
+   * `pending` settled before its frame left (an abort): the frame is taken
+   * back from the writer, the route or the frames held by congestion, so
+   * the node never runs it.
+   */
+  takeBack(pending: Pending): void {
+    const sequence = pending.sequence;
+    if (
+      !this.writer.withdraw(sequence) && !this.#unroute(sequence) &&
+      isHeld(this.queued, pending)
+    ) this.#heldSettled();
+  }
 
   /**
    * Takes a request back from the route, if it holds it unsent (see
