@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { NodeChannel } from "../src/runtime/node/adapter.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
+import { ConnectionLostError } from "../src/errors.ts";
 
 const onBun = typeof (globalThis as { Bun?: unknown }).Bun === "object";
 
@@ -43,6 +44,46 @@ if (onBun) {
       );
       accepted[0].close();
       assert.equal(await closed, undefined);
+    } finally {
+      channel.destroy();
+      for (const a of accepted) a.destroy();
+      await listener.close();
+    }
+  });
+
+  test("Bun: a queued payload whose buffer is detached ends the channel with ConnectionLostError saying so, and the event loop goes on", async () => {
+    // Before: the queue handed the empty chunk out for ever, Bun wrote
+    // nothing each time, and the process spun at full CPU, no timer firing.
+    const adapter = await getAdapter("bun");
+    const accepted: ByteChannel[] = [];
+    const listener = await adapter.listen({ port: 0 }, (channel) => {
+      accepted.push(channel);
+      channel.pause?.(); // reads nothing: the client's writes queue up
+      channel.onData(() => {});
+    });
+    const channel = await adapter.connect({
+      hostname: "127.0.0.1",
+      port: listener.port,
+    });
+    try {
+      const big = new Uint8Array(32 * 1024 * 1024);
+      channel.write(big);
+      assert.ok(channel.bufferedAmount > 0, "the payload is queued");
+      structuredClone(big.buffer, { transfer: [big.buffer as ArrayBuffer] });
+      assert.equal(big.length, 0);
+      const closed = new Promise<Error | undefined>((resolve) =>
+        channel.onClose(resolve)
+      );
+      while (accepted.length === 0) await new Promise((r) => setTimeout(r, 5));
+      accepted[0].resume?.();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const error = await Promise.race([
+        closed,
+        new Promise((resolve) => timer = setTimeout(resolve, 5000, "timer")),
+      ]);
+      clearTimeout(timer);
+      assert.ok(error instanceof ConnectionLostError, String(error));
+      assert.match(error.message, /detached \(transferred\) while queued/);
     } finally {
       channel.destroy();
       for (const a of accepted) a.destroy();

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fc } from "./support/fc.ts";
-import { WriteQueue } from "../src/runtime/write_queue.ts";
+import { COPY_BELOW, WriteQueue } from "../src/runtime/write_queue.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
 
@@ -106,4 +106,33 @@ test("any mix of pushes, partial consumes and shifts keeps the byte order", () =
       },
     ),
   );
+});
+
+test("a chunk whose buffer is detached after it was pushed: peek hands it over empty, never merged away, and size still counts it", () => {
+  const detach = (bytes: Uint8Array) =>
+    structuredClone(bytes.buffer, {
+      transfer: [bytes.buffer as ArrayBuffer],
+    });
+  const queue = new WriteQueue();
+  const small = new Uint8Array([1, 2, 3]);
+  const large = new Uint8Array(COPY_BELOW + 10).fill(7);
+  const last = new Uint8Array([4, 5]);
+  queue.push(small);
+  queue.push(large);
+  queue.push(last);
+  detach(large);
+  assert.equal(large.length, 0);
+  assert.deepEqual(queue.peek(), small, "merged with nothing after it");
+  queue.consume(3);
+  assert.equal(queue.peek().length, 0);
+  assert.equal(queue.size, COPY_BELOW + 10 + 2);
+
+  // A small one detached: not merged with the small one after it either.
+  const second = new WriteQueue();
+  const gone = new Uint8Array([9, 9]);
+  second.push(gone);
+  second.push(new Uint8Array([8]));
+  detach(gone);
+  assert.equal(second.peek().length, 0);
+  assert.equal(second.size, 3);
 });

@@ -88,18 +88,24 @@ export class WriteQueue {
    * (each under {@linkcode COPY_BELOW} bytes) are copied into one buffer of
    * at most `limit` bytes, which replaces them in the queue, so a partial
    * write can resume from it; a large chunk is returned as it was pushed.
+   * Empty while `size` is not 0: the next chunk's buffer was detached
+   * after it was pushed, and the stream cannot be completed.
    */
   peek(limit: number = COALESCE_LIMIT): Uint8Array {
     const chunks = this.#chunks;
     const head = this.#head;
     if (head === chunks.length) return new Uint8Array(0);
     const first = chunks[head];
-    if (first.length >= COPY_BELOW) return first;
+    // Empty, though only non-empty chunks are kept: its buffer was
+    // detached (transferred) since, and its bytes are gone. Handed over
+    // as it is, never merged away, so that the writer sees the stream
+    // cannot be completed (its frame's header already left).
+    if (first.length >= COPY_BELOW || first.length === 0) return first;
     let end = head + 1;
     let total = first.length;
     while (
-      end < chunks.length && chunks[end].length < COPY_BELOW &&
-      total + chunks[end].length <= limit
+      end < chunks.length && chunks[end].length !== 0 &&
+      chunks[end].length < COPY_BELOW && total + chunks[end].length <= limit
     ) {
       total += chunks[end].length;
       end++;

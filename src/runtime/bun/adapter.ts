@@ -27,7 +27,7 @@
  */
 
 import type * as Net from "node:net";
-import type { Endpoint } from "../../errors.ts";
+import { ConnectionLostError, type Endpoint } from "../../errors.ts";
 import { checkConnect, checkListen, checkTls } from "../arguments.ts";
 import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
@@ -45,6 +45,10 @@ import type {
   TlsServerOptions,
 } from "../types.ts";
 import { WriteQueue } from "../write_queue.ts";
+
+/** Why a channel whose queued payload was detached gives up. */
+const DETACHED = "a payload's buffer was detached (transferred) while " +
+  "queued to be sent: its frame cannot be completed";
 
 /** The part of Bun's `Socket` this adapter uses. */
 interface BunSocket {
@@ -291,6 +295,9 @@ class BunChannel extends ChannelBase {
     if (socket === undefined || this.finished) return;
     while (this.#queue.size > 0) {
       const bytes = this.#queue.peek();
+      // A caller's payload detached while queued: its frame's header went,
+      // its bytes cannot. Writing nothing for ever would spin the loop.
+      if (bytes.length === 0) return this.#lost(DETACHED);
       const written = socket.write(bytes);
       if (written < 0) {
         this.#lost();
@@ -339,12 +346,16 @@ class BunChannel extends ChannelBase {
     if (last) unrefTimer(setTimeout(() => last.terminate(), CLOSE_STALL_MS));
   }
 
-  #lost(): void {
+  #lost(why?: string): void {
     this.#queue.clear();
-    this.finish(toConnectionError(
-      Object.assign(new Error("socket closed"), { code: "EPIPE" }),
-      this.endpoint,
-    ));
+    this.finish(
+      why === undefined
+        ? toConnectionError(
+          Object.assign(new Error("socket closed"), { code: "EPIPE" }),
+          this.endpoint,
+        )
+        : new ConnectionLostError(this.endpoint, why),
+    );
     this.#socket?.terminate();
   }
 }
