@@ -31,6 +31,8 @@ import {
   RetriesExhaustedError,
 } from "../src/errors.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { RetryWaits, waitToRetry } from "../src/client/waits.ts";
+import { countedSignal } from "./support/fault_checks.ts";
 
 const NODE = { hostname: "127.0.0.1", port: 7000 };
 
@@ -788,4 +790,40 @@ test("Property 27: Retry with Exponential Backoff", async () => {
       },
     ),
   );
+});
+
+test("the waits between retries listen to a shared signal once, however many wait on it: it wakes them all, and the shutdown wakes the rest", async () => {
+  const clock = new VirtualClock();
+  const waits = new RetryWaits();
+  const controller = new AbortController();
+  const { signal, live } = countedSignal(controller);
+  const woken: string[] = [];
+  const wait = (name: string, on: AbortSignal | undefined, ms = 1000) =>
+    waitToRetry(clock, ms, on, waits).then(() => woken.push(name));
+  const shared = Array.from({ length: 50 }, (_, i) => wait(`s${i}`, signal));
+  const own = wait("own", undefined);
+  // One that ends on its own first: the listener stays for the others.
+  const short = wait("short", signal, 10);
+  assert.equal(live(), 1, "one listener for 51 waits");
+  assert.equal(waits.listening, 1);
+  await clock.advance(10);
+  await short;
+  assert.deepEqual(woken, ["short"]);
+  assert.equal(live(), 1);
+  controller.abort();
+  await Promise.all(shared);
+  assert.equal(woken.length, 51, "the abort woke every wait on it");
+  assert.equal(live(), 0);
+  assert.equal(waits.listening, 0);
+  waits.wakeAll();
+  await own;
+  assert.equal(woken.at(-1), "own");
+  assert.equal(clock.now(), 10, "nobody waited out the delay");
+  // The last wait on a signal ending removes the listener.
+  const other = countedSignal();
+  const alone = wait("alone", other.signal, 5);
+  assert.equal(other.live(), 1);
+  await clock.advance(5);
+  await alone;
+  assert.equal(other.live(), 0);
 });

@@ -35,7 +35,7 @@ import {
   type ObservedCall,
   RequestDiagnostics,
 } from "./request_diagnostics.ts";
-import { acquireWithin, waitToRetry } from "./waits.ts";
+import { acquireWithin, RetryWaits, waitToRetry } from "./waits.ts";
 
 // Its own file, so that arguments.ts (which this file reaches through
 // retry.ts) can name it without an import cycle.
@@ -141,7 +141,7 @@ export class RequestPath {
   /** Retries allowed by recent traffic; undefined when turned off. */
   readonly #budget: RetryBudget | undefined;
   /** Requests waiting to be retried; woken at once by a shutdown. */
-  readonly #sleeping = new Set<AbortController>();
+  readonly #sleeping = new RetryWaits();
   /** Publishes on the diagnostics channels, when anyone listens. */
   readonly diagnostics: RequestDiagnostics;
   /** Hedging policy and per-node latencies; undefined when never used. */
@@ -210,7 +210,7 @@ export class RequestPath {
 
   /** Ends the waits between retries; called when the client shuts down. */
   stop(): void {
-    for (const wake of this.#sleeping) wake.abort();
+    this.#sleeping.wakeAll();
     this.#hedging?.stop();
   }
 
