@@ -6,8 +6,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  ConfigError,
   InvalidArgumentError,
   PoolClosedError,
+  PoolMisuseError,
   PoolTimeoutError,
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
@@ -486,4 +488,53 @@ test("held: a closed pool refuses every checkout with PoolClosedError, and a con
   await closing;
   assert.equal(conn.closeCalls, 1);
   assert.equal(pool.stats().open, 0);
+});
+
+test("a pool config or a returned connection that cannot be read (a throwing getter, a proxy's trap) gives the typed error, with what was thrown as its cause", async () => {
+  const factory = () => Promise.resolve(new FakeConnection());
+  for (
+    const [config, thrown] of [
+      [{
+        get maxConnections(): number {
+          throw new Error("getter threw");
+        },
+      }, "getter threw"],
+      [
+        new Proxy({}, {
+          ownKeys() {
+            throw new Error("ownKeys threw");
+          },
+        }),
+        "ownKeys threw",
+      ],
+    ] as const
+  ) {
+    assert.throws(
+      () => new ConnectionPool({ address: ADDRESS, factory, config }),
+      (e: unknown) => {
+        assert.ok(e instanceof ConfigError, String(e));
+        assert.equal(e.code, "CONFIG_INVALID");
+        assert.equal(e.field, "poolConfig");
+        assert.match(
+          e.message,
+          new RegExp(`could not be read \\(${thrown}\\)`),
+        );
+        assert.equal((e.cause as Error).message, thrown);
+        return true;
+      },
+    );
+  }
+  const pool = new ConnectionPool({ address: ADDRESS, factory });
+  const hostile = new Proxy({}, {
+    get() {
+      throw new Error("proxy get threw");
+    },
+  });
+  assert.throws(
+    () => pool.returnConnection(hostile as never),
+    (e: unknown) =>
+      e instanceof PoolMisuseError && e.code === "POOL_MISUSE" &&
+      /connection \(unreadable\) does not belong to the pool/.test(e.message),
+  );
+  await pool.close();
 });

@@ -607,3 +607,46 @@ test("HELLO and HELLO_OK carry features: unknown names are ignored, a wrong type
   assert.deepEqual(agreeFeatures(["udp-batch"], []), []);
   assert.deepEqual(agreeFeatures(undefined, ["udp-batch"]), []);
 });
+
+test("the packer refuses what a careless or hostile caller gives it with InvalidArgumentError: a token that is a proxy, a payload that is no Uint8Array or too large for a datagram; a token it keeps is its own copy", () => {
+  const token = new Uint8Array(16).fill(3);
+  const sent: Uint8Array[] = [];
+  assert.throws(
+    () => new DatagramPacker(new Proxy(token, {}), 100, () => {}),
+    (e: unknown) =>
+      e instanceof InvalidArgumentError && e.argument === "token" &&
+      /expected 16 bytes/.test(e.message),
+  );
+  const packer = new DatagramPacker(token, 100, (d) => sent.push(d.slice()));
+  token.fill(0); // the caller's array changes; the session's token not
+  for (
+    const bad of [
+      "abc",
+      null,
+      new Uint16Array(2),
+      new DataView(new ArrayBuffer(2)),
+    ]
+  ) {
+    assert.throws(
+      () => packer.push(MessageType.Request, 0, 1, bad as never),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "payload" &&
+        /expected a Uint8Array/.test(e.message),
+      String(bad),
+    );
+  }
+  assert.throws(
+    () => packer.push(MessageType.Request, 0, 1, new Uint8Array(69)),
+    (e: unknown) =>
+      e instanceof InvalidArgumentError &&
+      /expected at most 68 \(a datagram of 100\), got "69 bytes"/.test(
+        e.message,
+      ),
+  );
+  assert.equal(packer.pending, 0, "nothing was packed");
+  packer.push(MessageType.Request, 0, 1, new Uint8Array(68));
+  packer.flush();
+  assert.equal(sent.length, 1);
+  assert.equal(sent[0].length, 100);
+  assert.deepEqual(sent[0].subarray(0, 16), new Uint8Array(16).fill(3));
+});

@@ -16,10 +16,13 @@
  */
 
 import { type Clock, systemClock } from "../clock.ts";
-import { resolvePoolConfig } from "../config/resolve.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
-import { readAcquireOptions, readPoolOptions } from "./arguments.ts";
+import {
+  readAcquireOptions,
+  readPoolConfig,
+  readPoolOptions,
+} from "./arguments.ts";
 import { TickClock } from "../tick_clock.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";
 import { TypedEventTarget } from "../events.ts";
@@ -134,7 +137,7 @@ export class ConnectionPool<C extends PoolableConnection>
     super();
     const o = readPoolOptions<C>(options);
     this.address = o.address;
-    this.config = Object.freeze(resolvePoolConfig(o.config));
+    this.config = Object.freeze(readPoolConfig(o.config));
     const factory = o.factory;
     const clock = o.clock ?? systemClock;
     const random = o.random ?? Math.random;

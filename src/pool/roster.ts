@@ -336,7 +336,13 @@ export class Roster<C extends PoolableConnection> {
   /** The error for a `returnConnection()` of a connection that is not lent. */
   misuse(conn: C): PoolMisuseError {
     const address = this.#ctx.address;
-    const id = (conn as { id?: unknown } | null)?.id;
+    let id: unknown;
+    try {
+      id = (conn as { id?: unknown } | null)?.id;
+    } catch {
+      // A proxy or getter that throws: the error is about the misuse.
+      id = "(unreadable)";
+    }
     return new PoolMisuseError(
       address,
       this.#known.has(conn)

@@ -79,7 +79,11 @@ export class DatagramPacker {
       new InvalidArgumentError(argument, value, expected, {
         method: "DatagramPacker",
       });
-    if (!(token instanceof Uint8Array) || token.length !== UDP_TOKEN_SIZE) {
+    // isView refuses a proxy; lengthOf reads no getter of the token's.
+    if (
+      !ArrayBuffer.isView(token) || !(token instanceof Uint8Array) ||
+      lengthOf(token) !== UDP_TOKEN_SIZE
+    ) {
       throw refuse("token", token, `expected ${UDP_TOKEN_SIZE} bytes`);
     }
     if (
@@ -95,7 +99,8 @@ export class DatagramPacker {
     if (typeof emit !== "function") {
       throw refuse("emit", emit, "expected a function");
     }
-    this.#token = token;
+    // A copy: the caller's array may change, the session's token not.
+    this.#token = new Uint8Array(token);
     this.#limit = limit;
     this.#emit = emit;
   }
@@ -106,10 +111,13 @@ export class DatagramPacker {
   }
 
   /**
-   * Adds one frame. The caller has checked that the frame fits a datagram
-   * on its own (`DATAGRAM_OVERHEAD + payload.byteLength <= limit`); a
-   * frame that would overflow the datagram being built finishes it first.
-   * The fields are not validated, as for `encodeDatagram`.
+   * Adds one frame; a frame that would overflow the datagram being built
+   * finishes it first. The header's fields are not validated, as for
+   * `encodeDatagram`.
+   *
+   * @throws {InvalidArgumentError} for a payload that is no Uint8Array, or
+   *   too large for a datagram on its own (`DATAGRAM_OVERHEAD` + its length
+   *   over the limit).
    */
   push(
     type: number,
@@ -117,7 +125,23 @@ export class DatagramPacker {
     sequence: number,
     payload: Uint8Array,
   ): void {
+    if (!ArrayBuffer.isView(payload) || !(payload instanceof Uint8Array)) {
+      throw new InvalidArgumentError(
+        "payload",
+        payload,
+        "expected a Uint8Array",
+      );
+    }
     const length = lengthOf(payload); // the real one: see codec.ts
+    if (DATAGRAM_OVERHEAD + length > this.#limit) {
+      throw new InvalidArgumentError(
+        "payload",
+        `${length} bytes`,
+        `expected at most ${
+          this.#limit - DATAGRAM_OVERHEAD
+        } (a datagram of ${this.#limit})`,
+      );
+    }
     const need = HEADER_SIZE + length;
     if (this.#frames > 0 && this.#end + need - this.#start > this.#limit) {
       this.flush();
