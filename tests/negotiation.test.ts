@@ -270,6 +270,9 @@ test("config: tlsPolicy defaults to require with enableTls and disable without; 
   assert.equal(field({ protocols: "tcp" }), "protocols");
   assert.equal(field({ protocols: ["tcp", "quic"] }), "protocols[1]");
   assert.equal(field({ protocols: ["tcp", "tcp"] }), "protocols[1]");
+  // A hole is a mistake, not a protocol skipped (forEach skipped it).
+  // deno-lint-ignore no-sparse-arrays
+  assert.equal(field({ protocols: [, "udp"] }), "protocols[0]");
   assert.equal(field({ enableTls: true, protocols: ["tcp"] }), "protocols");
   assert.equal(field({ protocols: ["tls"] }), "protocols");
 });

@@ -350,7 +350,9 @@ function resolveProtocols(
         'expected a non-empty array of "tls", "tcp", "udp"',
       );
     }
-    protocolsValue.forEach((p, i) => {
+    // A loop, not forEach, which skips a hole: [, "udp"] is a mistake.
+    for (let i = 0; i < protocolsValue.length; i++) {
+      const p = protocolsValue[i];
       if (!isProtocolType(p)) {
         throw new ConfigError(
           `protocols[${i}]`,
@@ -361,7 +363,7 @@ function resolveProtocols(
       if (protocolsValue.indexOf(p) !== i) {
         throw new ConfigError(`protocols[${i}]`, p, "duplicate protocol");
       }
-    });
+    }
     // Priority is fixed by the protocol, not by the order given.
     protocols = PROTOCOL_PRIORITY.filter((p) => protocolsValue.includes(p));
   }
