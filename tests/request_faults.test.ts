@@ -207,6 +207,28 @@ test("an abort during the backoff ends the request at once and leaves no listene
   });
 });
 
+test("requests sharing a signal hold one listener on it while they wait to be retried, and an abort ends every wait", async () => {
+  // Before: a listener per waiting request (Node warned past ten; on Deno
+  // each add and remove scanned them all).
+  await scene(1, { retryConfig: RETRY }, async ({ client, clock }) => {
+    const controller = new AbortController();
+    const { signal, live } = countedSignal(controller);
+    const calls = Array.from(
+      { length: 20 },
+      () => client.request(ops.fail(100, true), { signal }).catch((e) => e),
+    );
+    await settle(clock);
+    assert.equal(client.stats().retries, 20, "all wait to be retried");
+    assert.equal(live(), 1);
+    controller.abort("stop");
+    for (const error of await Promise.all(calls)) {
+      assert.ok(error instanceof AbortedError && error.cause === "stop");
+    }
+    assert.equal(live(), 0);
+    assertNothingInFlight(client);
+  });
+});
+
 test("a request leaves no listener on its signal: after a reply, retries, a timeout, a hedge and no healthy node", async () => {
   await scene(2, {
     retryConfig: { maxRetries: 2, initialBackoffMs: 10, jitter: false },
