@@ -43,6 +43,7 @@ import { isAbortSignal, isDuration, msOrZero } from "../config/validate.ts";
 import { CONNECT as CONNECTION } from "../connection/control.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
+import { lengthOf } from "../protocol/codec.ts";
 import type { InvalidArgumentError } from "../errors.ts";
 import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
 import type { ClientEventMap } from "./events.ts";
@@ -105,8 +106,6 @@ const LISTENER_RULES: Rules = {
 // prototype), an object has nothing that could change.
 let emptyDefault: object | undefined;
 
-const realLength = REAL.length;
-
 /**
  * Whether a Uint8Array `payload` is what it says: its `length`, which the
  * writer frames it by, is its real one, and so are the other accessors of
@@ -119,7 +118,7 @@ const realLength = REAL.length;
 function isTruthful(payload: Uint8Array): boolean {
   try {
     const length = payload.length;
-    if (length !== realLength.call(payload)) return false;
+    if (length !== lengthOf(payload)) return false;
     return length < DIRECT_PAYLOAD_BYTES ||
       (payload.byteLength === REAL.byteLength.call(payload) &&
         payload.byteOffset === REAL.byteOffset.call(payload) &&

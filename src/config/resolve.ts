@@ -7,7 +7,7 @@
  */
 
 import { systemClock } from "../clock.ts";
-import { ConfigError, messageOf, NodewireError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
 import {
   DEFAULT_MAX_DATAGRAM_SIZE,
   MAX_DATAGRAM_SIZE,
@@ -62,6 +62,7 @@ import {
   numberIn,
   oneOf,
   optional,
+  readable,
   rejectUnknownKeys,
   section,
   text,
@@ -111,20 +112,7 @@ const CONFIG_KEYS = new Set<string>([
  * ```
  */
 export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
-  try {
-    return resolve(config);
-  } catch (error) {
-    if (error instanceof NodewireError) throw error;
-    // A getter that throws, a revoked proxy: what cannot be read is not a
-    // configuration, and the caller gets the typed error the contract
-    // promises, with what was thrown as its cause.
-    throw new ConfigError(
-      "config",
-      config,
-      `could not be read (${messageOf(error)})`,
-      { cause: error },
-    );
-  }
+  return readable("config", config, () => resolve(config));
 }
 
 function resolve(config: ConnectionConfig): ResolvedConfig {

@@ -7,10 +7,11 @@
  * @module
  */
 
-import { ConfigError, messageOf, NodewireError } from "../errors.ts";
+import { ConfigError } from "../errors.ts";
 import { type EnvReader, readEnvVariable } from "../runtime/env.ts";
 import type { ConnectionConfig } from "./shapes.ts";
 import { parseConnectionString } from "./url.ts";
+import { readable } from "./validate.ts";
 
 /** The environment variable `Client.connect()` reads without arguments. */
 export const URL_VARIABLE = "NODEWIRE_URL";
@@ -47,19 +48,11 @@ export function configFromArguments(
   overrides: unknown,
   readEnv: EnvReader = readEnvVariable,
 ): ConnectionConfig {
-  try {
-    return fromArguments(first, overrides, readEnv);
-  } catch (error) {
-    if (error instanceof NodewireError) throw error;
-    // A revoked proxy or a getter that throws: what cannot be read is
-    // not a configuration (as in resolveConfig).
-    throw new ConfigError(
-      "config",
-      first,
-      `could not be read (${messageOf(error)})`,
-      { cause: error },
-    );
-  }
+  return readable(
+    "config",
+    first,
+    () => fromArguments(first, overrides, readEnv),
+  );
 }
 
 function fromArguments(

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { ConfigError } from "../errors.ts";
+import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import { unknownOption } from "./suggest.ts";
 
 /**
@@ -321,4 +321,24 @@ export function section<T extends object>(
     if (v !== undefined) checked(`${name}.${key}`, v, check as Check);
   }
   return merged as T;
+}
+
+/**
+ * `read()`, over a caller's `value`: what it throws that is not a
+ * NodewireError (a getter, a revoked proxy's trap) becomes a ConfigError
+ * naming `field`, with what was thrown as its cause. What cannot be read
+ * is not a configuration, and the caller gets the typed error promised.
+ */
+export function readable<T>(field: string, value: unknown, read: () => T): T {
+  try {
+    return read();
+  } catch (error) {
+    if (error instanceof NodewireError) throw error;
+    throw new ConfigError(
+      field,
+      value,
+      `could not be read (${messageOf(error)})`,
+      { cause: error },
+    );
+  }
 }

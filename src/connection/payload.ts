@@ -9,6 +9,7 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
+import { lengthOf } from "../protocol/codec.ts";
 
 /**
  * Whether `value` is a real `Uint8Array`: `instanceof` for the type, and
@@ -83,7 +84,7 @@ export function fixedView(payload: Uint8Array): Uint8Array {
   const view = new Uint8Array(
     buffer,
     REAL.byteOffset.call(payload) as number,
-    REAL.length.call(payload) as number,
+    lengthOf(payload),
   );
   return buffer.resizable || buffer.growable ? view.slice() : view;
 }

@@ -16,14 +16,7 @@ import {
   signal,
 } from "../config/options.ts";
 import { durationProblem } from "../config/validate.ts";
-import {
-  ConfigError,
-  type InvalidArgumentError,
-  messageOf,
-  NodewireError,
-} from "../errors.ts";
-import { resolvePoolConfig } from "../config/resolve.ts";
-import type { PoolConfig } from "../config/shapes.ts";
+import type { InvalidArgumentError } from "../errors.ts";
 import type {
   AcquireOptions,
   ConnectionPoolOptions,
@@ -71,30 +64,6 @@ export function readPoolOptions<C extends PoolableConnection>(
     "address",
     "factory",
   ]);
-}
-
-/**
- * `new ConnectionPool()`'s `config`, checked and with the defaults filled
- * in, as `resolvePoolConfig` does; one that cannot be read (a getter or a
- * proxy's trap that throws) is a ConfigError too, with what was thrown as
- * its cause, as for a client's config.
- *
- * @throws {ConfigError} naming `poolConfig` or its field.
- */
-export function readPoolConfig(
-  config: Partial<PoolConfig> | undefined,
-): PoolConfig {
-  try {
-    return resolvePoolConfig(config);
-  } catch (error) {
-    if (error instanceof NodewireError) throw error;
-    throw new ConfigError(
-      "poolConfig",
-      config,
-      `could not be read (${messageOf(error)})`,
-      { cause: error },
-    );
-  }
 }
 
 /**

@@ -18,11 +18,9 @@
 import { type Clock, systemClock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
-import {
-  readAcquireOptions,
-  readPoolConfig,
-  readPoolOptions,
-} from "./arguments.ts";
+import { readAcquireOptions, readPoolOptions } from "./arguments.ts";
+import { resolvePoolConfig } from "../config/resolve.ts";
+import { readable } from "../config/validate.ts";
 import { TickClock } from "../tick_clock.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";
 import { TypedEventTarget } from "../events.ts";
@@ -137,7 +135,10 @@ export class ConnectionPool<C extends PoolableConnection>
     super();
     const o = readPoolOptions<C>(options);
     this.address = o.address;
-    this.config = Object.freeze(readPoolConfig(o.config));
+    // One that cannot be read is a ConfigError too, as a client's is.
+    this.config = Object.freeze(
+      readable("poolConfig", o.config, () => resolvePoolConfig(o.config)),
+    );
     const factory = o.factory;
     const clock = o.clock ?? systemClock;
     const random = o.random ?? Math.random;
