@@ -22,9 +22,27 @@ import type {
 } from "../src/runtime/types.ts";
 
 const native = detectRuntime();
-const adapters: RuntimeName[] = native === "node"
+/**
+ * "deno-conn": Deno's adapter asked for a channel that will start TLS
+ * (`startsTls`), which it opens on a `Deno.Conn` rather than `node:net`:
+ * the same contract holds for that channel.
+ */
+type Under = RuntimeName | "deno-conn";
+const adapters: Under[] = native === "node"
   ? ["node", "memory"]
+  : native === "deno"
+  ? ["deno", "deno-conn", "node", "memory"]
   : [native, "node", "memory"];
+
+/** The adapter a run of the contract uses. */
+async function adapterFor(name: Under): Promise<RuntimeAdapter> {
+  if (name !== "deno-conn") return await getAdapter(name);
+  const deno = await getAdapter("deno");
+  return {
+    ...deno,
+    connect: (options) => deno.connect({ ...options, startsTls: true }),
+  };
+}
 
 /** Connects; returns the error, or undefined (closing the channel) if it connects. */
 function connectError(
@@ -176,7 +194,7 @@ const echo = (probe: Probe) => {
 const encode = (text: string) => new TextEncoder().encode(text);
 
 /** Lets pending socket events run, to catch a second close. */
-const settle = (name: RuntimeName) =>
+const settle = (name: Under) =>
   name === "memory" ? Promise.resolve() : pause(30);
 
 /** Whether this machine has an IPv6 loopback, asked of node:net. */
@@ -192,8 +210,8 @@ function bindsIpv6Loopback(): Promise<boolean> {
 
 for (const name of adapters) {
   test(`${name}: echo round trip over 127.0.0.1`, async () => {
-    const adapter = await getAdapter(name);
-    assert.equal(adapter.name, name);
+    const adapter = await adapterFor(name);
+    assert.equal(adapter.name, name === "deno-conn" ? "deno" : name);
     const server = await Server.start(adapter, echo);
     let client: Probe | undefined;
     try {
@@ -210,6 +228,10 @@ for (const name of adapters) {
       );
       assert.deepEqual(client.channel.remoteAddress?.port, server.port);
       assert.deepEqual(client.closes, []);
+      // The hint is what puts Deno's channel on a Deno.Conn.
+      if (name === "deno-conn") {
+        assert.equal(client.channel.constructor.name, "DenoConnChannel");
+      }
     } finally {
       client?.channel.close();
       await server.stop();
@@ -217,7 +239,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: onClose fires exactly once, after the data, when the peer closes`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter, (probe) => {
       probe.channel.write(encode("last words"));
       probe.channel.close();
@@ -242,7 +264,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: close() is idempotent and reports one clean close`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter, echo);
     let client: Probe | undefined;
     try {
@@ -271,7 +293,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: destroy(error) reports that error once`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter);
     let client: Probe | undefined;
     try {
@@ -296,7 +318,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: a port nobody listens on is refused`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter);
     const port = server.port;
     await server.stop();
@@ -308,7 +330,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: closing a listener refuses new connects, open channels stay`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter, echo);
     let client: Probe | undefined;
     try {
@@ -336,7 +358,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: an unresolvable name gives HostNotFoundError`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     // A resolver that never answers must not hang the suite.
     const signal = AbortSignal.timeout(5000);
     const error = await connectError(adapter, {
@@ -355,7 +377,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: an already aborted signal rejects with its reason`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter);
     try {
       const reason = new Error("not wanted");
@@ -373,7 +395,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: aborting during connect rejects promptly and leaks no socket`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const server = await Server.start(adapter);
     try {
       const controller = new AbortController();
@@ -401,7 +423,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: a reset by the peer surfaces as one close, lost or clean`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     // The server does not read, so the bytes below are still unread when
     // it destroys its end: the kernel answers with a reset.
     const server = await Server.start(adapter, undefined, "127.0.0.1", false);
@@ -439,7 +461,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: backpressure holds a writer until the peer reads, bytes intact`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     const total = 16 * 1024 * 1024;
     const chunkSize = 64 * 1024;
     const server = await Server.start(adapter, undefined, "127.0.0.1", false);
@@ -512,7 +534,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: IPv6 loopback ::1`, async (t) => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     let server: Server;
     try {
       server = await Server.start(adapter, echo, "::1");
@@ -549,7 +571,7 @@ for (const name of adapters) {
   });
 
   test(`${name}: connect errors are SDK errors, never runtime ones`, async () => {
-    const adapter = await getAdapter(name);
+    const adapter = await adapterFor(name);
     // Port 0 cannot be connected to on any runtime.
     const error = await connectError(adapter, {
       hostname: "127.0.0.1",

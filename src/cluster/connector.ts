@@ -99,6 +99,7 @@ export function createNodePool(
             dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
           }
           : undefined,
+        startsTls: startsTls(config),
         ...connectionOptions,
         handshake,
         signal,
@@ -112,6 +113,16 @@ export function createNodePool(
   });
   if (config.logger) logPoolEvents(config.logger, pool);
   return pool;
+}
+
+/**
+ * Whether the handshake will upgrade to TLS (negotiation picks it whenever
+ * the node offers it), verifying the node: the hint lets the adapter open
+ * the socket its own TLS is fastest on.
+ */
+function startsTls(config: ResolvedConfig): boolean {
+  return !config.tls.direct && config.tlsPolicy !== "disable" &&
+    config.protocols.includes("tls") && !config.tls.dangerouslySkipVerify;
 }
 
 /**

@@ -92,6 +92,11 @@ export interface ConnectionOptions {
    * usual way is a plaintext start upgraded by the handshake instead.
    */
   tls?: Omit<TlsOptions, "signal">;
+  /**
+   * Set when `handshake` upgrades to verified TLS (the client does): a
+   * hint for the adapter, see `ConnectOptions.startsTls`.
+   */
+  startsTls?: boolean;
 }
 
 let nextConnectionId = 1;

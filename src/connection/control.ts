@@ -176,6 +176,7 @@ export const CONNECT: Record<string, Rule> = {
   signal,
   handshake: func,
   tls: is((v) => typeof v === "object" && v !== null, "expected an object"),
+  startsTls: bool,
 };
 
 const RECEIVE: Record<string, Rule> = {

@@ -59,6 +59,8 @@ export interface OpenOptions<C> {
   ) => Promise<void>;
   /** TLS from the first byte. */
   tls?: Omit<TlsOptions, "signal">;
+  /** The handshake will upgrade to TLS (a hint to the adapter). */
+  startsTls?: boolean;
   /** Name sent in HELLO. Default `"nodewire"`. */
   clientName?: string;
   /** Largest payload the connection accepts, offered in HELLO. */
@@ -123,6 +125,7 @@ export async function openConnection<C extends OpenedConnection>(
       ...endpoint,
       signal: controller.signal,
       tls: options.tls,
+      startsTls: options.startsTls,
     });
     connection = create(channel, endpoint, clock, timeoutMs);
     const hello = await exchangeHello(connection, options, controller.signal);

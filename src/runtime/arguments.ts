@@ -31,6 +31,7 @@ const signal: Rule = [
   (v) => v instanceof AbortSignal,
   "expected an AbortSignal",
 ];
+const bool: Rule = [(v) => typeof v === "boolean", "expected a boolean"];
 // Checked on its own, as an object of its own options.
 const nested: Rule = [() => true, ""];
 
@@ -74,7 +75,7 @@ const CLIENT_TLS: Record<string, Rule> = {
     (v) => Array.isArray(v) && v.every(pem[0]),
     "expected an array of PEM strings",
   ],
-  dangerouslySkipVerify: [(v) => typeof v === "boolean", "expected a boolean"],
+  dangerouslySkipVerify: bool,
   signal,
 };
 const SERVER_TLS: Record<string, Rule> = { cert: pem, key: pem, signal };
@@ -104,7 +105,7 @@ export function checkConnect(options: unknown): void {
   check(
     method,
     options,
-    { hostname: host, port, signal, tls: nested },
+    { hostname: host, port, signal, tls: nested, startsTls: bool },
     [
       "hostname",
       "port",

@@ -14,8 +14,8 @@
  *
  * Deno's node:tls calls an expired certificate unverifiable; the Node
  * adapter, which Deno's builds on, reads the certificate's dates itself and
- * says "expired". Rustls messages are still recognised, for an adapter
- * that uses `Deno.startTls`.
+ * says "expired". Rustls messages are Deno's verified upgrades
+ * (deno/conn_channel.ts).
  *
  * @module
  */

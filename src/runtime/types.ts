@@ -27,6 +27,11 @@ export interface ConnectOptions {
    * verified the node). Only on adapters with `supportsTls`.
    */
   tls?: TlsOptions;
+  /**
+   * A hint: `startTls` will follow, verifying the node. Deno's adapter then
+   * opens a `Deno.Conn`, for `Deno.startTls`.
+   */
+  startsTls?: boolean;
 }
 
 /** Options for {@linkcode RuntimeAdapter.listen}. */

@@ -36,6 +36,13 @@ export const COALESCE_LIMIT = 128 * 1024;
 export const COPY_BELOW = 16 * 1024;
 
 /**
+ * Why a channel gives up when `peek()` hands it an empty chunk: a queued
+ * payload's buffer was detached.
+ */
+export const DETACHED = "a payload's buffer was detached (transferred) " +
+  "while queued to be sent: its frame cannot be completed";
+
+/**
  * A FIFO of byte chunks with a byte count, high and low water marks and
  * waiters for the low mark.
  */

@@ -44,11 +44,7 @@ import type {
   TlsOptions,
   TlsServerOptions,
 } from "../types.ts";
-import { WriteQueue } from "../write_queue.ts";
-
-/** Why a channel whose queued payload was detached gives up. */
-const DETACHED = "a payload's buffer was detached (transferred) while " +
-  "queued to be sent: its frame cannot be completed";
+import { DETACHED, WriteQueue } from "../write_queue.ts";
 
 /** The part of Bun's `Socket` this adapter uses. */
 interface BunSocket {

@@ -8,14 +8,9 @@
  *   takes in all its peer sends, even while paused, where the channel
  *   here stops reading) and on Bun (`upgradeTLS` on an accepted socket
  *   starts a client handshake);
- * - the client side on Bun while bytes are still queued (see there).
- *
- * Not the client side on a `Deno.Conn`, which went through here because
- * a `Deno.startTls` handshake cannot be abandoned: closing its TlsConn
- * before the handshake finished leaves the TCP socket open until the
- * peer closes it, as Deno completes the handshake first (seen again on
- * deno 2.9.6, 2026-12-05). Deno's adapter is on `node:net` now, whose
- * sockets `node:tls` takes over directly, 79% of TCP against 67% here.
+ * - the client side on Bun while bytes are still queued (see there), and
+ *   on Deno's `Deno.Conn` channel where `Deno.startTls` must not do it
+ *   (see deno/conn_channel.ts).
  *
  * `node:tls` and `node:stream` are loaded on first use only.
  *

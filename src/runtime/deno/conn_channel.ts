@@ -1,0 +1,270 @@
+/**
+ * A channel on a `Deno.Conn`, for the connections the client means to
+ * upgrade to TLS (`ConnectOptions.startsTls`, or direct TLS): its
+ * `startTls` is Deno's own (`Deno.startTls`, rustls), which costs about
+ * half the CPU per request of `node:tls` under Deno. On deno 2.9.6
+ * (bench/limit.bench.ts, native node out of process, 64 in flight) TLS
+ * requests went from 74-77% of TCP through `node:tls` to 89%.
+ *
+ * Plain connections stay on `node:net` (see adapter.ts): it reads 1 KiB
+ * requests 1.5-1.8x as fast as this loop.
+ *
+ * The price: Deno cannot abandon a handshake. Closing a TlsConn whose
+ * handshake has not finished leaves its socket open until the handshake
+ * ends, that is until the peer answers or closes (the process can still
+ * exit). So a handshake given up on (a timeout, an abort) marks its
+ * endpoint `stalled`, and every later TLS connection to it goes through
+ * `node:tls`, whose sockets are ours to close: at most one socket per
+ * node is left to its peer.
+ *
+ * @module
+ */
+
+import { ConnectionLostError, type Endpoint } from "../../errors.ts";
+import { ChannelBase } from "../channel_base.ts";
+import { toConnectionError } from "../errors.ts";
+import { startTlsOver } from "../node/tls_stream.ts";
+import { handshakeUnder } from "../tls.ts";
+import type { ByteChannel, ConnectOptions, TlsOptions } from "../types.ts";
+import { DETACHED, WriteQueue } from "../write_queue.ts";
+
+/**
+ * Reads start at 4 KiB (an idle pooled connection holds no more) and
+ * double each time one fills, up to 64 KiB. A read of 16 KiB or more is
+ * handed over in its buffer; a smaller one is copied out, so a short
+ * reply does not pin a whole buffer.
+ */
+const FIRST_READ = 4 * 1024;
+const LAST_READ = 64 * 1024;
+const KEEP_AT = 16 * 1024;
+
+/** Endpoints ("host:port") that once left a native handshake hanging. */
+const stalled = new Set<string>();
+
+/**
+ * Whether a native handshake with `endpoint` was given up on: its TLS
+ * goes through `node:tls` from then on (see the module comment).
+ */
+export function isStalled(endpoint: Endpoint): boolean {
+  return stalled.has(key(endpoint));
+}
+
+const key = (endpoint: Endpoint) => `${endpoint.hostname}:${endpoint.port}`;
+
+/** See the module comment. */
+export class DenoConnChannel extends ChannelBase {
+  /** Writes are awaited before they leave the queue, so none holds on. */
+  readonly releasesWrites = true;
+  #conn: Deno.Conn;
+  #queue = new WriteQueue();
+  #pumping = false;
+  #closing = false;
+  // A pause lets the read in flight finish and starts no other, so that
+  // no read holds the socket when TLS takes it (see ByteChannel.pause).
+  #paused = false;
+  #looping = false;
+  #inRead = false;
+
+  /** Takes over `conn`, connected to `endpoint`. */
+  constructor(conn: Deno.Conn, endpoint: Endpoint) {
+    super(endpoint);
+    this.#conn = conn;
+  }
+
+  get bufferedAmount(): number {
+    return this.#queue.size;
+  }
+
+  get remoteAddress(): Deno.NetAddr {
+    return this.#conn.remoteAddr as Deno.NetAddr;
+  }
+
+  write(bytes: Uint8Array): boolean {
+    if (this.finished || this.#closing) return false;
+    const below = this.#queue.push(bytes);
+    if (!this.#pumping) {
+      this.#pumping = true;
+      // One microtask lets the rest of the tick's frames join, so they
+      // leave in one write (a Deno.Conn has no writev).
+      queueMicrotask(() => this.#pump());
+    }
+    return below;
+  }
+
+  drained(): Promise<void> {
+    return this.finished ? Promise.resolve() : this.#queue.drained();
+  }
+
+  close(): void {
+    if (this.finished || this.#closing) return;
+    this.#closing = true;
+    if (!this.#pumping) this.#end();
+    else this.closeWithin();
+  }
+
+  destroy(error?: Error): void {
+    if (this.finished) return;
+    this.#queue.clear();
+    this.#release();
+    this.finish(error);
+  }
+
+  protected startReading(): void {
+    this.#looping = true;
+    void this.#read();
+  }
+
+  /** Starts no read after the one in flight, until `resume()`. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Reads again. */
+  resume(): void {
+    this.#paused = false;
+    if (!this.#looping && !this.finished) this.startReading();
+  }
+
+  /**
+   * Client side of a TLS upgrade with `Deno.startTls`. Through `node:tls`
+   * over this channel (tls_stream.ts) instead when rustls must not do it:
+   * verification skipped (it has no option for that), the endpoint
+   * stalled once (see the module comment), or the socket busy with a read
+   * or queued bytes, which must go before the ClientHello.
+   */
+  startTls(options: TlsOptions): Promise<ByteChannel> {
+    const endpoint = this.endpoint;
+    if (
+      options.dangerouslySkipVerify === true || this.#inRead ||
+      this.#queue.size > 0 || this.finished || this.#closing ||
+      isStalled(endpoint)
+    ) {
+      return startTlsOver(this, endpoint, options);
+    }
+    const conn = this.#conn as Deno.TcpConn;
+    this.retire();
+    let secure: Deno.TlsConn | undefined;
+    return handshakeUnder(
+      options.signal,
+      () => {
+        // Given up on before the handshake ended: its socket stays open
+        // until the peer answers or closes.
+        if (options.signal?.aborted && secure) stalled.add(key(endpoint));
+        try {
+          (secure ?? conn).close();
+        } catch {
+          // Closed already.
+        }
+      },
+      endpoint,
+      options.serverName,
+      async () => {
+        secure = await Deno.startTls(conn, {
+          hostname: options.serverName,
+          caCerts: options.ca ? [...options.ca] : undefined,
+        });
+        await secure.handshake();
+        return new DenoConnChannel(secure, endpoint);
+      },
+    );
+  }
+
+  async #read(): Promise<void> {
+    let buffer = new Uint8Array(FIRST_READ);
+    try {
+      while (!this.finished) {
+        if (this.#paused) {
+          this.#looping = false;
+          return;
+        }
+        this.#inRead = true;
+        const n = await this.#conn.read(buffer);
+        this.#inRead = false;
+        if (this.finished) return;
+        // The peer finished sending: flush, and close too, as node:net
+        // does without allowHalfOpen.
+        if (n === null) return this.close();
+        const size = n === buffer.length
+          ? Math.min(LAST_READ, 2 * buffer.length)
+          : buffer.length;
+        if (n >= KEEP_AT) {
+          this.emitData(buffer.subarray(0, n));
+          buffer = new Uint8Array(size);
+        } else {
+          this.emitData(buffer.slice(0, n));
+          if (size !== buffer.length) buffer = new Uint8Array(size);
+        }
+      }
+    } catch (error) {
+      // After our own close the read fails (BadResource, Interrupted):
+      // that is no news.
+      if (!this.finished) this.#fail(error);
+    }
+  }
+
+  async #pump(): Promise<void> {
+    try {
+      while (this.#queue.size > 0 && !this.finished) {
+        const bytes = this.#queue.peek();
+        // A queued payload's buffer was detached: its frame's header
+        // left, its bytes cannot, and writing nothing would spin.
+        if (bytes.length === 0) {
+          return this.#fail(new ConnectionLostError(this.endpoint, DETACHED));
+        }
+        this.#queue.consume(await this.#conn.write(bytes));
+      }
+    } catch (error) {
+      if (!this.finished) this.#fail(error);
+    } finally {
+      this.#pumping = false;
+    }
+    if (this.#closing && !this.finished) this.#end();
+  }
+
+  #end(): void {
+    this.#release();
+    this.finish();
+  }
+
+  #fail(error: unknown): void {
+    this.#queue.clear();
+    this.#release();
+    this.finish(toConnectionError(error, this.endpoint));
+  }
+
+  #release(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // Closed already (by a reset, or by us).
+    }
+  }
+}
+
+/**
+ * A plain connection on `Deno.connect`, with Nagle off, as a
+ * {@linkcode DenoConnChannel}. An abort rejects with the signal's reason.
+ */
+export async function connectConn(
+  options: ConnectOptions,
+): Promise<ByteChannel> {
+  const { hostname, port, signal } = options;
+  signal?.throwIfAborted();
+  const started = performance.now();
+  let conn: Deno.TcpConn;
+  try {
+    conn = await Deno.connect({ hostname, port, signal });
+  } catch (error) {
+    if (signal?.aborted) throw signal.reason;
+    throw toConnectionError(error, { hostname, port }, {
+      phase: "connect",
+      elapsedMs: performance.now() - started,
+    });
+  }
+  if (signal?.aborted) {
+    conn.close();
+    throw signal.reason;
+  }
+  conn.setNoDelay(true);
+  return new DenoConnChannel(conn, { hostname, port });
+}
