@@ -8,7 +8,7 @@ import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { FrameWriter } from "../src/connection/frame_writer.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
-import type { ByteChannel } from "../src/runtime/types.ts";
+import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 
 /** The runtime globals the leak tests look at, where the runtime has them. */
 export const runtimeGlobals = globalThis as {
@@ -142,4 +142,15 @@ export function agreeToTls(
       }
     });
   });
+}
+
+/**
+ * Connects to 127.0.0.1:`port` with the `startsTls` hint: on Deno the
+ * channel is then a `Deno.Conn`'s, upgraded by `Deno.startTls`.
+ */
+export function connectHinted(
+  adapter: RuntimeAdapter,
+  port: number,
+): Promise<ByteChannel> {
+  return adapter.connect({ hostname: "127.0.0.1", port, startsTls: true });
 }

@@ -10,6 +10,7 @@ import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { ConnectionLostError, InvalidArgumentError } from "../src/errors.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
+import { connectHinted } from "./helpers.ts";
 import type {
   ByteChannel,
   ConnectOptions,
@@ -149,11 +150,7 @@ test("aborting the TLS handshake of a startsTls channel rejects with the reason;
   });
   /** Connects with the hint, starts TLS, aborts it after 50 ms. */
   const abandon = async () => {
-    const channel = await adapter.connect({
-      hostname: "127.0.0.1",
-      port: listener.port,
-      startsTls: true,
-    });
+    const channel = await connectHinted(adapter, listener.port);
     const controller = new AbortController();
     const reason = new Error("given up");
     const pending = channel.startTls!({
@@ -243,11 +240,7 @@ if (ON_DENO) {
         ] as const
       ) {
         const before = startTls.count();
-        const plain = await adapter.connect({
-          hostname: "127.0.0.1",
-          port: listener.port,
-          startsTls: true,
-        });
+        const plain = await connectHinted(adapter, listener.port);
         assert.equal(plain.constructor.name, "DenoConnChannel");
         const secure = await plain.startTls!({
           serverName: "localhost",
@@ -275,11 +268,7 @@ if (ON_DENO) {
       channel.pause?.(); // reads nothing: the client's writes queue up
       channel.onData(() => {});
     });
-    const channel = await adapter.connect({
-      hostname: "127.0.0.1",
-      port: listener.port,
-      startsTls: true,
-    });
+    const channel = await connectHinted(adapter, listener.port);
     try {
       channel.onData(() => {});
       const closed = new Promise<Error | undefined>((resolve) =>

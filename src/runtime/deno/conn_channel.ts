@@ -25,6 +25,7 @@ import { ChannelBase } from "../channel_base.ts";
 import { toConnectionError } from "../errors.ts";
 import { startTlsOver } from "../node/tls_stream.ts";
 import { handshakeUnder } from "../tls.ts";
+import { checkTls } from "../arguments.ts";
 import type { ByteChannel, ConnectOptions, TlsOptions } from "../types.ts";
 import { DETACHED, WriteQueue } from "../write_queue.ts";
 
@@ -63,6 +64,7 @@ export class DenoConnChannel extends ChannelBase {
   // no read holds the socket when TLS takes it (see ByteChannel.pause).
   #paused = false;
   #looping = false;
+  #started = false;
   #inRead = false;
 
   /** Takes over `conn`, connected to `endpoint`. */
@@ -110,7 +112,7 @@ export class DenoConnChannel extends ChannelBase {
   }
 
   protected startReading(): void {
-    this.#looping = true;
+    this.#started = this.#looping = true;
     void this.#read();
   }
 
@@ -122,7 +124,9 @@ export class DenoConnChannel extends ChannelBase {
   /** Reads again. */
   resume(): void {
     this.#paused = false;
-    if (!this.#looping && !this.finished) this.startReading();
+    if (this.#started && !this.#looping && !this.finished) {
+      this.startReading();
+    }
   }
 
   /**
@@ -132,39 +136,58 @@ export class DenoConnChannel extends ChannelBase {
    * stalled once (see the module comment), or the socket busy with a read
    * or queued bytes, which must go before the ClientHello.
    */
-  startTls(options: TlsOptions): Promise<ByteChannel> {
+  // async: a bad argument or a spent channel rejects rather than throws.
+  async startTls(options: TlsOptions): Promise<ByteChannel> {
+    checkTls("startTls()", options, false);
     const endpoint = this.endpoint;
+    if (this.finished || this.#closing) {
+      throw toConnectionError(
+        Object.assign(new Error("socket closed"), { code: "EPIPE" }),
+        endpoint,
+      );
+    }
     if (
       options.dangerouslySkipVerify === true || this.#inRead ||
-      this.#queue.size > 0 || this.finished || this.#closing ||
-      isStalled(endpoint)
+      this.#queue.size > 0 || isStalled(endpoint)
     ) {
-      return startTlsOver(this, endpoint, options);
+      return await startTlsOver(this, endpoint, options);
     }
     const conn = this.#conn as Deno.TcpConn;
     this.retire();
     let secure: Deno.TlsConn | undefined;
-    return handshakeUnder(
+    let abandoned = false;
+    let shaken = false;
+    // Given up on before the handshake ended: Deno keeps the socket open
+    // until the peer answers or closes, so the node is marked.
+    const abandon = (tls: Deno.TlsConn) => {
+      stalled.add(key(endpoint));
+      release(tls);
+    };
+    return await handshakeUnder(
       options.signal,
       () => {
-        // Given up on before the handshake ended: its socket stays open
-        // until the peer answers or closes.
-        if (options.signal?.aborted && secure) stalled.add(key(endpoint));
-        try {
-          (secure ?? conn).close();
-        } catch {
-          // Closed already.
-        }
+        abandoned = true;
+        // Before Deno.startTls took the socket, closing it is enough;
+        // after, a socket it still holds is abandoned when it returns.
+        if (secure === undefined) release(conn);
+        else if (options.signal?.aborted && !shaken) abandon(secure);
+        else release(secure);
       },
       endpoint,
       options.serverName,
       async () => {
-        secure = await Deno.startTls(conn, {
+        const tls = await Deno.startTls(conn, {
           hostname: options.serverName,
           caCerts: options.ca ? [...options.ca] : undefined,
         });
-        await secure.handshake();
-        return new DenoConnChannel(secure, endpoint);
+        if (abandoned) {
+          abandon(tls);
+          throw options.signal?.reason;
+        }
+        secure = tls;
+        await tls.handshake();
+        shaken = true;
+        return new DenoConnChannel(tls, endpoint);
       },
     );
   }
@@ -233,11 +256,15 @@ export class DenoConnChannel extends ChannelBase {
   }
 
   #release(): void {
-    try {
-      this.#conn.close();
-    } catch {
-      // Closed already (by a reset, or by us).
-    }
+    release(this.#conn);
+  }
+}
+
+function release(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch {
+    // Closed already (by a reset, or by us), or taken by Deno.startTls.
   }
 }
 
