@@ -186,6 +186,39 @@ test("aborting the TLS handshake of a startsTls channel rejects with the reason;
   }
 });
 
+test("direct TLS to a node that never answers: the connect's abort rejects with its reason, and on Deno the next direct connect to it goes through node:tls", async () => {
+  const adapter = await getAdapter();
+  const accepted: ByteChannel[] = [];
+  const listener = await adapter.listen({ port: 0 }, (channel) => {
+    accepted.push(channel);
+    channel.onData(() => {});
+  });
+  const startTls = countStartTls();
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const controller = new AbortController();
+      const reason = new Error(`attempt ${attempt} given up`);
+      setTimeout(() => controller.abort(reason), 50);
+      await assert.rejects(
+        adapter.connect({
+          hostname: "127.0.0.1",
+          port: listener.port,
+          signal: controller.signal,
+          tls: { serverName: "localhost", ca: [CA] },
+        }),
+        (error) => error === reason,
+      );
+    }
+    assert.equal(accepted.length, 2);
+    // Only the first went through Deno.startTls: its endpoint is stalled.
+    assert.equal(startTls.count(), ON_DENO ? 1 : 0);
+  } finally {
+    startTls.restore();
+    for (const channel of accepted) channel.destroy();
+    await listener.close();
+  }
+});
+
 test("startsTls must be a boolean: anything else is an InvalidArgumentError naming it, from the adapter and from the client", async () => {
   const adapter = await getAdapter();
   for (const value of ["yes", 1, null, {}]) {
