@@ -12,16 +12,19 @@
  * The price: Deno cannot abandon a handshake. Closing a TlsConn whose
  * handshake has not finished leaves its socket open until the handshake
  * ends, that is until the peer answers or closes (the process can still
- * exit). So a handshake given up on (a timeout, an abort) marks its
- * endpoint `stalled`, and every later TLS connection to it goes through
- * `node:tls`, whose sockets are ours to close: at most one socket per
- * node is left to its peer.
+ * exit). So a handshake given up on (a timeout, an abort) gets
+ * {@linkcode CLOSE_STALL_MS} more to finish, and is then closed; one that
+ * has not finished by then marks its endpoint stalled, and every later TLS
+ * connection to it goes through `node:tls`, whose sockets are ours to
+ * close: at most one socket per node is left to its peer. While such a
+ * handshake has its grace, its endpoint counts as stalled too.
  *
  * @module
  */
 
 import { ConnectionLostError, type Endpoint } from "../../errors.ts";
-import { ChannelBase } from "../channel_base.ts";
+import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
+import { unrefTimer } from "../timers.ts";
 import { toConnectionError } from "../errors.ts";
 import { startTlsOver } from "../node/tls_stream.ts";
 import { handshakeUnder } from "../tls.ts";
@@ -41,13 +44,40 @@ const KEEP_AT = 16 * 1024;
 
 /** Endpoints ("host:port") that once left a native handshake hanging. */
 const stalled = new Set<string>();
+/** Per endpoint, the handshakes given up on that still have their grace. */
+const graced = new Map<string, number>();
 
 /**
- * Whether a native handshake with `endpoint` was given up on: its TLS
- * goes through `node:tls` from then on (see the module comment).
+ * Whether a native handshake with `endpoint` was given up on and left
+ * hanging, or still may be: its TLS goes through `node:tls` (see the
+ * module comment).
  */
 export function isStalled(endpoint: Endpoint): boolean {
-  return stalled.has(key(endpoint));
+  const at = key(endpoint);
+  return stalled.has(at) || graced.has(at);
+}
+
+/**
+ * A handshake given up on: it may still finish within the grace, and is
+ * then closed cleanly; past it, it is closed anyway (Deno keeps its socket
+ * until the peer answers) and the endpoint is stalled for good.
+ */
+function giveUp(at: string, tls: Deno.TlsConn, shaking: Promise<unknown>) {
+  graced.set(at, (graced.get(at) ?? 0) + 1);
+  let left = true;
+  const end = (hanging: boolean) => {
+    if (!left) return;
+    left = false;
+    clearTimeout(timer);
+    const count = graced.get(at)! - 1;
+    if (count > 0) graced.set(at, count);
+    else graced.delete(at);
+    if (hanging) stalled.add(at);
+    release(tls);
+  };
+  const timer = setTimeout(() => end(true), CLOSE_STALL_MS);
+  unrefTimer(timer);
+  shaking.then(() => end(false), () => end(false));
 }
 
 const key = (endpoint: Endpoint) => `${endpoint.hostname}:${endpoint.port}`;
@@ -154,24 +184,20 @@ export class DenoConnChannel extends ChannelBase {
     }
     const conn = this.#conn as Deno.TcpConn;
     this.retire();
+    const at = key(endpoint);
     let secure: Deno.TlsConn | undefined;
+    let shaking: Promise<unknown> | undefined;
     let abandoned = false;
-    let shaken = false;
-    // Given up on before the handshake ended: Deno keeps the socket open
-    // until the peer answers or closes, so the node is marked.
-    const abandon = (tls: Deno.TlsConn) => {
-      stalled.add(key(endpoint));
-      release(tls);
-    };
     return await handshakeUnder(
       options.signal,
       () => {
         abandoned = true;
         // Before Deno.startTls took the socket, closing it is enough;
-        // after, a socket it still holds is abandoned when it returns.
+        // after, a handshake it started is given up on when it returns.
         if (secure === undefined) release(conn);
-        else if (options.signal?.aborted && !shaken) abandon(secure);
-        else release(secure);
+        else if (shaking && options.signal?.aborted) {
+          giveUp(at, secure, shaking);
+        } else release(secure);
       },
       endpoint,
       options.serverName,
@@ -181,12 +207,11 @@ export class DenoConnChannel extends ChannelBase {
           caCerts: options.ca ? [...options.ca] : undefined,
         });
         if (abandoned) {
-          abandon(tls);
+          giveUp(at, tls, tls.handshake());
           throw options.signal?.reason;
         }
         secure = tls;
-        await tls.handshake();
-        shaken = true;
+        await (shaking = tls.handshake());
         return new DenoConnChannel(tls, endpoint);
       },
     );
@@ -278,19 +303,32 @@ export async function connectConn(
   const { hostname, port, signal } = options;
   signal?.throwIfAborted();
   const started = performance.now();
+  // Not the caller's signal: Deno.connect aborted as it connected (its
+  // result not yet delivered, the event loop busy) leaks that socket (deno
+  // 2.9.6). An abort rejects at once; the connect gets CLOSE_STALL_MS to
+  // end, closed if it connected, and is cancelled after.
+  const cancel = new AbortController();
+  const connecting = Deno.connect({ hostname, port, signal: cancel.signal });
   let conn: Deno.TcpConn;
   try {
-    conn = await Deno.connect({ hostname, port, signal });
+    conn = await new Promise<Deno.TcpConn>((resolve, reject) => {
+      const onAbort = () => {
+        reject(signal!.reason);
+        const timer = setTimeout(() => cancel.abort(), CLOSE_STALL_MS);
+        unrefTimer(timer);
+        connecting.then(release, () => {}).finally(() => clearTimeout(timer));
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      connecting.then(resolve, reject).finally(() =>
+        signal?.removeEventListener("abort", onAbort)
+      );
+    });
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
     throw toConnectionError(error, { hostname, port }, {
       phase: "connect",
       elapsedMs: performance.now() - started,
     });
-  }
-  if (signal?.aborted) {
-    conn.close();
-    throw signal.reason;
   }
   conn.setNoDelay(true);
   return new DenoConnChannel(conn, { hostname, port });
