@@ -319,9 +319,14 @@ export async function connectConn(
         connecting.then(release, () => {}).finally(() => clearTimeout(timer));
       };
       signal?.addEventListener("abort", onAbort, { once: true });
-      connecting.then(resolve, reject).finally(() =>
-        signal?.removeEventListener("abort", onAbort)
-      );
+      const settled = () => signal?.removeEventListener("abort", onAbort);
+      connecting.then((conn) => {
+        settled();
+        resolve(conn);
+      }, (error) => {
+        settled();
+        reject(error);
+      });
     });
   } catch (error) {
     if (signal?.aborted) throw signal.reason;
@@ -329,6 +334,11 @@ export async function connectConn(
       phase: "connect",
       elapsedMs: performance.now() - started,
     });
+  }
+  // Aborted after it connected, before this ran.
+  if (signal?.aborted) {
+    release(conn);
+    throw signal.reason;
   }
   conn.setNoDelay(true);
   return new DenoConnChannel(conn, { hostname, port });
