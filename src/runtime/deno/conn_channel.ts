@@ -4,7 +4,7 @@
  * `startTls` is Deno's own (`Deno.startTls`, rustls), which costs about
  * half the CPU per request of `node:tls` under Deno. On deno 2.9.6
  * (bench/limit.bench.ts, native node out of process, 64 in flight) TLS
- * requests went from 74-77% of TCP through `node:tls` to 89%.
+ * went from 71-81% of TCP's rate through `node:tls` to 82-91%.
  *
  * Plain connections stay on `node:net` (see adapter.ts): it reads 1 KiB
  * requests 1.5-1.8x as fast as this loop.
