@@ -1,6 +1,7 @@
 // Helpers shared by several test files. Not a test file itself: the suite
 // finds tests by the `.test.ts` suffix, which this name does not have.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import type { Scene } from "./support/fault_scene.ts";
 import type { Tracked } from "./support/fault_harness.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
@@ -153,4 +154,31 @@ export function connectHinted(
   port: number,
 ): Promise<ByteChannel> {
   return adapter.connect({ hostname: "127.0.0.1", port, startsTls: true });
+}
+
+/** A fixture of `scripts/gen-test-certs.sh` (testing/certs/), as text. */
+export function pem(name: string): string {
+  return readFileSync(
+    new URL(`../testing/certs/${name}`, import.meta.url),
+    "utf8",
+  );
+}
+
+/**
+ * Counts the calls of `Deno.startTls` (on Deno; elsewhere there are none):
+ * `hook.calls`, and `hook.onCall` runs right after each call. `restore()`
+ * puts the original back.
+ */
+export function hookStartTls() {
+  const hook = { calls: 0, onCall: undefined as (() => void) | undefined };
+  const deno = (globalThis as { Deno?: typeof Deno }).Deno;
+  if (deno === undefined) return { hook, restore: () => {} };
+  const original = deno.startTls;
+  deno.startTls = ((...args: Parameters<typeof Deno.startTls>) => {
+    hook.calls++;
+    const pending = original(...args);
+    hook.onCall?.();
+    return pending;
+  }) as typeof Deno.startTls;
+  return { hook, restore: () => (deno.startTls = original) };
 }

@@ -4,7 +4,7 @@
 // there is one, and never a credential.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { pem } from "./helpers.ts";
 import { inspect } from "node:util";
 import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig, LogEntry } from "../src/config/shapes.ts";
@@ -22,13 +22,6 @@ import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 
 const PASSWORD = "s3cret-Horse-Battery-Staple";
-
-function pem(name: string): string {
-  return readFileSync(
-    new URL(`../testing/certs/${name}`, import.meta.url),
-    "utf8",
-  );
-}
 
 /** One connection per node, no health loop: every entry is one we caused. */
 function config(

@@ -3,7 +3,6 @@
 // failures that fail closed, the unsafe switch and the handshake timeout.
 // Certificates come from scripts/gen-test-certs.sh (testing/certs/).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
@@ -25,17 +24,10 @@ import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { systemClock } from "../src/clock.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { tlsTransport } from "../src/handshake/tls.ts";
-import { agreeToTls } from "./helpers.ts";
+import { agreeToTls, pem } from "./helpers.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { concatBytes } from "../testing/bytes.ts";
-
-function pem(name: string): string {
-  return readFileSync(
-    new URL(`../testing/certs/${name}`, import.meta.url),
-    "utf8",
-  );
-}
 
 const CA = pem("ca.pem");
 

@@ -3,7 +3,6 @@
 // the plaintext-injection check on the deterministic memory network with a
 // virtual clock.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
@@ -30,16 +29,9 @@ import {
   resolveTlsConfig,
 } from "../src/config/tls.ts";
 import { tlsTransport } from "../src/handshake/tls.ts";
-import { agreeToTls } from "./helpers.ts";
+import { agreeToTls, pem } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-
-function pem(name: string): string {
-  return readFileSync(
-    new URL(`../testing/certs/${name}`, import.meta.url),
-    "utf8",
-  );
-}
 
 function configError(fn: () => unknown): ConfigError {
   try {

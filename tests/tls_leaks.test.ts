@@ -2,7 +2,6 @@
 // connections, a refused certificate, a handshake abandoned at its
 // timeout) and disconnecting, no socket, TLS session or timer is left.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
 import { systemClock } from "../src/clock.ts";
@@ -13,7 +12,7 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { tlsTransport } from "../src/handshake/tls.ts";
 import { CountingClock } from "./support/counting.ts";
-import { agreeToTls } from "./helpers.ts";
+import { agreeToTls, pem } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 
@@ -29,13 +28,6 @@ const g = globalThis as {
   Bun?: unknown;
   process?: { getActiveResourcesInfo?: () => string[] };
 };
-
-function pem(name: string): string {
-  return readFileSync(
-    new URL(`../testing/certs/${name}`, import.meta.url),
-    "utf8",
-  );
-}
 
 const CA = pem("ca.pem");
 

@@ -4,13 +4,12 @@
 // node:tls. What the hint changes is checked on Deno; that it is only a
 // hint (every adapter's channel works either way) on all three runtimes.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import { ConnectionLostError, InvalidArgumentError } from "../src/errors.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
-import { connectHinted } from "./helpers.ts";
+import { connectHinted, hookStartTls, pem } from "./helpers.ts";
 import type {
   ByteChannel,
   ConnectOptions,
@@ -19,8 +18,6 @@ import type {
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 
-const pem = (name: string) =>
-  readFileSync(new URL(`../testing/certs/${name}`, import.meta.url), "utf8");
 const CA = pem("ca.pem");
 const ON_DENO = detectRuntime() === "deno";
 
@@ -41,25 +38,12 @@ async function recording() {
   return { adapter, asked, channels };
 }
 
-/** Counts the calls of Deno.startTls (on Deno; elsewhere there is none). */
-function countStartTls(): { count: () => number; restore: () => void } {
-  if (!ON_DENO) return { count: () => 0, restore: () => {} };
-  const deno = (globalThis as unknown as { Deno: typeof Deno }).Deno;
-  const original = deno.startTls;
-  let calls = 0;
-  deno.startTls = ((...args: Parameters<typeof Deno.startTls>) => {
-    calls++;
-    return original(...args);
-  }) as typeof Deno.startTls;
-  return { count: () => calls, restore: () => (deno.startTls = original) };
-}
-
 test("the client hints startsTls exactly when the handshake will upgrade to verified TLS, and TLS works with the hint on every runtime", async () => {
   const node = await startTestNode({
     protocols: ["tls", "tcp"],
     tls: { cert: pem("server.pem"), key: pem("server-key.pem") },
   });
-  const startTls = countStartTls();
+  const { hook: startTls, restore: restoreStartTls } = hookStartTls();
   try {
     const cases: [string, Partial<ConnectionConfig>, boolean, string][] = [
       ["require", { tlsPolicy: "require", tls: { ca: CA } }, true, "tls"],
@@ -80,7 +64,7 @@ test("the client hints startsTls exactly when the handshake will upgrade to veri
     ];
     for (const [name, extra, hinted, protocol] of cases) {
       const { adapter, asked } = await recording();
-      const before = startTls.count();
+      const before = startTls.calls;
       const client = await Client.connect({
         hosts: [`127.0.0.1:${node.port}`],
         poolConfig: { minConnections: 1, maxConnecting: 1 },
@@ -98,7 +82,7 @@ test("the client hints startsTls exactly when the handshake will upgrade to veri
         // On Deno a hinted connection is upgraded by Deno.startTls, once
         // per connection; nothing else calls it.
         assert.equal(
-          startTls.count() - before,
+          startTls.calls - before,
           ON_DENO && hinted ? asked.length : 0,
           name,
         );
@@ -107,7 +91,7 @@ test("the client hints startsTls exactly when the handshake will upgrade to veri
       }
     }
   } finally {
-    startTls.restore();
+    restoreStartTls();
     await node.close();
   }
 });
@@ -117,7 +101,7 @@ test("direct TLS with verification goes through Deno.startTls on Deno, and works
     protocols: ["tls", "tcp"],
     tls: { cert: pem("server.pem"), key: pem("server-key.pem"), direct: true },
   });
-  const startTls = countStartTls();
+  const { hook: startTls, restore: restoreStartTls } = hookStartTls();
   const { adapter, asked } = await recording();
   const client = await Client.connect({
     hosts: [`127.0.0.1:${node.port}`],
@@ -130,9 +114,9 @@ test("direct TLS with verification goes through Deno.startTls on Deno, and works
   try {
     assert.equal(replyText(await client.request(ops.echo("d"))), "d");
     assert.equal(asked[0].startsTls, false);
-    assert.equal(startTls.count(), ON_DENO ? asked.length : 0);
+    assert.equal(startTls.calls, ON_DENO ? asked.length : 0);
   } finally {
-    startTls.restore();
+    restoreStartTls();
     await client.disconnect();
     await node.close();
   }
@@ -193,7 +177,7 @@ test("direct TLS to a node that never answers: the connect's abort rejects with 
     accepted.push(channel);
     channel.onData(() => {});
   });
-  const startTls = countStartTls();
+  const { hook: startTls, restore: restoreStartTls } = hookStartTls();
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       const controller = new AbortController();
@@ -211,9 +195,9 @@ test("direct TLS to a node that never answers: the connect's abort rejects with 
     }
     assert.equal(accepted.length, 2);
     // Only the first went through Deno.startTls: its endpoint is stalled.
-    assert.equal(startTls.count(), ON_DENO ? 1 : 0);
+    assert.equal(startTls.calls, ON_DENO ? 1 : 0);
   } finally {
-    startTls.restore();
+    restoreStartTls();
     for (const channel of accepted) channel.destroy();
     await listener.close();
   }
@@ -264,7 +248,7 @@ if (ON_DENO) {
   test("Deno: a startsTls channel upgrades with Deno.startTls when it verifies, through node:tls when verification is skipped", async () => {
     const adapter = await getAdapter();
     const listener = await tlsEcho(adapter);
-    const startTls = countStartTls();
+    const { hook: startTls, restore: restoreStartTls } = hookStartTls();
     try {
       for (
         const [tls, calls] of [
@@ -272,7 +256,7 @@ if (ON_DENO) {
           [{ dangerouslySkipVerify: true }, 0],
         ] as const
       ) {
-        const before = startTls.count();
+        const before = startTls.calls;
         const plain = await connectHinted(adapter, listener.port);
         assert.equal(plain.constructor.name, "DenoConnChannel");
         const secure = await plain.startTls!({
@@ -284,11 +268,11 @@ if (ON_DENO) {
         );
         secure.write(new TextEncoder().encode("over tls"));
         assert.equal(await echoed, "over tls");
-        assert.equal(startTls.count() - before, calls);
+        assert.equal(startTls.calls - before, calls);
         secure.destroy();
       }
     } finally {
-      startTls.restore();
+      restoreStartTls();
       await listener.close();
     }
   });

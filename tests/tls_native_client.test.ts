@@ -6,17 +6,14 @@
 // commit that added this file. Tests only Deno can run are registered on
 // Deno only.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { Client } from "../src/client/client.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
-import { agreeToTls } from "./helpers.ts";
+import { agreeToTls, hookStartTls, pem } from "./helpers.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
 
-const pem = (name: string) =>
-  readFileSync(new URL(`../testing/certs/${name}`, import.meta.url), "utf8");
 const CA = pem("ca.pem");
 const ON_DENO = detectRuntime() === "deno";
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -27,21 +24,6 @@ function tlsNode(extra: Parameters<typeof startTestNode>[0] = {}) {
     tls: { cert: pem("server.pem"), key: pem("server-key.pem") },
     ...extra,
   });
-}
-
-/** Counts Deno.startTls calls; `onCall` runs right after each call. */
-function hookStartTls() {
-  const hook = { calls: 0, onCall: undefined as (() => void) | undefined };
-  if (!ON_DENO) return { hook, restore: () => {} };
-  const deno = (globalThis as unknown as { Deno: typeof Deno }).Deno;
-  const original = deno.startTls;
-  deno.startTls = ((...args: Parameters<typeof Deno.startTls>) => {
-    hook.calls++;
-    const pending = original(...args);
-    hook.onCall?.();
-    return pending;
-  }) as typeof Deno.startTls;
-  return { hook, restore: () => (deno.startTls = original) };
 }
 
 const big = () => new Uint8Array(1 << 20).map((_, i) => (i * 31) & 0xff);

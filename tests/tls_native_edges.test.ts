@@ -5,16 +5,13 @@
 // Deno before the fix of the commit that added this file; the Deno-only
 // check is registered on Deno only.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import net from "node:net";
 import { test } from "node:test";
 import { ConnectionLostError, InvalidArgumentError } from "../src/errors.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
-import { connectHinted } from "./helpers.ts";
+import { connectHinted, pem } from "./helpers.ts";
 import type { ByteChannel, Listener } from "../src/runtime/types.ts";
 
-const pem = (name: string) =>
-  readFileSync(new URL(`../testing/certs/${name}`, import.meta.url), "utf8");
 const CA = pem("ca.pem");
 const ON_DENO = detectRuntime() === "deno";
 

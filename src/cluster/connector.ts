@@ -69,6 +69,7 @@ export function createNodePool(
   const { clientId, config, adapter, connectionOptions, handshake, onOpened } =
     options;
   const host = node.host;
+  const hint = startsTls(config);
   const pool = new ConnectionPool<Connection>({
     address: host.address,
     config: config.poolConfig,
@@ -99,7 +100,7 @@ export function createNodePool(
             dangerouslySkipVerify: config.tls.dangerouslySkipVerify,
           }
           : undefined,
-        startsTls: startsTls(config),
+        startsTls: hint,
         ...connectionOptions,
         handshake,
         signal,

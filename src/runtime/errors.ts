@@ -121,6 +121,18 @@ export function toConnectionError(
 }
 
 /**
+ * The error of a channel asked to write or upgrade once its socket is
+ * gone (closed, destroyed, or taken by a TLS upgrade): a lost connection,
+ * as a broken pipe would be reported.
+ */
+export function socketClosed(endpoint: Endpoint): NodewireError {
+  return toConnectionError(
+    Object.assign(new Error("socket closed"), { code: "EPIPE" }),
+    endpoint,
+  );
+}
+
+/**
  * Maps a failure to bind a server socket. Not retryable: a port in use or
  * an address the host does not have stays that way.
  */

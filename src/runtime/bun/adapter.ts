@@ -30,7 +30,7 @@ import type * as Net from "node:net";
 import { ConnectionLostError, type Endpoint } from "../../errors.ts";
 import { checkConnect, checkListen, checkTls } from "../arguments.ts";
 import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
-import { toConnectionError, toListenError } from "../errors.ts";
+import { socketClosed, toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
 import { unrefTimer } from "../timers.ts";
 import { connectNet, NodeChannel } from "../node/adapter.ts";
@@ -217,10 +217,7 @@ class BunChannel extends ChannelBase {
     const socket = this.#socket;
     if (socket === undefined || this.finished || this.#closing) {
       return Promise.reject(
-        toConnectionError(
-          Object.assign(new Error("socket closed"), { code: "EPIPE" }),
-          this.endpoint,
-        ),
+        socketClosed(this.endpoint),
       );
     }
     // Bytes still queued must go out before the ClientHello, in order;
@@ -346,10 +343,7 @@ class BunChannel extends ChannelBase {
     this.#queue.clear();
     this.finish(
       why === undefined
-        ? toConnectionError(
-          Object.assign(new Error("socket closed"), { code: "EPIPE" }),
-          this.endpoint,
-        )
+        ? socketClosed(this.endpoint)
         : new ConnectionLostError(this.endpoint, why),
     );
     this.#socket?.terminate();

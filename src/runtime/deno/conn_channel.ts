@@ -25,7 +25,7 @@
 import { ConnectionLostError, type Endpoint } from "../../errors.ts";
 import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { unrefTimer } from "../timers.ts";
-import { toConnectionError } from "../errors.ts";
+import { socketClosed, toConnectionError } from "../errors.ts";
 import { startTlsOver } from "../node/tls_stream.ts";
 import { handshakeUnder } from "../tls.ts";
 import { checkTls } from "../arguments.ts";
@@ -171,10 +171,7 @@ export class DenoConnChannel extends ChannelBase {
     checkTls("startTls()", options, false);
     const endpoint = this.endpoint;
     if (this.finished || this.#closing) {
-      throw toConnectionError(
-        Object.assign(new Error("socket closed"), { code: "EPIPE" }),
-        endpoint,
-      );
+      throw socketClosed(endpoint);
     }
     if (
       options.dangerouslySkipVerify === true || this.#inRead ||

@@ -14,7 +14,7 @@ import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
 import { checkConnect, checkListen, checkTls } from "../arguments.ts";
 import { ChannelBase } from "../channel_base.ts";
-import { toConnectionError, toListenError } from "../errors.ts";
+import { socketClosed, toConnectionError, toListenError } from "../errors.ts";
 import {
   acceptTlsOn,
   connectTls,
@@ -299,10 +299,7 @@ export class NodeChannel extends ChannelBase {
   #release(): Net.Socket {
     const socket = this.#socket;
     if (this.finished || socket.destroyed) {
-      throw toConnectionError(
-        Object.assign(new Error("socket closed"), { code: "EPIPE" }),
-        this.endpoint,
-      );
+      throw socketClosed(this.endpoint);
     }
     socket.off("error", this.#onError);
     socket.off("close", this.#onSocketClose);
