@@ -23,6 +23,13 @@ import { CredentialStore, ScramServer } from "../testing/auth.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
+import {
+  assertNothingInFlight,
+  guardedScene as scene,
+  readOnce,
+  settle,
+  settledWithin,
+} from "./support/fault_checks.ts";
 
 const echo = ops.echo("ok");
 
@@ -266,6 +273,68 @@ test("an option whose getter throws is refused, with what it threw as the cause"
       invalid("options", /could not be read/),
     );
   });
+});
+
+test("a frozen options object whose one option is a non-enumerable getter is checked on every call, not taken for the empty default", async () => {
+  await withClient(async (client) => {
+    // The empty default is known by identity once found valid; an object
+    // that only looks empty to for...in must not become it.
+    let reads = 0;
+    const options = Object.freeze(
+      Object.defineProperty({}, "timeoutMs", {
+        get: () => ++reads === 1 ? 5_000 : Number.NaN,
+        enumerable: false,
+      }),
+    );
+    assert.equal(replyText(await client.request(echo, options)), "ok");
+    await refusedCleanly(
+      client,
+      () => client.request(echo, options),
+      (error) =>
+        invalid("options.timeoutMs")(error) &&
+        /Client\.request/.test((error as Error).message),
+    );
+    // A frozen object with no own property at all still passes.
+    const empty = Object.freeze({});
+    for (let i = 0; i < 2; i++) {
+      assert.equal(replyText(await client.request(echo, empty)), "ok");
+    }
+  });
+});
+
+test("Client.request reads its options once, at the door: getters that would throw later change nothing, retries and hedges included", async () => {
+  // The request path read them again (hedging, the connection, the retry
+  // decision): a getter that threw then failed the request with its raw
+  // Error, and one that answered differently was refused by isRetryable.
+  for (const hedged of [false, true]) {
+    await scene(2, {
+      retryConfig: { maxRetries: 3, initialBackoffMs: 10, jitter: false },
+      retryBudget: false,
+      ...(hedged ? { hedging: { delayMs: 5 } } : {}),
+    }, async ({ client, clock, nodes }) => {
+      const controller = new AbortController();
+      const options = () =>
+        Object.defineProperties({}, {
+          idempotent: readOnce(true),
+          timeoutMs: readOnce(5000),
+          retry: readOnce(true),
+          hedge: readOnce(hedged),
+          signal: readOnce(controller.signal),
+        });
+      const calls = [0, 1, 2, 3].map(() =>
+        client.request(ops.sleep(50, "late"), options())
+      );
+      await settle(clock);
+      // The attempts on n0 fail, and are retried (or hedged) on n1.
+      await nodes[0].stop();
+      for (const call of calls) {
+        assert.ok(await settledWithin(clock, call, 500), "never settled");
+        assert.equal(replyText(await call), "late");
+      }
+      assert.ok(client.stats().retries + client.stats().hedges > 0);
+      assertNothingInFlight(client);
+    });
+  }
 });
 
 test("ping and withConnection check timeoutMs and signal, and withConnection its callback", async () => {

@@ -18,36 +18,17 @@ import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { encodeError } from "../src/protocol/messages.ts";
 import { startTestNode } from "../testing/node.ts";
 import { decodeReply, ops, replyText } from "../testing/ops.ts";
-import type { VirtualClock } from "../testing/virtual_clock.ts";
 import {
   assertNothingInFlight,
   countedSignal,
   errorOf,
   guardedScene as scene,
+  readOnce,
   settle,
+  settledWithin,
   textOf,
 } from "./support/fault_checks.ts";
 import { startScene } from "./support/fault_scene.ts";
-
-/**
- * Whether `call` has settled once the network has run and the clock has
- * moved `ms` on, without waiting for it otherwise: a batch that never
- * settles fails the test instead of hanging it.
- */
-async function settledWithin(
-  clock: VirtualClock,
-  call: Promise<unknown>,
-  ms: number,
-): Promise<boolean> {
-  let done = false;
-  call.then(() => done = true, () => done = true);
-  await settle(clock);
-  for (let t = 0; t < ms && !done; t++) {
-    await clock.advance(1);
-    await settle(clock);
-  }
-  return done;
-}
 
 /** The client's counts once a batch of `items` settled: nothing left over. */
 function assertBooked(client: Client, items: number, before = 0): void {
@@ -166,19 +147,6 @@ test("a signal that aborts while the batch is being handed out stops the chunks 
     assertBooked(client, count);
   });
 });
-
-/** A getter that answers `value` once and throws on any later read. */
-function readOnce<T>(value: T): PropertyDescriptor {
-  let read = false;
-  return {
-    enumerable: true,
-    get() {
-      if (read) throw new Error("read a second time");
-      read = true;
-      return value;
-    },
-  };
-}
 
 test("options are read once, at the door: getters that would throw later change nothing, retries included", async () => {
   // The batch read its options again (the signal when it started, the

@@ -10,13 +10,14 @@
  * are errors, with a "did you mean" when a known name is close; durations
  * follow the config's one rule (`isDuration`).
  * Reading an option that throws (a getter, a revoked proxy) is refused the
- * same way, with what it threw as the cause. Values are read once, here;
- * an object whose getters answer differently on a second read is beyond
- * what a check at the door can catch.
+ * same way, with what it threw as the cause. Values are read once, here:
+ * `Client.request` and `Client.requestMany` go on with a copy of their
+ * options, so a getter that would answer differently on a second read is
+ * never asked again.
  *
- * `Client.request` is the hot path: {@linkcode isValidRequest} allocates
- * nothing and reads each option once; the error is built only on the
- * rare way out ({@linkcode rejectRequest}).
+ * `Client.request` is the hot path: {@linkcode checkedRequest} reads each
+ * option once, and the call without options allocates nothing; the error
+ * is built only on the rare way out ({@linkcode rejectRequest}).
  *
  * A payload must be what it says it is: a subclass (or the array itself)
  * may put getters in front of `length` and the other view accessors, and
@@ -102,8 +103,10 @@ const LISTENER_RULES: Rules = {
 };
 
 // The client's shared default is a frozen empty object: once found valid,
-// it is known by identity. Frozen, empty and with Object.prototype (or no
-// prototype), an object has nothing that could change.
+// it is known by identity. Frozen, with no own property at all (not even
+// a non-enumerable getter, which `for...in` does not count) and with
+// Object.prototype (or no prototype), an object has nothing that could
+// change.
 let emptyDefault: object | undefined;
 
 /**
@@ -155,32 +158,55 @@ function untruthfulPayload(
 }
 
 /**
- * Whether `Client.request(payload, options)` may go ahead: a real
- * `Uint8Array` that is what it says (see {@linkcode isTruthful}) and valid
- * options. Allocates nothing and reads each option once; the client's
- * no-options call costs one comparison after the first.
+ * The options `Client.request(payload, options)` goes ahead with, or
+ * undefined when it may not: `payload` must be a real `Uint8Array` that
+ * is what it says (see {@linkcode isTruthful}) and the options valid.
+ * Each option is read once, here, and the request path works on a copy:
+ * a getter that would answer differently later, or throw, is never asked
+ * again (it used to be, and its throw was the request's untyped error).
+ * The client's no-options call allocates nothing and costs one comparison
+ * after the first.
  */
-export function isValidRequest(payload: unknown, options: unknown): boolean {
-  if (!isPayload(payload) || !isTruthful(payload)) return false;
-  if (options === emptyDefault) return true;
-  const names = requestOptionNames(options);
-  if (names < 0) return false;
-  if (names === 0 && Object.isFrozen(options)) {
-    const proto = Object.getPrototypeOf(options);
-    if (proto === Object.prototype || proto === null) {
-      emptyDefault = options as object;
-    }
-  }
-  return true;
+export function checkedRequest(
+  payload: unknown,
+  options: unknown,
+): ClientRequestOptions | undefined {
+  if (!isPayload(payload) || !isTruthful(payload)) return undefined;
+  if (options === emptyDefault) return options as ClientRequestOptions;
+  return readRequestOptions(options, true);
 }
 
 /**
- * How many option names valid request `options` have, or -1 when they are
- * not valid.
+ * Whether `options` is frozen, has no own property at all (not even a
+ * non-enumerable getter, which `for...in` does not see) and has
+ * Object.prototype or no prototype: nothing in it could ever change.
  */
-function requestOptionNames(options: unknown): number {
-  if (typeof options !== "object" || options === null) return -1;
+function isEmptyForGood(options: unknown): boolean {
+  if (typeof options !== "object" || options === null) return false;
   try {
+    if (!Object.isFrozen(options)) return false;
+    const proto = Object.getPrototypeOf(options);
+    return (proto === Object.prototype || proto === null) &&
+      Reflect.ownKeys(options).length === 0;
+  } catch {
+    return false; // a proxy's trap threw
+  }
+}
+
+/**
+ * Valid request `options` copied into a plain object, each read once, or
+ * undefined when they are not valid. With `remember`, options that are
+ * empty for good are returned as they are, and known from then on as the
+ * client's default (see `emptyDefault`).
+ */
+function readRequestOptions(
+  options: unknown,
+  remember = false,
+): ClientRequestOptions | undefined {
+  if (typeof options !== "object" || options === null) return undefined;
+  try {
+    // Inside the try: a revoked proxy throws here.
+    if (Array.isArray(options)) return undefined;
     const { timeoutMs, signal, idempotent, retry, hedge } = options as {
       timeoutMs?: unknown;
       signal?: unknown;
@@ -188,13 +214,13 @@ function requestOptionNames(options: unknown): number {
       retry?: unknown;
       hedge?: unknown;
     };
-    if (timeoutMs !== undefined && !isDuration(timeoutMs)) return -1;
+    if (timeoutMs !== undefined && !isDuration(timeoutMs)) return undefined;
     if (idempotent !== undefined && typeof idempotent !== "boolean") {
-      return -1;
+      return undefined;
     }
-    if (retry !== undefined && typeof retry !== "boolean") return -1;
-    if (hedge !== undefined && typeof hedge !== "boolean") return -1;
-    if (signal !== undefined && !isAbortSignal(signal)) return -1;
+    if (retry !== undefined && typeof retry !== "boolean") return undefined;
+    if (hedge !== undefined && typeof hedge !== "boolean") return undefined;
+    if (signal !== undefined && !isAbortSignal(signal)) return undefined;
     // An unknown name is most likely a misspelt one, silently ignored
     // otherwise. `for...in` walks the names without building an array.
     let names = 0;
@@ -202,17 +228,27 @@ function requestOptionNames(options: unknown): number {
       if (
         key !== "timeoutMs" && key !== "idempotent" && key !== "signal" &&
         key !== "retry" && key !== "hedge"
-      ) return -1;
+      ) return undefined;
       names++;
     }
-    return Array.isArray(options) ? -1 : names;
+    if (remember && names === 0 && isEmptyForGood(options)) {
+      emptyDefault = options;
+      return options as ClientRequestOptions;
+    }
+    return {
+      timeoutMs,
+      signal,
+      idempotent,
+      retry,
+      hedge,
+    } as ClientRequestOptions;
   } catch {
-    return -1;
+    return undefined; // a getter or a proxy's trap threw
   }
 }
 
 /**
- * The rejection of a `Client.request` that {@linkcode isValidRequest}
+ * The rejection of a `Client.request` that {@linkcode checkedRequest}
  * refused, naming the argument and the bad value.
  */
 export function rejectRequest(
@@ -330,22 +366,7 @@ export function checkRequestManyArguments(
 function requestOptionsCopy(
   options: unknown,
 ): ClientRequestOptions | undefined {
-  let copy: ClientRequestOptions;
-  try {
-    if (options === undefined) return {};
-    if (
-      typeof options !== "object" || options === null || Array.isArray(options)
-    ) return undefined;
-    for (const key in options) {
-      if (!Object.hasOwn(REQUEST_RULES, key)) return undefined;
-    }
-    const { timeoutMs, signal, idempotent, retry, hedge } =
-      options as ClientRequestOptions;
-    copy = { timeoutMs, signal, idempotent, retry, hedge };
-  } catch {
-    return undefined; // a getter or a proxy's trap threw
-  }
-  return requestOptionNames(copy) < 0 ? undefined : copy;
+  return options === undefined ? {} : readRequestOptions(options);
 }
 
 /**

@@ -369,15 +369,16 @@ class Chunk implements BatchReplySink {
   }
 
   /**
-   * Sending threw part way: a payload getter that throws on a later read
-   * than the door's. What went into the connection's table is cancelled,
-   * the rest fails here: every item once, with the same error.
+   * Sending threw part way. Sending reads no payload getter (see
+   * `lengthOf`), so only a route whose `send` throws gets here. What went
+   * into the connection's table is cancelled, the rest fails here: every
+   * item once, with the same error.
    */
   #thrown(connection: Connection, cause: unknown): void {
     const error = new InvalidArgumentError(
       "payloads",
       undefined,
-      "one could not be read as the batch was sent (a getter that throws)",
+      "the batch could not be sent: sending it threw (see cause)",
       { method: "Client.requestMany", cause },
     );
     const count = this.to - this.from;

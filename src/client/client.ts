@@ -261,12 +261,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     payload: Uint8Array,
     options: ClientRequestOptions = NO_OPTIONS,
   ): Promise<Uint8Array> {
-    if (!door.isValidRequest(payload, options)) {
-      return door.rejectRequest(payload, options);
-    }
+    const checked = door.checkedRequest(payload, options);
+    if (checked === undefined) return door.rejectRequest(payload, options);
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    if (this.#lazy) return this.#requestWhenReady(payload, options);
-    return this.#path.request(payload, options);
+    if (this.#lazy) return this.#requestWhenReady(payload, checked);
+    return this.#path.request(payload, checked);
   }
 
   // Apart from request(): a closure there would capture its arguments,

@@ -21,7 +21,7 @@ import {
   RemoteError,
   RetriesExhaustedError,
 } from "../errors.ts";
-import { delayFor, isRetryable } from "./retry.ts";
+import { delayFor, retryableAfter } from "./retry.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import { DEFAULT_HEDGING } from "../config/defaults.ts";
 import { type Hedge, Hedging, mayHedge } from "./hedging.ts";
@@ -513,7 +513,8 @@ export class RequestPath {
   #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
     // With no healthy node the client fails fast instead of backing off.
     return options.retry !== false && !this.#owner.closing() &&
-      !(error instanceof NoHealthyNodesError) && isRetryable(error, options);
+      !(error instanceof NoHealthyNodesError) &&
+      retryableAfter(error, options.idempotent === true);
   }
 
   // Batches (batch.ts): an item's first attempt goes out with its chunk,

@@ -151,6 +151,16 @@ export function isRetryable(
   options: IsRetryableOptions = {},
 ): boolean {
   checkIsRetryableArguments(error, options);
+  return retryableAfter(error, options.idempotent === true);
+}
+
+/**
+ * {@linkcode isRetryable}'s rule without its argument checks, for the
+ * request path: it read `idempotent` from options the client checked at
+ * its door, and must not read them again (a getter that answers
+ * differently would fail the request with an error naming isRetryable).
+ */
+export function retryableAfter(error: unknown, idempotent: boolean): boolean {
   if (!(error instanceof NodewireError)) return false;
   if (!error.retryable || NEVER_RETRIED_CODES.has(error.code)) return false;
   if (NEVER_SENT_CODES.has(error.code)) return true;
@@ -160,7 +170,7 @@ export function isRetryable(
   // request is known to be safe. Everything else, REQUEST_TIMEOUT and
   // codes we do not know included, may have reached the node.
   if ((error as { sent?: unknown }).sent === false) return true;
-  return options.idempotent === true;
+  return idempotent;
 }
 
 /**

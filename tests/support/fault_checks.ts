@@ -1,8 +1,8 @@
 /**
  * What the request and batch fault tests share: a memory scene that fails
  * on escaped errors and closes its client with the clock running, a way to
- * let the network run, the checks that nothing is left in flight, and a
- * signal that counts its listeners.
+ * let the network run, the checks that nothing is left in flight, a
+ * signal that counts its listeners, and getters that may be read only once.
  *
  * @module
  */
@@ -116,4 +116,37 @@ export async function failure(promise: Promise<unknown>): Promise<unknown> {
     return error;
   }
   assert.fail("expected the call to fail");
+}
+
+/**
+ * Whether `call` has settled once the network has run and the clock has
+ * moved `ms` on, without waiting for it otherwise: a batch that never
+ * settles fails the test instead of hanging it.
+ */
+export async function settledWithin(
+  clock: VirtualClock,
+  call: Promise<unknown>,
+  ms: number,
+): Promise<boolean> {
+  let done = false;
+  call.then(() => done = true, () => done = true);
+  await settle(clock);
+  for (let t = 0; t < ms && !done; t++) {
+    await clock.advance(1);
+    await settle(clock);
+  }
+  return done;
+}
+
+/** A getter that answers `value` once and throws on any later read. */
+export function readOnce<T>(value: T): PropertyDescriptor {
+  let read = false;
+  return {
+    enumerable: true,
+    get() {
+      if (read) throw new Error("read a second time");
+      read = true;
+      return value;
+    },
+  };
 }
