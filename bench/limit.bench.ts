@@ -25,8 +25,10 @@
  *   `batching` (raw batching client), at 1, 64 and 256 in flight
  *   (BENCH_IN_FLIGHT), ECHO of 16 B and 1 KiB. Per cell: median req/s,
  *   client CPU us per request (process CPU time / requests: the node is
- *   elsewhere), p50 latency for the contenders that await each request,
- *   and client/promise, batch/batching.
+ *   elsewhere), the node's CPU us per request (its process's, read from
+ *   /proc on Linux; "-" elsewhere or in process), p50 latency for the
+ *   contenders that await each request, and client/promise,
+ *   batch/batching.
  * - `udp`: the client over UDP against the client over TCP, 64 in flight.
  * - `tls`: the client over TLS against the client over TCP, 64 in flight,
  *   beside `raw tcp` and `raw tls`: the raw promise client over TCP and
@@ -65,6 +67,7 @@ import {
   orDash,
   percent,
   printTable,
+  processCpuMicros,
   QUICK,
   quickNote,
   rateFigures,
@@ -113,6 +116,11 @@ interface Target {
   tls: boolean;
   /** Said in every header: which node, and why when it is not the native one. */
   note: string;
+  /**
+   * The node's own CPU time so far, in µs, when it runs in a process of
+   * its own (NaN when it cannot be read, or is this process).
+   */
+  cpuMicros(): number;
   close(): Promise<void>;
 }
 
@@ -134,6 +142,7 @@ async function startTarget(): Promise<Target> {
       udp: node.udpPort !== undefined,
       tls: true,
       note: "reference node IN THIS PROCESS (BENCH_IN_PROCESS=1)",
+      cpuMicros: () => NaN,
       close: () => node.close(),
     };
   }
@@ -158,6 +167,7 @@ async function startTarget(): Promise<Target> {
     udp: node.udpPort > 0,
     tls: node.tls,
     note,
+    cpuMicros: () => processCpuMicros(node.pid),
     close: async () => {
       if (await node.close() === "killed") {
         console.error("WARNING: the node did not exit by itself; killed");
@@ -378,6 +388,7 @@ interface Cell extends Series {
   contender: Contender;
   payload: Uint8Array;
   cpu: number[];
+  nodeCpu: number[];
   failed: number;
 }
 
@@ -394,12 +405,20 @@ export interface CellFigures {
   maxReqPerSecond: number;
   mbPerSecond: number;
   cpuUsPerRequest: number;
+  /**
+   * The node's CPU µs per request, when it runs out of process on Linux:
+   * at 64 in flight each round trip waits on the client's work and then
+   * the node's, so a transport that costs the node more (TLS) lowers the
+   * client's rate however little it costs the client.
+   */
+  nodeCpuUsPerRequest: number | null;
   p50Us: number | null;
   p99Us: number | null;
 }
 
 /** Rotating rounds of every contender at one in-flight count and payload. */
 async function measureCells(
+  target: Target,
   contenders: readonly Contender[],
   inFlight: number,
   size: number,
@@ -412,6 +431,7 @@ async function measureCells(
     contender,
     payload,
     cpu: [],
+    nodeCpu: [],
     failed: 0,
     ...newSeries(inFlight, contender.timed ? samples * ROUNDS : 0),
   }));
@@ -420,6 +440,7 @@ async function measureCells(
     { rounds: ROUNDS, warmupRounds: WARMUP_ROUNDS, scratch },
     async (cell, label, latencies, offset) => {
       const cpu0 = cpuMicros();
+      const nodeCpu0 = target.cpuMicros();
       try {
         const round = await cell.contender.round(
           inFlight,
@@ -428,7 +449,11 @@ async function measureCells(
           latencies,
           offset,
         );
-        return { ...round, cpuUs: cpuMicros() - cpu0 };
+        return {
+          ...round,
+          cpuUs: cpuMicros() - cpu0,
+          nodeCpuUs: target.cpuMicros() - nodeCpu0,
+        };
       } catch (error) {
         throw new Error(
           `${cell.contender.name} failed at ${inFlight} in flight, ` +
@@ -439,6 +464,7 @@ async function measureCells(
     },
     (cell, round) => {
       cell.cpu.push(round.cpuUs / Math.max(1, round.completed));
+      cell.nodeCpu.push(round.nodeCpuUs / Math.max(1, round.completed));
       cell.failed += round.failed;
     },
   );
@@ -457,6 +483,9 @@ async function measureCells(
       maxReqPerSecond: Math.round(f.maxReqPerSecond),
       mbPerSecond: Number((f.reqPerSecond * size / 1e6).toFixed(2)),
       cpuUsPerRequest: Number(median(cell.cpu).toFixed(3)),
+      nodeCpuUsPerRequest: Number.isNaN(median(cell.nodeCpu))
+        ? null
+        : Number(median(cell.nodeCpu).toFixed(3)),
       p50Us: timed ? Number(f.p50Us.toFixed(1)) : null,
       p99Us: timed ? Number(f.p99Us.toFixed(1)) : null,
     };
@@ -532,6 +561,7 @@ try {
         for (const inFlight of GRID_IN_FLIGHT) {
           figures.push(
             ...await measureCells(
+              target,
               contenders,
               inFlight,
               size,
@@ -564,6 +594,7 @@ try {
           "min",
           "max",
           "CPU us/req",
+          "node CPU",
           "p50 us",
           "of baseline",
         ],
@@ -581,6 +612,7 @@ try {
             int(f.minReqPerSecond),
             int(f.maxReqPerSecond),
             orDash(f.cpuUsPerRequest, 2),
+            orDash(f.nodeCpuUsPerRequest, 2),
             orDash(f.p50Us, 0),
             percent(base),
           ];
@@ -609,6 +641,7 @@ try {
     try {
       for (const c of contenders) await probe(c);
       const figures = await measureCells(
+        target,
         contenders,
         64,
         16,
@@ -625,6 +658,7 @@ try {
           "min",
           "max",
           "CPU us/req",
+          "node CPU",
           "p50 us",
           "p99 us",
           "failed",
@@ -636,6 +670,7 @@ try {
           int(f.minReqPerSecond),
           int(f.maxReqPerSecond),
           orDash(f.cpuUsPerRequest, 2),
+          orDash(f.nodeCpuUsPerRequest, 2),
           orDash(f.p50Us, 0),
           orDash(f.p99Us, 0),
           String(f.failed),
@@ -694,7 +729,13 @@ try {
           Math.ceil(LARGE_BYTES_PER_ROUND / size),
         );
         figures.push(
-          ...await measureCells(contenders, LARGE_IN_FLIGHT, size, count),
+          ...await measureCells(
+            target,
+            contenders,
+            LARGE_IN_FLIGHT,
+            size,
+            count,
+          ),
         );
         ratios[`large client/promise@${size}`] = ratio(
           figures,
