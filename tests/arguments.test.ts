@@ -337,6 +337,95 @@ test("Client.request reads its options once, at the door: getters that would thr
   }
 });
 
+/**
+ * An object whose `names` are getters answering `first` on the first read
+ * and `later` after it, and a count of every read.
+ */
+function twoFaced(
+  names: Record<string, [first: unknown, later: () => unknown]>,
+): { options: object; reads: () => number } {
+  let reads = 0;
+  const options = {};
+  for (const [name, [first, later]] of Object.entries(names)) {
+    let read = false;
+    Object.defineProperty(options, name, {
+      enumerable: true,
+      get() {
+        reads++;
+        if (read) return later();
+        read = true;
+        return first;
+      },
+    });
+  }
+  return { options, reads: () => reads };
+}
+
+test("Client.ping, withConnection and healthCheckAllNodes read their options once, at the door, and go on with the copy", async () => {
+  // They were checked at the door and read again after it (and
+  // withConnection's again by a lazy client's wait): a getter that threw
+  // on the second read failed the call with its raw Error.
+  const throws = () => assert.fail("read a second time");
+  await scene(1, {}, async ({ client, clock }) => {
+    const signal = new AbortController().signal;
+    const ping = twoFaced({
+      timeoutMs: [5000, throws],
+      signal: [signal, throws],
+    });
+    const pinged = client.ping(ping.options);
+    assert.ok(await settledWithin(clock, pinged, 100), "never settled");
+    assert.equal((await pinged).nodeId, "n0");
+    const lend = twoFaced({
+      timeoutMs: [5000, () => NaN],
+      signal: [signal, () => "stop"],
+    });
+    const lent = client.withConnection(
+      (connection) => connection.sendRequest(ops.echo("lent")),
+      lend.options,
+    );
+    assert.ok(await settledWithin(clock, lent, 100), "never settled");
+    assert.equal(replyText(await lent), "lent");
+    const check = twoFaced({ signal: [signal, throws] });
+    const checked = client.healthCheckAllNodes(check.options);
+    assert.ok(await settledWithin(clock, checked, 100), "never settled");
+    assert.equal((await checked)[0].ok, true);
+    assert.deepEqual([ping.reads(), lend.reads(), check.reads()], [2, 2, 1]);
+  }, { lazy: true });
+});
+
+test("Client.addEventListener and removeEventListener read their options once: the event target goes on with the copy", async () => {
+  // The event target read the options again: a getter that threw on the
+  // second read was the add's raw Error, a signal that turned into
+  // something else its TypeError, and a remove whose `capture` getter
+  // threw then removed nothing, without a word.
+  await withClient((client) => {
+    const type = "checkedIn";
+    const throws = () => assert.fail("read a second time");
+    let heard = 0;
+    const listener = () => heard++;
+    const controller = new AbortController();
+    const add = twoFaced({
+      once: [true, throws],
+      capture: [true, throws],
+      passive: [false, throws],
+      signal: [controller.signal, () => "not a signal"],
+    });
+    client.addEventListener(type, listener, add.options);
+    assert.equal(add.reads(), 4);
+    assert.equal(client.hasListeners(type), true);
+    client.dispatchEvent(new Event(type) as never);
+    client.dispatchEvent(new Event(type) as never);
+    assert.equal(heard, 1, "once");
+    assert.equal(client.hasListeners(type), false);
+    client.addEventListener(type, listener, { capture: true });
+    const remove = twoFaced({ capture: [true, throws] });
+    client.removeEventListener(type, listener, remove.options);
+    assert.equal(remove.reads(), 1);
+    assert.equal(client.hasListeners(type), false, "removed");
+    return Promise.resolve();
+  });
+});
+
 test("ping and withConnection check timeoutMs and signal, and withConnection its callback", async () => {
   await withClient(async (client) => {
     for (const method of ["ping", "withConnection"] as const) {

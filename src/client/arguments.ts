@@ -46,6 +46,7 @@ import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import type { InvalidArgumentError } from "../errors.ts";
+import type { ListenerOptions } from "../events.ts";
 import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
 import type { ClientEventMap } from "./events.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
@@ -369,24 +370,33 @@ function requestOptionsCopy(
   return options === undefined ? {} : readRequestOptions(options);
 }
 
-/**
- * Checks the options of `Client.ping`.
- *
- * @throws {InvalidArgumentError} naming the bad option.
- */
-export function checkPingOptions(options: unknown): void {
-  readOptions("Client.ping", options, CALL_RULES);
+/** What `Client.ping` and `Client.withConnection` go on with. */
+export interface CallOptions {
+  readonly timeoutMs?: number;
+  readonly signal?: AbortSignal;
 }
 
 /**
- * Checks the arguments of `Client.withConnection`.
+ * The options of `Client.ping`, checked and read once into a copy: the
+ * ping goes on with it, and a getter is not asked again.
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
+ */
+export function readPingOptions(options: unknown): CallOptions {
+  return readOptions("Client.ping", options, CALL_RULES);
+}
+
+/**
+ * Checks the arguments of `Client.withConnection` and returns its options
+ * read once into a copy (the acquire is retried, and a lazy client's
+ * connect waits first: each goes on with the copy).
  *
  * @throws {InvalidArgumentError} naming the bad argument or option.
  */
-export function checkWithConnectionArguments(
+export function readWithConnectionArguments(
   fn: unknown,
   options: unknown,
-): void {
+): CallOptions {
   const method = "Client.withConnection";
   if (typeof fn !== "function") {
     throw refuse(
@@ -396,7 +406,7 @@ export function checkWithConnectionArguments(
       "expected a function that takes the connection",
     );
   }
-  readOptions(method, options, CALL_RULES);
+  return readOptions(method, options, CALL_RULES);
 }
 
 /** Whether the options of `Client.disconnect` are valid. */
@@ -414,19 +424,23 @@ export function rejectDisconnect(options: unknown): Promise<never> {
   );
 }
 
-/** Whether the options of `Client.healthCheckAllNodes` are valid. */
-export function isValidHealthCheck(options: unknown): boolean {
-  return isValid(options, HEALTH_CHECK_RULES);
-}
-
 /**
- * The rejection of a `Client.healthCheckAllNodes` whose options
- * {@linkcode isValidHealthCheck} refused.
+ * The options of `Client.healthCheckAllNodes` read once into a copy, or
+ * the error to reject with: the call goes on with the copy's signal, and
+ * a getter is not asked again.
  */
-export function rejectHealthCheck(options: unknown): Promise<never> {
-  return Promise.reject(
-    refusal("Client.healthCheckAllNodes", options, HEALTH_CHECK_RULES),
-  );
+export function readHealthCheckOptions(
+  options: unknown,
+): { readonly signal?: AbortSignal } | InvalidArgumentError {
+  const copy = {};
+  return optionsError(
+    "Client.healthCheckAllNodes",
+    options,
+    HEALTH_CHECK_RULES,
+    undefined,
+    "options",
+    copy,
+  ) ?? copy;
 }
 
 /**
@@ -461,16 +475,19 @@ const CLIENT_EVENT_NAMES: ReadonlySet<string> = new Set([
  * `removeEventListener` (`method`): an event name the client dispatches,
  * a function or `handleEvent` object (or `null`, a no-op as for
  * `EventTarget`), and `boolean` or known options (on removal too, so the
- * options given to the add can be given again).
+ * options given to the add can be given again). Returns the options to
+ * go on with: a boolean or `undefined` as given, an object read once into
+ * a copy (the event target reads `capture`, `once`, `signal` and
+ * `passive` again, and a getter must not be asked twice).
  *
  * @throws {InvalidArgumentError} naming the bad argument.
  */
-export function checkListenerArguments(
+export function readListenerArguments(
   type: unknown,
   listener: unknown,
   options: unknown,
   method = "Client.addEventListener",
-): void {
+): boolean | ListenerOptions | undefined {
   if (typeof type !== "string" || !CLIENT_EVENT_NAMES.has(type)) {
     throw refuse(
       method,
@@ -496,8 +513,8 @@ export function checkListenerArguments(
       "expected a function or an object with a handleEvent method",
     );
   }
-  if (typeof options === "boolean") return;
-  readOptions(method, options, LISTENER_RULES);
+  if (typeof options === "boolean" || options === undefined) return options;
+  return readOptions(method, options, LISTENER_RULES);
 }
 
 /** Whether `options` pass `rules`: the first look, before an error. */

@@ -139,9 +139,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | ListenerOptions,
   ): void {
-    door.checkListenerArguments(type, listener, options);
+    // Read once: the event target would read the options again.
+    const read = door.readListenerArguments(type, listener, options);
     forwardPoolEvent(this.manager, type, this, this.#forwarding);
-    super.addEventListener(type, listener, options);
+    super.addEventListener(type, listener, read);
   }
 
   /**
@@ -155,13 +156,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     listener: TypedListener<ClientEventMap[K]> | null,
     options?: boolean | Pick<ListenerOptions, "capture">,
   ): void {
-    door.checkListenerArguments(
+    const read = door.readListenerArguments(
       type,
       listener,
       options,
       "Client.removeEventListener",
     );
-    super.removeEventListener(type, listener, options);
+    super.removeEventListener(type, listener, read);
   }
 
   /**
@@ -350,9 +351,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
-    door.checkPingOptions(options);
+    // Read once, here: the copy is what the ping goes on with.
+    const { signal, timeoutMs } = door.readPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
-    const { signal, timeoutMs } = options;
     const limit = timeoutMs ?? this.config.requestTimeoutMs;
     // In flight like a request: a disconnect lets it finish, and a
     // failure because of the disconnect says so.
@@ -378,11 +379,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   healthCheckAllNodes(
     options: { signal?: AbortSignal } = {},
   ): Promise<HealthCheckResult[]> {
-    if (!door.isValidHealthCheck(options)) {
-      return door.rejectHealthCheck(options);
-    }
+    const read = door.readHealthCheckOptions(options);
+    if (read instanceof Error) return Promise.reject(read);
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    const signal = options.signal;
+    const signal = read.signal;
     if (signal === undefined) return this.manager.healthCheckAllNodes();
     return abortable(this.manager.healthCheckAllNodes(), signal);
   }
@@ -399,10 +399,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     fn: (connection: Connection) => Promise<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
-    door.checkWithConnectionArguments(fn, options);
+    // Read once, here: the pool is asked again on every retry, with a copy.
+    const { timeoutMs, signal } = door.readWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
-    // Read once: the pool is asked again on every retry.
-    const { timeoutMs, signal } = options;
     const acquire = { timeoutMs, signal };
     const path = this.#path;
     path.inFlight++;
