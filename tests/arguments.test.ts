@@ -7,7 +7,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import { executeWithRetry, isRetryable } from "../src/client/retry.ts";
+import {
+  backoffDelay,
+  executeWithRetry,
+  isRetryable,
+} from "../src/client/retry.ts";
 import { DEFAULT_RETRY_CONFIG } from "../src/config/defaults.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import {
@@ -17,12 +21,14 @@ import {
   NEVER_RETRIED_CODES,
   NOT_THE_NODES_FAULT,
   RequestTimeoutError,
+  RetriesExhaustedError,
 } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 import { CredentialStore, ScramServer } from "../testing/auth.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
 import {
   assertNothingInFlight,
   guardedScene as scene,
@@ -652,6 +658,62 @@ test("the retry helpers check their arguments", async () => {
   assert.throws(() => isRetryable(refused, null as never), invalid("options"));
   assert.equal(isRetryable(refused), true);
   assert.equal(isRetryable("not an error"), false);
+});
+
+test("the retry helpers read their schedule and options once, at the door: the loop goes on with copies", async () => {
+  // executeWithRetry read its options again after the check and its
+  // schedule on every failure (and backoffDelay and isRetryable theirs
+  // after the check): a getter that threw on a later read was the raw
+  // Error of the call, and a maxRetries that answered NaN later retried
+  // for ever (here: until the operation gave up at its tenth attempt).
+  const throws = () => assert.fail("read a second time");
+  const timeout = () =>
+    new RequestTimeoutError("127.0.0.1:7000", 5, { retryable: true });
+  for (const later of [throws, () => NaN]) {
+    const clock = new VirtualClock();
+    const schedule = twoFaced({
+      maxRetries: [2, later],
+      initialBackoffMs: [10, later],
+      maxBackoffMs: [40, later],
+      backoffMultiplier: [2, later],
+      jitter: [false, later],
+    });
+    const delays: number[] = [];
+    const options = twoFaced({
+      idempotent: [true, later],
+      clock: [clock, later],
+      onRetry: [
+        (info: { delayMs: number }) => delays.push(info.delayMs),
+        later,
+      ],
+      random: [Math.random, later],
+      signal: [new AbortController().signal, later],
+    });
+    let attempts = 0;
+    const call = executeWithRetry(
+      () => ++attempts < 10 ? Promise.reject(timeout()) : Promise.resolve(0),
+      schedule.options as never,
+      options.options as never,
+    );
+    assert.ok(await settledWithin(clock, call, 100), "never settled");
+    const error = await call.then(String, (e: unknown) => e);
+    assert.ok(error instanceof RetriesExhaustedError, String(error));
+    assert.equal(error.attempts, 3);
+    assert.deepEqual(delays, [10, 20]);
+    assert.deepEqual([schedule.reads(), options.reads()], [5, 5]);
+    const delay = twoFaced({
+      maxRetries: [2, later],
+      initialBackoffMs: [10, later],
+      maxBackoffMs: [40, later],
+      backoffMultiplier: [2, later],
+      jitter: [false, later],
+    });
+    assert.equal(backoffDelay(2, delay.options as never), 40);
+    assert.equal(delay.reads(), 5);
+    const retry = twoFaced({ idempotent: [true, later] });
+    assert.equal(isRetryable(timeout(), retry.options), true);
+    assert.equal(retry.reads(), 1);
+  }
 });
 
 test("Secret holds a string; anything else is refused without being shown", () => {

@@ -21,9 +21,9 @@ import {
   RetriesExhaustedError,
 } from "../errors.ts";
 import {
-  checkBackoffDelayArguments,
-  checkExecuteWithRetryArguments,
-  checkIsRetryableArguments,
+  readBackoffDelayArguments,
+  readExecuteWithRetryArguments,
+  readIsRetryableArguments,
 } from "./retry_arguments.ts";
 
 /**
@@ -61,8 +61,12 @@ export function backoffDelay(
   config: RetryConfig,
   random: () => number = Math.random,
 ): number {
-  checkBackoffDelayArguments(attempt, config, random);
-  return delayFor(attempt, config, random);
+  // The schedule as read once, at the door (a getter is not asked again).
+  return delayFor(
+    attempt,
+    readBackoffDelayArguments(attempt, config, random),
+    random,
+  );
 }
 
 /** {@linkcode backoffDelay} for a schedule and attempt already checked. */
@@ -150,8 +154,7 @@ export function isRetryable(
   error: unknown,
   options: IsRetryableOptions = {},
 ): boolean {
-  checkIsRetryableArguments(error, options);
-  return retryableAfter(error, options.idempotent === true);
+  return retryableAfter(error, readIsRetryableArguments(error, options));
 }
 
 /**
@@ -277,12 +280,15 @@ export async function executeWithRetry<T>(
   config: RetryConfig,
   options: ExecuteWithRetryOptions = {},
 ): Promise<T> {
-  checkExecuteWithRetryArguments(operation, config, options);
-  const { signal, onRetry } = options;
-  const clock = options.clock ?? systemClock;
-  const random = options.random ?? Math.random;
-  const idempotent = options.idempotent ?? false;
-  const retryable = options.isRetryable ??
+  // Read once, here: the loop goes on with copies of the schedule and the
+  // options, read on every attempt (a getter is not asked again).
+  const read = readExecuteWithRetryArguments(operation, config, options);
+  const schedule = read.config;
+  const { signal, onRetry } = read.options;
+  const clock = read.options.clock ?? systemClock;
+  const random = read.options.random ?? Math.random;
+  const idempotent = read.options.idempotent ?? false;
+  const retryable = read.options.isRetryable ??
     ((error: unknown) => isRetryable(error, { idempotent }));
 
   for (let attempt = 0;; attempt++) {
@@ -297,14 +303,14 @@ export async function executeWithRetry<T>(
       // other error: the caller asked to stop, so say that.
       if (signal?.aborted) throw aborted(signal);
       if (!retryable(error, attempt)) throw error;
-      if (attempt >= config.maxRetries) {
+      if (attempt >= schedule.maxRetries) {
         throw new RetriesExhaustedError(attempt + 1, error);
       }
       // A config that did not go through resolveRetryConfig may ask for
       // more than a timer can hold; a longer delay would fire at once and
       // turn the backoff into a retry storm.
       const delayMs = Math.min(
-        delayFor(attempt, config, random),
+        delayFor(attempt, schedule, random),
         MAX_TIMER_DELAY_MS,
       );
       onRetry?.({ attempt: attempt + 1, delayMs, error });

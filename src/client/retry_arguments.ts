@@ -15,7 +15,9 @@ import {
   signal,
 } from "../config/options.ts";
 import { integer, numberIn } from "../config/validate.ts";
+import type { RetryConfig } from "../config/shapes.ts";
 import { REQUEST_RULES } from "./arguments.ts";
+import type { ExecuteWithRetryOptions, IsRetryableOptions } from "./retry.ts";
 
 const EXECUTE_RULES: Rules = {
   isRetryable: func,
@@ -54,58 +56,72 @@ const RETRY_CONFIG_RULES: Rules = {
 /**
  * Checks the arguments of `executeWithRetry`: a function, a complete and
  * valid retry schedule (a missing `maxRetries` would retry for ever), and
- * known options.
+ * known options. Returns the schedule and the options read once into
+ * copies: the loop reads them on every attempt, and a getter that
+ * answered a `maxRetries` of NaN later would retry for ever.
  *
  * @throws {InvalidArgumentError} for a bad operation, schedule or option.
  */
-export function checkExecuteWithRetryArguments(
+export function readExecuteWithRetryArguments(
   operation: unknown,
   config: unknown,
   options: unknown,
-): void {
+): { config: RetryConfig; options: ExecuteWithRetryOptions } {
   const method = "executeWithRetry";
   const expected = func(operation);
   if (expected) throw refuse(method, "operation", operation, expected);
-  // Every field: a schedule without `maxRetries` would retry for ever.
-  readOptions(method, config, RETRY_CONFIG_RULES, true, "config");
-  readOptions(method, options, EXECUTE_RULES);
+  return {
+    // Every field: a schedule without `maxRetries` would retry for ever.
+    config: readOptions(method, config, RETRY_CONFIG_RULES, true, "config"),
+    options: readOptions(method, options, EXECUTE_RULES),
+  };
 }
 
 /**
  * Checks the arguments of `backoffDelay`: an attempt number `≥ 0`, a
  * whole retry schedule (as `executeWithRetry` takes), and `random`.
+ * Returns the schedule read once into a copy, which the delay is
+ * computed from.
  *
  * @throws {InvalidArgumentError} naming the bad argument or field.
  */
-export function checkBackoffDelayArguments(
+export function readBackoffDelayArguments(
   attempt: unknown,
   config: unknown,
   random: unknown,
-): void {
+): RetryConfig {
   const method = "backoffDelay";
   let expected = numberIn(0, Infinity, anyNumber, "a number")(attempt);
   if (expected) throw refuse(method, "attempt", attempt, expected);
-  readOptions(method, config, RETRY_CONFIG_RULES, true, "config");
+  const schedule = readOptions<RetryConfig>(
+    method,
+    config,
+    RETRY_CONFIG_RULES,
+    true,
+    "config",
+  );
   expected = func(random);
   if (expected) throw refuse(method, "random", random, expected);
+  return schedule;
 }
 
 /**
  * Checks the arguments of `isRetryable`: an error it can look at (any
  * value, but not a revoked proxy), and the request options (`idempotent`,
  * and the rest of a request's options, which callers pass along as they
- * are).
+ * are). Returns `idempotent` as read, once.
  *
  * @throws {InvalidArgumentError} naming the bad argument or option.
  */
-export function checkIsRetryableArguments(
+export function readIsRetryableArguments(
   error: unknown,
   options: unknown,
-): void {
+): boolean {
   try {
     void (error instanceof Error);
   } catch (cause) {
     throw refuse("isRetryable", "error", error, "could not be read", cause);
   }
-  readOptions("isRetryable", options, REQUEST_RULES);
+  return readOptions<IsRetryableOptions>("isRetryable", options, REQUEST_RULES)
+    .idempotent === true;
 }
