@@ -86,6 +86,56 @@ test("hosts are read once: a proxy answering a URL the second time never becomes
   assert.deepEqual(resolved.hosts.map((h) => h.address), ["127.0.0.1:7000"]);
 });
 
+test("every field of a config is read once: an enableTls that answers true, then false, still means TLS", () => {
+  // enableTls and whenNoHealthyNodes were read twice: a getter that threw
+  // the second time refused a valid config ("could not be read"), and an
+  // enableTls of true, then false, resolved to enableTls: true with a
+  // tlsPolicy of "disable" (TLS said on, and off).
+  const fields: Record<string, unknown> = {
+    hosts: ["127.0.0.1:7000"],
+    username: "app",
+    password: "pw",
+    enableTls: true,
+    timeoutMs: 1000,
+    requestTimeoutMs: 500,
+    maxFrameSize: 65536,
+    maxDatagramSize: 1200,
+    poolConfig: { maxConnections: 6 },
+    retryConfig: { maxRetries: 1 },
+    retryBudget: true,
+    hedging: false,
+    healthConfig: { intervalMs: 0 },
+    outlierEjection: false,
+    panicThreshold: 0.5,
+    loadBalancing: "round-robin",
+    whenNoHealthyNodes: "tryAll",
+    runtime: createMemoryNetwork(),
+    clock: new VirtualClock(),
+    clientName: "once",
+    logger: () => {},
+  };
+  const reads = new Map<string, number>();
+  const config = {};
+  for (const [name, value] of Object.entries(fields)) {
+    Object.defineProperty(config, name, {
+      enumerable: true,
+      get() {
+        const n = reads.get(name) ?? 0;
+        reads.set(name, n + 1);
+        // The second read answers what would change the outcome.
+        return n === 0 ? value : name === "enableTls" ? false : "fail";
+      },
+    });
+  }
+  const resolved = resolveConfig(config as ConnectionConfig);
+  for (const name of Object.keys(fields)) {
+    assert.equal(reads.get(name), 1, name);
+  }
+  assert.equal(resolved.enableTls, true);
+  assert.equal(resolved.tlsPolicy, "require");
+  assert.equal(resolved.whenNoHealthyNodes, "tryAll");
+});
+
 test("the same node spelt twice is a duplicate host; the address stays as written", () => {
   const twice = [
     ["DB1:7000", "db1"],

@@ -159,12 +159,17 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
     DEFAULT_MAX_FRAME_SIZE,
   );
-  const enableTls = optional("enableTls", config.enableTls, bool, false);
+  // Read once each, as every field is: two reads of a getter could
+  // disagree (an enableTls of true, then false, resolved to a config that
+  // says TLS is on with a tlsPolicy of "disable").
+  const givenTls = config.enableTls;
+  const enableTls = optional("enableTls", givenTls, bool, false);
   const { tlsPolicy, protocols } = resolveProtocols(
-    config.enableTls === false ? false : enableTls || undefined,
+    givenTls === false ? false : enableTls || undefined,
     config.tlsPolicy,
     config.protocols,
   );
+  const whenNoHealthyNodes = config.whenNoHealthyNodes;
   return {
     hosts,
     username,
@@ -195,7 +200,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     outlierEjection: resolveOutlierEjection(config.outlierEjection),
     panicThreshold: resolvePanicThreshold(
       config.panicThreshold,
-      config.whenNoHealthyNodes,
+      whenNoHealthyNodes,
     ),
     loadBalancing: optional<LoadBalancing>(
       "loadBalancing",
@@ -205,7 +210,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     ),
     whenNoHealthyNodes: optional<"fail" | "tryAll">(
       "whenNoHealthyNodes",
-      config.whenNoHealthyNodes,
+      whenNoHealthyNodes,
       oneOf(["fail", "tryAll"]),
       "fail",
     ),
