@@ -258,3 +258,35 @@ test("a tracer or meter that throws loses its telemetry, never a request nor the
   if (deno) globalThis.removeEventListener("error", onError);
   assert.deepEqual(uncaught, [], "nothing reported as uncaught");
 });
+
+test("instrumentClient reads its options once, at the door, and goes on with the copy", async () => {
+  // The options were checked and then read again: a getter that threw on
+  // the second read was instrumentClient's raw Error (and an option that
+  // answered something else later was taken unchecked).
+  const { close, client } = await cluster(1);
+  try {
+    const meter = fakeMeter();
+    const tracer = fakeTracer();
+    let reads = 0;
+    const once = (value: unknown): PropertyDescriptor => ({
+      enumerable: true,
+      get() {
+        if (reads++ >= 4) throw new Error("read a second time");
+        return value;
+      },
+    });
+    const options = Object.defineProperties({}, {
+      meterProvider: once(meter.provider),
+      tracerProvider: once(tracer.provider),
+      dbSystemName: once("once"),
+      poolName: once((address: string) => address),
+    });
+    const instrumentation = instrumentClient(client, options);
+    assert.equal(reads, 4);
+    await client.request(ops.echo("traced"));
+    assert.equal(tracer.spans.started, 1);
+    instrumentation.close();
+  } finally {
+    await close();
+  }
+});

@@ -116,9 +116,19 @@ export function instrumentClient(
       method,
     });
   }
-  const problem = optionsError(method, options, RULES);
+  // Read once, into `read`: the bridge goes on with what was checked (a
+  // getter is not asked again).
+  const read: OtelOptions = {};
+  const problem = optionsError(
+    method,
+    options,
+    RULES,
+    undefined,
+    "options",
+    read as Record<string, unknown>,
+  );
   if (problem !== undefined) throw problem;
-  const { meterProvider, tracerProvider } = options ?? {};
+  const { meterProvider, tracerProvider } = read;
   if (meterProvider === undefined && tracerProvider === undefined) {
     throw new InvalidArgumentError(
       "options",
@@ -127,8 +137,8 @@ export function instrumentClient(
       { method },
     );
   }
-  const system = options.dbSystemName ?? "nodewire";
-  const poolName = options.poolName ?? ((address: string) => address);
+  const system = read.dbSystemName ?? "nodewire";
+  const poolName = read.poolName ?? ((address: string) => address);
   if (client.closed) throw new ClientClosedError();
 
   // Both first: a provider that throws or gives no tracer or meter
