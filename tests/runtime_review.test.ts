@@ -473,3 +473,64 @@ for (const name of names.filter((n) => n !== "memory")) {
     }
   });
 }
+
+test("connect and listen read their options once, and go on with the copy; a getter or proxy that throws is an InvalidArgumentError", async () => {
+  // The checks read the options (the required ones twice) and the
+  // adapters read them again: a getter that threw on a later read was
+  // listen's or connect's raw Error, and one that threw on the first read,
+  // or a revoked proxy, a raw Error or TypeError too.
+  let reads = 0;
+  const once = (value: unknown): PropertyDescriptor => {
+    let read = false;
+    return {
+      enumerable: true,
+      get() {
+        reads++;
+        if (read) throw new Error("read a second time");
+        read = true;
+        return value;
+      },
+    };
+  };
+  for (const name of names) {
+    const adapter = await getAdapter(name);
+    reads = 0;
+    const listener = await adapter.listen(
+      Object.defineProperties({}, {
+        hostname: once("127.0.0.1"),
+        port: once(0),
+      }) as never,
+      (channel) => channel.close(),
+    );
+    try {
+      const channel = await adapter.connect(
+        Object.defineProperties({}, {
+          hostname: once("127.0.0.1"),
+          port: once(listener.port),
+          signal: once(new AbortController().signal),
+          startsTls: once(false),
+        }) as never,
+      );
+      await channel.close();
+      assert.equal(reads, 6, name);
+      const { proxy, revoke } = Proxy.revocable({}, {});
+      revoke();
+      const trap = new Proxy({}, {
+        get() {
+          throw new Error("trap");
+        },
+      });
+      for (
+        const [bad, argument] of [
+          [proxy, "options"],
+          [trap, "options.hostname"],
+        ] as const
+      ) {
+        await refused(adapter.connect(bad as never), argument, name);
+        await refused(adapter.listen(bad as never, () => {}), argument, name);
+      }
+    } finally {
+      await listener.close();
+    }
+  }
+});

@@ -7,6 +7,7 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
+import type { ConnectOptions, ListenOptions } from "./types.ts";
 
 type Rule = readonly [ok: (value: unknown) => boolean, expected: string];
 
@@ -43,22 +44,52 @@ export function checkReceiver(method: string, fn: unknown): void {
 }
 
 /** Throws unless every key of `options` is in `rules` and passes it. */
-function check(
+/**
+ * `options` read once into a copy, then checked: each known option is
+ * read once (inherited and non-enumerable ones too, as a read by the
+ * adapter would find them), and the adapter goes on with the copy, so a
+ * getter that answers differently later is never asked again. A read
+ * that throws (a getter, a revoked proxy) is an InvalidArgumentError.
+ */
+function read(
   method: string,
   options: unknown,
   rules: Record<string, Rule>,
   required: readonly string[],
   name = "options",
-): void {
+): Record<string, unknown> {
   if (typeof options !== "object" || options === null) {
     throw new InvalidArgumentError(name, options, "expected an object", {
       method,
     });
   }
   const values = options as Record<string, unknown>;
-  for (const key of [...required, ...Object.keys(values)]) {
-    const value = values[key];
-    const [ok, expected] = Object.hasOwn(rules, key)
+  const copy: Record<string, unknown> = {};
+  // Unknown names, refused below unless undefined: not in the copy.
+  const unknown: Record<string, unknown> = {};
+  let at = name;
+  let names: string[];
+  try {
+    names = Object.keys(values);
+    for (const key in rules) {
+      at = `${name}.${key}`;
+      copy[key] = values[key];
+    }
+    for (const key of names) {
+      if (Object.hasOwn(rules, key)) continue;
+      at = `${name}.${key}`;
+      unknown[key] = values[key];
+    }
+  } catch (cause) {
+    throw new InvalidArgumentError(at, options, "could not be read", {
+      method,
+      cause,
+    });
+  }
+  for (const key of [...required, ...names]) {
+    const known = Object.hasOwn(rules, key);
+    const value = known ? copy[key] : unknown[key];
+    const [ok, expected] = known
       ? rules[key]
       : [() => false, `a known option (${Object.keys(rules).join(", ")})`];
     if (value === undefined ? required.includes(key) : !ok(value)) {
@@ -67,6 +98,7 @@ function check(
       });
     }
   }
+  return copy;
 }
 
 const CLIENT_TLS: Record<string, Rule> = {
@@ -84,25 +116,29 @@ const SERVER_TLS: Record<string, Rule> = { cert: pem, key: pem, signal };
  * Checks TLS options: a client's (`connect`'s `tls`, `startTls`) or, with
  * `server`, a server's (`listen`'s `tls`, `acceptTls`).
  */
-export function checkTls(
+/**
+ * TLS options of `method` (a server's with `server`), read once and
+ * checked: the copy to go on with.
+ */
+export function readTls<T>(
   method: string,
   options: unknown,
   server: boolean,
   name?: string,
-): void {
-  check(
+): T {
+  return read(
     method,
     options,
     server ? SERVER_TLS : CLIENT_TLS,
     server ? ["cert", "key"] : ["serverName"],
     name,
-  );
+  ) as T;
 }
 
-/** Checks `adapter.connect()`'s options, its `tls` included. */
-export function checkConnect(options: unknown): void {
+/** `connect()`'s options, read once and checked: the copy to go on with. */
+export function readConnect(options: unknown): ConnectOptions {
   const method = "connect()";
-  check(
+  const copy = read(
     method,
     options,
     { hostname: host, port, signal, tls: nested, startsTls: bool },
@@ -111,22 +147,28 @@ export function checkConnect(options: unknown): void {
       "port",
     ],
   );
-  const client = (options as { tls?: unknown }).tls;
-  if (client !== undefined) checkTls(method, client, false, "options.tls");
+  if (copy.tls !== undefined) {
+    copy.tls = readTls(method, copy.tls, false, "options.tls");
+  }
+  return copy as unknown as ConnectOptions;
 }
 
-/** Checks `adapter.listen()`'s options, `tls` included, and receiver. */
-export function checkListen(options: unknown, onConnection: unknown): void {
+/** `listen()`'s options, read once and checked: the copy to go on with. */
+export function readListen(
+  options: unknown,
+  onConnection: unknown,
+): ListenOptions {
   const method = "listen()";
-  check(method, options, { hostname: host, port, tls: nested }, [
+  const copy = read(method, options, { hostname: host, port, tls: nested }, [
     "port",
   ]);
-  const server = (options as { tls?: unknown }).tls;
-  if (server !== undefined) checkTls(method, server, true, "options.tls");
+  if (copy.tls !== undefined) {
+    copy.tls = readTls(method, copy.tls, true, "options.tls");
+  }
   checkReceiver(method, onConnection);
+  return copy as unknown as ListenOptions;
 }
 
-/** Checks `adapter.datagram()`'s options. */
 export function checkDatagram(options: unknown): void {
-  check("datagram()", options, { hostname: host, port: port }, []);
+  read("datagram()", options, { hostname: host, port: port }, []);
 }

@@ -14,7 +14,7 @@ import {
   HostNotFoundError,
   InvalidArgumentError,
 } from "../errors.ts";
-import { checkConnect, checkListen } from "./arguments.ts";
+import { readConnect, readListen } from "./arguments.ts";
 import { ChannelBase } from "./channel_base.ts";
 import { toListenError } from "./errors.ts";
 import type {
@@ -230,7 +230,7 @@ export function createMemoryNetwork(): MemoryNetwork {
     },
 
     async connect(options: ConnectOptions): Promise<ByteChannel> {
-      checkConnect(options);
+      options = readConnect(options); // read once: the copy goes on
       refuseTls("connect()", options.tls);
       const { port, signal } = options;
       signal?.throwIfAborted();
@@ -264,7 +264,7 @@ export function createMemoryNetwork(): MemoryNetwork {
       options: ListenOptions,
       onConnection: (channel: ByteChannel) => void,
     ): Promise<Listener> {
-      checkListen(options, onConnection);
+      options = readListen(options, onConnection); // read once: the copy goes on
       refuseTls("listen()", options.tls);
       const hostname = canonicalHost(options.hostname ?? "127.0.0.1");
       const port = options.port === 0 ? allocatePort(hostname) : options.port;

@@ -28,7 +28,7 @@
 
 import type * as Net from "node:net";
 import { ConnectionLostError, type Endpoint } from "../../errors.ts";
-import { checkConnect, checkListen, checkTls } from "../arguments.ts";
+import { readConnect, readListen, readTls } from "../arguments.ts";
 import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { socketClosed, toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
@@ -210,7 +210,7 @@ class BunChannel extends ChannelBase {
    */
   startTls(options: TlsOptions): Promise<ByteChannel> {
     try {
-      checkTls("startTls()", options, false);
+      options = readTls("startTls()", options, false); // read once: the copy goes on
     } catch (error) {
       return Promise.reject(error);
     }
@@ -445,7 +445,7 @@ export const bunAdapter: RuntimeAdapter = {
   // async so that a bad argument rejects rather than throws.
   // deno-lint-ignore require-await
   async connect(options: ConnectOptions): Promise<ByteChannel> {
-    checkConnect(options);
+    options = readConnect(options); // read once: the copy goes on
     if (options.tls) return connectTls(bunAdapter, options);
     return connectNet(options, takeOver);
   },
@@ -456,7 +456,7 @@ export const bunAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
-    checkListen(options, onConnection);
+    options = readListen(options, onConnection); // read once: the copy goes on
     if (options.tls) {
       return bunAdapter.listen(
         { ...options, tls: undefined },

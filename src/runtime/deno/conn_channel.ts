@@ -28,7 +28,7 @@ import { unrefTimer } from "../timers.ts";
 import { socketClosed, toConnectionError } from "../errors.ts";
 import { startTlsOver } from "../node/tls_stream.ts";
 import { handshakeUnder } from "../tls.ts";
-import { checkTls } from "../arguments.ts";
+import { readTls } from "../arguments.ts";
 import type { ByteChannel, ConnectOptions, TlsOptions } from "../types.ts";
 import { DETACHED, WriteQueue } from "../write_queue.ts";
 
@@ -168,7 +168,7 @@ export class DenoConnChannel extends ChannelBase {
    */
   // async: a bad argument or a spent channel rejects rather than throws.
   async startTls(options: TlsOptions): Promise<ByteChannel> {
-    checkTls("startTls()", options, false);
+    options = readTls("startTls()", options, false); // read once: the copy goes on
     const endpoint = this.endpoint;
     if (this.finished || this.#closing) {
       throw socketClosed(endpoint);

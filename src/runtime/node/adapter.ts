@@ -12,7 +12,7 @@
 import type * as Net from "node:net";
 import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
-import { checkConnect, checkListen, checkTls } from "../arguments.ts";
+import { readConnect, readListen, readTls } from "../arguments.ts";
 import { ChannelBase } from "../channel_base.ts";
 import { socketClosed, toConnectionError, toListenError } from "../errors.ts";
 import {
@@ -233,7 +233,7 @@ export class NodeChannel extends ChannelBase {
    * socket takes the socket's handle, so this channel lets go of it.
    */
   async startTls(options: TlsOptions): Promise<ByteChannel> {
-    checkTls("startTls()", options, false);
+    options = readTls("startTls()", options, false); // read once: the copy goes on
     const tls = await loadTls();
     const socket = this.#release();
     const { serverName } = options;
@@ -274,7 +274,7 @@ export class NodeChannel extends ChannelBase {
 
   /** Server side of a TLS upgrade: `new tls.TLSSocket(socket, { isServer })`. */
   async acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
-    checkTls("acceptTls()", options, true);
+    options = readTls("acceptTls()", options, true); // read once: the copy goes on
     const tls = await loadTls();
     const socket = this.#release();
     let secure: Tls.TLSSocket | undefined;
@@ -452,7 +452,7 @@ export const nodeAdapter: RuntimeAdapter = {
   // async so that a bad argument rejects rather than throws.
   // deno-lint-ignore require-await
   async connect(options: ConnectOptions): Promise<ByteChannel> {
-    checkConnect(options);
+    options = readConnect(options); // read once: the copy goes on
     if (options.tls) return connectTls(nodeAdapter, options);
     return connectNet(
       options,
@@ -464,7 +464,7 @@ export const nodeAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
-    checkListen(options, onConnection);
+    options = readListen(options, onConnection); // read once: the copy goes on
     if (options.tls) {
       return nodeAdapter.listen(
         { ...options, tls: undefined },

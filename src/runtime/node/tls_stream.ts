@@ -22,7 +22,7 @@ import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
 import { settleOnHandshake, verificationFailure } from "./adapter.ts";
 import { handshakeUnder, isIpLiteral } from "../tls.ts";
-import { checkTls } from "../arguments.ts";
+import { readTls } from "../arguments.ts";
 import type { ByteChannel, TlsOptions, TlsServerOptions } from "../types.ts";
 
 let modules: Promise<[typeof Tls, typeof Stream]> | undefined;
@@ -101,7 +101,7 @@ export async function startTlsOver(
   endpoint: Endpoint,
   options: TlsOptions,
 ): Promise<ByteChannel> {
-  checkTls("startTls()", options, false);
+  options = readTls("startTls()", options, false); // read once: the copy goes on
   const [tls, stream] = await load();
   const { serverName } = options;
   const skip = options.dangerouslySkipVerify === true;
@@ -158,7 +158,7 @@ export async function acceptTlsOver(
   endpoint: Endpoint,
   options: TlsServerOptions,
 ): Promise<ByteChannel> {
-  checkTls("acceptTls()", options, true);
+  options = readTls("acceptTls()", options, true); // read once: the copy goes on
   const [tls, stream] = await load();
   let socket: Tls.TLSSocket | undefined;
   return await handshakeUnder(
