@@ -182,10 +182,9 @@ const anything: fc.Arbitrary<Recipe> = fc.oneof(
  * Options built from `valid` per known name (each maybe left out, maybe
  * replaced by anything), maybe with a misspelt or unknown name, a getter
  * that throws, or behind a proxy. Not here: a getter or proxy that answers
- * one thing when the options are checked and another when they are used;
- * the check at the door reads each option once, the request path reads
- * them again, and only a copy of every options object would close that
- * gap (see src/client/arguments.ts).
+ * one thing when the options are checked and another when they are used.
+ * The doors read each option once and the calls go on with a copy, which
+ * tests/arguments.test.ts checks by counting reads.
  */
 function optionsOf(
   valid: Record<string, fc.Arbitrary<Recipe>>,

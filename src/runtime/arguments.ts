@@ -43,7 +43,6 @@ export function checkReceiver(method: string, fn: unknown): void {
   }
 }
 
-/** Throws unless every key of `options` is in `rules` and passes it. */
 /**
  * `options` read once into a copy, then checked: each known option is
  * read once (inherited and non-enumerable ones too, as a read by the
@@ -113,12 +112,9 @@ const CLIENT_TLS: Record<string, Rule> = {
 const SERVER_TLS: Record<string, Rule> = { cert: pem, key: pem, signal };
 
 /**
- * Checks TLS options: a client's (`connect`'s `tls`, `startTls`) or, with
- * `server`, a server's (`listen`'s `tls`, `acceptTls`).
- */
-/**
- * TLS options of `method` (a server's with `server`), read once and
- * checked: the copy to go on with.
+ * TLS options, read once and checked: a client's (`connect`'s `tls`,
+ * `startTls`) or, with `server`, a server's (`listen`'s `tls`,
+ * `acceptTls`). Returns the copy to go on with.
  */
 export function readTls<T>(
   method: string,
@@ -169,6 +165,7 @@ export function readListen(
   return copy as unknown as ListenOptions;
 }
 
+/** Checks `adapter.datagram()`'s options. */
 export function checkDatagram(options: unknown): void {
   read("datagram()", options, { hostname: host, port: port }, []);
 }
