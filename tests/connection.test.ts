@@ -910,6 +910,37 @@ test("submitBatch refuses a range outside the payloads or a bad timeout, and fai
         const refused = conn.submitBatch(payloads, 0, 3, { timeoutMs }, sink);
         assert.ok(refused instanceof InvalidArgumentError, String(timeoutMs));
       }
+      // Options that cannot be read, or read twice: returned, not thrown
+      // (a getter that threw escaped as the raw error).
+      let reads = 0;
+      const once = {
+        get timeoutMs() {
+          if (++reads > 1) throw new Error("read a second time");
+          return Number.NaN;
+        },
+      };
+      const boom = new Error("boom");
+      const bad: [unknown, RegExp][] = [
+        [once, /options\.timeoutMs/],
+        [{
+          get timeoutMs(): number {
+            throw boom;
+          },
+        }, /could not be read/],
+        ["fast", /expected an object/],
+      ];
+      for (const [options, message] of bad) {
+        const refused = conn.submitBatch(
+          payloads,
+          0,
+          3,
+          options as { timeoutMs?: number },
+          sink,
+        );
+        assert.ok(refused instanceof InvalidArgumentError, String(options));
+        assert.match(refused.message, message);
+      }
+      assert.equal(reads, 1);
       assert.equal(settled, 0, "a refused run reports nothing to the sink");
       const mixed = [
         ops.echo("a"),

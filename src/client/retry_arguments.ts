@@ -17,7 +17,6 @@ import {
 import { integer, numberIn } from "../config/validate.ts";
 import type { RetryConfig } from "../config/shapes.ts";
 import { REQUEST_RULES } from "./arguments.ts";
-import type { ExecuteWithRetryOptions, IsRetryableOptions } from "./retry.ts";
 
 const EXECUTE_RULES: Rules = {
   isRetryable: func,
@@ -62,11 +61,11 @@ const RETRY_CONFIG_RULES: Rules = {
  *
  * @throws {InvalidArgumentError} for a bad operation, schedule or option.
  */
-export function readExecuteWithRetryArguments(
+export function readExecuteWithRetryArguments<Options>(
   operation: unknown,
   config: unknown,
-  options: unknown,
-): { config: RetryConfig; options: ExecuteWithRetryOptions } {
+  options: Options,
+): { config: RetryConfig; options: Options } {
   const method = "executeWithRetry";
   const expected = func(operation);
   if (expected) throw refuse(method, "operation", operation, expected);
@@ -122,6 +121,9 @@ export function readIsRetryableArguments(
   } catch (cause) {
     throw refuse("isRetryable", "error", error, "could not be read", cause);
   }
-  return readOptions<IsRetryableOptions>("isRetryable", options, REQUEST_RULES)
-    .idempotent === true;
+  return readOptions<{ idempotent?: boolean }>(
+    "isRetryable",
+    options,
+    REQUEST_RULES,
+  ).idempotent === true;
 }

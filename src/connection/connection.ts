@@ -438,7 +438,21 @@ export class Connection {
     options: { timeoutMs?: number; idempotent?: boolean },
     sink: BatchReplySink,
   ): Error | undefined {
-    const problem = runProblem(payloads, from, to, options?.timeoutMs);
+    // Each option read once (see #call): a getter that throws is this
+    // method's returned error, not a throw.
+    let timeoutMs: number | undefined;
+    let idempotent: boolean | undefined;
+    if (options !== undefined) {
+      if (typeof options !== "object" || options === null) {
+        return badOption("", options, "expected an object of options");
+      }
+      try {
+        ({ timeoutMs, idempotent } = options);
+      } catch (cause) {
+        return badOption("", options, "could not be read", cause);
+      }
+    }
+    const problem = runProblem(payloads, from, to, timeoutMs);
     if (problem !== undefined) return problem;
     if (this.#state !== "open") return this.#end.refusal();
     const first = this.#nextSequence;
@@ -450,8 +464,8 @@ export class Connection {
       payloads,
       from,
       to,
-      options?.timeoutMs ?? this.#requestTimeoutMs,
-      options?.idempotent === true,
+      timeoutMs ?? this.#requestTimeoutMs,
+      idempotent === true,
       sink,
     );
     return undefined;

@@ -7,7 +7,6 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
-import type { ConnectOptions, ListenOptions } from "./types.ts";
 
 type Rule = readonly [ok: (value: unknown) => boolean, expected: string];
 
@@ -132,7 +131,7 @@ export function readTls<T>(
 }
 
 /** `connect()`'s options, read once and checked: the copy to go on with. */
-export function readConnect(options: unknown): ConnectOptions {
+export function readConnect<Options>(options: Options): Options {
   const method = "connect()";
   const copy = read(
     method,
@@ -146,14 +145,14 @@ export function readConnect(options: unknown): ConnectOptions {
   if (copy.tls !== undefined) {
     copy.tls = readTls(method, copy.tls, false, "options.tls");
   }
-  return copy as unknown as ConnectOptions;
+  return copy as Options;
 }
 
 /** `listen()`'s options, read once and checked: the copy to go on with. */
-export function readListen(
-  options: unknown,
+export function readListen<Options>(
+  options: Options,
   onConnection: unknown,
-): ListenOptions {
+): Options {
   const method = "listen()";
   const copy = read(method, options, { hostname: host, port, tls: nested }, [
     "port",
@@ -162,7 +161,7 @@ export function readListen(
     copy.tls = readTls(method, copy.tls, true, "options.tls");
   }
   checkReceiver(method, onConnection);
-  return copy as unknown as ListenOptions;
+  return copy as Options;
 }
 
 /** Checks `adapter.datagram()`'s options. */
