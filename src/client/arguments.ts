@@ -103,12 +103,11 @@ const LISTENER_RULES: Rules = {
   signal,
 };
 
-// The client's shared default is a frozen empty object: once found valid,
-// it is known by identity. Frozen, with no own property at all (not even
-// a non-enumerable getter, which `for...in` does not count) and with
-// Object.prototype (or no prototype), an object has nothing that could
-// change.
-let emptyDefault: object | undefined;
+/**
+ * The options of a `Client.request` called without any: known by
+ * identity, so that such a call reads and allocates nothing for them.
+ */
+export const NO_REQUEST_OPTIONS: ClientRequestOptions = Object.freeze({});
 
 /**
  * Whether a Uint8Array `payload` is what it says: its `length`, which the
@@ -164,45 +163,24 @@ function untruthfulPayload(
  * is what it says (see {@linkcode isTruthful}) and the options valid.
  * Each option is read once, here, and the request path works on a copy:
  * a getter that would answer differently later, or throw, is never asked
- * again (it used to be, and its throw was the request's untyped error).
- * The client's no-options call allocates nothing and costs one comparison
- * after the first.
+ * again. The call without options allocates nothing: its options are
+ * {@linkcode NO_REQUEST_OPTIONS}.
  */
 export function checkedRequest(
   payload: unknown,
   options: unknown,
 ): ClientRequestOptions | undefined {
   if (!isPayload(payload) || !isTruthful(payload)) return undefined;
-  if (options === emptyDefault) return options as ClientRequestOptions;
-  return readRequestOptions(options, true);
-}
-
-/**
- * Whether `options` is frozen, has no own property at all (not even a
- * non-enumerable getter, which `for...in` does not see) and has
- * Object.prototype or no prototype: nothing in it could ever change.
- */
-function isEmptyForGood(options: unknown): boolean {
-  if (typeof options !== "object" || options === null) return false;
-  try {
-    if (!Object.isFrozen(options)) return false;
-    const proto = Object.getPrototypeOf(options);
-    return (proto === Object.prototype || proto === null) &&
-      Reflect.ownKeys(options).length === 0;
-  } catch {
-    return false; // a proxy's trap threw
-  }
+  if (options === NO_REQUEST_OPTIONS) return NO_REQUEST_OPTIONS;
+  return readRequestOptions(options);
 }
 
 /**
  * Valid request `options` copied into a plain object, each read once, or
- * undefined when they are not valid. With `remember`, options that are
- * empty for good are returned as they are, and known from then on as the
- * client's default (see `emptyDefault`).
+ * undefined when they are not valid.
  */
 function readRequestOptions(
   options: unknown,
-  remember = false,
 ): ClientRequestOptions | undefined {
   if (typeof options !== "object" || options === null) return undefined;
   try {
@@ -224,17 +202,11 @@ function readRequestOptions(
     if (signal !== undefined && !isAbortSignal(signal)) return undefined;
     // An unknown name is most likely a misspelt one, silently ignored
     // otherwise. `for...in` walks the names without building an array.
-    let names = 0;
     for (const key in options) {
       if (
         key !== "timeoutMs" && key !== "idempotent" && key !== "signal" &&
         key !== "retry" && key !== "hedge"
       ) return undefined;
-      names++;
-    }
-    if (remember && names === 0 && isEmptyForGood(options)) {
-      emptyDefault = options;
-      return options as ClientRequestOptions;
     }
     return {
       timeoutMs,

@@ -62,7 +62,7 @@ import {
 } from "./client_support.ts";
 
 // Shared, so a request without options allocates no options object.
-const NO_OPTIONS: ClientRequestOptions = Object.freeze({});
+const NO_OPTIONS = door.NO_REQUEST_OPTIONS;
 
 export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
 
