@@ -14,6 +14,7 @@ import {
   ConnectionRefusedError,
   ConnectTimeoutError,
   HostNotFoundError,
+  InvalidArgumentError,
   NodewireError,
   NoHealthyNodesError,
   PoolClosedError,
@@ -161,11 +162,10 @@ test("thresholds and latency weight are validated", () => {
       () =>
         new NodeHealth("a:1", DEFAULT_HEALTH_CONFIG, { latencyWeight: bad }),
       (e: unknown) =>
-        e instanceof ConfigError && e.code === "CONFIG_INVALID" &&
-        e.field === "latencyWeight" &&
-        /invalid latencyWeight: expected a finite number > 0 and ≤ 1/.test(
-          e.message,
-        ) &&
+        e instanceof InvalidArgumentError &&
+        e.argument === "options.latencyWeight" &&
+        /invalid options\.latencyWeight: expected a finite number > 0 and ≤ 1/
+          .test(e.message) &&
         e.message.endsWith(`got ${bad}`),
     );
   }

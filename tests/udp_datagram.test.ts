@@ -319,8 +319,8 @@ test("an adapter without datagram sockets has no UDP transport, so UDP is never 
   assert.throws(
     () => udpTransport({ adapter: native, maxDatagramSize: 65508 }),
     (error) =>
-      error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
-      error.field === "maxDatagramSize" &&
+      error instanceof InvalidArgumentError &&
+      error.argument === "options.maxDatagramSize" &&
       /expected an integer in 64–65507, got 65508/.test(error.message),
   );
 });

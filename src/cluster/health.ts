@@ -16,7 +16,8 @@
  */
 
 import type { HealthConfig } from "../config/shapes.ts";
-import { finiteIn, integerIn } from "../config/validate.ts";
+import { bool, integer, readOptions } from "../config/options.ts";
+import { checked, numberIn, readable } from "../config/validate.ts";
 import { NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
 import { RemoteErrorCode } from "../protocol/messages.ts";
 
@@ -135,8 +136,8 @@ export class NodeHealth {
   /**
    * Creates the health record of a node.
    *
-   * @throws {ConfigError} when a threshold is not a positive integer or the
-   *   latency weight is outside `(0, 1]`.
+   * @throws {ConfigError} when a threshold is not a positive integer.
+   * @throws {InvalidArgumentError} for a bad option.
    */
   constructor(
     address: string,
@@ -144,25 +145,33 @@ export class NodeHealth {
     options: NodeHealthOptions = {},
   ) {
     this.address = address;
-    this.#unhealthyThreshold = integerIn(
-      "healthConfig.unhealthyThreshold",
-      config.unhealthyThreshold,
-      1,
-      Infinity,
+    // A config that cannot be read (null, a revoked proxy) is a
+    // ConfigError too, not the TypeError of a property read.
+    [this.#unhealthyThreshold, this.#healthyThreshold] = readable(
+      "healthConfig",
+      config,
+      () => [
+        checked<number>(
+          "healthConfig.unhealthyThreshold",
+          config.unhealthyThreshold,
+          integer(1),
+        ),
+        checked<number>(
+          "healthConfig.healthyThreshold",
+          config.healthyThreshold,
+          integer(1),
+        ),
+      ],
     );
-    this.#healthyThreshold = integerIn(
-      "healthConfig.healthyThreshold",
-      config.healthyThreshold,
-      1,
-      Infinity,
-    );
-    this.#latencyWeight = finiteIn(
-      "latencyWeight",
-      options.latencyWeight ?? DEFAULT_LATENCY_WEIGHT,
-      { above: 0, atMost: 1 },
-    );
-    this.#healthy = options.healthy ?? true;
-    this.#down = !this.#healthy;
+    // Read once and checked: a healthy of "no" was kept as it was.
+    const { healthy = true, latencyWeight = DEFAULT_LATENCY_WEIGHT } =
+      readOptions<NodeHealthOptions>("new NodeHealth()", options, {
+        healthy: bool,
+        latencyWeight: numberIn(0, 1, undefined, undefined, true),
+      });
+    this.#latencyWeight = latencyWeight;
+    this.#healthy = healthy;
+    this.#down = !healthy;
   }
 
   /** Whether requests may be routed to the node. */

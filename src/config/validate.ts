@@ -219,55 +219,6 @@ export function duration(
 }
 
 /**
- * Validates an integer within `[min, max]`; `max` may be `Infinity` for
- * no upper bound.
- *
- * @throws {ConfigError} naming `field`, for a non-number, a fraction, `NaN`
- *   or a value out of range.
- */
-export function integerIn(
-  field: string,
-  value: unknown,
-  min: number,
-  max: number,
-): number {
-  return checked(field, value, integer(min, max));
-}
-
-/** Bounds for {@linkcode finiteIn}; each is optional. */
-export interface Bounds {
-  /** Exclusive lower bound. */
-  above?: number;
-  /** Inclusive lower bound. */
-  atLeast?: number;
-  /** Inclusive upper bound. */
-  atMost?: number;
-}
-
-/**
- * Validates a finite number (not `NaN`, not ±`Infinity`) within `bounds`.
- *
- * @throws {ConfigError} naming `field` and the bounds.
- */
-export function finiteIn(
-  field: string,
-  value: unknown,
-  { above, atLeast, atMost }: Bounds,
-): number {
-  return checked(
-    field,
-    value,
-    numberIn(
-      above ?? atLeast,
-      atMost,
-      undefined,
-      undefined,
-      above !== undefined,
-    ),
-  );
-}
-
-/**
  * Refuses any key of `value` that `known` does not hold: a misspelt option
  * is an error, never silently ignored. `name` is the section's field path;
  * `"config"` for the top level, whose keys are named bare.

@@ -9,6 +9,7 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { is, methods, readOptions } from "../config/options.ts";
 import type { ResolvedTlsConfig } from "../config/tls.ts";
 import type { Connection } from "../connection/connection.ts";
 import { TlsError } from "../errors.ts";
@@ -83,8 +84,17 @@ export async function upgradeToTls(
 export function tlsTransport(
   options: { tls: ResolvedTlsConfig; clock: Clock },
 ): TransportUpgrade {
+  // Read once and checked here: the upgrade read them on every connect,
+  // and a bad one failed there with a raw TypeError.
+  const { tls, clock } = readOptions<typeof options>("tlsTransport", options, {
+    tls: is(
+      (v) => typeof (v as ResolvedTlsConfig)?.handshakeTimeoutMs === "number",
+      "expected a ResolvedTlsConfig",
+    ),
+    clock: methods("setTimeout", "clearTimeout"),
+  }, true);
   return async (connection, _negotiated, signal) => {
     if (connection.encrypted) return;
-    await upgradeToTls(connection, options.tls, options.clock, signal);
+    await upgradeToTls(connection, tls, clock, signal);
   };
 }

@@ -20,7 +20,7 @@
 
 import type { Connection } from "../connection/connection.ts";
 import type { RequestRoute } from "../connection/types.ts";
-import { integerIn } from "../config/validate.ts";
+import { integer, methods, readOptions } from "../config/options.ts";
 import {
   ConnectionError,
   ConnectionLostError,
@@ -148,14 +148,14 @@ export function udpStats(connection: Connection): UdpStats | undefined {
 export function udpTransport(
   options: UdpTransportOptions,
 ): TransportUpgrade | undefined {
-  const { adapter } = options;
+  // Read once and checked: a missing adapter was a raw TypeError.
+  const { adapter, maxDatagramSize = DEFAULT_MAX_DATAGRAM_SIZE } = readOptions<
+    UdpTransportOptions
+  >("udpTransport", options, {
+    adapter: methods("connect"),
+    maxDatagramSize: integer(MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE),
+  }, ["adapter"]);
   if (typeof adapter.datagram !== "function") return undefined;
-  const maxDatagramSize = integerIn(
-    "maxDatagramSize",
-    options.maxDatagramSize ?? DEFAULT_MAX_DATAGRAM_SIZE,
-    MIN_DATAGRAM_SIZE,
-    MAX_DATAGRAM_SIZE,
-  );
   return async (connection, negotiated, signal) => {
     const port = negotiated.udpPort;
     if (port === undefined) {

@@ -1,0 +1,119 @@
+// The building blocks of /core read their options once, at the door, and
+// refuse bad ones with an InvalidArgumentError naming the option: a
+// NodeHealth kept a `healthy` of "no" as it was, udpTransport without an
+// adapter threw a raw TypeError, and tlsTransport read its options on
+// every connect, unchecked, so a bad one failed there.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { NodeHealth, tlsTransport, udpTransport } from "../core.ts";
+import { resolveTlsConfig } from "../src/config/tls.ts";
+import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { readOnce } from "./support/fault_checks.ts";
+
+/** Checks an InvalidArgumentError of `method` about `argument`. */
+function invalid(method: string, argument: string) {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.argument, argument, error.message);
+    assert.ok(error.message.startsWith(`${method}: `), error.message);
+    return true;
+  };
+}
+
+const revoked = (): object => {
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  return proxy;
+};
+
+const thresholds = { unhealthyThreshold: 1, healthyThreshold: 1 };
+
+test("new NodeHealth refuses bad options and a config it cannot read", () => {
+  const method = "new NodeHealth()";
+  const bad: [unknown, string][] = [
+    [{ healthy: "no" }, "options.healthy"],
+    [{ healthy: 1 }, "options.healthy"],
+    [{ latencyWeight: NaN }, "options.latencyWeight"],
+    [{ latencyWeight: 1.5 }, "options.latencyWeight"],
+    [{ latencyWieght: 0.5 }, "options.latencyWieght"],
+    [null, "options"],
+    [revoked(), "options"],
+  ];
+  for (const [options, argument] of bad) {
+    assert.throws(
+      () => new NodeHealth("a:1", thresholds, options as never),
+      invalid(method, argument),
+    );
+  }
+  for (const config of [null, revoked()]) {
+    assert.throws(
+      () => new NodeHealth("a:1", config as never),
+      (e: unknown) => e instanceof ConfigError && e.field === "healthConfig",
+    );
+  }
+  // Read once: a getter asked again would throw.
+  const options = Object.defineProperties({}, {
+    healthy: readOnce(false),
+    latencyWeight: readOnce(0.5),
+  });
+  const health = new NodeHealth("a:1", thresholds, options);
+  assert.equal(health.isHealthy, false);
+  health.recordSuccess(10, 1);
+  health.recordSuccess(20, 2);
+  assert.equal(health.latencyMs, 15);
+});
+
+test("udpTransport refuses a missing adapter and bad options", () => {
+  const method = "udpTransport";
+  const adapter = createMemoryNetwork();
+  const bad: [unknown, string][] = [
+    [{}, "options.adapter"],
+    [{ adapter: null }, "options.adapter"],
+    [{ adapter, maxDatagramSize: 65508 }, "options.maxDatagramSize"],
+    [{ adapter, maxDatagramSize: NaN }, "options.maxDatagramSize"],
+    [{ adapter, maxDatagramSize: "1200" }, "options.maxDatagramSize"],
+    [{ adapter, maxDatagramsize: 1200 }, "options.maxDatagramsize"],
+    [null, "options"],
+    [revoked(), "options"],
+  ];
+  for (const [options, argument] of bad) {
+    assert.throws(
+      () => udpTransport(options as never),
+      invalid(method, argument),
+    );
+  }
+  // The memory network has no datagrams: no transport, options read once.
+  const options = Object.defineProperties({}, {
+    adapter: readOnce(adapter),
+    maxDatagramSize: readOnce(1400),
+  });
+  assert.equal(udpTransport(options as never), undefined);
+});
+
+test("tlsTransport reads its options once, at the door, and refuses bad ones", () => {
+  const method = "tlsTransport";
+  const tls = resolveTlsConfig({}, "require");
+  const clock = new VirtualClock();
+  const bad: [unknown, string][] = [
+    [{ clock }, "options.tls"],
+    [{ tls }, "options.clock"],
+    [{ tls: "yes", clock }, "options.tls"],
+    [{ tls, clock: {} }, "options.clock"],
+    [{ tls, clock, signal: null }, "options.signal"],
+    [null, "options"],
+    [revoked(), "options"],
+  ];
+  for (const [options, argument] of bad) {
+    assert.throws(
+      () => tlsTransport(options as never),
+      invalid(method, argument),
+    );
+  }
+  const options = Object.defineProperties({}, {
+    tls: readOnce(tls),
+    clock: readOnce(clock),
+  });
+  assert.equal(typeof tlsTransport(options as never), "function");
+});
