@@ -11,7 +11,7 @@ import {
   ScramKeyCache,
   unescapeScramName,
 } from "../src/auth/scram.ts";
-import { AuthenticationError } from "../src/errors.ts";
+import { AuthenticationError, InvalidArgumentError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 import { CredentialStore, ScramServer } from "../testing/auth.ts";
 
@@ -495,5 +495,61 @@ test("the node refuses channel binding, authorization ids and a replayed nonce",
     (e: unknown) =>
       e instanceof AuthenticationError && e.code === "AUTH_FAILED" &&
       /the nonce does not match/.test(e.message),
+  );
+});
+
+test("ScramClient and ScramKeyCache refuse bad options with InvalidArgumentError, read once: a NaN iteration bound no longer turns its check off", async () => {
+  const base = { username: "user", password: new Secret("pencil") };
+  const refused = (
+    options: unknown,
+    argument: string,
+  ) =>
+    assert.throws(
+      () => new ScramClient(options as never),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument &&
+        /new ScramClient\(\)/.test(e.message) &&
+        !e.message.includes(SECRET_PASSWORD),
+      argument,
+    );
+  for (const bound of ["minIterations", "maxIterations"]) {
+    for (const value of [NaN, -1, 2.5, "4096", Infinity]) {
+      refused({ ...base, [bound]: value }, `options.${bound}`);
+    }
+  }
+  refused({ ...base, password: SECRET_PASSWORD }, "options.password");
+  refused({ ...base, username: 5 }, "options.username");
+  refused({ ...base, nonce: "a,b" }, "options.nonce");
+  refused({ ...base, nonce: 5 }, "options.nonce");
+  refused({ ...base, cache: 5 }, "options.cache");
+  refused(null, "options");
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  refused(proxy, "options");
+  for (const limit of [NaN, -1, 1.5, "8"]) {
+    assert.throws(
+      () => new ScramKeyCache(limit as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "limit",
+      String(limit),
+    );
+  }
+  // Read once: a getter that answered 4096 first and NaN later would have
+  // turned the bound off after the check.
+  let reads = 0;
+  const client = new ScramClient({
+    ...base,
+    nonce: RFC.clientNonce,
+    get minIterations() {
+      return ++reads === 1 ? 10_000 : NaN;
+    },
+  });
+  assert.equal(reads, 1);
+  client.clientFirstMessage();
+  await assert.rejects(
+    client.clientFinalMessage(RFC.serverFirst),
+    (e) =>
+      e instanceof AuthenticationError &&
+      /below the minimum of 10000/.test(e.message),
   );
 });

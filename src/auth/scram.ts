@@ -7,9 +7,13 @@
  * @module
  */
 
-import { AuthenticationError, SaslprepError } from "../errors.ts";
+import {
+  AuthenticationError,
+  InvalidArgumentError,
+  SaslprepError,
+} from "../errors.ts";
 import { clipped } from "../errors/base.ts";
-import type { Secret } from "../secret.ts";
+import { Secret } from "../secret.ts";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import {
   deriveScramKeys,
@@ -99,7 +103,8 @@ export class ScramKeyCache {
 
   /** Creates a cache holding at most `limit` salt/iteration pairs. */
   constructor(limit = 8) {
-    this.#limit = limit;
+    // A NaN or negative limit would leave the cache unbounded.
+    this.#limit = count("new ScramKeyCache()", "limit", limit);
   }
 
   /** How many salt/iteration pairs are cached. */
@@ -178,23 +183,60 @@ export class ScramClient {
    *
    * @throws {AuthenticationError} (`"invalid-credentials"`) when SASLprep
    *   refuses the user name or password, or either is empty.
+   * @throws {InvalidArgumentError} for an option of the wrong kind.
    */
   constructor(options: ScramClientOptions) {
-    this.#password = options.password;
-    this.#nonce = options.nonce ?? randomNonce();
-    if (!PRINTABLE.test(this.#nonce)) {
-      throw new RangeError("a SCRAM nonce must be printable ASCII without ,");
+    // Each option read once, and checked: a NaN bound turned its check off
+    // (NaN compares false), and other bad values failed later, raw.
+    const method = "new ScramClient()";
+    let o: ScramClientOptions;
+    try {
+      const { username, password, nonce, cache, minIterations, maxIterations } =
+        options;
+      o = { username, password, nonce, cache, minIterations, maxIterations };
+    } catch (cause) {
+      throw new InvalidArgumentError(
+        "options",
+        undefined,
+        "could not be read",
+        {
+          method,
+          cause,
+        },
+      );
     }
-    this.#cache = options.cache;
+    const bad = (name: string, value: unknown, expected: string) =>
+      new InvalidArgumentError(`options.${name}`, value, expected, { method });
+    if (typeof o.username !== "string") {
+      throw bad("username", o.username, "expected a string");
+    }
+    // Never shown: it may be the password itself.
+    if (!(o.password instanceof Secret)) {
+      throw bad("password", undefined, "expected a Secret");
+    }
+    const nonce = o.nonce ?? randomNonce();
+    if (typeof nonce !== "string" || !PRINTABLE.test(nonce)) {
+      throw bad("nonce", nonce, "expected printable ASCII without ,");
+    }
+    if (o.cache !== undefined && !(o.cache instanceof ScramKeyCache)) {
+      throw bad("cache", o.cache, "expected a ScramKeyCache");
+    }
+    this.#password = o.password;
+    this.#nonce = nonce;
+    this.#cache = o.cache;
     this.#minIterations = Math.max(
       SCRAM_MIN_ITERATIONS,
-      options.minIterations ?? SCRAM_MIN_ITERATIONS,
+      count(method, "options.minIterations", o.minIterations),
     );
-    this.#maxIterations = options.maxIterations ?? SCRAM_MAX_ITERATIONS;
-    const username = prepare(options.username, "username");
+    this.#maxIterations = count(
+      method,
+      "options.maxIterations",
+      o.maxIterations ?? SCRAM_MAX_ITERATIONS,
+    );
+    const username = prepare(o.username, "username");
     // Checked now so that a bad password fails before anything is sent.
-    prepare(options.password.reveal(), "password");
-    this.#clientFirstBare = `n=${escapeScramName(username)},r=${this.#nonce}`;
+    prepare(o.password.reveal(), "password");
+    this.#clientFirstBare = `n=${escapeScramName(username)},r=${nonce}`;
   }
 
   /** Step 1: the client-first message, `n,,n=<user>,r=<nonce>`. */
@@ -339,6 +381,16 @@ function challenge(message: string): AuthenticationError {
  * SASLprep for one credential; the error names which one, and for the
  * password says nothing about its characters.
  */
+/** `value` (undefined: 0), when it is a whole number ≥ 0. */
+function count(method: string, name: string, value: unknown = 0): number {
+  if (Number.isSafeInteger(value) && (value as number) >= 0) {
+    return value as number;
+  }
+  throw new InvalidArgumentError(name, value, "expected a whole number ≥ 0", {
+    method,
+  });
+}
+
 function prepare(value: string, which: "username" | "password"): string {
   let prepared: string;
   try {
