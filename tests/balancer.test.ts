@@ -9,6 +9,7 @@ import {
   RoundRobinBalancer,
 } from "../src/cluster/balancer.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
 import { seeded } from "./helpers.ts";
 
 function names(n: number): string[] {
@@ -313,16 +314,29 @@ test("createBalancer builds the strategy the config names", () => {
   const p2c = createBalancer("least-in-flight", set, { inFlight: () => 0 });
   assert.ok(p2c instanceof LeastInFlightBalancer);
   assert.equal(p2c.nodes, set);
-  assert.throws(
-    () => createBalancer("least-in-flight", set),
-    (e: unknown) =>
-      e instanceof TypeError &&
-      /"least-in-flight" needs an inFlight\(node\) callback/.test(e.message),
+  // InvalidArgumentErrors naming the argument (raw TypeErrors before), and
+  // an inFlight that is no function is refused here, not at every pick.
+  const refused = (make: () => unknown, argument: string) =>
+    assert.throws(
+      make,
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument,
+      argument,
+    );
+  refused(() => createBalancer("least-in-flight", set), "options.inFlight");
+  refused(
+    () =>
+      createBalancer("least-in-flight", set, {
+        inFlight: 5 as unknown as () => number,
+      }),
+    "options.inFlight",
   );
+  refused(() => createBalancer("random" as "round-robin", set), "strategy");
   assert.throws(
     () => createBalancer("random" as "round-robin", set),
-    /expected "round-robin", "least-in-flight" or "peak-ewma", got "random"/,
+    /expected one of "round-robin", "least-in-flight", "peak-ewma", got "random"/,
   );
+  refused(() => new RoundRobinBalancer(null as never), "nodes");
 });
 
 // --- properties --------------------------------------------------------------

@@ -20,6 +20,7 @@ import {
   AbortedError,
   ConfigError,
   ConnectionLostError,
+  InvalidArgumentError,
   RemoteError,
   RequestTimeoutError,
 } from "../src/errors.ts";
@@ -75,18 +76,24 @@ test("the time constant can be set, and must be positive", () => {
   const ewma = new PeakEwma(1, 100);
   ewma.observe(0, 10, 0);
   close(ewma.estimate(0, 100), 10 * Math.exp(-1), "tau 100 ms");
-  assert.throws(
-    () => new PeakEwma(1, 0),
-    (e: unknown) =>
-      e instanceof RangeError &&
-      /PeakEwma: decayMs must be a positive number, got 0/.test(e.message),
-  );
-  assert.throws(
-    () => new PeakEwma(1, NaN),
-    (e: unknown) =>
-      e instanceof RangeError &&
-      /PeakEwma: decayMs must be a positive number, got NaN/.test(e.message),
-  );
+  // Refused with an InvalidArgumentError naming the argument: a NaN slot
+  // count made an empty table, 1e10 a raw RangeError, "5" ms was taken.
+  const refused = (make: () => unknown, argument: string) =>
+    assert.throws(
+      make,
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument &&
+        e.message.startsWith("new PeakEwma(): "),
+      argument,
+    );
+  for (const decayMs of [0, -1, NaN, "5"]) {
+    refused(() => new PeakEwma(1, decayMs as number), "decayMs");
+  }
+  for (const slots of [NaN, -1, 1.5, 1e10, "3"]) {
+    refused(() => new PeakEwma(slots as number), "slots");
+  }
+  // Estimates that never decay stay allowed.
+  assert.equal(new PeakEwma(1, Infinity).decayMs, Infinity);
 });
 
 test("cost is estimate × (in flight + 1); an unmeasured node is free when idle and last when busy", () => {
@@ -157,8 +164,18 @@ test("createBalancer builds a peak-EWMA balancer, and needs its estimates, loads
   assert.throws(
     () => createBalancer("peak-ewma", set),
     (e: unknown) =>
-      e instanceof TypeError &&
-      /"peak-ewma" needs latency \(a PeakEwma\) and loads/.test(e.message),
+      e instanceof InvalidArgumentError && e.argument === "options.latency",
+  );
+  // Kept and failing only at the pick, before: a latency that is no
+  // PeakEwma.
+  assert.throws(
+    () =>
+      createBalancer("peak-ewma", set, {
+        latency: {} as PeakEwma,
+        loads: new Int32Array(1),
+      }),
+    (e: unknown) =>
+      e instanceof InvalidArgumentError && e.argument === "options.latency",
   );
   assert.throws(
     () =>
@@ -168,10 +185,8 @@ test("createBalancer builds a peak-EWMA balancer, and needs its estimates, loads
         clock: new VirtualClock(),
       }),
     (e: unknown) =>
-      e instanceof TypeError &&
-      /PeakEwmaBalancer: the node set must keep slots \(pass slotOf\)/.test(
-        e.message,
-      ),
+      e instanceof InvalidArgumentError && e.argument === "nodes" &&
+      /expected a set with slots/.test(e.message),
   );
 });
 

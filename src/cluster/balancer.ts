@@ -16,9 +16,21 @@
  * @module
  */
 
+import {
+  func,
+  is,
+  methods,
+  readOptions,
+  refuse,
+  type Rules,
+} from "../config/options.ts";
+import { oneOf } from "../config/validate.ts";
 import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
-import type { PeakEwma } from "./peak_ewma.ts";
+import { PeakEwma } from "./peak_ewma.ts";
+
+/** The strategies `createBalancer` knows, as the config's rule has them. */
+const LOAD_BALANCING = oneOf(["round-robin", "least-in-flight", "peak-ewma"]);
 
 /**
  * A set of nodes with O(1) add, remove, membership and random access by
@@ -56,9 +68,19 @@ export class HealthyNodeSet<N> {
     nodes: Iterable<N> = [],
     options: { slotOf?: (node: N) => number } = {},
   ) {
-    this.#slotOf = options.slotOf;
+    const method = "new HealthyNodeSet()";
+    // Read once and checked here: a slotOf that is no function would
+    // otherwise fail the add of a node, long after.
+    this.#slotOf = readOptions<typeof options>(method, options, {
+      slotOf: func,
+    }).slotOf;
     if (this.#slotOf) this.#slots = new Int32Array(8);
-    for (const node of nodes) this.add(node);
+    try {
+      for (const node of nodes) this.add(node);
+    } catch (cause) {
+      // Not iterable, a revoked proxy, an iterator (or slotOf) that threw.
+      throw refuse(method, "nodes", nodes, "could not be read", cause);
+    }
   }
 
   /** Whether the set keeps slots (it was given `slotOf`). */
@@ -194,7 +216,7 @@ export class RoundRobinBalancer<N> implements Balancer<N> {
 
   /** Creates a balancer over `nodes`, which the caller keeps up to date. */
   constructor(nodes: HealthyNodeSet<N>) {
-    this.nodes = nodes;
+    this.nodes = nodeSet("new RoundRobinBalancer()", nodes);
   }
 
   /** The next node in the cycle, skipping `exclude` when another exists. */
@@ -278,10 +300,17 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
 
   /** Creates a balancer over `nodes`, which the caller keeps up to date. */
   constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
-    this.nodes = nodes;
-    this.#inFlight = options.inFlight;
-    this.#loads = nodes.hasSlots ? options.loads : undefined;
-    this.#candidates = new Candidates(options.random, nodes.size);
+    const method = "new LeastInFlightBalancer()";
+    this.nodes = nodeSet(method, nodes);
+    const { inFlight, loads, random } = readOptions<typeof options>(
+      method,
+      options,
+      LEAST_IN_FLIGHT,
+      ["inFlight"],
+    );
+    this.#inFlight = inFlight;
+    this.#loads = nodes.hasSlots ? loads : undefined;
+    this.#candidates = new Candidates(random, nodes.size);
   }
 
   /** The less loaded of two nodes, neither of them `exclude` when possible. */
@@ -363,19 +392,25 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
   /**
    * Creates a balancer over `nodes`, which the caller keeps up to date.
    *
-   * @throws {TypeError} when `nodes` keeps no slots.
+   * @throws {InvalidArgumentError} when `nodes` keeps no slots, or for a
+   *   bad option.
    */
   constructor(nodes: HealthyNodeSet<N>, options: PeakEwmaOptions) {
-    if (!nodes.hasSlots) {
-      throw new TypeError(
-        "PeakEwmaBalancer: the node set must keep slots (pass slotOf)",
-      );
+    const method = "new PeakEwmaBalancer()";
+    if (!nodeSet(method, nodes).hasSlots) {
+      throw refuse(method, "nodes", nodes, "expected a set with slots");
     }
     this.nodes = nodes;
-    this.#latency = options.latency;
-    this.#loads = options.loads;
-    this.#clock = options.clock;
-    this.#candidates = new Candidates(options.random, nodes.size);
+    const { latency, loads, clock, random } = readOptions<typeof options>(
+      method,
+      options,
+      PEAK_EWMA,
+      ["latency", "loads", "clock"],
+    );
+    this.#latency = latency;
+    this.#loads = loads;
+    this.#clock = clock;
+    this.#candidates = new Candidates(random, nodes.size);
   }
 
   /** The cheaper of two nodes, neither of them `exclude` when possible. */
@@ -397,6 +432,25 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
         : first,
     );
   }
+}
+
+// Loads are read on every pick: an array of them, checked once here.
+const loads = is(
+  (v) => typeof (v as ArrayLike<number>)?.length === "number",
+  "expected an array of loads",
+);
+const LEAST_IN_FLIGHT: Rules = { inFlight: func, loads, random: func };
+const PEAK_EWMA: Rules = {
+  latency: is((v) => v instanceof PeakEwma, "expected a PeakEwma"),
+  loads,
+  clock: methods("now"),
+  random: func,
+};
+
+/** `nodes`, when it is a HealthyNodeSet: a pick reads it every time. */
+function nodeSet<N>(method: string, nodes: HealthyNodeSet<N>) {
+  if (nodes instanceof HealthyNodeSet) return nodes;
+  throw refuse(method, "nodes", nodes, "expected a HealthyNodeSet");
 }
 
 /**
@@ -468,8 +522,8 @@ class Candidates {
  * (and a set that keeps slots) for `"peak-ewma"`, whose `clock` defaults
  * to the system clock.
  *
- * @throws {TypeError} for `"least-in-flight"` without `inFlight`, or
- *   `"peak-ewma"` without `latency` and `loads`.
+ * @throws {InvalidArgumentError} for an unknown strategy, a missing or
+ *   bad option.
  * @example
  * ```ts
  * import { createBalancer, HealthyNodeSet } from "@nodewire/client/core";
@@ -483,32 +537,25 @@ export function createBalancer<N>(
   nodes: HealthyNodeSet<N>,
   options: Partial<LeastInFlightOptions<N>> & Partial<PeakEwmaOptions> = {},
 ): Balancer<N> {
-  switch (strategy) {
-    case "round-robin":
-      return new RoundRobinBalancer(nodes);
-    case "least-in-flight": {
-      const { inFlight, loads, random } = options;
-      if (inFlight === undefined) {
-        throw new TypeError(
-          'createBalancer: "least-in-flight" needs an inFlight(node) callback',
-        );
-      }
-      return new LeastInFlightBalancer(nodes, { inFlight, loads, random });
-    }
-    case "peak-ewma": {
-      const { latency, loads, random, clock = systemClock } = options;
-      if (latency === undefined || loads === undefined) {
-        throw new TypeError(
-          'createBalancer: "peak-ewma" needs latency (a PeakEwma) and loads',
-        );
-      }
-      return new PeakEwmaBalancer(nodes, { latency, loads, clock, random });
-    }
-    default:
-      throw new TypeError(
-        `createBalancer: expected "round-robin", "least-in-flight" or "peak-ewma", got ${
-          JSON.stringify(strategy)
-        }`,
-      );
-  }
+  const method = "createBalancer";
+  const expected = LOAD_BALANCING(strategy);
+  if (expected) throw refuse(method, "strategy", strategy, expected);
+  // Read once, here; the balancer's constructor checks the copy.
+  const { inFlight, loads, latency, clock = systemClock, random } = readOptions<
+    typeof options
+  >(method, options, {
+    ...LEAST_IN_FLIGHT,
+    ...PEAK_EWMA,
+  });
+  const peak = strategy === "peak-ewma";
+  return strategy === "round-robin"
+    ? new RoundRobinBalancer(nodes)
+    : peak
+    ? new PeakEwmaBalancer(nodes, {
+      latency: latency!,
+      loads: loads!,
+      clock,
+      random,
+    })
+    : new LeastInFlightBalancer(nodes, { inFlight: inFlight!, loads, random });
 }

@@ -25,6 +25,7 @@
  * @module
  */
 
+import { integer, refuse } from "../config/options.ts";
 import { NodewireError } from "../errors.ts";
 import { isNodeFailure } from "./health.ts";
 
@@ -83,10 +84,14 @@ export class PeakEwma {
 
   /** Creates estimates for `slots` nodes, none of them measured yet. */
   constructor(slots: number, decayMs: number = PEAK_EWMA_DECAY_MS) {
-    if (!(decayMs > 0)) {
-      throw new RangeError(
-        `PeakEwma: decayMs must be a positive number, got ${decayMs}`,
-      );
+    const method = "new PeakEwma()";
+    // A slot per node: more than 2^24 would take gigabytes, and NaN made
+    // an empty estimate table.
+    const badSlots = integer(0, 2 ** 24)(slots);
+    if (badSlots) throw refuse(method, "slots", slots, badSlots);
+    // Infinity stays allowed: estimates that never decay.
+    if (!(typeof decayMs === "number" && decayMs > 0)) {
+      throw refuse(method, "decayMs", decayMs, "expected a number > 0");
     }
     this.decayMs = decayMs;
     this.#estimates = new Float64Array(Math.max(1, slots));
