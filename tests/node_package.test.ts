@@ -274,9 +274,12 @@ test(
   () => {
     const { work, tgz } = installPackage("lean-");
     try {
-      // Inline source maps tripled it (566 KB); the target is 200 KB.
+      // Inline source maps tripled it (566 KB), which this guards against.
+      // The target was 200 KB until 2026-12-06, when typed errors for bad
+      // options at every public door (ScramClient's iteration bounds among
+      // them) took it just over: 205 KB, still a third of that regression.
       const size = statSync(tgz).size;
-      assert.ok(size <= 200_000, `the tarball is ${size} bytes, over 200,000`);
+      assert.ok(size <= 205_000, `the tarball is ${size} bytes, over 205,000`);
       const dir = join(work, "node_modules/@nodewire/client");
       const manifest = JSON.parse(
         readFileSync(join(dir, "package.json"), "utf8"),
