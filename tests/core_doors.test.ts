@@ -5,7 +5,13 @@
 // every connect, unchecked, so a bad one failed there.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { NodeHealth, tlsTransport, udpTransport } from "../core.ts";
+import {
+  createHandshake,
+  NodeHealth,
+  tlsTransport,
+  udpTransport,
+} from "../core.ts";
+import { Secret } from "../src/secret.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -116,4 +122,35 @@ test("tlsTransport reads its options once, at the door, and refuses bad ones", (
     clock: readOnce(clock),
   });
   assert.equal(typeof tlsTransport(options as never), "function");
+});
+
+test("createHandshake refuses bad options at once, never showing a password", () => {
+  const bad: [unknown, string][] = [
+    [null, "options"],
+    [revoked(), "options"],
+    [{ transports: { tls: 5 } }, "options.transports.tls"],
+    [{ transports: 5 }, "options.transports"],
+    [{ usernme: "u" }, "options.usernme"],
+    [{ username: 5 }, "options.username"],
+    [{ username: "u", password: "hunter2" }, "options.password"],
+    [{ tlsPolicy: "requir" }, "options.tlsPolicy"],
+    [{ protocols: "tcp" }, "options.protocols"],
+  ];
+  for (const [options, argument] of bad) {
+    assert.throws(() => createHandshake(options as never), (e: unknown) => {
+      invalid("createHandshake", argument)(e);
+      assert.ok(!(e as Error).message.includes("hunter2"));
+      return true;
+    });
+  }
+  // Read once: a getter asked again would throw.
+  const options = Object.defineProperties({}, {
+    username: readOnce("u"),
+    password: readOnce(new Secret("p")),
+    transports: readOnce(
+      Object.defineProperties({}, { udp: readOnce(() => Promise.resolve()) }),
+    ),
+  });
+  assert.equal(typeof createHandshake(options), "function");
+  assert.equal(typeof createHandshake(undefined as never), "function");
 });

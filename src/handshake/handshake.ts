@@ -10,7 +10,9 @@
  */
 
 import { SCRAM_SHA_256, ScramClient, ScramKeyCache } from "../auth/scram.ts";
+import { bool, func, is, readOptions, refuse } from "../config/options.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
+import { oneOf } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { expectReply } from "../connection/open.ts";
 import {
@@ -34,7 +36,7 @@ import {
   type TlsPolicy,
 } from "../protocol/negotiation.ts";
 import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
-import type { Secret } from "../secret.ts";
+import { Secret } from "../secret.ts";
 
 /** The outcome of negotiation on one connection. */
 export interface NegotiationResult {
@@ -169,13 +171,36 @@ export function handshakeResult(
  * ```
  */
 export function createHandshake(options: HandshakeOptions): Handshake {
+  // Read once and checked: null was a raw TypeError, a transport that is
+  // no function crashed at connect, and a misspelt name was ignored.
+  options = readOptions<HandshakeOptions>("createHandshake", options, {
+    username: is((v) => typeof v === "string", "expected a string"),
+    // Never shown: it may be the password itself.
+    password: (v, at, method) =>
+      v instanceof Secret
+        ? undefined
+        : refuse(method, at, undefined, "expected a Secret"),
+    tlsPolicy: oneOf(["require", "prefer", "disable"]),
+    enableTls: bool,
+    protocols: is(
+      (v) => Array.isArray(v) && v.every((p) => typeof p === "string"),
+      "expected an array of protocol names",
+    ),
+    transports: () => undefined,
+  });
+  const transports = readOptions<TransportUpgrades>(
+    "createHandshake",
+    options.transports,
+    { tls: func, udp: func },
+    undefined,
+    "options.transports",
+  );
   const tlsPolicy = options.tlsPolicy ??
     (options.enableTls ? "require" : "disable");
   const allowed = allowedProtocols(
     tlsPolicy,
     options.protocols ?? PROTOCOL_PRIORITY,
   );
-  const transports = options.transports ?? {};
   const available = new Set<ProtocolType>(["tcp"]);
   if (transports.tls) available.add("tls");
   if (transports.udp) available.add("udp");
