@@ -5,7 +5,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { shown } from "./messages.ts";
+import { fieldsOf, shown } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
@@ -232,20 +232,30 @@ export class MessageCodec {
    *
    * @throws {ProtocolError} when the payload exceeds `maxFrameSize` or a
    * header field is invalid.
+   * @throws {InvalidArgumentError} for a message that is no object or
+   * whose payload is no Uint8Array.
    */
   encode(message: Message): Uint8Array {
-    const length = message.payload.byteLength;
+    const method = "MessageCodec.encode";
+    const { type, flags, sequence, payload } = fieldsOf<Message>(
+      method,
+      "message",
+      message,
+      ["type", "flags", "sequence", "payload"],
+    );
+    if (!(payload instanceof Uint8Array)) {
+      throw new InvalidArgumentError(
+        "message.payload",
+        payload,
+        "expected a Uint8Array",
+        { method },
+      );
+    }
+    const length = lengthOf(payload);
     this.checkLength(length);
     const out = new Uint8Array(HEADER_SIZE + length);
-    writeHeader(
-      out,
-      0,
-      message.type,
-      message.flags,
-      message.sequence,
-      length,
-    );
-    out.set(message.payload, HEADER_SIZE);
+    writeHeader(out, 0, type, flags, sequence, length);
+    out.set(payload, HEADER_SIZE);
     return out;
   }
 

@@ -154,6 +154,7 @@ export function decodeJson(
  * Encodes a HELLO payload; `features` is left out when empty, so a client
  * that offers none sends what a client from before features sent.
  *
+ * @throws {InvalidArgumentError} for a field of the wrong type.
  * @example
  * ```ts
  * import { decodeHello, encodeHello } from "@nodewire/client/protocol";
@@ -162,11 +163,60 @@ export function decodeJson(
  * ```
  */
 export function encodeHello(hello: HelloPayload): Uint8Array {
-  const { features, ...rest } = hello;
-  return encodeJson(
-    features !== undefined && features.length > 0
-      ? { ...rest, features }
-      : rest,
+  const method = "encodeHello";
+  const { version, client, maxFrameSize, features } = fieldsOf<HelloPayload>(
+    method,
+    "hello",
+    hello,
+    ["version", "client", "maxFrameSize", "features"],
+  );
+  const bad = (name: string, value: unknown, expected: string) =>
+    new InvalidArgumentError(`hello.${name}`, value, expected, { method });
+  if (!Number.isInteger(version)) {
+    throw bad("version", version, "expected an integer");
+  }
+  if (typeof client !== "string") {
+    throw bad("client", client, "expected a string");
+  }
+  if (!Number.isInteger(maxFrameSize)) {
+    throw bad("maxFrameSize", maxFrameSize, "expected an integer");
+  }
+  if (
+    features !== undefined &&
+    !(Array.isArray(features) && features.every((f) => typeof f === "string"))
+  ) throw bad("features", features, "expected an array of strings");
+  const fields = { version, client, maxFrameSize };
+  return encodeJson(features?.length ? { ...fields, features } : fields);
+}
+
+/**
+ * The `names` fields of `value`, the `argument` of `method`, each read
+ * once: an {@linkcode InvalidArgumentError}, not a raw TypeError, for
+ * something that is no object or whose read throws (a revoked proxy).
+ */
+export function fieldsOf<T>(
+  method: string,
+  argument: string,
+  value: unknown,
+  names: readonly string[],
+): T {
+  let cause;
+  if (typeof value === "object" && value !== null) {
+    try {
+      const copy: Record<string, unknown> = {};
+      for (const name of names) {
+        copy[name] = (value as Record<string, unknown>)[name];
+      }
+      return copy as T;
+    } catch (error) {
+      cause = { error };
+    }
+  }
+  throw new InvalidArgumentError(
+    argument,
+    value,
+    cause ? "could not be read" : "expected an object",
+    { method, cause: cause?.error },
   );
 }
 
