@@ -3,7 +3,17 @@
 // and encodeHello(null) were raw TypeErrors.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { encodeHello, MessageCodec, MessageType } from "../protocol.ts";
+import {
+  decodeDatagram,
+  decodeDatagramFrames,
+  encodeDatagram,
+  encodeDatagramFrames,
+  encodeHello,
+  formatUdpToken,
+  hasToken,
+  MessageCodec,
+  MessageType,
+} from "../protocol.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 
 /** Checks an InvalidArgumentError of `method` about `argument`. */
@@ -58,4 +68,68 @@ test("encodeHello refuses a hello that is no object or has bad fields", () => {
       invalid("encodeHello", argument),
     );
   }
+});
+
+test("the datagram codec refuses what is no datagram, token or frame", () => {
+  const token = new Uint8Array(16);
+  const empty = new Uint8Array(0);
+  const ping = { type: MessageType.Ping, flags: 0, sequence: 1 };
+  const bad: [() => unknown, string, string][] = [
+    [
+      () => encodeDatagramFrames(5 as never, []),
+      "encodeDatagramFrames",
+      "token",
+    ],
+    [
+      () => encodeDatagramFrames(token, 5 as never),
+      "encodeDatagramFrames",
+      "frames",
+    ],
+    [
+      () => encodeDatagramFrames(token, [null as never]),
+      "encodeDatagramFrames",
+      "frames[0]",
+    ],
+    [
+      () =>
+        encodeDatagramFrames(token, [{ ...ping, type: NaN, payload: empty }]),
+      "encodeDatagramFrames",
+      "frames[0].type",
+    ],
+    [() => decodeDatagramFrames(5 as never), "decodeDatagramFrames", "bytes"],
+    [() => decodeDatagram(5 as never), "decodeDatagram", "bytes"],
+    [
+      () => encodeDatagram(5 as never, 16, 0, 1, empty),
+      "encodeDatagram",
+      "token",
+    ],
+    [() => encodeDatagram(token, NaN, 0, 1, empty), "encodeDatagram", "type"],
+    [() => encodeDatagram(token, 16, 1.5, 1, empty), "encodeDatagram", "flags"],
+    [
+      () => encodeDatagram(token, 16, 0, -1, empty),
+      "encodeDatagram",
+      "sequence",
+    ],
+    [
+      () => encodeDatagram(token, 16, 0, 1, [1] as never),
+      "encodeDatagram",
+      "payload",
+    ],
+    [() => formatUdpToken(5 as never), "formatUdpToken", "token"],
+    [() => formatUdpToken(new Uint8Array(3)), "formatUdpToken", "token"],
+    [() => hasToken(5 as never, 5 as never), "hasToken", "bytes"],
+    [() => hasToken(new Uint8Array(40), 5 as never), "hasToken", "token"],
+  ];
+  for (const [call, method, argument] of bad) {
+    assert.throws(call, invalid(method, argument));
+  }
+  // An unknown type still fits its byte: a tool may send one to a receiver.
+  const odd = encodeDatagramFrames(token, [{
+    ...ping,
+    type: 0x7f,
+    payload: empty,
+  }]);
+  assert.equal(odd[17], 0x7f);
+  assert.ok(hasToken(odd, token));
+  assert.equal(formatUdpToken(token), "0".repeat(32));
 });

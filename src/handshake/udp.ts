@@ -33,8 +33,8 @@ import {
   decodeDatagram,
   decodeDatagramFrames,
   DEFAULT_MAX_DATAGRAM_SIZE,
-  encodeDatagram,
-  hasToken,
+  encodeDatagramUnchecked,
+  hasTokenUnchecked,
   MAX_DATAGRAM_SIZE,
   MIN_DATAGRAM_SIZE,
   parseUdpToken,
@@ -294,7 +294,7 @@ class UdpRoute implements RequestRoute {
     const packer = this.#packer;
     if (packer === undefined) {
       this.#sendDatagram(
-        encodeDatagram(this.#token, type, flags, sequence, payload),
+        encodeDatagramUnchecked(this.#token, type, flags, sequence, payload),
       );
       return;
     }
@@ -338,7 +338,9 @@ class UdpRoute implements RequestRoute {
    * datagram; the node answers from the port it was sent to.
    */
   #fromNode(bytes: Uint8Array, hostname: string, port: number): boolean {
-    if (port !== this.#port || !hasToken(bytes, this.#token)) return false;
+    if (port !== this.#port || !hasTokenUnchecked(bytes, this.#token)) {
+      return false;
+    }
     if (hostname === this.#ip) return true;
     const from = unmapIPv4(hostname);
     // A node bound to 0.0.0.0 answers 127.0.0.1 from 127.0.0.1, whichever

@@ -16,7 +16,7 @@
  * @module
  */
 
-import { ProtocolError } from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import {
   headerFault,
   lengthOf,
@@ -24,7 +24,8 @@ import {
   readU32,
   writeHeaderUnchecked,
 } from "./codec.ts";
-import { HEADER_SIZE, type Message } from "./frame.ts";
+import { HEADER_SIZE, MAX_SEQUENCE, type Message } from "./frame.ts";
+import { fieldsOf } from "./messages.ts";
 
 /**
  * Bytes in a UDP session token.
@@ -104,9 +105,13 @@ export interface DecodedDatagram {
 }
 
 /**
- * Builds one datagram: `token`, then the frame. The fields are not
- * validated (callers pass message-type constants and sequence numbers they
- * made or decoded), as for `FrameWriter.push`.
+ * Builds one datagram: `token`, then the frame. The fields must fit their
+ * bytes, but are not held to the protocol (an unknown type is written, for
+ * a tool that tests a receiver).
+ *
+ * @throws {InvalidArgumentError} for a token of other than 16 bytes, a
+ *   type, flags or sequence that does not fit its field, or a payload that
+ *   is no Uint8Array.
  *
  * @example
  * ```ts
@@ -117,6 +122,23 @@ export interface DecodedDatagram {
  * ```
  */
 export function encodeDatagram(
+  token: Uint8Array,
+  type: number,
+  flags: number,
+  sequence: number,
+  payload: Uint8Array,
+): Uint8Array {
+  const method = "encodeDatagram";
+  checkToken(token, method);
+  checkFrame(method, "", type, flags, sequence, payload);
+  return encodeDatagramUnchecked(token, type, flags, sequence, payload);
+}
+
+/**
+ * {@linkcode encodeDatagram} without its checks, for the transport's send:
+ * the fields are constants and sequence numbers it made.
+ */
+export function encodeDatagramUnchecked(
   token: Uint8Array,
   type: number,
   flags: number,
@@ -149,7 +171,7 @@ export function encodeDatagram(
  * ```
  */
 export function decodeDatagram(bytes: Uint8Array): DecodedDatagram {
-  checkSize(bytes.byteLength);
+  checkSize(bytes, "decodeDatagram");
   const message = readFrame(bytes, UDP_TOKEN_SIZE);
   const end = DATAGRAM_OVERHEAD + message.payload.byteLength;
   if (end !== bytes.byteLength) {
@@ -193,9 +215,12 @@ export type DatagramFrame = Message;
 /**
  * Builds one datagram carrying several frames back to back after the
  * token: the layout of a session that agreed `"udp-batch"`. The fields
- * are not validated, and nothing checks the size against a limit (see
- * {@linkcode DatagramPacker} for that). With one frame the bytes are those
- * of {@linkcode encodeDatagram}.
+ * are checked as {@linkcode encodeDatagram} checks them, but nothing
+ * checks the size against a limit (see {@linkcode DatagramPacker} for
+ * that). With one frame the bytes are those of {@linkcode encodeDatagram}.
+ *
+ * @throws {InvalidArgumentError} as {@linkcode encodeDatagram} does, or
+ *   for frames that are no array of objects.
  *
  * @example
  * ```ts
@@ -211,17 +236,75 @@ export function encodeDatagramFrames(
   token: Uint8Array,
   frames: readonly DatagramFrame[],
 ): Uint8Array {
+  const method = "encodeDatagramFrames";
+  checkToken(token, method);
+  if (!Array.isArray(frames)) {
+    throw new InvalidArgumentError("frames", frames, "expected an array", {
+      method,
+    });
+  }
+  // Each frame read once, into a copy, and checked before any is written.
+  const copies = frames.map((frame, i) => {
+    const at = `frames[${i}]`;
+    const f = fieldsOf<Message>(method, at, frame, FIELDS);
+    checkFrame(method, `${at}.`, f.type, f.flags, f.sequence, f.payload);
+    return f;
+  });
   let size = UDP_TOKEN_SIZE;
-  for (const frame of frames) size += HEADER_SIZE + frame.payload.byteLength;
+  for (const { payload } of copies) size += HEADER_SIZE + lengthOf(payload);
   const out = new Uint8Array(size);
   out.set(token, 0);
   let at = UDP_TOKEN_SIZE;
-  for (const { type, flags, sequence, payload } of frames) {
-    writeHeaderUnchecked(out, at, type, flags, sequence, payload.byteLength);
+  for (const { type, flags, sequence, payload } of copies) {
+    const length = lengthOf(payload);
+    writeHeaderUnchecked(out, at, type, flags, sequence, length);
     out.set(payload, at + HEADER_SIZE);
-    at += HEADER_SIZE + payload.byteLength;
+    at += HEADER_SIZE + length;
   }
   return out;
+}
+
+const FIELDS = ["type", "flags", "sequence", "payload"];
+
+/** Throws unless `token` is a Uint8Array of 16 bytes. */
+function checkToken(token: unknown, method: string): void {
+  if (!(token instanceof Uint8Array) || lengthOf(token) !== UDP_TOKEN_SIZE) {
+    throw new InvalidArgumentError(
+      "token",
+      token,
+      `expected a Uint8Array of ${UDP_TOKEN_SIZE} bytes`,
+      { method },
+    );
+  }
+}
+
+/**
+ * Throws unless each field fits its bytes in the header (an unknown type
+ * does), and the payload is a Uint8Array; `at` prefixes the names.
+ */
+function checkFrame(
+  method: string,
+  at: string,
+  type: unknown,
+  flags: unknown,
+  sequence: unknown,
+  payload: unknown,
+): void {
+  const fits = (v: unknown, max: number) =>
+    Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
+  const bad = ([name, value, expected]: [string, unknown, string]) => {
+    throw new InvalidArgumentError(at + name, value, expected, { method });
+  };
+  if (!fits(type, 0xff)) bad(["type", type, "expected an integer in 0–255"]);
+  if (!fits(flags, 0xffff)) {
+    bad(["flags", flags, "expected an integer in 0–65535"]);
+  }
+  if (!fits(sequence, MAX_SEQUENCE)) {
+    bad(["sequence", sequence, `expected an integer in 0–${MAX_SEQUENCE}`]);
+  }
+  if (!(payload instanceof Uint8Array)) {
+    bad(["payload", payload, "expected a Uint8Array"]);
+  }
 }
 
 /**
@@ -248,8 +331,7 @@ export function encodeDatagramFrames(
 export function decodeDatagramFrames(
   bytes: Uint8Array,
 ): DecodedDatagramFrames {
-  const size = bytes.byteLength;
-  checkSize(size);
+  const size = checkSize(bytes, "decodeDatagramFrames");
   const messages: Message[] = [];
   let at = UDP_TOKEN_SIZE;
   while (at < size) {
@@ -265,12 +347,21 @@ export function decodeDatagramFrames(
   return { token: bytes.subarray(0, UDP_TOKEN_SIZE), messages };
 }
 
-function checkSize(size: number): void {
+/** The size of `bytes`, which must be a datagram's worth of a Uint8Array. */
+function checkSize(bytes: Uint8Array, method: string): number {
+  // One cheap test, on the path of every datagram received.
+  if (!(bytes instanceof Uint8Array)) {
+    throw new InvalidArgumentError("bytes", bytes, "expected a Uint8Array", {
+      method,
+    });
+  }
+  const size = bytes.byteLength;
   if (size < DATAGRAM_OVERHEAD) {
     throw new ProtocolError(
       `datagram of ${size} bytes is shorter than a token and a frame header (${DATAGRAM_OVERHEAD})`,
     );
   }
+  return size;
 }
 
 /**
@@ -306,8 +397,27 @@ function readFrame(bytes: Uint8Array, at: number): Message {
  * import { hasToken } from "@nodewire/client/protocol";
  * hasToken(new Uint8Array(40).fill(1), new Uint8Array(16).fill(1)); // true
  * ```
+ * @throws {InvalidArgumentError} for bytes that are no Uint8Array or a
+ *   token of other than 16 bytes.
  */
 export function hasToken(bytes: Uint8Array, token: Uint8Array): boolean {
+  if (!(bytes instanceof Uint8Array)) {
+    throw new InvalidArgumentError("bytes", bytes, "expected a Uint8Array", {
+      method: "hasToken",
+    });
+  }
+  checkToken(token, "hasToken");
+  return hasTokenUnchecked(bytes, token);
+}
+
+/**
+ * {@linkcode hasToken} without its checks, for the transport's receive:
+ * a datagram from the socket and the session's own token.
+ */
+export function hasTokenUnchecked(
+  bytes: Uint8Array,
+  token: Uint8Array,
+): boolean {
   if (bytes.byteLength < UDP_TOKEN_SIZE) return false;
   // Not constant-time: the token travels in clear in every datagram, so
   // timing would reveal nothing a listener does not already see.
@@ -338,8 +448,10 @@ export function newUdpToken(): Uint8Array {
  * import { formatUdpToken } from "@nodewire/client/protocol";
  * formatUdpToken(new Uint8Array(16).fill(171)); // "abababababababababababababababab"
  * ```
+ * @throws {InvalidArgumentError} for a token of other than 16 bytes.
  */
 export function formatUdpToken(token: Uint8Array): string {
+  checkToken(token, "formatUdpToken");
   let out = "";
   for (let i = 0; i < token.byteLength; i++) out += HEX[token[i]];
   return out;
