@@ -133,3 +133,19 @@ test("the datagram codec refuses what is no datagram, token or frame", () => {
   assert.ok(hasToken(odd, token));
   assert.equal(formatUdpToken(token), "0".repeat(32));
 });
+
+test("MessageCodec.decode and checkLength refuse what they cannot use", () => {
+  const codec = new MessageCodec(1024);
+  assert.throws(
+    () => codec.decode(new Uint8Array(0), 5 as never),
+    invalid("MessageCodec.decode", "onMessage"),
+  );
+  for (const length of ["x", NaN, -1, 1.5]) {
+    assert.throws(
+      () => codec.checkLength(length as never),
+      invalid("MessageCodec.checkLength", "length"),
+    );
+  }
+  codec.checkLength(1024);
+  assert.throws(() => codec.checkLength(1025), /exceeds the maximum/);
+});

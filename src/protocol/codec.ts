@@ -262,9 +262,20 @@ export class MessageCodec {
   /**
    * Throws when a payload of `length` bytes may not be sent.
    *
-   * @throws {ProtocolError}
+   * @throws {ProtocolError} for a length over `maxFrameSize`.
+   * @throws {InvalidArgumentError} for one that is no integer ≥ 0.
    */
   checkLength(length: number): void {
+    if (!Number.isInteger(length) || length < 0) {
+      throw new InvalidArgumentError(
+        "length",
+        length,
+        "expected an integer ≥ 0",
+        {
+          method: "MessageCodec.checkLength",
+        },
+      );
+    }
     if (length > this.maxFrameSize) {
       throw new ProtocolError(
         `payload of ${length} bytes exceeds the maximum frame size of ${this.maxFrameSize} bytes`,
@@ -280,9 +291,20 @@ export class MessageCodec {
    * @throws {ProtocolError} for a bad version, an unknown type, reserved
    * flags, an out-of-range sequence or an oversized length. The length is
    * checked before anything of that size is allocated.
-   * @throws {InvalidArgumentError} for a chunk that is no Uint8Array.
+   * @throws {InvalidArgumentError} for a chunk that is no Uint8Array or
+   * an `onMessage` that is no function.
    */
   decode(chunk: Uint8Array, onMessage: (message: Message) => void): void {
+    if (typeof onMessage !== "function") {
+      throw new InvalidArgumentError(
+        "onMessage",
+        onMessage,
+        "expected a function",
+        {
+          method: "MessageCodec.decode",
+        },
+      );
+    }
     this.decodeFrames(
       chunk,
       (type, flags, sequence, payload) =>
