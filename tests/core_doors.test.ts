@@ -13,26 +13,11 @@ import {
 } from "../core.ts";
 import { Secret } from "../src/secret.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
-import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
+import { ConfigError } from "../src/errors.ts";
+import { invalid, revoked } from "./support/doors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { readOnce } from "./support/fault_checks.ts";
-
-/** Checks an InvalidArgumentError of `method` about `argument`. */
-function invalid(method: string, argument: string) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof InvalidArgumentError, String(error));
-    assert.equal(error.argument, argument, error.message);
-    assert.ok(error.message.startsWith(`${method}: `), error.message);
-    return true;
-  };
-}
-
-const revoked = (): object => {
-  const { proxy, revoke } = Proxy.revocable({}, {});
-  revoke();
-  return proxy;
-};
 
 const thresholds = { unhealthyThreshold: 1, healthyThreshold: 1 };
 

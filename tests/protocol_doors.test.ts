@@ -14,23 +14,7 @@ import {
   MessageCodec,
   MessageType,
 } from "../protocol.ts";
-import { InvalidArgumentError } from "../src/errors.ts";
-
-/** Checks an InvalidArgumentError of `method` about `argument`. */
-function invalid(method: string, argument: string) {
-  return (error: unknown): boolean => {
-    assert.ok(error instanceof InvalidArgumentError, String(error));
-    assert.equal(error.argument, argument, error.message);
-    assert.ok(error.message.startsWith(`${method}: `), error.message);
-    return true;
-  };
-}
-
-const revoked = (): object => {
-  const { proxy, revoke } = Proxy.revocable({}, {});
-  revoke();
-  return proxy;
-};
+import { invalid, revoked } from "./support/doors.ts";
 
 test("MessageCodec.encode refuses a message that is no object", () => {
   const codec = new MessageCodec();
