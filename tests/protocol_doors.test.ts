@@ -133,3 +133,25 @@ test("MessageCodec.decode and checkLength refuse what they cannot use", () => {
   codec.checkLength(1024);
   assert.throws(() => codec.checkLength(1025), /exceeds the maximum/);
 });
+
+test("decodeFrames refuses an onFrame that is no function before it reads a frame", () => {
+  const codec = new MessageCodec();
+  const bytes = codec.encode({
+    type: MessageType.Ping,
+    flags: 0,
+    sequence: 7,
+    payload: new Uint8Array(0),
+  });
+  for (const onFrame of [undefined, 5, {}]) {
+    assert.throws(
+      () => codec.decodeFrames(bytes, onFrame as never),
+      (e: unknown) =>
+        e instanceof Error && e.name === "InvalidArgumentError" &&
+        (e as { argument?: string }).argument === "onFrame",
+    );
+  }
+  // The codec is not spent by the refusal: the same bytes still decode.
+  const seen: number[] = [];
+  codec.decodeFrames(bytes, (_type, _flags, sequence) => seen.push(sequence));
+  assert.deepEqual(seen, [7]);
+});

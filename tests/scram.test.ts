@@ -553,3 +553,16 @@ test("ScramClient and ScramKeyCache refuse bad options with InvalidArgumentError
       /below the minimum of 10000/.test(e.message),
   );
 });
+
+test("saslprep refuses what is no string, without showing it: a number came back as it was", () => {
+  for (const input of [5, 12345678, null, undefined, {}]) {
+    assert.throws(
+      () => saslprep(input as unknown as string),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "input" &&
+        !e.message.includes("12345678"),
+      String(input),
+    );
+  }
+  assert.equal(saslprep("pencil"), "pencil");
+});

@@ -21,7 +21,7 @@
  * @module
  */
 
-import { SaslprepError } from "../errors.ts";
+import { InvalidArgumentError, SaslprepError } from "../errors.ts";
 
 /** `[from, to]` code point ranges, inclusive. */
 type Ranges = readonly (readonly [number, number])[];
@@ -141,6 +141,7 @@ function isNonCharacter(cp: number): boolean {
  *
  * @throws {SaslprepError} for prohibited characters or bad bidi; the
  *   message never contains the input.
+ * @throws {InvalidArgumentError} for an input that is no string.
  * @example
  * ```ts
  * import { saslprep } from "@nodewire/client/auth";
@@ -150,6 +151,13 @@ function isNonCharacter(cp: number): boolean {
  * ```
  */
 export function saslprep(input: string): string {
+  // A number passed the fast path's test as its digits, and came back as
+  // it was. Its value is not shown: it may be a password.
+  if (typeof input !== "string") {
+    throw new InvalidArgumentError("input", undefined, "expected a string", {
+      method: "saslprep",
+    });
+  }
   // Fast path: printable ASCII is already prepared.
   if (/^[\x20-\x7e]*$/.test(input)) return input;
   let mapped = "";

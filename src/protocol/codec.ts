@@ -318,6 +318,8 @@ export class MessageCodec {
    * per reply.
    *
    * @throws {ProtocolError} as {@linkcode MessageCodec.decode} does.
+   * @throws {InvalidArgumentError} for a chunk that is no Uint8Array or an
+   *   `onFrame` that is no function.
    *
    * @example
    * ```ts
@@ -336,6 +338,10 @@ export class MessageCodec {
     if (this.#failure) throw this.#failure;
     if (!(chunk instanceof Uint8Array)) {
       throw new InvalidArgumentError("chunk", chunk, "expected a Uint8Array");
+    }
+    // Once a chunk: one that is no function threw raw at the first frame.
+    if (typeof onFrame !== "function") {
+      throw new InvalidArgumentError("onFrame", onFrame, "expected a function");
     }
     let offset = 0;
     const end = chunk.length; // byteLength is slower on Node 20's V8
