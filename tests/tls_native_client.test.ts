@@ -28,6 +28,14 @@ function tlsNode(extra: Parameters<typeof startTestNode>[0] = {}) {
 
 const big = () => new Uint8Array(1 << 20).map((_, i) => (i * 31) & 0xff);
 
+/** Four connections, all opened at once, shared past two in flight. */
+const POOL_OF_FOUR = {
+  minConnections: 4,
+  maxConnections: 4,
+  maxConnecting: 4,
+  multiplexThreshold: 2,
+};
+
 // --------------------------------------------- defects, fixed since
 
 test("a disconnect while the pool is still opening connections under load leaves no socket open to the node", async () => {
@@ -36,12 +44,7 @@ test("a disconnect while the pool is still opening connections under load leaves
     hosts: [node.address],
     tlsPolicy: "require",
     tls: { ca: CA },
-    poolConfig: {
-      minConnections: 4,
-      maxConnections: 4,
-      maxConnecting: 4,
-      multiplexThreshold: 2,
-    },
+    poolConfig: POOL_OF_FOUR,
     healthConfig: { intervalMs: 0 },
   });
   const payload = big();
@@ -133,12 +136,7 @@ test("a pool of four over TLS with SCRAM carries concurrent requests, 1 MiB payl
     tls: { ca: CA },
     username: "alice",
     password: "pw-native-tls",
-    poolConfig: {
-      minConnections: 4,
-      maxConnections: 4,
-      maxConnecting: 4,
-      multiplexThreshold: 2,
-    },
+    poolConfig: POOL_OF_FOUR,
     healthConfig: { intervalMs: 0 },
   });
   try {

@@ -61,9 +61,6 @@ import {
   Shutdown,
 } from "./client_support.ts";
 
-// Shared, so a request without options allocates no options object.
-const NO_OPTIONS = door.NO_REQUEST_OPTIONS;
-
 export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
 
 /** Options of {@linkcode Client.disconnect}. */
@@ -260,7 +257,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    */
   request(
     payload: Uint8Array,
-    options: ClientRequestOptions = NO_OPTIONS,
+    options: ClientRequestOptions = door.NO_REQUEST_OPTIONS,
   ): Promise<Uint8Array> {
     const checked = door.checkedRequest(payload, options);
     if (checked === undefined) return door.rejectRequest(payload, options);
@@ -302,7 +299,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    */
   requestMany(
     payloads: readonly Uint8Array[],
-    options: ClientRequestOptions = NO_OPTIONS,
+    options: ClientRequestOptions = door.NO_REQUEST_OPTIONS,
   ): Promise<BatchResult[]> {
     let args: door.RequestManyArguments;
     try {

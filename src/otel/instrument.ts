@@ -10,6 +10,7 @@ import {
   func,
   methods as objectWith,
   optionsError,
+  readOptions,
   type Rules,
   text,
 } from "../config/options.ts";
@@ -116,18 +117,9 @@ export function instrumentClient(
       method,
     });
   }
-  // Read once, into `read`: the bridge goes on with what was checked (a
-  // getter is not asked again).
-  const read: OtelOptions = {};
-  const problem = optionsError(
-    method,
-    options,
-    RULES,
-    undefined,
-    "options",
-    read as Record<string, unknown>,
-  );
-  if (problem !== undefined) throw problem;
+  // Read once: the bridge goes on with what was checked (a getter is not
+  // asked again).
+  const read = readOptions<OtelOptions>(method, options, RULES);
   const { meterProvider, tracerProvider } = read;
   if (meterProvider === undefined && tracerProvider === undefined) {
     throw new InvalidArgumentError(

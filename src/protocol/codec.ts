@@ -5,7 +5,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { fieldsOf, shown } from "./messages.ts";
+import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
@@ -241,7 +241,7 @@ export class MessageCodec {
       method,
       "message",
       message,
-      ["type", "flags", "sequence", "payload"],
+      MESSAGE_FIELDS,
     );
     if (!(payload instanceof Uint8Array)) {
       throw new InvalidArgumentError(

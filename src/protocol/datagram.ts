@@ -25,7 +25,7 @@ import {
   writeHeaderUnchecked,
 } from "./codec.ts";
 import { HEADER_SIZE, MAX_SEQUENCE, type Message } from "./frame.ts";
-import { fieldsOf } from "./messages.ts";
+import { fieldsOf, MESSAGE_FIELDS } from "./messages.ts";
 
 /**
  * Bytes in a UDP session token.
@@ -246,7 +246,7 @@ export function encodeDatagramFrames(
   // Each frame read once, into a copy, and checked before any is written.
   const copies = frames.map((frame, i) => {
     const at = `frames[${i}]`;
-    const f = fieldsOf<Message>(method, at, frame, FIELDS);
+    const f = fieldsOf<Message>(method, at, frame, MESSAGE_FIELDS);
     checkFrame(method, `${at}.`, f.type, f.flags, f.sequence, f.payload);
     return f;
   });
@@ -263,8 +263,6 @@ export function encodeDatagramFrames(
   }
   return out;
 }
-
-const FIELDS = ["type", "flags", "sequence", "payload"];
 
 /** Throws unless `token` is a Uint8Array of 16 bytes. */
 function checkToken(token: unknown, method: string): void {
@@ -290,20 +288,31 @@ function checkFrame(
   sequence: unknown,
   payload: unknown,
 ): void {
-  const fits = (v: unknown, max: number) =>
-    Number.isInteger(v) && (v as number) >= 0 && (v as number) <= max;
-  const bad = ([name, value, expected]: [string, unknown, string]) => {
-    throw new InvalidArgumentError(at + name, value, expected, { method });
-  };
-  if (!fits(type, 0xff)) bad(["type", type, "expected an integer in 0–255"]);
-  if (!fits(flags, 0xffff)) {
-    bad(["flags", flags, "expected an integer in 0–65535"]);
-  }
-  if (!fits(sequence, MAX_SEQUENCE)) {
-    bad(["sequence", sequence, `expected an integer in 0–${MAX_SEQUENCE}`]);
+  const fields: [string, unknown, number][] = [
+    ["type", type, 0xff],
+    ["flags", flags, 0xffff],
+    ["sequence", sequence, MAX_SEQUENCE],
+  ];
+  for (const [name, value, max] of fields) {
+    if (
+      !Number.isInteger(value) || !((value as number) >= 0) ||
+      (value as number) > max
+    ) {
+      throw new InvalidArgumentError(
+        at + name,
+        value,
+        `expected an integer in 0–${max}`,
+        { method },
+      );
+    }
   }
   if (!(payload instanceof Uint8Array)) {
-    bad(["payload", payload, "expected a Uint8Array"]);
+    throw new InvalidArgumentError(
+      `${at}payload`,
+      payload,
+      "expected a Uint8Array",
+      { method },
+    );
   }
 }
 

@@ -189,6 +189,14 @@ export function encodeHello(hello: HelloPayload): Uint8Array {
   return encodeJson(features?.length ? { ...fields, features } : fields);
 }
 
+/** The fields of a {@linkcode Message}, as {@linkcode fieldsOf} reads them. */
+export const MESSAGE_FIELDS: readonly string[] = [
+  "type",
+  "flags",
+  "sequence",
+  "payload",
+];
+
 /**
  * The `names` fields of `value`, the `argument` of `method`, each read
  * once: an {@linkcode InvalidArgumentError}, not a raw TypeError, for

@@ -230,7 +230,7 @@ export function createMemoryNetwork(): MemoryNetwork {
     },
 
     async connect(options: ConnectOptions): Promise<ByteChannel> {
-      options = readConnect(options); // read once: the copy goes on
+      options = readConnect(options);
       refuseTls("connect()", options.tls);
       const { port, signal } = options;
       signal?.throwIfAborted();
@@ -264,7 +264,7 @@ export function createMemoryNetwork(): MemoryNetwork {
       options: ListenOptions,
       onConnection: (channel: ByteChannel) => void,
     ): Promise<Listener> {
-      options = readListen(options, onConnection); // read once: the copy goes on
+      options = readListen(options, onConnection);
       refuseTls("listen()", options.tls);
       const hostname = canonicalHost(options.hostname ?? "127.0.0.1");
       const port = options.port === 0 ? allocatePort(hostname) : options.port;

@@ -210,7 +210,7 @@ class BunChannel extends ChannelBase {
    */
   startTls(options: TlsOptions): Promise<ByteChannel> {
     try {
-      options = readTls("startTls()", options, false); // read once: the copy goes on
+      options = readTls("startTls()", options, false);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -445,7 +445,7 @@ export const bunAdapter: RuntimeAdapter = {
   // async so that a bad argument rejects rather than throws.
   // deno-lint-ignore require-await
   async connect(options: ConnectOptions): Promise<ByteChannel> {
-    options = readConnect(options); // read once: the copy goes on
+    options = readConnect(options);
     if (options.tls) return connectTls(bunAdapter, options);
     return connectNet(options, takeOver);
   },
@@ -456,7 +456,7 @@ export const bunAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
-    options = readListen(options, onConnection); // read once: the copy goes on
+    options = readListen(options, onConnection);
     if (options.tls) {
       return bunAdapter.listen(
         { ...options, tls: undefined },

@@ -31,7 +31,7 @@ export const denoAdapter: RuntimeAdapter = {
   // async so that a bad argument rejects rather than throws.
   // deno-lint-ignore require-await
   async connect(options) {
-    options = readConnect(options); // read once: the copy goes on
+    options = readConnect(options);
     const { tls, startsTls } = options;
     // A verified TLS session goes through Deno.startTls, on a Deno.Conn;
     // rustls cannot skip verification, and a node that left a native
@@ -48,7 +48,7 @@ export const denoAdapter: RuntimeAdapter = {
   // async so that a bad argument rejects rather than throws.
   // deno-lint-ignore require-await
   async listen(options, onConnection) {
-    options = readListen(options, onConnection); // read once: the copy goes on
+    options = readListen(options, onConnection);
     if (!options.tls) return nodeAdapter.listen(options, onConnection);
     // The server side through the bridge: Deno's TLSSocket over a socket
     // takes in all its peer sends, even while paused.

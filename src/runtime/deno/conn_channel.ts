@@ -168,7 +168,7 @@ export class DenoConnChannel extends ChannelBase {
    */
   // async: a bad argument or a spent channel rejects rather than throws.
   async startTls(options: TlsOptions): Promise<ByteChannel> {
-    options = readTls("startTls()", options, false); // read once: the copy goes on
+    options = readTls("startTls()", options, false);
     const endpoint = this.endpoint;
     if (this.finished || this.#closing) {
       throw socketClosed(endpoint);

@@ -233,7 +233,7 @@ export class NodeChannel extends ChannelBase {
    * socket takes the socket's handle, so this channel lets go of it.
    */
   async startTls(options: TlsOptions): Promise<ByteChannel> {
-    options = readTls("startTls()", options, false); // read once: the copy goes on
+    options = readTls("startTls()", options, false);
     const tls = await loadTls();
     const socket = this.#release();
     const { serverName } = options;
@@ -274,7 +274,7 @@ export class NodeChannel extends ChannelBase {
 
   /** Server side of a TLS upgrade: `new tls.TLSSocket(socket, { isServer })`. */
   async acceptTls(options: TlsServerOptions): Promise<ByteChannel> {
-    options = readTls("acceptTls()", options, true); // read once: the copy goes on
+    options = readTls("acceptTls()", options, true);
     const tls = await loadTls();
     const socket = this.#release();
     let secure: Tls.TLSSocket | undefined;
@@ -452,7 +452,7 @@ export const nodeAdapter: RuntimeAdapter = {
   // async so that a bad argument rejects rather than throws.
   // deno-lint-ignore require-await
   async connect(options: ConnectOptions): Promise<ByteChannel> {
-    options = readConnect(options); // read once: the copy goes on
+    options = readConnect(options);
     if (options.tls) return connectTls(nodeAdapter, options);
     return connectNet(
       options,
@@ -464,7 +464,7 @@ export const nodeAdapter: RuntimeAdapter = {
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
-    options = readListen(options, onConnection); // read once: the copy goes on
+    options = readListen(options, onConnection);
     if (options.tls) {
       return nodeAdapter.listen(
         { ...options, tls: undefined },

@@ -101,7 +101,7 @@ export async function startTlsOver(
   endpoint: Endpoint,
   options: TlsOptions,
 ): Promise<ByteChannel> {
-  options = readTls("startTls()", options, false); // read once: the copy goes on
+  options = readTls("startTls()", options, false);
   const [tls, stream] = await load();
   const { serverName } = options;
   const skip = options.dangerouslySkipVerify === true;
@@ -158,7 +158,7 @@ export async function acceptTlsOver(
   endpoint: Endpoint,
   options: TlsServerOptions,
 ): Promise<ByteChannel> {
-  options = readTls("acceptTls()", options, true); // read once: the copy goes on
+  options = readTls("acceptTls()", options, true);
   const [tls, stream] = await load();
   let socket: Tls.TLSSocket | undefined;
   return await handshakeUnder(
