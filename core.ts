@@ -142,12 +142,8 @@ export {
   type NodeHealthMessage,
   type RequestMessage,
 } from "./src/diagnostics/channels.ts";
-export {
-  type Clock,
-  sleep,
-  systemClock,
-  type TimerHandle,
-} from "./src/clock.ts";
+export { type Clock, systemClock, type TimerHandle } from "./src/clock.ts";
+export { sleep } from "./src/client/sleep.ts";
 export {
   type Endpoint,
   formatAddress,

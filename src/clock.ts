@@ -58,15 +58,17 @@ export const systemClock: Clock = {
 
 /**
  * Resolves after `ms` on `clock`, or rejects with the signal's reason when
- * `signal` aborts first.
+ * `signal` aborts first. Unchecked: the SDK's own waits (a retry's
+ * backoff) call it with delays they computed; the public `sleep` checks
+ * its arguments first.
  *
- * @example
- * ```ts
- * import { sleep, systemClock } from "@nodewire/client/core";
- * await sleep(systemClock, 5);
- * ```
+ * On the system clock the wait keeps the process alive, as awaited I/O
+ * does, where the clock's own timers do not: someone awaits it (a request
+ * backing off before its retry, with no socket open meanwhile), and Node
+ * would end the program under them, with the promise never settled. A
+ * custom clock's timers are its own.
  */
-export function sleep(
+export function wait(
   clock: Clock,
   ms: number,
   signal?: AbortSignal,
@@ -80,10 +82,13 @@ export function sleep(
       clock.clearTimeout(handle);
       reject(signal!.reason);
     };
-    const handle = clock.setTimeout(() => {
+    const done = () => {
       signal?.removeEventListener("abort", onAbort);
       resolve();
-    }, ms);
+    };
+    const handle = clock === systemClock
+      ? setTimeout(done, ms)
+      : clock.setTimeout(done, ms);
     signal?.addEventListener("abort", onAbort, { once: true });
   });
 }

@@ -14,6 +14,7 @@ export {
   InvalidArgumentError,
   messageOf,
   NodewireError,
+  nodewireErrorOf,
   type NodewireErrorOptions,
   ProtocolError,
 } from "./errors/base.ts";

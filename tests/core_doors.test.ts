@@ -7,10 +7,15 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   createHandshake,
+  isNodeFailure,
   NodeHealth,
+  peakEwmaFailureSample,
+  sleep,
+  systemClock,
   tlsTransport,
   udpTransport,
 } from "../core.ts";
+import { AbortedError, ConnectionRefusedError } from "../mod.ts";
 import { Secret } from "../src/secret.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { ConfigError } from "../src/errors.ts";
@@ -138,4 +143,84 @@ test("createHandshake refuses bad options at once, never showing a password", ()
   });
   assert.equal(typeof createHandshake(options), "function");
   assert.equal(typeof createHandshake(undefined as never), "function");
+});
+
+test("sleep refuses a bad clock, delay or signal, rejecting, never firing at once", async () => {
+  const clock = new VirtualClock();
+  const bad: [unknown, unknown, unknown, string][] = [
+    [null, 5, undefined, "clock"],
+    [{ setTimeout() {} }, 5, undefined, "clock"],
+    [revoked(), 5, undefined, "clock"],
+    // NaN and Infinity fire at once on every runtime's timers, and so does
+    // a delay beyond 2^31 - 1.
+    [clock, NaN, undefined, "ms"],
+    [clock, Infinity, undefined, "ms"],
+    [clock, -1, undefined, "ms"],
+    [clock, 2 ** 31, undefined, "ms"],
+    [clock, "10", undefined, "ms"],
+    [clock, 5, { aborted: false }, "signal"],
+    [clock, 5, revoked(), "signal"],
+  ];
+  for (const [c, ms, signal, argument] of bad) {
+    let outcome: Promise<void> | undefined;
+    assert.doesNotThrow(() => {
+      outcome = sleep(c as never, ms as never, signal as never);
+    });
+    await assert.rejects(outcome!, invalid("sleep", argument));
+  }
+  assert.equal(clock.pendingTimers, 0, "no timer armed for a refusal");
+  // The good ones still wait their time, and 0 is "at once".
+  let woke = 0;
+  void sleep(clock, 0).then(() => woke++);
+  void sleep(clock, 10, new AbortController().signal).then(() => woke++);
+  await clock.advance(0);
+  assert.equal(woke, 1);
+  await clock.advance(10);
+  assert.equal(woke, 2);
+  await sleep(systemClock, 1);
+});
+
+test("isNodeFailure and peakEwmaFailureSample refuse what they cannot read, and a bad sample", () => {
+  const refused = new ConnectionRefusedError({
+    hostname: "127.0.0.1",
+    port: 1,
+  });
+  assert.throws(
+    () => isNodeFailure(revoked()),
+    invalid("isNodeFailure", "error"),
+  );
+  assert.equal(isNodeFailure(refused), true);
+  assert.equal(isNodeFailure(new Error("a bug")), false);
+  const method = "peakEwmaFailureSample";
+  assert.throws(
+    () => peakEwmaFailureSample(1, revoked()),
+    invalid(method, "error"),
+  );
+  // A NaN sample would poison the estimate for good.
+  for (const ms of [NaN, -1, Infinity, "5", undefined]) {
+    assert.throws(
+      () => peakEwmaFailureSample(ms as never, refused),
+      invalid(method, "ms"),
+    );
+  }
+  assert.equal(peakEwmaFailureSample(2, refused), 1000);
+  assert.equal(peakEwmaFailureSample(2, new AbortedError("gave up")), -1);
+  assert.equal(peakEwmaFailureSample(2, "not an error"), 2);
+});
+
+test("resolveTlsConfig refuses a section it cannot read and an unknown policy", () => {
+  assert.throws(
+    () => resolveTlsConfig(revoked(), "require"),
+    (e: unknown) =>
+      e instanceof ConfigError && e.field === "tls" &&
+      /could not be read/.test(e.message),
+  );
+  for (const section of [undefined, {}]) {
+    // An unknown policy passed for "prefer".
+    assert.throws(
+      () => resolveTlsConfig(section, "bogus" as never),
+      (e: unknown) => e instanceof ConfigError && e.field === "tlsPolicy",
+    );
+  }
+  assert.equal(resolveTlsConfig({}, "prefer").direct, false);
 });

@@ -6,7 +6,8 @@ import {
   HealthyNodeSet,
 } from "../src/cluster/balancer.ts";
 import { Client } from "../src/client/client.ts";
-import { sleep, systemClock } from "../src/clock.ts";
+import { systemClock } from "../src/clock.ts";
+import { sleep } from "../src/client/sleep.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import type { Connection } from "../src/connection/connection.ts";
 import { RequestTimeoutError } from "../src/errors.ts";

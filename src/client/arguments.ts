@@ -381,19 +381,15 @@ export function readWithConnectionArguments(
   return readOptions(method, options, CALL_RULES);
 }
 
-/** Whether the options of `Client.disconnect` are valid. */
-export function isValidDisconnect(options: unknown): boolean {
-  return isValid(options, DISCONNECT_RULES);
-}
-
 /**
- * The rejection of a `Client.disconnect` whose options
- * {@linkcode isValidDisconnect} refused.
+ * The options of `Client.disconnect` read once into a copy.
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
  */
-export function rejectDisconnect(options: unknown): Promise<never> {
-  return Promise.reject(
-    refusal("Client.disconnect", options, DISCONNECT_RULES),
-  );
+export function readDisconnectOptions(
+  options: unknown,
+): { timeoutMs?: number } {
+  return readOptions("Client.disconnect", options, DISCONNECT_RULES);
 }
 
 /**
@@ -487,9 +483,4 @@ export function readListenerArguments(
   }
   if (typeof options === "boolean" || options === undefined) return options;
   return readOptions(method, options, LISTENER_RULES);
-}
-
-/** Whether `options` pass `rules`: the first look, before an error. */
-function isValid(options: unknown, rules: Rules): boolean {
-  return optionsError("", options, rules) === undefined;
 }

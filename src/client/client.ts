@@ -52,7 +52,6 @@ import {
   checkClientConstruction,
   clientStats,
   closingError,
-  graceOf,
   LazyStart,
   lendConnection,
   logBudgetSpent,
@@ -462,9 +461,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * promise; a shorter `timeoutMs` then ends the wait sooner.
    */
   disconnect(options: DisconnectOptions = {}): Promise<void> {
-    if (!door.isValidDisconnect(options)) return door.rejectDisconnect(options);
-    const timeoutMs = graceOf(options, this.config.timeoutMs);
-    if (typeof timeoutMs !== "number") return Promise.reject(timeoutMs);
+    let timeoutMs: number;
+    try {
+      timeoutMs = door.readDisconnectOptions(options).timeoutMs ??
+        this.config.timeoutMs;
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#shutdown === undefined) {
       this.#closing = true;
       this.#shutdown = new Shutdown(this.#parts, this.#log, timeoutMs);

@@ -11,8 +11,6 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
-import { changedWhileRead, refuse } from "../config/options.ts";
-import { isDuration } from "../config/validate.ts";
 import { connectLogged, disconnected } from "../cluster/log.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
@@ -418,29 +416,4 @@ export class Grace {
   #arm(ms: number): void {
     this.#timer = this.#clock.setTimeout(this.end, ms);
   }
-}
-
-/**
- * The grace a checked `disconnect(options)` asks for (`fallback` when not
- * given), read once more and checked again: a getter may answer otherwise.
- */
-export function graceOf(
-  options: { timeoutMs?: number },
-  fallback: number,
-): number | InvalidArgumentError {
-  let timeoutMs: unknown;
-  try {
-    timeoutMs = options.timeoutMs ?? fallback;
-  } catch (error) {
-    return refuse(
-      "Client.disconnect",
-      "options.timeoutMs",
-      options,
-      `could not be read (${messageOf(error)})`,
-      error,
-    );
-  }
-  return isDuration(timeoutMs, true)
-    ? timeoutMs
-    : changedWhileRead("Client.disconnect", options);
 }

@@ -10,7 +10,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { sleep, systemClock } from "../clock.ts";
+import { systemClock, wait } from "../clock.ts";
 import type { RetryConfig } from "../config/shapes.ts";
 import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import {
@@ -315,7 +315,7 @@ export async function executeWithRetry<T>(
       );
       onRetry?.({ attempt: attempt + 1, delayMs, error });
       try {
-        await sleep(clock, delayMs, signal);
+        await wait(clock, delayMs, signal);
       } catch (sleepError) {
         if (signal?.aborted) throw aborted(signal);
         throw sleepError;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { type Clock, sleep } from "../clock.ts";
+import { type Clock, wait } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
 import type { ManagedNode } from "../cluster/node.ts";
@@ -141,7 +141,7 @@ export async function waitToRetry(
   const wake = new AbortController();
   waits.add(wake, signal);
   try {
-    await sleep(clock, delayMs, wake.signal);
+    await wait(clock, delayMs, wake.signal);
   } catch {
     // Woken early.
   } finally {

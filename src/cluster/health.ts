@@ -18,7 +18,11 @@
 import type { HealthConfig } from "../config/shapes.ts";
 import { bool, integer, readOptions } from "../config/options.ts";
 import { checked, numberIn, readable } from "../config/validate.ts";
-import { NodewireError, NOT_THE_NODES_FAULT } from "../errors.ts";
+import {
+  type NodewireError,
+  nodewireErrorOf,
+  NOT_THE_NODES_FAULT,
+} from "../errors.ts";
 import { RemoteErrorCode } from "../protocol/messages.ts";
 
 /**
@@ -436,7 +440,12 @@ export class NodeHealth {
  * ```
  */
 export function isNodeFailure(error: unknown): boolean {
-  if (!(error instanceof NodewireError)) return false;
+  const known = nodewireErrorOf(error, "isNodeFailure");
+  return known !== undefined && isNodesFault(known);
+}
+
+/** {@linkcode isNodeFailure}'s rule, for an error known to be the SDK's. */
+export function isNodesFault(error: NodewireError): boolean {
   const code = error.code;
   if (code === "REMOTE_ERROR") {
     const remote = (error as { remoteCode?: unknown }).remoteCode;

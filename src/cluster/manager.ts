@@ -47,7 +47,7 @@ import { type ManagedNode, NodeRecord } from "./node.ts";
 import { nextClientId } from "../diagnostics/channels.ts";
 import { healthChanged } from "./connection_diagnostics.ts";
 import { logManagerEvents } from "./log.ts";
-import { PeakEwma, peakEwmaFailureSample } from "./peak_ewma.ts";
+import { failureSample, PeakEwma } from "./peak_ewma.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -359,7 +359,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     if (latency === undefined) return;
     const ms = error === undefined
       ? now - started
-      : peakEwmaFailureSample(now - started, error);
+      : failureSample(now - started, error);
     // A removed node's slot may already be another node's.
     if (ms >= 0 && this.#byAddress.get(node.address) === node) {
       latency.observe(node.slot, ms, now);

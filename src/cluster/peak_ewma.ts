@@ -26,8 +26,8 @@
  */
 
 import { integer, refuse } from "../config/options.ts";
-import { NodewireError } from "../errors.ts";
-import { isNodeFailure } from "./health.ts";
+import { NodewireError, nodewireErrorOf } from "../errors.ts";
+import { isNodesFault } from "./health.ts";
 
 /**
  * The time constant of the latency estimate, in ms: after this long a
@@ -174,9 +174,27 @@ export class PeakEwma {
  * ```
  */
 export function peakEwmaFailureSample(ms: number, error: unknown): number {
+  // A NaN or negative sample would poison the node's estimate for good.
+  if (typeof ms !== "number" || !(ms >= 0) || ms === Infinity) {
+    throw refuse(
+      "peakEwmaFailureSample",
+      "ms",
+      ms,
+      "expected a finite number of milliseconds ≥ 0",
+    );
+  }
+  return failureSample(ms, nodewireErrorOf(error, "peakEwmaFailureSample"));
+}
+
+/**
+ * {@linkcode peakEwmaFailureSample}'s rule without its checks, for the
+ * manager: its `ms` is two readings of its clock apart, which it checks
+ * itself, and its errors are the request path's own.
+ */
+export function failureSample(ms: number, error: unknown): number {
   if (!(error instanceof NodewireError)) return ms;
   if (error.code === "ABORTED") return -1;
-  const blamed = isNodeFailure(error) ||
+  const blamed = isNodesFault(error) ||
     (error.code === "REMOTE_ERROR" && error.retryable);
   return blamed && ms < PEAK_EWMA_FAILURE_MS ? PEAK_EWMA_FAILURE_MS : ms;
 }

@@ -50,7 +50,7 @@ import type {
   RetryBudgetConfig,
   RetryConfig,
 } from "./shapes.ts";
-import { resolveTlsConfig } from "./tls.ts";
+import { resolveTlsConfig, TLS_POLICY } from "./tls.ts";
 import { rejectUrlsInHosts } from "./url.ts";
 import {
   bool,
@@ -324,7 +324,7 @@ function resolveProtocols(
   const tlsPolicy = optional<TlsPolicy>(
     "tlsPolicy",
     policyValue,
-    oneOf(["require", "prefer", "disable"]),
+    TLS_POLICY,
     enableTls ? "require" : "disable",
   );
   if (enableTls !== undefined && (tlsPolicy === "disable") === enableTls) {

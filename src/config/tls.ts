@@ -7,7 +7,14 @@
 
 import { ConfigError } from "../errors.ts";
 import type { TlsPolicy } from "../protocol/negotiation.ts";
-import { bool, checked, duration, section } from "./validate.ts";
+import {
+  bool,
+  checked,
+  duration,
+  oneOf,
+  readable,
+  section,
+} from "./validate.ts";
 
 /**
  * The `tls` section of the configuration: how the client checks nodes'
@@ -111,7 +118,16 @@ export function resolveTlsConfig(
   value: unknown,
   tlsPolicy: TlsPolicy,
 ): ResolvedTlsConfig {
+  // An unknown policy would pass for "prefer" in the checks below.
+  checked("tlsPolicy", tlsPolicy, TLS_POLICY);
   if (value === undefined) return { ...TLS_DEFAULTS };
+  return readable("tls", value, () => resolveTls(value, tlsPolicy));
+}
+
+/** The TLS policies, checked alike in the config and by resolveTlsConfig. */
+export const TLS_POLICY = oneOf(["require", "prefer", "disable"]);
+
+function resolveTls(value: unknown, tlsPolicy: TlsPolicy): ResolvedTlsConfig {
   const tls = section<TlsConfig>("tls", value as TlsConfig, TLS_DEFAULTS);
   if (tlsPolicy === "disable") {
     throw new ConfigError(

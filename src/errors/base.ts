@@ -241,3 +241,25 @@ function renderValue(value: unknown): string {
   }
   return "an object";
 }
+
+/**
+ * `value` when it is a NodewireError, else undefined: for the predicates
+ * that take any value (`isNodeFailure`, `peakEwmaFailureSample`). A value
+ * that cannot even be asked (a revoked proxy, whose `instanceof` throws)
+ * is refused naming `method`, as `isRetryable` refuses it.
+ *
+ * @throws {InvalidArgumentError} for a value `instanceof` cannot look at.
+ */
+export function nodewireErrorOf(
+  value: unknown,
+  method: string,
+): NodewireError | undefined {
+  try {
+    return value instanceof NodewireError ? value : undefined;
+  } catch (cause) {
+    throw new InvalidArgumentError("error", value, "could not be read", {
+      method,
+      cause,
+    });
+  }
+}

@@ -7,9 +7,13 @@ import {
   AbortedError,
   Client,
   ConnectFailedError,
+  ConnectionRefusedError,
   ConnectTimeoutError,
+  executeWithRetry,
+  NodewireError,
   RequestTimeoutError,
 } from "../../../mod.ts";
+import { sleep as clockSleep, systemClock } from "../../../core.ts";
 import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
 
 /** What the parent provides, and how a scenario reports. */
@@ -488,6 +492,58 @@ export const scenarios: Record<string, Scenario> = {
       await client.disconnect();
     }
     await node.close();
+    ctx.mark();
+  },
+
+  /**
+   * The other way round: what a caller awaits keeps the process alive until
+   * it settles, even when nothing else is left. Node ended the program
+   * under the SDK's public sleep, executeWithRetry's backoff, and a request
+   * backing off before its retry once its node had gone (no socket open):
+   * the process left without its mark.
+   */
+  async "awaited-backoff-keeps-alive"(ctx) {
+    await clockSleep(systemClock, 50);
+    const schedule = {
+      maxRetries: 2,
+      initialBackoffMs: 100,
+      maxBackoffMs: 100,
+      backoffMultiplier: 2,
+      jitter: false,
+    };
+    let attempts = 0;
+    const result = await executeWithRetry(() => {
+      if (attempts++ < 2) {
+        throw new ConnectionRefusedError({ hostname: "127.0.0.1", port: 1 });
+      }
+      return Promise.resolve("third time");
+    }, schedule);
+    if (result !== "third time") ctx.fail(`executeWithRetry gave ${result}`);
+    const node = await startTestNode();
+    const client = await Client.connect({
+      hosts: [node.address],
+      healthConfig: { intervalMs: 0 },
+      retryConfig: {
+        ...schedule,
+        maxRetries: 1,
+        initialBackoffMs: 200,
+        maxBackoffMs: 200,
+      },
+    });
+    const outcome = client.request(ops.sleep(5000, "gone"), {
+      idempotent: true,
+    }).then((value) => value, (error: unknown) => error);
+    if (!await until(() => poolOf(client, node.address).inFlight > 0)) {
+      ctx.fail("the request was not in flight");
+    }
+    await node.close();
+    // Lost, retried after 200 ms, refused: an error, not a vanished process.
+    const error = await outcome;
+    ctx.note(String(error));
+    if (!(error instanceof NodewireError)) {
+      ctx.fail(`the request gave ${error}, expected an SDK error`);
+    }
+    await client.disconnect();
     ctx.mark();
   },
 };
