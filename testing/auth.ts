@@ -12,7 +12,6 @@ import {
   InvalidArgumentError,
 } from "../src/errors.ts";
 import { integer, is } from "../src/config/options.ts";
-import type { Check as Rule } from "../src/config/validate.ts";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
 import {
   deriveScramKeys,
@@ -35,13 +34,38 @@ import { checkOptions } from "./options.ts";
 // refuses it. Above the client's maximum would only take long.
 const ITERATIONS = integer(1, SCRAM_MAX_ITERATIONS);
 
-/** User names to passwords, as `startTestNode`'s `credentials` take them. */
-export const users: Rule = is(
-  (v) =>
-    typeof v === "object" && v !== null && !Array.isArray(v) &&
-    Object.values(v).every((p) => typeof p === "string"),
-  "expected user names to passwords",
-);
+/**
+ * User names to passwords (as `CredentialStore.create` and
+ * `startTestNode`'s `credentials` take them), read once into entries.
+ *
+ * @throws {ConfigError} about `field`, never showing a password, for
+ *   anything else or a record that could not be read.
+ */
+export function readUsers(
+  names: unknown,
+  field: string,
+  expected = "expected user names to passwords",
+): [string, string][] {
+  let entries: [string, unknown][] | undefined;
+  let cause: unknown;
+  try {
+    // Inside the try: even Array.isArray throws for a revoked proxy.
+    if (typeof names === "object" && names !== null && !Array.isArray(names)) {
+      entries = Object.entries(names);
+    }
+  } catch (error) {
+    cause = error;
+  }
+  if (entries?.every(([, p]) => typeof p === "string")) {
+    return entries as [string, string][];
+  }
+  throw new ConfigError(
+    field,
+    "[redacted]",
+    cause === undefined ? expected : "could not be read",
+    { cause },
+  );
+}
 
 /** What the node keeps for one user: enough to verify, not to log in. */
 export interface StoredCredential {
@@ -84,10 +108,12 @@ export class CredentialStore {
 
   /** Creates an empty store; `iterations` is the default for new users. */
   constructor(options: { iterations?: number } = {}) {
-    checkOptions("CredentialStore options", options, {
-      iterations: ITERATIONS,
-    });
-    this.#defaultIterations = options.iterations ?? SCRAM_MIN_ITERATIONS;
+    const { iterations } = checkOptions<{ iterations?: number }>(
+      "CredentialStore options",
+      options,
+      { iterations: ITERATIONS },
+    );
+    this.#defaultIterations = iterations ?? SCRAM_MIN_ITERATIONS;
   }
 
   /** Creates a store holding `users` (name to password). */
@@ -96,11 +122,7 @@ export class CredentialStore {
     options: { iterations?: number } = {},
   ): Promise<CredentialStore> {
     const store = new CredentialStore(options);
-    const problem = users(names);
-    if (problem !== undefined) {
-      throw new ConfigError("CredentialStore users", "[redacted]", problem);
-    }
-    for (const [name, password] of Object.entries(names)) {
+    for (const [name, password] of readUsers(names, "CredentialStore users")) {
       await store.add(name, password);
     }
     return store;
@@ -125,12 +147,16 @@ export class CredentialStore {
         "expected a string",
       );
     }
-    checkOptions("CredentialStore.add options", options, {
-      iterations: ITERATIONS,
-      salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),
-    });
-    const salt = options.salt ?? crypto.getRandomValues(new Uint8Array(16));
-    const iterations = options.iterations ?? this.#defaultIterations;
+    const read = checkOptions<AddCredentialOptions>(
+      "CredentialStore.add options",
+      options,
+      {
+        iterations: ITERATIONS,
+        salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),
+      },
+    );
+    const salt = read.salt ?? crypto.getRandomValues(new Uint8Array(16));
+    const iterations = read.iterations ?? this.#defaultIterations;
     const keys = await deriveScramKeys(saslprep(password), salt, iterations);
     const stored: StoredCredential = Object.freeze({
       salt: salt.slice(),
@@ -206,9 +232,13 @@ export class ScramServer {
 
   /** Starts an exchange against `store`. */
   constructor(store: CredentialStore, options: ScramServerOptions = {}) {
-    checkOptions("ScramServer options", options, { nonce: true });
+    const { nonce } = checkOptions<ScramServerOptions>(
+      "ScramServer options",
+      options,
+      { nonce: true },
+    );
     this.#store = store;
-    this.#serverNonce = options.nonce ?? randomNonce();
+    this.#serverNonce = nonce ?? randomNonce();
   }
 
   /** The user name the client gave, after step 1. */

@@ -39,7 +39,7 @@ import type {
   RuntimeName,
 } from "../src/runtime/types.ts";
 import { SCRAM_SHA_256 } from "../src/auth/scram.ts";
-import { CredentialStore, ScramServer, users } from "./auth.ts";
+import { CredentialStore, readUsers, ScramServer } from "./auth.ts";
 import { encodeReply, Op } from "./ops.ts";
 import { bool, integer, is, text } from "../src/config/options.ts";
 import {
@@ -129,10 +129,8 @@ const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
   runtime,
   maxFrameSize: integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
   clock,
-  credentials: (v) =>
-    v instanceof CredentialStore
-      ? undefined
-      : users(v) && `${users(v)} or a CredentialStore`,
+  // Read by readUsers, once, into the copy the node keeps.
+  credentials: true,
   protocols: is(
     (v) => Array.isArray(v) && v.every(isProtocolType),
     'expected an array of "tls", "tcp" and "udp"',
@@ -360,12 +358,16 @@ export class TestNode {
    * flight and then closes them.
    */
   async stop(options: { graceful?: boolean } = {}): Promise<void> {
-    checkOptions("stop options", options, { graceful: bool });
+    const { graceful } = checkOptions<{ graceful?: boolean }>(
+      "stop options",
+      options,
+      { graceful: bool },
+    );
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.close();
     for (const session of [...this.#sessions]) {
-      if (options.graceful) {
+      if (graceful) {
         session.writer.push(MessageType.Goodbye, 0, 0, new Uint8Array(0));
         session.writer.flush();
         if (session.inFlight === 0) session.channel.close();
@@ -374,13 +376,13 @@ export class TestNode {
         this.#sessions.delete(session);
       }
     }
-    if (!options.graceful) {
+    if (!graceful) {
       for (const t of this.#timers) this.#clock.clearTimeout(t);
       this.#timers.clear();
     }
     // Gracefully, UDP stays up until the last session holding a token
     // closes, so that answers to datagrams in flight still go out.
-    if (options.graceful && this.udpSessions > 0) this.#udpDraining = true;
+    if (graceful && this.udpSessions > 0) this.#udpDraining = true;
     else await this.#udp?.close();
   }
 
@@ -835,10 +837,32 @@ export class TestNode {
 export async function startTestNode(
   options: TestNodeOptions = {},
 ): Promise<TestNode> {
-  checkOptions("startTestNode options", options, TEST_NODE_OPTIONS);
-  checkOptions("startTestNode options.tls", options.tls, TLS_OPTIONS);
-  const adapter = await getAdapter(options.runtime);
-  const node = new TestNode(adapter, options);
+  const read = checkOptions<TestNodeOptions>(
+    "startTestNode options",
+    options,
+    TEST_NODE_OPTIONS,
+  );
+  if (read.credentials !== undefined && !isStore(read.credentials)) {
+    read.credentials = Object.fromEntries(readUsers(
+      read.credentials,
+      "startTestNode options.credentials",
+      "expected user names to passwords or a CredentialStore",
+    ));
+  }
+  if (read.tls !== undefined) {
+    read.tls = checkOptions("startTestNode options.tls", read.tls, TLS_OPTIONS);
+  }
+  const adapter = await getAdapter(read.runtime);
+  const node = new TestNode(adapter, read);
   await node.start();
   return node;
+}
+
+/** Whether `value` is a CredentialStore; false for a revoked proxy. */
+function isStore(value: unknown): value is CredentialStore {
+  try {
+    return value instanceof CredentialStore;
+  } catch {
+    return false; // readUsers then says it could not be read
+  }
 }

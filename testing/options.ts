@@ -40,10 +40,16 @@ const SECRETS = new Set(["credentials", "key"]);
  * is refused too, and so is an option in `needs` left out). `name` says
  * whose options they are, in the error.
  *
+ * Returns the options read once, as a copy (`{}` for `undefined`): each
+ * value is read once and an array is copied before its rule checks it, so
+ * the caller goes on with what was checked, and a getter that would answer
+ * differently later is never asked again. An option given as `undefined`
+ * stays in the copy: `setFaults` tells it from one not given.
+ *
  * @throws {ConfigError} naming the first unknown option and the known one
  *   it most likely misspells, or the first bad value.
  */
-export function checkOptions(
+export function checkOptions<T>(
   name: string,
   options: unknown,
   known: Readonly<Record<string, true | Rule>>,
@@ -51,8 +57,10 @@ export function checkOptions(
     required?: boolean;
     needs?: readonly string[];
   } = {},
-): void {
-  if (options === undefined && !required) return;
+): T {
+  const copy: Record<string, unknown> = {};
+  if (options === undefined && !required) return copy as T;
+  let at = name;
   try {
     // Inside the try: even Array.isArray throws for a revoked proxy.
     if (
@@ -63,7 +71,9 @@ export function checkOptions(
     }
     rejectUnknownKeys(name, options, new Set(Object.keys(known)));
     for (const [key, rule] of Object.entries(known)) {
-      const value = (options as Record<string, unknown>)[key];
+      at = `${name}.${key}`;
+      const read = (options as Record<string, unknown>)[key];
+      const value = Array.isArray(read) ? [...read] : read;
       const problem = value === undefined
         ? needs.includes(key) ? "required" : undefined
         : rule === true
@@ -71,28 +81,17 @@ export function checkOptions(
         : rule(value);
       if (problem !== undefined) {
         const shown = SECRETS.has(key) ? "[redacted]" : value;
-        throw new ConfigError(`${name}.${key}`, shown, problem);
+        throw new ConfigError(at, shown, problem);
+      }
+      if (value !== undefined || Object.hasOwn(options, key)) {
+        copy[key] = value;
       }
     }
   } catch (error) {
     if (error instanceof ConfigError) throw error;
-    throw new ConfigError(name, options, "could not be read", {
+    throw new ConfigError(at, options, "could not be read", {
       cause: error,
     });
   }
-}
-
-/** {@linkcode checkOptions} as a rejected promise, for methods that return one. */
-export function optionsRejection(
-  name: string,
-  options: unknown,
-  known: Readonly<Record<string, true | Rule>>,
-  settings: { required?: boolean } = {},
-): Promise<never> | undefined {
-  try {
-    checkOptions(name, options, known, settings);
-    return undefined;
-  } catch (error) {
-    return Promise.reject(error);
-  }
+  return copy as T;
 }

@@ -9,7 +9,11 @@
  */
 
 import { type Clock, systemClock } from "../src/clock.ts";
-import { formatAddress, InvalidArgumentError } from "../src/errors.ts";
+import {
+  ConfigError,
+  formatAddress,
+  InvalidArgumentError,
+} from "../src/errors.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type {
   ByteChannel,
@@ -17,12 +21,11 @@ import type {
   RuntimeAdapter,
   RuntimeName,
 } from "../src/runtime/types.ts";
-import { func, is, text } from "../src/config/options.ts";
+import { func, text } from "../src/config/options.ts";
 import {
   checkOptions,
   clock,
   type OptionNames,
-  optionsRejection,
   port,
   runtime,
 } from "./options.ts";
@@ -50,12 +53,8 @@ export interface FaultProxyOptions {
 }
 
 const FAULT_PROXY_OPTIONS: OptionNames<FaultProxyOptions> = {
-  target: is((v) => {
-    const t = v as { hostname?: unknown; port?: unknown } | null;
-    return typeof t === "object" && t !== null &&
-      text(t.hostname) === undefined && port(t.port) === undefined &&
-      t.port !== 0;
-  }, "expected { hostname, port } with a port in 1–65535"),
+  // Read by readTarget: a node is a target, with more than the two names.
+  target: true,
   runtime,
   clock,
   hostname: text,
@@ -183,15 +182,13 @@ export class FaultProxy {
    * down or up binds or unbinds the port).
    */
   setFaults(changes: ProxyFaults): Promise<void> {
-    const refused = optionsRejection(
-      "setFaults faults",
-      changes,
-      PROXY_FAULTS,
-      {
+    try {
+      changes = checkOptions("setFaults faults", changes, PROXY_FAULTS, {
         required: true,
-      },
-    );
-    if (refused) return refused;
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const before = this.#faults;
     const next: ProxyFaults = { ...before };
     for (const [key, value] of Object.entries(changes)) {
@@ -314,6 +311,37 @@ export class FaultProxy {
 }
 
 /**
+ * `target`'s hostname and port, each read once (a target is often a
+ * TestNode, whose two getters answer for it), as a plain copy.
+ *
+ * @throws {ConfigError} unless they are a host name and a port in 1–65535.
+ */
+function readTarget(target: unknown): FaultProxyOptions["target"] {
+  let hostname: unknown;
+  let at: unknown;
+  let cause: unknown;
+  try {
+    ({ hostname, port: at } = target as { hostname?: unknown; port?: unknown });
+  } catch (error) {
+    cause = error;
+  }
+  if (
+    cause !== undefined || text(hostname) !== undefined ||
+    port(at) !== undefined || at === 0
+  ) {
+    throw new ConfigError(
+      "startFaultProxy options.target",
+      target,
+      cause === undefined
+        ? "expected { hostname, port } with a port in 1–65535"
+        : "could not be read",
+      { cause },
+    );
+  }
+  return { hostname: hostname as string, port: at as number };
+}
+
+/**
  * Starts a fault-injecting proxy in front of `target` and resolves once it
  * listens.
  *
@@ -334,13 +362,20 @@ export class FaultProxy {
 export async function startFaultProxy(
   options: FaultProxyOptions,
 ): Promise<FaultProxy> {
-  checkOptions("startFaultProxy options", options, FAULT_PROXY_OPTIONS, {
-    required: true,
-    needs: ["target"],
-  });
-  checkOptions("startFaultProxy options.faults", options.faults, PROXY_FAULTS);
-  const adapter = await getAdapter(options.runtime);
-  const proxy = new FaultProxy(adapter, options);
+  const read = checkOptions<FaultProxyOptions>(
+    "startFaultProxy options",
+    options,
+    FAULT_PROXY_OPTIONS,
+    { required: true, needs: ["target"] },
+  );
+  read.target = readTarget(read.target);
+  read.faults = checkOptions(
+    "startFaultProxy options.faults",
+    read.faults,
+    PROXY_FAULTS,
+  );
+  const adapter = await getAdapter(read.runtime);
+  const proxy = new FaultProxy(adapter, read);
   await proxy.start();
   return proxy;
 }

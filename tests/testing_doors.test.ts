@@ -1,0 +1,141 @@
+// The test kit (/testing) reads its options once, at the door, and goes on
+// with what it checked: startTestNode, stop, startFaultProxy, setFaults,
+// CredentialStore and ScramServer checked their options and then read the
+// caller's object again, so a getter could hand them a value no check had
+// seen (a NaN latency that re-arms a timer forever).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  CredentialStore,
+  ScramServer,
+  startFaultProxy,
+  startTestNode,
+} from "../testing/mod.ts";
+import { ConfigError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { revoked } from "./support/doors.ts";
+import { readOnce } from "./support/fault_checks.ts";
+
+/** Checks a ConfigError about `field` that does not show `secret`. */
+function configError(field: string, secret = "hunter2") {
+  return (error: unknown): boolean => {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.equal(error.field, field, error.message);
+    assert.ok(!error.message.includes(secret), error.message);
+    return true;
+  };
+}
+
+/** A getter that answers `first`, then `later` on every read after. */
+function flips(first: unknown, later: unknown): PropertyDescriptor {
+  let reads = 0;
+  return { enumerable: true, get: () => reads++ === 0 ? first : later };
+}
+
+test("startTestNode and stop read their options once, nested ones too", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode(Object.defineProperties({}, {
+    runtime: readOnce(network),
+    nodeId: readOnce("n1"),
+    port: readOnce(7000),
+    protocols: readOnce(["tcp"]),
+    credentials: readOnce(Object.defineProperties({}, {
+      app: readOnce("hunter2"),
+    })),
+    tls: readOnce(Object.defineProperties({}, {
+      cert: readOnce("cert"),
+      key: readOnce("key"),
+    })),
+  }));
+  try {
+    assert.equal(node.address, "127.0.0.1:7000");
+    assert.equal(node.nodeId, "n1");
+    assert.equal(node.requiresAuth, true);
+    await node.stop(Object.defineProperties({}, { graceful: readOnce(true) }));
+    assert.equal(node.running, false);
+  } finally {
+    await node.close();
+  }
+});
+
+test("startFaultProxy and setFaults read their options once, and a target's hostname and port", async () => {
+  const network = createMemoryNetwork();
+  const target = Object.defineProperties({ other: 1 }, {
+    hostname: readOnce("node"),
+    port: readOnce(7000),
+  });
+  const proxy = await startFaultProxy(Object.defineProperties({}, {
+    target: readOnce(target),
+    runtime: readOnce(network),
+    faults: readOnce(Object.defineProperties({}, { latencyMs: readOnce(5) })),
+  }) as never);
+  try {
+    assert.deepEqual(proxy.target, { hostname: "node", port: 7000 });
+    assert.deepEqual(proxy.faults, { latencyMs: 5 });
+    // A second read would have been NaN: a timer re-armed forever.
+    await proxy.setFaults(
+      Object.defineProperties({}, { latencyMs: flips(10, NaN) }),
+    );
+    assert.deepEqual(proxy.faults, { latencyMs: 10 });
+    await proxy.setFaults({ latencyMs: undefined });
+    assert.deepEqual(proxy.faults, { latencyMs: undefined });
+  } finally {
+    await proxy.close();
+  }
+  for (const bad of [null, revoked(), { hostname: "node" }]) {
+    await assert.rejects(
+      startFaultProxy({ target: bad as never, runtime: network }),
+      configError("startFaultProxy options.target"),
+    );
+  }
+});
+
+test("CredentialStore and ScramServer read their options once", async () => {
+  const store = new CredentialStore(
+    Object.defineProperties({}, { iterations: flips(4096, NaN) }),
+  );
+  assert.equal(store.defaultIterations, 4096);
+  const salt = new Uint8Array(16);
+  const added = await store.add(
+    "app",
+    "hunter2",
+    Object.defineProperties({}, {
+      salt: readOnce(salt),
+      iterations: flips(4096, -1),
+    }),
+  );
+  assert.equal(added.iterations, 4096);
+  const server = new ScramServer(
+    store,
+    Object.defineProperties({}, { nonce: readOnce("servernonce") }),
+  );
+  const first = await server.serverFirstMessage("n,,n=app,r=abc");
+  assert.match(first, /^r=abcservernonce,/);
+});
+
+test("CredentialStore.create and startTestNode refuse users that cannot be read, never showing a password", async () => {
+  const throwing = Object.defineProperty({}, "app", {
+    enumerable: true,
+    get() {
+      throw new Error("boom");
+    },
+  });
+  for (const users of [revoked(), throwing, null, { app: 5 }]) {
+    await assert.rejects(
+      CredentialStore.create(users as never),
+      configError("CredentialStore users"),
+    );
+    await assert.rejects(
+      startTestNode({
+        runtime: createMemoryNetwork(),
+        credentials: users as never,
+      }),
+      configError("startTestNode options.credentials"),
+    );
+  }
+  // Read once: the store is made of the names and passwords read first.
+  const store = await CredentialStore.create(
+    Object.defineProperties({}, { app: flips("hunter2", 5) }) as never,
+  );
+  assert.equal(store.has("app"), true);
+});
