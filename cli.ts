@@ -84,10 +84,9 @@ export async function main(
   args: string[],
   options: MainOptions = {},
 ): Promise<number> {
-  const listed = Array.isArray(args) &&
-    args.every((a) => typeof a === "string");
-  const out = new Output(listed && args.includes("--json"));
-  const [name, ...rest] = listed ? args : [];
+  const listed = readArgs(args);
+  const out = new Output(listed?.includes("--json") ?? false);
+  const [name, ...rest] = listed ?? [];
   // Own names only: `toString` is no command, and must not run one.
   const spec = name === undefined || !Object.hasOwn(COMMANDS, name)
     ? undefined
@@ -97,10 +96,8 @@ export async function main(
       throw new InvalidArgumentError(
         "args",
         args,
-        "expected an array of strings",
-        {
-          method: "main",
-        },
+        `expected an array of strings (at most ${MAX_ARGS})`,
+        { method: "main" },
       );
     }
     const { signal } = readOptions<MainOptions>("main", options, {
@@ -139,6 +136,33 @@ export async function main(
       );
     }
     return out.fail(error);
+  }
+}
+
+/** More arguments than any command line can hold (ARG_MAX is ~2 MB). */
+const MAX_ARGS = 100_000;
+
+/**
+ * `args` read once into a copy, or undefined unless they are an array of
+ * at most {@linkcode MAX_ARGS} strings: a hole, an index whose getter
+ * throws or a revoked proxy is bad usage, never a crash, and a sparse
+ * array a billion long is not walked (spreading it ended the process).
+ */
+function readArgs(args: unknown): string[] | undefined {
+  try {
+    // Inside the try: even Array.isArray throws for a revoked proxy.
+    if (!Array.isArray(args)) return undefined;
+    const length: unknown = args.length; // a proxy's may be anything
+    if (!Number.isInteger(length) || (length as number) > MAX_ARGS) return;
+    const list: string[] = [];
+    for (let i = 0; i < (length as number); i++) {
+      const arg: unknown = args[i];
+      if (typeof arg !== "string") return undefined;
+      list.push(arg);
+    }
+    return list;
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,0 +1,57 @@
+// The CLI's entry point (/cli) reads its args once, at the door: main
+// promises never to reject, but a revoked proxy or an index whose getter
+// threw made it reject with what was thrown, a hole reached the parser as
+// undefined (exit 1 with a TypeError's words), and a sparse array four
+// billion long was spread, which ended the process.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { main } from "../cli.ts";
+import { readOnce } from "./support/fault_checks.ts";
+
+/** Runs main with console output captured; resolves with code and stderr. */
+async function run(
+  args: unknown,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout: string[] = [];
+  const stderr: string[] = [];
+  const { log, error } = console;
+  console.log = (...a: unknown[]) => stdout.push(a.join(" "));
+  console.error = (...a: unknown[]) => stderr.push(a.join(" "));
+  try {
+    const code = await main(args as string[]);
+    return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
+  } finally {
+    console.log = log;
+    console.error = error;
+  }
+}
+
+test("main resolves 2 for args it cannot read, or with a hole, or too long: it never rejects", async () => {
+  const { proxy, revoke } = Proxy.revocable(["--help"], {});
+  revoke();
+  const throwing = ["--help"];
+  Object.defineProperty(throwing, 0, {
+    get() {
+      throw new Error("boom");
+    },
+  });
+  const huge = ["--help"];
+  huge.length = 2 ** 32 - 1;
+  // deno-lint-ignore no-sparse-arrays
+  const holed = ["ping", , "127.0.0.1:1"];
+  for (const args of [proxy, throwing, huge, holed]) {
+    const r = await run(args);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /main: invalid args: expected an array of strings/);
+  }
+});
+
+test("main reads each argument once", async () => {
+  const args = Object.defineProperties([] as string[], {
+    0: readOnce("--help"),
+    1: readOnce("--json"),
+  });
+  const r = await run(args);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(JSON.parse(r.stdout).ok, true);
+});
