@@ -139,12 +139,16 @@ export class CredentialStore {
     password: string,
     options: AddCredentialOptions = {},
   ): Promise<StoredCredential> {
-    // saslprep would take a number, or an object's toString, as the password.
+    const user = prepared(username, "CredentialStore.add");
+    // Checked here, not by saslprep: its error would name itself.
     if (typeof password !== "string") {
       throw new InvalidArgumentError(
         "password",
         "[redacted]",
         "expected a string",
+        {
+          method: "CredentialStore.add",
+        },
       );
     }
     const read = checkOptions<AddCredentialOptions>(
@@ -164,23 +168,23 @@ export class CredentialStore {
       storedKey: keys.storedKey,
       serverKey: keys.serverKey,
     });
-    this.#users.set(saslprep(username), stored);
+    this.#users.set(user, stored);
     return stored;
   }
 
   /** Removes a user. */
   delete(username: string): boolean {
-    return this.#users.delete(saslprep(username));
+    return this.#users.delete(prepared(username, "CredentialStore.delete"));
   }
 
   /** Whether a user exists. */
   has(username: string): boolean {
-    return this.#users.has(saslprep(username));
+    return this.#users.has(prepared(username, "CredentialStore.has"));
   }
 
   /** The stored verifier of a user. */
   get(username: string): StoredCredential | undefined {
-    return this.#users.get(saslprep(username));
+    return this.#users.get(prepared(username, "CredentialStore.get"));
   }
 
   /** @internal A stand-in salt for a user that does not exist. */
@@ -193,6 +197,15 @@ export class CredentialStore {
     return this.#defaultIterations;
   }
 }
+
+/**
+ * A server nonce: printable ASCII but the comma, as RFC 5802 says, since
+ * it is sent as it is inside the comma-separated server-first message.
+ */
+const NONCE = is(
+  (v) => typeof v === "string" && /^[\x21-\x2b\x2d-\x7e]+$/.test(v),
+  "expected printable ASCII without a comma",
+);
 
 /** Options for {@linkcode ScramServer}. */
 export interface ScramServerOptions {
@@ -232,10 +245,22 @@ export class ScramServer {
 
   /** Starts an exchange against `store`. */
   constructor(store: CredentialStore, options: ScramServerOptions = {}) {
+    // Read by every exchange's first step: a wrong one failed only there,
+    // with a TypeError from inside.
+    if (!isStore(store)) {
+      throw new InvalidArgumentError(
+        "store",
+        store,
+        "expected a CredentialStore",
+        {
+          method: "new ScramServer()",
+        },
+      );
+    }
     const { nonce } = checkOptions<ScramServerOptions>(
       "ScramServer options",
       options,
-      { nonce: true },
+      { nonce: NONCE },
     );
     this.#store = store;
     this.#serverNonce = nonce ?? randomNonce();
@@ -259,6 +284,7 @@ export class ScramServer {
    *   for channel binding, an authorization identity or an extension.
    */
   async serverFirstMessage(clientFirst: string): Promise<string> {
+    scramMessage(clientFirst, "clientFirst", "serverFirstMessage");
     if (this.#step !== "first") throw bad("the exchange already started");
     this.#step = "final";
     const match = /^([ny]|p=[^,]*),(a=[^,]*)?,(.*)$/.exec(clientFirst);
@@ -313,6 +339,7 @@ export class ScramServer {
    *   unknown user, or a message that does not continue this exchange.
    */
   async serverFinalMessage(clientFinal: string): Promise<string> {
+    scramMessage(clientFinal, "clientFinal", "serverFinalMessage");
     if (this.#step !== "final") throw bad("the exchange is not at step 2");
     this.#step = "first";
     const proofAt = clientFinal.lastIndexOf(",p=");
@@ -351,6 +378,27 @@ export class ScramServer {
   }
 }
 
+/**
+ * `username` prepared with SASLprep, or an InvalidArgumentError of
+ * `method` for one that is no string (saslprep's own would name saslprep).
+ */
+function prepared(username: unknown, method: string): string {
+  if (typeof username !== "string") {
+    throw new InvalidArgumentError("username", username, "expected a string", {
+      method,
+    });
+  }
+  return saslprep(username);
+}
+
+/** `message` when it is a string, else the error of `method` about it. */
+function scramMessage(message: unknown, argument: string, method: string) {
+  if (typeof message === "string") return message;
+  throw new InvalidArgumentError(argument, message, "expected a string", {
+    method: `ScramServer.${method}`,
+  });
+}
+
 function bad(message: string): AuthenticationError {
   return new AuthenticationError(`SCRAM: ${message}`, { reason: "rejected" });
 }
@@ -360,4 +408,13 @@ function rejected(): AuthenticationError {
   return new AuthenticationError("invalid user name or password", {
     reason: "rejected",
   });
+}
+
+/** Whether `value` is a CredentialStore; false for a revoked proxy. */
+export function isStore(value: unknown): value is CredentialStore {
+  try {
+    return value instanceof CredentialStore;
+  } catch {
+    return false;
+  }
 }

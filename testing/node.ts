@@ -39,7 +39,7 @@ import type {
   RuntimeName,
 } from "../src/runtime/types.ts";
 import { SCRAM_SHA_256 } from "../src/auth/scram.ts";
-import { CredentialStore, readUsers, ScramServer } from "./auth.ts";
+import { CredentialStore, isStore, readUsers, ScramServer } from "./auth.ts";
 import { encodeReply, Op } from "./ops.ts";
 import { bool, integer, is, text } from "../src/config/options.ts";
 import {
@@ -842,6 +842,7 @@ export async function startTestNode(
     options,
     TEST_NODE_OPTIONS,
   );
+  // A revoked proxy is no store: readUsers says it could not be read.
   if (read.credentials !== undefined && !isStore(read.credentials)) {
     read.credentials = Object.fromEntries(readUsers(
       read.credentials,
@@ -856,13 +857,4 @@ export async function startTestNode(
   const node = new TestNode(adapter, read);
   await node.start();
   return node;
-}
-
-/** Whether `value` is a CredentialStore; false for a revoked proxy. */
-function isStore(value: unknown): value is CredentialStore {
-  try {
-    return value instanceof CredentialStore;
-  } catch {
-    return false; // readUsers then says it could not be read
-  }
 }

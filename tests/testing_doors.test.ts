@@ -2,7 +2,9 @@
 // with what it checked: startTestNode, stop, startFaultProxy, setFaults,
 // CredentialStore and ScramServer checked their options and then read the
 // caller's object again, so a getter could hand them a value no check had
-// seen (a NaN latency that re-arms a timer forever).
+// seen (a NaN latency that re-arms a timer forever). Arguments that are not
+// options are InvalidArgumentErrors naming the method: a ScramServer took
+// any store and failed at the first exchange with a TypeError.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -11,9 +13,11 @@ import {
   startFaultProxy,
   startTestNode,
 } from "../testing/mod.ts";
+import { ScramClient } from "../auth.ts";
+import { Secret } from "../src/secret.ts";
 import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { revoked } from "./support/doors.ts";
+import { invalid, revoked } from "./support/doors.ts";
 import { readOnce } from "./support/fault_checks.ts";
 
 /** Checks a ConfigError about `field` that does not show `secret`. */
@@ -138,4 +142,68 @@ test("CredentialStore.create and startTestNode refuse users that cannot be read,
     Object.defineProperties({}, { app: flips("hunter2", 5) }) as never,
   );
   assert.equal(store.has("app"), true);
+});
+
+test("a ScramServer refuses a store that is none and a nonce the message cannot carry, at once", async () => {
+  for (const store of [5, null, {}, revoked()]) {
+    assert.throws(
+      () => new ScramServer(store as never),
+      invalid("new ScramServer()", "store"),
+    );
+  }
+  const store = new CredentialStore();
+  for (const nonce of [5, "", "a,b", "é", { toString: () => "x" }]) {
+    assert.throws(
+      () => new ScramServer(store, { nonce: nonce as never }),
+      configError("ScramServer options.nonce"),
+    );
+  }
+});
+
+test("a ScramServer refuses messages that are no strings, and the exchange goes on", async () => {
+  const store = await CredentialStore.create({ user: "hunter2" });
+  const server = new ScramServer(store);
+  const client = new ScramClient({
+    username: "user",
+    password: new Secret("hunter2"),
+  });
+  await assert.rejects(
+    server.serverFirstMessage(5 as never),
+    invalid("ScramServer.serverFirstMessage", "clientFirst"),
+  );
+  const serverFirst = await server.serverFirstMessage(
+    client.clientFirstMessage(),
+  );
+  // It threw a TypeError from inside, and the exchange was back at step 1.
+  for (const message of [5, null, revoked()]) {
+    await assert.rejects(
+      server.serverFinalMessage(message as never),
+      invalid("ScramServer.serverFinalMessage", "clientFinal"),
+    );
+  }
+  const serverFinal = await server.serverFinalMessage(
+    await client.clientFinalMessage(serverFirst),
+  );
+  await client.verifyServerFinal(serverFinal);
+  assert.equal(server.authenticated, true);
+});
+
+test("a CredentialStore refuses a user name or password that is no string, naming its own method", async () => {
+  const store = new CredentialStore();
+  await assert.rejects(
+    store.add(5 as never, "hunter2"),
+    invalid("CredentialStore.add", "username"),
+  );
+  await assert.rejects(store.add("app", 5 as never), (error: unknown) => {
+    invalid("CredentialStore.add", "password")(error);
+    assert.ok(!(error as Error).message.includes("5"));
+    return true;
+  });
+  for (const method of ["has", "get", "delete"] as const) {
+    assert.throws(
+      () => store[method](5 as never),
+      invalid(`CredentialStore.${method}`, "username"),
+    );
+  }
+  assert.equal(store.size, 0);
 });
