@@ -19,6 +19,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../src/errors.ts";
+import { isPayload } from "../src/connection/payload.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -75,17 +76,17 @@ export interface OpBuilders {
 export const ops: OpBuilders = {
   /** ECHO with `data` (bytes or text). */
   echo(data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
-    return withOp(Op.Echo, toBytes(data, "data"));
+    return withOp(Op.Echo, toBytes(data, "data", "ops.echo"));
   },
   /** GET `key`. */
   get(key: string): Uint8Array {
-    return withOp(Op.Get, encoder.encode(checkText(key, "key")));
+    return withOp(Op.Get, encoder.encode(checkText(key, "key", "ops.get")));
   },
   /** PUT `value` under `key`. */
   put(key: string, value: Uint8Array | string): Uint8Array {
-    const k = encoder.encode(checkText(key, "key"));
-    const v = toBytes(value, "value");
-    fits(k.byteLength, 2, "key's length");
+    const k = encoder.encode(checkText(key, "key", "ops.put"));
+    const v = toBytes(value, "value", "ops.put");
+    fits(k.byteLength, 2, "key's length", "ops.put");
     const out = new Uint8Array(3 + k.byteLength + v.byteLength);
     out[0] = Op.Put;
     out[1] = k.byteLength >>> 8;
@@ -96,13 +97,16 @@ export const ops: OpBuilders = {
   },
   /** DELETE `key`. */
   delete(key: string): Uint8Array {
-    return withOp(Op.Delete, encoder.encode(checkText(key, "key")));
+    return withOp(
+      Op.Delete,
+      encoder.encode(checkText(key, "key", "ops.delete")),
+    );
   },
   /** SLEEP `ms`, then echo `data`. */
   sleep(ms: number, data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
     // -1 would have slept for 49 days.
-    const delay = fits(ms, 4, "ms");
-    const d = toBytes(data, "data");
+    const delay = fits(ms, 4, "ms", "ops.sleep");
+    const d = toBytes(data, "data", "ops.sleep");
     const out = new Uint8Array(5 + d.byteLength);
     out[0] = Op.Sleep;
     new DataView(out.buffer).setUint32(1, delay);
@@ -115,15 +119,16 @@ export const ops: OpBuilders = {
     retryable: boolean,
     message = "failed on request",
   ): Uint8Array {
-    fits(code, 2, "code");
+    fits(code, 2, "code", "ops.fail");
     if (typeof retryable !== "boolean") {
       throw new InvalidArgumentError(
         "retryable",
         retryable,
         "expected true or false",
+        { method: "ops.fail" },
       );
     }
-    const m = encoder.encode(checkText(message, "message"));
+    const m = encoder.encode(checkText(message, "message", "ops.fail"));
     const out = new Uint8Array(4 + m.byteLength);
     out[0] = Op.Fail;
     out[1] = code >>> 8;
@@ -153,14 +158,13 @@ export interface Reply {
  * ```
  */
 export function decodeReply(payload: Uint8Array): Reply {
-  if (!(payload instanceof Uint8Array)) {
+  // isPayload, not instanceof: that throws for a revoked proxy.
+  if (!isPayload(payload)) {
     throw new InvalidArgumentError(
       "payload",
       payload,
       "expected a Uint8Array",
-      {
-        method: "decodeReply",
-      },
+      { method: "decodeReply" },
     );
   }
   const n = payload[0];
@@ -186,11 +190,13 @@ export function encodeReply(
   nodeId: Uint8Array | string,
   data: Uint8Array,
 ): Uint8Array {
-  const id = toBytes(nodeId, "nodeId");
-  if (!(data instanceof Uint8Array)) {
-    throw new InvalidArgumentError("data", data, "expected a Uint8Array");
+  const id = toBytes(nodeId, "nodeId", "encodeReply");
+  if (!isPayload(data)) {
+    throw new InvalidArgumentError("data", data, "expected a Uint8Array", {
+      method: "encodeReply",
+    });
   }
-  fits(id.byteLength, 1, "nodeId's length");
+  fits(id.byteLength, 1, "nodeId's length", "encodeReply");
   const out = new Uint8Array(1 + id.byteLength + data.byteLength);
   out[0] = id.byteLength;
   out.set(id, 1);
@@ -219,25 +225,36 @@ function withOp(op: number, args: Uint8Array): Uint8Array {
 }
 
 // A number or an object would otherwise be coerced ("5") or end in a
-// RangeError from inside the builder, far from the argument at fault.
-function toBytes(data: unknown, argument: string): Uint8Array {
+// RangeError from inside the builder, far from the argument at fault; a
+// revoked proxy in a TypeError from instanceof.
+function toBytes(data: unknown, argument: string, method: string): Uint8Array {
   if (typeof data === "string") return encoder.encode(data);
-  if (data instanceof Uint8Array) return data;
+  if (isPayload(data)) return data;
   throw new InvalidArgumentError(
     argument,
     data,
     "expected a Uint8Array or a string",
+    { method },
   );
 }
 
-function checkText(value: unknown, argument: string): string {
+function checkText(value: unknown, argument: string, method: string): string {
   if (typeof value === "string") return value;
-  throw new InvalidArgumentError(argument, value, "expected a string");
+  throw new InvalidArgumentError(argument, value, "expected a string", {
+    method,
+  });
 }
 
 /** `value` when it fits an unsigned field of `bytes` bytes. */
-function fits(value: number, bytes: number, argument: string): number {
+function fits(
+  value: number,
+  bytes: number,
+  argument: string,
+  method: string,
+): number {
   const max = 2 ** (8 * bytes) - 1;
   if (Number.isInteger(value) && value >= 0 && value <= max) return value;
-  throw new InvalidArgumentError(argument, value, `expected 0 to ${max}`);
+  throw new InvalidArgumentError(argument, value, `expected 0 to ${max}`, {
+    method,
+  });
 }

@@ -9,6 +9,10 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   CredentialStore,
+  decodeReply,
+  encodeReply,
+  ops,
+  replyText,
   ScramServer,
   startFaultProxy,
   startTestNode,
@@ -206,4 +210,31 @@ test("a CredentialStore refuses a user name or password that is no string, namin
     );
   }
   assert.equal(store.size, 0);
+});
+
+test("the ops builders and the reply helpers refuse a revoked proxy or a fake Uint8Array, naming their method", () => {
+  const fake = Object.create(Uint8Array.prototype);
+  const bytes = new Uint8Array(1);
+  const bad: [() => unknown, string, string][] = [
+    [() => ops.echo(revoked() as never), "ops.echo", "data"],
+    [() => ops.echo(fake), "ops.echo", "data"],
+    [() => ops.put("k", revoked() as never), "ops.put", "value"],
+    [() => ops.sleep(1, fake), "ops.sleep", "data"],
+    [() => encodeReply(revoked() as never, bytes), "encodeReply", "nodeId"],
+    [() => encodeReply("n1", revoked() as never), "encodeReply", "data"],
+    [() => encodeReply("n1", fake), "encodeReply", "data"],
+    [() => decodeReply(revoked() as never), "decodeReply", "payload"],
+    [() => replyText(fake), "decodeReply", "payload"],
+    // What was refused before, now with the method's name.
+    [() => ops.get(5 as never), "ops.get", "key"],
+    [() => ops.delete(5 as never), "ops.delete", "key"],
+    [() => ops.put("k".repeat(65536), "v"), "ops.put", "key's length"],
+    [() => ops.sleep(-1), "ops.sleep", "ms"],
+    [() => ops.fail(4, "yes" as never), "ops.fail", "retryable"],
+    [() => ops.fail(70000, true), "ops.fail", "code"],
+    [() => ops.fail(4, true, 5 as never), "ops.fail", "message"],
+  ];
+  for (const [call, method, argument] of bad) {
+    assert.throws(call, invalid(method, argument), `${method} ${argument}`);
+  }
 });
