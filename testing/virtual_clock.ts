@@ -50,7 +50,7 @@ export class VirtualClock implements Clock {
 
   /** Starts the clock at `start` (finite) milliseconds. */
   constructor(start = 0) {
-    this.#now = finite(start, "start");
+    this.#now = finite(start, "start", "new VirtualClock()");
   }
 
   /** The current virtual time. */
@@ -64,11 +64,13 @@ export class VirtualClock implements Clock {
    */
   setTimeout(fn: () => void, ms: number): TimerHandle {
     if (typeof fn !== "function") {
-      throw new InvalidArgumentError("fn", fn, "expected a function");
+      throw new InvalidArgumentError("fn", fn, "expected a function", {
+        method: "VirtualClock.setTimeout",
+      });
     }
     const timer = {
       id: this.#nextId++,
-      at: this.#now + Math.max(0, finite(ms, "ms")),
+      at: this.#now + Math.max(0, finite(ms, "ms", "VirtualClock.setTimeout")),
       fn,
     };
     this.#live.set(timer.id, timer);
@@ -106,7 +108,7 @@ export class VirtualClock implements Clock {
    * rejects, the clock at that instant. `ms` is finite and ≥ 0.
    */
   async advance(ms: number): Promise<void> {
-    const target = this.#now + finite(ms, "ms", 0);
+    const target = this.#now + finite(ms, "ms", "VirtualClock.advance", 0);
     await settle();
     for (;;) {
       // Every timer due at the same instant fires in one batch, in creation
@@ -193,13 +195,22 @@ export class VirtualClock implements Clock {
   }
 }
 
-/** `value` when it is a finite number from `min`, else an InvalidArgumentError. */
-function finite(value: number, argument: string, min = -Infinity): number {
+/**
+ * `value` when it is a finite number from `min`, else an
+ * InvalidArgumentError of `method`.
+ */
+function finite(
+  value: number,
+  argument: string,
+  method: string,
+  min = -Infinity,
+): number {
   if (Number.isFinite(value) && value >= min) return value;
   throw new InvalidArgumentError(
     argument,
     value,
     `expected a finite number${min === 0 ? " ≥ 0" : ""}`,
+    { method },
   );
 }
 

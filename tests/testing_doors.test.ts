@@ -16,6 +16,7 @@ import {
   ScramServer,
   startFaultProxy,
   startTestNode,
+  VirtualClock,
 } from "../testing/mod.ts";
 import { ScramClient } from "../auth.ts";
 import { Secret } from "../src/secret.ts";
@@ -237,4 +238,27 @@ test("the ops builders and the reply helpers refuse a revoked proxy or a fake Ui
   for (const [call, method, argument] of bad) {
     assert.throws(call, invalid(method, argument), `${method} ${argument}`);
   }
+});
+
+test("a VirtualClock names its method when it refuses an argument", async () => {
+  assert.throws(
+    () => new VirtualClock(NaN),
+    invalid("new VirtualClock()", "start"),
+  );
+  const clock = new VirtualClock();
+  assert.throws(
+    () => clock.setTimeout(5 as never, 1),
+    invalid("VirtualClock.setTimeout", "fn"),
+  );
+  assert.throws(
+    () => clock.setTimeout(() => {}, NaN),
+    invalid("VirtualClock.setTimeout", "ms"),
+  );
+  for (const ms of [-1, NaN, Infinity, "5"]) {
+    await assert.rejects(
+      clock.advance(ms as never),
+      invalid("VirtualClock.advance", "ms"),
+    );
+  }
+  assert.equal(clock.now(), 0);
 });
