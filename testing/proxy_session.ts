@@ -6,6 +6,7 @@
  */
 
 import type { Clock, TimerHandle } from "../src/clock.ts";
+import { MAX_TIMER_DELAY_MS } from "../src/config/validate.ts";
 import { readU32 } from "../src/protocol/codec.ts";
 import { HEADER_SIZE } from "../src/protocol/frame.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
@@ -265,7 +266,13 @@ class Pipe {
   #arm(): void {
     if (this.#timer !== undefined || this.#queue.length === 0) return;
     const clock = this.#proxy.clock;
-    const wait = Math.max(0, this.#queue[0].at - clock.now());
+    // Latency and jitter may add up past the longest timer a runtime
+    // takes, which would fire at once and re-arm, every millisecond: wait
+    // in parts instead (a part finds nothing due and arms the next).
+    const wait = Math.min(
+      Math.max(0, this.#queue[0].at - clock.now()),
+      MAX_TIMER_DELAY_MS,
+    );
     this.#timer = clock.setTimeout(() => {
       this.#timer = undefined;
       this.#deliverDue();

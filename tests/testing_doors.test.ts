@@ -20,6 +20,8 @@ import {
 } from "../testing/mod.ts";
 import { ScramClient } from "../auth.ts";
 import { Secret } from "../src/secret.ts";
+import type { Clock } from "../src/clock.ts";
+import { MAX_TIMER_DELAY_MS } from "../src/config/validate.ts";
 import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { invalid, revoked } from "./support/doors.ts";
@@ -261,4 +263,59 @@ test("a VirtualClock names its method when it refuses an argument", async () => 
     );
   }
   assert.equal(clock.now(), 0);
+});
+
+/** A VirtualClock that records every delay it is asked for. */
+function recordingClock(): {
+  clock: Clock;
+  virtual: VirtualClock;
+  delays: number[];
+} {
+  const virtual = new VirtualClock();
+  const delays: number[] = [];
+  const clock: Clock = {
+    now: () => virtual.now(),
+    setTimeout: (fn, ms) => {
+      delays.push(ms);
+      return virtual.setTimeout(fn, ms);
+    },
+    clearTimeout: (handle) => virtual.clearTimeout(handle),
+  };
+  return { clock, virtual, delays };
+}
+
+test("a fault proxy never asks its clock for a timer longer than a runtime's timers take, whatever latency and jitter add up to", async () => {
+  // Each is at most 2^31-1 ms, their sum is not: a real timer fired at
+  // once, found nothing due and re-armed, every millisecond for 24 days.
+  const { clock, virtual, delays } = recordingClock();
+  const network = createMemoryNetwork();
+  const node = await network.listen({ port: 7000 }, () => {});
+  const proxy = await startFaultProxy({
+    target: { hostname: "127.0.0.1", port: 7000 },
+    runtime: network,
+    clock,
+    random: () => 0.5,
+    faults: { latencyMs: MAX_TIMER_DELAY_MS, jitterMs: MAX_TIMER_DELAY_MS },
+  });
+  const channel = await network.connect({
+    hostname: "127.0.0.1",
+    port: proxy.port,
+  });
+  const received: number[] = [];
+  channel.onData((chunk) => received.push(...chunk));
+  try {
+    await virtual.advance(0);
+    proxy.inject(new Uint8Array([7]));
+    await virtual.advance(MAX_TIMER_DELAY_MS);
+    assert.deepEqual(received, []);
+    await virtual.advance(MAX_TIMER_DELAY_MS / 2 + 1);
+    assert.deepEqual(received, [7]);
+    assert.ok(delays.length > 0);
+    for (const ms of delays) assert.ok(ms <= MAX_TIMER_DELAY_MS, String(ms));
+  } finally {
+    channel.destroy();
+    await proxy.close();
+    await node.close();
+    await virtual.advance(0);
+  }
 });
