@@ -14,6 +14,7 @@ import {
   formatAddress,
   InvalidArgumentError,
 } from "../src/errors.ts";
+import { isPayload } from "../src/connection/payload.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import type {
   ByteChannel,
@@ -250,13 +251,23 @@ export class FaultProxy {
    * a side that is neither.
    */
   inject(bytes: Uint8Array, to: "client" | "node" = "client"): void {
-    if (!(bytes instanceof Uint8Array) || (to !== "client" && to !== "node")) {
-      throw bytes instanceof Uint8Array
-        ? new InvalidArgumentError("to", to, 'expected "client" or "node"')
-        : new InvalidArgumentError("bytes", bytes, "expected a Uint8Array");
+    const method = "FaultProxy.inject";
+    // isPayload, not instanceof: that throws for a revoked proxy.
+    if (!isPayload(bytes)) {
+      throw new InvalidArgumentError("bytes", bytes, "expected a Uint8Array", {
+        method,
+      });
     }
+    if (to !== "client" && to !== "node") {
+      throw new InvalidArgumentError("to", to, 'expected "client" or "node"', {
+        method,
+      });
+    }
+    // A copy: the bytes go out later (after latency, or a stall), and the
+    // caller may reuse its buffer as soon as the call returns.
+    const copy = new Uint8Array(bytes);
     for (const session of this.#sessions) {
-      (to === "client" ? session.toClient : session.toNode).inject(bytes);
+      (to === "client" ? session.toClient : session.toNode).inject(copy);
     }
   }
 

@@ -319,3 +319,44 @@ test("a fault proxy never asks its clock for a timer longer than a runtime's tim
     await virtual.advance(0);
   }
 });
+
+test("FaultProxy.inject takes a copy of the bytes, and refuses a revoked proxy or a fake naming its method", async () => {
+  const { clock, virtual } = recordingClock();
+  const network = createMemoryNetwork();
+  const node = await network.listen({ port: 7000 }, () => {});
+  const proxy = await startFaultProxy({
+    target: { hostname: "127.0.0.1", port: 7000 },
+    runtime: network,
+    clock,
+    faults: { latencyMs: 10 },
+  });
+  const channel = await network.connect({
+    hostname: "127.0.0.1",
+    port: proxy.port,
+  });
+  const received: number[] = [];
+  channel.onData((chunk) => received.push(...chunk));
+  try {
+    for (const bytes of [revoked(), Object.create(Uint8Array.prototype), "x"]) {
+      assert.throws(
+        () => proxy.inject(bytes as never),
+        invalid("FaultProxy.inject", "bytes"),
+      );
+    }
+    assert.throws(
+      () => proxy.inject(new Uint8Array(1), "nodes" as never),
+      invalid("FaultProxy.inject", "to"),
+    );
+    await virtual.advance(0);
+    const bytes = new Uint8Array([1, 2]);
+    proxy.inject(bytes);
+    bytes[0] = 9; // after the call: not what was injected
+    await virtual.advance(10);
+    assert.deepEqual(received, [1, 2]);
+  } finally {
+    channel.destroy();
+    await proxy.close();
+    await node.close();
+    await virtual.advance(0);
+  }
+});
