@@ -2,9 +2,11 @@
 // promises never to reject, but a revoked proxy or an index whose getter
 // threw made it reject with what was thrown, a hole reached the parser as
 // undefined (exit 1 with a TypeError's words), and a sparse array four
-// billion long was spread, which ended the process.
+// billion long was spread, which ended the process. A file option is read
+// no further than a PEM file can go.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
 import { main } from "../cli.ts";
 import { readOnce } from "./support/fault_checks.ts";
 
@@ -55,3 +57,31 @@ test("main reads each argument once", async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(JSON.parse(r.stdout).ok, true);
 });
+
+test(
+  "a file option that names a device or a huge file is bad usage, read no further than a PEM file can go",
+  {
+    skip: !existsSync("/dev/zero"),
+  },
+  async () => {
+    // Read whole, /dev/zero hung Bun and took 2 GiB on Deno and Node.
+    for (
+      const [args, option] of [
+        [["ping", "127.0.0.1:1", "--ca", "/dev/zero"], "ca"],
+        [
+          ["node", "--port", "0", "--tls-cert", "/dev/zero", "--tls-key", "k"],
+          "tls-cert",
+        ],
+      ] as const
+    ) {
+      const r = await run(args);
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `--${option}: cannot read "/dev/zero" \\(it holds more than 4194304 bytes\\)`,
+        ),
+      );
+    }
+  },
+);

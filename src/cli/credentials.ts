@@ -80,16 +80,23 @@ export async function readPassword(
 }
 
 /**
+ * Far more than any certificate, key or CA bundle (a system's whole
+ * bundle is some 200 KB); a longer file is a mistake, or a device.
+ */
+const MAX_PEM_FILE_BYTES = 4 << 20;
+
+/**
  * Reads the text file an option names.
  *
- * @throws {UsageError} naming the option when it cannot be read.
+ * @throws {UsageError} naming the option when it cannot be read, or
+ *   holds more than {@linkcode MAX_PEM_FILE_BYTES}.
  */
 export async function readOptionFile(
   option: string,
   path: string,
 ): Promise<string> {
   try {
-    return await readTextFile(path);
+    return await readTextFile(path, MAX_PEM_FILE_BYTES);
   } catch (error) {
     const reason = (error as { code?: string }).code ??
       (error instanceof Error ? error.message : String(error));

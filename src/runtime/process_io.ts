@@ -75,10 +75,42 @@ export async function readStdin(maxBytes: number): Promise<string> {
   return new TextDecoder().decode(all);
 }
 
-/** Reads a UTF-8 text file. */
-export async function readTextFile(path: string): Promise<string> {
-  const { readFile } = await import("node:fs/promises");
-  return await readFile(path, "utf8");
+/**
+ * Reads a UTF-8 text file of at most `maxBytes` bytes, in chunks: a
+ * device such as /dev/zero never ends, and reading it whole hung Bun and
+ * took 2 GiB elsewhere.
+ *
+ * @throws {RangeError} for a longer one, once `maxBytes` have been read.
+ */
+export async function readTextFile(
+  path: string,
+  maxBytes: number,
+): Promise<string> {
+  const { open } = await import("node:fs/promises");
+  const file = await open(path, "r");
+  try {
+    const parts: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = new Uint8Array(64 * 1024);
+      const { bytesRead } = await file.read(chunk, 0, chunk.byteLength, null);
+      if (bytesRead === 0) break;
+      total += bytesRead;
+      if (total > maxBytes) {
+        throw new RangeError(`it holds more than ${maxBytes} bytes`);
+      }
+      parts.push(chunk.subarray(0, bytesRead));
+    }
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const part of parts) {
+      all.set(part, at);
+      at += part.byteLength;
+    }
+    return new TextDecoder().decode(all);
+  } finally {
+    await file.close();
+  }
 }
 
 /**
