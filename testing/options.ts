@@ -34,6 +34,22 @@ export const count: Rule = integer(0, Number.MAX_SAFE_INTEGER);
 /** Options whose value is never shown in an error. */
 const SECRETS = new Set(["credentials", "key"]);
 
+/** More items than any list option of the kit takes. */
+const MAX_ITEMS = 1024;
+const TOO_LONG = Symbol("too long");
+
+/**
+ * A copy of `list`, holes as `undefined`; {@linkcode TOO_LONG} past
+ * {@linkcode MAX_ITEMS}, rather than walking (or spreading, which ends the
+ * process) a sparse array four billion long.
+ */
+function listed(list: unknown[]): unknown[] | typeof TOO_LONG {
+  const length = list.length;
+  return length <= MAX_ITEMS
+    ? Array.from({ length }, (_, i) => list[i])
+    : TOO_LONG;
+}
+
 /**
  * Checks that `options` is `undefined` or an object whose names are all in
  * `known` and whose values pass their rules (with `required`, `undefined`
@@ -73,14 +89,16 @@ export function checkOptions<T>(
     for (const [key, rule] of Object.entries(known)) {
       at = `${name}.${key}`;
       const read = (options as Record<string, unknown>)[key];
-      const value = Array.isArray(read) ? [...read] : read;
+      const value = Array.isArray(read) ? listed(read) : read;
       const problem = value === undefined
         ? needs.includes(key) ? "required" : undefined
+        : value === TOO_LONG
+        ? `expected at most ${MAX_ITEMS} items`
         : rule === true
         ? undefined
         : rule(value);
       if (problem !== undefined) {
-        const shown = SECRETS.has(key) ? "[redacted]" : value;
+        const shown = SECRETS.has(key) ? "[redacted]" : read;
         throw new ConfigError(at, shown, problem);
       }
       if (value !== undefined || Object.hasOwn(options, key)) {

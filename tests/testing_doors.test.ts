@@ -360,3 +360,12 @@ test("FaultProxy.inject takes a copy of the bytes, and refuses a revoked proxy o
     await virtual.advance(0);
   }
 });
+
+test("a list option longer than any the kit takes is refused at once, not walked four billion items long", async () => {
+  const protocols = ["tcp"];
+  protocols.length = 2 ** 32 - 1;
+  await assert.rejects(
+    startTestNode({ runtime: createMemoryNetwork(), protocols } as never),
+    configError("startTestNode options.protocols"),
+  );
+});
