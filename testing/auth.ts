@@ -12,6 +12,7 @@ import {
   InvalidArgumentError,
 } from "../src/errors.ts";
 import { integer, is } from "../src/config/options.ts";
+import { isPayload } from "../src/connection/payload.ts";
 import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
 import {
   deriveScramKeys,
@@ -156,14 +157,23 @@ export class CredentialStore {
       options,
       {
         iterations: ITERATIONS,
-        salt: is((v) => v instanceof Uint8Array, "expected a Uint8Array"),
+        // isPayload: WebCrypto threw a raw TypeError for a fake, and a
+        // detached buffer (byteLength 0) for a salt that is none.
+        salt: is(
+          (v) => isPayload(v) && v.byteLength > 0,
+          "expected a non-empty Uint8Array",
+        ),
       },
     );
-    const salt = read.salt ?? crypto.getRandomValues(new Uint8Array(16));
+    // A copy, taken now: the keys are derived after an await, and the
+    // caller may change its array meanwhile.
+    const salt = read.salt === undefined
+      ? crypto.getRandomValues(new Uint8Array(16))
+      : new Uint8Array(read.salt);
     const iterations = read.iterations ?? this.#defaultIterations;
     const keys = await deriveScramKeys(saslprep(password), salt, iterations);
     const stored: StoredCredential = Object.freeze({
-      salt: salt.slice(),
+      salt,
       iterations,
       storedKey: keys.storedKey,
       serverKey: keys.serverKey,

@@ -361,6 +361,24 @@ test("FaultProxy.inject takes a copy of the bytes, and refuses a revoked proxy o
   }
 });
 
+test("CredentialStore.add takes a copy of a real, non-empty salt at the door", async () => {
+  const store = new CredentialStore();
+  const { buffer } = new Uint8Array(16);
+  const detached = new Uint8Array(buffer);
+  structuredClone(buffer, { transfer: [buffer] });
+  // WebCrypto threw a raw TypeError for the fake and the detached one.
+  for (const salt of [Object.create(Uint8Array.prototype), detached]) {
+    await assert.rejects(
+      store.add("app", "hunter2", { salt }),
+      configError("CredentialStore.add options.salt"),
+    );
+  }
+  const salt = new Uint8Array(16).fill(1);
+  const adding = store.add("app", "hunter2", { salt });
+  salt.fill(2); // after the call: not the user's salt
+  assert.deepEqual([...(await adding).salt], new Array(16).fill(1));
+});
+
 test("a list option longer than any the kit takes is refused at once, not walked four billion items long", async () => {
   const protocols = ["tcp"];
   protocols.length = 2 ** 32 - 1;
