@@ -135,15 +135,15 @@ export class FaultProxy {
   /** @internal Use {@linkcode startFaultProxy}. */
   constructor(adapter: RuntimeAdapter, options: FaultProxyOptions) {
     this.#adapter = adapter;
-    this.target = {
+    this.target = Object.freeze({
       hostname: options.target.hostname,
       port: options.target.port,
-    };
+    });
     this.clock = options.clock ?? systemClock;
     this.random = options.random ?? Math.random;
     this.#hostname = options.hostname ?? "127.0.0.1";
     this.#port = options.port ?? 0;
-    this.#faults = { ...options.faults };
+    this.#faults = Object.freeze({ ...options.faults });
   }
 
   /** The faults in force. */
@@ -195,7 +195,9 @@ export class FaultProxy {
     for (const [key, value] of Object.entries(changes)) {
       (next as Record<string, unknown>)[key] = value;
     }
-    this.#faults = next;
+    // Frozen: `faults` hands it out, and a NaN written into it would pass
+    // no check (and re-arm a timer forever).
+    this.#faults = Object.freeze(next);
     const budgets = "resetAfterBytes" in changes || "dataLimit" in changes;
     for (const session of this.#sessions) {
       if (budgets) session.used = 0;

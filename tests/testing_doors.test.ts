@@ -387,3 +387,30 @@ test("a list option longer than any the kit takes is refused at once, not walked
     configError("startTestNode options.protocols"),
   );
 });
+
+test("a fault proxy's faults and target cannot be changed from outside, past setFaults' checks", async () => {
+  const network = createMemoryNetwork();
+  const proxy = await startFaultProxy({
+    target: { hostname: "node", port: 7000 },
+    runtime: network,
+    faults: { latencyMs: 5 },
+  });
+  try {
+    const write = (object: object, key: string, value: unknown) => {
+      try {
+        (object as Record<string, unknown>)[key] = value;
+      } catch {
+        // Frozen: strict code gets a TypeError, and nothing changed.
+      }
+    };
+    write(proxy.faults, "latencyMs", NaN);
+    write(proxy.target, "port", 0);
+    assert.deepEqual(proxy.faults, { latencyMs: 5 });
+    assert.deepEqual(proxy.target, { hostname: "node", port: 7000 });
+    await proxy.setFaults({ jitterMs: 1 });
+    write(proxy.faults, "jitterMs", Infinity);
+    assert.deepEqual(proxy.faults, { latencyMs: 5, jitterMs: 1 });
+  } finally {
+    await proxy.close();
+  }
+});
