@@ -22,9 +22,16 @@ export type OptionNames<T> = Readonly<Record<keyof T, true | Rule>>;
 
 /** A port number, 0 for a free one. */
 export const port: Rule = integer(0, 65535);
+const RUNTIMES: readonly string[] = ["deno", "bun", "node", "memory"];
 /** The runtime's name, or an adapter. */
 export const runtime: Rule = (v) =>
-  typeof v === "string" ? undefined : methods("listen", "connect")(v);
+  typeof v !== "string"
+    ? methods("listen", "connect")(v)
+    // Checked here, so that the error names the option: getAdapter's
+    // named only "runtime".
+    : RUNTIMES.includes(v)
+    ? undefined
+    : 'expected "deno", "bun", "node", "memory" or an adapter';
 /** A clock. */
 export const clock: Rule = methods("now", "setTimeout", "clearTimeout");
 /** A delay in ms: 0 is none. */

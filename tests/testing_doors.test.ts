@@ -414,3 +414,17 @@ test("a fault proxy's faults and target cannot be changed from outside, past set
     await proxy.close();
   }
 });
+
+test("an unknown runtime name is refused naming the option, before anything starts", async () => {
+  await assert.rejects(
+    startTestNode({ runtime: "nod" as never }),
+    configError("startTestNode options.runtime"),
+  );
+  await assert.rejects(
+    startFaultProxy({
+      target: { hostname: "node", port: 7000 },
+      runtime: "toString" as never,
+    }),
+    configError("startFaultProxy options.runtime"),
+  );
+});
