@@ -47,6 +47,10 @@ export const Op = {
   /** Answers with the error given. */
   Fail: 0x06,
 } as const;
+// Frozen, as is `ops`: the reference node switches on these, and a
+// program that changed one would change every node and client of the
+// process.
+Object.freeze(Op);
 
 /** Builders for the reference node's request payloads. */
 export interface OpBuilders {
@@ -73,7 +77,7 @@ export interface OpBuilders {
  * const payload = ops.put("k", new TextEncoder().encode("v"));
  * ```
  */
-export const ops: OpBuilders = {
+export const ops: OpBuilders = Object.freeze({
   /** ECHO with `data` (bytes or text). */
   echo(data: Uint8Array | string = new Uint8Array(0)): Uint8Array {
     return withOp(Op.Echo, toBytes(data, "data", "ops.echo"));
@@ -137,7 +141,7 @@ export const ops: OpBuilders = {
     out.set(m, 4);
     return out;
   },
-};
+});
 
 /** A reply from the reference node, split into who answered and what. */
 export interface Reply {

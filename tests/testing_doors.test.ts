@@ -11,6 +11,7 @@ import {
   CredentialStore,
   decodeReply,
   encodeReply,
+  Op,
   ops,
   replyText,
   ScramServer,
@@ -427,4 +428,16 @@ test("an unknown runtime name is refused naming the option, before anything star
     }),
     configError("startFaultProxy options.runtime"),
   );
+});
+
+test("Op and ops cannot be changed: every node and client of the process reads them", () => {
+  for (const [object, key] of [[Op, "Echo"], [ops, "echo"]] as const) {
+    const before = object[key as keyof typeof object];
+    try {
+      (object as Record<string, unknown>)[key] = 9;
+    } catch {
+      // Frozen: strict code gets a TypeError, and nothing changed.
+    }
+    assert.equal(object[key as keyof typeof object], before);
+  }
 });
