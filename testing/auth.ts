@@ -179,7 +179,7 @@ export class CredentialStore {
       serverKey: keys.serverKey,
     });
     this.#users.set(user, stored);
-    return stored;
+    return copyOf(stored);
   }
 
   /** Removes a user. */
@@ -194,7 +194,8 @@ export class CredentialStore {
 
   /** The stored verifier of a user. */
   get(username: string): StoredCredential | undefined {
-    return this.#users.get(prepared(username, "CredentialStore.get"));
+    const stored = this.#users.get(prepared(username, "CredentialStore.get"));
+    return stored && copyOf(stored);
   }
 
   /** @internal A stand-in salt for a user that does not exist. */
@@ -386,6 +387,19 @@ export class ScramServer {
     const signature = await hmacSha256(credential.serverKey, authMessage);
     return `v=${encodeBase64(signature)}`;
   }
+}
+
+/**
+ * A copy of `stored` to hand out: freezing it leaves its arrays writable,
+ * and a caller that zeroed the store's own StoredKey locked its user out.
+ */
+function copyOf(stored: StoredCredential): StoredCredential {
+  return Object.freeze({
+    salt: stored.salt.slice(),
+    iterations: stored.iterations,
+    storedKey: stored.storedKey.slice(),
+    serverKey: stored.serverKey.slice(),
+  });
 }
 
 /**

@@ -441,3 +441,24 @@ test("Op and ops cannot be changed: every node and client of the process reads t
     assert.equal(object[key as keyof typeof object], before);
   }
 });
+
+test("a CredentialStore hands out copies of what it keeps: a caller cannot lock a user out by writing into them", async () => {
+  const store = new CredentialStore();
+  const added = await store.add("user", "hunter2");
+  added.storedKey.fill(0);
+  added.salt.fill(0);
+  store.get("user")!.serverKey.fill(0);
+  const server = new ScramServer(store);
+  const client = new ScramClient({
+    username: "user",
+    password: new Secret("hunter2"),
+  });
+  const serverFirst = await server.serverFirstMessage(
+    client.clientFirstMessage(),
+  );
+  const serverFinal = await server.serverFinalMessage(
+    await client.clientFinalMessage(serverFirst),
+  );
+  await client.verifyServerFinal(serverFinal);
+  assert.equal(server.authenticated, true);
+});
