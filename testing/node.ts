@@ -851,7 +851,15 @@ export async function startTestNode(
     ));
   }
   if (read.tls !== undefined) {
-    read.tls = checkOptions("startTestNode options.tls", read.tls, TLS_OPTIONS);
+    // Without both, every TLS handshake failed, far from the option.
+    read.tls = checkOptions(
+      "startTestNode options.tls",
+      read.tls,
+      TLS_OPTIONS,
+      {
+        needs: ["cert", "key"],
+      },
+    );
   }
   const adapter = await getAdapter(read.runtime);
   const node = new TestNode(adapter, read);

@@ -462,3 +462,20 @@ test("a CredentialStore hands out copies of what it keeps: a caller cannot lock 
   await client.verifyServerFinal(serverFinal);
   assert.equal(server.authenticated, true);
 });
+
+test("startTestNode's tls needs both a cert and a key", async () => {
+  for (
+    const [tls, key] of [
+      [{}, "cert"],
+      [{ direct: true }, "cert"],
+      [{ key: "hunter2" }, "cert"],
+      [{ cert: "cert" }, "key"],
+    ] as const
+  ) {
+    // Taken before: the node then failed every TLS handshake.
+    await assert.rejects(
+      startTestNode({ runtime: createMemoryNetwork(), tls: tls as never }),
+      configError(`startTestNode options.tls.${key}`),
+    );
+  }
+});
