@@ -70,7 +70,7 @@ export class VirtualClock implements Clock {
     }
     const timer = {
       id: this.#nextId++,
-      at: this.#now + Math.max(0, finite(ms, "ms", "VirtualClock.setTimeout")),
+      at: later(this.#now, ms, "VirtualClock.setTimeout"),
       fn,
     };
     this.#live.set(timer.id, timer);
@@ -108,7 +108,7 @@ export class VirtualClock implements Clock {
    * rejects, the clock at that instant. `ms` is finite and ≥ 0.
    */
   async advance(ms: number): Promise<void> {
-    const target = this.#now + finite(ms, "ms", "VirtualClock.advance", 0);
+    const target = later(this.#now, ms, "VirtualClock.advance", 0);
     await settle();
     for (;;) {
       // Every timer due at the same instant fires in one batch, in creation
@@ -210,6 +210,23 @@ function finite(
     argument,
     value,
     `expected a finite number${min === 0 ? " ≥ 0" : ""}`,
+    { method },
+  );
+}
+
+/**
+ * `now + ms` (`ms` below 0 counting as 0), for a finite `ms` from `min`,
+ * else an InvalidArgumentError of `method`. The sum must be finite too:
+ * a timer at Infinity never fires, and a clock at Infinity makes every
+ * deadline computed from it NaN.
+ */
+function later(now: number, ms: number, method: string, min = -Infinity) {
+  const at = now + Math.max(0, finite(ms, "ms", method, min));
+  if (Number.isFinite(at)) return at;
+  throw new InvalidArgumentError(
+    "ms",
+    ms,
+    "expected a delay that keeps the clock's time finite",
     { method },
   );
 }

@@ -479,3 +479,19 @@ test("startTestNode's tls needs both a cert and a key", async () => {
     );
   }
 });
+
+test("a VirtualClock refuses a delay that would take its time past the largest number", async () => {
+  const clock = new VirtualClock(Number.MAX_VALUE / 2);
+  // Taken before: a timer at Infinity never fired, and a clock at
+  // Infinity made every deadline computed from it NaN.
+  assert.throws(
+    () => clock.setTimeout(() => {}, Number.MAX_VALUE),
+    invalid("VirtualClock.setTimeout", "ms"),
+  );
+  await assert.rejects(
+    clock.advance(Number.MAX_VALUE),
+    invalid("VirtualClock.advance", "ms"),
+  );
+  assert.equal(clock.now(), Number.MAX_VALUE / 2);
+  assert.equal(clock.pendingTimers, 0);
+});
