@@ -333,10 +333,15 @@ function readTarget(target: unknown): FaultProxyOptions["target"] {
   let hostname: unknown;
   let at: unknown;
   let cause: unknown;
-  try {
-    ({ hostname, port: at } = target as { hostname?: unknown; port?: unknown });
-  } catch (error) {
-    cause = error;
+  if (typeof target === "object" && target !== null) {
+    try {
+      ({ hostname, port: at } = target as {
+        hostname?: unknown;
+        port?: unknown;
+      });
+    } catch (error) {
+      cause = error;
+    }
   }
   if (
     cause !== undefined || text(hostname) !== undefined ||

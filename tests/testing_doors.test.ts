@@ -94,12 +94,16 @@ test("startFaultProxy and setFaults read their options once, and a target's host
   } finally {
     await proxy.close();
   }
-  for (const bad of [null, revoked(), { hostname: "node" }]) {
+  for (const bad of [null, 5, revoked(), { hostname: "node" }]) {
     await assert.rejects(
       startFaultProxy({ target: bad as never, runtime: network }),
       configError("startFaultProxy options.target"),
     );
   }
+  await assert.rejects(
+    startFaultProxy({ target: null as never, runtime: network }),
+    /expected \{ hostname, port \} with a port in 1–65535, got null/,
+  );
 });
 
 test("CredentialStore and ScramServer read their options once", async () => {
