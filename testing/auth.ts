@@ -295,7 +295,7 @@ export class ScramServer {
    *   for channel binding, an authorization identity or an extension.
    */
   async serverFirstMessage(clientFirst: string): Promise<string> {
-    scramMessage(clientFirst, "clientFirst", "serverFirstMessage");
+    checkMessage(clientFirst, "clientFirst", "serverFirstMessage");
     if (this.#step !== "first") throw bad("the exchange already started");
     this.#step = "final";
     const match = /^([ny]|p=[^,]*),(a=[^,]*)?,(.*)$/.exec(clientFirst);
@@ -350,7 +350,7 @@ export class ScramServer {
    *   unknown user, or a message that does not continue this exchange.
    */
   async serverFinalMessage(clientFinal: string): Promise<string> {
-    scramMessage(clientFinal, "clientFinal", "serverFinalMessage");
+    checkMessage(clientFinal, "clientFinal", "serverFinalMessage");
     if (this.#step !== "final") throw bad("the exchange is not at step 2");
     this.#step = "first";
     const proofAt = clientFinal.lastIndexOf(",p=");
@@ -415,9 +415,16 @@ function prepared(username: unknown, method: string): string {
   return saslprep(username);
 }
 
-/** `message` when it is a string, else the error of `method` about it. */
-function scramMessage(message: unknown, argument: string, method: string) {
-  if (typeof message === "string") return message;
+/**
+ * Throws the error of `method` about a `message` that is no string: the
+ * exchange would read it as its text, or fail inside with a TypeError.
+ */
+function checkMessage(
+  message: unknown,
+  argument: string,
+  method: string,
+): void {
+  if (typeof message === "string") return;
   throw new InvalidArgumentError(argument, message, "expected a string", {
     method: `ScramServer.${method}`,
   });
