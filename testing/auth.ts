@@ -10,6 +10,7 @@ import {
   AuthenticationError,
   ConfigError,
   InvalidArgumentError,
+  SaslprepError,
 } from "../src/errors.ts";
 import { integer, is } from "../src/config/options.ts";
 import { isPayload } from "../src/connection/payload.ts";
@@ -171,7 +172,11 @@ export class CredentialStore {
       ? crypto.getRandomValues(new Uint8Array(16))
       : new Uint8Array(read.salt);
     const iterations = read.iterations ?? this.#defaultIterations;
-    const keys = await deriveScramKeys(saslprep(password), salt, iterations);
+    const keys = await deriveScramKeys(
+      preparedPassword(password),
+      salt,
+      iterations,
+    );
     const stored: StoredCredential = Object.freeze({
       salt,
       iterations,
@@ -400,6 +405,26 @@ function copyOf(stored: StoredCredential): StoredCredential {
     storedKey: stored.storedKey.slice(),
     serverKey: stored.serverKey.slice(),
   });
+}
+
+/**
+ * `password` prepared with SASLprep for `CredentialStore.add`. A refusal
+ * does not say why: SaslprepError's message names the character refused
+ * and where it is, a piece of the password (the client hides it too).
+ */
+function preparedPassword(password: string): string {
+  try {
+    return saslprep(password);
+  } catch (error) {
+    if (!(error instanceof SaslprepError)) throw error;
+    throw new InvalidArgumentError(
+      "password",
+      "[redacted]",
+      "is not allowed by SASLprep (a control, private-use or " +
+        "non-character code point, or mixed-direction text)",
+      { method: "CredentialStore.add" },
+    );
+  }
 }
 
 /**

@@ -220,6 +220,20 @@ test("a CredentialStore refuses a user name or password that is no string, namin
   assert.equal(store.size, 0);
 });
 
+test("CredentialStore.add refuses a password SASLprep refuses without a piece of it: no character, no position", async () => {
+  const store = new CredentialStore({ iterations: 4096 });
+  for (const password of ["hunter\u0007x", "zq\uE000zq", "\u05D0xyz"]) {
+    await assert.rejects(store.add("app", password), (error: unknown) => {
+      invalid("CredentialStore.add", "password")(error);
+      const message = (error as Error).message;
+      // SaslprepError said "prohibited character U+0007 at position 6".
+      assert.doesNotMatch(message, /U\+|position|hunter|zq|xyz/, message);
+      return true;
+    });
+  }
+  assert.equal(store.size, 0);
+});
+
 test("the ops builders and the reply helpers refuse a revoked proxy or a fake Uint8Array, naming their method", () => {
   const fake = Object.create(Uint8Array.prototype);
   const bytes = new Uint8Array(1);

@@ -139,8 +139,10 @@ function isNonCharacter(cp: number): boolean {
  * normalises to NFKC, then rejects prohibited characters and text that
  * breaks the bidirectional rule.
  *
- * @throws {SaslprepError} for prohibited characters or bad bidi; the
- *   message never contains the input.
+ * @throws {SaslprepError} for prohibited characters or bad bidi. The
+ *   message never contains the input, but names a prohibited character's
+ *   code point and position: a caller preparing a password shows a
+ *   message of its own instead (the client and the test kit do).
  * @throws {InvalidArgumentError} for an input that is no string.
  * @example
  * ```ts
