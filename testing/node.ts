@@ -291,9 +291,21 @@ export class TestNode {
     return this.#listener !== undefined;
   }
 
-  /** Starts listening (again), on the same port as before. */
-  async start(): Promise<void> {
-    if (this.#listener) return;
+  /**
+   * Starts listening (again), on the same port as before. A call while a
+   * start is under way waits for that one: two would each bind a listener,
+   * and the first, no longer held, would keep the process alive.
+   */
+  start(): Promise<void> {
+    if (this.#listener) return Promise.resolve();
+    return this.#starting ??= this.#start().finally(() => {
+      this.#starting = undefined;
+    });
+  }
+
+  #starting: Promise<void> | undefined;
+
+  async #start(): Promise<void> {
     if (this.#credentials !== undefined && this.#users === undefined) {
       this.#users = this.#credentials instanceof CredentialStore
         ? this.#credentials

@@ -19,6 +19,7 @@ import {
   startTestNode,
   VirtualClock,
 } from "../testing/mod.ts";
+import { Client, ConnectFailedError } from "../mod.ts";
 import { ScramClient } from "../auth.ts";
 import { Secret } from "../src/secret.ts";
 import type { Clock } from "../src/clock.ts";
@@ -156,7 +157,7 @@ test("CredentialStore.create and startTestNode refuse users that cannot be read,
   assert.equal(store.has("app"), true);
 });
 
-test("a ScramServer refuses a store that is none and a nonce the message cannot carry, at once", async () => {
+test("a ScramServer refuses a store that is none and a nonce the message cannot carry, at once", () => {
   for (const store of [5, null, {}, revoked()]) {
     assert.throws(
       () => new ScramServer(store as never),
@@ -512,4 +513,22 @@ test("a VirtualClock refuses a delay that would take its time past the largest n
   );
   assert.equal(clock.now(), Number.MAX_VALUE / 2);
   assert.equal(clock.pendingTimers, 0);
+});
+
+test("TestNode.start called twice at once binds one listener, which close releases", async () => {
+  const node = await startTestNode();
+  const port = node.port;
+  await node.stop();
+  // Both calls found no listener: each bound one, and the first, no longer
+  // held, outlived close() (the process did not exit).
+  const both = [node.start(), node.start()];
+  assert.equal(both[0], both[1], "the second call waits for the first");
+  await Promise.all(both);
+  assert.equal(node.port, port);
+  await node.close();
+  const client = await Client.connect({ hosts: [node.address] }).then(
+    () => assert.fail("connected to a closed node"),
+    (error: unknown) => error,
+  );
+  assert.ok(client instanceof ConnectFailedError, String(client));
 });
