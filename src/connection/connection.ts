@@ -511,6 +511,7 @@ export class Connection {
     this.#hello = hello;
     this.#core.nodeId = hello.nodeId;
     this.#sendLimit = Math.min(this.#sendLimit, hello.maxFrameSize);
+    this.#core.peerMaxFrameSize = this.#sendLimit;
   }
 
   #call(

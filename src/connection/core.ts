@@ -88,6 +88,8 @@ export class ConnectionCore {
   held: Message[] | undefined;
   /** The node's own id, from HELLO_OK; named in its RemoteErrors. */
   nodeId = "";
+  /** The largest payload the node accepts (HELLO_OK's; ours before it). */
+  peerMaxFrameSize: number;
   /** Set once the connection has closed. */
   closed = false;
   #idleWaiters: Array<() => void> = [];
@@ -109,6 +111,7 @@ export class ConnectionCore {
     this.owner = owner;
     this.stats = owner.stats;
     this.codec = new MessageCodec(maxFrameSize);
+    this.peerMaxFrameSize = this.codec.maxFrameSize;
     this.deadlines = new DeadlineTracker(
       clock,
       (visit) => this.table.forEach(visit),
@@ -429,8 +432,11 @@ export class ConnectionCore {
     const type = message.type;
     if (type === MessageType.Ping) {
       // A node may probe us; answer in kind, unless it reads nothing: each
-      // answer would wait in memory for a peer that may never read.
-      if (!this.closed && !this.writer.congested) {
+      // answer would wait in memory for a peer that may never read. Nor
+      // when the echo would be more than the node said it accepts.
+      if (message.payload.length > this.peerMaxFrameSize) {
+        this.stats.dropped++;
+      } else if (!this.closed && !this.writer.congested) {
         this.writer.push(
           MessageType.Pong,
           0,
