@@ -13,7 +13,11 @@ import process from "node:process";
 import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
-import { NodewireError } from "../src/errors.ts";
+import {
+  ConnectFailedError,
+  ConnectionLostError,
+  NodewireError,
+} from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 import { CredentialStore, ScramServer } from "../testing/auth.ts";
 import { MessageType } from "../src/protocol/frame.ts";
@@ -22,7 +26,12 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { fc } from "./support/fc.ts";
 import { drive, Tracker, watchEscapes } from "./support/fault_harness.ts";
-import { frame, HostileNode, NODE_MAX_FRAME } from "./support/hostile_node.ts";
+import {
+  frame,
+  type HandshakeScript,
+  HostileNode,
+  NODE_MAX_FRAME,
+} from "./support/hostile_node.ts";
 
 const CLIENT_MAX_FRAME = 2048;
 
@@ -448,6 +457,44 @@ test("a node's PING larger than the maxFrameSize its HELLO_OK announced gets no 
   assert.equal(network.openChannels, 0);
 });
 
+test("a node that closes every connection as its handshake ends (ERROR 0 right behind HELLO_OK) is a failed open, backed off: Client.connect fails with CONNECT_FAILED after one attempt; counted a success, the pool reopened at once without end", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const script: HandshakeScript = {
+    helloOk: { nodeId: "n1", maxFrameSize: NODE_MAX_FRAME, auth: "none" },
+    afterHello: frame(MessageType.Error, 0, 0, HostileNode.errorPayload),
+  };
+  const node = await HostileNode.start(network, script);
+  let hellos = 0;
+  node.onFrame = (m) => {
+    // Before the fix the pool never stopped: the node gives in after 50.
+    if (m.type === MessageType.Hello && ++hellos === 50) {
+      script.afterHello = undefined;
+    }
+  };
+  const connecting = Client.connect({
+    hosts: [`127.0.0.1:${node.port}`],
+    runtime: network,
+    clock,
+    timeoutMs: 1000,
+    healthConfig: { intervalMs: 0 },
+  });
+  const outcome = await drive(
+    clock,
+    connecting.then((client) => client, (error: unknown) => error),
+  );
+  if (outcome instanceof Client) await drive(clock, outcome.disconnect());
+  assert.equal(hellos, 1, "one attempt, then the pool backs off");
+  assert.ok(
+    outcome instanceof ConnectFailedError &&
+      outcome.failures[0].error instanceof ConnectionLostError,
+    `expected CONNECT_FAILED, got ${outcome}`,
+  );
+  assert.equal(clock.pendingTimers, 0);
+  await node.close();
+  assert.equal(network.openChannels, 0);
+});
+
 // ---------------------------------------------------------------- client
 
 test("property: a Client of a hostile node: every request and ping settles typed, a reply reaches only the request it answers, and disconnect leaves no timer and no channel", async () => {
@@ -657,6 +704,37 @@ const negotiateOkArb = fc.record({
   ),
 }, { requiredKeys: [] });
 
+/** Frames a node sends right behind a handshake answer, or nothing. */
+const trailingArb = fc.oneof(
+  { weight: 4, arbitrary: fc.constant(undefined) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      frame(MessageType.Ping, 0, 5, new Uint8Array(3)),
+      frame(MessageType.Goodbye, 0, 0, new Uint8Array(0)),
+      frame(MessageType.Error, 0, 0, HostileNode.errorPayload),
+      frame(MessageType.Error, 0, 0, new Uint8Array(1)),
+      frame(MessageType.Error, 0, 9, HostileNode.errorPayload),
+      frame(MessageType.Response, 0, 2, new Uint8Array(1)),
+      frame(
+        MessageType.HelloOk,
+        0,
+        1,
+        encodeJson({ nodeId: "again", maxFrameSize: 4096, auth: "none" }),
+      ),
+      frame(
+        MessageType.NegotiateOk,
+        0,
+        2,
+        encodeJson({ protocols: ["tcp"], selected: "tcp" }),
+      ),
+      frame(MessageType.Response, 0, 2, new Uint8Array(4), 100),
+      new Uint8Array([1, 0x21, 0, 0]),
+      new Uint8Array([9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9]),
+    ),
+  },
+);
+
 type AuthStep =
   | "valid"
   | "error"
@@ -777,6 +855,8 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
           { weight: 1, arbitrary: anyOf(0, 2, 2 ** 32 + 1) },
         ),
         negotiateOk: negotiateOkArb,
+        afterHello: trailingArb,
+        afterNegotiate: trailingArb,
         negotiateType: fc.oneof(
           { weight: 6, arbitrary: fc.constant(MessageType.NegotiateOk) },
           {
@@ -806,6 +886,10 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
           "never",
         ),
         udp: fc.boolean(),
+        // A TLS switch offered (and refused: the memory network has none),
+        // so the client pauses reading behind NEGOTIATE_OK.
+        tls: fc.boolean(),
+        via: fc.constantFrom("connection", "client"),
       }),
       fc.record({
         challenge: authStepArb,
@@ -813,6 +897,9 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
         garbage: fc.string({ maxLength: 40 }),
       }),
       async (hello, options, auth) => {
+        if (process.env.TRACE) {
+          console.error("RUN", JSON.stringify([hello, options, auth]));
+        }
         const network = createMemoryNetwork();
         const clock = new VirtualClock();
         let server: ScramServer | undefined;
@@ -842,29 +929,49 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
             );
           },
         });
-        const opening = Connection.connect({
-          adapter: network,
-          hostname: "127.0.0.1",
-          port: node.port,
-          clock,
-          timeoutMs: 1000,
-          handshake: createHandshake({
-            protocols: options.protocols,
-            ...((options.credentials === "match"
-                ? (hello.helloOk as { auth?: unknown }).auth === "scram-sha-256"
-                : options.credentials === "always")
-              ? { username: "user", password: new Secret(PASSWORD) }
-              : {}),
-            transports: options.udp ? { udp: () => Promise.resolve() } : {},
-          }),
-        });
+        const login =
+          (options.credentials === "match"
+              ? (hello.helloOk as { auth?: unknown }).auth === "scram-sha-256"
+              : options.credentials === "always")
+            ? { username: "user", password: new Secret(PASSWORD) }
+            : {};
+        const opening: Promise<Connection | Client> = options.via === "client"
+          ? Client.connect({
+            hosts: [`127.0.0.1:${node.port}`],
+            runtime: network,
+            clock,
+            timeoutMs: 1000,
+            protocols: options.protocols?.filter((p) => p !== "tls"),
+            healthConfig: { intervalMs: 0 },
+            retryConfig: { maxRetries: 0 },
+            ...login,
+          })
+          : Connection.connect({
+            adapter: network,
+            hostname: "127.0.0.1",
+            port: node.port,
+            clock,
+            timeoutMs: 1000,
+            handshake: createHandshake({
+              protocols: options.protocols,
+              ...login,
+              ...(options.tls ? { tlsPolicy: "prefer" as const } : {}),
+              transports: {
+                ...(options.udp ? { udp: () => Promise.resolve() } : {}),
+                ...(options.tls
+                  ? { tls: (c) => c.startTls({ serverName: "127.0.0.1" }) }
+                  : {}),
+              },
+            }),
+          });
         const tracker = new Tracker(clock);
         const t = tracker.track("connect", opening);
         await drive(clock, t.done, 5000);
         tracker.assertSettled(1000);
-        if (t.ok) {
-          const connection = t.value as Connection;
-          await drive(clock, connection.close(), 5000);
+        if (t.value instanceof Client) {
+          await drive(clock, t.value.disconnect(), 5000);
+        } else if (t.ok) {
+          await drive(clock, (t.value as Connection).close(), 5000);
         } else {
           assert.equal(
             hasPassword(t.error),

@@ -9,6 +9,7 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import {
+  ConnectionLostError,
   ConnectTimeoutError,
   type Endpoint,
   InvalidArgumentError,
@@ -348,16 +349,21 @@ export class Opener<C extends PoolableConnection> {
       ctx.pumpSoon();
       return;
     }
+    if (!conn.isOpen) {
+      // Dead on arrival (the node closed it as the handshake ended): a
+      // failed open, backed off. Taken for a success, it was opened again
+      // at once, and again, without end.
+      this.#roster.discard(conn, "error");
+      const address = endpointOf(ctx.address);
+      return this.#report(
+        new ConnectionLostError(address, "closed as it opened"),
+      );
+    }
     this.#consecutiveFailures = 0;
     this.#lastFailure = undefined;
     this.#blocked = undefined;
     this.#proven = true;
     this.#nextOpenAt = -Infinity;
-    if (!conn.isOpen) {
-      this.#roster.discard(conn, "error");
-      ctx.pumpSoon();
-      return;
-    }
     const now = this.#clock.now();
     const expiresAt = lifetime > 0
       ? now + lifetime * (1 + (random * 2 - 1) * LIFETIME_JITTER)

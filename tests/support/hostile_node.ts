@@ -25,6 +25,10 @@ export interface HandshakeScript {
   negotiateOk?: unknown;
   /** Answer NEGOTIATE with this type. */
   negotiateType?: number;
+  /** Bytes sent right behind the answer to HELLO, in the same write. */
+  afterHello?: Uint8Array;
+  /** Bytes sent right behind the answer to NEGOTIATE, in the same write. */
+  afterNegotiate?: Uint8Array;
   /** Answers AUTH_START and AUTH_FINAL (nothing when absent). */
   auth?: (
     message: Message,
@@ -122,6 +126,7 @@ export class HostileNode {
         0,
         script.helloSequence ?? m.sequence,
         payload instanceof Uint8Array ? payload : encodeJson(payload as object),
+        script.afterHello,
       );
       return;
     }
@@ -134,6 +139,7 @@ export class HostileNode {
         0,
         m.sequence,
         payload instanceof Uint8Array ? payload : encodeJson(payload as object),
+        script.afterNegotiate,
       );
       return;
     }
@@ -189,8 +195,15 @@ export class HostileNode {
     flags: number,
     sequence: number,
     payload: Uint8Array,
+    behind?: Uint8Array,
   ): void {
-    const bytes = frame(type, flags, sequence, payload);
+    let bytes = frame(type, flags, sequence, payload);
+    if (behind !== undefined) {
+      const both = new Uint8Array(bytes.length + behind.length);
+      both.set(bytes, 0);
+      both.set(behind, bytes.length);
+      bytes = both;
+    }
     if (channel === this.channel) this.sendBytes(bytes);
     else channel.write(bytes);
   }
