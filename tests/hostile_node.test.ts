@@ -12,10 +12,12 @@ import { test } from "node:test";
 import process from "node:process";
 import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
+import type { BatchReplySink } from "../src/connection/types.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import {
   ConnectFailedError,
   ConnectionLostError,
+  ConnectTimeoutError,
   NodewireError,
 } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
@@ -38,6 +40,7 @@ const CLIENT_MAX_FRAME = 2048;
 type Action =
   | { k: "request"; timeoutMs: number; idempotent: boolean; abortable: boolean }
   | { k: "ping"; timeoutMs: number }
+  | { k: "batch"; count: number; timeoutMs: number; idempotent: boolean }
   | { k: "abort"; pick: number }
   | { k: "reply"; pick: number }
   | { k: "wrongType"; pick: number }
@@ -90,6 +93,15 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   {
     weight: 1,
     arbitrary: fc.record({ k: fc.constant("abort" as const), pick: fc.nat() }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("batch" as const),
+      count: fc.integer({ min: 1, max: 4 }),
+      timeoutMs: fc.constantFrom(20, 1000),
+      idempotent: fc.boolean(),
+    }),
   },
   {
     weight: 5,
@@ -366,6 +378,57 @@ test("property: whatever a hostile node sends after the handshake, every request
               tracker.track(call.label, promise);
               break;
             }
+            case "batch": {
+              // submitBatch: each outcome once, with its own sequence.
+              const list = Array.from(
+                { length: a.count },
+                () => new Uint8Array([0x62, run & 0xff, id >> 8, id++ & 0xff]),
+              );
+              const seen = new Set<number>();
+              let left = list.length;
+              const promise = new Promise<void>((resolve, reject) => {
+                const settle = (sequence: number | undefined) => {
+                  const at = sequence! - sink.first;
+                  if (!(at >= 0 && at < list.length) || seen.has(at)) {
+                    reject(new Error(`batch outcome for sequence ${sequence}`));
+                  }
+                  seen.add(at);
+                  if (--left === 0) resolve();
+                };
+                const sink: BatchReplySink = {
+                  first: 0,
+                  onReply(payload, sequence) {
+                    const at = sequence! - sink.first;
+                    if (!same(payload, list[at] ?? new Uint8Array(0))) {
+                      reject(new Error(`batch item ${at} got another reply`));
+                    }
+                    settle(sequence);
+                  },
+                  onError(error, sequence) {
+                    if (!(error instanceof NodewireError)) reject(error);
+                    settle(sequence);
+                  },
+                };
+                const refused = connection.submitBatch(list, 0, list.length, {
+                  timeoutMs: a.timeoutMs,
+                  idempotent: a.idempotent,
+                }, sink);
+                if (refused !== undefined) {
+                  if (refused instanceof NodewireError) resolve();
+                  else reject(refused);
+                }
+              });
+              const call = {
+                label: `b${id}`,
+                kind: "ping" as const,
+                payload: new Uint8Array(0),
+                timeoutMs: a.timeoutMs,
+                promise,
+              };
+              calls.push(call);
+              tracker.track(call.label, promise);
+              break;
+            }
             case "abort": {
               const withAbort = calls.filter((c) => c.abort);
               if (withAbort.length > 0) {
@@ -495,6 +558,40 @@ test("a node that closes every connection as its handshake ends (ERROR 0 right b
   assert.equal(network.openChannels, 0);
 });
 
+test("the connect timeout bounds a handshake deaf to its signal (SCRAM's key derivation under a node's 1,000,000 iterations, a custom hook): Connection.connect rejects with CONNECT_TIMEOUT at its limit and its socket is closed then, not once the hook is done", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const node = await HostileNode.start(network);
+  let release!: () => void;
+  const hookDone = new Promise<void>((resolve) => (release = resolve));
+  const tracker = new Tracker(clock);
+  const t = tracker.track(
+    "connect",
+    Connection.connect({
+      adapter: network,
+      hostname: "127.0.0.1",
+      port: node.port,
+      clock,
+      timeoutMs: 1000,
+      // Takes no notice of the signal, as a key derivation cannot.
+      handshake: () => hookDone,
+    }),
+  );
+  await clock.advance(0);
+  await clock.advance(1000);
+  await clock.advance(0);
+  const settledInTime = t.settledCount === 1;
+  const openAtLimit = network.openChannels;
+  release(); // before the fix, only now did connect settle
+  await t.done;
+  assert.ok(settledInTime, "connect settled at its timeout");
+  assert.equal(openAtLimit, 0, "no channel open after the timeout");
+  assert.ok(t.error instanceof ConnectTimeoutError, `got ${t.error}`);
+  assert.equal(t.settledAt, 1000);
+  assert.equal(clock.pendingTimers, 0);
+  await node.close();
+});
+
 // ---------------------------------------------------------------- client
 
 test("property: a Client of a hostile node: every request and ping settles typed, a reply reaches only the request it answers, and disconnect leaves no timer and no channel", async () => {
@@ -553,6 +650,27 @@ test("property: a Client of a hostile node: every request and ping settles typed
                   timeoutMs: a.timeoutMs,
                   idempotent: a.idempotent,
                   signal: abort?.signal,
+                }),
+              );
+              break;
+            }
+            case "batch": {
+              // requestMany: each result is its own request's reply.
+              const list = Array.from(
+                { length: a.count },
+                () => new Uint8Array([0x62, run & 0xff, id >> 8, id++ & 0xff]),
+              );
+              payloads.push(undefined);
+              tracker.track(
+                `b${id}`,
+                client.requestMany(list, {
+                  timeoutMs: a.timeoutMs,
+                  idempotent: a.idempotent,
+                }).then((results) => {
+                  for (const [i, r] of results.entries()) {
+                    if (r.ok) assert.ok(same(r.value, list[i]), `b${id}[${i}]`);
+                    else assert.ok(r.error instanceof NodewireError);
+                  }
                 }),
               );
               break;
@@ -967,7 +1085,9 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
         const tracker = new Tracker(clock);
         const t = tracker.track("connect", opening);
         await drive(clock, t.done, 5000);
-        tracker.assertSettled(1000);
+        // Client.connect waits twice the connect timeout for a first
+        // connection (firstConnectWaitMs).
+        tracker.assertSettled(options.via === "client" ? 2000 : 1000);
         if (t.value instanceof Client) {
           await drive(clock, t.value.disconnect(), 5000);
         } else if (t.ok) {

@@ -131,7 +131,10 @@ export async function openConnection<C extends OpenedConnection>(
     const hello = await exchangeHello(connection, options, controller.signal);
     greeted(connection, hello);
     if (options.handshake) {
-      await options.handshake(connection, hello, controller.signal);
+      await beforeAbort(
+        options.handshake(connection, hello, controller.signal),
+        controller.signal,
+      );
     }
     if (controller.signal.aborted) throw controller.signal.reason;
     return connection;
@@ -146,6 +149,23 @@ export async function openConnection<C extends OpenedConnection>(
     clock.clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * What `work` settles with, unless `signal` aborts first: then its reason.
+ * A handshake deaf to its signal (SCRAM's key derivation off the event
+ * loop, a custom hook) cannot hold the opening past its limit, nor its
+ * socket, which the caller destroys; what `work` does later is ignored.
+ */
+function beforeAbort<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    Promise.resolve(work).then(resolve, reject).finally(() =>
+      signal.removeEventListener("abort", onAbort)
+    );
+  });
 }
 
 /**
