@@ -67,6 +67,11 @@ test("a node that closes every connection as its handshake ends (ERROR 0 right b
       outcome.failures[0].error instanceof ConnectionLostError,
     `expected CONNECT_FAILED, got ${outcome}`,
   );
+  // Nothing was sent on it: a request waiting for it may be retried.
+  assert.equal(
+    (outcome.failures[0].error as ConnectionLostError).sent,
+    false,
+  );
   assert.equal(clock.pendingTimers, 0);
   await node.close();
   assert.equal(network.openChannels, 0);

@@ -355,8 +355,11 @@ export class Opener<C extends PoolableConnection> {
       // at once, and again, without end.
       this.#roster.discard(conn, "error");
       const address = endpointOf(ctx.address);
+      // Not sent: the waiters it fails never had a request on it.
       return this.#report(
-        new ConnectionLostError(address, "closed as it opened"),
+        new ConnectionLostError(address, "closed as it opened", {
+          sent: false,
+        }),
       );
     }
     this.#consecutiveFailures = 0;
