@@ -488,3 +488,33 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
   );
   assert.deepEqual(await watch.stop(), []);
 });
+
+test("a node that kills each connection a moment after its handshake is refilled with a growing delay, not reconnected to at once, thousands of times a second", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const node = await HostileNode.start(network);
+  let hellos = 0;
+  node.onFrame = (m) => {
+    if (m.type !== MessageType.Hello) return;
+    // Before the fix the refill never paused: the node gives in after 500.
+    if (++hellos > 500) return;
+    const channel = node.channel!;
+    clock.setTimeout(() => channel.destroy(), 1);
+  };
+  const client = await drive(
+    clock,
+    Client.connect({
+      hosts: [`127.0.0.1:${node.port}`],
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 0 },
+    }),
+  );
+  await clock.advance(3000);
+  // Refills after 100, 200, 400, 800 ms... (minConnections at a time).
+  assert.ok(hellos < 60, `${hellos} handshakes in 3 s`);
+  await drive(clock, client.disconnect());
+  assert.equal(clock.pendingTimers, 0);
+  await node.close();
+  assert.equal(network.openChannels, 0);
+});

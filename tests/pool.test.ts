@@ -9,6 +9,7 @@ import {
   PoolTimeoutError,
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
+import { YOUNG_DEATH_MS } from "../src/pool/opening.ts";
 import type { PoolEvent, PoolEventDetailMap } from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import {
@@ -86,10 +87,45 @@ test("the first request starts filling to the minimum, as start() does", async (
   assert.equal(events.length, 1);
 });
 
-test("connections closed below the minimum are replaced in the background", async () => {
+test("connections that break unused as soon as they open are refilled after a growing delay, while a caller's demand opens at once", async () => {
+  // A node that kills each connection a moment after its handshake was
+  // reconnected to at once, every time: a storm of handshakes.
   const { clock, node, pool } = setup({ minConnections: 2 });
   pool.start();
   await clock.advance(0);
+  assert.equal(node.connections.length, 2);
+  const breakAllOpen = () => {
+    for (const c of node.connections) if (c.isOpen) c.break();
+  };
+  breakAllOpen(); // both at once: one young death, not two
+  await clock.advance(0);
+  assert.equal(node.connections.length, 2, "no refill at once");
+  await clock.advance(99);
+  assert.equal(node.connections.length, 2);
+  await clock.advance(1);
+  assert.equal(node.connections.length, 4, "refilled after 100 ms");
+  breakAllOpen();
+  await clock.advance(199);
+  assert.equal(node.connections.length, 4, "then after 200 ms");
+  await clock.advance(1);
+  assert.equal(node.connections.length, 6);
+  // A caller does not wait for the refill: its demand opens now, and the
+  // connection it used proves itself (its death is no young one).
+  breakAllOpen();
+  const conn = await pool.acquireShared();
+  assert.equal(conn.id, 7);
+  node.conn(7).break();
+  await clock.advance(400);
+  assert.ok(node.connections.length >= 9, "refilled after 400 ms");
+  await pool.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("connections closed below the minimum are replaced in the background", async () => {
+  const { clock, node, pool } = setup({ minConnections: 2 });
+  pool.start();
+  // Established: one that breaks unused sooner is a young death (below).
+  await clock.advance(YOUNG_DEATH_MS);
   node.conn(1).break();
   await clock.advance(0);
   assert.equal(pool.stats().open, 2);
@@ -636,7 +672,7 @@ test("a connection that breaks while idle is evicted, reported with its error, a
   const { clock, node, pool } = setup({ minConnections: 2 });
   const events = record(pool, ["connectionClosed"]);
   pool.start();
-  await clock.advance(0);
+  await clock.advance(YOUNG_DEATH_MS);
   const error = new Error("reset");
   node.conn(1).break(error);
   await clock.advance(0);

@@ -21,6 +21,7 @@ import {
   asError,
   closeQuietly,
   destroyQuietly,
+  type Entry,
   noop,
   type Roster,
 } from "./roster.ts";
@@ -36,6 +37,12 @@ import type { Waiters } from "./waiters.ts";
 const BACKOFF_INITIAL_MS = 100;
 /** Upper bound of that delay: a recovered node is noticed within 5 s. */
 const BACKOFF_MAX_MS = 5000;
+/**
+ * A connection that breaks unused sooner than this after it opened proves
+ * nothing about the node (one that kills each connection as its handshake
+ * ends, or a moment later): the background refill backs off.
+ */
+export const YOUNG_DEATH_MS = 1000;
 /** ±2% of `maxLifetimeMs`, so connections opened together do not all retire together. */
 const LIFETIME_JITTER = 0.02;
 
@@ -89,6 +96,10 @@ export class Opener<C extends PoolableConnection> {
   #opening = new Set<Opening>();
   /** Set by `close()`: nothing is opened or taken in any more. */
   #closed = false;
+  // The background refill's own backoff: until when it waits, and after
+  // how many young deaths (see #gone).
+  #refillAt = -Infinity;
+  #youngDeaths = 0;
   #consecutiveFailures = 0;
   /** The error of the last failed open, until an open succeeds. */
   #lastFailure: Error | undefined;
@@ -187,7 +198,9 @@ export class Opener<C extends PoolableConnection> {
     const connecting = this.#opening.size;
     // Blocked, only a caller's demand earns the attempt after the backoff:
     // refilling in the background would keep failing the same way.
-    const forMin = filling && this.#blocked === undefined
+    // Nor while connections die unused as soon as they open (see #gone).
+    const forMin = filling && this.#blocked === undefined &&
+        this.#clock.now() >= this.#refillAt
       ? config.minConnections - live - connecting
       : 0;
     const forWaiters = queue.exclusive + (queue.shared > 0 ? 1 : 0) -
@@ -371,7 +384,9 @@ export class Opener<C extends PoolableConnection> {
     const expiresAt = lifetime > 0
       ? now + lifetime * (1 + (random * 2 - 1) * LIFETIME_JITTER)
       : Infinity;
-    this.#roster.admit(conn, now, expiresAt);
+    const entry = this.#roster.admit(conn, now, expiresAt);
+    const gone = (error: unknown) => this.#gone(entry, now, error);
+    conn.closed.then(gone, gone);
     if (ctx.target.hasListeners("connectionReady")) {
       ctx.events.emit("connectionReady", {
         address: ctx.address,
@@ -383,6 +398,28 @@ export class Opener<C extends PoolableConnection> {
     this.#keeper.wakeAfterUse(now);
     ctx.checkReady();
     ctx.pump();
+  }
+
+  /**
+   * The connection of `entry`, opened at `openedAt`, closed. Broken on its
+   * own (an error: the pool's own closes are clean), unused, within
+   * {@linkcode YOUNG_DEATH_MS}: the background refill waits, longer each
+   * time (deaths at once count once), while a caller's demand still opens
+   * at once. Refilled at once, a node that killed each connection a moment
+   * after its handshake was reconnected to thousands of times a second,
+   * `minConnections` at a time, and stayed healthy throughout.
+   */
+  #gone(entry: Entry<C>, openedAt: number, error: unknown): void {
+    if (!(error instanceof Error) || entry.used || this.#closed) return;
+    const now = this.#clock.now();
+    if (now - openedAt >= YOUNG_DEATH_MS || now < this.#refillAt) return;
+    // A death long after the last one starts the count over.
+    if (now - this.#refillAt > 2 * BACKOFF_MAX_MS) this.#youngDeaths = 0;
+    this.#refillAt = now + Math.min(
+      BACKOFF_INITIAL_MS * 2 ** this.#youngDeaths++,
+      BACKOFF_MAX_MS,
+    );
+    this.#keeper.wakeAt(this.#refillAt);
   }
 
   #failed(opening: Opening, reason: unknown): void {

@@ -244,7 +244,7 @@ export class ConnectionPool<C extends PoolableConnection>
     if (this.#queue.exclusive === 0) {
       const entry = this.#roster.pickExclusive(this.#tick.now());
       if (entry !== undefined) {
-        entry.lent = true;
+        entry.lent = entry.used = true;
         if (this.hasListeners("checkedOut")) {
           this.#waiters.checkedOut(entry, "exclusive", undefined);
         }
@@ -500,6 +500,7 @@ export class ConnectionPool<C extends PoolableConnection>
     const entry = this.#roster.pickShared(now);
     if (entry === undefined) return undefined;
     entry.lastUsedAt = now;
+    entry.used = true;
     // Every connection is at the threshold: grow by one (one open at a
     // time) so load spreads.
     if (entry.conn.inFlight >= this.config.multiplexThreshold) {

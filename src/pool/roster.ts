@@ -29,6 +29,12 @@ export interface Entry<C> {
   probing: boolean;
   /** No longer held (closed or broken); kept in the map only while lent. */
   removed: boolean;
+  /**
+   * Handed out at least once: a connection that breaks then has served
+   * (its requests get their own errors and retries); one that breaks
+   * unused soon after it opened is a failed open (see opening.ts).
+   */
+  used: boolean;
 }
 
 /**
@@ -136,6 +142,7 @@ export class Roster<C extends PoolableConnection> {
       lent: false,
       retire: undefined,
       removed: false,
+      used: false,
     };
     this.list.push(entry);
     this.entries.set(conn, entry);

@@ -127,6 +127,7 @@ export class Waiters<C extends PoolableConnection> {
   /** Hands a waiter a connection: lent when it asked for one to itself. */
   grant(waiter: Waiter<C>, entry: Entry<C>): void {
     this.settle(waiter);
+    entry.used = true;
     if (waiter.exclusive) entry.lent = true;
     else entry.lastUsedAt = this.#ctx.clock.now();
     this.checkedOut(entry, waiter.exclusive ? "exclusive" : "shared", waiter);
