@@ -59,6 +59,12 @@ export function readUsers(
     cause = error;
   }
   if (entries?.every(([, p]) => typeof p === "string")) {
+    for (const [name, password] of entries as [string, string][]) {
+      const problem = userProblem(name, password);
+      if (problem !== undefined) {
+        throw new ConfigError(field, "[redacted]", problem);
+      }
+    }
     return entries as [string, string][];
   }
   throw new ConfigError(
@@ -67,6 +73,29 @@ export function readUsers(
     cause === undefined ? expected : "could not be read",
     { cause },
   );
+}
+
+/**
+ * Why no client could ever log in as `name` with `password`, or undefined:
+ * refused here, naming the option, rather than by SASLprep when the node
+ * starts. The password's problem is not shown, not even its character.
+ */
+function userProblem(name: string, password: string): string | undefined {
+  const shown = JSON.stringify(name);
+  try {
+    if (saslprep(name) === "") return "a user name is empty";
+  } catch (error) {
+    return `the user name ${shown} is not allowed by SASLprep: ${
+      (error as Error).message
+    }`;
+  }
+  try {
+    if (saslprep(password) === "") return `the password of ${shown} is empty`;
+  } catch {
+    return `the password of ${shown} is not allowed by SASLprep (a control, ` +
+      "private-use or non-character code point, or mixed-direction text)";
+  }
+  return undefined;
 }
 
 /** What the node keeps for one user: enough to verify, not to log in. */

@@ -532,3 +532,40 @@ test("TestNode.start called twice at once binds one listener, which close releas
   );
   assert.ok(client instanceof ConnectFailedError, String(client));
 });
+
+test("startTestNode's credentials and CredentialStore.create refuse a user nobody could log in as, naming the option, never showing the password", async () => {
+  const bad: [Record<string, string>, RegExp][] = [
+    [{ "": "pw" }, /a user name is empty/],
+    [
+      { "a\u0007": "pw" },
+      /the user name "a\\u0007" is not allowed by SASLprep/,
+    ],
+    [{ app: "zq\u0007zq" }, /the password of "app" is not allowed by SASLprep/],
+    [{ app: "" }, /the password of "app" is empty/],
+  ];
+  for (const [credentials, said] of bad) {
+    for (
+      const [start, field] of [
+        [
+          () => startTestNode({ credentials }),
+          "startTestNode options.credentials",
+        ],
+        [() => CredentialStore.create(credentials), "CredentialStore users"],
+      ] as const
+    ) {
+      const outcome: unknown = await start().then((made) => made, (e) => e);
+      if (!(outcome instanceof Error)) {
+        // Taken: a node started must still close, or the process hangs.
+        await (outcome as { close?: () => Promise<void> }).close?.();
+        assert.fail(`${field} took ${JSON.stringify(credentials)}`);
+      }
+      configError(field)(outcome);
+      const message = outcome.message;
+      assert.match(message, said);
+      // SaslprepError named the character and where: not for a password.
+      if (/password/.test(said.source)) {
+        assert.doesNotMatch(message, /zq|U\+|position/, message);
+      }
+    }
+  }
+});
