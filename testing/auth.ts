@@ -23,7 +23,7 @@ import {
   timingSafeEqual,
   xorBytes,
 } from "../src/auth/crypto.ts";
-import { saslprep } from "../src/auth/saslprep.ts";
+import { saslprep, SASLPREP_REFUSES } from "../src/auth/saslprep.ts";
 import {
   parseScramAttributes,
   SCRAM_MAX_ITERATIONS,
@@ -92,8 +92,7 @@ function userProblem(name: string, password: string): string | undefined {
   try {
     if (saslprep(password) === "") return `the password of ${shown} is empty`;
   } catch {
-    return `the password of ${shown} is not allowed by SASLprep (a control, ` +
-      "private-use or non-character code point, or mixed-direction text)";
+    return `the password of ${shown} is not allowed by SASLprep (${SASLPREP_REFUSES})`;
   }
   return undefined;
 }
@@ -449,8 +448,7 @@ function preparedPassword(password: string): string {
     throw new InvalidArgumentError(
       "password",
       "[redacted]",
-      "is not allowed by SASLprep (a control, private-use or " +
-        "non-character code point, or mixed-direction text)",
+      `is not allowed by SASLprep (${SASLPREP_REFUSES})`,
       { method: "CredentialStore.add" },
     );
   }

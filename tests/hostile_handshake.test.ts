@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import process from "node:process";
 import { Client } from "../src/client/client.ts";
-import { Connection } from "../src/connection/connection.ts";
+import type { Connection } from "../src/connection/connection.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import {
   ConnectFailedError,
@@ -86,11 +86,7 @@ test("the connect timeout bounds a handshake deaf to its signal (SCRAM's key der
   const tracker = new Tracker(clock);
   const t = tracker.track(
     "connect",
-    Connection.connect({
-      adapter: network,
-      hostname: "127.0.0.1",
-      port: node.port,
-      clock,
+    node.connect(clock, {
       timeoutMs: 1000,
       // Takes no notice of the signal, as a key derivation cannot.
       handshake: () => hookDone,
@@ -438,11 +434,7 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
             retryConfig: { maxRetries: 0 },
             ...login,
           })
-          : Connection.connect({
-            adapter: network,
-            hostname: "127.0.0.1",
-            port: node.port,
-            clock,
+          : node.connect(clock, {
             timeoutMs: 1000,
             handshake: createHandshake({
               protocols: options.protocols,

@@ -13,7 +13,6 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import process from "node:process";
 import { Client } from "../src/client/client.ts";
-import { Connection } from "../src/connection/connection.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import { NodewireError } from "../src/errors.ts";
@@ -314,11 +313,7 @@ test("property: whatever a hostile node sends after the handshake, every request
         const node = await HostileNode.start(network);
         const connection = await drive(
           clock,
-          Connection.connect({
-            adapter: network,
-            hostname: "127.0.0.1",
-            port: node.port,
-            clock,
+          node.connect(clock, {
             timeoutMs: 1000,
             maxFrameSize: CLIENT_MAX_FRAME,
             handshake: createHandshake({}),
@@ -326,6 +321,10 @@ test("property: whatever a hostile node sends after the handshake, every request
         );
         const tracker = new Tracker(clock);
         const calls: Call[] = [];
+        const add = (call: Call) => {
+          calls.push(call);
+          tracker.track(call.label, call.promise);
+        };
         let id = 0;
         for (const a of actions) {
           switch (a.k) {
@@ -343,29 +342,25 @@ test("property: whatever a hostile node sends after the handshake, every request
                 idempotent: a.idempotent,
                 signal: abort?.signal,
               });
-              const call = {
+              add({
                 label: `r${id}`,
-                kind: "request" as const,
+                kind: "request",
                 payload,
                 timeoutMs: a.timeoutMs,
                 abort,
                 promise,
-              };
-              calls.push(call);
-              tracker.track(call.label, promise);
+              });
               break;
             }
             case "ping": {
               const promise = connection.ping({ timeoutMs: a.timeoutMs });
-              const call = {
+              add({
                 label: `p${id++}`,
-                kind: "ping" as const,
+                kind: "ping",
                 payload: new Uint8Array(0),
                 timeoutMs: a.timeoutMs,
                 promise,
-              };
-              calls.push(call);
-              tracker.track(call.label, promise);
+              });
               break;
             }
             case "batch": {
@@ -408,15 +403,13 @@ test("property: whatever a hostile node sends after the handshake, every request
                   else reject(refused);
                 }
               });
-              const call = {
+              add({
                 label: `b${id}`,
-                kind: "ping" as const,
+                kind: "ping",
                 payload: new Uint8Array(0),
                 timeoutMs: a.timeoutMs,
                 promise,
-              };
-              calls.push(call);
-              tracker.track(call.label, promise);
+              });
               break;
             }
             case "abort": {
@@ -485,11 +478,7 @@ test("a node's PING larger than the maxFrameSize its HELLO_OK announced gets no 
   const node = await HostileNode.start(network);
   const connection = await drive(
     clock,
-    Connection.connect({
-      adapter: network,
-      hostname: "127.0.0.1",
-      port: node.port,
-      clock,
+    node.connect(clock, {
       maxFrameSize: CLIENT_MAX_FRAME,
     }),
   );

@@ -11,7 +11,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import process from "node:process";
-import { Connection } from "../src/connection/connection.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import { udpStats, udpTransport } from "../src/handshake/udp.ts";
 import { NodewireError } from "../src/errors.ts";
@@ -216,11 +215,7 @@ test("property: whatever datagrams a hostile node sends (garbage, cut short, ano
         });
         const connection = await drive(
           clock,
-          Connection.connect({
-            adapter: network,
-            hostname: "127.0.0.1",
-            port: node.port,
-            clock,
+          node.connect(clock, {
             timeoutMs: 1000,
             handshake: createHandshake({
               transports: { udp: udpTransport({ adapter }) },

@@ -134,6 +134,14 @@ function isNonCharacter(cp: number): boolean {
 }
 
 /**
+ * What SASLprep refuses, in words that show nothing of the input: said for
+ * a refused password, whose SaslprepError would name the character and
+ * where it is.
+ */
+export const SASLPREP_REFUSES =
+  "a control, private-use or non-character code point, or mixed-direction text";
+
+/**
  * Prepares a user name or password with SASLprep (RFC 4013): maps
  * non-ASCII spaces to U+0020 and removes "mapped to nothing" characters,
  * normalises to NFKC, then rejects prohibited characters and text that

@@ -23,7 +23,7 @@ import {
   timingSafeEqual,
   xorBytes,
 } from "./crypto.ts";
-import { saslprep } from "./saslprep.ts";
+import { saslprep, SASLPREP_REFUSES } from "./saslprep.ts";
 
 /**
  * The lowest iteration count the client accepts: RFC 7677's minimum. A node
@@ -399,8 +399,7 @@ function prepare(value: string, which: "username" | "password"): string {
     if (!(error instanceof SaslprepError)) throw error;
     const detail = which === "username"
       ? `: ${error.message}`
-      : " (a control, private-use or non-character code point, or " +
-        "mixed-direction text)";
+      : ` (${SASLPREP_REFUSES})`;
     throw new AuthenticationError(
       `the ${which} is not allowed by SASLprep${detail}`,
       { reason: "invalid-credentials" },

@@ -26,6 +26,7 @@
  */
 
 import { integer, refuse } from "../config/options.ts";
+import { numberIn } from "../config/validate.ts";
 import { NodewireError, nodewireErrorOf } from "../errors.ts";
 import { isNodesFault } from "./health.ts";
 
@@ -161,6 +162,9 @@ export class PeakEwma {
   }
 }
 
+// A NaN or negative sample would poison the node's estimate for good.
+const SAMPLE_MS = numberIn(0, Infinity, Number.isFinite, "a number of ms");
+
 /**
  * What an attempt that ended with `error` after `ms` counts as for the
  * latency estimate, or -1 when it says nothing about the node (the
@@ -174,15 +178,8 @@ export class PeakEwma {
  * ```
  */
 export function peakEwmaFailureSample(ms: number, error: unknown): number {
-  // A NaN or negative sample would poison the node's estimate for good.
-  if (typeof ms !== "number" || !(ms >= 0) || ms === Infinity) {
-    throw refuse(
-      "peakEwmaFailureSample",
-      "ms",
-      ms,
-      "expected a finite number of milliseconds ≥ 0",
-    );
-  }
+  const badMs = SAMPLE_MS(ms);
+  if (badMs) throw refuse("peakEwmaFailureSample", "ms", ms, badMs);
   return failureSample(ms, nodewireErrorOf(error, "peakEwmaFailureSample"));
 }
 

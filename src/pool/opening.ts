@@ -37,6 +37,10 @@ import type { Waiters } from "./waiters.ts";
 const BACKOFF_INITIAL_MS = 100;
 /** Upper bound of that delay: a recovered node is noticed within 5 s. */
 const BACKOFF_MAX_MS = 5000;
+
+/** The delay after the `n`th failure in a row (from 1). */
+const backoffAfter = (n: number): number =>
+  Math.min(BACKOFF_INITIAL_MS * 2 ** (n - 1), BACKOFF_MAX_MS);
 /**
  * A connection that breaks unused sooner than this after it opened proves
  * nothing about the node (one that kills each connection as its handshake
@@ -415,10 +419,7 @@ export class Opener<C extends PoolableConnection> {
     if (now - openedAt >= YOUNG_DEATH_MS || now < this.#refillAt) return;
     // A death long after the last one starts the count over.
     if (now - this.#refillAt > 2 * BACKOFF_MAX_MS) this.#youngDeaths = 0;
-    this.#refillAt = now + Math.min(
-      BACKOFF_INITIAL_MS * 2 ** this.#youngDeaths++,
-      BACKOFF_MAX_MS,
-    );
+    this.#refillAt = now + backoffAfter(++this.#youngDeaths);
     this.#keeper.wakeAt(this.#refillAt);
   }
 
@@ -440,10 +441,7 @@ export class Opener<C extends PoolableConnection> {
     this.#proven = false;
     const blocked = error instanceof NodewireError && !error.retryable;
     this.#blocked = blocked ? error : undefined;
-    const backoffMs = Math.min(
-      BACKOFF_INITIAL_MS * 2 ** (failures - 1),
-      BACKOFF_MAX_MS,
-    );
+    const backoffMs = backoffAfter(failures);
     this.#nextOpenAt = this.#clock.now() + backoffMs;
     const ctx = this.#ctx;
     if (ctx.target.hasListeners("connectionFailed")) {

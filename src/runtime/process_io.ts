@@ -51,28 +51,16 @@ export function writeStderr(text: string): void {
  * @throws {RangeError} when it holds more than `maxBytes`: a secret is
  *   short, so a long input is a mistake (a file piped by accident).
  */
-export async function readStdin(maxBytes: number): Promise<string> {
+export function readStdin(maxBytes: number): Promise<string> {
   const chunks: AsyncIterable<Uint8Array | string> | undefined = g.Deno
     ? g.Deno.stdin.readable
     : g.process?.stdin;
-  if (chunks === undefined) return "";
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for await (const chunk of chunks) {
-    const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
-    total += bytes.byteLength;
-    if (total > maxBytes) {
-      throw new RangeError(`standard input holds more than ${maxBytes} bytes`);
-    }
-    parts.push(bytes);
-  }
-  const all = new Uint8Array(total);
-  let at = 0;
-  for (const part of parts) {
-    all.set(part, at);
-    at += part.byteLength;
-  }
-  return new TextDecoder().decode(all);
+  if (chunks === undefined) return Promise.resolve("");
+  return readText(
+    chunks,
+    maxBytes,
+    `standard input holds more than ${maxBytes} bytes`,
+  );
 }
 
 /**
@@ -88,29 +76,49 @@ export async function readTextFile(
 ): Promise<string> {
   const { open } = await import("node:fs/promises");
   const file = await open(path, "r");
-  try {
-    const parts: Uint8Array[] = [];
-    let total = 0;
+  async function* chunks(): AsyncIterable<Uint8Array> {
     for (;;) {
       const chunk = new Uint8Array(64 * 1024);
       const { bytesRead } = await file.read(chunk, 0, chunk.byteLength, null);
-      if (bytesRead === 0) break;
-      total += bytesRead;
-      if (total > maxBytes) {
-        throw new RangeError(`it holds more than ${maxBytes} bytes`);
-      }
-      parts.push(chunk.subarray(0, bytesRead));
+      if (bytesRead === 0) return;
+      yield chunk.subarray(0, bytesRead);
     }
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const part of parts) {
-      all.set(part, at);
-      at += part.byteLength;
-    }
-    return new TextDecoder().decode(all);
+  }
+  try {
+    return await readText(
+      chunks(),
+      maxBytes,
+      `it holds more than ${maxBytes} bytes`,
+    );
   } finally {
     await file.close();
   }
+}
+
+/**
+ * `chunks` read to their end as UTF-8 text, or a RangeError saying
+ * `tooLong` as soon as they hold more than `maxBytes`.
+ */
+async function readText(
+  chunks: AsyncIterable<Uint8Array | string>,
+  maxBytes: number,
+  tooLong: string,
+): Promise<string> {
+  const parts: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of chunks) {
+    const bytes = typeof chunk === "string" ? encoder.encode(chunk) : chunk;
+    total += bytes.byteLength;
+    if (total > maxBytes) throw new RangeError(tooLong);
+    parts.push(bytes);
+  }
+  const all = new Uint8Array(total);
+  let at = 0;
+  for (const part of parts) {
+    all.set(part, at);
+    at += part.byteLength;
+  }
+  return new TextDecoder().decode(all);
 }
 
 /**

@@ -7,6 +7,11 @@
  * @module
  */
 
+import type { Clock } from "../../src/clock.ts";
+import {
+  Connection,
+  type ConnectionOptions,
+} from "../../src/connection/connection.ts";
 import { MessageCodec } from "../../src/protocol/codec.ts";
 import { type Message, MessageType } from "../../src/protocol/frame.ts";
 import { encodeJson } from "../../src/protocol/messages.ts";
@@ -75,6 +80,7 @@ export class HostileNode {
     script: HandshakeScript = {},
   ): Promise<HostileNode> {
     const node = new HostileNode();
+    node.network = network;
     node.listener = await network.listen(
       { port: 0 },
       (channel) => node.#accept(channel, script),
@@ -84,6 +90,23 @@ export class HostileNode {
 
   get port(): number {
     return this.listener.port;
+  }
+
+  /** The network it listens on. */
+  network!: MemoryNetwork;
+
+  /** `Connection.connect` to this node on its network, with `options`. */
+  connect(
+    clock: Clock,
+    options: Partial<ConnectionOptions> = {},
+  ): Promise<Connection> {
+    return Connection.connect({
+      adapter: this.network,
+      hostname: "127.0.0.1",
+      port: this.port,
+      clock,
+      ...options,
+    });
   }
 
   #accept(channel: ByteChannel, script: HandshakeScript): void {
