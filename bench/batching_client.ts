@@ -6,6 +6,14 @@
  * frames leave in one write. Replies are counted, not handed out: a
  * streaming parser only tracks where each frame ends.
  *
+ * With `handOut`, the same client does what any batch API handing out one
+ * result per request must do beyond that, and nothing more: each frame's
+ * payload copied in from the caller's bytes (the slab is not pre-encoded),
+ * each read's buffer kept (replies are views into it), and per reply one
+ * view and one result object stored in a results array. Its rate is the
+ * floor of `Client.requestMany`'s shape: what the wire and the runtime
+ * carry once each reply is an object of its own (the bench's `floor`).
+ *
  * With raw_client.ts (the promise-per-request baseline) and the sockets
  * under both (`raw_socket.ts`), this is the one place outside
  * `src/runtime/` allowed to touch runtime sockets (`Deno.connect`,
@@ -68,7 +76,20 @@ export interface BatchingClient {
   close(): Promise<void>;
 }
 
+/** A reply handed out in `handOut` mode, as a batch API's result is. */
+class HandedOut {
+  readonly ok = true as const;
+  constructor(readonly value: Uint8Array) {}
+}
+
 class Batcher {
+  /** See the module comment. */
+  readonly handOut: boolean;
+  /** `handOut`: the run's payload, copied into every frame sent. */
+  #payload: Uint8Array = new Uint8Array(0);
+  /** `handOut`: where replies are handed out to, one slot per in flight. */
+  #results: HandedOut[] = [];
+  #handed = 0;
   /** Set once the socket is open, before `hello`. */
   socket: RawSocket | undefined;
   closed = false;
@@ -80,6 +101,8 @@ class Batcher {
   #headerHave = 0;
   #skip = 0;
   #type = 0;
+  /** The current frame's payload length. */
+  #length = 0;
   // The run.
   #slab = new Uint8Array(0);
   #frameSize = 0;
@@ -93,6 +116,10 @@ class Batcher {
   #started = 0;
   #settle: ((error?: Error) => void) | undefined;
   #onFirst: ((type: number) => void) | undefined;
+
+  constructor(handOut: boolean) {
+    this.handOut = handOut;
+  }
 
   /** Sends HELLO and resolves once any reply came; fails unless HELLO_OK. */
   async hello(): Promise<void> {
@@ -140,6 +167,9 @@ class Batcher {
       encodeHeader(this.#slab, o, TYPE_REQUEST, 0, payload.length);
       this.#slab.set(payload, o + HEADER);
     }
+    this.#payload = payload;
+    this.#results = new Array<HandedOut>(width);
+    this.#handed = 0;
     this.#issued =
       this.#replies =
       this.#errors =
@@ -186,6 +216,7 @@ class Batcher {
     this.#owed = 0;
     const b = this.#slab;
     const step = this.#frameSize;
+    if (this.handOut) return this.#pumpCopying(k);
     for (let i = 0, o = 0; i < k; i++, o += step) {
       const sequence = this.#sequence++;
       const hi = sequence >= TWO_32 ? Math.floor(sequence / TWO_32) : 0;
@@ -201,6 +232,35 @@ class Batcher {
     this.#writing = true;
     this.socket!.write(b.subarray(0, k * step), this.#pump);
   };
+
+  /** `#pump` in `handOut` mode: every frame encoded whole, payload copied. */
+  #pumpCopying(k: number): void {
+    const b = this.#slab;
+    const step = this.#frameSize;
+    const payload = this.#payload;
+    const length = payload.length;
+    for (let i = 0, o = 0; i < k; i++, o += step) {
+      encodeHeader(b, o, TYPE_REQUEST, this.#sequence++, length);
+      // As the client's frame writer copies: set() past 32 bytes.
+      if (length > 32) b.set(payload, o + HEADER);
+      else for (let j = 0; j < length; j++) b[o + HEADER + j] = payload[j];
+    }
+    this.#writing = true;
+    this.socket!.write(b.subarray(0, k * step), this.#pump);
+  }
+
+  /**
+   * `handOut`: a reply whose payload starts at `at` in `chunk` (all of it,
+   * or only its start when a read split it: then a buffer of its length,
+   * as joining its pieces would need) becomes a result.
+   */
+  #handOut(chunk: Uint8Array, at: number, length: number): void {
+    const value = at + length <= chunk.length
+      ? new Uint8Array(chunk.buffer, chunk.byteOffset + at, length)
+      : new Uint8Array(length);
+    const results = this.#results;
+    results[this.#handed++ % results.length] = new HandedOut(value);
+  }
 
   /** Counts the replies completed in `chunk`, which may split frames anywhere. */
   feed(chunk: Uint8Array): void {
@@ -224,9 +284,13 @@ class Batcher {
         }
         this.#headerHave = HEADER;
         this.#type = b[at + 1];
-        this.#skip = ((b[at + 12] << 24) | (b[at + 13] << 16) |
+        this.#skip = this.#length = ((b[at + 12] << 24) | (b[at + 13] << 16) |
           (b[at + 14] << 8) | b[at + 15]) >>> 0;
       }
+      if (
+        this.handOut && this.#skip === this.#length &&
+        this.#onFirst === undefined
+      ) this.#handOut(chunk, off, this.#skip);
       const n = Math.min(this.#skip, end - off);
       this.#skip -= n;
       off += n;
@@ -306,10 +370,17 @@ function encodeHeader(
 export async function connectBatching(
   hostname: string,
   port: number,
+  options: { handOut?: boolean } = {},
 ): Promise<BatchingClient> {
-  const batcher = new Batcher();
-  // Replies are only counted, so a read buffer can be reused.
-  const socket = await openRawSocket(hostname, port, batcher, "borrowed");
+  const batcher = new Batcher(options.handOut === true);
+  // Replies only counted can share one read buffer; handed out, they
+  // keep theirs.
+  const socket = await openRawSocket(
+    hostname,
+    port,
+    batcher,
+    batcher.handOut ? "kept" : "borrowed",
+  );
   batcher.socket = socket;
   await batcher.hello();
   return {

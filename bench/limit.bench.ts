@@ -22,7 +22,10 @@
  *   (`client.requestMany`: BENCH_BATCH_CALLERS callers, default 4, each
  *   awaiting batches of its share of N in a loop), `promise` (raw
  *   promise-per-request client) and
- *   `batching` (raw batching client), at 1, 64 and 256 in flight
+ *   `batching` (raw batching client), and `floor` (the raw batching
+ *   client handing out each reply as a batch API must: a view and a
+ *   result object per reply, payloads copied into frames; what
+ *   requestMany's shape costs before any of its own work), at 1, 64 and 256 in flight
  *   (BENCH_IN_FLIGHT), ECHO of 16 B and 1 KiB. Per cell: median req/s,
  *   client CPU us per request (process CPU time / requests: the node is
  *   elsewhere), the node's CPU us per request (its process's, read from
@@ -357,10 +360,16 @@ async function promiseContender(
   };
 }
 
-async function batchingContender(target: Target): Promise<Contender> {
-  const raw: BatchingClient = await connectBatching(target.host, target.port);
+async function batchingContender(
+  target: Target,
+  name = "batching",
+  handOut = false,
+): Promise<Contender> {
+  const raw: BatchingClient = await connectBatching(target.host, target.port, {
+    handOut,
+  });
   return {
-    name: "batching",
+    name,
     timed: false,
     async round(inFlight, payload, count) {
       const run = await raw.run(count, inFlight, payload, ROUND_LIMIT_MS);
@@ -553,6 +562,7 @@ try {
       ...(requestMany ? [batchContender(requestMany)] : []),
       await promiseContender(target),
       await batchingContender(target),
+      ...(requestMany ? [await batchingContender(target, "floor", true)] : []),
     ];
     try {
       for (const c of contenders) await probe(c);
@@ -577,6 +587,8 @@ try {
           )!;
           const b = ratio(figures, "batch", "batching", inFlight, size);
           if (b !== undefined) ratios[`batch/batching@${inFlight}/${size}`] = b;
+          const f = ratio(figures, "floor", "batching", inFlight, size);
+          if (f !== undefined) ratios[`floor/batching@${inFlight}/${size}`] = f;
         }
       }
       heading("tcp: Client.request against the raw clients");
@@ -603,6 +615,8 @@ try {
             ? ratios[`client/promise@${f.inFlight}/${f.payloadBytes}`]
             : f.contender === "batch"
             ? ratios[`batch/batching@${f.inFlight}/${f.payloadBytes}`]
+            : f.contender === "floor"
+            ? ratios[`floor/batching@${f.inFlight}/${f.payloadBytes}`]
             : undefined;
           return [
             f.contender,
@@ -619,7 +633,7 @@ try {
         }),
       );
       console.log(
-        "of baseline: client as a share of promise, batch of batching (req/s)",
+        "of baseline: client as a share of promise, batch and floor of batching (req/s)",
       );
       results.tcp = figures;
     } finally {
