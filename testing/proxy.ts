@@ -47,7 +47,11 @@ export interface FaultProxyOptions {
   hostname?: string;
   /** Port to listen on; 0 (the default) picks a free one. */
   port?: number;
-  /** Random numbers in [0, 1) for jitter. Default `Math.random`. */
+  /**
+   * Random numbers in [0, 1) for jitter. Default `Math.random`. Any other
+   * (or a clock's `now()` not finite) resets that connection, and
+   * `close()` rejects with the error.
+   */
   random?: () => number;
   /** Faults on from the start. */
   faults?: ProxyFaults;
@@ -129,6 +133,8 @@ export class FaultProxy {
   #faults: ProxyFaults = {};
   readonly #sessions = new Set<Session>();
   #closed = false;
+  // The first bad random() or now(): close() rejects with it.
+  #failure: Error | undefined;
   // Serialises listener changes: down and up may be asked in quick turn.
   #change: Promise<void> = Promise.resolve();
 
@@ -273,12 +279,18 @@ export class FaultProxy {
     }
   }
 
-  /** Stops listening and drops every connection. Idempotent. */
+  /**
+   * Stops listening and drops every connection. Idempotent.
+   *
+   * @throws {InvalidArgumentError} once closed, for a bad `random()` or
+   *   `now()` on the way.
+   */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     for (const session of [...this.#sessions]) session.reset();
     await this.#queueChange(() => this.#unbind());
+    if (this.#failure) throw this.#failure;
   }
 
   /** `await using proxy = await startFaultProxy(...)` closes it at scope end. */
@@ -314,8 +326,9 @@ export class FaultProxy {
     }
     this.stats.accepted++;
     this.stats.open++;
-    const session = new Session(this, channel, (ended) => {
+    const session = new Session(this, channel, (ended, error) => {
       if (this.#sessions.delete(ended)) this.stats.open--;
+      this.#failure ??= error;
     });
     this.#sessions.add(session);
     if (this.#faults.closeMidFrame) session.toClient.armCut();

@@ -6,6 +6,7 @@
  */
 
 import type { Clock, TimerHandle } from "../src/clock.ts";
+import { readNumber, readRandom } from "../src/config/options.ts";
 import { MAX_TIMER_DELAY_MS } from "../src/config/validate.ts";
 import { readU32 } from "../src/protocol/codec.ts";
 import { HEADER_SIZE } from "../src/protocol/frame.ts";
@@ -246,11 +247,34 @@ class Pipe {
     }
   }
 
+  /**
+   * The proxy's `clock.now()`, or with `random` its `random()`; undefined
+   * once a value no time can be made of (NaN, Infinity, a random outside
+   * [0, 1), a throw) reset the session with the error: a NaN due time is
+   * never due, and its timer re-armed every millisecond, forever.
+   */
+  #read(random?: boolean): number | undefined {
+    const proxy = this.#proxy;
+    const value = random
+      ? readRandom(() => proxy.random(), "FaultProxy")
+      : readNumber(
+        () => proxy.clock.now(),
+        Number.isFinite,
+        "FaultProxy",
+        "clock",
+        "expected now() to be finite",
+      );
+    if (typeof value === "number") return value;
+    this.#session.reset(value);
+  }
+
   #schedule(item: Item): void {
     const proxy = this.#proxy;
     const { latencyMs = 0, jitterMs = 0, chunkSize = 0 } = proxy.faults;
-    const delay = latencyMs + (jitterMs > 0 ? proxy.random() * jitterMs : 0);
-    const now = proxy.clock.now();
+    const random = jitterMs > 0 ? this.#read(true) : 0;
+    const now = this.#read();
+    if (random === undefined || now === undefined) return;
+    const delay = latencyMs + random * jitterMs;
     // Never before an earlier chunk: jitter must not reorder the stream.
     item.at = Math.max(now + delay, this.#lastAt);
     this.#lastAt = item.at;
@@ -265,22 +289,24 @@ class Pipe {
 
   #arm(): void {
     if (this.#timer !== undefined || this.#queue.length === 0) return;
-    const clock = this.#proxy.clock;
+    const now = this.#read();
+    if (now === undefined) return;
     // Latency and jitter may add up past the longest timer a runtime
     // takes, which would fire at once and re-arm, every millisecond: wait
     // in parts instead (a part finds nothing due and arms the next).
     const wait = Math.min(
-      Math.max(0, this.#queue[0].at - clock.now()),
+      Math.max(0, this.#queue[0].at - now),
       MAX_TIMER_DELAY_MS,
     );
-    this.#timer = clock.setTimeout(() => {
+    this.#timer = this.#proxy.clock.setTimeout(() => {
       this.#timer = undefined;
       this.#deliverDue();
     }, wait);
   }
 
   #deliverDue(): void {
-    const now = this.#proxy.clock.now();
+    const now = this.#read();
+    if (now === undefined) return;
     let n = 0;
     while (n < this.#queue.length && this.#queue[n].at <= now) n++;
     const due = this.#queue.splice(0, n);
@@ -344,8 +370,10 @@ class Pipe {
       return true;
     }
     this.#deliver(destination, bytes.subarray(0, chunkSize));
+    const now = this.#read();
+    if (now === undefined) return true;
     const rest = bytes.subarray(chunkSize);
-    const at = this.#proxy.clock.now() + chunkIntervalMs;
+    const at = now + chunkIntervalMs;
     this.#queue.unshift({ kind: "data", bytes: rest, at });
     this.#lastAt = Math.max(this.#lastAt, at);
     return false;
@@ -390,12 +418,12 @@ export class Session {
   #clientClosed = false;
   #nodeClosed = false;
   readonly #connecting = new AbortController();
-  readonly #onFinish: (session: Session) => void;
+  readonly #onFinish: (session: Session, error?: Error) => void;
 
   constructor(
     proxy: ProxyHost,
     client: ByteChannel,
-    onFinish: (session: Session) => void,
+    onFinish: (session: Session, error?: Error) => void,
   ) {
     this.proxy = proxy;
     this.client = client;
@@ -449,11 +477,11 @@ export class Session {
     this.toNode.connected();
   }
 
-  /** Drops both sides at once with a reset. */
-  reset(): void {
+  /** Drops both sides at once with a reset (for `error`, when given). */
+  reset(error?: Error): void {
     if (this.finished) return;
     this.doomed = true;
-    this.#finish();
+    this.#finish(error);
     this.client.destroy();
     this.node?.destroy();
   }
@@ -473,12 +501,12 @@ export class Session {
     }
   }
 
-  #finish(): void {
+  #finish(error?: Error): void {
     if (this.finished) return;
     this.finished = true;
     this.#connecting.abort();
     this.toNode.stop();
     this.toClient.stop();
-    this.#onFinish(this);
+    this.#onFinish(this, error);
   }
 }

@@ -11,6 +11,7 @@ import {
   CredentialStore,
   decodeReply,
   encodeReply,
+  type FaultProxyOptions,
   Op,
   ops,
   replyText,
@@ -22,7 +23,6 @@ import {
 import { Client, ConnectFailedError } from "../mod.ts";
 import { ScramClient } from "../auth.ts";
 import { Secret } from "../src/secret.ts";
-import type { Clock } from "../src/clock.ts";
 import { MAX_TIMER_DELAY_MS } from "../src/config/validate.ts";
 import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -285,46 +285,66 @@ test("a VirtualClock names its method when it refuses an argument", async () => 
   assert.equal(clock.now(), 0);
 });
 
-/** A VirtualClock that records every delay it is asked for. */
-function recordingClock(): {
-  clock: Clock;
-  virtual: VirtualClock;
-  delays: number[];
-} {
+/**
+ * A fault proxy on the memory network in front of a node that reads
+ * nothing, on a VirtualClock that records every delay it is asked for and
+ * takes one that is no number ≥ 0 as a runtime does (1 ms), and a client
+ * connected to it. `now` stands in for the clock's.
+ */
+async function proxyScene(
+  options: Pick<FaultProxyOptions, "random" | "faults">,
+  now?: () => number,
+) {
   const virtual = new VirtualClock();
   const delays: number[] = [];
-  const clock: Clock = {
-    now: () => virtual.now(),
-    setTimeout: (fn, ms) => {
-      delays.push(ms);
-      return virtual.setTimeout(fn, ms);
-    },
-    clearTimeout: (handle) => virtual.clearTimeout(handle),
-  };
-  return { clock, virtual, delays };
-}
-
-test("a fault proxy never asks its clock for a timer longer than a runtime's timers take, whatever latency and jitter add up to", async () => {
-  // Each is at most 2^31-1 ms, their sum is not: a real timer fired at
-  // once, found nothing due and re-armed, every millisecond for 24 days.
-  const { clock, virtual, delays } = recordingClock();
   const network = createMemoryNetwork();
   const node = await network.listen({ port: 7000 }, () => {});
   const proxy = await startFaultProxy({
     target: { hostname: "127.0.0.1", port: 7000 },
     runtime: network,
-    clock,
-    random: () => 0.5,
-    faults: { latencyMs: MAX_TIMER_DELAY_MS, jitterMs: MAX_TIMER_DELAY_MS },
+    clock: {
+      now: now ?? (() => virtual.now()),
+      setTimeout: (fn, ms) => {
+        delays.push(ms);
+        return virtual.setTimeout(fn, ms >= 0 ? ms : 1);
+      },
+      clearTimeout: (handle) => virtual.clearTimeout(handle),
+    },
+    ...options,
   });
   const channel = await network.connect({
     hostname: "127.0.0.1",
     port: proxy.port,
   });
   const received: number[] = [];
+  const closes: (Error | undefined)[] = [];
   channel.onData((chunk) => received.push(...chunk));
+  channel.onClose((error) => closes.push(error));
+  await virtual.advance(0);
+  return {
+    virtual,
+    delays,
+    proxy,
+    channel,
+    received,
+    closes,
+    /** Closes all but the proxy. */
+    async closeRest(): Promise<void> {
+      channel.destroy();
+      await node.close();
+      await virtual.advance(0);
+    },
+  };
+}
+
+test("a fault proxy never asks its clock for a timer longer than a runtime's timers take, whatever latency and jitter add up to", async () => {
+  // Each is at most 2^31-1 ms, their sum is not: a real timer fired at
+  // once, found nothing due and re-armed, every millisecond for 24 days.
+  const { virtual, delays, proxy, received, closeRest } = await proxyScene({
+    random: () => 0.5,
+    faults: { latencyMs: MAX_TIMER_DELAY_MS, jitterMs: MAX_TIMER_DELAY_MS },
+  });
   try {
-    await virtual.advance(0);
     proxy.inject(new Uint8Array([7]));
     await virtual.advance(MAX_TIMER_DELAY_MS);
     assert.deepEqual(received, []);
@@ -333,29 +353,41 @@ test("a fault proxy never asks its clock for a timer longer than a runtime's tim
     assert.ok(delays.length > 0);
     for (const ms of delays) assert.ok(ms <= MAX_TIMER_DELAY_MS, String(ms));
   } finally {
-    channel.destroy();
     await proxy.close();
-    await node.close();
-    await virtual.advance(0);
+    await closeRest();
+  }
+});
+
+test("a fault proxy whose random() or clock gives no usable number resets that connection, arms no timer, and close() rejects naming the option", async () => {
+  // A NaN due time was never due: its timer (NaN is 1 ms to a runtime)
+  // found nothing to deliver and re-armed, every millisecond, forever.
+  const bad: [string, () => number, (() => number)?][] = [
+    ["options.random", () => NaN],
+    ["options.random", () => 1],
+    ["options.random", () => {
+      throw new Error("no entropy");
+    }],
+    ["options.clock", () => 0.5, () => NaN],
+    ["options.clock", () => 0.5, () => Infinity],
+  ];
+  for (const [argument, random, now] of bad) {
+    const { virtual, delays, proxy, channel, closes, closeRest } =
+      await proxyScene({ random, faults: { latencyMs: 5, jitterMs: 5 } }, now);
+    channel.write(new Uint8Array([1]));
+    for (let ms = 0; ms < 50; ms++) await virtual.advance(1);
+    assert.ok(delays.length <= 1, `${argument}: ${delays.length} timers`);
+    assert.ok(closes[0] instanceof Error, `${argument}: reset, ${closes}`);
+    await assert.rejects(proxy.close(), invalid("FaultProxy", argument));
+    await proxy.close(); // once
+    await closeRest();
+    assert.equal(virtual.pendingTimers, 0);
   }
 });
 
 test("FaultProxy.inject takes a copy of the bytes, and refuses a revoked proxy or a fake naming its method", async () => {
-  const { clock, virtual } = recordingClock();
-  const network = createMemoryNetwork();
-  const node = await network.listen({ port: 7000 }, () => {});
-  const proxy = await startFaultProxy({
-    target: { hostname: "127.0.0.1", port: 7000 },
-    runtime: network,
-    clock,
+  const { virtual, proxy, received, closeRest } = await proxyScene({
     faults: { latencyMs: 10 },
   });
-  const channel = await network.connect({
-    hostname: "127.0.0.1",
-    port: proxy.port,
-  });
-  const received: number[] = [];
-  channel.onData((chunk) => received.push(...chunk));
   try {
     for (const bytes of [revoked(), Object.create(Uint8Array.prototype), "x"]) {
       assert.throws(
@@ -367,17 +399,14 @@ test("FaultProxy.inject takes a copy of the bytes, and refuses a revoked proxy o
       () => proxy.inject(new Uint8Array(1), "nodes" as never),
       invalid("FaultProxy.inject", "to"),
     );
-    await virtual.advance(0);
     const bytes = new Uint8Array([1, 2]);
     proxy.inject(bytes);
     bytes[0] = 9; // after the call: not what was injected
     await virtual.advance(10);
     assert.deepEqual(received, [1, 2]);
   } finally {
-    channel.destroy();
     await proxy.close();
-    await node.close();
-    await virtual.advance(0);
+    await closeRest();
   }
 });
 

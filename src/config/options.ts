@@ -115,6 +115,43 @@ export const refuse = (
   new InvalidArgumentError(argument, value, expected, { method, cause });
 
 /**
+ * What `read()` returns when it is a number `ok` takes, else the error of
+ * `method` about `options.${option}`, for what it returned or threw: for
+ * a user's function called on a timer or a socket's data, where a throw
+ * would escape and a NaN would never be due.
+ */
+export function readNumber(
+  read: () => unknown,
+  ok: (n: number) => boolean,
+  method: string,
+  option: string,
+  expected: string,
+): number | InvalidArgumentError {
+  let value: unknown;
+  try {
+    value = read();
+  } catch (error) {
+    value = error;
+  }
+  return typeof value === "number" && ok(value)
+    ? value
+    : refuse(method, `options.${option}`, value, expected);
+}
+
+/** `random()`'s number in [0, 1), or `method`'s error for what it gave. */
+export const readRandom = (
+  random: () => number,
+  method: string,
+): number | InvalidArgumentError =>
+  readNumber(
+    random,
+    (n) => n >= 0 && n < 1,
+    method,
+    "random",
+    "expected a function returning [0, 1)",
+  );
+
+/**
  * `options` (at `path`) read once by `rules`, as a copy: each value read
  * once, inherited ones too, and checked unless `undefined` (see
  * {@linkcode optionsError} for `required`).

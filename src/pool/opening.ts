@@ -15,6 +15,7 @@ import {
   InvalidArgumentError,
   NodewireError,
 } from "../errors.ts";
+import { readRandom } from "../config/options.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import {
@@ -346,7 +347,9 @@ export class Opener<C extends PoolableConnection> {
       return;
     }
     const lifetime = this.#config.maxLifetimeMs;
-    const random = lifetime > 0 ? draw(this.#random) : 0.5;
+    const random = lifetime > 0
+      ? readRandom(this.#random, "ConnectionPool")
+      : 0.5;
     if (typeof random !== "number") {
       destroyQuietly(conn, random);
       return this.#failed(opening, random);
@@ -491,19 +494,6 @@ function endpointOf(address: string): Endpoint {
     hostname: address.slice(0, at).replace(/^\[|\]$/g, ""),
     port: +address.slice(at + 1),
   };
-}
-
-/** `random()`'s number in [0, 1), or the error for what it gave or threw. */
-function draw(random: () => number): number | Error {
-  let value: unknown;
-  try {
-    value = random();
-  } catch (cause) {
-    value = cause;
-  }
-  return typeof value === "number" && value >= 0 && value < 1
-    ? value
-    : invalid("random", value, "expected a function returning [0, 1)");
 }
 
 function invalid(option: string, value: unknown, expected: string): Error {
