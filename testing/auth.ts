@@ -23,7 +23,12 @@ import {
   timingSafeEqual,
   xorBytes,
 } from "../src/auth/crypto.ts";
-import { saslprep, SASLPREP_REFUSES } from "../src/auth/saslprep.ts";
+import {
+  passwordProblem,
+  saslprep,
+  SASLPREP_REFUSES,
+  userNameProblem,
+} from "../src/auth/saslprep.ts";
 import {
   parseScramAttributes,
   SCRAM_MAX_ITERATIONS,
@@ -60,7 +65,10 @@ export function readUsers(
   }
   if (entries?.every(([, p]) => typeof p === "string")) {
     for (const [name, password] of entries as [string, string][]) {
-      const problem = userProblem(name, password);
+      // Refused here, naming the option, rather than by SASLprep when
+      // the node starts.
+      const problem = userNameProblem(name) ??
+        passwordProblem(name, password);
       if (problem !== undefined) {
         throw new ConfigError(field, "[redacted]", problem);
       }
@@ -73,28 +81,6 @@ export function readUsers(
     cause === undefined ? expected : "could not be read",
     { cause },
   );
-}
-
-/**
- * Why no client could ever log in as `name` with `password`, or undefined:
- * refused here, naming the option, rather than by SASLprep when the node
- * starts. The password's problem is not shown, not even its character.
- */
-function userProblem(name: string, password: string): string | undefined {
-  const shown = JSON.stringify(name);
-  try {
-    if (saslprep(name) === "") return "a user name is empty";
-  } catch (error) {
-    return `the user name ${shown} is not allowed by SASLprep: ${
-      (error as Error).message
-    }`;
-  }
-  try {
-    if (saslprep(password) === "") return `the password of ${shown} is empty`;
-  } catch {
-    return `the password of ${shown} is not allowed by SASLprep (${SASLPREP_REFUSES})`;
-  }
-  return undefined;
 }
 
 /** What the node keeps for one user: enough to verify, not to log in. */

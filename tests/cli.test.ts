@@ -205,6 +205,8 @@ test("--password, or a password in a URL argument, is refused, says why and neve
     const args of [
       ["ping", "127.0.0.1:7000", "--password", "hunter2"],
       ["ping", "127.0.0.1:7000", "--password=hunter2"],
+      ["ping", "127.0.0.1:7000", "--password=\u0007hunter2\u202e"],
+      ["health", "127.0.0.1:7000", "--password", "hunter2\u0000"],
       ["node", "--user", "app", "--password", "hunter2", "--json"],
       ["cluster", "--password"],
       ["ping", "nodewire://app:hunter2@127.0.0.1:7000", "--json"],

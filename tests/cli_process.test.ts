@@ -177,3 +177,39 @@ test("a SIGTERM sent the moment the ready line is read still ends the node clean
     }
   }
 });
+
+test("a user name or password SASLprep refuses is bad usage (2) naming its option, never showing the password or a piece of it", async () => {
+  // A control character in --user was the client's AuthenticationError,
+  // exit 3 ("refused"), and for a serving command startTestNode's
+  // ConfigError naming its credentials option, not the CLI's.
+  const secret = "\u0007s3cret\u202e";
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [["ping", "127.0.0.1:1", "--user", "\u0007"], {}, /^--user: /],
+    [["node", "--port", "0", "--user", "\u0007"], {}, /^--user: /],
+    [
+      ["health"],
+      { NODEWIRE_URL: "nodewire://%07@127.0.0.1:1" },
+      /^NODEWIRE_URL: /,
+    ],
+    [["ping", "127.0.0.1:1", "--user", "app"], {}, /^--password-stdin: /],
+    [["cluster", "--port", "0", "--user", "app"], {}, /^--password-stdin: /],
+  ];
+  for (const [args, env, option] of cases) {
+    const r = await runCli([...args, "--password-stdin", "--json"], {
+      stdin: `${secret}\n`,
+      env,
+    });
+    const what = args.join(" ");
+    assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+    const { error } = JSON.parse(r.stdout);
+    assert.equal(error.code, "USAGE", what);
+    assert.match(error.message, option, what);
+    assert.match(error.message, /is not allowed by SASLprep/, what);
+    const shown = `${r.stdout}${r.stderr}`;
+    assert.ok(!shown.includes("s3cret"), `${what}: ${shown}`);
+    if (option.source.includes("password")) {
+      // Not even which character, nor where.
+      assert.doesNotMatch(shown, /U\+|position/, what);
+    }
+  }
+});

@@ -93,6 +93,7 @@ const MAY_IMPORT: Record<string, readonly string[]> = {
     "src/errors",
     "src/clock",
     "src/runtime",
+    "src/auth",
     "src/config",
     "src/client",
   ],

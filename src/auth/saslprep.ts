@@ -142,6 +142,35 @@ export const SASLPREP_REFUSES =
   "a control, private-use or non-character code point, or mixed-direction text";
 
 /**
+ * Why no one could log in as `name`, or undefined: SASLprep refuses it or
+ * leaves nothing of it.
+ */
+export function userNameProblem(name: string): string | undefined {
+  try {
+    if (saslprep(name) === "") return "a user name is empty";
+  } catch (error) {
+    return `the user name ${JSON.stringify(name)} is not allowed by ` +
+      `SASLprep: ${(error as Error).message}`;
+  }
+}
+
+/**
+ * Why no one could log in as `name` with `password`, or undefined, in
+ * words that show nothing of the password, not even a character.
+ */
+export function passwordProblem(
+  name: string,
+  password: string,
+): string | undefined {
+  const shown = JSON.stringify(name);
+  try {
+    if (saslprep(password) === "") return `the password of ${shown} is empty`;
+  } catch {
+    return `the password of ${shown} is not allowed by SASLprep (${SASLPREP_REFUSES})`;
+  }
+}
+
+/**
  * Prepares a user name or password with SASLprep (RFC 4013): maps
  * non-ASCII spaces to U+0020 and removes "mapped to nothing" characters,
  * normalises to NFKC, then rejects prohibited characters and text that

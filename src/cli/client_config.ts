@@ -20,7 +20,7 @@ import {
   type ParsedArgs,
   UsageError,
 } from "./args.ts";
-import { readOptionFile, readPassword } from "./credentials.ts";
+import { checkUserName, readOptionFile, readPassword } from "./credentials.ts";
 import type { Output } from "./output.ts";
 import { DEFAULT_TIMEOUT_MS } from "./spec.ts";
 
@@ -92,7 +92,7 @@ export async function clientConfig(
   out: Output,
   readEnv: EnvReader = readEnvVariable,
 ): Promise<ConnectionConfig> {
-  const { config: base } = target(parsed.positionals, readEnv);
+  const { config: base, from } = target(parsed.positionals, readEnv);
   const timeout = optionText(parsed, "timeout") === undefined
     ? undefined
     : durationOption(parsed, "timeout", DEFAULT_TIMEOUT_MS);
@@ -112,6 +112,12 @@ export async function clientConfig(
   if (fromStdin && username === undefined) {
     throw new UsageError(
       "--password-stdin needs a user: --user <name>, or one in the URL",
+    );
+  }
+  if (username !== undefined) {
+    checkUserName(
+      username,
+      user !== undefined ? "--user" : from === "env" ? URL_VARIABLE : "url",
     );
   }
   const ca = caFile === undefined

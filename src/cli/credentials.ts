@@ -11,6 +11,7 @@ import {
   readTextFile,
   stdinIsTerminal,
 } from "../runtime/process_io.ts";
+import { passwordProblem, userNameProblem } from "../auth/saslprep.ts";
 import { hasOption, optionText, type ParsedArgs, UsageError } from "./args.ts";
 
 /** More than any password; a longer input is a file piped by mistake. */
@@ -48,14 +49,28 @@ export async function readCredentials(
         "input, never from the command line",
     );
   }
+  checkUserName(username, "--user");
   return { username, password: await readPassword(username, note) };
+}
+
+/**
+ * Refuses a user name no one could log in as (SASLprep refuses it, say,
+ * for a control character), naming `from`, where it was given; before
+ * any password is asked for.
+ *
+ * @throws {UsageError} naming `from` and the problem.
+ */
+export function checkUserName(name: string, from: string): void {
+  const problem = userNameProblem(name);
+  if (problem) throw new UsageError(`${from}: ${problem}`);
 }
 
 /**
  * Reads `username`'s password from standard input, to its end; one
  * trailing newline (`echo secret |` adds it) is not part of it.
  *
- * @throws {UsageError} when stdin holds no password, or far too much.
+ * @throws {UsageError} when stdin holds no password, far too much, or one
+ *   SASLprep refuses (never showing it).
  */
 export async function readPassword(
   username: string,
@@ -76,6 +91,8 @@ export async function readPassword(
   if (password === "") {
     throw new UsageError("--password-stdin read an empty password");
   }
+  const problem = passwordProblem(username, password);
+  if (problem) throw new UsageError(`--password-stdin: ${problem}`);
   return password;
 }
 
