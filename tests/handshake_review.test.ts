@@ -273,20 +273,36 @@ test("a reply with a sequence the client never used, or another message's, is a 
   }
 });
 
+/** A node's ERROR: Unavailable, "starting". */
+const STARTING = encodeError({
+  code: RemoteErrorCode.Unavailable,
+  retryable: true,
+  message: "starting",
+});
+
+test('a node\'s ERROR answering HELLO names the node by its address (its id is not known yet), not as "node ?"', async () => {
+  const refused = await attempt((m, reply) => {
+    if (m.type === MessageType.Hello) {
+      reply(MessageType.Error, STARTING);
+    }
+  });
+  assert.ok(refused instanceof RemoteError, String(refused));
+  assert.equal(refused.remoteCode, RemoteErrorCode.Unavailable);
+  assert.equal(refused.nodeId, undefined);
+  assert.match(refused.address ?? "", /^127\.0\.0\.1:\d+$/);
+  assert.equal(
+    refused.message,
+    `node ${refused.address} answered error 5: starting`,
+  );
+});
+
 test("a node's ERROR answering NEGOTIATE or AUTH_FINAL keeps its code: AuthFailed is an authentication failure", async () => {
   const refused = await attempt((m, reply) => {
     if (m.type === MessageType.Hello) {
       reply(MessageType.HelloOk, { ...HELLO_OK, protocols: ["tcp"] });
     }
     if (m.type === MessageType.Negotiate) {
-      reply(
-        MessageType.Error,
-        encodeError({
-          code: RemoteErrorCode.Unavailable,
-          retryable: true,
-          message: "starting",
-        }),
-      );
+      reply(MessageType.Error, STARTING);
     }
   });
   assert.ok(refused instanceof RemoteError, String(refused));

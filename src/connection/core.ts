@@ -21,7 +21,7 @@ import {
 } from "../errors.ts";
 import { checkCopyBelow, MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
-import { decodeError } from "../protocol/messages.ts";
+import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
 import type { ByteChannel } from "../runtime/types.ts";
 import { DeadlineTracker } from "./deadlines.ts";
 import { FrameWriter } from "./frame_writer.ts";
@@ -404,7 +404,7 @@ export class ConnectionCore {
         this.stats.received++;
         tellError(
           pending.sink,
-          new RemoteError(e.code, e.message, e.retryable, this.nodeId),
+          this.#remoteError(e),
           pending.sequence,
         );
         return;
@@ -458,13 +458,25 @@ export class ConnectionCore {
           this.owner,
           `node error ${e.code}: ${e.message}`,
           {
-            cause: new RemoteError(e.code, e.message, e.retryable, this.nodeId),
+            cause: this.#remoteError(e),
           },
         ),
       );
       return;
     }
     this.inbox.deliver(message);
+  }
+
+  /** The node's ERROR, naming the node. */
+  #remoteError(e: ErrorPayload): RemoteError {
+    const { nodeId, owner } = this;
+    return new RemoteError(
+      e.code,
+      e.message,
+      e.retryable,
+      nodeId,
+      owner.address,
+    );
   }
 
   #onDrained = (): void => {

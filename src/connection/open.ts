@@ -175,7 +175,10 @@ function beforeAbort<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T> {
  */
 async function exchangeHello(
   connection: OpenedConnection,
-  options: { clientName?: string; maxFrameSize?: number },
+  options: Pick<
+    OpenOptions<never>,
+    "hostname" | "port" | "clientName" | "maxFrameSize"
+  >,
   signal: AbortSignal,
 ): Promise<HelloOkPayload> {
   const sent = connection.sendMessage(
@@ -190,7 +193,7 @@ async function exchangeHello(
     signal,
     timeoutMs: Infinity,
   });
-  return readHelloOk(reply, sent);
+  return readHelloOk(reply, sent, formatAddress(options));
 }
 
 /**
@@ -211,13 +214,18 @@ export function helloPayload(
 }
 
 /**
- * Reads the node's answer to HELLO (sent with sequence `sent`).
+ * Reads the node's answer to HELLO (sent with sequence `sent`) from the
+ * node at `address`.
  *
  * @throws {RemoteError} when the node answered with ERROR.
  * @throws {ProtocolError} for any other message, or a malformed HELLO_OK.
  */
-export function readHelloOk(reply: Message, sent: number): HelloOkPayload {
-  expectReply(reply, sent, MessageType.HelloOk, "HELLO_OK");
+export function readHelloOk(
+  reply: Message,
+  sent: number,
+  address: string,
+): HelloOkPayload {
+  expectReply(reply, sent, MessageType.HelloOk, "HELLO_OK", undefined, address);
   return decodeHelloOk(reply.payload);
 }
 
@@ -225,7 +233,8 @@ export function readHelloOk(reply: Message, sent: number): HelloOkPayload {
  * Checks a node's answer to the control message sent with sequence
  * `sent`: it must be `type` (named `name`) with that sequence. An ERROR
  * with it is the node's own refusal, a {@linkcode RemoteError} that keeps
- * its code and text (`AuthFailed` becomes an authentication failure);
+ * its code and text and names the node (`AuthFailed` becomes an
+ * authentication failure);
  * anything else, or another sequence, breaks the protocol.
  *
  * @throws {RemoteError} for the node's ERROR.
@@ -237,11 +246,12 @@ export function expectReply(
   type: number,
   name: string,
   nodeId?: string,
+  address?: string,
 ): void {
   const { sequence } = reply;
   if (sequence === sent && reply.type === MessageType.Error) {
     const e = decodeError(reply.payload);
-    throw new RemoteError(e.code, e.message, e.retryable, nodeId);
+    throw new RemoteError(e.code, e.message, e.retryable, nodeId, address);
   }
   if (sequence !== sent || reply.type !== type) {
     throw new ProtocolError(

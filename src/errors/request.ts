@@ -125,23 +125,30 @@ export class RemoteError extends NodewireError {
   readonly remoteCode: number;
   /** The id of the node that answered, when known. */
   readonly nodeId: string | undefined;
+  /** `host:port` of the node, when known. */
+  readonly address: string | undefined;
 
-  /** Creates the error from an error frame's fields. */
+  /**
+   * Creates the error from an error frame's fields; the message names the
+   * node by its id, else (before HELLO_OK told it) by its address.
+   */
   constructor(
     remoteCode: number,
     message: string,
     retryable: boolean,
     nodeId?: string,
+    address?: string,
   ) {
     super(
       "REMOTE_ERROR",
-      `node ${nodeId ?? "?"} answered error ${remoteCode}: ${
+      `node ${nodeId || address || "?"} answered error ${remoteCode}: ${
         // The node's text, as much as a log line can take.
         clipped(message, 1024)}`,
       { retryable },
     );
     this.remoteCode = remoteCode;
     this.nodeId = nodeId;
+    this.address = address;
   }
 }
 

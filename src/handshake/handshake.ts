@@ -430,7 +430,14 @@ async function receive(
     timeoutMs: Infinity,
     pauseReading: options.pauseReading,
   });
-  expectReply(message, sent, type, TYPE_NAMES[type], connection.nodeId);
+  expectReply(
+    message,
+    sent,
+    type,
+    TYPE_NAMES[type],
+    connection.nodeId,
+    connection.address,
+  );
   return message;
 }
 
