@@ -48,11 +48,13 @@ import {
 } from "../src/protocol/datagram.ts";
 import { isProtocolType } from "../src/protocol_type.ts";
 import {
+  checked,
   checkOptions,
   clock,
   count,
   type OptionNames,
   port,
+  refuseUnchecked,
   runtime,
 } from "./options.ts";
 import {
@@ -239,6 +241,7 @@ export class TestNode {
     adapter: RuntimeAdapter,
     options: TestNodeOptions,
   ) {
+    refuseUnchecked(options, "new TestNode", "startTestNode(options)");
     this.#adapter = adapter;
     this.#hostname = options.hostname ?? "127.0.0.1";
     this.#port = options.port ?? 0;
@@ -874,7 +877,7 @@ export async function startTestNode(
     );
   }
   const adapter = await getAdapter(read.runtime);
-  const node = new TestNode(adapter, read);
+  const node = new TestNode(adapter, checked(read));
   await node.start();
   return node;
 }

@@ -10,7 +10,7 @@
 import { integer, methods } from "../src/config/options.ts";
 import type { Check as Rule } from "../src/config/validate.ts";
 import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
-import { ConfigError } from "../src/errors.ts";
+import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
 
 /**
  * The names an options type takes, as a record keyed by every one of them,
@@ -119,4 +119,29 @@ export function checkOptions<T>(
     });
   }
   return copy as T;
+}
+
+/** Options an entry point checked: the only ones its class takes. */
+const CHECKED = new WeakSet<object>();
+
+/** `options`, checked by the caller, for its class's constructor. */
+export function checked<T extends object>(options: T): T {
+  CHECKED.add(options);
+  return options;
+}
+
+/**
+ * @throws {InvalidArgumentError} of `method` unless `options` came from
+ *   {@linkcode checked}: the class is built by `entry`, which checks them.
+ */
+export function refuseUnchecked(
+  options: unknown,
+  method: string,
+  entry: string,
+): void {
+  if (!CHECKED.has(options as object)) {
+    throw new InvalidArgumentError("options", options, `call ${entry}`, {
+      method,
+    });
+  }
 }

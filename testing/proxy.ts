@@ -24,10 +24,12 @@ import type {
 } from "../src/runtime/types.ts";
 import { func, text } from "../src/config/options.ts";
 import {
+  checked,
   checkOptions,
   clock,
   type OptionNames,
   port,
+  refuseUnchecked,
   runtime,
 } from "./options.ts";
 import { PROXY_FAULTS, type ProxyFaults } from "./proxy_faults.ts";
@@ -140,6 +142,7 @@ export class FaultProxy {
 
   /** @internal Use {@linkcode startFaultProxy}. */
   constructor(adapter: RuntimeAdapter, options: FaultProxyOptions) {
+    refuseUnchecked(options, "new FaultProxy", "startFaultProxy(options)");
     this.#adapter = adapter;
     this.target = Object.freeze({
       hostname: options.target.hostname,
@@ -406,7 +409,7 @@ export async function startFaultProxy(
     PROXY_FAULTS,
   );
   const adapter = await getAdapter(read.runtime);
-  const proxy = new FaultProxy(adapter, read);
+  const proxy = new FaultProxy(adapter, checked(read));
   await proxy.start();
   return proxy;
 }

@@ -11,6 +11,7 @@ import {
   CredentialStore,
   decodeReply,
   encodeReply,
+  FaultProxy,
   type FaultProxyOptions,
   Op,
   ops,
@@ -18,6 +19,7 @@ import {
   ScramServer,
   startFaultProxy,
   startTestNode,
+  TestNode,
   VirtualClock,
 } from "../testing/mod.ts";
 import { Client, ConnectFailedError } from "../mod.ts";
@@ -382,6 +384,34 @@ test("a fault proxy whose random() or clock gives no usable number resets that c
     await closeRest();
     assert.equal(virtual.pendingTimers, 0);
   }
+});
+
+test("new TestNode and new FaultProxy refuse options their entry point did not check: exported for instanceof, they were doors past every check", async () => {
+  // A NaN port, a NaN latency: taken as they were.
+  const network = createMemoryNetwork();
+  const target = { hostname: "127.0.0.1", port: 7000 };
+  for (const options of [{}, { port: NaN }, { runtime: network }]) {
+    assert.throws(
+      () => new TestNode(network, options),
+      invalid("new TestNode", "options"),
+    );
+  }
+  for (const options of [{ target }, { target, faults: { latencyMs: NaN } }]) {
+    assert.throws(
+      () => new FaultProxy(network, options),
+      invalid("new FaultProxy", "options"),
+    );
+  }
+  assert.throws(
+    () => new TestNode(network, { port: NaN }),
+    /startTestNode\(options\)/,
+  );
+  // The entry points build them as before.
+  const node = await startTestNode({ runtime: network });
+  const proxy = await startFaultProxy({ target: node, runtime: network });
+  assert.ok(node instanceof TestNode && proxy instanceof FaultProxy);
+  await proxy.close();
+  await node.close();
 });
 
 test("FaultProxy.inject takes a copy of the bytes, and refuses a revoked proxy or a fake naming its method", async () => {
