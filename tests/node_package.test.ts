@@ -278,8 +278,10 @@ test(
       // The target was 200 KB until 2026-12-06, when typed errors for bad
       // options at every public door (ScramClient's iteration bounds among
       // them) took it just over: 205 KB, still a third of that regression.
+      // 210 KB since the doors of the CLI and the test kit (2026-12-06):
+      // what the CLI prints escaped, --id and a URL's password checked.
       const size = statSync(tgz).size;
-      assert.ok(size <= 205_000, `the tarball is ${size} bytes, over 205,000`);
+      assert.ok(size <= 210_000, `the tarball is ${size} bytes, over 210,000`);
       const dir = join(work, "node_modules/@nodewire/client");
       const manifest = JSON.parse(
         readFileSync(join(dir, "package.json"), "utf8"),
