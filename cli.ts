@@ -44,6 +44,7 @@ import {
 } from "./src/runtime/process.ts";
 import { readOptions, signal as signalRule } from "./src/config/options.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
+import { quoted } from "./src/errors/base.ts";
 import { startTestNode } from "./testing/node.ts";
 import { ops } from "./testing/ops.ts";
 
@@ -108,7 +109,7 @@ export async function main(
         ? rest.find((a) => a !== "--json")
         : undefined;
       if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) {
-        throw new UsageError(`no command "${topic}" to explain`);
+        throw new UsageError(`no command ${quoted(topic)} to explain`);
       }
       return help(out, topic);
     }
@@ -118,8 +119,8 @@ export async function main(
     if (spec === undefined) {
       throw new UsageError(
         name.startsWith("-")
-          ? `expected a command before options, got "${name}"`
-          : `unknown command "${name}"`,
+          ? `expected a command before options, got ${quoted(name)}`
+          : `unknown command ${quoted(name)}`,
       );
     }
     const parsed = parseArgs(rest, spec);

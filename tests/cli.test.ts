@@ -129,9 +129,9 @@ test("bad usage exits 2 with a message naming the problem, as text or JSON", asy
     [["ping", "127.0.0.1:99999"], /port must be within 1–65535/],
     [
       ["ping", "127.0.0.1:7000", "--bogus"],
-      /unknown option --bogus for "ping"/,
+      /unknown option "--bogus" for "ping"/,
     ],
-    [["ping", "127.0.0.1:7000", "-x"], /unknown option -x for "ping"/],
+    [["ping", "127.0.0.1:7000", "-x"], /unknown option "-x" for "ping"/],
     [["ping", "127.0.0.1:7000", "--timeout"], /--timeout needs a value/],
     [["health", "127.0.0.1:7000", "--ca"], /--ca needs a value: --ca <file>/],
     [
@@ -173,7 +173,7 @@ test("bad usage exits 2 with a message naming the problem, as text or JSON", asy
     ],
     [["cluster", "--nodes", "0"], /--nodes must be an integer in 1–64/],
     [["cluster", "--port", "65535"], /--port must be an integer in 0–65533/],
-    [["cluster", "--id", "x"], /unknown option --id for "cluster"/],
+    [["cluster", "--id", "x"], /unknown option "--id" for "cluster"/],
   ];
   // With no address and no NODEWIRE_URL there is nothing to connect to.
   if (env.NODEWIRE_URL === undefined) {

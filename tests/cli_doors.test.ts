@@ -3,12 +3,26 @@
 // threw made it reject with what was thrown, a hole reached the parser as
 // undefined (exit 1 with a TypeError's words), and a sparse array four
 // billion long was spread, which ended the process. A file option is read
-// no further than a PEM file can go.
+// no further than a PEM file can go. What the user typed comes back
+// escaped: an escape sequence or a bidi override in an argument reached
+// the terminal as it was.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { main } from "../cli.ts";
 import { readOnce } from "./support/fault_checks.ts";
+
+/** Controls but the newline (C0, DEL, C1), bidi and zero-width characters. */
+const UNSEEN = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+/** Clears the screen, turns text around, a C1 NEL, DEL, an isolate. */
+const HOSTILE = "\x1b[2J\u202e\u0085\x7f\u2067\u200b";
+/** {@linkcode HOSTILE} as a message shows it. */
+const ESCAPED = "\\u001b[2J\\u202e\\u0085\\u007f\\u2067\\u200b";
+
+function assertPrintable(r: { stdout: string; stderr: string }, what: string) {
+  const shown = `${r.stdout}\n${r.stderr}`;
+  assert.doesNotMatch(shown, UNSEEN, `${what}: ${JSON.stringify(shown)}`);
+}
 
 /** Runs main with console output captured; resolves with code and stderr. */
 async function run(
@@ -85,3 +99,38 @@ test(
     }
   },
 );
+
+test("a message repeating what the user typed shows it quoted and escaped, never raw", async () => {
+  const h = HOSTILE;
+  const e = ESCAPED;
+  const cases: [string[], string][] = [
+    [[h], `unknown command "${e}"`],
+    [[`-${h}`], `expected a command before options, got "-${e}"`],
+    [["help", h], `no command "${e}" to explain`],
+    [["ping", "127.0.0.1:1", `--${h}=v`], `unknown option "--${e}" for "ping"`],
+    [["ping", "127.0.0.1:1", `-${h}`], `unknown option "-${e}" for "ping"`],
+    [["ping", h], `got "${e}"`],
+    [["ping", `nodewire://127.0.0.1:1/?poolMax=${h}`], `got "${e}"`],
+    [["ping", "127.0.0.1:1", "--timeout", h], `got "${e}"`],
+    [
+      ["ping", "127.0.0.1:1", "--ca", `/nonexistent/${h}`],
+      `"/nonexistent/${e}"`,
+    ],
+    [["ping", "127.0.0.1:1", "--user", h, "--password-stdin"], `"${e}"`],
+    [["bench", "127.0.0.1:1", "--size", h], `got "${e}"`],
+    [["node", h], `"node" takes no arguments, got "${e}"`],
+    [["cluster", "--port", h], `got "${e}"`],
+    [["node", "--tls-cert", `/no/${h}`, "--tls-key", "k"], `"/no/${e}"`],
+  ];
+  for (const [args, shown] of cases) {
+    const what = JSON.stringify(args);
+    const text = await run(args);
+    assert.equal(text.code, 2, `${what}: ${text.stderr}`);
+    assert.ok(text.stderr.includes(shown), `${what}: ${text.stderr}`);
+    assertPrintable(text, what);
+    const json = await run([...args, "--json"]);
+    assert.equal(json.code, 2, what);
+    assert.ok(JSON.parse(json.stdout).error.message.includes(shown), what);
+    assertPrintable(json, `${what} --json`);
+  }
+});

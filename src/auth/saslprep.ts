@@ -22,6 +22,7 @@
  */
 
 import { InvalidArgumentError, SaslprepError } from "../errors.ts";
+import { quoted } from "../errors/base.ts";
 
 /** `[from, to]` code point ranges, inclusive. */
 type Ranges = readonly (readonly [number, number])[];
@@ -149,7 +150,7 @@ export function userNameProblem(name: string): string | undefined {
   try {
     if (saslprep(name) === "") return "a user name is empty";
   } catch (error) {
-    return `the user name ${JSON.stringify(name)} is not allowed by ` +
+    return `the user name ${quoted(name)} is not allowed by ` +
       `SASLprep: ${(error as Error).message}`;
   }
 }
@@ -162,7 +163,7 @@ export function passwordProblem(
   name: string,
   password: string,
 ): string | undefined {
-  const shown = JSON.stringify(name);
+  const shown = quoted(name);
   try {
     if (saslprep(password) === "") return `the password of ${shown} is empty`;
   } catch {

@@ -12,7 +12,7 @@ import {
   InvalidArgumentError,
   SaslprepError,
 } from "../errors.ts";
-import { clipped } from "../errors/base.ts";
+import { quoted } from "../errors/base.ts";
 import { Secret } from "../secret.ts";
 import { decodeBase64, encodeBase64 } from "./base64.ts";
 import {
@@ -286,7 +286,7 @@ export class ScramClient {
     if (!/^[1-9][0-9]*$/.test(iterationText)) {
       throw challenge(
         `the iteration count ${
-          quoted(iterationText)
+          quoted(iterationText, 64)
         } is not a positive integer`,
       );
     }
@@ -299,7 +299,7 @@ export class ScramClient {
     if (iterations > this.#maxIterations) {
       throw challenge(
         `the iteration count ${
-          quoted(iterationText)
+          quoted(iterationText, 64)
         } is above the maximum of ${this.#maxIterations}`,
       );
     }
@@ -332,7 +332,7 @@ export class ScramClient {
     if (attrs !== undefined && attrs[0][0] === "e") {
       return Promise.reject(
         new AuthenticationError(
-          `the node rejected the credentials (${quoted(attrs[0][1])})`,
+          `the node rejected the credentials (${quoted(attrs[0][1], 64)})`,
           { reason: "rejected" },
         ),
       );
@@ -367,11 +367,6 @@ export class ScramClient {
 }
 
 const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
-
-/** The node's text, quoted on one line and cut to 64 characters. */
-function quoted(text: string): string {
-  return JSON.stringify(clipped(text, 64));
-}
 
 function challenge(message: string): AuthenticationError {
   return new AuthenticationError(message, { reason: "bad-challenge" });

@@ -9,6 +9,7 @@
 
 import { ConfigError } from "../errors.ts";
 import { duration } from "../config/validate.ts";
+import { quoted } from "../errors/base.ts";
 
 /** Bad usage: the message says what is wrong; exit code 2. */
 export class UsageError extends Error {
@@ -87,7 +88,7 @@ export function parseArgs(args: string[], spec: CommandSpec): ParsedArgs {
       continue;
     }
     if (!arg.startsWith("--")) {
-      throw fail(`unknown option ${arg} for "${spec.name}"`);
+      throw fail(`unknown option ${quoted(arg)} for "${spec.name}"`);
     }
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq < 0 ? undefined : eq);
@@ -97,9 +98,7 @@ export function parseArgs(args: string[], spec: CommandSpec): ParsedArgs {
       ? spec.options[name]
       : undefined;
     if (option === undefined) {
-      throw fail(
-        `unknown option --${name} for "${spec.name}"`,
-      );
+      throw fail(`unknown option ${quoted(`--${name}`)} for "${spec.name}"`);
     }
     if (options.has(name)) throw fail(`--${name} is given more than once`);
     if (option.value === undefined) {
@@ -157,7 +156,7 @@ export function numberOption(
     throw new UsageError(
       `--${name} must be ${
         range.integer ? "an integer" : "a number"
-      } in ${range.min}–${range.max}, got "${text}"`,
+      } in ${range.min}–${range.max}, got ${quoted(text)}`,
     );
   }
   return value;

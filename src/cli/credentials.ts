@@ -12,6 +12,7 @@ import {
   stdinIsTerminal,
 } from "../runtime/process_io.ts";
 import { passwordProblem, userNameProblem } from "../auth/saslprep.ts";
+import { quoted } from "../errors/base.ts";
 import { hasOption, optionText, type ParsedArgs, UsageError } from "./args.ts";
 
 /** More than any password; a longer input is a file piped by mistake. */
@@ -117,6 +118,8 @@ export async function readOptionFile(
   } catch (error) {
     const reason = (error as { code?: string }).code ??
       (error instanceof Error ? error.message : String(error));
-    throw new UsageError(`--${option}: cannot read "${path}" (${reason})`);
+    throw new UsageError(
+      `--${option}: cannot read ${quoted(path)} (${reason})`,
+    );
   }
 }

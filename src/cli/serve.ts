@@ -28,6 +28,7 @@ import {
 } from "./credentials.ts";
 import type { Output } from "./output.ts";
 import { ExitCode } from "./spec.ts";
+import { quoted } from "../errors/base.ts";
 
 /** The options a served node starts with (a subset of the kit's). */
 export interface NodeStartOptions {
@@ -97,7 +98,7 @@ export async function serve(
 ): Promise<number> {
   if (parsed.positionals.length > 0) {
     throw new UsageError(
-      `"${command}" takes no arguments, got "${parsed.positionals[0]}"`,
+      `"${command}" takes no arguments, got ${quoted(parsed.positionals[0])}`,
     );
   }
   const count = command === "cluster"
@@ -197,7 +198,9 @@ async function tlsMaterial(
       await writeTextFile(caOut, generated.cert);
     } catch (error) {
       const reason = (error as { code?: string }).code ?? String(error);
-      throw new UsageError(`--ca-out: cannot write "${caOut}" (${reason})`);
+      throw new UsageError(
+        `--ca-out: cannot write ${quoted(caOut)} (${reason})`,
+      );
     }
     return {
       ...generated,
@@ -224,7 +227,9 @@ async function pemFile(
   const text = await readOptionFile(option, path);
   if (!new RegExp(`-----BEGIN [A-Z ]*${label}-----`).test(text)) {
     throw new UsageError(
-      `--${option}: "${path}" holds no PEM ${label.toLowerCase()} (no "-----BEGIN ...${label}-----" line)`,
+      `--${option}: ${
+        quoted(path)
+      } holds no PEM ${label.toLowerCase()} (no "-----BEGIN ...${label}-----" line)`,
     );
   }
   return text;

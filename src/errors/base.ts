@@ -207,6 +207,38 @@ export function clipped(text: string, max: number): string {
 }
 
 /**
+ * What a terminal or a log viewer would act on or hide rather than show:
+ * controls (C0, DEL, C1), format characters (bidi overrides and
+ * isolates, zero-width ones), line and paragraph separators, and lone
+ * surrogates.
+ */
+const UNSEEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/gu;
+
+/**
+ * `text` with every {@linkcode UNSEEN} character (a newline too) written
+ * as JSON writes an escape, `\u001b`, so that what it shows is what it
+ * holds. Inside a JSON text it changes no value.
+ */
+export function printable(text: string): string {
+  return text.replace(UNSEEN, (c) => {
+    let escaped = "";
+    for (let i = 0; i < c.length; i++) {
+      escaped += `\\u${c.charCodeAt(i).toString(16).padStart(4, "0")}`;
+    }
+    return escaped;
+  });
+}
+
+/**
+ * Text from elsewhere (a caller, a user's argument, a node) for a message:
+ * in double quotes, cut at `max` characters, with {@linkcode printable}
+ * escapes (and JSON's) for what a terminal would not show as it is.
+ */
+export function quoted(text: string, max = 80): string {
+  return printable(JSON.stringify(clipped(text, max)));
+}
+
+/**
  * Renders a value for an error message, short and safe: a string or a
  * number as itself, anything else by its kind (an object's contents are
  * never shown, and rendering never throws, even for a revoked proxy).
@@ -214,9 +246,7 @@ export function clipped(text: string, max: number): string {
 function renderValue(value: unknown): string {
   switch (typeof value) {
     case "string":
-      return JSON.stringify(
-        clipped(value, 80),
-      );
+      return quoted(value);
     case "number":
       return Object.is(value, -0) ? "-0" : String(value);
     case "boolean":

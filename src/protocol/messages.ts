@@ -7,7 +7,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { clipped } from "../errors/base.ts";
+import { clipped, printable } from "../errors/base.ts";
 import { MIN_FRAME_SIZE } from "./frame.ts";
 
 const encoder = new TextEncoder();
@@ -327,10 +327,10 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
 
 /**
  * A peer's value in an error message: JSON (so one line, quoted), cut to
- * 64 characters. Never throws: `String()` does on `{"toString": 1}`.
+ * 64 characters, with {@linkcode printable} escapes. Never throws: `String()` does on `{"toString": 1}`.
  */
 export function shown(value: unknown): string {
-  return clipped(JSON.stringify(value) ?? "undefined", 64);
+  return printable(clipped(JSON.stringify(value) ?? "undefined", 64));
 }
 
 function isPositiveInteger(value: unknown): value is number {
