@@ -10,6 +10,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { main } from "../cli.ts";
+import { startTestNode } from "../testing/node.ts";
 import { readOnce } from "./support/fault_checks.ts";
 
 /** Controls but the newline (C0, DEL, C1), bidi and zero-width characters. */
@@ -133,4 +134,25 @@ test("a message repeating what the user typed shows it quoted and escaped, never
     assert.ok(JSON.parse(json.stdout).error.message.includes(shown), what);
     assertPrintable(json, `${what} --json`);
   }
+});
+
+test("text from elsewhere is escaped too: a node's id in ping's table and document, a runtime's message", async () => {
+  const nodeId = `n${HOSTILE}`;
+  const node = await startTestNode({ port: 0, nodeId });
+  try {
+    const table = await run(["ping", node.address]);
+    assert.equal(table.code, 0, table.stderr);
+    assert.ok(table.stdout.includes(`n${ESCAPED}`), table.stdout);
+    assertPrintable(table, "ping");
+    const json = await run(["ping", node.address, "--json"]);
+    assertPrintable(json, "ping --json");
+    // The escapes change no value in the document.
+    assert.equal(JSON.parse(json.stdout).nodes[0].nodeId, nodeId);
+  } finally {
+    await node.close();
+  }
+  // Node's getaddrinfo error repeats the host as it was given.
+  const listen = await run(["node", "--port", "0", "--host", HOSTILE]);
+  assert.equal(listen.code, 1, listen.stderr);
+  assertPrintable(listen, "node --host");
 });

@@ -7,6 +7,7 @@
  */
 
 import { ConfigError, InvalidArgumentError, NodewireError } from "../errors.ts";
+import { printable } from "../errors/base.ts";
 import { UsageError } from "./args.ts";
 import { ExitCode } from "./spec.ts";
 
@@ -66,12 +67,12 @@ export class Output {
   result(doc: Record<string, unknown>, text: () => string): void {
     if (this.#printed) throw new Error("a command prints one result");
     this.#printed = true;
-    console.log(this.json ? JSON.stringify(doc) : text());
+    console.log(shown(this.json ? JSON.stringify(doc) : text()));
   }
 
   /** A message for people, on stderr in both modes. */
   note(text: string): void {
-    console.error(text);
+    console.error(shown(text));
   }
 
   /**
@@ -83,13 +84,24 @@ export class Output {
     const code = exitCodeOf(error);
     const { code: name, message } = errorJson(error);
     const tag = error instanceof NodewireError ? ` [${name}]` : "";
-    console.error(`error${tag}: ${message}${help ? `\n\n${help}` : ""}`);
+    console.error(shown(`error${tag}: ${message}${help ? `\n\n${help}` : ""}`));
     if (this.json && !this.#printed) {
       this.#printed = true;
       console.log(
-        JSON.stringify({ ok: false, error: { code: name, message } }),
+        shown(JSON.stringify({ ok: false, error: { code: name, message } })),
       );
     }
     return code;
   }
+}
+
+/**
+ * What the CLI prints, its lines kept and every other control or format
+ * character escaped: the messages quote user input already, but a node's
+ * id or error text, or a runtime's message repeating a host name, may
+ * hold an escape sequence or a bidi override meant for the terminal.
+ * In a JSON document the escapes change no value.
+ */
+function shown(text: string): string {
+  return text.split("\n").map(printable).join("\n");
 }
