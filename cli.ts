@@ -46,6 +46,7 @@ import { readOptions, signal as signalRule } from "./src/config/options.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
 import { quoted } from "./src/errors/base.ts";
 import { startTestNode } from "./testing/node.ts";
+import { nodeId } from "./testing/options.ts";
 import { ops } from "./testing/ops.ts";
 
 /** Options of {@linkcode main} for running the CLI inside a program. */
@@ -195,7 +196,7 @@ async function run(
         command as "node" | "cluster",
         parsed,
         out,
-        startTestNode,
+        { start: startTestNode, nodeId },
         signal,
       );
   }

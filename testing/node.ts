@@ -52,6 +52,7 @@ import {
   checkOptions,
   clock,
   count,
+  nodeId,
   type OptionNames,
   port,
   refuseUnchecked,
@@ -123,11 +124,7 @@ export interface TestNodeOptions {
 const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
   port,
   hostname: text,
-  // Every reply starts with the id's length in one byte.
-  nodeId: is(
-    (v) => typeof v === "string" && v !== "" && encoder.encode(v).length < 256,
-    "expected a non-empty string of at most 255 UTF-8 bytes",
-  ),
+  nodeId,
   runtime,
   maxFrameSize: integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
   clock,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { integer, methods } from "../src/config/options.ts";
+import { integer, is, methods } from "../src/config/options.ts";
 import type { Check as Rule } from "../src/config/validate.ts";
 import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
 import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
@@ -36,6 +36,16 @@ export const runtime: Rule = (v) =>
 export const clock: Rule = methods("now", "setTimeout", "clearTimeout");
 /** A delay in ms: 0 is none. */
 export const delay: Rule = (v) => durationProblem(v, { allowZero: true });
+/**
+ * A node's id: every reply starts with its length in one byte. The CLI's
+ * `node --id` is checked by this rule too.
+ */
+export const nodeId: Rule = is(
+  (v) =>
+    typeof v === "string" && v !== "" &&
+    new TextEncoder().encode(v).length < 256,
+  "expected a non-empty string of at most 255 UTF-8 bytes",
+);
 /** A count of bytes or things: 0 is none. */
 export const count: Rule = integer(0, Number.MAX_SAFE_INTEGER);
 /** Options whose value is never shown in an error. */

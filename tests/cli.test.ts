@@ -487,6 +487,49 @@ test("node exits 1 when its port is taken", async () => {
   });
 });
 
+test("node --id is checked at the door by the kit's rule, naming --id; control and format characters are refused", async () => {
+  // Over 255 bytes was startTestNode's ConfigError naming its own
+  // options.nodeId, and a bell or a bidi override went into HELLO_OK.
+  const cases: [string, RegExp][] = [
+    [
+      "é".repeat(128),
+      /^invalid --id: expected a non-empty string of at most 255 UTF-8 bytes, got "é{80}…"$/,
+    ],
+    [
+      "\u0007",
+      /^invalid --id: expected no control or format characters, got "\\u0007"$/,
+    ],
+    [
+      "n\u202e1",
+      /^invalid --id: expected no control or format characters, got "n\\u202e1"$/,
+    ],
+    ["n\u200b", /expected no control or format characters/],
+  ];
+  for (const [id, message] of cases) {
+    const r = await cli(["node", "--port", "0", "--id", id, "--json"]);
+    assert.equal(r.code, 2, r.stderr);
+    const d = doc(r) as {
+      ok: boolean;
+      error: { code: string; message: string };
+    };
+    assert.equal(d.error.code, "USAGE");
+    assert.match(d.error.message, message);
+  }
+  // 255 bytes, and letters beyond ASCII, are ids.
+  for (const id of ["x".repeat(255), "nœud-1"]) {
+    const r = await cli(
+      ["node", "--port", "0", "--id", id, "--json"],
+      undefined,
+      AbortSignal.abort(),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      (doc(r) as { ok: boolean; nodes: { id: string }[] }).nodes[0].id,
+      id,
+    );
+  }
+});
+
 test("node --tls-cert/--tls-key serves the given certificate; ping checks it with --ca and --servername", async () => {
   const certs = new URL("../testing/certs/", import.meta.url);
   const file = (name: string) => new URL(name, certs).pathname;

@@ -6,7 +6,7 @@
  * never by forcing the process to exit.
  *
  * The reference node comes from the testing kit, which this layer may
- * not import: the entry point hands it in as a {@linkcode StartNode}.
+ * not import: the entry point hands it in as a {@linkcode NodeKit}.
  *
  * @module
  */
@@ -28,7 +28,7 @@ import {
 } from "./credentials.ts";
 import type { Output } from "./output.ts";
 import { ExitCode } from "./spec.ts";
-import { quoted } from "../errors/base.ts";
+import { printable, quoted } from "../errors/base.ts";
 
 /** The options a served node starts with (a subset of the kit's). */
 export interface NodeStartOptions {
@@ -60,8 +60,13 @@ export interface ServedNode {
   close(): Promise<void>;
 }
 
-/** Starts one node; the entry point passes the testing kit's. */
-export type StartNode = (options: NodeStartOptions) => Promise<ServedNode>;
+/** What the entry point hands in from the testing kit. */
+export interface NodeKit {
+  /** Starts one node. */
+  start(options: NodeStartOptions): Promise<ServedNode>;
+  /** The kit's rule for a node id: what was expected, or undefined. */
+  nodeId(value: unknown): string | undefined;
+}
 
 /** How long a stop waits for clients to finish before dropping them. */
 const DRAIN_MS = 2000;
@@ -93,7 +98,7 @@ export async function serve(
   command: "node" | "cluster",
   parsed: ParsedArgs,
   out: Output,
-  start: StartNode,
+  kit: NodeKit,
   signal?: AbortSignal,
 ): Promise<number> {
   if (parsed.positionals.length > 0) {
@@ -122,13 +127,24 @@ export async function serve(
       "--ca-out writes the throwaway certificate of --tls, made only without --tls-cert",
     );
   }
+  const id = optionText(parsed, "id");
+  if (id !== undefined) {
+    // The id travels in HELLO_OK, into every client's errors and logs.
+    const problem = kit.nodeId(id) ??
+      (printable(id) === id
+        ? undefined
+        : "expected no control or format characters");
+    if (problem) {
+      throw new UsageError(`invalid --id: ${problem}, got ${quoted(id)}`);
+    }
+  }
   const credentials = await readCredentials(parsed, (t) => out.note(t));
   const material = tls
     ? await tlsMaterial(certFile, keyFile, caOut, hostname)
     : undefined;
   const ids = command === "cluster"
     ? Array.from({ length: count }, (_, i) => `n${i + 1}`)
-    : [optionText(parsed, "id")];
+    : [id];
   // Listening for the signals before anything is printed: a script that
   // sends SIGTERM as soon as it reads the URL must not find the default
   // action (an abrupt end) still in place.
@@ -138,7 +154,7 @@ export async function serve(
     try {
       for (const [i, nodeId] of ids.entries()) {
         nodes.push(
-          await start({
+          await kit.start({
             port: port === 0 ? 0 : port + i,
             hostname,
             nodeId,
