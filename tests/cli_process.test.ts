@@ -213,3 +213,35 @@ test("a user name or password SASLprep refuses is bad usage (2) naming its optio
     }
   }
 });
+
+test("a password in NODEWIRE_URL that SASLprep refuses or empties is bad usage (2) naming NODEWIRE_URL, never showing it", async () => {
+  // It was the client's AuthenticationError, exit 3 ("refused"), though
+  // no node had been asked.
+  const url = (password: string) => `nodewire://app:${password}@127.0.0.1:1`;
+  const cases: [string, string][] = [
+    ["ping", url("%07s3cret%E2%80%AE")],
+    ["health", url("%07s3cret%E2%80%AE")],
+    ["bench", url("%07s3cret%E2%80%AE")],
+    ["ping", url("s3cret%EF%B7%90")], // a non-character
+    ["ping", url("")],
+    ["ping", url("%C2%AD")], // a soft hyphen, mapped to nothing
+  ];
+  for (const [command, nodes] of cases) {
+    const r = await runCli([command, "--json"], {
+      stdin: "",
+      env: { NODEWIRE_URL: nodes },
+    });
+    const what = `${command} ${nodes}`;
+    assert.equal(r.code, 2, `${what}: ${r.stderr}`);
+    const { error } = JSON.parse(r.stdout);
+    assert.equal(error.code, "USAGE", what);
+    assert.match(
+      error.message,
+      /^NODEWIRE_URL: the password of "app" is (not allowed by SASLprep|empty)/,
+      what,
+    );
+    // Not even which character, nor where.
+    const shown = `${r.stdout}${r.stderr}`;
+    assert.doesNotMatch(shown, /s3cret|U\+|position|\\u0007|\\u202e/, what);
+  }
+});

@@ -20,7 +20,12 @@ import {
   type ParsedArgs,
   UsageError,
 } from "./args.ts";
-import { checkUserName, readOptionFile, readPassword } from "./credentials.ts";
+import {
+  checkPassword,
+  checkUserName,
+  readOptionFile,
+  readPassword,
+} from "./credentials.ts";
 import type { Output } from "./output.ts";
 import { DEFAULT_TIMEOUT_MS } from "./spec.ts";
 
@@ -114,10 +119,17 @@ export async function clientConfig(
       "--password-stdin needs a user: --user <name>, or one in the URL",
     );
   }
+  const source = from === "env" ? URL_VARIABLE : "url";
   if (username !== undefined) {
-    checkUserName(
-      username,
-      user !== undefined ? "--user" : from === "env" ? URL_VARIABLE : "url",
+    checkUserName(username, user !== undefined ? "--user" : source);
+  }
+  // The URL's password, unless the one from standard input replaces it.
+  const inUrl = fromStdin ? undefined : base.password;
+  if (inUrl !== undefined) {
+    checkPassword(
+      username ?? "",
+      typeof inUrl === "string" ? inUrl : inUrl.reveal(),
+      source,
     );
   }
   const ca = caFile === undefined

@@ -92,9 +92,24 @@ export async function readPassword(
   if (password === "") {
     throw new UsageError("--password-stdin read an empty password");
   }
-  const problem = passwordProblem(username, password);
-  if (problem) throw new UsageError(`--password-stdin: ${problem}`);
+  checkPassword(username, password, "--password-stdin");
   return password;
+}
+
+/**
+ * Refuses a password no one could log in with (SASLprep refuses it, or
+ * leaves nothing of it), naming `from`, where it was given, and showing
+ * nothing of it: no character, no position.
+ *
+ * @throws {UsageError} naming `from` and the user.
+ */
+export function checkPassword(
+  username: string,
+  password: string,
+  from: string,
+): void {
+  const problem = passwordProblem(username, password);
+  if (problem) throw new UsageError(`${from}: ${problem}`);
 }
 
 /**
