@@ -5,11 +5,15 @@
 // billion long was spread, which ended the process. A file option is read
 // no further than a PEM file can go. What the user typed comes back
 // escaped: an escape sequence or a bidi override in an argument reached
-// the terminal as it was.
+// the terminal as it was. And any command line at all ends in an exit code
+// with a message (a property over generated ones).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
-import { main } from "../cli.ts";
+import { main, type MainOptions } from "../cli.ts";
+import type { CommandSpec } from "../src/cli/args.ts";
+import { COMMANDS } from "../src/cli/spec.ts";
+import { fc } from "./support/fc.ts";
 import { startTestNode } from "../testing/node.ts";
 import { readOnce } from "./support/fault_checks.ts";
 
@@ -28,6 +32,7 @@ function assertPrintable(r: { stdout: string; stderr: string }, what: string) {
 /** Runs main with console output captured; resolves with code and stderr. */
 async function run(
   args: unknown,
+  options?: MainOptions,
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout: string[] = [];
   const stderr: string[] = [];
@@ -35,7 +40,7 @@ async function run(
   console.log = (...a: unknown[]) => stdout.push(a.join(" "));
   console.error = (...a: unknown[]) => stderr.push(a.join(" "));
   try {
-    const code = await main(args as string[]);
+    const code = await main(args as string[], options);
     return { code, stdout: stdout.join("\n"), stderr: stderr.join("\n") };
   } finally {
     console.log = log;
@@ -155,4 +160,75 @@ test("text from elsewhere is escaped too: a node's id in ping's table and docume
   const listen = await run(["node", "--port", "0", "--host", HOSTILE]);
   assert.equal(listen.code, 1, listen.stderr);
   assertPrintable(listen, "node --host");
+});
+
+/** What the CLI must survive anywhere in an argument. */
+const nasty = fc.oneof(
+  fc.constantFrom(HOSTILE, "\0", "\r", "\n", "\t", "\ud800", "\u{e0001}"),
+  fc.string({ unit: "binary", maxLength: 12 }),
+  // Huge, and shrinking to short.
+  fc.nat(1 << 20).map((n) => "x".repeat(n)),
+  fc.nat(50_000).map((n) => HOSTILE.repeat(n)),
+);
+/** Values the options take, and some they do not. */
+const value = fc.oneof(
+  fc.constantFrom("0", "1", "2", "0.1", "100", "70000", "1e3", "app"),
+  fc.constantFrom("127.0.0.1", "127.0.0.1:1", "nodewire://127.0.0.1:1"),
+  nasty,
+);
+
+/**
+ * A word of `spec`'s command line: one of its options (--password-stdin
+ * left out, as it would read the test's standard input, and --ca-out, as
+ * it would write a file of any name), alone or with a value, or a value.
+ */
+function word(spec: CommandSpec) {
+  const names = Object.keys(spec.options)
+    .filter((name) => name !== "password-stdin" && name !== "ca-out")
+    .map((name) => `--${name}`);
+  return fc.oneof(
+    fc.constantFrom(...names, "--", "-", "-h", "=", "--password"),
+    fc.tuple(fc.constantFrom(...names), value).map(([n, v]) => `${n}=${v}`),
+    value,
+  );
+}
+
+/** A command line: mostly a command and its words, else anything. */
+const commandLine = fc.oneof(
+  fc.constantFrom(...Object.values(COMMANDS)).chain((spec) =>
+    fc.array(word(spec), { maxLength: 6 }).map((w) => [spec.name, ...w])
+  ),
+  fc.array(fc.oneof(value, fc.constantFrom("help", "--help", "--json")), {
+    maxLength: 4,
+  }),
+);
+
+test("any command line ends in exit 0 to 3 with something printed, never a throw, a hang or a raw control character", async () => {
+  // A node or cluster that gets that far stops at once, on a free port.
+  const stopped = AbortSignal.abort();
+  await fc.assert(
+    fc.asyncProperty(commandLine, async (args) => {
+      const argv = args[0] === "node" || args[0] === "cluster"
+        ? [...args, "--port", "0"]
+        : args;
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const hang = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error("no exit in 10 s")), 10_000);
+      });
+      const what = JSON.stringify(argv).slice(0, 200);
+      try {
+        const r = await Promise.race([run(argv, { signal: stopped }), hang]);
+        assert.ok([0, 1, 2, 3].includes(r.code), `${what}: exit ${r.code}`);
+        if (r.code === 0) assert.notEqual(r.stdout, "", what);
+        else assert.match(r.stderr, /^error/, what);
+        if (argv.includes("--json")) {
+          assert.equal(typeof JSON.parse(r.stdout).ok, "boolean", what);
+        }
+        assertPrintable(r, what);
+      } finally {
+        clearTimeout(timer);
+      }
+    }),
+    { numRuns: 300, interruptAfterTimeLimit: 30_000 },
+  );
 });
