@@ -35,6 +35,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { Secret } from "../src/secret.ts";
 import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { agreeToTls } from "./helpers.ts";
 import { spawnScript } from "./support/exit/spawn.ts";
@@ -605,4 +606,78 @@ test("enableTls and tlsPolicy that contradict each other are refused, either way
     resolveConfig({ hosts: ["db:7000"], tlsPolicy: "prefer" }).tlsPolicy,
     "prefer",
   );
+});
+
+/** A character a terminal acts on, or that hides or reorders text. */
+const UNSEEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+test("what a node sends is shown escaped in messages, as sent in fields: its id and ERROR text cannot write to a terminal or forge a log line", async () => {
+  const id = "n1\u001b]0;owned\u0007\u202e";
+  const text = "boom\u001b[2J\r\nERROR forged line";
+  const direct = new RemoteError(7, text, false, id);
+  assert.equal(direct.nodeId, id, "the field keeps the id as sent");
+  assert.doesNotMatch(direct.message, UNSEEN, direct.message);
+  assert.match(direct.message, /n1\\u001b\]0;owned\\u0007\\u202e answered/);
+  assert.match(direct.message, /boom\\u001b\[2J\\u000d\\u000aERROR forged/);
+
+  const node = await startTestNode({ nodeId: id });
+  const entries: { message: string }[] = [];
+  const client = await Client.connect({
+    hosts: [node.address],
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    healthConfig: { intervalMs: 0 },
+    retryConfig: { maxRetries: 0 },
+    logger: (entry) => entries.push(entry),
+  });
+  try {
+    const failed = await client.request(ops.fail(7, false, text)).then(
+      () => assert.fail("the request should fail"),
+      (error: unknown) => error,
+    );
+    assert.ok(failed instanceof RemoteError, String(failed));
+    assert.equal(failed.nodeId, id);
+    assert.doesNotMatch(failed.message, UNSEEN, failed.message);
+    assert.ok(entries.length > 0, "the client logged its connect");
+    for (const entry of entries) {
+      assert.doesNotMatch(entry.message, UNSEEN, entry.message);
+    }
+  } finally {
+    await client.disconnect();
+    await node.close();
+  }
+
+  // The handshake's own refusal names the node too, and the user escaped.
+  const guarded = await startTestNode({
+    nodeId: id,
+    credentials: { app: "secret-pw" },
+  });
+  /** The messages of a connect to `guarded` that must fail, joined. */
+  const refusal = (extra: { username?: string; password?: string }) =>
+    Client.connect({
+      hosts: [guarded.address],
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+      healthConfig: { intervalMs: 0 },
+      retryConfig: { maxRetries: 0 },
+      ...extra,
+    }).then(
+      async (c) => {
+        await c.disconnect();
+        assert.fail("connect should fail");
+      },
+      (error: Error) => `${error.message} / ${String(error.cause ?? "")}`,
+    );
+  try {
+    const refused = await refusal({});
+    assert.doesNotMatch(refused, UNSEEN, refused);
+    assert.match(refused, /n1\\u001b/);
+    // A user name SASLprep lets through (an isolate).
+    const rejected = await refusal({
+      username: "app\u2066",
+      password: "wrong-pw",
+    });
+    assert.doesNotMatch(rejected, UNSEEN, rejected);
+    assert.match(rejected, /app\\u2066/);
+  } finally {
+    await guarded.close();
+  }
 });

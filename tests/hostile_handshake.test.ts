@@ -510,3 +510,27 @@ test("a node that kills each connection a moment after its handshake is refilled
   await node.close();
   assert.equal(network.openChannels, 0);
 });
+
+test("a node's connection-wide ERROR text is shown escaped in the ConnectionLostError: it cannot write to a terminal or forge a log line", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const text = "going away\u001b[2J\r\nERROR forged line\u202e";
+  const node = await HostileNode.start(network, {
+    helloOk: { nodeId: "n1", maxFrameSize: NODE_MAX_FRAME, auth: "none" },
+  });
+  const connection = await drive(clock, node.connect(clock));
+  node.send(
+    MessageType.Error,
+    0,
+    0,
+    encodeError({ code: 5, retryable: true, message: text }),
+  );
+  const lost = await drive(clock, connection.closed);
+  assert.ok(lost instanceof ConnectionLostError, String(lost));
+  assert.doesNotMatch(lost.message, /[\p{Cc}\p{Cf}]/u, lost.message);
+  assert.ok(
+    lost.message.includes("going away\\u001b[2J\\u000d\\u000aERROR"),
+    lost.message,
+  );
+  await node.close();
+});

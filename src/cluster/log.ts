@@ -9,6 +9,7 @@
 
 import type { LogEntry, Logger } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
+import { printable } from "../errors/base.ts";
 import {
   AuthenticationError,
   messageOf,
@@ -107,7 +108,7 @@ export function logManagerEvents(
     log({
       level: "info",
       message: `node ${d.address}${
-        d.nodeId ? ` (${d.nodeId})` : ""
+        d.nodeId ? ` (${printable(d.nodeId)})` : ""
       } negotiated ${d.protocol}${d.previous ? `, was ${d.previous}` : ""}`,
       event: "protocolSelected",
       address: d.address,

@@ -19,6 +19,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
+import { clipped, printable } from "../errors/base.ts";
 import { checkCopyBelow, MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
@@ -456,7 +457,8 @@ export class ConnectionCore {
       this.owner.destroy(
         new ConnectionLostError(
           this.owner,
-          `node error ${e.code}: ${e.message}`,
+          // The node's text as the RemoteError shows it (escaped, clipped).
+          `node error ${e.code}: ${printable(clipped(e.message, 1024))}`,
           {
             cause: this.#remoteError(e),
           },

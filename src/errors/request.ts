@@ -12,6 +12,7 @@ import {
   messageOf,
   NodewireError,
   type NodewireErrorOptions,
+  printable,
 } from "./base.ts";
 
 /**
@@ -130,7 +131,10 @@ export class RemoteError extends NodewireError {
 
   /**
    * Creates the error from an error frame's fields; the message names the
-   * node by its id, else (before HELLO_OK told it) by its address.
+   * node by its id, else (before HELLO_OK told it) by its address. What
+   * the node sent (its id, its text) is shown with control and format
+   * characters escaped: a node must not write to a terminal or split a
+   * log line through an error's message. The fields keep it as sent.
    */
   constructor(
     remoteCode: number,
@@ -141,9 +145,11 @@ export class RemoteError extends NodewireError {
   ) {
     super(
       "REMOTE_ERROR",
-      `node ${nodeId || address || "?"} answered error ${remoteCode}: ${
+      `node ${
+        printable(nodeId || address || "?")
+      } answered error ${remoteCode}: ${
         // The node's text, as much as a log line can take.
-        clipped(message, 1024)}`,
+        printable(clipped(message, 1024))}`,
       { retryable },
     );
     this.remoteCode = remoteCode;

@@ -15,6 +15,7 @@ import type { ResolvedConfig } from "../config/shapes.ts";
 import { oneOf } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { expectReply } from "../connection/open.ts";
+import { printable, quoted } from "../errors/base.ts";
 import {
   AuthenticationError,
   NegotiationError,
@@ -217,7 +218,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     const authRequired = hello.auth === "scram-sha-256";
     if (authRequired && (username === undefined || password === undefined)) {
       throw new AuthenticationError(
-        `node ${connection.address} (${hello.nodeId}) requires ` +
+        `node ${connection.address} (${printable(hello.nodeId)}) requires ` +
           `authentication (SCRAM-SHA-256), but no ${
             username === undefined ? "username and password are" : "password is"
           } configured`,
@@ -226,7 +227,9 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     }
     if (!authRequired && password !== undefined) {
       throw new AuthenticationError(
-        `node ${connection.address} (${hello.nodeId}) does not authenticate, ` +
+        `node ${connection.address} (${
+          printable(hello.nodeId)
+        }) does not authenticate, ` +
           "but credentials are configured: refusing a node that cannot " +
           "prove who it is",
         { reason: "node-unauthenticated", address: connection.address },
@@ -469,7 +472,7 @@ function asAuthError(
   address: string,
   username: string,
 ): unknown {
-  const who = `authentication with ${address} as ${JSON.stringify(username)}`;
+  const who = `authentication with ${address} as ${quoted(username)}`;
   if (error instanceof AuthenticationError) {
     return new AuthenticationError(`${who} failed: ${error.message}`, {
       reason: error.reason,
