@@ -620,6 +620,10 @@ test("what a node sends is shown escaped in messages, as sent in fields: its id 
   assert.match(direct.message, /n1\\u001b\]0;owned\\u0007\\u202e answered/);
   assert.match(direct.message, /boom\\u001b\[2J\\u000d\\u000aERROR forged/);
 
+  // A caller's odd values are shown, as before, not thrown on.
+  const odd = new RemoteError(7, 42 as unknown as string, false, 9 as never);
+  assert.equal(odd.message, "node 9 answered error 7: 42");
+
   const node = await startTestNode({ nodeId: id });
   const entries: { message: string }[] = [];
   const client = await Client.connect({

@@ -145,11 +145,12 @@ export class RemoteError extends NodewireError {
   ) {
     super(
       "REMOTE_ERROR",
+      // String(): a caller's number or object is shown, never a throw.
       `node ${
-        printable(nodeId || address || "?")
+        printable(String(nodeId || address || "?"))
       } answered error ${remoteCode}: ${
         // The node's text, as much as a log line can take.
-        printable(clipped(message, 1024))}`,
+        printable(clipped(String(message), 1024))}`,
       { retryable },
     );
     this.remoteCode = remoteCode;
