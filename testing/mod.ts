@@ -18,7 +18,8 @@
  */
 
 export { startTestNode, TestNode } from "./node.ts";
-export type { TestNodeOptions, TestNodeStats } from "./node.ts";
+export type { TestNodeOptions } from "./node_options.ts";
+export type { TestNodeStats } from "./node_stats.ts";
 export {
   decodeReply,
   encodeReply,

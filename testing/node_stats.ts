@@ -1,0 +1,31 @@
+/**
+ * The counters of a reference node, apart from the node so that each of
+ * its parts (a session, its SCRAM exchange, its TLS switch, the requests)
+ * can count in them without importing the node.
+ *
+ * @module
+ */
+
+/** Counters of a reference node. */
+export interface TestNodeStats {
+  /** Connections accepted since start. */
+  accepted: number;
+  /** Connections open now. */
+  open: number;
+  /** Requests answered (results and errors). */
+  requests: number;
+  /** Pings answered. */
+  pings: number;
+  /** NEGOTIATE messages answered. */
+  negotiations: number;
+  /** SCRAM exchanges started (AUTH_START received). */
+  authAttempts: number;
+  /** SCRAM exchanges that succeeded. */
+  authSuccesses: number;
+  /** SCRAM exchanges that failed. */
+  authFailures: number;
+  /** TLS handshakes completed (upgrades and direct connections). */
+  tlsHandshakes: number;
+  /** TLS upgrades that failed (the client refused the certificate, say). */
+  tlsFailures: number;
+}
