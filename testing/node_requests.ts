@@ -155,7 +155,10 @@ export class RequestServer {
     );
   }
 
-  /** Answers `sequence` with an ERROR: `error`'s message, or `error`. */
+  /**
+   * Answers request `sequence` with an ERROR: `error`'s message, or
+   * `error`; counted as a request answered.
+   */
   sendError(
     sequence: number,
     code: number,
@@ -164,12 +167,27 @@ export class RequestServer {
     out: ReplyWriter,
   ): void {
     this.#host.stats.requests++;
-    const message = error instanceof Error ? error.message : String(error);
-    out.push(
-      MessageType.Error,
-      0,
-      sequence,
-      encodeError({ code, retryable, message }),
-    );
+    pushError(out, sequence, { code, retryable, error });
   }
+}
+
+/**
+ * Writes an ERROR for `sequence` to `out`: `error`'s message, or `error`.
+ * Alone, for an ERROR that answers no request (a message the node cannot
+ * read, or of a type a client may not send), which `stats.requests` does
+ * not count.
+ */
+export function pushError(
+  out: ReplyWriter,
+  sequence: number,
+  what: { code: number; retryable: boolean; error: unknown },
+): void {
+  const { code, retryable, error } = what;
+  const message = error instanceof Error ? error.message : String(error);
+  out.push(
+    MessageType.Error,
+    0,
+    sequence,
+    encodeError({ code, retryable, message }),
+  );
 }

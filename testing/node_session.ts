@@ -26,7 +26,7 @@ import type { ProtocolType } from "../src/protocol_type.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { type AuthHost, SessionAuth } from "./node_auth.ts";
 import type { TestNodeOptions } from "./node_options.ts";
-import type { RequestServer } from "./node_requests.ts";
+import { pushError, type RequestServer } from "./node_requests.ts";
 import type { TestNodeStats } from "./node_stats.ts";
 import { startTls, type TlsHost } from "./node_tls.ts";
 import type { NodeUdp } from "./node_udp.ts";
@@ -97,13 +97,11 @@ export class NodeSession {
         this.codec.decode(chunk, (message) => this.#handle(message));
       } catch (error) {
         // A client that breaks the protocol gets told why, then dropped.
-        this.#host.requests.sendError(
-          0,
-          RemoteErrorCode.BadRequest,
-          false,
+        pushError(this.writer, 0, {
+          code: RemoteErrorCode.BadRequest,
+          retryable: false,
           error,
-          this.writer,
-        );
+        });
         this.writer.flush();
         channel.close();
       }
@@ -182,13 +180,11 @@ export class NodeSession {
         this.channel.close();
         return;
       default:
-        this.#host.requests.sendError(
-          sequence,
-          RemoteErrorCode.BadRequest,
-          false,
-          `unexpected message type 0x${type.toString(16)}`,
-          this.writer,
-        );
+        pushError(this.writer, sequence, {
+          code: RemoteErrorCode.BadRequest,
+          retryable: false,
+          error: `unexpected message type 0x${type.toString(16)}`,
+        });
     }
   }
 

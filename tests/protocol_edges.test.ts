@@ -49,6 +49,8 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { CredentialStore } from "../testing/auth.ts";
 import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
+import { openTestConnection } from "./support/test_connection.ts";
 
 const invalid = (argument: string, pattern?: RegExp) => (e: unknown) =>
   e instanceof InvalidArgumentError && e.argument === argument &&
@@ -391,5 +393,23 @@ test("node --tls-cert/--tls-key refuses files that hold no PEM certificate or ke
     assert.equal(ok.code, 0, ok.output);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("a test node counts in stats.requests the requests it answers, not the ERROR it sends for a message that is no request", async () => {
+  const { node, connection, close } = await openTestConnection(
+    createMemoryNetwork(),
+  );
+  try {
+    await connection.sendRequest(ops.echo("x"));
+    assert.equal(node.stats.requests, 1);
+    // HELLO_OK is the node's to send: a client's is answered with ERROR.
+    connection.sendMessage(MessageType.HelloOk, new Uint8Array(0));
+    const answer = await connection.receiveMessage({ timeoutMs: 5_000 });
+    assert.equal(answer.type, MessageType.Error);
+    assert.match(decodeError(answer.payload).message, /unexpected message/);
+    assert.equal(node.stats.requests, 1, "the ERROR is no request answered");
+  } finally {
+    await close();
   }
 });
