@@ -49,6 +49,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { CredentialStore } from "../testing/auth.ts";
 import { startTestNode } from "../testing/node.ts";
+import { concatBytes } from "../testing/bytes.ts";
 import { ops } from "../testing/ops.ts";
 import { openTestConnection } from "./support/test_connection.ts";
 
@@ -411,5 +412,32 @@ test("a test node counts in stats.requests the requests it answers, not the ERRO
     assert.equal(node.stats.requests, 1, "the ERROR is no request answered");
   } finally {
     await close();
+  }
+});
+
+test("a test node does not count the ERROR it sends for bytes it cannot decode as a request", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  try {
+    const channel = await network.connect({
+      hostname: "127.0.0.1",
+      port: node.port,
+    });
+    const heard: Uint8Array[] = [];
+    const closed = new Promise<void>((resolve) =>
+      channel.onClose(() => resolve())
+    );
+    channel.onData((chunk) => heard.push(chunk));
+    channel.write(new Uint8Array(16).fill(0xff));
+    await closed;
+    const frames: number[] = [];
+    new MessageCodec(1 << 20).decode(
+      concatBytes(heard),
+      (m) => frames.push(m.type),
+    );
+    assert.deepEqual(frames, [MessageType.Error], "told why, then dropped");
+    assert.equal(node.stats.requests, 0);
+  } finally {
+    await node.close();
   }
 });
