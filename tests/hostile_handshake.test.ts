@@ -28,6 +28,7 @@ import { VirtualClock } from "../testing/virtual_clock.ts";
 import { fc } from "./support/fc.ts";
 import { drive, Tracker, watchEscapes } from "./support/fault_harness.ts";
 import {
+  endsClean,
   frame,
   type HandshakeScript,
   HostileNode,
@@ -49,13 +50,10 @@ test("a node that closes every connection as its handshake ends (ERROR 0 right b
       script.afterHello = undefined;
     }
   };
-  const connecting = Client.connect({
-    hosts: [`127.0.0.1:${node.port}`],
-    runtime: network,
-    clock,
+  const connecting = Client.connect(node.clientConfig(clock, {
     timeoutMs: 1000,
     healthConfig: { intervalMs: 0 },
-  });
+  }));
   const outcome = await drive(
     clock,
     connecting.then((client) => client, (error: unknown) => error),
@@ -72,9 +70,7 @@ test("a node that closes every connection as its handshake ends (ERROR 0 right b
     (outcome.failures[0].error as ConnectionLostError).sent,
     false,
   );
-  assert.equal(clock.pendingTimers, 0);
-  await node.close();
-  assert.equal(network.openChannels, 0);
+  await endsClean(clock, node);
 });
 
 test("the connect timeout bounds a handshake deaf to its signal (SCRAM's key derivation under a node's 1,000,000 iterations, a custom hook): Connection.connect rejects with CONNECT_TIMEOUT at its limit and its socket is closed then, not once the hook is done", async () => {
@@ -424,16 +420,13 @@ test("property: whatever a hostile node answers in the handshake (odd HELLO_OK, 
             ? { username: "user", password: new Secret(PASSWORD) }
             : {};
         const opening: Promise<Connection | Client> = options.via === "client"
-          ? Client.connect({
-            hosts: [`127.0.0.1:${node.port}`],
-            runtime: network,
-            clock,
+          ? Client.connect(node.clientConfig(clock, {
             timeoutMs: 1000,
             protocols: options.protocols?.filter((p) => p !== "tls"),
             healthConfig: { intervalMs: 0 },
             retryConfig: { maxRetries: 0 },
             ...login,
-          })
+          }))
           : node.connect(clock, {
             timeoutMs: 1000,
             handshake: createHandshake({
@@ -495,20 +488,15 @@ test("a node that kills each connection a moment after its handshake is refilled
   };
   const client = await drive(
     clock,
-    Client.connect({
-      hosts: [`127.0.0.1:${node.port}`],
-      runtime: network,
-      clock,
-      healthConfig: { intervalMs: 0 },
-    }),
+    Client.connect(
+      node.clientConfig(clock, { healthConfig: { intervalMs: 0 } }),
+    ),
   );
   await clock.advance(3000);
   // Refills after 100, 200, 400, 800 ms... (minConnections at a time).
   assert.ok(hellos < 60, `${hellos} handshakes in 3 s`);
   await drive(clock, client.disconnect());
-  assert.equal(clock.pendingTimers, 0);
-  await node.close();
-  assert.equal(network.openChannels, 0);
+  await endsClean(clock, node);
 });
 
 test("a node's connection-wide ERROR text is shown escaped in the ConnectionLostError: it cannot write to a terminal or forge a log line", async () => {

@@ -22,7 +22,14 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { fc } from "./support/fc.ts";
 import { drive, Tracker, watchEscapes } from "./support/fault_harness.ts";
-import { frame, HostileNode, NODE_MAX_FRAME } from "./support/hostile_node.ts";
+import {
+  assertOwnOutcome,
+  frame,
+  HostileNode,
+  NODE_MAX_FRAME,
+  same,
+  tagged,
+} from "./support/hostile_node.ts";
 
 const CLIENT_MAX_FRAME = 2048;
 
@@ -196,8 +203,15 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   },
 );
 
-/** What the node does for an action that is its own (not the client's). */
-function nodeActs(node: HostileNode, a: Action): void {
+/**
+ * What the node (or the clock) does for an action that is not the
+ * client's.
+ */
+async function nodeActs(
+  node: HostileNode,
+  clock: VirtualClock,
+  a: Action,
+): Promise<void> {
   const pick = (n: number) =>
     node.received.length === 0
       ? undefined
@@ -252,6 +266,9 @@ function nodeActs(node: HostileNode, a: Action): void {
       );
       break;
     }
+    case "advance":
+      await clock.advance(a.ms);
+      break;
     case "badHeader": {
       const bytes = frame(MessageType.Response, 0, 1, new Uint8Array(2));
       bytes[a.byte] = a.value;
@@ -296,9 +313,6 @@ interface Call {
   promise: Promise<unknown>;
 }
 
-const same = (a: Uint8Array, b: Uint8Array) =>
-  a.length === b.length && a.every((x, i) => x === b[i]);
-
 test("property: whatever a hostile node sends after the handshake, every request and ping settles typed in time, each reply reaches only its own request, and close leaves no timer and no channel", async () => {
   const watch = watchEscapes();
   let run = 0;
@@ -329,13 +343,7 @@ test("property: whatever a hostile node sends after the handshake, every request
         for (const a of actions) {
           switch (a.k) {
             case "request": {
-              const payload = new Uint8Array([
-                0x72,
-                run & 0xff,
-                id >> 8,
-                id & 0xff,
-              ]);
-              id++;
+              const payload = tagged(0x72, run, id++);
               const abort = a.abortable ? new AbortController() : undefined;
               const promise = connection.sendRequest(payload, {
                 timeoutMs: a.timeoutMs,
@@ -419,11 +427,8 @@ test("property: whatever a hostile node sends after the handshake, every request
               }
               break;
             }
-            case "advance":
-              await clock.advance(a.ms);
-              break;
             default:
-              nodeActs(node, a);
+              await nodeActs(node, clock, a);
           }
           await clock.advance(0);
         }
@@ -441,20 +446,10 @@ test("property: whatever a hostile node sends after the handshake, every request
               t.settledAt! - t.startedAt
             } ms, past its ${call.timeoutMs}`,
           );
-          if (t.ok) {
-            if (call.kind === "request") {
-              assert.ok(
-                same(t.value as Uint8Array, call.payload),
-                `${t.label} got another request's reply`,
-              );
-            }
-          } else {
-            assert.ok(
-              t.error instanceof NodewireError,
-              `${t.label} failed untyped: ${t.error}`,
-            );
-            assert.equal(typeof t.error.code, "string");
-          }
+          assertOwnOutcome(
+            t,
+            call.kind === "request" ? call.payload : undefined,
+          );
         }
         assert.equal(clock.pendingTimers, 0, "a timer is left armed");
         assert.equal(connection.timerArmed, false);
@@ -519,10 +514,7 @@ test("property: a Client of a hostile node: every request and ping settles typed
         const node = await HostileNode.start(network);
         const client = await drive(
           clock,
-          Client.connect({
-            hosts: [`127.0.0.1:${node.port}`],
-            runtime: network,
-            clock,
+          Client.connect(node.clientConfig(clock, {
             timeoutMs: 1000,
             requestTimeoutMs: 1000,
             maxFrameSize: CLIENT_MAX_FRAME,
@@ -532,7 +524,7 @@ test("property: a Client of a hostile node: every request and ping settles typed
               initialBackoffMs: 10,
             },
             healthConfig: { intervalMs: config.healthMs, timeoutMs: 50 },
-          }),
+          })),
         );
         const tracker = new Tracker(clock);
         const payloads: (Uint8Array | undefined)[] = [];
@@ -541,13 +533,7 @@ test("property: a Client of a hostile node: every request and ping settles typed
         for (const a of actions) {
           switch (a.k) {
             case "request": {
-              const payload = new Uint8Array([
-                0x63,
-                run & 0xff,
-                id >> 8,
-                id & 0xff,
-              ]);
-              id++;
+              const payload = tagged(0x63, run, id++);
               const abort = a.abortable ? new AbortController() : undefined;
               if (abort) aborts.push(abort);
               payloads.push(payload);
@@ -592,11 +578,8 @@ test("property: a Client of a hostile node: every request and ping settles typed
             case "abort":
               if (aborts.length > 0) aborts[a.pick % aborts.length].abort();
               break;
-            case "advance":
-              await clock.advance(a.ms);
-              break;
             default:
-              nodeActs(node, a);
+              await nodeActs(node, clock, a);
           }
           await clock.advance(0);
         }
@@ -608,20 +591,7 @@ test("property: a Client of a hostile node: every request and ping settles typed
         await drive(clock, tracker.settled(), 10_000);
         for (const [i, t] of tracker.all.entries()) {
           assert.equal(t.settledCount, 1, t.label);
-          const payload = payloads[i];
-          if (t.ok && payload !== undefined) {
-            assert.ok(
-              same(t.value as Uint8Array, payload),
-              `${t.label} got another request's reply`,
-            );
-          }
-          if (!t.ok) {
-            assert.ok(
-              t.error instanceof NodewireError,
-              `${t.label} failed untyped: ${t.error}`,
-            );
-            assert.equal(typeof t.error.code, "string");
-          }
+          assertOwnOutcome(t, payloads[i]);
         }
         await clock.advance(0);
         assert.equal(clock.pendingTimers, 0, "a timer is left armed");

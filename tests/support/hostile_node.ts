@@ -7,16 +7,21 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import type { Clock } from "../../src/clock.ts";
+import type { ConnectionConfig } from "../../src/config/shapes.ts";
 import {
   Connection,
   type ConnectionOptions,
 } from "../../src/connection/connection.ts";
+import { NodewireError } from "../../src/errors.ts";
 import { MessageCodec } from "../../src/protocol/codec.ts";
 import { type Message, MessageType } from "../../src/protocol/frame.ts";
 import { encodeJson } from "../../src/protocol/messages.ts";
 import type { MemoryNetwork } from "../../src/runtime/memory.ts";
 import type { ByteChannel, Listener } from "../../src/runtime/types.ts";
+import type { VirtualClock } from "../../testing/virtual_clock.ts";
+import type { Tracked } from "./fault_harness.ts";
 
 /** How the node answers the handshake; `undefined` fields are the usual. */
 export interface HandshakeScript {
@@ -94,6 +99,19 @@ export class HostileNode {
 
   /** The network it listens on. */
   network!: MemoryNetwork;
+
+  /** A Client's config for this node on its network, with `extra`. */
+  clientConfig(
+    clock: Clock,
+    extra: Partial<ConnectionConfig> = {},
+  ): ConnectionConfig {
+    return {
+      hosts: [`127.0.0.1:${this.port}`],
+      runtime: this.network,
+      clock,
+      ...extra,
+    };
+  }
 
   /** `Connection.connect` to this node on its network, with `options`. */
   connect(
@@ -241,6 +259,55 @@ export class HostileNode {
     for (const channel of this.open) channel.destroy();
     await this.listener.close();
   }
+}
+
+/**
+ * A request payload that tells its run and call apart: an op byte `op`
+ * (the node answers none of them itself), then `run` and `id`.
+ */
+export function tagged(op: number, run: number, id: number): Uint8Array {
+  return new Uint8Array([op, run & 0xff, id >> 8, id & 0xff]);
+}
+
+/** Whether `a` and `b` hold the same bytes. */
+export const same = (a: Uint8Array, b: Uint8Array): boolean =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * A tracked call's outcome, as the hostile-node properties check it: a
+ * reply is the one to `payload` (when given), a failure is typed.
+ */
+export function assertOwnOutcome(
+  t: Tracked<unknown>,
+  payload: Uint8Array | undefined,
+): void {
+  if (t.ok) {
+    if (payload !== undefined) {
+      assert.ok(
+        same(t.value as Uint8Array, payload),
+        `${t.label} got another request's reply`,
+      );
+    }
+  } else {
+    assert.ok(
+      t.error instanceof NodewireError,
+      `${t.label} failed untyped: ${t.error}`,
+    );
+    assert.equal(typeof t.error.code, "string");
+  }
+}
+
+/**
+ * No timer is left on `clock`; once `node` closes, no channel is left
+ * open on its network.
+ */
+export async function endsClean(
+  clock: VirtualClock,
+  node: HostileNode,
+): Promise<void> {
+  assert.equal(clock.pendingTimers, 0, "a timer is left armed");
+  await node.close();
+  assert.equal(node.network.openChannels, 0, "a channel is left open");
 }
 
 /** A frame with any header fields, unchecked: what a hostile node sends. */
