@@ -7,10 +7,12 @@
  * @module
  */
 
-import { integer, is, methods } from "../src/config/options.ts";
+import { integer, methods } from "../src/config/options.ts";
 import type { Check as Rule } from "../src/config/validate.ts";
 import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
 import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
+import { printable } from "../src/errors/base.ts";
+import { nodeIdProblem } from "../src/protocol/node_id.ts";
 
 /**
  * The names an options type takes, as a record keyed by every one of them,
@@ -37,15 +39,18 @@ export const clock: Rule = methods("now", "setTimeout", "clearTimeout");
 /** A delay in ms: 0 is none. */
 export const delay: Rule = (v) => durationProblem(v, { allowZero: true });
 /**
- * A node's id: every reply starts with its length in one byte. The CLI's
- * `node --id` is checked by this rule too.
+ * A node's id, by the rule the client reads HELLO_OK with: a node the kit
+ * starts is one a client accepts. The CLI's `node --id` is checked by this
+ * rule too.
  */
-export const nodeId: Rule = is(
-  (v) =>
-    typeof v === "string" && v !== "" &&
-    new TextEncoder().encode(v).length < 256,
-  "expected a non-empty string of at most 255 UTF-8 bytes",
-);
+export const nodeId: Rule = (v) => {
+  const sized = "expected a non-empty string of at most 255 UTF-8 bytes";
+  if (typeof v !== "string") return sized;
+  if (nodeIdProblem(v) === undefined) return undefined;
+  return printable(v) === v
+    ? sized
+    : "expected no control or format characters";
+};
 /** A count of bytes or things: 0 is none. */
 export const count: Rule = integer(0, Number.MAX_SAFE_INTEGER);
 /** Options whose value is never shown in an error. */

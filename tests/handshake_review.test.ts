@@ -27,6 +27,7 @@ import { ScramClient } from "../src/auth/scram.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import {
+  decodeHelloOk,
   encodeError,
   encodeJson,
   RemoteErrorCode,
@@ -36,10 +37,13 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { Secret } from "../src/secret.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
+import { nodeId as kitNodeId } from "../testing/options.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { printable } from "../src/errors/base.ts";
 import { agreeToTls } from "./helpers.ts";
 import { spawnScript } from "./support/exit/spawn.ts";
 import { stubChannel } from "./support/stub_channel.ts";
+import { fc } from "./support/fc.ts";
 
 const PASSWORD = "Tr0ub4dor&3-never-shown";
 const HELLO_OK = { nodeId: "n1", maxFrameSize: 1 << 20, auth: "none" };
@@ -220,16 +224,66 @@ test("a HELLO_OK whose protocols is not an array of strings is refused, not take
   }
 });
 
-test("a HELLO_OK nodeId over 256 characters is refused: every error from the node would carry it", async () => {
-  const error = await attempt(
-    helloScript({ ...HELLO_OK, nodeId: "n".repeat(100_000) }),
-  );
-  assert.ok(error instanceof ProtocolError, String(error));
-  assert.match(error.message, /nodeId has 100000 characters, more than 256/);
+test("a HELLO_OK nodeId over 255 UTF-8 bytes is refused: every error from the node would carry it", async () => {
+  const cases: [string, RegExp][] = [
+    ["n".repeat(100_000), /nodeId "n+…" has more than 255 UTF-8 bytes$/],
+    // 128 characters, each two bytes on the wire.
+    ["é".repeat(128), /nodeId "é+…" has 256 UTF-8 bytes, more than 255$/],
+    ["n".repeat(256), /nodeId "n+…" has more than 255 UTF-8 bytes$/],
+  ];
+  for (const [nodeId, message] of cases) {
+    const error = await attempt(helloScript({ ...HELLO_OK, nodeId }));
+    assert.ok(error instanceof ProtocolError, String(error));
+    assert.match(error.message, message);
+  }
   const fine = await attempt(
-    helloScript({ ...HELLO_OK, nodeId: "n".repeat(256) }),
+    helloScript({ ...HELLO_OK, nodeId: "é".repeat(127) + "x" }),
   );
   assert.ok(fine instanceof Connection, String(fine));
+});
+
+test("a HELLO_OK nodeId no log could show as it is (a control, format or separator character) is refused, shown escaped", async () => {
+  for (
+    const nodeId of ["n\u001b[2J1", "n\n1", "a\u202eb", "\u2028", "\ud800"]
+  ) {
+    const error = await attempt(helloScript({ ...HELLO_OK, nodeId }));
+    assert.ok(error instanceof ProtocolError, `${inspect(nodeId)}: ${error}`);
+    assert.match(
+      error.message,
+      /^HELLO_OK nodeId ".*" has a control or format character$/,
+    );
+    assert.ok(error.message.includes(printable(JSON.stringify(nodeId))));
+    assert.equal(printable(error.message), error.message, "shown escaped");
+  }
+  for (const nodeId of ["n 1", "nœud-é", "节点-1", "🦕"]) {
+    const fine = await attempt(helloScript({ ...HELLO_OK, nodeId }));
+    assert.ok(fine instanceof Connection, `${inspect(nodeId)}: ${fine}`);
+  }
+});
+
+test("the client takes a HELLO_OK nodeId exactly when the test kit takes it for a node's id: one rule", () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.string({ unit: "binary", maxLength: 140 }),
+        fc.string({ unit: "grapheme-ascii", minLength: 250, maxLength: 260 }),
+        fc.string({ unit: "binary-ascii", maxLength: 8 }),
+      ),
+      (nodeId) => {
+        const kit = kitNodeId(nodeId) === undefined;
+        let client: boolean;
+        try {
+          client = decodeHelloOk(encodeJson({ ...HELLO_OK, nodeId }))
+            .nodeId === nodeId;
+        } catch (error) {
+          assert.ok(error instanceof ProtocolError, String(error));
+          client = false;
+        }
+        assert.equal(client, kit, inspect(nodeId));
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 test("a reply with a sequence the client never used, or another message's, is a protocol violation", async () => {
@@ -611,7 +665,7 @@ test("enableTls and tlsPolicy that contradict each other are refused, either way
 /** A character a terminal acts on, or that hides or reorders text. */
 const UNSEEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
-test("what a node sends is shown escaped in messages, as sent in fields: its id and ERROR text cannot write to a terminal or forge a log line", async () => {
+test("what a node sends is shown escaped in messages, as sent in fields: its ERROR text (and an id a caller gives RemoteError) cannot write to a terminal or forge a log line", async () => {
   const id = "n1\u001b]0;owned\u0007\u202e";
   const text = "boom\u001b[2J\r\nERROR forged line";
   const direct = new RemoteError(7, text, false, id);
@@ -624,7 +678,9 @@ test("what a node sends is shown escaped in messages, as sent in fields: its id 
   const odd = new RemoteError(7, 42 as unknown as string, false, 9 as never);
   assert.equal(odd.message, "node 9 answered error 7: 42");
 
-  const node = await startTestNode({ nodeId: id });
+  // A node's own id with such characters is refused in HELLO_OK (tested
+  // above); its ERROR text is shown escaped.
+  const node = await startTestNode({ nodeId: "n1" });
   const entries: { message: string }[] = [];
   const client = await Client.connect({
     hosts: [node.address],
@@ -639,7 +695,8 @@ test("what a node sends is shown escaped in messages, as sent in fields: its id 
       (error: unknown) => error,
     );
     assert.ok(failed instanceof RemoteError, String(failed));
-    assert.equal(failed.nodeId, id);
+    assert.equal(failed.nodeId, "n1");
+    assert.match(failed.message, /boom\\u001b\[2J\\u000d\\u000aERROR forged/);
     assert.doesNotMatch(failed.message, UNSEEN, failed.message);
     assert.ok(entries.length > 0, "the client logged its connect");
     for (const entry of entries) {
@@ -650,9 +707,9 @@ test("what a node sends is shown escaped in messages, as sent in fields: its id 
     await node.close();
   }
 
-  // The handshake's own refusal names the node too, and the user escaped.
+  // The handshake's own refusal names the user escaped.
   const guarded = await startTestNode({
-    nodeId: id,
+    nodeId: "n1",
     credentials: { app: "secret-pw" },
   });
   /** The messages of a connect to `guarded` that must fail, joined. */
@@ -673,7 +730,7 @@ test("what a node sends is shown escaped in messages, as sent in fields: its id 
   try {
     const refused = await refusal({});
     assert.doesNotMatch(refused, UNSEEN, refused);
-    assert.match(refused, /n1\\u001b/);
+    assert.match(refused, /\(n1\)/);
     // A user name SASLprep lets through (an isolate).
     const rejected = await refusal({
       username: "app\u2066",

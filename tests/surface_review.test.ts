@@ -528,6 +528,7 @@ test("startTestNode refuses option values of the wrong kind with a ConfigError n
   const bad: [Record<string, unknown>, string][] = [
     [{ nodeId: "x".repeat(256) }, "nodeId"],
     [{ nodeId: "é".repeat(128) }, "nodeId"],
+    [{ nodeId: "n\u001b1" }, "nodeId"],
     [{ nodeId: "" }, "nodeId"],
     [{ nodeId: 5 }, "nodeId"],
     [{ maxFrameSize: NaN }, "maxFrameSize"],

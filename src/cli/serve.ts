@@ -28,7 +28,7 @@ import {
 } from "./credentials.ts";
 import type { Output } from "./output.ts";
 import { ExitCode } from "./spec.ts";
-import { printable, quoted } from "../errors/base.ts";
+import { quoted } from "../errors/base.ts";
 
 /** The options a served node starts with (a subset of the kit's). */
 export interface NodeStartOptions {
@@ -129,11 +129,8 @@ export async function serve(
   }
   const id = optionText(parsed, "id");
   if (id !== undefined) {
-    // The id travels in HELLO_OK, into every client's errors and logs.
-    const problem = kit.nodeId(id) ??
-      (printable(id) === id
-        ? undefined
-        : "expected no control or format characters");
+    // Checked here, to name --id: the kit would name its own option.
+    const problem = kit.nodeId(id);
     if (problem) {
       throw new UsageError(`invalid --id: ${problem}, got ${quoted(id)}`);
     }

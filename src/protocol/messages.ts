@@ -7,8 +7,9 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { clipped, printable } from "../errors/base.ts";
+import { clipped, printable, quoted } from "../errors/base.ts";
 import { MIN_FRAME_SIZE } from "./frame.ts";
+import { nodeIdProblem } from "./node_id.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
@@ -85,7 +86,10 @@ export interface HelloPayload {
 
 /** The node's HELLO_OK payload. */
 export interface HelloOkPayload {
-  /** The node's stable id: 1 to 256 characters. */
+  /**
+   * The node's stable id: 1 to 255 UTF-8 bytes, with no control, format or
+   * separator character.
+   */
   nodeId: string;
   /** Largest payload the node accepts. */
   maxFrameSize: number;
@@ -280,8 +284,10 @@ export function agreeFeatures(
 /**
  * Decodes and checks a HELLO_OK payload.
  *
- * @throws {ProtocolError} when a field is missing or of the wrong type, or
- *   `maxFrameSize` is below 1024.
+ * @throws {ProtocolError} when a field is missing or of the wrong type,
+ *   `maxFrameSize` is below 1024, or `nodeId` is over 255 UTF-8 bytes or
+ *   has a character no log could show as it is (a control, format or
+ *   separator character).
  * @example
  * ```ts
  * import { decodeHelloOk, encodeJson } from "@nodewire/client/protocol";
@@ -294,11 +300,12 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
   if (typeof v.nodeId !== "string" || v.nodeId.length === 0) {
     throw new ProtocolError("HELLO_OK has no nodeId string");
   }
-  // It goes into every RemoteError message and event of the connection.
-  if (v.nodeId.length > 256) {
-    throw new ProtocolError(
-      `HELLO_OK nodeId has ${v.nodeId.length} characters, more than 256`,
-    );
+  // It goes into every RemoteError message, event and log line of the
+  // connection: a node that sends one no log can show as it is, or too
+  // long to quote, breaks the protocol before anything is built on it.
+  const problem = nodeIdProblem(v.nodeId);
+  if (problem !== undefined) {
+    throw new ProtocolError(`HELLO_OK nodeId ${quoted(v.nodeId)} ${problem}`);
   }
   const maxFrameSize = frameSize(v.maxFrameSize, "HELLO_OK");
   if (v.auth !== "none" && v.auth !== "scram-sha-256") {
