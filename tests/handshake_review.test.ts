@@ -637,6 +637,52 @@ test("a node's ERROR text is cut at 1,024 characters in the RemoteError's messag
   assert.equal(short.message, "node n1 answered error 7: not found");
 });
 
+test("RemoteError is built from whatever it is handed: a proxy whose traps throw, a revoked one or a symbol is shown by its kind, never thrown", () => {
+  const trap = () => {
+    throw new Error("trap");
+  };
+  const hostile = new Proxy({}, {
+    get: trap,
+    getPrototypeOf: trap,
+    has: trap,
+    ownKeys: trap,
+    getOwnPropertyDescriptor: trap,
+  });
+  const { proxy: revoked, revoke } = Proxy.revocable({}, {});
+  revoke();
+  const odd: [never, string][] = [
+    [hostile as never, "an object"],
+    [revoked as never, "an object"],
+    [Symbol("s") as never, "Symbol(s)"],
+  ];
+  for (const [value, shown] of odd) {
+    const code = new RemoteError(value, "boom", false, "n1");
+    assert.equal(code.message, `node n1 answered error ${shown}: boom`);
+    assert.equal(code.remoteCode, value, "the field keeps what was handed");
+    const text = new RemoteError(7, value, false, "n1");
+    assert.equal(text.message, `node n1 answered error 7: ${shown}`);
+    const id = new RemoteError(7, "boom", false, value);
+    assert.equal(id.message, `node ${shown} answered error 7: boom`);
+    assert.equal(id.nodeId, value);
+    const address = new RemoteError(7, "boom", false, undefined, value);
+    assert.equal(address.message, `node ${shown} answered error 7: boom`);
+    assert.equal(address.address, value);
+    for (const error of [code, text, id, address]) {
+      assert.ok(error instanceof RemoteError);
+      assert.equal(error.code, "REMOTE_ERROR");
+      assert.equal(error.retryable, false);
+    }
+  }
+  // A string a proxy turns into is still shown: only a throw is replaced.
+  const lying = new Proxy({}, {
+    get: (_, key) => key === Symbol.toPrimitive ? () => "fine" : undefined,
+  });
+  assert.equal(
+    new RemoteError(7, lying as never, false, "n1").message,
+    "node n1 answered error 7: fine",
+  );
+});
+
 test("enableTls and tlsPolicy that contradict each other are refused, either way round", () => {
   for (
     const [enableTls, tlsPolicy] of [

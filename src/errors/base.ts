@@ -186,6 +186,21 @@ export function messageOf(error: unknown): string {
 }
 
 /**
+ * `value` as text for a message, as `String()` gives it; by its kind
+ * (`an object`) where `String()` throws: a revoked proxy, a proxy whose
+ * traps throw, a `toString` that throws. For values a caller or a peer
+ * handed an error's constructor, which must build the error whatever
+ * they are.
+ */
+export function textOf(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return renderValue(value);
+  }
+}
+
+/**
  * `items` (of `total`) for an error message: the first ten, then how many
  * more, so a message stays readable in a log however large the cluster.
  */

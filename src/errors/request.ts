@@ -13,6 +13,7 @@ import {
   NodewireError,
   type NodewireErrorOptions,
   printable,
+  textOf,
 } from "./base.ts";
 
 /**
@@ -145,12 +146,13 @@ export class RemoteError extends NodewireError {
   ) {
     super(
       "REMOTE_ERROR",
-      // String(): a caller's number or object is shown, never a throw.
-      `node ${
-        printable(String(nodeId || address || "?"))
-      } answered error ${remoteCode}: ${
+      // textOf(): a caller's number, object or even revoked proxy is
+      // shown, never a throw.
+      `node ${printable(textOf(nodeId || address || "?"))} answered error ${
+        textOf(remoteCode)
+      }: ${
         // The node's text, as much as a log line can take.
-        printable(clipped(String(message), 1024))}`,
+        printable(clipped(textOf(message), 1024))}`,
       { retryable },
     );
     this.remoteCode = remoteCode;
