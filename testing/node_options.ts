@@ -48,8 +48,8 @@ export interface TestNodeOptions {
   credentials?: Record<string, string> | CredentialStore;
   /**
    * The transport protocols the node advertises in HELLO_OK and
-   * NEGOTIATE_OK. Default `["tcp"]`. Advertising one the node does not
-   * serve is for negotiation tests only.
+   * NEGOTIATE_OK: at least one. Default `["tcp"]`. Advertising one the
+   * node does not serve is for negotiation tests only.
    */
   protocols?: ProtocolType[];
   /**
@@ -89,9 +89,11 @@ const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
   clock,
   // Read by readUsers, once, into the copy the node keeps.
   credentials: true,
+  // Empty, the node could serve nothing: every connect would fail far
+  // from the option. A client's config refuses it too.
   protocols: is(
-    (v) => Array.isArray(v) && v.every(isProtocolType),
-    'expected an array of "tls", "tcp" and "udp"',
+    (v) => Array.isArray(v) && v.length > 0 && v.every(isProtocolType),
+    'expected a non-empty array of "tls", "tcp" and "udp"',
   ),
   udpPort: port,
   udpDropEvery: count,

@@ -585,6 +585,30 @@ test("startTestNode refuses option values of the wrong kind with a ConfigError n
   }
 });
 
+test("startTestNode refuses protocols: [], a node that would serve no protocol, with a ConfigError naming the option, before it listens", async () => {
+  const network = createMemoryNetwork();
+  let listened = 0;
+  const counting = {
+    ...network,
+    listen: (...args: Parameters<typeof network.listen>) => {
+      listened++;
+      return network.listen(...args);
+    },
+  };
+  await assert.rejects(
+    startTestNode({ runtime: counting, protocols: [] }),
+    (e: unknown) => {
+      configError("startTestNode options.protocols")(e);
+      assert.match(
+        (e as Error).message,
+        /^invalid startTestNode options\.protocols: expected a non-empty array of "tls", "tcp" and "udp", got an array of 0$/,
+      );
+      return true;
+    },
+  );
+  assert.equal(listened, 0);
+});
+
 test("held: a node id of 255 UTF-8 bytes reaches the client whole, in HELLO_OK and in every reply", async () => {
   const network = createMemoryNetwork();
   const nodeId = "é".repeat(127) + "x";
