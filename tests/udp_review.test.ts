@@ -103,6 +103,7 @@ async function scene(batch: boolean, clock?: VirtualClock) {
     connection,
     stats,
     fake,
+    requests,
     send,
     reply,
     frame,
@@ -231,6 +232,60 @@ for (const batch of [false, true]) {
       assert.deepEqual(settled, ["A", "B", "C"]);
       assert.equal(s.connection.isOpen, true);
       assert.equal(s.connection.inFlight, 0);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test(`${mode}: a reply of the wrong kind for its sequence (a PONG to a request, a RESPONSE to a ping) or an ERROR that does not decode is dropped on its own; the connection, and the requests it names, carry on`, async () => {
+    const s = await scene(batch);
+    try {
+      const { sequences: [a], settled } = await s.ask(1);
+      let pong: number | Error | undefined;
+      s.connection.ping().then((ms) => pong = ms, (e) => pong = e);
+      await waitFor(() => s.requests.length === 2, "the ping");
+      const p = s.requests[1].message.sequence;
+      assert.equal(s.requests[1].message.type, MessageType.Ping);
+      const unreadable = new Uint8Array([0xff]); // shorter than 3 bytes
+      const broken = [
+        s.frame(a, new Uint8Array(0), MessageType.Pong),
+        s.frame(p, bytesOf("not a pong"), MessageType.Response),
+        s.frame(a, unreadable, MessageType.Error),
+        s.frame(0, unreadable, MessageType.Error),
+      ];
+      if (batch) {
+        // In one datagram with a good reply: only the broken frames go.
+        s.send(
+          encodeDatagramFrames(s.token(), [
+            ...broken,
+            s.frame(a, bytesOf("A")),
+          ]),
+        );
+      } else {
+        for (const f of broken) {
+          s.send(encodeDatagramFrames(s.token(), [f]));
+        }
+      }
+      await waitFor(
+        () => s.stats.rejected === 4 || !s.connection.isOpen,
+        `4 drops (${s.stats.rejected} so far)`,
+      );
+      assert.equal(s.connection.isOpen, true, "the connection carries on");
+      assert.equal(s.stats.rejected, 4);
+      if (!batch) {
+        assert.equal(settled[0], undefined, "the request still waits");
+        s.reply(a, "A");
+      }
+      await waitFor(() => settled[0] !== undefined, "the request's reply");
+      assert.equal(settled[0], "A");
+      assert.equal(pong, undefined, "the ping still waits");
+      s.send(
+        encodeDatagram(s.token(), MessageType.Pong, 0, p, new Uint8Array(0)),
+      );
+      await waitFor(() => pong !== undefined, "the pong");
+      assert.equal(typeof pong, "number", String(pong));
+      assert.equal(s.stats.received, 2);
+      assert.equal(s.connection.isOpen, true);
     } finally {
       await s.close();
     }

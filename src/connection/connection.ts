@@ -262,13 +262,18 @@ export class Connection {
    * stream, which stays the control channel. The returned function takes
    * the replies the route receives (RESPONSE, PONG, ERROR); they are
    * matched like replies on the stream, and an ERROR with sequence 0 ends
-   * the connection. The route is closed with the connection. Used by the
-   * UDP transport during the handshake.
+   * the connection. It returns false for a message it refused, which the
+   * route drops on its own: one of another type, or one that breaks the
+   * protocol (a reply of the wrong kind for its sequence, an ERROR that
+   * does not decode); the request it names waits on. (On the stream such
+   * a frame closes the connection: the bytes after it cannot be trusted.)
+   * The route is closed with the connection. Used by the UDP transport
+   * during the handshake.
    *
    * @throws {ConnectionClosedError} when the connection is already closed
    *   (the route is closed too).
    */
-  routeRequests(route: RequestRoute): (message: Message) => void {
+  routeRequests(route: RequestRoute): (message: Message) => boolean {
     return this.#end.route(route);
   }
 

@@ -97,7 +97,7 @@ export class ConnectionCore {
   /** Requests settled whose frames may still be in `queued`. */
   #heldDone = 0;
   readonly #onGoodbye: () => void;
-  #onRouted: ((message: Message) => void) | undefined;
+  #onRouted: ((message: Message) => boolean) | undefined;
 
   /**
    * A core for `owner`, timing deadlines on `clock`, accepting payloads up
@@ -238,22 +238,38 @@ export class ConnectionCore {
 
   /**
    * The function that takes the replies a {@linkcode RequestRoute}
-   * receives, matched like replies on the stream; an error in one ends the
-   * connection. Made on first use: only routed connections need one.
+   * receives, matched like replies on the stream. It returns false for a
+   * message it refused: one that is no reply (RESPONSE, PONG, ERROR), or
+   * that breaks the protocol on its own (a reply of the wrong kind for its
+   * sequence, an ERROR that does not decode). Unlike on the stream, where
+   * the bytes after a broken frame cannot be trusted, a datagram stands
+   * alone: the route drops it and the request it names waits for its own
+   * reply, or its timeout. Any other error ends the connection. Made on
+   * first use: only routed connections need one.
    */
-  routedReceiver(): (message: Message) => void {
-    return this.#onRouted ??= (message: Message): void => {
-      if (this.closed) return;
+  routedReceiver(): (message: Message) => boolean {
+    return this.#onRouted ??= (message: Message): boolean => {
+      if (this.closed) return true;
+      const type = message.type;
+      if (
+        type !== MessageType.Response && type !== MessageType.Pong &&
+        type !== MessageType.Error
+      ) return false;
       try {
+        // Each check that throws (the reply's kind, the ERROR's payload)
+        // comes before the request is released: refused, it still waits.
         this.#onMessage(message);
+        return true;
       } catch (error) {
+        if (error instanceof ProtocolError) return false;
         this.owner.destroy(
           new ConnectionLostError(
             this.owner,
-            `protocol violation: ${String(error)}`,
+            `failed to handle a message: ${String(error)}`,
             { cause: error },
           ),
         );
+        return true;
       }
     };
   }

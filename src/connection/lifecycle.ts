@@ -108,7 +108,7 @@ export class ConnectionLifecycle {
    * and returns the receiver of its replies (see Connection.routeRequests).
    * Once the connection is closed, `route` is closed at once, and refused.
    */
-  route(route: RequestRoute): (message: Message) => void {
+  route(route: RequestRoute): (message: Message) => boolean {
     const core = this.#core;
     if (this.#state.get() === "closed") {
       route.close();

@@ -40,7 +40,7 @@ import {
   parseUdpToken,
 } from "../protocol/datagram.ts";
 import { DatagramPacker } from "../protocol/datagram_packer.ts";
-import { type Message, MessageType } from "../protocol/frame.ts";
+import type { Message } from "../protocol/frame.ts";
 import {
   anyAddressFor,
   type DatagramChannel,
@@ -79,7 +79,9 @@ export interface UdpStats {
   /**
    * Dropped unread: datagrams not from the node's address and UDP port,
    * without the token or malformed (dropped whole), and frames of a type
-   * a node may not send (each on its own).
+   * a node may not send or that break the protocol on their own (a reply
+   * of the wrong kind for its request, an ERROR that does not decode),
+   * each on its own.
    */
   rejected: number;
 }
@@ -219,7 +221,7 @@ class UdpRoute implements RequestRoute {
   readonly stats: UdpStats;
   readonly #channel: DatagramChannel;
   readonly #connection: Connection;
-  readonly #deliver: (message: Message) => void;
+  readonly #deliver: (message: Message) => boolean;
   readonly #ip: string;
   readonly #port: number;
   readonly #token: Uint8Array;
@@ -363,13 +365,14 @@ class UdpRoute implements RequestRoute {
       this.stats.rejected++;
       return;
     }
-    if (!isReply(message.type)) {
+    // A type a node may not send, or a reply that breaks the protocol, is
+    // dropped: the request it names waits for its own reply.
+    if (!this.#deliver(message)) {
       this.stats.rejected++;
       return;
     }
     this.stats.datagramsReceived++;
     this.stats.received++;
-    this.#deliver(message);
   };
 
   #onBatchDatagram = (
@@ -392,15 +395,11 @@ class UdpRoute implements RequestRoute {
     }
     this.stats.datagramsReceived++;
     for (let i = 0; i < messages.length; i++) {
-      const message = messages[i];
-      // A type a node may not send is skipped on its own, as the node
-      // skips a frame it may not receive.
-      if (!isReply(message.type)) {
-        this.stats.rejected++;
-        continue;
-      }
-      this.stats.received++;
-      this.#deliver(message);
+      // A type a node may not send, or a reply that breaks the protocol,
+      // is skipped on its own, as the node skips a frame it may not
+      // receive.
+      if (this.#deliver(messages[i])) this.stats.received++;
+      else this.stats.rejected++;
     }
   };
 
@@ -417,10 +416,4 @@ class UdpRoute implements RequestRoute {
       ),
     );
   };
-}
-
-/** Whether a node may send `type` by UDP: RESPONSE, PONG or ERROR. */
-function isReply(type: number): boolean {
-  return type === MessageType.Response || type === MessageType.Pong ||
-    type === MessageType.Error;
 }
