@@ -177,6 +177,119 @@ test("copyBelow takes an integer from 0 to 1024 and refuses anything else by nam
   assert.equal(codec.copyBelow, 1024);
 });
 
+/**
+ * The lengths of the `new Uint8Array(n)` the codec makes while `run` runs:
+ * the global is swapped for a counting proxy of it, for that long only.
+ */
+function allocations(run: () => void): number[] {
+  const Real = globalThis.Uint8Array;
+  const sizes: number[] = [];
+  const counting: Uint8ArrayConstructor = new Proxy(Real, {
+    construct(target, args, newTarget): object {
+      if (typeof args[0] === "number") sizes.push(args[0]);
+      return Reflect.construct(
+        target,
+        args,
+        newTarget === counting ? target : newTarget,
+      );
+    },
+  });
+  globalThis.Uint8Array = counting;
+  try {
+    run();
+  } finally {
+    globalThis.Uint8Array = Real;
+  }
+  return sizes;
+}
+
+const MiB = 1 << 20;
+const FIRST_ROOM = 64 * 1024;
+
+test("a header announcing a large payload makes the codec reserve memory as the bytes arrive, not the length it announces", () => {
+  // 64 codecs, as many connections to a hostile node, each sent a header
+  // announcing 16 MiB and a few bytes: 1 GiB, were it reserved at once.
+  for (let i = 0; i < 64; i++) {
+    const codec = new MessageCodec(16 * MiB);
+    const head = header(MessageType.Response, 0, 16 * MiB);
+    const first = new Uint8Array(10);
+    const sizes = allocations(() => {
+      codec.decodeFrames(head, () => {});
+      codec.decodeFrames(first, () => {});
+    });
+    assert.equal(codec.bufferedBytes, 10);
+    const reserved = sizes.reduce((a, b) => a + b, 0);
+    assert.ok(reserved <= FIRST_ROOM, `${reserved} bytes for 10 received`);
+  }
+  // The header and its first bytes in one chunk: the hot loop's path.
+  const codec = new MessageCodec(16 * MiB);
+  const chunk = concatBytes([
+    header(MessageType.Response, 0, 16 * MiB),
+    new Uint8Array(5),
+  ]);
+  const sizes = allocations(() => codec.decodeFrames(chunk, () => {}));
+  assert.equal(codec.bufferedBytes, 5);
+  const reserved = sizes.reduce((a, b) => a + b, 0);
+  assert.ok(reserved <= FIRST_ROOM, `${reserved} bytes for 5 received`);
+});
+
+test("property: a frame split across chunks comes out whole, in a buffer of its own size, and what the codec holds is never over 64 KiB or twice what arrived", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 0, max: 400_000 }),
+      fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1 }),
+      fc.boolean(),
+      (length, sizes, headerAlone) => {
+        const payload = new Uint8Array(length);
+        for (let i = 0; i < length; i++) payload[i] = (i * 7 + length) & 0xff;
+        const codec = new MessageCodec(MiB);
+        const frame = codec.encode({
+          type: MessageType.Response,
+          flags: 0,
+          sequence: 3,
+          payload,
+        });
+        const got: Uint8Array[] = [];
+        const onFrame = (_t: number, _f: number, _s: number, p: Uint8Array) =>
+          got.push(p);
+        // Every buffer made so far is held: the largest bounds the rest.
+        let largest = 0;
+        let at = 0;
+        let chunks = 0;
+        for (let i = 0; at < frame.length; i++) {
+          const next = Math.min(
+            frame.length,
+            headerAlone && i === 0 ? HEADER_SIZE : at + sizes[i % sizes.length],
+          );
+          const chunk = frame.subarray(at, next);
+          for (
+            const n of allocations(() => codec.decodeFrames(chunk, onFrame))
+          ) {
+            largest = Math.max(largest, n);
+          }
+          at = next;
+          chunks++;
+          const arrived = Math.max(0, at - HEADER_SIZE);
+          assert.ok(
+            largest <= Math.max(FIRST_ROOM, 2 * arrived) && largest <= length,
+            `a buffer of ${largest} bytes for ${arrived} of ${length}`,
+          );
+        }
+        assert.equal(got.length, 1);
+        assert.deepEqual(got[0], payload);
+        if (chunks > 1 && length > 0) {
+          // Copied, since it came in pieces: into its own buffer, exactly.
+          assert.equal(got[0].byteOffset, 0);
+          assert.equal(got[0].buffer.byteLength, length);
+        }
+        assert.equal(codec.bufferedBytes, 0);
+        codec.end();
+      },
+    ),
+    { numRuns: 60 },
+  );
+});
+
 test("an oversized length is rejected from the header alone", () => {
   const codec = new MessageCodec(1024);
   assert.throws(

@@ -163,7 +163,10 @@ function integerIn(
  *
  * Frames that arrive whole inside one chunk are handed out as views into
  * that chunk (a payload shorter than {@linkcode MessageCodec.copyBelow} as
- * a copy); only a frame split across chunks is copied, once.
+ * a copy); only a frame split across chunks is copied: up to 64 KiB into
+ * a buffer of its length, a larger one into a buffer that grows as its
+ * bytes arrive (at most twice what arrived), never one of the length its
+ * header claims before the bytes come.
  *
  * @example Round trip
  * ```ts
@@ -187,9 +190,12 @@ export class MessageCodec {
   // Partial frame state, used only while a frame spans chunks.
   #header = new Uint8Array(HEADER_SIZE);
   #headerFill = 0;
-  #pending: Message | undefined;
+  // The payload so far, in a buffer that grows as its bytes arrive (see
+  // room()), with the length its header announced.
+  #pending: Uint8Array | undefined;
   #payloadFill = 0;
-  // The header most recently parsed.
+  #payloadLength = 0;
+  // The header most recently parsed, or of the frame pending.
   #type = 0;
   #flags = 0;
   #sequence = 0;
@@ -373,10 +379,14 @@ export class MessageCodec {
       const sequence = hi * TWO_32 + readU32(chunk, offset + 8);
       const start = offset + HEADER_SIZE;
       if (end - start < length) {
-        const payload = new Uint8Array(length);
-        payload.set(chunk.subarray(start, end), 0);
-        this.#pending = { type, flags, sequence, payload };
+        this.#type = type;
+        this.#flags = flags;
+        this.#sequence = sequence;
+        const pending = new Uint8Array(room(0, end - start, length));
+        pending.set(chunk.subarray(start, end), 0);
+        this.#pending = pending;
         this.#payloadFill = end - start;
+        this.#payloadLength = length;
         return;
       }
       offset = start + length;
@@ -418,7 +428,7 @@ export class MessageCodec {
     }
     if (this.#pending) {
       throw this.#fail(
-        `stream ended inside a frame payload (${this.#payloadFill} of ${this.#pending.payload.byteLength} bytes)`,
+        `stream ended inside a frame payload (${this.#payloadFill} of ${this.#payloadLength} bytes)`,
       );
     }
   }
@@ -442,22 +452,27 @@ export class MessageCodec {
         return offset;
       }
       // Stay in partial mode; the payload arrives below or in later chunks.
-      this.#pending = this.#message(new Uint8Array(length));
+      this.#pending = new Uint8Array(room(0, 0, length));
       this.#payloadFill = 0;
+      this.#payloadLength = length;
     }
-    const pending = this.#pending;
-    const need = pending.payload.byteLength - this.#payloadFill;
-    const take = Math.min(need, end - offset);
-    pending.payload.set(
-      chunk.subarray(offset, offset + take),
-      this.#payloadFill,
-    );
-    this.#payloadFill += take;
+    let pending = this.#pending;
+    const fill = this.#payloadFill;
+    const length = this.#payloadLength;
+    const take = Math.min(length - fill, end - offset);
+    if (fill + take > pending.length) {
+      const grown = new Uint8Array(room(pending.length, fill + take, length));
+      grown.set(pending.subarray(0, fill), 0);
+      this.#pending = pending = grown;
+    }
+    pending.set(chunk.subarray(offset, offset + take), fill);
+    this.#payloadFill = fill + take;
     offset += take;
-    if (this.#payloadFill === pending.payload.byteLength) {
+    if (fill + take === length) {
+      // room() never goes past the length: the buffer is the payload.
       this.#pending = undefined;
       this.#payloadFill = 0;
-      onFrame(pending.type, pending.flags, pending.sequence, pending.payload);
+      onFrame(this.#type, this.#flags, this.#sequence, pending);
     }
     return offset;
   }
@@ -472,15 +487,6 @@ export class MessageCodec {
     return readU32(bytes, at + 12);
   }
 
-  #message(payload: Uint8Array): Message {
-    return {
-      type: this.#type,
-      flags: this.#flags,
-      sequence: this.#sequence,
-      payload,
-    };
-  }
-
   #fail(message: string): ProtocolError {
     this.#failure = new ProtocolError(message);
     this.#pending = undefined;
@@ -491,6 +497,25 @@ export class MessageCodec {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * What a split frame's buffer starts with: a payload up to this size is
+ * given its whole length at once, as before; a larger one starts here.
+ */
+const FIRST_ROOM = 64 * 1024;
+
+/**
+ * The size of a split frame's buffer, now `current` bytes, that must take
+ * `needed` bytes of a payload of `length`: doubled at least, never past
+ * the length. A header's length is a claim: reserved at once, a node
+ * announcing 16 MiB frames on many connections, and sending no more,
+ * would make the client hold memory that never arrives. Grown as bytes
+ * do, a buffer is at most twice what arrived (or FIRST_ROOM), and the
+ * copies as it grows add up to less than the payload.
+ */
+function room(current: number, needed: number, length: number): number {
+  return Math.min(length, Math.max(needed, current * 2, FIRST_ROOM));
+}
 
 /**
  * What is wrong with the frame header at `at` by the stream's rules (a
