@@ -14,7 +14,11 @@ import { main, type MainOptions } from "../cli.ts";
 import type { CommandSpec } from "../src/cli/args.ts";
 import { COMMANDS } from "../src/cli/spec.ts";
 import { fc } from "./support/fc.ts";
-import { startTestNode } from "../testing/node.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import { FrameWriter } from "../src/connection/frame_writer.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+import { encodeJson } from "../src/protocol/messages.ts";
 import { readOnce } from "./support/fault_checks.ts";
 
 /** Controls but the newline (C0, DEL, C1), bidi and zero-width characters. */
@@ -142,17 +146,29 @@ test("a message repeating what the user typed shows it quoted and escaped, never
 });
 
 test("text from elsewhere is escaped too: a node's id in ping's table and document, a runtime's message", async () => {
+  // A node whose HELLO_OK carries an id no terminal may show as it is: the
+  // client refuses it (b5ddbf6), and ping's error names it, escaped.
   const nodeId = `n${HOSTILE}`;
-  const node = await startTestNode({ port: 0, nodeId });
+  const node = await helloOkNode({
+    nodeId,
+    maxFrameSize: 1 << 20,
+    auth: "none",
+  });
   try {
     const table = await run(["ping", node.address]);
-    assert.equal(table.code, 0, table.stderr);
-    assert.ok(table.stdout.includes(`n${ESCAPED}`), table.stdout);
+    assert.equal(table.code, 1, table.stderr);
+    assert.ok(
+      `${table.stdout}${table.stderr}`.includes(`n${ESCAPED}`),
+      table.stdout,
+    );
     assertPrintable(table, "ping");
     const json = await run(["ping", node.address, "--json"]);
+    assert.equal(json.code, 1, json.stderr);
     assertPrintable(json, "ping --json");
-    // The escapes change no value in the document.
-    assert.equal(JSON.parse(json.stdout).nodes[0].nodeId, nodeId);
+    assert.ok(
+      JSON.parse(json.stdout).error.message.includes(`n${ESCAPED}`),
+      json.stdout,
+    );
   } finally {
     await node.close();
   }
@@ -161,6 +177,40 @@ test("text from elsewhere is escaped too: a node's id in ping's table and docume
   assert.equal(listen.code, 1, listen.stderr);
   assertPrintable(listen, "node --host");
 });
+
+/**
+ * A node on loopback that answers every HELLO with `helloOk`, which the
+ * test kit would refuse to send (its id rule is the client's).
+ */
+async function helloOkNode(
+  helloOk: object,
+): Promise<{ address: string; close(): Promise<void> }> {
+  const adapter = await getAdapter();
+  const listener = await adapter.listen(
+    { hostname: "127.0.0.1", port: 0 },
+    (channel) => {
+      const writer = new FrameWriter(channel);
+      const codec = new MessageCodec(1 << 20);
+      channel.onData((chunk) =>
+        codec.decode(chunk, (m) => {
+          if (m.type === MessageType.Hello) {
+            writer.push(
+              MessageType.HelloOk,
+              0,
+              m.sequence,
+              encodeJson(helloOk),
+            );
+          }
+        })
+      );
+      channel.onClose(() => {});
+    },
+  );
+  return {
+    address: `127.0.0.1:${listener.port}`,
+    close: () => listener.close(),
+  };
+}
 
 /** What the CLI must survive anywhere in an argument. */
 const nasty = fc.oneof(
