@@ -163,10 +163,11 @@ function integerIn(
  *
  * Frames that arrive whole inside one chunk are handed out as views into
  * that chunk (a payload shorter than {@linkcode MessageCodec.copyBelow} as
- * a copy); only a frame split across chunks is copied: up to 1 MiB into
- * a buffer of its length, a larger one into a buffer that grows as its
- * bytes arrive (at most twice what arrived), never one of the length its
- * header claims before the bytes come.
+ * a copy); only a frame split across chunks is copied, into a buffer of
+ * its length when that is at most 1 MiB more than what has come, else
+ * into one that grows as its bytes arrive (at most twice what arrived, or
+ * 1 MiB more), never one of the length its header claims before the
+ * bytes come.
  *
  * @example Round trip
  * ```ts
@@ -499,29 +500,33 @@ export class MessageCodec {
 const EMPTY = new Uint8Array(0);
 
 /**
- * What a split frame's buffer starts with: a payload up to this size is
- * given its whole length at once; a larger one starts here. At 64 KiB, a
- * 1 MiB reply grew through five buffers (twice the bytes allocated and
- * copied): 27% fewer 1 MiB requests a second on Node, 43% more CPU each
- * (one process, alternating rounds). A node announcing frames it never
- * sends makes a connection hold at most this much, about what the
- * kernel's receive buffer holds for it anyway.
+ * The most of a split frame's buffer that its bytes have not yet filled
+ * when it is made: a payload at most this much longer than what has come
+ * gets its whole length at once (a 1 MiB reply, whatever its first read
+ * held); a longer one gets what has come plus this, then doubles. With 64
+ * KiB at most (9bf8f21), a 1 MiB reply went through five buffers, twice
+ * the bytes allocated and copied: 27% fewer 1 MiB requests a second on
+ * Node, 43% more CPU each (one process, alternating rounds). So a node
+ * announcing frames it never sends makes a connection hold at most this
+ * much it did not send, about what the kernel's receive buffer holds for
+ * it anyway, not the 16 MiB it may claim.
  */
 export const SPLIT_FRAME_FIRST_ROOM = 1024 * 1024;
 
 /**
  * The size of a split frame's buffer, now `current` bytes, that must take
- * `needed` bytes of a payload of `length`: doubled at least, never past
+ * `needed` bytes of a payload of `length`: what has come plus
+ * {@linkcode SPLIT_FRAME_FIRST_ROOM}, or double the buffer, never past
  * the length. A header's length is a claim: reserved at once, a node
  * announcing 16 MiB frames on many connections, and sending no more,
  * would make the client hold memory that never arrives. Grown as bytes
- * do, a buffer is at most twice what arrived (or SPLIT_FRAME_FIRST_ROOM), and the
- * copies as it grows add up to less than the payload.
+ * do, a buffer is at most twice what arrived or 1 MiB more, and the copies
+ * as it grows add up to less than the payload.
  */
 function room(current: number, needed: number, length: number): number {
   return Math.min(
     length,
-    Math.max(needed, current * 2, SPLIT_FRAME_FIRST_ROOM),
+    Math.max(current * 2, needed + SPLIT_FRAME_FIRST_ROOM),
   );
 }
 
