@@ -38,19 +38,24 @@ export class NodewireError extends Error {
   /** Whether trying the same operation again may succeed. */
   readonly retryable: boolean;
 
-  /** Creates an error with a code, a message and options. */
+  /**
+   * Creates an error with a code, a message and options. The message is
+   * kept as {@linkcode printable} shows it: it may quote a caller or a
+   * node, and must not write to a terminal or split a log line.
+   */
   constructor(
     code: ErrorCode,
     message: string,
     options: NodewireErrorOptions = {},
   ) {
+    const { cause, retryable } = optionsOf(options);
     super(
-      message,
-      options.cause === undefined ? undefined : { cause: options.cause },
+      printable(textOf(message)),
+      cause === undefined ? undefined : { cause },
     );
     this.name = new.target.name;
     this.code = code;
-    this.retryable = options.retryable ?? false;
+    this.retryable = retryable ?? false;
   }
 }
 
@@ -87,7 +92,9 @@ export class ConfigError extends NodewireError {
   ) {
     super(
       "CONFIG_INVALID",
-      `invalid ${field}: ${expected}, got ${renderValue(value)}`,
+      `invalid ${textOf(field)}: ${textOf(expected)}, got ${
+        renderValue(value)
+      }`,
       options,
     );
     this.field = field;
@@ -131,12 +138,13 @@ export class InvalidArgumentError extends NodewireError {
     expected: string,
     options: { method?: string; cause?: unknown } = {},
   ) {
+    const { method, cause } = optionsOf(options);
     super(
       "INVALID_ARGUMENT",
-      `${
-        options.method === undefined ? "" : `${options.method}: `
-      }invalid ${argument}: ${expected}, got ${renderValue(value)}`,
-      { cause: options.cause },
+      `${method === undefined ? "" : `${textOf(method)}: `}invalid ${
+        textOf(argument)
+      }: ${textOf(expected)}, got ${renderValue(value)}`,
+      { cause },
     );
     this.argument = argument;
   }
@@ -166,7 +174,10 @@ export class ProtocolError extends NodewireError {
   declare readonly code: "PROTOCOL_ERROR";
   /** Creates a protocol error saying what was wrong. */
   constructor(message: string, options: NodewireErrorOptions = {}) {
-    super("PROTOCOL_ERROR", message, { ...options, retryable: false });
+    super("PROTOCOL_ERROR", message, {
+      ...optionsOf(options),
+      retryable: false,
+    });
   }
 }
 
@@ -197,6 +208,46 @@ export function textOf(value: unknown): string {
     return String(value);
   } catch {
     return renderValue(value);
+  }
+}
+
+/**
+ * The options a caller handed an error's constructor, read once into a
+ * plain object; none where they cannot be read (a revoked proxy, a proxy
+ * whose traps throw, a getter that throws), since the error must still be
+ * built.
+ */
+export function optionsOf<T extends object>(options: T): T {
+  try {
+    return { ...options };
+  } catch {
+    return {} as T;
+  }
+}
+
+/**
+ * `value[key]`, or undefined where it cannot be read (a revoked proxy, a
+ * getter that throws): for the fields of what a caller handed an error's
+ * constructor, which must build the error whatever it is.
+ */
+export function fieldOf(value: unknown, key: string): unknown {
+  try {
+    return (value as Record<string, unknown> | null | undefined)?.[key];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The items of `list` when it is an array that can be read, else
+ * undefined: for a list a caller handed an error's constructor.
+ */
+export function itemsOf(list: unknown): readonly unknown[] | undefined {
+  try {
+    return Array.isArray(list) ? [...list] : undefined;
+  } catch {
+    // A revoked proxy of an array, or one whose traps throw.
+    return undefined;
   }
 }
 

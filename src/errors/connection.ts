@@ -7,9 +7,13 @@
 
 import {
   clipped,
+  fieldOf,
+  itemsOf,
   listed,
   NodewireError,
   type NodewireErrorOptions,
+  optionsOf,
+  textOf,
 } from "./base.ts";
 import type { ConnectionErrorCode } from "./codes.ts";
 
@@ -33,8 +37,8 @@ export interface Endpoint {
 export function formatAddress(endpoint: Endpoint): string {
   // An error must never fail to be built: a hostname an adapter could
   // not read is shown as what it is.
-  const hostname = String(endpoint?.hostname);
-  const port = endpoint?.port;
+  const hostname = textOf(fieldOf(endpoint, "hostname"));
+  const port = textOf(fieldOf(endpoint, "port"));
   return hostname.includes(":")
     ? `[${hostname}]:${port}`
     : `${hostname}:${port}`;
@@ -69,7 +73,7 @@ export class ConnectionError extends NodewireError {
     endpoint: Endpoint,
     options: NodewireErrorOptions = {},
   ) {
-    super(code, message, { retryable: true, ...options });
+    super(code, message, { retryable: true, ...optionsOf(options) });
     this.address = formatAddress(endpoint);
   }
 }
@@ -141,9 +145,9 @@ export class ConnectTimeoutError extends ConnectionError {
   ) {
     super(
       "CONNECT_TIMEOUT",
-      `connecting to ${
-        formatAddress(endpoint)
-      } timed out after ${timeoutMs} ms`,
+      `connecting to ${formatAddress(endpoint)} timed out after ${
+        textOf(timeoutMs)
+      } ms`,
       endpoint,
       options,
     );
@@ -175,7 +179,7 @@ export class HostNotFoundError extends ConnectionError {
   constructor(endpoint: Endpoint, options: NodewireErrorOptions = {}) {
     super(
       "HOST_NOT_FOUND",
-      `host ${endpoint.hostname} could not be resolved`,
+      `host ${textOf(fieldOf(endpoint, "hostname"))} could not be resolved`,
       endpoint,
       options,
     );
@@ -223,13 +227,14 @@ export class ConnectionLostError extends ConnectionError {
     reason: string,
     options: NodewireErrorOptions & { sent?: boolean } = {},
   ) {
+    const read = optionsOf(options);
     super(
       "CONNECTION_LOST",
-      `connection to ${formatAddress(endpoint)} lost: ${reason}`,
+      `connection to ${formatAddress(endpoint)} lost: ${textOf(reason)}`,
       endpoint,
-      options,
+      read,
     );
-    this.sent = options.sent ?? true;
+    this.sent = read.sent ?? true;
     this.reason = reason;
   }
 }
@@ -298,21 +303,25 @@ export class ConnectFailedError extends NodewireError {
     failures: readonly { address: string; error: Error }[],
     options: NodewireErrorOptions = {},
   ) {
+    const items = itemsOf(failures);
     super(
       "CONNECT_FAILED",
-      "could not connect to any node: " + listFailures(failures),
-      { retryable: true, cause: failures[0]?.error, ...options },
+      "could not connect to any node: " +
+        (items === undefined ? textOf(failures) : listFailures(items)),
+      {
+        retryable: true,
+        cause: fieldOf(items?.[0], "error"),
+        ...optionsOf(options),
+      },
     );
     this.failures = failures;
   }
 }
 
-function listFailures(
-  failures: readonly { address: string; error: Error }[],
-): string {
-  const named = failures.slice(0, 10).map(({ address, error }) => {
-    const why = String(error?.message);
-    return `${address} (${clipped(why, 200)})`;
+function listFailures(failures: readonly unknown[]): string {
+  const named = failures.slice(0, 10).map((failure) => {
+    const why = textOf(fieldOf(fieldOf(failure, "error"), "message"));
+    return `${textOf(fieldOf(failure, "address"))} (${clipped(why, 200)})`;
   });
   return listed(named, failures.length);
 }
@@ -344,7 +353,10 @@ export class NodeUnhealthyError extends NodewireError {
 
   /** Creates the error for a node and the reason it was marked down. */
   constructor(address: string, reason: string) {
-    super("NODE_UNHEALTHY", `node ${address} is unhealthy: ${reason}`);
+    super(
+      "NODE_UNHEALTHY",
+      `node ${textOf(address)} is unhealthy: ${textOf(reason)}`,
+    );
     this.address = address;
   }
 }

@@ -5,7 +5,13 @@
  * @module
  */
 
-import { NodewireError, type NodewireErrorOptions } from "./base.ts";
+import {
+  fieldOf,
+  NodewireError,
+  type NodewireErrorOptions,
+  optionsOf,
+  textOf,
+} from "./base.ts";
 
 /**
  * `getConnection()` or `acquireShared()` waited longer than its limit for
@@ -49,11 +55,13 @@ export class PoolTimeoutError extends NodewireError {
   ) {
     super(
       "POOL_TIMEOUT",
-      `no connection to ${address} within ${timeoutMs} ms ` +
+      `no connection to ${textOf(address)} within ${textOf(timeoutMs)} ms ` +
         `(${
           limit === "timeoutMs" ? "the call's timeoutMs" : "connectionTimeoutMs"
         }; ` +
-        `${counts.open} open, ${counts.inUse} in use, ${counts.waiting} waiting)`,
+        `${textOf(fieldOf(counts, "open"))} open, ` +
+        `${textOf(fieldOf(counts, "inUse"))} in use, ` +
+        `${textOf(fieldOf(counts, "waiting"))} waiting)`,
       { retryable: true },
     );
     this.address = address;
@@ -101,8 +109,8 @@ export class PoolClosedError extends NodewireError {
   ) {
     super(
       how === "closed" ? "POOL_CLOSED" : "POOL_CLEARED",
-      `the pool for ${address} was ${how}`,
-      { retryable: how === "cleared", ...options },
+      `the pool for ${textOf(address)} was ${textOf(how)}`,
+      { retryable: how === "cleared", ...optionsOf(options) },
     );
     this.address = address;
   }

@@ -8,10 +8,12 @@
 
 import {
   clipped,
+  itemsOf,
   listed,
   messageOf,
   NodewireError,
   type NodewireErrorOptions,
+  optionsOf,
   printable,
   textOf,
 } from "./base.ts";
@@ -60,13 +62,14 @@ export class RequestTimeoutError extends NodewireError {
     timeoutMs: number,
     options: NodewireErrorOptions & { sent?: boolean } = {},
   ) {
-    const sent = options.sent ?? true;
+    const read = optionsOf(options);
+    const sent = read.sent ?? true;
     super(
       "REQUEST_TIMEOUT",
-      `request to ${address} timed out after ${timeoutMs} ms${
+      `request to ${textOf(address)} timed out after ${textOf(timeoutMs)} ms${
         sent ? "" : " before it was sent"
       }`,
-      { retryable: !sent, ...options },
+      { retryable: !sent, ...read },
     );
     this.timeoutMs = timeoutMs;
     this.address = address;
@@ -193,10 +196,13 @@ export class NoHealthyNodesError extends NodewireError {
     addresses: readonly string[],
     options: NodewireErrorOptions = {},
   ) {
+    const items = itemsOf(addresses);
     super(
       "NO_HEALTHY_NODES",
-      `no healthy node among ${addresses.length}: ${listed(addresses)}`,
-      { retryable: true, ...options },
+      items === undefined
+        ? `no healthy node among ${textOf(addresses)}`
+        : `no healthy node among ${items.length}: ${listed(items.map(textOf))}`,
+      { retryable: true, ...optionsOf(options) },
     );
     this.addresses = addresses;
   }
@@ -229,7 +235,10 @@ export class ClientClosedError extends NodewireError {
     message = "the client is closed",
     options: NodewireErrorOptions = {},
   ) {
-    super("CLIENT_CLOSED", message, { ...options, retryable: false });
+    super("CLIENT_CLOSED", message, {
+      ...optionsOf(options),
+      retryable: false,
+    });
   }
 }
 
@@ -261,7 +270,7 @@ export class RetriesExhaustedError extends NodewireError {
   constructor(attempts: number, lastError: unknown) {
     super(
       "RETRIES_EXHAUSTED",
-      `gave up after ${attempts} attempt${attempts === 1 ? "" : "s"}: ${
+      `gave up after ${textOf(attempts)} attempt${attempts === 1 ? "" : "s"}: ${
         messageOf(lastError)
       }`,
       { cause: lastError, retryable: false },
@@ -310,11 +319,18 @@ export class DatagramTooLargeError extends NodewireError {
     maxDatagramSize: number,
     maxPayload: number,
   ) {
+    // Only numbers are subtracted: anything else a caller hands could
+    // throw there (a symbol, a proxy), or mean nothing.
+    const overhead =
+      typeof maxDatagramSize === "number" && typeof maxPayload === "number"
+        ? maxDatagramSize - maxPayload
+        : "?";
     super(
       "DATAGRAM_TOO_LARGE",
-      `request payload of ${size} bytes does not fit in one UDP datagram ` +
-        `to ${address}: at most ${maxPayload} bytes fit in maxDatagramSize ` +
-        `${maxDatagramSize} (${maxDatagramSize - maxPayload} go to the ` +
+      `request payload of ${textOf(size)} bytes does not fit in one UDP ` +
+        `datagram to ${textOf(address)}: at most ${textOf(maxPayload)} ` +
+        `bytes fit in maxDatagramSize ${textOf(maxDatagramSize)} ` +
+        `(${overhead} go to the ` +
         "session token and frame header); raise maxDatagramSize (up to " +
         "65507, the largest UDP payload over IPv4) or use TCP",
       { retryable: false },

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { NodewireError } from "./base.ts";
+import { fieldOf, itemsOf, NodewireError, optionsOf, textOf } from "./base.ts";
 import type { ProtocolType } from "../protocol_type.ts";
 
 /**
@@ -77,13 +77,14 @@ export class TlsError extends NodewireError {
       cause?: unknown;
     },
   ) {
+    const read = optionsOf(options);
     super("TLS_FAILED", message, {
-      cause: options.cause,
-      retryable: options.reason === "handshake-timeout",
+      cause: read.cause,
+      retryable: read.reason === "handshake-timeout",
     });
-    this.reason = options.reason;
-    this.address = options.address;
-    this.serverName = options.serverName;
+    this.reason = read.reason;
+    this.address = read.address;
+    this.serverName = read.serverName;
   }
 }
 
@@ -133,19 +134,33 @@ export class NegotiationError extends NodewireError {
 
   /** Creates the error from both sides' sets. */
   constructor(failure: NegotiationFailure, options: { cause?: unknown } = {}) {
-    const list = (p: readonly string[]) => `[${p.join(", ")}]`;
+    // Each set as the failure holds it; one that is no array that can be
+    // read is shown as what it is, and kept as none.
+    const set = (key: keyof NegotiationFailure) => {
+      const items = itemsOf(fieldOf(failure, key));
+      return {
+        items: Object.freeze([...items ?? []]) as readonly ProtocolType[],
+        text: items === undefined
+          ? textOf(fieldOf(failure, key))
+          : `[${items.map(textOf).join(", ")}]`,
+      };
+    };
+    const client = set("clientProtocols");
+    const allowed = set("allowedProtocols");
+    const node = set("nodeProtocols");
+    const address = fieldOf(failure, "address") as string;
     super(
       "NEGOTIATION_FAILED",
-      `protocol negotiation with ${failure.address} failed: ${failure.detail}` +
-        ` (client offers ${list(failure.clientProtocols)}, its policy allows ` +
-        `${list(failure.allowedProtocols)}; node supports ` +
-        `${list(failure.nodeProtocols)})`,
-      { cause: options.cause, retryable: false },
+      `protocol negotiation with ${textOf(address)} failed: ${
+        textOf(fieldOf(failure, "detail"))
+      } (client offers ${client.text}, its policy allows ${allowed.text}; ` +
+        `node supports ${node.text})`,
+      { cause: optionsOf(options).cause, retryable: false },
     );
-    this.address = failure.address;
-    this.clientProtocols = Object.freeze([...failure.clientProtocols]);
-    this.allowedProtocols = Object.freeze([...failure.allowedProtocols]);
-    this.nodeProtocols = Object.freeze([...failure.nodeProtocols]);
+    this.address = address;
+    this.clientProtocols = client.items;
+    this.allowedProtocols = allowed.items;
+    this.nodeProtocols = node.items;
   }
 }
 
@@ -201,9 +216,10 @@ export class AuthenticationError extends NodewireError {
     message: string,
     options: { reason: AuthFailureReason; address?: string; cause?: unknown },
   ) {
-    super("AUTH_FAILED", message, { cause: options.cause, retryable: false });
-    this.reason = options.reason;
-    this.address = options.address;
+    const read = optionsOf(options);
+    super("AUTH_FAILED", message, { cause: read.cause, retryable: false });
+    this.reason = read.reason;
+    this.address = read.address;
   }
 }
 
