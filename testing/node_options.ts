@@ -7,13 +7,13 @@
  */
 
 import type { Clock } from "../src/clock.ts";
-import { bool, integer, is, text } from "../src/config/options.ts";
+import { bool, integer, text } from "../src/config/options.ts";
 import {
   MAX_DATAGRAM_SIZE,
   MIN_DATAGRAM_SIZE,
 } from "../src/protocol/datagram.ts";
 import { MAX_FRAME_SIZE_LIMIT, MIN_FRAME_SIZE } from "../src/protocol/frame.ts";
-import { isProtocolType, type ProtocolType } from "../src/protocol_type.ts";
+import type { ProtocolType } from "../src/protocol_type.ts";
 import type { RuntimeAdapter, RuntimeName } from "../src/runtime/types.ts";
 import { type CredentialStore, isStore, readUsers } from "./auth.ts";
 import {
@@ -23,6 +23,7 @@ import {
   nodeId,
   type OptionNames,
   port,
+  protocols,
   runtime,
 } from "./options.ts";
 
@@ -89,12 +90,7 @@ const TEST_NODE_OPTIONS: OptionNames<TestNodeOptions> = {
   clock,
   // Read by readUsers, once, into the copy the node keeps.
   credentials: true,
-  // Empty, the node could serve nothing: every connect would fail far
-  // from the option. A client's config refuses it too.
-  protocols: is(
-    (v) => Array.isArray(v) && v.length > 0 && v.every(isProtocolType),
-    'expected a non-empty array of "tls", "tcp" and "udp"',
-  ),
+  protocols,
   udpPort: port,
   udpDropEvery: count,
   udpMaxDatagramSize: integer(MIN_DATAGRAM_SIZE, MAX_DATAGRAM_SIZE),

@@ -11,8 +11,9 @@ import { integer, methods } from "../src/config/options.ts";
 import type { Check as Rule } from "../src/config/validate.ts";
 import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
 import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
-import { printable } from "../src/errors/base.ts";
+import { printable, quoted } from "../src/errors/base.ts";
 import { nodeIdProblem } from "../src/protocol/node_id.ts";
+import { isProtocolType } from "../src/protocol_type.ts";
 
 /**
  * The names an options type takes, as a record keyed by every one of them,
@@ -50,6 +51,21 @@ export const nodeId: Rule = (v) => {
   return printable(v) === v
     ? sized
     : "expected no control or format characters";
+};
+/**
+ * The protocols a node serves, by a client's rule for its `protocols`:
+ * empty, the node could serve nothing and every connect would fail far
+ * from the option; a protocol given twice is refused as a slip, as the
+ * client refuses it.
+ */
+export const protocols: Rule = (v) => {
+  if (!Array.isArray(v) || v.length === 0 || !v.every(isProtocolType)) {
+    return 'expected a non-empty array of "tls", "tcp" and "udp"';
+  }
+  const repeat = v.findIndex((p, i) => v.indexOf(p) !== i);
+  return repeat === -1
+    ? undefined
+    : `duplicate protocol ${quoted(v[repeat])} at [${repeat}]`;
 };
 /** A count of bytes or things: 0 is none. */
 export const count: Rule = integer(0, Number.MAX_SAFE_INTEGER);

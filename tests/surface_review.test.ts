@@ -47,6 +47,8 @@ import {
   type OtelOptions,
 } from "../otel.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import type { ProtocolType } from "../src/protocol_type.ts";
 import {
   CredentialStore,
   decodeReply,
@@ -585,18 +587,24 @@ test("startTestNode refuses option values of the wrong kind with a ConfigError n
   }
 });
 
-test("startTestNode refuses protocols: [], a node that would serve no protocol, with a ConfigError naming the option, before it listens", async () => {
+/** A memory network that counts its listens: a refused node made none. */
+function countingListens() {
   const network = createMemoryNetwork();
-  let listened = 0;
-  const counting = {
+  let listens = 0;
+  const runtime = {
     ...network,
     listen: (...args: Parameters<typeof network.listen>) => {
-      listened++;
+      listens++;
       return network.listen(...args);
     },
   };
+  return { runtime, listens: () => listens };
+}
+
+test("startTestNode refuses protocols: [], a node that would serve no protocol, with a ConfigError naming the option, before it listens", async () => {
+  const { runtime, listens } = countingListens();
   await assert.rejects(
-    startTestNode({ runtime: counting, protocols: [] }),
+    startTestNode({ runtime, protocols: [] }),
     (e: unknown) => {
       configError("startTestNode options.protocols")(e);
       assert.match(
@@ -606,7 +614,42 @@ test("startTestNode refuses protocols: [], a node that would serve no protocol, 
       return true;
     },
   );
-  assert.equal(listened, 0);
+  assert.equal(listens(), 0);
+});
+
+test("startTestNode refuses a repeated protocol, as a client's config does, with a ConfigError naming the option and the repeat, before it listens", async () => {
+  // The client's own rule, which the kit follows.
+  assert.throws(
+    () =>
+      resolveConfig({ hosts: ["127.0.0.1:7000"], protocols: ["tcp", "tcp"] }),
+    (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(
+        e.message,
+        'invalid protocols[1]: duplicate protocol, got "tcp"',
+      );
+      return true;
+    },
+  );
+  const { runtime, listens } = countingListens();
+  const repeats: [ProtocolType[], string][] = [
+    [["tcp", "tcp"], '"tcp" at [1], got an array of 2'],
+    [["udp", "tcp", "udp"], '"udp" at [2], got an array of 3'],
+  ];
+  for (const [protocols, repeat] of repeats) {
+    await assert.rejects(
+      startTestNode({ runtime, protocols }),
+      (e: unknown) => {
+        configError("startTestNode options.protocols")(e);
+        assert.equal(
+          (e as Error).message,
+          `invalid startTestNode options.protocols: duplicate protocol ${repeat}`,
+        );
+        return true;
+      },
+    );
+  }
+  assert.equal(listens(), 0);
 });
 
 test("held: a node id of 255 UTF-8 bytes reaches the client whole, in HELLO_OK and in every reply", async () => {
