@@ -788,3 +788,29 @@ test("what a node sends is shown escaped in messages, as sent in fields: its ERR
     await guarded.close();
   }
 });
+
+test("a handshake from createHandshake names the node by whatever id its hello holds: a number or a symbol handed by a caller's own connection is shown, not a TypeError", async () => {
+  const handshake = createHandshake({});
+  const connection = { address: "127.0.0.1:7000" } as Connection;
+  const cases: [unknown, string][] = [
+    [7, "7"],
+    [Symbol("x"), "Symbol(x)"],
+    ["n\u001b1", "n\\u001b1"],
+  ];
+  for (const [nodeId, shown] of cases) {
+    const hello = { nodeId, auth: "scram-sha-256", maxFrameSize: 1024 };
+    await assert.rejects(
+      handshake(connection, hello as never, new AbortController().signal),
+      (error: unknown) => {
+        assert.ok(error instanceof AuthenticationError, String(error));
+        assert.equal(error.reason, "credentials-required");
+        assert.equal(
+          error.message,
+          `node 127.0.0.1:7000 (${shown}) requires authentication ` +
+            "(SCRAM-SHA-256), but no username and password are configured",
+        );
+        return true;
+      },
+    );
+  }
+});
