@@ -15,10 +15,7 @@ import type { CommandSpec } from "../src/cli/args.ts";
 import { COMMANDS } from "../src/cli/spec.ts";
 import { fc } from "./support/fc.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
-import { FrameWriter } from "../src/connection/frame_writer.ts";
-import { MessageCodec } from "../src/protocol/codec.ts";
-import { MessageType } from "../src/protocol/frame.ts";
-import { encodeJson } from "../src/protocol/messages.ts";
+import { answerHello, scriptedNode } from "./support/scripted_node.ts";
 import { readOnce } from "./support/fault_checks.ts";
 
 /** Controls but the newline (C0, DEL, C1), bidi and zero-width characters. */
@@ -149,11 +146,10 @@ test("text from elsewhere is escaped too: a node's id in ping's table and docume
   // A node whose HELLO_OK carries an id no terminal may show as it is: the
   // client refuses it (b5ddbf6), and ping's error names it, escaped.
   const nodeId = `n${HOSTILE}`;
-  const node = await helloOkNode({
-    nodeId,
-    maxFrameSize: 1 << 20,
-    auth: "none",
-  });
+  const node = await scriptedNode(
+    await getAdapter(),
+    answerHello({ nodeId, maxFrameSize: 1 << 20, auth: "none" }),
+  );
   try {
     const table = await run(["ping", node.address]);
     assert.equal(table.code, 1, table.stderr);
@@ -177,40 +173,6 @@ test("text from elsewhere is escaped too: a node's id in ping's table and docume
   assert.equal(listen.code, 1, listen.stderr);
   assertPrintable(listen, "node --host");
 });
-
-/**
- * A node on loopback that answers every HELLO with `helloOk`, which the
- * test kit would refuse to send (its id rule is the client's).
- */
-async function helloOkNode(
-  helloOk: object,
-): Promise<{ address: string; close(): Promise<void> }> {
-  const adapter = await getAdapter();
-  const listener = await adapter.listen(
-    { hostname: "127.0.0.1", port: 0 },
-    (channel) => {
-      const writer = new FrameWriter(channel);
-      const codec = new MessageCodec(1 << 20);
-      channel.onData((chunk) =>
-        codec.decode(chunk, (m) => {
-          if (m.type === MessageType.Hello) {
-            writer.push(
-              MessageType.HelloOk,
-              0,
-              m.sequence,
-              encodeJson(helloOk),
-            );
-          }
-        })
-      );
-      channel.onClose(() => {});
-    },
-  );
-  return {
-    address: `127.0.0.1:${listener.port}`,
-    close: () => listener.close(),
-  };
-}
 
 /** What the CLI must survive anywhere in an argument. */
 const nasty = fc.oneof(

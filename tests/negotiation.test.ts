@@ -10,9 +10,7 @@ import {
   handshakeResult,
   type TransportUpgrade,
 } from "../src/handshake/handshake.ts";
-import { MessageCodec } from "../src/protocol/codec.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
-import { FrameWriter } from "../src/connection/frame_writer.ts";
 import { encodeJson } from "../src/protocol/messages.ts";
 import {
   allowedProtocols,
@@ -24,6 +22,11 @@ import {
 } from "../src/protocol/negotiation.ts";
 import { PROTOCOL_PRIORITY, type ProtocolType } from "../src/protocol_type.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import {
+  answerHello,
+  type ScriptedNode,
+  scriptedNode,
+} from "./support/scripted_node.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
@@ -61,36 +64,18 @@ function connect(
  * A node that answers HELLO and then NEGOTIATE with whatever `negotiateOk`
  * returns, to play a node that disagrees or misbehaves.
  */
-async function scriptedNode(
+function negotiatingNode(
   adapter: RuntimeAdapter,
   hello: object,
   negotiateOk: (offer: Message) => object,
-): Promise<{ port: number; seen: number[]; close(): Promise<void> }> {
-  const seen: number[] = [];
-  const listener = await adapter.listen(
-    { hostname: "127.0.0.1", port: 0 },
-    (channel) => {
-      const writer = new FrameWriter(channel);
-      const codec = new MessageCodec(1 << 20);
-      channel.onData((chunk) =>
-        codec.decode(chunk, (m) => {
-          seen.push(m.type);
-          if (m.type === MessageType.Hello) {
-            writer.push(MessageType.HelloOk, 0, m.sequence, encodeJson(hello));
-          } else if (m.type === MessageType.Negotiate) {
-            writer.push(
-              MessageType.NegotiateOk,
-              0,
-              m.sequence,
-              encodeJson(negotiateOk(m)),
-            );
-          }
-        })
-      );
-      channel.onClose(() => {});
-    },
+): Promise<ScriptedNode> {
+  return scriptedNode(
+    adapter,
+    (m) =>
+      m.type === MessageType.Negotiate
+        ? [MessageType.NegotiateOk, negotiateOk(m)]
+        : answerHello(hello)(m),
   );
-  return { port: listener.port, seen, close: () => listener.close() };
 }
 
 const HELLO = { nodeId: "scripted", maxFrameSize: 1 << 20, auth: "none" };
@@ -364,7 +349,7 @@ test("a node whose choice differs from the client's rule is refused", async () =
       { protocols: ["udp"], selected: "udp", udpPort: 9 },
     ]
   ) {
-    const node = await scriptedNode(
+    const node = await negotiatingNode(
       network,
       { ...HELLO, protocols: answer.protocols },
       () => answer,
@@ -386,7 +371,7 @@ test("a node whose choice differs from the client's rule is refused", async () =
 test("the client offers exactly its policy's protocols that it has a transport for", async () => {
   const network = createMemoryNetwork();
   const offers: unknown[] = [];
-  const node = await scriptedNode(
+  const node = await negotiatingNode(
     network,
     { ...HELLO, protocols: ["tcp"] },
     (m) => {
@@ -416,7 +401,7 @@ test("the client offers exactly its policy's protocols that it has a transport f
 
 test("a node that predates negotiation is not sent NEGOTIATE and counts as TCP", async () => {
   const network = createMemoryNetwork();
-  const node = await scriptedNode(network, HELLO, () => {
+  const node = await negotiatingNode(network, HELLO, () => {
     throw new Error("must not be asked");
   });
   const connection = await connect(network, node.port, {});
