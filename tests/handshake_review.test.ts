@@ -789,28 +789,196 @@ test("what a node sends is shown escaped in messages, as sent in fields: its ERR
   }
 });
 
-test("a handshake from createHandshake names the node by whatever id its hello holds: a number or a symbol handed by a caller's own connection is shown, not a TypeError", async () => {
+test("a handshake from createHandshake refuses a hello whose nodeId no HELLO_OK could hold (a number, a symbol, a control character) naming hello.nodeId, not a TypeError", async () => {
   const handshake = createHandshake({});
   const connection = { address: "127.0.0.1:7000" } as Connection;
   const cases: [unknown, string][] = [
     [7, "7"],
-    [Symbol("x"), "Symbol(x)"],
-    ["n\u001b1", "n\\u001b1"],
+    [Symbol("x"), "a symbol"],
+    ["n\u001b1", '"n\\u001b1"'],
   ];
   for (const [nodeId, shown] of cases) {
     const hello = { nodeId, auth: "scram-sha-256", maxFrameSize: 1024 };
     await assert.rejects(
       handshake(connection, hello as never, new AbortController().signal),
       (error: unknown) => {
-        assert.ok(error instanceof AuthenticationError, String(error));
-        assert.equal(error.reason, "credentials-required");
+        assert.ok(error instanceof InvalidArgumentError, String(error));
+        assert.equal(error.argument, "hello.nodeId");
         assert.equal(
           error.message,
-          `node 127.0.0.1:7000 (${shown}) requires authentication ` +
-            "(SCRAM-SHA-256), but no username and password are configured",
+          "handshake: invalid hello.nodeId: expected a node id: a string " +
+            "of 1 to 255 UTF-8 bytes with no control or format character, " +
+            `got ${shown}`,
         );
         return true;
       },
     );
   }
+});
+
+/**
+ * A connection that must not be touched: any read of it is recorded, so a
+ * hello refused up front is seen to be refused before the handshake did
+ * anything with the connection.
+ */
+function untouchedConnection(): { connection: Connection; reads: string[] } {
+  const reads: string[] = [];
+  const connection = new Proxy({}, {
+    get(_, key) {
+      reads.push(String(key));
+      throw new Error(`the handshake read connection.${String(key)}`);
+    },
+  }) as Connection;
+  return { connection, reads };
+}
+
+/** A revoked proxy: every operation on it throws a TypeError. */
+function revoked(target: object = {}): object {
+  const { proxy, revoke } = Proxy.revocable(target, {});
+  revoke();
+  return proxy;
+}
+
+const thrower = () => {
+  throw new Error("getter");
+};
+
+/**
+ * A hello createHandshake's hook must refuse: its description (what
+ * fast-check prints: it cannot print a revoked proxy), the argument the
+ * error names, and a way to build it.
+ */
+type HostileHello = [string, string, () => unknown];
+
+const hostileHello: fc.Arbitrary<HostileHello> = fc.oneof(
+  fc.constantFrom<HostileHello>(
+    ["null", "hello", () => null],
+    ["undefined", "hello", () => undefined],
+    ["0", "hello", () => 0],
+    ["NaN", "hello", () => Number.NaN],
+    ['"n1"', "hello", () => "n1"],
+    ["true", "hello", () => true],
+    ["a symbol", "hello", () => Symbol("hello")],
+    ["a function", "hello", () => () => HELLO_OK],
+    ["a revoked proxy", "hello", () => revoked()],
+    [
+      "a proxy whose get throws",
+      "hello.nodeId",
+      () => new Proxy({}, { get: thrower }),
+    ],
+  ),
+  fc.tuple(
+    fc.constantFrom<[string, unknown[]]>(
+      ["nodeId", [
+        undefined,
+        null,
+        7,
+        Symbol("n"),
+        "",
+        { toString: 1 },
+        ["n1"],
+        "n\u001b1",
+        "n".repeat(256),
+      ]],
+      ["maxFrameSize", [
+        undefined,
+        null,
+        Number.NaN,
+        Infinity,
+        -1,
+        0,
+        1023,
+        1024.5,
+        "1024",
+        1024n,
+      ]],
+      ["auth", [undefined, null, "None", "scram", 1, { toString: 1 }]],
+      ["protocols", [null, "tcp", [1], {}, ["tcp", null]]],
+      ["features", [null, "udp-batch", [1], {}]],
+    ),
+    fc.nat(),
+    fc.constantFrom("plain", "getter", "revoked"),
+  ).map(([[field, values], i, how]): HostileHello => {
+    const value = values[i % values.length];
+    const list = field === "protocols" || field === "features";
+    const kind = how === "getter"
+      ? "a getter that throws"
+      : how === "revoked" && list
+      ? "a revoked proxy"
+      : inspect(value);
+    const make = () => {
+      const hello: Record<string, unknown> = { ...HELLO_OK };
+      if (how === "getter") {
+        Object.defineProperty(hello, field, { get: thrower, enumerable: true });
+      } else if (how === "revoked" && list) hello[field] = revoked([]);
+      else if (value === undefined) delete hello[field];
+      else hello[field] = value;
+      return hello;
+    };
+    return [`${field}: ${kind}`, `hello.${field}`, make];
+  }),
+);
+
+test("createHandshake's hook refuses a bad hello up front with an InvalidArgumentError naming it, before it touches the connection", async () => {
+  const handshake = createHandshake({});
+  await fc.assert(
+    fc.asyncProperty(hostileHello, async ([what, argument, make]) => {
+      const hello = make();
+      const { connection, reads } = untouchedConnection();
+      const error = await handshake(
+        connection,
+        hello as never,
+        new AbortController().signal,
+      ).then(() => undefined, (e: unknown) => e);
+      assert.ok(error instanceof InvalidArgumentError, `${what}: ${error}`);
+      assert.equal(error.argument, argument, error.message);
+      assert.match(error.message, /^handshake: invalid hello/);
+      assert.match(error.message, /: (expected .+|could not be read), got /);
+      assert.deepEqual(reads, [], "the connection was not touched");
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test("createHandshake's hook takes every hello a HELLO_OK decodes to as before", async () => {
+  const open = createHandshake({});
+  const guarded = createHandshake(CREDENTIALS);
+  const connection = { address: "127.0.0.1:7000" } as Connection;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        nodeId: fc.string({ unit: "grapheme", minLength: 1, maxLength: 40 })
+          .filter((id) => kitNodeId(id) === undefined),
+        maxFrameSize: fc.integer({ min: 1024, max: 2 ** 40 }),
+        auth: fc.constantFrom("none", "scram-sha-256"),
+        features: fc.option(fc.array(fc.string({ maxLength: 12 })), {
+          nil: undefined,
+        }),
+        extra: fc.string({ maxLength: 8 }),
+      }, { requiredKeys: ["nodeId", "maxFrameSize", "auth"] }),
+      async (fields) => {
+        const hello = decodeHelloOk(encodeJson(fields));
+        const signal = new AbortController().signal;
+        const outcome = await open(connection, hello, signal).then(
+          () => "open",
+          (e: unknown) => e,
+        );
+        if (hello.auth === "none") {
+          assert.equal(outcome, "open");
+          // Credentials and a node that does not authenticate: refused.
+          const refused = await guarded(connection, hello, signal).then(
+            () => undefined,
+            (e: unknown) => e,
+          );
+          assert.ok(refused instanceof AuthenticationError, String(refused));
+          assert.equal(refused.reason, "node-unauthenticated");
+        } else {
+          assert.ok(outcome instanceof AuthenticationError, String(outcome));
+          assert.equal(outcome.reason, "credentials-required");
+          assert.ok(outcome.message.includes(`(${hello.nodeId})`));
+        }
+      },
+    ),
+    { numRuns: 200 },
+  );
 });

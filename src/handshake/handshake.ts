@@ -38,6 +38,7 @@ import {
 } from "../protocol/negotiation.ts";
 import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
 import { Secret } from "../secret.ts";
+import { readHello } from "./hello.ts";
 
 /** The outcome of negotiation on one connection. */
 export interface NegotiationResult {
@@ -153,7 +154,10 @@ export function handshakeResult(
  *
  * @throws {AuthenticationError} (`"invalid-credentials"`), at once, when
  *   SASLprep refuses the username or password or either is empty.
- * @throws (from the hook) {@linkcode NegotiationError} when no protocol
+ * @throws (from the hook) {@linkcode InvalidArgumentError}, before it
+ *   touches the connection, for a `hello` that no HELLO_OK decodes to (not
+ *   an object, a field missing or of the wrong type, a read that throws),
+ *   naming `hello` or its field; {@linkcode NegotiationError} when no protocol
  *   can be agreed, {@linkcode AuthenticationError} when authentication
  *   cannot or does not succeed, the node's {@linkcode RemoteError} when it
  *   refuses a step, {@linkcode ProtocolError} for a reply of another type
@@ -214,7 +218,10 @@ export function createHandshake(options: HandshakeOptions): Handshake {
   }
   const cache = new ScramKeyCache();
 
-  return async (connection, hello, signal) => {
+  return async (connection, given, signal) => {
+    // Checked before anything else: a caller's own hello that is no
+    // HELLO_OK would fail later as a TypeError, or not at all.
+    const hello = readHello(given, "handshake");
     const authRequired = hello.auth === "scram-sha-256";
     if (authRequired && (username === undefined || password === undefined)) {
       throw new AuthenticationError(
