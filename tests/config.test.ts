@@ -7,6 +7,7 @@ import {
 } from "../src/config/defaults.ts";
 import { parseHost } from "../src/config/hosts.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
+import { mergeConfig } from "../src/config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../src/config/shapes.ts";
 import { ConfigError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
@@ -308,4 +309,122 @@ test("a Secret can be passed in directly", () => {
     resolveConfig({ hosts: ["a"], username: "u", password: s }).password,
     s,
   );
+});
+
+/** A section object holding `fields` each way a caller might build one. */
+function sectionShapes(
+  fields: Record<string, unknown>,
+): [string, object][] {
+  const hidden = {};
+  for (const [key, value] of Object.entries(fields)) {
+    Object.defineProperty(hidden, key, { get: () => value, enumerable: false });
+  }
+  class Getters {}
+  for (const [key, value] of Object.entries(fields)) {
+    Object.defineProperty(Getters.prototype, key, { get: () => value });
+  }
+  class Fields {
+    constructor() {
+      Object.assign(this, fields);
+    }
+    /** A method a settings class may have: not an option. */
+    describe(): string {
+      return "pool settings";
+    }
+  }
+  return [
+    ["a non-enumerable getter", hidden],
+    ["Object.create", Object.create(fields)],
+    ["a class's getters", new Getters()],
+    ["a class with a method", new Fields()],
+  ];
+}
+
+test("a config section's fields are used however the object holds them (non-enumerable, inherited, a class's getters), never dropped for the defaults", () => {
+  for (
+    const [shape, poolConfig] of sectionShapes({
+      maxConnections: 5,
+      minConnections: 2,
+    })
+  ) {
+    const resolved = resolveConfig({ hosts: ["a"], poolConfig });
+    assert.equal(resolved.poolConfig.maxConnections, 5, shape);
+    assert.equal(resolved.poolConfig.minConnections, 2, shape);
+  }
+  for (const [shape, retryConfig] of sectionShapes({ maxRetries: 0 })) {
+    const resolved = resolveConfig({ hosts: ["a"], retryConfig });
+    assert.equal(resolved.retryConfig.maxRetries, 0, shape);
+  }
+  for (const [shape, healthConfig] of sectionShapes({ intervalMs: 0 })) {
+    const resolved = resolveConfig({ hosts: ["a"], healthConfig });
+    assert.equal(resolved.healthConfig.intervalMs, 0, shape);
+  }
+  // Checked as any value is.
+  for (const [shape, poolConfig] of sectionShapes({ maxConnections: 0 })) {
+    assert.throws(
+      () => resolveConfig({ hosts: ["a"], poolConfig }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.field === "poolConfig.maxConnections",
+      shape,
+    );
+  }
+});
+
+test("a misspelt option a read would find (non-enumerable, inherited) is an unknown option, not silently ignored", () => {
+  for (
+    const [shape, poolConfig] of sectionShapes({ maxConection: 5 })
+  ) {
+    // A class's getter with another name is no field of the object: a
+    // class may carry getters and methods of its own.
+    if (shape === "a class's getters") continue;
+    try {
+      resolveConfig({ hosts: ["a"], poolConfig });
+      assert.fail(`${shape}: accepted`);
+    } catch (error) {
+      assert.ok(error instanceof ConfigError, `${shape}: ${error}`);
+      assert.equal(error.field, "poolConfig.maxConection", shape);
+      assert.match(error.message, /unknown option.*maxConnections/, shape);
+    }
+  }
+  configError(
+    Object.create({ hosts: ["a"], timeout: 5 }),
+    "timeout",
+    /unknown option/,
+  );
+  // An array's own "length" is no misspelt option: it is no config.
+  configError([], "config", /expected an object, got an array of 0/);
+  // An inherited hosts is read, as every top-level option is.
+  assert.deepEqual(
+    resolveConfig(Object.create({ hosts: ["a:1"] })).hosts.map((h) => h.port),
+    [1],
+  );
+});
+
+test("overrides merged over a URL's config keep a section's fields however the object holds them", () => {
+  for (const [shape, poolConfig] of sectionShapes({ maxConnections: 5 })) {
+    const merged = mergeConfig(
+      { hosts: ["a"], poolConfig: { minConnections: 1 } },
+      { poolConfig },
+    );
+    const resolved = resolveConfig(merged);
+    assert.equal(resolved.poolConfig.maxConnections, 5, shape);
+    assert.equal(resolved.poolConfig.minConnections, 1, shape);
+  }
+});
+
+test("overrides given non-enumerable, inherited or as a class's getters are merged over a URL's config, not dropped", () => {
+  for (
+    const [shape, overrides] of sectionShapes({
+      poolConfig: { maxConnections: 5 },
+    })
+  ) {
+    const merged = mergeConfig({ hosts: ["a"] }, overrides);
+    assert.equal(resolveConfig(merged).poolConfig.maxConnections, 5, shape);
+  }
+  // Unknown ones still reach resolveConfig, to be refused by name.
+  const misspelt = mergeConfig(
+    { hosts: ["a"] },
+    Object.create({ timeout: 5 }),
+  );
+  configError(misspelt, "timeout", /unknown option/);
 });

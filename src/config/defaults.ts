@@ -227,3 +227,17 @@ export const DEFAULT_PANIC_THRESHOLD = 0;
  * ```
  */
 export const DEFAULT_TIMEOUT_MS = 5000;
+
+/**
+ * The defaults of each config section but `tls` (whose defaults are in
+ * `tls.ts`), by the section's name: the fields each section has.
+ */
+export const SECTION_DEFAULTS: Readonly<Record<string, object>> = Object
+  .freeze({
+    poolConfig: DEFAULT_POOL_CONFIG,
+    retryConfig: DEFAULT_RETRY_CONFIG,
+    retryBudget: DEFAULT_RETRY_BUDGET,
+    hedging: DEFAULT_HEDGING,
+    healthConfig: DEFAULT_HEALTH_CONFIG,
+    outlierEjection: DEFAULT_OUTLIER_EJECTION,
+  });

@@ -68,7 +68,8 @@ import {
   text,
 } from "./validate.ts";
 
-const CONFIG_KEYS = new Set<string>([
+/** The options of a {@linkcode ConnectionConfig}, by name. */
+export const CONFIG_KEYS: ReadonlySet<string> = new Set<string>([
   "hosts",
   "username",
   "password",
@@ -116,7 +117,8 @@ export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
 }
 
 function resolve(config: ConnectionConfig): ResolvedConfig {
-  if (typeof config !== "object" || config === null) {
+  // An array too: its "length" would pass for an unknown option.
+  if (typeof config !== "object" || config === null || Array.isArray(config)) {
     throw new ConfigError("config", config, "expected an object");
   }
   rejectUnknownKeys("config", config, CONFIG_KEYS);

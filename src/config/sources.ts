@@ -11,21 +11,24 @@ import { ConfigError } from "../errors.ts";
 import { type EnvReader, readEnvVariable } from "../runtime/env.ts";
 import type { ConnectionConfig } from "./shapes.ts";
 import { parseConnectionString } from "./url.ts";
-import { readable } from "./validate.ts";
+import { SECTION_DEFAULTS } from "./defaults.ts";
+import { CONFIG_KEYS } from "./resolve.ts";
+import { TLS_DEFAULTS } from "./tls.ts";
+import { optionNames, readable } from "./validate.ts";
 
 /** The environment variable `Client.connect()` reads without arguments. */
 export const URL_VARIABLE = "NODEWIRE_URL";
 
 /** The sections an override merges into field by field. */
-const SECTIONS = new Set([
-  "tls",
-  "poolConfig",
-  "retryConfig",
-  "retryBudget",
-  "hedging",
-  "healthConfig",
-  "outlierEjection",
-]);
+/**
+ * The sections that merge field by field, and the fields each has: a
+ * field a read finds but a spread does not (a class's getter) is still
+ * merged.
+ */
+const SECTIONS: ReadonlyMap<string, readonly string[]> = new Map(
+  Object.entries({ tls: TLS_DEFAULTS, ...SECTION_DEFAULTS })
+    .map(([name, defaults]) => [name, Object.keys(defaults)]),
+);
 
 /**
  * The configuration `Client.connect(first, overrides)` asks for, before
@@ -120,21 +123,35 @@ export function mergeConfig(
     throw new ConfigError("overrides", overrides, "expected an object");
   }
   const merged: Record<string, unknown> = { ...base };
-  for (const [key, value] of Object.entries(overrides)) {
+  // Read as resolveConfig reads a config: Object.entries would drop an
+  // option given non-enumerable, inherited or as a class's getter.
+  for (const key of new Set([...optionNames(overrides), ...CONFIG_KEYS])) {
+    const value = overrides[key];
     if (value === undefined) continue;
     const under = merged[key];
     merged[key] = SECTIONS.has(key) && isPlainObject(under) &&
         isPlainObject(value)
-      ? { ...under, ...definedFields(value) }
+      ? { ...under, ...definedFields(value, SECTIONS.get(key)!) }
       : value;
   }
   return merged as unknown as ConnectionConfig;
 }
 
-function definedFields(value: object): Record<string, unknown> {
-  return Object.fromEntries(
-    Object.entries(value).filter(([, v]) => v !== undefined),
-  );
+/**
+ * The fields of a section given in overrides, read as resolveConfig reads
+ * them: non-enumerable and inherited ones too (a spread would drop them),
+ * unknown ones kept for resolveConfig to refuse by name.
+ */
+function definedFields(
+  value: object,
+  known: readonly string[],
+): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const key of new Set([...optionNames(value), ...known])) {
+    const v = (value as Record<string, unknown>)[key];
+    if (v !== undefined) fields[key] = v;
+  }
+  return fields;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

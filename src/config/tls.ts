@@ -92,7 +92,7 @@ export interface ResolvedTlsConfig {
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 3000;
 
 /** What an absent `tls` section, or an absent field of it, means. */
-const TLS_DEFAULTS: Readonly<ResolvedTlsConfig> = Object.freeze({
+export const TLS_DEFAULTS: Readonly<ResolvedTlsConfig> = Object.freeze({
   ca: undefined,
   serverName: undefined,
   dangerouslySkipVerify: false,

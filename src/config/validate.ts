@@ -219,9 +219,23 @@ export function duration(
 }
 
 /**
- * Refuses any key of `value` that `known` does not hold: a misspelt option
- * is an error, never silently ignored. `name` is the section's field path;
- * `"config"` for the top level, whose keys are named bare.
+ * The option names a caller may have meant in `value`: its own string
+ * keys, enumerable or not (`Object.defineProperty`), and the enumerable
+ * ones it inherits (`Object.create`), as a read finds them. Not what a
+ * class's prototype defines: its methods and getters are not enumerable,
+ * and a settings class may have its own.
+ */
+export function optionNames(value: object): string[] {
+  const names = new Set(Object.getOwnPropertyNames(value));
+  for (const key in value) names.add(key);
+  return [...names];
+}
+
+/**
+ * Refuses any key of `value` ({@linkcode optionNames}) that `known` does
+ * not hold: a misspelt option is an error, never silently ignored, however
+ * the object holds it. `name` is the section's field path; `"config"` for
+ * the top level, whose keys are named bare.
  *
  * @throws {ConfigError} naming the first unknown key, the known one it
  *   most likely misspells, and listing the known.
@@ -231,7 +245,7 @@ export function rejectUnknownKeys(
   value: object,
   known: ReadonlySet<string>,
 ): void {
-  for (const key of Object.keys(value)) {
+  for (const key of optionNames(value)) {
     if (!known.has(key)) {
       throw new ConfigError(
         name === "config" ? key : `${name}.${key}`,
@@ -262,8 +276,13 @@ export function section<T extends object>(
     if (typeof value !== "object" || value === null || Array.isArray(value)) {
       throw new ConfigError(name, value, "expected an object");
     }
-    rejectUnknownKeys(name, value, new Set(Object.keys(defaults)));
-    for (const [key, v] of Object.entries(value)) {
+    const known = Object.keys(defaults);
+    rejectUnknownKeys(name, value, new Set(known));
+    // Each known field read as `value.key` reads it, once: Object.entries
+    // saw only own enumerable ones, so a non-enumerable, inherited or
+    // class-getter field was dropped for its default without a word.
+    for (const key of known) {
+      const v = (value as Record<string, unknown>)[key];
       if (v !== undefined) merged[key] = v;
     }
   }
