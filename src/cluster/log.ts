@@ -9,7 +9,6 @@
 
 import type { LogEntry, Logger } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
-import { printable } from "../errors/base.ts";
 import {
   AuthenticationError,
   messageOf,
@@ -108,7 +107,7 @@ export function logManagerEvents(
     log({
       level: "info",
       message: `node ${d.address}${
-        d.nodeId ? ` (${printable(d.nodeId)})` : ""
+        d.nodeId ? ` (${d.nodeId})` : ""
       } negotiated ${d.protocol}${d.previous ? `, was ${d.previous}` : ""}`,
       event: "protocolSelected",
       address: d.address,

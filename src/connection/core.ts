@@ -19,7 +19,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { clipped, printable } from "../errors/base.ts";
+import { clipped } from "../errors/base.ts";
 import { checkCopyBelow, MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
@@ -473,8 +473,9 @@ export class ConnectionCore {
       this.owner.destroy(
         new ConnectionLostError(
           this.owner,
-          // The node's text as the RemoteError shows it (escaped, clipped).
-          `node error ${e.code}: ${printable(clipped(e.message, 1024))}`,
+          // The node's text as the RemoteError shows it (clipped; every
+          // error's message is escaped by NodewireError).
+          `node error ${e.code}: ${clipped(e.message, 1024)}`,
           {
             cause: this.#remoteError(e),
           },

@@ -14,7 +14,6 @@ import {
   NodewireError,
   type NodewireErrorOptions,
   optionsOf,
-  printable,
   textOf,
 } from "./base.ts";
 
@@ -150,12 +149,12 @@ export class RemoteError extends NodewireError {
     super(
       "REMOTE_ERROR",
       // textOf(): a caller's number, object or even revoked proxy is
-      // shown, never a throw.
-      `node ${printable(textOf(nodeId || address || "?"))} answered error ${
+      // shown, never a throw; the base class escapes the whole message.
+      `node ${textOf(nodeId || address || "?")} answered error ${
         textOf(remoteCode)
       }: ${
         // The node's text, as much as a log line can take.
-        printable(clipped(textOf(message), 1024))}`,
+        clipped(textOf(message), 1024)}`,
       { retryable },
     );
     this.remoteCode = remoteCode;

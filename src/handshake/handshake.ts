@@ -15,7 +15,7 @@ import type { ResolvedConfig } from "../config/shapes.ts";
 import { oneOf } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { expectReply } from "../connection/open.ts";
-import { quoted, textOf } from "../errors/base.ts";
+import { quoted } from "../errors/base.ts";
 import {
   AuthenticationError,
   NegotiationError,
@@ -225,7 +225,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     const authRequired = hello.auth === "scram-sha-256";
     if (authRequired && (username === undefined || password === undefined)) {
       throw new AuthenticationError(
-        `node ${connection.address} (${textOf(hello.nodeId)}) requires ` +
+        `node ${connection.address} (${hello.nodeId}) requires ` +
           `authentication (SCRAM-SHA-256), but no ${
             username === undefined ? "username and password are" : "password is"
           } configured`,
@@ -234,9 +234,7 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     }
     if (!authRequired && password !== undefined) {
       throw new AuthenticationError(
-        `node ${connection.address} (${
-          textOf(hello.nodeId)
-        }) does not authenticate, ` +
+        `node ${connection.address} (${hello.nodeId}) does not authenticate, ` +
           "but credentials are configured: refusing a node that cannot " +
           "prove who it is",
         { reason: "node-unauthenticated", address: connection.address },
