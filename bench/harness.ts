@@ -73,6 +73,28 @@ export function median(values: readonly number[]): number {
     : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/**
+ * How fast `a` ran against `b` measured side by side: the median of the
+ * ratios of their rates round by round (`a[r] / b[r]`, both from the same
+ * rotation, seconds apart), or, when the two have no rounds in common
+ * (files written before rounds were kept), the ratio of their medians.
+ * On a shared machine whose speed drifts over a run by more than the
+ * differences measured, a pair of rounds shares the machine's state of
+ * the moment, and the median of ratios cancels the drift that the ratio
+ * of medians (each from rounds a minute apart) keeps.
+ */
+export function pairedRatio(
+  a: { reqPerSecond: number; roundRates?: readonly number[] },
+  b: { reqPerSecond: number; roundRates?: readonly number[] },
+): number {
+  const x = a.roundRates ?? [];
+  const y = b.roundRates ?? [];
+  if (x.length > 0 && x.length === y.length && y.every((v) => v > 0)) {
+    return median(x.map((v, r) => v / y[r]));
+  }
+  return a.reqPerSecond / b.reqPerSecond;
+}
+
 /** The `q` quantile (0..1) of an already sorted array, nearest rank. */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;

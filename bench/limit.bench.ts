@@ -42,7 +42,10 @@
  *   (BENCH_LARGE_IN_FLIGHT).
  *
  * Rounds rotate who goes first and figures are medians of the measured
- * rounds; every round is bounded in time and in count (BENCH_ROUNDS
+ * rounds; a ratio of two contenders is the median of their ratios round
+ * by round (`pairedRatio`: the two ran seconds apart in each round, on
+ * the machine as it was then), and each cell keeps its rounds' rates
+ * (`roundRates`) in the JSON; every round is bounded in time and in count (BENCH_ROUNDS
  * measured rounds, default 7; BENCH_ROUND_MS per round, default 1500;
  * BENCH_ROUND_REQUESTS requests at most, default 20 million, which no
  * contender reaches in that time on these machines: rounds end on time,
@@ -74,6 +77,7 @@ import {
   newSeries,
   now,
   orDash,
+  pairedRatio,
   percent,
   printTable,
   processCpuMicros,
@@ -438,6 +442,12 @@ export interface CellFigures {
   nodeCpuUsPerRequest: number | null;
   p50Us: number | null;
   p99Us: number | null;
+  /**
+   * req/s of each measured round, in the order of the rounds: every
+   * contender of the cell ran once in a round, so round r of two cells
+   * was measured seconds apart (see `pairedRatio`).
+   */
+  roundRates: number[];
 }
 
 /** Rotating rounds of every contender at one in-flight count and payload. */
@@ -515,6 +525,7 @@ async function measureCells(
         : Number(median(cell.nodeCpu).toFixed(3)),
       p50Us: timed ? Number(f.p50Us.toFixed(1)) : null,
       p99Us: timed ? Number(f.p99Us.toFixed(1)) : null,
+      roundRates: cell.rates.map(Math.round),
     };
   });
 }
@@ -554,7 +565,7 @@ function ratio(
     );
   const x = find(a);
   const y = find(b);
-  return x && y ? x.reqPerSecond / y.reqPerSecond : undefined;
+  return x && y ? pairedRatio(x, y) : undefined;
 }
 
 // --- the sections
@@ -679,8 +690,7 @@ try {
         16,
         REQUESTS_PER_ROUND,
       );
-      ratios[`${section}/tcp@64`] = figures[1].reqPerSecond /
-        figures[0].reqPerSecond;
+      ratios[`${section}/tcp@64`] = pairedRatio(figures[1], figures[0]);
       heading(`${section}: the client over ${section} against TCP`);
       printTable(
         [
@@ -712,8 +722,10 @@ try {
       if (baselines.length === 2) {
         // The raw promise client over the runtime's own TLS against itself
         // over TCP: what the runtime's TLS stack leaves at best.
-        ratios[`raw ${section}/raw tcp@64`] = figures[3].reqPerSecond /
-          figures[2].reqPerSecond;
+        ratios[`raw ${section}/raw tcp@64`] = pairedRatio(
+          figures[3],
+          figures[2],
+        );
         console.log(
           `raw ${section}/raw tcp: ${
             percent(ratios[`raw ${section}/raw tcp@64`])

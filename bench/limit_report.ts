@@ -23,6 +23,7 @@ import {
   fixed,
   int,
   orDash,
+  pairedRatio,
   percent,
   QUICK,
   sizeLabel,
@@ -31,8 +32,11 @@ import type { CellFigures } from "./limit.bench.ts";
 import { type Runtime, RUNTIMES } from "./scale/results.ts";
 import { type Chart, type Series, svgDocument } from "./scale/svg.ts";
 
-/** One cell of bench/limit.bench.ts's output. */
-type Cell = CellFigures;
+/**
+ * One cell of bench/limit.bench.ts's output, as read back: files written
+ * before 2026-12-06 have no `roundRates` (their ratios are of medians).
+ */
+type Cell = Omit<CellFigures, "roundRates"> & { roundRates?: number[] };
 
 interface LimitRun {
   runtime: Runtime;
@@ -110,9 +114,7 @@ function cell(
 
 /** req/s of `a` over `b` in the same section, in flight and payload. */
 function ratio(a?: Cell, b?: Cell): number | undefined {
-  return a && b && b.reqPerSecond > 0
-    ? a.reqPerSecond / b.reqPerSecond
-    : undefined;
+  return a && b && b.reqPerSecond > 0 ? pairedRatio(a, b) : undefined;
 }
 
 /** The TCP cell's req/s as a share of its baseline's, if it has one. */
