@@ -112,6 +112,13 @@ function cell(
   );
 }
 
+/** Whether the run's cells keep their rounds' rates (see `pairedRatio`). */
+function hasRounds(run: LimitRun): boolean {
+  return Object.values(run.sections).every((cells) =>
+    cells.every((c) => c.roundRates !== undefined)
+  );
+}
+
 /** req/s of `a` over `b` in the same section, in flight and payload. */
 function ratio(a?: Cell, b?: Cell): number | undefined {
   return a && b && b.reqPerSecond > 0 ? pairedRatio(a, b) : undefined;
@@ -535,7 +542,12 @@ const header = [
   } per cell. Machine: ${machines.join("; ")}.`,
   "Figures are medians of alternating rounds (each round rotates which " +
   "contender goes first) from one run per runtime; one connection to one " +
-  "node.",
+  "node. " +
+  (runs.every((r) => hasRounds(r))
+    ? "A ratio is the median of the two contenders' ratios round by round."
+    : "A ratio is of the two medians where a file keeps no rounds " +
+      "(written before 2026-12-06's seventh stop), else the median of the " +
+      "ratios round by round."),
   ...runs.filter((r) => r.quick).map((r) =>
     `**Warning: \`limit-${r.runtime}.json\` is a quick smoke run (BENCH_QUICK=1): its figures are not measurements.**`
   ),
