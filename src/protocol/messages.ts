@@ -337,7 +337,18 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
  * 64 characters, with {@linkcode printable} escapes. Never throws: `String()` does on `{"toString": 1}`.
  */
 export function shown(value: unknown): string {
-  return printable(clipped(JSON.stringify(value) ?? "undefined", 64));
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch {
+    // JSON.parse takes nesting deeper than JSON.stringify's recursion can
+    // walk (a RangeError on Node and Bun for a few kB of brackets): the
+    // kind of value says enough, and the error it goes into is typed.
+    text = `(${
+      Array.isArray(value) ? "an array" : "an object"
+    } nested too deep to show)`;
+  }
+  return printable(clipped(text ?? "undefined", 64));
 }
 
 function isPositiveInteger(value: unknown): value is number {
