@@ -18,6 +18,7 @@ import process from "node:process";
 import { Client } from "../src/client/client.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import type { Connection } from "../src/connection/connection.ts";
+import type { LogEntry } from "../src/config/shapes.ts";
 import { NodewireError } from "../src/errors.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError, encodeJson } from "../src/protocol/messages.ts";
@@ -28,12 +29,16 @@ import { drive, Tracker, watchEscapes } from "./support/fault_harness.ts";
 import {
   frame,
   HostileNode,
+  NODE_MAX_FRAME,
   type Received,
   same,
 } from "./support/hostile_node.ts";
 
 const CLIENT_MAX_FRAME = 2048;
 const MAX_BACKOFF_MS = 20;
+const HEDGE_DELAY_MS = 5;
+/** Request sizes: NODE_MAX_FRAME is what the node takes, one more is not. */
+const PAYLOAD_SIZES = [5, 5, 5, 5, 5, NODE_MAX_FRAME, NODE_MAX_FRAME + 1];
 
 /** Control, format and separator characters no message may carry raw. */
 // deno-lint-ignore no-control-regex
@@ -104,13 +109,24 @@ type CallerAction =
     idempotent: boolean;
     abortable: boolean;
     retry: boolean;
+    size: number;
   }
-  | { k: "batch"; count: number; timeoutMs: number; idempotent: boolean }
+  | {
+    k: "batch";
+    count: number;
+    timeoutMs: number;
+    idempotent: boolean;
+    size: number;
+  }
   | { k: "ping"; timeoutMs: number }
   | { k: "lend"; count: number; timeoutMs: number; fail: boolean }
-  | { k: "abort"; pick: number };
+  | { k: "abort"; pick: number }
+  | { k: "disconnect"; timeoutMs: number };
 
-type Action = NodeAction | CallerAction;
+/** A node's action, on the first node or the second (when there is one). */
+type OnNode = { k: "on"; node: number; act: NodeAction };
+
+type Action = OnNode | CallerAction;
 
 const timeoutArb = fc.constantFrom(20, 100, 1000);
 
@@ -221,7 +237,7 @@ const nodeActionArb: fc.Arbitrary<NodeAction> = fc.oneof(
         MessageType.Goodbye,
       ),
       sequence: fc.constantFrom(0, 1, 2, 7),
-      payload: fc.nat({ max: 5 }),
+      payload: fc.nat({ max: 6 }),
     }),
   },
   {
@@ -259,6 +275,7 @@ const callerActionArb: fc.Arbitrary<CallerAction> = fc.oneof(
       idempotent: fc.boolean(),
       abortable: fc.boolean(),
       retry: fc.boolean(),
+      size: fc.nat(),
     }),
   },
   {
@@ -268,6 +285,7 @@ const callerActionArb: fc.Arbitrary<CallerAction> = fc.oneof(
       count: fc.integer({ min: 1, max: 5 }),
       timeoutMs: timeoutArb,
       idempotent: fc.boolean(),
+      size: fc.nat(),
     }),
   },
   {
@@ -290,10 +308,24 @@ const callerActionArb: fc.Arbitrary<CallerAction> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({ k: fc.constant("abort" as const), pick: fc.nat() }),
   },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("disconnect" as const),
+      timeoutMs: fc.constantFrom(1, 50, 2000),
+    }),
+  },
 );
 
 const actionArb: fc.Arbitrary<Action> = fc.oneof(
-  { weight: 3, arbitrary: nodeActionArb },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant("on" as const),
+      node: fc.nat({ max: 1 }),
+      act: nodeActionArb,
+    }),
+  },
   { weight: 2, arbitrary: callerActionArb },
 );
 
@@ -317,6 +349,7 @@ const CONTROL_PAYLOADS: Uint8Array[] = [
   new Uint8Array([0x7b, 0xff, 0x7d]),
   new Uint8Array(0),
   new TextEncoder().encode("[".repeat(600) + "]".repeat(600)),
+  encodeJson({ nodeId: NASTY, maxFrameSize: 4096, auth: "none" }),
 ];
 
 /** A request's tag: its op byte, the run and its id, unique per test. */
@@ -345,6 +378,10 @@ class Ledger {
    * or (when its reply was stretched) bytes that begin with them.
    */
   check(label: string, own: Uint8Array, value: Uint8Array): void {
+    assert.ok(
+      own.length <= NODE_MAX_FRAME,
+      `${label} over the node's limit got a reply`,
+    );
     if (same(value, own)) return;
     const key = hex(own);
     if (
@@ -545,6 +582,21 @@ interface Call {
   check: (value: unknown) => void;
   /** An error of the caller's own, passed through withConnection. */
   own?: Error;
+  /** A payload over the node's limit: it must fail, never sent. */
+  tooLarge?: boolean;
+}
+
+/**
+ * A call over the node's limit fails: with INVALID_ARGUMENT once the
+ * client knows the limit (with what it met before a connection when not).
+ */
+function assertRefused(label: string, ok: boolean, error: unknown): void {
+  assert.ok(!ok, `${label}: a payload over the node's limit was answered`);
+  assert.notEqual(
+    (error as NodewireError).code,
+    "REMOTE_ERROR",
+    `${label}: sent: ${error}`,
+  );
 }
 
 class CallerError extends Error {}
@@ -560,6 +612,8 @@ test("property: against a node whose sessions are mutated at random (headers, se
         maxRetries: fc.constantFrom(0, 2),
         maxConnections: fc.constantFrom(1, 2),
         disconnectMs: fc.constantFrom(1, 50, 2000),
+        nodes: fc.constantFrom(1, 2),
+        hedging: fc.boolean(),
       }),
       (actions, config) =>
         session(++run, actions, config).catch((error) => {
@@ -568,7 +622,7 @@ test("property: against a node whose sessions are mutated at random (headers, se
         }),
     ),
     {
-      numRuns: Number(process.env.RUNS ?? 40),
+      numRuns: Number(process.env.RUNS ?? 80),
       verbose: process.env.VERBOSE ? 2 : 0,
     },
   );
@@ -580,6 +634,8 @@ interface SessionConfig {
   maxRetries: number;
   maxConnections: number;
   disconnectMs: number;
+  nodes: number;
+  hedging: boolean;
 }
 
 async function session(
@@ -592,10 +648,16 @@ async function session(
   }
   const network = createMemoryNetwork();
   const clock = new VirtualClock();
-  const node = await HostileNode.start(network);
+  const nodes = [await HostileNode.start(network)];
+  if (config.nodes === 2) nodes.push(await HostileNode.start(network));
+  const logged: LogEntry[] = [];
   const client = await drive(
     clock,
-    Client.connect(node.clientConfig(clock, {
+    Client.connect(nodes[0].clientConfig(clock, {
+      hosts: nodes.map((n) => `127.0.0.1:${n.port}`),
+      hedging: config.hedging
+        ? { delayMs: HEDGE_DELAY_MS, maxHedges: 1 }
+        : false,
       timeoutMs: 1000,
       requestTimeoutMs: 1000,
       maxFrameSize: CLIENT_MAX_FRAME,
@@ -609,23 +671,31 @@ async function session(
         maxBackoffMs: MAX_BACKOFF_MS,
       },
       healthConfig: { intervalMs: config.healthMs, timeoutMs: 50 },
+      logger: (entry) => logged.push(entry),
     })),
   );
   const ledger = new Ledger();
   const tracker = new Tracker(clock);
+  let disconnecting: Promise<void> | undefined;
   const calls: Call[] = [];
   const aborts: AbortController[] = [];
   const lent: Connection[] = [];
   let id = 0;
-  const next = (op: number) => {
+  const next = (op: number, size = 0) => {
     const t = tag(op, run, id++);
-    ledger.all.add(hex(t));
-    return t;
+    // Most payloads small; some as large as the node takes, or one more.
+    const length = PAYLOAD_SIZES[size % PAYLOAD_SIZES.length];
+    const payload = new Uint8Array(Math.max(length, t.length)).fill(0x5a);
+    payload.set(t);
+    ledger.all.add(hex(payload));
+    return payload;
   };
-  // Attempts allowed, each within its timeout, with the waits between.
-  const within = (timeoutMs: number, retry = true) => {
+  // Attempts allowed, each within its timeout, with the waits between; a
+  // hedge goes out HEDGE_DELAY_MS into an attempt, with a timeout of its own.
+  const within = (timeoutMs: number, retry = true, idempotent = false) => {
     const attempts = retry ? config.maxRetries + 1 : 1;
-    return attempts * timeoutMs + (attempts - 1) * MAX_BACKOFF_MS;
+    const hedge = config.hedging && idempotent ? HEDGE_DELAY_MS : 0;
+    return attempts * (timeoutMs + hedge) + (attempts - 1) * MAX_BACKOFF_MS;
   };
   let requestsOk = 0;
   let requestsFailed = 0;
@@ -640,13 +710,14 @@ async function session(
   for (const a of actions) {
     switch (a.k) {
       case "request": {
-        const payload = next(0x72);
+        const payload = next(0x72, a.size);
         const abort = a.abortable ? new AbortController() : undefined;
         if (abort) aborts.push(abort);
         const label = `r${id}`;
         calls.push({
           label,
-          boundMs: within(a.timeoutMs, a.retry),
+          boundMs: within(a.timeoutMs, a.retry, a.idempotent),
+          tooLarge: payload.length > NODE_MAX_FRAME,
           check: (v) => ledger.check(label, payload, v as Uint8Array),
         });
         tracker.track(
@@ -661,17 +732,23 @@ async function session(
         break;
       }
       case "batch": {
-        const list = Array.from({ length: a.count }, () => next(0x62));
+        const list = Array.from(
+          { length: a.count },
+          (_, i) => next(0x62, a.size + 3 * i),
+        );
         const label = `b${id}`;
         calls.push({
           label,
-          boundMs: within(a.timeoutMs),
+          boundMs: within(a.timeoutMs, true, a.idempotent),
           check: (v) => {
             const results = v as Awaited<
               ReturnType<Client["requestMany"]>
             >;
             assert.equal(results.length, list.length, label);
             for (const [i, r] of results.entries()) {
+              if (list[i].length > NODE_MAX_FRAME) {
+                assertRefused(`${label}[${i}]`, r.ok, r.ok ? 0 : r.error);
+              }
               if (r.ok) {
                 requestsOk++;
                 ledger.check(`${label}[${i}]`, list[i], r.value);
@@ -742,8 +819,13 @@ async function session(
       case "abort":
         if (aborts.length > 0) aborts[a.pick % aborts.length].abort();
         break;
-      default:
-        await nodeActs(node, clock, ledger, a);
+      case "disconnect":
+        // Calls in flight settle as the disconnect lets them; calls
+        // after it fail with CLIENT_CLOSED. Checked like the others.
+        disconnecting ??= client.disconnect({ timeoutMs: a.timeoutMs });
+        break;
+      case "on":
+        await nodeActs(nodes[a.node % nodes.length], clock, ledger, a.act);
     }
     await clock.advance(0);
   }
@@ -757,10 +839,14 @@ async function session(
       took <= call.boundMs,
       `${t.label} settled after ${took} ms, past its ${call.boundMs}`,
     );
+    if (call.tooLarge) assertRefused(t.label, t.ok, t.error);
     if (t.ok) call.check(t.value);
     else if (call.own !== undefined && t.error === call.own) continue;
     else assertTypedEscaped(t.label, t.error);
   }
+  // A hedge that lost is left to finish: its node carries it until its
+  // reply or its timeout (at most 1000 ms).
+  await clock.advance(1000);
   const before = client.stats();
   assert.equal(before.inFlight, 0, "requests left in flight");
   for (const n of before.nodes) {
@@ -771,15 +857,21 @@ async function session(
     assert.equal(n.pool.inFlight, 0, `${n.address}'s pool in flight`);
     assert.equal(n.pool.waiting, 0, `${n.address} has waiters`);
   }
-  assert.equal(before.succeeded, requestsOk, "succeeded miscounted");
-  assert.equal(before.failed, requestsFailed, "failed miscounted");
+  if (disconnecting === undefined) {
+    // (After disconnect() a call is refused before it counts.)
+    assert.equal(before.succeeded, requestsOk, "succeeded miscounted");
+    assert.equal(before.failed, requestsFailed, "failed miscounted");
+  }
   for (const connection of config.healthMs > 0 ? [] : lent) {
     assert.equal(connection.inFlight, 0, "a lent connection in flight");
   }
   const started = clock.now();
   await drive(
     clock,
-    client.disconnect({ timeoutMs: config.disconnectMs }),
+    Promise.all([
+      disconnecting,
+      client.disconnect({ timeoutMs: config.disconnectMs }),
+    ]),
     10_000,
   );
   // Nothing is in flight: the wait is for the sockets to close.
@@ -799,13 +891,26 @@ async function session(
     assert.equal(n.pool.connecting, 0, `${n.address} still connects`);
   }
   assert.equal(clock.pendingTimers, 0, "a timer is left armed");
+  const nodeSide = nodes.reduce((n, node) => n + node.open.size, 0);
   assert.equal(
-    network.openChannels - node.open.size,
+    network.openChannels - nodeSide,
     0,
     "a client channel is left open",
   );
-  assert.deepEqual(node.violations, [], "the client broke the protocol");
-  await node.close();
+  for (const node of nodes) {
+    assert.deepEqual(node.violations, [], "the client broke the protocol");
+  }
+  // What the node sent shows escaped in log lines too.
+  for (const entry of logged) {
+    assert.ok(
+      !RAW.test(entry.message),
+      `raw control text in the log line ${JSON.stringify(entry.message)}`,
+    );
+    for (const message of messagesOf(entry.error)) {
+      assert.ok(!RAW.test(message), `raw text in ${JSON.stringify(message)}`);
+    }
+  }
+  for (const node of nodes) await node.close();
   await clock.advance(0);
   assert.equal(network.openChannels, 0, "a channel is left open");
 }
