@@ -20,6 +20,7 @@ import { createHandshake } from "../src/handshake/handshake.ts";
 import type { Connection } from "../src/connection/connection.ts";
 import type { LogEntry } from "../src/config/shapes.ts";
 import { NodewireError } from "../src/errors.ts";
+import { parseUdpToken } from "../src/protocol/datagram.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError, encodeJson } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -1082,4 +1083,23 @@ test("property: a HELLO_OK or NEGOTIATE_OK with duplicate keys, a BOM, huge stri
     },
   );
   assert.deepEqual(await watch.stop(), []);
+});
+
+test("parseUdpToken refuses what is no token with a ProtocolError whose message quotes it short: a string of a million characters is cut, an array nested past the stack is named, never a RangeError", () => {
+  const huge = "z".repeat(1_000_000);
+  const deep = JSON.parse(nest(200_000));
+  for (const value of [huge, deep, "\u001b[2J", 5n]) {
+    assert.throws(
+      () => parseUdpToken(value),
+      (error: unknown) => {
+        assertTypedEscaped("parseUdpToken", error);
+        assert.equal((error as NodewireError).code, "PROTOCOL_ERROR");
+        assert.ok(
+          (error as Error).message.length < 200,
+          `a message of ${(error as Error).message.length} characters`,
+        );
+        return true;
+      },
+    );
+  }
 });

@@ -25,7 +25,7 @@ import {
   writeHeaderUnchecked,
 } from "./codec.ts";
 import { HEADER_SIZE, MAX_SEQUENCE, type Message } from "./frame.ts";
-import { fieldsOf, MESSAGE_FIELDS } from "./messages.ts";
+import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
 
 /**
  * Bytes in a UDP session token.
@@ -478,10 +478,9 @@ export function formatUdpToken(token: Uint8Array): string {
  */
 export function parseUdpToken(text: unknown): Uint8Array {
   if (typeof text !== "string" || !/^[0-9a-fA-F]{32}$/.test(text)) {
+    // shown(): a caller's value may be any size or depth.
     throw new ProtocolError(
-      `udpToken ${
-        JSON.stringify(text) ?? "undefined"
-      } is not ${UDP_TOKEN_SIZE} bytes in hex`,
+      `udpToken ${shown(text)} is not ${UDP_TOKEN_SIZE} bytes in hex`,
     );
   }
   const token = new Uint8Array(UDP_TOKEN_SIZE);

@@ -343,10 +343,13 @@ export function shown(value: unknown): string {
   } catch {
     // JSON.parse takes nesting deeper than JSON.stringify's recursion can
     // walk (a RangeError on Node and Bun for a few kB of brackets): the
-    // kind of value says enough, and the error it goes into is typed.
-    text = `(${
-      Array.isArray(value) ? "an array" : "an object"
-    } nested too deep to show)`;
+    // kind of value says enough, and the error it goes into is typed. A
+    // BigInt (from a caller: JSON has none) throws a TypeError there.
+    text = typeof value === "bigint"
+      ? `${value}n`
+      : `(${
+        Array.isArray(value) ? "an array" : "an object"
+      } nested too deep to show)`;
   }
   return printable(clipped(text ?? "undefined", 64));
 }
