@@ -19,7 +19,7 @@ import { Client } from "../src/client/client.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import type { Connection } from "../src/connection/connection.ts";
 import type { LogEntry } from "../src/config/shapes.ts";
-import { NodewireError } from "../src/errors.ts";
+import { NodewireError, ProtocolError } from "../src/errors.ts";
 import { parseUdpToken } from "../src/protocol/datagram.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError, encodeJson } from "../src/protocol/messages.ts";
@@ -28,6 +28,7 @@ import { VirtualClock } from "../testing/virtual_clock.ts";
 import { fc } from "./support/fc.ts";
 import { drive, Tracker, watchEscapes } from "./support/fault_harness.ts";
 import {
+  endsClean,
   frame,
   HostileNode,
   NODE_MAX_FRAME,
@@ -943,6 +944,7 @@ const FIELD_TEXT: Record<string, string> = {
   deepInArray: '["tcp",' + nest(200_000) + "]",
   sizeTwice: '4096,"maxFrameSize":"4096"',
   infinite: "1e400",
+  minusInfinite: "-1e400",
   minusZero: "-0",
   digits: `"${"9".repeat(50_000)}"`,
   valueOf: '{"valueOf":4096}',
@@ -1101,5 +1103,150 @@ test("parseUdpToken refuses what is no token with a ProtocolError whose message 
         return true;
       },
     );
+  }
+});
+
+test("property: a lazy client whose first connect meets a hostile handshake: request, requestMany, ping and withConnection made at once each settle in time, typed and escaped, and disconnect leaves no timer, channel or in-flight count", async () => {
+  const watch = watchEscapes();
+  await fc.assert(
+    fc.asyncProperty(
+      helloOkTextArb,
+      negotiateOkTextArb,
+      fc.array(
+        fc.constantFrom("request", "batch", "ping", "lend", "advance"),
+        { minLength: 1, maxLength: 8 },
+      ),
+      fc.constantFrom(20, 1000),
+      async (hello, negotiated, calls, timeoutMs) => {
+        const network = createMemoryNetwork();
+        const clock = new VirtualClock();
+        const node = await HostileNode.start(network, {
+          helloOk: helloOkText(hello),
+          negotiateOk: jsonText(negotiated),
+        });
+        const client = await Client.connect(
+          node.clientConfig(clock, {
+            timeoutMs: 1000,
+            requestTimeoutMs: 1000,
+            protocols: ["tcp", "udp"],
+            healthConfig: { intervalMs: 0 },
+            retryConfig: { maxRetries: 0 },
+          }),
+          { lazy: true },
+        );
+        const tracker = new Tracker(clock);
+        const payload = new Uint8Array([1, 2, 3]);
+        for (const [i, call] of calls.entries()) {
+          const label = `${call}${i}`;
+          if (call === "request") {
+            tracker.track(label, client.request(payload, { timeoutMs }));
+          } else if (call === "batch") {
+            tracker.track(
+              label,
+              client.requestMany([payload, payload], { timeoutMs }).then(
+                (results) => {
+                  for (const r of results) {
+                    if (!r.ok) assertTypedEscaped(label, r.error);
+                  }
+                },
+              ),
+            );
+          } else if (call === "ping") {
+            tracker.track(label, client.ping({ timeoutMs }));
+          } else if (call === "lend") {
+            tracker.track(
+              label,
+              client.withConnection(
+                (connection) => connection.sendRequest(payload, { timeoutMs }),
+                { timeoutMs },
+              ),
+            );
+          } else await clock.advance(10);
+        }
+        await drive(clock, tracker.settled(), 20_000);
+        for (const t of tracker.all) {
+          assert.equal(t.settledCount, 1, t.label);
+          if (process.env.TRACE) {
+            console.error(t.label, t.settledAt! - t.startedAt, String(t.error));
+          }
+          // Waiting for the connect, then the attempt (the node never
+          // answers a request): each within timeoutMs.
+          assert.ok(
+            t.settledAt! - t.startedAt <= 2 * timeoutMs,
+            `${t.label} took ${t.settledAt! - t.startedAt} ms`,
+          );
+          if (!t.ok) assertTypedEscaped(t.label, t.error);
+        }
+        await drive(clock, client.disconnect({ timeoutMs: 10 }), 5000);
+        await clock.advance(0);
+        const stats = client.stats();
+        assert.equal(stats.inFlight, 0, "requests left in flight");
+        for (const n of stats.nodes) {
+          assert.equal(n.inFlight, 0);
+          assert.equal(n.pool.open + n.pool.connecting + n.pool.waiting, 0);
+        }
+        assert.equal(clock.pendingTimers, 0, "a timer is left armed");
+        assert.equal(network.openChannels - node.open.size, 0);
+        await node.close();
+        assert.equal(network.openChannels, 0, "a channel is left open");
+      },
+    ),
+    {
+      numRuns: Number(process.env.RUNS ?? 40),
+      verbose: process.env.VERBOSE ? 2 : 0,
+    },
+  );
+  assert.deepEqual(await watch.stop(), []);
+});
+
+test("a number JSON cannot write back (1e400 parses to Infinity) is named as it is in the ProtocolError, not as null: HELLO_OK maxFrameSize and NEGOTIATE_OK udpPort", async () => {
+  const cases = [
+    {
+      hello: { maxFrameSize: "infinite" },
+      negotiated: {},
+      expected: /HELLO_OK maxFrameSize is Infinity,/,
+    },
+    {
+      hello: {},
+      negotiated: { udpPort: "minusInfinite" },
+      expected: /NEGOTIATE_OK udpPort -Infinity is not a port/,
+    },
+  ];
+  for (const { hello, negotiated, expected } of cases) {
+    const network = createMemoryNetwork();
+    const clock = new VirtualClock();
+    const node = await HostileNode.start(network, {
+      helloOk: helloOkText({
+        bom: false,
+        nodeId: "n1",
+        maxFrameSize: "size",
+        auth: "none",
+        protocols: "tcpUdp",
+        features: "absent",
+        ...hello,
+      }),
+      negotiateOk: jsonText({
+        protocols: "tcpUdp",
+        selected: "tcpName",
+        udpPort: "port",
+        udpToken: "token",
+        ...negotiated,
+      }),
+    });
+    const outcome = await drive(
+      clock,
+      node.connect(clock, {
+        timeoutMs: 1000,
+        handshake: createHandshake({
+          protocols: ["tcp", "udp"],
+          transports: { udp: () => Promise.resolve() },
+        }),
+      }).then(() => undefined, (error: unknown) => error),
+    );
+    assert.ok(
+      outcome instanceof ProtocolError && expected.test(outcome.message),
+      `expected ${expected}, got ${outcome}`,
+    );
+    await endsClean(clock, node);
   }
 });

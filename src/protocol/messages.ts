@@ -337,6 +337,9 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
  * 64 characters, with {@linkcode printable} escapes. Never throws: `String()` does on `{"toString": 1}`.
  */
 export function shown(value: unknown): string {
+  // JSON writes Infinity (what 1e400 parses to) and NaN as null: the
+  // message would name a value the peer never sent.
+  if (typeof value === "number") return String(value);
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
