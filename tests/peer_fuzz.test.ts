@@ -1250,3 +1250,132 @@ test("a number JSON cannot write back (1e400 parses to Infinity) is named as it 
     await endsClean(clock, node);
   }
 });
+
+// ------------------------------------------------------------ connection
+
+type ConnectionAction =
+  | { k: "request"; timeoutMs: number; abortable: boolean; size: number }
+  | { k: "ping"; timeoutMs: number }
+  | { k: "abort"; pick: number }
+  | { k: "on"; act: NodeAction };
+
+const connectionActionArb: fc.Arbitrary<ConnectionAction> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      k: fc.constant("request" as const),
+      timeoutMs: timeoutArb,
+      abortable: fc.boolean(),
+      size: fc.nat(),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      k: fc.constant("ping" as const),
+      timeoutMs: timeoutArb,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({ k: fc.constant("abort" as const), pick: fc.nat() }),
+  },
+  {
+    weight: 5,
+    arbitrary: fc.record({ k: fc.constant("on" as const), act: nodeActionArb }),
+  },
+);
+
+test("property: Connection (core) under the same mutated sessions: each sendRequest and ping settles within its own timeout with its own reply or a NodewireError with escaped text, and close or destroy leaves nothing in flight, no timer and no channel", async () => {
+  const watch = watchEscapes();
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(connectionActionArb, { minLength: 1, maxLength: 40 }),
+      fc.constantFrom("close", "destroy"),
+      async (actions, end) => {
+        run++;
+        const network = createMemoryNetwork();
+        const clock = new VirtualClock();
+        const node = await HostileNode.start(network);
+        const connection = await drive(
+          clock,
+          node.connect(clock, {
+            timeoutMs: 1000,
+            maxFrameSize: CLIENT_MAX_FRAME,
+            handshake: createHandshake({}),
+          }),
+        );
+        const ledger = new Ledger();
+        const tracker = new Tracker(clock);
+        const bounds: number[] = [];
+        const checks: ((value: unknown) => void)[] = [];
+        const aborts: AbortController[] = [];
+        let id = 0;
+        for (const a of actions) {
+          switch (a.k) {
+            case "request": {
+              const t = tag(0x43, run, id++);
+              const length = PAYLOAD_SIZES[a.size % PAYLOAD_SIZES.length];
+              const payload = new Uint8Array(Math.max(length, t.length));
+              payload.fill(0x5a).set(t);
+              ledger.all.add(hex(payload));
+              const abort = a.abortable ? new AbortController() : undefined;
+              if (abort) aborts.push(abort);
+              const label = `c${id}`;
+              bounds.push(a.timeoutMs);
+              checks.push((v) => ledger.check(label, payload, v as Uint8Array));
+              tracker.track(
+                label,
+                connection.sendRequest(payload, {
+                  timeoutMs: a.timeoutMs,
+                  signal: abort?.signal,
+                }),
+              );
+              break;
+            }
+            case "ping":
+              bounds.push(a.timeoutMs);
+              checks.push((v) => assert.equal(typeof v, "number"));
+              tracker.track(
+                `p${id++}`,
+                connection.ping({ timeoutMs: a.timeoutMs }),
+              );
+              break;
+            case "abort":
+              if (aborts.length > 0) aborts[a.pick % aborts.length].abort();
+              break;
+            case "on":
+              await nodeActs(node, clock, ledger, a.act);
+          }
+          await clock.advance(0);
+        }
+        await drive(clock, tracker.settled(), 5000);
+        for (const [i, t] of tracker.all.entries()) {
+          assert.equal(t.settledCount, 1, t.label);
+          const took = t.settledAt! - t.startedAt;
+          assert.ok(took <= bounds[i], `${t.label} took ${took} ms`);
+          if (t.ok) checks[i](t.value);
+          else assertTypedEscaped(t.label, t.error);
+        }
+        assert.equal(connection.inFlight, 0, "requests left in flight");
+        const ended: Promise<unknown> = end === "close"
+          ? connection.close()
+          : (connection.destroy(), connection.closed);
+        await drive(clock, ended, 5000);
+        await clock.advance(0);
+        assert.equal(connection.timerArmed, false);
+        assert.equal(clock.pendingTimers, 0, "a timer is left armed");
+        assert.equal(network.openChannels - node.open.size, 0);
+        assert.deepEqual(node.violations, [], "the client broke the protocol");
+        await node.close();
+        assert.equal(network.openChannels, 0, "a channel is left open");
+      },
+    ),
+    {
+      numRuns: Number(process.env.RUNS ?? 60),
+      verbose: process.env.VERBOSE ? 2 : 0,
+    },
+  );
+  assert.deepEqual(await watch.stop(), []);
+});
