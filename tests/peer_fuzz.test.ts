@@ -679,6 +679,13 @@ async function session(
   const ledger = new Ledger();
   const tracker = new Tracker(clock);
   let disconnecting: Promise<void> | undefined;
+  // A signal for one call in two (by `n`), that an "abort" may fire.
+  const abortable = (n: number) => {
+    if (n % 2 === 0) return undefined;
+    const abort = new AbortController();
+    aborts.push(abort);
+    return abort.signal;
+  };
   const calls: Call[] = [];
   const aborts: AbortController[] = [];
   const lent: Connection[] = [];
@@ -766,6 +773,7 @@ async function session(
           client.requestMany(list, {
             timeoutMs: a.timeoutMs,
             idempotent: a.idempotent,
+            signal: abortable(a.size),
           }),
         );
         break;
@@ -814,7 +822,7 @@ async function session(
             );
             if (own) throw own;
             return outcomes;
-          }, { timeoutMs: a.timeoutMs }),
+          }, { timeoutMs: a.timeoutMs, signal: abortable(a.count) }),
         );
         break;
       }
