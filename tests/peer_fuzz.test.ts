@@ -951,6 +951,8 @@ const FIELD_TEXT: Record<string, string> = {
   deepNone: nest(200_000, '"none"'),
   deepInArray: '["tcp",' + nest(200_000) + "]",
   sizeTwice: '4096,"maxFrameSize":"4096"',
+  // Not JSON: a parser's message quotes it.
+  bareEscape: "\u001b[2J\u001b]0;title\u0007",
   infinite: "1e400",
   minusInfinite: "-1e400",
   minusZero: "-0",
@@ -980,6 +982,7 @@ const helloOkTextArb = fc.record({
     "hugeString",
     "object",
     "deep",
+    "bareEscape",
   ),
   maxFrameSize: mostly(
     "size",
@@ -1006,7 +1009,14 @@ const helloOkTextArb = fc.record({
 const negotiateOkTextArb = fc.record({
   protocols: mostly("tcpUdp", "deep", "arrayLike", "hugeString"),
   selected: mostly("tcpName", "deep", "deepNone", "hugeString", "escape"),
-  udpPort: mostly("absent", "port", "deepNumber", "digits", "valueOf"),
+  udpPort: mostly(
+    "absent",
+    "port",
+    "deepNumber",
+    "digits",
+    "valueOf",
+    "bareEscape",
+  ),
   udpToken: mostly("absent", "token", "hugeString", "deep", "escape"),
 });
 
@@ -1386,4 +1396,47 @@ test("property: Connection (core) under the same mutated sessions: each sendRequ
     },
   );
   assert.deepEqual(await watch.stop(), []);
+});
+
+test("a HELLO_OK or NEGOTIATE_OK that is no JSON, starting with a terminal escape: the ProtocolError names the parser's complaint with the node's bytes escaped, and nothing under it (no cause, no stack) holds them raw", async () => {
+  const bytes = text("\u001b[2J\u001b]0;pwned\u0007 not json");
+  for (const script of [{ helloOk: bytes }, { negotiateOk: bytes }]) {
+    const network = createMemoryNetwork();
+    const clock = new VirtualClock();
+    const node = await HostileNode.start(network, {
+      ...(script.negotiateOk
+        ? {
+          helloOk: helloOkText({
+            bom: false,
+            nodeId: "n1",
+            maxFrameSize: "size",
+            auth: "none",
+            protocols: "tcpUdp",
+            features: "absent",
+          }),
+        }
+        : {}),
+      ...script,
+    });
+    const outcome = await drive(
+      clock,
+      node.connect(clock, {
+        timeoutMs: 1000,
+        handshake: createHandshake({
+          protocols: ["tcp", "udp"],
+          transports: { udp: () => Promise.resolve() },
+        }),
+      }).then(() => undefined, (error: unknown) => error),
+    );
+    assert.ok(outcome instanceof ProtocolError, `got ${outcome}`);
+    assert.match(outcome.message, /payload is not UTF-8 JSON/);
+    assertTypedEscaped("connect", outcome);
+    for (let e: unknown = outcome; e instanceof Error; e = e.cause) {
+      // A stack is lines: the message's line, then where it was thrown.
+      for (const line of String(e.stack).split("\n")) {
+        assert.ok(!RAW.test(line), `raw text in ${JSON.stringify(line)}`);
+      }
+    }
+    await endsClean(clock, node);
+  }
 });

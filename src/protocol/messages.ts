@@ -7,7 +7,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { clipped, printable, quoted } from "../errors/base.ts";
+import { clipped, printable, quoted, textOf } from "../errors/base.ts";
 import { MIN_FRAME_SIZE } from "./frame.ts";
 import { nodeIdProblem } from "./node_id.ts";
 
@@ -146,7 +146,14 @@ export function decodeJson(
   try {
     value = JSON.parse(decoder.decode(payload));
   } catch (cause) {
-    throw new ProtocolError(`${what} payload is not UTF-8 JSON`, { cause });
+    // The parser's complaint goes into the message, which escapes it: it
+    // quotes the payload ("Unexpected token ... is not valid JSON"), and
+    // as a cause it would reach a terminal or a log raw.
+    throw new ProtocolError(
+      `${what} payload is not UTF-8 JSON: ${
+        clipped(textOf((cause as Error)?.message ?? cause), 120)
+      }`,
+    );
   }
   if (typeof value !== "object" || value === null || Array.isArray(value)) {
     throw new ProtocolError(`${what} payload is not a JSON object`);
