@@ -18,6 +18,7 @@ import process from "node:process";
 import { Client } from "../src/client/client.ts";
 import { createHandshake } from "../src/handshake/handshake.ts";
 import type { Connection } from "../src/connection/connection.ts";
+import type { HealthCheckResult } from "../src/cluster/health_loop.ts";
 import type { LogEntry } from "../src/config/shapes.ts";
 import { NodewireError, ProtocolError } from "../src/errors.ts";
 import { parseUdpToken } from "../src/protocol/datagram.ts";
@@ -39,6 +40,7 @@ import {
 const CLIENT_MAX_FRAME = 2048;
 const MAX_BACKOFF_MS = 20;
 const HEDGE_DELAY_MS = 5;
+const HEALTH_TIMEOUT_MS = 50;
 /** Request sizes: NODE_MAX_FRAME is what the node takes, one more is not. */
 const PAYLOAD_SIZES = [5, 5, 5, 5, 5, NODE_MAX_FRAME, NODE_MAX_FRAME + 1];
 
@@ -123,6 +125,7 @@ type CallerAction =
   | { k: "ping"; timeoutMs: number }
   | { k: "lend"; count: number; timeoutMs: number; fail: boolean }
   | { k: "abort"; pick: number }
+  | { k: "health" }
   | { k: "disconnect"; timeoutMs: number };
 
 /** A node's action, on the first node or the second (when there is one). */
@@ -310,6 +313,7 @@ const callerActionArb: fc.Arbitrary<CallerAction> = fc.oneof(
     weight: 1,
     arbitrary: fc.record({ k: fc.constant("abort" as const), pick: fc.nat() }),
   },
+  { weight: 1, arbitrary: fc.constant({ k: "health" as const }) },
   {
     weight: 1,
     arbitrary: fc.record({
@@ -672,7 +676,10 @@ async function session(
         initialBackoffMs: 10,
         maxBackoffMs: MAX_BACKOFF_MS,
       },
-      healthConfig: { intervalMs: config.healthMs, timeoutMs: 50 },
+      healthConfig: {
+        intervalMs: config.healthMs,
+        timeoutMs: HEALTH_TIMEOUT_MS,
+      },
       logger: (entry) => logged.push(entry),
     })),
   );
@@ -829,6 +836,22 @@ async function session(
       case "abort":
         if (aborts.length > 0) aborts[a.pick % aborts.length].abort();
         break;
+      case "health": {
+        const label = `h${id++}`;
+        calls.push({
+          label,
+          // Every node pinged at once, each within the health timeout.
+          boundMs: HEALTH_TIMEOUT_MS,
+          check: (v) => {
+            for (const r of v as HealthCheckResult[]) {
+              if (r.ok) assert.equal(typeof r.latencyMs, "number", label);
+              else assertTypedEscaped(`${label} ${r.address}`, r.error);
+            }
+          },
+        });
+        tracker.track(label, client.healthCheckAllNodes());
+        break;
+      }
       case "disconnect":
         // Calls in flight settle as the disconnect lets them; calls
         // after it fail with CLIENT_CLOSED. Checked like the others.
