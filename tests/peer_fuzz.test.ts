@@ -25,6 +25,7 @@ import { parseUdpToken } from "../src/protocol/datagram.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError, encodeJson } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { toTlsError } from "../src/runtime/tls.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { fc } from "./support/fc.ts";
 import { drive, Tracker, watchEscapes } from "./support/fault_harness.ts";
@@ -1462,4 +1463,31 @@ test("a HELLO_OK or NEGOTIATE_OK that is no JSON, starting with a terminal escap
     }
     await endsClean(clock, node);
   }
+});
+
+// ------------------------------------------------------------------- tls
+
+test("a node's certificate names quoted by the runtime (Deno's rustls: certificate is only valid for DnsName(\"evil<ESC>]0;pwn<BEL>\")) reach no TlsError or ConnectionLostError raw: the cause keeps its name and code, its message escaped", () => {
+  const endpoint = { hostname: "localhost", port: 7000 };
+  const deno = Object.assign(
+    new Error(
+      'invalid peer certificate: certificate not valid for name "localhost"; ' +
+        'certificate is only valid for DnsName("evil\u001b]0;pwn\u0007.example")',
+    ),
+    { name: "InvalidData" },
+  );
+  const lost = Object.assign(new Error("connection reset \u001b[2J"), {
+    code: "ECONNRESET",
+  });
+  for (const raw of [deno, lost]) {
+    const error = toTlsError(raw, endpoint, "localhost");
+    assertTypedEscaped("toTlsError", error);
+    const cause = error.cause as Error & { code?: unknown };
+    assert.ok(cause instanceof Error);
+    assert.equal(cause.name, raw.name);
+    assert.equal(cause.code, (raw as { code?: unknown }).code);
+  }
+  // A cause with nothing to escape is kept as it is.
+  const plain = new Error("certificate has expired");
+  assert.equal(toTlsError(plain, endpoint, "localhost").cause, plain);
 });

@@ -28,6 +28,7 @@ import {
   TlsError,
   type TlsFailureReason,
 } from "../errors.ts";
+import { printable, textOf } from "../errors/base.ts";
 import { unrefTimer } from "./timers.ts";
 import type {
   ByteChannel,
@@ -94,7 +95,7 @@ export function toTlsError(
     return new ConnectionLostError(
       endpoint,
       `closed during the TLS handshake (${describe(error)})`,
-      { cause: error, sent: false },
+      { cause: causeOf(error), sent: false },
     );
   }
   const address = formatAddress(endpoint);
@@ -107,9 +108,28 @@ export function toTlsError(
       reason,
       address,
       serverName,
-      cause: error,
+      cause: causeOf(error),
     },
   );
+}
+
+/**
+ * `error` as the cause of an SDK error: itself, or, when its message holds
+ * what a terminal would act on, a copy with that escaped (its name and
+ * code kept). Deno's rustls quotes the certificate's names as the node
+ * wrote them ("only valid for DnsName(...)"), and a cause reaches
+ * console.error, inspect and log records as it is.
+ */
+function causeOf(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const message = textOf(error.message);
+  const escaped = printable(message);
+  if (escaped === message) return error;
+  const copy = new Error(escaped);
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
 }
 
 /**
