@@ -136,6 +136,41 @@ test("hedge: false opts a request out; without client hedging, hedge: true opts 
   });
 });
 
+test("retry: false is exactly one attempt: never hedged, even when asked", async () => {
+  // Each in a scene of its own, so that its first attempt goes to the slow
+  // node, where an attempt that may be hedged is (see the first test).
+  for (const hedge of [undefined, true]) {
+    await twoNodeScene(
+      { hedging: { delayMs: 10 } },
+      async ({ client, clock }) => {
+        const reply = client.request(ops.echo("once"), {
+          idempotent: true,
+          retry: false,
+          ...(hedge === undefined ? {} : { hedge }),
+        });
+        await clock.advance(250);
+        assert.equal(replyText(await reply), "once");
+        assert.equal(client.stats().hedges, 0, `hedge: ${hedge}`);
+      },
+    );
+  }
+  await twoNodeScene(
+    { hedging: { delayMs: 10 } },
+    async ({ client, clock }) => {
+      const batch = client.requestMany([ops.echo("a"), ops.echo("b")], {
+        idempotent: true,
+        retry: false,
+      });
+      await clock.advance(250);
+      assert.deepEqual(
+        (await batch).map((r) => r.ok && replyText(r.value)),
+        ["a", "b"],
+      );
+      assert.equal(client.stats().hedges, 0, "in a batch");
+    },
+  );
+});
+
 test("the hedge delay follows the slow node's own percentile", async () => {
   await twoNodeScene(
     { hedging: { percentile: 50 } },

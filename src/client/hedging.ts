@@ -17,16 +17,22 @@ import type { HedgingConfig } from "../config/shapes.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
 /**
- * Whether a request may be hedged: idempotent, not opted out, and the
- * client hedges (`hedging`) or it opts in. One rule for requests and
- * batches: opting one in never turns hedging on for the others.
+ * Whether a request may be hedged: idempotent, not opted out, allowed more
+ * than one attempt (`retry: false` promises exactly one, and a hedge is a
+ * second), and the client hedges (`hedging`) or it opts in. One rule for
+ * requests and batches: opting one in never turns hedging on for the
+ * others.
  */
 export function mayHedge(
-  options: { readonly idempotent?: boolean; readonly hedge?: boolean },
+  options: {
+    readonly idempotent?: boolean;
+    readonly hedge?: boolean;
+    readonly retry?: boolean;
+  },
   clientHedges: boolean,
 ): boolean {
   return options.idempotent === true && options.hedge !== false &&
-    (clientHedges || options.hedge === true);
+    options.retry !== false && (clientHedges || options.hedge === true);
 }
 
 /** Reply times kept per node, the most recent ones. */

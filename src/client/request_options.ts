@@ -23,13 +23,17 @@ export interface ClientRequestOptions {
    * it may have reached a node. Default false.
    */
   idempotent?: boolean;
-  /** Set false to make exactly one attempt. Default true. */
+  /**
+   * Set false to make exactly one attempt: no retry, and no hedge either
+   * (even with `hedge: true`). Default true.
+   */
   retry?: boolean;
   /**
    * For an idempotent request: after the hedge delay without a reply, send
    * a second attempt to another node and take whichever reply comes first
    * (see `hedging` in the config). Default: on when the client's `hedging`
-   * is on. Never for a request that is not idempotent.
+   * is on. Never for a request that is not idempotent, nor for one with
+   * `retry: false` (exactly one attempt).
    */
   hedge?: boolean;
 }
