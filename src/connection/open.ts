@@ -9,6 +9,7 @@ import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   AbortedError,
+  ConnectionError,
   ConnectTimeoutError,
   type Endpoint,
   formatAddress,
@@ -27,8 +28,11 @@ import {
   type HelloOkPayload,
   PROTOCOL_FEATURES,
 } from "../protocol/messages.ts";
+import { messageOf } from "../errors/base.ts";
+import { toConnectionError } from "../runtime/errors.ts";
 import type {
   ByteChannel,
+  ConnectOptions,
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
@@ -121,7 +125,7 @@ export async function openConnection<C extends OpenedConnection>(
   let channel: ByteChannel | undefined;
   let connection: C | undefined;
   try {
-    channel = await options.adapter.connect({
+    channel = await connectChannel(options.adapter, {
       ...endpoint,
       signal: controller.signal,
       tls: options.tls,
@@ -149,6 +153,60 @@ export async function openConnection<C extends OpenedConnection>(
     clock.clearTimeout(timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
+}
+
+/**
+ * The channel `adapter.connect` gives, unless `options.signal` aborts
+ * first: then its reason, and a channel that comes later is destroyed. A
+ * custom adapter deaf to the signal cannot hold the opening past its
+ * limit; one that fails with something other than an SDK error (a raw
+ * socket error, a string, nothing) fails it with the SDK's error for
+ * that (see toConnectionError), naming what it was.
+ */
+function connectChannel(
+  adapter: RuntimeAdapter,
+  options: ConnectOptions & { signal: AbortSignal },
+): Promise<ByteChannel> {
+  const signal = options.signal;
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    let attempt: Promise<ByteChannel>;
+    try {
+      attempt = Promise.resolve(adapter.connect(options));
+    } catch (error) {
+      attempt = Promise.reject(error);
+    }
+    attempt.then(
+      (channel) => {
+        if (signal.aborted) destroyQuietly(channel, signal.reason);
+        else resolve(channel);
+      },
+      (error: unknown) => reject(adapterError(error, options)),
+    ).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
+/**
+ * A custom adapter's failure to connect as an SDK error: its own SDK
+ * errors as they are, anything else mapped as a runtime's socket error
+ * is (a refused port stays a ConnectionRefusedError).
+ */
+function adapterError(error: unknown, endpoint: Endpoint): Error {
+  try {
+    if (error instanceof Error) {
+      return toConnectionError(error, endpoint, { phase: "connect" });
+    }
+  } catch {
+    // A proxy whose traps throw: not something the mapping can read.
+  }
+  return new ConnectionError(
+    "CONNECTION_FAILED",
+    `connecting to ${formatAddress(endpoint)} failed: the runtime ` +
+      `adapter's connect failed with ${messageOf(error)}, not an Error`,
+    endpoint,
+    { cause: error },
+  );
 }
 
 /**

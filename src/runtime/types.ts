@@ -153,7 +153,11 @@ export interface RuntimeAdapter {
    * Opens a TCP connection with Nagle disabled. Rejects with
    * `ConnectionRefusedError`, `HostNotFoundError` or another
    * `ConnectionError`, never with a runtime-specific error; with
-   * `InvalidArgumentError`, before any socket, for bad options.
+   * `InvalidArgumentError`, before any socket, for bad options. The
+   * client does not wait past its limit for an adapter deaf to the
+   * signal (a channel that comes later is destroyed), and maps anything
+   * else it rejects with as a runtime's socket error (a `ConnectionError`
+   * `CONNECTION_FAILED` that quotes it).
    */
   connect(options: ConnectOptions): Promise<ByteChannel>;
   /**
