@@ -12,6 +12,7 @@
 import type { Clock } from "../clock.ts";
 import {
   type AbortedError,
+  ConnectionError,
   ConnectionLostError,
   type Endpoint,
   InvalidArgumentError,
@@ -19,7 +20,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { clipped } from "../errors/base.ts";
+import { clipped, messageOf } from "../errors/base.ts";
 import { checkCopyBelow, MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
@@ -128,11 +129,26 @@ export class ConnectionCore {
   attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
     // First: a bad value (a custom adapter's) throws before anything is
     // attached.
+    if (typeof channel !== "object" || channel === null) {
+      throw notAChannel(channel, "it is no object");
+    }
+    // Its copyBelow before its methods, as before they were checked.
     this.codec.copyBelow = channelCopyBelow(channel);
+    checkChannel(channel);
     this.channel = channel;
     this.writer = new FrameWriter(channel, this.#onDrained);
-    channel.onData(this.#onData);
-    channel.onClose(onClose);
+    try {
+      channel.onData(this.#onData);
+      channel.onClose(onClose);
+    } catch (cause) {
+      throw new ConnectionError(
+        "CONNECTION_FAILED",
+        `connection to ${this.owner.address} failed: the runtime adapter's ` +
+          `channel refused its receivers: ${messageOf(cause)}`,
+        this.owner,
+        { cause },
+      );
+    }
   }
 
   /** Removes a pending entry; false when it had already settled. */
@@ -506,6 +522,51 @@ export class ConnectionCore {
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
+}
+
+/** What a ByteChannel must have: the methods the connection calls. */
+const CHANNEL_METHODS = [
+  "onData",
+  "onClose",
+  "write",
+  "drained",
+  "close",
+  "destroy",
+] as const;
+
+/**
+ * Refuses what is no ByteChannel: a custom adapter that resolved with
+ * something else (nothing, a number, a socket of its runtime) is told so
+ * here, not by a TypeError from deep in the first write.
+ */
+function checkChannel(channel: ByteChannel): void {
+  let wrong: string | undefined;
+  let cause: unknown;
+  for (const name of CHANNEL_METHODS) {
+    try {
+      if (typeof channel[name] === "function") continue;
+      wrong = `it has no ${name}() method`;
+    } catch (thrown) {
+      wrong = `its ${name} could not be read`;
+      cause = thrown;
+    }
+    break;
+  }
+  if (wrong !== undefined) throw notAChannel(channel, wrong, cause);
+}
+
+/** The refusal of what is no ByteChannel, saying why (`wrong`). */
+function notAChannel(
+  channel: unknown,
+  wrong: string,
+  cause?: unknown,
+): InvalidArgumentError {
+  return new InvalidArgumentError(
+    "channel",
+    channel,
+    `expected a ByteChannel (${wrong})`,
+    { method: "the runtime adapter", cause },
+  );
 }
 
 /**
