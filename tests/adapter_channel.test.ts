@@ -9,12 +9,16 @@ import { fc } from "./support/fc.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   ConnectionError,
+  ConnectionLostError,
   InvalidArgumentError,
   type NodewireError,
+  RequestTimeoutError,
 } from "../src/errors.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { ops } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
 import { stubChannel } from "./support/stub_channel.ts";
+import { recordUncaught } from "./support/uncaught.ts";
 
 const endpoint = { hostname: "fake", port: 1 };
 
@@ -88,3 +92,98 @@ test("a well-formed stub channel still makes a connection", async () => {
   connection.destroy();
   assert.ok(await pending instanceof ConnectionError);
 });
+
+/** How a channel's write side misbehaves. */
+const writeFaults: Record<string, Partial<ByteChannel>> = {
+  "write throws": {
+    write: () => {
+      throw new Error("write boom");
+    },
+  },
+  "write throws a string": {
+    write: () => {
+      throw "write boom";
+    },
+  },
+  "drained rejects": {
+    write: () => false,
+    drained: () => Promise.reject(new Error("drain boom")),
+  },
+  "drained throws": {
+    write: () => false,
+    drained: () => {
+      throw new Error("drain boom");
+    },
+  },
+};
+
+test("a channel whose write or drained fails ends the connection with a ConnectionLostError saying so, nothing uncaught", async () => {
+  const reported = recordUncaught(true);
+  await fc.assert(
+    fc.asyncProperty(
+      fc.constantFrom(...Object.keys(writeFaults)),
+      fc.integer({ min: 1, max: 5 }),
+      async (fault, count) => {
+        const clock = new VirtualClock();
+        const connection = new Connection(
+          stubChannel({ onData: () => {}, ...writeFaults[fault] }),
+          endpoint,
+          { clock, requestTimeoutMs: 1000 },
+        );
+        const settled = Array.from(
+          { length: count },
+          (_, i) => connection.sendRequest(ops.echo(`r${i}`)).catch((e) => e),
+        );
+        await clock.advance(0);
+        for (const error of await Promise.all(settled)) {
+          assert.ok(error instanceof ConnectionLostError, String(error));
+          assert.match(
+            error.message,
+            /the runtime adapter's channel failed to write: (write|drain) boom/,
+          );
+        }
+        assert.ok(await connection.closed instanceof ConnectionLostError);
+        assert.equal(clock.pendingTimers, 0);
+      },
+    ),
+    { numRuns: 30 },
+  );
+  await clock0();
+  assert.deepEqual(reported, []);
+});
+
+test("a bufferedAmount getter that throws only stops the slab's reuse", async () => {
+  const reported = recordUncaught(true);
+  const clock = new VirtualClock();
+  let writes = 0;
+  const channel = stubChannel({
+    onData: () => {},
+    write: () => {
+      writes++;
+      return true;
+    },
+    releasesWrites: true,
+  });
+  Object.defineProperty(channel, "bufferedAmount", {
+    get() {
+      throw new Error("bufferedAmount boom");
+    },
+  });
+  const connection = new Connection(channel, endpoint, {
+    clock,
+    requestTimeoutMs: 1000,
+  });
+  const first = connection.sendRequest(ops.echo("a")).catch((e) => e);
+  await clock.advance(0);
+  const second = connection.sendRequest(ops.echo("b")).catch((e) => e);
+  await clock.advance(1000);
+  assert.equal(writes, 2);
+  assert.ok(await first instanceof RequestTimeoutError);
+  assert.ok(await second instanceof RequestTimeoutError);
+  connection.destroy();
+  await clock0();
+  assert.deepEqual(reported, []);
+});
+
+/** Lets what was queued for later (a report of an uncaught error) run. */
+const clock0 = () => new Promise((resolve) => setTimeout(resolve, 0));

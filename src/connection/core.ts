@@ -136,7 +136,7 @@ export class ConnectionCore {
     this.codec.copyBelow = channelCopyBelow(channel);
     checkChannel(channel);
     this.channel = channel;
-    this.writer = new FrameWriter(channel, this.#onDrained);
+    this.writer = new FrameWriter(channel, this.#onDrained, this.#onBroken);
     try {
       channel.onData(this.#onData);
       channel.onClose(onClose);
@@ -513,6 +513,20 @@ export class ConnectionCore {
       owner.address,
     );
   }
+
+  /**
+   * The channel's write threw, or its drained() failed: a custom
+   * adapter's bug, after which nobody knows what reached the socket.
+   */
+  #onBroken = (error: unknown): void => {
+    this.owner.destroy(
+      new ConnectionLostError(
+        this.owner,
+        `the runtime adapter's channel failed to write: ${messageOf(error)}`,
+        { cause: error },
+      ),
+    );
+  };
 
   #onDrained = (): void => {
     const queued = this.queued;

@@ -53,6 +53,7 @@ const COPY_LOOP_BYTES = 32;
 export class FrameWriter {
   readonly #channel: ByteChannel;
   readonly #onDrained: () => void;
+  readonly #onBroken: (error: unknown) => void;
   #slab = new Uint8Array(FIRST_SLAB);
   #start = 0;
   #end = 0;
@@ -79,11 +80,19 @@ export class FrameWriter {
 
   /**
    * Writes to `channel`; calls `onDrained` when a congested channel has
-   * drained again.
+   * drained again, and `onBroken` with what a custom channel's `write` or
+   * `drained` threw or rejected with (the connection then ends: it
+   * cannot know what reached the socket). Without `onBroken`, that is
+   * reported as uncaught.
    */
-  constructor(channel: ByteChannel, onDrained: () => void = () => {}) {
+  constructor(
+    channel: ByteChannel,
+    onDrained: () => void = () => {},
+    onBroken: (error: unknown) => void = reportLater,
+  ) {
     this.#channel = channel;
     this.#onDrained = onDrained;
+    this.#onBroken = onBroken;
     try {
       this.#reuse = channel.releasesWrites === true;
     } catch {
@@ -139,10 +148,22 @@ export class FrameWriter {
     this.#start = this.#end;
     this.#write(bytes);
     this.#slabWrites = this.#writes;
-    if (this.#reuse && this.#channel.bufferedAmount === 0) {
+    if (this.#reuse && this.#idle()) {
       this.#start = this.#end = this.#scanFrom = 0;
     }
   };
+
+  /** Whether the channel holds none of the bytes written to it. */
+  #idle(): boolean {
+    try {
+      return this.#channel.bufferedAmount === 0;
+    } catch {
+      // A custom channel's getter that throws: as if it kept its writes,
+      // from now on (it is not asked again).
+      this.#reuse = false;
+      return false;
+    }
+  }
 
   /**
    * Takes the REQUEST or PING frame with `sequence` back out of what is
@@ -297,14 +318,40 @@ export class FrameWriter {
 
   #write(bytes: Uint8Array): void {
     this.#writes++;
-    if (!this.#channel.write(bytes) && !this.#congested) {
-      this.#congested = true;
-      this.#channel.drained().then(() => {
-        this.#congested = false;
-        this.#onDrained();
-      });
+    let accepted: boolean;
+    try {
+      accepted = this.#channel.write(bytes);
+    } catch (error) {
+      return this.#onBroken(error);
     }
+    if (!accepted && !this.#congested) this.#waitForDrain();
   }
+
+  /** Holds frames back until the congested channel drains. */
+  #waitForDrain(): void {
+    this.#congested = true;
+    let drained: Promise<void>;
+    try {
+      // Promise.resolve: a custom channel may answer with no promise.
+      drained = Promise.resolve(this.#channel.drained());
+    } catch (error) {
+      return this.#onBroken(error);
+    }
+    drained.then(() => {
+      this.#congested = false;
+      this.#onDrained();
+    }, this.#onBroken);
+  }
+}
+
+/**
+ * Reports `error` as uncaught, after the writer's own call (in_flight.ts
+ * has the same, but imports this module's types).
+ */
+function reportLater(error: unknown): void {
+  queueMicrotask(() => {
+    throw error;
+  });
 }
 
 /** Copies `length` bytes of a small `payload` into `slab` at `at`. */
