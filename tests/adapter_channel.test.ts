@@ -187,3 +187,44 @@ test("a bufferedAmount getter that throws only stops the slab's reuse", async ()
 
 /** Lets what was queued for later (a report of an uncaught error) run. */
 const clock0 = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+test("a channel whose close or destroy throws still lets close() and destroy() end the connection", async () => {
+  const boom = (what: string) => () => {
+    throw new Error(`${what} boom`);
+  };
+  for (const how of ["close", "destroy"] as const) {
+    for (const faulty of ["close", "destroy"] as const) {
+      const clock = new VirtualClock();
+      const calls: string[] = [];
+      const channel = stubChannel({
+        onData: () => {},
+        close: () => calls.push("close"),
+        destroy: () => calls.push("destroy"),
+      });
+      const throwing = boom(faulty);
+      channel[faulty] = () => {
+        calls.push(faulty);
+        throwing();
+      };
+      const connection = new Connection(channel, endpoint, { clock });
+      if (how === "close") await connection.close();
+      else connection.destroy();
+      const ended = await connection.closed;
+      if (how === "destroy") assert.ok(ended instanceof ConnectionError);
+      else assert.equal(ended, undefined);
+      // A close that threw is followed by a destroy: the socket must not
+      // stay open.
+      const expected = how === "destroy"
+        ? ["destroy"]
+        : faulty === "close"
+        ? ["close", "destroy"]
+        : ["close"];
+      assert.deepEqual(calls, expected, `${how} with a throwing ${faulty}`);
+      await assert.rejects(
+        connection.sendRequest(ops.echo("x")),
+        ConnectionError,
+      );
+      assert.equal(clock.pendingTimers, 0);
+    }
+  }
+});

@@ -14,7 +14,7 @@ import {
   type Endpoint,
 } from "../errors.ts";
 import type { Message } from "../protocol/frame.ts";
-import { sayGoodbye, streamClosedError } from "./closing.ts";
+import { destroyQuietly, sayGoodbye, streamClosedError } from "./closing.ts";
 import type { ConnectionCore } from "./core.ts";
 import { lostError } from "./in_flight.ts";
 import type { RequestRoute } from "./types.ts";
@@ -78,7 +78,9 @@ export class ConnectionLifecycle {
     this.#finish(
       error ?? new ConnectionClosedError(this.#endpoint, { retryable: true }),
     );
-    this.#core.channel.destroy(error);
+    // A custom channel's destroy that throws: the connection has ended
+    // all the same, and the caller asked for nothing more.
+    destroyQuietly(this.#core.channel, error);
   }
 
   /** A node's GOODBYE: take no new work; what is in flight finishes. */
@@ -149,8 +151,16 @@ export class ConnectionLifecycle {
     // A peer that reads nothing would hold a graceful close open for good
     // (it waits to flush), and the process with it; nothing is owed to it
     // now that every request has settled.
-    if (core.writer.congested) core.channel.destroy();
-    else core.channel.close();
+    if (core.writer.congested) destroyQuietly(core.channel, undefined);
+    else {
+      try {
+        core.channel.close();
+      } catch {
+        // A custom channel's close that throws: the socket may stay open
+        // unless destroyed, and the connection has ended all the same.
+        destroyQuietly(core.channel, undefined);
+      }
+    }
   }
 
   /** Moves to closed and fails everything pending exactly once. */
