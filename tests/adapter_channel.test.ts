@@ -228,3 +228,45 @@ test("a channel whose close or destroy throws still lets close() and destroy() e
     }
   }
 });
+
+test("a channel that closes with what is no Error ends the connection with a ConnectionLostError quoting it", async () => {
+  const trap = () => {
+    throw new Error("trap");
+  };
+  const reasons = fc.oneof(
+    fc.string({ maxLength: 12 }).map((text) => ({ value: text, shown: text })),
+    fc.constantFrom(
+      { value: 42, shown: "42" },
+      { value: { code: "ECONNRESET" }, shown: "[object Object]" },
+      {
+        value: new Proxy({}, { get: trap, getPrototypeOf: trap }),
+        shown: "an object",
+      },
+    ),
+  );
+  await fc.assert(
+    fc.asyncProperty(reasons, async ({ value, shown }) => {
+      let close!: (error?: unknown) => void;
+      const connection = new Connection(
+        stubChannel({
+          onData: () => {},
+          onClose: (fn) => (close = fn as (error?: unknown) => void),
+        }),
+        endpoint,
+        { clock: new VirtualClock() },
+      );
+      const request = connection.sendRequest(ops.echo("x")).catch((e) => e);
+      close(value);
+      const error = await request;
+      assert.ok(error instanceof ConnectionLostError, String(error));
+      assert.ok(
+        error.message.endsWith(
+          `lost: the runtime adapter's channel closed with ${shown}`,
+        ),
+        error.message,
+      );
+      assert.equal((await connection.closed)?.message, error.message);
+    }),
+    { numRuns: 40 },
+  );
+});
