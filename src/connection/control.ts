@@ -27,7 +27,9 @@ import {
   ConnectionError,
   type Endpoint,
   InvalidArgumentError,
+  NodewireError,
   ProtocolError,
+  TlsError,
 } from "../errors.ts";
 import {
   isKnownMessageType,
@@ -36,7 +38,9 @@ import {
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
 import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
-import type { TlsOptions } from "../runtime/types.ts";
+import { fieldOf, messageOf, textOf } from "../errors/base.ts";
+import { toTlsError } from "../runtime/tls.ts";
+import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { destroyQuietly } from "./closing.ts";
@@ -140,7 +144,7 @@ export async function switchToTls(
       (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 || routed,
   );
   core.writer.flush();
-  const secure = await channel.startTls!(options);
+  const secure = await upgrade(channel, options, owner);
   if (!owner.isOpen) {
     secure.destroy();
     throw lost();
@@ -154,6 +158,62 @@ export async function switchToTls(
     // whatever the channel's own destroy does.
     destroyQuietly(secure, error);
     throw error;
+  }
+}
+
+/**
+ * `channel.startTls(options)`, held to its contract: a custom adapter
+ * that fails with what is no SDK error has it mapped as a runtime's TLS
+ * error (or quoted, if no Error), and one that hands back the plaintext
+ * channel itself is refused: nothing says that channel encrypts.
+ */
+async function upgrade(
+  channel: ByteChannel,
+  options: TlsOptions,
+  endpoint: TlsSwitchOwner,
+): Promise<ByteChannel> {
+  const serverName = textOf(fieldOf(options, "serverName"));
+  const failed = (why: string, cause?: unknown) =>
+    new TlsError(`TLS with ${endpoint.address} failed: ${why}`, {
+      reason: "handshake",
+      address: endpoint.address,
+      serverName,
+      cause,
+    });
+  let secure: ByteChannel;
+  try {
+    secure = await channel.startTls!(options);
+  } catch (error) {
+    let mapped: unknown = error;
+    try {
+      if (error instanceof Error) {
+        mapped = toTlsError(error, endpoint, serverName);
+      }
+    } catch {
+      // A proxy whose traps throw: not something the mapping can read.
+    }
+    if (isNodewireError(mapped)) throw mapped;
+    throw failed(
+      `the runtime adapter's startTls failed with ${
+        messageOf(error)
+      }, not an Error`,
+      error,
+    );
+  }
+  if (secure === channel) {
+    throw failed(
+      "the runtime adapter's startTls returned the plaintext channel",
+    );
+  }
+  return secure;
+}
+
+/** `value instanceof NodewireError`, false where even that throws. */
+function isNodewireError(value: unknown): boolean {
+  try {
+    return value instanceof NodewireError;
+  } catch {
+    return false;
   }
 }
 
