@@ -25,8 +25,11 @@ import {
   ConnectionError,
   ConnectionLostError,
   DatagramTooLargeError,
+  NodewireError,
   ProtocolError,
 } from "../errors.ts";
+import { messageOf } from "../errors/base.ts";
+import { openDatagram } from "./udp_channel.ts";
 import type { TransportUpgrade } from "./handshake.ts";
 import {
   DATAGRAM_OVERHEAD,
@@ -171,18 +174,36 @@ export function udpTransport(
       connection.remoteAddress?.hostname ?? ipOf(connection),
     );
     signal.throwIfAborted();
-    const channel = await adapter.datagram!({ hostname: bindAddressFor(ip) });
+    const channel = await openDatagram(
+      adapter,
+      bindAddressFor(ip),
+      connection,
+    );
     if (signal.aborted) {
-      channel.close();
+      closeQuietly(channel);
       throw signal.reason;
     }
-    const route = new UdpRoute(connection, channel, {
-      ip,
-      port,
-      token,
-      maxDatagramSize,
-      batching: connection.hello?.features?.includes("udp-batch") ?? false,
-    });
+    let route: UdpRoute;
+    try {
+      route = new UdpRoute(connection, channel, {
+        ip,
+        port,
+        token,
+        maxDatagramSize,
+        batching: connection.hello?.features?.includes("udp-batch") ?? false,
+      });
+    } catch (cause) {
+      closeQuietly(channel);
+      if (cause instanceof NodewireError) throw cause;
+      // A custom channel whose port, onMessage or onClose threw.
+      throw new ConnectionError(
+        "CONNECTION_FAILED",
+        `UDP to ${connection.address} failed: the runtime adapter's ` +
+          `datagram channel threw: ${messageOf(cause)}`,
+        connection,
+        { cause, retryable: false },
+      );
+    }
     stats.set(connection, route.stats);
   };
 }
@@ -213,6 +234,15 @@ function bindAddressFor(ip: string): string {
   if (ip.startsWith("127.")) return "127.0.0.1";
   if (ip === "::1") return "::1";
   return anyAddressFor(ip);
+}
+
+/** Closes a datagram channel whose close may throw (a custom one's). */
+function closeQuietly(channel: DatagramChannel): void {
+  try {
+    channel.close();
+  } catch {
+    // Nothing more can be done for it.
+  }
 }
 
 /** A connection's requests over one datagram socket. */
@@ -320,7 +350,7 @@ class UdpRoute implements RequestRoute {
     this.#closed = true;
     // The datagram being built never goes out: its requests were not sent.
     const unsent = this.#packer?.discard();
-    this.#channel.close();
+    closeQuietly(this.#channel);
     return unsent;
   }
 
@@ -331,7 +361,18 @@ class UdpRoute implements RequestRoute {
 
   #sendDatagram = (datagram: Uint8Array): void => {
     this.stats.datagramsSent++;
-    this.#channel.send(datagram, this.#ip, this.#port);
+    try {
+      this.#channel.send(datagram, this.#ip, this.#port);
+    } catch (error) {
+      // A custom channel's send that throws: no request can travel.
+      this.#connection.destroy(
+        new ConnectionLostError(
+          this.#connection,
+          `its UDP socket failed to send: ${messageOf(error)}`,
+          { cause: error },
+        ),
+      );
+    }
   };
 
   /**
@@ -411,7 +452,9 @@ class UdpRoute implements RequestRoute {
     this.#connection.destroy(
       new ConnectionLostError(
         this.#connection,
-        `its UDP socket closed${error ? `: ${error.message}` : ""}`,
+        `its UDP socket closed${
+          error === undefined || error === null ? "" : `: ${messageOf(error)}`
+        }`,
         { cause: error },
       ),
     );

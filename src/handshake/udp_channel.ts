@@ -1,0 +1,95 @@
+/**
+ * Opening the datagram socket of a UDP transport through a runtime
+ * adapter that may be the user's own, and holding it to the
+ * `DatagramChannel` contract: a failure that is no SDK error, or a
+ * channel that is none, is refused with an SDK error that says so, not
+ * passed on raw or met as a TypeError later. Runs once per connection.
+ *
+ * @module
+ */
+
+import {
+  ConnectionError,
+  type Endpoint,
+  formatAddress,
+  InvalidArgumentError,
+  NodewireError,
+} from "../errors.ts";
+import { messageOf } from "../errors/base.ts";
+import type { DatagramChannel } from "../runtime/datagram.ts";
+import type { RuntimeAdapter } from "../runtime/types.ts";
+
+/** What a DatagramChannel must have: the methods a UDP route calls. */
+const DATAGRAM_METHODS = ["onMessage", "onClose", "send", "close"] as const;
+
+/**
+ * A datagram socket bound to `hostname` by `adapter`, for the connection
+ * to `endpoint`.
+ *
+ * @throws {ConnectionError} `LISTEN_FAILED` when it cannot be bound, or
+ *   the adapter failed with what is no SDK error (quoted).
+ * @throws {InvalidArgumentError} when the adapter resolved with what is
+ *   no DatagramChannel (the channel, if any, is closed).
+ */
+export async function openDatagram(
+  adapter: RuntimeAdapter,
+  hostname: string,
+  endpoint: Endpoint,
+): Promise<DatagramChannel> {
+  let channel: DatagramChannel;
+  try {
+    channel = await adapter.datagram!({ hostname });
+  } catch (error) {
+    if (isSdkError(error)) throw error;
+    throw new ConnectionError(
+      "LISTEN_FAILED",
+      `UDP to ${formatAddress(endpoint)}: the runtime adapter could not ` +
+        `open a datagram socket on ${hostname}: ${messageOf(error)}`,
+      endpoint,
+      { cause: error, retryable: false },
+    );
+  }
+  checkDatagramChannel(channel);
+  return channel;
+}
+
+/** Refuses what is no DatagramChannel, closing it if it can be. */
+function checkDatagramChannel(channel: DatagramChannel): void {
+  let wrong: string | undefined;
+  let cause: unknown;
+  if (typeof channel !== "object" || channel === null) {
+    wrong = "it is no object";
+  } else {
+    for (const name of DATAGRAM_METHODS) {
+      try {
+        if (typeof channel[name] === "function") continue;
+        wrong = `it has no ${name}() method`;
+      } catch (thrown) {
+        wrong = `its ${name} could not be read`;
+        cause = thrown;
+      }
+      break;
+    }
+  }
+  if (wrong === undefined) return;
+  try {
+    channel.close();
+  } catch {
+    // Not a channel: nothing more can be done for it.
+  }
+  throw new InvalidArgumentError(
+    "channel",
+    channel,
+    `expected a DatagramChannel (${wrong})`,
+    { method: "the runtime adapter's datagram()", cause },
+  );
+}
+
+/** `value instanceof NodewireError`, false where even that throws. */
+function isSdkError(value: unknown): boolean {
+  try {
+    return value instanceof NodewireError;
+  } catch {
+    return false;
+  }
+}
