@@ -5,6 +5,7 @@
  * @module
  */
 
+import { readManagerArguments } from "./manager_door.ts";
 import type { Clock } from "../clock.ts";
 import { sameNodeKey } from "../config/hosts.ts";
 import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
@@ -107,6 +108,10 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /**
    * Creates the pools (not yet connected). `connectionOptions` adds to what
    * each connection is opened with (the handshake hook, for example).
+   *
+   * @throws {InvalidArgumentError} for a config that is not resolved (see
+   *   `resolveConfig`), an adapter without `connect`, or a connection
+   *   option `Connection.connect` would refuse, before anything starts.
    */
   constructor(
     config: ResolvedConfig,
@@ -114,6 +119,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     connectionOptions: Partial<ConnectionOptions> = {},
   ) {
     super();
+    connectionOptions = readManagerArguments(
+      config,
+      adapter,
+      connectionOptions,
+    );
     this.#config = config;
     this.#clock = config.clock;
     // Negotiation and authentication, unless the caller brings its own.

@@ -1,0 +1,79 @@
+/**
+ * What `new ConnectionManager()` checks before it builds anything: a
+ * resolved config, an adapter, and connection options by the rules of
+ * `Connection.connect`. Without it a raw config or a missing adapter
+ * failed with a TypeError from deep inside, or with another method's
+ * name, and a bad connection option only at the first connect.
+ *
+ * @module
+ */
+
+import type { ConnectionOptions } from "../connection/connection.ts";
+import { CONNECT } from "../connection/control.ts";
+import { methods, readOptions, refuse } from "../config/options.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
+
+const METHOD = "new ConnectionManager()";
+
+/** Whether the adapter has what a manager calls. */
+const adapterRule = methods("connect");
+
+/**
+ * The connection options, read once (a copy); the config and adapter as
+ * given, once checked.
+ *
+ * @throws {InvalidArgumentError} naming the argument, or the option's
+ *   path in `connectionOptions`.
+ */
+export function readManagerArguments(
+  config: unknown,
+  adapter: unknown,
+  connectionOptions: unknown,
+): Partial<ConnectionOptions> {
+  if (!isResolved(config)) {
+    throw refuse(
+      METHOD,
+      "config",
+      config,
+      "expected a ResolvedConfig, as resolveConfig() returns",
+    );
+  }
+  let wrong: string | undefined;
+  let cause: unknown;
+  try {
+    wrong = adapterRule(adapter);
+  } catch (thrown) {
+    wrong = "could not be read";
+    cause = thrown;
+  }
+  if (wrong !== undefined) {
+    throw refuse(METHOD, "adapter", adapter, wrong, cause);
+  }
+  const read = readOptions<Record<string, unknown>>(
+    METHOD,
+    connectionOptions === undefined ? {} : connectionOptions,
+    CONNECT,
+    undefined,
+    "connectionOptions",
+  );
+  // Left out, not set to undefined: spread over the manager's own
+  // options, an undefined would replace them.
+  return Object.fromEntries(
+    Object.entries(read).filter(([, value]) => value !== undefined),
+  ) as Partial<ConnectionOptions>;
+}
+
+/**
+ * What a resolved config has and a manager reads at once: its hosts as
+ * an array, a clock. A raw config (hosts as strings) passes this and is
+ * refused where its hosts are read, by the host's own check.
+ */
+function isResolved(config: unknown): config is ResolvedConfig {
+  try {
+    const c = config as Partial<ResolvedConfig> | null;
+    return typeof c === "object" && c !== null && Array.isArray(c.hosts) &&
+      typeof c.clock?.setTimeout === "function";
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,77 @@
+// new ConnectionManager() is a /core door: it takes a resolved config, a
+// runtime adapter and connection options. Called with a raw config,
+// nothing, or null options it threw a TypeError from deep inside; a
+// missing adapter was refused in udpTransport's name; a bad connection
+// option (unknown, of the wrong type) surfaced only at the first
+// connect, wrapped in a ConnectFailedError.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { fc } from "./support/fc.ts";
+import { ConnectionManager, resolveConfig } from "../core.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { invalid, revoked } from "./support/doors.ts";
+
+const method = "new ConnectionManager()";
+const network = createMemoryNetwork();
+const resolved = () =>
+  resolveConfig({ hosts: ["127.0.0.1:7000"], clock: new VirtualClock() });
+
+test("new ConnectionManager() refuses what is no resolved config, naming it", () => {
+  const configs = fc.oneof(
+    fc.constantFrom<unknown>(undefined, null, 7, "127.0.0.1:7000", {}),
+    fc.constant({ hosts: ["127.0.0.1:7000"] }),
+    fc.constant({ ...resolved(), hosts: "127.0.0.1:7000" }),
+  );
+  fc.assert(
+    fc.property(configs, (config) => {
+      assert.throws(
+        () => new ConnectionManager(config as never, network),
+        invalid(method, "config"),
+      );
+    }),
+  );
+  // Apart: fast-check cannot look at a revoked proxy.
+  assert.throws(
+    () => new ConnectionManager(revoked() as never, network),
+    invalid(method, "config"),
+  );
+});
+
+test("new ConnectionManager() refuses an adapter without connect in its own name", () => {
+  for (const adapter of [undefined, null, {}, { connect: 1 }, revoked()]) {
+    assert.throws(
+      () => new ConnectionManager(resolved(), adapter as RuntimeAdapter),
+      invalid(method, "adapter"),
+    );
+  }
+});
+
+test("new ConnectionManager() checks connection options by Connection.connect's rules, before any connect", () => {
+  const bad: [unknown, string][] = [
+    [null, "connectionOptions"],
+    [7, "connectionOptions"],
+    [revoked(), "connectionOptions"],
+    [{ bogus: 1 }, "connectionOptions.bogus"],
+    [{ handshake: 5 }, "connectionOptions.handshake"],
+    [{ timeoutMs: Number.NaN }, "connectionOptions.timeoutMs"],
+    [{ maxFrameSize: "big" }, "connectionOptions.maxFrameSize"],
+  ];
+  for (const [options, argument] of bad) {
+    assert.throws(
+      () => new ConnectionManager(resolved(), network, options as never),
+      invalid(method, argument),
+    );
+  }
+});
+
+test("a ConnectionManager built with good arguments and options still closes cleanly", async () => {
+  const config = resolved();
+  const manager = new ConnectionManager(config, network, {
+    clientName: "probe",
+  });
+  assert.equal(manager.nodes.length, 1);
+  await manager.close();
+  assert.equal((config.clock as VirtualClock).pendingTimers, 0);
+});
