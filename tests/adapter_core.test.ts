@@ -48,6 +48,27 @@ test("new ConnectionManager() refuses an adapter without connect in its own name
   }
 });
 
+test("new ConnectionManager() refuses an adapter whose datagram or supportsTls is of the wrong kind or cannot be read", () => {
+  const throwing = (key: string) =>
+    Object.defineProperty({ ...network }, key, {
+      get() {
+        throw new Error(`${key} boom`);
+      },
+    });
+  const bad: [unknown, string][] = [
+    [{ ...network, datagram: 5 }, "adapter.datagram"],
+    [{ ...network, supportsTls: "yes" }, "adapter.supportsTls"],
+    [throwing("datagram"), "adapter"],
+    [throwing("supportsTls"), "adapter"],
+  ];
+  for (const [adapter, argument] of bad) {
+    assert.throws(
+      () => new ConnectionManager(resolved(), adapter as RuntimeAdapter),
+      invalid(method, argument),
+    );
+  }
+});
+
 test("new ConnectionManager() checks connection options by Connection.connect's rules, before any connect", () => {
   const bad: [unknown, string][] = [
     [null, "connectionOptions"],

@@ -12,6 +12,7 @@ import type { ConnectionOptions } from "../connection/connection.ts";
 import { CONNECT } from "../connection/control.ts";
 import { methods, readOptions, refuse } from "../config/options.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
+import type { RuntimeAdapter } from "../runtime/types.ts";
 
 const METHOD = "new ConnectionManager()";
 
@@ -38,17 +39,7 @@ export function readManagerArguments(
       "expected a ResolvedConfig, as resolveConfig() returns",
     );
   }
-  let wrong: string | undefined;
-  let cause: unknown;
-  try {
-    wrong = adapterRule(adapter);
-  } catch (thrown) {
-    wrong = "could not be read";
-    cause = thrown;
-  }
-  if (wrong !== undefined) {
-    throw refuse(METHOD, "adapter", adapter, wrong, cause);
-  }
+  checkAdapter(adapter);
   const read = readOptions<Record<string, unknown>>(
     METHOD,
     connectionOptions === undefined ? {} : connectionOptions,
@@ -61,6 +52,37 @@ export function readManagerArguments(
   return Object.fromEntries(
     Object.entries(read).filter(([, value]) => value !== undefined),
   ) as Partial<ConnectionOptions>;
+}
+
+/**
+ * Refuses an adapter without `connect`, or whose optional parts (read
+ * when the handshake is built) cannot be read or are of the wrong kind.
+ */
+function checkAdapter(adapter: unknown): void {
+  let argument = "adapter";
+  let wrong: string | undefined;
+  let cause: unknown;
+  try {
+    wrong = adapterRule(adapter);
+    if (wrong === undefined) {
+      const { datagram, supportsTls } = adapter as RuntimeAdapter;
+      if (datagram !== undefined && typeof datagram !== "function") {
+        argument = "adapter.datagram";
+        wrong = "expected a function or undefined";
+      } else if (
+        supportsTls !== undefined && typeof supportsTls !== "boolean"
+      ) {
+        argument = "adapter.supportsTls";
+        wrong = "expected true, false or undefined";
+      }
+    }
+  } catch (thrown) {
+    wrong = "could not be read";
+    cause = thrown;
+  }
+  if (wrong !== undefined) {
+    throw refuse(METHOD, argument, adapter, wrong, cause);
+  }
 }
 
 /**
