@@ -15,6 +15,7 @@ import {
   NegotiationError,
   TlsError,
 } from "../errors.ts";
+import { textOf } from "../errors/base.ts";
 import type { HealthCheckResult } from "./health_loop.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -116,7 +117,12 @@ export async function connectAdded(
 }
 
 function asError(reason: unknown): Error {
-  return reason instanceof Error ? reason : new Error(String(reason));
+  try {
+    if (reason instanceof Error) return reason;
+  } catch {
+    // A proxy whose getPrototypeOf throws: no Error, as far as we can say.
+  }
+  return new Error(textOf(reason));
 }
 
 function connectAborted(signal: AbortSignal): AbortedError {

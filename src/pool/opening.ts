@@ -392,7 +392,9 @@ export class Opener<C extends PoolableConnection> {
       ? now + lifetime * (1 + (random * 2 - 1) * LIFETIME_JITTER)
       : Infinity;
     const entry = this.#roster.admit(conn, now, expiresAt);
-    const gone = (error: unknown) => this.#gone(entry, now, error);
+    // asError: `closed` may settle with anything (a proxy that throws).
+    const gone = (error: unknown) =>
+      this.#gone(entry, now, error === undefined ? undefined : asError(error));
     conn.closed.then(gone, gone);
     if (ctx.target.hasListeners("connectionReady")) {
       ctx.events.emit("connectionReady", {
