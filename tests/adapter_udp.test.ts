@@ -175,3 +175,55 @@ test("a datagram channel that closes with what is no Error ends the connection q
   assert.ok(ended instanceof ConnectionLostError);
   assert.match(ended.message, /its UDP socket closed: socket gone$/);
 });
+
+test("a stream channel whose remoteAddress cannot be read or has no text hostname fails the UDP upgrade saying so, opening no socket", async () => {
+  const addresses: [PropertyDescriptor, RegExp][] = [
+    [{
+      get() {
+        throw new Error("remoteAddress boom");
+      },
+    }, /remoteAddress could not be read$/],
+    [
+      { value: { hostname: 5, port: 1 } },
+      /remoteAddress has a hostname that is no IP address text \(5\)$/,
+    ],
+    [
+      { value: { hostname: "", port: 1 } },
+      /remoteAddress has a hostname that is no IP address text \(\)$/,
+    ],
+  ];
+  for (const [descriptor, message] of addresses) {
+    const channel = stubChannel({ onData: () => {} });
+    Object.defineProperty(channel, "remoteAddress", descriptor);
+    const connection = new Connection(
+      channel,
+      { hostname: "db.internal", port: 7000 },
+      { clock: new VirtualClock() },
+    );
+    let opened = 0;
+    const adapter = {
+      name: "memory",
+      connect: () => Promise.reject(new Error("unused")),
+      listen: () => Promise.reject(new Error("unused")),
+      datagram: () => {
+        opened++;
+        return Promise.resolve(datagramChannel());
+      },
+    } as RuntimeAdapter;
+    await assert.rejects(
+      udpTransport({ adapter })!(
+        connection,
+        negotiated,
+        new AbortController().signal,
+      ),
+      (error: unknown) => {
+        assert.ok(error instanceof ConnectionError, String(error));
+        assert.equal(error.code, "CONNECTION_FAILED");
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+    assert.equal(opened, 0);
+    connection.destroy();
+  }
+});

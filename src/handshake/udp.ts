@@ -28,7 +28,7 @@ import {
   NodewireError,
   ProtocolError,
 } from "../errors.ts";
-import { messageOf } from "../errors/base.ts";
+import { messageOf, textOf } from "../errors/base.ts";
 import { openDatagram } from "./udp_channel.ts";
 import type { TransportUpgrade } from "./handshake.ts";
 import {
@@ -170,9 +170,7 @@ export function udpTransport(
       throw new ProtocolError("NEGOTIATE_OK chose udp but gave no udpToken");
     }
     const token = parseUdpToken(negotiated.udpToken);
-    const ip = unmapIPv4(
-      connection.remoteAddress?.hostname ?? ipOf(connection),
-    );
+    const ip = unmapIPv4(reportedIp(connection) ?? ipOf(connection));
     signal.throwIfAborted();
     const channel = await openDatagram(
       adapter,
@@ -206,6 +204,44 @@ export function udpTransport(
     }
     stats.set(connection, route.stats);
   };
+}
+
+/**
+ * The node's IP address as the connection's channel reports it, if it
+ * does. A custom channel's remoteAddress that cannot be read, or whose
+ * hostname is no text, is refused saying so: it was a raw error, or a
+ * TypeError from the address checks.
+ */
+function reportedIp(connection: Connection): string | undefined {
+  let hostname: unknown;
+  try {
+    hostname = connection.remoteAddress?.hostname;
+  } catch (cause) {
+    throw badRemoteAddress(connection, "could not be read", cause);
+  }
+  if (hostname === undefined || hostname === null) return undefined;
+  if (typeof hostname !== "string" || hostname === "") {
+    throw badRemoteAddress(
+      connection,
+      `has a hostname that is no IP address text (${textOf(hostname)})`,
+    );
+  }
+  return hostname;
+}
+
+/** The refusal of a channel's remoteAddress that is not as promised. */
+function badRemoteAddress(
+  connection: Connection,
+  wrong: string,
+  cause?: unknown,
+): ConnectionError {
+  return new ConnectionError(
+    "CONNECTION_FAILED",
+    `UDP to ${connection.address} needs the node's IP address, and the ` +
+      `runtime adapter's channel's remoteAddress ${wrong}`,
+    connection,
+    { cause, retryable: false },
+  );
 }
 
 /**
