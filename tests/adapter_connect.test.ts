@@ -10,6 +10,7 @@ import { fc } from "./support/fc.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
   ConnectionError,
+  ConnectionLostError,
   ConnectionRefusedError,
   ConnectTimeoutError,
   type NodewireError,
@@ -126,4 +127,37 @@ test("a raw refusal from a custom adapter keeps its meaning", async () => {
   await clock.advance(0);
   assert.ok(outcome.value instanceof ConnectionRefusedError);
   assert.equal((outcome.value as NodewireError).cause, refused);
+});
+
+test("a channel that ends before HELLO fails the connect saying how it ended, not only that the connection is closed", async () => {
+  const cases: [Partial<ByteChannel>, RegExp][] = [
+    [{ onClose: (fn) => fn() }, /lost: closed by the node$/],
+    [{ onClose: (fn) => fn(new Error("gone")) }, /lost: gone$/],
+    [
+      { onData: (fn) => fn(new Uint8Array(17).fill(9)) },
+      /lost: protocol violation: /,
+    ],
+  ];
+  for (const [parts, message] of cases) {
+    const clock = new VirtualClock();
+    const channel: ByteChannel = {
+      onData: () => {},
+      onClose: () => {},
+      write: () => true,
+      drained: () => Promise.resolve(),
+      close: () => {},
+      destroy: () => {},
+      bufferedAmount: 0,
+      remoteAddress: undefined,
+      ...parts,
+    };
+    const outcome = start(adapterWith(() => Promise.resolve(channel)), clock);
+    await clock.advance(0);
+    assert.ok(
+      outcome.value instanceof ConnectionLostError,
+      String(outcome.value),
+    );
+    assert.match((outcome.value as Error).message, message);
+    assert.equal(clock.pendingTimers, 0);
+  }
 });

@@ -324,7 +324,8 @@ export class Connection {
    * given (replies reuse the sequence of what they answer).
    *
    * @returns the sequence number used.
-   * @throws {ConnectionClosedError} after close.
+   * @throws {ConnectionLostError} once closed, saying how it ended (closed
+   *   by this client or the node, destroyed, the stream broke).
    * @throws {ProtocolError} for a payload over the node's frame limit.
    * @throws {InvalidArgumentError} for a payload that is not a Uint8Array,
    *   an unknown type or flag, a sequence not in 0 to 2^53 - 1.
@@ -337,9 +338,10 @@ export class Connection {
     const core = this.#core;
     const { flags, sequence: given } = readFrameFields(type, options);
     checkMessage(
-      this,
       payload,
-      this.#state === "closed",
+      // Closed: the error says how it ended (a channel closed at once, a
+      // protocol violation), as a request's would.
+      this.#state === "closed" ? () => this.#end.refusal() : undefined,
       core.codec,
       this.#sendLimit,
     );

@@ -23,7 +23,6 @@ import {
   text,
 } from "../config/options.ts";
 import {
-  ConnectionClosedError,
   ConnectionError,
   type Endpoint,
   InvalidArgumentError,
@@ -47,22 +46,22 @@ import { destroyQuietly } from "./closing.ts";
 
 /**
  * Throws unless `payload` may be sent as a control message now: a
- * `Uint8Array`, on a connection not yet `closed`, within both the frame
- * limit of `codec` and `sendLimit`, the node's.
+ * `Uint8Array`, on a connection that is not closed (else `refusal` makes
+ * the error, saying how it ended), within both the frame limit of `codec`
+ * and `sendLimit`, the node's.
  *
  * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
- * @throws {ConnectionClosedError} after close.
+ * @throws {ConnectionError} what `refusal` makes, once closed.
  * @throws {ProtocolError} for a payload over either limit.
  */
 export function checkMessage(
-  owner: Endpoint,
   payload: Uint8Array,
-  closed: boolean,
+  refusal: (() => Error) | undefined,
   codec: MessageCodec,
   sendLimit: number,
 ): void {
   if (!isPayload(payload)) throw invalidPayload(payload);
-  if (closed) throw new ConnectionClosedError(owner);
+  if (refusal !== undefined) throw refusal();
   const length = lengthOf(payload); // what frames it: see codec.ts
   codec.checkLength(length);
   if (length > sendLimit) {
