@@ -280,8 +280,11 @@ test(
       // them) took it just over: 205 KB, still a third of that regression.
       // 210 KB since the doors of the CLI and the test kit (2026-12-06):
       // what the CLI prints escaped, --id and a URL's password checked.
+      // 215 KB since a custom runtime adapter is held to its contract
+      // (2026-12-06's seventh stop: a channel or datagram socket that is
+      // none, throws or never settles gets a typed error): 211.5 KB.
       const size = statSync(tgz).size;
-      assert.ok(size <= 210_000, `the tarball is ${size} bytes, over 210,000`);
+      assert.ok(size <= 215_000, `the tarball is ${size} bytes, over 215,000`);
       const dir = join(work, "node_modules/@nodewire/client");
       const manifest = JSON.parse(
         readFileSync(join(dir, "package.json"), "utf8"),
