@@ -41,6 +41,7 @@ import {
 import { PendingTable } from "./pending_table.ts";
 import type { ConnectionStats, RequestRoute } from "./types.ts";
 import { AbortGroups } from "./abort_groups.ts";
+import { missingMethod } from "../runtime/contract.ts";
 
 /**
  * The connection a core works for, as the core sees it: where errors say
@@ -554,19 +555,10 @@ const CHANNEL_METHODS = [
  * here, not by a TypeError from deep in the first write.
  */
 function checkChannel(channel: ByteChannel): void {
-  let wrong: string | undefined;
-  let cause: unknown;
-  for (const name of CHANNEL_METHODS) {
-    try {
-      if (typeof channel[name] === "function") continue;
-      wrong = `it has no ${name}() method`;
-    } catch (thrown) {
-      wrong = `its ${name} could not be read`;
-      cause = thrown;
-    }
-    break;
+  const problem = missingMethod(channel, CHANNEL_METHODS);
+  if (problem !== undefined) {
+    throw notAChannel(channel, problem.wrong, problem.cause);
   }
-  if (wrong !== undefined) throw notAChannel(channel, wrong, cause);
 }
 
 /** The refusal of what is no ByteChannel, saying why (`wrong`). */

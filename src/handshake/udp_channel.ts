@@ -16,6 +16,7 @@ import {
   NodewireError,
 } from "../errors.ts";
 import { messageOf } from "../errors/base.ts";
+import { missingMethod } from "../runtime/contract.ts";
 import type { DatagramChannel } from "../runtime/datagram.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 
@@ -55,23 +56,8 @@ export async function openDatagram(
 
 /** Refuses what is no DatagramChannel, closing it if it can be. */
 function checkDatagramChannel(channel: DatagramChannel): void {
-  let wrong: string | undefined;
-  let cause: unknown;
-  if (typeof channel !== "object" || channel === null) {
-    wrong = "it is no object";
-  } else {
-    for (const name of DATAGRAM_METHODS) {
-      try {
-        if (typeof channel[name] === "function") continue;
-        wrong = `it has no ${name}() method`;
-      } catch (thrown) {
-        wrong = `its ${name} could not be read`;
-        cause = thrown;
-      }
-      break;
-    }
-  }
-  if (wrong === undefined) return;
+  const problem = missingMethod(channel, DATAGRAM_METHODS);
+  if (problem === undefined) return;
   try {
     channel.close();
   } catch {
@@ -80,8 +66,8 @@ function checkDatagramChannel(channel: DatagramChannel): void {
   throw new InvalidArgumentError(
     "channel",
     channel,
-    `expected a DatagramChannel (${wrong})`,
-    { method: "the runtime adapter's datagram()", cause },
+    `expected a DatagramChannel (${problem.wrong})`,
+    { method: "the runtime adapter's datagram()", cause: problem.cause },
   );
 }
 
