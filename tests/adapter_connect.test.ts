@@ -18,6 +18,7 @@ import {
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { stubChannel } from "./support/stub_channel.ts";
 
 const endpoint = { hostname: "127.0.0.1", port: 7000 };
 
@@ -140,17 +141,7 @@ test("a channel that ends before HELLO fails the connect saying how it ended, no
   ];
   for (const [parts, message] of cases) {
     const clock = new VirtualClock();
-    const channel: ByteChannel = {
-      onData: () => {},
-      onClose: () => {},
-      write: () => true,
-      drained: () => Promise.resolve(),
-      close: () => {},
-      destroy: () => {},
-      bufferedAmount: 0,
-      remoteAddress: undefined,
-      ...parts,
-    };
+    const channel = stubChannel({ onData: () => {}, ...parts });
     const outcome = start(adapterWith(() => Promise.resolve(channel)), clock);
     await clock.advance(0);
     assert.ok(
