@@ -46,8 +46,8 @@ const HEALTH_TIMEOUT_MS = 50;
 const PAYLOAD_SIZES = [5, 5, 5, 5, 5, NODE_MAX_FRAME, NODE_MAX_FRAME + 1];
 
 /** Control, format and separator characters no message may carry raw. */
-// deno-lint-ignore no-control-regex
 const RAW =
+  // deno-lint-ignore no-control-regex
   /[\u0000-\u001f\u007f-\u009f\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/;
 
 /** Text a node chooses: escapes, a line break, a bidi override. */
