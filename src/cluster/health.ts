@@ -19,7 +19,7 @@ import type { HealthConfig } from "../config/shapes.ts";
 import { bool, integer, readOptions } from "../config/options.ts";
 import { checked, numberIn, readable } from "../config/validate.ts";
 import {
-  type NodewireError,
+  NodewireError,
   nodewireErrorOf,
   NOT_THE_NODES_FAULT,
 } from "../errors.ts";
@@ -428,8 +428,11 @@ export class NodeHealth {
  * not (a request timeout says the caller chose a short limit or a slow
  * operation, not that the node is sick: a silent node is still taken out,
  * by the health checks' own timeouts), nor do aborts, other answers from
- * the node, pool waits, client-side errors, or anything that is not a
- * {@linkcode NodewireError} (most likely a bug in the caller's code).
+ * the node, pool waits, client-side errors, a connection lost because
+ * the client ended it (a `ConnectionLostError` caused by the
+ * `ClientClosedError` of a `disconnect()` that cancelled its requests), or
+ * anything that is not a {@linkcode NodewireError} (most likely a bug in
+ * the caller's code).
  *
  * @example
  * ```ts
@@ -451,6 +454,12 @@ export function isNodesFault(error: NodewireError): boolean {
     const remote = (error as { remoteCode?: unknown }).remoteCode;
     return remote === RemoteErrorCode.Overloaded ||
       remote === RemoteErrorCode.Unavailable;
+  }
+  // A connection the client itself ended (a disconnect() cancelling what
+  // was still in flight) was lost through no fault of the node's.
+  if (code === "CONNECTION_LOST") {
+    return !(error.cause instanceof NodewireError &&
+      error.cause.code === "CLIENT_CLOSED");
   }
   return code !== "REQUEST_TIMEOUT" && !NOT_THE_NODES_FAULT.has(code);
 }
