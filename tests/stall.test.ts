@@ -3,6 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
+import { Connection } from "../src/connection/connection.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { type DeafNode, deafNode } from "./support/deaf_node.ts";
@@ -79,5 +80,114 @@ test("disconnect() cancelling requests stuck on nodes that stopped reading does 
   } finally {
     await client.disconnect({ timeoutMs: 1 }).catch(() => {});
     for (const node of nodes) await node.close();
+  }
+});
+
+test("a frame held back by a congested socket is not sent once its caller has its outcome (a hedged request another attempt answered): the node never reads it, its sink gets AbortedError 'not sent'", async () => {
+  const adapter = await getAdapter();
+  const node = await deafNode(adapter);
+  const connection = await within(
+    5000,
+    "connect",
+    Connection.connect({
+      adapter,
+      hostname: "127.0.0.1",
+      port: Number(node.address.split(":")[1]),
+      clock: new VirtualClock(),
+    }),
+  );
+  try {
+    node.stop();
+    // 1 MiB payloads until the socket's queue is past its mark, so that
+    // the writer holds the next frames back (64 MiB at most).
+    const big: Promise<unknown>[] = [];
+    for (let i = 0; i < 64 && connection.bufferedAmount < 1 << 20; i++) {
+      big.push(connection.sendRequest(new Uint8Array(1 << 20)));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assert.ok(connection.bufferedAmount >= 1 << 20, "the socket backed up");
+    const outcomes: string[] = [];
+    const unwanted = {
+      done: false,
+      onReply: () => outcomes.push("reply"),
+      onError: (error: Error) =>
+        outcomes.push(`${error.name}: ${error.message}`),
+    };
+    connection.submitRequest(new Uint8Array(7), undefined, unwanted);
+    const wanted = connection.sendRequest(new Uint8Array(9));
+    // Another attempt answered meanwhile: the caller may reuse the payload.
+    unwanted.done = true;
+    node.hear();
+    await within(5000, "the held request", wanted);
+    await within(5000, "the large requests", Promise.all(big));
+    // Before: the frame went out once the socket drained, and the node
+    // ran it (the sink got its reply).
+    assert.deepEqual(outcomes, [
+      "AbortedError: not sent: the request had its outcome",
+    ]);
+    assert.equal(node.lengths.includes(7), false, "the node never read it");
+    assert.equal(node.lengths.includes(9), true);
+    assert.equal(connection.inFlight, 0);
+  } finally {
+    connection.destroy();
+    await node.close();
+  }
+});
+
+/** Waits, in real time, until `check()` holds; fails after `ms`. */
+async function until(ms: number, what: string, check: () => boolean) {
+  const end = performance.now() + ms;
+  while (!check()) {
+    if (performance.now() > end) throw new Error(`${what}: not after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 2));
+  }
+}
+
+test("hedged requests whose first attempts are held behind a node that stopped reading: the hedges answer, and once the node reads again it never gets the held attempts", async () => {
+  const adapter = await getAdapter();
+  const stalled = await deafNode(adapter);
+  const other = await deafNode(adapter);
+  const clock = new VirtualClock();
+  const client = await within(
+    5000,
+    "connect",
+    Client.connect({
+      hosts: [stalled.address, other.address],
+      protocols: ["tcp"],
+      runtime: adapter,
+      clock,
+      loadBalancing: "round-robin",
+      hedging: { delayMs: 5 },
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+      healthConfig: { intervalMs: 0 },
+    }),
+  );
+  try {
+    stalled.stop();
+    const conn = client.manager.node(stalled.address)!.pool.connections()[0];
+    // Every other request's first attempt goes to the stalled node: 1 MiB
+    // payloads until its socket is past its mark (64 of them at most).
+    const calls: Promise<Uint8Array>[] = [];
+    for (let i = 0; i < 64 && conn.bufferedAmount < 1 << 20; i++) {
+      calls.push(client.request(new Uint8Array(1 << 20), { idempotent: true }));
+      await new Promise((resolve) => setTimeout(resolve, 1));
+    }
+    assert.ok(conn.bufferedAmount >= 1 << 20, "the socket backed up");
+    for (let i = 0; i < 10; i++) {
+      calls.push(client.request(new Uint8Array(7), { idempotent: true }));
+    }
+    // The hedges go to the other node, which answers every request.
+    await clock.advance(5);
+    await within(5000, "the requests", Promise.all(calls));
+    stalled.hear();
+    await until(5000, "the stalled node's attempts", () => conn.inFlight === 0);
+    // Before: five 7-byte requests reached the node once it read again,
+    // after their callers had their replies.
+    assert.deepEqual(stalled.lengths.filter((n) => n === 7), []);
+    assert.equal(other.lengths.filter((n) => n === 7).length, 10);
+  } finally {
+    await client.disconnect({ timeoutMs: 1 }).catch(() => {});
+    await stalled.close();
+    await other.close();
   }
 });

@@ -109,6 +109,11 @@ class HedgeSink implements ReplySink {
     readonly started: number,
   ) {}
 
+  /** Whether the request has its outcome (see ReplySink.done). */
+  get done(): boolean {
+    return this.call.done;
+  }
+
   onReply(payload: Uint8Array): void {
     this.call.path.hedgeAnswered(this, payload);
   }

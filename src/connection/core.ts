@@ -11,7 +11,7 @@
 
 import type { Clock } from "../clock.ts";
 import {
-  type AbortedError,
+  AbortedError,
   ConnectionError,
   ConnectionLostError,
   type Endpoint,
@@ -529,14 +529,28 @@ export class ConnectionCore {
     );
   };
 
+  /**
+   * A held frame whose caller has its outcome already (a hedged request
+   * another attempt answered): never sent, so it fails as not sent.
+   */
+  #unwanted = (pending: Pending): void => {
+    this.settle(pending);
+    tellError(pending.sink, notSent(), pending.sequence);
+  };
+
   #onDrained = (): void => {
     const queued = this.queued;
     this.queued = [];
     this.#heldDone = 0;
-    const rest = writeHeld(queued, this.writer, this.table);
+    const rest = writeHeld(queued, this.writer, this.table, this.#unwanted);
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
+}
+
+/** The error of a held frame nobody waits for any more. */
+function notSent(): AbortedError {
+  return new AbortedError("not sent: the request had its outcome");
 }
 
 /** What a ByteChannel must have: the methods the connection calls. */

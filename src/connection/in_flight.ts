@@ -118,21 +118,41 @@ export class PromiseSink implements ReplySink {
 /**
  * Writes held frames, in order, whose requests are still in `table` (a
  * closed connection's table is empty), until `writer` is congested again.
- * Returns the frames still held, those after the one that congested it,
- * or undefined when none are left.
+ * A frame whose sink is `done` (its caller has its outcome already) is not
+ * written but handed to `unwanted`. Returns the frames still held, those
+ * after the one that congested it, or undefined when none are left.
  */
 export function writeHeld(
   held: readonly HeldFrame[],
   writer: FrameWriter,
   table: PendingTable<Pending>,
+  unwanted: (pending: Pending) => void,
 ): HeldFrame[] | undefined {
   for (let i = 0; i < held.length; i++) {
     const { pending: p, flags, payload } = held[i];
     if (table.get(p.sequence) !== p) continue;
+    if (isDone(p.sink)) {
+      unwanted(p);
+      continue;
+    }
     writer.push(p.type & FRAME_TYPE, flags, p.sequence, payload);
     if (writer.congested) return held.slice(i + 1);
   }
   return undefined;
+}
+
+/**
+ * Whether `sink` says its caller has its outcome already; a getter that
+ * throws is the sink's author's bug, reported as uncaught (the frame then
+ * goes out, as from a sink that says nothing).
+ */
+function isDone(sink: ReplySink): boolean {
+  try {
+    return sink.done === true;
+  } catch (thrown) {
+    reportThrow(thrown);
+    return false;
+  }
 }
 
 /**

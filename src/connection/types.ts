@@ -92,6 +92,15 @@ export interface ReplySink {
   onReply(payload: Uint8Array, sequence?: number): void;
   /** Why the request failed: the same errors `sendRequest` rejects with. */
   onError(error: Error, sequence?: number): void;
+  /**
+   * True once the caller has its outcome from elsewhere (another attempt
+   * of a hedged request answered). Read only for a frame held back by a
+   * congested socket, when the socket drains: such a frame is then never
+   * sent (its payload, which the caller may be reusing, is not read), and
+   * the request fails with `AbortedError` ("not sent: the request had its
+   * outcome"). Optional: without it, a held frame goes out once it can.
+   */
+  readonly done?: boolean;
 }
 
 /**

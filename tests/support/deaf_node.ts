@@ -19,6 +19,8 @@ export interface DeafNode {
   readonly address: string;
   /** The type of every message read after HELLO, in order. */
   readonly seen: number[];
+  /** The payload length of every REQUEST read, in order. */
+  readonly lengths: number[];
   /** Stops reading, on every connection, open or to come. */
   stop(): void;
   /** Reads again. */
@@ -31,6 +33,7 @@ export interface DeafNode {
 export async function deafNode(adapter: RuntimeAdapter): Promise<DeafNode> {
   const channels: ByteChannel[] = [];
   const seen: number[] = [];
+  const lengths: number[] = [];
   let deaf = false;
   const listener = await adapter.listen(
     { hostname: "127.0.0.1", port: 0 },
@@ -55,6 +58,7 @@ export async function deafNode(adapter: RuntimeAdapter): Promise<DeafNode> {
             return;
           }
           seen.push(m.type);
+          if (m.type === MessageType.Request) lengths.push(m.payload.length);
           const reply = m.type === MessageType.Request
             ? MessageType.Response
             : m.type === MessageType.Ping
@@ -74,6 +78,7 @@ export async function deafNode(adapter: RuntimeAdapter): Promise<DeafNode> {
   return {
     address: `127.0.0.1:${listener.port}`,
     seen,
+    lengths,
     stop() {
       deaf = true;
       for (const channel of channels) channel.pause?.();
