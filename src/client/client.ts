@@ -246,7 +246,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * left the client, after it may have reached a node only when
    * `idempotent`; a retry prefers another node. The payload is not copied
    * (a large one is written as it is, and a retry sends it again): do not
-   * change it until the promise settles. The reply is a view into the
+   * change it until the promise settles. One of 16 KiB or more that failed
+   * with a timeout or an abort after it was sent may still be on its way
+   * to the node: put no other data in its buffer then, or the node may
+   * read it as the rest of this request. The reply is a view into the
    * bytes received (a small one may be a copy), never into `payload`.
    *
    * @throws {ClientClosedError} after `disconnect()`.
@@ -284,7 +287,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * order. Rejects only for a bad argument (`InvalidArgumentError`). The
    * options apply to each request as in `request` (`signal` to the whole
    * call), and each is retried on its own. Payloads must not change until
-   * the promise settles; the array and the options are read once, here.
+   * the promise settles (nor, for one of 16 KiB or more whose request
+   * timed out or was aborted after it was sent, later: see `request`); the
+   * array and the options are read once, here.
    *
    * @example
    * ```ts

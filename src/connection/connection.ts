@@ -392,7 +392,9 @@ export class Connection {
   /**
    * Sends a request and resolves with the node's response payload (a view
    * into the received bytes). A large `payload` is written as it is, not
-   * copied: it must not be changed until the promise settles.
+   * copied: it must not be changed until the promise settles, nor after a
+   * timeout or an abort once it was sent (its bytes may still be on their
+   * way to the node).
    *
    * @throws {RequestTimeoutError} when no reply arrives in time.
    * @throws {RemoteError} when the node answers with an error.
