@@ -71,11 +71,20 @@ export async function pingNode(
   if (!(waitMs > 0)) {
     throw new RequestTimeoutError(node.address, limit, { sent: false });
   }
+  // A connection ready now takes the ping in this same tick, as a
+  // request's attempt does: with no await between, a removal of the node
+  // or a health change that closes its idle connections cannot come
+  // first, and the ping is in flight, which they let finish.
+  const ready = node.pool.tryAcquireShared();
+  if (ready !== undefined) {
+    diagnostics.checkedOut(undefined, node.address, ready.id, 0);
+    return pingOn(node.address, ready, waitMs, signal);
+  }
   const connection = await diagnostics.observeCheckout(
     node.address,
     "shared",
     () =>
-      node.pool.tryAcquireShared() ?? node.pool.acquireShared({
+      node.pool.acquireShared({
         signal,
         // The pool's own limit applies when it is the shorter one, and
         // its timeout error then names that limit.
@@ -88,8 +97,20 @@ export async function pingNode(
   if (!(left > 0)) {
     throw new RequestTimeoutError(node.address, limit, { sent: false });
   }
-  const latencyMs = await connection.ping({ timeoutMs: left, signal });
-  return { address: node.address, nodeId: connection.nodeId, latencyMs };
+  return pingOn(node.address, connection, left, signal);
+}
+
+/** Pings over `connection` to `address`, within `timeoutMs`. */
+async function pingOn(
+  address: string,
+  connection: Connection,
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<
+  { address: string; nodeId: string | undefined; latencyMs: number }
+> {
+  const latencyMs = await connection.ping({ timeoutMs, signal });
+  return { address, nodeId: connection.nodeId, latencyMs };
 }
 
 /**

@@ -1,0 +1,41 @@
+// Callers that race the client or re-enter it (a ping made in the same
+// tick as a change that closes its node's idle connections). Every test
+// runs on the virtual clock over the in-memory network.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { memoryScene } from "./support/memory_scene.ts";
+
+const ONE_IDLE = { poolConfig: { minConnections: 1, maxConnections: 1 } };
+
+test("a ping in flight when its node is removed finishes, as a request does", async () => {
+  const config = { ...ONE_IDLE, loadBalancing: "round-robin" as const };
+  await memoryScene(2, config, async ({ client, clock }) => {
+    await clock.advance(1);
+    // Strictly in turn: the next ping goes to the node this one did not.
+    const first = client.ping();
+    await clock.advance(1);
+    const [a, b] = client.manager.nodes.map((node) => node.address);
+    const removed = (await first).address === a ? b : a;
+    const ping = client.ping();
+    // Same tick: the ping has its node and its connection already.
+    const removal = client.removeNode(removed);
+    await clock.advance(1);
+    const result = await ping;
+    assert.equal(result.address, removed, "the ping went to the removed node");
+    await removal;
+    assert.equal(client.stats().inFlight, 0);
+  });
+});
+
+test("a ping in flight when its node turns unhealthy finishes, as a request does", async () => {
+  await memoryScene(1, ONE_IDLE, async ({ client, clock }) => {
+    await clock.advance(1);
+    const address = client.manager.nodes[0].address;
+    const ping = client.ping();
+    // Clears the pool: its idle connections close, busy ones finish first.
+    assert.ok(client.manager.markNodeUnhealthy(address, "test"));
+    await clock.advance(1);
+    assert.equal((await ping).address, address);
+    assert.equal(client.stats().inFlight, 0);
+  });
+});
