@@ -39,3 +39,24 @@ test("a ping in flight when its node turns unhealthy finishes, as a request does
     assert.equal(client.stats().inFlight, 0);
   });
 });
+
+test("a disconnect() from a listener its own shutdown wakes gets the same promise, and the client shuts down once", async () => {
+  const log: string[] = [];
+  const logger = (entry: { event?: string }) => {
+    if (entry.event === "disconnected") log.push(entry.event);
+  };
+  await memoryScene(2, { logger }, async ({ client, clock }) => {
+    const again: Promise<void>[] = [];
+    // Closing the idle connections is the shutdown's first step when
+    // nothing is in flight: their events come from inside disconnect().
+    client.addEventListener("connectionClosed", () => {
+      again.push(client.disconnect({ timeoutMs: 0 }));
+    });
+    const first = client.disconnect();
+    for (let i = 0; i < 10; i++) await clock.advance(10);
+    await first;
+    assert.ok(again.length > 0, "the listener ran");
+    for (const promise of again) assert.equal(promise, first);
+    assert.deepEqual(log, ["disconnected"]);
+  });
+});

@@ -475,7 +475,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     }
     if (this.#shutdown === undefined) {
       this.#closing = true;
-      this.#shutdown = new Shutdown(this.#parts, this.#log, timeoutMs);
+      // Held before it starts: see Shutdown.
+      (this.#shutdown = new Shutdown()).start(
+        this.#parts,
+        this.#log,
+        timeoutMs,
+      );
     } else {
       this.#shutdown.shorten(timeoutMs);
     }

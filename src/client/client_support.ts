@@ -337,16 +337,27 @@ export function closingError(
   );
 }
 
-/** One client's shutdown, from the first `disconnect()` on. */
+/**
+ * One client's shutdown, from the first `disconnect()` on. Made, then
+ * started: the client holds it before its first steps run, because they
+ * dispatch events (idle connections close at once when nothing is in
+ * flight), and a listener that calls `disconnect()` again must find this
+ * shutdown, not start another.
+ */
 export class Shutdown {
   /** Resolves when all of it is done. */
   readonly done: Promise<void>;
+  #finish!: (run: Promise<void>) => void;
   #grace: Grace | undefined;
   #cancelled: Error | undefined;
 
-  /** Starts shutting down, with `timeoutMs` of grace. */
-  constructor(client: BatchHost, log: Logger | undefined, timeoutMs: number) {
-    this.done = this.#run(client, log, timeoutMs);
+  constructor() {
+    this.done = new Promise<void>((resolve) => (this.#finish = resolve));
+  }
+
+  /** Starts shutting down, with `timeoutMs` of grace; `done` follows it. */
+  start(client: BatchHost, log: Logger | undefined, timeoutMs: number): void {
+    this.#finish(this.#run(client, log, timeoutMs));
   }
 
   /** Why requests still in flight after the grace period were cancelled. */
