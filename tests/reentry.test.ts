@@ -3,6 +3,7 @@
 // runs on the virtual clock over the in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { ops } from "../testing/ops.ts";
 import { memoryScene } from "./support/memory_scene.ts";
 
 const ONE_IDLE = { poolConfig: { minConnections: 1, maxConnections: 1 } };
@@ -59,4 +60,24 @@ test("a disconnect() from a listener its own shutdown wakes gets the same promis
     for (const promise of again) assert.equal(promise, first);
     assert.deepEqual(log, ["disconnected"]);
   });
+});
+
+test("a request from a listener that a lazy client's first connect wakes waits for that connect, and starts no other", async () => {
+  const log: string[] = [];
+  const logger = (entry: { event?: string }) => {
+    if (entry.event === "connected") log.push(entry.event);
+  };
+  await memoryScene(2, { logger }, async ({ client, clock }) => {
+    const inner: Promise<Uint8Array>[] = [];
+    // The connect's own checkouts dispatch this from inside the first call.
+    client.addEventListener("checkoutStarted", () => {
+      if (inner.length < 2) inner.push(client.request(ops.echo("inner")));
+    });
+    const first = client.request(ops.echo("first"));
+    for (let i = 0; i < 10; i++) await clock.advance(10);
+    await first;
+    assert.equal(inner.length, 2, "the listener ran");
+    await Promise.all(inner);
+    assert.deepEqual(log, ["connected"]);
+  }, { lazy: true });
 });

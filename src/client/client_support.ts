@@ -269,13 +269,19 @@ export class LazyStart {
     pool?: "timeoutMs" | "connectionTimeoutMs",
   ): Promise<void> {
     const { manager, config } = this.#client;
-    this.#connecting ??= connectLogged(manager, config.logger).then(
-      this.#connected,
-      (error) => {
-        this.#connecting = undefined;
-        throw error;
-      },
-    );
+    if (this.#connecting === undefined) {
+      // Held before it starts: the connect dispatches events (its
+      // checkouts) from inside this call, and a listener's request must
+      // wait for this connect, not start another.
+      let start!: (connect: Promise<void>) => void;
+      this.#connecting = new Promise<void>((resolve) => (start = resolve));
+      start(
+        connectLogged(manager, config.logger).then(this.#connected, (error) => {
+          this.#connecting = undefined;
+          throw error;
+        }),
+      );
+    }
     const nodes = manager.nodes;
     const timedOut = pool === undefined
       ? () => lazyRequestTimeout(nodes, limitMs)
