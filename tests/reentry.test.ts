@@ -81,3 +81,20 @@ test("a request from a listener that a lazy client's first connect wakes waits f
     assert.deepEqual(log, ["connected"]);
   }, { lazy: true });
 });
+
+test("a health check asked for by a listener that a sweep's checkout wakes shares that sweep", async () => {
+  await memoryScene(2, {}, async ({ client, clock }) => {
+    // Lazy: no connection yet, so each check's checkout starts, and its
+    // event is dispatched from inside the call.
+    const inner: Promise<unknown>[] = [];
+    client.addEventListener("checkoutStarted", () => {
+      if (inner.length < 2) inner.push(client.healthCheckAllNodes());
+    });
+    const first = client.healthCheckAllNodes();
+    for (let i = 0; i < 10; i++) await clock.advance(10);
+    const results = await first;
+    assert.deepEqual(results.map((r) => r.ok), [true, true]);
+    assert.ok(inner.length > 0, "the listener ran");
+    for (const promise of inner) assert.equal(promise, first);
+  }, { lazy: true });
+});

@@ -69,12 +69,17 @@ export class HealthLoop {
     const nodes = this.#owner.nodes;
     if (this.#sweep && this.#sweeping === nodes) return this.#sweep;
     this.#sweeping = nodes;
-    const sweep = this.#runSweep(nodes).finally(() => {
-      this.#running.delete(sweep);
-      if (this.#sweep === sweep) this.#sweep = undefined;
-    });
+    let start!: (run: Promise<HealthCheckResult[]>) => void;
+    const sweep = new Promise<HealthCheckResult[]>((resolve) => start = resolve)
+      .finally(() => {
+        this.#running.delete(sweep);
+        if (this.#sweep === sweep) this.#sweep = undefined;
+      });
     this.#sweep = sweep;
     this.#running.add(sweep);
+    // Started once held: its checkouts dispatch events from inside this
+    // call, and a listener that asks for a sweep must share this one.
+    start(this.#runSweep(nodes));
     return sweep;
   }
 
