@@ -98,3 +98,20 @@ test("a health check asked for by a listener that a sweep's checkout wakes share
     for (const promise of inner) assert.equal(promise, first);
   }, { lazy: true });
 });
+
+test("removing a node again from a listener that its removal wakes gets the same wait", async () => {
+  await memoryScene(3, {}, async ({ client, clock }) => {
+    const target = client.manager.nodes[0].address;
+    const again: Promise<void>[] = [];
+    // Clearing its pool is the removal's first step: from inside the call.
+    client.addEventListener("poolCleared", (e) => {
+      if (e.detail.address === target) again.push(client.removeNode(target));
+    });
+    const first = client.removeNode(target);
+    for (let i = 0; i < 10; i++) await clock.advance(10);
+    await first;
+    assert.equal(again.length, 1, "the listener ran");
+    await again[0];
+    assert.equal(client.stats().nodes.length, 2);
+  });
+});

@@ -311,15 +311,20 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     // A closed pool lists its connections no more, but a disconnect may
     // have to destroy them while they drain: keep them.
     const connections = node.pool.connections();
+    let close!: (closed: Promise<void>) => void;
+    const gone = new Promise<void>((resolve) => (close = resolve)).then(() => {
+      if (this.#leaving.get(key)?.node === node) this.#leaving.delete(key);
+      this.#announce("nodeRemoved", node);
+    });
+    // Leaving before its pool is cleared and closed: their events come
+    // from inside this call, and removing it again from a listener must
+    // get this same wait, not "not a node".
+    this.#leaving.set(key, { node, connections, gone });
     // Waiters were never sent: a retryable failure sends them elsewhere.
     node.pool.clear(
       new Error(`node ${node.address} was removed from the client`),
     );
-    const gone = node.pool.close().then(() => {
-      if (this.#leaving.get(key)?.node === node) this.#leaving.delete(key);
-      this.#announce("nodeRemoved", node);
-    });
-    this.#leaving.set(key, { node, connections, gone });
+    close(node.pool.close());
     await gone;
   }
 
