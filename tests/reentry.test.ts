@@ -3,7 +3,12 @@
 // runs on the virtual clock over the in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { ConnectionManager } from "../src/cluster/manager.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene } from "./support/memory_scene.ts";
 
 const ONE_IDLE = { poolConfig: { minConnections: 1, maxConnections: 1 } };
@@ -114,4 +119,32 @@ test("removing a node again from a listener that its removal wakes gets the same
     await again[0];
     assert.equal(client.stats().nodes.length, 2);
   });
+});
+
+test("a manager connected twice at once runs one health loop, and close() leaves no timer", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const node = await startTestNode({ nodeId: "n0", runtime: network, clock });
+  const manager = new ConnectionManager(
+    resolveConfig({
+      hosts: [node.address],
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 1000 },
+    }),
+    network,
+  );
+  try {
+    const both = Promise.all([manager.connect(), manager.connect()]);
+    for (let i = 0; i < 5; i++) await clock.advance(1);
+    await both;
+    for (let i = 0; i < 3; i++) await clock.advance(1000);
+    const closed = manager.close();
+    for (let i = 0; i < 5; i++) await clock.advance(1);
+    await closed;
+    assert.equal(clock.pendingTimers, 0);
+  } finally {
+    await manager.close();
+    await node.close();
+  }
 });

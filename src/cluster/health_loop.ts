@@ -86,7 +86,11 @@ export class HealthLoop {
   /** Schedules the next sweep after `intervalMs`; nothing when it is 0. */
   schedule(): void {
     const interval = this.#config.intervalMs;
-    if (interval <= 0 || this.#owner.isClosed()) return;
+    // One loop however often it is asked for (connect() called twice):
+    // a second timer would be lost to stop() and outlive close().
+    if (
+      interval <= 0 || this.#owner.isClosed() || this.#healthTimer !== undefined
+    ) return;
     // The next sweep is scheduled after this one ends, so slow checks never
     // pile up; the clock's timers never keep the process alive.
     this.#healthTimer = this.#clock.setTimeout(() => {
