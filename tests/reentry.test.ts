@@ -148,3 +148,34 @@ test("a manager connected twice at once runs one health loop, and close() leaves
     await node.close();
   }
 });
+
+test("disconnect() ends the requests of a node removed twice (removed, added again, removed again) while both still drain", async () => {
+  await memoryScene(1, { retryConfig: { maxRetries: 0 } }, async (scene) => {
+    const { client, clock, network } = scene;
+    const extra = await scene.spare("n9");
+    const slow = () =>
+      client.request(ops.sleep(1000, "s")).then(() => "ok", (e) => e.code);
+    const calls: Promise<string>[] = [];
+    for (const _ of [1, 2]) {
+      await client.addNode(extra.address);
+      await clock.advance(1);
+      // Some of these land on the extra node, which then drains them.
+      for (let i = 0; i < 6; i++) calls.push(slow());
+      await clock.advance(1);
+      client.removeNode(extra.address).catch(() => {});
+      await clock.advance(1);
+    }
+    let done = false;
+    const disconnect = client.disconnect({ timeoutMs: 10 }).then(() => {
+      done = true;
+    });
+    for (let i = 0; i < 10; i++) await clock.advance(5);
+    assert.ok(done, "disconnect ended within its grace");
+    assert.equal(client.stats().inFlight, 0);
+    assert.equal(network.openChannels, 0, "every socket closed");
+    await disconnect;
+    for (const outcome of await Promise.all(calls)) {
+      assert.ok(outcome === "ok" || outcome === "CLIENT_CLOSED", outcome);
+    }
+  });
+});

@@ -86,10 +86,12 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   readonly #byAddress = new Map<string, NodeRecord>();
   // The same nodes by sameNodeKey, so that no spelling adds one twice.
   readonly #byKey = new Map<string, NodeRecord>();
-  // Removed nodes whose pools are still draining, by sameNodeKey.
+  // Removed nodes whose pools are still draining, with their sameNodeKey.
+  // By node, not by key: a node removed, added again and removed again
+  // has two of them draining at once, and a disconnect must end both.
   readonly #leaving = new Map<
-    string,
-    { node: NodeRecord; connections: Connection[]; gone: Promise<void> }
+    NodeRecord,
+    { key: string; connections: Connection[]; gone: Promise<void> }
   >();
   readonly #slots: SlotTable;
   readonly #makePool: (node: NodeRecord) => ConnectionPool<Connection>;
@@ -286,7 +288,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const key = parseNodeAddress(address);
     const node = this.#byKey.get(key);
     if (node === undefined) {
-      const leaving = this.#leaving.get(key);
+      const leaving = this.#leavingByKey(key);
       if (leaving !== undefined) return await leaving.gone;
       throw new ConfigError("address", address, "not a node of this client");
     }
@@ -313,13 +315,13 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const connections = node.pool.connections();
     let close!: (closed: Promise<void>) => void;
     const gone = new Promise<void>((resolve) => (close = resolve)).then(() => {
-      if (this.#leaving.get(key)?.node === node) this.#leaving.delete(key);
+      this.#leaving.delete(node);
       this.#announce("nodeRemoved", node);
     });
     // Leaving before its pool is cleared and closed: their events come
     // from inside this call, and removing it again from a listener must
     // get this same wait, not "not a node".
-    this.#leaving.set(key, { node, connections, gone });
+    this.#leaving.set(node, { key, connections, gone });
     // Waiters were never sent: a retryable failure sends them elsewhere.
     node.pool.clear(
       new Error(`node ${node.address} was removed from the client`),
@@ -509,8 +511,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   #allNodes(): NodeRecord[] {
     return [
       ...this.#nodes,
-      ...Array.from(this.#leaving.values(), (leaving) => leaving.node),
+      ...this.#leaving.keys(),
     ];
+  }
+
+  /** The last node removed as `key` that still drains, if any. */
+  #leavingByKey(key: string): { gone: Promise<void> } | undefined {
+    let found: { gone: Promise<void> } | undefined;
+    for (const leaving of this.#leaving.values()) {
+      if (leaving.key === key) found = leaving;
+    }
+    return found;
   }
 
   #announce(type: "nodeAdded" | "nodeRemoved", node: ManagedNode): void {
