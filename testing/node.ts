@@ -218,7 +218,18 @@ export class TestNode {
   /**
    * Stops listening. By default open connections are dropped at once, like
    * a crash; with `graceful` the node says GOODBYE, finishes what is in
-   * flight and then closes them.
+   * flight and then closes them. A `start()` under way is waited for, then
+   * stopped.
+   *
+   * @example
+   * ```ts
+   * import { startTestNode } from "@nodewire/client/testing";
+   * const node = await startTestNode();
+   * const restarting = node.start();
+   * await node.stop(); // not listening, whatever the start did
+   * await restarting;
+   * await node.close();
+   * ```
    */
   async stop(options: { graceful?: boolean } = {}): Promise<void> {
     const { graceful } = checkOptions<{ graceful?: boolean }>(
@@ -226,6 +237,10 @@ export class TestNode {
       options,
       { graceful: bool },
     );
+    // A start under way would bind after this stop returned, and the node
+    // would listen (and keep the process alive) once closed: let it end,
+    // then stop what it started.
+    if (this.#starting !== undefined) await this.#starting.catch(() => {});
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.close();

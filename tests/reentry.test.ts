@@ -1,6 +1,8 @@
-// Callers that race the client or re-enter it (a ping made in the same
-// tick as a change that closes its node's idle connections). Every test
-// runs on the virtual clock over the in-memory network.
+// Callers that race the client or re-enter it: a call in the same tick as
+// a change to its node, a call from a listener that the client's own work
+// dispatches from inside another call, a core object or a test node asked
+// to start and stop at once. Every test runs on the virtual clock over the
+// in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ConnectionManager } from "../src/cluster/manager.ts";
@@ -178,4 +180,18 @@ test("disconnect() ends the requests of a node removed twice (removed, added aga
       assert.ok(outcome === "ok" || outcome === "CLIENT_CLOSED", outcome);
     }
   });
+});
+
+test("a test node closed while it starts again is closed when close() resolves", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ nodeId: "n0", runtime: network });
+  await node.stop();
+  const starting = node.start();
+  await node.close();
+  await starting;
+  assert.equal(node.running, false);
+  await assert.rejects(
+    network.connect({ hostname: "127.0.0.1", port: node.port }),
+    { code: "CONNECTION_REFUSED" },
+  );
 });
