@@ -19,6 +19,7 @@ import {
   startNativeNode,
 } from "../bench/native/native_node.ts";
 import { ops } from "../testing/ops.ts";
+import { within as settleWithin } from "./support/within.ts";
 
 const LIMIT_MS = 10_000;
 const encoder = new TextEncoder();
@@ -41,22 +42,8 @@ after(async () => {
 });
 
 /** `promise`, or a failure naming `what` after LIMIT_MS. */
-async function within<T>(what: string, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what}: nothing within ${LIMIT_MS} ms`)),
-          LIMIT_MS,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+const within = <T>(what: string, promise: Promise<T>): Promise<T> =>
+  settleWithin(LIMIT_MS, what, promise);
 
 async function withClient(
   extra: Partial<ConnectionConfig>,

@@ -13,6 +13,7 @@ import { getAdapter } from "../src/runtime/detect.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
+import { within } from "./support/within.ts";
 
 const echo = ops.echo("hi");
 
@@ -34,24 +35,6 @@ function wrongPayloads(): [string, unknown][] {
     ["an object with the prototype", Object.create(Uint8Array.prototype)],
     ["a proxy of a Uint8Array", new Proxy(echo.slice(), {})],
   ];
-}
-
-/** Fails instead of hanging when `promise` does not settle within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`did not settle within ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 function isPayloadError(method: string | undefined) {
@@ -82,7 +65,7 @@ for (const [what, payload] of wrongPayloads()) {
       const sent = connection.stats.sent;
       const before = client.stats();
       await assert.rejects(
-        within(client.request(payload as Uint8Array), 1000),
+        within(1000, "request", client.request(payload as Uint8Array)),
         isPayloadError("Client.request"),
       );
       const after = client.stats();
@@ -96,7 +79,9 @@ for (const [what, payload] of wrongPayloads()) {
       // The next requests on the same connection are answered at once.
       for (let i = 0; i < 3; i++) {
         assert.equal(
-          replyText(await within(client.request(ops.echo(what)), 1000)),
+          replyText(
+            await within(1000, "request", client.request(ops.echo(what))),
+          ),
           what,
         );
       }
@@ -139,7 +124,11 @@ for (const [what, payload] of wrongPayloads()) {
     });
     try {
       await assert.rejects(
-        within(connection.sendRequest(payload as Uint8Array), 1000),
+        within(
+          1000,
+          "sendRequest",
+          connection.sendRequest(payload as Uint8Array),
+        ),
         isPayloadError(undefined),
       );
       // The error goes to the sink, here at once; nothing is pending.
@@ -159,7 +148,13 @@ for (const [what, payload] of wrongPayloads()) {
       assert.equal(connection.bufferedAmount, 0);
       assert.equal(connection.isOpen, true);
       assert.equal(
-        replyText(await within(connection.sendRequest(ops.echo(what)), 1000)),
+        replyText(
+          await within(
+            1000,
+            "sendRequest",
+            connection.sendRequest(ops.echo(what)),
+          ),
+        ),
         what,
       );
     } finally {

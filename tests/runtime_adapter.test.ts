@@ -20,6 +20,7 @@ import type {
   RuntimeAdapter,
   RuntimeName,
 } from "../src/runtime/types.ts";
+import { within } from "./support/within.ts";
 
 const native = detectRuntime();
 /**
@@ -56,22 +57,6 @@ function connectError(
     },
     (error: unknown) => error,
   );
-}
-
-/** Fails instead of hanging when `promise` takes longer than `ms`. */
-async function within<T>(ms: number, what: string, promise: Promise<T>) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: nothing after ${ms} ms`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));

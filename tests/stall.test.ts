@@ -7,24 +7,7 @@ import { Connection } from "../src/connection/connection.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { type DeafNode, deafNode } from "./support/deaf_node.ts";
-
-/** Resolves with `promise`'s value, or fails the test after `ms` of real time. */
-async function within<T>(ms: number, what: string, promise: Promise<T>) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`${what}: not done after ${ms} ms`)),
-          ms,
-        );
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+import { within } from "./support/within.ts";
 
 test("disconnect() cancelling requests stuck on nodes that stopped reading does not count them against the nodes: no ejection, no health event, no run of failures", async () => {
   const adapter = await getAdapter();
