@@ -442,7 +442,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   /**
    * Removes a node from the running client: no new request goes to it at
    * once, requests in flight on it finish, then its connections close.
-   * Resolves when it is gone (after `nodeRemoved`).
+   * Resolves when it is gone (after `nodeRemoved`). A connection that
+   * `withConnection` lent on that node is waited for until its callback
+   * returns, so a callback that awaits the removal of its own node waits
+   * for ever: start the removal there without awaiting it.
    *
    * @throws {ConfigError} (rejects) for something that is not an address,
    *   an address that is not a node, or the last node.
