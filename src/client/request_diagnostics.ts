@@ -6,6 +6,7 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { asError } from "../errors/base.ts";
 import { channels, type RequestMessage } from "../diagnostics/channels.ts";
 
 /** The parts of a request's record the messages are built from. */
@@ -205,8 +206,4 @@ function write(message: RequestMessage, fields: Partial<RequestMessage>): void {
   } catch {
     // The message stays as the subscriber left it.
   }
-}
-
-function asError(error: unknown): Error {
-  return error instanceof Error ? error : new Error(String(error));
 }

@@ -15,7 +15,7 @@ import {
   NegotiationError,
   TlsError,
 } from "../errors.ts";
-import { textOf } from "../errors/base.ts";
+import { asError } from "../errors/base.ts";
 import type { HealthCheckResult } from "./health_loop.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -114,15 +114,6 @@ export async function connectAdded(
     error,
     healthy: node.health.isHealthy,
   };
-}
-
-function asError(reason: unknown): Error {
-  try {
-    if (reason instanceof Error) return reason;
-  } catch {
-    // A proxy whose getPrototypeOf throws: no Error, as far as we can say.
-  }
-  return new Error(textOf(reason));
 }
 
 function connectAborted(signal: AbortSignal): AbortedError {

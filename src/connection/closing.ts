@@ -9,7 +9,7 @@
  */
 
 import { ConnectionLostError, type Endpoint } from "../errors.ts";
-import { messageOf } from "../errors/base.ts";
+import { isInstance, messageOf } from "../errors/base.ts";
 import { MessageType } from "../protocol/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 
@@ -35,23 +35,16 @@ export function streamClosedError(
 ): ConnectionLostError {
   // The adapter's own "lost" already says it; wrapping it again would
   // repeat "connection to ... lost:" in the message.
-  if (isA(error, ConnectionLostError)) return error as ConnectionLostError;
+  if (isInstance(error, ConnectionLostError)) {
+    return error as ConnectionLostError;
+  }
   const reason = error === undefined || error === null
     ? draining ? "closed by the node while draining" : "closed by the node"
-    : isA(error, Error)
+    : isInstance(error, Error)
     ? messageOf(error)
     // A custom adapter's onClose with what is no Error.
     : `the runtime adapter's channel closed with ${messageOf(error)}`;
   return new ConnectionLostError(endpoint, reason, { cause: error });
-}
-
-/** `value instanceof type`, false where even that throws (a proxy). */
-function isA(value: unknown, type: abstract new (...args: never) => unknown) {
-  try {
-    return value instanceof type;
-  } catch {
-    return false;
-  }
 }
 
 const NO_BYTES = new Uint8Array(0);

@@ -37,7 +37,7 @@ import {
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
 import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
-import { fieldOf, messageOf, textOf } from "../errors/base.ts";
+import { fieldOf, isInstance, messageOf, textOf } from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
 import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
@@ -184,14 +184,14 @@ async function upgrade(
     secure = await channel.startTls!(options);
   } catch (error) {
     let mapped: unknown = error;
-    try {
-      if (error instanceof Error) {
-        mapped = toTlsError(error, endpoint, serverName);
+    if (isInstance(error, Error)) {
+      try {
+        mapped = toTlsError(error as Error, endpoint, serverName);
+      } catch {
+        // An Error whose fields cannot be read: quoted below.
       }
-    } catch {
-      // A proxy whose traps throw: not something the mapping can read.
     }
-    if (isNodewireError(mapped)) throw mapped;
+    if (isInstance(mapped, NodewireError)) throw mapped;
     throw failed(
       `the runtime adapter's startTls failed with ${
         messageOf(error)
@@ -205,15 +205,6 @@ async function upgrade(
     );
   }
   return secure;
-}
-
-/** `value instanceof NodewireError`, false where even that throws. */
-function isNodewireError(value: unknown): boolean {
-  try {
-    return value instanceof NodewireError;
-  } catch {
-    return false;
-  }
 }
 
 const sequence = integer(0, Number.MAX_SAFE_INTEGER);

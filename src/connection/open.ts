@@ -28,7 +28,7 @@ import {
   type HelloOkPayload,
   PROTOCOL_FEATURES,
 } from "../protocol/messages.ts";
-import { messageOf } from "../errors/base.ts";
+import { isInstance, messageOf } from "../errors/base.ts";
 import { toConnectionError } from "../runtime/errors.ts";
 import type {
   ByteChannel,
@@ -168,23 +168,22 @@ function connectChannel(
   options: ConnectOptions & { signal: AbortSignal },
 ): Promise<ByteChannel> {
   const signal = options.signal;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    let attempt: Promise<ByteChannel>;
-    try {
-      attempt = Promise.resolve(adapter.connect(options));
-    } catch (error) {
-      attempt = Promise.reject(error);
-    }
-    attempt.then(
-      (channel) => {
-        if (signal.aborted) destroyQuietly(channel, signal.reason);
-        else resolve(channel);
-      },
-      (error: unknown) => reject(adapterError(error, options)),
-    ).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+  let attempt: Promise<ByteChannel>;
+  try {
+    attempt = Promise.resolve(adapter.connect(options));
+  } catch (error) {
+    attempt = Promise.reject(error);
+  }
+  // A channel that comes once the opening gave up is nobody's.
+  attempt.then((channel) => {
+    if (signal.aborted) destroyQuietly(channel, signal.reason);
+  }, () => {});
+  return beforeAbort(
+    attempt.catch((error: unknown) => {
+      throw adapterError(error, options);
+    }),
+    signal,
+  );
 }
 
 /**
@@ -193,12 +192,12 @@ function connectChannel(
  * is (a refused port stays a ConnectionRefusedError).
  */
 function adapterError(error: unknown, endpoint: Endpoint): Error {
-  try {
-    if (error instanceof Error) {
-      return toConnectionError(error, endpoint, { phase: "connect" });
+  if (isInstance(error, Error)) {
+    try {
+      return toConnectionError(error as Error, endpoint, { phase: "connect" });
+    } catch {
+      // An Error whose fields cannot be read: quoted below.
     }
-  } catch {
-    // A proxy whose traps throw: not something the mapping can read.
   }
   return new ConnectionError(
     "CONNECTION_FAILED",

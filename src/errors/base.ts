@@ -212,6 +212,32 @@ export function textOf(value: unknown): string {
 }
 
 /**
+ * `value instanceof type`, false where even that throws (a proxy whose
+ * `getPrototypeOf` trap throws, a revoked proxy): for values a runtime
+ * adapter, a factory or a caller may fail with, which are anything.
+ */
+export function isInstance(
+  value: unknown,
+  type: abstract new (...args: never) => unknown,
+): boolean {
+  try {
+    return value instanceof type;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `value` if it is an `Error`, else an `Error` saying what it is. Never
+ * throws: a factory, a connection or a subscriber may fail with anything
+ * (a proxy whose traps throw, an object without a prototype), and the
+ * failure must still be told.
+ */
+export function asError(value: unknown): Error {
+  return isInstance(value, Error) ? value as Error : new Error(textOf(value));
+}
+
+/**
  * The options a caller handed an error's constructor, read once into a
  * plain object; none where they cannot be read (a revoked proxy, a proxy
  * whose traps throw, a getter that throws), since the error must still be

@@ -29,7 +29,7 @@ import {
   ProtocolError,
 } from "../errors.ts";
 import { messageOf, textOf } from "../errors/base.ts";
-import { openDatagram } from "./udp_channel.ts";
+import { closeQuietly, openDatagram } from "./udp_channel.ts";
 import type { TransportUpgrade } from "./handshake.ts";
 import {
   DATAGRAM_OVERHEAD,
@@ -270,15 +270,6 @@ function bindAddressFor(ip: string): string {
   if (ip.startsWith("127.")) return "127.0.0.1";
   if (ip === "::1") return "::1";
   return anyAddressFor(ip);
-}
-
-/** Closes a datagram channel whose close may throw (a custom one's). */
-function closeQuietly(channel: DatagramChannel): void {
-  try {
-    channel.close();
-  } catch {
-    // Nothing more can be done for it.
-  }
 }
 
 /** A connection's requests over one datagram socket. */

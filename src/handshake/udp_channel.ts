@@ -15,7 +15,7 @@ import {
   InvalidArgumentError,
   NodewireError,
 } from "../errors.ts";
-import { messageOf } from "../errors/base.ts";
+import { isInstance, messageOf } from "../errors/base.ts";
 import { missingMethod } from "../runtime/contract.ts";
 import type { DatagramChannel } from "../runtime/datagram.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
@@ -41,7 +41,7 @@ export async function openDatagram(
   try {
     channel = await adapter.datagram!({ hostname });
   } catch (error) {
-    if (isSdkError(error)) throw error;
+    if (isInstance(error, NodewireError)) throw error;
     throw new ConnectionError(
       "LISTEN_FAILED",
       `UDP to ${formatAddress(endpoint)}: the runtime adapter could not ` +
@@ -58,11 +58,7 @@ export async function openDatagram(
 function checkDatagramChannel(channel: DatagramChannel): void {
   const problem = missingMethod(channel, DATAGRAM_METHODS);
   if (problem === undefined) return;
-  try {
-    channel.close();
-  } catch {
-    // Not a channel: nothing more can be done for it.
-  }
+  closeQuietly(channel);
   throw new InvalidArgumentError(
     "channel",
     channel,
@@ -71,11 +67,11 @@ function checkDatagramChannel(channel: DatagramChannel): void {
   );
 }
 
-/** `value instanceof NodewireError`, false where even that throws. */
-function isSdkError(value: unknown): boolean {
+/** Closes a datagram channel whose close may throw (a custom one's). */
+export function closeQuietly(channel: DatagramChannel): void {
   try {
-    return value instanceof NodewireError;
+    channel.close();
   } catch {
-    return false;
+    // Nothing more can be done for it.
   }
 }

@@ -9,7 +9,8 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import type { PoolContext } from "./context.ts";
-import { asError, destroyQuietly, type Entry, type Roster } from "./roster.ts";
+import { asError } from "../errors/base.ts";
+import { destroyQuietly, type Entry, type Roster } from "./roster.ts";
 import type { PoolableConnection } from "./types.ts";
 
 /**

@@ -15,11 +15,11 @@ import {
   InvalidArgumentError,
   NodewireError,
 } from "../errors.ts";
+import { asError } from "../errors/base.ts";
 import { readRandom } from "../config/options.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import {
-  asError,
   closeQuietly,
   destroyQuietly,
   type Entry,

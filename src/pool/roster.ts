@@ -6,7 +6,7 @@
  */
 
 import { PoolMisuseError } from "../errors.ts";
-import { textOf } from "../errors/base.ts";
+import { asError } from "../errors/base.ts";
 import type { PoolContext } from "./context.ts";
 import type { ConnectionClosedReason } from "./events.ts";
 import type { PoolableConnection } from "./types.ts";
@@ -66,21 +66,6 @@ export function destroyQuietly(conn: PoolableConnection, error: unknown): void {
   } catch {
     // The connection is unusable either way and already off the books.
   }
-}
-
-/**
- * `value` if it is an `Error`, else an `Error` saying what it is. Never
- * throws: a factory or a connection may fail with anything (a proxy
- * whose traps throw, an object without a prototype), and the pool must
- * still tell its waiters.
- */
-export function asError(value: unknown): Error {
-  try {
-    if (value instanceof Error) return value;
-  } catch {
-    // A proxy whose getPrototypeOf throws: no Error, as far as we can say.
-  }
-  return new Error(textOf(value));
 }
 
 /**
