@@ -168,22 +168,23 @@ function connectChannel(
   options: ConnectOptions & { signal: AbortSignal },
 ): Promise<ByteChannel> {
   const signal = options.signal;
-  let attempt: Promise<ByteChannel>;
-  try {
-    attempt = Promise.resolve(adapter.connect(options));
-  } catch (error) {
-    attempt = Promise.reject(error);
-  }
-  // A channel that comes once the opening gave up is nobody's.
-  attempt.then((channel) => {
-    if (signal.aborted) destroyQuietly(channel, signal.reason);
-  }, () => {});
-  return beforeAbort(
-    attempt.catch((error: unknown) => {
-      throw adapterError(error, options);
-    }),
-    signal,
-  );
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener("abort", onAbort, { once: true });
+    let attempt: Promise<ByteChannel>;
+    try {
+      attempt = Promise.resolve(adapter.connect(options));
+    } catch (error) {
+      attempt = Promise.reject(error);
+    }
+    attempt.then(
+      (channel) => {
+        if (signal.aborted) destroyQuietly(channel, signal.reason);
+        else resolve(channel);
+      },
+      (error: unknown) => reject(adapterError(error, options)),
+    ).finally(() => signal.removeEventListener("abort", onAbort));
+  });
 }
 
 /**
