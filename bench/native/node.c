@@ -656,6 +656,12 @@ static void read_tls(struct conn *c) {
     if (n > 0) {
       c->in_len += (size_t)n;
       if (c->in_len == c->in_cap) process(c);
+      /*
+       * With read-ahead OpenSSL took what the socket had in one read. When
+       * it holds nothing more, another SSL_read would only fail with EAGAIN:
+       * the level-triggered EPOLLIN says when more comes.
+       */
+      if (!SSL_has_pending(c->ssl)) break;
       continue;
     }
     int error = SSL_get_error(c->ssl, n);
@@ -1066,6 +1072,13 @@ int main(int argc, char **argv) {
     if (tls_ctx == NULL) die("SSL_CTX_new");
     SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /*
+     * Read-ahead: one read() takes every record the socket holds, where
+     * OpenSSL otherwise reads each record's header and body apart (and a
+     * third read finds the socket empty): three system calls a batch of
+     * requests became one, as a server built for throughput would do.
+     */
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(tls_ctx, cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(tls_ctx, key, SSL_FILETYPE_PEM) != 1) {
       fprintf(stderr, "native node: cannot load %s / %s\n", cert, key);
