@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { fc } from "./support/fc.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
+  AbortedError,
   ConnectionError,
   ConnectionLostError,
   ConnectionRefusedError,
@@ -151,4 +152,79 @@ test("a channel that ends before HELLO fails the connect saying how it ended, no
     assert.match((outcome.value as Error).message, message);
     assert.equal(clock.pendingTimers, 0);
   }
+});
+
+test("a channel that arrives a few microtasks before the connect is aborted is released, on whichever turn the abort lands", async () => {
+  // The pool aborts the connects in progress when the client disconnects,
+  // often in the very task whose I/O completed them: connectChannel once
+  // checked "aborted?" when the channel arrived and gave it up two turns
+  // later, and an abort in between left an open socket nobody held (a
+  // Deno process did not exit after disconnect()).
+  for (let turns = 0; turns <= 12; turns++) {
+    const clock = new VirtualClock();
+    let released = 0;
+    const channel = stubChannel({
+      onData: () => {},
+      close: () => void released++,
+      destroy: () => void released++,
+    });
+    const caller = new AbortController();
+    const adapter = adapterWith(() => {
+      (async () => {
+        for (let i = 0; i < turns; i++) await null;
+        caller.abort(new Error("disconnecting"));
+      })();
+      return Promise.resolve(channel);
+    });
+    let outcome: unknown;
+    Connection.connect({
+      adapter,
+      ...endpoint,
+      clock,
+      timeoutMs: 1000,
+      signal: caller.signal,
+    }).then((connection) => {
+      outcome = connection;
+      connection.destroy();
+    }, (error: unknown) => (outcome = error));
+    await clock.advance(0);
+    assert.ok(
+      outcome instanceof AbortedError,
+      `abort after ${turns} turns: ${outcome}`,
+    );
+    assert.ok(released > 0, `abort after ${turns} turns: channel kept open`);
+    assert.equal(clock.pendingTimers, 0);
+  }
+});
+
+test("a signal aborted before the call fails the connect at once, even through a connect deaf to it, and what that connect delivers later is released", async () => {
+  const clock = new VirtualClock();
+  let deliver: ((channel: ByteChannel) => void) | undefined;
+  let released = 0;
+  const channel = stubChannel({
+    onData: () => {},
+    close: () => void released++,
+    destroy: () => void released++,
+  });
+  const adapter = adapterWith(() =>
+    new Promise((resolve) => (deliver = resolve))
+  );
+  let outcome: unknown;
+  Connection.connect({
+    adapter,
+    ...endpoint,
+    clock,
+    timeoutMs: 1000,
+    signal: AbortSignal.abort(new Error("gave up already")),
+  }).then((connection) => {
+    outcome = connection;
+    connection.destroy();
+  }, (error: unknown) => (outcome = error));
+  await clock.advance(0);
+  assert.ok(outcome instanceof AbortedError, String(outcome));
+  assert.equal(clock.pendingTimers, 0);
+  // A connect not even started need deliver nothing.
+  deliver?.(channel);
+  await clock.advance(0);
+  assert.equal(released, deliver === undefined ? 0 : 1);
 });

@@ -157,34 +157,29 @@ export async function openConnection<C extends OpenedConnection>(
 
 /**
  * The channel `adapter.connect` gives, unless `options.signal` aborts
- * first: then its reason, and a channel that comes later is destroyed. A
- * custom adapter deaf to the signal cannot hold the opening past its
- * limit; one that fails with something other than an SDK error (a raw
- * socket error, a string, nothing) fails it with the SDK's error for
- * that (see toConnectionError), naming what it was.
+ * first (or had): then its reason, and a channel that comes later is
+ * destroyed. A custom adapter deaf to the signal cannot hold the opening
+ * past its limit; one that fails with something other than an SDK error
+ * (a raw socket error, a string, nothing) fails it with the SDK's error
+ * for that (see toConnectionError), naming what it was.
  */
 function connectChannel(
   adapter: RuntimeAdapter,
   options: ConnectOptions & { signal: AbortSignal },
 ): Promise<ByteChannel> {
-  const signal = options.signal;
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener("abort", onAbort, { once: true });
-    let attempt: Promise<ByteChannel>;
-    try {
-      attempt = Promise.resolve(adapter.connect(options));
-    } catch (error) {
-      attempt = Promise.reject(error);
-    }
-    attempt.then(
-      (channel) => {
-        if (signal.aborted) destroyQuietly(channel, signal.reason);
-        else resolve(channel);
-      },
-      (error: unknown) => reject(adapterError(error, options)),
-    ).finally(() => signal.removeEventListener("abort", onAbort));
-  });
+  let attempt: Promise<ByteChannel>;
+  try {
+    attempt = Promise.resolve(adapter.connect(options));
+  } catch (error) {
+    attempt = Promise.reject(error);
+  }
+  return beforeAbort(
+    attempt.catch((error: unknown) => {
+      throw adapterError(error, options);
+    }),
+    options.signal,
+    (late) => destroyQuietly(late, options.signal.reason),
+  );
 }
 
 /**
@@ -210,19 +205,32 @@ function adapterError(error: unknown, endpoint: Endpoint): Error {
 }
 
 /**
- * What `work` settles with, unless `signal` aborts first: then its reason.
- * A handshake deaf to its signal (SCRAM's key derivation off the event
- * loop, a custom hook) cannot hold the opening past its limit, nor its
- * socket, which the caller destroys; what `work` does later is ignored.
+ * What `work` settles with, unless `signal` aborts first (or had): then
+ * its reason. A handshake deaf to its signal (SCRAM's key derivation off
+ * the event loop, a custom hook) cannot hold the opening past its limit,
+ * nor its socket, which the caller destroys; what `work` does later is
+ * ignored, except that a value it gives once the race is lost goes to
+ * `discard` (a socket nobody would close otherwise).
  */
-function beforeAbort<T>(work: T | Promise<T>, signal: AbortSignal): Promise<T> {
+function beforeAbort<T>(
+  work: T | Promise<T>,
+  signal: AbortSignal,
+  discard?: (late: T) => void,
+): Promise<T> {
   return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
+    let lost = false;
+    const onAbort = () => {
+      lost = true;
+      reject(signal.reason);
+    };
     if (signal.aborted) onAbort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    Promise.resolve(work).then(resolve, reject).finally(() =>
-      signal.removeEventListener("abort", onAbort)
-    );
+    else signal.addEventListener("abort", onAbort, { once: true });
+    // Kept or discarded in the turn the value comes, never later: an abort
+    // in a turn between a check and the resolve would leave it unowned.
+    Promise.resolve(work).then((value) => {
+      if (lost) discard?.(value);
+      else resolve(value);
+    }, reject).finally(() => signal.removeEventListener("abort", onAbort));
   });
 }
 
