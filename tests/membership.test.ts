@@ -6,7 +6,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import type { NodeMembershipEvent } from "../src/cluster/events.ts";
-import { ClientClosedError, ConfigError } from "../src/errors.ts";
+import {
+  ClientClosedError,
+  ConfigError,
+  ConnectionLostError,
+  RemoteError,
+} from "../src/errors.ts";
+import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ConnectOptions, RuntimeAdapter } from "../src/runtime/types.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
@@ -220,6 +226,100 @@ test("a connection lent for exclusive use on a removed node closes when returned
     await settle();
     assert.equal(node.stats.open, 0);
   });
+});
+
+test("a withConnection callback that awaits its own node's removal: after timeoutMs its connection is destroyed and both settle", async () => {
+  await scene(2, { timeoutMs: 500 }, async ({ client, nodes, clock }) => {
+    let removed = false;
+    let held!: Promise<unknown>;
+    let ready!: () => void;
+    const lent = new Promise<void>((resolve) => (ready = resolve));
+    const work = client.withConnection(async (connection) => {
+      const node = nodes.find((n) => n.nodeId === connection.nodeId)!;
+      held = failure(
+        connection.sendRequest(ops.sleep(60_000), { timeoutMs: 60_000 }),
+      );
+      ready();
+      await client.removeNode(node.address);
+      removed = true;
+      return node;
+    });
+    await lent;
+    await settle();
+    await clock.advance(499);
+    await settle();
+    assert.equal(removed, false, "the holder has the grace to finish");
+    await clock.advance(1);
+    await settle(50);
+    const inTime = removed;
+    if (!inTime) {
+      // Deadlocked: end it through disconnect's grace, so that the test
+      // fails here rather than hangs in the scene's own disconnect.
+      const closing = client.disconnect({ timeoutMs: 1 });
+      await clock.advance(1);
+      await closing;
+    }
+    assert.equal(inTime, true, "the removal ends after timeoutMs");
+    const node = await work;
+    const error = await held;
+    assert.ok(error instanceof ConnectionLostError, String(error));
+    assert.match(
+      error.message,
+      new RegExp(`${node.address} was removed from the client.*500 ms`),
+    );
+    assert.equal(client.manager.node(node.address), undefined);
+    assert.equal(client.stats().inFlight, 0);
+    await settle();
+    assert.equal(node.stats.open, 0, "its sockets are closed");
+    // The client goes on with the other node.
+    const other = nodes.find((n) => n !== node)!;
+    assert.equal(
+      decodeReply(await client.request(ops.echo("x"))).nodeId,
+      other.nodeId,
+    );
+  });
+});
+
+test("a request on a removed node cut off after timeoutMs is not counted against the nodes (no ejection spent on it)", async () => {
+  await scene(
+    3,
+    {
+      timeoutMs: 500,
+      // One ejection at a time, after a single failure.
+      outlierEjection: { consecutiveFailures: 1, maxEjectedShare: 0.34 },
+    },
+    async ({ client, clock }) => {
+      const errors: unknown[] = [];
+      const held = Array.from(
+        { length: 3 },
+        () =>
+          client.request(ops.sleep(60_000), { timeoutMs: 60_000, retry: false })
+            .catch((error) => errors.push(error)),
+      );
+      await settle();
+      const busy = client.stats().nodes[0];
+      assert.equal(busy.inFlight, 1);
+      const removal = client.removeNode(busy.address);
+      await clock.advance(500);
+      await removal;
+      await settle();
+      assert.equal(errors.length, 1, "only the removed node's request ended");
+      assert.ok(errors[0] instanceof ConnectionLostError, String(errors[0]));
+      assert.match(errors[0].message, /was removed from the client/);
+      // The ejection the removed node's loss would have spent is still
+      // there for a node that fails.
+      const unavailable = await failure(
+        client.request(ops.fail(RemoteErrorCode.Unavailable, false), {
+          retry: false,
+        }),
+      );
+      const ejected = client.stats().nodes.filter((n) => !n.healthy).length;
+      await clock.advance(60_000);
+      await Promise.all(held);
+      assert.ok(unavailable instanceof RemoteError, String(unavailable));
+      assert.equal(ejected, 1, "the failing node is ejected");
+    },
+  );
 });
 
 test("requests waiting for a connection of a removed node are retried on another node", async () => {

@@ -441,15 +441,29 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /**
    * Removes a node from the running client: no new request goes to it at
-   * once, requests in flight on it finish, then its connections close.
-   * Resolves when it is gone (after `nodeRemoved`). A connection that
-   * `withConnection` lent on that node is waited for until its callback
-   * returns, so a callback that awaits the removal of its own node waits
-   * for ever: start the removal there without awaiting it.
+   * once, requests in flight on it and connections `withConnection` lent
+   * on it get the config's `timeoutMs` (as `disconnect()`'s grace) to
+   * finish, then its connections close. A connection still in use then is
+   * destroyed: what is in flight on it fails with `ConnectionLostError`
+   * ("... was removed from the client"), retried elsewhere when that is
+   * safe. So a `withConnection` callback that awaits the removal of its
+   * own node waits `timeoutMs`, then loses its connection. Resolves when
+   * the node is gone (after `nodeRemoved`).
    *
    * @throws {ConfigError} (rejects) for something that is not an address,
    *   an address that is not a node, or the last node.
    * @throws {ClientClosedError} (rejects) after `disconnect()`.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({
+   *   hosts: ["127.0.0.1:7000", "127.0.0.1:7001"],
+   *   timeoutMs: 2000, // what removeNode lets a busy connection finish in
+   * });
+   * await client.removeNode("127.0.0.1:7001"); // within about 2 s
+   * console.log(client.stats().nodes.length); // 1
+   * await client.disconnect();
+   * ```
    */
   removeNode(address: string): Promise<void> {
     if (this.#closing) return Promise.reject(new ClientClosedError());

@@ -16,6 +16,7 @@ import type {
 import {
   ClientClosedError,
   ConfigError,
+  ConnectionLostError,
   NodeUnhealthyError,
   NoHealthyNodesError,
 } from "../errors.ts";
@@ -269,7 +270,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * connections fail with a retryable error (they were never sent) and
    * are retried elsewhere; requests in flight on it finish, a connection
    * lent for exclusive use closes when returned, and then its pool
-   * closes. Resolves when all of that is done, after `nodeRemoved`.
+   * closes. The config's `timeoutMs` bounds that wait: a connection still
+   * in use then is destroyed, failing what is in flight on it with
+   * `ConnectionLostError` (so a holder that awaits this removal is not
+   * waited for for ever). Resolves when all of that is done, after
+   * `nodeRemoved`.
    * Removing a node already leaving returns the same wait. Any spelling
    * of its address finds it (`DB1.:7000` for `db1:7000`).
    *
@@ -314,7 +319,20 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     // have to destroy them while they drain: keep them.
     const connections = node.pool.connections();
     let close!: (closed: Promise<void>) => void;
+    // Bounded as a disconnect's grace is: a connection still lent or busy
+    // after `timeoutMs` is destroyed, or a withConnection callback that
+    // awaits this removal would wait for it for ever, and it for them.
+    const graceMs = this.#config.timeoutMs;
+    const overdue = this.#clock.setTimeout(() => {
+      const error = new ConnectionLostError(
+        node.host,
+        `node ${node.address} was removed from the client, and the ` +
+          `connection was still in use ${graceMs} ms later`,
+      );
+      for (const connection of connections) connection.destroy(error);
+    }, graceMs);
     const gone = new Promise<void>((resolve) => (close = resolve)).then(() => {
+      this.#clock.clearTimeout(overdue);
       this.#leaving.delete(node);
       this.#announce("nodeRemoved", node);
     });
@@ -388,6 +406,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * outlier ejection: see {@linkcode recordFailedRequest} for what counts.
    */
   recordRequestFailure(node: ManagedNode, error: unknown): void {
+    // A removed node's health matters no more (its connections may even
+    // have been destroyed by its removal): it must not be ejected.
+    if (this.#byAddress.get(node.address) !== node) return;
     recordFailedRequest(this.#ejector, node, error);
   }
 
