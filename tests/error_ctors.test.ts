@@ -351,3 +351,66 @@ test("the property above covers every error class the entry points export", asyn
     }
   }
 });
+
+test("NodewireError and ConnectionError refuse a code the SDK does not define, whatever it is, with InvalidArgumentError naming the class and the code", () => {
+  const bad: unknown[] = [
+    "NOT_A_CODE",
+    "connection_refused",
+    "",
+    42,
+    undefined,
+    null,
+    {},
+    ...values,
+  ];
+  for (const code of bad) {
+    for (
+      const make of [
+        () => new NodewireError(code as ErrorCode, "message"),
+        () =>
+          new ConnectionError(code as "CONNECTION_FAILED", "message", {
+            hostname: "127.0.0.1",
+            port: 7000,
+          }),
+      ]
+    ) {
+      let thrown: unknown;
+      try {
+        make();
+      } catch (error) {
+        thrown = error;
+      }
+      assert.ok(thrown instanceof InvalidArgumentError, String(thrown));
+      assert.equal(thrown.argument, "code");
+      assert.match(thrown.message, /^new (NodewireError|ConnectionError): /);
+      assert.equal(printable(thrown.message), thrown.message);
+    }
+  }
+  // A code of the SDK's that is no connection error's is no
+  // ConnectionError's code either; the base class takes any of them.
+  const endpoint = { hostname: "127.0.0.1", port: 7000 };
+  assert.throws(
+    () =>
+      new ConnectionError("AUTH_FAILED" as "CONNECTION_FAILED", "m", endpoint),
+    (error) =>
+      error instanceof InvalidArgumentError &&
+      /CONNECTION_REFUSED/.test(error.message),
+  );
+  assert.equal(new NodewireError("AUTH_FAILED", "denied").code, "AUTH_FAILED");
+  assert.equal(
+    new ConnectionError("TLS_UNSUPPORTED", "m", endpoint).code,
+    "TLS_UNSUPPORTED",
+  );
+  // A subclass of the caller's own is held to the same codes.
+  class Mine extends NodewireError {
+    constructor() {
+      super("MINE" as ErrorCode, "mine");
+    }
+  }
+  assert.throws(
+    () => new Mine(),
+    (error) =>
+      error instanceof InvalidArgumentError &&
+      error.message.startsWith("new Mine: invalid code"),
+  );
+});

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { ErrorCode } from "./codes.ts";
+import { ERROR_CODES, type ErrorCode } from "./codes.ts";
 
 /** Options shared by every SDK error. */
 export interface NodewireErrorOptions {
@@ -42,12 +42,23 @@ export class NodewireError extends Error {
    * Creates an error with a code, a message and options. The message is
    * kept as {@linkcode printable} shows it: it may quote a caller or a
    * node, and must not write to a terminal or split a log line.
+   *
+   * @throws {InvalidArgumentError} for a `code` that is not one of
+   *   {@linkcode ErrorCode}'s strings: `code` is a promise to whoever
+   *   switches on it (a subclass of the caller's own is held to it too).
    */
   constructor(
     code: ErrorCode,
     message: string,
     options: NodewireErrorOptions = {},
   ) {
+    if (!ERROR_CODES.has(code)) {
+      throw badCode(
+        new.target,
+        code,
+        `one of the codes ErrorCode lists, such as "CONNECTION_FAILED"`,
+      );
+    }
     const { cause, retryable } = optionsOf(options);
     super(
       printable(textOf(message)),
@@ -179,6 +190,21 @@ export class ProtocolError extends NodewireError {
       retryable: false,
     });
   }
+}
+
+/**
+ * The error of an error class constructed with a code it does not take.
+ * Built whatever `code` and `type` are (a proxy, a class whose name
+ * cannot be read).
+ */
+export function badCode(
+  type: unknown,
+  code: unknown,
+  expected: string,
+): InvalidArgumentError {
+  return new InvalidArgumentError("code", code, expected, {
+    method: `new ${textOf(fieldOf(type, "name"))}`,
+  });
 }
 
 /**

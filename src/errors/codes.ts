@@ -98,6 +98,52 @@ export type ErrorCode =
   | "AUTH_FAILED"
   | "SASLPREP_FAILED";
 
+// Each code once, as a key: the compiler says when a code of the unions
+// above is missing here, or one here is none of theirs.
+const CONNECTION_CODE_KEYS: Record<ConnectionErrorCode, true> = {
+  CONNECTION_REFUSED: true,
+  CONNECT_TIMEOUT: true,
+  HOST_NOT_FOUND: true,
+  CONNECTION_LOST: true,
+  CONNECTION_CLOSED: true,
+  CONNECTION_FAILED: true,
+  LISTEN_FAILED: true,
+  TLS_UNSUPPORTED: true,
+};
+const ERROR_CODE_KEYS: Record<ErrorCode, true> = {
+  ...CONNECTION_CODE_KEYS,
+  CONFIG_INVALID: true,
+  INVALID_ARGUMENT: true,
+  PROTOCOL_ERROR: true,
+  CONNECT_FAILED: true,
+  NODE_UNHEALTHY: true,
+  REQUEST_TIMEOUT: true,
+  ABORTED: true,
+  REMOTE_ERROR: true,
+  NO_HEALTHY_NODES: true,
+  CLIENT_CLOSED: true,
+  RETRIES_EXHAUSTED: true,
+  DATAGRAM_TOO_LARGE: true,
+  POOL_TIMEOUT: true,
+  POOL_CLOSED: true,
+  POOL_CLEARED: true,
+  POOL_MISUSE: true,
+  TLS_FAILED: true,
+  NEGOTIATION_FAILED: true,
+  AUTH_FAILED: true,
+  SASLPREP_FAILED: true,
+};
+
+/** Every {@linkcode ErrorCode}: what an error's constructor accepts. */
+export const ERROR_CODES: ReadonlySet<unknown> = new Set(
+  Object.keys(ERROR_CODE_KEYS),
+);
+
+/** Every {@linkcode ConnectionErrorCode}, in the order the union lists them. */
+export const CONNECTION_ERROR_CODES: ReadonlySet<unknown> = new Set(
+  Object.keys(CONNECTION_CODE_KEYS),
+);
+
 /**
  * Codes of errors raised before the request could have left the client:
  * retrying them can never execute the request twice.

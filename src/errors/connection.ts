@@ -6,6 +6,7 @@
  */
 
 import {
+  badCode,
   clipped,
   fieldOf,
   itemsOf,
@@ -15,7 +16,7 @@ import {
   optionsOf,
   textOf,
 } from "./base.ts";
-import type { ConnectionErrorCode } from "./codes.ts";
+import { CONNECTION_ERROR_CODES, type ConnectionErrorCode } from "./codes.ts";
 
 /** Where a connection error comes from: a host and a port. */
 export interface Endpoint {
@@ -66,13 +67,27 @@ export class ConnectionError extends NodewireError {
   /** `host:port` of the node, `[v6]:port` for IPv6. */
   readonly address: string;
 
-  /** Creates a connection error for an endpoint. Retryable by default. */
+  /**
+   * Creates a connection error for an endpoint. Retryable by default.
+   *
+   * @throws {InvalidArgumentError} for a `code` that is not one of
+   *   {@linkcode ConnectionErrorCode}'s strings.
+   */
   constructor(
     code: ConnectionErrorCode,
     message: string,
     endpoint: Endpoint,
     options: NodewireErrorOptions = {},
   ) {
+    if (!CONNECTION_ERROR_CODES.has(code)) {
+      throw badCode(
+        new.target,
+        code,
+        `one of the codes ConnectionErrorCode lists: ${
+          [...CONNECTION_ERROR_CODES].join(", ")
+        }`,
+      );
+    }
     super(code, message, { retryable: true, ...optionsOf(options) });
     this.address = formatAddress(endpoint);
   }
