@@ -848,3 +848,81 @@ test("the test kit's other entry points refuse unknown options", async () => {
       /unknown option \(did you mean "nonce"\?\)/.test(error.message),
   );
 });
+
+/**
+ * An instance of a settings class whose prototype has a getter for each of
+ * `getters` (not enumerable, not own: a read finds them all the same) and
+ * a method of its own.
+ */
+function classOptions(getters: Record<string, unknown>): object {
+  class Options {
+    /** A method a settings class may have: not an option. */
+    describe(): string {
+      return "options";
+    }
+  }
+  for (const [key, value] of Object.entries(getters)) {
+    Object.defineProperty(Options.prototype, key, { get: () => value });
+  }
+  return new Options();
+}
+
+test("a misspelt option given as a class's getter is refused at every door that takes options, with a did-you-mean; a class's known getters and its methods are not", async () => {
+  await withClient(async (client) => {
+    const misspelt = classOptions({ timeoutMS: 5 });
+    const calls: [string, () => Promise<unknown>][] = [
+      ["Client.request", () => client.request(echo, misspelt as never)],
+      [
+        "Client.requestMany",
+        () => client.requestMany([echo], misspelt as never),
+      ],
+      ["Client.ping", () => client.ping(misspelt as never)],
+      [
+        "Client.withConnection",
+        () => client.withConnection(async () => {}, misspelt as never),
+      ],
+      [
+        "getConnection",
+        () => client.manager.nodes[0].pool.getConnection(misspelt as never),
+      ],
+    ];
+    for (const [method, call] of calls) {
+      await refusedCleanly(
+        client,
+        call,
+        (error) =>
+          invalid("options.timeoutMS", /did you mean "timeoutMs"\?/)(error) &&
+          (error as Error).message.includes(method),
+      );
+    }
+    await refusedCleanly(
+      client,
+      () => client.healthCheckAllNodes(classOptions({ signl: 1 }) as never),
+      invalid("options.signl", /did you mean "signal"\?/),
+    );
+    await assert.rejects(
+      client.disconnect(classOptions({ timeoutMS: 5 }) as never),
+      invalid("options.timeoutMS", /did you mean "timeoutMs"\?/),
+    );
+    assert.equal(
+      client.closed,
+      false,
+      "the refused disconnect changed nothing",
+    );
+    await assert.rejects(
+      Client.connect(
+        { hosts: ["127.0.0.1:1"] },
+        classOptions({ lazzy: true }) as never,
+      ),
+      invalid("options.lazzy", /did you mean "lazy"\?/),
+    );
+    // Known getters are read, methods are the class's own business.
+    const known = classOptions({ timeoutMs: 5_000, idempotent: true });
+    assert.equal(replyText(await client.request(echo, known as never)), "ok");
+    assert.equal(
+      (await client.requestMany([echo], known as never)).length,
+      1,
+    );
+    await client.ping(classOptions({ timeoutMs: 5_000 }) as never);
+  });
+});

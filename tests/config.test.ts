@@ -6,6 +6,7 @@ import {
   DEFAULT_RETRY_CONFIG,
 } from "../src/config/defaults.ts";
 import { parseHost } from "../src/config/hosts.ts";
+import { Client } from "../src/client/client.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { mergeConfig } from "../src/config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../src/config/shapes.ts";
@@ -374,9 +375,8 @@ test("a misspelt option a read would find (non-enumerable, inherited) is an unkn
   for (
     const [shape, poolConfig] of sectionShapes({ maxConection: 5 })
   ) {
-    // A class's getter with another name is no field of the object: a
-    // class may carry getters and methods of its own.
-    if (shape === "a class's getters") continue;
+    // A class's method is no option (a settings class may have its own),
+    // but a getter is read as a field is: a misspelt one is refused too.
     try {
       resolveConfig({ hosts: ["a"], poolConfig });
       assert.fail(`${shape}: accepted`);
@@ -391,12 +391,58 @@ test("a misspelt option a read would find (non-enumerable, inherited) is an unkn
     "timeout",
     /unknown option/,
   );
+  // At the top level too, and through Client.connect.
+  class Settings {
+    hosts = ["a"];
+    get timeoutMS(): number {
+      return 5;
+    }
+    describe(): string {
+      return "settings";
+    }
+  }
+  configError(new Settings(), "timeoutMS", /did you mean "timeoutMs"\?/);
+  class Misspelt {
+    get hots(): string[] {
+      return ["127.0.0.1:1"];
+    }
+  }
+  configError(new Misspelt(), "hots", /did you mean "hosts"\?/);
   // An array's own "length" is no misspelt option: it is no config.
   configError([], "config", /expected an object, got an array of 0/);
   // An inherited hosts is read, as every top-level option is.
   assert.deepEqual(
     resolveConfig(Object.create({ hosts: ["a:1"] })).hosts.map((h) => h.port),
     [1],
+  );
+});
+
+test("Client.connect refuses a config whose misspelt option is a class's getter, before connecting, and a URL's overrides likewise", async () => {
+  class Misspelt {
+    get hots(): string[] {
+      return ["127.0.0.1:1"];
+    }
+  }
+  await assert.rejects(
+    Client.connect(new Misspelt() as never),
+    (e: unknown) =>
+      e instanceof ConfigError && e.field === "hots" &&
+      /did you mean "hosts"\?/.test(e.message),
+  );
+  class Overrides {
+    get poolConfig(): object {
+      const pool = new (class {
+        get maxConection(): number {
+          return 5;
+        }
+      })();
+      return pool;
+    }
+  }
+  configError(
+    mergeConfig({ hosts: ["a"] }, new Overrides()),
+    "poolConfig.maxConection",
+    /did you mean "maxConnections"\?/,
   );
 });
 

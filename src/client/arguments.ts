@@ -40,7 +40,12 @@ import {
   signal,
   text,
 } from "../config/options.ts";
-import { isAbortSignal, isDuration, msOrZero } from "../config/validate.ts";
+import {
+  inheritedNames,
+  isAbortSignal,
+  isDuration,
+  msOrZero,
+} from "../config/validate.ts";
 import { CONNECT as CONNECTION } from "../connection/control.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
@@ -203,10 +208,13 @@ function readRequestOptions(
     // An unknown name is most likely a misspelt one, silently ignored
     // otherwise. `for...in` walks the names without building an array.
     for (const key in options) {
-      if (
-        key !== "timeoutMs" && key !== "idempotent" && key !== "signal" &&
-        key !== "retry" && key !== "hedge"
-      ) return undefined;
+      if (!isRequestOption(key)) return undefined;
+    }
+    // And a class's getters, which for...in does not see (none, and no
+    // array, for a plain object: one prototype read).
+    const inherited = inheritedNames(options);
+    for (let i = 0; i < inherited.length; i++) {
+      if (!isRequestOption(inherited[i])) return undefined;
     }
     return {
       timeoutMs,
@@ -218,6 +226,12 @@ function readRequestOptions(
   } catch {
     return undefined; // a getter or a proxy's trap threw
   }
+}
+
+/** Whether `key` names an option of `Client.request`. */
+function isRequestOption(key: string): boolean {
+  return key === "timeoutMs" || key === "idempotent" || key === "signal" ||
+    key === "retry" || key === "hedge";
 }
 
 /**

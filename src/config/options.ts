@@ -12,6 +12,7 @@
 
 import { InvalidArgumentError, messageOf } from "../errors.ts";
 import { unknownOption } from "./suggest.ts";
+import { inheritedNames } from "./validate.ts";
 // The checks the rule tables of every layer use; `duration` is a
 // duration above 0, by the config's one rule.
 export {
@@ -71,13 +72,11 @@ export function optionsError(
     ) {
       expected = "expected an object of options";
     } else {
-      for (const key in options) {
-        if (!Object.hasOwn(rules, key)) {
-          at = `${path}.${key}`;
-          value = key;
-          expected = unknownOption(key, Object.keys(rules));
-          break;
-        }
+      const unknown = unknownName(options, rules);
+      if (unknown !== undefined) {
+        at = `${path}.${unknown}`;
+        value = unknown;
+        expected = unknownOption(unknown, Object.keys(rules));
       }
       // `in`, not Object.keys: no array per call for a pool's acquire.
       for (const key in rules) {
@@ -99,6 +98,21 @@ export function optionsError(
   return typeof expected === "string"
     ? refuse(method, at, value, expected, cause)
     : expected;
+}
+
+/**
+ * The first name of `options` that `rules` do not know, as a read would
+ * find it: own or inherited and enumerable, or a class's getter
+ * ({@linkcode inheritedNames}; only looked for past a plain object).
+ */
+function unknownName(options: object, rules: Rules): string | undefined {
+  // `in`, not Object.keys: no array per call for a pool's acquire.
+  for (const key in options) {
+    if (!Object.hasOwn(rules, key)) return key;
+  }
+  for (const key of inheritedNames(options)) {
+    if (!Object.hasOwn(rules, key)) return key;
+  }
 }
 
 /**

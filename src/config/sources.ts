@@ -14,7 +14,7 @@ import { parseConnectionString } from "./url.ts";
 import { SECTION_DEFAULTS } from "./defaults.ts";
 import { CONFIG_KEYS } from "./resolve.ts";
 import { TLS_DEFAULTS } from "./tls.ts";
-import { optionNames, readable } from "./validate.ts";
+import { optionNames, readable, rejectUnknownKeys } from "./validate.ts";
 
 /** The environment variable `Client.connect()` reads without arguments. */
 export const URL_VARIABLE = "NODEWIRE_URL";
@@ -92,6 +92,8 @@ function fromArguments(
       "expected a connection string or a config object",
     );
   }
+  // A misspelt "hosts" is named as such, not as a missing one.
+  rejectUnknownKeys("config", first, CONFIG_KEYS);
   if (!("hosts" in first)) {
     throw new ConfigError(
       "hosts",
