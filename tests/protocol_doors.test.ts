@@ -155,3 +155,53 @@ test("decodeFrames refuses an onFrame that is no function before it reads a fram
   codec.decodeFrames(bytes, (_type, _flags, sequence) => seen.push(sequence));
   assert.deepEqual(seen, [7]);
 });
+
+test("the encoders name the field whose read threw (a getter, a proxy's trap), and the object itself only when nothing of it can be read", () => {
+  const throwing = (target: object, field: string) =>
+    Object.defineProperty({ ...target }, field, {
+      get() {
+        throw new Error("getter");
+      },
+      enumerable: true,
+    });
+  const ping = {
+    type: MessageType.Ping,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array(0),
+  };
+  const hello = { version: 1, client: "c", maxFrameSize: 1024 };
+  const token = new Uint8Array(16);
+  const cases: [() => unknown, string, string][] = [
+    [
+      () => new MessageCodec().encode(throwing(ping, "payload") as never),
+      "MessageCodec.encode",
+      "message.payload",
+    ],
+    [
+      () => encodeHello(throwing(hello, "client") as never),
+      "encodeHello",
+      "hello.client",
+    ],
+    [
+      () => encodeDatagramFrames(token, [throwing(ping, "sequence") as never]),
+      "encodeDatagramFrames",
+      "frames[0].sequence",
+    ],
+    [
+      () => new MessageCodec().encode(revoked() as never),
+      "MessageCodec.encode",
+      "message",
+    ],
+  ];
+  for (const [call, method, argument] of cases) {
+    assert.throws(call, (error) => {
+      invalid(method, argument)(error);
+      assert.match((error as Error).message, /could not be read/);
+      if (argument !== "message") {
+        assert.equal(((error as Error).cause as Error).message, "getter");
+      }
+      return true;
+    });
+  }
+});

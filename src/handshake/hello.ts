@@ -10,7 +10,7 @@
 import { InvalidArgumentError } from "../errors.ts";
 import { itemsOf } from "../errors/base.ts";
 import { MIN_FRAME_SIZE } from "../protocol/frame.ts";
-import type { HelloOkPayload } from "../protocol/messages.ts";
+import { fieldsOf, type HelloOkPayload } from "../protocol/messages.ts";
 import { nodeIdProblem } from "../protocol/node_id.ts";
 
 const FIELDS = ["nodeId", "maxFrameSize", "auth", "protocols", "features"];
@@ -29,7 +29,15 @@ const FIELDS = ["nodeId", "maxFrameSize", "auth", "protocols", "features"];
  *   is wrong, with `method` as the method.
  */
 export function readHello(hello: unknown, method: string): HelloOkPayload {
-  const v = fieldsOf(hello, method);
+  // Each read once; a read that throws is refused naming the field, a
+  // revoked proxy naming `hello` itself, since nothing of it can be read.
+  const v = fieldsOf<Record<string, unknown>>(
+    method,
+    "hello",
+    hello,
+    FIELDS,
+    "expected an object (a HELLO_OK payload)",
+  );
   const refuse = (field: string, expected: string): never => {
     throw new InvalidArgumentError(`hello.${field}`, v[field], expected, {
       method,
@@ -63,33 +71,6 @@ export function readHello(hello: unknown, method: string): HelloOkPayload {
       features: features as HelloOkPayload["features"],
     }),
   };
-}
-
-/**
- * The fields of `hello`, each read once; a read that throws (a getter, a
- * proxy's trap) is refused naming the field, a revoked proxy naming
- * `hello` itself, since nothing of it can be read.
- */
-function fieldsOf(hello: unknown, method: string): Record<string, unknown> {
-  const fail = (argument: string, expected: string, cause?: unknown) =>
-    new InvalidArgumentError(argument, hello, expected, { method, cause });
-  if (typeof hello !== "object" || hello === null) {
-    throw fail("hello", "expected an object (a HELLO_OK payload)");
-  }
-  try {
-    Reflect.getPrototypeOf(hello);
-  } catch (cause) {
-    throw fail("hello", "could not be read", cause);
-  }
-  const v: Record<string, unknown> = {};
-  for (const field of FIELDS) {
-    try {
-      v[field] = (hello as Record<string, unknown>)[field];
-    } catch (cause) {
-      throw fail(`hello.${field}`, "could not be read", cause);
-    }
-  }
-  return v;
 }
 
 /**

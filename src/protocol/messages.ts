@@ -211,32 +211,44 @@ export const MESSAGE_FIELDS: readonly string[] = [
 /**
  * The `names` fields of `value`, the `argument` of `method`, each read
  * once: an {@linkcode InvalidArgumentError}, not a raw TypeError, for
- * something that is no object or whose read throws (a revoked proxy).
+ * something that is no object (`expected` says what it should be) or
+ * whose read throws: naming the field whose read threw (a getter, a
+ * proxy's trap), or `argument` itself when nothing of it can be read (a
+ * revoked proxy).
  */
 export function fieldsOf<T>(
   method: string,
   argument: string,
   value: unknown,
   names: readonly string[],
+  expected = "expected an object",
 ): T {
-  let cause;
-  if (typeof value === "object" && value !== null) {
-    try {
-      const copy: Record<string, unknown> = {};
-      for (const name of names) {
-        copy[name] = (value as Record<string, unknown>)[name];
-      }
-      return copy as T;
-    } catch (error) {
-      cause = { error };
-    }
+  if (typeof value !== "object" || value === null) {
+    throw new InvalidArgumentError(argument, value, expected, { method });
   }
-  throw new InvalidArgumentError(
-    argument,
-    value,
-    cause ? "could not be read" : "expected an object",
-    { method, cause: cause?.error },
-  );
+  const copy: Record<string, unknown> = {};
+  let name: string | undefined;
+  try {
+    for (name of names) copy[name] = (value as Record<string, unknown>)[name];
+    return copy as T;
+  } catch (cause) {
+    throw new InvalidArgumentError(
+      unreadable(value) ? argument : `${argument}.${name}`,
+      value,
+      "could not be read",
+      { method, cause },
+    );
+  }
+}
+
+/** Whether nothing of `value` can be read: a revoked proxy, for one. */
+function unreadable(value: object): boolean {
+  try {
+    Reflect.getPrototypeOf(value);
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /**
