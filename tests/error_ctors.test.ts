@@ -414,3 +414,70 @@ test("NodewireError and ConnectionError refuse a code the SDK does not define, w
       error.message.startsWith("new Mine: invalid code"),
   );
 });
+
+test("retryable and sent are booleans whatever a caller passes: a value that is none (undefined given explicitly too) is the class's default", () => {
+  const endpoint = { hostname: "127.0.0.1", port: 7000 };
+  // Each class with options, and the retryable it has by default.
+  const classes: [string, (options: object) => NodewireError, boolean][] = [
+    ["NodewireError", (o) => new NodewireError("AUTH_FAILED", "m", o), false],
+    [
+      "ConnectionError",
+      (o) => new ConnectionError("CONNECTION_FAILED", "m", endpoint, o),
+      true,
+    ],
+    [
+      "ConnectionLostError",
+      (o) => new ConnectionLostError(endpoint, "r", o),
+      true,
+    ],
+    ["ConnectFailedError", (o) => new ConnectFailedError([], o), true],
+    ["NoHealthyNodesError", (o) => new NoHealthyNodesError([], o), true],
+    [
+      "PoolClosedError cleared",
+      (o) => new PoolClosedError("a", "cleared", o),
+      true,
+    ],
+    [
+      "PoolClosedError closed",
+      (o) => new PoolClosedError("a", "closed", o),
+      false,
+    ],
+    [
+      "RequestTimeoutError unsent",
+      (o) => new RequestTimeoutError("a", 5, { sent: false, ...o }),
+      true,
+    ],
+  ];
+  const notFlags: unknown[] = [
+    undefined,
+    null,
+    "no",
+    "false",
+    0,
+    1,
+    {},
+    ...values,
+  ];
+  for (const [name, make, byDefault] of classes) {
+    for (const retryable of notFlags) {
+      const error = make({ retryable });
+      assert.equal(
+        error.retryable,
+        byDefault,
+        `${name}, retryable ${String(typeof retryable)}`,
+      );
+    }
+    assert.equal(make({ retryable: !byDefault }).retryable, !byDefault, name);
+  }
+  for (const sent of notFlags) {
+    const lost = new ConnectionLostError(endpoint, "r", { sent } as never);
+    assert.equal(lost.sent, true);
+    const late = new RequestTimeoutError("a", 5, { sent } as never);
+    assert.equal(late.sent, true);
+    assert.equal(late.retryable, false);
+    assert.doesNotMatch(late.message, /before it was sent/);
+  }
+  for (const retryable of notFlags) {
+    assert.equal(new RemoteError(3, "m", retryable as never).retryable, false);
+  }
+});

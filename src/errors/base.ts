@@ -12,7 +12,10 @@ import { ERROR_CODES, type ErrorCode } from "./codes.ts";
 export interface NodewireErrorOptions {
   /** The underlying error, kept for diagnostics. */
   cause?: unknown;
-  /** Overrides the class's default retryability. */
+  /**
+   * Overrides the class's default retryability. Anything but a boolean
+   * (`undefined` given explicitly too) leaves the default.
+   */
   retryable?: boolean;
 }
 
@@ -66,7 +69,7 @@ export class NodewireError extends Error {
     );
     this.name = new.target.name;
     this.code = code;
-    this.retryable = retryable ?? false;
+    this.retryable = flagOf(retryable) ?? false;
   }
 }
 
@@ -261,6 +264,28 @@ export function isInstance(
  */
 export function asError(value: unknown): Error {
   return isInstance(value, Error) ? value as Error : new Error(textOf(value));
+}
+
+/**
+ * `value` when it is a boolean, else undefined: a flag a caller handed an
+ * error's constructor (`retryable`, `sent`), which must stay a boolean
+ * whatever it was given, without a throw (see {@linkcode optionsOf}).
+ */
+export function flagOf(value: unknown): boolean | undefined {
+  return typeof value === "boolean" ? value : undefined;
+}
+
+/**
+ * `options` read once ({@linkcode optionsOf}), with `retryable` the
+ * caller's when it is a boolean, else `byDefault`: for a subclass whose
+ * default retryability is its own.
+ */
+export function withRetryable(
+  options: NodewireErrorOptions,
+  byDefault: boolean,
+): NodewireErrorOptions {
+  const read = optionsOf(options);
+  return { ...read, retryable: flagOf(read.retryable) ?? byDefault };
 }
 
 /**

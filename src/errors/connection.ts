@@ -9,12 +9,14 @@ import {
   badCode,
   clipped,
   fieldOf,
+  flagOf,
   itemsOf,
   listed,
   NodewireError,
   type NodewireErrorOptions,
   optionsOf,
   textOf,
+  withRetryable,
 } from "./base.ts";
 import { CONNECTION_ERROR_CODES, type ConnectionErrorCode } from "./codes.ts";
 
@@ -88,7 +90,7 @@ export class ConnectionError extends NodewireError {
         }`,
       );
     }
-    super(code, message, { retryable: true, ...optionsOf(options) });
+    super(code, message, withRetryable(options, true));
     this.address = formatAddress(endpoint);
   }
 }
@@ -249,7 +251,7 @@ export class ConnectionLostError extends ConnectionError {
       endpoint,
       read,
     );
-    this.sent = read.sent ?? true;
+    this.sent = flagOf(read.sent) ?? true;
     this.reason = reason;
   }
 }
@@ -323,11 +325,7 @@ export class ConnectFailedError extends NodewireError {
       "CONNECT_FAILED",
       "could not connect to any node: " +
         (items === undefined ? textOf(failures) : listFailures(items)),
-      {
-        retryable: true,
-        cause: fieldOf(items?.[0], "error"),
-        ...optionsOf(options),
-      },
+      { cause: fieldOf(items?.[0], "error"), ...withRetryable(options, true) },
     );
     this.failures = failures;
   }

@@ -9,8 +9,8 @@ import {
   fieldOf,
   NodewireError,
   type NodewireErrorOptions,
-  optionsOf,
   textOf,
+  withRetryable,
 } from "./base.ts";
 
 /**
@@ -110,7 +110,7 @@ export class PoolClosedError extends NodewireError {
     super(
       how === "closed" ? "POOL_CLOSED" : "POOL_CLEARED",
       `the pool for ${textOf(address)} was ${textOf(how)}`,
-      { retryable: how === "cleared", ...optionsOf(options) },
+      withRetryable(options, how === "cleared"),
     );
     this.address = address;
   }

@@ -8,6 +8,7 @@
 
 import {
   clipped,
+  flagOf,
   itemsOf,
   listed,
   messageOf,
@@ -15,6 +16,7 @@ import {
   type NodewireErrorOptions,
   optionsOf,
   textOf,
+  withRetryable,
 } from "./base.ts";
 
 /**
@@ -62,13 +64,13 @@ export class RequestTimeoutError extends NodewireError {
     options: NodewireErrorOptions & { sent?: boolean } = {},
   ) {
     const read = optionsOf(options);
-    const sent = read.sent ?? true;
+    const sent = flagOf(read.sent) ?? true;
     super(
       "REQUEST_TIMEOUT",
       `request to ${textOf(address)} timed out after ${textOf(timeoutMs)} ms${
         sent ? "" : " before it was sent"
       }`,
-      { retryable: !sent, ...read },
+      withRetryable(read, !sent),
     );
     this.timeoutMs = timeoutMs;
     this.address = address;
@@ -155,7 +157,7 @@ export class RemoteError extends NodewireError {
       }: ${
         // The node's text, as much as a log line can take.
         clipped(textOf(message), 1024)}`,
-      { retryable },
+      { retryable: flagOf(retryable) ?? false },
     );
     this.remoteCode = remoteCode;
     this.nodeId = nodeId;
@@ -201,7 +203,7 @@ export class NoHealthyNodesError extends NodewireError {
       items === undefined
         ? `no healthy node among ${textOf(addresses)}`
         : `no healthy node among ${items.length}: ${listed(items.map(textOf))}`,
-      { retryable: true, ...optionsOf(options) },
+      withRetryable(options, true),
     );
     this.addresses = addresses;
   }
