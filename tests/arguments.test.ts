@@ -926,3 +926,51 @@ test("a misspelt option given as a class's getter is refused at every door that 
     await client.ping(classOptions({ timeoutMs: 5_000 }) as never);
   });
 });
+
+test("a signal whose reason or aborted was replaced (a getter that throws), or whose prototype was swapped, is refused at the door, not thrown raw from inside the call", async () => {
+  await withClient(async (client) => {
+    const thrower = () => {
+      throw new Error("replaced");
+    };
+    const replaced = (member: string, aborted: boolean) => {
+      const signal = aborted
+        ? AbortSignal.abort()
+        : new AbortController().signal;
+      const as = member === "reason" || member === "aborted" ? "get" : "value";
+      return Object.defineProperty(signal, member, { [as]: thrower });
+    };
+    const signals = [
+      ["reason", true],
+      ["aborted", false],
+    ].map(([member, aborted]) =>
+      replaced(member as string, aborted as boolean)
+    );
+    // Its prototype swapped for one that replaces a method.
+    const swapped = new AbortController().signal;
+    Object.setPrototypeOf(
+      swapped,
+      Object.create(AbortSignal.prototype, {
+        addEventListener: { value: thrower },
+      }),
+    );
+    signals.push(swapped);
+    for (const signal of signals) {
+      const calls: (() => Promise<unknown>)[] = [
+        () => client.request(echo, { signal }),
+        () => client.requestMany([echo], { signal }),
+        () => client.ping({ signal }),
+        () => client.withConnection(async () => {}, { signal }),
+        () => client.healthCheckAllNodes({ signal }),
+        () => client.manager.nodes[0].pool.getConnection({ signal }),
+        async () => client.addEventListener("retry", () => {}, { signal }),
+      ];
+      for (const call of calls) {
+        await refusedCleanly(
+          client,
+          call,
+          invalid("options.signal", /expected an AbortSignal/),
+        );
+      }
+    }
+  });
+});

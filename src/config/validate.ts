@@ -110,13 +110,20 @@ export const text: Check = is(
 );
 
 /**
- * A real `AbortSignal`: `instanceof` for the type, and its own `aborted`
- * getter, which throws for an object that only borrowed the prototype.
+ * A real `AbortSignal`, as the runtime made it: its prototype is
+ * `AbortSignal.prototype` itself, its own `aborted` getter answers (it
+ * throws for an object that only borrowed the prototype), and no own
+ * property stands in for its state (`aborted`, `reason`), which the SDK
+ * reads long after the door let the signal in: a getter put there that
+ * throws would escape raw from deep inside the call. (Its listener
+ * methods may be wrapped, to count listeners for one.)
  */
 export function isAbortSignal(value: unknown): value is AbortSignal {
   try {
-    return value instanceof AbortSignal &&
-      typeof (value as AbortSignal).aborted === "boolean";
+    return typeof value === "object" && value !== null &&
+      Object.getPrototypeOf(value) === AbortSignal.prototype &&
+      typeof (value as AbortSignal).aborted === "boolean" &&
+      !Object.hasOwn(value, "aborted") && !Object.hasOwn(value, "reason");
   } catch {
     // The getter's brand check refused it (or a proxy's trap threw).
     return false;
@@ -124,7 +131,11 @@ export function isAbortSignal(value: unknown): value is AbortSignal {
 }
 
 /** A real `AbortSignal` (see {@linkcode isAbortSignal}). */
-export const signal: Check = is(isAbortSignal, "expected an AbortSignal");
+export const signal: Check = is(
+  isAbortSignal,
+  "expected an AbortSignal (as the runtime made it: not one that borrowed " +
+    "its prototype or has its aborted or reason replaced)",
+);
 
 /**
  * A number in `[min, max]` (`(min, max]` when `above`) that passes `ok`
