@@ -11,6 +11,8 @@ import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watch } from "./support/pool_scene.ts";
+import { memoryScene } from "./support/memory_scene.ts";
+import { PoolTimeoutError } from "../src/errors.ts";
 
 async function scene() {
   const network = createMemoryNetwork();
@@ -74,4 +76,46 @@ test("a holder that never returns its connection is cut off when the disconnect 
   assert.equal(work.done, false, "its own work is its own business");
   assert.equal(network.openChannels, 0);
   await node.close();
+});
+
+test("a health check that finds every connection of a node lent by withConnection is inconclusive: the node stays healthy and in rotation", async () => {
+  await memoryScene(
+    1,
+    {
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+      healthConfig: { intervalMs: 0, unhealthyThreshold: 1, timeoutMs: 100 },
+    },
+    async ({ client, clock }) => {
+      const changes: boolean[] = [];
+      client.addEventListener("nodeHealthChanged", (e) => {
+        changes.push(e.detail.healthy);
+      });
+      let release!: () => void;
+      const hold = new Promise<void>((resolve) => (release = resolve));
+      let ready!: () => void;
+      const lentOut = new Promise<void>((resolve) => (ready = resolve));
+      const lent = client.withConnection(async () => {
+        ready();
+        await hold;
+      });
+      await lentOut;
+      const sweep = client.healthCheckAllNodes();
+      await clock.advance(100);
+      const [result] = await sweep;
+      release();
+      await lent;
+      assert.equal(result.ok, false);
+      assert.ok(result.error instanceof PoolTimeoutError, String(result.error));
+      assert.equal(
+        result.healthy,
+        true,
+        "the application's own use is no failure of the node",
+      );
+      assert.deepEqual(changes, []);
+      assert.equal(client.stats().nodes[0].healthy, true);
+      assert.equal(client.stats().nodes[0].consecutiveFailures, 0);
+      // Given back, the node is checked as always.
+      assert.equal((await client.healthCheckAllNodes())[0].ok, true);
+    },
+  );
 });

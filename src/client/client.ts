@@ -375,7 +375,20 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * Pings every node and returns each one's result; updates node health.
    * `signal` ends the caller's wait with {@linkcode AbortedError}; the
    * sweep itself, shared with the health loop, runs to its end within
-   * `healthConfig.timeoutMs`.
+   * `healthConfig.timeoutMs`. A node whose every connection is lent by
+   * `withConnection` has none to ping: its check fails with
+   * `PoolTimeoutError` and changes nothing (the wait was for the
+   * application, not the node).
+   *
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * for (const { address, ok, healthy, error } of await client.healthCheckAllNodes()) {
+   *   console.log(address, ok ? "answered" : error?.message, healthy);
+   * }
+   * await client.disconnect();
+   * ```
    */
   healthCheckAllNodes(
     options: { signal?: AbortSignal } = {},

@@ -9,6 +9,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HealthConfig } from "../config/shapes.ts";
+import { PoolTimeoutError } from "../errors.ts";
 import { runWithConcurrency } from "./concurrency.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -162,6 +163,11 @@ export class HealthLoop {
       const error = caught instanceof Error
         ? caught
         : new Error(String(caught));
+      // No connection to ping because the application holds them all
+      // (withConnection): that says nothing about the node.
+      if (error instanceof PoolTimeoutError && allLent(node)) {
+        return this.#result(node, undefined, error);
+      }
       if (
         !this.#owner.isClosed() &&
         node.health.recordFailure(error, this.#clock.now())
@@ -189,4 +195,15 @@ export class HealthLoop {
       healthy: node.health.isHealthy,
     };
   }
+}
+
+/**
+ * Whether every connection of `node`'s pool is lent for exclusive use,
+ * with none being opened and the last opens not failing: a check that
+ * found no connection then waited for the application, not the node.
+ */
+function allLent(node: ManagedNode): boolean {
+  const { open, inUse, connecting, consecutiveFailures } = node.pool.stats();
+  return open > 0 && inUse === open && connecting === 0 &&
+    consecutiveFailures === 0;
 }
