@@ -10,6 +10,7 @@ import {
   ConfigError,
   ConnectFailedError,
   ConnectionRefusedError,
+  InvalidArgumentError,
   NoHealthyNodesError,
 } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -256,4 +257,56 @@ test("NoHealthyNodesError names the first ten nodes in its message and keeps eve
   assert.deepEqual(error.addresses, addresses);
   const few = new NoHealthyNodesError(["a:1", "b:2"]);
   assert.equal(few.message, "no healthy node among 2: a:1, b:2");
+});
+
+test("markNodeUnhealthy and markNodeHealthy refuse an address or reason that is no string with InvalidArgumentError, changing nothing; a reason's control characters do not reach a log line raw", async () => {
+  const lines: string[] = [];
+  await scene(
+    2,
+    { logger: (entry) => lines.push(entry.message) },
+    async ({ client, nodes }) => {
+      const changes: unknown[] = [];
+      client.addEventListener("nodeHealthChanged", (e) => {
+        changes.push(e.detail.reason);
+      });
+      const address = nodes[0].address;
+      const bad: [unknown, unknown, string][] = [
+        [5, undefined, "address"],
+        [undefined, undefined, "address"],
+        [address, 5, "reason"],
+        [address, Symbol("s"), "reason"],
+        [address, { toString: () => "maintenance" }, "reason"],
+        [address, null, "reason"],
+      ];
+      for (const [a, reason, argument] of bad) {
+        for (
+          const [method, mark] of [
+            ["ConnectionManager.markNodeUnhealthy", "markNodeUnhealthy"],
+            ["ConnectionManager.markNodeHealthy", "markNodeHealthy"],
+          ] as const
+        ) {
+          assert.throws(
+            () => client.manager[mark](a as string, reason as string),
+            (error) =>
+              error instanceof InvalidArgumentError &&
+              error.argument === argument &&
+              error.message.startsWith(`${method}: `),
+          );
+        }
+      }
+      assert.deepEqual(changes, []);
+      assert.deepEqual(client.stats().nodes.map((n) => n.healthy), [
+        true,
+        true,
+      ]);
+      // A string is taken as it is, and told printably.
+      assert.equal(
+        client.manager.markNodeUnhealthy(address, "down\u001b[2J\nforged"),
+        true,
+      );
+      assert.deepEqual(changes, ["down\u001b[2J\nforged"]);
+      const line = lines.find((l) => l.includes("is unhealthy"))!;
+      assert.ok(line.endsWith("down\\u001b[2J\\u000aforged"), line);
+    },
+  );
 });

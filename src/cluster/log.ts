@@ -15,6 +15,7 @@ import {
   NegotiationError,
   TlsError,
 } from "../errors.ts";
+import { printable } from "../errors/base.ts";
 import type { TypedEventTarget } from "../events.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
 import type { PoolEventDetailMap } from "../pool/events.ts";
@@ -95,9 +96,9 @@ export function logManagerEvents(
     const d = e.detail;
     log({
       level: d.healthy ? "info" : "warn",
-      message: `node ${d.address} is ${
-        d.healthy ? "healthy" : "unhealthy"
-      }: ${d.reason}`,
+      message: `node ${d.address} is ${d.healthy ? "healthy" : "unhealthy"}: ${
+        printable(d.reason)
+      }`,
       event: "nodeHealthChanged",
       address: d.address,
     });

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { readManagerArguments } from "./manager_door.ts";
+import { checkMarkArguments, readManagerArguments } from "./manager_door.ts";
 import type { Clock } from "../clock.ts";
 import { sameNodeKey } from "../config/hosts.ts";
 import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
@@ -443,8 +443,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    *
    * @returns false when `address` is unknown, the node was already
    *   unhealthy, or the manager is closed (then nothing changes).
+   * @throws {InvalidArgumentError} for an address or a reason that is no
+   *   string (nothing changes).
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * manager.markNodeUnhealthy("127.0.0.1:7001", "maintenance");
+   * ```
    */
   markNodeUnhealthy(address: string, reason = "marked unhealthy"): boolean {
+    checkMarkArguments("ConnectionManager.markNodeUnhealthy", address, reason);
     if (this.#closed) return false;
     const node = this.#byAddress.get(address);
     if (node === undefined || !node.health.markUnhealthy(reason)) return false;
@@ -458,8 +467,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    *
    * @returns false when `address` is unknown, the node was already
    *   healthy, or the manager is closed (then nothing changes).
+   * @throws {InvalidArgumentError} for an address or a reason that is no
+   *   string (nothing changes).
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * manager.markNodeHealthy("127.0.0.1:7001", "maintenance over");
+   * ```
    */
   markNodeHealthy(address: string, reason = "marked healthy"): boolean {
+    checkMarkArguments("ConnectionManager.markNodeHealthy", address, reason);
     if (this.#closed) return false;
     const node = this.#byAddress.get(address);
     if (node === undefined || !node.health.markHealthy()) return false;

@@ -1,9 +1,10 @@
 /**
  * What `new ConnectionManager()` checks before it builds anything: a
  * resolved config, an adapter, and connection options by the rules of
- * `Connection.connect`. Without it a raw config or a missing adapter
- * failed with a TypeError from deep inside, or with another method's
- * name, and a bad connection option only at the first connect.
+ * `Connection.connect`; and the arguments of its health marks. Without
+ * it a raw config or a missing adapter failed with a TypeError from deep
+ * inside, or with another method's name, and a bad connection option
+ * only at the first connect.
  *
  * @module
  */
@@ -97,5 +98,26 @@ function isResolved(config: unknown): config is ResolvedConfig {
       typeof c.clock?.setTimeout === "function";
   } catch {
     return false;
+  }
+}
+
+/**
+ * The checks of `markNodeUnhealthy` and `markNodeHealthy` (`method`): an
+ * address and a reason that are strings. A reason that is none would
+ * reach the events, the log (where building its line threw, uncaught,
+ * for a symbol or a throwing `toString`) and the pool's clear error.
+ *
+ * @throws {InvalidArgumentError} naming `address` or `reason`.
+ */
+export function checkMarkArguments(
+  method: string,
+  address: unknown,
+  reason: unknown,
+): void {
+  if (typeof address !== "string") {
+    throw refuse(method, "address", address, "expected a string (host:port)");
+  }
+  if (typeof reason !== "string") {
+    throw refuse(method, "reason", reason, "expected a string");
   }
 }
