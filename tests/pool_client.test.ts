@@ -12,6 +12,7 @@ import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watch } from "./support/pool_scene.ts";
 import { memoryScene } from "./support/memory_scene.ts";
+import { settledWithin } from "./support/fault_checks.ts";
 import { PoolTimeoutError } from "../src/errors.ts";
 
 async function scene() {
@@ -118,4 +119,20 @@ test("a health check that finds every connection of a node lent by withConnectio
       assert.equal((await client.healthCheckAllNodes())[0].ok, true);
     },
   );
+});
+
+test("a connection lent straight from a node's pool (client.manager, /core) cannot hold disconnect past its grace: it is destroyed, and disconnect resolves", async () => {
+  await memoryScene(1, {}, async ({ client, clock, nodes }) => {
+    const pool = client.manager.nodes[0].pool;
+    const held = await pool.getConnection();
+    const closing = client.disconnect({ timeoutMs: 10 });
+    const inTime = await settledWithin(clock, closing, 50);
+    // Given back either way, so that a failure here cannot hang the test.
+    pool.returnConnection(held);
+    assert.equal(inTime, true, "disconnect resolved within its grace");
+    assert.equal(held.isOpen, false, "the held connection was ended");
+    await closing;
+    await settledWithin(clock, Promise.resolve(), 1);
+    assert.equal(nodes[0].stats.open, 0, "no socket left open");
+  });
 });

@@ -493,7 +493,17 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * lets requests in flight finish for up to `timeoutMs`, then cancels the
    * rest, fails waiters, closes every socket and stops every timer.
    * Resolves when all of it is done. Calling it again returns the same
-   * promise; a shorter `timeoutMs` then ends the wait sooner.
+   * promise; a shorter `timeoutMs` then ends the wait sooner. A connection
+   * lent straight from a node's pool (`client.manager`, the `/core` pool
+   * API) has the rest of the same `timeoutMs` to come back, then is
+   * destroyed, so that no holder keeps the disconnect from ending.
+   *
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * await client.disconnect({ timeoutMs: 2000 }); // resolves within about 2 s
+   * ```
    */
   disconnect(options: DisconnectOptions = {}): Promise<void> {
     let timeoutMs: number;

@@ -402,7 +402,29 @@ export class Shutdown {
       );
       manager.destroyConnections(this.#cancelled);
     }
-    await manager.close();
+    // A connection lent straight from a pool (client.manager, /core) is
+    // no call of the client's, but the pools wait for it: what is left of
+    // the grace bounds that wait too, or the disconnect never ends.
+    const grace = this.#grace = new Grace(
+      config.clock,
+      Math.max(0, timeoutMs - waitedMs),
+    );
+    let shut = false;
+    const closed = manager.close().finally(() => {
+      shut = true;
+      grace.end();
+    });
+    await grace.done;
+    this.#grace = undefined;
+    if (!shut) {
+      manager.destroyConnections(
+        new ClientClosedError(
+          "disconnect closed the connection, still lent " +
+            `${waitedMs + grace.elapsedMs} ms after it was called`,
+        ),
+      );
+    }
+    await closed;
     log?.(disconnected());
   }
 }
