@@ -974,3 +974,34 @@ test("a signal whose reason or aborted was replaced (a getter that throws), or w
     }
   });
 });
+
+test("a revoked proxy of a function (typeof says function, every call throws a TypeError) is refused where a function is taken, before anything is lent or registered", async () => {
+  const revokedFn = () => {
+    const { proxy, revoke } = Proxy.revocable(() => {}, {});
+    revoke();
+    return proxy;
+  };
+  await withClient(async (client) => {
+    await refusedCleanly(
+      client,
+      () => client.withConnection(revokedFn() as never),
+      invalid("fn", /Client\.withConnection: .*could not be read/),
+    );
+    assert.equal(client.stats().nodes[0].pool.inUse, 0);
+    assert.throws(
+      () => client.addEventListener("retry", revokedFn() as never),
+      invalid("listener", /Client\.addEventListener/),
+    );
+    assert.equal(client.hasListeners("retry"), false);
+  });
+  assert.throws(
+    () => resolveConfig({ hosts: ["a"], logger: revokedFn() as never }),
+    (error) => error instanceof ConfigError && error.field === "logger",
+  );
+  await assert.rejects(
+    executeWithRetry(async () => 1, DEFAULT_RETRY_CONFIG, {
+      isRetryable: revokedFn() as never,
+    }),
+    invalid("options.isRetryable"),
+  );
+});

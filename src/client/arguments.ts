@@ -43,6 +43,7 @@ import {
 import {
   inheritedNames,
   isAbortSignal,
+  isCallable,
   isDuration,
   msOrZero,
 } from "../config/validate.ts";
@@ -384,12 +385,14 @@ export function readWithConnectionArguments(
   options: unknown,
 ): CallOptions {
   const method = "Client.withConnection";
-  if (typeof fn !== "function") {
+  if (!isCallable(fn)) {
     throw refuse(
       method,
       "fn",
       fn,
-      "expected a function that takes the connection",
+      typeof fn === "function"
+        ? "could not be read (a revoked proxy of a function?)"
+        : "expected a function that takes the connection",
     );
   }
   return readOptions(method, options, CALL_RULES);
@@ -480,7 +483,7 @@ export function readListenerArguments(
   }
   let callable: boolean;
   try {
-    callable = listener === null || typeof listener === "function" ||
+    callable = listener === null || isCallable(listener) ||
       (typeof listener === "object" &&
         typeof (listener as { handleEvent?: unknown }).handleEvent ===
           "function");
@@ -492,7 +495,9 @@ export function readListenerArguments(
       method,
       "listener",
       listener,
-      "expected a function or an object with a handleEvent method",
+      typeof listener === "function"
+        ? "could not be read (a revoked proxy of a function?)"
+        : "expected a function or an object with a handleEvent method",
     );
   }
   if (typeof options === "boolean" || options === undefined) return options;

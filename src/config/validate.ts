@@ -97,11 +97,25 @@ export const bool: Check = is(
   "expected true or false",
 );
 
-/** A function. */
-export const func: Check = is(
-  (v) => typeof v === "function",
-  "expected a function",
-);
+/**
+ * Whether `value` is a function that can be called: `typeof` says
+ * "function" of a revoked proxy of one too, whose every call throws a
+ * TypeError (so does a proxy whose `getPrototypeOf` trap throws).
+ */
+export function isCallable(
+  value: unknown,
+): value is (...args: never[]) => unknown {
+  if (typeof value !== "function") return false;
+  try {
+    Reflect.getPrototypeOf(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A function that can be called ({@linkcode isCallable}). */
+export const func: Check = is(isCallable, "expected a function");
 
 /** A non-empty string. */
 export const text: Check = is(
