@@ -962,7 +962,10 @@ test("a signal whose reason or aborted was replaced (a getter that throws), or w
         () => client.withConnection(async () => {}, { signal }),
         () => client.healthCheckAllNodes({ signal }),
         () => client.manager.nodes[0].pool.getConnection({ signal }),
-        async () => client.addEventListener("retry", () => {}, { signal }),
+        () =>
+          new Promise<void>((resolve) =>
+            resolve(client.addEventListener("retry", () => {}, { signal }))
+          ),
       ];
       for (const call of calls) {
         await refusedCleanly(
@@ -999,7 +1002,7 @@ test("a revoked proxy of a function (typeof says function, every call throws a T
     (error) => error instanceof ConfigError && error.field === "logger",
   );
   await assert.rejects(
-    executeWithRetry(async () => 1, DEFAULT_RETRY_CONFIG, {
+    executeWithRetry(() => Promise.resolve(1), DEFAULT_RETRY_CONFIG, {
       isRetryable: revokedFn() as never,
     }),
     invalid("options.isRetryable"),

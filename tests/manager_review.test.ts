@@ -264,7 +264,7 @@ test("markNodeUnhealthy and markNodeHealthy refuse an address or reason that is 
   await scene(
     2,
     { logger: (entry) => lines.push(entry.message) },
-    async ({ client, nodes }) => {
+    ({ client, nodes }) => {
       const changes: unknown[] = [];
       client.addEventListener("nodeHealthChanged", (e) => {
         changes.push(e.detail.reason);

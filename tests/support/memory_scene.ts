@@ -35,7 +35,7 @@ export interface MemorySceneOptions {
 export async function memoryScene(
   n: number,
   config: Partial<ConnectionConfig>,
-  body: (s: MemoryScene) => Promise<void>,
+  body: (s: MemoryScene) => Promise<void> | void,
   options: MemorySceneOptions = {},
 ): Promise<void> {
   const network = createMemoryNetwork();
