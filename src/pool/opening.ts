@@ -295,22 +295,48 @@ export class Opener<C extends PoolableConnection> {
   /**
    * Waits until the opens `close` aborted have settled, for at most
    * {@linkcode ABORTED_OPEN_GRACE_MS}, then until every close in progress
-   * has. An open still going after that is forgotten: what it delivers is
-   * closed unannounced, as no event may follow `poolClosed`.
+   * has, for at most `createTimeoutMs` (a close may take as long as an
+   * open may; the client's pools get its `timeoutMs` + 1 s, past a
+   * request's own timeout). An open still going after that is forgotten:
+   * what it delivers is closed unannounced, as no event may follow
+   * `poolClosed`. A close still going is given up: its connection is
+   * destroyed with a `ConnectionLostError` saying so (a custom
+   * connection's `close()` may never settle).
    */
   async drain(): Promise<void> {
     if (this.#opening.size > 0) {
-      const clock = this.#clock;
       const opens = [...this.#opening].map((opening) => opening.settled);
-      let timer: TimerHandle | undefined;
-      await new Promise<void>((wake) => {
-        Promise.all(opens).then(() => wake());
-        timer = clock.setTimeout(wake, ABORTED_OPEN_GRACE_MS);
-      });
-      clock.clearTimeout(timer!);
+      await this.#within(ABORTED_OPEN_GRACE_MS, Promise.all(opens));
       this.#opening.clear();
     }
-    while (this.#roster.closing > 0) await Promise.all(this.#roster.closes());
+    const roster = this.#roster;
+    const limitMs = this.#createTimeoutMs;
+    const deadline = this.#clock.now() + limitMs;
+    while (roster.closing > 0) {
+      const left = deadline - this.#clock.now();
+      if (left > 0 && await this.#within(left, Promise.all(roster.closes()))) {
+        continue;
+      }
+      roster.abandonCloses(
+        new ConnectionLostError(
+          endpointOf(this.#ctx.address),
+          `its close() did not settle within ${limitMs} ms of the pool's ` +
+            `close(); destroyed`,
+        ),
+      );
+    }
+  }
+
+  /** Whether `promise` settled within `ms` on the pool's clock. */
+  async #within(ms: number, promise: Promise<unknown>): Promise<boolean> {
+    const clock = this.#clock;
+    let timer: TimerHandle | undefined;
+    const settled = await new Promise<boolean>((wake) => {
+      promise.then(() => wake(true), () => wake(true));
+      timer = clock.setTimeout(() => wake(false), ms);
+    });
+    clock.clearTimeout(timer!);
+    return settled;
   }
 
   #start(now: number): void {

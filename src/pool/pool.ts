@@ -419,11 +419,15 @@ export class ConnectionPool<C extends PoolableConnection>
    * waiters fail, opens in progress are aborted and waited for 500 ms at
    * most (what a factory deaf to the abort delivers later is closed, with
    * no event after `poolClosed`), the maintenance timer stops, and every
-   * connection not lent is closed gracefully (requests in flight finish). A connection lent by `getConnection()` stays with its
-   * holder and is closed when returned, or when it closes on its own
-   * (`destroy()` it to end a holder's work; `connections()` still lists
-   * it). Resolves once every connection is closed. Calling it again
-   * returns the same promise.
+   * connection not lent is closed gracefully (requests in flight finish).
+   * A connection lent by `getConnection()` stays with its holder and is
+   * closed when returned, or when it closes on its own (`destroy()` it to
+   * end a holder's work; `connections()` still lists it). Resolves once
+   * every connection is closed, or given up on: a close that has not
+   * settled `createTimeoutMs` after the pool started waiting for it (a
+   * custom connection's may never settle) has its connection destroyed
+   * with a {@linkcode ConnectionLostError} saying so, and is waited for no
+   * more. Calling it again returns the same promise.
    *
    * @example
    * ```ts

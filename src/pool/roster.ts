@@ -89,7 +89,10 @@ export class Roster<C extends PoolableConnection> {
   #known = new WeakSet<C>();
   /** Held connections that may still be handed out (neither retiring nor removed). */
   #live = 0;
-  #closing = new Set<Promise<void>>();
+  /** Closes started by the pool that have not settled, and their connections. */
+  #closing = new Map<Promise<void>, C>();
+  /** Lent connections a closing pool waits for, and what ends that wait. */
+  #letGo = new Map<Entry<C>, () => void>();
   #totalClosed = 0;
 
   /** Creates an empty roster. */
@@ -119,7 +122,18 @@ export class Roster<C extends PoolableConnection> {
 
   /** The closes in progress, to wait for. */
   closes(): Promise<void>[] {
-    return [...this.#closing];
+    return [...this.#closing.keys()];
+  }
+
+  /**
+   * Stops waiting for the closes in progress: each connection is destroyed
+   * with `error` (a custom connection's close may never settle), and what
+   * its close does later is handled quietly, as before.
+   */
+  abandonCloses(error: Error): void {
+    const closing = [...this.#closing.values()];
+    this.#closing.clear();
+    for (const conn of closing) destroyQuietly(conn, error);
   }
 
   /**
@@ -287,7 +301,14 @@ export class Roster<C extends PoolableConnection> {
     if (index >= 0) this.list.splice(index, 1);
     if (!entry.lent) this.entries.delete(entry.conn);
     this.#totalClosed++;
-    if (initiate) this.#track(closeQuietly(entry.conn));
+    const letGo = this.#letGo.get(entry);
+    if (initiate) this.#track(entry.conn, closeQuietly(entry.conn));
+    else if (letGo !== undefined) {
+      // Closing on its own: a closing pool waits for it as for its own
+      // closes, within the same bound.
+      this.#track(entry.conn, entry.conn.closed.then(noop, noop));
+    }
+    letGo?.();
     const ctx = this.#ctx;
     ctx.pumpSoon();
     if (ctx.target.hasListeners("connectionClosed")) {
@@ -303,14 +324,23 @@ export class Roster<C extends PoolableConnection> {
   /**
    * Lets go of every connection as the pool closes: those not lent close
    * gracefully now (what is in flight finishes); lent ones stay with their
-   * holders, retired, and close when returned. Returns their `closed`.
+   * holders, retired, and close when returned. Returns, for each lent one,
+   * a promise that resolves once the pool let go of it (returned, and its
+   * close started, or broken): the wait for its close is then the pool's
+   * bounded wait for every close (`closes`), not its `closed`, which a
+   * custom connection may never settle.
    */
-  closeAll(): Promise<Error | undefined>[] {
-    const held: Promise<Error | undefined>[] = [];
+  closeAll(): Promise<void>[] {
+    const held: Promise<void>[] = [];
     for (const entry of this.list.slice()) {
       if (entry.lent) {
         this.retire(entry, "poolClosed");
-        held.push(entry.conn.closed);
+        held.push(
+          new Promise<void>((resolve) => this.#letGo.set(entry, resolve))
+            .then(() => {
+              this.#letGo.delete(entry);
+            }),
+        );
       } else {
         this.remove(entry, "poolClosed", undefined, true);
       }
@@ -322,7 +352,7 @@ export class Roster<C extends PoolableConnection> {
   discard(conn: C, reason: ConnectionClosedReason): void {
     this.#totalClosed++;
     conn.closed.then(noop, noop);
-    this.#track(closeQuietly(conn));
+    this.#track(conn, closeQuietly(conn));
     const ctx = this.#ctx;
     if (ctx.target.hasListeners("connectionClosed")) {
       ctx.events.emit("connectionClosed", {
@@ -359,8 +389,8 @@ export class Roster<C extends PoolableConnection> {
     if (!entry.removed) this.remove(entry, "error", error, false);
   }
 
-  #track(closing: Promise<void>): void {
-    this.#closing.add(closing);
+  #track(conn: C, closing: Promise<void>): void {
+    this.#closing.set(closing, conn);
     closing.then(() => this.#closing.delete(closing));
   }
 }

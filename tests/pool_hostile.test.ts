@@ -1,0 +1,128 @@
+// A pool over connections a custom factory made, which keep no promise the
+// SDK's own Connection keeps: a close() that never settles, an inFlight
+// that is no count. The pool must still end, lend and count sanely. Virtual
+// clock throughout.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConnectionLostError } from "../src/errors.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
+import { ADDRESS, watch } from "./support/pool_scene.ts";
+
+/**
+ * A connection whose close() never settles unless the test says so
+ * (`settleClose`), as a custom factory's connection may do; destroy()
+ * ends it as usual.
+ */
+class StuckClose extends FakeConnection {
+  #reject: ((error: Error) => void) | undefined;
+
+  override close(): Promise<void> {
+    this.closeCalls++;
+    this.isOpen = false;
+    return new Promise((_, reject) => (this.#reject = reject));
+  }
+
+  /** The close settles at last, with a rejection nobody awaits any more. */
+  settleClose(): void {
+    this.#reject?.(new Error("late close failure"));
+  }
+}
+
+function stuckPool(config: Record<string, number> = {}) {
+  const clock = new VirtualClock();
+  const made: StuckClose[] = [];
+  const pool = new ConnectionPool<StuckClose>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 2, ...config },
+    clock,
+    random: () => 0.5,
+    factory: () => {
+      const conn = new StuckClose();
+      made.push(conn);
+      return Promise.resolve(conn);
+    },
+  });
+  return { clock, pool, made };
+}
+
+/** Records unhandled rejections while `body` runs, on every runtime. */
+async function rejectionsDuring(body: () => Promise<void>): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const g = globalThis as {
+    Deno?: unknown;
+    addEventListener?: (type: string, fn: (e: Event) => void) => void;
+    removeEventListener?: (type: string, fn: (e: Event) => void) => void;
+  };
+  const onDeno = (event: Event) => {
+    event.preventDefault();
+    seen.push((event as PromiseRejectionEvent).reason);
+  };
+  const onNode = (reason: unknown) => seen.push(reason);
+  const process = (await import("node:process")).default;
+  if (g.Deno !== undefined) g.addEventListener!("unhandledrejection", onDeno);
+  else process.on("unhandledRejection", onNode);
+  try {
+    await body();
+    // Let a rejection nobody handled be reported.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  } finally {
+    if (g.Deno !== undefined) {
+      g.removeEventListener!("unhandledrejection", onDeno);
+    } else process.off("unhandledRejection", onNode);
+  }
+  return seen;
+}
+
+test("close() gives up on an idle connection whose close() never settles after createTimeoutMs: it destroys it with a ConnectionLostError saying so, resolves, leaves no timer, and the late rejection is handled", async () => {
+  const seen = await rejectionsDuring(async () => {
+    const { clock, pool, made } = stuckPool({ connectionTimeoutMs: 2000 });
+    pool.returnConnection(await pool.getConnection());
+    assert.equal(made.length, 1);
+    const closing = watch(pool.close());
+    await clock.advance(1999);
+    assert.equal(closing.done, false, "a close is given its time");
+    assert.equal(made[0].destroyed, false);
+    await clock.advance(1);
+    assert.equal(closing.done, true, "and no more");
+    assert.equal(closing.error, undefined);
+    assert.equal(made[0].closeCalls, 1);
+    assert.equal(made[0].destroyed, true, "given up on, it is destroyed");
+    const error = made[0].destroyedWith;
+    assert.ok(error instanceof ConnectionLostError);
+    assert.match(error.message, /close\(\) did not settle within 2000 ms/);
+    assert.equal(clock.pendingTimers, 0, "no timer after close");
+    made[0].settleClose();
+  });
+  assert.deepEqual(seen, []);
+});
+
+test("close() bounds the close of a lent connection returned after it by createTimeoutMs from the return, and waits for the holder until then", async () => {
+  const clock = new VirtualClock();
+  const made: StuckClose[] = [];
+  const pool = new ConnectionPool<StuckClose>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1 },
+    clock,
+    createTimeoutMs: 300,
+    factory: () => {
+      const conn = new StuckClose();
+      made.push(conn);
+      return Promise.resolve(conn);
+    },
+  });
+  const conn = await pool.getConnection();
+  const closing = watch(pool.close());
+  await clock.advance(10_000);
+  assert.equal(closing.done, false, "the holder's work is waited for");
+  pool.returnConnection(conn);
+  assert.equal(conn.closeCalls, 1, "returned, it is closed");
+  await clock.advance(299);
+  assert.equal(closing.done, false);
+  await clock.advance(1);
+  assert.equal(closing.done, true);
+  assert.equal(conn.destroyed, true);
+  assert.match(String(conn.destroyedWith?.message), /within 300 ms/);
+  assert.equal(clock.pendingTimers, 0);
+});
