@@ -10,6 +10,7 @@ import { TlsError } from "../src/errors.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { stubChannel } from "./support/stub_channel.ts";
+import { watch } from "./support/pool_scene.ts";
 
 const endpoint = { hostname: "fake", port: 1 };
 
@@ -98,4 +99,70 @@ test("a startTls that hands back the plaintext channel itself is refused", async
       ),
   );
   connection.destroy();
+});
+
+/**
+ * A connection with a connect timeout of `connectTimeoutMs` whose
+ * channel's startTls never settles on its own, deaf to its signal; the
+ * test may deliver a secure channel late.
+ */
+function deafTls(connectTimeoutMs?: number) {
+  const clock = new VirtualClock();
+  const destroyed: string[] = [];
+  let deliver!: (channel: ByteChannel) => void;
+  const channel = stubChannel({
+    onData: () => {},
+    destroy: () => destroyed.push("plaintext"),
+    startTls: () => new Promise((resolve) => (deliver = resolve)),
+  });
+  const connection = new Connection(channel, endpoint, {
+    clock,
+    connectTimeoutMs,
+  });
+  const late = stubChannel({
+    onData: () => {},
+    destroy: () => destroyed.push("secure"),
+  });
+  return { clock, connection, destroyed, deliverLate: () => deliver(late) };
+}
+
+test("a startTls that never settles fails after the connection's connect timeout with a TlsError (handshake-timeout) naming it, the connection is destroyed, and a secure channel delivered later is destroyed", async () => {
+  const { clock, connection, destroyed, deliverLate } = deafTls(3000);
+  const switching = watch(connection.startTls({ serverName: "db" }));
+  await clock.advance(2999);
+  assert.equal(switching.done, false, "it is given the connect timeout");
+  await clock.advance(1);
+  const outcome = switching.error;
+  assert.ok(outcome instanceof TlsError, String(outcome));
+  assert.equal(outcome.reason, "handshake-timeout");
+  assert.match(
+    outcome.message,
+    /^TLS with fake:1 failed: the runtime adapter's startTls did not settle within 3000 ms \(the connection's connect timeout\)$/,
+  );
+  assert.equal(connection.isOpen, false, "no plaintext is sent again");
+  assert.deepEqual(destroyed, ["plaintext"]);
+  assert.equal(clock.pendingTimers, 0);
+  deliverLate();
+  await clock.advance(0);
+  assert.deepEqual(destroyed, ["plaintext", "secure"]);
+});
+
+test("a startTls deaf to the caller's signal fails when it aborts, with the reason mapped as an adapter's rejection, and the connection is destroyed", async () => {
+  const { clock, connection, destroyed } = deafTls();
+  const controller = new AbortController();
+  const switching = watch(
+    connection.startTls({ serverName: "db", signal: controller.signal }),
+  );
+  await clock.advance(10);
+  assert.equal(switching.done, false);
+  const reason = new TlsError("given up", {
+    reason: "handshake-timeout",
+    address: "fake:1",
+  });
+  controller.abort(reason);
+  await clock.advance(0);
+  assert.equal(switching.error, reason);
+  assert.equal(connection.isOpen, false);
+  assert.deepEqual(destroyed, ["plaintext"]);
+  assert.equal(clock.pendingTimers, 0, "the connect-timeout timer is cleared");
 });

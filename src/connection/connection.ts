@@ -153,6 +153,8 @@ export class Connection {
   #hello: HelloOkPayload | undefined;
   readonly #clock: Clock;
   readonly #requestTimeoutMs: number;
+  /** What `connect` was given: bounds a `startTls` too. */
+  readonly #connectTimeoutMs: number;
   #nextSequence = 1;
   #sendLimit: number;
 
@@ -164,6 +166,7 @@ export class Connection {
       id?: number;
       clock?: Clock;
       requestTimeoutMs?: number;
+      connectTimeoutMs?: number;
       maxFrameSize?: number;
     } = {},
   ) {
@@ -173,6 +176,7 @@ export class Connection {
     this.address = formatAddress(endpoint);
     this.#clock = options.clock ?? systemClock;
     this.#requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_TIMEOUT_MS;
     const core = new ConnectionCore(
       this,
       this.#clock,
@@ -214,6 +218,7 @@ export class Connection {
           id: o.id,
           clock,
           requestTimeoutMs: o.requestTimeoutMs ?? timeoutMs,
+          connectTimeoutMs: timeoutMs,
           maxFrameSize: o.maxFrameSize,
         });
         connection.#core.encrypted = o.tls !== undefined;
@@ -292,13 +297,29 @@ export class Connection {
    * negotiating TLS, after NEGOTIATE_OK was taken with `pauseReading`.
    * Resolves once the node's certificate is verified; the connection then
    * carries everything over TLS. On failure the caller destroys the
-   * connection: no plaintext is ever sent again.
+   * connection: no plaintext is ever sent again. An upgrade that has not
+   * finished within the connection's connect timeout (`timeoutMs` of
+   * {@linkcode Connection.connect}), or by the time `options.signal`
+   * aborts, is given up even when the runtime adapter does not heed the
+   * signal: the connection is destroyed then, and the call fails.
    *
-   * @throws {TlsError} for a certificate, name or handshake failure.
+   * @throws {TlsError} for a certificate, name or handshake failure, or
+   *   `"handshake-timeout"` when the connect timeout passed first.
    * @throws {ProtocolError} when plaintext arrived after the switch point
    *   or requests are in flight.
    * @throws {ConnectionError} when the connection is gone or its adapter
    *   has no TLS.
+   * @example
+   * ```ts
+   * import type { Connection } from "@nodewire/client/core";
+   * declare const connection: Connection; // NEGOTIATE_OK taken with pauseReading
+   * try {
+   *   await connection.startTls({ serverName: "db.example.com" });
+   * } catch (error) {
+   *   connection.destroy(error instanceof Error ? error : undefined);
+   *   throw error;
+   * }
+   * ```
    */
   startTls(options: TlsOptions): Promise<void> {
     return switchToTls(
@@ -308,6 +329,11 @@ export class Connection {
       options,
       () => this.#end.lostError(false),
       this.#end.onChannelClose,
+      {
+        clock: this.#clock,
+        ms: this.#connectTimeoutMs,
+        giveUp: (error) => this.destroy(error),
+      },
     );
   }
 

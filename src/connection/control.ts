@@ -29,6 +29,7 @@ import {
   NodewireError,
   ProtocolError,
   TlsError,
+  type TlsFailureReason,
 } from "../errors.ts";
 import {
   isKnownMessageType,
@@ -36,6 +37,7 @@ import {
   MAX_FRAME_SIZE_LIMIT,
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
+import type { Clock } from "../clock.ts";
 import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
 import { fieldOf, isInstance, messageOf, textOf } from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
@@ -116,11 +118,26 @@ export function checkTlsSwitch(
 }
 
 /**
+ * How long a TLS switch may take, and what ends the connection when it is
+ * given up on (the adapter's handshake may still hold the socket).
+ */
+export interface TlsSwitchLimit {
+  /** The connection's clock. */
+  readonly clock: Clock;
+  /** The connection's connect timeout, in ms. */
+  readonly ms: number;
+  /** Ends the connection, with the error the switch failed with, if an Error. */
+  readonly giveUp: (error: Error | undefined) => void;
+}
+
+/**
  * Switches `core`'s stream to TLS for `owner` once the checks pass
  * (`routed`: the connection has a request route): flushes what is queued,
  * upgrades the stream, and from then on reads and writes only the secure
  * one, whose close goes to `onClose`. `lost` makes the error for a
  * connection that is no longer open, before the switch or once it ends.
+ * The upgrade is given up after `limit.ms`, or when the caller's signal
+ * aborts, whether the adapter heeds it or not (see `upgrade`).
  *
  * @throws the errors of `Connection.startTls`.
  */
@@ -131,6 +148,7 @@ export async function switchToTls(
   options: TlsOptions,
   lost: () => Error,
   onClose: (error?: Error) => void,
+  limit: TlsSwitchLimit,
 ): Promise<void> {
   if (!owner.isOpen) throw lost();
   const channel = core.channel;
@@ -143,7 +161,7 @@ export async function switchToTls(
       (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 || routed,
   );
   core.writer.flush();
-  const secure = await upgrade(channel, options, owner);
+  const secure = await upgrade(channel, options, owner, limit);
   if (!owner.isOpen) {
     secure.destroy();
     throw lost();
@@ -164,24 +182,44 @@ export async function switchToTls(
  * `channel.startTls(options)`, held to its contract: a custom adapter
  * that fails with what is no SDK error has it mapped as a runtime's TLS
  * error (or quoted, if no Error), and one that hands back the plaintext
- * channel itself is refused: nothing says that channel encrypts.
+ * channel itself is refused: nothing says that channel encrypts. One that
+ * has not settled after `limit.ms`, or when the caller's signal aborts
+ * (an adapter deaf to it would hold the caller for ever), is given up:
+ * the connection ends (`limit.giveUp`), and a channel it delivers later
+ * is destroyed.
  */
 async function upgrade(
   channel: ByteChannel,
   options: TlsOptions,
   endpoint: TlsSwitchOwner,
+  limit: TlsSwitchLimit,
 ): Promise<ByteChannel> {
   const serverName = textOf(fieldOf(options, "serverName"));
-  const failed = (why: string, cause?: unknown) =>
+  const failed = (
+    why: string,
+    cause?: unknown,
+    reason: TlsFailureReason = "handshake",
+  ) =>
     new TlsError(`TLS with ${endpoint.address} failed: ${why}`, {
-      reason: "handshake",
+      reason,
       address: endpoint.address,
       serverName,
       cause,
     });
   let secure: ByteChannel;
   try {
-    secure = await channel.startTls!(options);
+    secure = await within(
+      channel,
+      options,
+      limit,
+      () =>
+        failed(
+          `the runtime adapter's startTls did not settle within ` +
+            `${limit.ms} ms (the connection's connect timeout)`,
+          undefined,
+          "handshake-timeout",
+        ),
+    );
   } catch (error) {
     let mapped: unknown = error;
     if (isInstance(error, Error)) {
@@ -205,6 +243,63 @@ async function upgrade(
     );
   }
   return secure;
+}
+
+/**
+ * `channel.startTls(options)` until it settles, `limit.ms` pass (then it
+ * fails with `timedOut()`) or the signal in `options` aborts (then with
+ * its reason, as the adapter should have). Given up either way, the
+ * connection ends (`limit.giveUp`) and a channel delivered later is
+ * destroyed.
+ */
+function within(
+  channel: ByteChannel,
+  options: TlsOptions,
+  limit: TlsSwitchLimit,
+  timedOut: () => Error,
+): Promise<ByteChannel> {
+  const { clock } = limit;
+  const given = fieldOf(options, "signal");
+  const signal = isInstance(given, AbortSignal)
+    ? given as AbortSignal
+    : undefined;
+  return new Promise<ByteChannel>((resolve, reject) => {
+    let done = false;
+    const finish = (): boolean => {
+      if (done) return false;
+      done = true;
+      clock.clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      return true;
+    };
+    const giveUp = (error: unknown) => {
+      if (!finish()) return;
+      limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
+      reject(error);
+    };
+    const onAbort = () => giveUp(signal!.reason);
+    const timer = clock.setTimeout(() => giveUp(timedOut()), limit.ms);
+    let pending: Promise<ByteChannel>;
+    try {
+      pending = Promise.resolve(channel.startTls!(options));
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    pending.then(
+      (secure) => {
+        if (finish()) resolve(secure);
+        else if (secure !== channel && secure != null) {
+          // Delivered after it was given up on: nobody will use it.
+          destroyQuietly(secure, undefined);
+        }
+      },
+      (error) => {
+        if (finish()) reject(error);
+      },
+    );
+    if (signal?.aborted) onAbort();
+    else signal?.addEventListener("abort", onAbort, { once: true });
+  });
 }
 
 const sequence = integer(0, Number.MAX_SAFE_INTEGER);
