@@ -270,3 +270,38 @@ test("a channel that closes with what is no Error ends the connection with a Con
     { numRuns: 40 },
   );
 });
+
+test("Connection.remoteAddress is undefined, never a throw, when a custom channel's remoteAddress cannot be read or is no address; a good one reads as given", () => {
+  const trap = () => {
+    throw new Error("trap");
+  };
+  const unreadable: PropertyDescriptor[] = [
+    { get: trap },
+    { value: new Proxy({}, { get: trap }) },
+    { value: 7 },
+    { value: "127.0.0.1:7000" },
+    { value: { hostname: 5, port: 1 } },
+    { value: { hostname: "", port: 1 } },
+    { value: { hostname: "10.0.0.1", port: "7000" } },
+    { value: { hostname: "10.0.0.1", port: 70000 } },
+    { value: { hostname: "10.0.0.1", port: Number.NaN } },
+  ];
+  for (const [i, descriptor] of unreadable.entries()) {
+    const channel = stubChannel({ onData: () => {} });
+    Object.defineProperty(channel, "remoteAddress", descriptor);
+    const connection = new Connection(channel, endpoint, {
+      clock: new VirtualClock(),
+    });
+    assert.equal(connection.remoteAddress, undefined, `case ${i}`);
+    connection.destroy();
+  }
+  const channel = stubChannel({
+    onData: () => {},
+    remoteAddress: { hostname: "::1", port: 7000 },
+  });
+  const connection = new Connection(channel, endpoint, {
+    clock: new VirtualClock(),
+  });
+  assert.deepEqual(connection.remoteAddress, { hostname: "::1", port: 7000 });
+  connection.destroy();
+});

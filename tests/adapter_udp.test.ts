@@ -176,30 +176,15 @@ test("a datagram channel that closes with what is no Error ends the connection q
   assert.match(ended.message, /its UDP socket closed: socket gone$/);
 });
 
-test("a stream channel whose remoteAddress cannot be read or has no text hostname fails the UDP upgrade saying so, opening no socket", async () => {
-  const addresses: [PropertyDescriptor, RegExp][] = [
-    [{
-      get() {
-        throw new Error("remoteAddress boom");
-      },
-    }, /remoteAddress could not be read$/],
-    [
-      { value: { hostname: 5, port: 1 } },
-      /remoteAddress has a hostname that is no IP address text \(5\)$/,
-    ],
-    [
-      { value: { hostname: "", port: 1 } },
-      /remoteAddress has a hostname that is no IP address text \(\)$/,
-    ],
-  ];
-  for (const [descriptor, message] of addresses) {
-    const channel = stubChannel({ onData: () => {} });
-    Object.defineProperty(channel, "remoteAddress", descriptor);
-    const connection = new Connection(
-      channel,
-      { hostname: "db.internal", port: 7000 },
-      { clock: new VirtualClock() },
-    );
+test("a stream channel whose remoteAddress cannot be read or has no text hostname reports none, so the UDP upgrade to a node named by host name fails saying so, opening no socket; a connection whose own remoteAddress throws or has no text hostname is refused naming that", async () => {
+  const boom = {
+    get() {
+      throw new Error("remoteAddress boom");
+    },
+  };
+  const noText = { value: { hostname: 5, port: 1 } };
+  const empty = { value: { hostname: "", port: 1 } };
+  const upgradeFails = async (connection: Connection, message: RegExp) => {
     let opened = 0;
     const adapter = {
       name: "memory",
@@ -225,5 +210,39 @@ test("a stream channel whose remoteAddress cannot be read or has no text hostnam
     );
     assert.equal(opened, 0);
     connection.destroy();
+  };
+  const node = { hostname: "db.internal", port: 7000 };
+  for (const descriptor of [boom, noText, empty]) {
+    const channel = stubChannel({ onData: () => {} });
+    Object.defineProperty(channel, "remoteAddress", descriptor);
+    const connection = new Connection(channel, node, {
+      clock: new VirtualClock(),
+    });
+    assert.equal(connection.remoteAddress, undefined);
+    await upgradeFails(
+      connection,
+      /gives no remoteAddress: configure the node by its IP address$/,
+    );
+  }
+  const cases: [PropertyDescriptor, RegExp][] = [
+    [boom, /remoteAddress could not be read$/],
+    [
+      noText,
+      /remoteAddress has a hostname that is no IP address text \(5\)$/,
+    ],
+    [
+      empty,
+      /remoteAddress has a hostname that is no IP address text \(\)$/,
+    ],
+  ];
+  for (const [descriptor, message] of cases) {
+    const connection = new Connection(
+      stubChannel({ onData: () => {} }),
+      node,
+      { clock: new VirtualClock() },
+    );
+    // What is handed in as a connection may be a subclass or a wrapper.
+    Object.defineProperty(connection, "remoteAddress", descriptor);
+    await upgradeFails(connection, message);
   }
 });

@@ -27,6 +27,7 @@ import type {
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
+import { reportedAddress } from "../runtime/contract.ts";
 import { ConnectionCore } from "./core.ts";
 import { type Pending, PromiseSink, SAFE_TO_REPEAT } from "./in_flight.ts";
 import { ConnectionLifecycle, type ConnectionState } from "./lifecycle.ts";
@@ -257,9 +258,22 @@ export class Connection {
     return core.channel.bufferedAmount + core.writer.pendingBytes;
   }
 
-  /** The node's IP address and port as the socket reports them. */
+  /**
+   * The node's IP address and port as the socket reports them; undefined
+   * when it reports none, or nothing that can be read as an address (a
+   * custom adapter's channel whose `remoteAddress` throws or is no
+   * `{ hostname, port }`): reading it never throws.
+   *
+   * @example
+   * ```ts
+   * import type { Connection } from "@nodewire/client/core";
+   * declare const connection: Connection;
+   * const peer = connection.remoteAddress;
+   * console.log(peer ? `${peer.hostname}:${peer.port}` : connection.address);
+   * ```
+   */
   get remoteAddress(): { hostname: string; port: number } | undefined {
-    return this.#core.channel.remoteAddress;
+    return reportedAddress(this.#core.channel);
   }
 
   /**

@@ -208,9 +208,10 @@ export function udpTransport(
 
 /**
  * The node's IP address as the connection's channel reports it, if it
- * does. A custom channel's remoteAddress that cannot be read, or whose
- * hostname is no text, is refused saying so: it was a raw error, or a
- * TypeError from the address checks.
+ * does. `Connection.remoteAddress` reads what a custom channel cannot say
+ * as undefined; what is handed in as the connection (a subclass, a
+ * wrapper) may still throw or give no text hostname: refused saying so,
+ * not a raw error or a TypeError from the address checks.
  */
 function reportedIp(connection: Connection): string | undefined {
   let hostname: unknown;

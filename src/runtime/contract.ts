@@ -37,3 +37,31 @@ export function missingMethod(
   }
   return undefined;
 }
+
+/**
+ * The peer's address as `channel` reports it, or undefined when it does
+ * not: also when a custom channel's `remoteAddress` cannot be read (its
+ * getter throws) or is no address (no text hostname, no port from 0 to
+ * 65535). Read once, and handed out as a fresh object, so that what the
+ * caller gets is what was checked.
+ */
+export function reportedAddress(
+  channel: { readonly remoteAddress: unknown },
+): { hostname: string; port: number } | undefined {
+  try {
+    const value = channel.remoteAddress as
+      | { hostname: unknown; port: unknown }
+      | null
+      | undefined;
+    if (typeof value !== "object" || value === null) return undefined;
+    const { hostname, port } = value;
+    return typeof hostname === "string" && hostname !== "" &&
+        Number.isInteger(port) && (port as number) >= 0 &&
+        (port as number) <= 65535
+      ? { hostname, port: port as number }
+      : undefined;
+  } catch {
+    // A getter or a proxy's trap threw: the channel reports nothing usable.
+    return undefined;
+  }
+}
