@@ -4,7 +4,7 @@
 // clock throughout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionLostError } from "../src/errors.ts";
+import { ConnectionLostError, InvalidArgumentError } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
@@ -125,4 +125,112 @@ test("close() bounds the close of a lent connection returned after it by createT
   assert.equal(conn.destroyed, true);
   assert.match(String(conn.destroyedWith?.message), /within 300 ms/);
   assert.equal(clock.pendingTimers, 0);
+});
+
+// ------------------------------------------ an inFlight that is no count
+
+/** A pool over fake connections whose inFlight the test sets. */
+function countingPool(config: Record<string, number> = {}) {
+  const clock = new VirtualClock();
+  const made: FakeConnection[] = [];
+  let nextLoad: number = 0;
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1, ...config },
+    clock,
+    random: () => 0.5,
+    factory: () => {
+      const conn = new FakeConnection();
+      conn.inFlight = nextLoad;
+      made.push(conn);
+      return Promise.resolve(conn);
+    },
+  });
+  const closed: string[] = [];
+  pool.addEventListener("connectionClosed", (e) => {
+    const { connectionId, reason, error } = e.detail;
+    closed.push(`${connectionId}:${reason}:${error?.message ?? ""}`);
+  });
+  return {
+    clock,
+    pool,
+    made,
+    closed,
+    loadNext: (n: number) => (nextLoad = n),
+  };
+}
+
+test("a factory's connection whose inFlight is no count (NaN, -1, Infinity) is refused as it arrives: the caller fails at once with an InvalidArgumentError naming it, not a PoolTimeoutError after waiting", async () => {
+  for (const load of [Number.NaN, -1, Infinity]) {
+    const { clock, pool, made, loadNext } = countingPool();
+    loadNext(load);
+    const failed: unknown[] = [];
+    pool.addEventListener(
+      "connectionFailed",
+      (e) => failed.push(e.detail.error),
+    );
+    const got = watch(pool.getConnection());
+    await clock.advance(1);
+    assert.equal(got.done, true, `${load}: no wait`);
+    const error = got.error;
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(
+      error.message,
+      `ConnectionPool: invalid options.factory: connection ${made[0].id}'s ` +
+        `inFlight is expected to be a count of requests (a finite number ` +
+        `≥ 0), got ${load}`,
+    );
+    assert.deepEqual(failed, [error], "reported as a failed open");
+    assert.equal(made[0].destroyed || made[0].closeCalls > 0, true);
+    assert.equal(pool.stats().open, 0);
+    await pool.close();
+  }
+});
+
+test("a held connection whose inFlight turns into no count is dropped as broken when a caller would wait for it, and the caller gets a fresh one instead of a PoolTimeoutError", async () => {
+  const { clock, pool, made, closed } = countingPool();
+  const first = await pool.acquireShared();
+  first.inFlight = Number.NaN;
+  const second = watch(pool.getConnection({ timeoutMs: 1000 }));
+  await clock.advance(1);
+  assert.equal(second.done, true);
+  assert.equal(second.error, undefined);
+  assert.equal(second.value, made[1], "a fresh connection");
+  assert.equal(first.destroyed, true);
+  assert.deepEqual(closed, [
+    `${first.id}:error:ConnectionPool: invalid options.factory: connection ` +
+    `${first.id}'s inFlight is expected to be a count of requests (a ` +
+    `finite number ≥ 0), got NaN`,
+  ]);
+  pool.returnConnection(second.value!);
+  await pool.close();
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("a connection cleared while its inFlight is no count is dropped as broken, not looked at again every second for ever", async () => {
+  const { clock, pool, made } = countingPool();
+  const conn = await pool.acquireShared();
+  conn.inFlight = Number.NaN;
+  pool.clear();
+  await clock.advance(5000);
+  assert.equal(made[0].destroyed, true);
+  assert.equal(clock.pendingTimers, 0, "no recheck armed");
+  await pool.close();
+});
+
+test("a lent connection returned with an inFlight that is no count is dropped as broken, and the caller waiting gets a fresh one", async () => {
+  const { clock, pool, made, closed } = countingPool();
+  const lent = await pool.getConnection();
+  const waiting = watch(pool.getConnection({ timeoutMs: 1000 }));
+  await clock.advance(1);
+  assert.equal(waiting.done, false);
+  lent.inFlight = Number.NaN;
+  pool.returnConnection(lent);
+  await clock.advance(1);
+  assert.equal(waiting.value, made[1]);
+  assert.equal(lent.destroyed, true);
+  assert.equal(closed.length, 1);
+  assert.match(closed[0], /^\d+:error:.*inFlight is expected to be a count/);
+  pool.returnConnection(waiting.value!);
+  await pool.close();
 });

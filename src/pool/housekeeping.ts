@@ -10,7 +10,7 @@ import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import type { PoolContext } from "./context.ts";
 import { asError } from "../errors/base.ts";
-import { destroyQuietly, type Entry, type Roster } from "./roster.ts";
+import { type Entry, type Roster, uncounted } from "./roster.ts";
 import type { PoolableConnection } from "./types.ts";
 
 /**
@@ -94,14 +94,20 @@ export class Housekeeper<C extends PoolableConnection> {
     this.#timerAt = Infinity;
   }
 
-  /** Closes a retiring connection now if idle, else looks again later. */
+  /**
+   * Closes a retiring connection now if idle, else looks again later; one
+   * whose `inFlight` is no count would never look idle, and is dropped as
+   * broken instead.
+   */
   closeWhenIdle(entry: Entry<C>, now: number): void {
     if (entry.removed || entry.lent) return; // a lent one closes on return
     if (entry.conn.inFlight === 0) {
       this.#roster.remove(entry, entry.retire ?? "stale", undefined, true);
-    } else {
-      this.wakeAt(now + BUSY_RECHECK_MS);
+      return;
     }
+    const error = uncounted(entry.conn);
+    if (error !== undefined) this.#roster.dropBroken(entry, error);
+    else this.wakeAt(now + BUSY_RECHECK_MS);
   }
 
   /**
@@ -221,8 +227,6 @@ export class Housekeeper<C extends PoolableConnection> {
     if (!entry.probing) return;
     entry.probing = false;
     if (entry.removed || this.#stopped) return;
-    // Off the books first, so nothing is handed it while it closes.
-    this.#roster.remove(entry, "error", error, false);
-    destroyQuietly(entry.conn, error);
+    this.#roster.dropBroken(entry, error);
   }
 }

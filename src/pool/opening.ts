@@ -25,6 +25,7 @@ import {
   type Entry,
   noop,
   type Roster,
+  uncounted,
 } from "./roster.ts";
 import type { ConnectionFactory, PoolableConnection } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
@@ -366,6 +367,14 @@ export class Opener<C extends PoolableConnection> {
     // Checked first: a throw here would be an unhandled rejection.
     const bad = unpoolable(conn, this.#roster.entries.has(conn));
     if (bad !== undefined) return this.#failed(opening, bad);
+    // Never chosen, it would stand in for a connection: callers waited
+    // out their timeout for it (NaN), or took it for idle (-1).
+    const uncountable = uncounted(conn);
+    if (uncountable !== undefined) {
+      destroyQuietly(conn, uncountable);
+      conn.closed.then(noop, noop);
+      return this.#failed(opening, uncountable);
+    }
     if (this.#closed && !this.#opening.has(opening)) {
       // Forgotten by drain: poolClosed may have been dispatched.
       conn.closed.then(noop, noop);

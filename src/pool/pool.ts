@@ -27,7 +27,7 @@ import { TypedEventTarget } from "../events.ts";
 import type { PoolEventMap } from "./events.ts";
 import { Housekeeper } from "./housekeeping.ts";
 import { Opener } from "./opening.ts";
-import { type Entry, Roster } from "./roster.ts";
+import { type Entry, Roster, uncounted } from "./roster.ts";
 import { poolStats } from "./stats.ts";
 import type {
   AcquireOptions,
@@ -292,6 +292,13 @@ export class ConnectionPool<C extends PoolableConnection>
     if (this.#state !== OPEN) {
       // Its graceful close lets what is in flight on it finish.
       roster.remove(entry, "poolClosed", undefined, true);
+      return;
+    }
+    // Its inFlight is no count (a custom connection): never chosen, it
+    // would keep the callers waiting for it until their timeout.
+    const uncountable = uncounted(conn);
+    if (uncountable !== undefined) {
+      roster.dropBroken(entry, uncountable);
       return;
     }
     const now = this.#tick.now();

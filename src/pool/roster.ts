@@ -5,8 +5,8 @@
  * @module
  */
 
-import { PoolMisuseError } from "../errors.ts";
-import { asError } from "../errors/base.ts";
+import { InvalidArgumentError, PoolMisuseError } from "../errors.ts";
+import { asError, textOf } from "../errors/base.ts";
 import type { PoolContext } from "./context.ts";
 import type { ConnectionClosedReason } from "./events.ts";
 import type { PoolableConnection } from "./types.ts";
@@ -36,6 +36,48 @@ export interface Entry<C> {
    * unused soon after it opened is a failed open (see opening.ts).
    */
   used: boolean;
+}
+
+/**
+ * Whether `load`, a connection's `inFlight`, counts requests: a number
+ * from 0, finite. A custom connection's may be anything; the choice of a
+ * connection compares it, and NaN or Infinity there made one never chosen.
+ */
+export function isCount(load: unknown): boolean {
+  return typeof load === "number" && load >= 0 && load !== Infinity;
+}
+
+/**
+ * Reads `conn.inFlight` and returns the error for it when it is no count
+ * (or its getter throws), else undefined. Off the request path: as a
+ * connection arrives, and for connections about to be waited for.
+ */
+export function uncounted(
+  conn: PoolableConnection,
+): InvalidArgumentError | undefined {
+  let load: unknown;
+  let cause: unknown;
+  try {
+    load = conn.inFlight;
+    if (isCount(load)) return undefined;
+  } catch (error) {
+    cause = error;
+  }
+  let id: unknown;
+  try {
+    id = conn.id;
+  } catch {
+    id = "(unreadable)";
+  }
+  return new InvalidArgumentError(
+    "options.factory",
+    load,
+    `connection ${textOf(id)}'s inFlight is expected to be a count of ` +
+      `requests (a finite number ≥ 0)${
+        cause === undefined ? "" : " and to be readable"
+      }`,
+    { method: "ConnectionPool", cause },
+  );
 }
 
 /**
@@ -273,6 +315,34 @@ export class Roster<C extends PoolableConnection> {
   }
 
   // ----------------------------------------------------------------- closing
+
+  /**
+   * Drops, as broken, the connections that may be handed out but whose
+   * `inFlight` is no count (see {@linkcode uncounted}): they were never
+   * chosen, and a caller waited for them in vain. Destroyed, with
+   * `connectionClosed` (reason `error`) carrying the error. For a caller
+   * about to wait, never for one served at once.
+   */
+  dropUncounted(): void {
+    const list = this.list;
+    // Backwards, without a copy: a removal moves only entries looked at.
+    // A listener of the removal may change the list: what is gone is skipped.
+    for (let i = list.length - 1; i >= 0; i--) {
+      const entry = list[i];
+      if (entry === undefined || entry.lent || entry.retire !== undefined) {
+        continue;
+      }
+      const error = uncounted(entry.conn);
+      if (error !== undefined) this.dropBroken(entry, error);
+    }
+  }
+
+  /** Lets go of a connection found broken, and destroys it with `error`. */
+  dropBroken(entry: Entry<C>, error: Error): void {
+    // Off the books first, so nothing is handed it while it ends.
+    this.remove(entry, "error", error, false);
+    destroyQuietly(entry.conn, error);
+  }
 
   /** Stops handing a connection out; it closes once idle. */
   retire(entry: Entry<C>, reason: ConnectionClosedReason): void {

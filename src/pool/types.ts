@@ -30,7 +30,14 @@ import type { PoolConfig } from "../config/shapes.ts";
 export interface PoolableConnection {
   /** Unique, assigned by the factory, increasing. */
   readonly id: number;
-  /** Requests currently pending on it (multiplexed use). */
+  /**
+   * Requests currently pending on it (multiplexed use): a finite number
+   * from 0. The pool refuses a connection whose `inFlight` is anything
+   * else as it arrives (a failed open, with `InvalidArgumentError`), and
+   * drops one that turns so later as broken (destroyed, `connectionClosed`
+   * with reason `error`) when it is returned, retiring, or a caller would
+   * wait for it: it could never be chosen.
+   */
   readonly inFlight: number;
   /** False once closing, closed or broken. */
   readonly isOpen: boolean;

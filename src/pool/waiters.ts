@@ -87,6 +87,9 @@ export class Waiters<C extends PoolableConnection> {
       }
       this.queue.push(waiter);
       if (options.ignoreBackoff) this.#probes.add(waiter);
+      // A connection whose inFlight is no count is never chosen: without
+      // this, a caller could wait out its timeout for it.
+      this.#roster.dropUncounted();
       this.#ctx.pump();
     });
   }
