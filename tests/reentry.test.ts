@@ -12,6 +12,7 @@ import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene } from "./support/memory_scene.ts";
+import { setup } from "./support/pool_scene.ts";
 
 const ONE_IDLE = { poolConfig: { minConnections: 1, maxConnections: 1 } };
 
@@ -194,4 +195,29 @@ test("a test node closed while it starts again is closed when close() resolves",
     network.connect({ hostname: "127.0.0.1", port: node.port }),
     { code: "CONNECTION_REFUSED" },
   );
+});
+
+test("a getConnection() from a checkedIn listener queues behind the shared waiter already waiting: the waiter is served first, at once", async () => {
+  const { clock, pool } = setup({ maxConnections: 1 });
+  const conn = await pool.getConnection();
+  const order: string[] = [];
+  const shared = pool.acquireShared({ timeoutMs: 1000 }).then((c) => {
+    order.push("shared waiter");
+    return c;
+  });
+  let again: Promise<unknown> | undefined;
+  pool.addEventListener("checkedIn", () => {
+    again ??= pool.getConnection({ timeoutMs: 1000 }).then((c) => {
+      order.push("listener");
+      return c;
+    });
+  });
+  await clock.advance(1);
+  assert.equal(pool.stats().waiting, 1);
+  pool.returnConnection(conn);
+  await clock.advance(1);
+  assert.deepEqual(order, ["shared waiter", "listener"]);
+  assert.equal(await shared, conn);
+  pool.returnConnection(await again as typeof conn);
+  await pool.close();
 });

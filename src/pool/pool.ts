@@ -206,6 +206,10 @@ export class ConnectionPool<C extends PoolableConnection>
    * Lends a connection for exclusive use: nobody else gets it, for shared
    * use or otherwise, until it is given back with `returnConnection()`.
    *
+   * Served at once only when nobody waits: behind waiters of either kind
+   * it queues, also when called from a listener of the pool's own events
+   * (`checkedIn` comes before the waiters are served).
+   *
    * Prefers a connection with nothing in flight. When every connection has
    * shared requests in flight it opens a new one if the pool may grow, and
    * otherwise lends the least loaded one (its pending requests finish on
@@ -240,8 +244,11 @@ export class ConnectionPool<C extends PoolableConnection>
     const refused = this.#refuse(true, o.signal);
     if (refused !== undefined) return refused;
     if (!this.#filling) this.#startFilling();
-    // Only when nobody queues ahead: an exclusive waiter means nothing is lendable.
-    if (this.#queue.exclusive === 0) {
+    // Only when nobody queues ahead. A waiter of either kind comes first:
+    // a caller that re-enters from a listener (checkedIn, dispatched as a
+    // connection comes back and before the waiters are served) would
+    // otherwise take the connection from under a shared waiter.
+    if (this.#queue.size === 0) {
       const entry = this.#roster.pickExclusive(this.#tick.now());
       if (entry !== undefined) {
         entry.lent = entry.used = true;
