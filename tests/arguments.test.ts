@@ -1008,3 +1008,72 @@ test("a revoked proxy of a function (typeof says function, every call throws a T
     invalid("options.isRetryable"),
   );
 });
+
+test("a clock whose now() throws (a method taken off its object) or reads as no finite number is refused at every door that takes one, naming it", async () => {
+  const timers = {
+    setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms),
+    clearTimeout: (handle: unknown) =>
+      clearTimeout(handle as ReturnType<typeof setTimeout>),
+  };
+  const clocks: [unknown, RegExp][] = [
+    [
+      // A method taken off its object (as `performance.now` is on Node):
+      // called unbound, it throws.
+      { now: new VirtualClock().now, ...timers },
+      /expected a clock whose now\(\) can be called \(it threw /,
+    ],
+    [
+      {
+        now: () => {
+          throw new Error("clock broke");
+        },
+        ...timers,
+      },
+      /it threw clock broke\)/,
+    ],
+    [
+      { now: () => Number.NaN, ...timers },
+      /whose now\(\) returns a finite number of ms \(it returned NaN\)/,
+    ],
+    [
+      { now: () => "12", ...timers },
+      /whose now\(\) returns a finite number of ms \(it returned 12\)/,
+    ],
+  ];
+  const { ConnectionPool } = await import("../src/pool/pool.ts");
+  const { Connection } = await import("../src/connection/connection.ts");
+  for (const [clock, message] of clocks) {
+    assert.throws(
+      () =>
+        new ConnectionPool({
+          address: "127.0.0.1:7000",
+          factory: () => new Promise<never>(() => {}),
+          clock: clock as VirtualClock,
+        }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        e.argument === "options.clock" && message.test(e.message),
+    );
+    await assert.rejects(
+      Connection.connect({
+        adapter: {
+          name: "memory",
+          connect: () => Promise.reject(new Error("unused")),
+          listen: () => Promise.reject(new Error("unused")),
+        },
+        hostname: "127.0.0.1",
+        port: 7000,
+        clock: clock as VirtualClock,
+      }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        e.argument === "options.clock" && message.test(e.message),
+    );
+    assert.throws(
+      () => resolveConfig({ hosts: ["127.0.0.1:7000"], clock: clock as never }),
+      (e: unknown) =>
+        e instanceof ConfigError && e.field === "clock" &&
+        message.test(e.message),
+    );
+  }
+});

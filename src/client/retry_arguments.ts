@@ -7,8 +7,8 @@
 
 import {
   bool,
+  clock,
   func,
-  methods,
   readOptions,
   refuse,
   type Rules,
@@ -22,7 +22,7 @@ const EXECUTE_RULES: Rules = {
   isRetryable: func,
   idempotent: bool,
   signal,
-  clock: methods("now", "setTimeout", "clearTimeout"),
+  clock,
   onRetry: func,
   random: func,
 };

@@ -54,6 +54,7 @@ import { resolveTlsConfig, TLS_POLICY } from "./tls.ts";
 import { rejectUrlsInHosts } from "./url.ts";
 import {
   bool,
+  clock as clockCheck,
   func,
   integer,
   methods,
@@ -220,7 +221,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     clock: optional(
       "clock",
       config.clock,
-      methods("now", "setTimeout", "clearTimeout"),
+      clockCheck,
       systemClock,
     ),
     clientName: optional("clientName", config.clientName, text, "nodewire"),

@@ -203,6 +203,32 @@ export const methods = (...names: string[]): Check =>
     `expected an object with ${names.join(", ")}`,
   );
 
+const clockMethods = methods("now", "setTimeout", "clearTimeout");
+
+/**
+ * A clock: `now`, `setTimeout` and `clearTimeout`, and a `now()` that can
+ * be called and reads as a finite number of ms. Read once here, so that a
+ * method taken off its object (`{ now: performance.now }` throws so on
+ * Node) or one that gives NaN or a string is refused at the door, not
+ * met as a raw TypeError, or a wait that never ends, deep inside.
+ */
+export const clock: Check = (value) => {
+  const problem = clockMethods(value);
+  if (problem !== undefined) return problem;
+  let now: unknown;
+  try {
+    now = (value as { now(): unknown }).now();
+  } catch (error) {
+    return `expected a clock whose now() can be called (it threw ${
+      messageOf(error)
+    })`;
+  }
+  return typeof now === "number" && Number.isFinite(now)
+    ? undefined
+    : `expected a clock whose now() returns a finite number of ms (it ` +
+      `returned ${messageOf(now)})`;
+};
+
 /**
  * `value`, typed, when `check` passes it.
  *

@@ -12,6 +12,7 @@
 
 import {
   bool,
+  clock,
   duration,
   func,
   integer,
@@ -258,7 +259,6 @@ function within(
   limit: TlsSwitchLimit,
   timedOut: () => Error,
 ): Promise<ByteChannel> {
-  const { clock } = limit;
   const given = fieldOf(options, "signal");
   const signal = isInstance(given, AbortSignal)
     ? given as AbortSignal
@@ -268,7 +268,7 @@ function within(
     const finish = (): boolean => {
       if (done) return false;
       done = true;
-      clock.clearTimeout(timer);
+      limit.clock.clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       return true;
     };
@@ -278,7 +278,7 @@ function within(
       reject(error);
     };
     const onAbort = () => giveUp(signal!.reason);
-    const timer = clock.setTimeout(() => giveUp(timedOut()), limit.ms);
+    const timer = limit.clock.setTimeout(() => giveUp(timedOut()), limit.ms);
     let pending: Promise<ByteChannel>;
     try {
       pending = Promise.resolve(channel.startTls!(options));
@@ -315,7 +315,7 @@ export const CONNECT: Record<string, Rule> = {
   timeoutMs: duration,
   requestTimeoutMs: duration,
   maxFrameSize: integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
-  clock: methods("now", "setTimeout", "clearTimeout"),
+  clock,
   clientName: text,
   id: sequence,
   signal,

@@ -8,10 +8,10 @@
 
 import {
   bool,
+  clock,
   duration,
   func,
   is,
-  methods,
   readOptions,
   signal,
 } from "../config/options.ts";
@@ -39,7 +39,7 @@ const POOL = {
   address: hostPort,
   config: () => undefined, // resolvePoolConfig's to check
   factory: func,
-  clock: methods("now", "setTimeout", "clearTimeout"),
+  clock,
   random: func,
   heartbeat: func,
   createTimeoutMs: duration,
