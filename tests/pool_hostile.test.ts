@@ -234,3 +234,56 @@ test("a lent connection returned with an inFlight that is no count is dropped as
   pool.returnConnection(waiting.value!);
   await pool.close();
 });
+
+// ------------------------------------- a connection whose parts throw later
+
+test("a factory's connection that passes the door but throws as the pool takes it in (its closed.then, a second read of isOpen) is a failed open: destroyed, reported, the caller fails at once, nothing unhandled", async () => {
+  const trap = () => {
+    throw new Error("trap");
+  };
+  const shapes: [string, (conn: FakeConnection) => void][] = [
+    ["closed.then throws", (conn) => {
+      Object.defineProperty(conn, "closed", { value: { then: trap } });
+    }],
+    ["isOpen throws when read again", (conn) => {
+      let reads = 0;
+      Object.defineProperty(conn, "isOpen", {
+        get: () => reads++ === 0 ? true : trap(),
+      });
+    }],
+  ];
+  for (const [name, spoil] of shapes) {
+    const seen = await rejectionsDuring(async () => {
+      const clock = new VirtualClock();
+      const made: FakeConnection[] = [];
+      const pool = new ConnectionPool<FakeConnection>({
+        address: ADDRESS,
+        config: { minConnections: 0, maxConnections: 1 },
+        clock,
+        factory: () => {
+          const conn = new FakeConnection();
+          spoil(conn);
+          made.push(conn);
+          return Promise.resolve(conn);
+        },
+      });
+      const failed: unknown[] = [];
+      pool.addEventListener("connectionFailed", (e) => {
+        failed.push(e.detail.error);
+      });
+      const got = watch(pool.getConnection({ timeoutMs: 1000 }));
+      await clock.advance(1);
+      assert.equal(got.done, true, `${name}: no wait`);
+      const error = got.error;
+      assert.ok(error instanceof InvalidArgumentError, `${name}: ${error}`);
+      assert.equal(error.argument, "options.factory");
+      assert.match(error.message, /could not be taken in \(it threw trap\)/);
+      assert.deepEqual(failed, [error]);
+      assert.equal(made[0].destroyed, true, `${name}: destroyed`);
+      assert.equal(pool.stats().open, 0, `${name}: not held`);
+      await pool.close();
+      assert.equal(clock.pendingTimers, 0);
+    });
+    assert.deepEqual(seen, [], name);
+  }
+});

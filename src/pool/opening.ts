@@ -15,7 +15,7 @@ import {
   InvalidArgumentError,
   NodewireError,
 } from "../errors.ts";
-import { asError } from "../errors/base.ts";
+import { asError, messageOf } from "../errors/base.ts";
 import { readRandom } from "../config/options.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
@@ -358,9 +358,34 @@ export class Opener<C extends PoolableConnection> {
       promise = Promise.reject(error);
     }
     opening.settled = promise.then(
-      (conn) => this.#opened(opening, conn),
+      (conn) => this.#takeIn(opening, conn),
       (error) => this.#failed(opening, error),
     );
+  }
+
+  /**
+   * `#opened`, for a connection whose parts may throw past the door's
+   * checks (a custom one: a `closed` whose `then` throws, a getter that
+   * throws when read again). Such a throw was an unhandled rejection, and
+   * the callers waited out their timeout: it is a failed open instead,
+   * the connection let go of and destroyed.
+   */
+  #takeIn(opening: Opening, conn: C): void {
+    try {
+      this.#opened(opening, conn);
+    } catch (cause) {
+      const error = invalid(
+        "factory",
+        conn,
+        `expected a PoolableConnection whose parts can be used; this one ` +
+          `could not be taken in (it threw ${messageOf(cause)})`,
+        cause,
+      );
+      const entry = this.#roster.entries.get(conn);
+      if (entry !== undefined) this.#roster.dropBroken(entry, error);
+      else destroyQuietly(conn, error);
+      this.#failed(opening, error);
+    }
   }
 
   #opened(opening: Opening, conn: C): void {
@@ -533,8 +558,14 @@ function endpointOf(address: string): Endpoint {
   };
 }
 
-function invalid(option: string, value: unknown, expected: string): Error {
+function invalid(
+  option: string,
+  value: unknown,
+  expected: string,
+  cause?: unknown,
+): Error {
   return new InvalidArgumentError(`options.${option}`, value, expected, {
     method: "ConnectionPool",
+    cause,
   });
 }
