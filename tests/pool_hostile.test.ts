@@ -287,3 +287,47 @@ test("a factory's connection that passes the door but throws as the pool takes i
     assert.deepEqual(seen, [], name);
   }
 });
+
+// ---------------------------------------------------------- the pool's events
+
+test("ConnectionPool.addEventListener and removeEventListener refuse an event name the pool never dispatches (a typo heard nothing), a non-listener and bad options with InvalidArgumentError naming them", () => {
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    factory: () => Promise.resolve(new FakeConnection()),
+  });
+  const trap = () => {
+    throw new Error("trap");
+  };
+  for (const method of ["addEventListener", "removeEventListener"] as const) {
+    const call = (...args: unknown[]) =>
+      (pool[method] as (...a: unknown[]) => void)(...args);
+    const refused = (argument: string, message?: RegExp) => (e: unknown) =>
+      e instanceof InvalidArgumentError && e.argument === argument &&
+      e.message.startsWith(`ConnectionPool.${method}: `) &&
+      (message === undefined || message.test(e.message));
+    assert.throws(
+      () => call("checkedin", () => {}),
+      refused("type", /expected an event name: poolCreated, .*checkedIn/),
+    );
+    assert.throws(() => call(Symbol("checkedIn"), () => {}), refused("type"));
+    assert.throws(() => call("retry", () => {}), refused("type"));
+    assert.throws(() => call("checkedIn", "listener"), refused("listener"));
+    assert.throws(() => call("checkedIn", {}), refused("listener"));
+    assert.throws(
+      () => call("checkedIn", () => {}, new Proxy({}, { get: trap })),
+      refused("options.once", /could not be read \(trap\)/),
+    );
+    assert.throws(
+      () => call("checkedIn", () => {}, { capture: "yes" }),
+      refused("options.capture"),
+    );
+  }
+  let heard = 0;
+  const listener = () => heard++;
+  pool.addEventListener("checkedIn", listener, { once: true });
+  assert.equal(pool.hasListeners("checkedIn"), true);
+  pool.removeEventListener("checkedIn", listener);
+  assert.equal(pool.hasListeners("checkedIn"), false);
+  pool.addEventListener("checkedIn", null);
+  assert.equal(heard, 0);
+});

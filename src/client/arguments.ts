@@ -53,6 +53,7 @@ import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import type { InvalidArgumentError } from "../errors.ts";
 import type { ListenerOptions } from "../events.ts";
+import { readListenerArguments as checkListenerArguments } from "../config/listeners.ts";
 import { POOL_EVENT_NAMES, type PoolEventName } from "../pool/events.ts";
 import type { ClientEventMap } from "./events.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
@@ -100,13 +101,6 @@ const CONNECT_RULES: Rules = {
       "options.signal to cancel Client.connect",
   }),
   lazy: bool,
-};
-
-const LISTENER_RULES: Rules = {
-  once: bool,
-  capture: bool,
-  passive: bool,
-  signal,
 };
 
 /**
@@ -457,13 +451,9 @@ const CLIENT_EVENT_NAMES: ReadonlySet<string> = new Set([
 
 /**
  * Checks the arguments of `Client.addEventListener` and
- * `removeEventListener` (`method`): an event name the client dispatches,
- * a function or `handleEvent` object (or `null`, a no-op as for
- * `EventTarget`), and `boolean` or known options (on removal too, so the
- * options given to the add can be given again). Returns the options to
- * go on with: a boolean or `undefined` as given, an object read once into
- * a copy (the event target reads `capture`, `once`, `signal` and
- * `passive` again, and a getter must not be asked twice).
+ * `removeEventListener` (`method`) by the names the client dispatches (its
+ * own and its pools'); see `readListenerArguments` in
+ * `src/config/listeners.ts`, which does the checks.
  *
  * @throws {InvalidArgumentError} naming the bad argument.
  */
@@ -473,33 +463,11 @@ export function readListenerArguments(
   options: unknown,
   method = "Client.addEventListener",
 ): boolean | ListenerOptions | undefined {
-  if (typeof type !== "string" || !CLIENT_EVENT_NAMES.has(type)) {
-    throw refuse(
-      method,
-      "type",
-      type,
-      `expected an event name: ${[...CLIENT_EVENT_NAMES].join(", ")}`,
-    );
-  }
-  let callable: boolean;
-  try {
-    callable = listener === null || isCallable(listener) ||
-      (typeof listener === "object" &&
-        typeof (listener as { handleEvent?: unknown }).handleEvent ===
-          "function");
-  } catch (error) {
-    throw refuse(method, "listener", listener, "could not be read", error);
-  }
-  if (!callable) {
-    throw refuse(
-      method,
-      "listener",
-      listener,
-      typeof listener === "function"
-        ? "could not be read (a revoked proxy of a function?)"
-        : "expected a function or an object with a handleEvent method",
-    );
-  }
-  if (typeof options === "boolean" || options === undefined) return options;
-  return readOptions(method, options, LISTENER_RULES);
+  return checkListenerArguments(
+    method,
+    CLIENT_EVENT_NAMES,
+    type,
+    listener,
+    options,
+  );
 }

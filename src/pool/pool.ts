@@ -23,8 +23,13 @@ import { resolvePoolConfig } from "../config/resolve.ts";
 import { readable } from "../config/validate.ts";
 import { TickClock } from "../tick_clock.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";
-import { TypedEventTarget } from "../events.ts";
-import type { PoolEventMap } from "./events.ts";
+import {
+  type ListenerOptions,
+  TypedEventTarget,
+  type TypedListener,
+} from "../events.ts";
+import { readListenerArguments } from "../config/listeners.ts";
+import { POOL_EVENT_NAMES, type PoolEventMap } from "./events.ts";
 import { Housekeeper } from "./housekeeping.ts";
 import { Opener } from "./opening.ts";
 import { type Entry, Roster, uncounted } from "./roster.ts";
@@ -40,6 +45,8 @@ import type { WaitQueue } from "./wait_queue.ts";
 
 const OPEN = 0;
 const CLOSED = 1;
+/** The names a pool dispatches, for its listeners' door. */
+const POOL_EVENTS: ReadonlySet<string> = new Set(POOL_EVENT_NAMES);
 
 /**
  * The connections to one database node.
@@ -179,6 +186,66 @@ export class ConnectionPool<C extends PoolableConnection>
     );
     // Deferred so that listeners added right after `new` hear it.
     queueMicrotask(() => this.#events.flushCreated());
+  }
+
+  /**
+   * Listens to one of the pool's events (see {@linkcode PoolEventMap}); the
+   * listener's event type follows from the name. Events are only built
+   * once somebody listens.
+   *
+   * @throws {InvalidArgumentError} for a name the pool never dispatches (a
+   *   misspelt one would never be heard), a listener that is no function
+   *   or `handleEvent` object, or bad options, naming which.
+   * @example
+   * ```ts
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
+   * declare const pool: ConnectionPool<PoolableConnection>;
+   * pool.addEventListener("checkedOut", (e) => console.log(e.detail.durationMs));
+   * ```
+   */
+  override addEventListener<K extends keyof PoolEventMap & string>(
+    type: K,
+    listener: TypedListener<PoolEventMap[K]> | null,
+    options?: boolean | ListenerOptions,
+  ): void {
+    // Read once: the event target would read the options again.
+    const read = readListenerArguments(
+      "ConnectionPool.addEventListener",
+      POOL_EVENTS,
+      type,
+      listener,
+      options,
+    );
+    super.addEventListener(type, listener, read);
+  }
+
+  /**
+   * Removes a listener added with the same `type`, `listener` and
+   * `capture`, checking its arguments as `addEventListener` does.
+   *
+   * @throws {InvalidArgumentError} naming the bad argument.
+   * @example
+   * ```ts
+   * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
+   * declare const pool: ConnectionPool<PoolableConnection>;
+   * const onClosed = () => console.log("a connection closed");
+   * pool.addEventListener("connectionClosed", onClosed);
+   * pool.removeEventListener("connectionClosed", onClosed);
+   * ```
+   */
+  override removeEventListener<K extends keyof PoolEventMap & string>(
+    type: K,
+    listener: TypedListener<PoolEventMap[K]> | null,
+    options?: boolean | Pick<ListenerOptions, "capture">,
+  ): void {
+    const read = readListenerArguments(
+      "ConnectionPool.removeEventListener",
+      POOL_EVENTS,
+      type,
+      listener,
+      options,
+    );
+    super.removeEventListener(type, listener, read);
   }
 
   /** Whether `close()` was called. */
