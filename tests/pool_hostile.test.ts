@@ -4,7 +4,11 @@
 // clock throughout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionLostError, InvalidArgumentError } from "../src/errors.ts";
+import {
+  AbortedError,
+  ConnectionLostError,
+  InvalidArgumentError,
+} from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
@@ -330,4 +334,26 @@ test("ConnectionPool.addEventListener and removeEventListener refuse an event na
   assert.equal(pool.hasListeners("checkedIn"), false);
   pool.addEventListener("checkedIn", null);
   assert.equal(heard, 0);
+});
+
+test("a waiter whose AbortSignal's reason cannot be read still fails with AbortedError when it aborts, nothing uncaught", async () => {
+  const { clock, pool } = countingPool();
+  const lent = await pool.getConnection();
+  const controller = new AbortController();
+  Object.defineProperty(controller.signal, "reason", {
+    get() {
+      throw new Error("reason trap");
+    },
+  });
+  const waiting = watch(pool.acquireShared({ signal: controller.signal }));
+  await clock.advance(1);
+  assert.equal(waiting.done, false);
+  // The pool's abort listener runs inside abort(): a throw there would be
+  // reported as uncaught, and the waiter left waiting.
+  controller.abort();
+  await clock.advance(1);
+  assert.ok(waiting.error instanceof AbortedError, String(waiting.error));
+  assert.match(waiting.error.message, /acquireShared\(\) for .* aborted/);
+  pool.returnConnection(lent);
+  await pool.close();
 });

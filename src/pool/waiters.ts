@@ -7,6 +7,7 @@
  */
 
 import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
+import { fieldOf } from "../errors/base.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { TickClock } from "../tick_clock.ts";
 import type { PoolContext } from "./context.ts";
@@ -195,7 +196,9 @@ export class Waiters<C extends PoolableConnection> {
     const what = exclusive ? "getConnection()" : "acquireShared()";
     return new AbortedError(
       `${what} for ${this.#ctx.address} aborted`,
-      signal.reason,
+      // Read in the abort listener: a getter that throws there would be
+      // reported as uncaught and leave the waiter waiting.
+      fieldOf(signal, "reason"),
     );
   }
 
