@@ -357,3 +357,18 @@ test("a waiter whose AbortSignal's reason cannot be read still fails with Aborte
   pool.returnConnection(lent);
   await pool.close();
 });
+
+test("stats() counts only what counts: a shared connection whose inFlight turned NaN adds nothing to inFlight, which stays a number", async () => {
+  const { pool } = countingPool({ maxConnections: 2 });
+  const a = await pool.acquireShared();
+  a.inFlight = 3;
+  const b = await pool.getConnection();
+  b.inFlight = Number.NaN;
+  const stats = pool.stats();
+  assert.equal(stats.inFlight, 3);
+  assert.equal(stats.open, 2);
+  assert.equal(stats.idle, 0);
+  assert.equal(stats.inUse, 1);
+  pool.returnConnection(b);
+  await pool.close();
+});

@@ -6,7 +6,7 @@
  */
 
 import type { Opener } from "./opening.ts";
-import type { Roster } from "./roster.ts";
+import { isCount, type Roster } from "./roster.ts";
 import type { PoolableConnection, PoolStats } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 
@@ -27,7 +27,9 @@ export function poolStats<C extends PoolableConnection>(
   const list = roster.list;
   for (const entry of list) {
     const load = entry.conn.inFlight;
-    inFlight += load;
+    // A custom connection's that is no count (NaN) would make the sum one;
+    // the pool drops such a connection once it is in anyone's way.
+    if (isCount(load)) inFlight += load;
     if (entry.lent) inUse++;
     else if (
       entry.retire === undefined && load === 0 && entry.conn.isOpen
