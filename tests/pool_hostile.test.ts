@@ -372,3 +372,36 @@ test("stats() counts only what counts: a shared connection whose inFlight turned
   pool.returnConnection(b);
   await pool.close();
 });
+
+// ------------------------------- close() and destroy() of another shape
+
+test("a connection whose close() returns no promise (a sync close) is closed, not destroyed at once as if the close had failed", async () => {
+  const clock = new VirtualClock();
+  const made: FakeConnection[] = [];
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1 },
+    clock,
+    factory: () => {
+      const conn = new FakeConnection();
+      // A JavaScript caller's connection: its close() starts a graceful
+      // close (requests in flight finish) and returns nothing.
+      conn.close = function (this: FakeConnection) {
+        this.closeCalls++;
+        this.isOpen = false;
+        clock.setTimeout(() => this.destroy(), 100);
+        return undefined as unknown as Promise<void>;
+      };
+      made.push(conn);
+      return Promise.resolve(conn);
+    },
+  });
+  pool.returnConnection(await pool.getConnection());
+  const closing = watch(pool.close());
+  await clock.advance(0);
+  assert.equal(made[0].closeCalls, 1);
+  assert.equal(made[0].destroyed, false, "its graceful close is let run");
+  await clock.advance(100);
+  assert.equal(closing.done, true);
+  assert.equal(made[0].destroyedWith, undefined);
+});

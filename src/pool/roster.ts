@@ -87,11 +87,18 @@ export function uncounted(
 export function noop(): void {}
 
 /**
- * Closes gracefully; destroys when that fails. Never rejects.
+ * Closes gracefully; destroys when that fails. Never rejects. A close that
+ * returns no promise (a JavaScript caller's synchronous one) is done, as a
+ * heartbeat's answer that is no promise is: taken for a failure, its
+ * connection was destroyed at once, cutting short the requests it let
+ * finish.
  */
 export function closeQuietly(conn: PoolableConnection): Promise<void> {
   try {
-    return conn.close().then(noop, (error) => destroyQuietly(conn, error));
+    return Promise.resolve(conn.close()).then(
+      noop,
+      (error) => destroyQuietly(conn, error),
+    );
   } catch (error) {
     destroyQuietly(conn, error);
     return Promise.resolve();

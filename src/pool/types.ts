@@ -43,7 +43,12 @@ export interface PoolableConnection {
   readonly isOpen: boolean;
   /** Settles, never rejects, when the connection is gone; with the error if it broke. */
   readonly closed: Promise<Error | undefined>;
-  /** Graceful: finishes the requests in flight, then closes. */
+  /**
+   * Graceful: finishes the requests in flight, then closes. The pool waits
+   * for the promise (within `createTimeoutMs`, then destroys); one that
+   * returns nothing is taken as done, and one that rejects or throws is
+   * followed by `destroy()`.
+   */
   close(): Promise<void>;
   /** Immediate. */
   destroy(error?: Error): void;
