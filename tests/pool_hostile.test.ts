@@ -405,3 +405,25 @@ test("a connection whose close() returns no promise (a sync close) is closed, no
   assert.equal(closing.done, true);
   assert.equal(made[0].destroyedWith, undefined);
 });
+
+test("a connection whose destroy() returns a promise that rejects leaves no unhandled rejection", async () => {
+  const seen = await rejectionsDuring(async () => {
+    const { clock, pool, made } = countingPool();
+    for (const conn of [await pool.acquireShared()]) {
+      conn.destroy = function (this: FakeConnection, error?: Error) {
+        FakeConnection.prototype.destroy.call(this, error);
+        return Promise.reject(new Error("async destroy failed")) as never;
+      };
+    }
+    // A failed heartbeat, a failed open, a given-up close destroy; here a
+    // connection found with an inFlight that is no count.
+    made[0].inFlight = Number.NaN;
+    const got = watch(pool.getConnection({ timeoutMs: 100 }));
+    await clock.advance(1);
+    assert.equal(made[0].destroyed, true);
+    assert.equal(got.value, made[1]);
+    pool.returnConnection(got.value!);
+    await pool.close();
+  });
+  assert.deepEqual(seen, []);
+});

@@ -107,11 +107,14 @@ export function closeQuietly(conn: PoolableConnection): Promise<void> {
 
 /**
  * The last resort after a failed close or check: nothing more to do if it
- * throws too.
+ * throws too, or if it returns a promise (an async destroy) that rejects.
  */
 export function destroyQuietly(conn: PoolableConnection, error: unknown): void {
   try {
-    conn.destroy(error instanceof Error ? error : undefined);
+    const result: unknown = conn.destroy(
+      error instanceof Error ? error : undefined,
+    );
+    if (result !== undefined) Promise.resolve(result).then(noop, noop);
   } catch {
     // The connection is unusable either way and already off the books.
   }

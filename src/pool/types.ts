@@ -50,7 +50,7 @@ export interface PoolableConnection {
    * followed by `destroy()`.
    */
   close(): Promise<void>;
-  /** Immediate. */
+  /** Immediate. What it returns is not waited for (a rejection is ignored). */
   destroy(error?: Error): void;
 }
 
