@@ -305,3 +305,30 @@ test("Connection.remoteAddress is undefined, never a throw, when a custom channe
   assert.deepEqual(connection.remoteAddress, { hostname: "::1", port: 7000 });
   connection.destroy();
 });
+
+test("a channel whose close or destroy is async and rejects still lets close() and destroy() end the connection, and the rejection is not left unhandled", async () => {
+  const reported = recordUncaught(true);
+  for (const how of ["close", "destroy"] as const) {
+    const calls: string[] = [];
+    const rejecting = (what: string) => () => {
+      calls.push(what);
+      return Promise.reject(new Error(`async ${what} boom`)) as never;
+    };
+    const clock = new VirtualClock();
+    const connection = new Connection(
+      stubChannel({
+        onData: () => {},
+        close: rejecting("close"),
+        destroy: rejecting("destroy"),
+      }),
+      endpoint,
+      { clock },
+    );
+    if (how === "close") await connection.close();
+    else connection.destroy();
+    await connection.closed;
+    assert.deepEqual(calls, [how]);
+  }
+  await clock0();
+  assert.deepEqual(reported, []);
+});

@@ -59,8 +59,19 @@ export function destroyQuietly(
   reason: unknown,
 ): void {
   try {
-    target.destroy(reason instanceof Error ? reason : undefined);
+    letGo(target.destroy(reason instanceof Error ? reason : undefined));
   } catch {
     // See above.
   }
 }
+
+/**
+ * What a custom channel's `close` or `destroy` returned, which is not
+ * waited for: a promise (an async one) that rejects is let go of quietly,
+ * not left as an unhandled rejection.
+ */
+export function letGo(result: unknown): void {
+  if (result !== undefined) Promise.resolve(result).then(ignore, ignore);
+}
+
+function ignore(): void {}

@@ -14,7 +14,12 @@ import {
   type Endpoint,
 } from "../errors.ts";
 import type { Message } from "../protocol/frame.ts";
-import { destroyQuietly, sayGoodbye, streamClosedError } from "./closing.ts";
+import {
+  destroyQuietly,
+  letGo,
+  sayGoodbye,
+  streamClosedError,
+} from "./closing.ts";
 import type { ConnectionCore } from "./core.ts";
 import { lostError } from "./in_flight.ts";
 import type { RequestRoute } from "./types.ts";
@@ -154,7 +159,7 @@ export class ConnectionLifecycle {
     if (core.writer.congested) destroyQuietly(core.channel, undefined);
     else {
       try {
-        core.channel.close();
+        letGo(core.channel.close());
       } catch {
         // A custom channel's close that throws: the socket may stay open
         // unless destroyed, and the connection has ended all the same.

@@ -16,6 +16,7 @@ import {
   NodewireError,
 } from "../errors.ts";
 import { isInstance, messageOf } from "../errors/base.ts";
+import { letGo } from "../connection/closing.ts";
 import { missingMethod } from "../runtime/contract.ts";
 import type { DatagramChannel } from "../runtime/datagram.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
@@ -70,7 +71,7 @@ function checkDatagramChannel(channel: DatagramChannel): void {
 /** Closes a datagram channel whose close may throw (a custom one's). */
 export function closeQuietly(channel: DatagramChannel): void {
   try {
-    channel.close();
+    letGo(channel.close());
   } catch {
     // Nothing more can be done for it.
   }
