@@ -105,6 +105,9 @@ const writeFaults: Record<string, Partial<ByteChannel>> = {
       throw "write boom";
     },
   },
+  "write is async and rejects": {
+    write: () => Promise.reject(new Error("write boom")) as never,
+  },
   "drained rejects": {
     write: () => false,
     drained: () => Promise.reject(new Error("drain boom")),

@@ -324,7 +324,24 @@ export class FrameWriter {
     } catch (error) {
       return this.#onBroken(error);
     }
-    if (!accepted && !this.#congested) this.#waitForDrain();
+    // One comparison, as `!accepted` was: anything but true is looked at
+    // off the common path.
+    if (accepted !== true) this.#notAccepted(accepted);
+  }
+
+  /**
+   * A write the channel did not answer `true`: congested (`false`, or
+   * another falsy answer, as before), or, from a custom channel, an async
+   * write's promise: taken as accepted, its rejection ends the connection
+   * as a throw does (it was an unhandled rejection, and the requests it
+   * carried waited out their timeouts).
+   */
+  #notAccepted(accepted: unknown): void {
+    if (!accepted) {
+      if (!this.#congested) this.#waitForDrain();
+    } else if (typeof accepted === "object" || typeof accepted === "function") {
+      Promise.resolve(accepted).then(undefined, this.#onBroken);
+    }
   }
 
   /** Holds frames back until the congested channel drains. */
