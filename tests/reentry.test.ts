@@ -221,3 +221,30 @@ test("a getConnection() from a checkedIn listener queues behind the shared waite
   pool.returnConnection(await again as typeof conn);
   await pool.close();
 });
+
+test("a clear() from a connectionCreated listener drops the connection being opened as stale: it does not join the cleared pool", async () => {
+  const { clock, pool, node } = setup({ maxConnections: 2 });
+  const log: string[] = [];
+  for (const type of ["connectionReady", "connectionClosed"] as const) {
+    pool.addEventListener(type, (e) => {
+      const detail = e.detail as { connectionId: number; reason?: string };
+      log.push(`${type} ${detail.connectionId} ${detail.reason ?? ""}`.trim());
+    });
+  }
+  let cleared = false;
+  pool.addEventListener("connectionCreated", () => {
+    if (cleared) return;
+    cleared = true;
+    pool.clear(new Error("node unhealthy"));
+  });
+  const first = pool.acquireShared({ timeoutMs: 1000 }).catch((e) => e);
+  await clock.advance(1);
+  assert.match(String(await first), /was cleared/);
+  assert.deepEqual(log, ["connectionClosed 1 stale"]);
+  assert.equal(pool.stats().open, 0);
+  assert.equal(node.connections[0].closeCalls, 1);
+  // The pool stays usable: the next caller gets a fresh connection.
+  const next = await pool.acquireShared({ timeoutMs: 1000 });
+  assert.equal(next.id, 2);
+  await pool.close();
+});

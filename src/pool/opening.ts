@@ -414,7 +414,6 @@ export class Opener<C extends PoolableConnection> {
       destroyQuietly(conn, random);
       return this.#failed(opening, random);
     }
-    this.#opening.delete(opening);
     this.#totalCreated++;
     const ctx = this.#ctx;
     if (ctx.target.hasListeners("connectionCreated")) {
@@ -423,6 +422,10 @@ export class Opener<C extends PoolableConnection> {
         connectionId: conn.id,
       });
     }
+    // Still an open in progress while its listeners run: a clear() or
+    // close() from one of them aborts it, and it is dropped below as stale
+    // instead of joining the pool it was cleared from.
+    this.#opening.delete(opening);
     // Delivered although no longer wanted: the factory ignored the abort.
     if (opening.controller.signal.aborted) {
       this.#roster.discard(conn, this.#closed ? "poolClosed" : "stale");
