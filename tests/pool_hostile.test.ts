@@ -102,6 +102,29 @@ test("close() gives up on an idle connection whose close() never settles after c
   assert.deepEqual(seen, []);
 });
 
+test("close() does not cut short a close whose connection still has requests in flight (each bounded by its own timeout): the bound runs from when it was last seen with none", async () => {
+  const { clock, pool, made } = stuckPool({ connectionTimeoutMs: 2000 });
+  const conn = await pool.acquireShared();
+  conn.inFlight = 1; // a request with a long timeout of its own
+  const closing = watch(pool.close());
+  await clock.advance(2000);
+  assert.equal(made[0].destroyed, false, "busy: its close is waited for");
+  await clock.advance(5000);
+  assert.equal(made[0].destroyed, false);
+  conn.inFlight = 0; // the request finished; the close still hangs
+  // Looked at every 2000 ms, last seen busy at 6000: given up at 8000.
+  await clock.advance(999);
+  assert.equal(closing.done, false);
+  await clock.advance(1);
+  assert.equal(closing.done, true);
+  assert.equal(made[0].destroyed, true);
+  assert.match(
+    String(made[0].destroyedWith?.message),
+    /its close\(\) did not settle within 2000 ms with nothing in flight/,
+  );
+  assert.equal(clock.pendingTimers, 0);
+});
+
 test("close() bounds the close of a lent connection returned after it by createTimeoutMs from the return, and waits for the holder until then", async () => {
   const clock = new VirtualClock();
   const made: StuckClose[] = [];

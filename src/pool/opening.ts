@@ -296,13 +296,15 @@ export class Opener<C extends PoolableConnection> {
   /**
    * Waits until the opens `close` aborted have settled, for at most
    * {@linkcode ABORTED_OPEN_GRACE_MS}, then until every close in progress
-   * has, for at most `createTimeoutMs` (a close may take as long as an
-   * open may; the client's pools get its `timeoutMs` + 1 s, past a
-   * request's own timeout). An open still going after that is forgotten:
-   * what it delivers is closed unannounced, as no event may follow
-   * `poolClosed`. A close still going is given up: its connection is
-   * destroyed with a `ConnectionLostError` saying so (a custom
-   * connection's `close()` may never settle).
+   * has. An open still going after that is forgotten: what it delivers is
+   * closed unannounced, as no event may follow `poolClosed`. A close is
+   * waited for while its connection has requests in flight (each has a
+   * timeout of its own), and then `createTimeoutMs` more at most (as long
+   * as an open may take; the client's pools: its `timeoutMs` + 1 s): one
+   * still going is given up, its connection destroyed with a
+   * `ConnectionLostError` saying so (a custom connection's `close()` may
+   * never settle). The connections are looked at only when a close is
+   * due, so one seen busy then gets the whole bound again.
    */
   async drain(): Promise<void> {
     if (this.#opening.size > 0) {
@@ -312,19 +314,18 @@ export class Opener<C extends PoolableConnection> {
     }
     const roster = this.#roster;
     const limitMs = this.#createTimeoutMs;
-    const deadline = this.#clock.now() + limitMs;
-    while (roster.closing > 0) {
-      const left = deadline - this.#clock.now();
-      if (left > 0 && await this.#within(left, Promise.all(roster.closes()))) {
-        continue;
-      }
-      roster.abandonCloses(
-        new ConnectionLostError(
-          endpointOf(this.#ctx.address),
-          `its close() did not settle within ${limitMs} ms of the pool's ` +
-            `close(); destroyed`,
-        ),
+    const overdue = () =>
+      new ConnectionLostError(
+        endpointOf(this.#ctx.address),
+        `its close() did not settle within ${limitMs} ms with nothing in ` +
+          `flight; destroyed`,
       );
+    while (roster.closing > 0) {
+      const now = this.#clock.now();
+      const next = roster.overdueCloses(now, limitMs, overdue);
+      if (roster.closing > 0) {
+        await this.#within(next - now, Promise.all(roster.closes()));
+      }
     }
   }
 

@@ -504,11 +504,12 @@ export class ConnectionPool<C extends PoolableConnection>
    * A connection lent by `getConnection()` stays with its holder and is
    * closed when returned, or when it closes on its own (`destroy()` it to
    * end a holder's work; `connections()` still lists it). Resolves once
-   * every connection is closed, or given up on: a close that has not
-   * settled `createTimeoutMs` after the pool started waiting for it (a
-   * custom connection's may never settle) has its connection destroyed
-   * with a {@linkcode ConnectionLostError} saying so, and is waited for no
-   * more. Calling it again returns the same promise.
+   * every connection is closed, or given up on: a close still unsettled
+   * `createTimeoutMs` after its connection was last seen with requests in
+   * flight (a custom connection's may never settle) has its connection
+   * destroyed with a {@linkcode ConnectionLostError} saying so, and is
+   * waited for no more; requests in flight, each bounded by its own
+   * timeout, are let finish. Calling it again returns the same promise.
    *
    * @example
    * ```ts

@@ -80,6 +80,23 @@ export function uncounted(
   );
 }
 
+/** A close the pool started and waits for. */
+interface Closing<C> {
+  readonly conn: C;
+  /** Since when it has not been seen with requests in flight. */
+  quietSince: number;
+}
+
+/** Whether `conn` says it has requests in flight; no throw. */
+function hasWork(conn: PoolableConnection): boolean {
+  try {
+    const load = conn.inFlight;
+    return isCount(load) && load > 0;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Does nothing; a rejection handler for promises whose outcome is handled
  * elsewhere.
@@ -142,7 +159,7 @@ export class Roster<C extends PoolableConnection> {
   /** Held connections that may still be handed out (neither retiring nor removed). */
   #live = 0;
   /** Closes started by the pool that have not settled, and their connections. */
-  #closing = new Map<Promise<void>, C>();
+  #closing = new Map<Promise<void>, Closing<C>>();
   /** Lent connections a closing pool waits for, and what ends that wait. */
   #letGo = new Map<Entry<C>, () => void>();
   #totalClosed = 0;
@@ -178,14 +195,26 @@ export class Roster<C extends PoolableConnection> {
   }
 
   /**
-   * Stops waiting for the closes in progress: each connection is destroyed
-   * with `error` (a custom connection's close may never settle), and what
-   * its close does later is handled quietly, as before.
+   * Gives up on the closes in progress whose connection has gone `limitMs`,
+   * at `now`, without being seen with requests in flight: each is destroyed
+   * with `error()` (a custom connection's close may never settle) and no
+   * longer waited for; what its close does later is handled quietly. A
+   * connection seen busy is left to finish (each request has a timeout of
+   * its own). Returns when to look again.
    */
-  abandonCloses(error: Error): void {
-    const closing = [...this.#closing.values()];
-    this.#closing.clear();
-    for (const conn of closing) destroyQuietly(conn, error);
+  overdueCloses(now: number, limitMs: number, error: () => Error): number {
+    let next = Infinity;
+    for (const [closing, record] of [...this.#closing]) {
+      if (hasWork(record.conn)) record.quietSince = now;
+      const due = record.quietSince + limitMs;
+      if (now < due) {
+        next = Math.min(next, due);
+        continue;
+      }
+      this.#closing.delete(closing);
+      destroyQuietly(record.conn, error());
+    }
+    return next;
   }
 
   /**
@@ -470,7 +499,7 @@ export class Roster<C extends PoolableConnection> {
   }
 
   #track(conn: C, closing: Promise<void>): void {
-    this.#closing.set(closing, conn);
+    this.#closing.set(closing, { conn, quietSince: this.#ctx.clock.now() });
     closing.then(() => this.#closing.delete(closing));
   }
 }

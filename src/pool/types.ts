@@ -116,8 +116,8 @@ export interface ConnectionPoolOptions<C extends PoolableConnection> {
    * delivers later is closed. Default `connectionTimeoutMs`, as long as a
    * caller waits (HikariCP bounds a connect so). The client gives its
    * pools `timeoutMs` + 1 s, so a connect's own timeout comes first.
-   * `close()` waits as long for the connections' closes, then destroys
-   * those whose close has not settled.
+   * `close()` gives a connection's close as long once it has nothing in
+   * flight, then destroys it.
    */
   createTimeoutMs?: number;
 }
