@@ -450,3 +450,128 @@ test("a connection whose destroy() returns a promise that rejects leaves no unha
   });
   assert.deepEqual(seen, []);
 });
+
+// ------------------------------------------------ everything at once
+
+test("whatever a custom factory's connections and the callers do (closes that hang, breaks, inFlight of any value, clear, close midway, heartbeats that hang or fail, refused opens), every call settles with an SDK error or a connection, close() resolves, no timer is left and nothing is unhandled", async () => {
+  const { fc } = await import("./support/fc.ts");
+  const { NodewireError } = await import("../src/errors.ts");
+  const index = fc.nat(5);
+  const op = fc.oneof(
+    fc.record({ k: fc.constant("get"), t: fc.integer({ min: 0, max: 300 }) }),
+    fc.record({ k: fc.constant("share"), t: fc.integer({ min: 0, max: 300 }) }),
+    fc.record({ k: fc.constant("return"), i: index }),
+    fc.record({
+      k: fc.constant("load"),
+      i: index,
+      v: fc.constantFrom(0, 1, 5, 200, Number.NaN, -1, Infinity),
+    }),
+    fc.record({ k: fc.constant("break"), i: index }),
+    fc.record({ k: fc.constant("hang"), i: index }),
+    fc.record({ k: fc.constant("clear") }),
+    fc.record({ k: fc.constant("close") }),
+    fc.record({
+      k: fc.constant("beat"),
+      v: fc.constantFrom("ok", "hang", "reject", "throw", "value"),
+    }),
+    fc.record({
+      k: fc.constant("advance"),
+      t: fc.integer({ min: 0, max: 2000 }),
+    }),
+  );
+  const seen = await rejectionsDuring(async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(op, { maxLength: 30 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 3 }),
+        async (ops, refuse, min) => {
+          const clock = new VirtualClock();
+          const made: StuckClose[] = [];
+          const hanging = new Set<StuckClose>();
+          let beat = "ok";
+          let calls = 0;
+          const pool = new ConnectionPool<StuckClose>({
+            address: ADDRESS,
+            config: {
+              minConnections: min,
+              maxConnections: 3,
+              connectionTimeoutMs: 500,
+              idleTimeoutMs: 1000,
+              maxLifetimeMs: 5000,
+              heartbeatIntervalMs: 300,
+              multiplexThreshold: 4,
+            },
+            clock,
+            random: () => 0.5,
+            heartbeat: () => {
+              if (beat === "hang") return new Promise(() => {});
+              if (beat === "reject") return Promise.reject(new Error("beat"));
+              if (beat === "throw") throw new Error("beat");
+              return beat === "value" ? 5 as never : Promise.resolve();
+            },
+            factory: () => {
+              if (refuse && ++calls % 3 === 0) {
+                return Promise.reject(new Error("refused"));
+              }
+              // Closes at once unless told to hang (StuckClose's close).
+              const conn = new StuckClose();
+              const hang = conn.close.bind(conn);
+              conn.close = () =>
+                hanging.has(conn)
+                  ? hang()
+                  : FakeConnection.prototype.close.call(conn);
+              made.push(conn);
+              return Promise.resolve(conn);
+            },
+          });
+          const lent: StuckClose[] = [];
+          const bad: string[] = [];
+          const follow = (promise: Promise<StuckClose>, exclusive: boolean) =>
+            promise.then((conn) => {
+              if (exclusive) lent.push(conn);
+            }, (error) => {
+              if (!(error instanceof NodewireError)) {
+                if (error?.message !== "refused") bad.push(String(error));
+              }
+            });
+          const pick = (i: number) => made[i % Math.max(1, made.length)];
+          for (const o of ops) {
+            if (o.k === "get") {
+              follow(pool.getConnection({ timeoutMs: o.t }), true);
+            } else if (o.k === "share") {
+              follow(pool.acquireShared({ timeoutMs: o.t }), false);
+            } else if (o.k === "return") {
+              const conn = lent.splice(o.i % Math.max(1, lent.length), 1)[0];
+              if (conn) pool.returnConnection(conn);
+            } else if (o.k === "load") {
+              if (pick(o.i)) pick(o.i).inFlight = o.v;
+            } else if (o.k === "break") pick(o.i)?.break();
+            else if (o.k === "hang") {
+              if (pick(o.i)) hanging.add(pick(o.i));
+            } else if (o.k === "clear") pool.clear(new Error("unhealthy"));
+            else if (o.k === "close") {
+              pool.close().catch((e) => bad.push(`close rejected ${e}`));
+            } else if (o.k === "beat") beat = o.v;
+            else await clock.advance(o.t);
+          }
+          // The callers' requests finish and they give back what they hold.
+          for (const conn of made) conn.inFlight = 0;
+          for (let round = 0; round < 5; round++) {
+            await clock.advance(0);
+            for (const conn of lent.splice(0)) pool.returnConnection(conn);
+          }
+          const closing = watch(pool.close());
+          await clock.advance(10_000);
+          if (!closing.done) bad.push("close() did not resolve");
+          if (clock.pendingTimers !== 0) {
+            bad.push(`${clock.pendingTimers} timers left`);
+          }
+          assert.deepEqual(bad, []);
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+  assert.deepEqual(seen, []);
+});
