@@ -248,3 +248,31 @@ test("a clear() from a connectionCreated listener drops the connection being ope
   assert.equal(next.id, 2);
   await pool.close();
 });
+
+test("a getConnection() from a checkedIn listener while an exclusive caller waits: the returned connection goes to the waiter, and the listener's caller waits its turn; it is never lent twice", async () => {
+  const { clock, pool } = setup({ maxConnections: 1 });
+  const conn = await pool.getConnection();
+  const holders: string[] = [];
+  const waiter = pool.getConnection({ timeoutMs: 1000 }).then((c) => {
+    holders.push("waiter");
+    return c;
+  });
+  let again: Promise<unknown> | undefined;
+  pool.addEventListener("checkedIn", () => {
+    again ??= pool.getConnection({ timeoutMs: 1000 }).then((c) => {
+      holders.push("listener");
+      return c;
+    }, (e) => e);
+  });
+  await clock.advance(1);
+  pool.returnConnection(conn);
+  await clock.advance(1);
+  assert.deepEqual(holders, ["waiter"], "lent once, to the oldest waiter");
+  assert.equal(pool.stats().inUse, 1);
+  assert.equal(pool.stats().waiting, 1);
+  pool.returnConnection(await waiter);
+  await clock.advance(1);
+  assert.deepEqual(holders, ["waiter", "listener"]);
+  pool.returnConnection(await again as typeof conn);
+  await pool.close();
+});

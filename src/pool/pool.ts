@@ -354,6 +354,10 @@ export class ConnectionPool<C extends PoolableConnection>
         address: this.address,
         connectionId: conn.id,
       });
+      // A listener's own call (getConnection, which serves the waiters)
+      // may have lent it already: handed over again below, it was lent
+      // twice.
+      if (entry.lent) return;
     }
     if (entry.removed) {
       this.#entries.delete(conn);
