@@ -5,6 +5,7 @@
 // in-memory network.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { fc } from "./support/fc.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -12,7 +13,7 @@ import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene } from "./support/memory_scene.ts";
-import { setup } from "./support/pool_scene.ts";
+import { type NodeConnection, setup } from "./support/pool_scene.ts";
 
 const ONE_IDLE = { poolConfig: { minConnections: 1, maxConnections: 1 } };
 
@@ -275,4 +276,78 @@ test("a getConnection() from a checkedIn listener while an exclusive caller wait
   assert.deepEqual(holders, ["waiter", "listener"]);
   pool.returnConnection(await again as typeof conn);
   await pool.close();
+});
+
+test("exclusive callers are served in the order they asked, and no connection is lent to two at once, whatever the returns, the loads and the listeners that ask again from checkedIn", async () => {
+  type Step = { k: string; i?: number; t?: number; v?: string | number };
+  const step: fc.Arbitrary<Step> = fc.oneof(
+    fc.constant({ k: "get" }),
+    fc.constant({ k: "share" }),
+    fc.record({ k: fc.constant("return"), i: fc.nat(5) }),
+    fc.record({
+      k: fc.constant("advance"),
+      t: fc.integer({ min: 0, max: 50 }),
+    }),
+    fc.record({
+      k: fc.constant("reenter"),
+      v: fc.constantFrom("get", "share"),
+    }),
+    fc.record({ k: fc.constant("load"), i: fc.nat(3), v: fc.nat(3) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(
+      fc.array(step, { maxLength: 40 }),
+      fc.integer({ min: 1, max: 3 }),
+      async (steps, max) => {
+        const { clock, pool, node } = setup({
+          maxConnections: max,
+          connectionTimeoutMs: 1_000_000,
+          multiplexThreshold: 2,
+        });
+        const served: number[] = [];
+        const lent: NodeConnection[] = [];
+        const twice: string[] = [];
+        let asked = 0;
+        let reenter = "none";
+        const ask = (exclusive: boolean) => {
+          const id = asked++;
+          const call = exclusive ? pool.getConnection() : pool.acquireShared();
+          call.then((conn) => {
+            if (!exclusive) return;
+            if (lent.includes(conn)) twice.push(`connection ${conn.id}`);
+            served.push(id);
+            lent.push(conn);
+          }, () => {});
+        };
+        pool.addEventListener("checkedIn", () => {
+          if (reenter === "none") return;
+          const again = reenter;
+          reenter = "none";
+          ask(again === "get");
+        });
+        for (const s of steps) {
+          if (s.k === "get" || s.k === "share") ask(s.k === "get");
+          else if (s.k === "return") {
+            const conn = lent.splice(s.i! % Math.max(1, lent.length), 1)[0];
+            if (conn) pool.returnConnection(conn);
+          } else if (s.k === "advance") await clock.advance(s.t!);
+          else if (s.k === "reenter") reenter = s.v as string;
+          else {
+            const conn = node.connections[s.i! % node.connections.length];
+            if (conn) conn.inFlight = s.v as number;
+          }
+        }
+        await clock.advance(0);
+        assert.deepEqual(twice, []);
+        assert.deepEqual(served, [...served].sort((a, b) => a - b));
+        for (const conn of node.connections) conn.inFlight = 0;
+        for (let round = 0; round < 5; round++) {
+          await clock.advance(0);
+          for (const conn of lent.splice(0)) pool.returnConnection(conn);
+        }
+        await pool.close();
+      },
+    ),
+    { numRuns: 300 },
+  );
 });
