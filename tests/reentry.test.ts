@@ -348,6 +348,6 @@ test("exclusive callers are served in the order they asked, and no connection is
         await pool.close();
       },
     ),
-    { numRuns: 300 },
+    { numRuns: 100 },
   );
 });
