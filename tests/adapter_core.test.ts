@@ -96,3 +96,28 @@ test("a ConnectionManager built with good arguments and options still closes cle
   await manager.close();
   assert.equal((config.clock as VirtualClock).pendingTimers, 0);
 });
+
+test("ConnectionManager.addEventListener and removeEventListener refuse a name the manager never dispatches, a non-listener and bad options, naming them", () => {
+  const manager = new ConnectionManager(resolved(), network);
+  for (const name of ["addEventListener", "removeEventListener"] as const) {
+    const call = (...args: unknown[]) =>
+      (manager[name] as (...a: unknown[]) => void)(...args);
+    const at = `ConnectionManager.${name}`;
+    assert.throws(
+      () => call("nodeHealthchanged", () => {}),
+      invalid(at, "type"),
+    );
+    // A pool's event: the manager does not dispatch it (the client does).
+    assert.throws(() => call("checkedOut", () => {}), invalid(at, "type"));
+    assert.throws(() => call("nodeAdded", 5), invalid(at, "listener"));
+    assert.throws(
+      () => call("nodeAdded", () => {}, { once: "yes" }),
+      invalid(at, "options.once"),
+    );
+  }
+  const listener = () => {};
+  manager.addEventListener("nodeHealthChanged", listener);
+  assert.equal(manager.hasListeners("nodeHealthChanged"), true);
+  manager.removeEventListener("nodeHealthChanged", listener);
+  assert.equal(manager.hasListeners("nodeHealthChanged"), false);
+});

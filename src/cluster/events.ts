@@ -152,3 +152,17 @@ export interface ManagerEventMap {
   /** A node removed at run time (`removeNode`) is gone: its pool is closed. */
   nodeRemoved: NodeMembershipEvent;
 }
+
+// Typed as a record so that an event added to the map without being added
+// here fails to compile.
+const MANAGER_EVENTS: Record<keyof ManagerEventMap, true> = {
+  nodeHealthChanged: true,
+  protocolSelected: true,
+  nodeAdded: true,
+  nodeRemoved: true,
+};
+
+/** The names a manager dispatches, for its listeners' door. */
+export const MANAGER_EVENT_NAMES: ReadonlySet<string> = new Set(
+  Object.keys(MANAGER_EVENTS),
+);

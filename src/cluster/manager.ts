@@ -20,7 +20,12 @@ import {
   NodeUnhealthyError,
   NoHealthyNodesError,
 } from "../errors.ts";
-import { TypedEventTarget } from "../events.ts";
+import {
+  type ListenerOptions,
+  TypedEventTarget,
+  type TypedListener,
+} from "../events.ts";
+import { readListenerArguments } from "../config/listeners.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
@@ -37,6 +42,7 @@ import {
   firstConnectWaitMs,
 } from "./first_connect.ts";
 import {
+  MANAGER_EVENT_NAMES,
   type ManagerEventMap,
   NodeHealthEvent,
   NodeMembershipEvent,
@@ -178,6 +184,71 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     );
     this.#panicBelow = config.panicThreshold * nodes.length;
     if (config.logger) logManagerEvents(config.logger, this);
+  }
+
+  /**
+   * Listens to one of the manager's events (see {@linkcode ManagerEventMap});
+   * the listener's event type follows from the name.
+   *
+   * @throws {InvalidArgumentError} for a name the manager never dispatches
+   *   (a misspelt one would never be heard; pool events are the pools' and
+   *   the client's), a listener that is no function or `handleEvent`
+   *   object, or bad options, naming which.
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * manager.addEventListener("nodeHealthChanged", (e) => console.log(e.detail.healthy));
+   * ```
+   */
+  override addEventListener<K extends keyof ManagerEventMap & string>(
+    type: K,
+    listener: TypedListener<ManagerEventMap[K]> | null,
+    options?: boolean | ListenerOptions,
+  ): void {
+    super.addEventListener(
+      type,
+      listener,
+      readListenerArguments(
+        "ConnectionManager.addEventListener",
+        MANAGER_EVENT_NAMES,
+        type,
+        listener,
+        options,
+      ),
+    );
+  }
+
+  /**
+   * Removes a listener added with the same `type`, `listener` and
+   * `capture`, checking its arguments as `addEventListener` does.
+   *
+   * @throws {InvalidArgumentError} naming the bad argument.
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * const onAdded = () => console.log("a node joined");
+   * manager.addEventListener("nodeAdded", onAdded);
+   * manager.removeEventListener("nodeAdded", onAdded);
+   * ```
+   */
+  override removeEventListener<K extends keyof ManagerEventMap & string>(
+    type: K,
+    listener: TypedListener<ManagerEventMap[K]> | null,
+    options?: boolean | Pick<ListenerOptions, "capture">,
+  ): void {
+    super.removeEventListener(
+      type,
+      listener,
+      readListenerArguments(
+        "ConnectionManager.removeEventListener",
+        MANAGER_EVENT_NAMES,
+        type,
+        listener,
+        options,
+      ),
+    );
   }
 
   /**
