@@ -1,6 +1,9 @@
 // A pool over connections a custom factory made, which keep no promise the
-// SDK's own Connection keeps: a close() that never settles, an inFlight
-// that is no count. The pool must still end, lend and count sanely. Virtual
+// SDK's own Connection keeps: a close() that never settles, returns nothing
+// or an async destroy() that rejects, an inFlight that is no count, parts
+// that throw once taken in. The pool must still end, lend and count sanely,
+// with nothing unhandled. Also the pool's own doors for hostile callers:
+// its listeners' arguments, an AbortSignal whose reason throws. Virtual
 // clock throughout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
