@@ -630,6 +630,7 @@ test("a connection past its lifetime is no longer handed out, and closes only on
   assert.equal(old.closeCalls, 0, "never mid-request");
   assert.equal(pool.stats().open, 2, "replaced to keep the minimum");
   assert.equal((await pool.acquireShared()).id, 2);
+  await clock.advance(0); // the shared caller's turn to send on it
   assert.equal((await pool.getConnection()).id, 2);
   old.inFlight = 0;
   await clock.advance(1000);
@@ -692,6 +693,7 @@ test("a connection whose isOpen turned false is never handed out", async () => {
   await clock.advance(0);
   node.conn(1).isOpen = false; // closing; `closed` has not settled yet
   assert.equal((await pool.acquireShared()).id, 2);
+  await clock.advance(0); // the shared caller's turn to send on it
   assert.equal((await pool.getConnection()).id, 2);
   await clock.advance(0);
   assert.equal(pool.stats().open, 2, "replaced");

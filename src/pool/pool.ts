@@ -282,6 +282,12 @@ export class ConnectionPool<C extends PoolableConnection>
    * otherwise lends the least loaded one (its pending requests finish on
    * it; no new shared request is sent on it).
    *
+   * A connection `acquireShared()` has just handed out is not lent before
+   * the event loop's next task, so that its caller sends on it first (it
+   * does when its promise's continuation runs): a caller that would have
+   * had it waits that one turn (another idle connection, if any, is lent
+   * at once), then is served by the rules above.
+   *
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
    * @throws {AbortedError} (rejects) when `signal` aborts first.
@@ -396,7 +402,7 @@ export class ConnectionPool<C extends PoolableConnection>
     this.#keeper.wakeForHeartbeat(now);
     // The oldest waiter wants a connection to itself and this one is free:
     // hand it over directly instead of scanning the queue and the pool.
-    if (!this.#pumping && conn.inFlight === 0) {
+    if (!this.#pumping && conn.inFlight === 0 && !entry.promised) {
       const head = this.#queue.peek();
       if (head !== undefined && head.exclusive) {
         this.#waiters.grant(head, entry);
@@ -416,6 +422,10 @@ export class ConnectionPool<C extends PoolableConnection>
    * more is opened in the background so load spreads. When there
    * is no usable connection at all, the caller waits in the same FIFO queue
    * as `getConnection()`, with the same timeout.
+   *
+   * The connection it resolves with is not lent by `getConnection()` before
+   * the event loop's next task, so a caller that sends on it as soon as it
+   * has it never sends on a lent connection.
    *
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
@@ -441,9 +451,15 @@ export class ConnectionPool<C extends PoolableConnection>
     const refused = this.#refuse(false, o.signal);
     if (refused !== undefined) return refused;
     const conn = this.#takeShared();
-    return conn === undefined
-      ? this.#waiters.wait(false, o)
-      : Promise.resolve(conn);
+    if (conn === undefined) return this.#waiters.wait(false, o);
+    // Its caller sends once its continuation runs: a getConnection() in
+    // between (right after this call, or from a checkedIn listener while
+    // an exclusive caller waits) must not be lent it before that.
+    const entry = this.#entries.get(conn);
+    // Gone already if a checkedOut listener closed the pool or the
+    // connection: nothing to lend then.
+    if (entry !== undefined) this.#waiters.turns.mark(entry);
+    return Promise.resolve(conn);
   }
 
   /**
@@ -538,6 +554,7 @@ export class ConnectionPool<C extends PoolableConnection>
       });
     this.#state = CLOSED;
     this.#keeper.stop();
+    this.#waiters.turns.stop();
     const error = new PoolClosedError(this.address, "closed");
     this.#opener.close(error);
     this.#waiters.failAll(error, "poolClosed");

@@ -22,6 +22,11 @@ export interface Entry<C> {
   lastUsedAt: number;
   /** Lent exclusively. */
   lent: boolean;
+  /**
+   * Handed to a shared caller that has not sent on it yet: not lent until
+   * its turn is over (see shared_turn.ts).
+   */
+  promised: boolean;
   /** Set once it must not be handed out again; it closes as soon as it is idle. */
   retire: ConnectionClosedReason | undefined;
   /** Last time it answered a heartbeat, or the one in flight started (or it opened). */
@@ -229,6 +234,7 @@ export class Roster<C extends PoolableConnection> {
       checkedAt: now,
       probing: false,
       lent: false,
+      promised: false,
       retire: undefined,
       removed: false,
       used: false,
@@ -260,12 +266,34 @@ export class Roster<C extends PoolableConnection> {
   /**
    * What an exclusive caller gets now: an idle connection; else a busy one
    * only when waiting could not bring a fresh one (no open in progress and
-   * none allowed now), since exclusive work is better off alone.
+   * none allowed now), since exclusive work is better off alone. Never one
+   * just handed to a shared caller that has not sent yet (`promised`):
+   * then another idle one, or nothing until that caller's turn is over.
    */
   pickExclusive(now: number): Entry<C> | undefined {
     const entry = this.leastLoaded(now);
-    if (entry === undefined || entry.conn.inFlight === 0) return entry;
+    if (entry === undefined) return undefined;
+    if (entry.promised) return this.#idleUnpromised(now);
+    if (entry.conn.inFlight === 0) return entry;
     return this.#ctx.wouldOpen() ? undefined : entry;
+  }
+
+  /**
+   * An idle usable connection not `promised`, within its limits at `now`.
+   * Off the request path: only while a shared caller's turn is pending.
+   */
+  #idleUnpromised(now: number): Entry<C> | undefined {
+    for (const entry of this.list) {
+      if (entry.lent || entry.promised || entry.retire !== undefined) continue;
+      const conn = entry.conn;
+      if (!conn.isOpen || conn.inFlight !== 0 || now >= entry.expiresAt) {
+        continue;
+      }
+      if (now < entry.lastUsedAt + this.#idleMs || this.#live <= this.#min) {
+        return entry;
+      }
+    }
+    return undefined;
   }
 
   /**

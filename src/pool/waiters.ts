@@ -18,6 +18,7 @@ import type {
 } from "./events.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import type { Entry, Roster } from "./roster.ts";
+import { SharedTurns } from "./shared_turn.ts";
 import type { AcquireOptions, PoolableConnection } from "./types.ts";
 import { type Waiter, WaitQueue } from "./wait_queue.ts";
 
@@ -30,6 +31,8 @@ import { type Waiter, WaitQueue } from "./wait_queue.ts";
 export class Waiters<C extends PoolableConnection> {
   /** The callers waiting, oldest first. */
   readonly queue: WaitQueue<C> = new WaitQueue<C>();
+  /** Connections handed to shared callers that have not sent yet. */
+  readonly turns: SharedTurns<C>;
 
   readonly #ctx: PoolContext;
   /** Read on every wait and grant, so held here rather than through `#ctx`. */
@@ -50,6 +53,7 @@ export class Waiters<C extends PoolableConnection> {
     this.#target = ctx.target;
     this.#roster = roster;
     this.#keeper = keeper;
+    this.turns = new SharedTurns<C>(ctx);
   }
 
   /** How many waiters asked to `ignoreBackoff`. */
@@ -99,7 +103,8 @@ export class Waiters<C extends PoolableConnection> {
    * Serves waiters oldest first. Exclusive waiters are served strictly in
    * order; a shared waiter is served whenever any usable connection exists,
    * even behind a blocked exclusive waiter, because sharing takes nothing
-   * away from it.
+   * away from it. A connection handed to a shared waiter is not lent until
+   * that waiter has had its turn to send (see {@linkcode SharedTurns}).
    */
   serve(): void {
     const queue = this.queue;
@@ -133,7 +138,12 @@ export class Waiters<C extends PoolableConnection> {
     this.settle(waiter);
     entry.used = true;
     if (waiter.exclusive) entry.lent = true;
-    else entry.lastUsedAt = this.#ctx.clock.now();
+    else {
+      entry.lastUsedAt = this.#ctx.clock.now();
+      // Its caller sends once its continuation runs: an exclusive waiter
+      // further down this same pass must not be lent it before that.
+      this.turns.mark(entry);
+    }
     this.checkedOut(entry, waiter.exclusive ? "exclusive" : "shared", waiter);
     waiter.resolve(entry.conn);
   }
