@@ -178,6 +178,36 @@ test("lend: getConnection() right after acquireShared() resolved with the idle c
   await pool.close();
 });
 
+for (const via of ["tryAcquireShared", "acquireShared"] as const) {
+  test(`lend: a checkedOut listener's getConnection() is not lent the connection ${via}() is handing out`, async () => {
+    const { clock, pool, violations, deliver } = scene({ maxConnections: 1 });
+    const warm = exclusiveCaller(pool);
+    deliver();
+    await settle(clock, () => warm.conn !== undefined);
+    pool.returnConnection(warm.conn!);
+    let listener: { conn?: Wire; error?: unknown } | undefined;
+    pool.addEventListener("checkedOut", (event) => {
+      if (event.detail.mode === "shared" && listener === undefined) {
+        listener = exclusiveCaller(pool);
+      }
+    });
+    if (via === "tryAcquireShared") {
+      const conn = pool.tryAcquireShared();
+      assert.ok(conn);
+      conn.sendShared("the tryAcquireShared() caller");
+    } else {
+      const shared = sharedCaller(pool, "the acquireShared() caller");
+      await settle(clock, () => shared.conn !== undefined);
+    }
+    await settle(clock, () => listener?.conn !== undefined);
+    assert.deepEqual(violations, []);
+    assert.ok(listener?.conn, "the listener's caller is served");
+    assert.equal(clock.now(), 0, "nobody waited out a timeout");
+    pool.returnConnection(listener.conn);
+    await pool.close();
+  });
+}
+
 test("lend: a pool closed while an exclusive caller waits for a shared holder's turn clears the turn's timer and fails the caller", async () => {
   const { clock, pool, deliver } = scene({ maxConnections: 1 });
   const shared = sharedCaller(pool, "the shared caller");
@@ -208,7 +238,9 @@ test("lend: a pool closed while an exclusive caller waits for a shared holder's 
 type Step =
   | { kind: "shared"; holdMs: number }
   | { kind: "exclusive"; holdMs: number }
+  | { kind: "try"; holdMs: number }
   | { kind: "listener" }
+  | { kind: "outListener" }
   | { kind: "advance"; ms: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -220,11 +252,16 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     kind: "exclusive",
     holdMs,
   })),
+  fc.integer({ min: 0, max: 30 }).map((holdMs): Step => ({
+    kind: "try",
+    holdMs,
+  })),
   fc.constant<Step>({ kind: "listener" }),
+  fc.constant<Step>({ kind: "outListener" }),
   fc.integer({ min: 0, max: 20 }).map((ms): Step => ({ kind: "advance", ms })),
 );
 
-test("lend: property: whatever mix of shared and exclusive callers, returns, opens and checkedIn listeners, no shared request is sent on a lent connection, and every caller is served", async () => {
+test("lend: property: whatever mix of shared and exclusive callers, returns, opens and checkedIn and checkedOut listeners, no shared request is sent on a lent connection, and every caller is served", async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.array(step, { minLength: 1, maxLength: 25 }),
@@ -252,22 +289,43 @@ test("lend: property: whatever mix of shared and exclusive callers, returns, ope
             clock.setTimeout(() => conn.inFlight--, holdMs);
           }, (error) => failures.push(error));
         };
+        const exclusive = (holdMs: number) => {
+          callers++;
+          pool.getConnection().then((conn) => {
+            served++;
+            held++;
+            clock.setTimeout(() => {
+              held--;
+              pool.returnConnection(conn);
+            }, holdMs);
+          }, (error) => failures.push(error));
+        };
         for (const [i, s] of steps.entries()) {
           switch (s.kind) {
             case "shared":
               shared(`shared caller ${i}`, s.holdMs);
               break;
             case "exclusive":
-              callers++;
-              pool.getConnection().then((conn) => {
-                served++;
-                held++;
-                clock.setTimeout(() => {
-                  held--;
-                  pool.returnConnection(conn);
-                }, s.holdMs);
-              }, (error) => failures.push(error));
+              exclusive(s.holdMs);
               break;
+            case "try": {
+              // Sends at once, as the request path does.
+              const conn = pool.tryAcquireShared();
+              if (conn !== undefined) {
+                conn.sendShared(`tryAcquireShared caller ${i}`);
+                clock.setTimeout(() => conn.inFlight--, s.holdMs);
+              }
+              break;
+            }
+            case "outListener": {
+              const onShared = (event: { detail: { mode: string } }) => {
+                if (event.detail.mode !== "shared") return;
+                pool.removeEventListener("checkedOut", onShared);
+                exclusive(5);
+              };
+              pool.addEventListener("checkedOut", onShared);
+              break;
+            }
             case "listener":
               pool.addEventListener(
                 "checkedIn",

@@ -284,9 +284,11 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * A connection `acquireShared()` has just handed out is not lent before
    * the event loop's next task, so that its caller sends on it first (it
-   * does when its promise's continuation runs): a caller that would have
-   * had it waits that one turn (another idle connection, if any, is lent
-   * at once), then is served by the rules above.
+   * does when its promise's continuation runs); nor is the one
+   * `tryAcquireShared()` is handing out to a `checkedOut` listener's call.
+   * A caller that would have had it waits that one turn (another idle
+   * connection, if any, is lent at once), then is served by the rules
+   * above.
    *
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
@@ -614,6 +616,9 @@ export class ConnectionPool<C extends PoolableConnection>
       this.#opener.grow(now);
     }
     if (this.hasListeners("checkedOut")) {
+      // A listener's getConnection() must not be lent what this caller is
+      // about to send on. Only with listeners: the request path pays nothing.
+      this.#waiters.turns.mark(entry);
       this.#waiters.checkedOut(entry, "shared", undefined);
     }
     return entry.conn;

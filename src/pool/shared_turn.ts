@@ -27,8 +27,10 @@ import type { Entry } from "./roster.ts";
  * must not see the process exit under it. `close()` clears it.
  *
  * One timer for all of them, armed only by a hand-out to a shared caller
- * that had to go through a promise (`tryAcquireShared()`, whose caller
- * sends at once, never marks), so the request path pays nothing.
+ * that had to go through a promise, or one a `checkedOut` listener hears
+ * of (it may call `getConnection()` before the caller has the
+ * connection); `tryAcquireShared()` with nobody listening never marks, so
+ * the request path pays nothing.
  */
 export class SharedTurns<C> {
   readonly #ctx: PoolContext;
