@@ -15,6 +15,8 @@ import type { PoolConfig } from "../src/config/shapes.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { PoolClosedError } from "../src/errors.ts";
 import { runtimeGlobals as g } from "./helpers.ts";
+import { memoryScene } from "./support/memory_scene.ts";
+import { ops, replyText } from "../testing/ops.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
 
 const ADDRESS = "10.0.0.1:7000";
@@ -233,6 +235,34 @@ test("lend: a pool closed while an exclusive caller waits for a shared holder's 
   assert.ok(exclusive.error instanceof PoolClosedError, "the caller fails");
   assert.equal(exclusive.conn, undefined);
   assert.equal(clock.pendingTimers, 0, "no pool timer left behind");
+});
+
+test("lend: a client's burst of requests and a withConnection() queued while the first connection opens: the lent connection carries none of the burst", async () => {
+  await memoryScene(1, {
+    poolConfig: { minConnections: 0, maxConnections: 2, idleTimeoutMs: 1000 },
+  }, async ({ client, clock }) => {
+    await client.request(ops.echo("warm"));
+    await clock.advance(2000); // the connection idles out: none is open
+    const burst = Array.from(
+      { length: 5 },
+      () => client.request(ops.sleep(10, "x")),
+    );
+    let inFlight: number | undefined;
+    const work = client.withConnection((connection) => {
+      inFlight = connection.inFlight;
+      return Promise.resolve();
+    });
+    for (let i = 0; i < 20 && inFlight === undefined; i++) {
+      await clock.advance(0);
+    }
+    assert.equal(inFlight, 0, "no request of the burst on the lent connection");
+    await clock.advance(10);
+    assert.deepEqual(
+      (await Promise.all(burst)).map((reply) => replyText(reply)),
+      ["x", "x", "x", "x", "x"],
+    );
+    await work;
+  });
 });
 
 type Step =
