@@ -64,15 +64,26 @@ function scene(
     },
     clock,
     random: () => 0.5,
-    factory: () =>
-      new Promise<Wire>((resolve) => {
+    // Heeds its signal, so that close() does not wait out its grace for
+    // an open the test never lets finish.
+    factory: (signal) =>
+      new Promise<Wire>((resolve, reject) => {
+        let timer: unknown;
         const open = () => {
+          signal.removeEventListener("abort", onAbort);
           const wire = new Wire(nextId++, violations);
           wires.push(wire);
           resolve(wire);
         };
+        const onAbort = () => {
+          clock.clearTimeout(timer);
+          const i = pending.indexOf(open);
+          if (i >= 0) pending.splice(i, 1);
+          reject(signal.reason);
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
         if (connectMs === undefined) pending.push(open);
-        else clock.setTimeout(open, connectMs());
+        else timer = clock.setTimeout(open, connectMs());
       }),
   });
   const byId = (id: number) => wires.find((w) => w.id === id)!;
