@@ -39,9 +39,9 @@ import {
   type Rules,
   signal,
   text,
+  unknownName,
 } from "../config/options.ts";
 import {
-  inheritedNames,
   isAbortSignal,
   isCallable,
   isDuration,
@@ -201,16 +201,8 @@ function readRequestOptions(
     if (hedge !== undefined && typeof hedge !== "boolean") return undefined;
     if (signal !== undefined && !isAbortSignal(signal)) return undefined;
     // An unknown name is most likely a misspelt one, silently ignored
-    // otherwise. `for...in` walks the names without building an array.
-    for (const key in options) {
-      if (!isRequestOption(key)) return undefined;
-    }
-    // And a class's getters, which for...in does not see (none, and no
-    // array, for a plain object: one prototype read).
-    const inherited = inheritedNames(options);
-    for (let i = 0; i < inherited.length; i++) {
-      if (!isRequestOption(inherited[i])) return undefined;
-    }
+    // otherwise; a class's getters count (no array for a plain object).
+    if (unknownName(options, REQUEST_RULES) !== undefined) return undefined;
     return {
       timeoutMs,
       signal,
@@ -221,12 +213,6 @@ function readRequestOptions(
   } catch {
     return undefined; // a getter or a proxy's trap threw
   }
-}
-
-/** Whether `key` names an option of `Client.request`. */
-function isRequestOption(key: string): boolean {
-  return key === "timeoutMs" || key === "idempotent" || key === "signal" ||
-    key === "retry" || key === "hedge";
 }
 
 /**

@@ -106,7 +106,10 @@ export function optionsError(
  * find it: own or inherited and enumerable, or a class's getter
  * ({@linkcode inheritedNames}; only looked for past a plain object).
  */
-function unknownName(options: object, rules: Rules): string | undefined {
+export function unknownName(
+  options: object,
+  rules: Rules,
+): string | undefined {
   // `in`, not Object.keys: no array per call for a pool's acquire.
   for (const key in options) {
     if (!Object.hasOwn(rules, key)) return key;

@@ -9,7 +9,7 @@
  */
 
 import { ConnectionLostError, type Endpoint } from "../errors.ts";
-import { isInstance, messageOf } from "../errors/base.ts";
+import { isInstance, letGo, messageOf } from "../errors/base.ts";
 import { MessageType } from "../protocol/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 
@@ -64,14 +64,3 @@ export function destroyQuietly(
     // See above.
   }
 }
-
-/**
- * What a custom channel's `close` or `destroy` returned, which is not
- * waited for: a promise (an async one) that rejects is let go of quietly,
- * not left as an unhandled rejection.
- */
-export function letGo(result: unknown): void {
-  if (result !== undefined) Promise.resolve(result).then(ignore, ignore);
-}
-
-function ignore(): void {}

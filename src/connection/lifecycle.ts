@@ -13,13 +13,9 @@ import {
   type ConnectionLostError,
   type Endpoint,
 } from "../errors.ts";
+import { letGo } from "../errors/base.ts";
 import type { Message } from "../protocol/frame.ts";
-import {
-  destroyQuietly,
-  letGo,
-  sayGoodbye,
-  streamClosedError,
-} from "./closing.ts";
+import { destroyQuietly, sayGoodbye, streamClosedError } from "./closing.ts";
 import type { ConnectionCore } from "./core.ts";
 import { lostError } from "./in_flight.ts";
 import type { RequestRoute } from "./types.ts";

@@ -436,3 +436,15 @@ export function nodewireErrorOf(
     });
   }
 }
+
+/**
+ * What a foreign object's method returned that nobody waits for (a custom
+ * channel's or connection's `close` or `destroy`): a promise, from an
+ * async one, that rejects is let go of quietly, not left as an unhandled
+ * rejection.
+ */
+export function letGo(result: unknown): void {
+  if (result !== undefined) Promise.resolve(result).then(ignore, ignore);
+}
+
+function ignore(): void {}

@@ -16,7 +16,7 @@ import {
   NodewireError,
 } from "../errors.ts";
 import { isInstance, messageOf } from "../errors/base.ts";
-import { letGo } from "../connection/closing.ts";
+import { letGo } from "../errors/base.ts";
 import { missingMethod } from "../runtime/contract.ts";
 import type { DatagramChannel } from "../runtime/datagram.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";

@@ -329,16 +329,15 @@ export class Opener<C extends PoolableConnection> {
     }
   }
 
-  /** Whether `promise` settled within `ms` on the pool's clock. */
-  async #within(ms: number, promise: Promise<unknown>): Promise<boolean> {
+  /** Waits for `promise` to settle, or `ms` on the pool's clock, whichever comes first. */
+  async #within(ms: number, promise: Promise<unknown>): Promise<void> {
     const clock = this.#clock;
     let timer: TimerHandle | undefined;
-    const settled = await new Promise<boolean>((wake) => {
-      promise.then(() => wake(true), () => wake(true));
-      timer = clock.setTimeout(() => wake(false), ms);
+    await new Promise<void>((wake) => {
+      promise.then(() => wake(), () => wake());
+      timer = clock.setTimeout(wake, ms);
     });
     clock.clearTimeout(timer!);
-    return settled;
   }
 
   #start(now: number): void {

@@ -6,7 +6,7 @@
  */
 
 import { InvalidArgumentError, PoolMisuseError } from "../errors.ts";
-import { asError, textOf } from "../errors/base.ts";
+import { asError, letGo, textOf } from "../errors/base.ts";
 import type { PoolContext } from "./context.ts";
 import type { ConnectionClosedReason } from "./events.ts";
 import type { PoolableConnection } from "./types.ts";
@@ -133,10 +133,7 @@ export function closeQuietly(conn: PoolableConnection): Promise<void> {
  */
 export function destroyQuietly(conn: PoolableConnection, error: unknown): void {
   try {
-    const result: unknown = conn.destroy(
-      error instanceof Error ? error : undefined,
-    );
-    if (result !== undefined) Promise.resolve(result).then(noop, noop);
+    letGo(conn.destroy(error instanceof Error ? error : undefined));
   } catch {
     // The connection is unusable either way and already off the books.
   }
@@ -438,14 +435,14 @@ export class Roster<C extends PoolableConnection> {
     if (index >= 0) this.list.splice(index, 1);
     if (!entry.lent) this.entries.delete(entry.conn);
     this.#totalClosed++;
-    const letGo = this.#letGo.get(entry);
+    const release = this.#letGo.get(entry);
     if (initiate) this.#track(entry.conn, closeQuietly(entry.conn));
-    else if (letGo !== undefined) {
+    else if (release !== undefined) {
       // Closing on its own: a closing pool waits for it as for its own
       // closes, within the same bound.
       this.#track(entry.conn, entry.conn.closed.then(noop, noop));
     }
-    letGo?.();
+    release?.();
     const ctx = this.#ctx;
     ctx.pumpSoon();
     if (ctx.target.hasListeners("connectionClosed")) {
