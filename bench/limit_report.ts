@@ -28,7 +28,7 @@ import {
   QUICK,
   sizeLabel,
 } from "./harness.ts";
-import type { CellFigures } from "./limit.bench.ts";
+import type { CellFigures } from "./limit_measure.ts";
 import { type Runtime, RUNTIMES } from "./scale/results.ts";
 import { type Chart, type Series, svgDocument } from "./scale/svg.ts";
 
