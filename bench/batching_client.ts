@@ -14,9 +14,10 @@
  * floor of `Client.requestMany`'s shape: what the wire and the runtime
  * carry once each reply is an object of its own (the bench's `floor`).
  *
- * With raw_client.ts (the promise-per-request baseline) and the sockets
- * under both (`raw_socket.ts`), this is the one place outside
- * `src/runtime/` allowed to touch runtime sockets (`Deno.connect`,
+ * With raw_client.ts (the promise-per-request baseline, with its
+ * per-runtime raw_client_deno.ts, raw_client_bun.ts and raw_client_node.ts)
+ * and the sockets under this one (`raw_socket.ts`), this is the one place
+ * outside `src/runtime/` allowed to touch runtime sockets (`Deno.connect`,
  * `Bun.connect`, `node:net`): a baseline that went through the SDK would
  * measure the SDK against itself. One write is in flight at a time, so the
  * slab is only rewritten once the runtime is done with it; frames owed

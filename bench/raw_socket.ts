@@ -4,7 +4,9 @@
  * straight on each runtime's own API. (`raw_client.ts` keeps its own,
  * since it also upgrades to each runtime's TLS for the TLS ceiling.)
  *
- * These three files are the one place outside `src/runtime/` allowed to
+ * These files (this one, `batching_client.ts`, and `raw_client.ts` with
+ * its per-runtime `raw_client_deno.ts`, `raw_client_bun.ts` and
+ * `raw_client_node.ts`) are the one place outside `src/runtime/` allowed to
  * touch runtime sockets (`Deno.connect`, `Bun.connect`, `node:net`): a
  * baseline that went through the SDK's adapters would measure them against
  * themselves. It is deliberately bare: no validation, no timers, no error
