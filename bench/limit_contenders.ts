@@ -85,10 +85,15 @@ function awaitingRound(
         reply = await send(payload);
       } catch {
         failed++; // a lost UDP datagram, or a broken run
+        // The clock is read on failures too: a round whose every request
+        // fails (each at its timeout) must still end on time, not after
+        // `count` of them.
+        if (now() > deadline) stop = true;
         continue;
       }
       if (reply.byteLength !== expect) {
         failed++;
+        if (now() > deadline) stop = true;
         continue;
       }
       completed++;
