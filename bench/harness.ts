@@ -140,6 +140,13 @@ export function sizeLabel(bytes: number): string {
     : `${bytes} B`;
 }
 
+/** A markdown table, the first column left-aligned and the rest right. */
+export function table(headers: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  const align = headers.map((_, i) => (i === 0 ? "---" : "---:"));
+  return [line(headers), line(align), ...rows.map(line)].join("\n");
+}
+
 /** Prints rows as a left/right aligned text table (numbers right). */
 export function printTable(
   headers: readonly string[],

@@ -93,10 +93,3 @@ export function versusTcp(run: LimitRun, section: "udp" | "tls") {
   const other = cell(run, section, `client ${section}`);
   return { tcp, other, ratio: ratio(other, tcp) };
 }
-
-/** A markdown table, the first column left-aligned and the rest right. */
-export function table(headers: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  const align = headers.map((_, i) => (i === 0 ? "---" : "---:"));
-  return [line(headers), line(align), ...rows.map(line)].join("\n");
-}

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { int, orDash, percent, sizeLabel } from "./harness.ts";
+import { int, orDash, percent, sizeLabel, table } from "./harness.ts";
 import {
   BASELINE,
   type Cell,
@@ -17,7 +17,6 @@ import {
   type LimitRun,
   ofBaseline,
   ratio,
-  table,
   versusTcp,
 } from "./limit_report_figures.ts";
 

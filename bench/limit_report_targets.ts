@@ -6,12 +6,11 @@
  * @module
  */
 
-import { fixed, percent } from "./harness.ts";
+import { fixed, percent, table } from "./harness.ts";
 import {
   cell,
   type LimitRun,
   ratio,
-  table,
   versusTcp,
 } from "./limit_report_figures.ts";
 

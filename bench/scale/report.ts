@@ -19,9 +19,9 @@
  */
 
 import { writeFileSync } from "node:fs";
-import { QUICK } from "../harness.ts";
+import { QUICK, table } from "../harness.ts";
 import { charts } from "./report_charts.ts";
-import { type InFlightData, section, table } from "./report_data.ts";
+import { type InFlightData, section } from "./report_data.ts";
 import { notes } from "./report_notes.ts";
 import {
   cpuTable,

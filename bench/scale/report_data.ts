@@ -84,13 +84,6 @@ export function section<T>(r: RuntimeResults, name: string): T | undefined {
   return r.sections[name]?.data as T | undefined;
 }
 
-/** A markdown table. */
-export function table(headers: string[], rows: string[][]): string {
-  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
-  const align = headers.map((_, i) => (i === 0 ? "---" : "---:"));
-  return [line(headers), line(align), ...rows.map(line)].join("\n");
-}
-
 /** Bytes as `1,234 B` or `12.3 KiB`; "-" when not measured. */
 export const bytes = (n: number | undefined) =>
   n === undefined || !Number.isFinite(n)

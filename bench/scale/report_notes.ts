@@ -34,9 +34,9 @@ request holds ${
 (${
         per((r) => bytes(memory(r)?.inFlight.benchThen))
       }): the promise and its resolve function (a failure settles through it
-too, so no reject closure is kept: \`src/resolve_only.ts\`), a one-field
-sink, the connection's eight-field pending record with its deadline links,
-and one slot of the connection's sequence ring (\`src/pending_table.ts\`,
+too, so no reject closure is kept: \`src/connection/resolve_only.ts\`), a one-field
+sink, the connection's six-field pending record (its deadline among them),
+and one slot of the connection's sequence ring (\`src/connection/pending_table.ts\`,
 where a \`Map\` entry cost about 37 B). Through \`Client.request\` it holds
 ${
         per((r) => bytes(memory(r)?.inFlight.client.js))
@@ -79,9 +79,8 @@ vs 10,000 in flight: ${
 keeps ${
         per((r) => bytes(memory(r)?.idle.externalPerConnection))
       }. The frame writer's slab starts at 1 KiB and grows with the traffic
-(\`src/protocol/frame_writer.ts\`); what remains on Deno is the adapter's
-64 KiB read buffer, kept because reading into a reused large buffer is what
-makes Deno's reads fast (\`src/runtime/deno.ts\`).`,
+(\`src/connection/frame_writer.ts\`); the rest is what the runtime's socket
+keeps (\`src/runtime/\`).`,
     );
   }
   // A cost per request that at 100,000 failing at once is several times
@@ -110,7 +109,7 @@ whole batch was rejected. Measured on Deno alone: 20,000 / 40,000 such
 rejections take 1.5 / 7.2 s, the same with a synchronous \`throw\` in the
 callback 0.12 / 0.37 s. Throwing synchronously when no retry will follow,
 or attaching the handler in the same microtask, keeps it flat
-(\`src/client.ts\`).`,
+(\`src/client/request_path.ts\`).`,
     );
   }
   const connect = (r: RuntimeResults, n: number) =>

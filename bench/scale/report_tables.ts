@@ -6,7 +6,7 @@
  * @module
  */
 
-import { fixed, int } from "../harness.ts";
+import { fixed, int, table } from "../harness.ts";
 import {
   bytes,
   type InFlightData,
@@ -15,7 +15,6 @@ import {
   type RealNodesData,
   section,
   type SimulatedData,
-  table,
 } from "./report_data.ts";
 import type { RuntimeResults } from "./results.ts";
 
