@@ -10,7 +10,9 @@ import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import type { PoolContext } from "./context.ts";
 import { asError } from "../errors/base.ts";
-import { type Entry, type Roster, uncounted } from "./roster.ts";
+import type { Entry } from "./entry.ts";
+import { uncounted } from "./load.ts";
+import type { Roster } from "./roster.ts";
 import type { PoolableConnection } from "./types.ts";
 
 /**

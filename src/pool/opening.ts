@@ -19,14 +19,10 @@ import { asError, messageOf } from "../errors/base.ts";
 import { readRandom } from "../config/options.ts";
 import type { PoolContext } from "./context.ts";
 import type { Housekeeper } from "./housekeeping.ts";
-import {
-  closeQuietly,
-  destroyQuietly,
-  type Entry,
-  noop,
-  type Roster,
-  uncounted,
-} from "./roster.ts";
+import type { Entry } from "./entry.ts";
+import { uncounted } from "./load.ts";
+import { closeQuietly, destroyQuietly, noop } from "./quiet_close.ts";
+import type { Roster } from "./roster.ts";
 import type { ConnectionFactory, PoolableConnection } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 import type { Waiters } from "./waiters.ts";

@@ -32,7 +32,9 @@ import { readListenerArguments } from "../config/listeners.ts";
 import { POOL_EVENT_NAMES, type PoolEventMap } from "./events.ts";
 import { Housekeeper } from "./housekeeping.ts";
 import { Opener } from "./opening.ts";
-import { type Entry, Roster, uncounted } from "./roster.ts";
+import type { Entry } from "./entry.ts";
+import { uncounted } from "./load.ts";
+import { Roster } from "./roster.ts";
 import { poolStats } from "./stats.ts";
 import type {
   AcquireOptions,

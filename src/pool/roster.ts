@@ -1,142 +1,25 @@
 /**
- * The connections one pool holds: their records, the choice of one for a
- * request, and letting them go.
+ * The connections one pool holds: the list of their records (the record
+ * itself is entry.ts), the choice of one for a request, and letting them
+ * go.
  *
  * @module
  */
 
-import { InvalidArgumentError, PoolMisuseError } from "../errors.ts";
-import { asError, letGo, textOf } from "../errors/base.ts";
+import { PoolMisuseError } from "../errors.ts";
+import { asError } from "../errors/base.ts";
 import type { PoolContext } from "./context.ts";
+import type { Entry } from "./entry.ts";
 import type { ConnectionClosedReason } from "./events.ts";
+import { hasWork, uncounted } from "./load.ts";
+import { closeQuietly, destroyQuietly, noop } from "./quiet_close.ts";
 import type { PoolableConnection } from "./types.ts";
-
-/**
- * A connection the pool holds, with its bookkeeping.
- */
-export interface Entry<C> {
-  readonly conn: C;
-  /** When it retires; `Infinity` without a lifetime. */
-  readonly expiresAt: number;
-  /** Last time it was handed out, given back, or seen busy. */
-  lastUsedAt: number;
-  /** Lent exclusively. */
-  lent: boolean;
-  /**
-   * Handed to a shared caller that has not sent on it yet: not lent until
-   * its turn is over (see shared_turn.ts).
-   */
-  promised: boolean;
-  /** Set once it must not be handed out again; it closes as soon as it is idle. */
-  retire: ConnectionClosedReason | undefined;
-  /** Last time it answered a heartbeat, or the one in flight started (or it opened). */
-  checkedAt: number;
-  /** A heartbeat is in flight on it. */
-  probing: boolean;
-  /** No longer held (closed or broken); kept in the map only while lent. */
-  removed: boolean;
-  /**
-   * Handed out at least once: a connection that breaks then has served
-   * (its requests get their own errors and retries); one that breaks
-   * unused soon after it opened is a failed open (see opening.ts).
-   */
-  used: boolean;
-}
-
-/**
- * Whether `load`, a connection's `inFlight`, counts requests: a number
- * from 0, finite. A custom connection's may be anything; the choice of a
- * connection compares it, and NaN or Infinity there made one never chosen.
- */
-export function isCount(load: unknown): boolean {
-  return typeof load === "number" && load >= 0 && load !== Infinity;
-}
-
-/**
- * Reads `conn.inFlight` and returns the error for it when it is no count
- * (or its getter throws), else undefined. Off the request path: as a
- * connection arrives, and for connections about to be waited for.
- */
-export function uncounted(
-  conn: PoolableConnection,
-): InvalidArgumentError | undefined {
-  let load: unknown;
-  let cause: unknown;
-  try {
-    load = conn.inFlight;
-    if (isCount(load)) return undefined;
-  } catch (error) {
-    cause = error;
-  }
-  let id: unknown;
-  try {
-    id = conn.id;
-  } catch {
-    id = "(unreadable)";
-  }
-  return new InvalidArgumentError(
-    "options.factory",
-    load,
-    `connection ${textOf(id)}'s inFlight is expected to be a count of ` +
-      `requests (a finite number ≥ 0)${
-        cause === undefined ? "" : " and to be readable"
-      }`,
-    { method: "ConnectionPool", cause },
-  );
-}
 
 /** A close the pool started and waits for. */
 interface Closing<C> {
   readonly conn: C;
   /** Since when it has not been seen with requests in flight. */
   quietSince: number;
-}
-
-/** Whether `conn` says it has requests in flight; no throw. */
-function hasWork(conn: PoolableConnection): boolean {
-  try {
-    const load = conn.inFlight;
-    return isCount(load) && load > 0;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Does nothing; a rejection handler for promises whose outcome is handled
- * elsewhere.
- */
-export function noop(): void {}
-
-/**
- * Closes gracefully; destroys when that fails. Never rejects. A close that
- * returns no promise (a JavaScript caller's synchronous one) is done, as a
- * heartbeat's answer that is no promise is: taken for a failure, its
- * connection was destroyed at once, cutting short the requests it let
- * finish.
- */
-export function closeQuietly(conn: PoolableConnection): Promise<void> {
-  try {
-    return Promise.resolve(conn.close()).then(
-      noop,
-      (error) => destroyQuietly(conn, error),
-    );
-  } catch (error) {
-    destroyQuietly(conn, error);
-    return Promise.resolve();
-  }
-}
-
-/**
- * The last resort after a failed close or check: nothing more to do if it
- * throws too, or if it returns a promise (an async destroy) that rejects.
- */
-export function destroyQuietly(conn: PoolableConnection, error: unknown): void {
-  try {
-    letGo(conn.destroy(error instanceof Error ? error : undefined));
-  } catch {
-    // The connection is unusable either way and already off the books.
-  }
 }
 
 /**

@@ -6,7 +6,7 @@
  */
 
 import type { PoolContext } from "./context.ts";
-import type { Entry } from "./roster.ts";
+import type { Entry } from "./entry.ts";
 
 /**
  * The connections handed to shared callers (`acquireShared()`) whose turn

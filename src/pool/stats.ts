@@ -6,7 +6,8 @@
  */
 
 import type { Opener } from "./opening.ts";
-import { isCount, type Roster } from "./roster.ts";
+import { isCount } from "./load.ts";
+import type { Roster } from "./roster.ts";
 import type { PoolableConnection, PoolStats } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 

@@ -17,7 +17,8 @@ import type {
   PoolEventMap,
 } from "./events.ts";
 import type { Housekeeper } from "./housekeeping.ts";
-import type { Entry, Roster } from "./roster.ts";
+import type { Entry } from "./entry.ts";
+import type { Roster } from "./roster.ts";
 import { SharedTurns } from "./shared_turn.ts";
 import type { AcquireOptions, PoolableConnection } from "./types.ts";
 import { type Waiter, WaitQueue } from "./wait_queue.ts";
