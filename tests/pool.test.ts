@@ -9,7 +9,7 @@ import {
   PoolTimeoutError,
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
-import { YOUNG_DEATH_MS } from "../src/pool/opening.ts";
+import { YOUNG_DEATH_MS } from "../src/pool/open_backoff.ts";
 import type { PoolEvent, PoolEventDetailMap } from "../src/pool/events.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import {

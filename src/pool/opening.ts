@@ -6,45 +6,32 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import {
   ConnectionLostError,
   ConnectTimeoutError,
-  type Endpoint,
-  InvalidArgumentError,
   NodewireError,
 } from "../errors.ts";
-import { asError, messageOf } from "../errors/base.ts";
+import { asError } from "../errors/base.ts";
 import { readRandom } from "../config/options.ts";
 import type { PoolContext } from "./context.ts";
+import { dropUntakable, refusal } from "./delivery.ts";
+import { drainPool } from "./drain.ts";
+import { endpointOf } from "./endpoint.ts";
 import type { Housekeeper } from "./housekeeping.ts";
 import type { Entry } from "./entry.ts";
-import { uncounted } from "./load.ts";
+import {
+  BACKOFF_MAX_MS,
+  backoffAfter,
+  YOUNG_DEATH_MS,
+} from "./open_backoff.ts";
 import { closeQuietly, destroyQuietly, noop } from "./quiet_close.ts";
 import type { Roster } from "./roster.ts";
 import type { ConnectionFactory, PoolableConnection } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 import type { Waiters } from "./waiters.ts";
 
-/**
- * First delay of background refilling after a factory failure, doubled on
- * each further failure: the retry schedule's defaults, so a refusing node
- * sees a handful of attempts, not a storm.
- */
-const BACKOFF_INITIAL_MS = 100;
-/** Upper bound of that delay: a recovered node is noticed within 5 s. */
-const BACKOFF_MAX_MS = 5000;
-
-/** The delay after the `n`th failure in a row (from 1). */
-const backoffAfter = (n: number): number =>
-  Math.min(BACKOFF_INITIAL_MS * 2 ** (n - 1), BACKOFF_MAX_MS);
-/**
- * A connection that breaks unused sooner than this after it opened proves
- * nothing about the node (one that kills each connection as its handshake
- * ends, or a moment later): the background refill backs off.
- */
-export const YOUNG_DEATH_MS = 1000;
 /** ±2% of `maxLifetimeMs`, so connections opened together do not all retire together. */
 const LIFETIME_JITTER = 0.02;
 
@@ -55,14 +42,6 @@ interface Opening {
   /** Settles after the pool has handled the outcome; never rejects. */
   settled: Promise<void>;
 }
-
-/**
- * How long `close()` waits for the opens it aborted to settle. A factory
- * that heeds its signal tears its socket down within a few ticks, so
- * `close()` resolves with every socket released; one deaf to the signal
- * holds it this long at most, not until its create timeout.
- */
-const ABORTED_OPEN_GRACE_MS = 500;
 
 /**
  * Opens a pool's connections: enough to keep `minConnections` (while the
@@ -290,50 +269,17 @@ export class Opener<C extends PoolableConnection> {
   }
 
   /**
-   * Waits until the opens `close` aborted have settled, for at most
-   * {@linkcode ABORTED_OPEN_GRACE_MS}, then until every close in progress
-   * has. An open still going after that is forgotten: what it delivers is
-   * closed unannounced, as no event may follow `poolClosed`. A close is
-   * waited for while its connection has requests in flight (each has a
-   * timeout of its own), and then `createTimeoutMs` more at most (as long
-   * as an open may take; the client's pools: its `timeoutMs` + 1 s): one
-   * still going is given up, its connection destroyed with a
-   * `ConnectionLostError` saying so (a custom connection's `close()` may
-   * never settle). The connections are looked at only when a close is
-   * due, so one seen busy then gets the whole bound again.
+   * Waits, bounded, for the opens `close` aborted and then for every close
+   * in progress (see {@linkcode drainPool}).
    */
-  async drain(): Promise<void> {
-    if (this.#opening.size > 0) {
-      const opens = [...this.#opening].map((opening) => opening.settled);
-      await this.#within(ABORTED_OPEN_GRACE_MS, Promise.all(opens));
-      this.#opening.clear();
-    }
-    const roster = this.#roster;
-    const limitMs = this.#createTimeoutMs;
-    const overdue = () =>
-      new ConnectionLostError(
-        endpointOf(this.#ctx.address),
-        `its close() did not settle within ${limitMs} ms with nothing in ` +
-          `flight; destroyed`,
-      );
-    while (roster.closing > 0) {
-      const now = this.#clock.now();
-      const next = roster.overdueCloses(now, limitMs, overdue);
-      if (roster.closing > 0) {
-        await this.#within(next - now, Promise.all(roster.closes()));
-      }
-    }
-  }
-
-  /** Waits for `promise` to settle, or `ms` on the pool's clock, whichever comes first. */
-  async #within(ms: number, promise: Promise<unknown>): Promise<void> {
-    const clock = this.#clock;
-    let timer: TimerHandle | undefined;
-    await new Promise<void>((wake) => {
-      promise.then(() => wake(), () => wake());
-      timer = clock.setTimeout(wake, ms);
-    });
-    clock.clearTimeout(timer!);
+  drain(): Promise<void> {
+    return drainPool(
+      this.#opening,
+      this.#roster,
+      this.#clock,
+      this.#createTimeoutMs,
+      this.#ctx.address,
+    );
   }
 
   #start(now: number): void {
@@ -370,32 +316,14 @@ export class Opener<C extends PoolableConnection> {
     try {
       this.#opened(opening, conn);
     } catch (cause) {
-      const error = invalid(
-        "factory",
-        conn,
-        `expected a PoolableConnection whose parts can be used; this one ` +
-          `could not be taken in (it threw ${messageOf(cause)})`,
-        cause,
-      );
-      const entry = this.#roster.entries.get(conn);
-      if (entry !== undefined) this.#roster.dropBroken(entry, error);
-      else destroyQuietly(conn, error);
-      this.#failed(opening, error);
+      this.#failed(opening, dropUntakable(this.#roster, conn, cause));
     }
   }
 
   #opened(opening: Opening, conn: C): void {
     // Checked first: a throw here would be an unhandled rejection.
-    const bad = unpoolable(conn, this.#roster.entries.has(conn));
-    if (bad !== undefined) return this.#failed(opening, bad);
-    // Never chosen, it would stand in for a connection: callers waited
-    // out their timeout for it (NaN), or took it for idle (-1).
-    const uncountable = uncounted(conn);
-    if (uncountable !== undefined) {
-      destroyQuietly(conn, uncountable);
-      conn.closed.then(noop, noop);
-      return this.#failed(opening, uncountable);
-    }
+    const refused = refusal(conn, this.#roster.entries.has(conn));
+    if (refused !== undefined) return this.#failed(opening, refused);
     if (this.#closed && !this.#opening.has(opening)) {
       // Forgotten by drain: poolClosed may have been dispatched.
       conn.closed.then(noop, noop);
@@ -524,47 +452,4 @@ export class Opener<C extends PoolableConnection> {
     }
     ctx.pump();
   }
-}
-
-/**
- * Why a factory's delivery cannot be pooled (no `PoolableConnection`, or
- * one the pool `held` already), or `undefined`.
- */
-function unpoolable(conn: unknown, held: boolean): Error | undefined {
-  let ok = false;
-  try {
-    const c = conn as Record<keyof PoolableConnection, unknown>;
-    ok = typeof c.id === "number" && typeof c.inFlight === "number" &&
-      typeof c.isOpen === "boolean" && typeof c.close === "function" &&
-      typeof c.destroy === "function" &&
-      typeof (c.closed as Promise<unknown>).then === "function";
-  } catch {
-    // Nothing to rely on: null, or a getter threw.
-  }
-  return ok && !held ? undefined : invalid(
-    "factory",
-    conn,
-    "expected to resolve with a PoolableConnection the pool does not hold",
-  );
-}
-
-/** The pool's `host:port` (`[v6]:port`) as the endpoint of its errors. */
-function endpointOf(address: string): Endpoint {
-  const at = address.lastIndexOf(":");
-  return {
-    hostname: address.slice(0, at).replace(/^\[|\]$/g, ""),
-    port: +address.slice(at + 1),
-  };
-}
-
-function invalid(
-  option: string,
-  value: unknown,
-  expected: string,
-  cause?: unknown,
-): Error {
-  return new InvalidArgumentError(`options.${option}`, value, expected, {
-    method: "ConnectionPool",
-    cause,
-  });
 }

@@ -1,0 +1,79 @@
+/**
+ * What a closing pool waits for before `poolClosed`: the opens it aborted
+ * and the closes it started, each wait bounded. Apart from the opener
+ * because it runs once, as the pool closes, and only waits on what the
+ * opener and the roster have in progress.
+ *
+ * @module
+ */
+
+import type { Clock, TimerHandle } from "../clock.ts";
+import { ConnectionLostError } from "../errors.ts";
+import { endpointOf } from "./endpoint.ts";
+import type { Roster } from "./roster.ts";
+import type { PoolableConnection } from "./types.ts";
+
+/**
+ * How long `close()` waits for the opens it aborted to settle. A factory
+ * that heeds its signal tears its socket down within a few ticks, so
+ * `close()` resolves with every socket released; one deaf to the signal
+ * holds it this long at most, not until its create timeout.
+ */
+const ABORTED_OPEN_GRACE_MS = 500;
+
+/**
+ * Waits until the opens `close` aborted (`openings`, the opener's factory
+ * calls in progress, each with the promise that settles once the pool has
+ * handled its outcome) have settled, for at most
+ * {@linkcode ABORTED_OPEN_GRACE_MS}, then until every close in progress
+ * has. An open still going after that is forgotten (`openings` is
+ * emptied): what it delivers is closed unannounced, as no event may follow
+ * `poolClosed`. A close is waited for while its connection has requests
+ * in flight (each has a timeout of its own), and then `limitMs`
+ * (`createTimeoutMs`) more at most (as long as an open may take; the
+ * client's pools: its `timeoutMs` + 1 s): one still going is given up,
+ * its connection destroyed with a `ConnectionLostError` naming `address`
+ * and saying so (a custom connection's `close()` may never settle). The
+ * connections are looked at only when a close is due, so one seen busy
+ * then gets the whole bound again.
+ */
+export async function drainPool<C extends PoolableConnection>(
+  openings: Set<{ readonly settled: Promise<void> }>,
+  roster: Roster<C>,
+  clock: Clock,
+  limitMs: number,
+  address: string,
+): Promise<void> {
+  if (openings.size > 0) {
+    const opens = [...openings].map((opening) => opening.settled);
+    await within(clock, ABORTED_OPEN_GRACE_MS, Promise.all(opens));
+    openings.clear();
+  }
+  const overdue = () =>
+    new ConnectionLostError(
+      endpointOf(address),
+      `its close() did not settle within ${limitMs} ms with nothing in ` +
+        `flight; destroyed`,
+    );
+  while (roster.closing > 0) {
+    const now = clock.now();
+    const next = roster.overdueCloses(now, limitMs, overdue);
+    if (roster.closing > 0) {
+      await within(clock, next - now, Promise.all(roster.closes()));
+    }
+  }
+}
+
+/** Waits for `promise` to settle, or `ms` on the pool's clock, whichever comes first. */
+async function within(
+  clock: Clock,
+  ms: number,
+  promise: Promise<unknown>,
+): Promise<void> {
+  let timer: TimerHandle | undefined;
+  await new Promise<void>((wake) => {
+    promise.then(() => wake(), () => wake());
+    timer = clock.setTimeout(wake, ms);
+  });
+  clock.clearTimeout(timer!);
+}
