@@ -351,3 +351,23 @@ test("exclusive callers are served in the order they asked, and no connection is
     { numRuns: 100 },
   );
 });
+
+for (const call of ["acquireShared", "getConnection"] as const) {
+  test(`a call to ${call}() whose pick drops a dead connection, whose connectionClosed listener closes the pool, is refused as by a closed pool, not queued for ever`, async () => {
+    const { clock, pool } = setup({ maxConnections: 1 });
+    const first = await pool.acquireShared({ timeoutMs: 1000 });
+    // Dead, but its `closed` has not settled: the next pick finds it so
+    // and drops it, which tells connectionClosed's listeners at once.
+    first.isOpen = false;
+    pool.addEventListener("connectionClosed", () => void pool.close());
+    let outcome = "pending";
+    pool[call]({ timeoutMs: 50 }).then(
+      () => outcome = "resolved",
+      (error) => outcome = `rejected: ${error.name} ${error.message}`,
+    );
+    await clock.advance(100);
+    assert.equal(pool.isClosed, true);
+    assert.match(outcome, /^rejected: .*closed/);
+    assert.equal(pool.stats().waiting, 0);
+  });
+}

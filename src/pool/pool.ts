@@ -335,7 +335,10 @@ export class ConnectionPool<C extends PoolableConnection>
         return Promise.resolve(entry.conn);
       }
     }
-    return this.#waiters.wait(true, o);
+    // The pick may have dropped a dead connection, and a connectionClosed
+    // listener closed the pool (or aborted the signal) meanwhile: a waiter
+    // queued now would never be served nor timed out.
+    return this.#refuse(true, o.signal) ?? this.#waiters.wait(true, o);
   }
 
   /**
@@ -455,7 +458,10 @@ export class ConnectionPool<C extends PoolableConnection>
     const refused = this.#refuse(false, o.signal);
     if (refused !== undefined) return refused;
     const conn = this.#takeShared();
-    if (conn === undefined) return this.#waiters.wait(false, o);
+    if (conn === undefined) {
+      // As in getConnection(): the pick may have closed the pool.
+      return this.#refuse(false, o.signal) ?? this.#waiters.wait(false, o);
+    }
     // Its caller sends once its continuation runs: a getConnection() in
     // between (right after this call, or from a checkedIn listener while
     // an exclusive caller waits) must not be lent it before that.
