@@ -9,7 +9,9 @@
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import type { PoolContext } from "./context.ts";
+import { ConnectionLostError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
+import { endpointOf } from "./endpoint.ts";
 import type { Entry } from "./entry.ts";
 import { uncounted } from "./load.ts";
 import type { Roster } from "./roster.ts";
@@ -185,7 +187,10 @@ export class Housekeeper<C extends PoolableConnection> {
         else {
           this.#probeFailed(
             entry,
-            new Error(`heartbeat did not settle within ${interval} ms`),
+            new ConnectionLostError(
+              endpointOf(this.#ctx.address),
+              `heartbeat did not settle within ${interval} ms`,
+            ),
           );
         }
         continue;

@@ -105,8 +105,9 @@ export interface ConnectionPoolOptions<C extends PoolableConnection> {
    * Checks an idle connection is still alive, for the idle heartbeat
    * (`heartbeatIntervalMs`): resolves when it answered, rejects when it did
    * not in time; one that has not settled after `heartbeatIntervalMs`
-   * fails. A connection whose check fails is destroyed with the rejection
-   * and replaced. A result that is no promise counts as an answer. Without
+   * fails with a `ConnectionLostError` saying so. A connection whose check
+   * fails is destroyed with that error (the rejection, if it rejected) and
+   * replaced. A result that is no promise counts as an answer. Without
    * it, no heartbeat runs.
    */
   heartbeat?: (conn: C) => Promise<unknown>;
