@@ -1,17 +1,13 @@
 /**
- * Choosing a node for a request among the healthy ones.
+ * Choosing a node for a request among the healthy ones: the strategies
+ * (round-robin, least in flight, peak EWMA) and `createBalancer`, which
+ * builds the one a config names.
  *
- * The set of healthy nodes changes rarely (a health transition) while picks
- * happen on every request, so the work is put on the change side: a
- * {@linkcode HealthyNodeSet} keeps its members in a dense array with an
- * index map, adds and removes in O(1) by swap-remove, and a balancer picks
- * by indexing into that array. No pick builds, filters or scans a list.
- *
- * With thousands of nodes the cost of a pick is memory, not arithmetic:
- * reading the load of two random node objects is two cache misses. So the
- * set can also keep each member's slot (a small integer) in a typed array,
- * and the least-in-flight balancer can read loads from a dense array by
- * slot: a pick then touches two small arrays, whatever the cluster size.
+ * Picks happen on every request, so a pick only indexes into the
+ * {@linkcode HealthyNodeSet} (`healthy_set.ts`), where the work of keeping
+ * it is done on the change side; with a set that keeps slots, the
+ * least-in-flight and peak-EWMA balancers read loads from a dense array
+ * by slot, so a pick touches two small arrays, whatever the cluster size.
  *
  * @module
  */
@@ -27,150 +23,16 @@ import {
 import { oneOf } from "../config/validate.ts";
 import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
+import { Candidates } from "./candidates.ts";
+import { HealthyNodeSet } from "./healthy_set.ts";
 import { PeakEwma } from "./peak_ewma.ts";
+
+// Re-exported: the set began in this file, and `core.ts` and the tests
+// take it from here, beside the balancers that read it.
+export { HealthyNodeSet };
 
 /** The strategies `createBalancer` knows, as the config's rule has them. */
 const LOAD_BALANCING = oneOf(["round-robin", "least-in-flight", "peak-ewma"]);
-
-/**
- * A set of nodes with O(1) add, remove, membership and random access by
- * position. The manager keeps one up to date as node health changes; the
- * balancers read it on every pick.
- *
- * Positions are not stable: removing a node moves the last one into its
- * place. That is what keeps removal O(1), and the balancers do not depend on
- * order.
- *
- * @typeParam N the node type; compared by identity (`Map` semantics).
- * @example
- * ```ts
- * import { HealthyNodeSet } from "@nodewire/client/core";
- * const healthy = new HealthyNodeSet(["a:7000", "b:7000", "c:7000"]);
- * healthy.delete("b:7000"); // b failed its health checks
- * console.log(healthy.size, healthy.has("b:7000")); // 2 false
- * healthy.add("b:7000"); // and came back
- * ```
- */
-export class HealthyNodeSet<N> {
-  readonly #nodes: N[] = [];
-  readonly #index = new Map<N, number>();
-  readonly #slotOf: ((node: N) => number) | undefined;
-  // Each member's slot, by position; kept only when `slotOf` is given.
-  #slots: Int32Array | undefined;
-
-  /**
-   * Creates a set holding `nodes` (duplicates are ignored). With `slotOf`,
-   * the set also keeps each member's slot (a non-negative integer fixed
-   * for the node, such as its index in the configured hosts) by position,
-   * for {@linkcode HealthyNodeSet.slotAt}; it is called once per add.
-   */
-  constructor(
-    nodes: Iterable<N> = [],
-    options: { slotOf?: (node: N) => number } = {},
-  ) {
-    const method = "new HealthyNodeSet()";
-    // Read once and checked here: a slotOf that is no function would
-    // otherwise fail the add of a node, long after.
-    this.#slotOf = readOptions<typeof options>(method, options, {
-      slotOf: func,
-    }).slotOf;
-    if (this.#slotOf) this.#slots = new Int32Array(8);
-    try {
-      for (const node of nodes) this.add(node);
-    } catch (cause) {
-      // Not iterable, a revoked proxy, an iterator (or slotOf) that threw.
-      throw refuse(method, "nodes", nodes, "could not be read", cause);
-    }
-  }
-
-  /** Whether the set keeps slots (it was given `slotOf`). */
-  get hasSlots(): boolean {
-    return this.#slots !== undefined;
-  }
-
-  /** How many nodes the set holds. */
-  get size(): number {
-    return this.#nodes.length;
-  }
-
-  /** Adds `node`; returns false when it was already there. O(1). */
-  add(node: N): boolean {
-    if (this.#index.has(node)) return false;
-    const position = this.#nodes.length;
-    this.#index.set(node, position);
-    this.#nodes.push(node);
-    if (this.#slots !== undefined) {
-      if (position === this.#slots.length) {
-        const grown = new Int32Array(this.#slots.length * 2);
-        grown.set(this.#slots);
-        this.#slots = grown;
-      }
-      this.#slots[position] = this.#slotOf!(node);
-    }
-    return true;
-  }
-
-  /** Removes `node`; returns false when it was not there. O(1). */
-  delete(node: N): boolean {
-    const i = this.#index.get(node);
-    if (i === undefined) return false;
-    const last = this.#nodes.pop()!;
-    this.#index.delete(node);
-    if (last !== node) {
-      // Fill the hole with the former last element.
-      this.#nodes[i] = last;
-      this.#index.set(last, i);
-      if (this.#slots) this.#slots[i] = this.#slots[this.#nodes.length];
-    }
-    return true;
-  }
-
-  /** Whether `node` is in the set. O(1). */
-  has(node: N): boolean {
-    return this.#index.has(node);
-  }
-
-  /** Position of `node`, or -1. O(1). */
-  indexOf(node: N): number {
-    return this.#index.get(node) ?? -1;
-  }
-
-  /**
-   * The node at `position`, `0 <= position < size`; `undefined` outside.
-   * Positions change when nodes are removed.
-   */
-  at(position: number): N | undefined {
-    return this.#nodes[position];
-  }
-
-  /**
-   * The slot of the node at `position` (see the constructor's `slotOf`),
-   * read from a typed array without touching the node; -1 when the set
-   * keeps no slots or `position` is out of range.
-   */
-  slotAt(position: number): number {
-    return this.#slots !== undefined && position >= 0 &&
-        position < this.#nodes.length
-      ? this.#slots[position]
-      : -1;
-  }
-
-  /** Removes every node. */
-  clear(): void {
-    this.#nodes.length = 0;
-    this.#index.clear();
-  }
-
-  /** A copy of the members, in position order. */
-  toArray(): N[] {
-    return this.#nodes.slice();
-  }
-
-  /** Iterates over the members, in position order. */
-  [Symbol.iterator](): IterableIterator<N> {
-    return this.#nodes.values();
-  }
-}
 
 /**
  * A node-choosing strategy bound to a {@linkcode HealthyNodeSet}.
@@ -451,69 +313,6 @@ const PEAK_EWMA: Rules = {
 function nodeSet<N>(method: string, nodes: HealthyNodeSet<N>) {
   if (nodes instanceof HealthyNodeSet) return nodes;
   throw refuse(method, "nodes", nodes, "expected a HealthyNodeSet");
-}
-
-/**
- * The two candidates of a power-of-two-choices pick, shared by the
- * balancers that weigh them: the next position in rotation (so equal nodes
- * are visited strictly in turn) and one other drawn uniformly at random.
- * The result is left in two fields, so a pick allocates nothing.
- */
-class Candidates {
-  /** The rotation's candidate of the last draw. */
-  first = 0;
-  /** The random candidate of the last draw; -1 when there was none. */
-  second = -1;
-  readonly #random: () => number;
-  /** The rotation's next position; may exceed the size after removals. */
-  #next: number;
-
-  constructor(random: (() => number) | undefined, size: number) {
-    this.#random = random ?? Math.random;
-    this.#next = this.#uniform(Math.max(1, size));
-  }
-
-  /**
-   * Draws two positions of `nodes`, neither of them `exclude`'s when
-   * another is there; false when `nodes` is empty.
-   */
-  drawFrom<N>(nodes: HealthyNodeSet<N>, exclude: N | undefined): boolean {
-    const size = nodes.size;
-    if (size === 0) return false;
-    this.draw(
-      size,
-      exclude === undefined || size === 1 ? -1 : nodes.indexOf(exclude),
-    );
-    return true;
-  }
-
-  /** Draws two positions below `size`, neither of them `skip` (-1: none). */
-  draw(size: number, skip: number): void {
-    let first = this.#next < size ? this.#next : this.#next % size;
-    if (first === skip) first = first + 1 === size ? 0 : first + 1;
-    this.#next = first + 1 === size ? 0 : first + 1;
-    this.first = first;
-    // The other candidate: uniform over the positions that are neither
-    // `first` nor `skip`, drawn from a range that short and stepped over
-    // the holes in increasing order, so nothing is filtered.
-    const others = skip < 0 ? size - 1 : size - 2;
-    if (others <= 0) {
-      this.second = -1;
-      return;
-    }
-    let second = this.#uniform(others);
-    const low = skip < 0 || first < skip ? first : skip;
-    const high = skip < 0 ? size : first < skip ? skip : first;
-    if (second >= low) second++;
-    if (second >= high) second++;
-    this.second = second;
-  }
-
-  /** A uniform integer in `[0, n)`, safe against a generator returning 1. */
-  #uniform(n: number): number {
-    const i = Math.floor(this.#random() * n);
-    return i < n ? (i >= 0 ? i : 0) : n - 1;
-  }
 }
 
 /**

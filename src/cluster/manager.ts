@@ -29,7 +29,8 @@ import { readListenerArguments } from "../config/listeners.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
 import type { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
-import { type Balancer, createBalancer, HealthyNodeSet } from "./balancer.ts";
+import { type Balancer, createBalancer } from "./balancer.ts";
+import { HealthyNodeSet } from "./healthy_set.ts";
 import {
   createNodePool,
   handshakeFor,
