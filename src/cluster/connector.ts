@@ -2,8 +2,9 @@
  * How the manager opens connections to a node: the handshake built from the
  * client's config (negotiation, the TLS and UDP transports this runtime
  * can do, authentication), and a pool per node whose factory connects,
- * runs the handshake and tells the manager what it learned (the node's id
- * and the protocol chosen). Also the idle heartbeat the pools run.
+ * runs the handshake and learns from each connection the node's id and
+ * the protocol chosen (a change of protocol is the manager's
+ * `protocolSelected`). Also the idle heartbeat the pools run.
  *
  * @module
  */
@@ -15,11 +16,17 @@ import {
   type ConnectionOptions,
 } from "../connection/connection.ts";
 import { ConnectionLostError, messageOf } from "../errors.ts";
-import { type Handshake, handshakeFromConfig } from "../handshake/handshake.ts";
+import type { TypedEventTarget } from "../events.ts";
+import {
+  type Handshake,
+  handshakeFromConfig,
+  handshakeResult,
+} from "../handshake/handshake.ts";
 import { tlsTransport } from "../handshake/tls.ts";
 import { udpTransport } from "../handshake/udp.ts";
 import { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
+import { type ManagerEventMap, ProtocolSelectedEvent } from "./events.ts";
 import type { ManagedNode } from "./node.ts";
 import { opened, openFailed } from "./connection_diagnostics.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
@@ -43,6 +50,58 @@ export function handshakeFor(
       ? tlsTransport({ tls: config.tls, clock: config.clock })
       : undefined,
   });
+}
+
+/**
+ * The factory of every node's pool for one manager (`clientId`): its
+ * connections are opened with `connectionOptions` and the handshake, and
+ * each tells `target` what it taught about its node ({@linkcode learn}).
+ */
+export function nodePools(
+  clientId: number,
+  target: TypedEventTarget<ManagerEventMap>,
+  config: ResolvedConfig,
+  adapter: RuntimeAdapter,
+  connectionOptions: Partial<ConnectionOptions>,
+): (node: ManagedNode) => ConnectionPool<Connection> {
+  // Negotiation and authentication, unless the caller brings its own.
+  const handshake = connectionOptions.handshake ??
+    handshakeFor(config, adapter);
+  const poolOptions: NodePoolOptions = {
+    clientId,
+    config,
+    adapter,
+    connectionOptions,
+    handshake,
+    onOpened: (node, connection) =>
+      learn(target, config.clock, node, connection),
+  };
+  return (node) => createNodePool(node, poolOptions);
+}
+
+/**
+ * What a new connection taught about its node: its id and protocol; a
+ * protocol that changed is dispatched on `target` (`protocolSelected`).
+ */
+export function learn(
+  target: TypedEventTarget<ManagerEventMap>,
+  clock: { now(): number },
+  node: ManagedNode,
+  connection: Connection,
+): void {
+  node.nodeId = connection.nodeId;
+  const protocol = handshakeResult(connection)?.protocol;
+  if (protocol === undefined || protocol === node.protocol) return;
+  const previous = node.protocol;
+  node.protocol = protocol;
+  target.dispatchEvent(
+    new ProtocolSelectedEvent({
+      address: node.address,
+      nodeId: node.nodeId,
+      protocol,
+      previous,
+    }, clock.now()),
+  );
 }
 
 /** What {@linkcode createNodePool} needs besides the node. */

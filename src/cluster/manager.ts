@@ -1,62 +1,42 @@
 /**
  * The ConnectionManager: one pool per node, a health record per node, the
- * background health loop, and the choice of node for each request.
+ * background health loop, and the choice of node for each request. The
+ * class keeps the choice (the healthy set, the balancer, panic) and the
+ * bookings of what requests saw; who the nodes are is `registry.ts`, what
+ * takes them out of rotation and back `health_watch.ts`, their pools
+ * `connector.ts`.
  *
  * @module
  */
 
 import { checkMarkArguments, readManagerArguments } from "./manager_door.ts";
-import type { Clock } from "../clock.ts";
-import { sameNodeKey } from "../config/hosts.ts";
-import type { HostAddress, ResolvedConfig } from "../config/shapes.ts";
-import type {
-  Connection,
-  ConnectionOptions,
-} from "../connection/connection.ts";
-import {
-  ClientClosedError,
-  ConfigError,
-  ConnectionLostError,
-  NodeUnhealthyError,
-  NoHealthyNodesError,
-} from "../errors.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
+import type { ConnectionOptions } from "../connection/connection.ts";
+import { ClientClosedError, NoHealthyNodesError } from "../errors.ts";
 import {
   type ListenerOptions,
   TypedEventTarget,
   type TypedListener,
 } from "../events.ts";
 import { readListenerArguments } from "../config/listeners.ts";
-import { handshakeResult } from "../handshake/handshake.ts";
-import type { ConnectionPool } from "../pool/pool.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
-import { type Balancer, createBalancer } from "./balancer.ts";
+import type { Balancer } from "./balancer.ts";
 import { HealthyNodeSet } from "./healthy_set.ts";
-import {
-  createNodePool,
-  handshakeFor,
-  type NodePoolOptions,
-} from "./connector.ts";
-import { OutlierEjector, recordFailedRequest } from "./ejection.ts";
+import { nodePools } from "./connector.ts";
+import { type OutlierEjector, recordFailedRequest } from "./ejection.ts";
 import {
   connectAdded,
   connectNodes,
   firstConnectWaitMs,
 } from "./first_connect.ts";
-import {
-  MANAGER_EVENT_NAMES,
-  type ManagerEventMap,
-  NodeHealthEvent,
-  NodeMembershipEvent,
-  ProtocolSelectedEvent,
-} from "./events.ts";
-import { NodeHealth } from "./health.ts";
-import { type HealthCheckResult, HealthLoop } from "./health_loop.ts";
-import { parseNewHost, parseNodeAddress, SlotTable } from "./membership.ts";
-import { type ManagedNode, NodeRecord } from "./node.ts";
+import { MANAGER_EVENT_NAMES, type ManagerEventMap } from "./events.ts";
+import type { HealthCheckResult } from "./health_loop.ts";
+import { HealthWatch } from "./health_watch.ts";
+import type { ManagedNode, NodeRecord } from "./node.ts";
+import { NodeRegistry } from "./registry.ts";
 import { nextClientId } from "../diagnostics/channels.ts";
-import { healthChanged } from "./connection_diagnostics.ts";
 import { logManagerEvents } from "./log.ts";
-import { failureSample, PeakEwma } from "./peak_ewma.ts";
+import { failureSample, type PeakEwma } from "./peak_ewma.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -87,32 +67,18 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /** Names this manager's client in diagnostics messages (`clientId`). */
   readonly id: number = nextClientId();
   readonly #config: ResolvedConfig;
-  readonly #clock: Clock;
-  // Replaced, never changed in place, when a node joins or leaves: a sweep
-  // or a connect that is iterating keeps the list it started with.
-  #nodes: readonly NodeRecord[] = [];
-  readonly #byAddress = new Map<string, NodeRecord>();
-  // The same nodes by sameNodeKey, so that no spelling adds one twice.
-  readonly #byKey = new Map<string, NodeRecord>();
-  // Removed nodes whose pools are still draining, with their sameNodeKey.
-  // By node, not by key: a node removed, added again and removed again
-  // has two of them draining at once, and a disconnect must end both.
-  readonly #leaving = new Map<
-    NodeRecord,
-    { key: string; connections: Connection[]; gone: Promise<void> }
-  >();
-  readonly #slots: SlotTable;
-  readonly #makePool: (node: NodeRecord) => ConnectionPool<Connection>;
+  readonly #registry: NodeRegistry;
+  // The registry's own map, held here too: the request path reads it.
+  readonly #byAddress: ReadonlyMap<string, NodeRecord>;
   readonly #healthy: HealthyNodeSet<ManagedNode>;
   #balancer: Balancer<ManagedNode>;
-  readonly #healthLoop: HealthLoop;
+  readonly #watch: HealthWatch;
   /** Latency estimates by slot, kept only for `"peak-ewma"`. */
   readonly #latency: PeakEwma | undefined;
-  /** Undefined when outlier ejection is off. */
+  /** The watch's ejector (undefined when off): failed requests feed it. */
   readonly #ejector: OutlierEjector | undefined;
   /** Panic below this many healthy nodes (0: never); follows membership. */
   #panicBelow: number;
-  #anyIndex = 0;
   #closed = false;
 
   /**
@@ -135,54 +101,33 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       connectionOptions,
     );
     this.#config = config;
-    this.#clock = config.clock;
-    // Negotiation and authentication, unless the caller brings its own.
-    const handshake = connectionOptions.handshake ??
-      handshakeFor(config, adapter);
-    const poolOptions: NodePoolOptions = {
-      clientId: this.id,
+    const registry = this.#registry = new NodeRegistry(
       config,
-      adapter,
-      connectionOptions,
-      handshake,
-      onOpened: (node, connection) => this.#learn(node, connection),
-    };
-    this.#makePool = (node) => createNodePool(node, poolOptions);
-    // Loads live in one dense array, by slot (the host's index at first),
-    // so that choosing among thousands of nodes reads two numbers that stay
-    // in cache rather than two node objects scattered over the heap.
-    this.#slots = new SlotTable(config.hosts.length);
-    this.#latency = config.loadBalancing === "peak-ewma"
-      ? new PeakEwma(this.#slots.loads.length)
-      : undefined;
-    const nodes = config.hosts.map((host) => this.#register(host, true));
-    this.#nodes = nodes;
+      nodePools(this.id, this, config, adapter, connectionOptions),
+      {
+        target: this,
+        grew: () => (this.#balancer = registry.balancer(this.#healthy)),
+        left: (node) => {
+          this.#healthy.delete(node);
+          this.#ejector?.forget(node);
+          this.#panicBelow = config.panicThreshold * registry.nodes.length;
+        },
+      },
+    );
+    this.#byAddress = registry.byAddress;
+    this.#latency = registry.latency;
+    const nodes = registry.nodes;
     this.#healthy = new HealthyNodeSet<ManagedNode>(nodes, {
       slotOf: (node) => (node as NodeRecord).slot,
     });
-    this.#balancer = this.#makeBalancer();
-    const current = () => this.#nodes;
-    this.#healthLoop = new HealthLoop(
-      {
-        get nodes() {
-          return current();
-        },
-        isClosed: () => this.#closed,
-        onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
-      },
-      config.healthConfig,
-      config.clock,
+    this.#balancer = registry.balancer(this.#healthy);
+    this.#watch = new HealthWatch(
+      { target: this, clientId: this.id, isClosed: () => this.#closed },
+      registry,
+      this.#healthy,
+      config,
     );
-    this.#ejector = config.outlierEjection && new OutlierEjector(
-      {
-        nodes: current,
-        healthyCount: () => this.#healthy.size,
-        isClosed: () => this.#closed,
-        onHealthChanged: (node, reason) => this.#onHealthChanged(node, reason),
-      },
-      config.outlierEjection,
-      config.clock,
-    );
+    this.#ejector = this.#watch.ejector;
     this.#panicBelow = config.panicThreshold * nodes.length;
     if (config.logger) logManagerEvents(config.logger, this);
   }
@@ -257,7 +202,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * A new array after each `addNode` or `removeNode`.
    */
   get nodes(): readonly ManagedNode[] {
-    return this.#nodes;
+    return this.#registry.nodes;
   }
 
   /** The node for `address` (`host:port`), if it is one of the nodes. */
@@ -285,11 +230,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   async connect(signal?: AbortSignal): Promise<void> {
     const waitMs = firstConnectWaitMs(this.#config);
-    await connectNodes(this.#nodes, waitMs, signal, this);
-    for (const node of this.#nodes) {
+    await connectNodes(this.#registry.nodes, waitMs, signal, this);
+    for (const node of this.#registry.nodes) {
       if (node.health.isHealthy && !node.pool.isClosed) node.pool.start();
     }
-    this.#healthLoop.schedule();
+    this.#watch.loop.schedule();
   }
 
   /**
@@ -316,24 +261,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   async addNode(host: string): Promise<HealthCheckResult> {
     if (this.#closed) throw closedError();
-    const parsed = parseNewHost(host);
-    if (this.#byKey.has(sameNodeKey(parsed))) {
-      throw new ConfigError("host", host, "already a node of this client");
-    }
-    const node = this.#register(parsed, false);
-    this.#nodes = [...this.#nodes, node];
-    this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
-    this.#announce("nodeAdded", node);
+    const node = this.#registry.add(host);
+    this.#panicBelow = this.#config.panicThreshold *
+      this.#registry.nodes.length;
+    this.#registry.announce("nodeAdded", node);
     const waitMs = firstConnectWaitMs(this.#config);
-    return await connectAdded(node, waitMs, (error) => {
-      // Removed meanwhile, or the manager closed: its health matters no more.
-      if (this.#byAddress.get(node.address) !== node || this.#closed) return;
-      if (error !== undefined) {
-        node.health.recordFailure(error, this.#clock.now());
-      } else if (node.health.markHealthy()) {
-        this.#onHealthChanged(node, "connected");
-      }
-    });
+    return await connectAdded(
+      node,
+      waitMs,
+      (error) => this.#watch.connected(node, error),
+    );
   }
 
   /**
@@ -362,62 +299,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   async removeNode(address: string): Promise<void> {
     if (this.#closed) throw closedError();
-    const key = parseNodeAddress(address);
-    const node = this.#byKey.get(key);
-    if (node === undefined) {
-      const leaving = this.#leavingByKey(key);
-      if (leaving !== undefined) return await leaving.gone;
-      throw new ConfigError("address", address, "not a node of this client");
-    }
-    if (this.#nodes.length === 1) {
-      throw new ConfigError(
-        "address",
-        address,
-        "the last node cannot be removed: a client needs at least one",
-      );
-    }
-    this.#byAddress.delete(node.address);
-    this.#byKey.delete(key);
-    this.#nodes = this.#nodes.filter((n) => n !== node);
-    this.#healthy.delete(node);
-    this.#ejector?.forget(node);
-    this.#panicBelow = this.#config.panicThreshold * this.#nodes.length;
-    // Its requests in flight count down in a cell of their own, so the
-    // slot is free for the next node at once.
-    const slot = node.slot;
-    node.moveLoads(new Int32Array(1), 0);
-    this.#slots.release(slot);
-    // A closed pool lists its connections no more, but a disconnect may
-    // have to destroy them while they drain: keep them.
-    const connections = node.pool.connections();
-    let close!: (closed: Promise<void>) => void;
-    // Bounded as a disconnect's grace is: a connection still lent or busy
-    // after `timeoutMs` is destroyed, or a withConnection callback that
-    // awaits this removal would wait for it for ever, and it for them.
-    const graceMs = this.#config.timeoutMs;
-    const overdue = this.#clock.setTimeout(() => {
-      const error = new ConnectionLostError(
-        node.host,
-        `node ${node.address} was removed from the client, and the ` +
-          `connection was still in use ${graceMs} ms later`,
-      );
-      for (const connection of connections) connection.destroy(error);
-    }, graceMs);
-    const gone = new Promise<void>((resolve) => (close = resolve)).then(() => {
-      this.#clock.clearTimeout(overdue);
-      this.#leaving.delete(node);
-      this.#announce("nodeRemoved", node);
-    });
-    // Leaving before its pool is cleared and closed: their events come
-    // from inside this call, and removing it again from a listener must
-    // get this same wait, not "not a node".
-    this.#leaving.set(node, { key, connections, gone });
-    // Waiters were never sent: a retryable failure sends them elsewhere.
-    node.pool.clear(
-      new Error(`node ${node.address} was removed from the client`),
-    );
-    close(node.pool.close());
-    await gone;
+    await this.#registry.remove(address);
   }
 
   /**
@@ -430,12 +312,14 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   pickNode(exclude?: ManagedNode): ManagedNode {
     // Too few healthy nodes to carry the load (or the marks are wrong):
     // spread over all of them rather than swamp the few.
-    if (this.#healthy.size < this.#panicBelow) return this.#pickAny(exclude);
+    if (this.#healthy.size < this.#panicBelow) {
+      return this.#registry.anyNode(exclude);
+    }
     const node = this.#balancer.pick(exclude);
     if (node !== undefined) return node;
     if (this.#config.whenNoHealthyNodes === "tryAll") {
       // Better to try a node that may have recovered than to try none.
-      return this.#pickAny(exclude);
+      return this.#registry.anyNode(exclude);
     }
     throw new NoHealthyNodesError(this.nodes.map((n) => n.address));
   }
@@ -490,12 +374,12 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * and returns the results in host order. Concurrent calls share one sweep.
    */
   healthCheckAllNodes(): Promise<HealthCheckResult[]> {
-    return this.#healthLoop.sweep();
+    return this.#watch.loop.sweep();
   }
 
   /** Stops the health loop; requests still work. */
   stopHealthLoop(): void {
-    this.#healthLoop.stop();
+    this.#watch.loop.stop();
   }
 
   /**
@@ -526,11 +410,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   markNodeUnhealthy(address: string, reason = "marked unhealthy"): boolean {
     checkMarkArguments("ConnectionManager.markNodeUnhealthy", address, reason);
-    if (this.#closed) return false;
-    const node = this.#byAddress.get(address);
-    if (node === undefined || !node.health.markUnhealthy(reason)) return false;
-    this.#onHealthChanged(node, reason);
-    return true;
+    return this.#watch.markUnhealthy(address, reason);
   }
 
   /**
@@ -550,24 +430,12 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   markNodeHealthy(address: string, reason = "marked healthy"): boolean {
     checkMarkArguments("ConnectionManager.markNodeHealthy", address, reason);
-    if (this.#closed) return false;
-    const node = this.#byAddress.get(address);
-    if (node === undefined || !node.health.markHealthy()) return false;
-    this.#ejector?.forget(node);
-    this.#onHealthChanged(node, reason);
-    return true;
+    return this.#watch.markHealthy(address, reason);
   }
 
   /** Closes every connection at once, failing what is in flight. */
   destroyConnections(error: Error): void {
-    for (const node of this.#nodes) {
-      for (const connection of node.pool.connections()) {
-        connection.destroy(error);
-      }
-    }
-    for (const { connections } of this.#leaving.values()) {
-      for (const connection of connections) connection.destroy(error);
-    }
+    this.#registry.destroyConnections(error);
   }
 
   /**
@@ -578,120 +446,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     this.#closed = true;
     this.stopHealthLoop();
     this.#ejector?.stop();
-    await Promise.all(this.#allNodes().map((node) => node.pool.close()));
-    await this.#healthLoop.settled();
-  }
-
-  /**
-   * A node record for `host` in a free slot. When the array of loads had
-   * to grow, the nodes and the balancer move to the new one.
-   */
-  #register(host: HostAddress, healthy: boolean): NodeRecord {
-    const { slot, grew } = this.#slots.claim();
-    // A reused slot starts with nothing learned (PeakEwma grows by itself).
-    this.#latency?.reset(slot);
-    const loads = this.#slots.loads;
-    if (grew) {
-      for (const node of this.#nodes) node.moveLoads(loads, node.slot);
-      this.#balancer = this.#makeBalancer();
-    }
-    const node = new NodeRecord(
-      host,
-      loads,
-      slot,
-      // A configured node is trusted until it fails; an added one only
-      // once it answered (addNode).
-      new NodeHealth(host.address, this.#config.healthConfig, { healthy }),
-      this.#makePool,
-    );
-    this.#byAddress.set(node.address, node);
-    this.#byKey.set(sameNodeKey(host), node);
-    return node;
-  }
-
-  #makeBalancer(): Balancer<ManagedNode> {
-    return createBalancer(this.#config.loadBalancing, this.#healthy, {
-      inFlight: (node) => node.inFlight,
-      loads: this.#slots.loads,
-      latency: this.#latency,
-      clock: this.#config.clock,
-    });
-  }
-
-  /** The nodes and those removed whose pools still drain. */
-  #allNodes(): NodeRecord[] {
-    return [
-      ...this.#nodes,
-      ...this.#leaving.keys(),
-    ];
-  }
-
-  /** The last node removed as `key` that still drains, if any. */
-  #leavingByKey(key: string): { gone: Promise<void> } | undefined {
-    let found: { gone: Promise<void> } | undefined;
-    for (const leaving of this.#leaving.values()) {
-      if (leaving.key === key) found = leaving;
-    }
-    return found;
-  }
-
-  #announce(type: "nodeAdded" | "nodeRemoved", node: ManagedNode): void {
-    if (!this.hasListeners(type)) return;
-    this.dispatchEvent(
-      new NodeMembershipEvent(type, {
-        address: node.address,
-        nodeId: node.nodeId,
-      }, this.#clock.now()),
-    );
-  }
-
-  /** What a new connection taught about its node: its id and protocol. */
-  #learn(node: ManagedNode, connection: Connection): void {
-    node.nodeId = connection.nodeId;
-    const protocol = handshakeResult(connection)?.protocol;
-    if (protocol === undefined || protocol === node.protocol) return;
-    const previous = node.protocol;
-    node.protocol = protocol;
-    this.dispatchEvent(
-      new ProtocolSelectedEvent({
-        address: node.address,
-        nodeId: node.nodeId,
-        protocol,
-        previous,
-      }, this.#clock.now()),
-    );
-  }
-
-  /** Any node, in turn, preferring one other than `exclude`. */
-  #pickAny(exclude: ManagedNode | undefined): ManagedNode {
-    const all = this.nodes;
-    let pick = all[this.#anyIndex++ % all.length];
-    if (pick === exclude && all.length > 1) {
-      pick = all[this.#anyIndex++ % all.length];
-    }
-    return pick;
-  }
-
-  #onHealthChanged(node: ManagedNode, reason: string): void {
-    // A node removed meanwhile: its pool drains, its health matters no more.
-    if (this.#byAddress.get(node.address) !== node) return;
-    const healthy = node.health.isHealthy;
-    if (healthy) {
-      this.#healthy.add(node);
-      if (!this.#closed) node.pool.start();
-    } else {
-      this.#healthy.delete(node);
-      node.pool.clear(new NodeUnhealthyError(node.address, reason));
-    }
-    this.dispatchEvent(
-      new NodeHealthEvent({
-        address: node.address,
-        nodeId: node.nodeId,
-        healthy,
-        reason,
-      }, this.#clock.now()),
-    );
-    healthChanged(this.id, node, reason);
+    await Promise.all(this.#registry.all().map((node) => node.pool.close()));
+    await this.#watch.loop.settled();
   }
 }
 

@@ -1,0 +1,152 @@
+/**
+ * What takes a manager's nodes out of rotation and puts them back: the
+ * health loop, outlier ejection, the marks of `markNodeUnhealthy` and
+ * `markNodeHealthy`, and an added node's first connection, all through
+ * one health-change path, so the healthy set, the pools and
+ * `nodeHealthChanged` see them alike. Apart from the manager because none
+ * of it runs when a request is routed; the manager keeps the healthy set
+ * and the ejector it reads there.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { ResolvedConfig } from "../config/shapes.ts";
+import { NodeUnhealthyError } from "../errors.ts";
+import type { TypedEventTarget } from "../events.ts";
+import { healthChanged } from "./connection_diagnostics.ts";
+import { OutlierEjector } from "./ejection.ts";
+import { type ManagerEventMap, NodeHealthEvent } from "./events.ts";
+import type { HealthyNodeSet } from "./healthy_set.ts";
+import { HealthLoop } from "./health_loop.ts";
+import type { ManagedNode, NodeRecord } from "./node.ts";
+import type { NodeRegistry } from "./registry.ts";
+
+/** The manager, as the health-change path tells of a change. */
+export interface HealthWatchOwner {
+  /** Where `nodeHealthChanged` is dispatched. */
+  readonly target: TypedEventTarget<ManagerEventMap>;
+  /** Names the manager's client in diagnostics messages. */
+  readonly clientId: number;
+  /** Whether the manager is closed: health changes stop mattering then. */
+  isClosed(): boolean;
+}
+
+/** The health loop, the ejector, the marks, and the one path they take. */
+export class HealthWatch {
+  /** The sweeps: on demand and on the health timer. */
+  readonly loop: HealthLoop;
+  /** Undefined when outlier ejection is off. */
+  readonly ejector: OutlierEjector | undefined;
+  readonly #owner: HealthWatchOwner;
+  readonly #byAddress: ReadonlyMap<string, NodeRecord>;
+  readonly #healthy: HealthyNodeSet<ManagedNode>;
+  readonly #clock: Clock;
+
+  /**
+   * Watches the members of `registry`, keeping `healthy` (the set the
+   * balancer picks from) up to date.
+   */
+  constructor(
+    owner: HealthWatchOwner,
+    registry: NodeRegistry,
+    healthy: HealthyNodeSet<ManagedNode>,
+    config: ResolvedConfig,
+  ) {
+    this.#owner = owner;
+    this.#byAddress = registry.byAddress;
+    this.#healthy = healthy;
+    this.#clock = config.clock;
+    const current = () => registry.nodes;
+    this.loop = new HealthLoop(
+      {
+        get nodes() {
+          return current();
+        },
+        isClosed: () => owner.isClosed(),
+        onHealthChanged: (node, reason) => this.changed(node, reason),
+      },
+      config.healthConfig,
+      config.clock,
+    );
+    this.ejector = config.outlierEjection && new OutlierEjector(
+      {
+        nodes: current,
+        healthyCount: () => healthy.size,
+        isClosed: () => owner.isClosed(),
+        onHealthChanged: (node, reason) => this.changed(node, reason),
+      },
+      config.outlierEjection,
+      config.clock,
+    );
+  }
+
+  /**
+   * `markNodeUnhealthy` once its arguments are checked: false when
+   * `address` is unknown, the node already unhealthy, or the manager
+   * closed.
+   */
+  markUnhealthy(address: string, reason: string): boolean {
+    if (this.#owner.isClosed()) return false;
+    const node = this.#byAddress.get(address);
+    if (node === undefined || !node.health.markUnhealthy(reason)) return false;
+    this.changed(node, reason);
+    return true;
+  }
+
+  /**
+   * `markNodeHealthy` once its arguments are checked, ending an
+   * ejection: false when `address` is unknown, the node already healthy,
+   * or the manager closed.
+   */
+  markHealthy(address: string, reason: string): boolean {
+    if (this.#owner.isClosed()) return false;
+    const node = this.#byAddress.get(address);
+    if (node === undefined || !node.health.markHealthy()) return false;
+    this.ejector?.forget(node);
+    this.changed(node, reason);
+    return true;
+  }
+
+  /**
+   * How the first connection to `node`, added by `addNode`, went: it
+   * failed with `error`, or (undefined) the node takes requests now.
+   */
+  connected(node: ManagedNode, error: Error | undefined): void {
+    // Removed meanwhile, or the manager closed: its health matters no more.
+    if (this.#byAddress.get(node.address) !== node || this.#owner.isClosed()) {
+      return;
+    }
+    if (error !== undefined) {
+      node.health.recordFailure(error, this.#clock.now());
+    } else if (node.health.markHealthy()) {
+      this.changed(node, "connected");
+    }
+  }
+
+  /**
+   * The one health-change path: `node`'s health record changed, for
+   * `reason`; the healthy set, its pool and the listeners follow.
+   */
+  changed(node: ManagedNode, reason: string): void {
+    // A node removed meanwhile: its pool drains, its health matters no more.
+    if (this.#byAddress.get(node.address) !== node) return;
+    const healthy = node.health.isHealthy;
+    if (healthy) {
+      this.#healthy.add(node);
+      if (!this.#owner.isClosed()) node.pool.start();
+    } else {
+      this.#healthy.delete(node);
+      node.pool.clear(new NodeUnhealthyError(node.address, reason));
+    }
+    this.#owner.target.dispatchEvent(
+      new NodeHealthEvent({
+        address: node.address,
+        nodeId: node.nodeId,
+        healthy,
+        reason,
+      }, this.#clock.now()),
+    );
+    healthChanged(this.#owner.clientId, node, reason);
+  }
+}

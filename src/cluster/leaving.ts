@@ -1,0 +1,96 @@
+/**
+ * The nodes `removeNode` took out whose pools still drain: the wait for
+ * each (bounded by a grace period, after which its connections still in
+ * use are destroyed), found again by a second removal of the same node,
+ * and their connections for a disconnect to destroy. Apart from the
+ * registry because a leaving node is no member any more: nothing here is
+ * read when a request is routed.
+ *
+ * @module
+ */
+
+import type { Clock } from "../clock.ts";
+import type { Connection } from "../connection/connection.ts";
+import { ConnectionLostError } from "../errors.ts";
+import type { NodeRecord } from "./node.ts";
+
+/** A node that drains: its sameNodeKey, its connections, the wait. */
+interface Leaving {
+  key: string;
+  connections: Connection[];
+  gone: Promise<void>;
+}
+
+/** The removed nodes whose pools are still draining. */
+export class LeavingNodes {
+  // Removed nodes whose pools are still draining, with their sameNodeKey.
+  // By node, not by key: a node removed, added again and removed again
+  // has two of them draining at once, and a disconnect must end both.
+  readonly #leaving = new Map<NodeRecord, Leaving>();
+
+  /** The nodes still draining. */
+  nodes(): IterableIterator<NodeRecord> {
+    return this.#leaving.keys();
+  }
+
+  /** The last node removed as `key` that still drains, if any. */
+  byKey(key: string): { gone: Promise<void> } | undefined {
+    let found: { gone: Promise<void> } | undefined;
+    for (const leaving of this.#leaving.values()) {
+      if (leaving.key === key) found = leaving;
+    }
+    return found;
+  }
+
+  /** Destroys the connections of every node still draining. */
+  destroy(error: Error): void {
+    for (const { connections } of this.#leaving.values()) {
+      for (const connection of connections) connection.destroy(error);
+    }
+  }
+
+  /**
+   * Clears and closes the pool of `node` (removed as `key`), which is
+   * then leaving until its pool has closed; `graceMs` later, a connection
+   * still in use is destroyed. Resolves after `gone` was called, once the
+   * pool has closed.
+   */
+  leave(
+    node: NodeRecord,
+    key: string,
+    clock: Clock,
+    graceMs: number,
+    gone: (node: NodeRecord) => void,
+  ): Promise<void> {
+    // A closed pool lists its connections no more, but a disconnect may
+    // have to destroy them while they drain: keep them.
+    const connections = node.pool.connections();
+    let close!: (closed: Promise<void>) => void;
+    // Bounded as a disconnect's grace is: a connection still lent or busy
+    // after `timeoutMs` is destroyed, or a withConnection callback that
+    // awaits this removal would wait for it for ever, and it for them.
+    const overdue = clock.setTimeout(() => {
+      const error = new ConnectionLostError(
+        node.host,
+        `node ${node.address} was removed from the client, and the ` +
+          `connection was still in use ${graceMs} ms later`,
+      );
+      for (const connection of connections) connection.destroy(error);
+    }, graceMs);
+    const wait = new Promise<void>((resolve) => (close = resolve)).then(() => {
+      clock.clearTimeout(overdue);
+      this.#leaving.delete(node);
+      gone(node);
+    });
+    // Leaving before its pool is cleared and closed: their events come
+    // from inside this call, and removing it again from a listener must
+    // get this same wait, not "not a node".
+    this.#leaving.set(node, { key, connections, gone: wait });
+    // Waiters were never sent: a retryable failure sends them elsewhere.
+    node.pool.clear(
+      new Error(`node ${node.address} was removed from the client`),
+    );
+    close(node.pool.close());
+    return wait;
+  }
+}
