@@ -33,7 +33,8 @@ import { ChannelBase, CLOSE_STALL_MS } from "../channel_base.ts";
 import { socketClosed, toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls, handshakeUnder } from "../tls.ts";
 import { unrefTimer } from "../timers.ts";
-import { connectNet, NodeChannel } from "../node/adapter.ts";
+import { connectNet } from "../node/adapter.ts";
+import { NodeChannel } from "../node/channel.ts";
 import { acceptTlsOver, startTlsOver } from "../node/tls_stream.ts";
 import type {
   ByteChannel,

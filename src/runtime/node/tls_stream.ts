@@ -20,7 +20,7 @@
 import type * as Stream from "node:stream";
 import type * as Tls from "node:tls";
 import type { Endpoint } from "../../errors.ts";
-import { settleOnHandshake, verificationFailure } from "./adapter.ts";
+import { settleOnHandshake, verificationFailure } from "./channel.ts";
 import { handshakeUnder, isIpLiteral } from "../tls.ts";
 import { readTls } from "../arguments.ts";
 import type { ByteChannel, TlsOptions, TlsServerOptions } from "../types.ts";
