@@ -573,3 +573,22 @@ test("Property 4: Unhealthy Node Avoidance", () => {
     ),
   );
 });
+
+test("HealthyNodeSet.add whose slotOf throws leaves the set as it was: the node is no member, and the members keep their slots", () => {
+  const slots = new Map([["a", 0], ["b", 1]]);
+  const set = new HealthyNodeSet(["a", "b"], {
+    slotOf: (node: string) => {
+      const slot = slots.get(node);
+      if (slot === undefined) throw new Error(`no slot for ${node}`);
+      return slot;
+    },
+  });
+  assert.throws(() => set.add("c"), /no slot for c/);
+  assert.equal(set.has("c"), false);
+  assert.equal(set.size, 2);
+  assert.deepEqual(set.toArray(), ["a", "b"]);
+  // Once it has a slot, it joins as any node does.
+  slots.set("c", 2);
+  assert.equal(set.add("c"), true);
+  assert.deepEqual(set.toArray(), ["a", "b", "c"]);
+});

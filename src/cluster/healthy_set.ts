@@ -85,6 +85,8 @@ export class HealthyNodeSet<N> {
   /** Adds `node`; returns false when it was already there. O(1). */
   add(node: N): boolean {
     if (this.#index.has(node)) return false;
+    // The slot first: a slotOf that throws leaves the set as it was.
+    const slot = this.#slots !== undefined ? this.#slotOf!(node) : 0;
     const position = this.#nodes.length;
     this.#index.set(node, position);
     this.#nodes.push(node);
@@ -94,7 +96,7 @@ export class HealthyNodeSet<N> {
         grown.set(this.#slots);
         this.#slots = grown;
       }
-      this.#slots[position] = this.#slotOf!(node);
+      this.#slots[position] = slot;
     }
     return true;
   }
