@@ -94,6 +94,7 @@ export function learn(
   if (protocol === undefined || protocol === node.protocol) return;
   const previous = node.protocol;
   node.protocol = protocol;
+  if (!target.hasListeners("protocolSelected")) return;
   target.dispatchEvent(
     new ProtocolSelectedEvent({
       address: node.address,

@@ -139,14 +139,17 @@ export class HealthWatch {
       this.#healthy.delete(node);
       node.pool.clear(new NodeUnhealthyError(node.address, reason));
     }
-    this.#owner.target.dispatchEvent(
-      new NodeHealthEvent({
-        address: node.address,
-        nodeId: node.nodeId,
-        healthy,
-        reason,
-      }, this.#clock.now()),
-    );
+    const target = this.#owner.target;
+    if (target.hasListeners("nodeHealthChanged")) {
+      target.dispatchEvent(
+        new NodeHealthEvent({
+          address: node.address,
+          nodeId: node.nodeId,
+          healthy,
+          reason,
+        }, this.#clock.now()),
+      );
+    }
     healthChanged(this.#owner.clientId, node, reason);
   }
 }
