@@ -32,6 +32,7 @@ import { ConnectionCore } from "./core.ts";
 import { type Pending, PromiseSink, SAFE_TO_REPEAT } from "./in_flight.ts";
 import { ConnectionLifecycle, type ConnectionState } from "./lifecycle.ts";
 import { openConnection } from "./open.ts";
+import { receiveControl } from "./inbox.ts";
 import {
   checkMessage,
   readConnectOptions,
@@ -421,7 +422,8 @@ export class Connection {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#core.receive(
+    return receiveControl(
+      this.#core,
       o,
       o.timeoutMs ?? this.#requestTimeoutMs,
       this.#clock,

@@ -4,7 +4,10 @@
  * control messages handed on, deadlines expired, held frames written once
  * the socket drains, and everything in flight failed when it ends. The
  * Connection class (connection.ts) holds the API and the request path;
- * both work on this object's state.
+ * both work on this object's state. Apart, for what runs once per stream
+ * or never for a reply: the checks on a channel (channel_check.ts), the
+ * node's own messages (node_messages.ts) and the receiver of a route's
+ * replies (routed_replies.ts).
  *
  * @module
  */
@@ -12,16 +15,14 @@
 import type { Clock } from "../clock.ts";
 import {
   AbortedError,
-  ConnectionError,
   ConnectionLostError,
   type Endpoint,
-  InvalidArgumentError,
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { clipped, messageOf } from "../errors/base.ts";
-import { checkCopyBelow, MessageCodec } from "../protocol/codec.ts";
+import { messageOf } from "../errors/base.ts";
+import { MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
 import type { ByteChannel } from "../runtime/types.ts";
@@ -41,7 +42,14 @@ import {
 import { PendingTable } from "./pending_table.ts";
 import type { ConnectionStats, RequestRoute } from "./types.ts";
 import { AbortGroups } from "./abort_groups.ts";
-import { missingMethod } from "../runtime/contract.ts";
+import {
+  channelCopyBelow,
+  checkChannel,
+  notAChannel,
+  receiversRefused,
+} from "./channel_check.ts";
+import { onControl } from "./node_messages.ts";
+import { routedReceiver } from "./routed_replies.ts";
 
 /**
  * The connection a core works for, as the core sees it: where errors say
@@ -142,13 +150,7 @@ export class ConnectionCore {
       channel.onData(this.#onData);
       channel.onClose(onClose);
     } catch (cause) {
-      throw new ConnectionError(
-        "CONNECTION_FAILED",
-        `connection to ${this.owner.address} failed: the runtime adapter's ` +
-          `channel refused its receivers: ${messageOf(cause)}`,
-        this.owner,
-        { cause },
-      );
+      throw receiversRefused(this.owner, cause);
     }
   }
 
@@ -210,34 +212,6 @@ export class ConnectionCore {
     return new Promise((resolve) => this.#idleWaiters.push(resolve));
   }
 
-  /**
-   * The next control message, now or once it arrives (see
-   * Connection.receiveMessage); with `pauseReading`, reading stops behind
-   * it. A closed connection's `lost` error fails the wait.
-   */
-  receive(
-    options: { signal?: AbortSignal; pauseReading?: boolean },
-    timeoutMs: number,
-    clock: Clock,
-    lost: (() => Error) | undefined,
-  ): Promise<Message> {
-    const next = this.inbox.take();
-    if (next) {
-      if (options.pauseReading) this.pause();
-      return Promise.resolve(next);
-    }
-    if (lost !== undefined) return Promise.reject(lost());
-    return this.inbox.wait(
-      options,
-      timeoutMs,
-      clock,
-      this.owner.address,
-      // Runs while the chunk holding the message is being delivered, so
-      // the adapter issues no further read.
-      options.pauseReading ? () => this.pause() : undefined,
-    );
-  }
-
   /** Reads no further until {@linkcode resume}; keeps what follows. */
   pause(): void {
     this.held ??= [];
@@ -255,40 +229,11 @@ export class ConnectionCore {
 
   /**
    * The function that takes the replies a {@linkcode RequestRoute}
-   * receives, matched like replies on the stream. It returns false for a
-   * message it refused: one that is no reply (RESPONSE, PONG, ERROR), or
-   * that breaks the protocol on its own (a reply of the wrong kind for its
-   * sequence, an ERROR that does not decode). Unlike on the stream, where
-   * the bytes after a broken frame cannot be trusted, a datagram stands
-   * alone: the route drops it and the request it names waits for its own
-   * reply, or its timeout. Any other error ends the connection. Made on
-   * first use: only routed connections need one.
+   * receives, matched like replies on the stream (see routed_replies.ts).
+   * Made on first use: only routed connections need one.
    */
   routedReceiver(): (message: Message) => boolean {
-    return this.#onRouted ??= (message: Message): boolean => {
-      if (this.closed) return true;
-      const type = message.type;
-      if (
-        type !== MessageType.Response && type !== MessageType.Pong &&
-        type !== MessageType.Error
-      ) return false;
-      try {
-        // Each check that throws (the reply's kind, the ERROR's payload)
-        // comes before the request is released: refused, it still waits.
-        this.#onMessage(message);
-        return true;
-      } catch (error) {
-        if (error instanceof ProtocolError) return false;
-        this.owner.destroy(
-          new ConnectionLostError(
-            this.owner,
-            `failed to handle a message: ${String(error)}`,
-            { cause: error },
-          ),
-        );
-        return true;
-      }
-    };
+    return this.#onRouted ??= routedReceiver(this, this.#onMessage);
   }
 
   /**
@@ -463,44 +408,12 @@ export class ConnectionCore {
 
   /** A message that answers no request: the node speaks to the client. */
   #onControl(message: Message): void {
-    const type = message.type;
-    if (type === MessageType.Ping) {
-      // A node may probe us; answer in kind, unless it reads nothing: each
-      // answer would wait in memory for a peer that may never read. Nor
-      // when the echo would be more than the node said it accepts.
-      if (message.payload.length > this.peerMaxFrameSize) {
-        this.stats.dropped++;
-      } else if (!this.closed && !this.writer.congested) {
-        this.writer.push(
-          MessageType.Pong,
-          0,
-          message.sequence,
-          message.payload,
-        );
-      }
-      return;
-    }
-    if (type === MessageType.Goodbye) {
-      // The node is draining: take no new work; what is in flight finishes.
-      this.#onGoodbye();
-      return;
-    }
-    if (type === MessageType.Error && message.sequence === 0) {
-      const e = decodeError(message.payload);
-      this.owner.destroy(
-        new ConnectionLostError(
-          this.owner,
-          // The node's text as the RemoteError shows it (clipped; every
-          // error's message is escaped by NodewireError).
-          `node error ${e.code}: ${clipped(e.message, 1024)}`,
-          {
-            cause: this.#remoteError(e),
-          },
-        ),
-      );
-      return;
-    }
-    this.inbox.deliver(message);
+    onControl(this, message, this.#onGoodbye);
+  }
+
+  /** The node's ERROR for the whole connection (node_messages.ts). */
+  nodeError(e: ErrorPayload): RemoteError {
+    return this.#remoteError(e);
   }
 
   /** The node's ERROR, naming the node. */
@@ -551,63 +464,6 @@ export class ConnectionCore {
 /** The error of a held frame nobody waits for any more. */
 function notSent(): AbortedError {
   return new AbortedError("not sent: the request had its outcome");
-}
-
-/** What a ByteChannel must have: the methods the connection calls. */
-const CHANNEL_METHODS = [
-  "onData",
-  "onClose",
-  "write",
-  "drained",
-  "close",
-  "destroy",
-] as const;
-
-/**
- * Refuses what is no ByteChannel: a custom adapter that resolved with
- * something else (nothing, a number, a socket of its runtime) is told so
- * here, not by a TypeError from deep in the first write.
- */
-function checkChannel(channel: ByteChannel): void {
-  const problem = missingMethod(channel, CHANNEL_METHODS);
-  if (problem !== undefined) {
-    throw notAChannel(channel, problem.wrong, problem.cause);
-  }
-}
-
-/** The refusal of what is no ByteChannel, saying why (`wrong`). */
-function notAChannel(
-  channel: unknown,
-  wrong: string,
-  cause?: unknown,
-): InvalidArgumentError {
-  return new InvalidArgumentError(
-    "channel",
-    channel,
-    `expected a ByteChannel (${wrong})`,
-    { method: "the runtime adapter", cause },
-  );
-}
-
-/**
- * A channel's `copyBelow`, read once (a getter may change its mind) and
- * checked here, so that a custom runtime adapter's mistake is an
- * InvalidArgumentError that says whose value it was.
- */
-function channelCopyBelow(channel: ByteChannel): number {
-  const method = "the runtime adapter's channel";
-  let value: unknown;
-  try {
-    value = channel.copyBelow;
-  } catch (cause) {
-    throw new InvalidArgumentError("copyBelow", channel, "could not be read", {
-      method,
-      cause,
-    });
-  }
-  return value === undefined || value === null
-    ? 0
-    : checkCopyBelow(value, method);
 }
 
 /** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */

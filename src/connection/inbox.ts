@@ -128,3 +128,42 @@ export class ControlInbox {
     for (const w of this.#waiters?.splice(0) ?? []) w(error());
   }
 }
+
+/** The parts of a connection's core that {@linkcode receiveControl} reads. */
+export interface InboxHolder {
+  /** The core's control inbox. */
+  readonly inbox: ControlInbox;
+  /** The connection, named in a timeout by its address. */
+  readonly owner: { readonly address: string };
+  /** Reads the stream no further (see ConnectionCore.pause). */
+  pause(): void;
+}
+
+/**
+ * The next control message of `core`, now or once it arrives (see
+ * Connection.receiveMessage); with `pauseReading`, reading stops behind
+ * it. A closed connection's `lost` error fails the wait.
+ */
+export function receiveControl(
+  core: InboxHolder,
+  options: { signal?: AbortSignal; pauseReading?: boolean },
+  timeoutMs: number,
+  clock: Clock,
+  lost: (() => Error) | undefined,
+): Promise<Message> {
+  const next = core.inbox.take();
+  if (next) {
+    if (options.pauseReading) core.pause();
+    return Promise.resolve(next);
+  }
+  if (lost !== undefined) return Promise.reject(lost());
+  return core.inbox.wait(
+    options,
+    timeoutMs,
+    clock,
+    core.owner.address,
+    // Runs while the chunk holding the message is being delivered, so
+    // the adapter issues no further read.
+    options.pauseReading ? () => core.pause() : undefined,
+  );
+}
