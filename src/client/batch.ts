@@ -30,11 +30,8 @@ import {
 } from "../errors.ts";
 import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
-import {
-  type ClientRequestOptions,
-  RequestCall,
-  type RequestPath,
-} from "./request_path.ts";
+import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
+import { RequestCall } from "./request_call.ts";
 import { mayHedge } from "./hedging.ts";
 import { acquireWithin } from "./waits.ts";
 

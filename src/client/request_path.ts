@@ -4,13 +4,15 @@
  * node choice through pool wait, send and reply to its retries, and the
  * outcome of each attempt is booked here: the node's in-flight count, its
  * passive health and the client's counters (a batch books its items'
- * first attempts the same way, in batch.ts).
+ * first attempts the same way, in batch.ts). Apart: the records that
+ * carry each attempt's outcome here (request_call.ts) and the errors the
+ * path ends a request with (request_errors.ts).
  *
  * @module
  */
 
 import type { ResolvedConfig } from "../config/shapes.ts";
-import type { ReplySink, RequestOptions } from "../connection/types.ts";
+import type { RequestOptions } from "../connection/types.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
@@ -31,10 +33,9 @@ import {
   type RequestMessage,
   requestObserved,
 } from "../diagnostics/channels.ts";
-import {
-  type ObservedCall,
-  RequestDiagnostics,
-} from "./request_diagnostics.ts";
+import { RequestDiagnostics } from "./request_diagnostics.ts";
+import { HedgeSink, RequestCall } from "./request_call.ts";
+import { aborted, noNodeAfter } from "./request_errors.ts";
 import { acquireWithin, RetryWaits, waitToRetry } from "./waits.ts";
 
 // Its own file, so that arguments.ts (which this file reaches through
@@ -54,74 +55,6 @@ export interface RequestPathOwner {
   final(error: unknown): unknown;
   /** The client's in-flight count reached zero. */
   idle(): void;
-}
-
-/**
- * One request, from its first attempt to its outcome: the connection's
- * reply sink for its main attempt and the request's promise in one small
- * record. Hedged attempts report through sinks of their own.
- */
-export class RequestCall implements ReplySink, ObservedCall {
-  /** The node of the main attempt; undefined before the first pick. */
-  node: ManagedNode | undefined = undefined;
-  /** 0 for the first attempt, then one more per retry. */
-  attempt = 0;
-  /** Attempts in flight: more than one only while hedged. */
-  outstanding = 0;
-  /** Whether the request has its outcome; later ones are only booked. */
-  done = false;
-  /** Hedging state, for a request that may be hedged. */
-  hedge: Hedge | undefined = undefined;
-  /** When the main attempt was dispatched; read only when timed. */
-  sentAt = 0;
-  /** The main attempt's diagnostics message, only when someone listens. */
-  message: RequestMessage | undefined = undefined;
-
-  constructor(
-    readonly path: RequestPath,
-    readonly payload: Uint8Array,
-    readonly options: ClientRequestOptions,
-  ) {}
-
-  /**
-   * Settles the request's promise; failures too settle through it (see
-   * resolve_only.ts). Set by the promise's executor.
-   */
-  resolve: Resolve<Uint8Array> = noResolve;
-
-  onReply(payload: Uint8Array): void {
-    this.path.succeeded(this, this.node!, payload);
-  }
-
-  onError(error: Error): void {
-    this.path.failed(this, this.node!, error, this.sentAt, this.message);
-  }
-}
-
-/** The sink of one hedged attempt: which request, on which node. */
-class HedgeSink implements ReplySink {
-  /** The hedge's diagnostics message, only when someone listens. */
-  message: RequestMessage | undefined = undefined;
-
-  constructor(
-    readonly call: RequestCall,
-    readonly node: ManagedNode,
-    readonly started: number,
-  ) {}
-
-  /** Whether the request has its outcome (see ReplySink.done). */
-  get done(): boolean {
-    return this.call.done;
-  }
-
-  onReply(payload: Uint8Array): void {
-    this.call.path.hedgeAnswered(this, payload);
-  }
-
-  onError(error: Error): void {
-    const call = this.call;
-    call.path.failed(call, this.node, error, this.started, this.message);
-  }
 }
 
 /**
@@ -536,23 +469,4 @@ export class RequestPath {
   final(error: unknown): unknown {
     return this.#owner.final(error);
   }
-}
-
-function noResolve(): void {}
-
-function aborted(signal: AbortSignal): AbortedError {
-  return new AbortedError("the request was aborted", signal.reason);
-}
-
-/**
- * What a request fails with when no node could be picked: `error`, or on a
- * retry the same NoHealthyNodesError with the error of the attempt that
- * was retried as its cause, which says why the node went away.
- */
-function noNodeAfter(error: unknown, retried: unknown): unknown {
-  if (
-    retried === undefined || !(error instanceof NoHealthyNodesError) ||
-    error.cause !== undefined
-  ) return error;
-  return new NoHealthyNodesError(error.addresses, { cause: retried });
 }
