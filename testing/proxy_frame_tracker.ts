@@ -7,7 +7,7 @@
  * @module
  */
 
-import { readU32 } from "../src/protocol/codec.ts";
+import { readU32 } from "../src/protocol/header_bytes.ts";
 import { HEADER_SIZE } from "../src/protocol/frame.ts";
 
 /**

@@ -11,7 +11,7 @@
 import type { Clock, TimerHandle } from "../src/clock.ts";
 import { readNumber, readRandom } from "../src/config/options.ts";
 import { MAX_TIMER_DELAY_MS } from "../src/config/validate.ts";
-import { readU32 } from "../src/protocol/codec.ts";
+import { readU32 } from "../src/protocol/header_bytes.ts";
 import { HEADER_SIZE } from "../src/protocol/frame.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { concatBytes } from "./bytes.ts";

@@ -13,7 +13,7 @@ import {
   InvalidArgumentError,
 } from "../errors.ts";
 import { messageOf } from "../errors/base.ts";
-import { checkCopyBelow } from "../protocol/codec.ts";
+import { checkCopyBelow } from "../protocol/codec_limits.ts";
 import type { ByteChannel } from "../runtime/types.ts";
 import { missingMethod } from "../runtime/contract.ts";
 

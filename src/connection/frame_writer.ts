@@ -9,12 +9,12 @@
 
 import type { ByteChannel } from "../runtime/types.ts";
 import { COPY_BELOW } from "../runtime/write_queue.ts";
+import { lengthOf } from "../protocol/codec.ts";
 import {
-  lengthOf,
   readSequence,
   readU32,
   writeHeaderUnchecked,
-} from "../protocol/codec.ts";
+} from "../protocol/header_bytes.ts";
 import { HEADER_SIZE, MessageType } from "../protocol/frame.ts";
 import { fixedView } from "./payload.ts";
 

@@ -1,69 +1,33 @@
 /**
- * Frame encoding and incremental decoding.
+ * Frame encoding and incremental decoding. The header's bytes, read and
+ * written, are header_bytes.ts's; the checks of the codec's settings,
+ * codec_limits.ts's.
  *
  * @module
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
+import { fieldsOf, MESSAGE_FIELDS } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
   isKnownMessageType,
   KNOWN_FLAGS,
   MAX_FRAME_SIZE_LIMIT,
-  MAX_SEQUENCE,
   type Message,
   PROTOCOL_VERSION,
 } from "./frame.ts";
+import {
+  headerFault,
+  readSequence,
+  readU32,
+  TWO_32,
+  writeHeader,
+} from "./header_bytes.ts";
+import { checkCopyBelow, integerIn } from "./codec_limits.ts";
 
-const TWO_32 = 0x1_0000_0000;
-
-/**
- * Writes a frame header into `target` at `offset`. Validates the fields, so a
- * bug upstream cannot put a malformed frame on the wire.
- *
- * @throws {ProtocolError} for an unknown type, reserved flags, or a sequence
- * or length out of range.
- * @throws {InvalidArgumentError} when it does not fit `target`.
- * @example
- * ```ts
- * import { HEADER_SIZE, MessageType, writeHeader } from "@nodewire/client/protocol";
- * const header = new Uint8Array(HEADER_SIZE);
- * writeHeader(header, 0, MessageType.Ping, 0, 7, 0);
- * ```
- */
-export function writeHeader(
-  target: Uint8Array,
-  offset: number,
-  type: number,
-  flags: number,
-  sequence: number,
-  length: number,
-): void {
-  if (!isKnownMessageType(type)) {
-    throw new ProtocolError(`cannot encode unknown message type ${hex(type)}`);
-  }
-  // Equal only for an integer with no bit outside KNOWN_FLAGS.
-  if ((flags & KNOWN_FLAGS) !== flags) {
-    throw new ProtocolError(`cannot encode reserved flag bits ${hex(flags)}`);
-  }
-  if (!Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
-    throw new ProtocolError(`sequence ${sequence} is out of range`);
-  }
-  // A length that wrapped would frame bytes that are not the payload.
-  if (length >>> 0 !== length) {
-    throw new ProtocolError(`payload length ${length} is out of range`);
-  }
-  // A header cut short at the end of `target` would go unnoticed.
-  if (
-    !(target instanceof Uint8Array) || offset >>> 0 !== offset ||
-    offset > target.length - HEADER_SIZE
-  ) {
-    throw new InvalidArgumentError("offset", offset, "expected room for it");
-  }
-  writeHeaderUnchecked(target, offset, type, flags, sequence, length);
-}
+// Where protocol.ts has always taken it from.
+export { writeHeader };
 
 const realLength = Object.getOwnPropertyDescriptor(
   Object.getPrototypeOf(Uint8Array.prototype),
@@ -83,30 +47,6 @@ export function lengthOf(payload: Uint8Array): number {
 }
 
 /**
- * Writes a frame header without validating the fields: for internal callers
- * on the hot path whose type and flags are constants and whose sequence
- * numbers they generated or decoded themselves.
- */
-export function writeHeaderUnchecked(
-  target: Uint8Array,
-  offset: number,
-  type: number,
-  flags: number,
-  sequence: number,
-  length: number,
-): void {
-  const hi = Math.floor(sequence / TWO_32);
-  const lo = sequence >>> 0;
-  target[offset] = PROTOCOL_VERSION;
-  target[offset + 1] = type;
-  target[offset + 2] = flags >>> 8;
-  target[offset + 3] = flags & 0xff;
-  writeU32(target, offset + 4, hi);
-  writeU32(target, offset + 8, lo);
-  writeU32(target, offset + 12, length);
-}
-
-/**
  * Takes one decoded frame's fields; `payload` is a view into the chunk
  * when the frame arrived whole in it.
  *
@@ -123,38 +63,6 @@ export type FrameHandler = (
   sequence: number,
   payload: Uint8Array,
 ) => void;
-
-// The largest `copyBelow`: copying is for small payloads, where it beats
-// making a view; a larger copy only costs.
-const MAX_COPY_BELOW = 1024;
-
-/**
- * `value` as a {@linkcode MessageCodec.copyBelow}: an integer from 0 to
- * 1024. Anything else throws an InvalidArgumentError naming `copyBelow`
- * (and `method`, whose value it was, when given).
- */
-export function checkCopyBelow(value: unknown, method?: string): number {
-  return integerIn("copyBelow", value, MAX_COPY_BELOW, method);
-}
-
-function integerIn(
-  argument: string,
-  value: unknown,
-  max: number,
-  method?: string,
-): number {
-  if (
-    !Number.isInteger(value) || (value as number) < 0 || (value as number) > max
-  ) {
-    throw new InvalidArgumentError(
-      argument,
-      value,
-      `expected an integer from 0 to ${max}`,
-      { method },
-    );
-  }
-  return value as number;
-}
 
 /**
  * Encodes frames and decodes a byte stream into frames. One instance per
@@ -528,55 +436,4 @@ function room(current: number, needed: number, length: number): number {
     length,
     Math.max(current * 2, needed + SPLIT_FRAME_FIRST_ROOM),
   );
-}
-
-/**
- * What is wrong with the frame header at `at` by the stream's rules (a
- * payload over `max` bytes included), or `undefined`: the one check of
- * the stream's decoder and the datagram's.
- */
-export function headerFault(
-  bytes: Uint8Array,
-  at: number,
-  max: number,
-): string | undefined {
-  const type = bytes[at + 1];
-  const flags = (bytes[at + 2] << 8) | bytes[at + 3];
-  const length = readU32(bytes, at + 12);
-  return bytes[at] !== PROTOCOL_VERSION
-    ? `unsupported protocol version ${bytes[at]} (expected ${PROTOCOL_VERSION})`
-    : !isKnownMessageType(type)
-    ? `unknown message type ${hex(type)}`
-    : (flags & ~KNOWN_FLAGS) !== 0
-    ? `reserved flag bits set: ${hex(flags)}`
-    : readU32(bytes, at + 4) > 0x1f_ffff
-    ? "sequence number above 2^53 - 1"
-    : length > max
-    ? `frame payload of ${length} bytes exceeds the maximum of ${max}`
-    : undefined;
-}
-
-/** The sequence number of the frame header at `at` (64 bits, big-endian). */
-export function readSequence(bytes: Uint8Array, at: number): number {
-  return readU32(bytes, at + 4) * TWO_32 + readU32(bytes, at + 8);
-}
-
-/** The big-endian u32 at `at` (the header's fields: see docs/PROTOCOL.md). */
-export function readU32(bytes: Uint8Array, at: number): number {
-  return ((bytes[at] << 24) | (bytes[at + 1] << 16) | (bytes[at + 2] << 8) |
-    bytes[at + 3]) >>> 0;
-}
-
-function writeU32(bytes: Uint8Array, at: number, value: number): void {
-  bytes[at] = value >>> 24;
-  bytes[at + 1] = (value >>> 16) & 0xff;
-  bytes[at + 2] = (value >>> 8) & 0xff;
-  bytes[at + 3] = value & 0xff;
-}
-
-/** A field in a message: hex when it is a number; never throws. */
-function hex(n: unknown): string {
-  return typeof n === "number"
-    ? "0x" + n.toString(16).padStart(2, "0")
-    : shown(n);
 }

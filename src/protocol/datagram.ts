@@ -17,13 +17,13 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
+import { lengthOf } from "./codec.ts";
 import {
   headerFault,
-  lengthOf,
   readSequence,
   readU32,
   writeHeaderUnchecked,
-} from "./codec.ts";
+} from "./header_bytes.ts";
 import { HEADER_SIZE, MAX_SEQUENCE, type Message } from "./frame.ts";
 import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
 

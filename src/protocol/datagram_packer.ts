@@ -14,12 +14,8 @@
  * @module
  */
 
-import {
-  lengthOf,
-  readSequence,
-  readU32,
-  writeHeaderUnchecked,
-} from "./codec.ts";
+import { lengthOf } from "./codec.ts";
+import { readSequence, readU32, writeHeaderUnchecked } from "./header_bytes.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import {
   DATAGRAM_OVERHEAD,
