@@ -34,7 +34,6 @@ import {
   type HeldFrame,
   isHeld,
   type Pending,
-  reportThrow,
   SAFE_TO_REPEAT,
   tellError,
   writeHeld,
@@ -50,6 +49,7 @@ import {
 } from "./channel_check.ts";
 import { onControl } from "./node_messages.ts";
 import { routedReceiver } from "./routed_replies.ts";
+import { reportThrow } from "./uncaught.ts";
 
 /**
  * The connection a core works for, as the core sees it: where errors say

@@ -17,6 +17,7 @@ import {
 } from "../protocol/header_bytes.ts";
 import { HEADER_SIZE, MessageType } from "../protocol/frame.ts";
 import { fixedView } from "./payload.ts";
+import { reportThrow } from "./uncaught.ts";
 
 // A slab starts small, so an idle connection costs next to nothing, and
 // doubles each time one fills, up to the size where a tick's burst of frames
@@ -88,7 +89,7 @@ export class FrameWriter {
   constructor(
     channel: ByteChannel,
     onDrained: () => void = () => {},
-    onBroken: (error: unknown) => void = reportLater,
+    onBroken: (error: unknown) => void = reportThrow,
   ) {
     this.#channel = channel;
     this.#onDrained = onDrained;
@@ -359,16 +360,6 @@ export class FrameWriter {
       this.#onDrained();
     }, this.#onBroken);
   }
-}
-
-/**
- * Reports `error` as uncaught, after the writer's own call (in_flight.ts
- * has the same, but imports this module's types).
- */
-function reportLater(error: unknown): void {
-  queueMicrotask(() => {
-    throw error;
-  });
 }
 
 /** Copies `length` bytes of a small `payload` into `slab` at `at`. */

@@ -10,6 +10,7 @@ import type { FrameWriter } from "./frame_writer.ts";
 import type { PendingTable } from "./pending_table.ts";
 import type { ReplySink } from "./types.ts";
 import { rejection, type Resolve } from "./resolve_only.ts";
+import { reportThrow } from "./uncaught.ts";
 import {
   ConnectionClosedError,
   ConnectionLostError,
@@ -87,13 +88,6 @@ export function tellError(
   } catch (thrown) {
     reportThrow(thrown);
   }
-}
-
-/** Reports what a caller's sink threw as uncaught, after the current work. */
-export function reportThrow(thrown: unknown): void {
-  queueMicrotask(() => {
-    throw thrown;
-  });
 }
 
 /**
