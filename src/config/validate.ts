@@ -14,6 +14,7 @@
 
 import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import { unknownOption } from "./suggest.ts";
+import { missingMethod } from "../runtime/contract.ts";
 
 /**
  * The longest delay a runtime timer can hold: 2^31 - 1 ms, about 24.8 days.
@@ -192,16 +193,20 @@ export const oneOf = (options: readonly string[]): Check =>
     `expected one of "${options.join('", "')}"`,
   );
 
-/** An object with these methods (a clock, an adapter). */
-export const methods = (...names: string[]): Check =>
-  is(
-    (v) =>
-      typeof v === "object" && v !== null &&
-      names.every((m) =>
-        typeof (v as Record<string, unknown>)[m] === "function"
-      ),
-    `expected an object with ${names.join(", ")}`,
-  );
+/**
+ * An object with these methods (a clock, an adapter), by the one rule of
+ * `missingMethod`. What a getter threw is thrown on, for the caller's
+ * "could not be read".
+ */
+export const methods = (...names: string[]): Check => {
+  const expected = `expected an object with ${names.join(", ")}`;
+  return (v) => {
+    const problem = missingMethod(v, names);
+    if (problem === undefined) return undefined;
+    if ("cause" in problem) throw problem.cause;
+    return expected;
+  };
+};
 
 const clockMethods = methods("now", "setTimeout", "clearTimeout");
 

@@ -11,7 +11,10 @@
 export interface ContractProblem {
   /** What is wrong, as a clause: "it has no write() method". */
   readonly wrong: string;
-  /** What a getter or a proxy's trap threw, if that is why. */
+  /**
+   * What a getter or a proxy's trap threw, if that is why: the key is
+   * there only then (even for a thrown `undefined`).
+   */
   readonly cause?: unknown;
 }
 
