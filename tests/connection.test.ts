@@ -880,7 +880,7 @@ test("isHeld finds a request among held frames in sequence order exactly when it
   );
 });
 
-test("submitBatch refuses a range outside the payloads or a bad timeout, and fails a payload that is no Uint8Array alone", async () => {
+test("submitBatch refuses a range outside the payloads, a bad timeout or idempotent flag, and fails a payload that is no Uint8Array alone", async () => {
   await withNode(async (node, adapter) => {
     const conn = await connect(node, adapter);
     try {
@@ -928,6 +928,9 @@ test("submitBatch refuses a range outside the payloads or a bad timeout, and fai
           },
         }, /could not be read/],
         ["fast", /expected an object/],
+        // As submitRequest refuses it: not quietly taken as not idempotent.
+        [{ idempotent: "yes" }, /options\.idempotent: expected true or false/],
+        [{ idempotent: 1 }, /options\.idempotent: expected true or false/],
       ];
       for (const [options, message] of bad) {
         const refused = conn.submitBatch(

@@ -479,8 +479,9 @@ export class Connection {
    * A payload that is not a `Uint8Array` fails alone, through `sink`.
    *
    * @returns the error that refused the whole run, when nothing was sent:
-   * an `InvalidArgumentError` for a range outside `payloads` or a bad
-   * `timeoutMs`, or the closed connection's error.
+   * an `InvalidArgumentError` for a range outside `payloads`, a bad
+   * `timeoutMs` or an `idempotent` that is not a boolean, or the closed
+   * connection's error.
    */
   submitBatch(
     payloads: readonly Uint8Array[],
@@ -501,6 +502,9 @@ export class Connection {
         ({ timeoutMs, idempotent } = options);
       } catch (cause) {
         return badOption("", options, "could not be read", cause);
+      }
+      if (idempotent !== undefined && typeof idempotent !== "boolean") {
+        return badOption(".idempotent", idempotent, "expected true or false");
       }
     }
     const problem = runProblem(payloads, from, to, timeoutMs);
