@@ -18,7 +18,7 @@
  * The node runs in this process, so client and node share one thread (and
  * both ends' crypto), as in the test suite; BENCH_NODE=host:port targets a
  * node elsewhere instead. On Deno and Bun the node's side of the upgrade
- * goes through node:tls over the socket (src/runtime/tls_stream.ts: neither
+ * goes through node:tls over the socket (src/runtime/node/tls_stream.ts: neither
  * has a native server-side upgrade); the client's side is node:tls over
  * the socket on Deno (Deno.startTls cannot abandon a handshake), Bun's
  * upgradeTLS, and node:tls on Node. BENCH_IN_FLIGHT=1,64 adds other

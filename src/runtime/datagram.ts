@@ -3,9 +3,9 @@
  * and receives whole datagrams. The client opens one per connection that
  * negotiated UDP; the reference node opens one for all its clients.
  *
- * Implementations: `datagram_deno.ts` (`Deno.listenDatagram`, which needs
+ * Implementations: `deno/datagram.ts` (`Deno.listenDatagram`, which needs
  * `--unstable-net`; without the flag Deno falls back to `node:dgram`),
- * `datagram_bun.ts` (`Bun.udpSocket`) and `datagram_node.ts`
+ * `bun/datagram.ts` (`Bun.udpSocket`) and `node/datagram.ts`
  * (`node:dgram`). {@linkcode getAdapter} attaches the right one as
  * {@linkcode RuntimeAdapter.datagram}.
  *
