@@ -6,6 +6,7 @@
  */
 
 import { ConnectionLostError, type Endpoint } from "../errors.ts";
+import { asError } from "../errors/base.ts";
 import { checkReceiver } from "./arguments.ts";
 import { unrefTimer } from "./timers.ts";
 import type { ByteChannel } from "./types.ts";
@@ -85,14 +86,16 @@ export abstract class ChannelBase implements ByteChannel {
   /**
    * Hands a chunk to the receiver. A receiver that throws has broken its
    * own state, so the channel is destroyed with what it threw rather than
-   * letting the error escape into the runtime's event loop.
+   * letting the error escape into the runtime's event loop. What is no
+   * Error is told as text that never throws to make (an object without
+   * a prototype, a proxy): String() of it threw out of the delivery.
    */
   protected emitData(chunk: Uint8Array): void {
     if (this.#finished || this.#onData === undefined) return;
     try {
       this.#onData(chunk);
     } catch (error) {
-      this.destroy(error instanceof Error ? error : new Error(String(error)));
+      this.destroy(asError(error));
     }
   }
 
