@@ -8,7 +8,21 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { ConnectionError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
+import type {
+  ByteChannel,
+  ListenOptions,
+  RuntimeName,
+} from "../src/runtime/types.ts";
+import { pem } from "./helpers.ts";
+import { within } from "./support/within.ts";
+
+const native = detectRuntime();
+const names: RuntimeName[] = native === "node"
+  ? ["node", "memory"]
+  : [native, "node", "memory"];
 
 /** Lets every queued microtask run (delivery is one hop per step). */
 async function flush(): Promise<void> {
@@ -40,3 +54,71 @@ test("a data receiver that throws what cannot be made text still destroys its ch
   assert.equal(network.openChannels, 0);
   await listener.close();
 });
+
+for (const name of names) {
+  for (const tls of name === "memory" ? [false] : [false, true]) {
+    const kind = tls ? "a TLS listener" : "a listener";
+    test(`${name}: ${kind} whose onConnection throws destroys that channel; the client sees it close, nothing uncaught, the listener serves on`, async () => {
+      const adapter = await getAdapter(name);
+      const bug = new Error("listener bug");
+      const accepted: ByteChannel[] = [];
+      const serverCloses: (Error | undefined)[] = [];
+      const options: ListenOptions = { hostname: "127.0.0.1", port: 0 };
+      if (tls) {
+        options.tls = {
+          cert: pem("server.pem"),
+          key: pem("server-key.pem"),
+        };
+      }
+      let calls = 0;
+      const listener = await adapter.listen(options, (channel) => {
+        calls++;
+        accepted.push(channel);
+        channel.onClose((error) => serverCloses.push(error));
+        throw bug;
+      });
+      const opened: ByteChannel[] = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          // The reset may come before the connect completes: then the
+          // connect fails, as an SDK error.
+          const client = await within(
+            5000,
+            `connect ${i}`,
+            adapter.connect({
+              hostname: "127.0.0.1",
+              port: listener.port,
+              tls: tls
+                ? { serverName: "localhost", ca: [pem("ca.pem")] }
+                : undefined,
+            }).catch((error: unknown) => {
+              assert.ok(error instanceof ConnectionError, String(error));
+              return undefined;
+            }),
+          );
+          if (client === undefined) continue;
+          opened.push(client);
+          const closed = new Promise<Error | undefined>((resolve) =>
+            client.onClose(resolve)
+          );
+          client.onData(() => {});
+          await within(5000, `client ${i}'s close`, closed);
+        }
+        assert.equal(calls, 2, "the listener kept serving");
+        await within(
+          5000,
+          "the accepted channels' closes",
+          (async () => {
+            while (serverCloses.length < 2) {
+              await new Promise((resolve) => setTimeout(resolve, 5));
+            }
+          })(),
+        );
+        assert.deepEqual(serverCloses, [bug, bug]);
+      } finally {
+        for (const channel of [...opened, ...accepted]) channel.destroy();
+        await listener.close();
+      }
+    });
+  }
+}

@@ -14,6 +14,7 @@ import {
   HostNotFoundError,
   InvalidArgumentError,
 } from "../errors.ts";
+import { handOver } from "./accept.ts";
 import { readConnect, readListen } from "./arguments.ts";
 import { ChannelBase } from "./channel_base.ts";
 import { toListenError } from "./errors.ts";
@@ -254,7 +255,7 @@ export function createMemoryNetwork(): MemoryNetwork {
       const client = new MemoryChannel(network, endpoint, { hostname, port });
       const server = new MemoryChannel(network, clientAddress, clientAddress);
       MemoryChannel.pair(client, server);
-      onConnection(server);
+      handOver(onConnection, server);
       return client;
     },
 

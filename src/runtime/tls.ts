@@ -29,6 +29,7 @@ import {
   type TlsFailureReason,
 } from "../errors.ts";
 import { printable, textOf } from "../errors/base.ts";
+import { handOver } from "./accept.ts";
 import { unrefTimer } from "./timers.ts";
 import type {
   ByteChannel,
@@ -273,7 +274,7 @@ export function acceptTlsOn(
     accept(channel, { ...tls, signal: controller.signal }).then(
       (secure) => {
         done();
-        onConnection(secure);
+        handOver(onConnection, secure);
       },
       () => {
         // The handshake failed and took the channel with it; the client

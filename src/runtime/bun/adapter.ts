@@ -29,6 +29,7 @@
 
 import type * as Net from "node:net";
 import type { Endpoint } from "../../errors.ts";
+import { handOver } from "../accept.ts";
 import { readConnect, readListen } from "../arguments.ts";
 import { toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls } from "../tls.ts";
@@ -164,7 +165,7 @@ export const bunAdapter: RuntimeAdapter = {
               port: socket.remotePort ?? 0,
             });
             channel.attach(socket);
-            onConnection(channel);
+            handOver(onConnection, channel);
           },
         },
       });

@@ -12,6 +12,7 @@
 
 import type * as Net from "node:net";
 import type { Endpoint } from "../../errors.ts";
+import { handOver } from "../accept.ts";
 import { readConnect, readListen } from "../arguments.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
 import { acceptTlsOn, connectTls } from "../tls.ts";
@@ -142,7 +143,7 @@ export const nodeAdapter: RuntimeAdapter = {
         hostname: socket.remoteAddress ?? "",
         port: socket.remotePort ?? 0,
       };
-      onConnection(new NodeChannel(socket, remote));
+      handOver(onConnection, new NodeChannel(socket, remote));
     });
     await new Promise<void>((resolve, reject) => {
       const onError = (error: Error) => {
