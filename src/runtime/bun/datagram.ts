@@ -74,13 +74,17 @@ class BunDatagram extends DatagramBase {
     this.emit(bytes, hostname, port);
   }
 
-  /** @internal Called from Bun's `drain` handler: sends what was held. */
+  /**
+   * @internal Called from Bun's `drain` handler: sends what was held. One
+   * the socket now refuses is lost, as in `send`: kept, it would be tried
+   * first at every drain, and everything behind it held until dropped.
+   */
   drain(): void {
     const held = this.#held;
     this.#held = [];
     for (let i = 0; i < held.length; i++) {
       const h = held[i];
-      if (!this.#trySend(h.bytes, h.hostname, h.port)) {
+      if (this.#trySend(h.bytes, h.hostname, h.port) === false) {
         // Still full: keep the rest, in order, for the next drain.
         this.#held = held.slice(i).concat(this.#held);
         return;
