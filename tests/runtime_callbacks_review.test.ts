@@ -122,3 +122,43 @@ for (const name of names) {
     });
   }
 }
+
+test("memory: ports stay in 49152-65535 however many connections were made; port 0 finds a free one after wrapping round", async () => {
+  const network = createMemoryNetwork();
+  const listener = await network.listen({ port: 0 }, (server) => {
+    server.onData(() => {});
+    server.onClose(() => {});
+  });
+  const seen: number[] = [];
+  const probe = await network.listen({ port: 0 }, (server) => {
+    seen.push(server.remoteAddress!.port);
+    server.onClose(() => {});
+  });
+  // Every connect takes a client port from the same range; 16384 of them
+  // used it up once.
+  for (let i = 0; i < 65536 - 49152; i++) {
+    const client = await network.connect({
+      hostname: "127.0.0.1",
+      port: listener.port,
+    });
+    client.destroy();
+  }
+  const client = await network.connect({
+    hostname: "127.0.0.1",
+    port: probe.port,
+  });
+  client.destroy();
+  const next = await network.listen({ port: 0 }, () => {});
+  try {
+    for (const port of [...seen, next.port]) {
+      assert.ok(port >= 49152 && port <= 65535, `port ${port}`);
+    }
+    assert.notEqual(next.port, listener.port, "a port in use is skipped");
+    assert.notEqual(next.port, probe.port, "a port in use is skipped");
+  } finally {
+    await next.close();
+    await probe.close();
+    await listener.close();
+  }
+  assert.equal(network.openChannels, 0);
+});

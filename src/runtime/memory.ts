@@ -29,6 +29,8 @@ import { WriteQueue } from "./write_queue.ts";
 
 /** Where port 0 and client-side ports start, as in the IANA dynamic range. */
 const FIRST_DYNAMIC_PORT = 49152;
+/** The last port there is; allocation wraps round to the first after it. */
+const LAST_PORT = 65535;
 
 /**
  * A {@linkcode RuntimeAdapter} over an in-memory network, plus handles for
@@ -180,7 +182,8 @@ function canonicalHost(hostname: string): string {
  * Creates an isolated in-memory network. Each call is a separate network:
  * ports bound on one are not visible on another.
  *
- * - `listen({ port: 0 })` allocates a port from 49152 up.
+ * - `listen({ port: 0 })` allocates a free port from 49152 to 65535,
+ *   round the range (client ends take theirs from it too).
  * - `connect` to a port nobody listens on rejects with
  *   `ConnectionRefusedError`; to a name that is neither an IP literal,
  *   `localhost`, nor a name something listened on, with `HostNotFoundError`.
@@ -215,9 +218,21 @@ export function createMemoryNetwork(): MemoryNetwork {
   const knownHosts = new Set<string>();
   let nextPort = FIRST_DYNAMIC_PORT;
   const key = (hostname: string, port: number) => `${hostname} ${port}`;
+  // Round the dynamic range, skipping ports listened on: every connect
+  // takes a client port too, and counting on past 65535 gave listeners
+  // and peers ports that do not exist.
   const allocatePort = (hostname: string): number => {
-    while (listeners.has(key(hostname, nextPort))) nextPort++;
-    return nextPort++;
+    for (let tries = FIRST_DYNAMIC_PORT; tries <= LAST_PORT; tries++) {
+      const port = nextPort;
+      nextPort = port === LAST_PORT ? FIRST_DYNAMIC_PORT : port + 1;
+      if (!listeners.has(key(hostname, port))) return port;
+    }
+    throw toListenError(
+      new Error(
+        `every port from ${FIRST_DYNAMIC_PORT} to ${LAST_PORT} is in use`,
+      ),
+      { hostname, port: 0 },
+    );
   };
   const find = (hostname: string, port: number) =>
     listeners.get(key(hostname, port)) ??
