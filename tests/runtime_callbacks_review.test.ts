@@ -162,3 +162,49 @@ test("memory: ports stay in 49152-65535 however many connections were made; port
   }
   assert.equal(network.openChannels, 0);
 });
+
+for (const name of names.filter((n) => n !== "memory")) {
+  test(`${name}: connect({ signal, tls: { signal } }) gives up the handshake when the connect's signal aborts, not only the TLS one's`, async () => {
+    const adapter = await getAdapter(name);
+    const accepted: ByteChannel[] = [];
+    let hello: () => void = () => {};
+    const helloCame = new Promise<void>((resolve) => hello = resolve);
+    // Plain TCP that takes the ClientHello and answers nothing.
+    const listener = await adapter.listen(
+      { hostname: "127.0.0.1", port: 0 },
+      (channel) => {
+        accepted.push(channel);
+        channel.onData(() => hello());
+        channel.onClose(() => {});
+      },
+    );
+    const connect = new AbortController();
+    const handshake = new AbortController();
+    const reason = new Error("the caller gave up");
+    try {
+      const outcome = adapter.connect({
+        hostname: "127.0.0.1",
+        port: listener.port,
+        signal: connect.signal,
+        tls: {
+          serverName: "localhost",
+          ca: [pem("ca.pem")],
+          signal: handshake.signal,
+        },
+      }).then(
+        (channel) => {
+          channel.destroy();
+          return "connected";
+        },
+        (error: unknown) => error,
+      );
+      await within(5000, "the ClientHello", helloCame);
+      connect.abort(reason);
+      assert.equal(await within(2000, "the abort", outcome), reason);
+    } finally {
+      handshake.abort();
+      for (const channel of accepted) channel.destroy();
+      await listener.close();
+    }
+  });
+}

@@ -226,7 +226,9 @@ export async function handshakeUnder<T>(
 /**
  * `connect({ tls })` for adapters whose plain connect plus `startTls`
  * does it: no plaintext is exchanged in between, so no read is pending
- * when the handshake starts. The connect signal bounds the handshake too.
+ * when the handshake starts. The connect signal bounds the handshake too,
+ * also when the TLS options bring a signal of their own: either gives
+ * it up.
  */
 export async function connectTls(
   adapter: RuntimeAdapter,
@@ -235,10 +237,10 @@ export async function connectTls(
   const { tls, ...plain } = options;
   const channel = await adapter.connect(plain);
   if (tls === undefined) return channel;
-  return await channel.startTls!({
-    ...tls,
-    signal: tls.signal ?? options.signal,
-  });
+  const signal = tls.signal === undefined || options.signal === undefined
+    ? tls.signal ?? options.signal
+    : AbortSignal.any([options.signal, tls.signal]);
+  return await channel.startTls!({ ...tls, signal });
 }
 
 /**
