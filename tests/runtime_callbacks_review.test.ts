@@ -8,7 +8,7 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionError } from "../src/errors.ts";
+import { ConfigError, ConnectionError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
 import type {
@@ -208,3 +208,18 @@ for (const name of names.filter((n) => n !== "memory")) {
     }
   });
 }
+
+test('getAdapter("deno") where Deno cannot connect is a ConfigError, not an adapter whose connects fail with a ReferenceError', async () => {
+  const deno = globalThis as { Deno?: { connect?: unknown } };
+  if (typeof deno.Deno?.connect === "function") {
+    // On Deno: the adapter is there, and connects.
+    assert.equal((await getAdapter("deno")).name, "deno");
+    return;
+  }
+  await assert.rejects(
+    getAdapter("deno"),
+    (error: unknown) =>
+      error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+      error.field === "runtime" && /"deno" needs Deno/.test(error.message),
+  );
+});

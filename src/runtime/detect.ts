@@ -20,8 +20,9 @@ export { detectRuntime, type NativeRuntimeName } from "./runtime_name.ts";
  *
  * `"memory"` creates a fresh, isolated in-memory network on every call.
  *
- * @throws {ConfigError} for an unknown name, or an object without
- *   `connect` and `listen` functions.
+ * @throws {ConfigError} for an unknown name, an object without
+ *   `connect` and `listen` functions, or `"deno"` where Deno cannot
+ *   connect (another runtime).
  * @example
  * ```ts
  * import { getAdapter } from "@nodewire/client/runtime";
@@ -43,6 +44,16 @@ export async function getAdapter(
   const name = adapter === undefined ? detectRuntime() : adapter;
   switch (name) {
     case "deno":
+      // Its connects to be upgraded run on Deno.connect: elsewhere they
+      // failed with a ReferenceError, late, as if the node were at fault.
+      if (!denoCanConnect()) {
+        throw new ConfigError(
+          "runtime",
+          name,
+          'expected the runtime this program runs on ("deno" needs Deno): ' +
+            'leave it out to detect it, or use "node"',
+        );
+      }
       return withDatagram(
         (await import("./deno/adapter.ts")).denoAdapter,
         async () => (await import("./deno/datagram.ts")).openDenoDatagram,
@@ -85,4 +96,9 @@ function withDatagram(
     };
   }
   return adapter;
+}
+
+function denoCanConnect(): boolean {
+  const deno = (globalThis as { Deno?: { connect?: unknown } }).Deno;
+  return typeof deno?.connect === "function";
 }
