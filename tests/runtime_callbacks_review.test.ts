@@ -223,3 +223,34 @@ test('getAdapter("deno") where Deno cannot connect is a ConfigError, not an adap
       error.field === "runtime" && /"deno" needs Deno/.test(error.message),
   );
 });
+
+test("getAdapter(object) whose methods cannot be read (a throwing getter, a revoked proxy) is a ConfigError saying so, not the getter's throw", async () => {
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const boom = new Error("getter bug");
+  const cases: [unknown, RegExp][] = [
+    [revoked.proxy, /connect could not be read/],
+    [{
+      get connect(): never {
+        throw boom;
+      },
+      listen() {},
+    }, /connect could not be read/],
+    [{
+      connect() {},
+      get listen(): never {
+        throw boom;
+      },
+    }, /listen could not be read/],
+    [{ connect() {} }, /no listen\(\) method/],
+  ];
+  for (const [value, message] of cases) {
+    await assert.rejects(
+      getAdapter(value as never),
+      (error: unknown) =>
+        error instanceof ConfigError && error.code === "CONFIG_INVALID" &&
+        error.field === "runtime" && message.test(error.message),
+      String(message),
+    );
+  }
+});

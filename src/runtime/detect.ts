@@ -7,6 +7,7 @@
 
 import { ConfigError } from "../errors.ts";
 import { checkDatagram } from "./arguments.ts";
+import { missingMethod } from "./contract.ts";
 import type { DatagramOpener } from "./datagram.ts";
 import type { RuntimeAdapter, RuntimeName } from "./types.ts";
 import { detectRuntime } from "./runtime_name.ts";
@@ -21,8 +22,8 @@ export { detectRuntime, type NativeRuntimeName } from "./runtime_name.ts";
  * `"memory"` creates a fresh, isolated in-memory network on every call.
  *
  * @throws {ConfigError} for an unknown name, an object without
- *   `connect` and `listen` functions, or `"deno"` where Deno cannot
- *   connect (another runtime).
+ *   `connect` and `listen` functions (or whose methods cannot be read),
+ *   or `"deno"` where Deno cannot connect (another runtime).
  * @example
  * ```ts
  * import { getAdapter } from "@nodewire/client/runtime";
@@ -34,12 +35,17 @@ export { detectRuntime, type NativeRuntimeName } from "./runtime_name.ts";
 export async function getAdapter(
   adapter?: RuntimeName | RuntimeAdapter,
 ): Promise<RuntimeAdapter> {
-  if (
-    typeof adapter === "object" && adapter !== null &&
-    typeof adapter.connect === "function" &&
-    typeof adapter.listen === "function"
-  ) {
-    return adapter;
+  if (typeof adapter === "object" && adapter !== null) {
+    // Each method read once, and a read that throws (a getter, a revoked
+    // proxy) told as such: it escaped as it was.
+    const problem = missingMethod(adapter, ["connect", "listen"]);
+    if (problem === undefined) return adapter;
+    throw new ConfigError(
+      "runtime",
+      adapter,
+      `expected a RuntimeAdapter, but ${problem.wrong}`,
+      { cause: problem.cause },
+    );
   }
   const name = adapter === undefined ? detectRuntime() : adapter;
   switch (name) {
