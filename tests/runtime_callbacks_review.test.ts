@@ -254,3 +254,40 @@ test("getAdapter(object) whose methods cannot be read (a throwing getter, a revo
     );
   }
 });
+
+for (const name of names.filter((n) => n !== "memory")) {
+  test(`${name}: a TLS listener whose tls.signal had aborted serves no handshake, as one that aborts later`, async () => {
+    const adapter = await getAdapter(name);
+    let accepted = 0;
+    const listener = await adapter.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: {
+        cert: pem("server.pem"),
+        key: pem("server-key.pem"),
+        signal: AbortSignal.abort(new Error("stop serving TLS")),
+      },
+    }, (channel) => {
+      accepted++;
+      channel.destroy();
+    });
+    try {
+      const outcome = await within(
+        5000,
+        "the TLS connect",
+        adapter.connect({
+          hostname: "127.0.0.1",
+          port: listener.port,
+          tls: { serverName: "localhost", ca: [pem("ca.pem")] },
+        }).then((channel) => {
+          channel.destroy();
+          return "connected";
+        }, (error: unknown) => error),
+      );
+      assert.ok(outcome instanceof ConnectionError, String(outcome));
+      assert.equal(accepted, 0, "no channel handed over");
+    } finally {
+      await listener.close();
+    }
+  });
+}

@@ -268,7 +268,10 @@ export function acceptTlsOn(
     );
     unrefTimer(timer);
     const onAbort = () => controller.abort(tls.signal?.reason);
-    tls.signal?.addEventListener("abort", onAbort, { once: true });
+    // A signal that had aborted fires no more: without this, a listener
+    // told to give up its handshakes before a client came served them.
+    if (tls.signal?.aborted) onAbort();
+    else tls.signal?.addEventListener("abort", onAbort, { once: true });
     const done = () => {
       clearTimeout(timer);
       tls.signal?.removeEventListener("abort", onAbort);
