@@ -291,3 +291,28 @@ for (const name of names.filter((n) => n !== "memory")) {
     }
   });
 }
+
+test(`${native}: datagram() reads its options once and binds what it checked, as connect and listen do`, async () => {
+  const adapter = await getAdapter(native);
+  const reads: Record<string, number> = {};
+  // Checked as 0; asked again, an out-of-range port node:dgram would
+  // take or throw a raw RangeError for.
+  const options = {
+    get hostname() {
+      reads.hostname = (reads.hostname ?? 0) + 1;
+      return "127.0.0.1";
+    },
+    get port() {
+      reads.port = (reads.port ?? 0) + 1;
+      return reads.port === 1 ? 0 : -1;
+    },
+  };
+  const socket = await adapter.datagram!(options);
+  try {
+    assert.deepEqual(reads, { hostname: 1, port: 1 });
+    assert.equal(socket.hostname, "127.0.0.1");
+    assert.ok(socket.port > 0 && socket.port < 65536, `port ${socket.port}`);
+  } finally {
+    socket.close();
+  }
+});

@@ -164,7 +164,12 @@ export function readListen<Options>(
   return copy as Options;
 }
 
-/** Checks `adapter.datagram()`'s options. */
-export function checkDatagram(options: unknown): void {
-  read("datagram()", options, { hostname: host, port: port }, []);
+/** `datagram()`'s options, read once and checked: the copy to go on with. */
+export function readDatagram<Options>(options: Options): Options {
+  return read(
+    "datagram()",
+    options,
+    { hostname: host, port: port },
+    [],
+  ) as Options;
 }

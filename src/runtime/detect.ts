@@ -6,7 +6,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
-import { checkDatagram } from "./arguments.ts";
+import { readDatagram } from "./arguments.ts";
 import { missingMethod } from "./contract.ts";
 import type { DatagramOpener } from "./datagram.ts";
 import type { RuntimeAdapter, RuntimeName } from "./types.ts";
@@ -97,8 +97,10 @@ function withDatagram(
   if (adapter.datagram === undefined) {
     let opener: Promise<DatagramOpener> | undefined;
     adapter.datagram = async (options) => {
-      checkDatagram(options);
-      return (await (opener ??= load()))(options);
+      // The copy, not `options`: a getter asked again may answer what
+      // was never checked.
+      const checked = readDatagram(options);
+      return (await (opener ??= load()))(checked);
     };
   }
   return adapter;
