@@ -16,6 +16,7 @@ import type {
   ListenOptions,
   RuntimeName,
 } from "../src/runtime/types.ts";
+import { acceptTlsOver } from "../src/runtime/node/tls_stream.ts";
 import { pem } from "./helpers.ts";
 import { within } from "./support/within.ts";
 
@@ -316,3 +317,55 @@ test(`${native}: datagram() reads its options once and binds what it checked, as
     socket.close();
   }
 });
+
+for (const name of names.filter((n) => n !== "memory")) {
+  test(`${name}: a client that closes its TLS session cleanly closes the server's channel too when the server's TLS runs over a channel (acceptTlsOver: Deno's and Bun's TLS listeners)`, async () => {
+    const adapter = await getAdapter(name);
+    const plain = await getAdapter("node");
+    const raws: ByteChannel[] = [];
+    let secure: (channel: ByteChannel) => void = () => {};
+    const accepted = new Promise<ByteChannel>((resolve) => secure = resolve);
+    const listener = await plain.listen(
+      { hostname: "127.0.0.1", port: 0 },
+      (raw) => {
+        raws.push(raw);
+        acceptTlsOver(raw, { hostname: "127.0.0.1", port: 0 }, {
+          cert: pem("server.pem"),
+          key: pem("server-key.pem"),
+        }).then(secure, () => {});
+      },
+    );
+    let client: ByteChannel | undefined;
+    try {
+      client = await within(
+        5000,
+        "the TLS connect",
+        adapter.connect({
+          hostname: "127.0.0.1",
+          port: listener.port,
+          tls: { serverName: "localhost", ca: [pem("ca.pem")] },
+        }),
+      );
+      const clientClosed = new Promise((resolve) => client!.onClose(resolve));
+      client.onData(() => {});
+      const server = await within(5000, "the server's channel", accepted);
+      const serverClosed = new Promise<Error | undefined>((resolve) =>
+        server.onClose(resolve)
+      );
+      let heard: () => void = () => {};
+      const heardFrom = new Promise<void>((resolve) => heard = resolve);
+      server.onData(() => heard());
+      client.write(new Uint8Array([1, 2, 3]));
+      await within(5000, "the client's bytes", heardFrom);
+      client.close();
+      await within(5000, "the client's close", clientClosed);
+      // Before: Deno's TLS socket over the bridge took the peer's end for
+      // a half-close and kept its side, and the channel, open for good.
+      await within(2000, "the server's close", serverClosed);
+    } finally {
+      client?.destroy();
+      for (const raw of raws) raw.destroy();
+      await listener.close();
+    }
+  });
+}

@@ -50,6 +50,12 @@ function duplexOver(
       tls.readableLength >= tls.readableHighWaterMark;
   };
   const duplex = new stream.Duplex({
+    // The channel closes whole, never half, and the TLS socket over this
+    // stream takes its allowHalfOpen from it: left at the Duplex default
+    // (true), a peer's clean close (close_notify, FIN) ended only the TLS
+    // socket's reading side, and it kept its own, and the channel over it,
+    // open for good (Deno's rustls client closes that way).
+    allowHalfOpen: false,
     read() {
       // The TLS socket wants more: read again, unless it is the one whose
       // reader is paused (Deno's asks for more regardless).
