@@ -8,7 +8,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConfigError, ConnectionError } from "../src/errors.ts";
+import {
+  ConfigError,
+  ConnectionError,
+  InvalidArgumentError,
+} from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
 import type {
@@ -365,6 +369,66 @@ for (const name of names.filter((n) => n !== "memory")) {
     } finally {
       client?.destroy();
       for (const raw of raws) raw.destroy();
+      await listener.close();
+    }
+  });
+}
+
+for (const name of names.filter((n) => n !== "memory")) {
+  test(`${name}: tls.ca is read once, item by item, and a list that cannot be read is an InvalidArgumentError, not the trap's throw`, async () => {
+    const adapter = await getAdapter(name);
+    const trap = new Proxy([pem("ca.pem")], {
+      get(target, key) {
+        if (key === "length") throw new Error("trap");
+        return Reflect.get(target, key);
+      },
+    });
+    await assert.rejects(
+      adapter.connect({
+        hostname: "127.0.0.1",
+        port: 1,
+        tls: { serverName: "localhost", ca: trap },
+      }),
+      (error: unknown) =>
+        error instanceof InvalidArgumentError &&
+        error.argument === "options.tls.ca" &&
+        /could not be read/.test(error.message),
+    );
+    // Read again, the item would be what was never checked.
+    let reads = 0;
+    const ca: string[] = [];
+    Object.defineProperty(ca, 0, {
+      enumerable: true,
+      get() {
+        reads++;
+        return reads === 1 ? pem("ca.pem") : 42;
+      },
+    });
+    const accepted: ByteChannel[] = [];
+    let hello: () => void = () => {};
+    const helloCame = new Promise<void>((resolve) => hello = resolve);
+    const listener = await adapter.listen(
+      { hostname: "127.0.0.1", port: 0 },
+      (channel) => {
+        accepted.push(channel);
+        channel.onData(() => hello());
+        channel.onClose(() => {});
+      },
+    );
+    const stop = new AbortController();
+    try {
+      const outcome = adapter.connect({
+        hostname: "127.0.0.1",
+        port: listener.port,
+        signal: stop.signal,
+        tls: { serverName: "localhost", ca },
+      }).then((channel) => channel.destroy(), (error: unknown) => error);
+      await within(5000, "the ClientHello", Promise.race([helloCame, outcome]));
+      stop.abort(new Error("done"));
+      const error = await within(5000, "the abort", outcome);
+      assert.equal(reads, 1, `read ${reads} times; ended with ${error}`);
+    } finally {
+      for (const channel of accepted) channel.destroy();
       await listener.close();
     }
   });

@@ -101,10 +101,8 @@ function read(
 
 const CLIENT_TLS: Record<string, Rule> = {
   serverName: host,
-  ca: [
-    (v) => Array.isArray(v) && v.every(pem[0]),
-    "expected an array of PEM strings",
-  ],
+  // Read item by item into a copy, then checked (see readCa).
+  ca: nested,
   dangerouslySkipVerify: bool,
   signal,
 };
@@ -119,15 +117,46 @@ export function readTls<T>(
   method: string,
   options: unknown,
   server: boolean,
-  name?: string,
+  name = "options",
 ): T {
-  return read(
+  const copy = read(
     method,
     options,
     server ? SERVER_TLS : CLIENT_TLS,
     server ? ["cert", "key"] : ["serverName"],
     name,
-  ) as T;
+  );
+  if (!server && copy.ca !== undefined) {
+    copy.ca = readCa(method, copy.ca, `${name}.ca`);
+  }
+  return copy as T;
+}
+
+/**
+ * The CA list copied, each item read once, then checked: the adapters go
+ * on with the copy, so an item asked again cannot answer what was never
+ * checked, and a list that cannot be read (a proxy's trap, a getter) is
+ * an InvalidArgumentError, not what it threw.
+ */
+function readCa(method: string, value: unknown, argument: string): string[] {
+  const expected = "expected an array of PEM strings";
+  let items: unknown[];
+  try {
+    if (!Array.isArray(value)) {
+      throw new InvalidArgumentError(argument, value, expected, { method });
+    }
+    items = Array.from(value);
+  } catch (cause) {
+    if (cause instanceof InvalidArgumentError) throw cause;
+    throw new InvalidArgumentError(argument, value, "could not be read", {
+      method,
+      cause,
+    });
+  }
+  if (!items.every(pem[0])) {
+    throw new InvalidArgumentError(argument, value, expected, { method });
+  }
+  return items as string[];
 }
 
 /** `connect()`'s options, read once and checked: the copy to go on with. */
