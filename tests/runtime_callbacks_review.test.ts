@@ -433,3 +433,40 @@ for (const name of names.filter((n) => n !== "memory")) {
     }
   });
 }
+
+test("a signal option whose prototype cannot be read (a proxy's trap throws) is an InvalidArgumentError, not the trap's throw", async () => {
+  const trap = new Proxy({}, {
+    getPrototypeOf() {
+      throw new Error("trap");
+    },
+  });
+  for (const name of names) {
+    const adapter = await getAdapter(name);
+    const cases: [() => Promise<unknown>, string][] = [
+      [
+        () =>
+          adapter.connect(
+            { hostname: "127.0.0.1", port: 1, signal: trap } as never,
+          ),
+        "options.signal",
+      ],
+      [
+        () =>
+          adapter.connect({
+            hostname: "127.0.0.1",
+            port: 1,
+            tls: { serverName: "localhost", signal: trap },
+          } as never),
+        "options.tls.signal",
+      ],
+    ];
+    for (const [attempt, argument] of cases) {
+      await assert.rejects(
+        attempt(),
+        (error: unknown) =>
+          error instanceof InvalidArgumentError && error.argument === argument,
+        `${name}: ${argument}`,
+      );
+    }
+  }
+});

@@ -7,6 +7,7 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
+import { isInstance } from "../errors/base.ts";
 
 type Rule = readonly [ok: (value: unknown) => boolean, expected: string];
 
@@ -27,8 +28,10 @@ const pem: Rule = [
   (v) => typeof v === "string" && v.includes("-----BEGIN "),
   "expected a PEM string",
 ];
+// isInstance: `instanceof` on a proxy whose getPrototypeOf trap throws
+// threw that, raw, out of the check.
 const signal: Rule = [
-  (v) => v instanceof AbortSignal,
+  (v) => isInstance(v, AbortSignal),
   "expected an AbortSignal",
 ];
 const bool: Rule = [(v) => typeof v === "boolean", "expected a boolean"];
