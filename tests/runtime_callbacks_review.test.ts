@@ -470,3 +470,36 @@ test("a signal option whose prototype cannot be read (a proxy's trap throws) is 
     }
   }
 });
+
+// Deno only: a fresh process, since which adapter is loaded first is the
+// point, and this file has loaded both long since.
+if (native === "deno") {
+  test("deno: the Deno adapter's datagrams are Deno's own (--unstable-net) even when the node adapter was asked for first", async () => {
+    const { spawn } = await import("node:child_process");
+    const { fileURLToPath } = await import("node:url");
+    const child = spawn(
+      (globalThis as unknown as { process: { execPath: string } }).process
+        .execPath,
+      [
+        "run",
+        "-A",
+        "--unstable-net",
+        fileURLToPath(
+          new URL("./fixtures/deno_datagram_order.ts", import.meta.url),
+        ),
+      ],
+      { stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let output = "";
+    child.stdout!.on("data", (d) => output += d);
+    child.stderr!.on("data", (d) => output += d);
+    const code = await within(
+      20_000,
+      "the child",
+      new Promise((resolve) => child.on("exit", resolve)),
+    ).finally(() => child.kill("SIGKILL"));
+    assert.equal(code, 0, output);
+    // Before: NodeDatagram, node:dgram's, from the node adapter's own.
+    assert.equal(output.trim(), "DenoDatagram");
+  });
+}

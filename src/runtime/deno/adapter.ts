@@ -26,6 +26,10 @@ const connAdapter: RuntimeAdapter = { ...nodeAdapter, connect: connectConn };
 /** The adapter for Deno: see the module's comment. */
 export const denoAdapter: RuntimeAdapter = {
   ...nodeAdapter,
+  // Not the node adapter's: getAdapter gives this one Deno's own. Once
+  // getAdapter("node") had run, the spread copied node:dgram's opener,
+  // which getAdapter("deno") then kept.
+  datagram: undefined,
   name: "deno",
 
   // async so that a bad argument rejects rather than throws.
