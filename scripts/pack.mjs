@@ -7,7 +7,7 @@
 // - "bin": { "nodewire": "./cli.js" }, with a `#!/usr/bin/env node` line on
 //   cli.js and its executable bit, so `npx nodewire` and `npm link` work
 //   (npm's Windows shims read that line too);
-// - "engines": { "node": ">=20" };
+// - "engines": { "node": ">=20.3" } (AbortSignal.any, src/runtime/tls.ts);
 // - "sideEffects": false: importing a module only defines things, so a
 //   bundler may drop what an application does not use.
 //
@@ -33,7 +33,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 /** What the generated package.json gains. */
 const PACKAGE_FIELDS = {
   bin: { nodewire: "./cli.js" },
-  engines: { node: ">=20" },
+  engines: { node: ">=20.3" },
   sideEffects: false,
 };
 const BIN_FILE = "package/cli.js";

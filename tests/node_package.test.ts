@@ -293,7 +293,7 @@ test(
         readFileSync(join(dir, "package.json"), "utf8"),
       );
       assert.deepEqual(manifest.bin, { nodewire: "./cli.js" });
-      assert.deepEqual(manifest.engines, { node: ">=20" });
+      assert.deepEqual(manifest.engines, { node: ">=20.3" });
       assert.equal(manifest.sideEffects, false);
       assert.match(
         readFileSync(join(dir, "cli.js"), "utf8"),
