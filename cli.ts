@@ -26,7 +26,12 @@
  * @module
  */
 
-import { parseArgs, type ParsedArgs, UsageError } from "./src/cli/args.ts";
+import {
+  optionShown,
+  parseArgs,
+  type ParsedArgs,
+  UsageError,
+} from "./src/cli/args.ts";
 import {
   bench,
   benchOptions,
@@ -110,7 +115,11 @@ export async function main(
         ? rest.find((a) => a !== "--json")
         : undefined;
       if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) {
-        throw new UsageError(`no command ${quoted(topic)} to explain`);
+        throw new UsageError(
+          `no command ${
+            topic.startsWith("-") ? optionShown(topic) : quoted(topic)
+          } to explain`,
+        );
       }
       return help(out, topic);
     }
@@ -120,7 +129,7 @@ export async function main(
     if (spec === undefined) {
       throw new UsageError(
         name.startsWith("-")
-          ? `expected a command before options, got ${quoted(name)}`
+          ? `expected a command before options, got ${optionShown(name)}`
           : `unknown command ${quoted(name)}`,
       );
     }

@@ -223,6 +223,23 @@ test("--password, or a password in a URL argument, is refused, says why and neve
   }
 });
 
+test("an option's value is never repeated in a usage error: not before the command, not after a single dash", async () => {
+  for (
+    const [args, message] of [
+      [["--password=hunter2", "ping", "127.0.0.1:7000"], /got "--password"/],
+      [["--user=app:hunter2", "ping"], /got "--user"/],
+      [["ping", "127.0.0.1:7000", "-password=hunter2"], /option "-password"/],
+      [["node", "-p=hunter2", "--json"], /option "-p"/],
+      [["help", "--password=hunter2"], /no command "--password" to/],
+    ] as const
+  ) {
+    const r = await cli([...args]);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, message, args.join(" "));
+    assert.ok(!`${r.stdout}${r.stderr}`.includes("hunter2"), args.join(" "));
+  }
+});
+
 test("ping --json: one document with every node's round trip, id and protocol", async () => {
   await withNode(async (node) => {
     const r = await cli(["ping", node.address, "--json", "--timeout", "2000"]);

@@ -88,7 +88,7 @@ export function parseArgs(args: string[], spec: CommandSpec): ParsedArgs {
       continue;
     }
     if (!arg.startsWith("--")) {
-      throw fail(`unknown option ${quoted(arg)} for "${spec.name}"`);
+      throw fail(`unknown option ${optionShown(arg)} for "${spec.name}"`);
     }
     const eq = arg.indexOf("=");
     const name = arg.slice(2, eq < 0 ? undefined : eq);
@@ -117,6 +117,16 @@ export function parseArgs(args: string[], spec: CommandSpec): ParsedArgs {
     options.set(name, value);
   }
   return { positionals, options };
+}
+
+/**
+ * An option as a usage error may quote it: its name, never what follows
+ * an `=` (`-password=...`, an option before the command), which may be a
+ * password.
+ */
+export function optionShown(arg: string): string {
+  const eq = arg.indexOf("=");
+  return quoted(eq < 0 ? arg : arg.slice(0, eq));
 }
 
 /** The value of a value option, when given. */
