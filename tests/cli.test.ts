@@ -240,6 +240,34 @@ test("an option's value is never repeated in a usage error: not before the comma
   }
 });
 
+test("an address argument that may be user:password (a forgotten @host) is quoted only up to its colon", async () => {
+  for (
+    const [args, message] of [
+      [
+        ["ping", "app:hunter2"],
+        /invalid host 1: the port must be a number, got "app:…"/,
+      ],
+      [
+        ["health", "127.0.0.1:7000", "app:hun:ter2"],
+        /invalid host 2: .*got "app:…"/,
+      ],
+      [
+        ["bench", "[::1]:hunter2", "--json"],
+        /invalid host 1: the port must be a number, got "\[::1\]:…"/,
+      ],
+    ] as const
+  ) {
+    const r = await cli([...args]);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, message, args.join(" "));
+    assert.ok(!`${r.stdout}${r.stderr}`.includes("hunter2"), args.join(" "));
+  }
+  // A host with no port is shown whole: it holds no password.
+  const r = await cli(["ping", "db_-"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /invalid host 1: .*got "db_-"/);
+});
+
 test("ping --json: one document with every node's round trip, id and protocol", async () => {
   await withNode(async (node) => {
     const r = await cli(["ping", node.address, "--json", "--timeout", "2000"]);

@@ -9,9 +9,8 @@
  */
 
 import type { ConnectionConfig } from "../config/shapes.ts";
-import { parseHost } from "../config/hosts.ts";
 import { mergeConfig, URL_VARIABLE } from "../config/sources.ts";
-import { parseConnectionString } from "../config/url.ts";
+import { parseConnectionString, parseUnsureHost } from "../config/url.ts";
 import { type EnvReader, readEnvVariable } from "../runtime/env.ts";
 import {
   durationOption,
@@ -62,7 +61,10 @@ function target(positionals: string[], readEnv: EnvReader): Target {
     return { config, from: "url" };
   }
   if (positionals.length > 0) {
-    positionals.forEach((h, i) => asUsage(() => parseHost(h, `host ${i + 1}`)));
+    // An address may be user:password with its @host forgotten.
+    positionals.forEach((h, i) =>
+      asUsage(() => parseUnsureHost(h, `host ${i + 1}`))
+    );
     return { config: { hosts: positionals }, from: "arguments" };
   }
   const reading = readEnv(URL_VARIABLE);

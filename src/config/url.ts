@@ -17,7 +17,7 @@
 import { ConfigError } from "../errors.ts";
 import { Secret } from "../secret.ts";
 import { parseHost } from "./hosts.ts";
-import type { ConnectionConfig } from "./shapes.ts";
+import type { ConnectionConfig, HostAddress } from "./shapes.ts";
 import {
   ALIASES,
   convertParameter,
@@ -165,6 +165,23 @@ function readHosts(text: string, hasUserInfo: boolean): string[] {
     }
     return entry;
   });
+}
+
+/**
+ * Parses a host entry that may be `user:password` given by mistake (a
+ * forgotten `@host`): an error quotes it only up to its port's colon, as
+ * a connection string without user information does. For addresses from
+ * a command line.
+ *
+ * @throws {ConfigError} naming `field`, never the text after the colon.
+ */
+export function parseUnsureHost(entry: string, field: string): HostAddress {
+  try {
+    return parseHost(entry, field);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new ConfigError(field, withoutPort(entry), reasonOf(error));
+  }
 }
 
 /** `host:…` for `host:anything`; an entry with no port as it is. */
