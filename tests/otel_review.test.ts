@@ -6,7 +6,11 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import { channels } from "../src/diagnostics/channels.ts";
-import { RemoteError, RetriesExhaustedError } from "../src/errors.ts";
+import {
+  InvalidArgumentError,
+  RemoteError,
+  RetriesExhaustedError,
+} from "../src/errors.ts";
 import { attachSink } from "../src/otel/instrument.ts";
 import { ClientMetrics } from "../src/otel/metrics.ts";
 import { ClientTelemetry } from "../src/otel/telemetry.ts";
@@ -286,6 +290,41 @@ test("instrumentClient reads its options once, at the door, and goes on with the
     await client.request(ops.echo("traced"));
     assert.equal(tracer.spans.started, 1);
     instrumentation.close();
+  } finally {
+    await close();
+  }
+});
+
+test("a meter missing a method the bridge calls is refused at the door as the provider's, leaving nothing registered", async () => {
+  // The door checked only createHistogram and addBatchObservableCallback:
+  // a meter without createCounter was instrumentClient's raw TypeError,
+  // one without removeBatchObservableCallback was close()'s.
+  const { close, client } = await cluster(1);
+  try {
+    for (
+      const missing of [
+        "createCounter",
+        "createObservableUpDownCounter",
+        "removeBatchObservableCallback",
+      ] as const
+    ) {
+      const { meter, callbacks } = fakeMeter();
+      const partial: Partial<Meter> = { ...meter };
+      delete partial[missing];
+      assert.throws(
+        () =>
+          instrumentClient(client, {
+            meterProvider: { getMeter: () => partial as Meter },
+          }),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError &&
+          e.argument === "provider.meter" &&
+          e.message.includes(missing),
+        missing,
+      );
+      assert.equal(callbacks.size, 0, `${missing}: no callback left behind`);
+      assert.equal(channels.requestStart.hasSubscribers, false, missing);
+    }
   } finally {
     await close();
   }

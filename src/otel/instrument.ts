@@ -30,10 +30,20 @@ import type { MeterProvider, TracerProvider } from "./types.ts";
 /** The instrumentation scope the meter and the tracer are named after. */
 const SCOPE = "@nodewire/client";
 
-/** What the providers gave; `undefined` stands for no provider. */
+/**
+ * What the providers gave; `undefined` stands for no provider. Every
+ * method the bridge calls, so that a meter without one is refused here,
+ * not met as a TypeError later (in close(), for the last).
+ */
 const MADE: Rules = {
   tracer: objectWith("startSpan"),
-  meter: objectWith("createHistogram", "addBatchObservableCallback"),
+  meter: objectWith(
+    "createHistogram",
+    "createCounter",
+    "createObservableUpDownCounter",
+    "addBatchObservableCallback",
+    "removeBatchObservableCallback",
+  ),
 };
 
 const RULES: Rules = {
