@@ -111,6 +111,22 @@ test("tls config: bad values name their field, and a private key is never echoed
   );
 });
 
+test("tls config: a hole in a CA list is a missing certificate, not one skipped", () => {
+  // forEach skips holes: [, ca] and [ca, , other] were taken for [ca] and
+  // [ca, other] without a word, as protocols' holes are not.
+  const ca = pem("ca.pem");
+  const cases: [unknown[], string][] = [
+    [[, ca], "tls.ca[0]"],
+    [[ca, , pem("untrusted.pem")], "tls.ca[1]"],
+    [new Array(2), "tls.ca[0]"],
+  ];
+  for (const [list, field] of cases) {
+    const e = configError(() => resolveTlsConfig({ ca: list }, "require"));
+    assert.equal(e.field, field);
+    assert.match(e.message, /expected a PEM string, got undefined/);
+  }
+});
+
 test("tls config: an IPv6 server name may come in brackets", () => {
   assert.equal(
     resolveTlsConfig({ serverName: "[::1]" }, "require").serverName,

@@ -174,7 +174,9 @@ function resolveCa(value: unknown): string[] | undefined {
     );
   }
   const certificates: string[] = [];
-  list.forEach((pem, i) => {
+  // A loop, not forEach, which skips a hole: [, pem] is a mistake.
+  for (let i = 0; i < list.length; i++) {
+    const pem: unknown = list[i];
     const field = typeof value === "string" ? "tls.ca" : `tls.ca[${i}]`;
     if (typeof pem !== "string") {
       throw new ConfigError(field, pem, "expected a PEM string");
@@ -209,7 +211,7 @@ function resolveCa(value: unknown): string[] | undefined {
       }
     });
     certificates.push(...blocks.map((block) => block + "\n"));
-  });
+  }
   return certificates;
 }
 
