@@ -329,3 +329,37 @@ test("a meter missing a method the bridge calls is refused at the door as the pr
     await close();
   }
 });
+
+test("a poolName that throws or names no pool is refused at the door as options.poolName, leaving nothing registered", async () => {
+  // It was called at the door, but what it threw came out of
+  // instrumentClient raw, and a name that was no string was taken as the
+  // attribute's value without a word.
+  const { close, client } = await cluster(1);
+  try {
+    const cases: [string, (address: string) => unknown, RegExp][] = [
+      ["throws", () => {
+        throw new Error("no name today");
+      }, /could not be called \(it threw no name today\)/],
+      ["undefined", () => undefined, /expected a function returning a string/],
+      ["number", () => 42, /expected a function returning a string/],
+    ];
+    for (const [label, poolName, message] of cases) {
+      const { provider, callbacks } = fakeMeter();
+      assert.throws(
+        () =>
+          instrumentClient(client, {
+            meterProvider: provider,
+            poolName: poolName as (address: string) => string,
+          }),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError &&
+          e.argument === "options.poolName" && message.test(e.message),
+        label,
+      );
+      assert.equal(callbacks.size, 0, `${label}: no callback left behind`);
+      assert.equal(channels.requestStart.hasSubscribers, false, label);
+    }
+  } finally {
+    await close();
+  }
+});

@@ -71,9 +71,11 @@ export interface OtelOptions {
   /** `db.system.name`, also the spans' name. Default `"nodewire"`. */
   dbSystemName?: string;
   /**
-   * `db.client.connection.pool.name` of a node's pool. Default: its
-   * `host:port`; name them apart when several clients of the same nodes
-   * are instrumented.
+   * `db.client.connection.pool.name` of a node's pool, a string. Default:
+   * its `host:port`; name them apart when several clients of the same
+   * nodes are instrumented. Called at once for the client's nodes (a
+   * throw or a name that is no string fails `instrumentClient`), later
+   * for a node added.
    */
   poolName?: (address: string) => string;
 }
@@ -105,7 +107,8 @@ export interface ClientInstrumentation {
  * lists the metrics and attributes.
  *
  * @throws {InvalidArgumentError} for an unknown option, a provider that
- *   is not one or gives no tracer or meter, or neither provider.
+ *   is not one or gives no tracer or meter, neither provider, or a
+ *   `poolName` that throws or returns no string for a node.
  * @throws {ClientClosedError} when the client is disconnected.
  * @example
  * ```ts

@@ -8,6 +8,8 @@
  */
 
 import type { Client } from "../client/client.ts";
+import { refuse } from "../config/options.ts";
+import { messageOf } from "../errors.ts";
 import type { PoolEvent } from "../pool/events.ts";
 import type { Attributes, BatchObservableResult, Meter } from "./types.ts";
 
@@ -26,6 +28,38 @@ interface PoolAttributes {
   pool: Attributes;
   idle: Attributes;
   used: Attributes;
+}
+
+/**
+ * `poolName(address)`, checked: what it threw, or a name that is no
+ * string, is instrumentClient's error about `options.poolName` (at the
+ * door; for a node added later, the loss of that node's metrics).
+ */
+function poolNameOf(
+  poolName: (address: string) => string,
+  address: string,
+): string {
+  let name: unknown;
+  try {
+    name = poolName(address);
+  } catch (error) {
+    throw refuse(
+      "instrumentClient",
+      "options.poolName",
+      poolName,
+      `could not be called (it threw ${messageOf(error)})`,
+      error,
+    );
+  }
+  if (typeof name !== "string") {
+    throw refuse(
+      "instrumentClient",
+      "options.poolName",
+      name,
+      "expected a function returning a string (the pool's name)",
+    );
+  }
+  return name;
 }
 
 /** One client's metric instruments and what feeds them. */
@@ -121,7 +155,7 @@ export class ClientMetrics {
   #of(address: string): PoolAttributes {
     let attributes = this.#pools.get(address);
     if (attributes === undefined) {
-      const pool = { [POOL_NAME]: this.#poolName(address) };
+      const pool = { [POOL_NAME]: poolNameOf(this.#poolName, address) };
       attributes = {
         pool,
         idle: { ...pool, [STATE]: "idle" },
