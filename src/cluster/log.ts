@@ -15,7 +15,7 @@ import {
   NegotiationError,
   TlsError,
 } from "../errors.ts";
-import { printable } from "../errors/base.ts";
+import { letGo, printable } from "../errors/base.ts";
 import type { TypedEventTarget } from "../events.ts";
 import { handshakeResult } from "../handshake/handshake.ts";
 import type { PoolEventDetailMap } from "../pool/events.ts";
@@ -24,13 +24,15 @@ import type { ManagerEventMap } from "./events.ts";
 import type { ManagedNode } from "./node.ts";
 
 /**
- * A logger that cannot break the client: a logger that throws loses that
- * entry, nothing else.
+ * A logger that cannot break the client: a logger that throws, or an
+ * async one that rejects, loses that entry, nothing else.
  */
 export function guardLogger(log: Logger): Logger {
   return (entry) => {
     try {
-      log(entry);
+      // Typed void, but an async function is one too: its rejection
+      // would be the process's unhandled rejection.
+      letGo(log(entry) as unknown);
     } catch {
       // The caller's logger failed; the client carries on.
     }

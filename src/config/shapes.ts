@@ -224,7 +224,8 @@ export interface LogEntry {
 }
 
 /**
- * Receives the client's log records.
+ * Receives the client's log records. It may be async; nothing waits for
+ * it, and one that throws or rejects loses that entry, nothing else.
  *
  * @example
  * ```ts
