@@ -363,3 +363,52 @@ test("a poolName that throws or names no pool is refused at the door as options.
     await close();
   }
 });
+
+test("a provider, or the meter it gives, that throws at the door is an InvalidArgumentError naming the provider, leaving nothing registered", async () => {
+  // What the application's provider threw came out of instrumentClient
+  // raw: no SDK class, no code, no word of which provider it was.
+  const { close, client } = await cluster(1);
+  try {
+    const boom = new Error("no SDK here");
+    const broken = fakeMeter();
+    const cases: [string, Record<string, unknown>, string][] = [
+      ["getTracer", {
+        tracerProvider: {
+          getTracer: () => {
+            throw boom;
+          },
+        },
+      }, "options.tracerProvider"],
+      ["getMeter", {
+        meterProvider: {
+          getMeter: () => {
+            throw boom;
+          },
+        },
+      }, "options.meterProvider"],
+      ["createHistogram", {
+        meterProvider: {
+          getMeter: () => ({
+            ...broken.meter,
+            createHistogram: () => {
+              throw boom;
+            },
+          }),
+        },
+      }, "options.meterProvider"],
+    ];
+    for (const [label, options, argument] of cases) {
+      assert.throws(
+        () => instrumentClient(client, options as never),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === argument &&
+          e.cause === boom && /threw no SDK here/.test(e.message),
+        label,
+      );
+      assert.equal(channels.requestStart.hasSubscribers, false, label);
+    }
+    assert.equal(broken.callbacks.size, 0, "no callback left behind");
+  } finally {
+    await close();
+  }
+});

@@ -11,10 +11,16 @@ import {
   methods as objectWith,
   optionsError,
   readOptions,
+  refuse,
   type Rules,
   text,
 } from "../config/options.ts";
-import { ClientClosedError, InvalidArgumentError } from "../errors.ts";
+import {
+  ClientClosedError,
+  InvalidArgumentError,
+  messageOf,
+  NodewireError,
+} from "../errors.ts";
 import {
   type CheckoutMessage,
   type ConnectionOpenMessage,
@@ -107,7 +113,8 @@ export interface ClientInstrumentation {
  * lists the metrics and attributes.
  *
  * @throws {InvalidArgumentError} for an unknown option, a provider that
- *   is not one or gives no tracer or meter, neither provider, or a
+ *   is not one, throws, or gives no tracer or meter (or a meter that
+ *   throws as its instruments are made), neither provider, or a
  *   `poolName` that throws or returns no string for a node.
  * @throws {ClientClosedError} when the client is disconnected.
  * @example
@@ -148,8 +155,16 @@ export function instrumentClient(
 
   // Both first: a provider that throws or gives no tracer or meter
   // leaves nothing registered.
-  const tracer = tracerProvider?.getTracer(SCOPE);
-  const meter = meterProvider?.getMeter(SCOPE);
+  const tracer = fromProvider(
+    "tracerProvider",
+    tracerProvider,
+    () => tracerProvider?.getTracer(SCOPE),
+  );
+  const meter = fromProvider(
+    "meterProvider",
+    meterProvider,
+    () => meterProvider?.getMeter(SCOPE),
+  );
   const made = optionsError(
     method,
     { tracer, meter },
@@ -158,9 +173,11 @@ export function instrumentClient(
     "provider",
   );
   if (made !== undefined) throw made;
-  const metrics = meter === undefined
-    ? undefined
-    : new ClientMetrics(client, meter, poolName);
+  const metrics = meter === undefined ? undefined : fromProvider(
+    "meterProvider",
+    meterProvider,
+    () => new ClientMetrics(client, meter, poolName),
+  );
   const telemetry = new ClientTelemetry(client, tracer, metrics, system);
   const detach = attachSink(client.id, telemetry);
   let open = true;
@@ -183,6 +200,31 @@ export function instrumentClient(
   };
   client.addEventListener("poolClosed", ended);
   return { close };
+}
+
+/**
+ * `make()`, which calls the application's provider `option` or what it
+ * gave: what it throws (an SDK error, a broken stand-in) is
+ * instrumentClient's InvalidArgumentError naming the provider, with the
+ * throw as its cause; the bridge's own errors (a poolName's) go as they are.
+ */
+function fromProvider<T>(
+  option: string,
+  provider: unknown,
+  make: () => T,
+): T {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof NodewireError) throw error;
+    throw refuse(
+      "instrumentClient",
+      `options.${option}`,
+      provider,
+      `could not be used (it threw ${messageOf(error)})`,
+      error,
+    );
+  }
 }
 
 // One set of channel subscriptions serves every instrumented client: each
