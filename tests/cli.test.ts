@@ -519,6 +519,42 @@ test("node --tls serves a throwaway certificate a client trusts from the file it
   assert.ok(!existsSync(caFile), "the temporary certificate is removed");
 });
 
+test("node --host 0.0.0.0 --tls prints a URL that verifies with the certificate it prints", async () => {
+  // The URL named the wildcard, 0.0.0.0:port, which the throwaway
+  // certificate (loopback names only) is not valid for: a client that
+  // took the URL and the CA file failed verification (and Windows cannot
+  // connect to 0.0.0.0 at all).
+  const stop = new AbortController();
+  const r = await cli(
+    ["node", "--host", "0.0.0.0", "--port", "0", "--tls", "--json"],
+    async ({ stdout }) => {
+      try {
+        const d = JSON.parse(await firstLine(stdout));
+        assert.match(
+          d.nodes[0].address,
+          /^0\.0\.0\.0:\d+$/,
+          "where it listens",
+        );
+        const port = d.nodes[0].address.split(":")[1];
+        assert.equal(d.url, `nodewire://127.0.0.1:${port}/?tls=require`);
+        const client = await Client.connect(d.url, {
+          tls: { ca: readFileSync(d.tls.caFile, "utf8") },
+          healthConfig: { intervalMs: 0 },
+        });
+        try {
+          assert.equal(replyText(await client.request(ops.echo("x"))), "x");
+        } finally {
+          await client.disconnect();
+        }
+      } finally {
+        stop.abort();
+      }
+    },
+    stop.signal,
+  );
+  assert.equal(r.code, 0, r.stderr);
+});
+
 test("node exits 1 when its port is taken", async () => {
   await withNode(async (node) => {
     const r = await cli(["node", "--port", String(node.port), "--json"]);

@@ -260,6 +260,18 @@ export function servedUrl(
   }`;
 }
 
+/**
+ * A served node's address as a client on this machine reaches it: a
+ * wildcard bind (`0.0.0.0`, `::`) is written as its family's loopback
+ * address, which the throwaway certificate is valid for, and which every
+ * system connects to (Windows cannot connect to a wildcard).
+ */
+function reachableAddress(address: string): string {
+  if (address.startsWith("0.0.0.0:")) return `127.0.0.1${address.slice(7)}`;
+  if (address.startsWith("[::]:")) return `[::1]${address.slice(4)}`;
+  return address;
+}
+
 function report(
   command: "node" | "cluster",
   nodes: ServedNode[],
@@ -268,7 +280,7 @@ function report(
   out: Output,
 ): void {
   const url = servedUrl(
-    nodes.map((n) => n.address),
+    nodes.map((n) => reachableAddress(n.address)),
     credentials?.username,
     material !== undefined,
   );
