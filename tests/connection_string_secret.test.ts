@@ -9,6 +9,7 @@ import { inspect } from "node:util";
 import { fc } from "./support/fc.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { configFromArguments } from "../src/config/sources.ts";
+import { ConfigError } from "../src/errors.ts";
 
 /**
  * Everything a program might print of `value`: of an error, its text, its
@@ -256,5 +257,51 @@ test("the slips that matter most, one by one", () => {
     }
     assert.ok(outcome instanceof Error);
     assertHidden("hunter2", outcome, hosts[0]);
+  }
+});
+
+test("overrides that cannot be read are named as such, never by quoting the string's password", () => {
+  // A throwing getter or proxy trap in the overrides was reported as
+  // `invalid config: could not be read (...), got "nodewire://app:<password>@db1"`.
+  const secret = "Qz7hunter2";
+  // poolMax, so that the overrides' poolConfig is merged field by field.
+  const url = `nodewire://app:${secret}@db1/?poolMax=5`;
+  const overrides: unknown[] = [
+    {
+      get logger() {
+        throw new Error("no logger today");
+      },
+    },
+    {
+      poolConfig: {
+        get maxConnections() {
+          throw new Error("no pool today");
+        },
+      },
+    },
+    new Proxy({}, {
+      ownKeys() {
+        throw new Error("no keys today");
+      },
+    }),
+  ];
+  for (const given of overrides) {
+    for (
+      const [first, readEnv] of [
+        [url, undefined],
+        [undefined, () => ({ state: "set", value: url })],
+      ] as const
+    ) {
+      let outcome: unknown;
+      try {
+        outcome = configFromArguments(first, given, readEnv as never);
+      } catch (error) {
+        outcome = error;
+      }
+      assert.ok(outcome instanceof ConfigError, String(outcome));
+      assert.equal(outcome.field, "overrides");
+      assert.match(outcome.message, /could not be read \(no \w+ today\)/);
+      assertHidden(secret, outcome, url);
+    }
   }
 });

@@ -53,7 +53,8 @@ export function configFromArguments(
 ): ConnectionConfig {
   return readable(
     "config",
-    first,
+    // A string is never quoted: it may hold a password.
+    typeof first === "string" ? "[redacted]" : first,
     () => fromArguments(first, overrides, readEnv),
   );
 }
@@ -114,12 +115,17 @@ function fromArguments(
  * `undefined` is not given. Unknown options pass through, for
  * `resolveConfig` to refuse by name.
  *
- * @throws {ConfigError} when `overrides` is not an object.
+ * @throws {ConfigError} when `overrides` is not an object, or cannot be
+ *   read (a getter or a proxy's trap throws): naming `overrides`.
  */
 export function mergeConfig(
   base: ConnectionConfig,
   overrides: unknown,
 ): ConnectionConfig {
+  return readable("overrides", overrides, () => merge(base, overrides));
+}
+
+function merge(base: ConnectionConfig, overrides: unknown): ConnectionConfig {
   if (overrides === undefined) return base;
   if (!isPlainObject(overrides)) {
     throw new ConfigError("overrides", overrides, "expected an object");
