@@ -9,7 +9,8 @@ import { inspect } from "node:util";
 import { fc } from "./support/fc.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { configFromArguments } from "../src/config/sources.ts";
-import { ConfigError } from "../src/errors.ts";
+import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
+import { Client } from "../src/client/client.ts";
 
 /**
  * Everything a program might print of `value`: of an error, its text, its
@@ -304,4 +305,46 @@ test("overrides that cannot be read are named as such, never by quoting the stri
       assertHidden(secret, outcome, url);
     }
   }
+});
+
+test("a connection string given where an object belongs (overrides, options) is refused without being quoted", async () => {
+  // Client.connect(url, otherUrl) and Client.connect(config, url) quoted
+  // the misplaced string, password and all: `expected an object, got
+  // "nodewire://app:<password>@db2"`.
+  const secret = "Qz7hunter2";
+  const url = `nodewire://app:${secret}@db2`;
+  const overridesError = (() => {
+    try {
+      configFromArguments("nodewire://db1", url);
+    } catch (error) {
+      return error;
+    }
+  })();
+  assert.ok(overridesError instanceof ConfigError, String(overridesError));
+  assert.equal(overridesError.field, "overrides");
+  assert.match(
+    overridesError.message,
+    /expected an object, got "\[redacted\]"/,
+  );
+  assertHidden(secret, overridesError, url);
+  for (
+    const call of [
+      () => Client.connect({ hosts: ["127.0.0.1:1"] }, url as never),
+      () => Client.connect("nodewire://127.0.0.1:1", {}, url as never),
+    ]
+  ) {
+    const error = await call().then(() => undefined, (e: unknown) => e);
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.argument, "options");
+    assert.match(
+      error.message,
+      /expected an object of options, got "\[redacted\]"/,
+    );
+    assertHidden(secret, error, url);
+  }
+  // Other values are still shown as they are.
+  assert.throws(
+    () => configFromArguments("nodewire://db1", 5),
+    /expected an object, got 5/,
+  );
 });

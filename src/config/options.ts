@@ -72,6 +72,9 @@ export function optionsError(
       Array.isArray(options)
     ) {
       expected = "expected an object of options";
+      // A string in an object's place may be a connection string, with
+      // its password: never quoted.
+      if (typeof options === "string") value = "[redacted]";
     } else {
       const unknown = unknownName(options, rules);
       if (unknown !== undefined) {

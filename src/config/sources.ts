@@ -128,7 +128,12 @@ export function mergeConfig(
 function merge(base: ConnectionConfig, overrides: unknown): ConnectionConfig {
   if (overrides === undefined) return base;
   if (!isPlainObject(overrides)) {
-    throw new ConfigError("overrides", overrides, "expected an object");
+    throw new ConfigError(
+      "overrides",
+      // A string here is most likely a second connection string.
+      typeof overrides === "string" ? "[redacted]" : overrides,
+      "expected an object",
+    );
   }
   const merged: Record<string, unknown> = { ...base };
   // Read as resolveConfig reads a config: Object.entries would drop an
