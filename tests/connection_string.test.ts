@@ -604,6 +604,30 @@ test("a connection string (or credentials) inside hosts is refused without being
   }
 });
 
+test("a connection string given as hosts itself, not in an array, is refused without being quoted", () => {
+  // { hosts: process.env.DB_URL } failed with `invalid hosts: expected an
+  // array of host strings, got "nodewire://u:<password>@h1:7000"`.
+  const cases: [string, RegExp][] = [
+    ["nodewire://u:hunter2@h1:7000", /looks like a connection string/],
+    ["u:hunter2@h1", /a host has no scheme and no user@/],
+  ];
+  for (const [hosts, pattern] of cases) {
+    const e = configErrorOf(() =>
+      resolveConfig({ hosts } as unknown as ConnectionConfig)
+    );
+    assert.equal(e.field, "hosts");
+    assert.match(e.message, pattern);
+    assert.ok(!e.message.includes("hunter2"), e.message);
+  }
+  // A plain host in place of the array is still shown, to say what was meant.
+  assert.equal(
+    configErrorOf(() =>
+      resolveConfig({ hosts: "db1:7000" } as unknown as ConnectionConfig)
+    ).message,
+    'invalid hosts: expected an array of host strings, got "db1:7000"',
+  );
+});
+
 test("overrides merge over the string: options replaced, sections field by field", () => {
   const logger = () => {};
   const c = resolveUrl(

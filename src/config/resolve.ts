@@ -51,7 +51,7 @@ import type {
   RetryConfig,
 } from "./shapes.ts";
 import { resolveTlsConfig, TLS_POLICY } from "./tls.ts";
-import { rejectUrlsInHosts } from "./url.ts";
+import { rejectUrlInHost, rejectUrlsInHosts } from "./url.ts";
 import {
   bool,
   clock as clockCheck,
@@ -124,7 +124,11 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
   }
   rejectUnknownKeys("config", config, CONFIG_KEYS);
   // Read once: a getter or proxy may answer differently each time.
-  const hostList = readHostList(config.hosts);
+  const givenHosts = config.hosts;
+  // A connection string given as hosts itself, not in an array, must not
+  // be quoted by the array check.
+  rejectUrlInHost(givenHosts, "hosts");
+  const hostList = readHostList(givenHosts);
   rejectUrlsInHosts(hostList);
   const hosts = parseHosts(hostList);
   const username = optional<string | undefined>(
