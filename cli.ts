@@ -31,6 +31,7 @@ import {
   parseArgs,
   type ParsedArgs,
   UsageError,
+  wordShown,
 } from "./src/cli/args.ts";
 import {
   bench,
@@ -49,7 +50,6 @@ import {
 } from "./src/runtime/process.ts";
 import { readOptions, signal as signalRule } from "./src/config/options.ts";
 import { InvalidArgumentError } from "./src/errors.ts";
-import { quoted } from "./src/errors/base.ts";
 import { startTestNode } from "./testing/node.ts";
 import { nodeId } from "./testing/options.ts";
 import { ops } from "./testing/ops.ts";
@@ -115,11 +115,7 @@ export async function main(
         ? rest.find((a) => a !== "--json")
         : undefined;
       if (topic !== undefined && !Object.hasOwn(COMMANDS, topic)) {
-        throw new UsageError(
-          `no command ${
-            topic.startsWith("-") ? optionShown(topic) : quoted(topic)
-          } to explain`,
-        );
+        throw new UsageError(`no command ${wordShown(topic)} to explain`);
       }
       return help(out, topic);
     }
@@ -130,7 +126,7 @@ export async function main(
       throw new UsageError(
         name.startsWith("-")
           ? `expected a command before options, got ${optionShown(name)}`
-          : `unknown command ${quoted(name)}`,
+          : `unknown command ${wordShown(name)}`,
       );
     }
     const parsed = parseArgs(rest, spec);

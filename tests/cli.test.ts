@@ -223,7 +223,7 @@ test("--password, or a password in a URL argument, is refused, says why and neve
   }
 });
 
-test("an option's value is never repeated in a usage error: not before the command, not after a single dash", async () => {
+test("an option's value is never repeated in a usage error: not before the command, not after a single dash, nor a URL in the command's place", async () => {
   for (
     const [args, message] of [
       [["--password=hunter2", "ping", "127.0.0.1:7000"], /got "--password"/],
@@ -231,6 +231,10 @@ test("an option's value is never repeated in a usage error: not before the comma
       [["ping", "127.0.0.1:7000", "-password=hunter2"], /option "-password"/],
       [["node", "-p=hunter2", "--json"], /option "-p"/],
       [["help", "--password=hunter2"], /no command "--password" to/],
+      // A connection string where the command belongs: its password too.
+      [["nodewire://app:hunter2@db1"], /unknown command "nodewire:\/\/…"/],
+      [["help", "nodewire://app:hunter2@db1"], /no command "nodewire:\/\/…"/],
+      [["app:hunter2@db1", "ping"], /unknown command "\[redacted\]"/],
     ] as const
   ) {
     const r = await cli([...args]);

@@ -129,6 +129,19 @@ export function optionShown(arg: string): string {
   return quoted(eq < 0 ? arg : arg.slice(0, eq));
 }
 
+/**
+ * A word typed where a command belongs, as a usage error may quote it: an
+ * option by {@linkcode optionShown}, a URL by its scheme alone and
+ * anything with a user@ not at all, since either may hold a password
+ * (`nodewire "$NODEWIRE_URL"`, the command forgotten).
+ */
+export function wordShown(word: string): string {
+  if (word.startsWith("-")) return optionShown(word);
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(word)?.[1];
+  if (scheme !== undefined) return quoted(`${scheme}://…`);
+  return quoted(word.includes("@") ? "[redacted]" : word);
+}
+
 /** The value of a value option, when given. */
 export function optionText(
   parsed: ParsedArgs,
