@@ -19,6 +19,7 @@ import {
   optionText,
   type ParsedArgs,
   UsageError,
+  wordShown,
 } from "./args.ts";
 import { selfSignedCertificate } from "./certificate.ts";
 import {
@@ -103,7 +104,9 @@ export async function serve(
 ): Promise<number> {
   if (parsed.positionals.length > 0) {
     throw new UsageError(
-      `"${command}" takes no arguments, got ${quoted(parsed.positionals[0])}`,
+      `"${command}" takes no arguments, got ${
+        wordShown(parsed.positionals[0])
+      }`,
     );
   }
   const count = command === "cluster"
