@@ -138,6 +138,37 @@ test("tls config: an IPv6 server name may come in brackets", () => {
   );
 });
 
+test("tls config: the server name is a host name, checked at the door as hosts are", () => {
+  // These resolved, then failed every connect: a NUL byte or a name over
+  // 255 characters as the runtime's startTls() refused it (a
+  // ConnectFailedError blaming the node), "a:b:c" or "-bad-" as Deno's
+  // "Invalid hostname" TypeError; "[db]" lost its brackets without a word.
+  const long = Array.from({ length: 5 }, () => "a".repeat(60)).join(".");
+  for (
+    const name of ["db\u0000", long, "a:b:c", "-bad-", "a..b", "[db]", "%"]
+  ) {
+    const e = configError(() =>
+      resolveTlsConfig({ serverName: name }, "require")
+    );
+    assert.equal(e.field, "tls.serverName", JSON.stringify(name));
+  }
+  const fine: [string, string][] = [
+    ["db.internal", "db.internal"],
+    ["db.internal.", "db.internal."],
+    ["my_db", "my_db"],
+    ["127.0.0.1", "127.0.0.1"],
+    ["::1", "::1"],
+    ["[::1]", "::1"],
+    ["[2001:db8::7]", "2001:db8::7"],
+  ];
+  for (const [name, resolved] of fine) {
+    assert.equal(
+      resolveTlsConfig({ serverName: name }, "require").serverName,
+      resolved,
+    );
+  }
+});
+
 test("TLS failures from each runtime map to one reason", () => {
   const raw = (message: string, extra: object = {}) =>
     Object.assign(new Error(message), extra);

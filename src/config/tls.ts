@@ -6,6 +6,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { isHostName } from "./host_name.ts";
 import type { TlsPolicy } from "../protocol/negotiation.ts";
 import {
   bool,
@@ -227,12 +228,17 @@ function isDer(block: string): boolean {
 
 function resolveServerName(value: unknown): string | undefined {
   if (value === undefined) return undefined;
-  // No "*" (a pattern, not a name), no port ("db:7000": one colon is no
-  // IPv6 address), brackets only around an IPv6 address.
+  // "[::1]" names the IPv6 address ::1.
+  const bracketed = typeof value === "string" && value.startsWith("[") &&
+    value.endsWith("]");
+  const name = bracketed ? value.slice(1, -1) : value;
+  // A name as hosts are checked: no "*" (a pattern, not a name), no port
+  // ("db:7000" is no IPv6 address), nothing a runtime's TLS would refuse
+  // at every connect (a control character, a name too long, "a:b:c");
+  // brackets only around an IPv6 address.
   if (
-    typeof value !== "string" ||
-    !/^([^\s/*[\]]+|\[[^\s/*[\]]+\])$/.test(value) ||
-    value.split(":").length === 2
+    typeof name !== "string" || !isHostName(name) ||
+    (bracketed && !name.includes(":"))
   ) {
     throw new ConfigError(
       "tls.serverName",
@@ -240,8 +246,5 @@ function resolveServerName(value: unknown): string | undefined {
       "expected a DNS name or an IP address, without a port",
     );
   }
-  // "[::1]" names the IPv6 address ::1.
-  return value.startsWith("[") && value.endsWith("]")
-    ? value.slice(1, -1)
-    : value;
+  return name;
 }
