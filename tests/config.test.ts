@@ -474,3 +474,33 @@ test("overrides given non-enumerable, inherited or as a class's getters are merg
   );
   configError(misspelt, "timeout", /unknown option/);
 });
+
+test("a clock or runtime adapter whose method is a revoked proxy of a function is refused at the door", () => {
+  // typeof says "function" of a revoked proxy of one: the clock passed,
+  // and its first setTimeout, in a pool's housekeeping, was the process's
+  // uncaught TypeError ("Cannot perform 'apply' on a proxy that has been
+  // revoked").
+  const { proxy, revoke } = Proxy.revocable(() => {}, {});
+  revoke();
+  const clock = {
+    now: () => 0,
+    setTimeout: proxy,
+    clearTimeout: () => {},
+  };
+  const runtime = { connect: proxy, listen: () => Promise.resolve() };
+  const cases: [Partial<ConnectionConfig>, string][] = [
+    [{ clock: clock as never }, "clock"],
+    [
+      { clock: { ...clock, setTimeout: () => 0, now: proxy } as never },
+      "clock",
+    ],
+    [{ runtime: runtime as never }, "runtime"],
+  ];
+  for (const [extra, field] of cases) {
+    assert.throws(
+      () => resolveConfig({ hosts: ["a"], ...extra }),
+      (e: unknown) => e instanceof ConfigError && e.field === field,
+      field,
+    );
+  }
+});

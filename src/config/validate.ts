@@ -195,13 +195,15 @@ export const oneOf = (options: readonly string[]): Check =>
 
 /**
  * An object with these methods (a clock, an adapter), by the one rule of
- * `missingMethod`. What a getter threw is thrown on, for the caller's
+ * `missingMethod`, each one that can be called ({@linkcode isCallable}): a
+ * revoked proxy of a function would pass `typeof`, and throw at its first
+ * call, deep inside. What a getter threw is thrown on, for the caller's
  * "could not be read".
  */
 export const methods = (...names: string[]): Check => {
   const expected = `expected an object with ${names.join(", ")}`;
   return (v) => {
-    const problem = missingMethod(v, names);
+    const problem = missingMethod(v, names, isCallable);
     if (problem === undefined) return undefined;
     if ("cause" in problem) throw problem.cause;
     return expected;

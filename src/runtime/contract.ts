@@ -21,17 +21,20 @@ export interface ContractProblem {
 /**
  * Why `value` is not an object with every method in `names`, or undefined
  * when it is. Each name is read once; a read that throws is the problem.
+ * `callable` says what counts as a method (by default a `typeof`
+ * function; a stricter rule may also refuse a revoked proxy).
  */
 export function missingMethod(
   value: unknown,
   names: readonly string[],
+  callable: (method: unknown) => boolean = isFunction,
 ): ContractProblem | undefined {
   if (typeof value !== "object" || value === null) {
     return { wrong: "it is no object" };
   }
   for (const name of names) {
     try {
-      if (typeof (value as Record<string, unknown>)[name] !== "function") {
+      if (!callable((value as Record<string, unknown>)[name])) {
         return { wrong: `it has no ${name}() method` };
       }
     } catch (cause) {
@@ -40,6 +43,8 @@ export function missingMethod(
   }
   return undefined;
 }
+
+const isFunction = (method: unknown) => typeof method === "function";
 
 /**
  * The peer's address as `channel` reports it, or undefined when it does
