@@ -4,6 +4,7 @@
 // bridge's bookkeeping nor the request.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import process from "node:process";
 import { Client } from "../src/client/client.ts";
 import { channels } from "../src/diagnostics/channels.ts";
 import {
@@ -410,5 +411,66 @@ test("a provider, or the meter it gives, that throws at the door is an InvalidAr
     assert.equal(broken.callbacks.size, 0, "no callback left behind");
   } finally {
     await close();
+  }
+});
+
+test("a tracer or meter whose methods are async and reject loses its telemetry and leaves no unhandled rejection", async () => {
+  // A throw was caught, but what an async span.end() or histogram.record()
+  // returned was let go: its rejection was the process's unhandled one.
+  const rejected: string[] = [];
+  const deno = (globalThis as { Deno?: unknown }).Deno !== undefined;
+  const onDeno = (event: Event) => {
+    event.preventDefault();
+    rejected.push(String((event as PromiseRejectionEvent).reason));
+  };
+  const onNode = (reason: unknown) => rejected.push(String(reason));
+  if (deno) globalThis.addEventListener("unhandledrejection", onDeno);
+  else process.on("unhandledRejection", onNode);
+  const fail = (what: string) => async () => {
+    await Promise.resolve();
+    throw new Error(`${what} is down`);
+  };
+  let ended = 0;
+  const tracer: Tracer = {
+    startSpan: () => ({
+      setAttribute: fail("setAttribute"),
+      setStatus: fail("setStatus"),
+      recordException: fail("recordException") as () => void,
+      end: (() => {
+        ended++;
+        return fail("end")();
+      }) as () => void,
+    }),
+  };
+  const instrument = () => ({ record: fail("record"), add: fail("add") });
+  const meter = {
+    createHistogram: instrument,
+    createCounter: instrument,
+    createObservableUpDownCounter: () => ({}),
+    addBatchObservableCallback: fail("addBatchObservableCallback"),
+    removeBatchObservableCallback: fail("removeBatchObservableCallback"),
+  } as unknown as Meter;
+  const s = await cluster(1);
+  try {
+    const instrumentation = instrumentClient(s.client, {
+      tracerProvider: { getTracer: () => tracer },
+      meterProvider: { getMeter: () => meter },
+    });
+    assert.equal(replyText(await s.client.request(ops.echo("ok"))), "ok");
+    const retried = s.client.request(ops.fail(RemoteErrorCode.Overloaded, true))
+      .catch((e) => e);
+    await s.clock.advance(10);
+    await s.clock.advance(20);
+    assert.ok(await retried instanceof RetriesExhaustedError);
+    await s.client.withConnection(async () => {});
+    instrumentation.close();
+    // Unhandled rejections are told after the microtasks: a turn or two.
+    for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 0));
+    assert.ok(ended >= 4, `${ended} spans ended`);
+    assert.deepEqual(rejected, []);
+  } finally {
+    if (deno) globalThis.removeEventListener("unhandledrejection", onDeno);
+    else process.off("unhandledRejection", onNode);
+    await s.close();
   }
 });

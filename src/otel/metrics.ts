@@ -10,6 +10,9 @@
 import type { Client } from "../client/client.ts";
 import { refuse } from "../config/options.ts";
 import { messageOf } from "../errors.ts";
+// What a meter's method returns is let go of: an async one's rejection
+// must not be the process's unhandled one (its own loss, as a throw is).
+import { letGo } from "../errors/base.ts";
 import type { PoolEvent } from "../pool/events.ts";
 import type { Attributes, BatchObservableResult, Meter } from "./types.ts";
 
@@ -135,17 +138,17 @@ export class ClientMetrics {
         unit: "{request}",
       },
     );
-    meter.addBatchObservableCallback(this.#observe, [
+    letGo(meter.addBatchObservableCallback(this.#observe, [
       this.#count,
       this.#max,
       this.#pending,
-    ]);
+    ]));
     client.addEventListener("checkedIn", this.#returned);
   }
 
   /** A request ended after `seconds`, its attempts and waits included. */
   operation(seconds: number, attributes: Attributes): void {
-    this.#operation.record(seconds, attributes);
+    letGo(this.#operation.record(seconds, attributes));
   }
 
   /**
@@ -168,7 +171,7 @@ export class ClientMetrics {
 
   /** A connection to `address` opened in `ms`. */
   created(address: string, ms: number): void {
-    this.#createTime.record(ms / 1000, this.#of(address).pool);
+    letGo(this.#createTime.record(ms / 1000, this.#of(address).pool));
   }
 
   /**
@@ -180,7 +183,7 @@ export class ClientMetrics {
     ms: number,
     exclusive: number | undefined,
   ): void {
-    this.#waitTime.record(ms / 1000, this.#of(address).pool);
+    letGo(this.#waitTime.record(ms / 1000, this.#of(address).pool));
     if (exclusive !== undefined) {
       this.#lends.set(
         `${address}#${exclusive}`,
@@ -191,21 +194,21 @@ export class ClientMetrics {
 
   /** A checkout from `address`'s pool timed out. */
   timedOut(address: string): void {
-    this.#timeouts.add(1, this.#of(address).pool);
+    letGo(this.#timeouts.add(1, this.#of(address).pool));
   }
 
   /** A connection to `address` served one request attempt for `ms`. */
   used(address: string, ms: number): void {
-    this.#useTime.record(ms / 1000, this.#of(address).pool);
+    letGo(this.#useTime.record(ms / 1000, this.#of(address).pool));
   }
 
   /** Stops reading the pools and hearing returns. */
   close(): void {
-    this.#meter.removeBatchObservableCallback(this.#observe, [
+    letGo(this.#meter.removeBatchObservableCallback(this.#observe, [
       this.#count,
       this.#max,
       this.#pending,
-    ]);
+    ]));
     this.#client.removeEventListener("checkedIn", this.#returned);
     this.#lends.clear();
   }

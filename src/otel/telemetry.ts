@@ -18,6 +18,7 @@ import {
   RemoteError,
   RetriesExhaustedError,
 } from "../errors.ts";
+import { letGo } from "../errors/base.ts";
 import type { ClientMetrics } from "./metrics.ts";
 import type { Attributes, Context, Span, Tracer } from "./types.ts";
 
@@ -274,10 +275,16 @@ function end(span: Span, error: unknown, attributes: Attributes = {}): void {
   call(span, "end");
 }
 
-/** `span[method](a, b)`, whose throw is the tracer's own loss. */
+/**
+ * `span[method](a, b)`, whose throw is the tracer's own loss, and so is
+ * the rejection of what an async one returns (let go of, never the
+ * process's unhandled rejection).
+ */
 function call(span: Span, method: keyof Span, a?: unknown, b?: unknown): void {
   try {
-    (span[method] as (a: unknown, b: unknown) => unknown).call(span, a, b);
+    letGo(
+      (span[method] as (a: unknown, b: unknown) => unknown).call(span, a, b),
+    );
   } catch { /* swallowed, as a sink's throw is (attachSink) */ }
 }
 
