@@ -474,3 +474,29 @@ test("a tracer or meter whose methods are async and reject loses its telemetry a
     await s.close();
   }
 });
+
+test("a meter whose removeBatchObservableCallback throws loses that, not close(): the client is let go of all the same", async () => {
+  // close() threw the meter's error at its caller, before it removed its
+  // checkedIn listener from the client, which then held the bridge.
+  const broken = fakeMeter();
+  const meter: Meter = {
+    ...broken.meter,
+    removeBatchObservableCallback: () => {
+      throw new Error("the meter is gone");
+    },
+  };
+  const s = await cluster(1);
+  try {
+    assert.equal(s.client.hasListeners("checkedIn"), false);
+    const instrumentation = instrumentClient(s.client, {
+      meterProvider: { getMeter: () => meter },
+    });
+    assert.equal(s.client.hasListeners("checkedIn"), true);
+    instrumentation.close();
+    assert.equal(s.client.hasListeners("checkedIn"), false);
+    assert.equal(s.client.hasListeners("poolClosed"), false);
+    assert.equal(channels.requestStart.hasSubscribers, false);
+  } finally {
+    await s.close();
+  }
+});

@@ -202,15 +202,20 @@ export class ClientMetrics {
     letGo(this.#useTime.record(ms / 1000, this.#of(address).pool));
   }
 
-  /** Stops reading the pools and hearing returns. */
+  /**
+   * Stops reading the pools and hearing returns. A meter that throws here
+   * loses that, and the client is let go of all the same.
+   */
   close(): void {
-    letGo(this.#meter.removeBatchObservableCallback(this.#observe, [
-      this.#count,
-      this.#max,
-      this.#pending,
-    ]));
     this.#client.removeEventListener("checkedIn", this.#returned);
     this.#lends.clear();
+    try {
+      letGo(this.#meter.removeBatchObservableCallback(this.#observe, [
+        this.#count,
+        this.#max,
+        this.#pending,
+      ]));
+    } catch { /* the meter's own loss */ }
   }
 
   /**
