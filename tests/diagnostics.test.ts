@@ -287,6 +287,19 @@ test("two clients are told apart by clientId, which is each client's id", async 
   });
 });
 
+test("clientId is unique within the process, even between two copies of the library, which publish on the same channels", async () => {
+  // Each copy (two versions in one program, JSR's and npm's) counted from
+  // 1 on its own: the first clients of both were 1, and a subscriber (the
+  // OpenTelemetry bridge too) took one's messages for the other's.
+  const { nextClientId } = await import("../src/diagnostics/channels.ts");
+  const copy = await import(
+    "../src/diagnostics/channels.ts?second-copy" as string
+  ) as { nextClientId: () => number };
+  const ids = [nextClientId(), copy.nextClientId(), nextClientId()];
+  assert.equal(new Set(ids).size, 3, ids.join(", "));
+  assert.ok(ids[1] > ids[0] && ids[2] > ids[1], ids.join(", "));
+});
+
 test("connections publish their opening (with protocol and time) and their close, lost or clean", async () => {
   await withNodes(1, async ([node]) => {
     const channel = listen([

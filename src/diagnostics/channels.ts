@@ -308,9 +308,19 @@ export function requestObserved(): boolean {
     channels.requestError.hasSubscribers;
 }
 
-let lastClientId = 0;
+/**
+ * Where the last client id lives: on the global object, under a
+ * registered symbol, so that two copies of the library in one program
+ * (two versions, JSR's and npm's), which publish on the same channels,
+ * never give two clients the same id.
+ */
+const LAST_CLIENT_ID = Symbol.for("@nodewire/client last client id");
 
 /** A number for a new client, unique within the process. */
 export function nextClientId(): number {
-  return ++lastClientId;
+  const holder = globalThis as { [LAST_CLIENT_ID]?: unknown };
+  const last = holder[LAST_CLIENT_ID];
+  const id = (Number.isSafeInteger(last) ? last as number : 0) + 1;
+  holder[LAST_CLIENT_ID] = id;
+  return id;
 }
