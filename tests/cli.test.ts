@@ -235,6 +235,7 @@ test("an option's value is never repeated in a usage error: not before the comma
       [["nodewire://app:hunter2@db1"], /unknown command "nodewire:\/\/…"/],
       [["help", "nodewire://app:hunter2@db1"], /no command "nodewire:\/\/…"/],
       [["app:hunter2@db1", "ping"], /unknown command "\[redacted\]"/],
+      [["app:hunter2", "db1"], /unknown command "app:…"/],
       [
         ["cluster", "nodewire://app:hunter2@db1"],
         /"cluster" takes no arguments, got "nodewire:\/\/…"/,

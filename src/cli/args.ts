@@ -131,15 +131,18 @@ export function optionShown(arg: string): string {
 
 /**
  * A word typed where a command belongs, as a usage error may quote it: an
- * option by {@linkcode optionShown}, a URL by its scheme alone and
- * anything with a user@ not at all, since either may hold a password
- * (`nodewire "$NODEWIRE_URL"`, the command forgotten).
+ * option by {@linkcode optionShown}, a URL by its scheme alone, anything
+ * with a user@ not at all, and anything else only up to a colon, since
+ * each may hold a password (`nodewire "$NODEWIRE_URL"`, the command
+ * forgotten; `user:password` with its `@host` forgotten too).
  */
 export function wordShown(word: string): string {
   if (word.startsWith("-")) return optionShown(word);
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(word)?.[1];
   if (scheme !== undefined) return quoted(`${scheme}://…`);
-  return quoted(word.includes("@") ? "[redacted]" : word);
+  if (word.includes("@")) return quoted("[redacted]");
+  const colon = word.indexOf(":");
+  return quoted(colon < 0 ? word : `${word.slice(0, colon + 1)}…`);
 }
 
 /** The value of a value option, when given. */
