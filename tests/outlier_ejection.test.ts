@@ -637,3 +637,17 @@ test("outlierEjection and panicThreshold: defaults, on and off, and ConfigErrors
     0.5,
   );
 });
+
+test("a panicThreshold resolves whenNoHealthyNodes to the tryAll it implies, so client.config tells what the client does", () => {
+  // It resolved to "fail" beside panicThreshold 0.5, while the client
+  // spreads over every node when none is healthy (docs/CONFIGURATION.md:
+  // the threshold "implies tryAll").
+  const c = resolveConfig({ hosts: ["a"], panicThreshold: 0.5 });
+  assert.equal(c.panicThreshold, 0.5);
+  assert.equal(c.whenNoHealthyNodes, "tryAll");
+  assert.equal(resolveConfig({ hosts: ["a"] }).whenNoHealthyNodes, "fail");
+  assert.equal(
+    resolveConfig({ hosts: ["a"], panicThreshold: 0 }).whenNoHealthyNodes,
+    "fail",
+  );
+});

@@ -177,6 +177,10 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     config.protocols,
   );
   const whenNoHealthyNodes = config.whenNoHealthyNodes;
+  const panicThreshold = resolvePanicThreshold(
+    config.panicThreshold,
+    whenNoHealthyNodes,
+  );
   return {
     hosts,
     username,
@@ -205,10 +209,7 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     hedging: resolveHedging(config.hedging),
     healthConfig: resolveHealthConfig(config.healthConfig),
     outlierEjection: resolveOutlierEjection(config.outlierEjection),
-    panicThreshold: resolvePanicThreshold(
-      config.panicThreshold,
-      whenNoHealthyNodes,
-    ),
+    panicThreshold,
     loadBalancing: optional<LoadBalancing>(
       "loadBalancing",
       config.loadBalancing,
@@ -219,7 +220,8 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
       "whenNoHealthyNodes",
       whenNoHealthyNodes,
       oneOf(["fail", "tryAll"]),
-      "fail",
+      // A panic threshold spreads over every node when none is healthy.
+      panicThreshold > 0 ? "tryAll" : "fail",
     ),
     runtime: resolveRuntime(config.runtime),
     clock: optional(

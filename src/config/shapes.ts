@@ -355,7 +355,10 @@ export interface ConnectionConfig {
    * recent latency as well. See {@linkcode LoadBalancing}.
    */
   loadBalancing?: LoadBalancing;
-  /** With no healthy node: fail fast (default) or try every node anyway. */
+  /**
+   * With no healthy node: fail fast (the default) or try every node
+   * anyway (the default, and the only choice, with a `panicThreshold`).
+   */
   whenNoHealthyNodes?: "fail" | "tryAll";
   /** Runtime adapter to use instead of the detected one. */
   runtime?: RuntimeName | RuntimeAdapter;
