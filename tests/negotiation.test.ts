@@ -3,7 +3,7 @@ import { test } from "node:test";
 import { fc } from "./support/fc.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { Connection } from "../src/connection/connection.ts";
-import { ConfigError, NegotiationError } from "../src/errors.ts";
+import { ConfigError, NegotiationError, TlsError } from "../src/errors.ts";
 import {
   createHandshake,
   type HandshakeOptions,
@@ -157,11 +157,22 @@ test("Property 8: Protocol Selection Priority", async () => {
           assert.deepEqual(upgraded, expected === "tcp" ? [] : [expected]);
           await connection.close();
         } catch (error) {
-          if (!(error instanceof NegotiationError)) throw error;
-          assert.equal(expected, undefined);
-          assert.deepEqual(error.clientProtocols, offer);
-          assert.deepEqual(error.nodeProtocols, sortProtocols(nodeProtocols));
-          assert.deepEqual(upgraded, []);
+          // The stand-in TLS transport switches nothing: the choice stands
+          // (its transport ran), and the plaintext stream is refused.
+          if (error instanceof TlsError) {
+            assert.equal(expected, "tls");
+            assert.equal(error.reason, "handshake");
+            assert.deepEqual(upgraded, ["tls"]);
+          } else {
+            if (!(error instanceof NegotiationError)) throw error;
+            assert.equal(expected, undefined);
+            assert.deepEqual(error.clientProtocols, offer);
+            assert.deepEqual(
+              error.nodeProtocols,
+              sortProtocols(nodeProtocols),
+            );
+            assert.deepEqual(upgraded, []);
+          }
         } finally {
           await node.close();
         }

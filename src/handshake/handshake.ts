@@ -21,6 +21,7 @@ import {
   NegotiationError,
   ProtocolError,
   RemoteError,
+  TlsError,
 } from "../errors.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import {
@@ -65,7 +66,9 @@ export interface HandshakeResult extends NegotiationResult {
 /**
  * Switches a connection to a negotiated transport other than TCP. Runs
  * right after NEGOTIATE_OK and before authentication, so that credentials
- * are exchanged over the chosen transport. It must fail, never fall back.
+ * are exchanged over the chosen transport. It must fail, never fall back:
+ * a TLS upgrade that resolves with the stream still in plaintext fails the
+ * connection with a `TlsError`.
  *
  * @example
  * ```ts
@@ -158,7 +161,9 @@ export function handshakeResult(
  *   touches the connection, for a `hello` that no HELLO_OK decodes to (not
  *   an object, a field missing or of the wrong type, a read that throws),
  *   naming `hello` or its field; {@linkcode NegotiationError} when no protocol
- *   can be agreed, {@linkcode AuthenticationError} when authentication
+ *   can be agreed, {@linkcode TlsError} (`"handshake"`) when the TLS
+ *   transport resolved without switching the stream to TLS,
+ *   {@linkcode AuthenticationError} when authentication
  *   cannot or does not succeed, the node's {@linkcode RemoteError} when it
  *   refuses a step, {@linkcode ProtocolError} for a reply of another type
  *   or sequence.
@@ -249,6 +254,16 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     if (negotiated.protocol !== "tcp") {
       // Only offered when present, so the node cannot pick one we lack.
       await transports[negotiated.protocol]!(connection, negotiated, signal);
+      // A transport of the caller's own that resolved without the switch
+      // left the stream in plaintext (and paused: no reply was read), yet
+      // the connection was handed out as TLS. It must fail, never fall back.
+      if (negotiated.protocol === "tls" && !connection.encrypted) {
+        throw new TlsError(
+          `TLS with ${connection.address} failed: the TLS transport ` +
+            "resolved, but the stream was not switched to TLS",
+          { reason: "handshake", address: connection.address },
+        );
+      }
     }
     if (authRequired) {
       await authenticate(connection, {

@@ -1,0 +1,58 @@
+// The handshake's transport switch held to its word (the review of
+// src/handshake/): a TLS transport of the caller's own that resolves
+// without switching the stream, and a TLS config whose handshake timeout
+// is no duration. Memory network, virtual clock.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { Connection } from "../src/connection/connection.ts";
+import { TlsError } from "../src/errors.ts";
+import {
+  createHandshake,
+  type HandshakeOptions,
+} from "../src/handshake/handshake.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { startTestNode } from "../testing/node.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+
+function connect(
+  adapter: RuntimeAdapter,
+  port: number,
+  options: HandshakeOptions,
+): Promise<Connection> {
+  return Connection.connect({
+    adapter,
+    hostname: "127.0.0.1",
+    port,
+    clock: new VirtualClock(),
+    timeoutMs: 5000,
+    handshake: createHandshake(options),
+  });
+}
+
+test("a TLS transport that resolves without switching the stream to TLS fails the connection with a TlsError: it was handed out in plaintext, reported as TLS, its replies never read", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({
+    runtime: network,
+    protocols: ["tls", "tcp"],
+  });
+  let called = 0;
+  await assert.rejects(
+    connect(network, node.port, {
+      tlsPolicy: "require",
+      transports: { tls: () => (called++, Promise.resolve()) },
+    }),
+    (error) => {
+      assert.ok(error instanceof TlsError, String(error));
+      assert.equal(error.code, "TLS_FAILED");
+      assert.equal(error.reason, "handshake");
+      assert.equal(error.address, `127.0.0.1:${node.port}`);
+      assert.match(error.message, /not switched to TLS/);
+      return true;
+    },
+  );
+  assert.equal(called, 1);
+  assert.equal(node.stats.requests, 0);
+  await node.close();
+  assert.equal(network.openChannels, 0);
+});
