@@ -14,6 +14,9 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { resolveTlsConfig } from "../src/config/tls.ts";
+import { tlsTransport } from "../src/handshake/tls.ts";
+import { invalid } from "./support/doors.ts";
 
 function connect(
   adapter: RuntimeAdapter,
@@ -55,4 +58,35 @@ test("a TLS transport that resolves without switching the stream to TLS fails th
   assert.equal(node.stats.requests, 0);
   await node.close();
   assert.equal(network.openChannels, 0);
+});
+
+test("tlsTransport refuses a TLS config whose handshakeTimeoutMs is no duration, naming options.tls: NaN, Infinity or 0 was taken, and every TLS upgrade then failed at once as a handshake timeout", () => {
+  const tls = resolveTlsConfig({}, "require");
+  const clock = new VirtualClock();
+  for (
+    const handshakeTimeoutMs of [
+      Number.NaN,
+      Infinity,
+      0,
+      -1,
+      2 ** 31,
+      "3000",
+      undefined,
+    ]
+  ) {
+    assert.throws(
+      () =>
+        tlsTransport({ tls: { ...tls, handshakeTimeoutMs } as never, clock }),
+      (error) => {
+        invalid("tlsTransport", "options.tls")(error);
+        assert.match((error as Error).message, /handshakeTimeoutMs/);
+        return true;
+      },
+      String(handshakeTimeoutMs),
+    );
+  }
+  assert.equal(
+    typeof tlsTransport({ tls: { ...tls, handshakeTimeoutMs: 1 }, clock }),
+    "function",
+  );
 });

@@ -11,6 +11,7 @@
 import type { Clock } from "../clock.ts";
 import { is, methods, readOptions } from "../config/options.ts";
 import type { ResolvedTlsConfig } from "../config/tls.ts";
+import { isDuration, MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { TlsError } from "../errors.ts";
 import type { TransportUpgrade } from "./handshake.ts";
@@ -72,6 +73,8 @@ export async function upgradeToTls(
  * upgrades the connection when negotiation chose TLS. A connection that
  * was opened with TLS already (`tls.direct`) is left as it is.
  *
+ * @throws {InvalidArgumentError} for options that are not `{ tls, clock }`,
+ *   a `tls` whose `handshakeTimeoutMs` is no duration among them.
  * @example
  * ```ts
  * import { createHandshake, resolveTlsConfig, systemClock, tlsTransport } from "@nodewire/client/core";
@@ -87,9 +90,12 @@ export function tlsTransport(
   // Read once and checked here: the upgrade read them on every connect,
   // and a bad one failed there with a raw TypeError.
   const { tls, clock } = readOptions<typeof options>("tlsTransport", options, {
+    // A duration by the config's rule: NaN, 0 or Infinity fired the
+    // timer at once, failing every upgrade as a handshake timeout.
     tls: is(
-      (v) => typeof (v as ResolvedTlsConfig)?.handshakeTimeoutMs === "number",
-      "expected a ResolvedTlsConfig",
+      (v) => isDuration((v as ResolvedTlsConfig)?.handshakeTimeoutMs),
+      "expected a ResolvedTlsConfig (its handshakeTimeoutMs a finite " +
+        `number of milliseconds > 0, at most ${MAX_TIMER_DELAY_MS})`,
     ),
     clock: methods("setTimeout", "clearTimeout"),
   }, true);
