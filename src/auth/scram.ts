@@ -252,8 +252,11 @@ export class ScramClient {
    * @throws {AuthenticationError} (`"bad-challenge"`) for a malformed
    *   message, a nonce that does not extend ours, a bad salt, or an
    *   iteration count outside the accepted bounds.
+   * @throws {InvalidArgumentError} for a `serverFirst` that is no string,
+   *   before the step is taken.
    */
   async clientFinalMessage(serverFirst: string): Promise<string> {
+    text("clientFinalMessage", "serverFirst", serverFirst);
     this.#advance("final", "verify");
     if (serverFirst.length > MAX_SERVER_FIRST) {
       throw challenge(
@@ -325,8 +328,15 @@ export class ScramClient {
    *
    * @throws {AuthenticationError} `"rejected"` for `e=<error>`,
    *   `"server-signature"` when the signature does not match.
+   * @throws {InvalidArgumentError} for a `serverFinal` that is no string,
+   *   before the step is taken.
    */
   verifyServerFinal(serverFinal: string): Promise<void> {
+    try {
+      text("verifyServerFinal", "serverFinal", serverFinal);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     this.#advance("verify", "done");
     const attrs = parseScramAttributes(serverFinal);
     if (attrs !== undefined && attrs[0][0] === "e") {
@@ -367,6 +377,18 @@ export class ScramClient {
 }
 
 const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
+
+/**
+ * Refuses a message of the node's, handed in by the caller, that is no
+ * string: it was a TypeError from inside the parsing.
+ */
+function text(method: string, argument: string, value: unknown): void {
+  if (typeof value !== "string") {
+    throw new InvalidArgumentError(argument, value, "expected a string", {
+      method: `ScramClient.${method}`,
+    });
+  }
+}
 
 function challenge(message: string): AuthenticationError {
   return new AuthenticationError(message, { reason: "bad-challenge" });
