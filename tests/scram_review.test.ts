@@ -1,8 +1,10 @@
 // ScramClient, the public SCRAM client of ./auth, as a careless caller
-// drives it (the review of src/auth/): a message that is no string.
+// drives it (the review of src/auth/): a message that is no string, a
+// step out of turn.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { ScramClient } from "../src/auth/scram.ts";
+import { AuthenticationError, InvalidArgumentError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 import { invalid } from "./support/doors.ts";
 
@@ -52,4 +54,60 @@ test("verifyServerFinal refuses a server-final message that is no string with an
     );
     await scram.verifyServerFinal(RFC.serverFinal);
   }
+});
+
+/** An InvalidArgumentError about the step of the exchange `method` was called in. */
+const outOfTurn = (method: string) => (error: unknown) => {
+  invalid(`ScramClient.${method}`, "step")(error);
+  assert.ok(error instanceof InvalidArgumentError);
+  assert.equal(error.code, "INVALID_ARGUMENT");
+  return true;
+};
+
+test("ScramClient's steps out of turn are an InvalidArgumentError naming the method and the step, never a plain Error without a code; verifyServerFinal after a failed or unfinished clientFinalMessage was a raw TypeError", async () => {
+  // A second first step, a second step before the first.
+  const twice = rfcClient();
+  twice.clientFirstMessage();
+  assert.throws(
+    () => twice.clientFirstMessage(),
+    outOfTurn("clientFirstMessage"),
+  );
+  await assert.rejects(
+    rfcClient().clientFinalMessage(RFC.serverFirst),
+    outOfTurn("clientFinalMessage"),
+  );
+  // The last step before the second: a rejection, not a throw.
+  const early = rfcClient();
+  early.clientFirstMessage();
+  let result: Promise<void> | undefined;
+  assert.doesNotThrow(() => {
+    result = early.verifyServerFinal(RFC.serverFinal);
+  });
+  await assert.rejects(result!, outOfTurn("verifyServerFinal"));
+  // After a second step the node's challenge failed.
+  const failed = rfcClient();
+  failed.clientFirstMessage();
+  await assert.rejects(
+    failed.clientFinalMessage("r=elsewhere,s=AAAA,i=4096"),
+    (error) => error instanceof AuthenticationError,
+  );
+  await assert.rejects(
+    failed.verifyServerFinal(RFC.serverFinal),
+    outOfTurn("verifyServerFinal"),
+  );
+  // While the second step still derives its keys.
+  const busy = rfcClient();
+  busy.clientFirstMessage();
+  const proving = busy.clientFinalMessage(RFC.serverFirst);
+  await assert.rejects(
+    busy.verifyServerFinal(RFC.serverFinal),
+    outOfTurn("verifyServerFinal"),
+  );
+  assert.match(await proving, /,p=/);
+  // The exchange in order still completes, and a step after it is refused.
+  await busy.verifyServerFinal(RFC.serverFinal);
+  await assert.rejects(
+    busy.verifyServerFinal(RFC.serverFinal),
+    outOfTurn("verifyServerFinal"),
+  );
 });

@@ -154,7 +154,9 @@ export interface ScramClientOptions {
 
 /**
  * One SCRAM-SHA-256 exchange, client side: three steps, in order.
- * Every failure is an {@linkcode AuthenticationError}; no message ever
+ * Every failure of the exchange is an {@linkcode AuthenticationError}; a
+ * step called out of turn, or given a message that is no string, is the
+ * caller's bug, an {@linkcode InvalidArgumentError}. No message ever
  * contains the password or a key.
  *
  * @example
@@ -175,7 +177,7 @@ export class ScramClient {
   readonly #cache: ScramKeyCache | undefined;
   readonly #minIterations: number;
   readonly #maxIterations: number;
-  #step: "first" | "final" | "verify" | "done" = "first";
+  #step: Step = "first";
   #expectedServerSignature: Uint8Array | undefined;
 
   /**
@@ -239,9 +241,13 @@ export class ScramClient {
     this.#clientFirstBare = `n=${escapeScramName(username)},r=${nonce}`;
   }
 
-  /** Step 1: the client-first message, `n,,n=<user>,r=<nonce>`. */
+  /**
+   * Step 1: the client-first message, `n,,n=<user>,r=<nonce>`.
+   *
+   * @throws {InvalidArgumentError} (`step`) when called a second time.
+   */
   clientFirstMessage(): string {
-    this.#advance("first", "final");
+    this.#advance("clientFirstMessage", "first", "final");
     return GS2_HEADER + this.#clientFirstBare;
   }
 
@@ -253,11 +259,25 @@ export class ScramClient {
    *   message, a nonce that does not extend ours, a bad salt, or an
    *   iteration count outside the accepted bounds.
    * @throws {InvalidArgumentError} for a `serverFirst` that is no string,
-   *   before the step is taken.
+   *   before the step is taken; (`step`) unless step 1 came just before.
    */
   async clientFinalMessage(serverFirst: string): Promise<string> {
     text("clientFinalMessage", "serverFirst", serverFirst);
-    this.#advance("final", "verify");
+    this.#advance("clientFinalMessage", "final", "proving");
+    try {
+      const clientFinal = await this.#prove(serverFirst);
+      this.#step = "verify";
+      return clientFinal;
+    } catch (error) {
+      // Nothing to verify: step 3 is refused, not a TypeError on a missing
+      // signature.
+      this.#step = "failed";
+      throw error;
+    }
+  }
+
+  /** Step 2's work: checks the challenge, derives the proof. */
+  async #prove(serverFirst: string): Promise<string> {
     if (serverFirst.length > MAX_SERVER_FIRST) {
       throw challenge(
         `the server-first message has ${serverFirst.length} characters, ` +
@@ -329,15 +349,16 @@ export class ScramClient {
    * @throws {AuthenticationError} `"rejected"` for `e=<error>`,
    *   `"server-signature"` when the signature does not match.
    * @throws {InvalidArgumentError} for a `serverFinal` that is no string,
-   *   before the step is taken.
+   *   before the step is taken; (`step`) unless step 2 resolved just
+   *   before.
    */
   verifyServerFinal(serverFinal: string): Promise<void> {
     try {
       text("verifyServerFinal", "serverFinal", serverFinal);
+      this.#advance("verifyServerFinal", "verify", "done");
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#advance("verify", "done");
     const attrs = parseScramAttributes(serverFinal);
     if (attrs !== undefined && attrs[0][0] === "e") {
       return Promise.reject(
@@ -365,16 +386,39 @@ export class ScramClient {
     return Promise.resolve();
   }
 
-  #advance(
-    expected: "first" | "final" | "verify",
-    next: "final" | "verify" | "done",
-  ): void {
+  /** Moves from step `expected` to `next`, or refuses the call of `method`. */
+  #advance(method: string, expected: Step, next: Step): void {
     if (this.#step !== expected) {
-      throw new Error(`SCRAM step ${expected} called in step ${this.#step}`);
+      throw new InvalidArgumentError(
+        "step",
+        STEP_REACHED[this.#step],
+        `expected ${STEP_WANTED[expected]}`,
+        { method: `ScramClient.${method}` },
+      );
     }
     this.#step = next;
   }
 }
+
+/** Where an exchange is: "proving" while step 2 derives its keys. */
+type Step = "first" | "final" | "proving" | "verify" | "failed" | "done";
+
+/** Where an exchange is, as a call out of turn is told. */
+const STEP_REACHED: Record<Step, string> = {
+  first: "before clientFirstMessage()",
+  final: "after clientFirstMessage()",
+  proving: "while clientFinalMessage() is under way",
+  verify: "after clientFinalMessage()",
+  failed: "after clientFinalMessage() failed",
+  done: "after verifyServerFinal(): the exchange is over",
+};
+
+/** When each step may be called. */
+const STEP_WANTED: Partial<Record<Step, string>> = {
+  first: "the first call of the exchange",
+  final: "a call right after clientFirstMessage()",
+  verify: "a call once clientFinalMessage() has resolved",
+};
 
 const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
 
