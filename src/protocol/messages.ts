@@ -430,8 +430,9 @@ function decodeFeatures(
  * Encodes an ERROR payload: flags (u8, bit 0 = retryable), code (u16 BE),
  * then the UTF-8 message.
  *
- * @throws {InvalidArgumentError} for a code that is not an integer in
- *   0–65535 (it would wrap).
+ * @throws {InvalidArgumentError} for an error that is no object, a code
+ *   that is not an integer in 0–65535 (it would wrap), a message that is
+ *   no string or a `retryable` that is no boolean.
  * @example
  * ```ts
  * import { RemoteErrorCode } from "@nodewire/client";
@@ -440,17 +441,30 @@ function decodeFeatures(
  * ```
  */
 export function encodeError(error: ErrorPayload): Uint8Array {
-  const { code } = error;
+  const method = "encodeError";
+  // Each field read once and checked: null was a raw TypeError, and a
+  // message or retryable of another kind was coerced (undefined went out
+  // as empty text, an object as "[object Object]").
+  const { code, retryable, message } = fieldsOf<ErrorPayload>(
+    method,
+    "error",
+    error,
+    ["code", "retryable", "message"],
+  );
+  const bad = (name: string, value: unknown, expected: string) =>
+    new InvalidArgumentError(`error.${name}`, value, expected, { method });
   if (!Number.isInteger(code) || code < 0 || code > 0xffff) {
-    throw new InvalidArgumentError(
-      "error.code",
-      code,
-      "expected an integer in 0–65535",
-    );
+    throw bad("code", code, "expected an integer in 0–65535");
   }
-  const text = encoder.encode(error.message);
+  if (typeof message !== "string") {
+    throw bad("message", message, "expected a string");
+  }
+  if (typeof retryable !== "boolean") {
+    throw bad("retryable", retryable, "expected a boolean");
+  }
+  const text = encoder.encode(message);
   const out = new Uint8Array(3 + text.byteLength);
-  out[0] = error.retryable ? 1 : 0;
+  out[0] = retryable ? 1 : 0;
   out[1] = code >>> 8;
   out[2] = code & 0xff;
   out.set(text, 3);
@@ -461,6 +475,7 @@ export function encodeError(error: ErrorPayload): Uint8Array {
  * Decodes an ERROR payload.
  *
  * @throws {ProtocolError} when it is shorter than 3 bytes or not UTF-8.
+ * @throws {InvalidArgumentError} for a payload that is no Uint8Array.
  * @example
  * ```ts
  * import { decodeError, encodeError } from "@nodewire/client/protocol";
@@ -468,6 +483,17 @@ export function encodeError(error: ErrorPayload): Uint8Array {
  * ```
  */
 export function decodeError(payload: Uint8Array): ErrorPayload {
+  // null was a raw TypeError, an array a ProtocolError about UTF-8.
+  if (!(payload instanceof Uint8Array)) {
+    throw new InvalidArgumentError(
+      "payload",
+      payload,
+      "expected a Uint8Array",
+      {
+        method: "decodeError",
+      },
+    );
+  }
   if (payload.byteLength < 3) {
     throw new ProtocolError(
       `ERROR payload of ${payload.byteLength} bytes is shorter than 3`,
