@@ -43,24 +43,26 @@ export function writeHeader(
   sequence: number,
   length: number,
 ): void {
-  if (!isKnownMessageType(type)) {
+  // Each a number first: the bit tests below throw a raw TypeError on a
+  // BigInt (a u64 sequence held as one, say) or a symbol.
+  if (typeof type !== "number" || !isKnownMessageType(type)) {
     throw new ProtocolError(`cannot encode unknown message type ${hex(type)}`);
   }
   // Equal only for an integer with no bit outside KNOWN_FLAGS.
-  if ((flags & KNOWN_FLAGS) !== flags) {
+  if (typeof flags !== "number" || (flags & KNOWN_FLAGS) !== flags) {
     throw new ProtocolError(`cannot encode reserved flag bits ${hex(flags)}`);
   }
   if (!Number.isInteger(sequence) || sequence < 0 || sequence > MAX_SEQUENCE) {
-    throw new ProtocolError(`sequence ${sequence} is out of range`);
+    throw new ProtocolError(`sequence ${shown(sequence)} is out of range`);
   }
   // A length that wrapped would frame bytes that are not the payload.
-  if (length >>> 0 !== length) {
-    throw new ProtocolError(`payload length ${length} is out of range`);
+  if (typeof length !== "number" || length >>> 0 !== length) {
+    throw new ProtocolError(`payload length ${shown(length)} is out of range`);
   }
   // A header cut short at the end of `target` would go unnoticed.
   if (
-    !(target instanceof Uint8Array) || offset >>> 0 !== offset ||
-    offset > target.length - HEADER_SIZE
+    !(target instanceof Uint8Array) || typeof offset !== "number" ||
+    offset >>> 0 !== offset || offset > target.length - HEADER_SIZE
   ) {
     throw new InvalidArgumentError("offset", offset, "expected room for it");
   }

@@ -359,6 +359,8 @@ export function shown(value: unknown): string {
   // JSON writes Infinity (what 1e400 parses to) and NaN as null: the
   // message would name a value the peer never sent.
   if (typeof value === "number") return String(value);
+  // JSON.stringify gives undefined for one: it would read as undefined.
+  if (typeof value === "symbol") return "a symbol";
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
