@@ -8,8 +8,10 @@ import { Connection } from "../src/connection/connection.ts";
 import { TlsError } from "../src/errors.ts";
 import {
   createHandshake,
+  handshakeFromConfig,
   type HandshakeOptions,
 } from "../src/handshake/handshake.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";
@@ -89,4 +91,50 @@ test("tlsTransport refuses a TLS config whose handshakeTimeoutMs is no duration,
     typeof tlsTransport({ tls: { ...tls, handshakeTimeoutMs: 1 }, clock }),
     "function",
   );
+});
+
+test('createHandshake refuses enableTls with a tlsPolicy that contradicts it, naming options.tlsPolicy, as the client\'s config does: enableTls true with tlsPolicy "disable" never offered TLS and connected in plaintext', async () => {
+  for (
+    const options of [
+      { enableTls: true, tlsPolicy: "disable" },
+      { enableTls: false, tlsPolicy: "require" },
+      { enableTls: false, tlsPolicy: "prefer" },
+    ] as const
+  ) {
+    assert.throws(
+      () => createHandshake(options),
+      (error) => {
+        invalid("createHandshake", "options.tlsPolicy")(error);
+        assert.match((error as Error).message, /enableTls/);
+        return true;
+      },
+      JSON.stringify(options),
+    );
+  }
+  // What agrees with enableTls, or stands alone, is taken.
+  for (
+    const options of [
+      { enableTls: true, tlsPolicy: "require" },
+      { enableTls: true, tlsPolicy: "prefer" },
+      { enableTls: false, tlsPolicy: "disable" },
+      { enableTls: true },
+      { tlsPolicy: "disable" },
+    ] as const
+  ) {
+    assert.equal(typeof createHandshake(options), "function");
+  }
+  // A client's resolved config says its policy alone (enableTls defaults
+  // to false beside a "prefer" given on its own).
+  for (const tlsPolicy of ["prefer", "require", "disable"] as const) {
+    const config = resolveConfig({ hosts: ["127.0.0.1:7000"], tlsPolicy });
+    assert.equal(typeof handshakeFromConfig(config), "function", tlsPolicy);
+  }
+  // The plaintext connection the contradiction used to give.
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network });
+  const connection = await connect(network, node.port, { enableTls: true })
+    .catch((error: unknown) => error);
+  assert.ok(!(connection instanceof Connection), "TLS required: no plaintext");
+  await node.close();
+  assert.equal(network.openChannels, 0);
 });

@@ -100,7 +100,10 @@ export interface HandshakeOptions {
   username?: string;
   /** Password for SCRAM, revealed only inside the SCRAM computation. */
   password?: Secret;
-  /** TLS policy. Default `"require"` with `enableTls`, else `"disable"`. */
+  /**
+   * TLS policy. Default `"require"` with `enableTls`, else `"disable"`;
+   * given with `enableTls`, it must agree with it.
+   */
   tlsPolicy?: TlsPolicy;
   /** Require TLS (the policy's default becomes `"require"`). */
   enableTls?: boolean;
@@ -157,6 +160,9 @@ export function handshakeResult(
  *
  * @throws {AuthenticationError} (`"invalid-credentials"`), at once, when
  *   SASLprep refuses the username or password or either is empty.
+ * @throws {InvalidArgumentError}, at once, for a bad option, among them a
+ *   `tlsPolicy` that contradicts `enableTls` (`"disable"` with `true`,
+ *   `"require"` or `"prefer"` with `false`).
  * @throws (from the hook) {@linkcode InvalidArgumentError}, before it
  *   touches the connection, for a `hello` that no HELLO_OK decodes to (not
  *   an object, a field missing or of the wrong type, a read that throws),
@@ -205,8 +211,21 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     undefined,
     "options.transports",
   );
-  const tlsPolicy = options.tlsPolicy ??
-    (options.enableTls ? "require" : "disable");
+  const { enableTls } = options;
+  // Refused as the client's config refuses it: "disable" beside enableTls
+  // won, and the client connected in plaintext.
+  if (
+    enableTls !== undefined && options.tlsPolicy !== undefined &&
+    (options.tlsPolicy === "disable") === enableTls
+  ) {
+    throw refuse(
+      "createHandshake",
+      "options.tlsPolicy",
+      options.tlsPolicy,
+      `cannot be "${options.tlsPolicy}" when enableTls is ${enableTls}`,
+    );
+  }
+  const tlsPolicy = options.tlsPolicy ?? (enableTls ? "require" : "disable");
   const allowed = allowedProtocols(
     tlsPolicy,
     options.protocols ?? PROTOCOL_PRIORITY,
@@ -295,7 +314,8 @@ export function handshakeFromConfig(
   return createHandshake({
     username: config.username,
     password: config.password,
-    enableTls: config.enableTls,
+    // The resolved policy already says what enableTls asked for; beside
+    // it, enableTls's default (false) would contradict "prefer".
     tlsPolicy: config.tlsPolicy,
     protocols: config.protocols,
     transports,
