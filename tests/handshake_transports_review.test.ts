@@ -138,3 +138,50 @@ test('createHandshake refuses enableTls with a tlsPolicy that contradicts it, na
   await node.close();
   assert.equal(network.openChannels, 0);
 });
+
+test("createHandshake refuses a protocols list the client's config refuses, naming it: a misspelt name was dropped, and an empty list, or one that leaves the TLS policy nothing, failed every connect with a NegotiationError that named neither", () => {
+  const bad: [HandshakeOptions, string, RegExp][] = [
+    [
+      { protocols: ["tpc" as never] },
+      "options.protocols[0]",
+      /"tls", "tcp" or "udp"/,
+    ],
+    [
+      { protocols: ["tcp", "UDP" as never] },
+      "options.protocols[1]",
+      /"tls", "tcp" or "udp"/,
+    ],
+    [{ protocols: [] }, "options.protocols", /non-empty/],
+    [
+      { protocols: ["tcp"], tlsPolicy: "require" },
+      "options.protocols",
+      /must include "tls"/,
+    ],
+    [
+      { protocols: ["tls"], tlsPolicy: "disable" },
+      "options.protocols",
+      /"tcp" or "udp"/,
+    ],
+    [{ protocols: ["tls"] }, "options.protocols", /"tcp" or "udp"/],
+  ];
+  for (const [options, argument, words] of bad) {
+    assert.throws(
+      () => createHandshake(options),
+      (error) => {
+        invalid("createHandshake", argument)(error);
+        assert.match((error as Error).message, words);
+        return true;
+      },
+      JSON.stringify(options),
+    );
+  }
+  for (
+    const options of [
+      { protocols: ["udp", "tcp"] },
+      { protocols: ["tls"], tlsPolicy: "require" },
+      { protocols: ["tls", "udp"], tlsPolicy: "prefer" },
+    ] as HandshakeOptions[]
+  ) {
+    assert.equal(typeof createHandshake(options), "function");
+  }
+});

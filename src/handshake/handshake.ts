@@ -15,7 +15,7 @@ import type { ResolvedConfig } from "../config/shapes.ts";
 import { oneOf } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { expectReply } from "../connection/open.ts";
-import { quoted } from "../errors/base.ts";
+import { itemsOf, quoted } from "../errors/base.ts";
 import {
   AuthenticationError,
   NegotiationError,
@@ -37,7 +37,11 @@ import {
   sortProtocols,
   type TlsPolicy,
 } from "../protocol/negotiation.ts";
-import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
+import {
+  isProtocolType,
+  PROTOCOL_PRIORITY,
+  type ProtocolType,
+} from "../protocol_type.ts";
 import { Secret } from "../secret.ts";
 import { readHello } from "./hello.ts";
 
@@ -107,7 +111,10 @@ export interface HandshakeOptions {
   tlsPolicy?: TlsPolicy;
   /** Require TLS (the policy's default becomes `"require"`). */
   enableTls?: boolean;
-  /** Protocols the client may use at all. Default all three. */
+  /**
+   * Protocols the client may use at all, at least one the TLS policy
+   * keeps. Default all three.
+   */
   protocols?: readonly ProtocolType[];
   /** The transports this client can switch to, besides TCP. */
   transports?: TransportUpgrades;
@@ -162,7 +169,8 @@ export function handshakeResult(
  *   SASLprep refuses the username or password or either is empty.
  * @throws {InvalidArgumentError}, at once, for a bad option, among them a
  *   `tlsPolicy` that contradicts `enableTls` (`"disable"` with `true`,
- *   `"require"` or `"prefer"` with `false`).
+ *   `"require"` or `"prefer"` with `false`), and `protocols` that name
+ *   none, one that is no protocol, or none the TLS policy keeps.
  * @throws (from the hook) {@linkcode InvalidArgumentError}, before it
  *   touches the connection, for a `hello` that no HELLO_OK decodes to (not
  *   an object, a field missing or of the wrong type, a read that throws),
@@ -198,10 +206,21 @@ export function createHandshake(options: HandshakeOptions): Handshake {
         : refuse(method, at, undefined, "expected a Secret"),
     tlsPolicy: oneOf(["require", "prefer", "disable"]),
     enableTls: bool,
-    protocols: is(
-      (v) => Array.isArray(v) && v.every((p) => typeof p === "string"),
-      "expected an array of protocol names",
-    ),
+    // Checked as the client's config checks them: a misspelt name was
+    // dropped, and every connect failed naming none of them.
+    protocols: (v, at, method) => {
+      const items = itemsOf(v);
+      if (items === undefined || items.length === 0) {
+        return 'expected a non-empty array of "tls", "tcp", "udp"';
+      }
+      const i = items.findIndex((p) => !isProtocolType(p));
+      return i === -1 ? undefined : refuse(
+        method,
+        `${at}[${i}]`,
+        items[i],
+        'expected "tls", "tcp" or "udp"',
+      );
+    },
     transports: () => undefined,
   });
   const transports = readOptions<TransportUpgrades>(
@@ -230,6 +249,16 @@ export function createHandshake(options: HandshakeOptions): Handshake {
     tlsPolicy,
     options.protocols ?? PROTOCOL_PRIORITY,
   );
+  if (allowed.length === 0) {
+    throw refuse(
+      "createHandshake",
+      "options.protocols",
+      options.protocols,
+      tlsPolicy === "require"
+        ? 'must include "tls" when TLS is required'
+        : 'must include "tcp" or "udp" when tlsPolicy is "disable"',
+    );
+  }
   const available = new Set<ProtocolType>(["tcp"]);
   if (transports.tls) available.add("tls");
   if (transports.udp) available.add("udp");
