@@ -3,7 +3,7 @@
 // step out of turn.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ScramClient } from "../src/auth/scram.ts";
+import { ScramClient, ScramKeyCache } from "../src/auth/scram.ts";
 import { AuthenticationError, InvalidArgumentError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 import { invalid } from "./support/doors.ts";
@@ -110,4 +110,18 @@ test("ScramClient's steps out of turn are an InvalidArgumentError naming the met
     busy.verifyServerFinal(RFC.serverFinal),
     outOfTurn("verifyServerFinal"),
   );
+});
+
+test("a ScramKeyCache of limit 0 holds nothing, as its limit says: it kept one salt's keys", async () => {
+  const cache = new ScramKeyCache(0);
+  const keys = await cache.keys("pencil", new Uint8Array([1, 2, 3]), 4096);
+  assert.equal(keys.clientKey.byteLength, 32);
+  assert.equal(cache.size, 0);
+  await cache.keys("pencil", new Uint8Array([4]), 4096);
+  assert.equal(cache.size, 0);
+  // A limit of 1 holds one, the latest.
+  const one = new ScramKeyCache(1);
+  await one.keys("pencil", new Uint8Array([1]), 4096);
+  await one.keys("pencil", new Uint8Array([2]), 4096);
+  assert.equal(one.size, 1);
 });

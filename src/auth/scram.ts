@@ -118,6 +118,8 @@ export class ScramKeyCache {
     salt: Uint8Array,
     iterations: number,
   ): Promise<ScramKeys> {
+    // Nothing kept: with no entry to evict, the one made would stay.
+    if (this.#limit === 0) return deriveScramKeys(password, salt, iterations);
     const id = `${iterations}:${encodeBase64(salt)}`;
     let entry = this.#entries.get(id);
     if (entry === undefined) {
