@@ -90,3 +90,58 @@ test('MessageCodec.encode and writeHeader refuse a header field that is a BigInt
     );
   }
 });
+
+test("MessageCodec.decode whose onMessage throws leaves the codec unusable, as a ProtocolError does: the rest of the chunk went unread, and the next chunk was taken as starting a frame, so a payload's bytes came out as a frame the peer never sent", () => {
+  const codec = new MessageCodec();
+  const phantom = codec.encode({
+    type: MessageType.Ping,
+    flags: 0,
+    sequence: 99,
+    payload: new Uint8Array(0),
+  });
+  const first = codec.encode({
+    type: MessageType.Ping,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array(0),
+  });
+  // A REQUEST whose payload happens to read as a PING header, split after
+  // its header.
+  const request = codec.encode({
+    type: MessageType.Request,
+    flags: 0,
+    sequence: 3,
+    payload: phantom,
+  });
+  const chunk1 = new Uint8Array([
+    ...first,
+    ...request.subarray(0, HEADER_SIZE),
+  ]);
+  const chunk2 = request.slice(HEADER_SIZE);
+  const refused = new Error("the handler refused the first message");
+  const seen: number[] = [];
+  assert.throws(
+    () =>
+      codec.decode(chunk1, (m) => {
+        seen.push(m.sequence);
+        throw refused;
+      }),
+    (error) => error === refused,
+  );
+  assert.throws(
+    () => codec.decode(chunk2, (m) => void seen.push(m.sequence)),
+    (error) => {
+      assert.ok(error instanceof ProtocolError, String(error));
+      assert.match(error.message, /onMessage threw/);
+      return true;
+    },
+  );
+  assert.deepEqual(seen, [1], "no frame after the throw, no phantom");
+  assert.throws(() => codec.end(), ProtocolError);
+  // A codec whose handler does not throw reads the same bytes as sent.
+  const fresh = new MessageCodec();
+  const all: number[] = [];
+  fresh.decode(chunk1, (m) => void all.push(m.sequence));
+  fresh.decode(chunk2, (m) => void all.push(m.sequence));
+  assert.deepEqual(all, [1, 3]);
+});

@@ -7,7 +7,8 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { fieldsOf, MESSAGE_FIELDS } from "./messages.ts";
+import { clipped, messageOf } from "../errors/base.ts";
+import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
@@ -201,7 +202,9 @@ export class MessageCodec {
   /**
    * Feeds a chunk of the stream and calls `onMessage` for every frame it
    * completes, in order. After a {@linkcode ProtocolError} the stream is
-   * unusable and every later call throws the same error.
+   * unusable and every later call throws the same error; so it is after
+   * `onMessage` throws (its error goes to the caller), since the rest of
+   * the chunk was left unread.
    *
    * @throws {ProtocolError} for a bad version, an unknown type, reserved
    * flags, an out-of-range sequence or an oversized length. The length is
@@ -220,11 +223,25 @@ export class MessageCodec {
         },
       );
     }
-    this.decodeFrames(
-      chunk,
-      (type, flags, sequence, payload) =>
-        onMessage({ type, flags, sequence, payload }),
-    );
+    // Set while onMessage runs: a throw there is the caller's, and it
+    // leaves the rest of the chunk unread. Read on, the next chunk would be
+    // taken as starting a frame, a payload's bytes as a header.
+    let inHandler = false;
+    try {
+      this.decodeFrames(chunk, (type, flags, sequence, payload) => {
+        inHandler = true;
+        onMessage({ type, flags, sequence, payload });
+        inHandler = false;
+      });
+    } catch (error) {
+      if (inHandler && this.#failure === undefined) {
+        this.#fail(
+          "onMessage threw, leaving the rest of a chunk unread: the " +
+            `stream's place is lost (${clipped(messageOf(error), 120)})`,
+        );
+      }
+      throw error;
+    }
   }
 
   /**
