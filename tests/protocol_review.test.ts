@@ -5,7 +5,9 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
   decodeError,
+  decodeJson,
   encodeError,
+  encodeJson,
   RemoteErrorCode,
 } from "../src/protocol/messages.ts";
 import { MessageCodec, writeHeader } from "../src/protocol/codec.ts";
@@ -144,4 +146,41 @@ test("MessageCodec.decode whose onMessage throws leaves the codec unusable, as a
   fresh.decode(chunk1, (m) => void all.push(m.sequence));
   fresh.decode(chunk2, (m) => void all.push(m.sequence));
   assert.deepEqual(all, [1, 3]);
+});
+
+test("encodeJson refuses what no JSON control payload is, naming value: undefined went out as an empty payload no peer can read, an array or a number as JSON no decodeJson takes, and a BigInt or a cycle threw a raw TypeError", () => {
+  const cycle: Record<string, unknown> = {};
+  cycle.self = cycle;
+  const bad: unknown[] = [
+    undefined,
+    null,
+    5,
+    "text",
+    [1, 2],
+    { n: 1n },
+    cycle,
+    { toJSON: () => undefined },
+    { toJSON: () => [1] },
+    {
+      toJSON: () => {
+        throw new Error("no");
+      },
+    },
+  ];
+  for (const value of bad) {
+    assert.throws(
+      () => encodeJson(value as never),
+      invalid("encodeJson", "value"),
+      String(typeof value),
+    );
+  }
+  // Whatever it takes, decodeJson reads back.
+  for (
+    const value of [{}, { a: [1, "x"], b: null }, { toJSON: () => ({ c: 1 }) }]
+  ) {
+    assert.deepEqual(
+      decodeJson(encodeJson(value), "test"),
+      JSON.parse(JSON.stringify(value)),
+    );
+  }
 });

@@ -7,7 +7,13 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { clipped, printable, quoted, textOf } from "../errors/base.ts";
+import {
+  clipped,
+  messageOf,
+  printable,
+  quoted,
+  textOf,
+} from "../errors/base.ts";
 import { MIN_FRAME_SIZE } from "./frame.ts";
 import { nodeIdProblem } from "./node_id.ts";
 
@@ -116,8 +122,11 @@ export interface ErrorPayload {
 }
 
 /**
- * Encodes a JSON control payload.
+ * Encodes a JSON control payload: an object, as {@linkcode decodeJson}
+ * reads it back.
  *
+ * @throws {InvalidArgumentError} for what is no object in JSON (undefined,
+ *   a number, an array) or cannot be written as JSON (a BigInt, a cycle).
  * @example
  * ```ts
  * import { encodeJson } from "@nodewire/client/protocol";
@@ -125,7 +134,26 @@ export interface ErrorPayload {
  * ```
  */
 export function encodeJson(value: object): Uint8Array {
-  return encoder.encode(JSON.stringify(value));
+  let text: string | undefined;
+  let cause: unknown;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    cause = error;
+  }
+  // Only an object's JSON is a control payload: undefined went out as no
+  // bytes at all, and an array or a number as JSON no decodeJson takes.
+  if (text === undefined || text[0] !== "{") {
+    throw new InvalidArgumentError(
+      "value",
+      value,
+      cause === undefined
+        ? "expected an object, as JSON"
+        : `expected what JSON can hold (${clipped(messageOf(cause), 120)})`,
+      { method: "encodeJson", cause },
+    );
+  }
+  return encoder.encode(text);
 }
 
 /**
