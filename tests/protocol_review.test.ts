@@ -3,7 +3,10 @@
 // is no payload or no field of the right kind.
 import assert from "node:assert/strict";
 import { test } from "node:test";
+import { encodeDatagramFrames } from "../src/protocol/datagram.ts";
+import { selectProtocol, sortProtocols } from "../src/protocol/negotiation.ts";
 import {
+  agreeFeatures,
   decodeError,
   decodeJson,
   encodeError,
@@ -183,4 +186,48 @@ test("encodeJson refuses what no JSON control payload is, naming value: undefine
       JSON.parse(JSON.stringify(value)),
     );
   }
+});
+
+test('the list arguments of ./protocol refuse a revoked proxy or a list with holes, naming the argument: Array.isArray threw a raw TypeError on the proxy, encodeDatagramFrames a TypeError on a hole, and sortProtocols read [, "tcp"] as ["tcp"]', () => {
+  const gone = () => {
+    const { proxy, revoke } = Proxy.revocable(["tcp"], {});
+    revoke();
+    return proxy;
+  };
+  const holed = (...items: unknown[]) => {
+    const list = [...items];
+    delete list[0];
+    return list;
+  };
+  const ping = {
+    type: MessageType.Ping,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array(0),
+  };
+  const named = (argument: string) => (error: unknown) => {
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.argument, argument, error.message);
+    return true;
+  };
+  for (const list of [gone(), holed("x", "tcp")]) {
+    assert.throws(() => sortProtocols(list as never), named("protocols"));
+    assert.throws(() => selectProtocol(list as never, ["tcp"]), named("a"));
+    assert.throws(() => selectProtocol(["tcp"], list as never), named("b"));
+    assert.throws(() => agreeFeatures(list as never, []), named("offered"));
+    assert.throws(
+      () => agreeFeatures(["udp-batch"], list as never),
+      named("supported"),
+    );
+  }
+  const token = new Uint8Array(16);
+  assert.throws(
+    () => encodeDatagramFrames(token, gone() as never),
+    invalid("encodeDatagramFrames", "frames"),
+  );
+  assert.throws(
+    () => encodeDatagramFrames(token, holed(ping, ping) as never),
+    invalid("encodeDatagramFrames", "frames[0]"),
+  );
+  assert.equal(encodeDatagramFrames(token, [ping, ping]).byteLength, 48);
 });

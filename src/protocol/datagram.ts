@@ -18,6 +18,7 @@
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { lengthOf } from "./codec.ts";
+import { itemsOf } from "../errors/base.ts";
 import {
   headerFault,
   readSequence,
@@ -238,13 +239,16 @@ export function encodeDatagramFrames(
 ): Uint8Array {
   const method = "encodeDatagramFrames";
   checkToken(token, method);
-  if (!Array.isArray(frames)) {
+  // itemsOf: Array.isArray threw on a revoked proxy, and a hole, which
+  // map() skips, failed later as a TypeError; in the copy it is undefined.
+  const items = itemsOf(frames);
+  if (items === undefined) {
     throw new InvalidArgumentError("frames", frames, "expected an array", {
       method,
     });
   }
   // Each frame read once, into a copy, and checked before any is written.
-  const copies = frames.map((frame, i) => {
+  const copies = items.map((frame, i) => {
     const at = `frames[${i}]`;
     const f = fieldsOf<Message>(method, at, frame, MESSAGE_FIELDS);
     checkFrame(method, `${at}.`, f.type, f.flags, f.sequence, f.payload);

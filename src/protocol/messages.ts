@@ -9,6 +9,7 @@
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import {
   clipped,
+  itemsOf,
   messageOf,
   printable,
   quoted,
@@ -431,14 +432,17 @@ function frameSize(value: unknown, what: string): number {
  * as a list of its letters, anything else throws a TypeError from inside.
  */
 export function strings(value: unknown, argument: string): string[] {
-  if (!Array.isArray(value) || !value.every((s) => typeof s === "string")) {
+  // itemsOf, not Array.isArray, which throws on a revoked proxy; and a
+  // copy, whose holes are undefined, where every() skipped them.
+  const items = itemsOf(value);
+  if (items === undefined || !items.every((s) => typeof s === "string")) {
     throw new InvalidArgumentError(
       argument,
       value,
       "expected an array of strings",
     );
   }
-  return value;
+  return items as string[];
 }
 
 /**
