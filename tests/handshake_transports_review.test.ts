@@ -1,7 +1,8 @@
-// The handshake's transport switch held to its word (the review of
-// src/handshake/): a TLS transport of the caller's own that resolves
-// without switching the stream, and a TLS config whose handshake timeout
-// is no duration. Memory network, virtual clock.
+// The handshake held to its word (the review of src/handshake/): a TLS
+// transport of the caller's own that resolves without switching the
+// stream, a TLS config whose handshake timeout is no duration, options the
+// client's config refuses, direct TLS to a node that predates negotiation.
+// Memory network and virtual clock, but for the one TLS node on loopback.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { Connection } from "../src/connection/connection.ts";
@@ -10,7 +11,12 @@ import {
   createHandshake,
   handshakeFromConfig,
   type HandshakeOptions,
+  handshakeResult,
 } from "../src/handshake/handshake.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+import { getAdapter } from "../src/runtime/detect.ts";
+import { answerHello, scriptedNode } from "./support/scripted_node.ts";
+import { pem } from "./helpers.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
@@ -183,5 +189,53 @@ test("createHandshake refuses a protocols list the client's config refuses, nami
     ] as HandshakeOptions[]
   ) {
     assert.equal(typeof createHandshake(options), "function");
+  }
+});
+
+test("direct TLS to a node that predates negotiation counts its stream as TLS, as docs/PROTOCOL.md says: a client requiring TLS was refused with a NegotiationError saying the node serves only tcp, though every byte was encrypted", async () => {
+  const adapter = await getAdapter();
+  // A node listening with TLS only whose HELLO_OK lists no protocols.
+  const tlsOnly: RuntimeAdapter = {
+    name: adapter.name,
+    connect: (options) => adapter.connect(options),
+    listen: (options, onConnection) =>
+      adapter.listen(
+        {
+          ...options,
+          tls: { cert: pem("server.pem"), key: pem("server-key.pem") },
+        },
+        onConnection,
+      ),
+  };
+  const node = await scriptedNode(
+    tlsOnly,
+    answerHello({ nodeId: "legacy", maxFrameSize: 1 << 20, auth: "none" }),
+  );
+  const clock = new VirtualClock();
+  const tls = resolveTlsConfig(
+    { ca: [pem("ca.pem")], direct: true },
+    "require",
+  );
+  const connection = await Connection.connect({
+    adapter,
+    hostname: "127.0.0.1",
+    port: node.port,
+    clock,
+    timeoutMs: 5000,
+    tls: { serverName: "127.0.0.1", ca: tls.ca },
+    handshake: createHandshake({
+      tlsPolicy: "require",
+      transports: { tls: tlsTransport({ tls, clock }) },
+    }),
+  });
+  try {
+    assert.equal(connection.encrypted, true);
+    const result = handshakeResult(connection);
+    assert.equal(result?.protocol, "tls");
+    assert.deepEqual(result?.nodeProtocols, ["tls"]);
+    assert.ok(!node.seen.includes(MessageType.Negotiate));
+  } finally {
+    connection.destroy();
+    await node.close();
   }
 });

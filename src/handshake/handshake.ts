@@ -357,7 +357,8 @@ export function handshakeFromConfig(
  * set; a node whose choice differs from the client's is refused.
  *
  * A node that lists no `protocols` in HELLO_OK predates negotiation: it is
- * not sent NEGOTIATE, and the stream already open counts as TCP.
+ * not sent NEGOTIATE, and the stream already open counts as TCP, or as TLS
+ * when the client connected with TLS directly.
  *
  * @throws {NegotiationError} when the client can offer nothing its policy
  *   allows, when the sets share nothing, or when the choices differ.
@@ -394,10 +395,15 @@ export async function negotiateProtocol(
     );
   }
   if (hello.protocols === undefined) {
-    if (!offer.includes("tcp")) {
-      throw fail("the node predates negotiation and serves only tcp", ["tcp"]);
+    // The stream it opened is kept: TLS when it connected with TLS
+    // directly (docs/PROTOCOL.md), which "tcp" refused under "require".
+    const kept = connection.encrypted ? "tls" : "tcp";
+    if (!offer.includes(kept)) {
+      throw fail(`the node predates negotiation and serves only ${kept}`, [
+        kept,
+      ]);
     }
-    return { protocol: "tcp", clientProtocols: offer, nodeProtocols: ["tcp"] };
+    return { protocol: kept, clientProtocols: offer, nodeProtocols: [kept] };
   }
   const sent = connection.sendMessage(
     MessageType.Negotiate,
