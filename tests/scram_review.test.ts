@@ -125,3 +125,33 @@ test("a ScramKeyCache of limit 0 holds nothing, as its limit says: it kept one s
   await one.keys("pencil", new Uint8Array([2]), 4096);
   assert.equal(one.size, 1);
 });
+
+test("new ScramClient refuses a maxIterations below the minimum it accepts (minIterations, and never less than 4096), naming options.maxIterations: it was taken, and every challenge then refused", async () => {
+  const base = { username: "user", password: new Secret("pencil") };
+  for (
+    const bounds of [
+      { maxIterations: 0 },
+      { maxIterations: 4095 },
+      { minIterations: 10_000, maxIterations: 9_999 },
+    ]
+  ) {
+    assert.throws(
+      () => new ScramClient({ ...base, ...bounds }),
+      (error) => {
+        invalid("new ScramClient()", "options.maxIterations")(error);
+        assert.match((error as Error).message, /at least/);
+        return true;
+      },
+      JSON.stringify(bounds),
+    );
+  }
+  // Equal bounds accept exactly that count.
+  const exact = new ScramClient({
+    ...base,
+    nonce: RFC.clientNonce,
+    minIterations: 4096,
+    maxIterations: 4096,
+  });
+  exact.clientFirstMessage();
+  assert.match(await exact.clientFinalMessage(RFC.serverFirst), /,p=/);
+});

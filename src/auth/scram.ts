@@ -150,7 +150,10 @@ export interface ScramClientOptions {
   cache?: ScramKeyCache;
   /** Lowest acceptable iteration count. Default and minimum 4096. */
   minIterations?: number;
-  /** Highest acceptable iteration count. Default 1 000 000. */
+  /**
+   * Highest acceptable iteration count, at least the lowest. Default
+   * 1 000 000.
+   */
   maxIterations?: number;
 }
 
@@ -187,7 +190,8 @@ export class ScramClient {
    *
    * @throws {AuthenticationError} (`"invalid-credentials"`) when SASLprep
    *   refuses the user name or password, or either is empty.
-   * @throws {InvalidArgumentError} for an option of the wrong kind.
+   * @throws {InvalidArgumentError} for an option of the wrong kind, or a
+   *   `maxIterations` below the lowest count accepted.
    */
   constructor(options: ScramClientOptions) {
     // Each option read once, and checked: a NaN bound turned its check off
@@ -237,6 +241,14 @@ export class ScramClient {
       "options.maxIterations",
       o.maxIterations ?? SCRAM_MAX_ITERATIONS,
     );
+    // Bounds that leave no count were taken, and every challenge refused.
+    if (this.#maxIterations < this.#minIterations) {
+      throw bad(
+        "maxIterations",
+        this.#maxIterations,
+        `expected at least ${this.#minIterations} (the minimum accepted)`,
+      );
+    }
     const username = prepare(o.username, "username");
     // Checked now so that a bad password fails before anything is sent.
     prepare(o.password.reveal(), "password");
