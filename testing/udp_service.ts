@@ -430,15 +430,27 @@ function isRequest(type: number): boolean {
   return type === MessageType.Request || type === MessageType.Ping;
 }
 
-/** ERROR 8 (Unsupported) for a reply of `size` bytes over `limit`. */
+/**
+ * ERROR 8 (Unsupported) for a reply of `size` bytes over `limit`, in words
+ * that fit a datagram of `limit` themselves: the sentence did not at the
+ * smallest, and a batching node's packer threw on it (the reply was never
+ * sent, the request timed out), one that does not batch sent it over its
+ * own limit.
+ */
 function oversizedError(size: number, limit: number): Uint8Array {
+  const room = limit - DATAGRAM_OVERHEAD - ERROR_HEADER_SIZE;
+  const full = `the reply of ${size} bytes does not fit in ` +
+    `a ${limit}-byte datagram; use TCP`;
   return encodeError({
     code: RemoteErrorCode.Unsupported,
     retryable: false,
-    message: `the reply of ${size} bytes does not fit in ` +
-      `a ${limit}-byte datagram; use TCP`,
+    // ASCII: its length is its size in bytes.
+    message: full.length <= room ? full : "reply too large: use TCP",
   });
 }
+
+/** The bytes of an ERROR payload before its text (flags, code). */
+const ERROR_HEADER_SIZE = 3;
 
 /** A map key for the token at the start of `bytes`. */
 function keyOf(bytes: Uint8Array): string {
