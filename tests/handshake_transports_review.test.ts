@@ -24,6 +24,7 @@ import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { tlsTransport } from "../src/handshake/tls.ts";
+import { Secret } from "../src/secret.ts";
 import { invalid } from "./support/doors.ts";
 
 function connect(
@@ -238,4 +239,21 @@ test("direct TLS to a node that predates negotiation counts its stream as TLS, a
     connection.destroy();
     await node.close();
   }
+});
+
+test('createHandshake refuses a password without a username, naming options.username, as the client\'s config does: no node could take it (one that authenticates was told no username "and password are" configured, one that does not was refused for the credentials)', async () => {
+  const password = new Secret("correct horse");
+  assert.throws(
+    () => createHandshake({ password }),
+    (error) => {
+      invalid("createHandshake", "options.username")(error);
+      assert.match((error as Error).message, /required when a password/);
+      assert.ok(!(error as Error).message.includes("correct horse"));
+      return true;
+    },
+  );
+  assert.equal(
+    typeof createHandshake({ username: "alice", password }),
+    "function",
+  );
 });

@@ -169,7 +169,8 @@ export function handshakeResult(
  *   SASLprep refuses the username or password or either is empty.
  * @throws {InvalidArgumentError}, at once, for a bad option, among them a
  *   `tlsPolicy` that contradicts `enableTls` (`"disable"` with `true`,
- *   `"require"` or `"prefer"` with `false`), and `protocols` that name
+ *   `"require"` or `"prefer"` with `false`), a `password` without a
+ *   `username`, and `protocols` that name
  *   none, one that is no protocol, or none the TLS policy keeps.
  * @throws (from the hook) {@linkcode InvalidArgumentError}, before it
  *   touches the connection, for a `hello` that no HELLO_OK decodes to (not
@@ -264,6 +265,17 @@ export function createHandshake(options: HandshakeOptions): Handshake {
   if (transports.udp) available.add("udp");
   const offer = allowed.filter((p) => available.has(p));
   const { username, password } = options;
+  // As the client's config: no node could take it. One that authenticates
+  // was told no username "and password are" configured, one that does not
+  // was refused for the credentials.
+  if (password !== undefined && username === undefined) {
+    throw refuse(
+      "createHandshake",
+      "options.username",
+      undefined,
+      "a username is required when a password is given",
+    );
+  }
   // SASLprep now: an empty or refused password fails here, before any
   // socket, not on every connect (AuthenticationError, invalid-credentials).
   if (username !== undefined && password !== undefined) {
