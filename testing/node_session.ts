@@ -75,6 +75,9 @@ export class NodeSession {
   // What HELLO / HELLO_OK agreed.
   #features: readonly ProtocolFeature[] = [];
   #negotiated = false;
+  // From NEGOTIATE_OK choosing TLS until the TLS channel takes over: a
+  // frame read then came in plaintext behind NEGOTIATE (the same write).
+  #switching = false;
 
   /** A session of `host` on the accepted `channel`; attach reads it. */
   constructor(host: SessionHost, channel: ByteChannel) {
@@ -111,6 +114,7 @@ export class NodeSession {
 
   /** Goes on over the TLS channel `secure`, once the switch succeeded. */
   secured(secure: ByteChannel): void {
+    this.#switching = false;
     this.channel = secure;
     this.writer = new FrameWriter(secure);
     this.attach(secure);
@@ -134,6 +138,14 @@ export class NodeSession {
   }
 
   #handle(message: Message): void {
+    // Served, it would be answered in the clear before the TLS handshake
+    // (a STARTTLS injection); the client is dropped instead.
+    if (this.#switching) {
+      throw new Error(
+        "a message came in plaintext after NEGOTIATE chose TLS, before the " +
+          "TLS handshake",
+      );
+    }
     const { type, sequence } = message;
     if (!this.#greeted) {
       if (type !== MessageType.Hello) {
@@ -220,6 +232,7 @@ export class NodeSession {
     );
     const tls = this.#host.tls;
     if (selected === "tls" && tls && !tls.direct && this.channel.acceptTls) {
+      this.#switching = true;
       startTls(this, tls, this.#host);
     }
   }
