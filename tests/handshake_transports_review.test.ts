@@ -241,7 +241,7 @@ test("direct TLS to a node that predates negotiation counts its stream as TLS, a
   }
 });
 
-test('createHandshake refuses a password without a username, naming options.username, as the client\'s config does: no node could take it (one that authenticates was told no username "and password are" configured, one that does not was refused for the credentials)', async () => {
+test('createHandshake refuses a password without a username, naming options.username, as the client\'s config does: no node could take it (one that authenticates was told no username "and password are" configured, one that does not was refused for the credentials)', () => {
   const password = new Secret("correct horse");
   assert.throws(
     () => createHandshake({ password }),

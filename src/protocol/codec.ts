@@ -8,7 +8,7 @@
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { clipped, messageOf } from "../errors/base.ts";
-import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
+import { fieldsOf, MESSAGE_FIELDS } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
