@@ -111,6 +111,31 @@ test("a ReplySink that throws harms nothing else: the connection stays open, the
   });
 });
 
+test("a request whose sink destroys the connection as it times out leaves no deadline timer armed for the requests the destroy failed", async () => {
+  const clock = new VirtualClock();
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, { clock });
+  const outcomes: string[] = [];
+  c.submitRequest(new Uint8Array([1]), { timeoutMs: 100 }, {
+    onReply: () => outcomes.push("reply"),
+    onError: (error) => {
+      outcomes.push(error.constructor.name);
+      c.destroy();
+    },
+  });
+  c.submitRequest(new Uint8Array([2]), { timeoutMs: 200 }, {
+    onReply: () => outcomes.push("reply"),
+    onError: (error) => outcomes.push(error.constructor.name),
+  });
+  await clock.advance(100);
+  assert.deepEqual(outcomes, ["RequestTimeoutError", "ConnectionLostError"]);
+  assert.equal(c.isOpen, false);
+  // Before: the firing armed the timer again for the second request's
+  // deadline, after the destroy had stopped it.
+  assert.equal(c.timerArmed, false);
+  assert.equal(clock.pendingTimers, 0);
+});
+
 // ----------------------------------------------------- a peer that never reads
 
 test("requests that time out while held back by a peer that reads nothing let go of their frames, and those still alive are written in order once it reads", async () => {

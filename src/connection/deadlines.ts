@@ -88,11 +88,16 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     return deadline;
   }
 
-  /** Cancels the timer. Entries never expire unless added again. */
+  /**
+   * Cancels the timer. Entries never expire unless added again, also when
+   * an expiry's callback stops the tracker while it fires.
+   */
   stop(): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
+    // A firing under way re-arms for this; stopped, it must not.
+    this.#next = Infinity;
   }
 
   /** Whether the single timer is armed (for tests and leak checks). */
@@ -119,13 +124,15 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     this.#nowAtFire = this.#clock.now();
     this.#next = Infinity;
     this.#scan(this.#visit);
-    const next = this.#next;
     const due = this.#due;
     this.#due = [];
     // Earliest first; the same deadline in the order the scan gave them.
     if (due.length > 1) due.sort((a, b) => a.deadline - b.deadline);
     for (const entry of due) this.#onExpire(entry, entry.timeoutMs);
-    // onExpire may have added entries and armed the timer already.
+    // Read after the callbacks: one may have stopped the tracker (its
+    // connection destroyed), and one may have added entries and armed
+    // the timer already.
+    const next = this.#next;
     if (next < this.#timerAt) this.#arm(next);
   };
 }
