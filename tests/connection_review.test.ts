@@ -101,11 +101,27 @@ test("a ReplySink that throws harms nothing else: the connection stays open, the
       sent: true,
       open: true,
     },
+    // Before: destroy() threw the route's error, the request never
+    // settled (the deadline timer was stopped already), nor did closed.
+    routeClose: {
+      destroyed: "ok",
+      request: "ConnectionLostError",
+      closed: "ConnectionClosedError",
+      open: false,
+    },
+    // Before: destroy() threw a TypeError (null.has), and the request
+    // never settled.
+    routeCloseNull: {
+      destroyed: "ok",
+      request: "ConnectionLostError",
+      sent: true,
+    },
     reported: [
       "end: onError bug",
       "reply: onReply bug",
       "route: withdraw bug",
       "route: withdraw bug",
+      "routeClose: close bug",
       "timeout: onError bug",
     ],
   });

@@ -247,7 +247,7 @@ export class ConnectionCore {
   shutDown(lost: (sent: boolean, retryable: boolean) => Error): void {
     this.closed = true;
     this.deadlines.stop();
-    const unrouted = this.route?.close();
+    const unrouted = this.#closeRoute();
     // Dropped, not flushed later: a request failed as never sent must not
     // reach the node after all (a retry may be running it elsewhere).
     const unflushed = this.writer.discard();
@@ -270,6 +270,23 @@ export class ConnectionCore {
     }
     this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * Closes the route, if any, and returns the sequence numbers it took but
+   * never sent. A route whose close throws (or returns what is no Set) is
+   * its author's bug, reported as uncaught: the connection ends all the
+   * same, and the requests it took count as sent (the cautious answer).
+   */
+  #closeRoute(): ReadonlySet<number> | undefined {
+    let unsent: unknown;
+    try {
+      unsent = this.route?.close();
+    } catch (thrown) {
+      reportThrow(thrown);
+      return undefined;
+    }
+    return unsent instanceof Set ? unsent : undefined;
   }
 
   /** Forgets a pending entry known to be in the table (just looked up). */

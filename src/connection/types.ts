@@ -67,7 +67,10 @@ export interface RequestRoute {
   /**
    * Releases the route; called once, when the connection closes. Returns
    * the sequence numbers of the requests it took but never sent (held for
-   * a datagram not yet out), whose failures then say `sent: false`.
+   * a datagram not yet out), whose failures then say `sent: false`. A
+   * close that throws is reported as uncaught, and the connection ends all
+   * the same; then, or when it returns no `Set`, every request it took
+   * counts as sent.
    */
   close(): ReadonlySet<number> | void;
 }

@@ -2,7 +2,7 @@
 // scripted channel, with one request whose ReplySink throws (on its reply,
 // on its timeout, and when the connection ends) beside plain requests, in
 // a process that handles uncaught errors the way its runtime offers; and
-// a request route whose withdraw throws. Its own process because `bun
+// a request route whose withdraw or close throws. Its own process because `bun
 // test` fails the running test on any uncaught error, whatever handler is
 // installed. Prints one JSON line: how the
 // other requests ended, whether the connection stayed open, its timer,
@@ -135,6 +135,61 @@ const result: Record<string, unknown> = {};
     open: connection.isOpen,
   };
   connection.destroy();
+}
+{
+  // A route whose close throws: destroy() still ends the connection and
+  // fails its requests, and the throw is reported.
+  const { clock, connection } = scene();
+  connection.routeRequests({
+    maxPayload: 1024,
+    tooLarge: (length) => new RangeError(`${length} bytes`),
+    send() {},
+    close() {
+      throw new Error("routeClose: close bug");
+    },
+  });
+  const request = outcome(connection.sendRequest(new Uint8Array([1])));
+  let destroyed = "ok";
+  try {
+    connection.destroy();
+  } catch (error) {
+    destroyed = String(error);
+  }
+  await clock.advance(100);
+  const unsettled = tick().then(() => "unsettled");
+  result.routeClose = {
+    destroyed,
+    request: await Promise.race([request, unsettled]),
+    closed: await Promise.race([
+      connection.closed.then((e) => e?.constructor.name),
+      unsettled,
+    ]),
+    open: connection.isOpen,
+  };
+}
+{
+  // A route whose close returns what is no Set of sequence numbers: its
+  // requests count as sent.
+  const { connection } = scene();
+  connection.routeRequests({
+    maxPayload: 1024,
+    tooLarge: (length) => new RangeError(`${length} bytes`),
+    send() {},
+    close: () => null as unknown as void,
+  });
+  const request = connection.sendRequest(new Uint8Array([1])).catch((e) => e);
+  let destroyed = "ok";
+  try {
+    connection.destroy();
+  } catch (error) {
+    destroyed = String(error);
+  }
+  const lost = await Promise.race([request, tick().then(() => undefined)]);
+  result.routeCloseNull = {
+    destroyed,
+    request: lost?.constructor.name,
+    sent: lost?.sent,
+  };
 }
 await tick();
 result.reported = reported.sort();
