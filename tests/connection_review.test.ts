@@ -14,6 +14,7 @@ import type { BatchReplySink } from "../src/connection/types.ts";
 import {
   ConnectionLostError,
   InvalidArgumentError,
+  ProtocolError,
   RequestTimeoutError,
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
@@ -149,6 +150,46 @@ test("a request whose sink destroys the connection as it times out leaves no dea
   // Before: the firing armed the timer again for the second request's
   // deadline, after the destroy had stopped it.
   assert.equal(c.timerArmed, false);
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("a second startTls while the first is under way is refused with ProtocolError: the plaintext stream is upgraded once, and no secure channel is left open", async () => {
+  const clock = new VirtualClock();
+  const secure: { channel: ByteChannel; destroyed: boolean }[] = [];
+  const upgrades: Array<() => void> = [];
+  const plain = stubChannel({
+    onData: () => {},
+    startTls: () =>
+      new Promise<ByteChannel>((resolve) => {
+        const entry = {
+          channel: stubChannel({
+            onData: () => {},
+            destroy: () => void (entry.destroyed = true),
+            close: () => void (entry.destroyed = true),
+          }),
+          destroyed: false,
+        };
+        secure.push(entry);
+        upgrades.push(() => resolve(entry.channel));
+      }),
+  });
+  const c = new Connection(plain, ENDPOINT, { clock });
+  const first = c.startTls({ serverName: "n1" });
+  const second = c.startTls({ serverName: "n1" }).then(
+    () => "switched",
+    (e: unknown) => e,
+  );
+  for (const upgrade of upgrades) upgrade();
+  await first;
+  const refused = await second;
+  // Before: both switched, the second secure channel took the first's
+  // place, and the first stayed open with nobody to close it.
+  assert.ok(refused instanceof ProtocolError, String(refused));
+  assert.match(refused.message, /TLS switch is under way/);
+  assert.equal(secure.length, 1, "the plaintext stream is upgraded once");
+  assert.equal(c.encrypted, true);
+  c.destroy();
+  assert.deepEqual(secure.map((s) => s.destroyed), [true]);
   assert.equal(clock.pendingTimers, 0);
 });
 

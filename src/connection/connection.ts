@@ -320,8 +320,8 @@ export class Connection {
    *
    * @throws {TlsError} for a certificate, name or handshake failure, or
    *   `"handshake-timeout"` when the connect timeout passed first.
-   * @throws {ProtocolError} when plaintext arrived after the switch point
-   *   or requests are in flight.
+   * @throws {ProtocolError} when plaintext arrived after the switch point,
+   *   requests are in flight, or another `startTls` is under way.
    * @throws {ConnectionError} when the connection is gone or its adapter
    *   has no TLS.
    * @example

@@ -153,6 +153,11 @@ export async function switchToTls(
 ): Promise<void> {
   if (!owner.isOpen) throw lost();
   const channel = core.channel;
+  if (switching.has(channel)) {
+    // A second upgrade of the same plaintext stream would leave one of
+    // the two secure channels open with nobody to close it.
+    throw new ProtocolError("a TLS switch is under way on this connection");
+  }
   checkTlsSwitch(
     owner,
     owner.address,
@@ -162,7 +167,13 @@ export async function switchToTls(
       (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 || routed,
   );
   core.writer.flush();
-  const secure = await upgrade(channel, options, owner, limit);
+  switching.add(channel);
+  let secure: ByteChannel;
+  try {
+    secure = await upgrade(channel, options, owner, limit);
+  } finally {
+    switching.delete(channel);
+  }
   if (!owner.isOpen) {
     secure.destroy();
     throw lost();
@@ -178,6 +189,9 @@ export async function switchToTls(
     throw error;
   }
 }
+
+/** The plaintext channels whose switch to TLS is under way. */
+const switching = new WeakSet<ByteChannel>();
 
 /**
  * `channel.startTls(options)`, held to its contract: a custom adapter
