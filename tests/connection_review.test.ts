@@ -55,6 +55,7 @@ function scriptedChannel(congest = false) {
     channel,
     written,
     deliver: (message: Message) => onData(codec.encode(message)),
+    deliverBytes: (bytes: Uint8Array) => onData(bytes),
     /** The frames written so far, decoded (copied at decode time). */
     frames(): Message[] {
       const out: Message[] = [];
@@ -190,6 +191,62 @@ test("a second startTls while the first is under way is refused with ProtocolErr
   assert.equal(c.encrypted, true);
   c.destroy();
   assert.deepEqual(secure.map((s) => s.destroyed), [true]);
+  assert.equal(clock.pendingTimers, 0);
+});
+
+test("a frame that breaks the protocol, kept behind a pauseReading receive, ends the connection on resumeReading() as it would have on arrival: resumeReading does not throw, and every request fails at once", async () => {
+  const clock = new VirtualClock();
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock,
+    requestTimeoutMs: 1000,
+  });
+  const ping = c.ping().then(() => "pong", (e: Error) => e);
+  const request = c.sendRequest(new Uint8Array([1])).then(
+    () => "reply",
+    (e: Error) => e,
+  );
+  await tick();
+  const taken = c.receiveMessage({ pauseReading: true });
+  // One chunk: the message taken, then, behind the pause point, a
+  // RESPONSE to the ping (the wrong kind of reply) and the request's.
+  const bytes = (message: Message) => codec.encode(message);
+  const chunk = [
+    bytes({
+      type: MessageType.NegotiateOk,
+      flags: 0,
+      sequence: 7,
+      payload: new Uint8Array(0),
+    }),
+    bytes({
+      type: MessageType.Response,
+      flags: 0,
+      sequence: 1,
+      payload: new Uint8Array(0),
+    }),
+    bytes({
+      type: MessageType.Response,
+      flags: 0,
+      sequence: 2,
+      payload: new Uint8Array([9]),
+    }),
+  ];
+  const all = new Uint8Array(chunk.reduce((n, b) => n + b.length, 0));
+  chunk.reduce((at, b) => (all.set(b, at), at + b.length), 0);
+  scripted.deliverBytes(all);
+  assert.equal((await taken).type, MessageType.NegotiateOk);
+  // Before: resumeReading() threw the ProtocolError, the connection
+  // stayed open, and the request waited out its timeout, its reply lost.
+  c.resumeReading();
+  assert.equal(c.isOpen, false);
+  const [p, r] = await Promise.all([ping, request]);
+  for (const error of [p, r]) {
+    assert.ok(error instanceof ConnectionLostError, String(error));
+    assert.match(
+      error.message,
+      /protocol violation: sequence 1 answered with type 0x/,
+    );
+  }
   assert.equal(clock.pendingTimers, 0);
 });
 

@@ -223,8 +223,15 @@ export class ConnectionCore {
     const held = this.held;
     this.held = undefined;
     this.channel.resume?.();
-    // What came behind the pause point in the same chunk, in order.
-    for (const message of held ?? []) this.#onMessage(message);
+    // What came behind the pause point in the same chunk, in order, acted
+    // on as on arrival: a frame that breaks the protocol ends the
+    // connection (the messages after it cannot be trusted either), it is
+    // not thrown at the caller.
+    try {
+      for (const message of held ?? []) this.#onMessage(message);
+    } catch (error) {
+      this.#unreadable(error);
+    }
   }
 
   /**
@@ -346,14 +353,19 @@ export class ConnectionCore {
     try {
       this.codec.decodeFrames(chunk, this.#onFrame);
     } catch (error) {
-      const reason = error instanceof ProtocolError
-        ? `protocol violation: ${error.message}`
-        : `failed to handle a message: ${String(error)}`;
-      this.owner.destroy(
-        new ConnectionLostError(this.owner, reason, { cause: error }),
-      );
+      this.#unreadable(error);
     }
   };
+
+  /** Handling what the node sent threw: the connection ends. */
+  #unreadable(error: unknown): void {
+    const reason = error instanceof ProtocolError
+      ? `protocol violation: ${error.message}`
+      : `failed to handle a message: ${String(error)}`;
+    this.owner.destroy(
+      new ConnectionLostError(this.owner, reason, { cause: error }),
+    );
+  }
 
   #onMessage = (message: Message): void => {
     this.#onFrame(
