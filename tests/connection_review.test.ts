@@ -250,6 +250,33 @@ test("a frame that breaks the protocol, kept behind a pauseReading receive, ends
   assert.equal(clock.pendingTimers, 0);
 });
 
+test("a secure channel delivered after its connection was destroyed is destroyed, and startTls fails with the connection's ConnectionLostError even when that channel's destroy throws", async () => {
+  let upgrade!: (secure: ByteChannel) => void;
+  const plain = stubChannel({
+    onData: () => {},
+    startTls: () => new Promise<ByteChannel>((resolve) => (upgrade = resolve)),
+  });
+  const c = new Connection(plain, ENDPOINT, { clock: new VirtualClock() });
+  const switched = c.startTls({ serverName: "n1" }).then(
+    () => "switched",
+    (e: unknown) => e,
+  );
+  let destroyed = 0;
+  const secure = stubChannel({
+    onData: () => {},
+    destroy: () => {
+      destroyed++;
+      throw new Error("secure destroy bug");
+    },
+  });
+  c.destroy();
+  upgrade(secure);
+  const error = await switched;
+  // Before: startTls failed with the channel's own Error.
+  assert.ok(error instanceof ConnectionLostError, String(error));
+  assert.equal(destroyed, 1);
+});
+
 // ----------------------------------------------------- a peer that never reads
 
 test("requests that time out while held back by a peer that reads nothing let go of their frames, and those still alive are written in order once it reads", async () => {

@@ -175,7 +175,9 @@ export async function switchToTls(
     switching.delete(channel);
   }
   if (!owner.isOpen) {
-    secure.destroy();
+    // Quietly: the caller needs to know the connection ended, not what a
+    // custom channel's destroy threw.
+    destroyQuietly(secure, undefined);
     throw lost();
   }
   core.encrypted = true;
