@@ -118,7 +118,24 @@ test("a ReplySink that throws harms nothing else: the connection stays open, the
       request: "ConnectionLostError",
       sent: true,
     },
+    // Before: submitBatch threw at the first refusal (the second was
+    // never reported, the run not counted as sent), and cancelBatch
+    // threw at the first item, leaving the others in flight, their
+    // frames to be written.
+    batch: {
+      submitted: "ok",
+      refused: [1, 3],
+      sent: 3,
+      cancelled: "ok",
+      cancelledItems: [2, 4, 5],
+      inFlight: 0,
+    },
     reported: [
+      "batch: onError bug 1",
+      "batch: onError bug 2",
+      "batch: onError bug 3",
+      "batch: onError bug 4",
+      "batch: onError bug 5",
       "end: onError bug",
       "reply: onReply bug",
       "route: withdraw bug",

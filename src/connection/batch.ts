@@ -15,7 +15,7 @@ import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import { FrameFlags, MessageType } from "../protocol/frame.ts";
 import type { ConnectionCore } from "./core.ts";
-import { type Pending, SAFE_TO_REPEAT } from "./in_flight.ts";
+import { type Pending, SAFE_TO_REPEAT, tellError } from "./in_flight.ts";
 import type { BatchReplySink, RequestRoute } from "./types.ts";
 
 /** How a run is sent: where, under which limits, with which options. */
@@ -125,8 +125,10 @@ export function submitRun(
     sent++;
   }
   if (refused !== undefined) {
+    // A sink that throws is its caller's bug (reported as uncaught): the
+    // other refusals are still reported, and the run counted as sent.
     for (let i = 0; i < refused.length; i += 2) {
-      sink.onError(refused[i + 1] as Error, refused[i] as number);
+      tellError(sink, refused[i + 1] as Error, refused[i] as number);
     }
   }
   return sent;
@@ -151,7 +153,8 @@ export function cancelRun(
       pending !== undefined && pending.sink === sink && core.settle(pending)
     ) {
       core.takeBack(pending);
-      sink.onError(error, sequence);
+      // Every item is cancelled, whatever the sink throws for one.
+      tellError(sink, error, sequence);
     }
   }
 }

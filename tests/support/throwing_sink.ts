@@ -191,6 +191,50 @@ const result: Record<string, unknown> = {};
     sent: lost?.sent,
   };
 }
+{
+  // A batch's sink that throws: each refused item is still reported, the
+  // run is counted as sent, and a cancel fails every item still in
+  // flight, taking back their frames.
+  const { connection } = scene();
+  const errors: number[] = [];
+  const sink = {
+    first: 0,
+    onReply() {},
+    onError(_error: Error, sequence?: number) {
+      errors.push(sequence!);
+      throw new Error(`batch: onError bug ${sequence}`);
+    },
+  };
+  const payloads = [
+    "no payload" as unknown as Uint8Array,
+    new Uint8Array([1]),
+    "no payload" as unknown as Uint8Array,
+    new Uint8Array([2]),
+    new Uint8Array([3]),
+  ];
+  let submitted = "ok";
+  try {
+    connection.submitBatch(payloads, 0, payloads.length, {}, sink);
+  } catch (error) {
+    submitted = String(error);
+  }
+  const refused = errors.splice(0);
+  let cancelled = "ok";
+  try {
+    connection.cancelBatch(sink, payloads.length, new Error("test: cancel"));
+  } catch (error) {
+    cancelled = String(error);
+  }
+  result.batch = {
+    submitted,
+    refused,
+    sent: connection.stats.sent,
+    cancelled,
+    cancelledItems: errors.slice(),
+    inFlight: connection.inFlight,
+  };
+  connection.destroy();
+}
 await tick();
 result.reported = reported.sort();
 console.log(JSON.stringify(result));
