@@ -294,6 +294,44 @@ test("a secure channel delivered after its connection was destroyed is destroyed
   assert.equal(destroyed, 1);
 });
 
+test("a request sent while the stream switches to TLS waits for the secure channel: none of its bytes go out in plaintext", async () => {
+  const plainFrames: number[] = [];
+  const secureFrames: number[] = [];
+  const record = (into: number[]) => (bytes: Uint8Array) => {
+    new MessageCodec().decode(bytes.slice(), (m) => into.push(m.type));
+    return true;
+  };
+  let upgrade!: (secure: ByteChannel) => void;
+  const plain = stubChannel({
+    onData: () => {},
+    write: record(plainFrames),
+    startTls: () => new Promise<ByteChannel>((resolve) => (upgrade = resolve)),
+  });
+  let deliver!: (chunk: Uint8Array) => void;
+  const secure = stubChannel({
+    onData: (fn) => (deliver = fn),
+    write: record(secureFrames),
+  });
+  const c = new Connection(plain, ENDPOINT, { clock: new VirtualClock() });
+  const switched = c.startTls({ serverName: "n1" });
+  const reply = c.sendRequest(new Uint8Array([1, 2, 3]));
+  await tick();
+  // Before: the REQUEST went out on the plaintext stream mid-switch.
+  assert.deepEqual(plainFrames, [], "nothing in plaintext");
+  upgrade(secure);
+  await switched;
+  await tick();
+  assert.deepEqual(secureFrames, [MessageType.Request]);
+  deliver(codec.encode({
+    type: MessageType.Response,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array([7]),
+  }));
+  assert.deepEqual([...await reply], [7]);
+  c.destroy();
+});
+
 // ----------------------------------------------------- a peer that never reads
 
 test("requests that time out while held back by a peer that reads nothing let go of their frames, and those still alive are written in order once it reads", async () => {

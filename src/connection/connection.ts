@@ -311,8 +311,9 @@ export class Connection {
    * Switches the open stream to TLS, client side: the last step of
    * negotiating TLS, after NEGOTIATE_OK was taken with `pauseReading`.
    * Resolves once the node's certificate is verified; the connection then
-   * carries everything over TLS. On failure the caller destroys the
-   * connection: no plaintext is ever sent again. An upgrade that has not
+   * carries everything over TLS; a request sent while it switches waits
+   * for the secure channel, and goes out on it. On failure the caller
+   * destroys the connection: no plaintext is ever sent again. An upgrade that has not
    * finished within the connection's connect timeout (`timeoutMs` of
    * {@linkcode Connection.connect}), or by the time `options.signal`
    * aborts, is given up even when the runtime adapter does not heed the

@@ -167,6 +167,9 @@ export async function switchToTls(
       (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 || routed,
   );
   core.writer.flush();
+  // A request sent from now on waits for the secure channel (see attach):
+  // none of its bytes may go out in plaintext, nor into the handshake.
+  core.writer.hold();
   switching.add(channel);
   let secure: ByteChannel;
   try {

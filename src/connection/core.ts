@@ -152,6 +152,8 @@ export class ConnectionCore {
     } catch (cause) {
       throw receiversRefused(this.owner, cause);
     }
+    // Requests held while the stream switched to TLS go out on it now.
+    if (this.queued.length > 0) this.#onDrained();
   }
 
   /** Removes a pending entry; false when it had already settled. */

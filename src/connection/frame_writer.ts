@@ -60,6 +60,8 @@ export class FrameWriter {
   #end = 0;
   #scheduled = false;
   #congested = false;
+  // Set by hold(): congested for good, whatever the channel says.
+  #held = false;
   // Frames taken back since the flush (marked, removed by the flush), and
   // where a search for the next one starts: before it all are taken back.
   #withdrawn = 0;
@@ -104,6 +106,17 @@ export class FrameWriter {
   /** Whether the channel asked us to stop writing until it drains. */
   get congested(): boolean {
     return this.#congested;
+  }
+
+  /**
+   * Holds back every request from now on, as a congested channel does
+   * (the request path keeps their frames in the connection's queue), and
+   * for good: the channel is being replaced (a TLS switch), and the next
+   * writer sends them.
+   */
+  hold(): void {
+    this.#held = true;
+    this.#congested = true;
   }
 
   /** Bytes encoded but not yet handed to the channel. */
@@ -356,6 +369,8 @@ export class FrameWriter {
       return this.#onBroken(error);
     }
     drained.then(() => {
+      // Held since (see hold): the next writer sends what waits.
+      if (this.#held) return;
       this.#congested = false;
       this.#onDrained();
     }, this.#onBroken);
