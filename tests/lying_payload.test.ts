@@ -7,6 +7,7 @@
 // requests, a larger one sent stale buffer bytes, a smaller one cut it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { Client } from "../src/client/client.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
@@ -101,3 +102,34 @@ for (const name of ["length", "byteLength"] as const) {
     });
   }
 }
+
+test("a payload whose byteLength getter throws, sent while someone follows requests on the diagnostics channels, is sent and observed by its real length: request() does not throw, nor is its node charged for good", async () => {
+  const sizes: unknown[] = [];
+  const listener = (message: unknown) =>
+    sizes.push((message as { payloadBytes: unknown }).payloadBytes);
+  subscribe("nodewire:request:start", listener);
+  try {
+    await withClient(false, async (client) => {
+      const payload = ops.echo("abc");
+      Object.defineProperty(payload, "byteLength", {
+        get() {
+          throw new Error("byteLength bug");
+        },
+      });
+      let outcome: unknown;
+      try {
+        outcome = await client.request(payload).then(replyText);
+      } catch (error) {
+        outcome = error;
+      }
+      // Before: request() threw the getter's Error at once, its promise
+      // never made, and the node's in-flight count stayed one up.
+      assert.equal(outcome, "abc");
+      assert.deepEqual(sizes, [ops.echo("abc").length]);
+      assert.equal(client.stats().inFlight, 0);
+      assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
+    });
+  } finally {
+    unsubscribe("nodewire:request:start", listener);
+  }
+});

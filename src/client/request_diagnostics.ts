@@ -8,6 +8,7 @@
 import type { Clock } from "../clock.ts";
 import { asError } from "../errors/base.ts";
 import { channels, type RequestMessage } from "../diagnostics/channels.ts";
+import { lengthOf } from "../protocol/codec.ts";
 
 /** The parts of a request's record the messages are built from. */
 export interface ObservedCall {
@@ -58,7 +59,9 @@ export class RequestDiagnostics {
       hedge,
       address,
       idempotent: call.options.idempotent === true,
-      payloadBytes: call.payload.byteLength,
+      // Its real length, as framed: a getter of the payload's own may
+      // throw or lie (the door reads only `length` of a small one).
+      payloadBytes: lengthOf(call.payload),
       startedAt: this.#clock.now(),
       connectionId: undefined,
       waitMs: undefined,
