@@ -375,6 +375,21 @@ test("a lazy client's calls waiting for the first connect are in flight: a disco
   }, { lazy: true });
 });
 
+test("a lazy client's empty requestMany waiting for the first connect does not hold a disconnect for its whole grace", async () => {
+  await scene(1, {}, async ({ client, clock }) => {
+    const started = clock.now();
+    const batch = client.requestMany([]);
+    assert.equal(client.stats().inFlight, 1);
+    const closing = client.disconnect({ timeoutMs: 1000 });
+    await drive(clock, closing);
+    assert.deepEqual(await batch, []);
+    assert.equal(client.stats().inFlight, 0);
+    // Before: the batch left the in-flight count at zero without saying
+    // so, and the disconnect waited out its grace (1000 ms).
+    assert.ok(clock.now() - started < 1000, `${clock.now() - started} ms`);
+  }, { lazy: true });
+});
+
 test("a lazy client's calls still waiting when the grace ends fail with ClientClosedError", async () => {
   const clock = new VirtualClock();
   const escapes = watchEscapes();

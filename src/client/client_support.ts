@@ -232,8 +232,14 @@ export class LazyStart {
     const path = this.#client.path;
     path.inFlight++;
     return this.ready(options.signal, limit).then(() => {
-      path.inFlight--;
-      return run();
+      // Counted until `run` counts itself (a request does at once), and
+      // the count's end said: a run that counts nothing (an empty batch)
+      // must not leave a disconnect waiting out its grace.
+      try {
+        return run();
+      } finally {
+        if (--path.inFlight === 0) this.#owner.idle();
+      }
     }, (error) => {
       if (--path.inFlight === 0) this.#owner.idle();
       return failed(this.#owner.final(error));
