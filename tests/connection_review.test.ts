@@ -774,6 +774,27 @@ test("destroy() with a reason that is no Error settles closed with an Error sayi
   );
 });
 
+test("destroy() with a reason whose text cannot be made (no prototype, a revoked proxy) still ends the connection, with an Error saying what it was", async () => {
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  for (const reason of [Object.create(null), revoked.proxy]) {
+    const scripted = scriptedChannel();
+    const c = new Connection(scripted.channel, ENDPOINT);
+    const pending = c.sendRequest(new Uint8Array([1]));
+    // Before: destroy() threw a raw TypeError (String() of the reason),
+    // and the connection stayed open with its request in flight.
+    c.destroy(reason as never);
+    assert.equal(c.isOpen, false);
+    const closed = await c.closed;
+    assert.ok(closed instanceof Error, String(closed));
+    assert.match(closed.message, /object/);
+    await assert.rejects(
+      pending,
+      (e: unknown) => e instanceof ConnectionLostError && e.cause === closed,
+    );
+  }
+});
+
 // ------------------------------------------------------------- what held
 
 test("a request on a connection that ended says how it ended: closed by this client, destroyed by it, or closed by the node's GOODBYE, the address said once", async () => {

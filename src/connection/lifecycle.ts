@@ -13,7 +13,7 @@ import {
   type ConnectionLostError,
   type Endpoint,
 } from "../errors.ts";
-import { letGo } from "../errors/base.ts";
+import { asError, letGo } from "../errors/base.ts";
 import type { Message } from "../protocol/frame.ts";
 import { destroyQuietly, sayGoodbye, streamClosedError } from "./closing.ts";
 import type { ConnectionCore } from "./core.ts";
@@ -71,10 +71,10 @@ export class ConnectionLifecycle {
   /** Ends the connection at once; `error` is the cause its requests get. */
   destroy(error?: Error): void {
     if (this.#state.get() === "closed") return;
-    // `closed` settles with an Error or nothing, whatever a caller passed.
-    if (error !== undefined && !(error instanceof Error)) {
-      error = new Error(String(error));
-    }
+    // `closed` settles with an Error or nothing, whatever a caller passed
+    // (asError never throws: a value String() cannot take is told by its
+    // kind).
+    if (error !== undefined) error = asError(error);
     this.#closedHow = "destroyed by this client";
     this.#finish(
       error ?? new ConnectionClosedError(this.#endpoint, { retryable: true }),
