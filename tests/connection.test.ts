@@ -1024,3 +1024,24 @@ test("runs and single requests mixed on one connection: each run shares its dead
     conn.destroy();
   }, { clock });
 });
+
+test("a handshake that fails with what cannot even be tested for an Error (a revoked proxy) still has its connection destroyed, and the failure is the connect's", async () => {
+  const clock = new VirtualClock();
+  await withNode(async (node, adapter) => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const outcome = await connect(node, adapter, {
+      clock,
+      handshake: () => Promise.reject(revoked.proxy),
+    }).then(() => "connected", (e: unknown) => [e]);
+    assert.ok(Array.isArray(outcome) && outcome[0] === revoked.proxy);
+    // Before: destroying it tested the reason with instanceof, which threw
+    // inside the quiet destroy: the socket stayed open for good.
+    const network = adapter as ReturnType<typeof createMemoryNetwork>;
+    for (let i = 0; i < 10 && network.openChannels > 0; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+    }
+    assert.equal(network.openChannels, 0);
+    assert.equal(clock.pendingTimers, 0);
+  }, { clock });
+});

@@ -58,8 +58,11 @@ export function destroyQuietly(
   target: { destroy(error?: Error): void },
   reason: unknown,
 ): void {
+  // isInstance: `instanceof` itself throws for a revoked proxy, which
+  // would skip the destroy and leave the socket open.
+  const error = isInstance(reason, Error) ? reason as Error : undefined;
   try {
-    letGo(target.destroy(reason instanceof Error ? reason : undefined));
+    letGo(target.destroy(error));
   } catch {
     // See above.
   }
