@@ -827,3 +827,24 @@ test("the waits between retries listen to a shared signal once, however many wai
   await alone;
   assert.equal(other.live(), 0);
 });
+
+test("executeWithRetry whose operation fails with a revoked proxy fails with that value, not retried, never with a TypeError of its own", async () => {
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  let attempts = 0;
+  const outcome = await executeWithRetry(
+    () => {
+      attempts++;
+      return Promise.reject(revoked.proxy);
+    },
+    { ...DEFAULT_RETRY_CONFIG, initialBackoffMs: 1 },
+    { clock: new VirtualClock() },
+  ).then(() => "succeeded", (e: unknown) => [e]);
+  // Before: a TypeError ("Cannot perform 'getPrototypeOf' on a proxy that
+  // has been revoked") from the loop's own instanceof check.
+  assert.ok(
+    Array.isArray(outcome) && outcome[0] === revoked.proxy,
+    "failed with the operation's own value",
+  );
+  assert.equal(attempts, 1);
+});

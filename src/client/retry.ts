@@ -13,6 +13,7 @@ import type { Clock } from "../clock.ts";
 import { systemClock, wait } from "../clock.ts";
 import type { RetryConfig } from "../config/shapes.ts";
 import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
+import { isInstance } from "../errors/base.ts";
 import {
   AbortedError,
   NEVER_RETRIED_CODES,
@@ -164,15 +165,18 @@ export function isRetryable(
  * differently would fail the request with an error naming isRetryable).
  */
 export function retryableAfter(error: unknown, idempotent: boolean): boolean {
-  if (!(error instanceof NodewireError)) return false;
-  if (!error.retryable || NEVER_RETRIED_CODES.has(error.code)) return false;
-  if (NEVER_SENT_CODES.has(error.code)) return true;
+  // isInstance: `instanceof` throws for a revoked proxy, which is no
+  // NodewireError either.
+  if (!isInstance(error, NodewireError)) return false;
+  const e = error as NodewireError;
+  if (!e.retryable || NEVER_RETRIED_CODES.has(e.code)) return false;
+  if (NEVER_SENT_CODES.has(e.code)) return true;
   // The node itself said it did not execute the request.
-  if (error.code === "REMOTE_ERROR") return true;
+  if (e.code === "REMOTE_ERROR") return true;
   // A lost connection (or any other error) that says it never wrote the
   // request is known to be safe. Everything else, REQUEST_TIMEOUT and
   // codes we do not know included, may have reached the node.
-  if ((error as { sent?: unknown }).sent === false) return true;
+  if ((e as { sent?: unknown }).sent === false) return true;
   return idempotent;
 }
 
@@ -288,15 +292,20 @@ export async function executeWithRetry<T>(
   const clock = read.options.clock ?? systemClock;
   const random = read.options.random ?? Math.random;
   const idempotent = read.options.idempotent ?? false;
+  // The rule of isRetryable, without its check of arguments: what the
+  // operation failed with is any value (a revoked proxy is not retried).
   const retryable = read.options.isRetryable ??
-    ((error: unknown) => isRetryable(error, { idempotent }));
+    ((error: unknown) => retryableAfter(error, idempotent));
 
   for (let attempt = 0;; attempt++) {
     if (signal?.aborted) throw aborted(signal);
     try {
       return await operation(attempt, signal);
     } catch (error) {
-      if (error instanceof NodewireError && error.code === "ABORTED") {
+      if (
+        isInstance(error, NodewireError) &&
+        (error as NodewireError).code === "ABORTED"
+      ) {
         throw error;
       }
       // The operation may have failed *because* of the abort, with some
