@@ -795,6 +795,37 @@ test("destroy() with a reason whose text cannot be made (no prototype, a revoked
   }
 });
 
+test("submitBatch given payloads that cannot be read (a revoked proxy, a length getter that throws) returns an InvalidArgumentError naming them, and sends nothing", () => {
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  const revoked = Proxy.revocable([], {});
+  revoked.revoke();
+  const lying = new Proxy([new Uint8Array(1)], {
+    get: (target, key) => {
+      if (key === "length") throw new Error("length bug");
+      return Reflect.get(target, key);
+    },
+  });
+  const sink: BatchReplySink = { first: 0, onReply() {}, onError() {} };
+  for (const payloads of [revoked.proxy, lying]) {
+    let outcome: unknown;
+    try {
+      outcome = c.submitBatch(payloads as never, 0, 1, {}, sink);
+    } catch (error) {
+      // Before: the raw TypeError of Array.isArray, or the getter's own.
+      outcome = error;
+    }
+    assert.ok(outcome instanceof InvalidArgumentError, String(outcome));
+    assert.equal(outcome.argument, "payloads");
+    assert.match(outcome.message, /could not be read/);
+  }
+  assert.equal(c.inFlight, 0);
+  assert.equal(c.stats.sent, 0);
+  c.destroy();
+});
+
 // ------------------------------------------------------------- what held
 
 test("a request on a connection that ended says how it ended: closed by this client, destroyed by it, or closed by the node's GOODBYE, the address said once", async () => {

@@ -39,17 +39,36 @@ export function runProblem(
   to: number,
   timeoutMs: number | undefined,
 ): InvalidArgumentError | undefined {
-  if (!Array.isArray(payloads)) {
-    return new InvalidArgumentError("payloads", payloads, "expected an array");
+  // Read once, in a try: a revoked proxy throws even for Array.isArray,
+  // and a proxy's length getter may throw (a /core caller's array).
+  let count: number;
+  try {
+    if (!Array.isArray(payloads)) {
+      return new InvalidArgumentError(
+        "payloads",
+        payloads,
+        "expected an array",
+      );
+    }
+    count = payloads.length;
+  } catch (cause) {
+    return new InvalidArgumentError(
+      "payloads",
+      undefined,
+      "could not be read",
+      {
+        cause,
+      },
+    );
   }
   if (
     !Number.isInteger(from) || !Number.isInteger(to) || from < 0 ||
-    to < from || to > payloads.length
+    to < from || to > count
   ) {
     return new InvalidArgumentError(
       "from, to",
       `${from}, ${to}`,
-      `expected 0 <= from <= to <= ${payloads.length}`,
+      `expected 0 <= from <= to <= ${count}`,
     );
   }
   if (timeoutMs !== undefined && !isDuration(timeoutMs)) {

@@ -480,7 +480,8 @@ export class Connection {
    * A payload that is not a `Uint8Array` fails alone, through `sink`.
    *
    * @returns the error that refused the whole run, when nothing was sent:
-   * an `InvalidArgumentError` for a range outside `payloads`, a bad
+   * an `InvalidArgumentError` for `payloads` that are no array or cannot
+   * be read (a revoked proxy), a range outside them, a bad
    * `timeoutMs` or an `idempotent` that is not a boolean, or the closed
    * connection's error.
    */
