@@ -826,6 +826,47 @@ test("submitBatch given payloads that cannot be read (a revoked proxy, a length 
   c.destroy();
 });
 
+test("routeRequests refuses what is no RequestRoute with an InvalidArgumentError naming what is wrong, and the connection goes on over its stream", async () => {
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  const revoked = Proxy.revocable({}, {});
+  revoked.revoke();
+  const methods = {
+    tooLarge: (length: number) => new RangeError(`${length} bytes`),
+    send() {},
+    close() {},
+  };
+  const bad: [unknown, RegExp][] = [
+    [null, /route: .*it is no object/],
+    [revoked.proxy, /route: .*could not be read/],
+    [{ ...methods, send: 1, maxPayload: 10 }, /route: .*no send\(\) method/],
+    [{ ...methods, maxPayload: "10" }, /route\.maxPayload: .*integer/],
+    [{ ...methods }, /route\.maxPayload: .*integer/],
+    [{ ...methods, maxPayload: 10, withdraw: 1 }, /route\.withdraw: /],
+  ];
+  for (const [route, message] of bad) {
+    // Before: taken as it was; every request after it then failed with a
+    // raw TypeError (route.maxPayload of null), or went by no route at all.
+    assert.throws(
+      () => c.routeRequests(route as never),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && message.test(e.message),
+    );
+  }
+  const reply = c.sendRequest(new Uint8Array([1]));
+  await tick();
+  scripted.deliver({
+    type: MessageType.Response,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array([5]),
+  });
+  assert.deepEqual([...await reply], [5]);
+  c.destroy();
+});
+
 // ------------------------------------------------------------- what held
 
 test("a request on a connection that ended says how it ended: closed by this client, destroyed by it, or closed by the node's GOODBYE, the address said once", async () => {

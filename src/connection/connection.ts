@@ -292,6 +292,10 @@ export class Connection {
    *
    * @throws {ConnectionClosedError} when the connection is already closed
    *   (the route is closed too).
+   * @throws {InvalidArgumentError} for what is no route: no object, no
+   *   `send`, `close` or `tooLarge` method, a `maxPayload` that is no
+   *   integer of 0 or more, a `withdraw` that is no function (the
+   *   connection goes on as it was).
    */
   routeRequests(route: RequestRoute): (message: Message) => boolean {
     return this.#end.route(route);

@@ -12,7 +12,9 @@ import {
   ConnectionClosedError,
   type ConnectionLostError,
   type Endpoint,
+  InvalidArgumentError,
 } from "../errors.ts";
+import { missingMethod } from "../runtime/contract.ts";
 import { asError, letGo } from "../errors/base.ts";
 import type { Message } from "../protocol/frame.ts";
 import { destroyQuietly, sayGoodbye, streamClosedError } from "./closing.ts";
@@ -113,6 +115,9 @@ export class ConnectionLifecycle {
    */
   route(route: RequestRoute): (message: Message) => boolean {
     const core = this.#core;
+    // Checked before anything changes: the request path reads the route's
+    // maxPayload and calls its methods on every request.
+    checkRoute(route);
     if (this.#state.get() === "closed") {
       route.close();
       throw new ConnectionClosedError(this.#endpoint);
@@ -175,3 +180,64 @@ export class ConnectionLifecycle {
     this.#resolveClosed(error);
   }
 }
+
+/**
+ * Throws unless `route` is a {@linkcode RequestRoute}: an object with
+ * `send`, `close` and `tooLarge` methods, a `maxPayload` that is an
+ * integer of 0 or more, and a `withdraw` method if any.
+ *
+ * @throws {InvalidArgumentError} naming what is wrong.
+ */
+function checkRoute(route: unknown): void {
+  const method = "Connection.routeRequests";
+  const problem = missingMethod(route, ["send", "close", "tooLarge"]);
+  if (problem !== undefined) {
+    throw new InvalidArgumentError(
+      "route",
+      route,
+      `expected a RequestRoute, but ${problem.wrong}`,
+      { method, cause: problem.cause },
+    );
+  }
+  const r = route as Record<string, unknown>;
+  for (const [name, wrong] of ROUTE_FIELDS) {
+    let value: unknown;
+    try {
+      value = r[name];
+    } catch (cause) {
+      throw new InvalidArgumentError(
+        `route.${name}`,
+        undefined,
+        "could not be read",
+        { method, cause },
+      );
+    }
+    const expected = wrong(value);
+    if (expected !== undefined) {
+      throw new InvalidArgumentError(`route.${name}`, value, expected, {
+        method,
+      });
+    }
+  }
+}
+
+/** The fields of a route besides its methods, and what is wrong with each. */
+const ROUTE_FIELDS: readonly [
+  string,
+  (value: unknown) => string | undefined,
+][] = [
+  [
+    "maxPayload",
+    (v) =>
+      Number.isSafeInteger(v) && (v as number) >= 0
+        ? undefined
+        : "expected an integer of 0 or more (bytes)",
+  ],
+  [
+    "withdraw",
+    (v) =>
+      v === undefined || typeof v === "function"
+        ? undefined
+        : "expected a function or nothing",
+  ],
+];
