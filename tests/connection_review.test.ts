@@ -867,6 +867,40 @@ test("routeRequests refuses what is no RequestRoute with an InvalidArgumentError
   c.destroy();
 });
 
+test("cancelBatch refuses a count that is no integer of 0 or more, or an error that is no Error, with InvalidArgumentError, cancelling nothing", async () => {
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  const outcomes: string[] = [];
+  const sink: BatchReplySink = {
+    first: 0,
+    onReply: () => outcomes.push("reply"),
+    onError: (error) => outcomes.push(error.message),
+  };
+  c.submitBatch([new Uint8Array([1]), new Uint8Array([2])], 0, 2, {}, sink);
+  const error = new Error("test: cancelled");
+  // Before: NaN, -1 and 1.5 cancelled nothing, silently; Infinity looped
+  // for ever (last, so that a check gone missing fails the test first).
+  for (const count of [Number.NaN, -1, 1.5, "2", Infinity]) {
+    assert.throws(
+      () => c.cancelBatch(sink, count as never, error),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "count",
+    );
+  }
+  assert.throws(
+    () => c.cancelBatch(sink, 2, "no error" as never),
+    (e: unknown) => e instanceof InvalidArgumentError && e.argument === "error",
+  );
+  assert.equal(c.inFlight, 2);
+  // A count beyond the sequences handed out cancels what there is, at once.
+  c.cancelBatch(sink, Number.MAX_SAFE_INTEGER, error);
+  assert.deepEqual(outcomes, ["test: cancelled", "test: cancelled"]);
+  assert.equal(c.inFlight, 0);
+  c.destroy();
+});
+
 // ------------------------------------------------------------- what held
 
 test("a request on a connection that ended says how it ended: closed by this client, destroyed by it, or closed by the node's GOODBYE, the address said once", async () => {

@@ -155,18 +155,24 @@ export function submitRun(
 
 /**
  * Fails with `error` the requests of the run of `count` sent to `sink`
- * that are still in flight; a late reply to one of them is then dropped,
- * and a frame not yet sent is taken back, never sent (as for a single
- * request's abort).
+ * that are still in flight, looking no further than `next` (the next
+ * sequence number to be handed out); a late reply to one of them is then
+ * dropped, and a frame not yet sent is taken back, never sent (as for a
+ * single request's abort).
  */
 export function cancelRun(
   core: ConnectionCore,
   sink: BatchReplySink,
   count: number,
   error: Error,
+  next: number,
 ): void {
-  const end = sink.first + count;
-  for (let sequence = sink.first; sequence < end; sequence++) {
+  // Read once; a sink's `first` that is no sequence number (a /core
+  // caller's) names no request, and the loop stays within what was sent.
+  const first = sink.first;
+  if (!Number.isSafeInteger(first)) return;
+  const end = Math.min(first + count, next);
+  for (let sequence = Math.max(first, 1); sequence < end; sequence++) {
     const pending = core.table.get(sequence);
     if (
       pending !== undefined && pending.sink === sink && core.settle(pending)

@@ -28,6 +28,7 @@ import type {
   TlsOptions,
 } from "../runtime/types.ts";
 import { reportedAddress } from "../runtime/contract.ts";
+import { isInstance } from "../errors/base.ts";
 import { ConnectionCore } from "./core.ts";
 import { type Pending, PromiseSink, SAFE_TO_REPEAT } from "./in_flight.ts";
 import { ConnectionLifecycle, type ConnectionState } from "./lifecycle.ts";
@@ -44,6 +45,7 @@ import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import {
   abortedBeforeSent,
+  badArgument,
   badOption,
   badTimeout,
   payloadTooLarge,
@@ -532,9 +534,23 @@ export class Connection {
     return undefined;
   }
 
-  /** Fails with `error` what is still in flight of a `submitBatch` run. */
+  /**
+   * Fails with `error` what is still in flight of a `submitBatch` run of
+   * `count` requests to `sink`.
+   *
+   * @throws {InvalidArgumentError} for a `count` that is no integer of 0
+   *   or more, or an `error` that is no Error (nothing is cancelled).
+   */
   cancelBatch(sink: BatchReplySink, count: number, error: Error): void {
-    cancelRun(this.#core, sink, count, error);
+    if (!Number.isSafeInteger(count) || count < 0) {
+      throw badArgument("count", count, "expected an integer of 0 or more");
+    }
+    if (!isInstance(error, Error)) {
+      throw badArgument("error", error, "expected an Error");
+    }
+    // No further than the sequences handed out: a larger count would
+    // only look up numbers never sent, for as long as it says.
+    cancelRun(this.#core, sink, count, error, this.#nextSequence);
   }
 
   /**

@@ -47,6 +47,18 @@ export function badOption(
   return new InvalidArgumentError(`options${name}`, value, expected, { cause });
 }
 
+/**
+ * The error for a bad argument of a connection's method (not one of its
+ * options), naming it.
+ */
+export function badArgument(
+  name: string,
+  value: unknown,
+  expected: string,
+): InvalidArgumentError {
+  return new InvalidArgumentError(name, value, expected);
+}
+
 /** A request whose signal had aborted before it was sent. */
 export function abortedBeforeSent(signal: AbortSignal): AbortedError {
   return new AbortedError("request aborted before it was sent", signal.reason);
