@@ -5,6 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
+import { ConnectionManager } from "../src/cluster/manager.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
 import {
   ClientClosedError,
   ConfigError,
@@ -309,4 +311,55 @@ test("markNodeUnhealthy and markNodeHealthy refuse an address or reason that is 
       assert.ok(line.endsWith("down\\u001b[2J\\u000aforged"), line);
     },
   );
+});
+
+// --- the manager's own doors and results ------------------------------------
+
+/** A manager of `n` reference nodes on one virtual clock, not connected. */
+async function bareManager(n: number) {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const nodes = await Promise.all(
+    Array.from(
+      { length: n },
+      (_, i) => startTestNode({ nodeId: `n${i}`, runtime: network, clock }),
+    ),
+  );
+  const manager = new ConnectionManager(
+    resolveConfig({
+      hosts: nodes.map((node) => node.address),
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 0 },
+    }),
+    network,
+  );
+  const end = async () => {
+    await manager.close();
+    await Promise.all(nodes.map((node) => node.close()));
+  };
+  return { manager, clock, end };
+}
+
+test("connect() refuses a signal that is no AbortSignal with InvalidArgumentError naming it, marking no node unhealthy", async () => {
+  const { manager, clock, end } = await bareManager(2);
+  try {
+    const hostile = {
+      get aborted(): boolean {
+        throw new Error("getter bug");
+      },
+    };
+    for (const signal of ["stop", { aborted: false }, hostile]) {
+      const error = await failure(
+        manager.connect(signal as unknown as AbortSignal),
+      );
+      assert.ok(error instanceof InvalidArgumentError, String(error));
+      assert.equal(error.argument, "signal");
+      assert.match(error.message, /ConnectionManager\.connect/);
+      await settle(clock);
+      assert.equal(manager.healthyCount, 2, "no node was marked unhealthy");
+    }
+  } finally {
+    await end();
+  }
 });

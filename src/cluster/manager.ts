@@ -9,7 +9,11 @@
  * @module
  */
 
-import { checkMarkArguments, readManagerArguments } from "./manager_door.ts";
+import {
+  checkConnectSignal,
+  checkMarkArguments,
+  readManagerArguments,
+} from "./manager_door.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { ClientClosedError, NoHealthyNodesError } from "../errors.ts";
@@ -227,8 +231,19 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    *   certificate {@linkcode TlsError} itself when every node failed that
    *   way: never retried.
    * @throws {AbortedError} when `signal` aborts first, carrying its reason.
+   * @throws {InvalidArgumentError} (rejects) for a `signal` that is no
+   *   `AbortSignal`, before any node is tried.
+   * @example
+   * ```ts
+   * import { ConnectionManager, resolveConfig } from "@nodewire/client/core";
+   * import { getAdapter } from "@nodewire/client/runtime";
+   * const manager = new ConnectionManager(resolveConfig({ hosts: ["127.0.0.1:7000"] }), await getAdapter());
+   * await manager.connect(AbortSignal.timeout(5000));
+   * await manager.close();
+   * ```
    */
   async connect(signal?: AbortSignal): Promise<void> {
+    checkConnectSignal(signal);
     const waitMs = firstConnectWaitMs(this.#config);
     await connectNodes(this.#registry.nodes, waitMs, signal, this);
     for (const node of this.#registry.nodes) {

@@ -11,7 +11,7 @@
 
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { CONNECT } from "../connection/control.ts";
-import { methods, readOptions, refuse } from "../config/options.ts";
+import { methods, readOptions, refuse, signal } from "../config/options.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 
@@ -119,5 +119,20 @@ export function checkMarkArguments(
   }
   if (typeof reason !== "string") {
     throw refuse(method, "reason", reason, "expected a string");
+  }
+}
+
+/**
+ * Refuses a `connect()` signal that is no `AbortSignal`: read as one, a
+ * string failed every node's first connection (each marked unhealthy)
+ * and a throwing `aborted` getter escaped raw.
+ *
+ * @throws {InvalidArgumentError} naming `signal`.
+ */
+export function checkConnectSignal(value: unknown): void {
+  if (value === undefined) return;
+  const wrong = signal(value);
+  if (wrong !== undefined) {
+    throw refuse("ConnectionManager.connect", "signal", value, wrong);
   }
 }
