@@ -363,3 +363,25 @@ test("connect() refuses a signal that is no AbortSignal with InvalidArgumentErro
     await end();
   }
 });
+
+test("healthCheckAllNodes() after close() reports each node's error as ClientClosedError, with its code, not a plain Error", async () => {
+  const { manager, clock, end } = await bareManager(2);
+  try {
+    const connected = manager.connect();
+    await settle(clock);
+    await connected;
+    await manager.close();
+    const results = await manager.healthCheckAllNodes();
+    assert.equal(results.length, 2);
+    for (const result of results) {
+      assert.equal(result.ok, false);
+      assert.ok(
+        result.error instanceof ClientClosedError,
+        String(result.error),
+      );
+      assert.equal(result.error.code, "CLIENT_CLOSED");
+    }
+  } finally {
+    await end();
+  }
+});

@@ -9,7 +9,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HealthConfig } from "../config/shapes.ts";
-import { PoolTimeoutError } from "../errors.ts";
+import { ClientClosedError, PoolTimeoutError } from "../errors.ts";
 import { runWithConcurrency } from "./concurrency.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -139,7 +139,13 @@ export class HealthLoop {
     timeoutMs: number,
   ): Promise<HealthCheckResult> {
     if (this.#owner.isClosed()) {
-      return this.#result(node, undefined, new Error("the manager is closed"));
+      // Typed, as addNode's and removeNode's refusals are: a caller tells
+      // "closed" from a failed ping by its code.
+      return this.#result(
+        node,
+        undefined,
+        new ClientClosedError("the connection manager is closed"),
+      );
     }
     const start = this.#clock.now();
     try {

@@ -387,6 +387,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * Pings every node at once (at most `healthConfig.maxConcurrentChecks`
    * at a time), each within `healthConfig.timeoutMs`, updates their health
    * and returns the results in host order. Concurrent calls share one sweep.
+   * After `close()` nothing is pinged: each result has `ok: false` and a
+   * {@linkcode ClientClosedError} as its `error`.
+   *
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * for (const { address, ok, error } of await manager.healthCheckAllNodes()) {
+   *   console.log(address, ok ? "up" : error?.message);
+   * }
+   * ```
    */
   healthCheckAllNodes(): Promise<HealthCheckResult[]> {
     return this.#watch.loop.sweep();
