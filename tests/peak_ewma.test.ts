@@ -96,6 +96,24 @@ test("the time constant can be set, and must be positive", () => {
   assert.equal(new PeakEwma(1, Infinity).decayMs, Infinity);
 });
 
+test("observe() refuses a slot no table may have (a timestamp passed as the slot, NaN, a fraction) with InvalidArgumentError naming it, growing nothing", () => {
+  const ewma = new PeakEwma(2);
+  for (const slot of [1e10, Date.UTC(2026, 0, 1), 2 ** 24, NaN, 2.5, "3"]) {
+    assert.throws(
+      () => ewma.observe(slot as number, 5, 0),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "slot" &&
+        e.message.startsWith("PeakEwma.observe: "),
+      String(slot),
+    );
+  }
+  assert.equal(ewma.slots, 2);
+  // A slot the constructor could have made still grows the table.
+  ewma.observe(5, 7, 0);
+  assert.ok(ewma.slots >= 6);
+  assert.equal(ewma.estimate(5, 0), 7);
+});
+
 test("cost is estimate × (in flight + 1); an unmeasured node is free when idle and last when busy", () => {
   const ewma = new PeakEwma(3);
   ewma.observe(0, 2, 0);

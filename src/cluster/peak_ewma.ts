@@ -63,6 +63,9 @@ const UNKNOWN_PENALTY = 1e12;
  */
 const MIN_SAMPLE_MS = 0.001;
 
+/** The most slots a table holds: more than 2^24 would take gigabytes. */
+const MAX_SLOTS = 2 ** 24;
+
 /**
  * Per-node latency estimates by slot, updated from reply times.
  *
@@ -88,7 +91,7 @@ export class PeakEwma {
     const method = "new PeakEwma()";
     // A slot per node: more than 2^24 would take gigabytes, and NaN made
     // an empty estimate table.
-    const badSlots = integer(0, 2 ** 24)(slots);
+    const badSlots = integer(0, MAX_SLOTS)(slots);
     if (badSlots) throw refuse(method, "slots", slots, badSlots);
     // Infinity stays allowed: estimates that never decay.
     if (!(typeof decayMs === "number" && decayMs > 0)) {
@@ -108,10 +111,22 @@ export class PeakEwma {
    * Books a reply from the node in `slot` that took `ms`, at time `now`:
    * above the estimate it becomes the estimate (the peak); below, the
    * estimate moves toward it by the share of the time constant elapsed
-   * since the last update.
+   * since the last update. The table grows to hold `slot`.
+   *
+   * @throws {InvalidArgumentError} for a slot that is no integer from 0
+   *   to 2^24 - 1 (the most slots a table may hold), growing nothing.
+   * @example
+   * ```ts
+   * import { PeakEwma } from "@nodewire/client/core";
+   * const latency = new PeakEwma(1);
+   * latency.observe(3, 12, 0); // grows to hold slot 3
+   * console.log(latency.estimate(3, 0)); // 12
+   * ```
    */
   observe(slot: number, ms: number, now: number): void {
-    if (slot >= this.#estimates.length) this.#grow(slot + 1);
+    // Inverted so that a NaN slot takes the rare branch, where it is
+    // checked: the common case stays one comparison.
+    if (!(slot < this.#estimates.length)) this.#grow(slot);
     const sample = ms > MIN_SAMPLE_MS ? ms : MIN_SAMPLE_MS;
     const previous = this.#estimates[slot];
     const elapsed = now - this.#stamps[slot];
@@ -151,8 +166,17 @@ export class PeakEwma {
     }
   }
 
-  #grow(slots: number): void {
-    const size = Math.max(slots, this.#estimates.length * 2);
+  /**
+   * Makes room for `slot`, one the constructor could have made room for:
+   * a timestamp passed as the slot was a raw RangeError (or gigabytes).
+   */
+  #grow(slot: number): void {
+    const bad = integer(0, MAX_SLOTS - 1)(slot);
+    if (bad) throw refuse("PeakEwma.observe", "slot", slot, bad);
+    const size = Math.min(
+      Math.max(slot + 1, this.#estimates.length * 2),
+      MAX_SLOTS,
+    );
     const estimates = new Float64Array(size);
     estimates.set(this.#estimates);
     const stamps = new Float64Array(size);
