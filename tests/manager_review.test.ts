@@ -385,3 +385,21 @@ test("healthCheckAllNodes() after close() reports each node's error as ClientClo
     await end();
   }
 });
+
+test("connect() after close(), or with close() called while it waits, rejects with ClientClosedError (not retryable), not a retryable ConnectFailedError of closed pools", async () => {
+  const { manager, clock, end } = await bareManager(2);
+  try {
+    const racing = failure(manager.connect());
+    const closing = manager.close();
+    await settle(clock);
+    await closing;
+    const during = await racing;
+    assert.ok(during instanceof ClientClosedError, String(during));
+    assert.equal(during.retryable, false);
+    const after = await failure(manager.connect());
+    assert.ok(after instanceof ClientClosedError, String(after));
+    assert.equal(clock.pendingTimers, 0, "no health loop started");
+  } finally {
+    await end();
+  }
+});

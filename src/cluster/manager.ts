@@ -233,6 +233,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * @throws {AbortedError} when `signal` aborts first, carrying its reason.
    * @throws {InvalidArgumentError} (rejects) for a `signal` that is no
    *   `AbortSignal`, before any node is tried.
+   * @throws {ClientClosedError} (rejects) once the manager is closed,
+   *   also by a `close()` while it waits.
    * @example
    * ```ts
    * import { ConnectionManager, resolveConfig } from "@nodewire/client/core";
@@ -244,8 +246,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    */
   async connect(signal?: AbortSignal): Promise<void> {
     checkConnectSignal(signal);
+    if (this.#closed) throw closedError();
     const waitMs = firstConnectWaitMs(this.#config);
-    await connectNodes(this.#registry.nodes, waitMs, signal, this);
+    try {
+      await connectNodes(this.#registry.nodes, waitMs, signal, this);
+    } catch (error) {
+      // Every pool closed under it: a ConnectFailedError, retryable, would
+      // have a caller retry a manager that can never connect again.
+      throw this.#closed ? closedError() : error;
+    }
+    if (this.#closed) throw closedError();
     for (const node of this.#registry.nodes) {
       if (node.health.isHealthy && !node.pool.isClosed) node.pool.start();
     }
