@@ -226,6 +226,59 @@ test("a heartbeat that never settles fails once the next check would be due: its
 
 // ------------------------------------------------------------ close() again
 
+test("a waiter whose signal a connectionClosed listener aborts while the pool picks its connection is not lent one: the connection stays free, not in use for ever", async () => {
+  const watch1 = watchEscapes();
+  let fourth!: (conn: FakeConnection) => void;
+  const made: FakeConnection[] = [];
+  const { clock, pool } = poolOver((): Promise<FakeConnection> => {
+    if (made.length === 3) {
+      return new Promise((resolve) => (fourth = resolve));
+    }
+    const conn = new FakeConnection();
+    made.push(conn);
+    return Promise.resolve(conn);
+  }, { maxConnections: 4 });
+  // Three connections, open and idle.
+  const held: FakeConnection[] = [];
+  for (let i = 0; i < 3; i++) {
+    const conn = watch(pool.getConnection());
+    await clock.advance(0);
+    held.push(conn.value!);
+  }
+  for (const conn of held) pool.returnConnection(conn);
+  const [e1, e2, e3] = made;
+  // All busy: two exclusive callers wait for the fourth, being opened.
+  for (const conn of made) conn.inFlight = 1;
+  const first = watch(pool.getConnection());
+  const controller = new AbortController();
+  const second = watch(pool.getConnection({ signal: controller.signal }));
+  await clock.advance(0);
+  assert.equal(pool.stats().waiting, 2);
+  assert.equal(pool.stats().connecting, 1);
+  // Meanwhile two went idle and one died unnoticed; the application
+  // gives up its second wait when it hears of a closed connection.
+  e1.inFlight = 0;
+  e3.inFlight = 0;
+  e2.isOpen = false;
+  pool.addEventListener("connectionClosed", () => controller.abort());
+  // The fourth arrives: the waiters are served, and picking for the
+  // second one finds the dead connection.
+  fourth(new FakeConnection());
+  await clock.advance(0);
+  assert.equal(first.value, e1);
+  assert.ok(second.error instanceof Error, "the second wait was aborted");
+  assert.equal(second.error.name, "AbortedError");
+  // Nobody holds e3: it is not lent, and the next caller gets a free one.
+  assert.equal(pool.stats().inUse, 1, "only the first caller's connection");
+  const next = watch(pool.getConnection({ timeoutMs: 0 }));
+  await clock.advance(0);
+  assert.ok(next.value !== undefined, String(next.error));
+  pool.returnConnection(next.value);
+  pool.returnConnection(e1);
+  await pool.close();
+  assert.deepEqual(await watch1.stop(), []);
+});
+
 test("close() called from a listener while the pool closes returns the same promise, and poolClosed comes once", async () => {
   const { pool } = setup({ maxConnections: 2 });
   let inner: Promise<void> | undefined;

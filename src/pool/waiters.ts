@@ -134,9 +134,15 @@ export class Waiters<C extends PoolableConnection> {
     });
   }
 
-  /** Hands a waiter a connection: lent when it asked for one to itself. */
+  /**
+   * Hands a waiter a connection: lent when it asked for one to itself.
+   * Nothing, when the waiter was settled meanwhile: the pick that chose
+   * `entry` may have dropped a dead connection, and a `connectionClosed`
+   * listener aborted this waiter; lent to nobody, `entry` was in use for
+   * ever.
+   */
   grant(waiter: Waiter<C>, entry: Entry<C>): void {
-    this.settle(waiter);
+    if (!this.settle(waiter)) return;
     entry.used = true;
     if (waiter.exclusive) entry.lent = true;
     else {
