@@ -20,6 +20,7 @@ import { startTestNode, type TestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene as scene } from "./support/memory_scene.ts";
 import { failure } from "./support/fault_checks.ts";
+import { startScene } from "./support/fault_scene.ts";
 
 /** Lets the memory network and every settled promise run. */
 async function settle(clock: VirtualClock): Promise<void> {
@@ -401,5 +402,31 @@ test("connect() after close(), or with close() called while it waits, rejects wi
     assert.equal(clock.pendingTimers, 0, "no health loop started");
   } finally {
     await end();
+  }
+});
+
+test("stopHealthLoop() called while a scheduled sweep waits for its pings stops the loop: the sweep ends, and no other follows", async () => {
+  const s = await startScene({
+    mode: "virtual",
+    nodes: 1,
+    config: { healthConfig: { intervalMs: 1000, timeoutMs: 300 } },
+  });
+  try {
+    const health = s.client.manager.nodes[0].health;
+    await s.pass(1000);
+    const passed = health.totalSuccesses;
+    assert.ok(passed >= 1, "the loop ran");
+    // The next sweep's ping hangs in the proxy.
+    await s.proxies[0].setFaults({ stall: true });
+    await s.pass(1000);
+    s.client.manager.stopHealthLoop();
+    // Its ping times out; then nothing more is checked.
+    for (let i = 0; i < 10; i++) await s.pass(1000);
+    assert.equal(health.totalSuccesses, passed);
+    assert.equal(health.totalFailures, 1, "only the sweep in progress failed");
+  } finally {
+    await s.proxies[0].setFaults({ stall: false });
+    const result = await s.finish();
+    assert.deepEqual(result.escaped, []);
   }
 });

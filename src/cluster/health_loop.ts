@@ -53,6 +53,8 @@ export class HealthLoop {
   #sweeping: readonly ManagedNode[] | undefined;
   /** Every sweep not yet ended (an older one may outlive its sharing). */
   readonly #running = new Set<Promise<unknown>>();
+  /** Bumped by `stop()`: a timed sweep started before it schedules no next one. */
+  #stops = 0;
 
   constructor(owner: HealthLoopOwner, config: HealthConfig, clock: Clock) {
     this.#owner = owner;
@@ -96,15 +98,22 @@ export class HealthLoop {
     // pile up; the clock's timers never keep the process alive.
     this.#healthTimer = this.#clock.setTimeout(() => {
       this.#healthTimer = undefined;
-      this.sweep().then(
-        () => this.schedule(),
-        () => this.schedule(),
-      );
+      // A stop() while this sweep runs finds no timer to clear: without
+      // this, the sweep's end armed the next one and the loop went on.
+      const stops = this.#stops;
+      const next = () => {
+        if (this.#stops === stops) this.schedule();
+      };
+      this.sweep().then(next, next);
     }, interval);
   }
 
-  /** Cancels the next scheduled sweep; one in progress runs to its end. */
+  /**
+   * Cancels the next scheduled sweep; one in progress runs to its end and
+   * schedules none after it.
+   */
   stop(): void {
+    this.#stops++;
     if (this.#healthTimer !== undefined) {
       this.#clock.clearTimeout(this.#healthTimer);
     }

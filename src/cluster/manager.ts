@@ -413,7 +413,17 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     return this.#watch.loop.sweep();
   }
 
-  /** Stops the health loop; requests still work. */
+  /**
+   * Stops the health loop: a sweep in progress ends, and none follows
+   * (until `connect()` starts the loop again); requests still work.
+   *
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * manager.stopHealthLoop();
+   * ```
+   */
   stopHealthLoop(): void {
     this.#watch.loop.stop();
   }
