@@ -592,3 +592,28 @@ test("HealthyNodeSet.add whose slotOf throws leaves the set as it was: the node 
   assert.equal(set.add("c"), true);
   assert.deepEqual(set.toArray(), ["a", "b", "c"]);
 });
+
+test('HealthyNodeSet.add refuses a slot from slotOf that is no integer from 0 (NaN, -1, 1.5, "3", 2^31) with InvalidArgumentError naming it, leaving the set as it was; the constructor too', () => {
+  for (const slot of [NaN, -1, 1.5, "3", 2 ** 31, undefined]) {
+    const set = new HealthyNodeSet(["a"], {
+      slotOf: (node: string) => (node === "a" ? 0 : slot) as number,
+    });
+    assert.throws(
+      () => set.add("b"),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "slotOf" &&
+        e.message.startsWith("HealthyNodeSet.add: "),
+      String(slot),
+    );
+    // Stored, it became slot 0 (the first member's) or a wrapped number.
+    assert.equal(set.has("b"), false);
+    assert.deepEqual([set.size, set.slotAt(0)], [1, 0]);
+    assert.throws(
+      () => new HealthyNodeSet(["b"], { slotOf: () => slot as number }),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError &&
+        (e.cause as InvalidArgumentError)?.argument === "slotOf",
+      String(slot),
+    );
+  }
+});

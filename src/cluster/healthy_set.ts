@@ -19,7 +19,10 @@
  * @module
  */
 
-import { func, readOptions, refuse } from "../config/options.ts";
+import { func, integer, readOptions, refuse } from "../config/options.ts";
+
+/** A slot indexes typed arrays: an integer an Int32Array can hold. */
+const SLOT = integer(0, 2 ** 31 - 1);
 
 /**
  * A set of nodes with O(1) add, remove, membership and random access by
@@ -82,11 +85,29 @@ export class HealthyNodeSet<N> {
     return this.#nodes.length;
   }
 
-  /** Adds `node`; returns false when it was already there. O(1). */
+  /**
+   * Adds `node`; returns false when it was already there. O(1).
+   *
+   * @throws what `slotOf` throws, or {@linkcode InvalidArgumentError}
+   *   naming `slotOf` when the slot it gives is no integer from 0 to
+   *   2^31 - 1; the set is left as it was either way.
+   * @example
+   * ```ts
+   * import { HealthyNodeSet } from "@nodewire/client/core";
+   * const hosts = ["a:7000", "b:7000"];
+   * const healthy = new HealthyNodeSet<string>([], { slotOf: (h) => hosts.indexOf(h) });
+   * healthy.add("b:7000");
+   * console.log(healthy.slotAt(0)); // 1
+   * ```
+   */
   add(node: N): boolean {
     if (this.#index.has(node)) return false;
     // The slot first: a slotOf that throws leaves the set as it was.
     const slot = this.#slots !== undefined ? this.#slotOf!(node) : 0;
+    // Stored as it came, NaN or "3" became slot 0 (another node's loads)
+    // and 2^31 a wrapped number: the balancers read the wrong cell.
+    const bad = SLOT(slot);
+    if (bad) throw refuse("HealthyNodeSet.add", "slotOf", slot, bad);
     const position = this.#nodes.length;
     this.#index.set(node, position);
     this.#nodes.push(node);
