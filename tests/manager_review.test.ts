@@ -339,7 +339,7 @@ async function bareManager(n: number) {
     await manager.close();
     await Promise.all(nodes.map((node) => node.close()));
   };
-  return { manager, clock, end };
+  return { manager, clock, network, end };
 }
 
 test("connect() refuses a signal that is no AbortSignal with InvalidArgumentError naming it, marking no node unhealthy", async () => {
@@ -428,5 +428,24 @@ test("stopHealthLoop() called while a scheduled sweep waits for its pings stops 
     await s.proxies[0].setFaults({ stall: false });
     const result = await s.finish();
     assert.deepEqual(result.escaped, []);
+  }
+});
+
+test("addNode() with close() called while its first connection is made rejects with ClientClosedError, not a result saying the health checks will keep trying", async () => {
+  const { manager, clock, network, end } = await bareManager(1);
+  const spare = await startTestNode({ nodeId: "n9", runtime: network, clock });
+  try {
+    const connected = manager.connect();
+    await settle(clock);
+    await connected;
+    const adding = failure(manager.addNode(spare.address));
+    const closing = manager.close();
+    await settle(clock);
+    await closing;
+    const error = await adding;
+    assert.ok(error instanceof ClientClosedError, String(error));
+  } finally {
+    await spare.close();
+    await end();
   }
 });

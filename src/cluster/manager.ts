@@ -273,7 +273,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    *
    * @throws {ConfigError} (rejects) for a bad host, or one already a node
    *   however spelt (`DB1.:7000` beside `db1:7000`).
-   * @throws {ClientClosedError} (rejects) once the manager is closed.
+   * @throws {ClientClosedError} (rejects) once the manager is closed,
+   *   also by a `close()` while the first connection is made.
    * @example
    * ```ts
    * import { ConnectionManager, resolveConfig } from "@nodewire/client/core";
@@ -291,11 +292,15 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       this.#registry.nodes.length;
     this.#registry.announce("nodeAdded", node);
     const waitMs = firstConnectWaitMs(this.#config);
-    return await connectAdded(
+    const result = await connectAdded(
       node,
       waitMs,
       (error) => this.#watch.connected(node, error),
     );
+    // Closed meanwhile: no health check will try the node again, as a
+    // result with its error would promise.
+    if (this.#closed) throw closedError();
+    return result;
   }
 
   /**
