@@ -279,6 +279,37 @@ test("a waiter whose signal a connectionClosed listener aborts while the pool pi
   assert.deepEqual(await watch1.stop(), []);
 });
 
+test("acquireShared() whose pick drops a dead connection, and a connectionClosed listener closes the pool, rejects with PoolClosedError rather than resolving with a connection the close just closed", async () => {
+  const watch1 = watchEscapes();
+  const { clock, pool } = poolOver(
+    () => Promise.resolve(new FakeConnection()),
+    { multiplexThreshold: 4 },
+  );
+  // Two connections: the first busy at the threshold, the second dead
+  // without the pool having heard of it yet.
+  const a = watch(pool.getConnection());
+  await clock.advance(0);
+  const b = watch(pool.getConnection());
+  await clock.advance(0);
+  const [busy, dead] = [a.value!, b.value!];
+  pool.returnConnection(busy);
+  pool.returnConnection(dead);
+  busy.inFlight = 4;
+  dead.isOpen = false;
+  pool.addEventListener("connectionClosed", () => {
+    pool.close();
+  });
+  const shared = watch(pool.acquireShared());
+  await clock.advance(0);
+  assert.ok(
+    shared.error instanceof PoolClosedError,
+    `resolved with ${shared.value?.id} (open: ${shared.value?.isOpen})`,
+  );
+  busy.inFlight = 0;
+  await pool.close();
+  assert.deepEqual(await watch1.stop(), []);
+});
+
 test("close() called from a listener while the pool closes returns the same promise, and poolClosed comes once", async () => {
   const { pool } = setup({ maxConnections: 2 });
   let inner: Promise<void> | undefined;

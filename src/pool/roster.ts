@@ -210,7 +210,12 @@ export class Roster<C extends PoolableConnection> {
       const conn = entry.conn;
       if (!conn.isOpen) {
         this.remove(entry, "error", undefined, false);
-        i--;
+        // Look again from the start, as after a retirement (rare): a
+        // connectionClosed listener may have closed or cleared the pool,
+        // or been lent `best`, which was then handed out regardless.
+        i = -1;
+        best = undefined;
+        bestLoad = Infinity;
         continue;
       }
       const load = conn.inFlight;
