@@ -449,3 +449,21 @@ test("addNode() with close() called while its first connection is made rejects w
     await end();
   }
 });
+
+test("markNodeHealthy on a node already healthy returns false and changes nothing: its run of failed checks and requests still counts toward taking it out", async () => {
+  await scene(2, {}, ({ client, clock, nodes }) => {
+    const address = nodes[0].address;
+    const health = client.manager.node(address)!.health;
+    const lost = new Error("no answer");
+    health.recordFailure(lost, clock.now());
+    health.recordFailure(lost, clock.now());
+    health.recordRequestFailure(lost);
+    const before = JSON.stringify(health);
+    // A script that keeps the node "in rotation" must not mask its failing.
+    assert.equal(client.manager.markNodeHealthy(address, "keep it"), false);
+    assert.equal(JSON.stringify(health), before);
+    assert.equal(health.consecutiveFailures, 2);
+    // The third failed check (the default threshold) takes it out.
+    assert.equal(health.recordFailure(lost, clock.now()), true);
+  });
+});

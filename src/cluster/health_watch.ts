@@ -102,7 +102,11 @@ export class HealthWatch {
   markHealthy(address: string, reason: string): boolean {
     if (this.#owner.isClosed()) return false;
     const node = this.#byAddress.get(address);
-    if (node === undefined || !node.health.markHealthy()) return false;
+    // Already healthy: nothing changes. NodeHealth.markHealthy would reset
+    // its runs of failures, so a script that kept marking a failing node
+    // healthy kept it from ever reaching the threshold that takes it out.
+    if (node === undefined || node.health.isHealthy) return false;
+    if (!node.health.markHealthy()) return false;
     this.ejector?.forget(node);
     this.changed(node, reason);
     return true;
