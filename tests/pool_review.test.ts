@@ -13,6 +13,7 @@ import {
   PoolTimeoutError,
 } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
+import { type Waiter, WaitQueue } from "../src/pool/wait_queue.ts";
 import type { PoolableConnection } from "../src/pool/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
@@ -308,6 +309,55 @@ test("acquireShared() whose pick drops a dead connection, and a connectionClosed
   busy.inFlight = 0;
   await pool.close();
   assert.deepEqual(await watch1.stop(), []);
+});
+
+test("the wait queue drops settled waiters behind one that stays: callers timing out behind a long exclusive wait neither pile up nor make every scan walk them", () => {
+  // Counts how often the queue looks at a waiter's `done`: what a scan
+  // costs, and a measure of what it still holds.
+  let looks = 0;
+  const waiter = (exclusive: boolean, deadline: number): Waiter<unknown> => {
+    let done = false;
+    return {
+      exclusive,
+      startedAt: 0,
+      deadline,
+      timeoutMs: deadline,
+      ownTimeout: false,
+      resolve() {},
+      reject() {},
+      signal: undefined,
+      onAbort: undefined,
+      get done() {
+        looks++;
+        return done;
+      },
+      set done(value: boolean) {
+        done = value;
+      },
+    };
+  };
+  const queue = new WaitQueue<unknown>();
+  // The oldest caller waits for a lent connection for a long time...
+  const head = waiter(true, 1e9);
+  queue.push(head);
+  // ...while shared callers behind it come and time out, one by one.
+  for (let i = 0; i < 10_000; i++) {
+    const behind = waiter(false, i);
+    queue.push(behind);
+    assert.equal(queue.remove(behind), true);
+  }
+  assert.equal(queue.size, 1);
+  looks = 0;
+  const seen: unknown[] = [];
+  queue.scan((w) => {
+    seen.push(w);
+    return true;
+  });
+  assert.deepEqual(seen, [head]);
+  assert.ok(looks < 200, `a scan looked at ${looks} waiters to find one`);
+  assert.equal(queue.peek(), head);
+  assert.equal(queue.remove(head), true);
+  assert.equal(queue.size, 0);
 });
 
 test("close() called from a listener while the pool closes returns the same promise, and poolClosed comes once", async () => {

@@ -36,14 +36,17 @@ export interface Waiter<C> {
 }
 
 /**
- * A FIFO of waiters with O(1) push, O(1) removal from anywhere (a timed-out
- * or aborted waiter is only flagged, and skipped when the head reaches it),
- * and counts per kind so the pool can tell at once whether a caller must
- * queue behind someone.
+ * A FIFO of waiters with O(1) push, amortized O(1) removal from anywhere
+ * (a timed-out or aborted waiter is only flagged, skipped when the head
+ * reaches it, and dropped with the others once the settled are half the
+ * array), and counts per kind so the pool can tell at once whether a
+ * caller must queue behind someone.
  */
 export class WaitQueue<C> {
   #items: Waiter<C>[] = [];
   #head = 0;
+  /** Settled waiters still in `#items`, before the head or behind it. */
+  #settled = 0;
   #exclusive = 0;
   #shared = 0;
   // Removal during a scan must not move items under the scanning loop.
@@ -96,6 +99,7 @@ export class WaitQueue<C> {
   remove(waiter: Waiter<C>): boolean {
     if (waiter.done) return false;
     waiter.done = true;
+    this.#settled++;
     if (waiter.exclusive) this.#exclusive--;
     else this.#shared--;
     if (this.#scanning === 0) this.#compact();
@@ -133,16 +137,20 @@ export class WaitQueue<C> {
     if (this.size === 0) {
       this.#items.length = 0;
       this.#head = 0;
+      this.#settled = 0;
       this.#lastDeadline = -Infinity;
       this.#sorted = true;
       return;
     }
     const items = this.#items;
     while (items[this.#head].done) this.#head++;
-    // Trim the settled prefix now and then, not on every removal.
-    if (this.#head > 64 && this.#head * 2 > items.length) {
-      this.#items = items.slice(this.#head);
+    // Drop the settled now and then, not on every removal: those behind
+    // the head too, or callers timing out behind one long wait piled up
+    // without bound, and every scan walked them.
+    if (this.#settled > 64 && this.#settled * 2 > items.length) {
+      this.#items = items.filter((waiter) => !waiter.done);
       this.#head = 0;
+      this.#settled = 0;
     }
   }
 }
