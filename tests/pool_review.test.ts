@@ -360,6 +360,39 @@ test("the wait queue drops settled waiters behind one that stays: callers timing
   assert.equal(queue.size, 0);
 });
 
+test("a connection the pool retires whose close() never settles is destroyed createTimeoutMs after it had nothing in flight, while the pool runs, not held open until the pool closes", async () => {
+  const watch1 = watchEscapes();
+  /** A connection whose graceful close hangs (a peer that never closes its side). */
+  class Stuck extends FakeConnection {
+    override close(): Promise<void> {
+      this.closeCalls++;
+      return new Promise<void>(() => {});
+    }
+  }
+  const made: Stuck[] = [];
+  const { clock, pool } = poolOver(
+    () => {
+      const conn = new Stuck();
+      made.push(conn);
+      return Promise.resolve(conn);
+    },
+    { idleTimeoutMs: 10_000 },
+    { createTimeoutMs: 5_000 },
+  );
+  const conn = watch(pool.getConnection());
+  await clock.advance(0);
+  pool.returnConnection(conn.value!);
+  // Idle past its timeout: retired, its close started, never settling.
+  await clock.advance(10_000);
+  assert.equal(made[0].closeCalls, 1);
+  assert.equal(made[0].destroyed, false);
+  await clock.advance(5_000);
+  assert.equal(made[0].destroyed, true, "destroyed once its close was overdue");
+  assert.match(String(made[0].destroyedWith), /did not settle within 5000 ms/);
+  await pool.close();
+  assert.deepEqual(await watch1.stop(), []);
+});
+
 test("close() called from a listener while the pool closes returns the same promise, and poolClosed comes once", async () => {
   const { pool } = setup({ maxConnections: 2 });
   let inner: Promise<void> | undefined;

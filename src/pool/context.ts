@@ -80,6 +80,12 @@ export interface PoolContext {
   readonly clock: Clock;
   /** The clock read once per tick, for the per-request paths. */
   readonly tick: TickClock;
+  /**
+   * How long a factory call may take, and how long a close started by the
+   * pool may go unsettled with nothing in flight before its connection is
+   * destroyed.
+   */
+  readonly createTimeoutMs: number;
   /** The pool, asked whether anyone listens before an event is built. */
   readonly target: TypedEventTarget<PoolEventMap>;
   /** Dispatches the pool's events. */
@@ -90,6 +96,8 @@ export interface PoolContext {
   pumpSoon(): void;
   /** Dispatches `poolReady` once `minConnections` are open for the first time. */
   checkReady(): void;
+  /** Arms the maintenance timer for `at`, unless it fires sooner already. */
+  wakeAt(at: number): void;
   /** Fails waiters past their deadline; returns the next deadline. */
   expireWaiters(now: number): number;
   /** Gives up on opens past the create timeout; returns the next deadline. */

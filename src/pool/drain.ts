@@ -49,12 +49,7 @@ export async function drainPool<C extends PoolableConnection>(
     await within(clock, ABORTED_OPEN_GRACE_MS, Promise.all(opens));
     openings.clear();
   }
-  const overdue = () =>
-    new ConnectionLostError(
-      endpointOf(address),
-      `its close() did not settle within ${limitMs} ms with nothing in ` +
-        `flight; destroyed`,
-    );
+  const overdue = () => overdueClose(address, limitMs);
   while (roster.closing > 0) {
     const now = clock.now();
     const next = roster.overdueCloses(now, limitMs, overdue);
@@ -62,6 +57,20 @@ export async function drainPool<C extends PoolableConnection>(
       await within(clock, next - now, Promise.all(roster.closes()));
     }
   }
+}
+
+/**
+ * The error a connection of the pool for `address` is destroyed with when
+ * its `close()` has not settled `limitMs` after it last had requests in
+ * flight: by `drainPool` as the pool closes, and by the housekeeper while
+ * it runs.
+ */
+export function overdueClose(address: string, limitMs: number): Error {
+  return new ConnectionLostError(
+    endpointOf(address),
+    `its close() did not settle within ${limitMs} ms with nothing in ` +
+      `flight; destroyed`,
+  );
 }
 
 /** Waits for `promise` to settle, or `ms` on the pool's clock, whichever comes first. */

@@ -1,7 +1,8 @@
 /**
  * The pool's one maintenance timer and what it does when it fires: retire
  * connections past their lifetime, close those idle too long, expire
- * waiters, and check idle connections with a heartbeat.
+ * waiters, give up on closes that do not settle, and check idle
+ * connections with a heartbeat.
  *
  * @module
  */
@@ -11,6 +12,7 @@ import type { PoolConfig } from "../config/shapes.ts";
 import type { PoolContext } from "./context.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
+import { overdueClose } from "./drain.ts";
 import { endpointOf } from "./endpoint.ts";
 import type { Entry } from "./entry.ts";
 import { uncounted } from "./load.ts";
@@ -127,6 +129,18 @@ export class Housekeeper<C extends PoolableConnection> {
     // Waiters first: a caller's own wait ends as it always did.
     let next = this.#ctx.expireWaiters(now);
     next = Math.min(next, this.#ctx.expireOpens(now));
+    // A close that never settles (a peer that never closes its side) held
+    // its connection open until the pool closed: given up on as drainPool
+    // does, once it has gone createTimeoutMs with nothing in flight.
+    const limitMs = this.#ctx.createTimeoutMs;
+    next = Math.min(
+      next,
+      roster.overdueCloses(
+        now,
+        limitMs,
+        () => overdueClose(this.#ctx.address, limitMs),
+      ),
+    );
     for (const entry of roster.list.slice()) {
       if (entry.removed) continue;
       if (!entry.conn.isOpen) {

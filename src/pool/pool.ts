@@ -152,6 +152,8 @@ export class ConnectionPool<C extends PoolableConnection>
     const clock = o.clock ?? systemClock;
     const random = o.random ?? Math.random;
     const heartbeat = o.heartbeat;
+    const createTimeoutMs = o.createTimeoutMs ??
+      this.config.connectionTimeoutMs;
     this.#clock = clock;
     this.#tick = new TickClock(clock);
     this.#events = new PoolEmitter(this, this.address, this.config, clock);
@@ -160,11 +162,13 @@ export class ConnectionPool<C extends PoolableConnection>
       config: this.config,
       clock,
       tick: this.#tick,
+      createTimeoutMs,
       target: this,
       events: this.#events,
       pump: () => this.#pump(),
       pumpSoon: () => this.#pumpSoon(),
       checkReady: () => this.#checkReady(),
+      wakeAt: (at) => this.#keeper.wakeAt(at),
       expireWaiters: (now) => this.#waiters.expire(now),
       expireOpens: (now) => this.#opener.expire(now),
       wouldOpen: () => this.#opener.wouldOpen(),
@@ -184,7 +188,7 @@ export class ConnectionPool<C extends PoolableConnection>
       keeper,
       factory,
       random,
-      o.createTimeoutMs ?? this.config.connectionTimeoutMs,
+      createTimeoutMs,
     );
     // Deferred so that listeners added right after `new` hear it.
     queueMicrotask(() => this.#events.flushCreated());

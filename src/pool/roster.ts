@@ -412,7 +412,11 @@ export class Roster<C extends PoolableConnection> {
   }
 
   #track(conn: C, closing: Promise<void>): void {
-    this.#closing.set(closing, { conn, quietSince: this.#ctx.clock.now() });
+    const ctx = this.#ctx;
+    const now = ctx.clock.now();
+    this.#closing.set(closing, { conn, quietSince: now });
     closing.then(() => this.#closing.delete(closing));
+    // Looked at again then, while the pool runs (see overdueCloses).
+    ctx.wakeAt(now + ctx.createTimeoutMs);
   }
 }

@@ -117,8 +117,9 @@ export interface ConnectionPoolOptions<C extends PoolableConnection> {
    * delivers later is closed. Default `connectionTimeoutMs`, as long as a
    * caller waits (HikariCP bounds a connect so). The client gives its
    * pools `timeoutMs` + 1 s, so a connect's own timeout comes first.
-   * `close()` gives a connection's close as long once it has nothing in
-   * flight, then destroys it.
+   * A close the pool started (a retired, idle or stale connection, or all
+   * of them at `close()`) gets as long once its connection has nothing in
+   * flight, then the connection is destroyed.
    */
   createTimeoutMs?: number;
 }
