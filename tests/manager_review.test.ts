@@ -21,6 +21,7 @@ import { VirtualClock } from "../testing/virtual_clock.ts";
 import { memoryScene as scene } from "./support/memory_scene.ts";
 import { failure } from "./support/fault_checks.ts";
 import { startScene } from "./support/fault_scene.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
 
 /** Lets the memory network and every settled promise run. */
 async function settle(clock: VirtualClock): Promise<void> {
@@ -466,4 +467,43 @@ test("markNodeHealthy on a node already healthy returns false and changes nothin
     // The third failed check (the default threshold) takes it out.
     assert.equal(health.recordFailure(lost, clock.now()), true);
   });
+});
+
+test("a change of a node's health made by a listener of its pool while the manager takes the node out is told after it, so the last nodeHealthChanged says what is so", async () => {
+  await scene(2, {}, ({ client, nodes }) => {
+    const address = nodes[0].address;
+    const manager = client.manager;
+    const told: string[] = [];
+    manager.addEventListener("nodeHealthChanged", (e) => {
+      told.push(`${e.detail.healthy} ${e.detail.reason}`);
+    });
+    // An operator's rule: a node cleared for maintenance comes straight back.
+    manager.node(address)!.pool.addEventListener("poolCleared", () => {
+      manager.markNodeHealthy(address, "back");
+    }, { once: true });
+    assert.equal(manager.markNodeUnhealthy(address, "maintenance"), true);
+    assert.deepEqual(told, ["false maintenance", "true back"]);
+    assert.equal(manager.node(address)!.health.isHealthy, true);
+    assert.equal(manager.healthyCount, 2);
+  });
+});
+
+test("a listener that flips a node's health on every change ends after a bounded number of changes, with no error escaping", async () => {
+  const escapes = watchEscapes();
+  await scene(2, {}, ({ client, nodes }) => {
+    const address = nodes[0].address;
+    const manager = client.manager;
+    let told = 0;
+    manager.addEventListener("nodeHealthChanged", (e) => {
+      told++;
+      if (e.detail.healthy) manager.markNodeUnhealthy(address, "flip");
+      else manager.markNodeHealthy(address, "flop");
+    });
+    manager.markNodeUnhealthy(address, "start");
+    assert.ok(told > 1 && told <= 200, `${told} changes told`);
+    // What the set says matches the record, whichever way it ended.
+    const healthy = manager.node(address)!.health.isHealthy;
+    assert.equal(manager.healthyCount, healthy ? 2 : 1);
+  });
+  assert.deepEqual(await escapes.stop(), []);
 });

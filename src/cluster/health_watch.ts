@@ -22,6 +22,12 @@ import { HealthLoop } from "./health_loop.ts";
 import type { ManagedNode, NodeRecord } from "./node.ts";
 import type { NodeRegistry } from "./registry.ts";
 
+/**
+ * The most changes of one node followed in a row, its first included:
+ * listeners that kept changing it back and forth end there.
+ */
+const MAX_FOLLOWED = 64;
+
 /** The manager, as the health-change path tells of a change. */
 export interface HealthWatchOwner {
   /** Where `nodeHealthChanged` is dispatched. */
@@ -42,6 +48,11 @@ export class HealthWatch {
   readonly #byAddress: ReadonlyMap<string, NodeRecord>;
   readonly #healthy: HealthyNodeSet<ManagedNode>;
   readonly #clock: Clock;
+  /**
+   * The nodes whose change is being followed, each with the reasons of
+   * the changes listeners made meanwhile, followed next.
+   */
+  readonly #changing = new Map<ManagedNode, string[]>();
 
   /**
    * Watches the members of `registry`, keeping `healthy` (the set the
@@ -131,11 +142,48 @@ export class HealthWatch {
   /**
    * The one health-change path: `node`'s health record changed, for
    * `reason`; the healthy set, its pool and the listeners follow.
+   *
+   * A change made meanwhile by a listener (of the pool's events this
+   * sets off, or of `nodeHealthChanged`) is followed after this one, in
+   * order: followed at once, from inside the pool's `clear()`, it was
+   * told first, and this older one last, so the last event said the node
+   * was out while it was back in. At most {@linkcode MAX_FOLLOWED}
+   * changes are followed in a row: a listener that flips the node on
+   * every change recursed until the stack overflowed.
    */
   changed(node: ManagedNode, reason: string): void {
     // A node removed meanwhile: its pool drains, its health matters no more.
     if (this.#byAddress.get(node.address) !== node) return;
-    const healthy = node.health.isHealthy;
+    const later = this.#changing.get(node);
+    if (later !== undefined) {
+      later.push(reason);
+      return;
+    }
+    const reasons = [reason];
+    this.#changing.set(node, reasons);
+    try {
+      let told: boolean | undefined;
+      for (let i = 0; i < reasons.length && i < MAX_FOLLOWED; i++) {
+        if (this.#byAddress.get(node.address) !== node) return;
+        const healthy = node.health.isHealthy;
+        // Changed back meanwhile: nothing new to follow.
+        if (healthy === told) continue;
+        told = healthy;
+        this.#apply(node, healthy, reasons[i]);
+        this.#tell(node, healthy, reasons[i]);
+      }
+      // Cut short: the set and the pool still follow the record, untold.
+      const healthy = node.health.isHealthy;
+      if (healthy !== told && this.#byAddress.get(node.address) === node) {
+        this.#apply(node, healthy, reasons[reasons.length - 1]);
+      }
+    } finally {
+      this.#changing.delete(node);
+    }
+  }
+
+  /** The healthy set and the pool follow `node`'s change. */
+  #apply(node: ManagedNode, healthy: boolean, reason: string): void {
     if (healthy) {
       this.#healthy.add(node);
       if (!this.#owner.isClosed()) node.pool.start();
@@ -143,6 +191,10 @@ export class HealthWatch {
       this.#healthy.delete(node);
       node.pool.clear(new NodeUnhealthyError(node.address, reason));
     }
+  }
+
+  /** Tells `nodeHealthChanged` listeners and diagnostics of `node`'s change. */
+  #tell(node: ManagedNode, healthy: boolean, reason: string): void {
     const target = this.#owner.target;
     if (target.hasListeners("nodeHealthChanged")) {
       target.dispatchEvent(
