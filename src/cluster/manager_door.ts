@@ -1,7 +1,8 @@
 /**
  * What `new ConnectionManager()` checks before it builds anything: a
  * resolved config, an adapter, and connection options by the rules of
- * `Connection.connect`; and the arguments of its health marks. Without
+ * `Connection.connect`; and the arguments of its health marks and the
+ * signal of its `connect()`. Without
  * it a raw config or a missing adapter failed with a TypeError from deep
  * inside, or with another method's name, and a bad connection option
  * only at the first connect.
