@@ -393,6 +393,34 @@ test("a connection the pool retires whose close() never settles is destroyed cre
   assert.deepEqual(await watch1.stop(), []);
 });
 
+test("a checkoutFailed listener that asks again at once, while the pool backs off with nothing held, gets its failures a bounded number at a time, not in a loop that never yields", async () => {
+  const watch1 = watchEscapes();
+  const { clock, pool } = poolOver(() => Promise.reject(new Error("refused")));
+  // Two failed opens in a row: callers now fail at once with the last one.
+  for (let i = 0; i < 2; i++) {
+    pool.getConnection().catch(() => {});
+    await clock.advance(0);
+  }
+  assert.equal(pool.stats().consecutiveFailures, 2);
+  let failures = 0;
+  let retrying = true;
+  pool.addEventListener("checkoutFailed", () => {
+    failures++;
+    // Bounded here only so that the test ends if the pool does not bound it.
+    if (retrying && failures < 100_000) pool.getConnection().catch(() => {});
+  });
+  pool.getConnection().catch(() => {});
+  const inOneCall = failures;
+  assert.ok(inOneCall >= 1 && inOneCall <= 100, `${inOneCall} in one call`);
+  // The rest come later, the event loop running in between.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  retrying = false;
+  await clock.advance(0);
+  assert.ok(failures > inOneCall, "the listener's callers were answered");
+  await pool.close();
+  assert.deepEqual(await watch1.stop(), []);
+});
+
 test("close() called from a listener while the pool closes returns the same promise, and poolClosed comes once", async () => {
   const { pool } = setup({ maxConnections: 2 });
   let inner: Promise<void> | undefined;

@@ -47,6 +47,11 @@ import type { WaitQueue } from "./wait_queue.ts";
 
 const OPEN = 0;
 const CLOSED = 1;
+/**
+ * The most times one pump goes round because its own work (a listener's
+ * call) asked for another: far above what serving and opening need.
+ */
+const MAX_PUMP_ROUNDS = 64;
 /** The names a pool dispatches, for its listeners' door. */
 const POOL_EVENTS: ReadonlySet<string> = new Set(POOL_EVENT_NAMES);
 
@@ -656,11 +661,20 @@ export class ConnectionPool<C extends PoolableConnection>
       return;
     }
     this.#pumping = true;
+    let rounds = 0;
     try {
       do {
         this.#pumpAgain = false;
         if (this.#queue.size !== 0) this.#waiters.serve();
         this.#opener.openAsNeeded(this.#filling);
+        // A listener that queues a caller as each one fails (checkoutFailed
+        // asking again at once, while the pool backs off) kept this loop
+        // going for good, never yielding: the rest waits for the
+        // maintenance timer, due at once.
+        if (this.#pumpAgain && ++rounds === MAX_PUMP_ROUNDS) {
+          this.#keeper.wakeAt(this.#clock.now());
+          break;
+        }
       } while (this.#pumpAgain);
     } finally {
       this.#pumping = false;
