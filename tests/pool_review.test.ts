@@ -421,6 +421,57 @@ test("a checkoutFailed listener that asks again at once, while the pool backs of
   assert.deepEqual(await watch1.stop(), []);
 });
 
+test("a checkoutFailed listener that asks again with timeoutMs 0 each time one times out gets one timeout per firing of the pool's timer, not an endless loop inside one", async () => {
+  const watch1 = watchEscapes();
+  /** A clock whose due timers the test fires, one round at a time. */
+  const timers = new Map<number, { at: number; fn: () => void }>();
+  let nextId = 0;
+  const clock = {
+    now: () => 0,
+    setTimeout(fn: () => void, ms: number) {
+      timers.set(++nextId, { at: ms, fn });
+      return nextId;
+    },
+    clearTimeout(id: unknown) {
+      timers.delete(id as number);
+    },
+  };
+  const fireDue = () => {
+    for (const [id, timer] of [...timers]) {
+      if (timer.at > 0) continue;
+      timers.delete(id);
+      timer.fn();
+    }
+  };
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1 },
+    factory: () => Promise.resolve(new FakeConnection()),
+    clock: clock as never,
+  });
+  const held = await pool.getConnection();
+  let failures = 0;
+  let retrying = true;
+  pool.addEventListener("checkoutFailed", () => {
+    failures++;
+    // Bounded here only so that the test ends if the pool does not bound it.
+    if (retrying && failures < 100_000) {
+      pool.getConnection({ timeoutMs: 0 }).catch(() => {});
+    }
+  });
+  pool.getConnection({ timeoutMs: 0 }).catch(() => {});
+  fireDue();
+  assert.equal(failures, 1, "one firing, the one caller due then");
+  fireDue();
+  assert.equal(failures, 2);
+  retrying = false;
+  fireDue();
+  assert.equal(failures, 3);
+  pool.returnConnection(held);
+  await pool.close();
+  assert.deepEqual(await watch1.stop(), []);
+});
+
 test("close() called from a listener while the pool closes returns the same promise, and poolClosed comes once", async () => {
   const { pool } = setup({ maxConnections: 2 });
   let inner: Promise<void> | undefined;

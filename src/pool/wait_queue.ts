@@ -108,14 +108,16 @@ export class WaitQueue<C> {
 
   /**
    * Visits the unsettled waiters oldest first until `visit` returns false.
-   * Waiters pushed during the scan are visited too; waiters settled during
-   * it are skipped.
+   * Waiters pushed during the scan are visited too, unless `presentOnly`;
+   * waiters settled during it are skipped.
    */
-  scan(visit: (waiter: Waiter<C>) => boolean): void {
+  scan(visit: (waiter: Waiter<C>) => boolean, presentOnly = false): void {
     this.#scanning++;
     try {
       const items = this.#items;
-      for (let i = this.#head; i < items.length; i++) {
+      // The array is neither trimmed nor replaced while a scan runs.
+      const end = presentOnly ? items.length : Infinity;
+      for (let i = this.#head; i < items.length && i < end; i++) {
         if (!items[i].done && !visit(items[i])) break;
       }
     } finally {

@@ -259,11 +259,15 @@ export class Waiters<C extends PoolableConnection> {
     // In deadline order (the usual case: one timeout for all), the first
     // waiter not due ends the walk, so a firing costs what it expires.
     const sorted = this.queue.sorted;
+    // Only those waiting already: a checkoutFailed listener that asks
+    // again with timeoutMs 0 as each one times out queued a caller due at
+    // once, visited and timed out in this same walk, for good. One queued
+    // now armed the timer for its own deadline.
     this.queue.scan((waiter) => {
       if (now >= waiter.deadline) this.#timeOut(waiter);
       else if (waiter.deadline < next) next = waiter.deadline;
       return !sorted || next === Infinity;
-    });
+    }, true);
     return next;
   }
 
