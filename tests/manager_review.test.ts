@@ -507,3 +507,30 @@ test("a listener that flips a node's health on every change ends after a bounded
   });
   assert.deepEqual(await escapes.stop(), []);
 });
+
+test("the list manager.nodes returns cannot be reordered or emptied under the manager: sorting it for display leaves the host order, and the nodes, as they were", async () => {
+  await scene(3, {}, async ({ client, clock, nodes }) => {
+    const manager = client.manager;
+    const order = nodes.map((n) => n.address);
+    const list = manager.nodes as unknown as unknown[];
+    // A JavaScript caller's careless calls: each throws on a frozen list.
+    for (
+      const change of [
+        () => list.reverse(),
+        () => list.sort(),
+        () => (list.length = 0),
+        () => list.push({}),
+      ]
+    ) {
+      try {
+        change();
+      } catch {
+        // Refused: the manager's list stays as it is.
+      }
+    }
+    assert.deepEqual(manager.nodes.map((n) => n.address), order);
+    const checks = manager.healthCheckAllNodes();
+    await clock.advance(10);
+    assert.deepEqual((await checks).map((r) => r.address), order);
+  });
+});

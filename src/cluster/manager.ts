@@ -203,7 +203,16 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
 
   /**
    * Every node, in the order of the configured hosts, then of `addNode`.
-   * A new array after each `addNode` or `removeNode`.
+   * A new array after each `addNode` or `removeNode`, frozen: copy it to
+   * sort it.
+   *
+   * @example
+   * ```ts
+   * import type { ConnectionManager } from "@nodewire/client/core";
+   * declare const manager: ConnectionManager;
+   * const byAddress = [...manager.nodes].sort((a, b) => a.address.localeCompare(b.address));
+   * console.log(byAddress.map((node) => node.address));
+   * ```
    */
   get nodes(): readonly ManagedNode[] {
     return this.#registry.nodes;

@@ -41,7 +41,9 @@ export interface RegistryOwner {
 /** The nodes of one manager, and those removed that still drain. */
 export class NodeRegistry {
   // Replaced, never changed in place, when a node joins or leaves: a sweep
-  // or a connect that is iterating keeps the list it started with.
+  // or a connect that is iterating keeps the list it started with. Frozen:
+  // `manager.nodes` hands it out, and a caller that sorted or emptied it
+  // reordered or emptied the members (anyNode then picked undefined).
   #nodes: readonly NodeRecord[] = [];
   readonly #byAddress = new Map<string, NodeRecord>();
   /** Latency estimates by slot, kept only for `"peak-ewma"`. */
@@ -75,7 +77,9 @@ export class NodeRegistry {
       ? new PeakEwma(this.#slots.loads.length)
       : undefined;
     // The table has room for them all: `grew` is not called from here.
-    this.#nodes = config.hosts.map((host) => this.#register(host, true));
+    this.#nodes = Object.freeze(
+      config.hosts.map((host) => this.#register(host, true)),
+    );
   }
 
   /**
@@ -112,7 +116,7 @@ export class NodeRegistry {
       throw new ConfigError("host", host, "already a node of this client");
     }
     const node = this.#register(parsed, false);
-    this.#nodes = [...this.#nodes, node];
+    this.#nodes = Object.freeze([...this.#nodes, node]);
     return node;
   }
 
@@ -141,7 +145,7 @@ export class NodeRegistry {
     }
     this.#byAddress.delete(node.address);
     this.#byKey.delete(key);
-    this.#nodes = this.#nodes.filter((n) => n !== node);
+    this.#nodes = Object.freeze(this.#nodes.filter((n) => n !== node));
     this.#owner.left(node);
     // Its requests in flight count down in a cell of their own, so the
     // slot is free for the next node at once.
