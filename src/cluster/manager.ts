@@ -457,8 +457,10 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * the end of its ejection, if ejected), or through
    * {@linkcode ConnectionManager.markNodeHealthy}.
    *
-   * @returns false when `address` is unknown, the node was already
-   *   unhealthy, or the manager is closed (then nothing changes).
+   * @returns false when `address` is unknown or the manager is closed
+   *   (then nothing changes), or the node was already unhealthy: the mark
+   *   holds all the same, so it needs `healthyThreshold` fresh successful
+   *   checks to come back, also once an ejection that took it out ends.
    * @throws {InvalidArgumentError} for an address or a reason that is no
    *   string (nothing changes).
    * @example
