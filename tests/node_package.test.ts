@@ -286,8 +286,12 @@ test(
       // 225 KB since the pool, the error classes and every door that takes
       // a clock, a listener or a class of options check what they are
       // given (2026-12-06's eighth stop): 217.3 KB.
+      // 240 KB since the ninth stop: some 80 defects fixed by reading the
+      // code through (each with its check or guard) and its largest files
+      // split into ones of a single purpose (each with its own header and
+      // imports): 225.5 KB.
       const size = statSync(tgz).size;
-      assert.ok(size <= 225_000, `the tarball is ${size} bytes, over 225,000`);
+      assert.ok(size <= 240_000, `the tarball is ${size} bytes, over 240,000`);
       const dir = join(work, "node_modules/@nodewire/client");
       const manifest = JSON.parse(
         readFileSync(join(dir, "package.json"), "utf8"),
