@@ -162,7 +162,10 @@ export class FrameWriter {
     this.#start = this.#end;
     this.#write(bytes);
     this.#slabWrites = this.#writes;
-    if (this.#reuse && this.#idle()) {
+    // Not over frames pushed from inside the write (a channel that hands a
+    // reply over synchronously, whose sink sent the next request): they
+    // wait for the next flush, which starting over would lose.
+    if (this.#reuse && this.#end === this.#start && this.#idle()) {
       this.#start = this.#end = this.#scanFrom = 0;
     }
   };
