@@ -420,8 +420,23 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const path = this.#path;
     path.inFlight++;
     try {
-      if (this.#lazy) await this.#lazy.readyToLend(signal, timeoutMs);
-      return await lendConnection(this.#parts, this.#pathOwner, fn, acquire);
+      let firstMs = timeoutMs;
+      if (this.#lazy) {
+        const started = this.#clock.now();
+        await this.#lazy.readyToLend(signal, timeoutMs);
+        // The connect's time is taken off the first checkout's own
+        // `timeoutMs`: it bounds the attempt end to end, as ping()'s does.
+        if (timeoutMs !== undefined) {
+          firstMs = timeoutMs - (this.#clock.now() - started);
+        }
+      }
+      return await lendConnection(
+        this.#parts,
+        this.#pathOwner,
+        fn,
+        acquire,
+        firstMs,
+      );
     } finally {
       if (--path.inFlight === 0) this.#shutdown?.idle();
     }

@@ -117,23 +117,39 @@ async function pingOn(
  * Lends `fn` a connection for its exclusive use until it settles. The
  * checkout is retried (on another node if any) unless the client is
  * `closing()`, and its final error goes through `final`; `fn` is not
- * retried.
+ * retried. The first checkout waits `firstMs` (what a lazy connect left
+ * of `acquire.timeoutMs`), the retries `acquire.timeoutMs` each.
  */
 export async function lendConnection<T>(
   { manager, config, path }: BatchHost,
   { closing, final }: RequestPathOwner,
   fn: (connection: Connection) => Promise<T>,
   acquire: { timeoutMs: number | undefined; signal: AbortSignal | undefined },
+  firstMs: number | undefined = acquire.timeoutMs,
 ): Promise<T> {
   const diagnostics = path.diagnostics;
   let node: ManagedNode | undefined;
+  let options = firstMs === acquire.timeoutMs
+    ? acquire
+    : { timeoutMs: firstMs, signal: acquire.signal };
   const connection = await executeWithRetry(
     () => {
       const picked = node = manager.pickNode(node);
+      const wait = options;
+      options = acquire;
+      if (!(wait.timeoutMs === undefined || wait.timeoutMs > 0)) {
+        // The lazy connect took all of it: no time left to wait.
+        throw new PoolTimeoutError(
+          picked.address,
+          acquire.timeoutMs!,
+          picked.pool.stats(),
+          "timeoutMs",
+        );
+      }
       return diagnostics.observeCheckout(
         picked.address,
         "exclusive",
-        () => picked.pool.getConnection(acquire),
+        () => picked.pool.getConnection(wait),
       );
     },
     config.retryConfig,
