@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fc } from "./support/fc.ts";
 import { Connection } from "../src/connection/connection.ts";
-import { TlsError } from "../src/errors.ts";
+import { InvalidArgumentError, TlsError } from "../src/errors.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { stubChannel } from "./support/stub_channel.ts";
@@ -165,4 +165,37 @@ test("a startTls deaf to the caller's signal fails when it aborts, with the reas
   assert.equal(connection.isOpen, false);
   assert.deepEqual(destroyed, ["plaintext"]);
   assert.equal(clock.pendingTimers, 0, "the connect-timeout timer is cleared");
+});
+
+test("startTls refuses bad options with InvalidArgumentError, before the adapter sees them", async () => {
+  let called = 0;
+  const connection = connectionWith(() => {
+    called++;
+    return new Promise<never>(() => {});
+  });
+  const bad: [unknown, string][] = [
+    [undefined, "options"],
+    [{}, "serverName"],
+    [{ serverName: "" }, "serverName"],
+    [{ serverName: "db", signal: { aborted: true } }, "signal"],
+    [{ serverName: "db", ca: "PEM" }, "ca"],
+    [{ serverName: "db", ca: [1] }, "ca"],
+    [
+      { serverName: "db", dangerouslySkipVerify: "yes" },
+      "dangerouslySkipVerify",
+    ],
+    [{ serverName: "db", servername: "db" }, "servername"],
+  ];
+  for (const [options, named] of bad) {
+    const error = await connection.startTls(options as never).then(
+      () => "resolved",
+      (e: unknown) => e,
+    );
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.equal(error.code, "INVALID_ARGUMENT");
+    assert.ok(error.message.includes(named), error.message);
+  }
+  assert.equal(called, 0, "the adapter never saw them");
+  assert.equal(connection.isOpen, true);
+  connection.destroy();
 });

@@ -39,6 +39,7 @@ import {
   readConnectOptions,
   readFrameFields,
   readReceiveOptions,
+  readTlsSwitchOptions,
   switchToTls,
 } from "./control.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
@@ -331,6 +332,8 @@ export class Connection {
    *   requests are in flight, or another `startTls` is under way.
    * @throws {ConnectionError} when the connection is gone or its adapter
    *   has no TLS.
+   * @throws {InvalidArgumentError} for a bad option (read once, before
+   *   anything starts; the connection stays as it was).
    * @example
    * ```ts
    * import type { Connection } from "@nodewire/client/core";
@@ -344,6 +347,11 @@ export class Connection {
    * ```
    */
   startTls(options: TlsOptions): Promise<void> {
+    try {
+      options = readTlsSwitchOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return switchToTls(
       this,
       this.#core,

@@ -350,6 +350,22 @@ const RECEIVE: Record<string, Rule> = {
   pauseReading: bool,
 };
 
+/** `startTls`'s options (`TlsOptions`), by name. */
+const TLS_SWITCH: Record<string, Rule> = {
+  serverName: text,
+  ca: is(
+    (v) => Array.isArray(v) && v.every((pem) => typeof pem === "string"),
+    "expected an array of PEM strings",
+  ),
+  dangerouslySkipVerify: bool,
+  signal,
+};
+
+/** `startTls`'s options, read once and checked: `serverName` required. */
+export function readTlsSwitchOptions(options: unknown): TlsOptions {
+  return readOptions("startTls()", options, TLS_SWITCH, ["serverName"]);
+}
+
 const MESSAGE: Record<string, Rule> = {
   flags: integer(0, KNOWN_FLAGS),
   sequence,
