@@ -335,3 +335,32 @@ test("a channel whose close or destroy is async and rejects still lets close() a
   await clock0();
   assert.deepEqual(reported, []);
 });
+
+test("bufferedAmount reads a custom channel's count guarded: a getter that throws or answers no count is read as nothing queued", () => {
+  const answers: (() => unknown)[] = [
+    () => {
+      throw new Error("trap");
+    },
+    () => "12",
+    () => -1,
+    () => NaN,
+    () => undefined,
+  ];
+  for (const answer of answers) {
+    const channel = stubChannel({ onData: () => {} });
+    Object.defineProperty(channel, "bufferedAmount", { get: answer });
+    const connection = new Connection(
+      channel,
+      { hostname: "fake", port: 1 },
+      { clock: new VirtualClock() },
+    );
+    assert.equal(connection.bufferedAmount, 0, String(answer));
+    connection.destroy();
+  }
+  const counting = stubChannel({ onData: () => {}, bufferedAmount: 7 });
+  const connection = new Connection(counting, { hostname: "fake", port: 1 }, {
+    clock: new VirtualClock(),
+  });
+  assert.equal(connection.bufferedAmount, 7);
+  connection.destroy();
+});

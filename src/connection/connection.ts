@@ -256,10 +256,22 @@ export class Connection {
     return this.#state === "open";
   }
 
-  /** Bytes queued but not yet handed to the operating system. */
+  /**
+   * Bytes queued but not yet handed to the operating system. Reading it
+   * never throws: a custom adapter's channel whose count throws, or is no
+   * count of bytes, adds nothing.
+   */
   get bufferedAmount(): number {
     const core = this.#core;
-    return core.channel.bufferedAmount + core.writer.pendingBytes;
+    let queued: unknown;
+    try {
+      queued = core.channel.bufferedAmount;
+    } catch {
+      // Not on the request path: a gauge read, which must not fail.
+      queued = 0;
+    }
+    const channelBytes = typeof queued === "number" && queued > 0 ? queued : 0;
+    return channelBytes + core.writer.pendingBytes;
   }
 
   /**
