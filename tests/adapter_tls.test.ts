@@ -199,3 +199,35 @@ test("startTls refuses bad options with InvalidArgumentError, before the adapter
   assert.equal(connection.isOpen, true);
   connection.destroy();
 });
+
+test("close() during a TLS switch writes nothing into the handshake: the connection closes without GOODBYE, and the switch fails as lost", async () => {
+  const clock = new VirtualClock();
+  const writes: Uint8Array[] = [];
+  const events: string[] = [];
+  let deliver!: (channel: ByteChannel) => void;
+  const channel = stubChannel({
+    onData: () => {},
+    write: (bytes) => {
+      writes.push(bytes.slice());
+      return true;
+    },
+    close: () => events.push("plaintext close"),
+    destroy: () => events.push("plaintext destroy"),
+    startTls: () => new Promise((resolve) => (deliver = resolve)),
+  });
+  const connection = new Connection(channel, endpoint, { clock });
+  const switching = watch(connection.startTls({ serverName: "db" }));
+  await clock.advance(0);
+  const before = writes.length;
+  await connection.close();
+  assert.equal(writes.length, before, "no GOODBYE went into the handshake");
+  assert.equal(connection.isOpen, false);
+  deliver(stubChannel({
+    onData: () => {},
+    destroy: () => events.push("secure destroy"),
+  }));
+  await clock.advance(0);
+  assert.ok(switching.error instanceof Error, String(switching.error));
+  assert.ok(events.includes("secure destroy"), events.join());
+  assert.equal(clock.pendingTimers, 0);
+});

@@ -589,7 +589,17 @@ export class Connection {
   /**
    * Closes gracefully: stops taking requests, lets those in flight finish
    * (each is bounded by its own timeout), says GOODBYE and closes the
-   * socket. Resolves when the socket is closed. Idempotent.
+   * socket. Resolves when the socket is closed. Idempotent. During a
+   * `startTls` it closes without GOODBYE (the stream carries the
+   * handshake), and the switch fails with `ConnectionLostError`.
+   *
+   * @example
+   * ```ts
+   * import type { Connection } from "@nodewire/client/core";
+   * declare const connection: Connection;
+   * await connection.close();
+   * console.log(connection.isOpen); // false
+   * ```
    */
   close(): Promise<void> {
     return this.#end.close();

@@ -46,6 +46,7 @@ import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { destroyQuietly } from "./closing.ts";
+import { switching } from "./tls_switching.ts";
 
 /**
  * Throws unless `payload` may be sent as a control message now: a
@@ -194,9 +195,6 @@ export async function switchToTls(
     throw error;
   }
 }
-
-/** The plaintext channels whose switch to TLS is under way. */
-const switching = new WeakSet<ByteChannel>();
 
 /**
  * `channel.startTls(options)`, held to its contract: a custom adapter

@@ -20,6 +20,7 @@ import type { Message } from "../protocol/frame.ts";
 import { destroyQuietly, sayGoodbye, streamClosedError } from "./closing.ts";
 import type { ConnectionCore } from "./core.ts";
 import { lostError } from "./in_flight.ts";
+import { switching } from "./tls_switching.ts";
 import type { RequestRoute } from "./types.ts";
 
 /** Where a connection is in its life. */
@@ -146,10 +147,15 @@ export class ConnectionLifecycle {
     return lostError(this.#endpoint, sent, cause, retryable, this.#closedHow);
   }
 
-  /** Ends the connection and closes the stream, after a GOODBYE if `bye`. */
+  /**
+   * Ends the connection and closes the stream, after a GOODBYE if `bye`
+   * and the stream can carry one: during a TLS switch it carries the
+   * handshake, and a plaintext frame there would only break it (the
+   * switch then fails as lost, and its secure channel is destroyed).
+   */
   #closeStream(bye: boolean): void {
     const core = this.#core;
-    if (bye) sayGoodbye(core.writer);
+    if (bye && !switching.has(core.channel)) sayGoodbye(core.writer);
     this.#closedHow = bye
       ? "closed by this client"
       : "closed by the node (it said GOODBYE)";
