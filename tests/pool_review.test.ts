@@ -794,3 +794,34 @@ test("a pool config or a returned connection that cannot be read (a throwing get
   );
   await pool.close();
 });
+
+for (const why of ["closed", "aborted"] as const) {
+  test(`a checkoutFailed listener that always asks again of a pool that refuses at once (${why}) gets its refusals a bounded number at a time, not a recursion that overflows the stack`, async () => {
+    const watch1 = watchEscapes();
+    const { clock, pool } = setup();
+    const signal = AbortSignal.abort(new Error("stop"));
+    const options = why === "aborted" ? { signal } : {};
+    if (why === "closed") await pool.close();
+    let failures = 0;
+    let retrying = true;
+    pool.addEventListener("checkoutFailed", () => {
+      failures++;
+      // Bounded here only so that the test ends if the pool does not bound it.
+      if (retrying && failures < 1_000) {
+        pool.getConnection(options).catch(() => {});
+      }
+    });
+    pool.getConnection(options).catch(() => {});
+    const inOneCall = failures;
+    assert.ok(inOneCall >= 1 && inOneCall <= 100, `${inOneCall} in one call`);
+    // The rest come on the pool's clock, the event loop running in between.
+    await clock.advance(0);
+    assert.ok(failures > inOneCall, "the listener's callers were answered");
+    retrying = false;
+    for (let i = 0; i < 10 && clock.pendingTimers > 0; i++) {
+      await clock.advance(0);
+    }
+    if (why === "aborted") await pool.close();
+    assert.deepEqual(await watch1.stop(), []);
+  });
+}

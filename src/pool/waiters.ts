@@ -24,6 +24,13 @@ import type { AcquireOptions, PoolableConnection } from "./types.ts";
 import { type Waiter, WaitQueue } from "./wait_queue.ts";
 
 /**
+ * The deepest refusals' `checkoutFailed` dispatch nested (a listener's
+ * call refused inside another's): far above what a listener that asks
+ * again once or twice needs, far below what the stack holds.
+ */
+const MAX_NESTED_REFUSALS = 16;
+
+/**
  * The waiters of one pool: their FIFO queue, the ones that asked to
  * `ignoreBackoff`, handing them connections, and every way a waiter
  * fails. Each waiter is settled exactly once; its abort listener is
@@ -189,7 +196,13 @@ export class Waiters<C extends PoolableConnection> {
       : this.rejectNow(exclusive, this.#aborted(exclusive, signal!), "aborted");
   }
 
-  /** Fails a checkout at once, before it waited. */
+  /**
+   * Fails a checkout at once, before it waited. Its `checkoutFailed` is
+   * dispatched at once, unless refusals are nested that deep already (a
+   * listener that asks again as each one fails, of a closed pool or with
+   * an aborted signal, recursed until the stack overflowed): then on the
+   * pool's clock, so that such a listener loops, yielding, instead.
+   */
   rejectNow(
     exclusive: boolean,
     error: Error,
@@ -197,16 +210,32 @@ export class Waiters<C extends PoolableConnection> {
   ): Promise<C> {
     const ctx = this.#ctx;
     if (ctx.target.hasListeners("checkoutFailed")) {
-      ctx.events.emit("checkoutFailed", {
+      const detail = {
         address: ctx.address,
-        mode: exclusive ? "exclusive" : "shared",
+        mode: exclusive ? "exclusive" as const : "shared" as const,
         reason,
         error,
         durationMs: 0,
-      });
+      };
+      if (this.#refusing < MAX_NESTED_REFUSALS) {
+        this.#refusing++;
+        try {
+          ctx.events.emit("checkoutFailed", detail);
+        } finally {
+          this.#refusing--;
+        }
+      } else {
+        ctx.clock.setTimeout(
+          () => ctx.events.emit("checkoutFailed", detail),
+          0,
+        );
+      }
     }
     return Promise.reject(error);
   }
+
+  /** How many refusals' `checkoutFailed` are being dispatched, nested. */
+  #refusing = 0;
 
   /** The error for a checkout whose signal aborted. */
   #aborted(exclusive: boolean, signal: AbortSignal): AbortedError {
