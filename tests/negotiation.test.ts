@@ -293,6 +293,31 @@ test("against the reference node, the client negotiates TCP and requests flow", 
   await node.close();
 });
 
+test("handshakeResult hands out a copy: a caller that changes what it got changes nothing later calls see", async () => {
+  const network = createMemoryNetwork();
+  const node = await startTestNode({
+    runtime: network,
+    protocols: ["tls", "tcp", "udp"],
+  });
+  const connection = await connect(network, node.port, {});
+  try {
+    const first = handshakeResult(connection)!;
+    first.clientProtocols.push("udp");
+    first.nodeProtocols.length = 0;
+    first.protocol = "udp";
+    first.authenticated = true;
+    const again = handshakeResult(connection)!;
+    assert.notEqual(again, first);
+    assert.equal(again.protocol, "tcp");
+    assert.deepEqual(again.clientProtocols, ["tcp"]);
+    assert.deepEqual(again.nodeProtocols, ["tls", "tcp", "udp"]);
+    assert.equal(again.authenticated, false);
+  } finally {
+    await connection.close();
+    await node.close();
+  }
+});
+
 test("required TLS with no TLS transport fails closed before NEGOTIATE, listing both sets", async () => {
   const network = createMemoryNetwork();
   const node = await startTestNode({ runtime: network });

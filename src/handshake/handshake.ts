@@ -132,7 +132,8 @@ const results = new WeakMap<Connection, HandshakeResult>();
 /**
  * What the handshake established on `connection`: the protocol chosen,
  * both sides' sets, and whether it authenticated. `undefined` for a
- * connection opened without {@linkcode createHandshake}'s hook.
+ * connection opened without {@linkcode createHandshake}'s hook. Each call
+ * hands out a copy of its own: changing it changes nothing later calls see.
  *
  * @example
  * ```ts
@@ -150,7 +151,15 @@ const results = new WeakMap<Connection, HandshakeResult>();
 export function handshakeResult(
   connection: Connection,
 ): HandshakeResult | undefined {
-  return results.get(connection);
+  const result = results.get(connection);
+  if (result === undefined) return undefined;
+  // Read per connection (logs, diagnostics), never per request: a copy
+  // costs nothing that matters.
+  return {
+    ...result,
+    clientProtocols: [...result.clientProtocols],
+    nodeProtocols: [...result.nodeProtocols],
+  };
 }
 
 /**
