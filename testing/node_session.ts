@@ -191,12 +191,14 @@ export class NodeSession {
       case MessageType.Goodbye:
         this.channel.close();
         return;
+      case MessageType.Hello:
+        throw new Error("HELLO comes once, as the first message");
       default:
-        pushError(this.writer, sequence, {
-          code: RemoteErrorCode.BadRequest,
-          retryable: false,
-          error: `unexpected message type 0x${type.toString(16)}`,
-        });
+        // A type only a node sends: a protocol violation, which ends the
+        // session as every other does (docs/PROTOCOL.md).
+        throw new Error(
+          `unexpected message type 0x${type.toString(16)} from a client`,
+        );
     }
   }
 

@@ -23,6 +23,7 @@ import {
   ConfigError,
   InvalidArgumentError,
   NegotiationError,
+  NodewireError,
   ProtocolError,
 } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
@@ -404,16 +405,46 @@ test("a test node counts in stats.requests the requests it answers, not the ERRO
   try {
     await connection.sendRequest(ops.echo("x"));
     assert.equal(node.stats.requests, 1);
-    // HELLO_OK is the node's to send: a client's is answered with ERROR.
+    // HELLO_OK is the node's to send: a client's is a protocol violation.
     connection.sendMessage(MessageType.HelloOk, new Uint8Array(0));
-    const answer = await connection.receiveMessage({ timeoutMs: 5_000 });
-    assert.equal(answer.type, MessageType.Error);
-    assert.match(decodeError(answer.payload).message, /unexpected message/);
+    await connection.closed;
     assert.equal(node.stats.requests, 1, "the ERROR is no request answered");
   } finally {
     await close();
   }
 });
+
+for (
+  const [name, type] of [
+    ["a second HELLO", MessageType.Hello],
+    ["HELLO_OK", MessageType.HelloOk],
+    ["NEGOTIATE_OK", MessageType.NegotiateOk],
+    ["AUTH_CHALLENGE", MessageType.AuthChallenge],
+    ["AUTH_OK", MessageType.AuthOk],
+    ["PONG", MessageType.Pong],
+    ["RESPONSE", MessageType.Response],
+    ["ERROR", MessageType.Error],
+  ] as const
+) {
+  test(`a test node ends the session of a client that sends ${name} (a protocol violation), as for any other, after an ERROR saying why`, async () => {
+    const { connection, close } = await openTestConnection(
+      createMemoryNetwork(),
+    );
+    try {
+      connection.sendMessage(type, new Uint8Array(0));
+      // Sent after the violation: the node has dropped the client by then.
+      const after = await connection.sendRequest(ops.echo("x")).then(
+        () => "answered",
+        (e: unknown) => e,
+      );
+      assert.ok(after instanceof NodewireError, String(after));
+      assert.match(after.message, /unexpected message type|HELLO/);
+      assert.equal(connection.isOpen, false);
+    } finally {
+      await close();
+    }
+  });
+}
 
 test("a test node does not count the ERROR it sends for bytes it cannot decode as a request", async () => {
   const network = createMemoryNetwork();
