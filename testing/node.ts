@@ -96,6 +96,7 @@ export class TestNode {
     if (protocols.includes("udp") && adapter.datagram) {
       this.#udp = new NodeUdp<NodeSession>({
         adapter,
+        clock,
         dropEvery: options.udpDropEvery,
         maxDatagramSize: options.udpMaxDatagramSize,
         onMessage: (session, message, reply) =>

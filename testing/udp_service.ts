@@ -22,6 +22,7 @@ import {
   newUdpToken,
   UDP_TOKEN_SIZE,
 } from "../src/protocol/datagram.ts";
+import { type Clock, systemClock } from "../src/clock.ts";
 import { DatagramPacker } from "../src/protocol/datagram_packer.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
@@ -93,7 +94,16 @@ export interface UdpServiceOptions<S> {
   maxDatagramSize?: number;
   /** Handles a REQUEST or PING of `session`; answers go to `reply`. */
   onMessage: (session: S, message: Message, reply: ReplyWriter) => void;
+  /** Times the wait of `close()`. Default the system clock. */
+  clock?: Clock;
 }
+
+/**
+ * How long `close()` waits for the socket to report closing: a runtime's
+ * does at once; a custom channel that never does must not hold the
+ * node's close for ever.
+ */
+const CLOSE_WAIT_MS = 5000;
 
 interface Binding<S> {
   session: S;
@@ -125,6 +135,7 @@ export class UdpService<S> {
   readonly #onMessage: UdpServiceOptions<S>["onMessage"];
   readonly #byKey = new Map<string, Binding<S>>();
   readonly #bySession = new Map<S, Binding<S>>();
+  readonly #clock: Clock;
   #channel: DatagramChannel | undefined;
   #valid = 0;
 
@@ -134,6 +145,7 @@ export class UdpService<S> {
     this.#dropEvery = options.dropEvery ?? 0;
     this.#maxDatagramSize = options.maxDatagramSize ?? MAX_DATAGRAM_SIZE;
     this.#onMessage = options.onMessage;
+    this.#clock = options.clock ?? systemClock;
   }
 
   /** Whether the socket is bound. */
@@ -195,7 +207,8 @@ export class UdpService<S> {
 
   /**
    * Closes the socket and forgets every token. Resolves once the runtime
-   * reports the socket closed, so the port can be bound again.
+   * reports the socket closed, so the port can be bound again, or after
+   * 5 s when it never does (a custom adapter's channel).
    */
   close(): Promise<void> {
     this.#byKey.clear();
@@ -203,8 +216,13 @@ export class UdpService<S> {
     const channel = this.#channel;
     this.#channel = undefined;
     if (channel === undefined) return Promise.resolve();
+    const clock = this.#clock;
     return new Promise((resolve) => {
-      channel.onClose(() => resolve());
+      const timer = clock.setTimeout(resolve, CLOSE_WAIT_MS);
+      channel.onClose(() => {
+        clock.clearTimeout(timer);
+        resolve();
+      });
       channel.close();
     });
   }
