@@ -108,8 +108,9 @@ export class DatagramPacker {
 
   /**
    * Adds one frame; a frame that would overflow the datagram being built
-   * finishes it first. The header's fields are not validated, as for
-   * `encodeDatagram`.
+   * finishes it first (handed to `emit` once this frame is in the next
+   * one: a push from inside `emit` is held to the limit too). The
+   * header's fields are not validated, as for `encodeDatagram`.
    *
    * @throws {InvalidArgumentError} for a payload that is no Uint8Array, or
    *   too large for a datagram on its own (`DATAGRAM_OVERHEAD` + its length
@@ -139,8 +140,16 @@ export class DatagramPacker {
       );
     }
     const need = HEADER_SIZE + length;
+    // The datagram it would overflow is finished now but emitted only once
+    // this frame is in: a push from inside `emit` then finds the packer
+    // whole, and is held to the limit with this frame counted (emitted
+    // first, it was written after that frame's check, and the two went
+    // out together over the limit).
+    let finished: Uint8Array | undefined;
     if (this.#frames > 0 && this.#end + need - this.#start > this.#limit) {
-      this.flush();
+      finished = this.#slab!.subarray(this.#start, this.#end);
+      this.#start = this.#end;
+      this.#frames = 0;
     }
     if (this.#frames === 0) this.#begin(need);
     else if (this.#end + need > this.#slab!.byteLength) this.#move(need);
@@ -156,6 +165,7 @@ export class DatagramPacker {
     slab.set(payload, this.#end + HEADER_SIZE);
     this.#end += need;
     this.#frames++;
+    if (finished !== undefined) this.#emit(finished);
   }
 
   /** Hands the datagram being built, if it has a frame, to `emit`. */
