@@ -867,7 +867,7 @@ test("routeRequests refuses what is no RequestRoute with an InvalidArgumentError
   c.destroy();
 });
 
-test("cancelBatch refuses a count that is no integer of 0 or more, or an error that is no Error, with InvalidArgumentError, cancelling nothing", async () => {
+test("cancelBatch refuses a count that is no integer of 0 or more, or an error that is no Error, with InvalidArgumentError, cancelling nothing", () => {
   const scripted = scriptedChannel();
   const c = new Connection(scripted.channel, ENDPOINT, {
     clock: new VirtualClock(),

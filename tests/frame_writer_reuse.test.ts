@@ -460,7 +460,8 @@ test("over this runtime's sockets, thousands of requests in waves each get their
 
 test("a frame pushed from inside the channel's write (a reply delivered synchronously, whose sink sends the next request) is written by the next flush, not lost when the slab starts over", async () => {
   const frames: number[] = [];
-  let writer!: FrameWriter;
+  // Made once the channel exists; its write pushes through it.
+  const made: { writer?: FrameWriter } = {};
   let pushes = 0;
   const channel: ByteChannel = stubChannel({
     onData: () => {},
@@ -472,14 +473,14 @@ test("a frame pushed from inside the channel's write (a reply delivered synchron
       // The channel took the bytes at once (bufferedAmount stays 0); the
       // "reply" to frame 1 makes its sender push frame 2 right here.
       if (pushes++ === 0) {
-        writer.push(MessageType.Request, 0, 2, ops.echo("two"));
+        made.writer!.push(MessageType.Request, 0, 2, ops.echo("two"));
       }
       return true;
     },
     releasesWrites: true,
   });
   Object.defineProperty(channel, "bufferedAmount", { get: () => 0 });
-  writer = new FrameWriter(channel);
+  const writer = made.writer = new FrameWriter(channel);
   writer.push(MessageType.Request, 0, 1, ops.echo("one"));
   // The flushes run as microtasks.
   for (let i = 0; i < 5; i++) await null;
