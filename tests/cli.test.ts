@@ -260,6 +260,15 @@ test("an address argument that may be user:password (a forgotten @host) is quote
         ["health", "127.0.0.1:7000", "app:hun:ter2"],
         /invalid host 2: .*got "app:…"/,
       ],
+      // After `--`, an option is an address: quoted up to its `=`.
+      [
+        ["ping", "--", "--password=hunter2"],
+        /invalid host 1: .*got "--password=…"/,
+      ],
+      [
+        ["health", "127.0.0.1:7000", "--", "-p=hunter2"],
+        /invalid host 2: .*got "-p=…"/,
+      ],
       [
         ["bench", "[::1]:hunter2", "--json"],
         /invalid host 1: the port must be a number, got "\[::1\]:…"/,

@@ -184,10 +184,13 @@ export function parseUnsureHost(entry: string, field: string): HostAddress {
   }
 }
 
-/** `host:…` for `host:anything`; an entry with no port as it is. */
+/**
+ * `host:…` for `host:anything`, `--name=…` for an option after `--`
+ * (`--password=...`); an entry with neither as it is.
+ */
 function withoutPort(entry: string): string {
   const bracket = entry.startsWith("[") ? entry.indexOf("]:") : -1;
-  const colon = bracket >= 0 ? bracket + 1 : entry.indexOf(":");
+  const colon = bracket >= 0 ? bracket + 1 : entry.search(/[:=]/);
   return colon < 0 ? entry : entry.slice(0, colon + 1) + "…";
 }
 
