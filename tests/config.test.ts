@@ -504,3 +504,33 @@ test("a clock or runtime adapter whose method is a revoked proxy of a function i
     );
   }
 });
+
+test("clientName is bounded and shows as it is: a huge name or a control character is refused at the door, naming clientName", () => {
+  for (
+    const [name, pattern] of [
+      ["x".repeat(17 * 1024 * 1024), /more than 255 UTF-8 bytes/],
+      ["é".repeat(200), /has 400 UTF-8 bytes, more than 255/],
+      ["app\nFAKE LOG LINE", /control or format character/],
+      ["app\u202e", /control or format character/],
+      ["", /expected a non-empty string/],
+    ] as const
+  ) {
+    configError({ hosts: ["db1"], clientName: name }, "clientName", pattern);
+    const error = (() => {
+      try {
+        resolveConfig({ hosts: ["db1"], clientName: name });
+      } catch (e) {
+        return e as Error;
+      }
+    })();
+    assert.ok(error !== undefined && error.message.length < 1000);
+  }
+  assert.equal(
+    resolveConfig({ hosts: ["db1"], clientName: "é".repeat(127) }).clientName,
+    "é".repeat(127),
+  );
+  assert.equal(
+    resolveConfig({ hosts: ["db1"], clientName: "billing-api 2.1" }).clientName,
+    "billing-api 2.1",
+  );
+});

@@ -364,7 +364,16 @@ export interface ConnectionConfig {
   runtime?: RuntimeName | RuntimeAdapter;
   /** Clock to use instead of the system clock (tests use a virtual one). */
   clock?: Clock;
-  /** A name sent to nodes in the hello message. Default `"nodewire"`. */
+  /**
+   * A name sent to nodes in the hello message, for their logs: 1 to 255
+   * UTF-8 bytes with no control or format character (the node id's rule).
+   * Default `"nodewire"`.
+   *
+   * @example
+   * ```ts
+   * const config: ConnectionConfig = { hosts: ["db1"], clientName: "billing-api" };
+   * ```
+   */
   clientName?: string;
   /**
    * Receives log records: connects and their failures, TLS, negotiation
