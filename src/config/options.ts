@@ -11,7 +11,7 @@
  */
 
 import { InvalidArgumentError, messageOf } from "../errors.ts";
-import { unknownOption } from "./suggest.ts";
+import { nameShown, unknownOption } from "./suggest.ts";
 import { inheritedNames } from "./validate.ts";
 // The checks the rule tables of every layer use; `duration` is a
 // duration above 0, by the config's one rule.
@@ -78,7 +78,7 @@ export function optionsError(
     } else {
       const unknown = unknownName(options, rules);
       if (unknown !== undefined) {
-        at = `${path}.${unknown}`;
+        at = `${path}.${nameShown(unknown)}`;
         value = unknown;
         expected = unknownOption(unknown, Object.keys(rules));
       }

@@ -5,6 +5,20 @@
  * @module
  */
 
+import { clipped, printable } from "../errors/base.ts";
+
+/** The most characters of an unknown name an error's field path shows. */
+const MAX_NAME_SHOWN = 80;
+
+/**
+ * An unknown option's name as an error's field path may hold it: clipped
+ * and with what a terminal would act on escaped, since the caller's key
+ * can be anything (a 100 kB string made a 100 kB message).
+ */
+export function nameShown(key: string): string {
+  return printable(clipped(key, MAX_NAME_SHOWN));
+}
+
 /**
  * The name in `known` that `key` most likely misspells, or `undefined`:
  * one that differs only in case (`timeoutMS`), or within two edits (one

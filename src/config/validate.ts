@@ -13,7 +13,7 @@
  */
 
 import { ConfigError, messageOf, NodewireError } from "../errors.ts";
-import { unknownOption } from "./suggest.ts";
+import { nameShown, unknownOption } from "./suggest.ts";
 import { missingMethod } from "../runtime/contract.ts";
 
 /**
@@ -342,7 +342,7 @@ export function rejectUnknownKeys(
   for (const key of optionNames(value)) {
     if (!known.has(key)) {
       throw new ConfigError(
-        name === "config" ? key : `${name}.${key}`,
+        name === "config" ? nameShown(key) : `${name}.${nameShown(key)}`,
         key,
         unknownOption(key, known),
       );
