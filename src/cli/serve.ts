@@ -11,7 +11,7 @@
  * @module
  */
 
-import { makeTempDir, onTermination } from "../runtime/process_io.ts";
+import { onTermination, writeTempFile } from "../runtime/process_io.ts";
 import { absolutePath, writeTextFile } from "../runtime/process_io.ts";
 import {
   hasOption,
@@ -173,7 +173,7 @@ export async function serve(
         );
       }
     } catch (error) {
-      await Promise.all(nodes.map((n) => n.close()));
+      await settled(nodes, (n) => n.close());
       throw error;
     }
     report(command, nodes, credentials, material, out);
@@ -224,10 +224,8 @@ async function tlsMaterial(
       cleanup: nothing,
     };
   }
-  const dir = await makeTempDir("nodewire-");
-  const caFile = `${dir.path}/ca.pem`;
-  await writeTextFile(caFile, generated.cert);
-  return { ...generated, caFile, cleanup: () => dir.remove() };
+  const ca = await writeTempFile("nodewire-", "ca.pem", generated.cert);
+  return { ...generated, caFile: ca.path, cleanup: ca.remove };
 }
 
 /**
@@ -381,7 +379,7 @@ class StopRequest {
  * dropped.
  */
 async function drain(nodes: ServedNode[], stop: StopRequest): Promise<void> {
-  await Promise.all(nodes.map((n) => n.stop({ graceful: true })));
+  const stopping = await settled(nodes, (n) => n.stop({ graceful: true }));
   const until = performance.now() + DRAIN_MS;
   while (
     stop.count < 2 && performance.now() < until &&
@@ -389,5 +387,23 @@ async function drain(nodes: ServedNode[], stop: StopRequest): Promise<void> {
   ) {
     await stop.pause(20);
   }
-  await Promise.all(nodes.map((n) => n.close()));
+  const closing = await settled(nodes, (n) => n.close());
+  const failed = stopping ?? closing;
+  if (failed !== undefined) throw failed.error;
+}
+
+/**
+ * Runs `step` on every node, each whatever the others do: one node whose
+ * stop or close fails must not leave the rest open (and the process
+ * running). Resolves with the first failure, if any.
+ */
+async function settled(
+  nodes: ServedNode[],
+  step: (node: ServedNode) => Promise<void>,
+): Promise<{ error: unknown } | undefined> {
+  const results = await Promise.allSettled(
+    nodes.map(async (n) => await step(n)),
+  );
+  const failed = results.find((r) => r.status === "rejected");
+  return failed === undefined ? undefined : { error: failed.reason };
 }

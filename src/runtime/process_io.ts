@@ -158,6 +158,28 @@ export async function makeTempDir(
 }
 
 /**
+ * Writes `text` to a file `name` in a new folder of the system's temporary
+ * folder ({@linkcode makeTempDir}) and resolves with the file's path and
+ * a function that removes the folder. A write that fails removes the
+ * folder before it rejects: nothing is left behind on any path.
+ */
+export async function writeTempFile(
+  prefix: string,
+  name: string,
+  text: string,
+): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await makeTempDir(prefix);
+  const path = `${dir.path}/${name}`;
+  try {
+    await writeTextFile(path, text);
+  } catch (error) {
+    await dir.remove();
+    throw error;
+  }
+  return { path, remove: () => dir.remove() };
+}
+
+/**
  * Calls `fn` on SIGINT or SIGTERM instead of letting the signal end the
  * process, until the returned function is called. The listeners do not
  * keep the process alive once removed; a runtime that cannot listen for
