@@ -174,6 +174,7 @@ export async function bench(
         max: result.latencies[result.latencies.length - 1] ?? null,
       },
       perNode: Object.fromEntries(result.perNode),
+      otherIds: result.otherIds,
     }, () =>
       renderTable(["measure", "value"], [
         ["requests", formatCount(result.ok)],
@@ -185,6 +186,9 @@ export async function bench(
         ...[...result.perNode].map((
           [id, n],
         ): [string, string] => [`node ${id}`, formatCount(n)]),
+        ...(result.otherIds > 0
+          ? [["other node ids", formatCount(result.otherIds)]]
+          : []),
       ]));
     return ok ? ExitCode.Ok : ExitCode.Failed;
   } finally {

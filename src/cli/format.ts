@@ -33,9 +33,12 @@ export function renderTable(
   rows: (string | number)[][],
 ): string {
   const cells = [header, ...rows.map((r) => r.map(String))];
-  const widths = header.map((_, i) =>
-    Math.max(...cells.map((r) => (r[i] ?? "").length))
-  );
+  // A loop, not Math.max(...): spreading many rows overflows the stack.
+  const widths = header.map((_, i) => {
+    let width = 0;
+    for (const r of cells) width = Math.max(width, (r[i] ?? "").length);
+    return width;
+  });
   const line = (r: string[], raw: (string | number)[] | undefined) =>
     r.map((c, i) =>
       typeof raw?.[i] === "number" ? c.padStart(widths[i]) : c.padEnd(widths[i])
