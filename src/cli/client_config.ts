@@ -143,8 +143,12 @@ export async function clientConfig(
   const merged = mergeConfig(base, {
     username: user,
     password,
+    // Options win over the string (docs/CLI.md): --tls over its
+    // enableTls=false, --timeout over its requestTimeoutMs too.
+    enableTls: requireTls ? true : undefined,
     tlsPolicy: requireTls ? "require" : undefined,
     timeoutMs: timeout,
+    requestTimeoutMs: timeout,
   });
   const tlsOn = merged.enableTls === true ||
     merged.tlsPolicy === "require" || merged.tlsPolicy === "prefer";
