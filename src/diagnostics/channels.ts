@@ -268,26 +268,44 @@ let done = false;
  * Loads the runtime's `diagnostics_channel` and puts its channels in
  * {@linkcode channels}, before a client opens its first connection so
  * that subscribers hear everything from the start. Returns `undefined`
- * once they are loaded, so that callers need not wait a tick then.
+ * once they are loaded, so that callers need not wait a tick then. Never
+ * rejects: a runtime whose module fails (its `channel()` throws) leaves
+ * diagnostics off, every channel quiet, as a runtime without one does.
  */
 export function loadChannels(): Promise<void> | undefined {
   if (done) return undefined;
   loading ??= loadDiagnosticsModule().then((dc) => {
     done = true;
-    if (dc === undefined) return;
+    const runtime = dc === undefined ? undefined : channelsOf(dc);
+    if (runtime === undefined) return;
     loaded = dc;
-    for (const key of Object.keys(DIAGNOSTICS_CHANNELS)) {
-      const name = DIAGNOSTICS_CHANNELS[key as keyof typeof channels];
-      channels[key as keyof typeof channels] = dc.channel(name);
-    }
+    Object.assign(channels, runtime);
   });
   return loading;
 }
 
 /**
+ * Every channel of `dc`, or `undefined` when asking for one throws: all
+ * or none, so that no channel is half on.
+ */
+function channelsOf(dc: DiagnosticsModule): typeof channels | undefined {
+  try {
+    const found: Partial<Record<string, Channel<never>>> = {};
+    for (const key of Object.keys(DIAGNOSTICS_CHANNELS)) {
+      const name = DIAGNOSTICS_CHANNELS[key as keyof typeof channels];
+      found[key] = dc.channel(name);
+    }
+    return found as typeof channels;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Subscribes `listener` to the channel `name` (the channels are loaded)
  * and returns the call that unsubscribes it. Where the runtime has no
- * `diagnostics_channel`, nothing is ever published nor heard.
+ * `diagnostics_channel`, or its calls throw, nothing is ever published
+ * nor heard.
  */
 export function subscribeChannel(
   name: keyof DiagnosticsMessages,
@@ -295,9 +313,16 @@ export function subscribeChannel(
 ): () => void {
   const dc = loaded;
   if (dc === undefined) return () => {};
-  dc.subscribe(name, listener);
+  try {
+    dc.subscribe(name, listener);
+  } catch {
+    // The runtime's module failed after all: diagnostics stay off.
+    return () => {};
+  }
   return () => {
-    dc.unsubscribe(name, listener);
+    try {
+      dc.unsubscribe(name, listener);
+    } catch { /* nothing to undo */ }
   };
 }
 

@@ -267,7 +267,9 @@ function subscribeAll(): void {
   // A lazy client may not have loaded the channels yet.
   const loading = loadChannels();
   if (loading !== undefined) {
-    loading.then(subscribeAll);
+    // Caught: a step that throws here would be an unhandled rejection of
+    // the caller's process, with no one to hand it to; telemetry is off.
+    loading.then(subscribeAll).catch(() => {});
     return;
   }
   if (sinks.size === 0 || unsubscribers.length > 0) return;
