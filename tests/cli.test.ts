@@ -696,3 +696,25 @@ test("node --tls-cert/--tls-key serves the given certificate; ping checks it wit
   );
   assert.equal(r.code, 0, r.stderr);
 });
+
+test("node --tls-cert/--tls-key with a key that is not the certificate's is a usage error at start-up, not a node that resets every client", async () => {
+  const file = (name: string) =>
+    decodeURIComponent(
+      new URL(`../testing/certs/${name}`, import.meta.url).pathname,
+    );
+  const r = await cli([
+    "node",
+    "--port",
+    "0",
+    "--tls-cert",
+    file("server.pem"),
+    "--tls-key",
+    file("untrusted-key.pem"),
+  ]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /--tls-cert ".*server\.pem" and --tls-key ".*untrusted-key\.pem" are not a certificate and its key: a (key that does not go with the certificate|pair node:tls refuses)/,
+  );
+  assert.ok(!r.stderr.includes("PRIVATE KEY-----"));
+});

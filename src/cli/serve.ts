@@ -13,6 +13,7 @@
 
 import { onTermination, writeTempFile } from "../runtime/process_io.ts";
 import { absolutePath, writeTextFile } from "../runtime/process_io.ts";
+import { serverTlsProblem } from "../runtime/tls.ts";
 import {
   hasOption,
   numberOption,
@@ -197,9 +198,20 @@ async function tlsMaterial(
 ): Promise<TlsMaterial> {
   const nothing = () => Promise.resolve();
   if (certFile !== undefined && keyFile !== undefined) {
+    const cert = await pemFile("tls-cert", certFile, "CERTIFICATE");
+    const key = await pemFile("tls-key", keyFile, "PRIVATE KEY");
+    // The nodes would start, then reset every client's handshake.
+    const problem = await serverTlsProblem({ cert, key });
+    if (problem !== undefined) {
+      throw new UsageError(
+        `--tls-cert ${quoted(certFile)} and --tls-key ${
+          quoted(keyFile)
+        } are not a certificate and its key: ${problem}`,
+      );
+    }
     return {
-      cert: await pemFile("tls-cert", certFile, "CERTIFICATE"),
-      key: await pemFile("tls-key", keyFile, "PRIVATE KEY"),
+      cert,
+      key,
       caFile: undefined,
       names: undefined,
       cleanup: nothing,

@@ -24,6 +24,7 @@ import {
   ConnectionLostError,
   type Endpoint,
   formatAddress,
+  InvalidArgumentError,
   NodewireError,
   TlsError,
   type TlsFailureReason,
@@ -249,6 +250,65 @@ export async function connectTls(
  * must not hold a socket for ever.
  */
 export const SERVER_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/**
+ * What is wrong with a server's certificate and key, or `undefined` when
+ * they go together: a key that is not the certificate's (compared by
+ * public key, which Deno's `node:tls` does not check), or a pair that
+ * `node:tls` or `node:crypto` cannot read. `undefined` too where the
+ * runtime has neither module, and nothing can be told.
+ */
+export async function serverTlsProblem(
+  tls: Pick<TlsServerOptions, "cert" | "key">,
+): Promise<string | undefined> {
+  let modules: [typeof import("node:tls"), typeof import("node:crypto")];
+  try {
+    modules = await Promise.all([import("node:tls"), import("node:crypto")]);
+  } catch {
+    return undefined;
+  }
+  const [tlsModule, crypto] = modules;
+  // Codes only: a message about a key is not worth the risk of quoting.
+  try {
+    tlsModule.createSecureContext({ cert: tls.cert, key: tls.key });
+  } catch (error) {
+    return `a pair node:tls refuses (${codeOf(error)})`;
+  }
+  try {
+    const spki = { type: "spki", format: "der" } as const;
+    const ofCert = new crypto.X509Certificate(tls.cert).publicKey.export(spki);
+    const ofKey = crypto.createPublicKey(crypto.createPrivateKey(tls.key))
+      .export(spki);
+    if (!ofCert.equals(ofKey)) {
+      return "a key that does not go with the certificate";
+    }
+  } catch (error) {
+    return `a certificate or key that cannot be read (${codeOf(error)})`;
+  }
+  return undefined;
+}
+
+function codeOf(error: unknown): string {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" ? code : "no error code";
+}
+
+/**
+ * Refuses `listen()`'s TLS options when {@linkcode serverTlsProblem} finds
+ * a problem: bound anyway, the listener would reset every client.
+ *
+ * @throws {InvalidArgumentError} naming `options.tls` and the problem.
+ */
+export async function checkServerTls(tls: TlsServerOptions): Promise<void> {
+  const problem = await serverTlsProblem(tls);
+  if (problem === undefined) return;
+  throw new InvalidArgumentError(
+    "options.tls",
+    problem,
+    "expected a PEM certificate chain and the private key that goes with it",
+    { method: "listen()" },
+  );
+}
 
 /**
  * Wraps a listener's `onConnection` so each accepted channel first serves

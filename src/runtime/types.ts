@@ -162,7 +162,9 @@ export interface RuntimeAdapter {
   connect(options: ConnectOptions): Promise<ByteChannel>;
   /**
    * Binds a TCP server and calls `onConnection` for each accepted socket.
-   * Rejects with `InvalidArgumentError` for bad options or receiver. An
+   * Rejects with `InvalidArgumentError` for bad options or receiver, and,
+   * before binding, for a `tls` certificate and key that do not go
+   * together or cannot be read (bound, it would reset every client). An
    * `onConnection` that throws gets that channel destroyed with what it
    * threw (the peer sees a reset); the listener goes on accepting.
    */

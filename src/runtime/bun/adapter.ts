@@ -32,7 +32,7 @@ import type { Endpoint } from "../../errors.ts";
 import { handOver } from "../accept.ts";
 import { readConnect, readListen } from "../arguments.ts";
 import { toListenError } from "../errors.ts";
-import { acceptTlsOn, connectTls } from "../tls.ts";
+import { acceptTlsOn, checkServerTls, connectTls } from "../tls.ts";
 import { connectNet } from "../node/adapter.ts";
 import { NodeChannel } from "../node/channel.ts";
 import type {
@@ -138,13 +138,15 @@ export const bunAdapter: RuntimeAdapter = {
   },
 
   // async so that a bad argument rejects rather than throws.
-  // deno-lint-ignore require-await
   async listen(
     options: ListenOptions,
     onConnection: (channel: ByteChannel) => void,
   ): Promise<Listener> {
     options = readListen(options, onConnection);
     if (options.tls) {
+      // Checked before binding: a pair that does not go together would
+      // bind fine and then reset every client.
+      await checkServerTls(options.tls);
       return bunAdapter.listen(
         { ...options, tls: undefined },
         acceptTlsOn(options.tls, onConnection),

@@ -16,7 +16,7 @@ import { readConnect, readListen } from "../arguments.ts";
 import type { ChannelBase } from "../channel_base.ts";
 import { nodeAdapter } from "../node/adapter.ts";
 import { acceptTlsOver } from "../node/tls_stream.ts";
-import { acceptTlsOn, connectTls } from "../tls.ts";
+import { acceptTlsOn, checkServerTls, connectTls } from "../tls.ts";
 import type { RuntimeAdapter } from "../types.ts";
 import { connectConn, isStalled } from "./conn_channel.ts";
 
@@ -50,10 +50,12 @@ export const denoAdapter: RuntimeAdapter = {
   },
 
   // async so that a bad argument rejects rather than throws.
-  // deno-lint-ignore require-await
   async listen(options, onConnection) {
     options = readListen(options, onConnection);
     if (!options.tls) return nodeAdapter.listen(options, onConnection);
+    // Checked before binding: a pair that does not go together would
+    // bind fine and then reset every client.
+    await checkServerTls(options.tls);
     // The server side through the bridge: Deno's TLSSocket over a socket
     // takes in all its peer sends, even while paused.
     return nodeAdapter.listen(

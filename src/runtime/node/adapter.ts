@@ -15,7 +15,7 @@ import type { Endpoint } from "../../errors.ts";
 import { handOver } from "../accept.ts";
 import { readConnect, readListen } from "../arguments.ts";
 import { toConnectionError, toListenError } from "../errors.ts";
-import { acceptTlsOn, connectTls } from "../tls.ts";
+import { acceptTlsOn, checkServerTls, connectTls } from "../tls.ts";
 import type {
   ByteChannel,
   ConnectOptions,
@@ -128,6 +128,9 @@ export const nodeAdapter: RuntimeAdapter = {
   ): Promise<Listener> {
     options = readListen(options, onConnection);
     if (options.tls) {
+      // Checked before binding: a pair that does not go together would
+      // bind fine and then reset every client.
+      await checkServerTls(options.tls);
       return nodeAdapter.listen(
         { ...options, tls: undefined },
         acceptTlsOn(options.tls, onConnection),
