@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
 import { ConfigError } from "../src/errors.ts";
 import { detectRuntime, getAdapter } from "../src/runtime/detect.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
@@ -51,5 +52,25 @@ test("getAdapter rejects an unknown name with a ConfigError", async () => {
   await assert.rejects(
     getAdapter("java" as RuntimeName),
     (error) => error instanceof ConfigError && /"java"/.test(error.message),
+  );
+});
+
+test('getAdapter("bun") and runtime "bun" are refused off Bun with a ConfigError, not handed out to fail later', async () => {
+  const onBun = typeof (globalThis as { Bun?: { listen?: unknown } }).Bun
+    ?.listen === "function";
+  if (onBun) {
+    assert.equal((await getAdapter("bun")).name, "bun");
+    return;
+  }
+  const refused = (error: unknown) => {
+    assert.ok(error instanceof ConfigError, String(error));
+    assert.equal(error.field, "runtime");
+    assert.match(error.message, /"bun" needs Bun/);
+    return true;
+  };
+  await assert.rejects(getAdapter("bun"), refused);
+  await assert.rejects(
+    Client.connect({ hosts: ["127.0.0.1:1"], runtime: "bun" }, { lazy: true }),
+    refused,
   );
 });

@@ -25,6 +25,10 @@ import {
   PROTOCOL_PRIORITY,
   type ProtocolType,
 } from "../protocol_type.ts";
+import {
+  foreignRuntimeExpected,
+  nativeAdapterRuns,
+} from "../runtime/runtime_name.ts";
 import type { RuntimeAdapter, RuntimeName } from "../runtime/types.ts";
 import { Secret } from "../secret.ts";
 import {
@@ -423,14 +427,9 @@ function resolveRuntime(
   value: unknown,
 ): RuntimeName | RuntimeAdapter | undefined {
   if (value === undefined) return undefined;
-  if (value === "deno" && !denoCanConnect()) {
-    // Not Deno: every connect would fail, late and as the nodes' fault.
-    throw new ConfigError(
-      "runtime",
-      value,
-      'expected the runtime this program runs on ("deno" needs Deno): ' +
-        'leave runtime out to detect it, or use "node"',
-    );
+  if ((value === "deno" || value === "bun") && !nativeAdapterRuns(value)) {
+    // Off its runtime the adapter fails late, as if the nodes were at fault.
+    throw new ConfigError("runtime", value, foreignRuntimeExpected(value));
   }
   if (
     value === "deno" || value === "bun" || value === "node" ||
@@ -444,9 +443,4 @@ function resolveRuntime(
     value,
     'expected "deno", "bun", "node", "memory" or a RuntimeAdapter',
   );
-}
-
-function denoCanConnect(): boolean {
-  const deno = (globalThis as { Deno?: { connect?: unknown } }).Deno;
-  return typeof deno?.connect === "function";
 }

@@ -10,7 +10,11 @@ import { readDatagram } from "./arguments.ts";
 import { missingMethod } from "./contract.ts";
 import type { DatagramOpener } from "./datagram.ts";
 import type { RuntimeAdapter, RuntimeName } from "./types.ts";
-import { detectRuntime } from "./runtime_name.ts";
+import {
+  detectRuntime,
+  foreignRuntimeExpected,
+  nativeAdapterRuns,
+} from "./runtime_name.ts";
 
 export { detectRuntime, type NativeRuntimeName } from "./runtime_name.ts";
 
@@ -23,7 +27,8 @@ export { detectRuntime, type NativeRuntimeName } from "./runtime_name.ts";
  *
  * @throws {ConfigError} for an unknown name, an object without
  *   `connect` and `listen` functions (or whose methods cannot be read),
- *   or `"deno"` where Deno cannot connect (another runtime).
+ *   or `"deno"` or `"bun"` off that runtime (its adapter needs
+ *   `Deno.connect` or `Bun.listen`).
  * @example
  * ```ts
  * import { getAdapter } from "@nodewire/client/runtime";
@@ -50,25 +55,22 @@ export async function getAdapter(
   const name = adapter === undefined ? detectRuntime() : adapter;
   switch (name) {
     case "deno":
-      // Its connects to be upgraded run on Deno.connect: elsewhere they
-      // failed with a ReferenceError, late, as if the node were at fault.
-      if (!denoCanConnect()) {
-        throw new ConfigError(
-          "runtime",
-          name,
-          'expected the runtime this program runs on ("deno" needs Deno): ' +
-            'leave it out to detect it, or use "node"',
-        );
-      }
-      return withDatagram(
-        (await import("./deno/adapter.ts")).denoAdapter,
-        async () => (await import("./deno/datagram.ts")).openDenoDatagram,
-      );
     case "bun":
-      return withDatagram(
-        (await import("./bun/adapter.ts")).bunAdapter,
-        async () => (await import("./bun/datagram.ts")).openBunDatagram,
-      );
+      // Off its runtime, Deno's connects failed late with a ReferenceError
+      // (as if the node were at fault), and Bun's listen and datagram with
+      // "Cannot read properties of undefined".
+      if (!nativeAdapterRuns(name)) {
+        throw new ConfigError("runtime", name, foreignRuntimeExpected(name));
+      }
+      return name === "deno"
+        ? withDatagram(
+          (await import("./deno/adapter.ts")).denoAdapter,
+          async () => (await import("./deno/datagram.ts")).openDenoDatagram,
+        )
+        : withDatagram(
+          (await import("./bun/adapter.ts")).bunAdapter,
+          async () => (await import("./bun/datagram.ts")).openBunDatagram,
+        );
     case "node":
       return withDatagram(
         (await import("./node/adapter.ts")).nodeAdapter,
@@ -104,9 +106,4 @@ function withDatagram(
     };
   }
   return adapter;
-}
-
-function denoCanConnect(): boolean {
-  const deno = (globalThis as { Deno?: { connect?: unknown } }).Deno;
-  return typeof deno?.connect === "function";
 }

@@ -31,3 +31,29 @@ export function detectRuntime(): NativeRuntimeName {
   if (typeof global.Bun === "object" && global.Bun !== null) return "bun";
   return "node";
 }
+
+/**
+ * Whether the native adapter `name` can work here: Deno's connects run on
+ * `Deno.connect`, and Bun's listeners on `Bun.listen`, which no other
+ * runtime has (elsewhere they failed late, with a TypeError or a
+ * ReferenceError that blamed the node). Node's runs on all three.
+ */
+export function nativeAdapterRuns(name: NativeRuntimeName): boolean {
+  const global = globalThis as {
+    Deno?: { connect?: unknown };
+    Bun?: { listen?: unknown };
+  };
+  if (name === "deno") return typeof global.Deno?.connect === "function";
+  if (name === "bun") return typeof global.Bun?.listen === "function";
+  return true;
+}
+
+/**
+ * The `expected` part of the ConfigError about a `runtime` whose adapter
+ * does not run here ({@linkcode nativeAdapterRuns}).
+ */
+export function foreignRuntimeExpected(name: "deno" | "bun"): string {
+  return `expected the runtime this program runs on ("${name}" needs ${
+    name === "deno" ? "Deno" : "Bun"
+  }): leave runtime out to detect it, or use "node"`;
+}
