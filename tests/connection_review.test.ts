@@ -726,6 +726,9 @@ test("Connection.connect refuses options missing, of the wrong type or unknown w
     [{ ...base, signal: { aborted: false } }, "options.signal"],
     [{ ...base, handshake: "scram" }, "options.handshake"],
     [{ ...base, clientName: 5 }, "options.clientName"],
+    // The config's rule: it travels in HELLO and lands in the node's logs.
+    [{ ...base, clientName: "x".repeat(256) }, "options.clientName"],
+    [{ ...base, clientName: "app\r\nforged" }, "options.clientName"],
     [{ ...base, id: -1 }, "options.id"],
     [{ ...base, tls: true }, "options.tls"],
     [{ ...base, timeout: 100 }, "options.timeout"],

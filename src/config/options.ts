@@ -17,6 +17,7 @@ import { inheritedNames } from "./validate.ts";
 // duration above 0, by the config's one rule.
 export {
   bool,
+  clientName,
   clock,
   func,
   integer,

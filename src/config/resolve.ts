@@ -19,7 +19,6 @@ import {
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
 import type { TlsPolicy } from "../protocol/negotiation.ts";
-import { MAX_NODE_ID_BYTES, nodeIdProblem } from "../protocol/node_id.ts";
 import {
   isProtocolType,
   PROTOCOL_PRIORITY,
@@ -59,7 +58,7 @@ import { resolveTlsConfig, TLS_POLICY } from "./tls.ts";
 import { rejectUrlInHost, rejectUrlsInHosts } from "./url.ts";
 import {
   bool,
-  type Check,
+  clientName,
   clock as clockCheck,
   func,
   integer,
@@ -239,28 +238,12 @@ function resolve(config: ConnectionConfig): ResolvedConfig {
     clientName: optional(
       "clientName",
       config.clientName,
-      clientNameCheck,
+      clientName,
       "nodewire",
     ),
     logger: optional<Logger | undefined>("logger", config.logger, func),
   };
 }
-
-/**
- * A client name by the node id's rule (1 to 255 UTF-8 bytes, each
- * character one that shows as it is): it travels in every HELLO, where a
- * huge one made every connect fail as "frame too large", blamed on the
- * node, and it is written to the node's logs, where a control character
- * would forge or hide lines.
- */
-const clientNameCheck: Check = (value) => {
-  const problem = text(value);
-  if (problem !== undefined) return problem;
-  const wrong = nodeIdProblem(value as string);
-  return wrong === undefined
-    ? undefined
-    : `expected a name of 1 to ${MAX_NODE_ID_BYTES} UTF-8 bytes with no control or format character (it ${wrong})`;
-};
 
 /** Validates pool settings and fills in defaults. */
 export function resolvePoolConfig(

@@ -15,6 +15,7 @@
 import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import { nameShown, unknownOption } from "./suggest.ts";
 import { missingMethod } from "../runtime/contract.ts";
+import { MAX_NODE_ID_BYTES, nodeIdProblem } from "../protocol/node_id.ts";
 
 /**
  * The longest delay a runtime timer can hold: 2^31 - 1 ms, about 24.8 days.
@@ -123,6 +124,22 @@ export const text: Check = is(
   (v) => typeof v === "string" && v !== "",
   "expected a non-empty string",
 );
+
+/**
+ * A client name by the node id's rule (1 to 255 UTF-8 bytes, each
+ * character one that shows as it is): it travels in every HELLO, where a
+ * huge one made every connect fail as "frame too large", blamed on the
+ * node, and it is written to the node's logs, where a control character
+ * would forge or hide lines.
+ */
+export const clientName: Check = (value) => {
+  const problem = text(value);
+  if (problem !== undefined) return problem;
+  const wrong = nodeIdProblem(value as string);
+  return wrong === undefined
+    ? undefined
+    : `expected a name of 1 to ${MAX_NODE_ID_BYTES} UTF-8 bytes with no control or format character (it ${wrong})`;
+};
 
 /**
  * A real `AbortSignal`, as the runtime made it: its prototype is

@@ -12,6 +12,7 @@
 
 import {
   bool,
+  clientName,
   clock,
   duration,
   func,
@@ -333,7 +334,7 @@ export const CONNECT: Record<string, Rule> = {
   requestTimeoutMs: duration,
   maxFrameSize: integer(MIN_FRAME_SIZE, MAX_FRAME_SIZE_LIMIT),
   clock,
-  clientName: text,
+  clientName,
   id: sequence,
   signal,
   handshake: func,
