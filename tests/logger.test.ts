@@ -5,8 +5,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { pem } from "./helpers.ts";
+import { rejectionsDuring } from "./support/uncaught.ts";
 import { inspect } from "node:util";
-import process from "node:process";
 import { Client } from "../src/client/client.ts";
 import type { ConnectionConfig, LogEntry } from "../src/config/shapes.ts";
 import {
@@ -341,46 +341,35 @@ test("a logger that throws loses its entries and breaks nothing", async () => {
 test("an async logger that rejects loses its entries and leaves no unhandled rejection", async () => {
   // guardLogger caught a throw, but an async logger's rejection was
   // let go: an unhandled rejection per entry, which ends a Node process.
-  const rejected: string[] = [];
-  const deno = (globalThis as { Deno?: unknown }).Deno !== undefined;
-  const onDeno = (event: Event) => {
-    event.preventDefault();
-    rejected.push(String((event as PromiseRejectionEvent).reason));
-  };
-  const onNode = (reason: unknown) => rejected.push(String(reason));
-  if (deno) globalThis.addEventListener("unhandledrejection", onDeno);
-  else process.on("unhandledRejection", onNode);
   const node = await startTestNode();
   let calls = 0;
   try {
-    const client = await Client.connect({
-      hosts: [node.address],
-      healthConfig: { intervalMs: 0 },
-      retryConfig: { maxRetries: 1, initialBackoffMs: 1 },
-      logger: async () => {
-        calls++;
-        await Promise.resolve();
-        throw new Error("the log sink is down");
-      },
+    const rejected = await rejectionsDuring(async () => {
+      const client = await Client.connect({
+        hosts: [node.address],
+        healthConfig: { intervalMs: 0 },
+        retryConfig: { maxRetries: 1, initialBackoffMs: 1 },
+        logger: async () => {
+          calls++;
+          await Promise.resolve();
+          throw new Error("the log sink is down");
+        },
+      });
+      try {
+        client.manager.markNodeUnhealthy(node.address, "maintenance");
+        client.manager.markNodeHealthy(node.address, "back");
+        await assert.rejects(
+          client.request(ops.fail(RemoteErrorCode.Overloaded, true)),
+          RetriesExhaustedError,
+        );
+        assert.equal(replyText(await client.request(ops.echo("ok"))), "ok");
+      } finally {
+        await client.disconnect();
+      }
     });
-    try {
-      client.manager.markNodeUnhealthy(node.address, "maintenance");
-      client.manager.markNodeHealthy(node.address, "back");
-      await assert.rejects(
-        client.request(ops.fail(RemoteErrorCode.Overloaded, true)),
-        RetriesExhaustedError,
-      );
-      assert.equal(replyText(await client.request(ops.echo("ok"))), "ok");
-    } finally {
-      await client.disconnect();
-    }
-    // Unhandled rejections are told after the microtasks: a turn or two.
-    for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 0));
     assert.ok(calls >= 4, `${calls} entries`);
     assert.deepEqual(rejected, []);
   } finally {
-    if (deno) globalThis.removeEventListener("unhandledrejection", onDeno);
-    else process.off("unhandledRejection", onNode);
     await node.close();
   }
 });

@@ -4,7 +4,7 @@
 // bridge's bookkeeping nor the request.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import process from "node:process";
+import { rejectionsDuring } from "./support/uncaught.ts";
 import { Client } from "../src/client/client.ts";
 import { channels } from "../src/diagnostics/channels.ts";
 import {
@@ -417,15 +417,6 @@ test("a provider, or the meter it gives, that throws at the door is an InvalidAr
 test("a tracer or meter whose methods are async and reject loses its telemetry and leaves no unhandled rejection", async () => {
   // A throw was caught, but what an async span.end() or histogram.record()
   // returned was let go: its rejection was the process's unhandled one.
-  const rejected: string[] = [];
-  const deno = (globalThis as { Deno?: unknown }).Deno !== undefined;
-  const onDeno = (event: Event) => {
-    event.preventDefault();
-    rejected.push(String((event as PromiseRejectionEvent).reason));
-  };
-  const onNode = (reason: unknown) => rejected.push(String(reason));
-  if (deno) globalThis.addEventListener("unhandledrejection", onDeno);
-  else process.on("unhandledRejection", onNode);
   const fail = (what: string) => async () => {
     await Promise.resolve();
     throw new Error(`${what} is down`);
@@ -452,25 +443,25 @@ test("a tracer or meter whose methods are async and reject loses its telemetry a
   } as unknown as Meter;
   const s = await cluster(1);
   try {
-    const instrumentation = instrumentClient(s.client, {
-      tracerProvider: { getTracer: () => tracer },
-      meterProvider: { getMeter: () => meter },
+    const rejected = await rejectionsDuring(async () => {
+      const instrumentation = instrumentClient(s.client, {
+        tracerProvider: { getTracer: () => tracer },
+        meterProvider: { getMeter: () => meter },
+      });
+      assert.equal(replyText(await s.client.request(ops.echo("ok"))), "ok");
+      const retried = s.client.request(
+        ops.fail(RemoteErrorCode.Overloaded, true),
+      )
+        .catch((e) => e);
+      await s.clock.advance(10);
+      await s.clock.advance(20);
+      assert.ok(await retried instanceof RetriesExhaustedError);
+      await s.client.withConnection(async () => {});
+      instrumentation.close();
     });
-    assert.equal(replyText(await s.client.request(ops.echo("ok"))), "ok");
-    const retried = s.client.request(ops.fail(RemoteErrorCode.Overloaded, true))
-      .catch((e) => e);
-    await s.clock.advance(10);
-    await s.clock.advance(20);
-    assert.ok(await retried instanceof RetriesExhaustedError);
-    await s.client.withConnection(async () => {});
-    instrumentation.close();
-    // Unhandled rejections are told after the microtasks: a turn or two.
-    for (let i = 0; i < 3; i++) await new Promise((r) => setTimeout(r, 0));
     assert.ok(ended >= 4, `${ended} spans ended`);
     assert.deepEqual(rejected, []);
   } finally {
-    if (deno) globalThis.removeEventListener("unhandledrejection", onDeno);
-    else process.off("unhandledRejection", onNode);
     await s.close();
   }
 });

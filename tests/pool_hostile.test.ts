@@ -7,6 +7,7 @@
 // clock throughout.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { rejectionsDuring } from "./support/uncaught.ts";
 import {
   AbortedError,
   ConnectionLostError,
@@ -52,34 +53,6 @@ function stuckPool(config: Record<string, number> = {}) {
     },
   });
   return { clock, pool, made };
-}
-
-/** Records unhandled rejections while `body` runs, on every runtime. */
-async function rejectionsDuring(body: () => Promise<void>): Promise<unknown[]> {
-  const seen: unknown[] = [];
-  const g = globalThis as {
-    Deno?: unknown;
-    addEventListener?: (type: string, fn: (e: Event) => void) => void;
-    removeEventListener?: (type: string, fn: (e: Event) => void) => void;
-  };
-  const onDeno = (event: Event) => {
-    event.preventDefault();
-    seen.push((event as PromiseRejectionEvent).reason);
-  };
-  const onNode = (reason: unknown) => seen.push(reason);
-  const process = (await import("node:process")).default;
-  if (g.Deno !== undefined) g.addEventListener!("unhandledrejection", onDeno);
-  else process.on("unhandledRejection", onNode);
-  try {
-    await body();
-    // Let a rejection nobody handled be reported.
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  } finally {
-    if (g.Deno !== undefined) {
-      g.removeEventListener!("unhandledrejection", onDeno);
-    } else process.off("unhandledRejection", onNode);
-  }
-  return seen;
 }
 
 test("close() gives up on an idle connection whose close() never settles after createTimeoutMs: it destroys it with a ConnectionLostError saying so, resolves, leaves no timer, and the late rejection is handled", async () => {

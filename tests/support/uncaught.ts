@@ -38,3 +38,36 @@ export function recordUncaught(rejections = false): string[] {
   }
   return reported;
 }
+
+/**
+ * The reasons of the rejections nobody handled while `body` ran (and in
+ * the 10 ms after it, by when the runtime has told them), on every
+ * runtime; they do not end the process.
+ */
+export async function rejectionsDuring(
+  body: () => Promise<void>,
+): Promise<unknown[]> {
+  const seen: unknown[] = [];
+  const g = globalThis as {
+    Deno?: unknown;
+    addEventListener?: (type: string, fn: (e: Event) => void) => void;
+    removeEventListener?: (type: string, fn: (e: Event) => void) => void;
+  };
+  const onDeno = (event: Event) => {
+    event.preventDefault();
+    seen.push((event as PromiseRejectionEvent).reason);
+  };
+  const onNode = (reason: unknown) => seen.push(reason);
+  if (g.Deno !== undefined) g.addEventListener!("unhandledrejection", onDeno);
+  else process.on("unhandledRejection", onNode);
+  try {
+    await body();
+    // Let a rejection nobody handled be reported.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  } finally {
+    if (g.Deno !== undefined) {
+      g.removeEventListener!("unhandledrejection", onDeno);
+    } else process.off("unhandledRejection", onNode);
+  }
+  return seen;
+}
