@@ -14,6 +14,7 @@
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { RequestOptions } from "../connection/types.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
+import { notSent } from "../connection/refusals.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import {
@@ -263,8 +264,7 @@ export class RequestPath {
       node.inFlight--;
       call.outstanding--;
       if (sink.message === undefined) return;
-      const why = new AbortedError("not sent: the request had its outcome");
-      return this.diagnostics.failed(call, sink.message, why, false);
+      return this.diagnostics.failed(call, sink.message, notSent(), false);
     }
     const sendOptions: RequestOptions = {
       timeoutMs: waited.leftMs,

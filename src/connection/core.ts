@@ -14,7 +14,7 @@
 
 import type { Clock } from "../clock.ts";
 import {
-  AbortedError,
+  type AbortedError,
   ConnectionLostError,
   type Endpoint,
   ProtocolError,
@@ -49,6 +49,7 @@ import {
 } from "./channel_check.ts";
 import { onControl } from "./node_messages.ts";
 import { routedReceiver } from "./routed_replies.ts";
+import { notSent } from "./refusals.ts";
 import { reportThrow } from "./uncaught.ts";
 
 /**
@@ -490,11 +491,6 @@ export class ConnectionCore {
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
-}
-
-/** The error of a held frame nobody waits for any more. */
-function notSent(): AbortedError {
-  return new AbortedError("not sent: the request had its outcome");
 }
 
 /** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */

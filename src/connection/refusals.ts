@@ -63,3 +63,12 @@ export function badArgument(
 export function abortedBeforeSent(signal: AbortSignal): AbortedError {
   return new AbortedError("request aborted before it was sent", signal.reason);
 }
+
+/**
+ * An attempt never sent because its request already had its outcome (a
+ * frame held behind congestion, a hedge whose wait for a connection ended
+ * after another attempt answered).
+ */
+export function notSent(): AbortedError {
+  return new AbortedError("not sent: the request had its outcome");
+}
