@@ -341,15 +341,29 @@ test("an error whose own retryable flag is false is not retried", () => {
 });
 
 test("an unknown retryable SDK error is treated as maybe sent", () => {
-  const unknown = new ConnectionError("CONNECTION_FAILED", "failed", NODE);
+  const unknown = new ConnectionError("LISTEN_FAILED", "failed", NODE);
   assert.equal(isRetryable(unknown), false);
   assert.equal(isRetryable(unknown, { idempotent: true }), true);
   // ... unless it says it never wrote the request.
   const unsent = Object.assign(
-    new ConnectionError("CONNECTION_FAILED", "failed", NODE),
+    new ConnectionError("LISTEN_FAILED", "failed", NODE),
     { sent: false },
   );
   assert.equal(isRetryable(unsent), true);
+});
+
+test("a connect that failed with the adapters' catch-all was never sent", () => {
+  // An unreachable host: the request waited for that connection.
+  const failed = new ConnectionError("CONNECTION_FAILED", "failed", NODE);
+  assert.equal(isRetryable(failed), true);
+  assert.equal(
+    isRetryable(
+      new ConnectionError("CONNECTION_FAILED", "failed", NODE, {
+        retryable: false,
+      }),
+    ),
+    false,
+  );
 });
 
 // --- executeWithRetry ------------------------------------------------------

@@ -120,8 +120,10 @@ export interface IsRetryableOptions {
  * Whether retrying after `error` is safe and may succeed.
  *
  * - Errors raised before the request left the client (refused, connect
- *   timeout, unknown host, closed connection, pool timeout, cleared pool, no
- *   healthy node, a lost connection with `sent === false`) are retried.
+ *   timeout, unknown host, a connect that failed otherwise
+ *   (`CONNECTION_FAILED`: an unreachable host, say), closed connection,
+ *   pool timeout, cleared pool, no healthy node, a lost connection with
+ *   `sent === false`) are retried.
  * - Errors after which the request may have reached the node (a lost
  *   connection with `sent === true`, a request timeout) are retried only
  *   when `options.idempotent` is true.
@@ -132,10 +134,10 @@ export interface IsRetryableOptions {
  *   {@linkcode NodewireError}, are never retried.
  *
  * An error whose own `retryable` flag is false is never retried. A
- * retryable SDK error with a code not listed above (such as the adapters'
- * catch-all `CONNECTION_FAILED`) is treated like one that may have reached
- * the node: retried only when idempotent, unless it carries `sent: false`
- * as {@linkcode ConnectionLostError} does.
+ * retryable SDK error with a code not listed above (a `LISTEN_FAILED` built
+ * without `retryable: false`, say) is treated like one that may have
+ * reached the node: retried only when idempotent, unless it carries
+ * `sent: false` as {@linkcode ConnectionLostError} does.
  *
  * The decision is made on the stable `code`, not on `instanceof` of the
  * subclasses, so it holds even when two copies of the SDK are loaded.

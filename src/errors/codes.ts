@@ -146,7 +146,10 @@ export const CONNECTION_ERROR_CODES: ReadonlySet<unknown> = new Set(
 
 /**
  * Codes of errors raised before the request could have left the client:
- * retrying them can never execute the request twice.
+ * retrying them can never execute the request twice. `CONNECTION_FAILED`
+ * is one: the runtime adapters' catch-all reaches a request only from a
+ * connect that failed (an unreachable host, say), since a stream that
+ * breaks later fails its requests with `CONNECTION_LOST`.
  *
  * @example
  * ```ts
@@ -158,6 +161,7 @@ export const NEVER_SENT_CODES: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   "CONNECTION_REFUSED",
   "CONNECT_TIMEOUT",
   "HOST_NOT_FOUND",
+  "CONNECTION_FAILED",
   "CONNECTION_CLOSED",
   "POOL_TIMEOUT",
   "POOL_CLEARED",
