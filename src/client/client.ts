@@ -177,6 +177,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
+   * @throws {AuthenticationError} (or `NegotiationError`, or a `TlsError`
+   *   about the certificate) itself when every node turned the client
+   *   away so: a retry cannot help.
+   * @throws {AbortedError} when `options.signal` aborts first.
    */
   static connect(
     config: ConnectionConfig,
@@ -199,6 +203,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    *   it but never the password; or when `NODEWIRE_URL` is needed but unset
    *   or not readable.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
+   * @throws {AuthenticationError} (or `NegotiationError`, or a `TlsError`
+   *   about the certificate) itself when every node turned the client
+   *   away so: a retry cannot help.
+   * @throws {AbortedError} when `options.signal` aborts first.
    * @example
    * ```ts
    * import { Client } from "@nodewire/client";
