@@ -412,7 +412,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   /**
    * Lends `fn` a connection to a healthy node for its exclusive use, and
    * takes it back when `fn` settles. The acquire is retried like a request;
-   * `fn` itself is not.
+   * `fn` itself is not. `timeoutMs` (default `poolConfig.connectionTimeoutMs`)
+   * bounds each wait for a connection and `signal` the acquire with its
+   * retries (then `AbortedError`); neither stops `fn` once it has the
+   * connection: the call settles when `fn` does.
    *
    * @throws {ClientClosedError} after `disconnect()`.
    * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
