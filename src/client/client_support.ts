@@ -28,6 +28,7 @@ import {
   ClientClosedError,
   InvalidArgumentError,
   messageOf,
+  NoHealthyNodesError,
   PoolTimeoutError,
   RemoteError,
   RequestTimeoutError,
@@ -116,8 +117,8 @@ async function pingOn(
 /**
  * Lends `fn` a connection for its exclusive use until it settles. The
  * checkout is retried (on another node if any) unless the client is
- * `closing()`, and its final error goes through `final`; `fn` is not
- * retried. The first checkout waits `firstMs` (what a lazy connect left
+ * `closing()` or no node is healthy, and its final error goes through
+ * `final`; `fn` is not retried. The first checkout waits `firstMs` (what a lazy connect left
  * of `acquire.timeoutMs`), the retries `acquire.timeoutMs` each.
  */
 export async function lendConnection<T>(
@@ -156,7 +157,10 @@ export async function lendConnection<T>(
     {
       clock: config.clock,
       signal: acquire.signal,
-      isRetryable: (e) => !closing() && isRetryable(e),
+      // With no healthy node a checkout fails fast, as a request does,
+      // instead of backing off to the same answer.
+      isRetryable: (e) =>
+        !closing() && !(e instanceof NoHealthyNodesError) && isRetryable(e),
     },
   ).catch((error) => {
     throw final(error);
