@@ -303,6 +303,9 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
+   * @throws {Error} (rejects) the factory's error when opening a connection
+   *   failed and the pool had no other to offer, or is `blocked` after a
+   *   failure retrying cannot fix (see `connectionFailed`).
    * @throws {AbortedError} (rejects) when `signal` aborts first.
    * @throws {InvalidArgumentError} (rejects) for a bad option, naming it
    * (`timeoutMs`: 0 to 2^31 - 1 ms).
@@ -445,6 +448,9 @@ export class ConnectionPool<C extends PoolableConnection>
    *
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
+   * @throws {Error} (rejects) the factory's error when opening a connection
+   *   failed and the pool had no other to offer, or is `blocked` after a
+   *   failure retrying cannot fix (see `connectionFailed`).
    * @throws {AbortedError} (rejects) when `signal` aborts first.
    * @throws {InvalidArgumentError} (rejects) as `getConnection()` does.
    * @example
