@@ -9,7 +9,7 @@
  */
 
 import { type Clock, systemClock } from "../src/clock.ts";
-import { DEFAULT_MAX_FRAME_SIZE, MessageType } from "../src/protocol/frame.ts";
+import { DEFAULT_MAX_FRAME_SIZE } from "../src/protocol/frame.ts";
 import { formatAddress } from "../src/errors.ts";
 import type { ProtocolFeature } from "../src/protocol/messages.ts";
 import { sortProtocols } from "../src/protocol/negotiation.ts";
@@ -28,6 +28,13 @@ import { NodeSession, type SessionHost } from "./node_session.ts";
 import type { TestNodeStats } from "./node_stats.ts";
 import { NodeUdp } from "./node_udp.ts";
 import type { UdpServiceStats } from "./udp_service.ts";
+
+/**
+ * How long a gracefully stopped node keeps a stream open after its
+ * GOODBYE for the client to close it: requests sent before the client
+ * read the GOODBYE are still answered meanwhile.
+ */
+const GOODBYE_WINDOW_MS = 1_000;
 
 const encoder = new TextEncoder();
 
@@ -107,7 +114,6 @@ export class TestNode {
       stats: this.stats,
       clock,
       nodeIdBytes: () => this.#nodeIdBytes,
-      listening: () => this.#listener !== undefined,
     });
     this.#host = {
       nodeId: () => this.nodeId,
@@ -218,9 +224,11 @@ export class TestNode {
 
   /**
    * Stops listening. By default open connections are dropped at once, like
-   * a crash; with `graceful` the node says GOODBYE, finishes what is in
-   * flight and then closes them. A `start()` under way is waited for, then
-   * stopped.
+   * a crash; with `graceful` the node says GOODBYE, answers what each
+   * client sent before it read the GOODBYE, finishes what is in flight,
+   * and leaves each stream for its client to close (after 1 s it closes
+   * it, once nothing is in flight). A `start()` under way is waited for,
+   * then stopped.
    *
    * @example
    * ```ts
@@ -246,11 +254,8 @@ export class TestNode {
     this.#listener = undefined;
     await listener?.close();
     for (const session of [...this.#sessions]) {
-      if (graceful) {
-        session.writer.push(MessageType.Goodbye, 0, 0, new Uint8Array(0));
-        session.writer.flush();
-        if (session.inFlight === 0) session.channel.close();
-      } else {
+      if (graceful) session.sayGoodbye(GOODBYE_WINDOW_MS);
+      else {
         session.channel.destroy();
         this.#sessions.delete(session);
       }

@@ -11,7 +11,6 @@ import type { Clock, TimerHandle } from "../src/clock.ts";
 import type { FrameWriter } from "../src/connection/frame_writer.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
-import type { ByteChannel } from "../src/runtime/types.ts";
 import type { TestNodeStats } from "./node_stats.ts";
 import { encodeReply, Op } from "./ops.ts";
 import type { ReplyWriter } from "./udp_service.ts";
@@ -26,8 +25,6 @@ export interface RequestHost {
   nodeIdBytes(): Uint8Array;
   /** For SLEEP. */
   readonly clock: Clock;
-  /** Whether the node listens: once stopped, the last SLEEP closes. */
-  listening(): boolean;
 }
 
 /** What a request uses of the session that sent it. */
@@ -36,7 +33,8 @@ export interface RequestSession {
   inFlight: number;
   /** The session's stream, read when a SLEEP ends (TLS may replace it). */
   readonly writer: FrameWriter;
-  readonly channel: ByteChannel;
+  /** After a graceful stop's window, closes the stream once idle. */
+  closeIfDrained(): void;
 }
 
 /** A node's requests: its store, and the SLEEPs under way. */
@@ -107,13 +105,7 @@ export class RequestServer {
           this.reply(sequence, data, out);
           // Over UDP the reply may still be on its way when the stream's
           // FIN arrives: the client, told GOODBYE, closes once it has it.
-          if (
-            !this.#host.listening() && session.inFlight === 0 &&
-            out === session.writer
-          ) {
-            session.writer.flush();
-            session.channel.close();
-          }
+          if (out === session.writer) session.closeIfDrained();
         }, ms);
         this.#timers.add(timer);
         return;

@@ -22,6 +22,7 @@ import {
   decodeNegotiate,
   selectProtocol,
 } from "../src/protocol/negotiation.ts";
+import type { TimerHandle } from "../src/clock.ts";
 import type { ProtocolType } from "../src/protocol_type.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { type AuthHost, SessionAuth } from "./node_auth.ts";
@@ -69,6 +70,10 @@ export class NodeSession {
   /** SLEEPs under way: a graceful stop closes the stream after them. */
   inFlight = 0;
   readonly #host: SessionHost;
+  // Set by a graceful stop's GOODBYE: the window for the requests the
+  // client sent before it read the GOODBYE, then whether it has passed.
+  #goodbyeWindow: TimerHandle | undefined;
+  #windowOver = false;
   // REQUESTs wait for it when the node requires authentication.
   readonly #auth: SessionAuth;
   #greeted = false;
@@ -122,7 +127,40 @@ export class NodeSession {
 
   /** Tells the node the session's connection closed. */
   drop(): void {
+    if (this.#goodbyeWindow !== undefined) {
+      this.#host.clock.clearTimeout(this.#goodbyeWindow);
+      this.#goodbyeWindow = undefined;
+    }
     this.#host.drop(this);
+  }
+
+  /**
+   * A graceful stop: GOODBYE, then the stream stays open for the client
+   * to close once its replies came (docs/PROTOCOL.md). What it sent before
+   * it read the GOODBYE is on its way and is answered: closing at once
+   * would lose it, and the client could not tell whether it ran. After
+   * `windowMs` (a client that ignores GOODBYE) the stream closes once
+   * nothing is in flight.
+   */
+  sayGoodbye(windowMs: number): void {
+    this.writer.push(MessageType.Goodbye, 0, 0, new Uint8Array(0));
+    this.writer.flush();
+    if (this.#goodbyeWindow !== undefined || this.#windowOver) return;
+    this.#goodbyeWindow = this.#host.clock.setTimeout(() => {
+      this.#goodbyeWindow = undefined;
+      this.#windowOver = true;
+      this.closeIfDrained();
+    }, windowMs);
+  }
+
+  /**
+   * Closes the stream when a graceful stop's window has passed and
+   * nothing is in flight (called as each SLEEP ends).
+   */
+  closeIfDrained(): void {
+    if (!this.#windowOver || this.inFlight !== 0) return;
+    this.writer.flush();
+    this.channel.close();
   }
 
   /** A REQUEST or PING that came as a datagram with the session's token. */
