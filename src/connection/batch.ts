@@ -135,7 +135,13 @@ export function submitRun(
     };
     table.add(pending);
     if (route !== undefined) {
-      route.send(MessageType.Request, flags, sequence, payload);
+      try {
+        route.send(MessageType.Request, flags, sequence, payload);
+      } catch (thrown) {
+        // The connection ends; this request and the run's others fail
+        // with it (see routeThrew, and failLate below).
+        core.routeThrew(thrown);
+      }
     } else if (writer.congested) {
       core.queued.push({ pending, flags, payload });
     } else {
@@ -143,6 +149,9 @@ export function submitRun(
     }
     sent++;
   }
+  // Once a run, not once a request: a send that ended the connection
+  // midway left the rest of the run in a closed connection's table.
+  if (core.closed) core.failLate();
   if (refused !== undefined) {
     // A sink that throws is its caller's bug (reported as uncaught): the
     // other refusals are still reported, and the run counted as sent.

@@ -302,7 +302,9 @@ export class Connection {
    * protocol (a reply of the wrong kind for its sequence, an ERROR that
    * does not decode); the request it names waits on. (On the stream such
    * a frame closes the connection: the bytes after it cannot be trusted.)
-   * The route is closed with the connection. Used by the UDP transport
+   * The route is closed with the connection. A route whose `send` throws
+   * ends the connection with a `ConnectionLostError` saying so, which
+   * every request in flight fails with, once. Used by the UDP transport
    * during the handshake.
    *
    * @throws {ConnectionClosedError} when the connection is already closed
@@ -690,7 +692,12 @@ export class Connection {
     core.deadlines.add(pending, timeoutMs);
     if (signal) core.listenForAbort(pending, signal);
     if (route !== undefined) {
-      route.send(type, flags, sequence, payload);
+      try {
+        route.send(type, flags, sequence, payload);
+      } catch (thrown) {
+        // The request fails with the connection, once (see routeThrew).
+        return core.routeThrew(thrown);
+      }
     } else {
       const writer = core.writer;
       if (writer.congested) {

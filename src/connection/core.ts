@@ -105,6 +105,8 @@ export class ConnectionCore {
   /** Set once the connection has closed. */
   closed = false;
   #idleWaiters: Array<() => void> = [];
+  /** The error maker the connection closed with (see shutDown). */
+  #lost: ((sent: boolean, retryable: boolean) => Error) | undefined;
   /** Requests settled whose frames may still be in `queued`. */
   #heldDone = 0;
   readonly #onGoodbye: () => void;
@@ -256,6 +258,7 @@ export class ConnectionCore {
    */
   shutDown(lost: (sent: boolean, retryable: boolean) => Error): void {
     this.closed = true;
+    this.#lost = lost;
     this.deadlines.stop();
     const unrouted = this.#closeRoute();
     // Dropped, not flushed later: a request failed as never sent must not
@@ -280,6 +283,41 @@ export class ConnectionCore {
     }
     this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
+  }
+
+  /**
+   * Fails the requests a batch run put in the table after the connection
+   * had closed under it: a route or channel that ended the connection
+   * from inside a send (a socket of its own that failed), midway through
+   * the run. They never went out on an open connection, and no timer
+   * would ever end them. Called once per run, only when it finds the
+   * connection closed.
+   */
+  failLate(): void {
+    const lost = this.#lost;
+    if (lost === undefined) return;
+    let error: Error | undefined;
+    for (const p of this.table.values()) {
+      this.settle(p);
+      tellError(p.sink, error ??= lost(false, true), p.sequence);
+    }
+  }
+
+  /**
+   * A route's `send` threw (its author's bug, or a socket of its own that
+   * failed): what it was handed may or may not have gone out, and nothing
+   * handed to it next can be trusted to, so the connection ends with a
+   * ConnectionLostError saying so. The request it was sending is in the
+   * table already, and fails with it like every other in flight: once.
+   */
+  routeThrew(thrown: unknown): void {
+    this.owner.destroy(
+      new ConnectionLostError(
+        this.owner,
+        `its request route failed to send: ${messageOf(thrown)}`,
+        { cause: thrown },
+      ),
+    );
   }
 
   /**

@@ -50,7 +50,11 @@ export interface RequestRoute {
   readonly maxPayload: number;
   /** The error for a payload over `maxPayload`; such a request is not sent. */
   tooLarge(length: number): Error;
-  /** Sends one REQUEST or PING. Loss shows up as the request's timeout. */
+  /**
+   * Sends one REQUEST or PING. Loss shows up as the request's timeout. A
+   * send that throws ends the connection with a `ConnectionLostError`
+   * saying so, which the request, and every other in flight, fails with.
+   */
   send(
     type: number,
     flags: number,
