@@ -4,9 +4,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import { PoolTimeoutError, RetriesExhaustedError } from "../src/errors.ts";
+import {
+  PoolTimeoutError,
+  RequestTimeoutError,
+  RetriesExhaustedError,
+} from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
@@ -56,4 +61,88 @@ test("a lazy client's withConnection spends its timeoutMs on the connect and the
     await proxy.close();
     await node.close();
   }
+});
+
+/**
+ * A lazy client behind 100 ms of latency each way (its first connect
+ * takes some hundreds of ms), on a virtual clock, given to `body`.
+ */
+async function lazyBehindLatency(
+  maxRetries: number,
+  body: (client: Client, clock: VirtualClock) => Promise<void>,
+): Promise<void> {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const node = await startTestNode({ runtime: network, clock });
+  const proxy = await startFaultProxy({
+    target: { hostname: "127.0.0.1", port: node.port },
+    runtime: network,
+    clock,
+    faults: { latencyMs: 100 },
+  });
+  const client = await Client.connect(
+    {
+      hosts: [proxy.address],
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 0 },
+      retryConfig: { maxRetries, initialBackoffMs: 10, jitter: false },
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+    },
+    { lazy: true },
+  );
+  try {
+    await body(client, clock);
+  } finally {
+    await client.disconnect();
+    await proxy.close();
+    await node.close();
+  }
+}
+
+test("a lazy client's first request spends its timeoutMs on the connect and the attempt together: it took up to twice timeoutMs", async () => {
+  await lazyBehindLatency(0, async (client, clock) => {
+    let failedAt: number | undefined;
+    // The node answers only after a minute: the attempt can only time out.
+    const request = client.request(ops.sleep(60_000), { timeoutMs: 1000 })
+      .catch((error) => {
+        failedAt = clock.now();
+        return error;
+      });
+    for (let i = 0; i < 60 && failedAt === undefined; i++) {
+      await clock.advance(50);
+    }
+    const error = await request;
+    assert.ok(error instanceof RequestTimeoutError, String(error));
+    assert.ok(failedAt! <= 1000, `failed at ${failedAt} ms, after 1000`);
+  });
+});
+
+test("a lazy client's first request's retries have their full timeoutMs: only the first attempt pays for the connect", async () => {
+  await lazyBehindLatency(1, async (client, clock) => {
+    const retriedAt: number[] = [];
+    client.addEventListener("retry", (e) => {
+      retriedAt.push(clock.now() + e.detail.delayMs);
+    });
+    let failedAt: number | undefined;
+    const request = client.request(ops.sleep(60_000), {
+      timeoutMs: 1000,
+      idempotent: true,
+    }).catch((error) => {
+      failedAt = clock.now();
+      return error;
+    });
+    for (let i = 0; i < 120 && failedAt === undefined; i++) {
+      await clock.advance(50);
+    }
+    const error = await request;
+    assert.ok(error instanceof RetriesExhaustedError, String(error));
+    assert.ok(error.cause instanceof RequestTimeoutError, String(error.cause));
+    assert.equal(retriedAt.length, 1);
+    assert.ok(retriedAt[0] <= 1000 + 10, `retried at ${retriedAt[0]} ms`);
+    assert.ok(
+      failedAt! - retriedAt[0] >= 1000,
+      `the retry had ${failedAt! - retriedAt[0]} ms, not its full 1000`,
+    );
+  });
 });

@@ -171,9 +171,11 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * With `options.lazy`, it resolves at once without needing any node up
    * (the configuration is still validated): the first `request`, `ping`
    * or `withConnection` connects, and calls made meanwhile wait for that
-   * one connect, each within its own `timeoutMs` and `signal`. If it fails
-   * they fail with its error, and the next call tries again. For programs
-   * that start before their database.
+   * one connect, each within its own `timeoutMs` and `signal` (a
+   * request's first attempt then has what the connect left of its
+   * `timeoutMs`; its retries their whole `timeoutMs`). If it fails they
+   * fail with its error, and the next call tries again. For programs that
+   * start before their database.
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
@@ -284,7 +286,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<Uint8Array> {
     return this.#lazy!.after(
       options,
-      () => this.#path.request(payload, options),
+      // The connect's time is taken off the first attempt's `timeoutMs`,
+      // as a pool wait's is: it bounds the attempt end to end.
+      (leftMs) => this.#path.requestWithin(payload, options, leftMs),
       (error) => Promise.reject(error),
     );
   }

@@ -239,31 +239,38 @@ export class LazyStart {
   }
 
   /**
-   * Runs a request of a lazy client once it is connected (`failed` with
-   * the error when it could not be, in the request's time). In flight
-   * from the call: a disconnect meanwhile gives it its grace.
+   * Runs a request of a lazy client once it is connected, with what the
+   * connect left of its time (`failed` with the error when it could not
+   * be connected in the request's time, or was with none left). In
+   * flight from the call: a disconnect meanwhile gives it its grace.
    */
   after<T>(
     options: ClientRequestOptions,
-    run: () => Promise<T>,
+    run: (leftMs: number) => Promise<T>,
     failed: (error: unknown) => Promise<T>,
   ): Promise<T> {
-    const limit = options.timeoutMs ?? this.#client.config.requestTimeoutMs;
-    const path = this.#client.path;
+    const { config, manager, path } = this.#client;
+    const limit = options.timeoutMs ?? config.requestTimeoutMs;
+    const started = config.clock.now();
     path.inFlight++;
+    const fail = (error: unknown) => {
+      if (--path.inFlight === 0) this.#owner.idle();
+      return failed(this.#owner.final(error));
+    };
     return this.ready(options.signal, limit).then(() => {
+      const leftMs = limit - (config.clock.now() - started);
+      // Connected as the limit passed: failed as a limit passed during
+      // the connect is.
+      if (!(leftMs > 0)) return fail(lazyRequestTimeout(manager.nodes, limit));
       // Counted until `run` counts itself (a request does at once), and
       // the count's end said: a run that counts nothing (an empty batch)
       // must not leave a disconnect waiting out its grace.
       try {
-        return run();
+        return run(leftMs);
       } finally {
         if (--path.inFlight === 0) this.#owner.idle();
       }
-    }, (error) => {
-      if (--path.inFlight === 0) this.#owner.idle();
-      return failed(this.#owner.final(error));
-    });
+    }, fail);
   }
 
   /**

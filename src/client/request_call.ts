@@ -59,7 +59,12 @@ export class RequestCall implements ReplySink, ObservedCall {
   constructor(
     readonly path: CallPath,
     readonly payload: Uint8Array,
-    readonly options: ClientRequestOptions,
+    /**
+     * What its attempts go by; a lazy client's first request has its
+     * full `timeoutMs` back here once its first attempt failed (see
+     * RequestPath.requestWithin).
+     */
+    public options: ClientRequestOptions,
   ) {}
 
   /**

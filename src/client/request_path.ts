@@ -134,6 +134,33 @@ export class RequestPath {
     return promise;
   }
 
+  /**
+   * A lazy client's request, once its first connect is done: as
+   * {@linkcode RequestPath.request}, but its first attempt has only
+   * `firstMs`, what the connect left of its `timeoutMs` (the connect
+   * counts against it as a wait for a pool connection does); its retries
+   * have their full `timeoutMs`. Apart from `request`, so that a
+   * connected client's requests pay nothing for it.
+   */
+  requestWithin(
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+    firstMs: number,
+  ): Promise<Uint8Array> {
+    const first = { ...options, timeoutMs: firstMs };
+    (this.#firstOnly ??= new WeakMap()).set(first, options);
+    return this.request(payload, first);
+  }
+
+  /**
+   * The options of requests whose first attempt had less time, to the
+   * options their retries go on with (see requestWithin); read only when
+   * a retry starts.
+   */
+  #firstOnly:
+    | WeakMap<ClientRequestOptions, ClientRequestOptions>
+    | undefined;
+
   // Apart from request(): a closure there would capture `call`, and V8
   // would then allocate a context for every request, hedged or not.
   #startHedge(hedging: Hedging, call: RequestCall): Hedge {
@@ -424,6 +451,8 @@ export class RequestPath {
         ),
       );
     }
+    const full = this.#firstOnly?.get(call.options);
+    if (full !== undefined) call.options = full;
     this.#dispatch(call, error);
   }
 
