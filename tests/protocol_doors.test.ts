@@ -11,6 +11,7 @@ import {
   encodeHello,
   formatUdpToken,
   hasToken,
+  isKnownMessageType,
   MessageCodec,
   MessageType,
 } from "../protocol.ts";
@@ -204,4 +205,14 @@ test("the encoders name the field whose read threw (a getter, a proxy's trap), a
       return true;
     });
   }
+});
+
+test("isKnownMessageType answers false for what is no number (a BigInt, a symbol, a string, an object): 16n threw a raw TypeError", () => {
+  for (
+    const value of [16n, Symbol("x"), "16", { valueOf: () => 16 }, null, NaN]
+  ) {
+    assert.equal(isKnownMessageType(value as never), false, String(value));
+  }
+  assert.equal(isKnownMessageType(MessageType.Ping), true);
+  assert.equal(isKnownMessageType(16.5), false);
 });

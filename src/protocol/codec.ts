@@ -12,7 +12,7 @@ import { fieldsOf, MESSAGE_FIELDS } from "./messages.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
   HEADER_SIZE,
-  isKnownMessageType,
+  isKnownTypeNumber,
   KNOWN_FLAGS,
   MAX_FRAME_SIZE_LIMIT,
   type Message,
@@ -296,7 +296,7 @@ export class MessageCodec {
       const hi = readU32(chunk, offset + 4);
       const length = readU32(chunk, offset + 12);
       if (
-        chunk[offset] !== PROTOCOL_VERSION || !isKnownMessageType(type) ||
+        chunk[offset] !== PROTOCOL_VERSION || !isKnownTypeNumber(type) ||
         (flags & ~KNOWN_FLAGS) !== 0 || hi > 0x1f_ffff || length > max
       ) {
         // The full check, which throws the error that names the fault.

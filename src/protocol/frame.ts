@@ -70,16 +70,27 @@ const KNOWN_TYPES = new Uint8Array(256);
 for (const t of Object.values(MessageType)) KNOWN_TYPES[t] = 1;
 
 /**
- * Whether `type` is a message type this version knows.
+ * Whether `type` is a message type this version knows: false for anything
+ * else, a value that is no number (a BigInt, a string) included.
  *
  * @example
  * ```ts
  * import { isKnownMessageType } from "@nodewire/client/protocol";
  * isKnownMessageType(0x20); // true
+ * isKnownMessageType(16n); // false
  * ```
  */
-export function isKnownMessageType(type: number): type is MessageTypeValue {
-  // Not 16.5, nor "16": only a byte is a type.
+export function isKnownMessageType(type: unknown): type is MessageTypeValue {
+  // A BigInt or a symbol made the bit test below throw a raw TypeError.
+  return typeof type === "number" && isKnownTypeNumber(type);
+}
+
+/**
+ * {@linkcode isKnownMessageType} for a value known to be a number (a
+ * header's byte, as decoders read it per frame), without the `typeof`.
+ */
+export function isKnownTypeNumber(type: number): type is MessageTypeValue {
+  // Not 16.5, nor NaN: only a byte is a type.
   return (type & 0xff) === type && KNOWN_TYPES[type] === 1;
 }
 

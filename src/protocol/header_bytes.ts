@@ -12,7 +12,7 @@ import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import { shown } from "./messages.ts";
 import {
   HEADER_SIZE,
-  isKnownMessageType,
+  isKnownTypeNumber,
   KNOWN_FLAGS,
   MAX_SEQUENCE,
   PROTOCOL_VERSION,
@@ -45,7 +45,7 @@ export function writeHeader(
 ): void {
   // Each a number first: the bit tests below throw a raw TypeError on a
   // BigInt (a u64 sequence held as one, say) or a symbol.
-  if (typeof type !== "number" || !isKnownMessageType(type)) {
+  if (typeof type !== "number" || !isKnownTypeNumber(type)) {
     throw new ProtocolError(`cannot encode unknown message type ${hex(type)}`);
   }
   // Equal only for an integer with no bit outside KNOWN_FLAGS.
@@ -108,7 +108,7 @@ export function headerFault(
   const length = readU32(bytes, at + 12);
   return bytes[at] !== PROTOCOL_VERSION
     ? `unsupported protocol version ${bytes[at]} (expected ${PROTOCOL_VERSION})`
-    : !isKnownMessageType(type)
+    : !isKnownTypeNumber(type)
     ? `unknown message type ${hex(type)}`
     : (flags & ~KNOWN_FLAGS) !== 0
     ? `reserved flag bits set: ${hex(flags)}`
