@@ -114,6 +114,39 @@ test("observe() refuses a slot no table may have (a timestamp passed as the slot
   assert.equal(ewma.estimate(5, 0), 7);
 });
 
+test("observe() refuses a fraction of a slot or a negative one inside the table, and a time that is NaN, negative or infinite, naming it and changing nothing: they were booked nowhere, or stayed in the estimate for good", () => {
+  const ewma = new PeakEwma(4);
+  ewma.observe(1, 10, 0);
+  const bad: [number, number, number, string][] = [
+    [0.5, 5, 0, "slot"],
+    [1.5, 5, 0, "slot"],
+    [-1, 5, 0, "slot"],
+    [1, NaN, 0, "ms"],
+    [1, -3, 0, "ms"],
+    [1, Infinity, 0, "ms"],
+    [1, 5, NaN, "now"],
+    [1, 5, Infinity, "now"],
+    [1, 5, -Infinity, "now"],
+  ];
+  for (const [slot, ms, now, argument] of bad) {
+    assert.throws(
+      () => ewma.observe(slot, ms, now),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === argument &&
+        e.message.startsWith("PeakEwma.observe: "),
+      `${slot} ${ms} ${now}`,
+    );
+  }
+  assert.equal(ewma.slots, 4);
+  assert.equal(ewma.estimate(1, 0), 10, "the estimate is as it was");
+  assert.equal(ewma.estimate(0, 0), 0);
+  // 0 ms stays a sample (a coarse clock), and decays as before.
+  ewma.observe(2, 0, 0);
+  assert.ok(ewma.estimate(2, 0) > 0);
+  ewma.observe(1, 20, 100);
+  assert.equal(ewma.estimate(1, 100), 20);
+});
+
 test("cost is estimate × (in flight + 1); an unmeasured node is free when idle and last when busy", () => {
   const ewma = new PeakEwma(3);
   ewma.observe(0, 2, 0);

@@ -390,8 +390,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     const ms = error === undefined
       ? now - started
       : failureSample(now - started, error);
-    // A removed node's slot may already be another node's.
-    if (ms >= 0 && this.#byAddress.get(node.address) === node) {
+    // A removed node's slot may already be another node's. A clock that
+    // read Infinity gives no sample (observe would refuse it).
+    if (
+      ms >= 0 && ms < Infinity && this.#byAddress.get(node.address) === node
+    ) {
       latency.observe(node.slot, ms, now);
     }
   }

@@ -114,7 +114,10 @@ export class PeakEwma {
    * since the last update. The table grows to hold `slot`.
    *
    * @throws {InvalidArgumentError} for a slot that is no integer from 0
-   *   to 2^24 - 1 (the most slots a table may hold), growing nothing.
+   *   to 2^24 - 1 (the most slots a table may hold), an `ms` that is no
+   *   finite number of 0 or more, or a `now` that is no finite number,
+   *   changing nothing: a NaN or infinite time would stay in the estimate
+   *   for good, and a fraction of a slot named no node.
    * @example
    * ```ts
    * import { PeakEwma } from "@nodewire/client/core";
@@ -124,9 +127,12 @@ export class PeakEwma {
    * ```
    */
   observe(slot: number, ms: number, now: number): void {
-    // Inverted so that a NaN slot takes the rare branch, where it is
-    // checked: the common case stays one comparison.
-    if (!(slot < this.#estimates.length)) this.#grow(slot);
+    // Inverted so that a NaN takes the rare branch, where it is checked:
+    // the common case stays a few comparisons.
+    if (
+      !((slot >>> 0) === slot && slot < this.#estimates.length && ms >= 0 &&
+        ms < Infinity && now - now === 0)
+    ) this.#checkAndGrow(slot, ms, now);
     const sample = ms > MIN_SAMPLE_MS ? ms : MIN_SAMPLE_MS;
     const previous = this.#estimates[slot];
     const elapsed = now - this.#stamps[slot];
@@ -167,12 +173,20 @@ export class PeakEwma {
   }
 
   /**
-   * Makes room for `slot`, one the constructor could have made room for:
-   * a timestamp passed as the slot was a raw RangeError (or gigabytes).
+   * Refuses what `observe` may not book, then makes room for `slot`, one
+   * the constructor could have made room for: a timestamp passed as the
+   * slot was a raw RangeError (or gigabytes).
    */
-  #grow(slot: number): void {
+  #checkAndGrow(slot: number, ms: number, now: number): void {
+    const method = "PeakEwma.observe";
     const bad = integer(0, MAX_SLOTS - 1)(slot);
-    if (bad) throw refuse("PeakEwma.observe", "slot", slot, bad);
+    if (bad) throw refuse(method, "slot", slot, bad);
+    const badMs = SAMPLE_MS(ms);
+    if (badMs) throw refuse(method, "ms", ms, badMs);
+    if (!(typeof now === "number" && Number.isFinite(now))) {
+      throw refuse(method, "now", now, "expected a finite number");
+    }
+    if (slot < this.#estimates.length) return;
     const size = Math.min(
       Math.max(slot + 1, this.#estimates.length * 2),
       MAX_SLOTS,
