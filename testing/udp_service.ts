@@ -23,7 +23,7 @@ import {
   UDP_TOKEN_SIZE,
 } from "../src/protocol/datagram.ts";
 import { type Clock, systemClock } from "../src/clock.ts";
-import { DatagramPacker } from "../src/protocol/datagram_packer.ts";
+import { FramePacker } from "../src/protocol/datagram_packer.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
 import { type DatagramChannel, unmapIPv4 } from "../src/runtime/datagram.ts";
@@ -395,7 +395,7 @@ class ReplyBatch implements ReplyWriter {
   readonly ip: string;
   readonly port: number;
   readonly #limit: number;
-  readonly #packer: DatagramPacker;
+  readonly #packer: FramePacker;
   readonly #oversized: (size: number) => Uint8Array;
   #scheduled = false;
 
@@ -411,7 +411,7 @@ class ReplyBatch implements ReplyWriter {
     this.port = port;
     this.#limit = limit;
     this.#oversized = oversized;
-    this.#packer = new DatagramPacker(
+    this.#packer = new FramePacker(
       token,
       limit,
       (datagram) => send(datagram, ip, port),

@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  DatagramPacker,
   decodeDatagram,
   decodeDatagramFrames,
   encodeDatagram,
@@ -215,4 +216,43 @@ test("isKnownMessageType answers false for what is no number (a BigInt, a symbol
   }
   assert.equal(isKnownMessageType(MessageType.Ping), true);
   assert.equal(isKnownMessageType(16.5), false);
+});
+
+test("DatagramPacker.push refuses a type, flags or sequence that does not fit its header field, naming it, and packs nothing: a sequence of 2^64 or a type of 300 went out as another frame", () => {
+  const sent: Uint8Array[] = [];
+  const packer = new DatagramPacker(new Uint8Array(16), 1200, (d) => {
+    sent.push(d.slice());
+  });
+  const ping = MessageType.Ping;
+  const empty = new Uint8Array(0);
+  const bad: [number, number, number, string][] = [
+    [300, 0, 1, "type"],
+    [-1, 0, 1, "type"],
+    [1.5, 0, 1, "type"],
+    [16n as never, 0, 1, "type"],
+    [ping, 0x1_0000, 1, "flags"],
+    [ping, NaN, 1, "flags"],
+    [ping, 0, 2 ** 64, "sequence"],
+    [ping, 0, -1, "sequence"],
+    [ping, 0, 0.5, "sequence"],
+    [ping, 0, "7" as never, "sequence"],
+  ];
+  for (const [type, flags, sequence, argument] of bad) {
+    assert.throws(
+      () => packer.push(type, flags, sequence, empty),
+      invalid("DatagramPacker.push", argument),
+      `${String(type)} ${flags} ${String(sequence)}`,
+    );
+  }
+  assert.throws(
+    () => packer.push(ping, 0, 1, [1, 2] as never),
+    invalid("DatagramPacker.push", "payload"),
+  );
+  assert.equal(packer.pending, 0, "nothing was packed");
+  packer.push(ping, 0, 9, empty);
+  packer.flush();
+  assert.equal(sent.length, 1);
+  const [frame] = decodeDatagramFrames(sent[0]).messages;
+  assert.equal(frame.type, ping);
+  assert.equal(frame.sequence, 9);
 });

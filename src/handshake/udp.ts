@@ -42,7 +42,7 @@ import {
   MIN_DATAGRAM_SIZE,
   parseUdpToken,
 } from "../protocol/datagram.ts";
-import { DatagramPacker } from "../protocol/datagram_packer.ts";
+import { FramePacker } from "../protocol/datagram_packer.ts";
 import type { Message } from "../protocol/frame.ts";
 import {
   anyAddressFor,
@@ -286,7 +286,7 @@ class UdpRoute implements RequestRoute {
   readonly #maxDatagramSize: number;
   // Set when the session agreed "udp-batch": frames wait here for the
   // microtask that sends them.
-  readonly #packer: DatagramPacker | undefined;
+  readonly #packer: FramePacker | undefined;
   #scheduled = false;
   #closed = false;
 
@@ -309,7 +309,7 @@ class UdpRoute implements RequestRoute {
     this.#maxDatagramSize = options.maxDatagramSize;
     this.maxPayload = options.maxDatagramSize - DATAGRAM_OVERHEAD;
     if (options.batching) {
-      this.#packer = new DatagramPacker(
+      this.#packer = new FramePacker(
         options.token,
         options.maxDatagramSize,
         this.#sendDatagram,

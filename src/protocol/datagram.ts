@@ -284,7 +284,7 @@ function checkToken(token: unknown, method: string): void {
  * Throws unless each field fits its bytes in the header (an unknown type
  * does), and the payload is a Uint8Array; `at` prefixes the names.
  */
-function checkFrame(
+export function checkFrame(
   method: string,
   at: string,
   type: unknown,

@@ -18,6 +18,7 @@ import { lengthOf } from "./codec.ts";
 import { readSequence, readU32, writeHeaderUnchecked } from "./header_bytes.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import {
+  checkFrame,
   DATAGRAM_OVERHEAD,
   MAX_DATAGRAM_SIZE,
   UDP_TOKEN_SIZE,
@@ -31,23 +32,13 @@ import { HEADER_SIZE } from "./frame.ts";
 const MIN_SLAB = 16 * 1024;
 
 /**
- * Builds datagrams of several frames each and hands every finished one to
- * `emit`. The bytes handed over are never written again (the slab only
- * grows forward and is replaced when full), so a runtime may send them
- * asynchronously.
- *
- * @example
- * ```ts
- * import { DatagramPacker, MessageType } from "@nodewire/client/protocol";
- * const sent: Uint8Array[] = [];
- * const packer = new DatagramPacker(new Uint8Array(16), 1200, (d) => sent.push(d));
- * packer.push(MessageType.Ping, 0, 1, new Uint8Array(0));
- * packer.push(MessageType.Ping, 0, 2, new Uint8Array(0));
- * packer.flush();
- * console.log(sent.length, sent[0].byteLength); // 1 48
- * ```
+ * The packer of {@linkcode DatagramPacker}, without the checks of a
+ * frame's header fields: for the UDP transport and the reference node,
+ * which push message-type constants and sequence numbers they made, one
+ * frame at a time on their send paths. Its payload checks stay: they
+ * keep the slab whole.
  */
-export class DatagramPacker {
+export class FramePacker {
   readonly #token: Uint8Array;
   readonly #limit: number;
   readonly #emit: (datagram: Uint8Array) => void;
@@ -110,7 +101,7 @@ export class DatagramPacker {
    * Adds one frame; a frame that would overflow the datagram being built
    * finishes it first (handed to `emit` once this frame is in the next
    * one: a push from inside `emit` is held to the limit too). The
-   * header's fields are not validated, as for `encodeDatagram`.
+   * header's fields are not validated.
    *
    * @throws {InvalidArgumentError} for a payload that is no Uint8Array, or
    *   too large for a datagram on its own (`DATAGRAM_OVERHEAD` + its length
@@ -246,5 +237,92 @@ export class DatagramPacker {
 
   #newSlab(size: number): Uint8Array {
     return new Uint8Array(Math.max(MIN_SLAB, this.#limit, size));
+  }
+}
+
+/**
+ * Builds datagrams of several frames each and hands every finished one to
+ * `emit`. The bytes handed over are never written again (the slab only
+ * grows forward and is replaced when full), so a runtime may send them
+ * asynchronously. Each frame's fields are checked as `encodeDatagram`
+ * checks them.
+ *
+ * @example
+ * ```ts
+ * import { DatagramPacker, MessageType } from "@nodewire/client/protocol";
+ * const sent: Uint8Array[] = [];
+ * const packer = new DatagramPacker(new Uint8Array(16), 1200, (d) => sent.push(d));
+ * packer.push(MessageType.Ping, 0, 1, new Uint8Array(0));
+ * packer.push(MessageType.Ping, 0, 2, new Uint8Array(0));
+ * packer.flush();
+ * console.log(sent.length, sent[0].byteLength); // 1 48
+ * ```
+ */
+export class DatagramPacker {
+  readonly #packer: FramePacker;
+
+  /**
+   * Packs for the session of `token` (16 bytes) into datagrams of at most
+   * `limit` bytes, token and headers included.
+   *
+   * @throws {InvalidArgumentError} for a token of another size, a limit
+   * that is no integer from 32 to 65507, or an `emit` that is no function.
+   */
+  constructor(
+    token: Uint8Array,
+    limit: number,
+    emit: (datagram: Uint8Array) => void,
+  ) {
+    this.#packer = new FramePacker(token, limit, emit);
+  }
+
+  /** Frames waiting for the next flush. */
+  get pending(): number {
+    return this.#packer.pending;
+  }
+
+  /**
+   * Adds one frame; a frame that would overflow the datagram being built
+   * finishes it first (handed to `emit` once this frame is in the next
+   * one: a push from inside `emit` is held to the limit too).
+   *
+   * @throws {InvalidArgumentError} naming the field, for a type, flags or
+   *   sequence that does not fit its field of the header (written
+   *   unchecked, they put another frame on the wire than the one given), a
+   *   payload that is no Uint8Array, or one too large for a datagram on
+   *   its own (`DATAGRAM_OVERHEAD` + its length over the limit). Nothing
+   *   is packed then.
+   */
+  push(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+  ): void {
+    checkFrame("DatagramPacker.push", "", type, flags, sequence, payload);
+    this.#packer.push(type, flags, sequence, payload);
+  }
+
+  /** Hands the datagram being built, if it has a frame, to `emit`. */
+  flush(): void {
+    this.#packer.flush();
+  }
+
+  /**
+   * Takes the frame with `sequence` back out of the datagram being built,
+   * so that it is never sent (its request was aborted before the flush);
+   * false when it is not there (already emitted, or never pushed). A
+   * datagram left with no frame is not emitted.
+   */
+  withdraw(sequence: number): boolean {
+    return this.#packer.withdraw(sequence);
+  }
+
+  /**
+   * Drops the datagram being built, which is then never emitted, and
+   * returns its frames' sequence numbers (undefined when it is empty).
+   */
+  discard(): Set<number> | undefined {
+    return this.#packer.discard();
   }
 }
