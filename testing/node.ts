@@ -14,6 +14,7 @@ import { formatAddress } from "../src/errors.ts";
 import type { ProtocolFeature } from "../src/protocol/messages.ts";
 import { sortProtocols } from "../src/protocol/negotiation.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
+import { checkServerTls } from "../src/runtime/tls.ts";
 import type {
   ByteChannel,
   Listener,
@@ -76,6 +77,7 @@ export class TestNode {
   #users: CredentialStore | undefined;
   readonly #udp: NodeUdp<NodeSession> | undefined;
   readonly #tls: TestNodeOptions["tls"];
+  #tlsChecked = false;
   // The store and SLEEP's timers: the store outlives a stop.
   readonly #requests: RequestServer;
   // What the sessions see of the node.
@@ -178,6 +180,12 @@ export class TestNode {
   #starting: Promise<void> | undefined;
 
   async #start(): Promise<void> {
+    // The pair is first used at a client's TLS switch, long after a start
+    // that bound fine: refused here, as listen() refuses it.
+    if (this.#tls !== undefined && !this.#tlsChecked) {
+      await checkServerTls(this.#tls, "startTestNode");
+      this.#tlsChecked = true;
+    }
     if (this.#credentials !== undefined && this.#users === undefined) {
       this.#users = this.#credentials instanceof CredentialStore
         ? this.#credentials
@@ -304,6 +312,9 @@ export class TestNode {
  * Starts a reference node and resolves once it listens.
  *
  * @throws {ConfigError} for an unknown option.
+ * @throws {InvalidArgumentError} (rejects) naming `options.tls` for a
+ *   certificate and key that do not go together, or cannot be read:
+ *   started anyway, the node would fail every client's TLS handshake.
  * @example
  * ```ts
  * import { startTestNode } from "@nodewire/client/testing";

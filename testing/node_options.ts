@@ -75,8 +75,9 @@ export interface TestNodeOptions {
    * tls and negotiation selects it, the node answers NEGOTIATE_OK and
    * then runs the server side of the TLS handshake on the same stream;
    * with `direct`, every connection is TLS from the first byte. The key
-   * is never logged. Default: no TLS (advertising tls anyway is for
-   * negotiation tests only).
+   * is never logged; a key that does not go with the certificate is
+   * refused at start, as `listen()` refuses it. Default: no TLS
+   * (advertising tls anyway is for negotiation tests only).
    */
   tls?: { cert: string; key: string; direct?: boolean };
 }

@@ -294,19 +294,23 @@ function codeOf(error: unknown): string {
 }
 
 /**
- * Refuses `listen()`'s TLS options when {@linkcode serverTlsProblem} finds
- * a problem: bound anyway, the listener would reset every client.
+ * Refuses `listen()`'s TLS options (or those of `method`, another server
+ * that will serve them) when {@linkcode serverTlsProblem} finds a
+ * problem: bound anyway, the listener would reset every client.
  *
  * @throws {InvalidArgumentError} naming `options.tls` and the problem.
  */
-export async function checkServerTls(tls: TlsServerOptions): Promise<void> {
+export async function checkServerTls(
+  tls: Pick<TlsServerOptions, "cert" | "key">,
+  method = "listen()",
+): Promise<void> {
   const problem = await serverTlsProblem(tls);
   if (problem === undefined) return;
   throw new InvalidArgumentError(
     "options.tls",
     problem,
     "expected a PEM certificate chain and the private key that goes with it",
-    { method: "listen()" },
+    { method },
   );
 }
 
