@@ -82,6 +82,10 @@ export class BunChannel extends ChannelBase {
   #raw: BunSocket | undefined;
   #queue = new WriteQueue();
   #closing = false;
+  // The socket's close came (after a graceful close: the bound on it is
+  // off).
+  #socketClosed = false;
+  #closeBound: ReturnType<typeof setTimeout> | undefined;
   #reading = false;
   // Chunks that came before `onData`: a TLS socket ignores pause().
   #early: Uint8Array[] = [];
@@ -265,6 +269,8 @@ export class BunChannel extends ChannelBase {
 
   /** `close` handler: a reset arrives here with its error. */
   closed(error?: Error): void {
+    this.#socketClosed = true;
+    clearTimeout(this.#closeBound);
     this.#handshake?.reject(
       error ?? Object.assign(
         new Error("the connection closed during the TLS handshake"),
@@ -293,11 +299,17 @@ export class BunChannel extends ChannelBase {
     const socket = this.#socket;
     socket?.end();
     // Ended, a TLS socket stays open, and the process with it, until the
-    // peer closes too (a plain one closes at once): one that reads
-    // nothing never does. Terminating the TCP socket under it ends both;
-    // terminating a closed socket does nothing.
+    // peer closes too (a plain one closes at once), which a peer that
+    // keeps its side open never does. Its bytes, close_notify included,
+    // are the TCP socket's under it by now (the queue is empty): ending
+    // that one closes both at once, and the system delivers what it
+    // holds. Should the runtime keep them open anyway, they are
+    // terminated after CLOSE_STALL_MS, unless closed by then.
+    this.#raw?.end();
     const last = this.#raw ?? socket;
-    if (last) unrefTimer(setTimeout(() => last.terminate(), CLOSE_STALL_MS));
+    if (last === undefined || this.#socketClosed) return;
+    this.#closeBound = setTimeout(() => last.terminate(), CLOSE_STALL_MS);
+    unrefTimer(this.#closeBound);
   }
 
   #lost(why?: string): void {
