@@ -95,6 +95,24 @@ export function pairedRatio(
   return a.reqPerSecond / b.reqPerSecond;
 }
 
+/**
+ * The smallest of `values` (Infinity when there is none, as `Math.min()`).
+ * A loop, not `Math.min(...values)`: spread into a call, an array of some
+ * hundred thousand numbers overflows the stack.
+ */
+export function minOf(values: Iterable<number>): number {
+  let min = Infinity;
+  for (const v of values) if (v < min || Number.isNaN(v)) min = v;
+  return min;
+}
+
+/** The largest of `values` (-Infinity when there is none): see `minOf`. */
+export function maxOf(values: Iterable<number>): number {
+  let max = -Infinity;
+  for (const v of values) if (v > max || Number.isNaN(v)) max = v;
+  return max;
+}
+
 /** The `q` quantile (0..1) of an already sorted array, nearest rank. */
 export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return NaN;
@@ -153,7 +171,7 @@ export function printTable(
   rows: readonly (readonly string[])[],
 ): void {
   const widths = headers.map((h, i) =>
-    Math.max(h.length, ...rows.map((r) => r[i].length))
+    Math.max(h.length, maxOf(rows.map((r) => r[i].length)))
   );
   const numeric = headers.map((_, i) =>
     rows.every((r) => /^[-+]?[\d,.]+(%|x)?$/.test(r[i]) || r[i] === "-")
@@ -369,8 +387,8 @@ export function rateFigures(s: Series): RateFigures {
   const sorted = s.latencies.subarray(0, s.filled).sort();
   return {
     reqPerSecond: median(s.rates),
-    minReqPerSecond: Math.min(...s.rates),
-    maxReqPerSecond: Math.max(...s.rates),
+    minReqPerSecond: minOf(s.rates),
+    maxReqPerSecond: maxOf(s.rates),
     p50Us: quantile(sorted, 0.5) * 1000,
     p99Us: quantile(sorted, 0.99) * 1000,
   };

@@ -54,7 +54,9 @@ import {
   env,
   fixed,
   int,
+  maxOf,
   median,
+  minOf,
   now,
   printTable,
   QUICK,
@@ -308,8 +310,8 @@ const figures: Figures[] = series.map((s) => ({
   rounds: s.rates.length,
   ops: s.ops,
   opsPerSecond: median(s.rates),
-  minOpsPerSecond: Math.min(...s.rates),
-  maxOpsPerSecond: Math.max(...s.rates),
+  minOpsPerSecond: minOf(s.rates),
+  maxOpsPerSecond: maxOf(s.rates),
   violations: s.violations,
 }));
 

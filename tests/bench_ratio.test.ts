@@ -2,7 +2,14 @@
 // when both contenders kept their rounds, else of their medians.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { pairedRatio } from "../bench/harness.ts";
+import {
+  maxOf,
+  minOf,
+  newSeries,
+  pairedRatio,
+  printTable,
+  rateFigures,
+} from "../bench/harness.ts";
 import { fc } from "./support/fc.ts";
 
 test("pairedRatio: the median of the ratios round by round", () => {
@@ -47,6 +54,43 @@ test("pairedRatio: a contender at k times its baseline each round reads k", () =
         const b = { reqPerSecond: rates[0], roundRates: rates };
         const a = { reqPerSecond: 0, roundRates: rates.map((r) => r * k) };
         assert.ok(Math.abs(pairedRatio(a, b) - k) < 1e-9);
+      },
+    ),
+  );
+});
+
+test("rateFigures and printTable take 200,000 values: spread into Math.min/Math.max, such an array overflowed the stack", () => {
+  const count = 200_000;
+  const series = newSeries(1, 4);
+  series.rates = Array.from({ length: count }, (_, i) => 1000 + (i % 977));
+  series.rates[count - 1] = 7;
+  series.rates[count >> 1] = 5000;
+  const figures = rateFigures(series);
+  assert.equal(figures.minReqPerSecond, 7);
+  assert.equal(figures.maxReqPerSecond, 5000);
+  const rows = Array.from({ length: count }, (_, i) => [String(i)]);
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (line: string) => void lines.push(line);
+  try {
+    printTable(["n"], rows);
+  } finally {
+    console.log = log;
+  }
+  assert.equal(lines.length, count + 2);
+  // The widest cell ("199999") sets the column's width.
+  assert.equal(lines[1], "------");
+});
+
+test("minOf and maxOf answer as Math.min and Math.max do, for none, NaN and infinities", () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(fc.double(), fc.constant(NaN))),
+      (values) => {
+        // As numbers: which zero a tie of 0 and -0 gives is no matter.
+        const same = (a: number, b: number) => a === b || (a !== a && b !== b);
+        assert.ok(same(minOf(values), Math.min(...values)), String(values));
+        assert.ok(same(maxOf(values), Math.max(...values)), String(values));
       },
     ),
   );
