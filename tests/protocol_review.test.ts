@@ -151,6 +151,52 @@ test("MessageCodec.decode whose onMessage throws leaves the codec unusable, as a
   assert.deepEqual(all, [1, 3]);
 });
 
+test("MessageCodec.decodeFrames whose onFrame throws leaves the codec unusable, as decode does: the next chunk was taken as starting a frame, and a payload's bytes came out as a PING the peer never sent", () => {
+  const codec = new MessageCodec();
+  const ping = (sequence: number, payload: Uint8Array = new Uint8Array(0)) =>
+    codec.encode({ type: MessageType.Ping, flags: 0, sequence, payload });
+  // A PING whose payload happens to read as a PING header, split after its
+  // header, behind a first PING whose handling throws.
+  const carrier = ping(3, ping(99));
+  const chunk1 = new Uint8Array([
+    ...ping(1),
+    ...carrier.subarray(0, HEADER_SIZE),
+  ]);
+  const chunk2 = carrier.slice(HEADER_SIZE);
+  const refused = new Error("the handler refused the first frame");
+  const seen: number[] = [];
+  assert.throws(
+    () =>
+      codec.decodeFrames(chunk1, (_type, _flags, sequence) => {
+        seen.push(sequence);
+        throw refused;
+      }),
+    (error) => error === refused,
+  );
+  assert.throws(
+    () =>
+      codec.decodeFrames(
+        chunk2,
+        (_type, _flags, sequence) => void seen.push(sequence),
+      ),
+    (error) => {
+      assert.ok(error instanceof ProtocolError, String(error));
+      assert.match(error.message, /frame handler threw.*place is lost/);
+      assert.match(error.message, /the handler refused the first frame/);
+      return true;
+    },
+  );
+  assert.deepEqual(seen, [1], "no frame after the throw, no phantom");
+  assert.throws(() => codec.end(), ProtocolError);
+  // A handler that does not throw reads the same bytes as sent, also when
+  // a frame is split, and decode still says onMessage threw.
+  const fresh = new MessageCodec();
+  const all: number[] = [];
+  fresh.decodeFrames(chunk1, (_t, _f, sequence) => void all.push(sequence));
+  fresh.decodeFrames(chunk2, (_t, _f, sequence) => void all.push(sequence));
+  assert.deepEqual(all, [1, 3]);
+});
+
 test("encodeJson refuses what no JSON control payload is, naming value: undefined went out as an empty payload no peer can read, an array or a number as JSON no decodeJson takes, and a BigInt or a cycle threw a raw TypeError", () => {
   const cycle: Record<string, unknown> = {};
   cycle.self = cycle;

@@ -234,7 +234,8 @@ export class MessageCodec {
         inHandler = false;
       });
     } catch (error) {
-      if (inHandler && this.#failure === undefined) {
+      // Said in onMessage's name (decodeFrames said it in onFrame's).
+      if (inHandler) {
         this.#fail(
           "onMessage threw, leaving the rest of a chunk unread: the " +
             `stream's place is lost (${clipped(messageOf(error), 120)})`,
@@ -247,7 +248,9 @@ export class MessageCodec {
   /**
    * {@linkcode MessageCodec.decode} without a message object per frame:
    * `onFrame` gets the fields, which spares a connection an allocation
-   * per reply.
+   * per reply. After `onFrame` throws (its error goes to the caller), the
+   * stream is unusable, as after a {@linkcode ProtocolError}: the rest of
+   * the chunk was left unread.
    *
    * @throws {ProtocolError} as {@linkcode MessageCodec.decode} does.
    * @throws {InvalidArgumentError} for a chunk that is no Uint8Array or an
@@ -275,63 +278,76 @@ export class MessageCodec {
     if (typeof onFrame !== "function") {
       throw new InvalidArgumentError("onFrame", onFrame, "expected a function");
     }
-    let offset = 0;
-    const end = chunk.length; // byteLength is slower on Node 20's V8
-    // What a previous chunk left unfinished comes first.
-    while (offset < end && (this.#headerFill > 0 || this.#pending)) {
-      offset = this.#continuePartial(chunk, offset, onFrame);
-    }
-    // Then whole headers, parsed into locals: the hot loop of every read.
-    const max = this.maxFrameSize;
-    // Views are made with the constructor, not subarray(), which looks up
-    // the species constructor first: 30-50 ns a reply on V8. The chunk's
-    // buffer is read only for a view: on Bun a read's chunk has no buffer
-    // object until one is asked for, and making it cost 3 µs a read.
-    let buffer: ArrayBufferLike | undefined;
-    const base = chunk.byteOffset;
-    const copyBelow = this.#copyBelow;
-    while (end - offset >= HEADER_SIZE) {
-      const type = chunk[offset + 1];
-      const flags = (chunk[offset + 2] << 8) | chunk[offset + 3];
-      const hi = readU32(chunk, offset + 4);
-      const length = readU32(chunk, offset + 12);
-      if (
-        chunk[offset] !== PROTOCOL_VERSION || !isKnownTypeNumber(type) ||
-        (flags & ~KNOWN_FLAGS) !== 0 || hi > 0x1f_ffff || length > max
-      ) {
-        // The full check, which throws the error that names the fault.
-        this.#readHeader(chunk, offset);
+    // A throw from onFrame leaves the rest of the chunk unread: the next
+    // chunk would be taken as starting a frame, a payload's bytes as a
+    // header. Caught only to say so: nothing is saved per frame.
+    try {
+      let offset = 0;
+      const end = chunk.length; // byteLength is slower on Node 20's V8
+      // What a previous chunk left unfinished comes first.
+      while (offset < end && (this.#headerFill > 0 || this.#pending)) {
+        offset = this.#continuePartial(chunk, offset, onFrame);
       }
-      const sequence = hi * TWO_32 + readU32(chunk, offset + 8);
-      const start = offset + HEADER_SIZE;
-      if (end - start < length) {
-        this.#type = type;
-        this.#flags = flags;
-        this.#sequence = sequence;
-        const pending = new Uint8Array(room(0, end - start, length));
-        pending.set(chunk.subarray(start, end), 0);
-        this.#pending = pending;
-        this.#payloadFill = end - start;
-        this.#payloadLength = length;
-        return;
+      // Then whole headers, parsed into locals: the hot loop of every read.
+      const max = this.maxFrameSize;
+      // Views are made with the constructor, not subarray(), which looks up
+      // the species constructor first: 30-50 ns a reply on V8. The chunk's
+      // buffer is read only for a view: on Bun a read's chunk has no buffer
+      // object until one is asked for, and making it cost 3 µs a read.
+      let buffer: ArrayBufferLike | undefined;
+      const base = chunk.byteOffset;
+      const copyBelow = this.#copyBelow;
+      while (end - offset >= HEADER_SIZE) {
+        const type = chunk[offset + 1];
+        const flags = (chunk[offset + 2] << 8) | chunk[offset + 3];
+        const hi = readU32(chunk, offset + 4);
+        const length = readU32(chunk, offset + 12);
+        if (
+          chunk[offset] !== PROTOCOL_VERSION || !isKnownTypeNumber(type) ||
+          (flags & ~KNOWN_FLAGS) !== 0 || hi > 0x1f_ffff || length > max
+        ) {
+          // The full check, which throws the error that names the fault.
+          this.#readHeader(chunk, offset);
+        }
+        const sequence = hi * TWO_32 + readU32(chunk, offset + 8);
+        const start = offset + HEADER_SIZE;
+        if (end - start < length) {
+          this.#type = type;
+          this.#flags = flags;
+          this.#sequence = sequence;
+          const pending = new Uint8Array(room(0, end - start, length));
+          pending.set(chunk.subarray(start, end), 0);
+          this.#pending = pending;
+          this.#payloadFill = end - start;
+          this.#payloadLength = length;
+          return;
+        }
+        offset = start + length;
+        if (length < copyBelow) {
+          const copy = new Uint8Array(length);
+          for (let i = 0; i < length; i++) copy[i] = chunk[start + i];
+          onFrame(type, flags, sequence, copy);
+        } else {
+          onFrame(
+            type,
+            flags,
+            sequence,
+            new Uint8Array(buffer ??= chunk.buffer, base + start, length),
+          );
+        }
       }
-      offset = start + length;
-      if (length < copyBelow) {
-        const copy = new Uint8Array(length);
-        for (let i = 0; i < length; i++) copy[i] = chunk[start + i];
-        onFrame(type, flags, sequence, copy);
-      } else {
-        onFrame(
-          type,
-          flags,
-          sequence,
-          new Uint8Array(buffer ??= chunk.buffer, base + start, length),
+      if (offset < end) {
+        this.#header.set(chunk.subarray(offset, end), 0);
+        this.#headerFill = end - offset;
+      }
+    } catch (error) {
+      if (this.#failure === undefined) {
+        this.#fail(
+          "the frame handler threw, leaving the rest of a chunk unread: " +
+            `the stream's place is lost (${clipped(messageOf(error), 120)})`,
         );
       }
-    }
-    if (offset < end) {
-      this.#header.set(chunk.subarray(offset, end), 0);
-      this.#headerFill = end - offset;
+      throw error;
     }
   }
 
