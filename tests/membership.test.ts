@@ -10,8 +10,10 @@ import {
   ClientClosedError,
   ConfigError,
   ConnectionLostError,
+  PoolClosedError,
   RemoteError,
 } from "../src/errors.ts";
+import type { LogEntry } from "../src/config/shapes.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ConnectOptions, RuntimeAdapter } from "../src/runtime/types.ts";
@@ -588,4 +590,56 @@ test("a node that moved to another address is found again under the same name", 
     await old.close();
     await moved?.close();
   }
+});
+
+test("removeNode clears the node's pool with a PoolClosedError (code POOL_CLOSED): poolCleared's reason, the log line's error and the cause of what its waiters get carry a code, not a plain Error", async () => {
+  const logged: LogEntry[] = [];
+  await scene(
+    2,
+    {
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+      logger: (entry) => void logged.push(entry),
+    },
+    async ({ client, nodes }) => {
+      const [, n1] = nodes;
+      const pool = client.manager.node(n1.address)!.pool;
+      const reasons: unknown[] = [];
+      pool.addEventListener(
+        "poolCleared",
+        (e) => reasons.push(e.detail.reason),
+      );
+      // The pool's one connection lent away: the next checkout waits.
+      const connection = await pool.getConnection();
+      const waiting = pool.getConnection().then(
+        () => assert.fail("expected the wait to fail"),
+        (error: unknown) => error,
+      );
+      await settle();
+      const removal = client.removeNode(n1.address);
+      try {
+        const error = await waiting;
+        assert.equal(reasons.length, 1);
+        const [reason] = reasons;
+        assert.ok(reason instanceof PoolClosedError, String(reason));
+        assert.equal(reason.code, "POOL_CLOSED");
+        assert.equal(reason.address, n1.address);
+        // The waiter's own error says the pool was cleared, retryably: it
+        // was never sent, and goes elsewhere.
+        assert.ok(error instanceof PoolClosedError, String(error));
+        assert.equal(error.code, "POOL_CLEARED");
+        assert.equal(error.retryable, true);
+        assert.equal(error.cause, reason);
+        const line = logged.find((entry) => entry.event === "poolCleared");
+        assert.ok(line, "the clearing was logged");
+        assert.equal(
+          (line.error as PoolClosedError | undefined)?.code,
+          "POOL_CLOSED",
+        );
+      } finally {
+        // Given back, so the removal need not wait out its grace.
+        connection.close();
+        await removal;
+      }
+    },
+  );
 });

@@ -11,7 +11,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { Connection } from "../connection/connection.ts";
-import { ConnectionLostError } from "../errors.ts";
+import { ConnectionLostError, PoolClosedError } from "../errors.ts";
 import type { NodeRecord } from "./node.ts";
 
 /** A node that drains: its sameNodeKey, its connections, the wait. */
@@ -86,10 +86,10 @@ export class LeavingNodes {
     // from inside this call, and removing it again from a listener must
     // get this same wait, not "not a node".
     this.#leaving.set(node, { key, connections, gone: wait });
-    // Waiters were never sent: a retryable failure sends them elsewhere.
-    node.pool.clear(
-      new Error(`node ${node.address} was removed from the client`),
-    );
+    // Waiters were never sent: the pool's retryable "cleared" failure
+    // sends them elsewhere. The reason, which poolCleared and the log
+    // carry, is what happened to the pool: closed for good, with a code.
+    node.pool.clear(new PoolClosedError(node.pool.address, "closed"));
     close(node.pool.close());
     return wait;
   }
