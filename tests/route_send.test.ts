@@ -10,6 +10,7 @@ import type {
   ReplySink,
   RequestRoute,
 } from "../src/connection/types.ts";
+import { DIRECT_PAYLOAD_BYTES } from "../src/connection/frame_writer.ts";
 import { ConnectionLostError } from "../src/errors.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
@@ -125,3 +126,40 @@ for (
     assert.equal(connection.isOpen, false);
   });
 }
+
+test("a batch run on a channel whose write throws midway (a custom adapter's) fails every request of the run once: the rest of the run was left in a closed connection's table for ever", async () => {
+  const clock = new VirtualClock();
+  let writes = 0;
+  const connection = new Connection(
+    stubChannel({
+      onData: () => {},
+      write() {
+        // Payloads of 16 KiB or more are written as they are sent: the
+        // second request's write fails inside the run.
+        if (++writes > 2) throw new Error("test: the socket is gone");
+        return true;
+      },
+    }),
+    { hostname: "fake", port: 1 },
+    { clock, requestTimeoutMs: TIMEOUT_MS },
+  );
+  const told = new Map<number, unknown[]>();
+  const sink: BatchReplySink = {
+    first: 0,
+    onReply: (payload, sequence) =>
+      told.set(sequence!, [...told.get(sequence!) ?? [], payload]),
+    onError: (error, sequence) =>
+      told.set(sequence!, [...told.get(sequence!) ?? [], error]),
+  };
+  const big = () => new Uint8Array(DIRECT_PAYLOAD_BYTES);
+  const refused = connection.submitBatch([big(), big(), big()], 0, 3, {}, sink);
+  assert.equal(refused, undefined);
+  await clock.advance(TIMEOUT_MS * 2);
+  assert.equal(told.size, 3, "every request of the run had its outcome");
+  for (const outcomes of told.values()) {
+    assert.equal(outcomes.length, 1);
+    assert.ok(outcomes[0] instanceof ConnectionLostError, String(outcomes));
+  }
+  assert.equal(connection.inFlight, 0);
+  assert.equal(connection.isOpen, false);
+});
