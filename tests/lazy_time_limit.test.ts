@@ -146,3 +146,40 @@ test("a lazy client's first request's retries have their full timeoutMs: only th
     );
   });
 });
+
+test("a lazy client's first requestMany spends its timeoutMs on the connect and each item's first attempt together, as request does; retries have their full timeoutMs", async () => {
+  await lazyBehindLatency(1, async (client, clock) => {
+    let failedAt: number | undefined;
+    const retriedAt: number[] = [];
+    client.addEventListener("retry", (e) => {
+      retriedAt.push(clock.now() + e.detail.delayMs);
+    });
+    const batch = client.requestMany(
+      [ops.sleep(60_000), ops.sleep(60_000)],
+      { timeoutMs: 1000, idempotent: true },
+    ).then((results) => {
+      failedAt = clock.now();
+      return results;
+    });
+    for (let i = 0; i < 120 && failedAt === undefined; i++) {
+      await clock.advance(50);
+    }
+    const results = await batch;
+    assert.equal(results.length, 2);
+    for (const result of results) {
+      assert.ok(!result.ok, "no reply came");
+      assert.ok(
+        result.error instanceof RetriesExhaustedError,
+        String(result.error),
+      );
+    }
+    assert.equal(retriedAt.length, 2);
+    for (const at of retriedAt) {
+      assert.ok(at <= 1000 + 10, `retried at ${at} ms`);
+      assert.ok(
+        failedAt! - at >= 1000,
+        `a retry had ${failedAt! - at} ms, not its full 1000`,
+      );
+    }
+  });
+});

@@ -172,8 +172,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * (the configuration is still validated): the first `request`, `ping`
    * or `withConnection` connects, and calls made meanwhile wait for that
    * one connect, each within its own `timeoutMs` and `signal` (a
-   * request's first attempt then has what the connect left of its
-   * `timeoutMs`; its retries their whole `timeoutMs`). If it fails they
+   * request's first attempt, or a batch item's, then has what the connect
+   * left of its `timeoutMs`; its retries their whole `timeoutMs`). If it fails they
    * fail with its error, and the next call tries again. For programs that
    * start before their database.
    *
@@ -288,7 +288,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       options,
       // The connect's time is taken off the first attempt's `timeoutMs`,
       // as a pool wait's is: it bounds the attempt end to end.
-      (leftMs) => this.#path.requestWithin(payload, options, leftMs),
+      (leftMs) =>
+        this.#path.request(payload, this.#path.firstAttempt(options, leftMs)),
       (error) => Promise.reject(error),
     );
   }
@@ -330,7 +331,14 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     if (this.#lazy) {
       return this.#lazy.after(
         args.options,
-        () => runBatch(this.#parts, list, args.options),
+        // Each item's first attempt has what the connect left, as a
+        // request's has.
+        (leftMs) =>
+          runBatch(
+            this.#parts,
+            list,
+            this.#path.firstAttempt(args.options, leftMs),
+          ),
         (error) => Promise.resolve(failedBatch(list.length, error)),
       );
     }

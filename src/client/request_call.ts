@@ -62,7 +62,7 @@ export class RequestCall implements ReplySink, ObservedCall {
     /**
      * What its attempts go by; a lazy client's first request has its
      * full `timeoutMs` back here once its first attempt failed (see
-     * RequestPath.requestWithin).
+     * RequestPath.firstAttempt).
      */
     public options: ClientRequestOptions,
   ) {}

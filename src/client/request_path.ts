@@ -135,26 +135,25 @@ export class RequestPath {
   }
 
   /**
-   * A lazy client's request, once its first connect is done: as
-   * {@linkcode RequestPath.request}, but its first attempt has only
-   * `firstMs`, what the connect left of its `timeoutMs` (the connect
-   * counts against it as a wait for a pool connection does); its retries
-   * have their full `timeoutMs`. Apart from `request`, so that a
-   * connected client's requests pay nothing for it.
+   * `options` for a first attempt that has only `firstMs` of its
+   * `timeoutMs`: a lazy client's request or batch, once its first connect
+   * is done (the connect counts against the attempt as a wait for a pool
+   * connection does). A copy, which a retry trades back for `options`, so
+   * the retries have their full `timeoutMs`. Apart from `request`, so that
+   * a connected client's requests pay nothing for it.
    */
-  requestWithin(
-    payload: Uint8Array,
+  firstAttempt(
     options: ClientRequestOptions,
     firstMs: number,
-  ): Promise<Uint8Array> {
+  ): ClientRequestOptions {
     const first = { ...options, timeoutMs: firstMs };
     (this.#firstOnly ??= new WeakMap()).set(first, options);
-    return this.request(payload, first);
+    return first;
   }
 
   /**
    * The options of requests whose first attempt had less time, to the
-   * options their retries go on with (see requestWithin); read only when
+   * options their retries go on with (see firstAttempt); read only when
    * a retry starts.
    */
   #firstOnly:
