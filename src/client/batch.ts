@@ -367,9 +367,10 @@ class Chunk implements BatchReplySink {
 
   /**
    * Sending threw part way. Sending reads no payload getter (see
-   * `lengthOf`), so only a route whose `send` throws gets here. What went
-   * into the connection's table is cancelled, the rest fails here: every
-   * item once, with the same error.
+   * `lengthOf`), and a route whose `send` throws ends its connection
+   * instead (see Connection.routeRequests), so only a bug below gets
+   * here. What went into the connection's table is cancelled, the rest
+   * fails here: every item once, with the same error.
    */
   #thrown(connection: Connection, cause: unknown): void {
     const error = new InvalidArgumentError(
