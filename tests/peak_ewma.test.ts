@@ -147,6 +147,17 @@ test("observe() refuses a fraction of a slot or a negative one inside the table,
   assert.equal(ewma.estimate(1, 100), 20);
 });
 
+test("estimate and cost of what is no slot (a fraction, a negative number, a string) read as a node never measured: they answered undefined and NaN", () => {
+  const ewma = new PeakEwma(4);
+  ewma.observe(1, 10, 0);
+  for (const slot of [0.5, 1.5, -1, "1", NaN]) {
+    assert.equal(ewma.estimate(slot as number, 0), 0, String(slot));
+    assert.equal(ewma.cost(slot as number, 0, 0), 0, String(slot));
+  }
+  assert.equal(ewma.estimate(1, 0), 10);
+  assert.equal(ewma.cost(1, 1, 0), 20);
+});
+
 test("cost is estimate × (in flight + 1); an unmeasured node is free when idle and last when busy", () => {
   const ewma = new PeakEwma(3);
   ewma.observe(0, 2, 0);

@@ -145,9 +145,15 @@ export class PeakEwma {
     }
   }
 
-  /** The estimate for `slot` at `now`, in ms; 0 when never measured. */
+  /**
+   * The estimate for `slot` at `now`, in ms; 0 when never measured (also
+   * for what is no slot of the table: a fraction, a negative number).
+   */
   estimate(slot: number, now: number): number {
-    const e = slot < this.#estimates.length ? this.#estimates[slot] : 0;
+    // A fraction of a slot read the typed array's undefined.
+    const e = (slot >>> 0) === slot && slot < this.#estimates.length
+      ? this.#estimates[slot]
+      : 0;
     if (e === 0) return 0;
     const elapsed = now - this.#stamps[slot];
     return elapsed > 0 ? e * Math.exp(-elapsed / this.decayMs) : e;
