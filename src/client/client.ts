@@ -173,9 +173,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * or `withConnection` connects, and calls made meanwhile wait for that
    * one connect, each within its own `timeoutMs` and `signal` (a
    * request's first attempt, or a batch item's, then has what the connect
-   * left of its `timeoutMs`; its retries their whole `timeoutMs`). If it fails they
-   * fail with its error, and the next call tries again. For programs that
-   * start before their database.
+   * left of its `timeoutMs`; its retries their whole `timeoutMs`). If it
+   * fails they fail with its error, and the next call tries again. For
+   * programs that start before their database.
    *
    * @throws {ConfigError} for a bad configuration, naming the field.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
