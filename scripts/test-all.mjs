@@ -153,6 +153,13 @@ if (wants("static")) {
       ["deno check --doc", ["check", "--doc", ...documentedFiles]],
       ["deno check --doc-only", ["check", "--doc-only", ...markdownFiles]],
       ["deno doc --lint", ["doc", "--lint", ...entries]],
+      // deno doc --lint asks for JSDoc; the house style asks for an @example.
+      ["deno doc examples", [
+        "run",
+        "--allow-read",
+        "--allow-run",
+        "scripts/check-examples.ts",
+      ]],
       ["deno publish --dry-run", ["publish", "--dry-run", "--allow-dirty"]],
     ]
   ) {
