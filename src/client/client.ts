@@ -62,7 +62,16 @@ import {
 
 export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
 
-/** Options of {@linkcode Client.disconnect}. */
+/**
+ * Options of {@linkcode Client.disconnect}.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * await client.disconnect({ timeoutMs: 2000 }); // requests in flight get 2 s
+ * ```
+ */
 export interface DisconnectOptions {
   /**
    * How long requests in flight may take to finish before they are

@@ -19,7 +19,19 @@
 import type { ManagerEventMap } from "../cluster/events.ts";
 import type { PoolEventMap } from "../pool/events.ts";
 
-/** Detail of a `retry` event. */
+/**
+ * Detail of a `retry` event.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * client.addEventListener("retry", (e) => {
+ *   const { attempt, delayMs, address, error } = e.detail;
+ *   console.log(`retry ${attempt} in ${delayMs} ms after ${address}: ${error}`);
+ * });
+ * ```
+ */
 export interface RetryEventDetail {
   /** The attempt about to be made (1 = first retry). */
   attempt: number;
@@ -61,7 +73,19 @@ export class RetryEvent extends Event {
   }
 }
 
-/** Detail of a `retryBudgetExhausted` event. */
+/**
+ * Detail of a `retryBudgetExhausted` event.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * client.addEventListener("retryBudgetExhausted", (e) => {
+ *   const { attempt, address, error } = e.detail;
+ *   console.warn(`retry ${attempt} refused by the budget (${address}): ${error}`);
+ * });
+ * ```
+ */
 export interface RetryBudgetEventDetail {
   /** The attempt that would have been made (1 = first retry). */
   attempt: number;

@@ -4,7 +4,22 @@
  * @module
  */
 
-/** Options of {@linkcode Client.request}. */
+/**
+ * Options of {@linkcode Client.request}.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * const controller = new AbortController();
+ * const reply = await client.request(new Uint8Array([1, 104, 105]), {
+ *   timeoutMs: 500, // each attempt
+ *   signal: controller.signal, // the whole call, retries included
+ *   idempotent: true, // safe to retry after it may have reached a node
+ * });
+ * console.log(reply.byteLength);
+ * ```
+ */
 export interface ClientRequestOptions {
   /**
    * Bounds each attempt end to end, in ms: the wait for a pool connection,

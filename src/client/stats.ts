@@ -9,7 +9,18 @@ import type { ManagedNode } from "../cluster/node.ts";
 import type { PoolStats } from "../pool/types.ts";
 import type { ProtocolType } from "../protocol_type.ts";
 
-/** A node's state, from `Client.stats()`. */
+/**
+ * A node's state, from `Client.stats()`.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * for (const node of client.stats().nodes) {
+ *   console.log(node.address, node.healthy ? "up" : "down", node.latencyMs, node.pool.inUse);
+ * }
+ * ```
+ */
 export interface NodeStats {
   /** `host:port`. */
   address: string;
@@ -29,7 +40,17 @@ export interface NodeStats {
   pool: PoolStats;
 }
 
-/** Counters of a client, from `Client.stats()`. */
+/**
+ * Counters of a client, from `Client.stats()`.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * const { succeeded, failed, retries, inFlight } = client.stats();
+ * console.log(`${succeeded} ok, ${failed} failed, ${retries} retries, ${inFlight} in flight`);
+ * ```
+ */
 export interface ClientStats {
   /** Requests that got a reply. */
   succeeded: number;

@@ -7,7 +7,19 @@
 
 import type { ProtocolType } from "../protocol_type.ts";
 
-/** Detail of a `nodeHealthChanged` event. */
+/**
+ * Detail of a `nodeHealthChanged` event.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * client.addEventListener("nodeHealthChanged", (e) => {
+ *   const { address, healthy, reason } = e.detail;
+ *   console.log(`${address} is ${healthy ? "healthy" : "unhealthy"}: ${reason}`);
+ * });
+ * ```
+ */
 export interface NodeHealthChange {
   /** `host:port` of the node. */
   address: string;
@@ -47,7 +59,19 @@ export class NodeHealthEvent extends Event {
   }
 }
 
-/** Detail of a `protocolSelected` event. */
+/**
+ * Detail of a `protocolSelected` event.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * client.addEventListener("protocolSelected", (e) => {
+ *   const { address, protocol, previous } = e.detail;
+ *   console.log(`${address}: ${previous ?? "none"} -> ${protocol}`);
+ * });
+ * ```
+ */
 export interface ProtocolSelection {
   /** `host:port` of the node. */
   address: string;
@@ -88,7 +112,18 @@ export class ProtocolSelectedEvent extends Event {
   }
 }
 
-/** Detail of a `nodeAdded` or `nodeRemoved` event. */
+/**
+ * Detail of a `nodeAdded` or `nodeRemoved` event.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * client.addEventListener("nodeRemoved", (e) => {
+ *   console.log(`${e.detail.address} (${e.detail.nodeId ?? "no id"}) left the cluster`);
+ * });
+ * ```
+ */
 export interface NodeMembershipChange {
   /** `host:port` of the node. */
   address: string;

@@ -13,7 +13,18 @@ import { ClientClosedError, PoolTimeoutError } from "../errors.ts";
 import { runWithConcurrency } from "./concurrency.ts";
 import type { ManagedNode } from "./node.ts";
 
-/** The outcome of one node's health check. */
+/**
+ * The outcome of one node's health check.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * for (const r of await client.healthCheckAllNodes()) {
+ *   console.log(r.address, r.ok ? `${r.latencyMs} ms` : r.error?.message, r.healthy);
+ * }
+ * ```
+ */
 export interface HealthCheckResult {
   /** `host:port` of the node. */
   address: string;

@@ -89,6 +89,18 @@ export interface ResolvedTlsConfig {
  * plus a few milliseconds of crypto, so 3 s covers any real network, and
  * it stays under the default connect timeout (5 s) so a stalled handshake
  * is reported as one.
+ *
+ * @example
+ * ```ts
+ * import { Client, DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS } from "@nodewire/client";
+ * // A slow link: give the TLS handshake twice the default.
+ * const client = await Client.connect({
+ *   hosts: ["db.example.com:7000"],
+ *   enableTls: true,
+ *   tls: { handshakeTimeoutMs: 2 * DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS },
+ * });
+ * await client.disconnect();
+ * ```
  */
 export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 3000;
 

@@ -20,6 +20,14 @@ import type { ProtocolType } from "../protocol_type.ts";
  *   `tls.handshakeTimeoutMs`;
  * - `"handshake"`: the TLS handshake broke otherwise (the node does not speak
  *   TLS, no common version or cipher, an alert).
+ *
+ * @example
+ * ```ts
+ * import type { TlsError, TlsFailureReason } from "@nodewire/client";
+ * const transient: TlsFailureReason[] = ["handshake-timeout"]; // may work next time
+ * declare const error: TlsError;
+ * console.log(transient.includes(error.reason) ? "try again later" : `fix the certificate: ${error.reason}`);
+ * ```
  */
 export type TlsFailureReason =
   | "certificate"
@@ -177,6 +185,21 @@ export class NegotiationError extends NodewireError {
  *   (iteration count out of bounds, a nonce that does not extend ours);
  * - `"invalid-credentials"`: the username or password is not allowed by
  *   SASLprep (control characters, for example), or is empty.
+ *
+ * @example
+ * ```ts
+ * import { AuthenticationError, type AuthFailureReason } from "@nodewire/client";
+ * const hints: Record<AuthFailureReason, string> = {
+ *   "credentials-required": "set username and password",
+ *   "rejected": "check the user name and password",
+ *   "server-signature": "the node does not know the password: is it the right node?",
+ *   "node-unauthenticated": "the node does not authenticate: refuse it",
+ *   "bad-challenge": "the node's SCRAM message was unsafe",
+ *   "invalid-credentials": "the user name or password is not allowed by SASLprep",
+ * };
+ * declare const error: AuthenticationError;
+ * console.log(hints[error.reason]);
+ * ```
  */
 export type AuthFailureReason =
   | "credentials-required"
