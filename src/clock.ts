@@ -8,7 +8,16 @@
 
 import { unrefTimer } from "./runtime/timers.ts";
 
-/** An opaque handle returned by {@linkcode Clock.setTimeout}. */
+/**
+ * An opaque handle returned by {@linkcode Clock.setTimeout}.
+ *
+ * @example
+ * ```ts
+ * import { systemClock, type TimerHandle } from "@nodewire/client/core";
+ * const handle: TimerHandle = systemClock.setTimeout(() => console.log("late"), 1000);
+ * systemClock.clearTimeout(handle); // only ever handed back to the clock that made it
+ * ```
+ */
 export type TimerHandle = unknown;
 
 /**

@@ -11,7 +11,18 @@ import type { ConnectionPool } from "../pool/pool.ts";
 import type { ProtocolType } from "../protocol_type.ts";
 import type { NodeHealth } from "./health.ts";
 
-/** One node as the manager sees it. */
+/**
+ * One node as the manager sees it.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * for (const node of client.manager.nodes) {
+ *   console.log(node.address, node.nodeId, node.health.isHealthy, node.pool.stats().open);
+ * }
+ * ```
+ */
 export interface ManagedNode {
   /** `host:port`, the node's key. */
   readonly address: string;

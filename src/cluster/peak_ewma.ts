@@ -36,6 +36,14 @@ import { isNodesFault } from "./health.ts";
  * long enough that a node with occasional 50 ms stalls stays out of the
  * way between them, short enough that a node that recovered is back in
  * rotation within tens of seconds.
+ *
+ * @example
+ * ```ts
+ * import { PEAK_EWMA_DECAY_MS, PeakEwma } from "@nodewire/client/core";
+ * const latency = new PeakEwma(1); // decays over PEAK_EWMA_DECAY_MS by default
+ * latency.observe(0, 40, 0);
+ * console.log(latency.estimate(0, PEAK_EWMA_DECAY_MS)); // ≈ 14.7: 40 / e
+ * ```
  */
 export const PEAK_EWMA_DECAY_MS = 10_000;
 
@@ -47,6 +55,15 @@ export const PEAK_EWMA_DECAY_MS = 10_000;
  * a second is far above any healthy node's latency, and it decays like
  * any other sample, so the node is tried again when the others are busy
  * or some tens of seconds later.
+ *
+ * @example
+ * ```ts
+ * import { ConnectionRefusedError } from "@nodewire/client";
+ * import { PEAK_EWMA_FAILURE_MS, peakEwmaFailureSample } from "@nodewire/client/core";
+ * // A node that refuses in 2 ms is booked as slow, not as the fastest node.
+ * const refused = new ConnectionRefusedError({ hostname: "127.0.0.1", port: 7000 });
+ * console.log(peakEwmaFailureSample(2, refused) === PEAK_EWMA_FAILURE_MS); // true
+ * ```
  */
 export const PEAK_EWMA_FAILURE_MS = 1_000;
 

@@ -61,7 +61,26 @@ import type {
   RequestRoute,
 } from "./types.ts";
 
-/** Options for {@linkcode Connection.connect}. */
+/**
+ * Options for {@linkcode Connection.connect}.
+ *
+ * @example
+ * ```ts
+ * import { Connection, type ConnectionOptions } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * const options: ConnectionOptions = {
+ *   adapter: await getAdapter(),
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ *   timeoutMs: 2000, // connect plus handshake
+ *   requestTimeoutMs: 500,
+ *   maxFrameSize: 1024 * 1024,
+ *   clientName: "billing",
+ * };
+ * const connection = await Connection.connect(options);
+ * await connection.close();
+ * ```
+ */
 export interface ConnectionOptions {
   /** The runtime adapter that opens the socket. */
   adapter: RuntimeAdapter;

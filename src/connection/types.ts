@@ -6,7 +6,21 @@
  * @module
  */
 
-/** Options for a single request. */
+/**
+ * Options for a single request.
+ *
+ * @example
+ * ```ts
+ * import type { Connection } from "@nodewire/client/core";
+ * declare const connection: Connection;
+ * const reply = await connection.sendRequest(new Uint8Array([1, 104, 105]), {
+ *   timeoutMs: 250, // this request only; the connection's default otherwise
+ *   signal: AbortSignal.timeout(1000),
+ *   idempotent: true,
+ * });
+ * console.log(reply.byteLength);
+ * ```
+ */
 export interface RequestOptions {
   /** Overrides the connection's request timeout, in ms. */
   timeoutMs?: number;
@@ -16,7 +30,17 @@ export interface RequestOptions {
   idempotent?: boolean;
 }
 
-/** Counters of one connection. */
+/**
+ * Counters of one connection.
+ *
+ * @example
+ * ```ts
+ * import type { Connection } from "@nodewire/client/core";
+ * declare const connection: Connection;
+ * const { sent, received, dropped, timedOut } = connection.stats;
+ * console.log(`${sent} sent, ${received} answered, ${timedOut} timed out, ${dropped} late replies dropped`);
+ * ```
+ */
 export interface ConnectionStats {
   /** Requests and pings written. */
   sent: number;

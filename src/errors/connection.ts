@@ -20,7 +20,18 @@ import {
 } from "./base.ts";
 import { CONNECTION_ERROR_CODES, type ConnectionErrorCode } from "./codes.ts";
 
-/** Where a connection error comes from: a host and a port. */
+/**
+ * Where a connection error comes from: a host and a port.
+ *
+ * @example
+ * ```ts
+ * import { type Endpoint, formatAddress } from "@nodewire/client/core";
+ * import { ConnectionRefusedError } from "@nodewire/client";
+ * const node: Endpoint = { hostname: "::1", port: 7000 };
+ * const error = new ConnectionRefusedError(node);
+ * console.log(formatAddress(node), error.address); // "[::1]:7000" "[::1]:7000"
+ * ```
+ */
 export interface Endpoint {
   /** Host name or IP address. */
   hostname: string;

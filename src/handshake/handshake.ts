@@ -45,7 +45,18 @@ import {
 import { Secret } from "../secret.ts";
 import { readHello } from "./hello.ts";
 
-/** The outcome of negotiation on one connection. */
+/**
+ * The outcome of negotiation on one connection.
+ *
+ * @example
+ * ```ts
+ * import type { TransportUpgrade } from "@nodewire/client/core";
+ * const logChoice: TransportUpgrade = (_connection, negotiated) => {
+ *   console.log(`${negotiated.protocol} of ${negotiated.nodeProtocols.join(", ")} on port ${negotiated.udpPort}`);
+ *   return Promise.resolve();
+ * };
+ * ```
+ */
 export interface NegotiationResult {
   /** The protocol both sides chose. */
   protocol: ProtocolType;
@@ -59,7 +70,17 @@ export interface NegotiationResult {
   udpToken?: string;
 }
 
-/** What the handshake established on one connection. */
+/**
+ * What the handshake established on one connection.
+ *
+ * @example
+ * ```ts
+ * import { type Connection, handshakeResult } from "@nodewire/client/core";
+ * declare const connection: Connection;
+ * const result = handshakeResult(connection);
+ * if (result?.authenticated) console.log(`${result.username} over ${result.protocol}`);
+ * ```
+ */
 export interface HandshakeResult extends NegotiationResult {
   /** Whether SCRAM authentication ran and both sides proved themselves. */
   authenticated: boolean;
@@ -90,6 +111,16 @@ export type TransportUpgrade = (
  * The transports, beyond TCP, that this client can switch to. The client
  * offers only what it can do: a protocol with no upgrade here is never
  * offered, whatever the policy allows.
+ *
+ * @example
+ * ```ts
+ * import { createHandshake, resolveTlsConfig, systemClock, tlsTransport } from "@nodewire/client/core";
+ * const handshake = createHandshake({
+ *   tlsPolicy: "prefer", // TLS when the node offers it, else plain TCP
+ *   protocols: ["tls", "tcp"],
+ *   transports: { tls: tlsTransport({ tls: resolveTlsConfig({}, "prefer"), clock: systemClock }) },
+ * });
+ * ```
  */
 export interface TransportUpgrades {
   /** Upgrades the open stream to TLS. */
@@ -98,7 +129,22 @@ export interface TransportUpgrades {
   udp?: TransportUpgrade;
 }
 
-/** Options for {@linkcode createHandshake}. */
+/**
+ * Options for {@linkcode createHandshake}.
+ *
+ * @example
+ * ```ts
+ * import { Secret } from "@nodewire/client";
+ * import { Connection, createHandshake } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * const connection = await Connection.connect({
+ *   adapter: await getAdapter(),
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ *   handshake: createHandshake({ username: "app", password: new Secret("s3cret"), protocols: ["tcp"] }),
+ * });
+ * ```
+ */
 export interface HandshakeOptions {
   /** User name for SCRAM. */
   username?: string;
@@ -120,7 +166,19 @@ export interface HandshakeOptions {
   transports?: TransportUpgrades;
 }
 
-/** The function `Connection.connect` runs after HELLO_OK. */
+/**
+ * The function `Connection.connect` runs after HELLO_OK.
+ *
+ * @example
+ * ```ts
+ * import { Connection, type Handshake } from "@nodewire/client/core";
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * // Refuses nodes of an unexpected cluster before any request is sent.
+ * const checkNode: Handshake = (_connection, hello) =>
+ *   hello.nodeId.startsWith("eu-") ? Promise.resolve() : Promise.reject(new Error(`unexpected node ${hello.nodeId}`));
+ * const connection = await Connection.connect({ adapter: await getAdapter(), hostname: "127.0.0.1", port: 7000, handshake: checkNode });
+ * ```
+ */
 export type Handshake = (
   connection: Connection,
   hello: HelloOkPayload,

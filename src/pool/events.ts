@@ -6,7 +6,18 @@
 
 import type { PoolConfig } from "../config/shapes.ts";
 
-/** Why the pool let go of a connection. */
+/**
+ * Why the pool let go of a connection.
+ *
+ * @example
+ * ```ts
+ * import type { Connection, ConnectionPool } from "@nodewire/client/core";
+ * declare const pool: ConnectionPool<Connection>;
+ * pool.addEventListener("connectionClosed", (e) => {
+ *   if (e.detail.reason === "error") console.warn(`#${e.detail.connectionId} broke: ${e.detail.error?.message}`);
+ * });
+ * ```
+ */
 export type ConnectionClosedReason =
   /** Idle longer than `idleTimeoutMs` while the pool had more than `minConnections`. */
   | "idle"
@@ -19,7 +30,18 @@ export type ConnectionClosedReason =
   /** The pool was closed. */
   | "poolClosed";
 
-/** Why a checkout (`getConnection` or `acquireShared`) failed. */
+/**
+ * Why a checkout (`getConnection` or `acquireShared`) failed.
+ *
+ * @example
+ * ```ts
+ * import type { Connection, ConnectionPool } from "@nodewire/client/core";
+ * declare const pool: ConnectionPool<Connection>;
+ * pool.addEventListener("checkoutFailed", (e) => {
+ *   if (e.detail.reason === "timeout") console.warn(`no connection to ${e.detail.address} in ${e.detail.durationMs} ms`);
+ * });
+ * ```
+ */
 export type CheckoutFailedReason =
   /** No connection within the acquire timeout. */
   | "timeout"
@@ -34,7 +56,18 @@ export type CheckoutFailedReason =
   /** The caller's `AbortSignal` fired. */
   | "aborted";
 
-/** How a connection was asked for: lent exclusively, or shared (multiplexed). */
+/**
+ * How a connection was asked for: lent exclusively, or shared (multiplexed).
+ *
+ * @example
+ * ```ts
+ * import type { Connection, ConnectionPool } from "@nodewire/client/core";
+ * declare const pool: ConnectionPool<Connection>;
+ * pool.addEventListener("checkedOut", (e) => {
+ *   console.log(`${e.detail.mode === "exclusive" ? "lent" : "shared"} #${e.detail.connectionId} after ${e.detail.durationMs} ms`);
+ * });
+ * ```
+ */
 export type CheckoutMode = "exclusive" | "shared";
 
 /**
@@ -118,7 +151,21 @@ export interface PoolEventDetailMap {
   checkedIn: { address: string; connectionId: number };
 }
 
-/** The name of a pool event. */
+/**
+ * The name of a pool event.
+ *
+ * @example
+ * ```ts
+ * import type { PoolEvent } from "@nodewire/client";
+ * import type { Connection, ConnectionPool, PoolEventName } from "@nodewire/client/core";
+ * import { POOL_EVENT_NAMES } from "@nodewire/client/core";
+ * declare const pool: ConnectionPool<Connection>;
+ * const quiet: PoolEventName[] = ["checkoutStarted", "checkedOut", "checkedIn"];
+ * for (const name of POOL_EVENT_NAMES.filter((n) => !quiet.includes(n))) {
+ *   pool.addEventListener(name, (e: PoolEvent) => console.log(e.type, e.detail.address));
+ * }
+ * ```
+ */
 export type PoolEventName = keyof PoolEventDetailMap;
 
 /**
