@@ -15,10 +15,30 @@
  * @module
  */
 
-/** The protocol version this SDK speaks. */
+/**
+ * The protocol version this SDK speaks.
+ *
+ * @example
+ * ```ts
+ * import { decodeHello, PROTOCOL_VERSION } from "@nodewire/client/protocol";
+ * declare const helloBytes: Uint8Array; // a HELLO frame's payload, on the node's side
+ * const hello = decodeHello(helloBytes);
+ * const version = Math.min(hello.version, PROTOCOL_VERSION); // the highest both speak
+ * ```
+ */
 export const PROTOCOL_VERSION = 1;
 
-/** Bytes in a frame header. */
+/**
+ * Bytes in a frame header.
+ *
+ * @example
+ * ```ts
+ * import { HEADER_SIZE } from "@nodewire/client/protocol";
+ * declare const chunk: Uint8Array; // bytes read from the socket
+ * const length = new DataView(chunk.buffer, chunk.byteOffset).getUint32(12);
+ * console.log(`frame of ${HEADER_SIZE + length} bytes`);
+ * ```
+ */
 export const HEADER_SIZE = 16;
 
 /**
@@ -62,7 +82,18 @@ export const MessageType = {
   Goodbye: 0x31,
 } as const;
 
-/** A message type value. */
+/**
+ * A message type value.
+ *
+ * @example
+ * ```ts
+ * import { MessageType, type MessageTypeValue } from "@nodewire/client/protocol";
+ * const names = new Map<MessageTypeValue, string>(
+ *   Object.entries(MessageType).map(([name, value]) => [value, name]),
+ * );
+ * console.log(names.get(MessageType.Response)); // "Response"
+ * ```
+ */
 export type MessageTypeValue = typeof MessageType[keyof typeof MessageType];
 
 // A table, not a Set: this is checked for every frame in and out.
@@ -108,13 +139,34 @@ export const FrameFlags = {
   Idempotent: 0x0001,
 } as const;
 
-/** Every flag bit this version defines. */
+/**
+ * Every flag bit this version defines.
+ *
+ * @example
+ * ```ts
+ * import { KNOWN_FLAGS } from "@nodewire/client/protocol";
+ * declare const flags: number; // from a frame header
+ * if ((flags & ~KNOWN_FLAGS) !== 0) throw new Error(`reserved flag bits set: 0x${flags.toString(16)}`);
+ * ```
+ */
 export const KNOWN_FLAGS = 0x0001;
 
 /**
  * Largest sequence number: 2^53 − 1, so it fits a JavaScript number. A
  * connection that sends a million messages a second takes 285 years to
  * reach it.
+ *
+ * @example
+ * ```ts
+ * import { MAX_SEQUENCE } from "@nodewire/client/protocol";
+ * let sequence = 0;
+ * function nextSequence(): number {
+ *   // Past it writeHeader refuses the frame: a new connection starts over.
+ *   if (sequence === MAX_SEQUENCE) throw new Error("sequence numbers used up");
+ *   return ++sequence;
+ * }
+ * console.log(nextSequence(), nextSequence()); // 1 2
+ * ```
  */
 export const MAX_SEQUENCE: number = Number.MAX_SAFE_INTEGER;
 

@@ -76,7 +76,16 @@ export const PROTOCOL_FEATURES: readonly ProtocolFeature[] = Object.freeze([
   "udp-batch",
 ]);
 
-/** The client's HELLO payload. */
+/**
+ * The client's HELLO payload.
+ *
+ * @example
+ * ```ts
+ * import { encodeHello, type HelloPayload, PROTOCOL_VERSION } from "@nodewire/client/protocol";
+ * const hello: HelloPayload = { version: PROTOCOL_VERSION, client: "billing", maxFrameSize: 1024 * 1024 };
+ * const payload = encodeHello(hello); // the HELLO frame's payload
+ * ```
+ */
 export interface HelloPayload {
   /** Highest protocol version the client speaks. */
   version: number;
@@ -91,7 +100,19 @@ export interface HelloPayload {
   features?: readonly ProtocolFeature[];
 }
 
-/** The node's HELLO_OK payload. */
+/**
+ * The node's HELLO_OK payload.
+ *
+ * @example
+ * ```ts
+ * import type { Handshake } from "@nodewire/client/core";
+ * // What Connection.connect's handshake hook is handed, once HELLO_OK came.
+ * const requireAuth: Handshake = (_connection, hello) =>
+ *   hello.auth === "scram-sha-256"
+ *     ? Promise.resolve()
+ *     : Promise.reject(new Error(`${hello.nodeId} does not authenticate`));
+ * ```
+ */
 export interface HelloOkPayload {
   /**
    * The node's stable id: 1 to 255 UTF-8 bytes, with no control, format or
@@ -112,7 +133,18 @@ export interface HelloOkPayload {
   features?: readonly ProtocolFeature[];
 }
 
-/** A decoded ERROR payload. */
+/**
+ * A decoded ERROR payload.
+ *
+ * @example
+ * ```ts
+ * import { RemoteErrorCode } from "@nodewire/client";
+ * import { decodeError, encodeError } from "@nodewire/client/protocol";
+ * const bytes = encodeError({ code: RemoteErrorCode.Overloaded, retryable: true, message: "busy" });
+ * const { code, retryable, message } = decodeError(bytes);
+ * console.log(code, retryable, message); // 4 true "busy"
+ * ```
+ */
 export interface ErrorPayload {
   /** One of {@linkcode RemoteErrorCode}, or a node-specific code. */
   code: number;
