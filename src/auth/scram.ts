@@ -28,6 +28,15 @@ import { saslprep, SASLPREP_REFUSES } from "./saslprep.ts";
 /**
  * The lowest iteration count the client accepts: RFC 7677's minimum. A node
  * asking for fewer makes the stored verifier cheap to brute-force.
+ *
+ * @example
+ * ```ts
+ * import { CredentialStore } from "@nodewire/client/testing";
+ * import { SCRAM_MIN_ITERATIONS } from "@nodewire/client/auth";
+ * // The cheapest verifier a client still accepts: fast tests, real SCRAM.
+ * const store = await CredentialStore.create({ app: "s3cret" }, { iterations: SCRAM_MIN_ITERATIONS });
+ * console.log(store.get("app")?.iterations); // 4096
+ * ```
  */
 export const SCRAM_MIN_ITERATIONS = 4096;
 
@@ -35,6 +44,18 @@ export const SCRAM_MIN_ITERATIONS = 4096;
  * The highest iteration count the client accepts, so that a hostile node
  * cannot make every connect burn seconds of CPU. Above OWASP's 2023
  * advice for PBKDF2-HMAC-SHA-256 (600 000).
+ *
+ * @example
+ * ```ts
+ * import { Secret } from "@nodewire/client";
+ * import { SCRAM_MAX_ITERATIONS, ScramClient } from "@nodewire/client/auth";
+ * // A client that accepts a tenth of the costliest challenge, for a slow device.
+ * const scram = new ScramClient({
+ *   username: "app",
+ *   password: new Secret("s3cret"),
+ *   maxIterations: SCRAM_MAX_ITERATIONS / 10,
+ * });
+ * ```
  */
 export const SCRAM_MAX_ITERATIONS = 1_000_000;
 
@@ -45,7 +66,18 @@ export const SCRAM_MAX_ITERATIONS = 1_000_000;
  */
 const MAX_SERVER_FIRST = 4096;
 
-/** The mechanism name, as HELLO_OK and AUTH_START spell it on the wire. */
+/**
+ * The mechanism name, as HELLO_OK and AUTH_START spell it on the wire.
+ *
+ * @example
+ * ```ts
+ * import { encodeJson } from "@nodewire/client/protocol";
+ * import { SCRAM_SHA_256, ScramClient } from "@nodewire/client/auth";
+ * declare const scram: ScramClient;
+ * // The AUTH_START payload: the mechanism and the client-first message.
+ * const payload = encodeJson({ mechanism: SCRAM_SHA_256, message: scram.clientFirstMessage() });
+ * ```
+ */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
 
 // The GS2 header for "no channel binding, no authorization identity".
@@ -135,7 +167,23 @@ export class ScramKeyCache {
   }
 }
 
-/** Options for {@linkcode ScramClient}. */
+/**
+ * Options for {@linkcode ScramClient}.
+ *
+ * @example
+ * ```ts
+ * import { Secret } from "@nodewire/client";
+ * import { ScramClient, ScramKeyCache } from "@nodewire/client/auth";
+ * const cache = new ScramKeyCache(); // one per password, shared by its connections
+ * const scram = new ScramClient({
+ *   username: "app",
+ *   password: new Secret("s3cret"),
+ *   cache,
+ *   minIterations: 10_000, // refuse nodes that store cheaper verifiers
+ * });
+ * console.log(scram.clientFirstMessage().startsWith("n,,n=app,r=")); // true
+ * ```
+ */
 export interface ScramClientOptions {
   /** The user name, before SASLprep. */
   username: string;
