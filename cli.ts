@@ -54,7 +54,17 @@ import { startTestNode } from "./testing/node.ts";
 import { nodeId } from "./testing/options.ts";
 import { ops } from "./testing/ops.ts";
 
-/** Options of {@linkcode main} for running the CLI inside a program. */
+/**
+ * Options of {@linkcode main} for running the CLI inside a program.
+ *
+ * @example
+ * ```ts
+ * import { main } from "@nodewire/client/cli";
+ * // A node for the length of a test, stopped after 5 s at the latest.
+ * const code = await main(["node", "--port", "0"], { signal: AbortSignal.timeout(5000) });
+ * console.log(code); // 0
+ * ```
+ */
 export interface MainOptions {
   /**
    * Stops a long-running command (`node`, `cluster`) like SIGTERM does;
