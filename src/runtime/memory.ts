@@ -36,6 +36,20 @@ const LAST_PORT = 65535;
  * A {@linkcode RuntimeAdapter} over an in-memory network, plus handles for
  * tests to inspect it and inject faults. It has no TLS: `connect` and
  * `listen` refuse a `tls` option with an `InvalidArgumentError`.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { createMemoryNetwork } from "@nodewire/client/runtime";
+ * import { startTestNode } from "@nodewire/client/testing";
+ * const network = createMemoryNetwork();
+ * const node = await startTestNode({ runtime: network });
+ * const client = await Client.connect({ hosts: [node.address], runtime: network });
+ * network.breakAll("partition"); // every open connection fails at once
+ * await client.disconnect();
+ * await node.close();
+ * console.log(network.openChannels); // 0
+ * ```
  */
 export interface MemoryNetwork extends RuntimeAdapter {
   /** Always `"memory"`. */

@@ -7,7 +7,17 @@
 
 import type { RuntimeName } from "./types.ts";
 
-/** A runtime with a native adapter. */
+/**
+ * A runtime with a native adapter.
+ *
+ * @example
+ * ```ts
+ * import { detectRuntime, getAdapter, type NativeRuntimeName } from "@nodewire/client/runtime";
+ * const name: NativeRuntimeName = detectRuntime(); // "deno", "bun" or "node"
+ * const adapter = await getAdapter(name);
+ * console.log(adapter.name === name); // true
+ * ```
+ */
 export type NativeRuntimeName = Exclude<RuntimeName, "memory">;
 
 /**

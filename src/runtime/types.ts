@@ -8,10 +8,35 @@
 
 import type { DatagramChannel, DatagramOptions } from "./datagram.ts";
 
-/** Which adapter is in use. */
+/**
+ * Which adapter is in use.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import type { RuntimeName } from "@nodewire/client/runtime";
+ * const runtime: RuntimeName = "node"; // Node's sockets, even under Bun or Deno
+ * const client = await Client.connect({ hosts: ["127.0.0.1:7000"], runtime });
+ * await client.disconnect();
+ * ```
+ */
 export type RuntimeName = "deno" | "bun" | "node" | "memory";
 
-/** Options for {@linkcode RuntimeAdapter.connect}. */
+/**
+ * Options for {@linkcode RuntimeAdapter.connect}.
+ *
+ * @example
+ * ```ts
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * const adapter = await getAdapter();
+ * const channel = await adapter.connect({
+ *   hostname: "127.0.0.1",
+ *   port: 7000,
+ *   signal: AbortSignal.timeout(2000), // give up a connect that hangs
+ * });
+ * channel.close();
+ * ```
+ */
 export interface ConnectOptions {
   /** Host name or IP literal (IPv6 without brackets). */
   hostname: string;
@@ -34,7 +59,18 @@ export interface ConnectOptions {
   startsTls?: boolean;
 }
 
-/** Options for {@linkcode RuntimeAdapter.listen}. */
+/**
+ * Options for {@linkcode RuntimeAdapter.listen}.
+ *
+ * @example
+ * ```ts
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * const adapter = await getAdapter();
+ * const listener = await adapter.listen({ hostname: "127.0.0.1", port: 0 }, (channel) => channel.close());
+ * console.log(listener.port); // the free port picked
+ * await listener.close();
+ * ```
+ */
 export interface ListenOptions {
   /** Address to bind; loopback by default. */
   hostname?: string;
@@ -59,6 +95,16 @@ export interface ListenOptions {
  *   without one for an orderly close by either side.
  * - Callbacks registered late still see data and close that happen after
  *   registration; register both before any await.
+ *
+ * @example
+ * ```ts
+ * import type { ByteChannel } from "@nodewire/client/runtime";
+ * declare const channel: ByteChannel; // from adapter.connect or a listener
+ * channel.onData((chunk) => console.log(`${chunk.byteLength} bytes`));
+ * channel.onClose((error) => console.log(error ? `lost: ${error.message}` : "closed"));
+ * if (!channel.write(new Uint8Array([1, 2, 3]))) await channel.drained(); // backpressure
+ * channel.close();
+ * ```
  */
 export interface ByteChannel {
   /** Sets the receiver of incoming chunks (one receiver). */
@@ -132,7 +178,18 @@ export interface ByteChannel {
   acceptTls?(options: TlsServerOptions): Promise<ByteChannel>;
 }
 
-/** A bound server socket that pushes accepted connections. */
+/**
+ * A bound server socket that pushes accepted connections.
+ *
+ * @example
+ * ```ts
+ * import { createMemoryNetwork } from "@nodewire/client/runtime";
+ * const network = createMemoryNetwork();
+ * const listener = await network.listen({ port: 0 }, (channel) => channel.destroy());
+ * console.log(`${listener.hostname}:${listener.port}`);
+ * await listener.close(); // stops accepting
+ * ```
+ */
 export interface Listener {
   /** The bound address (with the real port when 0 was asked for). */
   readonly hostname: string;
@@ -145,6 +202,26 @@ export interface Listener {
 /**
  * Everything the SDK needs from a runtime. One implementation per runtime in
  * `src/runtime/`, plus an in-memory one for deterministic tests.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { getAdapter, type RuntimeAdapter } from "@nodewire/client/runtime";
+ * // Wraps the native adapter to count connects; the client uses it as it is.
+ * const native = await getAdapter();
+ * let connects = 0;
+ * const counting: RuntimeAdapter = {
+ *   name: native.name,
+ *   supportsTls: native.supportsTls,
+ *   connect(options) {
+ *     connects++;
+ *     return native.connect(options);
+ *   },
+ *   listen: (options, onConnection) => native.listen(options, onConnection),
+ * };
+ * const client = await Client.connect({ hosts: ["127.0.0.1:7000"], runtime: counting });
+ * console.log(connects);
+ * ```
  */
 export interface RuntimeAdapter {
   /** The runtime this adapter uses. */
@@ -190,6 +267,18 @@ export interface RuntimeAdapter {
 /**
  * The client side of a TLS session: for `ByteChannel.startTls` and for
  * `RuntimeAdapter.connect({ tls })`.
+ *
+ * @example
+ * ```ts
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * declare const caPem: string; // the CA that signed the node's certificate
+ * const adapter = await getAdapter();
+ * const channel = await adapter.connect({
+ *   hostname: "127.0.0.1",
+ *   port: 7443,
+ *   tls: { serverName: "db.internal", ca: [caPem], signal: AbortSignal.timeout(3000) },
+ * });
+ * ```
  */
 export interface TlsOptions {
   /**
@@ -219,6 +308,17 @@ export interface TlsOptions {
 /**
  * The server side of a TLS session: for `ByteChannel.acceptTls` and for
  * `RuntimeAdapter.listen({ tls })`. Used by the reference node.
+ *
+ * @example
+ * ```ts
+ * import { getAdapter } from "@nodewire/client/runtime";
+ * declare const certPem: string, keyPem: string;
+ * const adapter = await getAdapter();
+ * const listener = await adapter.listen(
+ *   { port: 0, tls: { cert: certPem, key: keyPem } },
+ *   (channel) => channel.close(),
+ * );
+ * ```
  */
 export interface TlsServerOptions {
   /** The certificate chain, PEM, leaf first. */
