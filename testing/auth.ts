@@ -83,7 +83,17 @@ export function readUsers(
   );
 }
 
-/** What the node keeps for one user: enough to verify, not to log in. */
+/**
+ * What the node keeps for one user: enough to verify, not to log in.
+ *
+ * @example
+ * ```ts
+ * import { CredentialStore } from "@nodewire/client/testing";
+ * const store = await CredentialStore.create({ alice: "correct horse" });
+ * const stored = store.get("alice")!;
+ * console.log(stored.iterations, stored.salt.byteLength); // 4096 16: no password kept
+ * ```
+ */
 export interface StoredCredential {
   /** The user's random salt. */
   readonly salt: Uint8Array;
@@ -95,7 +105,18 @@ export interface StoredCredential {
   readonly serverKey: Uint8Array;
 }
 
-/** Options for {@linkcode CredentialStore.add}. */
+/**
+ * Options for {@linkcode CredentialStore.add}.
+ *
+ * @example
+ * ```ts
+ * import { CredentialStore } from "@nodewire/client/testing";
+ * const store = new CredentialStore();
+ * // RFC 7677's test vector: a fixed salt and iteration count.
+ * const salt = Uint8Array.from(atob("W22ZaJ0SNY7soEsUEjb6gQ=="), (c) => c.charCodeAt(0));
+ * await store.add("user", "pencil", { salt, iterations: 4096 });
+ * ```
+ */
 export interface AddCredentialOptions {
   /** PBKDF2 iterations. Default 4096. */
   iterations?: number;
@@ -237,7 +258,17 @@ const NONCE = is(
   "expected printable ASCII without a comma",
 );
 
-/** Options for {@linkcode ScramServer}. */
+/**
+ * Options for {@linkcode ScramServer}.
+ *
+ * @example
+ * ```ts
+ * import { CredentialStore, ScramServer } from "@nodewire/client/testing";
+ * const store = await CredentialStore.create({ user: "pencil" });
+ * // A fixed server nonce makes the exchange reproducible (RFC 7677's example).
+ * const server = new ScramServer(store, { nonce: "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0" });
+ * ```
+ */
 export interface ScramServerOptions {
   /** The server's half of the nonce. Default 18 random bytes as base64. */
   nonce?: string;

@@ -27,7 +27,21 @@ import {
   runtime,
 } from "./options.ts";
 
-/** Options for {@linkcode startTestNode}. */
+/**
+ * Options for {@linkcode startTestNode}.
+ *
+ * @example
+ * ```ts
+ * import { startTestNode } from "@nodewire/client/testing";
+ * const node = await startTestNode({
+ *   nodeId: "auth-node",
+ *   credentials: { app: "s3cret" }, // SCRAM required
+ *   maxFrameSize: 64 * 1024,
+ * });
+ * console.log(node.address);
+ * await node.close();
+ * ```
+ */
 export interface TestNodeOptions {
   /** Port to listen on; 0 (the default) picks a free one. */
   port?: number;

@@ -6,7 +6,21 @@
  * @module
  */
 
-/** Counters of a reference node. */
+/**
+ * Counters of a reference node.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { ops, startTestNode } from "@nodewire/client/testing";
+ * const node = await startTestNode();
+ * const client = await Client.connect({ hosts: [node.address] });
+ * await client.request(ops.echo("hi"));
+ * console.log(node.stats.requests, node.stats.open); // 1 and the pool's connections
+ * await client.disconnect();
+ * await node.close();
+ * ```
+ */
 export interface TestNodeStats {
   /** Connections accepted since start. */
   accepted: number;

@@ -52,7 +52,19 @@ export const Op = {
 // process.
 Object.freeze(Op);
 
-/** Builders for the reference node's request payloads. */
+/**
+ * Builders for the reference node's request payloads.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { ops, replyText } from "@nodewire/client/testing";
+ * declare const client: Client; // connected to a reference node
+ * await client.request(ops.put("greeting", "hello"));
+ * console.log(replyText(await client.request(ops.get("greeting")))); // "hello"
+ * await client.request(ops.fail(3, false, "no such key")).catch((e) => console.log(e.message));
+ * ```
+ */
 export interface OpBuilders {
   /** ECHO with `data` (bytes or text). */
   echo(data?: Uint8Array | string): Uint8Array;
@@ -143,7 +155,18 @@ export const ops: OpBuilders = Object.freeze({
   },
 });
 
-/** A reply from the reference node, split into who answered and what. */
+/**
+ * A reply from the reference node, split into who answered and what.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { decodeReply, ops } from "@nodewire/client/testing";
+ * declare const client: Client; // connected to reference nodes
+ * const { nodeId, data } = decodeReply(await client.request(ops.echo("hi")));
+ * console.log(`${nodeId} answered ${data.byteLength} bytes`);
+ * ```
+ */
 export interface Reply {
   /** The id of the node that answered. */
   nodeId: string;

@@ -37,7 +37,22 @@ import { Session } from "./proxy_session.ts";
 
 export type { ProxyFaults };
 
-/** Options of {@linkcode startFaultProxy}. */
+/**
+ * Options of {@linkcode startFaultProxy}.
+ *
+ * @example
+ * ```ts
+ * import { startFaultProxy, startTestNode } from "@nodewire/client/testing";
+ * const node = await startTestNode();
+ * const proxy = await startFaultProxy({
+ *   target: node,
+ *   faults: { latencyMs: 20, jitterMs: 10 }, // from the first connection on
+ *   random: () => 0.5, // jitter the same on every run
+ * });
+ * await proxy.close();
+ * await node.close();
+ * ```
+ */
 export interface FaultProxyOptions {
   /** Where to forward to: the node. */
   target: { hostname: string; port: number };
@@ -69,7 +84,23 @@ const FAULT_PROXY_OPTIONS: OptionNames<FaultProxyOptions> = {
   random: func,
   faults: true,
 };
-/** Counters of a {@linkcode FaultProxy}. */
+/**
+ * Counters of a {@linkcode FaultProxy}.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * import { ops, startFaultProxy, startTestNode } from "@nodewire/client/testing";
+ * const node = await startTestNode();
+ * const proxy = await startFaultProxy({ target: node });
+ * const client = await Client.connect({ hosts: [proxy.address] });
+ * await client.request(ops.echo("hi"));
+ * console.log(proxy.stats.accepted > 0, proxy.stats.bytesToNode > 0); // true true
+ * await client.disconnect();
+ * await proxy.close();
+ * await node.close();
+ * ```
+ */
 export interface FaultProxyStats {
   /** Connections accepted since start. */
   accepted: number;
