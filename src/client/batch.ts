@@ -300,6 +300,11 @@ class Chunk implements BatchReplySink {
     batch.settle(this.from + sequence - this.first, new ReplyResult(payload));
   }
 
+  /** Named in a connection's refusal of an item (see ReplySink.method). */
+  get method(): string {
+    return "Client.requestMany";
+  }
+
   onError(error: Error, sequence: number): void {
     this.reported++;
     if (this.#cancelled !== undefined) {

@@ -80,6 +80,12 @@ export class RequestCall implements ReplySink, ObservedCall {
   onError(error: Error): void {
     this.path.failed(this, this.node!, error, this.sentAt, this.message);
   }
+
+  /** Named in a connection's refusal of the payload (see ReplySink.method). */
+  get method(): string {
+    // A getter on the prototype: nothing stored per request.
+    return "Client.request";
+  }
 }
 
 /** The sink of one hedged attempt: which request, on which node. */
@@ -105,6 +111,11 @@ export class HedgeSink implements ReplySink {
   onError(error: Error): void {
     const call = this.call;
     call.path.failed(call, this.node, error, this.started, this.message);
+  }
+
+  /** Named in a connection's refusal of the payload (see ReplySink.method). */
+  get method(): string {
+    return "Client.request";
   }
 }
 

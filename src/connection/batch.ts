@@ -118,7 +118,15 @@ export function submitRun(
     }
     const length = lengthOf(payload); // its real one: see codec.ts
     if (length > sendLimit) {
-      (refused ??= []).push(sequence, payloadTooLarge(length, sendLimit));
+      (refused ??= []).push(
+        sequence,
+        payloadTooLarge(
+          length,
+          sendLimit,
+          core.codec.maxFrameSize,
+          sink.method,
+        ),
+      );
       continue;
     }
     if (route !== undefined && length > route.maxPayload) {

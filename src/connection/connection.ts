@@ -651,7 +651,14 @@ export class Connection {
     if (this.#state !== "open") return sink.onError(this.#end.refusal());
     const length = lengthOf(payload); // its real one: see codec.ts
     if (length > this.#sendLimit) {
-      return sink.onError(payloadTooLarge(length, this.#sendLimit));
+      return sink.onError(
+        payloadTooLarge(
+          length,
+          this.#sendLimit,
+          this.#core.codec.maxFrameSize,
+          sink.method,
+        ),
+      );
     }
     const core = this.#core;
     const route = core.route;

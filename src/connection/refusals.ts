@@ -11,17 +11,27 @@ import { durationProblem } from "../config/validate.ts";
 import { AbortedError, InvalidArgumentError } from "../errors.ts";
 
 /**
- * A payload over the node's `limit`: the caller's argument, not the
- * node's fault (as a ProtocolError it counted against the node).
+ * A payload over the connection's send `limit`: the caller's argument, not
+ * the node's fault (as a ProtocolError it counted against the node). The
+ * limit is the lower of the connection's own `maxFrameSize` (`own`) and
+ * the node's; the message says which, since only the first is the caller's
+ * to raise. `method` is the public method the request came through
+ * (`ReplySink.method`), named first as its own checks name it.
  */
 export function payloadTooLarge(
   length: number,
   limit: number,
+  own: number,
+  method: string | undefined,
 ): InvalidArgumentError {
+  const whose = limit >= own
+    ? "maxFrameSize"
+    : `the node's frame limit, below maxFrameSize ${own}`;
   return new InvalidArgumentError(
     "payload",
     length,
-    `expected at most ${limit} bytes (the node's frame limit)`,
+    `expected at most ${limit} bytes (${whose})`,
+    { method },
   );
 }
 

@@ -132,6 +132,13 @@ export interface ReplySink {
    * outcome"). Optional: without it, a held frame goes out once it can.
    */
   readonly done?: boolean;
+  /**
+   * The public method the request came through (`"Client.request"`),
+   * named first in the message of an error refusing the request's
+   * arguments, as that method's own checks name it. Read only when
+   * refusing. Optional: without it the message names no method.
+   */
+  readonly method?: string;
 }
 
 /**
