@@ -260,3 +260,50 @@ test("drained resolves at once below the low mark and when the channel closes", 
   await listener.close();
   assert.equal(network.openChannels, 0);
 });
+
+test("pause() reads nothing more, as a reader that stopped reading: the other end's writes back up (write false past the mark, drained() waits) until resume() delivers them in order, and a close behind them is seen after them", async () => {
+  const network = createMemoryNetwork();
+  let server!: ByteChannel;
+  const got: number[] = [];
+  let serverClosed = false;
+  const listener = await network.listen({ port: 0 }, (channel) => {
+    server = channel;
+    channel.onData((chunk) => got.push(chunk.length));
+    channel.onClose(() => (serverClosed = true));
+  });
+  const client = await network.connect({
+    hostname: "127.0.0.1",
+    port: listener.port,
+  });
+  client.onData(() => {});
+  client.onClose(() => {});
+  await flush();
+  server.pause!();
+  assert.equal(client.write(new Uint8Array(1)), true);
+  assert.equal(client.write(new Uint8Array(1024 * 1024)), false);
+  let drained = false;
+  client.drained().then(() => (drained = true));
+  await flush();
+  assert.deepEqual(got, []);
+  assert.equal(client.bufferedAmount, 1 + 1024 * 1024);
+  assert.equal(drained, false);
+
+  server.resume!();
+  await flush();
+  assert.deepEqual(got, [1, 1024 * 1024]);
+  assert.equal(client.bufferedAmount, 0);
+  assert.equal(drained, true);
+
+  server.pause!();
+  client.write(new Uint8Array(3));
+  client.close();
+  await flush();
+  assert.deepEqual(got, [1, 1024 * 1024], "nothing read while paused");
+  assert.equal(serverClosed, false, "nor the end of the stream");
+  server.resume!();
+  await flush();
+  assert.deepEqual(got, [1, 1024 * 1024, 3]);
+  assert.equal(serverClosed, true);
+  await listener.close();
+  assert.equal(network.openChannels, 0);
+});

@@ -1,12 +1,17 @@
-// A client against nodes on real loopback sockets that stop reading: the
-// kernel's buffers fill, writes back up, and nothing is answered.
+// A client against nodes that stop reading: on real loopback sockets the
+// kernel's buffers fill, writes back up, and nothing is answered. A test
+// whose premise is that frames stay held until the node reads again runs
+// on the memory network, where a node that stopped reading takes in
+// nothing at all, whatever the machine's load.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { getAdapter } from "../src/runtime/detect.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { type DeafNode, deafNode } from "./support/deaf_node.ts";
+import { closeDriven, settle } from "./support/fault_checks.ts";
 import { within } from "./support/within.ts";
 
 test("disconnect() cancelling requests stuck on nodes that stopped reading does not count them against the nodes: no ejection, no health event, no run of failures", async () => {
@@ -117,19 +122,14 @@ test("a frame held back by a congested socket is not sent once its caller has it
   }
 });
 
-/** Waits, in real time, until `check()` holds; fails after `ms`. */
-async function until(ms: number, what: string, check: () => boolean) {
-  const end = performance.now() + ms;
-  while (!check()) {
-    if (performance.now() > end) throw new Error(`${what}: not after ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-}
-
 test("hedged requests whose first attempts are held behind a node that stopped reading: the hedges answer, and once the node reads again it never gets the held attempts", async () => {
-  const adapter = await getAdapter();
-  const stalled = await deafNode(adapter);
-  const other = await deafNode(adapter);
+  // On the memory network a node that stopped reading takes in nothing
+  // more until it reads again. On loopback the kernel could (its buffers
+  // grow under load): the socket drained, and the first attempts went
+  // out before their hedges answered.
+  const network = createMemoryNetwork();
+  const stalled = await deafNode(network);
+  const other = await deafNode(network);
   const clock = new VirtualClock();
   const client = await within(
     5000,
@@ -137,7 +137,7 @@ test("hedged requests whose first attempts are held behind a node that stopped r
     Client.connect({
       hosts: [stalled.address, other.address],
       protocols: ["tcp"],
-      runtime: adapter,
+      runtime: network,
       clock,
       loadBalancing: "round-robin",
       hedging: { delayMs: 5 },
@@ -148,28 +148,37 @@ test("hedged requests whose first attempts are held behind a node that stopped r
   try {
     stalled.stop();
     const conn = client.manager.node(stalled.address)!.pool.connections()[0];
-    // Every other request's first attempt goes to the stalled node: 1 MiB
-    // payloads until its socket is past its mark (64 of them at most).
+    // A 1 MiB payload reaches the pipe's mark: the first on the stalled
+    // node (round-robin: the first request or the second) congests its
+    // connection, which holds every frame after it.
     const calls: Promise<Uint8Array>[] = [];
-    for (let i = 0; i < 64 && conn.bufferedAmount < 1 << 20; i++) {
+    for (let i = 0; i < 2 && conn.bufferedAmount < 1 << 20; i++) {
       calls.push(client.request(new Uint8Array(1 << 20), { idempotent: true }));
-      await new Promise((resolve) => setTimeout(resolve, 1));
+      await settle(clock);
     }
-    assert.ok(conn.bufferedAmount >= 1 << 20, "the socket backed up");
+    assert.ok(conn.bufferedAmount >= 1 << 20, "the connection backed up");
+    const queued = conn.bufferedAmount;
+    const inFlight = conn.inFlight;
     for (let i = 0; i < 10; i++) {
       calls.push(client.request(new Uint8Array(7), { idempotent: true }));
     }
+    await settle(clock);
+    // Every other first attempt is on the stalled node, held by its
+    // connection: in flight there, and not a byte more for the channel.
+    assert.equal(conn.inFlight, inFlight + 5, "five first attempts held");
+    assert.equal(conn.bufferedAmount, queued, "none of them written");
     // The hedges go to the other node, which answers every request.
     await clock.advance(5);
     await within(5000, "the requests", Promise.all(calls));
     stalled.hear();
-    await until(5000, "the stalled node's attempts", () => conn.inFlight === 0);
+    await settle(clock);
+    assert.equal(conn.inFlight, 0);
     // Before: five 7-byte requests reached the node once it read again,
     // after their callers had their replies.
     assert.deepEqual(stalled.lengths.filter((n) => n === 7), []);
     assert.equal(other.lengths.filter((n) => n === 7).length, 10);
   } finally {
-    await client.disconnect({ timeoutMs: 1 }).catch(() => {});
+    await closeDriven(client, clock);
     await stalled.close();
     await other.close();
   }

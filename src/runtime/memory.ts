@@ -74,6 +74,9 @@ class MemoryChannel extends ChannelBase {
   #outbox = new WriteQueue();
   #peer: MemoryChannel | undefined;
   #reading = false;
+  // Set by pause(): nothing more is delivered until resume(), so what the
+  // other end writes stays in its outbox and holds its writer back.
+  #paused = false;
   #deliveryScheduled = false;
   #closing = false;
 
@@ -141,6 +144,24 @@ class MemoryChannel extends ChannelBase {
     }
   }
 
+  /**
+   * Delivers nothing more, once the chunk being delivered has been handed
+   * over, until `resume()`: what the other end writes waits in its queue,
+   * so its `write` returns false past the mark and its `drained()` waits,
+   * as against a TCP reader that stopped reading, but exactly (a kernel
+   * may still take bytes in, more under load as its buffers grow).
+   */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  /** Delivers again after `pause()`: what waited, in order, then any end. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#scheduleDelivery();
+  }
+
   /** Fails this end only; the network breaking under it. */
   sever(reason: string): void {
     if (this.finished) return;
@@ -164,7 +185,10 @@ class MemoryChannel extends ChannelBase {
   }
 
   #scheduleDelivery(): void {
-    if (this.#deliveryScheduled || !this.#reading || this.finished) return;
+    if (
+      this.#deliveryScheduled || !this.#reading || this.#paused ||
+      this.finished
+    ) return;
     this.#deliveryScheduled = true;
     queueMicrotask(() => this.#deliver());
   }
@@ -173,14 +197,16 @@ class MemoryChannel extends ChannelBase {
     this.#deliveryScheduled = false;
     const source = this.#peer;
     if (source === undefined) return;
-    while (!this.finished) {
+    while (!this.finished && !this.#paused) {
       const chunk = source.#outbox.shift();
       if (chunk === undefined) break;
       this.emitData(chunk);
     }
     // End of stream after the last byte; close our side too, like a TCP
-    // socket without half-open support.
-    if (source.#closing && source.#outbox.size === 0) this.close();
+    // socket without half-open support. Paused, it is read on resume().
+    if (!this.#paused && source.#closing && source.#outbox.size === 0) {
+      this.close();
+    }
   }
 }
 
@@ -207,6 +233,10 @@ function canonicalHost(hostname: string): string {
  *   back the writer exactly like a full TCP window.
  * - `close()` lets the other end read what is in flight, then closes it
  *   cleanly; `destroy()` resets it with a `ConnectionLostError`.
+ * - `pause()` on an end reads nothing more until `resume()`: the other
+ *   end's writes wait (past 1 MiB its `write` returns false), exactly as
+ *   a peer that stopped reading holds back a TCP writer, whatever the
+ *   machine's load; the end of the stream is seen after them.
  *
  * @example An echo server and a client on the same network
  * ```ts
