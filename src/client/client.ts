@@ -432,13 +432,25 @@ export class Client extends TypedEventTarget<ClientEventMap> {
 
   /**
    * Lends `fn` a connection to a healthy node for its exclusive use, and
-   * takes it back when `fn` settles. The acquire is retried like a request;
-   * `fn` itself is not. `timeoutMs` (default `poolConfig.connectionTimeoutMs`)
-   * bounds each wait for a connection and `signal` the acquire with its
-   * retries (then `AbortedError`); neither stops `fn` once it has the
-   * connection: the call settles when `fn` does.
+   * takes it back when `fn` settles. The acquire is retried like a request
+   * (a `disconnect()` ends the wait before a retry, as it ends a
+   * request's); `fn` itself is not. `timeoutMs` (default
+   * `poolConfig.connectionTimeoutMs`) bounds each wait for a connection and
+   * `signal` the acquire with its retries (then `AbortedError`); neither
+   * stops `fn` once it has the connection: the call settles when `fn` does.
    *
-   * @throws {ClientClosedError} after `disconnect()`.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const reply = await client.withConnection((connection) =>
+   *   connection.sendRequest(new TextEncoder().encode("mine alone"))
+   * );
+   * console.log(reply.length);
+   * await client.disconnect();
+   * ```
+   * @throws {ClientClosedError} after `disconnect()`, or when it came while
+   *   the checkout waited to be retried.
    * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
    */
   async withConnection<T>(

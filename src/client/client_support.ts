@@ -129,47 +129,98 @@ export async function lendConnection<T>(
   firstMs: number | undefined = acquire.timeoutMs,
 ): Promise<T> {
   const diagnostics = path.diagnostics;
+  const { signal } = acquire;
   let node: ManagedNode | undefined;
   let options = firstMs === acquire.timeoutMs
     ? acquire
-    : { timeoutMs: firstMs, signal: acquire.signal };
-  const connection = await executeWithRetry(
-    () => {
-      const picked = node = manager.pickNode(node);
-      const wait = options;
-      options = acquire;
-      if (!(wait.timeoutMs === undefined || wait.timeoutMs > 0)) {
-        // The lazy connect took all of it: no time left to wait.
-        throw new PoolTimeoutError(
+    : { timeoutMs: firstMs, signal };
+  // The wait before a checkout is tried again ends with the client's
+  // shutdown, as a request's wait before its retry does (it is among the
+  // path's retry waits while it waits), or with the caller's signal: a
+  // disconnect waited it out, and its timer held the process after that.
+  const wake = new AbortController();
+  let waiting = false;
+  const stopWaiting = () => {
+    if (waiting) path.retryWaits.delete(wake, signal);
+    waiting = false;
+  };
+  let connection: Connection;
+  try {
+    connection = await executeWithRetry(
+      () => {
+        stopWaiting();
+        const picked = node = manager.pickNode(node);
+        const wait = options;
+        options = acquire;
+        if (!(wait.timeoutMs === undefined || wait.timeoutMs > 0)) {
+          // The lazy connect took all of it: no time left to wait.
+          throw new PoolTimeoutError(
+            picked.address,
+            acquire.timeoutMs!,
+            picked.pool.stats(),
+            "timeoutMs",
+          );
+        }
+        return diagnostics.observeCheckout(
           picked.address,
-          acquire.timeoutMs!,
-          picked.pool.stats(),
-          "timeoutMs",
+          "exclusive",
+          () => picked.pool.getConnection(wait),
         );
-      }
-      return diagnostics.observeCheckout(
-        picked.address,
-        "exclusive",
-        () => picked.pool.getConnection(wait),
-      );
-    },
-    config.retryConfig,
-    {
-      clock: config.clock,
-      signal: acquire.signal,
-      // With no healthy node a checkout fails fast, as a request does,
-      // instead of backing off to the same answer.
-      isRetryable: (e) =>
-        !closing() && !(e instanceof NoHealthyNodesError) && isRetryable(e),
-    },
-  ).catch((error) => {
-    throw final(error);
-  });
+      },
+      config.retryConfig,
+      {
+        clock: config.clock,
+        signal: wake.signal,
+        // With no healthy node a checkout fails fast, as a request does,
+        // instead of backing off to the same answer.
+        isRetryable: (e) =>
+          !closing() && !(e instanceof NoHealthyNodesError) && isRetryable(e),
+        onRetry: () => {
+          // Aborted already: its listener would never wake the wait.
+          if (signal?.aborted) throw abortedBy(signal);
+          path.retryWaits.add(wake, signal);
+          waiting = true;
+        },
+      },
+    );
+  } catch (error) {
+    throw final(checkoutError(error, wake.signal, signal));
+  } finally {
+    stopWaiting();
+  }
   try {
     return await fn(connection);
   } finally {
     node!.pool.returnConnection(connection);
   }
+}
+
+/**
+ * What a checkout's retries ended with, as the caller is told: once its
+ * own signal aborted, that abort (unless the pool said it already); woken
+ * from the wait before a retry by the client's shutdown, a
+ * {@linkcode ClientClosedError}.
+ */
+function checkoutError(
+  error: unknown,
+  wake: AbortSignal,
+  signal: AbortSignal | undefined,
+): unknown {
+  const woken = wake.aborted && error instanceof AbortedError &&
+    error.cause === wake.reason;
+  if (signal?.aborted && (woken || !(error instanceof AbortedError))) {
+    return abortedBy(signal);
+  }
+  if (!woken) return error;
+  return new ClientClosedError(
+    "the client disconnected while withConnection waited to retry its " +
+      "checkout",
+  );
+}
+
+/** The caller's abort, as executeWithRetry words it. */
+function abortedBy(signal: AbortSignal): AbortedError {
+  return new AbortedError("the operation was aborted", signal.reason);
 }
 
 /** Tells `log` of every retry `client` dispatches. */

@@ -173,6 +173,14 @@ export class RequestPath {
     this.#opening!.resolve = resolve;
   };
 
+  /**
+   * The waits between retries, which {@linkcode stop} ends: a request's,
+   * and a `withConnection` checkout's (`lendConnection`) while it waits.
+   */
+  get retryWaits(): RetryWaits {
+    return this.#sleeping;
+  }
+
   /** Ends the waits between retries; called when the client shuts down. */
   stop(): void {
     this.#sleeping.wakeAll();

@@ -306,6 +306,41 @@ export const scenarios: Record<string, Scenario> = {
     expectSettled(ctx, calls);
   },
 
+  /**
+   * Disconnect while a withConnection waits to retry its checkout (the
+   * first one timed out behind the pool's one connection, lent): the
+   * disconnect ends that wait. It did not: the call stayed pending and
+   * its 5 s backoff timer held the process after the disconnect.
+   */
+  async "disconnect-in-checkout-backoff"(ctx) {
+    const client = await Client.connect({
+      hosts: [ctx.slowNode],
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+      retryConfig: {
+        maxRetries: 2,
+        initialBackoffMs: 5000,
+        maxBackoffMs: 5000,
+        backoffMultiplier: 2,
+        jitter: false,
+      },
+    });
+    const calls = new Calls();
+    let release!: () => void;
+    const holder = client.withConnection(
+      () => new Promise<void>((resolve) => (release = resolve)),
+    );
+    calls.add(
+      client.withConnection(() => Promise.resolve(), { timeoutMs: 50 }),
+    );
+    await sleep(200);
+    release();
+    await holder;
+    await client.disconnect({ timeoutMs: 100 });
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
   /** The node (in this process) is closed under live sessions. */
   async "node-closed-live-sessions"(ctx) {
     const node = await startTestNode();
