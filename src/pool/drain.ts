@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../clock.ts";
+import { type Clock, wait } from "../clock.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { endpointOf } from "./endpoint.ts";
 import type { Roster } from "./roster.ts";
@@ -73,16 +73,26 @@ export function overdueClose(address: string, limitMs: number): Error {
   );
 }
 
-/** Waits for `promise` to settle, or `ms` on the pool's clock, whichever comes first. */
+/**
+ * Waits for `promise` to settle, or `ms` on the pool's clock, whichever
+ * comes first. On the system clock the timer keeps the process alive, as
+ * `wait`'s does: the caller of `close()` awaits this, and Node ended the
+ * program under it when nothing else was left (an open deaf to its abort
+ * that held no socket), the close never settled and the code after it
+ * never ran.
+ */
 async function within(
   clock: Clock,
   ms: number,
   promise: Promise<unknown>,
 ): Promise<void> {
-  let timer: TimerHandle | undefined;
-  await new Promise<void>((wake) => {
-    promise.then(() => wake(), () => wake());
-    timer = clock.setTimeout(wake, ms);
-  });
-  clock.clearTimeout(timer!);
+  const over = new AbortController();
+  await Promise.race([
+    promise.then(ignore, ignore),
+    wait(clock, ms, over.signal).catch(ignore),
+  ]);
+  // Clears the timer when the promise came first.
+  over.abort();
 }
+
+function ignore(): void {}

@@ -554,7 +554,9 @@ export class ConnectionPool<C extends PoolableConnection>
    * flight (a custom connection's may never settle) has its connection
    * destroyed with a {@linkcode ConnectionLostError} saying so, and is
    * waited for no more; requests in flight, each bounded by its own
-   * timeout, are let finish. Calling it again returns the same promise.
+   * timeout, are let finish. On the system clock these bounded waits keep
+   * the process alive, as awaited I/O does, so a program awaiting
+   * `close()` goes on after it. Calling it again returns the same promise.
    *
    * @example
    * ```ts

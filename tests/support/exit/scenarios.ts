@@ -13,7 +13,12 @@ import {
   NodewireError,
   RequestTimeoutError,
 } from "../../../mod.ts";
-import { sleep as clockSleep, systemClock } from "../../../core.ts";
+import {
+  type Connection,
+  ConnectionPool,
+  sleep as clockSleep,
+  systemClock,
+} from "../../../core.ts";
 import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
 
 /** What the parent provides, and how a scenario reports. */
@@ -336,6 +341,28 @@ export const scenarios: Record<string, Scenario> = {
     release();
     await holder;
     await client.disconnect({ timeoutMs: 100 });
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+  },
+
+  /**
+   * A pool (/core) closed while a checkout waits on an open whose factory
+   * is deaf to its abort and holds no socket: close() waits 500 ms for
+   * that open, and the caller awaits close(). Node ended the program under
+   * it (the wait's timer was unreferenced): no mark, the code after the
+   * close never ran.
+   */
+  async "pool-close-deaf-factory"(ctx) {
+    const pool = new ConnectionPool<Connection>({
+      address: "127.0.0.1:7000",
+      config: { minConnections: 0, maxConnections: 1 },
+      factory: () => new Promise<Connection>(() => {}),
+    });
+    const calls = new Calls();
+    calls.add(pool.getConnection({ timeoutMs: 10_000 }));
+    await sleep(20);
+    await pool.close();
     ctx.mark();
     await Promise.resolve();
     expectSettled(ctx, calls);
