@@ -178,6 +178,8 @@ export class TestNode {
   }
 
   #starting: Promise<void> | undefined;
+  /** Aborts the direct-TLS handshakes under way, when the node stops. */
+  #handshakes: AbortController | undefined;
 
   async #start(): Promise<void> {
     // The pair is first used at a client's TLS switch, long after a start
@@ -195,8 +197,11 @@ export class TestNode {
     // start): a client reconnecting the moment the stream listens again
     // must find UDP up, or it would be offered UDP without a token.
     if (this.#udp?.knownPort !== undefined) await this.#startUdp(this.#udp);
+    // Given up when the node stops: a connection still in its handshake
+    // is no session yet, and nothing else would drop it.
+    const handshakes = this.#handshakes = new AbortController();
     const direct = this.#tls?.direct
-      ? { cert: this.#tls.cert, key: this.#tls.key }
+      ? { cert: this.#tls.cert, key: this.#tls.key, signal: handshakes.signal }
       : undefined;
     this.#listener = await this.#adapter.listen(
       { hostname: this.#hostname, port: this.#port, tls: direct },
@@ -235,8 +240,9 @@ export class TestNode {
    * a crash; with `graceful` the node says GOODBYE, answers what each
    * client sent before it read the GOODBYE, finishes what is in flight,
    * and leaves each stream for its client to close (after 1 s it closes
-   * it, once nothing is in flight). A `start()` under way is waited for,
-   * then stopped.
+   * it, once nothing is in flight). Either way a connection still in its
+   * direct-TLS handshake (no session yet) is dropped. A `start()` under way
+   * is waited for, then stopped.
    *
    * @example
    * ```ts
@@ -261,6 +267,8 @@ export class TestNode {
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.close();
+    // Held open until the handshake's 10 s limit, and the process with it.
+    this.#handshakes?.abort(new Error("the node stopped"));
     for (const session of [...this.#sessions]) {
       if (graceful) session.sayGoodbye(GOODBYE_WINDOW_MS);
       else {

@@ -20,6 +20,8 @@ import {
   systemClock,
 } from "../../../core.ts";
 import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
+import { readFileSync } from "node:fs";
+import { connect } from "node:net";
 
 /** What the parent provides, and how a scenario reports. */
 export interface ExitContext {
@@ -431,6 +433,41 @@ export const scenarios: Record<string, Scenario> = {
     await node.close();
     await client.disconnect();
     ctx.mark();
+  },
+
+  /**
+   * A node serving TLS from the first byte is closed while a client's
+   * handshake is under way (a client that connected and sent nothing
+   * yet): the node drops that connection too. It did not: the socket,
+   * no session yet, stayed open until the handshake's 10 s limit, and
+   * held the process that long after close().
+   */
+  async "node-closed-mid-tls-handshake"(ctx) {
+    const pem = (name: string) =>
+      readFileSync(
+        new URL(`../../../testing/certs/${name}`, import.meta.url),
+        "utf8",
+      );
+    const node = await startTestNode({
+      protocols: ["tls", "tcp"],
+      tls: {
+        cert: pem("server.pem"),
+        key: pem("server-key.pem"),
+        direct: true,
+      },
+    });
+    // The client's end holds nothing: what is left open is the node's.
+    const client = connect({ host: "127.0.0.1", port: node.port }).unref();
+    let clientClosed = false;
+    client.on("error", () => {});
+    client.on("close", () => (clientClosed = true));
+    await new Promise((resolve) => client.once("connect", resolve));
+    await sleep(50);
+    await node.close();
+    ctx.mark();
+    if (!await until(() => clientClosed, 500)) {
+      ctx.fail("the node left the connection open");
+    }
   },
 
   /** A fault proxy between client and node is closed mid-stream. */
