@@ -131,6 +131,8 @@ export class TestNode {
       // Given, it is advertised even by a node that cannot serve UDP.
       udpPort: () => this.#udp?.knownPort ?? udpPort ?? this.#port,
       holds: (session) => this.#sessions.has(session),
+      // Sessions exist only once started, when there is a controller.
+      stopped: () => this.#handshakes!.signal,
       drop: (session) => this.#drop(session),
     };
   }
@@ -178,7 +180,7 @@ export class TestNode {
   }
 
   #starting: Promise<void> | undefined;
-  /** Aborts the direct-TLS handshakes under way, when the node stops. */
+  /** Aborts the TLS handshakes under way (direct or switched to), on stop. */
   #handshakes: AbortController | undefined;
 
   async #start(): Promise<void> {
@@ -197,8 +199,8 @@ export class TestNode {
     // start): a client reconnecting the moment the stream listens again
     // must find UDP up, or it would be offered UDP without a token.
     if (this.#udp?.knownPort !== undefined) await this.#startUdp(this.#udp);
-    // Given up when the node stops: a connection still in its handshake
-    // is no session yet, and nothing else would drop it.
+    // Given up when the node stops: a connection still in its direct
+    // handshake is no session yet, and nothing else would drop it.
     const handshakes = this.#handshakes = new AbortController();
     const direct = this.#tls?.direct
       ? { cert: this.#tls.cert, key: this.#tls.key, signal: handshakes.signal }
@@ -240,9 +242,9 @@ export class TestNode {
    * a crash; with `graceful` the node says GOODBYE, answers what each
    * client sent before it read the GOODBYE, finishes what is in flight,
    * and leaves each stream for its client to close (after 1 s it closes
-   * it, once nothing is in flight). Either way a connection still in its
-   * direct-TLS handshake (no session yet) is dropped. A `start()` under way
-   * is waited for, then stopped.
+   * it, once nothing is in flight). Either way a TLS handshake under way
+   * (a direct one, or a switch after negotiation) is given up and its
+   * connection dropped. A `start()` under way is waited for, then stopped.
    *
    * @example
    * ```ts

@@ -18,6 +18,12 @@ export interface TlsHost {
   readonly clock: Clock;
   /** Where handshakes are counted. */
   readonly stats: Pick<TestNodeStats, "tlsHandshakes" | "tlsFailures">;
+  /**
+   * Aborts when the node stops: a handshake under way is given up. The
+   * TLS side owns the socket by then, so dropping the plaintext channel
+   * does not close it.
+   */
+  stopped(): AbortSignal;
 }
 
 /** What the switch uses of its session. */
@@ -45,18 +51,28 @@ export function startTls(
   plain.pause?.();
   session.writer.flush();
   const controller = new AbortController();
-  // A client that never finishes the handshake must not hold the socket.
+  // A client that never finishes the handshake must not hold the socket,
+  // nor a node that stopped: its stop left the socket, and the process,
+  // open until this limit.
   const timer = host.clock.setTimeout(
     () => controller.abort(new Error("TLS handshake timed out")),
     10_000,
   );
+  const stopped = host.stopped();
+  const onStop = () => controller.abort(new Error("the node stopped"));
+  if (stopped.aborted) onStop();
+  else stopped.addEventListener("abort", onStop, { once: true });
+  const done = () => {
+    host.clock.clearTimeout(timer);
+    stopped.removeEventListener("abort", onStop);
+  };
   plain.acceptTls!({
     cert: tls.cert,
     key: tls.key,
     signal: controller.signal,
   })
     .then((secure) => {
-      host.clock.clearTimeout(timer);
+      done();
       if (!session.live || session.codec.bufferedBytes > 0) {
         // Stopped meanwhile, or plaintext smuggled in before the switch.
         secure.destroy();
@@ -66,7 +82,7 @@ export function startTls(
       host.stats.tlsHandshakes++;
       session.secured(secure);
     }, () => {
-      host.clock.clearTimeout(timer);
+      done();
       // The adapter closed the socket; its close no longer reaches us.
       host.stats.tlsFailures++;
       session.drop();

@@ -20,6 +20,12 @@ import {
   systemClock,
 } from "../../../core.ts";
 import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
+import {
+  encodeHello,
+  encodeJson,
+  MessageCodec,
+  MessageType,
+} from "../../../protocol.ts";
 import { readFileSync } from "node:fs";
 import { connect } from "node:net";
 
@@ -463,6 +469,51 @@ export const scenarios: Record<string, Scenario> = {
     client.on("close", () => (clientClosed = true));
     await new Promise((resolve) => client.once("connect", resolve));
     await sleep(50);
+    await node.close();
+    ctx.mark();
+    if (!await until(() => clientClosed, 500)) {
+      ctx.fail("the node left the connection open");
+    }
+  },
+
+  /**
+   * The same with TLS chosen by negotiation: the node is closed while a
+   * client's switch to TLS is under way (NEGOTIATE_OK sent, no
+   * ClientHello yet). The TLS side owned the socket, so dropping the
+   * session's plaintext channel did not close it: on Node and Deno it
+   * stayed open, and the process alive, for the handshake's 10 s limit.
+   */
+  async "node-closed-mid-tls-switch"(ctx) {
+    const pem = (name: string) =>
+      readFileSync(
+        new URL(`../../../testing/certs/${name}`, import.meta.url),
+        "utf8",
+      );
+    const node = await startTestNode({
+      protocols: ["tls", "tcp"],
+      tls: { cert: pem("server.pem"), key: pem("server-key.pem") },
+    });
+    const codec = new MessageCodec();
+    const send = (type: number, sequence: number, payload: Uint8Array) =>
+      client.write(codec.encode({ type, flags: 0, sequence, payload }));
+    const client = connect({ host: "127.0.0.1", port: node.port }).unref();
+    let agreed = false;
+    let clientClosed = false;
+    client.on("error", () => {});
+    client.on("close", () => (clientClosed = true));
+    client.on("data", (chunk: Uint8Array) =>
+      codec.decode(chunk, (m) => {
+        if (m.type === MessageType.HelloOk) {
+          send(MessageType.Negotiate, 2, encodeJson({ protocols: ["tls"] }));
+        } else if (m.type === MessageType.NegotiateOk) agreed = true;
+      }));
+    await new Promise((resolve) => client.once("connect", resolve));
+    send(
+      MessageType.Hello,
+      1,
+      encodeHello({ version: 1, client: "mute", maxFrameSize: 1 << 20 }),
+    );
+    if (!await until(() => agreed)) ctx.fail("TLS was not agreed");
     await node.close();
     ctx.mark();
     if (!await until(() => clientClosed, 500)) {
