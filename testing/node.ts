@@ -234,7 +234,7 @@ export class TestNode {
   }
 
   #startUdp(udp: NodeUdp<NodeSession>): Promise<void> {
-    return udp.start(this.#hostname, this.#port, () => this.stop());
+    return udp.start(this.#hostname, this.#port);
   }
 
   /**

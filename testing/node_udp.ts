@@ -56,24 +56,19 @@ export class NodeUdp<S> {
   /**
    * Binds, unless bound, on the known port, else on `tcpPort`'s number,
    * else on any free one; a start keeps UDP up when a graceful stop was
-   * draining it. A known port that cannot be bound is an error, thrown
-   * once `stop` (the node's) has run.
+   * draining it. A known port that cannot be bound is an error; the node
+   * starts UDP before its stream then, so nothing else is open yet.
    */
-  async start(
-    hostname: string,
-    tcpPort: number,
-    stop: () => Promise<void>,
-  ): Promise<void> {
+  async start(hostname: string, tcpPort: number): Promise<void> {
     const udp = this.#service;
     this.#draining = false;
     if (udp.bound) return;
     try {
       await udp.bind(hostname, this.#port ?? tcpPort);
     } catch (error) {
-      if (this.#port !== undefined) {
-        await stop();
-        throw error;
-      }
+      // Not the node's stop(): called from its start, it waited for that
+      // start, which waited for it, and startTestNode never settled.
+      if (this.#port !== undefined) throw error;
       // The TCP port's number is only a default; any free port will do.
       await udp.bind(hostname, 0);
     }
