@@ -198,24 +198,44 @@ export class TestNode {
     // UDP first when its port is known (given, or bound by an earlier
     // start): a client reconnecting the moment the stream listens again
     // must find UDP up, or it would be offered UDP without a token.
-    if (this.#udp?.knownPort !== undefined) await this.#startUdp(this.#udp);
+    const udp = this.#udp;
+    // Whether this start binds UDP: what it opened, a failure closes.
+    const udpHere = udp !== undefined && !udp.bound;
+    if (udp?.knownPort !== undefined) await this.#startUdp(udp);
     // Given up when the node stops: a connection still in its direct
     // handshake is no session yet, and nothing else would drop it.
     const handshakes = this.#handshakes = new AbortController();
     const direct = this.#tls?.direct
       ? { cert: this.#tls.cert, key: this.#tls.key, signal: handshakes.signal }
       : undefined;
-    this.#listener = await this.#adapter.listen(
-      { hostname: this.#hostname, port: this.#port, tls: direct },
-      (channel) => {
-        if (direct) this.stats.tlsHandshakes++;
-        this.#serve(channel);
-      },
-    );
-    this.#port = this.#listener.port;
+    let listener: Listener;
+    try {
+      listener = await this.#adapter.listen(
+        { hostname: this.#hostname, port: this.#port, tls: direct },
+        (channel) => {
+          if (direct) this.stats.tlsHandshakes++;
+          this.#serve(channel);
+        },
+      );
+    } catch (error) {
+      // The UDP socket bound for this start stayed bound, with no node
+      // to close it: the process never exited.
+      if (udpHere) await udp.close();
+      throw error;
+    }
+    this.#listener = listener;
+    this.#port = listener.port;
     this.#nodeIdBytes = encoder.encode(this.nodeId);
     // Otherwise on the TCP port's number, known only now.
-    if (this.#udp && !this.#udp.bound) await this.#startUdp(this.#udp);
+    if (udp && !udp.bound) {
+      try {
+        await this.#startUdp(udp);
+      } catch (error) {
+        this.#listener = undefined;
+        await listener.close();
+        throw error;
+      }
+    }
   }
 
   /** The bound UDP port, while the node serves UDP. */
