@@ -23,6 +23,7 @@ import {
   VirtualClock,
 } from "../testing/mod.ts";
 import { Client, ConnectFailedError } from "../mod.ts";
+import { pem } from "./helpers.ts";
 import { ScramClient } from "../auth.ts";
 import { Secret } from "../src/secret.ts";
 import { MAX_TIMER_DELAY_MS } from "../src/config/validate.ts";
@@ -57,9 +58,10 @@ test("startTestNode and stop read their options once, nested ones too", async ()
     credentials: readOnce(Object.defineProperties({}, {
       app: readOnce("hunter2"),
     })),
+    // A real pair: since 87c628c a start refuses one that does not match.
     tls: readOnce(Object.defineProperties({}, {
-      cert: readOnce("cert"),
-      key: readOnce("key"),
+      cert: readOnce(pem("server.pem")),
+      key: readOnce(pem("server-key.pem")),
     })),
   }));
   try {
