@@ -14,7 +14,7 @@ import type { ResolvedTlsConfig } from "../config/tls.ts";
 import { isDuration, MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { TlsError } from "../errors.ts";
-import type { TransportUpgrade } from "./handshake.ts";
+import type { TransportUpgrade } from "./shapes.ts";
 
 /**
  * Switches `connection` to TLS within `tls.handshakeTimeoutMs` (on

@@ -30,7 +30,7 @@ import {
 } from "../errors.ts";
 import { messageOf, textOf } from "../errors/base.ts";
 import { closeQuietly, openDatagram } from "./udp_channel.ts";
-import type { TransportUpgrade } from "./handshake.ts";
+import type { TransportUpgrade } from "./shapes.ts";
 import {
   DATAGRAM_OVERHEAD,
   decodeDatagram,
