@@ -12,17 +12,21 @@
  * and time from an injected clock, so every timeout, backoff, idle timeout
  * and lifetime can be tested on a virtual clock.
  *
+ * Here: the API, the checkout and check-in paths and the pool's state.
+ * Apart: its parts' wiring (assembly.ts), the pump (pump.ts) and the work
+ * of `clear()` and `close()` (shutdown.ts), beside the parts themselves.
+ *
  * @module
  */
 
-import { type Clock, systemClock } from "../clock.ts";
+import type { Clock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
 import { readAcquireOptions, readPoolOptions } from "./arguments.ts";
 import { resolvePoolConfig } from "../config/resolve.ts";
 import { readable } from "../config/validate.ts";
-import { TickClock } from "../tick_clock.ts";
-import { type PoolContext, PoolEmitter } from "./context.ts";
+import type { TickClock } from "../tick_clock.ts";
+import type { PoolEmitter } from "./context.ts";
 import {
   type ListenerOptions,
   TypedEventTarget,
@@ -30,11 +34,14 @@ import {
 } from "../events.ts";
 import { readListenerArguments } from "../config/listeners.ts";
 import { POOL_EVENT_NAMES, type PoolEventMap } from "./events.ts";
-import { Housekeeper } from "./housekeeping.ts";
-import { Opener } from "./opening.ts";
+import { assemblePool, type PoolParts } from "./assembly.ts";
+import type { Housekeeper } from "./housekeeping.ts";
+import type { Opener } from "./opening.ts";
 import type { Entry } from "./entry.ts";
 import { uncounted } from "./load.ts";
-import { Roster } from "./roster.ts";
+import type { Roster } from "./roster.ts";
+import { clearPool, closePool } from "./shutdown.ts";
+import { Pump } from "./pump.ts";
 import { poolStats } from "./stats.ts";
 import type {
   AcquireOptions,
@@ -42,16 +49,11 @@ import type {
   PoolableConnection,
   PoolStats,
 } from "./types.ts";
-import { Waiters } from "./waiters.ts";
+import type { Waiters } from "./waiters.ts";
 import type { WaitQueue } from "./wait_queue.ts";
 
 const OPEN = 0;
 const CLOSED = 1;
-/**
- * The most times one pump goes round because its own work (a listener's
- * call) asked for another: far above what serving and opening need.
- */
-const MAX_PUMP_ROUNDS = 64;
 /** The names a pool dispatches, for its listeners' door. */
 const POOL_EVENTS: ReadonlySet<string> = new Set(POOL_EVENT_NAMES);
 
@@ -116,6 +118,8 @@ export class ConnectionPool<C extends PoolableConnection>
   /** The resolved settings. */
   readonly config: Readonly<PoolConfig>;
 
+  /** The parts together, for the cold paths (clear, close). */
+  readonly #parts: PoolParts<C>;
   readonly #clock: Clock;
   /** The clock read once per tick, for the per-request paths. */
   readonly #tick: TickClock;
@@ -134,11 +138,10 @@ export class ConnectionPool<C extends PoolableConnection>
   #state = OPEN;
   /** Keep `minConnections` open; set by `start()` or the first use, cleared by `clear()`. */
   #filling = false;
+  /** Serves the waiters, then opens what is missing. */
+  readonly #pump: Pump<C>;
   #ready = false;
   #closePromise: Promise<void> | undefined;
-  #pumping = false;
-  #pumpAgain = false;
-  #pumpQueued = false;
 
   /**
    * Creates a pool; nothing is opened until `start()` or the first request.
@@ -153,48 +156,22 @@ export class ConnectionPool<C extends PoolableConnection>
     this.config = Object.freeze(
       readable("poolConfig", o.config, () => resolvePoolConfig(o.config)),
     );
-    const factory = o.factory;
-    const clock = o.clock ?? systemClock;
-    const random = o.random ?? Math.random;
-    const heartbeat = o.heartbeat;
-    const createTimeoutMs = o.createTimeoutMs ??
-      this.config.connectionTimeoutMs;
-    this.#clock = clock;
-    this.#tick = new TickClock(clock);
-    this.#events = new PoolEmitter(this, this.address, this.config, clock);
-    const ctx: PoolContext = {
-      address: this.address,
-      config: this.config,
-      clock,
-      tick: this.#tick,
-      createTimeoutMs,
-      target: this,
-      events: this.#events,
-      pump: () => this.#pump(),
-      pumpSoon: () => this.#pumpSoon(),
+    const parts = assemblePool<C>(this, this.address, this.config, o, {
+      pump: () => this.#pump.pump(),
+      pumpSoon: () => this.#pump.pumpSoon(),
       checkReady: () => this.#checkReady(),
-      wakeAt: (at) => this.#keeper.wakeAt(at),
-      expireWaiters: (now) => this.#waiters.expire(now),
-      expireOpens: (now) => this.#opener.expire(now),
-      wouldOpen: () => this.#opener.wouldOpen(),
-    };
-    const roster = new Roster<C>(ctx);
-    const keeper = new Housekeeper<C>(ctx, roster, heartbeat);
-    const waiters = new Waiters<C>(ctx, roster, keeper);
-    this.#roster = roster;
-    this.#entries = roster.entries;
-    this.#keeper = keeper;
-    this.#waiters = waiters;
-    this.#queue = waiters.queue;
-    this.#opener = new Opener<C>(
-      ctx,
-      roster,
-      waiters,
-      keeper,
-      factory,
-      random,
-      createTimeoutMs,
-    );
+    });
+    this.#parts = parts;
+    this.#clock = parts.clock;
+    this.#tick = parts.tick;
+    this.#events = parts.events;
+    this.#roster = parts.roster;
+    this.#entries = parts.roster.entries;
+    this.#keeper = parts.keeper;
+    this.#waiters = parts.waiters;
+    this.#queue = parts.waiters.queue;
+    this.#opener = parts.opener;
+    this.#pump = new Pump<C>(parts, () => this.#filling);
     // Deferred so that listeners added right after `new` hear it.
     queueMicrotask(() => this.#events.flushCreated());
   }
@@ -277,7 +254,7 @@ export class ConnectionPool<C extends PoolableConnection>
     }
     this.#filling = true;
     this.#checkReady();
-    this.#pump();
+    this.#pump.pump();
   }
 
   /**
@@ -421,14 +398,14 @@ export class ConnectionPool<C extends PoolableConnection>
     this.#keeper.wakeForHeartbeat(now);
     // The oldest waiter wants a connection to itself and this one is free:
     // hand it over directly instead of scanning the queue and the pool.
-    if (!this.#pumping && conn.inFlight === 0 && !entry.promised) {
+    if (!this.#pump.pumping && conn.inFlight === 0 && !entry.promised) {
       const head = this.#queue.peek();
       if (head !== undefined && head.exclusive) {
         this.#waiters.grant(head, entry);
         if (this.#queue.shared === 0) return;
       }
     }
-    this.#pump();
+    this.#pump.pump();
   }
 
   /**
@@ -524,20 +501,7 @@ export class ConnectionPool<C extends PoolableConnection>
   clear(reason?: unknown): void {
     if (this.#state !== OPEN) return;
     this.#filling = false;
-    // First, as CMAP orders it: what follows is its consequence.
-    if (this.hasListeners("poolCleared")) {
-      this.#events.emit("poolCleared", { address: this.address, reason });
-    }
-    const error = new PoolClosedError(this.address, "cleared", {
-      cause: reason,
-    });
-    this.#opener.abort(error);
-    const now = this.#clock.now();
-    for (const entry of this.#roster.list.slice()) {
-      this.#roster.retire(entry, "stale");
-      this.#keeper.closeWhenIdle(entry, now);
-    }
-    this.#waiters.failAll(error, "connectionError");
+    clearPool(this.#parts, reason);
   }
 
   /**
@@ -568,25 +532,10 @@ export class ConnectionPool<C extends PoolableConnection>
    */
   close(): Promise<void> {
     if (this.#closePromise !== undefined) return this.#closePromise;
-    let held: Promise<unknown>[] = [];
-    // Set before anything runs: a listener that calls close() from here
-    // on gets this same promise, and poolClosed comes once.
-    this.#closePromise = Promise.resolve().then(() => Promise.all(held))
-      // A return starts a close that drain() then waits for.
-      .then(() => this.#opener.drain())
-      .then(() => {
-        if (this.hasListeners("poolClosed")) {
-          this.#events.emit("poolClosed", { address: this.address });
-        }
-      });
-    this.#state = CLOSED;
-    this.#keeper.stop();
-    this.#waiters.turns.stop();
-    const error = new PoolClosedError(this.address, "closed");
-    this.#opener.close(error);
-    this.#waiters.failAll(error, "poolClosed");
-    held = this.#roster.closeAll();
-    return this.#closePromise;
+    return closePool(this.#parts, (promise) => {
+      this.#closePromise = promise;
+      this.#state = CLOSED;
+    });
   }
 
   /**
@@ -626,7 +575,7 @@ export class ConnectionPool<C extends PoolableConnection>
     return this.#roster.list.map((entry) => entry.conn);
   }
 
-  // ------------------------------------------- choosing, lending, the pump
+  // ------------------------------------------------ choosing, lending
 
   #takeShared(): C | undefined {
     if (!this.#filling) this.#startFilling();
@@ -659,44 +608,7 @@ export class ConnectionPool<C extends PoolableConnection>
 
   #startFilling(): void {
     this.#filling = true;
-    this.#pumpSoon();
-  }
-
-  /** Serves waiters, then opens what is missing; safe to call from anywhere. */
-  #pump(): void {
-    if (this.#pumping) {
-      this.#pumpAgain = true;
-      return;
-    }
-    this.#pumping = true;
-    let rounds = 0;
-    try {
-      do {
-        this.#pumpAgain = false;
-        if (this.#queue.size !== 0) this.#waiters.serve();
-        this.#opener.openAsNeeded(this.#filling);
-        // A listener that queues a caller as each one fails (checkoutFailed
-        // asking again at once, while the pool backs off) kept this loop
-        // going for good, never yielding: the rest waits for the
-        // maintenance timer, due at once.
-        if (this.#pumpAgain && ++rounds === MAX_PUMP_ROUNDS) {
-          this.#keeper.wakeAt(this.#clock.now());
-          break;
-        }
-      } while (this.#pumpAgain);
-    } finally {
-      this.#pumping = false;
-    }
-  }
-
-  /** Pumps after the current operation, once however often it is asked. */
-  #pumpSoon(): void {
-    if (this.#pumpQueued) return;
-    this.#pumpQueued = true;
-    queueMicrotask(() => {
-      this.#pumpQueued = false;
-      this.#pump();
-    });
+    this.#pump.pumpSoon();
   }
 
   #checkReady(): void {
