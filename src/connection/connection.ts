@@ -5,8 +5,9 @@
  * state the two share (core.ts), opening and the HELLO exchange (open.ts),
  * the control channel's checks and TLS switch (control.ts), how it ends
  * (lifecycle.ts, closing.ts), the errors a request is refused with before
- * it is sent (refusals.ts), the control inbox (inbox.ts) and the in-flight
- * records (in_flight.ts).
+ * it is sent (refusals.ts), the checks at the doors of a batch run
+ * (batch_door.ts), the control inbox (inbox.ts) and the in-flight records
+ * (in_flight.ts).
  *
  * @module
  */
@@ -27,8 +28,7 @@ import type {
   RuntimeAdapter,
   TlsOptions,
 } from "../runtime/types.ts";
-import { reportedAddress } from "../runtime/contract.ts";
-import { isInstance } from "../errors/base.ts";
+import { reportedAddress, reportedQueuedBytes } from "../runtime/contract.ts";
 import { ConnectionCore } from "./core.ts";
 import { type Pending, PromiseSink, SAFE_TO_REPEAT } from "./in_flight.ts";
 import { ConnectionLifecycle, type ConnectionState } from "./lifecycle.ts";
@@ -46,13 +46,13 @@ import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import {
   abortedBeforeSent,
-  badArgument,
   badOption,
   badTimeout,
   payloadTooLarge,
 } from "./refusals.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
+import { checkCancel, readRunOptions } from "./batch_door.ts";
 import type {
   BatchReplySink,
   ConnectionStats,
@@ -282,15 +282,7 @@ export class Connection {
    */
   get bufferedAmount(): number {
     const core = this.#core;
-    let queued: unknown;
-    try {
-      queued = core.channel.bufferedAmount;
-    } catch {
-      // Not on the request path: a gauge read, which must not fail.
-      queued = 0;
-    }
-    const channelBytes = typeof queued === "number" && queued > 0 ? queued : 0;
-    return channelBytes + core.writer.pendingBytes;
+    return reportedQueuedBytes(core.channel) + core.writer.pendingBytes;
   }
 
   /**
@@ -539,23 +531,9 @@ export class Connection {
     options: { timeoutMs?: number; idempotent?: boolean },
     sink: BatchReplySink,
   ): Error | undefined {
-    // Each option read once (see #call): a getter that throws is this
-    // method's returned error, not a throw.
-    let timeoutMs: number | undefined;
-    let idempotent: boolean | undefined;
-    if (options !== undefined) {
-      if (typeof options !== "object" || options === null) {
-        return badOption("", options, "expected an object of options");
-      }
-      try {
-        ({ timeoutMs, idempotent } = options);
-      } catch (cause) {
-        return badOption("", options, "could not be read", cause);
-      }
-      if (idempotent !== undefined && typeof idempotent !== "boolean") {
-        return badOption(".idempotent", idempotent, "expected true or false");
-      }
-    }
+    const read = readRunOptions(options);
+    if (read instanceof Error) return read;
+    const { timeoutMs, idempotent } = read;
     const problem = runProblem(payloads, from, to, timeoutMs);
     if (problem !== undefined) return problem;
     if (this.#state !== "open") return this.#end.refusal();
@@ -583,12 +561,7 @@ export class Connection {
    *   or more, or an `error` that is no Error (nothing is cancelled).
    */
   cancelBatch(sink: BatchReplySink, count: number, error: Error): void {
-    if (!Number.isSafeInteger(count) || count < 0) {
-      throw badArgument("count", count, "expected an integer of 0 or more");
-    }
-    if (!isInstance(error, Error)) {
-      throw badArgument("error", error, "expected an Error");
-    }
+    checkCancel(count, error);
     // No further than the sequences handed out: a larger count would
     // only look up numbers never sent, for as long as it says.
     cancelRun(this.#core, sink, count, error, this.#nextSequence);

@@ -73,3 +73,22 @@ export function reportedAddress(
     return undefined;
   }
 }
+
+/**
+ * The bytes `channel` says it has queued, or 0 when it says nothing
+ * usable: also when a custom channel's `bufferedAmount` cannot be read
+ * (its getter throws) or is no positive number (a string `"12"` would
+ * have been concatenated, not added).
+ */
+export function reportedQueuedBytes(
+  channel: { readonly bufferedAmount: unknown },
+): number {
+  let queued: unknown;
+  try {
+    queued = channel.bufferedAmount;
+  } catch {
+    // Not on the request path: a gauge read, which must not fail.
+    queued = 0;
+  }
+  return typeof queued === "number" && queued > 0 ? queued : 0;
+}

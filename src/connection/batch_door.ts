@@ -1,0 +1,61 @@
+/**
+ * The checks at the doors of a batch run (`Connection.submitBatch` and
+ * `Connection.cancelBatch`, for a `/core` caller): the run's options read
+ * once, and a cancel's count and error. Once per run, never per request.
+ *
+ * @module
+ */
+
+import type { InvalidArgumentError } from "../errors.ts";
+import { isInstance } from "../errors/base.ts";
+import { badArgument, badOption } from "./refusals.ts";
+
+/** A run's options as `submitBatch` read them. */
+export interface RunOptions {
+  /** The run's timeout; undefined for the connection's own. */
+  readonly timeoutMs: number | undefined;
+  /** Whether the run's requests may be repeated. */
+  readonly idempotent: boolean | undefined;
+}
+
+const NO_OPTIONS: RunOptions = { timeoutMs: undefined, idempotent: undefined };
+
+/**
+ * `submitBatch`'s options, each read once, or the error that refuses the
+ * run: options that are no object or cannot be read, an `idempotent` that
+ * is not a boolean. The timeout is checked with the run (`runProblem`).
+ */
+export function readRunOptions(
+  options: unknown,
+): RunOptions | InvalidArgumentError {
+  if (options === undefined) return NO_OPTIONS;
+  // Each option read once (see Connection's #call): a getter that throws
+  // is submitBatch's returned error, not a throw.
+  let timeoutMs: number | undefined;
+  let idempotent: boolean | undefined;
+  if (typeof options !== "object" || options === null) {
+    return badOption("", options, "expected an object of options");
+  }
+  try {
+    ({ timeoutMs, idempotent } = options as RunOptions);
+  } catch (cause) {
+    return badOption("", options, "could not be read", cause);
+  }
+  if (idempotent !== undefined && typeof idempotent !== "boolean") {
+    return badOption(".idempotent", idempotent, "expected true or false");
+  }
+  return { timeoutMs, idempotent };
+}
+
+/**
+ * Refuses what `cancelBatch` cannot take: a `count` that is no integer of
+ * 0 or more, an `error` that is no Error.
+ */
+export function checkCancel(count: number, error: Error): void {
+  if (!Number.isSafeInteger(count) || count < 0) {
+    throw badArgument("count", count, "expected an integer of 0 or more");
+  }
+  if (!isInstance(error, Error)) {
+    throw badArgument("error", error, "expected an Error");
+  }
+}
