@@ -124,7 +124,7 @@ export function submitRun(
           length,
           sendLimit,
           core.codec.maxFrameSize,
-          sink.method,
+          sink,
         ),
       );
       continue;

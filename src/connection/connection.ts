@@ -629,7 +629,7 @@ export class Connection {
           length,
           this.#sendLimit,
           this.#core.codec.maxFrameSize,
-          sink.method,
+          sink,
         ),
       );
     }

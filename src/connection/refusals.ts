@@ -15,15 +15,16 @@ import { AbortedError, InvalidArgumentError } from "../errors.ts";
  * the node's fault (as a ProtocolError it counted against the node). The
  * limit is the lower of the connection's own `maxFrameSize` (`own`) and
  * the node's; the message says which, since only the first is the caller's
- * to raise. `method` is the public method the request came through
- * (`ReplySink.method`), named first as its own checks name it.
+ * to raise. The sink's `method` (`ReplySink.method`), the public method the
+ * request came through, is named first as its own checks name it.
  */
 export function payloadTooLarge(
   length: number,
   limit: number,
   own: number,
-  method: string | undefined,
+  sink: { readonly method?: string },
 ): InvalidArgumentError {
+  const method = methodOf(sink);
   const whose = limit >= own
     ? "maxFrameSize"
     : `the node's frame limit, below maxFrameSize ${own}`;
@@ -33,6 +34,24 @@ export function payloadTooLarge(
     `expected at most ${limit} bytes (${whose})`,
     { method },
   );
+}
+
+/**
+ * `sink.method`, or none when the sink's getter throws: a /core caller's
+ * bug that must not turn a refusal into a throw (submitRequest's caller
+ * got the getter's error and the sink nothing; a batch run stopped
+ * halfway, with what it had sent still to be answered). The method only
+ * words the message, so the refusal goes on naming none (as for what is
+ * no string).
+ */
+function methodOf(sink: { readonly method?: string }): string | undefined {
+  let method: unknown;
+  try {
+    method = sink.method;
+  } catch {
+    return undefined;
+  }
+  return typeof method === "string" ? method : undefined;
 }
 
 /** A `timeoutMs` that is not a duration in ms. */

@@ -136,7 +136,9 @@ export interface ReplySink {
    * The public method the request came through (`"Client.request"`),
    * named first in the message of an error refusing the request's
    * arguments, as that method's own checks name it. Read only when
-   * refusing. Optional: without it the message names no method.
+   * refusing. Optional: without it (or when it is no string, or its
+   * getter throws) the message names no method, and the refusal still
+   * goes to `onError`.
    */
   readonly method?: string;
 }
