@@ -218,6 +218,15 @@ test("isKnownMessageType answers false for what is no number (a BigInt, a symbol
   assert.equal(isKnownMessageType(16.5), false);
 });
 
+test("DatagramPacker.push names itself when it refuses a payload too large for a datagram, as its other refusals do (the message named no method)", () => {
+  const packer = new DatagramPacker(new Uint8Array(16), 100, () => {});
+  assert.throws(
+    () => packer.push(MessageType.Request, 0, 1, new Uint8Array(69)),
+    invalid("DatagramPacker.push", "payload"),
+  );
+  assert.equal(packer.pending, 0, "nothing was packed");
+});
+
 test("DatagramPacker.push refuses a type, flags or sequence that does not fit its header field, naming it, and packs nothing: a sequence of 2^64 or a type of 300 went out as another frame", () => {
   const sent: Uint8Array[] = [];
   const packer = new DatagramPacker(new Uint8Array(16), 1200, (d) => {

@@ -31,6 +31,9 @@ import { HEADER_SIZE } from "./frame.ts";
  */
 const MIN_SLAB = 16 * 1024;
 
+/** The public method a push's refusal names. */
+const PUSH = "DatagramPacker.push";
+
 /**
  * The packer of {@linkcode DatagramPacker}, without the checks of a
  * frame's header fields: for the UDP transport and the reference node,
@@ -113,11 +116,15 @@ export class FramePacker {
     sequence: number,
     payload: Uint8Array,
   ): void {
+    // Named as DatagramPacker.push, the only door these refusals are met
+    // at (the UDP route and the node check the size before), as the
+    // constructor's are named as DatagramPacker's.
     if (!ArrayBuffer.isView(payload) || !(payload instanceof Uint8Array)) {
       throw new InvalidArgumentError(
         "payload",
         payload,
         "expected a Uint8Array",
+        { method: PUSH },
       );
     }
     const length = lengthOf(payload); // the real one: see codec.ts
@@ -128,6 +135,7 @@ export class FramePacker {
         `expected at most ${
           this.#limit - DATAGRAM_OVERHEAD
         } (a datagram of ${this.#limit})`,
+        { method: PUSH },
       );
     }
     const need = HEADER_SIZE + length;
@@ -299,7 +307,7 @@ export class DatagramPacker {
     sequence: number,
     payload: Uint8Array,
   ): void {
-    checkFrame("DatagramPacker.push", "", type, flags, sequence, payload);
+    checkFrame(PUSH, "", type, flags, sequence, payload);
     this.#packer.push(type, flags, sequence, payload);
   }
 
