@@ -31,7 +31,7 @@ import {
 import { abortedBeforeSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
 import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
-import { RequestCall } from "./request_call.ts";
+import { BatchItemCall } from "./request_call.ts";
 import { mayHedge } from "./hedging.ts";
 import { acquireWithin } from "./waits.ts";
 
@@ -185,7 +185,7 @@ class Batch {
   #bySingles(): void {
     const { path } = this.host;
     this.payloads.forEach((payload, i) => {
-      path.request(payload, this.options).then(
+      path.requestItem(payload, this.options).then(
         (value) => this.settle(i, new ReplyResult(value)),
         (error) => this.settle(i, new ErrorResult(error)),
       );
@@ -198,7 +198,7 @@ class Batch {
    */
   failed(chunk: Chunk, index: number, error: Error): void {
     const path = this.host.path;
-    const call = new RequestCall(path, this.payloads[index], this.options);
+    const call = new BatchItemCall(path, this.payloads[index], this.options);
     call.resolve = this.#resolver(index);
     call.node = chunk.node;
     call.outstanding = 1;

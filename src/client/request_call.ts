@@ -88,6 +88,18 @@ export class RequestCall implements ReplySink, ObservedCall {
   }
 }
 
+/**
+ * An item of a `requestMany` that goes on as a request of its own (hedged
+ * or observed from the start, or retried after its first attempt failed):
+ * a refusal names the method the caller called.
+ */
+export class BatchItemCall extends RequestCall {
+  /** Named in a connection's refusal of the payload (see ReplySink.method). */
+  override get method(): string {
+    return "Client.requestMany";
+  }
+}
+
 /** The sink of one hedged attempt: which request, on which node. */
 export class HedgeSink implements ReplySink {
   /** The hedge's diagnostics message, only when someone listens. */
@@ -115,7 +127,8 @@ export class HedgeSink implements ReplySink {
 
   /** Named in a connection's refusal of the payload (see ReplySink.method). */
   get method(): string {
-    return "Client.request";
+    // The request's: a hedge of a requestMany item names requestMany.
+    return this.call.method;
   }
 }
 

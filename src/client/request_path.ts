@@ -35,7 +35,7 @@ import {
   requestObserved,
 } from "../diagnostics/channels.ts";
 import { RequestDiagnostics } from "./request_diagnostics.ts";
-import { HedgeSink, RequestCall } from "./request_call.ts";
+import { BatchItemCall, HedgeSink, RequestCall } from "./request_call.ts";
 import { aborted, noNodeAfter } from "./request_errors.ts";
 import { acquireWithin, RetryWaits, waitToRetry } from "./waits.ts";
 
@@ -114,9 +114,26 @@ export class RequestPath {
     payload: Uint8Array,
     options: ClientRequestOptions,
   ): Promise<Uint8Array> {
+    return this.#start(new RequestCall(this, payload, options));
+  }
+
+  /**
+   * Starts an item of a `requestMany` as a request of its own (hedged, or
+   * observed): as `request`, its refusals naming `Client.requestMany`.
+   */
+  requestItem(
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    return this.#start(new BatchItemCall(this, payload, options));
+  }
+
+  // request()'s body, shared with requestItem: the record's class is all
+  // that differs (its `method`, read only when a payload is refused).
+  #start(call: RequestCall): Promise<Uint8Array> {
+    const options = call.options;
     if (this.#budget !== undefined) this.#budget.requests++;
     this.inFlight++;
-    const call = new RequestCall(this, payload, options);
     this.#opening = call;
     const promise = new Promise<Uint8Array>(this.#executor);
     this.#opening = undefined;
