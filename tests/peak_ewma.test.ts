@@ -158,6 +158,26 @@ test("estimate and cost of what is no slot (a fraction, a negative number, a str
   assert.equal(ewma.cost(1, 1, 0), 20);
 });
 
+test('reset() refuses what is no slot (a string, a fraction, a negative number, NaN) with InvalidArgumentError naming it, forgetting nothing: reset("1") forgot slot 1 and reset(1.5) forgot nothing, silently', () => {
+  const ewma = new PeakEwma(4);
+  ewma.observe(1, 10, 0);
+  for (const slot of ["1", 1.5, 0.5, -1, NaN, 2 ** 24, undefined]) {
+    assert.throws(
+      () => ewma.reset(slot as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "slot" &&
+        e.message.startsWith("PeakEwma.reset: "),
+      String(slot),
+    );
+  }
+  assert.equal(ewma.estimate(1, 0), 10, "slot 1 still has its estimate");
+  // A slot the table has not grown to has nothing to forget.
+  ewma.reset(100);
+  assert.equal(ewma.slots, 4);
+  ewma.reset(1);
+  assert.equal(ewma.estimate(1, 0), 0);
+});
+
 test("cost is estimate × (in flight + 1); an unmeasured node is free when idle and last when busy", () => {
   const ewma = new PeakEwma(3);
   ewma.observe(0, 2, 0);

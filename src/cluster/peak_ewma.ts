@@ -187,8 +187,26 @@ export class PeakEwma {
     return e * (load + 1);
   }
 
-  /** Forgets what was learned of `slot` (a node removed or replaced). */
+  /**
+   * Forgets what was learned of `slot` (a node removed or replaced); a
+   * slot the table has not grown to has nothing to forget.
+   *
+   * @throws {InvalidArgumentError} for a slot that is no integer from 0
+   *   to 2^24 - 1, as `observe` refuses it, forgetting nothing: `"1"`
+   *   forgot slot 1, and a fraction or a negative slot nothing, silently.
+   * @example
+   * ```ts
+   * import { PeakEwma } from "@nodewire/client/core";
+   * const latency = new PeakEwma(2);
+   * latency.observe(1, 40, 0);
+   * latency.reset(1); // slot 1 now holds another node
+   * console.log(latency.estimate(1, 0)); // 0: never measured
+   * ```
+   */
   reset(slot: number): void {
+    // Cold: once per node registered, never per request.
+    const bad = integer(0, MAX_SLOTS - 1)(slot);
+    if (bad) throw refuse("PeakEwma.reset", "slot", slot, bad);
     if (slot < this.#estimates.length) {
       this.#estimates[slot] = 0;
       this.#stamps[slot] = 0;
