@@ -14,6 +14,7 @@ import { InvalidArgumentError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
+import { fc } from "./support/fc.ts";
 
 const LIMIT = 1024;
 
@@ -102,5 +103,35 @@ test("Connection.submitBatch with a sink whose method getter throws sends the wh
     assert.match(outcomes.get(first + 1)![0], /expected at most 1024 bytes/);
     assert.deepEqual(outcomes.get(first + 2), ["after"]);
     assert.equal(connection.stats.sent, 2, "both small items counted sent");
+  });
+});
+
+test("a sink's method is foreign text: whatever string it gives, the refusal's message shows it escaped and clipped (a newline or an escape sequence went into the message raw, and any length)", async () => {
+  await withConnection((connection) => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string({ unit: "binary", maxLength: 40 }),
+          fc.constantFrom("x\u001b[2J\nforged: log line", "y".repeat(10_000)),
+        ),
+        (method) => {
+          const errors: Error[] = [];
+          const sink: ReplySink = {
+            onReply: () => assert.fail("an oversized payload got a reply"),
+            onError: (error) => void errors.push(error),
+            method,
+          };
+          connection.submitRequest(new Uint8Array(LIMIT + 1), undefined, sink);
+          assert.equal(errors.length, 1);
+          const { message } = errors[0];
+          assert.ok(
+            !/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u.test(message),
+            message,
+          );
+          assert.ok(message.length < 400, `${message.length} characters`);
+        },
+      ),
+    );
+    return Promise.resolve();
   });
 });

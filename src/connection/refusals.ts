@@ -9,6 +9,7 @@
 
 import { durationProblem } from "../config/validate.ts";
 import { AbortedError, InvalidArgumentError } from "../errors.ts";
+import { clipped, printable } from "../errors/base.ts";
 
 /**
  * A payload over the connection's send `limit`: the caller's argument, not
@@ -42,7 +43,7 @@ export function payloadTooLarge(
  * got the getter's error and the sink nothing; a batch run stopped
  * halfway, with what it had sent still to be answered). The method only
  * words the message, so the refusal goes on naming none (as for what is
- * no string).
+ * no string). A string is foreign text: shown escaped and clipped.
  */
 function methodOf(sink: { readonly method?: string }): string | undefined {
   let method: unknown;
@@ -51,8 +52,15 @@ function methodOf(sink: { readonly method?: string }): string | undefined {
   } catch {
     return undefined;
   }
-  return typeof method === "string" ? method : undefined;
+  // A /core caller's text, shown in a message and maybe a log line: what
+  // a terminal would act on is escaped, and a long one cut.
+  return typeof method === "string"
+    ? clipped(printable(method), MAX_METHOD_LENGTH)
+    : undefined;
 }
+
+/** The most of a sink's `method` a refusal shows, in characters. */
+const MAX_METHOD_LENGTH = 80;
 
 /** A `timeoutMs` that is not a duration in ms. */
 export function badTimeout(timeoutMs: unknown): InvalidArgumentError {

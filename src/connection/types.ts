@@ -138,7 +138,8 @@ export interface ReplySink {
    * arguments, as that method's own checks name it. Read only when
    * refusing. Optional: without it (or when it is no string, or its
    * getter throws) the message names no method, and the refusal still
-   * goes to `onError`.
+   * goes to `onError`; shown with control and format characters escaped,
+   * and cut at 80 characters.
    */
   readonly method?: string;
 }
