@@ -9,6 +9,7 @@ import {
 } from "../src/protocol/datagram.ts";
 import { DatagramPacker } from "../src/protocol/datagram_packer.ts";
 import { MessageType } from "../src/protocol/frame.ts";
+import { InvalidArgumentError } from "../src/errors.ts";
 
 const TOKEN = new Uint8Array(16).fill(5);
 
@@ -59,6 +60,24 @@ test("withdraw is false for a frame never pushed or already handed out, and chan
   p.flush();
   assert.equal(p.withdraw(2), false, "nothing being built");
   assert.deepEqual(sequences(), [[1], [2]]);
+});
+
+test('withdraw refuses what is no sequence number (a string, a fraction, NaN, -1, 2^53) with InvalidArgumentError naming it, as push does: withdraw("1") answered false with frame 1 still there, so the caller took it for sent already, and it went out', () => {
+  const { p, sequences } = packer();
+  push(p, 1);
+  for (const bad of ["1", 1.5, NaN, -1, 2 ** 53, undefined]) {
+    assert.throws(
+      () => p.withdraw(bad as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "sequence" &&
+        e.message.startsWith("DatagramPacker.withdraw: "),
+      String(bad),
+    );
+  }
+  assert.equal(p.pending, 1, "frame 1 is still there");
+  assert.equal(p.withdraw(1), true);
+  p.flush();
+  assert.deepEqual(sequences(), []);
 });
 
 test("a datagram whose every frame was taken back is never sent, and the next one starts with the token again", () => {

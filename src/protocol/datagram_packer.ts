@@ -23,7 +23,7 @@ import {
   MAX_DATAGRAM_SIZE,
   UDP_TOKEN_SIZE,
 } from "./datagram.ts";
-import { HEADER_SIZE } from "./frame.ts";
+import { HEADER_SIZE, MAX_SEQUENCE } from "./frame.ts";
 
 /**
  * Datagrams are cut from slabs of at least this many bytes, so a flush
@@ -321,8 +321,23 @@ export class DatagramPacker {
    * so that it is never sent (its request was aborted before the flush);
    * false when it is not there (already emitted, or never pushed). A
    * datagram left with no frame is not emitted.
+   *
+   * @throws {InvalidArgumentError} for a sequence that is no integer from
+   *   0 to `MAX_SEQUENCE`, as `push` refuses it: `"1"` or `1.5` answered
+   *   false with the frame still there, taken for sent already.
    */
   withdraw(sequence: number): boolean {
+    if (
+      !Number.isInteger(sequence) || !(sequence >= 0) ||
+      sequence > MAX_SEQUENCE
+    ) {
+      throw new InvalidArgumentError(
+        "sequence",
+        sequence,
+        `expected an integer in 0–${MAX_SEQUENCE}`,
+        { method: "DatagramPacker.withdraw" },
+      );
+    }
     return this.#packer.withdraw(sequence);
   }
 
