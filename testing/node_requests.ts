@@ -33,8 +33,11 @@ export interface RequestSession {
   inFlight: number;
   /** The session's stream, read when a SLEEP ends (TLS may replace it). */
   readonly writer: FrameWriter;
-  /** After a graceful stop's window, closes the stream once idle. */
-  closeIfDrained(): void;
+  /**
+   * After a graceful stop's window, closes the stream once idle (after
+   * one more window when the last reply went by datagram).
+   */
+  closeIfDrained(byDatagram: boolean): void;
 }
 
 /** A node's requests: its store, and the SLEEPs under way. */
@@ -103,9 +106,7 @@ export class RequestServer {
           this.#timers.delete(timer);
           session.inFlight--;
           this.reply(sequence, data, out);
-          // Over UDP the reply may still be on its way when the stream's
-          // FIN arrives: the client, told GOODBYE, closes once it has it.
-          if (out === session.writer) session.closeIfDrained();
+          session.closeIfDrained(out !== session.writer);
         }, ms);
         this.#timers.add(timer);
         return;

@@ -74,6 +74,7 @@ export class NodeSession {
   // client sent before it read the GOODBYE, then whether it has passed.
   #goodbyeWindow: TimerHandle | undefined;
   #windowOver = false;
+  #windowMs = 0;
   // REQUESTs wait for it when the node requires authentication.
   readonly #auth: SessionAuth;
   #greeted = false;
@@ -146,19 +147,32 @@ export class NodeSession {
     this.writer.push(MessageType.Goodbye, 0, 0, new Uint8Array(0));
     this.writer.flush();
     if (this.#goodbyeWindow !== undefined || this.#windowOver) return;
+    this.#windowMs = windowMs;
+    this.#openWindow();
+  }
+
+  #openWindow(): void {
     this.#goodbyeWindow = this.#host.clock.setTimeout(() => {
       this.#goodbyeWindow = undefined;
       this.#windowOver = true;
-      this.closeIfDrained();
-    }, windowMs);
+      this.closeIfDrained(false);
+    }, this.#windowMs);
   }
 
   /**
    * Closes the stream when a graceful stop's window has passed and
-   * nothing is in flight (called as each SLEEP ends).
+   * nothing is in flight (called as each SLEEP ends). `byDatagram`: the
+   * last reply went by UDP, and may still be on its way when the stream's
+   * close arrives, which would fail its request: the stream gets one more
+   * window, for the client to close it once it has the reply.
    */
-  closeIfDrained(): void {
+  closeIfDrained(byDatagram: boolean): void {
     if (!this.#windowOver || this.inFlight !== 0) return;
+    if (byDatagram) {
+      this.#windowOver = false;
+      this.#openWindow();
+      return;
+    }
     this.writer.flush();
     this.channel.close();
   }

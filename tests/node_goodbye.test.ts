@@ -10,6 +10,8 @@ import { encodeJson } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { startTestNode, type TestNode } from "../testing/node.ts";
+import { NodeSession, type SessionHost } from "../testing/node_session.ts";
+import { stubChannel } from "./support/stub_channel.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { waitFor } from "./support/udp_scene.ts";
@@ -115,4 +117,28 @@ test("a node stopped gracefully still finishes work that outlasts the GOODBYE wi
   } finally {
     await node.close();
   }
+});
+
+test("after a graceful stop's window, a last reply that went by datagram gets the stream one more window before it closes (the reply may still be on its way)", async () => {
+  const clock = new VirtualClock();
+  let closes = 0;
+  const channel = stubChannel({ onData: () => {}, close: () => void closes++ });
+  const host = {
+    clock,
+    maxFrameSize: 1 << 20,
+    drop: () => {},
+  } as unknown as SessionHost;
+  const session = new NodeSession(host, channel);
+  session.inFlight = 1; // a SLEEP that came by datagram
+  session.sayGoodbye(1_000);
+  await clock.advance(1_000);
+  assert.equal(closes, 0, "closed with a SLEEP in flight");
+  session.inFlight = 0;
+  session.closeIfDrained(true);
+  assert.equal(closes, 0, "closed before the datagram reply could arrive");
+  await clock.advance(999);
+  assert.equal(closes, 0);
+  await clock.advance(1);
+  assert.equal(closes, 1, "a client that ignores GOODBYE is closed after all");
+  assert.equal(clock.pendingTimers, 0);
 });
