@@ -219,11 +219,19 @@ export class UdpService<S> {
     const clock = this.#clock;
     return new Promise((resolve) => {
       const timer = clock.setTimeout(resolve, CLOSE_WAIT_MS);
-      channel.onClose(() => {
+      const done = () => {
         clock.clearTimeout(timer);
         resolve();
-      });
-      channel.close();
+      };
+      try {
+        channel.onClose(done);
+        channel.close();
+      } catch {
+        // A custom channel's: nothing more can be done for it, and a
+        // node's graceful drain closes it unawaited (a rejection would go
+        // unhandled).
+        done();
+      }
     });
   }
 

@@ -73,3 +73,25 @@ test("UdpService.close() resolves as soon as the channel reports closing, and le
   assert.equal(clock.now(), 0);
   assert.equal(clock.pendingTimers, 0);
 });
+
+test("UdpService.close() with a channel whose close throws resolves at once and leaves no timer: a node's graceful drain closes it unawaited, where a rejection went unhandled", async () => {
+  const clock = new VirtualClock();
+  const channel: DatagramChannel = {
+    ...silentChannel(),
+    close() {
+      throw new Error("close failed");
+    },
+  };
+  const adapter = {
+    datagram: () => Promise.resolve(channel),
+  } as unknown as RuntimeAdapter;
+  const service = new UdpService<object>({
+    adapter,
+    clock,
+    onMessage: () => {},
+  });
+  await service.bind("127.0.0.1", 0);
+  await service.close();
+  assert.equal(service.bound, false);
+  assert.equal(clock.pendingTimers, 0);
+});
