@@ -199,8 +199,6 @@ export class TestNode {
     // start): a client reconnecting the moment the stream listens again
     // must find UDP up, or it would be offered UDP without a token.
     const udp = this.#udp;
-    // Whether this start binds UDP: what it opened, a failure closes.
-    const udpHere = udp !== undefined && !udp.bound;
     if (udp?.knownPort !== undefined) await this.#startUdp(udp);
     // Given up when the node stops: a connection still in its direct
     // handshake is no session yet, and nothing else would drop it.
@@ -218,9 +216,10 @@ export class TestNode {
         },
       );
     } catch (error) {
-      // The UDP socket bound for this start stayed bound, with no node
-      // to close it: the process never exited.
-      if (udpHere) await udp.close();
+      // Left as a stop leaves it: the socket this start bound, or the one
+      // a graceful stop kept draining (the start ended the drain), stayed
+      // bound with no node to close it, and the process never exited.
+      await udp?.release();
       throw error;
     }
     this.#listener = listener;
@@ -301,7 +300,7 @@ export class TestNode {
     if (!graceful) this.#requests.cancel();
     // Gracefully, UDP stays up until the last session holding a token
     // closes, so that answers to datagrams in flight still go out.
-    if (graceful && this.udpSessions > 0) this.#udp!.drain();
+    if (graceful) await this.#udp?.release();
     else await this.#udp?.close();
   }
 

@@ -98,6 +98,16 @@ export class NodeUdp<S> {
     this.#draining = true;
   }
 
+  /**
+   * What a node that is not running leaves: the socket kept for the
+   * sessions still holding a token, closed once they are gone, or closed
+   * now when there are none.
+   */
+  async release(): Promise<void> {
+    if (this.sessions > 0) this.drain();
+    else await this.close();
+  }
+
   /** Closes the socket: see {@linkcode UdpService.close}. */
   close(): Promise<void> {
     return this.#service.close();
