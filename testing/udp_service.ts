@@ -28,6 +28,9 @@ import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
 import { type DatagramChannel, unmapIPv4 } from "../src/runtime/datagram.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { ConnectionError, formatAddress } from "../src/errors.ts";
+import { messageOf } from "../src/errors/base.ts";
+import { closeQuietly } from "../src/handshake/udp_channel.ts";
 
 /**
  * Where a node's answers go: the TCP stream's frame writer, or one UDP
@@ -163,14 +166,35 @@ export class UdpService<S> {
     return this.#bySession.size;
   }
 
-  /** Binds the socket; a no-op when already bound. */
+  /**
+   * Binds the socket; a no-op when already bound.
+   *
+   * @throws {ConnectionError} `LISTEN_FAILED` (rejects) when the address
+   *   cannot be bound, or when a custom adapter's channel throws from
+   *   `onMessage` or `onClose`: that channel is closed again.
+   */
   async bind(hostname: string, port: number): Promise<void> {
     if (this.#channel) return;
     const channel = await this.#adapter.datagram!({ hostname, port });
-    channel.onMessage(this.#onDatagram);
-    channel.onClose(() => {
-      if (this.#channel === channel) this.#channel = undefined;
-    });
+    try {
+      channel.onMessage(this.#onDatagram);
+      channel.onClose(() => {
+        if (this.#channel === channel) this.#channel = undefined;
+      });
+    } catch (cause) {
+      // Unheld, the socket would stay open and keep the process alive;
+      // unsaid, the node's start would fail with the channel's raw error.
+      closeQuietly(channel);
+      const endpoint = { hostname, port };
+      throw new ConnectionError(
+        "LISTEN_FAILED",
+        `cannot serve UDP on ${formatAddress(endpoint)}: the runtime ` +
+          `adapter's datagram channel refused its receivers: ` +
+          messageOf(cause),
+        endpoint,
+        { cause, retryable: false },
+      );
+    }
     this.#channel = channel;
   }
 

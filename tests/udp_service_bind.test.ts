@@ -1,0 +1,51 @@
+// UdpService.bind with a custom datagram channel that refuses its
+// receivers (onMessage or onClose throws): a typed error naming the
+// channel's complaint, and the socket closed, as a connection refuses a
+// stream channel whose receivers throw.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ConnectionError } from "../src/errors.ts";
+import type { DatagramChannel } from "../src/runtime/datagram.ts";
+import type { RuntimeAdapter } from "../src/runtime/types.ts";
+import { UdpService } from "../testing/udp_service.ts";
+
+/** A datagram channel whose receiver `which` throws. */
+function refusingChannel(
+  which: "onMessage" | "onClose",
+): DatagramChannel & { closeCalls: number } {
+  const channel = {
+    hostname: "127.0.0.1",
+    port: 7001,
+    closed: false,
+    closeCalls: 0,
+    onMessage() {},
+    onClose() {},
+    send: () => true,
+    close() {
+      channel.closeCalls++;
+    },
+  };
+  channel[which] = () => {
+    throw new Error(`${which} refused`);
+  };
+  return channel;
+}
+
+for (const which of ["onMessage", "onClose"] as const) {
+  test(`UdpService.bind with a channel whose ${which} throws rejects with LISTEN_FAILED and closes it (the raw error escaped, the socket left open)`, async () => {
+    const channel = refusingChannel(which);
+    const adapter = {
+      datagram: () => Promise.resolve(channel),
+    } as unknown as RuntimeAdapter;
+    const service = new UdpService<object>({ adapter, onMessage: () => {} });
+    await assert.rejects(service.bind("127.0.0.1", 7001), (error) => {
+      assert.ok(error instanceof ConnectionError, String(error));
+      assert.equal(error.code, "LISTEN_FAILED");
+      assert.match(error.message, /127\.0\.0\.1:7001/);
+      assert.match(error.message, new RegExp(`${which} refused`));
+      return true;
+    });
+    assert.equal(channel.closeCalls, 1, "the socket closed");
+    assert.equal(service.bound, false);
+  });
+}
