@@ -119,7 +119,9 @@ async function pingOn(
  * checkout is retried (on another node if any) unless the client is
  * `closing()` or no node is healthy, and its final error goes through
  * `final`; `fn` is not retried. The first checkout waits `firstMs` (what a lazy connect left
- * of `acquire.timeoutMs`), the retries `acquire.timeoutMs` each.
+ * of `acquire.timeoutMs`), the retries `acquire.timeoutMs` each. A lazy
+ * connect that left nothing fails it at once, as a limit that passed
+ * during the connect does, and as a lazy request does: not retried.
  */
 export async function lendConnection<T>(
   { manager, config, path }: BatchHost,
@@ -130,6 +132,10 @@ export async function lendConnection<T>(
 ): Promise<T> {
   const diagnostics = path.diagnostics;
   const { signal } = acquire;
+  if (firstMs !== undefined && !(firstMs > 0)) {
+    // The connect ended as the limit passed, its timer not run yet.
+    throw final(lazyPoolTimeout(manager.nodes, acquire.timeoutMs!, true));
+  }
   let node: ManagedNode | undefined;
   let options = firstMs === acquire.timeoutMs
     ? acquire
@@ -152,15 +158,6 @@ export async function lendConnection<T>(
         const picked = node = manager.pickNode(node);
         const wait = options;
         options = acquire;
-        if (!(wait.timeoutMs === undefined || wait.timeoutMs > 0)) {
-          // The lazy connect took all of it: no time left to wait.
-          throw new PoolTimeoutError(
-            picked.address,
-            acquire.timeoutMs!,
-            picked.pool.stats(),
-            "timeoutMs",
-          );
-        }
         return diagnostics.observeCheckout(
           picked.address,
           "exclusive",
