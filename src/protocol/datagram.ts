@@ -107,8 +107,9 @@ export interface DecodedDatagram {
 
 /**
  * Builds one datagram: `token`, then the frame. The fields must fit their
- * bytes, but are not held to the protocol (an unknown type is written, for
- * a tool that tests a receiver).
+ * bytes, but are not held to the protocol (an unknown type or a reserved
+ * flag bit is written, for a tool that tests a receiver): a receiver drops
+ * such a datagram.
  *
  * @throws {InvalidArgumentError} for a token of other than 16 bytes, a
  *   type, flags or sequence that does not fit its field, or a payload that

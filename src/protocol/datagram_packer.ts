@@ -253,7 +253,12 @@ export class FramePacker {
  * `emit`. The bytes handed over are never written again (the slab only
  * grows forward and is replaced when full), so a runtime may send them
  * asynchronously. Each frame's fields are checked as `encodeDatagram`
- * checks them.
+ * checks them: to fit the header, not to follow the protocol. A frame of
+ * an unknown type or with a reserved flag bit set is packed (a tool that
+ * tests a receiver needs it), and makes a receiver (the client's UDP
+ * route, the reference node) drop the whole datagram it went in, the
+ * other frames included: see "Several frames per datagram" in
+ * docs/PROTOCOL.md.
  *
  * @example
  * ```ts
@@ -292,7 +297,9 @@ export class DatagramPacker {
   /**
    * Adds one frame; a frame that would overflow the datagram being built
    * finishes it first (handed to `emit` once this frame is in the next
-   * one: a push from inside `emit` is held to the limit too).
+   * one: a push from inside `emit` is held to the limit too). An unknown
+   * `type` or a reserved bit in `flags` is packed as given, and the
+   * receiver then drops the whole datagram, every frame in it.
    *
    * @throws {InvalidArgumentError} naming the field, for a type, flags or
    *   sequence that does not fit its field of the header (written
