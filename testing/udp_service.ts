@@ -28,9 +28,17 @@ import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
 import { type DatagramChannel, unmapIPv4 } from "../src/runtime/datagram.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
-import { ConnectionError, formatAddress } from "../src/errors.ts";
-import { messageOf } from "../src/errors/base.ts";
-import { closeQuietly } from "../src/handshake/udp_channel.ts";
+import {
+  ConnectionError,
+  formatAddress,
+  NodewireError,
+} from "../src/errors.ts";
+import { isInstance, messageOf } from "../src/errors/base.ts";
+import {
+  checkDatagramChannel,
+  closeQuietly,
+} from "../src/handshake/udp_channel.ts";
+import { toListenError } from "../src/runtime/errors.ts";
 
 /**
  * Where a node's answers go: the TCP stream's frame writer, or one UDP
@@ -170,12 +178,25 @@ export class UdpService<S> {
    * Binds the socket; a no-op when already bound.
    *
    * @throws {ConnectionError} `LISTEN_FAILED` (rejects) when the address
-   *   cannot be bound, or when a custom adapter's channel throws from
-   *   `onMessage` or `onClose`: that channel is closed again.
+   *   cannot be bound, when a custom adapter fails with what is no SDK
+   *   error (quoted), or when its channel throws from `onMessage` or
+   *   `onClose`: that channel is closed again.
+   * @throws {InvalidArgumentError} (rejects) when a custom adapter resolved
+   *   with what is no DatagramChannel (closed, if it can be).
    */
   async bind(hostname: string, port: number): Promise<void> {
     if (this.#channel) return;
-    const channel = await this.#adapter.datagram!({ hostname, port });
+    const endpoint = { hostname, port };
+    let channel: DatagramChannel;
+    try {
+      channel = await this.#adapter.datagram!(endpoint);
+    } catch (error) {
+      // The runtimes' adapters say LISTEN_FAILED already; a custom one's
+      // raw error would reach the node's start as it was.
+      if (isInstance(error, NodewireError)) throw error;
+      throw toListenError(error, endpoint);
+    }
+    checkDatagramChannel(channel);
     try {
       channel.onMessage(this.#onDatagram);
       channel.onClose(() => {
@@ -185,7 +206,6 @@ export class UdpService<S> {
       // Unheld, the socket would stay open and keep the process alive;
       // unsaid, the node's start would fail with the channel's raw error.
       closeQuietly(channel);
-      const endpoint = { hostname, port };
       throw new ConnectionError(
         "LISTEN_FAILED",
         `cannot serve UDP on ${formatAddress(endpoint)}: the runtime ` +

@@ -4,7 +4,7 @@
 // stream channel whose receivers throw.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ConnectionError } from "../src/errors.ts";
+import { ConnectionError, InvalidArgumentError } from "../src/errors.ts";
 import type { DatagramChannel } from "../src/runtime/datagram.ts";
 import type { RuntimeAdapter } from "../src/runtime/types.ts";
 import { UdpService } from "../testing/udp_service.ts";
@@ -49,3 +49,35 @@ for (const which of ["onMessage", "onClose"] as const) {
     assert.equal(service.bound, false);
   });
 }
+
+test("UdpService.bind whose adapter's datagram() rejects with a raw error rejects with LISTEN_FAILED naming it (the raw error escaped)", async () => {
+  const adapter = {
+    datagram: () => Promise.reject(new Error("no sockets today")),
+  } as unknown as RuntimeAdapter;
+  const service = new UdpService<object>({ adapter, onMessage: () => {} });
+  await assert.rejects(service.bind("127.0.0.1", 7001), (error) => {
+    assert.ok(error instanceof ConnectionError, String(error));
+    assert.equal(error.code, "LISTEN_FAILED");
+    assert.match(error.message, /127\.0\.0\.1:7001/);
+    assert.match(error.message, /no sockets today/);
+    return true;
+  });
+  assert.equal(service.bound, false);
+});
+
+test("UdpService.bind whose adapter's datagram() resolves with what is no DatagramChannel rejects with InvalidArgumentError, closing it if it can (a TypeError escaped)", async () => {
+  let closed = 0;
+  const notAChannel = { close: () => void closed++ };
+  const adapter = {
+    datagram: () => Promise.resolve(notAChannel),
+  } as unknown as RuntimeAdapter;
+  const service = new UdpService<object>({ adapter, onMessage: () => {} });
+  await assert.rejects(service.bind("127.0.0.1", 7001), (error) => {
+    assert.ok(error instanceof InvalidArgumentError, String(error));
+    assert.match(error.message, /DatagramChannel/);
+    assert.match(error.message, /onMessage/);
+    return true;
+  });
+  assert.equal(closed, 1);
+  assert.equal(service.bound, false);
+});

@@ -55,8 +55,12 @@ export async function openDatagram(
   return channel;
 }
 
-/** Refuses what is no DatagramChannel, closing it if it can be. */
-function checkDatagramChannel(channel: DatagramChannel): void {
+/**
+ * Refuses what is no DatagramChannel, closing it if it can be.
+ *
+ * @throws {InvalidArgumentError} saying which method is missing or wrong.
+ */
+export function checkDatagramChannel(channel: DatagramChannel): void {
   const problem = missingMethod(channel, DATAGRAM_METHODS);
   if (problem === undefined) return;
   closeQuietly(channel);
