@@ -147,6 +147,28 @@ test("observe() refuses a fraction of a slot or a negative one inside the table,
   assert.equal(ewma.estimate(1, 100), 20);
 });
 
+test('observe() refuses an ms or a now that is no number ("12", null, true, [], a boxed number) with InvalidArgumentError naming it, changing nothing: they were coerced and booked', () => {
+  const ewma = new PeakEwma(2);
+  ewma.observe(0, 10, 0);
+  const bad = ["12", null, true, [], [12], new Number(12), undefined, {}];
+  for (const value of bad) {
+    for (const argument of ["ms", "now"] as const) {
+      assert.throws(
+        () =>
+          argument === "ms"
+            ? ewma.observe(0, value as number, 5)
+            : ewma.observe(0, 50, value as number),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === argument &&
+          e.message.startsWith("PeakEwma.observe: "),
+        `${argument}: ${String(value)}`,
+      );
+    }
+  }
+  assert.equal(ewma.estimate(0, 0), 10, "slot 0 keeps its estimate");
+  assert.equal(ewma.estimate(1, 0), 0, "slot 1 is still unmeasured");
+});
+
 test("estimate and cost of what is no slot (a fraction, a negative number, a string) read as a node never measured: they answered undefined and NaN", () => {
   const ewma = new PeakEwma(4);
   ewma.observe(1, 10, 0);

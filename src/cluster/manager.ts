@@ -40,7 +40,7 @@ import type { ManagedNode, NodeRecord } from "./node.ts";
 import { NodeRegistry } from "./registry.ts";
 import { nextClientId } from "../diagnostics/channels.ts";
 import { logManagerEvents } from "./log.ts";
-import { failureSample, type PeakEwma } from "./peak_ewma.ts";
+import { bookReply, failureSample, type PeakEwma } from "./peak_ewma.ts";
 
 /**
  * Owns a pool and a health record per node and decides where each request
@@ -391,11 +391,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
       ? now - started
       : failureSample(now - started, error);
     // A removed node's slot may already be another node's. A clock that
-    // read Infinity gives no sample (observe would refuse it).
+    // read Infinity gives no sample (bookReply would refuse it).
     if (
       ms >= 0 && ms < Infinity && this.#byAddress.get(node.address) === node
     ) {
-      latency.observe(node.slot, ms, now);
+      bookReply(latency, node.slot, ms, now);
     }
   }
 

@@ -84,6 +84,19 @@ const MIN_SAMPLE_MS = 0.001;
 const MAX_SLOTS = 2 ** 24;
 
 /**
+ * {@linkcode PeakEwma.observe} for the manager, which books the replies
+ * of its own requests: numbers from its clock, so their type is not
+ * checked again per reply (a NaN, a negative or an infinite number, or
+ * a bad slot, is still refused).
+ */
+export let bookReply: (
+  latency: PeakEwma,
+  slot: number,
+  ms: number,
+  now: number,
+) => void;
+
+/**
  * Per-node latency estimates by slot, updated from reply times.
  *
  * @example
@@ -144,6 +157,20 @@ export class PeakEwma {
    * ```
    */
   observe(slot: number, ms: number, now: number): void {
+    // "12", null, true or [] passed the comparisons below, coerced, and
+    // were booked. The manager books through bookReply, without this.
+    if (typeof ms !== "number" || typeof now !== "number") {
+      this.#checkAndGrow(slot, ms, now);
+    }
+    this.#book(slot, ms, now);
+  }
+
+  static {
+    bookReply = (latency, slot, ms, now) => latency.#book(slot, ms, now);
+  }
+
+  /** `observe` for numbers: what else they may be is checked here. */
+  #book(slot: number, ms: number, now: number): void {
     // Inverted so that a NaN takes the rare branch, where it is checked:
     // the common case stays a few comparisons.
     if (
