@@ -215,6 +215,37 @@ test("cost is estimate × (in flight + 1); an unmeasured node is free when idle 
   assert.equal(ewma.estimate(7, 0), 0);
 });
 
+test("cost() refuses a load that is no count of requests (NaN, negative, a fraction, a string) and a now that is no finite number, with InvalidArgumentError naming it: a NaN or negative load answered NaN or a negative cost, and that node looked cheapest", () => {
+  const ewma = new PeakEwma(2);
+  ewma.observe(0, 10, 0);
+  const bad: [string, number, number][] = [
+    ["load", NaN, 0],
+    ["load", -1, 0],
+    ["load", -Infinity, 0],
+    ["load", 0.5, 0],
+    ["load", "1" as unknown as number, 0],
+    ["load", null as unknown as number, 0],
+    ["load", undefined as unknown as number, 0],
+    ["now", 0, NaN],
+    ["now", 0, Infinity],
+    ["now", 0, "5" as unknown as number],
+  ];
+  for (const [argument, load, now] of bad) {
+    for (const slot of [0, 1]) {
+      assert.throws(
+        () => ewma.cost(slot, load, now),
+        (e: unknown) =>
+          e instanceof InvalidArgumentError && e.argument === argument &&
+          e.message.startsWith("PeakEwma.cost: "),
+        `slot ${slot}, ${argument}: ${
+          String(argument === "load" ? load : now)
+        }`,
+      );
+    }
+  }
+  assert.equal(ewma.cost(0, 1, 0), 20, "good arguments still answer");
+});
+
 test("a failure the node is blamed for counts as a reply a second late; an abort counts for nothing", () => {
   assert.equal(peakEwmaFailureSample(2, new AbortedError("gave up")), -1);
   assert.equal(

@@ -25,7 +25,7 @@ import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
 import { Candidates } from "./candidates.ts";
 import { HealthyNodeSet } from "./healthy_set.ts";
-import { PeakEwma } from "./peak_ewma.ts";
+import { PeakEwma, pickCost } from "./peak_ewma.ts";
 
 // Re-exported: the set began in this file, and `core.ts` and the tests
 // take it from here, beside the balancers that read it.
@@ -289,7 +289,7 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     const a = nodes.slotAt(first);
     const b = nodes.slotAt(second);
     return nodes.at(
-      latency.cost(b, loads[b], now) < latency.cost(a, loads[a], now)
+      pickCost(latency, b, loads[b], now) < pickCost(latency, a, loads[a], now)
         ? second
         : first,
     );

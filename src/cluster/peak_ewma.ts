@@ -207,11 +207,26 @@ export class PeakEwma {
    * The cost of sending one more request to `slot` with `load` requests
    * in flight: `estimate × (load + 1)`. A node never measured costs 0
    * when idle (try it) and more than any measured node when busy.
+   *
+   * @throws {InvalidArgumentError} for a `load` that is no integer of 0
+   *   or more, or a `now` that is no finite number: a NaN or negative
+   *   load answered a NaN or negative cost, so the node looked cheapest.
+   * @example
+   * ```ts
+   * import { PeakEwma } from "@nodewire/client/core";
+   * const latency = new PeakEwma(1);
+   * latency.observe(0, 2, 0);
+   * console.log(latency.cost(0, 4, 0)); // 10: 2 ms × (4 in flight + 1)
+   * ```
    */
   cost(slot: number, load: number, now: number): number {
-    const e = this.estimate(slot, now);
-    if (e === 0) return load > 0 ? UNKNOWN_PENALTY + load : 0;
-    return e * (load + 1);
+    // The balancer prices its picks through pickCost, without these.
+    const badLoad = LOAD(load);
+    if (badLoad) throw refuse("PeakEwma.cost", "load", load, badLoad);
+    if (!(typeof now === "number" && Number.isFinite(now))) {
+      throw refuse("PeakEwma.cost", "now", now, "expected a finite number");
+    }
+    return pickCost(this, slot, load, now);
   }
 
   /**
@@ -266,6 +281,25 @@ export class PeakEwma {
     this.#estimates = estimates;
     this.#stamps = stamps;
   }
+}
+
+// A count of requests in flight.
+const LOAD = integer(0);
+
+/**
+ * {@linkcode PeakEwma.cost} for the balancer, unchecked: it reads the
+ * load from its own `Int32Array` (checked when given) and the time from
+ * its clock, on every pick.
+ */
+export function pickCost(
+  latency: PeakEwma,
+  slot: number,
+  load: number,
+  now: number,
+): number {
+  const e = latency.estimate(slot, now);
+  if (e === 0) return load > 0 ? UNKNOWN_PENALTY + load : 0;
+  return e * (load + 1);
 }
 
 // A NaN or negative sample would poison the node's estimate for good.
