@@ -277,3 +277,61 @@ test('the list arguments of ./protocol refuse a revoked proxy or a list with hol
   );
   assert.equal(encodeDatagramFrames(token, [ping, ping]).byteLength, 48);
 });
+
+test("MessageCodec.decodeFrames that cannot allocate a split frame's buffer says so, in a ProtocolError, not that the frame handler threw: a RangeError from the allocation was reported as the handler's throw", () => {
+  const length = 4 * 1024 * 1024;
+  const header = new Uint8Array(HEADER_SIZE);
+  writeHeader(header, 0, MessageType.Ping, 0, 5, length);
+  const real = Uint8Array;
+  // Refuses buffers of `limit` bytes or more, as an engine out of memory
+  // would: a split frame's first buffer is 1 MiB more than what has come.
+  let limit = 1024 * 1024;
+  const starved = new Proxy(real, {
+    construct(target, args) {
+      if (typeof args[0] === "number" && args[0] >= limit) {
+        throw new RangeError("Array buffer allocation failed");
+      }
+      return Reflect.construct(target, args);
+    },
+  });
+  // Where the buffer is made: a chunk with the header and some payload, a
+  // header split over two chunks, and a buffer grown (its first fits).
+  const ways: [string, Uint8Array[], number?][] = [
+    ["header and payload in one chunk", [
+      new real([...header, 1, 2, 3]),
+    ]],
+    ["header split", [header.slice(0, 6), header.slice(6)]],
+    ["buffer grown", [header, new real(1024 * 1024 + 16)], 2 * 1024 * 1024],
+  ];
+  for (const [way, chunks, below = 1024 * 1024] of ways) {
+    limit = below;
+    const codec = new MessageCodec();
+    const seen: number[] = [];
+    let thrown: unknown;
+    globalThis.Uint8Array = starved;
+    try {
+      for (const chunk of chunks) {
+        codec.decodeFrames(
+          chunk,
+          (_t, _f, sequence) => void seen.push(sequence),
+        );
+      }
+    } catch (error) {
+      thrown = error;
+    } finally {
+      globalThis.Uint8Array = real;
+    }
+    assert.ok(thrown instanceof ProtocolError, `${way}: ${String(thrown)}`);
+    assert.doesNotMatch(thrown.message, /handler/, way);
+    assert.match(thrown.message, /could not allocate/, way);
+    assert.match(thrown.message, /4194304-byte frame/, way);
+    assert.match(thrown.message, /Array buffer allocation failed/, way);
+    assert.deepEqual(seen, [], way);
+    // The stream's place is lost: the codec stays failed.
+    assert.throws(
+      () => codec.decodeFrames(new real(0), () => {}),
+      (e) => e === thrown,
+      way,
+    );
+  }
+});

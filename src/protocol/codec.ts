@@ -315,7 +315,7 @@ export class MessageCodec {
           this.#type = type;
           this.#flags = flags;
           this.#sequence = sequence;
-          const pending = new Uint8Array(room(0, end - start, length));
+          const pending = splitBuffer(0, end - start, length);
           pending.set(chunk.subarray(start, end), 0);
           this.#pending = pending;
           this.#payloadFill = end - start;
@@ -341,6 +341,16 @@ export class MessageCodec {
         this.#headerFill = end - offset;
       }
     } catch (error) {
+      // Not the handler's: a buffer for a split frame could not be made
+      // (reported as "the frame handler threw" before).
+      if (error instanceof NoRoom) {
+        throw this.#fail(
+          `could not allocate ${error.size} bytes for a ${error.length}-byte ` +
+            "frame split over reads: the stream's place is lost " +
+            `(${clipped(messageOf(error.cause), 120)})`,
+          error.cause,
+        );
+      }
       if (this.#failure === undefined) {
         this.#fail(
           "the frame handler threw, leaving the rest of a chunk unread: " +
@@ -394,7 +404,7 @@ export class MessageCodec {
         return offset;
       }
       // Stay in partial mode; the payload arrives below or in later chunks.
-      this.#pending = new Uint8Array(room(0, 0, length));
+      this.#pending = splitBuffer(0, 0, length);
       this.#payloadFill = 0;
       this.#payloadLength = length;
     }
@@ -403,7 +413,7 @@ export class MessageCodec {
     const length = this.#payloadLength;
     const take = Math.min(length - fill, end - offset);
     if (fill + take > pending.length) {
-      const grown = new Uint8Array(room(pending.length, fill + take, length));
+      const grown = splitBuffer(pending.length, fill + take, length);
       grown.set(pending.subarray(0, fill), 0);
       this.#pending = pending = grown;
     }
@@ -429,8 +439,8 @@ export class MessageCodec {
     return readU32(bytes, at + 12);
   }
 
-  #fail(message: string): ProtocolError {
-    this.#failure = new ProtocolError(message);
+  #fail(message: string, cause?: unknown): ProtocolError {
+    this.#failure = new ProtocolError(message, { cause });
     this.#pending = undefined;
     this.#headerFill = 0;
     this.#payloadFill = 0;
@@ -453,6 +463,35 @@ const EMPTY = new Uint8Array(0);
  * it anyway, not the 16 MiB it may claim.
  */
 export const SPLIT_FRAME_FIRST_ROOM = 1024 * 1024;
+
+/**
+ * What {@linkcode splitBuffer} throws when the engine cannot allocate:
+ * caught in decodeFrames, which tells it from the frame handler's throw.
+ */
+class NoRoom {
+  constructor(
+    readonly size: number,
+    readonly length: number,
+    readonly cause: unknown,
+  ) {}
+}
+
+/**
+ * A split frame's buffer, sized by {@linkcode room}. Once per split frame
+ * (never per frame or per chunk), and a try costs nothing unless it throws.
+ */
+function splitBuffer(
+  current: number,
+  needed: number,
+  length: number,
+): Uint8Array {
+  const size = room(current, needed, length);
+  try {
+    return new Uint8Array(size);
+  } catch (cause) {
+    throw new NoRoom(size, length, cause);
+  }
+}
 
 /**
  * The size of a split frame's buffer, now `current` bytes, that must take
