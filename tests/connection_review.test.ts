@@ -1044,3 +1044,64 @@ test("held: a node's GOODBYE lets what is in flight finish, then closes; whateve
     (e: unknown) => !(e instanceof RequestTimeoutError),
   );
 });
+
+test("submitBatch given a sink whose first cannot be set (frozen, a getter without a setter, a setter that throws or keeps nothing) returns an InvalidArgumentError naming the sink, and sends nothing: a raw TypeError was thrown", () => {
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  const base = { onReply() {}, onError() {} };
+  const sinks: [string, unknown][] = [
+    ["frozen", Object.freeze({ ...base, first: 0 })],
+    ["getter only", {
+      ...base,
+      get first() {
+        return 0;
+      },
+    }],
+    ["throwing setter", {
+      ...base,
+      get first() {
+        return 0;
+      },
+      set first(_: number) {
+        throw new Error("setter bug");
+      },
+    }],
+    ["setter keeping nothing", {
+      ...base,
+      get first() {
+        return 0;
+      },
+      set first(_: number) {
+        // keeps nothing
+      },
+    }],
+    ["null", null],
+    ["a number", 7],
+  ];
+  for (const [what, sink] of sinks) {
+    let outcome: unknown;
+    try {
+      outcome = c.submitBatch(
+        [new Uint8Array([1])],
+        0,
+        1,
+        {},
+        sink as BatchReplySink,
+      );
+    } catch (error) {
+      outcome = error;
+    }
+    assert.ok(outcome instanceof InvalidArgumentError, `${what}: ${outcome}`);
+    assert.equal(outcome.argument, "sink", what);
+    assert.match(outcome.message, /first/, what);
+  }
+  assert.equal(c.inFlight, 0);
+  assert.equal(c.stats.sent, 0);
+  // A good sink after them gets the first sequence: none was used up.
+  const good: BatchReplySink = { ...base, first: 0 };
+  assert.equal(c.submitBatch([new Uint8Array([1])], 0, 1, {}, good), undefined);
+  assert.equal(good.first, 1);
+  c.destroy();
+});

@@ -79,7 +79,7 @@ export function runProblem(
 
 /**
  * Sends `payloads[from]` to `payloads[to - 1]` with sequence numbers from
- * `first` on. A payload over a limit is not sent, and is reported to `sink`
+ * `first` on (which the caller has told `sink`: see `setFirst`). A payload over a limit is not sent, and is reported to `sink`
  * once the whole run is in flight; the others each get the usual in-flight
  * record (the same shape as a single request's) and deadline.
  *
@@ -106,7 +106,6 @@ export function submitRun(
   const deadline = core.deadlines.deadlineFor(timeoutMs);
   const flags = idempotent ? FrameFlags.Idempotent : 0;
   const type = MessageType.Request | (idempotent ? SAFE_TO_REPEAT : 0);
-  sink.first = first;
   let sent = 0;
   // Sequence numbers and errors of the payloads refused; made only for one.
   let refused: (number | Error)[] | undefined;

@@ -6,9 +6,10 @@
  * @module
  */
 
-import type { InvalidArgumentError } from "../errors.ts";
+import { InvalidArgumentError } from "../errors.ts";
 import { isInstance } from "../errors/base.ts";
 import { badArgument, badOption } from "./refusals.ts";
+import type { BatchReplySink } from "./types.ts";
 
 /** A run's options as `submitBatch` read them. */
 export interface RunOptions {
@@ -58,4 +59,25 @@ export function checkCancel(count: number, error: Error): void {
   if (!isInstance(error, Error)) {
     throw badArgument("error", error, "expected an Error");
   }
+}
+
+/**
+ * Tells `sink` the run's first sequence number, or returns the error that
+ * refuses a sink that cannot take it (frozen, a getter without a setter,
+ * a setter that throws or keeps nothing, no object): the write threw a raw
+ * TypeError from inside the run, and a `first` the sink does not hold
+ * would have its replies filed under the wrong items.
+ */
+export function setFirst(
+  sink: BatchReplySink,
+  first: number,
+): InvalidArgumentError | undefined {
+  const expected = "expected a sink whose first can be set";
+  try {
+    sink.first = first;
+    if (sink.first === first) return undefined;
+  } catch (cause) {
+    return new InvalidArgumentError("sink", sink, expected, { cause });
+  }
+  return badArgument("sink", sink, `${expected} (it kept another value)`);
 }

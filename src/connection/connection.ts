@@ -52,7 +52,7 @@ import {
 } from "./refusals.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
-import { checkCancel, readRunOptions } from "./batch_door.ts";
+import { checkCancel, readRunOptions, setFirst } from "./batch_door.ts";
 import type {
   BatchReplySink,
   ConnectionStats,
@@ -521,8 +521,9 @@ export class Connection {
    * @returns the error that refused the whole run, when nothing was sent:
    * an `InvalidArgumentError` for `payloads` that are no array or cannot
    * be read (a revoked proxy), a range outside them, a bad
-   * `timeoutMs` or an `idempotent` that is not a boolean, or the closed
-   * connection's error.
+   * `timeoutMs` or an `idempotent` that is not a boolean, a `sink` whose
+   * `first` cannot be set (frozen, a getter without a setter), or the
+   * closed connection's error.
    */
   submitBatch(
     payloads: readonly Uint8Array[],
@@ -538,6 +539,8 @@ export class Connection {
     if (problem !== undefined) return problem;
     if (this.#state !== "open") return this.#end.refusal();
     const first = this.#nextSequence;
+    const unset = setFirst(sink, first);
+    if (unset !== undefined) return unset;
     this.#nextSequence += to - from;
     const core = this.#core;
     this.stats.sent += submitRun(
