@@ -407,7 +407,8 @@ export class Connection {
    * @returns the sequence number used.
    * @throws {ConnectionLostError} once closed, saying how it ended (closed
    *   by this client or the node, destroyed, the stream broke).
-   * @throws {ProtocolError} for a payload over the node's frame limit.
+   * @throws {ProtocolError} for a payload over the connection's
+   *   `maxFrameSize` or the node's lower frame limit, naming which.
    * @throws {InvalidArgumentError} for a payload that is not a Uint8Array,
    *   an unknown type or flag, a sequence not in 0 to 2^53 - 1.
    */

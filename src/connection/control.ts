@@ -48,16 +48,17 @@ import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { destroyQuietly } from "./closing.ts";
 import { switching } from "./tls_switching.ts";
+import { messageTooLarge } from "./refusals.ts";
 
 /**
  * Throws unless `payload` may be sent as a control message now: a
  * `Uint8Array`, on a connection that is not closed (else `refusal` makes
- * the error, saying how it ended), within both the frame limit of `codec`
- * and `sendLimit`, the node's.
+ * the error, saying how it ended), within `sendLimit`: the lower of the
+ * frame limit of `codec` (the connection's `maxFrameSize`) and the node's.
  *
  * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
  * @throws {ConnectionError} what `refusal` makes, once closed.
- * @throws {ProtocolError} for a payload over either limit.
+ * @throws {ProtocolError} for a payload over either limit, naming which.
  */
 export function checkMessage(
   payload: Uint8Array,
@@ -68,11 +69,10 @@ export function checkMessage(
   if (!isPayload(payload)) throw invalidPayload(payload);
   if (refusal !== undefined) throw refusal();
   const length = lengthOf(payload); // what frames it: see codec.ts
-  codec.checkLength(length);
+  // The send limit is never above the codec's: one check, whose message
+  // says which limit it is.
   if (length > sendLimit) {
-    throw new ProtocolError(
-      `payload of ${length} bytes exceeds the node's limit of ${sendLimit}`,
-    );
+    throw messageTooLarge(length, sendLimit, codec.maxFrameSize);
   }
 }
 

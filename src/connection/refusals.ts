@@ -8,7 +8,11 @@
  */
 
 import { durationProblem } from "../config/validate.ts";
-import { AbortedError, InvalidArgumentError } from "../errors.ts";
+import {
+  AbortedError,
+  InvalidArgumentError,
+  ProtocolError,
+} from "../errors.ts";
 import { clipped, printable } from "../errors/base.ts";
 
 /**
@@ -35,6 +39,24 @@ export function payloadTooLarge(
     `expected at most ${limit} bytes (${whose})`,
     { method },
   );
+}
+
+/**
+ * A control message's payload over the connection's send `limit`, the
+ * lower of its own `maxFrameSize` (`own`) and the node's frame limit,
+ * named as {@linkcode payloadTooLarge} names it: "the node's limit" was
+ * said whichever it was, and the own limit's refusal (the codec's) did
+ * not name the setting the caller may raise.
+ */
+export function messageTooLarge(
+  length: number,
+  limit: number,
+  own: number,
+): ProtocolError {
+  const whose = limit >= own
+    ? `the connection's maxFrameSize of ${own} bytes`
+    : `the node's frame limit of ${limit} bytes, below maxFrameSize ${own}`;
+  return new ProtocolError(`payload of ${length} bytes exceeds ${whose}`);
 }
 
 /**
