@@ -246,6 +246,21 @@ test("cost() refuses a load that is no count of requests (NaN, negative, a fract
   assert.equal(ewma.cost(0, 1, 0), 20, "good arguments still answer");
 });
 
+test('estimate() refuses a now that is no finite number (NaN, Infinity, a string, null) with InvalidArgumentError naming it: NaN answered NaN, and "5" or null was coerced', () => {
+  const ewma = new PeakEwma(1);
+  ewma.observe(0, 10, 0);
+  for (const now of [NaN, Infinity, -Infinity, "5", null, undefined]) {
+    assert.throws(
+      () => ewma.estimate(0, now as number),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "now" &&
+        e.message.startsWith("PeakEwma.estimate: "),
+      String(now),
+    );
+  }
+  assert.equal(ewma.estimate(0, 0), 10, "a finite now still answers");
+});
+
 test("a failure the node is blamed for counts as a reply a second late; an abort counts for nothing", () => {
   assert.equal(peakEwmaFailureSample(2, new AbortedError("gave up")), -1);
   assert.equal(

@@ -96,6 +96,9 @@ export let bookReply: (
   now: number,
 ) => void;
 
+/** {@linkcode PeakEwma.estimate} for pickCost, unchecked. */
+let estimateAt: (latency: PeakEwma, slot: number, now: number) => number;
+
 /**
  * Per-node latency estimates by slot, updated from reply times.
  *
@@ -167,6 +170,7 @@ export class PeakEwma {
 
   static {
     bookReply = (latency, slot, ms, now) => latency.#book(slot, ms, now);
+    estimateAt = (latency, slot, now) => latency.#estimateAt(slot, now);
   }
 
   /** `observe` for numbers: what else they may be is checked here. */
@@ -192,8 +196,27 @@ export class PeakEwma {
   /**
    * The estimate for `slot` at `now`, in ms; 0 when never measured (also
    * for what is no slot of the table: a fraction, a negative number).
+   *
+   * @throws {InvalidArgumentError} for a `now` that is no finite number:
+   *   NaN answered NaN, and a string or null was coerced.
+   * @example
+   * ```ts
+   * import { PeakEwma } from "@nodewire/client/core";
+   * const latency = new PeakEwma(1);
+   * latency.observe(0, 40, 0);
+   * console.log(latency.estimate(0, 0)); // 40
+   * ```
    */
   estimate(slot: number, now: number): number {
+    // The balancer reads estimates through pickCost, without this.
+    if (!(typeof now === "number" && Number.isFinite(now))) {
+      throw refuse("PeakEwma.estimate", "now", now, "expected a finite number");
+    }
+    return this.#estimateAt(slot, now);
+  }
+
+  /** `estimate` for a number `now`. */
+  #estimateAt(slot: number, now: number): number {
     // A fraction of a slot read the typed array's undefined.
     const e = (slot >>> 0) === slot && slot < this.#estimates.length
       ? this.#estimates[slot]
@@ -297,7 +320,7 @@ export function pickCost(
   load: number,
   now: number,
 ): number {
-  const e = latency.estimate(slot, now);
+  const e = estimateAt(latency, slot, now);
   if (e === 0) return load > 0 ? UNKNOWN_PENALTY + load : 0;
   return e * (load + 1);
 }
