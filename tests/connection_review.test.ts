@@ -1105,3 +1105,35 @@ test("submitBatch given a sink whose first cannot be set (frozen, a getter witho
   assert.equal(good.first, 1);
   c.destroy();
 });
+
+test("cancelBatch refuses a sink that is no object, or whose first cannot be read, with InvalidArgumentError naming the sink, cancelling nothing: null threw a raw TypeError, and a throwing getter its own error", () => {
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  const outcomes: string[] = [];
+  const sink: BatchReplySink = {
+    first: 0,
+    onReply: () => outcomes.push("reply"),
+    onError: (error) => outcomes.push(error.message),
+  };
+  c.submitBatch([new Uint8Array([1])], 0, 1, {}, sink);
+  const unreadable = {
+    onReply() {},
+    onError() {},
+    get first(): number {
+      throw new Error("first getter bug");
+    },
+  };
+  for (const bad of [null, undefined, 5, "sink", unreadable]) {
+    assert.throws(
+      () => c.cancelBatch(bad as never, 1, new Error("test: cancelled")),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "sink",
+      String(bad),
+    );
+  }
+  assert.equal(c.inFlight, 1, "nothing cancelled");
+  assert.deepEqual(outcomes, []);
+  c.destroy();
+});

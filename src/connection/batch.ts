@@ -171,7 +171,7 @@ export function submitRun(
 
 /**
  * Fails with `error` the requests of the run of `count` sent to `sink`
- * that are still in flight, looking no further than `next` (the next
+ * from sequence number `first` on (its `first`) that are still in flight, looking no further than `next` (the next
  * sequence number to be handed out); a late reply to one of them is then
  * dropped, and a frame not yet sent is taken back, never sent (as for a
  * single request's abort).
@@ -179,13 +179,14 @@ export function submitRun(
 export function cancelRun(
   core: ConnectionCore,
   sink: BatchReplySink,
+  first: number,
   count: number,
   error: Error,
   next: number,
 ): void {
-  // Read once; a sink's `first` that is no sequence number (a /core
-  // caller's) names no request, and the loop stays within what was sent.
-  const first = sink.first;
+  // Read once, by the caller; a sink's `first` that is no sequence number
+  // (a /core caller's) names no request, and the loop stays within what
+  // was sent.
   if (!Number.isSafeInteger(first)) return;
   const end = Math.min(first + count, next);
   for (let sequence = Math.max(first, 1); sequence < end; sequence++) {

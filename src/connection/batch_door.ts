@@ -1,7 +1,8 @@
 /**
  * The checks at the doors of a batch run (`Connection.submitBatch` and
  * `Connection.cancelBatch`, for a `/core` caller): the run's options read
- * once, and a cancel's count and error. Once per run, never per request.
+ * once, its sink told its first sequence number, and a cancel's count,
+ * error and sink. Once per run, never per request.
  *
  * @module
  */
@@ -80,4 +81,24 @@ export function setFirst(
     return new InvalidArgumentError("sink", sink, expected, { cause });
   }
   return badArgument("sink", sink, `${expected} (it kept another value)`);
+}
+
+/**
+ * The `first` sequence number of the run `cancelBatch` is to cancel, read
+ * once, or the error refusing a sink that is no object or whose `first`
+ * cannot be read: null was a raw TypeError, a throwing getter its own
+ * error, from inside the cancel.
+ */
+export function firstOf(sink: BatchReplySink): number {
+  const expected = "expected a sink whose first can be read";
+  if (
+    sink === null || (typeof sink !== "object" && typeof sink !== "function")
+  ) {
+    throw badArgument("sink", sink, expected);
+  }
+  try {
+    return sink.first;
+  } catch (cause) {
+    throw new InvalidArgumentError("sink", sink, expected, { cause });
+  }
 }

@@ -52,7 +52,12 @@ import {
 } from "./refusals.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
-import { checkCancel, readRunOptions, setFirst } from "./batch_door.ts";
+import {
+  checkCancel,
+  firstOf,
+  readRunOptions,
+  setFirst,
+} from "./batch_door.ts";
 import type {
   BatchReplySink,
   ConnectionStats,
@@ -562,13 +567,15 @@ export class Connection {
    * `count` requests to `sink`.
    *
    * @throws {InvalidArgumentError} for a `count` that is no integer of 0
-   *   or more, or an `error` that is no Error (nothing is cancelled).
+   *   or more, an `error` that is no Error, or a `sink` that is no object
+   *   or whose `first` cannot be read (nothing is cancelled).
    */
   cancelBatch(sink: BatchReplySink, count: number, error: Error): void {
     checkCancel(count, error);
+    const first = firstOf(sink);
     // No further than the sequences handed out: a larger count would
     // only look up numbers never sent, for as long as it says.
-    cancelRun(this.#core, sink, count, error, this.#nextSequence);
+    cancelRun(this.#core, sink, first, count, error, this.#nextSequence);
   }
 
   /**
