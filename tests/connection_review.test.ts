@@ -1137,3 +1137,81 @@ test("cancelBatch refuses a sink that is no object, or whose first cannot be rea
   assert.deepEqual(outcomes, []);
   c.destroy();
 });
+
+test("submitBatch whose sink's first setter submits another run (re-enters the connection) hands out no sequence number twice (both runs took the same numbers), and one whose setter closes the connection is refused", async () => {
+  const scripted = scriptedChannel();
+  const c = new Connection(scripted.channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  const base = { onReply() {}, onError() {} };
+  const inner: BatchReplySink = { ...base, first: 0 };
+  let value = 0;
+  let entered = false;
+  const outer: BatchReplySink = {
+    ...base,
+    get first() {
+      return value;
+    },
+    set first(first: number) {
+      value = first;
+      if (entered) return;
+      entered = true;
+      // A careless sink starting its next run from inside the write.
+      c.submitBatch(
+        [new Uint8Array([2]), new Uint8Array([3])],
+        0,
+        2,
+        {},
+        inner,
+      );
+    },
+  };
+  let outcome: unknown;
+  try {
+    outcome = c.submitBatch([new Uint8Array([1])], 0, 1, {}, outer);
+  } catch (error) {
+    outcome = error;
+  }
+  await tick();
+  const sequences = scripted.frames().map((m) => m.sequence);
+  assert.deepEqual(
+    sequences.length,
+    new Set(sequences).size,
+    `sequences sent: ${sequences}`,
+  );
+  if (outcome === undefined) {
+    // Sent: under numbers of its own, none the inner run holds.
+    assert.notEqual(outer.first, inner.first);
+  } else {
+    // Refused: typed, naming the sink, and nothing of it sent.
+    assert.ok(outcome instanceof InvalidArgumentError, String(outcome));
+    assert.equal(outcome.argument, "sink");
+    assert.deepEqual(sequences, [1, 2]);
+  }
+  assert.equal(c.inFlight, sequences.length);
+  c.destroy();
+
+  // A setter that closes the connection: the run is refused with the
+  // closed connection's error, as it would be a moment later, not sent.
+  const d = new Connection(scriptedChannel().channel, ENDPOINT, {
+    clock: new VirtualClock(),
+  });
+  let errors = 0;
+  const closing = {
+    onReply() {},
+    onError() {
+      errors++;
+    },
+    get first() {
+      return value;
+    },
+    set first(first: number) {
+      value = first;
+      d.destroy();
+    },
+  };
+  const refusal = d.submitBatch([new Uint8Array([1])], 0, 1, {}, closing);
+  assert.ok(refusal instanceof Error, String(refusal));
+  assert.equal(errors, 0);
+  assert.equal(d.stats.sent, 0);
+});

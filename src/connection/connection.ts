@@ -46,6 +46,7 @@ import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import {
   abortedBeforeSent,
+  badArgument,
   badOption,
   badTimeout,
   payloadTooLarge,
@@ -528,8 +529,9 @@ export class Connection {
    * an `InvalidArgumentError` for `payloads` that are no array or cannot
    * be read (a revoked proxy), a range outside them, a bad
    * `timeoutMs` or an `idempotent` that is not a boolean, a `sink` whose
-   * `first` cannot be set (frozen, a getter without a setter), or the
-   * closed connection's error.
+   * `first` cannot be set (frozen, a getter without a setter) or whose
+   * setter submits another run, or the closed connection's error (also
+   * when the sink's setter closed it).
    */
   submitBatch(
     payloads: readonly Uint8Array[],
@@ -547,6 +549,17 @@ export class Connection {
     const first = this.#nextSequence;
     const unset = setFirst(sink, first);
     if (unset !== undefined) return unset;
+    // The sink's setter (or getter) is the caller's code: a run it
+    // submitted took these same sequence numbers, a close it made left
+    // nothing to send on.
+    if (this.#state !== "open") return this.#end.refusal();
+    if (this.#nextSequence !== first) {
+      return badArgument(
+        "sink",
+        sink,
+        "expected a sink whose first can be set without submitting another run",
+      );
+    }
     this.#nextSequence += to - from;
     const core = this.#core;
     this.stats.sent += submitRun(
