@@ -252,7 +252,8 @@ export class UdpService<S> {
   /**
    * Closes the socket and forgets every token. Resolves once the runtime
    * reports the socket closed, so the port can be bound again, or after
-   * 5 s when it never does (a custom adapter's channel).
+   * 5 s when it never does (a custom adapter's channel), or at once when
+   * the channel's `close` throws or its promise rejects.
    */
   close(): Promise<void> {
     this.#byKey.clear();
@@ -269,7 +270,10 @@ export class UdpService<S> {
       };
       try {
         channel.onClose(done);
-        channel.close();
+        // A custom channel's async close: its rejection ends the wait as
+        // a throw does (dropped, it went unhandled).
+        const closing: unknown = channel.close();
+        if (closing !== undefined) Promise.resolve(closing).then(null, done);
       } catch {
         // A custom channel's: nothing more can be done for it, and a
         // node's graceful drain closes it unawaited (a rejection would go

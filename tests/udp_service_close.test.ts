@@ -95,3 +95,39 @@ test("UdpService.close() with a channel whose close throws resolves at once and 
   assert.equal(service.bound, false);
   assert.equal(clock.pendingTimers, 0);
 });
+
+test("UdpService.close() with a channel whose close is async and rejects handles that rejection and resolves at once, leaving no timer: the promise was dropped (an unhandled rejection) and the wait ran its 5 s", async () => {
+  const clock = new VirtualClock();
+  let watched = false;
+  const channel: DatagramChannel = {
+    ...silentChannel(),
+    // A thenable, so the test sees whether anyone takes its outcome
+    // without leaving a real rejection unhandled when nobody does.
+    close() {
+      return {
+        then(_: unknown, fail: (error: Error) => void) {
+          watched = true;
+          fail(new Error("async close failed"));
+        },
+      } as unknown as void;
+    },
+  };
+  const adapter = {
+    datagram: () => Promise.resolve(channel),
+  } as unknown as RuntimeAdapter;
+  const service = new UdpService<object>({
+    adapter,
+    clock,
+    onMessage: () => {},
+  });
+  await service.bind("127.0.0.1", 0);
+  let closed = false;
+  const closing = service.close().then(() => (closed = true));
+  for (let i = 0; i < 10 && !closed; i++) await Promise.resolve();
+  assert.equal(watched, true, "the close's promise was watched");
+  assert.equal(closed, true, "close() resolved without waiting");
+  assert.equal(clock.now(), 0);
+  assert.equal(clock.pendingTimers, 0);
+  await closing;
+  assert.equal(service.bound, false);
+});
