@@ -132,6 +132,9 @@ export class NodeSession {
       this.#host.clock.clearTimeout(this.#goodbyeWindow);
       this.#goodbyeWindow = undefined;
     }
+    // A SLEEP still running ends later (closeIfDrained): a window it
+    // opened then would outlive the session, and close its stream again.
+    this.#windowOver = false;
     this.#host.drop(this);
   }
 

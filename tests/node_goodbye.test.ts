@@ -142,3 +142,26 @@ test("after a graceful stop's window, a last reply that went by datagram gets th
   assert.equal(closes, 1, "a client that ignores GOODBYE is closed after all");
   assert.equal(clock.pendingTimers, 0);
 });
+
+test("a session dropped after a graceful stop's window, whose last SLEEP then ends with a reply by datagram, arms no further window: a timer outlived the session and closed its channel again a second later", async () => {
+  const clock = new VirtualClock();
+  let closes = 0;
+  const channel = stubChannel({ onData: () => {}, close: () => void closes++ });
+  const host = {
+    clock,
+    maxFrameSize: 1 << 20,
+    drop: () => {},
+  } as unknown as SessionHost;
+  const session = new NodeSession(host, channel);
+  session.inFlight = 1; // a SLEEP that came by datagram
+  session.sayGoodbye(1_000);
+  await clock.advance(1_000);
+  assert.equal(closes, 0, "closed with a SLEEP in flight");
+  // The client closes its stream; the SLEEP goes on and then ends.
+  session.drop();
+  session.inFlight = 0;
+  session.closeIfDrained(true);
+  assert.equal(clock.pendingTimers, 0, "a window armed for a dropped session");
+  await clock.advance(1_000);
+  assert.equal(closes, 0, "the dropped session's channel closed again");
+});
