@@ -539,3 +539,26 @@ test("other balancers do not time requests", async () => {
     assertClean(await s.finish());
   }
 });
+
+test("a slot that is a BigInt or a Symbol is refused by observe() with InvalidArgumentError naming it, and read by estimate() and cost() as no slot of the table, as a string is: each threw a raw TypeError (slot >>> 0)", () => {
+  const ewma = new PeakEwma(4);
+  ewma.observe(1, 10, 0);
+  for (const slot of [1n, Symbol("slot")]) {
+    const what = typeof slot;
+    assert.throws(
+      () => ewma.observe(slot as unknown as number, 5, 0),
+      (e: unknown) =>
+        e instanceof InvalidArgumentError && e.argument === "slot" &&
+        e.message.startsWith("PeakEwma.observe: "),
+      what,
+    );
+    assert.equal(ewma.estimate(slot as unknown as number, 0), 0, what);
+    assert.equal(ewma.cost(slot as unknown as number, 0, 0), 0, what);
+    assert.equal(
+      ewma.cost(slot as unknown as number, 2, 0),
+      ewma.cost(3, 2, 0),
+      `${what}: priced as a node never measured`,
+    );
+  }
+  assert.equal(ewma.estimate(1, 0), 10, "nothing booked");
+});

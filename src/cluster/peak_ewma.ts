@@ -162,7 +162,11 @@ export class PeakEwma {
   observe(slot: number, ms: number, now: number): void {
     // "12", null, true or [] passed the comparisons below, coerced, and
     // were booked. The manager books through bookReply, without this.
-    if (typeof ms !== "number" || typeof now !== "number") {
+    // A BigInt or Symbol slot threw a raw TypeError at `slot >>> 0`.
+    if (
+      typeof slot !== "number" || typeof ms !== "number" ||
+      typeof now !== "number"
+    ) {
       this.#checkAndGrow(slot, ms, now);
     }
     this.#book(slot, ms, now);
@@ -195,7 +199,8 @@ export class PeakEwma {
 
   /**
    * The estimate for `slot` at `now`, in ms; 0 when never measured (also
-   * for what is no slot of the table: a fraction, a negative number).
+   * for what is no slot of the table: a fraction, a negative number, what
+   * is no number).
    *
    * @throws {InvalidArgumentError} for a `now` that is no finite number:
    *   NaN answered NaN, and a string or null was coerced.
@@ -212,7 +217,7 @@ export class PeakEwma {
     if (!(typeof now === "number" && Number.isFinite(now))) {
       throw refuse("PeakEwma.estimate", "now", now, "expected a finite number");
     }
-    return this.#estimateAt(slot, now);
+    return this.#estimateAt(slotOrNone(slot), now);
   }
 
   /** `estimate` for a number `now`. */
@@ -249,7 +254,7 @@ export class PeakEwma {
     if (!(typeof now === "number" && Number.isFinite(now))) {
       throw refuse("PeakEwma.cost", "now", now, "expected a finite number");
     }
-    return pickCost(this, slot, load, now);
+    return pickCost(this, slotOrNone(slot), load, now);
   }
 
   /**
@@ -308,6 +313,15 @@ export class PeakEwma {
 
 // A count of requests in flight.
 const LOAD = integer(0);
+
+/**
+ * `slot` for the public reads, which answer "never measured" for what is
+ * no slot: a BigInt or a Symbol, unlike a string, threw a raw TypeError
+ * at `slot >>> 0`, so what is no number reads as -1 (no slot) here.
+ */
+function slotOrNone(slot: number): number {
+  return typeof slot === "number" ? slot : -1;
+}
 
 /**
  * {@linkcode PeakEwma.cost} for the balancer, unchecked: it reads the
