@@ -562,3 +562,43 @@ test("a slot that is a BigInt or a Symbol is refused by observe() with InvalidAr
   }
   assert.equal(ewma.estimate(1, 0), 10, "nothing booked");
 });
+
+test("PeakEwmaBalancer and createBalancer refuse a latency that passes instanceof but is no PeakEwma's own table (a Proxy of one, Object.create of its prototype) with InvalidArgumentError naming it: built, every pick() threw a raw TypeError", () => {
+  const slotOf = (n: string) => (n === "a" ? 0 : 1);
+  const fakes: [string, unknown][] = [
+    ["a Proxy", new Proxy(new PeakEwma(2), {})],
+    ["Object.create", Object.create(PeakEwma.prototype)],
+  ];
+  for (const [what, latency] of fakes) {
+    const options = {
+      latency: latency as PeakEwma,
+      loads: new Int32Array(2),
+      clock: new VirtualClock(),
+    };
+    for (
+      const build of [
+        () =>
+          new PeakEwmaBalancer(
+            new HealthyNodeSet(["a", "b"], { slotOf }),
+            options,
+          ),
+        () =>
+          createBalancer(
+            "peak-ewma",
+            new HealthyNodeSet(["a", "b"], { slotOf }),
+            options,
+          ),
+      ]
+    ) {
+      let outcome: unknown;
+      try {
+        outcome = build().pick();
+      } catch (error) {
+        outcome = error;
+      }
+      assert.ok(outcome instanceof InvalidArgumentError, `${what}: ${outcome}`);
+      assert.match(outcome.argument, /(^|\.)latency$/, what);
+      assert.match(outcome.message, /new PeakEwma\(\)/, what);
+    }
+  }
+});

@@ -25,7 +25,7 @@ import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
 import { Candidates } from "./candidates.ts";
 import { HealthyNodeSet } from "./healthy_set.ts";
-import { PeakEwma, pickCost } from "./peak_ewma.ts";
+import { isPeakEwma, type PeakEwma, pickCost } from "./peak_ewma.ts";
 
 // Re-exported: the set began in this file, and `core.ts` and the tests
 // take it from here, beside the balancers that read it.
@@ -303,7 +303,11 @@ const loads = is(
 );
 const LEAST_IN_FLIGHT: Rules = { inFlight: func, loads, random: func };
 const PEAK_EWMA: Rules = {
-  latency: is((v) => v instanceof PeakEwma, "expected a PeakEwma"),
+  // Once, here: a pick reads its fields, which a Proxy of one lacks.
+  latency: is(
+    (v) => isPeakEwma(v),
+    "expected a PeakEwma (made by new PeakEwma())",
+  ),
   loads,
   clock: methods("now"),
   random: func,

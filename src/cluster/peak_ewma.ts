@@ -100,6 +100,13 @@ export let bookReply: (
 let estimateAt: (latency: PeakEwma, slot: number, now: number) => number;
 
 /**
+ * Whether `value` is a table `new PeakEwma()` made: a Proxy of one, or an
+ * object made from its prototype, passes `instanceof` but has none of its
+ * fields, and a balancer given one threw a raw TypeError at every pick.
+ */
+export let isPeakEwma: (value: unknown) => value is PeakEwma;
+
+/**
  * Per-node latency estimates by slot, updated from reply times.
  *
  * @example
@@ -175,6 +182,8 @@ export class PeakEwma {
   static {
     bookReply = (latency, slot, ms, now) => latency.#book(slot, ms, now);
     estimateAt = (latency, slot, now) => latency.#estimateAt(slot, now);
+    isPeakEwma = (value): value is PeakEwma =>
+      typeof value === "object" && value !== null && #estimates in value;
   }
 
   /** `observe` for numbers: what else they may be is checked here. */
