@@ -334,8 +334,10 @@ function slotOrNone(slot: number): number {
 
 /**
  * {@linkcode PeakEwma.cost} for the balancer, unchecked: it reads the
- * load from its own `Int32Array` (checked when given) and the time from
- * its clock, on every pick.
+ * load and the time on every pick, where a check would cost every
+ * request. The client's balancer reads its own `Int32Array` of counts; a
+ * balancer built by hand reads the `loads` and the clock it was given, as
+ * they are (a negative load or a NaN time there prices nodes wrongly).
  */
 export function pickCost(
   latency: PeakEwma,
