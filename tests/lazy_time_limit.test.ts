@@ -15,54 +15,6 @@ import { ops } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
-test("a lazy client's withConnection spends its timeoutMs on the connect and the checkout together", async () => {
-  const network = createMemoryNetwork();
-  const clock = new VirtualClock();
-  const node = await startTestNode({ runtime: network, clock });
-  // 100 ms each way: the first connect's handshake takes some 200 ms.
-  const proxy = await startFaultProxy({
-    target: { hostname: "127.0.0.1", port: node.port },
-    runtime: network,
-    clock,
-    faults: { latencyMs: 100 },
-  });
-  const client = await Client.connect(
-    {
-      hosts: [proxy.address],
-      runtime: network,
-      clock,
-      healthConfig: { intervalMs: 0 },
-      retryConfig: { maxRetries: 0 },
-      poolConfig: { minConnections: 1, maxConnections: 1 },
-    },
-    { lazy: true },
-  );
-  let release!: () => void;
-  const held = new Promise<void>((resolve) => (release = resolve));
-  try {
-    void client.withConnection(() => held);
-    let failedAt: number | undefined;
-    const second = client.withConnection(() => Promise.resolve(), {
-      timeoutMs: 1000,
-    }).catch((error) => {
-      failedAt = clock.now();
-      return error;
-    });
-    for (let i = 0; i < 30 && failedAt === undefined; i++) {
-      await clock.advance(50);
-    }
-    const error = await second;
-    assert.ok(error instanceof RetriesExhaustedError, String(error));
-    assert.ok(error.cause instanceof PoolTimeoutError, String(error.cause));
-    assert.ok(failedAt! <= 1000, `failed at ${failedAt} ms, after 1000`);
-  } finally {
-    release();
-    await client.disconnect();
-    await proxy.close();
-    await node.close();
-  }
-});
-
 /**
  * A lazy client behind 100 ms of latency each way (its first connect
  * takes some hundreds of ms), on a virtual clock, given to `body`.
@@ -99,6 +51,32 @@ async function lazyBehindLatency(
     await node.close();
   }
 }
+
+test("a lazy client's withConnection spends its timeoutMs on the connect and the checkout together", async () => {
+  await lazyBehindLatency(0, async (client, clock) => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      void client.withConnection(() => held);
+      let failedAt: number | undefined;
+      const second = client.withConnection(() => Promise.resolve(), {
+        timeoutMs: 1000,
+      }).catch((error) => {
+        failedAt = clock.now();
+        return error;
+      });
+      for (let i = 0; i < 30 && failedAt === undefined; i++) {
+        await clock.advance(50);
+      }
+      const error = await second;
+      assert.ok(error instanceof RetriesExhaustedError, String(error));
+      assert.ok(error.cause instanceof PoolTimeoutError, String(error.cause));
+      assert.ok(failedAt! <= 1000, `failed at ${failedAt} ms, after 1000`);
+    } finally {
+      release();
+    }
+  });
+});
 
 test("a lazy client's first request spends its timeoutMs on the connect and the attempt together: it took up to twice timeoutMs", async () => {
   await lazyBehindLatency(0, async (client, clock) => {

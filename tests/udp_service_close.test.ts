@@ -25,9 +25,11 @@ function silentChannel(): DatagramChannel & { closeCalls: number } {
   };
 }
 
-test("UdpService.close() with a channel that never reports closing resolves after a bounded wait on its clock", async () => {
-  const clock = new VirtualClock();
-  const channel = silentChannel();
+/** A UdpService bound on `channel`, a custom adapter's, on `clock`. */
+async function boundService(
+  channel: DatagramChannel,
+  clock: VirtualClock,
+): Promise<UdpService<object>> {
   const adapter = {
     datagram: () => Promise.resolve(channel),
   } as unknown as RuntimeAdapter;
@@ -37,6 +39,13 @@ test("UdpService.close() with a channel that never reports closing resolves afte
     onMessage: () => {},
   });
   await service.bind("127.0.0.1", 0);
+  return service;
+}
+
+test("UdpService.close() with a channel that never reports closing resolves after a bounded wait on its clock", async () => {
+  const clock = new VirtualClock();
+  const channel = silentChannel();
+  const service = await boundService(channel, clock);
   let closed = false;
   const closing = service.close().then(() => (closed = true));
   assert.equal(channel.closeCalls, 1);
@@ -60,15 +69,7 @@ test("UdpService.close() resolves as soon as the channel reports closing, and le
       queueMicrotask(() => report?.());
     },
   };
-  const adapter = {
-    datagram: () => Promise.resolve(channel),
-  } as unknown as RuntimeAdapter;
-  const service = new UdpService<object>({
-    adapter,
-    clock,
-    onMessage: () => {},
-  });
-  await service.bind("127.0.0.1", 0);
+  const service = await boundService(channel, clock);
   await service.close();
   assert.equal(clock.now(), 0);
   assert.equal(clock.pendingTimers, 0);
@@ -82,15 +83,7 @@ test("UdpService.close() with a channel whose close throws resolves at once and 
       throw new Error("close failed");
     },
   };
-  const adapter = {
-    datagram: () => Promise.resolve(channel),
-  } as unknown as RuntimeAdapter;
-  const service = new UdpService<object>({
-    adapter,
-    clock,
-    onMessage: () => {},
-  });
-  await service.bind("127.0.0.1", 0);
+  const service = await boundService(channel, clock);
   await service.close();
   assert.equal(service.bound, false);
   assert.equal(clock.pendingTimers, 0);
@@ -112,15 +105,7 @@ test("UdpService.close() with a channel whose close is async and rejects handles
       } as unknown as void;
     },
   };
-  const adapter = {
-    datagram: () => Promise.resolve(channel),
-  } as unknown as RuntimeAdapter;
-  const service = new UdpService<object>({
-    adapter,
-    clock,
-    onMessage: () => {},
-  });
-  await service.bind("127.0.0.1", 0);
+  const service = await boundService(channel, clock);
   let closed = false;
   const closing = service.close().then(() => (closed = true));
   for (let i = 0; i < 10 && !closed; i++) await Promise.resolve();

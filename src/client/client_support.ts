@@ -22,7 +22,7 @@ import { abortable } from "./connect.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
 import { type ClientStats, nodeStats } from "./stats.ts";
 import type { RequestPathOwner } from "./request_path.ts";
-import { executeWithRetry, isRetryable } from "./retry.ts";
+import { executeWithRetry, isRetryable, operationAborted } from "./retry.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -174,7 +174,7 @@ export async function lendConnection<T>(
           !closing() && !(e instanceof NoHealthyNodesError) && isRetryable(e),
         onRetry: () => {
           // Aborted already: its listener would never wake the wait.
-          if (signal?.aborted) throw abortedBy(signal);
+          if (signal?.aborted) throw operationAborted(signal);
           path.retryWaits.add(wake, signal);
           waiting = true;
         },
@@ -206,7 +206,7 @@ function checkoutError(
   const woken = wake.aborted && error instanceof AbortedError &&
     error.cause === wake.reason;
   if (signal?.aborted && (woken || !(error instanceof AbortedError))) {
-    return abortedBy(signal);
+    return operationAborted(signal);
   }
   if (!woken) return error;
   return new ClientClosedError(
@@ -216,9 +216,6 @@ function checkoutError(
 }
 
 /** The caller's abort, as executeWithRetry words it. */
-function abortedBy(signal: AbortSignal): AbortedError {
-  return new AbortedError("the operation was aborted", signal.reason);
-}
 
 /** Tells `log` of every retry `client` dispatches. */
 export function logRetries(

@@ -28,6 +28,7 @@ import {
   type PoolEventName,
 } from "../pool/events.ts";
 import { getAdapter } from "../runtime/detect.ts";
+import { operationAborted } from "./retry.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
 import { connectLogged } from "../cluster/log.ts";
 import * as door from "./arguments.ts";
@@ -100,8 +101,7 @@ export function abortable<T>(
   signal: AbortSignal | undefined,
   limit?: { clock: Clock; ms: number; error: () => Error },
 ): Promise<T> {
-  const aborted = () =>
-    new AbortedError("the operation was aborted", signal!.reason);
+  const aborted = () => operationAborted(signal!);
   if (signal?.aborted) {
     work.catch(() => {});
     return Promise.reject(aborted());

@@ -300,7 +300,7 @@ export async function executeWithRetry<T>(
     ((error: unknown) => retryableAfter(error, idempotent));
 
   for (let attempt = 0;; attempt++) {
-    if (signal?.aborted) throw aborted(signal);
+    if (signal?.aborted) throw operationAborted(signal);
     try {
       return await operation(attempt, signal);
     } catch (error) {
@@ -312,7 +312,7 @@ export async function executeWithRetry<T>(
       }
       // The operation may have failed *because* of the abort, with some
       // other error: the caller asked to stop, so say that.
-      if (signal?.aborted) throw aborted(signal);
+      if (signal?.aborted) throw operationAborted(signal);
       if (!retryable(error, attempt)) throw error;
       if (attempt >= schedule.maxRetries) {
         throw new RetriesExhaustedError(attempt + 1, error);
@@ -328,13 +328,17 @@ export async function executeWithRetry<T>(
       try {
         await wait(clock, delayMs, signal);
       } catch (sleepError) {
-        if (signal?.aborted) throw aborted(signal);
+        if (signal?.aborted) throw operationAborted(signal);
         throw sleepError;
       }
     }
   }
 }
 
-function aborted(signal: AbortSignal): AbortedError {
+/**
+ * What a wait or a call ended by the caller's `signal` fails with (the
+ * retries here, withConnection's checkout, the client's abortable waits).
+ */
+export function operationAborted(signal: AbortSignal): AbortedError {
   return new AbortedError("the operation was aborted", signal.reason);
 }
