@@ -148,7 +148,12 @@ export class ConnectionCore {
     this.codec.copyBelow = channelCopyBelow(channel);
     checkChannel(channel);
     this.channel = channel;
-    this.writer = new FrameWriter(channel, this.#onDrained, this.#onBroken);
+    this.writer = new FrameWriter(
+      channel,
+      this.#onDrained,
+      this.#onBroken,
+      this.#inFlight,
+    );
     try {
       channel.onData(this.#onData);
       channel.onClose(onClose);
@@ -497,6 +502,9 @@ export class ConnectionCore {
       owner.address,
     );
   }
+
+  // What the writer sizes a tick's parts by: requests awaiting replies.
+  #inFlight = (): number => this.table.size;
 
   /**
    * The channel's write threw, or its drained() failed: a custom
