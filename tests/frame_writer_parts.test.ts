@@ -118,41 +118,6 @@ test("a writer not told what is in flight sends each tick in one write", async (
   assert.deepEqual(sizes(writes), [500, 500, 500]);
 });
 
-test("a channel that still holds a tick's bytes once written (it writes later) gets no parts, until it holds none again", async () => {
-  const { channel, writes } = recorder();
-  let held = 0;
-  Object.defineProperty(channel, "bufferedAmount", { get: () => held });
-  const writer = new FrameWriter(channel, undefined, undefined, () => 40);
-  await warmUp(writer, writes);
-  held = 1;
-  pushRange(writer, 1, 100);
-  await tickEnds();
-  // Parts, sized at the warm-up's end; this tick's bytes were still held.
-  assert.deepEqual(sizes(writes), [20, 20, 40, 20]);
-  writes.length = 0;
-  pushRange(writer, 101, 200);
-  held = 0;
-  await tickEnds();
-  assert.deepEqual(sizes(writes), [100], "no parts after a held write");
-  writes.length = 0;
-  pushRange(writer, 201, 300);
-  await tickEnds();
-  assert.deepEqual(sizes(writes), [20, 20, 40, 20], "parts again");
-  // A getter that throws counts as holding.
-  Object.defineProperty(channel, "bufferedAmount", {
-    get: () => {
-      throw new Error("test: no count");
-    },
-  });
-  pushRange(writer, 301, 302);
-  await tickEnds();
-  writes.length = 0;
-  pushRange(writer, 303, 402);
-  await tickEnds();
-  assert.deepEqual(sizes(writes), [100]);
-  assert.deepEqual(writes.flat(), range(303, 402));
-});
-
 test("in parts or not, every frame goes out once and in order, and a tick costs a few writes at most", async () => {
   await fc.assert(
     fc.asyncProperty(

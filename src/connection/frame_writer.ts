@@ -30,9 +30,7 @@ const MAX_SLAB = 64 * 1024;
  * A tick's frames go to the channel in parts: the first once the tick has
  * as many as half the requests the peer had yet to answer at the last
  * tick's end (never fewer than this), the next at twice that count, then
- * four times, and the rest at the tick's end; unless the channel still
- * held the last tick's bytes once they were written to it (it writes
- * later, and would merge the parts again). Many
+ * four times, and the rest at the tick's end. Many
  * callers awaiting a request each, or a batch, otherwise settle into a
  * lockstep: the whole window goes out in one write at the tick's end, the
  * node answers it in one write while the client waits, and the client
@@ -199,25 +197,11 @@ export class FrameWriter {
   };
 
   // The tick's end: what is left goes, and the next tick's parts are
-  // sized by what is in flight now (this tick's requests included). A
-  // channel still holding the bytes just written hands them to its socket
-  // later (a Deno.Conn's queue, written a microtask on): it would only
-  // merge a part with the rest again, so it gets none.
+  // sized by what is in flight now (this tick's requests included).
   readonly #endTick = (): void => {
+    this.#partAt = Math.max(MIN_PART_FRAMES, Math.floor(this.#inFlight() / 2));
     this.flush();
-    this.#partAt = this.#holding()
-      ? Infinity
-      : Math.max(MIN_PART_FRAMES, Math.floor(this.#inFlight() / 2));
   };
-
-  /** Whether the channel holds bytes written to it (a getter that throws: yes). */
-  #holding(): boolean {
-    try {
-      return this.#channel.bufferedAmount !== 0;
-    } catch {
-      return true;
-    }
-  }
 
   #handOver(): void {
     if (this.#withdrawn > 0) this.#compact();
