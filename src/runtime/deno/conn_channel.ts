@@ -116,9 +116,13 @@ export class DenoConnChannel extends ChannelBase {
     const below = this.#queue.push(bytes);
     if (!this.#pumping) {
       this.#pumping = true;
-      // One microtask lets the rest of the tick's frames join, so they
-      // leave in one write (a Deno.Conn has no writev).
-      queueMicrotask(() => this.#pump());
+      // At once: the connection hands over a tick's frames together, or
+      // in parts meant to leave apart (see frame_writer.ts), which a
+      // microtask's wait merged again. What comes while a write is under
+      // way is queued, and leaves merged in the next (a Deno.Conn has no
+      // writev). A failed write rejects, so the pump fails later, not in
+      // this call.
+      void this.#pump();
     }
     return below;
   }
