@@ -262,3 +262,47 @@ if (ON_DENO) {
     }
   });
 }
+
+// Registered on Deno only: the Deno.Conn channel hands a write to its conn
+// within write(), so the parts a tick's frames go out in (frame_writer.ts)
+// leave apart; what comes while a write is under way leaves merged next.
+if (ON_DENO) {
+  test("Deno: the Conn channel writes at once, and merges what waits behind a write under way", async () => {
+    const { DenoConnChannel } = await import(
+      "../src/runtime/deno/conn_channel.ts"
+    );
+    const written: number[] = [];
+    let finish: (() => void) | undefined;
+    const conn = {
+      write(bytes: Uint8Array) {
+        written.push(bytes.length);
+        return new Promise<number>((resolve) =>
+          finish = () => resolve(bytes.length)
+        );
+      },
+      read: () => new Promise<number | null>(() => {}),
+      close() {},
+      remoteAddr: { transport: "tcp", hostname: "127.0.0.1", port: 1 },
+    } as unknown as Deno.Conn;
+    const channel = new DenoConnChannel(conn, {
+      hostname: "127.0.0.1",
+      port: 1,
+    });
+    try {
+      channel.write(new Uint8Array(10));
+      assert.deepEqual(written, [10], "handed to the conn within write()");
+      channel.write(new Uint8Array(20));
+      channel.write(new Uint8Array(30));
+      await sleep(0);
+      assert.deepEqual(written, [10], "one write at a time");
+      finish!();
+      await sleep(0);
+      assert.deepEqual(written, [10, 50], "what waited leaves merged");
+      finish!();
+      await sleep(0);
+      assert.equal(channel.bufferedAmount, 0);
+    } finally {
+      channel.destroy();
+    }
+  });
+}
