@@ -6,7 +6,7 @@
  * @module
  */
 
-import { unrefTimer } from "./runtime/timers.ts";
+import { refTimer, unrefTimer } from "./runtime/timers.ts";
 
 /**
  * An opaque handle returned by {@linkcode Clock.setTimeout}.
@@ -64,6 +64,24 @@ export const systemClock: Clock = {
     clearTimeout(handle as number);
   },
 };
+
+/**
+ * Makes a timer of `clock` keep the process alive while it is pending
+ * (`hold`), or no longer. On the system clock only: a custom clock's
+ * timers are its own. For a timer that bounds what a caller awaits when
+ * nothing else may be left to keep the process alive (a pool's waiters,
+ * a disconnect's grace period): Node ended the program inside the await,
+ * with the promise never settled.
+ */
+export function holdTimer(
+  clock: Clock,
+  handle: TimerHandle,
+  hold: boolean,
+): void {
+  if (clock !== systemClock) return;
+  if (hold) refTimer(handle);
+  else unrefTimer(handle);
+}
 
 /**
  * Resolves after `ms` on `clock`, or rejects with the signal's reason when

@@ -73,6 +73,7 @@ export function assemblePool<C extends PoolableConnection>(
     wakeAt: (at) => keeper.wakeAt(at),
     expireWaiters: (now) => waiters.expire(now),
     expireOpens: (now) => opener.expire(now),
+    awaited: () => waiters.queue.size > 0,
     wouldOpen: () => opener.wouldOpen(),
   };
   const roster = new Roster<C>(ctx);

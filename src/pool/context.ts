@@ -103,6 +103,12 @@ export interface PoolContext {
   /** Gives up on opens past the create timeout; returns the next deadline. */
   expireOpens(now: number): number;
   /**
+   * Whether a caller awaits the pool: a waiter is queued. An open is
+   * awaited only through the waiters it is for; one with none left (or a
+   * refill to `minConnections`) is the pool's own business.
+   */
+  awaited(): boolean;
+  /**
    * Whether waiting could bring a fresh connection: one is being opened,
    * or the pool may grow and is not backing off.
    */

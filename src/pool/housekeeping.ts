@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../clock.ts";
+import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import type { PoolContext } from "./context.ts";
 import { ConnectionLostError } from "../errors.ts";
@@ -32,7 +32,9 @@ const MAX_TIMER_MS = 2_147_483_647;
  * Owns the pool's one maintenance timer. Every deadline (a waiter's
  * timeout, a lifetime, an idle timeout, a heartbeat, the end of a backoff)
  * arms it for the earliest; when it fires it does all the work due and
- * arms it for the next. No timer per waiter or per connection.
+ * arms it for the next. No timer per waiter or per connection. It keeps
+ * the process alive only while a caller awaits what it bounds (see
+ * `hold`).
  */
 export class Housekeeper<C extends PoolableConnection> {
   readonly #ctx: PoolContext;
@@ -43,6 +45,8 @@ export class Housekeeper<C extends PoolableConnection> {
   /** The timer, and when it fires (`Infinity` when unset). */
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
+  /** Whether the timer keeps the process alive (see `hold`). */
+  #held = false;
   /** Set by `stop()`, when the pool closes: nothing is armed again. */
   #stopped = false;
 
@@ -61,15 +65,40 @@ export class Housekeeper<C extends PoolableConnection> {
 
   /** Arms the timer for `at`, unless it fires sooner already. */
   wakeAt(at: number): void {
-    if (this.#stopped || at === Infinity || at >= this.#timerAt) return;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
-    this.#timerAt = at;
-    const delay = Math.min(Math.max(0, at - this.#clock.now()), MAX_TIMER_MS);
-    this.#timer = this.#clock.setTimeout(() => {
-      this.#timer = undefined;
-      this.#timerAt = Infinity;
-      this.#maintain();
-    }, delay);
+    if (this.#stopped) return;
+    if (at !== Infinity && at < this.#timerAt) {
+      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      this.#timerAt = at;
+      const delay = Math.min(
+        Math.max(0, at - this.#clock.now()),
+        MAX_TIMER_MS,
+      );
+      this.#held = false;
+      this.#timer = this.#clock.setTimeout(() => {
+        this.#timer = undefined;
+        this.#timerAt = Infinity;
+        this.#held = false;
+        this.#maintain();
+      }, delay);
+    }
+    this.hold();
+  }
+
+  /**
+   * Makes the timer keep the process alive while a waiter is queued (it
+   * is armed for the waiter's deadline or sooner: the create timeout of
+   * the open it waits on, the end of a backoff), and no longer once none
+   * is; called wherever that may have changed. Unreferenced throughout, a
+   * checkout whose open held no socket (a custom factory or channel) let
+   * Node end the program inside the await, the promise never settled;
+   * referenced for good, the idle and lifetime timers would hold a
+   * process that has nothing left to do.
+   */
+  hold(): void {
+    const hold = this.#timer !== undefined && this.#ctx.awaited();
+    if (hold === this.#held) return;
+    this.#held = hold;
+    holdTimer(this.#clock, this.#timer, hold);
   }
 
   /**
@@ -98,6 +127,7 @@ export class Housekeeper<C extends PoolableConnection> {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
+    this.#held = false;
   }
 
   /**

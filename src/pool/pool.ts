@@ -278,6 +278,10 @@ export class ConnectionPool<C extends PoolableConnection>
    * connection, if any, is lent at once), then is served by the rules
    * above.
    *
+   * On the system clock a caller's wait keeps the process alive until it
+   * is served or fails, even when no socket is open (a custom factory);
+   * the pool's housekeeping alone does not.
+   *
    * @throws {PoolTimeoutError} (rejects) after `timeoutMs`, default `connectionTimeoutMs`.
    * @throws {PoolClosedError} (rejects) when the pool is closed, or cleared while waiting.
    * @throws {Error} (rejects) the factory's error when opening a connection

@@ -91,7 +91,6 @@ export class Waiters<C extends PoolableConnection> {
         onAbort: undefined,
         done: false,
       };
-      this.#keeper.wakeAt(waiter.deadline);
       const signal = options.signal;
       if (signal !== undefined) {
         waiter.onAbort = () =>
@@ -99,6 +98,8 @@ export class Waiters<C extends PoolableConnection> {
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
       this.queue.push(waiter);
+      // Queued first: the timer then keeps the process alive for it.
+      this.#keeper.wakeAt(waiter.deadline);
       if (options.ignoreBackoff) this.#probes.add(waiter);
       // A connection whose inFlight is no count is never chosen: without
       // this, a caller could wait out its timeout for it.
@@ -251,6 +252,8 @@ export class Waiters<C extends PoolableConnection> {
   /** Takes a waiter off the queue and drops its abort listener. */
   settle(waiter: Waiter<C>): boolean {
     if (!this.queue.remove(waiter)) return false;
+    // The last one: the timer no longer keeps the process alive for them.
+    if (this.queue.size === 0) this.#keeper.hold();
     this.#probes.delete(waiter);
     if (waiter.onAbort !== undefined) {
       waiter.signal!.removeEventListener("abort", waiter.onAbort);

@@ -11,6 +11,7 @@ import {
   ConnectTimeoutError,
   executeWithRetry,
   NodewireError,
+  PoolTimeoutError,
   RequestTimeoutError,
 } from "../../../mod.ts";
 import {
@@ -19,6 +20,11 @@ import {
   sleep as clockSleep,
   systemClock,
 } from "../../../core.ts";
+import {
+  type ByteChannel,
+  createMemoryNetwork,
+  type RuntimeAdapter,
+} from "../../../runtime.ts";
 import { ops, startFaultProxy, startTestNode } from "../../../testing/mod.ts";
 import {
   encodeHello,
@@ -374,6 +380,61 @@ export const scenarios: Record<string, Scenario> = {
     ctx.mark();
     await Promise.resolve();
     expectSettled(ctx, calls);
+  },
+
+  /**
+   * A checkout (/core pool) waits on an open whose factory holds no socket
+   * and never settles: its deadline is on the pool's maintenance timer,
+   * which was unreferenced, and Node ended the program inside the await
+   * (no mark). It fails at its deadline now, and the pool closes.
+   */
+  async "pool-checkout-deaf-factory"(ctx) {
+    const pool = new ConnectionPool<Connection>({
+      address: "127.0.0.1:7000",
+      config: { minConnections: 0, maxConnections: 1 },
+      factory: () => new Promise<Connection>(() => {}),
+    });
+    const outcome = await pool.getConnection({ timeoutMs: 200 }).then(
+      () => "a connection",
+      (error: unknown) => error,
+    );
+    if (!(outcome instanceof PoolTimeoutError)) {
+      ctx.fail(`getConnection gave ${outcome}, expected a PoolTimeoutError`);
+    }
+    await pool.close();
+    ctx.mark();
+  },
+
+  /**
+   * The same through a lazy client: withConnection waits for the first
+   * connect, whose connection the pool opens over a runtime adapter whose
+   * connect never settles and holds no socket. Node ended the program
+   * inside the await.
+   */
+  async "lazy-checkout-silent-adapter"(ctx) {
+    const network = createMemoryNetwork();
+    const silent: RuntimeAdapter = {
+      name: "memory",
+      connect: () => new Promise<ByteChannel>(() => {}),
+      listen: (options, onChannel) => network.listen(options, onChannel),
+    };
+    const client = await Client.connect({
+      hosts: ["127.0.0.1:7000"],
+      runtime: silent,
+      timeoutMs: 300,
+      healthConfig: { intervalMs: 0 },
+      retryConfig: { maxRetries: 0 },
+    }, { lazy: true });
+    const outcome = await client.withConnection(() => Promise.resolve()).then(
+      () => "a connection",
+      (error: unknown) => error,
+    );
+    ctx.note(String(outcome));
+    if (!(outcome instanceof NodewireError)) {
+      ctx.fail(`withConnection gave ${outcome}, expected an SDK error`);
+    }
+    await client.disconnect();
+    ctx.mark();
   },
 
   /** The node (in this process) is closed under live sessions. */
