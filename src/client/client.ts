@@ -555,7 +555,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * promise; a shorter `timeoutMs` then ends the wait sooner. A connection
    * lent straight from a node's pool (`client.manager`, the `/core` pool
    * API) has the rest of the same `timeoutMs` to come back, then is
-   * destroyed, so that no holder keeps the disconnect from ending.
+   * destroyed, so that no holder keeps the disconnect from ending. On the
+   * system clock that wait keeps the process alive, as awaited I/O does,
+   * even when nothing in flight holds a socket.
    *
    * @example
    * ```ts

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Clock, TimerHandle } from "../clock.ts";
+import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
 import { connectLogged, disconnected } from "../cluster/log.ts";
 import type { TypedEventTarget } from "../events.ts";
@@ -511,6 +511,10 @@ export class Shutdown {
  * A disconnect's grace period: over (`done`) when the client is idle
  * (`end()`) or at the deadline, which a later, more urgent disconnect may
  * bring forward (a second Ctrl-C must not wait out the first's grace).
+ * Its timer keeps the process alive: the caller of `disconnect()` awaits
+ * it, and a call in flight that holds no socket (a custom channel, the
+ * memory network) left Node nothing else, so it ended the program inside
+ * the await.
  */
 export class Grace {
   readonly #clock: Clock;
@@ -553,5 +557,6 @@ export class Grace {
 
   #arm(ms: number): void {
     this.#timer = this.#clock.setTimeout(this.end, ms);
+    holdTimer(this.#clock, this.#timer, true);
   }
 }

@@ -6,6 +6,7 @@
 import {
   AbortedError,
   Client,
+  ClientClosedError,
   ConnectFailedError,
   ConnectionRefusedError,
   ConnectTimeoutError,
@@ -435,6 +436,34 @@ export const scenarios: Record<string, Scenario> = {
     }
     await client.disconnect();
     ctx.mark();
+  },
+
+  /**
+   * Disconnect with a request in flight that holds no socket (the memory
+   * network, a node in this process that takes 5 s over it): the grace
+   * period's timer was unreferenced, and Node ended the program inside
+   * the await of disconnect() (no mark). The grace runs out, the request
+   * is cancelled, the disconnect resolves.
+   */
+  async "disconnect-grace-no-socket"(ctx) {
+    const network = createMemoryNetwork();
+    const node = await startTestNode({ runtime: network });
+    const client = await Client.connect({
+      hosts: [node.address],
+      runtime: network,
+      healthConfig: { intervalMs: 0 },
+    });
+    const calls = new Calls();
+    calls.add(client.request(ops.sleep(5000, "held"), { timeoutMs: 10_000 }));
+    if (!await until(() => poolOf(client, node.address).inFlight > 0)) {
+      ctx.fail("the request was not in flight");
+    }
+    await client.disconnect({ timeoutMs: 200 });
+    await node.close();
+    ctx.mark();
+    await Promise.resolve();
+    expectSettled(ctx, calls);
+    expectErrors(ctx, "the request", calls.outcomes, ClientClosedError);
   },
 
   /** The node (in this process) is closed under live sessions. */
