@@ -17,11 +17,13 @@ import { VirtualClock } from "../testing/virtual_clock.ts";
 
 /**
  * A lazy client behind 100 ms of latency each way (its first connect
- * takes some hundreds of ms), on a virtual clock, given to `body`.
+ * takes some hundreds of ms), on a virtual clock, given to `body`; its
+ * pool waits `connectionTimeoutMs` (the default's 5000) for a connection.
  */
 async function lazyBehindLatency(
   maxRetries: number,
   body: (client: Client, clock: VirtualClock) => Promise<void>,
+  connectionTimeoutMs = 5000,
 ): Promise<void> {
   const network = createMemoryNetwork();
   const clock = new VirtualClock();
@@ -39,7 +41,7 @@ async function lazyBehindLatency(
       clock,
       healthConfig: { intervalMs: 0 },
       retryConfig: { maxRetries, initialBackoffMs: 10, jitter: false },
-      poolConfig: { minConnections: 1, maxConnections: 1 },
+      poolConfig: { minConnections: 1, maxConnections: 1, connectionTimeoutMs },
     },
     { lazy: true },
   );
@@ -72,10 +74,42 @@ test("a lazy client's withConnection spends its timeoutMs on the connect and the
       assert.ok(error instanceof RetriesExhaustedError, String(error));
       assert.ok(error.cause instanceof PoolTimeoutError, String(error.cause));
       assert.ok(failedAt! <= 1000, `failed at ${failedAt} ms, after 1000`);
+      // The limit it was given, which the connect and the checkout shared.
+      assert.equal(error.cause.timeoutMs, 1000);
+      assert.equal(error.cause.limit, "timeoutMs");
     } finally {
       release();
     }
   });
+});
+
+test("a lazy client's withConnection with no timeoutMs spends connectionTimeoutMs on the connect and the checkout together: it took the connect and then a whole connectionTimeoutMs", async () => {
+  await lazyBehindLatency(0, async (client, clock) => {
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      void client.withConnection(() => held);
+      let failedAt: number | undefined;
+      const second = client.withConnection(() => Promise.resolve())
+        .catch((error) => {
+          failedAt = clock.now();
+          return error;
+        });
+      for (let i = 0; i < 40 && failedAt === undefined; i++) {
+        await clock.advance(50);
+      }
+      const error = await second;
+      assert.ok(error instanceof RetriesExhaustedError, String(error));
+      assert.ok(error.cause instanceof PoolTimeoutError, String(error.cause));
+      assert.ok(failedAt! <= 1000, `failed at ${failedAt} ms, after 1000`);
+      // Named as the limit it is: not "the call's timeoutMs", nor the part
+      // of it the connect left.
+      assert.equal(error.cause.timeoutMs, 1000);
+      assert.equal(error.cause.limit, "connectionTimeoutMs");
+    } finally {
+      release();
+    }
+  }, 1000);
 });
 
 test("a lazy client's first request spends its timeoutMs on the connect and the attempt together: it took up to twice timeoutMs", async () => {

@@ -182,7 +182,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * or `withConnection` connects, and calls made meanwhile wait for that
    * one connect, each within its own `timeoutMs` and `signal` (a
    * request's first attempt, or a batch item's, then has what the connect
-   * left of its `timeoutMs`; its retries their whole `timeoutMs`). If it
+   * left of its `timeoutMs`; its retries their whole `timeoutMs`; a
+   * `withConnection`'s first checkout what it left of its `timeoutMs` or
+   * of `poolConfig.connectionTimeoutMs`). If it
    * fails they fail with its error, and the next call tries again. For
    * programs that start before their database.
    *
@@ -435,7 +437,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * takes it back when `fn` settles. The acquire is retried like a request
    * (a `disconnect()` ends the wait before a retry, as it ends a
    * request's); `fn` itself is not. `timeoutMs` (default
-   * `poolConfig.connectionTimeoutMs`) bounds each wait for a connection and
+   * `poolConfig.connectionTimeoutMs`) bounds each wait for a connection
+   * (on a lazy client the first connect and the first wait together) and
    * `signal` the acquire with its retries (then `AbortedError`); neither
    * stops `fn` once it has the connection: the call settles when `fn` does.
    *
@@ -464,16 +467,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const path = this.#path;
     path.inFlight++;
     try {
-      let firstMs = timeoutMs;
-      if (this.#lazy) {
-        const started = this.#clock.now();
-        await this.#lazy.readyToLend(signal, timeoutMs);
-        // The connect's time is taken off the first checkout's own
-        // `timeoutMs`: it bounds the attempt end to end, as ping()'s does.
-        if (timeoutMs !== undefined) {
-          firstMs = timeoutMs - (this.#clock.now() - started);
-        }
-      }
+      // The connect's time is taken off the first checkout's limit (its
+      // own `timeoutMs`, or `connectionTimeoutMs`): it bounds the attempt
+      // end to end, as a request's and ping()'s do.
+      const firstMs = this.#lazy
+        ? await this.#lazy.readyToLend(signal, timeoutMs)
+        : timeoutMs;
       return await lendConnection(
         this.#parts,
         this.#pathOwner,

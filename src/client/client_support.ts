@@ -118,10 +118,10 @@ async function pingOn(
  * Lends `fn` a connection for its exclusive use until it settles. The
  * checkout is retried (on another node if any) unless the client is
  * `closing()` or no node is healthy, and its final error goes through
- * `final`; `fn` is not retried. The first checkout waits `firstMs` (what a lazy connect left
- * of `acquire.timeoutMs`), the retries `acquire.timeoutMs` each. A lazy
- * connect that left nothing fails it at once, as a limit that passed
- * during the connect does, and as a lazy request does: not retried.
+ * `final`; `fn` is not retried. The first checkout waits `firstMs` (what
+ * a lazy connect left of the limit: `acquire.timeoutMs`, or the pool's
+ * `connectionTimeoutMs`), and its timeout names that whole limit; the
+ * retries wait `acquire.timeoutMs` each.
  */
 export async function lendConnection<T>(
   { manager, config, path }: BatchHost,
@@ -132,13 +132,9 @@ export async function lendConnection<T>(
 ): Promise<T> {
   const diagnostics = path.diagnostics;
   const { signal } = acquire;
-  if (firstMs !== undefined && !(firstMs > 0)) {
-    // The connect ended as the limit passed, its timer not run yet.
-    throw final(lazyPoolTimeout(manager.nodes, acquire.timeoutMs!, true));
-  }
   let node: ManagedNode | undefined;
-  let options = firstMs === acquire.timeoutMs
-    ? acquire
+  let first = firstMs === acquire.timeoutMs
+    ? undefined
     : { timeoutMs: firstMs, signal };
   // The wait before a checkout is tried again ends with the client's
   // shutdown, as a request's wait before its retry does (it is among the
@@ -156,12 +152,17 @@ export async function lendConnection<T>(
       () => {
         stopWaiting();
         const picked = node = manager.pickNode(node);
-        const wait = options;
-        options = acquire;
+        const shortened = first;
+        first = undefined;
         return diagnostics.observeCheckout(
           picked.address,
           "exclusive",
-          () => picked.pool.getConnection(wait),
+          () =>
+            shortened === undefined
+              ? picked.pool.getConnection(acquire)
+              : picked.pool.getConnection(shortened).catch((error) => {
+                throw wholeLimit(error, picked, acquire.timeoutMs, config);
+              }),
         );
       },
       config.retryConfig,
@@ -190,6 +191,28 @@ export async function lendConnection<T>(
   } finally {
     node!.pool.returnConnection(connection);
   }
+}
+
+/**
+ * A lazy client's first checkout timed out on what the connect left of
+ * its limit: said as the whole limit (the call's `timeoutMs`, or the
+ * pool's `connectionTimeoutMs`) that the connect and the checkout shared,
+ * as a limit that passed during the connect is. Said as the part left, it
+ * named "the call's timeoutMs" for a call that gave none.
+ */
+function wholeLimit(
+  error: unknown,
+  node: ManagedNode,
+  timeoutMs: number | undefined,
+  config: BatchHost["config"],
+): unknown {
+  if (!(error instanceof PoolTimeoutError)) return error;
+  return new PoolTimeoutError(
+    error.address,
+    timeoutMs ?? config.poolConfig.connectionTimeoutMs,
+    node.pool.stats(),
+    timeoutMs === undefined ? "connectionTimeoutMs" : "timeoutMs",
+  );
 }
 
 /**
@@ -320,19 +343,35 @@ export class LazyStart {
 
   /**
    * Waits for the connect as `withConnection` waits for a pool connection
-   * (within its own `timeoutMs`, or the pool's), failing as that would.
+   * (within its own `timeoutMs`, or the pool's `connectionTimeoutMs`),
+   * failing as that would, and resolves with what is left of that limit
+   * for the first checkout: the two share it, as a request's first
+   * attempt shares its `timeoutMs` with the connect. Before, a call with
+   * no `timeoutMs` waited up to `connectionTimeoutMs` for the connect,
+   * then a whole `connectionTimeoutMs` more for the checkout.
    */
-  readyToLend(
+  async readyToLend(
     signal: AbortSignal | undefined,
     timeoutMs: number | undefined,
-  ): Promise<void> {
+  ): Promise<number> {
+    const { config, manager } = this.#client;
     const own = timeoutMs !== undefined;
-    const limit = timeoutMs ??
-      this.#client.config.poolConfig.connectionTimeoutMs;
-    const name = own ? "timeoutMs" : "connectionTimeoutMs";
-    return this.ready(signal, limit, name).catch((error) => {
+    const limit = timeoutMs ?? config.poolConfig.connectionTimeoutMs;
+    const started = config.clock.now();
+    try {
+      await this.ready(
+        signal,
+        limit,
+        own ? "timeoutMs" : "connectionTimeoutMs",
+      );
+      const leftMs = limit - (config.clock.now() - started);
+      // Connected as the limit passed, its timer not run yet: failed as a
+      // limit that passed during the connect is, and not retried.
+      if (!(leftMs > 0)) throw lazyPoolTimeout(manager.nodes, limit, own);
+      return leftMs;
+    } catch (error) {
       throw this.#owner.final(error);
-    });
+    }
   }
 
   /**
