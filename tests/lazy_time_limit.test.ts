@@ -11,7 +11,7 @@ import {
 } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
-import { ops } from "../testing/ops.ts";
+import { ops, replyText } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 
@@ -194,4 +194,78 @@ test("a lazy client's first requestMany spends its timeoutMs on the connect and 
       );
     }
   });
+});
+
+test("a hedge of a lazy client's first request has its full timeoutMs, as a retry has: it had only what the connect left of the first attempt's", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const nodes = await Promise.all(
+    [0, 1].map((i) =>
+      startTestNode({ nodeId: `n${i}`, runtime: network, clock })
+    ),
+  );
+  const proxies = await Promise.all(nodes.map((node) =>
+    startFaultProxy({
+      target: { hostname: "127.0.0.1", port: node.port },
+      runtime: network,
+      clock,
+      faults: { latencyMs: 100 },
+    })
+  ));
+  const client = await Client.connect(
+    {
+      hosts: proxies.map((proxy) => proxy.address),
+      runtime: network,
+      clock,
+      loadBalancing: "round-robin",
+      hedging: { delayMs: 50 },
+      healthConfig: { intervalMs: 0 },
+      retryConfig: { maxRetries: 0 },
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+    },
+    { lazy: true },
+  );
+  try {
+    let outcome: { at: number; value: unknown } | undefined;
+    // 700 ms at the node, 200 ms there and back: the hedge's reply comes
+    // some 950 ms after the connect, past what the connect left of
+    // 1000 ms, within a whole 1000 ms from the hedge's start.
+    client.request(ops.sleep(700, "hedged"), {
+      timeoutMs: 1000,
+      idempotent: true,
+    }).then(
+      (value) => outcome = { at: clock.now(), value },
+      (error) => outcome = { at: clock.now(), value: error },
+    );
+    // The node of the first attempt turns slow once that attempt is out:
+    // only the hedge can answer.
+    let connectedAt: number | undefined;
+    for (let i = 0; i < 100 && connectedAt === undefined; i++) {
+      await clock.advance(10);
+      const busy = client.stats().nodes.findIndex((n) => n.inFlight > 0);
+      if (busy >= 0) {
+        connectedAt = clock.now();
+        await proxies[busy].setFaults({ latencyMs: 60_000 });
+      }
+    }
+    assert.ok(
+      connectedAt !== undefined && connectedAt > 100 && connectedAt < 900,
+      `connected at ${connectedAt} ms`,
+    );
+    for (let i = 0; i < 200 && outcome === undefined; i++) {
+      await clock.advance(10);
+    }
+    assert.ok(outcome !== undefined, "the request never settled");
+    assert.ok(
+      outcome.value instanceof Uint8Array,
+      `failed at ${outcome.at} ms: ${outcome.value}`,
+    );
+    assert.equal(replyText(outcome.value), "hedged");
+    assert.ok(outcome.at > 1000, `answered at ${outcome.at} ms`);
+    assert.equal(client.stats().hedges, 1);
+  } finally {
+    await client.disconnect({ timeoutMs: 1 });
+    await Promise.all(proxies.map((proxy) => proxy.close()));
+    await Promise.all(nodes.map((node) => node.close()));
+  }
 });

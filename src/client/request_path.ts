@@ -155,9 +155,10 @@ export class RequestPath {
    * `options` for a first attempt that has only `firstMs` of its
    * `timeoutMs`: a lazy client's request or batch, once its first connect
    * is done (the connect counts against the attempt as a wait for a pool
-   * connection does). A copy, which a retry trades back for `options`, so
-   * the retries have their full `timeoutMs`. Apart from `request`, so that
-   * a connected client's requests pay nothing for it.
+   * connection does). A copy, which a retry (and a hedge) trades back for
+   * `options`, so the retries and hedges have their full `timeoutMs`.
+   * Apart from `request`, so that a connected client's requests pay
+   * nothing for it.
    */
   firstAttempt(
     options: ClientRequestOptions,
@@ -273,6 +274,9 @@ export class RequestPath {
     if (requestObserved()) {
       sink.message = this.diagnostics.started(call, node.address, true);
     }
+    // A new attempt, as a retry is: its whole `timeoutMs`, not what a lazy
+    // client's connect left of the first attempt's (see firstAttempt).
+    const options = this.#firstOnly?.get(call.options) ?? call.options;
     const connection = node.pool.tryAcquireShared();
     if (connection !== undefined) {
       if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
@@ -283,9 +287,9 @@ export class RequestPath {
           0,
         );
       }
-      connection.submitRequest(call.payload, call.options, sink);
+      connection.submitRequest(call.payload, options, sink);
     } else {
-      this.#waitThenSend(call, node, call.options, sink);
+      this.#waitThenSend(call, node, options, sink);
     }
     hedge.rearm();
   }
