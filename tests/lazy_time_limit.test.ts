@@ -1,9 +1,17 @@
 // A lazy client's call waits for the first connect, then makes its
-// attempt: `timeoutMs` bounds the two together, as it does for ping().
+// attempt: `timeoutMs` (withConnection's default limit too) bounds the two
+// together, as it does for ping(). A hedge, as a retry, has its whole
+// `timeoutMs`; a checkout whose limit ran out during the connect is
+// published as every failed checkout is.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { Client } from "../src/client/client.ts";
+import {
+  type CheckoutMessage,
+  DIAGNOSTICS_CHANNELS,
+} from "../src/diagnostics/channels.ts";
 import {
   PoolTimeoutError,
   RequestTimeoutError,
@@ -267,5 +275,30 @@ test("a hedge of a lazy client's first request has its full timeoutMs, as a retr
     await client.disconnect({ timeoutMs: 1 });
     await Promise.all(proxies.map((proxy) => proxy.close()));
     await Promise.all(nodes.map((node) => node.close()));
+  }
+});
+
+test("a lazy client's withConnection whose limit runs out during the connect publishes its failed checkout, as every failed checkout does: it published none", async () => {
+  const heard: CheckoutMessage[] = [];
+  const listener = (message: unknown) =>
+    void heard.push(message as CheckoutMessage);
+  subscribe(DIAGNOSTICS_CHANNELS.poolCheckout, listener);
+  try {
+    await lazyBehindLatency(0, async (client, clock) => {
+      const call = client.withConnection(() => Promise.resolve(), {
+        timeoutMs: 50,
+      }).catch((error) => error);
+      await clock.advance(50);
+      const error = await call;
+      assert.ok(error instanceof PoolTimeoutError, String(error));
+      const mine = heard.filter((m) => m.clientId === client.id);
+      assert.deepEqual(
+        mine.map((m) => [m.mode, m.connectionId, m.waitMs, m.error]),
+        [["exclusive", undefined, 50, error]],
+      );
+      assert.equal(mine[0].address, error.address);
+    });
+  } finally {
+    unsubscribe(DIAGNOSTICS_CHANNELS.poolCheckout, listener);
   }
 });

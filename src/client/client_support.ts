@@ -18,6 +18,7 @@ import { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import type { Connection } from "../connection/connection.ts";
 import type { BatchHost } from "./batch.ts";
+import { channels } from "../diagnostics/channels.ts";
 import { abortable } from "./connect.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
 import { type ClientStats, nodeStats } from "./stats.ts";
@@ -370,6 +371,20 @@ export class LazyStart {
       if (!(leftMs > 0)) throw lazyPoolTimeout(manager.nodes, limit, own);
       return leftMs;
     } catch (error) {
+      // A checkout that timed out before it could start: published as
+      // every failed checkout is (an APM counting pool timeouts missed it).
+      if (
+        error instanceof PoolTimeoutError &&
+        channels.poolCheckout.hasSubscribers
+      ) {
+        this.#client.path.diagnostics.checkout(
+          error.address,
+          "exclusive",
+          undefined,
+          config.clock.now() - started,
+          error,
+        );
+      }
       throw this.#owner.final(error);
     }
   }

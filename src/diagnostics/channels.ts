@@ -73,7 +73,11 @@ export interface RequestMessage {
 export interface CheckoutMessage {
   /** The client's `id`. */
   readonly clientId: number;
-  /** The pool's node, `host:port`. */
+  /**
+   * The pool's node, `host:port`; every node, comma-separated, for a lazy
+   * client's `withConnection` that timed out during its first connect
+   * (as its `PoolTimeoutError` names them).
+   */
   readonly address: string;
   /** Shared by many requests (multiplexed) or lent for exclusive use. */
   readonly mode: "shared" | "exclusive";
