@@ -258,10 +258,11 @@ export class TestNode {
 
   /**
    * Stops listening. By default open connections are dropped at once, like
-   * a crash; with `graceful` the node says GOODBYE, answers what each
-   * client sent before it read the GOODBYE, finishes what is in flight,
-   * and leaves each stream for its client to close (after 1 s it closes
-   * it, once nothing is in flight). Either way a TLS handshake under way
+   * a crash; with `graceful` the node says GOODBYE (once per connection: a
+   * second graceful stop sends none), answers what each client sent
+   * before it read the GOODBYE, finishes what is in flight, and leaves
+   * each stream for its client to close (after 1 s it closes it, once
+   * nothing is in flight). Either way a TLS handshake under way
    * (a direct one, or a switch after negotiation) is given up and its
    * connection dropped. A `start()` under way is waited for, then stopped.
    *

@@ -75,6 +75,8 @@ export class NodeSession {
   #goodbyeWindow: TimerHandle | undefined;
   #windowOver = false;
   #windowMs = 0;
+  /** GOODBYE went out: a stream carries one, however often the node stops. */
+  #saidGoodbye = false;
   // REQUESTs wait for it when the node requires authentication.
   readonly #auth: SessionAuth;
   #greeted = false;
@@ -144,12 +146,14 @@ export class NodeSession {
    * it read the GOODBYE is on its way and is answered: closing at once
    * would lose it, and the client could not tell whether it ran. After
    * `windowMs` (a client that ignores GOODBYE) the stream closes once
-   * nothing is in flight.
+   * nothing is in flight. Said once: a second graceful stop, with the
+   * session still open, sent the client a second GOODBYE.
    */
   sayGoodbye(windowMs: number): void {
+    if (this.#saidGoodbye) return;
+    this.#saidGoodbye = true;
     this.writer.push(MessageType.Goodbye, 0, 0, new Uint8Array(0));
     this.writer.flush();
-    if (this.#goodbyeWindow !== undefined || this.#windowOver) return;
     this.#windowMs = windowMs;
     this.#openWindow();
   }

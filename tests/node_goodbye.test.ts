@@ -119,6 +119,32 @@ test("a node stopped gracefully still finishes work that outlasts the GOODBYE wi
   }
 });
 
+test("a node stopped gracefully again, one stop after another or two at once, sends a session still open no second GOODBYE", async () => {
+  const network = createMemoryNetwork();
+  const clock = new VirtualClock();
+  const node = await startTestNode({ runtime: network, clock });
+  try {
+    const s = await greeted(node, network);
+    // In flight: the stream stays open through every stop below.
+    s.send(MessageType.Request, 2, ops.sleep(5_000, "slow"));
+    await waitFor(() => clock.pendingTimers === 1, "the SLEEP to start");
+    await node.stop({ graceful: true });
+    await node.stop({ graceful: true });
+    await Promise.all([
+      node.stop({ graceful: true }),
+      node.stop({ graceful: true }),
+    ]);
+    await clock.advance(5_000);
+    await waitFor(() => s.closed(), "the stream to close after the SLEEP");
+    assert.deepEqual(
+      s.received.slice(1).map((m) => m.type),
+      [MessageType.Goodbye, MessageType.Response],
+    );
+  } finally {
+    await node.close();
+  }
+});
+
 test("after a graceful stop's window, a last reply that went by datagram gets the stream one more window before it closes (the reply may still be on its way)", async () => {
   const clock = new VirtualClock();
   let closes = 0;
