@@ -33,7 +33,7 @@ import {
   formatAddress,
   NodewireError,
 } from "../src/errors.ts";
-import { isInstance, messageOf } from "../src/errors/base.ts";
+import { isInstance, messageOf, quoted } from "../src/errors/base.ts";
 import {
   checkDatagramChannel,
   closeQuietly,
@@ -210,7 +210,7 @@ export class UdpService<S> {
         "LISTEN_FAILED",
         `cannot serve UDP on ${formatAddress(endpoint)}: the runtime ` +
           `adapter's datagram channel refused its receivers: ` +
-          messageOf(cause),
+          quoted(messageOf(cause), 200),
         endpoint,
         { cause, retryable: false },
       );

@@ -83,6 +83,33 @@ test("a channel that throws when given its receivers is refused, saying so", () 
   }
 });
 
+test("a channel that refuses its receivers with hostile text is quoted escaped and cut short: its control characters and megabytes went into the message as they were", () => {
+  const hostile = "\u001b[2J\nconnected to db ok\u202e" + "x".repeat(1 << 20);
+  for (const name of ["onData", "onClose"] as const) {
+    const channel = stubChannel({
+      onData: () => {},
+      [name]: () => {
+        throw new Error(hostile);
+      },
+    });
+    assert.throws(
+      () => new Connection(channel, endpoint),
+      (error: unknown) => {
+        assert.ok(error instanceof ConnectionError, String(error));
+        assert.doesNotMatch(error.message, /[\p{Cc}\p{Cf}]/u);
+        assert.ok(
+          error.message.includes("\\u001b[2J\\nconnected to db ok"),
+          error.message.slice(0, 300),
+        );
+        assert.ok(error.message.length < 500, `${error.message.length} chars`);
+        // The cause keeps what was thrown, for whoever needs all of it.
+        assert.equal((error.cause as Error).message, hostile);
+        return true;
+      },
+    );
+  }
+});
+
 test("a well-formed stub channel still makes a connection", async () => {
   const connection = new Connection(
     stubChannel({ onData: () => {} }),

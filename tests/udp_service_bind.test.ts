@@ -50,6 +50,29 @@ for (const which of ["onMessage", "onClose"] as const) {
   });
 }
 
+test("UdpService.bind with a channel that refuses its receivers with hostile text quotes it escaped and cut short", async () => {
+  const hostile = "\u001b[2J\nbound ok\u202e" + "x".repeat(1 << 20);
+  const channel = refusingChannel("onMessage");
+  channel.onMessage = () => {
+    throw new Error(hostile);
+  };
+  const adapter = {
+    datagram: () => Promise.resolve(channel),
+  } as unknown as RuntimeAdapter;
+  const service = new UdpService<object>({ adapter, onMessage: () => {} });
+  await assert.rejects(service.bind("127.0.0.1", 7001), (error) => {
+    assert.ok(error instanceof ConnectionError, String(error));
+    assert.doesNotMatch(error.message, /[\p{Cc}\p{Cf}]/u);
+    assert.ok(
+      error.message.includes("\\u001b[2J\\nbound ok"),
+      error.message.slice(0, 300),
+    );
+    assert.ok(error.message.length < 500, `${error.message.length} chars`);
+    return true;
+  });
+  assert.equal(channel.closeCalls, 1, "the socket closed");
+});
+
 test("UdpService.bind whose adapter's datagram() rejects with a raw error rejects with LISTEN_FAILED naming it (the raw error escaped)", async () => {
   const adapter = {
     datagram: () => Promise.reject(new Error("no sockets today")),

@@ -12,7 +12,7 @@ import {
   type Endpoint,
   InvalidArgumentError,
 } from "../errors.ts";
-import { messageOf } from "../errors/base.ts";
+import { messageOf, quoted } from "../errors/base.ts";
 import { checkCopyBelow } from "../protocol/codec_limits.ts";
 import type { ByteChannel } from "../runtime/types.ts";
 import { missingMethod } from "../runtime/contract.ts";
@@ -76,7 +76,9 @@ export function channelCopyBelow(channel: ByteChannel): number {
 
 /**
  * The error of a channel whose `onData` or `onClose` threw: the connection
- * to `owner` (the node, at `address`) cannot start.
+ * to `owner` (the node, at `address`) cannot start. What it threw is
+ * foreign text, quoted as such (escaped, cut short): as it came, a hostile
+ * channel's control characters and megabytes went into our message.
  */
 export function receiversRefused(
   owner: Endpoint & { readonly address: string },
@@ -85,7 +87,7 @@ export function receiversRefused(
   return new ConnectionError(
     "CONNECTION_FAILED",
     `connection to ${owner.address} failed: the runtime adapter's ` +
-      `channel refused its receivers: ${messageOf(cause)}`,
+      `channel refused its receivers: ${quoted(messageOf(cause), 200)}`,
     owner,
     { cause },
   );
