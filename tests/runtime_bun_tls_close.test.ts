@@ -19,7 +19,7 @@ const pem = (name: string) =>
 
 // Registered on Bun only (not skipped elsewhere), as runtime_bun.test.ts.
 if (onBun) {
-  test("Bun: a TLS channel closed after its writes ends at once when the peer keeps its side open: the process was held, and the peer reset, 500 ms later", async () => {
+  test("Bun: a TLS channel closed after its writes ends when the peer keeps its side open, without a reset: the process was held, and the peer reset, 500 ms later", async () => {
     let received = 0;
     const ended: boolean[] = [];
     const errors: string[] = [];
@@ -61,9 +61,12 @@ if (onBun) {
       const { exitMs } = JSON.parse(lines[lines.length - 1]);
       assert.equal(received, 64 * 1024, "every byte was delivered");
       assert.deepEqual(ended, [true], "and the close announced");
-      // Measured: the close bound is 500 ms, the close itself a few.
-      assert.ok(exitMs < 400, `the process ended ${exitMs} ms after close()`);
+      // The reset tells the bug apart (the adapter's 500 ms bound ran out
+      // and terminated the socket); the time is a guard against a hang
+      // only, generous so that a loaded machine cannot fail it (the close
+      // itself takes a few ms).
       assert.deepEqual(errors, [], "no reset");
+      assert.ok(exitMs < 5000, `the process ended ${exitMs} ms after close()`);
     } finally {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));
