@@ -157,7 +157,9 @@ export function submitRun(
     sent++;
   }
   // Once a run, not once a request: a send that ended the connection
-  // midway left the rest of the run in a closed connection's table.
+  // midway (a part's write, see frame_writer.ts) left the rest of the run
+  // in a closed connection's table; the writer, discarded, wrote none of
+  // their frames.
   if (core.closed) core.failLate();
   if (refused !== undefined) {
     // A sink that throws is its caller's bug (reported as uncaught): the

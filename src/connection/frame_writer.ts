@@ -109,6 +109,10 @@ export class FrameWriter {
   readonly #inFlight: () => number;
   #tickFrames = 0;
   #partAt = Infinity;
+  // Set by discard(): the connection has ended, and nothing more goes to
+  // the channel, whatever is pushed after (a batch run goes on pushing
+  // once a write in its middle, a part, ended the connection under it).
+  #ended = false;
 
   /**
    * Writes to `channel`; calls `onDrained` when a congested channel has
@@ -279,9 +283,9 @@ export class FrameWriter {
 
   /**
    * Drops every frame not yet handed to the channel, so that none is ever
-   * written: the connection has ended. Returns the sequence numbers of the
-   * REQUEST and PING frames dropped (their requests never left), or
-   * undefined when there were none.
+   * written, nor any pushed from now on: the connection has ended. Returns
+   * the sequence numbers of the REQUEST and PING frames dropped (their
+   * requests never left), or undefined when there were none.
    */
   discard(): Set<number> | undefined {
     const slab = this.#slab;
@@ -294,6 +298,7 @@ export class FrameWriter {
     }
     this.#start = this.#scanFrom = this.#end;
     this.#withdrawn = 0;
+    this.#ended = true;
     return dropped;
   }
 
@@ -383,6 +388,9 @@ export class FrameWriter {
   }
 
   #write(bytes: Uint8Array): void {
+    // Ended: a request pushed since was failed as never sent, and must
+    // not reach the node after all (a retry may run it elsewhere).
+    if (this.#ended) return;
     this.#writes++;
     let accepted: boolean;
     try {

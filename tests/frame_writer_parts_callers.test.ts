@@ -1,0 +1,310 @@
+// A tick's frames go to the channel in parts (frame_writer.ts), so the
+// channel's write now runs from inside push(), in the middle of a caller's
+// loop: a batch run, many request() calls in one tick, held frames written
+// after a drain. Whatever the write does there (throw, congest, hand back
+// replies or a close at once, as a custom channel may), every request
+// settles once, with the right `sent`, and nothing is written once the
+// connection has ended.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { stubChannel } from "./support/stub_channel.ts";
+import { Connection } from "../src/connection/connection.ts";
+import type { BatchReplySink } from "../src/connection/types.ts";
+import {
+  AbortedError,
+  ConnectionLostError,
+  RequestTimeoutError,
+} from "../src/errors.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+import { ops } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+
+/** Every microtask queued so far (a tick's end) has run. */
+const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * A channel that decodes what it is given (the sequence numbers of each
+ * write), notes what came after it was closed or destroyed, and lets a
+ * scene decide what a write does (`onWrite`: its answer, or a throw).
+ */
+function scriptedChannel() {
+  const codec = new MessageCodec(1 << 24);
+  const scene = {
+    writes: [] as number[][],
+    afterEnd: [] as number[],
+    ended: false,
+    onWrite: undefined as ((sequences: number[]) => boolean) | undefined,
+    deliver: (_chunk: Uint8Array): void => {},
+    close: (_error?: Error): void => {},
+  };
+  const channel = stubChannel({
+    onData: (fn) => void (scene.deliver = fn),
+    onClose: (fn) => void (scene.close = fn),
+    write(bytes) {
+      const sequences: number[] = [];
+      codec.decode(bytes.slice(), (m) => {
+        if (m.type === MessageType.Request) sequences.push(m.sequence);
+      });
+      if (scene.ended) scene.afterEnd.push(...sequences);
+      scene.writes.push(sequences);
+      return scene.onWrite?.(sequences) ?? true;
+    },
+    close: () => void (scene.ended = true),
+    destroy: () => void (scene.ended = true),
+  });
+  return { channel, scene };
+}
+
+/** RESPONSE frames answering `sequences`, in one chunk. */
+function replies(sequences: number[]): Uint8Array {
+  const codec = new MessageCodec();
+  const frames = sequences.map((sequence) =>
+    codec.encode({
+      type: MessageType.Response,
+      flags: 0,
+      sequence,
+      payload: new Uint8Array([1]),
+    })
+  );
+  const chunk = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
+  let at = 0;
+  for (const frame of frames) {
+    chunk.set(frame, at);
+    at += frame.length;
+  }
+  return chunk;
+}
+
+/** A batch sink that records every outcome by sequence number. */
+function recordingBatchSink(onReply?: () => void) {
+  const told = new Map<number, unknown[]>();
+  const sink: BatchReplySink = {
+    first: 0,
+    onReply(payload, sequence) {
+      told.set(sequence!, [...told.get(sequence!) ?? [], payload]);
+      onReply?.();
+    },
+    onError(error, sequence) {
+      told.set(sequence!, [...told.get(sequence!) ?? [], error]);
+    },
+  };
+  return { sink, told };
+}
+
+const RUN = 20;
+const runPayloads = () =>
+  Array.from({ length: RUN }, (_, i) => ops.echo(`item ${i}`));
+
+/**
+ * A connection on `channel` whose first tick is over with one request in
+ * flight: the next tick's first part goes at 8 frames.
+ */
+async function warmConnection(
+  channel: ReturnType<typeof scriptedChannel>["channel"],
+) {
+  const clock = new VirtualClock();
+  const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
+    clock,
+    requestTimeoutMs: 1000,
+  });
+  const warm = connection.sendRequest(ops.echo("warm")).catch((e) => e);
+  await tickEnds();
+  return { clock, connection, warm };
+}
+
+type Scene = ReturnType<typeof scriptedChannel>["scene"];
+
+/** What a write that ends the connection does. */
+const endings: [string, (scene: Scene) => boolean][] = [
+  [
+    "throws",
+    () => {
+      throw new Error("test: the socket is gone");
+    },
+  ],
+  [
+    "hands the close over at once and says it took the bytes",
+    (scene) => {
+      scene.ended = true;
+      scene.close(new Error("test: reset by peer"));
+      return true;
+    },
+  ],
+];
+
+for (const [how, ending] of endings) {
+  test(`a batch run whose part's write ${how} ends the connection: every request settles once, those after the part as not sent, and none is written after the end`, async () => {
+    const { channel, scene } = scriptedChannel();
+    const { connection, warm } = await warmConnection(channel);
+    const first = scene.writes.length;
+    let parts = 0;
+    scene.onWrite = (sequences) => {
+      parts++;
+      return parts === 1 && sequences.length > 0 ? ending(scene) : true;
+    };
+    const { sink, told } = recordingBatchSink();
+    assert.equal(
+      connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
+      undefined,
+    );
+    await tickEnds();
+    assert.equal(connection.isOpen, false);
+    const inPart = scene.writes[first];
+    assert.equal(inPart.length, 8, `the first part: ${inPart}`);
+    assert.deepEqual(
+      scene.afterEnd,
+      [],
+      "frames written after the connection ended",
+    );
+    assert.equal(told.size, RUN, "every request of the run had its outcome");
+    for (const [sequence, outcomes] of told) {
+      assert.equal(outcomes.length, 1, `request ${sequence}: ${outcomes}`);
+      const [error] = outcomes;
+      assert.ok(error instanceof ConnectionLostError, String(error));
+      assert.equal(
+        error.sent,
+        inPart.includes(sequence),
+        `request ${sequence} sent: ${error.sent}`,
+      );
+    }
+    assert.equal(connection.inFlight, 0);
+    assert.ok(await warm instanceof ConnectionLostError);
+  });
+}
+
+test("a batch run whose part's write hands back a reply at once, whose sink then destroys the connection: the rest of the run is never written", async () => {
+  const { channel, scene } = scriptedChannel();
+  const { connection, warm } = await warmConnection(channel);
+  const first = scene.writes.length;
+  scene.onWrite = (sequences) => {
+    scene.deliver(replies(sequences));
+    return true;
+  };
+  let destroyed = false;
+  const { sink, told } = recordingBatchSink(() => {
+    if (destroyed) return;
+    destroyed = true;
+    connection.destroy(new Error("test: the caller gave up"));
+  });
+  assert.equal(
+    connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
+    undefined,
+  );
+  await tickEnds();
+  assert.equal(connection.isOpen, false);
+  const inPart = scene.writes[first];
+  assert.equal(inPart.length, 8, `the first part: ${inPart}`);
+  assert.deepEqual(
+    scene.afterEnd,
+    [],
+    "frames written after the connection ended",
+  );
+  assert.equal(told.size, RUN);
+  for (const [sequence, outcomes] of told) {
+    assert.equal(outcomes.length, 1, `request ${sequence}: ${outcomes}`);
+    if (sequence === inPart[0]) {
+      assert.ok(outcomes[0] instanceof Uint8Array, String(outcomes[0]));
+      continue;
+    }
+    const [error] = outcomes;
+    assert.ok(error instanceof ConnectionLostError, String(error));
+    assert.equal(error.sent, inPart.includes(sequence), `request ${sequence}`);
+  }
+  // No reply was ever handed back to the first tick's request.
+  assert.ok(await warm instanceof ConnectionLostError);
+});
+
+/** `count` requests on `connection` in this tick, each outcome recorded. */
+function sendMany(
+  connection: Connection,
+  count: number,
+  options?: { signal?: AbortSignal; timeoutMs?: number },
+) {
+  return Array.from(
+    { length: count },
+    () =>
+      connection.sendRequest(ops.echo("x"), options).then(
+        (reply) => reply,
+        (error: unknown) => error,
+      ),
+  );
+}
+
+test("a channel that congests at a tick's first part gets none of the tick's other frames until it drains, then all of them, in order, once", async () => {
+  const { channel, scene } = scriptedChannel();
+  let drain = () => {};
+  channel.drained = () => new Promise<void>((resolve) => (drain = resolve));
+  const { connection, warm } = await warmConnection(channel);
+  const before = scene.writes.length;
+  scene.onWrite = () => scene.writes.length > before + 1;
+  const outcomes = sendMany(connection, 40);
+  await tickEnds();
+  assert.deepEqual(scene.writes.slice(before).map((w) => w.length), [8]);
+  drain();
+  await tickEnds();
+  const written = scene.writes.flat();
+  assert.deepEqual(written, Array.from({ length: 41 }, (_, i) => i + 1));
+  scene.deliver(replies(written));
+  for (const outcome of [warm, ...outcomes]) {
+    assert.ok(await outcome instanceof Uint8Array, String(await outcome));
+  }
+  assert.equal(connection.stats.sent, 41);
+  connection.destroy();
+});
+
+test("requests held by a congested part that time out are not sent, those in the part are, and the held ones are never written after the drain", async () => {
+  const { channel, scene } = scriptedChannel();
+  let drain = () => {};
+  channel.drained = () => new Promise<void>((resolve) => (drain = resolve));
+  const { clock, connection, warm } = await warmConnection(channel);
+  const before = scene.writes.length;
+  scene.onWrite = () => scene.writes.length > before + 1;
+  const outcomes = sendMany(connection, 20, { timeoutMs: 50 });
+  await tickEnds();
+  const inPart = scene.writes[before];
+  assert.equal(inPart.length, 8);
+  await clock.advance(50);
+  for (const [i, outcome] of outcomes.entries()) {
+    const error = await outcome;
+    assert.ok(error instanceof RequestTimeoutError, String(error));
+    assert.equal(error.sent, inPart.includes(i + 2), `request ${i + 2}`);
+  }
+  drain();
+  await tickEnds();
+  assert.deepEqual(scene.writes.slice(before), [inPart], "held frames written");
+  connection.destroy();
+  await warm;
+});
+
+test("requests aborted in the tick they were sent: those a part took went out, the others are never written", async () => {
+  const { channel, scene } = scriptedChannel();
+  const { connection, warm } = await warmConnection(channel);
+  const before = scene.writes.length;
+  const controller = new AbortController();
+  // Sequence numbers 2 to 21; parts went at 8 and 16 frames.
+  const aborted = sendMany(connection, 20, { signal: controller.signal });
+  controller.abort(new Error("test: enough"));
+  const kept = sendMany(connection, 20);
+  await tickEnds();
+  const range = (from: number, to: number) =>
+    Array.from({ length: to - from + 1 }, (_, i) => from + i);
+  assert.deepEqual(
+    scene.writes.slice(before).flat(),
+    [...range(2, 17), ...range(22, 41)],
+  );
+  for (const outcome of aborted) {
+    const error = await outcome;
+    assert.ok(error instanceof AbortedError, String(error));
+  }
+  scene.deliver(replies(scene.writes.flat()));
+  for (const outcome of [warm, ...kept]) {
+    assert.ok(await outcome instanceof Uint8Array, String(await outcome));
+  }
+  assert.equal(
+    connection.stats.dropped,
+    16,
+    "late replies to aborted requests",
+  );
+  connection.destroy();
+});
