@@ -215,6 +215,32 @@ test("a batch run whose part's write hands back a reply at once, whose sink then
   assert.ok(await warm instanceof ConnectionLostError);
 });
 
+test("a request sent from a batch sink while a part's write hands its replies back at once is counted: stats.sent lost it", async () => {
+  const { channel, scene } = scriptedChannel();
+  scene.onWrite = (sequences) => {
+    scene.deliver(replies(sequences));
+    return true;
+  };
+  const { connection, warm } = await warmConnection(channel);
+  let more: Promise<unknown> | undefined;
+  const { sink, told } = recordingBatchSink(() => {
+    more ??= connection.sendRequest(ops.echo("more"));
+  });
+  assert.equal(
+    connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
+    undefined,
+  );
+  await tickEnds();
+  assert.ok(await warm instanceof Uint8Array);
+  assert.ok(await more instanceof Uint8Array);
+  assert.equal(told.size, RUN);
+  const written = scene.writes.flat();
+  assert.equal(written.length, 1 + RUN + 1);
+  assert.equal(connection.stats.received, written.length);
+  assert.equal(connection.stats.sent, written.length, "requests written");
+  connection.destroy();
+});
+
 /** `count` requests on `connection` in this tick, each outcome recorded. */
 function sendMany(
   connection: Connection,

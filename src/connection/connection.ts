@@ -562,7 +562,7 @@ export class Connection {
     }
     this.#nextSequence += to - from;
     const core = this.#core;
-    this.stats.sent += submitRun(
+    const sent = submitRun(
       { core, route: core.route, sendLimit: this.#sendLimit },
       first,
       payloads,
@@ -572,6 +572,10 @@ export class Connection {
       idempotent === true,
       sink,
     );
+    // Added once the run is sent, not read before it: a write from inside
+    // the run (a part) may hand a reply back at once, whose sink sends and
+    // counts a request of its own meanwhile.
+    this.stats.sent += sent;
     return undefined;
   }
 
