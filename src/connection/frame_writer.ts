@@ -351,6 +351,10 @@ export class FrameWriter {
   #renew(need: number): void {
     this.flush();
     const grown = Math.min(MAX_SLAB, this.#slab.length * 2);
+    // Frames pushed from inside that flush's write (a reply handed back at
+    // once, whose sink sent again) are not handed over: a fresh slab that
+    // started empty left them behind, never written nor reported.
+    if (this.#end !== this.#start) return this.#carryOver(grown, need);
     // At the largest size, a slab the channel let go of is taken up again
     // (this one, if the flush started it over, or the spare): a fresh one
     // would only cost an allocation (at 1 KiB requests, every 64 of them).
@@ -379,6 +383,22 @@ export class FrameWriter {
     this.#spareWrites = this.#slabWrites;
     if (free) this.#use(spare);
     return free;
+  }
+
+  /**
+   * Moves the frames not handed over yet to the start of a fresh slab
+   * (`grown` bytes, or more to fit them and `need` after them). The slab
+   * they leave may be the channel's still: it is not taken up again.
+   */
+  #carryOver(grown: number, need: number): void {
+    const from = this.#start;
+    const rest = this.#end - from;
+    const slab = new Uint8Array(Math.max(grown, rest + need));
+    slab.set(this.#slab.subarray(from, this.#end));
+    this.#slab = slab;
+    this.#start = 0;
+    this.#end = rest;
+    this.#scanFrom -= from;
   }
 
   /** Writes from now on go into `slab`, from its start. */

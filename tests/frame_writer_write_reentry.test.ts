@@ -1,0 +1,97 @@
+// A channel may hand a reply back from inside its own write (a custom
+// adapter's), whose sink sends again at once: FrameWriter.push() then runs
+// inside the channel's write, called by the writer itself (a tick's part,
+// a full slab's flush, a large payload's header). What it pushes there
+// goes out whole, once, in order, and never inside another frame.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { stubChannel } from "./support/stub_channel.ts";
+import {
+  DIRECT_PAYLOAD_BYTES,
+  FrameWriter,
+} from "../src/connection/frame_writer.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { MessageType } from "../src/protocol/frame.ts";
+
+/** Every microtask queued so far (a tick's end) has run. */
+const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/**
+ * A channel that reads what it is given as one stream ([sequence, payload
+ * length] per frame, or what reading it threw) and, once, runs `inside`
+ * from inside a write, after taking the bytes.
+ */
+function reentrantChannel() {
+  const frames: [number, number][] = [];
+  const faults: unknown[] = [];
+  const codec = new MessageCodec(1 << 24);
+  const scene = {
+    inside: undefined as (() => void) | undefined,
+    frames,
+    faults,
+  };
+  const channel = stubChannel({
+    onData: () => {},
+    write(bytes) {
+      try {
+        codec.decode(
+          bytes.slice(),
+          (m) => frames.push([m.sequence, m.payload.length]),
+        );
+      } catch (error) {
+        faults.push(error);
+      }
+      const inside = scene.inside;
+      scene.inside = undefined;
+      inside?.();
+      return true;
+    },
+  });
+  return { channel, scene };
+}
+
+const small = new Uint8Array([1, 2, 3]);
+
+test("a large payload pushed from inside a write goes whole, after what came before it", async () => {
+  const { channel, scene } = reentrantChannel();
+  const writer = new FrameWriter(channel, undefined, undefined, () => 0);
+  writer.push(MessageType.Request, 0, 1, small);
+  await tickEnds();
+  // Inside the first part's write: its header and payload must not be
+  // split by the frames still to come, nor come before them.
+  scene.inside = () => {
+    writer.push(
+      MessageType.Request,
+      0,
+      100,
+      new Uint8Array(DIRECT_PAYLOAD_BYTES),
+    );
+  };
+  for (let sequence = 2; sequence <= 12; sequence++) {
+    writer.push(MessageType.Request, 0, sequence, small);
+  }
+  await tickEnds();
+  assert.deepEqual(scene.faults, []);
+  const sequences = scene.frames.map(([s]) => s);
+  assert.deepEqual(
+    [...sequences].sort((a, b) => a - b),
+    [...Array.from({ length: 12 }, (_, i) => i + 1), 100],
+  );
+  assert.deepEqual(scene.frames.find(([s]) => s === 100), [
+    100,
+    DIRECT_PAYLOAD_BYTES,
+  ]);
+});
+
+test("a frame pushed from inside the write of a full slab's flush is written: the fresh slab left it behind, never sent and never reported", async () => {
+  const { channel, scene } = reentrantChannel();
+  const writer = new FrameWriter(channel);
+  // The first slab (1 KiB) nearly full: room for a small frame, not for
+  // the next one.
+  writer.push(MessageType.Request, 0, 1, new Uint8Array(932));
+  scene.inside = () => writer.push(MessageType.Request, 0, 3, small);
+  writer.push(MessageType.Request, 0, 2, new Uint8Array(200));
+  await tickEnds();
+  assert.deepEqual(scene.faults, []);
+  assert.deepEqual(scene.frames, [[1, 932], [3, 3], [2, 200]]);
+});
