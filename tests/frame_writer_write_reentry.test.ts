@@ -52,6 +52,49 @@ function reentrantChannel() {
 
 const small = new Uint8Array([1, 2, 3]);
 
+test("frames pushed from inside the write of a large payload's header go after its payload: a part sent there went between the two, and the reader took its frames for the payload", async () => {
+  const { channel, scene } = reentrantChannel();
+  const writer = new FrameWriter(channel, undefined, undefined, () => 0);
+  // A first tick: the next one's parts go at 8 frames.
+  writer.push(MessageType.Request, 0, 1, small);
+  await tickEnds();
+  // A reply to eight requests handed back as the header goes, each sink
+  // sending one more.
+  scene.inside = () => {
+    for (let sequence = 3; sequence <= 12; sequence++) {
+      writer.push(MessageType.Request, 0, sequence, small);
+    }
+  };
+  writer.push(MessageType.Request, 0, 2, new Uint8Array(DIRECT_PAYLOAD_BYTES));
+  await tickEnds();
+  assert.deepEqual(scene.faults, []);
+  assert.deepEqual(scene.frames, [
+    [1, 3],
+    [2, DIRECT_PAYLOAD_BYTES],
+    ...Array.from({ length: 10 }, (_, i): [number, number] => [i + 3, 3]),
+  ]);
+});
+
+test("a large payload pushed from inside the write of another's header goes after that one's payload, not between its header and payload", async () => {
+  const { channel, scene } = reentrantChannel();
+  const writer = new FrameWriter(channel);
+  scene.inside = () => {
+    writer.push(
+      MessageType.Request,
+      0,
+      2,
+      new Uint8Array(DIRECT_PAYLOAD_BYTES + 1),
+    );
+  };
+  writer.push(MessageType.Request, 0, 1, new Uint8Array(DIRECT_PAYLOAD_BYTES));
+  await tickEnds();
+  assert.deepEqual(scene.faults, []);
+  assert.deepEqual(scene.frames, [
+    [1, DIRECT_PAYLOAD_BYTES],
+    [2, DIRECT_PAYLOAD_BYTES + 1],
+  ]);
+});
+
 test("a large payload pushed from inside a write goes whole, after what came before it", async () => {
   const { channel, scene } = reentrantChannel();
   const writer = new FrameWriter(channel, undefined, undefined, () => 0);

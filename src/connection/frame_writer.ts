@@ -113,6 +113,12 @@ export class FrameWriter {
   // the channel, whatever is pushed after (a batch run goes on pushing
   // once a write in its middle, a part, ended the connection under it).
   #ended = false;
+  // Set while a large payload's header goes to the channel: until its
+  // payload follows, nothing else may (a channel that hands a reply back
+  // from inside that write runs a sink that may send, and a part or a
+  // full slab went in between). What is pushed meanwhile waits for the
+  // tick's end, a large payload among it copied.
+  #splitting = false;
 
   /**
    * Writes to `channel`; calls `onDrained` when a congested channel has
@@ -175,7 +181,7 @@ export class FrameWriter {
     payload: Uint8Array,
     length: number = lengthOf(payload),
   ): void {
-    if (length >= DIRECT_PAYLOAD_BYTES) {
+    if (length >= DIRECT_PAYLOAD_BYTES && !this.#splitting) {
       return this.#pushDirect(type, flags, sequence, payload);
     }
     const at = this.#header(type, flags, sequence, length, length);
@@ -194,7 +200,11 @@ export class FrameWriter {
     }
   }
 
-  /** Hands everything encoded so far to the channel now. */
+  /**
+   * Hands everything encoded so far to the channel now; called from
+   * inside the write of a large payload's header, at the tick's end (see
+   * #splitting).
+   */
   flush = (): void => {
     this.#scheduled = false;
     this.#handOver();
@@ -207,13 +217,18 @@ export class FrameWriter {
     this.flush();
   };
 
-  #handOver(): void {
+  // `header`: what is handed over ends with a large payload's header,
+  // whose payload the caller writes next (see #splitting).
+  #handOver(header = false): void {
+    if (this.#splitting) return;
     if (this.#withdrawn > 0) this.#compact();
     this.#scanFrom = this.#end;
     if (this.#end === this.#start) return;
     const bytes = this.#slab.subarray(this.#start, this.#end);
     this.#start = this.#end;
+    this.#splitting = header;
     this.#write(bytes);
+    this.#splitting = false;
     this.#slabWrites = this.#writes;
     // Not over frames pushed from inside the write (a channel that hands a
     // reply over synchronously, whose sink sent the next request): they
@@ -321,7 +336,8 @@ export class FrameWriter {
     // length their headers state, and this header's payload is not here.
     if (this.#withdrawn > 0) this.#compact();
     this.#end = this.#header(type, flags, sequence, payload.length, 0);
-    this.flush();
+    this.#scheduled = false;
+    this.#handOver(true);
     this.#write(payload);
   }
 
