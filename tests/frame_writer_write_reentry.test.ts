@@ -138,3 +138,53 @@ test("a frame pushed from inside the write of a full slab's flush is written: th
   assert.deepEqual(scene.faults, []);
   assert.deepEqual(scene.frames, [[1, 932], [3, 3], [2, 200]]);
 });
+
+test("a slab whose write is under way is not taken up again as the spare by a push from inside that write: a channel counting released writes had its held bytes overwritten", () => {
+  // A channel that counts the writes it let go of (as Deno's do) and keeps
+  // what it was given until then.
+  const kept: Uint8Array[] = [];
+  const copies: Uint8Array[] = [];
+  let released = 1e9;
+  let inside: (() => void) | undefined;
+  const channel = stubChannel({
+    onData: () => {},
+    write(bytes) {
+      kept.push(bytes);
+      copies.push(bytes.slice());
+      const run = inside;
+      inside = undefined;
+      run?.();
+      return true;
+    },
+  });
+  Object.defineProperty(channel, "releasedWrites", { get: () => released });
+  const writer = new FrameWriter(channel);
+  let sequence = 0;
+  const send = (length: number) => {
+    writer.push(MessageType.Request, 0, ++sequence, new Uint8Array(length));
+    writer.flush();
+  };
+  const last = () => kept[kept.length - 1];
+  const largest = new Set<ArrayBufferLike>();
+  // Slabs grow to the largest size and two of them take turns, until the
+  // one in use has no room left for 16000 bytes more.
+  for (let i = 0; i < 1000; i++) {
+    send(1000);
+    const bytes = last();
+    if (bytes.buffer.byteLength === 64 * 1024) largest.add(bytes.buffer);
+    if (largest.size >= 2 && bytes.byteOffset + bytes.length > 48 * 1024) break;
+  }
+  assert.equal(largest.size, 2);
+  // A reply handed back from inside this write, whose sink sends 16000
+  // bytes (no room in this slab); the channel has let go of every write
+  // but this one.
+  inside = () => {
+    released = kept.length - 1;
+    writer.push(MessageType.Request, 0, ++sequence, new Uint8Array(16_000));
+  };
+  send(10);
+  const held = kept.length - 1;
+  // The writes that follow fill slabs again, while that one is held.
+  for (let i = 0; i < 200; i++) send(1000);
+  assert.deepEqual([...kept[held]], [...copies[held]], "a held write changed");
+});

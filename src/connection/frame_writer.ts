@@ -226,10 +226,13 @@ export class FrameWriter {
     if (this.#end === this.#start) return;
     const bytes = this.#slab.subarray(this.#start, this.#end);
     this.#start = this.#end;
+    // Counted before the write: a push from inside it that fills the slab
+    // may make this slab the spare, which must then wait for this write,
+    // too, to be let go of.
+    this.#slabWrites = this.#writes + 1;
     this.#splitting = header;
     this.#write(bytes);
     this.#splitting = false;
-    this.#slabWrites = this.#writes;
     // Not over frames pushed from inside the write (a channel that hands a
     // reply over synchronously, whose sink sent the next request): they
     // wait for the next flush, which starting over would lose.
