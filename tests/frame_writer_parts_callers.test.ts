@@ -334,3 +334,39 @@ test("requests aborted in the tick they were sent: those a part took went out, t
   );
   connection.destroy();
 });
+
+test("a reply split over two chunks, the second handed over from inside a part's write that the first chunk's sink caused, is read as one: its end was read as a header of its own, and the reply was lost (or the connection torn down for a protocol violation)", async () => {
+  const { channel, scene } = scriptedChannel();
+  const { clock, connection, warm } = await warmConnection(channel);
+  const told: string[] = [];
+  // A sink that sends eight requests at once: a part, written from inside
+  // the reading of the first chunk.
+  connection.submitRequest(ops.echo("a"), undefined, {
+    onReply() {
+      told.push("reply");
+      for (let i = 0; i < 8; i++) {
+        connection.sendRequest(ops.echo("x")).catch(() => {});
+      }
+    },
+    onError: (error) => void told.push(String(error)),
+  });
+  const late = connection.sendRequest(ops.echo("b")).catch((error) => error);
+  await tickEnds();
+  // Replies to requests 2 and 3; the second's last ten bytes come later,
+  // from inside the part's write.
+  const stream = replies([2, 3]);
+  scene.onWrite = () => {
+    scene.deliver(stream.subarray(stream.length - 10));
+    return true;
+  };
+  scene.deliver(stream.subarray(0, stream.length - 10));
+  await tickEnds();
+  // Unanswered, it would time out.
+  await clock.advance(1000);
+  const reply = await late;
+  assert.ok(reply instanceof Uint8Array, `the split reply: ${reply}`);
+  assert.deepEqual(told, ["reply"]);
+  assert.equal(connection.isOpen, true);
+  connection.destroy();
+  await warm.catch(() => {});
+});

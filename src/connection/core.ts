@@ -395,13 +395,51 @@ export class ConnectionCore {
     this.#heldDone = 0;
   }
 
+  // Set while a chunk is read. A channel that hands a chunk over from
+  // inside a write made meanwhile (a reply's sink sent, and a part went
+  // out) would have it read in the middle of the one before it, whose
+  // last frame may be split over the two: that frame's end was taken for
+  // a header, and its reply lost or the connection torn down. Such a
+  // chunk waits, copied, and is read next.
+  #reading = false;
+  #waiting: Uint8Array[] | undefined;
+
   #onData = (chunk: Uint8Array): void => {
+    if (this.#reading) return this.#wait(chunk);
+    this.#reading = true;
     try {
       this.codec.decodeFrames(chunk, this.#onFrame);
+      if (this.#waiting !== undefined) this.#readWaiting();
     } catch (error) {
+      this.#waiting = undefined;
       this.#unreadable(error);
+    } finally {
+      this.#reading = false;
     }
   };
+
+  /** Keeps a chunk handed over while another is read (see #reading). */
+  #wait(chunk: Uint8Array): void {
+    // Copied: the channel may fill its buffer again once onData returns.
+    let copy = chunk;
+    try {
+      if (chunk instanceof Uint8Array) copy = chunk.slice();
+    } catch {
+      // No chunk (a custom adapter's): decodeFrames refuses it in turn.
+    }
+    (this.#waiting ??= []).push(copy);
+  }
+
+  /** Reads the chunks that waited, in order, and those that come meanwhile. */
+  #readWaiting(): void {
+    for (let waiting = this.#waiting; waiting !== undefined;) {
+      this.#waiting = undefined;
+      for (const chunk of waiting) {
+        this.codec.decodeFrames(chunk, this.#onFrame);
+      }
+      waiting = this.#waiting;
+    }
+  }
 
   /** Handling what the node sent threw: the connection ends. */
   #unreadable(error: unknown): void {
