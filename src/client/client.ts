@@ -519,7 +519,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * ("... was removed from the client"), retried elsewhere when that is
    * safe. So a `withConnection` callback that awaits the removal of its
    * own node waits `timeoutMs`, then loses its connection. Resolves when
-   * the node is gone (after `nodeRemoved`).
+   * the node is gone (after `nodeRemoved`). On the system clock that wait
+   * keeps the process alive, as awaited I/O does, even when nothing in
+   * use holds a socket.
    *
    * @throws {ConfigError} (rejects) for something that is not an address,
    *   an address that is not a node, or the last node.

@@ -9,7 +9,7 @@
  * @module
  */
 
-import type { Clock } from "../clock.ts";
+import { type Clock, holdTimer } from "../clock.ts";
 import type { Connection } from "../connection/connection.ts";
 import { ConnectionLostError, PoolClosedError } from "../errors.ts";
 import type { NodeRecord } from "./node.ts";
@@ -69,6 +69,9 @@ export class LeavingNodes {
     // Bounded as a disconnect's grace is: a connection still lent or busy
     // after `timeoutMs` is destroyed, or a withConnection callback that
     // awaits this removal would wait for it for ever, and it for them.
+    // Held as that grace is: the caller awaits it, and a lent connection
+    // that holds no socket (the memory network, a custom channel) left
+    // Node nothing else, so it ended the program inside the await.
     const overdue = clock.setTimeout(() => {
       const error = new ConnectionLostError(
         node.host,
@@ -77,6 +80,7 @@ export class LeavingNodes {
       );
       for (const connection of connections) connection.destroy(error);
     }, graceMs);
+    holdTimer(clock, overdue, true);
     const wait = new Promise<void>((resolve) => (close = resolve)).then(() => {
       clock.clearTimeout(overdue);
       this.#leaving.delete(node);

@@ -466,6 +466,40 @@ export const scenarios: Record<string, Scenario> = {
     expectErrors(ctx, "the request", calls.outcomes, ClientClosedError);
   },
 
+  /**
+   * removeNode() while a connection of that node is lent, with nothing
+   * holding a socket (the memory network): the removal's grace timer was
+   * unreferenced, and Node ended the program inside the await of
+   * removeNode() (no mark). The grace runs out, the lent connection is
+   * destroyed, the removal resolves.
+   */
+  async "remove-node-lent-no-socket"(ctx) {
+    const network = createMemoryNetwork();
+    const one = await startTestNode({ runtime: network });
+    const two = await startTestNode({ runtime: network });
+    const client = await Client.connect({
+      hosts: [one.address, two.address],
+      runtime: network,
+      timeoutMs: 200,
+      healthConfig: { intervalMs: 0 },
+    });
+    // The callback removes the node it was lent, and waits for it: the
+    // grace's timer is all there is to wake the process.
+    let lentOn = "";
+    const outcome = await client.withConnection(async (connection) => {
+      lentOn = connection.address;
+      await client.removeNode(connection.address);
+      return "removed";
+    }).then((value) => value, (error: unknown) => error);
+    ctx.note(`lent on ${lentOn}: ${outcome}`);
+    if (outcome !== "removed") ctx.fail(`withConnection gave ${outcome}`);
+    if (client.stats().nodes.length !== 1) ctx.fail("the node is still there");
+    await client.disconnect();
+    await one.close();
+    await two.close();
+    ctx.mark();
+  },
+
   /** The node (in this process) is closed under live sessions. */
   async "node-closed-live-sessions"(ctx) {
     const node = await startTestNode();
