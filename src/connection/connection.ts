@@ -227,8 +227,22 @@ export class Connection {
 
   /**
    * Opens a connection and completes the HELLO exchange and the handshake within
-   * `timeoutMs`.
+   * `timeoutMs`. On the system clock that limit keeps the process alive
+   * while it runs, as awaited I/O does, even when the adapter's connect
+   * holds no socket.
    *
+   * @example
+   * ```ts
+   * import { Connection } from "@nodewire/client/core";
+   * import { getAdapter } from "@nodewire/client/runtime";
+   * const connection = await Connection.connect({
+   *   adapter: await getAdapter(),
+   *   hostname: "127.0.0.1",
+   *   port: 7000,
+   *   timeoutMs: 2000, // connect, HELLO and handshake together
+   * });
+   * await connection.close();
+   * ```
    * @throws {ConnectTimeoutError} when connect plus handshake take too long.
    * @throws {ConnectionError} when the node cannot be reached.
    * @throws {AbortedError} when `signal` aborts.

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { type Clock, systemClock } from "../clock.ts";
+import { type Clock, holdTimer, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
 import {
   AbortedError,
@@ -113,6 +113,11 @@ export async function openConnection<C extends OpenedConnection>(
     () => controller.abort(new ConnectTimeoutError(endpoint, timeoutMs)),
     timeoutMs,
   );
+  // Held: an open is awaited, and an adapter whose connect holds no socket
+  // (a custom one that never settles) left Node nothing else, so it ended
+  // the program inside the await. A socket being opened holds the process
+  // anyway, so this adds nothing there; it ends with the open.
+  holdTimer(clock, timer, true);
   const onAbort = () =>
     controller.abort(
       new AbortedError(

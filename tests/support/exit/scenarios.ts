@@ -16,7 +16,7 @@ import {
   RequestTimeoutError,
 } from "../../../mod.ts";
 import {
-  type Connection,
+  Connection,
   ConnectionPool,
   sleep as clockSleep,
   systemClock,
@@ -497,6 +497,32 @@ export const scenarios: Record<string, Scenario> = {
     await client.disconnect();
     await one.close();
     await two.close();
+    ctx.mark();
+  },
+
+  /**
+   * Connection.connect() (/core) over a runtime adapter whose connect
+   * never settles and holds no socket: the limit's timer was unreferenced,
+   * and Node ended the program inside the await (no mark). It fails at
+   * its limit now.
+   */
+  async "core-connect-silent-adapter"(ctx) {
+    const network = createMemoryNetwork();
+    const silent: RuntimeAdapter = {
+      name: "memory",
+      connect: () => new Promise<ByteChannel>(() => {}),
+      listen: (options, onChannel) => network.listen(options, onChannel),
+    };
+    const outcome = await Connection.connect({
+      adapter: silent,
+      hostname: "127.0.0.1",
+      port: 7000,
+      timeoutMs: 200,
+    }).then(() => "a connection", (error: unknown) => error);
+    ctx.note(String(outcome));
+    if (!(outcome instanceof ConnectTimeoutError)) {
+      ctx.fail(`connect gave ${outcome}, expected a ConnectTimeoutError`);
+    }
     ctx.mark();
   },
 
