@@ -11,6 +11,7 @@ import { Client } from "../src/client/client.ts";
 import {
   type CheckoutMessage,
   DIAGNOSTICS_CHANNELS,
+  type RequestMessage,
 } from "../src/diagnostics/channels.ts";
 import {
   PoolTimeoutError,
@@ -301,4 +302,79 @@ test("a lazy client's withConnection whose limit runs out during the connect pub
   } finally {
     unsubscribe(DIAGNOSTICS_CHANNELS.poolCheckout, listener);
   }
+});
+
+/**
+ * The request messages `client` publishes while `body` runs, as
+ * [channel, attempt, address, settles, error] in the order heard.
+ */
+async function requestMessagesOf(
+  body: (
+    heard: (client: Client) => [string, number, unknown, boolean, unknown][],
+  ) => Promise<void>,
+): Promise<void> {
+  const heard: [string, RequestMessage][] = [];
+  const names = [
+    DIAGNOSTICS_CHANNELS.requestStart,
+    DIAGNOSTICS_CHANNELS.requestEnd,
+    DIAGNOSTICS_CHANNELS.requestError,
+  ];
+  const listeners = names.map((name) => (message: unknown) =>
+    // A copy: the message is one object, filled in as the attempt goes.
+    void heard.push([name, { ...(message as RequestMessage) }])
+  );
+  names.forEach((name, i) => subscribe(name, listeners[i]));
+  try {
+    await body((client) =>
+      heard.filter(([, m]) => m.clientId === client.id).map(([name, m]) => [
+        name,
+        m.attempt,
+        m.address,
+        m.settles,
+        m.error,
+      ])
+    );
+  } finally {
+    names.forEach((name, i) => unsubscribe(name, listeners[i]));
+  }
+}
+
+test("a lazy client's request whose timeoutMs runs out during the connect publishes a start and its error, as a request that reached no node does: it published nothing", async () => {
+  await requestMessagesOf(async (heard) => {
+    await lazyBehindLatency(0, async (client, clock) => {
+      const call = client.request(ops.echo("first"), { timeoutMs: 50 })
+        .catch((error) => error);
+      await clock.advance(50);
+      const error = await call;
+      assert.ok(error instanceof RequestTimeoutError, String(error));
+      assert.deepEqual(heard(client), [
+        [DIAGNOSTICS_CHANNELS.requestStart, 0, undefined, false, undefined],
+        [DIAGNOSTICS_CHANNELS.requestError, 0, undefined, true, error],
+      ]);
+    });
+  });
+});
+
+test("a lazy client's requestMany whose timeoutMs runs out during the connect publishes a start and an error per item, as its items do once connected: it published nothing", async () => {
+  await requestMessagesOf(async (heard) => {
+    await lazyBehindLatency(0, async (client, clock) => {
+      const call = client.requestMany(
+        [ops.echo("a"), ops.echo("b")],
+        { timeoutMs: 50 },
+      );
+      await clock.advance(50);
+      const results = await call;
+      const errors = results.map((r) => r.ok ? r.value : r.error);
+      assert.ok(errors[0] instanceof RequestTimeoutError, String(errors[0]));
+      assert.equal(errors[1], errors[0]);
+      const start = DIAGNOSTICS_CHANNELS.requestStart;
+      const failed = DIAGNOSTICS_CHANNELS.requestError;
+      assert.deepEqual(heard(client), [
+        [start, 0, undefined, false, undefined],
+        [failed, 0, undefined, true, errors[0]],
+        [start, 0, undefined, false, undefined],
+        [failed, 0, undefined, true, errors[0]],
+      ]);
+    });
+  });
 });

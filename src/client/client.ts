@@ -301,7 +301,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       // as a pool wait's is: it bounds the attempt end to end.
       (leftMs) =>
         this.#path.request(payload, this.#path.firstAttempt(options, leftMs)),
-      (error) => Promise.reject(error),
+      (error) => {
+        this.#path.diagnostics.unsent([payload], options, error);
+        return Promise.reject(error);
+      },
     );
   }
 
@@ -350,7 +353,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
             list,
             this.#path.firstAttempt(args.options, leftMs),
           ),
-        (error) => Promise.resolve(failedBatch(list.length, error)),
+        (error) => {
+          this.#path.diagnostics.unsent(list, args.options, error);
+          return Promise.resolve(failedBatch(list.length, error));
+        },
       );
     }
     return runBatch(this.#parts, list, args.options);

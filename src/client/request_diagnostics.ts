@@ -7,7 +7,11 @@
 
 import type { Clock } from "../clock.ts";
 import { asError } from "../errors/base.ts";
-import { channels, type RequestMessage } from "../diagnostics/channels.ts";
+import {
+  channels,
+  type RequestMessage,
+  requestObserved,
+} from "../diagnostics/channels.ts";
 import { lengthOf } from "../protocol/codec.ts";
 
 /** The parts of a request's record the messages are built from. */
@@ -181,12 +185,30 @@ export class RequestDiagnostics {
   ended(
     call: ObservedCall,
     error: unknown,
-    message: RequestMessage | undefined,
+    message?: RequestMessage,
   ): void {
     message ??= this.started(call, undefined);
     if (call.message === message) call.message = undefined;
     write(message, { settles: true });
     this.#publishError(message, error);
+  }
+
+  /**
+   * Requests, one per payload, that failed for good with `error` before
+   * their first attempt: a lazy client's call whose first connect failed,
+   * or used up its time. Published as a request that reached no node is
+   * (see `ended`), when anyone listens: a subscriber counting failed
+   * requests heard nothing of them.
+   */
+  unsent(
+    payloads: readonly Uint8Array[],
+    options: { readonly idempotent?: boolean },
+    error: unknown,
+  ): void {
+    if (!requestObserved()) return;
+    for (const payload of payloads) {
+      this.ended({ attempt: 0, message: undefined, payload, options }, error);
+    }
   }
 
   #publishError(message: RequestMessage, error: unknown): void {
