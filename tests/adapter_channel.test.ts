@@ -169,7 +169,7 @@ test("a channel whose write or drained fails ends the connection with a Connecti
           assert.ok(error instanceof ConnectionLostError, String(error));
           assert.match(
             error.message,
-            /the runtime adapter's channel failed to write: (write|drain) boom/,
+            /the runtime adapter's channel failed to write: "(write|drain) boom"/,
           );
         }
         assert.ok(await connection.closed instanceof ConnectionLostError);
@@ -264,13 +264,17 @@ test("a channel that closes with what is no Error ends the connection with a Con
     throw new Error("trap");
   };
   const reasons = fc.oneof(
-    fc.string({ maxLength: 12 }).map((text) => ({ value: text, shown: text })),
+    // Quoted as foreign text is: in double quotes, JSON's escapes.
+    fc.string({ maxLength: 12 }).map((text) => ({
+      value: text,
+      shown: JSON.stringify(text),
+    })),
     fc.constantFrom(
-      { value: 42, shown: "42" },
-      { value: { code: "ECONNRESET" }, shown: "[object Object]" },
+      { value: 42, shown: `"42"` },
+      { value: { code: "ECONNRESET" }, shown: `"[object Object]"` },
       {
         value: new Proxy({}, { get: trap, getPrototypeOf: trap }),
-        shown: "an object",
+        shown: `"an object"`,
       },
     ),
   );

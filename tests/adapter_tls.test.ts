@@ -28,13 +28,17 @@ test("whatever a startTls fails with, the caller gets a TlsError saying it", asy
     throw new Error("trap");
   };
   const values = fc.oneof(
-    fc.string({ maxLength: 8 }).map((text) => ({ value: text, shown: text })),
+    // Quoted as foreign text is: in double quotes, JSON's escapes.
+    fc.string({ maxLength: 8 }).map((text) => ({
+      value: text,
+      shown: JSON.stringify(text),
+    })),
     fc.constantFrom(
-      { value: undefined, shown: "undefined" },
-      { value: 7, shown: "7" },
+      { value: undefined, shown: `"undefined"` },
+      { value: 7, shown: `"7"` },
       {
         value: new Proxy({}, { get: trap, getPrototypeOf: trap }),
-        shown: "an object",
+        shown: `"an object"`,
       },
     ),
   );

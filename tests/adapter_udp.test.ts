@@ -83,7 +83,9 @@ test("a datagram() that fails with what is no SDK error, or gives what is no cha
       datagram: () => Promise.reject(text),
       check: (e: unknown) =>
         e instanceof ConnectionError && e.code === "LISTEN_FAILED" &&
-        e.message.endsWith(`open a datagram socket on 127.0.0.1: ${text}`),
+        e.message.endsWith(
+          `open a datagram socket on 127.0.0.1: ${JSON.stringify(text)}`,
+        ),
     })),
     fc.constantFrom<unknown>(
       null,
@@ -128,7 +130,7 @@ test("a datagram channel whose port, onMessage or onClose throws fails the upgra
     );
     assert.ok(upgrade instanceof ConnectionError, String(upgrade));
     assert.equal(upgrade.code, "CONNECTION_FAILED");
-    assert.match(upgrade.message, /datagram channel threw: channel boom/);
+    assert.match(upgrade.message, /datagram channel threw: "channel boom"/);
     assert.equal(closed, 1, name);
     connection.destroy();
   }
@@ -147,7 +149,7 @@ test("a datagram channel whose send throws ends the connection; one whose close 
   assert.ok(sending.request instanceof ConnectionLostError);
   assert.match(
     (sending.request as Error).message,
-    /its UDP socket failed to send: send boom$/,
+    /its UDP socket failed to send: "send boom"$/,
   );
   const closing = await upgradeThenRequest(() =>
     Promise.resolve(datagramChannel({
@@ -173,7 +175,7 @@ test("a datagram channel that closes with what is no Error ends the connection q
   close("socket gone");
   const ended = await connection.closed;
   assert.ok(ended instanceof ConnectionLostError);
-  assert.match(ended.message, /its UDP socket closed: socket gone$/);
+  assert.match(ended.message, /its UDP socket closed: "socket gone"$/);
 });
 
 test("a stream channel whose remoteAddress cannot be read or has no text hostname reports none, so the UDP upgrade to a node named by host name fails saying so, opening no socket; a connection whose own remoteAddress throws or has no text hostname is refused naming that", async () => {

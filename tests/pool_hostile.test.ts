@@ -280,7 +280,7 @@ test("a factory's connection that passes the door but throws as the pool takes i
       const error = got.error;
       assert.ok(error instanceof InvalidArgumentError, `${name}: ${error}`);
       assert.equal(error.argument, "options.factory");
-      assert.match(error.message, /could not be taken in \(it threw trap\)/);
+      assert.match(error.message, /could not be taken in \(it threw "trap"\)/);
       assert.deepEqual(failed, [error]);
       assert.equal(made[0].destroyed, true, `${name}: destroyed`);
       assert.equal(pool.stats().open, 0, `${name}: not held`);

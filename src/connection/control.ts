@@ -41,7 +41,13 @@ import {
 } from "../protocol/frame.ts";
 import type { Clock } from "../clock.ts";
 import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
-import { fieldOf, isInstance, messageOf, textOf } from "../errors/base.ts";
+import {
+  fieldOf,
+  isInstance,
+  messageOf,
+  quoted,
+  textOf,
+} from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
 import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
@@ -251,7 +257,7 @@ async function upgrade(
     if (isInstance(mapped, NodewireError)) throw mapped;
     throw failed(
       `the runtime adapter's startTls failed with ${
-        messageOf(error)
+        quoted(messageOf(error), 200)
       }, not an Error`,
       error,
     );

@@ -21,7 +21,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { messageOf } from "../errors/base.ts";
+import { messageOf, quoted } from "../errors/base.ts";
 import { MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
@@ -319,7 +319,7 @@ export class ConnectionCore {
     this.owner.destroy(
       new ConnectionLostError(
         this.owner,
-        `its request route failed to send: ${messageOf(thrown)}`,
+        `its request route failed to send: ${quoted(messageOf(thrown), 200)}`,
         { cause: thrown },
       ),
     );
@@ -552,7 +552,9 @@ export class ConnectionCore {
     this.owner.destroy(
       new ConnectionLostError(
         this.owner,
-        `the runtime adapter's channel failed to write: ${messageOf(error)}`,
+        `the runtime adapter's channel failed to write: ${
+          quoted(messageOf(error), 200)
+        }`,
         { cause: error },
       ),
     );

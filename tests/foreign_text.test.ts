@@ -1,0 +1,218 @@
+// What a runtime adapter, its channels, a request route or a pool's factory
+// fails with is foreign text: our errors quote it (in double quotes,
+// escaped, cut at 200 characters) and keep it whole in their cause. As it
+// came, a hostile one's megabyte went into the message, and with it into
+// every log line and terminal that shows the error.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Connection } from "../src/connection/connection.ts";
+import { udpTransport } from "../src/handshake/udp.ts";
+import type { NegotiationResult } from "../src/handshake/handshake.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
+import type { DatagramChannel } from "../src/runtime/datagram.ts";
+import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
+import { ops } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
+import { ADDRESS, watch } from "./support/pool_scene.ts";
+import { stubChannel } from "./support/stub_channel.ts";
+
+/** Clears a screen, forges a line, reverses what follows, and goes on. */
+const HOSTILE = "\u001b[2J\nconnected to db ok\u202e" + "x".repeat(1 << 20);
+
+/** How HOSTILE's start reads once quoted: JSON's escapes, then ours. */
+const SHOWN = `"\\u001b[2J\\nconnected to db ok\\u202exxx`;
+
+/** Fails unless `error` quotes HOSTILE short and escaped, naming `what`. */
+function assertQuoted(error: unknown, what: string): void {
+  assert.ok(error instanceof Error, `${what}: ${error}`);
+  const message = error.message;
+  assert.doesNotMatch(message, /[\p{Cc}\p{Cf}]/u, what);
+  assert.ok(message.includes(SHOWN), `${what}: ${message.slice(0, 300)}`);
+  assert.ok(message.length < 500, `${what}: ${message.length} characters`);
+}
+
+const endpoint = { hostname: "fake", port: 1 };
+
+/** A connection over `channel` to `to`, on a virtual clock. */
+function over(channel: ByteChannel, to = endpoint) {
+  const clock = new VirtualClock();
+  const connection = new Connection(channel, to, {
+    clock,
+    requestTimeoutMs: 1000,
+  });
+  return { clock, connection };
+}
+
+test("a stream channel that closes with hostile text, as an Error or not, is quoted short and escaped in the ConnectionLostError", async () => {
+  for (const value of [new Error(HOSTILE), HOSTILE]) {
+    let close!: (error?: unknown) => void;
+    const { connection } = over(stubChannel({
+      onData: () => {},
+      onClose: (fn) => (close = fn as (error?: unknown) => void),
+    }));
+    const request = connection.sendRequest(ops.echo("x")).catch((e) => e);
+    close(value);
+    assertQuoted(await request, typeof value);
+    assert.equal((await connection.closed)?.cause, value);
+  }
+});
+
+test("a stream channel whose write throws hostile text is quoted short and escaped", async () => {
+  const { clock, connection } = over(stubChannel({
+    onData: () => {},
+    write: () => {
+      throw new Error(HOSTILE);
+    },
+  }));
+  const request = connection.sendRequest(ops.echo("x")).catch((e) => e);
+  await clock.advance(0);
+  assertQuoted(await request, "write");
+});
+
+test("a request route whose send throws hostile text is quoted short and escaped", async () => {
+  const { clock, connection } = over(stubChannel({ onData: () => {} }));
+  connection.routeRequests({
+    maxPayload: 1024,
+    tooLarge: (length) => new RangeError(`${length} bytes`),
+    send: () => {
+      throw new Error(HOSTILE);
+    },
+    close: () => {},
+  });
+  const request = connection.sendRequest(ops.echo("x")).catch((e) => e);
+  await clock.advance(0);
+  assertQuoted(await request, "route");
+});
+
+test("an adapter whose connect or startTls fails with hostile text that is no Error is quoted short and escaped", async () => {
+  const adapter = {
+    name: "memory",
+    connect: () => Promise.reject(HOSTILE),
+    listen: () => Promise.reject(new Error("unused")),
+  } as RuntimeAdapter;
+  const connecting = await Connection.connect({
+    adapter,
+    hostname: "127.0.0.1",
+    port: 7000,
+    clock: new VirtualClock(),
+  }).catch((e) => e);
+  assertQuoted(connecting, "connect");
+  const { connection } = over(stubChannel({
+    onData: () => {},
+    startTls: () => Promise.reject(HOSTILE),
+  }));
+  assertQuoted(
+    await connection.startTls({ serverName: "db" }).catch((e) => e),
+    "startTls",
+  );
+  connection.destroy();
+});
+
+const negotiated = {
+  protocol: "udp",
+  clientProtocols: ["udp"],
+  nodeProtocols: ["udp"],
+  udpPort: 7001,
+  udpToken: "00".repeat(16),
+} as unknown as NegotiationResult;
+
+/** A datagram channel that accepts everything, with `parts` over it. */
+function datagramChannel(parts: object = {}): DatagramChannel {
+  return {
+    hostname: "127.0.0.1",
+    port: 5555,
+    closed: false,
+    onMessage: () => {},
+    onClose: () => {},
+    send: () => true,
+    close: () => {},
+    ...parts,
+  };
+}
+
+/**
+ * A stream connection (to an IP address: UDP needs one) upgraded to UDP
+ * through `datagram`; the upgrade's outcome.
+ */
+async function upgraded(datagram: RuntimeAdapter["datagram"]) {
+  const { clock, connection } = over(stubChannel({ onData: () => {} }), {
+    hostname: "127.0.0.1",
+    port: 7000,
+  });
+  const adapter = {
+    name: "memory",
+    connect: () => Promise.reject(new Error("unused")),
+    listen: () => Promise.reject(new Error("unused")),
+    datagram,
+  } as RuntimeAdapter;
+  const upgrade = await udpTransport({ adapter })!(
+    connection,
+    negotiated,
+    new AbortController().signal,
+  ).then(() => "upgraded", (e: unknown) => e);
+  return { clock, connection, upgrade };
+}
+
+test("a datagram socket that cannot be opened, or whose channel throws, sends or closes with hostile text, is quoted short and escaped", async () => {
+  const opening = await upgraded(() => Promise.reject(HOSTILE));
+  assertQuoted(opening.upgrade, "datagram()");
+  opening.connection.destroy();
+
+  const throwing = await upgraded(() =>
+    Promise.resolve(datagramChannel({
+      onMessage: () => {
+        throw new Error(HOSTILE);
+      },
+    }))
+  );
+  assertQuoted(throwing.upgrade, "onMessage");
+  throwing.connection.destroy();
+
+  const sending = await upgraded(() =>
+    Promise.resolve(datagramChannel({
+      send: () => {
+        throw new Error(HOSTILE);
+      },
+    }))
+  );
+  assert.equal(sending.upgrade, "upgraded");
+  const request = sending.connection.sendRequest(ops.echo("x"))
+    .catch((e) => e);
+  await sending.clock.advance(0);
+  assertQuoted(await request, "send");
+
+  let close!: (error?: unknown) => void;
+  const closing = await upgraded(() =>
+    Promise.resolve(datagramChannel({
+      onClose: (fn: (error?: unknown) => void) => (close = fn),
+    }))
+  );
+  assert.equal(closing.upgrade, "upgraded");
+  close(HOSTILE);
+  assertQuoted(await closing.connection.closed, "close");
+});
+
+test("a factory's connection that throws hostile text as the pool takes it in is quoted short and escaped", async () => {
+  const clock = new VirtualClock();
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1 },
+    clock,
+    factory: () => {
+      const conn = new FakeConnection();
+      Object.defineProperty(conn, "closed", {
+        value: {
+          then: () => {
+            throw new Error(HOSTILE);
+          },
+        },
+      });
+      return Promise.resolve(conn);
+    },
+  });
+  const got = watch(pool.getConnection({ timeoutMs: 1000 }));
+  await clock.advance(1);
+  assertQuoted(got.error, "factory");
+  await pool.close();
+});
