@@ -369,7 +369,9 @@ export class Connection {
    * finished within the connection's connect timeout (`timeoutMs` of
    * {@linkcode Connection.connect}), or by the time `options.signal`
    * aborts, is given up even when the runtime adapter does not heed the
-   * signal: the connection is destroyed then, and the call fails.
+   * signal: the connection is destroyed then, and the call fails. On the
+   * system clock that limit keeps the process alive while it runs, as
+   * awaited I/O does, even when the channel holds no socket.
    *
    * @throws {TlsError} for a certificate, name or handshake failure, or
    *   `"handshake-timeout"` when the connect timeout passed first.

@@ -39,7 +39,7 @@ import {
   MAX_FRAME_SIZE_LIMIT,
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
-import type { Clock } from "../clock.ts";
+import { type Clock, holdTimer } from "../clock.ts";
 import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
 import {
   fieldOf,
@@ -303,6 +303,10 @@ function within(
     };
     const onAbort = () => giveUp(signal!.reason);
     const timer = limit.clock.setTimeout(() => giveUp(timedOut()), limit.ms);
+    // Held: the caller awaits the switch, and a channel whose startTls
+    // holds no socket left Node nothing else, so it ended the program
+    // inside the await. It ends with the switch.
+    holdTimer(limit.clock, timer, true);
     let pending: Promise<ByteChannel>;
     try {
       pending = Promise.resolve(channel.startTls!(options));

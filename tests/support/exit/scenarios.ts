@@ -14,6 +14,7 @@ import {
   NodewireError,
   PoolTimeoutError,
   RequestTimeoutError,
+  TlsError,
 } from "../../../mod.ts";
 import {
   Connection,
@@ -523,6 +524,42 @@ export const scenarios: Record<string, Scenario> = {
     if (!(outcome instanceof ConnectTimeoutError)) {
       ctx.fail(`connect gave ${outcome}, expected a ConnectTimeoutError`);
     }
+    ctx.mark();
+  },
+
+  /**
+   * Connection.startTls() (/core) over a channel whose startTls never
+   * settles, on the memory network (no socket): the switch's limit timer
+   * was unreferenced, and Node ended the program inside the await (no
+   * mark). It fails at its limit now (the connect's timeoutMs).
+   */
+  async "core-starttls-silent-channel"(ctx) {
+    const network = createMemoryNetwork();
+    const node = await startTestNode({ runtime: network });
+    const silent: RuntimeAdapter = {
+      name: "memory",
+      connect: async (options) =>
+        Object.assign(await network.connect(options), {
+          startTls: () => new Promise<ByteChannel>(() => {}),
+        }),
+      listen: (options, onChannel) => network.listen(options, onChannel),
+    };
+    const connection = await Connection.connect({
+      adapter: silent,
+      hostname: "127.0.0.1",
+      port: node.port,
+      timeoutMs: 200,
+    });
+    const outcome = await connection.startTls({ serverName: "db" }).then(
+      () => "switched",
+      (error: unknown) => error,
+    );
+    ctx.note(String(outcome));
+    if (!(outcome instanceof TlsError)) {
+      ctx.fail(`startTls gave ${outcome}, expected a TlsError`);
+    }
+    connection.destroy();
+    await node.close();
     ctx.mark();
   },
 
