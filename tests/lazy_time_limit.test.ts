@@ -378,3 +378,22 @@ test("a lazy client's requestMany whose timeoutMs runs out during the connect pu
     });
   });
 });
+
+test("a lazy client's request and requestMany whose timeoutMs runs out during the connect count in stats().failed, as requests that failed for good: they counted nowhere", async () => {
+  await lazyBehindLatency(0, async (client, clock) => {
+    const single = client.request(ops.echo("a"), { timeoutMs: 50 })
+      .catch((error) => error);
+    const many = client.requestMany([ops.echo("b"), ops.echo("c")], {
+      timeoutMs: 50,
+    });
+    await clock.advance(50);
+    assert.ok(await single instanceof RequestTimeoutError);
+    assert.deepEqual((await many).map((r) => r.ok), [false, false]);
+    const { failed, succeeded, inFlight } = client.stats();
+    assert.deepEqual({ failed, succeeded, inFlight }, {
+      failed: 3,
+      succeeded: 0,
+      inFlight: 0,
+    });
+  });
+});

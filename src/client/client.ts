@@ -302,6 +302,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
       (leftMs) =>
         this.#path.request(payload, this.#path.firstAttempt(options, leftMs)),
       (error) => {
+        // Failed for good, as one that reached no node is: counted so.
+        this.#path.failedCount++;
         this.#path.diagnostics.unsent([payload], options, error);
         return Promise.reject(error);
       },
@@ -354,6 +356,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
             this.#path.firstAttempt(args.options, leftMs),
           ),
         (error) => {
+          this.#path.failedCount += list.length;
           this.#path.diagnostics.unsent(list, args.options, error);
           return Promise.resolve(failedBatch(list.length, error));
         },
