@@ -26,7 +26,7 @@ import {
   writeHeaderUnchecked,
 } from "./header_bytes.ts";
 import { HEADER_SIZE, MAX_SEQUENCE, type Message } from "./frame.ts";
-import { fieldsOf, MESSAGE_FIELDS, shown } from "./messages.ts";
+import { fieldsOf, MESSAGE_FIELDS, shown } from "./foreign_values.ts";
 
 /**
  * Bytes in a UDP session token.

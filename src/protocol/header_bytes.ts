@@ -9,7 +9,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { shown } from "./messages.ts";
+import { shown } from "./foreign_values.ts";
 import {
   HEADER_SIZE,
   isKnownTypeNumber,

@@ -1,53 +1,31 @@
 /**
  * Payloads of the control messages. Control messages are rare, so they carry
  * UTF-8 JSON objects: easy to extend, and easy to implement in any language.
- * The error payload is binary because it also answers hot-path requests.
+ * Here: the JSON payloads, and HELLO / HELLO_OK with the features they
+ * agree. Apart: the ERROR payload (error_payload.ts), binary because it
+ * also answers hot-path requests, and the reading of a caller's or a peer's
+ * values (foreign_values.ts); both re-exported here, where their importers
+ * name them.
  *
  * @module
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import {
-  clipped,
-  itemsOf,
-  messageOf,
-  printable,
-  quoted,
-  textOf,
-} from "../errors/base.ts";
+import { clipped, messageOf, quoted, textOf } from "../errors/base.ts";
+import { fieldsOf, shown, strings } from "./foreign_values.ts";
 import { MIN_FRAME_SIZE } from "./frame.ts";
 import { nodeIdProblem } from "./node_id.ts";
 
+export {
+  decodeError,
+  encodeError,
+  type ErrorPayload,
+  RemoteErrorCode,
+} from "./error_payload.ts";
+export { fieldsOf, MESSAGE_FIELDS } from "./foreign_values.ts";
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
-
-/**
- * Error codes a node puts in an ERROR frame (see docs/PROTOCOL.md).
- *
- * @example
- * ```ts
- * import { RemoteErrorCode } from "@nodewire/client";
- * console.log(RemoteErrorCode.Overloaded); // 4
- * ```
- */
-export const RemoteErrorCode = {
-  /** The node failed in a way it did not expect. */
-  Internal: 1,
-  /** The request was malformed for the node's operation set. */
-  BadRequest: 2,
-  /** The key or object does not exist. */
-  NotFound: 3,
-  /** The node sheds load; it did not execute the request. */
-  Overloaded: 4,
-  /** The node is draining or starting; it did not execute the request. */
-  Unavailable: 5,
-  /** The node requires authentication before requests. */
-  AuthRequired: 6,
-  /** The credentials were rejected. */
-  AuthFailed: 7,
-  /** The node cannot serve the protocol or feature asked for. */
-  Unsupported: 8,
-} as const;
 
 /**
  * An optional protocol feature, agreed in HELLO / HELLO_OK (docs/PROTOCOL.md,
@@ -131,27 +109,6 @@ export interface HelloOkPayload {
    * means none. Decoding keeps only the names this package knows.
    */
   features?: readonly ProtocolFeature[];
-}
-
-/**
- * A decoded ERROR payload.
- *
- * @example
- * ```ts
- * import { RemoteErrorCode } from "@nodewire/client";
- * import { decodeError, encodeError } from "@nodewire/client/protocol";
- * const bytes = encodeError({ code: RemoteErrorCode.Overloaded, retryable: true, message: "busy" });
- * const { code, retryable, message } = decodeError(bytes);
- * console.log(code, retryable, message); // 4 true "busy"
- * ```
- */
-export interface ErrorPayload {
-  /** One of {@linkcode RemoteErrorCode}, or a node-specific code. */
-  code: number;
-  /** Whether the node did not execute the request and a retry is safe. */
-  retryable: boolean;
-  /** Human-readable text. */
-  message: string;
 }
 
 /**
@@ -261,57 +218,6 @@ export function encodeHello(hello: HelloPayload): Uint8Array {
   return encodeJson(features?.length ? { ...fields, features } : fields);
 }
 
-/** The fields of a {@linkcode Message}, as {@linkcode fieldsOf} reads them. */
-export const MESSAGE_FIELDS: readonly string[] = [
-  "type",
-  "flags",
-  "sequence",
-  "payload",
-];
-
-/**
- * The `names` fields of `value`, the `argument` of `method`, each read
- * once: an {@linkcode InvalidArgumentError}, not a raw TypeError, for
- * something that is no object (`expected` says what it should be) or
- * whose read throws: naming the field whose read threw (a getter, a
- * proxy's trap), or `argument` itself when nothing of it can be read (a
- * revoked proxy).
- */
-export function fieldsOf<T>(
-  method: string,
-  argument: string,
-  value: unknown,
-  names: readonly string[],
-  expected = "expected an object",
-): T {
-  if (typeof value !== "object" || value === null) {
-    throw new InvalidArgumentError(argument, value, expected, { method });
-  }
-  const copy: Record<string, unknown> = {};
-  let name: string | undefined;
-  try {
-    for (name of names) copy[name] = (value as Record<string, unknown>)[name];
-    return copy as T;
-  } catch (cause) {
-    throw new InvalidArgumentError(
-      unreadable(value) ? argument : `${argument}.${name}`,
-      value,
-      "could not be read",
-      { method, cause },
-    );
-  }
-}
-
-/** Whether nothing of `value` can be read: a revoked proxy, for one. */
-function unreadable(value: object): boolean {
-  try {
-    Reflect.getPrototypeOf(value);
-    return false;
-  } catch {
-    return true;
-  }
-}
-
 /**
  * Decodes and checks a HELLO payload (the node's side).
  *
@@ -412,33 +318,6 @@ export function decodeHelloOk(payload: Uint8Array): HelloOkPayload {
   };
 }
 
-/**
- * A peer's value in an error message: JSON (so one line, quoted), cut to
- * 64 characters, with {@linkcode printable} escapes. Never throws: `String()` does on `{"toString": 1}`.
- */
-export function shown(value: unknown): string {
-  // JSON writes Infinity (what 1e400 parses to) and NaN as null: the
-  // message would name a value the peer never sent.
-  if (typeof value === "number") return String(value);
-  // JSON.stringify gives undefined for one: it would read as undefined.
-  if (typeof value === "symbol") return "a symbol";
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch {
-    // JSON.parse takes nesting deeper than JSON.stringify's recursion can
-    // walk (a RangeError on Node and Bun for a few kB of brackets): the
-    // kind of value says enough, and the error it goes into is typed. A
-    // BigInt (from a caller: JSON has none) throws a TypeError there.
-    text = typeof value === "bigint"
-      ? `${value}n`
-      : `(${
-        Array.isArray(value) ? "an array" : "an object"
-      } nested too deep to show)`;
-  }
-  return printable(clipped(text ?? "undefined", 64));
-}
-
 function isPositiveInteger(value: unknown): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= 1;
 }
@@ -460,24 +339,6 @@ function frameSize(value: unknown, what: string): number {
 }
 
 /**
- * An argument that must be an array of strings: a string would be read
- * as a list of its letters, anything else throws a TypeError from inside.
- */
-export function strings(value: unknown, argument: string): string[] {
-  // itemsOf, not Array.isArray, which throws on a revoked proxy; and a
-  // copy, whose holes are undefined, where every() skipped them.
-  const items = itemsOf(value);
-  if (items === undefined || !items.every((s) => typeof s === "string")) {
-    throw new InvalidArgumentError(
-      argument,
-      value,
-      "expected an array of strings",
-    );
-  }
-  return items as string[];
-}
-
-/**
  * A `features` field: absent stays absent; otherwise it must be an array
  * of strings, of which the names this package knows are kept (once each).
  */
@@ -490,90 +351,4 @@ function decodeFeatures(
     throw new ProtocolError(`${what} features is not an array of strings`);
   }
   return PROTOCOL_FEATURES.filter((f) => value.includes(f));
-}
-
-/**
- * Encodes an ERROR payload: flags (u8, bit 0 = retryable), code (u16 BE),
- * then the UTF-8 message.
- *
- * @throws {InvalidArgumentError} for an error that is no object, a code
- *   that is not an integer in 0–65535 (it would wrap), a message that is
- *   no string or a `retryable` that is no boolean.
- * @example
- * ```ts
- * import { RemoteErrorCode } from "@nodewire/client";
- * import { encodeError } from "@nodewire/client/protocol";
- * encodeError({ code: RemoteErrorCode.NotFound, retryable: false, message: "no such key" });
- * ```
- */
-export function encodeError(error: ErrorPayload): Uint8Array {
-  const method = "encodeError";
-  // Each field read once and checked: null was a raw TypeError, and a
-  // message or retryable of another kind was coerced (undefined went out
-  // as empty text, an object as "[object Object]").
-  const { code, retryable, message } = fieldsOf<ErrorPayload>(
-    method,
-    "error",
-    error,
-    ["code", "retryable", "message"],
-  );
-  const bad = (name: string, value: unknown, expected: string) =>
-    new InvalidArgumentError(`error.${name}`, value, expected, { method });
-  if (!Number.isInteger(code) || code < 0 || code > 0xffff) {
-    throw bad("code", code, "expected an integer in 0–65535");
-  }
-  if (typeof message !== "string") {
-    throw bad("message", message, "expected a string");
-  }
-  if (typeof retryable !== "boolean") {
-    throw bad("retryable", retryable, "expected a boolean");
-  }
-  const text = encoder.encode(message);
-  const out = new Uint8Array(3 + text.byteLength);
-  out[0] = retryable ? 1 : 0;
-  out[1] = code >>> 8;
-  out[2] = code & 0xff;
-  out.set(text, 3);
-  return out;
-}
-
-/**
- * Decodes an ERROR payload.
- *
- * @throws {ProtocolError} when it is shorter than 3 bytes or not UTF-8.
- * @throws {InvalidArgumentError} for a payload that is no Uint8Array.
- * @example
- * ```ts
- * import { decodeError, encodeError } from "@nodewire/client/protocol";
- * decodeError(encodeError({ code: 4, retryable: true, message: "busy" })).retryable; // true
- * ```
- */
-export function decodeError(payload: Uint8Array): ErrorPayload {
-  // null was a raw TypeError, an array a ProtocolError about UTF-8.
-  if (!(payload instanceof Uint8Array)) {
-    throw new InvalidArgumentError(
-      "payload",
-      payload,
-      "expected a Uint8Array",
-      {
-        method: "decodeError",
-      },
-    );
-  }
-  if (payload.byteLength < 3) {
-    throw new ProtocolError(
-      `ERROR payload of ${payload.byteLength} bytes is shorter than 3`,
-    );
-  }
-  let message: string;
-  try {
-    message = decoder.decode(payload.subarray(3));
-  } catch (cause) {
-    throw new ProtocolError("ERROR message is not UTF-8", { cause });
-  }
-  return {
-    retryable: (payload[0] & 1) === 1,
-    code: (payload[1] << 8) | payload[2],
-    message,
-  };
 }

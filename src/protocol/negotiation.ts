@@ -8,7 +8,8 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { decodeJson, shown, strings } from "./messages.ts";
+import { shown, strings } from "./foreign_values.ts";
+import { decodeJson } from "./messages.ts";
 import { PROTOCOL_PRIORITY, type ProtocolType } from "../protocol_type.ts";
 
 /**
