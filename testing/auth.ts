@@ -30,11 +30,13 @@ import {
   userNameProblem,
 } from "../src/auth/saslprep.ts";
 import {
-  parseScramAttributes,
   SCRAM_MAX_ITERATIONS,
   SCRAM_MIN_ITERATIONS,
-  unescapeScramName,
 } from "../src/auth/scram.ts";
+import {
+  parseScramAttributes,
+  unescapeScramName,
+} from "../src/auth/scram_messages.ts";
 import { checkOptions } from "./options.ts";
 
 // Below the SCRAM minimum is allowed: a test may check that a client

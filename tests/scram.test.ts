@@ -5,12 +5,14 @@ import { decodeBase64, encodeBase64 } from "../src/auth/base64.ts";
 import { saslprep } from "../src/auth/saslprep.ts";
 import { SaslprepError } from "../src/errors.ts";
 import {
-  escapeScramName,
   SCRAM_MAX_ITERATIONS,
   ScramClient,
   ScramKeyCache,
-  unescapeScramName,
 } from "../src/auth/scram.ts";
+import {
+  escapeScramName,
+  unescapeScramName,
+} from "../src/auth/scram_messages.ts";
 import { AuthenticationError, InvalidArgumentError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
 import { CredentialStore, ScramServer } from "../testing/auth.ts";

@@ -4,6 +4,10 @@
  * proves it knows the password's salted verifier, so a forged node is
  * caught too. Channel binding is not used (GS2 header `n,,`).
  *
+ * Here: the exchange's steps, its options and the key cache. Apart: the
+ * messages' syntax and the server-first message's checks
+ * (scram_messages.ts), which the test kit's server shares.
+ *
  * @module
  */
 
@@ -24,6 +28,14 @@ import {
   xorBytes,
 } from "./crypto.ts";
 import { saslprep, SASLPREP_REFUSES } from "./saslprep.ts";
+import {
+  escapeScramName,
+  GS2_HEADER,
+  gs2Bytes,
+  parseScramAttributes,
+  PRINTABLE,
+  readServerFirst,
+} from "./scram_messages.ts";
 
 /**
  * The lowest iteration count the client accepts: RFC 7677's minimum. A node
@@ -60,13 +72,6 @@ export const SCRAM_MIN_ITERATIONS = 4096;
 export const SCRAM_MAX_ITERATIONS = 1_000_000;
 
 /**
- * The longest server-first message the client reads, in characters: real
- * ones are under 200, and a salt or nonce of megabytes would be kept in
- * the key cache and echoed in AUTH_FINAL.
- */
-const MAX_SERVER_FIRST = 4096;
-
-/**
  * The mechanism name, as HELLO_OK and AUTH_START spell it on the wire.
  *
  * @example
@@ -79,43 +84,6 @@ const MAX_SERVER_FIRST = 4096;
  * ```
  */
 export const SCRAM_SHA_256 = "SCRAM-SHA-256";
-
-// The GS2 header for "no channel binding, no authorization identity".
-const GS2_HEADER = "n,,";
-// Printable ASCII except ",": RFC 5802's `printable`, what a nonce may hold.
-const PRINTABLE = /^[\x21-\x2b\x2d-\x7e]+$/;
-
-/**
- * Escapes a (prepared) user name for a SCRAM message: `=` becomes `=3D`
- * and `,` becomes `=2C`.
- */
-export function escapeScramName(name: string): string {
-  return name.replaceAll("=", "=3D").replaceAll(",", "=2C");
-}
-
-/**
- * Reverses {@linkcode escapeScramName}; `undefined` for an `=` that starts
- * neither escape.
- */
-export function unescapeScramName(text: string): string | undefined {
-  if (/=(?!2C|3D)/.test(text)) return undefined;
-  return text.replaceAll("=2C", ",").replaceAll("=3D", "=");
-}
-
-/**
- * Splits a SCRAM message into its `key=value` attributes, in order.
- * Returns `undefined` when a part is not a single letter, `=`, and a value.
- */
-export function parseScramAttributes(
-  message: string,
-): [string, string][] | undefined {
-  const out: [string, string][] = [];
-  for (const part of message.split(",")) {
-    if (!/^[A-Za-z]=/.test(part)) return undefined;
-    out.push([part[0], part.slice(2)]);
-  }
-  return out;
-}
 
 /**
  * A cache of derived keys for one password, keyed by salt and iteration
@@ -340,54 +308,12 @@ export class ScramClient {
 
   /** Step 2's work: checks the challenge, derives the proof. */
   async #prove(serverFirst: string): Promise<string> {
-    if (serverFirst.length > MAX_SERVER_FIRST) {
-      throw challenge(
-        `the server-first message has ${serverFirst.length} characters, ` +
-          `more than ${MAX_SERVER_FIRST}`,
-      );
-    }
-    const attrs = parseScramAttributes(serverFirst);
-    if (attrs === undefined || attrs.length < 3) {
-      throw challenge("the server-first message is malformed");
-    }
-    if (attrs[0][0] === "m") {
-      throw challenge("the node demands a SCRAM extension we do not support");
-    }
-    const [[rKey, nonce], [sKey, saltText], [iKey, iterationText]] = attrs;
-    if (rKey !== "r" || sKey !== "s" || iKey !== "i") {
-      throw challenge("the server-first message is not r=,s=,i=");
-    }
-    if (
-      !nonce.startsWith(this.#nonce) || nonce.length === this.#nonce.length ||
-      !PRINTABLE.test(nonce)
-    ) {
-      // A replayed or spliced exchange: the node did not answer our nonce.
-      throw challenge("the node's nonce does not extend the client nonce");
-    }
-    const salt = decodeBase64(saltText);
-    if (salt === undefined || salt.byteLength === 0) {
-      throw challenge("the salt is not non-empty base64");
-    }
-    if (!/^[1-9][0-9]*$/.test(iterationText)) {
-      throw challenge(
-        `the iteration count ${
-          quoted(iterationText, 64)
-        } is not a positive integer`,
-      );
-    }
-    const iterations = Number(iterationText); // 400 digits: Infinity
-    if (iterations < this.#minIterations) {
-      throw challenge(
-        `the iteration count ${iterations} is below the minimum of ${this.#minIterations}`,
-      );
-    }
-    if (iterations > this.#maxIterations) {
-      throw challenge(
-        `the iteration count ${
-          quoted(iterationText, 64)
-        } is above the maximum of ${this.#maxIterations}`,
-      );
-    }
+    const { nonce, salt, iterations } = readServerFirst(
+      serverFirst,
+      this.#nonce,
+      this.#minIterations,
+      this.#maxIterations,
+    );
     const password = saslprep(this.#password.reveal());
     const keys = this.#cache
       ? await this.#cache.keys(password, salt, iterations)
@@ -482,8 +408,6 @@ const STEP_WANTED: Partial<Record<Step, string>> = {
   verify: "a call once clientFinalMessage() has resolved",
 };
 
-const gs2Bytes = new TextEncoder().encode(GS2_HEADER);
-
 /**
  * Refuses a message of the node's, handed in by the caller, that is no
  * string: it was a TypeError from inside the parsing.
@@ -496,14 +420,6 @@ function text(method: string, argument: string, value: unknown): void {
   }
 }
 
-function challenge(message: string): AuthenticationError {
-  return new AuthenticationError(message, { reason: "bad-challenge" });
-}
-
-/**
- * SASLprep for one credential; the error names which one, and for the
- * password says nothing about its characters.
- */
 /** `value` (undefined: 0), when it is a whole number ≥ 0. */
 function count(method: string, name: string, value: unknown = 0): number {
   if (Number.isSafeInteger(value) && (value as number) >= 0) {
@@ -514,6 +430,10 @@ function count(method: string, name: string, value: unknown = 0): number {
   });
 }
 
+/**
+ * SASLprep for one credential; the error names which one, and for the
+ * password says nothing about its characters.
+ */
 function prepare(value: string, which: "username" | "password"): string {
   let prepared: string;
   try {
