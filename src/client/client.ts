@@ -51,14 +51,13 @@ import { guardLogger } from "../cluster/log.ts";
 import {
   checkClientConstruction,
   clientStats,
-  closingError,
-  LazyStart,
   lendConnection,
   logBudgetSpent,
   logRetries,
   pingNode,
-  Shutdown,
 } from "./client_support.ts";
+import { LazyStart } from "./lazy_start.ts";
+import { closingError, Shutdown } from "./disconnect.ts";
 
 export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
 

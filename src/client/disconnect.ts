@@ -1,0 +1,173 @@
+/**
+ * A client's shutdown (`Client.disconnect()`): the grace period calls in
+ * flight get, the cancelling of what is left after it, the bounded wait
+ * for connections lent straight from a pool, and the error a call of a
+ * closing client fails with.
+ *
+ * @module
+ */
+
+import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
+import type { Logger } from "../config/shapes.ts";
+import { disconnected } from "../cluster/log.ts";
+import type { BatchHost } from "./batch.ts";
+import { AbortedError, ClientClosedError, RemoteError } from "../errors.ts";
+
+/**
+ * The error a call of a closing client fails with: `error` restated as a
+ * {@linkcode ClientClosedError}, saying why when it was `cancelled`.
+ */
+export function closingError(
+  error: unknown,
+  cancelled: Error | undefined,
+): unknown {
+  if (error instanceof ClientClosedError) return error;
+  // A node's answer and the caller's own abort stay what they are.
+  if (error instanceof AbortedError || error instanceof RemoteError) {
+    return error;
+  }
+  return new ClientClosedError(
+    cancelled?.message ?? "the client disconnected during the request",
+    { cause: error },
+  );
+}
+
+/**
+ * One client's shutdown, from the first `disconnect()` on. Made, then
+ * started: the client holds it before its first steps run, because they
+ * dispatch events (idle connections close at once when nothing is in
+ * flight), and a listener that calls `disconnect()` again must find this
+ * shutdown, not start another.
+ */
+export class Shutdown {
+  /** Resolves when all of it is done. */
+  readonly done: Promise<void>;
+  #finish!: (run: Promise<void>) => void;
+  #grace: Grace | undefined;
+  #cancelled: Error | undefined;
+
+  constructor() {
+    this.done = new Promise<void>((resolve) => (this.#finish = resolve));
+  }
+
+  /** Starts shutting down, with `timeoutMs` of grace; `done` follows it. */
+  start(client: BatchHost, log: Logger | undefined, timeoutMs: number): void {
+    this.#finish(this.#run(client, log, timeoutMs));
+  }
+
+  /** Why requests still in flight after the grace period were cancelled. */
+  get cancelled(): Error | undefined {
+    return this.#cancelled;
+  }
+
+  /** The client is idle: the grace period, if one runs, is over. */
+  idle(): void {
+    this.#grace?.end();
+  }
+
+  /** A more urgent `disconnect()`: what is still in flight gets less time. */
+  shorten(timeoutMs: number): void {
+    this.#grace?.shorten(timeoutMs);
+  }
+
+  async #run(
+    { manager, path, config }: BatchHost,
+    log: Logger | undefined,
+    timeoutMs: number,
+  ): Promise<void> {
+    manager.stopHealthLoop();
+    // A request waiting to be retried will not be: it ends now.
+    path.stop();
+    let waitedMs = 0;
+    if (path.inFlight > 0) {
+      const grace = this.#grace = new Grace(config.clock, timeoutMs);
+      await grace.done;
+      this.#grace = undefined;
+      waitedMs = grace.elapsedMs;
+    }
+    if (path.inFlight > 0) {
+      this.#cancelled = new ClientClosedError(
+        `disconnect cancelled the request after waiting ${waitedMs} ms`,
+      );
+      manager.destroyConnections(this.#cancelled);
+    }
+    // A connection lent straight from a pool (client.manager, /core) is
+    // no call of the client's, but the pools wait for it: what is left of
+    // the grace bounds that wait too, or the disconnect never ends.
+    const grace = this.#grace = new Grace(
+      config.clock,
+      Math.max(0, timeoutMs - waitedMs),
+    );
+    let shut = false;
+    const closed = manager.close().finally(() => {
+      shut = true;
+      grace.end();
+    });
+    await grace.done;
+    this.#grace = undefined;
+    if (!shut) {
+      manager.destroyConnections(
+        new ClientClosedError(
+          "disconnect closed the connection, still lent " +
+            `${waitedMs + grace.elapsedMs} ms after it was called`,
+        ),
+      );
+    }
+    await closed;
+    log?.(disconnected());
+  }
+}
+
+/**
+ * A disconnect's grace period: over (`done`) when the client is idle
+ * (`end()`) or at the deadline, which a later, more urgent disconnect may
+ * bring forward (a second Ctrl-C must not wait out the first's grace).
+ * Its timer keeps the process alive: the caller of `disconnect()` awaits
+ * it, and a call in flight that holds no socket (a custom channel, the
+ * memory network) left Node nothing else, so it ended the program inside
+ * the await.
+ */
+export class Grace {
+  readonly #clock: Clock;
+  readonly #started: number;
+  #deadline: number;
+  #timer: TimerHandle | undefined;
+  #resolve!: () => void;
+  /** Resolves when the grace period is over. */
+  readonly done: Promise<void>;
+
+  /** Starts a grace period of `timeoutMs` on `clock`. */
+  constructor(clock: Clock, timeoutMs: number) {
+    this.#clock = clock;
+    this.#started = clock.now();
+    this.#deadline = this.#started + timeoutMs;
+    this.done = new Promise<void>((resolve) => (this.#resolve = resolve));
+    this.#arm(timeoutMs);
+  }
+
+  /** How long it has lasted, in ms. */
+  get elapsedMs(): number {
+    return this.#clock.now() - this.#started;
+  }
+
+  /** Ends it now. */
+  readonly end = (): void => {
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#resolve();
+  };
+
+  /** Ends it `timeoutMs` from now, if that is sooner. */
+  shorten(timeoutMs: number): void {
+    const deadline = this.#clock.now() + timeoutMs;
+    if (this.#timer === undefined || deadline >= this.#deadline) return;
+    this.#deadline = deadline;
+    this.#clock.clearTimeout(this.#timer);
+    this.#arm(timeoutMs);
+  }
+
+  #arm(ms: number): void {
+    this.#timer = this.#clock.setTimeout(this.end, ms);
+    holdTimer(this.#clock, this.#timer, true);
+  }
+}
