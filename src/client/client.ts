@@ -54,30 +54,22 @@ import {
   lendConnection,
   logBudgetSpent,
   logRetries,
-  pingNode,
+  pingClient,
 } from "./client_support.ts";
 import { LazyStart } from "./lazy_start.ts";
-import { closingError, Shutdown } from "./disconnect.ts";
+import {
+  closingError,
+  type DisconnectOptions,
+  Shutdown,
+} from "./disconnect.ts";
 
-export type { BatchResult, ClientRequestOptions, ClientStats, NodeStats };
-
-/**
- * Options of {@linkcode Client.disconnect}.
- *
- * @example
- * ```ts
- * import { Client } from "@nodewire/client";
- * declare const client: Client;
- * await client.disconnect({ timeoutMs: 2000 }); // requests in flight get 2 s
- * ```
- */
-export interface DisconnectOptions {
-  /**
-   * How long requests in flight may take to finish before they are
-   * cancelled, in ms. Default `timeoutMs` of the config.
-   */
-  timeoutMs?: number;
-}
+export type {
+  BatchResult,
+  ClientRequestOptions,
+  ClientStats,
+  DisconnectOptions,
+  NodeStats,
+};
 
 /**
  * A client for a cluster of nodes.
@@ -395,19 +387,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const { signal, timeoutMs } = door.readPingOptions(options);
     if (this.#closing) throw new ClientClosedError();
     const limit = timeoutMs ?? this.config.requestTimeoutMs;
-    // In flight like a request: a disconnect lets it finish, and a
-    // failure because of the disconnect says so.
-    const path = this.#path;
-    path.inFlight++;
-    try {
-      const started = this.#clock.now();
-      if (this.#lazy) await this.#lazy.ready(signal, limit);
-      return await pingNode(this.#parts, started, limit, signal);
-    } catch (error) {
-      throw this.#final(error);
-    } finally {
-      if (--path.inFlight === 0) this.#shutdown?.idle();
-    }
+    return await pingClient(
+      this.#parts,
+      this.#pathOwner,
+      this.#lazy,
+      limit,
+      signal,
+    );
   }
 
   /**

@@ -14,6 +14,7 @@ import { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import type { Connection } from "../connection/connection.ts";
 import type { BatchHost } from "./batch.ts";
+import type { LazyStart } from "./lazy_start.ts";
 import { type ClientStats, nodeStats } from "./stats.ts";
 import type { RequestPathOwner } from "./request_path.ts";
 import { executeWithRetry, isRetryable, operationAborted } from "./retry.ts";
@@ -92,6 +93,35 @@ export async function pingNode(
     throw new RequestTimeoutError(node.address, limit, { sent: false });
   }
   return pingOn(node.address, connection, left, signal);
+}
+
+/**
+ * `Client.ping()` once its options are read: after a lazy client's
+ * connect, within `limit` ms, its failures told as the client's `owner`
+ * tells them.
+ */
+export async function pingClient(
+  client: BatchHost,
+  owner: RequestPathOwner,
+  lazy: LazyStart | undefined,
+  limit: number,
+  signal: AbortSignal | undefined,
+): Promise<
+  { address: string; nodeId: string | undefined; latencyMs: number }
+> {
+  // In flight like a request: a disconnect lets it finish, and a
+  // failure because of the disconnect says so.
+  const path = client.path;
+  path.inFlight++;
+  try {
+    const started = client.config.clock.now();
+    if (lazy) await lazy.ready(signal, limit);
+    return await pingNode(client, started, limit, signal);
+  } catch (error) {
+    throw owner.final(error);
+  } finally {
+    if (--path.inFlight === 0) owner.idle();
+  }
 }
 
 /** Pings over `connection` to `address`, within `timeoutMs`. */

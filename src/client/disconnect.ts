@@ -14,6 +14,24 @@ import type { BatchHost } from "./batch.ts";
 import { AbortedError, ClientClosedError, RemoteError } from "../errors.ts";
 
 /**
+ * Options of {@linkcode Client.disconnect}.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "@nodewire/client";
+ * declare const client: Client;
+ * await client.disconnect({ timeoutMs: 2000 }); // requests in flight get 2 s
+ * ```
+ */
+export interface DisconnectOptions {
+  /**
+   * How long requests in flight may take to finish before they are
+   * cancelled, in ms. Default `timeoutMs` of the config.
+   */
+  timeoutMs?: number;
+}
+
+/**
  * The error a call of a closing client fails with: `error` restated as a
  * {@linkcode ClientClosedError}, saying why when it was `cancelled`.
  */
