@@ -7,7 +7,7 @@
  * one, or, for a session that agreed `"udp-batch"` in HELLO / HELLO_OK,
  * one or more back to back. Such a session's replies are packed the same
  * way, those produced while handling one received datagram (and any
- * produced in the same microtask) sharing datagrams.
+ * produced in the same microtask) sharing datagrams (udp_replies.ts).
  *
  * @module
  */
@@ -23,7 +23,6 @@ import {
   UDP_TOKEN_SIZE,
 } from "../src/protocol/datagram.ts";
 import { type Clock, systemClock } from "../src/clock.ts";
-import { FramePacker } from "../src/protocol/datagram_packer.ts";
 import { type Message, MessageType } from "../src/protocol/frame.ts";
 import { encodeError, RemoteErrorCode } from "../src/protocol/messages.ts";
 import { type DatagramChannel, unmapIPv4 } from "../src/runtime/datagram.ts";
@@ -39,27 +38,9 @@ import {
   closeQuietly,
 } from "../src/handshake/udp_channel.ts";
 import { toListenError } from "../src/runtime/errors.ts";
+import { oversizedError, ReplyBatch, type ReplyWriter } from "./udp_replies.ts";
 
-/**
- * Where a node's answers go: the TCP stream's frame writer, or one UDP
- * client for the answers to a datagram.
- *
- * @example
- * ```ts
- * import type { ReplyWriter } from "@nodewire/client/testing";
- * const sent: number[] = [];
- * const writer: ReplyWriter = { push: (_type, _flags, sequence) => void sent.push(sequence) };
- * ```
- */
-export interface ReplyWriter {
-  /** Sends one frame. */
-  push(
-    type: number,
-    flags: number,
-    sequence: number,
-    payload: Uint8Array,
-  ): void;
-}
+export type { ReplyWriter };
 
 /**
  * Counters of a node's UDP side.
@@ -442,89 +423,10 @@ export class UdpService<S> {
   }
 }
 
-/**
- * The replies of one batching session to one address and port: packed
- * into datagrams, sent once per microtask (so the replies to one received
- * datagram, produced while it is handled, travel together).
- */
-class ReplyBatch implements ReplyWriter {
-  readonly ip: string;
-  readonly port: number;
-  readonly #limit: number;
-  readonly #packer: FramePacker;
-  readonly #oversized: (size: number) => Uint8Array;
-  #scheduled = false;
-
-  constructor(
-    token: Uint8Array,
-    limit: number,
-    ip: string,
-    port: number,
-    send: (datagram: Uint8Array, ip: string, port: number) => void,
-    oversized: (size: number) => Uint8Array,
-  ) {
-    this.ip = ip;
-    this.port = port;
-    this.#limit = limit;
-    this.#oversized = oversized;
-    this.#packer = new FramePacker(
-      token,
-      limit,
-      (datagram) => send(datagram, ip, port),
-    );
-  }
-
-  push(
-    type: number,
-    flags: number,
-    sequence: number,
-    payload: Uint8Array,
-  ): void {
-    if (DATAGRAM_OVERHEAD + payload.byteLength > this.#limit) {
-      type = MessageType.Error;
-      flags = 0;
-      payload = this.#oversized(payload.byteLength);
-    }
-    this.#packer.push(type, flags, sequence, payload);
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      queueMicrotask(this.flush);
-    }
-  }
-
-  /** Sends what is packed now. */
-  flush = (): void => {
-    this.#scheduled = false;
-    this.#packer.flush();
-  };
-}
-
 /** Whether a client may send `type` by UDP: REQUEST or PING. */
 function isRequest(type: number): boolean {
   return type === MessageType.Request || type === MessageType.Ping;
 }
-
-/**
- * ERROR 8 (Unsupported) for a reply of `size` bytes over `limit`, in words
- * that fit a datagram of `limit` themselves: the sentence did not at the
- * smallest, and a batching node's packer threw on it (the reply was never
- * sent, the request timed out), one that does not batch sent it over its
- * own limit.
- */
-function oversizedError(size: number, limit: number): Uint8Array {
-  const room = limit - DATAGRAM_OVERHEAD - ERROR_HEADER_SIZE;
-  const full = `the reply of ${size} bytes does not fit in ` +
-    `a ${limit}-byte datagram; use TCP`;
-  return encodeError({
-    code: RemoteErrorCode.Unsupported,
-    retryable: false,
-    // ASCII: its length is its size in bytes.
-    message: full.length <= room ? full : "reply too large: use TCP",
-  });
-}
-
-/** The bytes of an ERROR payload before its text (flags, code). */
-const ERROR_HEADER_SIZE = 3;
 
 /** A map key for the token at the start of `bytes`. */
 function keyOf(bytes: Uint8Array): string {
