@@ -12,9 +12,10 @@
  * and time from an injected clock, so every timeout, backoff, idle timeout
  * and lifetime can be tested on a virtual clock.
  *
- * Here: the API, the checkout and check-in paths and the pool's state.
- * Apart: its parts' wiring (assembly.ts), the pump (pump.ts) and the work
- * of `clear()` and `close()` (shutdown.ts), beside the parts themselves.
+ * Here: the API, the checkout paths and the pool's state. Apart: its
+ * parts' wiring (assembly.ts), the pump (pump.ts), the check-in of a
+ * connection lent for exclusive use (check_in.ts) and the work of
+ * `clear()` and `close()` (shutdown.ts), beside the parts themselves.
  *
  * @module
  */
@@ -35,11 +36,10 @@ import {
 import { readListenerArguments } from "../config/listeners.ts";
 import { POOL_EVENT_NAMES, type PoolEventMap } from "./events.ts";
 import { assemblePool, type PoolParts } from "./assembly.ts";
-import type { Housekeeper } from "./housekeeping.ts";
 import type { Opener } from "./opening.ts";
 import type { Entry } from "./entry.ts";
-import { uncounted } from "./load.ts";
 import type { Roster } from "./roster.ts";
+import { checkIn } from "./check_in.ts";
 import { clearPool, closePool } from "./shutdown.ts";
 import { Pump } from "./pump.ts";
 import { poolStats } from "./stats.ts";
@@ -132,8 +132,6 @@ export class ConnectionPool<C extends PoolableConnection>
   /** The waiters' queue, read directly on the hot path. */
   readonly #queue: WaitQueue<C>;
   readonly #opener: Opener<C>;
-  /** The one maintenance timer. */
-  readonly #keeper: Housekeeper<C>;
 
   #state = OPEN;
   /** Keep `minConnections` open; set by `start()` or the first use, cleared by `clear()`. */
@@ -167,7 +165,6 @@ export class ConnectionPool<C extends PoolableConnection>
     this.#events = parts.events;
     this.#roster = parts.roster;
     this.#entries = parts.roster.entries;
-    this.#keeper = parts.keeper;
     this.#waiters = parts.waiters;
     this.#queue = parts.waiters.queue;
     this.#opener = parts.opener;
@@ -351,65 +348,9 @@ export class ConnectionPool<C extends PoolableConnection>
    * ```
    */
   returnConnection(conn: C): void {
-    const roster = this.#roster;
     const entry = this.#entries.get(conn);
-    if (entry === undefined || !entry.lent) throw roster.misuse(conn);
-    entry.lent = false;
-    if (this.hasListeners("checkedIn")) {
-      this.#events.emit("checkedIn", {
-        address: this.address,
-        connectionId: conn.id,
-      });
-      // A listener's own call (getConnection, which serves the waiters)
-      // may have lent it already: handed over again below, it was lent
-      // twice.
-      if (entry.lent) return;
-    }
-    if (entry.removed) {
-      this.#entries.delete(conn);
-      return;
-    }
-    if (!conn.isOpen) {
-      roster.remove(entry, "error", undefined, false);
-      return;
-    }
-    if (this.#state !== OPEN) {
-      // Its graceful close lets what is in flight on it finish.
-      roster.remove(entry, "poolClosed", undefined, true);
-      return;
-    }
-    // Its inFlight is no count (a custom connection): never chosen, it
-    // would keep the callers waiting for it until their timeout.
-    const uncountable = uncounted(conn);
-    if (uncountable !== undefined) {
-      roster.dropBroken(entry, uncountable);
-      return;
-    }
-    const now = this.#tick.now();
-    if (entry.retire === undefined && now >= entry.expiresAt) {
-      roster.retire(entry, "lifetime");
-    }
-    if (entry.retire !== undefined) {
-      this.#keeper.closeWhenIdle(entry, now);
-      return;
-    }
-    entry.lastUsedAt = now;
-    if (
-      this.config.idleTimeoutMs > 0 && roster.live > this.config.minConnections
-    ) {
-      this.#keeper.wakeAt(now + this.config.idleTimeoutMs);
-    }
-    this.#keeper.wakeForHeartbeat(now);
-    // The oldest waiter wants a connection to itself and this one is free:
-    // hand it over directly instead of scanning the queue and the pool.
-    if (!this.#pump.pumping && conn.inFlight === 0 && !entry.promised) {
-      const head = this.#queue.peek();
-      if (head !== undefined && head.exclusive) {
-        this.#waiters.grant(head, entry);
-        if (this.#queue.shared === 0) return;
-      }
-    }
-    this.#pump.pump();
+    if (entry === undefined || !entry.lent) throw this.#roster.misuse(conn);
+    checkIn(this.#parts, this.#pump, this, entry);
   }
 
   /**
