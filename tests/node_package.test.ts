@@ -290,8 +290,11 @@ test(
       // code through (each with its check or guard) and its largest files
       // split into ones of a single purpose (each with its own header and
       // imports): 225.5 KB.
+      // 255 KB since the eleventh stop (2026-12-07): the write parts and
+      // the guards a channel that answers from inside a write needs, the
+      // last reviewers' fixes, and the large files split again: 239.4 KB.
       const size = statSync(tgz).size;
-      assert.ok(size <= 240_000, `the tarball is ${size} bytes, over 240,000`);
+      assert.ok(size <= 255_000, `the tarball is ${size} bytes, over 255,000`);
       const dir = join(work, "node_modules/@nodewire/client");
       const manifest = JSON.parse(
         readFileSync(join(dir, "package.json"), "utf8"),
