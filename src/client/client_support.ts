@@ -261,8 +261,6 @@ function checkoutError(
   );
 }
 
-/** The caller's abort, as executeWithRetry words it. */
-
 /** Tells `log` of every retry `client` dispatches. */
 export function logRetries(
   client: TypedEventTarget<ClientEventMap>,

@@ -20,7 +20,6 @@
  * @module
  */
 
-import type { Clock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
 import { readAcquireOptions, readPoolOptions } from "./arguments.ts";
@@ -120,7 +119,6 @@ export class ConnectionPool<C extends PoolableConnection>
 
   /** The parts together, for the cold paths (clear, close). */
   readonly #parts: PoolParts<C>;
-  readonly #clock: Clock;
   /** The clock read once per tick, for the per-request paths. */
   readonly #tick: TickClock;
   readonly #events: PoolEmitter;
@@ -160,7 +158,6 @@ export class ConnectionPool<C extends PoolableConnection>
       checkReady: () => this.#checkReady(),
     });
     this.#parts = parts;
-    this.#clock = parts.clock;
     this.#tick = parts.tick;
     this.#events = parts.events;
     this.#roster = parts.roster;
