@@ -430,9 +430,20 @@ export class Connection {
    * @throws {ConnectionLostError} once closed, saying how it ended (closed
    *   by this client or the node, destroyed, the stream broke).
    * @throws {ProtocolError} for a payload over the connection's
-   *   `maxFrameSize` or the node's lower frame limit, naming which.
+   *   `maxFrameSize` or the node's lower frame limit, naming which, or
+   *   while {@linkcode Connection.startTls} is under way (the stream then
+   *   carries the handshake: send once it has settled).
    * @throws {InvalidArgumentError} for a payload that is not a Uint8Array,
    *   an unknown type or flag, a sequence not in 0 to 2^53 - 1.
+   * @example
+   * ```ts
+   * import type { Connection } from "@nodewire/client/core";
+   * import { MessageType } from "@nodewire/client/protocol";
+   * declare const connection: Connection; // after startTls() settled
+   * const clientFirst = new TextEncoder().encode('{"mechanism":"SCRAM"}');
+   * connection.sendMessage(MessageType.AuthStart, clientFirst);
+   * const challenge = await connection.receiveMessage({ timeoutMs: 2000 });
+   * ```
    */
   sendMessage(
     type: number,
@@ -446,7 +457,7 @@ export class Connection {
       // Closed: the error says how it ended (a channel closed at once, a
       // protocol violation), as a request's would.
       this.#state === "closed" ? () => this.#end.refusal() : undefined,
-      core.codec,
+      core,
       this.#sendLimit,
     );
     const sequence = given ?? this.#nextSequence++;

@@ -40,7 +40,7 @@ import {
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
 import { type Clock, holdTimer } from "../clock.ts";
-import { lengthOf, type MessageCodec } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/codec.ts";
 import {
   fieldOf,
   isInstance,
@@ -57,23 +57,36 @@ import { switching } from "./tls_switching.ts";
 import { messageTooLarge } from "./refusals.ts";
 
 /**
- * Throws unless `payload` may be sent as a control message now: a
- * `Uint8Array`, on a connection that is not closed (else `refusal` makes
- * the error, saying how it ended), within `sendLimit`: the lower of the
- * frame limit of `codec` (the connection's `maxFrameSize`) and the node's.
+ * Throws unless `payload` may be sent as a control message now on
+ * `core`'s stream: a `Uint8Array`, on a connection that is not closed
+ * (else `refusal` makes the error, saying how it ended) and whose stream
+ * is not switching to TLS, within `sendLimit`: the lower of the frame
+ * limit of its codec (the connection's `maxFrameSize`) and the node's.
  *
  * @throws {InvalidArgumentError} for a payload that is not a Uint8Array.
  * @throws {ConnectionError} what `refusal` makes, once closed.
- * @throws {ProtocolError} for a payload over either limit, naming which.
+ * @throws {ProtocolError} during a TLS switch, or for a payload over
+ *   either limit, naming which.
  */
 export function checkMessage(
   payload: Uint8Array,
   refusal: (() => Error) | undefined,
-  codec: MessageCodec,
+  core: ConnectionCore,
   sendLimit: number,
 ): void {
   if (!isPayload(payload)) throw invalidPayload(payload);
   if (refusal !== undefined) throw refusal();
+  if (switching.has(core.channel)) {
+    // The plaintext stream carries the handshake now: a frame written to
+    // it would go out unencrypted and break the handshake. Unlike a
+    // request, a control message has no record to hold it by, and a
+    // handshake's next step waits for startTls anyway.
+    throw new ProtocolError(
+      "a control message cannot be sent while a TLS switch is under way " +
+        "on this connection: send it once startTls() has settled",
+    );
+  }
+  const codec = core.codec;
   const length = lengthOf(payload); // what frames it: see codec.ts
   // The send limit is never above the codec's: one check, whose message
   // says which limit it is.
