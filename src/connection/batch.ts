@@ -109,52 +109,61 @@ export function submitRun(
   let sent = 0;
   // Sequence numbers and errors of the payloads refused; made only for one.
   let refused: (number | Error)[] | undefined;
-  for (let i = from, sequence = first; i < to; i++, sequence++) {
-    const payload = payloads[i];
-    if (!isPayload(payload)) {
-      (refused ??= []).push(sequence, invalidPayload(payload));
-      continue;
-    }
-    const length = lengthOf(payload); // its real one: see codec.ts
-    if (length > sendLimit) {
-      (refused ??= []).push(
-        sequence,
-        payloadTooLarge(
-          length,
-          sendLimit,
-          core.codec.maxFrameSize,
-          sink,
-        ),
-      );
-      continue;
-    }
-    if (route !== undefined && length > route.maxPayload) {
-      (refused ??= []).push(sequence, route.tooLarge(length));
-      continue;
-    }
-    const pending: Pending = {
-      sequence,
-      type,
-      sink,
-      abort: undefined,
-      deadline,
-      timeoutMs,
-    };
-    table.add(pending);
-    if (route !== undefined) {
-      try {
-        route.send(MessageType.Request, flags, sequence, payload);
-      } catch (thrown) {
-        // The connection ends; this request and the run's others fail
-        // with it (see routeThrew, and failLate below).
-        core.routeThrew(thrown);
+  // Counted while the loop runs: a cancel of this run from inside it (a
+  // sink's callback, run by a part's write) is applied again once the
+  // loop is done (see lateCancels). Once a run, not once a request.
+  runsSending++;
+  try {
+    for (let i = from, sequence = first; i < to; i++, sequence++) {
+      const payload = payloads[i];
+      if (!isPayload(payload)) {
+        (refused ??= []).push(sequence, invalidPayload(payload));
+        continue;
       }
-    } else if (writer.congested) {
-      core.queued.push({ pending, flags, payload });
-    } else {
-      writer.push(MessageType.Request, flags, sequence, payload, length);
+      const length = lengthOf(payload); // its real one: see codec.ts
+      if (length > sendLimit) {
+        (refused ??= []).push(
+          sequence,
+          payloadTooLarge(
+            length,
+            sendLimit,
+            core.codec.maxFrameSize,
+            sink,
+          ),
+        );
+        continue;
+      }
+      if (route !== undefined && length > route.maxPayload) {
+        (refused ??= []).push(sequence, route.tooLarge(length));
+        continue;
+      }
+      const pending: Pending = {
+        sequence,
+        type,
+        sink,
+        abort: undefined,
+        deadline,
+        timeoutMs,
+      };
+      table.add(pending);
+      if (route !== undefined) {
+        try {
+          route.send(MessageType.Request, flags, sequence, payload);
+        } catch (thrown) {
+          // The connection ends; this request and the run's others fail
+          // with it (see routeThrew, and failLate below).
+          core.routeThrew(thrown);
+        }
+      } else if (writer.congested) {
+        core.queued.push({ pending, flags, payload });
+      } else {
+        writer.push(MessageType.Request, flags, sequence, payload, length);
+      }
+      sent++;
     }
-    sent++;
+  } finally {
+    runsSending--;
+    if (lateCancels !== undefined) reapplyCancels();
   }
   // Once a run, not once a request: a send that ended the connection
   // midway (a part's write, see frame_writer.ts) left the rest of the run
@@ -171,12 +180,44 @@ export function submitRun(
   return sent;
 }
 
+/** A cancel made while a run was being sent: `cancelRun`'s arguments. */
+interface LateCancel {
+  readonly core: ConnectionCore;
+  readonly sink: BatchReplySink;
+  readonly first: number;
+  readonly count: number;
+  readonly error: Error;
+  readonly next: number;
+}
+
+// How many runs are being sent (a sink's callback, run from inside a
+// part's write, may submit another), and the cancels made meanwhile. A
+// cancel from inside a run finds only the requests the run has added so
+// far; those it adds after are cancelled by applying it again once its
+// loop is done (cancelRun settles each request once, so again is
+// harmless). Kept until the outermost run is done: a cancel made inside a
+// run nested in another may be of the outer one.
+let runsSending = 0;
+let lateCancels: LateCancel[] | undefined;
+
+/** Applies the cancels made while runs were being sent (see lateCancels). */
+function reapplyCancels(): void {
+  const cancels = lateCancels!;
+  if (runsSending === 0) lateCancels = undefined;
+  // Not through cancelRun: these are noted already.
+  for (const { core, sink, first, count, error, next } of cancels) {
+    cancelNow(core, sink, first, count, error, next);
+  }
+}
+
 /**
  * Fails with `error` the requests of the run of `count` sent to `sink`
- * from sequence number `first` on (its `first`) that are still in flight, looking no further than `next` (the next
- * sequence number to be handed out); a late reply to one of them is then
- * dropped, and a frame not yet sent is taken back, never sent (as for a
- * single request's abort).
+ * from sequence number `first` on (its `first`) that are still in flight,
+ * looking no further than `next` (the next sequence number to be handed
+ * out); a late reply to one of them is then dropped, and a frame not yet
+ * sent is taken back, never sent (as for a single request's abort). Made
+ * while the run is being sent (from a sink's callback), it fails the
+ * requests the run adds after it too, once the run is sent.
  */
 export function cancelRun(
   core: ConnectionCore,
@@ -190,6 +231,21 @@ export function cancelRun(
   // (a /core caller's) names no request, and the loop stays within what
   // was sent.
   if (!Number.isSafeInteger(first)) return;
+  if (runsSending > 0) {
+    (lateCancels ??= []).push({ core, sink, first, count, error, next });
+  }
+  cancelNow(core, sink, first, count, error, next);
+}
+
+/** What cancelRun does to the requests in flight now. */
+function cancelNow(
+  core: ConnectionCore,
+  sink: BatchReplySink,
+  first: number,
+  count: number,
+  error: Error,
+  next: number,
+): void {
   const end = Math.min(first + count, next);
   for (let sequence = Math.max(first, 1); sequence < end; sequence++) {
     const pending = core.table.get(sequence);

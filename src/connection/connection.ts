@@ -608,8 +608,28 @@ export class Connection {
 
   /**
    * Fails with `error` what is still in flight of a `submitBatch` run of
-   * `count` requests to `sink`.
+   * `count` requests to `sink`: a late reply to one of them is dropped,
+   * and a frame not yet written is taken back. Called while that run is
+   * still being sent (from a sink's callback, when a custom channel hands
+   * a reply back from inside a write), it fails the requests the run adds
+   * after it too, once the run is sent; those a write of the run carried
+   * meanwhile may have reached the node, as a request in flight may have.
    *
+   * @example
+   * ```ts
+   * import type { BatchReplySink, Connection } from "@nodewire/client/core";
+   * declare const connection: Connection;
+   * declare const payloads: Uint8Array[];
+   * const sink: BatchReplySink = {
+   *   first: 0,
+   *   onReply: (payload, sequence) => console.log(sequence, payload),
+   *   onError: (error, sequence) => console.log(sequence, error.message),
+   * };
+   * const refused = connection.submitBatch(payloads, 0, payloads.length, {}, sink);
+   * if (refused !== undefined) throw refused;
+   * // Giving up: every item not answered yet fails with this error.
+   * connection.cancelBatch(sink, payloads.length, new Error("gave up"));
+   * ```
    * @throws {InvalidArgumentError} for a `count` that is no integer of 0
    *   or more, an `error` that is no Error, or a `sink` that is no object
    *   or whose `first` cannot be read (nothing is cancelled).
