@@ -216,3 +216,32 @@ test("a factory's connection that throws hostile text as the pool takes it in is
   assertQuoted(got.error, "factory");
   await pool.close();
 });
+
+test("an adapter whose connect or startTls rejects with an Error of hostile text (the runtime's mapping, no code it knows) is quoted short and escaped, and the cause keeps it whole", async () => {
+  const thrown = new Error(HOSTILE);
+  const adapter = {
+    name: "memory",
+    connect: () => Promise.reject(thrown),
+    listen: () => Promise.reject(new Error("unused")),
+  } as RuntimeAdapter;
+  const connecting = await Connection.connect({
+    adapter,
+    hostname: "127.0.0.1",
+    port: 7000,
+    clock: new VirtualClock(),
+  }).catch((e) => e);
+  // Before: a megabyte message ("connecting to 127.0.0.1:7000 failed: ...").
+  assertQuoted(connecting, "connect");
+  assert.equal(connecting.cause, thrown);
+  const { connection } = over(stubChannel({
+    onData: () => {},
+    startTls: () => Promise.reject(new Error(HOSTILE)),
+  }));
+  const switching = await connection.startTls({ serverName: "db" }).catch((
+    e,
+  ) => e);
+  assertQuoted(switching, "startTls");
+  // Whole, as escaped for a terminal (see causeOf in runtime/tls.ts).
+  assert.ok((switching.cause as Error).message.endsWith("x".repeat(1 << 20)));
+  connection.destroy();
+});

@@ -120,7 +120,7 @@ test("anything else is a CONNECTION_FAILED ConnectionError saying what happened"
   assert.equal(mapped.code, "CONNECTION_FAILED");
   assert.match(
     mapped.message,
-    /connecting to db\.example:7000 failed: connect EHOSTUNREACH/,
+    /connecting to db\.example:7000 failed: "connect EHOSTUNREACH"/,
   );
   assert.equal(mapped.cause, error);
 });

@@ -33,6 +33,7 @@ import {
   HostNotFoundError,
   NodewireError,
 } from "../errors.ts";
+import { fieldOf, messageOf, quoted, textOf } from "../errors/base.ts";
 
 /** When the error happened; decides between "could not connect" and "lost". */
 export type SocketPhase = "connect" | "transfer";
@@ -169,7 +170,14 @@ function isDenoLookupFailure(error: unknown): boolean {
       .test(error.message);
 }
 
+/**
+ * What `error` says, for a message: foreign text (a runtime's, a custom
+ * adapter's), so quoted and cut; the error's cause keeps it whole.
+ */
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
+  let text = messageOf(error);
+  if (text === "" && error instanceof Error) {
+    text = textOf(fieldOf(error, "name"));
+  }
+  return quoted(text, 200);
 }
