@@ -287,8 +287,8 @@ async function upgrade(
  * `channel.startTls(options)` until it settles, `limit.ms` pass (then it
  * fails with `timedOut()`) or the signal in `options` aborts (then with
  * its reason, as the adapter should have). Given up either way, the
- * connection ends (`limit.giveUp`) and a channel delivered later is
- * destroyed.
+ * connection ends (`limit.giveUp`), the adapter is told through the
+ * signal it was handed, and a channel delivered later is destroyed.
  */
 function within(
   channel: ByteChannel,
@@ -300,6 +300,14 @@ function within(
   const signal = isInstance(given, AbortSignal)
     ? given as AbortSignal
     : undefined;
+  // The adapter's own signal, aborted whichever limit gives up: told
+  // only of the caller's, an adapter went on with a handshake this limit
+  // had given up on, which nothing would end against a node that never
+  // answers (the socket is the TLS layer's, not the connection's). On
+  // every runtime the process then never exited.
+  const told = new AbortController();
+  if (signal?.aborted) told.abort(signal.reason);
+  const adapterOptions = { ...options, signal: told.signal };
   return new Promise<ByteChannel>((resolve, reject) => {
     let done = false;
     const finish = (): boolean => {
@@ -311,7 +319,10 @@ function within(
     };
     const giveUp = (error: unknown) => {
       if (!finish()) return;
+      // The connection ends with this error first, whatever the adapter's
+      // own give-up then closes under it.
       limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
+      told.abort(error);
       reject(error);
     };
     const onAbort = () => giveUp(signal!.reason);
@@ -322,7 +333,7 @@ function within(
     holdTimer(limit.clock, timer, true);
     let pending: Promise<ByteChannel>;
     try {
-      pending = Promise.resolve(channel.startTls!(options));
+      pending = Promise.resolve(channel.startTls!(adapterOptions));
     } catch (error) {
       pending = Promise.reject(error);
     }
