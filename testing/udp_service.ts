@@ -32,7 +32,7 @@ import {
   formatAddress,
   NodewireError,
 } from "../src/errors.ts";
-import { isInstance, messageOf, quoted } from "../src/errors/base.ts";
+import { foreignText, isInstance } from "../src/errors/base.ts";
 import {
   checkDatagramChannel,
   closeQuietly,
@@ -191,7 +191,7 @@ export class UdpService<S> {
         "LISTEN_FAILED",
         `cannot serve UDP on ${formatAddress(endpoint)}: the runtime ` +
           `adapter's datagram channel refused its receivers: ` +
-          quoted(messageOf(cause), 200),
+          foreignText(cause),
         endpoint,
         { cause, retryable: false },
       );

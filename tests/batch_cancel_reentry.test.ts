@@ -12,30 +12,11 @@ import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 
 /** Every microtask queued so far (a tick's end) has run. */
 const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
-
-/** RESPONSE frames answering `sequences`, in one chunk. */
-function replies(sequences: number[]): Uint8Array {
-  const codec = new MessageCodec();
-  const frames = sequences.map((sequence) =>
-    codec.encode({
-      type: MessageType.Response,
-      flags: 0,
-      sequence,
-      payload: new Uint8Array([1]),
-    })
-  );
-  const chunk = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let at = 0;
-  for (const frame of frames) {
-    chunk.set(frame, at);
-    at += frame.length;
-  }
-  return chunk;
-}
 
 const RUN = 20;
 

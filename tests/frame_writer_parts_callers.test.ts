@@ -7,6 +7,7 @@
 // connection has ended.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import { Connection } from "../src/connection/connection.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
@@ -54,26 +55,6 @@ function scriptedChannel() {
     destroy: () => void (scene.ended = true),
   });
   return { channel, scene };
-}
-
-/** RESPONSE frames answering `sequences`, in one chunk. */
-function replies(sequences: number[]): Uint8Array {
-  const codec = new MessageCodec();
-  const frames = sequences.map((sequence) =>
-    codec.encode({
-      type: MessageType.Response,
-      flags: 0,
-      sequence,
-      payload: new Uint8Array([1]),
-    })
-  );
-  const chunk = new Uint8Array(frames.reduce((n, f) => n + f.length, 0));
-  let at = 0;
-  for (const frame of frames) {
-    chunk.set(frame, at);
-    at += frame.length;
-  }
-  return chunk;
 }
 
 /** A batch sink that records every outcome by sequence number. */

@@ -12,7 +12,7 @@ import {
   type Endpoint,
   InvalidArgumentError,
 } from "../errors.ts";
-import { messageOf, quoted } from "../errors/base.ts";
+import { foreignText } from "../errors/base.ts";
 import { checkCopyBelow } from "../protocol/codec_limits.ts";
 import type { ByteChannel } from "../runtime/types.ts";
 import { missingMethod } from "../runtime/contract.ts";
@@ -87,7 +87,7 @@ export function receiversRefused(
   return new ConnectionError(
     "CONNECTION_FAILED",
     `connection to ${owner.address} failed: the runtime adapter's ` +
-      `channel refused its receivers: ${quoted(messageOf(cause), 200)}`,
+      `channel refused its receivers: ${foreignText(cause)}`,
     owner,
     { cause },
   );

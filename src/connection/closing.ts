@@ -9,7 +9,7 @@
  */
 
 import { ConnectionLostError, type Endpoint } from "../errors.ts";
-import { isInstance, letGo, messageOf, quoted } from "../errors/base.ts";
+import { foreignText, isInstance, letGo } from "../errors/base.ts";
 import { MessageType } from "../protocol/frame.ts";
 import type { FrameWriter } from "./frame_writer.ts";
 
@@ -41,11 +41,9 @@ export function streamClosedError(
   const reason = error === undefined || error === null
     ? draining ? "closed by the node while draining" : "closed by the node"
     : isInstance(error, Error)
-    ? quoted(messageOf(error), 200)
+    ? foreignText(error)
     // A custom adapter's onClose with what is no Error.
-    : `the runtime adapter's channel closed with ${
-      quoted(messageOf(error), 200)
-    }`;
+    : `the runtime adapter's channel closed with ${foreignText(error)}`;
   return new ConnectionLostError(endpoint, reason, { cause: error });
 }
 

@@ -41,13 +41,7 @@ import {
 } from "../protocol/frame.ts";
 import { type Clock, holdTimer } from "../clock.ts";
 import { lengthOf } from "../protocol/codec.ts";
-import {
-  fieldOf,
-  isInstance,
-  messageOf,
-  quoted,
-  textOf,
-} from "../errors/base.ts";
+import { fieldOf, foreignText, isInstance, textOf } from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
 import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
@@ -270,7 +264,7 @@ async function upgrade(
     if (isInstance(mapped, NodewireError)) throw mapped;
     throw failed(
       `the runtime adapter's startTls failed with ${
-        quoted(messageOf(error), 200)
+        foreignText(error)
       }, not an Error`,
       error,
     );

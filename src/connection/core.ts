@@ -21,7 +21,7 @@ import {
   RemoteError,
   RequestTimeoutError,
 } from "../errors.ts";
-import { messageOf, quoted } from "../errors/base.ts";
+import { foreignText } from "../errors/base.ts";
 import { MessageCodec } from "../protocol/codec.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
@@ -319,7 +319,7 @@ export class ConnectionCore {
     this.owner.destroy(
       new ConnectionLostError(
         this.owner,
-        `its request route failed to send: ${quoted(messageOf(thrown), 200)}`,
+        `its request route failed to send: ${foreignText(thrown)}`,
         { cause: thrown },
       ),
     );
@@ -552,9 +552,7 @@ export class ConnectionCore {
     this.owner.destroy(
       new ConnectionLostError(
         this.owner,
-        `the runtime adapter's channel failed to write: ${
-          quoted(messageOf(error), 200)
-        }`,
+        `the runtime adapter's channel failed to write: ${foreignText(error)}`,
         { cause: error },
       ),
     );

@@ -30,17 +30,17 @@ const MAX_SLAB = 64 * 1024;
  * A tick's frames go to the channel in parts: the first once the tick has
  * as many as half the requests the peer had yet to answer at the last
  * tick's end (never fewer than this), the next at twice that count, then
- * four times, and the rest at the tick's end. Many
- * callers awaiting a request each, or a batch, otherwise settle into a
- * lockstep: the whole window goes out in one write at the tick's end, the
- * node answers it in one write while the client waits, and the client
- * reads it whole while the node waits, so neither side works while the
- * other does. Sent in two parts, the node starts on the first while the
- * client encodes the second: on loopback with the node in its own process,
- * 256 callers went from 1.5-2.0M to 2.1-2.7M requests a second on each
- * runtime, and 64 callers from 0.74-0.77M to 0.97-1.08M. A burst after a
- * quiet spell starts with small parts that double, so it costs a handful
- * of writes, not one per few frames.
+ * four times, and the rest at the tick's end. Many callers awaiting a
+ * request each, or a batch, otherwise settle into a lockstep: the whole
+ * window goes out in one write at the tick's end, the node answers it in
+ * one write while the client waits, and the client reads it whole while
+ * the node waits, so neither side works while the other does. Sent in
+ * two parts, the node starts on the first while the client encodes the
+ * second: on loopback with the node in its own process, 256 callers went
+ * from 1.5-2.0M to 2.1-2.7M requests a second on each runtime, and 64
+ * callers from 0.74-0.77M to 0.97-1.08M. A burst after a quiet spell
+ * starts with small parts that double, so it costs a handful of writes,
+ * not one per few frames.
  */
 const MIN_PART_FRAMES = 8;
 
@@ -201,8 +201,8 @@ export class FrameWriter {
   }
 
   /**
-   * Hands everything encoded so far to the channel now; called from
-   * inside the write of a large payload's header, at the tick's end (see
+   * Hands everything encoded so far to the channel now; from inside the
+   * write of a large payload's header, at the tick's end instead (see
    * #splitting).
    */
   flush = (): void => {

@@ -28,7 +28,7 @@ import {
   type HelloOkPayload,
   PROTOCOL_FEATURES,
 } from "../protocol/messages.ts";
-import { isInstance, messageOf, quoted } from "../errors/base.ts";
+import { foreignText, isInstance } from "../errors/base.ts";
 import { toConnectionError } from "../runtime/errors.ts";
 import type {
   ByteChannel,
@@ -203,9 +203,7 @@ function adapterError(error: unknown, endpoint: Endpoint): Error {
   return new ConnectionError(
     "CONNECTION_FAILED",
     `connecting to ${formatAddress(endpoint)} failed: the runtime ` +
-      `adapter's connect failed with ${
-        quoted(messageOf(error), 200)
-      }, not an Error`,
+      `adapter's connect failed with ${foreignText(error)}, not an Error`,
     endpoint,
     { cause: error },
   );

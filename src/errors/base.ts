@@ -382,6 +382,16 @@ export function quoted(text: string, max = 80): string {
 }
 
 /**
+ * What a foreign failure (a channel's, an adapter's, a route's, a TLS
+ * stack's) says, for one of our messages: quoted and cut at 200
+ * characters, so that a megabyte of text makes no megabyte message. The
+ * error that quotes it keeps the failure whole as its `cause`.
+ */
+export function foreignText(error: unknown): string {
+  return quoted(messageOf(error), 200);
+}
+
+/**
  * Renders a value for an error message, short and safe: a string or a
  * number as itself, anything else by its kind (an object's contents are
  * never shown, and rendering never throws, even for a revoked proxy).

@@ -28,7 +28,7 @@ import {
   NodewireError,
   ProtocolError,
 } from "../errors.ts";
-import { messageOf, quoted, textOf } from "../errors/base.ts";
+import { foreignText, textOf } from "../errors/base.ts";
 import { closeQuietly, openDatagram } from "./udp_channel.ts";
 import type { TransportUpgrade } from "./shapes.ts";
 import {
@@ -197,7 +197,7 @@ export function udpTransport(
       throw new ConnectionError(
         "CONNECTION_FAILED",
         `UDP to ${connection.address} failed: the runtime adapter's ` +
-          `datagram channel threw: ${quoted(messageOf(cause), 200)}`,
+          `datagram channel threw: ${foreignText(cause)}`,
         connection,
         { cause, retryable: false },
       );
@@ -396,7 +396,7 @@ class UdpRoute implements RequestRoute {
       this.#connection.destroy(
         new ConnectionLostError(
           this.#connection,
-          `its UDP socket failed to send: ${quoted(messageOf(error), 200)}`,
+          `its UDP socket failed to send: ${foreignText(error)}`,
           { cause: error },
         ),
       );
@@ -481,9 +481,7 @@ class UdpRoute implements RequestRoute {
       new ConnectionLostError(
         this.#connection,
         `its UDP socket closed${
-          error === undefined || error === null
-            ? ""
-            : `: ${quoted(messageOf(error), 200)}`
+          error === undefined || error === null ? "" : `: ${foreignText(error)}`
         }`,
         { cause: error },
       ),

@@ -15,7 +15,7 @@ import {
   InvalidArgumentError,
   NodewireError,
 } from "../errors.ts";
-import { isInstance, messageOf, quoted } from "../errors/base.ts";
+import { foreignText, isInstance } from "../errors/base.ts";
 import { letGo } from "../errors/base.ts";
 import { missingMethod } from "../runtime/contract.ts";
 import type { DatagramChannel } from "../runtime/datagram.ts";
@@ -46,9 +46,7 @@ export async function openDatagram(
     throw new ConnectionError(
       "LISTEN_FAILED",
       `UDP to ${formatAddress(endpoint)}: the runtime adapter could not ` +
-        `open a datagram socket on ${hostname}: ${
-          quoted(messageOf(error), 200)
-        }`,
+        `open a datagram socket on ${hostname}: ${foreignText(error)}`,
       endpoint,
       { cause: error, retryable: false },
     );

@@ -7,7 +7,7 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
-import { messageOf, quoted } from "../errors/base.ts";
+import { foreignText } from "../errors/base.ts";
 import { uncounted } from "./load.ts";
 import { destroyQuietly, noop } from "./quiet_close.ts";
 import type { Roster } from "./roster.ts";
@@ -48,7 +48,7 @@ export function dropUntakable<C extends PoolableConnection>(
     "factory",
     conn,
     `expected a PoolableConnection whose parts can be used; this one ` +
-      `could not be taken in (it threw ${quoted(messageOf(cause), 200)})`,
+      `could not be taken in (it threw ${foreignText(cause)})`,
     cause,
   );
   const entry = roster.entries.get(conn);

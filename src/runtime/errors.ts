@@ -33,7 +33,7 @@ import {
   HostNotFoundError,
   NodewireError,
 } from "../errors.ts";
-import { fieldOf, messageOf, quoted, textOf } from "../errors/base.ts";
+import { fieldOf, foreignText, messageOf, textOf } from "../errors/base.ts";
 
 /** When the error happened; decides between "could not connect" and "lost". */
 export type SocketPhase = "connect" | "transfer";
@@ -170,14 +170,20 @@ function isDenoLookupFailure(error: unknown): boolean {
       .test(error.message);
 }
 
-/**
- * What `error` says, for a message: foreign text (a runtime's, a custom
- * adapter's), so quoted and cut; the error's cause keeps it whole.
- */
-function describe(error: unknown): string {
-  let text = messageOf(error);
+/** What `error` says, as it says it: its message, else its name. */
+export function errorText(error: unknown): string {
+  const text = messageOf(error);
   if (text === "" && error instanceof Error) {
-    text = textOf(fieldOf(error, "name"));
+    return textOf(fieldOf(error, "name"));
   }
-  return quoted(text, 200);
+  return text;
+}
+
+/**
+ * What `error` says, for a message: foreign text (a runtime's, a TLS
+ * stack's, a custom adapter's), so quoted and cut (see foreignText); the
+ * error's cause keeps it whole.
+ */
+export function describe(error: unknown): string {
+  return foreignText(errorText(error));
 }

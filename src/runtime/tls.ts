@@ -29,14 +29,9 @@ import {
   TlsError,
   type TlsFailureReason,
 } from "../errors.ts";
-import {
-  fieldOf,
-  messageOf,
-  printable,
-  quoted,
-  textOf,
-} from "../errors/base.ts";
+import { printable, textOf } from "../errors/base.ts";
 import { handOver } from "./accept.ts";
+import { describe, errorText } from "./errors.ts";
 import { unrefTimer } from "./timers.ts";
 import type {
   ByteChannel,
@@ -151,7 +146,7 @@ function tlsFailureReason(
     ? String((error as { code?: unknown }).code ?? "")
     : "";
   const name = error instanceof Error ? error.name : "";
-  const message = textIn(error);
+  const message = errorText(error);
   if (
     HOSTNAME_CODES.has(code) || /not valid for name|altnames/i.test(message)
   ) {
@@ -358,21 +353,4 @@ export function acceptTlsOn(
       },
     );
   };
-}
-
-/** What `error` says, as it says it: what its reason is read from. */
-function textIn(error: unknown): string {
-  const text = messageOf(error);
-  if (text === "" && error instanceof Error) {
-    return textOf(fieldOf(error, "name"));
-  }
-  return text;
-}
-
-/**
- * What `error` says, for a message: a TLS stack's or a custom adapter's
- * text, so quoted and cut; the error's cause keeps it whole.
- */
-function describe(error: unknown): string {
-  return quoted(textIn(error), 200);
 }
