@@ -36,6 +36,7 @@ import { openConnection } from "./open.ts";
 import { receiveControl } from "./inbox.ts";
 import {
   checkMessage,
+  checkResume,
   readConnectOptions,
   readFrameFields,
   readReceiveOptions,
@@ -418,9 +419,25 @@ export class Connection {
 
   /**
    * Reads from the socket again after a `receiveMessage` with
-   * `pauseReading` when no TLS switch followed.
+   * `pauseReading` when no TLS switch followed. Not while
+   * {@linkcode Connection.startTls} is under way: the plaintext stream
+   * carries the handshake then, and once the switch has settled the
+   * secure stream is read without it (a failed switch ends the
+   * connection).
+   *
+   * @throws {ProtocolError} while a TLS switch is under way (nothing is
+   *   resumed).
+   * @example
+   * ```ts
+   * import type { Connection } from "@nodewire/client/core";
+   * declare const connection: Connection;
+   * await connection.receiveMessage({ pauseReading: true }); // NEGOTIATE_OK
+   * // The node chose plain TCP: no switch follows, so read on.
+   * connection.resumeReading();
+   * ```
    */
   resumeReading(): void {
+    checkResume(this.#core);
     this.#core.resume();
   }
 

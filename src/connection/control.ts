@@ -75,9 +75,9 @@ export function checkMessage(
     // it would go out unencrypted and break the handshake. Unlike a
     // request, a control message has no record to hold it by, and a
     // handshake's next step waits for startTls anyway.
-    throw new ProtocolError(
-      "a control message cannot be sent while a TLS switch is under way " +
-        "on this connection: send it once startTls() has settled",
+    throw underSwitch(
+      "a control message cannot be sent",
+      "send it once startTls() has settled",
     );
   }
   const codec = core.codec;
@@ -87,6 +87,33 @@ export function checkMessage(
   if (length > sendLimit) {
     throw messageTooLarge(length, sendLimit, codec.maxFrameSize);
   }
+}
+
+/**
+ * Throws unless `core`'s stream may be read again after a `pauseReading`
+ * receive (`Connection.resumeReading`): not while it switches to TLS.
+ *
+ * @throws {ProtocolError} during a TLS switch.
+ */
+export function checkResume(core: ConnectionCore): void {
+  if (switching.has(core.channel)) {
+    // The plaintext channel is the TLS layer's now: resumed, it would
+    // hand the handshake's bytes to us as frames (or to nobody), and
+    // what an attacker injected there would be acted on. Nothing is
+    // left to resume either way: the secure channel reads on its own,
+    // and a failed switch ends the connection.
+    throw underSwitch(
+      "reading cannot resume",
+      "once startTls() has settled, the secure stream is read on its own",
+    );
+  }
+}
+
+/** The refusal of `what` during a TLS switch; `instead` says what to do. */
+function underSwitch(what: string, instead: string): ProtocolError {
+  return new ProtocolError(
+    `${what} while a TLS switch is under way on this connection: ${instead}`,
+  );
 }
 
 /** What a TLS switch reads of the connection whose stream it switches. */
