@@ -245,3 +245,31 @@ test("an adapter whose connect or startTls rejects with an Error of hostile text
   assert.ok((switching.cause as Error).message.endsWith("x".repeat(1 << 20)));
   connection.destroy();
 });
+
+test("a chunk whose reading throws hostile text ends the connection with it quoted short and escaped; one that throws what String() cannot render does not throw out of onData", async () => {
+  const unrenderable = Object.create(null);
+  for (const value of [new Error(HOSTILE), HOSTILE, unrenderable]) {
+    let onData!: (chunk: Uint8Array) => void;
+    const { connection } = over(stubChannel({
+      onData: (fn) => (onData = fn),
+    }));
+    const request = connection.sendRequest(ops.echo("x")).catch((e) => e);
+    // A custom channel's chunk: reading its length is foreign code.
+    class Hostile extends Uint8Array {
+      override get length(): number {
+        throw value;
+      }
+    }
+    // Before: String(value) for the one without a prototype threw a raw
+    // TypeError out of onData, into the channel.
+    onData(new Hostile(16));
+    const error = await request;
+    assert.equal((await connection.closed)?.cause, value);
+    if (value === unrenderable) {
+      assert.match(
+        (error as Error).message,
+        /failed to handle a message: "an object"/,
+      );
+    } else assertQuoted(error, typeof value);
+  }
+});

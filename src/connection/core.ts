@@ -441,11 +441,15 @@ export class ConnectionCore {
     }
   }
 
-  /** Handling what the node sent threw: the connection ends. */
+  /**
+   * Handling what the node sent threw: the connection ends. What threw
+   * that is no ProtocolError of ours is foreign (a custom channel's chunk,
+   * its getters): quoted and cut, kept whole as the cause.
+   */
   #unreadable(error: unknown): void {
     const reason = error instanceof ProtocolError
       ? `protocol violation: ${error.message}`
-      : `failed to handle a message: ${String(error)}`;
+      : `failed to handle a message: ${foreignText(error)}`;
     this.owner.destroy(
       new ConnectionLostError(this.owner, reason, { cause: error }),
     );
