@@ -679,7 +679,10 @@ export class Connection {
    * (each is bounded by its own timeout), says GOODBYE and closes the
    * socket. Resolves when the socket is closed. Idempotent. During a
    * `startTls` it closes without GOODBYE (the stream carries the
-   * handshake), and the switch fails with `ConnectionLostError`.
+   * handshake), and the switch fails with `ConnectionLostError`. Called
+   * from a sink while a large payload's header is being written (a custom
+   * channel that hands a reply back from inside its write), it lets that
+   * payload follow its header before the GOODBYE.
    *
    * @example
    * ```ts

@@ -162,6 +162,15 @@ export class FrameWriter {
     this.#congested = true;
   }
 
+  /**
+   * Whether a large payload's header is being written, its payload not
+   * yet (see #splitting): whoever ends the stream from inside that write
+   * must wait for the payload, which follows in the same call.
+   */
+  get splitting(): boolean {
+    return this.#splitting;
+  }
+
   /** Bytes encoded but not yet handed to the channel. */
   get pendingBytes(): number {
     return this.#end - this.#start;

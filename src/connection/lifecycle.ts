@@ -65,8 +65,7 @@ export class ConnectionLifecycle {
     const state = this.#state;
     if (state.get() === "open") {
       state.set("closing");
-      if (this.#core.table.size > 0) await this.#core.whenIdle();
-      if (state.get() === "closing") this.#closeStream(true);
+      this.#closeWhenIdle(true);
     }
     await this.closed;
   }
@@ -94,13 +93,20 @@ export class ConnectionLifecycle {
     // it. Each further GOODBYE must not add a wait of its own.
     if (state.get() !== "open") return;
     state.set("closing");
-    if (this.#core.table.size === 0) this.#closeStream(false);
-    else {
-      this.#core.whenIdle().then(() => {
-        if (state.get() !== "closed") this.#closeStream(false);
-      });
-    }
+    this.#closeWhenIdle(false);
   };
+
+  /**
+   * Closes the stream (after a GOODBYE if `bye`) once nothing is in
+   * flight, unless the connection has ended meanwhile.
+   */
+  #closeWhenIdle(bye: boolean): void {
+    const core = this.#core;
+    if (core.table.size === 0) return this.#closeStream(bye);
+    core.whenIdle().then(() => {
+      if (this.#state.get() === "closing") this.#closeStream(bye);
+    });
+  }
 
   /** The stream closed under the connection, with `error` if it broke. */
   onChannelClose = (error?: Error): void => {
@@ -155,6 +161,19 @@ export class ConnectionLifecycle {
    */
   #closeStream(bye: boolean): void {
     const core = this.#core;
+    if (core.writer.splitting) {
+      // Called from inside the write of a large payload's header (a
+      // custom channel handed a reply back at once, and its sink closed):
+      // ended now, the stream was cut between that header and its
+      // payload, and the GOODBYE dropped with the frames not yet written.
+      // The payload follows in the same call; the close comes after it,
+      // and waits for what that call added to the table meanwhile (a
+      // batch run's next requests).
+      queueMicrotask(() => {
+        if (this.#state.get() === "closing") this.#closeWhenIdle(bye);
+      });
+      return;
+    }
     if (bye && !switching.has(core.channel)) sayGoodbye(core.writer);
     this.#closedHow = bye
       ? "closed by this client"
