@@ -54,6 +54,7 @@ import {
 } from "./refusals.ts";
 import type { PendingTable } from "./pending_table.ts";
 import { cancelRun, runProblem, submitRun } from "./batch.ts";
+import { notASink, sinkProblem } from "./sink_check.ts";
 import {
   checkCancel,
   firstOf,
@@ -553,12 +554,30 @@ export class Connection {
    * the outcome to `sink` instead of a promise, so a caller that already
    * holds a promise per request does not pay for a second one. `sink` may
    * be called before this returns (a closed connection, an aborted signal).
+   *
+   * @throws {InvalidArgumentError} for a `sink` without an `onReply`
+   *   method (undefined, a number, a function): nothing is sent. Every
+   *   other refusal goes to `sink.onError`.
+   * @example
+   * ```ts
+   * import type { Connection, ReplySink } from "@nodewire/client/core";
+   * declare const connection: Connection;
+   * const sink: ReplySink = {
+   *   onReply: (payload) => console.log(payload.byteLength),
+   *   onError: (error) => console.error(error.message),
+   * };
+   * connection.submitRequest(new Uint8Array([1, 104, 105]), undefined, sink);
+   * ```
    */
   submitRequest(
     payload: Uint8Array,
     options: RequestOptions | undefined,
     sink: ReplySink,
   ): void {
+    // One typeof, as the Client's request path calls this per request: a
+    // reply is handed to onReply long after the call, where what is no
+    // sink threw a raw TypeError, as uncaught.
+    if (typeof sink?.onReply !== "function") throw notASink(sink);
     if (!isPayload(payload)) return sink.onError(invalidPayload(payload));
     this.#call(MessageType.Request, payload, options, sink);
   }
@@ -574,7 +593,8 @@ export class Connection {
    * @returns the error that refused the whole run, when nothing was sent:
    * an `InvalidArgumentError` for `payloads` that are no array or cannot
    * be read (a revoked proxy), a range outside them, a bad
-   * `timeoutMs` or an `idempotent` that is not a boolean, a `sink` whose
+   * `timeoutMs` or an `idempotent` that is not a boolean, a `sink` that
+   * is no object with `onReply` and `onError` methods or whose
    * `first` cannot be set (frozen, a getter without a setter) or whose
    * setter submits another run, or the closed connection's error (also
    * when the sink's setter closed it).
@@ -588,6 +608,13 @@ export class Connection {
   ): Error | undefined {
     const read = readRunOptions(options);
     if (read instanceof Error) return read;
+    // Once per run: every outcome of the run goes to these two methods.
+    const noSink = sinkProblem(
+      sink,
+      "submitBatch()",
+      "a batch sink (a first to set, onReply and onError methods)",
+    );
+    if (noSink !== undefined) return noSink;
     const { timeoutMs, idempotent } = read;
     const problem = runProblem(payloads, from, to, timeoutMs);
     if (problem !== undefined) return problem;
