@@ -9,15 +9,21 @@
  * Plain connections stay on `node:net` (see adapter.ts): it reads 1 KiB
  * requests 1.5-1.8x as fast as this loop.
  *
- * The price: Deno cannot abandon a handshake. Closing a TlsConn whose
- * handshake has not finished leaves its socket open until the handshake
- * ends, that is until the peer answers or closes (the process can still
- * exit). So a handshake given up on (a timeout, an abort) gets
- * {@linkcode CLOSE_STALL_MS} more to finish, and is then closed; one that
- * has not finished by then marks its endpoint stalled, and every later TLS
+ * The price: Deno cannot free the socket of a handshake it gives up on.
+ * Closing a TlsConn whose handshake has not finished cancels the
+ * handshake on our side at once (`handshake()` rejects, `Interrupted`,
+ * and the process may exit), but its socket stays open until the peer
+ * answers or closes (deno 2.9.6, against a listener that accepts and
+ * never answers: the connection stayed established after the close, for
+ * as long as the client process lived, until the listener wrote or
+ * closed). Waiting frees it no sooner. So a handshake given up on (a
+ * timeout, an abort) gets {@linkcode CLOSE_STALL_MS} more to finish, to
+ * tell a slow node from a mute one, and is then closed; one that has not
+ * finished by then marks its endpoint stalled, and every later TLS
  * connection to it goes through `node:tls`, whose sockets are ours to
  * close: at most one socket per node is left to its peer. While such a
- * handshake has its grace, its endpoint counts as stalled too.
+ * handshake has its grace, its endpoint counts as stalled too, and the
+ * handshake holds the process (at its exit, for the grace at most).
  *
  * @module
  */
