@@ -11,6 +11,7 @@ import type { NegotiationResult } from "../src/handshake/handshake.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import type { DatagramChannel } from "../src/runtime/datagram.ts";
 import type { ByteChannel, RuntimeAdapter } from "../src/runtime/types.ts";
+import { MessageType } from "../src/protocol/frame.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
@@ -263,6 +264,40 @@ test("a chunk whose reading throws hostile text ends the connection with it quot
     // Before: String(value) for the one without a prototype threw a raw
     // TypeError out of onData, into the channel.
     onData(new Hostile(16));
+    const error = await request;
+    assert.equal((await connection.closed)?.cause, value);
+    if (value === unrenderable) {
+      assert.match(
+        (error as Error).message,
+        /failed to handle a message: "an object"/,
+      );
+    } else assertQuoted(error, typeof value);
+  }
+});
+
+test("a reply a request route hands in whose reading throws hostile text ends the connection with it quoted short and escaped; one that throws what String() cannot render does not throw out of the receiver", async () => {
+  const unrenderable = Object.create(null);
+  for (const value of [new Error(HOSTILE), HOSTILE, unrenderable]) {
+    const { connection } = over(stubChannel({ onData: () => {} }));
+    const receive = connection.routeRequests({
+      maxPayload: 1024,
+      tooLarge: (length) => new RangeError(`${length} bytes`),
+      send: () => {},
+      close: () => {},
+    });
+    const request = connection.sendRequest(ops.echo("x")).catch((e) => e);
+    // A custom route's message: reading its payload is foreign code.
+    const message = {
+      type: MessageType.Response,
+      flags: 0,
+      sequence: 1,
+      get payload(): Uint8Array {
+        throw value;
+      },
+    };
+    // Before: String(value) for the one without a prototype threw a raw
+    // TypeError out of the receiver, into the route.
+    assert.equal(receive(message), true);
     const error = await request;
     assert.equal((await connection.closed)?.cause, value);
     if (value === unrenderable) {

@@ -11,6 +11,7 @@ import {
   type Endpoint,
   ProtocolError,
 } from "../errors.ts";
+import { foreignText } from "../errors/base.ts";
 import { type Message, MessageType } from "../protocol/frame.ts";
 
 /** The parts of a connection's core the routed receiver reads. */
@@ -56,7 +57,9 @@ export function routedReceiver(
       core.owner.destroy(
         new ConnectionLostError(
           core.owner,
-          `failed to handle a message: ${String(error)}`,
+          // Foreign (a custom route's message, its getters): quoted and
+          // cut, kept whole as the cause.
+          `failed to handle a message: ${foreignText(error)}`,
           { cause: error },
         ),
       );
