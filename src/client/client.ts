@@ -51,7 +51,7 @@ import { guardLogger } from "../cluster/log.ts";
 import {
   checkClientConstruction,
   clientStats,
-  lendConnection,
+  lendClient,
   logBudgetSpent,
   logRetries,
   pingClient,
@@ -276,29 +276,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     const checked = door.checkedRequest(payload, options);
     if (checked === undefined) return door.rejectRequest(payload, options);
     if (this.#closing) return Promise.reject(new ClientClosedError());
-    if (this.#lazy) return this.#requestWhenReady(payload, checked);
+    if (this.#lazy) return this.#lazy.request(payload, checked);
     return this.#path.request(payload, checked);
-  }
-
-  // Apart from request(): a closure there would capture its arguments,
-  // and V8 would then allocate a context on every call, lazy or not.
-  #requestWhenReady(
-    payload: Uint8Array,
-    options: ClientRequestOptions,
-  ): Promise<Uint8Array> {
-    return this.#lazy!.after(
-      options,
-      // The connect's time is taken off the first attempt's `timeoutMs`,
-      // as a pool wait's is: it bounds the attempt end to end.
-      (leftMs) =>
-        this.#path.request(payload, this.#path.firstAttempt(options, leftMs)),
-      (error) => {
-        // Failed for good, as one that reached no node is: counted so.
-        this.#path.failedCount++;
-        this.#path.diagnostics.unsent([payload], options, error);
-        return Promise.reject(error);
-      },
-    );
   }
 
   /**
@@ -335,24 +314,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     if (this.#closing) {
       return Promise.resolve(failedBatch(list.length, new ClientClosedError()));
     }
-    if (this.#lazy) {
-      return this.#lazy.after(
-        args.options,
-        // Each item's first attempt has what the connect left, as a
-        // request's has.
-        (leftMs) =>
-          runBatch(
-            this.#parts,
-            list,
-            this.#path.firstAttempt(args.options, leftMs),
-          ),
-        (error) => {
-          this.#path.failedCount += list.length;
-          this.#path.diagnostics.unsent(list, args.options, error);
-          return Promise.resolve(failedBatch(list.length, error));
-        },
-      );
-    }
+    if (this.#lazy) return this.#lazy.requestMany(list, args.options);
     return runBatch(this.#parts, list, args.options);
   }
 
@@ -457,26 +419,13 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     // Read once, here: the pool is asked again on every retry, with a copy.
     const { timeoutMs, signal } = door.readWithConnectionArguments(fn, options);
     if (this.#closing) throw new ClientClosedError();
-    const acquire = { timeoutMs, signal };
-    const path = this.#path;
-    path.inFlight++;
-    try {
-      // The connect's time is taken off the first checkout's limit (its
-      // own `timeoutMs`, or `connectionTimeoutMs`): it bounds the attempt
-      // end to end, as a request's and ping()'s do.
-      const firstMs = this.#lazy
-        ? await this.#lazy.readyToLend(signal, timeoutMs)
-        : timeoutMs;
-      return await lendConnection(
-        this.#parts,
-        this.#pathOwner,
-        fn,
-        acquire,
-        firstMs,
-      );
-    } finally {
-      if (--path.inFlight === 0) this.#shutdown?.idle();
-    }
+    return await lendClient(
+      this.#parts,
+      this.#pathOwner,
+      this.#lazy,
+      fn,
+      { timeoutMs, signal },
+    );
   }
 
   /**

@@ -124,6 +124,35 @@ export async function pingClient(
   }
 }
 
+/**
+ * `Client.withConnection()` once its arguments are read: after a lazy
+ * client's connect, whose time is taken off the first checkout's limit,
+ * `fn` lent a connection; in flight from the call, as a request is, so a
+ * disconnect gives it its grace.
+ */
+export async function lendClient<T>(
+  client: BatchHost,
+  owner: RequestPathOwner,
+  lazy: LazyStart | undefined,
+  fn: (connection: Connection) => Promise<T>,
+  acquire: { timeoutMs: number | undefined; signal: AbortSignal | undefined },
+): Promise<T> {
+  const { timeoutMs, signal } = acquire;
+  const path = client.path;
+  path.inFlight++;
+  try {
+    // The connect's time is taken off the first checkout's limit (its
+    // own `timeoutMs`, or `connectionTimeoutMs`): it bounds the attempt
+    // end to end, as a request's and ping()'s do.
+    const firstMs = lazy
+      ? await lazy.readyToLend(signal, timeoutMs)
+      : timeoutMs;
+    return await lendConnection(client, owner, fn, acquire, firstMs);
+  } finally {
+    if (--path.inFlight === 0) owner.idle();
+  }
+}
+
 /** Pings over `connection` to `address`, within `timeoutMs`. */
 async function pingOn(
   address: string,

@@ -1,15 +1,22 @@
 /**
  * A lazy client's first connect (`Client.connect({ lazy: true })`): the
  * one connect every call waits on until it succeeds, each call within its
- * own time limit and signal, and the errors of a call whose limit passed
- * during it. Held only by a lazy client, until that connect succeeds.
+ * own time limit and signal, the requests and batches that wait on it
+ * (apart from `Client.request`, which stays as lean as an eager client's),
+ * and the errors of a call whose limit passed during it. Held only by a
+ * lazy client, until that connect succeeds.
  *
  * @module
  */
 
 import { connectLogged } from "../cluster/log.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import type { BatchHost } from "./batch.ts";
+import {
+  type BatchHost,
+  type BatchResult,
+  failedBatch,
+  runBatch,
+} from "./batch.ts";
 import { channels } from "../diagnostics/channels.ts";
 import { abortable } from "./connect.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
@@ -67,6 +74,54 @@ export class LazyStart {
         if (--path.inFlight === 0) this.#owner.idle();
       }
     }, fail);
+  }
+
+  /**
+   * `Client.request` on a lazy client: the request once connected, its
+   * first attempt with what the connect left of its `timeoutMs`. Apart
+   * from `Client.request`: a closure there would capture its arguments,
+   * and V8 would then allocate a context on every call, lazy or not.
+   */
+  request(
+    payload: Uint8Array,
+    options: ClientRequestOptions,
+  ): Promise<Uint8Array> {
+    const path = this.#client.path;
+    return this.after(
+      options,
+      // The connect's time is taken off the first attempt's `timeoutMs`,
+      // as a pool wait's is: it bounds the attempt end to end.
+      (leftMs) => path.request(payload, path.firstAttempt(options, leftMs)),
+      (error) => {
+        // Failed for good, as one that reached no node is: counted so.
+        path.failedCount++;
+        path.diagnostics.unsent([payload], options, error);
+        return Promise.reject(error);
+      },
+    );
+  }
+
+  /**
+   * `Client.requestMany` on a lazy client: the batch once connected, or
+   * every item failed with the connect's error.
+   */
+  requestMany(
+    list: Uint8Array[],
+    options: ClientRequestOptions,
+  ): Promise<BatchResult[]> {
+    const path = this.#client.path;
+    return this.after(
+      options,
+      // Each item's first attempt has what the connect left, as a
+      // request's has.
+      (leftMs) =>
+        runBatch(this.#client, list, path.firstAttempt(options, leftMs)),
+      (error) => {
+        path.failedCount += list.length;
+        path.diagnostics.unsent(list, options, error);
+        return Promise.resolve(failedBatch(list.length, error));
+      },
+    );
   }
 
   /**
