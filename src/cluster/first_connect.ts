@@ -1,7 +1,9 @@
 /**
  * A manager's first connections: to every node at once in `connect()`,
- * and to a node `addNode` brings in, with how long each may take and what
- * the failures add up to. Runs once per node, never on the request path.
+ * then its pools and health loop started, and to a node `addNode` brings
+ * in, with how long each may take and what the failures add up to (a
+ * manager closed meanwhile among them). Runs once per node, never on the
+ * request path.
  *
  * @module
  */
@@ -11,6 +13,7 @@ import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
 import {
   AbortedError,
   AuthenticationError,
+  ClientClosedError,
   ConnectFailedError,
   NegotiationError,
   TlsError,
@@ -89,6 +92,38 @@ export async function connectNodes(
 }
 
 /**
+ * `ConnectionManager.connect()` once its signal is checked: the first
+ * connections to every node (`registry.nodes` as they are now, each
+ * waited for `waitMs` at most), then the pool of each node that answered
+ * started and the health `loop` scheduled. `closed` says whether the
+ * manager was closed meanwhile.
+ *
+ * @throws what {@linkcode connectNodes} throws, or
+ *   {@linkcode ClientClosedError} when the manager was closed meanwhile.
+ */
+export async function startNodes(
+  registry: { readonly nodes: readonly ManagedNode[] },
+  loop: { schedule(): void },
+  waitMs: number,
+  signal: AbortSignal | undefined,
+  marks: ConnectMarks,
+  closed: () => boolean,
+): Promise<void> {
+  try {
+    await connectNodes(registry.nodes, waitMs, signal, marks);
+  } catch (error) {
+    // Every pool closed under it: a ConnectFailedError, retryable, would
+    // have a caller retry a manager that can never connect again.
+    throw closed() ? closedError() : error;
+  }
+  if (closed()) throw closedError();
+  for (const node of registry.nodes) {
+    if (node.health.isHealthy && !node.pool.isClosed) node.pool.start();
+  }
+  loop.schedule();
+}
+
+/**
  * Opens the first connection to `node`, added while the manager runs,
  * waiting `waitMs` at most; hands the error it failed with (undefined once
  * it is open) to `book`, which updates the node's health, and resolves
@@ -118,4 +153,9 @@ export async function connectAdded(
 
 function connectAborted(signal: AbortSignal): AbortedError {
   return new AbortedError("the connect was aborted", signal.reason);
+}
+
+/** What a manager's calls fail with once it is closed. */
+export function closedError(): ClientClosedError {
+  return new ClientClosedError("the connection manager is closed");
 }

@@ -4,7 +4,7 @@
  * class keeps the choice (the healthy set, the balancer, panic) and the
  * bookings of what requests saw; who the nodes are is `registry.ts`, what
  * takes them out of rotation and back `health_watch.ts`, their pools
- * `connector.ts`.
+ * `connector.ts`, their first connections `first_connect.ts`.
  *
  * @module
  */
@@ -16,7 +16,7 @@ import {
 } from "./manager_door.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
-import { ClientClosedError, NoHealthyNodesError } from "../errors.ts";
+import { NoHealthyNodesError } from "../errors.ts";
 import {
   type ListenerOptions,
   TypedEventTarget,
@@ -29,9 +29,10 @@ import { HealthyNodeSet } from "./healthy_set.ts";
 import { nodePools } from "./connector.ts";
 import { type OutlierEjector, recordFailedRequest } from "./ejection.ts";
 import {
+  closedError,
   connectAdded,
-  connectNodes,
   firstConnectWaitMs,
+  startNodes,
 } from "./first_connect.ts";
 import { MANAGER_EVENT_NAMES, type ManagerEventMap } from "./events.ts";
 import type { HealthCheckResult } from "./health_loop.ts";
@@ -256,19 +257,14 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   async connect(signal?: AbortSignal): Promise<void> {
     checkConnectSignal(signal);
     if (this.#closed) throw closedError();
-    const waitMs = firstConnectWaitMs(this.#config);
-    try {
-      await connectNodes(this.#registry.nodes, waitMs, signal, this);
-    } catch (error) {
-      // Every pool closed under it: a ConnectFailedError, retryable, would
-      // have a caller retry a manager that can never connect again.
-      throw this.#closed ? closedError() : error;
-    }
-    if (this.#closed) throw closedError();
-    for (const node of this.#registry.nodes) {
-      if (node.health.isHealthy && !node.pool.isClosed) node.pool.start();
-    }
-    this.#watch.loop.schedule();
+    await startNodes(
+      this.#registry,
+      this.#watch.loop,
+      firstConnectWaitMs(this.#config),
+      signal,
+      this,
+      () => this.#closed,
+    );
   }
 
   /**
@@ -514,8 +510,4 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     await Promise.all(this.#registry.all().map((node) => node.pool.close()));
     await this.#watch.loop.settled();
   }
-}
-
-function closedError(): ClientClosedError {
-  return new ClientClosedError("the connection manager is closed");
 }
