@@ -1,15 +1,19 @@
 /**
- * A pool's parts built and wired to each other: the roster, the
- * housekeeper, the waiters and the opener, over one shared context whose
- * calls back into the pool (the pump, `poolReady`) the pool hands in.
- * Runs once, in the pool's constructor.
+ * A pool's options read, its settings resolved, and its parts built and
+ * wired to each other: the roster, the housekeeper, the waiters and the
+ * opener, over one shared context whose calls back into the pool (the
+ * pump, `poolReady`) the pool hands in. Runs once, in the pool's
+ * constructor.
  *
  * @module
  */
 
 import { type Clock, systemClock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
+import { resolvePoolConfig } from "../config/resolve.ts";
+import { readable } from "../config/validate.ts";
 import { TickClock } from "../tick_clock.ts";
+import { readPoolOptions } from "./arguments.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";
 import { Housekeeper } from "./housekeeping.ts";
 import { Opener } from "./opening.ts";
@@ -41,16 +45,23 @@ export interface PoolParts<C extends PoolableConnection> {
 export type PoolCalls = Pick<PoolContext, "pump" | "pumpSoon" | "checkReady">;
 
 /**
- * Builds a pool's parts from its options (read and checked already) and
- * its resolved settings.
+ * Builds a pool's parts from its options, read and checked here, and its
+ * settings, resolved and frozen here (`ctx.address` and `ctx.config` are
+ * the pool's `address` and `config`).
+ *
+ * @throws {InvalidArgumentError} for a bad option; `ConfigError` for a bad `config`.
  */
 export function assemblePool<C extends PoolableConnection>(
   target: PoolContext["target"],
-  address: string,
-  config: Readonly<PoolConfig>,
-  o: ConnectionPoolOptions<C>,
+  options: ConnectionPoolOptions<C>,
   calls: PoolCalls,
 ): PoolParts<C> {
+  const o = readPoolOptions<C>(options);
+  const address = o.address;
+  // One that cannot be read is a ConfigError too, as a client's is.
+  const config: Readonly<PoolConfig> = Object.freeze(
+    readable("poolConfig", o.config, () => resolvePoolConfig(o.config)),
+  );
   const factory = o.factory;
   const clock = o.clock ?? systemClock;
   const random = o.random ?? Math.random;

@@ -13,7 +13,8 @@
  * and lifetime can be tested on a virtual clock.
  *
  * Here: the API, the checkout paths and the pool's state. Apart: its
- * parts' wiring (assembly.ts), the pump (pump.ts), the check-in of a
+ * options read and its parts' wiring (assembly.ts), the pump and
+ * `poolReady` (pump.ts), the check-in of a
  * connection lent for exclusive use (check_in.ts) and the work of
  * `clear()` and `close()` (shutdown.ts), beside the parts themselves.
  *
@@ -22,9 +23,7 @@
 
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
-import { readAcquireOptions, readPoolOptions } from "./arguments.ts";
-import { resolvePoolConfig } from "../config/resolve.ts";
-import { readable } from "../config/validate.ts";
+import { readAcquireOptions } from "./arguments.ts";
 import type { TickClock } from "../tick_clock.ts";
 import type { PoolEmitter } from "./context.ts";
 import {
@@ -134,9 +133,8 @@ export class ConnectionPool<C extends PoolableConnection>
   #state = OPEN;
   /** Keep `minConnections` open; set by `start()` or the first use, cleared by `clear()`. */
   #filling = false;
-  /** Serves the waiters, then opens what is missing. */
+  /** Serves the waiters, then opens what is missing; says `poolReady`. */
   readonly #pump: Pump<C>;
-  #ready = false;
   #closePromise: Promise<void> | undefined;
 
   /**
@@ -146,17 +144,13 @@ export class ConnectionPool<C extends PoolableConnection>
    */
   constructor(options: ConnectionPoolOptions<C>) {
     super();
-    const o = readPoolOptions<C>(options);
-    this.address = o.address;
-    // One that cannot be read is a ConfigError too, as a client's is.
-    this.config = Object.freeze(
-      readable("poolConfig", o.config, () => resolvePoolConfig(o.config)),
-    );
-    const parts = assemblePool<C>(this, this.address, this.config, o, {
+    const parts = assemblePool<C>(this, options, {
       pump: () => this.#pump.pump(),
       pumpSoon: () => this.#pump.pumpSoon(),
-      checkReady: () => this.#checkReady(),
+      checkReady: () => this.#pump.checkReady(),
     });
+    this.address = parts.ctx.address;
+    this.config = parts.ctx.config;
     this.#parts = parts;
     this.#tick = parts.tick;
     this.#events = parts.events;
@@ -247,7 +241,7 @@ export class ConnectionPool<C extends PoolableConnection>
       throw new PoolClosedError(this.address, "closed");
     }
     this.#filling = true;
-    this.#checkReady();
+    this.#pump.checkReady();
     this.#pump.pump();
   }
 
@@ -551,16 +545,5 @@ export class ConnectionPool<C extends PoolableConnection>
   #startFilling(): void {
     this.#filling = true;
     this.#pump.pumpSoon();
-  }
-
-  #checkReady(): void {
-    const live = this.#roster.live;
-    if (this.#ready || !this.#filling || live < this.config.minConnections) {
-      return;
-    }
-    this.#ready = true;
-    if (this.hasListeners("poolReady")) {
-      this.#events.emit("poolReady", { address: this.address, open: live });
-    }
   }
 }

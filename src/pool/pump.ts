@@ -1,7 +1,8 @@
 /**
  * A pool's pump: serves the waiters, then opens what is missing, going
  * round again while its own work asked for more, a bounded number of
- * times; or once after the current operation, however often it is asked.
+ * times; or once after the current operation, however often it is asked;
+ * and `poolReady`, said once the filling first reaches `minConnections`.
  * Safe to call from anywhere, a listener's call included. Not on the
  * request path: `tryAcquireShared()` never pumps.
  *
@@ -11,7 +12,9 @@
 import type { Clock } from "../clock.ts";
 import type { PoolParts } from "./assembly.ts";
 import type { Housekeeper } from "./housekeeping.ts";
+import type { PoolContext } from "./context.ts";
 import type { Opener } from "./opening.ts";
+import type { Roster } from "./roster.ts";
 import type { PoolableConnection } from "./types.ts";
 import type { Waiters } from "./waiters.ts";
 import type { WaitQueue } from "./wait_queue.ts";
@@ -29,8 +32,12 @@ export class Pump<C extends PoolableConnection> {
   readonly #waiters: Waiters<C>;
   readonly #opener: Opener<C>;
   readonly #keeper: Housekeeper<C>;
+  readonly #roster: Roster<C>;
+  readonly #ctx: PoolContext;
   /** Whether the pool keeps `minConnections` open (its own flag). */
   readonly #filling: () => boolean;
+  /** `poolReady` was said (once per pool). */
+  #ready = false;
   #pumping = false;
   #pumpAgain = false;
   #pumpQueued = false;
@@ -42,6 +49,8 @@ export class Pump<C extends PoolableConnection> {
     this.#waiters = parts.waiters;
     this.#opener = parts.opener;
     this.#keeper = parts.keeper;
+    this.#roster = parts.roster;
+    this.#ctx = parts.ctx;
     this.#filling = filling;
   }
 
@@ -85,5 +94,25 @@ export class Pump<C extends PoolableConnection> {
       this.#pumpQueued = false;
       this.pump();
     });
+  }
+
+  /**
+   * Dispatches `poolReady` once `minConnections` are open for the first
+   * time while the pool fills; after that, does nothing.
+   */
+  checkReady(): void {
+    const live = this.#roster.live;
+    if (
+      this.#ready || !this.#filling() || live < this.#ctx.config.minConnections
+    ) {
+      return;
+    }
+    this.#ready = true;
+    if (this.#ctx.target.hasListeners("poolReady")) {
+      this.#ctx.events.emit("poolReady", {
+        address: this.#ctx.address,
+        open: live,
+      });
+    }
   }
 }
