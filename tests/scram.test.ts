@@ -373,6 +373,34 @@ test("SASLprep: spaces map, invisible characters vanish, compatibility forms fol
   });
 });
 
+test("SASLprep: every character of RFC 3454 B.1 is removed, U+200B too, though C.1.2 also lists it as a space; the other spaces become U+0020", () => {
+  const b1 = [
+    0x00ad,
+    0x034f,
+    0x1806,
+    0x180b,
+    0x180c,
+    0x180d,
+    0x200b,
+    0x200c,
+    0x200d,
+    0x2060,
+    0xfe00,
+    0xfe0f,
+    0xfeff,
+  ];
+  for (const cp of b1) {
+    const input = `pass${String.fromCodePoint(cp)}word`;
+    assert.equal(saslprep(input), "password", `U+${cp.toString(16)}`);
+  }
+  const spaces = [0x00a0, 0x1680, 0x202f, 0x205f, 0x3000];
+  for (let cp = 0x2000; cp <= 0x200a; cp++) spaces.push(cp);
+  for (const cp of spaces) {
+    const input = `pass${String.fromCodePoint(cp)}word`;
+    assert.equal(saslprep(input), "pass word", `U+${cp.toString(16)}`);
+  }
+});
+
 test("a password typed with a no-break space authenticates against the plain-space one", async () => {
   const store = await CredentialStore.create({ bob: "two words" });
   const error = await exchange(

@@ -5,8 +5,9 @@
  *
  * What is exact and what is approximate:
  * - mapping (non-ASCII spaces to U+0020, "commonly mapped to nothing"
- *   characters removed), NFKC normalisation and every prohibited table
- *   (RFC 3454 C.1.2 to C.9) are implemented exactly;
+ *   characters removed; U+200B, in both tables, is removed), NFKC
+ *   normalisation and every prohibited table (RFC 3454 C.1.2 to C.9) are
+ *   implemented exactly;
  * - the bidirectional rule uses RFC 3454's table D.1 exactly for
  *   right-to-left characters, but approximates table D.2 (left-to-right)
  *   as "any letter or spacing mark outside the right-to-left scripts",
@@ -186,6 +187,7 @@ export function passwordProblem(
  * ```ts
  * import { saslprep } from "@nodewire/client/auth";
  * saslprep("I\u00ADX"); // "IX"
+ * saslprep("pass\u200Bword"); // "password"
  * saslprep("\u2168"); // "IX"
  * saslprep("user"); // "user"
  * ```
@@ -203,8 +205,11 @@ export function saslprep(input: string): string {
   let mapped = "";
   for (const ch of input) {
     const cp = ch.codePointAt(0)!;
-    if (inRanges(cp, NON_ASCII_SPACE)) mapped += " ";
-    else if (!inRanges(cp, MAPPED_TO_NOTHING)) mapped += ch;
+    // B.1 before C.1.2: U+200B ZERO WIDTH SPACE is in both tables, and a
+    // zero-width character is one a user cannot see they typed; mapped to
+    // a space, "pass\u200Bword" became "pass word", another password.
+    if (inRanges(cp, MAPPED_TO_NOTHING)) continue;
+    mapped += inRanges(cp, NON_ASCII_SPACE) ? " " : ch;
   }
   const normalized = mapped.normalize("NFKC");
   let hasRandAL = false;
