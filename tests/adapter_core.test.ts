@@ -39,6 +39,75 @@ test("new ConnectionManager() refuses what is no resolved config, naming it", ()
   );
 });
 
+test("new ConnectionManager() refuses a resolved config edited by hand, before anything starts: only what resolveConfig() returned, frozen, is taken", () => {
+  type Edit = (config: Record<string, unknown>) => unknown;
+  const section =
+    (name: string, field: string, value: unknown): Edit => (c) => ({
+      ...c,
+      [name]: { ...(c[name] as object), [field]: value },
+    });
+  const without = (name: string): Edit => (c) => {
+    const copy = { ...c };
+    delete copy[name];
+    return copy;
+  };
+  // Each ran before: with a default or the NaN, failing late in another
+  // method's name, or with a raw TypeError.
+  const edits: Record<string, Edit> = {
+    "timeoutMs NaN": (c) => ({ ...c, timeoutMs: NaN }),
+    "timeoutMs -1": (c) => ({ ...c, timeoutMs: -1 }),
+    "timeoutMs a string": (c) => ({ ...c, timeoutMs: "5000" }),
+    "maxFrameSize NaN": (c) => ({ ...c, maxFrameSize: NaN }),
+    "panicThreshold NaN": (c) => ({ ...c, panicThreshold: NaN }),
+    "healthConfig.intervalMs -5": section("healthConfig", "intervalMs", -5),
+    "poolConfig.maxConnections NaN": section(
+      "poolConfig",
+      "maxConnections",
+      NaN,
+    ),
+    "no poolConfig": without("poolConfig"),
+    "no protocols": without("protocols"),
+    "hosts [null]": (c) => ({ ...c, hosts: [null] }),
+    "hosts []": (c) => ({ ...c, hosts: [] }),
+    "tls null": (c) => ({ ...c, tls: null }),
+    "logger 5": (c) => ({ ...c, logger: 5 }),
+    "whenNoHealthyNodes bogus": (c) => ({ ...c, whenNoHealthyNodes: "x" }),
+    "unchanged copy": (c) => ({ ...c }),
+    "proxy": (c) => new Proxy(c, {}),
+  };
+  for (const [what, edit] of Object.entries(edits)) {
+    const config = edit(resolved() as unknown as Record<string, unknown>);
+    assert.throws(
+      () => new ConnectionManager(config as never, network),
+      (error: unknown) =>
+        invalid(method, "config")(error) &&
+        /resolve it again/.test((error as Error).message),
+      what,
+    );
+  }
+  // Edited in place it cannot be: the config and its parts are frozen.
+  const config = resolved();
+  for (
+    const part of [
+      config,
+      config.poolConfig,
+      config.healthConfig,
+      config.retryConfig,
+      config.tls,
+      config.hosts,
+      config.hosts[0],
+      config.protocols,
+    ]
+  ) assert.ok(Object.isFrozen(part));
+  assert.throws(() => {
+    (config as { timeoutMs: number }).timeoutMs = NaN;
+  }, TypeError);
+  // The one resolveConfig() returned is taken, frozen again or not.
+  const manager = new ConnectionManager(Object.freeze(config), network);
+  assert.equal(manager.nodes.length, 1);
+  return manager.close();
+});
+
 test("new ConnectionManager() refuses an adapter without connect in its own name", () => {
   for (const adapter of [undefined, null, {}, { connect: 1 }, revoked()]) {
     assert.throws(

@@ -90,9 +90,10 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * Creates the pools (not yet connected). `connectionOptions` adds to what
    * each connection is opened with (the handshake hook, for example).
    *
-   * @throws {InvalidArgumentError} for a config that is not resolved (see
-   *   `resolveConfig`), an adapter without `connect`, or a connection
-   *   option `Connection.connect` would refuse, before anything starts.
+   * @throws {InvalidArgumentError} for a config that `resolveConfig` did
+   *   not return (a copy or an edit of one, a proxy, one built by hand), an
+   *   adapter without `connect`, or a connection option
+   *   `Connection.connect` would refuse, before anything starts.
    */
   constructor(
     config: ResolvedConfig,

@@ -13,7 +13,7 @@
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { CONNECT } from "../connection/control.ts";
 import { methods, readOptions, refuse, signal } from "../config/options.ts";
-import type { ResolvedConfig } from "../config/shapes.ts";
+import { isResolvedConfig } from "../config/resolve.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 
 const METHOD = "new ConnectionManager()";
@@ -33,12 +33,16 @@ export function readManagerArguments(
   adapter: unknown,
   connectionOptions: unknown,
 ): Partial<ConnectionOptions> {
-  if (!isResolved(config)) {
+  // Not re-validated: only a config resolveConfig() made (frozen) is
+  // taken, so a field edited by hand cannot reach the manager at all.
+  if (!isResolvedConfig(config)) {
     throw refuse(
       METHOD,
       "config",
       config,
-      "expected a ResolvedConfig, as resolveConfig() returns",
+      "expected a ResolvedConfig as resolveConfig() returns it (a copy, a " +
+        "proxy or an object built by hand is none: change the " +
+        "ConnectionConfig and resolve it again)",
     );
   }
   checkAdapter(adapter);
@@ -84,21 +88,6 @@ function checkAdapter(adapter: unknown): void {
   }
   if (wrong !== undefined) {
     throw refuse(METHOD, argument, adapter, wrong, cause);
-  }
-}
-
-/**
- * What a resolved config has and a manager reads at once: its hosts as
- * an array, a clock. A raw config (hosts as strings) passes this and is
- * refused where its hosts are read, by the host's own check.
- */
-function isResolved(config: unknown): config is ResolvedConfig {
-  try {
-    const c = config as Partial<ResolvedConfig> | null;
-    return typeof c === "object" && c !== null && Array.isArray(c.hosts) &&
-      typeof c.clock?.setTimeout === "function";
-  } catch {
-    return false;
   }
 }
 

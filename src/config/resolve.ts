@@ -103,7 +103,10 @@ export const CONFIG_KEYS: ReadonlySet<string> = new Set<string>([
 ]);
 
 /**
- * Validates a user configuration and fills in defaults.
+ * Validates a user configuration and fills in defaults. The result is
+ * frozen (its sections, hosts and protocols too), and is the only config
+ * `new ConnectionManager()` takes: to change a field, resolve the changed
+ * configuration again.
  *
  * @throws {ConfigError} naming the first field that is wrong and its value.
  * @example
@@ -116,10 +119,55 @@ export const CONFIG_KEYS: ReadonlySet<string> = new Set<string>([
  *   if (error instanceof ConfigError) console.log(error.field); // "hosts[0]"
  *   else throw error;
  * }
+ * const resolved = resolveConfig({ hosts: ["127.0.0.1"] });
+ * console.log(Object.isFrozen(resolved)); // true
  * ```
  */
 export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
-  return readable("config", config, () => resolve(config));
+  const resolved = frozen(readable("config", config, () => resolve(config)));
+  MADE.add(resolved);
+  return resolved;
+}
+
+/**
+ * The configs {@linkcode resolveConfig} made. A /core caller hands one to
+ * `new ConnectionManager()`, which reads its fields unchecked, far from
+ * the door: an edited copy (a NaN timeout, a missing section, a host of
+ * null) ran with a silent default, failed late in another method's name
+ * or threw a raw TypeError. Only what is in here is taken, and it is
+ * frozen, so what was checked is what is read.
+ */
+const MADE = new WeakSet<object>();
+
+/**
+ * Whether `value` is a config {@linkcode resolveConfig} made (not a copy,
+ * not a proxy of one, not one built by hand).
+ */
+export function isResolvedConfig(value: unknown): value is ResolvedConfig {
+  return typeof value === "object" && value !== null && MADE.has(value);
+}
+
+/**
+ * `config` and the parts resolution built for it, frozen; not what the
+ * caller handed in and the config holds as given (the clock, the logger,
+ * an adapter), which are the caller's own objects.
+ */
+function frozen(config: ResolvedConfig): ResolvedConfig {
+  for (const host of config.hosts) Object.freeze(host);
+  if (config.tls.ca !== undefined) Object.freeze(config.tls.ca);
+  const parts = [
+    config.hosts,
+    config.protocols,
+    config.tls,
+    config.poolConfig,
+    config.retryConfig,
+    config.retryBudget,
+    config.hedging,
+    config.healthConfig,
+    config.outlierEjection,
+  ];
+  for (const part of parts) if (part !== undefined) Object.freeze(part);
+  return Object.freeze(config);
 }
 
 function resolve(config: ConnectionConfig): ResolvedConfig {

@@ -403,7 +403,9 @@ export interface HostAddress {
 }
 
 /**
- * A validated configuration with every default filled in.
+ * A validated configuration with every default filled in, as
+ * `resolveConfig` returns it: frozen, and the only kind
+ * `new ConnectionManager()` takes (not a copy, nor one built by hand).
  *
  * @example
  * ```ts
@@ -414,51 +416,51 @@ export interface HostAddress {
  */
 export interface ResolvedConfig {
   /** Parsed hosts. */
-  hosts: HostAddress[];
+  readonly hosts: HostAddress[];
   /** User name, if any. */
-  username: string | undefined;
+  readonly username: string | undefined;
   /** Password, wrapped so that it never prints. */
-  password: Secret | undefined;
+  readonly password: Secret | undefined;
   /** Whether TLS is on (`tlsPolicy` says how). */
-  enableTls: boolean;
+  readonly enableTls: boolean;
   /** TLS policy in force. */
-  tlsPolicy: TlsPolicy;
+  readonly tlsPolicy: TlsPolicy;
   /** Protocols the client may use, best first. */
-  protocols: ProtocolType[];
+  readonly protocols: ProtocolType[];
   /** Certificate checks and TLS timing. */
-  tls: ResolvedTlsConfig;
+  readonly tls: ResolvedTlsConfig;
   /** Connect timeout, in ms. */
-  timeoutMs: number;
+  readonly timeoutMs: number;
   /** Request timeout, in ms. */
-  requestTimeoutMs: number;
+  readonly requestTimeoutMs: number;
   /** Largest frame payload, in bytes. */
-  maxFrameSize: number;
+  readonly maxFrameSize: number;
   /** Largest UDP datagram sent, in bytes. */
-  maxDatagramSize: number;
+  readonly maxDatagramSize: number;
   /** Pool settings. */
-  poolConfig: PoolConfig;
+  readonly poolConfig: PoolConfig;
   /** Retry settings. */
-  retryConfig: RetryConfig;
+  readonly retryConfig: RetryConfig;
   /** The retry budget, or undefined when turned off. */
-  retryBudget: RetryBudgetConfig | undefined;
+  readonly retryBudget: RetryBudgetConfig | undefined;
   /** The hedging policy, or undefined when off. */
-  hedging: HedgingConfig | undefined;
+  readonly hedging: HedgingConfig | undefined;
   /** Health settings. */
-  healthConfig: HealthConfig;
+  readonly healthConfig: HealthConfig;
   /** Outlier ejection, or undefined when turned off. */
-  outlierEjection: OutlierEjectionConfig | undefined;
+  readonly outlierEjection: OutlierEjectionConfig | undefined;
   /** Healthy share below which requests go to every node; 0 off. */
-  panicThreshold: number;
+  readonly panicThreshold: number;
   /** Node choice. */
-  loadBalancing: LoadBalancing;
+  readonly loadBalancing: LoadBalancing;
   /** Behaviour with no healthy node. */
-  whenNoHealthyNodes: "fail" | "tryAll";
+  readonly whenNoHealthyNodes: "fail" | "tryAll";
   /** Adapter override, if any. */
-  runtime: RuntimeName | RuntimeAdapter | undefined;
+  readonly runtime: RuntimeName | RuntimeAdapter | undefined;
   /** Clock. */
-  clock: Clock;
+  readonly clock: Clock;
   /** Client name for hello. */
-  clientName: string;
+  readonly clientName: string;
   /** Log hook, if any. */
-  logger: Logger | undefined;
+  readonly logger: Logger | undefined;
 }
