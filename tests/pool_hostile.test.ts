@@ -291,6 +291,120 @@ test("a factory's connection that passes the door but throws as the pool takes i
   }
 });
 
+/**
+ * Sets `conn`'s `part` getter to throw once `armed()` says so, as a custom
+ * connection's may once torn down (a getter over a table set to null).
+ */
+function trapGetter(
+  conn: FakeConnection,
+  part: "isOpen" | "inFlight",
+  armed: () => boolean,
+): void {
+  let value = conn[part];
+  Object.defineProperty(conn, part, {
+    get: () => {
+      if (armed()) throw new TypeError(`${part} trap`);
+      return value;
+    },
+    set: (v) => (value = v),
+  });
+}
+
+test("a connection whose isOpen or inFlight getter throws once taken in is dropped as broken wherever the pool meets it off the request path (its timer, returnConnection, getConnection, a waiter served, stats, clear, close): destroyed, its slot freed, nothing thrown or uncaught", async () => {
+  const scenes = [
+    "timer",
+    "return",
+    "waiter",
+    "get",
+    "stats",
+    "clear",
+    "close",
+  ] as const;
+  for (const part of ["isOpen", "inFlight"] as const) {
+    for (const scene of scenes) {
+      const what = `${part}, ${scene}`;
+      let armed = false;
+      const seen = await rejectionsDuring(async () => {
+        const clock = new VirtualClock();
+        const made: FakeConnection[] = [];
+        const pool = new ConnectionPool<FakeConnection>({
+          address: ADDRESS,
+          config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
+          clock,
+          random: () => 0.5,
+          factory: () => {
+            const conn = new FakeConnection();
+            if (made.length === 0) trapGetter(conn, part, () => armed);
+            made.push(conn);
+            return Promise.resolve(conn);
+          },
+        });
+        const closed: string[] = [];
+        pool.addEventListener("connectionClosed", (e) => {
+          closed.push(`${e.detail.reason}:${e.detail.error?.message}`);
+        });
+        const lent = scene === "return" || scene === "waiter";
+        const first = lent
+          ? await pool.getConnection()
+          : await pool.acquireShared();
+        const waiter = scene === "waiter"
+          ? watch(pool.getConnection({ timeoutMs: 500 }))
+          : undefined;
+        armed = true;
+        let late: ReturnType<typeof watch<FakeConnection>> | undefined;
+        if (scene === "timer") await clock.advance(1000);
+        else if (scene === "return" || scene === "waiter") {
+          pool.returnConnection(first);
+        } else if (scene === "get") {
+          late = watch(pool.getConnection({ timeoutMs: 500 }));
+        } else if (scene === "stats") {
+          const stats = pool.stats();
+          assert.equal(stats.open, 1, what);
+          assert.equal(stats.idle, 0, what);
+          assert.equal(stats.inFlight, 0, what);
+        } else if (scene === "clear") pool.clear();
+        await clock.advance(1);
+        // Stats leave it be; close() closes it, as any connection, and so
+        // does clear() when the getter it reads (inFlight) answers.
+        if (scene === "clear" && part === "isOpen") {
+          assert.equal(made[0].closeCalls, 1, what);
+        } else if (scene !== "stats" && scene !== "close") {
+          assert.equal(made[0].destroyed, true, `${what}: destroyed`);
+          assert.ok(
+            made[0].destroyedWith instanceof InvalidArgumentError,
+            `${what}: ${made[0].destroyedWith}`,
+          );
+          assert.equal(closed.length, 1, what);
+          assert.match(
+            closed[0],
+            new RegExp(
+              `^error:.*connection \\d+'s ${part} is expected to be .*readable`,
+            ),
+            what,
+          );
+        }
+        // The slot is free: the next caller gets a fresh connection.
+        for (const got of [waiter, late]) {
+          if (got === undefined) continue;
+          assert.equal(got.done, true, `${what}: served`);
+          assert.equal(got.value, made[1], `${what}: a fresh one`);
+          pool.returnConnection(got.value!);
+        }
+        const closing = watch(pool.close());
+        await clock.advance(10_000);
+        assert.equal(closing.done, true, `${what}: closed`);
+        assert.equal(closing.error, undefined, what);
+        assert.ok(
+          made[0].destroyed || made[0].closeCalls === 1,
+          `${what}: ended at last`,
+        );
+        assert.equal(clock.pendingTimers, 0, what);
+      });
+      assert.deepEqual(seen, [], what);
+    }
+  }
+});
+
 // ---------------------------------------------------------- the pool's events
 
 test("ConnectionPool.addEventListener and removeEventListener refuse an event name the pool never dispatches (a typo heard nothing), a non-listener and bad options with InvalidArgumentError naming them", () => {

@@ -12,7 +12,7 @@
 
 import type { PoolParts } from "./assembly.ts";
 import type { Entry } from "./entry.ts";
-import { uncounted } from "./load.ts";
+import { uncounted, unreadable } from "./load.ts";
 import type { Pump } from "./pump.ts";
 import type { PoolableConnection } from "./types.ts";
 
@@ -44,6 +44,13 @@ export function checkIn<C extends PoolableConnection>(
   }
   if (entry.removed) {
     roster.entries.delete(conn);
+    return;
+  }
+  // A getter that throws escaped to the caller returning it, and the
+  // connection stayed, counted, never handed out again.
+  const broken = unreadable(conn);
+  if (broken !== undefined) {
+    roster.dropBroken(entry, broken);
     return;
   }
   if (!conn.isOpen) {

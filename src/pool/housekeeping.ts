@@ -15,7 +15,7 @@ import { asError } from "../errors/base.ts";
 import { overdueClose } from "./drain.ts";
 import { endpointOf } from "./endpoint.ts";
 import type { Entry } from "./entry.ts";
-import { uncounted } from "./load.ts";
+import { uncounted, unreadable } from "./load.ts";
 import type { Roster } from "./roster.ts";
 import type { PoolableConnection } from "./types.ts";
 
@@ -137,13 +137,13 @@ export class Housekeeper<C extends PoolableConnection> {
    */
   closeWhenIdle(entry: Entry<C>, now: number): void {
     if (entry.removed || entry.lent) return; // a lent one closes on return
-    if (entry.conn.inFlight === 0) {
-      this.#roster.remove(entry, entry.retire ?? "stale", undefined, true);
-      return;
-    }
+    // Checked first: a getter that throws escaped from clear() and the
+    // timer.
     const error = uncounted(entry.conn);
     if (error !== undefined) this.#roster.dropBroken(entry, error);
-    else this.wakeAt(now + BUSY_RECHECK_MS);
+    else if (entry.conn.inFlight === 0) {
+      this.#roster.remove(entry, entry.retire ?? "stale", undefined, true);
+    } else this.wakeAt(now + BUSY_RECHECK_MS);
   }
 
   /**
@@ -173,6 +173,13 @@ export class Housekeeper<C extends PoolableConnection> {
     );
     for (const entry of roster.list.slice()) {
       if (entry.removed) continue;
+      // A getter that throws escaped from the timer (uncaught), the
+      // timer was not armed again and the connection stayed.
+      const broken = unreadable(entry.conn);
+      if (broken !== undefined) {
+        roster.dropBroken(entry, broken);
+        continue;
+      }
       if (!entry.conn.isOpen) {
         roster.remove(entry, "error", undefined, false);
         continue;

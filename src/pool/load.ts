@@ -8,7 +8,7 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
-import { textOf } from "../errors/base.ts";
+import { foreignText, textOf } from "../errors/base.ts";
 import type { PoolableConnection } from "./types.ts";
 
 /**
@@ -18,6 +18,45 @@ import type { PoolableConnection } from "./types.ts";
  */
 export function isCount(load: unknown): boolean {
   return typeof load === "number" && load >= 0 && load !== Infinity;
+}
+
+/**
+ * Reads `conn.isOpen` and `conn.inFlight`, and returns the error for a
+ * connection either of whose getters throws (a custom connection's, once
+ * taken in), else undefined. Such a connection is broken: it is dropped
+ * (destroyed, its slot freed) where the pool's own code meets it off the
+ * request path (the housekeeper's timer, a check-in, serving waiters, an
+ * exclusive checkout, `clear()`), where before the throw escaped, from
+ * the timer too, and the connection stayed. Not on the shared checkout
+ * (`acquireShared`, `tryAcquireShared`), which reads them unguarded.
+ */
+export function unreadable(
+  conn: PoolableConnection,
+): InvalidArgumentError | undefined {
+  let part = "isOpen";
+  try {
+    void conn.isOpen;
+    part = "inFlight";
+    void conn.inFlight;
+    return undefined;
+  } catch (error) {
+    return new InvalidArgumentError(
+      "options.factory",
+      conn,
+      `connection ${textOf(idOf(conn))}'s ${part} is expected to be ` +
+        `readable (it threw ${foreignText(error)})`,
+      { method: "ConnectionPool", cause: error },
+    );
+  }
+}
+
+/** `conn.id`, or what says it could not be read. */
+function idOf(conn: PoolableConnection): unknown {
+  try {
+    return conn.id;
+  } catch {
+    return "(unreadable)";
+  }
 }
 
 /**
@@ -36,16 +75,11 @@ export function uncounted(
   } catch (error) {
     cause = error;
   }
-  let id: unknown;
-  try {
-    id = conn.id;
-  } catch {
-    id = "(unreadable)";
-  }
+  const id = textOf(idOf(conn));
   return new InvalidArgumentError(
     "options.factory",
     load,
-    `connection ${textOf(id)}'s inFlight is expected to be a count of ` +
+    `connection ${id}'s inFlight is expected to be a count of ` +
       `requests (a finite number ≥ 0)${
         cause === undefined ? "" : " and to be readable"
       }`,

@@ -307,7 +307,15 @@ export class ConnectionPool<C extends PoolableConnection>
     // connection comes back and before the waiters are served) would
     // otherwise take the connection from under a shared waiter.
     if (this.#queue.size === 0) {
-      const entry = this.#roster.pickExclusive(this.#tick.now());
+      let entry: Entry<C> | undefined;
+      try {
+        entry = this.#roster.pickExclusive(this.#tick.now());
+      } catch {
+        // A custom connection's isOpen or inFlight getter threw (a raw
+        // throw to the caller, and the connection stayed): the caller
+        // waits, and serving it drops that connection as broken. Not on
+        // a request's path: requests share connections.
+      }
       if (entry !== undefined) {
         entry.lent = entry.used = true;
         if (this.hasListeners("checkedOut")) {

@@ -11,7 +11,7 @@ import { asError } from "../errors/base.ts";
 import type { PoolContext } from "./context.ts";
 import type { Entry } from "./entry.ts";
 import type { ConnectionClosedReason } from "./events.ts";
-import { hasWork, uncounted } from "./load.ts";
+import { hasWork, uncounted, unreadable } from "./load.ts";
 import { closeQuietly, destroyQuietly, noop } from "./quiet_close.ts";
 import type { PoolableConnection } from "./types.ts";
 
@@ -270,10 +270,12 @@ export class Roster<C extends PoolableConnection> {
 
   /**
    * Drops, as broken, the connections that may be handed out but whose
-   * `inFlight` is no count (see {@linkcode uncounted}): they were never
-   * chosen, and a caller waited for them in vain. Destroyed, with
-   * `connectionClosed` (reason `error`) carrying the error. For a caller
-   * about to wait, never for one served at once.
+   * `inFlight` is no count, or whose `isOpen` or `inFlight` getter throws
+   * (see {@linkcode uncounted}, {@linkcode unreadable}): they were never
+   * chosen, or threw from the pick, and a caller waited for them in
+   * vain. Destroyed, with
+   * `connectionClosed` (reason `error`) carrying the error. For callers
+   * waiting (as they are served), never for one served at once.
    */
   dropUncounted(): void {
     const list = this.list;
@@ -284,7 +286,7 @@ export class Roster<C extends PoolableConnection> {
       if (entry === undefined || entry.lent || entry.retire !== undefined) {
         continue;
       }
-      const error = uncounted(entry.conn);
+      const error = unreadable(entry.conn) ?? uncounted(entry.conn);
       if (error !== undefined) this.dropBroken(entry, error);
     }
   }

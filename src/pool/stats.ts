@@ -6,7 +6,7 @@
  */
 
 import type { Opener } from "./opening.ts";
-import { isCount } from "./load.ts";
+import { isCount, unreadable } from "./load.ts";
 import type { Roster } from "./roster.ts";
 import type { PoolableConnection, PoolStats } from "./types.ts";
 import type { WaitQueue } from "./wait_queue.ts";
@@ -27,13 +27,17 @@ export function poolStats<C extends PoolableConnection>(
   let inFlight = 0;
   const list = roster.list;
   for (const entry of list) {
+    if (entry.lent) inUse++;
+    // One whose getter throws counts as held and nothing more (a snapshot
+    // leaves it to the pool to drop it); its throw escaped from stats().
+    if (unreadable(entry.conn) !== undefined) continue;
     const load = entry.conn.inFlight;
     // A custom connection's that is no count (NaN) would make the sum one;
     // the pool drops such a connection once it is in anyone's way.
     if (isCount(load)) inFlight += load;
-    if (entry.lent) inUse++;
-    else if (
-      entry.retire === undefined && load === 0 && entry.conn.isOpen
+    if (
+      !entry.lent && entry.retire === undefined && load === 0 &&
+      entry.conn.isOpen
     ) idle++;
   }
   return {

@@ -39,7 +39,15 @@ export interface PoolableConnection {
    * wait for it: it could never be chosen.
    */
   readonly inFlight: number;
-  /** False once closing, closed or broken. */
+  /**
+   * False once closing, closed or broken. A connection whose `isOpen` or
+   * `inFlight` getter throws once taken in is dropped as broken
+   * (destroyed, `connectionClosed` with reason `error`) where the pool
+   * meets it off the request path: its timer, `returnConnection`,
+   * `getConnection`, serving waiters, `clear()`. The shared checkout
+   * (`acquireShared`, `tryAcquireShared`) reads both unguarded, so the
+   * throw reaches its caller until then.
+   */
   readonly isOpen: boolean;
   /** Settles, never rejects, when the connection is gone; with the error if it broke. */
   readonly closed: Promise<Error | undefined>;

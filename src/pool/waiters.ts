@@ -101,9 +101,8 @@ export class Waiters<C extends PoolableConnection> {
       // Queued first: the timer then keeps the process alive for it.
       this.#keeper.wakeAt(waiter.deadline);
       if (options.ignoreBackoff) this.#probes.add(waiter);
-      // A connection whose inFlight is no count is never chosen: without
-      // this, a caller could wait out its timeout for it.
-      this.#roster.dropUncounted();
+      // Serving drops a connection whose inFlight is no count, never
+      // chosen: a caller could wait out its timeout for it.
       this.#ctx.pump();
     });
   }
@@ -119,6 +118,10 @@ export class Waiters<C extends PoolableConnection> {
     const queue = this.queue;
     if (queue.size === 0) return;
     const roster = this.#roster;
+    // A connection whose getter throws (or whose inFlight is no count)
+    // would be met by the picks below: the throw escaped from the pump,
+    // out of a timer or an open, and the waiters were never served.
+    roster.dropUncounted();
     const now = this.#tick.now();
     // Nothing usable, nobody served: return before visiting anyone, or
     // each of n callers queueing behind costs a walk of the queue (n²).
