@@ -602,3 +602,106 @@ test("PeakEwmaBalancer and createBalancer refuse a latency that passes instanceo
     }
   }
 });
+
+test("PeakEwmaBalancer and createBalancer refuse a clock whose now() reads no finite number, and loads without a count for a slot of the set, with InvalidArgumentError naming them: built, a NaN clock decayed nothing, a BigInt one threw a raw TypeError at every pick, and a negative load was picked every time", () => {
+  const slotOf = (n: string) => "abc".indexOf(n);
+  const options = (now: () => unknown, loads: ArrayLike<unknown>) => ({
+    latency: new PeakEwma(3),
+    loads: loads as ArrayLike<number>,
+    clock: { now: now as () => number },
+  });
+  const cases: [string, () => unknown, ArrayLike<unknown>, RegExp][] = [
+    ["now NaN", () => NaN, [0, 0, 0], /^options\.clock$/],
+    ["now undefined", () => undefined, [0, 0, 0], /^options\.clock$/],
+    ["now a string", () => "5", [0, 0, 0], /^options\.clock$/],
+    ["now a BigInt", () => 5n, [0, 0, 0], /^options\.clock$/],
+    ["now Infinity", () => Infinity, [0, 0, 0], /^options\.clock$/],
+    ["a load NaN", () => 0, [0, NaN, 0], /^options\.loads\[1\]$/],
+    ["a load negative", () => 0, [-5, 0, 0], /^options\.loads\[0\]$/],
+    ["a load a fraction", () => 0, [0, 0, 0.5], /^options\.loads\[2\]$/],
+    ["a load a string", () => 0, ["1", 0, 0], /^options\.loads\[0\]$/],
+    ["loads too short", () => 0, [0], /^options\.loads\[1\]$/],
+  ];
+  for (const [what, now, loads, argument] of cases) {
+    for (
+      const build of [
+        () =>
+          new PeakEwmaBalancer(
+            new HealthyNodeSet(["a", "b", "c"], { slotOf }),
+            options(now, loads),
+          ),
+        () =>
+          createBalancer(
+            "peak-ewma",
+            new HealthyNodeSet(["a", "b", "c"], { slotOf }),
+            options(now, loads),
+          ),
+      ]
+    ) {
+      assert.throws(build, (e: unknown) => {
+        assert.ok(e instanceof InvalidArgumentError, `${what}: ${e}`);
+        assert.match(e.argument, argument, what);
+        return true;
+      }, what);
+    }
+  }
+  // An empty set (or one of duplicates) has no slot to check, and picks
+  // nothing (or its one node).
+  const none = new PeakEwmaBalancer(new HealthyNodeSet([], { slotOf }), {
+    latency: new PeakEwma(1),
+    loads: [],
+    clock: { now: () => 0 },
+  });
+  assert.equal(none.pick(), undefined);
+  const one = new PeakEwmaBalancer(
+    new HealthyNodeSet(["a", "a"], { slotOf }),
+    { latency: new PeakEwma(1), loads: [0], clock: { now: () => 0 } },
+  );
+  assert.equal(one.pick(), "a");
+});
+
+test("a PeakEwmaBalancer whose clock later reads no finite number (NaN, a BigInt, a Symbol, Infinity with estimates that never decay) picks as if no time had passed: no throw, no NaN cost, the slow node still passed over", () => {
+  const slotOf = (n: string) => "abc".indexOf(n);
+  const readings: [string, unknown][] = [
+    ["NaN", NaN],
+    ["undefined", undefined],
+    ["a BigInt", 5n],
+    ["a Symbol", Symbol("t")],
+    ["Infinity", Infinity],
+    ["-Infinity", -Infinity],
+    ["earlier", -1_000_000],
+  ];
+  for (const [what, reading] of readings) {
+    // Estimates that never decay: Infinity elapsed over them was NaN.
+    const latency = new PeakEwma(3, Infinity);
+    latency.observe(0, 40, 0);
+    latency.observe(1, 1, 0);
+    latency.observe(2, 1, 0);
+    let first = true;
+    const balancer = new PeakEwmaBalancer(
+      new HealthyNodeSet(["a", "b", "c"], { slotOf }),
+      {
+        latency,
+        loads: new Int32Array(3),
+        clock: {
+          now: () => {
+            if (first) {
+              first = false;
+              return 0;
+            }
+            return reading as number;
+          },
+        },
+        random: seeded(7),
+      },
+    );
+    const picks = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      const node = balancer.pick()!;
+      picks.set(node, (picks.get(node) ?? 0) + 1);
+    }
+    // a costs 40 against 1: it loses every comparison it is in.
+    assert.equal(picks.get("a"), undefined, `${what}: ${[...picks]}`);
+    assert.equal((picks.get("b") ?? 0) + (picks.get("c") ?? 0), 300, what);
+  }
+});

@@ -14,11 +14,12 @@
 
 import {
   func,
+  integer,
   is,
-  methods,
   readOptions,
   refuse,
   type Rules,
+  timeSource,
 } from "../config/options.ts";
 import { oneOf } from "../config/validate.ts";
 import type { LoadBalancing } from "../config/shapes.ts";
@@ -213,9 +214,16 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
 export interface PeakEwmaOptions {
   /** The latency estimates by slot, which the caller feeds with replies. */
   latency: PeakEwma;
-  /** Requests in flight by slot (read, never written). */
+  /**
+   * Requests in flight by slot (read, never written): a count for each
+   * slot of the set, checked at construction, read unchecked after that.
+   */
   loads: ArrayLike<number>;
-  /** The clock the estimates are stamped with. */
+  /**
+   * The clock the estimates are stamped with; its `now()` must read a
+   * finite number (checked at construction). A later reading that is none
+   * counts as no reading: that pick decays no estimate.
+   */
   clock: { now(): number };
   /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
   random?: () => number;
@@ -255,7 +263,8 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
    * Creates a balancer over `nodes`, which the caller keeps up to date.
    *
    * @throws {InvalidArgumentError} when `nodes` keeps no slots, or for a
-   *   bad option.
+   *   bad option: a `clock` whose `now()` reads no finite number, `loads`
+   *   without a count for a slot of `nodes`.
    */
   constructor(nodes: HealthyNodeSet<N>, options: PeakEwmaOptions) {
     const method = "new PeakEwmaBalancer()";
@@ -269,6 +278,7 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
       PEAK_EWMA,
       ["latency", "loads", "clock"],
     );
+    checkLoads(method, nodes, loads);
     this.#latency = latency;
     this.#loads = loads;
     this.#clock = clock;
@@ -283,7 +293,12 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     const first = c.first;
     const second = c.second;
     if (second < 0) return nodes.at(first);
-    const now = this.#clock.now();
+    let now = this.#clock.now();
+    // A reading that is no finite number (the clock was checked once, at
+    // construction) is taken as no reading: NaN, under which nothing
+    // decays. A BigInt threw a raw TypeError from the estimate, and
+    // Infinity with an estimate that never decays gave NaN costs.
+    if (typeof now !== "number" || now - now !== 0) now = NaN;
     const loads = this.#loads;
     const latency = this.#latency;
     const a = nodes.slotAt(first);
@@ -309,9 +324,38 @@ const PEAK_EWMA: Rules = {
     "expected a PeakEwma (made by new PeakEwma())",
   ),
   loads,
-  clock: methods("now"),
+  // Its reading too: a clock that read NaN, a string or a BigInt was
+  // taken, and every pick then ignored decay or threw.
+  clock: timeSource,
   random: func,
 };
+
+const COUNT = integer(0);
+
+/**
+ * Refuses `loads` that hold no count of requests for a slot of `nodes`:
+ * a pick reads `loads[slot]` unchecked, and a missing or NaN load made a
+ * NaN cost, a negative one a node chosen at every pick.
+ */
+function checkLoads<N>(
+  method: string,
+  nodes: HealthyNodeSet<N>,
+  loads: ArrayLike<number>,
+): void {
+  for (let i = 0; i < nodes.size; i++) {
+    const slot = nodes.slotAt(i);
+    const load = loads[slot];
+    if (COUNT(load) !== undefined) {
+      throw refuse(
+        method,
+        `options.loads[${slot}]`,
+        load,
+        "expected a count of requests (an integer ≥ 0) for each slot of " +
+          "the set",
+      );
+    }
+  }
+}
 
 /** `nodes`, when it is a HealthyNodeSet: a pick reads it every time. */
 function nodeSet<N>(method: string, nodes: HealthyNodeSet<N>) {

@@ -26,6 +26,7 @@ export {
   ms as duration,
   signal,
   text,
+  timeSource,
 } from "./validate.ts";
 
 /**

@@ -236,9 +236,21 @@ const clockMethods = methods("now", "setTimeout", "clearTimeout");
  * Node) or one that gives NaN or a string is refused at the door, not
  * met as a raw TypeError, or a wait that never ends, deep inside.
  */
-export const clock: Check = (value) => {
-  const problem = clockMethods(value);
-  if (problem !== undefined) return problem;
+export const clock: Check = (value) =>
+  clockMethods(value) ?? readingProblem(value);
+
+const nowMethod = methods("now");
+
+/**
+ * What reads the time and nothing more (a balancer's clock): a `now()`
+ * that can be called and reads as a finite number of ms, as for
+ * {@linkcode clock}.
+ */
+export const timeSource: Check = (value) =>
+  nowMethod(value) ?? readingProblem(value);
+
+/** What is wrong with `value.now()`'s reading, or undefined. */
+function readingProblem(value: unknown): string | undefined {
   let now: unknown;
   try {
     now = (value as { now(): unknown }).now();
@@ -251,7 +263,7 @@ export const clock: Check = (value) => {
     ? undefined
     : `expected a clock whose now() returns a finite number of ms (it ` +
       `returned ${messageOf(now)})`;
-};
+}
 
 /**
  * `value`, typed, when `check` passes it.
