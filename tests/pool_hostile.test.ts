@@ -405,6 +405,75 @@ test("a connection whose isOpen or inFlight getter throws once taken in is dropp
   }
 });
 
+test("a connection whose id or closed getter throws once taken in leaves the pool's events and its close untouched: they use what was read as it came in, and nothing is thrown, unhandled or left", async () => {
+  for (const part of ["id", "closed"] as const) {
+    const scenes = ["break", "return", "checkout", "idle", "clear", "closing"];
+    for (const scene of scenes) {
+      const what = `${part}, ${scene}`;
+      let armed = false;
+      const seen = await rejectionsDuring(async () => {
+        const clock = new VirtualClock();
+        const made: FakeConnection[] = [];
+        const pool = new ConnectionPool<FakeConnection>({
+          address: ADDRESS,
+          config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
+          clock,
+          random: () => 0.5,
+          factory: () => {
+            const conn = new FakeConnection();
+            const value = conn[part];
+            Object.defineProperty(conn, part, {
+              get: () => {
+                if (armed) throw new Error(`${part} trap`);
+                return value;
+              },
+            });
+            made.push(conn);
+            return Promise.resolve(conn);
+          },
+        });
+        const events: string[] = [];
+        for (
+          const type of ["connectionClosed", "checkedOut", "checkedIn"] as const
+        ) {
+          pool.addEventListener(type, (e) => {
+            events.push(`${type}:${e.detail.connectionId}`);
+          });
+        }
+        const lent = scene === "return" || scene === "closing";
+        const conn = lent
+          ? await pool.getConnection()
+          : await pool.acquireShared();
+        const id = made[0].id;
+        armed = true;
+        if (scene === "break") conn.break();
+        else if (scene === "return") pool.returnConnection(conn);
+        else if (scene === "checkout") {
+          assert.equal(await pool.acquireShared(), conn, what);
+        } else if (scene === "idle") await clock.advance(1000);
+        else if (scene === "clear") pool.clear();
+        // A lent connection that breaks while the pool closes: the close
+        // waits for it, by its closed.
+        const closing = watch(pool.close());
+        if (scene === "closing") conn.break();
+        await clock.advance(1);
+        if (scene === "checkout" || scene === "return") {
+          assert.ok(events.includes(`checkedOut:${id}`), `${what}: ${events}`);
+        }
+        await clock.advance(10_000);
+        assert.equal(closing.done, true, what);
+        assert.equal(closing.error, undefined, what);
+        assert.ok(
+          events.includes(`connectionClosed:${id}`),
+          `${what}: ${events}`,
+        );
+        assert.equal(clock.pendingTimers, 0, what);
+      });
+      assert.deepEqual(seen, [], what);
+    }
+  }
+});
+
 // ---------------------------------------------------------- the pool's events
 
 test("ConnectionPool.addEventListener and removeEventListener refuse an event name the pool never dispatches (a typo heard nothing), a non-listener and bad options with InvalidArgumentError naming them", () => {

@@ -35,7 +35,7 @@ export function checkIn<C extends PoolableConnection>(
   if (target.hasListeners("checkedIn")) {
     events.emit("checkedIn", {
       address: ctx.address,
-      connectionId: conn.id,
+      connectionId: entry.id,
     });
     // A listener's own call (getConnection, which serves the waiters)
     // may have lent it already: handed over again below, it was lent

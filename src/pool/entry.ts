@@ -14,6 +14,15 @@ import type { ConnectionClosedReason } from "./events.ts";
  */
 export interface Entry<C> {
   readonly conn: C;
+  /**
+   * The connection's `id` and `closed`, read once as it was taken in: a
+   * custom connection's getter that threw later escaped from the events
+   * that name it (from a timer, or as an unhandled rejection when it
+   * closed) and from a closing pool's wait for it.
+   */
+  readonly id: number;
+  /** See {@linkcode Entry.id}. */
+  readonly closed: Promise<Error | undefined>;
   /** When it retires; `Infinity` without a lifetime. */
   readonly expiresAt: number;
   /** Last time it was handed out, given back, or seen busy. */

@@ -382,11 +382,11 @@ export class Opener<C extends PoolableConnection> {
     // asError: `closed` may settle with anything (a proxy that throws).
     const gone = (error: unknown) =>
       this.#gone(entry, now, error === undefined ? undefined : asError(error));
-    conn.closed.then(gone, gone);
+    entry.closed.then(gone, gone);
     if (ctx.target.hasListeners("connectionReady")) {
       ctx.events.emit("connectionReady", {
         address: ctx.address,
-        connectionId: conn.id,
+        connectionId: entry.id,
         durationMs: now - opening.startedAt,
       });
     }

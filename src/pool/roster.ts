@@ -109,6 +109,8 @@ export class Roster<C extends PoolableConnection> {
   admit(conn: C, now: number, expiresAt: number): Entry<C> {
     const entry: Entry<C> = {
       conn,
+      id: conn.id,
+      closed: conn.closed,
       expiresAt,
       lastUsedAt: now,
       checkedAt: now,
@@ -123,7 +125,7 @@ export class Roster<C extends PoolableConnection> {
     this.entries.set(conn, entry);
     this.#known.add(conn);
     this.#live++;
-    conn.closed.then(
+    entry.closed.then(
       (error) => this.#gone(entry, error),
       (error) => this.#gone(entry, asError(error)),
     );
@@ -330,7 +332,7 @@ export class Roster<C extends PoolableConnection> {
     else if (release !== undefined) {
       // Closing on its own: a closing pool waits for it as for its own
       // closes, within the same bound.
-      this.#track(entry.conn, entry.conn.closed.then(noop, noop));
+      this.#track(entry.conn, entry.closed.then(noop, noop));
     }
     release?.();
     const ctx = this.#ctx;
@@ -338,7 +340,7 @@ export class Roster<C extends PoolableConnection> {
     if (ctx.target.hasListeners("connectionClosed")) {
       ctx.events.emit("connectionClosed", {
         address: ctx.address,
-        connectionId: entry.conn.id,
+        connectionId: entry.id,
         reason,
         error,
       });

@@ -28,7 +28,11 @@ import type { PoolConfig } from "../config/shapes.ts";
  * ```
  */
 export interface PoolableConnection {
-  /** Unique, assigned by the factory, increasing. */
+  /**
+   * Unique, assigned by the factory, increasing. Read once as the pool
+   * takes the connection in, as `closed` is: the pool's events name it by
+   * that reading.
+   */
   readonly id: number;
   /**
    * Requests currently pending on it (multiplexed use): a finite number

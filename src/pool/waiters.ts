@@ -177,7 +177,7 @@ export class Waiters<C extends PoolableConnection> {
     ctx.events.emit("checkedOut", {
       address: ctx.address,
       mode,
-      connectionId: entry.conn.id,
+      connectionId: entry.id,
       durationMs: waiter === undefined ? 0 : ctx.clock.now() - waiter.startedAt,
     });
   }
