@@ -617,3 +617,48 @@ test('HealthyNodeSet.add refuses a slot from slotOf that is no integer from 0 (N
     );
   }
 });
+
+test("LeastInFlightBalancer (and createBalancer) refuses loads without a count for a slot of its set, naming the slot: built, a negative load was picked every time and a NaN or missing one was never the busier", () => {
+  const slotOf = (n: string) => "abcd".indexOf(n);
+  const set = () => new HealthyNodeSet(["a", "b", "c", "d"], { slotOf });
+  const cases: [string, ArrayLike<unknown>, string][] = [
+    ["negative", [-5, 0, 0, 0], "options.loads[0]"],
+    ["NaN", [0, 0, NaN, 0], "options.loads[2]"],
+    ["a fraction", [0, 0.5, 0, 0], "options.loads[1]"],
+    ["a string", [0, 0, 0, "1"], "options.loads[3]"],
+    ["too short", [0, 0], "options.loads[2]"],
+  ];
+  for (const [what, loads] of cases) {
+    for (
+      const build of [
+        () =>
+          new LeastInFlightBalancer(set(), {
+            inFlight: () => 0,
+            loads: loads as ArrayLike<number>,
+          }),
+        () =>
+          createBalancer("least-in-flight", set(), {
+            inFlight: () => 0,
+            loads: loads as ArrayLike<number>,
+          }),
+      ]
+    ) {
+      assert.throws(build, (e: unknown) => {
+        assert.ok(e instanceof InvalidArgumentError, `${what}: ${e}`);
+        assert.equal(e.argument, cases.find((c) => c[0] === what)![2], what);
+        return true;
+      }, what);
+    }
+  }
+  // Without slots the loads are not read, nor checked; counts are taken.
+  const plain = new LeastInFlightBalancer(new HealthyNodeSet(["a"]), {
+    inFlight: () => 0,
+    loads: [-1],
+  });
+  assert.equal(plain.pick(), "a");
+  const good = new LeastInFlightBalancer(set(), {
+    inFlight: () => 0,
+    loads: new Int32Array([3, 0, 2, 1]),
+  });
+  assert.ok(["b", "c", "d"].includes(good.pick()!));
+});

@@ -121,7 +121,9 @@ export interface LeastInFlightOptions<N> {
    * The same loads by slot, for a set that keeps slots: when given, a pick
    * reads `loads[set.slotAt(position)]` instead of calling `inFlight` on
    * two node objects, which keeps it in cache among thousands of nodes.
-   * The caller keeps it up to date (it is read, never written).
+   * The caller keeps it up to date (it is read, never written); it must
+   * hold a count for each slot of the set (checked at construction, read
+   * unchecked after that).
    */
   loads?: ArrayLike<number>;
   /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
@@ -161,7 +163,13 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   readonly #loads: ArrayLike<number> | undefined;
   readonly #candidates: Candidates;
 
-  /** Creates a balancer over `nodes`, which the caller keeps up to date. */
+  /**
+   * Creates a balancer over `nodes`, which the caller keeps up to date.
+   *
+   * @throws {InvalidArgumentError} for a bad option: `loads` without a
+   *   count for a slot of `nodes` (when it keeps slots), an `inFlight`
+   *   or `random` that is no function.
+   */
   constructor(nodes: HealthyNodeSet<N>, options: LeastInFlightOptions<N>) {
     const method = "new LeastInFlightBalancer()";
     this.nodes = nodeSet(method, nodes);
@@ -171,6 +179,9 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
       LEAST_IN_FLIGHT,
       ["inFlight"],
     );
+    if (nodes.hasSlots && loads !== undefined) {
+      checkLoads(method, nodes, loads);
+    }
     this.#inFlight = inFlight;
     this.#loads = nodes.hasSlots ? loads : undefined;
     this.#candidates = new Candidates(random, nodes.size);
@@ -335,7 +346,8 @@ const COUNT = integer(0);
 /**
  * Refuses `loads` that hold no count of requests for a slot of `nodes`:
  * a pick reads `loads[slot]` unchecked, and a missing or NaN load made a
- * NaN cost, a negative one a node chosen at every pick.
+ * NaN cost (peak EWMA) or a node never less loaded, a negative one a
+ * node chosen at every pick (both balancers).
  */
 function checkLoads<N>(
   method: string,
