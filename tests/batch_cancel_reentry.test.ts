@@ -7,6 +7,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection } from "../src/connection/connection.ts";
+import { MIN_PART_FRAMES } from "../src/connection/frame_writer.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
@@ -18,7 +19,9 @@ import { stubChannel } from "./support/stub_channel.ts";
 /** Every microtask queued so far (a tick's end) has run. */
 const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 
-const RUN = 20;
+// A part (at MIN_PART_FRAMES frames) and a few more; not enough to fill
+// the writer's first slab (1 KiB), whose write would go midway too.
+const RUN = MIN_PART_FRAMES + 4;
 
 test("cancelBatch from a sink's callback in the middle of the run also cancels the requests the run adds after it: none settles later by reply", async () => {
   const writes: number[][] = [];
@@ -46,7 +49,7 @@ test("cancelBatch from a sink's callback in the middle of the run also cancels t
     requestTimeoutMs: 1000,
   });
   // One tick with a request in flight: the next tick's first part goes
-  // at 8 frames, from inside the run.
+  // at MIN_PART_FRAMES frames, from inside the run.
   const warm = connection.sendRequest(ops.echo("warm")).catch((e) => e);
   await tickEnds();
   const cancel = new Error("test: the caller gave up on the batch");
@@ -54,21 +57,27 @@ test("cancelBatch from a sink's callback in the middle of the run also cancels t
   const note = (sequence: number, outcome: unknown) =>
     told.set(sequence, [...told.get(sequence) ?? [], outcome]);
   let cancelled = false;
+  let submitting = false;
+  let cancelledInRun = false;
   const sink: BatchReplySink = {
     first: 0,
     onReply(payload, sequence) {
       note(sequence!, payload);
       if (cancelled) return;
       cancelled = true;
+      cancelledInRun = submitting;
       connection.cancelBatch(sink, RUN, cancel);
     },
     onError: (error, sequence) => note(sequence!, error),
   };
   answerNext = true;
   const payloads = Array.from({ length: RUN }, (_, i) => ops.echo(`${i}`));
+  submitting = true;
   assert.equal(connection.submitBatch(payloads, 0, RUN, {}, sink), undefined);
+  submitting = false;
   await tickEnds();
-  assert.ok(cancelled, "the sink cancelled from inside the first part");
+  assert.ok(cancelled, "the sink cancelled");
+  assert.ok(cancelledInRun, "the sink cancelled from inside the first part");
   // Whatever was written, the node answers now: late replies, dropped.
   const written = writes.flat().filter((s) => s >= sink.first);
   deliver(replies(written));

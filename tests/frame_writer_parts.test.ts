@@ -10,6 +10,7 @@ import { stubChannel } from "./support/stub_channel.ts";
 import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,
+  MIN_PART_FRAMES,
 } from "../src/connection/frame_writer.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
@@ -69,17 +70,30 @@ const sizes = (writes: number[][]) => writes.map((w) => w.length);
 const range = (from: number, to: number) =>
   Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
+/** The smallest part. */
+const MIN = MIN_PART_FRAMES;
+
 test("a writer told what is in flight sends a tick of many frames in parts: half of it, then doubling", async () => {
   const { channel, writes } = recorder();
-  const writer = new FrameWriter(channel, undefined, undefined, () => 40);
+  // Half of what is in flight, above the smallest part.
+  const half = MIN + 12;
+  const writer = new FrameWriter(channel, undefined, undefined, () => 2 * half);
   await warmUp(writer, writes);
-  // 40 in flight at the last tick's end: parts at 20, 40 and 80 frames of
-  // this tick, the rest at its end.
-  pushRange(writer, 101, 200);
-  assert.deepEqual(sizes(writes), [20, 20, 40], "parts before the tick ends");
+  // Parts at half, twice and four times that many frames of this tick,
+  // the rest at its end.
+  pushRange(writer, 101, 100 + 5 * half);
+  assert.deepEqual(
+    sizes(writes),
+    [half, half, 2 * half],
+    "parts before the tick ends",
+  );
   await tickEnds();
-  assert.deepEqual(sizes(writes), [20, 20, 40, 20]);
-  assert.deepEqual(writes.flat(), range(101, 200), "every frame, in order");
+  assert.deepEqual(sizes(writes), [half, half, 2 * half, half]);
+  assert.deepEqual(
+    writes.flat(),
+    range(101, 100 + 5 * half),
+    "every frame, in order",
+  );
 });
 
 test("a writer's first tick goes in one write: nothing is known of the peer yet", async () => {
@@ -90,21 +104,24 @@ test("a writer's first tick goes in one write: nothing is known of the peer yet"
   assert.deepEqual(sizes(writes), [50]);
 });
 
-test("parts are never smaller than eight frames, however little is in flight", async () => {
+test("parts are never smaller than MIN_PART_FRAMES frames, however little is in flight", async () => {
   const { channel, writes } = recorder();
   let inFlight = 1;
   const writer = new FrameWriter(channel, undefined, undefined, () => inFlight);
   await warmUp(writer, writes);
-  pushRange(writer, 2, 31);
+  pushRange(writer, 1, 3 * MIN - 2);
   inFlight = 0;
   await tickEnds();
-  // Parts at 8 and 16 frames, then 14 at the tick's end.
-  assert.deepEqual(sizes(writes), [8, 8, 14]);
-  // A tick under eight frames goes in one write.
-  writes.length = 0;
-  pushRange(writer, 32, 38);
-  await tickEnds();
-  assert.deepEqual(sizes(writes), [7]);
+  // Parts at MIN and twice MIN frames, then the rest at the tick's end.
+  assert.deepEqual(sizes(writes), [MIN, MIN, MIN - 2]);
+  // A tick of fewer frames goes in one write, and one of as many in one
+  // part (the tick's end finds nothing left).
+  for (const frames of [MIN - 1, MIN]) {
+    writes.length = 0;
+    pushRange(writer, 1, frames);
+    await tickEnds();
+    assert.deepEqual(sizes(writes), [frames]);
+  }
 });
 
 test("a writer not told what is in flight sends each tick in one write", async () => {
@@ -119,6 +136,9 @@ test("a writer not told what is in flight sends each tick in one write", async (
 });
 
 test("in parts or not, every frame goes out once and in order, and a tick costs a few writes at most", async () => {
+  const MOST_WRITES = Math.ceil(Math.log2(700 / MIN)) + 2;
+  // Ticks that went in parts, over every run: some must have.
+  let inParts = 0;
   await fc.assert(
     fc.asyncProperty(
       fc.array(
@@ -146,15 +166,17 @@ test("in parts or not, every frame goes out once and in order, and a tick costs 
           inFlight = tick.inFlight;
           await tickEnds();
           const parts = sizes(writes.slice(before));
-          // Every part but the tick's last holds eight frames or more, and
-          // parts double: log2(700 / 8) + 2 writes at most.
-          parts.slice(0, -1).forEach((n) => assert.ok(n >= 8, `${parts}`));
-          assert.ok(parts.length <= 9, `${parts}`);
+          // Every part but the tick's last holds MIN frames or more, and
+          // parts double: log2(700 / MIN) + 2 writes at most.
+          parts.slice(0, -1).forEach((n) => assert.ok(n >= MIN, `${parts}`));
+          assert.ok(parts.length <= MOST_WRITES, `${parts}`);
+          if (parts.length > 1) inParts++;
         }
         assert.deepEqual(writes.flat(), range(1, next - 1));
       },
     ),
   );
+  assert.ok(inParts > 0, "no tick went in parts");
 });
 
 test("a connection sizes a tick's parts by its requests awaiting replies", async () => {
@@ -172,16 +194,18 @@ test("a connection sizes a tick's parts by its requests awaiting replies", async
   }
   await tickEnds();
   writes.length = 0;
-  // Parts at 8, 16 and 32 frames, the rest at the tick's end.
-  send(64);
+  // Too few in flight for half of it to be a part: parts at MIN and twice
+  // MIN frames, the rest at the tick's end.
+  send(3 * MIN);
   await tickEnds();
-  assert.deepEqual(sizes(writes), [8, 8, 16, 32]);
-  // 69 in flight at that tick's end: this tick's first part at 34 frames,
-  // the next at 68, the rest at its end.
+  assert.deepEqual(sizes(writes), [MIN, MIN, MIN]);
+  // 5 + 3 * MIN in flight at that tick's end: this tick's first part at
+  // half of that, the next at twice the first, the rest at its end.
+  const half = Math.floor((5 + 3 * MIN) / 2);
   writes.length = 0;
-  send(100);
+  send(2 * half + MIN);
   await tickEnds();
-  assert.deepEqual(sizes(writes), [34, 34, 32]);
+  assert.deepEqual(sizes(writes), [half, half, MIN]);
   connection.destroy();
   await Promise.all(requests);
 });

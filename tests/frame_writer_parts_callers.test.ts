@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import { Connection } from "../src/connection/connection.ts";
+import { MIN_PART_FRAMES } from "../src/connection/frame_writer.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import {
   AbortedError,
@@ -73,13 +74,16 @@ function recordingBatchSink(onReply?: () => void) {
   return { sink, told };
 }
 
-const RUN = 20;
+// Enough for a part (at MIN_PART_FRAMES frames) and a few after it; not
+// for a second part (at twice that), nor to fill the writer's first slab
+// (1 KiB), whose write would go in the middle too.
+const RUN = MIN_PART_FRAMES + 4;
 const runPayloads = () =>
   Array.from({ length: RUN }, (_, i) => ops.echo(`item ${i}`));
 
 /**
  * A connection on `channel` whose first tick is over with one request in
- * flight: the next tick's first part goes at 8 frames.
+ * flight: the next tick's first part goes at MIN_PART_FRAMES frames.
  */
 async function warmConnection(
   channel: ReturnType<typeof scriptedChannel>["channel"],
@@ -132,7 +136,7 @@ for (const [how, ending] of endings) {
     await tickEnds();
     assert.equal(connection.isOpen, false);
     const inPart = scene.writes[first];
-    assert.equal(inPart.length, 8, `the first part: ${inPart}`);
+    assert.equal(inPart.length, MIN_PART_FRAMES, `the first part: ${inPart}`);
     assert.deepEqual(
       scene.afterEnd,
       [],
@@ -175,7 +179,7 @@ test("a batch run whose part's write hands back a reply at once, whose sink then
   await tickEnds();
   assert.equal(connection.isOpen, false);
   const inPart = scene.writes[first];
-  assert.equal(inPart.length, 8, `the first part: ${inPart}`);
+  assert.equal(inPart.length, MIN_PART_FRAMES, `the first part: ${inPart}`);
   assert.deepEqual(
     scene.afterEnd,
     [],
@@ -203,6 +207,7 @@ test("a request sent from a batch sink while a part's write hands its replies ba
     return true;
   };
   const { connection, warm } = await warmConnection(channel);
+  const first = scene.writes.length;
   let more: Promise<unknown> | undefined;
   const { sink, told } = recordingBatchSink(() => {
     more ??= connection.sendRequest(ops.echo("more"));
@@ -211,10 +216,16 @@ test("a request sent from a batch sink while a part's write hands its replies ba
     connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
     undefined,
   );
+  assert.ok(more !== undefined, "sent from inside a part, while the run was");
   await tickEnds();
   assert.ok(await warm instanceof Uint8Array);
   assert.ok(await more instanceof Uint8Array);
   assert.equal(told.size, RUN);
+  assert.deepEqual(
+    scene.writes.slice(first).map((w) => w.length),
+    [MIN_PART_FRAMES, RUN - MIN_PART_FRAMES + 1],
+    "the part, then the rest of the run and the request sent inside it",
+  );
   const written = scene.writes.flat();
   assert.equal(written.length, 1 + RUN + 1);
   assert.equal(connection.stats.received, written.length);
@@ -245,18 +256,24 @@ test("a channel that congests at a tick's first part gets none of the tick's oth
   const { connection, warm } = await warmConnection(channel);
   const before = scene.writes.length;
   scene.onWrite = () => scene.writes.length > before + 1;
-  const outcomes = sendMany(connection, 40);
+  const outcomes = sendMany(connection, 2 * RUN);
   await tickEnds();
-  assert.deepEqual(scene.writes.slice(before).map((w) => w.length), [8]);
+  assert.deepEqual(
+    scene.writes.slice(before).map((w) => w.length),
+    [MIN_PART_FRAMES],
+  );
   drain();
   await tickEnds();
   const written = scene.writes.flat();
-  assert.deepEqual(written, Array.from({ length: 41 }, (_, i) => i + 1));
+  assert.deepEqual(
+    written,
+    Array.from({ length: 2 * RUN + 1 }, (_, i) => i + 1),
+  );
   scene.deliver(replies(written));
   for (const outcome of [warm, ...outcomes]) {
     assert.ok(await outcome instanceof Uint8Array, String(await outcome));
   }
-  assert.equal(connection.stats.sent, 41);
+  assert.equal(connection.stats.sent, 2 * RUN + 1);
   connection.destroy();
 });
 
@@ -267,10 +284,10 @@ test("requests held by a congested part that time out are not sent, those in the
   const { clock, connection, warm } = await warmConnection(channel);
   const before = scene.writes.length;
   scene.onWrite = () => scene.writes.length > before + 1;
-  const outcomes = sendMany(connection, 20, { timeoutMs: 50 });
+  const outcomes = sendMany(connection, RUN, { timeoutMs: 50 });
   await tickEnds();
   const inPart = scene.writes[before];
-  assert.equal(inPart.length, 8);
+  assert.equal(inPart.length, MIN_PART_FRAMES);
   await clock.advance(50);
   for (const [i, outcome] of outcomes.entries()) {
     const error = await outcome;
@@ -289,16 +306,17 @@ test("requests aborted in the tick they were sent: those a part took went out, t
   const { connection, warm } = await warmConnection(channel);
   const before = scene.writes.length;
   const controller = new AbortController();
-  // Sequence numbers 2 to 21; parts went at 8 and 16 frames.
-  const aborted = sendMany(connection, 20, { signal: controller.signal });
+  // Sequence numbers 2 to RUN + 1; a part went at MIN_PART_FRAMES frames
+  // (the next goes at twice that, among the kept ones).
+  const aborted = sendMany(connection, RUN, { signal: controller.signal });
   controller.abort(new Error("test: enough"));
-  const kept = sendMany(connection, 20);
+  const kept = sendMany(connection, RUN);
   await tickEnds();
   const range = (from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => from + i);
   assert.deepEqual(
     scene.writes.slice(before).flat(),
-    [...range(2, 17), ...range(22, 41)],
+    [...range(2, MIN_PART_FRAMES + 1), ...range(RUN + 2, 2 * RUN + 1)],
   );
   for (const outcome of aborted) {
     const error = await outcome;
@@ -310,7 +328,7 @@ test("requests aborted in the tick they were sent: those a part took went out, t
   }
   assert.equal(
     connection.stats.dropped,
-    16,
+    MIN_PART_FRAMES,
     "late replies to aborted requests",
   );
   connection.destroy();
@@ -320,12 +338,12 @@ test("a reply split over two chunks, the second handed over from inside a part's
   const { channel, scene } = scriptedChannel();
   const { clock, connection, warm } = await warmConnection(channel);
   const told: string[] = [];
-  // A sink that sends eight requests at once: a part, written from inside
-  // the reading of the first chunk.
+  // A sink that sends MIN_PART_FRAMES requests at once: a part, written
+  // from inside the reading of the first chunk.
   connection.submitRequest(ops.echo("a"), undefined, {
     onReply() {
       told.push("reply");
-      for (let i = 0; i < 8; i++) {
+      for (let i = 0; i < MIN_PART_FRAMES; i++) {
         connection.sendRequest(ops.echo("x")).catch(() => {});
       }
     },
@@ -336,11 +354,17 @@ test("a reply split over two chunks, the second handed over from inside a part's
   // Replies to requests 2 and 3; the second's last ten bytes come later,
   // from inside the part's write.
   const stream = replies([2, 3]);
+  let inRead = false;
+  let wroteInRead = false;
   scene.onWrite = () => {
+    if (inRead) wroteInRead = true;
     scene.deliver(stream.subarray(stream.length - 10));
     return true;
   };
+  inRead = true;
   scene.deliver(stream.subarray(0, stream.length - 10));
+  inRead = false;
+  assert.ok(wroteInRead, "the sink's requests went in a part, in the read");
   await tickEnds();
   // Unanswered, it would time out.
   await clock.advance(1000);

@@ -9,6 +9,7 @@ import { stubChannel } from "./support/stub_channel.ts";
 import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,
+  MIN_PART_FRAMES,
 } from "../src/connection/frame_writer.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
@@ -52,16 +53,21 @@ function reentrantChannel() {
 
 const small = new Uint8Array([1, 2, 3]);
 
+/** Sequence numbers `from` to `to`, both included. */
+const range = (from: number, to: number) =>
+  Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
 test("frames pushed from inside the write of a large payload's header go after its payload: a part sent there went between the two, and the reader took its frames for the payload", async () => {
   const { channel, scene } = reentrantChannel();
   const writer = new FrameWriter(channel, undefined, undefined, () => 0);
-  // A first tick: the next one's parts go at 8 frames.
+  // A first tick: the next one's parts go at MIN_PART_FRAMES frames.
   writer.push(MessageType.Request, 0, 1, small);
   await tickEnds();
-  // A reply to eight requests handed back as the header goes, each sink
-  // sending one more.
+  // A reply to more requests than a part holds handed back as the header
+  // goes, each sink sending one more.
+  const last = MIN_PART_FRAMES + 4;
   scene.inside = () => {
-    for (let sequence = 3; sequence <= 12; sequence++) {
+    for (let sequence = 3; sequence <= last; sequence++) {
       writer.push(MessageType.Request, 0, sequence, small);
     }
   };
@@ -71,8 +77,21 @@ test("frames pushed from inside the write of a large payload's header go after i
   assert.deepEqual(scene.frames, [
     [1, 3],
     [2, DIRECT_PAYLOAD_BYTES],
-    ...Array.from({ length: 10 }, (_, i): [number, number] => [i + 3, 3]),
+    ...range(3, last).map((s): [number, number] => [s, 3]),
   ]);
+  // As many pushed in a tick of their own, on a writer as new as this
+  // one, make a part: those above would have sent one there.
+  const other = reentrantChannel();
+  const fresh = new FrameWriter(other.channel, undefined, undefined, () => 0);
+  fresh.push(MessageType.Request, 0, 1, small);
+  await tickEnds();
+  let inPart = 0;
+  other.scene.inside = () => void (inPart = other.scene.frames.length - 1);
+  for (let sequence = 3; sequence <= last; sequence++) {
+    fresh.push(MessageType.Request, 0, sequence, small);
+  }
+  assert.equal(inPart, MIN_PART_FRAMES, "a part before the tick's end");
+  await tickEnds();
 });
 
 test("a large payload pushed from inside the write of another's header goes after that one's payload, not between its header and payload", async () => {
@@ -110,16 +129,19 @@ test("a large payload pushed from inside a write goes whole, after what came bef
       new Uint8Array(DIRECT_PAYLOAD_BYTES),
     );
   };
-  for (let sequence = 2; sequence <= 12; sequence++) {
+  const last = MIN_PART_FRAMES + 4;
+  for (let sequence = 2; sequence <= last; sequence++) {
     writer.push(MessageType.Request, 0, sequence, small);
   }
   await tickEnds();
   assert.deepEqual(scene.faults, []);
-  const sequences = scene.frames.map(([s]) => s);
-  assert.deepEqual(
-    [...sequences].sort((a, b) => a - b),
-    [...Array.from({ length: 12 }, (_, i) => i + 1), 100],
-  );
+  // The part (frames 2 to MIN_PART_FRAMES + 1), the large payload pushed
+  // inside its write, then the rest of the tick.
+  assert.deepEqual(scene.frames.map(([s]) => s), [
+    ...range(1, MIN_PART_FRAMES + 1),
+    100,
+    ...range(MIN_PART_FRAMES + 2, last),
+  ]);
   assert.deepEqual(scene.frames.find(([s]) => s === 100), [
     100,
     DIRECT_PAYLOAD_BYTES,

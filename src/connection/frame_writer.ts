@@ -41,8 +41,19 @@ const MAX_SLAB = 64 * 1024;
  * callers from 0.74-0.77M to 0.97-1.08M. A burst after a quiet spell
  * starts with small parts that double, so it costs a handful of writes,
  * not one per few frames.
+ *
+ * Why 32: a part costs one more write and one more read on each side,
+ * which pays only when the frames after it take longer to encode (on
+ * Node, a write and a read cost about what 20-30 frames do). With parts
+ * of at least 8, 16 callers awaiting a request each (native node, paired
+ * rounds) ran at 0.58-0.70 of the rate with no parts, on every runtime,
+ * and 32 callers at 0.59-0.71 on Bun and Node (Deno mixed): the runs are
+ * bistable, and where parts of 8 lost it was by 35-45%, where they won
+ * by 10-15%. At 32, a tick of 32 frames or fewer goes in one write; from
+ * 64 callers on, the first part is half the window, as before. Internal:
+ * read by the tests, re-exported by no entry point.
  */
-const MIN_PART_FRAMES = 8;
+export const MIN_PART_FRAMES = 32;
 
 /** A writer not told what is in flight never sends a tick in parts. */
 const unknownInFlight = (): number => Infinity;
