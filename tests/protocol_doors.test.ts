@@ -16,6 +16,7 @@ import {
   MessageCodec,
   MessageType,
 } from "../protocol.ts";
+import { ProtocolError } from "../mod.ts";
 import { invalid, revoked } from "./support/doors.ts";
 
 test("MessageCodec.encode refuses a message that is no object", () => {
@@ -264,4 +265,27 @@ test("DatagramPacker.push refuses a type, flags or sequence that does not fit it
   const [frame] = decodeDatagramFrames(sent[0]).messages;
   assert.equal(frame.type, ping);
   assert.equal(frame.sequence, 9);
+});
+
+test("encodeDatagramFrames refuses an empty list of frames, whose token-only datagram decodeDatagramFrames refuses", () => {
+  const token = new Uint8Array(16);
+  // What an empty list would put on the wire: the token alone.
+  assert.throws(() => decodeDatagramFrames(token), ProtocolError);
+  assert.throws(
+    () => encodeDatagramFrames(token, []),
+    (error: unknown) => {
+      invalid("encodeDatagramFrames", "frames")(error);
+      assert.match((error as Error).message, /at least one frame/);
+      return true;
+    },
+  );
+  // One frame is the least that round-trips.
+  const ping = {
+    type: MessageType.Ping,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array(0),
+  };
+  const one = decodeDatagramFrames(encodeDatagramFrames(token, [ping]));
+  assert.deepEqual(one.messages.map((m) => m.sequence), [1]);
 });

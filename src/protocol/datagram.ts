@@ -227,7 +227,8 @@ export type DatagramFrame = Message;
  * that). With one frame the bytes are those of {@linkcode encodeDatagram}.
  *
  * @throws {InvalidArgumentError} as {@linkcode encodeDatagram} does, or
- *   for frames that are no array of objects.
+ *   for frames that are no array of objects, or an empty one (a datagram
+ *   of the layout carries at least one frame).
  *
  * @example
  * ```ts
@@ -252,6 +253,16 @@ export function encodeDatagramFrames(
     throw new InvalidArgumentError("frames", frames, "expected an array", {
       method,
     });
+  }
+  // A token alone is no datagram of the layout: decodeDatagramFrames
+  // refuses it (too short for a frame), so the node would drop it.
+  if (items.length === 0) {
+    throw new InvalidArgumentError(
+      "frames",
+      frames,
+      "expected at least one frame (a datagram carries one or more)",
+      { method },
+    );
   }
   // Each frame read once, into a copy, and checked before any is written.
   const copies = items.map((frame, i) => {
