@@ -190,3 +190,26 @@ test("ConnectionManager.addEventListener and removeEventListener refuse a name t
   manager.removeEventListener("nodeHealthChanged", listener);
   assert.equal(manager.hasListeners("nodeHealthChanged"), false);
 });
+
+test("new ConnectionManager() refuses a config another loaded copy of the package resolved with a message that says so, and a plain copy without it", () => {
+  // To this copy, a config another copy (another version, or JSR beside
+  // npm) resolved is a frozen config it did not make: a frozen copy of
+  // one of ours stands for it (a second instance of the module, by a
+  // query in its URL, is not one on Bun's test runner).
+  const foreign = Object.freeze({ ...resolved() });
+  assert.throws(
+    () => new ConnectionManager(foreign, network),
+    (error: unknown) =>
+      invalid(method, "config")(error) &&
+      /another loaded copy of @nodewire\/client/.test(
+        (error as Error).message,
+      ),
+  );
+  // A plain copy is no other package's: not told so.
+  assert.throws(
+    () => new ConnectionManager({ ...resolved() }, network),
+    (error: unknown) =>
+      invalid(method, "config")(error) &&
+      !/another loaded copy/.test((error as Error).message),
+  );
+});

@@ -91,7 +91,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * each connection is opened with (the handshake hook, for example).
    *
    * @throws {InvalidArgumentError} for a config that `resolveConfig` did
-   *   not return (a copy or an edit of one, a proxy, one built by hand), an
+   *   not return (a copy or an edit of one, a proxy, one built by hand,
+   *   or one that another loaded copy of the package resolved), an
    *   adapter without `connect`, or a connection option
    *   `Connection.connect` would refuse, before anything starts.
    */

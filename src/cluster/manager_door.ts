@@ -42,7 +42,15 @@ export function readManagerArguments(
       config,
       "expected a ResolvedConfig as resolveConfig() returns it (a copy, a " +
         "proxy or an object built by hand is none: change the " +
-        "ConnectionConfig and resolve it again)",
+        "ConnectionConfig and resolve it again)" +
+        // Only a resolveConfig() freezes a whole config: the caller may
+        // have done just that, with another copy's resolveConfig().
+        (frozenObject(config)
+          ? "; this one is frozen, as a config another loaded copy of " +
+            "@nodewire/client resolved is, which this copy does not know: " +
+            "resolve it with the copy that builds the manager, or load one " +
+            "copy only"
+          : ""),
     );
   }
   checkAdapter(adapter);
@@ -58,6 +66,16 @@ export function readManagerArguments(
   return Object.fromEntries(
     Object.entries(read).filter(([, value]) => value !== undefined),
   ) as Partial<ConnectionOptions>;
+}
+
+/** Whether `value` is a frozen object (a revoked proxy is not). */
+function frozenObject(value: unknown): boolean {
+  if (typeof value !== "object" || value === null) return false;
+  try {
+    return Object.isFrozen(value);
+  } catch {
+    return false;
+  }
 }
 
 /**
