@@ -12,6 +12,8 @@ import { mergeConfig } from "../src/config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../src/config/shapes.ts";
 import { ConfigError } from "../src/errors.ts";
 import { Secret } from "../src/secret.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
 
 function configError(config: unknown, field: string, pattern: RegExp) {
   assert.throws(
@@ -532,5 +534,35 @@ test("clientName is bounded and shows as it is: a huge name or a control charact
   assert.equal(
     resolveConfig({ hosts: ["db1"], clientName: "billing-api 2.1" }).clientName,
     "billing-api 2.1",
+  );
+});
+
+test("resolveConfig takes back a config it resolved, as is, so Client.connect(client.config) works; a copy of one is refused saying it is a resolved config's", async () => {
+  const network = createMemoryNetwork();
+  const resolved = resolveConfig({
+    hosts: ["127.0.0.1:7000"],
+    runtime: network,
+    clock: new VirtualClock(),
+  });
+  // It was refused, naming hosts[0]: "expected a string host".
+  assert.equal(resolveConfig(resolved), resolved);
+  const client = await Client.connect(resolved as never, { lazy: true });
+  try {
+    assert.equal(client.config, resolved);
+  } finally {
+    await client.disconnect();
+  }
+  // A copy with a field changed is no ConnectionConfig: its hosts are
+  // parsed. The error says so, not only "expected a string host".
+  configError(
+    { ...resolved, timeoutMs: 10 },
+    "hosts[0]",
+    /parsed one as a resolved config holds/,
+  );
+  // Any other entry that is no string is told only what was expected.
+  configError(
+    { hosts: [{ host: "a" }] },
+    "hosts[0]",
+    /expected a string host, got/,
   );
 });

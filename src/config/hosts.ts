@@ -117,11 +117,31 @@ export function readHostList(hosts: unknown): unknown[] {
     const entry: unknown = hosts[i];
     // The first hole ends it, whatever the length claims.
     if (typeof entry !== "string") {
-      throw new ConfigError(`hosts[${i}]`, entry, "expected a string host");
+      throw new ConfigError(`hosts[${i}]`, entry, hostExpected(entry));
     }
     list.push(entry);
   }
   return list;
+}
+
+/**
+ * What a hosts entry that is no string should have been. A parsed host is
+ * what a copy of a resolved config (`{ ...client.config, timeoutMs }`)
+ * holds: saying only "a string" left the caller with nothing to change.
+ */
+function hostExpected(entry: unknown): string {
+  let parsed = false;
+  try {
+    parsed = typeof entry === "object" && entry !== null &&
+      typeof (entry as Partial<HostAddress>).address === "string";
+  } catch {
+    // A getter that throws is no parsed host of ours either.
+  }
+  return parsed
+    ? "expected a string host, not a parsed one as a resolved config holds " +
+      "(a copy of a ResolvedConfig is no ConnectionConfig: pass the " +
+      "resolved config itself, or the ConnectionConfig with the change)"
+    : "expected a string host";
 }
 
 /**

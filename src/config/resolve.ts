@@ -106,7 +106,9 @@ export const CONFIG_KEYS: ReadonlySet<string> = new Set<string>([
  * Validates a user configuration and fills in defaults. The result is
  * frozen (its sections, hosts and protocols too), and is the only config
  * `new ConnectionManager()` takes: to change a field, resolve the changed
- * configuration again.
+ * configuration again. A config this function returned is returned as
+ * is; a copy of one is no `ConnectionConfig` (its hosts are parsed) and
+ * is refused, naming `hosts[0]`.
  *
  * @throws {ConfigError} naming the first field that is wrong and its value.
  * @example
@@ -121,9 +123,16 @@ export const CONFIG_KEYS: ReadonlySet<string> = new Set<string>([
  * }
  * const resolved = resolveConfig({ hosts: ["127.0.0.1"] });
  * console.log(Object.isFrozen(resolved)); // true
+ * console.log(resolveConfig(resolved) === resolved); // true
  * ```
  */
-export function resolveConfig(config: ConnectionConfig): ResolvedConfig {
+export function resolveConfig(
+  config: ConnectionConfig | ResolvedConfig,
+): ResolvedConfig {
+  // Checked and frozen already: read as a ConnectionConfig it was refused
+  // for its parsed hosts (and Client.connect, which resolves what it is
+  // given, with it).
+  if (isResolvedConfig(config)) return config;
   const resolved = frozen(readable("config", config, () => resolve(config)));
   MADE.add(resolved);
   return resolved;
