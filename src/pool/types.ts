@@ -50,7 +50,11 @@ export interface PoolableConnection {
    * meets it off the request path: its timer, `returnConnection`,
    * `getConnection`, serving waiters, `clear()`. The shared checkout
    * (`acquireShared`, `tryAcquireShared`) reads both unguarded, so the
-   * throw reaches its caller until then.
+   * throw reaches its caller until then: every such call throws (it does
+   * not wait), and with no timer armed (`idleTimeoutMs`, `maxLifetimeMs`
+   * and `heartbeatIntervalMs` 0, nobody waiting) until one of those
+   * others runs. This SDK's own `Connection` never throws there: both
+   * getters read a field.
    */
   readonly isOpen: boolean;
   /** Settles, never rejects, when the connection is gone; with the error if it broke. */
