@@ -83,7 +83,23 @@ export type {
  * ```
  */
 export class Client extends TypedEventTarget<ClientEventMap> {
-  /** The configuration in force, validated and with defaults filled in. */
+  /**
+   * The configuration in force, validated and with defaults filled in.
+   * Frozen, with its sections (as `resolveConfig` returns it): an
+   * assignment to one of its fields (`client.config.retryConfig.maxRetries
+   * = 0`), which some settings read later used to follow, throws a
+   * TypeError in strict code and is ignored in sloppy code. Per call, a
+   * request's options set `timeoutMs`, `retry` and `hedge`; for other
+   * settings, connect a client with the changed `ConnectionConfig`.
+   *
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] }, { lazy: true });
+   * console.log(Object.isFrozen(client.config.retryConfig)); // true
+   * await client.disconnect();
+   * ```
+   */
   readonly config: ResolvedConfig;
   /** The manager of pools and node health. */
   readonly manager: ConnectionManager;
