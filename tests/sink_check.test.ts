@@ -133,3 +133,35 @@ test("a good sink still takes its reply, and a good batch sink its replies", asy
   assert.deepEqual(got, [1, "item 2"]);
   connection.destroy();
 });
+
+test("submitRequest with a sink whose onReply cannot be read (a revoked proxy, a getter that throws) throws an InvalidArgumentError at the call, as submitBatch returns one, and sends nothing", async () => {
+  const { connection, scene, clock } = counted();
+  const { proxy, revoke } = Proxy.revocable({}, {});
+  revoke();
+  const throwing = Object.defineProperty({ onError: () => {} }, "onReply", {
+    get() {
+      throw new Error("onReply getter trap");
+    },
+  });
+  for (const sink of [proxy, throwing]) {
+    // Before: the revoked proxy's raw TypeError, the getter's own Error.
+    assert.throws(
+      () =>
+        connection.submitRequest(
+          ops.echo("x"),
+          undefined,
+          sink as ReplySink,
+        ),
+      (error) => {
+        assertRefused(error, "submitRequest");
+        assert.match((error as Error).message, /could not be read/);
+        return true;
+      },
+    );
+  }
+  await tickEnds();
+  assert.equal(scene.writes, 0);
+  assert.equal(connection.inFlight, 0);
+  connection.destroy();
+  assert.equal(clock.pendingTimers, 0);
+});

@@ -556,7 +556,8 @@ export class Connection {
    * be called before this returns (a closed connection, an aborted signal).
    *
    * @throws {InvalidArgumentError} for a `sink` without an `onReply`
-   *   method (undefined, a number, a function): nothing is sent. Every
+   *   method (undefined, a number, a function) or whose `onReply` cannot
+   *   be read (a getter that throws, a revoked proxy): nothing is sent. Every
    *   other refusal goes to `sink.onError`.
    * @example
    * ```ts
@@ -576,8 +577,16 @@ export class Connection {
   ): void {
     // One typeof, as the Client's request path calls this per request: a
     // reply is handed to onReply long after the call, where what is no
-    // sink threw a raw TypeError, as uncaught.
-    if (typeof sink?.onReply !== "function") throw notASink(sink);
+    // sink threw a raw TypeError, as uncaught. The read in a try, which
+    // costs nothing until it catches: a getter that throws or a revoked
+    // proxy escaped raw from here (notASink reads it again, guarded).
+    let onReply: unknown;
+    try {
+      onReply = sink?.onReply;
+    } catch {
+      onReply = undefined;
+    }
+    if (typeof onReply !== "function") throw notASink(sink);
     if (!isPayload(payload)) return sink.onError(invalidPayload(payload));
     this.#call(MessageType.Request, payload, options, sink);
   }
