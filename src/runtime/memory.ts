@@ -2,7 +2,9 @@
  * An in-process network for tests: listeners and connections over pairs of
  * in-memory channels, with no sockets and no timers. Everything happens in
  * microtasks, so a test that awaits the right promises sees the same order
- * of events on every run and every runtime.
+ * of events on every run and every runtime. The one timer is a hold that
+ * never fires: while a channel is open it keeps the process running, as
+ * an open socket does.
  *
  * @module
  */
@@ -65,6 +67,32 @@ export interface MemoryNetwork extends RuntimeAdapter {
 
 interface Network {
   readonly channels: Set<MemoryChannel>;
+  hold: ReturnType<typeof setInterval> | undefined;
+}
+
+// Never fires: an interval only to hold the process (about 12 days).
+const HOLD_MS = 2 ** 30;
+const nothing = () => {};
+
+/**
+ * Counts `channel` open. An open socket keeps a process running until it
+ * closes; so does an open memory channel, by a referenced timer held while
+ * any is open. Without it, Node ended a program awaiting a late reply from
+ * a test node on this network (a SLEEP on the system clock: the node's
+ * timer and the request's deadline are both unreferenced) inside the
+ * await, the reply never read.
+ */
+function opened(network: Network, channel: MemoryChannel): void {
+  network.channels.add(channel);
+  network.hold ??= setInterval(nothing, HOLD_MS);
+}
+
+/** Counts `channel` closed; the last to close lets the process go. */
+function gone(network: Network, channel: MemoryChannel): void {
+  network.channels.delete(channel);
+  if (network.channels.size > 0 || network.hold === undefined) return;
+  clearInterval(network.hold);
+  network.hold = undefined;
 }
 
 class MemoryChannel extends ChannelBase {
@@ -88,7 +116,7 @@ class MemoryChannel extends ChannelBase {
     super(endpoint);
     this.#network = network;
     this.#remote = remote;
-    network.channels.add(this);
+    opened(network, this);
   }
 
   /** Joins two fresh ends. */
@@ -176,7 +204,7 @@ class MemoryChannel extends ChannelBase {
 
   protected override finish(error?: Error): boolean {
     if (!super.finish(error)) return false;
-    this.#network.channels.delete(this);
+    gone(this.#network, this);
     // Whatever the peer sent that we never read is lost with us; releasing
     // it wakes a peer waiting in drained().
     const peer = this.#peer;
@@ -237,6 +265,8 @@ function canonicalHost(hostname: string): string {
  *   end's writes wait (past 1 MiB its `write` returns false), exactly as
  *   a peer that stopped reading holds back a TCP writer, whatever the
  *   machine's load; the end of the stream is seen after them.
+ * - An open channel keeps the process running, as an open socket does;
+ *   once every channel is closed, nothing is held.
  *
  * @example An echo server and a client on the same network
  * ```ts
@@ -257,7 +287,7 @@ function canonicalHost(hostname: string): string {
  */
 export function createMemoryNetwork(): MemoryNetwork {
   const channels = new Set<MemoryChannel>();
-  const network: Network = { channels };
+  const network: Network = { channels, hold: undefined };
   const listeners = new Map<string, (channel: ByteChannel) => void>();
   const knownHosts = new Set<string>();
   let nextPort = FIRST_DYNAMIC_PORT;
