@@ -366,8 +366,12 @@ export class Connection {
    * negotiating TLS, after NEGOTIATE_OK was taken with `pauseReading`.
    * Resolves once the node's certificate is verified; the connection then
    * carries everything over TLS; a request sent while it switches waits
-   * for the secure channel, and goes out on it. On failure the caller
-   * destroys the connection: no plaintext is ever sent again. An upgrade that has not
+   * for the secure channel, and goes out on it. A switch that fails ends
+   * the connection itself, destroyed with the error the call fails with
+   * (whatever the runtime adapter did with the socket): the requests that
+   * waited for it fail with it, and no plaintext is ever sent again. A bad
+   * option, or a refusal before the switch starts (the checks below), leaves
+   * the connection as it was. An upgrade that has not
    * finished within the connection's connect timeout (`timeoutMs` of
    * {@linkcode Connection.connect}), or by the time `options.signal`
    * aborts, is given up even when the runtime adapter does not heed the
@@ -392,7 +396,8 @@ export class Connection {
    * try {
    *   await connection.startTls({ serverName: "db.example.com" });
    * } catch (error) {
-   *   connection.destroy(error instanceof Error ? error : undefined);
+   *   // The switch failed: the connection has ended with this error.
+   *   console.error(connection.isOpen, error); // false, a TlsError
    *   throw error;
    * }
    * ```

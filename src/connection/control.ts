@@ -180,7 +180,8 @@ export interface TlsSwitchLimit {
  * one, whose close goes to `onClose`. `lost` makes the error for a
  * connection that is no longer open, before the switch or once it ends.
  * The upgrade is given up after `limit.ms`, or when the caller's signal
- * aborts, whether the adapter heeds it or not (see `upgrade`).
+ * aborts, whether the adapter heeds it or not (see `upgrade`). Once the
+ * writer is held, a failure ends the connection (`limit.giveUp`).
  *
  * @throws the errors of `Connection.startTls`.
  */
@@ -216,6 +217,12 @@ export async function switchToTls(
   let secure: ByteChannel;
   try {
     secure = await upgrade(channel, options, owner, limit);
+  } catch (error) {
+    // Ended here, whatever the adapter did with the socket: one that
+    // failed without destroying it left the connection open with its
+    // writer held for good, and the plaintext stream free to be resumed.
+    limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
+    throw error;
   } finally {
     switching.delete(channel);
   }
@@ -233,6 +240,7 @@ export async function switchToTls(
     // Refused (a custom adapter's bad copyBelow): the error says why,
     // whatever the channel's own destroy does.
     destroyQuietly(secure, error);
+    limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
     throw error;
   }
 }
