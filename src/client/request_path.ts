@@ -37,6 +37,7 @@ import {
 import { RequestDiagnostics } from "./request_diagnostics.ts";
 import { BatchItemCall, HedgeSink, RequestCall } from "./request_call.ts";
 import { aborted, noNodeAfter } from "./request_errors.ts";
+import { blameClock } from "../config/validate.ts";
 import { acquireWithin, RetryWaits, waitToRetry } from "./waits.ts";
 
 // Its own file, so that arguments.ts (which this file reaches through
@@ -145,8 +146,9 @@ export class RequestPath {
       this.#dispatch(call);
     } catch (error) {
       // A bug below must still settle the request, never throw to the
-      // caller or leave it counted in flight.
-      if (!call.done) this.#end(call, error);
+      // caller or leave it counted in flight; a custom clock that throws
+      // is named as the culprit.
+      if (!call.done) this.#end(call, blameClock(this.#config.clock, error));
     }
     return promise;
   }
@@ -221,29 +223,42 @@ export class RequestPath {
     call.node = node;
     node.inFlight++;
     call.outstanding++;
-    if (this.timed) call.sentAt = this.#config.clock.now();
-    const hedge = call.hedge;
-    if (hedge !== undefined) {
-      hedge.mainStarted = this.#config.clock.now();
-      hedge.arm(node);
-    }
-    if (requestObserved()) this.diagnostics.started(call, node.address);
-    // The common case: a connection ready to share, and the request's one
-    // promise settled straight from it through the record.
-    const options = call.options;
-    const connection = node.pool.tryAcquireShared();
-    if (connection !== undefined) {
-      if (call.message !== undefined || channels.poolCheckout.hasSubscribers) {
-        this.diagnostics.checkedOut(
-          call.message,
-          node.address,
-          connection.id,
-          0,
-        );
+    // The try costs nothing until it catches: only a custom clock or
+    // pool that throws gets there, before the attempt reached a
+    // connection (whose failures go to the sink). Let out, the throw left
+    // the node charged with the attempt for good, and from #backOff (a
+    // retry) it would reject a promise nobody awaits.
+    try {
+      if (this.timed) call.sentAt = this.#config.clock.now();
+      const hedge = call.hedge;
+      if (hedge !== undefined) {
+        hedge.mainStarted = this.#config.clock.now();
+        hedge.arm(node);
       }
-      connection.submitRequest(call.payload, options, call);
-    } else {
-      this.#waitThenSend(call, node, options, call);
+      if (requestObserved()) this.diagnostics.started(call, node.address);
+      // The common case: a connection ready to share, and the request's one
+      // promise settled straight from it through the record.
+      const options = call.options;
+      const connection = node.pool.tryAcquireShared();
+      if (connection !== undefined) {
+        if (
+          call.message !== undefined || channels.poolCheckout.hasSubscribers
+        ) {
+          this.diagnostics.checkedOut(
+            call.message,
+            node.address,
+            connection.id,
+            0,
+          );
+        }
+        connection.submitRequest(call.payload, options, call);
+      } else {
+        this.#waitThenSend(call, node, options, call);
+      }
+    } catch (error) {
+      node.inFlight--;
+      call.outstanding--;
+      if (!call.done) this.#end(call, blameClock(this.#config.clock, error));
     }
   }
 

@@ -21,7 +21,7 @@ import {
   type Rules,
   timeSource,
 } from "../config/options.ts";
-import { oneOf } from "../config/validate.ts";
+import { clockFailed, oneOf } from "../config/validate.ts";
 import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
 import { Candidates } from "./candidates.ts";
@@ -233,7 +233,8 @@ export interface PeakEwmaOptions {
   /**
    * The clock the estimates are stamped with; its `now()` must read a
    * finite number (checked at construction). A later reading that is none
-   * counts as no reading: that pick decays no estimate.
+   * counts as no reading: that pick decays no estimate; a `now()` that
+   * throws makes the pick throw a `ConfigError` naming `clock`.
    */
   clock: { now(): number };
   /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
@@ -296,7 +297,11 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     this.#candidates = new Candidates(random, nodes.size);
   }
 
-  /** The cheaper of two nodes, neither of them `exclude` when possible. */
+  /**
+   * The cheaper of two nodes, neither of them `exclude` when possible.
+   *
+   * @throws {ConfigError} naming `clock` when its `now()` throws.
+   */
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
     const c = this.#candidates;
@@ -304,7 +309,15 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     const first = c.first;
     const second = c.second;
     if (second < 0) return nodes.at(first);
-    let now = this.#clock.now();
+    let now: number;
+    try {
+      now = this.#clock.now();
+    } catch (error) {
+      // A clock that throws once in use (checked once, at construction)
+      // is named, not let out raw from a pick. The try costs nothing
+      // until it catches.
+      throw clockFailed(this.#clock, error);
+    }
     // A reading that is no finite number (the clock was checked once, at
     // construction) is taken as no reading: NaN, under which nothing
     // decays. A BigInt threw a raw TypeError from the estimate, and

@@ -249,6 +249,38 @@ const nowMethod = methods("now");
 export const timeSource: Check = (value) =>
   nowMethod(value) ?? readingProblem(value);
 
+/**
+ * The error for a `clock` whose `now()` threw once in use (the config
+ * checks read it once, at construction): a {@linkcode ConfigError} naming
+ * `clock`, with what it threw as cause.
+ */
+export function clockFailed(clock: unknown, thrown: unknown): ConfigError {
+  return new ConfigError(
+    "clock",
+    clock,
+    `expected a clock whose now() can be called (it threw ${
+      messageOf(thrown)
+    })`,
+    { cause: thrown },
+  );
+}
+
+/**
+ * `error`, or the {@linkcode clockFailed} error when `clock.now()` throws
+ * as it is read again: what a request ended with when something below
+ * threw what is no SDK error, so that a broken custom clock is named.
+ * For catch blocks only: it reads the clock.
+ */
+export function blameClock(clock: { now(): unknown }, error: unknown): unknown {
+  if (error instanceof NodewireError) return error;
+  try {
+    clock.now();
+  } catch (thrown) {
+    return clockFailed(clock, thrown);
+  }
+  return error;
+}
+
 /** What is wrong with `value.now()`'s reading, or undefined. */
 function readingProblem(value: unknown): string | undefined {
   let now: unknown;

@@ -1,0 +1,108 @@
+// A custom clock whose now() throws once the client is up (the config
+// check reads it once, at construction): a request then failed with the
+// clock's raw Error, thrown from the balancer's pick (peak-ewma) or the
+// pool's checkout, and, thrown after the node counted the attempt, left
+// that node's in-flight count raised for good, skewing load-aware
+// balancing. Now the request fails with a ConfigError naming the clock,
+// the clock's error as cause, and the node's count is given back.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock.ts";
+import { PeakEwmaBalancer } from "../src/cluster/balancer.ts";
+import { HealthyNodeSet } from "../src/cluster/healthy_set.ts";
+import { PeakEwma } from "../src/cluster/peak_ewma.ts";
+import { ConfigError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
+import { ops, replyText } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+
+for (
+  const loadBalancing of [
+    "round-robin",
+    "least-in-flight",
+    "peak-ewma",
+  ] as const
+) {
+  test(`a request made while the clock's now() throws fails with a ConfigError naming the clock, and leaves no node's in-flight count raised (${loadBalancing})`, async () => {
+    const network = createMemoryNetwork();
+    const virtual = new VirtualClock();
+    const broke = new Error("clock broke");
+    let broken = false;
+    const clock: Clock = {
+      now: () => {
+        if (broken) throw broke;
+        return virtual.now();
+      },
+      setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
+      clearTimeout: (id) => virtual.clearTimeout(id),
+    };
+    const nodes = [
+      await startTestNode({ runtime: network, clock: virtual }),
+      await startTestNode({ runtime: network, clock: virtual }),
+    ];
+    const client = await Client.connect({
+      hosts: nodes.map((n) => n.address),
+      runtime: network,
+      clock,
+      loadBalancing,
+      healthConfig: { intervalMs: 0 },
+      poolConfig: { minConnections: 1 },
+    });
+    try {
+      await virtual.advance(0);
+      broken = true;
+      const failed = client.request(ops.echo("x")).then(
+        () => undefined,
+        (error) => error,
+      );
+      // Mended within the tick: only this request met the broken clock.
+      broken = false;
+      const error = await failed;
+      // Before: the clock's own Error, raw.
+      assert.ok(error instanceof ConfigError, String(error));
+      assert.equal(error.field, "clock");
+      assert.match(error.message, /now\(\)/);
+      assert.match(error.message, /clock broke/);
+      assert.equal(error.cause, broke);
+      const stats = client.stats();
+      assert.equal(stats.inFlight, 0);
+      assert.deepEqual(stats.nodes.map((n) => n.inFlight), [0, 0]);
+      // The client carries on once the clock reads again.
+      assert.equal(replyText(await client.request(ops.echo("y"))), "y");
+    } finally {
+      await client.disconnect({ timeoutMs: 1 });
+      for (const node of nodes) await node.close();
+    }
+  });
+}
+
+test("a hand-built PeakEwmaBalancer whose clock's now() throws at a pick throws a ConfigError naming the clock, the clock's error as cause", () => {
+  const broke = new Error("clock broke");
+  let broken = false;
+  const clock = {
+    now: () => {
+      if (broken) throw broke;
+      return 0;
+    },
+  };
+  const balancer = new PeakEwmaBalancer(
+    new HealthyNodeSet(["a", "b"], { slotOf: (n) => (n === "a" ? 0 : 1) }),
+    { latency: new PeakEwma(2), loads: new Int32Array(2), clock },
+  );
+  broken = true;
+  // Before: the clock's own Error, raw.
+  const error = (() => {
+    try {
+      balancer.pick();
+    } catch (error) {
+      return error;
+    }
+  })();
+  assert.ok(error instanceof ConfigError, String(error));
+  assert.equal(error.field, "clock");
+  assert.equal(error.cause, broke);
+  broken = false;
+  assert.ok(["a", "b"].includes(balancer.pick()!));
+});
