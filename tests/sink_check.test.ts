@@ -165,3 +165,27 @@ test("submitRequest with a sink whose onReply cannot be read (a revoked proxy, a
   connection.destroy();
   assert.equal(clock.pendingTimers, 0);
 });
+
+test("submitRequest with a sink that has onReply but no onError throws an InvalidArgumentError naming onError at the call, and sends nothing", async () => {
+  const { connection, scene, clock } = counted();
+  const sink = { onReply: () => {} } as unknown as ReplySink;
+  for (const payload of [ops.echo("x"), "no payload"]) {
+    // Before: the request went out, and its failure (here the destroy
+    // below) threw a raw TypeError as uncaught; a bad payload's refusal
+    // threw one at the call.
+    assert.throws(
+      () => connection.submitRequest(payload as Uint8Array, undefined, sink),
+      (error) => {
+        assert.ok(error instanceof InvalidArgumentError, String(error));
+        assert.equal(error.argument, "sink");
+        assert.match(error.message, /submitRequest.*onError/);
+        return true;
+      },
+    );
+  }
+  await tickEnds();
+  assert.equal(scene.writes, 0);
+  assert.equal(connection.inFlight, 0);
+  connection.destroy();
+  assert.equal(clock.pendingTimers, 0);
+});

@@ -560,10 +560,11 @@ export class Connection {
    * holds a promise per request does not pay for a second one. `sink` may
    * be called before this returns (a closed connection, an aborted signal).
    *
-   * @throws {InvalidArgumentError} for a `sink` without an `onReply`
-   *   method (undefined, a number, a function) or whose `onReply` cannot
-   *   be read (a getter that throws, a revoked proxy): nothing is sent. Every
-   *   other refusal goes to `sink.onError`.
+   * @throws {InvalidArgumentError} for a `sink` without an `onReply` and
+   *   an `onError` method (undefined, a number, a function, an object
+   *   lacking either) or whose methods cannot be read (a getter that
+   *   throws, a revoked proxy): nothing is sent. Every other refusal goes
+   *   to `sink.onError`.
    * @example
    * ```ts
    * import type { Connection, ReplySink } from "@nodewire/client/core";
@@ -580,18 +581,25 @@ export class Connection {
     options: RequestOptions | undefined,
     sink: ReplySink,
   ): void {
-    // One typeof, as the Client's request path calls this per request: a
-    // reply is handed to onReply long after the call, where what is no
-    // sink threw a raw TypeError, as uncaught. The read in a try, which
-    // costs nothing until it catches: a getter that throws or a revoked
-    // proxy escaped raw from here (notASink reads it again, guarded).
+    // Two typeofs, as the Client's request path calls this per request:
+    // an outcome is handed to the sink long after the call, where what is
+    // no sink threw a raw TypeError, as uncaught; onError's is one more
+    // read and compare on an object already in cache, where a sink
+    // without it was taken and its failure thrown so. The reads in a
+    // try, which costs nothing until it catches: a getter that throws or
+    // a revoked proxy escaped raw from here (notASink reads again,
+    // guarded).
     let onReply: unknown;
+    let onError: unknown;
     try {
       onReply = sink?.onReply;
+      onError = sink?.onError;
     } catch {
       onReply = undefined;
     }
-    if (typeof onReply !== "function") throw notASink(sink);
+    if (typeof onReply !== "function" || typeof onError !== "function") {
+      throw notASink(sink);
+    }
     if (!isPayload(payload)) return sink.onError(invalidPayload(payload));
     this.#call(MessageType.Request, payload, options, sink);
   }

@@ -3,7 +3,7 @@
  * `submitBatch` as its sink is one, and the error refusing it: a reply is
  * handed to a sink long after the call, where what is no sink only threw
  * a raw TypeError, reported as uncaught. Built only when refusing (a
- * single request's check is one `typeof` inline), or once per run.
+ * single request's check is two `typeof`s inline), or once per run.
  *
  * @module
  */
@@ -34,15 +34,16 @@ export function sinkProblem(
 
 /**
  * The error refusing `sink` as `submitRequest`'s, which the request path
- * found without an `onReply` method.
+ * found without an `onReply` or an `onError` method.
  */
 export function notASink(sink: unknown): InvalidArgumentError {
   return sinkProblem(sink, "submitRequest()") ??
-    // Its onReply was a method by the time this read it again (a getter).
+    // Both were methods by the time this read them again (getters).
     new InvalidArgumentError(
       "sink",
       sink,
-      "expected a sink whose onReply is a method when it is read",
+      "expected a sink whose onReply and onError are methods when they " +
+        "are read",
       { method: "submitRequest()" },
     );
 }
