@@ -61,7 +61,7 @@ export async function connectNodes(
 ): Promise<void> {
   if (signal?.aborted) throw connectAborted(signal);
   const results = await Promise.allSettled(
-    nodes.map((node) => node.pool.acquireShared({ signal, timeoutMs: waitMs })),
+    nodes.map((node) => firstCheckout(node, waitMs, signal)),
   );
   // The caller gave up: say that, whatever each node's wait failed with.
   if (signal?.aborted) throw connectAborted(signal);
@@ -149,6 +149,24 @@ export async function connectAdded(
     error,
     healthy: node.health.isHealthy,
   };
+}
+
+/**
+ * `node`'s first checkout, a throw at the call (a custom pool's, a clock's
+ * that throws in it) taken as its rejection: thrown inside the map, it
+ * ended the connect at once and let go of the other nodes' waits, whose
+ * later failures were then unhandled rejections.
+ */
+function firstCheckout(
+  node: ManagedNode,
+  waitMs: number,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  try {
+    return node.pool.acquireShared({ signal, timeoutMs: waitMs });
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }
 
 function connectAborted(signal: AbortSignal): AbortedError {
