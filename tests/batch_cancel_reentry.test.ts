@@ -6,18 +6,14 @@
 // by reply, as if the run had never been cancelled.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection } from "../src/connection/connection.ts";
 import { MIN_PART_FRAMES } from "../src/connection/frame_writer.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { ops } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
-
-/** Every microtask queued so far (a tick's end) has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { connectionOver, tickEnds } from "./support/stub_connection.ts";
 
 // A part (at MIN_PART_FRAMES frames) and a few more; not enough to fill
 // the writer's first slab (1 KiB), whose write would go midway too.
@@ -44,10 +40,7 @@ test("cancelBatch from a sink's callback in the middle of the run also cancels t
       return true;
     },
   });
-  const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
-    clock: new VirtualClock(),
-    requestTimeoutMs: 1000,
-  });
+  const connection = connectionOver(channel);
   // One tick with a request in flight: the next tick's first part goes
   // at MIN_PART_FRAMES frames, from inside the run.
   const warm = connection.sendRequest(ops.echo("warm")).catch((e) => e);

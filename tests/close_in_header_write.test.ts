@@ -6,18 +6,14 @@
 // GOODBYE, then the close.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection } from "../src/connection/connection.ts";
 import type { BatchReplySink, ReplySink } from "../src/connection/types.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../src/connection/frame_writer.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { encodeError } from "../src/protocol/messages.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
-
-/** Every microtask queued so far (a tick's end) has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { connectionOver, tickEnds } from "./support/stub_connection.ts";
 
 /**
  * A channel that reads what is written as the node would (one stream, a
@@ -86,10 +82,7 @@ const LARGE = DIRECT_PAYLOAD_BYTES * 2;
 for (const kind of ["request", "batch"] as const) {
   test(`a ${kind} sink that closes the connection from inside a large payload's header write: the payload follows its header, then GOODBYE, then the close`, async () => {
     const { channel, scene } = refusingChannel();
-    const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
-      clock: new VirtualClock(),
-      requestTimeoutMs: 1000,
-    });
+    const connection = connectionOver(channel);
     let closing: Promise<void> | undefined;
     const told: string[] = [];
     const onError = (error: Error) => {
@@ -134,10 +127,7 @@ for (const kind of ["request", "batch"] as const) {
 
 test("a batch sink that closes from inside a large payload's header write, the run going on after it: the run's next requests go out and are answered, then GOODBYE, then the close", async () => {
   const { channel, scene } = refusingChannel();
-  const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
-    clock: new VirtualClock(),
-    requestTimeoutMs: 1000,
-  });
+  const connection = connectionOver(channel);
   let closing: Promise<void> | undefined;
   const told: string[] = [];
   const sink: BatchReplySink = {

@@ -33,6 +33,29 @@ function assertQuoted(error: unknown, what: string): void {
   assert.ok(message.length < 500, `${what}: ${message.length} characters`);
 }
 
+/** What String() cannot render: an object without a prototype. */
+const UNRENDERABLE = Object.create(null);
+
+/**
+ * Fails unless `connection` ended with `value` as its cause, and
+ * `request` failed quoting it: short and escaped, or as "an object" for
+ * UNRENDERABLE.
+ */
+async function assertEndedOver(
+  connection: Connection,
+  request: Promise<unknown>,
+  value: unknown,
+): Promise<void> {
+  const error = await request;
+  assert.equal((await connection.closed)?.cause, value);
+  if (value === UNRENDERABLE) {
+    assert.match(
+      (error as Error).message,
+      /failed to handle a message: "an object"/,
+    );
+  } else assertQuoted(error, typeof value);
+}
+
 const endpoint = { hostname: "fake", port: 1 };
 
 /** A connection over `channel` to `to`, on a virtual clock. */
@@ -248,8 +271,7 @@ test("an adapter whose connect or startTls rejects with an Error of hostile text
 });
 
 test("a chunk whose reading throws hostile text ends the connection with it quoted short and escaped; one that throws what String() cannot render does not throw out of onData", async () => {
-  const unrenderable = Object.create(null);
-  for (const value of [new Error(HOSTILE), HOSTILE, unrenderable]) {
+  for (const value of [new Error(HOSTILE), HOSTILE, UNRENDERABLE]) {
     let onData!: (chunk: Uint8Array) => void;
     const { connection } = over(stubChannel({
       onData: (fn) => (onData = fn),
@@ -264,20 +286,12 @@ test("a chunk whose reading throws hostile text ends the connection with it quot
     // Before: String(value) for the one without a prototype threw a raw
     // TypeError out of onData, into the channel.
     onData(new Hostile(16));
-    const error = await request;
-    assert.equal((await connection.closed)?.cause, value);
-    if (value === unrenderable) {
-      assert.match(
-        (error as Error).message,
-        /failed to handle a message: "an object"/,
-      );
-    } else assertQuoted(error, typeof value);
+    await assertEndedOver(connection, request, value);
   }
 });
 
 test("a reply a request route hands in whose reading throws hostile text ends the connection with it quoted short and escaped; one that throws what String() cannot render does not throw out of the receiver", async () => {
-  const unrenderable = Object.create(null);
-  for (const value of [new Error(HOSTILE), HOSTILE, unrenderable]) {
+  for (const value of [new Error(HOSTILE), HOSTILE, UNRENDERABLE]) {
     const { connection } = over(stubChannel({ onData: () => {} }));
     const receive = connection.routeRequests({
       maxPayload: 1024,
@@ -298,13 +312,6 @@ test("a reply a request route hands in whose reading throws hostile text ends th
     // Before: String(value) for the one without a prototype threw a raw
     // TypeError out of the receiver, into the route.
     assert.equal(receive(message), true);
-    const error = await request;
-    assert.equal((await connection.closed)?.cause, value);
-    if (value === unrenderable) {
-      assert.match(
-        (error as Error).message,
-        /failed to handle a message: "an object"/,
-      );
-    } else assertQuoted(error, typeof value);
+    await assertEndedOver(connection, request, value);
   }
 });

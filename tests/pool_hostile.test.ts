@@ -297,7 +297,7 @@ test("a factory's connection that passes the door but throws as the pool takes i
  */
 function trapGetter(
   conn: FakeConnection,
-  part: "isOpen" | "inFlight",
+  part: "isOpen" | "inFlight" | "id" | "closed",
   armed: () => boolean,
 ): void {
   let value = conn[part];
@@ -308,6 +308,32 @@ function trapGetter(
     },
     set: (v) => (value = v),
   });
+}
+
+/**
+ * A pool of one connection at most, on a virtual clock, whose first
+ * connection's `part` getter throws once `armed()` says so; `made` holds
+ * every connection its factory made.
+ */
+function trappedPool(
+  part: "isOpen" | "inFlight" | "id" | "closed",
+  armed: () => boolean,
+) {
+  const clock = new VirtualClock();
+  const made: FakeConnection[] = [];
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
+    clock,
+    random: () => 0.5,
+    factory: () => {
+      const conn = new FakeConnection();
+      if (made.length === 0) trapGetter(conn, part, armed);
+      made.push(conn);
+      return Promise.resolve(conn);
+    },
+  });
+  return { clock, made, pool };
 }
 
 test("a connection whose isOpen or inFlight getter throws once taken in is dropped as broken wherever the pool meets it off the request path (its timer, returnConnection, getConnection, a waiter served, stats, clear, close): destroyed, its slot freed, nothing thrown or uncaught", async () => {
@@ -325,20 +351,7 @@ test("a connection whose isOpen or inFlight getter throws once taken in is dropp
       const what = `${part}, ${scene}`;
       let armed = false;
       const seen = await rejectionsDuring(async () => {
-        const clock = new VirtualClock();
-        const made: FakeConnection[] = [];
-        const pool = new ConnectionPool<FakeConnection>({
-          address: ADDRESS,
-          config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
-          clock,
-          random: () => 0.5,
-          factory: () => {
-            const conn = new FakeConnection();
-            if (made.length === 0) trapGetter(conn, part, () => armed);
-            made.push(conn);
-            return Promise.resolve(conn);
-          },
-        });
+        const { clock, made, pool } = trappedPool(part, () => armed);
         const closed: string[] = [];
         pool.addEventListener("connectionClosed", (e) => {
           closed.push(`${e.detail.reason}:${e.detail.error?.message}`);
@@ -412,26 +425,7 @@ test("a connection whose id or closed getter throws once taken in leaves the poo
       const what = `${part}, ${scene}`;
       let armed = false;
       const seen = await rejectionsDuring(async () => {
-        const clock = new VirtualClock();
-        const made: FakeConnection[] = [];
-        const pool = new ConnectionPool<FakeConnection>({
-          address: ADDRESS,
-          config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
-          clock,
-          random: () => 0.5,
-          factory: () => {
-            const conn = new FakeConnection();
-            const value = conn[part];
-            Object.defineProperty(conn, part, {
-              get: () => {
-                if (armed) throw new Error(`${part} trap`);
-                return value;
-              },
-            });
-            made.push(conn);
-            return Promise.resolve(conn);
-          },
-        });
+        const { clock, made, pool } = trappedPool(part, () => armed);
         const events: string[] = [];
         for (
           const type of ["connectionClosed", "checkedOut", "checkedIn"] as const
@@ -467,6 +461,8 @@ test("a connection whose id or closed getter throws once taken in leaves the poo
           events.includes(`connectionClosed:${id}`),
           `${what}: ${events}`,
         );
+        // Only the first is trapped, and no other was made.
+        assert.equal(made.length, 1, what);
         assert.equal(clock.pendingTimers, 0, what);
       });
       assert.deepEqual(seen, [], what);

@@ -5,16 +5,13 @@
 // the refusal of a bad payload threw one at the call).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Connection } from "../src/connection/connection.ts";
 import type { BatchReplySink, ReplySink } from "../src/connection/types.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
-
-/** Every microtask queued so far (a tick's end) has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { connectionOver, tickEnds } from "./support/stub_connection.ts";
 
 /** A connection over a channel that counts its writes. */
 function counted() {
@@ -25,10 +22,7 @@ function counted() {
     write: () => (scene.writes++, true),
   });
   const clock = new VirtualClock();
-  const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
-    clock,
-    requestTimeoutMs: 1000,
-  });
+  const connection = connectionOver(channel, clock);
   return { connection, scene, deliver: (c: Uint8Array) => deliver(c), clock };
 }
 

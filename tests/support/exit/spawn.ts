@@ -44,15 +44,30 @@ export function spawnScript(script: string, args: string[]): ChildProcess {
  * Runs `script` to its end and returns the JSON of the last line it
  * printed: the report of a child that checks what the parent cannot (an
  * uncaught error fails a `bun test` test whatever handler is installed).
- * A child that exits other than with 0 fails, with its stderr.
+ * A child that exits other than with 0 fails, with its stderr; so does
+ * one still running after `killAfterMs` (given), killed then as held.
  */
-export async function childReport(script: string): Promise<unknown> {
+export async function childReport(
+  script: string,
+  killAfterMs?: number,
+): Promise<unknown> {
   const child = spawnScript(script, []);
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk) => stdout += chunk);
   child.stderr!.on("data", (chunk) => stderr += chunk);
+  let killed = false;
+  // A real timer, as the child runs on its own clock: it bounds the
+  // wait, it measures nothing.
+  const killer = killAfterMs === undefined ? undefined : setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, killAfterMs);
   const code = await new Promise((resolve) => child.on("close", resolve));
+  clearTimeout(killer);
+  if (killed) {
+    throw new Error(`${script} was held past ${killAfterMs} ms: ${stderr}`);
+  }
   if (code !== 0) throw new Error(`${script} exited with ${code}: ${stderr}`);
   const lines = stdout.trim().split("\n");
   return JSON.parse(lines[lines.length - 1]);
