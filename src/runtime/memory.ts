@@ -1,10 +1,10 @@
 /**
  * An in-process network for tests: listeners and connections over pairs of
- * in-memory channels, with no sockets and no timers. Everything happens in
- * microtasks, so a test that awaits the right promises sees the same order
- * of events on every run and every runtime. The one timer is a hold that
- * never fires: while a channel is open it keeps the process running, as
- * an open socket does.
+ * in-memory channels, with no sockets and no timer that fires. Everything
+ * happens in microtasks, so a test that awaits the right promises sees the
+ * same order of events on every run and every runtime. The one timer is a
+ * hold that never fires: while a channel is open it keeps the process
+ * running, as an open socket does.
  *
  * @module
  */
