@@ -7,6 +7,7 @@
  */
 
 import { ConfigError } from "../errors.ts";
+import { fieldOf } from "../errors/base.ts";
 import { DEFAULT_PORT } from "./defaults.ts";
 import { IPV4_LOOKING, isDnsName, isIPv4, isIPv6 } from "./host_name.ts";
 import type { HostAddress } from "./shapes.ts";
@@ -130,13 +131,9 @@ export function readHostList(hosts: unknown): unknown[] {
  * holds: saying only "a string" left the caller with nothing to change.
  */
 function hostExpected(entry: unknown): string {
-  let parsed = false;
-  try {
-    parsed = typeof entry === "object" && entry !== null &&
-      typeof (entry as Partial<HostAddress>).address === "string";
-  } catch {
-    // A getter that throws is no parsed host of ours either.
-  }
+  // fieldOf: a getter that throws is no parsed host of ours either.
+  const parsed = typeof entry === "object" && entry !== null &&
+    typeof fieldOf(entry, "address") === "string";
   return parsed
     ? "expected a string host, not a parsed one as a resolved config holds " +
       "(a copy of a ResolvedConfig is no ConnectionConfig: pass the " +
