@@ -50,10 +50,14 @@ export function unreadable(
   }
 }
 
-/** `conn.id`, or what says it could not be read. */
-function idOf(conn: PoolableConnection): unknown {
+/**
+ * `conn.id` (undefined for no connection at all), or what says it could
+ * not be read: for an error about `conn`, which a throwing getter or
+ * proxy must not turn into another error.
+ */
+export function idOf(conn: PoolableConnection | null | undefined): unknown {
   try {
-    return conn.id;
+    return conn?.id;
   } catch {
     return "(unreadable)";
   }

@@ -11,7 +11,7 @@ import { asError } from "../errors/base.ts";
 import type { PoolContext } from "./context.ts";
 import type { Entry } from "./entry.ts";
 import type { ConnectionClosedReason } from "./events.ts";
-import { hasWork, uncounted, unreadable } from "./load.ts";
+import { hasWork, idOf, uncounted, unreadable } from "./load.ts";
 import { closeQuietly, destroyQuietly, noop } from "./quiet_close.ts";
 import type { PoolableConnection } from "./types.ts";
 
@@ -393,13 +393,8 @@ export class Roster<C extends PoolableConnection> {
   /** The error for a `returnConnection()` of a connection that is not lent. */
   misuse(conn: C): PoolMisuseError {
     const address = this.#ctx.address;
-    let id: unknown;
-    try {
-      id = (conn as { id?: unknown } | null)?.id;
-    } catch {
-      // A proxy or getter that throws: the error is about the misuse.
-      id = "(unreadable)";
-    }
+    // A proxy or getter that throws: the error is about the misuse.
+    const id = idOf(conn);
     return new PoolMisuseError(
       address,
       this.#known.has(conn)
