@@ -279,7 +279,7 @@ export class Roster<C extends PoolableConnection> {
    * `connectionClosed` (reason `error`) carrying the error. For callers
    * waiting (as they are served), never for one served at once.
    */
-  dropUncounted(): void {
+  dropUnusable(): void {
     const list = this.list;
     // Backwards, without a copy: a removal moves only entries looked at.
     // A listener of the removal may change the list: what is gone is skipped.

@@ -121,7 +121,7 @@ export class Waiters<C extends PoolableConnection> {
     // A connection whose getter throws (or whose inFlight is no count)
     // would be met by the picks below: the throw escaped from the pump,
     // out of a timer or an open, and the waiters were never served.
-    roster.dropUncounted();
+    roster.dropUnusable();
     const now = this.#tick.now();
     // Nothing usable, nobody served: return before visiting anyone, or
     // each of n callers queueing behind costs a walk of the queue (n²).
