@@ -628,7 +628,7 @@ test("LeastInFlightBalancer (and createBalancer) refuses loads without a count f
     ["a string", [0, 0, 0, "1"], "options.loads[3]"],
     ["too short", [0, 0], "options.loads[2]"],
   ];
-  for (const [what, loads] of cases) {
+  for (const [what, loads, argument] of cases) {
     for (
       const build of [
         () =>
@@ -645,7 +645,7 @@ test("LeastInFlightBalancer (and createBalancer) refuses loads without a count f
     ) {
       assert.throws(build, (e: unknown) => {
         assert.ok(e instanceof InvalidArgumentError, `${what}: ${e}`);
-        assert.equal(e.argument, cases.find((c) => c[0] === what)![2], what);
+        assert.equal(e.argument, argument, what);
         return true;
       }, what);
     }
