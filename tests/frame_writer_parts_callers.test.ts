@@ -9,7 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
-import { Connection } from "../src/connection/connection.ts";
+import type { Connection } from "../src/connection/connection.ts";
 import { MIN_PART_FRAMES } from "../src/connection/frame_writer.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import {
@@ -21,9 +21,7 @@ import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { ops } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
-
-/** Every microtask queued so far (a tick's end) has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { connectionOver, tickEnds } from "./support/stub_connection.ts";
 
 /**
  * A channel that decodes what it is given (the sequence numbers of each
@@ -89,10 +87,7 @@ async function warmConnection(
   channel: ReturnType<typeof scriptedChannel>["channel"],
 ) {
   const clock = new VirtualClock();
-  const connection = new Connection(channel, { hostname: "fake", port: 1 }, {
-    clock,
-    requestTimeoutMs: 1000,
-  });
+  const connection = connectionOver(channel, clock);
   const warm = connection.sendRequest(ops.echo("warm")).catch((e) => e);
   await tickEnds();
   return { clock, connection, warm };

@@ -20,9 +20,7 @@ import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { within } from "./support/within.ts";
-
-/** Every microtask queued so far (a tick's end) has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { tickEnds } from "./support/stub_connection.ts";
 
 /** What a caller sends, in the order of a round's pattern. */
 const KINDS = [
