@@ -57,7 +57,11 @@ export interface PoolableConnection {
    * getters read a field.
    */
   readonly isOpen: boolean;
-  /** Settles, never rejects, when the connection is gone; with the error if it broke. */
+  /**
+   * Settles, never rejects, when the connection is gone; with the error if
+   * it broke. Read once as the pool takes the connection in, as `id` is:
+   * the pool waits on that promise.
+   */
   readonly closed: Promise<Error | undefined>;
   /**
    * Graceful: finishes the requests in flight, then closes. The pool waits
