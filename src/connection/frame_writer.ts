@@ -42,18 +42,20 @@ const MAX_SLAB = 64 * 1024;
  * starts with small parts that double, so it costs a handful of writes,
  * not one per few frames.
  *
- * Why 32: a part costs one more write and one more read on each side,
- * which pays only when the frames after it take longer to encode (on
- * Node, a write and a read cost about what 20-30 frames do). With parts
- * of at least 8, 16 callers awaiting a request each (native node, paired
- * rounds) ran at 0.58-0.70 of the rate with no parts, on every runtime,
- * and 32 callers at 0.59-0.71 on Bun and Node (Deno mixed): the runs are
- * bistable, and where parts of 8 lost it was by 35-45%, where they won
- * by 10-15%. At 32, a tick of 32 frames or fewer goes in one write; from
- * 64 callers on, the first part is half the window, as before. Internal:
- * read by the tests, re-exported by no entry point.
+ * Why 16: a part costs one more write and one more read on each side,
+ * which pays only when the frames after it take long enough to encode.
+ * The runs that measured it (callers awaiting a request each, native node
+ * out of process, paired rounds, every runtime) are bistable: the same
+ * code reads 2x apart from one process to the next. Against parts of at
+ * least 8, sending a tick of 16 frames whole won by 40-85% in 7 runs of
+ * 18 and lost by 1-20% in the others (geometric mean +19%); at 32
+ * callers, whole ticks won by 11-62% in 7 runs of 21 and lost by 4-25% in
+ * the others (geometric mean +1%, median -8%). So 16 callers or fewer
+ * send each tick in one write, 32 callers in two parts of 16, and from 64
+ * callers on the first part is half the window. Internal: read by the
+ * tests, re-exported by no entry point.
  */
-export const MIN_PART_FRAMES = 32;
+export const MIN_PART_FRAMES = 16;
 
 /** A writer not told what is in flight never sends a tick in parts. */
 const unknownInFlight = (): number => Infinity;
