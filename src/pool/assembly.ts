@@ -81,6 +81,7 @@ export function assemblePool<C extends PoolableConnection>(
     pump: calls.pump,
     pumpSoon: calls.pumpSoon,
     checkReady: calls.checkReady,
+    failWaiters: (thrown) => waiters.failThrown(thrown),
     wakeAt: (at) => keeper.wakeAt(at),
     expireWaiters: (now) => waiters.expire(now),
     expireOpens: (now) => opener.expire(now),

@@ -96,6 +96,12 @@ export interface PoolContext {
   pumpSoon(): void;
   /** Dispatches `poolReady` once `minConnections` are open for the first time. */
   checkReady(): void;
+  /**
+   * Fails every waiter with what `thrown` blames: for the pool's timers and
+   * promise handlers, where a throw (a custom clock whose `now()` throws)
+   * would escape and leave the waiters waiting.
+   */
+  failWaiters(thrown: unknown): void;
   /** Arms the maintenance timer for `at`, unless it fires sooner already. */
   wakeAt(at: number): void;
   /** Fails waiters past their deadline; returns the next deadline. */

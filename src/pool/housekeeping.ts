@@ -78,7 +78,13 @@ export class Housekeeper<C extends PoolableConnection> {
         this.#timer = undefined;
         this.#timerAt = Infinity;
         this.#held = false;
-        this.#maintain();
+        // A throw here (a clock whose now() throws) would be uncaught. The
+        // timer is armed again by the next wakeAt, once the clock reads.
+        try {
+          this.#maintain();
+        } catch (thrown) {
+          this.#ctx.failWaiters(thrown);
+        }
       }, delay);
     }
     this.hold();

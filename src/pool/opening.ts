@@ -299,10 +299,16 @@ export class Opener<C extends PoolableConnection> {
     } catch (error) {
       promise = Promise.reject(error);
     }
+    // The catch: taking the outcome in reads the clock (a custom one whose
+    // now() throws), and a throw was an unhandled rejection, the waiters
+    // never told. `settled` never rejects (drain awaits it).
     opening.settled = promise.then(
       (conn) => this.#takeIn(opening, conn),
       (error) => this.#failed(opening, error),
-    );
+    ).catch((thrown) => {
+      this.#opening.delete(opening);
+      this.#waiters.failThrown(thrown);
+    });
   }
 
   /**

@@ -86,13 +86,26 @@ export class Pump<C extends PoolableConnection> {
     }
   }
 
+  /**
+   * Pumps from a timer or a microtask of the pool's own: a throw (a custom
+   * clock whose `now()` throws) fails the waiters instead of escaping as
+   * uncaught. Not for the callers' paths: their throw reaches them.
+   */
+  pumpOrFail(): void {
+    try {
+      this.pump();
+    } catch (thrown) {
+      this.#waiters.failThrown(thrown);
+    }
+  }
+
   /** Pumps after the current operation, once however often it is asked. */
   pumpSoon(): void {
     if (this.#pumpQueued) return;
     this.#pumpQueued = true;
     queueMicrotask(() => {
       this.#pumpQueued = false;
-      this.pump();
+      this.pumpOrFail();
     });
   }
 

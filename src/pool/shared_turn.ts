@@ -76,7 +76,12 @@ export class SharedTurns<C> {
     this.#timer = undefined;
     if (this.#stopped) return;
     this.#unmark();
-    this.#ctx.pump();
+    // A timer: a throw here (a clock whose now() throws) would be uncaught.
+    try {
+      this.#ctx.pump();
+    } catch (thrown) {
+      this.#ctx.failWaiters(thrown);
+    }
   }
 
   #unmark(): void {

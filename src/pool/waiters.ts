@@ -7,7 +7,8 @@
  */
 
 import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
-import { fieldOf } from "../errors/base.ts";
+import { asError, fieldOf } from "../errors/base.ts";
+import { blameClock } from "../config/validate.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { TickClock } from "../tick_clock.ts";
 import type { PoolContext } from "./context.ts";
@@ -269,22 +270,48 @@ export class Waiters<C extends PoolableConnection> {
   fail(waiter: Waiter<C>, error: Error, reason: CheckoutFailedReason): void {
     if (!this.settle(waiter)) return;
     const ctx = this.#ctx;
-    if (ctx.target.hasListeners("checkoutFailed")) {
-      ctx.events.emit("checkoutFailed", {
-        address: ctx.address,
-        mode: waiter.exclusive ? "exclusive" : "shared",
-        reason,
-        error,
-        durationMs: ctx.clock.now() - waiter.startedAt,
-      });
+    // finally: an event that cannot be built (a clock whose now() throws)
+    // must not leave the caller waiting for good.
+    try {
+      if (ctx.target.hasListeners("checkoutFailed")) {
+        ctx.events.emit("checkoutFailed", {
+          address: ctx.address,
+          mode: waiter.exclusive ? "exclusive" : "shared",
+          reason,
+          error,
+          durationMs: ctx.clock.now() - waiter.startedAt,
+        });
+      }
+    } finally {
+      waiter.reject(error);
     }
-    waiter.reject(error);
   }
 
   /** Fails every waiter, oldest first. */
   failAll(error: Error, reason: CheckoutFailedReason): void {
     for (const waiter of this.queue.snapshot()) {
       this.fail(waiter, error, reason);
+    }
+  }
+
+  /**
+   * Fails every waiter with what `thrown` blames (a `ConfigError` naming
+   * the clock when its `now()` throws, see {@linkcode blameClock}): for a
+   * timer or a promise handler of the pool's own that threw, where the
+   * throw would have escaped as uncaught and the waiters waited out their
+   * timeout, or for good with nobody to time them out. Each waiter is
+   * settled before its `checkoutFailed` event is built (which reads the
+   * clock too), so every round fails one at least: bounded by the queue.
+   */
+  failThrown(thrown: unknown): void {
+    const error = asError(blameClock(this.#ctx.clock, thrown));
+    for (let left = this.queue.size; left > 0 && this.queue.size > 0; left--) {
+      try {
+        this.failAll(error, "connectionError");
+        return;
+      } catch {
+        // Its event could not be built: the waiter is failed all the same.
+      }
     }
   }
 

@@ -1,0 +1,198 @@
+// A custom clock whose now() throws once the pool is up, met on the
+// pool's cold paths: a factory's outcome taken in after the clock broke
+// (a failure, or a connection) read it in a promise handler, an
+// unhandled rejection, and the waiters were never told: a checkout (and
+// so ConnectionManager.connect()) hung until close(). The shared turn's
+// timer, pumping, read it as it refilled: an uncaught exception. Now the
+// waiters fail with a ConfigError naming the clock, the clock's error as
+// cause, and nothing escapes.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import type { Clock } from "../src/clock.ts";
+import { ConnectionManager } from "../src/cluster/manager.ts";
+import { resolveConfig } from "../src/config/resolve.ts";
+import { ConfigError, ConnectFailedError } from "../src/errors.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
+import { ADDRESS } from "./support/pool_scene.ts";
+
+/** A virtual clock whose now() throws `broke` while `broken`. */
+function breakableClock() {
+  const virtual = new VirtualClock();
+  const broke = new Error("clock broke");
+  const state = { broken: false };
+  const clock: Clock = {
+    now: () => {
+      if (state.broken) throw broke;
+      return virtual.now();
+    },
+    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
+    clearTimeout: (id) => virtual.clearTimeout(id),
+  };
+  return { virtual, clock, broke, state };
+}
+
+/** Every microtask queued so far, and a task after them, has run. */
+const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+for (
+  const outcome of [
+    "fails",
+    "delivers",
+    "fails, heard by a checkoutFailed listener",
+  ] as const
+) {
+  test(`a factory that ${outcome} after the clock's now() broke: the waiter fails with a ConfigError naming the clock, nothing escapes`, async () => {
+    const { clock, broke, state } = breakableClock();
+    let settle!: {
+      resolve: (c: FakeConnection) => void;
+      reject: (e: Error) => void;
+    };
+    const pool = new ConnectionPool<FakeConnection>({
+      address: ADDRESS,
+      config: { minConnections: 0, maxConnections: 1 },
+      clock,
+      random: () => 0.5,
+      factory: () =>
+        new Promise<FakeConnection>((resolve, reject) => {
+          settle = { resolve, reject };
+        }),
+    });
+    // Its event reads the clock too: the waiter must fail all the same.
+    let heard = 0;
+    if (outcome.includes("listener")) {
+      pool.addEventListener("checkoutFailed", () => heard++);
+    }
+    const watch = watchEscapes();
+    try {
+      let result: unknown = "pending";
+      pool.getConnection().then((c) => (result = c), (e) => (result = e));
+      await tickEnds();
+      state.broken = true;
+      if (outcome === "delivers") settle.resolve(new FakeConnection());
+      else settle.reject(new Error("refused"));
+      await tickEnds();
+      state.broken = false;
+      // Before: still "pending" (until close()), and an unhandled rejection.
+      assert.ok(result instanceof ConfigError, String(result));
+      assert.equal(result.field, "clock");
+      assert.match(result.message, /now\(\)/);
+      assert.equal(result.cause, broke);
+      assert.equal(heard, 0);
+    } finally {
+      state.broken = false;
+      await pool.close();
+      assert.deepEqual(await watch.stop(), []);
+    }
+  });
+}
+
+test("the shared turn's timer pumping while the clock's now() throws: nothing escapes, and the pool goes on once it reads again", async () => {
+  const { clock, virtual, state } = breakableClock();
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 1, maxConnections: 1 },
+    clock,
+    random: () => 0.5,
+    factory: () => Promise.resolve(new FakeConnection()),
+  });
+  const watch = watchEscapes();
+  try {
+    // Served through a promise: its connection is marked for a turn.
+    const conn = await pool.acquireShared();
+    assert.ok(conn instanceof FakeConnection);
+    // The turn's timer has not fired yet: it meets the broken clock.
+    state.broken = true;
+    await tickEnds();
+    state.broken = false;
+    await virtual.advance(0);
+    const again = await pool.getConnection({ timeoutMs: 100 });
+    pool.returnConnection(again);
+  } finally {
+    state.broken = false;
+    await pool.close();
+    // Before: the clock's error, uncaught from the timer.
+    assert.deepEqual(await watch.stop(), []);
+  }
+});
+
+test("the maintenance timer firing while the clock's now() throws: nothing escapes, and the pool goes on once it reads again", async () => {
+  const { clock, virtual, state } = breakableClock();
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
+    clock,
+    random: () => 0.5,
+    factory: () => Promise.resolve(new FakeConnection()),
+  });
+  const watch = watchEscapes();
+  try {
+    pool.returnConnection(await pool.getConnection());
+    state.broken = true;
+    // Its idle timeout is due: the timer fires into the broken clock.
+    await virtual.advance(5000);
+    state.broken = false;
+    const again = await pool.getConnection({ timeoutMs: 100 });
+    pool.returnConnection(again);
+  } finally {
+    state.broken = false;
+    await pool.close();
+    // Before: the clock's error, uncaught from the timer.
+    assert.deepEqual(await watch.stop(), []);
+  }
+});
+
+test("ConnectionManager.connect() while the clock's now() throws as the first open fails: it settles, instead of hanging until close(), and nothing escapes", async () => {
+  const { clock, virtual, state } = breakableClock();
+  const network = createMemoryNetwork();
+  // Down: its port was listened on once, and no longer is.
+  const gone = await startTestNode({ runtime: network, clock: virtual });
+  const down = gone.address;
+  await gone.close();
+  // The clock breaks as the pool's open reaches the network: its checkout
+  // has read it already, the refusal is taken in by the broken clock.
+  const runtime = new Proxy(network, {
+    get(target, key) {
+      const value = Reflect.get(target, key, target);
+      if (key === "connect") {
+        return (...args: unknown[]) => {
+          state.broken = true;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      }
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+  const manager = new ConnectionManager(
+    resolveConfig({
+      hosts: [down],
+      runtime,
+      clock,
+      healthConfig: { intervalMs: 0 },
+      poolConfig: { minConnections: 0 },
+    }),
+    runtime,
+  );
+  const watch = watchEscapes();
+  try {
+    let outcome: unknown = "pending";
+    manager.connect().then(() => (outcome = "connected"), (e) => (outcome = e));
+    for (let i = 0; i < 20 && outcome === "pending"; i++) await tickEnds();
+    state.broken = false;
+    // Before: "pending" until close(), and an unhandled rejection. (It
+    // settles with the clock's own Error, raw: the manager's first
+    // connect reads the clock too, outside the pool.)
+    assert.notEqual(outcome, "pending");
+    assert.ok(outcome instanceof Error, String(outcome));
+    assert.match(outcome.message, /clock broke/);
+  } finally {
+    state.broken = false;
+    await manager.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
+  assert.equal(network.openChannels, 0);
+});
