@@ -278,35 +278,54 @@ export class RequestPath {
     // Another attempt to the same node would only add to its queue.
     if (node === call.node) return;
     const budget = this.#budget;
-    if (budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())) {
-      return;
-    }
-    this.hedgeCount++;
-    hedge.sent++;
-    node.inFlight++;
-    call.outstanding++;
-    const sink = new HedgeSink(call, node, this.#config.clock.now());
-    if (requestObserved()) {
-      sink.message = this.diagnostics.started(call, node.address, true);
-    }
-    // A new attempt, as a retry is: its whole `timeoutMs`, not what a lazy
-    // client's connect left of the first attempt's (see firstAttempt).
-    const options = this.#firstOnly?.get(call.options) ?? call.options;
-    const connection = node.pool.tryAcquireShared();
-    if (connection !== undefined) {
-      if (sink.message !== undefined || channels.poolCheckout.hasSubscribers) {
-        this.diagnostics.checkedOut(
-          sink.message,
-          node.address,
-          connection.id,
-          0,
-        );
+    // From a timer, so a throw (a custom clock whose now() throws, a pool
+    // that throws) escaped as uncaught; and the clock was read after the
+    // node was charged, which then stayed charged. Read once, before; a
+    // throw ends the request, as in #dispatch.
+    let charged = false;
+    try {
+      const now = this.#config.clock.now();
+      if (budget !== undefined && !budget.tryWithdraw(now)) return;
+      this.hedgeCount++;
+      hedge.sent++;
+      node.inFlight++;
+      call.outstanding++;
+      charged = true;
+      const sink = new HedgeSink(call, node, now);
+      if (requestObserved()) {
+        sink.message = this.diagnostics.started(call, node.address, true);
       }
-      connection.submitRequest(call.payload, options, sink);
-    } else {
-      this.#waitThenSend(call, node, options, sink);
+      // A new attempt, as a retry is: its whole `timeoutMs`, not what a
+      // lazy client's connect left of the first attempt's (see firstAttempt).
+      const options = this.#firstOnly?.get(call.options) ?? call.options;
+      const connection = node.pool.tryAcquireShared();
+      if (connection !== undefined) {
+        if (
+          sink.message !== undefined || channels.poolCheckout.hasSubscribers
+        ) {
+          this.diagnostics.checkedOut(
+            sink.message,
+            node.address,
+            connection.id,
+            0,
+          );
+        }
+        charged = false; // Its failures go to the sink from here on.
+        connection.submitRequest(call.payload, options, sink);
+      } else {
+        charged = false;
+        this.#waitThenSend(call, node, options, sink);
+      }
+      hedge.rearm();
+    } catch (error) {
+      if (charged) {
+        this.hedgeCount--;
+        hedge.sent--;
+        node.inFlight--;
+        call.outstanding--;
+      }
+      if (!call.done) this.#end(call, blameClock(this.#config.clock, error));
     }
-    hedge.rearm();
   }
 
   /**
@@ -406,17 +425,43 @@ export class RequestPath {
     message: RequestMessage | undefined,
   ): void {
     node.inFlight--;
-    this.#manager.recordRequestFailure(node, error);
-    if (this.timed) {
-      const now = this.#config.clock.now();
-      this.#manager.recordLatency(node, started, now, error);
+    let others = -1;
+    // Called from a connection's sink: a throw (a custom clock whose now()
+    // throws) was reported as uncaught there, the request never settled
+    // and stayed counted. The try costs nothing until it catches, and
+    // this runs only when an attempt failed.
+    try {
+      this.#manager.recordRequestFailure(node, error);
+      if (this.timed) {
+        const now = this.#config.clock.now();
+        this.#manager.recordLatency(node, started, now, error);
+      }
+      others = --call.outstanding;
+      this.#decide(call, node, error, message, others);
+    } catch (thrown) {
+      if (others < 0) others = --call.outstanding;
+      if (!call.done && others === 0) {
+        this.#end(call, blameClock(this.#config.clock, thrown), message);
+      }
     }
+  }
+
+  /**
+   * The failed attempt is booked; with `others` attempts still out, the
+   * request is retried, ends, or waits for them.
+   */
+  #decide(
+    call: RequestCall,
+    node: ManagedNode,
+    error: Error,
+    message: RequestMessage | undefined,
+    others: number,
+  ): void {
     // Another attempt is still out (hedged), or the request already has
     // its outcome: this failure decides nothing. Unless it is a node's
     // answer that it will not do the request: the first answer is the
     // request's, an error as much as a reply, so the request does not
     // wait for a slower attempt to say so again.
-    const others = --call.outstanding;
     if (
       call.done ||
       (others > 0 && !(error instanceof RemoteError && !error.retryable))

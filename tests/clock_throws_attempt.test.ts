@@ -1,0 +1,141 @@
+// A custom clock whose now() throws once the client is up, met after an
+// attempt went out: booking the attempt's failure (failed(), called from
+// the connection's sink) read it, and a hedge about to be sent (the hedge
+// timer) read it after charging the hedge's node. Both threw out of a
+// callback: reported as uncaught, the request never settled, and the
+// node's in-flight count stayed raised. Now the request fails with a
+// ConfigError naming the clock, the clock's error as cause, and no node
+// stays charged.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock.ts";
+import { ConfigError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
+import { startFaultProxy } from "../testing/proxy.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+
+/**
+ * A virtual clock whose now() throws `broke` once `reads` more reads have
+ * been given (never while `reads` is Infinity).
+ */
+function breakableClock() {
+  const virtual = new VirtualClock();
+  const broke = new Error("clock broke");
+  const state = { reads: Infinity };
+  const clock: Clock = {
+    now: () => {
+      if (state.reads <= 0) throw broke;
+      state.reads--;
+      return virtual.now();
+    },
+    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
+    clearTimeout: (id) => virtual.clearTimeout(id),
+  };
+  return { virtual, clock, broke, state };
+}
+
+/** Every microtask queued so far, and a task after them, has run. */
+const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** Disconnects `client`, moving `virtual` on so its timeout can pass. */
+async function disconnect(client: Client, virtual: VirtualClock) {
+  const done = client.disconnect({ timeoutMs: 1 });
+  for (let i = 0; i < 5; i++) await virtual.advance(1);
+  await done;
+}
+
+test("an attempt that fails while the clock's now() throws (peak-ewma books its latency): the request fails with a ConfigError naming the clock, no node stays charged", async () => {
+  const { virtual, clock, broke, state } = breakableClock();
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network, clock: virtual });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+    clock,
+    loadBalancing: "peak-ewma",
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1 },
+  });
+  const watch = watchEscapes();
+  try {
+    await virtual.advance(0);
+    let outcome: unknown = "pending";
+    client.request(ops.fail(3, false, "no")).then(
+      () => (outcome = "replied"),
+      (error) => (outcome = error),
+    );
+    // Sent: the failure comes back to a broken clock.
+    state.reads = 0;
+    for (let i = 0; i < 10 && outcome === "pending"; i++) await tickEnds();
+    state.reads = Infinity;
+    // Before: "pending" for good, the clock's error uncaught.
+    assert.ok(outcome instanceof ConfigError, String(outcome));
+    assert.equal(outcome.field, "clock");
+    assert.equal(outcome.cause, broke);
+    assert.equal(client.stats().inFlight, 0);
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
+  } finally {
+    state.reads = Infinity;
+    await disconnect(client, virtual);
+    await node.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
+});
+
+test("a hedge sent while the clock's now() throws: the request fails with a ConfigError naming the clock, and the hedge's node is not left charged", async () => {
+  const { virtual, clock, broke, state } = breakableClock();
+  const network = createMemoryNetwork();
+  const nodes = [
+    await startTestNode({ runtime: network, clock: virtual }),
+    await startTestNode({ runtime: network, clock: virtual }),
+  ];
+  const slow = await startFaultProxy({
+    target: nodes[0],
+    runtime: network,
+    clock: virtual,
+  });
+  const client = await Client.connect({
+    hosts: [slow.address, nodes[1].address],
+    runtime: network,
+    clock,
+    loadBalancing: "round-robin",
+    hedging: { delayMs: 10 },
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  });
+  await slow.setFaults({ latencyMs: 100 });
+  const watch = watchEscapes();
+  try {
+    await virtual.advance(0);
+    let outcome: unknown = "pending";
+    client.request(ops.echo("x"), { idempotent: true }).then(
+      () => (outcome = "replied"),
+      (error) => (outcome = error),
+    );
+    // The hedge timer's own read goes through; the hedge's next one throws.
+    state.reads = 1;
+    await virtual.advance(10);
+    state.reads = Infinity;
+    for (let i = 0; i < 10 && outcome === "pending"; i++) await tickEnds();
+    // Before: the clock's error uncaught from the timer, the second node
+    // charged with a hedge never sent.
+    assert.ok(outcome instanceof ConfigError, String(outcome));
+    assert.equal(outcome.field, "clock");
+    assert.equal(outcome.cause, broke);
+    assert.equal(client.stats().hedges, 0);
+    assert.equal(client.stats().nodes[1].inFlight, 0);
+    // The main attempt's late reply gives its node back.
+    await virtual.advance(250);
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
+  } finally {
+    state.reads = Infinity;
+    await disconnect(client, virtual);
+    await slow.close();
+    for (const node of nodes) await node.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
+});
