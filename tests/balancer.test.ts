@@ -6,8 +6,10 @@ import {
   createBalancer,
   HealthyNodeSet,
   LeastInFlightBalancer,
+  PeakEwmaBalancer,
   RoundRobinBalancer,
 } from "../src/cluster/balancer.ts";
+import { PeakEwma } from "../src/cluster/peak_ewma.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { InvalidArgumentError } from "../src/errors.ts";
 import { seeded } from "./helpers.ts";
@@ -615,6 +617,55 @@ test('HealthyNodeSet.add refuses a slot from slotOf that is no integer from 0 (N
         (e.cause as InvalidArgumentError)?.argument === "slotOf",
       String(slot),
     );
+  }
+});
+
+test("loads whose slot cannot be read (a proxy whose index read throws) are refused with an InvalidArgumentError naming that slot, what was thrown as cause: it was thrown raw from new and createBalancer", () => {
+  const slotOf = (n: string) => "ab".indexOf(n);
+  const set = () => new HealthyNodeSet(["a", "b"], { slotOf });
+  const broke = new Error("index read broke");
+  const loads = new Proxy([0, 0], {
+    get(target, key, receiver) {
+      if (key === "1") throw broke;
+      return Reflect.get(target, key, receiver);
+    },
+  }) as ArrayLike<number>;
+  const latency = () => new PeakEwma(2);
+  const clock = { now: () => 0 };
+  const builds: [string, () => unknown][] = [
+    [
+      "LeastInFlightBalancer",
+      () => new LeastInFlightBalancer(set(), { inFlight: () => 0, loads }),
+    ],
+    [
+      "PeakEwmaBalancer",
+      () => new PeakEwmaBalancer(set(), { latency: latency(), loads, clock }),
+    ],
+    [
+      "createBalancer least-in-flight",
+      () =>
+        createBalancer("least-in-flight", set(), { inFlight: () => 0, loads }),
+    ],
+    [
+      "createBalancer peak-ewma",
+      () =>
+        createBalancer("peak-ewma", set(), {
+          latency: latency(),
+          loads,
+          clock,
+        }),
+    ],
+  ];
+  for (const [what, build] of builds) {
+    assert.throws(build, (e: unknown) => {
+      // Before: the proxy's own Error, raw.
+      assert.ok(e instanceof InvalidArgumentError, `${what}: ${e}`);
+      assert.equal(e.argument, "options.loads[1]", what);
+      assert.match(e.message, /could not be read/, what);
+      assert.match(e.message, /index read broke/, what);
+      assert.equal(e.cause, broke, what);
+      return true;
+    }, what);
   }
 });
 

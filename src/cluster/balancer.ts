@@ -22,6 +22,7 @@ import {
   timeSource,
 } from "../config/options.ts";
 import { clockFailed, oneOf } from "../config/validate.ts";
+import { messageOf } from "../errors.ts";
 import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
 import { Candidates } from "./candidates.ts";
@@ -369,7 +370,20 @@ function checkLoads<N>(
 ): void {
   for (let i = 0; i < nodes.size; i++) {
     const slot = nodes.slotAt(i);
-    const load = loads[slot];
+    let load: unknown;
+    try {
+      load = loads[slot];
+    } catch (error) {
+      // A proxy whose index read throws: raw, the caller could not tell
+      // which argument was wrong.
+      throw refuse(
+        method,
+        `options.loads[${slot}]`,
+        loads,
+        `could not be read (${messageOf(error)})`,
+        error,
+      );
+    }
     if (COUNT(load) !== undefined) {
       throw refuse(
         method,
