@@ -433,6 +433,8 @@ export class Connection {
    *
    * @throws {ProtocolError} while a TLS switch is under way (nothing is
    *   resumed).
+   * @throws {ConnectionLostError} once closed, saying how it ended, as
+   *   {@linkcode Connection.sendMessage} does (nothing is resumed).
    * @example
    * ```ts
    * import type { Connection } from "@nodewire/client/core";
@@ -443,6 +445,9 @@ export class Connection {
    * ```
    */
   resumeReading(): void {
+    // Closed, as sendMessage() is: resumed, the dead channel was read again
+    // and what was kept behind the pause point acted on.
+    if (this.#state === "closed") throw this.#end.refusal();
     checkResume(this.#core);
     this.#core.resume();
   }
