@@ -371,7 +371,8 @@ export class Connection {
    * (whatever the runtime adapter did with the socket): the requests that
    * waited for it fail with it, and no plaintext is ever sent again. A bad
    * option, or a refusal before the switch starts (the checks below), leaves
-   * the connection as it was. An upgrade that has not
+   * the connection as it was, except plaintext the node sent after it
+   * agreed to switch: a protocol violation, which ends the connection. An upgrade that has not
    * finished within the connection's connect timeout (`timeoutMs` of
    * {@linkcode Connection.connect}), or by the time `options.signal`
    * aborts, is given up even when the runtime adapter does not heed the
@@ -383,8 +384,10 @@ export class Connection {
    *
    * @throws {TlsError} for a certificate, name or handshake failure, or
    *   `"handshake-timeout"` when the connect timeout passed first.
-   * @throws {ProtocolError} when plaintext arrived after the switch point,
-   *   requests are in flight, or another `startTls` is under way.
+   * @throws {ProtocolError} when plaintext arrived after the switch point
+   *   (the connection is destroyed with it), requests are in flight, a
+   *   request route is installed, or another `startTls` is under way, each
+   *   saying which (the connection goes on).
    * @throws {ConnectionError} when the connection is gone or its adapter
    *   has no TLS.
    * @throws {InvalidArgumentError} for a bad option (read once, before

@@ -126,11 +126,14 @@ export interface TlsSwitchOwner extends Endpoint {
 
 /**
  * Throws when an open connection's stream may not switch to TLS now:
- * already encrypted, an adapter without TLS, or `plaintextArrived`: bytes
- * after the node agreed to switch, or anything else under way on the
- * stream (requests in flight, a request route).
+ * already encrypted, an adapter without TLS, `inFlight` requests whose
+ * replies are under way in plaintext, or a request route (`routed`) that
+ * the switch would not cover. Each is the caller's state, not the node's
+ * doing: the connection goes on as it was. (Plaintext from the node after
+ * it agreed to switch is {@linkcode plaintextArrived}, and ends it.)
  *
- * @throws {ProtocolError} when already encrypted or plaintext arrived.
+ * @throws {ProtocolError} when already encrypted, requests are in flight
+ *   or a request route is installed, each saying which.
  * @throws {ConnectionError} when the adapter cannot speak TLS.
  */
 export function checkTlsSwitch(
@@ -138,7 +141,8 @@ export function checkTlsSwitch(
   address: string,
   encrypted: boolean,
   canStartTls: boolean,
-  plaintextArrived: boolean,
+  inFlight: number,
+  routed: boolean,
 ): void {
   if (encrypted) {
     throw new ProtocolError("the connection is already encrypted");
@@ -151,11 +155,40 @@ export function checkTlsSwitch(
       { retryable: false },
     );
   }
-  if (plaintextArrived) {
-    // Bytes after NEGOTIATE_OK were plaintext the node had no business
-    // sending: a man in the middle would inject them here.
+  if (inFlight > 0) {
+    // Their replies would come in plaintext, or be lost in the switch.
     throw new ProtocolError(
-      "plaintext data arrived after the node agreed to switch to TLS",
+      `the stream cannot switch to TLS with ${inFlight} ${
+        inFlight === 1 ? "request" : "requests"
+      } in flight: switch before sending any, or once they have settled`,
+    );
+  }
+  if (routed) {
+    throw new ProtocolError(
+      "the stream cannot switch to TLS on a connection with a request " +
+        "route: requests go over the route, which the switch would not " +
+        "encrypt",
+    );
+  }
+}
+
+/**
+ * The error for plaintext from the node that `core` holds unread after
+ * the node agreed to switch to TLS (a message taken by nobody, one kept
+ * behind the pause point, part of a frame), else undefined. The node had
+ * no business sending it, and a man in the middle would inject it there:
+ * a protocol violation that ends the connection.
+ */
+export function plaintextArrived(
+  core: ConnectionCore,
+): ProtocolError | undefined {
+  if (
+    core.inbox.size > 0 || (core.held?.length ?? 0) > 0 ||
+    core.codec.bufferedBytes > 0
+  ) {
+    return new ProtocolError(
+      "plaintext data arrived after the node agreed to switch to TLS: " +
+        "the connection is closed",
     );
   }
 }
@@ -201,13 +234,23 @@ export async function switchToTls(
     // the two secure channels open with nobody to close it.
     throw new ProtocolError("a TLS switch is under way on this connection");
   }
+  if (!core.encrypted) {
+    // The node's violation, whatever else is under way: refused and left
+    // open, the connection could be used on in plaintext with whatever
+    // was injected, or switched again once it was read.
+    const injected = plaintextArrived(core);
+    if (injected !== undefined) {
+      limit.giveUp(injected);
+      throw injected;
+    }
+  }
   checkTlsSwitch(
     owner,
     owner.address,
     core.encrypted,
     channel.startTls !== undefined,
-    core.table.size > 0 || core.inbox.size > 0 ||
-      (core.held?.length ?? 0) > 0 || core.codec.bufferedBytes > 0 || routed,
+    core.table.size,
+    routed,
   );
   core.writer.flush();
   // A request sent from now on waits for the secure channel (see attach):
