@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import type { Clock } from "../src/clock.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
-import { ConfigError, ConnectFailedError } from "../src/errors.ts";
+import { ConfigError } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
