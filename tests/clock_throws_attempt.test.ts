@@ -139,3 +139,58 @@ test("a hedge sent while the clock's now() throws: the request fails with a Conf
     assert.deepEqual(await watch.stop(), []);
   }
 });
+
+test("the hedge timer fires while the clock's now() throws: the request fails with a ConfigError naming the clock, nothing escapes, no node stays charged", async () => {
+  const { virtual, clock, broke, state } = breakableClock();
+  const network = createMemoryNetwork();
+  const nodes = [
+    await startTestNode({ runtime: network, clock: virtual }),
+    await startTestNode({ runtime: network, clock: virtual }),
+  ];
+  const slow = await startFaultProxy({
+    target: nodes[0],
+    runtime: network,
+    clock: virtual,
+  });
+  const client = await Client.connect({
+    hosts: [slow.address, nodes[1].address],
+    runtime: network,
+    clock,
+    loadBalancing: "round-robin",
+    hedging: { delayMs: 10 },
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  });
+  await slow.setFaults({ latencyMs: 100 });
+  const watch = watchEscapes();
+  try {
+    await virtual.advance(0);
+    let outcome: unknown = "pending";
+    client.request(ops.echo("x"), { idempotent: true }).then(
+      () => (outcome = "replied"),
+      (error) => (outcome = error),
+    );
+    // The hedge timer's own read throws (Hedging's, before any hedge is
+    // looked at). Before: thrown out of the timer, uncaught.
+    state.reads = 0;
+    let timerThrew: unknown = undefined;
+    await virtual.advance(10).catch((error) => (timerThrew = error));
+    state.reads = Infinity;
+    for (let i = 0; i < 10 && outcome === "pending"; i++) await tickEnds();
+    assert.equal(timerThrew, undefined);
+    assert.ok(outcome instanceof ConfigError, String(outcome));
+    assert.equal(outcome.field, "clock");
+    assert.equal(outcome.cause, broke);
+    assert.equal(client.stats().hedges, 0);
+    assert.equal(client.stats().nodes[1].inFlight, 0);
+    // The main attempt's late reply gives its node back.
+    await virtual.advance(250);
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
+  } finally {
+    state.reads = Infinity;
+    await disconnect(client, virtual);
+    await slow.close();
+    for (const node of nodes) await node.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
+});

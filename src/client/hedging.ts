@@ -128,12 +128,13 @@ export class Hedging {
 
   /** Sends `hedge` after `delayMs`, unless it is done or re-armed first. */
   schedule(hedge: Hedge, delayMs: number): Due {
-    const due: Due = { hedge, at: this.#clock.now() + delayMs };
+    const now = this.#clock.now();
+    const due: Due = { hedge, at: now + delayMs };
     // A listener may shut the client down while a hedge is being sent,
     // and the hedge then re-arms: no timer may outlive the client.
     if (this.#stopped) return due;
     push(this.#waiting, due);
-    if (due.at < this.#timerAt) this.#arm(due.at);
+    if (due.at < this.#timerAt) this.#arm(due.at, now);
     return due;
   }
 
@@ -144,13 +145,11 @@ export class Hedging {
     this.#disarm();
   }
 
-  #arm(at: number): void {
+  /** Arms the timer for `at`; `now` is the time just read. */
+  #arm(at: number, now: number): void {
     this.#disarm();
     this.#timerAt = at;
-    this.#timer = this.#clock.setTimeout(
-      this.#fire,
-      Math.max(0, at - this.#clock.now()),
-    );
+    this.#timer = this.#clock.setTimeout(this.#fire, Math.max(0, at - now));
   }
 
   #disarm(): void {
@@ -163,7 +162,17 @@ export class Hedging {
   #fire = (): void => {
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    const now = this.#clock.now();
+    // A custom clock whose now() throws: let out of this timer, the throw
+    // was uncaught and the waiting hedges were never looked at again.
+    // Every one is taken as due instead: each reads the clock as it goes
+    // out, and a clock still broken then ends its request with the
+    // ConfigError naming it (RequestPath's #hedgeNow).
+    let now: number;
+    try {
+      now = this.#clock.now();
+    } catch {
+      now = Infinity;
+    }
     const waiting = this.#waiting;
     const fire: Due[] = [];
     while (waiting.length > 0) {
@@ -173,7 +182,7 @@ export class Hedging {
       else if (top.at <= now) fire.push(pop(waiting));
       else break;
     }
-    if (waiting.length > 0) this.#arm(waiting[0].at);
+    if (waiting.length > 0) this.#arm(waiting[0].at, now);
     for (const due of fire) due.hedge.fire(due);
   };
 }
