@@ -146,8 +146,8 @@ test("the maintenance timer firing while the clock's now() throws: nothing escap
   }
 });
 
-test("ConnectionManager.connect() while the clock's now() throws as the first open fails: it settles, instead of hanging until close(), and nothing escapes", async () => {
-  const { clock, virtual, state } = breakableClock();
+test("ConnectionManager.connect() while the clock's now() throws as the first open fails: it fails with a ConfigError naming the clock, instead of hanging until close(), and nothing escapes", async () => {
+  const { clock, virtual, broke, state } = breakableClock();
   const network = createMemoryNetwork();
   // Down: its port was listened on once, and no longer is.
   const gone = await startTestNode({ runtime: network, clock: virtual });
@@ -183,15 +183,56 @@ test("ConnectionManager.connect() while the clock's now() throws as the first op
     manager.connect().then(() => (outcome = "connected"), (e) => (outcome = e));
     for (let i = 0; i < 20 && outcome === "pending"; i++) await tickEnds();
     state.broken = false;
-    // Before: "pending" until close(), and an unhandled rejection. (It
-    // settles with the clock's own Error, raw: the manager's first
-    // connect reads the clock too, outside the pool.)
+    // Before: "pending" until close(), and an unhandled rejection; then
+    // the clock's own Error, raw, out of marking the node unhealthy (its
+    // pool's clear() reads the clock).
     assert.notEqual(outcome, "pending");
-    assert.ok(outcome instanceof Error, String(outcome));
-    assert.match(outcome.message, /clock broke/);
+    assert.ok(outcome instanceof ConfigError, String(outcome));
+    assert.equal(outcome.field, "clock");
+    assert.equal(outcome.cause, broke);
   } finally {
     state.broken = false;
     await manager.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
+  assert.equal(network.openChannels, 0);
+});
+
+test("ConnectionManager.addNode() while the clock's now() throws as the node's first open fails: it fails with a ConfigError naming the clock, and nothing escapes", async () => {
+  const { clock, virtual, broke, state } = breakableClock();
+  const network = createMemoryNetwork();
+  const up = await startTestNode({ runtime: network, clock: virtual });
+  const gone = await startTestNode({ runtime: network, clock: virtual });
+  const down = gone.address;
+  await gone.close();
+  const manager = new ConnectionManager(
+    resolveConfig({
+      hosts: [up.address],
+      runtime: network,
+      clock,
+      healthConfig: { intervalMs: 0 },
+      poolConfig: { minConnections: 0 },
+    }),
+    network,
+  );
+  const watch = watchEscapes();
+  try {
+    await manager.connect();
+    let outcome: unknown = "pending";
+    manager.addNode(down).then((r) => (outcome = r), (e) => (outcome = e));
+    // The open is under way: its refusal meets the broken clock.
+    state.broken = true;
+    for (let i = 0; i < 20 && outcome === "pending"; i++) await tickEnds();
+    state.broken = false;
+    // Before: the clock's own Error, raw (booking the failed first
+    // connection against the node's health reads the clock).
+    assert.ok(outcome instanceof ConfigError, String(outcome));
+    assert.equal(outcome.field, "clock");
+    assert.equal(outcome.cause, broke);
+  } finally {
+    state.broken = false;
+    await manager.close();
+    await up.close();
     assert.deepEqual(await watch.stop(), []);
   }
   assert.equal(network.openChannels, 0);

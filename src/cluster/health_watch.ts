@@ -12,6 +12,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
+import { blameClock } from "../config/validate.ts";
 import { NodeUnhealthyError } from "../errors.ts";
 import type { TypedEventTarget } from "../events.ts";
 import { healthChanged } from "./connection_diagnostics.ts";
@@ -132,10 +133,15 @@ export class HealthWatch {
     if (this.#byAddress.get(node.address) !== node || this.#owner.isClosed()) {
       return;
     }
-    if (error !== undefined) {
-      node.health.recordFailure(error, this.#clock.now());
-    } else if (node.health.markHealthy()) {
-      this.changed(node, "connected");
+    try {
+      if (error !== undefined) {
+        node.health.recordFailure(error, this.#clock.now());
+      } else if (node.health.markHealthy()) {
+        this.changed(node, "connected");
+      }
+    } catch (thrown) {
+      // addNode's caller got the clock's raw Error; see changed().
+      throw blameClock(this.#clock, thrown);
     }
   }
 
@@ -177,6 +183,13 @@ export class HealthWatch {
       if (healthy !== told && this.#byAddress.get(node.address) === node) {
         this.#apply(node, healthy, reasons[reasons.length - 1]);
       }
+    } catch (error) {
+      // A custom clock whose now() throws once in use, read by the pool's
+      // clear() or the event: the mark's caller (connect()'s first
+      // connections among them) got its raw Error. Named as the culprit,
+      // as a request names it; a change is rare, so the catch costs
+      // nothing that matters.
+      throw blameClock(this.#clock, error);
     } finally {
       this.#changing.delete(node);
     }

@@ -279,7 +279,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * requests, otherwise `error`, and the health checks keep trying it.
    *
    * @throws {ConfigError} (rejects) for a bad host, or one already a node
-   *   however spelt (`DB1.:7000` beside `db1:7000`).
+   *   however spelt (`DB1.:7000` beside `db1:7000`), or naming `clock`
+   *   when a custom clock's `now()` throws as the first connection's
+   *   outcome is booked.
    * @throws {ClientClosedError} (rejects) once the manager is closed,
    *   also by a `close()` while the first connection is made.
    * @example
@@ -464,6 +466,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    *   checks to come back, also once an ejection that took it out ends.
    * @throws {InvalidArgumentError} for an address or a reason that is no
    *   string (nothing changes).
+   * @throws {ConfigError} naming `clock` when a custom clock's `now()`
+   *   throws as the node's pool is cleared (the node is out all the same).
    * @example
    * ```ts
    * import type { ConnectionManager } from "@nodewire/client/core";
