@@ -34,6 +34,8 @@ import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
 import { BatchItemCall } from "./request_call.ts";
 import { mayHedge } from "./hedging.ts";
 import { acquireWithin } from "./waits.ts";
+import { blameClock } from "../config/validate.ts";
+import { asError } from "../errors/base.ts";
 
 /**
  * One request's outcome in `Client.requestMany`: its reply, or the error
@@ -159,21 +161,29 @@ class Batch {
       const chunk = new Chunk(this, node, from, to);
       if (signal !== undefined) this.chunks.push(chunk);
       node.inFlight += to - from;
-      if (timed) chunk.sentAt = clock.now();
       from = to;
-      const connection = node.pool.tryAcquireShared();
-      if (connection !== undefined) {
-        if (channels.poolCheckout.hasSubscribers) {
-          path.diagnostics.checkedOut(
-            undefined,
-            node.address,
-            connection.id,
-            0,
-          );
+      // The try costs nothing until it catches: only a custom clock whose
+      // now() throws (read here and by the pool's look) gets there. Let
+      // out, it rejected the batch, which never rejects, with the clock's
+      // raw Error, and left the node charged with the chunk's items.
+      try {
+        if (timed) chunk.sentAt = clock.now();
+        const connection = node.pool.tryAcquireShared();
+        if (connection !== undefined) {
+          if (channels.poolCheckout.hasSubscribers) {
+            path.diagnostics.checkedOut(
+              undefined,
+              node.address,
+              connection.id,
+              0,
+            );
+          }
+          chunk.send(connection, options.timeoutMs);
+        } else {
+          void chunk.waitThenSend();
         }
-        chunk.send(connection, options.timeoutMs);
-      } else {
-        void chunk.waitThenSend();
+      } catch (error) {
+        chunk.failAll(asError(blameClock(clock, error)));
       }
     }
   }
@@ -356,7 +366,7 @@ class Chunk implements BatchReplySink {
   send(connection: Connection, timeoutMs: number | undefined): void {
     const batch = this.batch;
     const signal = batch.options.signal;
-    if (signal?.aborted) return this.#failAll(abortedBeforeSent(signal));
+    if (signal?.aborted) return this.failAll(abortedBeforeSent(signal));
     this.connection = connection;
     let refused: Error | undefined;
     try {
@@ -367,7 +377,7 @@ class Chunk implements BatchReplySink {
     } catch (error) {
       return this.#thrown(connection, error);
     }
-    if (refused !== undefined) this.#failAll(refused);
+    if (refused !== undefined) this.failAll(refused);
   }
 
   /**
@@ -378,7 +388,10 @@ class Chunk implements BatchReplySink {
    * fails here: every item once, with the same error.
    */
   #thrown(connection: Connection, cause: unknown): void {
-    const error = new InvalidArgumentError(
+    // A custom clock whose now() throws (sending reads it for the items'
+    // deadlines) is named, not the payloads.
+    const blamed = blameClock(this.batch.host.config.clock, cause);
+    const error = blamed !== cause ? asError(blamed) : new InvalidArgumentError(
       "payloads",
       undefined,
       "the batch could not be sent: sending it threw (see cause)",
@@ -400,19 +413,27 @@ class Chunk implements BatchReplySink {
   async waitThenSend(): Promise<void> {
     const batch = this.batch;
     const { config, path } = batch.host;
-    const waited = await acquireWithin(
-      config,
-      path.diagnostics,
-      this.node,
-      batch.options,
-      undefined,
-    );
-    if (waited instanceof Error) return this.#failAll(waited);
+    let waited;
+    try {
+      waited = await acquireWithin(
+        config,
+        path.diagnostics,
+        this.node,
+        batch.options,
+        undefined,
+      );
+    } catch (error) {
+      // The wait reads the clock: a custom one whose now() throws made
+      // this an unhandled rejection, the items never settled and their
+      // node stayed charged.
+      return this.failAll(asError(blameClock(config.clock, error)));
+    }
+    if (waited instanceof Error) return this.failAll(waited);
     this.send(waited.connection, waited.leftMs);
   }
 
   /** Every item of the chunk failed its first attempt with `error`. */
-  #failAll(error: Error): void {
+  failAll(error: Error): void {
     for (let i = this.from; i < this.to; i++) this.batch.failed(this, i, error);
   }
 }

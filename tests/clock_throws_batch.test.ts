@@ -1,0 +1,148 @@
+// A custom clock whose now() throws once the client is up, met by a
+// batch (requestMany): as its chunks are handed out, or as a chunk that
+// found no connection ready waits for one. requestMany promises one
+// result per item and never to reject; each item fails with a
+// ConfigError naming the clock, the clock's error as cause, nothing
+// escapes, and no node stays charged with the batch's items.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock.ts";
+import { ConfigError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+
+/**
+ * A virtual clock whose now() throws `broke` once `reads` more reads have
+ * been given (never while `reads` is Infinity).
+ */
+function breakableClock() {
+  const virtual = new VirtualClock();
+  const broke = new Error("clock broke");
+  const state = { reads: Infinity };
+  const clock: Clock = {
+    now: () => {
+      if (state.reads <= 0) throw broke;
+      state.reads--;
+      return virtual.now();
+    },
+    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
+    clearTimeout: (id) => virtual.clearTimeout(id),
+  };
+  return { virtual, clock, broke, state };
+}
+
+/** Every microtask queued so far, and a task after them, has run. */
+const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** Disconnects `client`, moving `virtual` on so its timeout can pass. */
+async function disconnect(client: Client, virtual: VirtualClock) {
+  const done = client.disconnect({ timeoutMs: 1 });
+  for (let i = 0; i < 5; i++) await virtual.advance(1);
+  await done;
+}
+
+/** Checks that `outcome` is the results of a batch whose items met the clock. */
+function assertClockFailed(outcome: unknown, broke: Error) {
+  // Before: rejected with the clock's raw Error, or "pending" for good.
+  assert.ok(
+    Array.isArray(outcome),
+    String((outcome as { rejected?: unknown }).rejected ?? outcome),
+  );
+  for (const result of outcome) {
+    if (result.ok) continue; // Sent before the clock broke.
+    // Before: an InvalidArgumentError blaming the payloads, too.
+    assert.ok(result.error instanceof ConfigError, String(result.error));
+    assert.equal(result.error.field, "clock");
+    assert.equal(result.error.cause, broke);
+  }
+  assert.ok(outcome.some((r) => !r.ok), "no item met the broken clock");
+}
+
+for (const balancer of ["round-robin", "peak-ewma"] as const) {
+  for (const reads of [0, 1, 2]) {
+    test(`requestMany (${balancer}) while the clock's now() throws after ${reads} more reads: every item that met it fails with a ConfigError naming the clock, nothing escapes, no node stays charged`, async () => {
+      const { virtual, clock, broke, state } = breakableClock();
+      const network = createMemoryNetwork();
+      const node = await startTestNode({ runtime: network, clock: virtual });
+      const client = await Client.connect({
+        hosts: [node.address],
+        runtime: network,
+        clock,
+        loadBalancing: balancer,
+        healthConfig: { intervalMs: 0 },
+        poolConfig: { minConnections: 1 },
+      });
+      const watch = watchEscapes();
+      try {
+        await virtual.advance(0);
+        let outcome: unknown = "pending";
+        state.reads = reads;
+        client.requestMany([ops.echo("a"), ops.echo("b")]).then(
+          (results) => (outcome = results),
+          (error) => (outcome = { rejected: error }),
+        );
+        for (let i = 0; i < 10 && outcome === "pending"; i++) {
+          await tickEnds();
+        }
+        state.reads = Infinity;
+        assertClockFailed(outcome, broke);
+        assert.equal(client.stats().inFlight, 0);
+        // Before: 2, the items of a chunk never sent.
+        assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
+      } finally {
+        state.reads = Infinity;
+        await disconnect(client, virtual);
+        await node.close();
+        assert.deepEqual(await watch.stop(), []);
+      }
+    });
+  }
+}
+
+test("requestMany whose chunk waits for a connection while the clock's now() throws: its items fail with a ConfigError naming the clock, nothing escapes, no node stays charged", async () => {
+  const { virtual, clock, broke, state } = breakableClock();
+  const network = createMemoryNetwork();
+  const node = await startTestNode({ runtime: network, clock: virtual });
+  const client = await Client.connect({
+    hosts: [node.address],
+    runtime: network,
+    clock,
+    loadBalancing: "round-robin",
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+  });
+  const watch = watchEscapes();
+  let release = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  try {
+    await virtual.advance(0);
+    // The one connection is lent: the chunk finds none ready and waits.
+    const lent = client.withConnection(() => held);
+    for (let i = 0; i < 5; i++) await tickEnds();
+    let outcome: unknown = "pending";
+    // The pool's look (it finds none) goes through; the wait's own read
+    // of the clock throws.
+    state.reads = 1;
+    client.requestMany([ops.echo("a"), ops.echo("b")]).then(
+      (results) => (outcome = results),
+      (error) => (outcome = { rejected: error }),
+    );
+    for (let i = 0; i < 10 && outcome === "pending"; i++) await tickEnds();
+    state.reads = Infinity;
+    release();
+    await lent;
+    assertClockFailed(outcome, broke);
+    assert.equal(client.stats().inFlight, 0);
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
+  } finally {
+    state.reads = Infinity;
+    release();
+    await disconnect(client, virtual);
+    await node.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
+});
