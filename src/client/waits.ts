@@ -12,7 +12,9 @@ import { type Clock, wait } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
 import type { ManagedNode } from "../cluster/node.ts";
+import { blameClock } from "../config/validate.ts";
 import { RequestTimeoutError } from "../errors.ts";
+import { asError } from "../errors/base.ts";
 import { channels, type RequestMessage } from "../diagnostics/channels.ts";
 import type { RequestDiagnostics } from "./request_diagnostics.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
@@ -32,9 +34,30 @@ export interface Waited {
  * Resolves with the connection and the ms left for the reply, or with the
  * error the attempt fails with: the pool's, or a RequestTimeoutError when
  * the wait used all of the time. A shared connection is not checked out:
- * an attempt that does not use it has nothing to give back.
+ * an attempt that does not use it has nothing to give back. Never
+ * rejects: a custom clock whose `now()` throws as the wait reads it is the
+ * ConfigError naming `clock` (see {@linkcode blameClock}).
  */
 export async function acquireWithin(
+  config: ResolvedConfig,
+  diagnostics: RequestDiagnostics,
+  node: ManagedNode,
+  options: ClientRequestOptions,
+  message: RequestMessage | undefined,
+): Promise<Waited | Error> {
+  // Its callers void the wait: a throw here (the clock, as the wait starts
+  // or ends) was an unhandled rejection, and the attempt never settled
+  // and its node stayed charged. Caught once for all of them; the wait is
+  // never on the way of a request that finds a connection ready.
+  try {
+    return await waitWithin(config, diagnostics, node, options, message);
+  } catch (error) {
+    return asError(blameClock(config.clock, error));
+  }
+}
+
+/** {@linkcode acquireWithin}, which may throw. */
+async function waitWithin(
   config: ResolvedConfig,
   diagnostics: RequestDiagnostics,
   node: ManagedNode,

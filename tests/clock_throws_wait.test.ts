@@ -1,0 +1,102 @@
+// A custom clock whose now() throws once the client is up, met by a single
+// request that found no connection ready and waits for one (the only
+// connection lent with withConnection): the wait reads the clock as it
+// starts and as it ends. The request fails with a ConfigError naming the
+// clock, the clock's error as cause; nothing escapes, no node stays
+// charged with the request.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Client } from "../src/client/client.ts";
+import type { Clock } from "../src/clock.ts";
+import { ConfigError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode } from "../testing/node.ts";
+import { ops } from "../testing/ops.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+
+/**
+ * A virtual clock whose now() throws `broke` once `reads` more reads have
+ * been given (never while `reads` is Infinity).
+ */
+function breakableClock() {
+  const virtual = new VirtualClock();
+  const broke = new Error("clock broke");
+  const state = { reads: Infinity };
+  const clock: Clock = {
+    now: () => {
+      if (state.reads <= 0) throw broke;
+      state.reads--;
+      return virtual.now();
+    },
+    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
+    clearTimeout: (id) => virtual.clearTimeout(id),
+  };
+  return { virtual, clock, broke, state };
+}
+
+/** Every microtask queued so far, and a task after them, has run. */
+const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** Disconnects `client`, moving `virtual` on so its timeout can pass. */
+async function disconnect(client: Client, virtual: VirtualClock) {
+  const done = client.disconnect({ timeoutMs: 1 });
+  for (let i = 0; i < 5; i++) await virtual.advance(1);
+  await done;
+}
+
+// The clock breaks after `reads` more reads. "start": given as the
+// request comes, 1 (the pool's look, finding none, goes through), so the
+// wait's first read throws. "end": given as the lent connection comes
+// back, 3 (what giving it back and handing it to the wait read), so the
+// wait's last read throws. (Fewer break withConnection's give-back and
+// more the send: see the report of this commit's branch.)
+for (const [when, reads] of [["start", 1], ["end", 3]] as const) {
+  test(`a request waiting for a connection while the clock's now() throws at the wait's ${when}: it fails with a ConfigError naming the clock, nothing escapes, no node stays charged`, async () => {
+    const { virtual, clock, broke, state } = breakableClock();
+    const network = createMemoryNetwork();
+    const node = await startTestNode({ runtime: network, clock: virtual });
+    const client = await Client.connect({
+      hosts: [node.address],
+      runtime: network,
+      clock,
+      loadBalancing: "round-robin",
+      healthConfig: { intervalMs: 0 },
+      poolConfig: { minConnections: 1, maxConnections: 1 },
+    });
+    const watch = watchEscapes();
+    let release = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await virtual.advance(0);
+      // The one connection is lent: the request finds none ready and waits.
+      const lent = client.withConnection(() => held);
+      for (let i = 0; i < 5; i++) await tickEnds();
+      let outcome: unknown = "pending";
+      const atStart = when === "start";
+      if (atStart) state.reads = reads;
+      client.request(ops.echo("a")).then(
+        (reply) => (outcome = { reply }),
+        (error) => (outcome = error),
+      );
+      for (let i = 0; i < 5; i++) await tickEnds();
+      state.reads = atStart ? Infinity : reads;
+      release();
+      await lent;
+      for (let i = 0; i < 10 && outcome === "pending"; i++) await tickEnds();
+      state.reads = Infinity;
+      // Before: "pending" for good, the clock's throw unhandled.
+      assert.ok(outcome instanceof ConfigError, String(outcome));
+      assert.equal(outcome.field, "clock");
+      assert.equal(outcome.cause, broke);
+      assert.equal(client.stats().inFlight, 0);
+      assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
+    } finally {
+      state.reads = Infinity;
+      release();
+      await disconnect(client, virtual);
+      await node.close();
+      assert.deepEqual(await watch.stop(), []);
+    }
+  });
+}
