@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import type { Clock } from "../src/clock.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
-import { ConfigError } from "../src/errors.ts";
+import { ConfigError, PoolClosedError } from "../src/errors.ts";
 import { ConnectionPool } from "../src/pool/pool.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
@@ -236,4 +236,39 @@ test("ConnectionManager.addNode() while the clock's now() throws as the node's f
     assert.deepEqual(await watch.stop(), []);
   }
   assert.equal(network.openChannels, 0);
+});
+
+test("clear() while the clock's now() throws: the cleared pool's waiters fail all the same, nothing escapes", async () => {
+  const { clock, broke, state } = breakableClock();
+  let refuse = (_: Error) => {};
+  const pool = new ConnectionPool<FakeConnection>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1 },
+    clock,
+    random: () => 0.5,
+    // Delivers nothing until the end: the checkout waits until the pool
+    // is cleared.
+    factory: () =>
+      new Promise<FakeConnection>((_, reject) => (refuse = reject)),
+  });
+  const watch = watchEscapes();
+  try {
+    let result: unknown = "pending";
+    pool.getConnection().then((c) => (result = c), (e) => (result = e));
+    await tickEnds();
+    state.broken = true;
+    // The clock's throw reaches clear()'s caller (the health watch puts
+    // it on the clock), but only once the waiters were failed.
+    assert.throws(() => pool.clear(new Error("unhealthy")), (e) => e === broke);
+    await tickEnds();
+    state.broken = false;
+    // Before: still "pending" until close().
+    assert.ok(result instanceof PoolClosedError, String(result));
+    assert.match(result.message, /cleared/);
+  } finally {
+    state.broken = false;
+    refuse(new Error("refused"));
+    await pool.close();
+    assert.deepEqual(await watch.stop(), []);
+  }
 });

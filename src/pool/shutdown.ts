@@ -28,12 +28,18 @@ export function clearPool<C extends PoolableConnection>(
     cause: reason,
   });
   parts.opener.abort(error);
-  const now = parts.clock.now();
-  for (const entry of parts.roster.list.slice()) {
-    parts.roster.retire(entry, "stale");
-    parts.keeper.closeWhenIdle(entry, now);
+  // A custom clock whose now() throws reaches clear()'s caller, but the
+  // waiters are failed all the same: before, they waited on a cleared pool
+  // until its close().
+  try {
+    const now = parts.clock.now();
+    for (const entry of parts.roster.list.slice()) {
+      parts.roster.retire(entry, "stale");
+      parts.keeper.closeWhenIdle(entry, now);
+    }
+  } finally {
+    parts.waiters.failAll(error, "connectionError");
   }
-  parts.waiters.failAll(error, "connectionError");
 }
 
 /**
