@@ -66,18 +66,27 @@ export async function connectNodes(
   // The caller gave up: say that, whatever each node's wait failed with.
   if (signal?.aborted) throw connectAborted(signal);
   const failures: { address: string; error: Error }[] = [];
+  // A mark that throws (its health change met a custom clock whose now()
+  // throws) stopped the loop: the nodes after it kept their old marks.
+  // Every node is marked, and the first throw is thrown after.
+  let markFailed: { error: unknown } | undefined;
   results.forEach((result, i) => {
     const node = nodes[i];
-    if (result.status === "fulfilled") {
-      // Back in rotation if an earlier connect (a lazy client's) had
-      // found it down.
-      marks.markNodeHealthy(node.address, "connected");
-      return;
+    try {
+      if (result.status === "fulfilled") {
+        // Back in rotation if an earlier connect (a lazy client's) had
+        // found it down.
+        marks.markNodeHealthy(node.address, "connected");
+        return;
+      }
+      const error = asError(result.reason);
+      failures.push({ address: node.address, error });
+      marks.markNodeUnhealthy(node.address, `connect failed: ${error.message}`);
+    } catch (error) {
+      markFailed ??= { error };
     }
-    const error = asError(result.reason);
-    failures.push({ address: node.address, error });
-    marks.markNodeUnhealthy(node.address, `connect failed: ${error.message}`);
   });
+  if (markFailed !== undefined) throw markFailed.error;
   if (failures.length === nodes.length) {
     // Wrong credentials or a policy no node meets: say so plainly rather
     // than as a retryable "could not connect".
