@@ -841,8 +841,11 @@ export class Connection {
       deadline: 0,
       timeoutMs: 0,
     };
-    this.#pending.add(pending);
+    // The deadline first: it reads the clock, and a custom clock whose
+    // now() throws must leave nothing behind (a request in the table that
+    // never settles holds close() for good).
     core.deadlines.add(pending, timeoutMs);
+    this.#pending.add(pending);
     if (signal) core.listenForAbort(pending, signal);
     if (route !== undefined) {
       try {
