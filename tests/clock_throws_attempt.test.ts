@@ -9,44 +9,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import type { Clock } from "../src/clock.ts";
 import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
 import { startFaultProxy } from "../testing/proxy.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
-
-/**
- * A virtual clock whose now() throws `broke` once `reads` more reads have
- * been given (never while `reads` is Infinity).
- */
-function breakableClock() {
-  const virtual = new VirtualClock();
-  const broke = new Error("clock broke");
-  const state = { reads: Infinity };
-  const clock: Clock = {
-    now: () => {
-      if (state.reads <= 0) throw broke;
-      state.reads--;
-      return virtual.now();
-    },
-    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-    clearTimeout: (id) => virtual.clearTimeout(id),
-  };
-  return { virtual, clock, broke, state };
-}
-
-/** Every microtask queued so far, and a task after them, has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
-
-/** Disconnects `client`, moving `virtual` on so its timeout can pass. */
-async function disconnect(client: Client, virtual: VirtualClock) {
-  const done = client.disconnect({ timeoutMs: 1 });
-  for (let i = 0; i < 5; i++) await virtual.advance(1);
-  await done;
-}
+import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { tickEnds } from "./support/stub_connection.ts";
 
 test("an attempt that fails while the clock's now() throws (peak-ewma books its latency): the request fails with a ConfigError naming the clock, no node stays charged", async () => {
   const { virtual, clock, broke, state } = breakableClock();
@@ -80,7 +50,7 @@ test("an attempt that fails while the clock's now() throws (peak-ewma books its 
     assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
   } finally {
     state.reads = Infinity;
-    await disconnect(client, virtual);
+    await disconnectOn(client, virtual);
     await node.close();
     assert.deepEqual(await watch.stop(), []);
   }
@@ -133,7 +103,7 @@ test("a hedge sent while the clock's now() throws: the request fails with a Conf
     assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
   } finally {
     state.reads = Infinity;
-    await disconnect(client, virtual);
+    await disconnectOn(client, virtual);
     await slow.close();
     for (const node of nodes) await node.close();
     assert.deepEqual(await watch.stop(), []);
@@ -188,7 +158,7 @@ test("the hedge timer fires while the clock's now() throws: the request fails wi
     assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
   } finally {
     state.reads = Infinity;
-    await disconnect(client, virtual);
+    await disconnectOn(client, virtual);
     await slow.close();
     for (const node of nodes) await node.close();
     assert.deepEqual(await watch.stop(), []);

@@ -8,16 +8,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import type { Clock } from "../src/clock.ts";
 import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
-
-/** Every microtask queued so far, and a task after them, has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { breakableClock } from "./support/breakable_clock.ts";
+import { tickEnds } from "./support/stub_connection.ts";
 
 // The clock breaks after `reads` more reads, counted from the request's
 // call: 0 breaks the pool's look; 1 and 2 break what the connection reads
@@ -25,18 +22,7 @@ const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
 // from 3 on, the request is sent and answered.
 for (let reads = 0; reads <= 4; reads++) {
   test(`a request whose clock breaks after ${reads} more reads settles, leaves nothing in flight, and the client still disconnects`, async () => {
-    const virtual = new VirtualClock();
-    const broke = new Error("clock broke");
-    let left = Infinity;
-    const clock: Clock = {
-      now: () => {
-        if (left <= 0) throw broke;
-        left--;
-        return virtual.now();
-      },
-      setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-      clearTimeout: (id) => virtual.clearTimeout(id),
-    };
+    const { virtual, clock, broke, state } = breakableClock();
     const network = createMemoryNetwork();
     const node = await startTestNode({ runtime: network, clock: virtual });
     const client = await Client.connect({
@@ -52,13 +38,13 @@ for (let reads = 0; reads <= 4; reads++) {
       await virtual.advance(0);
       for (let i = 0; i < 3; i++) await tickEnds();
       let outcome: unknown = "pending";
-      left = reads;
+      state.reads = reads;
       client.request(ops.echo("a")).then(
         () => (outcome = "reply"),
         (error) => (outcome = error),
       );
       for (let i = 0; i < 5; i++) await tickEnds();
-      left = Infinity;
+      state.reads = Infinity;
       for (let i = 0; i < 10 && outcome === "pending"; i++) await tickEnds();
       if (reads < 3) {
         assert.ok(outcome instanceof ConfigError, String(outcome));

@@ -7,43 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import type { Clock } from "../src/clock.ts";
 import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
-
-/**
- * A virtual clock whose now() throws `broke` once `reads` more reads have
- * been given (never while `reads` is Infinity).
- */
-function breakableClock() {
-  const virtual = new VirtualClock();
-  const broke = new Error("clock broke");
-  const state = { reads: Infinity };
-  const clock: Clock = {
-    now: () => {
-      if (state.reads <= 0) throw broke;
-      state.reads--;
-      return virtual.now();
-    },
-    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-    clearTimeout: (id) => virtual.clearTimeout(id),
-  };
-  return { virtual, clock, broke, state };
-}
-
-/** Every microtask queued so far, and a task after them, has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
-
-/** Disconnects `client`, moving `virtual` on so its timeout can pass. */
-async function disconnect(client: Client, virtual: VirtualClock) {
-  const done = client.disconnect({ timeoutMs: 1 });
-  for (let i = 0; i < 5; i++) await virtual.advance(1);
-  await done;
-}
+import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { tickEnds } from "./support/stub_connection.ts";
 
 // The clock breaks after `reads` more reads. "start": given as the
 // request comes, 1 (the pool's look, finding none, goes through), so the
@@ -94,7 +64,7 @@ for (const [when, reads] of [["start", 1], ["end", 3]] as const) {
     } finally {
       state.reads = Infinity;
       release();
-      await disconnect(client, virtual);
+      await disconnectOn(client, virtual);
       await node.close();
       assert.deepEqual(await watch.stop(), []);
     }
