@@ -154,6 +154,15 @@ export interface ByteChannel {
   /** How many `write` calls, in order, no longer hold their bytes. */
   readonly releasedWrites?: number;
   /**
+   * True when small writes and reads cost the runtime little enough that,
+   * with up to 64 requests in flight, a burst of frames should go out in
+   * parts from the smallest (16 frames) on rather than in halves of the
+   * window: the peer starts on the first part sooner (Bun's and Deno's
+   * sockets; not Node's, where the extra writes cost more than the
+   * overlap gains). A performance hint only. Unset: halves.
+   */
+  readonly smallParts?: boolean;
+  /**
    * Stops reading once the chunk being delivered has been handed over,
    * until `resume()` or a TLS upgrade. Called from inside `onData` when
    * the last plaintext message before a TLS switch arrives, so that no

@@ -77,6 +77,12 @@ export class BunChannel extends ChannelBase {
   readonly copyBelow = 48;
   /** `socket.write` takes what it can at once; the queue holds the rest. */
   readonly releasesWrites = true;
+  /**
+   * Measured 2026-12-07, `request` with 48 and 64 callers and native node
+   * out of process, paired: parts from 16 frames on rather than halves
+   * read 1.2-1.3x over TCP and 1.4-1.5x over TLS (see ByteChannel).
+   */
+  readonly smallParts = true;
   #socket: BunSocket | undefined;
   // Under a TLS socket: the TCP one, which outlives the TLS one's end().
   #raw: BunSocket | undefined;
