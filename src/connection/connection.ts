@@ -3,11 +3,11 @@
  * requests in flight matched by sequence number. Here: the API, the
  * request path and the connection's state. Apart: the reading side and the
  * state the two share (core.ts), opening and the HELLO exchange (open.ts),
- * the control channel's checks and TLS switch (control.ts), how it ends
- * (lifecycle.ts, closing.ts), the errors a request is refused with before
- * it is sent (refusals.ts), the checks at the doors of a batch run
- * (batch_door.ts), the control inbox (inbox.ts) and the in-flight records
- * (in_flight.ts).
+ * the control channel's checks (control.ts), the TLS switch (start_tls.ts),
+ * how it ends (lifecycle.ts, closing.ts), the errors a request is refused
+ * with before it is sent (refusals.ts), the checks at the doors of a batch
+ * run (batch_door.ts), the control inbox (inbox.ts) and the in-flight
+ * records (in_flight.ts).
  *
  * @module
  */
@@ -40,9 +40,8 @@ import {
   readConnectOptions,
   readFrameFields,
   readReceiveOptions,
-  readTlsSwitchOptions,
-  switchToTls,
 } from "./control.ts";
+import { readTlsSwitchOptions, switchToTls } from "./start_tls.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import {

@@ -1,11 +1,12 @@
 /**
  * The stream as the control channel, the cold side of a connection's API:
  * the checks on a control message before it is sent
- * (`Connection.sendMessage`), switching the stream to TLS, client side
- * (`Connection.startTls`), and the options of `Connection.connect` and
- * `receiveMessage`, each read once and refused with an
- * `InvalidArgumentError` naming it before anything starts. Never on the
- * request path.
+ * (`Connection.sendMessage`) and on reading again after a pause
+ * (`Connection.resumeReading`), both refused while the stream switches to
+ * TLS (start_tls.ts holds the switch itself), and the options of
+ * `Connection.connect`, `receiveMessage` and `sendMessage`, each read once
+ * and refused with an `InvalidArgumentError` naming it before anything
+ * starts. Never on the request path.
  *
  * @module
  */
@@ -24,29 +25,16 @@ import {
   signal,
   text,
 } from "../config/options.ts";
-import {
-  ConnectionError,
-  type Endpoint,
-  InvalidArgumentError,
-  NodewireError,
-  ProtocolError,
-  TlsError,
-  type TlsFailureReason,
-} from "../errors.ts";
+import { InvalidArgumentError, ProtocolError } from "../errors.ts";
 import {
   isKnownMessageType,
   KNOWN_FLAGS,
   MAX_FRAME_SIZE_LIMIT,
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
-import { type Clock, holdTimer } from "../clock.ts";
 import { lengthOf } from "../protocol/codec.ts";
-import { fieldOf, foreignText, isInstance, textOf } from "../errors/base.ts";
-import { toTlsError } from "../runtime/tls.ts";
-import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
-import { destroyQuietly } from "./closing.ts";
 import { switching } from "./tls_switching.ts";
 import { messageTooLarge } from "./refusals.ts";
 
@@ -116,316 +104,6 @@ function underSwitch(what: string, instead: string): ProtocolError {
   );
 }
 
-/** What a TLS switch reads of the connection whose stream it switches. */
-export interface TlsSwitchOwner extends Endpoint {
-  /** `host:port` of the node. */
-  readonly address: string;
-  /** Whether the connection still takes work. */
-  readonly isOpen: boolean;
-}
-
-/**
- * Throws when an open connection's stream may not switch to TLS now:
- * already encrypted, an adapter without TLS, `inFlight` requests whose
- * replies are under way in plaintext, or a request route (`routed`) that
- * the switch would not cover. Each is the caller's state, not the node's
- * doing: the connection goes on as it was. (Plaintext from the node after
- * it agreed to switch is {@linkcode plaintextArrived}, and ends it.)
- *
- * @throws {ProtocolError} when already encrypted, requests are in flight
- *   or a request route is installed, each saying which.
- * @throws {ConnectionError} when the adapter cannot speak TLS.
- */
-export function checkTlsSwitch(
-  endpoint: Endpoint,
-  address: string,
-  encrypted: boolean,
-  canStartTls: boolean,
-  inFlight: number,
-  routed: boolean,
-): void {
-  if (encrypted) {
-    throw new ProtocolError("the connection is already encrypted");
-  }
-  if (!canStartTls) {
-    throw new ConnectionError(
-      "TLS_UNSUPPORTED",
-      `the runtime adapter of ${address} cannot speak TLS`,
-      endpoint,
-      { retryable: false },
-    );
-  }
-  if (inFlight > 0) {
-    // Their replies would come in plaintext, or be lost in the switch.
-    throw new ProtocolError(
-      `the stream cannot switch to TLS with ${inFlight} ${
-        inFlight === 1 ? "request" : "requests"
-      } in flight: switch before sending any, or once they have settled`,
-    );
-  }
-  if (routed) {
-    throw new ProtocolError(
-      "the stream cannot switch to TLS on a connection with a request " +
-        "route: requests go over the route, which the switch would not " +
-        "encrypt",
-    );
-  }
-}
-
-/**
- * The error for plaintext from the node that `core` holds unread after
- * the node agreed to switch to TLS (a message taken by nobody, one kept
- * behind the pause point, part of a frame), else undefined. The node had
- * no business sending it, and a man in the middle would inject it there:
- * a protocol violation that ends the connection.
- */
-export function plaintextArrived(
-  core: ConnectionCore,
-): ProtocolError | undefined {
-  if (
-    core.inbox.size > 0 || (core.held?.length ?? 0) > 0 ||
-    core.codec.bufferedBytes > 0
-  ) {
-    return new ProtocolError(
-      "plaintext data arrived after the node agreed to switch to TLS: " +
-        "the connection is closed",
-    );
-  }
-}
-
-/**
- * How long a TLS switch may take, and what ends the connection when it is
- * given up on (the adapter's handshake may still hold the socket).
- */
-export interface TlsSwitchLimit {
-  /** The connection's clock. */
-  readonly clock: Clock;
-  /** The connection's connect timeout, in ms. */
-  readonly ms: number;
-  /** Ends the connection, with the error the switch failed with, if an Error. */
-  readonly giveUp: (error: Error | undefined) => void;
-}
-
-/**
- * Switches `core`'s stream to TLS for `owner` once the checks pass
- * (`routed`: the connection has a request route): flushes what is queued,
- * upgrades the stream, and from then on reads and writes only the secure
- * one, whose close goes to `onClose`. `lost` makes the error for a
- * connection that is no longer open, before the switch or once it ends.
- * The upgrade is given up after `limit.ms`, or when the caller's signal
- * aborts, whether the adapter heeds it or not (see `upgrade`). Once the
- * writer is held, a failure ends the connection (`limit.giveUp`).
- *
- * @throws the errors of `Connection.startTls`.
- */
-export async function switchToTls(
-  owner: TlsSwitchOwner,
-  core: ConnectionCore,
-  routed: boolean,
-  options: TlsOptions,
-  lost: () => Error,
-  onClose: (error?: Error) => void,
-  limit: TlsSwitchLimit,
-): Promise<void> {
-  if (!owner.isOpen) throw lost();
-  const channel = core.channel;
-  if (switching.has(channel)) {
-    // A second upgrade of the same plaintext stream would leave one of
-    // the two secure channels open with nobody to close it.
-    throw new ProtocolError("a TLS switch is under way on this connection");
-  }
-  if (!core.encrypted) {
-    // The node's violation, whatever else is under way: refused and left
-    // open, the connection could be used on in plaintext with whatever
-    // was injected, or switched again once it was read.
-    const injected = plaintextArrived(core);
-    if (injected !== undefined) {
-      limit.giveUp(injected);
-      throw injected;
-    }
-  }
-  checkTlsSwitch(
-    owner,
-    owner.address,
-    core.encrypted,
-    channel.startTls !== undefined,
-    core.table.size,
-    routed,
-  );
-  core.writer.flush();
-  // A request sent from now on waits for the secure channel (see attach):
-  // none of its bytes may go out in plaintext, nor into the handshake.
-  core.writer.hold();
-  switching.add(channel);
-  let secure: ByteChannel;
-  try {
-    secure = await upgrade(channel, options, owner, limit);
-  } catch (error) {
-    // Ended here, whatever the adapter did with the socket: one that
-    // failed without destroying it left the connection open with its
-    // writer held for good, and the plaintext stream free to be resumed.
-    limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
-    throw error;
-  } finally {
-    switching.delete(channel);
-  }
-  if (!owner.isOpen) {
-    // Quietly: the caller needs to know the connection ended, not what a
-    // custom channel's destroy threw.
-    destroyQuietly(secure, undefined);
-    throw lost();
-  }
-  core.encrypted = true;
-  core.held = undefined;
-  try {
-    core.attach(secure, onClose);
-  } catch (error) {
-    // Refused (a custom adapter's bad copyBelow): the error says why,
-    // whatever the channel's own destroy does.
-    destroyQuietly(secure, error);
-    limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
-    throw error;
-  }
-}
-
-/**
- * `channel.startTls(options)`, held to its contract: a custom adapter
- * that fails with what is no SDK error has it mapped as a runtime's TLS
- * error (or quoted, if no Error), and one that hands back the plaintext
- * channel itself is refused: nothing says that channel encrypts. One that
- * has not settled after `limit.ms`, or when the caller's signal aborts
- * (an adapter deaf to it would hold the caller for ever), is given up:
- * the connection ends (`limit.giveUp`), and a channel it delivers later
- * is destroyed.
- */
-async function upgrade(
-  channel: ByteChannel,
-  options: TlsOptions,
-  endpoint: TlsSwitchOwner,
-  limit: TlsSwitchLimit,
-): Promise<ByteChannel> {
-  const serverName = textOf(fieldOf(options, "serverName"));
-  const failed = (
-    why: string,
-    cause?: unknown,
-    reason: TlsFailureReason = "handshake",
-  ) =>
-    new TlsError(`TLS with ${endpoint.address} failed: ${why}`, {
-      reason,
-      address: endpoint.address,
-      serverName,
-      cause,
-    });
-  let secure: ByteChannel;
-  try {
-    secure = await within(
-      channel,
-      options,
-      limit,
-      () =>
-        failed(
-          `the runtime adapter's startTls did not settle within ` +
-            `${limit.ms} ms (the connection's connect timeout)`,
-          undefined,
-          "handshake-timeout",
-        ),
-    );
-  } catch (error) {
-    let mapped: unknown = error;
-    if (isInstance(error, Error)) {
-      try {
-        mapped = toTlsError(error as Error, endpoint, serverName);
-      } catch {
-        // An Error whose fields cannot be read: quoted below.
-      }
-    }
-    if (isInstance(mapped, NodewireError)) throw mapped;
-    throw failed(
-      `the runtime adapter's startTls failed with ${
-        foreignText(error)
-      }, not an Error`,
-      error,
-    );
-  }
-  if (secure === channel) {
-    throw failed(
-      "the runtime adapter's startTls returned the plaintext channel",
-    );
-  }
-  return secure;
-}
-
-/**
- * `channel.startTls(options)` until it settles, `limit.ms` pass (then it
- * fails with `timedOut()`) or the signal in `options` aborts (then with
- * its reason, as the adapter should have). Given up either way, the
- * connection ends (`limit.giveUp`), the adapter is told through the
- * signal it was handed, and a channel delivered later is destroyed.
- */
-function within(
-  channel: ByteChannel,
-  options: TlsOptions,
-  limit: TlsSwitchLimit,
-  timedOut: () => Error,
-): Promise<ByteChannel> {
-  const given = fieldOf(options, "signal");
-  const signal = isInstance(given, AbortSignal)
-    ? given as AbortSignal
-    : undefined;
-  // The adapter's own signal, aborted whichever limit gives up: told
-  // only of the caller's, an adapter went on with a handshake this limit
-  // had given up on, which nothing would end against a node that never
-  // answers (the socket is the TLS layer's, not the connection's). On
-  // every runtime the process then never exited.
-  const told = new AbortController();
-  if (signal?.aborted) told.abort(signal.reason);
-  const adapterOptions = { ...options, signal: told.signal };
-  return new Promise<ByteChannel>((resolve, reject) => {
-    let done = false;
-    const finish = (): boolean => {
-      if (done) return false;
-      done = true;
-      limit.clock.clearTimeout(timer);
-      signal?.removeEventListener("abort", onAbort);
-      return true;
-    };
-    const giveUp = (error: unknown) => {
-      if (!finish()) return;
-      // The connection ends with this error first, whatever the adapter's
-      // own give-up then closes under it.
-      limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
-      told.abort(error);
-      reject(error);
-    };
-    const onAbort = () => giveUp(signal!.reason);
-    const timer = limit.clock.setTimeout(() => giveUp(timedOut()), limit.ms);
-    // Held: the caller awaits the switch, and a channel whose startTls
-    // holds no socket left Node nothing else, so it ended the program
-    // inside the await. It ends with the switch.
-    holdTimer(limit.clock, timer, true);
-    let pending: Promise<ByteChannel>;
-    try {
-      pending = Promise.resolve(channel.startTls!(adapterOptions));
-    } catch (error) {
-      pending = Promise.reject(error);
-    }
-    pending.then(
-      (secure) => {
-        if (finish()) resolve(secure);
-        else if (secure !== channel && secure != null) {
-          // Delivered after it was given up on: nobody will use it.
-          destroyQuietly(secure, undefined);
-        }
-      },
-      (error) => {
-        if (finish()) reject(error);
-      },
-    );
-    if (signal?.aborted) onAbort();
-    else signal?.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 const sequence = integer(0, Number.MAX_SAFE_INTEGER);
 
 /**
@@ -454,22 +132,6 @@ const RECEIVE: Record<string, Rule> = {
   signal,
   pauseReading: bool,
 };
-
-/** `startTls`'s options (`TlsOptions`), by name. */
-const TLS_SWITCH: Record<string, Rule> = {
-  serverName: text,
-  ca: is(
-    (v) => Array.isArray(v) && v.every((pem) => typeof pem === "string"),
-    "expected an array of PEM strings",
-  ),
-  dangerouslySkipVerify: bool,
-  signal,
-};
-
-/** `startTls`'s options, read once and checked: `serverName` required. */
-export function readTlsSwitchOptions(options: unknown): TlsOptions {
-  return readOptions("startTls()", options, TLS_SWITCH, ["serverName"]);
-}
 
 const MESSAGE: Record<string, Rule> = {
   flags: integer(0, KNOWN_FLAGS),
