@@ -41,7 +41,7 @@ import {
   readFrameFields,
   readReceiveOptions,
 } from "./control.ts";
-import { readTlsSwitchOptions, switchToTls } from "./start_tls.ts";
+import { startTlsFor } from "./start_tls.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import {
@@ -405,23 +405,13 @@ export class Connection {
    * ```
    */
   startTls(options: TlsOptions): Promise<void> {
-    try {
-      options = readTlsSwitchOptions(options);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return switchToTls(
+    return startTlsFor(
       this,
       this.#core,
-      this.#core.route !== undefined,
+      this.#end,
       options,
-      () => this.#end.lostError(false),
-      this.#end.onChannelClose,
-      {
-        clock: this.#clock,
-        ms: this.#connectTimeoutMs,
-        giveUp: (error) => this.destroy(error),
-      },
+      this.#clock,
+      this.#connectTimeoutMs,
     );
   }
 

@@ -32,6 +32,7 @@ import { fieldOf, foreignText, isInstance, textOf } from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
 import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
 import type { ConnectionCore } from "./core.ts";
+import type { ConnectionLifecycle } from "./lifecycle.ts";
 import { destroyQuietly } from "./closing.ts";
 import { switching } from "./tls_switching.ts";
 
@@ -47,7 +48,7 @@ const TLS_SWITCH: Record<string, Rule> = {
 };
 
 /** `startTls`'s options, read once and checked: `serverName` required. */
-export function readTlsSwitchOptions(options: unknown): TlsOptions {
+function readTlsSwitchOptions(options: unknown): TlsOptions {
   return readOptions("startTls()", options, TLS_SWITCH, ["serverName"]);
 }
 
@@ -57,6 +58,50 @@ export interface TlsSwitchOwner extends Endpoint {
   readonly address: string;
   /** Whether the connection still takes work. */
   readonly isOpen: boolean;
+}
+
+/** What `startTls` reads of the connection, and ends when it gives up. */
+export interface TlsSwitchCaller extends TlsSwitchOwner {
+  /** Ends the connection at once (`Connection.destroy`). */
+  destroy(error?: Error): void;
+}
+
+/**
+ * `Connection.startTls` for `connection`: `options` read once (a bad one
+ * rejects before anything starts), then {@linkcode switchToTls} on
+ * `core`'s stream, given up after `ms` (the connection's connect timeout)
+ * on `clock` by destroying `connection`; `end` makes the error of a
+ * connection no longer open and takes the secure stream's close. Apart
+ * from the class so that every step of a switch is read in one file.
+ *
+ * @throws the errors of `Connection.startTls`, as a rejection.
+ */
+export function startTlsFor(
+  connection: TlsSwitchCaller,
+  core: ConnectionCore,
+  end: ConnectionLifecycle,
+  options: TlsOptions,
+  clock: Clock,
+  ms: number,
+): Promise<void> {
+  try {
+    options = readTlsSwitchOptions(options);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return switchToTls(
+    connection,
+    core,
+    core.route !== undefined,
+    options,
+    () => end.lostError(false),
+    end.onChannelClose,
+    {
+      clock,
+      ms,
+      giveUp: (error) => connection.destroy(error),
+    },
+  );
 }
 
 /**
