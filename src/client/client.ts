@@ -53,6 +53,7 @@ import {
   clientStats,
   lendClient,
   logBudgetSpent,
+  logClockFailed,
   logRetries,
   pingClient,
 } from "./client_support.ts";
@@ -348,6 +349,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     },
     final: (error) => this.#final(error),
     idle: () => this.#shutdown?.idle(),
+    clockFailed: (error) => {
+      if (this.#log) logClockFailed(this.#log, error);
+    },
   };
 
   /**

@@ -21,6 +21,7 @@ import { executeWithRetry, isRetryable, operationAborted } from "./retry.ts";
 import {
   AbortedError,
   ClientClosedError,
+  type ConfigError,
   InvalidArgumentError,
   messageOf,
   NoHealthyNodesError,
@@ -321,6 +322,19 @@ export function logBudgetSpent(
     }`,
     event: "retryBudgetExhausted",
     address: detail.address,
+  });
+}
+
+/**
+ * Tells `log` that a custom clock threw as a reply was booked: the
+ * request has its reply, the reply's timing is lost.
+ */
+export function logClockFailed(log: Logger, error: ConfigError): void {
+  log({
+    level: "error",
+    message: `a reply's timing was lost: ${error.message}`,
+    event: "clockFailed",
+    error,
   });
 }
 

@@ -20,6 +20,7 @@ import type { ManagedNode } from "../cluster/node.ts";
 import {
   AbortedError,
   ClientClosedError,
+  type ConfigError,
   NoHealthyNodesError,
   RemoteError,
   RetriesExhaustedError,
@@ -37,7 +38,7 @@ import {
 import { RequestDiagnostics } from "./request_diagnostics.ts";
 import { BatchItemCall, HedgeSink, RequestCall } from "./request_call.ts";
 import { aborted, noNodeAfter } from "./request_errors.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock, clockFailed } from "../config/validate.ts";
 import { acquireWithin, RetryWaits, waitToRetry } from "./waits.ts";
 
 // Its own file, so that arguments.ts (which this file reaches through
@@ -57,6 +58,11 @@ export interface RequestPathOwner {
   final(error: unknown): unknown;
   /** The client's in-flight count reached zero. */
   idle(): void;
+  /**
+   * A custom clock threw as a reply was booked (the request has its
+   * reply): told once per client, with the ConfigError naming `clock`.
+   */
+  clockFailed(error: ConfigError): void;
 }
 
 /**
@@ -367,17 +373,33 @@ export class RequestPath {
   succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
-    if (this.timed) {
-      this.#manager.recordLatency(node, call.sentAt, this.#config.clock.now());
-    }
     call.outstanding--;
-    const message = call.message;
-    if (message !== undefined) {
-      this.diagnostics.replied(call, message, reply, !call.done);
+    // The clock is read only to learn from the reply: a custom clock
+    // that throws there kept the reply from its request for good, and
+    // the throw went out of the connection's reply dispatch uncaught.
+    // The trys cost nothing until they catch.
+    try {
+      if (this.timed) {
+        this.#manager.recordLatency(
+          node,
+          call.sentAt,
+          this.#config.clock.now(),
+        );
+      }
+      const message = call.message;
+      if (message !== undefined) {
+        this.diagnostics.replied(call, message, reply, !call.done);
+      }
+    } catch (thrown) {
+      this.#unbooked(thrown);
     }
     const hedge = call.hedge;
     if (hedge !== undefined) {
-      hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
+      try {
+        hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
+      } catch (thrown) {
+        this.#unbooked(thrown);
+      }
       if (call.done) return;
       // Done first: cancelling the other attempts reports their failures
       // at once, and they must find the request settled.
@@ -396,15 +418,25 @@ export class RequestPath {
     const node = sink.node;
     node.inFlight--;
     this.#manager.recordRequestSuccess(node);
-    if (this.timed) {
-      this.#manager.recordLatency(node, sink.started, this.#config.clock.now());
-    }
     call.outstanding--;
-    if (sink.message !== undefined) {
-      this.diagnostics.replied(call, sink.message, reply, !call.done);
-    }
     const hedge = call.hedge!;
-    hedge.answered(node, this.#config.clock.now() - sink.started);
+    // As in succeeded: a clock that throws costs the reply's samples,
+    // never the request its reply.
+    try {
+      if (this.timed) {
+        this.#manager.recordLatency(
+          node,
+          sink.started,
+          this.#config.clock.now(),
+        );
+      }
+      if (sink.message !== undefined) {
+        this.diagnostics.replied(call, sink.message, reply, !call.done);
+      }
+      hedge.answered(node, this.#config.clock.now() - sink.started);
+    } catch (thrown) {
+      this.#unbooked(thrown);
+    }
     if (call.done) return;
     call.done = true;
     hedge.finish();
@@ -412,6 +444,26 @@ export class RequestPath {
     this.settle();
     call.resolve(reply);
   }
+
+  /**
+   * A reply's samples (its latency, the hedge policy's, the diagnostics'
+   * duration) were lost to `thrown`, the clock's, while the reply itself
+   * goes to its request: no request is left to fail, so the owner is told,
+   * once per client (a broken clock throws at every reply; the next
+   * request fails with the same ConfigError anyway). Only the clock throws
+   * there: the bookings are arithmetic, the diagnostics' write is guarded
+   * and a channel reports its subscribers' throws itself, on all three
+   * runtimes. So the clock is named without being read again, which a
+   * clock that throws now and then would pass.
+   */
+  #unbooked(thrown: unknown): void {
+    if (this.#clockTold) return;
+    this.#clockTold = true;
+    this.#owner.clockFailed(clockFailed(this.#config.clock, thrown));
+  }
+
+  /** Whether the owner was told of a clock that threw as a reply came. */
+  #clockTold = false;
 
   /**
    * An attempt failed: the failure is booked against its node (when it was

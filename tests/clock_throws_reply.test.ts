@@ -1,0 +1,258 @@
+// A custom clock whose now() throws once the client is up, met as a reply
+// is booked: RequestPath's succeeded() and hedgeAnswered() read the clock
+// (the reply's latency under peak-ewma, the hedge policy's sample, the
+// diagnostics message's duration) before they settled the request, so the
+// throw left the request pending for good and escaped from the
+// connection's reply dispatch as an uncaught exception. The reply did
+// arrive: now the request settles with it, the node is given back once,
+// and the clock's failure reaches the logger once, as a ConfigError
+// naming `clock` (event `clockFailed`), with nothing uncaught.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
+import { Client } from "../src/client/client.ts";
+import type { ConnectionConfig, LogEntry } from "../src/config/shapes.ts";
+import { ConfigError } from "../src/errors.ts";
+import { createMemoryNetwork } from "../src/runtime/memory.ts";
+import { startTestNode, type TestNode } from "../testing/node.ts";
+import { ops, replyText } from "../testing/ops.ts";
+import { type FaultProxy, startFaultProxy } from "../testing/proxy.ts";
+import { watchEscapes } from "./support/fault_harness.ts";
+import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { tickEnds } from "./support/stub_connection.ts";
+
+type Breakable = ReturnType<typeof breakableClock>;
+
+/** What each scene leaves for the common checks. */
+interface Scene {
+  client: Client;
+  /** Where the request's outcome lands: "pending", its reply's text, or the error. */
+  outcome: { value: unknown };
+}
+
+/**
+ * A client on the memory network with `config`, over `nodeCount` test
+ * nodes, each behind a fault proxy; its logger's entries in `logs`. Runs
+ * `body`, then checks what every scene must hold (`requests` requests
+ * answered in all) and tears everything down, whatever happened.
+ */
+async function scene(
+  name: string,
+  nodeCount: number,
+  config: Partial<ConnectionConfig>,
+  observed: boolean,
+  requests: number,
+  body: (
+    s: Breakable & {
+      client: Client;
+      proxies: FaultProxy[];
+      nodes: TestNode[];
+      send(payload: Uint8Array): { value: unknown };
+    },
+  ) => Promise<Scene["outcome"]>,
+): Promise<void> {
+  const breakable = breakableClock();
+  const { virtual, clock, broke, state } = breakable;
+  // Counts the throws, so the log can be checked against them.
+  let throws = 0;
+  const now = clock.now;
+  clock.now = () => {
+    try {
+      return now();
+    } catch (error) {
+      throws++;
+      throw error;
+    }
+  };
+  const network = createMemoryNetwork();
+  const nodes: TestNode[] = [];
+  for (let i = 0; i < nodeCount; i++) {
+    nodes.push(await startTestNode({ runtime: network, clock: virtual }));
+  }
+  const proxies: FaultProxy[] = [];
+  for (const target of nodes) {
+    proxies.push(
+      await startFaultProxy({ target, runtime: network, clock: virtual }),
+    );
+  }
+  const logs: LogEntry[] = [];
+  const client = await Client.connect({
+    hosts: proxies.map((p) => p.address),
+    runtime: network,
+    clock,
+    healthConfig: { intervalMs: 0 },
+    poolConfig: { minConnections: 1, maxConnections: 1 },
+    logger: (entry) => logs.push(entry),
+    ...config,
+  });
+  const heard = () => {};
+  if (observed) subscribe("nodewire:request:end", heard);
+  const watch = watchEscapes();
+  let escaped: unknown[] = [];
+  try {
+    await virtual.advance(0);
+    for (let i = 0; i < 3; i++) await tickEnds();
+    const outcome = await body({
+      ...breakable,
+      client,
+      proxies,
+      nodes,
+      send(payload) {
+        const outcome: { value: unknown } = { value: "pending" };
+        client.request(payload, { idempotent: true }).then(
+          (reply) => (outcome.value = replyText(reply)),
+          (error) => (outcome.value = error),
+        );
+        return outcome;
+      },
+    });
+    state.reads = Infinity;
+    // Whatever is still out (a hedge's loser) answers meanwhile.
+    await virtual.advance(1_000);
+    for (let i = 0; i < 5; i++) await tickEnds();
+    // Before: "pending" for good.
+    assert.equal(outcome.value, "x", `${name}: ${String(outcome.value)}`);
+    assert.equal(client.stats().inFlight, 0, name);
+    assert.deepEqual(
+      client.stats().nodes.map((n) => n.inFlight),
+      nodes.map(() => 0),
+      name,
+    );
+    assert.equal(client.stats().succeeded, requests, name);
+    // Else the scene would check nothing.
+    if (name.endsWith(" 0 reads")) assert.ok(throws > 0, `${name}: no throw`);
+    // Told once, however often the clock threw while replies were booked.
+    const told = logs.filter((e) => e.event === "clockFailed");
+    assert.equal(told.length, throws > 0 ? 1 : 0, `${name}: ${throws} throws`);
+    for (const entry of told) {
+      assert.equal(entry.level, "error");
+      assert.ok(entry.error instanceof ConfigError, String(entry.error));
+      assert.equal(entry.error.field, "clock");
+      assert.equal(entry.error.cause, broke);
+      assert.match(entry.message, /clock/);
+    }
+  } finally {
+    if (observed) unsubscribe("nodewire:request:end", heard);
+    state.reads = Infinity;
+    await disconnectOn(client, virtual);
+    for (const proxy of proxies) await proxy.close();
+    for (const node of nodes) await node.close();
+    escaped = await watch.stop();
+  }
+  // Before: the clock's Error, uncaught from the reply dispatch.
+  assert.deepEqual(escaped, [], name);
+}
+
+// N: the clock breaks after N more reads, counted from just before the
+// reply under test arrives, and stays broken until the request settled.
+// Past the reads the reply's booking makes, nothing breaks (the control).
+for (const observed of [false, true]) {
+  const seen = observed ? ", a diagnostics subscriber listening" : "";
+
+  test(`peak-ewma: a reply booked while the clock's now() throws settles its request with the reply, nothing escapes${seen}`, async () => {
+    for (let reads = 0; reads <= 6; reads++) {
+      await scene(
+        `peak-ewma, ${reads} reads`,
+        1,
+        { loadBalancing: "peak-ewma" },
+        observed,
+        1,
+        async ({ virtual, state, send }) => {
+          const outcome = send(ops.sleep(10, "x"));
+          for (let i = 0; i < 3; i++) await tickEnds();
+          state.reads = reads;
+          await virtual.advance(10);
+          for (let i = 0; i < 5; i++) await tickEnds();
+          return outcome;
+        },
+      );
+    }
+  });
+
+  test(`hedging: the main attempt's reply booked while the clock's now() throws settles the request with it, nothing escapes${seen}`, async () => {
+    for (let reads = 0; reads <= 6; reads++) {
+      await scene(
+        `hedged main, ${reads} reads`,
+        1,
+        { loadBalancing: "round-robin", hedging: { delayMs: 50 } },
+        observed,
+        1,
+        async ({ virtual, state, send }) => {
+          const outcome = send(ops.sleep(10, "x"));
+          for (let i = 0; i < 3; i++) await tickEnds();
+          state.reads = reads;
+          await virtual.advance(10);
+          for (let i = 0; i < 5; i++) await tickEnds();
+          return outcome;
+        },
+      );
+    }
+  });
+
+  test(`hedging: the hedge's reply, and the main attempt's late one, booked while the clock's now() throws: the request settles with the hedge's, nothing escapes${seen}`, async () => {
+    for (let reads = 0; reads <= 6; reads++) {
+      await scene(
+        `hedge wins, ${reads} reads`,
+        2,
+        { loadBalancing: "round-robin", hedging: { delayMs: 10 } },
+        observed,
+        1,
+        async ({ client, virtual, state, send, proxies }) => {
+          await proxies[0].setFaults({ latencyMs: 100 });
+          // Main to the slow node (first in turn), answered at 220 ms; the
+          // hedge at 10 ms to the other, answered at 30 ms.
+          const outcome = send(ops.sleep(20, "x"));
+          await virtual.advance(10);
+          for (let i = 0; i < 3; i++) await tickEnds();
+          assert.equal(outcome.value, "pending");
+          state.reads = reads;
+          await virtual.advance(20);
+          for (let i = 0; i < 5; i++) await tickEnds();
+          assert.equal(outcome.value, "x", "the hedge's reply settles it");
+          assert.equal(client.stats().hedges, 1);
+          // The main attempt's late reply meets the clock still broken.
+          await virtual.advance(200);
+          for (let i = 0; i < 5; i++) await tickEnds();
+          return outcome;
+        },
+      );
+    }
+  });
+
+  test(`peak-ewma and hedging: the hedge's reply, and the main attempt's late one, booked while the clock's now() throws: the request settles with the hedge's, nothing escapes${seen}`, async () => {
+    for (let reads = 0; reads <= 6; reads++) {
+      await scene(
+        `timed hedge wins, ${reads} reads`,
+        2,
+        { loadBalancing: "peak-ewma", hedging: { delayMs: 10 } },
+        observed,
+        2,
+        async ({ client, virtual, state, send, proxies }) => {
+          // A request that is not hedged holds one node (whichever the
+          // balancer took), so the next goes to the other (one in flight
+          // costs more than none, neither timed yet), made slow here.
+          client.request(ops.sleep(500)).catch(() => {});
+          const busy = client.stats().nodes.findIndex((n) => n.inFlight > 0);
+          await proxies[1 - busy].setFaults({ latencyMs: 100 });
+          const outcome = send(ops.sleep(20, "x"));
+          assert.deepEqual(
+            client.stats().nodes.map((n) => n.inFlight),
+            [1, 1],
+            "the main attempt went to the idle node",
+          );
+          await virtual.advance(10);
+          for (let i = 0; i < 3; i++) await tickEnds();
+          assert.equal(outcome.value, "pending");
+          state.reads = reads;
+          await virtual.advance(20);
+          for (let i = 0; i < 5; i++) await tickEnds();
+          assert.equal(outcome.value, "x", "the hedge's reply settles it");
+          assert.equal(client.stats().hedges, 1);
+          await virtual.advance(200);
+          for (let i = 0; i < 5; i++) await tickEnds();
+          return outcome;
+        },
+      );
+    }
+  });
+}
