@@ -431,6 +431,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * @throws {ClientClosedError} after `disconnect()`, or when it came while
    *   the checkout waited to be retried.
    * @throws {InvalidArgumentError} for a bad argument or option (before anything is sent).
+   * @throws {ConfigError} naming `clock` when a custom clock's `now()`
+   *   throws as the connection is given back after `fn` succeeded (after
+   *   `fn` failed, the call rejects with `fn`'s error).
    */
   async withConnection<T>(
     fn: (connection: Connection) => Promise<T>,

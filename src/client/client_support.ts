@@ -8,6 +8,7 @@
  */
 
 import type { Logger } from "../config/shapes.ts";
+import { blameClock } from "../config/validate.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
@@ -239,11 +240,27 @@ export async function lendConnection<T>(
   } finally {
     stopWaiting();
   }
+  const pool = node!.pool;
+  let value: T;
   try {
-    return await fn(connection);
-  } finally {
-    node!.pool.returnConnection(connection);
+    value = await fn(connection);
+  } catch (error) {
+    try {
+      pool.returnConnection(connection);
+    } catch {
+      // A failed `fn` keeps its own error, the caller's first news; a
+      // broken clock (below) fails the next call anyway.
+    }
+    throw error;
   }
+  try {
+    pool.returnConnection(connection);
+  } catch (error) {
+    // The check-in reads the clock: a custom one whose now() throws
+    // rejected the call with its raw Error. Named, as a request names it.
+    throw final(blameClock(config.clock, error));
+  }
+  return value;
 }
 
 /**
