@@ -22,7 +22,7 @@ import {
   timeSource,
 } from "../config/options.ts";
 import { clockFailed, oneOf } from "../config/validate.ts";
-import { messageOf } from "../errors.ts";
+import { type InvalidArgumentError, messageOf } from "../errors.ts";
 import type { LoadBalancing } from "../config/shapes.ts";
 import { systemClock } from "../clock.ts";
 import { Candidates } from "./candidates.ts";
@@ -124,7 +124,10 @@ export interface LeastInFlightOptions<N> {
    * two node objects, which keeps it in cache among thousands of nodes.
    * The caller keeps it up to date (it is read, never written); it must
    * hold a count for each slot of the set (checked at construction, read
-   * unchecked after that).
+   * unchecked after that: a load written later that cannot be compared,
+   * such as a Symbol or an index read that throws, makes `pick` throw an
+   * InvalidArgumentError naming it; one that compares wrongly, NaN or
+   * negative, misranks its node).
    */
   loads?: ArrayLike<number>;
   /** Uniform numbers in `[0, 1)`. Default `Math.random`. */
@@ -188,7 +191,13 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     this.#candidates = new Candidates(random, nodes.size);
   }
 
-  /** The less loaded of two nodes, neither of them `exclude` when possible. */
+  /**
+   * The less loaded of two nodes, neither of them `exclude` when possible.
+   *
+   * @throws {InvalidArgumentError} naming `options.loads[slot]` (or
+   *   `options.loads`) when a load written after construction cannot be
+   *   compared.
+   */
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
     const c = this.#candidates;
@@ -198,11 +207,20 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     if (second < 0) return nodes.at(first);
     const loads = this.#loads;
     if (loads !== undefined) {
-      return nodes.at(
-        loads[nodes.slotAt(second)] < loads[nodes.slotAt(first)]
-          ? second
-          : first,
-      );
+      // Written after construction, a load that cannot be compared (a
+      // Symbol, an object whose valueOf throws, an index read that
+      // throws) threw raw from the pick. The try costs nothing until it
+      // catches; a load that compares wrongly (NaN, negative) is not
+      // looked for, which would cost every pick.
+      try {
+        return nodes.at(
+          loads[nodes.slotAt(second)] < loads[nodes.slotAt(first)]
+            ? second
+            : first,
+        );
+      } catch (error) {
+        throw loadsFailed("LeastInFlightBalancer.pick", nodes, loads, error);
+      }
     }
     const x = nodes.at(first)!;
     const y = nodes.at(second)!;
@@ -228,7 +246,10 @@ export interface PeakEwmaOptions {
   latency: PeakEwma;
   /**
    * Requests in flight by slot (read, never written): a count for each
-   * slot of the set, checked at construction, read unchecked after that.
+   * slot of the set, checked at construction, read unchecked after that
+   * (a load written later that cannot be priced, such as a Symbol, a
+   * BigInt or an index read that throws, makes `pick` throw an
+   * InvalidArgumentError naming it; NaN or a negative misprices its node).
    */
   loads: ArrayLike<number>;
   /**
@@ -302,6 +323,9 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
    * The cheaper of two nodes, neither of them `exclude` when possible.
    *
    * @throws {ConfigError} naming `clock` when its `now()` throws.
+   * @throws {InvalidArgumentError} naming `options.loads[slot]` (or
+   *   `options.loads`) when a load written after construction cannot be
+   *   priced.
    */
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
@@ -328,11 +352,18 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
     const latency = this.#latency;
     const a = nodes.slotAt(first);
     const b = nodes.slotAt(second);
-    return nodes.at(
-      pickCost(latency, b, loads[b], now) < pickCost(latency, a, loads[a], now)
-        ? second
-        : first,
-    );
+    // As LeastInFlightBalancer's: a load written after construction that
+    // cannot be priced (a Symbol, a BigInt, a throwing read) is named.
+    try {
+      return nodes.at(
+        pickCost(latency, b, loads[b], now) <
+            pickCost(latency, a, loads[a], now)
+          ? second
+          : first,
+      );
+    } catch (error) {
+      throw loadsFailed("PeakEwmaBalancer.pick", nodes, loads, error);
+    }
   }
 }
 
@@ -394,6 +425,33 @@ function checkLoads<N>(
       );
     }
   }
+}
+
+/**
+ * What a pick that threw `error` as it read or weighed its loads throws:
+ * the InvalidArgumentError naming the first slot of `nodes` whose load is
+ * no count (see checkLoads), or, when each reads as one now (an index
+ * read that throws now and then), naming the loads. Only they can throw
+ * there: the rest is arithmetic on the set's and the estimates' arrays.
+ */
+function loadsFailed<N>(
+  method: string,
+  nodes: HealthyNodeSet<N>,
+  loads: ArrayLike<number>,
+  error: unknown,
+): InvalidArgumentError {
+  try {
+    checkLoads(method, nodes, loads);
+  } catch (refused) {
+    return refused as InvalidArgumentError;
+  }
+  return refuse(
+    method,
+    "options.loads",
+    loads,
+    `could not be read or weighed (${messageOf(error)})`,
+    error,
+  );
 }
 
 /** `nodes`, when it is a HealthyNodeSet: a pick reads it every time. */
