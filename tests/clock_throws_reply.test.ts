@@ -6,7 +6,8 @@
 // connection's reply dispatch as an uncaught exception. The reply did
 // arrive: now the request settles with it, the node is given back once,
 // and the clock's failure reaches the logger once, as a ConfigError
-// naming `clock` (event `clockFailed`), with nothing uncaught.
+// naming `clock` (event `clockFailed`), with nothing uncaught. A batch's
+// replies, booked in batch.ts under peak-ewma, were stranded the same way.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
@@ -256,3 +257,32 @@ for (const observed of [false, true]) {
     }
   });
 }
+
+test("peak-ewma: a batch's replies booked while the clock's now() throws settle their items with the replies, nothing escapes", async () => {
+  for (let reads = 0; reads <= 6; reads++) {
+    await scene(
+      `batch, ${reads} reads`,
+      1,
+      { loadBalancing: "peak-ewma" },
+      false,
+      2,
+      async ({ client, virtual, state }) => {
+        const outcome: { value: unknown } = { value: "pending" };
+        client.requestMany([ops.sleep(10, "x"), ops.sleep(10, "x")]).then(
+          (results) => {
+            const texts = results.map((r) =>
+              r.ok ? replyText(r.value) : r.error
+            );
+            outcome.value = texts.every((t) => t === "x") ? "x" : texts;
+          },
+          (error) => (outcome.value = error),
+        );
+        for (let i = 0; i < 3; i++) await tickEnds();
+        state.reads = reads;
+        await virtual.advance(10);
+        for (let i = 0; i < 5; i++) await tickEnds();
+        return outcome;
+      },
+    );
+  }
+});

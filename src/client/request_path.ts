@@ -391,14 +391,14 @@ export class RequestPath {
         this.diagnostics.replied(call, message, reply, !call.done);
       }
     } catch (thrown) {
-      this.#unbooked(thrown);
+      this.samplesLost(thrown);
     }
     const hedge = call.hedge;
     if (hedge !== undefined) {
       try {
         hedge.answered(node, this.#config.clock.now() - hedge.mainStarted);
       } catch (thrown) {
-        this.#unbooked(thrown);
+        this.samplesLost(thrown);
       }
       if (call.done) return;
       // Done first: cancelling the other attempts reports their failures
@@ -435,7 +435,7 @@ export class RequestPath {
       }
       hedge.answered(node, this.#config.clock.now() - sink.started);
     } catch (thrown) {
-      this.#unbooked(thrown);
+      this.samplesLost(thrown);
     }
     if (call.done) return;
     call.done = true;
@@ -454,9 +454,10 @@ export class RequestPath {
    * there: the bookings are arithmetic, the diagnostics' write is guarded
    * and a channel reports its subscribers' throws itself, on all three
    * runtimes. So the clock is named without being read again, which a
-   * clock that throws now and then would pass.
+   * clock that throws now and then would pass. Public for a batch's
+   * replies (batch.ts), booked there.
    */
-  #unbooked(thrown: unknown): void {
+  samplesLost(thrown: unknown): void {
     if (this.#clockTold) return;
     this.#clockTold = true;
     this.#owner.clockFailed(clockFailed(this.#config.clock, thrown));
