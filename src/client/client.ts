@@ -359,6 +359,17 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * took. `timeoutMs` (default `requestTimeoutMs`) bounds the wait for a
    * connection and the round trip together; `signal` aborts it with
    * {@linkcode AbortedError}. Not retried.
+   *
+   * @throws {ConfigError} naming `clock` when a custom clock's `now()`
+   *   throws as the ping reads it.
+   * @example
+   * ```ts
+   * import { Client } from "@nodewire/client";
+   * const client = await Client.connect({ hosts: ["127.0.0.1:7000"] });
+   * const { address, latencyMs } = await client.ping({ timeoutMs: 1000 });
+   * console.log(`${address} answered in ${latencyMs} ms`);
+   * await client.disconnect();
+   * ```
    */
   async ping(
     options: { timeoutMs?: number; signal?: AbortSignal } = {},

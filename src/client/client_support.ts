@@ -120,7 +120,9 @@ export async function pingClient(
     if (lazy) await lazy.ready(signal, limit);
     return await pingNode(client, started, limit, signal);
   } catch (error) {
-    throw owner.final(error);
+    // The ping reads the clock throughout: a custom one whose now()
+    // throws rejected it with its raw Error. Named, as a request names it.
+    throw owner.final(blameClock(client.config.clock, error));
   } finally {
     if (--path.inFlight === 0) owner.idle();
   }
