@@ -345,13 +345,14 @@ export function logBudgetSpent(
 }
 
 /**
- * Tells `log` that a custom clock threw as a reply was booked: the
- * request has its reply, the reply's timing is lost.
+ * Tells `log` that a custom clock threw as a request's outcome was booked:
+ * the request has its outcome, what the client learns from it is lost.
  */
 export function logClockFailed(log: Logger, error: ConfigError): void {
   log({
     level: "error",
-    message: `a reply's timing was lost: ${error.message}`,
+    message:
+      `a request's outcome was booked without its timing: ${error.message}`,
     event: "clockFailed",
     error,
   });

@@ -59,8 +59,8 @@ export interface RequestPathOwner {
   /** The client's in-flight count reached zero. */
   idle(): void;
   /**
-   * A custom clock threw as a reply was booked (the request has its
-   * reply): told once per client, with the ConfigError naming `clock`.
+   * A custom clock threw as an outcome was booked (the request has it):
+   * told once per client, with the ConfigError naming `clock`.
    */
   clockFailed(error: ConfigError): void;
 }
@@ -446,16 +446,17 @@ export class RequestPath {
   }
 
   /**
-   * A reply's samples (its latency, the hedge policy's, the diagnostics'
-   * duration) were lost to `thrown`, the clock's, while the reply itself
-   * goes to its request: no request is left to fail, so the owner is told,
-   * once per client (a broken clock throws at every reply; the next
-   * request fails with the same ConfigError anyway). Only the clock throws
-   * there: the bookings are arithmetic, the diagnostics' write is guarded
-   * and a channel reports its subscribers' throws itself, on all three
-   * runtimes. So the clock is named without being read again, which a
-   * clock that throws now and then would pass. Public for a batch's
-   * replies (batch.ts), booked there.
+   * What the client learns from an outcome (a reply's latency, the hedge
+   * policy's sample, the diagnostics' publication) was lost to `thrown`,
+   * the clock's, while the outcome itself goes to its request: no request
+   * is left to fail, so the owner is told, once per client (a broken
+   * clock throws at every outcome; the next request fails with the same
+   * ConfigError anyway). Only the clock throws there: the bookings are
+   * arithmetic, the diagnostics' write is guarded and a channel reports
+   * its subscribers' throws itself, on all three runtimes. So the clock
+   * is named without being read again, which a clock that throws now and
+   * then would pass. Public for a batch's replies (batch.ts), booked
+   * there.
    */
   samplesLost(thrown: unknown): void {
     if (this.#clockTold) return;
@@ -608,7 +609,15 @@ export class RequestPath {
     this.settle();
     const final = this.#owner.final(error);
     if (message !== undefined || requestObserved()) {
-      this.diagnostics.ended(call, final, message);
+      // Publishing reads the clock (the message's start, its duration): a
+      // custom one that throws there kept the request from its outcome for
+      // good, with a subscriber listening. Only the publication is lost;
+      // the try costs nothing until it catches, on a failure's path.
+      try {
+        this.diagnostics.ended(call, final, message);
+      } catch (thrown) {
+        this.samplesLost(thrown);
+      }
     }
     call.resolve(rejection(final));
   }
