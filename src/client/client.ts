@@ -396,7 +396,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * `healthConfig.timeoutMs`. A node whose every connection is lent by
    * `withConnection` has none to ping: its check fails with
    * `PoolTimeoutError` and changes nothing (the wait was for the
-   * application, not the node).
+   * application, not the node). A check that meets a custom clock whose
+   * `now()` throws has the `ConfigError` naming `clock` as its `error`.
    *
    * @example
    * ```ts

@@ -9,6 +9,8 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HealthConfig } from "../config/shapes.ts";
+import { blameClock } from "../config/validate.ts";
+import { asError } from "../errors/base.ts";
 import { ClientClosedError, PoolTimeoutError } from "../errors.ts";
 import { runWithConcurrency } from "./concurrency.ts";
 import type { ManagedNode } from "./node.ts";
@@ -145,11 +147,14 @@ export class HealthLoop {
       maxConcurrentChecks,
       (node) => this.#check(node, timeoutMs),
     );
+    // A check that threw is one whose clock read threw (a custom clock
+    // whose now() throws once in use): its raw Error was the node's
+    // result. Named, as a request names it; the node is not marked.
     return settled.map((s, i) =>
       s.status === "fulfilled" ? s.value : this.#result(
         nodes[i],
         undefined,
-        s.reason instanceof Error ? s.reason : new Error(String(s.reason)),
+        asError(blameClock(this.#clock, s.reason)),
       )
     );
   }

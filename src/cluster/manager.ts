@@ -415,7 +415,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * at a time), each within `healthConfig.timeoutMs`, updates their health
    * and returns the results in host order. Concurrent calls share one sweep.
    * After `close()` nothing is pinged: each result has `ok: false` and a
-   * {@linkcode ClientClosedError} as its `error`.
+   * {@linkcode ClientClosedError} as its `error`. A check that meets a
+   * custom clock whose `now()` throws has the `ConfigError` naming `clock`
+   * as its `error`.
    *
    * @example
    * ```ts
