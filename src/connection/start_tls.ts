@@ -255,7 +255,6 @@ export async function switchToTls(
     destroyQuietly(secure, undefined);
     throw lost();
   }
-  core.encrypted = true;
   core.held = undefined;
   try {
     core.attach(secure, onClose);
@@ -266,6 +265,10 @@ export async function switchToTls(
     limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
     throw error;
   }
+  // Only now: marked before the attach, a refused channel left a
+  // connection that never carried TLS saying it was encrypted (to its
+  // stats, diagnostics and log lines).
+  core.encrypted = true;
 }
 
 /**
