@@ -146,3 +146,21 @@ for (const { what, secure, error } of refused) {
     assert.deepEqual(await watch.stop(), []);
   });
 }
+
+for (const { what, secure } of refused) {
+  test(`a secure channel with ${what} is destroyed once, and the plaintext one by the connection itself, once: no socket left open`, async () => {
+    const { connection, memory, node, destroyed } = await scene(secure);
+    try {
+      await assert.rejects(connection.startTls({ serverName: "n1" }));
+      // Before (onData, onClose): the connection had taken the secure
+      // channel as its stream, so it destroyed that one twice and the
+      // plaintext one never: its socket stayed open, the node's end too.
+      assert.deepEqual(destroyed, { plain: 1, secure: 1 });
+      assert.equal(memory.openChannels, 0, "the plaintext socket is closed");
+      connection.destroy();
+      assert.deepEqual(destroyed, { plain: 1, secure: 1 }, "once");
+    } finally {
+      await node.close();
+    }
+  });
+}

@@ -136,7 +136,8 @@ export class ConnectionCore {
 
   /**
    * Writes through `channel` and reads from it from now on; its close goes
-   * to `onClose`.
+   * to `onClose`. A channel refused (what is no ByteChannel, a bad
+   * `copyBelow`, receivers it will not take) leaves the stream as it was.
    */
   attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
     // First: a bad value (a custom adapter's) throws before anything is
@@ -145,8 +146,11 @@ export class ConnectionCore {
       throw notAChannel(channel, "it is no object");
     }
     // Its copyBelow before its methods, as before they were checked.
-    this.codec.copyBelow = channelCopyBelow(channel);
+    const copyBelow = channelCopyBelow(channel);
     checkChannel(channel);
+    const { channel: before, writer: beforeWriter } = this;
+    const copiedBelow = this.codec.copyBelow;
+    this.codec.copyBelow = copyBelow;
     this.channel = channel;
     this.writer = new FrameWriter(
       channel,
@@ -158,6 +162,14 @@ export class ConnectionCore {
       channel.onData(this.#onData);
       channel.onClose(onClose);
     } catch (cause) {
+      // Refused: the stream is the one before it again (a TLS switch's
+      // plaintext one), so whoever ends the connection destroys that one,
+      // and the refused channel is the caller's to destroy: each once.
+      // Left swapped, the secure channel was destroyed twice and the
+      // plaintext one never, its socket open for good.
+      this.channel = before;
+      this.writer = beforeWriter;
+      this.codec.copyBelow = copiedBelow;
       throw receiversRefused(this.owner, cause);
     }
     // Requests held while the stream switched to TLS go out on it now.

@@ -259,8 +259,10 @@ export async function switchToTls(
   try {
     core.attach(secure, onClose);
   } catch (error) {
-    // Refused (a custom adapter's bad copyBelow): the error says why,
-    // whatever the channel's own destroy does.
+    // Refused (a custom adapter's bad copyBelow, or receivers it would
+    // not take): the error says why, whatever the channel's own destroy
+    // does. The stream is still the plaintext one (attach left it so),
+    // and ending the connection destroys that: each channel once.
     destroyQuietly(secure, error);
     limit.giveUp(isInstance(error, Error) ? error as Error : undefined);
     throw error;
