@@ -52,19 +52,21 @@ function readTlsSwitchOptions(options: unknown): TlsOptions {
   return readOptions("startTls()", options, TLS_SWITCH, ["serverName"]);
 }
 
-/** What a TLS switch reads of the connection whose stream it switches. */
-export interface TlsSwitchOwner extends Endpoint {
+/** What `startTls` reads of the connection, and ends when it gives up. */
+export interface TlsSwitchCaller extends Endpoint {
   /** `host:port` of the node. */
   readonly address: string;
   /** Whether the connection still takes work. */
   readonly isOpen: boolean;
-}
-
-/** What `startTls` reads of the connection, and ends when it gives up. */
-export interface TlsSwitchCaller extends TlsSwitchOwner {
   /** Ends the connection at once (`Connection.destroy`). */
   destroy(error?: Error): void;
 }
+
+/**
+ * What a TLS switch reads of the connection whose stream it switches: it
+ * ends the connection only through its limit's `giveUp`.
+ */
+type TlsSwitchOwner = Omit<TlsSwitchCaller, "destroy">;
 
 /**
  * `Connection.startTls` for `connection`: `options` read once (a bad one
@@ -116,7 +118,7 @@ export function startTlsFor(
  *   or a request route is installed, each saying which.
  * @throws {ConnectionError} when the adapter cannot speak TLS.
  */
-export function checkTlsSwitch(
+function checkTlsSwitch(
   endpoint: Endpoint,
   address: string,
   encrypted: boolean,
@@ -159,7 +161,7 @@ export function checkTlsSwitch(
  * no business sending it, and a man in the middle would inject it there:
  * a protocol violation that ends the connection.
  */
-export function plaintextArrived(
+function plaintextArrived(
   core: ConnectionCore,
 ): ProtocolError | undefined {
   if (
@@ -177,7 +179,7 @@ export function plaintextArrived(
  * How long a TLS switch may take, and what ends the connection when it is
  * given up on (the adapter's handshake may still hold the socket).
  */
-export interface TlsSwitchLimit {
+interface TlsSwitchLimit {
   /** The connection's clock. */
   readonly clock: Clock;
   /** The connection's connect timeout, in ms. */
@@ -198,7 +200,7 @@ export interface TlsSwitchLimit {
  *
  * @throws the errors of `Connection.startTls`.
  */
-export async function switchToTls(
+async function switchToTls(
   owner: TlsSwitchOwner,
   core: ConnectionCore,
   routed: boolean,
