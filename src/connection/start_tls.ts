@@ -157,9 +157,10 @@ function checkTlsSwitch(
 /**
  * The error for plaintext from the node that `core` holds unread after
  * the node agreed to switch to TLS (a message taken by nobody, one kept
- * behind the pause point, part of a frame), else undefined. The node had
- * no business sending it, and a man in the middle would inject it there:
- * a protocol violation that ends the connection.
+ * behind the pause point or while the handshake ran, part of a frame),
+ * else undefined. The node had no business sending it, and a man in the
+ * middle would inject it there: a protocol violation that ends the
+ * connection.
  */
 function plaintextArrived(
   core: ConnectionCore,
@@ -192,7 +193,8 @@ interface TlsSwitchLimit {
  * Switches `core`'s stream to TLS for `owner` once the checks pass
  * (`routed`: the connection has a request route): flushes what is queued,
  * upgrades the stream, and from then on reads and writes only the secure
- * one, whose close goes to `onClose`. `lost` makes the error for a
+ * one, whose close goes to `onClose`; plaintext that arrived meanwhile is
+ * kept unread and fails the switch. `lost` makes the error for a
  * connection that is no longer open, before the switch or once it ends.
  * The upgrade is given up after `limit.ms`, or when the caller's signal
  * aborts, whether the adapter heeds it or not (see `upgrade`). Once the
@@ -238,6 +240,11 @@ async function switchToTls(
   // A request sent from now on waits for the secure channel (see attach):
   // none of its bytes may go out in plaintext, nor into the handshake.
   core.writer.hold();
+  // From now on the plaintext channel carries the handshake: what a
+  // custom adapter's channel still delivers is kept, not acted on, and
+  // refused below once the upgrade is done. Acted on, an injected reply
+  // answered a request that waits for the secure channel.
+  core.held ??= [];
   switching.add(channel);
   let secure: ByteChannel;
   try {
@@ -256,6 +263,15 @@ async function switchToTls(
     // custom channel's destroy threw.
     destroyQuietly(secure, undefined);
     throw lost();
+  }
+  // Plaintext that came during the handshake: a protocol violation, as
+  // before it (checked only there, a frame was dropped unread, and part of
+  // one read as the start of the secure stream).
+  const injected = plaintextArrived(core);
+  if (injected !== undefined) {
+    destroyQuietly(secure, injected);
+    limit.giveUp(injected);
+    throw injected;
   }
   core.held = undefined;
   try {
