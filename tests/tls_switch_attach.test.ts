@@ -164,3 +164,34 @@ for (const { what, secure } of refused) {
     }
   });
 }
+
+test("a secure channel that reports its close as its receiver is set fails startTls() with the connection's ConnectionLostError, not a success on a closed connection", async () => {
+  const watch = watchEscapes();
+  // Its socket closed as the handshake ended, say.
+  const { connection, node } = await scene({
+    onClose: (fn: (error?: Error) => void) => fn(new Error("closed at once")),
+  });
+  try {
+    const switched = connection.startTls({ serverName: "n1" }).then(
+      () => "switched",
+      (e: unknown) => e,
+    );
+    const request = connection.sendRequest(ops.echo("x")).then(
+      () => "reply",
+      (e: unknown) => e,
+    );
+    const outcome = await switched;
+    assert.equal(connection.isOpen, false);
+    // Before: "switched", for a connection already closed.
+    assert.ok(outcome instanceof ConnectionLostError, String(outcome));
+    assert.match(outcome.message, /closed at once/);
+    assert.equal(outcome.sent, false);
+    const failed = await request;
+    assert.ok(failed instanceof ConnectionLostError, String(failed));
+    assert.match(failed.message, /closed at once/);
+  } finally {
+    connection.destroy();
+    await node.close();
+  }
+  assert.deepEqual(await watch.stop(), []);
+});

@@ -289,6 +289,10 @@ async function switchToTls(
   // connection that never carried TLS saying it was encrypted (to its
   // stats, diagnostics and log lines).
   core.encrypted = true;
+  // Ended as it was attached (its write failed as the requests that
+  // waited for it went out, or it reported its close at once): resolved,
+  // the caller was told the switch succeeded on a closed connection.
+  if (!owner.isOpen) throw lost();
 }
 
 /**
