@@ -78,3 +78,28 @@ test("a startTls that hands back the plaintext channel ends the connection", asy
   await tickEnds();
   assert.equal(clock.pendingTimers, 0);
 });
+
+for (const end of ["destroy", "close"] as const) {
+  test(`${end}() during a switch the adapter never settles fails startTls() at once with the connection's ConnectionLostError, tells the adapter through its signal, and leaves no timer`, async () => {
+    let told: AbortSignal | undefined;
+    const { connection, clock } = switching((options) => {
+      told = options.signal;
+      return new Promise<ByteChannel>(() => {});
+    });
+    let outcome: unknown = "pending";
+    const switched = connection.startTls({ serverName: "n1" }).then(
+      () => (outcome = "switched"),
+      (error: unknown) => (outcome = error),
+    );
+    await tickEnds();
+    if (end === "destroy") connection.destroy();
+    else await connection.close();
+    await tickEnds();
+    // Before: pending until the connect timeout, then a TlsError saying
+    // the adapter did not settle, its timer holding the process till then.
+    assert.ok(outcome instanceof ConnectionLostError, String(outcome));
+    assert.equal(told?.aborted, true, "the adapter's handshake is given up");
+    assert.equal(clock.pendingTimers, 0);
+    await switched;
+  });
+}

@@ -375,9 +375,11 @@ export class Connection {
    * finished within the connection's connect timeout (`timeoutMs` of
    * {@linkcode Connection.connect}), or by the time `options.signal`
    * aborts, is given up even when the runtime adapter does not heed the
-   * signal: the connection is destroyed then, and the call fails. The
-   * adapter is handed a signal of its own, aborted whichever of the two
-   * gives up, so that its handshake ends too. On the
+   * signal: the connection is destroyed then, and the call fails. So is
+   * one under way when the connection ends (`destroy()`, `close()`, its
+   * stream closing): the call fails at once with the connection's
+   * `ConnectionLostError`. The adapter is handed a signal of its own,
+   * aborted whichever gives up, so that its handshake ends too. On the
    * system clock that limit keeps the process alive while it runs, as
    * awaited I/O does, even when the channel holds no socket.
    *

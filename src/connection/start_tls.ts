@@ -102,6 +102,7 @@ export function startTlsFor(
       clock,
       ms,
       giveUp: (error) => connection.destroy(error),
+      ended: end.closed.then(() => end.lostError(false)),
     },
   );
 }
@@ -187,6 +188,8 @@ interface TlsSwitchLimit {
   readonly ms: number;
   /** Ends the connection, with the error the switch failed with, if an Error. */
   readonly giveUp: (error: Error | undefined) => void;
+  /** Settles, once the connection has ended, with the error that says so. */
+  readonly ended: Promise<Error>;
 }
 
 /**
@@ -196,8 +199,9 @@ interface TlsSwitchLimit {
  * one, whose close goes to `onClose`; plaintext that arrived meanwhile is
  * kept unread and fails the switch. `lost` makes the error for a
  * connection that is no longer open, before the switch or once it ends.
- * The upgrade is given up after `limit.ms`, or when the caller's signal
- * aborts, whether the adapter heeds it or not (see `upgrade`). Once the
+ * The upgrade is given up after `limit.ms`, when the caller's signal
+ * aborts, whether the adapter heeds it or not (see `upgrade`), or when the
+ * connection ends under it. Once the
  * writer is held, a failure ends the connection (`limit.giveUp`).
  *
  * @throws the errors of `Connection.startTls`.
@@ -364,8 +368,9 @@ async function upgrade(
 
 /**
  * `channel.startTls(options)` until it settles, `limit.ms` pass (then it
- * fails with `timedOut()`) or the signal in `options` aborts (then with
- * its reason, as the adapter should have). Given up either way, the
+ * fails with `timedOut()`), the signal in `options` aborts (then with
+ * its reason, as the adapter should have) or the connection ends (then
+ * with `limit.ended`'s error). Given up any way, the
  * connection ends (`limit.giveUp`), the adapter is told through the
  * signal it was handed, and a channel delivered later is destroyed.
  */
@@ -410,6 +415,11 @@ function within(
     // holds no socket left Node nothing else, so it ended the program
     // inside the await. It ends with the switch.
     holdTimer(limit.clock, timer, true);
+    // The connection ended under the switch (destroyed, closed, its
+    // stream gone): the caller hears so now, and the adapter through its
+    // signal. Waited for, the switch failed only at the limit, with a
+    // TlsError blaming the adapter, its timer holding the process.
+    limit.ended.then(giveUp);
     let pending: Promise<ByteChannel>;
     try {
       pending = Promise.resolve(channel.startTls!(adapterOptions));
