@@ -9,6 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection } from "../src/connection/connection.ts";
 import { ConnectionLostError, TlsError } from "../src/errors.ts";
+import { MessageType } from "../src/protocol/frame.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import { stubChannel } from "./support/stub_channel.ts";
@@ -103,3 +104,31 @@ for (const end of ["destroy", "close"] as const) {
     await switched;
   });
 }
+
+test("a write that fails as startTls() flushes what was sent before it fails the switch with the connection's ConnectionLostError, and no upgrade starts on the destroyed channel", async () => {
+  let upgrades = 0;
+  const plain = stubChannel({
+    onData: () => {},
+    write: () => {
+      throw new Error("adapter bug: write");
+    },
+    startTls: () => (upgrades++, new Promise<ByteChannel>(() => {})),
+  });
+  const clock = new VirtualClock();
+  const connection = new Connection(plain, { hostname: "fake", port: 1 }, {
+    clock,
+  });
+  // Queued in plaintext before the switch, flushed as it starts.
+  connection.sendMessage(MessageType.Ping, new Uint8Array(0));
+  const outcome = await connection.startTls({ serverName: "n1" }).then(
+    () => "switched",
+    (error: unknown) => error,
+  );
+  assert.ok(outcome instanceof ConnectionLostError, String(outcome));
+  assert.match(outcome.message, /failed to write/);
+  assert.equal(connection.isOpen, false);
+  // Before: the adapter was asked to upgrade the channel just destroyed.
+  assert.equal(upgrades, 0);
+  await tickEnds();
+  assert.equal(clock.pendingTimers, 0);
+});

@@ -241,6 +241,9 @@ async function switchToTls(
     routed,
   );
   core.writer.flush();
+  // Its write failed (a custom channel's), and the connection ended with
+  // it: no upgrade of the channel just destroyed.
+  if (!owner.isOpen) throw lost();
   // A request sent from now on waits for the secure channel (see attach):
   // none of its bytes may go out in plaintext, nor into the handshake.
   core.writer.hold();
