@@ -201,8 +201,8 @@ interface TlsSwitchLimit {
  * connection that is no longer open, before the switch or once it ends.
  * The upgrade is given up after `limit.ms`, when the caller's signal
  * aborts, whether the adapter heeds it or not (see `upgrade`), or when the
- * connection ends under it. Once the
- * writer is held, a failure ends the connection (`limit.giveUp`).
+ * connection ends under it. Once the writer is held, a failure ends the
+ * connection (`limit.giveUp`).
  *
  * @throws the errors of `Connection.startTls`.
  */
@@ -296,9 +296,9 @@ async function switchToTls(
   // connection that never carried TLS saying it was encrypted (to its
   // stats, diagnostics and log lines).
   core.encrypted = true;
-  // Ended as it was attached (its write failed as the requests that
-  // waited for it went out, or it reported its close at once): resolved,
-  // the caller was told the switch succeeded on a closed connection.
+  // Ended as it was attached (it reported its close as its receiver was
+  // set): resolved, the caller was told the switch succeeded on a closed
+  // connection.
   if (!owner.isOpen) throw lost();
 }
 
@@ -373,9 +373,9 @@ async function upgrade(
  * `channel.startTls(options)` until it settles, `limit.ms` pass (then it
  * fails with `timedOut()`), the signal in `options` aborts (then with
  * its reason, as the adapter should have) or the connection ends (then
- * with `limit.ended`'s error). Given up any way, the
- * connection ends (`limit.giveUp`), the adapter is told through the
- * signal it was handed, and a channel delivered later is destroyed.
+ * with `limit.ended`'s error). Given up any way, the connection ends
+ * (`limit.giveUp`), the adapter is told through the signal it was handed,
+ * and a channel delivered later is destroyed.
  */
 function within(
   channel: ByteChannel,
