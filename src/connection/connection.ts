@@ -365,7 +365,9 @@ export class Connection {
    * negotiating TLS, after NEGOTIATE_OK was taken with `pauseReading`.
    * Resolves once the node's certificate is verified; the connection then
    * carries everything over TLS; a request sent while it switches waits
-   * for the secure channel, and goes out on it. A switch that fails ends
+   * for the secure channel, and goes out on it (a `close()` meanwhile lets
+   * the switch finish, so that such requests are answered before the
+   * connection closes). A switch that fails ends
    * the connection itself, destroyed with the error the call fails with
    * (whatever the runtime adapter did with the socket): the requests that
    * waited for it fail with it, and no plaintext is ever sent again. A bad

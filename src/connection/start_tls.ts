@@ -243,7 +243,7 @@ async function switchToTls(
   core.writer.flush();
   // Its write failed (a custom channel's), and the connection ended with
   // it: no upgrade of the channel just destroyed.
-  if (!owner.isOpen) throw lost();
+  if (core.closed) throw lost();
   // A request sent from now on waits for the secure channel (see attach):
   // none of its bytes may go out in plaintext, nor into the handshake.
   core.writer.hold();
@@ -265,7 +265,11 @@ async function switchToTls(
   } finally {
     switching.delete(channel);
   }
-  if (!owner.isOpen) {
+  // Ended meanwhile. Closing is not ended: close() lets the requests in
+  // flight finish, and those sent during the switch go out only on the
+  // secure channel (taken for ended, they waited out their timeouts, and
+  // close() with them).
+  if (core.closed) {
     // Quietly: the caller needs to know the connection ended, not what a
     // custom channel's destroy threw.
     destroyQuietly(secure, undefined);
@@ -299,7 +303,7 @@ async function switchToTls(
   // Ended as it was attached (it reported its close as its receiver was
   // set): resolved, the caller was told the switch succeeded on a closed
   // connection.
-  if (!owner.isOpen) throw lost();
+  if (core.closed) throw lost();
 }
 
 /**
