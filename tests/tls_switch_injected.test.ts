@@ -141,3 +141,28 @@ for (const { what, paused, bytes } of injections) {
     assert.deepEqual(await watch.stop(), []);
   });
 }
+
+test("plaintext delivered on the spent plaintext channel after the switch ends the connection: it answers no request sent over TLS", async () => {
+  const watch = watchEscapes();
+  const s = scene();
+  const switched = s.connection.startTls({ serverName: "n1" });
+  await tickEnds();
+  s.upgrade();
+  await switched;
+  assert.equal(s.connection.encrypted, true);
+  const request = s.connection.sendRequest(new Uint8Array([1])).then(
+    (reply) => `answered with ${Array.from(reply)}`,
+    (e: unknown) => e,
+  );
+  await tickEnds();
+  // A custom adapter's spent channel, still handing over what arrives.
+  s.deliver(frame(MessageType.Response, 1, new Uint8Array([6, 6, 6])));
+  const outcome = await request;
+  // Before: "answered with 6,6,6", over a connection still open.
+  assert.ok(outcome instanceof ConnectionLostError, String(outcome));
+  assert.match(outcome.message, /after the switch to TLS/);
+  assert.equal(s.connection.isOpen, false);
+  await tickEnds();
+  assert.equal(s.clock.pendingTimers, 0);
+  assert.deepEqual(await watch.stop(), []);
+});

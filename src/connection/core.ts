@@ -172,9 +172,36 @@ export class ConnectionCore {
       this.codec.copyBelow = copiedBelow;
       throw receiversRefused(this.owner, cause);
     }
+    if (before !== undefined) this.#spend(before);
     // Requests held while the stream switched to TLS go out on it now.
     if (this.queued.length > 0) this.#onDrained();
   }
+
+  /**
+   * The plaintext channel a TLS switch replaced is spent (the runtime
+   * adapter's contract): what a custom one still hands over is no frame
+   * of the node's, and read as one, an injected reply answered a request
+   * sent over TLS. Its receiver now ends the connection instead; reading
+   * the secure channel costs nothing more.
+   */
+  #spend(spent: ByteChannel): void {
+    try {
+      spent.onData(this.#spentData);
+    } catch {
+      // A custom channel that takes no new receiver: nothing more can be
+      // done for it, and the secure channel works all the same.
+    }
+  }
+
+  #spentData = (): void => {
+    this.owner.destroy(
+      new ConnectionLostError(
+        this.owner,
+        "protocol violation: data arrived on the plaintext channel after " +
+          "the switch to TLS",
+      ),
+    );
+  };
 
   /** Removes a pending entry; false when it had already settled. */
   settle(pending: Pending): boolean {
