@@ -10,7 +10,11 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Connection } from "../src/connection/connection.ts";
-import { ConnectionLostError, ProtocolError } from "../src/errors.ts";
+import {
+  ConnectionClosedError,
+  ConnectionLostError,
+  ProtocolError,
+} from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
@@ -133,4 +137,32 @@ test("startTls() on a connection with a request route is refused with a Protocol
   assert.equal(s.tlsCalls(), 0);
   assert.equal(s.connection.isOpen, true);
   s.connection.destroy();
+});
+
+test("startTls() on a connection closing gracefully is refused with a ConnectionClosedError, as a request is then, not a ConnectionLostError saying it was lost; the close goes on", async () => {
+  const s = scene();
+  const request = s.connection.sendRequest(new Uint8Array([1])).then(
+    () => "reply",
+    (e: unknown) => e,
+  );
+  let closed = false;
+  const closing = s.connection.close().then(() => (closed = true));
+  const error = await s.connection.startTls({ serverName: "n1" }).then(
+    () => "switched",
+    (e: unknown) => e,
+  );
+  // Before: ConnectionLostError "lost: the connection was closed".
+  assert.ok(error instanceof ConnectionClosedError, String(error));
+  assert.equal(error.code, "CONNECTION_CLOSED");
+  assert.equal(s.tlsCalls(), 0);
+  assert.equal(closed, false, "still closing");
+  s.deliver(codec.encode({
+    type: MessageType.Response,
+    flags: 0,
+    sequence: 1,
+    payload: new Uint8Array([2]),
+  }));
+  assert.equal(await request, "reply");
+  await closing;
+  assert.equal(await s.connection.closed, undefined);
 });

@@ -391,8 +391,9 @@ export class Connection {
    *   (the connection is destroyed with it), requests are in flight, a
    *   request route is installed, or another `startTls` is under way, each
    *   saying which (the connection goes on).
-   * @throws {ConnectionError} when the connection is gone or its adapter
-   *   has no TLS.
+   * @throws {ConnectionError} when the connection is closing
+   *   (`ConnectionClosedError`, as a request then) or gone
+   *   (`ConnectionLostError`), or its adapter has no TLS.
    * @throws {InvalidArgumentError} for a bad option (read once, before
    *   anything starts; the connection stays as it was).
    * @example

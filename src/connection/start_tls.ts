@@ -96,7 +96,9 @@ export function startTlsFor(
     core,
     core.route !== undefined,
     options,
-    () => end.lostError(false),
+    // A closing connection's refusal is the one its requests get, not
+    // that it was lost: it is still finishing its work.
+    () => end.refusal(),
     end.onChannelClose,
     {
       clock,
