@@ -166,3 +166,34 @@ test("plaintext delivered on the spent plaintext channel after the switch ends t
   assert.equal(s.clock.pendingTimers, 0);
   assert.deepEqual(await watch.stop(), []);
 });
+
+test("a secure channel that reads through the plaintext one (a custom adapter's pass-through, a test double of TLS) is read as the stream after the switch", async () => {
+  const watch = watchEscapes();
+  let deliver!: (chunk: Uint8Array) => void;
+  const plain: ByteChannel = stubChannel({
+    onData: (fn) => (deliver = fn),
+    startTls: () =>
+      Promise.resolve(stubChannel({
+        // Its receiver is the plaintext channel's.
+        onData: (fn) => plain.onData(fn),
+        write: (bytes) => plain.write(bytes),
+      })),
+  });
+  const clock = new VirtualClock();
+  const connection = new Connection(plain, { hostname: "fake", port: 1 }, {
+    clock,
+  });
+  await connection.startTls({ serverName: "n1" });
+  const request = connection.sendRequest(new Uint8Array([1])).then(
+    (reply) => `answered with ${Array.from(reply)}`,
+    (e: unknown) => e,
+  );
+  await tickEnds();
+  deliver(frame(MessageType.Response, 1, new Uint8Array([7])));
+  assert.equal(await request, "answered with 7");
+  assert.equal(connection.isOpen, true);
+  connection.destroy();
+  await tickEnds();
+  assert.equal(clock.pendingTimers, 0);
+  assert.deepEqual(await watch.stop(), []);
+});

@@ -158,6 +158,13 @@ export class ConnectionCore {
       this.#onBroken,
       this.#inFlight,
     );
+    // The stream it replaces (only a TLS switch replaces one) is spent,
+    // by the runtime adapter's contract: what a custom one still hands
+    // over is no frame of the node's, and read as one, an injected reply
+    // answered a request sent over TLS. Its receiver now ends the
+    // connection; set first, so that a secure channel reading through it
+    // (a custom adapter's pass-through) takes it back just below.
+    if (before !== undefined) readFrom(before, this.#spentData);
     try {
       channel.onData(this.#onData);
       channel.onClose(onClose);
@@ -170,27 +177,11 @@ export class ConnectionCore {
       this.channel = before;
       this.writer = beforeWriter;
       this.codec.copyBelow = copiedBelow;
+      if (before !== undefined) readFrom(before, this.#onData);
       throw receiversRefused(this.owner, cause);
     }
-    if (before !== undefined) this.#spend(before);
     // Requests held while the stream switched to TLS go out on it now.
     if (this.queued.length > 0) this.#onDrained();
-  }
-
-  /**
-   * The plaintext channel a TLS switch replaced is spent (the runtime
-   * adapter's contract): what a custom one still hands over is no frame
-   * of the node's, and read as one, an injected reply answered a request
-   * sent over TLS. Its receiver now ends the connection instead; reading
-   * the secure channel costs nothing more.
-   */
-  #spend(spent: ByteChannel): void {
-    try {
-      spent.onData(this.#spentData);
-    } catch {
-      // A custom channel that takes no new receiver: nothing more can be
-      // done for it, and the secure channel works all the same.
-    }
   }
 
   #spentData = (): void => {
@@ -618,6 +609,21 @@ export class ConnectionCore {
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
+}
+
+/**
+ * Hands what `channel` reads to `fn` from now on, if it takes it: a
+ * custom channel's onData may throw, and nothing more can be done for it.
+ */
+function readFrom(
+  channel: ByteChannel,
+  fn: (chunk: Uint8Array) => void,
+): void {
+  try {
+    channel.onData(fn);
+  } catch {
+    // See above.
+  }
 }
 
 /** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
