@@ -5,9 +5,12 @@
  * the socket drains, and everything in flight failed when it ends. The
  * Connection class (connection.ts) holds the API and the request path;
  * both work on this object's state. Apart, for what runs once per stream
- * or never for a reply: the checks on a channel (channel_check.ts), the
- * node's own messages (node_messages.ts) and the receiver of a route's
- * replies (routed_replies.ts).
+ * or never for a reply: attaching a stream (attach.ts) and the checks on
+ * a channel (channel_check.ts), failing what is in flight once the
+ * connection ends (fail_in_flight.ts), the calls into a route that may
+ * throw (route_calls.ts), the node's own messages (node_messages.ts), the
+ * receiver of a route's replies (routed_replies.ts) and the connection
+ * as the core sees it (core_owner.ts).
  *
  * @module
  */
@@ -16,7 +19,6 @@ import type { Clock } from "../clock.ts";
 import {
   type AbortedError,
   ConnectionLostError,
-  type Endpoint,
   ProtocolError,
   RemoteError,
   RequestTimeoutError,
@@ -27,7 +29,7 @@ import { type Message, MessageType } from "../protocol/frame.ts";
 import { decodeError, type ErrorPayload } from "../protocol/messages.ts";
 import type { ByteChannel } from "../runtime/types.ts";
 import { DeadlineTracker } from "./deadlines.ts";
-import { FrameWriter } from "./frame_writer.ts";
+import type { FrameWriter } from "./frame_writer.ts";
 import { ControlInbox } from "./inbox.ts";
 import {
   FRAME_TYPE,
@@ -41,29 +43,16 @@ import {
 import { PendingTable } from "./pending_table.ts";
 import type { ConnectionStats, RequestRoute } from "./types.ts";
 import { AbortGroups } from "./abort_groups.ts";
-import {
-  channelCopyBelow,
-  checkChannel,
-  notAChannel,
-  receiversRefused,
-} from "./channel_check.ts";
+import { attachStream } from "./attach.ts";
+import type { CoreOwner } from "./core_owner.ts";
+import { failInFlight, failLeftBehind } from "./fail_in_flight.ts";
 import { onControl } from "./node_messages.ts";
+import { closeRoute, unroute } from "./route_calls.ts";
 import { routedReceiver } from "./routed_replies.ts";
 import { notSent } from "./refusals.ts";
 import { reportThrow } from "./uncaught.ts";
 
-/**
- * The connection a core works for, as the core sees it: where errors say
- * the node is, the counters, and the way to end it.
- */
-export interface CoreOwner extends Endpoint {
-  /** `host:port` of the node. */
-  readonly address: string;
-  /** The connection's counters, updated by the core. */
-  readonly stats: ConnectionStats;
-  /** Ends the connection at once (a protocol violation, a node's ERROR). */
-  destroy(error?: Error): void;
-}
+export type { CoreOwner } from "./core_owner.ts";
 
 /**
  * A connection's stream, requests in flight and reading side. Fields are
@@ -140,59 +129,15 @@ export class ConnectionCore {
    * `copyBelow`, receivers it will not take) leaves the stream as it was.
    */
   attach(channel: ByteChannel, onClose: (error?: Error) => void): void {
-    // First: a bad value (a custom adapter's) throws before anything is
-    // attached.
-    if (typeof channel !== "object" || channel === null) {
-      throw notAChannel(channel, "it is no object");
-    }
-    // Its copyBelow before its methods, as before they were checked.
-    const copyBelow = channelCopyBelow(channel);
-    checkChannel(channel);
-    const { channel: before, writer: beforeWriter } = this;
-    const copiedBelow = this.codec.copyBelow;
-    this.codec.copyBelow = copyBelow;
-    this.channel = channel;
-    this.writer = new FrameWriter(
+    attachStream(
+      this,
       channel,
+      onClose,
+      this.#onData,
       this.#onDrained,
-      this.#onBroken,
       this.#inFlight,
     );
-    // The stream it replaces (only a TLS switch replaces one) is spent,
-    // by the runtime adapter's contract: what a custom one still hands
-    // over is no frame of the node's, and read as one, an injected reply
-    // answered a request sent over TLS. Its receiver now ends the
-    // connection; set first, so that a secure channel reading through it
-    // (a custom adapter's pass-through) takes it back just below.
-    if (before !== undefined) readFrom(before, this.#spentData);
-    try {
-      channel.onData(this.#onData);
-      channel.onClose(onClose);
-    } catch (cause) {
-      // Refused: the stream is the one before it again (a TLS switch's
-      // plaintext one), so whoever ends the connection destroys that one,
-      // and the refused channel is the caller's to destroy: each once.
-      // Left swapped, the secure channel was destroyed twice and the
-      // plaintext one never, its socket open for good.
-      this.channel = before;
-      this.writer = beforeWriter;
-      this.codec.copyBelow = copiedBelow;
-      if (before !== undefined) readFrom(before, this.#onData);
-      throw receiversRefused(this.owner, cause);
-    }
-    // Requests held while the stream switched to TLS go out on it now.
-    if (this.queued.length > 0) this.#onDrained();
   }
-
-  #spentData = (): void => {
-    this.owner.destroy(
-      new ConnectionLostError(
-        this.owner,
-        "protocol violation: data arrived on the plaintext channel after " +
-          "the switch to TLS",
-      ),
-    );
-  };
 
   /** Removes a pending entry; false when it had already settled. */
   settle(pending: Pending): boolean {
@@ -226,25 +171,9 @@ export class ConnectionCore {
   takeBack(pending: Pending): void {
     const sequence = pending.sequence;
     if (
-      !this.writer.withdraw(sequence) && !this.#unroute(sequence) &&
+      !this.writer.withdraw(sequence) && !unroute(this.route, sequence) &&
       isHeld(this.queued, pending)
     ) this.#heldSettled();
-  }
-
-  /**
-   * Takes a request back from the route, if it holds it unsent (see
-   * `RequestRoute.withdraw`). A route that throws is its author's bug,
-   * reported as uncaught; the request then counts as sent.
-   */
-  #unroute(sequence: number): boolean {
-    const route = this.route;
-    if (route === undefined) return false;
-    try {
-      return route.withdraw?.(sequence) === true;
-    } catch (thrown) {
-      reportThrow(thrown);
-      return false;
-    }
   }
 
   /** Resolves once nothing is in flight. */
@@ -295,27 +224,14 @@ export class ConnectionCore {
     this.closed = true;
     this.#lost = lost;
     this.deadlines.stop();
-    const unrouted = this.#closeRoute();
+    const unrouted = closeRoute(this.route);
     // Dropped, not flushed later: a request failed as never sent must not
     // reach the node after all (a retry may be running it elsewhere).
     const unflushed = this.writer.discard();
     const held = this.queued;
     this.queued = [];
     this.#heldDone = 0;
-    // One error per kind of request, not one per request: a written
-    // request is safe to retry only when it may be repeated.
-    const errors: (Error | undefined)[] = [undefined, undefined, undefined];
-    for (const p of this.table.values()) {
-      this.settle(p);
-      const unsent = isHeld(held, p) || unflushed?.has(p.sequence) === true ||
-        (unrouted !== undefined && unrouted.has(p.sequence));
-      const kind = unsent ? 0 : (p.type & SAFE_TO_REPEAT) !== 0 ? 1 : 2;
-      tellError(
-        p.sink,
-        errors[kind] ??= lost(kind !== 0, kind !== 2),
-        p.sequence,
-      );
-    }
+    failInFlight(this, lost, held, unflushed, unrouted);
     this.inbox.fail(() => lost(false, true));
     for (const w of this.#idleWaiters.splice(0)) w();
   }
@@ -331,11 +247,7 @@ export class ConnectionCore {
   failLate(): void {
     const lost = this.#lost;
     if (lost === undefined) return;
-    let error: Error | undefined;
-    for (const p of this.table.values()) {
-      this.settle(p);
-      tellError(p.sink, error ??= lost(false, true), p.sequence);
-    }
+    failLeftBehind(this, lost);
   }
 
   /**
@@ -353,23 +265,6 @@ export class ConnectionCore {
         { cause: thrown },
       ),
     );
-  }
-
-  /**
-   * Closes the route, if any, and returns the sequence numbers it took but
-   * never sent. A route whose close throws (or returns what is no Set) is
-   * its author's bug, reported as uncaught: the connection ends all the
-   * same, and the requests it took count as sent (the cautious answer).
-   */
-  #closeRoute(): ReadonlySet<number> | undefined {
-    let unsent: unknown;
-    try {
-      unsent = this.route?.close();
-    } catch (thrown) {
-      reportThrow(thrown);
-      return undefined;
-    }
-    return unsent instanceof Set ? unsent : undefined;
   }
 
   /** Forgets a pending entry known to be in the table (just looked up). */
@@ -400,7 +295,7 @@ export class ConnectionCore {
     // alone).
     const held = isHeld(this.queued, pending);
     const sent = !held && !this.writer.withdraw(pending.sequence) &&
-      !this.#unroute(pending.sequence);
+      !unroute(this.route, pending.sequence);
     if (held) this.#heldSettled();
     tellError(
       pending.sink,
@@ -579,20 +474,6 @@ export class ConnectionCore {
   #inFlight = (): number => this.table.size;
 
   /**
-   * The channel's write threw, or its drained() failed: a custom
-   * adapter's bug, after which nobody knows what reached the socket.
-   */
-  #onBroken = (error: unknown): void => {
-    this.owner.destroy(
-      new ConnectionLostError(
-        this.owner,
-        `the runtime adapter's channel failed to write: ${foreignText(error)}`,
-        { cause: error },
-      ),
-    );
-  };
-
-  /**
    * A held frame whose caller has its outcome already (a hedged request
    * another attempt answered): never sent, so it fails as not sent.
    */
@@ -609,21 +490,6 @@ export class ConnectionCore {
     // Congested again: keep the rest, in order, for the next drain.
     if (rest !== undefined) this.queued = rest.concat(this.queued);
   };
-}
-
-/**
- * Hands what `channel` reads to `fn` from now on, if it takes it: a
- * custom channel's onData may throw, and nothing more can be done for it.
- */
-function readFrom(
-  channel: ByteChannel,
-  fn: (chunk: Uint8Array) => void,
-): void {
-  try {
-    channel.onData(fn);
-  } catch {
-    // See above.
-  }
 }
 
 /** The reply type for a request type: RESPONSE for REQUEST, PONG for PING. */
