@@ -10,6 +10,7 @@
  * @module
  */
 
+import { clockFailed } from "../config/validate.ts";
 import type { PoolParts } from "./assembly.ts";
 import type { Entry } from "./entry.ts";
 import { uncounted, unreadable } from "./load.ts";
@@ -69,21 +70,19 @@ export function checkIn<C extends PoolableConnection>(
     roster.dropBroken(entry, uncountable);
     return;
   }
-  const now = tick.now();
-  if (entry.retire === undefined && now >= entry.expiresAt) {
-    roster.retire(entry, "lifetime");
+  try {
+    if (!keep(parts, entry, tick.now())) return;
+  } catch (thrown) {
+    // A custom clock whose now() throws: the connection is back all the
+    // same, its time unknown. Its idle time starts at the housekeeper's
+    // next reading, which arms the timers from there; the waiters are
+    // served, or failed with the clock's error. Before, nothing was
+    // served until something else pumped.
+    entry.lastUsedAt = Infinity;
+    keeper.wakeUnread();
+    pump.pumpOrFail();
+    throw clockFailed(ctx.clock, thrown);
   }
-  if (entry.retire !== undefined) {
-    keeper.closeWhenIdle(entry, now);
-    return;
-  }
-  entry.lastUsedAt = now;
-  if (
-    ctx.config.idleTimeoutMs > 0 && roster.live > ctx.config.minConnections
-  ) {
-    keeper.wakeAt(now + ctx.config.idleTimeoutMs);
-  }
-  keeper.wakeForHeartbeat(now);
   // The oldest waiter wants a connection to itself and this one is free:
   // hand it over directly instead of scanning the queue and the pool.
   if (!pump.pumping && conn.inFlight === 0 && !entry.promised) {
@@ -94,4 +93,25 @@ export function checkIn<C extends PoolableConnection>(
     }
   }
   pump.pump();
+}
+
+/**
+ * Keeps `entry`, given back at `now`, and arms the timers for it; one due
+ * to retire is closed once idle instead. Says whether it was kept.
+ */
+function keep<C extends PoolableConnection>(
+  { roster, keeper }: PoolParts<C>,
+  entry: Entry<C>,
+  now: number,
+): boolean {
+  if (entry.retire === undefined && now >= entry.expiresAt) {
+    roster.retire(entry, "lifetime");
+  }
+  if (entry.retire !== undefined) {
+    keeper.closeWhenIdle(entry, now);
+    return false;
+  }
+  entry.lastUsedAt = now;
+  keeper.wakeAfterUse(now);
+  return true;
 }

@@ -25,7 +25,10 @@ export interface Entry<C> {
   readonly closed: Promise<Error | undefined>;
   /** When it retires; `Infinity` without a lifetime. */
   readonly expiresAt: number;
-  /** Last time it was handed out, given back, or seen busy. */
+  /**
+   * Last time it was handed out, given back, or seen busy; `Infinity`
+   * when given back while the clock threw, until the housekeeper reads it.
+   */
   lastUsedAt: number;
   /** Lent exclusively. */
   lent: boolean;

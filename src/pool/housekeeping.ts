@@ -74,21 +74,38 @@ export class Housekeeper<C extends PoolableConnection> {
         MAX_TIMER_MS,
       );
       this.#held = false;
-      this.#timer = this.#clock.setTimeout(() => {
-        this.#timer = undefined;
-        this.#timerAt = Infinity;
-        this.#held = false;
-        // A throw here (a clock whose now() throws) would be uncaught. The
-        // timer is armed again by the next wakeAt, once the clock reads.
-        try {
-          this.#maintain();
-        } catch (thrown) {
-          this.#ctx.failWaiters(thrown);
-        }
-      }, delay);
+      this.#timer = this.#clock.setTimeout(this.#fire, delay);
     }
     this.hold();
   }
+
+  /**
+   * Arms the timer to fire at once, without reading the clock: for a
+   * path that met a clock whose `now()` threw and so could not say when
+   * it is due. The firing reads it again and arms what is due from there.
+   */
+  wakeUnread(): void {
+    if (this.#stopped) return;
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    // Sooner than any time: no wakeAt replaces it before it fires.
+    this.#timerAt = -Infinity;
+    this.#held = false;
+    this.#timer = this.#clock.setTimeout(this.#fire, 0);
+    this.hold();
+  }
+
+  #fire = (): void => {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    this.#held = false;
+    // A throw here (a clock whose now() throws) would be uncaught. The
+    // timer is armed again by the next wakeAt, once the clock reads.
+    try {
+      this.#maintain();
+    } catch (thrown) {
+      this.#ctx.failWaiters(thrown);
+    }
+  };
 
   /**
    * Makes the timer keep the process alive while a waiter is queued (it
@@ -179,6 +196,8 @@ export class Housekeeper<C extends PoolableConnection> {
     );
     for (const entry of roster.list.slice()) {
       if (entry.removed) continue;
+      // Given back while the clock threw (see checkIn): used until now.
+      if (entry.lastUsedAt === Infinity) entry.lastUsedAt = now;
       // A getter that throws escaped from the timer (uncaught), the
       // timer was not armed again and the connection stayed.
       const broken = unreadable(entry.conn);

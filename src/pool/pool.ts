@@ -338,6 +338,10 @@ export class ConnectionPool<C extends PoolableConnection>
    * @throws {PoolMisuseError} when the connection is not lent by this pool:
    * returned twice, from `acquireShared()`, or from another pool. The
    * pool's counts are left as they were.
+   * @throws {ConfigError} naming `clock` when a custom clock's `now()`
+   * throws as the connection comes back: it is taken back all the same, a
+   * waiter is served (or fails with that error), and its idle time starts
+   * at the pool's next reading of the clock.
    * @example
    * ```ts
    * import type { ConnectionPool, PoolableConnection } from "@nodewire/client/core";
