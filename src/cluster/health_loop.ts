@@ -9,9 +9,14 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HealthConfig } from "../config/shapes.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock, clockFailed } from "../config/validate.ts";
 import { asError } from "../errors/base.ts";
-import { ClientClosedError, PoolTimeoutError } from "../errors.ts";
+import {
+  ClientClosedError,
+  ConfigError,
+  NodewireError,
+  PoolTimeoutError,
+} from "../errors.ts";
 import { runWithConcurrency } from "./concurrency.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -172,17 +177,17 @@ export class HealthLoop {
         new ClientClosedError("the connection manager is closed"),
       );
     }
-    const start = this.#clock.now();
+    const start = this.#now();
     try {
       // A check is a deliberate probe, paced by the health interval: it
       // tries to connect even while the pool backs off.
       const connection = node.pool.tryAcquireShared() ??
         await node.pool.acquireShared({ timeoutMs, ignoreBackoff: true });
-      const left = Math.max(1, timeoutMs - (this.#clock.now() - start));
+      const left = Math.max(1, timeoutMs - (this.#now() - start));
       const latency = await connection.ping({ timeoutMs: left });
       if (
         !this.#owner.isClosed() &&
-        node.health.recordSuccess(latency, this.#clock.now())
+        node.health.recordSuccess(latency, this.#now())
       ) {
         this.#owner.onHealthChanged(
           node,
@@ -191,17 +196,27 @@ export class HealthLoop {
       }
       return this.#result(node, latency, undefined);
     } catch (caught) {
-      const error = caught instanceof Error
+      // The checkout and the ping fail for the node with SDK errors only
+      // (the manager's pools hold the SDK's connections): anything else
+      // was thrown by our clock, the one part of the caller's they read
+      // there. Not blameClock: a clock that throws only sometimes reads
+      // fine again, and its raw Error was booked against the node.
+      const error = caught instanceof NodewireError
         ? caught
-        : new Error(String(caught));
+        : clockFailed(this.#clock, caught);
       // No connection to ping because the application holds them all
       // (withConnection): that says nothing about the node.
       if (error instanceof PoolTimeoutError && allLent(node)) {
         return this.#result(node, undefined, error);
       }
+      // Our own clock threw (here, or in the checkout or the ping, which
+      // name it too): not the node's doing.
+      if (error instanceof ConfigError && error.field === "clock") {
+        return this.#result(node, undefined, error);
+      }
       if (
         !this.#owner.isClosed() &&
-        node.health.recordFailure(error, this.#clock.now())
+        node.health.recordFailure(error, this.#now())
       ) {
         this.#owner.onHealthChanged(
           node,
@@ -209,6 +224,18 @@ export class HealthLoop {
         );
       }
       return this.#result(node, undefined, error);
+    }
+  }
+
+  /**
+   * The clock's reading for a check; its throw is the ConfigError naming
+   * `clock`, which a check does not book against the node.
+   */
+  #now(): number {
+    try {
+      return this.#clock.now();
+    } catch (thrown) {
+      throw clockFailed(this.#clock, thrown);
     }
   }
 
