@@ -115,7 +115,10 @@ export class RoundRobinBalancer<N> implements Balancer<N> {
 export interface LeastInFlightOptions<N> {
   /**
    * How many requests are in flight on `node` right now. Called at most
-   * twice per pick, so it should be a field read, not a computation.
+   * twice per pick, so it should be a field read, not a computation. One
+   * that throws, or returns what cannot be compared (a Symbol), makes
+   * `pick` throw an InvalidArgumentError naming it; a count that compares
+   * wrongly (NaN) misranks its node.
    */
   inFlight: (node: N) => number;
   /**
@@ -196,7 +199,8 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
    *
    * @throws {InvalidArgumentError} naming `options.loads[slot]` (or
    *   `options.loads`) when a load written after construction cannot be
-   *   compared.
+   *   compared; naming `options.inFlight` when, without loads, that
+   *   callback throws or returns what cannot be compared.
    */
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
@@ -224,7 +228,14 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
     }
     const x = nodes.at(first)!;
     const y = nodes.at(second)!;
-    return this.#inFlight(y) < this.#inFlight(x) ? y : x;
+    // As the loads: the caller's inFlight that throws, or returns what
+    // cannot be compared (a Symbol, an object whose valueOf throws),
+    // threw raw from the pick. The try costs nothing until it catches.
+    try {
+      return this.#inFlight(y) < this.#inFlight(x) ? y : x;
+    } catch (error) {
+      throw inFlightFailed(this.#inFlight, [x, y], error);
+    }
   }
 }
 
@@ -434,6 +445,58 @@ function checkLoads<N>(
  * read that throws now and then), naming the loads. Only they can throw
  * there: the rest is arithmetic on the set's and the estimates' arrays.
  */
+/**
+ * The error of a pick whose caller's `inFlight` threw `error`, as it was
+ * called for `drawn` or as its counts were compared: an
+ * InvalidArgumentError naming `options.inFlight`, with what it returned
+ * when that is what could not be compared.
+ */
+function inFlightFailed<N>(
+  inFlight: (node: N) => number,
+  drawn: readonly N[],
+  error: unknown,
+): InvalidArgumentError {
+  const method = "LeastInFlightBalancer.pick";
+  const expected = "expected a function returning a count of requests in " +
+    "flight for each node";
+  for (const node of drawn) {
+    let count: unknown;
+    try {
+      count = inFlight(node);
+    } catch (thrown) {
+      return refuse(
+        method,
+        "options.inFlight",
+        inFlight,
+        `${expected} (it threw ${messageOf(thrown)})`,
+        thrown,
+      );
+    }
+    if (typeof count === "symbol" || (count !== null && isObject(count))) {
+      return refuse(
+        method,
+        "options.inFlight",
+        count,
+        `${expected} (it returned what cannot be compared)`,
+        error,
+      );
+    }
+  }
+  // Fine again on this second look (a function that throws now and then).
+  return refuse(
+    method,
+    "options.inFlight",
+    inFlight,
+    `${expected} (it threw ${messageOf(error)})`,
+    error,
+  );
+}
+
+/** Whether `value` is an object or a function (converted by valueOf). */
+function isObject(value: unknown): boolean {
+  return typeof value === "object" || typeof value === "function";
+}
+
 function loadsFailed<N>(
   method: string,
   nodes: HealthyNodeSet<N>,
