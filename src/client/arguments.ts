@@ -30,7 +30,6 @@
 import {
   bool,
   duration,
-  is,
   nested,
   optionsError,
   readOptions,
@@ -38,7 +37,6 @@ import {
   refuse,
   type Rules,
   signal,
-  text,
   unknownName,
 } from "../config/options.ts";
 import {
@@ -47,7 +45,7 @@ import {
   isDuration,
   msOrZero,
 } from "../config/validate.ts";
-import { CONNECT as CONNECTION } from "../connection/control.ts";
+import { CONNECT as CONNECTION, TLS_CONNECT } from "../connection/control.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
@@ -77,15 +75,6 @@ const DISCONNECT_RULES: Rules = {
 
 const HEALTH_CHECK_RULES: Rules = { signal };
 
-const TLS_RULES: Rules = {
-  serverName: text,
-  ca: is(
-    (v) => Array.isArray(v) && v.every((c) => typeof c === "string"),
-    "expected an array of PEM strings",
-  ),
-  dangerouslySkipVerify: bool,
-};
-
 const CONNECT_RULES: Rules = {
   signal,
   // What `Client.connect({...}, { connection })` may override in every
@@ -93,7 +82,7 @@ const CONNECT_RULES: Rules = {
   // often): Connection.connect's own options, by its own rules.
   connection: nested({
     ...CONNECTION,
-    tls: nested(TLS_RULES),
+    tls: nested(TLS_CONNECT),
     // The pool gives every connection a signal of its own: one given here
     // would be ignored without a word.
     signal: () =>

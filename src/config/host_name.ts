@@ -16,7 +16,10 @@ const LABEL = /^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$/;
 export const IPV4_LOOKING = /^[0-9.]+$/;
 const OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
 const HEX_GROUP = /^[0-9A-Fa-f]{1,4}$/;
-const ZONE = /^[A-Za-z0-9_.~-]+$/;
+// A zone names an interface (at most 15 characters on Linux, a number on
+// Windows): 64 leaves room, and keeps a name of thousands of characters
+// from passing as an address.
+const ZONE = /^[A-Za-z0-9_.~-]{1,64}$/;
 
 /**
  * Whether `text` is a host name as an entry of `hosts` may hold one,
@@ -45,7 +48,8 @@ export function isDnsName(text: string): boolean {
 /**
  * An IPv6 address as RFC 4291 writes it: eight groups of 1–4 hex digits,
  * or fewer with one `::` standing for the missing ones; the last two may be
- * an IPv4 dotted quad; an optional `%zone` (RFC 4007) follows.
+ * an IPv4 dotted quad; an optional `%zone` (RFC 4007) of at most 64
+ * characters follows.
  */
 export function isIPv6(text: string): boolean {
   let address = text;

@@ -24,6 +24,7 @@ export {
   is,
   methods,
   ms as duration,
+  serverName,
   signal,
   text,
   timeSource,

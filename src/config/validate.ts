@@ -16,6 +16,7 @@ import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import { nameShown, unknownOption } from "./suggest.ts";
 import { missingMethod } from "../runtime/contract.ts";
 import { MAX_NODE_ID_BYTES, nodeIdProblem } from "../protocol/node_id.ts";
+import { isHostName } from "./host_name.ts";
 
 /**
  * The longest delay a runtime timer can hold: 2^31 - 1 ms, about 24.8 days.
@@ -124,6 +125,20 @@ export const text: Check = is(
   (v) => typeof v === "string" && v !== "",
   "expected a non-empty string",
 );
+
+/**
+ * What a TLS server name may be (the name sent in SNI and looked for in the
+ * certificate), as an entry of `hosts` holds a host: an RFC 1123 host name
+ * (letters, digits, `-`, and `_` for container service names) of at most
+ * 253 characters, an IPv4 address, or an IPv6 address with an optional
+ * zone; no port, no brackets. A NUL, a control character or thousands of
+ * characters reached a custom adapter's TLS unchecked.
+ */
+export const serverName: Check = (value) =>
+  typeof value === "string" && isHostName(value)
+    ? undefined
+    : "expected a DNS name of at most 253 characters or an IP address, " +
+      "without a port or brackets";
 
 /**
  * A client name by the node id's rule (1 to 255 UTF-8 bytes, each

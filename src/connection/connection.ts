@@ -247,7 +247,9 @@ export class Connection {
    * @throws {ConnectTimeoutError} when connect plus handshake take too long.
    * @throws {ConnectionError} when the node cannot be reached.
    * @throws {AbortedError} when `signal` aborts.
-   * @throws {InvalidArgumentError} for a bad option (before anything starts).
+   * @throws {InvalidArgumentError} for a bad option (before anything starts),
+   *   such as a `tls.serverName` that is no DNS name of at most 253
+   *   characters nor IP address (a NUL, a control character, a port).
    */
   static connect(options: ConnectionOptions): Promise<Connection> {
     let o: ConnectionOptions;
@@ -395,7 +397,10 @@ export class Connection {
    *   (`ConnectionClosedError`, as a request then) or gone
    *   (`ConnectionLostError`), or its adapter has no TLS.
    * @throws {InvalidArgumentError} for a bad option (read once, before
-   *   anything starts; the connection stays as it was).
+   *   anything starts; the connection stays as it was), such as a
+   *   `serverName` that is no DNS name of at most 253 characters nor IP
+   *   address (a NUL, a control character, a port, brackets): checked
+   *   here, so a custom adapter never sees it.
    * @example
    * ```ts
    * import type { Connection } from "@nodewire/client/core";

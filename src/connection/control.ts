@@ -20,8 +20,10 @@ import {
   integer,
   is,
   methods,
+  nested,
   readOptions,
   type Rule,
+  serverName,
   signal,
   text,
 } from "../config/options.ts";
@@ -107,6 +109,20 @@ function underSwitch(what: string, instead: string): ProtocolError {
 const sequence = integer(0, Number.MAX_SAFE_INTEGER);
 
 /**
+ * `Connection.connect`'s `tls`, by name: the client's door checks its
+ * `connection.tls` override by them too. The server name is checked here,
+ * once: a custom adapter's connect got any string.
+ */
+export const TLS_CONNECT: Record<string, Rule> = {
+  serverName,
+  ca: is(
+    (v) => Array.isArray(v) && v.every((pem) => typeof pem === "string"),
+    "expected an array of PEM strings",
+  ),
+  dangerouslySkipVerify: bool,
+};
+
+/**
  * The options of `Connection.connect`, by name; the client's door checks
  * its `connection` overrides by them too.
  */
@@ -122,7 +138,7 @@ export const CONNECT: Record<string, Rule> = {
   id: sequence,
   signal,
   handshake: func,
-  tls: is((v) => typeof v === "object" && v !== null, "expected an object"),
+  tls: nested(TLS_CONNECT),
   startsTls: bool,
 };
 

@@ -16,8 +16,8 @@ import {
   is,
   readOptions,
   type Rule,
+  serverName,
   signal,
-  text,
 } from "../config/options.ts";
 import {
   ConnectionError,
@@ -38,7 +38,8 @@ import { switching } from "./tls_switching.ts";
 
 /** `startTls`'s options (`TlsOptions`), by name. */
 const TLS_SWITCH: Record<string, Rule> = {
-  serverName: text,
+  // Checked here, once: a custom adapter's TLS got any non-empty string.
+  serverName,
   ca: is(
     (v) => Array.isArray(v) && v.every((pem) => typeof pem === "string"),
     "expected an array of PEM strings",
