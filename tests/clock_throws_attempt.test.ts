@@ -8,31 +8,20 @@
 // stays charged.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { startFaultProxy } from "../testing/proxy.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { clientOnBreakableClock } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 test("an attempt that fails while the clock's now() throws (peak-ewma books its latency): the request fails with a ConfigError naming the clock, no node stays charged", async () => {
-  const { virtual, clock, broke, state } = breakableClock();
-  const network = createMemoryNetwork();
-  const node = await startTestNode({ runtime: network, clock: virtual });
-  const client = await Client.connect({
-    hosts: [node.address],
-    runtime: network,
-    clock,
-    loadBalancing: "peak-ewma",
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1 },
+  const { client, broke, state, teardown } = await clientOnBreakableClock({
+    config: {
+      loadBalancing: "peak-ewma",
+      poolConfig: { minConnections: 1 },
+    },
+    ticks: 0,
   });
-  const watch = watchEscapes();
   try {
-    await virtual.advance(0);
     let outcome: unknown = "pending";
     client.request(ops.fail(3, false, "no")).then(
       () => (outcome = "replied"),
@@ -49,38 +38,28 @@ test("an attempt that fails while the clock's now() throws (peak-ewma books its 
     assert.equal(client.stats().inFlight, 0);
     assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
   } finally {
-    state.reads = Infinity;
-    await disconnectOn(client, virtual);
-    await node.close();
-    assert.deepEqual(await watch.stop(), []);
+    assert.deepEqual(await teardown(), []);
   }
 });
 
+/**
+ * Two nodes, round-robin, hedged after 10 ms; the first answers 100 ms
+ * late (behind a fault proxy), so a request to it is hedged.
+ */
+async function slowFirstHedged() {
+  const scene = await clientOnBreakableClock({
+    nodes: 2,
+    proxied: 1,
+    config: { loadBalancing: "round-robin", hedging: { delayMs: 10 } },
+    ticks: 0,
+  });
+  await scene.proxies[0].setFaults({ latencyMs: 100 });
+  return scene;
+}
+
 test("a hedge sent while the clock's now() throws: the request fails with a ConfigError naming the clock, and the hedge's node is not left charged", async () => {
-  const { virtual, clock, broke, state } = breakableClock();
-  const network = createMemoryNetwork();
-  const nodes = [
-    await startTestNode({ runtime: network, clock: virtual }),
-    await startTestNode({ runtime: network, clock: virtual }),
-  ];
-  const slow = await startFaultProxy({
-    target: nodes[0],
-    runtime: network,
-    clock: virtual,
-  });
-  const client = await Client.connect({
-    hosts: [slow.address, nodes[1].address],
-    runtime: network,
-    clock,
-    loadBalancing: "round-robin",
-    hedging: { delayMs: 10 },
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1, maxConnections: 1 },
-  });
-  await slow.setFaults({ latencyMs: 100 });
-  const watch = watchEscapes();
+  const { client, virtual, broke, state, teardown } = await slowFirstHedged();
   try {
-    await virtual.advance(0);
     let outcome: unknown = "pending";
     client.request(ops.echo("x"), { idempotent: true }).then(
       () => (outcome = "replied"),
@@ -102,39 +81,13 @@ test("a hedge sent while the clock's now() throws: the request fails with a Conf
     await virtual.advance(250);
     assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
   } finally {
-    state.reads = Infinity;
-    await disconnectOn(client, virtual);
-    await slow.close();
-    for (const node of nodes) await node.close();
-    assert.deepEqual(await watch.stop(), []);
+    assert.deepEqual(await teardown(), []);
   }
 });
 
 test("the hedge timer fires while the clock's now() throws: the request fails with a ConfigError naming the clock, nothing escapes, no node stays charged", async () => {
-  const { virtual, clock, broke, state } = breakableClock();
-  const network = createMemoryNetwork();
-  const nodes = [
-    await startTestNode({ runtime: network, clock: virtual }),
-    await startTestNode({ runtime: network, clock: virtual }),
-  ];
-  const slow = await startFaultProxy({
-    target: nodes[0],
-    runtime: network,
-    clock: virtual,
-  });
-  const client = await Client.connect({
-    hosts: [slow.address, nodes[1].address],
-    runtime: network,
-    clock,
-    loadBalancing: "round-robin",
-    hedging: { delayMs: 10 },
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1, maxConnections: 1 },
-  });
-  await slow.setFaults({ latencyMs: 100 });
-  const watch = watchEscapes();
+  const { client, virtual, broke, state, teardown } = await slowFirstHedged();
   try {
-    await virtual.advance(0);
     let outcome: unknown = "pending";
     client.request(ops.echo("x"), { idempotent: true }).then(
       () => (outcome = "replied"),
@@ -157,10 +110,6 @@ test("the hedge timer fires while the clock's now() throws: the request fails wi
     await virtual.advance(250);
     assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0, 0]);
   } finally {
-    state.reads = Infinity;
-    await disconnectOn(client, virtual);
-    await slow.close();
-    for (const node of nodes) await node.close();
-    assert.deepEqual(await watch.stop(), []);
+    assert.deepEqual(await teardown(), []);
   }
 });

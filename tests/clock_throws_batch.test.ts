@@ -6,13 +6,9 @@
 // escapes, and no node stays charged with the batch's items.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { clientOnBreakableClock } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 /** Checks that `outcome` is the results of a batch whose items met the clock. */
@@ -35,20 +31,16 @@ function assertClockFailed(outcome: unknown, broke: Error) {
 for (const balancer of ["round-robin", "peak-ewma"] as const) {
   for (const reads of [0, 1, 2]) {
     test(`requestMany (${balancer}) while the clock's now() throws after ${reads} more reads: every item that met it fails with a ConfigError naming the clock, nothing escapes, no node stays charged`, async () => {
-      const { virtual, clock, broke, state } = breakableClock();
-      const network = createMemoryNetwork();
-      const node = await startTestNode({ runtime: network, clock: virtual });
-      const client = await Client.connect({
-        hosts: [node.address],
-        runtime: network,
-        clock,
-        loadBalancing: balancer,
-        healthConfig: { intervalMs: 0 },
-        poolConfig: { minConnections: 1 },
-      });
-      const watch = watchEscapes();
+      const { client, broke, state, teardown } = await clientOnBreakableClock(
+        {
+          config: {
+            loadBalancing: balancer,
+            poolConfig: { minConnections: 1 },
+          },
+          ticks: 0,
+        },
+      );
       try {
-        await virtual.advance(0);
         let outcome: unknown = "pending";
         state.reads = reads;
         client.requestMany([ops.echo("a"), ops.echo("b")]).then(
@@ -64,32 +56,20 @@ for (const balancer of ["round-robin", "peak-ewma"] as const) {
         // Before: 2, the items of a chunk never sent.
         assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
       } finally {
-        state.reads = Infinity;
-        await disconnectOn(client, virtual);
-        await node.close();
-        assert.deepEqual(await watch.stop(), []);
+        assert.deepEqual(await teardown(), []);
       }
     });
   }
 }
 
 test("requestMany whose chunk waits for a connection while the clock's now() throws: its items fail with a ConfigError naming the clock, nothing escapes, no node stays charged", async () => {
-  const { virtual, clock, broke, state } = breakableClock();
-  const network = createMemoryNetwork();
-  const node = await startTestNode({ runtime: network, clock: virtual });
-  const client = await Client.connect({
-    hosts: [node.address],
-    runtime: network,
-    clock,
-    loadBalancing: "round-robin",
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1, maxConnections: 1 },
+  const { client, broke, state, teardown } = await clientOnBreakableClock({
+    config: { loadBalancing: "round-robin" },
+    ticks: 0,
   });
-  const watch = watchEscapes();
   let release = () => {};
   const held = new Promise<void>((resolve) => (release = resolve));
   try {
-    await virtual.advance(0);
     // The one connection is lent: the chunk finds none ready and waits.
     const lent = client.withConnection(() => held);
     for (let i = 0; i < 5; i++) await tickEnds();
@@ -111,8 +91,6 @@ test("requestMany whose chunk waits for a connection while the clock's now() thr
   } finally {
     state.reads = Infinity;
     release();
-    await disconnectOn(client, virtual);
-    await node.close();
-    assert.deepEqual(await watch.stop(), []);
+    assert.deepEqual(await teardown(), []);
   }
 });

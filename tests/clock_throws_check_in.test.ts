@@ -10,36 +10,10 @@
 // housekeeper's next reading, which arms its timer again.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Clock } from "../src/clock.ts";
 import { ConfigError } from "../src/errors.ts";
-import { ConnectionPool } from "../src/pool/pool.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
-import { FakeConnection } from "./support/fake_connection.ts";
-import { ADDRESS } from "./support/pool_scene.ts";
+import { breakableClock, fakePoolOn } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/**
- * A virtual clock whose now() throws `broke` for its next `state.throws`
- * reads (for all of them while it is Infinity).
- */
-function breakableClock() {
-  const virtual = new VirtualClock();
-  const broke = new Error("clock broke");
-  const state = { throws: 0 };
-  const clock: Clock = {
-    now: () => {
-      if (state.throws > 0) {
-        state.throws--;
-        throw broke;
-      }
-      return virtual.now();
-    },
-    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-    clearTimeout: (id) => virtual.clearTimeout(id),
-  };
-  return { virtual, clock, broke, state };
-}
 
 /** `fn`'s throw, or a failure when it returns. */
 function thrownBy(fn: () => void): unknown {
@@ -64,13 +38,7 @@ for (const broken of ["only at the check-in", "for good"] as const) {
     }`,
     async () => {
       const { virtual, clock, broke, state } = breakableClock();
-      const pool = new ConnectionPool<FakeConnection>({
-        address: ADDRESS,
-        config: { minConnections: 0, maxConnections: 1 },
-        clock,
-        random: () => 0.5,
-        factory: () => Promise.resolve(new FakeConnection()),
-      });
+      const pool = fakePoolOn(clock, { minConnections: 0, maxConnections: 1 });
       const watch = watchEscapes();
       let escaped: unknown[] = [];
       try {
@@ -86,18 +54,19 @@ for (const broken of ["only at the check-in", "for good"] as const) {
         assert.equal(waiter, "pending");
         await virtual.advance(100);
         // Once: the check-in's own reading.
-        state.throws = broken === "for good" ? Infinity : 1;
+        state.breaks = broken === "for good" ? Infinity : 1;
+        state.reads = 0;
         // Before: the clock's raw Error.
         assertClockError(thrownBy(() => pool.returnConnection(conn)), broke);
         for (let i = 0; i < 5 && got() === "pending"; i++) await tickEnds();
-        state.throws = 0;
+        state.reads = Infinity;
         // Before: still "pending", until its timeout.
         if (broken === "only at the check-in") assert.equal(got(), conn);
         else if (got() !== conn) assertClockError(got(), broke);
         if (got() === conn) pool.returnConnection(conn);
         assert.equal(pool.stats().inUse, 0);
       } finally {
-        state.throws = 0;
+        state.reads = Infinity;
         await pool.close();
         escaped = await watch.stop();
       }
@@ -109,12 +78,10 @@ for (const broken of ["only at the check-in", "for good"] as const) {
 
 test("returnConnection with a clock broken only at the check-in: the connection idles out idleTimeoutMs after the housekeeper's next reading, not before", async () => {
   const { virtual, clock, broke, state } = breakableClock();
-  const pool = new ConnectionPool<FakeConnection>({
-    address: ADDRESS,
-    config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1_000 },
-    clock,
-    random: () => 0.5,
-    factory: () => Promise.resolve(new FakeConnection()),
+  const pool = fakePoolOn(clock, {
+    minConnections: 0,
+    maxConnections: 1,
+    idleTimeoutMs: 1_000,
   });
   const watch = watchEscapes();
   let escaped: unknown[] = [];
@@ -123,7 +90,8 @@ test("returnConnection with a clock broken only at the check-in: the connection 
     // Lent for longer than its idle timeout: a stale lastUsedAt would
     // have it closed as idle at once.
     await virtual.advance(5_000);
-    state.throws = 1;
+    state.breaks = 1;
+    state.reads = 0;
     assertClockError(thrownBy(() => pool.returnConnection(conn)), broke);
     await virtual.advance(999);
     assert.equal(conn.isOpen, true, "closed before its idle timeout");
@@ -131,7 +99,7 @@ test("returnConnection with a clock broken only at the check-in: the connection 
     await virtual.advance(2);
     assert.equal(conn.isOpen, false, "not closed once idle");
   } finally {
-    state.throws = 0;
+    state.reads = Infinity;
     await pool.close();
     escaped = await watch.stop();
   }

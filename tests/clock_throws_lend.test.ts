@@ -7,12 +7,8 @@
 // connection.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode } from "../testing/node.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { clientOnBreakableClock } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 // The clock breaks after `reads` more reads, counted from the end of
@@ -27,32 +23,10 @@ for (const fnFails of [false, true]) {
         fnFails ? " and fn succeeded" : ""
       }, nothing lent or in flight`,
       async () => {
-        const { virtual, clock, broke, state } = breakableClock();
-        // Counts the throws: where the give-back met the clock.
-        let throws = 0;
-        const now = clock.now;
-        clock.now = () => {
-          try {
-            return now();
-          } catch (error) {
-            throws++;
-            throw error;
-          }
-        };
-        const network = createMemoryNetwork();
-        const node = await startTestNode({ runtime: network, clock: virtual });
-        const client = await Client.connect({
-          hosts: [node.address],
-          runtime: network,
-          clock,
-          healthConfig: { intervalMs: 0 },
-          poolConfig: { minConnections: 1, maxConnections: 1 },
-        });
-        const watch = watchEscapes();
+        const { client, broke, state, teardown } =
+          await clientOnBreakableClock();
         let escaped: unknown[] = [];
         try {
-          await virtual.advance(0);
-          for (let i = 0; i < 3; i++) await tickEnds();
           const own = new Error("fn failed");
           let outcome: unknown = "pending";
           client.withConnection(async () => {
@@ -66,10 +40,12 @@ for (const fnFails of [false, true]) {
             await tickEnds();
           }
           state.reads = Infinity;
-          if (reads === 0) assert.ok(throws > 0, "the give-back met the clock");
+          if (reads === 0) {
+            assert.ok(state.thrown > 0, "the give-back met the clock");
+          }
           if (fnFails) {
             assert.equal(outcome, own);
-          } else if (throws > 0) {
+          } else if (state.thrown > 0) {
             // Before: the clock's raw Error.
             assert.ok(outcome instanceof ConfigError, String(outcome));
             assert.equal(outcome.field, "clock");
@@ -88,10 +64,7 @@ for (const fnFails of [false, true]) {
           assert.equal(typeof next, "number", String(next));
           assert.equal(client.stats().inFlight, 0);
         } finally {
-          state.reads = Infinity;
-          await disconnectOn(client, virtual);
-          await node.close();
-          escaped = await watch.stop();
+          escaped = await teardown();
         }
         assert.deepEqual(escaped, []);
       },

@@ -12,50 +12,26 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import { Client } from "../src/client/client.ts";
 import type { LogEntry } from "../src/config/shapes.ts";
 import { ConfigError, RemoteError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { clientOnBreakableClock } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 for (const loadBalancing of ["round-robin", "peak-ewma"] as const) {
   test(`a request failing while the clock's now() throws, a diagnostics subscriber listening (${loadBalancing}): it settles with its error (the ConfigError naming the clock if it broke first), nothing escapes`, async () => {
     for (let reads = 0; reads <= 6; reads++) {
-      const { virtual, clock, broke, state } = breakableClock();
-      let throws = 0;
-      const now = clock.now;
-      clock.now = () => {
-        try {
-          return now();
-        } catch (error) {
-          throws++;
-          throw error;
-        }
-      };
-      const network = createMemoryNetwork();
-      const node = await startTestNode({ runtime: network, clock: virtual });
       const logs: LogEntry[] = [];
-      const client = await Client.connect({
-        hosts: [node.address],
-        runtime: network,
-        clock,
-        loadBalancing,
-        healthConfig: { intervalMs: 0 },
-        poolConfig: { minConnections: 1, maxConnections: 1 },
-        logger: (entry) => logs.push(entry),
-      });
+      const { client, broke, state, teardown } = await clientOnBreakableClock(
+        {
+          config: { loadBalancing, logger: (entry) => logs.push(entry) },
+        },
+      );
       const heard = () => {};
       subscribe("nodewire:request:error", heard);
-      const watch = watchEscapes();
       let escaped: unknown[] = [];
       const name = `${loadBalancing}, ${reads} reads`;
       try {
-        await virtual.advance(0);
-        for (let i = 0; i < 3; i++) await tickEnds();
         let outcome: unknown = "pending";
         state.reads = reads;
         // Not retried: the node's answer ends it.
@@ -67,12 +43,12 @@ for (const loadBalancing of ["round-robin", "peak-ewma"] as const) {
           await tickEnds();
         }
         state.reads = Infinity;
-        if (reads === 0) assert.ok(throws > 0, `${name}: no throw`);
+        if (reads === 0) assert.ok(state.thrown > 0, `${name}: no throw`);
         // Before: "pending" for good.
         const told = logs.filter((e) => e.event === "clockFailed").length;
         if (outcome instanceof ConfigError) {
           // The clock broke before the node's answer was booked.
-          assert.ok(throws > 0, name);
+          assert.ok(state.thrown > 0, name);
           assert.equal(outcome.field, "clock");
           assert.equal(outcome.cause, broke);
           assert.ok(told <= 1, name);
@@ -80,16 +56,13 @@ for (const loadBalancing of ["round-robin", "peak-ewma"] as const) {
           // The node's answer is the outcome; what broke after it (its
           // publication) is told to the logger, once.
           assert.ok(outcome instanceof RemoteError, `${name}: ${outcome}`);
-          assert.equal(told, throws > 0 ? 1 : 0, name);
+          assert.equal(told, state.thrown > 0 ? 1 : 0, name);
         }
         assert.equal(client.stats().inFlight, 0, name);
         assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
       } finally {
         unsubscribe("nodewire:request:error", heard);
-        state.reads = Infinity;
-        await disconnectOn(client, virtual);
-        await node.close();
-        escaped = await watch.stop();
+        escaped = await teardown();
       }
       assert.deepEqual(escaped, [], name);
     }

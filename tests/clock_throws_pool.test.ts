@@ -8,36 +8,15 @@
 // cause, and nothing escapes.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Clock } from "../src/clock.ts";
 import { ConnectionManager } from "../src/cluster/manager.ts";
 import { resolveConfig } from "../src/config/resolve.ts";
 import { ConfigError, PoolClosedError } from "../src/errors.ts";
-import { ConnectionPool } from "../src/pool/pool.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
+import { breakableClock, fakePoolOn } from "./support/breakable_clock.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
-import { ADDRESS } from "./support/pool_scene.ts";
-
-/** A virtual clock whose now() throws `broke` while `broken`. */
-function breakableClock() {
-  const virtual = new VirtualClock();
-  const broke = new Error("clock broke");
-  const state = { broken: false };
-  const clock: Clock = {
-    now: () => {
-      if (state.broken) throw broke;
-      return virtual.now();
-    },
-    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-    clearTimeout: (id) => virtual.clearTimeout(id),
-  };
-  return { virtual, clock, broke, state };
-}
-
-/** Every microtask queued so far, and a task after them, has run. */
-const tickEnds = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+import { tickEnds } from "./support/stub_connection.ts";
 
 for (
   const outcome of [
@@ -52,16 +31,14 @@ for (
       resolve: (c: FakeConnection) => void;
       reject: (e: Error) => void;
     };
-    const pool = new ConnectionPool<FakeConnection>({
-      address: ADDRESS,
-      config: { minConnections: 0, maxConnections: 1 },
+    const pool = fakePoolOn(
       clock,
-      random: () => 0.5,
-      factory: () =>
+      { minConnections: 0, maxConnections: 1 },
+      () =>
         new Promise<FakeConnection>((resolve, reject) => {
           settle = { resolve, reject };
         }),
-    });
+    );
     // Its event reads the clock too: the waiter must fail all the same.
     let heard = 0;
     if (outcome.includes("listener")) {
@@ -72,11 +49,11 @@ for (
       let result: unknown = "pending";
       pool.getConnection().then((c) => (result = c), (e) => (result = e));
       await tickEnds();
-      state.broken = true;
+      state.reads = 0;
       if (outcome === "delivers") settle.resolve(new FakeConnection());
       else settle.reject(new Error("refused"));
       await tickEnds();
-      state.broken = false;
+      state.reads = Infinity;
       // Before: still "pending" (until close()), and an unhandled rejection.
       assert.ok(result instanceof ConfigError, String(result));
       assert.equal(result.field, "clock");
@@ -84,7 +61,7 @@ for (
       assert.equal(result.cause, broke);
       assert.equal(heard, 0);
     } finally {
-      state.broken = false;
+      state.reads = Infinity;
       await pool.close();
       assert.deepEqual(await watch.stop(), []);
     }
@@ -93,27 +70,21 @@ for (
 
 test("the shared turn's timer pumping while the clock's now() throws: nothing escapes, and the pool goes on once it reads again", async () => {
   const { clock, virtual, state } = breakableClock();
-  const pool = new ConnectionPool<FakeConnection>({
-    address: ADDRESS,
-    config: { minConnections: 1, maxConnections: 1 },
-    clock,
-    random: () => 0.5,
-    factory: () => Promise.resolve(new FakeConnection()),
-  });
+  const pool = fakePoolOn(clock, { minConnections: 1, maxConnections: 1 });
   const watch = watchEscapes();
   try {
     // Served through a promise: its connection is marked for a turn.
     const conn = await pool.acquireShared();
     assert.ok(conn instanceof FakeConnection);
     // The turn's timer has not fired yet: it meets the broken clock.
-    state.broken = true;
+    state.reads = 0;
     await tickEnds();
-    state.broken = false;
+    state.reads = Infinity;
     await virtual.advance(0);
     const again = await pool.getConnection({ timeoutMs: 100 });
     pool.returnConnection(again);
   } finally {
-    state.broken = false;
+    state.reads = Infinity;
     await pool.close();
     // Before: the clock's error, uncaught from the timer.
     assert.deepEqual(await watch.stop(), []);
@@ -122,24 +93,22 @@ test("the shared turn's timer pumping while the clock's now() throws: nothing es
 
 test("the maintenance timer firing while the clock's now() throws: nothing escapes, and the pool goes on once it reads again", async () => {
   const { clock, virtual, state } = breakableClock();
-  const pool = new ConnectionPool<FakeConnection>({
-    address: ADDRESS,
-    config: { minConnections: 0, maxConnections: 1, idleTimeoutMs: 1000 },
-    clock,
-    random: () => 0.5,
-    factory: () => Promise.resolve(new FakeConnection()),
+  const pool = fakePoolOn(clock, {
+    minConnections: 0,
+    maxConnections: 1,
+    idleTimeoutMs: 1000,
   });
   const watch = watchEscapes();
   try {
     pool.returnConnection(await pool.getConnection());
-    state.broken = true;
+    state.reads = 0;
     // Its idle timeout is due: the timer fires into the broken clock.
     await virtual.advance(5000);
-    state.broken = false;
+    state.reads = Infinity;
     const again = await pool.getConnection({ timeoutMs: 100 });
     pool.returnConnection(again);
   } finally {
-    state.broken = false;
+    state.reads = Infinity;
     await pool.close();
     // Before: the clock's error, uncaught from the timer.
     assert.deepEqual(await watch.stop(), []);
@@ -160,7 +129,7 @@ test("ConnectionManager.connect() while the clock's now() throws as the first op
       const value = Reflect.get(target, key, target);
       if (key === "connect") {
         return (...args: unknown[]) => {
-          state.broken = true;
+          state.reads = 0;
           return (value as (...a: unknown[]) => unknown).apply(target, args);
         };
       }
@@ -182,7 +151,7 @@ test("ConnectionManager.connect() while the clock's now() throws as the first op
     let outcome: unknown = "pending";
     manager.connect().then(() => (outcome = "connected"), (e) => (outcome = e));
     for (let i = 0; i < 20 && outcome === "pending"; i++) await tickEnds();
-    state.broken = false;
+    state.reads = Infinity;
     // Before: "pending" until close(), and an unhandled rejection; then
     // the clock's own Error, raw, out of marking the node unhealthy (its
     // pool's clear() reads the clock).
@@ -191,7 +160,7 @@ test("ConnectionManager.connect() while the clock's now() throws as the first op
     assert.equal(outcome.field, "clock");
     assert.equal(outcome.cause, broke);
   } finally {
-    state.broken = false;
+    state.reads = Infinity;
     await manager.close();
     assert.deepEqual(await watch.stop(), []);
   }
@@ -221,16 +190,16 @@ test("ConnectionManager.addNode() while the clock's now() throws as the node's f
     let outcome: unknown = "pending";
     manager.addNode(down).then((r) => (outcome = r), (e) => (outcome = e));
     // The open is under way: its refusal meets the broken clock.
-    state.broken = true;
+    state.reads = 0;
     for (let i = 0; i < 20 && outcome === "pending"; i++) await tickEnds();
-    state.broken = false;
+    state.reads = Infinity;
     // Before: the clock's own Error, raw (booking the failed first
     // connection against the node's health reads the clock).
     assert.ok(outcome instanceof ConfigError, String(outcome));
     assert.equal(outcome.field, "clock");
     assert.equal(outcome.cause, broke);
   } finally {
-    state.broken = false;
+    state.reads = Infinity;
     await manager.close();
     await up.close();
     assert.deepEqual(await watch.stop(), []);
@@ -241,32 +210,29 @@ test("ConnectionManager.addNode() while the clock's now() throws as the node's f
 test("clear() while the clock's now() throws: the cleared pool's waiters fail all the same, nothing escapes", async () => {
   const { clock, broke, state } = breakableClock();
   let refuse = (_: Error) => {};
-  const pool = new ConnectionPool<FakeConnection>({
-    address: ADDRESS,
-    config: { minConnections: 0, maxConnections: 1 },
+  // Delivers nothing until the end: the checkout waits until the pool is
+  // cleared.
+  const pool = fakePoolOn(
     clock,
-    random: () => 0.5,
-    // Delivers nothing until the end: the checkout waits until the pool
-    // is cleared.
-    factory: () =>
-      new Promise<FakeConnection>((_, reject) => (refuse = reject)),
-  });
+    { minConnections: 0, maxConnections: 1 },
+    () => new Promise<FakeConnection>((_, reject) => (refuse = reject)),
+  );
   const watch = watchEscapes();
   try {
     let result: unknown = "pending";
     pool.getConnection().then((c) => (result = c), (e) => (result = e));
     await tickEnds();
-    state.broken = true;
+    state.reads = 0;
     // The clock's throw reaches clear()'s caller (the health watch puts
     // it on the clock), but only once the waiters were failed.
     assert.throws(() => pool.clear(new Error("unhealthy")), (e) => e === broke);
     await tickEnds();
-    state.broken = false;
+    state.reads = Infinity;
     // Before: still "pending" until close().
     assert.ok(result instanceof PoolClosedError, String(result));
     assert.match(result.message, /cleared/);
   } finally {
-    state.broken = false;
+    state.reads = Infinity;
     refuse(new Error("refused"));
     await pool.close();
     assert.deepEqual(await watch.stop(), []);

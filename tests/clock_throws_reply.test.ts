@@ -11,15 +11,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
-import { Client } from "../src/client/client.ts";
+import type { Client } from "../src/client/client.ts";
 import type { ConnectionConfig, LogEntry } from "../src/config/shapes.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode, type TestNode } from "../testing/node.ts";
+import type { TestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
-import { type FaultProxy, startFaultProxy } from "../testing/proxy.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import type { FaultProxy } from "../testing/proxy.ts";
+import {
+  type breakableClock,
+  clientOnBreakableClock,
+} from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 type Breakable = ReturnType<typeof breakableClock>;
@@ -31,8 +32,16 @@ interface Scene {
   outcome: { value: unknown };
 }
 
+/** What a scene's body is given. */
+type Stage = Breakable & {
+  client: Client;
+  proxies: FaultProxy[];
+  nodes: TestNode[];
+  send(payload: Uint8Array): { value: unknown };
+};
+
 /**
- * A client on the memory network with `config`, over `nodeCount` test
+ * A client on a breakable clock with `config`, over `nodeCount` test
  * nodes, each behind a fault proxy; its logger's entries in `logs`. Runs
  * `body`, then checks what every scene must hold (`requests` requests
  * answered in all) and tears everything down, whatever happened.
@@ -43,61 +52,21 @@ async function scene(
   config: Partial<ConnectionConfig>,
   observed: boolean,
   requests: number,
-  body: (
-    s: Breakable & {
-      client: Client;
-      proxies: FaultProxy[];
-      nodes: TestNode[];
-      send(payload: Uint8Array): { value: unknown };
-    },
-  ) => Promise<Scene["outcome"]>,
+  body: (s: Stage) => Promise<Scene["outcome"]>,
 ): Promise<void> {
-  const breakable = breakableClock();
-  const { virtual, clock, broke, state } = breakable;
-  // Counts the throws, so the log can be checked against them.
-  let throws = 0;
-  const now = clock.now;
-  clock.now = () => {
-    try {
-      return now();
-    } catch (error) {
-      throws++;
-      throw error;
-    }
-  };
-  const network = createMemoryNetwork();
-  const nodes: TestNode[] = [];
-  for (let i = 0; i < nodeCount; i++) {
-    nodes.push(await startTestNode({ runtime: network, clock: virtual }));
-  }
-  const proxies: FaultProxy[] = [];
-  for (const target of nodes) {
-    proxies.push(
-      await startFaultProxy({ target, runtime: network, clock: virtual }),
-    );
-  }
   const logs: LogEntry[] = [];
-  const client = await Client.connect({
-    hosts: proxies.map((p) => p.address),
-    runtime: network,
-    clock,
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1, maxConnections: 1 },
-    logger: (entry) => logs.push(entry),
-    ...config,
+  const breakable = await clientOnBreakableClock({
+    nodes: nodeCount,
+    proxied: nodeCount,
+    config: { logger: (entry) => logs.push(entry), ...config },
   });
+  const { client, nodes, virtual, broke, state } = breakable;
   const heard = () => {};
   if (observed) subscribe("nodewire:request:end", heard);
-  const watch = watchEscapes();
   let escaped: unknown[] = [];
   try {
-    await virtual.advance(0);
-    for (let i = 0; i < 3; i++) await tickEnds();
     const outcome = await body({
       ...breakable,
-      client,
-      proxies,
-      nodes,
       send(payload) {
         const outcome: { value: unknown } = { value: "pending" };
         client.request(payload, { idempotent: true }).then(
@@ -121,10 +90,13 @@ async function scene(
     );
     assert.equal(client.stats().succeeded, requests, name);
     // Else the scene would check nothing.
-    if (name.endsWith(" 0 reads")) assert.ok(throws > 0, `${name}: no throw`);
+    if (name.endsWith(" 0 reads")) {
+      assert.ok(state.thrown > 0, `${name}: no throw`);
+    }
     // Told once, however often the clock threw while replies were booked.
+    const { thrown } = state;
     const told = logs.filter((e) => e.event === "clockFailed");
-    assert.equal(told.length, throws > 0 ? 1 : 0, `${name}: ${throws} throws`);
+    assert.equal(told.length, thrown > 0 ? 1 : 0, `${name}: ${thrown} throws`);
     for (const entry of told) {
       assert.equal(entry.level, "error");
       assert.ok(entry.error instanceof ConfigError, String(entry.error));
@@ -134,14 +106,46 @@ async function scene(
     }
   } finally {
     if (observed) unsubscribe("nodewire:request:end", heard);
-    state.reads = Infinity;
-    await disconnectOn(client, virtual);
-    for (const proxy of proxies) await proxy.close();
-    for (const node of nodes) await node.close();
-    escaped = await watch.stop();
+    escaped = await breakable.teardown();
   }
   // Before: the clock's Error, uncaught from the reply dispatch.
   assert.deepEqual(escaped, [], name);
+}
+
+/** One request, its reply booked with the clock breaking after `reads` reads. */
+async function replyAfter(
+  { virtual, state, send }: Stage,
+  reads: number,
+): Promise<Scene["outcome"]> {
+  const outcome = send(ops.sleep(10, "x"));
+  for (let i = 0; i < 3; i++) await tickEnds();
+  state.reads = reads;
+  await virtual.advance(10);
+  for (let i = 0; i < 5; i++) await tickEnds();
+  return outcome;
+}
+
+/**
+ * A request hedged at 10 ms (`outcome`, its main attempt 100 ms late):
+ * the clock breaks after `reads` reads as the hedge's reply comes, which
+ * settles it; the main attempt's late reply meets the clock still broken.
+ */
+async function hedgeWins(
+  { client, virtual, state }: Stage,
+  outcome: Scene["outcome"],
+  reads: number,
+): Promise<Scene["outcome"]> {
+  await virtual.advance(10);
+  for (let i = 0; i < 3; i++) await tickEnds();
+  assert.equal(outcome.value, "pending");
+  state.reads = reads;
+  await virtual.advance(20);
+  for (let i = 0; i < 5; i++) await tickEnds();
+  assert.equal(outcome.value, "x", "the hedge's reply settles it");
+  assert.equal(client.stats().hedges, 1);
+  await virtual.advance(200);
+  for (let i = 0; i < 5; i++) await tickEnds();
+  return outcome;
 }
 
 // N: the clock breaks after N more reads, counted from just before the
@@ -158,14 +162,7 @@ for (const observed of [false, true]) {
         { loadBalancing: "peak-ewma" },
         observed,
         1,
-        async ({ virtual, state, send }) => {
-          const outcome = send(ops.sleep(10, "x"));
-          for (let i = 0; i < 3; i++) await tickEnds();
-          state.reads = reads;
-          await virtual.advance(10);
-          for (let i = 0; i < 5; i++) await tickEnds();
-          return outcome;
-        },
+        (s) => replyAfter(s, reads),
       );
     }
   });
@@ -178,14 +175,7 @@ for (const observed of [false, true]) {
         { loadBalancing: "round-robin", hedging: { delayMs: 50 } },
         observed,
         1,
-        async ({ virtual, state, send }) => {
-          const outcome = send(ops.sleep(10, "x"));
-          for (let i = 0; i < 3; i++) await tickEnds();
-          state.reads = reads;
-          await virtual.advance(10);
-          for (let i = 0; i < 5; i++) await tickEnds();
-          return outcome;
-        },
+        (s) => replyAfter(s, reads),
       );
     }
   });
@@ -198,23 +188,13 @@ for (const observed of [false, true]) {
         { loadBalancing: "round-robin", hedging: { delayMs: 10 } },
         observed,
         1,
-        async ({ client, virtual, state, send, proxies }) => {
+        async (s) => {
+          const { send, proxies } = s;
           await proxies[0].setFaults({ latencyMs: 100 });
           // Main to the slow node (first in turn), answered at 220 ms; the
           // hedge at 10 ms to the other, answered at 30 ms.
           const outcome = send(ops.sleep(20, "x"));
-          await virtual.advance(10);
-          for (let i = 0; i < 3; i++) await tickEnds();
-          assert.equal(outcome.value, "pending");
-          state.reads = reads;
-          await virtual.advance(20);
-          for (let i = 0; i < 5; i++) await tickEnds();
-          assert.equal(outcome.value, "x", "the hedge's reply settles it");
-          assert.equal(client.stats().hedges, 1);
-          // The main attempt's late reply meets the clock still broken.
-          await virtual.advance(200);
-          for (let i = 0; i < 5; i++) await tickEnds();
-          return outcome;
+          return await hedgeWins(s, outcome, reads);
         },
       );
     }
@@ -228,7 +208,8 @@ for (const observed of [false, true]) {
         { loadBalancing: "peak-ewma", hedging: { delayMs: 10 } },
         observed,
         2,
-        async ({ client, virtual, state, send, proxies }) => {
+        async (s) => {
+          const { client, send, proxies } = s;
           // A request that is not hedged holds one node (whichever the
           // balancer took), so the next goes to the other (one in flight
           // costs more than none, neither timed yet), made slow here.
@@ -241,17 +222,7 @@ for (const observed of [false, true]) {
             [1, 1],
             "the main attempt went to the idle node",
           );
-          await virtual.advance(10);
-          for (let i = 0; i < 3; i++) await tickEnds();
-          assert.equal(outcome.value, "pending");
-          state.reads = reads;
-          await virtual.advance(20);
-          for (let i = 0; i < 5; i++) await tickEnds();
-          assert.equal(outcome.value, "x", "the hedge's reply settles it");
-          assert.equal(client.stats().hedges, 1);
-          await virtual.advance(200);
-          for (let i = 0; i < 5; i++) await tickEnds();
-          return outcome;
+          return await hedgeWins(s, outcome, reads);
         },
       );
     }

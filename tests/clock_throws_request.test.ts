@@ -8,7 +8,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
-import type { Clock } from "../src/clock.ts";
 import { PeakEwmaBalancer } from "../src/cluster/balancer.ts";
 import { HealthyNodeSet } from "../src/cluster/healthy_set.ts";
 import { PeakEwma } from "../src/cluster/peak_ewma.ts";
@@ -16,7 +15,7 @@ import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
+import { breakableClock } from "./support/breakable_clock.ts";
 
 for (
   const loadBalancing of [
@@ -27,17 +26,7 @@ for (
 ) {
   test(`a request made while the clock's now() throws fails with a ConfigError naming the clock, and leaves no node's in-flight count raised (${loadBalancing})`, async () => {
     const network = createMemoryNetwork();
-    const virtual = new VirtualClock();
-    const broke = new Error("clock broke");
-    let broken = false;
-    const clock: Clock = {
-      now: () => {
-        if (broken) throw broke;
-        return virtual.now();
-      },
-      setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-      clearTimeout: (id) => virtual.clearTimeout(id),
-    };
+    const { virtual, clock, broke, state } = breakableClock();
     const nodes = [
       await startTestNode({ runtime: network, clock: virtual }),
       await startTestNode({ runtime: network, clock: virtual }),
@@ -52,13 +41,13 @@ for (
     });
     try {
       await virtual.advance(0);
-      broken = true;
+      state.reads = 0;
       const failed = client.request(ops.echo("x")).then(
         () => undefined,
         (error) => error,
       );
       // Mended within the tick: only this request met the broken clock.
-      broken = false;
+      state.reads = Infinity;
       const error = await failed;
       // Before: the clock's own Error, raw.
       assert.ok(error instanceof ConfigError, String(error));

@@ -7,13 +7,9 @@
 // client.disconnect(), for good. Now the deadline is read first.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock } from "./support/breakable_clock.ts";
+import { clientOnBreakableClock } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 // The clock breaks after `reads` more reads, counted from the request's
@@ -22,21 +18,12 @@ import { tickEnds } from "./support/stub_connection.ts";
 // from 3 on, the request is sent and answered.
 for (let reads = 0; reads <= 4; reads++) {
   test(`a request whose clock breaks after ${reads} more reads settles, leaves nothing in flight, and the client still disconnects`, async () => {
-    const { virtual, clock, broke, state } = breakableClock();
-    const network = createMemoryNetwork();
-    const node = await startTestNode({ runtime: network, clock: virtual });
-    const client = await Client.connect({
-      hosts: [node.address],
-      runtime: network,
-      clock,
-      loadBalancing: "round-robin",
-      healthConfig: { intervalMs: 0 },
-      poolConfig: { minConnections: 1, maxConnections: 1 },
-    });
-    const watch = watchEscapes();
+    // Its own teardown below: disconnect() is what is checked.
+    const { client, virtual, broke, state, network, nodes, watch } =
+      await clientOnBreakableClock({
+        config: { loadBalancing: "round-robin" },
+      });
     try {
-      await virtual.advance(0);
-      for (let i = 0; i < 3; i++) await tickEnds();
       let outcome: unknown = "pending";
       state.reads = reads;
       client.request(ops.echo("a")).then(
@@ -71,7 +58,7 @@ for (let reads = 0; reads <= 4; reads++) {
       // A close held for good keeps the memory network's channels, and so
       // the process, open: dropped here whatever happened above.
       network.breakAll("the test is over");
-      await node.close();
+      await nodes[0].close();
     }
     assert.deepEqual(await watch.stop(), []);
   });

@@ -6,13 +6,9 @@
 // charged with the request.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
 import { ConfigError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode } from "../testing/node.ts";
 import { ops } from "../testing/ops.ts";
-import { watchEscapes } from "./support/fault_harness.ts";
-import { breakableClock, disconnectOn } from "./support/breakable_clock.ts";
+import { clientOnBreakableClock } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 // The clock breaks after `reads` more reads. "start": given as the
@@ -23,22 +19,13 @@ import { tickEnds } from "./support/stub_connection.ts";
 // more the send: see the report of this commit's branch.)
 for (const [when, reads] of [["start", 1], ["end", 3]] as const) {
   test(`a request waiting for a connection while the clock's now() throws at the wait's ${when}: it fails with a ConfigError naming the clock, nothing escapes, no node stays charged`, async () => {
-    const { virtual, clock, broke, state } = breakableClock();
-    const network = createMemoryNetwork();
-    const node = await startTestNode({ runtime: network, clock: virtual });
-    const client = await Client.connect({
-      hosts: [node.address],
-      runtime: network,
-      clock,
-      loadBalancing: "round-robin",
-      healthConfig: { intervalMs: 0 },
-      poolConfig: { minConnections: 1, maxConnections: 1 },
+    const { client, broke, state, teardown } = await clientOnBreakableClock({
+      config: { loadBalancing: "round-robin" },
+      ticks: 0,
     });
-    const watch = watchEscapes();
     let release = () => {};
     const held = new Promise<void>((resolve) => (release = resolve));
     try {
-      await virtual.advance(0);
       // The one connection is lent: the request finds none ready and waits.
       const lent = client.withConnection(() => held);
       for (let i = 0; i < 5; i++) await tickEnds();
@@ -64,9 +51,7 @@ for (const [when, reads] of [["start", 1], ["end", 3]] as const) {
     } finally {
       state.reads = Infinity;
       release();
-      await disconnectOn(client, virtual);
-      await node.close();
-      assert.deepEqual(await watch.stop(), []);
+      assert.deepEqual(await teardown(), []);
     }
   });
 }
