@@ -63,9 +63,9 @@ export const MIN_PART_FRAMES = 16;
  * `smallParts` gets its first part at {@linkcode MIN_PART_FRAMES}, not
  * half the window. Measured against halves (2026-12-07, paired, both
  * orders, native node out of process): at 48 and 64 callers Bun read
- * 1.2-1.3x (TLS 1.4-1.5x, `requestMany` 1.3x) and Deno 1.0-1.16x; at 128
+ * 1.1-1.3x (TLS 1.3-1.5x, `requestMany` 1.3-1.4x) and Deno 1.0-1.16x; at 128
  * and 256 such parts read 0.85-1.0x on both, so from 65 in flight on the
- * first part is half the window again. Node read 0.87x at 64, and its
+ * first part is half the window again. Node read 0.86-0.87x at 64, and its
  * channel does not ask. Internal, as MIN_PART_FRAMES.
  */
 export const SMALL_PARTS_UP_TO = 64;

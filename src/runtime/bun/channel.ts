@@ -80,7 +80,7 @@ export class BunChannel extends ChannelBase {
   /**
    * Measured 2026-12-07, `request` with 48 and 64 callers and native node
    * out of process, paired: parts from 16 frames on rather than halves
-   * read 1.2-1.3x over TCP and 1.4-1.5x over TLS (see ByteChannel).
+   * read 1.1-1.3x over TCP and 1.3-1.5x over TLS (see ByteChannel).
    */
   readonly smallParts = true;
   #socket: BunSocket | undefined;

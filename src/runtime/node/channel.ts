@@ -50,8 +50,8 @@ export class NodeChannel extends ChannelBase {
   /**
    * Deno's node:net sockets (its plain TCP) take parts from 16 frames on:
    * measured 2026-12-07, `request` with 64 callers and native node out of
-   * process, paired, they read 1.08-1.16x against halves. Node's own read
-   * 0.87x, so they keep halves (see ByteChannel); Bun has its own channel.
+   * process, paired, they read 1.05-1.16x against halves. Node's own read
+   * 0.86-0.87x, so they keep halves (see ByteChannel); Bun has its own channel.
    */
   readonly smallParts = ON_DENO;
   #released = 0;
