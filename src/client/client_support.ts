@@ -242,27 +242,23 @@ export async function lendConnection<T>(
   } finally {
     stopWaiting();
   }
-  const pool = node!.pool;
-  let value: T;
+  let outcome: { value: T } | { error: unknown };
   try {
-    value = await fn(connection);
+    outcome = { value: await fn(connection) };
   } catch (error) {
-    try {
-      pool.returnConnection(connection);
-    } catch {
-      // A failed `fn` keeps its own error, the caller's first news; a
-      // broken clock (below) fails the next call anyway.
-    }
-    throw error;
+    outcome = { error };
   }
   try {
-    pool.returnConnection(connection);
+    node!.pool.returnConnection(connection);
   } catch (error) {
     // The check-in reads the clock: a custom one whose now() throws
-    // rejected the call with its raw Error. Named, as a request names it.
-    throw final(blameClock(config.clock, error));
+    // rejected the call with its raw Error. Named, as a request names it;
+    // a failed `fn` keeps its own error, the caller's first news (a broken
+    // clock fails the next call anyway).
+    if ("value" in outcome) throw final(blameClock(config.clock, error));
   }
-  return value;
+  if ("error" in outcome) throw outcome.error;
+  return outcome.value;
 }
 
 /**
