@@ -6,7 +6,7 @@
 // by reply, as if the run had never been cancelled.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MIN_PART_FRAMES } from "../src/connection/frame_writer.ts";
+import { MIN_PART_FRAMES } from "../src/connection/write_parts.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import type { Connection } from "../src/connection/connection.ts";
-import { MIN_PART_FRAMES } from "../src/connection/frame_writer.ts";
+import { MIN_PART_FRAMES } from "../src/connection/write_parts.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import {
   AbortedError,

@@ -14,8 +14,8 @@ import { stubChannel } from "./support/stub_channel.ts";
 import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,
-  MIN_PART_FRAMES,
 } from "../src/connection/frame_writer.ts";
+import { MIN_PART_FRAMES } from "../src/connection/write_parts.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { readSequence, readU32 } from "../src/protocol/header_bytes.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";

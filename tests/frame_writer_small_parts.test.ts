@@ -9,9 +9,11 @@ import { stubChannel } from "./support/stub_channel.ts";
 import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,
+} from "../src/connection/frame_writer.ts";
+import {
   MIN_PART_FRAMES,
   SMALL_PARTS_UP_TO,
-} from "../src/connection/frame_writer.ts";
+} from "../src/connection/write_parts.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";

@@ -9,8 +9,8 @@ import { stubChannel } from "./support/stub_channel.ts";
 import {
   DIRECT_PAYLOAD_BYTES,
   FrameWriter,
-  MIN_PART_FRAMES,
 } from "../src/connection/frame_writer.ts";
+import { MIN_PART_FRAMES } from "../src/connection/write_parts.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 

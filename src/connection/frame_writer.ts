@@ -1,7 +1,7 @@
 /**
  * Batches outgoing frames: each frame is encoded straight into a slab, and
  * what is encoded in one tick goes to the socket in one write, or in a few
- * when the tick carries many (see MIN_PART_FRAMES). A large
+ * when the tick carries many (see write_parts.ts). A large
  * payload is not copied: its header ends the slab, which goes at once, and
  * the payload follows as a chunk of its own.
  *
@@ -16,59 +16,24 @@ import {
   readU32,
   writeHeaderUnchecked,
 } from "../protocol/header_bytes.ts";
-import { HEADER_SIZE, MessageType } from "../protocol/frame.ts";
+import { HEADER_SIZE } from "../protocol/frame.ts";
 import { fixedView } from "./payload.ts";
 import { reportThrow } from "./uncaught.ts";
+import { MIN_PART_FRAMES, SMALL_PARTS_UP_TO } from "./write_parts.ts";
+import {
+  COPY_LOOP_BYTES,
+  copySmall,
+  isRequestAt,
+  skipWithdrawn,
+  WITHDRAW_LOOKS,
+  WITHDRAWN,
+} from "./slab_frames.ts";
 
 // A slab starts small, so an idle connection costs next to nothing, and
 // doubles each time one fills, up to the size where a tick's burst of frames
 // fits in one write.
 const FIRST_SLAB = 1024;
 const MAX_SLAB = 64 * 1024;
-
-/**
- * A tick's frames go to the channel in parts: the first once the tick has
- * as many as half the requests the peer had yet to answer at the last
- * tick's end (never fewer than this), the next at twice that count, then
- * four times, and the rest at the tick's end. Many callers awaiting a
- * request each, or a batch, otherwise settle into a lockstep: the whole
- * window goes out in one write at the tick's end, the node answers it in
- * one write while the client waits, and the client reads it whole while
- * the node waits, so neither side works while the other does. Sent in
- * two parts, the node starts on the first while the client encodes the
- * second: on loopback with the node in its own process, 256 callers went
- * from 1.5-2.0M to 2.1-2.7M requests a second on each runtime, and 64
- * callers from 0.74-0.77M to 0.97-1.08M. A burst after a quiet spell
- * starts with small parts that double, so it costs a handful of writes,
- * not one per few frames.
- *
- * Why 16: a part costs one more write and one more read on each side,
- * which pays only when the frames after it take long enough to encode.
- * The runs that measured it (callers awaiting a request each, native node
- * out of process, paired rounds, every runtime) are bistable: the same
- * code reads 2x apart from one process to the next. Against parts of at
- * least 8, sending a tick of 16 frames whole won by 40-85% in 7 runs of
- * 18 and lost by 1-20% in the others (geometric mean +19%); at 32
- * callers, whole ticks won by 11-62% in 7 runs of 21 and lost by 4-25% in
- * the others (geometric mean +1%, median -8%). So 16 callers or fewer
- * send each tick in one write, 32 callers in two parts of 16, and from 64
- * callers on the first part is half the window (on a channel that asks
- * for small parts, from 65: see SMALL_PARTS_UP_TO). Internal: read by the
- * tests, re-exported by no entry point.
- */
-export const MIN_PART_FRAMES = 16;
-
-/**
- * Up to this many requests in flight, a channel that asks for
- * `smallParts` gets its first part at {@linkcode MIN_PART_FRAMES}, not
- * half the window. Measured against halves (2026-12-07, paired, both
- * orders, native node out of process): at 48 and 64 callers Bun read
- * 1.1-1.3x (TLS 1.3-1.5x, `requestMany` 1.3-1.4x) and Deno 1.0-1.16x; at 128
- * and 256 such parts read 0.85-1.0x on both, so from 65 in flight on the
- * first part is half the window again. Node read 0.86-0.87x at 64, and its
- * channel does not ask. Internal, as MIN_PART_FRAMES.
- */
-export const SMALL_PARTS_UP_TO = 64;
 
 /** A writer not told what is in flight never sends a tick in parts. */
 const unknownInFlight = (): number => Infinity;
@@ -81,14 +46,6 @@ const unknownInFlight = (): number => Infinity;
  * queue's `COPY_BELOW`, so that it does not copy such a payload either.
  */
 export const DIRECT_PAYLOAD_BYTES = COPY_BELOW;
-
-/**
- * Payloads up to this size are copied by a loop (four bytes a turn), not
- * `set()`, whose fixed cost is the larger one for them on JavaScriptCore
- * (6 against 12 ns for 17 bytes) and about the same on V8 (11-14 against
- * 10-13 ns), where a loop of one byte a turn costs 15-19.
- */
-const COPY_LOOP_BYTES = 32;
 
 /**
  * Encodes frames into a slab and flushes once per microtask (in parts, for
@@ -519,48 +476,4 @@ export class FrameWriter {
       this.#onDrained();
     }, this.#onBroken);
   }
-}
-
-/** Copies `length` bytes of a small `payload` into `slab` at `at`. */
-function copySmall(
-  payload: Uint8Array,
-  length: number,
-  slab: Uint8Array,
-  at: number,
-): void {
-  let i = 0;
-  for (; i + 4 <= length; i += 4) {
-    slab[at + i] = payload[i];
-    slab[at + i + 1] = payload[i + 1];
-    slab[at + i + 2] = payload[i + 2];
-    slab[at + i + 3] = payload[i + 3];
-  }
-  for (; i < length; i++) slab[at + i] = payload[i];
-}
-
-// Reading back the headers writeHeaderUnchecked wrote (see
-// docs/PROTOCOL.md): type at byte 1, payload length at 12.
-
-/**
- * How many unflushed frames {@linkcode FrameWriter.withdraw} looks at, at
- * most, for the one to take back: a bound on its cost when many are taken
- * back out of order.
- */
-const WITHDRAW_LOOKS = 1024;
-
-/** The type a frame taken back is marked with: no message has it. */
-const WITHDRAWN = 0;
-
-/** Where the first frame from `at` on that is not taken back starts. */
-function skipWithdrawn(slab: Uint8Array, at: number, end: number): number {
-  while (at < end && slab[at + 1] === WITHDRAWN) {
-    at += HEADER_SIZE + readU32(slab, at + 12);
-  }
-  return at;
-}
-
-/** Whether the frame at `at` is one a request in flight waits on. */
-function isRequestAt(slab: Uint8Array, at: number): boolean {
-  const type = slab[at + 1];
-  return type === MessageType.Request || type === MessageType.Ping;
 }
