@@ -427,7 +427,10 @@ export class Connection {
 
   /**
    * Reads from the socket again after a `receiveMessage` with
-   * `pauseReading` when no TLS switch followed. Not while
+   * `pauseReading` when no TLS switch followed. The frames kept since the
+   * pause are acted on first, in arrival order, and only then is the
+   * channel resumed (not at all when one of them ended the connection, or
+   * a receive with `pauseReading` took one and paused again). Not while
    * {@linkcode Connection.startTls} is under way: the plaintext stream
    * carries the handshake then, and once the switch has settled the
    * secure stream is read without it (a failed switch ends the

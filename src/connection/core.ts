@@ -191,15 +191,37 @@ export class ConnectionCore {
   resume(): void {
     const held = this.held;
     this.held = undefined;
+    // Before the channel is resumed: a custom channel may hand over what
+    // it buffered from inside its resume(), and those newer frames (a
+    // PING, a GOODBYE, a control message) were acted on before the older
+    // ones kept here.
+    if (held !== undefined && held.length > 0) this.#actOnHeld(held);
+    // A kept frame ended the connection (the node's ERROR, a protocol
+    // violation), or a receive with pauseReading took one and paused
+    // again (the rest stay kept): the channel stays as it is.
+    if (this.closed || this.held !== undefined) return;
     this.channel.resume?.();
-    // What came behind the pause point in the same chunk, in order, acted
-    // on as on arrival: a frame that breaks the protocol ends the
-    // connection (the messages after it cannot be trusted either), it is
-    // not thrown at the caller.
+  }
+
+  /**
+   * What came behind the pause point, in order, acted on as on arrival: a
+   * frame that breaks the protocol ends the connection (the messages after
+   * it cannot be trusted either), it is not thrown at the caller.
+   */
+  #actOnHeld(held: Message[]): void {
+    // Read as a chunk is (see #reading): a chunk the channel hands over
+    // meanwhile (resumed again from inside a kept reply's sink) waits
+    // behind the kept frames.
+    const reading = this.#reading;
+    this.#reading = true;
     try {
-      for (const message of held ?? []) this.#onMessage(message);
+      for (const message of held) this.#onMessage(message);
+      if (!reading && this.#waiting !== undefined) this.#readWaiting();
     } catch (error) {
+      if (!reading) this.#waiting = undefined;
       this.#unreadable(error);
+    } finally {
+      this.#reading = reading;
     }
   }
 
