@@ -7,8 +7,9 @@
 // out of the path's catch, or uncaught from the connection's sink. Now
 // the request fails with its error (the ConfigError naming the clock when
 // the clock broke before the node's answer was booked, else that
-// answer), the publication is what is lost, and the logger hears of the
-// clock once.
+// answer), the logger hears of the clock once, and (since
+// clock_throws_published) the publication is made all the same, without
+// its duration.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { subscribe, unsubscribe } from "node:diagnostics_channel";

@@ -33,6 +33,7 @@ type Connected = { readonly id: number };
 export class RequestDiagnostics {
   readonly #clientId: number;
   readonly #clock: Clock;
+  readonly #clockThrew: (thrown: unknown) => void;
   #lastRequestId = 0;
   /**
    * Each observed request's number, kept here rather than on every call
@@ -40,9 +41,19 @@ export class RequestDiagnostics {
    */
   readonly #ids = new WeakMap<ObservedCall, number>();
 
-  constructor(clientId: number, clock: Clock) {
+  /**
+   * Messages of client `clientId`, timed on `clock`; a custom clock that
+   * throws as an outcome is timed goes to `clockThrew` (the outcome is
+   * published without its duration).
+   */
+  constructor(
+    clientId: number,
+    clock: Clock,
+    clockThrew: (thrown: unknown) => void,
+  ) {
     this.#clientId = clientId;
     this.#clock = clock;
+    this.#clockThrew = clockThrew;
   }
 
   /**
@@ -53,6 +64,21 @@ export class RequestDiagnostics {
     call: ObservedCall,
     address: string | undefined,
     hedge = false,
+  ): RequestMessage {
+    const message = this.#start(call, address, hedge, this.#clock.now());
+    if (!hedge) call.message = message;
+    return message;
+  }
+
+  /**
+   * Publishes the start of an attempt that started at `startedAt`, not
+   * kept on the call.
+   */
+  #start(
+    call: ObservedCall,
+    address: string | undefined,
+    hedge: boolean,
+    startedAt: number,
   ): RequestMessage {
     let id = this.#ids.get(call);
     if (id === undefined) this.#ids.set(call, id = ++this.#lastRequestId);
@@ -66,7 +92,7 @@ export class RequestDiagnostics {
       // Its real length, as framed: a getter of the payload's own may
       // throw or lie (the door reads only `length` of a small one).
       payloadBytes: lengthOf(call.payload),
-      startedAt: this.#clock.now(),
+      startedAt,
       connectionId: undefined,
       waitMs: undefined,
       durationMs: undefined,
@@ -75,7 +101,6 @@ export class RequestDiagnostics {
       retrying: false,
       settles: false,
     };
-    if (!hedge) call.message = message;
     channels.requestStart.publish(message);
     return message;
   }
@@ -154,7 +179,7 @@ export class RequestDiagnostics {
   ): void {
     if (call.message === message) call.message = undefined;
     write(message, {
-      durationMs: this.#clock.now() - message.startedAt,
+      durationMs: this.#elapsed(message),
       replyBytes: reply.byteLength,
       settles,
     });
@@ -187,7 +212,12 @@ export class RequestDiagnostics {
     error: unknown,
     message?: RequestMessage,
   ): void {
-    message ??= this.started(call, undefined);
+    // Published whatever the clock does: the request's one outcome with
+    // `settles` (a custom clock that throws leaves its time NaN). Not the
+    // call's message: its main attempt, if one is still out, was
+    // published and ends on its own (it was taken for this one, and its
+    // outcome lost).
+    message ??= this.#start(call, undefined, false, this.#now());
     if (call.message === message) call.message = undefined;
     write(message, { settles: true });
     this.#publishError(message, error);
@@ -213,10 +243,30 @@ export class RequestDiagnostics {
 
   #publishError(message: RequestMessage, error: unknown): void {
     write(message, {
-      durationMs: this.#clock.now() - message.startedAt,
+      durationMs: this.#elapsed(message),
       error: asError(error),
     });
     channels.requestError.publish(message);
+  }
+
+  /**
+   * How long `message`'s attempt took; undefined when a custom clock
+   * throws. Its outcome is published all the same: its start was, and a
+   * subscriber's span for it would otherwise stay open for good.
+   */
+  #elapsed(message: RequestMessage): number | undefined {
+    const ms = this.#now() - message.startedAt;
+    return Number.isNaN(ms) ? undefined : ms;
+  }
+
+  /** The clock's time; NaN when a custom clock throws (told once). */
+  #now(): number {
+    try {
+      return this.#clock.now();
+    } catch (thrown) {
+      this.#clockThrew(thrown);
+      return NaN;
+    }
   }
 }
 

@@ -107,7 +107,11 @@ export class RequestPath {
     this.#manager = manager;
     this.#config = config;
     this.timed = manager.timesRequests;
-    this.diagnostics = new RequestDiagnostics(manager.id, config.clock);
+    this.diagnostics = new RequestDiagnostics(
+      manager.id,
+      config.clock,
+      (thrown) => this.samplesLost(thrown),
+    );
     this.#budget = config.retryBudget === undefined
       ? undefined
       : new RetryBudget(config.retryBudget, config.clock.now());
@@ -264,7 +268,10 @@ export class RequestPath {
     } catch (error) {
       node.inFlight--;
       call.outstanding--;
-      if (!call.done) this.#end(call, blameClock(this.#config.clock, error));
+      // The attempt is undone: its start, if published, ends with it.
+      if (!call.done) {
+        this.#end(call, blameClock(this.#config.clock, error), call.message);
+      }
     }
   }
 
@@ -289,6 +296,7 @@ export class RequestPath {
     // node was charged, which then stayed charged. Read once, before; a
     // throw ends the request, as in #dispatch.
     let charged = false;
+    let sink: HedgeSink | undefined;
     try {
       const now = this.#config.clock.now();
       if (budget !== undefined && !budget.tryWithdraw(now)) return;
@@ -297,7 +305,7 @@ export class RequestPath {
       node.inFlight++;
       call.outstanding++;
       charged = true;
-      const sink = new HedgeSink(call, node, now);
+      sink = new HedgeSink(call, node, now);
       if (requestObserved()) {
         sink.message = this.diagnostics.started(call, node.address, true);
       }
@@ -316,21 +324,38 @@ export class RequestPath {
             0,
           );
         }
-        charged = false; // Its failures go to the sink from here on.
         connection.submitRequest(call.payload, options, sink);
-      } else {
+        // Its outcome goes to the sink from here on. Not before: a custom
+        // clock that throws as the connection times the request leaves
+        // nothing there, and the hedge's node stayed charged for good,
+        // its start never ended.
         charged = false;
+      } else {
         this.#waitThenSend(call, node, options, sink);
+        charged = false;
       }
       hedge.rearm();
     } catch (error) {
+      // Undone, the hedge's start (if published) ends with it; handed to
+      // a connection, its outcome is the sink's, and the request ends with
+      // the main attempt's message (its later outcome is then not
+      // published: one each), so an observer's span for it closes.
+      const undone = charged ? sink?.message : undefined;
       if (charged) {
         this.hedgeCount--;
         hedge.sent--;
         node.inFlight--;
         call.outstanding--;
       }
-      if (!call.done) this.#end(call, blameClock(this.#config.clock, error));
+      if (!call.done) {
+        this.#end(
+          call,
+          blameClock(this.#config.clock, error),
+          undone ?? call.message,
+        );
+      } else if (undone !== undefined) {
+        this.diagnostics.failed(call, undone, notSent(), false);
+      }
     }
   }
 
@@ -392,6 +417,12 @@ export class RequestPath {
       }
     } catch (thrown) {
       this.samplesLost(thrown);
+      // The latency's clock read threw first: the reply is published all
+      // the same (published, it is no longer the call's message).
+      const message = call.message;
+      if (message !== undefined) {
+        this.diagnostics.replied(call, message, reply, !call.done);
+      }
     }
     const hedge = call.hedge;
     if (hedge !== undefined) {
@@ -421,7 +452,7 @@ export class RequestPath {
     call.outstanding--;
     const hedge = call.hedge!;
     // As in succeeded: a clock that throws costs the reply's samples,
-    // never the request its reply.
+    // never the request its reply, nor the hedge's start its outcome.
     try {
       if (this.timed) {
         this.#manager.recordLatency(
@@ -430,9 +461,13 @@ export class RequestPath {
           this.#config.clock.now(),
         );
       }
-      if (sink.message !== undefined) {
-        this.diagnostics.replied(call, sink.message, reply, !call.done);
-      }
+    } catch (thrown) {
+      this.samplesLost(thrown);
+    }
+    if (sink.message !== undefined) {
+      this.diagnostics.replied(call, sink.message, reply, !call.done);
+    }
+    try {
       hedge.answered(node, this.#config.clock.now() - sink.started);
     } catch (thrown) {
       this.samplesLost(thrown);
@@ -447,7 +482,8 @@ export class RequestPath {
 
   /**
    * What the client learns from an outcome (a reply's latency, the hedge
-   * policy's sample, the diagnostics' publication) was lost to `thrown`,
+   * policy's sample, the diagnostics' times, a `retry` event) was lost to
+   * `thrown`,
    * the clock's, while the outcome itself goes to its request: no request
    * is left to fail, so the owner is told, once per client (a broken
    * clock throws at every outcome; the next request fails with the same
@@ -493,9 +529,14 @@ export class RequestPath {
       others = --call.outstanding;
       this.#decide(call, node, error, message, others);
     } catch (thrown) {
+      // Thrown before the attempt's outcome was published (see #decide):
+      // it is published here, once, whatever the request does next.
       if (others < 0) others = --call.outstanding;
       if (!call.done && others === 0) {
         this.#end(call, blameClock(this.#config.clock, thrown), message);
+      } else {
+        if (message) this.diagnostics.failed(call, message, error, false);
+        this.samplesLost(thrown);
       }
     }
   }
@@ -558,12 +599,20 @@ export class RequestPath {
     if (message) this.diagnostics.failed(call, message, error, true);
     call.attempt++;
     this.retryCount++;
-    this.#owner.retrying({
-      attempt: call.attempt,
-      delayMs,
-      error,
-      address: node.address,
-    });
+    // The event reads the clock (its time): a custom one that throws there
+    // ended the request after its attempt was published as retried, and
+    // that attempt was published again. The retry goes on, as published;
+    // only the event is lost.
+    try {
+      this.#owner.retrying({
+        attempt: call.attempt,
+        delayMs,
+        error,
+        address: node.address,
+      });
+    } catch (thrown) {
+      this.samplesLost(thrown);
+    }
     this.#backOff(call, delayMs, error);
   }
 
@@ -611,8 +660,9 @@ export class RequestPath {
     if (message !== undefined || requestObserved()) {
       // Publishing reads the clock (the message's start, its duration): a
       // custom one that throws there kept the request from its outcome for
-      // good, with a subscriber listening. Only the publication is lost;
-      // the try costs nothing until it catches, on a failure's path.
+      // good, with a subscriber listening. The diagnostics publish without
+      // the time now (and tell samplesLost); the try stays for anything
+      // else, and costs nothing until it catches, on a failure's path.
       try {
         this.diagnostics.ended(call, final, message);
       } catch (thrown) {

@@ -41,13 +41,20 @@ export interface RequestMessage {
   readonly idempotent: boolean;
   /** The request payload's size in bytes. */
   readonly payloadBytes: number;
-  /** When the attempt started: ms on the client's clock. */
+  /**
+   * When the attempt started: ms on the client's clock (NaN for an attempt
+   * with no `address` when a custom clock threw).
+   */
   readonly startedAt: number;
   /** The connection that carried the attempt, once it had one. */
   connectionId: number | undefined;
   /** Its wait for a pool connection, in ms, once it had one. */
   waitMs: number | undefined;
-  /** `end` and `error`: how long the attempt took, in ms, its wait included. */
+  /**
+   * `end` and `error`: how long the attempt took, in ms, its wait
+   * included; undefined when a custom clock threw (the outcome is
+   * published all the same).
+   */
   durationMs: number | undefined;
   /** `end`: the reply's size in bytes. */
   replyBytes: number | undefined;
