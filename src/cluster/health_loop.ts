@@ -17,6 +17,7 @@ import {
   NodewireError,
   PoolTimeoutError,
 } from "../errors.ts";
+import type { Connection } from "../connection/connection.ts";
 import { runWithConcurrency } from "./concurrency.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -179,10 +180,7 @@ export class HealthLoop {
     }
     const start = this.#now();
     try {
-      // A check is a deliberate probe, paced by the health interval: it
-      // tries to connect even while the pool backs off.
-      const connection = node.pool.tryAcquireShared() ??
-        await node.pool.acquireShared({ timeoutMs, ignoreBackoff: true });
+      const connection = await this.#checkout(node, timeoutMs);
       const left = Math.max(1, timeoutMs - (this.#now() - start));
       const latency = await connection.ping({ timeoutMs: left });
       if (
@@ -196,14 +194,11 @@ export class HealthLoop {
       }
       return this.#result(node, latency, undefined);
     } catch (caught) {
-      // The checkout and the ping fail for the node with SDK errors only
-      // (the manager's pools hold the SDK's connections): anything else
-      // was thrown by our clock, the one part of the caller's they read
-      // there. Not blameClock: a clock that throws only sometimes reads
-      // fine again, and its raw Error was booked against the node.
-      const error = caught instanceof NodewireError
-        ? caught
-        : clockFailed(this.#clock, caught);
+      // The clock's failures are named where it is read (#now, #checkout,
+      // Connection.ping): what else the ping fails with is the node's,
+      // a custom connection's own Error too (it was taken for the clock's,
+      // and not counted against the node), kept as it was thrown.
+      const error = asError(caught);
       // No connection to ping because the application holds them all
       // (withConnection): that says nothing about the node.
       if (error instanceof PoolTimeoutError && allLent(node)) {
@@ -224,6 +219,26 @@ export class HealthLoop {
         );
       }
       return this.#result(node, undefined, error);
+    }
+  }
+
+  /**
+   * A connection of `node` to ping. A check is a deliberate probe, paced
+   * by the health interval: it tries to connect even while the pool backs
+   * off.
+   */
+  async #checkout(node: ManagedNode, timeoutMs: number): Promise<Connection> {
+    try {
+      return node.pool.tryAcquireShared() ??
+        await node.pool.acquireShared({ timeoutMs, ignoreBackoff: true });
+    } catch (caught) {
+      // The pool fails for the node with SDK errors only; what else comes
+      // out is the clock's, which its checkout reads unguarded (it is the
+      // request path's, where the request names the clock). Not
+      // blameClock: a clock that throws only sometimes reads fine again.
+      throw caught instanceof NodewireError
+        ? caught
+        : clockFailed(this.#clock, caught);
     }
   }
 

@@ -281,6 +281,19 @@ export function clockFailed(clock: unknown, thrown: unknown): ConfigError {
 }
 
 /**
+ * `clock.now()`; its throw is the {@linkcode clockFailed} error: for the
+ * places that read a custom clock outside the request path, so that what
+ * a clock threw is named where it was read, not guessed at later.
+ */
+export function readClock(clock: { now(): number }): number {
+  try {
+    return clock.now();
+  } catch (thrown) {
+    throw clockFailed(clock, thrown);
+  }
+}
+
+/**
  * `error`, or the {@linkcode clockFailed} error when `clock.now()` throws
  * as it is read again: what a request ended with when something below
  * threw what is no SDK error, so that a broken custom clock is named.

@@ -14,7 +14,7 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { isDuration } from "../config/validate.ts";
+import { clockFailed, isDuration, readClock } from "../config/validate.ts";
 import { type Endpoint, formatAddress } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -724,13 +724,33 @@ export class Connection {
    * Sends a ping and resolves with the round trip time in milliseconds.
    *
    * @throws the same errors as {@linkcode Connection.sendRequest}.
+   * @throws {ConfigError} naming `clock`, what it threw as cause, when a
+   *   custom clock's `now()` throws as the ping reads it (never its raw
+   *   error: a health check tells the clock's failure from the node's by
+   *   it).
+   * @example
+   * ```ts
+   * import type { Connection } from "@nodewire/client/core";
+   * declare const connection: Connection;
+   * const ms = await connection.ping({ timeoutMs: 1000 });
+   * console.log(`round trip: ${ms} ms`);
+   * ```
    */
   async ping(options?: RequestOptions): Promise<number> {
-    const start = this.#clock.now();
-    await new Promise((resolve) =>
-      this.#call(MessageType.Ping, EMPTY, options, new PromiseSink(resolve))
-    );
-    return this.#clock.now() - start;
+    const clock = this.#clock;
+    const start = readClock(clock);
+    await new Promise((resolve, reject) => {
+      try {
+        this.#call(MessageType.Ping, EMPTY, options, new PromiseSink(resolve));
+      } catch (thrown) {
+        // All that #call reads of the caller's and lets throw is the clock
+        // (the deadline; every other refusal goes to the sink): named
+        // here, so a health check tells it from a custom connection's own
+        // failure.
+        reject(clockFailed(clock, thrown));
+      }
+    });
+    return readClock(clock) - start;
   }
 
   /**
