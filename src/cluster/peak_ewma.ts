@@ -1,7 +1,7 @@
 /**
  * The latency estimates behind the `"peak-ewma"` balancer (power of two
  * choices over a peak-EWMA cost, as in Finagle, linkerd and tower; the
- * balancer itself is in balancer.ts).
+ * balancer itself is in peak_ewma_balancer.ts).
  *
  * Each node has a latency estimate that jumps to a reply's time at once
  * when the reply is slower than the estimate (the peak), and otherwise
