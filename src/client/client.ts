@@ -32,9 +32,7 @@ import {
   type RequestPathOwner,
 } from "./request_path.ts";
 import {
-  abortable,
   type ConnectCallOptions,
-  forwardManagerEvents,
   forwardPoolEvent,
   openClient,
 } from "./connect.ts";
@@ -47,15 +45,15 @@ import {
   runBatch,
 } from "./batch.ts";
 import type { ClientStats, NodeStats } from "./stats.ts";
-import { guardLogger } from "../cluster/log.ts";
 import {
+  checkAllNodes,
   checkClientConstruction,
   clientStats,
   lendClient,
   logBudgetSpent,
   logClockFailed,
-  logRetries,
   pingClient,
+  wireClient,
 } from "./client_support.ts";
 import { LazyStart } from "./lazy_start.ts";
 import {
@@ -129,14 +127,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     this.#clock = config.clock;
     this.#path = new RequestPath(this.#pathOwner, manager, config);
     this.#parts = { path: this.#path, manager, config };
-    // Health and membership changes are the client's events too.
-    forwardManagerEvents(
-      manager,
-      (event) => this.dispatchEvent(event),
-      this.#forwarding,
-    );
-    this.#log = config.logger && guardLogger(config.logger);
-    if (this.#log) logRetries(this, this.#log);
+    this.#log = wireClient(this, manager, config.logger, this.#forwarding);
   }
 
   /**
@@ -376,17 +367,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   ): Promise<
     { address: string; nodeId: string | undefined; latencyMs: number }
   > {
-    // Read once, here: the copy is what the ping goes on with.
-    const { signal, timeoutMs } = door.readPingOptions(options);
-    if (this.#closing) throw new ClientClosedError();
-    const limit = timeoutMs ?? this.config.requestTimeoutMs;
-    return await pingClient(
-      this.#parts,
-      this.#pathOwner,
-      this.#lazy,
-      limit,
-      signal,
-    );
+    return await pingClient(this.#parts, this.#pathOwner, this.#lazy, options);
   }
 
   /**
@@ -412,12 +393,7 @@ export class Client extends TypedEventTarget<ClientEventMap> {
   healthCheckAllNodes(
     options: { signal?: AbortSignal } = {},
   ): Promise<HealthCheckResult[]> {
-    const read = door.readHealthCheckOptions(options);
-    if (read instanceof Error) return Promise.reject(read);
-    if (this.#closing) return Promise.reject(new ClientClosedError());
-    const signal = read.signal;
-    if (signal === undefined) return this.manager.healthCheckAllNodes();
-    return abortable(this.manager.healthCheckAllNodes(), signal);
+    return checkAllNodes(this.manager, this.#pathOwner, options);
   }
 
   /**
@@ -451,15 +427,12 @@ export class Client extends TypedEventTarget<ClientEventMap> {
     fn: (connection: Connection) => Promise<T>,
     options: { timeoutMs?: number; signal?: AbortSignal } = {},
   ): Promise<T> {
-    // Read once, here: the pool is asked again on every retry, with a copy.
-    const { timeoutMs, signal } = door.readWithConnectionArguments(fn, options);
-    if (this.#closing) throw new ClientClosedError();
     return await lendClient(
       this.#parts,
       this.#pathOwner,
       this.#lazy,
       fn,
-      { timeoutMs, signal },
+      options,
     );
   }
 

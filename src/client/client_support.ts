@@ -1,8 +1,11 @@
 /**
  * The Client's cold code, apart from its request path: the check that
- * `Client.connect` built it, `ping`'s round trip, `withConnection`'s loan,
- * `stats()`, and its log lines. A lazy client's first connect is
- * lazy_start.ts, `disconnect()`'s shutdown disconnect.ts.
+ * `Client.connect` built it and the wiring of its events and log at
+ * construction, `ping` (its options read, its round trip),
+ * `withConnection` (its arguments read, its loan),
+ * `healthCheckAllNodes`'s options and wait, `stats()`, and its log lines.
+ * A lazy client's first connect is lazy_start.ts, `disconnect()`'s
+ * shutdown disconnect.ts.
  *
  * @module
  */
@@ -12,6 +15,9 @@ import { blameClock } from "../config/validate.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
 import { ConnectionManager } from "../cluster/manager.ts";
+import type { HealthCheckResult } from "../cluster/health_loop.ts";
+import { guardLogger } from "../cluster/log.ts";
+import type { PoolEvent, PoolEventName } from "../pool/events.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import type { Connection } from "../connection/connection.ts";
 import type { BatchHost } from "./batch.ts";
@@ -19,6 +25,9 @@ import type { LazyStart } from "./lazy_start.ts";
 import { type ClientStats, nodeStats } from "./stats.ts";
 import type { RequestPathOwner } from "./request_path.ts";
 import { executeWithRetry, isRetryable, operationAborted } from "./retry.ts";
+import { abortable, forwardManagerEvents } from "./connect.ts";
+// The checks at the door of the client's public methods.
+import * as door from "./arguments.ts";
 import {
   AbortedError,
   ClientClosedError,
@@ -44,6 +53,29 @@ export function checkClientConstruction(manager: unknown): void {
     "call Client.connect(config) (with { lazy: true } to connect on first use)",
     { method: "new Client" },
   );
+}
+
+/**
+ * Wires a new client's events: `manager`'s re-dispatched as the
+ * client's, with the pool events in `forwarding` added to each node it
+ * adds; with a `logger`, a log line for every retry. Returns the logger,
+ * guarded, for the client's other log lines.
+ */
+export function wireClient(
+  client: TypedEventTarget<ClientEventMap>,
+  manager: ConnectionManager,
+  logger: Logger | undefined,
+  forwarding: ReadonlyMap<PoolEventName, (e: PoolEvent) => void>,
+): Logger | undefined {
+  // Health and membership changes are the client's events too.
+  forwardManagerEvents(
+    manager,
+    (event) => client.dispatchEvent(event),
+    forwarding,
+  );
+  const log = logger && guardLogger(logger);
+  if (log) logRetries(client, log);
+  return log;
 }
 
 /**
@@ -98,19 +130,25 @@ export async function pingNode(
 }
 
 /**
- * `Client.ping()` once its options are read: after a lazy client's
- * connect, within `limit` ms, its failures told as the client's `owner`
- * tells them.
+ * `Client.ping()`: its `options` read, refused once the client's `owner`
+ * is closing, then after a lazy client's connect, within its limit, its
+ * failures told as `owner` tells them.
+ *
+ * @throws {InvalidArgumentError} naming the bad option.
+ * @throws {ClientClosedError} after `disconnect()`.
  */
 export async function pingClient(
   client: BatchHost,
   owner: RequestPathOwner,
   lazy: LazyStart | undefined,
-  limit: number,
-  signal: AbortSignal | undefined,
+  options: unknown,
 ): Promise<
   { address: string; nodeId: string | undefined; latencyMs: number }
 > {
+  // Read once, here: the copy is what the ping goes on with.
+  const { signal, timeoutMs } = door.readPingOptions(options);
+  if (owner.closing()) throw new ClientClosedError();
+  const limit = timeoutMs ?? client.config.requestTimeoutMs;
   // In flight like a request: a disconnect lets it finish, and a
   // failure because of the disconnect says so.
   const path = client.path;
@@ -129,19 +167,26 @@ export async function pingClient(
 }
 
 /**
- * `Client.withConnection()` once its arguments are read: after a lazy
- * client's connect, whose time is taken off the first checkout's limit,
- * `fn` lent a connection; in flight from the call, as a request is, so a
- * disconnect gives it its grace.
+ * `Client.withConnection()`: its arguments read, refused once the
+ * client's `owner` is closing, then after a lazy client's connect, whose
+ * time is taken off the first checkout's limit, `fn` lent a connection;
+ * in flight from the call, as a request is, so a disconnect gives it its
+ * grace.
+ *
+ * @throws {InvalidArgumentError} naming the bad argument or option.
+ * @throws {ClientClosedError} after `disconnect()`.
  */
 export async function lendClient<T>(
   client: BatchHost,
   owner: RequestPathOwner,
   lazy: LazyStart | undefined,
   fn: (connection: Connection) => Promise<T>,
-  acquire: { timeoutMs: number | undefined; signal: AbortSignal | undefined },
+  options: unknown,
 ): Promise<T> {
-  const { timeoutMs, signal } = acquire;
+  // Read once, here: the pool is asked again on every retry, with a copy.
+  const { timeoutMs, signal } = door.readWithConnectionArguments(fn, options);
+  if (owner.closing()) throw new ClientClosedError();
+  const acquire = { timeoutMs, signal };
   const path = client.path;
   path.inFlight++;
   try {
@@ -155,6 +200,24 @@ export async function lendClient<T>(
   } finally {
     if (--path.inFlight === 0) owner.idle();
   }
+}
+
+/**
+ * `Client.healthCheckAllNodes()`: its `options` read (or the promise
+ * rejected with their error), refused once the client's `owner` is
+ * closing, then `manager`'s sweep, whose wait `options.signal` ends.
+ */
+export function checkAllNodes(
+  manager: ConnectionManager,
+  owner: RequestPathOwner,
+  options: unknown,
+): Promise<HealthCheckResult[]> {
+  const read = door.readHealthCheckOptions(options);
+  if (read instanceof Error) return Promise.reject(read);
+  if (owner.closing()) return Promise.reject(new ClientClosedError());
+  const signal = read.signal;
+  if (signal === undefined) return manager.healthCheckAllNodes();
+  return abortable(manager.healthCheckAllNodes(), signal);
 }
 
 /** Pings over `connection` to `address`, within `timeoutMs`. */
