@@ -1,7 +1,8 @@
 /**
  * Frame encoding and incremental decoding. The header's bytes, read and
  * written, are header_bytes.ts's; the checks of the codec's settings,
- * codec_limits.ts's.
+ * codec_limits.ts's; a payload's real length, payload_length.ts's; the
+ * buffer of a frame split over reads, split_frame.ts's.
  *
  * @module
  */
@@ -26,26 +27,15 @@ import {
   writeHeader,
 } from "./header_bytes.ts";
 import { checkCopyBelow, integerIn } from "./codec_limits.ts";
+import { lengthOf } from "./payload_length.ts";
+import { NoRoom, splitBuffer } from "./split_frame.ts";
 
 // Where protocol.ts has always taken it from.
 export { writeHeader };
-
-const realLength = Object.getOwnPropertyDescriptor(
-  Object.getPrototypeOf(Uint8Array.prototype),
-  "length",
-)!.get as (this: Uint8Array) => number;
-
-/**
- * A payload's real length, whatever its `length` or `byteLength` getter
- * says: what frames it. A getter of its own (a subclass's, or one defined
- * on the array) may answer a check truthfully and lie afterwards, and a
- * header stating its answer before the real bytes would put the stream
- * out of step for every frame behind it. 2-3 ns more than `length` on V8,
- * as fast on JavaScriptCore; `byteLength` is 10-18 ns slower on Node 20.
- */
-export function lengthOf(payload: Uint8Array): number {
-  return realLength.call(payload);
-}
+// Where the connection, the datagram codec and the doors have always
+// taken it from, and the tests the split frame's first room.
+export { lengthOf };
+export { SPLIT_FRAME_FIRST_ROOM } from "./split_frame.ts";
 
 /**
  * Takes one decoded frame's fields; `payload` is a view into the chunk
@@ -449,63 +439,3 @@ export class MessageCodec {
 }
 
 const EMPTY = new Uint8Array(0);
-
-/**
- * The most of a split frame's buffer that its bytes have not yet filled
- * when it is made: a payload at most this much longer than what has come
- * gets its whole length at once (a 1 MiB reply, whatever its first read
- * held); a longer one gets what has come plus this, then doubles. With 64
- * KiB at most (9bf8f21), a 1 MiB reply went through five buffers, twice
- * the bytes allocated and copied: 27% fewer 1 MiB requests a second on
- * Node, 43% more CPU each (one process, alternating rounds). So a node
- * announcing frames it never sends makes a connection hold at most this
- * much it did not send, about what the kernel's receive buffer holds for
- * it anyway, not the 16 MiB it may claim.
- */
-export const SPLIT_FRAME_FIRST_ROOM = 1024 * 1024;
-
-/**
- * What {@linkcode splitBuffer} throws when the engine cannot allocate:
- * caught in decodeFrames, which tells it from the frame handler's throw.
- */
-class NoRoom {
-  constructor(
-    readonly size: number,
-    readonly length: number,
-    readonly cause: unknown,
-  ) {}
-}
-
-/**
- * A split frame's buffer, sized by {@linkcode room}. Once per split frame
- * (never per frame or per chunk), and a try costs nothing unless it throws.
- */
-function splitBuffer(
-  current: number,
-  needed: number,
-  length: number,
-): Uint8Array {
-  const size = room(current, needed, length);
-  try {
-    return new Uint8Array(size);
-  } catch (cause) {
-    throw new NoRoom(size, length, cause);
-  }
-}
-
-/**
- * The size of a split frame's buffer, now `current` bytes, that must take
- * `needed` bytes of a payload of `length`: what has come plus
- * {@linkcode SPLIT_FRAME_FIRST_ROOM}, or double the buffer, never past
- * the length. A header's length is a claim: reserved at once, a node
- * announcing 16 MiB frames on many connections, and sending no more,
- * would make the client hold memory that never arrives. Grown as bytes
- * do, a buffer is at most twice what arrived or 1 MiB more, and the copies
- * as it grows add up to less than the payload.
- */
-function room(current: number, needed: number, length: number): number {
-  return Math.min(
-    length,
-    Math.max(current * 2, needed + SPLIT_FRAME_FIRST_ROOM),
-  );
-}
