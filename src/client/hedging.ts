@@ -166,7 +166,7 @@ export class Hedging {
     // was uncaught and the waiting hedges were never looked at again.
     // Every one is taken as due instead: each reads the clock as it goes
     // out, and a clock still broken then ends its request with the
-    // ConfigError naming it (RequestPath's #hedgeNow).
+    // ConfigError naming it (hedgeNow, in request_hedging.ts).
     let now: number;
     try {
       now = this.#clock.now();

@@ -5,27 +5,21 @@
  * outcome of each attempt is booked here: the node's in-flight count, its
  * passive health and the client's counters (a batch books its items'
  * first attempts the same way, in batch.ts). Apart: the records that
- * carry each attempt's outcome here (request_call.ts) and the errors the
- * path ends a request with (request_errors.ts).
+ * carry each attempt's outcome here (request_call.ts), the errors the
+ * path ends a request with (request_errors.ts), an attempt's wait for a
+ * pool connection and its send then (waits.ts), and the two parts an
+ * unhedged request answered at its first attempt never reaches: what a
+ * failed attempt leads to (request_retry.ts), the hedges sent and their
+ * replies (request_hedging.ts).
  *
  * @module
  */
 
 import type { ResolvedConfig } from "../config/shapes.ts";
-import type { RequestOptions } from "../connection/types.ts";
 import { rejection, type Resolve } from "../connection/resolve_only.ts";
-import { notSent } from "../connection/refusals.ts";
 import type { ConnectionManager } from "../cluster/manager.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import {
-  AbortedError,
-  ClientClosedError,
-  type ConfigError,
-  NoHealthyNodesError,
-  RemoteError,
-  RetriesExhaustedError,
-} from "../errors.ts";
-import { delayFor, retryableAfter } from "./retry.ts";
+import type { ConfigError } from "../errors.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import { DEFAULT_HEDGING } from "../config/defaults.ts";
 import { type Hedge, Hedging, mayHedge } from "./hedging.ts";
@@ -36,10 +30,16 @@ import {
   requestObserved,
 } from "../diagnostics/channels.ts";
 import { RequestDiagnostics } from "./request_diagnostics.ts";
-import { BatchItemCall, HedgeSink, RequestCall } from "./request_call.ts";
-import { aborted, noNodeAfter } from "./request_errors.ts";
+import { BatchItemCall, type HedgeSink, RequestCall } from "./request_call.ts";
+import { noNodeAfter } from "./request_errors.ts";
 import { blameClock, clockFailed } from "../config/validate.ts";
-import { acquireWithin, RetryWaits, waitToRetry } from "./waits.ts";
+import { RetryWaits, waitThenSend } from "./waits.ts";
+import { bookFailure, type RetryingPath } from "./request_retry.ts";
+import {
+  bookHedgeReply,
+  hedgeNow,
+  type HedgingPath,
+} from "./request_hedging.ts";
 
 // Its own file, so that arguments.ts (which this file reaches through
 // retry.ts) can name it without an import cycle.
@@ -69,7 +69,7 @@ export interface RequestPathOwner {
  * A client's request path and its counters. Not exported from any entry
  * point: the client's `request()` and `stats()` are its interface.
  */
-export class RequestPath {
+export class RequestPath implements RetryingPath, HedgingPath {
   /** Requests that got a reply. */
   succeededCount = 0;
   /** Requests that failed for good. */
@@ -158,7 +158,7 @@ export class RequestPath {
       // A bug below must still settle the request, never throw to the
       // caller or leave it counted in flight; a custom clock that throws
       // is named as the culprit.
-      if (!call.done) this.#end(call, blameClock(this.#config.clock, error));
+      if (!call.done) this.end(call, blameClock(this.#config.clock, error));
     }
     return promise;
   }
@@ -177,23 +177,24 @@ export class RequestPath {
     firstMs: number,
   ): ClientRequestOptions {
     const first = { ...options, timeoutMs: firstMs };
-    (this.#firstOnly ??= new WeakMap()).set(first, options);
+    (this.firstOnly ??= new WeakMap()).set(first, options);
     return first;
   }
 
   /**
    * The options of requests whose first attempt had less time, to the
    * options their retries go on with (see firstAttempt); read only when
-   * a retry starts.
+   * a retry or a hedge starts (request_retry.ts, request_hedging.ts).
+   * Internal.
    */
-  #firstOnly:
+  firstOnly:
     | WeakMap<ClientRequestOptions, ClientRequestOptions>
     | undefined;
 
   // Apart from request(): a closure there would capture `call`, and V8
   // would then allocate a context for every request, hedged or not.
   #startHedge(hedging: Hedging, call: RequestCall): Hedge {
-    return hedging.start(() => this.#hedgeNow(call));
+    return hedging.start(() => hedgeNow(this, call));
   }
 
   // One executor for every request's promise, so a request allocates no
@@ -217,6 +218,30 @@ export class RequestPath {
     this.#hedging?.stop();
   }
 
+  // Read by the retry decision and by hedging (request_retry.ts,
+  // request_hedging.ts), never on a first attempt's way: the path's own
+  // code keeps reading the private fields.
+
+  /** The client that owns the path. Internal. */
+  get owner(): RequestPathOwner {
+    return this.#owner;
+  }
+
+  /** The cluster the path picks nodes from and books outcomes to. Internal. */
+  get manager(): ConnectionManager {
+    return this.#manager;
+  }
+
+  /** The client's resolved config. Internal. */
+  get config(): ResolvedConfig {
+    return this.#config;
+  }
+
+  /** Retries allowed by recent traffic; undefined when off. Internal. */
+  get budget(): RetryBudget | undefined {
+    return this.#budget;
+  }
+
   /**
    * One attempt: picks a node (another than the last attempt's when there
    * is one), counts the attempt against it at once, so that load-aware
@@ -228,7 +253,7 @@ export class RequestPath {
       node = this.#manager.pickNode(call.node);
     } catch (error) {
       // No healthy node: fail fast, without backing off.
-      return this.#end(call, noNodeAfter(error, retriedError));
+      return this.end(call, noNodeAfter(error, retriedError));
     }
     call.node = node;
     node.inFlight++;
@@ -236,8 +261,8 @@ export class RequestPath {
     // The try costs nothing until it catches: only a custom clock or
     // pool that throws gets there, before the attempt reached a
     // connection (whose failures go to the sink). Let out, the throw left
-    // the node charged with the attempt for good, and from #backOff (a
-    // retry) it would reject a promise nobody awaits.
+    // the node charged with the attempt for good, and from a retry's
+    // backOff (request_retry.ts) it would reject a promise nobody awaits.
     try {
       if (this.timed) call.sentAt = this.#config.clock.now();
       const hedge = call.hedge;
@@ -263,135 +288,16 @@ export class RequestPath {
         }
         connection.submitRequest(call.payload, options, call);
       } else {
-        this.#waitThenSend(call, node, options, call);
+        waitThenSend(this.#config, this.diagnostics, call, node, options, call);
       }
     } catch (error) {
       node.inFlight--;
       call.outstanding--;
       // The attempt is undone: its start, if published, ends with it.
       if (!call.done) {
-        this.#end(call, blameClock(this.#config.clock, error), call.message);
+        this.end(call, blameClock(this.#config.clock, error), call.message);
       }
     }
-  }
-
-  /**
-   * The hedge delay passed with no reply: one more attempt, to another
-   * node, if the retry budget allows it.
-   */
-  #hedgeNow(call: RequestCall): void {
-    const hedge = call.hedge!;
-    if (call.done || call.outstanding === 0 || this.#owner.closing()) return;
-    let node: ManagedNode;
-    try {
-      node = this.#manager.pickNode(call.node);
-    } catch {
-      return; // No healthy node to hedge to.
-    }
-    // Another attempt to the same node would only add to its queue.
-    if (node === call.node) return;
-    const budget = this.#budget;
-    // From a timer, so a throw (a custom clock whose now() throws, a pool
-    // that throws) escaped as uncaught; and the clock was read after the
-    // node was charged, which then stayed charged. Read once, before; a
-    // throw ends the request, as in #dispatch.
-    let charged = false;
-    let sink: HedgeSink | undefined;
-    try {
-      const now = this.#config.clock.now();
-      if (budget !== undefined && !budget.tryWithdraw(now)) return;
-      this.hedgeCount++;
-      hedge.sent++;
-      node.inFlight++;
-      call.outstanding++;
-      charged = true;
-      sink = new HedgeSink(call, node, now);
-      if (requestObserved()) {
-        sink.message = this.diagnostics.started(call, node.address, true);
-      }
-      // A new attempt, as a retry is: its whole `timeoutMs`, not what a
-      // lazy client's connect left of the first attempt's (see firstAttempt).
-      const options = this.#firstOnly?.get(call.options) ?? call.options;
-      const connection = node.pool.tryAcquireShared();
-      if (connection !== undefined) {
-        if (
-          sink.message !== undefined || channels.poolCheckout.hasSubscribers
-        ) {
-          this.diagnostics.checkedOut(
-            sink.message,
-            node.address,
-            connection.id,
-            0,
-          );
-        }
-        connection.submitRequest(call.payload, options, sink);
-        // Its outcome goes to the sink from here on. Not before: a custom
-        // clock that throws as the connection times the request leaves
-        // nothing there, and the hedge's node stayed charged for good,
-        // its start never ended.
-        charged = false;
-      } else {
-        this.#waitThenSend(call, node, options, sink);
-        charged = false;
-      }
-      hedge.rearm();
-    } catch (error) {
-      // Undone, the hedge's start (if published) ends with it; handed to
-      // a connection, its outcome is the sink's, and the request ends with
-      // the main attempt's message (its later outcome is then not
-      // published: one each), so an observer's span for it closes.
-      const undone = charged ? sink?.message : undefined;
-      if (charged) {
-        this.hedgeCount--;
-        hedge.sent--;
-        node.inFlight--;
-        call.outstanding--;
-      }
-      if (!call.done) {
-        this.#end(
-          call,
-          blameClock(this.#config.clock, error),
-          undone ?? call.message,
-        );
-      } else if (undone !== undefined) {
-        this.diagnostics.failed(call, undone, notSent(), false);
-      }
-    }
-  }
-
-  /**
-   * The attempt waits for a pool connection. Its `timeoutMs` bounds the
-   * wait and the reply together: what the wait used is taken off the time
-   * the reply may take.
-   */
-  async #waitThenSend(
-    call: RequestCall,
-    node: ManagedNode,
-    options: ClientRequestOptions,
-    sink: RequestCall | HedgeSink,
-  ): Promise<void> {
-    const waited = await acquireWithin(
-      this.#config,
-      this.diagnostics,
-      node,
-      options,
-      sink.message,
-    );
-    if (waited instanceof Error) return sink.onError(waited);
-    if (call.done) {
-      // Another attempt answered, or the request ended, meanwhile: this
-      // one is booked as never made, and the node not charged for it.
-      node.inFlight--;
-      call.outstanding--;
-      if (sink.message === undefined) return;
-      return this.diagnostics.failed(call, sink.message, notSent(), false);
-    }
-    const sendOptions: RequestOptions = {
-      timeoutMs: waited.leftMs,
-      signal: options.signal,
-      idempotent: options.idempotent,
-    };
-    waited.connection.submitRequest(call.payload, sendOptions, sink);
   }
 
   /** An attempt got its reply: the request is done, unless it already was. */
@@ -443,41 +349,9 @@ export class RequestPath {
     call.resolve(reply);
   }
 
-  /** A hedged attempt got its reply. */
+  /** A hedged attempt got its reply (booked in request_hedging.ts). */
   hedgeAnswered(sink: HedgeSink, reply: Uint8Array): void {
-    const call = sink.call;
-    const node = sink.node;
-    node.inFlight--;
-    this.#manager.recordRequestSuccess(node);
-    call.outstanding--;
-    const hedge = call.hedge!;
-    // As in succeeded: a clock that throws costs the reply's samples,
-    // never the request its reply, nor the hedge's start its outcome.
-    try {
-      if (this.timed) {
-        this.#manager.recordLatency(
-          node,
-          sink.started,
-          this.#config.clock.now(),
-        );
-      }
-    } catch (thrown) {
-      this.samplesLost(thrown);
-    }
-    if (sink.message !== undefined) {
-      this.diagnostics.replied(call, sink.message, reply, !call.done);
-    }
-    try {
-      hedge.answered(node, this.#config.clock.now() - sink.started);
-    } catch (thrown) {
-      this.samplesLost(thrown);
-    }
-    if (call.done) return;
-    call.done = true;
-    hedge.finish();
-    this.succeededCount++;
-    this.settle();
-    call.resolve(reply);
+    bookHedgeReply(this, sink, reply);
   }
 
   /**
@@ -505,7 +379,8 @@ export class RequestPath {
 
   /**
    * An attempt failed: the failure is booked against its node (when it was
-   * the node's doing), then the request is retried or ends.
+   * the node's doing), then the request is retried or ends
+   * (request_retry.ts).
    */
   failed(
     call: RequestCall,
@@ -514,144 +389,24 @@ export class RequestPath {
     started: number,
     message: RequestMessage | undefined,
   ): void {
-    node.inFlight--;
-    let others = -1;
-    // Called from a connection's sink: a throw (a custom clock whose now()
-    // throws) was reported as uncaught there, the request never settled
-    // and stayed counted. The try costs nothing until it catches, and
-    // this runs only when an attempt failed.
-    try {
-      this.#manager.recordRequestFailure(node, error);
-      if (this.timed) {
-        const now = this.#config.clock.now();
-        this.#manager.recordLatency(node, started, now, error);
-      }
-      others = --call.outstanding;
-      this.#decide(call, node, error, message, others);
-    } catch (thrown) {
-      // Thrown before the attempt's outcome was published (see #decide):
-      // it is published here, once, whatever the request does next.
-      if (others < 0) others = --call.outstanding;
-      if (!call.done && others === 0) {
-        this.#end(call, blameClock(this.#config.clock, thrown), message);
-      } else {
-        if (message) this.diagnostics.failed(call, message, error, false);
-        this.samplesLost(thrown);
-      }
-    }
+    bookFailure(this, call, node, error, started, message);
   }
 
   /**
-   * The failed attempt is booked; with `others` attempts still out, the
-   * request is retried, ends, or waits for them.
+   * The next attempt of a retried request, once its backoff is over
+   * (request_retry.ts): #dispatch, which stays private so that a first
+   * attempt reaches it as it always did. Internal.
    */
-  #decide(
-    call: RequestCall,
-    node: ManagedNode,
-    error: Error,
-    message: RequestMessage | undefined,
-    others: number,
-  ): void {
-    // Another attempt is still out (hedged), or the request already has
-    // its outcome: this failure decides nothing. Unless it is a node's
-    // answer that it will not do the request: the first answer is the
-    // request's, an error as much as a reply, so the request does not
-    // wait for a slower attempt to say so again.
-    if (
-      call.done ||
-      (others > 0 && !(error instanceof RemoteError && !error.retryable))
-    ) {
-      if (message) this.diagnostics.failed(call, message, error, false);
-      return;
-    }
-    const options = call.options;
-    const signal = options.signal;
-    // The caller asked to stop; an attempt may have failed because of it
-    // with some other error.
-    if (signal?.aborted && !(error instanceof AbortedError)) {
-      return this.#end(call, aborted(signal), message);
-    }
-    if (!this.#shouldRetry(error, options)) {
-      return this.#end(call, error, message);
-    }
-    const retryConfig = this.#config.retryConfig;
-    if (call.attempt >= retryConfig.maxRetries) {
-      return this.#end(
-        call,
-        new RetriesExhaustedError(call.attempt + 1, error),
-        message,
-      );
-    }
-    const budget = this.#budget;
-    if (
-      budget !== undefined && !budget.tryWithdraw(this.#config.clock.now())
-    ) {
-      // Retrying now would add load to a cluster that is failing more
-      // than the budget allows: the request fails with its own error.
-      this.#owner.budgetSpent({
-        attempt: call.attempt + 1,
-        error,
-        address: node.address,
-      });
-      return this.#end(call, error, message);
-    }
-    const delayMs = delayFor(call.attempt, retryConfig);
-    if (message) this.diagnostics.failed(call, message, error, true);
-    call.attempt++;
-    this.retryCount++;
-    // The event reads the clock (its time): a custom one that throws there
-    // ended the request after its attempt was published as retried, and
-    // that attempt was published again. The retry goes on, as published;
-    // only the event is lost.
-    try {
-      this.#owner.retrying({
-        attempt: call.attempt,
-        delayMs,
-        error,
-        address: node.address,
-      });
-    } catch (thrown) {
-      this.samplesLost(thrown);
-    }
-    this.#backOff(call, delayMs, error);
-  }
-
-  /**
-   * Waits `delayMs`, then makes the next attempt, unless told to stop;
-   * `error` is the last attempt's (carried here, not on the call, which
-   * every request in flight holds).
-   */
-  async #backOff(
-    call: RequestCall,
-    delayMs: number,
-    error: unknown,
-  ): Promise<void> {
-    const signal = call.options.signal;
-    // A `retry` listener may already have aborted the signal or
-    // disconnected the client: neither would wake a wait that starts
-    // after it, so there is none.
-    if (!signal?.aborted && !this.#owner.closing()) {
-      await waitToRetry(this.#config.clock, delayMs, signal, this.#sleeping);
-    }
-    if (signal?.aborted) return this.#end(call, aborted(signal));
-    if (this.#owner.closing()) {
-      return this.#end(
-        call,
-        new ClientClosedError(
-          "the client disconnected while the request waited to be retried",
-        ),
-      );
-    }
-    const full = this.#firstOnly?.get(call.options);
-    if (full !== undefined) call.options = full;
+  dispatchRetry(call: RequestCall, error: unknown): void {
     this.#dispatch(call, error);
   }
 
   /**
    * The request failed for good, decided by the failure of the attempt of
-   * `message` (none: no attempt was under way).
+   * `message` (none: no attempt was under way). Internal: retries and
+   * hedges end requests too (request_retry.ts, request_hedging.ts).
    */
-  #end(call: RequestCall, error: unknown, message?: RequestMessage): void {
+  end(call: RequestCall, error: unknown, message?: RequestMessage): void {
     call.done = true;
     call.hedge?.finish();
     this.failedCount++;
@@ -675,13 +430,6 @@ export class RequestPath {
   /** `count` requests settled (a batch's items have no RequestCall). */
   settle(count = 1): void {
     if ((this.inFlight -= count) === 0) this.#owner.idle();
-  }
-
-  #shouldRetry(error: unknown, options: ClientRequestOptions): boolean {
-    // With no healthy node the client fails fast instead of backing off.
-    return options.retry !== false && !this.#owner.closing() &&
-      !(error instanceof NoHealthyNodesError) &&
-      retryableAfter(error, options.idempotent === true);
   }
 
   // Batches (batch.ts): an item's first attempt goes out with its chunk,

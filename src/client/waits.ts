@@ -1,9 +1,9 @@
 /**
  * The two waits of the request path, kept out of it: an attempt's wait for
  * a pool connection within its time (single requests and batch chunks
- * alike), and the wait before a retry, which the caller's signal or the
- * client's shutdown ends early. Neither is on the way of a request that
- * finds a connection ready.
+ * alike) and the send once it has one, and the wait before a retry, which
+ * the caller's signal or the client's shutdown ends early. Neither is on
+ * the way of a request that finds a connection ready.
  *
  * @module
  */
@@ -11,6 +11,8 @@
 import { type Clock, wait } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { Connection } from "../connection/connection.ts";
+import type { RequestOptions } from "../connection/types.ts";
+import { notSent } from "../connection/refusals.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 import { blameClock } from "../config/validate.ts";
 import { RequestTimeoutError } from "../errors.ts";
@@ -18,6 +20,7 @@ import { asError } from "../errors/base.ts";
 import { channels, type RequestMessage } from "../diagnostics/channels.ts";
 import type { RequestDiagnostics } from "./request_diagnostics.ts";
 import type { ClientRequestOptions } from "./request_options.ts";
+import type { HedgeSink, RequestCall } from "./request_call.ts";
 
 /** A connection that {@linkcode acquireWithin} waited for. */
 export interface Waited {
@@ -92,6 +95,44 @@ async function waitWithin(
   return leftMs > 0
     ? { connection, leftMs }
     : new RequestTimeoutError(node.address, limit, { sent: false });
+}
+
+/**
+ * The attempt waits for a pool connection. Its `timeoutMs` bounds the
+ * wait and the reply together: what the wait used is taken off the time
+ * the reply may take. The attempt is `call`'s main one, or a hedge of it
+ * (`sink`), charged to `node` already; its outcome goes to `sink`.
+ */
+export async function waitThenSend(
+  config: ResolvedConfig,
+  diagnostics: RequestDiagnostics,
+  call: RequestCall,
+  node: ManagedNode,
+  options: ClientRequestOptions,
+  sink: RequestCall | HedgeSink,
+): Promise<void> {
+  const waited = await acquireWithin(
+    config,
+    diagnostics,
+    node,
+    options,
+    sink.message,
+  );
+  if (waited instanceof Error) return sink.onError(waited);
+  if (call.done) {
+    // Another attempt answered, or the request ended, meanwhile: this
+    // one is booked as never made, and the node not charged for it.
+    node.inFlight--;
+    call.outstanding--;
+    if (sink.message === undefined) return;
+    return diagnostics.failed(call, sink.message, notSent(), false);
+  }
+  const sendOptions: RequestOptions = {
+    timeoutMs: waited.leftMs,
+    signal: options.signal,
+    idempotent: options.idempotent,
+  };
+  waited.connection.submitRequest(call.payload, sendOptions, sink);
 }
 
 /**
