@@ -356,10 +356,10 @@ export class RequestPath implements RetryingPath, HedgingPath {
 
   /**
    * What the client learns from an outcome (a reply's latency, the hedge
-   * policy's sample, the diagnostics' times, a `retry` event) was lost to
-   * `thrown`,
-   * the clock's, while the outcome itself goes to its request: no request
-   * is left to fail, so the owner is told, once per client (a broken
+   * policy's sample, the diagnostics' times, a `retry` or
+   * `retryBudgetExhausted` event) was lost to `thrown`, the clock's,
+   * while the outcome itself goes to its request: no request is left to
+   * fail, so the owner is told, once per client (a broken
    * clock throws at every outcome; the next request fails with the same
    * ConfigError anyway). Only the clock throws there: the bookings are
    * arithmetic, the diagnostics' write is guarded and a channel reports

@@ -163,12 +163,20 @@ function decide(
     budget !== undefined && !budget.tryWithdraw(path.config.clock.now())
   ) {
     // Retrying now would add load to a cluster that is failing more
-    // than the budget allows: the request fails with its own error.
-    path.owner.budgetSpent({
-      attempt: call.attempt + 1,
-      error,
-      address: node.address,
-    });
+    // than the budget allows: the request fails with its own error. The
+    // notice reads the clock (the event's time), as the `retry` event
+    // does below: a custom one that throws there ended the request with
+    // the clock's raw throw in place of its own error. Only the notice
+    // is lost.
+    try {
+      path.owner.budgetSpent({
+        attempt: call.attempt + 1,
+        error,
+        address: node.address,
+      });
+    } catch (thrown) {
+      path.samplesLost(thrown);
+    }
     return path.end(call, error, message);
   }
   const delayMs = delayFor(call.attempt, retryConfig);
