@@ -11,7 +11,11 @@ import {
   PoolTimeoutError,
 } from "../src/errors.ts";
 import type { PoolEventDetailMap } from "../src/pool/events.ts";
+import { ConnectionPool } from "../src/pool/pool.ts";
+import { VirtualClock } from "../testing/virtual_clock.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 import {
+  ADDRESS,
   closedReasons,
   LateClock,
   record,
@@ -137,6 +141,45 @@ test("a holder that never returns cannot hold close() forever: destroying its co
   assert.equal(held.closeCalls, 0);
   assert.equal(pool.stats().open, 0);
   pool.returnConnection(held); // the holder's late return is still accepted
+});
+
+/**
+ * A connection whose close() waits for its requests in flight, as the
+ * client's does: only destroy() ends it while one is out.
+ */
+class Draining extends FakeConnection {
+  override close(): Promise<void> {
+    this.closeCalls++;
+    this.isOpen = false;
+    return this.closed.then(() => {});
+  }
+}
+
+test("a closing pool lists the connection it waits for with a request in flight: destroying it (as disconnect does after its grace) ends close() at once", async () => {
+  const clock = new VirtualClock();
+  const pool = new ConnectionPool<Draining>({
+    address: ADDRESS,
+    config: { minConnections: 0, maxConnections: 1 },
+    clock,
+    random: () => 0.5,
+    factory: () => Promise.resolve(new Draining()),
+  });
+  const conn = await pool.acquireShared();
+  conn.inFlight = 1; // its node never answers
+  const closing = watch(pool.close());
+  await clock.advance(10_000);
+  assert.equal(closing.done, false, "waits for the request");
+  // Before: [], so a disconnect's destroy after its grace missed it and
+  // waited on the request.
+  assert.deepEqual(pool.connections(), [conn], "still listed, to destroy");
+  for (const each of pool.connections()) {
+    each.destroy(new Error("shutting down"));
+  }
+  await clock.advance(0);
+  assert.equal(closing.done, true);
+  assert.equal(conn.closeCalls, 1);
+  assert.deepEqual(pool.connections(), []);
+  assert.equal(clock.pendingTimers, 0);
 });
 
 // ------------------------------------------- idle and lifetime at checkout

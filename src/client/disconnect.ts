@@ -110,8 +110,10 @@ export class Shutdown {
       manager.destroyConnections(this.#cancelled);
     }
     // A connection lent straight from a pool (client.manager, /core) is
-    // no call of the client's, but the pools wait for it: what is left of
-    // the grace bounds that wait too, or the disconnect never ends.
+    // no call of the client's, nor is a hedge's losing attempt once its
+    // request has the hedge's answer, but the pools wait for them: what is
+    // left of the grace bounds that wait too, or the disconnect waits for
+    // the slowest node (for ever, for one that never answers).
     const grace = this.#grace = new Grace(
       config.clock,
       Math.max(0, timeoutMs - waitedMs),
@@ -126,7 +128,7 @@ export class Shutdown {
     if (!shut) {
       manager.destroyConnections(
         new ClientClosedError(
-          "disconnect closed the connection, still lent " +
+          "disconnect closed the connection, still in use " +
             `${waitedMs + grace.elapsedMs} ms after it was called`,
         ),
       );

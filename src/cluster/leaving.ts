@@ -62,8 +62,8 @@ export class LeavingNodes {
     graceMs: number,
     gone: (node: NodeRecord) => void,
   ): Promise<void> {
-    // A closed pool lists its connections no more, but a disconnect may
-    // have to destroy them while they drain: keep them.
+    // Taken before the clear: the removal's deadline and a disconnect
+    // destroy what is still draining among them.
     const connections = node.pool.connections();
     let close!: (closed: Promise<void>) => void;
     // Bounded as a disconnect's grace is: a connection still lent or busy

@@ -466,9 +466,12 @@ export class ConnectionPool<C extends PoolableConnection>
    * flight (a custom connection's may never settle) has its connection
    * destroyed with a {@linkcode ConnectionLostError} saying so, and is
    * waited for no more; requests in flight, each bounded by its own
-   * timeout, are let finish. On the system clock these bounded waits keep
-   * the process alive, as awaited I/O does, so a program awaiting
-   * `close()` goes on after it. Calling it again returns the same promise.
+   * timeout, are let finish (`connections()` lists their connections
+   * meanwhile: `destroy()` them to end those requests now, as a client's
+   * `disconnect()` does after its grace). On the system clock these
+   * bounded waits keep the process alive, as awaited I/O does, so a
+   * program awaiting `close()` goes on after it. Calling it again returns
+   * the same promise.
    *
    * @example
    * ```ts
@@ -509,8 +512,11 @@ export class ConnectionPool<C extends PoolableConnection>
 
   /**
    * The connections the pool holds now, oldest first: idle, busy, lent, and
-   * those waiting to retire. A copy; for shutting everything down at once
-   * (`destroy()` each) or for diagnostics, not for sending requests.
+   * those waiting to retire; then those whose close it started and still
+   * waits for (after `close()`, those busy with requests in flight), until
+   * that close settles or is given up. A copy; for shutting everything
+   * down at once (`destroy()` each, which ends a `close()` waiting on
+   * requests in flight) or for diagnostics, not for sending requests.
    *
    * @example
    * ```ts
@@ -520,7 +526,7 @@ export class ConnectionPool<C extends PoolableConnection>
    * ```
    */
   connections(): C[] {
-    return this.#roster.list.map((entry) => entry.conn);
+    return this.#roster.connections();
   }
 
   // ------------------------------------------------ choosing, lending

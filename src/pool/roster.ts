@@ -80,6 +80,21 @@ export class Roster<C extends PoolableConnection> {
   }
 
   /**
+   * Every connection not let go of for good, oldest first: those held,
+   * then those whose close the pool started and still waits for. A
+   * closing pool takes its busy connections off the list to close once
+   * idle; left out here, a disconnect's destroy after its grace missed
+   * them and waited on their slowest request (a hedge's losing attempt).
+   */
+  connections(): C[] {
+    const all = this.list.map((entry) => entry.conn);
+    for (const { conn } of this.#closing.values()) {
+      if (!all.includes(conn)) all.push(conn);
+    }
+    return all;
+  }
+
+  /**
    * Gives up on the closes in progress whose connection has gone `limitMs`,
    * at `now`, without being seen with requests in flight: each is destroyed
    * with `error()` (a custom connection's close may never settle) and no
