@@ -88,6 +88,12 @@ export function attachStream(
     core.channel = before;
     core.writer = beforeWriter;
     core.codec.copyBelow = copiedBelow;
+    // Its onData may have taken the receiver before its onClose threw:
+    // what it delivered then was read by a connection that never got a
+    // writer (a first attach), and a node's PING threw back into the
+    // channel. Dropped: a channel that keeps it anyway meets a connection
+    // that has ended (Connection's constructor).
+    readFrom(channel, ignore);
     if (before !== undefined) readFrom(before, onData);
     throw receiversRefused(core.owner, cause);
   }
@@ -127,6 +133,9 @@ function brokenReceiver(owner: CoreOwner): (error: unknown) => void {
     );
   };
 }
+
+/** The receiver of a refused channel: what it hands over is nobody's. */
+function ignore(): void {}
 
 /**
  * Hands what `channel` reads to `fn` from now on, if it takes it: a

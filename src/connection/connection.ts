@@ -223,7 +223,16 @@ export class Connection {
       set: (state) => (this.#state = state),
     });
     this.closed = this.#end.closed;
-    core.attach(channel, this.#end.onChannelClose);
+    try {
+      core.attach(channel, this.#end.onChannelClose);
+    } catch (error) {
+      // Refused, the channel is the opener's to destroy; one that kept
+      // the receivers anyway (a custom adapter's) finds the connection
+      // ended, with nothing to answer or shut down: it had no writer.
+      this.#state = "closed";
+      core.closed = true;
+      throw error;
+    }
   }
 
   /**
