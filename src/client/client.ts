@@ -511,6 +511,10 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * system clock that wait keeps the process alive, as awaited I/O does,
    * even when nothing in flight holds a socket.
    *
+   * @throws {InvalidArgumentError} for bad options (nothing is shut down).
+   * @throws {ConfigError} naming `clock` once everything is closed, when
+   *   a custom clock's `now()` threw as the grace was timed (the grace,
+   *   which it could not time, was over at once).
    * @example
    * ```ts
    * import { Client } from "@nodewire/client";

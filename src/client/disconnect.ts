@@ -9,9 +9,15 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
+import { blameClock, clockFailed } from "../config/validate.ts";
 import { disconnected } from "../cluster/log.ts";
 import type { BatchHost } from "./batch.ts";
-import { AbortedError, ClientClosedError, RemoteError } from "../errors.ts";
+import {
+  AbortedError,
+  ClientClosedError,
+  type ConfigError,
+  RemoteError,
+} from "../errors.ts";
 
 /**
  * Options of {@linkcode Client.disconnect}.
@@ -63,6 +69,12 @@ export class Shutdown {
   #finish!: (run: Promise<void>) => void;
   #grace: Grace | undefined;
   #cancelled: Error | undefined;
+  /**
+   * A custom clock's now() threw as the shutdown timed its grace: the
+   * shutdown goes on without that reading, and `done` rejects with this
+   * once everything is closed.
+   */
+  #clockError: ConfigError | undefined;
 
   constructor() {
     this.done = new Promise<void>((resolve) => (this.#finish = resolve));
@@ -88,6 +100,11 @@ export class Shutdown {
     this.#grace?.shorten(timeoutMs);
   }
 
+  /** The clock threw `thrown`: told once `done` is otherwise over. */
+  readonly #clockThrew = (clock: Clock, thrown: unknown): void => {
+    this.#clockError ??= clockFailed(clock, thrown);
+  };
+
   async #run(
     { manager, path, config }: BatchHost,
     log: Logger | undefined,
@@ -98,7 +115,11 @@ export class Shutdown {
     path.stop();
     let waitedMs = 0;
     if (path.inFlight > 0) {
-      const grace = this.#grace = new Grace(config.clock, timeoutMs);
+      const grace = this.#grace = new Grace(
+        config.clock,
+        timeoutMs,
+        this.#clockThrew,
+      );
       await grace.done;
       this.#grace = undefined;
       waitedMs = grace.elapsedMs;
@@ -117,9 +138,16 @@ export class Shutdown {
     const grace = this.#grace = new Grace(
       config.clock,
       Math.max(0, timeoutMs - waitedMs),
+      this.#clockThrew,
     );
     let shut = false;
-    const closed = manager.close().finally(() => {
+    // The close failing (a custom clock's throw, read again below to
+    // name it) ends no wait here: told once the rest is done.
+    let closeFailed: [unknown] | undefined;
+    const closed = manager.close().then(
+      () => {},
+      (error) => void (closeFailed = [error]),
+    ).finally(() => {
       shut = true;
       grace.end();
     });
@@ -135,6 +163,10 @@ export class Shutdown {
     }
     await closed;
     log?.(disconnected());
+    if (this.#clockError !== undefined) throw this.#clockError;
+    if (closeFailed !== undefined) {
+      throw blameClock(config.clock, closeFailed[0]);
+    }
   }
 }
 
@@ -149,25 +181,52 @@ export class Shutdown {
  */
 export class Grace {
   readonly #clock: Clock;
-  readonly #started: number;
-  #deadline: number;
+  readonly #clockThrew: (clock: Clock, thrown: unknown) => void;
+  #started = 0;
+  #deadline = 0;
   #timer: TimerHandle | undefined;
   #resolve!: () => void;
   /** Resolves when the grace period is over. */
   readonly done: Promise<void>;
 
-  /** Starts a grace period of `timeoutMs` on `clock`. */
-  constructor(clock: Clock, timeoutMs: number) {
+  /**
+   * Starts a grace period of `timeoutMs` on `clock`. A reading of
+   * `clock.now()` that throws goes to `clockThrew`, and the grace period,
+   * which cannot be timed then, is over at once: a shutdown that waited
+   * on it stopped where it was, with every connection left open.
+   */
+  constructor(
+    clock: Clock,
+    timeoutMs: number,
+    clockThrew: (clock: Clock, thrown: unknown) => void,
+  ) {
     this.#clock = clock;
-    this.#started = clock.now();
-    this.#deadline = this.#started + timeoutMs;
+    this.#clockThrew = clockThrew;
     this.done = new Promise<void>((resolve) => (this.#resolve = resolve));
+    const now = this.#now();
+    if (now === undefined) {
+      this.end();
+      return;
+    }
+    this.#started = now;
+    this.#deadline = now + timeoutMs;
     this.#arm(timeoutMs);
   }
 
-  /** How long it has lasted, in ms. */
+  /** How long it has lasted, in ms (0 when the clock cannot say). */
   get elapsedMs(): number {
-    return this.#clock.now() - this.#started;
+    const now = this.#now();
+    return now === undefined ? 0 : now - this.#started;
+  }
+
+  /** The clock's reading, or undefined when it threw (told). */
+  #now(): number | undefined {
+    try {
+      return this.#clock.now();
+    } catch (thrown) {
+      this.#clockThrew(this.#clock, thrown);
+      return undefined;
+    }
   }
 
   /** Ends it now. */
@@ -179,8 +238,13 @@ export class Grace {
 
   /** Ends it `timeoutMs` from now, if that is sooner. */
   shorten(timeoutMs: number): void {
-    const deadline = this.#clock.now() + timeoutMs;
-    if (this.#timer === undefined || deadline >= this.#deadline) return;
+    if (this.#timer === undefined) return;
+    const now = this.#now();
+    // Called from inside disconnect(): the throw went to its caller, and
+    // the grace ran on. A more urgent call it cannot time ends it now.
+    if (now === undefined) return this.end();
+    const deadline = now + timeoutMs;
+    if (deadline >= this.#deadline) return;
     this.#deadline = deadline;
     this.#clock.clearTimeout(this.#timer);
     this.#arm(timeoutMs);

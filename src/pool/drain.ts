@@ -8,6 +8,7 @@
  */
 
 import { type Clock, wait } from "../clock.ts";
+import { clockFailed } from "../config/validate.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { endpointOf } from "./endpoint.ts";
 import type { Roster } from "./roster.ts";
@@ -51,7 +52,19 @@ export async function drainPool<C extends PoolableConnection>(
   }
   const overdue = () => overdueClose(address, limitMs);
   while (roster.closing > 0) {
-    const now = clock.now();
+    let now: number;
+    try {
+      now = clock.now();
+    } catch (thrown) {
+      // A custom clock whose now() throws: no wait can be bounded, so
+      // every close left is given up now, its connection destroyed with
+      // the ConfigError naming the clock (what is in flight fails with
+      // it as cause). Let out, the throw left those connections open for
+      // good, and close() rejected with the clock's raw error.
+      const error = clockFailed(clock, thrown);
+      roster.overdueCloses(Infinity, 0, () => error);
+      return;
+    }
     const next = roster.overdueCloses(now, limitMs, overdue);
     if (roster.closing > 0) {
       await within(clock, next - now, Promise.all(roster.closes()));

@@ -470,8 +470,11 @@ export class ConnectionPool<C extends PoolableConnection>
    * meanwhile: `destroy()` them to end those requests now, as a client's
    * `disconnect()` does after its grace). On the system clock these
    * bounded waits keep the process alive, as awaited I/O does, so a
-   * program awaiting `close()` goes on after it. Calling it again returns
-   * the same promise.
+   * program awaiting `close()` goes on after it. A custom clock whose
+   * `now()` throws as the closes are waited for bounds nothing: every
+   * close left is given up at once, its connection destroyed with a
+   * `ConfigError` naming `clock`. Calling it again returns the same
+   * promise.
    *
    * @example
    * ```ts

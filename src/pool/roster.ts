@@ -18,8 +18,11 @@ import type { PoolableConnection } from "./types.ts";
 /** A close the pool started and waits for. */
 interface Closing<C> {
   readonly conn: C;
-  /** Since when it has not been seen with requests in flight. */
-  quietSince: number;
+  /**
+   * Since when it has not been seen with requests in flight; undefined
+   * until first looked at when the clock could not be read as it began.
+   */
+  quietSince: number | undefined;
 }
 
 /**
@@ -105,7 +108,9 @@ export class Roster<C extends PoolableConnection> {
   overdueCloses(now: number, limitMs: number, error: () => Error): number {
     let next = Infinity;
     for (const [closing, record] of [...this.#closing]) {
-      if (hasWork(record.conn)) record.quietSince = now;
+      if (record.quietSince === undefined || hasWork(record.conn)) {
+        record.quietSince = now;
+      }
       const due = record.quietSince + limitMs;
       if (now < due) {
         next = Math.min(next, due);
@@ -427,10 +432,19 @@ export class Roster<C extends PoolableConnection> {
 
   #track(conn: C, closing: Promise<void>): void {
     const ctx = this.#ctx;
-    const now = ctx.clock.now();
+    // A custom clock whose now() throws: let out, the throw left the
+    // removal half done (no event), and a closing pool's other
+    // connections never closed. The close is timed from its first look
+    // instead, whose own reading tells of the clock (see drainPool).
+    let now: number | undefined;
+    try {
+      now = ctx.clock.now();
+    } catch {
+      now = undefined;
+    }
     this.#closing.set(closing, { conn, quietSince: now });
     closing.then(() => this.#closing.delete(closing));
     // Looked at again then, while the pool runs (see overdueCloses).
-    ctx.wakeAt(now + ctx.createTimeoutMs);
+    if (now !== undefined) ctx.wakeAt(now + ctx.createTimeoutMs);
   }
 }

@@ -68,7 +68,15 @@ export function closePool<C extends PoolableConnection>(
   parts.waiters.turns.stop();
   const error = new PoolClosedError(address, "closed");
   parts.opener.close(error);
-  parts.waiters.failAll(error, "poolClosed");
+  try {
+    parts.waiters.failAll(error, "poolClosed");
+  } catch (thrown) {
+    // A checkoutFailed event that could not be built (a custom clock
+    // whose now() throws): let out, it left the rest of the waiters
+    // waiting and every connection open. They fail all the same, with
+    // the ConfigError naming the clock, and the connections go below.
+    parts.waiters.failThrown(thrown);
+  }
   held = parts.roster.closeAll();
   return promise;
 }
