@@ -513,8 +513,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    *
    * @throws {InvalidArgumentError} for bad options (nothing is shut down).
    * @throws {ConfigError} naming `clock` once everything is closed, when
-   *   a custom clock's `now()` threw as the grace was timed (the grace,
-   *   which it could not time, was over at once).
+   *   a custom clock's `now()` or `setTimeout()` threw as the grace was
+   *   timed (the grace, which it could not time, was over at once).
    * @example
    * ```ts
    * import { Client } from "@nodewire/client";

@@ -100,9 +100,9 @@ export class Shutdown {
     this.#grace?.shorten(timeoutMs);
   }
 
-  /** The clock threw `thrown`: told once `done` is otherwise over. */
-  readonly #clockThrew = (clock: Clock, thrown: unknown): void => {
-    this.#clockError ??= clockFailed(clock, thrown);
+  /** The clock threw (`error` names it): told once the rest is done. */
+  readonly #clockThrew = (error: ConfigError): void => {
+    this.#clockError ??= error;
   };
 
   async #run(
@@ -181,7 +181,7 @@ export class Shutdown {
  */
 export class Grace {
   readonly #clock: Clock;
-  readonly #clockThrew: (clock: Clock, thrown: unknown) => void;
+  readonly #clockThrew: (error: ConfigError) => void;
   #started = 0;
   #deadline = 0;
   #timer: TimerHandle | undefined;
@@ -190,15 +190,16 @@ export class Grace {
   readonly done: Promise<void>;
 
   /**
-   * Starts a grace period of `timeoutMs` on `clock`. A reading of
-   * `clock.now()` that throws goes to `clockThrew`, and the grace period,
-   * which cannot be timed then, is over at once: a shutdown that waited
-   * on it stopped where it was, with every connection left open.
+   * Starts a grace period of `timeoutMs` on `clock`. A `clock.now()` or
+   * `clock.setTimeout()` that throws goes to `clockThrew` (as the
+   * ConfigError naming the clock), and the grace period, which cannot be
+   * timed then, is over at once: a shutdown that waited on it stopped
+   * where it was, with every connection left open.
    */
   constructor(
     clock: Clock,
     timeoutMs: number,
-    clockThrew: (clock: Clock, thrown: unknown) => void,
+    clockThrew: (error: ConfigError) => void,
   ) {
     this.#clock = clock;
     this.#clockThrew = clockThrew;
@@ -224,7 +225,7 @@ export class Grace {
     try {
       return this.#clock.now();
     } catch (thrown) {
-      this.#clockThrew(this.#clock, thrown);
+      this.#clockThrew(clockFailed(this.#clock, thrown));
       return undefined;
     }
   }
@@ -251,7 +252,13 @@ export class Grace {
   }
 
   #arm(ms: number): void {
-    this.#timer = this.#clock.setTimeout(this.end, ms);
+    try {
+      this.#timer = this.#clock.setTimeout(this.end, ms);
+    } catch (thrown) {
+      this.#clockThrew(clockFailed(this.#clock, thrown, "setTimeout"));
+      this.end();
+      return;
+    }
     holdTimer(this.#clock, this.#timer, true);
   }
 }

@@ -265,15 +265,19 @@ export const timeSource: Check = (value) =>
   nowMethod(value) ?? readingProblem(value);
 
 /**
- * The error for a `clock` whose `now()` threw once in use (the config
- * checks read it once, at construction): a {@linkcode ConfigError} naming
- * `clock`, with what it threw as cause.
+ * The error for a `clock` whose `now()` (or `method`) threw once in use
+ * (the config checks read it once, at construction): a
+ * {@linkcode ConfigError} naming `clock`, with what it threw as cause.
  */
-export function clockFailed(clock: unknown, thrown: unknown): ConfigError {
+export function clockFailed(
+  clock: unknown,
+  thrown: unknown,
+  method: "now" | "setTimeout" = "now",
+): ConfigError {
   return new ConfigError(
     "clock",
     clock,
-    `expected a clock whose now() can be called (it threw ${
+    `expected a clock whose ${method}() can be called (it threw ${
       messageOf(thrown)
     })`,
     { cause: thrown },

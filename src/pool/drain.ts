@@ -47,7 +47,10 @@ export async function drainPool<C extends PoolableConnection>(
 ): Promise<void> {
   if (openings.size > 0) {
     const opens = [...openings].map((opening) => opening.settled);
-    await within(clock, ABORTED_OPEN_GRACE_MS, Promise.all(opens));
+    // A timer the clock would not arm: the opens are not waited for.
+    await within(clock, ABORTED_OPEN_GRACE_MS, Promise.all(opens)).catch(
+      ignore,
+    );
     openings.clear();
   }
   const overdue = () => overdueClose(address, limitMs);
@@ -67,7 +70,15 @@ export async function drainPool<C extends PoolableConnection>(
     }
     const next = roster.overdueCloses(now, limitMs, overdue);
     if (roster.closing > 0) {
-      await within(clock, next - now, Promise.all(roster.closes()));
+      try {
+        await within(clock, next - now, Promise.all(roster.closes()));
+      } catch (thrown) {
+        // Its setTimeout() threw: each wait ended at once, and this loop
+        // spun for good, starving the event loop. Given up as above.
+        const error = clockFailed(clock, thrown, "setTimeout");
+        roster.overdueCloses(Infinity, 0, () => error);
+        return;
+      }
     }
   }
 }
@@ -92,7 +103,8 @@ export function overdueClose(address: string, limitMs: number): Error {
  * `wait`'s does: the caller of `close()` awaits this, and Node ended the
  * program under it when nothing else was left (an open deaf to its abort
  * that held no socket), the close never settled and the code after it
- * never ran.
+ * never ran. Rejects with what the clock's `setTimeout()` threw, if it
+ * did: without that timer there is nothing to wait for.
  */
 async function within(
   clock: Clock,
@@ -100,12 +112,16 @@ async function within(
   promise: Promise<unknown>,
 ): Promise<void> {
   const over = new AbortController();
-  await Promise.race([
-    promise.then(ignore, ignore),
-    wait(clock, ms, over.signal).catch(ignore),
-  ]);
+  // What the clock's setTimeout() threw, if it did: the wait fails at
+  // once, before the race is decided.
+  let unarmed: [unknown] | undefined;
+  const timer = wait(clock, ms, over.signal).catch((error) => {
+    if (!over.signal.aborted) unarmed = [error];
+  });
+  await Promise.race([promise.then(ignore, ignore), timer]);
   // Clears the timer when the promise came first.
   over.abort();
+  if (unarmed !== undefined) throw unarmed[0];
 }
 
 function ignore(): void {}

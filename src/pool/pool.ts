@@ -471,9 +471,9 @@ export class ConnectionPool<C extends PoolableConnection>
    * `disconnect()` does after its grace). On the system clock these
    * bounded waits keep the process alive, as awaited I/O does, so a
    * program awaiting `close()` goes on after it. A custom clock whose
-   * `now()` throws as the closes are waited for bounds nothing: every
-   * close left is given up at once, its connection destroyed with a
-   * `ConfigError` naming `clock`. Calling it again returns the same
+   * `now()` or `setTimeout()` throws as the closes are waited for bounds
+   * nothing: every close left is given up at once, its connection
+   * destroyed with a `ConfigError` naming `clock`. Calling it again returns the same
    * promise.
    *
    * @example
