@@ -1,7 +1,8 @@
 /**
  * The arguments of an event target's `addEventListener` and
  * `removeEventListener`, checked at the door of each SDK object that
- * dispatches events (the client, a pool) by the names it dispatches.
+ * dispatches events (the client, a pool, a manager) by the names it
+ * dispatches.
  *
  * @module
  */
@@ -77,4 +78,28 @@ export function readListenerArguments(
   }
   if (typeof options === "boolean" || options === undefined) return options;
   return readOptions(method, options, LISTENER_RULES);
+}
+
+/**
+ * Reads the arguments of an object's `addEventListener` or
+ * `removeEventListener` (`method`).
+ */
+export type ListenerDoor = (
+  method: "addEventListener" | "removeEventListener",
+  type: unknown,
+  listener: unknown,
+  options: unknown,
+) => boolean | ReadListenerOptions | undefined;
+
+/**
+ * The door of `owner`'s listener methods (`owner` as errors name it:
+ * `ConnectionPool`, `ConnectionManager`): {@linkcode readListenerArguments}
+ * by the `names` it dispatches, the method named after its owner.
+ */
+export function listenerDoor(
+  owner: string,
+  names: ReadonlySet<string>,
+): ListenerDoor {
+  return (method, type, listener, options) =>
+    readListenerArguments(`${owner}.${method}`, names, type, listener, options);
 }

@@ -1,7 +1,7 @@
 /**
- * A pool's options and an acquire's (`tryAcquireShared` takes none), read
- * once and refused with an `InvalidArgumentError` naming the option
- * before anything changes.
+ * A pool's options, an acquire's (`tryAcquireShared` takes none) and its
+ * listeners' arguments, read once and refused with an
+ * `InvalidArgumentError` naming the option before anything changes.
  *
  * @module
  */
@@ -15,8 +15,10 @@ import {
   readOptions,
   signal,
 } from "../config/options.ts";
+import { type ListenerDoor, listenerDoor } from "../config/listeners.ts";
 import { durationProblem } from "../config/validate.ts";
 import type { InvalidArgumentError } from "../errors.ts";
+import { POOL_EVENTS } from "./events.ts";
 import type {
   AcquireOptions,
   ConnectionPoolOptions,
@@ -81,3 +83,14 @@ export function readAcquireOptions(
     return error as InvalidArgumentError;
   }
 }
+
+/**
+ * Reads the arguments of the pool's `addEventListener` and
+ * `removeEventListener`, checked against the names it dispatches.
+ *
+ * @throws {InvalidArgumentError} naming the bad argument.
+ */
+export const readPoolListener: ListenerDoor = listenerDoor(
+  "ConnectionPool",
+  POOL_EVENTS,
+);

@@ -194,6 +194,9 @@ export const POOL_EVENT_NAMES: readonly PoolEventName[] = Object.freeze(
   ] satisfies PoolEventName[],
 );
 
+/** The names a pool dispatches, for its listeners' door. */
+export const POOL_EVENTS: ReadonlySet<string> = new Set(POOL_EVENT_NAMES);
+
 /**
  * An event dispatched by a {@linkcode ConnectionPool}. Its payload is in
  * `detail`, typed by the event name.

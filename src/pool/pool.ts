@@ -13,17 +13,18 @@
  * and lifetime can be tested on a virtual clock.
  *
  * Here: the API, the checkout paths and the pool's state. Apart: its
- * options read and its parts' wiring (assembly.ts), the pump and
- * `poolReady` (pump.ts), the check-in of a
- * connection lent for exclusive use (check_in.ts) and the work of
- * `clear()` and `close()` (shutdown.ts), beside the parts themselves.
+ * options read and its parts' wiring (assembly.ts), its acquires' and
+ * listeners' arguments read (arguments.ts), the pump and `poolReady`
+ * (pump.ts), the check-in of a connection lent for exclusive use
+ * (check_in.ts), the work of `clear()` and `close()` (shutdown.ts) and of
+ * `stats()` (stats.ts), beside the parts themselves.
  *
  * @module
  */
 
 import type { PoolConfig } from "../config/shapes.ts";
 import { PoolClosedError } from "../errors.ts";
-import { readAcquireOptions } from "./arguments.ts";
+import { readAcquireOptions, readPoolListener } from "./arguments.ts";
 import type { TickClock } from "../tick_clock.ts";
 import type { PoolEmitter } from "./context.ts";
 import {
@@ -31,8 +32,7 @@ import {
   TypedEventTarget,
   type TypedListener,
 } from "../events.ts";
-import { readListenerArguments } from "../config/listeners.ts";
-import { POOL_EVENT_NAMES, type PoolEventMap } from "./events.ts";
+import type { PoolEventMap } from "./events.ts";
 import { assemblePool, type PoolParts } from "./assembly.ts";
 import type { Opener } from "./opening.ts";
 import type { Entry } from "./entry.ts";
@@ -52,8 +52,6 @@ import type { WaitQueue } from "./wait_queue.ts";
 
 const OPEN = 0;
 const CLOSED = 1;
-/** The names a pool dispatches, for its listeners' door. */
-const POOL_EVENTS: ReadonlySet<string> = new Set(POOL_EVENT_NAMES);
 
 /**
  * The connections to one database node.
@@ -185,13 +183,7 @@ export class ConnectionPool<C extends PoolableConnection>
     options?: boolean | ListenerOptions,
   ): void {
     // Read once: the event target would read the options again.
-    const read = readListenerArguments(
-      "ConnectionPool.addEventListener",
-      POOL_EVENTS,
-      type,
-      listener,
-      options,
-    );
+    const read = readPoolListener("addEventListener", type, listener, options);
     super.addEventListener(type, listener, read);
   }
 
@@ -214,9 +206,8 @@ export class ConnectionPool<C extends PoolableConnection>
     listener: TypedListener<PoolEventMap[K]> | null,
     options?: boolean | Pick<ListenerOptions, "capture">,
   ): void {
-    const read = readListenerArguments(
-      "ConnectionPool.removeEventListener",
-      POOL_EVENTS,
+    const read = readPoolListener(
+      "removeEventListener",
       type,
       listener,
       options,
@@ -504,13 +495,7 @@ export class ConnectionPool<C extends PoolableConnection>
    * ```
    */
   stats(): PoolStats {
-    return poolStats(
-      this.address,
-      this.#roster,
-      this.#queue,
-      this.#opener,
-      this.#state !== OPEN,
-    );
+    return poolStats(this.#parts, this.#state !== OPEN);
   }
 
   /**

@@ -5,21 +5,17 @@
  * @module
  */
 
-import type { Opener } from "./opening.ts";
+import type { PoolParts } from "./assembly.ts";
 import { isCount, unreadable } from "./load.ts";
-import type { Roster } from "./roster.ts";
 import type { PoolableConnection, PoolStats } from "./types.ts";
-import type { WaitQueue } from "./wait_queue.ts";
 
 /**
  * The pool's counters now, as plain data: one pass over the connections
- * held, plus the opener's and the queue's counts.
+ * held, plus the opener's and the queue's counts; `closed` is the pool's
+ * own state.
  */
 export function poolStats<C extends PoolableConnection>(
-  address: string,
-  roster: Roster<C>,
-  queue: WaitQueue<C>,
-  opener: Opener<C>,
+  { ctx, roster, waiters, opener }: PoolParts<C>,
   closed: boolean,
 ): PoolStats {
   let idle = 0;
@@ -41,12 +37,12 @@ export function poolStats<C extends PoolableConnection>(
     ) idle++;
   }
   return {
-    address,
+    address: ctx.address,
     open: list.length,
     idle,
     inUse,
     inFlight,
-    waiting: queue.size,
+    waiting: waiters.queue.size,
     connecting: opener.connecting,
     totalCreated: opener.totalCreated,
     totalClosed: roster.totalClosed,
