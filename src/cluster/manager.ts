@@ -4,7 +4,8 @@
  * class keeps the choice (the healthy set, the balancer, panic) and the
  * bookings of what requests saw; who the nodes are is `registry.ts`, what
  * takes them out of rotation and back `health_watch.ts`, their pools
- * `connector.ts`, their first connections `first_connect.ts`.
+ * `connector.ts`, their first connections `first_connect.ts`, its door
+ * `manager_door.ts`, and the parts' wiring `manager_parts.ts`.
  *
  * @module
  */
@@ -12,8 +13,9 @@
 import {
   checkConnectSignal,
   checkMarkArguments,
-  readManagerArguments,
+  readManagerListener,
 } from "./manager_door.ts";
+import { assembleManager } from "./manager_parts.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { NoHealthyNodesError } from "../errors.ts";
@@ -22,11 +24,9 @@ import {
   TypedEventTarget,
   type TypedListener,
 } from "../events.ts";
-import { readListenerArguments } from "../config/listeners.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
 import type { Balancer } from "./balancer.ts";
-import { HealthyNodeSet } from "./healthy_set.ts";
-import { nodePools } from "./connector.ts";
+import type { HealthyNodeSet } from "./healthy_set.ts";
 import { type OutlierEjector, recordFailedRequest } from "./ejection.ts";
 import {
   closedError,
@@ -34,13 +34,12 @@ import {
   firstConnectWaitMs,
   startNodes,
 } from "./first_connect.ts";
-import { MANAGER_EVENT_NAMES, type ManagerEventMap } from "./events.ts";
+import type { ManagerEventMap } from "./events.ts";
 import type { HealthCheckResult } from "./health_loop.ts";
-import { HealthWatch } from "./health_watch.ts";
+import type { HealthWatch } from "./health_watch.ts";
 import type { ManagedNode, NodeRecord } from "./node.ts";
-import { NodeRegistry } from "./registry.ts";
+import type { NodeRegistry } from "./registry.ts";
 import { nextClientId } from "../diagnostics/channels.ts";
-import { logManagerEvents } from "./log.ts";
 import { bookReply, failureSample, type PeakEwma } from "./peak_ewma.ts";
 
 /**
@@ -102,41 +101,24 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     connectionOptions: Partial<ConnectionOptions> = {},
   ) {
     super();
-    connectionOptions = readManagerArguments(
-      config,
-      adapter,
-      connectionOptions,
-    );
-    this.#config = config;
-    const registry = this.#registry = new NodeRegistry(
-      config,
-      nodePools(this.id, this, config, adapter, connectionOptions),
-      {
-        target: this,
-        grew: () => (this.#balancer = registry.balancer(this.#healthy)),
-        left: (node) => {
-          this.#healthy.delete(node);
-          this.#ejector?.forget(node);
-          this.#panicBelow = config.panicThreshold * registry.nodes.length;
-        },
+    const parts = assembleManager(this, config, adapter, connectionOptions, {
+      grew: () => (this.#balancer = registry.balancer(this.#healthy)),
+      left: (node) => {
+        this.#healthy.delete(node);
+        this.#ejector?.forget(node);
+        this.#panicBelow = config.panicThreshold * registry.nodes.length;
       },
-    );
+      isClosed: () => this.#closed,
+    });
+    this.#config = config;
+    const registry = this.#registry = parts.registry;
     this.#byAddress = registry.byAddress;
     this.#latency = registry.latency;
-    const nodes = registry.nodes;
-    this.#healthy = new HealthyNodeSet<ManagedNode>(nodes, {
-      slotOf: (node) => (node as NodeRecord).slot,
-    });
-    this.#balancer = registry.balancer(this.#healthy);
-    this.#watch = new HealthWatch(
-      { target: this, clientId: this.id, isClosed: () => this.#closed },
-      registry,
-      this.#healthy,
-      config,
-    );
-    this.#ejector = this.#watch.ejector;
-    this.#panicBelow = config.panicThreshold * nodes.length;
-    if (config.logger) logManagerEvents(config.logger, this);
+    this.#healthy = parts.healthy;
+    this.#balancer = parts.balancer;
+    this.#watch = parts.watch;
+    this.#ejector = parts.watch.ejector;
+    this.#panicBelow = config.panicThreshold * registry.nodes.length;
   }
 
   /**
@@ -162,13 +144,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     super.addEventListener(
       type,
       listener,
-      readListenerArguments(
-        "ConnectionManager.addEventListener",
-        MANAGER_EVENT_NAMES,
-        type,
-        listener,
-        options,
-      ),
+      readManagerListener("addEventListener", type, listener, options),
     );
   }
 
@@ -194,13 +170,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     super.removeEventListener(
       type,
       listener,
-      readListenerArguments(
-        "ConnectionManager.removeEventListener",
-        MANAGER_EVENT_NAMES,
-        type,
-        listener,
-        options,
-      ),
+      readManagerListener("removeEventListener", type, listener, options),
     );
   }
 

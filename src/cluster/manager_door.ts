@@ -1,8 +1,8 @@
 /**
  * What `new ConnectionManager()` checks before it builds anything: a
  * resolved config, an adapter, and connection options by the rules of
- * `Connection.connect`; and the arguments of its health marks and the
- * signal of its `connect()`. Without
+ * `Connection.connect`; and the arguments of its health marks, of its
+ * listeners and the signal of its `connect()`. Without
  * it a raw config or a missing adapter failed with a TypeError from deep
  * inside, or with another method's name, and a bad connection option
  * only at the first connect.
@@ -12,9 +12,11 @@
 
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { CONNECT } from "../connection/control.ts";
+import { type ListenerDoor, listenerDoor } from "../config/listeners.ts";
 import { methods, readOptions, refuse, signal } from "../config/options.ts";
 import { isResolvedConfig } from "../config/resolve.ts";
 import type { RuntimeAdapter } from "../runtime/types.ts";
+import { MANAGER_EVENT_NAMES } from "./events.ts";
 
 const METHOD = "new ConnectionManager()";
 
@@ -144,3 +146,14 @@ export function checkConnectSignal(value: unknown): void {
     throw refuse("ConnectionManager.connect", "signal", value, wrong);
   }
 }
+
+/**
+ * Reads the arguments of the manager's `addEventListener` and
+ * `removeEventListener`, checked against the names it dispatches.
+ *
+ * @throws {InvalidArgumentError} naming the bad argument.
+ */
+export const readManagerListener: ListenerDoor = listenerDoor(
+  "ConnectionManager",
+  MANAGER_EVENT_NAMES,
+);
