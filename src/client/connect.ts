@@ -22,11 +22,7 @@ import {
   NodeMembershipEvent,
   ProtocolSelectedEvent,
 } from "../cluster/events.ts";
-import {
-  POOL_EVENT_NAMES,
-  PoolEvent,
-  type PoolEventName,
-} from "../pool/events.ts";
+import { POOL_EVENTS, PoolEvent, type PoolEventName } from "../pool/events.ts";
 import { getAdapter } from "../runtime/detect.ts";
 import { operationAborted } from "./retry.ts";
 import { loadChannels } from "../diagnostics/channels.ts";
@@ -159,8 +155,6 @@ export function forwardManagerEvents(
     (e) => dispatch(new NodeMembershipEvent("nodeRemoved", e.detail, e.at)),
   );
 }
-
-const POOL_EVENTS = new Set<string>(POOL_EVENT_NAMES);
 
 /**
  * Re-dispatches the pool event `type` of every node through `client` as
