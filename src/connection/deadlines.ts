@@ -105,10 +105,11 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     return this.#timer !== undefined;
   }
 
-  #arm(at: number): void {
+  // `now`: the firing's reading, when it re-arms (see #fire).
+  #arm(at: number, now: number = this.#clock.now()): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timerAt = at;
-    const delay = Math.max(0, at - this.#clock.now());
+    const delay = Math.max(0, at - now);
     this.#timer = this.#clock.setTimeout(this.#fire, delay);
   }
 
@@ -119,9 +120,21 @@ export class DeadlineTracker<E extends DeadlineEntry> {
   };
 
   #fire = (): void => {
+    const armedFor = this.#timerAt;
     this.#timer = undefined;
     this.#timerAt = Infinity;
-    this.#nowAtFire = this.#clock.now();
+    // The timer fired because the deadline it was armed for came: a
+    // custom clock whose now() throws here gives that time instead. Its
+    // throw escaped from the timer (uncaught on a real clock), and the
+    // tracker was left unarmed: every request in flight on the connection
+    // lost its deadline, and one a node never answers waited for good.
+    let now: number;
+    try {
+      now = this.#clock.now();
+    } catch {
+      now = armedFor;
+    }
+    this.#nowAtFire = now;
     this.#next = Infinity;
     this.#scan(this.#visit);
     const due = this.#due;
@@ -131,8 +144,10 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     for (const entry of due) this.#onExpire(entry, entry.timeoutMs);
     // Read after the callbacks: one may have stopped the tracker (its
     // connection destroyed), and one may have added entries and armed
-    // the timer already.
+    // the timer already. Re-armed from the firing's reading, not a new
+    // one: the callbacks take microseconds, and the clock is not read
+    // from inside the timer again.
     const next = this.#next;
-    if (next < this.#timerAt) this.#arm(next);
+    if (next < this.#timerAt) this.#arm(next, now);
   };
 }
