@@ -10,17 +10,16 @@
 import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Client } from "../src/client/client.ts";
+import type { Client } from "../src/client/client.ts";
 import type { BatchResult } from "../src/client/batch.ts";
 import type { ConnectionConfig } from "../src/config/shapes.ts";
 import type { RequestMessage } from "../src/diagnostics/channels.ts";
 import { ClientClosedError, ConnectionLostError } from "../src/errors.ts";
-import { createMemoryNetwork } from "../src/runtime/memory.ts";
-import { startTestNode, type TestNode } from "../testing/node.ts";
 import { decodeReply, ops } from "../testing/ops.ts";
-import { type ProxyFaults, startFaultProxy } from "../testing/proxy.ts";
-import { VirtualClock } from "../testing/virtual_clock.ts";
+import type { ProxyFaults } from "../testing/proxy.ts";
+import type { VirtualClock } from "../testing/virtual_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
+import { startTwoNodes } from "./support/hedge_scene.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 /** The disconnect's grace, in ms. */
@@ -46,26 +45,10 @@ async function scene(
   config: Partial<ConnectionConfig>,
   body: (s: { client: Client; clock: VirtualClock }) => Promise<void>,
 ): Promise<void> {
-  const clock = new VirtualClock();
-  const network = createMemoryNetwork();
-  const nodes: TestNode[] = [];
-  for (const nodeId of ["n0", "n1"]) {
-    nodes.push(await startTestNode({ nodeId, runtime: network, clock }));
-  }
-  const proxy = await startFaultProxy({
-    target: nodes[0],
-    runtime: network,
-    clock,
-  });
-  const client = await Client.connect({
-    hosts: [proxy.address, nodes[1].address],
-    runtime: network,
-    clock,
-    healthConfig: { intervalMs: 0 },
-    poolConfig: { minConnections: 1, maxConnections: 1 },
-    loadBalancing: "round-robin",
-    ...config,
-  });
+  const { client, clock, slow: proxy, nodes } = await startTwoNodes(config, [
+    "n0",
+    "n1",
+  ]);
   const watch = watchEscapes();
   try {
     await clock.advance(0);

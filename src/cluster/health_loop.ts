@@ -9,7 +9,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HealthConfig } from "../config/shapes.ts";
-import { blameClock, clockFailed } from "../config/validate.ts";
+import { blameClock, clockFailed, readClock } from "../config/validate.ts";
 import { asError } from "../errors/base.ts";
 import {
   ClientClosedError,
@@ -178,14 +178,14 @@ export class HealthLoop {
         new ClientClosedError("the connection manager is closed"),
       );
     }
-    const start = this.#now();
+    const start = readClock(this.#clock);
     try {
       const connection = await this.#checkout(node, timeoutMs);
-      const left = Math.max(1, timeoutMs - (this.#now() - start));
+      const left = Math.max(1, timeoutMs - (readClock(this.#clock) - start));
       const latency = await connection.ping({ timeoutMs: left });
       if (
         !this.#owner.isClosed() &&
-        node.health.recordSuccess(latency, this.#now())
+        node.health.recordSuccess(latency, readClock(this.#clock))
       ) {
         this.#owner.onHealthChanged(
           node,
@@ -194,10 +194,10 @@ export class HealthLoop {
       }
       return this.#result(node, latency, undefined);
     } catch (caught) {
-      // The clock's failures are named where it is read (#now, #checkout,
-      // Connection.ping): what else the ping fails with is the node's,
-      // a custom connection's own Error too (it was taken for the clock's,
-      // and not counted against the node), kept as it was thrown.
+      // The clock's failures are named where it is read (readClock,
+      // #checkout, Connection.ping): what else the ping fails with is the
+      // node's, a custom connection's own Error too (it was taken for the
+      // clock's, and not counted against the node), kept as it was thrown.
       const error = asError(caught);
       // No connection to ping because the application holds them all
       // (withConnection): that says nothing about the node.
@@ -211,7 +211,7 @@ export class HealthLoop {
       }
       if (
         !this.#owner.isClosed() &&
-        node.health.recordFailure(error, this.#now())
+        node.health.recordFailure(error, readClock(this.#clock))
       ) {
         this.#owner.onHealthChanged(
           node,
@@ -239,18 +239,6 @@ export class HealthLoop {
       throw caught instanceof NodewireError
         ? caught
         : clockFailed(this.#clock, caught);
-    }
-  }
-
-  /**
-   * The clock's reading for a check; its throw is the ConfigError naming
-   * `clock`, which a check does not book against the node.
-   */
-  #now(): number {
-    try {
-      return this.#clock.now();
-    } catch (thrown) {
-      throw clockFailed(this.#clock, thrown);
     }
   }
 

@@ -26,17 +26,19 @@ export function hedgeScene(
   return twoNodeScene({ hedging: { delayMs: 10 }, ...config }, body);
 }
 
-/** The two nodes, the slow proxy and a client configured by `config` alone. */
-export async function twoNodeScene(
+/**
+ * Two test nodes on a fresh memory network and virtual clock, the first
+ * behind a fault proxy (no fault yet), and a round-robin client over them
+ * (one connection each, health checks off) laid over with `config`.
+ */
+export async function startTwoNodes(
   config: Partial<ConnectionConfig>,
-  body: (s: HedgeScene) => Promise<void>,
-): Promise<void> {
+  nodeIds: readonly [string, string] = ["h0", "h1"],
+) {
   const network = createMemoryNetwork();
   const clock = new VirtualClock();
   const nodes = await Promise.all(
-    [0, 1].map((i) =>
-      startTestNode({ nodeId: `h${i}`, runtime: network, clock })
-    ),
+    nodeIds.map((nodeId) => startTestNode({ nodeId, runtime: network, clock })),
   );
   const slow = await startFaultProxy({
     target: nodes[0],
@@ -52,6 +54,15 @@ export async function twoNodeScene(
     poolConfig: { minConnections: 1, maxConnections: 1 },
     ...config,
   });
+  return { client, clock, slow, nodes };
+}
+
+/** The two nodes, the slow proxy and a client configured by `config` alone. */
+export async function twoNodeScene(
+  config: Partial<ConnectionConfig>,
+  body: (s: HedgeScene) => Promise<void>,
+): Promise<void> {
+  const { client, clock, slow, nodes } = await startTwoNodes(config);
   // Only now: the handshake went through at full speed.
   await slow.setFaults({ latencyMs: 100 });
   try {
