@@ -9,7 +9,8 @@
 
 import { integer, methods } from "../src/config/options.ts";
 import type { Check as Rule } from "../src/config/validate.ts";
-import { durationProblem, rejectUnknownKeys } from "../src/config/validate.ts";
+import { durationProblem } from "../src/config/validate.ts";
+import { rejectUnknownKeys } from "../src/config/option_names.ts";
 import { ConfigError, InvalidArgumentError } from "../src/errors.ts";
 import { printable, quoted } from "../src/errors/base.ts";
 import { nodeIdProblem } from "../src/protocol/node_id.ts";

@@ -12,7 +12,7 @@
 
 import { InvalidArgumentError, messageOf } from "../errors.ts";
 import { nameShown, unknownOption } from "./suggest.ts";
-import { inheritedNames } from "./validate.ts";
+import { inheritedNames } from "./option_names.ts";
 // The checks the rule tables of every layer use; `duration` is a
 // duration above 0, by the config's one rule.
 export {

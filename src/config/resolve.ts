@@ -56,6 +56,7 @@ import type {
 } from "./shapes.ts";
 import { resolveTlsConfig, TLS_POLICY } from "./tls.ts";
 import { rejectUrlInHost, rejectUrlsInHosts } from "./url.ts";
+import { rejectUnknownKeys } from "./option_names.ts";
 import {
   bool,
   clientName,
@@ -69,7 +70,6 @@ import {
   oneOf,
   optional,
   readable,
-  rejectUnknownKeys,
   section,
   text,
 } from "./validate.ts";

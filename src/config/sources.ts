@@ -14,7 +14,8 @@ import { parseConnectionString } from "./url.ts";
 import { SECTION_DEFAULTS } from "./defaults.ts";
 import { CONFIG_KEYS } from "./resolve.ts";
 import { TLS_DEFAULTS } from "./tls.ts";
-import { optionNames, readable, rejectUnknownKeys } from "./validate.ts";
+import { optionNames, rejectUnknownKeys } from "./option_names.ts";
+import { readable } from "./validate.ts";
 
 /** The environment variable `Client.connect()` reads without arguments. */
 export const URL_VARIABLE = "NODEWIRE_URL";
