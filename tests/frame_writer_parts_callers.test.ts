@@ -10,7 +10,10 @@ import assert from "node:assert/strict";
 import { replies } from "./support/reply_chunk.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import type { Connection } from "../src/connection/connection.ts";
-import { MIN_PART_FRAMES } from "../src/connection/write_parts.ts";
+import {
+  MIN_PART_FRAMES,
+  RUN_WRITE_FRAMES,
+} from "../src/connection/write_parts.ts";
 import type { BatchReplySink } from "../src/connection/types.ts";
 import {
   AbortedError,
@@ -72,12 +75,26 @@ function recordingBatchSink(onReply?: () => void) {
   return { sink, told };
 }
 
-// Enough for a part (at MIN_PART_FRAMES frames) and a few after it; not
+// A run too small to be held whole (RUN_WRITE_FRAMES), after LEAD single
+// requests of the same tick: the tick's first part (at MIN_PART_FRAMES
+// frames) goes from inside the run, 4 frames before its end. Not enough
 // for a second part (at twice that), nor to fill the writer's first slab
 // (1 KiB), whose write would go in the middle too.
-const RUN = MIN_PART_FRAMES + 4;
-const runPayloads = () =>
-  Array.from({ length: RUN }, (_, i) => ops.echo(`item ${i}`));
+const RUN = RUN_WRITE_FRAMES - 1;
+const LEAD = MIN_PART_FRAMES + 4 - RUN;
+assert.ok(LEAD >= 1 && LEAD + RUN < 2 * MIN_PART_FRAMES);
+const runPayloads = (count = RUN) =>
+  Array.from({ length: count }, (_, i) => ops.echo(`item ${i}`));
+
+// Single requests in one tick: a part at MIN_PART_FRAMES, a few after it.
+const SINGLES = MIN_PART_FRAMES + 4;
+
+/** LEAD single requests in this tick, each outcome caught. */
+const lead = (connection: Connection) =>
+  Array.from(
+    { length: LEAD },
+    () => connection.sendRequest(ops.echo("lead")).catch((e) => e),
+  );
 
 /**
  * A connection on `channel` whose first tick is over with one request in
@@ -113,44 +130,63 @@ const endings: [string, (scene: Scene) => boolean][] = [
   ],
 ];
 
+// A run with a part inside it, and one held whole (its one write is
+// where it ends): the first write of each is the one that ends it.
+const shapes = [
+  { name: "part", leads: LEAD, run: RUN, firstWrite: MIN_PART_FRAMES },
+  {
+    name: "write, the run held whole,",
+    leads: 0,
+    run: RUN_WRITE_FRAMES + 4,
+    firstWrite: RUN_WRITE_FRAMES + 4,
+  },
+];
+
 for (const [how, ending] of endings) {
-  test(`a batch run whose part's write ${how} ends the connection: every request settles once, those after the part as not sent, and none is written after the end`, async () => {
-    const { channel, scene } = scriptedChannel();
-    const { connection, warm } = await warmConnection(channel);
-    const first = scene.writes.length;
-    let parts = 0;
-    scene.onWrite = (sequences) => {
-      parts++;
-      return parts === 1 && sequences.length > 0 ? ending(scene) : true;
-    };
-    const { sink, told } = recordingBatchSink();
-    assert.equal(
-      connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
-      undefined,
-    );
-    await tickEnds();
-    assert.equal(connection.isOpen, false);
-    const inPart = scene.writes[first];
-    assert.equal(inPart.length, MIN_PART_FRAMES, `the first part: ${inPart}`);
-    assert.deepEqual(
-      scene.afterEnd,
-      [],
-      "frames written after the connection ended",
-    );
-    assert.equal(told.size, RUN, "every request of the run had its outcome");
-    for (const [sequence, outcomes] of told) {
-      assert.equal(outcomes.length, 1, `request ${sequence}: ${outcomes}`);
-      const [error] = outcomes;
-      assert.ok(error instanceof ConnectionLostError, String(error));
+  for (const shape of shapes) {
+    test(`a batch run whose ${shape.name} write ${how} ends the connection: every request settles once, those after the write as not sent, and none is written after the end`, async () => {
+      const { channel, scene } = scriptedChannel();
+      const { connection, warm } = await warmConnection(channel);
+      const first = scene.writes.length;
+      let parts = 0;
+      scene.onWrite = (sequences) => {
+        parts++;
+        return parts === 1 && sequences.length > 0 ? ending(scene) : true;
+      };
+      const leads = shape.leads > 0 ? lead(connection) : [];
+      const { sink, told } = recordingBatchSink();
       assert.equal(
-        error.sent,
-        inPart.includes(sequence),
-        `request ${sequence} sent: ${error.sent}`,
+        connection.submitBatch(runPayloads(shape.run), 0, shape.run, {}, sink),
+        undefined,
       );
-    }
-    assert.equal(connection.inFlight, 0);
-    assert.ok(await warm instanceof ConnectionLostError);
-  });
+      await tickEnds();
+      assert.equal(connection.isOpen, false);
+      const inPart = scene.writes[first];
+      assert.equal(inPart.length, shape.firstWrite, `the first: ${inPart}`);
+      assert.deepEqual(
+        scene.afterEnd,
+        [],
+        "frames written after the connection ended",
+      );
+      assert.equal(told.size, shape.run, "every request of the run told");
+      for (const [sequence, outcomes] of told) {
+        assert.equal(outcomes.length, 1, `request ${sequence}: ${outcomes}`);
+        const [error] = outcomes;
+        assert.ok(error instanceof ConnectionLostError, String(error));
+        assert.equal(
+          error.sent,
+          inPart.includes(sequence),
+          `request ${sequence} sent: ${error.sent}`,
+        );
+      }
+      for (const error of await Promise.all(leads)) {
+        assert.ok(error instanceof ConnectionLostError, String(error));
+        assert.equal(error.sent, true, "the leads went in the first write");
+      }
+      assert.equal(connection.inFlight, 0);
+      assert.ok(await warm instanceof ConnectionLostError);
+    });
+  }
 }
 
 test("a batch run whose part's write hands back a reply at once, whose sink then destroys the connection: the rest of the run is never written", async () => {
@@ -167,6 +203,7 @@ test("a batch run whose part's write hands back a reply at once, whose sink then
     destroyed = true;
     connection.destroy(new Error("test: the caller gave up"));
   });
+  const leads = lead(connection);
   assert.equal(
     connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
     undefined,
@@ -183,13 +220,17 @@ test("a batch run whose part's write hands back a reply at once, whose sink then
   assert.equal(told.size, RUN);
   for (const [sequence, outcomes] of told) {
     assert.equal(outcomes.length, 1, `request ${sequence}: ${outcomes}`);
-    if (sequence === inPart[0]) {
+    if (sequence === inPart[LEAD]) {
       assert.ok(outcomes[0] instanceof Uint8Array, String(outcomes[0]));
       continue;
     }
     const [error] = outcomes;
     assert.ok(error instanceof ConnectionLostError, String(error));
     assert.equal(error.sent, inPart.includes(sequence), `request ${sequence}`);
+  }
+  // The part's write handed back the leads' replies before the run's.
+  for (const reply of await Promise.all(leads)) {
+    assert.ok(reply instanceof Uint8Array, String(reply));
   }
   // No reply was ever handed back to the first tick's request.
   assert.ok(await warm instanceof ConnectionLostError);
@@ -207,6 +248,7 @@ test("a request sent from a batch sink while a part's write hands its replies ba
   const { sink, told } = recordingBatchSink(() => {
     more ??= connection.sendRequest(ops.echo("more"));
   });
+  const leads = lead(connection);
   assert.equal(
     connection.submitBatch(runPayloads(), 0, RUN, {}, sink),
     undefined,
@@ -218,11 +260,14 @@ test("a request sent from a batch sink while a part's write hands its replies ba
   assert.equal(told.size, RUN);
   assert.deepEqual(
     scene.writes.slice(first).map((w) => w.length),
-    [MIN_PART_FRAMES, RUN - MIN_PART_FRAMES + 1],
+    [MIN_PART_FRAMES, LEAD + RUN - MIN_PART_FRAMES + 1],
     "the part, then the rest of the run and the request sent inside it",
   );
+  for (const reply of await Promise.all(leads)) {
+    assert.ok(reply instanceof Uint8Array, String(reply));
+  }
   const written = scene.writes.flat();
-  assert.equal(written.length, 1 + RUN + 1);
+  assert.equal(written.length, 1 + LEAD + RUN + 1);
   assert.equal(connection.stats.received, written.length);
   assert.equal(connection.stats.sent, written.length, "requests written");
   connection.destroy();
@@ -251,7 +296,7 @@ test("a channel that congests at a tick's first part gets none of the tick's oth
   const { connection, warm } = await warmConnection(channel);
   const before = scene.writes.length;
   scene.onWrite = () => scene.writes.length > before + 1;
-  const outcomes = sendMany(connection, 2 * RUN);
+  const outcomes = sendMany(connection, 2 * SINGLES);
   await tickEnds();
   assert.deepEqual(
     scene.writes.slice(before).map((w) => w.length),
@@ -262,13 +307,13 @@ test("a channel that congests at a tick's first part gets none of the tick's oth
   const written = scene.writes.flat();
   assert.deepEqual(
     written,
-    Array.from({ length: 2 * RUN + 1 }, (_, i) => i + 1),
+    Array.from({ length: 2 * SINGLES + 1 }, (_, i) => i + 1),
   );
   scene.deliver(replies(written));
   for (const outcome of [warm, ...outcomes]) {
     assert.ok(await outcome instanceof Uint8Array, String(await outcome));
   }
-  assert.equal(connection.stats.sent, 2 * RUN + 1);
+  assert.equal(connection.stats.sent, 2 * SINGLES + 1);
   connection.destroy();
 });
 
@@ -279,7 +324,7 @@ test("requests held by a congested part that time out are not sent, those in the
   const { clock, connection, warm } = await warmConnection(channel);
   const before = scene.writes.length;
   scene.onWrite = () => scene.writes.length > before + 1;
-  const outcomes = sendMany(connection, RUN, { timeoutMs: 50 });
+  const outcomes = sendMany(connection, SINGLES, { timeoutMs: 50 });
   await tickEnds();
   const inPart = scene.writes[before];
   assert.equal(inPart.length, MIN_PART_FRAMES);
@@ -301,17 +346,17 @@ test("requests aborted in the tick they were sent: those a part took went out, t
   const { connection, warm } = await warmConnection(channel);
   const before = scene.writes.length;
   const controller = new AbortController();
-  // Sequence numbers 2 to RUN + 1; a part went at MIN_PART_FRAMES frames
+  // Sequence numbers 2 to SINGLES + 1; a part went at MIN_PART_FRAMES frames
   // (the next goes at twice that, among the kept ones).
-  const aborted = sendMany(connection, RUN, { signal: controller.signal });
+  const aborted = sendMany(connection, SINGLES, { signal: controller.signal });
   controller.abort(new Error("test: enough"));
-  const kept = sendMany(connection, RUN);
+  const kept = sendMany(connection, SINGLES);
   await tickEnds();
   const range = (from: number, to: number) =>
     Array.from({ length: to - from + 1 }, (_, i) => from + i);
   assert.deepEqual(
     scene.writes.slice(before).flat(),
-    [...range(2, MIN_PART_FRAMES + 1), ...range(RUN + 2, 2 * RUN + 1)],
+    [...range(2, MIN_PART_FRAMES + 1), ...range(SINGLES + 2, 2 * SINGLES + 1)],
   );
   for (const outcome of aborted) {
     const error = await outcome;

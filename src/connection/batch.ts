@@ -14,6 +14,7 @@ import { badTimeout, payloadTooLarge } from "./refusals.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { lengthOf } from "../protocol/codec.ts";
 import { FrameFlags, MessageType } from "../protocol/frame.ts";
+import { RUN_WRITE_FRAMES } from "./write_parts.ts";
 import type { ConnectionCore } from "./core.ts";
 import { type Pending, SAFE_TO_REPEAT, tellError } from "./in_flight.ts";
 import type { BatchReplySink, RequestRoute } from "./types.ts";
@@ -109,6 +110,9 @@ export function submitRun(
   let sent = 0;
   // Sequence numbers and errors of the payloads refused; made only for one.
   let refused: (number | Error)[] | undefined;
+  // A run of many goes out whole as it is encoded (see RUN_WRITE_FRAMES).
+  const whole = to - from >= RUN_WRITE_FRAMES;
+  const partAt = whole ? writer.holdParts() : 0;
   // Counted while the loop runs: a cancel of this run from inside it (a
   // sink's callback, run by a part's write) is applied again once the
   // loop is done (see lateCancels). Once a run, not once a request.
@@ -165,6 +169,9 @@ export function submitRun(
     runsSending--;
     if (lateCancels !== undefined) reapplyCancels();
   }
+  // Before the check below: this write may end the connection, as a
+  // part's may.
+  if (whole) writer.sendRun(partAt);
   // Once a run, not once a request: a send that ended the connection
   // midway (a part's write, see frame_writer.ts) left the rest of the run
   // in a closed connection's table; the writer, discarded, wrote none of

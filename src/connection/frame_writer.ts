@@ -200,6 +200,27 @@ export class FrameWriter {
   }
 
   /**
+   * No parts while a batch run is pushed (RUN_WRITE_FRAMES); `sendRun`
+   * restores what it gives back (the tick's end, if the run throws).
+   */
+  holdParts(): number {
+    const partAt = this.#partAt;
+    this.#partAt = Infinity;
+    return partAt;
+  }
+
+  /**
+   * The run is encoded: what the tick holds goes now, in one write, and
+   * its parts count afresh from here, at `partAt` again.
+   */
+  sendRun(partAt: number): void {
+    this.#partAt = partAt;
+    if (!this.#scheduled) return;
+    this.#tickFrames = 0;
+    this.#handOver();
+  }
+
+  /**
    * Hands everything encoded so far to the channel now; from inside the
    * write of a large payload's header, at the tick's end instead (see
    * #splitting).
