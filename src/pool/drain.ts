@@ -59,14 +59,10 @@ export async function drainPool<C extends PoolableConnection>(
     try {
       now = clock.now();
     } catch (thrown) {
-      // A custom clock whose now() throws: no wait can be bounded, so
-      // every close left is given up now, its connection destroyed with
-      // the ConfigError naming the clock (what is in flight fails with
-      // it as cause). Let out, the throw left those connections open for
-      // good, and close() rejected with the clock's raw error.
-      const error = clockFailed(clock, thrown);
-      roster.overdueCloses(Infinity, 0, () => error);
-      return;
+      // Its now() threw: no wait can be bounded. Let out, the throw left
+      // those connections open for good, and close() rejected with the
+      // clock's raw error.
+      return giveUpCloses(roster, clockFailed(clock, thrown));
     }
     const next = roster.overdueCloses(now, limitMs, overdue);
     if (roster.closing > 0) {
@@ -74,13 +70,24 @@ export async function drainPool<C extends PoolableConnection>(
         await within(clock, next - now, Promise.all(roster.closes()));
       } catch (thrown) {
         // Its setTimeout() threw: each wait ended at once, and this loop
-        // spun for good, starving the event loop. Given up as above.
-        const error = clockFailed(clock, thrown, "setTimeout");
-        roster.overdueCloses(Infinity, 0, () => error);
-        return;
+        // spun for good, starving the event loop.
+        return giveUpCloses(roster, clockFailed(clock, thrown, "setTimeout"));
       }
     }
   }
+}
+
+/**
+ * Gives up every close `roster` still waits for, its connection destroyed
+ * with `error`, the ConfigError naming a custom clock that cannot bound a
+ * wait (its `now()` or its `setTimeout()` threw): what is in flight on
+ * them fails with it as cause, and the pool's close goes on.
+ */
+function giveUpCloses<C extends PoolableConnection>(
+  roster: Roster<C>,
+  error: Error,
+): void {
+  roster.overdueCloses(Infinity, 0, () => error);
 }
 
 /**
