@@ -14,18 +14,31 @@ import type { Clock } from "./clock.ts";
  */
 export class TickClock {
   readonly #clock: Clock;
+  readonly #failed: (thrown: unknown) => unknown;
   #now = 0;
   #valid = false;
 
-  /** Wraps `clock`. */
-  constructor(clock: Clock) {
+  /**
+   * Reads `clock`; what its `now()` throws is thrown on as `failed`
+   * makes it (the ConfigError naming the clock, see clockFailed).
+   */
+  constructor(clock: Clock, failed: (thrown: unknown) => unknown) {
     this.#clock = clock;
+    this.#failed = failed;
   }
 
   /** The clock's time as first read in this tick. */
   now(): number {
     if (!this.#valid) {
-      this.#now = this.#clock.now();
+      // Named here, where it threw: a clock that throws once and then
+      // reads again was not found guilty when the request's catch asked
+      // it a second time (blameClock), and the request failed with its
+      // raw Error. Once per tick, and free until it catches.
+      try {
+        this.#now = this.#clock.now();
+      } catch (thrown) {
+        throw this.#failed(thrown);
+      }
       this.#valid = true;
       queueMicrotask(this.#invalidate);
     }

@@ -28,8 +28,11 @@ function assertClockFailed(outcome: unknown, broke: Error) {
   assert.ok(outcome.some((r) => !r.ok), "no item met the broken clock");
 }
 
+// The reads as the batch is handed out: the pool's look, the
+// connection's deadline (its timer armed from that reading), and, under
+// peak-ewma, the chunk's start before them.
 for (const balancer of ["round-robin", "peak-ewma"] as const) {
-  for (const reads of [0, 1, 2]) {
+  for (const reads of balancer === "peak-ewma" ? [0, 1, 2] : [0, 1]) {
     test(`requestMany (${balancer}) while the clock's now() throws after ${reads} more reads: every item that met it fails with a ConfigError naming the clock, nothing escapes, no node stays charged`, async () => {
       const { client, broke, state, teardown } = await clientOnBreakableClock(
         {

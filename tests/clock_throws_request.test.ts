@@ -7,6 +7,7 @@
 // the clock's error as cause, and the node's count is given back.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { subscribe, unsubscribe } from "node:diagnostics_channel";
 import { Client } from "../src/client/client.ts";
 import { PeakEwmaBalancer } from "../src/cluster/balancer.ts";
 import { HealthyNodeSet } from "../src/cluster/healthy_set.ts";
@@ -15,7 +16,10 @@ import { ConfigError } from "../src/errors.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
-import { breakableClock } from "./support/breakable_clock.ts";
+import {
+  breakableClock,
+  clientOnBreakableClock,
+} from "./support/breakable_clock.ts";
 
 for (
   const loadBalancing of [
@@ -95,3 +99,73 @@ test("a hand-built PeakEwmaBalancer whose clock's now() throws at a pick throws 
   broken = false;
   assert.ok(["a", "b"].includes(balancer.pick()!));
 });
+
+// A clock that throws once and then reads again: the request's catch
+// asked the clock a second time whether it was to blame (blameClock),
+// found it working, and the request failed with the clock's raw Error.
+for (
+  const [loadBalancing, hedged, observed] of [
+    ["round-robin", false, false],
+    ["least-in-flight", false, false],
+    ["peak-ewma", false, false],
+    ["round-robin", true, false],
+    ["round-robin", false, true],
+  ] as const
+) {
+  test(
+    `a request that meets a clock whose now() throws once, then reads again, fails with the ConfigError naming the clock (${loadBalancing}${
+      hedged ? ", hedged" : ""
+    }${observed ? ", observed" : ""})`,
+    async () => {
+      const s = await clientOnBreakableClock({
+        nodes: 2,
+        config: {
+          loadBalancing,
+          retryConfig: { maxRetries: 0 },
+          ...(hedged ? { hedging: { delayMs: 50 } } : {}),
+        },
+      });
+      const { client, broke, state } = s;
+      const unsubscribe = observed ? subscribeRequestStart() : () => {};
+      let escaped: unknown[] = [];
+      try {
+        for (let reads = 0; reads < 8; reads++) {
+          state.thrown = 0;
+          state.breaks = 1;
+          state.reads = reads;
+          const outcome = await client.request(ops.echo("x")).then(
+            replyText,
+            (error) => error,
+          );
+          state.reads = Infinity;
+          if (state.thrown === 0) {
+            assert.equal(outcome, "x", `${reads} reads: its reply`);
+            continue;
+          }
+          if (outcome === "x") continue; // the reply was booked as it threw
+          // Before: the clock's own Error, raw ('clock broke').
+          assert.ok(
+            outcome instanceof ConfigError,
+            `${reads} reads: ${String(outcome)}`,
+          );
+          assert.equal(outcome.field, "clock");
+          assert.equal(outcome.cause, broke);
+          assert.equal(client.stats().inFlight, 0, `${reads} reads`);
+        }
+        // The config still holds the clock it was given.
+        assert.equal(client.config.clock, s.clock);
+      } finally {
+        unsubscribe();
+        escaped = await s.teardown();
+      }
+      assert.deepEqual(escaped, []);
+    },
+  );
+}
+
+/** Subscribes to nodewire:request:start, so that requests are observed. */
+function subscribeRequestStart(): () => void {
+  const onMessage = () => {};
+  subscribe("nodewire:request:start", onMessage);
+  return () => unsubscribe("nodewire:request:start", onMessage);
+}

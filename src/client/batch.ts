@@ -34,7 +34,7 @@ import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
 import { BatchItemCall } from "./request_call.ts";
 import { mayHedge } from "./hedging.ts";
 import { acquireWithin } from "./waits.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock, isClockFailure, readClock } from "../config/validate.ts";
 import { asError } from "../errors/base.ts";
 
 /**
@@ -167,7 +167,7 @@ class Batch {
       // out, it rejected the batch, which never rejects, with the clock's
       // raw Error, and left the node charged with the chunk's items.
       try {
-        if (timed) chunk.sentAt = clock.now();
+        if (timed) chunk.sentAt = readClock(clock);
         const connection = node.pool.tryAcquireShared();
         if (connection !== undefined) {
           if (channels.poolCheckout.hasSubscribers) {
@@ -397,8 +397,10 @@ class Chunk implements BatchReplySink {
   #thrown(connection: Connection, cause: unknown): void {
     // A custom clock whose now() throws (sending reads it for the items'
     // deadlines) is named, not the payloads.
+    // That error comes named already when the clock threw where it is
+    // read (the connection's deadline reading).
     const blamed = blameClock(this.batch.host.config.clock, cause);
-    const error = blamed !== cause ? asError(blamed) : new InvalidArgumentError(
+    const error = isClockFailure(blamed) ? blamed : new InvalidArgumentError(
       "payloads",
       undefined,
       "the batch could not be sent: sending it threw (see cause)",

@@ -14,6 +14,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
+import { readClock } from "../config/validate.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
 /**
@@ -128,7 +129,8 @@ export class Hedging {
 
   /** Sends `hedge` after `delayMs`, unless it is done or re-armed first. */
   schedule(hedge: Hedge, delayMs: number): Due {
-    const now = this.#clock.now();
+    // Named where it threw (see readClock): the request's catch fails it.
+    const now = readClock(this.#clock);
     const due: Due = { hedge, at: now + delayMs };
     // A listener may shut the client down while a hedge is being sent,
     // and the hedge then re-arms: no timer may outlive the client.

@@ -6,6 +6,7 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { readClock } from "../config/validate.ts";
 import { asError } from "../errors/base.ts";
 import {
   channels,
@@ -65,7 +66,8 @@ export class RequestDiagnostics {
     address: string | undefined,
     hedge = false,
   ): RequestMessage {
-    const message = this.#start(call, address, hedge, this.#clock.now());
+    // Named where it threw (see readClock): the attempt's catch fails it.
+    const message = this.#start(call, address, hedge, readClock(this.#clock));
     if (!hedge) call.message = message;
     return message;
   }

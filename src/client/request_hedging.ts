@@ -12,7 +12,7 @@
 import type { ManagedNode } from "../cluster/node.ts";
 import { notSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock, readClock } from "../config/validate.ts";
 import { HedgeSink, type RequestCall } from "./request_call.ts";
 import type { RetryingPath } from "./request_retry.ts";
 import { waitThenSend } from "./waits.ts";
@@ -66,7 +66,7 @@ export function hedgeNow(path: HedgingPath, call: RequestCall): void {
   let charged = false;
   let sink: HedgeSink | undefined;
   try {
-    const now = path.config.clock.now();
+    const now = readClock(path.config.clock);
     if (budget !== undefined && !budget.tryWithdraw(now)) return;
     path.hedgeCount++;
     hedge.sent++;

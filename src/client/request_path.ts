@@ -32,7 +32,7 @@ import {
 import { RequestDiagnostics } from "./request_diagnostics.ts";
 import { BatchItemCall, type HedgeSink, RequestCall } from "./request_call.ts";
 import { noNodeAfter } from "./request_errors.ts";
-import { blameClock, clockFailed } from "../config/validate.ts";
+import { blameClock, clockFailed, readClock } from "../config/validate.ts";
 import { RetryWaits, waitThenSend } from "./waits.ts";
 import { bookFailure, type RetryingPath } from "./request_retry.ts";
 import {
@@ -264,10 +264,13 @@ export class RequestPath implements RetryingPath, HedgingPath {
     // the node charged with the attempt for good, and from a retry's
     // backOff (request_retry.ts) it would reject a promise nobody awaits.
     try {
-      if (this.timed) call.sentAt = this.#config.clock.now();
+      // Read through readClock, which names a throw where it happened:
+      // asked again in the catch (blameClock), a clock that threw once
+      // read fine, and the request failed with its raw Error.
+      if (this.timed) call.sentAt = readClock(this.#config.clock);
       const hedge = call.hedge;
       if (hedge !== undefined) {
-        hedge.mainStarted = this.#config.clock.now();
+        hedge.mainStarted = readClock(this.#config.clock);
         hedge.arm(node);
       }
       if (requestObserved()) this.diagnostics.started(call, node.address);

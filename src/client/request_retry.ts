@@ -20,7 +20,7 @@ import {
   RetriesExhaustedError,
 } from "../errors.ts";
 import type { RequestMessage } from "../diagnostics/channels.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock, readClock } from "../config/validate.ts";
 import { delayFor, retryableAfter } from "./retry.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import type { RetryBudget } from "./retry_budget.ts";
@@ -98,7 +98,10 @@ export function bookFailure(
   try {
     path.manager.recordRequestFailure(node, error);
     if (path.timed) {
-      const now = path.config.clock.now();
+      // Named where it threw (readClock): asked again below, a clock
+      // that threw once read fine, and the request failed with its raw
+      // Error.
+      const now = readClock(path.config.clock);
       path.manager.recordLatency(node, started, now, error);
     }
     others = --call.outstanding;
@@ -160,7 +163,7 @@ function decide(
   }
   const budget = path.budget;
   if (
-    budget !== undefined && !budget.tryWithdraw(path.config.clock.now())
+    budget !== undefined && !budget.tryWithdraw(readClock(path.config.clock))
   ) {
     // Retrying now would add load to a cluster that is failing more
     // than the budget allows: the request fails with its own error. The

@@ -268,12 +268,15 @@ export const timeSource: Check = (value) =>
  * The error for a `clock` whose `now()` (or `method`) threw once in use
  * (the config checks read it once, at construction): a
  * {@linkcode ConfigError} naming `clock`, with what it threw as cause.
+ * What is that error already (named where the clock was read, then
+ * caught again further up) is given back as it is, not wrapped twice.
  */
 export function clockFailed(
   clock: unknown,
   thrown: unknown,
-  method: "now" | "setTimeout" = "now",
+  method: ClockMethod = "now",
 ): ConfigError {
+  if (isClockFailure(thrown)) return thrown;
   return new ConfigError(
     "clock",
     clock,
@@ -284,10 +287,19 @@ export function clockFailed(
   );
 }
 
+/** Whether `error` is a {@linkcode clockFailed} error. */
+export function isClockFailure(error: unknown): error is ConfigError {
+  return error instanceof ConfigError && error.field === "clock";
+}
+
+/** A method of a clock, named by {@linkcode clockFailed}. */
+export type ClockMethod = "now" | "setTimeout";
+
 /**
- * `clock.now()`; its throw is the {@linkcode clockFailed} error: for the
- * places that read a custom clock outside the request path, so that what
- * a clock threw is named where it was read, not guessed at later.
+ * `clock.now()`; its throw is the {@linkcode clockFailed} error, so that
+ * what a clock threw is named where it was read, not guessed at later
+ * (see {@linkcode blameClock}). The try costs nothing until it catches:
+ * the request path reads its own clock through it too.
  */
 export function readClock(clock: { now(): number }): number {
   try {
@@ -301,7 +313,10 @@ export function readClock(clock: { now(): number }): number {
  * `error`, or the {@linkcode clockFailed} error when `clock.now()` throws
  * as it is read again: what a request ended with when something below
  * threw what is no SDK error, so that a broken custom clock is named.
- * For catch blocks only: it reads the clock.
+ * For catch blocks only: it reads the clock. A clock that threw once and
+ * reads again is not caught here: the reads a request makes name it
+ * where it threw ({@linkcode readClock}, the pool's and the connection's
+ * tick readings), so what reaches this is that error already.
  */
 export function blameClock(clock: { now(): unknown }, error: unknown): unknown {
   if (error instanceof NodewireError) return error;

@@ -20,6 +20,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import { TickClock } from "../tick_clock.ts";
+import { clockFailed } from "../config/validate.ts";
 
 /** An entry with a deadline. Callers extend it with their own fields. */
 export interface DeadlineEntry {
@@ -61,7 +62,7 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     onExpire: (entry: E, timeoutMs: number) => void,
   ) {
     this.#clock = clock;
-    this.#tick = new TickClock(clock);
+    this.#tick = new TickClock(clock, (thrown) => clockFailed(clock, thrown));
     this.#scan = scan;
     this.#onExpire = onExpire;
   }
@@ -71,10 +72,11 @@ export class DeadlineTracker<E extends DeadlineEntry> {
    * (so that `scan` yields it) by the time the timer can fire.
    */
   add(entry: E, timeoutMs: number): void {
-    const deadline = this.#tick.now() + timeoutMs;
+    const now = this.#tick.now();
+    const deadline = now + timeoutMs;
     entry.deadline = deadline;
     entry.timeoutMs = timeoutMs;
-    if (deadline < this.#timerAt) this.#arm(deadline);
+    if (deadline < this.#timerAt) this.#arm(deadline, now);
   }
 
   /**
@@ -83,8 +85,9 @@ export class DeadlineTracker<E extends DeadlineEntry> {
    * clock): as {@linkcode DeadlineTracker.add} for each of them.
    */
   deadlineFor(timeoutMs: number): number {
-    const deadline = this.#tick.now() + timeoutMs;
-    if (deadline < this.#timerAt) this.#arm(deadline);
+    const now = this.#tick.now();
+    const deadline = now + timeoutMs;
+    if (deadline < this.#timerAt) this.#arm(deadline, now);
     return deadline;
   }
 
@@ -105,8 +108,11 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     return this.#timer !== undefined;
   }
 
-  // `now`: the firing's reading, when it re-arms (see #fire).
-  #arm(at: number, now: number = this.#clock.now()): void {
+  // `now`: the time just read: the tick's (add, deadlineFor), or the
+  // firing's when it re-arms (see #fire). Read here again, a custom
+  // clock that threw once then read fine had the request's catch find
+  // it working (blameClock), and the request failed with its raw Error.
+  #arm(at: number, now: number): void {
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
     this.#timerAt = at;
     const delay = Math.max(0, at - now);

@@ -11,7 +11,7 @@
 import { type Clock, systemClock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { resolvePoolConfig } from "../config/resolve.ts";
-import { readable } from "../config/validate.ts";
+import { clockFailed, readable } from "../config/validate.ts";
 import { TickClock } from "../tick_clock.ts";
 import { readPoolOptions } from "./arguments.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";
@@ -68,7 +68,7 @@ export function assemblePool<C extends PoolableConnection>(
   const heartbeat = o.heartbeat;
   const createTimeoutMs = o.createTimeoutMs ??
     config.connectionTimeoutMs;
-  const tick = new TickClock(clock);
+  const tick = new TickClock(clock, (thrown) => clockFailed(clock, thrown));
   const events = new PoolEmitter(target, address, config, clock);
   const ctx: PoolContext = {
     address,
