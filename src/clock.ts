@@ -106,7 +106,16 @@ export function wait(
       return;
     }
     const onAbort = () => {
-      clock.clearTimeout(handle);
+      // A custom clock whose clearTimeout() throws: the wait ends with
+      // the abort all the same, and its timer, when it fires, finds the
+      // promise settled. Let out, the throw went out of the abort's
+      // dispatch (uncaught), and the wait ran on to its end: a closing
+      // pool's bounded wait (drainPool) or a retry's backoff.
+      try {
+        clock.clearTimeout(handle);
+      } catch {
+        // Nobody to tell here: the abort is what the caller asked for.
+      }
       reject(signal!.reason);
     };
     const done = () => {

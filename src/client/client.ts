@@ -475,7 +475,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * use holds a socket.
    *
    * @throws {ConfigError} (rejects) for something that is not an address,
-   *   an address that is not a node, or the last node.
+   *   an address that is not a node, or the last node; naming `clock`
+   *   once the node is gone, when a custom clock's `clearTimeout()` threw
+   *   as the removal's time limit was cleared.
    * @throws {ClientClosedError} (rejects) after `disconnect()`.
    * @example
    * ```ts
@@ -514,7 +516,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * @throws {InvalidArgumentError} for bad options (nothing is shut down).
    * @throws {ConfigError} naming `clock` once everything is closed, when
    *   a custom clock's `now()` or `setTimeout()` threw as the grace was
-   *   timed (the grace, which it could not time, was over at once).
+   *   timed (the grace, which it could not time, was over at once), or
+   *   its `clearTimeout()` threw as the grace ended.
    * @example
    * ```ts
    * import { Client } from "@nodewire/client";

@@ -12,6 +12,7 @@ import type { Clock } from "../clock.ts";
 import { resolveConfig } from "../config/resolve.ts";
 import { configFromArguments } from "../config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../config/shapes.ts";
+import { clearTimer } from "../config/validate.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { AbortedError } from "../errors.ts";
 import type { TypedEventTarget } from "../events.ts";
@@ -104,13 +105,21 @@ export function abortable<T>(
   }
   return new Promise<T>((resolve, reject) => {
     // Whichever comes first settles it and stops the other two.
+    let ended = false;
     const end = (settle: () => void) => {
+      ended = true;
       signal?.removeEventListener("abort", onAbort);
-      if (limit) limit.clock.clearTimeout(timer);
+      // A custom clock whose clearTimeout() throws: it settles all the
+      // same, and the timer, when it fires, finds it settled. Let out,
+      // the throw left it unsettled for good (the caller's first
+      // request of a lazy client waiting), went out of the work's
+      // settling as an unhandled rejection, or of the abort's dispatch.
+      if (limit) clearTimer(limit.clock, timer);
       settle();
     };
     const onAbort = () => end(() => reject(aborted()));
     const timer = limit?.clock.setTimeout(() => {
+      if (ended) return;
       work.catch(() => {});
       end(() => reject(limit.error()));
     }, limit.ms);

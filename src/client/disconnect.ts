@@ -9,7 +9,7 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
-import { blameClock, clockFailed } from "../config/validate.ts";
+import { blameClock, clearTimer, clockFailed } from "../config/validate.ts";
 import { disconnected } from "../cluster/log.ts";
 import type { BatchHost } from "./batch.ts";
 import {
@@ -194,7 +194,8 @@ export class Grace {
    * `clock.setTimeout()` that throws goes to `clockThrew` (as the
    * ConfigError naming the clock), and the grace period, which cannot be
    * timed then, is over at once: a shutdown that waited on it stopped
-   * where it was, with every connection left open.
+   * where it was, with every connection left open. A `clearTimeout()`
+   * that throws goes there too, and the grace ends as it would have.
    */
   constructor(
     clock: Clock,
@@ -232,10 +233,23 @@ export class Grace {
 
   /** Ends it now. */
   readonly end = (): void => {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    const timer = this.#timer;
     this.#timer = undefined;
+    // A custom clock whose clearTimeout() throws: the grace ends all the
+    // same, and the shutdown is told (disconnect() rejects with the
+    // ConfigError naming the clock once everything is closed). Let out,
+    // the throw kept the grace from ending (disconnect() never settled),
+    // and went out of the call that ended it: the last request's
+    // settling, the manager's close, the timer.
+    if (timer !== undefined) this.#cleared(timer);
     this.#resolve();
   };
+
+  /** Clears `timer`; a clock that throws is told, not thrown. */
+  #cleared(timer: TimerHandle): void {
+    const failed = clearTimer(this.#clock, timer);
+    if (failed !== undefined) this.#clockThrew(failed);
+  }
 
   /** Ends it `timeoutMs` from now, if that is sooner. */
   shorten(timeoutMs: number): void {
@@ -247,7 +261,9 @@ export class Grace {
     const deadline = now + timeoutMs;
     if (deadline >= this.#deadline) return;
     this.#deadline = deadline;
-    this.#clock.clearTimeout(this.#timer);
+    // The later timer, if the clock could not clear it, finds the grace
+    // over when it fires.
+    this.#cleared(this.#timer);
     this.#arm(timeoutMs);
   }
 

@@ -14,7 +14,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
-import { readClock } from "../config/validate.ts";
+import { clearTimer, readClock } from "../config/validate.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
 /**
@@ -155,7 +155,11 @@ export class Hedging {
   }
 
   #disarm(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    // A custom clock whose clearTimeout() throws leaves the timer armed;
+    // its firing sends only what is due by then (stopped: nothing). Let
+    // out, the throw failed the request being hedged with the clock's
+    // raw Error, or stopped a disconnect before it closed anything.
+    if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
   }

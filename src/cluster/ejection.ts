@@ -18,6 +18,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { OutlierEjectionConfig } from "../config/shapes.ts";
+import { clearTimer } from "../config/validate.ts";
 import { messageOf, RemoteError } from "../errors.ts";
 import { isNodeFailure } from "./health.ts";
 import type { ManagedNode } from "./node.ts";
@@ -254,17 +255,21 @@ export class OutlierEjector {
   forget(node: ManagedNode): void {
     const timer = this.#ejected.get(node);
     if (timer === undefined) return;
-    this.#clock.clearTimeout(timer);
     this.#ejected.delete(node);
+    // A custom clock whose clearTimeout() throws: the timer left armed
+    // finds the node forgotten. Let out, the throw stopped
+    // markNodeHealthy, and a node's removal, half way: the node healthy
+    // again but not back in rotation.
+    clearTimer(this.#clock, timer);
   }
 
   /** Clears every timer; called when the manager closes. */
   stop(): void {
-    if (this.#window !== undefined) this.#clock.clearTimeout(this.#window);
+    // As in forget: a throw stopped the manager's close here; the
+    // window's timer left armed finds the manager closed.
+    if (this.#window !== undefined) clearTimer(this.#clock, this.#window);
     this.#window = undefined;
-    for (const timer of this.#ejected.values()) {
-      this.#clock.clearTimeout(timer);
-    }
+    for (const timer of this.#ejected.values()) clearTimer(this.#clock, timer);
     this.#ejected.clear();
   }
 
@@ -322,7 +327,10 @@ export class OutlierEjector {
     if (!health.eject(reason, now + ms, count)) return;
     this.#ejected.set(
       node,
-      this.#clock.setTimeout(() => this.#return(node, ms), ms),
+      this.#clock.setTimeout(() => {
+        // Forgotten since (a timer the clock could not clear): not ours.
+        if (this.#ejected.has(node)) this.#return(node, ms);
+      }, ms),
     );
     this.#owner.onHealthChanged(node, reason);
   }

@@ -9,7 +9,12 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HealthConfig } from "../config/shapes.ts";
-import { blameClock, clockFailed, readClock } from "../config/validate.ts";
+import {
+  blameClock,
+  clearTimer,
+  clockFailed,
+  readClock,
+} from "../config/validate.ts";
 import { asError } from "../errors/base.ts";
 import {
   ClientClosedError,
@@ -115,7 +120,10 @@ export class HealthLoop {
     ) return;
     // The next sweep is scheduled after this one ends, so slow checks never
     // pile up; the clock's timers never keep the process alive.
+    const armedAt = this.#stops;
     this.#healthTimer = this.#clock.setTimeout(() => {
+      // Stopped since it was armed: a timer the clock could not clear.
+      if (this.#stops !== armedAt) return;
       this.#healthTimer = undefined;
       // A stop() while this sweep runs finds no timer to clear: without
       // this, the sweep's end armed the next one and the loop went on.
@@ -133,8 +141,11 @@ export class HealthLoop {
    */
   stop(): void {
     this.#stops++;
+    // A custom clock whose clearTimeout() throws: the timer left armed
+    // finds the loop stopped (#stops). Let out, the throw stopped a
+    // disconnect before it closed anything.
     if (this.#healthTimer !== undefined) {
-      this.#clock.clearTimeout(this.#healthTimer);
+      clearTimer(this.#clock, this.#healthTimer);
     }
     this.#healthTimer = undefined;
   }

@@ -11,6 +11,7 @@
 
 import { type Clock, holdTimer } from "../clock.ts";
 import type { Connection } from "../connection/connection.ts";
+import { clearTimer } from "../config/validate.ts";
 import { ConnectionLostError, PoolClosedError } from "../errors.ts";
 import type { NodeRecord } from "./node.ts";
 
@@ -72,7 +73,11 @@ export class LeavingNodes {
     // Held as that grace is: the caller awaits it, and a lent connection
     // that holds no socket (the memory network, a custom channel) left
     // Node nothing else, so it ended the program inside the await.
+    // Set once the pool is closed: a timer the clock could not clear
+    // (below) must not destroy anything then.
+    let closed = false;
     const overdue = clock.setTimeout(() => {
+      if (closed) return;
       const error = new ConnectionLostError(
         node.host,
         `node ${node.address} was removed from the client, and the ` +
@@ -82,9 +87,15 @@ export class LeavingNodes {
     }, graceMs);
     holdTimer(clock, overdue, true);
     const wait = new Promise<void>((resolve) => (close = resolve)).then(() => {
-      clock.clearTimeout(overdue);
+      closed = true;
       this.#leaving.delete(node);
       gone(node);
+      // A custom clock whose clearTimeout() throws: the node is gone all
+      // the same, and removeNode() then rejects with the ConfigError
+      // naming the clock. Let out first, the throw kept the node among
+      // those leaving and nodeRemoved from being told, for good.
+      const failed = clearTimer(clock, overdue);
+      if (failed !== undefined) throw failed;
     });
     // Leaving before its pool is cleared and closed: their events come
     // from inside this call, and removing it again from a listener must

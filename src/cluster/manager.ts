@@ -297,7 +297,9 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * of its address finds it (`DB1.:7000` for `db1:7000`).
    *
    * @throws {ConfigError} (rejects) for something that is not an address,
-   *   an address that is not a node, or the last node (a client needs one).
+   *   an address that is not a node, or the last node (a client needs one);
+   *   naming `clock` once the node is gone, when a custom clock's
+   *   `clearTimeout()` threw as the removal's time limit was cleared.
    * @throws {ClientClosedError} (rejects) once the manager is closed.
    * @example
    * ```ts

@@ -12,6 +12,7 @@
  * @module
  */
 
+import type { Clock, TimerHandle } from "../clock.ts";
 import { ConfigError, messageOf, NodewireError } from "../errors.ts";
 import { rejectUnknownKeys } from "./option_names.ts";
 import { missingMethod } from "../runtime/contract.ts";
@@ -293,7 +294,7 @@ export function isClockFailure(error: unknown): error is ConfigError {
 }
 
 /** A method of a clock, named by {@linkcode clockFailed}. */
-export type ClockMethod = "now" | "setTimeout";
+export type ClockMethod = "now" | "setTimeout" | "clearTimeout";
 
 /**
  * `clock.now()`; its throw is the {@linkcode clockFailed} error, so that
@@ -306,6 +307,27 @@ export function readClock(clock: { now(): number }): number {
     return clock.now();
   } catch (thrown) {
     throw clockFailed(clock, thrown);
+  }
+}
+
+/**
+ * `clock.clearTimeout(handle)`, never throwing: the {@linkcode clockFailed}
+ * error naming `clearTimeout()` when it threw, else undefined. For the
+ * places that cancel a timer as part of other work (a settling, a
+ * shutdown, a re-arm): a throw let out of them left that work half done
+ * (a promise never settled, a close that never ended) or escaped from a
+ * timer or a socket event. The timer it could not clear may still fire:
+ * each caller's timer finds nothing left to do then.
+ */
+export function clearTimer(
+  clock: Pick<Clock, "clearTimeout">,
+  handle: TimerHandle,
+): ConfigError | undefined {
+  try {
+    clock.clearTimeout(handle);
+    return undefined;
+  } catch (thrown) {
+    return clockFailed(clock, thrown, "clearTimeout");
   }
 }
 

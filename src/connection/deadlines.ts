@@ -20,7 +20,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import { TickClock } from "../tick_clock.ts";
-import { clockFailed } from "../config/validate.ts";
+import { clearTimer, clockFailed } from "../config/validate.ts";
 
 /** An entry with a deadline. Callers extend it with their own fields. */
 export interface DeadlineEntry {
@@ -93,14 +93,19 @@ export class DeadlineTracker<E extends DeadlineEntry> {
 
   /**
    * Cancels the timer. Entries never expire unless added again, also when
-   * an expiry's callback stops the tracker while it fires.
+   * an expiry's callback stops the tracker while it fires. Never throws:
+   * a custom clock whose clearTimeout() throws leaves its timer to fire,
+   * and it finds nothing of the owner's left to expire. Let out, the
+   * throw stopped the connection's shutdown (ConnectionCore.shutDown)
+   * here, and no request in flight on it ever settled.
    */
   stop(): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    const timer = this.#timer;
     this.#timer = undefined;
     this.#timerAt = Infinity;
     // A firing under way re-arms for this; stopped, it must not.
     this.#next = Infinity;
+    if (timer !== undefined) clearTimer(this.#clock, timer);
   }
 
   /** Whether the single timer is armed (for tests and leak checks). */
@@ -108,12 +113,23 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     return this.#timer !== undefined;
   }
 
-  // `now`: the time just read: the tick's (add, deadlineFor), or the
-  // firing's when it re-arms (see #fire). Read here again, a custom
-  // clock that threw once then read fine had the request's catch find
-  // it working (blameClock), and the request failed with its raw Error.
+  /**
+   * Arms the timer for `at`. `now` is the time just read: the tick's
+   * (add, deadlineFor) or the firing's (see #fire); read here again, a
+   * clock that threw once then read fine was found working by the
+   * request's catch (blameClock), which failed it with the raw Error.
+   *
+   * A custom clock whose clearTimeout() throws leaves the timer being
+   * replaced armed: the new one is armed all the same, and the old one,
+   * when it fires, scans and expires only what is due by then. Let out,
+   * the throw failed the request that moved the timer with the clock's
+   * raw Error, left the tracker armed for the later time only, or went
+   * out of a firing uncaught; the request's deadline is set, so it goes
+   * on (the clock's failure is told where a caller waits on the clear
+   * itself: a disconnect's grace).
+   */
   #arm(at: number, now: number): void {
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
     this.#timerAt = at;
     const delay = Math.max(0, at - now);
     this.#timer = this.#clock.setTimeout(this.#fire, delay);
@@ -127,6 +143,10 @@ export class DeadlineTracker<E extends DeadlineEntry> {
 
   #fire = (): void => {
     const armedFor = this.#timerAt;
+    // Stopped, or every deadline it was for handled already: a timer the
+    // clock could not clear (see #arm and stop), which must expire
+    // nothing (a stopped tracker's entries never expire).
+    if (armedFor === Infinity) return;
     this.#timer = undefined;
     this.#timerAt = Infinity;
     // The timer fired because the deadline it was armed for came: a

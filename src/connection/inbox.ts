@@ -8,6 +8,7 @@
  */
 
 import type { Clock } from "../clock.ts";
+import { clearTimer } from "../config/validate.ts";
 import { AbortedError, ProtocolError, RequestTimeoutError } from "../errors.ts";
 import type { Message } from "../protocol/frame.ts";
 
@@ -91,8 +92,16 @@ export class ControlInbox {
     onTaken: (() => void) | undefined,
   ): Promise<Message> {
     return new Promise((resolve, reject) => {
+      let done = false;
       const cleanup = () => {
-        if (timer !== undefined) clock.clearTimeout(timer);
+        done = true;
+        // A custom clock whose clearTimeout() throws: the wait still
+        // ends as it would have (the message handed over, the error or
+        // the abort told), and the timer it could not clear finds it
+        // done. Let out, the throw left the promise unsettled for good,
+        // went out of the socket's delivery, the abort's dispatch or the
+        // timer, and stopped fail() from failing the waiters after it.
+        if (timer !== undefined) clearTimer(clock, timer);
         options.signal?.removeEventListener("abort", onAbort);
         const i = this.#waiters?.indexOf(waiter) ?? -1;
         if (i >= 0) this.#waiters!.splice(i, 1);
@@ -110,6 +119,7 @@ export class ControlInbox {
       const timer = timeoutMs === Infinity
         ? undefined
         : clock.setTimeout(() => {
+          if (done) return;
           cleanup();
           // Waiting for a control message: whatever the caller retries (a
           // connect, a handshake) starts over on a new connection, so safe.

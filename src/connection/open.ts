@@ -7,6 +7,7 @@
 
 import { type Clock, holdTimer, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
+import { clearTimer } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionError,
@@ -109,8 +110,16 @@ export async function openConnection<C extends OpenedConnection>(
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const endpoint = { hostname: options.hostname, port: options.port };
   const controller = new AbortController();
+  // Set as the open ends: a timer the clock could not clear (below) must
+  // not abort what the open handed over (the adapter may still heed the
+  // signal it was given).
+  let ended = false;
   const timer = clock.setTimeout(
-    () => controller.abort(new ConnectTimeoutError(endpoint, timeoutMs)),
+    () => {
+      if (!ended) {
+        controller.abort(new ConnectTimeoutError(endpoint, timeoutMs));
+      }
+    },
     timeoutMs,
   );
   // Held: an open is awaited, and an adapter whose connect holds no socket
@@ -155,7 +164,13 @@ export async function openConnection<C extends OpenedConnection>(
     if (taken !== undefined) destroyQuietly(taken, reason);
     throw reason;
   } finally {
-    clock.clearTimeout(timer);
+    ended = true;
+    // A custom clock whose clearTimeout() throws: the open ends as it
+    // would have. Let out, the throw replaced what it ended with: a
+    // connection opened was never handed over nor destroyed (its socket
+    // left open for good), a typed failure became the clock's raw Error,
+    // and the caller's signal kept its listener.
+    clearTimer(clock, timer);
     options.signal?.removeEventListener("abort", onAbort);
   }
 }

@@ -11,7 +11,11 @@
 import type { Clock } from "../clock.ts";
 import { is, methods, readOptions } from "../config/options.ts";
 import type { ResolvedTlsConfig } from "../config/tls.ts";
-import { isDuration, MAX_TIMER_DELAY_MS } from "../config/validate.ts";
+import {
+  clearTimer,
+  isDuration,
+  MAX_TIMER_DELAY_MS,
+} from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { TlsError } from "../errors.ts";
 import type { TransportUpgrade } from "./shapes.ts";
@@ -34,21 +38,23 @@ export async function upgradeToTls(
   const serverName = tls.serverName ?? connection.hostname;
   const ms = tls.handshakeTimeoutMs;
   const controller = new AbortController();
-  const timer = clock.setTimeout(
-    () =>
-      controller.abort(
-        new TlsError(
-          `TLS with ${connection.address} failed: the handshake did not ` +
-            `finish within ${ms} ms`,
-          {
-            reason: "handshake-timeout",
-            address: connection.address,
-            serverName,
-          },
-        ),
+  // Set as the upgrade ends: a timer the clock could not clear (below)
+  // must not abort a switch that is done.
+  let ended = false;
+  const timer = clock.setTimeout(() => {
+    if (ended) return;
+    controller.abort(
+      new TlsError(
+        `TLS with ${connection.address} failed: the handshake did not ` +
+          `finish within ${ms} ms`,
+        {
+          reason: "handshake-timeout",
+          address: connection.address,
+          serverName,
+        },
       ),
-    ms,
-  );
+    );
+  }, ms);
   const onAbort = () => controller.abort(signal.reason);
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
@@ -63,7 +69,13 @@ export async function upgradeToTls(
     connection.destroy(error instanceof Error ? error : undefined);
     throw error;
   } finally {
-    clock.clearTimeout(timer);
+    ended = true;
+    // A custom clock whose clearTimeout() throws: the upgrade ends as it
+    // would have. Let out, the throw replaced its outcome: a switch that
+    // worked failed with the clock's raw Error (the connection left to
+    // whoever destroys a failed handshake's), a TlsError became that
+    // Error, and the caller's signal kept its listener.
+    clearTimer(clock, timer);
     signal.removeEventListener("abort", onAbort);
   }
 }

@@ -9,6 +9,7 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
+import { clearTimer } from "../config/validate.ts";
 import type { PoolContext } from "./context.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
@@ -67,7 +68,12 @@ export class Housekeeper<C extends PoolableConnection> {
   wakeAt(at: number): void {
     if (this.#stopped) return;
     if (at !== Infinity && at < this.#timerAt) {
-      if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+      // A custom clock whose clearTimeout() throws leaves the later timer
+      // armed; its firing is a look at the pool with nothing due yet.
+      // Let out, the throw left the timer armed for the later time only,
+      // and went out of whatever woke the housekeeper (a checkout, a
+      // connection taken in or given back) with that work half done.
+      if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
       this.#timerAt = at;
       const delay = Math.min(
         Math.max(0, at - this.#clock.now()),
@@ -86,7 +92,8 @@ export class Housekeeper<C extends PoolableConnection> {
    */
   wakeUnread(): void {
     if (this.#stopped) return;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    // As in wakeAt.
+    if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
     // Sooner than any time: no wakeAt replaces it before it fires.
     this.#timerAt = -Infinity;
     this.#held = false;
@@ -147,7 +154,10 @@ export class Housekeeper<C extends PoolableConnection> {
   /** Stops the timer for good: the pool is closing. */
   stop(): void {
     this.#stopped = true;
-    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer);
+    // Let out, the throw stopped the pool's close here (closing.ts): no
+    // waiter failed, no connection closed, close() never settled. The
+    // timer left armed finds the pool closed.
+    if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
     this.#timer = undefined;
     this.#timerAt = Infinity;
     this.#held = false;

@@ -19,12 +19,24 @@ import { tickEnds } from "./stub_connection.ts";
  * reads have been given (never while `state.reads` is Infinity), for its
  * next `state.breaks` reads (Infinity: until `state.reads` is set again).
  * `state.thrown` counts the throws, so a test can tell whether what it
- * drove met the broken clock.
+ * drove met the broken clock. Its clearTimeout() breaks the same way:
+ * it throws `brokeClear` once `state.clears` more calls have been let
+ * through, for the next `state.clearBreaks`, counted in
+ * `state.clearsThrown`; a timer it failed to clear stays armed, as it
+ * would on a clock that is really broken.
  */
 export function breakableClock() {
   const virtual = new VirtualClock();
   const broke = new Error("clock broke");
-  const state = { reads: Infinity, breaks: Infinity, thrown: 0 };
+  const brokeClear = new Error("clearTimeout broke");
+  const state = {
+    reads: Infinity,
+    breaks: Infinity,
+    thrown: 0,
+    clears: Infinity,
+    clearBreaks: Infinity,
+    clearsThrown: 0,
+  };
   const clock: Clock = {
     now: () => {
       if (state.reads <= 0 && state.breaks > 0) {
@@ -36,9 +48,17 @@ export function breakableClock() {
       return virtual.now();
     },
     setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
-    clearTimeout: (id) => virtual.clearTimeout(id),
+    clearTimeout: (id) => {
+      if (state.clears <= 0 && state.clearBreaks > 0) {
+        state.clearBreaks--;
+        state.clearsThrown++;
+        throw brokeClear;
+      }
+      if (state.clears > 0) state.clears--;
+      virtual.clearTimeout(id);
+    },
   };
-  return { virtual, clock, broke, state };
+  return { virtual, clock, broke, brokeClear, state };
 }
 
 /** Disconnects `client`, moving `virtual` on so its timeout can pass. */
@@ -120,6 +140,7 @@ export async function clientOnBreakableClock(
     /** Mends the clock, closes everything; what escaped since the connect. */
     async teardown(): Promise<unknown[]> {
       state.reads = Infinity;
+      state.clears = Infinity;
       await disconnectOn(client, virtual);
       for (const proxy of proxies) await proxy.close();
       for (const node of nodes) await node.close();
