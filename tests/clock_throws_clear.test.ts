@@ -12,7 +12,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
+import { Hedging } from "../src/client/hedging.ts";
 import { sleep } from "../src/client/sleep.ts";
+import type { ManagedNode } from "../src/cluster/node.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { Connection } from "../src/connection/connection.ts";
 import {
@@ -485,4 +487,37 @@ test("markNodeHealthy() ending an ejection while the clock's clearTimeout() thro
     escaped = await s.teardown();
   }
   assert.deepEqual(escaped, []);
+});
+
+test("a hedge timer moved earlier while the clock's clearTimeout() throws sends each hedge once, at its time, and stops without a throw", async () => {
+  const { virtual, clock, state } = breakableClock();
+  const watch = watchEscapes();
+  const hedging = new Hedging(
+    { delayMs: undefined, percentile: 50, maxHedges: 1 },
+    clock,
+  );
+  // Nodes known by their reply times: a slow one, then a fast one.
+  const slow = {} as ManagedNode;
+  const fast = {} as ManagedNode;
+  for (let i = 0; i < 20; i++) {
+    hedging.record(slow, 100);
+    hedging.record(fast, 10);
+  }
+  const fired: [string, number][] = [];
+  hedging.start(() => fired.push(["slow", virtual.now()])).arm(slow);
+  state.clears = 0;
+  // Due sooner than the armed timer: the clear throws. Before: thrown
+  // out of arm(), which failed the request being hedged with it.
+  hedging.start(() => fired.push(["fast", virtual.now()])).arm(fast);
+  await virtual.advance(10);
+  await virtual.advance(90);
+  await virtual.advance(100);
+  assert.deepEqual(fired, [["fast", 10], ["slow", 100]]);
+  hedging.start(() => fired.push(["late", virtual.now()])).arm(slow);
+  // Before: thrown out of stop(), which a disconnect calls first.
+  hedging.stop();
+  await virtual.advance(1000);
+  assert.equal(fired.length, 2, "nothing sent once stopped");
+  assert.ok(state.clearsThrown >= 1, `${state.clearsThrown} clears threw`);
+  assert.deepEqual(await watch.stop(), []);
 });
