@@ -311,6 +311,24 @@ export function readClock(clock: { now(): number }): number {
 }
 
 /**
+ * `clock.setTimeout(fn, ms)`; its throw is the {@linkcode clockFailed}
+ * error naming `setTimeout()`: for the places that arm a timer before
+ * their work starts (an open, a TLS upgrade, a TLS switch), which then
+ * fail with that error, not with what the clock threw.
+ */
+export function setTimer(
+  clock: Pick<Clock, "setTimeout">,
+  fn: () => void,
+  ms: number,
+): TimerHandle {
+  try {
+    return clock.setTimeout(fn, ms);
+  } catch (thrown) {
+    throw clockFailed(clock, thrown, "setTimeout");
+  }
+}
+
+/**
  * `clock.clearTimeout(handle)`, never throwing: the {@linkcode clockFailed}
  * error naming `clearTimeout()` when it threw, else undefined. For the
  * places that cancel a timer as part of other work (a settling, a

@@ -7,7 +7,7 @@
 
 import { type Clock, holdTimer, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { clearTimer } from "../config/validate.ts";
+import { clearTimer, setTimer } from "../config/validate.ts";
 import {
   AbortedError,
   ConnectionError,
@@ -114,7 +114,10 @@ export async function openConnection<C extends OpenedConnection>(
   // not abort what the open handed over (the adapter may still heed the
   // signal it was given).
   let ended = false;
-  const timer = clock.setTimeout(
+  // A custom clock whose setTimeout() throws fails the open, before any
+  // socket, with the ConfigError naming it, not with its raw Error.
+  const timer = setTimer(
+    clock,
     () => {
       if (!ended) {
         controller.abort(new ConnectTimeoutError(endpoint, timeoutMs));

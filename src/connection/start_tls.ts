@@ -27,8 +27,8 @@ import {
   TlsError,
   type TlsFailureReason,
 } from "../errors.ts";
-import { type Clock, holdTimer } from "../clock.ts";
-import { clearTimer } from "../config/validate.ts";
+import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
+import { clearTimer, setTimer } from "../config/validate.ts";
 import { fieldOf, foreignText, isInstance, textOf } from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
 import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
@@ -413,7 +413,7 @@ function within(
       // Let out, the throw went out of the adapter's settling as an
       // unhandled rejection (or of the abort's dispatch, or the timer),
       // and the switch never settled.
-      clearTimer(limit.clock, timer);
+      if (timer !== undefined) clearTimer(limit.clock, timer);
       signal?.removeEventListener("abort", onAbort);
       return true;
     };
@@ -426,7 +426,15 @@ function within(
       reject(error);
     };
     const onAbort = () => giveUp(signal!.reason);
-    const timer = limit.clock.setTimeout(() => giveUp(timedOut()), limit.ms);
+    let timer: TimerHandle | undefined;
+    try {
+      timer = setTimer(limit.clock, () => giveUp(timedOut()), limit.ms);
+    } catch (error) {
+      // A custom clock whose setTimeout() throws: the switch fails before
+      // the adapter is asked, with the ConfigError naming it, and the
+      // connection ends. Let out, it rejected with the clock's raw Error.
+      return giveUp(error);
+    }
     // Held: the caller awaits the switch, and a channel whose startTls
     // holds no socket left Node nothing else, so it ended the program
     // inside the await. It ends with the switch.

@@ -15,6 +15,7 @@ import {
   clearTimer,
   isDuration,
   MAX_TIMER_DELAY_MS,
+  setTimer,
 } from "../config/validate.ts";
 import type { Connection } from "../connection/connection.ts";
 import { TlsError } from "../errors.ts";
@@ -41,7 +42,9 @@ export async function upgradeToTls(
   // Set as the upgrade ends: a timer the clock could not clear (below)
   // must not abort a switch that is done.
   let ended = false;
-  const timer = clock.setTimeout(() => {
+  // A custom clock whose setTimeout() throws fails the upgrade, before
+  // it starts, with the ConfigError naming it, not with its raw Error.
+  const timer = setTimer(clock, () => {
     if (ended) return;
     controller.abort(
       new TlsError(
