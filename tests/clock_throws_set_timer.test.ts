@@ -4,7 +4,6 @@
 // as cause), not with the clock's raw Error, and leaves nothing open.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import type { Clock, TimerHandle } from "../src/clock.ts";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { Connection } from "../src/connection/connection.ts";
 import { ConfigError } from "../src/errors.ts";
@@ -13,29 +12,10 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import type { ByteChannel } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
+import { breakableClock } from "./support/breakable_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/** A virtual clock whose setTimeout() throws `broke` once `armed` is 0. */
-function settingClock() {
-  const virtual = new VirtualClock();
-  const broke = new Error("test: setTimeout broke");
-  const state = { armed: Infinity, asked: 0 };
-  const clock: Clock = {
-    now: () => virtual.now(),
-    setTimeout(fn: () => void, ms: number): TimerHandle {
-      if (state.armed <= 0) {
-        state.asked++;
-        throw broke;
-      }
-      state.armed--;
-      return virtual.setTimeout(fn, ms);
-    },
-    clearTimeout: (handle: TimerHandle) => virtual.clearTimeout(handle),
-  };
-  return { virtual, clock, broke, state };
-}
 
 /** Checks that `error` is the ConfigError naming setTimeout(). */
 function assertSetFailed(error: unknown, cause: Error, what: string) {
@@ -48,10 +28,10 @@ function assertSetFailed(error: unknown, cause: Error, what: string) {
 test("Connection.connect with a clock whose setTimeout() throws rejects with the ConfigError naming it, before any socket", async () => {
   const network = createMemoryNetwork();
   const node = await startTestNode({ runtime: network });
-  const { clock, broke, state } = settingClock();
+  const { clock, brokeSet: broke, state } = breakableClock();
   const watch = watchEscapes();
   try {
-    state.armed = 0;
+    state.sets = 0;
     // Before: rejected with the clock's raw Error.
     const error = await Connection.connect({
       adapter: network,
@@ -61,7 +41,7 @@ test("Connection.connect with a clock whose setTimeout() throws rejects with the
       timeoutMs: 1000,
     }).then(() => "opened", (e: unknown) => e);
     assertSetFailed(error, broke, "the open");
-    assert.equal(state.asked, 1);
+    assert.equal(state.setsThrown, 1);
     await tickEnds();
     assert.equal(network.openChannels, 0);
   } finally {
@@ -88,13 +68,13 @@ function upgradable() {
 }
 
 test("a TLS upgrade whose clock's setTimeout() throws rejects with the ConfigError naming it, and the adapter is never asked", async () => {
-  const { clock, broke, state } = settingClock();
+  const { clock, brokeSet: broke, state } = breakableClock();
   const watch = watchEscapes();
   const { channel, seen } = upgradable();
   const c = new Connection(channel, { hostname: "fake", port: 1 }, {
     clock: new VirtualClock(),
   });
-  state.armed = 0;
+  state.sets = 0;
   // Before: rejected with the clock's raw Error.
   const error = await upgradeToTls(
     c,
@@ -109,7 +89,7 @@ test("a TLS upgrade whose clock's setTimeout() throws rejects with the ConfigErr
 });
 
 test("a TLS switch whose connection's clock's setTimeout() throws rejects with the ConfigError naming it, and the connection ends", async () => {
-  const { clock, broke, state } = settingClock();
+  const { clock, brokeSet: broke, state } = breakableClock();
   const watch = watchEscapes();
   const { channel, seen } = upgradable();
   const c = new Connection(channel, { hostname: "fake", port: 1 }, {
@@ -118,7 +98,7 @@ test("a TLS switch whose connection's clock's setTimeout() throws rejects with t
     connectTimeoutMs: 1000,
   });
   await tickEnds();
-  state.armed = 0;
+  state.sets = 0;
   // Before: rejected with the clock's raw Error.
   const error = await c.startTls({ serverName: "fake" }).then(
     () => "switched",

@@ -23,12 +23,15 @@ import { tickEnds } from "./stub_connection.ts";
  * it throws `brokeClear` once `state.clears` more calls have been let
  * through, for the next `state.clearBreaks`, counted in
  * `state.clearsThrown`; a timer it failed to clear stays armed, as it
- * would on a clock that is really broken.
+ * would on a clock that is really broken. Its setTimeout() too: it throws
+ * `brokeSet` once `state.sets` more timers have been armed, for the next
+ * `state.setBreaks`, counted in `state.setsThrown`.
  */
 export function breakableClock() {
   const virtual = new VirtualClock();
   const broke = new Error("clock broke");
   const brokeClear = new Error("clearTimeout broke");
+  const brokeSet = new Error("setTimeout broke");
   const state = {
     reads: Infinity,
     breaks: Infinity,
@@ -36,6 +39,9 @@ export function breakableClock() {
     clears: Infinity,
     clearBreaks: Infinity,
     clearsThrown: 0,
+    sets: Infinity,
+    setBreaks: Infinity,
+    setsThrown: 0,
   };
   const clock: Clock = {
     now: () => {
@@ -47,7 +53,15 @@ export function breakableClock() {
       if (state.reads > 0) state.reads--;
       return virtual.now();
     },
-    setTimeout: (fn, ms) => virtual.setTimeout(fn, ms),
+    setTimeout: (fn, ms) => {
+      if (state.sets <= 0 && state.setBreaks > 0) {
+        state.setBreaks--;
+        state.setsThrown++;
+        throw brokeSet;
+      }
+      if (state.sets > 0) state.sets--;
+      return virtual.setTimeout(fn, ms);
+    },
     clearTimeout: (id) => {
       if (state.clears <= 0 && state.clearBreaks > 0) {
         state.clearBreaks--;
@@ -58,7 +72,7 @@ export function breakableClock() {
       virtual.clearTimeout(id);
     },
   };
-  return { virtual, clock, broke, brokeClear, state };
+  return { virtual, clock, broke, brokeClear, brokeSet, state };
 }
 
 /** Disconnects `client`, moving `virtual` on so its timeout can pass. */
