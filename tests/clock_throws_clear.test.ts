@@ -34,6 +34,7 @@ import {
   breakableClock,
   clientOnBreakableClock,
   fakePoolOn,
+  removeNodeOn,
 } from "./support/breakable_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
 import { stubChannel } from "./support/stub_channel.ts";
@@ -367,22 +368,9 @@ test("removeNode() while the clock's clearTimeout() throws: the node leaves (nod
   const { client, virtual, state, brokeClear } = s;
   let escaped: unknown[] = [];
   try {
-    const removed: string[] = [];
-    client.addEventListener(
-      "nodeRemoved",
-      (e) => removed.push(e.detail.address),
-    );
     const address = s.nodes[1].address;
     state.clears = 0;
-    let outcome: unknown = "pending";
-    client.removeNode(address).then(
-      () => (outcome = "removed"),
-      (error) => (outcome = error),
-    );
-    for (let i = 0; i < 10 && outcome === "pending"; i++) {
-      await virtual.advance(1);
-      await tickEnds();
-    }
+    const { outcome, removed } = await removeNodeOn(client, virtual, address);
     // Before: rejected with the clock's raw Error, nodeRemoved never told.
     assertClearFailed(outcome, brokeClear, "removeNode");
     assert.deepEqual(removed, [address]);

@@ -34,7 +34,11 @@ import type { ClientRequestOptions, RequestPath } from "./request_path.ts";
 import { BatchItemCall } from "./request_call.ts";
 import { mayHedge } from "./hedging.ts";
 import { acquireWithin } from "./waits.ts";
-import { blameClock, isClockFailure, readClock } from "../config/validate.ts";
+import {
+  blameClock,
+  isClockFailure,
+  readClock,
+} from "../config/clock_failure.ts";
 import { asError } from "../errors/base.ts";
 
 /**

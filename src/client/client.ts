@@ -477,7 +477,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * @throws {ConfigError} (rejects) for something that is not an address,
    *   an address that is not a node, or the last node; naming `clock`
    *   once the node is gone, when a custom clock's `clearTimeout()` threw
-   *   as the removal's time limit was cleared.
+   *   as the removal's time limit was cleared, or its `setTimeout()` as
+   *   it was armed (the node then leaves with no grace: its connections
+   *   still in use are destroyed at once).
    * @throws {ClientClosedError} (rejects) after `disconnect()`.
    * @example
    * ```ts

@@ -11,7 +11,7 @@
  */
 
 import type { Logger } from "../config/shapes.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock } from "../config/clock_failure.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { ClientEventMap, RetryBudgetEventDetail } from "./events.ts";
 import { ConnectionManager } from "../cluster/manager.ts";

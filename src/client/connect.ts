@@ -12,7 +12,7 @@ import type { Clock } from "../clock.ts";
 import { resolveConfig } from "../config/resolve.ts";
 import { configFromArguments } from "../config/sources.ts";
 import type { ConnectionConfig, ResolvedConfig } from "../config/shapes.ts";
-import { clearTimer } from "../config/validate.ts";
+import { type OnceTimer, onceTimer } from "../config/clock_failure.ts";
 import type { ConnectionOptions } from "../connection/connection.ts";
 import { AbortedError } from "../errors.ts";
 import type { TypedEventTarget } from "../events.ts";
@@ -105,24 +105,31 @@ export function abortable<T>(
   }
   return new Promise<T>((resolve, reject) => {
     // Whichever comes first settles it and stops the other two.
-    let ended = false;
     const end = (settle: () => void) => {
-      ended = true;
       signal?.removeEventListener("abort", onAbort);
       // A custom clock whose clearTimeout() throws: it settles all the
       // same, and the timer, when it fires, finds it settled. Let out,
       // the throw left it unsettled for good (the caller's first
       // request of a lazy client waiting), went out of the work's
       // settling as an unhandled rejection, or of the abort's dispatch.
-      if (limit) clearTimer(limit.clock, timer);
+      timer?.cancel();
       settle();
     };
     const onAbort = () => end(() => reject(aborted()));
-    const timer = limit?.clock.setTimeout(() => {
-      if (ended) return;
-      work.catch(() => {});
-      end(() => reject(limit.error()));
-    }, limit.ms);
+    let timer: OnceTimer | undefined;
+    if (limit) {
+      try {
+        timer = onceTimer(limit.clock, limit.ms, () => {
+          work.catch(() => {});
+          end(() => reject(limit.error()));
+        });
+      } catch (error) {
+        // One whose setTimeout() throws: the ConfigError naming it, and
+        // the work, no longer awaited here, no unhandled rejection.
+        work.catch(() => {});
+        throw error;
+      }
+    }
     signal?.addEventListener("abort", onAbort, { once: true });
     work.then(
       (value) => end(() => resolve(value)),

@@ -9,7 +9,11 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { Logger } from "../config/shapes.ts";
-import { blameClock, clearTimer, clockFailed } from "../config/validate.ts";
+import {
+  blameClock,
+  clearTimer,
+  clockFailed,
+} from "../config/clock_failure.ts";
 import { disconnected } from "../cluster/log.ts";
 import type { BatchHost } from "./batch.ts";
 import {

@@ -14,7 +14,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
-import { clearTimer, readClock } from "../config/validate.ts";
+import { clearTimer, readClock } from "../config/clock_failure.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
 /**

@@ -6,7 +6,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { readClock } from "../config/validate.ts";
+import { readClock } from "../config/clock_failure.ts";
 import { asError } from "../errors/base.ts";
 import {
   channels,

@@ -12,7 +12,7 @@
 import type { ManagedNode } from "../cluster/node.ts";
 import { notSent } from "../connection/refusals.ts";
 import { channels, requestObserved } from "../diagnostics/channels.ts";
-import { blameClock, readClock } from "../config/validate.ts";
+import { blameClock, readClock } from "../config/clock_failure.ts";
 import { HedgeSink, type RequestCall } from "./request_call.ts";
 import type { RetryingPath } from "./request_retry.ts";
 import { waitThenSend } from "./waits.ts";

@@ -32,7 +32,7 @@ import {
 import { RequestDiagnostics } from "./request_diagnostics.ts";
 import { BatchItemCall, type HedgeSink, RequestCall } from "./request_call.ts";
 import { noNodeAfter } from "./request_errors.ts";
-import { blameClock, clockFailed, readClock } from "../config/validate.ts";
+import { blameClock, clockFailed, readClock } from "../config/clock_failure.ts";
 import { RetryWaits, waitThenSend } from "./waits.ts";
 import { bookFailure, type RetryingPath } from "./request_retry.ts";
 import {

@@ -20,7 +20,7 @@ import {
   RetriesExhaustedError,
 } from "../errors.ts";
 import type { RequestMessage } from "../diagnostics/channels.ts";
-import { blameClock, readClock } from "../config/validate.ts";
+import { blameClock, readClock } from "../config/clock_failure.ts";
 import { delayFor, retryableAfter } from "./retry.ts";
 import type { RetryBudgetEventDetail, RetryEventDetail } from "./events.ts";
 import type { RetryBudget } from "./retry_budget.ts";

@@ -14,7 +14,7 @@ import type { Connection } from "../connection/connection.ts";
 import type { RequestOptions } from "../connection/types.ts";
 import { notSent } from "../connection/refusals.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock } from "../config/clock_failure.ts";
 import { RequestTimeoutError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
 import { channels, type RequestMessage } from "../diagnostics/channels.ts";

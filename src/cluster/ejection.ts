@@ -18,7 +18,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { OutlierEjectionConfig } from "../config/shapes.ts";
-import { clearTimer } from "../config/validate.ts";
+import { clearTimer } from "../config/clock_failure.ts";
 import { messageOf, RemoteError } from "../errors.ts";
 import { isNodeFailure } from "./health.ts";
 import type { ManagedNode } from "./node.ts";

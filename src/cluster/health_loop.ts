@@ -14,7 +14,7 @@ import {
   clearTimer,
   clockFailed,
   readClock,
-} from "../config/validate.ts";
+} from "../config/clock_failure.ts";
 import { asError } from "../errors/base.ts";
 import {
   ClientClosedError,

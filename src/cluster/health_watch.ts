@@ -12,7 +12,7 @@
 
 import type { Clock } from "../clock.ts";
 import type { ResolvedConfig } from "../config/shapes.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock } from "../config/clock_failure.ts";
 import { NodeUnhealthyError } from "../errors.ts";
 import type { TypedEventTarget } from "../events.ts";
 import { healthChanged } from "./connection_diagnostics.ts";

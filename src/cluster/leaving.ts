@@ -11,8 +11,16 @@
 
 import { type Clock, holdTimer } from "../clock.ts";
 import type { Connection } from "../connection/connection.ts";
-import { clearTimer } from "../config/validate.ts";
-import { ConnectionLostError, PoolClosedError } from "../errors.ts";
+import {
+  clockFailed,
+  type OnceTimer,
+  onceTimer,
+} from "../config/clock_failure.ts";
+import {
+  type ConfigError,
+  ConnectionLostError,
+  PoolClosedError,
+} from "../errors.ts";
 import type { NodeRecord } from "./node.ts";
 
 /** A node that drains: its sameNodeKey, its connections, the wait. */
@@ -73,28 +81,40 @@ export class LeavingNodes {
     // Held as that grace is: the caller awaits it, and a lent connection
     // that holds no socket (the memory network, a custom channel) left
     // Node nothing else, so it ended the program inside the await.
-    // Set once the pool is closed: a timer the clock could not clear
-    // (below) must not destroy anything then.
-    let closed = false;
-    const overdue = clock.setTimeout(() => {
-      if (closed) return;
+    // A timer the clock could not clear (below) finds the pool closed
+    // and destroys nothing.
+    const destroyAll = (why: string) => {
       const error = new ConnectionLostError(
         node.host,
-        `node ${node.address} was removed from the client, and the ` +
-          `connection was still in use ${graceMs} ms later`,
+        `node ${node.address} was removed from the client, and ${why}`,
       );
       for (const connection of connections) connection.destroy(error);
-    }, graceMs);
-    holdTimer(clock, overdue, true);
+    };
+    let overdue: OnceTimer | undefined;
+    let unarmed: ConfigError | undefined;
+    try {
+      overdue = onceTimer(
+        clock,
+        graceMs,
+        () => destroyAll(`the connection was still in use ${graceMs} ms later`),
+      );
+      holdTimer(clock, overdue.handle, true);
+    } catch (thrown) {
+      // A custom clock whose setTimeout() throws: the node leaves all the
+      // same, with no grace (it cannot be timed), and removeNode() then
+      // rejects with the ConfigError naming the clock. Let out, the throw
+      // left the node out of the members with its pool never closed: its
+      // connections open for good.
+      unarmed = clockFailed(clock, thrown, "setTimeout");
+    }
     const wait = new Promise<void>((resolve) => (close = resolve)).then(() => {
-      closed = true;
       this.#leaving.delete(node);
       gone(node);
       // A custom clock whose clearTimeout() throws: the node is gone all
       // the same, and removeNode() then rejects with the ConfigError
       // naming the clock. Let out first, the throw kept the node among
       // those leaving and nodeRemoved from being told, for good.
-      const failed = clearTimer(clock, overdue);
+      const failed = overdue?.cancel() ?? unarmed;
       if (failed !== undefined) throw failed;
     });
     // Leaving before its pool is cleared and closed: their events come
@@ -106,6 +126,12 @@ export class LeavingNodes {
     // carry, is what happened to the pool: closed for good, with a code.
     node.pool.clear(new PoolClosedError(node.pool.address, "closed"));
     close(node.pool.close());
+    // After the close began: before it, the pool would replace what dies.
+    if (unarmed !== undefined) {
+      destroyAll(
+        "its grace could not be timed (the clock's setTimeout() threw)",
+      );
+    }
     return wait;
   }
 }

@@ -15,7 +15,7 @@ import {
   type Rules,
   timeSource,
 } from "../config/options.ts";
-import { clockFailed } from "../config/validate.ts";
+import { clockFailed } from "../config/clock_failure.ts";
 import { Candidates } from "./candidates.ts";
 import type { HealthyNodeSet } from "./healthy_set.ts";
 import { isPeakEwma, type PeakEwma, pickCost } from "./peak_ewma.ts";

@@ -14,7 +14,8 @@
 
 import { type Clock, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { clockFailed, isDuration, readClock } from "../config/validate.ts";
+import { isDuration } from "../config/validate.ts";
+import { clockFailed, readClock } from "../config/clock_failure.ts";
 import { type Endpoint, formatAddress } from "../errors.ts";
 import {
   DEFAULT_MAX_FRAME_SIZE,
@@ -526,6 +527,8 @@ export class Connection {
    * @throws {AbortedError} when `signal` aborts.
    * @throws {InvalidArgumentError} for a bad option (`timeoutMs` may be
    *   `Infinity`: no limit).
+   * @throws {ConfigError} naming `clock` when a custom clock's
+   *   `setTimeout()` throws as the time limit is armed (nothing waits).
    */
   receiveMessage(
     options?: {

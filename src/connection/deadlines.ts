@@ -20,7 +20,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import { TickClock } from "../tick_clock.ts";
-import { clearTimer, clockFailed } from "../config/validate.ts";
+import { clearTimer, clockFailed } from "../config/clock_failure.ts";
 
 /** An entry with a deadline. Callers extend it with their own fields. */
 export interface DeadlineEntry {

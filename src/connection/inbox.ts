@@ -8,7 +8,7 @@
  */
 
 import type { Clock } from "../clock.ts";
-import { clearTimer } from "../config/validate.ts";
+import { onceTimer } from "../config/clock_failure.ts";
 import { AbortedError, ProtocolError, RequestTimeoutError } from "../errors.ts";
 import type { Message } from "../protocol/frame.ts";
 
@@ -92,16 +92,14 @@ export class ControlInbox {
     onTaken: (() => void) | undefined,
   ): Promise<Message> {
     return new Promise((resolve, reject) => {
-      let done = false;
       const cleanup = () => {
-        done = true;
         // A custom clock whose clearTimeout() throws: the wait still
         // ends as it would have (the message handed over, the error or
         // the abort told), and the timer it could not clear finds it
-        // done. Let out, the throw left the promise unsettled for good,
+        // over. Let out, the throw left the promise unsettled for good,
         // went out of the socket's delivery, the abort's dispatch or the
         // timer, and stopped fail() from failing the waiters after it.
-        if (timer !== undefined) clearTimer(clock, timer);
+        limit?.cancel();
         options.signal?.removeEventListener("abort", onAbort);
         const i = this.#waiters?.indexOf(waiter) ?? -1;
         if (i >= 0) this.#waiters!.splice(i, 1);
@@ -116,17 +114,18 @@ export class ControlInbox {
         cleanup();
         reject(new AbortedError("receive aborted", options.signal?.reason));
       };
-      const timer = timeoutMs === Infinity
+      // One whose setTimeout() throws rejects the wait with the
+      // ConfigError naming it, before it waits.
+      const limit = timeoutMs === Infinity
         ? undefined
-        : clock.setTimeout(() => {
-          if (done) return;
+        : onceTimer(clock, timeoutMs, () => {
           cleanup();
           // Waiting for a control message: whatever the caller retries (a
           // connect, a handshake) starts over on a new connection, so safe.
           reject(
             new RequestTimeoutError(address, timeoutMs, { retryable: true }),
           );
-        }, timeoutMs);
+        });
       if (options.signal?.aborted) return onAbort();
       options.signal?.addEventListener("abort", onAbort, { once: true });
       (this.#waiters ??= []).push(waiter);

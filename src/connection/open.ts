@@ -7,7 +7,7 @@
 
 import { type Clock, holdTimer, systemClock } from "../clock.ts";
 import { DEFAULT_TIMEOUT_MS } from "../config/defaults.ts";
-import { clearTimer, setTimer } from "../config/validate.ts";
+import { onceTimer } from "../config/clock_failure.ts";
 import {
   AbortedError,
   ConnectionError,
@@ -110,26 +110,20 @@ export async function openConnection<C extends OpenedConnection>(
   const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const endpoint = { hostname: options.hostname, port: options.port };
   const controller = new AbortController();
-  // Set as the open ends: a timer the clock could not clear (below) must
-  // not abort what the open handed over (the adapter may still heed the
-  // signal it was given).
-  let ended = false;
   // A custom clock whose setTimeout() throws fails the open, before any
-  // socket, with the ConfigError naming it, not with its raw Error.
-  const timer = setTimer(
+  // socket, with the ConfigError naming it, not with its raw Error; one
+  // whose clearTimeout() throws leaves a timer that, firing, finds the
+  // open over (the adapter may still heed the signal it was given).
+  const limit = onceTimer(
     clock,
-    () => {
-      if (!ended) {
-        controller.abort(new ConnectTimeoutError(endpoint, timeoutMs));
-      }
-    },
     timeoutMs,
+    () => controller.abort(new ConnectTimeoutError(endpoint, timeoutMs)),
   );
   // Held: an open is awaited, and an adapter whose connect holds no socket
   // (a custom one that never settles) left Node nothing else, so it ended
   // the program inside the await. A socket being opened holds the process
   // anyway, so this adds nothing there; it ends with the open.
-  holdTimer(clock, timer, true);
+  holdTimer(clock, limit.handle, true);
   const onAbort = () =>
     controller.abort(
       new AbortedError(
@@ -167,13 +161,12 @@ export async function openConnection<C extends OpenedConnection>(
     if (taken !== undefined) destroyQuietly(taken, reason);
     throw reason;
   } finally {
-    ended = true;
     // A custom clock whose clearTimeout() throws: the open ends as it
     // would have. Let out, the throw replaced what it ended with: a
     // connection opened was never handed over nor destroyed (its socket
     // left open for good), a typed failure became the clock's raw Error,
     // and the caller's signal kept its listener.
-    clearTimer(clock, timer);
+    limit.cancel();
     options.signal?.removeEventListener("abort", onAbort);
   }
 }

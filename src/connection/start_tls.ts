@@ -27,8 +27,8 @@ import {
   TlsError,
   type TlsFailureReason,
 } from "../errors.ts";
-import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
-import { clearTimer, setTimer } from "../config/validate.ts";
+import { type Clock, holdTimer } from "../clock.ts";
+import { type OnceTimer, onceTimer } from "../config/clock_failure.ts";
 import { fieldOf, foreignText, isInstance, textOf } from "../errors/base.ts";
 import { toTlsError } from "../runtime/tls.ts";
 import type { ByteChannel, TlsOptions } from "../runtime/types.ts";
@@ -413,7 +413,7 @@ function within(
       // Let out, the throw went out of the adapter's settling as an
       // unhandled rejection (or of the abort's dispatch, or the timer),
       // and the switch never settled.
-      if (timer !== undefined) clearTimer(limit.clock, timer);
+      timer?.cancel();
       signal?.removeEventListener("abort", onAbort);
       return true;
     };
@@ -426,9 +426,9 @@ function within(
       reject(error);
     };
     const onAbort = () => giveUp(signal!.reason);
-    let timer: TimerHandle | undefined;
+    let timer: OnceTimer | undefined;
     try {
-      timer = setTimer(limit.clock, () => giveUp(timedOut()), limit.ms);
+      timer = onceTimer(limit.clock, limit.ms, () => giveUp(timedOut()));
     } catch (error) {
       // A custom clock whose setTimeout() throws: the switch fails before
       // the adapter is asked, with the ConfigError naming it, and the
@@ -438,7 +438,7 @@ function within(
     // Held: the caller awaits the switch, and a channel whose startTls
     // holds no socket left Node nothing else, so it ended the program
     // inside the await. It ends with the switch.
-    holdTimer(limit.clock, timer, true);
+    holdTimer(limit.clock, timer.handle, true);
     // The connection ended under the switch (destroyed, closed, its
     // stream gone): the caller hears so now, and the adapter through its
     // signal. Waited for, the switch failed only at the limit, with a

@@ -11,12 +11,8 @@
 import type { Clock } from "../clock.ts";
 import { is, methods, readOptions } from "../config/options.ts";
 import type { ResolvedTlsConfig } from "../config/tls.ts";
-import {
-  clearTimer,
-  isDuration,
-  MAX_TIMER_DELAY_MS,
-  setTimer,
-} from "../config/validate.ts";
+import { isDuration, MAX_TIMER_DELAY_MS } from "../config/validate.ts";
+import { onceTimer } from "../config/clock_failure.ts";
 import type { Connection } from "../connection/connection.ts";
 import { TlsError } from "../errors.ts";
 import type { TransportUpgrade } from "./shapes.ts";
@@ -39,13 +35,11 @@ export async function upgradeToTls(
   const serverName = tls.serverName ?? connection.hostname;
   const ms = tls.handshakeTimeoutMs;
   const controller = new AbortController();
-  // Set as the upgrade ends: a timer the clock could not clear (below)
-  // must not abort a switch that is done.
-  let ended = false;
   // A custom clock whose setTimeout() throws fails the upgrade, before
-  // it starts, with the ConfigError naming it, not with its raw Error.
-  const timer = setTimer(clock, () => {
-    if (ended) return;
+  // it starts, with the ConfigError naming it, not with its raw Error; one
+  // whose clearTimeout() throws leaves a timer that, firing, finds the
+  // upgrade over and aborts no switch that is done.
+  const limit = onceTimer(clock, ms, () =>
     controller.abort(
       new TlsError(
         `TLS with ${connection.address} failed: the handshake did not ` +
@@ -56,8 +50,7 @@ export async function upgradeToTls(
           serverName,
         },
       ),
-    );
-  }, ms);
+    ));
   const onAbort = () => controller.abort(signal.reason);
   if (signal.aborted) onAbort();
   else signal.addEventListener("abort", onAbort, { once: true });
@@ -72,13 +65,12 @@ export async function upgradeToTls(
     connection.destroy(error instanceof Error ? error : undefined);
     throw error;
   } finally {
-    ended = true;
     // A custom clock whose clearTimeout() throws: the upgrade ends as it
     // would have. Let out, the throw replaced its outcome: a switch that
     // worked failed with the clock's raw Error (the connection left to
     // whoever destroys a failed handshake's), a TlsError became that
     // Error, and the caller's signal kept its listener.
-    clearTimer(clock, timer);
+    limit.cancel();
     signal.removeEventListener("abort", onAbort);
   }
 }

@@ -11,7 +11,8 @@
 import { type Clock, systemClock } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
 import { resolvePoolConfig } from "../config/resolve.ts";
-import { clockFailed, readable } from "../config/validate.ts";
+import { readable } from "../config/validate.ts";
+import { clockFailed } from "../config/clock_failure.ts";
 import { TickClock } from "../tick_clock.ts";
 import { readPoolOptions } from "./arguments.ts";
 import { type PoolContext, PoolEmitter } from "./context.ts";

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { clockFailed } from "../config/validate.ts";
+import { clockFailed } from "../config/clock_failure.ts";
 import type { PoolParts } from "./assembly.ts";
 import type { Entry } from "./entry.ts";
 import { uncounted, unreadable } from "./load.ts";

@@ -8,7 +8,7 @@
  */
 
 import { type Clock, wait } from "../clock.ts";
-import { clockFailed } from "../config/validate.ts";
+import { clockFailed } from "../config/clock_failure.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { endpointOf } from "./endpoint.ts";
 import type { Roster } from "./roster.ts";

@@ -9,7 +9,7 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
-import { clearTimer } from "../config/validate.ts";
+import { clearTimer } from "../config/clock_failure.ts";
 import type { PoolContext } from "./context.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { asError } from "../errors/base.ts";

@@ -8,7 +8,7 @@
 
 import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
 import { asError, fieldOf } from "../errors/base.ts";
-import { blameClock } from "../config/validate.ts";
+import { blameClock } from "../config/clock_failure.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { TickClock } from "../tick_clock.ts";
 import type { PoolContext } from "./context.ts";

@@ -82,6 +82,33 @@ export async function disconnectOn(client: Client, virtual: VirtualClock) {
   await done;
 }
 
+/**
+ * Removes `address` from `client`, moving `virtual` on (up to 10 ms) while
+ * the removal runs: its outcome ("removed", what it rejected with, or
+ * "pending") and the addresses `nodeRemoved` told meanwhile.
+ */
+export async function removeNodeOn(
+  client: Client,
+  virtual: VirtualClock,
+  address: string,
+): Promise<{ outcome: unknown; removed: string[] }> {
+  const removed: string[] = [];
+  const listener = (e: { detail: { address: string } }) =>
+    removed.push(e.detail.address);
+  client.addEventListener("nodeRemoved", listener);
+  let outcome: unknown = "pending";
+  client.removeNode(address).then(
+    () => (outcome = "removed"),
+    (error) => (outcome = error),
+  );
+  for (let i = 0; i < 10 && outcome === "pending"; i++) {
+    await virtual.advance(1);
+    await tickEnds();
+  }
+  client.removeEventListener("nodeRemoved", listener);
+  return { outcome, removed };
+}
+
 /** What differs between the scenes of {@link clientOnBreakableClock}. */
 export interface BreakableSceneOptions {
   /** Test nodes on the memory network (1 unless told). */
