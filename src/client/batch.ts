@@ -353,7 +353,7 @@ class Chunk implements BatchReplySink {
     const { path, manager, config } = this.batch.host;
     const node = this.node;
     node.inFlight -= count;
-    manager.recordRequestSuccess(node, count);
+    node.health.recordRequestSuccess(count);
     if (path.timed) {
       // A custom clock that throws here kept the items their replies for
       // good, as it did a request's (see RequestPath.succeeded); the try

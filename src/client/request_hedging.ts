@@ -136,7 +136,7 @@ export function bookHedgeReply(
   const call = sink.call;
   const node = sink.node;
   node.inFlight--;
-  path.manager.recordRequestSuccess(node);
+  node.health.recordRequestSuccess();
   call.outstanding--;
   const hedge = call.hedge!;
   // As in RequestPath's succeeded: a clock that throws costs the reply's

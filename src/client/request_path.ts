@@ -306,7 +306,7 @@ export class RequestPath implements RetryingPath, HedgingPath {
   /** An attempt got its reply: the request is done, unless it already was. */
   succeeded(call: RequestCall, node: ManagedNode, reply: Uint8Array): void {
     node.inFlight--;
-    this.#manager.recordRequestSuccess(node);
+    node.health.recordRequestSuccess();
     call.outstanding--;
     // The clock is read only to learn from the reply: a custom clock
     // that throws there kept the reply from its request for good, and

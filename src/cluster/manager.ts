@@ -11,6 +11,7 @@
  */
 
 import {
+  checkBooking,
   checkConnectSignal,
   checkMarkArguments,
   readManagerListener,
@@ -351,7 +352,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * `now` (the clock's scale): with its reply when `error` is undefined,
    * else with that error (a failure the node is blamed for counts as a
    * reply a second late; an abort counts for nothing). Does nothing
-   * unless {@linkcode ConnectionManager.timesRequests}.
+   * unless {@linkcode ConnectionManager.timesRequests}, nor for a node no
+   * longer a member, nor for times whose difference is no finite number
+   * of 0 or more.
+   * @throws {InvalidArgumentError} for a `node` that is no object, or a
+   *   time that is no number.
    */
   recordLatency(
     node: ManagedNode,
@@ -359,6 +364,7 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
     now: number,
     error?: unknown,
   ): void {
+    checkBooking("recordLatency", node, 1, started, now);
     const latency = this.#latency;
     if (latency === undefined) return;
     const ms = error === undefined
@@ -376,8 +382,11 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
   /**
    * Feeds the failure of a real request into the node's health and its
    * outlier ejection: see {@linkcode recordFailedRequest} for what counts.
+   * A node no longer a member (removed) books nothing.
+   * @throws {InvalidArgumentError} for a `node` that is no object.
    */
   recordRequestFailure(node: ManagedNode, error: unknown): void {
+    checkBooking("recordRequestFailure", node);
     // A removed node's health matters no more (its connections may even
     // have been destroyed by its removal): it must not be ejected.
     if (this.#byAddress.get(node.address) !== node) return;
@@ -423,9 +432,13 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
 
   /**
    * A request to `node` succeeded (`count` of them): plain increments, no
-   * clock.
+   * clock. A node no longer a member (removed) books nothing.
+   * @throws {InvalidArgumentError} for a `node` that is no object, or a
+   *   `count` that is no integer of 0 or more.
    */
   recordRequestSuccess(node: ManagedNode, count = 1): void {
+    checkBooking("recordRequestSuccess", node, count);
+    if (this.#byAddress.get(node.address) !== node) return;
     node.health.recordRequestSuccess(count);
   }
 

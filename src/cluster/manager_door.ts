@@ -157,3 +157,36 @@ export const readManagerListener: ListenerDoor = listenerDoor(
   "ConnectionManager",
   MANAGER_EVENT_NAMES,
 );
+
+/**
+ * Refuses what the booking methods (`recordRequestSuccess`,
+ * `recordRequestFailure`, `recordLatency`) cannot book: a `node` that is
+ * no object (read as a node, it failed with a TypeError from inside), a
+ * `count` that is no integer of 0 or more (added to the node's counts, a
+ * NaN or a fraction spoilt them for good), a time that is no number (a
+ * string was subtracted as one). A node object that is no member any
+ * more (removed) is the method's to ignore.
+ *
+ * @throws {InvalidArgumentError} naming the argument.
+ */
+export function checkBooking(
+  method: string,
+  node: unknown,
+  count: unknown = 1,
+  started: unknown = 0,
+  now: unknown = 0,
+): void {
+  const at = `ConnectionManager.${method}`;
+  if (typeof node !== "object" || node === null) {
+    throw refuse(at, "node", node, "expected a node of this manager");
+  }
+  if (!Number.isSafeInteger(count) || (count as number) < 0) {
+    throw refuse(at, "count", count, "expected an integer of 0 or more");
+  }
+  if (typeof started !== "number") {
+    throw refuse(at, "started", started, "expected a number (ms)");
+  }
+  if (typeof now !== "number") {
+    throw refuse(at, "now", now, "expected a number (ms)");
+  }
+}
