@@ -67,6 +67,7 @@ test("a deadline tracker whose clock's clearTimeout() throws as its timer moves 
       // it, then moved earlier for entry 2, a clear the clock refuses.
       if (e.id === 3) add(4, 500);
     },
+    () => assert.fail("every deadline can be armed"),
   );
   const add = (id: number, timeoutMs: number) => {
     const e: Entry = { id, deadline: 0, timeoutMs: 0 };

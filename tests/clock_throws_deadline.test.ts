@@ -35,6 +35,7 @@ test("a deadline timer whose clock throws as it fires still expires what is due 
         held.delete(e);
         expired.push(e.id);
       },
+      () => assert.fail("every deadline can be armed"),
     );
     for (const [id, timeoutMs] of [[1, 100], [2, 300]]) {
       const e: Entry = { id, deadline: 0, timeoutMs: 0 };

@@ -32,6 +32,7 @@ class Tracked {
         this.held.delete(e);
         onExpire(e);
       },
+      () => assert.fail("every deadline can be armed"),
     );
   }
 

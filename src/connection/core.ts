@@ -18,6 +18,7 @@
 import type { Clock } from "../clock.ts";
 import {
   type AbortedError,
+  type ConfigError,
   ConnectionLostError,
   ProtocolError,
   RemoteError,
@@ -119,6 +120,7 @@ export class ConnectionCore {
       clock,
       (visit) => this.table.forEach(visit),
       this.#expire,
+      this.#untimed,
     );
     this.#onGoodbye = onGoodbye;
   }
@@ -304,6 +306,20 @@ export class ConnectionCore {
       for (const w of waiters) w();
     }
   }
+
+  /**
+   * `pending` can no longer be timed (its connection's clock's setTimeout()
+   * threw as the deadline timer re-armed): it fails with `error`, the
+   * ConfigError naming the clock, and a frame not flushed yet is taken
+   * back. Never retried (a config error), so one that left is not run
+   * twice; its late reply is dropped, as a timed-out one's is.
+   */
+  #untimed = (pending: Pending, error: ConfigError): void => {
+    if (this.table.get(pending.sequence) !== pending) return;
+    this.settle(pending);
+    this.takeBack(pending);
+    tellError(pending.sink, error, pending.sequence);
+  };
 
   #expire = (pending: Pending, timeoutMs: number): void => {
     // An earlier expiry's callback may have settled it since the scan.

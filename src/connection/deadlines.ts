@@ -20,7 +20,8 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import { TickClock } from "../tick_clock.ts";
-import { clearTimer, clockFailed } from "../config/clock_failure.ts";
+import { clearTimer, clockFailed, setTimer } from "../config/clock_failure.ts";
+import type { ConfigError } from "../errors.ts";
 
 /** An entry with a deadline. Callers extend it with their own fields. */
 export interface DeadlineEntry {
@@ -42,6 +43,7 @@ export class DeadlineTracker<E extends DeadlineEntry> {
   readonly #clock: Clock;
   readonly #scan: EntryScan<E>;
   readonly #onExpire: (entry: E, timeoutMs: number) => void;
+  readonly #onUntimed: (entry: E, error: ConfigError) => void;
   #timer: TimerHandle | undefined;
   #timerAt = Infinity;
   // Read once per tick, not per entry: a burst of requests shares it.
@@ -54,22 +56,31 @@ export class DeadlineTracker<E extends DeadlineEntry> {
 
   /**
    * Creates a tracker over the entries `scan` yields that reports expired
-   * ones, with the timeout they were added with, to `onExpire`.
+   * ones, with the timeout they were added with, to `onExpire`. Entries it
+   * can no longer time (a custom clock whose `setTimeout()` threw as the
+   * timer re-armed from its firing) go to `onUntimed`, with the
+   * ConfigError naming the clock.
    */
   constructor(
     clock: Clock,
     scan: EntryScan<E>,
     onExpire: (entry: E, timeoutMs: number) => void,
+    onUntimed: (entry: E, error: ConfigError) => void,
   ) {
     this.#clock = clock;
     this.#tick = new TickClock(clock, (thrown) => clockFailed(clock, thrown));
     this.#scan = scan;
     this.#onExpire = onExpire;
+    this.#onUntimed = onUntimed;
   }
 
   /**
    * Sets `entry`'s deadline `timeoutMs` from now. The owner must hold it
    * (so that `scan` yields it) by the time the timer can fire.
+   *
+   * @throws {ConfigError} naming `clock` when its `now()` throws, or its
+   * `setTimeout()` as the timer moves earlier for this deadline: the
+   * tracker is left as it was, and the entry must not be held.
    */
   add(entry: E, timeoutMs: number): void {
     const now = this.#tick.now();
@@ -119,6 +130,15 @@ export class DeadlineTracker<E extends DeadlineEntry> {
    * clock that threw once then read fine was found working by the
    * request's catch (blameClock), which failed it with the raw Error.
    *
+   * The new timer is armed before the old one is cleared, and the
+   * tracker's state set only then: a custom clock whose setTimeout()
+   * throws (the ConfigError naming it, thrown to the request that moved
+   * the timer) leaves the tracker as it was. Set first, #timerAt claimed
+   * a timer that was never armed, and no later deadline armed one: every
+   * request after it on the connection waited for good. Only here, not in
+   * add(): this runs only when the timer moves earlier, so the request
+   * path pays for no try.
+   *
    * A custom clock whose clearTimeout() throws leaves the timer being
    * replaced armed: the new one is armed all the same, and the old one,
    * when it fires, scans and expires only what is due by then. Let out,
@@ -129,10 +149,10 @@ export class DeadlineTracker<E extends DeadlineEntry> {
    * itself: a disconnect's grace).
    */
   #arm(at: number, now: number): void {
+    const timer = setTimer(this.#clock, this.#fire, Math.max(0, at - now));
     if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
+    this.#timer = timer;
     this.#timerAt = at;
-    const delay = Math.max(0, at - now);
-    this.#timer = this.#clock.setTimeout(this.#fire, delay);
   }
 
   #visit = (entry: E): void => {
@@ -174,6 +194,30 @@ export class DeadlineTracker<E extends DeadlineEntry> {
     // one: the callbacks take microseconds, and the clock is not read
     // from inside the timer again.
     const next = this.#next;
-    if (next < this.#timerAt) this.#arm(next, now);
+    if (next >= this.#timerAt) return;
+    try {
+      this.#arm(next, now);
+    } catch (error) {
+      // setTimer's: the ConfigError naming the clock, nothing else.
+      this.#untimed(error as ConfigError);
+    }
   };
+
+  /**
+   * The firing could not re-arm (`error`, the clock's setTimeout() named):
+   * every entry no timer armed would expire in time fails with it. Left
+   * as they were, they waited with no deadline (for good, on a node that
+   * never answers) unless a later request happened to arm one; ending
+   * the connection instead failed them all as lost, and its pool opened
+   * another (whose open needs the same clock) while the reply path still
+   * worked. The next add() arms again, and meets the clock as it is then.
+   */
+  #untimed(error: ConfigError): void {
+    const timerAt = this.#timerAt;
+    const untimed: E[] = [];
+    this.#scan((entry) => {
+      if (entry.deadline < timerAt) untimed.push(entry);
+    });
+    for (const entry of untimed) this.#onUntimed(entry, error);
+  }
 }

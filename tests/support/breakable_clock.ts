@@ -25,7 +25,9 @@ import { tickEnds } from "./stub_connection.ts";
  * `state.clearsThrown`; a timer it failed to clear stays armed, as it
  * would on a clock that is really broken. Its setTimeout() too: it throws
  * `brokeSet` once `state.sets` more timers have been armed, for the next
- * `state.setBreaks`, counted in `state.setsThrown`.
+ * `state.setBreaks`, counted in `state.setsThrown`; with `state.setMs`
+ * set, only the timers armed for that many ms count and break (one site
+ * of many isolated: a request's deadline, a pool's housekeeping).
  */
 export function breakableClock() {
   const virtual = new VirtualClock();
@@ -42,6 +44,7 @@ export function breakableClock() {
     sets: Infinity,
     setBreaks: Infinity,
     setsThrown: 0,
+    setMs: undefined as number | undefined,
   };
   const clock: Clock = {
     now: () => {
@@ -54,6 +57,9 @@ export function breakableClock() {
       return virtual.now();
     },
     setTimeout: (fn, ms) => {
+      if (state.setMs !== undefined && ms !== state.setMs) {
+        return virtual.setTimeout(fn, ms);
+      }
       if (state.sets <= 0 && state.setBreaks > 0) {
         state.setBreaks--;
         state.setsThrown++;
@@ -182,6 +188,7 @@ export async function clientOnBreakableClock(
     async teardown(): Promise<unknown[]> {
       state.reads = Infinity;
       state.clears = Infinity;
+      state.sets = Infinity;
       await disconnectOn(client, virtual);
       for (const proxy of proxies) await proxy.close();
       for (const node of nodes) await node.close();
