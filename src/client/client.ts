@@ -187,7 +187,9 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    * fails they fail with its error, and the next call tries again. For
    * programs that start before their database.
    *
-   * @throws {ConfigError} for a bad configuration, naming the field.
+   * @throws {ConfigError} for a bad configuration, naming the field; or
+   *   naming `clock` when none answered and one failed because a custom
+   *   clock threw.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
    * @throws {AuthenticationError} (or `NegotiationError`, or a `TlsError`
    *   about the certificate) itself when every node turned the client

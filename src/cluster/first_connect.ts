@@ -10,6 +10,7 @@
 
 import type { ResolvedConfig } from "../config/shapes.ts";
 import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
+import { isClockFailure } from "../config/clock_failure.ts";
 import {
   AbortedError,
   AuthenticationError,
@@ -51,6 +52,8 @@ export function firstConnectWaitMs(config: ResolvedConfig): number {
  * @throws {AuthenticationError}, {@linkcode NegotiationError} or a
  *   certificate {@linkcode TlsError} itself when every node failed that
  *   way: never retried.
+ * @throws {ConfigError} naming `clock` itself when none answered and one
+ *   failed because the client's clock threw: never retried.
  * @throws {AbortedError} when `signal` aborts first, carrying its reason.
  */
 export async function connectNodes(
@@ -88,6 +91,12 @@ export async function connectNodes(
   });
   if (markFailed !== undefined) throw markFailed.error;
   if (failures.length === nodes.length) {
+    // The client's own clock broke (its setTimeout() threw as a time
+    // limit was armed): the same for every node, and no node's fault. A
+    // ConnectFailedError, retryable, named it only inside its failures
+    // and had the caller retry what fails until the clock is mended.
+    const clock = failures.find((f) => isClockFailure(f.error));
+    if (clock !== undefined) throw clock.error;
     // Wrong credentials or a policy no node meets: say so plainly rather
     // than as a retryable "could not connect".
     const fatal = failures.every((f) =>

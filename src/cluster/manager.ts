@@ -208,6 +208,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * `timeoutMs`), if one answered; nodes that did not are marked unhealthy
    * until a health check finds them.
    *
+   * @throws {ConfigError} naming `clock` when none answered and one failed
+   *   because a custom clock threw: never retried.
    * @throws {ConnectFailedError} when none answered, with every host and why
    *   in `failures`.
    * @throws {AuthenticationError}, {@linkcode NegotiationError} or a

@@ -9,7 +9,7 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
-import { clearTimer } from "../config/clock_failure.ts";
+import { clearTimer, clockFailed } from "../config/clock_failure.ts";
 import type { PoolContext } from "./context.ts";
 import { ConnectionLostError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
@@ -64,23 +64,18 @@ export class Housekeeper<C extends PoolableConnection> {
     this.#heartbeat = heartbeat;
   }
 
-  /** Arms the timer for `at`, unless it fires sooner already. */
+  /**
+   * Arms the timer for `at`, unless it fires sooner already. Never
+   * throws: see #arm.
+   */
   wakeAt(at: number): void {
     if (this.#stopped) return;
     if (at !== Infinity && at < this.#timerAt) {
-      // A custom clock whose clearTimeout() throws leaves the later timer
-      // armed; its firing is a look at the pool with nothing due yet.
-      // Let out, the throw left the timer armed for the later time only,
-      // and went out of whatever woke the housekeeper (a checkout, a
-      // connection taken in or given back) with that work half done.
-      if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
-      this.#timerAt = at;
       const delay = Math.min(
         Math.max(0, at - this.#clock.now()),
         MAX_TIMER_MS,
       );
-      this.#held = false;
-      this.#timer = this.#clock.setTimeout(this.#fire, delay);
+      this.#arm(at, delay);
     }
     this.hold();
   }
@@ -92,13 +87,46 @@ export class Housekeeper<C extends PoolableConnection> {
    */
   wakeUnread(): void {
     if (this.#stopped) return;
-    // As in wakeAt.
-    if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
     // Sooner than any time: no wakeAt replaces it before it fires.
-    this.#timerAt = -Infinity;
-    this.#held = false;
-    this.#timer = this.#clock.setTimeout(this.#fire, 0);
+    this.#arm(-Infinity, 0);
     this.hold();
+  }
+
+  /**
+   * Arms the timer for `at`, `delay` from now, in place of the one armed.
+   *
+   * A custom clock whose setTimeout() throws: every waiter fails with the
+   * ConfigError naming it, and the housekeeper is left as it was (the
+   * new timer is armed before the old one is cleared, and the state set
+   * only then), so the next wake tries again. Let out, the throw went out
+   * of whatever woke the housekeeper, half done: a checkout's wait left
+   * its waiter queued with its promise rejected (a connection given back
+   * later was lent to nobody), an open was counted and never started, a
+   * connection given back was reported as a clock whose now() threw. A
+   * pool whose clock cannot arm its one timer times none of its waits:
+   * each caller hears why now rather than waiting past its deadline, for
+   * good if nothing else wakes the pool. Opens are bounded by their own
+   * connect limit; lifetimes, idle times and heartbeats wait for the next
+   * timer armed.
+   *
+   * A custom clock whose clearTimeout() throws leaves the later timer
+   * armed; its firing is a look at the pool with nothing due yet. Let out,
+   * the throw left the timer armed for the later time only, and went out
+   * of whatever woke the housekeeper (a checkout, a connection taken in or
+   * given back) with that work half done.
+   */
+  #arm(at: number, delay: number): void {
+    let timer: TimerHandle;
+    try {
+      timer = this.#clock.setTimeout(this.#fire, delay);
+    } catch (thrown) {
+      this.#ctx.failWaiters(clockFailed(this.#clock, thrown, "setTimeout"));
+      return;
+    }
+    if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
+    this.#timer = timer;
+    this.#timerAt = at;
+    this.#held = false;
   }
 
   #fire = (): void => {

@@ -8,7 +8,7 @@
 
 import { AbortedError, PoolClosedError, PoolTimeoutError } from "../errors.ts";
 import { asError, fieldOf } from "../errors/base.ts";
-import { blameClock } from "../config/clock_failure.ts";
+import { blameClock, setTimer } from "../config/clock_failure.ts";
 import type { TypedEventTarget } from "../events.ts";
 import type { TickClock } from "../tick_clock.ts";
 import type { PoolContext } from "./context.ts";
@@ -99,9 +99,11 @@ export class Waiters<C extends PoolableConnection> {
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
       this.queue.push(waiter);
+      // Before the timer: a clock whose setTimeout() throws fails the
+      // waiter from inside wakeAt, and settle() forgets the probe.
+      if (options.ignoreBackoff) this.#probes.add(waiter);
       // Queued first: the timer then keeps the process alive for it.
       this.#keeper.wakeAt(waiter.deadline);
-      if (options.ignoreBackoff) this.#probes.add(waiter);
       // Serving drops a connection whose inFlight is no count, never
       // chosen: a caller could wait out its timeout for it.
       this.#ctx.pump();
@@ -230,10 +232,20 @@ export class Waiters<C extends PoolableConnection> {
           this.#refusing--;
         }
       } else {
-        ctx.clock.setTimeout(
-          () => ctx.events.emit("checkoutFailed", detail),
-          0,
-        );
+        // A custom clock whose setTimeout() throws: the event cannot be
+        // told later, nor now (that nesting is what deferring ends), and
+        // the checkout fails with the ConfigError naming the clock. Let
+        // out, the clock's raw Error was thrown out of getConnection()
+        // (no promise) into the listener's dispatch.
+        try {
+          setTimer(
+            ctx.clock,
+            () => ctx.events.emit("checkoutFailed", detail),
+            0,
+          );
+        } catch (failed) {
+          return Promise.reject(failed);
+        }
       }
     }
     return Promise.reject(error);
