@@ -189,7 +189,8 @@ export class Client extends TypedEventTarget<ClientEventMap> {
    *
    * @throws {ConfigError} for a bad configuration, naming the field; or
    *   naming `clock` when none answered and one failed because a custom
-   *   clock threw.
+   *   clock threw, or when its `setTimeout()` throws as the health loop
+   *   is scheduled.
    * @throws {ConnectFailedError} naming each host and why, when none answered.
    * @throws {AuthenticationError} (or `NegotiationError`, or a `TlsError`
    *   about the certificate) itself when every node turned the client

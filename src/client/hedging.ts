@@ -14,7 +14,7 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { HedgingConfig } from "../config/shapes.ts";
-import { clearTimer, readClock } from "../config/clock_failure.ts";
+import { clearTimer, readClock, setTimer } from "../config/clock_failure.ts";
 import type { ManagedNode } from "../cluster/node.ts";
 
 /**
@@ -135,8 +135,10 @@ export class Hedging {
     // A listener may shut the client down while a hedge is being sent,
     // and the hedge then re-arms: no timer may outlive the client.
     if (this.#stopped) return due;
-    push(this.#waiting, due);
+    // Armed before it waits: a custom clock whose setTimeout() throws
+    // leaves nothing of it in the heap (see #arm).
     if (due.at < this.#timerAt) this.#arm(due.at, now);
+    push(this.#waiting, due);
     return due;
   }
 
@@ -147,11 +149,19 @@ export class Hedging {
     this.#disarm();
   }
 
-  /** Arms the timer for `at`; `now` is the time just read. */
+  /**
+   * Arms the timer for `at`; `now` is the time just read. The new timer is
+   * armed before the old one is cleared: a custom clock whose setTimeout()
+   * throws (the ConfigError naming it, thrown to the request being hedged,
+   * which ends with it as with a clock whose now() throws) leaves the
+   * timer as it was. Cleared first, the hedges already waiting lost their
+   * timer, and none was sent again until some later request armed one.
+   */
   #arm(at: number, now: number): void {
+    const timer = setTimer(this.#clock, this.#fire, Math.max(0, at - now));
     this.#disarm();
     this.#timerAt = at;
-    this.#timer = this.#clock.setTimeout(this.#fire, Math.max(0, at - now));
+    this.#timer = timer;
   }
 
   #disarm(): void {
@@ -188,7 +198,21 @@ export class Hedging {
       else if (top.at <= now) fire.push(pop(waiting));
       else break;
     }
-    if (waiting.length > 0) this.#arm(waiting[0].at, now);
+    if (waiting.length > 0) {
+      try {
+        this.#arm(waiting[0].at, now);
+      } catch {
+        // A custom clock whose setTimeout() throws: the rest cannot be
+        // timed, and each is taken as due, as when now() throws above
+        // (a hedge sent early, never lost; the retry budget bounds it).
+        // Let out of this timer, the throw was uncaught, and neither the
+        // hedges due nor the rest were ever sent.
+        while (waiting.length > 0) {
+          const top = pop(waiting);
+          if (top.hedge.current === top) fire.push(top);
+        }
+      }
+    }
     for (const due of fire) due.hedge.fire(due);
   };
 }

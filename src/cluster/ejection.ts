@@ -18,8 +18,8 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { OutlierEjectionConfig } from "../config/shapes.ts";
-import { clearTimer } from "../config/clock_failure.ts";
-import { messageOf, RemoteError } from "../errors.ts";
+import { clearTimer, setTimer } from "../config/clock_failure.ts";
+import { type ConfigError, messageOf, RemoteError } from "../errors.ts";
 import { isNodeFailure } from "./health.ts";
 import type { ManagedNode } from "./node.ts";
 
@@ -230,22 +230,28 @@ export class OutlierEjector {
     // start from here, not from whenever the last window closed.
     // (Only where success rates can be compared: enough nodes, not off.)
     const minNodes = this.#config.successRateMinNodes;
+    let unarmed: ConfigError | undefined;
     if (
       this.#window === undefined && minNodes >= 2 &&
       this.#owner.nodes().length >= minNodes && !this.#owner.isClosed()
     ) {
-      this.#openWindow();
+      unarmed = this.#openWindow();
     }
     const health = node.health;
     health.recordRequestFailure(error);
     const threshold = this.#config.consecutiveFailures;
     const run = health.consecutiveRequestFailures;
     if (threshold > 0 && run >= threshold && health.isHealthy) {
-      this.#eject(
+      const failed = this.#eject(
         node,
         `${run} requests in a row failed, the last with: ${messageOf(error)}`,
       );
+      unarmed ??= failed;
     }
+    // The failure is booked whatever the clock did; the request that
+    // booked it ends with the clock's failure (bookFailure), as with a
+    // clock whose now() throws there.
+    if (unarmed !== undefined) throw unarmed;
   }
 
   /**
@@ -273,12 +279,27 @@ export class OutlierEjector {
     this.#ejected.clear();
   }
 
-  #openWindow(): void {
+  /**
+   * Opens a success-rate window, or, when a custom clock's setTimeout()
+   * throws, gives the ConfigError naming it and opens none: the next
+   * failure tries again. Let out, the throw went out of the request's
+   * booking before its failure was counted, or out of the window's own
+   * timer (uncaught).
+   */
+  #openWindow(): ConfigError | undefined {
+    let timer: TimerHandle;
+    try {
+      timer = setTimer(
+        this.#clock,
+        () => this.#closeWindow(),
+        this.#config.intervalMs,
+      );
+    } catch (failed) {
+      return failed as ConfigError;
+    }
     for (const node of this.#owner.nodes()) node.health.resetRequestCounts();
-    this.#window = this.#clock.setTimeout(
-      () => this.#closeWindow(),
-      this.#config.intervalMs,
-    );
+    this.#window = timer;
+    return undefined;
   }
 
   /** Compares the window's success rates, then opens the next one if failures still come in. */
@@ -290,6 +311,10 @@ export class OutlierEjector {
       successes: node.health.requestSuccesses,
       failures: node.health.requestFailures,
     }));
+    // From this timer, a clock failure #eject or #openWindow gives back
+    // has nobody to go to: an ejection it cannot time is not made (the
+    // node stays in rotation), and a window it cannot open is opened by
+    // the next failure.
     for (const outlier of successRateOutliers(counts, this.#config)) {
       const node = nodes[outlier.index];
       if (!node.health.isHealthy) continue;
@@ -303,8 +328,13 @@ export class OutlierEjector {
     if (counts.some((c) => c.failures > 0)) this.#openWindow();
   }
 
-  /** Ejects `node` if the share and the last healthy node allow it. */
-  #eject(node: ManagedNode, why: string): void {
+  /**
+   * Ejects `node` if the share and the last healthy node allow it. A
+   * custom clock whose setTimeout() throws leaves it in rotation, and the
+   * ConfigError naming the clock is given back: ejected with no timer to
+   * end it, the node stayed out for good (nothing else ends an ejection).
+   */
+  #eject(node: ManagedNode, why: string): ConfigError | undefined {
     if (this.#owner.isClosed()) return;
     // At most the share at once (one always may be; the epsilon keeps
     // 0.29 × 100 from flooring to 28), and never the last node in
@@ -324,14 +354,23 @@ export class OutlierEjector {
     const reason = `ejected for ${
       Math.round(ms)
     } ms (ejection ${count}): ${why}`;
-    if (!health.eject(reason, now + ms, count)) return;
-    this.#ejected.set(
-      node,
-      this.#clock.setTimeout(() => {
-        // Forgotten since (a timer the clock could not clear): not ours.
-        if (this.#ejected.has(node)) this.#return(node, ms);
-      }, ms),
-    );
+    // Armed first, so that a clock that cannot time the ejection leaves
+    // the node as it was.
+    let timer: TimerHandle;
+    try {
+      timer = setTimer(this.#clock, () => {
+        // Forgotten since, or ejected again (a timer the clock could not
+        // clear): not ours.
+        if (this.#ejected.get(node) === timer) this.#return(node, ms);
+      }, ms);
+    } catch (failed) {
+      return failed as ConfigError;
+    }
+    if (!health.eject(reason, now + ms, count)) {
+      clearTimer(this.#clock, timer);
+      return;
+    }
+    this.#ejected.set(node, timer);
     this.#owner.onHealthChanged(node, reason);
   }
 

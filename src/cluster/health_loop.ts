@@ -14,6 +14,7 @@ import {
   clearTimer,
   clockFailed,
   readClock,
+  setTimer,
 } from "../config/clock_failure.ts";
 import { asError } from "../errors/base.ts";
 import {
@@ -110,7 +111,16 @@ export class HealthLoop {
     return sweep;
   }
 
-  /** Schedules the next sweep after `intervalMs`; nothing when it is 0. */
+  /**
+   * Schedules the next sweep after `intervalMs`; nothing when it is 0.
+   *
+   * @throws {ConfigError} naming `clock` when its `setTimeout()` throws:
+   * to the first connect, which fails with it (its pools closed, as on any
+   * failure). From the end of a timed sweep it has nobody to go to, and
+   * the loop stops there, as stop() would (a sweep by hand still runs).
+   * Let out there, it was an unhandled rejection; from the connect, the
+   * clock's raw Error.
+   */
   schedule(): void {
     const interval = this.#config.intervalMs;
     // One loop however often it is asked for (connect() called twice):
@@ -121,7 +131,7 @@ export class HealthLoop {
     // The next sweep is scheduled after this one ends, so slow checks never
     // pile up; the clock's timers never keep the process alive.
     const armedAt = this.#stops;
-    this.#healthTimer = this.#clock.setTimeout(() => {
+    this.#healthTimer = setTimer(this.#clock, () => {
       // Stopped since it was armed: a timer the clock could not clear.
       if (this.#stops !== armedAt) return;
       this.#healthTimer = undefined;
@@ -129,7 +139,12 @@ export class HealthLoop {
       // this, the sweep's end armed the next one and the loop went on.
       const stops = this.#stops;
       const next = () => {
-        if (this.#stops === stops) this.schedule();
+        if (this.#stops !== stops) return;
+        try {
+          this.schedule();
+        } catch {
+          // See above: the loop stops.
+        }
       };
       this.sweep().then(next, next);
     }, interval);

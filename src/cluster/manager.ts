@@ -209,7 +209,8 @@ export class ConnectionManager extends TypedEventTarget<ManagerEventMap> {
    * until a health check finds them.
    *
    * @throws {ConfigError} naming `clock` when none answered and one failed
-   *   because a custom clock threw: never retried.
+   *   because a custom clock threw, or when its `setTimeout()` throws as
+   *   the health loop is scheduled: never retried.
    * @throws {ConnectFailedError} when none answered, with every host and why
    *   in `failures`.
    * @throws {AuthenticationError}, {@linkcode NegotiationError} or a

@@ -26,8 +26,9 @@ import { tickEnds } from "./stub_connection.ts";
  * would on a clock that is really broken. Its setTimeout() too: it throws
  * `brokeSet` once `state.sets` more timers have been armed, for the next
  * `state.setBreaks`, counted in `state.setsThrown`; with `state.setMs`
- * set, only the timers armed for that many ms count and break (one site
- * of many isolated: a request's deadline, a pool's housekeeping).
+ * set, only the timers armed for that many ms (or for which it says true)
+ * count and break (one site of many isolated: a request's deadline, a
+ * pool's housekeeping, an ejection's jittered time).
  */
 export function breakableClock() {
   const virtual = new VirtualClock();
@@ -44,7 +45,7 @@ export function breakableClock() {
     sets: Infinity,
     setBreaks: Infinity,
     setsThrown: 0,
-    setMs: undefined as number | undefined,
+    setMs: undefined as number | ((ms: number) => boolean) | undefined,
   };
   const clock: Clock = {
     now: () => {
@@ -57,9 +58,11 @@ export function breakableClock() {
       return virtual.now();
     },
     setTimeout: (fn, ms) => {
-      if (state.setMs !== undefined && ms !== state.setMs) {
-        return virtual.setTimeout(fn, ms);
-      }
+      const only = state.setMs;
+      if (
+        only !== undefined &&
+        (typeof only === "number" ? ms !== only : !only(ms))
+      ) return virtual.setTimeout(fn, ms);
       if (state.sets <= 0 && state.setBreaks > 0) {
         state.setBreaks--;
         state.setsThrown++;
