@@ -94,6 +94,12 @@ export function holdTimer(
  * backing off before its retry, with no socket open meanwhile), and Node
  * would end the program under them, with the promise never settled. A
  * custom clock's timers are its own.
+ *
+ * A custom clock whose `setTimeout()` throws rejects the wait with what it
+ * threw, before anything waits (no listener is left on `signal`). Named
+ * by each caller, which tells it from an abort (`signal` aborted) and
+ * wraps it in the ConfigError naming the clock: this file sits below the
+ * config and the errors, and may not import them.
  */
 export function wait(
   clock: Clock,

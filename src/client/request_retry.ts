@@ -15,6 +15,7 @@ import type { ManagedNode } from "../cluster/node.ts";
 import {
   AbortedError,
   ClientClosedError,
+  type ConfigError,
   NoHealthyNodesError,
   RemoteError,
   RetriesExhaustedError,
@@ -218,8 +219,14 @@ async function backOff(
   // A `retry` listener may already have aborted the signal or
   // disconnected the client: neither would wake a wait that starts
   // after it, so there is none.
+  let unarmed: ConfigError | undefined;
   if (!signal?.aborted && !path.owner.closing()) {
-    await waitToRetry(path.config.clock, delayMs, signal, path.retryWaits);
+    unarmed = await waitToRetry(
+      path.config.clock,
+      delayMs,
+      signal,
+      path.retryWaits,
+    );
   }
   if (signal?.aborted) return path.end(call, aborted(signal));
   if (path.owner.closing()) {
@@ -230,6 +237,10 @@ async function backOff(
       ),
     );
   }
+  // A backoff the clock could not time: the request ends with the clock's
+  // failure rather than retry at once (a storm of retries against a node
+  // that just failed, with none of the backoff it is owed).
+  if (unarmed !== undefined) return path.end(call, unarmed);
   const full = path.firstOnly?.get(call.options);
   if (full !== undefined) call.options = full;
   path.dispatchRetry(call, error);

@@ -13,6 +13,7 @@ import type { Clock } from "../clock.ts";
 import { systemClock, wait } from "../clock.ts";
 import type { RetryConfig } from "../config/shapes.ts";
 import { MAX_TIMER_DELAY_MS } from "../config/validate.ts";
+import { clockFailed } from "../config/clock_failure.ts";
 import { isInstance } from "../errors/base.ts";
 import {
   AbortedError,
@@ -329,7 +330,9 @@ export async function executeWithRetry<T>(
         await wait(clock, delayMs, signal);
       } catch (sleepError) {
         if (signal?.aborted) throw operationAborted(signal);
-        throw sleepError;
+        // Not an abort: a custom clock whose setTimeout() threw (see
+        // wait). Let out as it was, the caller got the clock's raw Error.
+        throw clockFailed(clock, sleepError, "setTimeout");
       }
     }
   }

@@ -6,6 +6,7 @@
  */
 
 import { type Clock, wait } from "../clock.ts";
+import { clockFailed } from "../config/clock_failure.ts";
 import { refuse } from "../config/options.ts";
 import { type Check, methods, msOrZero, signal } from "../config/validate.ts";
 import type { InvalidArgumentError } from "../errors.ts";
@@ -16,6 +17,8 @@ import type { InvalidArgumentError } from "../errors.ts";
  * alive until it ends, as any awaited I/O does (the clock's own timers do
  * not).
  *
+ * @throws {ConfigError} (rejects) naming `clock` when its `setTimeout()`
+ *   throws.
  * @throws {InvalidArgumentError} (rejects) for a clock without
  *   `setTimeout` and `clearTimeout`, an `ms` that is not a number of
  *   milliseconds from 0 to 2^31 - 1 (NaN, Infinity and a delay too long for
@@ -33,7 +36,12 @@ export function sleep(
 ): Promise<void> {
   const problem = sleepProblem(clock, ms, signal);
   if (problem !== undefined) return Promise.reject(problem);
-  return wait(clock, ms, signal);
+  return wait(clock, ms, signal).catch((error: unknown) => {
+    if (signal?.aborted) throw error;
+    // Not an abort: a custom clock whose setTimeout() threw (see wait).
+    // Let out as it was, the caller got the clock's raw Error.
+    throw clockFailed(clock, error, "setTimeout");
+  });
 }
 
 const CHECKS: readonly [string, Check][] = [

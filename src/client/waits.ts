@@ -14,8 +14,8 @@ import type { Connection } from "../connection/connection.ts";
 import type { RequestOptions } from "../connection/types.ts";
 import { notSent } from "../connection/refusals.ts";
 import type { ManagedNode } from "../cluster/node.ts";
-import { blameClock } from "../config/clock_failure.ts";
-import { RequestTimeoutError } from "../errors.ts";
+import { blameClock, clockFailed } from "../config/clock_failure.ts";
+import { type ConfigError, RequestTimeoutError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
 import { channels, type RequestMessage } from "../diagnostics/channels.ts";
 import type { RequestDiagnostics } from "./request_diagnostics.ts";
@@ -193,22 +193,26 @@ export class RetryWaits {
 /**
  * Waits `delayMs` before a retry, or less: `signal` aborting ends the
  * wait, and so does the client's shutdown (`waits.wakeAll()`). Never
- * rejects: the caller checks why it woke.
+ * rejects: the caller checks why it woke. Resolves with the ConfigError
+ * naming the clock when its `setTimeout()` threw (nothing waited):
+ * swallowed as a wake, the retry went out at once, with no backoff.
  */
 export async function waitToRetry(
   clock: Clock,
   delayMs: number,
   signal: AbortSignal | undefined,
   waits: RetryWaits,
-): Promise<void> {
+): Promise<ConfigError | undefined> {
   // One controller ends the wait for either reason.
   const wake = new AbortController();
   waits.add(wake, signal);
   try {
     await wait(clock, delayMs, wake.signal);
-  } catch {
-    // Woken early.
+  } catch (thrown) {
+    // Woken early, or (not woken) the clock threw (see wait).
+    if (!wake.signal.aborted) return clockFailed(clock, thrown, "setTimeout");
   } finally {
     waits.delete(wake, signal);
   }
+  return undefined;
 }
