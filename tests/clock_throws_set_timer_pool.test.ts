@@ -18,6 +18,7 @@ import {
   fakePoolOn,
 } from "./support/breakable_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
+import { FakeConnection } from "./support/fake_connection.ts";
 import { tickEnds } from "./support/stub_connection.ts";
 
 /** Checks that `error` is the ConfigError naming setTimeout(). */
@@ -63,6 +64,38 @@ test("a checkout whose wait cannot arm the pool's timer rejects with the ConfigE
   assert.deepEqual(await watch.stop(), []);
 });
 
+test("a checkoutFailed listener that asks again as each wait fails on a clock whose setTimeout() throws: the asking ends, every ask rejects with the ConfigError, nothing escapes", async () => {
+  const { clock, state } = breakableClock();
+  const pool = fakePoolOn(clock, { minConnections: 0, maxConnections: 1 });
+  const watch = watchEscapes();
+  try {
+    const held = await pool.getConnection();
+    const outcomes: unknown[] = [];
+    let asks = 0;
+    // Asks again for as long as it is told (bounded here for the test's
+    // sake, far past what the pool lets nest).
+    pool.addEventListener("checkoutFailed", () => {
+      if (asks++ < 10_000) {
+        pool.getConnection({ timeoutMs: 1 }).catch((e) => outcomes.push(e));
+      }
+    });
+    state.sets = 0;
+    await pool.getConnection({ timeoutMs: 1 }).catch((e) => outcomes.push(e));
+    for (let i = 0; i < 3; i++) await tickEnds();
+    // Failed from inside the arm with every other waiter, each ask's
+    // event asked again at once: the stack overflowed.
+    assert.ok(asks <= 20, `${asks} asks`);
+    assert.equal(outcomes.length, asks + 1);
+    assert.ok(outcomes.every((e) => e instanceof ConfigError));
+    state.sets = Infinity;
+    pool.returnConnection(held);
+  } finally {
+    state.sets = Infinity;
+    await pool.close();
+  }
+  assert.deepEqual(await watch.stop(), []);
+});
+
 test("a connection given back whose idle timer cannot be armed is taken back without a throw, and lent again", async () => {
   const { clock, virtual, state } = breakableClock();
   const pool = fakePoolOn(clock, {
@@ -86,6 +119,39 @@ test("a connection given back whose idle timer cannot be armed is taken back wit
     const again = await pool.getConnection({ timeoutMs: 50 });
     assert.equal(again, held);
     pool.returnConnection(held);
+  } finally {
+    state.sets = Infinity;
+    await pool.close();
+  }
+  assert.deepEqual(await watch.stop(), []);
+});
+
+test("an open whose time limit the pool's timer cannot be armed for fails the waiters with the ConfigError naming setTimeout(); the open goes on, its connection lent next", async () => {
+  const { clock, brokeSet, state } = breakableClock();
+  let deliver = (_: FakeConnection) => {};
+  const pool = fakePoolOn(
+    clock,
+    { minConnections: 0, maxConnections: 1, connectionTimeoutMs: 555 },
+    () => new Promise<FakeConnection>((resolve) => (deliver = resolve)),
+  );
+  const watch = watchEscapes();
+  try {
+    // Only the open's limit (its 555 ms) breaks, not the wait's 5 s.
+    state.setMs = 555;
+    state.sets = 0;
+    state.setBreaks = 1;
+    // Before: the waiter rejected with the clock's raw Error.
+    const error = await pool.getConnection({ timeoutMs: 5_000 }).then(
+      () => "lent",
+      (e: unknown) => e,
+    );
+    assertSetFailed(error, brokeSet, "the waiter");
+    assert.equal(state.setsThrown, 1);
+    const conn = new FakeConnection();
+    deliver(conn);
+    await tickEnds();
+    assert.equal(await pool.getConnection({ timeoutMs: 50 }), conn);
+    pool.returnConnection(conn);
   } finally {
     state.sets = Infinity;
     await pool.close();

@@ -9,9 +9,9 @@
 
 import { type Clock, holdTimer, type TimerHandle } from "../clock.ts";
 import type { PoolConfig } from "../config/shapes.ts";
-import { clearTimer, clockFailed } from "../config/clock_failure.ts";
+import { clearTimer, setTimer } from "../config/clock_failure.ts";
 import type { PoolContext } from "./context.ts";
-import { ConnectionLostError } from "../errors.ts";
+import { type ConfigError, ConnectionLostError } from "../errors.ts";
 import { asError } from "../errors/base.ts";
 import { overdueClose } from "./drain.ts";
 import { endpointOf } from "./endpoint.ts";
@@ -66,18 +66,34 @@ export class Housekeeper<C extends PoolableConnection> {
 
   /**
    * Arms the timer for `at`, unless it fires sooner already. Never
-   * throws: see #arm.
+   * throws: a custom clock whose setTimeout() throws fails every waiter
+   * with the ConfigError naming it (see #arm).
    */
   wakeAt(at: number): void {
-    if (this.#stopped) return;
+    const failed = this.wakeFor(at);
+    if (failed !== undefined) this.#ctx.failWaiters(failed);
+  }
+
+  /**
+   * As {@linkcode Housekeeper.wakeAt}, for a waiter just queued with
+   * deadline `at`: the ConfigError naming the clock is given back instead,
+   * for that waiter alone (those queued before it are timed by the timer
+   * armed already, which fires no later than their deadlines). Failed
+   * here with the others, its `checkoutFailed` listener asking again met
+   * the same clock, and so on until the stack overflowed.
+   */
+  wakeFor(at: number): ConfigError | undefined {
+    if (this.#stopped) return undefined;
+    let failed: ConfigError | undefined;
     if (at !== Infinity && at < this.#timerAt) {
       const delay = Math.min(
         Math.max(0, at - this.#clock.now()),
         MAX_TIMER_MS,
       );
-      this.#arm(at, delay);
+      failed = this.#arm(at, delay);
     }
     this.hold();
+    return failed;
   }
 
   /**
@@ -88,26 +104,27 @@ export class Housekeeper<C extends PoolableConnection> {
   wakeUnread(): void {
     if (this.#stopped) return;
     // Sooner than any time: no wakeAt replaces it before it fires.
-    this.#arm(-Infinity, 0);
+    const failed = this.#arm(-Infinity, 0);
     this.hold();
+    if (failed !== undefined) this.#ctx.failWaiters(failed);
   }
 
   /**
    * Arms the timer for `at`, `delay` from now, in place of the one armed.
    *
-   * A custom clock whose setTimeout() throws: every waiter fails with the
-   * ConfigError naming it, and the housekeeper is left as it was (the
-   * new timer is armed before the old one is cleared, and the state set
-   * only then), so the next wake tries again. Let out, the throw went out
-   * of whatever woke the housekeeper, half done: a checkout's wait left
-   * its waiter queued with its promise rejected (a connection given back
-   * later was lent to nobody), an open was counted and never started, a
-   * connection given back was reported as a clock whose now() threw. A
-   * pool whose clock cannot arm its one timer times none of its waits:
-   * each caller hears why now rather than waiting past its deadline, for
-   * good if nothing else wakes the pool. Opens are bounded by their own
-   * connect limit; lifetimes, idle times and heartbeats wait for the next
-   * timer armed.
+   * A custom clock whose setTimeout() throws: the ConfigError naming it is
+   * given back, and the housekeeper is left as it was (the new timer is
+   * armed before the old one is cleared, and the state set only then), so
+   * the next wake tries again. Let out, the throw went out of whatever
+   * woke the housekeeper, half done: a checkout's wait left its waiter
+   * queued with its promise rejected (a connection given back later was
+   * lent to nobody), an open was counted and never started, a connection
+   * given back was reported as a clock whose now() threw. A pool whose
+   * clock cannot arm its one timer times none of its waits: the waiters
+   * fail with that error (wakeAt, wakeUnread), each caller hearing why
+   * now rather than waiting past its deadline, for good if nothing else
+   * woke the pool. Opens are bounded by their own connect limit;
+   * lifetimes, idle times and heartbeats wait for the next timer armed.
    *
    * A custom clock whose clearTimeout() throws leaves the later timer
    * armed; its firing is a look at the pool with nothing due yet. Let out,
@@ -115,18 +132,18 @@ export class Housekeeper<C extends PoolableConnection> {
    * of whatever woke the housekeeper (a checkout, a connection taken in or
    * given back) with that work half done.
    */
-  #arm(at: number, delay: number): void {
+  #arm(at: number, delay: number): ConfigError | undefined {
     let timer: TimerHandle;
     try {
-      timer = this.#clock.setTimeout(this.#fire, delay);
-    } catch (thrown) {
-      this.#ctx.failWaiters(clockFailed(this.#clock, thrown, "setTimeout"));
-      return;
+      timer = setTimer(this.#clock, this.#fire, delay);
+    } catch (failed) {
+      return failed as ConfigError;
     }
     if (this.#timer !== undefined) clearTimer(this.#clock, this.#timer);
     this.#timer = timer;
     this.#timerAt = at;
     this.#held = false;
+    return undefined;
   }
 
   #fire = (): void => {

@@ -99,11 +99,16 @@ export class Waiters<C extends PoolableConnection> {
         signal.addEventListener("abort", waiter.onAbort, { once: true });
       }
       this.queue.push(waiter);
-      // Before the timer: a clock whose setTimeout() throws fails the
-      // waiter from inside wakeAt, and settle() forgets the probe.
       if (options.ignoreBackoff) this.#probes.add(waiter);
       // Queued first: the timer then keeps the process alive for it.
-      this.#keeper.wakeAt(waiter.deadline);
+      const unarmed = this.#keeper.wakeFor(waiter.deadline);
+      if (unarmed !== undefined) {
+        // A custom clock whose setTimeout() throws cannot time the wait:
+        // refused as it comes, with the ConfigError naming the clock.
+        this.settle(waiter);
+        reject(this.refused(exclusive, unarmed, "connectionError"));
+        return;
+      }
       // Serving drops a connection whose inFlight is no count, never
       // chosen: a caller could wait out its timeout for it.
       this.#ctx.pump();
@@ -204,51 +209,60 @@ export class Waiters<C extends PoolableConnection> {
   }
 
   /**
-   * Fails a checkout at once, before it waited. Its `checkoutFailed` is
-   * dispatched at once, unless refusals are nested that deep already (a
-   * listener that asks again as each one fails, of a closed pool or with
-   * an aborted signal, recursed until the stack overflowed): then on the
-   * pool's clock, so that such a listener loops, yielding, instead.
+   * Fails a checkout at once, before it waited: see
+   * {@linkcode Waiters.refused} for what it fails with.
    */
   rejectNow(
     exclusive: boolean,
     error: Error,
     reason: CheckoutFailedReason,
   ): Promise<C> {
+    return Promise.reject(this.refused(exclusive, error, reason));
+  }
+
+  /**
+   * Tells `checkoutFailed` for a checkout failed at once, before it
+   * waited, with `error`; gives back what it fails with. The event is
+   * dispatched at once, unless refusals are nested that deep already (a
+   * listener that asks again as each one fails, of a closed pool, with an
+   * aborted signal or on a clock whose setTimeout() throws, recursed until
+   * the stack overflowed): then on the pool's clock, so that such a
+   * listener loops, yielding, instead. A custom clock whose setTimeout()
+   * throws there: the event can be told neither later nor now (that
+   * nesting is what deferring ends), and the checkout fails with the
+   * ConfigError naming the clock. Let out, the clock's raw Error was
+   * thrown out of getConnection() (no promise) into the listener's
+   * dispatch.
+   */
+  refused(
+    exclusive: boolean,
+    error: Error,
+    reason: CheckoutFailedReason,
+  ): Error {
     const ctx = this.#ctx;
-    if (ctx.target.hasListeners("checkoutFailed")) {
-      const detail = {
-        address: ctx.address,
-        mode: exclusive ? "exclusive" as const : "shared" as const,
-        reason,
-        error,
-        durationMs: 0,
-      };
-      if (this.#refusing < MAX_NESTED_REFUSALS) {
-        this.#refusing++;
-        try {
-          ctx.events.emit("checkoutFailed", detail);
-        } finally {
-          this.#refusing--;
-        }
-      } else {
-        // A custom clock whose setTimeout() throws: the event cannot be
-        // told later, nor now (that nesting is what deferring ends), and
-        // the checkout fails with the ConfigError naming the clock. Let
-        // out, the clock's raw Error was thrown out of getConnection()
-        // (no promise) into the listener's dispatch.
-        try {
-          setTimer(
-            ctx.clock,
-            () => ctx.events.emit("checkoutFailed", detail),
-            0,
-          );
-        } catch (failed) {
-          return Promise.reject(failed);
-        }
+    if (!ctx.target.hasListeners("checkoutFailed")) return error;
+    const detail = {
+      address: ctx.address,
+      mode: exclusive ? "exclusive" as const : "shared" as const,
+      reason,
+      error,
+      durationMs: 0,
+    };
+    if (this.#refusing < MAX_NESTED_REFUSALS) {
+      this.#refusing++;
+      try {
+        ctx.events.emit("checkoutFailed", detail);
+      } finally {
+        this.#refusing--;
       }
+      return error;
     }
-    return Promise.reject(error);
+    try {
+      setTimer(ctx.clock, () => ctx.events.emit("checkoutFailed", detail), 0);
+    } catch (failed) {
+      return failed as Error;
+    }
+    return error;
   }
 
   /** How many refusals' `checkoutFailed` are being dispatched, nested. */
