@@ -211,3 +211,34 @@ test("a DeadlineTracker whose firing cannot re-arm hands what is not due to onUn
   assert.deepEqual(expired, [1, 4]);
   tracker.stop();
 });
+
+test("requestMany whose run's deadline cannot be armed: every item fails with the ConfigError naming setTimeout(), no node stays charged, and the next batch goes through", async () => {
+  const s = await clientOnBreakableClock({
+    config: { retryConfig: { maxRetries: 0 } },
+  });
+  const { client, state, brokeSet } = s;
+  let escaped: unknown[] = [];
+  try {
+    state.setMs = 888;
+    state.sets = 0;
+    state.setBreaks = 1;
+    const results = await client.requestMany(
+      [ops.echo("a"), ops.echo("b")],
+      { timeoutMs: 888 },
+    );
+    assert.equal(state.setsThrown, 1, "the run's deadline was armed");
+    for (const result of results) {
+      // Before: the clock's raw Error, or an InvalidArgumentError.
+      assert.equal(result.ok, false);
+      if (!result.ok) assertSetFailed(result.error, brokeSet, "an item");
+    }
+    assert.deepEqual(client.stats().nodes.map((n) => n.inFlight), [0]);
+    const again = await client.requestMany([ops.echo("c")], {
+      timeoutMs: 888,
+    });
+    assert.deepEqual(again.map((r) => r.ok && replyText(r.value)), ["c"]);
+  } finally {
+    escaped = await s.teardown();
+  }
+  assert.deepEqual(escaped, []);
+});
