@@ -270,33 +270,40 @@ test("with one healthy node a request is not hedged to the node it already waits
 
 /**
  * A clock the test moves by hand, synchronously, with at most one timer
- * (all the hedging policy uses): fast enough for thousands of steps.
+ * armed between steps (all the hedging policy uses): fast enough for
+ * thousands of steps.
  */
 function handClock() {
   let now = 0;
-  let timer: { fn: () => void; at: number } | undefined;
+  // Armed timers. A timer may be armed just before the one it replaces is
+  // cleared (so that a clock whose setTimeout() throws leaves the old one
+  // standing), never more than that: `armed` is checked after each step.
+  const timers = new Set<{ fn: () => void; at: number }>();
   const clock: Clock = {
     now: () => now,
     setTimeout(fn, ms) {
-      assert.equal(timer, undefined, "one timer at a time");
-      timer = { fn, at: now + ms };
+      assert.ok(timers.size <= 1, "one timer at a time, and its replacement");
+      const timer = { fn, at: now + ms };
+      timers.add(timer);
       return timer as unknown as TimerHandle;
     },
     clearTimeout(handle) {
-      if (handle === (timer as unknown)) timer = undefined;
+      timers.delete(handle as unknown as { fn: () => void; at: number });
     },
   };
+  const due = () => [...timers].find((t) => t.at <= now);
   return {
     clock,
-    pending: () => timer !== undefined,
+    pending: () => timers.size > 0,
+    /** How many timers are armed. */
+    armed: () => timers.size,
     /** Moves time on by `ms`, one ms at a time, firing what is due. */
     advance(ms: number) {
       for (let i = 0; i < ms; i++) {
         now++;
-        while (timer !== undefined && timer.at <= now) {
-          const { fn } = timer;
-          timer = undefined;
-          fn();
+        for (let timer = due(); timer !== undefined; timer = due()) {
+          timers.delete(timer);
+          timer.fn();
         }
       }
     },
@@ -406,6 +413,7 @@ test("property: the hedging timer sends each live hedge once, at its time, whate
             assert.ok(h.due > hand.clock.now(), "a due hedge was not sent");
           }
         }
+        assert.ok(hand.armed() <= 1, "one timer at a time");
       }
       hand.advance(100);
       for (const h of hedges) {
