@@ -31,6 +31,7 @@ import type { ByteChannel } from "../src/runtime/types.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import {
+  assertClearFailed,
   breakableClock,
   clientOnBreakableClock,
   fakePoolOn,
@@ -39,14 +40,6 @@ import {
 import { watchEscapes } from "./support/fault_harness.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/** Checks that `error` is the ConfigError naming clearTimeout(). */
-function assertClearFailed(error: unknown, cause: Error, what: string) {
-  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
-  assert.equal(error.field, "clock", what);
-  assert.match(error.message, /clearTimeout\(\)/, what);
-  assert.equal(error.cause, cause, what);
-}
 
 interface Entry extends DeadlineEntry {
   id: number;

@@ -9,7 +9,6 @@ import assert from "node:assert/strict";
 import { resolveTlsConfig } from "../src/config/tls.ts";
 import { Client } from "../src/client/client.ts";
 import { Connection } from "../src/connection/connection.ts";
-import { ConfigError } from "../src/errors.ts";
 import { MessageCodec } from "../src/protocol/codec.ts";
 import { MessageType } from "../src/protocol/frame.ts";
 import { upgradeToTls } from "../src/handshake/tls.ts";
@@ -19,6 +18,7 @@ import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import { VirtualClock } from "../testing/virtual_clock.ts";
 import {
+  assertSetFailed,
   breakableClock,
   clientOnBreakableClock,
   disconnectOn,
@@ -27,14 +27,6 @@ import {
 import { watchEscapes } from "./support/fault_harness.ts";
 import { stubChannel } from "./support/stub_channel.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/** Checks that `error` is the ConfigError naming setTimeout(). */
-function assertSetFailed(error: unknown, cause: Error, what: string) {
-  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
-  assert.equal(error.field, "clock", what);
-  assert.match(error.message, /setTimeout\(\)/, what);
-  assert.equal(error.cause, cause, what);
-}
 
 test("Connection.connect with a clock whose setTimeout() throws rejects with the ConfigError naming it, before any socket", async () => {
   const network = createMemoryNetwork();

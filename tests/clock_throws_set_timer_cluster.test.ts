@@ -10,25 +10,17 @@ import assert from "node:assert/strict";
 import { Client } from "../src/client/client.ts";
 import { Hedging } from "../src/client/hedging.ts";
 import type { ManagedNode } from "../src/cluster/node.ts";
-import { ConfigError } from "../src/errors.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import {
+  assertSetFailed,
   breakableClock,
   clientOnBreakableClock,
 } from "./support/breakable_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/** Checks that `error` is the ConfigError naming setTimeout(). */
-function assertSetFailed(error: unknown, cause: Error, what: string) {
-  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
-  assert.equal(error.field, "clock", what);
-  assert.match(error.message, /setTimeout\(\)/, what);
-  assert.equal(error.cause, cause, what);
-}
 
 /** A Hedging on `clock` that knows a slow node (100 ms) and a fast one (10). */
 function hedgingOn(clock: ReturnType<typeof breakableClock>["clock"]) {

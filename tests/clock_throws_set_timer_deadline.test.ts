@@ -11,21 +11,14 @@ import {
   type DeadlineEntry,
   DeadlineTracker,
 } from "../src/connection/deadlines.ts";
-import { ConfigError, RequestTimeoutError } from "../src/errors.ts";
+import { RequestTimeoutError } from "../src/errors.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import {
+  assertSetFailed,
   breakableClock,
   clientOnBreakableClock,
 } from "./support/breakable_clock.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/** Checks that `error` is the ConfigError naming setTimeout(). */
-function assertSetFailed(error: unknown, cause: Error, what: string) {
-  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
-  assert.equal(error.field, "clock", what);
-  assert.match(error.message, /setTimeout\(\)/, what);
-  assert.equal(error.cause, cause, what);
-}
 
 /** Starts `run`; its outcome, read as it settles ("pending" until then). */
 function track(run: Promise<Uint8Array>) {

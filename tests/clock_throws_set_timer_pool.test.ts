@@ -13,6 +13,7 @@ import { createMemoryNetwork } from "../src/runtime/memory.ts";
 import { startTestNode } from "../testing/node.ts";
 import { ops, replyText } from "../testing/ops.ts";
 import {
+  assertSetFailed,
   breakableClock,
   disconnectOn,
   fakePoolOn,
@@ -20,14 +21,6 @@ import {
 import { watchEscapes } from "./support/fault_harness.ts";
 import { FakeConnection } from "./support/fake_connection.ts";
 import { tickEnds } from "./support/stub_connection.ts";
-
-/** Checks that `error` is the ConfigError naming setTimeout(). */
-function assertSetFailed(error: unknown, cause: Error, what: string) {
-  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
-  assert.equal(error.field, "clock", what);
-  assert.match(error.message, /setTimeout\(\)/, what);
-  assert.equal(error.cause, cause, what);
-}
 
 test("a checkout whose wait cannot arm the pool's timer rejects with the ConfigError naming setTimeout(), and leaves no waiter behind", async () => {
   const { clock, brokeSet, state } = breakableClock();

@@ -8,22 +8,14 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { executeWithRetry } from "../src/client/retry.ts";
 import { sleep } from "../src/client/sleep.ts";
-import { ConfigError } from "../src/errors.ts";
 import { RemoteErrorCode } from "../src/protocol/messages.ts";
 import { ops } from "../testing/ops.ts";
 import {
+  assertSetFailed,
   breakableClock,
   clientOnBreakableClock,
 } from "./support/breakable_clock.ts";
 import { watchEscapes } from "./support/fault_harness.ts";
-
-/** Checks that `error` is the ConfigError naming setTimeout(). */
-function assertSetFailed(error: unknown, cause: Error, what: string) {
-  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
-  assert.equal(error.field, "clock", what);
-  assert.match(error.message, /setTimeout\(\)/, what);
-  assert.equal(error.cause, cause, what);
-}
 
 test("sleep() on a clock whose setTimeout() throws rejects with the ConfigError naming it; an abort still rejects with its reason", async () => {
   const { clock, brokeSet, state } = breakableClock();

@@ -1,9 +1,11 @@
 // A custom clock that a test breaks on purpose: the clock_throws_* tests
 // check what the client does when a caller's clock starts throwing after
 // construction.
+import assert from "node:assert/strict";
 import { Client } from "../../src/client/client.ts";
 import type { Clock } from "../../src/clock.ts";
 import type { ConnectionConfig, PoolConfig } from "../../src/config/shapes.ts";
+import { ConfigError } from "../../src/errors.ts";
 import { ConnectionPool } from "../../src/pool/pool.ts";
 import { createMemoryNetwork } from "../../src/runtime/memory.ts";
 import { startTestNode, type TestNode } from "../../testing/node.ts";
@@ -83,6 +85,33 @@ export function breakableClock() {
   };
   return { virtual, clock, broke, brokeClear, brokeSet, state };
 }
+
+/**
+ * Checks that `error` is the ConfigError naming the clock's `method()`,
+ * what it threw (`cause`) as its cause; `what` names the case.
+ */
+function assertNamed(
+  method: "setTimeout" | "clearTimeout",
+  error: unknown,
+  cause: Error,
+  what: string,
+): void {
+  assert.ok(error instanceof ConfigError, `${what}: ${String(error)}`);
+  assert.equal(error.field, "clock", what);
+  assert.match(error.message, new RegExp(`${method}\\(\\)`), what);
+  assert.equal(error.cause, cause, what);
+}
+
+/** Checks that `error` is the ConfigError naming setTimeout() (see assertNamed). */
+export const assertSetFailed = (error: unknown, cause: Error, what: string) =>
+  assertNamed("setTimeout", error, cause, what);
+
+/** Checks that `error` is the ConfigError naming clearTimeout() (see assertNamed). */
+export const assertClearFailed = (
+  error: unknown,
+  cause: Error,
+  what: string,
+) => assertNamed("clearTimeout", error, cause, what);
 
 /** Disconnects `client`, moving `virtual` on so its timeout can pass. */
 export async function disconnectOn(client: Client, virtual: VirtualClock) {
