@@ -18,7 +18,12 @@
 
 import type { Clock, TimerHandle } from "../clock.ts";
 import type { OutlierEjectionConfig } from "../config/shapes.ts";
-import { clearTimer, setTimer } from "../config/clock_failure.ts";
+import {
+  clearTimer,
+  type OnceTimer,
+  onceTimer,
+  setTimer,
+} from "../config/clock_failure.ts";
 import { type ConfigError, messageOf, RemoteError } from "../errors.ts";
 import { isNodeFailure } from "./health.ts";
 import type { ManagedNode } from "./node.ts";
@@ -200,7 +205,7 @@ export class OutlierEjector {
   readonly #clock: Clock;
   readonly #random: () => number;
   /** The ejected nodes and the timers that end their ejections. */
-  readonly #ejected = new Map<ManagedNode, TimerHandle>();
+  readonly #ejected = new Map<ManagedNode, OnceTimer>();
   /** Closes the success-rate window; undefined while no failure came in. */
   #window: TimerHandle | undefined;
 
@@ -263,10 +268,10 @@ export class OutlierEjector {
     if (timer === undefined) return;
     this.#ejected.delete(node);
     // A custom clock whose clearTimeout() throws: the timer left armed
-    // finds the node forgotten. Let out, the throw stopped
+    // finds itself cancelled (onceTimer). Let out, the throw stopped
     // markNodeHealthy, and a node's removal, half way: the node healthy
     // again but not back in rotation.
-    clearTimer(this.#clock, timer);
+    timer.cancel();
   }
 
   /** Clears every timer; called when the manager closes. */
@@ -275,7 +280,7 @@ export class OutlierEjector {
     // window's timer left armed finds the manager closed.
     if (this.#window !== undefined) clearTimer(this.#clock, this.#window);
     this.#window = undefined;
-    for (const timer of this.#ejected.values()) clearTimer(this.#clock, timer);
+    for (const timer of this.#ejected.values()) timer.cancel();
     this.#ejected.clear();
   }
 
@@ -355,19 +360,15 @@ export class OutlierEjector {
       Math.round(ms)
     } ms (ejection ${count}): ${why}`;
     // Armed first, so that a clock that cannot time the ejection leaves
-    // the node as it was.
-    let timer: TimerHandle;
+    // the node as it was; cancelled when the node is forgotten.
+    let timer: OnceTimer;
     try {
-      timer = setTimer(this.#clock, () => {
-        // Forgotten since, or ejected again (a timer the clock could not
-        // clear): not ours.
-        if (this.#ejected.get(node) === timer) this.#return(node, ms);
-      }, ms);
+      timer = onceTimer(this.#clock, ms, () => this.#return(node, ms));
     } catch (failed) {
       return failed as ConfigError;
     }
     if (!health.eject(reason, now + ms, count)) {
-      clearTimer(this.#clock, timer);
+      timer.cancel();
       return;
     }
     this.#ejected.set(node, timer);
