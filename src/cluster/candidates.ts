@@ -46,6 +46,13 @@ export class Candidates {
     return true;
   }
 
+  /** What {@linkcode Candidates.draw} leaves after a draw from one. */
+  drawnFromOne(): void {
+    this.#next = 0;
+    this.first = 0;
+    this.second = -1;
+  }
+
   /** Draws two positions below `size`, neither of them `skip` (-1: none). */
   draw(size: number, skip: number): void {
     let first = this.#next < size ? this.#next : this.#next % size;

@@ -14,7 +14,7 @@ import { lengthOf } from "../protocol/codec.ts";
 import {
   readSequence,
   readU32,
-  writeHeaderUnchecked,
+  writeHeaderInto,
 } from "../protocol/header_bytes.ts";
 import { HEADER_SIZE } from "../protocol/frame.ts";
 import { fixedView } from "./payload.ts";
@@ -62,6 +62,9 @@ export class FrameWriter {
   readonly #onDrained: () => void;
   readonly #onBroken: (error: unknown) => void;
   #slab = new Uint8Array(FIRST_SLAB);
+  // The slab's headers are written through this view (see writeHeaderInto):
+  // replaced with the slab, every slab having a buffer of its own.
+  #view = new DataView(this.#slab.buffer);
   #start = 0;
   #end = 0;
   #scheduled = false;
@@ -180,23 +183,50 @@ export class FrameWriter {
     payload: Uint8Array,
     length: number = lengthOf(payload),
   ): void {
+    // The small frame, every request of a pipelined caller, in a few
+    // bytes of bytecode so that the request path inlines it whole; the
+    // rest is apart (see #pushLarge, #counted).
+    if (length > COPY_LOOP_BYTES) {
+      return this.#pushLarge(type, flags, sequence, payload, length);
+    }
+    const at = this.#header(type, flags, sequence, length, length);
+    copySmall(payload, length, this.#slab, at);
+    this.#end = at + length;
+    if (this.#scheduled) {
+      if (++this.#tickFrames >= this.#partAt) this.#part();
+    } else this.#firstOfTick();
+  }
+
+  /** A payload copied with `set`, or written as it is (see #pushDirect). */
+  #pushLarge(
+    type: number,
+    flags: number,
+    sequence: number,
+    payload: Uint8Array,
+    length: number,
+  ): void {
     if (length >= DIRECT_PAYLOAD_BYTES && !this.#splitting) {
       return this.#pushDirect(type, flags, sequence, payload);
     }
     const at = this.#header(type, flags, sequence, length, length);
-    const slab = this.#slab;
-    if (length > COPY_LOOP_BYTES) slab.set(payload, at);
-    else copySmall(payload, length, slab, at);
+    this.#slab.set(payload, at);
     this.#end = at + length;
-    if (!this.#scheduled) {
-      this.#scheduled = true;
-      this.#tickFrames = 1;
-      queueMicrotask(this.#endTick);
-    } else if (++this.#tickFrames >= this.#partAt) {
-      // A part goes now; the tick's end still flushes the rest.
-      this.#partAt *= 2;
-      this.#handOver();
-    }
+    if (this.#scheduled) {
+      if (++this.#tickFrames >= this.#partAt) this.#part();
+    } else this.#firstOfTick();
+  }
+
+  /** The tick's first frame: its end is when the rest goes. */
+  #firstOfTick(): void {
+    this.#scheduled = true;
+    this.#tickFrames = 1;
+    queueMicrotask(this.#endTick);
+  }
+
+  /** A part goes now; the tick's end still flushes the rest. */
+  #part(): void {
+    this.#partAt *= 2;
+    this.#handOver();
   }
 
   /**
@@ -381,8 +411,9 @@ export class FrameWriter {
   ): number {
     const need = HEADER_SIZE + room;
     if (this.#end + need > this.#slab.length) this.#renew(need);
-    writeHeaderUnchecked(this.#slab, this.#end, type, flags, sequence, length);
-    return this.#end + HEADER_SIZE;
+    const at = this.#end;
+    writeHeaderInto(this.#view, at, type, flags, sequence, length);
+    return at + HEADER_SIZE;
   }
 
   /**
@@ -438,6 +469,7 @@ export class FrameWriter {
     const slab = new Uint8Array(Math.max(grown, rest + need));
     slab.set(this.#slab.subarray(from, this.#end));
     this.#slab = slab;
+    this.#view = new DataView(slab.buffer);
     this.#start = 0;
     this.#end = rest;
     this.#scanFrom -= from;
@@ -446,6 +478,7 @@ export class FrameWriter {
   /** Writes from now on go into `slab`, from its start. */
   #use(slab: Uint8Array<ArrayBuffer>): void {
     this.#slab = slab;
+    this.#view = new DataView(slab.buffer);
     this.#start = this.#end = this.#scanFrom = 0;
   }
 

@@ -54,8 +54,20 @@ export class PendingTable<E extends Sequenced> {
     return this.#overflow?.get(sequence);
   }
 
-  /** Adds `entry`; its sequence number must not be held already. */
+  /**
+   * Adds `entry`; its sequence number must not be held already. Its slot
+   * free, the common case, in a few bytes of bytecode so that the request
+   * path inlines it; the rest is apart.
+   */
   add(entry: E): void {
+    const index = entry.sequence & this.#mask;
+    if (this.#slots[index] !== undefined) return this.#addAside(entry);
+    this.#slots[index] = entry;
+    if (++this.#size > this.#peak) this.#peak = this.#size;
+  }
+
+  /** `entry`'s slot is taken: the occupant moves aside, or the ring grows. */
+  #addAside(entry: E): void {
     for (;;) {
       const index = entry.sequence & this.#mask;
       const occupant = this.#slots[index];
@@ -74,27 +86,37 @@ export class PendingTable<E extends Sequenced> {
     if (++this.#size > this.#peak) this.#peak = this.#size;
   }
 
-  /** Removes `entry`; false when it was not held (already removed). */
+  /**
+   * Removes `entry`; false when it was not held (already removed). The
+   * common case (in its slot, others still held) is kept to a few bytes of
+   * bytecode so that the reply path inlines it; the rest is apart.
+   */
   delete(entry: E): boolean {
     const index = entry.sequence & this.#mask;
-    if (this.#slots[index] === entry) {
-      this.#slots[index] = undefined;
-    } else if (this.#overflow?.get(entry.sequence) === entry) {
-      this.#overflow.delete(entry.sequence);
-      if (this.#overflow.size === 0) this.#overflow = undefined;
-    } else {
-      return false;
-    }
-    if (--this.#size === 0) {
-      const peak = this.#peak;
-      this.#peak = 0;
-      if (this.#slots.length > Math.max(INITIAL_CAPACITY, 4 * peak)) {
-        let fit = INITIAL_CAPACITY;
-        while (fit < 2 * peak) fit *= 2;
-        this.#resize(fit);
-      }
-    }
+    if (this.#slots[index] !== entry) return this.#deleteAside(entry);
+    this.#slots[index] = undefined;
+    if (--this.#size === 0) this.#emptied();
     return true;
+  }
+
+  /** `entry` is not in its slot: moved aside, or not held. */
+  #deleteAside(entry: E): boolean {
+    if (this.#overflow?.get(entry.sequence) !== entry) return false;
+    this.#overflow.delete(entry.sequence);
+    if (this.#overflow.size === 0) this.#overflow = undefined;
+    if (--this.#size === 0) this.#emptied();
+    return true;
+  }
+
+  /** The last entry left: a ring grown for a burst shrinks to fit. */
+  #emptied(): void {
+    const peak = this.#peak;
+    this.#peak = 0;
+    if (this.#slots.length > Math.max(INITIAL_CAPACITY, 4 * peak)) {
+      let fit = INITIAL_CAPACITY;
+      while (fit < 2 * peak) fit *= 2;
+      this.#resize(fit);
+    }
   }
 
   /**

@@ -94,6 +94,28 @@ export function writeHeaderUnchecked(
 }
 
 /**
+ * {@linkcode writeHeaderUnchecked} through a DataView over the target's
+ * buffer (`offset` counted from the view's start): four 32-bit stores
+ * instead of sixteen byte stores with their bounds checks, which took a
+ * tenth of the instructions a request runs on Node (counted under
+ * callgrind, 2026-12-07). For the frame writer's slab, whose view lives
+ * as long as the slab.
+ */
+export function writeHeaderInto(
+  view: DataView,
+  offset: number,
+  type: number,
+  flags: number,
+  sequence: number,
+  length: number,
+): void {
+  view.setUint32(offset, (PROTOCOL_VERSION << 24 | type << 16 | flags) >>> 0);
+  view.setUint32(offset + 4, Math.floor(sequence / TWO_32));
+  view.setUint32(offset + 8, sequence >>> 0);
+  view.setUint32(offset + 12, length);
+}
+
+/**
  * What is wrong with the frame header at `at` by the stream's rules (a
  * payload over `max` bytes included), or `undefined`: the one check of
  * the stream's decoder and the datagram's.
