@@ -185,7 +185,9 @@ export class FrameWriter {
   ): void {
     // The small frame, every request of a pipelined caller, in a few
     // bytes of bytecode so that the request path inlines it whole; the
-    // rest is apart (see #pushLarge, #counted).
+    // rest is apart (#pushLarge, #firstOfTick, #part). The tick's count
+    // is written out here and in #pushLarge rather than shared through a
+    // method: every level V8 inlines draws on the request path's budget.
     if (length > COPY_LOOP_BYTES) {
       return this.#pushLarge(type, flags, sequence, payload, length);
     }

@@ -96,10 +96,9 @@ export function writeHeaderUnchecked(
 /**
  * {@linkcode writeHeaderUnchecked} through a DataView over the target's
  * buffer (`offset` counted from the view's start): four 32-bit stores
- * instead of sixteen byte stores with their bounds checks, which took a
- * tenth of the instructions a request runs on Node (counted under
- * callgrind, 2026-12-07). For the frame writer's slab, whose view lives
- * as long as the slab.
+ * instead of sixteen byte stores, each with its bounds check. For the
+ * frame writer's slab, on every request's path; its view lives as long
+ * as the slab.
  */
 export function writeHeaderInto(
   view: DataView,
