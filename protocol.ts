@@ -32,11 +32,8 @@ export {
   MIN_FRAME_SIZE,
   PROTOCOL_VERSION,
 } from "./src/protocol/frame.ts";
-export {
-  type FrameHandler,
-  MessageCodec,
-  writeHeader,
-} from "./src/protocol/codec.ts";
+export { type FrameHandler, MessageCodec } from "./src/protocol/codec.ts";
+export { writeHeader } from "./src/protocol/header_bytes.ts";
 export {
   agreeFeatures,
   decodeError,

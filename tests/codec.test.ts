@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { fc } from "./support/fc.ts";
-import { MessageCodec, SPLIT_FRAME_FIRST_ROOM } from "../src/protocol/codec.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { SPLIT_FRAME_FIRST_ROOM } from "../src/protocol/split_frame.ts";
 import {
   HEADER_SIZE,
   type Message,

@@ -13,7 +13,8 @@ import {
   encodeJson,
   RemoteErrorCode,
 } from "../src/protocol/messages.ts";
-import { MessageCodec, writeHeader } from "../src/protocol/codec.ts";
+import { MessageCodec } from "../src/protocol/codec.ts";
+import { writeHeader } from "../src/protocol/header_bytes.ts";
 import { HEADER_SIZE, MessageType } from "../src/protocol/frame.ts";
 import { InvalidArgumentError, ProtocolError } from "../src/errors.ts";
 import { invalid, revoked } from "./support/doors.ts";

@@ -48,7 +48,7 @@ import {
 import { CONNECT as CONNECTION, TLS_CONNECT } from "../connection/control.ts";
 import { DIRECT_PAYLOAD_BYTES } from "../connection/frame_writer.ts";
 import { invalidPayload, isPayload, REAL } from "../connection/payload.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 import type { InvalidArgumentError } from "../errors.ts";
 import type { ListenerOptions } from "../events.ts";
 import { readListenerArguments as checkListenerArguments } from "../config/listeners.ts";

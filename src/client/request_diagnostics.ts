@@ -13,7 +13,7 @@ import {
   type RequestMessage,
   requestObserved,
 } from "../diagnostics/channels.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 
 /** The parts of a request's record the messages are built from. */
 export interface ObservedCall {

@@ -12,7 +12,7 @@ import { InvalidArgumentError } from "../errors.ts";
 import { isDuration } from "../config/validate.ts";
 import { badTimeout, payloadTooLarge } from "./refusals.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 import { FrameFlags, MessageType } from "../protocol/frame.ts";
 import { RUN_WRITE_FRAMES } from "./write_parts.ts";
 import type { ConnectionCore } from "./core.ts";

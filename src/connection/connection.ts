@@ -44,7 +44,7 @@ import {
 } from "./control.ts";
 import { startTlsFor } from "./start_tls.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 import {
   abortedBeforeSent,
   badArgument,

@@ -34,7 +34,7 @@ import {
   MAX_FRAME_SIZE_LIMIT,
   MIN_FRAME_SIZE,
 } from "../protocol/frame.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 import type { ConnectionCore } from "./core.ts";
 import { invalidPayload, isPayload } from "./payload.ts";
 import { switching } from "./tls_switching.ts";

@@ -10,7 +10,7 @@
 
 import type { ByteChannel } from "../runtime/types.ts";
 import { COPY_BELOW } from "../runtime/write_queue.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 import {
   readSequence,
   readU32,

@@ -9,7 +9,7 @@
  */
 
 import { InvalidArgumentError } from "../errors.ts";
-import { lengthOf } from "../protocol/codec.ts";
+import { lengthOf } from "../protocol/payload_length.ts";
 
 /**
  * Whether `value` is a real `Uint8Array`: `instanceof` for the type, and

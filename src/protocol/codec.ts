@@ -30,13 +30,6 @@ import { checkCopyBelow, integerIn } from "./codec_limits.ts";
 import { lengthOf } from "./payload_length.ts";
 import { NoRoom, splitBuffer } from "./split_frame.ts";
 
-// Where protocol.ts has always taken it from.
-export { writeHeader };
-// Where the connection, the datagram codec and the doors have always
-// taken it from, and the tests the split frame's first room.
-export { lengthOf };
-export { SPLIT_FRAME_FIRST_ROOM } from "./split_frame.ts";
-
 /**
  * Takes one decoded frame's fields; `payload` is a view into the chunk
  * when the frame arrived whole in it.

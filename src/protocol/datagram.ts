@@ -21,7 +21,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { lengthOf } from "./codec.ts";
+import { lengthOf } from "./payload_length.ts";
 import { itemsOf } from "../errors/base.ts";
 import {
   headerFault,

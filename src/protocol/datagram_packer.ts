@@ -14,7 +14,7 @@
  * @module
  */
 
-import { lengthOf } from "./codec.ts";
+import { lengthOf } from "./payload_length.ts";
 import { readSequence, readU32, writeHeaderUnchecked } from "./header_bytes.ts";
 import { InvalidArgumentError } from "../errors.ts";
 import {

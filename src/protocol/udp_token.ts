@@ -11,7 +11,7 @@
  */
 
 import { InvalidArgumentError, ProtocolError } from "../errors.ts";
-import { lengthOf } from "./codec.ts";
+import { lengthOf } from "./payload_length.ts";
 import { shown } from "./foreign_values.ts";
 
 /**
