@@ -46,6 +46,18 @@ export class Candidates {
     return true;
   }
 
+  /**
+   * The node of `nodes` when it holds exactly one, with the state a draw
+   * from one leaves; undefined otherwise. The only choice, whatever a pick
+   * excludes (as a draw from one has it), and nothing drawn: the draw is a
+   * call each balancer's pick would pay on the request path for nothing.
+   */
+  only<N>(nodes: HealthyNodeSet<N>): N | undefined {
+    if (nodes.size !== 1) return undefined;
+    this.drawnFromOne();
+    return nodes.at(0);
+  }
+
   /** What {@linkcode Candidates.draw} leaves after a draw from one. */
   drawnFromOne(): void {
     this.#next = 0;

@@ -119,13 +119,8 @@ export class LeastInFlightBalancer<N> implements Balancer<N> {
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
     const c = this.#candidates;
-    // One node: the only choice, whatever is excluded (as a draw from one
-    // would have it), with the state such a draw leaves. Not drawn: the
-    // draw is a call the request path would pay for nothing.
-    if (nodes.size === 1) {
-      c.drawnFromOne();
-      return nodes.at(0);
-    }
+    const only = c.only(nodes);
+    if (only !== undefined) return only;
     if (!c.drawFrom(nodes, exclude)) return undefined;
     const first = c.first;
     const second = c.second;

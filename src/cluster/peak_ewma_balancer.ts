@@ -124,6 +124,8 @@ export class PeakEwmaBalancer<N> implements Balancer<N> {
   pick(exclude?: N): N | undefined {
     const nodes = this.nodes;
     const c = this.#candidates;
+    const only = c.only(nodes);
+    if (only !== undefined) return only;
     if (!c.drawFrom(nodes, exclude)) return undefined;
     const first = c.first;
     const second = c.second;

@@ -185,37 +185,39 @@ export class FrameWriter {
   ): void {
     // The small frame, every request of a pipelined caller, in a few
     // bytes of bytecode so that the request path inlines it whole; the
-    // rest is apart (#pushLarge, #firstOfTick, #part). The tick's count
-    // is written out here and in #pushLarge rather than shared through a
-    // method: every level V8 inlines draws on the request path's budget.
+    // rest is apart (#copyLarge, #firstOfTick, #part).
     if (length > COPY_LOOP_BYTES) {
-      return this.#pushLarge(type, flags, sequence, payload, length);
+      if (this.#copyLarge(type, flags, sequence, payload, length)) return;
+    } else {
+      const at = this.#header(type, flags, sequence, length, length);
+      copySmall(payload, length, this.#slab, at);
+      this.#end = at + length;
     }
-    const at = this.#header(type, flags, sequence, length, length);
-    copySmall(payload, length, this.#slab, at);
-    this.#end = at + length;
     if (this.#scheduled) {
       if (++this.#tickFrames >= this.#partAt) this.#part();
     } else this.#firstOfTick();
   }
 
-  /** A payload copied with `set`, or written as it is (see #pushDirect). */
-  #pushLarge(
+  /**
+   * A payload copied with `set`, to be counted in the tick as any frame;
+   * or true when it went to the channel as it is (see #pushDirect), which
+   * counts nothing.
+   */
+  #copyLarge(
     type: number,
     flags: number,
     sequence: number,
     payload: Uint8Array,
     length: number,
-  ): void {
+  ): boolean {
     if (length >= DIRECT_PAYLOAD_BYTES && !this.#splitting) {
-      return this.#pushDirect(type, flags, sequence, payload);
+      this.#pushDirect(type, flags, sequence, payload);
+      return true;
     }
     const at = this.#header(type, flags, sequence, length, length);
     this.#slab.set(payload, at);
     this.#end = at + length;
-    if (this.#scheduled) {
-      if (++this.#tickFrames >= this.#partAt) this.#part();
-    } else this.#firstOfTick();
+    return false;
   }
 
   /** The tick's first frame: its end is when the rest goes. */
@@ -468,13 +470,12 @@ export class FrameWriter {
   #carryOver(grown: number, need: number): void {
     const from = this.#start;
     const rest = this.#end - from;
+    const scanFrom = this.#scanFrom - from;
     const slab = new Uint8Array(Math.max(grown, rest + need));
     slab.set(this.#slab.subarray(from, this.#end));
-    this.#slab = slab;
-    this.#view = new DataView(slab.buffer);
-    this.#start = 0;
+    this.#use(slab);
     this.#end = rest;
-    this.#scanFrom -= from;
+    this.#scanFrom = scanFrom;
   }
 
   /** Writes from now on go into `slab`, from its start. */
